@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Set up and run Einblick on a fresh machine with nothing but Python 3.11+.
+
+    python3 dev.py demo     # broker, cloud stand-in, simulated devices, gateway and the TUI
+    python3 dev.py test     # every test (what CI runs), plus ruff and mypy
+    python3 dev.py bench    # the performance benchmarks (figures for the README)
+
+Creates ``.venv`` beside this file, installs the project into it, and installs Mosquitto from
+Debian's packages when it is missing and we are root (otherwise it says exactly what to run).
+Standard library only: this runs before anything is installed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / "bin"
+STAMP = VENV / ".einblick-installed"
+
+
+def say(text: str) -> None:
+    print(f"[dev] {text}", file=sys.stderr, flush=True)
+
+
+def ensure_python() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"Einblick needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
+
+
+def ensure_venv() -> None:
+    if not (BIN / "python").exists():
+        say(f"creating virtual environment in {VENV}")
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    pyproject = ROOT / "pyproject.toml"
+    if STAMP.exists() and STAMP.stat().st_mtime >= pyproject.stat().st_mtime:
+        return
+    say("installing Einblick and its test tools into .venv (first run takes a minute)")
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
+    STAMP.touch()
+
+
+def ensure_mosquitto() -> None:
+    if shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists():
+        return
+    apt = shutil.which("apt-get")
+    if apt and os.geteuid() == 0:
+        say("Mosquitto is missing: installing it from Debian's packages")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run([apt, "update", "-qq"], check=True, env=env)
+        subprocess.run(
+            [apt, "install", "-y", "-qq", "--no-install-recommends", "mosquitto", "mosquitto-clients"],
+            check=True,
+            env=env,
+        )
+        # Debian starts a system broker on port 1883; Einblick runs its own, so stop that one.
+        subprocess.run(["service", "mosquitto", "stop"], check=False, capture_output=True)
+        return
+    sys.exit(
+        "Mosquitto (the MQTT broker Einblick supervises) is not installed.\n"
+        "Install it, then run this again:\n"
+        "    sudo apt-get install mosquitto mosquitto-clients     # Debian, Ubuntu, Raspberry Pi OS\n"
+        "    sudo dnf install mosquitto                           # Fedora\n"
+        "    brew install mosquitto                               # macOS"
+    )
+
+
+def run(argv: list[str]) -> int:
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}:/usr/sbin"}
+    return subprocess.run(argv, cwd=ROOT, env=env, check=False).returncode
+
+
+def main() -> int:
+    ensure_python()
+    command = sys.argv[1] if len(sys.argv) > 1 else "help"
+    extra = sys.argv[2:]
+    if command not in {"demo", "test", "bench"}:
+        print(__doc__)
+        return 0 if command == "help" else 2
+    ensure_venv()
+    ensure_mosquitto()
+    if command == "demo":
+        return run([str(BIN / "einblick"), "demo", *extra])
+    if command == "bench":
+        return run([str(BIN / "python"), "-m", "gateway.bench", *extra])
+    for step in (
+        [str(BIN / "ruff"), "check", "."],
+        [str(BIN / "ruff"), "format", "--check", "."],
+        [str(BIN / "mypy")],
+    ):
+        say("running " + " ".join(Path(step[0]).name if i == 0 else a for i, a in enumerate(step)))
+        code = run(step)
+        if code != 0:
+            return code
+    say("running pytest")
+    return run([str(BIN / "python"), "-m", "pytest", *extra])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

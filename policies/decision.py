@@ -1,0 +1,86 @@
+"""The engine's output: one decision per recipient, carrying everything the log must explain.
+
+This module is the contract between ``policies`` (which produces decisions), the explanation log
+(which records them) and the forwarder (which publishes ``payload`` to ``topic``). Fields are only
+ever added, never renamed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = ["Alteration", "Decision", "LegalBasis", "Outcome", "Reason"]
+
+
+class Outcome(StrEnum):
+    SHARED = "shared"  # released unchanged (possibly only some fields; see ``withheld``)
+    ALTERED = "altered"  # released with at least one treatment applied
+    WITHHELD = "withheld"  # nothing leaves for this recipient
+
+
+class LegalBasis(StrEnum):
+    """GDPR Art. 6(1) (a)-(f)."""
+
+    CONSENT = "consent"
+    CONTRACT = "contract"
+    LEGAL_OBLIGATION = "legal_obligation"
+    VITAL_INTERESTS = "vital_interests"
+    PUBLIC_TASK = "public_task"
+    LEGITIMATE_INTERESTS = "legitimate_interests"
+
+
+@dataclass(frozen=True, slots=True)
+class Alteration:
+    """One field (or topic level) released in altered form.
+
+    ``path`` uses the policy's path syntax (``sensors.temp.value``, ``$topic.user``);
+    ``treatment`` is the treatment's name (``pseudonymise``, ``round``, ``coarsen``, ``truncate``,
+    ``aggregate``); ``detail`` its parameter as the explanation will show it (``0.5``, ``1000 m``,
+    ``minute``, ``mean over 5 min``).
+    """
+
+    path: str
+    treatment: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why something was withheld, as a catalog code plus parameters, so it renders in de and en.
+
+    Codes the engine uses: ``unknown_device``, ``no_grant``, ``not_json``, ``invalid_utf8``,
+    ``too_large``, ``expired``, ``not_yet_valid``, ``withdrawn``, ``rate_limited``,
+    ``outside_hours``, ``condition_not_met``, ``nothing_released``, ``aggregating``,
+    ``treatment_failed``, ``no_birth`` (Sparkplug DATA before BIRTH), ``erased``, ``internal_error``.
+    """
+
+    code: str
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What happens to one message for one recipient.
+
+    For an unknown device or an unparseable message the engine still returns exactly one decision
+    (``recipient`` None, ``outcome`` WITHHELD), so every accepted message leaves a log entry.
+    """
+
+    customer: str | None
+    device: str | None
+    recipient: str | None
+    outcome: Outcome
+    grant: str | None = None
+    policy_version: str | None = None  # content hash of the policy document that decided
+    purpose: Mapping[str, str] = field(default_factory=dict)  # language code -> text
+    legal_basis: LegalBasis | None = None
+    topic: str | None = None  # topic the recipient sees; None when withheld
+    payload: bytes | None = None  # exact bytes to publish; None when withheld
+    shared: tuple[str, ...] = ()  # paths released unchanged
+    altered: tuple[Alteration, ...] = ()
+    withheld: tuple[str, ...] = ()  # paths present in the input but not released
+    reason: Reason | None = None  # set when outcome is WITHHELD
+    opaque: bool = False  # payload released whole without inspection
+    stream: str | None = None  # the device stream (e.g. "telemetry") the message came in on

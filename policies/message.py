@@ -1,0 +1,22 @@
+"""What arrives from a device, as the engine sees it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+__all__ = ["Message"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One MQTT message from the device-side broker, untouched.
+
+    ``payload`` is the exact bytes the device sent: firmware sends literals a JSON round trip would
+    change (``23.20``), so nothing upstream of the engine may parse and re-serialise it.
+    """
+
+    topic: str
+    payload: bytes
+    received_at: datetime  # timezone-aware UTC, stamped by the gateway on receipt
+    retain: bool = False
