@@ -1,0 +1,275 @@
+"""The installer's configuration: one YAML file, validated, with errors that name key and line.
+
+    einblick_config: 1
+    instance: edge-01                 # names this gateway's log chains (origin of checkpoints)
+    data_dir: data                    # relative paths are relative to this file
+    policies_dir: policies            # one <customer>.yaml per customer
+    broker:
+      mode: managed                   # managed: Einblick runs Mosquitto; external: you run one
+      host: 127.0.0.1
+      port: 1883
+    recipients:
+      - name: oven-maker
+        display_name: Ofenbau Müller GmbH – Wartungscloud
+        url: mqtts://maintenance.example.com:8883
+        username: bakery-17
+        password_file: secrets/oven-maker.password
+    outbox:
+      max_rows: 100000                # when full, Einblick stops taking messages from devices
+
+Paths in the file are resolved against the file's directory, so a configuration directory can be
+moved as a whole.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gateway.errors import ConfigError
+
+__all__ = [
+    "BrokerConfig",
+    "Config",
+    "MetricsConfig",
+    "OutboxConfig",
+    "PipelineConfig",
+    "RecipientConfig",
+    "TlsConfig",
+    "load_config",
+]
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+MAX_CONFIG_BYTES = 1 << 20
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsConfig(_Model):
+    ca_file: Path | None = None  # None: the system's trust store
+    cert_file: Path | None = None  # client certificate, when the upstream wants one
+    key_file: Path | None = None
+    # Turning verification off is sometimes needed on a test bench; it is never the default.
+    insecure_skip_verify: bool = False
+
+
+class RecipientConfig(_Model):
+    name: str
+    display_name: str
+    url: str  # mqtt://host:port or mqtts://host:port
+    username: str | None = None
+    password_file: Path | None = None
+    client_id: str | None = None
+    tls: TlsConfig = TlsConfig()
+    topic_prefix: str = ""  # prepended to every topic the policy's template produces
+    qos: Literal[0, 1] = 1
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME.match(value):
+            raise ValueError(f"must be lower-case letters, digits and '-', found {value!r}")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"mqtt", "mqtts"} or not parts.hostname:
+            raise ValueError(f"expected mqtt://host:port or mqtts://host:port, found {value!r}")
+        return value
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    @property
+    def uses_tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
+
+
+class BrokerConfig(_Model):
+    mode: Literal["managed", "external"] = "managed"
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    # Managed mode: where devices connect from. 127.0.0.1 keeps the demo private; an edge box
+    # listens on its LAN address or 0.0.0.0.
+    listen: str = "127.0.0.1"
+    tls_port: int | None = Field(default=None, ge=1, le=65535)
+    mosquitto: Path | None = None  # None: found on PATH or in /usr/sbin
+    gateway_username: str = "einblick-gateway"
+    gateway_password_file: Path | None = None  # external mode: the gateway's own credentials
+    client_id: str = "einblick-gateway"
+
+
+class OutboxConfig(_Model):
+    # When this many rows wait to be sent, the gateway stops acknowledging device messages: the
+    # broker keeps them (QoS 1, persistent session) until the upstreams drain the outbox.
+    max_rows: int = Field(default=100_000, ge=10)
+    # Sent rows are kept this long so the TUI can show them, then pruned.
+    keep_sent_s: int = Field(default=3600, ge=0)
+
+
+class PipelineConfig(_Model):
+    max_payload_bytes: int = Field(default=256 * 1024, ge=64)
+    queue: int = Field(default=2000, ge=1)  # messages received but not yet committed
+    batch_max: int = Field(default=1000, ge=1)
+    checkpoint_interval_s: float = Field(default=1.0, gt=0, le=60)
+
+
+class MetricsConfig(_Model):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=1, le=65535)
+
+
+class Config(_Model):
+    einblick_config: Literal[1]
+    instance: str = "edge-01"
+    data_dir: Path = Path("data")
+    database: Path | None = None  # default: <data_dir>/einblick.db
+    signing_key: Path | None = None  # default: <data_dir>/keys/signing.key
+    policies_dir: Path = Path("policies")
+    broker: BrokerConfig = BrokerConfig()
+    recipients: Annotated[list[RecipientConfig], Field(default_factory=list)]
+    outbox: OutboxConfig = OutboxConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    source: Path = Path("einblick.yaml")  # set by the loader, not by the file
+
+    @field_validator("instance")
+    @classmethod
+    def _instance(cls, value: str) -> str:
+        if not NAME.match(value):
+            raise ValueError(f"must be lower-case letters, digits and '-', found {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_recipients(self) -> Config:
+        seen: set[str] = set()
+        for recipient in self.recipients:
+            if recipient.name in seen:
+                raise ValueError(f"recipient {recipient.name!r} is defined twice")
+            seen.add(recipient.name)
+        return self
+
+    @property
+    def base(self) -> Path:
+        return self.source.parent
+
+    def path(self, value: Path) -> Path:
+        return value if value.is_absolute() else (self.base / value)
+
+    @property
+    def data_path(self) -> Path:
+        return self.path(self.data_dir)
+
+    @property
+    def database_path(self) -> Path:
+        return self.path(self.database) if self.database else self.data_path / "einblick.db"
+
+    @property
+    def signing_key_path(self) -> Path:
+        if self.signing_key:
+            return self.path(self.signing_key)
+        return self.data_path / "keys" / "signing.key"
+
+    @property
+    def policies_path(self) -> Path:
+        return self.path(self.policies_dir)
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.data_path / "broker"
+
+    @property
+    def control_socket(self) -> Path:
+        return self.data_path / "control.sock"
+
+    def recipient(self, name: str) -> RecipientConfig:
+        for recipient in self.recipients:
+            if recipient.name == name:
+                return recipient
+        known = ", ".join(r.name for r in self.recipients) or "none"
+        raise ConfigError(str(self.source), f"no recipient named {name!r} (configured: {known})")
+
+    def recipient_names(self) -> dict[str, str]:
+        return {r.name: r.display_name for r in self.recipients}
+
+
+def _locate(node: yaml.Node | None, loc: tuple[int | str, ...]) -> tuple[int | None, int | None]:
+    """Walk a composed YAML node along a pydantic error location to its line and column."""
+    best = node
+    for part in loc:
+        if best is None:
+            break
+        child: yaml.Node | None = None
+        if isinstance(best, yaml.MappingNode):
+            for key, value in best.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == part:
+                    child = value
+                    break
+        elif isinstance(best, yaml.SequenceNode) and isinstance(part, int):
+            if 0 <= part < len(best.value):
+                child = best.value[part]
+        if child is None:
+            break
+        best = child
+    if best is None:
+        return None, None
+    return best.start_mark.line + 1, best.start_mark.column + 1
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate the configuration file; every problem is a ConfigError with file:line."""
+    source = Path(path)
+    try:
+        raw = source.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(source), f"cannot read the configuration: {exc.strerror}") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(str(source), f"file is {len(raw)} bytes; a configuration is < 1 MiB")
+    try:
+        text = raw.decode("utf-8")
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data: Any = yaml.safe_load(text)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(source), f"not UTF-8 text (byte {exc.start})") from exc
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        raise ConfigError(
+            str(source),
+            f"invalid YAML: {exc.problem}",
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        ) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(str(source), "expected a mapping with 'einblick_config: 1' at the top")
+    if "source" in data:
+        raise ConfigError(str(source), "'source' is set by Einblick, not by the file", key="source")
+    try:
+        return Config.model_validate({**data, "source": source.resolve()})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = tuple(error["loc"])
+        line, column = _locate(node, loc)
+        key = ".".join(str(p) for p in loc) or None
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see README 'Configuration')"
+        elif error["type"] == "missing":
+            message = "required key is missing"
+        raise ConfigError(str(source), message, line=line, column=column, key=key) from exc
