@@ -1,0 +1,309 @@
+"""The managed device-side broker: a real Mosquitto, configured and supervised by Einblick.
+
+Einblick writes Mosquitto's configuration, password file and ACL from its device registry, so a
+device may publish only under its own topics and only the gateway may read everything. The ACL
+and password file are reloaded with SIGHUP, without a restart, when devices are added or removed.
+
+Mosquitto keeps the gateway's persistent session: while the gateway is down or has stopped taking
+messages (outbox full), devices' QoS 1 messages queue in the broker, and its persistence file keeps
+them across a broker restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.errors import BrokerError
+
+__all__ = [
+    "AclRule",
+    "Mosquitto",
+    "MosquittoSettings",
+    "find_mosquitto",
+    "hash_password",
+    "topic_filter",
+    "wait_for_port",
+    "write_private",
+]
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = (
+    "Mosquitto is not installed. Install it with\n"
+    "    sudo apt-get install mosquitto mosquitto-clients\n"
+    "or point Einblick at an existing broker with 'broker: {mode: external, host: …, port: …}'."
+)
+
+
+def find_mosquitto(explicit: Path | None = None) -> Path:
+    if explicit is not None:
+        if not explicit.exists():
+            raise BrokerError(f"broker.mosquitto: {explicit} does not exist. {INSTALL_HINT}")
+        return explicit
+    found = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+    if found is None:
+        raise BrokerError(INSTALL_HINT)
+    return Path(found)
+
+
+def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    """Mosquitto 2's ``$7$`` format: PBKDF2-HMAC-SHA512, 101 iterations, 12-byte salt."""
+    salt = salt if salt is not None else secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode("utf-8"), salt, 101, 64)
+    return f"$7$101${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def topic_filter(pattern: str) -> str:
+    """Turn a policy topic pattern (``owntracks/{user}/{device}``) into an MQTT filter."""
+    levels = pattern.split("/")
+    return "/".join(
+        "+" if level.startswith("{") and level.endswith("}") else level for level in levels
+    )
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, atomically (a crash leaves the old file whole)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True, slots=True)
+class AclRule:
+    """One broker user and the topic filters it may use."""
+
+    username: str
+    password_hash: str | None  # None: certificate-authenticated user (no password line)
+    write: tuple[str, ...] = ()
+    readwrite: tuple[str, ...] = ()
+    read: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MosquittoSettings:
+    directory: Path  # holds mosquitto.conf, passwd, acl, persistence
+    port: int
+    listen: str = "127.0.0.1"
+    tls_port: int | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    require_client_cert: bool = False
+    anonymous: bool = False  # only for test and demo "cloud" brokers
+    # The gateway holds QoS 1 messages unacknowledged until they are committed; a window of
+    # 1,000 lets the writer commit large batches under load.
+    max_inflight: int = 1000
+    # While the gateway is paused or down, the broker queues for its persistent session. The
+    # default of 1,000 would drop the 1,001st message: Einblick never drops, so allow a million.
+    max_queued: int = 1_000_000
+
+
+class Mosquitto:
+    """A Mosquitto process we started, restarted and stopped."""
+
+    def __init__(self, settings: MosquittoSettings, *, binary: Path | None = None) -> None:
+        self.settings = settings
+        self.binary = find_mosquitto(binary)
+        self.process: asyncio.subprocess.Process | None = None
+        self.restarts = 0
+
+    @property
+    def conf_path(self) -> Path:
+        return self.settings.directory / "mosquitto.conf"
+
+    @property
+    def log_path(self) -> Path:
+        return self.settings.directory / "mosquitto.log"
+
+    def write_files(self, rules: Iterable[AclRule]) -> None:
+        settings = self.settings
+        settings.directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(settings.directory, 0o700)
+        persistence = settings.directory / "persistence"
+        persistence.mkdir(exist_ok=True)
+        rules = list(rules)
+        write_private(
+            settings.directory / "passwd",
+            "".join(f"{r.username}:{r.password_hash}\n" for r in rules if r.password_hash),
+        )
+        acl: list[str] = []
+        for rule in rules:
+            acl.append(f"user {rule.username}")
+            acl.extend(f"topic write {t}" for t in rule.write)
+            acl.extend(f"topic readwrite {t}" for t in rule.readwrite)
+            acl.extend(f"topic read {t}" for t in rule.read)
+            acl.append("")
+        write_private(settings.directory / "acl", "\n".join(acl))
+        lines = [
+            "# Written by Einblick; edits are overwritten. Change einblick.yaml instead.",
+            "per_listener_settings false",
+            f"allow_anonymous {'true' if settings.anonymous else 'false'}",
+            "persistence true",
+            f"persistence_location {persistence}/",
+            # Queued messages reach the disk within a second, so a broker crash loses at most that.
+            "autosave_interval 1",
+            "autosave_on_changes false",
+            f"max_inflight_messages {settings.max_inflight}",
+            f"max_queued_messages {settings.max_queued}",
+            "max_queued_bytes 0",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "connection_messages true",
+            "log_timestamp_format %Y-%m-%dT%H:%M:%S",
+        ]
+        if not settings.anonymous:
+            lines += [
+                f"password_file {settings.directory / 'passwd'}",
+                f"acl_file {settings.directory / 'acl'}",
+            ]
+        lines.append(f"listener {settings.port} {settings.listen}")
+        if settings.tls_port is not None:
+            if not (settings.ca_file and settings.cert_file and settings.key_file):
+                raise BrokerError(
+                    "broker.tls_port is set but the gateway's CA, certificate or key is missing (run 'einblick init')"
+                )
+            lines += [
+                f"listener {settings.tls_port} {settings.listen}",
+                f"cafile {settings.ca_file}",
+                f"certfile {settings.cert_file}",
+                f"keyfile {settings.key_file}",
+            ]
+            if settings.require_client_cert:
+                lines += ["require_certificate true", "use_identity_as_username true"]
+        write_private(self.conf_path, "\n".join(lines) + "\n")
+
+    async def start(self, timeout: float = 10.0) -> None:
+        if self.process is not None and self.process.returncode is None:
+            return
+        log_file = self.log_path.open("ab")
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                str(self.binary),
+                "-c",
+                str(self.conf_path),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                start_new_session=True,  # Ctrl-C in the terminal reaches us, and we stop it in order
+            )
+        finally:
+            log_file.close()
+        try:
+            await wait_for_port(self.settings.listen, self.settings.port, timeout, self.process)
+        except BrokerError:
+            await self.stop()
+            raise BrokerError(
+                f"Mosquitto did not start listening on {self.settings.listen}:{self.settings.port}; "
+                f"its log says:\n{self.tail_log()}"
+            ) from None
+
+    def tail_log(self, lines: int = 8) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+
+    def reload(self) -> None:
+        """Re-read the password file and ACL without dropping connections."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGHUP)
+
+    def kill(self) -> None:
+        """kill -9, for fault tests."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+
+    async def stop(self) -> None:
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        process.terminate()
+        try:
+            async with asyncio.timeout(5):
+                await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+    async def supervise(self) -> None:
+        """Restart Mosquitto whenever it dies, with backoff; runs until cancelled."""
+        delay = 0.5
+        while True:
+            if self.process is None or self.process.returncode is not None:
+                try:
+                    await self.start()
+                    delay = 0.5
+                except BrokerError as exc:
+                    log.error("%s; retrying in %.1f s", exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+                    continue
+            assert self.process is not None
+            code = await self.process.wait()
+            self.restarts += 1
+            log.error(
+                "Mosquitto exited with code %s; restarting in %.1f s. Its log says:\n%s",
+                code,
+                delay,
+                self.tail_log(),
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
+async def wait_for_port(
+    host: str, port: int, timeout: float, process: asyncio.subprocess.Process | None = None
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if process is not None and process.returncode is not None:
+            raise BrokerError(f"the process exited with code {process.returncode}")
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return
+    raise BrokerError(f"nothing listens on {host}:{port} after {timeout:.0f} s")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def gateway_rule(username: str, password_hash: str) -> AclRule:
+    return AclRule(username=username, password_hash=password_hash, readwrite=("#",))
+
+
+def device_rule(username: str, password_hash: str | None, patterns: Sequence[str]) -> AclRule:
+    filters = tuple(dict.fromkeys(topic_filter(p) for p in patterns))
+    return AclRule(username=username, password_hash=password_hash, readwrite=filters)

@@ -1,0 +1,377 @@
+"""paho-mqtt on asyncio: the only module in Einblick that imports paho.
+
+One ``MqttConnection`` is one network session. Reconnecting means a new ``MqttConnection``: paho
+keeps its own queue of in-flight messages per client object and re-sends it on reconnect, and we
+want exactly one source of truth for what still has to go out — our durable outbox. A fresh client
+per session also means a manual ack can never reach a later session under a reused packet id.
+
+paho is driven without its thread: its socket callbacks register the socket with the event loop
+(``add_reader`` → ``loop_read``, ``add_writer`` → ``loop_write``) and a task calls ``loop_misc``
+for keepalives, the design of paho's own ``examples/loop_asyncio.py`` and of aiomqtt. That keeps
+every paho call on the loop thread, with no lock contention on the hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.reasoncodes import ReasonCode
+
+from gateway.errors import GatewayError
+
+__all__ = ["ConnectionLost", "Endpoint", "Inbound", "MqttConnection", "MqttError", "TlsSettings"]
+
+log = logging.getLogger(__name__)
+
+
+class MqttError(GatewayError):
+    """A broker refused us or could not be reached."""
+
+
+class ConnectionLost(MqttError):
+    """The session ended before the operation completed; nothing about it is known."""
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure_skip_verify: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    host: str
+    port: int
+    client_id: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in logs or reprs
+    tls: TlsSettings | None = None
+    keepalive_s: int = 30
+
+    def describe(self) -> str:
+        scheme = "mqtts" if self.tls else "mqtt"
+        user = f"{self.username}@" if self.username else ""
+        return f"{scheme}://{user}{self.host}:{self.port} as {self.client_id!r}"
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A message as received; ``ack()`` sends the PUBACK on the session that delivered it."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    mid: int
+    connection: MqttConnection
+
+    def ack(self) -> None:
+        self.connection.ack(self.mid, self.qos)
+
+
+_CONNACK_HINTS = {
+    4: "bad user name or password",
+    5: "not authorised",
+    134: "bad user name or password",
+    135: "not authorised",
+}
+
+
+class MqttConnection:
+    """One MQTT session over paho-mqtt, driven by the running asyncio loop."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        on_message: Callable[[Inbound], None] | None = None,
+        manual_ack: bool = False,
+        clean_session: bool = True,
+        max_inflight: int = 100,
+    ) -> None:
+        self.endpoint = endpoint
+        self._on_message = on_message
+        self._loop = asyncio.get_running_loop()
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=endpoint.client_id,
+            clean_session=clean_session,
+            protocol=paho.MQTTv311,
+            manual_ack=manual_ack,
+        )
+        # paho's own default of 20 in-flight QoS 1 publishes caps an upstream link at ~20 per
+        # round trip; the outbox decides how much is outstanding, so paho should not throttle.
+        self._client.max_inflight_messages_set(max_inflight)
+        self._client.max_queued_messages_set(0)
+        if endpoint.username is not None:
+            self._client.username_pw_set(endpoint.username, endpoint.password)
+        if endpoint.tls is not None:
+            self._client.tls_set_context(_ssl_context(endpoint.tls))
+        self._client.on_connect = self._handle_connect
+        self._client.on_disconnect = self._handle_disconnect
+        self._client.on_message = self._handle_message
+        self._client.on_publish = self._handle_publish
+        self._client.on_subscribe = self._handle_subscribe
+        self._client.on_socket_open = self._socket_open
+        self._client.on_socket_close = self._socket_close
+        self._client.on_socket_register_write = self._socket_register_write
+        self._client.on_socket_unregister_write = self._socket_unregister_write
+        self._connected: asyncio.Future[None] = self._loop.create_future()
+        self.closed: asyncio.Future[str] = self._loop.create_future()
+        self._publishes: dict[int, asyncio.Future[None]] = {}
+        self._subscribes: dict[int, asyncio.Future[list[int]]] = {}
+        self._sock: socket.socket | None = None
+        self._reading = False
+        self._misc: asyncio.TimerHandle | None = None
+
+    # -- public API ---------------------------------------------------------------------------
+
+    async def open(self, timeout: float = 10.0) -> None:
+        """Connect and wait for CONNACK. Raises MqttError naming the broker and the reason."""
+        endpoint = self.endpoint
+        try:
+            async with asyncio.timeout(timeout):
+                # connect() resolves the name and opens the socket, both blocking; on_socket_open
+                # then runs in the executor thread, which is why it hops back to the loop.
+                await self._loop.run_in_executor(
+                    None, self._client.connect, endpoint.host, endpoint.port, endpoint.keepalive_s
+                )
+                await asyncio.shield(self._connected)
+        except TimeoutError as exc:
+            self._teardown("connect timed out")
+            raise MqttError(
+                f"{endpoint.describe()}: no answer within {timeout:.0f} s "
+                "(is the broker running and the port right?)"
+            ) from exc
+        except (OSError, ssl.SSLError) as exc:
+            self._teardown(str(exc))
+            raise MqttError(f"{endpoint.describe()}: cannot connect: {exc}") from exc
+        except MqttError:
+            self._teardown("refused")
+            raise
+
+    @property
+    def is_open(self) -> bool:
+        return self._connected.done() and not self._connected.exception() and not self.closed.done()
+
+    async def subscribe(self, topic: str, qos: int, timeout: float = 10.0) -> int:
+        """Subscribe and return the granted QoS; a refusal (0x80) raises MqttError."""
+        result, mid = self._client.subscribe(topic, qos)
+        if result != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+            raise ConnectionLost(f"{self.endpoint.describe()}: subscribe failed: {result}")
+        future: asyncio.Future[list[int]] = self._loop.create_future()
+        self._subscribes[mid] = future
+        try:
+            async with asyncio.timeout(timeout):
+                granted = await future
+        finally:
+            self._subscribes.pop(mid, None)
+        if not granted or granted[0] >= 0x80:
+            raise MqttError(
+                f"{self.endpoint.describe()}: the broker refused a subscription to {topic!r}"
+            )
+        return granted[0]
+
+    def publish(
+        self, topic: str, payload: bytes, qos: int, retain: bool = False
+    ) -> asyncio.Future[None]:
+        """Queue a publish; the future resolves on PUBACK (QoS 1) or once written (QoS 0)."""
+        future: asyncio.Future[None] = self._loop.create_future()
+        if self.closed.done():
+            future.set_exception(ConnectionLost(f"{self.endpoint.describe()}: not connected"))
+            return future
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            future.set_exception(
+                ConnectionLost(
+                    f"{self.endpoint.describe()}: publish failed: {paho.error_string(info.rc)}"
+                )
+            )
+            return future
+        if info.is_published():  # QoS 0 written at once, or a PUBACK that already arrived
+            future.set_result(None)
+        else:
+            self._publishes[info.mid] = future
+        return future
+
+    def ack(self, mid: int, qos: int) -> None:
+        if qos > 0 and not self.closed.done():
+            self._client.ack(mid, qos)
+
+    def pause_reading(self) -> None:
+        if self._sock is not None and self._reading:
+            self._loop.remove_reader(self._sock)
+            self._reading = False
+
+    def resume_reading(self) -> None:
+        if self._sock is not None and not self._reading and not self.closed.done():
+            self._loop.add_reader(self._sock, self._read)
+            self._reading = True
+
+    async def close(self) -> None:
+        if not self.closed.done():
+            self._client.disconnect()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2):
+                    await asyncio.shield(self.closed)
+        self._teardown("closed by us")
+
+    # -- paho callbacks (all on the loop thread, except on_socket_open during connect) ----------
+
+    def _handle_connect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
+    ) -> None:
+        if self._connected.done():
+            return
+        if reason.is_failure:
+            code = reason.value
+            hint = _CONNACK_HINTS.get(code, str(reason))
+            self._connected.set_exception(
+                MqttError(f"{self.endpoint.describe()}: the broker refused the connection: {hint}")
+            )
+        else:
+            self._connected.set_result(None)
+
+    def _handle_disconnect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
+    ) -> None:
+        self._teardown(str(reason))
+
+    def _handle_message(
+        self, client: paho.Client, userdata: Any, message: paho.MQTTMessage
+    ) -> None:
+        if self._on_message is None:
+            return
+        self._on_message(
+            Inbound(
+                topic=message._topic.decode(
+                    "utf-8", "replace"
+                ),  # raw bytes; .topic raises on bad UTF-8
+                payload=bytes(message.payload),
+                qos=message.qos,
+                retain=bool(message.retain),
+                mid=message.mid,
+                connection=self,
+            )
+        )
+
+    def _handle_publish(
+        self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any
+    ) -> None:
+        future = self._publishes.pop(mid, None)
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    def _handle_subscribe(
+        self, client: paho.Client, userdata: Any, mid: int, reasons: list[ReasonCode], props: Any
+    ) -> None:
+        future = self._subscribes.get(mid)
+        if future is not None and not future.done():
+            future.set_result([r.value for r in reasons])
+
+    def _socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._loop.call_soon_threadsafe(self._attach, sock)
+
+    def _attach(self, sock: socket.socket) -> None:
+        if self.closed.done():
+            return
+        self._sock = sock
+        self._loop.add_reader(sock, self._read)
+        self._reading = True
+        self._misc = self._loop.call_later(1.0, self._tick)
+
+    def _socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._detach(sock)
+
+    def _socket_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        if self._loop.is_closed():
+            return
+        self._loop.call_soon_threadsafe(self._add_writer, sock)
+
+    def _add_writer(self, sock: socket.socket) -> None:
+        if not self.closed.done() and sock.fileno() != -1:
+            self._loop.add_writer(sock, self._write)
+
+    def _socket_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_writer(sock)
+
+    def _read(self) -> None:
+        rc = self._client.loop_read()
+        # TLS can hold decrypted bytes the socket no longer signals; drain them now.
+        sock = self._sock
+        while (
+            rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+            and isinstance(sock, ssl.SSLSocket)
+            and sock.pending()
+        ):
+            rc = self._client.loop_read()
+        if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
+            self._teardown(f"read failed: {paho.error_string(rc)}")
+
+    def _write(self) -> None:
+        rc = self._client.loop_write()
+        if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
+            self._teardown(f"write failed: {paho.error_string(rc)}")
+
+    def _tick(self) -> None:
+        if self.closed.done():
+            return
+        rc = self._client.loop_misc()
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._teardown(f"keepalive failed: {paho.error_string(rc)}")
+            return
+        self._misc = self._loop.call_later(1.0, self._tick)
+
+    # -- teardown ---------------------------------------------------------------------------------
+
+    def _detach(self, sock: Any) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_reader(sock)
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_writer(sock)
+        self._reading = False
+        self._sock = None
+
+    def _teardown(self, why: str) -> None:
+        if self._misc is not None:
+            self._misc.cancel()
+            self._misc = None
+        if self._sock is not None:
+            self._detach(self._sock)
+            with contextlib.suppress(OSError):
+                self._sock.close()
+        if not self._connected.done():
+            self._connected.set_exception(ConnectionLost(f"{self.endpoint.describe()}: {why}"))
+            self._connected.exception()  # retrieved: open() reports it, nobody else waits
+        lost = ConnectionLost(f"{self.endpoint.describe()}: connection lost ({why})")
+        for waiter in self._publishes.values():
+            if not waiter.done():
+                waiter.set_exception(lost)
+        for sub in self._subscribes.values():
+            if not sub.done():
+                sub.set_exception(lost)
+        self._publishes.clear()
+        if not self.closed.done():
+            self.closed.set_result(why)
+
+
+def _ssl_context(tls: TlsSettings) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=tls.ca_file)
+    if tls.cert_file:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    if tls.insecure_skip_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
