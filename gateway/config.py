@@ -222,9 +222,12 @@ def _locate(node: yaml.Node | None, loc: tuple[int | str, ...]) -> tuple[int | N
                 if isinstance(key, yaml.ScalarNode) and key.value == part:
                     child = value
                     break
-        elif isinstance(best, yaml.SequenceNode) and isinstance(part, int):
-            if 0 <= part < len(best.value):
-                child = best.value[part]
+        elif (
+            isinstance(best, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(best.value)
+        ):
+            child = best.value[part]
         if child is None:
             break
         best = child
