@@ -1,0 +1,186 @@
+"""One log entry: the draft the pipeline hands in, and what the log hands back.
+
+The pipeline builds an ``EntryDraft`` from a ``policies.decision.Decision`` (``draft_from_decision``)
+and appends it inside its own transaction; ``body_of`` splits a draft into the repeated *body*
+(stored once, see ``gateway.log.chain``) and the per-entry parts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.errors import EntryInvalid
+from gateway.log.chain import GATEWAY_CHAIN
+from policies.decision import Decision
+
+__all__ = [
+    "KINDS",
+    "OUTCOMES",
+    "AppendedEntry",
+    "Checkpoint",
+    "EntryDraft",
+    "at_from_us",
+    "body_of",
+    "draft_from_decision",
+    "us_from_at",
+]
+
+KINDS = frozenset(
+    {
+        "decision",
+        "consent_given",
+        "consent_withdrawn",
+        "erasure",
+        "key_rotation",
+        "policy_loaded",
+        "gateway_event",
+    }
+)
+OUTCOMES: dict[str | None, int] = {None: 0, "shared": 1, "altered": 2, "withheld": 3}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def us_from_at(at: datetime) -> int:
+    """Microseconds since the epoch, exactly (no float rounding)."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise EntryInvalid("at", f"expected an aware UTC datetime, found naive {at.isoformat()}")
+    delta = at - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def at_from_us(us: int) -> datetime:
+    return datetime.fromtimestamp(us // 1_000_000, UTC).replace(microsecond=us % 1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class EntryDraft:
+    """One entry to append. ``topic`` and ``content`` are personal and erasable."""
+
+    kind: str
+    at: datetime
+    customer: str | None
+    device: str | None
+    recipient: str | None
+    outcome: str | None
+    grant: str | None
+    policy_version: str | None
+    purpose: Mapping[str, str]
+    legal_basis: str | None
+    topic: str | None
+    content: bytes | None
+    source_digest: bytes
+    shared: tuple[str, ...]
+    altered: tuple[tuple[str, str, str], ...]
+    withheld: tuple[str, ...]
+    reason: str | None
+    reason_params: Mapping[str, str]
+    text_de: str
+    text_en: str
+    subject: str | None = None
+
+    @property
+    def chain(self) -> str:
+        return GATEWAY_CHAIN if self.customer is None else self.customer
+
+
+@dataclass(frozen=True, slots=True)
+class AppendedEntry:
+    """Where a draft landed: ``seq`` is global, ``index`` the position in the customer's chain."""
+
+    seq: int
+    customer: str
+    index: int
+    entry_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A signed statement: ``customer``'s chain at ``origin`` had ``size`` entries ending in
+    ``head`` at time ``at``, signed by ``key_id``."""
+
+    origin: str
+    customer: str
+    size: int
+    head: bytes
+    at: datetime
+    key_id: bytes
+    signature: bytes
+
+
+def draft_from_decision(
+    decision: Decision,
+    *,
+    at: datetime,
+    source_digest: bytes,
+    text_de: str,
+    text_en: str,
+    kind: str = "decision",
+) -> EntryDraft:
+    """The entry recording ``decision``; content is the payload exactly as it leaves the box."""
+    reason = decision.reason
+    return EntryDraft(
+        kind=kind,
+        at=at,
+        customer=decision.customer,
+        device=decision.device,
+        recipient=decision.recipient,
+        outcome=str(decision.outcome),
+        grant=decision.grant,
+        policy_version=decision.policy_version,
+        purpose=dict(decision.purpose),
+        legal_basis=None if decision.legal_basis is None else str(decision.legal_basis),
+        topic=decision.topic,
+        content=decision.payload,
+        source_digest=source_digest,
+        shared=tuple(decision.shared),
+        altered=tuple((a.path, a.treatment, a.detail) for a in decision.altered),
+        withheld=tuple(decision.withheld),
+        reason=None if reason is None else reason.code,
+        reason_params={} if reason is None else dict(reason.params),
+        text_de=text_de,
+        text_en=text_en,
+    )
+
+
+def check_draft(draft: EntryDraft) -> None:
+    if draft.kind not in KINDS:
+        raise EntryInvalid("kind", f"expected one of {sorted(KINDS)}, found {draft.kind!r}")
+    if draft.outcome not in OUTCOMES:
+        raise EntryInvalid(
+            "outcome", f"expected shared, altered, withheld or None, found {draft.outcome!r}"
+        )
+    if draft.customer == GATEWAY_CHAIN:
+        raise EntryInvalid("customer", f"{GATEWAY_CHAIN!r} is reserved; pass None instead")
+    if len(draft.source_digest) != 32:
+        raise EntryInvalid(
+            "source_digest", f"expected 32 bytes of SHA-256, found {len(draft.source_digest)}"
+        )
+    if draft.at.utcoffset() is None:
+        raise EntryInvalid("at", "expected an aware UTC datetime, found a naive one")
+
+
+def body_of(draft: EntryDraft, text_de_digest: bytes, text_en_digest: bytes) -> dict[str, Any]:
+    """The repeated part of an entry, as the JSON object its digest is taken over."""
+    return {
+        "v": 1,
+        "kind": draft.kind,
+        "customer": draft.customer,
+        "device": draft.device,
+        "recipient": draft.recipient,
+        "outcome": draft.outcome,
+        "grant": draft.grant,
+        "policy_version": draft.policy_version,
+        "purpose": dict(draft.purpose),
+        "legal_basis": draft.legal_basis,
+        "shared": list(draft.shared),
+        "altered": [list(a) for a in draft.altered],
+        "withheld": list(draft.withheld),
+        "reason": draft.reason,
+        "reason_params": dict(draft.reason_params),
+        "text_de": text_de_digest.hex(),
+        "text_en": text_en_digest.hex(),
+        "subject": draft.subject,
+    }

@@ -1,0 +1,478 @@
+"""The one writer of the log: appends entries inside the caller's transaction.
+
+The gateway's writer thread owns one ``sqlite3.Connection`` and, per batch, opens a transaction,
+calls ``append`` (and ``checkpoint`` at least every second), inserts its outbox rows, commits, and
+then calls ``committed()`` -- or ``rolled_back()`` after a rollback. ``LogWriter`` never commits
+or rolls back itself: the log entry and the outbox row commit together or not at all.
+
+Chain heads and id caches live in memory; changes made inside the open transaction are kept
+apart until ``committed()`` and thrown away by ``rolled_back()``, which reloads from the database.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+from typing import NamedTuple
+
+from gateway.errors import EntryInvalid, LogError
+from gateway.keys import Signer, fingerprint
+from gateway.log.chain import (
+    GATEWAY_CHAIN,
+    body_digest,
+    canonical_json,
+    checkpoint_message,
+    content_commitment,
+    entry_hash,
+    genesis_hash,
+    rotation_message,
+    salt_for,
+    text_digest,
+)
+from gateway.log.entry import (
+    OUTCOMES,
+    AppendedEntry,
+    Checkpoint,
+    EntryDraft,
+    body_of,
+    check_draft,
+    us_from_at,
+)
+from gateway.log.retention import compact
+
+__all__ = ["LogWriter", "parse_subject"]
+
+
+class _Head(NamedTuple):
+    size: int
+    head: bytes
+
+
+def parse_subject(subject: str) -> tuple[str, str | None]:
+    """``"customer"`` or ``"customer/device"`` -> (chain, device or None)."""
+    chain, sep, device = subject.partition("/")
+    if not chain:
+        raise EntryInvalid(
+            "subject", f"expected 'customer' or 'customer/device', found {subject!r}"
+        )
+    return chain, (device if sep and device else None)
+
+
+class LogWriter:
+    """Appends entries, signs checkpoints, forgets subjects, rotates keys."""
+
+    def __init__(self, conn: sqlite3.Connection, signer: Signer, origin: str) -> None:
+        self._conn = conn
+        self.origin = origin
+        self._signer = signer
+        self._pending_signer: Signer | None = None
+        began = not conn.in_transaction
+        row = conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
+        if row is None:
+            conn.execute("INSERT INTO meta (key, value) VALUES ('origin', ?)", (origin,))
+        elif row[0] != origin:
+            raise LogError(f"log database: expected origin {origin!r}, found {row[0]!r}")
+        keys = conn.execute("SELECT key_id FROM keys ORDER BY id").fetchall()
+        if not keys:
+            conn.execute(
+                "INSERT INTO keys (key_id, public, added_at) VALUES (?, ?, 0)",
+                (signer.key_id, signer.public.raw),
+            )
+        elif keys[-1][0] != signer.key_id:
+            raise LogError(
+                f"log database: signed by {fingerprint(keys[-1][0])}, but the key given is "
+                f"{signer.fingerprint}; use the log's current key or rotate it"
+            )
+        if began and conn.in_transaction:
+            conn.commit()
+        self._load()
+
+    # -- state ---------------------------------------------------------------------------
+    def _load(self) -> None:
+        conn = self._conn
+        self._chains: dict[str, int] = dict(conn.execute("SELECT name, id FROM chains"))
+        self._chain_names = {v: k for k, v in self._chains.items()}
+        self._atoms: dict[str, int] = {}
+        self._texts: dict[str, bytes] = {}
+        self._bodies: dict[bytes, int] = {}
+        self._subject_keys: dict[tuple[int, int], bytes] = {}
+        self._topics: dict[tuple[int, int, str], int] = {}
+        self._heads: dict[int, _Head] = {}
+        self._signed: dict[int, int] = {}
+        for chain_id, name in self._chain_names.items():
+            last = conn.execute(
+                "SELECT idx, hash FROM entries WHERE chain_id = ? ORDER BY seq DESC LIMIT 1",
+                (chain_id,),
+            ).fetchone()
+            signed = conn.execute(
+                "SELECT size, head FROM checkpoints WHERE chain_id = ? ORDER BY size DESC LIMIT 1",
+                (chain_id,),
+            ).fetchone()
+            if last is not None:
+                self._heads[chain_id] = _Head(last[0] + 1, last[1])
+            elif signed is not None:  # compacted down to its anchor
+                self._heads[chain_id] = _Head(signed[0], signed[1])
+            else:
+                self._heads[chain_id] = _Head(0, genesis_hash(self.origin, name))
+            self._signed[chain_id] = 0 if signed is None else signed[0]
+        top = conn.execute(
+            "SELECT max(coalesce((SELECT max(seq) FROM entries), 0),"
+            " coalesce((SELECT max(seq) FROM checkpoints), 0))"
+        ).fetchone()[0]
+        self._next_seq = int(top) + 1
+        self._pending: dict[int, _Head] = {}
+        self._pending_signed: dict[int, int] = {}
+        self._pending_seq = self._next_seq
+
+    def committed(self) -> None:
+        """The caller committed: the transaction's chain heads become current."""
+        self._heads.update(self._pending)
+        self._signed.update(self._pending_signed)
+        self._next_seq = self._pending_seq
+        if self._pending_signer is not None:
+            self._signer = self._pending_signer
+        self._pending = {}
+        self._pending_signed = {}
+        self._pending_signer = None
+
+    def rolled_back(self) -> None:
+        """The caller rolled back: forget the transaction and reload heads and ids."""
+        self._pending_signer = None
+        self._load()
+
+    @property
+    def signer(self) -> Signer:
+        return self._pending_signer or self._signer
+
+    def head(self, customer: str | None) -> tuple[int, bytes]:
+        """(size, head hash) of a chain as of the open transaction."""
+        name = GATEWAY_CHAIN if customer is None else customer
+        chain_id = self._chains.get(name)
+        if chain_id is None:
+            return 0, genesis_hash(self.origin, name)
+        return self._head(chain_id)
+
+    def _head(self, chain_id: int) -> _Head:
+        found = self._pending.get(chain_id)
+        return found if found is not None else self._heads[chain_id]
+
+    # -- ids -----------------------------------------------------------------------------
+    def _chain_id(self, name: str) -> int:
+        found = self._chains.get(name)
+        if found is None:
+            cur = self._conn.execute("INSERT INTO chains (name) VALUES (?)", (name,))
+            found = int(cur.lastrowid or 0)
+            self._chains[name] = found
+            self._chain_names[found] = name
+            self._heads[found] = _Head(0, genesis_hash(self.origin, name))
+            self._signed[found] = 0
+        return found
+
+    def _atom(self, value: str) -> int:
+        found = self._atoms.get(value)
+        if found is None:
+            row = self._conn.execute("SELECT id FROM atoms WHERE value = ?", (value,)).fetchone()
+            if row is None:
+                cur = self._conn.execute("INSERT INTO atoms (value) VALUES (?)", (value,))
+                found = int(cur.lastrowid or 0)
+            else:
+                found = int(row[0])
+            self._atoms[value] = found
+        return found
+
+    def _text(self, text: str) -> bytes:
+        found = self._texts.get(text)
+        if found is None:
+            found = text_digest(text)
+            self._conn.execute(
+                "INSERT OR IGNORE INTO texts (digest, text) VALUES (?, ?)", (found, text)
+            )
+            self._texts[text] = found
+        return found
+
+    def _body(self, canonical: bytes) -> tuple[int, bytes]:
+        digest = body_digest(canonical)
+        found = self._bodies.get(digest)
+        if found is None:
+            row = self._conn.execute("SELECT id FROM bodies WHERE digest = ?", (digest,)).fetchone()
+            if row is None:
+                cur = self._conn.execute(
+                    "INSERT INTO bodies (digest, doc) VALUES (?, ?)", (digest, canonical)
+                )
+                found = int(cur.lastrowid or 0)
+            else:
+                found = int(row[0])
+            self._bodies[digest] = found
+        return found, digest
+
+    def _subject_key(self, chain_id: int, device_id: int) -> bytes:
+        found = self._subject_keys.get((chain_id, device_id))
+        if found is None:
+            row = self._conn.execute(
+                "SELECT key FROM subject_keys WHERE chain_id = ? AND device_id = ?",
+                (chain_id, device_id),
+            ).fetchone()
+            if row is None:
+                found = os.urandom(32)
+                self._conn.execute(
+                    "INSERT INTO subject_keys (chain_id, device_id, key) VALUES (?, ?, ?)",
+                    (chain_id, device_id, found),
+                )
+            else:
+                found = bytes(row[0])
+            self._subject_keys[(chain_id, device_id)] = found
+        return found
+
+    def _topic(self, chain_id: int, device_id: int, topic: str) -> int:
+        key = (chain_id, device_id, topic)
+        found = self._topics.get(key)
+        if found is None:
+            row = self._conn.execute(
+                "SELECT id FROM topics WHERE chain_id = ? AND device_id = ? AND topic = ?", key
+            ).fetchone()
+            if row is None:
+                cur = self._conn.execute(
+                    "INSERT INTO topics (chain_id, device_id, topic) VALUES (?, ?, ?)", key
+                )
+                found = int(cur.lastrowid or 0)
+            else:
+                found = int(row[0])
+            self._topics[key] = found
+        return found
+
+    # -- appending -----------------------------------------------------------------------
+    def append(self, drafts: Sequence[EntryDraft]) -> list[AppendedEntry]:
+        """Insert ``drafts`` in the caller's open transaction (never commits)."""
+        rows: list[tuple[object, ...]] = []
+        contents: list[tuple[int, int | None, bytes | None]] = []
+        appended: list[AppendedEntry] = []
+        seq = self._pending_seq
+        pending = self._pending
+        for draft in drafts:
+            check_draft(draft)
+            chain = draft.chain
+            chain_id = self._chain_id(chain)
+            size, prev = pending.get(chain_id) or self._heads[chain_id]
+            canonical = canonical_json(
+                body_of(draft, self._text(draft.text_de), self._text(draft.text_en))
+            )
+            body_id, digest = self._body(canonical)
+            device_id = None if draft.device is None else self._atom(draft.device)
+            recipient_id = None if draft.recipient is None else self._atom(draft.recipient)
+            at_us = us_from_at(draft.at)
+            commitment: bytes | None = None
+            if draft.topic is not None or draft.content is not None:
+                subject = device_id or 0
+                salt = salt_for(self._subject_key(chain_id, subject), chain, size)
+                commitment = content_commitment(salt, draft.topic, draft.content)
+                topic_id = (
+                    None if draft.topic is None else self._topic(chain_id, subject, draft.topic)
+                )
+                contents.append((seq, topic_id, draft.content))
+            digest_e = entry_hash(prev, size, at_us, digest, draft.source_digest, commitment)
+            rows.append(
+                (
+                    seq,
+                    chain_id,
+                    size,
+                    at_us,
+                    body_id,
+                    device_id,
+                    recipient_id,
+                    OUTCOMES[draft.outcome],
+                    draft.source_digest,
+                    commitment,
+                    digest_e,
+                )
+            )
+            pending[chain_id] = _Head(size + 1, digest_e)
+            appended.append(AppendedEntry(seq, chain, size, digest_e))
+            seq += 1
+        self._conn.executemany("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+        if contents:
+            self._conn.executemany("INSERT INTO content VALUES (?, ?, ?)", contents)
+        self._pending_seq = seq
+        return appended
+
+    def checkpoint(self, now: datetime) -> list[Checkpoint]:
+        """Sign the head of every chain that advanced since its last checkpoint."""
+        at_us = us_from_at(now)
+        signer = self.signer
+        made: list[Checkpoint] = []
+        rows: list[tuple[object, ...]] = []
+        for chain_id, name in self._chain_names.items():
+            size, head = self._head(chain_id)
+            signed = self._pending_signed.get(chain_id, self._signed[chain_id])
+            if size <= signed:
+                continue
+            sig = signer.sign(
+                checkpoint_message(
+                    origin=self.origin,
+                    customer=name,
+                    size=size,
+                    head=head,
+                    at_us=at_us,
+                    key_id=signer.key_id,
+                )
+            )
+            rows.append((chain_id, size, head, at_us, signer.key_id, sig, self._pending_seq - 1))
+            self._pending_signed[chain_id] = size
+            made.append(Checkpoint(self.origin, name, size, head, now, signer.key_id, sig))
+        if rows:
+            self._conn.executemany(
+                "INSERT INTO checkpoints (chain_id, size, head, at, key_id, signature, seq)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return made
+
+    # -- forgetting ----------------------------------------------------------------------
+    def erase_subject(
+        self,
+        subject: str,
+        now: datetime,
+        requested_by: str,
+        *,
+        text_de: str | None = None,
+        text_en: str | None = None,
+    ) -> AppendedEntry:
+        """Destroy the personal content of ``customer`` or ``customer/device`` and record it.
+
+        Deletes the content rows, their topics and the subject keys the salts derive from (so a
+        guessed value can no longer be confirmed against a commitment); commitments and hashes
+        stay, so every chain still verifies. Appends a signed ``erasure`` entry saying what was
+        erased, when and at whose request. After committing, call ``scrub()`` so the zeroed
+        pages replace the old ones in the database file and the WAL is emptied.
+        """
+        chain, device = parse_subject(subject)
+        chain_id = self._chains.get(chain)
+        erased = 0
+        if chain_id is not None:
+            where = "chain_id = ?"
+            params: tuple[object, ...] = (chain_id,)
+            if device is not None:
+                device_id = self._atom(device)
+                where += " AND device_id = ?"
+                params = (chain_id, device_id)
+            cur = self._conn.execute(
+                f"DELETE FROM content WHERE seq IN (SELECT seq FROM entries WHERE {where})",
+                params,
+            )
+            erased = cur.rowcount
+            self._conn.execute(f"DELETE FROM topics WHERE {where}", params)
+            self._conn.execute(f"DELETE FROM subject_keys WHERE {where}", params)
+            self._subject_keys = {
+                k: v
+                for k, v in self._subject_keys.items()
+                if not (k[0] == chain_id and (device is None or k[1] == params[1]))
+            }
+            self._topics = {
+                k: v
+                for k, v in self._topics.items()
+                if not (k[0] == chain_id and (device is None or k[1] == params[1]))
+            }
+        what_de = f"Gerät {device}" if device else "allen Geräten"
+        what_en = f"device {device}" if device else "all devices"
+        draft = EntryDraft(
+            kind="erasure",
+            at=now,
+            customer=chain,
+            device=device,
+            recipient=None,
+            outcome=None,
+            grant=None,
+            policy_version=None,
+            purpose={},
+            legal_basis="legal_obligation",
+            topic=None,
+            content=None,
+            source_digest=bytes(32),
+            shared=(),
+            altered=(),
+            withheld=(),
+            reason="erased",
+            reason_params={"requested_by": requested_by, "entries": str(erased)},
+            text_de=text_de
+            or (
+                f"Auf Wunsch von {requested_by} wurden die persönlichen Inhalte von {what_de} "
+                f"gelöscht ({erased} Einträge). Die Nachweiskette bleibt prüfbar."
+            ),
+            text_en=text_en
+            or (
+                f"At the request of {requested_by}, the personal content of {what_en} was "
+                f"erased ({erased} entries). The chain of proof still verifies."
+            ),
+            subject=subject,
+        )
+        return self.append([draft])[0]
+
+    def scrub(self) -> bool:
+        """After an erasure commits: copy the WAL into the database and truncate it.
+
+        Returns False when a reader kept the checkpoint from finishing (call again later).
+        """
+        busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        return int(busy) == 0
+
+    # -- keys ----------------------------------------------------------------------------
+    def rotate_key(self, new_signer: Signer, now: datetime) -> AppendedEntry:
+        """Replace the signing key; the rotation is a record signed by both keys and an entry.
+
+        Every chain that advanced is checkpointed with the old key first, so each checkpoint's
+        key is the one that was current when its entries were written.
+        """
+        old = self.signer
+        if new_signer.key_id == old.key_id:
+            raise LogError(f"key rotation: the new key is the current key ({old.fingerprint})")
+        self.checkpoint(now)
+        at_us = us_from_at(now)
+        message = rotation_message(self.origin, old.public.raw, new_signer.public.raw, at_us)
+        self._conn.execute(
+            "INSERT INTO keys (key_id, public, added_at, prev_key_id, sig_old, sig_new)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                new_signer.key_id,
+                new_signer.public.raw,
+                at_us,
+                old.key_id,
+                old.sign(message),
+                new_signer.sign(message),
+            ),
+        )
+        self._pending_signer = new_signer
+        draft = EntryDraft(
+            kind="key_rotation",
+            at=now,
+            customer=None,
+            device=None,
+            recipient=None,
+            outcome=None,
+            grant=None,
+            policy_version=None,
+            purpose={},
+            legal_basis=None,
+            topic=None,
+            content=None,
+            source_digest=bytes(32),
+            shared=(),
+            altered=(),
+            withheld=(),
+            reason=None,
+            reason_params={"old": old.key_id.hex(), "new": new_signer.key_id.hex()},
+            text_de=(
+                f"Der Signaturschlüssel wurde gewechselt: alt {old.fingerprint}, "
+                f"neu {new_signer.fingerprint}."
+            ),
+            text_en=(
+                f"The signing key was rotated: old {old.fingerprint}, new {new_signer.fingerprint}."
+            ),
+        )
+        return self.append([draft])[0]
+
+    def compact(self, older_than: datetime) -> int:
+        """Drop entries older than ``older_than`` behind a signed checkpoint (see retention)."""
+        dropped = compact(self._conn, older_than)
+        self._load()  # ids and bodies may have been collected
+        return dropped
