@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import pwd
 import secrets
 import shutil
 import signal
@@ -156,6 +157,9 @@ class Mosquitto:
         lines = [
             "# Written by Einblick; edits are overwritten. Change einblick.yaml instead.",
             "per_listener_settings false",
+            # Started as root, Mosquitto would switch to the 'mosquitto' user and could no longer
+            # read the owner-only files we just wrote; it runs as whoever runs the gateway.
+            f"user {pwd.getpwuid(os.geteuid()).pw_name}",
             f"allow_anonymous {'true' if settings.anonymous else 'false'}",
             "persistence true",
             f"persistence_location {persistence}/",

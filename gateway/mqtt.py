@@ -348,10 +348,13 @@ class MqttConnection:
         if self._misc is not None:
             self._misc.cancel()
             self._misc = None
-        if self._sock is not None:
-            self._detach(self._sock)
+        sock = self._sock
+        if sock is not None:
+            self._detach(sock)
+            # From paho's on_disconnect paho closes the socket itself, right after; closing it
+            # here too is harmless and covers the paths where paho never learns of the end.
             with contextlib.suppress(OSError):
-                self._sock.close()
+                sock.close()
         if not self._connected.done():
             self._connected.set_exception(ConnectionLost(f"{self.endpoint.describe()}: {why}"))
             self._connected.exception()  # retrieved: open() reports it, nobody else waits

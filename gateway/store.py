@@ -108,6 +108,19 @@ class Store:
         self.last_error = None
         return result
 
+    async def read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a read on the writer's connection: it sees every committed write, in order."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._read, query)
+
+    def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        if self._conn is None:
+            raise StoreError(f"{self.path}: the database is not open")
+        try:
+            return query(self._conn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: read failed: {exc}") from exc
+
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
         if self._conn is not None:

@@ -1,0 +1,271 @@
+"""One forwarder per recipient: publishes that recipient's outbox rows, in order, at QoS 1.
+
+Rows reach a forwarder two ways. While it keeps up, the pipeline hands it each committed row at
+once (``offer``), so the hot path never reads back what it just wrote. When it falls behind — its
+upstream is down, or its in-memory window is full — it stops taking offers and reads its backlog
+from the outbox by id instead, until it has caught up. Either way rows go out in id order, which is
+commit order, so each device's messages arrive in the order they were decided.
+
+Right before a row is published the forwarder asks the engine whether it is still allowed: a
+consent may have been withdrawn, or a grant may have expired, while the row waited for an upstream
+that was down. If not, the row is withheld, and the log says so (``on_withhold``).
+
+Rows are deleted after PUBACK, in batches. A crash in between sends them again: at-least-once,
+with duplicates bounded by ``window``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway import outbox
+from gateway.config import RecipientConfig
+from gateway.mqtt import ConnectionLost, Endpoint, MqttConnection, MqttError, TlsSettings
+from gateway.outbox import OutboxRow
+from gateway.store import Store
+from policies.decision import Reason
+
+__all__ = ["Forwarder", "ForwarderState", "endpoint_for"]
+
+log = logging.getLogger(__name__)
+
+StillAllowed = Callable[[str, str, datetime], Reason | None]
+Withhold = Callable[[Sequence[tuple[OutboxRow, Reason]]], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class ForwarderState:
+    """What ``einblick status`` and the TUI show about one upstream."""
+
+    recipient: str
+    connected: bool = False
+    last_error: str | None = None
+    since: float = 0.0  # unix time of the last state change
+    sent: int = 0
+    withheld_at_send: int = 0
+    in_flight: int = 0
+    reconnects: int = 0
+    backlog: bool = False
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=1))
+
+
+def endpoint_for(recipient: RecipientConfig, instance: str, password: str | None) -> Endpoint:
+    tls = None
+    if recipient.uses_tls:
+        tls = TlsSettings(
+            ca_file=str(recipient.tls.ca_file) if recipient.tls.ca_file else None,
+            cert_file=str(recipient.tls.cert_file) if recipient.tls.cert_file else None,
+            key_file=str(recipient.tls.key_file) if recipient.tls.key_file else None,
+            insecure_skip_verify=recipient.tls.insecure_skip_verify,
+        )
+    return Endpoint(
+        host=recipient.host,
+        port=recipient.port,
+        client_id=recipient.client_id or f"einblick-{instance}-{recipient.name}",
+        username=recipient.username,
+        password=password,
+        tls=tls,
+        keepalive_s=recipient.keepalive_s,
+    )
+
+
+class Forwarder:
+    def __init__(
+        self,
+        recipient: RecipientConfig,
+        endpoint: Endpoint,
+        store: Store,
+        *,
+        still_allowed: StillAllowed,
+        on_withhold: Withhold,
+        window: int = 500,
+        batch: int = 1000,
+    ) -> None:
+        self.recipient = recipient
+        self.endpoint = endpoint
+        self.store = store
+        self._still_allowed = still_allowed
+        self._on_withhold = on_withhold
+        self._window = asyncio.Semaphore(window)
+        self._window_size = window
+        self._batch = batch
+        self._queue: deque[OutboxRow] = deque()
+        self._live = False  # True: take rows from offers; False: read the backlog from the db
+        self._taken = 0  # highest row id handed to the connection in this session
+        self._wake: asyncio.Future[None] | None = None
+        self._acked: list[int] = []
+        self._deleting: set[int] = set()  # acked, delete not yet committed: never resend these
+        self._acked_event = asyncio.Event()
+        self.state = ForwarderState(recipient.name)
+
+    # -- called by the pipeline ------------------------------------------------------------------
+
+    def offer(self, rows: Sequence[OutboxRow]) -> None:
+        """Committed rows for this recipient, in id order."""
+        if not rows:
+            return
+        if self._live and len(self._queue) + len(rows) <= self._batch:
+            self._queue.extend(rows)
+        else:
+            self._live = False
+            self._queue.clear()
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    # -- tasks ----------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, pump, reconnect with jittered backoff; runs until cancelled."""
+        delay = 0.5
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._delete_acked(), name=f"forwarder-{self.recipient.name}-acks")
+            while True:
+                connection = MqttConnection(
+                    self.endpoint, clean_session=True, max_inflight=self._window_size
+                )
+                try:
+                    await connection.open()
+                except MqttError as exc:
+                    self._set_down(str(exc))
+                    log.warning(
+                        "upstream %s: %s; retrying in %.1f s", self.recipient.name, exc, delay
+                    )
+                    await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+                    delay = min(delay * 2, 60.0)
+                    continue
+                delay = 0.5
+                self.state.connected = True
+                self.state.last_error = None
+                self.state.since = _now()
+                log.info(
+                    "upstream %s: connected to %s", self.recipient.name, self.endpoint.describe()
+                )
+                try:
+                    await self._pump(connection)
+                finally:
+                    await connection.close()
+                self.state.reconnects += 1
+                self._set_down(await connection.closed if connection.closed.done() else "closed")
+
+    def _set_down(self, why: str) -> None:
+        if self.state.connected or self.state.last_error != why:
+            self.state.since = _now()
+        self.state.connected = False
+        self.state.last_error = why
+
+    async def _pump(self, connection: MqttConnection) -> None:
+        # A new session resends everything still in the outbox: rows in flight when the last one
+        # died were never acknowledged, so they are still there.
+        self._taken = 0
+        self._live = False
+        self._queue.clear()
+        while not connection.closed.done():
+            rows = await self._next_rows(connection)
+            if rows is None:
+                return
+            allowed: list[OutboxRow] = []
+            refused: list[tuple[OutboxRow, Reason]] = []
+            now = datetime.now(UTC)
+            for row in rows:
+                reason = self._still_allowed(row.customer, row.grant, now)
+                if reason is None:
+                    allowed.append(row)
+                else:
+                    refused.append((row, reason))
+            if refused:
+                await self._on_withhold(refused)
+                self.state.withheld_at_send += len(refused)
+            for row in allowed:
+                await self._window.acquire()
+                if connection.closed.done():
+                    self._window.release()
+                    return
+                future = connection.publish(row.topic, row.payload, self.recipient.qos)
+                self.state.in_flight += 1
+                future.add_done_callback(functools.partial(self._published, row.id))
+
+    async def _next_rows(self, connection: MqttConnection) -> list[OutboxRow] | None:
+        while True:
+            if self._live and self._queue:
+                rows = [r for r in self._queue if r.id > self._taken and r.id not in self._deleting]
+                self._queue.clear()
+                if rows:
+                    self._taken = rows[-1].id
+                    return rows
+                continue
+            if not self._live:
+                # Set live before reading: rows committed while we read are offered to the queue,
+                # and the id filter above drops those the read already returned.
+                self._live = True
+                self.state.backlog = True
+                after = self._taken
+                rows = await self.store.read(
+                    functools.partial(
+                        outbox.pending,
+                        recipient=self.recipient.name,
+                        after=after,
+                        limit=self._batch,
+                    )
+                )
+                rows = [r for r in rows if r.id not in self._deleting]
+                if len(rows) >= self._batch:
+                    self._live = False
+                    self._queue.clear()
+                else:
+                    self.state.backlog = False
+                if rows:
+                    self._taken = rows[-1].id
+                    return rows
+                continue
+            self._wake = asyncio.get_running_loop().create_future()
+            waiters: set[asyncio.Future[Any]] = {self._wake, connection.closed}
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            if connection.closed.done():
+                return None
+
+    def _published(self, row_id: int, future: asyncio.Future[None]) -> None:
+        self._window.release()
+        self.state.in_flight -= 1
+        if future.cancelled():
+            return
+        if future.exception() is not None:
+            # ConnectionLost: the row stays in the outbox and goes out on the next session.
+            if not isinstance(future.exception(), ConnectionLost):
+                log.error(
+                    "upstream %s: publish failed: %s", self.recipient.name, future.exception()
+                )
+            return
+        self.state.sent += 1
+        self._acked.append(row_id)
+        self._deleting.add(row_id)
+        self._acked_event.set()
+
+    async def _delete_acked(self) -> None:
+        while True:
+            await self._acked_event.wait()
+            # Let a burst of PUBACKs accumulate: one transaction per ~20 ms, not per message.
+            await asyncio.sleep(0.02)
+            self._acked_event.clear()
+            ids, self._acked = self._acked, []
+            try:
+                await self.store.transaction(functools.partial(outbox.delete, ids=ids))
+            except Exception:
+                log.exception(
+                    "upstream %s: could not delete %d sent rows; they may be sent again",
+                    self.recipient.name,
+                    len(ids),
+                )
+            finally:
+                self._deleting.difference_update(ids)
+
+
+def _now() -> float:
+    return datetime.now(UTC).timestamp()

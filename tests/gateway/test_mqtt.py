@@ -1,0 +1,137 @@
+"""The paho-on-asyncio adapter against a real Mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gateway.broker import AclRule, hash_password
+from gateway.mqtt import ConnectionLost, Endpoint, Inbound, MqttConnection, MqttError
+from tests.conftest import BrokerFactory
+
+
+def endpoint(
+    port: int, client_id: str, user: str | None = None, password: str | None = None
+) -> Endpoint:
+    return Endpoint("127.0.0.1", port, client_id, username=user, password=password)
+
+
+async def test_publish_subscribe_roundtrip_qos1(brokers: BrokerFactory) -> None:
+    broker = await brokers()
+    got: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=100)
+    sub = MqttConnection(endpoint(broker.settings.port, "sub"), on_message=got.put_nowait)
+    pub = MqttConnection(endpoint(broker.settings.port, "pub"))
+    await sub.open()
+    await pub.open()
+    assert await sub.subscribe("t/#", 1) == 1
+    futures = [pub.publish(f"t/{i}", f"m{i}".encode(), 1) for i in range(50)]
+    await asyncio.gather(*futures)  # every PUBACK arrived
+    received = [await asyncio.wait_for(got.get(), 5) for _ in range(50)]
+    assert [m.payload for m in received] == [f"m{i}".encode() for i in range(50)]
+    assert all(m.qos == 1 for m in received)
+    await sub.close()
+    await pub.close()
+    assert sub.closed.done() and pub.closed.done()
+
+
+async def test_unacked_messages_are_redelivered_to_a_persistent_session(
+    brokers: BrokerFactory,
+) -> None:
+    broker = await brokers()
+    port = broker.settings.port
+    first: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=100)
+    sub = MqttConnection(
+        endpoint(port, "gw"), on_message=first.put_nowait, manual_ack=True, clean_session=False
+    )
+    await sub.open()
+    await sub.subscribe("d/#", 1)
+    pub = MqttConnection(endpoint(port, "dev"))
+    await pub.open()
+    await asyncio.gather(*(pub.publish("d/x", f"{i}".encode(), 1) for i in range(5)))
+    got = [await asyncio.wait_for(first.get(), 5) for _ in range(5)]
+    got[0].ack()  # only the first is acknowledged
+    await asyncio.sleep(0.2)
+    await sub.close()
+    again: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=100)
+    sub2 = MqttConnection(
+        endpoint(port, "gw"), on_message=again.put_nowait, manual_ack=True, clean_session=False
+    )
+    await sub2.open()
+    redelivered = [await asyncio.wait_for(again.get(), 5) for _ in range(4)]
+    assert sorted(m.payload for m in redelivered) == [b"1", b"2", b"3", b"4"]
+    for m in redelivered:
+        m.ack()
+    await sub2.close()
+    await pub.close()
+
+
+async def test_wrong_password_is_refused_with_a_clear_reason(brokers: BrokerFactory) -> None:
+    rules = [AclRule("dev1", hash_password("right"), readwrite=("dev1/#",))]
+    broker = await brokers(anonymous=False, rules=rules)
+    conn = MqttConnection(endpoint(broker.settings.port, "c1", "dev1", "wrong"))
+    with pytest.raises(MqttError, match=r"bad user name or password|not authorised"):
+        await conn.open()
+    ok = MqttConnection(endpoint(broker.settings.port, "c2", "dev1", "right"))
+    await ok.open()
+    await ok.close()
+
+
+async def test_nothing_listening_names_the_endpoint(brokers: BrokerFactory) -> None:
+    from gateway.broker import free_port
+
+    port = free_port()
+    conn = MqttConnection(endpoint(port, "c"))
+    with pytest.raises(MqttError, match=f"127.0.0.1:{port}"):
+        await conn.open(timeout=3)
+
+
+async def test_publish_after_broker_death_fails_with_connection_lost(
+    brokers: BrokerFactory,
+) -> None:
+    broker = await brokers()
+    conn = MqttConnection(endpoint(broker.settings.port, "c"))
+    await conn.open()
+    broker.kill()
+    await asyncio.wait_for(asyncio.shield(conn.closed), 5)
+    with pytest.raises(ConnectionLost):
+        await conn.publish("t", b"x", 1)
+
+
+async def test_acl_lets_a_device_publish_only_under_its_own_topics(brokers: BrokerFactory) -> None:
+    from gateway.broker import device_rule, gateway_rule
+
+    rules = [
+        gateway_rule("gw", hash_password("gwpw")),
+        device_rule("oven-1", hash_password("pw1"), ["bakery/oven-1/{stream}"]),
+        device_rule("oven-2", hash_password("pw2"), ["bakery/oven-2/{stream}"]),
+    ]
+    broker = await brokers(anonymous=False, rules=rules)
+    port = broker.settings.port
+    seen: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=100)
+    gw = MqttConnection(endpoint(port, "gw", "gw", "gwpw"), on_message=seen.put_nowait)
+    await gw.open()
+    await gw.subscribe("#", 1)
+    dev = MqttConnection(endpoint(port, "oven-1", "oven-1", "pw1"))
+    await dev.open()
+    await dev.publish("bakery/oven-2/telemetry", b"forged", 1)  # another device's topic: dropped
+    await dev.publish("bakery/oven-1/telemetry", b"own", 1)
+    msg = await asyncio.wait_for(seen.get(), 5)
+    assert (msg.topic, msg.payload) == ("bakery/oven-1/telemetry", b"own")
+    await asyncio.sleep(0.3)
+    assert seen.empty(), "a forged publish under another device's topic got through"
+    # A device may subscribe to '#', but Mosquitto's ACL delivers it nothing of other devices.
+    spy_inbox: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=100)
+    spy = MqttConnection(
+        endpoint(port, "oven-1b", "oven-1", "pw1"), on_message=spy_inbox.put_nowait
+    )
+    await spy.open()
+    await spy.subscribe("#", 1)
+    other = MqttConnection(endpoint(port, "oven-2", "oven-2", "pw2"))
+    await other.open()
+    await other.publish("bakery/oven-2/telemetry", b"private to oven-2", 1)
+    assert (await asyncio.wait_for(seen.get(), 5)).payload == b"private to oven-2"
+    await asyncio.sleep(0.3)
+    assert spy_inbox.empty(), "a device read another device's message"
+    for conn in (spy, other, dev, gw):
+        await conn.close()
