@@ -13,7 +13,7 @@ purpose can never be replayed as another (the RFC 6962 lesson).
 
     text_digest   = SHA-256("einblick/text/v1\\0"    || utf8(text))
     body_digest   = SHA-256("einblick/body/v1\\0"    || canonical_json(body))
-    salt          = HMAC-SHA-256(subject_key, "einblick/salt/v1\\0" || chain || "\\0" || u64(index))
+    salt          = BLAKE2b-256(key=subject_key, person="einblick/salt/v1", chain || "\\0" || u64(index))
     commitment    = SHA-256("einblick/content/v1\\0" || salt || topic_part || content_part)
     genesis       = SHA-256("einblick/genesis/v1\\0" || origin || "\\0" || chain)
     entry_hash[i] = SHA-256("einblick/entry/v1\\0" || entry_hash[i-1] (genesis for i = 0)
@@ -39,7 +39,6 @@ a position) cannot be confirmed against it.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import struct
 from collections.abc import Mapping
 from typing import Any
@@ -63,7 +62,7 @@ GATEWAY_CHAIN = "_gateway"  # the chain of entries that belong to no customer
 
 _TEXT = b"einblick/text/v1\x00"
 _BODY = b"einblick/body/v1\x00"
-_SALT = b"einblick/salt/v1\x00"
+_SALT = b"einblick/salt/v1"  # BLAKE2b personalisation: exactly 16 bytes
 _CONTENT = b"einblick/content/v1\x00"
 _GENESIS = b"einblick/genesis/v1\x00"
 _ENTRY = b"einblick/entry/v1\x00"
@@ -89,9 +88,13 @@ def body_digest(canonical: bytes) -> bytes:
 
 
 def salt_for(subject_key: bytes, chain: str, index: int) -> bytes:
-    return hmac.digest(
-        subject_key, _SALT + chain.encode("utf-8") + b"\x00" + _U64.pack(index), "sha256"
-    )
+    """The per-entry salt: keyed BLAKE2b (a PRF by design, one call, no HMAC key schedule)."""
+    return hashlib.blake2b(
+        chain.encode("utf-8") + b"\x00" + _U64.pack(index),
+        key=subject_key,
+        digest_size=32,
+        person=_SALT,
+    ).digest()
 
 
 def content_commitment(salt: bytes, topic: str | None, content: bytes | None) -> bytes:

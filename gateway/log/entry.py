@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.errors import EntryInvalid
@@ -41,14 +41,14 @@ KINDS = frozenset(
 )
 OUTCOMES: dict[str | None, int] = {None: 0, "shared": 1, "altered": 2, "withheld": 3}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
 
 
 def us_from_at(at: datetime) -> int:
     """Microseconds since the epoch, exactly (no float rounding)."""
     if at.tzinfo is None or at.utcoffset() is None:
         raise EntryInvalid("at", f"expected an aware UTC datetime, found naive {at.isoformat()}")
-    delta = at - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return (at - _EPOCH) // _US
 
 
 def at_from_us(us: int) -> datetime:
@@ -86,7 +86,7 @@ class EntryDraft:
         return GATEWAY_CHAIN if self.customer is None else self.customer
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per entry, and frozen __init__ costs 2x
 class AppendedEntry:
     """Where a draft landed: ``seq`` is global, ``index`` the position in the customer's chain."""
 
@@ -142,6 +142,29 @@ def draft_from_decision(
         reason_params={} if reason is None else dict(reason.params),
         text_de=text_de,
         text_en=text_en,
+    )
+
+
+def body_key(draft: EntryDraft) -> tuple[object, ...]:
+    """A hashable key equal for drafts with equal bodies (a cache key; not hashed into proofs)."""
+    return (
+        draft.kind,
+        draft.customer,
+        draft.device,
+        draft.recipient,
+        draft.outcome,
+        draft.grant,
+        draft.policy_version,
+        tuple(draft.purpose.items()),
+        draft.legal_basis,
+        draft.shared,
+        draft.altered,
+        draft.withheld,
+        draft.reason,
+        tuple(draft.reason_params.items()),
+        draft.text_de,
+        draft.text_en,
+        draft.subject,
     )
 
 

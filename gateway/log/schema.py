@@ -53,7 +53,6 @@ CREATE TABLE IF NOT EXISTS entries (
 CREATE INDEX IF NOT EXISTS entries_chain ON entries (chain_id);
 CREATE INDEX IF NOT EXISTS entries_device ON entries (device_id);
 CREATE INDEX IF NOT EXISTS entries_recipient ON entries (recipient_id);
-CREATE INDEX IF NOT EXISTS entries_outcome ON entries (outcome);
 CREATE TABLE IF NOT EXISTS subject_keys (
     chain_id INTEGER NOT NULL, device_id INTEGER NOT NULL, key BLOB NOT NULL,
     PRIMARY KEY (chain_id, device_id)) WITHOUT ROWID;

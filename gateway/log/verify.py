@@ -20,6 +20,7 @@ reported as the unsigned tail.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ import orjson
 from gateway.errors import ChainBroken
 from gateway.keys import PublicKey, fingerprint
 from gateway.log.chain import (
+    _ENTRY,
+    _INDEX_AT,
     GATEWAY_CHAIN,
     body_digest,
     checkpoint_message,
@@ -184,7 +187,16 @@ def trusted_keys(
 class ChainWalk:
     """Recomputes one chain entry by entry; stops at the first problem."""
 
-    __slots__ = ("_checks", "_next", "_pos", "expected", "origin", "prev", "report", "trusted")
+    __slots__ = (
+        "_checks",
+        "_pos",
+        "expected",
+        "next_checkpoint",
+        "origin",
+        "prev",
+        "report",
+        "trusted",
+    )
 
     def __init__(
         self,
@@ -208,7 +220,7 @@ class ChainWalk:
         ordered = sorted(checkpoints, key=lambda c: (c.size, c.at))
         self._checks = [c for c in ordered if c.size > self.expected]
         self._pos = 0
-        self._next = self._checks[0].size if self._checks else -1
+        self.next_checkpoint = self._checks[0].size if self._checks else -1
         self.report.checkpoints = len(ordered)
 
     def _signature_problem(self, c: CheckpointRecord) -> tuple[str, str, str] | None:
@@ -265,11 +277,10 @@ class ChainWalk:
             return
         self.prev = computed
         self.expected = expected + 1
-        self.report.size = expected + 1
-        if self.expected == self._next:
-            self._check_points()
+        if self.expected == self.next_checkpoint:
+            self.check_points()
 
-    def _check_points(self) -> None:
+    def check_points(self) -> None:
         while self._pos < len(self._checks) and self._checks[self._pos].size == self.expected:
             c = self._checks[self._pos]
             self._pos += 1
@@ -287,9 +298,10 @@ class ChainWalk:
                 )
                 return
             self.report.signed = c.size
-        self._next = self._checks[self._pos].size if self._pos < len(self._checks) else -1
+        self.next_checkpoint = self._checks[self._pos].size if self._pos < len(self._checks) else -1
 
     def finish(self) -> ChainReport:
+        self.report.size = self.expected
         if self.report.problem is None and self._pos < len(self._checks):
             c = self._checks[self._pos]
             if c.size < self.expected:  # a checkpoint at a size the walk skipped
@@ -408,7 +420,35 @@ def verify_connection(
         ("body missing", "a stored body", "none"),
         (),
     )
+    good = {i: (d, e) for i, (d, p, e) in bodies.items() if p is None}
+    sha256 = hashlib.sha256
+    pack = _INDEX_AT.pack
+    prefix = _ENTRY
     for chain_id, idx, at, body_id, source, commitment, stored, dev, rec, out in rows:
+        walk = walks.get(chain_id)
+        # The fast path: the same computation as ChainWalk.step, inlined (half the time per
+        # entry); anything unusual falls through to the careful path below.
+        if walk is not None and walk.report.problem is None and idx == walk.expected:
+            known = good.get(body_id)
+            if known is not None and known[1] == (chain_id, dev, rec, out):
+                computed = sha256(
+                    b"".join(
+                        (
+                            prefix,
+                            walk.prev,
+                            pack(idx, at),
+                            known[0],
+                            source,
+                            b"\x00" if commitment is None else b"\x01" + commitment,
+                        )
+                    )
+                ).digest()
+                if computed == stored:
+                    walk.prev = computed
+                    walk.expected = idx + 1
+                    if walk.expected == walk.next_checkpoint:
+                        walk.check_points()
+                    continue
         walk = walks.get(chain_id)
         if walk is None:
             name = f"chain #{chain_id}"

@@ -36,6 +36,7 @@ from gateway.log.entry import (
     AppendedEntry,
     Checkpoint,
     EntryDraft,
+    body_key,
     body_of,
     check_draft,
     us_from_at,
@@ -97,6 +98,7 @@ class LogWriter:
         self._atoms: dict[str, int] = {}
         self._texts: dict[str, bytes] = {}
         self._bodies: dict[bytes, int] = {}
+        self._body_keys: dict[tuple[object, ...], tuple[int, bytes]] = {}
         self._subject_keys: dict[tuple[int, int], bytes] = {}
         self._topics: dict[tuple[int, int, str], int] = {}
         self._heads: dict[int, _Head] = {}
@@ -250,15 +252,20 @@ class LogWriter:
         appended: list[AppendedEntry] = []
         seq = self._pending_seq
         pending = self._pending
+        bodies = self._body_keys
         for draft in drafts:
             check_draft(draft)
             chain = draft.chain
             chain_id = self._chain_id(chain)
             size, prev = pending.get(chain_id) or self._heads[chain_id]
-            canonical = canonical_json(
-                body_of(draft, self._text(draft.text_de), self._text(draft.text_en))
-            )
-            body_id, digest = self._body(canonical)
+            key = body_key(draft)
+            found = bodies.get(key)
+            if found is None:
+                canonical = canonical_json(
+                    body_of(draft, self._text(draft.text_de), self._text(draft.text_en))
+                )
+                found = bodies[key] = self._body(canonical)
+            body_id, digest = found
             device_id = None if draft.device is None else self._atom(draft.device)
             recipient_id = None if draft.recipient is None else self._atom(draft.recipient)
             at_us = us_from_at(draft.at)
