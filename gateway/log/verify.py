@@ -152,6 +152,11 @@ def trusted_keys(
     links: list[tuple[bytes, bytes]] = []
     for k in keys:
         if k.prev_key_id is None:
+            if k.added_at != 0 or k.sig_old is not None or k.sig_new is not None:
+                problems.append(
+                    f"first key {PublicKey(k.public).fingerprint}: expected a bare record "
+                    f"(added_at 0, no signatures), found added_at {k.added_at}"
+                )
             continue
         old = by_id.get(k.prev_key_id)
         new = PublicKey(k.public)
