@@ -86,6 +86,7 @@ class Forwarder:
         *,
         still_allowed: StillAllowed,
         on_withhold: Withhold,
+        on_done: Callable[[str, int], None] | None = None,
         window: int = 500,
         batch: int = 1000,
     ) -> None:
@@ -94,6 +95,7 @@ class Forwarder:
         self.store = store
         self._still_allowed = still_allowed
         self._on_withhold = on_withhold
+        self._on_done = on_done
         self._window = asyncio.Semaphore(window)
         self._window_size = window
         self._batch = batch
@@ -183,6 +185,8 @@ class Forwarder:
             if refused:
                 await self._on_withhold(refused)
                 self.state.withheld_at_send += len(refused)
+                if self._on_done is not None:
+                    self._on_done(self.recipient.name, len(refused))
             for row in allowed:
                 await self._window.acquire()
                 if connection.closed.done():
@@ -265,6 +269,8 @@ class Forwarder:
                 )
             finally:
                 self._deleting.difference_update(ids)
+            if self._on_done is not None:
+                self._on_done(self.recipient.name, len(ids))
 
 
 def _now() -> float:

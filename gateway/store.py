@@ -68,6 +68,7 @@ class Store:
         job: Callable[[sqlite3.Connection], T],
         *,
         on_rollback: Callable[[], None] | None = None,
+        on_commit: Callable[[], None] | None = None,
     ) -> T:
         """Run ``job(conn)`` inside BEGIN IMMEDIATE … COMMIT on the writer thread.
 
@@ -75,10 +76,13 @@ class Store:
         can be restored) and raises StoreError saying what the database said.
         """
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._run, job, on_rollback)
+        return await loop.run_in_executor(self._executor, self._run, job, on_rollback, on_commit)
 
     def _run(
-        self, job: Callable[[sqlite3.Connection], T], on_rollback: Callable[[], None] | None
+        self,
+        job: Callable[[sqlite3.Connection], T],
+        on_rollback: Callable[[], None] | None,
+        on_commit: Callable[[], None] | None,
     ) -> T:
         conn = self._conn
         if conn is None:
@@ -87,6 +91,8 @@ class Store:
             conn.execute("BEGIN IMMEDIATE")
             result = job(conn)
             conn.execute("COMMIT")
+            if on_commit is not None:
+                on_commit()
         except (sqlite3.Error, OSError) as exc:
             if conn.in_transaction:
                 try:

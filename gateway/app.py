@@ -1,0 +1,508 @@
+"""The running gateway: every component, started in order and stopped in reverse.
+
+    Mosquitto (managed) ─▶ device link ─▶ pipeline ─▶ store (log + outbox) ─▶ forwarders ─▶ upstreams
+                                               ▲                                  │
+                 policy set (hot reload) ──▶ engine ◀── still allowed? ──────────┘
+                 control socket (status, consent) · checkpoints · aggregation windows
+
+All long-lived work runs as named tasks in one TaskGroup; stopping cancels them, then a last
+checkpoint is signed so a clean shutdown leaves every entry covered by a signature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import sqlite3
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from policies.describe import describe
+
+from gateway import outbox
+from gateway.broker import (
+    Mosquitto,
+    MosquittoSettings,
+    device_rule,
+    gateway_rule,
+    hash_password,
+    write_private,
+)
+from gateway.config import Config
+from gateway.consent import ConsentBook
+from gateway.control import ControlServer
+from gateway.errors import ConfigError, GatewayError
+from gateway.forwarder import Forwarder, endpoint_for
+from gateway.keys import Signer
+from gateway.log.schema import ensure_schema
+from gateway.log.writer import LogWriter
+from gateway.mqtt import Endpoint, MqttConnection, MqttError
+from gateway.outbox import OutboxRow
+from gateway.pipeline import Pipeline
+from gateway.policyset import PolicySet
+from gateway.pseudonyms import Keyring
+from gateway.registry import Registry
+from gateway.store import Store
+from policies.decision import Reason
+from policies.engine import Engine
+from policies.errors import PolicyError
+
+__all__ = ["Gateway", "read_secret"]
+
+log = logging.getLogger(__name__)
+
+
+def read_secret(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read {what}: {exc.strerror}") from exc
+
+
+class Gateway:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.started_at = time.time()
+        self.registry = Registry(config.data_path / "devices.json")
+        self.policies = PolicySet(
+            config.policies_path, config.recipient_names(), self.registry.devices
+        )
+        self.keyring = Keyring()
+        self.store = Store(config.database_path, self._setup_db)
+        self.signer = Signer.load(config.signing_key_path)
+        self.consents = ConsentBook()
+        self._engine: Engine | None = None
+        self._writer: LogWriter | None = None
+        self.broker: Mosquitto | None = None
+        self.forwarders: dict[str, Forwarder] = {}
+        self.device_link: MqttConnection | None = None
+        self.device_state: dict[str, Any] = {
+            "connected": False,
+            "since": time.time(),
+            "error": None,
+        }
+        self.ready = asyncio.Event()
+        self._last_checkpoint = 0.0
+        self._checkpointed_entries = 0
+        self.pipeline: Pipeline | None = None
+
+    # -- accessors used by components -----------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        assert self._engine is not None, "the gateway is not started"
+        return self._engine
+
+    @property
+    def writer(self) -> LogWriter:
+        assert self._writer is not None, "the gateway is not started"
+        return self._writer
+
+    def _setup_db(self, conn: sqlite3.Connection) -> None:
+        ensure_schema(conn)
+        outbox.ensure_schema(conn)
+        Keyring.ensure_schema(conn)
+        ConsentBook.ensure_schema(conn)
+        os.chmod(self.config.database_path, 0o600)
+
+    # -- run --------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Start everything and run until cancelled; then stop in order."""
+        config = self.config
+        await self.store.open()
+        try:
+            self._writer = await self.store.read(
+                lambda conn: LogWriter(conn, self.signer, config.instance)
+            )
+            await self.store.read(self.keyring.load)
+            compiled = self.policies.load_all()
+            self._engine = Engine(compiled, self.keyring)
+            for customer, grant, at in await self.store.read(ConsentBook.withdrawn):
+                with contextlib.suppress(GatewayError, KeyError):
+                    self._engine.withdraw(customer, grant, at)
+            await self.store.read(self.consents.load)
+            depth = await self.store.read(outbox.depth)
+            self.pipeline = Pipeline(
+                engine=lambda: self.engine,
+                store=self.store,
+                log_writer=lambda: self.writer,
+                keyring=self.keyring,
+                topic_prefix={r.name: r.topic_prefix for r in config.recipients},
+                queue_size=config.pipeline.queue,
+                batch_max=config.pipeline.batch_max,
+                max_payload_bytes=config.pipeline.max_payload_bytes,
+                outbox_max_rows=config.outbox.max_rows,
+                on_rows=self._offer,
+            )
+            self.pipeline.stats.outbox_depth.update(depth)
+            for recipient in config.recipients:
+                password = (
+                    read_secret(
+                        config.path(recipient.password_file),
+                        f"the password of recipient {recipient.name!r}",
+                    )
+                    if recipient.password_file
+                    else None
+                )
+                self.forwarders[recipient.name] = Forwarder(
+                    recipient,
+                    endpoint_for(recipient, config.instance, password),
+                    self.store,
+                    still_allowed=self._still_allowed,
+                    on_withhold=self._withhold_at_send,
+                    on_done=self.pipeline.rows_done,
+                )
+            if config.broker.mode == "managed":
+                await self._start_broker()
+            control = ControlServer(config.control_socket, self._control_handlers())
+            await control.start()
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    if self.broker is not None:
+                        tasks.create_task(self.broker.supervise(), name="broker-supervisor")
+                    tasks.create_task(self.pipeline.run(), name="pipeline-writer")
+                    tasks.create_task(self._device_link_loop(), name="device-link")
+                    for name, forwarder in self.forwarders.items():
+                        tasks.create_task(forwarder.run(), name=f"forwarder-{name}")
+                    tasks.create_task(self._checkpoints(), name="checkpoints")
+                    tasks.create_task(self._windows(), name="aggregation-windows")
+                    tasks.create_task(self._watch_policies(), name="policy-watcher")
+                    self.ready.set()
+                    log.info(
+                        "Einblick %s is running: %d customers, %d recipients",
+                        config.instance,
+                        len(compiled),
+                        len(self.forwarders),
+                    )
+            finally:
+                await control.close()
+        finally:
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        if self.device_link is not None:
+            await self.device_link.close()
+        if self._writer is not None:
+            try:
+                await self._checkpoint(force=True)
+            except GatewayError as exc:
+                log.error("the final checkpoint could not be written: %s", exc)
+        await self.store.close()
+        if self.broker is not None:
+            await self.broker.stop()
+
+    # -- the device side --------------------------------------------------------------------------
+
+    def gateway_password(self) -> str:
+        config = self.config
+        if config.broker.mode == "external":
+            if config.broker.gateway_password_file is None:
+                return ""
+            return read_secret(
+                config.path(config.broker.gateway_password_file), "the gateway's broker password"
+            )
+        path = config.broker_dir / "gateway.secret"
+        if not path.exists():
+            write_private(path, secrets.token_urlsafe(24))
+        return read_secret(path, "the gateway's broker password")
+
+    def acl_rules(self) -> list[Any]:
+        """The broker's users: the gateway reads everything; a device only its own topics."""
+        password = self.gateway_password()
+        rules = [gateway_rule(self.config.broker.gateway_username, hash_password(password))]
+        topics: dict[tuple[str, str], list[str]] = {}
+        if self._engine is not None:
+            for policy in self._engine.policies():
+                for declared in policy.devices:
+                    topics[(policy.customer, declared.id)] = [
+                        t.pattern.pattern for t in declared.topics
+                    ]
+        for registered in self.registry.devices():
+            patterns = topics.get(registered.key) or [p for p, _ in registered.topics]
+            rules.append(device_rule(registered.username, registered.password_hash, patterns))
+        return rules
+
+    async def _start_broker(self) -> None:
+        config = self.config
+        ca = config.data_path / "tls"
+        tls_files = (ca / "ca.crt", ca / "server.crt", ca / "server.key")
+        has_tls = config.broker.tls_port is not None
+        self.broker = Mosquitto(
+            MosquittoSettings(
+                directory=config.broker_dir,
+                port=config.broker.port,
+                listen=config.broker.listen,
+                tls_port=config.broker.tls_port,
+                ca_file=tls_files[0] if has_tls else None,
+                cert_file=tls_files[1] if has_tls else None,
+                key_file=tls_files[2] if has_tls else None,
+            ),
+            binary=config.broker.mosquitto,
+        )
+        self.broker.write_files(self.acl_rules())
+        await self.broker.start()
+
+    def reload_devices(self) -> int:
+        """Re-read the registry, rewrite password file and ACL, and tell Mosquitto (SIGHUP)."""
+        self.registry.load()
+        if self.broker is not None:
+            self.broker.write_files(self.acl_rules())
+            self.broker.reload()
+        return len(self.registry.devices())
+
+    def _device_endpoint(self) -> Endpoint:
+        broker = self.config.broker
+        return Endpoint(
+            host=broker.host,
+            port=broker.port,
+            client_id=broker.client_id,
+            username=broker.gateway_username,
+            password=self.gateway_password(),
+        )
+
+    async def _device_link_loop(self) -> None:
+        """Hold the gateway's persistent QoS 1 session; reconnect; step back when the outbox is full."""
+        assert self.pipeline is not None
+        pipeline = self.pipeline
+        delay = 0.2
+        while True:
+            if pipeline.outbox_full.is_set():
+                log.error(
+                    "the outbox is full (%d rows): not taking messages from devices; the broker keeps them until upstreams catch up",
+                    self.config.outbox.max_rows,
+                )
+                self.device_state.update(
+                    connected=False, since=time.time(), error="paused: outbox full"
+                )
+                await pipeline.outbox_has_room.wait()
+                log.warning("the outbox has room again: taking messages from devices")
+            link = MqttConnection(
+                self._device_endpoint(),
+                on_message=pipeline.receive,
+                manual_ack=True,
+                clean_session=False,
+                max_inflight=1000,
+            )
+            try:
+                await link.open()
+                await link.subscribe("#", 1)
+            except MqttError as exc:
+                self.device_state.update(connected=False, since=time.time(), error=str(exc))
+                log.warning("device broker: %s; retrying in %.1f s", exc, delay)
+                await link.close()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            delay = 0.2
+            self.device_link = link
+            self.device_state.update(connected=True, since=time.time(), error=None)
+            # Held until the broker drops us or the outbox fills; checked twice a second, which
+            # bounds the overshoot past max_rows by what arrives in half a second.
+            while not link.closed.done() and not pipeline.outbox_full.is_set():
+                await asyncio.wait({link.closed}, timeout=0.5)
+            await link.close()
+            why = (
+                link.closed.result()
+                if link.closed.done() and not link.closed.cancelled()
+                else "closed"
+            )
+            self.device_state.update(connected=False, since=time.time(), error=why)
+
+    # -- forwarding hooks ---------------------------------------------------------------------------
+
+    def _offer(self, recipient: str, rows: Sequence[OutboxRow]) -> None:
+        forwarder = self.forwarders.get(recipient)
+        if forwarder is not None:
+            forwarder.offer(rows)
+
+    def _still_allowed(self, customer: str, grant: str, now: datetime) -> Reason | None:
+        return self.engine.still_allowed(customer, grant, now)
+
+    async def _withhold_at_send(self, refused: Sequence[tuple[OutboxRow, Reason]]) -> None:
+        assert self.pipeline is not None
+        await self.pipeline.withhold_at_send(refused)
+
+    # -- periodic work ------------------------------------------------------------------------------
+
+    async def _checkpoint(self, *, force: bool = False) -> None:
+        assert self.pipeline is not None
+        entries = self.pipeline.stats.entries + self.consents.entries
+        if not force and entries == self._checkpointed_entries:
+            return
+        writer = self.writer
+        now = datetime.now(UTC)
+        await self.store.transaction(
+            lambda conn: writer.checkpoint(now),
+            on_rollback=writer.rolled_back,
+            on_commit=writer.committed,
+        )
+        self._checkpointed_entries = entries
+        self._last_checkpoint = time.time()
+
+    async def _checkpoints(self) -> None:
+        interval = self.config.pipeline.checkpoint_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._checkpoint()
+            except GatewayError as exc:
+                log.error("checkpoint failed (entries stay unsigned until the next one): %s", exc)
+
+    async def _windows(self) -> None:
+        assert self.pipeline is not None
+        while True:
+            await asyncio.sleep(1.0)
+            decisions = self.engine.flush(datetime.now(UTC))
+            if decisions:
+                await self.pipeline.record(decisions, datetime.now(UTC))
+
+    async def _watch_policies(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            for path in self.policies.changed():
+                compiled = self.policies.load(path)
+                if compiled is None:
+                    continue
+                try:
+                    self.engine.replace(compiled)
+                except PolicyError as exc:
+                    self.policies.files[path].error = str(exc)
+                    log.error("policy %s not applied: %s", path.name, exc)
+                    continue
+                log.info(
+                    "policy %s reloaded: version %s", path.name, self.policies.files[path].version
+                )
+                if self.broker is not None:
+                    self.broker.write_files(self.acl_rules())
+                    self.broker.reload()
+
+    # -- control socket -------------------------------------------------------------------------------
+
+    def _control_handlers(self) -> dict[str, Any]:
+        return {
+            "status": self._op_status,
+            "policies": self._op_policies,
+            "withdraw": self._op_withdraw,
+            "give": self._op_give,
+            "reload_devices": self._op_reload_devices,
+        }
+
+    async def _op_status(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        return self.status()
+
+    def status(self) -> dict[str, Any]:
+        assert self.pipeline is not None
+        stats = self.pipeline.stats
+        names = self.config.recipient_names()
+        return {
+            "instance": self.config.instance,
+            "started_at": self.started_at,
+            "key_fingerprint": self.signer.fingerprint,
+            "device_broker": dict(self.device_state),
+            "upstreams": [
+                {
+                    "recipient": name,
+                    "display_name": names[name],
+                    "connected": f.state.connected,
+                    "since": f.state.since,
+                    "last_error": f.state.last_error,
+                    "sent": f.state.sent,
+                    "withheld_at_send": f.state.withheld_at_send,
+                    "in_flight": f.state.in_flight,
+                    "backlog": f.state.backlog,
+                    "outbox_depth": stats.outbox_depth.get(name, 0),
+                }
+                for name, f in self.forwarders.items()
+            ],
+            "pipeline": {
+                "received": stats.received,
+                "committed": stats.committed,
+                "entries": stats.entries,
+                "shared": stats.shared,
+                "altered": stats.altered,
+                "withheld": stats.withheld,
+                "failing_closed": stats.failing_closed,
+                "outbox_full": self.pipeline.outbox_full.is_set(),
+            },
+            "last_checkpoint_age_s": (time.time() - self._last_checkpoint)
+            if self._last_checkpoint
+            else None,
+            "policies": [
+                {
+                    "customer": f.customer,
+                    "name": next(
+                        (p.name for p in self.engine.policies() if p.customer == f.customer), None
+                    ),
+                    "language": next(
+                        (p.language for p in self.engine.policies() if p.customer == f.customer),
+                        None,
+                    ),
+                    "version": f.version,
+                    "source": str(f.path),
+                    "error": f.error,
+                }
+                for f in self.policies.files.values()
+            ],
+        }
+
+    async def _op_policies(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        names = self.config.recipient_names()
+        customers = []
+        only = request.get("customer")
+        for policy in self.engine.policies():
+            if only and policy.customer != only:
+                continue
+            customers.append(
+                {
+                    "customer": policy.customer,
+                    "name": policy.name,
+                    "language": policy.language,
+                    "version": policy.version,
+                    "describe": {lang: describe(policy, lang) for lang in ("de", "en")},
+                    "grants": [
+                        {
+                            "id": grant.id,
+                            "recipient": grant.recipient,
+                            "recipient_name": names.get(grant.recipient, grant.recipient),
+                            "purpose": dict(grant.purpose),
+                            "legal_basis": str(grant.legal_basis),
+                            "consent": grant.consent.model_dump(mode="json")
+                            if grant.consent
+                            else None,
+                            "withdrawn": self.consents.is_withdrawn(policy.customer, grant.id),
+                            "fields": list(grant.spec.fields),
+                            "devices": list(grant.devices),
+                        }
+                        for grant in policy.grants
+                    ],
+                }
+            )
+        return {"customers": customers}
+
+    async def _op_withdraw(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.consents.change(
+            self,
+            "withdraw",
+            str(request.get("customer", "")),
+            str(request.get("grant", "")),
+            str(request.get("by") or "the customer"),
+        )
+
+    async def _op_give(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.consents.change(
+            self,
+            "give",
+            str(request.get("customer", "")),
+            str(request.get("grant", "")),
+            str(request.get("by") or "the customer"),
+        )
+
+    async def _op_reload_devices(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        return {"devices": self.reload_devices()}

@@ -1,0 +1,59 @@
+"""The ``einblick`` command.
+
+stdout carries data (``einblick export … | jq`` works), stderr carries logs and diagnostics.
+A user mistake prints one line saying what and where, and exits 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from importlib.metadata import version
+
+from gateway.commands import device, gateway_cmds, simulate
+from gateway.commands import log as log_cmds
+from policies.errors import EinblickError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="einblick",
+        description="Einblick: an IoT transparency gateway. Nothing leaves the box unless the "
+        "customer's policy allows it, and every decision is explained and signed.",
+    )
+    parser.add_argument("--version", action="version", version=f"einblick {version('einblick')}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more detail on stderr (-vv: debug)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in (gateway_cmds, device, log_cmds, simulate):
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        code: int = args.func(args)
+    except EinblickError as exc:
+        print(f"einblick: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

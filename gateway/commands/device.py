@@ -1,0 +1,153 @@
+"""``einblick device add|list|remove|rotate``: credentials and topics for integrators."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from gateway.commands.gateway_cmds import SubParsers, add_config_option, config_from
+from gateway.config import Config
+from gateway.control import ControlError, request
+from gateway.registry import DEFAULT_TOPIC, RegisteredDevice, Registry, slug
+
+__all__ = ["connection_snippet", "register"]
+
+
+def register(sub: SubParsers) -> None:
+    device = sub.add_parser("device", help="register devices and print their connection details")
+    actions = device.add_subparsers(dest="device_action", metavar="ACTION", required=True)
+
+    add = actions.add_parser(
+        "add", help="create credentials for a device and print how to connect it"
+    )
+    add_config_option(add)
+    add.add_argument("--customer", required=True)
+    add.add_argument("--name", required=True, help='the human name, e.g. "Backofen 1"')
+    add.add_argument("--id", help="device id (default: from the name, e.g. backofen-1)")
+    add.add_argument("--kind", default="sensor", help="device kind, e.g. oven, tracker, meter")
+    add.add_argument(
+        "--topic",
+        action="append",
+        default=[],
+        metavar="PATTERN[=STREAM]",
+        help="topic the device publishes under, if its policy does not declare it "
+        "(default: devices/<customer>/<id>/{stream}); repeatable",
+    )
+    add.set_defaults(func=_add)
+
+    listing = actions.add_parser("list", help="registered devices")
+    add_config_option(listing)
+    listing.set_defaults(func=_list)
+
+    remove = actions.add_parser("remove", help="revoke a device's credentials at once")
+    add_config_option(remove)
+    remove.add_argument("--customer", required=True)
+    remove.add_argument("--id", required=True)
+    remove.set_defaults(func=_remove)
+
+    rotate = actions.add_parser(
+        "rotate", help="new password for a device; the old one stops working"
+    )
+    add_config_option(rotate)
+    rotate.add_argument("--customer", required=True)
+    rotate.add_argument("--id", required=True)
+    rotate.set_defaults(func=_rotate)
+
+
+def _registry(config: Config) -> Registry:
+    return Registry(config.data_path / "devices.json")
+
+
+def _tell_gateway(config: Config) -> str:
+    """Ask a running gateway to re-read the registry (password file + ACL, no restart)."""
+    try:
+        asyncio.run(request(config.control_socket, "reload_devices"))
+    except ControlError:
+        return "the gateway is not running; it picks the change up when it starts"
+    return "the running gateway's broker has the new credentials now"
+
+
+def _add(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    registry = _registry(config)
+    device_id = args.id or slug(args.name)
+    topics: list[tuple[str, str]] = []
+    for spec in args.topic:
+        pattern, _, stream = spec.partition("=")
+        topics.append((pattern, stream or "telemetry"))
+    if not topics:
+        topics = [(DEFAULT_TOPIC.format(customer=args.customer, device=device_id), "telemetry")]
+    entry, password = registry.add(
+        args.customer, device_id, name=args.name, kind=args.kind, topics=tuple(topics)
+    )
+    registry.save()
+    note = _tell_gateway(config)
+    assert password is not None
+    sys.stdout.write(connection_snippet(config, entry, password))
+    print(f"\n({note})", file=sys.stderr)
+    return 0
+
+
+def connection_snippet(config: Config, device: RegisteredDevice, password: str) -> str:
+    broker = config.broker
+    host = broker.listen if broker.listen not in {"0.0.0.0", "::"} else "<this box's address>"
+    topic = (
+        device.topics[0][0].replace("{stream}", "telemetry")
+        if device.topics
+        else "<a topic from the policy>"
+    )
+    return f"""Device {device.name!r} ({device.customer}/{device.device}) is registered.
+Give the integrator these details; the password is shown only now.
+
+  host:      {host}
+  port:      {broker.port}
+  TLS:       {"port " + str(broker.tls_port) + " with the gateway's CA (data/tls/ca.crt)" if broker.tls_port else "no (plain MQTT on a trusted network)"}
+  username:  {device.username}
+  password:  {password}
+  client id: {device.username}
+  publish:   {topic}    (QoS 1; only under this device's own topics)
+
+mosquitto_pub:
+  mosquitto_pub -h {host} -p {broker.port} -q 1 -i '{device.username}' -u '{device.username}' -P '{password}' \\
+    -t '{topic}' -m '{{"temperature": 21.5}}'
+
+Python (paho-mqtt 2.x):
+  import paho.mqtt.client as mqtt
+  c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="{device.username}")
+  c.username_pw_set("{device.username}", "{password}")
+  c.connect("{host}", {broker.port})
+  c.loop_start()
+  c.publish("{topic}", '{{"temperature": 21.5}}', qos=1).wait_for_publish()
+"""
+
+
+def _list(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    for device in _registry(config).devices():
+        topics = ", ".join(p for p, _ in device.topics) or "(from the policy)"
+        auth = "password" if device.password_hash else "certificate"
+        print(
+            f"{device.customer}/{device.device}\t{device.name}\t{device.kind}\t{device.username}\t{auth}\t{topics}"
+        )
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    registry = _registry(config)
+    removed = registry.remove(args.customer, args.id)
+    registry.save()
+    print(f"removed {removed.customer}/{removed.device}; {_tell_gateway(config)}", file=sys.stderr)
+    return 0
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    registry = _registry(config)
+    entry, password = registry.rotate(args.customer, args.id)
+    registry.save()
+    note = _tell_gateway(config)
+    sys.stdout.write(connection_snippet(config, entry, password))
+    print(f"\n({note})", file=sys.stderr)
+    return 0

@@ -1,0 +1,236 @@
+"""Commands that run or ask the gateway: init, run, status, consent, receipt, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from gateway.config import Config, load_config
+from gateway.control import ControlError, request
+from gateway.keys import load_public_key
+from gateway.receipts import verify_receipt
+from gateway.scaffold import InitOptions, init_directory
+
+__all__ = ["add_config_option", "config_from", "register", "run_until_signalled"]
+
+SubParsers = argparse._SubParsersAction  # type: ignore[type-arg]
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=Path(os.environ.get("EINBLICK_CONFIG", "einblick.yaml")),
+        help="the installer's configuration (default: $EINBLICK_CONFIG or ./einblick.yaml)",
+    )
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    return load_config(args.config)
+
+
+def register(sub: SubParsers) -> None:
+    init = sub.add_parser("init", help="write a working configuration, keys and example policies")
+    init.add_argument("directory", type=Path)
+    init.add_argument("--instance", default="edge-01", help="this gateway's name in the log")
+    init.add_argument("--port", type=int, default=1883, help="device-side broker port")
+    init.add_argument("--listen", default="127.0.0.1", help="address devices connect to")
+    init.add_argument(
+        "--upstream-url", default="mqtt://127.0.0.1:1884", help="the example recipients' broker"
+    )
+    init.add_argument("--force", action="store_true", help="overwrite an existing configuration")
+    init.set_defaults(func=_init)
+
+    run = sub.add_parser("run", help="run the gateway in the foreground (systemd runs this)")
+    add_config_option(run)
+    run.set_defaults(func=_run)
+
+    status = sub.add_parser(
+        "status", help="broker and upstream connections, outbox, checkpoints, policies"
+    )
+    add_config_option(status)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=_status)
+
+    consent = sub.add_parser("consent", help="give or withdraw a consent (signed entry + receipt)")
+    consent_sub = consent.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, text in (
+        ("withdraw", "withdraw a consent: the next message is withheld"),
+        ("give", "give (or restore) a consent"),
+    ):
+        p = consent_sub.add_parser(action, help=text)
+        add_config_option(p)
+        p.add_argument("--customer", required=True)
+        p.add_argument("--grant", required=True)
+        p.add_argument(
+            "--by", default="the customer", help="who asked (written into the log and receipt)"
+        )
+        p.add_argument(
+            "--receipt", type=Path, help="write the signed receipt to this file (default: stdout)"
+        )
+        p.set_defaults(func=_consent, action=action)
+
+    receipt = sub.add_parser("receipt", help="verify a consent receipt offline")
+    receipt_sub = receipt.add_subparsers(dest="receipt_action", metavar="ACTION", required=True)
+    verify = receipt_sub.add_parser(
+        "verify", help="check a receipt's signature with the public key"
+    )
+    verify.add_argument("file", type=Path)
+    verify.add_argument("--key", required=True, help="the gateway's public key (PEM file)")
+    verify.set_defaults(func=_receipt_verify)
+
+    demo = sub.add_parser(
+        "demo", help="broker, cloud stand-in, simulated devices, gateway and TUI on loopback"
+    )
+    demo.add_argument(
+        "--dir", type=Path, default=Path("demo-data"), help="where the demo keeps its files"
+    )
+    demo.add_argument(
+        "--no-tui", action="store_true", help="print a status line instead of the TUI"
+    )
+    demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    demo.add_argument("--lang", choices=("de", "en"), default=None)
+    demo.set_defaults(func=_demo)
+
+
+def _init(args: argparse.Namespace) -> int:
+    path = init_directory(
+        InitOptions(
+            directory=args.directory,
+            instance=args.instance,
+            broker_port=args.port,
+            listen=args.listen,
+            upstream_url=args.upstream_url,
+            force=args.force,
+        )
+    )
+    print(f"wrote {path}", file=sys.stderr)
+    print(
+        f"next: einblick device add --config {path} --customer <customer> --name '<device name>'",
+        file=sys.stderr,
+    )
+    print(f"      einblick run --config {path}", file=sys.stderr)
+    return 0
+
+
+def run_until_signalled(main: Any) -> None:
+    """Run a coroutine; SIGINT/SIGTERM cancel it so every component stops in order."""
+
+    async def runner() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await main
+
+    asyncio.run(runner())
+
+
+def _run(args: argparse.Namespace) -> int:
+    from gateway.app import Gateway
+
+    config = config_from(args)
+    run_until_signalled(Gateway(config).run())
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    try:
+        status = asyncio.run(request(config.control_socket, "status"))
+    except ControlError as exc:
+        print(f"einblick: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        sys.stdout.write(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    print(render_status(status))
+    return 0
+
+
+def render_status(status: dict[str, Any]) -> str:
+    now = time.time()
+    broker = status["device_broker"]
+    pipeline = status["pipeline"]
+    lines = [
+        f"Einblick {status['instance']} — up {_age(now - status['started_at'])}, key {status['key_fingerprint']}",
+        f"device broker: {'connected' if broker['connected'] else 'DISCONNECTED'}"
+        + (f" ({broker['error']})" if broker.get("error") else ""),
+        f"pipeline: {pipeline['received']} received, {pipeline['entries']} entries "
+        f"({pipeline['shared']} shared, {pipeline['altered']} altered, {pipeline['withheld']} withheld)",
+    ]
+    if pipeline.get("failing_closed"):
+        lines.append(f"  FAILING CLOSED — nothing is forwarded: {pipeline['failing_closed']}")
+    if pipeline.get("outbox_full"):
+        lines.append("  OUTBOX FULL — not taking device messages; the broker holds them")
+    age = status.get("last_checkpoint_age_s")
+    lines.append(f"last signed checkpoint: {_age(age) + ' ago' if age is not None else 'none yet'}")
+    lines.append("upstreams:")
+    for up in status["upstreams"]:
+        state = "connected" if up["connected"] else f"DOWN ({up['last_error']})"
+        lines.append(
+            f"  {up['recipient']:<18} {state}; outbox {up['outbox_depth']}, sent {up['sent']}, "
+            f"withheld at send {up['withheld_at_send']}"
+        )
+    lines.append("policies:")
+    for policy in status["policies"]:
+        version = (policy.get("version") or "-")[:12]
+        line = f"  {policy.get('customer') or '?':<22} version {version}  {policy['source']}"
+        if policy.get("error"):
+            line += f"\n    ERROR: {policy['error']}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def _consent(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    answer = asyncio.run(
+        request(
+            config.control_socket, args.action, customer=args.customer, grant=args.grant, by=args.by
+        )
+    )
+    receipt = orjson.dumps(answer["receipt"], option=orjson.OPT_INDENT_2)
+    if args.receipt:
+        args.receipt.write_bytes(receipt + b"\n")
+        print(
+            f"consent {args.action} recorded as log entry {answer['entry_seq']}; receipt in {args.receipt}",
+            file=sys.stderr,
+        )
+    else:
+        sys.stdout.write(receipt.decode() + "\n")
+    return 0
+
+
+def _receipt_verify(args: argparse.Namespace) -> int:
+    fields = verify_receipt(args.file.read_bytes(), load_public_key(args.key))
+    print(
+        f"receipt OK: {fields.get('type')} of grant {fields.get('grant')!r} for {fields.get('customer')!r} at {fields.get('at')}"
+    )
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    return run_demo(args.dir, tui=not args.no_tui, duration=args.duration, lang=args.lang)

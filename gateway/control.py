@@ -1,0 +1,115 @@
+"""The running gateway's control socket: how the CLI and the TUI ask it to act.
+
+The gateway is the only writer of its database, so a consent withdrawn in the TUI or with
+``einblick consent withdraw`` is a request to the running gateway, which applies it to the engine
+(the next message is decided under it), records it as a signed log entry, and answers with the
+receipt. A Unix socket beside the database, owner-only: whoever may read the database may ask.
+
+Protocol: one JSON object per line each way. Request ``{"op": "...", ...}``; answer
+``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from gateway.errors import GatewayError
+
+__all__ = ["ControlError", "ControlServer", "Handler", "request"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
+MAX_REQUEST = 64 * 1024
+
+
+class ControlError(GatewayError):
+    """The gateway is not running, or it refused the request."""
+
+
+class ControlServer:
+    def __init__(self, path: Path, handlers: Mapping[str, Handler]) -> None:
+        self.path = path
+        self.handlers = handlers
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()  # a stale socket from a crash
+        old = os.umask(0o077)
+        try:
+            self._server = await asyncio.start_unix_server(
+                self._serve, path=str(self.path), limit=MAX_REQUEST
+            )
+        finally:
+            os.umask(old)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await reader.readline()
+            answer = await self._answer(line)
+            writer.write(orjson.dumps(answer) + b"\n")
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def _answer(self, line: bytes) -> Mapping[str, Any]:
+        try:
+            request_ = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return {"ok": False, "error": "the request is not one line of JSON"}
+        if not isinstance(request_, dict) or not isinstance(request_.get("op"), str):
+            return {"ok": False, "error": "expected a JSON object with an 'op'"}
+        handler = self.handlers.get(request_["op"])
+        if handler is None:
+            known = ", ".join(sorted(self.handlers))
+            return {"ok": False, "error": f"unknown op {request_['op']!r} (known: {known})"}
+        try:
+            return {"ok": True, **(await handler(request_))}
+        except GatewayError as exc:
+            return {"ok": False, "error": str(exc)}
+        except Exception as exc:
+            log.exception("control request %r failed", request_["op"])
+            return {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
+
+
+async def request(path: Path, op: str, timeout: float = 10.0, **fields: Any) -> dict[str, Any]:
+    """Ask the running gateway; ControlError if it is not running or says no."""
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_unix_connection(str(path), limit=16 * 1024 * 1024)
+            writer.write(orjson.dumps({"op": op, **fields}) + b"\n")
+            await writer.drain()
+            line = await reader.readline()
+            writer.close()
+    except (FileNotFoundError, ConnectionRefusedError) as exc:
+        raise ControlError(f"the gateway is not running (no control socket at {path})") from exc
+    except TimeoutError as exc:
+        raise ControlError(f"the gateway did not answer within {timeout:.0f} s ({path})") from exc
+    answer = (
+        orjson.loads(line) if line else {"ok": False, "error": "the gateway closed the connection"}
+    )
+    if not answer.get("ok"):
+        raise ControlError(str(answer.get("error")))
+    return dict(answer)

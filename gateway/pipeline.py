@@ -1,0 +1,324 @@
+"""The pipeline: receive → identify → evaluate → log + outbox (one transaction) → ack → forward.
+
+Device messages arrive on the gateway's persistent QoS 1 session and wait, unacknowledged, in a
+bounded queue. The writer takes everything waiting (up to ``batch_max``), decides each message for
+every recipient, and commits the explanation entries and the outbox rows in one transaction. Only
+then are the messages acknowledged to the broker and the rows handed to the forwarders. If the
+commit fails (disk full, database error) nothing is acknowledged and nothing is forwarded: the
+batch is retried until the database takes it, and the broker keeps everything behind it.
+
+When the queue is full the pipeline stops reading from the broker's socket: backpressure, never a
+drop. The broker's in-flight window (we hold acks) bounds what arrives meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from gateway import outbox
+from gateway.errors import StoreError
+from gateway.log.entry import EntryDraft, draft_from_decision
+from gateway.log.writer import LogWriter
+from gateway.mqtt import Inbound, MqttConnection
+from gateway.outbox import OutboxRow
+from gateway.pseudonyms import Keyring
+from gateway.store import Store
+from policies.decision import Decision, Outcome, Reason
+from policies.engine import Engine
+from policies.message import Message
+
+__all__ = ["Pipeline", "PipelineStats"]
+
+log = logging.getLogger(__name__)
+
+ExplainKey = tuple[object, ...]
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    received: int = 0
+    committed: int = 0
+    entries: int = 0
+    batches: int = 0
+    shared: int = 0
+    altered: int = 0
+    withheld: int = 0
+    commit_failures: int = 0
+    failing_closed: str | None = None  # why the pipeline is not committing, if it is not
+    outbox_depth: dict[str, int] = field(default_factory=dict)
+    last_commit: float = 0.0
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        engine: Callable[[], Engine],
+        store: Store,
+        log_writer: Callable[[], LogWriter],
+        keyring: Keyring,
+        topic_prefix: dict[str, str],
+        queue_size: int,
+        batch_max: int,
+        max_payload_bytes: int,
+        outbox_max_rows: int,
+        on_rows: Callable[[str, Sequence[OutboxRow]], None],
+    ) -> None:
+        self._engine = engine
+        self._store = store
+        self._log_writer = log_writer
+        self._keyring = keyring
+        self._topic_prefix = topic_prefix
+        # Room for one socket read beyond the mark at which we stop reading.
+        self._queue: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=queue_size + 64)
+        self._high = queue_size
+        self._low = max(1, queue_size // 2)
+        self._paused: set[MqttConnection] = set()
+        self._batch_max = batch_max
+        self._max_payload = max_payload_bytes
+        self._outbox_max = outbox_max_rows
+        self._on_rows = on_rows
+        self._explained: dict[ExplainKey, tuple[str, str]] = {}
+        self.outbox_full = asyncio.Event()
+        self.outbox_has_room = asyncio.Event()
+        self.outbox_has_room.set()
+        self.stats = PipelineStats()
+
+    # -- receiving (paho callback, on the loop thread) ----------------------------------------
+
+    def receive(self, message: Inbound) -> None:
+        self.stats.received += 1
+        self._queue.put_nowait(message)
+        if self._queue.qsize() >= self._high:
+            message.connection.pause_reading()
+            self._paused.add(message.connection)
+
+    # -- the writer ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Take batches, decide, commit, acknowledge, hand over; runs until cancelled."""
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._batch_max and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            if self._paused and self._queue.qsize() <= self._low:
+                for connection in self._paused:
+                    connection.resume_reading()
+                self._paused.clear()
+            await self.process(batch)
+
+    async def process(self, batch: Sequence[Inbound]) -> None:
+        now = datetime.now(UTC)
+        engine = self._engine()
+        drafts: list[EntryDraft] = []
+        releases: list[tuple[int, Decision]] = []  # index into drafts, decision with payload
+        for inbound in batch:
+            for decision in self._decide(engine, inbound, now):
+                if decision.payload is not None and decision.outcome is not Outcome.WITHHELD:
+                    releases.append((len(drafts), decision))
+                drafts.append(self._draft(engine, decision, inbound.payload, now))
+        rows = await self._commit(drafts, releases, now)
+        for inbound in batch:
+            inbound.ack()
+        self.stats.committed += len(batch)
+        self._hand_over(rows)
+
+    async def record(self, decisions: Sequence[Decision], now: datetime) -> list[OutboxRow]:
+        """Commit decisions that did not come from a device message (aggregation windows)."""
+        engine = self._engine()
+        drafts: list[EntryDraft] = []
+        releases: list[tuple[int, Decision]] = []
+        for decision in decisions:
+            if decision.payload is not None and decision.outcome is not Outcome.WITHHELD:
+                releases.append((len(drafts), decision))
+            drafts.append(self._draft(engine, decision, decision.payload or b"", now))
+        rows = await self._commit(drafts, releases, now)
+        self._hand_over(rows)
+        return rows
+
+    async def withhold_at_send(self, refused: Sequence[tuple[OutboxRow, Reason]]) -> None:
+        """Rows that may no longer leave: delete them and record why, in one transaction."""
+        now = datetime.now(UTC)
+        engine = self._engine()
+        drafts = []
+        for row, reason in refused:
+            decision = Decision(
+                customer=row.customer,
+                device=row.device,
+                recipient=row.recipient,
+                outcome=Outcome.WITHHELD,
+                grant=row.grant,
+                reason=reason,
+            )
+            drafts.append(self._draft(engine, decision, row.payload, now))
+        ids = [row.id for row, _ in refused]
+        writer = self._log_writer()
+
+        def job(conn: sqlite3.Connection) -> None:
+            writer.append(drafts)
+            outbox.delete(conn, ids)
+
+        await self._transact(job, writer)
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _decide(self, engine: Engine, inbound: Inbound, now: datetime) -> list[Decision]:
+        if len(inbound.payload) > self._max_payload:
+            device = engine.device_for(inbound.topic)
+            return [
+                Decision(
+                    customer=device.customer if device else None,
+                    device=device.device if device else None,
+                    recipient=None,
+                    outcome=Outcome.WITHHELD,
+                    reason=Reason(
+                        "too_large",
+                        {"size": str(len(inbound.payload)), "limit": str(self._max_payload)},
+                    ),
+                )
+            ]
+        message = Message(inbound.topic, inbound.payload, now, inbound.retain)
+        try:
+            return engine.evaluate(message, now)
+        except Exception as exc:  # the engine promises not to raise; if it does, deny and say so
+            log.exception("the policy engine failed on a message from %r; withheld", inbound.topic)
+            return [
+                Decision(
+                    customer=None,
+                    device=None,
+                    recipient=None,
+                    outcome=Outcome.WITHHELD,
+                    reason=Reason("internal_error", {"error": type(exc).__name__}),
+                )
+            ]
+
+    def _draft(
+        self, engine: Engine, decision: Decision, source: bytes, now: datetime
+    ) -> EntryDraft:
+        key: ExplainKey = (
+            decision.customer,
+            decision.device,
+            decision.recipient,
+            decision.outcome,
+            decision.grant,
+            decision.policy_version,
+            decision.shared,
+            decision.altered,
+            decision.withheld,
+            decision.reason.code if decision.reason else None,
+            tuple(sorted(decision.reason.params.items())) if decision.reason else (),
+            decision.opaque,
+            decision.stream,
+        )
+        texts = self._explained.get(key)
+        if texts is None:
+            texts = (engine.explain(decision, "de"), engine.explain(decision, "en"))
+            if len(self._explained) > 50_000:  # bounded: a flood of distinct shapes cannot grow it
+                self._explained.clear()
+            self._explained[key] = texts
+        if decision.outcome is Outcome.WITHHELD:
+            self.stats.withheld += 1
+        elif decision.outcome is Outcome.ALTERED:
+            self.stats.altered += 1
+        else:
+            self.stats.shared += 1
+        return draft_from_decision(
+            decision,
+            at=now,
+            source_digest=hashlib.sha256(source).digest(),
+            text_de=texts[0],
+            text_en=texts[1],
+        )
+
+    async def _commit(
+        self, drafts: list[EntryDraft], releases: list[tuple[int, Decision]], now: datetime
+    ) -> list[OutboxRow]:
+        writer = self._log_writer()
+        created = now.timestamp()
+        new_keys = self._keyring.take_new()
+        result: list[OutboxRow] = []
+
+        def job(conn: sqlite3.Connection) -> list[OutboxRow]:
+            appended = writer.append(drafts)
+            if new_keys:
+                Keyring.persist(conn, new_keys, created)
+            specs = []
+            for index, decision in releases:
+                assert (
+                    decision.recipient and decision.customer and decision.device and decision.grant
+                )
+                assert decision.topic is not None and decision.payload is not None
+                topic = self._topic_prefix.get(decision.recipient, "") + decision.topic
+                specs.append(
+                    (
+                        appended[index].seq,
+                        decision.recipient,
+                        decision.customer,
+                        decision.device,
+                        decision.grant,
+                        topic,
+                        decision.payload,
+                        created,
+                    )
+                )
+            return outbox.insert(conn, specs)
+
+        delay = 0.2
+        while True:
+            try:
+                result = await self._transact(job, writer)
+                break
+            except StoreError as exc:
+                # Fail closed: nothing acknowledged, nothing forwarded, retry until the disk is back.
+                self.stats.commit_failures += 1
+                if self.stats.failing_closed is None:
+                    log.error("cannot record decisions, so nothing is forwarded: %s", exc)
+                self.stats.failing_closed = str(exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        if self.stats.failing_closed is not None:
+            log.warning("the database takes writes again; forwarding resumes")
+            self.stats.failing_closed = None
+        self.stats.batches += 1
+        self.stats.entries += len(drafts)
+        self.stats.last_commit = time.time()
+        return result
+
+    async def _transact(
+        self, job: Callable[[sqlite3.Connection], object], writer: LogWriter
+    ) -> list[OutboxRow]:
+        result = await self._store.transaction(
+            job, on_rollback=writer.rolled_back, on_commit=writer.committed
+        )
+        return result if isinstance(result, list) else []
+
+    def _hand_over(self, rows: Sequence[OutboxRow]) -> None:
+        by_recipient: dict[str, list[OutboxRow]] = {}
+        for row in rows:
+            by_recipient.setdefault(row.recipient, []).append(row)
+        for recipient, recipient_rows in by_recipient.items():
+            self.stats.outbox_depth[recipient] = self.stats.outbox_depth.get(recipient, 0) + len(
+                recipient_rows
+            )
+            self._on_rows(recipient, recipient_rows)
+        if sum(self.stats.outbox_depth.values()) >= self._outbox_max:
+            self.outbox_has_room.clear()
+            self.outbox_full.set()
+
+    def rows_done(self, recipient: str, count: int) -> None:
+        """A forwarder sent or withheld ``count`` rows: the outbox has that much more room."""
+        depth = max(0, self.stats.outbox_depth.get(recipient, 0) - count)
+        self.stats.outbox_depth[recipient] = depth
+        if (
+            self.outbox_full.is_set()
+            and sum(self.stats.outbox_depth.values()) < self._outbox_max * 0.9
+        ):
+            self.outbox_full.clear()
+            self.outbox_has_room.set()

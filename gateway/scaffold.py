@@ -1,0 +1,95 @@
+"""``einblick init``: a working starting configuration, keys and example policies in a directory.
+
+DIR/einblick.yaml          the installer's configuration (edit recipients and ports)
+DIR/policies/*.yaml        one policy per customer, copied from the examples
+DIR/data/keys/signing.key  the gateway's Ed25519 signing key (owner-only)
+DIR/data/keys/signing.pub  its public key, for customers who verify exports and receipts
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.errors import GatewayError
+from gateway.keys import Signer
+
+__all__ = ["EXAMPLE_RECIPIENTS", "InitOptions", "init_directory"]
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "policies" / "examples"
+
+# The recipients the example policies name, with display names as a customer would read them.
+EXAMPLE_RECIPIENTS = {
+    "oven-maker": "Ofenbau Müller GmbH – Wartungscloud",
+    "logistics": "RouteOne Logistikplattform",
+    "energy-provider": "Stadtwerke Energiedienst",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class InitOptions:
+    directory: Path
+    instance: str = "edge-01"
+    broker_port: int = 1883
+    listen: str = "127.0.0.1"
+    upstream_url: str = "mqtt://127.0.0.1:1884"  # where the example recipients' broker is
+    force: bool = False
+    checkpoint_interval_s: float = 1.0
+
+
+def init_directory(options: InitOptions) -> Path:
+    """Write the directory; refuses to overwrite an existing configuration unless forced."""
+    directory = options.directory
+    config_path = directory / "einblick.yaml"
+    if config_path.exists() and not options.force:
+        raise GatewayError(
+            f"{config_path} exists already; pass --force to overwrite it (keys and the log are kept)"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    policies = directory / "policies"
+    policies.mkdir(exist_ok=True)
+    for example in sorted(EXAMPLES.glob("*.yaml")):
+        target = policies / example.name
+        if not target.exists() or options.force:
+            shutil.copyfile(example, target)
+    data = directory / "data"
+    data.mkdir(exist_ok=True)
+    os.chmod(data, 0o700)
+    key_path = data / "keys" / "signing.key"
+    key_path.parent.mkdir(mode=0o700, exist_ok=True)
+    signer = Signer.load(key_path) if key_path.exists() else Signer.generate(key_path)
+    (data / "keys" / "signing.pub").write_text(signer.public.pem(), encoding="utf-8")
+    recipients = "\n".join(
+        f"  - name: {name}\n    display_name: {display!r}\n    url: {options.upstream_url}\n"
+        for name, display in EXAMPLE_RECIPIENTS.items()
+    )
+    config_path.write_text(
+        f"""# Einblick configuration. Paths are relative to this file. See README "Configuration".
+einblick_config: 1
+instance: {options.instance}
+data_dir: data
+policies_dir: policies
+
+broker:
+  mode: managed            # Einblick runs Mosquitto; 'external' to use your own broker
+  host: 127.0.0.1          # where the gateway itself connects
+  port: {options.broker_port}
+  listen: {options.listen}        # where devices connect; 0.0.0.0 for every interface
+
+# Who may receive data at all. A policy can only name recipients defined here.
+recipients:
+{recipients}
+outbox:
+  max_rows: 100000         # when full, stop taking device messages (the broker holds them)
+
+pipeline:
+  checkpoint_interval_s: {options.checkpoint_interval_s}
+
+metrics:
+  enabled: false           # Prometheus text format on 127.0.0.1:9464 when true
+""",
+        encoding="utf-8",
+    )
+    return config_path
