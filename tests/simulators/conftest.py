@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import socket
 import subprocess
 import time
@@ -27,17 +28,27 @@ def _free_port() -> int:
         return port
 
 
+def _log_text(log: Path) -> str:
+    return log.read_text() if log.exists() else "(no log)"
+
+
+def _config(port: int, log: Path, *extra: str) -> str:
+    # Run as root, Mosquitto would switch to user "mosquitto", who cannot read pytest's tmp dirs.
+    lines = [f"listener {port} 127.0.0.1", f"user {getpass.getuser()}", "persistence false"]
+    return "\n".join([*lines, f"log_dest file {log}", *extra, ""])
+
+
 def _wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"mosquitto exited with {proc.returncode}: {log.read_text()}")
+            raise RuntimeError(f"mosquitto exited with {proc.returncode}: {_log_text(log)}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
         except OSError:
             time.sleep(0.02)
-    raise RuntimeError(f"mosquitto did not listen on {port} within 10 s: {log.read_text()}")
+    raise RuntimeError(f"mosquitto did not listen on {port} within 10 s: {_log_text(log)}")
 
 
 @pytest.fixture
@@ -45,9 +56,7 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     port = _free_port()
     conf = tmp_path / "mosquitto.conf"
     log = tmp_path / "mosquitto.log"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest file {log}\n"
-    )
+    conf.write_text(_config(port, log, "allow_anonymous true"))
     proc = subprocess.Popen([str(MOSQUITTO), "-c", str(conf)], stderr=subprocess.STDOUT)
     try:
         _wait_listening(port, proc, log)
@@ -70,10 +79,7 @@ def password_broker(tmp_path: Path) -> Iterator[tuple[Broker, str, str]]:
     passwd.chmod(0o600)
     conf = tmp_path / "mosquitto.conf"
     log = tmp_path / "mosquitto.log"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {passwd}\n"
-        f"persistence false\nlog_dest file {log}\n"
-    )
+    conf.write_text(_config(port, log, "allow_anonymous false", f"password_file {passwd}"))
     proc = subprocess.Popen([str(MOSQUITTO), "-c", str(conf)], stderr=subprocess.STDOUT)
     try:
         _wait_listening(port, proc, log)
