@@ -11,7 +11,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-__all__ = ["Alteration", "Decision", "LegalBasis", "Outcome", "Reason"]
+__all__ = ["REASON_CODES", "Alteration", "Decision", "LegalBasis", "Outcome", "Reason"]
+
+
+# Every Reason code the engine emits; the catalogs hold a text for each.
+REASON_CODES = (
+    "unknown_device",
+    "no_grant",
+    "not_json",
+    "invalid_utf8",
+    "too_large",
+    "expired",
+    "not_yet_valid",
+    "withdrawn",
+    "rate_limited",
+    "outside_hours",
+    "condition_not_met",
+    "nothing_released",
+    "aggregating",
+    "treatment_failed",
+    "no_birth",
+    "erased",
+    "internal_error",
+)
 
 
 class Outcome(StrEnum):
@@ -54,6 +76,8 @@ class Reason:
     ``too_large``, ``expired``, ``not_yet_valid``, ``withdrawn``, ``rate_limited``,
     ``outside_hours``, ``condition_not_met``, ``nothing_released``, ``aggregating``,
     ``treatment_failed``, ``no_birth`` (Sparkplug DATA before BIRTH), ``erased``, ``internal_error``.
+    Params never carry message values, only names from the policy (field paths, intervals), so
+    explanation texts repeat and the log stores each once.
     """
 
     code: str
@@ -84,3 +108,5 @@ class Decision:
     reason: Reason | None = None  # set when outcome is WITHHELD
     opaque: bool = False  # payload released whole without inspection
     stream: str | None = None  # the device stream (e.g. "telemetry") the message came in on
+    # Why a field the grant names was not released (e.g. ``round`` met a word), by concrete path.
+    field_reasons: Mapping[str, Reason] = field(default_factory=dict)

@@ -1,0 +1,151 @@
+""" "Wer bekommt was, und warum": a whole policy in plain words, grant by grant.
+
+Shown by ``einblick policy describe`` and the TUI's policy view. Every sentence comes from the
+message catalogs; names and dates come from the policy, never from device messages.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from policies.catalog import tr
+from policies.compiler import CompiledGrant, CompiledPolicy
+from policies.explain import join, legal_basis_text, seconds_text, treatment_text
+from policies.model import CoarsenSpec, RoundSpec, Treatment, TruncateSpec
+
+__all__ = ["describe"]
+
+
+def _when(lang: str, moment: datetime | None, zone: ZoneInfo) -> str:
+    if moment is None:
+        return tr(lang, "describe.open")
+    local = moment.astimezone(zone)
+    return local.strftime("%d.%m.%Y %H:%M") if lang == "de" else local.strftime("%Y-%m-%d %H:%M")
+
+
+def _treatment(lang: str, treatment: Treatment) -> str:
+    if treatment == "keep":
+        return tr(lang, "treatment.keep")
+    if treatment == "pseudonymise":
+        return tr(lang, "treatment.pseudonymise")
+    if isinstance(treatment, RoundSpec):
+        return treatment_text(lang, "round", f"{treatment.round:g}")
+    if isinstance(treatment, CoarsenSpec):
+        return treatment_text(lang, "coarsen", f"{treatment.coarsen.grid_m:g} m")
+    if isinstance(treatment, TruncateSpec):
+        return treatment_text(lang, "truncate", treatment.truncate)
+    raise AssertionError(f"unexpected treatment {treatment!r}")
+
+
+def _field(lang: str, path: str) -> str:
+    return tr(lang, "field.payload") if path == "$payload" else path
+
+
+def _grant(lang: str, policy: CompiledPolicy, grant: CompiledGrant, zone: ZoneInfo) -> list[str]:
+    spec = grant.spec
+    lines = [tr(lang, "describe.grant", grant=grant.id, recipient=grant.recipient_name)]
+    lines.append(tr(lang, "describe.purpose", purpose=grant.purpose.get(lang, "")))
+    lines.append(tr(lang, "describe.basis", basis=legal_basis_text(lang, grant.legal_basis)))
+    names = [d.name for d in policy.devices if d.id in grant.devices]
+    streams = sorted(grant.streams) if grant.streams is not None else []
+    lines.append(
+        tr(
+            lang,
+            "describe.covers",
+            devices=join(lang, names) or tr(lang, "describe.none"),
+            streams=join(lang, streams) if streams else tr(lang, "describe.all_streams"),
+        )
+    )
+    if grant.opaque:
+        lines.append(tr(lang, "describe.opaque"))
+    elif grant.aggregate is not None:
+        window = f"{grant.aggregate.window:g} s"
+        items = [
+            f"{path} {treatment_text(lang, 'aggregate', ', '.join(fns) + '; ' + window)}"
+            for path, fns in grant.aggregate.fields.items()
+        ]
+        lines.append(tr(lang, "describe.aggregate", items="; ".join(items)))
+    elif spec.fields:
+        items = []
+        for path, treatment in spec.fields.items():
+            if isinstance(treatment, CoarsenSpec):
+                label = f"{path}/{treatment.coarsen.lon}"
+            else:
+                label = _field(lang, path)
+            items.append(f"{label} {_treatment(lang, treatment)}")
+        lines.append(tr(lang, "describe.fields", items="; ".join(items)))
+    else:
+        lines.append(tr(lang, "describe.nothing"))
+    levels = [
+        f"{tr(lang, 'field.topic_level', name=name)} {tr(lang, 'treatment.' + how)}"
+        for name, how in grant.topic_levels.items()
+    ]
+    topic = tr(lang, "describe.topic", template=grant.template.template)
+    if levels:
+        topic += " " + tr(lang, "describe.topic_levels", items="; ".join(levels))
+    lines.append(topic)
+    if grant.valid_from or grant.valid_until:
+        lines.append(
+            tr(
+                lang,
+                "describe.valid",
+                start=_when(lang, grant.valid_from, zone),
+                end=_when(lang, grant.valid_until, zone),
+            )
+        )
+    if grant.consent is not None:
+        consent = tr(
+            lang,
+            "describe.consent",
+            who=grant.consent.given_by,
+            when=_when(lang, grant.consent.given_at, zone),
+            until=_when(lang, grant.consent.until, zone),
+        )
+        if grant.consent.reference:
+            consent += " " + tr(lang, "describe.consent_ref", ref=grant.consent.reference)
+        lines.append(consent)
+    if spec.hours:
+        lines.append(tr(lang, "describe.hours", hours=", ".join(spec.hours), tz=policy.timezone))
+    if grant.conditions:
+        lines.append(
+            tr(lang, "describe.when", conditions=join(lang, [c.text for c in grant.conditions]))
+        )
+    if grant.rate_limit:
+        lines.append(tr(lang, "describe.rate", interval=_interval(lang, grant.rate_limit)))
+    return ["", *lines[:1], *("  " + line for line in lines[1:])]
+
+
+def _interval(lang: str, seconds: float) -> str:
+    return seconds_text(lang, f"{seconds:g} s")
+
+
+def describe(policy: CompiledPolicy, lang: str) -> str:
+    """The whole policy in plain words (``de`` or ``en``), grant by grant."""
+    lang = lang if lang in ("de", "en") else "en"
+    zone = ZoneInfo(policy.timezone)
+    lines = [
+        tr(lang, "describe.title", name=policy.name),
+        tr(lang, "describe.version", version=policy.short_version, tz=policy.timezone),
+        tr(lang, "describe.intro"),
+        "",
+        tr(lang, "describe.devices"),
+    ]
+    for device in policy.devices:
+        lines.append(
+            "  • "
+            + tr(
+                lang,
+                "describe.device",
+                name=device.name,
+                id=device.id,
+                kind=device.kind,
+                streams=join(lang, list(device.streams)),
+            )
+        )
+    if not policy.grants:
+        lines += ["", tr(lang, "describe.no_grants")]
+    for grant in policy.grants:
+        lines += _grant(lang, policy, grant, zone)
+    lines += ["", tr(lang, "describe.footer")]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,694 @@
+"""The engine: one message in, one decision per recipient out, default deny at every step.
+
+For a message the engine finds the device by topic (precompiled patterns, exact topics in a
+dict), parses the body once (``orjson``), and for each recipient named in the customer's grants
+tries the grants that cover the device and stream, in file order; the first that releases
+something decides, otherwise the first one's reason is given. A grant is checked in this order:
+
+    withdrawn -> validity window and consent record -> pseudonym key erased -> hours
+    -> body too large -> opaque release | not UTF-8 -> not JSON -> conditions
+    -> aggregate (withheld now, released by ``flush``) | field walk -> rate limit -> release
+
+State kept between messages is small and explicit: withdrawn grants, the time each
+(grant, device, topic) last released (rate limits) and open aggregation windows. ``evaluate``
+never raises: any failure is a WITHHELD decision with Reason ``internal_error``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+
+from policies.compiler import CompiledDevice, CompiledGrant, CompiledPolicy, CompiledTopic
+from policies.decision import REASON_CODES, Alteration, Decision, Outcome, Reason
+from policies.errors import PolicyError
+from policies.explain import explain as render_explanation
+from policies.message import Message
+from policies.paths import NOTHING, Release, leaves, release_root
+from policies.topics import TopicPattern, patterns_overlap
+from policies.treatments import Accumulator, TreatmentFailed, pseudonymise, to_number
+
+__all__ = ["MAX_PAYLOAD_BYTES", "REASON_CODES", "DeviceRef", "Engine", "PseudonymKeys"]
+
+MAX_PAYLOAD_BYTES = 256 * 1024
+
+_UNKNOWN = Reason("unknown_device")
+_NO_GRANT = Reason("no_grant")
+_NOT_JSON = Reason("not_json")
+_INVALID_UTF8 = Reason("invalid_utf8")
+_TOO_LARGE = Reason("too_large")
+_WITHDRAWN = Reason("withdrawn")
+_ERASED = Reason("erased")
+_WHOLE = ("$payload",)
+_EMPTY: Mapping[str, str] = {}
+_NO_REASONS: Mapping[str, Reason] = {}
+
+_UNPARSED, _JSON, _TEXT, _BAD_UTF8 = 0, 1, 2, 3
+
+
+class PseudonymKeys(Protocol):
+    def key(self, customer: str, recipient: str) -> bytes | None:
+        """The HMAC key for this customer and recipient; None once it has been erased."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRef:
+    """Who a topic belongs to: customer, device, its human name and kind, and the stream."""
+
+    customer: str
+    device: str
+    name: str
+    kind: str
+    stream: str
+    captures: Mapping[str, str] = field(default_factory=dict)
+    profile: str | None = None
+
+
+class _Route:
+    """Precomputed per (customer, device, stream): which grants to try for which recipient."""
+
+    __slots__ = ("device", "policy", "recipients", "stream")
+
+    def __init__(self, policy: CompiledPolicy, device: CompiledDevice, stream: str) -> None:
+        self.policy = policy
+        self.device = device
+        self.stream = stream
+        order = list(dict.fromkeys(g.recipient for g in policy.grants))
+        table = [
+            (r, tuple(g for g in policy.grants if g.recipient == r and g.covers(device.id, stream)))
+            for r in order
+        ]
+        # No grant for any recipient: one decision with recipient None says so.
+        self.recipients = tuple(table) if any(grants for _, grants in table) else ()
+
+
+class _Parsed:
+    """The message body, parsed at most once and shared by every recipient's grants."""
+
+    __slots__ = ("_leaves", "raw", "root", "state")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self.state = _UNPARSED
+        self.root: Any = None
+        self._leaves: tuple[str, ...] | None = None
+
+    def parse(self) -> int:
+        if self.state == _UNPARSED:
+            try:
+                self.root = orjson.loads(self.raw)
+                self.state = _JSON
+            except orjson.JSONDecodeError:
+                try:
+                    self.root = self.raw.decode("utf-8")
+                    self.state = _TEXT
+                except UnicodeDecodeError:
+                    self.state = _BAD_UTF8
+        return self.state
+
+    def leaves(self) -> tuple[str, ...]:
+        if self._leaves is None:
+            if self.state == _JSON:
+                self._leaves = tuple(leaves(self.root, ""))
+            else:
+                self._leaves = _WHOLE
+        return self._leaves
+
+
+class _Window:
+    __slots__ = ("acc", "device", "end", "grant", "index", "policy", "start", "stream", "topic")
+
+    def __init__(
+        self,
+        policy: CompiledPolicy,
+        grant: CompiledGrant,
+        device: CompiledDevice,
+        stream: str,
+        topic: str,
+        *,
+        index: int,
+        size: float,
+    ) -> None:
+        self.policy = policy
+        self.grant = grant
+        self.device = device
+        self.stream = stream
+        self.topic = topic
+        self.index = index
+        self.start = datetime.fromtimestamp(index * size, tz=UTC)
+        self.end = datetime.fromtimestamp((index + 1) * size, tz=UTC)
+        self.acc: dict[str, Accumulator] = {}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+class Engine:
+    """Evaluates messages against the compiled policies of every customer on this box."""
+
+    def __init__(
+        self,
+        policies: Sequence[CompiledPolicy],
+        keys: PseudonymKeys,
+        *,
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+    ) -> None:
+        self._keys = keys
+        self._max_payload = max_payload_bytes
+        self._policies: dict[str, CompiledPolicy] = {}
+        for policy in policies:
+            if policy.customer in self._policies:
+                raise PolicyError(
+                    policy.source,
+                    f"customer {policy.customer!r} already has a policy "
+                    f"({self._policies[policy.customer].source})",
+                )
+            self._policies[policy.customer] = policy
+        self._withdrawn: dict[tuple[str, str], datetime] = {}
+        self._last_release: dict[tuple[str, str, str, str], datetime] = {}
+        self._windows: dict[tuple[str, str, str, str], _Window] = {}
+        self._closed: list[_Window] = []
+        self._index(list(self._policies.values()))
+
+    # -- topics -------------------------------------------------------------------------------
+
+    def _index(self, policies: list[CompiledPolicy]) -> None:
+        _check_overlaps(policies)
+        exact: dict[str, _Route] = {}
+        buckets: dict[str, list[tuple[TopicPattern, _Route]]] = {}
+        wild: list[tuple[TopicPattern, _Route]] = []
+        for policy in policies:
+            for device in policy.devices:
+                routes = {s: _Route(policy, device, s) for s in device.streams}
+                for topic in device.topics:
+                    route = routes[topic.stream]
+                    pattern = topic.pattern
+                    if pattern.literal:
+                        exact[pattern.pattern] = route
+                    elif pattern.first_level is not None:
+                        buckets.setdefault(pattern.first_level, []).append((pattern, route))
+                    else:
+                        wild.append((pattern, route))
+        self._exact, self._buckets, self._wild = exact, buckets, wild
+
+    def _lookup(self, topic: str) -> tuple[_Route, Mapping[str, str]] | None:
+        route = self._exact.get(topic)
+        if route is not None:
+            return route, _EMPTY
+        for pattern, candidate in self._buckets.get(topic.partition("/")[0], ()):
+            captures = pattern.match(topic)
+            if captures is not None:
+                return candidate, captures
+        for pattern, candidate in self._wild:
+            captures = pattern.match(topic)
+            if captures is not None:
+                return candidate, captures
+        return None
+
+    def device_for(self, topic: str) -> DeviceRef | None:
+        hit = self._lookup(topic)
+        if hit is None:
+            return None
+        route, captures = hit
+        device = route.device
+        return DeviceRef(
+            route.policy.customer,
+            device.id,
+            device.name,
+            device.kind,
+            route.stream,
+            dict(captures),
+            device.profile,
+        )
+
+    # -- evaluation ---------------------------------------------------------------------------
+
+    def evaluate(self, message: Message, now: datetime) -> list[Decision]:
+        """One decision per recipient; never raises (a failure withholds, Reason internal_error)."""
+        try:
+            hit = self._lookup(message.topic)
+        except Exception as exc:
+            return [_internal(None, None, None, exc)]
+        if hit is None:
+            return [Decision(None, None, None, Outcome.WITHHELD, reason=_UNKNOWN, withheld=_WHOLE)]
+        route, captures = hit
+        policy, device = route.policy, route.device
+        parsed = _Parsed(message.payload if isinstance(message.payload, bytes) else b"")
+        try:
+            if not route.recipients:
+                if len(parsed.raw) <= self._max_payload:
+                    parsed.parse()
+                return [
+                    Decision(
+                        policy.customer,
+                        device.id,
+                        None,
+                        Outcome.WITHHELD,
+                        policy_version=policy.version,
+                        reason=_NO_GRANT,
+                        withheld=parsed.leaves(),
+                        stream=route.stream,
+                    )
+                ]
+        except Exception as exc:
+            return [_internal(route, None, None, exc)]
+        out: list[Decision] = []
+        for recipient, grants in route.recipients:
+            if not grants:
+                out.append(self._withheld(route, recipient, None, _NO_GRANT, parsed))
+                continue
+            first: Decision | None = None
+            for grant in grants:
+                try:
+                    decision = self._apply(route, grant, message, parsed, captures, now=now)
+                except Exception as exc:
+                    decision = _internal(route, recipient, grant, exc)
+                if decision.outcome is not Outcome.WITHHELD:
+                    first = decision
+                    break
+                if first is None:
+                    first = decision
+            assert first is not None
+            out.append(first)
+        return out
+
+    def _withheld(
+        self,
+        route: _Route,
+        recipient: str | None,
+        grant: CompiledGrant | None,
+        reason: Reason,
+        parsed: _Parsed,
+        *,
+        field_reasons: Mapping[str, Reason] = _NO_REASONS,
+    ) -> Decision:
+        if parsed.state == _UNPARSED and len(parsed.raw) <= self._max_payload:
+            parsed.parse()
+        return Decision(
+            route.policy.customer,
+            route.device.id,
+            recipient,
+            Outcome.WITHHELD,
+            grant=grant.id if grant else None,
+            policy_version=route.policy.version,
+            purpose=grant.purpose if grant else _EMPTY,
+            legal_basis=grant.legal_basis if grant else None,
+            withheld=parsed.leaves(),
+            reason=reason,
+            stream=route.stream,
+            field_reasons=field_reasons,
+        )
+
+    def _blocked(
+        self, customer: str, grant: CompiledGrant, now: datetime
+    ) -> tuple[Reason | None, bytes | None]:
+        if (customer, grant.id) in self._withdrawn:
+            return _WITHDRAWN, None
+        reason = grant.validity_reason(now)
+        if reason is not None:
+            return reason, None
+        if grant.needs_key:
+            key = self._keys.key(customer, grant.recipient)
+            if key is None:
+                return _ERASED, None
+            return None, key
+        return None, None
+
+    def _topic(
+        self,
+        route: _Route,
+        grant: CompiledGrant,
+        topic: str,
+        captures: Mapping[str, str],
+        key: bytes | None,
+    ) -> tuple[str, list[str], list[Alteration]]:
+        template = grant.template
+        values = {
+            "customer": route.policy.customer,
+            "device": route.device.id,
+            "stream": route.stream,
+            "topic": topic,
+        }
+        shared: list[str] = ["$topic"] if "topic" in template.names else []
+        altered: list[Alteration] = []
+        for name in template.captures:
+            if grant.topic_levels[name] == "pseudonymise":
+                assert key is not None
+                values[name] = pseudonymise(captures[name], key)
+                altered.append(Alteration(f"$topic.{name}", "pseudonymise"))
+            else:
+                values[name] = captures[name]
+                shared.append(f"$topic.{name}")
+        return template.render(values), shared, altered
+
+    def _rate_limited(self, route: _Route, grant: CompiledGrant, topic: str, now: datetime) -> bool:
+        if grant.rate_limit is None:
+            return False
+        slot = (route.policy.customer, grant.id, route.device.id, topic)
+        last = self._last_release.get(slot)
+        if last is not None and (now - last).total_seconds() < grant.rate_limit:
+            return True
+        self._last_release[slot] = now
+        return False
+
+    def _apply(
+        self,
+        route: _Route,
+        grant: CompiledGrant,
+        message: Message,
+        parsed: _Parsed,
+        captures: Mapping[str, str],
+        *,
+        now: datetime,
+    ) -> Decision:
+        customer = route.policy.customer
+        reason, key = self._blocked(customer, grant, now)
+        if reason is not None:
+            return self._withheld(route, grant.recipient, grant, reason, parsed)
+        if grant.hours is not None and not grant.in_hours(now):
+            hours = Reason("outside_hours", {"hours": ", ".join(grant.spec.hours or ())})
+            return self._withheld(route, grant.recipient, grant, hours, parsed)
+        if len(parsed.raw) > self._max_payload:
+            return self._withheld(route, grant.recipient, grant, _TOO_LARGE, parsed)
+        topic, t_shared, t_altered = self._topic(route, grant, message.topic, captures, key)
+        if grant.opaque:
+            if self._rate_limited(route, grant, topic, now):
+                return self._withheld(route, grant.recipient, grant, grant.rate_reason, parsed)
+            return self._released(
+                route,
+                grant,
+                topic,
+                body=parsed.raw,
+                shared=["$payload", *t_shared],
+                altered=t_altered,
+                withheld=(),
+                opaque=True,
+            )
+        state = parsed.parse()
+        if state == _BAD_UTF8:
+            return self._withheld(route, grant.recipient, grant, _INVALID_UTF8, parsed)
+        if grant.whole is None and state != _JSON:
+            return self._withheld(route, grant.recipient, grant, _NOT_JSON, parsed)
+        for condition in grant.conditions:
+            if not condition.holds(parsed.root):
+                met = Reason("condition_not_met", {"condition": condition.text})
+                return self._withheld(route, grant.recipient, grant, met, parsed)
+        if grant.aggregate is not None:
+            return self._accumulate(route, grant, topic, parsed, now)
+        rel = Release(key)
+        if grant.whole is not None:
+            got = grant.whole.apply(parsed.root, "$payload", None, rel)
+            if got is NOTHING:
+                problem = rel.problems.get("$payload", Reason("nothing_released"))
+                return self._withheld(
+                    route, grant.recipient, grant, problem, parsed, field_reasons=rel.problems
+                )
+            if grant.whole.fn is None:
+                body = parsed.raw  # keep: the exact bytes, literals like 23.20 untouched
+            elif state == _TEXT and isinstance(got, str):
+                body = got.encode("utf-8", errors="surrogatepass")
+            else:
+                body = orjson.dumps(got)
+        else:
+            out = release_root(parsed.root, grant.trie, rel)
+            if not out:
+                if rel.problems:
+                    problem = next(iter(rel.problems.values()))
+                else:
+                    names = ", ".join(grant.spec.fields)
+                    problem = Reason("nothing_released", {"fields": names})
+                return self._withheld(
+                    route, grant.recipient, grant, problem, parsed, field_reasons=rel.problems
+                )
+            body = orjson.dumps(out)
+        if self._rate_limited(route, grant, topic, now):
+            return self._withheld(route, grant.recipient, grant, grant.rate_reason, parsed)
+        return self._released(
+            route,
+            grant,
+            topic,
+            body=body,
+            shared=[*rel.shared, *t_shared],
+            altered=[*rel.altered, *t_altered],
+            withheld=tuple(rel.withheld),
+            opaque=False,
+            field_reasons=rel.problems,
+        )
+
+    def _released(
+        self,
+        route: _Route,
+        grant: CompiledGrant,
+        topic: str,
+        *,
+        body: bytes,
+        shared: list[str],
+        altered: list[Alteration],
+        withheld: tuple[str, ...],
+        opaque: bool,
+        field_reasons: Mapping[str, Reason] = _NO_REASONS,
+    ) -> Decision:
+        return Decision(
+            route.policy.customer,
+            route.device.id,
+            grant.recipient,
+            Outcome.ALTERED if altered else Outcome.SHARED,
+            grant=grant.id,
+            policy_version=route.policy.version,
+            purpose=grant.purpose,
+            legal_basis=grant.legal_basis,
+            topic=topic,
+            payload=body,
+            shared=tuple(shared),
+            altered=tuple(altered),
+            withheld=withheld,
+            opaque=opaque,
+            stream=route.stream,
+            field_reasons=field_reasons,
+        )
+
+    # -- aggregation --------------------------------------------------------------------------
+
+    def _accumulate(
+        self, route: _Route, grant: CompiledGrant, topic: str, parsed: _Parsed, now: datetime
+    ) -> Decision:
+        spec = grant.aggregate
+        assert spec is not None
+        values: dict[str, float] = {}
+        for path in spec.fields:
+            value: Any = parsed.root
+            for part in path.split("."):
+                value = value.get(part) if type(value) is dict else None
+            try:
+                values[path] = float(to_number(value))
+            except TreatmentFailed:
+                continue
+        if not values:
+            names = ", ".join(spec.fields)
+            return self._withheld(
+                route,
+                grant.recipient,
+                grant,
+                Reason("nothing_released", {"fields": names}),
+                parsed,
+            )
+        slot = (route.policy.customer, grant.id, route.device.id, topic)
+        index = int(now.timestamp() // spec.window)
+        window = self._windows.get(slot)
+        if window is not None and window.index != index:
+            self._closed.append(window)
+            window = None
+        if window is None:
+            window = _Window(
+                route.policy,
+                grant,
+                route.device,
+                route.stream,
+                topic,
+                index=index,
+                size=spec.window,
+            )
+            self._windows[slot] = window
+        for path, number in values.items():
+            window.acc.setdefault(path, Accumulator()).add(number)
+        waiting = Reason("aggregating", {"window": f"{spec.window:g} s"})
+        return self._withheld(route, grant.recipient, grant, waiting, parsed)
+
+    def flush(self, now: datetime) -> list[Decision]:
+        """Decisions for the aggregation windows that closed by ``now``, oldest first."""
+        due, self._closed = self._closed, []
+        for slot, window in list(self._windows.items()):
+            if window.end <= now:
+                due.append(window)
+                del self._windows[slot]
+        due.sort(key=lambda w: w.start)
+        return [self._window_decision(window, now) for window in due]
+
+    def _window_decision(self, window: _Window, now: datetime) -> Decision:
+        grant, policy = window.grant, window.policy
+        spec = grant.aggregate
+        assert spec is not None
+        base = Decision(
+            policy.customer,
+            window.device.id,
+            grant.recipient,
+            Outcome.WITHHELD,
+            grant=grant.id,
+            policy_version=policy.version,
+            purpose=grant.purpose,
+            legal_basis=grant.legal_basis,
+            stream=window.stream,
+        )
+        reason, _ = self._blocked(policy.customer, grant, now)
+        if reason is not None:
+            return _replace(base, reason=reason, withheld=tuple(window.acc))
+        body: dict[str, Any] = {"window": {"start": _iso(window.start), "end": _iso(window.end)}}
+        altered = []
+        for path, functions in spec.fields.items():
+            acc = window.acc.get(path)
+            if acc is None:
+                continue
+            body[path] = {fn: acc.result(fn) for fn in functions}
+            detail = f"{', '.join(functions)}; {spec.window:g} s"
+            altered.append(Alteration(path, "aggregate", detail))
+        return _replace(
+            base,
+            outcome=Outcome.ALTERED,
+            topic=window.topic,
+            payload=orjson.dumps(body),
+            altered=tuple(altered),
+        )
+
+    # -- consent and lifecycle ----------------------------------------------------------------
+
+    def _grant(self, customer: str, grant_id: str) -> CompiledGrant:
+        policy = self._policies.get(customer)
+        if policy is None:
+            raise PolicyError("<engine>", f"no policy for customer {customer!r}")
+        grant = policy.grant(grant_id)
+        if grant is None:
+            known = ", ".join(g.id for g in policy.grants) or "none"
+            raise PolicyError(
+                policy.source, f"no grant {grant_id!r} for customer {customer!r} (grants: {known})"
+            )
+        return grant
+
+    def still_allowed(self, customer: str, grant: str, now: datetime) -> Reason | None:
+        """None when a row released under ``grant`` may still be published now; else why not."""
+        try:
+            compiled = self._grant(customer, grant)
+        except PolicyError:
+            return _NO_GRANT
+        reason, _ = self._blocked(customer, compiled, now)
+        return reason
+
+    def withdraw(self, customer: str, grant: str, at: datetime) -> None:
+        """From now on ``grant`` releases nothing (also for rows still queued, see still_allowed)."""
+        self._grant(customer, grant)
+        self._withdrawn[(customer, grant)] = at
+
+    def give(self, customer: str, grant: str, at: datetime) -> None:
+        """Consent (re)given: ``grant`` releases again as its policy says."""
+        self._grant(customer, grant)
+        withdrawn_at = self._withdrawn.get((customer, grant))
+        if withdrawn_at is not None and at >= withdrawn_at:
+            del self._withdrawn[(customer, grant)]
+
+    def withdrawn(self) -> Mapping[tuple[str, str], datetime]:
+        """(customer, grant) -> when it was withdrawn."""
+        return dict(self._withdrawn)
+
+    def replace(self, policy: CompiledPolicy) -> None:
+        """Hot reload of one customer's policy. Withdrawals stay; open aggregation windows of
+        the old policy close now and are emitted by the next ``flush`` under the old version."""
+        policies = dict(self._policies)
+        policies[policy.customer] = policy
+        self._index(list(policies.values()))  # raises before any state changes on overlap
+        self._policies = policies
+        for slot, window in list(self._windows.items()):
+            if slot[0] == policy.customer:
+                self._closed.append(window)
+                del self._windows[slot]
+
+    def policies(self) -> Sequence[CompiledPolicy]:
+        return tuple(self._policies.values())
+
+    def policy(self, customer: str) -> CompiledPolicy | None:
+        return self._policies.get(customer)
+
+    # -- explanation --------------------------------------------------------------------------
+
+    def explain(self, decision: Decision, lang: str) -> str:
+        """The decision in plain words, German (``de``) or English (``en``)."""
+        policy = self._policies.get(decision.customer or "")
+        recipient_name = device_name = None
+        if policy is not None:
+            if decision.recipient is not None:
+                recipient_name = policy.recipients.get(decision.recipient)
+            if decision.device is not None:
+                device = policy.device(decision.device)
+                device_name = device.name if device else None
+        return render_explanation(
+            decision, lang, recipient_name=recipient_name, device_name=device_name
+        )
+
+
+def _replace(decision: Decision, **changes: Any) -> Decision:
+    return replace(decision, **changes)
+
+
+def _internal(
+    route: _Route | None, recipient: str | None, grant: CompiledGrant | None, exc: BaseException
+) -> Decision:
+    reason = Reason("internal_error", {"error": type(exc).__name__})
+    return Decision(
+        route.policy.customer if route else None,
+        route.device.id if route else None,
+        recipient,
+        Outcome.WITHHELD,
+        grant=grant.id if grant else None,
+        policy_version=route.policy.version if route else None,
+        withheld=_WHOLE,
+        reason=reason,
+        stream=route.stream if route else None,
+    )
+
+
+def _all_topics(
+    policies: Sequence[CompiledPolicy],
+) -> Iterator[tuple[CompiledPolicy, CompiledDevice, CompiledTopic]]:
+    for policy in policies:
+        for device in policy.devices:
+            for topic in device.topics:
+                yield policy, device, topic
+
+
+def _check_overlaps(policies: Sequence[CompiledPolicy]) -> None:
+    """A topic must belong to exactly one device stream, across all customers."""
+    by_first: dict[str | None, list[tuple[CompiledPolicy, CompiledDevice, CompiledTopic]]] = {}
+    for policy, device, topic in _all_topics(policies):
+        first = topic.pattern.first_level
+        candidates = (
+            by_first.get(None, [])
+            if first is not None
+            else [entry for group in by_first.values() for entry in group]
+        )
+        if first is not None:
+            candidates = candidates + by_first.get(first, [])
+        for other_policy, other_device, other_topic in candidates:
+            if patterns_overlap(topic.pattern.pattern, other_topic.pattern.pattern):
+                raise PolicyError(
+                    policy.source,
+                    f"topic pattern {topic.pattern.pattern!r} of device {device.id!r} overlaps "
+                    f"{other_topic.pattern.pattern!r} of device {other_device.id!r} "
+                    f"(customer {other_policy.customer!r}, {other_policy.source}); "
+                    "a topic must belong to exactly one device stream",
+                    line=topic.line,
+                    key="pattern",
+                )
+        by_first.setdefault(first, []).append((policy, device, topic))

@@ -1,0 +1,234 @@
+"""A decision in plain words, for a customer who is not an engineer.
+
+The text says what was shared with whom, for what purpose, on which legal basis, what was
+altered and how, what was withheld and why, and which rule decided (grant id and the policy
+version's short hash). It never quotes a message value: only names (fields, treatments,
+recipient, purpose, legal basis, grant, device, reason), so the same situation always yields the
+same text and the log can store each distinct text once. Array indices are folded
+(``readings[3].value`` reads ``readings[].value``) for the same reason.
+"""
+
+from __future__ import annotations
+
+import re
+
+from policies.catalog import tr
+from policies.decision import REASON_CODES, Alteration, Decision, LegalBasis, Outcome, Reason
+from policies.treatments import PROBLEMS
+
+__all__ = [
+    "AGGREGATE_FUNCTIONS",
+    "TIME_UNITS",
+    "dynamic_msgids",
+    "explain",
+    "fold",
+    "join",
+    "legal_basis_text",
+    "reason_text",
+    "seconds_text",
+    "treatment_text",
+]
+
+AGGREGATE_FUNCTIONS = ("mean", "min", "max", "sum", "count")
+TIME_UNITS = ("second", "minute", "hour", "day")
+TREATMENTS = ("pseudonymise", "round", "coarsen", "truncate", "aggregate", "keep")
+_INDEX = re.compile(r"\[\d+\]")
+
+
+def dynamic_msgids() -> tuple[str, ...]:
+    """Every msgid the code builds from a name (reason codes, bases, units ...)."""
+    ids = [f"reason.{code}" for code in REASON_CODES]
+    ids += [f"basis.{basis.value}" for basis in LegalBasis]
+    ids += [f"treatment.{name}" for name in TREATMENTS]
+    ids += [f"unit.{unit}" for unit in TIME_UNITS]
+    ids += [f"fn.{fn}" for fn in AGGREGATE_FUNCTIONS]
+    ids += [f"problem.{problem}" for problem in PROBLEMS]
+    ids += [f"what.{what}" for what in ("validity", "consent")]
+    ids += [f"dur.{n}" for n in ("seconds", "minutes", "hours", "days")]
+    ids += [f"dur.one_{n}" for n in ("second", "minute", "hour", "day")]
+    return tuple(ids)
+
+
+def fold(paths: tuple[str, ...] | list[str]) -> list[str]:
+    """Paths with array indices folded to ``[]``, duplicates dropped, order kept."""
+    return list(dict.fromkeys(_INDEX.sub("[]", p) for p in paths))
+
+
+def _field(lang: str, path: str) -> str:
+    if path == "$payload":
+        return tr(lang, "field.payload")
+    if path == "$topic":
+        return tr(lang, "field.topic")
+    if path.startswith("$topic."):
+        return tr(lang, "field.topic_level", name=path[7:])
+    return path
+
+
+def join(lang: str, items: list[str]) -> str:
+    """``a, b and c`` / ``a, b und c``."""
+    if len(items) <= 1:
+        return "".join(items)
+    return tr(lang, "list.and", head=", ".join(items[:-1]), last=items[-1])
+
+
+def _number(lang: str, text: str) -> str:
+    return text.replace(".", ",") if lang == "de" else text
+
+
+def seconds_text(lang: str, text: str) -> str:
+    """``"300 s"`` -> ``5 min`` / ``5 Minuten``; policy constants only."""
+    try:
+        seconds = float(text.split(maxsplit=1)[0])
+    except (ValueError, IndexError):
+        return text
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second")):
+        if seconds >= size and seconds % size == 0:
+            if seconds == size:
+                return tr(lang, f"dur.one_{unit}")
+            return tr(lang, f"dur.{unit}s", n=f"{seconds / size:g}")
+    return tr(lang, "dur.seconds", n=_number(lang, f"{seconds:g}"))
+
+
+def treatment_text(lang: str, treatment: str, detail: str) -> str:
+    """How a value was altered: ``auf 0,5 gerundet``, ``truncated to the minute``."""
+    if treatment == "round":
+        return tr(lang, "treatment.round", step=_number(lang, detail))
+    if treatment == "coarsen":
+        return tr(lang, "treatment.coarsen", grid=detail)
+    if treatment == "truncate":
+        return tr(lang, "treatment.truncate", unit=tr(lang, f"unit.{detail}"))
+    if treatment == "aggregate":
+        functions, _, window = detail.partition(";")
+        names = [tr(lang, f"fn.{fn.strip()}") for fn in functions.split(",") if fn.strip()]
+        return tr(
+            lang,
+            "treatment.aggregate",
+            functions=join(lang, names),
+            window=seconds_text(lang, window.strip()),
+        )
+    return tr(lang, f"treatment.{treatment}")
+
+
+def legal_basis_text(lang: str, basis: LegalBasis) -> str:
+    """``Einwilligung (Art. 6 Abs. 1 lit. a DSGVO)`` / ``consent (GDPR Art. 6(1)(a))``."""
+    return tr(lang, f"basis.{basis.value}")
+
+
+def reason_text(lang: str, reason: Reason) -> str:
+    params = dict(reason.params)
+    if reason.code in ("expired", "not_yet_valid"):
+        what = params.get("what", "validity")
+        return tr(lang, f"reason.{reason.code}", what=tr(lang, f"what.{what}"))
+    if reason.code == "rate_limited":
+        return tr(
+            lang, "reason.rate_limited", interval=seconds_text(lang, params.get("interval", ""))
+        )
+    if reason.code == "aggregating":
+        return tr(lang, "reason.aggregating", window=seconds_text(lang, params.get("window", "")))
+    if reason.code == "treatment_failed":
+        return tr(
+            lang,
+            "reason.treatment_failed",
+            field=_field(lang, params.get("field", "")),
+            problem=tr(lang, f"problem.{params.get('problem', 'not_a_value')}"),
+        )
+    defaults = {"hours": "", "condition": "", "fields": "", "error": ""}
+    return tr(lang, f"reason.{reason.code}", **{**defaults, **params})
+
+
+def _alterations(lang: str, altered: tuple[Alteration, ...]) -> list[str]:
+    out = []
+    for alteration in altered:
+        text = tr(
+            lang,
+            "explain.altered_item",
+            field=_field(lang, _INDEX.sub("[]", alteration.path)),
+            how=treatment_text(lang, alteration.treatment, alteration.detail),
+        )
+        out.append(text)
+    return list(dict.fromkeys(out))
+
+
+def explain(
+    decision: Decision,
+    lang: str,
+    *,
+    recipient_name: str | None = None,
+    device_name: str | None = None,
+) -> str:
+    """Render ``decision`` in ``lang`` ("de" or "en"); names default to the ids."""
+    lang = lang if lang in ("de", "en") else "en"
+    if decision.customer is None:
+        return tr(
+            lang,
+            "explain.unknown_device",
+            reason=reason_text(lang, decision.reason or Reason("unknown_device")),
+        )
+    device = device_name or decision.device or "?"
+    recipient = recipient_name or decision.recipient or ""
+    stream = decision.stream or ""
+    parts: list[str] = []
+    purpose = decision.purpose.get(lang) or next(iter(decision.purpose.values()), "")
+    basis = legal_basis_text(lang, decision.legal_basis) if decision.legal_basis else ""
+    if decision.outcome is Outcome.WITHHELD:
+        reason = reason_text(lang, decision.reason or Reason("internal_error"))
+        if decision.recipient is None:
+            parts.append(
+                tr(lang, "explain.withheld_all", device=device, stream=stream, reason=reason)
+            )
+        else:
+            parts.append(
+                tr(
+                    lang,
+                    "explain.withheld",
+                    device=device,
+                    stream=stream,
+                    recipient=recipient,
+                    reason=reason,
+                )
+            )
+            if purpose and basis:
+                parts.append(tr(lang, "explain.would_be", purpose=purpose, basis=basis))
+    else:
+        parts.append(
+            tr(
+                lang,
+                "explain.sent",
+                device=device,
+                stream=stream,
+                recipient=recipient,
+                purpose=purpose,
+                basis=basis,
+            )
+        )
+        if decision.opaque:
+            parts.append(tr(lang, "explain.opaque"))
+        shared = [
+            _field(lang, p) for p in fold(decision.shared) if not decision.opaque or p != "$payload"
+        ]
+        if shared:
+            parts.append(tr(lang, "explain.shared", fields=join(lang, shared)))
+        altered = _alterations(lang, decision.altered)
+        if altered:
+            parts.append(tr(lang, "explain.altered", items="; ".join(altered)))
+    withheld = [_field(lang, p) for p in fold(decision.withheld)]
+    if (withheld and decision.outcome is not Outcome.WITHHELD) or (
+        withheld and withheld != [tr(lang, "field.payload")]
+    ):
+        parts.append(tr(lang, "explain.kept_here", fields=join(lang, withheld)))
+    problems = [reason_text(lang, r) for r in decision.field_reasons.values()]
+    problems = list(dict.fromkeys(p for p in problems if p))
+    if problems and decision.outcome is not Outcome.WITHHELD:
+        parts.append(tr(lang, "explain.problems", items="; ".join(problems)))
+    if decision.grant:
+        parts.append(
+            tr(
+                lang,
+                "explain.rule",
+                grant=decision.grant,
+                version=(decision.policy_version or "")[:12],
+            )
+        )
+    elif decision.policy_version:
+        parts.append(tr(lang, "explain.default_deny", version=decision.policy_version[:12]))
+    return " ".join(p for p in parts if p)

@@ -1,0 +1,445 @@
+"""The policy document: one YAML file per customer, validated by these pydantic models.
+
+A complete example (see ``policies/examples/`` for three realistic ones)::
+
+    einblick_policy: 1
+    customer: baeckerei-schmidt          # id: lower-case letters, digits and '-'
+    name: Bäckerei Schmidt
+    language: de                         # de | en: the language of the customer's explanations
+    timezone: Europe/Berlin              # for ``hours``; default Europe/Berlin
+    devices:
+      - id: oven-1
+        name: Backofen 1
+        kind: oven
+        profile: null                    # payload family (owntracks, zigbee2mqtt, ...) for labels
+        topics:
+          - pattern: "bakery/oven-1/telemetry"   # {name} captures one level; + one level; # rest
+            stream: telemetry
+    grants:
+      - id: maintenance
+        recipient: oven-maker            # a recipient from the installer's configuration
+        purpose: {de: "Fernwartung der Öfen", en: "Remote maintenance of the ovens"}
+        legal_basis: contract            # consent | contract | legal_obligation |
+                                         # vital_interests | public_task | legitimate_interests
+        devices: [oven-1]                # device ids, or "*" for all; and/or kinds: [oven]
+        streams: [telemetry]             # default: every stream
+        topic: "ovens/{customer}/{device}/{stream}"   # what the recipient sees
+        topic_levels: {user: pseudonymise}            # captured levels used in ``topic``
+        fields:                          # default deny: only these paths leave
+          temperature: keep
+          "sensors.*.temperature": {round: 0.5}
+          "readings[].value": keep
+          serial: pseudonymise
+          lat: {coarsen: {grid_m: 1000, lon: lon}}    # lat/lon pair, lon is the sibling key
+          ts: {truncate: minute}                      # second | minute | hour | day
+        payload: null                    # "opaque": release any body whole, uninspected
+        valid: {from: 2026-01-01T00:00:00Z, until: 2027-01-01T00:00:00Z}
+        consent: {given_by: "Anna Schmidt", given_at: 2026-01-05T10:00:00Z,
+                  until: null, reference: "form 2026-17"}  # required for legal_basis consent
+        hours: ["06:00-22:00"]           # local time windows; "22:00-06:00" spans midnight
+        when: [{field: temperature, above: 100}]      # above | below | equals | not_equals
+        rate_limit: 60s                  # at most one message per interval, per device
+        aggregate: {window: 5m, fields: {power: [mean, max, count]}}  # mean|min|max|sum|count
+
+Paths: ``a.b`` nested keys, ``*`` any one key, ``a[]`` every element of array ``a``
+(``readings[].value``), ``$payload`` the whole body (a JSON value or a plain-text body such as
+``ON``; then it must be the only field). Keys containing ``.``, ``[`` or ``*`` cannot be named.
+
+Times must carry a timezone (``Z`` or ``+01:00``). Durations: ``500ms``, ``60s``, ``5m``, ``1h``,
+``1d``. Quote ``hours`` entries. ``aggregate`` excludes ``fields``, ``rate_limit`` and ``payload``;
+``payload: opaque`` excludes ``fields`` and ``when``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from policies.decision import LegalBasis
+
+__all__ = [
+    "AggregateSpec",
+    "CoarsenSpec",
+    "Condition",
+    "ConsentRecord",
+    "DeviceSpec",
+    "GrantSpec",
+    "LocalizedText",
+    "PolicyDocument",
+    "RoundSpec",
+    "TopicSpec",
+    "Treatment",
+    "TruncateSpec",
+    "Validity",
+    "parse_duration",
+    "policy_schema",
+]
+
+ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+CAPTURE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+PATH_SEGMENT = re.compile(r"^(\*|[^.\[\]*$]+)((?:\[\])*)$")
+
+
+def parse_duration(value: object) -> float:
+    """``"60s"`` -> 60.0 seconds; a bare number is seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like 60s or 5m, found {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := DURATION.match(value.strip())):
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    else:
+        raise ValueError(f"expected a duration like 500ms, 60s, 5m, 1h or 1d, found {value!r}")
+    if seconds <= 0:
+        raise ValueError(f"a duration must be positive, found {value!r}")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def check_path(path: str) -> str:
+    """Validate a field path (``a.b``, ``sensors.*.temperature``, ``readings[].value``)."""
+    if path == "$payload":
+        return path
+    if not path:
+        raise ValueError("a field path cannot be empty")
+    for segment in path.split("."):
+        if not PATH_SEGMENT.match(segment):
+            raise ValueError(
+                f"bad path {path!r}: segment {segment!r} must be a key, '*', or either "
+                "followed by '[]'"
+            )
+    return path
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("a time needs a timezone, e.g. 2026-01-01T00:00:00Z")
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LocalizedText(_Model):
+    de: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+
+class TopicSpec(_Model):
+    pattern: str
+    stream: str = "telemetry"
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        if not value or value.startswith("$"):
+            raise ValueError(f"expected an MQTT topic pattern, found {value!r}")
+        levels = value.split("/")
+        for index, level in enumerate(levels):
+            if level == "#":
+                if index != len(levels) - 1:
+                    raise ValueError("'#' may only be the last level")
+            elif level.startswith("{") or level.endswith("}"):
+                if not (level.startswith("{") and level.endswith("}")) or not CAPTURE.match(
+                    level[1:-1]
+                ):
+                    raise ValueError(f"bad capture {level!r}: expected {{name}} with a-z, 0-9, _")
+            elif ("+" in level and level != "+") or "#" in level:
+                raise ValueError(f"wildcards must fill a whole level, found {level!r}")
+        names = [lvl[1:-1] for lvl in levels if lvl.startswith("{")]
+        if len(names) != len(set(names)):
+            raise ValueError("a capture name is used twice")
+        return value
+
+    @field_validator("stream")
+    @classmethod
+    def _stream(cls, value: str) -> str:
+        if not ID.match(value):
+            raise ValueError(f"must be lower-case letters, digits and '-', found {value!r}")
+        return value
+
+
+class DeviceSpec(_Model):
+    id: str
+    name: str = Field(min_length=1)
+    kind: str
+    profile: str | None = None
+    topics: list[TopicSpec] = Field(min_length=1)
+
+    @field_validator("id", "kind")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not ID.match(value):
+            raise ValueError(f"must be lower-case letters, digits and '-', found {value!r}")
+        return value
+
+
+class RoundSpec(_Model):
+    round: float = Field(gt=0)
+
+
+class CoarsenParams(_Model):
+    grid_m: float = Field(ge=10, le=1_000_000)
+    lon: str = Field(min_length=1)  # sibling key holding the longitude
+
+    @field_validator("lon")
+    @classmethod
+    def _lon(cls, value: str) -> str:
+        if not PATH_SEGMENT.match(value) or value == "*" or "[" in value:
+            raise ValueError(f"expected the name of the sibling key, found {value!r}")
+        return value
+
+
+class CoarsenSpec(_Model):
+    coarsen: CoarsenParams
+
+
+class TruncateSpec(_Model):
+    truncate: Literal["second", "minute", "hour", "day"]
+
+
+def _treatment_tag(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value if value in {"keep", "pseudonymise"} else None
+    if isinstance(value, dict) and len(value) == 1:
+        key = next(iter(value))
+        return key if key in {"round", "coarsen", "truncate"} else None
+    if isinstance(value, RoundSpec | CoarsenSpec | TruncateSpec):
+        return next(iter(type(value).model_fields))
+    return None
+
+
+Treatment = Annotated[
+    Annotated[Literal["keep"], Tag("keep")]
+    | Annotated[Literal["pseudonymise"], Tag("pseudonymise")]
+    | Annotated[RoundSpec, Tag("round")]
+    | Annotated[CoarsenSpec, Tag("coarsen")]
+    | Annotated[TruncateSpec, Tag("truncate")],
+    Discriminator(
+        _treatment_tag,
+        custom_error_type="treatment",
+        custom_error_message=(
+            "expected keep, pseudonymise, {round: STEP}, {coarsen: {grid_m: M, lon: KEY}} "
+            "or {truncate: second|minute|hour|day}"
+        ),
+    ),
+]
+
+
+class Validity(_Model):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    valid_from: datetime | None = Field(default=None, alias="from")
+    until: datetime | None = None
+
+    @field_validator("valid_from", "until")
+    @classmethod
+    def _tz(cls, value: datetime | None) -> datetime | None:
+        return _aware(value)
+
+    @model_validator(mode="after")
+    def _order(self) -> Validity:
+        if self.valid_from and self.until and self.until <= self.valid_from:
+            raise ValueError("'until' must be after 'from'")
+        return self
+
+
+class ConsentRecord(_Model):
+    given_by: str = Field(min_length=1)
+    given_at: datetime
+    until: datetime | None = None
+    reference: str | None = None
+
+    @field_validator("given_at", "until")
+    @classmethod
+    def _tz(cls, value: datetime | None) -> datetime | None:
+        return _aware(value)
+
+
+class Condition(_Model):
+    field: str
+    above: float | None = None
+    below: float | None = None
+    equals: str | float | bool | None = None
+    not_equals: str | float | bool | None = None
+
+    @field_validator("field")
+    @classmethod
+    def _field(cls, value: str) -> str:
+        check_path(value)
+        if "*" in value or "[" in value or value == "$payload":
+            raise ValueError(f"a condition names one field (a.b), found {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _one(self) -> Condition:
+        given = [
+            n for n in ("above", "below", "equals", "not_equals") if n in self.model_fields_set
+        ]
+        if len(given) != 1:
+            raise ValueError("a condition needs exactly one of above, below, equals, not_equals")
+        return self
+
+
+class AggregateSpec(_Model):
+    window: Duration
+    fields: dict[str, list[Literal["mean", "min", "max", "sum", "count"]]] = Field(min_length=1)
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(
+        cls, value: dict[str, list[Literal["mean", "min", "max", "sum", "count"]]]
+    ) -> dict[str, list[Literal["mean", "min", "max", "sum", "count"]]]:
+        for path, functions in value.items():
+            check_path(path)
+            if "*" in path or "[" in path or path == "$payload":
+                raise ValueError(f"aggregate names single fields (a.b), found {path!r}")
+            if not functions:
+                raise ValueError(f"{path}: name at least one of mean, min, max, sum, count")
+        return value
+
+
+class GrantSpec(_Model):
+    id: str
+    recipient: str
+    purpose: str | LocalizedText
+    legal_basis: LegalBasis
+    devices: list[str] | Literal["*"] = Field(default_factory=list)
+    kinds: list[str] = Field(default_factory=list)
+    streams: list[str] | None = None
+    topic: str = "{customer}/{device}/{stream}"
+    topic_levels: dict[str, Literal["keep", "pseudonymise"]] = Field(default_factory=dict)
+    fields: dict[str, Treatment] = Field(default_factory=dict)
+    payload: Literal["opaque"] | None = None
+    valid: Validity | None = None
+    consent: ConsentRecord | None = None
+    hours: list[str] | None = None
+    when: list[Condition] = Field(default_factory=list)
+    rate_limit: Duration | None = None
+    aggregate: AggregateSpec | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not ID.match(value):
+            raise ValueError(f"must be lower-case letters, digits and '-', found {value!r}")
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _paths(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for path in value:
+            check_path(path)
+        if "$payload" in value and len(value) > 1:
+            raise ValueError("'$payload' releases the whole body and must be the only field")
+        paths = sorted(value)
+        for shorter, longer in itertools.pairwise(paths):
+            if longer.startswith(shorter + ".") or longer.startswith(shorter + "["):
+                raise ValueError(f"{shorter!r} already covers {longer!r}; name only one")
+        return value
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("name at least one window like '06:00-22:00', or leave it out")
+            for window in value:
+                if not isinstance(window, str) or not HOURS.match(window):
+                    raise ValueError(f"expected 'HH:MM-HH:MM' (quoted), found {window!r}")
+        return value
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, value: str) -> str:
+        if not value or "+" in value or "#" in value or value.startswith("$"):
+            raise ValueError(f"expected a topic template without wildcards, found {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GrantSpec:
+        if not self.devices and not self.kinds:
+            raise ValueError("name the devices (ids or '*') and/or kinds this grant covers")
+        if self.legal_basis is LegalBasis.CONSENT and self.consent is None:
+            raise ValueError("legal_basis consent needs a consent record (given_by, given_at)")
+        if self.payload == "opaque" and (self.fields or self.when):
+            raise ValueError("payload: opaque releases the body uninspected; drop fields/when")
+        if self.aggregate is not None and (self.fields or self.rate_limit or self.payload):
+            raise ValueError("aggregate sends only the aggregates; drop fields/rate_limit/payload")
+        return self
+
+    def purpose_text(self) -> dict[str, str]:
+        if isinstance(self.purpose, str):
+            return {"de": self.purpose, "en": self.purpose}
+        return {"de": self.purpose.de, "en": self.purpose.en}
+
+
+class PolicyDocument(_Model):
+    einblick_policy: Literal[1]
+    customer: str
+    name: str = Field(min_length=1)
+    language: Literal["de", "en"] = "de"
+    timezone: str = "Europe/Berlin"
+    devices: list[DeviceSpec] = Field(default_factory=list)
+    grants: list[GrantSpec] = Field(default_factory=list)
+
+    # Set by the loader: where the document came from, for file:line errors and the version.
+    _source: str = PrivateAttr(default="<model>")
+    _sha256: str | None = PrivateAttr(default=None)
+    _marks: dict[tuple[int | str, ...], tuple[int, int]] = PrivateAttr(default_factory=dict)
+
+    @field_validator("customer")
+    @classmethod
+    def _customer(cls, value: str) -> str:
+        if not ID.match(value):
+            raise ValueError(f"must be lower-case letters, digits and '-', found {value!r}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}; expected e.g. Europe/Berlin") from exc
+        return value
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    def locate(self, loc: tuple[int | str, ...]) -> tuple[int | None, int | None]:
+        """Line and column (1-based) of the node at ``loc``, or of its nearest located parent."""
+        for end in range(len(loc), -1, -1):
+            mark = self._marks.get(loc[:end])
+            if mark is not None:
+                return mark
+        return None, None
+
+
+def policy_schema() -> dict[str, Any]:
+    """The JSON Schema of a policy document, for editors."""
+    schema = PolicyDocument.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Einblick policy"
+    return schema
