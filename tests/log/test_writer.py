@@ -1,0 +1,219 @@
+"""The writer: transactions, chains, interning, forgetting, key rotation, compaction."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from gateway.errors import EntryInvalid, LogError
+from gateway.keys import Signer
+from gateway.log.bundle import export_customer, verify_bundle
+from gateway.log.entry import draft_from_decision
+from gateway.log.verify import verify_db
+from gateway.log.writer import LogWriter
+from policies.decision import Alteration, Decision, LegalBasis, Outcome, Reason
+from tests.log.conftest import ORIGIN, T0, Log, make_draft
+
+C = "baeckerei-schmidt"
+
+
+def test_chains_are_per_customer_and_verify(log: Log) -> None:
+    log.write([make_draft(i, customer=C if i % 2 else None) for i in range(20)])
+    report = verify_db(log.path)
+    assert report.ok, report.summary()
+    sizes = {c.customer: c.size for c in report.chains}
+    assert sizes == {C: 10, "_gateway": 10}
+
+
+def test_append_returns_positions_and_hashes(log: Log) -> None:
+    log.conn.execute("BEGIN")
+    out = log.writer.append([make_draft(0), make_draft(1, customer="x"), make_draft(2)])
+    log.conn.execute("COMMIT")
+    log.writer.committed()
+    assert [(e.seq, e.customer, e.index) for e in out] == [(1, C, 0), (2, "x", 0), (3, C, 1)]
+    assert log.writer.head(C) == (2, out[2].entry_hash)
+
+
+def test_rollback_discards_pending_heads(log: Log) -> None:
+    log.write([make_draft(0)])
+    log.conn.execute("BEGIN")
+    log.writer.append([make_draft(1), make_draft(2, customer="new-customer")])
+    log.conn.execute("ROLLBACK")
+    log.writer.rolled_back()
+    log.write([make_draft(3), make_draft(4, customer="new-customer")])
+    assert verify_db(log.path).ok
+    assert log.writer.head(C)[0] == 2
+
+
+def test_reopened_writer_continues_the_chains(log: Log, signer: Signer) -> None:
+    log.write([make_draft(i) for i in range(5)])
+    log.close()
+    again = Log(log.path, signer)
+    again.write([make_draft(i) for i in range(5, 9)])
+    report = verify_db(log.path)
+    assert report.ok and report.chains[0].size == 9
+    again.close()
+
+
+def test_repeated_texts_and_bodies_are_stored_once(log: Log) -> None:
+    log.write([make_draft(i % 6) for i in range(300)])
+    texts = log.conn.execute("SELECT count(*) FROM texts").fetchone()[0]
+    bodies = log.conn.execute("SELECT count(*) FROM bodies").fetchone()[0]
+    assert texts == 6  # three devices, two languages
+    assert bodies <= 6
+
+
+def test_checkpoint_signs_only_chains_that_advanced(log: Log) -> None:
+    log.write([make_draft(0), make_draft(1, customer="x")])
+    log.conn.execute("BEGIN")
+    log.writer.append([make_draft(2)])
+    made = log.writer.checkpoint(T0 + timedelta(seconds=5))
+    log.conn.execute("COMMIT")
+    log.writer.committed()
+    assert [(c.customer, c.size) for c in made] == [(C, 2)]
+    assert log.writer.checkpoint(T0 + timedelta(seconds=6)) == []
+
+
+def test_invalid_drafts_are_refused(log: Log) -> None:
+    with pytest.raises(EntryInvalid, match="kind"):
+        log.writer.append([make_draft(0, kind="nonsense")])
+    with pytest.raises(EntryInvalid, match="naive"):
+        log.writer.append([make_draft(0, at=T0.replace(tzinfo=None))])
+    with pytest.raises(EntryInvalid, match="reserved"):
+        log.writer.append([make_draft(0, customer="_gateway")])
+
+
+def test_draft_from_decision_keeps_everything() -> None:
+    decision = Decision(
+        customer=C,
+        device="oven-1",
+        recipient="wartung-gmbh",
+        outcome=Outcome.ALTERED,
+        grant="g1",
+        policy_version="sha256:1",
+        purpose={"de": "Wartung"},
+        legal_basis=LegalBasis.CONSENT,
+        topic="t/1",
+        payload=b"{}",
+        shared=("a",),
+        altered=(Alteration("pos", "coarsen", "1000 m"),),
+        withheld=("badge",),
+        reason=Reason("x", {"k": "v"}),
+    )
+    draft = draft_from_decision(
+        decision, at=T0, source_digest=hashlib.sha256(b"{}").digest(), text_de="d", text_en="e"
+    )
+    assert draft.outcome == "altered" and draft.legal_basis == "consent"
+    assert draft.altered == (("pos", "coarsen", "1000 m"),)
+    assert draft.reason == "x" and draft.reason_params == {"k": "v"}
+
+
+def test_forgetting_removes_content_and_keeps_proof(log: Log, signer: Signer) -> None:
+    secret = b"B-0004"  # the badge id inside make_draft(4)'s payload, device oven-1
+    log.write([make_draft(i) for i in range(12)])
+    log.writer.scrub()
+    assert secret in log.path.read_bytes()
+    log.conn.execute("BEGIN")
+    erasure = log.writer.erase_subject(f"{C}/oven-1", T0 + timedelta(days=1), "Frau Schmidt")
+    log.writer.checkpoint(T0 + timedelta(days=1))
+    log.conn.execute("COMMIT")
+    log.writer.committed()
+    assert log.writer.scrub()
+    for suffix in ("", "-wal"):
+        path = Path(str(log.path) + suffix)
+        if path.exists():
+            data = path.read_bytes()
+            assert secret not in data and b"schmidt/oven-1/telemetry" not in data
+    report = verify_db(log.path, public_key=signer.public)
+    assert report.ok, report.summary()
+    assert report.chains[0].unsigned == 0  # the erasure entry itself is signed
+    kind = log.conn.execute(
+        "SELECT doc FROM bodies b JOIN entries e ON e.body_id = b.id WHERE e.seq = ?",
+        (erasure.seq,),
+    ).fetchone()[0]
+    assert b'"kind":"erasure"' in kind and b"Frau Schmidt" in kind
+    held = log.conn.execute("SELECT count(*) FROM content").fetchone()[0]
+    assert held > 0  # other devices keep theirs
+    # later entries for the device get a fresh subject key and still verify
+    log.write([make_draft(13)])
+    assert verify_db(log.path).ok
+
+
+def test_forgetting_a_customer_erases_all_devices(log: Log) -> None:
+    log.write([make_draft(i) for i in range(8)] + [make_draft(1, customer="x")])
+    log.conn.execute("BEGIN")
+    log.writer.erase_subject(C, T0 + timedelta(days=1), "operator")
+    log.conn.execute("COMMIT")
+    log.writer.committed()
+    remaining = log.conn.execute(
+        "SELECT count(*) FROM content c JOIN entries e ON e.seq = c.seq"
+        " JOIN chains ch ON ch.id = e.chain_id WHERE ch.name = ?",
+        (C,),
+    ).fetchone()[0]
+    assert remaining == 0
+    assert log.conn.execute("SELECT count(*) FROM content").fetchone()[0] == 1
+    assert verify_db(log.path).ok
+
+
+def test_key_rotation_is_signed_by_both_keys(log: Log, signer: Signer, tmp_path: Path) -> None:
+    log.write([make_draft(i) for i in range(4)])
+    new = Signer.generate(tmp_path / "new.key")
+    log.conn.execute("BEGIN")
+    rotation = log.writer.rotate_key(new, T0 + timedelta(hours=1))
+    log.writer.append([make_draft(5)])
+    log.writer.checkpoint(T0 + timedelta(hours=1))
+    log.conn.execute("COMMIT")
+    log.writer.committed()
+    assert rotation.customer == "_gateway"
+    for pinned in (signer.public, new.public):  # either end of the rotation may be pinned
+        report = verify_db(log.path, public_key=pinned)
+        assert report.ok, report.summary()
+        assert len(report.trusted) == 2
+        assert verify_bundle(export_customer(log.path, C), pinned).ok
+    with pytest.raises(LogError, match="signed by"):
+        LogWriter(log.conn, signer, ORIGIN)  # the retired key may not write any more
+
+
+def test_forged_rotation_record_is_refused(log: Log, signer: Signer) -> None:
+    log.write([make_draft(0)])
+    log.conn.execute("BEGIN")
+    log.writer.rotate_key(Signer.generate(), T0 + timedelta(hours=1))
+    log.conn.execute("COMMIT")
+    log.writer.committed()
+    log.conn.execute("UPDATE keys SET sig_old = zeroblob(64) WHERE prev_key_id IS NOT NULL")
+    report = verify_db(log.path, public_key=signer.public)
+    assert not report.ok
+    assert "signature of the old key" in report.key_problems[0]
+
+
+def test_compaction_keeps_an_anchor_and_old_exports_still_verify(log: Log, signer: Signer) -> None:
+    for b in range(4):
+        log.write([make_draft(i) for i in range(b * 10, b * 10 + 10)])
+    old_bundle = export_customer(log.path, C)
+    cutoff = make_draft(25).at  # checkpoints after batches 0 and 1 are older
+    log.conn.execute("BEGIN")
+    dropped = log.writer.compact(cutoff)
+    log.conn.execute("COMMIT")
+    log.writer.committed()
+    assert dropped == 20
+    report = verify_db(log.path, public_key=signer.public)
+    assert report.ok, report.summary()
+    assert report.chains[0].start == 20 and report.chains[0].size == 40
+    log.write([make_draft(i) for i in range(40, 45)])
+    assert verify_db(log.path).ok
+    new_bundle = export_customer(log.path, C)
+    assert verify_bundle(new_bundle, signer.public).ok
+    assert verify_bundle(old_bundle, signer.public).ok
+    # the anchor is a signed fact: forging it breaks verification at the anchor
+    conn = sqlite3.connect(log.path)
+    conn.execute(
+        "UPDATE checkpoints SET head = zeroblob(32) WHERE id = (SELECT checkpoint_id FROM anchors)"
+    )
+    conn.commit()
+    conn.close()
+    problem = verify_db(log.path).first
+    assert problem is not None and problem.index == 20
