@@ -43,7 +43,7 @@ def ensure_venv() -> None:
         return
     say("installing Einblick and its test tools into .venv (first run takes a minute)")
     pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "--upgrade", "pip", "setuptools", "wheel"], check=True)
     subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
     STAMP.touch()
 

@@ -125,6 +125,9 @@ class Mosquitto:
         self.settings = settings
         self.binary = find_mosquitto(binary)
         self.process: asyncio.subprocess.Process | None = None
+        # A Mosquitto a killed gateway left running, which we took over rather than restart:
+        # devices stay connected through a gateway crash, and its queue is intact.
+        self.adopted_pid: int | None = None
         self.restarts = 0
 
     @property
@@ -169,6 +172,7 @@ class Mosquitto:
             f"max_inflight_messages {settings.max_inflight}",
             f"max_queued_messages {settings.max_queued}",
             "max_queued_bytes 0",
+            f"pid_file {settings.directory / 'mosquitto.pid'}",
             "log_dest stderr",
             "log_type error",
             "log_type warning",
@@ -197,8 +201,28 @@ class Mosquitto:
                 lines += ["require_certificate true", "use_identity_as_username true"]
         write_private(self.conf_path, "\n".join(lines) + "\n")
 
+    @property
+    def running(self) -> bool:
+        if self.adopted_pid is not None:
+            return _alive(self.adopted_pid)
+        return self.process is not None and self.process.returncode is None
+
+    @property
+    def pid(self) -> int | None:
+        if self.adopted_pid is not None:
+            return self.adopted_pid
+        return self.process.pid if self.process is not None else None
+
     async def start(self, timeout: float = 10.0) -> None:
-        if self.process is not None and self.process.returncode is None:
+        if self.running:
+            return
+        self.adopted_pid = None
+        orphan = self._orphan()
+        if orphan is not None:
+            log.warning("taking over Mosquitto (pid %d) left running by an earlier gateway", orphan)
+            self.adopted_pid = orphan
+            self.reload()  # it re-reads the password file and ACL we just wrote
+            await wait_for_port(self.settings.listen, self.settings.port, timeout)
             return
         log_file = self.log_path.open("ab")
         try:
@@ -222,6 +246,17 @@ class Mosquitto:
                 f"its log says:\n{self.tail_log()}"
             ) from None
 
+    def _orphan(self) -> int | None:
+        """The pid of a live Mosquitto running our configuration, if a killed gateway left one."""
+        try:
+            pid = int((self.settings.directory / "mosquitto.pid").read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return None
+        if b"mosquitto" not in cmdline or str(self.conf_path).encode() not in cmdline:
+            return None  # the pid was reused by something else
+        return pid if _alive(pid) else None
+
     def tail_log(self, lines: int = 8) -> str:
         try:
             text = self.log_path.read_text(encoding="utf-8", errors="replace")
@@ -229,17 +264,32 @@ class Mosquitto:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
 
+    def _signal(self, sig: signal.Signals) -> None:
+        pid = self.pid
+        if pid is not None and self.running:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
     def reload(self) -> None:
         """Re-read the password file and ACL without dropping connections."""
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGHUP)
+        self._signal(signal.SIGHUP)
 
     def kill(self) -> None:
         """kill -9, for fault tests."""
-        if self.process is not None and self.process.returncode is None:
-            self.process.kill()
+        self._signal(signal.SIGKILL)
 
     async def stop(self) -> None:
+        if self.adopted_pid is not None:
+            pid, self.adopted_pid = self.adopted_pid, None
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            for _ in range(100):
+                if not _alive(pid):
+                    return
+                await asyncio.sleep(0.05)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            return
         process = self.process
         if process is None or process.returncode is not None:
             return
@@ -255,6 +305,14 @@ class Mosquitto:
         """Restart Mosquitto whenever it dies, with backoff; runs until cancelled."""
         delay = 0.5
         while True:
+            while self.adopted_pid is not None and _alive(self.adopted_pid):  # noqa: ASYNC110 - no event exists for a process that is not our child
+                await asyncio.sleep(0.5)  # not our child: we can only watch it
+            if self.adopted_pid is not None:
+                log.error(
+                    "the adopted Mosquitto (pid %d) exited; starting a new one", self.adopted_pid
+                )
+                self.adopted_pid = None
+                self.restarts += 1
             if self.process is None or self.process.returncode is not None:
                 try:
                     await self.start()
@@ -275,6 +333,15 @@ class Mosquitto:
             )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
+
+
+def _alive(pid: int) -> bool:
+    """True for a running process; a zombie (dead, not yet reaped) counts as gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 async def wait_for_port(

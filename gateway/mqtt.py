@@ -1,4 +1,6 @@
-"""paho-mqtt on asyncio: the only module in Einblick that imports paho.
+"""paho-mqtt on asyncio: the only module of the gateway that imports paho.
+
+(The simulators stand in for third-party devices and have their own client, simulators/link.py.)
 
 One ``MqttConnection`` is one network session. Reconnecting means a new ``MqttConnection``: paho
 keeps its own queue of in-flight messages per client object and re-sends it on reconnect, and we
