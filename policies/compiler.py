@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from policies.decision import LegalBasis, Reason
+from policies.decision import Alteration, LegalBasis, Reason
 from policies.errors import PolicyError
 from policies.model import (
     AggregateSpec,
@@ -136,6 +136,12 @@ class CompiledGrant:
     spec: GrantSpec
     line: int | None = None
     rate_reason: Reason = field(default_factory=lambda: Reason("rate_limited"))
+    hours_reason: Reason = field(default_factory=lambda: Reason("outside_hours"))
+    nothing_reason: Reason = field(default_factory=lambda: Reason("nothing_released"))
+    condition_reasons: tuple[Reason, ...] = ()
+    aggregating_reason: Reason = field(default_factory=lambda: Reason("aggregating"))
+    topic_alterations: Mapping[str, Alteration] = field(default_factory=dict)
+    static_topic: bool = False  # the template uses only customer, device and stream
 
     def covers(self, device: str, stream: str) -> bool:
         return device in self.devices and (self.streams is None or stream in self.streams)
@@ -391,6 +397,29 @@ def compile_policy(doc: PolicyDocument, recipients: Mapping[str, str]) -> Compil
                 releases_anything=bool(grant.fields or grant.payload or grant.aggregate),
                 spec=grant,
                 line=doc.locate(("grants", g_index))[0],
+                aggregating_reason=Reason(
+                    "aggregating",
+                    {"window": f"{grant.aggregate.window:g} s"} if grant.aggregate else {},
+                ),
+                hours_reason=Reason("outside_hours", {"hours": ", ".join(grant.hours or ())}),
+                nothing_reason=Reason(
+                    "nothing_released",
+                    {
+                        "fields": ", ".join(
+                            grant.aggregate.fields if grant.aggregate else grant.fields
+                        )
+                    },
+                ),
+                condition_reasons=tuple(
+                    Reason("condition_not_met", {"condition": c.text})
+                    for c in map(_condition, grant.when)
+                ),
+                topic_alterations={
+                    name: Alteration(f"$topic.{name}", "pseudonymise")
+                    for name, how in grant.topic_levels.items()
+                    if how == "pseudonymise"
+                },
+                static_topic=not (template.names - {"customer", "device", "stream"}),
                 rate_reason=Reason(
                     "rate_limited",
                     {"interval": f"{grant.rate_limit:g} s"} if grant.rate_limit else {},

@@ -71,12 +71,13 @@ class DeviceRef:
 class _Route:
     """Precomputed per (customer, device, stream): which grants to try for which recipient."""
 
-    __slots__ = ("device", "policy", "recipients", "stream")
+    __slots__ = ("device", "policy", "recipients", "stream", "topics")
 
     def __init__(self, policy: CompiledPolicy, device: CompiledDevice, stream: str) -> None:
         self.policy = policy
         self.device = device
         self.stream = stream
+        self.topics: dict[str, str] = {}  # grant id -> upstream topic, for static templates
         order = list(dict.fromkeys(g.recipient for g in policy.grants))
         table = [
             (r, tuple(g for g in policy.grants if g.recipient == r and g.covers(device.id, stream)))
@@ -328,6 +329,17 @@ class Engine:
         key: bytes | None,
     ) -> tuple[str, list[str], list[Alteration]]:
         template = grant.template
+        if grant.static_topic:
+            static = route.topics.get(grant.id)
+            if static is None:
+                static = route.topics[grant.id] = template.render(
+                    {
+                        "customer": route.policy.customer,
+                        "device": route.device.id,
+                        "stream": route.stream,
+                    }
+                )
+            return static, [], []
         values = {
             "customer": route.policy.customer,
             "device": route.device.id,
@@ -340,20 +352,25 @@ class Engine:
             if grant.topic_levels[name] == "pseudonymise":
                 assert key is not None
                 values[name] = pseudonymise(captures[name], key)
-                altered.append(Alteration(f"$topic.{name}", "pseudonymise"))
+                altered.append(grant.topic_alterations[name])
             else:
                 values[name] = captures[name]
                 shared.append(f"$topic.{name}")
         return template.render(values), shared, altered
 
-    def _rate_limited(self, route: _Route, grant: CompiledGrant, topic: str, now: datetime) -> bool:
+    def _rate_limited(
+        self, route: _Route, grant: CompiledGrant, topic: str, now: datetime, *, record: bool
+    ) -> bool:
+        """True when the interval since the last release has not passed; with ``record`` a
+        release now is remembered (only once it is certain something leaves)."""
         if grant.rate_limit is None:
             return False
         slot = (route.policy.customer, grant.id, route.device.id, topic)
         last = self._last_release.get(slot)
         if last is not None and (now - last).total_seconds() < grant.rate_limit:
             return True
-        self._last_release[slot] = now
+        if record:
+            self._last_release[slot] = now
         return False
 
     def _apply(
@@ -371,13 +388,12 @@ class Engine:
         if reason is not None:
             return self._withheld(route, grant.recipient, grant, reason, parsed)
         if grant.hours is not None and not grant.in_hours(now):
-            hours = Reason("outside_hours", {"hours": ", ".join(grant.spec.hours or ())})
-            return self._withheld(route, grant.recipient, grant, hours, parsed)
+            return self._withheld(route, grant.recipient, grant, grant.hours_reason, parsed)
         if len(parsed.raw) > self._max_payload:
             return self._withheld(route, grant.recipient, grant, _TOO_LARGE, parsed)
         topic, t_shared, t_altered = self._topic(route, grant, message.topic, captures, key)
         if grant.opaque:
-            if self._rate_limited(route, grant, topic, now):
+            if self._rate_limited(route, grant, topic, now, record=True):
                 return self._withheld(route, grant.recipient, grant, grant.rate_reason, parsed)
             return self._released(
                 route,
@@ -394,12 +410,13 @@ class Engine:
             return self._withheld(route, grant.recipient, grant, _INVALID_UTF8, parsed)
         if grant.whole is None and state != _JSON:
             return self._withheld(route, grant.recipient, grant, _NOT_JSON, parsed)
-        for condition in grant.conditions:
+        for condition, unmet in zip(grant.conditions, grant.condition_reasons, strict=True):
             if not condition.holds(parsed.root):
-                met = Reason("condition_not_met", {"condition": condition.text})
-                return self._withheld(route, grant.recipient, grant, met, parsed)
+                return self._withheld(route, grant.recipient, grant, unmet, parsed)
         if grant.aggregate is not None:
             return self._accumulate(route, grant, topic, parsed, now)
+        if self._rate_limited(route, grant, topic, now, record=False):  # skip the walk early
+            return self._withheld(route, grant.recipient, grant, grant.rate_reason, parsed)
         rel = Release(key)
         if grant.whole is not None:
             got = grant.whole.apply(parsed.root, "$payload", None, rel)
@@ -420,14 +437,12 @@ class Engine:
                 if rel.problems:
                     problem = next(iter(rel.problems.values()))
                 else:
-                    names = ", ".join(grant.spec.fields)
-                    problem = Reason("nothing_released", {"fields": names})
+                    problem = grant.nothing_reason
                 return self._withheld(
                     route, grant.recipient, grant, problem, parsed, field_reasons=rel.problems
                 )
             body = orjson.dumps(out)
-        if self._rate_limited(route, grant, topic, now):
-            return self._withheld(route, grant.recipient, grant, grant.rate_reason, parsed)
+        self._rate_limited(route, grant, topic, now, record=True)
         return self._released(
             route,
             grant,
@@ -489,14 +504,7 @@ class Engine:
             except TreatmentFailed:
                 continue
         if not values:
-            names = ", ".join(spec.fields)
-            return self._withheld(
-                route,
-                grant.recipient,
-                grant,
-                Reason("nothing_released", {"fields": names}),
-                parsed,
-            )
+            return self._withheld(route, grant.recipient, grant, grant.nothing_reason, parsed)
         slot = (route.policy.customer, grant.id, route.device.id, topic)
         index = int(now.timestamp() // spec.window)
         window = self._windows.get(slot)
@@ -516,8 +524,7 @@ class Engine:
             self._windows[slot] = window
         for path, number in values.items():
             window.acc.setdefault(path, Accumulator()).add(number)
-        waiting = Reason("aggregating", {"window": f"{spec.window:g} s"})
-        return self._withheld(route, grant.recipient, grant, waiting, parsed)
+        return self._withheld(route, grant.recipient, grant, grant.aggregating_reason, parsed)
 
     def flush(self, now: datetime) -> list[Decision]:
         """Decisions for the aggregation windows that closed by ``now``, oldest first."""

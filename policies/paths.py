@@ -21,6 +21,9 @@ from policies.treatments import TreatmentFailed, coarsen
 __all__ = ["NOTHING", "Node", "Release", "Rule", "insert", "leaves", "release_root"]
 
 
+_CACHE_LIMIT = 4096  # distinct concrete paths remembered per rule (array indices vary)
+
+
 class _Nothing:
     __slots__ = ()
 
@@ -54,7 +57,7 @@ class Release:
 class Rule:
     """A terminal treatment at a path. ``fn(value, parent, release) -> released value``."""
 
-    __slots__ = ("detail", "fn", "name")
+    __slots__ = ("_alterations", "detail", "fn", "name")
 
     def __init__(
         self,
@@ -65,6 +68,16 @@ class Rule:
         self.name = name  # keep, pseudonymise, round, coarsen, truncate
         self.detail = detail
         self.fn = fn
+        # Alterations repeat per path; creating frozen dataclasses is the hot path's main cost.
+        self._alterations: dict[str, Alteration] = {}
+
+    def alteration(self, path: str) -> Alteration:
+        found = self._alterations.get(path)
+        if found is None:
+            found = Alteration(path, self.name, self.detail)
+            if len(self._alterations) < _CACHE_LIMIT:
+                self._alterations[path] = found
+        return found
 
     def apply(self, value: object, path: str, parent: dict[str, Any] | None, rel: Release) -> Any:
         if self.fn is None:  # keep
@@ -74,7 +87,7 @@ class Rule:
             out = self.fn(value, parent, rel)
         except TreatmentFailed as exc:
             return rel.fail(path, value, self.name, exc.problem)
-        rel.altered.append(Alteration(path, self.name, self.detail))
+        rel.altered.append(self.alteration(path))
         return out
 
 
