@@ -30,7 +30,7 @@ def say(text: str) -> None:
 
 
 def ensure_python() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file runs on any Python to say so
         sys.exit(f"Einblick needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
 
 
@@ -57,7 +57,15 @@ def ensure_mosquitto() -> None:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run([apt, "update", "-qq"], check=True, env=env)
         subprocess.run(
-            [apt, "install", "-y", "-qq", "--no-install-recommends", "mosquitto", "mosquitto-clients"],
+            [
+                apt,
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                "mosquitto",
+                "mosquitto-clients",
+            ],
             check=True,
             env=env,
         )

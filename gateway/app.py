@@ -23,8 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from policies.describe import describe
-
 from gateway import outbox
 from gateway.broker import (
     Mosquitto,
@@ -50,6 +48,7 @@ from gateway.pseudonyms import Keyring
 from gateway.registry import Registry
 from gateway.store import Store
 from policies.decision import Reason
+from policies.describe import describe
 from policies.engine import Engine
 from policies.errors import PolicyError
 

@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import orjson
 
@@ -22,7 +22,7 @@ from gateway.scaffold import InitOptions, init_directory
 
 __all__ = ["add_config_option", "config_from", "register", "run_until_signalled"]
 
-SubParsers = argparse._SubParsersAction  # type: ignore[type-arg]
+SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:

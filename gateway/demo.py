@@ -1,0 +1,202 @@
+"""``einblick demo``: everything on loopback, started with one command and stopped cleanly.
+
+    cloud Mosquitto (stands in for every recipient) ◀── gateway (its own managed Mosquitto)
+                                                          ▲
+                                  simulated devices ──────┘   TUI in the foreground
+
+The gateway and the cloud broker run as child processes, as on an edge box; the simulated
+devices publish from a thread with their own credentials; the TUI reads the gateway's log.
+Ctrl-C (or leaving the TUI) stops the devices, then the gateway (which signs a last checkpoint),
+then the brokers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from gateway.broker import Mosquitto, MosquittoSettings, free_port
+from gateway.commands.gateway_cmds import render_status
+from gateway.config import load_config
+from gateway.control import ControlError, request
+from gateway.errors import GatewayError
+from gateway.registry import Registry
+from gateway.scaffold import InitOptions, init_directory
+from simulators.demo import demo_fleet
+from simulators.publisher import Credentials, Publisher
+
+__all__ = ["run_demo"]
+
+MARKER = ".einblick-demo"
+
+
+class _Services:
+    """The cloud broker and the gateway process, run by an event loop in a helper thread."""
+
+    def __init__(self, directory: Path, config_path: Path, cloud_port: int) -> None:
+        self.directory = directory
+        self.config_path = config_path
+        self.cloud_port = cloud_port
+        self.ready = threading.Event()
+        self.error: str | None = None
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.thread = threading.Thread(
+            target=self._thread, name="einblick-demo-services", daemon=True
+        )
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self.thread.join(timeout=30)
+
+    def _thread(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        cloud = Mosquitto(
+            MosquittoSettings(
+                directory=self.directory / "cloud", port=self.cloud_port, anonymous=True
+            )
+        )
+        gateway: asyncio.subprocess.Process | None = None
+        try:
+            cloud.write_files([])
+            await cloud.start()
+            log = (self.directory / "gateway.log").open("ab")
+            try:
+                gateway = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "gateway",
+                    "-v",
+                    "run",
+                    "--config",
+                    str(self.config_path),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                )
+            finally:
+                log.close()
+            config = load_config(self.config_path)
+            async with asyncio.timeout(30):
+                while True:
+                    if gateway.returncode is not None:
+                        raise GatewayError(
+                            f"the gateway exited with code {gateway.returncode}; see {self.directory / 'gateway.log'}"
+                        )
+                    with contextlib.suppress(ControlError):
+                        status = await request(config.control_socket, "status", timeout=1)
+                        if status["device_broker"]["connected"]:
+                            break
+                    await asyncio.sleep(0.1)
+            self.ready.set()
+            await self._stop.wait()
+        except (GatewayError, TimeoutError) as exc:
+            self.error = str(exc) or "the gateway did not become ready within 30 s"
+            self.ready.set()
+        finally:
+            if gateway is not None and gateway.returncode is None:
+                gateway.send_signal(signal.SIGTERM)
+                try:
+                    async with asyncio.timeout(15):
+                        await gateway.wait()
+                except TimeoutError:
+                    gateway.kill()
+            await cloud.stop()
+
+
+def run_demo(
+    directory: Path, *, tui: bool = True, duration: float | None = None, lang: str | None = None
+) -> int:
+    directory = directory.resolve()
+    if directory.exists():
+        if not (directory / MARKER).exists():
+            raise GatewayError(
+                f"{directory} exists and is not a demo directory; choose another with --dir"
+            )
+        shutil.rmtree(directory)  # every demo starts from a fresh log
+    directory.mkdir(parents=True)
+    (directory / MARKER).write_text(
+        "einblick demo directory: deleted and recreated by 'einblick demo'\n"
+    )
+    cloud_port = free_port()
+    config_path = init_directory(
+        InitOptions(
+            directory=directory,
+            broker_port=free_port(),
+            upstream_url=f"mqtt://127.0.0.1:{cloud_port}",
+        )
+    )
+    config = load_config(config_path)
+    registry = Registry(config.data_path / "devices.json")
+    fleet = demo_fleet()
+    credentials: dict[str, Credentials] = {}
+    for device in fleet:
+        entry, password = registry.add(
+            device.customer, device.device, name=device.name, kind=device.kind
+        )
+        credentials[device.simulated.device_id] = Credentials(entry.username, password)
+    registry.save()
+
+    print(f"Einblick demo in {directory}", file=sys.stderr)
+    print(
+        f"  device broker 127.0.0.1:{config.broker.port}, cloud broker 127.0.0.1:{cloud_port}",
+        file=sys.stderr,
+    )
+    services = _Services(directory, config_path, cloud_port)
+    services.start()
+    services.ready.wait(60)
+    if services.error:
+        print(f"einblick: the demo could not start: {services.error}", file=sys.stderr)
+        services.stop()
+        return 1
+    publisher = Publisher(
+        [d.simulated for d in fleet],
+        host="127.0.0.1",
+        port=config.broker.port,
+        rate=0.5,
+        qos=1,
+        credentials=lambda _i, device: credentials[device.device_id],
+        client_id_prefix="demo",
+    )
+    devices = threading.Thread(target=publisher.run, name="einblick-demo-devices", daemon=True)
+    devices.start()
+    code = 0
+    try:
+        if tui:
+            from gateway.commands.tui import run_tui  # noqa: PLC0415 - the TUI loads only when shown
+
+            code = run_tui(config_path, None, None, lang)
+        else:
+            deadline = time.monotonic() + duration if duration else None
+            while deadline is None or time.monotonic() < deadline:
+                time.sleep(min(5.0, max(0.1, (deadline - time.monotonic()) if deadline else 5.0)))
+                with contextlib.suppress(ControlError):
+                    print(
+                        render_status(asyncio.run(request(config.control_socket, "status"))) + "\n",
+                        file=sys.stderr,
+                    )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        publisher.stop()
+        devices.join(timeout=15)
+        services.stop()
+    print(
+        f"demo stopped; its log stays in {directory} (einblick verify --db {config.database_path})",
+        file=sys.stderr,
+    )
+    return code
