@@ -172,7 +172,17 @@ def run_demo(
         credentials=lambda _i, device: credentials[device.device_id],
         client_id_prefix="demo",
     )
-    devices = threading.Thread(target=publisher.run, name="einblick-demo-devices", daemon=True)
+
+    def publish() -> None:
+        try:
+            publisher.run()
+        except Exception as exc:  # a thread's exception would otherwise vanish
+            print(
+                f"einblick: the simulated devices stopped: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
+
+    devices = threading.Thread(target=publish, name="einblick-demo-devices", daemon=True)
     devices.start()
     code = 0
     try:

@@ -59,12 +59,12 @@ class BakeryOven(DeviceBase):
         self._energy += 0.02 if burner else 0.002
         errors = [{"code": "E17", "text": "Türkontakt prüfen"}] if n % 40 == 39 else []
         payload = {
-            "ts": iso_utc(t),
-            "temperature": round(temperature + self._rng.gauss(0, 0.2)),
+            "ts": iso_utc(t, 3),
+            "temperature": round(temperature + self._rng.gauss(0, 0.2), 2),
             "setpoint": 180,
             "door_open": self._rng.random() < 0.05,
             "burner_on": burner,
-            "energy_kwh": round(self._energy),
+            "energy_kwh": round(self._energy, 3),
             "serial": self._serial,
             "operator": self._rng.choice(("Anna Schmidt", "Jonas Vogel")),
             "errors": errors,
@@ -88,7 +88,7 @@ class BadgeReader(DeviceBase):
         self._tick(t)
         badge, holder = self._rng.choice(self._HOLDERS)
         payload = {
-            "ts": iso_utc(t, 0),
+            "ts": iso_utc(t, 3),
             "badge": badge,
             "holder": holder,
             "granted": holder != "Lieferant",

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from gateway.commands.gateway_cmds import add_config_option
+from gateway.config import Config, load_config
 from gateway.errors import LogError
 from gateway.keys import Signer, load_public_key
 from gateway.log.bundle import export_customer, verify_bundle
@@ -136,35 +138,69 @@ def _since(text: str) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+def _config(args: argparse.Namespace) -> Config | None:
+    """The gateway configuration, when there is one to take defaults from."""
+    path: Path = args.config
+    if not path.exists():
+        return None
+    return load_config(path)
+
+
+def _db(args: argparse.Namespace) -> Path:
+    if args.db is not None:
+        return Path(args.db)
+    config = _config(args)
+    if config is None:
+        raise LogError(f"no --db given and no configuration at {args.config} to find the log in")
+    return config.database_path
+
+
+def _private_key(args: argparse.Namespace) -> Path:
+    if args.key is not None:
+        return Path(args.key)
+    config = _config(args)
+    if config is None:
+        raise LogError(f"no --key given and no configuration at {args.config} to find it in")
+    return config.signing_key_path
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     verify = subparsers.add_parser("verify", help="verify the log or an exported bundle")
     verify.add_argument("bundle", nargs="?", type=Path, help="bundle file ('-' for stdin)")
-    verify.add_argument("--db", type=Path, help="log database (when no bundle is given)")
+    add_config_option(verify)
+    verify.add_argument("--db", type=Path, help="log database (default: from the configuration)")
     verify.add_argument("--customer", help="verify only this customer's chain")
     verify.add_argument("--key", type=Path, help="public key to trust (PEM or hex file)")
     verify.set_defaults(
-        func=lambda a: verify_command(bundle=a.bundle, db=a.db, customer=a.customer, key=a.key)
+        func=lambda a: verify_command(
+            bundle=a.bundle, db=None if a.bundle else _db(a), customer=a.customer, key=a.key
+        )
     )
 
     export = subparsers.add_parser("export", help="export a customer's signed log bundle")
+    add_config_option(export)
     export.add_argument("--customer", required=True)
     export.add_argument("--since", type=_since, help="ISO time; starts at the checkpoint before")
-    export.add_argument("--db", type=Path, required=True)
+    export.add_argument("--db", type=Path, help="log database (default: from the configuration)")
     export.add_argument("--out", type=Path, help="file to write (default stdout)")
     export.set_defaults(
-        func=lambda a: export_command(db=a.db, customer=a.customer, since=a.since, out_path=a.out)
+        func=lambda a: export_command(db=_db(a), customer=a.customer, since=a.since, out_path=a.out)
     )
 
     key = subparsers.add_parser("key", help="the log's signing key")
     key_sub = key.add_subparsers(dest="key_command", required=True)
     show = key_sub.add_parser("show", help="print the public key and its fingerprint")
-    show.add_argument("--key", type=Path, required=True)
-    show.set_defaults(func=lambda a: key_show_command(key=a.key))
+    add_config_option(show)
+    show.add_argument("--key", type=Path, help="key file (default: from the configuration)")
+    show.set_defaults(func=lambda a: key_show_command(key=_private_key(a)))
     generate = key_sub.add_parser("generate", help="create a new key file (mode 0600)")
     generate.add_argument("path", type=Path)
     generate.set_defaults(func=lambda a: key_generate_command(path=a.path))
     rotate = key_sub.add_parser("rotate", help="rotate the signing key (gateway stopped)")
-    rotate.add_argument("--db", type=Path, required=True)
-    rotate.add_argument("--key", type=Path, required=True, help="the current private key")
+    add_config_option(rotate)
+    rotate.add_argument("--db", type=Path, help="log database (default: from the configuration)")
+    rotate.add_argument("--key", type=Path, help="the current private key (default: configured)")
     rotate.add_argument("--new-key", type=Path, required=True, help="new key (created if absent)")
-    rotate.set_defaults(func=lambda a: key_rotate_command(db=a.db, key=a.key, new_key=a.new_key))
+    rotate.set_defaults(
+        func=lambda a: key_rotate_command(db=_db(a), key=_private_key(a), new_key=a.new_key)
+    )
