@@ -94,3 +94,96 @@ async def test_each_recipient_gets_exactly_what_the_policy_allows(tmp_path: Path
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
     conn.close()
+
+
+async def _reasons(db: Path) -> list[tuple[str, str | None, str | None]]:
+    """(customer, device, reason code) of every withheld decision entry, oldest first."""
+    from gateway.log.reader import LogReader
+
+    reader = await LogReader.open(db)
+    try:
+        rows = await reader.page(limit=1000)
+        found = []
+        for row in reversed(rows):
+            detail = await reader.get(row.seq)
+            if row.kind == "decision" and row.outcome == "withheld":
+                found.append((row.customer, row.device, detail.reason))
+        return found
+    finally:
+        await reader.close()
+
+
+async def test_bad_input_is_withheld_with_a_reason_and_the_gateway_keeps_running(
+    tmp_path: Path,
+) -> None:
+    from gateway.registry import Registry
+
+    devices = [("baeckerei-schmidt", "oven-1", "Backofen 1")]
+    async with running_gateway(tmp_path, {"bakery.yaml": BAKERY}, devices) as h:
+        # A device registered for a customer that has no policy at all: an unknown device.
+        registry = Registry(h.gateway.config.data_path / "devices.json")
+        _, stray_password = registry.add(
+            "nobody",
+            "probe-9",
+            name="Probe",
+            kind="probe",
+            topics=(("lab/probe-9/{stream}", "telemetry"),),
+        )
+        registry.save()
+        h.gateway.reload_devices()
+        h.passwords[("nobody", "probe-9")] = stray_password or ""
+        await asyncio.sleep(0.3)  # Mosquitto re-reads its ACL on SIGHUP
+        oven = await h.device("baeckerei-schmidt", "oven-1")
+        stray = await h.device("nobody", "probe-9")
+        topic = "bakery/oven-1/telemetry"
+        await oven.publish(topic, b'{"temperature": 18', 1)  # malformed JSON
+        await oven.publish(topic, b'{"temperature": "\xff\xfe"}', 1)  # invalid UTF-8
+        await oven.publish(topic, b'{"pad": "' + b"x" * (10 * 1024 * 1024) + b'"}', 1)  # 10 MB
+        await stray.publish("lab/probe-9/telemetry", b'{"temperature": 20}', 1)
+        await oven.publish(topic, b'{"temperature": 180.1, "door_open": true}', 1)  # still running
+        await h.cloud.wait_for(1)
+        await h.wait_committed(5)
+        await asyncio.sleep(0.3)
+        assert [orjson.loads(m.payload) for m in h.cloud.received] == [
+            {"temperature": 180.0, "door_open": True}
+        ]
+        await oven.close()
+        await stray.close()
+        reasons = await _reasons(h.gateway.config.database_path)
+    codes = [code for _, _, code in reasons]
+    assert codes[:3] == ["not_json", "invalid_utf8", "too_large"], reasons
+    assert ("_gateway", None, "unknown_device") in reasons
+
+
+async def test_changed_policy_applies_to_the_next_message_and_a_broken_one_keeps_the_last_good(
+    tmp_path: Path,
+) -> None:
+    devices = [("baeckerei-schmidt", "oven-1", "Backofen 1")]
+    async with running_gateway(tmp_path, {"bakery.yaml": BAKERY}, devices) as h:
+        oven = await h.device("baeckerei-schmidt", "oven-1")
+        topic = "bakery/oven-1/telemetry"
+        await oven.publish(topic, b'{"temperature": 181.26, "door_open": false}', 1)
+        await h.cloud.wait_for(1)
+        policy_file = h.directory / "policies" / "bakery.yaml"
+        first_version = h.gateway.policies.files[policy_file].version
+        # The customer stops sharing the door state.
+        policy_file.write_text(BAKERY.replace("      door_open: keep\n", ""), encoding="utf-8")
+        async with asyncio.timeout(10):
+            while h.gateway.policies.files[policy_file].version == first_version:
+                await asyncio.sleep(0.05)
+        await oven.publish(topic, b'{"temperature": 181.26, "door_open": true}', 1)
+        await h.cloud.wait_for(2)
+        assert orjson.loads(h.cloud.received[1].payload) == {"temperature": 181.5}
+        # A broken edit: the last good policy keeps running, and the error names file and line.
+        policy_file.write_text(
+            BAKERY.replace("legal_basis: contract", "legal_basis: because"), encoding="utf-8"
+        )
+        async with asyncio.timeout(10):
+            while not h.gateway.policies.errors():
+                await asyncio.sleep(0.05)
+        error = h.gateway.status()["policies"][0]["error"]
+        assert error is not None and "bakery.yaml:" in error and "legal_basis" in error
+        await oven.publish(topic, b'{"temperature": 100.0, "door_open": true}', 1)
+        await h.cloud.wait_for(3)
+        assert orjson.loads(h.cloud.received[2].payload) == {"temperature": 100.0}
+        await oven.close()
