@@ -159,7 +159,8 @@ def coarsen(lat: object, lon: object, grid_m: float) -> tuple[object, object]:
 def pseudonymise(value: object, key: bytes) -> str:
     """HMAC-SHA256 of the value under the customer+recipient key, as truncated hex.
 
-    Strings are hashed as UTF-8; other scalars as their JSON text (so ``1`` and ``"1"`` differ).
+    Strings are hashed as UTF-8, other scalars as their JSON text, so ``4711`` and ``"4711"``
+    get the same pseudonym (firmware mixes both).
     Without the key the pseudonym cannot be recomputed or linked back.
     """
     if isinstance(value, str):

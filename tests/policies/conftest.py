@@ -57,3 +57,47 @@ def keys() -> Keys:
 @pytest.fixture
 def engine(examples: list[CompiledPolicy], keys: Keys) -> Engine:
     return Engine(examples, keys)
+
+
+def policy_dict(*grants: dict[str, Any], **top: Any) -> dict[str, Any]:
+    """A small policy: customer acme, device ``dev`` on acme/dev/{user}[/status], recipients
+    r1 and r2. Each grant defaults to recipient r1, basis contract, device dev."""
+    full = []
+    for index, grant in enumerate(grants):
+        full.append(
+            {
+                "id": f"g{index + 1}",
+                "recipient": "r1",
+                "purpose": {"de": "Wartung", "en": "Maintenance"},
+                "legal_basis": "contract",
+                "devices": ["dev"],
+                **grant,
+            }
+        )
+    doc: dict[str, Any] = {
+        "einblick_policy": 1,
+        "customer": "acme",
+        "name": "Acme",
+        "language": "en",
+        "devices": [
+            {
+                "id": "dev",
+                "name": "Device",
+                "kind": "sensor",
+                "topics": [
+                    {"pattern": "acme/dev/{user}", "stream": "telemetry"},
+                    {"pattern": "acme/dev/{user}/status", "stream": "status"},
+                ],
+            }
+        ],
+        "grants": full,
+    }
+    doc.update(top)
+    return doc
+
+
+def make_engine(*grants: dict[str, Any], keys: Keys | None = None, **top: Any) -> Engine:
+    import yaml
+
+    text = yaml.safe_dump(policy_dict(*grants, **top), allow_unicode=True, sort_keys=False)
+    return Engine([compile_text(text)], keys or Keys())
