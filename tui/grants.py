@@ -1,0 +1,173 @@
+"""Who gets what: each customer's policy in plain words, grant by grant, and withdrawal.
+
+Live from the running gateway's ``policies`` op (grants show whether a consent was withdrawn);
+when the gateway is not running, read-only from the policy files. Withdrawing asks first, saying
+what will stop, then sends the ``withdraw`` op; the gateway applies it to the next message and
+to anything still queued, and records it as a signed log entry whose number is shown.
+"""
+
+from __future__ import annotations
+
+import getpass
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import Footer, OptionList, Static
+from textual.widgets.option_list import Option
+
+from tui.context import ctx
+from tui.help import ConfirmScreen
+from tui.i18n import Lang, relabel, t
+from tui.model import CustomerPolicy, GrantView, Names
+from tui.source import SourceError
+
+__all__ = ["GrantsScreen", "grant_text"]
+
+
+def _fields(grant: GrantView, lang: Lang) -> str:
+    if not grant.fields or grant.fields == ("$payload",):
+        return t("g_all_fields", lang)
+    return ", ".join(grant.fields)
+
+
+def _devices(grant: GrantView, names: Names) -> str:
+    return ", ".join("*" if d == "*" else names.device(d) for d in grant.devices) or "*"
+
+
+def grant_text(grant: GrantView, names: Names, lang: Lang) -> Text:
+    """A grant in plain words, a few short lines."""
+    purpose = grant.purpose.get(lang) or grant.purpose.get("de") or grant.id
+    text = Text()
+    text.append("✗ " if grant.withdrawn else "✓ ", style="red" if grant.withdrawn else "green")
+    text.append(t("g_grant", lang, recipient=grant.recipient_name, purpose=purpose), style="bold")
+    text.append(f"\n   {t('g_fields', lang, fields=_fields(grant, lang))}")
+    text.append(f"\n   {t('g_devices', lang, devices=_devices(grant, names))}")
+    basis = t(f"lb_{grant.legal_basis}", lang) if f"lb_{grant.legal_basis}" else grant.legal_basis
+    text.append(f"\n   {t('g_basis', lang, basis=basis)}")
+    if grant.consent:
+        by = grant.consent.get("given_by", "?")
+        at = str(grant.consent.get("given_at", "?"))[:10]
+        text.append(f" – {t('g_consent', lang, by=by, at=at)}")
+    if grant.withdrawn:
+        text.append(f"\n   {t('g_withdrawn', lang)}", style="bold red")
+    text.append(f"   [{grant.id}]", style="dim")
+    return text
+
+
+class GrantsScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,g", "app.pop_screen", "k_back"),
+        Binding("x,delete", "withdraw", "k_withdraw"),
+        Binding("l", "app.language", "k_lang"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.policies: list[CustomerPolicy] = []
+        self.live = False
+        self.loaded = False
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="grants-note")
+        yield OptionList(id="grants")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.update_lang()
+        self.run_worker(self.reload(), group="grants", exclusive=True)
+
+    async def reload(self) -> None:
+        self.policies, self.live = await ctx(self).source.policies()
+        self.loaded = True
+        self.update_lang()
+
+    def update_lang(self) -> None:
+        app = ctx(self)
+        lang = app.lang
+        relabel(self, lang)
+        self.title = t("grants_title", lang)
+        note = self.query_one("#grants-note", Static)
+        note.update("" if self.live or not self.loaded else t("g_read_only", lang))
+        note.display = self.loaded and not self.live
+        options = self.query_one("#grants", OptionList)
+        highlighted = options.highlighted
+        options.clear_options()
+        if self.loaded and not self.policies:
+            options.add_option(Option(t("g_none", lang), disabled=True))
+        for policy in self.policies:
+            head = Text(policy.name, style="bold underline")
+            if policy.version:
+                head.append(f"  {t('g_version', lang, v=policy.version[:19])}", style="dim")
+            if policy.error:
+                head.append(f"\n{t('g_error', lang, e=policy.error)}", style="red")
+            if policy.describe.get(lang):
+                head.append(f"\n{policy.describe[lang]}", style="italic")
+            options.add_option(Option(head, disabled=True))
+            for grant in policy.grants:
+                options.add_option(
+                    Option(
+                        grant_text(grant, app.names, lang), id=f"{policy.customer}\x00{grant.id}"
+                    )
+                )
+        if highlighted is not None and highlighted < options.option_count:
+            options.highlighted = highlighted
+        self.refresh_bindings()
+
+    def selected(self) -> tuple[CustomerPolicy, GrantView] | None:
+        options = self.query_one("#grants", OptionList)
+        if options.highlighted is None:
+            return None
+        option_id = options.get_option_at_index(options.highlighted).id
+        if option_id is None:
+            return None
+        customer, _, grant_id = option_id.partition("\x00")
+        for policy in self.policies:
+            if policy.customer == customer:
+                for grant in policy.grants:
+                    if grant.id == grant_id:
+                        return policy, grant
+        return None
+
+    def action_withdraw(self) -> None:
+        app = ctx(self)
+        lang = app.lang
+        picked = self.selected()
+        if picked is None:
+            return
+        policy, grant = picked
+        if not self.live:
+            self.notify(t("g_read_only", lang), severity="warning")
+            return
+        if grant.legal_basis != "consent":
+            self.notify(t("g_not_consent", lang), severity="warning")
+            return
+        if grant.withdrawn:
+            self.notify(t("g_already", lang))
+            return
+        body = t(
+            "confirm_body",
+            lang,
+            recipient=grant.recipient_name,
+            purpose=grant.purpose.get(lang, grant.id),
+            fields=_fields(grant, lang),
+            devices=_devices(grant, app.names),
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self._withdraw(policy.customer, grant.id), group="withdraw")
+
+        self.app.push_screen(ConfirmScreen(t("confirm_title", lang), body), answered)
+
+    async def _withdraw(self, customer: str, grant: str) -> None:
+        app = ctx(self)
+        try:
+            seq = await app.source.withdraw(customer, grant, by=f"tui:{getpass.getuser()}")
+        except SourceError as exc:
+            self.notify(t("withdraw_failed", app.lang, e=exc), severity="error")
+            return
+        self.notify(t("withdrawn_ok", app.lang, seq=seq))
+        await self.reload()

@@ -1,0 +1,144 @@
+"""The overview: per recipient, what it received in the last hour and day, and the gateway.
+
+Counts, fields and the rate sparkline come from the log (``DataSource.overview``), so they are
+there when the gateway is not running; broker, upstream links, outbox depth and checkpoint age
+come from the running gateway's ``status`` and say "gateway not running" otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from tui.context import ctx
+from tui.i18n import Lang, relabel, t
+from tui.model import Names, Overview
+
+__all__ = ["OverviewScreen", "render_overview", "sparkline"]
+
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[int]) -> str:
+    """One block character per value, scaled to the largest; zero is a space."""
+    top = max(values, default=0)
+    if top == 0:
+        return " " * len(values)
+    return "".join(
+        " " if v == 0 else _BARS[min(len(_BARS) - 1, (v * len(_BARS) - 1) // top)] for v in values
+    )
+
+
+def _link(ok: bool, lang: Lang) -> Text:
+    return Text(t("o_connected" if ok else "o_disconnected", lang), style="green" if ok else "red")
+
+
+def _gateway(status: Mapping[str, Any] | None, names: Names, lang: Lang) -> list[RenderableType]:
+    out: list[RenderableType] = [Text(t("o_gateway", lang), style="bold underline")]
+    if status is None:
+        out.append(Text(t("o_not_running", lang), style="yellow"))
+        return out
+    broker = status.get("device_broker") or {}
+    out.append(
+        Text.assemble(f"{t('o_broker', lang)}: ", _link(bool(broker.get("connected")), lang))
+    )
+    if broker.get("error"):
+        out.append(Text(f"  {broker['error']}", style="red"))
+    age = status.get("last_checkpoint_age_s")
+    if age is not None:
+        out.append(Text(f"{t('o_checkpoint', lang)}: {t('o_seconds_ago', lang, s=float(age))}"))
+    pipeline = status.get("pipeline")
+    if pipeline:
+        out.append(
+            Text(
+                f"{t('o_pipeline', lang)}: "
+                + t(
+                    "o_pipeline_line",
+                    lang,
+                    **{
+                        k: pipeline.get(k, 0) for k in ("received", "shared", "altered", "withheld")
+                    },
+                )
+            )
+        )
+        if pipeline.get("failing_closed"):
+            out.append(Text(t("o_fail_closed", lang), style="bold red"))
+    out.append(Text(t("o_upstreams", lang), style="bold"))
+    for up in status.get("upstreams") or ():
+        name = up.get("display_name") or names.recipient(up.get("recipient"))
+        line = Text.assemble(f"  {name}: ", _link(bool(up.get("connected")), lang))
+        line.append(f"  {t('o_outbox', lang)} {up.get('outbox_depth', 0)}")
+        out.append(line)
+        if up.get("last_error"):
+            out.append(Text(f"    {up['last_error']}", style="red"))
+    return out
+
+
+def render_overview(overview: Overview, names: Names, lang: Lang) -> RenderableType:
+    parts: list[RenderableType] = []
+    if not overview.recipients:
+        parts.append(Text(t("o_empty", lang), style="italic"))
+    for stats in overview.recipients:
+        parts.append(Text(names.recipient(stats.recipient), style="bold"))
+        line = Text(
+            f"  {t('o_hour', lang)}: {stats.last_hour:>6}   {t('o_day', lang)}: {stats.last_day:>7}   "
+        )
+        line.append(f"{t('o_withheld', lang)}: {stats.withheld_day:>6}", style="red")
+        parts.append(line)
+        parts.append(Text.assemble(f"  {t('o_rate', lang)} ", (sparkline(stats.buckets), "cyan")))
+        sent = ", ".join(stats.fields_sent) or t("o_none", lang)
+        never = ", ".join(stats.never_sent) or t("o_none", lang)
+        parts.append(Text(f"  ✓ {t('o_fields', lang)}: {sent}", style="green"))
+        parts.append(Text(f"  ✗ {t('o_never', lang)}: {never}", style="red"))
+        parts.append(Text(""))
+    parts.extend(_gateway(overview.status, names, lang))
+    return Group(*parts)
+
+
+class OverviewScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,o", "app.pop_screen", "k_back"),
+        Binding("l", "app.language", "k_lang"),
+    ]
+
+    def __init__(self, refresh_s: float = 2.0) -> None:
+        super().__init__()
+        self.overview: Overview | None = None
+        self.refresh_s = refresh_s
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(id="overview")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.update_lang()
+        self.run_worker(self.reload(), group="overview", exclusive=True)
+        self.set_interval(self.refresh_s, self._tick, name="refresh overview")
+
+    def _tick(self) -> None:
+        self.run_worker(self.reload(), group="overview", exclusive=True)
+
+    async def reload(self) -> None:
+        app = ctx(self)
+        self.overview = await app.source.overview(app.clock())
+        self.update_lang()
+
+    def update_lang(self) -> None:
+        app = ctx(self)
+        relabel(self, app.lang)
+        self.title = t("overview_title", app.lang)
+        body: RenderableType = Text(t("loading", app.lang))
+        if self.overview is not None:
+            body = render_overview(self.overview, app.names, app.lang)
+        self.body = body
+        self.query_one("#overview", Static).update(body)
+        self.refresh_bindings()
