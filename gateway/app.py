@@ -40,6 +40,7 @@ from gateway.forwarder import Forwarder, endpoint_for
 from gateway.keys import Signer
 from gateway.log.schema import ensure_schema
 from gateway.log.writer import LogWriter
+from gateway.metrics import MetricsServer
 from gateway.mqtt import Endpoint, MqttConnection, MqttError
 from gateway.outbox import OutboxRow
 from gateway.pipeline import Pipeline
@@ -162,6 +163,13 @@ class Gateway:
                 await self._start_broker()
             control = ControlServer(config.control_socket, self._control_handlers())
             await control.start()
+            metrics = (
+                MetricsServer(config.metrics.host, config.metrics.port, self.status)
+                if config.metrics.enabled
+                else None
+            )
+            if metrics is not None:
+                await metrics.start()
             try:
                 async with asyncio.TaskGroup() as tasks:
                     if self.broker is not None:
@@ -182,6 +190,8 @@ class Gateway:
                     )
             finally:
                 await control.close()
+                if metrics is not None:
+                    await metrics.close()
         finally:
             await self._shutdown()
 

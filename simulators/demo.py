@@ -19,7 +19,7 @@ from simulators.devices import (
     iso_utc,
 )
 from simulators.energy import SmartMeter
-from simulators.wire import dumps
+from simulators.wire import JsonValue, dumps
 
 __all__ = ["DEMO_DEVICES", "BadgeReader", "BakeryOven", "DemoDevice", "Retopic", "demo_fleet"]
 
@@ -58,7 +58,7 @@ class BakeryOven(DeviceBase):
         temperature, burner = oven_temperature(self._phase_s + elapsed * 60)  # a batch per 90 s
         self._energy += 0.02 if burner else 0.002
         errors = [{"code": "E17", "text": "Türkontakt prüfen"}] if n % 40 == 39 else []
-        payload = {
+        payload: dict[str, JsonValue] = {
             "ts": iso_utc(t, 3),
             "temperature": round(temperature + self._rng.gauss(0, 0.2), 2),
             "setpoint": 180,

@@ -85,7 +85,7 @@ async def running_gateway(
     policies: dict[str, str],
     devices: list[tuple[str, str, str]],
     *,
-    config_extra: str = "",
+    config_edits: dict[str, str] | None = None,
 ) -> AsyncIterator[Harness]:
     """Start a gateway whose policies directory holds exactly ``policies`` (file name -> YAML)."""
     cloud_broker = Mosquitto(
@@ -107,9 +107,10 @@ async def running_gateway(
         old.unlink()
     for name, text in policies.items():
         (directory / "policies" / name).write_text(text, encoding="utf-8")
-    if config_extra:
-        with config_path.open("a", encoding="utf-8") as handle:
-            handle.write(config_extra)
+    for old_text, new_text in (config_edits or {}).items():
+        text = config_path.read_text(encoding="utf-8")
+        assert old_text in text, f"{old_text!r} is not in the generated configuration"
+        config_path.write_text(text.replace(old_text, new_text), encoding="utf-8")
     config = load_config(config_path)
     registry = Registry(config.data_path / "devices.json")
     passwords: dict[tuple[str, str], str] = {}

@@ -1,0 +1,106 @@
+"""Prometheus text-format metrics on a loopback port, off by default (``metrics.enabled``).
+
+A scrape is a plain HTTP GET answered from counters the gateway keeps anyway; nothing here
+touches the database, so a scraper can never slow the pipeline down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["MetricsServer", "render"]
+
+
+def render(status: Mapping[str, Any]) -> str:
+    """The gateway's status as Prometheus exposition text."""
+    pipeline = status["pipeline"]
+    lines = [
+        "# HELP einblick_messages_received_total Device messages received from the broker.",
+        "# TYPE einblick_messages_received_total counter",
+        f"einblick_messages_received_total {pipeline['received']}",
+        "# HELP einblick_entries_total Explanation entries committed, by outcome.",
+        "# TYPE einblick_entries_total counter",
+    ]
+    for outcome in ("shared", "altered", "withheld"):
+        lines.append(f'einblick_entries_total{{outcome="{outcome}"}} {pipeline[outcome]}')
+    lines += [
+        "# HELP einblick_failing_closed 1 while decisions cannot be recorded (nothing is forwarded).",
+        "# TYPE einblick_failing_closed gauge",
+        f"einblick_failing_closed {1 if pipeline['failing_closed'] else 0}",
+        "# HELP einblick_outbox_full 1 while the outbox is full and device messages wait in the broker.",
+        "# TYPE einblick_outbox_full gauge",
+        f"einblick_outbox_full {1 if pipeline['outbox_full'] else 0}",
+        "# HELP einblick_device_broker_connected 1 while the gateway's session with the device broker is up.",
+        "# TYPE einblick_device_broker_connected gauge",
+        f"einblick_device_broker_connected {1 if status['device_broker']['connected'] else 0}",
+        "# HELP einblick_upstream_connected 1 while the recipient's upstream broker is connected.",
+        "# TYPE einblick_upstream_connected gauge",
+    ]
+    for up in status["upstreams"]:
+        lines.append(
+            f'einblick_upstream_connected{{recipient="{up["recipient"]}"}} {1 if up["connected"] else 0}'
+        )
+    lines += [
+        "# HELP einblick_outbox_rows Rows waiting to be sent, per recipient.",
+        "# TYPE einblick_outbox_rows gauge",
+    ]
+    for up in status["upstreams"]:
+        lines.append(f'einblick_outbox_rows{{recipient="{up["recipient"]}"}} {up["outbox_depth"]}')
+    lines += [
+        "# HELP einblick_sent_total Rows acknowledged by the recipient's broker.",
+        "# TYPE einblick_sent_total counter",
+    ]
+    for up in status["upstreams"]:
+        lines.append(f'einblick_sent_total{{recipient="{up["recipient"]}"}} {up["sent"]}')
+    age = status.get("last_checkpoint_age_s")
+    lines += [
+        "# HELP einblick_checkpoint_age_seconds Seconds since the last signed checkpoint.",
+        "# TYPE einblick_checkpoint_age_seconds gauge",
+        f"einblick_checkpoint_age_seconds {age if age is not None else 'NaN'}",
+        "# HELP einblick_policy_errors Policy files that do not load (the last good version runs).",
+        "# TYPE einblick_policy_errors gauge",
+        f"einblick_policy_errors {sum(1 for p in status['policies'] if p.get('error'))}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class MetricsServer:
+    def __init__(self, host: str, port: int, status: Callable[[], Mapping[str, Any]]) -> None:
+        self.host = host
+        self.port = port
+        self._status = status
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(5):
+                request_line = await reader.readline()
+                while (await reader.readline()).strip():
+                    pass  # headers: nothing in them changes the answer
+            if request_line.split(b" ")[:2] in ([b"GET", b"/metrics"], [b"GET", b"/"]):
+                body = render(self._status()).encode()
+                head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+            else:
+                body = b"only GET /metrics is served here\n"
+                head = b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n"
+            writer.write(
+                head + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+            )
+            await writer.drain()
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
