@@ -87,7 +87,7 @@ class BadgeReader(DeviceBase):
     def next_message(self, t: float) -> tuple[str, bytes]:
         self._tick(t)
         badge, holder = self._rng.choice(self._HOLDERS)
-        payload = {
+        payload: dict[str, JsonValue] = {
             "ts": iso_utc(t, 3),
             "badge": badge,
             "holder": holder,

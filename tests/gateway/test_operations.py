@@ -53,7 +53,8 @@ async def test_status_command_and_metrics_show_the_running_gateway(tmp_path: Pat
         assert "oven-maker" in result.stdout and "connected; outbox 0, sent 1" in result.stdout
         assert "baeckerei-schmidt" in result.stdout
     # Once the gateway is gone, status says so plainly and exits non-zero.
-    result = subprocess.run(
+    result = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "gateway", "status", "--config", str(config)],
         capture_output=True,
         text=True,
