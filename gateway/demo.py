@@ -20,9 +20,11 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Literal
 
 from gateway.broker import Mosquitto, MosquittoSettings, free_port
 from gateway.commands.gateway_cmds import render_status
+from gateway.commands.tui import run_tui
 from gateway.config import load_config
 from gateway.control import ControlError, request
 from gateway.errors import GatewayError
@@ -119,7 +121,11 @@ class _Services:
 
 
 def run_demo(
-    directory: Path, *, tui: bool = True, duration: float | None = None, lang: str | None = None
+    directory: Path,
+    *,
+    tui: bool = True,
+    duration: float | None = None,
+    lang: Literal["de", "en"] | None = None,
 ) -> int:
     directory = directory.resolve()
     if directory.exists():
@@ -187,8 +193,6 @@ def run_demo(
     code = 0
     try:
         if tui:
-            from gateway.commands.tui import run_tui  # noqa: PLC0415 - the TUI loads only when shown
-
             code = run_tui(config_path, None, None, lang)
         else:
             deadline = time.monotonic() + duration if duration else None
