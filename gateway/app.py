@@ -196,16 +196,23 @@ class Gateway:
             await self._shutdown()
 
     async def _shutdown(self) -> None:
-        if self.device_link is not None:
-            await self.device_link.close()
-        if self._writer is not None:
+        """Stop in reverse order; every step runs even if an earlier one failed."""
+        log.info("stopping: closing the device session, signing a last checkpoint")
+        try:
+            if self.device_link is not None:
+                await self.device_link.close()
+            if self._writer is not None:
+                try:
+                    await self._checkpoint(force=True)
+                except Exception:
+                    log.exception("the final checkpoint could not be written")
+        finally:
             try:
-                await self._checkpoint(force=True)
-            except GatewayError as exc:
-                log.error("the final checkpoint could not be written: %s", exc)
-        await self.store.close()
-        if self.broker is not None:
-            await self.broker.stop()
+                await self.store.close()
+            finally:
+                if self.broker is not None:
+                    await self.broker.stop()
+                log.info("stopped")
 
     # -- the device side --------------------------------------------------------------------------
 

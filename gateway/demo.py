@@ -177,6 +177,7 @@ def run_demo(
         qos=1,
         credentials=lambda _i, device: credentials[device.device_id],
         client_id_prefix="demo",
+        drain_timeout=2.0,
     )
 
     def publish() -> None:

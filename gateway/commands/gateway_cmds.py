@@ -124,13 +124,14 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def run_until_signalled(main: Any) -> None:
-    """Run a coroutine; SIGINT/SIGTERM cancel it so every component stops in order."""
+    """Run a coroutine; SIGINT, SIGTERM and SIGHUP (terminal closed) cancel it, so every
+    component stops in order and the last checkpoint is signed."""
 
     async def runner() -> None:
         task = asyncio.current_task()
         assert task is not None
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, task.cancel)
         with contextlib.suppress(asyncio.CancelledError):
             await main

@@ -94,6 +94,24 @@ async def running_gateway(
     cloud_broker.write_files([])
     await cloud_broker.start()
     cloud = Cloud(cloud_broker)
+    try:
+        async with _gateway(tmp_path, cloud, policies, devices, config_edits) as harness:
+            yield harness
+    finally:
+        if cloud.connection is not None:
+            await cloud.connection.close()
+        await cloud_broker.stop()
+
+
+@contextlib.asynccontextmanager
+async def _gateway(
+    tmp_path: Path,
+    cloud: Cloud,
+    policies: dict[str, str],
+    devices: list[tuple[str, str, str]],
+    config_edits: dict[str, str] | None,
+) -> AsyncIterator[Harness]:
+    cloud_broker = cloud.broker
     directory = tmp_path / "edge"
     config_path = init_directory(
         InitOptions(
@@ -138,6 +156,3 @@ async def running_gateway(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        if cloud.connection is not None:
-            await cloud.connection.close()
-        await cloud_broker.stop()
