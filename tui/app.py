@@ -23,6 +23,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
+from tui.context import start
 from tui.details import DetailsScreen
 from tui.grants import GrantsScreen
 from tui.help import HelpScreen
@@ -140,7 +141,7 @@ class EinblickApp(App[int]):
         self.query_one("#query", Input).display = False
         self._update_texts()
         self.log_lines.focus()
-        self.run_worker(self._start(), group="start", name="open the log")
+        start(self, self._start, group="start", name="open the log")
 
     async def _start(self) -> None:
         try:
@@ -267,7 +268,7 @@ class EinblickApp(App[int]):
             self.notify(t("bad_query", self.lang, e=exc), severity="error")
             return
         self.filter = query
-        self.run_worker(self._refilter(query), group="filter", exclusive=True, name="filter")
+        start(self, partial(self._refilter, query), group="filter", exclusive=True, name="filter")
 
     async def _refilter(self, query: Query) -> None:
         view = await self.source.view(query)
@@ -283,7 +284,7 @@ class EinblickApp(App[int]):
             self.notify(t("bad_query", self.lang, e=exc), severity="error")
             return
         self.find = None if query.empty else query
-        self.run_worker(self._refind(), group="find", exclusive=True, name="find")
+        start(self, self._refind, group="find", exclusive=True, name="find")
 
     async def _refind(self) -> None:
         log = self.log_lines
@@ -310,27 +311,29 @@ class EinblickApp(App[int]):
 
     def action_find_next(self) -> None:
         if self.find is not None:
-            self.run_worker(self._jump_or_say(self.find, True, "no_match"), group="jump")
+            start(self, partial(self._jump_or_say, self.find, True, "no_match"), group="jump")
 
     def action_find_prev(self) -> None:
         if self.find is not None:
-            self.run_worker(self._jump_or_say(self.find, False, "no_match"), group="jump")
+            start(self, partial(self._jump_or_say, self.find, False, "no_match"), group="jump")
 
     def action_withheld(self, forward: int) -> None:
-        self.run_worker(self._jump_or_say(WITHHELD, bool(forward), "no_withheld"), group="jump")
+        start(
+            self, partial(self._jump_or_say, WITHHELD, bool(forward), "no_withheld"), group="jump"
+        )
 
     def action_follow(self) -> None:
         self.log_lines.action_follow()
 
     def action_clear(self) -> None:
         self.find = None
-        self.run_worker(self._refind(), group="find", exclusive=True)
+        start(self, self._refind, group="find", exclusive=True)
         self.apply_filter("")
 
     # -- screens --------------------------------------------------------------------------
     @on(LogLines.Selected)
     def _selected(self, event: LogLines.Selected) -> None:
-        self.run_worker(self._open_details(event.seq), group="details", exclusive=True)
+        start(self, partial(self._open_details, event.seq), group="details", exclusive=True)
 
     async def _open_details(self, seq: int) -> None:
         detail = await self.source.detail(seq)

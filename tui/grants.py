@@ -9,6 +9,7 @@ to anything still queued, and records it as a signed log entry whose number is s
 from __future__ import annotations
 
 import getpass
+from functools import partial
 from typing import ClassVar
 
 from rich.text import Text
@@ -18,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-from tui.context import ctx
+from tui.context import ctx, start
 from tui.help import ConfirmScreen
 from tui.i18n import Lang, relabel, t
 from tui.model import CustomerPolicy, GrantView, Names
@@ -77,7 +78,7 @@ class GrantsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.update_lang()
-        self.run_worker(self.reload(), group="grants", exclusive=True)
+        start(self, self.reload, group="grants", exclusive=True)
 
     async def reload(self) -> None:
         self.policies, self.live = await ctx(self).source.policies()
@@ -158,7 +159,7 @@ class GrantsScreen(Screen[None]):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.run_worker(self._withdraw(policy.customer, grant.id), group="withdraw")
+                start(self, partial(self._withdraw, policy.customer, grant.id), group="withdraw")
 
         self.app.push_screen(ConfirmScreen(t("confirm_title", lang), body), answered)
 

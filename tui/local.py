@@ -520,7 +520,8 @@ class LocalSource:
         live: list[CustomerPolicy] | None = None
         if self.control_socket is not None:
             try:
-                answer = await request(self.control_socket, "policies", timeout=5.0)
+                fields = {} if self.customer is None else {"customer": self.customer}
+                answer = await request(self.control_socket, "policies", timeout=5.0, **fields)
             except ControlError:
                 live = None
             else:

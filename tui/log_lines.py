@@ -25,6 +25,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from tui.context import start
 from tui.i18n import Lang, relabel, t
 from tui.model import Names, Row
 from tui.query import Query
@@ -177,7 +178,10 @@ class LogLines(ScrollView, can_focus=True):
     def _tick(self) -> None:
         if self.view is not None and not self._polling:
             self._polling = True
-            self.run_worker(self.poll_now(), group="poll", name="poll new entries")
+            start(self, self._poll_worker, group="poll", name="poll new entries")
+
+    async def _poll_worker(self) -> None:
+        await self.poll_now()
 
     async def poll_now(self) -> int:
         """Take in new entries now; returns how many rows were added."""
@@ -244,7 +248,7 @@ class LogLines(ScrollView, can_focus=True):
         if self._loading == wanted:
             return
         self._loading = wanted
-        self.run_worker(self._load_worker(), group="rows", exclusive=True, name="load rows")
+        start(self, self._load_worker, group="rows", exclusive=True, name="load rows")
 
     async def _load_worker(self) -> None:
         try:

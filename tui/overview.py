@@ -18,7 +18,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from tui.context import ctx
+from tui.context import ctx, start
 from tui.i18n import Lang, relabel, t
 from tui.model import Names, Overview
 
@@ -121,11 +121,11 @@ class OverviewScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.update_lang()
-        self.run_worker(self.reload(), group="overview", exclusive=True)
+        start(self, self.reload, group="overview", exclusive=True)
         self.set_interval(self.refresh_s, self._tick, name="refresh overview")
 
     def _tick(self) -> None:
-        self.run_worker(self.reload(), group="overview", exclusive=True)
+        start(self, self.reload, group="overview", exclusive=True)
 
     async def reload(self) -> None:
         app = ctx(self)
