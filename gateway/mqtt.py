@@ -289,6 +289,10 @@ class MqttConnection:
         if self.closed.done():
             return
         self._sock = sock
+        # paho leaves Nagle's algorithm on: each small PUBLISH or PUBACK would wait for the TCP
+        # ACK of the one before, and delayed ACKs make that up to 40 ms per message.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._loop.add_reader(sock, self._read)
         self._reading = True
         self._misc = self._loop.call_later(1.0, self._tick)

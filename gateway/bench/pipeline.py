@@ -1,0 +1,357 @@
+"""``einblick bench``: the whole gateway against a plain bridge, measured in the same run.
+
+For each system and offered rate, a fresh pair of loopback brokers A (devices) and B (the cloud):
+load devices publish ~200-byte JSON to A at QoS 1, a probe subscribed on B measures what arrives
+and how late (from the device's publish time in the payload). Systems:
+
+- ``bridge``: Mosquitto's own bridge A → B (``topic # out 1``), the floor.
+- ``forwarder``: a minimal paho-mqtt process, subscribe on A, publish on B, no policy, no log.
+- ``einblick``: the gateway (``einblick run``) with the example policies plus the benchmark
+  customer; every message decided, explained, chained, committed, covered by a signed checkpoint
+  and forwarded after commit, QoS 1 both sides.
+
+Figures per run: sustained throughput (distinct messages arriving at B per second), latency
+p50/p99, CPU per message of the forwarding process (for the bridge: broker A, which does the
+bridging), its RSS, and for Einblick the bytes of log written per message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.broker import Mosquitto, MosquittoSettings, free_port
+from gateway.config import load_config
+from gateway.control import ControlError, request
+from gateway.scaffold import EXAMPLE_RECIPIENTS, InitOptions, init_directory
+from simulators.load import LatencyProbe, build_load
+from simulators.publisher import Publisher
+
+__all__ = ["Result", "main", "run_bench"]
+
+SYSTEMS = ("bridge", "forwarder", "einblick")
+DEVICES = 10
+CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    system: str
+    offered: float  # msg/s asked of the load generator (0: as fast as it can)
+    published: int
+    unique: int
+    lost: int
+    duplicates: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    cpu_us: float  # CPU of the forwarding process per message
+    rss_mb: float
+    log_bytes: float | None  # bytes of log per message (Einblick only)
+
+    @property
+    def throughput(self) -> float:
+        return self.unique / self.seconds if self.seconds else 0.0
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _bench_policy(devices: int) -> str:
+    device_lines = "".join(
+        f'  - id: load-{i:04d}\n    name: "Lastgerät {i}"\n    kind: load\n    topics:\n'
+        f'      - pattern: "bench/load-{i:04d}"\n        stream: telemetry\n'
+        for i in range(devices)
+    )
+    return f"""einblick_policy: 1
+customer: bench
+name: Benchmark GmbH
+language: de
+devices:
+{device_lines}grants:
+  - id: monitoring
+    recipient: cloud
+    purpose: {{de: "Zustandsüberwachung", en: "Condition monitoring"}}
+    legal_basis: contract
+    kinds: [load]
+    topic: "cloud/{{customer}}/{{device}}"
+    fields:
+      dev: keep
+      seq: keep
+      sent_ns: keep
+      temperature: {{round: 0.5}}
+"""
+
+
+class _System:
+    """One system under test between broker A and broker B."""
+
+    def __init__(self, name: str, root: Path) -> None:
+        self.name = name
+        self.root = root
+        self.a_port = free_port()
+        self.b_port = free_port()
+        bridge: tuple[str, ...] = ()
+        if name == "bridge":
+            bridge = (
+                "connection bench-bridge",
+                f"address 127.0.0.1:{self.b_port}",
+                "topic # out 1",
+                "cleansession true",
+                "bridge_max_packet_size 0",
+                "max_inflight_messages 1000",
+            )
+        self.a = Mosquitto(MosquittoSettings(root / "a", self.a_port, anonymous=True, extra=bridge))
+        self.b = Mosquitto(MosquittoSettings(root / "b", self.b_port, anonymous=True))
+        self.process: asyncio.subprocess.Process | None = None
+        self.database: Path | None = None
+
+    @property
+    def pid(self) -> int:
+        if self.name == "bridge":
+            pid = self.a.pid
+        else:
+            assert self.process is not None
+            pid = self.process.pid
+        assert pid is not None
+        return pid
+
+    def log_bytes(self) -> int:
+        """Bytes of the database file once the WAL is folded in (the WAL itself is transient)."""
+        if self.database is None:
+            return 0
+        conn = sqlite3.connect(self.database, timeout=30)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+        return self.database.stat().st_size
+
+    async def start(self) -> None:
+        self.b.write_files([])
+        await self.b.start()
+        self.a.write_files([])
+        await self.a.start()
+        if self.name == "forwarder":
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "gateway.bench.forwarder",
+                str(self.a_port),
+                str(self.b_port),
+                stdout=asyncio.subprocess.PIPE,
+                stdin=asyncio.subprocess.DEVNULL,
+            )
+            assert self.process.stdout is not None
+            async with asyncio.timeout(10):
+                await self.process.stdout.readline()
+        elif self.name == "einblick":
+            await self._start_einblick()
+        await asyncio.sleep(0.3)  # subscriptions and bridge settle
+
+    async def _start_einblick(self) -> None:
+        directory = self.root / "edge"
+        config_path = init_directory(
+            InitOptions(directory, upstream_url=f"mqtt://127.0.0.1:{self.b_port}")
+        )
+        (directory / "policies" / "bench.yaml").write_text(_bench_policy(DEVICES), encoding="utf-8")
+        text = config_path.read_text(encoding="utf-8")
+        text = text.replace("  mode: managed ", "  mode: external").replace(
+            "  port: 1883", f"  port: {self.a_port}"
+        )
+        recipients = "".join(
+            f"  - name: {name}\n    display_name: {display!r}\n    url: mqtt://127.0.0.1:{self.b_port}\n"
+            for name, display in {**EXAMPLE_RECIPIENTS, "cloud": "Bench Cloud"}.items()
+        )
+        head, _, rest = text.partition("recipients:\n")
+        _, _, tail = rest.partition("\noutbox:")
+        config_path.write_text(f"{head}recipients:\n{recipients}\noutbox:{tail}", encoding="utf-8")
+        config = load_config(config_path)
+        self.database = config.database_path
+        log = (self.root / "gateway.log").open("ab")
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "gateway",
+                "run",
+                "--config",
+                str(config_path),
+                stdout=log,
+                stderr=log,
+                stdin=asyncio.subprocess.DEVNULL,
+            )
+        finally:
+            log.close()
+        async with asyncio.timeout(30):
+            while True:
+                with contextlib.suppress(ControlError):
+                    status = await request(config.control_socket, "status", timeout=1)
+                    if status["device_broker"]["connected"] and all(
+                        u["connected"] for u in status["upstreams"]
+                    ):
+                        return
+                await asyncio.sleep(0.1)
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                async with asyncio.timeout(20):
+                    await self.process.wait()
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        await self.a.stop()
+        await self.b.stop()
+
+
+def _measure(system: _System, rate: float, duration: float) -> Result:
+    """Offer load for ``duration`` s (``rate`` 0: as fast as the generator goes) and measure."""
+    prefix = "bench"
+    fleet = build_load(DEVICES, prefix=prefix)
+    cpu0 = _cpu_seconds(system.pid)
+    log0 = system.log_bytes()
+    filter_ = "#"
+    with LatencyProbe(host="127.0.0.1", port=system.b_port, topic_filter=filter_, qos=1) as probe:
+        offered = rate if rate > 0 else 1_000_000.0
+        publisher = Publisher(
+            fleet,
+            host="127.0.0.1",
+            port=system.a_port,
+            rate=offered / DEVICES,
+            qos=1,
+            duration=duration,
+            client_id_prefix=f"bench-{system.name}",
+            drain_timeout=30.0,
+        )
+        started = time.monotonic()
+        counts = publisher.run()
+        expected = {d.device_id: d.sent for d in fleet}
+        total = sum(expected.values())
+        probe.wait_for(total, 60.0)
+        seconds = time.monotonic() - started
+        report = probe.report(expected)
+    # Let the gateway commit its checkpoint before the log is weighed.
+    time.sleep(1.2)
+    cpu = _cpu_seconds(system.pid) - cpu0
+    log_bytes = system.log_bytes() - log0
+    return Result(
+        system=system.name,
+        offered=rate,
+        published=counts.published,
+        unique=report.unique,
+        lost=report.lost,
+        duplicates=report.duplicates,
+        seconds=seconds,
+        p50_ms=report.p50_ms,
+        p99_ms=report.p99_ms,
+        cpu_us=cpu / max(report.unique, 1) * 1e6,
+        rss_mb=_rss_mb(system.pid),
+        log_bytes=(log_bytes / max(report.unique, 1)) if system.name == "einblick" else None,
+    )
+
+
+async def _run_system(name: str, root: Path, rates: list[float], duration: float) -> list[Result]:
+    system = _System(name, root / name)
+    await system.start()
+    try:
+        results = []
+        for rate in rates:
+            results.append(await asyncio.to_thread(_measure, system, rate, duration))
+        return results
+    finally:
+        await system.stop()
+
+
+def run_bench(
+    rates: list[float], duration: float, systems: tuple[str, ...] = SYSTEMS
+) -> list[Result]:
+    root = Path(tempfile.mkdtemp(prefix="einblick-bench-"))
+    try:
+        results: list[Result] = []
+        for name in systems:
+            results += asyncio.run(_run_system(name, root, rates, duration))
+        return results
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def render(results: list[Result]) -> Iterator[str]:
+    yield (
+        f"{'system':<10} {'offered/s':>9} {'msg/s':>8} {'lost':>5} {'dup':>5} {'p50 ms':>8} "
+        f"{'p99 ms':>8} {'CPU µs/msg':>10} {'RSS MB':>7} {'log B/msg':>9}"
+    )
+    for r in results:
+        offered = "max" if r.offered == 0 else f"{r.offered:,.0f}"
+        log = f"{r.log_bytes:,.0f}" if r.log_bytes is not None else "-"
+        yield (
+            f"{r.system:<10} {offered:>9} {r.throughput:>8,.0f} {r.lost:>5} {r.duplicates:>5} "
+            f"{r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.cpu_us:>10.0f} {r.rss_mb:>7.1f} {log:>9}"
+        )
+    by = {(r.system, r.offered): r for r in results}
+    yield ""
+    yield "Einblick relative to the no-policy paho forwarder, same run:"
+    for r in results:
+        if r.system != "einblick" or ("forwarder", r.offered) not in by:
+            continue
+        f = by[("forwarder", r.offered)]
+        offered = "max" if r.offered == 0 else f"{r.offered:,.0f}/s"
+        yield (
+            f"  at {offered:>8}: throughput {r.throughput / max(f.throughput, 1):.2f}x, "
+            f"p99 +{r.p99_ms - f.p99_ms:.1f} ms, CPU {r.cpu_us / max(f.cpu_us, 1):.1f}x per message"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="einblick bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--rates", default="1000,5000,0", help="offered msg/s, 0 = as fast as possible"
+    )
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per rate")
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    args = parser.parse_args(argv)
+    rates = [float(r) for r in args.rates.split(",")]
+    systems = tuple(s for s in args.systems.split(",") if s)
+    print(
+        f"machine: {os.cpu_count()} cores, {platform()}; {DEVICES} devices, ~200-byte JSON, QoS 1",
+        flush=True,
+    )
+    results = run_bench(rates, args.duration, systems)
+    for line in render(results):
+        print(line)
+    return 0
+
+
+def platform() -> str:
+    import platform as _platform  # noqa: PLC0415 - only for the banner
+
+    return (
+        f"{_platform.python_implementation()} {_platform.python_version()}, {_platform.machine()}"
+    )
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "bench"
+    sys.exit(main())
