@@ -1,0 +1,34 @@
+"""``einblick tui``: argument parsing and the diagnosis when there is nothing to open."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from gateway.commands.tui import make_source, register
+from tui.source import SourceError
+
+
+def test_register_parses_the_options(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(
+        ["tui", "--db", str(tmp_path / "x.db"), "--customer", "berg-partner", "--lang", "en"]
+    )
+    assert args.db == tmp_path / "x.db" and args.customer == "berg-partner" and args.lang == "en"
+    assert callable(args.func)
+
+
+def test_missing_database_is_a_diagnosis_not_a_traceback(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["tui", "--db", str(tmp_path / "missing.db")])
+    with pytest.raises(SourceError, match="no log database"):
+        args.func(args)
+
+
+def test_nothing_to_open() -> None:
+    with pytest.raises(SourceError, match="give --config"):
+        make_source(None, None, None)
