@@ -36,6 +36,7 @@ from gateway.config import Config
 from gateway.consent import ConsentBook
 from gateway.control import ControlServer
 from gateway.errors import ConfigError, GatewayError
+from gateway.flood import FloodGuard
 from gateway.forwarder import Forwarder, endpoint_for
 from gateway.keys import Signer
 from gateway.log.schema import ensure_schema
@@ -140,6 +141,7 @@ class Gateway:
                 max_payload_bytes=config.pipeline.max_payload_bytes,
                 outbox_max_rows=config.outbox.max_rows,
                 on_rows=self._offer,
+                flood=FloodGuard(config.pipeline.device_max_rate, config.pipeline.device_burst),
             )
             self.pipeline.stats.outbox_depth.update(depth)
             for recipient in config.recipients:
@@ -319,11 +321,14 @@ class Gateway:
             delay = 0.2
             self.device_link = link
             self.device_state.update(connected=True, since=time.time(), error=None)
-            # Held until the broker drops us or the outbox fills; checked twice a second, which
-            # bounds the overshoot past max_rows by what arrives in half a second.
-            while not link.closed.done() and not pipeline.outbox_full.is_set():
-                await asyncio.wait({link.closed}, timeout=0.5)
-            await link.close()
+            # Held until the broker drops us or the outbox fills.
+            full = pipeline.when_full()
+            waiters: set[asyncio.Future[Any]] = {full, link.closed}
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                full.cancel()
+                await link.close()
             why = (
                 link.closed.result()
                 if link.closed.done() and not link.closed.cancelled()

@@ -128,6 +128,9 @@ class PipelineConfig(_Model):
     queue: int = Field(default=2000, ge=1)  # messages received but not yet committed
     batch_max: int = Field(default=1000, ge=1)
     checkpoint_interval_s: float = Field(default=1.0, gt=0, le=60)
+    # Flood control per device: sustained messages per second, and the burst allowed above it.
+    device_max_rate: float = Field(default=100.0, gt=0)
+    device_burst: int = Field(default=500, ge=1)
 
 
 class MetricsConfig(_Model):

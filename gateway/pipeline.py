@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 
 from gateway import outbox
 from gateway.errors import StoreError
+from gateway.flood import FloodGuard
 from gateway.log.entry import EntryDraft, draft_from_decision
 from gateway.log.writer import LogWriter
 from gateway.mqtt import Inbound, MqttConnection
@@ -70,6 +71,7 @@ class Pipeline:
         max_payload_bytes: int,
         outbox_max_rows: int,
         on_rows: Callable[[str, Sequence[OutboxRow]], None],
+        flood: FloodGuard | None = None,
     ) -> None:
         self._engine = engine
         self._store = store
@@ -85,10 +87,12 @@ class Pipeline:
         self._max_payload = max_payload_bytes
         self._outbox_max = outbox_max_rows
         self._on_rows = on_rows
+        self._flood = flood
         self._explained: dict[ExplainKey, tuple[str, str]] = {}
         self.outbox_full = asyncio.Event()
         self.outbox_has_room = asyncio.Event()
         self.outbox_has_room.set()
+        self._full_waiters: list[asyncio.Future[None]] = []
         self.stats = PipelineStats()
 
     # -- receiving (paho callback, on the loop thread) ----------------------------------------
@@ -105,9 +109,17 @@ class Pipeline:
     async def run(self) -> None:
         """Take batches, decide, commit, acknowledge, hand over; runs until cancelled."""
         while True:
+            # A full outbox stops the writer: messages wait unacknowledged (in the queue, then in
+            # the broker once the device link steps back) instead of growing the outbox further.
+            await self.outbox_has_room.wait()
             batch = [await self._queue.get()]
             while len(batch) < self._batch_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            # QoS 1 messages from a session that has ended are redelivered by the broker on the
+            # next one; deciding them now would only forward them twice.
+            batch = [m for m in batch if m.qos == 0 or not m.connection.closed.done()]
+            if not batch:
+                continue
             if self._paused and self._queue.qsize() <= self._low:
                 for connection in self._paused:
                     connection.resume_reading()
@@ -170,20 +182,30 @@ class Pipeline:
     # -- internals -------------------------------------------------------------------------------
 
     def _decide(self, engine: Engine, inbound: Inbound, now: datetime) -> list[Decision]:
-        if len(inbound.payload) > self._max_payload:
+        flood = self._flood
+        too_large = len(inbound.payload) > self._max_payload
+        if flood is not None or too_large:
             device = engine.device_for(inbound.topic)
-            return [
-                Decision(
-                    customer=device.customer if device else None,
-                    device=device.device if device else None,
-                    recipient=None,
-                    outcome=Outcome.WITHHELD,
-                    reason=Reason(
-                        "too_large",
-                        {"size": str(len(inbound.payload)), "limit": str(self._max_payload)},
-                    ),
+            reason: Reason | None = None
+            if flood is not None:
+                key = (device.customer, device.device) if device else inbound.topic
+                if not flood.allow(key, time.monotonic()):
+                    reason = Reason("flooding", {"limit": f"{flood.rate:g}"})
+            if reason is None and too_large:
+                reason = Reason(
+                    "too_large",
+                    {"size": str(len(inbound.payload)), "limit": str(self._max_payload)},
                 )
-            ]
+            if reason is not None:
+                return [
+                    Decision(
+                        customer=device.customer if device else None,
+                        device=device.device if device else None,
+                        recipient=None,
+                        outcome=Outcome.WITHHELD,
+                        reason=reason,
+                    )
+                ]
         message = Message(inbound.topic, inbound.payload, now, inbound.retain)
         try:
             return engine.evaluate(message, now)
@@ -311,6 +333,19 @@ class Pipeline:
         if sum(self.stats.outbox_depth.values()) >= self._outbox_max:
             self.outbox_has_room.clear()
             self.outbox_full.set()
+            for waiter in self._full_waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._full_waiters.clear()
+
+    def when_full(self) -> asyncio.Future[None]:
+        """A future that completes when the outbox is (or becomes) full."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.outbox_full.is_set():
+            waiter.set_result(None)
+        else:
+            self._full_waiters.append(waiter)
+        return waiter
 
     def rows_done(self, recipient: str, count: int) -> None:
         """A forwarder sent or withheld ``count`` rows: the outbox has that much more room."""

@@ -21,6 +21,7 @@ REASON_CODES = (
     "not_json",
     "invalid_utf8",
     "too_large",
+    "flooding",
     "expired",
     "not_yet_valid",
     "withdrawn",
@@ -73,7 +74,7 @@ class Reason:
     """Why something was withheld, as a catalog code plus parameters, so it renders in de and en.
 
     Codes the engine uses: ``unknown_device``, ``no_grant``, ``not_json``, ``invalid_utf8``,
-    ``too_large``, ``expired``, ``not_yet_valid``, ``withdrawn``, ``rate_limited``,
+    ``too_large``, ``flooding`` (the gateway's per-device flood limit), ``expired``, ``not_yet_valid``, ``withdrawn``, ``rate_limited``,
     ``outside_hours``, ``condition_not_met``, ``nothing_released``, ``aggregating``,
     ``treatment_failed``, ``no_birth`` (Sparkplug DATA before BIRTH), ``erased``, ``internal_error``.
     Params never carry message values, only names from the policy (field paths, intervals), so

@@ -132,7 +132,7 @@ def reason_text(lang: str, reason: Reason) -> str:
             field=_field(lang, params.get("field", "")),
             problem=tr(lang, f"problem.{params.get('problem', 'not_a_value')}"),
         )
-    defaults = {"hours": "", "condition": "", "fields": "", "error": ""}
+    defaults = {"hours": "", "condition": "", "fields": "", "error": "", "limit": ""}
     return tr(lang, f"reason.{reason.code}", **{**defaults, **params})
 
 
