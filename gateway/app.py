@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -23,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway import outbox
+from gateway import erasure, outbox
 from gateway.broker import (
     Mosquitto,
     MosquittoSettings,
@@ -32,9 +33,10 @@ from gateway.broker import (
     hash_password,
     write_private,
 )
-from gateway.config import Config
+from gateway.config import Config, RecipientConfig
 from gateway.consent import ConsentBook
 from gateway.control import ControlServer
+from gateway.erasure import ErasureBook
 from gateway.errors import ConfigError, GatewayError
 from gateway.flood import FloodGuard
 from gateway.forwarder import Forwarder, endpoint_for
@@ -42,7 +44,7 @@ from gateway.keys import Signer
 from gateway.log.schema import ensure_schema
 from gateway.log.writer import LogWriter
 from gateway.metrics import MetricsServer
-from gateway.mqtt import Endpoint, MqttConnection, MqttError
+from gateway.mqtt import Endpoint, Inbound, MqttConnection, MqttError
 from gateway.outbox import OutboxRow
 from gateway.pipeline import Pipeline
 from gateway.policyset import PolicySet
@@ -78,6 +80,8 @@ class Gateway:
         self.store = Store(config.database_path, self._setup_db)
         self.signer = Signer.load(config.signing_key_path)
         self.consents = ConsentBook()
+        self.erasures = ErasureBook()
+        self._acks: asyncio.Queue[tuple[str, str, float]] = asyncio.Queue()
         self._engine: Engine | None = None
         self._writer: LogWriter | None = None
         self.broker: Mosquitto | None = None
@@ -110,6 +114,7 @@ class Gateway:
         outbox.ensure_schema(conn)
         Keyring.ensure_schema(conn)
         ConsentBook.ensure_schema(conn)
+        erasure.ensure_schema(conn)
         os.chmod(self.config.database_path, 0o600)
 
     # -- run --------------------------------------------------------------------------------------
@@ -129,6 +134,7 @@ class Gateway:
                 with contextlib.suppress(GatewayError, KeyError):
                     self._engine.withdraw(customer, grant, at)
             await self.store.read(self.consents.load)
+            await self.store.read(self.erasures.load)
             depth = await self.store.read(outbox.depth)
             self.pipeline = Pipeline(
                 engine=lambda: self.engine,
@@ -160,6 +166,8 @@ class Gateway:
                     still_allowed=self._still_allowed,
                     on_withhold=self._withhold_at_send,
                     on_done=self.pipeline.rows_done,
+                    subscribe=erasure.ack_filter(recipient.topic_prefix),
+                    on_message=functools.partial(self._erasure_ack, recipient),
                 )
             if config.broker.mode == "managed":
                 await self._start_broker()
@@ -183,6 +191,7 @@ class Gateway:
                     tasks.create_task(self._checkpoints(), name="checkpoints")
                     tasks.create_task(self._windows(), name="aggregation-windows")
                     tasks.create_task(self._watch_policies(), name="policy-watcher")
+                    tasks.create_task(self._record_acks(), name="erasure-acks")
                     self.ready.set()
                     log.info(
                         "Einblick %s is running: %d customers, %d recipients",
@@ -344,6 +353,8 @@ class Gateway:
             forwarder.offer(rows)
 
     def _still_allowed(self, customer: str, grant: str, now: datetime) -> Reason | None:
+        if grant == erasure.NOTICE_GRANT:  # an erasure notice is owed whatever the policy says
+            return None
         return self.engine.still_allowed(customer, grant, now)
 
     async def _withhold_at_send(self, refused: Sequence[tuple[OutboxRow, Reason]]) -> None:
@@ -413,6 +424,8 @@ class Gateway:
             "withdraw": self._op_withdraw,
             "give": self._op_give,
             "reload_devices": self._op_reload_devices,
+            "forget": self._op_forget,
+            "erasures": self._op_erasures,
         }
 
     async def _op_status(self, request: Mapping[str, Any]) -> dict[str, Any]:
@@ -452,6 +465,7 @@ class Gateway:
                 "failing_closed": stats.failing_closed,
                 "outbox_full": self.pipeline.outbox_full.is_set(),
             },
+            "erasures": self.erasures.status(),
             "last_checkpoint_age_s": (time.time() - self._last_checkpoint)
             if self._last_checkpoint
             else None,
@@ -527,3 +541,46 @@ class Gateway:
 
     async def _op_reload_devices(self, request: Mapping[str, Any]) -> dict[str, Any]:
         return {"devices": self.reload_devices()}
+
+    # -- forgetting -----------------------------------------------------------------------------------
+
+    async def _op_forget(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        device = request.get("device")
+        return await erasure.forget(
+            self,
+            str(request.get("customer", "")),
+            str(device) if device else None,
+            str(request.get("by") or ""),
+        )
+
+    async def _op_erasures(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        customer = request.get("customer")
+        found = await self.store.read(
+            functools.partial(erasure.list_erasures, customer=str(customer) if customer else None)
+        )
+        return {"erasures": found}
+
+    def _erasure_ack(self, recipient: RecipientConfig, message: Inbound) -> None:
+        """A message on a recipient's link: an erasure acknowledgement, or ignored."""
+        notice = erasure.notice_id_from_ack(recipient.topic_prefix, message.topic)
+        if notice is None or not message.payload:  # an empty payload clears a retained ack
+            return
+        self._acks.put_nowait((recipient.name, notice, time.time()))
+
+    async def _record_acks(self) -> None:
+        while True:
+            recipient, notice, at = await self._acks.get()
+            try:
+                known = await self.store.transaction(
+                    functools.partial(erasure.record_ack, recipient=recipient, notice=notice, at=at)
+                )
+            except GatewayError as exc:
+                log.error(
+                    "erasure acknowledgement %s from %s not stored: %s", notice, recipient, exc
+                )
+                continue
+            if known:
+                self.erasures.acknowledged(notice)
+                log.info("erasure notice %s acknowledged by %s", notice, recipient)
+            else:
+                log.warning("%s acknowledged an unknown erasure notice %s", recipient, notice)

@@ -28,7 +28,14 @@ from typing import Any
 
 from gateway import outbox
 from gateway.config import RecipientConfig
-from gateway.mqtt import ConnectionLost, Endpoint, MqttConnection, MqttError, TlsSettings
+from gateway.mqtt import (
+    ConnectionLost,
+    Endpoint,
+    Inbound,
+    MqttConnection,
+    MqttError,
+    TlsSettings,
+)
 from gateway.outbox import OutboxRow
 from gateway.store import Store
 from policies.decision import Reason
@@ -89,6 +96,8 @@ class Forwarder:
         on_done: Callable[[str, int], None] | None = None,
         window: int = 500,
         batch: int = 1000,
+        subscribe: str | None = None,
+        on_message: Callable[[Inbound], None] | None = None,
     ) -> None:
         self.recipient = recipient
         self.endpoint = endpoint
@@ -106,6 +115,9 @@ class Forwarder:
         self._acked: list[int] = []
         self._deleting: set[int] = set()  # acked, delete not yet committed: never resend these
         self._acked_event = asyncio.Event()
+        # What the recipient sends back on the same link (erasure acknowledgements), if anything.
+        self._subscribe = subscribe
+        self._on_message = on_message
         self.state = ForwarderState(recipient.name)
 
     # -- called by the pipeline ------------------------------------------------------------------
@@ -122,6 +134,14 @@ class Forwarder:
         if self._wake is not None and not self._wake.done():
             self._wake.set_result(None)
 
+    def reread(self) -> None:
+        """Rows were deleted from the outbox (an erasure): drop the rows held in memory and
+        read the backlog from the database again."""
+        self._live = False
+        self._queue.clear()
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
     # -- tasks ----------------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -131,11 +151,17 @@ class Forwarder:
             tasks.create_task(self._delete_acked(), name=f"forwarder-{self.recipient.name}-acks")
             while True:
                 connection = MqttConnection(
-                    self.endpoint, clean_session=True, max_inflight=self._window_size
+                    self.endpoint,
+                    on_message=self._on_message,
+                    clean_session=True,
+                    max_inflight=self._window_size,
                 )
                 try:
                     await connection.open()
+                    if self._subscribe is not None:
+                        await self._listen(connection, self._subscribe)
                 except MqttError as exc:
+                    await connection.close()
                     self._set_down(str(exc))
                     log.warning(
                         "upstream %s: %s; retrying in %.1f s", self.recipient.name, exc, delay
@@ -156,6 +182,15 @@ class Forwarder:
                     await connection.close()
                 self.state.reconnects += 1
                 self._set_down(await connection.closed if connection.closed.done() else "closed")
+
+    async def _listen(self, connection: MqttConnection, topic: str) -> None:
+        try:
+            await connection.subscribe(topic, 1)
+        except ConnectionLost:
+            raise
+        except (MqttError, TimeoutError) as exc:
+            # Not fatal: forwarding goes on; only acknowledgements cannot arrive this way.
+            log.warning("upstream %s: cannot subscribe to %r: %s", self.recipient.name, topic, exc)
 
     def _set_down(self, why: str) -> None:
         if self.state.connected or self.state.last_error != why:

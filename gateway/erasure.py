@@ -1,0 +1,621 @@
+"""Forgetting: erase a customer's (or one device's) personal content, keep the proof, tell recipients.
+
+One erasure, in one transaction on the writer's connection (``erase``, shared by the running
+gateway's ``forget`` control op and by ``einblick forget`` on a stopped gateway):
+
+- queued outbox payloads of the subject are deleted (earlier erasure notices stay queued);
+- the log's content, topics and subject keys are deleted (``LogWriter.erase_subject``): entries,
+  commitments and hashes stay, so every chain still verifies;
+- a customer-level erasure destroys the customer's pseudonymisation keys;
+- a signed ``erasure`` entry says what was erased, when and at whose request (de/en);
+- one erasure notice per recipient is queued in the outbox, committed with the entry, so it goes
+  out at QoS 1 over the recipient's upstream link and survives restarts. It names only the
+  customer id, device id and time; it is signed like a receipt.
+
+Afterwards the caller checkpoints the WAL into the database and truncates it (``scrub``).
+Retained messages on the device broker are cleared by the running gateway before the transaction.
+
+A recipient acknowledges by publishing to ``<topic_prefix>einblick/erasure-ack/<notice id>`` on its
+own broker (retained, so an ack sent while the gateway is away still arrives); each forwarder
+subscribes there and ``record_ack`` stores the time in ``erasure_notices``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from gateway import outbox
+from gateway.broker import topic_filter
+from gateway.config import Config
+from gateway.errors import GatewayError
+from gateway.keys import Signer
+from gateway.locale import join, tr
+from gateway.log.schema import ensure_schema as ensure_log_schema
+from gateway.log.writer import LogWriter
+from gateway.mqtt import Endpoint, Inbound, MqttConnection, MqttError
+from gateway.outbox import OutboxRow
+from gateway.pseudonyms import Keyring
+from gateway.receipts import make_receipt
+from gateway.store import connect
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+__all__ = [
+    "ACK_TOPIC",
+    "NOTICE_GRANT",
+    "NOTICE_TOPIC",
+    "ErasureBook",
+    "ErasureDone",
+    "ErasureError",
+    "ErasureRequest",
+    "ack_filter",
+    "ensure_schema",
+    "erase",
+    "forget",
+    "forget_offline",
+    "list_erasures",
+    "notice_id_from_ack",
+    "record_ack",
+]
+
+# The outbox's grant column for notices: not a policy grant, so the forwarder must not ask the
+# policy whether it may still be sent (an erasure notice always may).
+NOTICE_GRANT = "$erasure-notice"
+NOTICE_TOPIC = "einblick/erasure/{customer}"
+ACK_TOPIC = "einblick/erasure-ack/{notice}"
+log = logging.getLogger(__name__)
+
+_NOTICE_ID = re.compile(r"^[0-9a-f]{32}$")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS erasures (
+    id INTEGER PRIMARY KEY,
+    customer TEXT NOT NULL,
+    device TEXT,                       -- NULL: the whole customer
+    at REAL NOT NULL,                  -- unix time of the request
+    requested_by TEXT NOT NULL,
+    entry_seq INTEGER NOT NULL,        -- the signed erasure entry
+    content INTEGER NOT NULL,          -- log entries whose content was erased
+    queued INTEGER NOT NULL,           -- outbox payloads deleted
+    keys INTEGER NOT NULL,             -- pseudonymisation keys destroyed
+    retained INTEGER NOT NULL          -- retained messages cleared on the device broker
+);
+CREATE TABLE IF NOT EXISTS erasure_notices (
+    notice TEXT PRIMARY KEY,           -- 32 hex digits, in the notice and its ack topic
+    erasure_id INTEGER NOT NULL REFERENCES erasures(id),
+    recipient TEXT NOT NULL,
+    outbox_id INTEGER NOT NULL,        -- the queued notice; gone from the outbox once delivered
+    acked_at REAL                      -- when the recipient's acknowledgement arrived
+);
+"""
+
+
+class ErasureError(GatewayError):
+    """An erasure request names nothing the gateway knows, or cannot be carried out."""
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureRequest:
+    customer: str
+    device: str | None
+    requested_by: str
+    at: datetime
+    retained: int = 0  # retained messages already cleared on the device broker
+
+
+@dataclass(slots=True)
+class ErasureDone:
+    """What one erasure did; ``notices`` are the queued rows to hand to the forwarders."""
+
+    id: int
+    entry_seq: int
+    content: int
+    queued: int
+    keys: int
+    retained: int
+    recipients: list[str]
+    notices: list[OutboxRow] = field(default_factory=list)
+    queued_by_recipient: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "erasure": self.id,
+            "entry_seq": self.entry_seq,
+            "content_erased": self.content,
+            "queued_erased": self.queued,
+            "keys_destroyed": self.keys,
+            "retained_cleared": self.retained,
+            "notified": self.recipients,
+        }
+
+
+def ensure_schema(conn: sqlite3.Connection) -> None:
+    conn.executescript(SCHEMA)
+
+
+def ack_filter(topic_prefix: str) -> str:
+    """The subscription on a recipient's broker that receives acknowledgements."""
+    return topic_prefix + ACK_TOPIC.format(notice="+")
+
+
+def notice_id_from_ack(topic_prefix: str, topic: str) -> str | None:
+    """The notice id an acknowledgement topic names, or None if it is not one."""
+    head = topic_prefix + ACK_TOPIC.format(notice="")
+    if not topic.startswith(head):
+        return None
+    notice = topic[len(head) :]
+    return notice if _NOTICE_ID.match(notice) else None
+
+
+def _subject_counts(
+    conn: sqlite3.Connection, customer: str, device: str | None
+) -> tuple[int | None, int | None, int]:
+    """(chain id, device atom id, entries with content) as the log holds them now."""
+    row = conn.execute("SELECT id FROM chains WHERE name = ?", (customer,)).fetchone()
+    chain_id = None if row is None else int(row[0])
+    device_id = None
+    if device is not None:
+        row = conn.execute("SELECT id FROM atoms WHERE value = ?", (device,)).fetchone()
+        device_id = None if row is None else int(row[0])
+    if chain_id is None or (device is not None and device_id is None):
+        return chain_id, device_id, 0
+    where, params = "chain_id = ?", [chain_id]
+    if device_id is not None:
+        where += " AND device_id = ?"
+        params.append(device_id)
+    count = conn.execute(
+        f"SELECT count(*) FROM content WHERE seq IN (SELECT seq FROM entries WHERE {where})",
+        params,
+    ).fetchone()[0]
+    return chain_id, device_id, int(count)
+
+
+def _recipients_of(
+    conn: sqlite3.Connection, chain_id: int | None, device_id: int | None
+) -> set[str]:
+    """Recipients that were ever sent (or offered) anything of the subject, per the log."""
+    if chain_id is None:
+        return set()
+    sql = (
+        "SELECT DISTINCT a.value FROM entries e JOIN atoms a ON a.id = e.recipient_id"
+        " WHERE e.chain_id = ? AND e.outcome IN (1, 2)"
+    )
+    params: list[int] = [chain_id]
+    if device_id is not None:
+        sql += " AND e.device_id = ?"
+        params.append(device_id)
+    return {str(r[0]) for r in conn.execute(sql, params)}
+
+
+def _texts(
+    request: ErasureRequest, content: int, queued: int, keys: int, recipients: Sequence[str]
+) -> dict[str, str]:
+    when = request.at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    out = {}
+    for lang in ("de", "en"):
+        what = [tr(lang, "erasure.what.content", n=str(content))]
+        if queued:
+            what.append(tr(lang, "erasure.what.queued", n=str(queued)))
+        if keys:
+            what.append(tr(lang, "erasure.what.keys", n=str(keys)))
+        if request.retained:
+            what.append(tr(lang, "erasure.what.retained", n=str(request.retained)))
+        notified = (
+            join(lang, list(recipients)) if recipients else tr(lang, "erasure.recipients.none")
+        )
+        subject = (
+            tr(lang, "erasure.subject.device", device=request.device)
+            if request.device
+            else tr(lang, "erasure.subject.customer", customer=request.customer)
+        )
+        out[lang] = tr(
+            lang,
+            "erasure.entry",
+            by=request.requested_by,
+            at=when,
+            subject=subject,
+            what=join(lang, what),
+            recipients=notified,
+        )
+    return out
+
+
+def erase(
+    conn: sqlite3.Connection,
+    writer: LogWriter,
+    keyring: Keyring | None,
+    signer: Signer,
+    request: ErasureRequest,
+    *,
+    instance: str,
+    recipients: Mapping[str, str],
+    policy_recipients: Sequence[str] = (),
+) -> ErasureDone:
+    """Carry out ``request`` inside the caller's open transaction (never commits).
+
+    ``recipients`` maps every configured recipient to its topic prefix; a notice goes to each
+    recipient the log shows was sent something of the subject and to each named by the
+    customer's policy (``policy_recipients``), if configured.
+    """
+    customer, device = request.customer, request.device
+    chain_id, device_id, content = _subject_counts(conn, customer, device)
+    notified = sorted(
+        r
+        for r in _recipients_of(conn, chain_id, device_id) | set(policy_recipients)
+        if r in recipients
+    )
+    # Queued payloads of the subject; earlier erasure notices are not personal content and
+    # must still reach their recipients.
+    sql = "FROM outbox WHERE customer = ? AND grant_id <> ?"
+    params: list[str] = [customer, NOTICE_GRANT]
+    if device is not None:
+        sql += " AND device = ?"
+        params.append(device)
+    queued_by = {
+        str(r): int(n)
+        for r, n in conn.execute(f"SELECT recipient, count(*) {sql} GROUP BY recipient", params)
+    }
+    conn.execute(f"DELETE {sql}", params)
+    keys = 0
+    if device is None:
+        keys = (
+            keyring.erase(conn, customer)
+            if keyring is not None
+            else conn.execute("DELETE FROM pseudonym_keys WHERE customer = ?", (customer,)).rowcount
+        )
+    texts = _texts(request, content, sum(queued_by.values()), keys, notified)
+    subject = customer if device is None else f"{customer}/{device}"
+    appended = writer.erase_subject(
+        subject, request.at, request.requested_by, text_de=texts["de"], text_en=texts["en"]
+    )
+    cur = conn.execute(
+        "INSERT INTO erasures (customer, device, at, requested_by, entry_seq, content, queued,"
+        " keys, retained) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            customer,
+            device,
+            request.at.timestamp(),
+            request.requested_by,
+            appended.seq,
+            content,
+            sum(queued_by.values()),
+            keys,
+            request.retained,
+        ),
+    )
+    erasure_id = int(cur.lastrowid or 0)
+    done = ErasureDone(
+        erasure_id,
+        appended.seq,
+        content,
+        sum(queued_by.values()),
+        keys,
+        request.retained,
+        notified,
+        queued_by_recipient=queued_by,
+    )
+    for recipient in notified:
+        notice = secrets.token_hex(16)
+        prefix = recipients[recipient]
+        document = make_receipt(
+            signer,
+            {
+                "type": "erasure_request",
+                "notice": notice,
+                "gateway": instance,
+                "customer": customer,
+                "device": device,
+                "scope": "customer" if device is None else "device",
+                "requested_at": request.at.isoformat(),
+                "acknowledge_to": prefix + ACK_TOPIC.format(notice=notice),
+            },
+        )
+        (row,) = outbox.insert(
+            conn,
+            [
+                (
+                    appended.seq,
+                    recipient,
+                    customer,
+                    device or "",
+                    NOTICE_GRANT,
+                    prefix + NOTICE_TOPIC.format(customer=customer),
+                    orjson.dumps(document),
+                    request.at.timestamp(),
+                )
+            ],
+        )
+        conn.execute(
+            "INSERT INTO erasure_notices (notice, erasure_id, recipient, outbox_id)"
+            " VALUES (?, ?, ?, ?)",
+            (notice, erasure_id, recipient, row.id),
+        )
+        done.notices.append(row)
+    return done
+
+
+def record_ack(conn: sqlite3.Connection, recipient: str, notice: str, at: float) -> bool:
+    """Store a recipient's acknowledgement; False when no such notice went to that recipient."""
+    cur = conn.execute(
+        "UPDATE erasure_notices SET acked_at = coalesce(acked_at, ?)"
+        " WHERE notice = ? AND recipient = ?",
+        (at, notice, recipient),
+    )
+    return cur.rowcount > 0
+
+
+def list_erasures(conn: sqlite3.Connection, customer: str | None = None) -> list[dict[str, Any]]:
+    """Every erasure (oldest first) with its notices: delivered? acknowledged when?"""
+    has_outbox = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'"
+    ).fetchone()
+    sql = (
+        "SELECT id, customer, device, at, requested_by, entry_seq, content, queued, keys,"
+        " retained FROM erasures"
+    )
+    params: list[str] = []
+    if customer is not None:
+        sql += " WHERE customer = ?"
+        params.append(customer)
+    out = []
+    for row in conn.execute(sql + " ORDER BY id", params).fetchall():
+        notices = []
+        for notice, recipient, outbox_id, acked_at in conn.execute(
+            "SELECT notice, recipient, outbox_id, acked_at FROM erasure_notices"
+            " WHERE erasure_id = ? ORDER BY recipient",
+            (row[0],),
+        ).fetchall():
+            queued = has_outbox is not None and (
+                conn.execute("SELECT 1 FROM outbox WHERE id = ?", (outbox_id,)).fetchone()
+                is not None
+            )
+            notices.append(
+                {
+                    "notice": notice,
+                    "recipient": recipient,
+                    "delivered": not queued,
+                    "acknowledged_at": _iso(acked_at),
+                }
+            )
+        out.append(
+            {
+                "erasure": row[0],
+                "customer": row[1],
+                "device": row[2],
+                "at": _iso(row[3]),
+                "requested_by": row[4],
+                "entry_seq": row[5],
+                "content_erased": row[6],
+                "queued_erased": row[7],
+                "keys_destroyed": row[8],
+                "retained_cleared": row[9],
+                "notices": notices,
+            }
+        )
+    return out
+
+
+def _iso(at: float | None) -> str | None:
+    return None if at is None else datetime.fromtimestamp(at, UTC).isoformat()
+
+
+class ErasureBook:
+    """What ``einblick status`` shows: erasure notices not yet acknowledged, kept in memory."""
+
+    def __init__(self) -> None:
+        self.unacknowledged: dict[str, dict[str, Any]] = {}  # notice -> what status shows
+
+    def load(self, conn: sqlite3.Connection) -> None:
+        self.unacknowledged = {}
+        for erasure in list_erasures(conn):
+            self.add(erasure)
+
+    def add(self, erasure: Mapping[str, Any]) -> None:
+        for notice in erasure["notices"]:
+            if notice["acknowledged_at"] is None:
+                self.unacknowledged[notice["notice"]] = {
+                    "notice": notice["notice"],
+                    "recipient": notice["recipient"],
+                    "customer": erasure["customer"],
+                    "device": erasure["device"],
+                    "requested_at": erasure["at"],
+                }
+
+    def acknowledged(self, notice: str) -> None:
+        self.unacknowledged.pop(notice, None)
+
+    def status(self) -> dict[str, Any]:
+        return {"unacknowledged": sorted(self.unacknowledged.values(), key=_by_time)}
+
+
+def _by_time(item: Mapping[str, Any]) -> str:
+    return str(item["requested_at"])
+
+
+# -- the running gateway ----------------------------------------------------------------------------
+
+
+def _device_filters(gateway: Gateway, customer: str, device: str | None) -> list[str]:
+    """MQTT filters covering the topics the subject's devices publish on."""
+    patterns: dict[str, list[str]] = {}
+    for policy in gateway.engine.policies():
+        if policy.customer == customer:
+            for declared in policy.devices:
+                patterns[declared.id] = [t.pattern.pattern for t in declared.topics]
+    for registered in gateway.registry.devices():
+        if registered.customer == customer and registered.device not in patterns:
+            patterns[registered.device] = [p for p, _ in registered.topics]
+    chosen = patterns.items() if device is None else [(device, patterns.get(device, []))]
+    return list(dict.fromkeys(topic_filter(p) for _, found in chosen for p in found))
+
+
+async def clear_retained(endpoint: Endpoint, filters: Sequence[str], settle: float = 0.5) -> int:
+    """Delete retained messages under ``filters`` on the device broker; returns how many.
+
+    A fresh subscription receives every retained message at once; publishing an empty retained
+    message to its topic deletes it (MQTT 3.1.1, 3.3.1.3).
+    """
+    if not filters:
+        return 0
+    found: list[str] = []
+
+    def collect(message: Inbound) -> None:
+        if message.retain and message.payload:
+            found.append(message.topic)
+
+    link = MqttConnection(endpoint, on_message=collect)
+    try:
+        await link.open()
+        for topic in filters:
+            await link.subscribe(topic, 1)
+        await asyncio.sleep(settle)
+        topics = list(dict.fromkeys(found))
+        await asyncio.gather(*(link.publish(t, b"", 1, retain=True) for t in topics))
+    finally:
+        await link.close()
+    return len(topics)
+
+
+async def forget(gateway: Gateway, customer: str, device: str | None, by: str) -> dict[str, Any]:
+    """The ``forget`` control op: erase, notify, scrub; answers with what was done."""
+    if not by.strip():
+        raise ErasureError("say at whose request the data is erased (--by)")
+    store, writer, config = gateway.store, gateway.writer, gateway.config
+    policy = next((p for p in gateway.engine.policies() if p.customer == customer), None)
+    chain_id, device_id, _ = await store.read(lambda conn: _subject_counts(conn, customer, device))
+    if policy is None and chain_id is None:
+        raise ErasureError(f"nothing is known about customer {customer!r}: no policy, no log")
+    if (
+        device is not None
+        and device_id is None
+        and not any(d.id == device for d in (policy.devices if policy else ()))
+    ):
+        known = ", ".join(d.id for d in policy.devices) if policy else "none"
+        raise ErasureError(f"customer {customer!r} has no device {device!r} (devices: {known})")
+    retained = 0
+    filters = _device_filters(gateway, customer, device)
+    if gateway.device_state.get("connected") and filters:
+        base = gateway._device_endpoint()
+        endpoint = Endpoint(
+            host=base.host,
+            port=base.port,
+            client_id=f"{base.client_id}-erasure",
+            username=base.username,
+            password=base.password,
+            tls=base.tls,
+        )
+        try:
+            retained = await clear_retained(endpoint, filters)
+        except MqttError as exc:
+            log.error("erasure: retained messages on the device broker not cleared: %s", exc)
+    request = ErasureRequest(customer, device, by, datetime.now(UTC), retained)
+    prefixes = {r.name: r.topic_prefix for r in config.recipients}
+    grants = [g.recipient for g in policy.grants] if policy is not None else []
+
+    def job(conn: sqlite3.Connection) -> ErasureDone:
+        done = erase(
+            conn,
+            writer,
+            gateway.keyring,
+            gateway.signer,
+            request,
+            instance=config.instance,
+            recipients=prefixes,
+            policy_recipients=grants,
+        )
+        writer.checkpoint(request.at)
+        return done
+
+    done = await store.transaction(job, on_rollback=writer.rolled_back, on_commit=writer.committed)
+    pipeline = gateway.pipeline
+    for recipient, count in done.queued_by_recipient.items():
+        forwarder = gateway.forwarders.get(recipient)
+        if forwarder is not None:
+            forwarder.reread()
+        if pipeline is not None:
+            pipeline.rows_done(recipient, count)
+    for row in done.notices:
+        if pipeline is not None:
+            depth = pipeline.stats.outbox_depth
+            depth[row.recipient] = depth.get(row.recipient, 0) + 1
+        forwarder = gateway.forwarders.get(row.recipient)
+        if forwarder is not None:
+            forwarder.offer([row])
+    listed = await store.read(lambda conn: list_erasures(conn, customer))
+    gateway.erasures.add(next(e for e in listed if e["erasure"] == done.id))
+    scrubbed = False
+    for _ in range(20):  # a reader holding an old snapshot keeps the WAL; try again shortly
+        scrubbed = await store.read(lambda conn: writer.scrub())
+        if scrubbed:
+            break
+        await asyncio.sleep(0.1)
+    if not scrubbed:
+        log.warning("erasure: the WAL could not be truncated yet (a reader holds it)")
+    return {**done.summary(), "scrubbed": scrubbed}
+
+
+# -- a stopped gateway ------------------------------------------------------------------------------
+
+
+def forget_offline(
+    config: Config, customer: str, device: str | None, by: str, *, known_recipients: Sequence[str]
+) -> dict[str, Any]:
+    """Erase on the database of a stopped gateway with the same code as the control op.
+
+    Notices wait in the outbox until the gateway runs again. Retained messages on the device
+    broker cannot be cleared while it is down; the answer says so.
+    """
+    if not by.strip():
+        raise ErasureError("say at whose request the data is erased (--by)")
+    path: Path = config.database_path
+    if not path.exists():
+        raise ErasureError(f"{path}: no database: nothing has been recorded yet")
+    signer = Signer.load(config.signing_key_path)
+    conn = connect(path)
+    try:
+        ensure_log_schema(conn)
+        outbox.ensure_schema(conn)
+        Keyring.ensure_schema(conn)
+        ensure_schema(conn)
+        chain_id, device_id, _ = _subject_counts(conn, customer, device)
+        if chain_id is None:
+            raise ErasureError(f"the log holds nothing of customer {customer!r}")
+        if device is not None and device_id is None:
+            raise ErasureError(f"the log holds nothing of device {device!r} of {customer!r}")
+        writer = LogWriter(conn, signer, config.instance)
+        request = ErasureRequest(customer, device, by, datetime.now(UTC))
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            done = erase(
+                conn,
+                writer,
+                None,
+                signer,
+                request,
+                instance=config.instance,
+                recipients={r.name: r.topic_prefix for r in config.recipients},
+                policy_recipients=known_recipients,
+            )
+            writer.checkpoint(request.at)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            writer.rolled_back()
+            raise
+        writer.committed()
+        scrubbed = writer.scrub()
+    finally:
+        conn.close()
+    return {**done.summary(), "scrubbed": scrubbed, "retained_pending": True}

@@ -1,0 +1,222 @@
+"""Records of processing activities (GDPR Art. 30), generated from the loaded policies.
+
+One activity per grant: purpose, legal basis (and the consent it rests on), categories of data,
+recipient and how data reaches it, the devices (data sources) it covers, the safeguards applied
+on the way out, and retention. Categories come from the device's payload profile
+(``policies/profiles.py``) where the device has one; otherwise the field names are the categories.
+Nothing here is written by hand: change a policy and the record changes with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from gateway.config import Config
+from gateway.locale import join, tr
+from gateway.report import Document, Table, render_html, render_md
+from policies.compiler import CompiledGrant, CompiledPolicy
+from policies.decision import LegalBasis
+from policies.explain import legal_basis_text
+from policies.profiles import PROFILES, category_label
+
+__all__ = ["FORMAT", "build_records", "render_records"]
+
+FORMAT = "einblick-records/1"
+_SAFEGUARDS = ("pseudonymise", "coarsen", "round", "truncate", "aggregate")
+
+
+def _fields(grant: CompiledGrant) -> dict[str, str]:
+    """Path -> treatment name of everything the grant can release."""
+    if grant.opaque:
+        return {"$payload": "keep"}
+    if grant.aggregate is not None:
+        return {path: "aggregate" for path in grant.aggregate.fields}
+    out: dict[str, str] = {}
+    for path, rule in grant.spec.fields.items():
+        if isinstance(rule, str):
+            out[path] = rule
+        else:
+            out[path] = next(iter(rule.model_dump(exclude_none=True)), "keep")
+    for level, treatment in grant.topic_levels.items():
+        out[f"$topic.{level}"] = treatment
+    return out
+
+
+def _categories(policy: CompiledPolicy, grant: CompiledGrant, paths: Sequence[str]) -> list[Any]:
+    """[{category, label{de,en}, fields}] from the covered devices' profiles; else field names."""
+    found: dict[str, dict[str, Any]] = {}
+    profiles = [
+        PROFILES[d.profile]
+        for d in policy.devices
+        if d.id in grant.devices and d.profile and d.profile in PROFILES
+    ]
+    for path in paths:
+        field = next((f for p in profiles if (f := p.field(path)) is not None), None)
+        if field is None:
+            key = f"field:{path}"
+            found[key] = {"category": None, "label": {"de": path, "en": path}, "fields": [path]}
+            continue
+        item = found.setdefault(
+            str(field.category),
+            {
+                "category": str(field.category),
+                "personal": str(field.personal),
+                "label": {lang: category_label(field.category, lang) for lang in ("de", "en")},
+                "fields": [],
+            },
+        )
+        item["fields"].append(path)
+    return list(found.values())
+
+
+def build_records(
+    config: Config, policies: Sequence[CompiledPolicy], *, now: datetime
+) -> dict[str, Any]:
+    recipients = {r.name: r for r in config.recipients}
+    activities = []
+    for policy in sorted(policies, key=lambda p: p.customer):
+        for grant in policy.grants:
+            fields = _fields(grant)
+            recipient = recipients.get(grant.recipient)
+            activities.append(
+                {
+                    "customer": policy.customer,
+                    "customer_name": policy.name,
+                    "policy_version": policy.version,
+                    "grant": grant.id,
+                    "purpose": dict(grant.purpose),
+                    "legal_basis": str(grant.legal_basis),
+                    "consent": None
+                    if grant.consent is None
+                    else grant.consent.model_dump(mode="json"),
+                    "recipient": grant.recipient,
+                    "recipient_name": grant.recipient_name,
+                    "transport": None
+                    if recipient is None
+                    else {"host": recipient.host, "tls": recipient.uses_tls},
+                    "devices": [
+                        {"id": d.id, "name": d.name, "kind": d.kind, "profile": d.profile}
+                        for d in policy.devices
+                        if d.id in grant.devices
+                    ],
+                    "categories": _categories(policy, grant, list(fields)),
+                    "fields": fields,
+                    "safeguards": sorted({t for t in fields.values() if t in _SAFEGUARDS}),
+                    "valid_from": None
+                    if grant.valid_from is None
+                    else grant.valid_from.astimezone(UTC).isoformat(),
+                    "valid_until": None
+                    if grant.valid_until is None
+                    else grant.valid_until.astimezone(UTC).isoformat(),
+                }
+            )
+    return {
+        "format": FORMAT,
+        "gateway": config.instance,
+        "generated_at": now.astimezone(UTC).isoformat(),
+        "retention": {
+            "log": "until_erasure",  # no automatic deletion is configured on this gateway
+            "outbox_max_rows": config.outbox.max_rows,
+            "pseudonym_keys": "until_erasure",
+        },
+        "activities": activities,
+    }
+
+
+def _document(data: Mapping[str, Any], lang: str) -> Document:
+    sections: list[tuple[str, list[Any]]] = [
+        (
+            tr(lang, "records.section.about"),
+            [
+                tr(
+                    lang,
+                    "records.intro",
+                    gateway=data["gateway"],
+                    generated=data["generated_at"][:16].replace("T", " ") + " UTC",
+                ),
+                [
+                    tr(lang, "records.retention.log"),
+                    tr(
+                        lang,
+                        "records.retention.outbox",
+                        n=str(data["retention"]["outbox_max_rows"]),
+                    ),
+                    tr(lang, "records.retention.keys"),
+                    tr(lang, "records.retention.recipients"),
+                ],
+                [tr(lang, "records.tom.log"), tr(lang, "records.tom.default_deny")],
+            ],
+        )
+    ]
+    by_customer: dict[str, list[Mapping[str, Any]]] = {}
+    for activity in data["activities"]:
+        by_customer.setdefault(activity["customer"], []).append(activity)
+    for customer, activities in by_customer.items():
+        blocks: list[Any] = []
+        for a in activities:
+            purpose = a["purpose"].get(lang) or next(iter(a["purpose"].values()), "")
+            basis = legal_basis_text(lang, LegalBasis(a["legal_basis"]))
+            if a["consent"]:
+                basis += " — " + tr(
+                    lang,
+                    "records.consent",
+                    by=a["consent"]["given_by"],
+                    at=a["consent"]["given_at"][:10],
+                )
+            categories = join(lang, [c["label"][lang] for c in a["categories"]]) or "—"
+            transport = a["transport"]
+            channel = (
+                "—"
+                if transport is None
+                else tr(
+                    lang,
+                    "records.transport.tls" if transport["tls"] else "records.transport.plain",
+                    host=transport["host"],
+                )
+            )
+            safeguards = join(lang, [tr(lang, f"records.safeguard.{s}") for s in a["safeguards"]])
+            blocks.append(f"**{tr(lang, 'records.activity', grant=a['grant'], purpose=purpose)}**")
+            blocks.append(
+                Table(
+                    [tr(lang, "records.col.what"), tr(lang, "records.col.value")],
+                    [
+                        [tr(lang, "records.row.purpose"), purpose],
+                        [tr(lang, "records.row.basis"), basis],
+                        [tr(lang, "records.row.categories"), categories],
+                        [tr(lang, "records.row.fields"), ", ".join(a["fields"]) or "—"],
+                        [
+                            tr(lang, "records.row.subjects"),
+                            tr(lang, "records.subjects", name=a["customer_name"]),
+                        ],
+                        [
+                            tr(lang, "records.row.sources"),
+                            join(lang, [d["name"] for d in a["devices"]]) or "—",
+                        ],
+                        [tr(lang, "records.row.recipient"), a["recipient_name"]],
+                        [tr(lang, "records.row.transport"), channel],
+                        [
+                            tr(lang, "records.row.safeguards"),
+                            safeguards or tr(lang, "records.safeguard.none"),
+                        ],
+                        [
+                            tr(lang, "records.row.valid"),
+                            f"{(a['valid_from'] or '—')[:10]} – {(a['valid_until'] or '—')[:10]}",
+                        ],
+                    ],
+                )
+            )
+        name = activities[0]["customer_name"]
+        sections.append((f"{name} ({customer})", blocks))
+    return Document(tr(lang, "records.title", gateway=data["gateway"]), sections)
+
+
+def render_records(data: Mapping[str, Any], fmt: str, lang: str) -> str:
+    """``json`` or ``md`` (``html`` too, for printing)."""
+    if fmt == "json":
+        return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n"
+    doc = _document(data, lang)
+    return render_md(doc) if fmt == "md" else render_html(doc, lang)

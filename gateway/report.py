@@ -1,0 +1,663 @@
+"""The customer's report (GDPR Art. 15 access, Art. 20 portability), built from the signed log.
+
+``build_report`` reads the log database read-only and returns plain data (the JSON export): which
+devices, which recipients, which fields went where and how often, what never left the box,
+purposes and legal bases, consents given and withdrawn, erasures and their acknowledgements —
+and the result of verifying the customer's chain. ``render`` turns it into Markdown or HTML in
+German or English; both come from one document model, so they say the same, and every value in
+HTML goes through ``html.escape`` (the log holds names a customer or installer typed).
+
+Counts come from one grouped query over the customer's entries (bodies repeat, so a year of
+telemetry is a few hundred groups), not from reading entry by entry.
+"""
+
+from __future__ import annotations
+
+import html
+import sqlite3
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from gateway.erasure import list_erasures
+from gateway.errors import LogError
+from gateway.keys import PublicKey
+from gateway.locale import join, tr
+from gateway.log.entry import at_from_us, us_from_at
+from gateway.log.verify import verify_connection
+from policies.compiler import CompiledPolicy
+from policies.decision import LegalBasis, Reason
+from policies.explain import legal_basis_text, reason_text, treatment_text
+
+__all__ = ["FORMAT", "Document", "Table", "build_report", "render", "render_html", "render_md"]
+
+FORMAT = "einblick-report/1"
+
+
+# -- the data ---------------------------------------------------------------------------------------
+
+
+def _iso(us: int | None) -> str | None:
+    return None if us is None else at_from_us(us).isoformat()
+
+
+def build_report(
+    db: Path,
+    customer: str,
+    *,
+    policy: CompiledPolicy | None,
+    recipients: Mapping[str, str],
+    since: datetime | None = None,
+    public_key: PublicKey | None = None,
+    now: datetime,
+) -> dict[str, Any]:
+    """Everything the log says about ``customer`` (from ``since`` on), as JSON-ready data."""
+    if not db.exists():
+        raise LogError(f"report: {db}: no such log database")
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return _build(
+            conn,
+            customer,
+            policy=policy,
+            recipients=recipients,
+            since=since,
+            public_key=public_key,
+            now=now,
+        )
+    finally:
+        conn.close()
+
+
+def _build(
+    conn: sqlite3.Connection,
+    customer: str,
+    *,
+    policy: CompiledPolicy | None,
+    recipients: Mapping[str, str],
+    since: datetime | None,
+    public_key: PublicKey | None,
+    now: datetime,
+) -> dict[str, Any]:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
+    origin = "" if row is None else str(row[0])
+    row = conn.execute("SELECT id FROM chains WHERE name = ?", (customer,)).fetchone()
+    if row is None and policy is None:
+        raise LogError(f"report: nothing is known about customer {customer!r}")
+    chain_id = None if row is None else int(row[0])
+    floor = 0 if since is None else us_from_at(since)
+    groups: list[tuple[dict[str, Any], int, int, int]] = []  # body, count, first, last
+    singles: list[tuple[int, int, dict[str, Any]]] = []  # seq, at, body of rare kinds
+    first_at: int | None = None
+    last_at: int | None = None
+    if chain_id is not None:
+        bodies: dict[int, dict[str, Any]] = {}
+        for body_id, count, first, last in conn.execute(
+            "SELECT body_id, count(*), min(at), max(at) FROM entries"
+            " WHERE chain_id = ? AND at >= ? GROUP BY body_id",
+            (chain_id, floor),
+        ).fetchall():
+            doc = conn.execute("SELECT doc FROM bodies WHERE id = ?", (body_id,)).fetchone()
+            body = orjson.loads(doc[0])
+            bodies[body_id] = body
+            groups.append((body, count, first, last))
+            first_at = first if first_at is None else min(first_at, first)
+            last_at = last if last_at is None else max(last_at, last)
+        rare = [i for i, b in bodies.items() if b["kind"] != "decision"]
+        if rare:
+            marks = ",".join("?" * len(rare))
+            for seq, at, body_id in conn.execute(
+                f"SELECT seq, at, body_id FROM entries WHERE chain_id = ? AND at >= ?"
+                f" AND body_id IN ({marks}) ORDER BY seq",
+                (chain_id, floor, *rare),
+            ).fetchall():
+                singles.append((seq, at, bodies[body_id]))
+    texts = _texts(conn, [b for _, _, b in singles])
+    verification = verify_connection(conn, customer=customer, public_key=public_key)
+    chain = next((c for c in verification.chains if c.customer == customer), None)
+    problem = verification.first
+    return {
+        "format": FORMAT,
+        "customer": customer,
+        "name": policy.name if policy is not None else customer,
+        "language": policy.language if policy is not None else "de",
+        "timezone": policy.timezone if policy is not None else "Europe/Berlin",
+        "gateway": origin,
+        "generated_at": now.astimezone(UTC).isoformat(),
+        "since": None if since is None else since.astimezone(UTC).isoformat(),
+        "period": {"first": _iso(first_at), "last": _iso(last_at)},
+        "policy": None
+        if policy is None
+        else {"version": policy.version, "source": Path(policy.source).name},
+        "devices": _devices(policy, groups),
+        "recipients": _recipients(policy, recipients, groups),
+        "never_shared": _never_shared(policy, groups),
+        "withheld": _withheld(groups),
+        "consents": _consents(policy, singles, texts),
+        "erasures": _erasures(conn, customer, singles, texts),
+        "verification": {
+            "ok": verification.ok,
+            "entries": 0 if chain is None else chain.size - chain.start,
+            "checkpoints": 0 if chain is None else chain.checkpoints,
+            "unsigned": 0 if chain is None else chain.unsigned,
+            "problem": None if problem is None else str(problem),
+            "key_problems": list(verification.key_problems),
+            "keys": list(verification.trusted),
+            "pinned": verification.pinned,
+        },
+    }
+
+
+def _texts(conn: sqlite3.Connection, bodies: Sequence[dict[str, Any]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for body in bodies:
+        for lang in ("text_de", "text_en"):
+            digest = body[lang]
+            if digest not in out:
+                row = conn.execute(
+                    "SELECT text FROM texts WHERE digest = ?", (bytes.fromhex(digest),)
+                ).fetchone()
+                out[digest] = "" if row is None else str(row[0])
+    return out
+
+
+def _decisions(groups: Sequence[tuple[dict[str, Any], int, int, int]]) -> list[Any]:
+    return [g for g in groups if g[0]["kind"] == "decision"]
+
+
+def _devices(
+    policy: CompiledPolicy | None, groups: Sequence[tuple[dict[str, Any], int, int, int]]
+) -> list[dict[str, Any]]:
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for body, count, _, _ in _decisions(groups):
+        if body["device"] is not None:
+            counts[body["device"]][body["outcome"] or "withheld"] += count
+    declared = {d.id: d for d in policy.devices} if policy is not None else {}
+    out = []
+    for device in list(declared) + sorted(set(counts) - set(declared)):
+        found = declared.get(device)
+        c = counts.get(device, Counter())
+        out.append(
+            {
+                "id": device,
+                "name": found.name if found is not None else device,
+                "kind": found.kind if found is not None else None,
+                "profile": found.profile if found is not None else None,
+                "in_policy": found is not None,
+                "shared": c["shared"],
+                "altered": c["altered"],
+                "withheld": c["withheld"],
+            }
+        )
+    return out
+
+
+def _recipients(
+    policy: CompiledPolicy | None,
+    names: Mapping[str, str],
+    groups: Sequence[tuple[dict[str, Any], int, int, int]],
+) -> list[dict[str, Any]]:
+    grants: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for grant in policy.grants if policy is not None else ():
+        grants[grant.recipient].append(
+            {
+                "id": grant.id,
+                "purpose": dict(grant.purpose),
+                "legal_basis": str(grant.legal_basis),
+                "devices": list(grant.devices),
+                "fields": list(grant.spec.fields),
+            }
+        )
+    sent: dict[str, Counter[tuple[str, str, str]]] = defaultdict(Counter)
+    messages: Counter[str] = Counter()
+    withheld: Counter[str] = Counter()
+    devices: dict[str, set[str]] = defaultdict(set)
+    last: dict[str, int] = {}
+    for body, count, _, at in _decisions(groups):
+        recipient = body["recipient"]
+        if recipient is None:
+            continue
+        if body["outcome"] in ("shared", "altered"):
+            messages[recipient] += count
+            last[recipient] = max(last.get(recipient, 0), at)
+            if body["device"]:
+                devices[recipient].add(body["device"])
+            for path in body["shared"]:
+                sent[recipient][(path, "keep", "")] += count
+            for path, treatment, detail in body["altered"]:
+                sent[recipient][(path, treatment, detail)] += count
+        else:
+            withheld[recipient] += count
+    out = []
+    for recipient in sorted(set(grants) | set(messages) | set(withheld)):
+        fields = [
+            {"field": path, "treatment": treatment, "detail": detail, "count": n}
+            for (path, treatment, detail), n in sorted(sent[recipient].items())
+        ]
+        out.append(
+            {
+                "id": recipient,
+                "name": names.get(recipient, recipient),
+                "grants": grants.get(recipient, []),
+                "messages": messages[recipient],
+                "withheld": withheld[recipient],
+                "devices": sorted(devices[recipient]),
+                "last": _iso(last.get(recipient)),
+                "fields": fields,
+            }
+        )
+    return out
+
+
+def _never_shared(
+    policy: CompiledPolicy | None, groups: Sequence[tuple[dict[str, Any], int, int, int]]
+) -> list[dict[str, Any]]:
+    """Per device: fields seen but never passed on to anyone; devices that shared nothing."""
+    seen: dict[str, set[str]] = defaultdict(set)
+    left: dict[str, set[str]] = defaultdict(set)
+    for body, _, _, _ in _decisions(groups):
+        device = body["device"]
+        if device is None:
+            continue
+        seen[device].update(body["withheld"])
+        if body["outcome"] in ("shared", "altered"):
+            left[device].update(body["shared"])
+            left[device].update(a[0] for a in body["altered"])
+    declared = [d.id for d in policy.devices] if policy is not None else []
+    out = []
+    for device in declared + sorted(set(seen) - set(declared)):
+        out.append(
+            {
+                "device": device,
+                "nothing_left": not left.get(device),
+                "fields": sorted(seen.get(device, set()) - left.get(device, set())),
+            }
+        )
+    return out
+
+
+def _withheld(groups: Sequence[tuple[dict[str, Any], int, int, int]]) -> list[dict[str, Any]]:
+    by_reason: dict[str, int] = Counter()
+    params: dict[str, dict[str, str]] = {}
+    for body, count, _, _ in _decisions(groups):
+        if body["outcome"] == "withheld" and body["reason"]:
+            by_reason[body["reason"]] += count
+            params.setdefault(body["reason"], dict(body["reason_params"]))
+    return [
+        {"reason": code, "params": params[code], "count": n}
+        for code, n in sorted(by_reason.items(), key=lambda kv: -kv[1])
+    ]
+
+
+def _consents(
+    policy: CompiledPolicy | None,
+    singles: Sequence[tuple[int, int, dict[str, Any]]],
+    texts: Mapping[str, str],
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for grant in policy.grants if policy is not None else ():
+        if grant.consent is not None:
+            out.append(
+                {
+                    "grant": grant.id,
+                    "recipient": grant.recipient,
+                    "action": "recorded",
+                    "by": grant.consent.given_by,
+                    "at": grant.consent.given_at.astimezone(UTC).isoformat(),
+                    "until": None
+                    if grant.consent.until is None
+                    else grant.consent.until.astimezone(UTC).isoformat(),
+                    "entry_seq": None,
+                }
+            )
+    for seq, at, body in singles:
+        if body["kind"] in ("consent_given", "consent_withdrawn"):
+            out.append(
+                {
+                    "grant": body["grant"],
+                    "recipient": body["recipient"],
+                    "action": "given" if body["kind"] == "consent_given" else "withdrawn",
+                    "by": body["reason_params"].get("by", ""),
+                    "at": _iso(at),
+                    "until": None,
+                    "entry_seq": seq,
+                    "text": {"de": texts[body["text_de"]], "en": texts[body["text_en"]]},
+                }
+            )
+    return out
+
+
+def _erasures(
+    conn: sqlite3.Connection,
+    customer: str,
+    singles: Sequence[tuple[int, int, dict[str, Any]]],
+    texts: Mapping[str, str],
+) -> list[dict[str, Any]]:
+    notices: dict[int, list[dict[str, Any]]] = {}
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'erasures'").fetchone():
+        notices = {e["entry_seq"]: e["notices"] for e in list_erasures(conn, customer)}
+    return [
+        {
+            "entry_seq": seq,
+            "at": _iso(at),
+            "subject": body["subject"],
+            "requested_by": body["reason_params"].get("requested_by", ""),
+            "text": {"de": texts[body["text_de"]], "en": texts[body["text_en"]]},
+            "notices": notices.get(seq, []),
+        }
+        for seq, at, body in singles
+        if body["kind"] == "erasure"
+    ]
+
+
+# -- the document -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+
+
+Block = str | Table | list[str]  # a paragraph, a table, a bullet list
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    title: str
+    sections: list[tuple[str, list[Block]]]
+
+
+def _when(lang: str, iso: str | None, zone: ZoneInfo) -> str:
+    if iso is None:
+        return "—"
+    moment = datetime.fromisoformat(iso).astimezone(zone)
+    return moment.strftime("%d.%m.%Y %H:%M" if lang == "de" else "%Y-%m-%d %H:%M")
+
+
+def _n(lang: str, n: int) -> str:
+    text = f"{n:,}"
+    return text.replace(",", ".") if lang == "de" else text
+
+
+def _how(lang: str, treatment: str, detail: str) -> str:
+    if treatment == "keep":
+        return tr(lang, "report.unchanged")
+    return treatment_text(lang, treatment, detail)
+
+
+def _basis(lang: str, basis: str) -> str:
+    try:
+        return legal_basis_text(lang, LegalBasis(basis))
+    except ValueError:
+        return basis
+
+
+def document(data: Mapping[str, Any], lang: str) -> Document:
+    """The report as sections of paragraphs, tables and lists, in ``lang``."""
+    zone = ZoneInfo(data["timezone"])
+    devices = {d["id"]: d["name"] for d in data["devices"]}
+    names = {r["id"]: r["name"] for r in data["recipients"]}
+
+    def device(d: str) -> str:
+        return str(devices.get(d, d))
+
+    sections: list[tuple[str, list[Block]]] = []
+    period = data["period"]
+    intro: list[Block] = [
+        tr(
+            lang,
+            "report.intro",
+            name=data["name"],
+            gateway=data["gateway"],
+            generated=_when(lang, data["generated_at"], zone),
+        ),
+        tr(
+            lang,
+            "report.period",
+            first=_when(lang, period["first"], zone),
+            last=_when(lang, period["last"], zone),
+        )
+        if period["first"]
+        else tr(lang, "report.period.empty"),
+    ]
+    sections.append((tr(lang, "report.section.summary"), intro))
+
+    v = data["verification"]
+    if v["ok"]:
+        proof = tr(
+            lang,
+            "report.verify.ok",
+            entries=_n(lang, v["entries"]),
+            checkpoints=_n(lang, v["checkpoints"]),
+            keys=", ".join(v["keys"]) or "—",
+        )
+    else:
+        proof = tr(
+            lang,
+            "report.verify.failed",
+            problem="; ".join([p for p in [v["problem"], *v["key_problems"]] if p]),
+        )
+    blocks: list[Block] = [proof]
+    if v["unsigned"]:
+        blocks.append(tr(lang, "report.verify.unsigned", n=_n(lang, v["unsigned"])))
+    if not v["pinned"]:
+        blocks.append(tr(lang, "report.verify.unpinned"))
+    blocks.append(tr(lang, "report.verify.how", customer=data["customer"]))
+    sections.append((tr(lang, "report.section.proof"), blocks))
+
+    rows = [
+        [
+            d["name"],
+            d["id"],
+            _n(lang, d["shared"] + d["altered"]),
+            _n(lang, d["withheld"]),
+        ]
+        for d in data["devices"]
+    ]
+    sections.append(
+        (
+            tr(lang, "report.section.devices"),
+            [
+                Table(
+                    [
+                        tr(lang, "report.col.device"),
+                        tr(lang, "report.col.id"),
+                        tr(lang, "report.col.passed_on"),
+                        tr(lang, "report.col.withheld"),
+                    ],
+                    rows,
+                )
+                if rows
+                else tr(lang, "report.none")
+            ],
+        )
+    )
+
+    blocks = []
+    for r in data["recipients"]:
+        blocks.append(f"**{r['name']}**")
+        lines = []
+        for g in r["grants"]:
+            lines.append(
+                tr(
+                    lang,
+                    "report.grant",
+                    grant=g["id"],
+                    purpose=g["purpose"].get(lang) or next(iter(g["purpose"].values()), ""),
+                    basis=_basis(lang, g["legal_basis"]),
+                )
+            )
+        if r["messages"]:
+            lines.append(
+                tr(
+                    lang,
+                    "report.received",
+                    n=_n(lang, r["messages"]),
+                    devices=join(lang, [device(d) for d in r["devices"]]),
+                    last=_when(lang, r["last"], zone),
+                )
+            )
+        else:
+            lines.append(tr(lang, "report.received.none"))
+        if r["withheld"]:
+            lines.append(tr(lang, "report.recipient.withheld", n=_n(lang, r["withheld"])))
+        blocks.append(lines)
+        if r["fields"]:
+            blocks.append(
+                Table(
+                    [
+                        tr(lang, "report.col.field"),
+                        tr(lang, "report.col.how"),
+                        tr(lang, "report.col.times"),
+                    ],
+                    [
+                        [f["field"], _how(lang, f["treatment"], f["detail"]), _n(lang, f["count"])]
+                        for f in r["fields"]
+                    ],
+                )
+            )
+    sections.append((tr(lang, "report.section.recipients"), blocks or [tr(lang, "report.none")]))
+
+    lines = []
+    for item in data["never_shared"]:
+        if item["nothing_left"]:
+            lines.append(tr(lang, "report.never.device", device=device(item["device"])))
+        elif item["fields"]:
+            lines.append(
+                tr(
+                    lang,
+                    "report.never.fields",
+                    device=device(item["device"]),
+                    fields=join(lang, item["fields"]),
+                )
+            )
+    blocks = [tr(lang, "report.never.intro"), lines or [tr(lang, "report.none")]]
+    if data["withheld"]:
+        blocks.append(tr(lang, "report.withheld.intro"))
+        blocks.append(
+            Table(
+                [tr(lang, "report.col.reason"), tr(lang, "report.col.times")],
+                [
+                    [reason_text(lang, Reason(w["reason"], w["params"])), _n(lang, w["count"])]
+                    for w in data["withheld"]
+                ],
+            )
+        )
+    sections.append((tr(lang, "report.section.never"), blocks))
+
+    lines = []
+    for c in data["consents"]:
+        key = f"report.consent.{c['action']}"
+        lines.append(
+            tr(
+                lang,
+                key,
+                grant=c["grant"] or "",
+                recipient=names.get(c["recipient"], c["recipient"] or ""),
+                by=c["by"],
+                at=_when(lang, c["at"], zone),
+            )
+            + (
+                tr(lang, "report.consent.until", until=_when(lang, c["until"], zone))
+                if c["until"]
+                else ""
+            )
+        )
+    sections.append((tr(lang, "report.section.consents"), [lines or tr(lang, "report.none")]))
+
+    blocks = []
+    for e in data["erasures"]:
+        blocks.append(e["text"][lang])
+        acks = []
+        for n in e["notices"]:
+            state = (
+                tr(lang, "report.ack.done", at=_when(lang, n["acknowledged_at"], zone))
+                if n["acknowledged_at"]
+                else tr(lang, "report.ack.delivered" if n["delivered"] else "report.ack.queued")
+            )
+            acks.append(f"{names.get(n['recipient'], n['recipient'])}: {state}")
+        if acks:
+            blocks.append(acks)
+    sections.append((tr(lang, "report.section.erasures"), blocks or [tr(lang, "report.none")]))
+    sections.append((tr(lang, "report.section.rights"), [tr(lang, "report.rights")]))
+    return Document(tr(lang, "report.title", name=data["name"]), sections)
+
+
+# -- rendering --------------------------------------------------------------------------------------
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def render_md(doc: Document) -> str:
+    out = [f"# {doc.title}", ""]
+    for title, blocks in doc.sections:
+        out += [f"## {title}", ""]
+        for block in blocks:
+            if isinstance(block, Table):
+                out.append("| " + " | ".join(_md_cell(h) for h in block.header) + " |")
+                out.append("|" + "---|" * len(block.header))
+                out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
+            elif isinstance(block, list):
+                out += [f"- {item}" for item in block]
+            else:
+                out.append(block)
+            out.append("")
+    return "\n".join(out)
+
+
+def _inline(text: str) -> str:
+    """Escape, then turn a whole-paragraph ``**bold**`` into <strong> (our own markup only)."""
+    if text.startswith("**") and text.endswith("**") and len(text) > 4:
+        return f"<strong>{html.escape(text[2:-2])}</strong>"
+    return html.escape(text)
+
+
+_CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;"
+    "line-height:1.45}table{border-collapse:collapse;margin:.5rem 0}th,td{border:1px solid #bbb;"
+    "padding:.25rem .5rem;text-align:left}th{background:#eee}"
+)
+
+
+def render_html(doc: Document, lang: str) -> str:
+    out = [
+        "<!DOCTYPE html>",
+        f'<html lang="{html.escape(lang)}"><head><meta charset="utf-8">',
+        f"<title>{html.escape(doc.title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(doc.title)}</h1>",
+    ]
+    for title, blocks in doc.sections:
+        out.append(f"<h2>{html.escape(title)}</h2>")
+        for block in blocks:
+            if isinstance(block, Table):
+                out.append("<table><thead><tr>")
+                out += [f"<th>{html.escape(h)}</th>" for h in block.header]
+                out.append("</tr></thead><tbody>")
+                for row in block.rows:
+                    out.append(
+                        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                    )
+                out.append("</tbody></table>")
+            elif isinstance(block, list):
+                out.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in block) + "</ul>")
+            else:
+                out.append(f"<p>{_inline(block)}</p>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def render(data: Mapping[str, Any], fmt: str, lang: str) -> str:
+    """``json`` (the machine-readable export), ``md`` or ``html`` in ``lang``."""
+    if fmt == "json":
+        return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n"
+    doc = document(data, lang)
+    return render_md(doc) if fmt == "md" else render_html(doc, lang)
