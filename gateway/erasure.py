@@ -242,12 +242,14 @@ def erase(
     instance: str,
     recipients: Mapping[str, str],
     policy_recipients: Sequence[str] = (),
+    names: Mapping[str, str] | None = None,
 ) -> ErasureDone:
     """Carry out ``request`` inside the caller's open transaction (never commits).
 
     ``recipients`` maps every configured recipient to its topic prefix; a notice goes to each
     recipient the log shows was sent something of the subject and to each named by the
-    customer's policy (``policy_recipients``), if configured.
+    customer's policy (``policy_recipients``), if configured. ``names`` are the recipients'
+    display names for the entry's text.
     """
     customer, device = request.customer, request.device
     chain_id, device_id, content = _subject_counts(conn, customer, device)
@@ -275,7 +277,8 @@ def erase(
             if keyring is not None
             else conn.execute("DELETE FROM pseudonym_keys WHERE customer = ?", (customer,)).rowcount
         )
-    texts = _texts(request, content, sum(queued_by.values()), keys, notified)
+    shown = [(names or {}).get(r, r) for r in notified]
+    texts = _texts(request, content, sum(queued_by.values()), keys, shown)
     subject = customer if device is None else f"{customer}/{device}"
     appended = writer.erase_subject(
         subject, request.at, request.requested_by, text_de=texts["de"], text_en=texts["en"]
@@ -534,6 +537,7 @@ async def forget(gateway: Gateway, customer: str, device: str | None, by: str) -
             instance=config.instance,
             recipients=prefixes,
             policy_recipients=grants,
+            names=config.recipient_names(),
         )
         writer.checkpoint(request.at)
         return done
@@ -607,6 +611,7 @@ def forget_offline(
                 instance=config.instance,
                 recipients={r.name: r.topic_prefix for r in config.recipients},
                 policy_recipients=known_recipients,
+                names=config.recipient_names(),
             )
             writer.checkpoint(request.at)
             conn.execute("COMMIT")

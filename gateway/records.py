@@ -167,7 +167,17 @@ def _document(data: Mapping[str, Any], lang: str) -> Document:
                     by=a["consent"]["given_by"],
                     at=a["consent"]["given_at"][:10],
                 )
-            categories = join(lang, [c["label"][lang] for c in a["categories"]]) or "—"
+            categories = (
+                join(
+                    lang,
+                    [
+                        c["label"][lang]
+                        + ("" if c["category"] is None else f" ({', '.join(c['fields'])})")
+                        for c in a["categories"]
+                    ],
+                )
+                or "—"
+            )
             transport = a["transport"]
             channel = (
                 "—"

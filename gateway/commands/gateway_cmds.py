@@ -185,6 +185,15 @@ def render_status(status: dict[str, Any]) -> str:
             f"  {up['recipient']:<18} {state}; outbox {up['outbox_depth']}, sent {up['sent']}, "
             f"withheld at send {up['withheld_at_send']}"
         )
+    pending = (status.get("erasures") or {}).get("unacknowledged") or []
+    if pending:
+        lines.append(f"erasures awaiting acknowledgement: {len(pending)}")
+        for item in pending:
+            subject = item["customer"] + (f"/{item['device']}" if item.get("device") else "")
+            lines.append(
+                f"  {item['recipient']:<18} {subject} (requested {item['requested_at'][:19]}, "
+                f"notice {item['notice'][:12]}…)"
+            )
     lines.append("policies:")
     for policy in status["policies"]:
         version = (policy.get("version") or "-")[:12]

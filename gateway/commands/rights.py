@@ -20,6 +20,7 @@ import orjson
 from gateway.commands.gateway_cmds import SubParsers, add_config_option, config_from
 from gateway.config import Config
 from gateway.control import ControlError, request
+from gateway.errors import LogError
 
 __all__ = ["gateway_running", "load_policies", "register"]
 
@@ -191,8 +192,12 @@ def _report(args: argparse.Namespace) -> int:
 
     config = config_from(args)
     policy = next((p for p in load_policies(config) if p.customer == args.customer), None)
-    key_path = args.key or config.signing_key_path.with_name(config.signing_key_path.name + ".pub")
-    public_key = load_public_key(key_path) if Path(key_path).exists() else None
+    key = config.signing_key_path
+    candidates = [args.key] if args.key else [key.with_suffix(".pub"), Path(f"{key}.pub")]
+    found = next((p for p in candidates if p.exists()), None)
+    if args.key and found is None:
+        raise LogError(f"report: {args.key}: no such key file")
+    public_key = load_public_key(found) if found is not None else None
     data = build_report(
         config.database_path,
         args.customer,
