@@ -49,8 +49,10 @@ from gateway.outbox import OutboxRow
 from gateway.pipeline import Pipeline
 from gateway.policyset import PolicySet
 from gateway.pseudonyms import Keyring
+from gateway.refusals import RefusalBook
 from gateway.registry import Registry
 from gateway.store import Store
+from gateway.tls import CertificateAuthority, TlsFiles
 from policies.decision import Reason
 from policies.describe import describe
 from policies.engine import Engine
@@ -85,6 +87,8 @@ class Gateway:
         self._engine: Engine | None = None
         self._writer: LogWriter | None = None
         self.broker: Mosquitto | None = None
+        self.refusals = RefusalBook([config.broker.tls_port] if config.broker.tls_port else [])
+        self._revoked_certificates = False
         self.forwarders: dict[str, Forwarder] = {}
         self.device_link: MqttConnection | None = None
         self.device_state: dict[str, Any] = {
@@ -258,31 +262,68 @@ class Gateway:
 
     async def _start_broker(self) -> None:
         config = self.config
-        ca = config.data_path / "tls"
-        tls_files = (ca / "ca.crt", ca / "server.crt", ca / "server.key")
+        tls = TlsFiles(config.data_path / "tls")
         has_tls = config.broker.tls_port is not None
+        if has_tls:
+            # Re-signed at every start: OpenSSL refuses every client once a CRL has expired.
+            CertificateAuthority.load(tls).write_crl()
         self.broker = Mosquitto(
             MosquittoSettings(
                 directory=config.broker_dir,
                 port=config.broker.port,
                 listen=config.broker.listen,
                 tls_port=config.broker.tls_port,
-                ca_file=tls_files[0] if has_tls else None,
-                cert_file=tls_files[1] if has_tls else None,
-                key_file=tls_files[2] if has_tls else None,
+                ca_file=tls.ca_cert if has_tls else None,
+                cert_file=tls.server_cert if has_tls else None,
+                key_file=tls.server_key if has_tls else None,
+                crl_file=tls.crl if has_tls else None,
+                require_client_cert=config.broker.require_client_cert,
             ),
             binary=config.broker.mosquitto,
+            on_log=self._broker_log,
         )
         self.broker.write_files(self.acl_rules())
         await self.broker.start()
 
+    def _broker_log(self, lines: list[str]) -> None:
+        for refusal in self.refusals.feed(lines, time.time()):
+            log.warning(
+                "device broker refused %s: %s%s",
+                refusal.who,
+                refusal.kind,
+                f" ({refusal.detail})" if refusal.detail else "",
+            )
+
     def reload_devices(self) -> int:
-        """Re-read the registry, rewrite password file and ACL, and tell Mosquitto (SIGHUP)."""
+        """Re-read the registry, rewrite password file and ACL, and tell Mosquitto (SIGHUP).
+
+        Revocation takes effect at once. For a password device SIGHUP is enough: Mosquitto 2.0
+        re-checks every connected client against the new password file and disconnects those
+        whose user is gone or whose password changed (tested in tests/gateway/test_devices.py).
+        A certificate device is not re-checked on SIGHUP, and Mosquitto reads its CRL only at
+        start; so when a certificate was revoked, ``revoke_sessions`` restarts the managed broker.
+        A restart rather than the dynamic-security plugin (which can kick a client): the plugin
+        would replace the password file and ACL this gateway already generates and tests with a
+        second, stateful source of truth behind a control topic. A restart is rare (device
+        removal), keeps one source, and loses nothing: persistent sessions and queued QoS 1
+        messages are written to the persistence file at the clean stop and restored at start.
+        """
+        before = {d.username: d.cert_serial for d in self.registry.devices()}
         self.registry.load()
+        after = {d.username: d.cert_serial for d in self.registry.devices()}
+        if any(serial is not None and after.get(user) != serial for user, serial in before.items()):
+            self._revoked_certificates = True
         if self.broker is not None:
             self.broker.write_files(self.acl_rules())
             self.broker.reload()
         return len(self.registry.devices())
+
+    async def revoke_sessions(self) -> None:
+        """After ``reload_devices``: close certificate sessions whose certificate was revoked."""
+        if self._revoked_certificates and self.broker is not None:
+            self._revoked_certificates = False
+            log.warning("a device certificate was revoked: restarting the device broker")
+            await self.broker.restart()
 
     def _device_endpoint(self) -> Endpoint:
         broker = self.config.broker
@@ -466,6 +507,7 @@ class Gateway:
                 "outbox_full": self.pipeline.outbox_full.is_set(),
             },
             "erasures": self.erasures.status(),
+            "refusals": self.refusals.status(),
             "last_checkpoint_age_s": (time.time() - self._last_checkpoint)
             if self._last_checkpoint
             else None,
@@ -540,7 +582,9 @@ class Gateway:
         )
 
     async def _op_reload_devices(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        return {"devices": self.reload_devices()}
+        count = self.reload_devices()
+        await self.revoke_sessions()
+        return {"devices": count}
 
     # -- forgetting -----------------------------------------------------------------------------------
 

@@ -22,9 +22,11 @@ import secrets
 import shutil
 import signal
 import socket
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gateway.errors import BrokerError
 
@@ -108,6 +110,7 @@ class MosquittoSettings:
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
+    crl_file: Path | None = None  # revoked device certificates (see gateway/tls.py)
     require_client_cert: bool = False
     anonymous: bool = False  # only for test and demo "cloud" brokers
     # The gateway holds QoS 1 messages unacknowledged until they are committed; a window of
@@ -122,9 +125,21 @@ class MosquittoSettings:
 class Mosquitto:
     """A Mosquitto process we started, restarted and stopped."""
 
-    def __init__(self, settings: MosquittoSettings, *, binary: Path | None = None) -> None:
+    def __init__(
+        self,
+        settings: MosquittoSettings,
+        *,
+        binary: Path | None = None,
+        on_log: Callable[[list[str]], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.binary = find_mosquitto(binary)
+        # With ``on_log`` Mosquitto logs at debug level into a pipe that a reader thread drains:
+        # refusals such as "Denied PUBLISH" exist only at debug level, whose per-message lines
+        # must not reach the disk. The thread (not the event loop) reads, so a busy loop can
+        # never block the broker on a full pipe; lines that matter go to ``on_log`` on the loop.
+        self.on_log = on_log
+        self._restart_lock = asyncio.Lock()
         self.process: asyncio.subprocess.Process | None = None
         # A Mosquitto a killed gateway left running, which we took over rather than restart:
         # devices stay connected through a gateway crash, and its queue is intact.
@@ -181,6 +196,7 @@ class Mosquitto:
             "log_type error",
             "log_type warning",
             "log_type notice",
+            *(["log_type information", "log_type debug"] if self.on_log is not None else []),
             "connection_messages true",
             "log_timestamp_format %Y-%m-%dT%H:%M:%S",
         ]
@@ -201,6 +217,8 @@ class Mosquitto:
                 f"certfile {settings.cert_file}",
                 f"keyfile {settings.key_file}",
             ]
+            if settings.crl_file is not None:
+                lines.append(f"crlfile {settings.crl_file}")
             if settings.require_client_cert:
                 lines += ["require_certificate true", "use_identity_as_username true"]
         lines.extend(settings.extra)
@@ -230,17 +248,36 @@ class Mosquitto:
             await wait_for_port(self.settings.listen, self.settings.port, timeout)
             return
         log_file = self.log_path.open("ab")
+        read_end: int | None = None
+        write_end: int | None = None
+        if self.on_log is not None:
+            read_end, write_end = os.pipe()
         try:
             self.process = await asyncio.create_subprocess_exec(
                 str(self.binary),
                 "-c",
                 str(self.conf_path),
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=log_file,
+                stdout=write_end if write_end is not None else log_file,
+                stderr=write_end if write_end is not None else log_file,
                 start_new_session=True,  # Ctrl-C in the terminal reaches us, and we stop it in order
             )
+        except BaseException:
+            if read_end is not None:
+                os.close(read_end)
+            log_file.close()
+            raise
         finally:
+            if write_end is not None:
+                os.close(write_end)
+        if read_end is not None and self.on_log is not None:
+            threading.Thread(
+                target=_drain_log,
+                args=(read_end, log_file, self.on_log, asyncio.get_running_loop()),
+                name=f"mosquitto-log-{self.process.pid}",
+                daemon=True,
+            ).start()
+        else:
             log_file.close()
         try:
             await wait_for_port(self.settings.listen, self.settings.port, timeout, self.process)
@@ -276,8 +313,23 @@ class Mosquitto:
                 os.kill(pid, sig)
 
     def reload(self) -> None:
-        """Re-read the password file and ACL without dropping connections."""
+        """Re-read the password file and ACL without dropping connections.
+
+        Mosquitto 2.0 re-checks connected clients against the new password file on SIGHUP
+        (``mosquitto_security_apply``): a client whose password no longer matches, or whose user
+        is gone, is disconnected at once. Certificate clients are not re-checked, and the CRL is
+        read only at start: revoking a certificate needs ``restart``.
+        """
         self._signal(signal.SIGHUP)
+
+    async def restart(self) -> None:
+        """Stop and start again: every session is closed, and each client must authenticate
+        anew against the current password file, ACL and CRL. Persistent sessions and queued
+        QoS 1 messages survive through the persistence file, written at the clean stop."""
+        async with self._restart_lock:
+            await self.stop()
+            self.restarts += 1
+            await self.start()
 
     def kill(self) -> None:
         """kill -9, for fault tests."""
@@ -320,7 +372,8 @@ class Mosquitto:
                 self.restarts += 1
             if self.process is None or self.process.returncode is not None:
                 try:
-                    await self.start()
+                    async with self._restart_lock:
+                        await self.start()
                     delay = 0.5
                 except BrokerError as exc:
                     log.error("%s; retrying in %.1f s", exc, delay)
@@ -328,7 +381,11 @@ class Mosquitto:
                     delay = min(delay * 2, 30.0)
                     continue
             assert self.process is not None
-            code = await self.process.wait()
+            process = self.process
+            code = await process.wait()
+            async with self._restart_lock:
+                if self.process is not process:
+                    continue  # restarted on purpose (``restart``), already running again
             self.restarts += 1
             log.error(
                 "Mosquitto exited with code %s; restarting in %.1f s. Its log says:\n%s",
@@ -338,6 +395,50 @@ class Mosquitto:
             )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
+
+
+# Debug-level lines Mosquitto writes for every message; everything else goes to the log file.
+_CHATTER = (
+    b"Received PUBLISH",
+    b"Sending PUBLISH",
+    b"Received PUBACK",
+    b"Sending PUBACK",
+    b"Received PUBREC",
+    b"Sending PUBREC",
+    b"Received PUBREL",
+    b"Sending PUBREL",
+    b"Received PUBCOMP",
+    b"Sending PUBCOMP",
+    b"Received PINGREQ",
+    b"Sending PINGRESP",
+    b"No will message specified.",
+)
+
+
+def _drain_log(
+    fd: int,
+    log_file: Any,
+    on_log: Callable[[list[str]], None],
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """Thread: read Mosquitto's output until it exits; keep the log file free of chatter."""
+    rest = b""
+    try:
+        with os.fdopen(fd, "rb", buffering=0) as pipe:
+            while chunk := pipe.read(1 << 16):
+                lines = (rest + chunk).split(b"\n")
+                rest = lines.pop()
+                kept = [line for line in lines if not line.partition(b": ")[2].startswith(_CHATTER)]
+                if kept:
+                    log_file.write(b"\n".join(kept) + b"\n")
+                    log_file.flush()
+                    text = [line.decode("utf-8", errors="replace") for line in kept]
+                    with contextlib.suppress(RuntimeError):  # the loop has closed
+                        loop.call_soon_threadsafe(on_log, text)
+    finally:
+        if rest:
+            log_file.write(rest + b"\n")
+        log_file.close()
 
 
 def _alive(pid: int) -> bool:

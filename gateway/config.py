@@ -109,6 +109,9 @@ class BrokerConfig(_Model):
     # listens on its LAN address or 0.0.0.0.
     listen: str = "127.0.0.1"
     tls_port: int | None = Field(default=None, ge=1, le=65535)
+    # On the TLS listener, devices must present a certificate from the gateway's CA
+    # ('einblick device add --cert'); its common name is their broker username.
+    require_client_cert: bool = False
     mosquitto: Path | None = None  # None: found on PATH or in /usr/sbin
     gateway_username: str = "einblick-gateway"
     gateway_password_file: Path | None = None  # external mode: the gateway's own credentials

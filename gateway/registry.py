@@ -51,6 +51,7 @@ class RegisteredDevice:
     username: str
     password_hash: str | None  # None: authenticates with a client certificate only
     topics: tuple[tuple[str, str], ...] = ()  # (pattern, stream) when the policy has none yet
+    cert_serial: str | None = None  # hex serial of its client certificate from the gateway's CA
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -135,6 +136,13 @@ class Registry:
         rotated = RegisteredDevice(**{**asdict(current), "password_hash": hash_password(password)})
         self._devices[rotated.key] = rotated
         return rotated, password
+
+    def set_certificate(self, customer: str, device: str, serial: int) -> RegisteredDevice:
+        """Record the device's (new) client certificate; the caller revokes the old one."""
+        current = self.get(customer, device)
+        updated = RegisteredDevice(**{**asdict(current), "cert_serial": f"{serial:x}"})
+        self._devices[updated.key] = updated
+        return updated
 
     def remove(self, customer: str, device: str) -> RegisteredDevice:
         current = self.get(customer, device)

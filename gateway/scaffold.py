@@ -4,17 +4,20 @@ DIR/einblick.yaml          the installer's configuration (edit recipients and po
 DIR/policies/*.yaml        one policy per customer, copied from the examples
 DIR/data/keys/signing.key  the gateway's Ed25519 signing key (owner-only)
 DIR/data/keys/signing.pub  its public key, for customers who verify exports and receipts
+DIR/data/tls/              the gateway's own CA and the TLS listener's certificate (gateway/tls.py)
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.errors import GatewayError
 from gateway.keys import Signer
+from gateway.tls import CertificateAuthority, TlsFiles
 
 __all__ = ["EXAMPLE_RECIPIENTS", "InitOptions", "init_directory"]
 
@@ -34,6 +37,8 @@ class InitOptions:
     instance: str = "edge-01"
     broker_port: int = 1883
     listen: str = "127.0.0.1"
+    tls_port: int | None = None  # the TLS listener; None leaves it commented out
+    hostnames: tuple[str, ...] = ()  # names and addresses devices use for this box (TLS SANs)
     upstream_url: str = "mqtt://127.0.0.1:1884"  # where the example recipients' broker is
     force: bool = False
     checkpoint_interval_s: float = 1.0
@@ -61,6 +66,16 @@ def init_directory(options: InitOptions) -> Path:
     key_path.parent.mkdir(mode=0o700, exist_ok=True)
     signer = Signer.load(key_path) if key_path.exists() else Signer.generate(key_path)
     (data / "keys" / "signing.pub").write_text(signer.public.pem(), encoding="utf-8")
+    CertificateAuthority.create(
+        TlsFiles(data / "tls"),
+        instance=options.instance,
+        hostnames=[options.listen, *options.hostnames, socket.gethostname()],
+    )
+    tls_port = (
+        f"tls_port: {options.tls_port}       "
+        if options.tls_port is not None
+        else "# tls_port: 8883     "
+    )
     recipients = "\n".join(
         f"  - name: {name}\n    display_name: {display!r}\n    url: {options.upstream_url}\n"
         for name, display in EXAMPLE_RECIPIENTS.items()
@@ -77,6 +92,8 @@ broker:
   host: 127.0.0.1          # where the gateway itself connects
   port: {options.broker_port}
   listen: {options.listen}        # where devices connect; 0.0.0.0 for every interface
+  {tls_port}# TLS with the gateway's own CA (data/tls/ca.crt); plain 'port' for trusted networks
+  require_client_cert: false   # true: devices on the TLS port authenticate with 'device add --cert'
 
 # Who may receive data at all. A policy can only name recipients defined here.
 recipients:

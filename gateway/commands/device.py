@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 
 from gateway.commands.gateway_cmds import SubParsers, add_config_option, config_from
 from gateway.config import Config
 from gateway.control import ControlError, request
-from gateway.registry import DEFAULT_TOPIC, RegisteredDevice, Registry, slug
+from gateway.registry import DEFAULT_TOPIC, RegisteredDevice, Registry, RegistryError, slug
+from gateway.tls import CertificateAuthority, IssuedCertificate, TlsFiles
 
 __all__ = ["connection_snippet", "register"]
 
@@ -34,6 +36,18 @@ def register(sub: SubParsers) -> None:
         help="topic the device publishes under, if its policy does not declare it "
         "(default: devices/<customer>/<id>/{stream}); repeatable",
     )
+    add.add_argument(
+        "--cert",
+        action="store_true",
+        help="authenticate with a client certificate from the gateway's CA instead of a password "
+        "(needs broker.tls_port and broker.require_client_cert: true)",
+    )
+    add.add_argument(
+        "--cert-dir",
+        type=Path,
+        help="where to write the device's certificate, key and the CA "
+        "(default: <data_dir>/tls/devices/<customer>.<id>/, owner-only)",
+    )
     add.set_defaults(func=_add)
 
     listing = actions.add_parser("list", help="registered devices")
@@ -47,11 +61,12 @@ def register(sub: SubParsers) -> None:
     remove.set_defaults(func=_remove)
 
     rotate = actions.add_parser(
-        "rotate", help="new password for a device; the old one stops working"
+        "rotate", help="new password (or certificate) for a device; the old one stops working"
     )
     add_config_option(rotate)
     rotate.add_argument("--customer", required=True)
     rotate.add_argument("--id", required=True)
+    rotate.add_argument("--cert-dir", type=Path, help="where to write a new certificate")
     rotate.set_defaults(func=_rotate)
 
 
@@ -78,18 +93,41 @@ def _add(args: argparse.Namespace) -> int:
         topics.append((pattern, stream or "telemetry"))
     if not topics:
         topics = [(DEFAULT_TOPIC.format(customer=args.customer, device=device_id), "telemetry")]
+    if args.cert and not (config.broker.tls_port and config.broker.require_client_cert):
+        raise RegistryError(
+            f"{config.source}: --cert needs the TLS listener with client certificates: "
+            "set broker.tls_port (e.g. 8883) and broker.require_client_cert: true"
+        )
     entry, password = registry.add(
-        args.customer, device_id, name=args.name, kind=args.kind, topics=tuple(topics)
+        args.customer,
+        device_id,
+        name=args.name,
+        kind=args.kind,
+        topics=tuple(topics),
+        certificate=args.cert,
     )
+    issued = None
+    if args.cert:
+        issued = _ca(config).issue_client(entry.username, args.cert_dir)
+        entry = registry.set_certificate(entry.customer, entry.device, issued.serial)
     registry.save()
     note = _tell_gateway(config)
-    assert password is not None
-    sys.stdout.write(connection_snippet(config, entry, password))
+    sys.stdout.write(connection_snippet(config, entry, password, issued))
     print(f"\n({note})", file=sys.stderr)
     return 0
 
 
-def connection_snippet(config: Config, device: RegisteredDevice, password: str) -> str:
+def _ca(config: Config) -> CertificateAuthority:
+    return CertificateAuthority.load(TlsFiles(config.data_path / "tls"))
+
+
+def connection_snippet(
+    config: Config,
+    device: RegisteredDevice,
+    password: str | None,
+    issued: IssuedCertificate | None = None,
+) -> str:
+    """What the integrator pastes into the device: a password or a certificate bundle."""
     broker = config.broker
     host = broker.listen if broker.listen not in {"0.0.0.0", "::"} else "<this box's address>"
     topic = (
@@ -97,6 +135,9 @@ def connection_snippet(config: Config, device: RegisteredDevice, password: str) 
         if device.topics
         else "<a topic from the policy>"
     )
+    if issued is not None:
+        return _certificate_snippet(config, device, issued, host, topic)
+    assert password is not None
     return f"""Device {device.name!r} ({device.customer}/{device.device}) is registered.
 Give the integrator these details; the password is shown only now.
 
@@ -122,11 +163,44 @@ Python (paho-mqtt 2.x):
 """
 
 
+def _certificate_snippet(
+    config: Config, device: RegisteredDevice, issued: IssuedCertificate, host: str, topic: str
+) -> str:
+    port = config.broker.tls_port
+    ca, cert, key = issued.ca_file, issued.cert_file, issued.key_file
+    return f"""Device {device.name!r} ({device.customer}/{device.device}) is registered.
+It authenticates with a client certificate signed by this gateway's CA (valid until {issued.not_after:%Y-%m-%d}).
+Copy the three files into the device; the key is its whole identity (then delete it from {key.parent}).
+
+  host:      {host}
+  port:      {port}   (TLS; the certificate is the login, no password)
+  CA:        {ca}
+  cert:      {cert}
+  key:       {key}
+  username:  {device.username}   (taken from the certificate)
+  client id: {device.username}
+  publish:   {topic}    (QoS 1; only under this device's own topics)
+
+mosquitto_pub:
+  mosquitto_pub -h {host} -p {port} -q 1 -i '{device.username}' \\
+    --cafile '{ca}' --cert '{cert}' --key '{key}' \\
+    -t '{topic}' -m '{{"temperature": 21.5}}'
+
+Python (paho-mqtt 2.x):
+  import paho.mqtt.client as mqtt
+  c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="{device.username}")
+  c.tls_set(ca_certs="{ca}", certfile="{cert}", keyfile="{key}")
+  c.connect("{host}", {port})
+  c.loop_start()
+  c.publish("{topic}", '{{"temperature": 21.5}}', qos=1).wait_for_publish()
+"""
+
+
 def _list(args: argparse.Namespace) -> int:
     config = config_from(args)
     for device in _registry(config).devices():
         topics = ", ".join(p for p, _ in device.topics) or "(from the policy)"
-        auth = "password" if device.password_hash else "certificate"
+        auth = "password" if device.password_hash else f"certificate {device.cert_serial or '?'}"
         print(
             f"{device.customer}/{device.device}\t{device.name}\t{device.kind}\t{device.username}\t{auth}\t{topics}"
         )
@@ -137,6 +211,10 @@ def _remove(args: argparse.Namespace) -> int:
     config = config_from(args)
     registry = _registry(config)
     removed = registry.remove(args.customer, args.id)
+    if removed.cert_serial is not None:
+        _ca(config).revoke(
+            [int(removed.cert_serial, 16)]
+        )  # the CRL refuses it at the next handshake
     registry.save()
     print(f"removed {removed.customer}/{removed.device}; {_tell_gateway(config)}", file=sys.stderr)
     return 0
@@ -145,9 +223,18 @@ def _remove(args: argparse.Namespace) -> int:
 def _rotate(args: argparse.Namespace) -> int:
     config = config_from(args)
     registry = _registry(config)
-    entry, password = registry.rotate(args.customer, args.id)
+    current = registry.get(args.customer, args.id)
+    issued = None
+    password: str | None = None
+    if current.cert_serial is not None:
+        ca = _ca(config)
+        issued = ca.issue_client(current.username, args.cert_dir)
+        entry = registry.set_certificate(current.customer, current.device, issued.serial)
+        ca.revoke([int(current.cert_serial, 16)])
+    else:
+        entry, password = registry.rotate(args.customer, args.id)
     registry.save()
     note = _tell_gateway(config)
-    sys.stdout.write(connection_snippet(config, entry, password))
+    sys.stdout.write(connection_snippet(config, entry, password, issued))
     print(f"\n({note})", file=sys.stderr)
     return 0

@@ -46,6 +46,15 @@ def register(sub: SubParsers) -> None:
     init.add_argument("--port", type=int, default=1883, help="device-side broker port")
     init.add_argument("--listen", default="127.0.0.1", help="address devices connect to")
     init.add_argument(
+        "--tls-port", type=int, default=8883, help="TLS listener port (0: no TLS listener)"
+    )
+    init.add_argument(
+        "--hostname",
+        action="append",
+        default=[],
+        help="a name or address devices use for this box (in the TLS certificate); repeatable",
+    )
+    init.add_argument(
         "--upstream-url", default="mqtt://127.0.0.1:1884", help="the example recipients' broker"
     )
     init.add_argument("--force", action="store_true", help="overwrite an existing configuration")
@@ -110,6 +119,8 @@ def _init(args: argparse.Namespace) -> int:
             instance=args.instance,
             broker_port=args.port,
             listen=args.listen,
+            tls_port=args.tls_port or None,
+            hostnames=tuple(args.hostname),
             upstream_url=args.upstream_url,
             force=args.force,
         )
@@ -193,6 +204,17 @@ def render_status(status: dict[str, Any]) -> str:
             lines.append(
                 f"  {item['recipient']:<18} {subject} (requested {item['requested_at'][:19]}, "
                 f"notice {item['notice'][:12]}…)"
+            )
+    refusals = status.get("refusals") or []
+    if refusals:
+        lines.append(
+            "refusals at the device broker (wrong credentials, untrusted certificates, denied topics):"
+        )
+        for refusal in refusals[:20]:
+            detail = f": {refusal['detail']}" if refusal.get("detail") else ""
+            lines.append(
+                f"  {refusal['kind']:<16} {refusal['who']:<32} {refusal['count']}×, "
+                f"last {_age(now - refusal['last'])} ago{detail}"
             )
     lines.append("policies:")
     for policy in status["policies"]:

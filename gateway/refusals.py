@@ -1,0 +1,146 @@
+"""Refusals at the device-side broker, made visible to the installer.
+
+Mosquitto refuses a wrong password, a certificate it does not trust (expired, revoked, signed by
+another CA) and a PUBLISH outside the device's ACL, and tells only its log. The managed broker's
+log lines reach ``RefusalBook.feed`` (see ``Mosquitto(on_log=…)``); the book counts refusals per
+who and kind, and ``einblick status`` shows them:
+
+    refusals at the device broker:
+      denied_publish   baeckerei-schmidt.oven-1   3×, last 12 s ago: devices/other/oven-2/telemetry
+      bad_credentials  address 192.168.1.44       1×, last 2 min ago
+      tls_refused      address 192.168.1.45       2×, last 40 s ago: certificate verify failed
+
+Who is named as precisely as Mosquitto 2.0's log allows: a denied PUBLISH by the broker username
+of the connected client; a refused CONNECT (wrong password, unknown user) by the address it came
+from, because Mosquitto logs "Client <unknown> disconnected, not authorised." without the
+user name; a failed TLS handshake by the address of the latest connection on a TLS port, since
+OpenSSL's error line names no connection.
+
+The parser is pure (lines in, counts out); the clock is passed in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = ["Refusal", "RefusalBook"]
+
+_BODY = re.compile(r"^[^ ]*: (?P<body>.*)$")
+_NEW_CONNECTION = re.compile(r"^New connection from (?P<addr>\S+?):\d+ on port (?P<port>\d+)\.$")
+_CONNECTED = re.compile(
+    r"^New client connected from \S+ as (?P<id>\S+) \(.*?(?:u'(?P<user>[^']*)')?\)\.$"
+)
+_CONNACK_REFUSED = re.compile(r"^Sending CONNACK to (?P<addr>\S+) \(\d+, (?P<rc>[1-9]\d*)\)$")
+_DENIED = re.compile(r"^Denied PUBLISH from (?P<id>\S+) \(d\d, q\d, r\d, m\d+, '(?P<topic>.*)', ")
+_OPENSSL = re.compile(r"^OpenSSL Error\[0\]: (?:error:[0-9A-F]+:)?(?:[^:]*:){0,2}(?P<why>.*)$")
+_DISCONNECTED_DENIED = "Client <unknown> disconnected, not authorised."
+
+# How many distinct (kind, who) pairs are kept: a scan from many addresses must not grow memory.
+MAX_ENTRIES = 1000
+
+
+@dataclass(slots=True)
+class Refusal:
+    kind: str  # bad_credentials | tls_refused | denied_publish
+    who: str  # a broker username, or "address <ip>"
+    count: int
+    first: float
+    last: float
+    detail: str = ""  # the topic of a denied PUBLISH, OpenSSL's reason
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "who": self.who,
+            "count": self.count,
+            "first": self.first,
+            "last": self.last,
+            "detail": self.detail,
+        }
+
+
+class RefusalBook:
+    """Counts refusals from Mosquitto's log lines, per kind and who."""
+
+    def __init__(self, tls_ports: Iterable[int] = ()) -> None:
+        self.tls_ports = {str(p) for p in tls_ports}
+        self._users: dict[str, str] = {}  # client id -> broker username
+        self._last_address = ""  # of the latest "New connection"
+        self._last_tls_address = ""
+        self._refused_address = ""  # from "Sending CONNACK … (0, 5)", just before the refusal
+        self._entries: dict[tuple[str, str], Refusal] = {}
+        self.total = 0
+
+    def feed(self, lines: Iterable[str], now: float) -> list[Refusal]:
+        """Read log lines; returns the refusals they recorded, in order."""
+        found: list[Refusal] = []
+        for line in lines:
+            m = _BODY.match(line)
+            if m is None:
+                continue
+            body = m.group("body").rstrip()
+            refusal = self._line(body, now)
+            if refusal is not None:
+                found.append(refusal)
+        return found
+
+    def _line(self, body: str, now: float) -> Refusal | None:
+        if body.startswith("Denied PUBLISH"):
+            m = _DENIED.match(body)
+            if m is None:
+                return None
+            client = m.group("id")
+            who = self._users.get(client, f"client {client}")
+            return self._record("denied_publish", who, m.group("topic"), now)
+        if body.startswith("New connection from"):
+            m = _NEW_CONNECTION.match(body)
+            if m is not None:
+                self._last_address = m.group("addr")
+                if m.group("port") in self.tls_ports:
+                    self._last_tls_address = m.group("addr")
+            return None
+        if body.startswith("New client connected"):
+            m = _CONNECTED.match(body)
+            if m is not None and m.group("user") is not None:
+                if len(self._users) > 10 * MAX_ENTRIES:
+                    self._users.clear()
+                self._users[m.group("id")] = m.group("user")
+            return None
+        if body.startswith("Sending CONNACK"):
+            m = _CONNACK_REFUSED.match(body)
+            if m is not None:
+                self._refused_address = m.group("addr")
+            return None
+        if body == _DISCONNECTED_DENIED:
+            address = self._refused_address or self._last_address or "?"
+            self._refused_address = ""
+            return self._record("bad_credentials", f"address {address}", "", now)
+        if body.startswith("OpenSSL Error[0]"):
+            m = _OPENSSL.match(body)
+            why = m.group("why") if m else body
+            address = self._last_tls_address or self._last_address or "?"
+            return self._record("tls_refused", f"address {address}", why, now)
+        return None
+
+    def _record(self, kind: str, who: str, detail: str, now: float) -> Refusal | None:
+        self.total += 1
+        key = (kind, who)
+        entry = self._entries.get(key)
+        if entry is None:
+            if len(self._entries) >= MAX_ENTRIES:
+                oldest = min(self._entries, key=lambda k: self._entries[k].last)
+                del self._entries[oldest]
+            entry = self._entries[key] = Refusal(kind, who, 0, now, now, detail)
+        entry.count += 1
+        entry.last = now
+        entry.detail = detail or entry.detail
+        return entry
+
+    def entries(self) -> list[Refusal]:
+        """Most recent first."""
+        return sorted(self._entries.values(), key=lambda r: r.last, reverse=True)
+
+    def status(self) -> list[dict[str, object]]:
+        return [r.as_dict() for r in self.entries()]
