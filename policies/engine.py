@@ -10,7 +10,9 @@ something decides, otherwise the first one's reason is given. A grant is checked
     -> aggregate (withheld now, released by ``flush``) | field walk -> rate limit -> release
 
 State kept between messages is small and explicit: withdrawn grants, the time each
-(grant, device, topic) last released (rate limits) and open aggregation windows. ``evaluate``
+(grant, device, topic) last released (rate limits), open aggregation windows, and Sparkplug B
+BIRTH state (``policies/sparkplug.py``: a ``spBv1.0/…`` message is decoded against its BIRTH
+into ``{metric name: value}`` before the grants see it; DATA before BIRTH is ``no_birth``). ``evaluate``
 never raises: any failure is a WITHHELD decision with Reason ``internal_error``.
 """
 
@@ -29,6 +31,8 @@ from policies.errors import PolicyError
 from policies.explain import explain as render_explanation
 from policies.message import Message
 from policies.paths import NOTHING, Release, leaves, release_root
+from policies.sparkplug import PREFIX as SPARKPLUG_PREFIX
+from policies.sparkplug import SparkplugState, parse_topic
 from policies.topics import TopicPattern, patterns_overlap
 from policies.treatments import Accumulator, TreatmentFailed, pseudonymise, to_number
 
@@ -174,6 +178,7 @@ class Engine:
         self._last_release: dict[tuple[str, str, str, str], datetime] = {}
         self._windows: dict[tuple[str, str, str, str], _Window] = {}
         self._closed: list[_Window] = []
+        self._sparkplug = SparkplugState()
         self._index(list(self._policies.values()))
 
     # -- topics -------------------------------------------------------------------------------
@@ -241,6 +246,19 @@ class Engine:
         policy, device = route.policy, route.device
         parsed = _Parsed(message.payload if isinstance(message.payload, bytes) else b"")
         try:
+            if message.topic.startswith(SPARKPLUG_PREFIX):
+                sparkplug = parse_topic(message.topic)
+                if sparkplug is not None and len(parsed.raw) <= self._max_payload:
+                    decoded = self._sparkplug.decode(policy.customer, sparkplug, parsed.raw)
+                    if isinstance(decoded, Reason):
+                        if route.recipients:
+                            return [
+                                self._withheld(route, recipient, None, decoded, parsed)
+                                for recipient, _ in route.recipients
+                            ]
+                    else:
+                        parsed = _Parsed(orjson.dumps(decoded))
+                        parsed.root, parsed.state = decoded, _JSON
             if not route.recipients:
                 if len(parsed.raw) <= self._max_payload:
                     parsed.parse()

@@ -1,10 +1,10 @@
 """A simulated Sparkplug B edge node with one machine: an industrial oven.
 
-Payloads are the Sparkplug specification's JSON rendering of the protobuf message (timestamp,
-metrics with name/timestamp/dataType/value, seq), which is what ``shared/payloads`` holds. On the
-wire Sparkplug B is binary protobuf (``sparkplug_b.proto``); binary encoding comes later, with the
-gateway's decoder, so these messages exercise the topic layout and the BIRTH-before-DATA rule,
-not the wire encoding.
+By default payloads are the Sparkplug specification's JSON rendering of the protobuf message
+(timestamp, metrics with name/timestamp/dataType/value, seq), which is what ``shared/payloads``
+holds. With ``binary=True`` they are what real edge nodes send: binary protobuf
+(``policies/sparkplug_b.proto``), where the BIRTH gives every metric a numeric alias and DATA
+messages carry only aliases and values, so they can be read only with the BIRTH.
 
 The first message is the node's NBIRTH, the second the device's DBIRTH, then DDATA; ``seq`` runs
 0-255 per edge node across all three, as the specification requires.
@@ -12,6 +12,7 @@ The first message is the node's NBIRTH, the second the device's DBIRTH, then DDA
 
 from __future__ import annotations
 
+from policies.sparkplug import encode
 from simulators.behaviour import oven_temperature
 from simulators.devices import DeviceBase
 from simulators.wire import JsonValue, dumps
@@ -24,7 +25,9 @@ def _metric(name: str, ts: int, data_type: str, value: JsonValue) -> dict[str, J
 
 
 class SparkplugOven(DeviceBase):
-    def __init__(self, group: str, node: str, device: str, seed: int) -> None:
+    def __init__(
+        self, group: str, node: str, device: str, seed: int, *, binary: bool = False
+    ) -> None:
         super().__init__(f"{group}/{node}/{device}", f"spBv1.0/{group}/DDATA/{node}/{device}", seed)
         self._group = group
         self._node = node
@@ -33,6 +36,8 @@ class SparkplugOven(DeviceBase):
         self._bd_seq = self._rng.randrange(0, 256)
         self._batch = self._rng.randrange(1, 500)
         self._heater: bool | None = None
+        self.binary = binary
+        self._aliases: dict[str, int] = {}
 
     @property
     def node_topic(self) -> str:
@@ -73,5 +78,19 @@ class SparkplugOven(DeviceBase):
                 metrics.append(_metric("Batch", ts, "Int32", self._batch))
             topic = self.topic
         self._heater = heater
+        if self.binary:
+            return topic, self._encode(n, ts, metrics)
         payload: dict[str, JsonValue] = {"timestamp": ts, "metrics": metrics, "seq": n % 256}
         return topic, dumps(payload)
+
+    def _encode(self, n: int, ts: int, metrics: list[dict[str, JsonValue]]) -> bytes:
+        """Protobuf: BIRTHs name each metric and give it an alias; DATA sends the alias only."""
+        rows: list[tuple[str | None, int | None, str, JsonValue]] = []
+        for metric in metrics:
+            name, data_type = str(metric["name"]), str(metric["dataType"])
+            if n <= 1:
+                alias = self._aliases.setdefault(name, len(self._aliases) + 1)
+                rows.append((name, alias, data_type, metric["value"]))
+            else:
+                rows.append((None, self._aliases[name], data_type, metric["value"]))
+        return encode(rows, timestamp=ts, seq=n % 256)
