@@ -651,15 +651,16 @@ class Engine:
     def explain(self, decision: Decision, lang: str) -> str:
         """The decision in plain words, German (``de``) or English (``en``)."""
         policy = self._policies.get(decision.customer or "")
-        recipient_name = device_name = None
+        recipient_name = device_name = profile = None
         if policy is not None:
             if decision.recipient is not None:
                 recipient_name = policy.recipients.get(decision.recipient)
             if decision.device is not None:
                 device = policy.device(decision.device)
                 device_name = device.name if device else None
+                profile = device.profile if device else None
         return render_explanation(
-            decision, lang, recipient_name=recipient_name, device_name=device_name
+            decision, lang, recipient_name=recipient_name, device_name=device_name, profile=profile
         )
 
 

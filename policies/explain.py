@@ -14,6 +14,7 @@ import re
 
 from policies.catalog import tr
 from policies.decision import REASON_CODES, Alteration, Decision, LegalBasis, Outcome, Reason
+from policies.profiles import PROFILES
 from policies.treatments import PROBLEMS
 
 __all__ = [
@@ -54,7 +55,14 @@ def fold(paths: tuple[str, ...] | list[str]) -> list[str]:
     return list(dict.fromkeys(_INDEX.sub("[]", p) for p in paths))
 
 
-def _field(lang: str, path: str) -> str:
+def _field(lang: str, path: str, profile: str | None = None) -> str:
+    """A field as the customer reads it: with the device's payload profile, its label and the
+    path (``Standort (Breitengrad) [lat]``), else the path alone."""
+    if profile is not None and not path.startswith("$"):
+        known = PROFILES.get(profile)
+        found = known.field(path) if known is not None else None
+        if found is not None:
+            return f"{found.labels.get(lang) or found.labels['en']} [{path}]"
     if path == "$payload":
         return tr(lang, "field.payload")
     if path == "$topic":
@@ -136,13 +144,15 @@ def reason_text(lang: str, reason: Reason) -> str:
     return tr(lang, f"reason.{reason.code}", **{**defaults, **params})
 
 
-def _alterations(lang: str, altered: tuple[Alteration, ...]) -> list[str]:
+def _alterations(
+    lang: str, altered: tuple[Alteration, ...], profile: str | None = None
+) -> list[str]:
     out = []
     for alteration in altered:
         text = tr(
             lang,
             "explain.altered_item",
-            field=_field(lang, _INDEX.sub("[]", alteration.path)),
+            field=_field(lang, _INDEX.sub("[]", alteration.path), profile),
             how=treatment_text(lang, alteration.treatment, alteration.detail),
         )
         out.append(text)
@@ -155,8 +165,10 @@ def explain(
     *,
     recipient_name: str | None = None,
     device_name: str | None = None,
+    profile: str | None = None,
 ) -> str:
-    """Render ``decision`` in ``lang`` ("de" or "en"); names default to the ids."""
+    """Render ``decision`` in ``lang`` ("de" or "en"); names default to the ids; with the
+    device's payload ``profile`` fields carry their labels (``policies/profiles.py``)."""
     lang = lang if lang in ("de", "en") else "en"
     if decision.customer is None:
         return tr(
@@ -204,14 +216,16 @@ def explain(
         if decision.opaque:
             parts.append(tr(lang, "explain.opaque"))
         shared = [
-            _field(lang, p) for p in fold(decision.shared) if not decision.opaque or p != "$payload"
+            _field(lang, p, profile)
+            for p in fold(decision.shared)
+            if not decision.opaque or p != "$payload"
         ]
         if shared:
             parts.append(tr(lang, "explain.shared", fields=join(lang, shared)))
-        altered = _alterations(lang, decision.altered)
+        altered = _alterations(lang, decision.altered, profile)
         if altered:
             parts.append(tr(lang, "explain.altered", items="; ".join(altered)))
-    withheld = [_field(lang, p) for p in fold(decision.withheld)]
+    withheld = [_field(lang, p, profile) for p in fold(decision.withheld)]
     if (withheld and decision.outcome is not Outcome.WITHHELD) or (
         withheld and withheld != [tr(lang, "field.payload")]
     ):

@@ -4,9 +4,9 @@
 - ``vans.yaml``: delivery vans with OwnTracks phones and a logistics platform (``logistics``);
 - ``building.yaml``: a tenant's occupancy sensors and energy meter and an energy provider
   (``energy-provider``).
-- ``factory.yaml``: a factory's Sparkplug B edge node and industrial oven, released metric by
-  metric to the oven maker (``oven-maker``); copied by ``einblick init`` like the others, outside
-  ``EXAMPLES`` (the three archetypes the policy tests walk).
+- ``sparkplug/factory.yaml``: a factory's Sparkplug B edge node and industrial oven, released
+  metric by metric to the oven maker (``oven-maker``). In a subdirectory so that ``einblick init``,
+  the demo and the TUI keep the three archetypes; copy it into a gateway's ``policies/`` to use it.
 
 Their topics do not overlap (``bakery/``, ``owntracks/``, ``zigbee2mqtt/``, ``tele/`` and ``spBv1.0/``), so
 one gateway can run all three customers at once.

@@ -12,7 +12,7 @@ from tests.gateway.harness import running_gateway
 from tests.gateway.test_end_to_end import _reasons
 
 FACTORY = (
-    Path(__file__).resolve().parents[2] / "policies" / "examples" / "factory.yaml"
+    Path(__file__).resolve().parents[2] / "policies" / "examples" / "sparkplug" / "factory.yaml"
 ).read_text(encoding="utf-8")
 CUSTOMER = "grossbaeckerei-nord"
 

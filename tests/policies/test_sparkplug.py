@@ -16,7 +16,9 @@ from policies.message import Message
 from policies.sparkplug import SparkplugState, encode, parse_topic
 from simulators.sparkplug import SparkplugOven
 
-FACTORY = Path(__file__).resolve().parents[2] / "policies" / "examples" / "factory.yaml"
+FACTORY = (
+    Path(__file__).resolve().parents[2] / "policies" / "examples" / "sparkplug" / "factory.yaml"
+)
 NOW = datetime(2026, 6, 3, 9, 30, tzinfo=UTC)
 NODE = "spBv1.0/Werk Nord/{}/Linie 1"
 OVEN = "spBv1.0/Werk Nord/{}/Linie 1/Ofen 1"
