@@ -295,7 +295,9 @@ class Forwarder:
             self._acked_event.clear()
             ids, self._acked = self._acked, []
             try:
-                await self.store.transaction(functools.partial(outbox.delete, ids=ids))
+                await self.store.transaction(
+                    functools.partial(outbox.delete, ids=ids), durable=False
+                )
             except Exception:
                 log.exception(
                     "upstream %s: could not delete %d sent rows; they may be sent again",

@@ -69,24 +69,33 @@ class Store:
         *,
         on_rollback: Callable[[], None] | None = None,
         on_commit: Callable[[], None] | None = None,
+        durable: bool = True,
     ) -> T:
         """Run ``job(conn)`` inside BEGIN IMMEDIATE … COMMIT on the writer thread.
+
+        ``durable=False`` skips the fsync of this commit (the next durable commit carries it to
+        disk): for writes whose loss only repeats work, such as deleting rows already sent.
 
         Any failure rolls back, calls ``on_rollback`` (so in-memory state such as chain heads
         can be restored) and raises StoreError saying what the database said.
         """
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._run, job, on_rollback, on_commit)
+        return await loop.run_in_executor(
+            self._executor, self._run, job, on_rollback, on_commit, durable
+        )
 
     def _run(
         self,
         job: Callable[[sqlite3.Connection], T],
         on_rollback: Callable[[], None] | None,
         on_commit: Callable[[], None] | None,
+        durable: bool = True,
     ) -> T:
         conn = self._conn
         if conn is None:
             raise StoreError(f"{self.path}: the database is not open")
+        if not durable:
+            conn.execute("PRAGMA synchronous=NORMAL")
         try:
             conn.execute("BEGIN IMMEDIATE")
             result = job(conn)
@@ -110,6 +119,9 @@ class Store:
             if on_rollback is not None:
                 on_rollback()
             raise
+        finally:
+            if not durable:
+                conn.execute("PRAGMA synchronous=FULL")
         self.failures = 0
         self.last_error = None
         return result

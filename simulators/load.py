@@ -92,6 +92,8 @@ class LatencyProbe:
         self._first: dict[tuple[str, int], int] = {}  # (dev, seq) -> latency ns
         self._received = 0
         self._malformed = 0
+        self._first_sent_ns: int | None = None  # earliest publish time of any arrival
+        self._last_arrival_ns = 0
         self._link = Link(
             host=host,
             port=port,
@@ -104,14 +106,19 @@ class LatencyProbe:
         try:
             body = json.loads(payload)
             key = (str(body["dev"]), int(body["seq"]))
-            latency = now - int(body["sent_ns"])
+            sent = int(body["sent_ns"])
+            latency = now - sent
         except (ValueError, KeyError, TypeError):
             with self._lock:
                 self._malformed += 1
             return
         with self._arrived:
             self._received += 1
-            self._first.setdefault(key, latency)
+            if key not in self._first:
+                self._first[key] = latency
+                self._last_arrival_ns = now
+                if self._first_sent_ns is None or sent < self._first_sent_ns:
+                    self._first_sent_ns = sent
             self._arrived.notify_all()
 
     def start(self) -> None:
@@ -133,6 +140,13 @@ class LatencyProbe:
     def malformed(self) -> int:
         with self._lock:
             return self._malformed
+
+    def span_seconds(self) -> float:
+        """From the earliest publish to the last new arrival: the time the load took to get through."""
+        with self._lock:
+            if self._first_sent_ns is None:
+                return 0.0
+            return (self._last_arrival_ns - self._first_sent_ns) / 1e9
 
     def wait_for(self, unique: int, timeout: float) -> bool:
         """Wait until ``unique`` distinct messages arrived; False on timeout."""
