@@ -498,7 +498,7 @@ def document(data: Mapping[str, Any], lang: str) -> Document:
             lines.append(
                 tr(
                     lang,
-                    "report.received",
+                    "report.received" if r["messages"] != 1 else "report.received.one",
                     n=_n(lang, r["messages"]),
                     devices=join(lang, [device(d) for d in r["devices"]]),
                     last=_when(lang, r["last"], zone),
