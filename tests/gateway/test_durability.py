@@ -126,6 +126,15 @@ async def test_kill_9_mid_stream_loses_nothing(tmp_path: Path) -> None:
     for old in (directory / "policies").glob("*.yaml"):
         old.unlink()
     (directory / "policies" / "werk-nord.yaml").write_text(POLICY, encoding="utf-8")
+    # One device sending 10,000 messages at full speed is a flood by default (100/s); here it
+    # stands for a whole plant, so lift its limit.
+    text = config_path.read_text(encoding="utf-8")
+    config_path.write_text(
+        text.replace(
+            "pipeline:\n", "pipeline:\n  device_max_rate: 1000000\n  device_burst: 1000000\n"
+        ),
+        encoding="utf-8",
+    )
     config = load_config(config_path)
     registry = Registry(config.data_path / "devices.json")
     _, password = registry.add("werk-nord", "press-1", name="Presse 1", kind="press")
@@ -169,6 +178,11 @@ async def test_kill_9_mid_stream_loses_nothing(tmp_path: Path) -> None:
                 gateway = await _start_gateway(config_path, log_path)
             while len(set(spy.seqs())) < total:
                 await asyncio.sleep(0.05)
+    except TimeoutError:
+        missing = sorted(set(range(total)) - set(spy.seqs()))
+        raise AssertionError(
+            f"{len(missing)} of {total} never arrived upstream (first: {missing[:10]})"
+        ) from None
     finally:
         await device.close()
         if gateway.returncode is None:
