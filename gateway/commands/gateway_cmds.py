@@ -98,6 +98,14 @@ def register(sub: SubParsers) -> None:
     verify.add_argument("--key", required=True, help="the gateway's public key (PEM file)")
     verify.set_defaults(func=_receipt_verify)
 
+    bench = sub.add_parser(
+        "bench",
+        help="measure the gateway against Mosquitto's bridge and a plain paho forwarder",
+        add_help=False,
+    )
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=_bench)
+
     demo = sub.add_parser(
         "demo", help="broker, cloud stand-in, simulated devices, gateway and TUI on loopback"
     )
@@ -260,6 +268,12 @@ def _receipt_verify(args: argparse.Namespace) -> int:
         f"receipt OK: {fields.get('type')} of grant {fields.get('grant')!r} for {fields.get('customer')!r} at {fields.get('at')}"
     )
     return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from gateway.bench.pipeline import main as bench_main
+
+    return bench_main(list(args.bench_args))
 
 
 def _demo(args: argparse.Namespace) -> int:
