@@ -186,6 +186,10 @@ class _System:
         )
         head, _, rest = text.partition("recipients:\n")
         _, _, tail = rest.partition("\noutbox:")
+        # Ten load devices carry a plant's traffic: lift the per-device flood limit (100/s default).
+        tail = tail.replace(
+            "pipeline:\n", "pipeline:\n  device_max_rate: 1000000\n  device_burst: 1000000\n"
+        )
         config_path.write_text(f"{head}recipients:\n{recipients}\noutbox:{tail}", encoding="utf-8")
         config = load_config(config_path)
         self.database = config.database_path
