@@ -115,9 +115,10 @@ class Pipeline:
             batch = [await self._queue.get()]
             while len(batch) < self._batch_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            # QoS 1 messages from a session that has ended are redelivered by the broker on the
-            # next one; deciding them now would only forward them twice.
-            batch = [m for m in batch if m.qos == 0 or not m.connection.closed.done()]
+            # QoS 1 messages from a session that has ended are decided all the same: the broker
+            # redelivers them only if it persisted them, and a Mosquitto killed with -9 may not
+            # have, though it acknowledged them to the device. Twice is at-least-once; never is
+            # a loss (tests/faults/test_crashes.py, device broker kill -9).
             if not batch:
                 continue
             if self._paused and self._queue.qsize() <= self._low:
