@@ -76,7 +76,10 @@ def _marks(node: yaml.Node, loc: tuple[int | str, ...], into: Marks) -> None:
 
 
 def _parse(text: str, path: str) -> tuple[Any, Marks]:
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # the reader refuses control characters here, before parsing
+    except yaml.YAMLError as exc:
+        raise PolicyError(path, f"invalid YAML: {exc}") from exc
     try:
         node = loader.get_single_node()
         if node is None:

@@ -1,0 +1,46 @@
+"""atheris target: adversarial JSON documents (tests/fuzz/documents.py) with planted secrets.
+
+    python -m tests.fuzz.document -atheris_runs=100000
+
+Deep nesting, huge numbers, duplicate keys, NaN/Infinity, lone surrogates, invalid UTF-8 and
+path-like keys, on the examples' topics; SECRET is planted wherever no grant reaches and must
+never leave.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.fuzz.runner import fuzz
+
+_state: dict[str, Any] = {"engine": None, "count": 0}
+
+
+def _load() -> None:
+    from tests.fuzz.checks import example_engine
+    from tests.fuzz.documents import build_document  # noqa: F401 -- instrumented
+
+    _state["engine"] = example_engine()
+
+
+def one_input(data: bytes) -> None:
+    import atheris
+
+    from tests.fuzz.checks import TOPICS, check_message, example_engine
+    from tests.fuzz.documents import Source, build_document
+
+    if _state["count"] % 20_000 == 0:  # rate-limit and window state stays bounded
+        _state["engine"] = example_engine()
+    _state["count"] += 1
+    engine = _state["engine"]
+    provider = atheris.FuzzedDataProvider(data)
+    source = Source(provider.ConsumeIntInRange, provider.ConsumeUnicode)
+    topic = TOPICS[source.pick(TOPICS)]
+    body = build_document(source)
+    if provider.ConsumeBool():  # a 10 MB string now and then: refused as too large, fast
+        body = body[:-1] + b',"pad":"' + b"x" * (10 * 1024 * 1024) + b'"}'
+    check_message(engine, topic, body, planted=True)
+
+
+if __name__ == "__main__":
+    fuzz("document", one_input, _load)
