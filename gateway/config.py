@@ -112,6 +112,10 @@ class BrokerConfig(_Model):
     # On the TLS listener, devices must present a certificate from the gateway's CA
     # ('einblick device add --cert'); its common name is their broker username.
     require_client_cert: bool = False
+    # Count PUBLISHes the ACL denied (a device writing under another device's topic). Mosquitto
+    # logs them only at debug level, a few lines per message through the gateway: off by default,
+    # for commissioning and audits (wrong passwords and refused certificates are always counted).
+    report_denied_publish: bool = False
     mosquitto: Path | None = None  # None: found on PATH or in /usr/sbin
     gateway_username: str = "einblick-gateway"
     gateway_password_file: Path | None = None  # external mode: the gateway's own credentials
@@ -216,17 +220,21 @@ class Config(_Model):
         return {r.name: r.display_name for r in self.recipients}
 
 
-def _locate(node: yaml.Node | None, loc: tuple[int | str, ...]) -> tuple[int | None, int | None]:
-    """Walk a composed YAML node along a pydantic error location to its line and column."""
+def _locate(
+    node: yaml.Node | None, loc: tuple[int | str, ...], *, at_key: bool = False
+) -> tuple[int | None, int | None]:
+    """Walk a composed YAML node along a pydantic error location to its line and column.
+
+    ``at_key`` points at the last key itself rather than its value (for unknown keys)."""
     best = node
-    for part in loc:
+    for position, part in enumerate(loc):
         if best is None:
             break
         child: yaml.Node | None = None
         if isinstance(best, yaml.MappingNode):
             for key, value in best.value:
                 if isinstance(key, yaml.ScalarNode) and key.value == part:
-                    child = value
+                    child = key if at_key and position == len(loc) - 1 else value
                     break
         elif (
             isinstance(best, yaml.SequenceNode)
@@ -274,7 +282,7 @@ def load_config(path: str | Path) -> Config:
     except ValidationError as exc:
         error = exc.errors()[0]
         loc = tuple(error["loc"])
-        line, column = _locate(node, loc)
+        line, column = _locate(node, loc, at_key=error["type"] == "extra_forbidden")
         key = ".".join(str(p) for p in loc) or None
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":

@@ -18,7 +18,7 @@ Messages name the object and say what was expected and what was found.
 
 from __future__ import annotations
 
-from policies.errors import EinblickError
+from policies.errors import EinblickError, LocatedError
 
 __all__ = [
     "BrokerError",
@@ -38,27 +38,8 @@ class GatewayError(EinblickError):
     """Root of the gateway's own errors."""
 
 
-class ConfigError(GatewayError):
+class ConfigError(GatewayError, LocatedError):
     """The configuration file is wrong. ``str()`` reads ``file:line:column: key: message``."""
-
-    def __init__(
-        self,
-        path: str,
-        message: str,
-        *,
-        line: int | None = None,
-        column: int | None = None,
-        key: str | None = None,
-    ) -> None:
-        self.path = path
-        self.line = line
-        self.column = column
-        self.key = key
-        self.message = message
-        where = path
-        if line is not None:
-            where += f":{line}" + (f":{column}" if column is not None else "")
-        super().__init__(f"{where}: " + (f"{key}: " if key else "") + message)
 
 
 class BrokerError(GatewayError):

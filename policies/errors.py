@@ -1,7 +1,8 @@
 """The error tree shared by every Einblick package.
 
     EinblickError                  root: the CLI catches this and prints its message, exit 2
-    ├── PolicyError(path, line, column, key, message)   a policy file is wrong
+    ├── LocatedError(path, line, column, key, message)  something in a file is wrong
+    │   └── PolicyError                                  a policy file (ConfigError: the config)
     └── (gateway.errors)           configuration, broker, log and verification errors
 
 Every error carries its context as attributes; the message names the object and says what was
@@ -10,15 +11,15 @@ expected and what was found, for the installer reading it at 2 am.
 
 from __future__ import annotations
 
-__all__ = ["EinblickError", "PolicyError"]
+__all__ = ["EinblickError", "LocatedError", "PolicyError"]
 
 
 class EinblickError(Exception):
     """Root of every error Einblick raises on purpose."""
 
 
-class PolicyError(EinblickError):
-    """A policy document is invalid. ``str()`` reads ``file:line:column: key: message``."""
+class LocatedError(EinblickError):
+    """Something in a file is wrong. ``str()`` reads ``file:line:column: key: message``."""
 
     def __init__(
         self,
@@ -43,3 +44,7 @@ class PolicyError(EinblickError):
         if key:
             prefix += f"{key}: "
         super().__init__(prefix + message)
+
+
+class PolicyError(LocatedError):
+    """A policy document is invalid."""
