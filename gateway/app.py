@@ -281,6 +281,7 @@ class Gateway:
             ),
             binary=config.broker.mosquitto,
             on_log=self._broker_log,
+            log_debug=config.broker.report_denied_publish,
         )
         self.broker.write_files(self.acl_rules())
         await self.broker.start()

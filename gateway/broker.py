@@ -131,6 +131,7 @@ class Mosquitto:
         *,
         binary: Path | None = None,
         on_log: Callable[[list[str]], None] | None = None,
+        log_debug: bool = False,
     ) -> None:
         self.settings = settings
         self.binary = find_mosquitto(binary)
@@ -139,6 +140,7 @@ class Mosquitto:
         # must not reach the disk. The thread (not the event loop) reads, so a busy loop can
         # never block the broker on a full pipe; lines that matter go to ``on_log`` on the loop.
         self.on_log = on_log
+        self.log_debug = log_debug and on_log is not None
         self._restart_lock = asyncio.Lock()
         self.process: asyncio.subprocess.Process | None = None
         # A Mosquitto a killed gateway left running, which we took over rather than restart:
@@ -196,7 +198,8 @@ class Mosquitto:
             "log_type error",
             "log_type warning",
             "log_type notice",
-            *(["log_type information", "log_type debug"] if self.on_log is not None else []),
+            *(["log_type information"] if self.on_log is not None else []),
+            *(["log_type debug"] if self.log_debug else []),
             "connection_messages true",
             "log_timestamp_format %Y-%m-%dT%H:%M:%S",
         ]

@@ -94,6 +94,7 @@ broker:
   listen: {options.listen}        # where devices connect; 0.0.0.0 for every interface
   {tls_port}# TLS with the gateway's own CA (data/tls/ca.crt); plain 'port' for trusted networks
   require_client_cert: false   # true: devices on the TLS port authenticate with 'device add --cert'
+  report_denied_publish: false # true: count publishes under foreign topics (debug log, costs CPU)
 
 # Who may receive data at all. A policy can only name recipients defined here.
 recipients:
