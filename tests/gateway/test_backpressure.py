@@ -14,8 +14,12 @@ from tests.gateway.test_durability import POLICY
 DEVICES = [("werk-nord", "press-1", "Presse 1"), ("werk-nord", "press-2", "Presse 2")]
 
 
-async def test_a_device_flooding_at_ten_times_its_rate_is_limited_and_others_are_unaffected(tmp_path: Path) -> None:
-    limits = {"checkpoint_interval_s: 0.2": "checkpoint_interval_s: 0.2\n  device_max_rate: 20\n  device_burst: 20"}
+async def test_a_device_flooding_at_ten_times_its_rate_is_limited_and_others_are_unaffected(
+    tmp_path: Path,
+) -> None:
+    limits = {
+        "checkpoint_interval_s: 0.2": "checkpoint_interval_s: 0.2\n  device_max_rate: 20\n  device_burst: 20"
+    }
     async with running_gateway(tmp_path, {"werk.yaml": POLICY}, DEVICES, config_edits=limits) as h:
         flooder = await h.device("werk-nord", "press-1")
         neighbour = await h.device("werk-nord", "press-2")
@@ -23,11 +27,15 @@ async def test_a_device_flooding_at_ten_times_its_rate_is_limited_and_others_are
 
         async def flood() -> None:
             for seq in range(600):  # as fast as QoS 1 allows: well over 10x 20/s
-                await flooder.publish("factory/press-1/telemetry", orjson.dumps({"seq": seq, "force_kn": 1}), 1)
+                await flooder.publish(
+                    "factory/press-1/telemetry", orjson.dumps({"seq": seq, "force_kn": 1}), 1
+                )
 
         async def behave() -> None:
             for seq in range(20):
-                await neighbour.publish("factory/press-2/telemetry", orjson.dumps({"seq": seq, "force_kn": 2}), 1)
+                await neighbour.publish(
+                    "factory/press-2/telemetry", orjson.dumps({"seq": seq, "force_kn": 2}), 1
+                )
                 await asyncio.sleep(0.05)
 
         async with asyncio.TaskGroup() as tasks:
@@ -39,8 +47,12 @@ async def test_a_device_flooding_at_ten_times_its_rate_is_limited_and_others_are
             while sum(1 for m in h.cloud.received if m.topic == "presses/press-2") < 20:
                 await asyncio.sleep(0.05)
         await asyncio.sleep(0.3)
-        flooded = [orjson.loads(m.payload)["seq"] for m in h.cloud.received if m.topic == "presses/press-1"]
-        neighbours = [orjson.loads(m.payload)["seq"] for m in h.cloud.received if m.topic == "presses/press-2"]
+        flooded = [
+            orjson.loads(m.payload)["seq"] for m in h.cloud.received if m.topic == "presses/press-1"
+        ]
+        neighbours = [
+            orjson.loads(m.payload)["seq"] for m in h.cloud.received if m.topic == "presses/press-2"
+        ]
         assert neighbours == list(range(20)), "the well-behaved device lost messages to the flood"
         assert 20 <= len(flooded) <= 20 + 20 * elapsed + 5, (len(flooded), elapsed)
         assert elapsed < 30, "QoS 1 flood was slower than expected; the test did not flood"
@@ -58,7 +70,9 @@ async def test_a_full_outbox_pauses_intake_and_nothing_is_dropped(tmp_path: Path
         await h.cloud.broker.stop()  # nobody upstream: the outbox fills
         press = await h.device("werk-nord", "press-1")
         for seq in range(200):
-            await press.publish("factory/press-1/telemetry", orjson.dumps({"seq": seq, "force_kn": 1}), 1)
+            await press.publish(
+                "factory/press-1/telemetry", orjson.dumps({"seq": seq, "force_kn": 1}), 1
+            )
         async with asyncio.timeout(10):
             while not h.gateway.status()["pipeline"]["outbox_full"]:
                 await asyncio.sleep(0.05)
@@ -76,6 +90,11 @@ async def test_a_full_outbox_pauses_intake_and_nothing_is_dropped(tmp_path: Path
                 await asyncio.sleep(0.05)
         spy_seen = sorted({orjson.loads(m.payload)["seq"] for m in h.cloud.received})
         assert spy_seen == list(range(200))
-        assert not h.gateway.status()["pipeline"]["outbox_full"]
-        assert h.gateway.device_state["connected"]
+        # Sent rows leave the outbox in batches once acknowledged; then intake resumes.
+        async with asyncio.timeout(10):
+            while (
+                h.gateway.status()["pipeline"]["outbox_full"]
+                or not h.gateway.device_state["connected"]
+            ):
+                await asyncio.sleep(0.05)
         await press.close()
