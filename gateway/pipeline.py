@@ -112,15 +112,13 @@ class Pipeline:
             # A full outbox stops the writer: messages wait unacknowledged (in the queue, then in
             # the broker once the device link steps back) instead of growing the outbox further.
             await self.outbox_has_room.wait()
-            batch = [await self._queue.get()]
-            while len(batch) < self._batch_max and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
             # QoS 1 messages from a session that has ended are decided all the same: the broker
             # redelivers them only if it persisted them, and a Mosquitto killed with -9 may not
             # have, though it acknowledged them to the device. Twice is at-least-once; never is
             # a loss (tests/faults/test_crashes.py, device broker kill -9).
-            if not batch:
-                continue
+            batch = [await self._queue.get()]
+            while len(batch) < self._batch_max and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
             if self._paused and self._queue.qsize() <= self._low:
                 for connection in self._paused:
                     connection.resume_reading()
