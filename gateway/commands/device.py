@@ -1,4 +1,10 @@
-"""``einblick device add|list|remove|rotate``: credentials and topics for integrators."""
+"""``einblick device add|list|remove|rotate``: credentials and topics for integrators.
+
+A device the customer's policy declares (``devices:`` in the policy file) publishes under the
+policy's topics: the snippet shows the policy's first topic (a ``{capture}`` level as
+``<capture>``) and the registry gets no topics of its own for it, since the broker's ACL comes
+from the policy. An undeclared device gets ``--topic`` or ``devices/<customer>/<id>/{stream}``.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +18,11 @@ from gateway.config import Config
 from gateway.control import ControlError, request
 from gateway.registry import DEFAULT_TOPIC, RegisteredDevice, Registry, RegistryError, slug
 from gateway.tls import CertificateAuthority, IssuedCertificate, TlsFiles
+from policies.errors import PolicyError
+from policies.loader import load_policy
+from policies.model import DeviceSpec
 
-__all__ = ["connection_snippet", "register"]
+__all__ = ["connection_snippet", "declared_device", "register", "shown_topic"]
 
 
 def register(sub: SubParsers) -> None:
@@ -83,15 +92,64 @@ def _tell_gateway(config: Config) -> str:
     return "the running gateway's broker has the new credentials now"
 
 
+def declared_device(config: Config, customer: str, device: str) -> DeviceSpec | None:
+    """The device as the customer's policy file declares it, or None.
+
+    Every ``*.yaml`` in the policies directory is read (file names need not match customers);
+    a file that does not load is reported on stderr and skipped: the gateway refuses it too.
+    """
+    directory = config.policies_path
+    for path in sorted(directory.glob("*.yaml")) if directory.is_dir() else ():
+        try:
+            document = load_policy(path)
+        except PolicyError as exc:
+            print(f"note: skipping a policy that does not load: {exc}", file=sys.stderr)
+            continue
+        if document.customer != customer:
+            continue
+        for spec in document.devices:
+            if spec.id == device:
+                return spec
+    return None
+
+
+def shown_topic(pattern: str) -> str:
+    """A policy topic pattern as the integrator reads it: ``owntracks/{user}/van-7`` ->
+    ``owntracks/<user>/van-7`` (``+`` -> ``<any>``, ``#`` -> ``<any/…>``)."""
+    levels = []
+    for level in pattern.split("/"):
+        if level.startswith("{") and level.endswith("}"):
+            levels.append(f"<{level[1:-1]}>")
+        elif level == "+":
+            levels.append("<any>")
+        elif level == "#":
+            levels.append("<any/…>")
+        else:
+            levels.append(level)
+    return "/".join(levels)
+
+
+def _policy_topic(config: Config, customer: str, device: str) -> str | None:
+    declared = declared_device(config, customer, device)
+    return None if declared is None else shown_topic(declared.topics[0].pattern)
+
+
 def _add(args: argparse.Namespace) -> int:
     config = config_from(args)
     registry = _registry(config)
     device_id = args.id or slug(args.name)
+    declared = declared_device(config, args.customer, device_id)
     topics: list[tuple[str, str]] = []
     for spec in args.topic:
         pattern, _, stream = spec.partition("=")
         topics.append((pattern, stream or "telemetry"))
-    if not topics:
+    if declared is not None and topics:
+        raise RegistryError(
+            f"device {device_id!r} of customer {args.customer!r} is declared in its policy with "
+            f"topics {', '.join(t.pattern for t in declared.topics)}; drop --topic (the policy "
+            "decides where it publishes) or change the policy"
+        )
+    if not topics and declared is None:
         topics = [(DEFAULT_TOPIC.format(customer=args.customer, device=device_id), "telemetry")]
     if args.cert and not (config.broker.tls_port and config.broker.require_client_cert):
         raise RegistryError(
@@ -112,7 +170,8 @@ def _add(args: argparse.Namespace) -> int:
         entry = registry.set_certificate(entry.customer, entry.device, issued.serial)
     registry.save()
     note = _tell_gateway(config)
-    sys.stdout.write(connection_snippet(config, entry, password, issued))
+    topic = shown_topic(declared.topics[0].pattern) if declared is not None else None
+    sys.stdout.write(connection_snippet(config, entry, password, issued, topic=topic))
     print(f"\n({note})", file=sys.stderr)
     return 0
 
@@ -126,15 +185,21 @@ def connection_snippet(
     device: RegisteredDevice,
     password: str | None,
     issued: IssuedCertificate | None = None,
+    *,
+    topic: str | None = None,
 ) -> str:
-    """What the integrator pastes into the device: a password or a certificate bundle."""
+    """What the integrator pastes into the device: a password or a certificate bundle.
+
+    ``topic`` is the policy's topic for a device the policy declares (see ``shown_topic``);
+    otherwise the device's registered topic is shown."""
     broker = config.broker
     host = broker.listen if broker.listen not in {"0.0.0.0", "::"} else "<this box's address>"
-    topic = (
-        device.topics[0][0].replace("{stream}", "telemetry")
-        if device.topics
-        else "<a topic from the policy>"
-    )
+    if topic is None:
+        topic = (
+            device.topics[0][0].replace("{stream}", "telemetry")
+            if device.topics
+            else "<a topic from the policy>"
+        )
     if issued is not None:
         return _certificate_snippet(config, device, issued, host, topic)
     assert password is not None
@@ -235,6 +300,7 @@ def _rotate(args: argparse.Namespace) -> int:
         entry, password = registry.rotate(args.customer, args.id)
     registry.save()
     note = _tell_gateway(config)
-    sys.stdout.write(connection_snippet(config, entry, password, issued))
+    topic = _policy_topic(config, entry.customer, entry.device)
+    sys.stdout.write(connection_snippet(config, entry, password, issued, topic=topic))
     print(f"\n({note})", file=sys.stderr)
     return 0
