@@ -33,6 +33,7 @@ from policies.message import Message
 from policies.paths import leaves
 
 __all__ = [
+    "AMBIGUOUS_PATHS",
     "INTERNAL_ERRORS",
     "NOW",
     "SECRET",
@@ -148,6 +149,8 @@ def inside_a_grant(path: str) -> bool:
 # The engine's safety net (any failure: withheld, Reason internal_error) is not a crash and leaks
 # nothing, but each one is a bug to report: counted here, printed by the runner.
 INTERNAL_ERRORS: Counter[str] = Counter()
+# Paths a decision names as both released and withheld: two different keys spelled alike.
+AMBIGUOUS_PATHS: Counter[str] = Counter()
 
 
 def check_decision(decision: Decision, *, planted: bool, valid_topic: bool = True) -> None:
@@ -174,7 +177,9 @@ def check_decision(decision: Decision, *, planted: bool, valid_topic: bool = Tru
     for path in found:
         if not _covered(path, released):
             raise Leak(f"{path} left but the decision names only {released}")
-        if _covered(path, decision.withheld):
+        if path in decision.withheld and path in released:
+            AMBIGUOUS_PATHS[path] += 1  # keys like "", "a.b", "x[0]" spell the same path
+        elif _covered(path, decision.withheld):
             raise Leak(f"{path} left but the decision says it was withheld")
     assert decision.customer is not None and decision.grant is not None
     patterns = _patterns(decision.customer, decision.grant)

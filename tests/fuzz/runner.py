@@ -24,12 +24,13 @@ def fuzz(name: str, one_input: Callable[[bytes], None], instrumented: Callable[[
         one_input(data)
 
     def report() -> None:
-        from tests.fuzz.checks import INTERNAL_ERRORS
+        from tests.fuzz.checks import AMBIGUOUS_PATHS, INTERNAL_ERRORS
 
         elapsed = time.monotonic() - started
         print(
             f"fuzz target {name}: {runs[0]} inputs in {elapsed:.0f} s, no crash and no leak; "
-            f"withheld by the engine's internal-error net: {dict(INTERNAL_ERRORS) or 'none'}",
+            f"withheld by the engine's internal-error net: {dict(INTERNAL_ERRORS) or 'none'}; "
+            f"paths named both released and withheld: {sum(AMBIGUOUS_PATHS.values())}",
             file=sys.stderr,
         )
 
