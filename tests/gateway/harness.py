@@ -30,9 +30,12 @@ class Cloud:
     connection: MqttConnection | None = None
 
     async def listen(self) -> None:
+        # A persistent session: across a restart of the cloud broker, what the gateway forwards
+        # before the spy is back waits for it instead of going to nobody.
         self.connection = MqttConnection(
             Endpoint("127.0.0.1", self.broker.settings.port, "cloud-spy"),
             on_message=self.received.append,
+            clean_session=False,
         )
         await self.connection.open()
         await self.connection.subscribe("#", 1)
