@@ -126,7 +126,10 @@ def _granted(path: str, patterns: Iterable[tuple[str, ...]]) -> bool:
 
 
 def _covered(path: str, paths: Iterable[str]) -> bool:
-    for released in paths:
+    """``path`` is one of ``paths`` or inside one, array indices aside: a released array holds
+    only its released elements, so ``errors[2].code`` may leave as ``errors[0].code``."""
+    path = _INDEX.sub("[]", path)
+    for released in (_INDEX.sub("[]", p) for p in paths):
         if path == released or path.startswith((released + ".", released + "[")):
             return True
     return False
@@ -177,7 +180,7 @@ def check_decision(decision: Decision, *, planted: bool, valid_topic: bool = Tru
     for path in found:
         if not _covered(path, released):
             raise Leak(f"{path} left but the decision names only {released}")
-        if path in decision.withheld and path in released:
+        if _covered(path, decision.withheld) and _covered(path, released):
             AMBIGUOUS_PATHS[path] += 1  # keys like "", "a.b", "x[0]" spell the same path
         elif _covered(path, decision.withheld):
             raise Leak(f"{path} left but the decision says it was withheld")
