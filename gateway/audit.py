@@ -41,6 +41,7 @@ import orjson
 from gateway.config import load_config
 from gateway.errors import GatewayError
 from gateway.keys import load_public_key
+from gateway.log.chain import source_commitment
 from gateway.log.verify import verify_db
 from policies.paths import leaves
 
@@ -132,6 +133,15 @@ def write_jsonl(path: Path, messages: Iterable[Captured]) -> None:
     path.write_bytes(b"".join(m.line() + b"\n" for m in messages))
 
 
+def _subject_keys(db: Path) -> list[bytes]:
+    """The per-subject keys still held (an erased subject's entries can no longer be matched)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return [bytes(k) for (k,) in conn.execute("SELECT key FROM subject_keys")]
+    finally:
+        conn.close()
+
+
 def _decisions(db: Path) -> list[_Entry]:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
@@ -210,6 +220,13 @@ def audit(
         report.problems.append(f"the log does not verify: {verified.summary()}")
     entries = _decisions(db)
     report.entries = len(entries)
+    keys = _subject_keys(db)
+
+    def sources(payload: bytes) -> list[bytes]:
+        """The keyed digests a message from any subject still held would have in the log."""
+        digest = hashlib.sha256(payload).digest()
+        return [source_commitment(key, digest) for key in keys]
+
     by_source: dict[bytes, list[_Entry]] = {}
     by_release: dict[tuple[str, bytes], list[_Entry]] = {}
     for entry in entries:
@@ -260,7 +277,7 @@ def audit(
             continue  # the same bytes published twice are one message to account for
         seen.add(digest)
         report.offered += 1
-        decided = by_source.get(digest)
+        decided = [e for source in sources(message.payload) for e in by_source.get(source, [])]
         if not decided:
             report.lost += 1
             report.problems.append(f"{message.topic}: {message.payload[:60]!r} has no log entry")
@@ -272,7 +289,9 @@ def audit(
             topic = prefix.get(entry.recipient or "", "") + entry.topic
             if arrivals[(topic, entry.content)]:
                 delivered = True
-            elif any(w.reason for w in by_source.get(hashlib.sha256(entry.content).digest(), [])):
+            elif any(
+                w.reason for source in sources(entry.content) for w in by_source.get(source, [])
+            ):
                 report.withheld_at_send += 1
             elif allow_pending and entry.content in waiting:
                 waits = True

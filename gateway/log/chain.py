@@ -18,7 +18,8 @@ purpose can never be replayed as another (the RFC 6962 lesson).
     genesis       = SHA-256("einblick/genesis/v1\\0" || origin || "\\0" || chain)
     entry_hash[i] = SHA-256("einblick/entry/v1\\0" || entry_hash[i-1] (genesis for i = 0)
                             || u64(i) || i64(at, µs since epoch) || body_digest
-                            || source_digest || (0x01 || commitment  |  0x00))
+                            || source || (0x01 || commitment  |  0x00))
+    source = BLAKE2b(sha256(incoming payload), key = the subject's key): destroyed on erasure
     checkpoint    = Ed25519("einblick/checkpoint/v1\\0" || canonical_json({origin, customer,
                             size, head, at, key}))
     rotation      = Ed25519 by old and new key("einblick/rotation/v1\\0" || canonical_json({origin,
@@ -63,6 +64,7 @@ GATEWAY_CHAIN = "_gateway"  # the chain of entries that belong to no customer
 _TEXT = b"einblick/text/v1\x00"
 _BODY = b"einblick/body/v1\x00"
 _SALT = b"einblick/salt/v1"  # BLAKE2b personalisation: exactly 16 bytes
+_SOURCE = b"einblick/src/v1\x00"  # BLAKE2b personalisation: exactly 16 bytes
 _CONTENT = b"einblick/content/v1\x00"
 _GENESIS = b"einblick/genesis/v1\x00"
 _ENTRY = b"einblick/entry/v1\x00"
@@ -85,6 +87,15 @@ def text_digest(text: str) -> bytes:
 
 def body_digest(canonical: bytes) -> bytes:
     return _sha256(_BODY + canonical).digest()
+
+
+def source_commitment(subject_key: bytes, source_digest: bytes) -> bytes:
+    """What an entry stores of the incoming message: its SHA-256, keyed by the subject's key.
+
+    A plain digest of the payload would outlive erasure and let anyone confirm a guessed short
+    payload ("ON", a known MAC); once the subject's key is destroyed this one says nothing.
+    """
+    return hashlib.blake2b(source_digest, key=subject_key, digest_size=32, person=_SOURCE).digest()
 
 
 def salt_for(subject_key: bytes, chain: str, index: int) -> bytes:

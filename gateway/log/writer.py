@@ -29,6 +29,7 @@ from gateway.log.chain import (
     genesis_hash,
     rotation_message,
     salt_for,
+    source_commitment,
     text_digest,
 )
 from gateway.log.entry import (
@@ -270,15 +271,17 @@ class LogWriter:
             recipient_id = None if draft.recipient is None else self._atom(draft.recipient)
             at_us = us_from_at(draft.at)
             commitment: bytes | None = None
+            subject = device_id or 0
+            subject_key = self._subject_key(chain_id, subject)
+            source = source_commitment(subject_key, draft.source_digest)
             if draft.topic is not None or draft.content is not None:
-                subject = device_id or 0
-                salt = salt_for(self._subject_key(chain_id, subject), chain, size)
+                salt = salt_for(subject_key, chain, size)
                 commitment = content_commitment(salt, draft.topic, draft.content)
                 topic_id = (
                     None if draft.topic is None else self._topic(chain_id, subject, draft.topic)
                 )
                 contents.append((seq, topic_id, draft.content))
-            digest_e = entry_hash(prev, size, at_us, digest, draft.source_digest, commitment)
+            digest_e = entry_hash(prev, size, at_us, digest, source, commitment)
             rows.append(
                 (
                     seq,
@@ -289,7 +292,7 @@ class LogWriter:
                     device_id,
                     recipient_id,
                     OUTCOMES[draft.outcome],
-                    draft.source_digest,
+                    source,
                     commitment,
                     digest_e,
                 )

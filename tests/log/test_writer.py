@@ -217,3 +217,29 @@ def test_compaction_keeps_an_anchor_and_old_exports_still_verify(log: Log, signe
     conn.close()
     problem = verify_db(log.path).first
     assert problem is not None and problem.index == 20
+
+
+def test_a_guessed_payload_cannot_be_confirmed_from_the_log_once_forgotten(log: Log) -> None:
+    """The log stores a keyed digest of each incoming message, never its plain SHA-256: a short
+    payload ("ON", a badge id) could otherwise be confirmed by anyone who guesses it."""
+    from gateway.log.chain import source_commitment
+
+    drafts = [make_draft(i) for i in range(6)]
+    log.write(drafts)
+    stored = {bytes(s) for (s,) in log.conn.execute("SELECT source FROM entries")}
+    plain = {d.source_digest for d in drafts}
+    assert not stored & plain
+    keys = [bytes(k) for (k,) in log.conn.execute("SELECT key FROM subject_keys")]
+    # With the keys on the box the gateway (and its auditor) can still match a message...
+    assert all(any(source_commitment(k, d.source_digest) in stored for k in keys) for d in drafts)
+    log.conn.execute("BEGIN")
+    log.writer.erase_subject(C, T0 + timedelta(days=1), "Frau Schmidt")
+    log.writer.checkpoint(T0 + timedelta(days=1))
+    log.conn.execute("COMMIT")
+    log.writer.committed()
+    # ...and once the customer is forgotten nobody can: the keys are gone (the erasure entry
+    # itself gets a fresh one), nothing matches any more, and the chain still verifies.
+    left = [bytes(k) for (k,) in log.conn.execute("SELECT key FROM subject_keys")]
+    assert not set(left) & set(keys)
+    assert not any(source_commitment(k, d.source_digest) in stored for k in left for d in drafts)
+    assert verify_db(log.path).ok
