@@ -271,6 +271,7 @@ class Gateway:
             MosquittoSettings(
                 directory=config.broker_dir,
                 port=config.broker.port,
+                max_packet_size=max(16 * 1024 * 1024, config.pipeline.max_payload_bytes + 65536),
                 listen=config.broker.listen,
                 tls_port=config.broker.tls_port,
                 ca_file=tls.ca_cert if has_tls else None,

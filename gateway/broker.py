@@ -119,6 +119,10 @@ class MosquittoSettings:
     # While the gateway is paused or down, the broker queues for its persistent session. The
     # default of 1,000 would drop the 1,001st message: Einblick never drops, so allow a million.
     max_queued: int = 1_000_000
+    # Mosquitto holds a whole packet in memory before anyone can look at it; without a limit a
+    # device may announce 256 MB. Bodies above the gateway's inspection limit are still accepted
+    # up to this size, so they are withheld with a logged reason rather than cut off unseen.
+    max_packet_size: int = 16 * 1024 * 1024
     extra: tuple[str, ...] = ()  # further mosquitto.conf lines (the benchmark's bridge)
 
 
@@ -190,6 +194,7 @@ class Mosquitto:
             f"max_inflight_messages {settings.max_inflight}",
             f"max_queued_messages {settings.max_queued}",
             "max_queued_bytes 0",
+            f"max_packet_size {settings.max_packet_size}",
             # Nagle's algorithm would hold a PUBLISH back until the previous one's TCP ACK; the
             # gateway acknowledges only after its commit, so that costs up to 40 ms a message.
             "set_tcp_nodelay true",

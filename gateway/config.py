@@ -273,6 +273,8 @@ def load_config(path: str | Path) -> Config:
             line=mark.line + 1 if mark else None,
             column=mark.column + 1 if mark else None,
         ) from exc
+    except yaml.YAMLError as exc:  # e.g. a control character the reader refuses
+        raise ConfigError(str(source), f"invalid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(str(source), "expected a mapping with 'einblick_config: 1' at the top")
     if "source" in data:

@@ -299,11 +299,14 @@ class Forwarder:
                     functools.partial(outbox.delete, ids=ids), durable=False
                 )
             except Exception:
+                # The rows stay and go out again on the next session (at-least-once); the
+                # outbox depth is not lowered for rows that are still there.
                 log.exception(
                     "upstream %s: could not delete %d sent rows; they may be sent again",
                     self.recipient.name,
                     len(ids),
                 )
+                continue
             finally:
                 self._deleting.difference_update(ids)
             if self._on_done is not None:

@@ -95,3 +95,8 @@ def test_missing_required_key_and_missing_file(tmp_path: Path) -> None:
         load_config(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match="no recipient named 'cloud'"):
         load_config(write(tmp_path, GOOD)).recipient("cloud")
+
+
+def test_a_control_character_is_a_config_error_not_a_traceback(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(write(tmp_path, "einblick_config: 1\n\x1f\n"))
