@@ -299,16 +299,18 @@ class Forwarder:
                     functools.partial(outbox.delete, ids=ids), durable=False
                 )
             except Exception:
-                # The rows stay and go out again on the next session (at-least-once); the
-                # outbox depth is not lowered for rows that are still there.
+                # Delivered rows whose delete failed (disk full) are deleted later: they stay
+                # marked as delivered, so they are neither sent again nor counted as gone.
                 log.exception(
-                    "upstream %s: could not delete %d sent rows; they may be sent again",
+                    "upstream %s: could not delete %d sent rows; retrying",
                     self.recipient.name,
                     len(ids),
                 )
+                self._acked[:0] = ids
+                self._acked_event.set()
+                await asyncio.sleep(0.5)
                 continue
-            finally:
-                self._deleting.difference_update(ids)
+            self._deleting.difference_update(ids)
             if self._on_done is not None:
                 self._on_done(self.recipient.name, len(ids))
 
