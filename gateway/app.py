@@ -129,7 +129,7 @@ class Gateway:
         await self.store.open()
         try:
             self._writer = await self.store.read(
-                lambda conn: LogWriter(conn, self.signer, config.instance)
+                lambda conn: LogWriter(conn, self.signer, config.instance), offload=True
             )
             await self.store.read(self.keyring.load)
             compiled = self.policies.load_all()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import signal
 import sys
 import threading
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from gateway.broker import Mosquitto, MosquittoSettings, free_port
+from gateway.child import start_gateway, stop_gateway
 from gateway.commands.gateway_cmds import render_status
 from gateway.commands.tui import run_tui
 from gateway.config import load_config
@@ -76,47 +76,17 @@ class _Services:
         try:
             cloud.write_files([])
             await cloud.start()
-            log = (self.directory / "gateway.log").open("ab")
-            try:
-                gateway = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "gateway",
-                    "-v",
-                    "run",
-                    "--config",
-                    str(self.config_path),
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                )
-            finally:
-                log.close()
-            config = load_config(self.config_path)
-            async with asyncio.timeout(30):
-                while True:
-                    if gateway.returncode is not None:
-                        raise GatewayError(
-                            f"the gateway exited with code {gateway.returncode}; see {self.directory / 'gateway.log'}"
-                        )
-                    with contextlib.suppress(ControlError):
-                        status = await request(config.control_socket, "status", timeout=1)
-                        if status["device_broker"]["connected"]:
-                            break
-                    await asyncio.sleep(0.1)
+            gateway = await start_gateway(
+                self.config_path, self.directory / "gateway.log", options=("-v",)
+            )
             self.ready.set()
             await self._stop.wait()
         except (GatewayError, TimeoutError) as exc:
             self.error = str(exc) or "the gateway did not become ready within 30 s"
             self.ready.set()
         finally:
-            if gateway is not None and gateway.returncode is None:
-                gateway.send_signal(signal.SIGTERM)
-                try:
-                    async with asyncio.timeout(15):
-                        await gateway.wait()
-                except TimeoutError:
-                    gateway.kill()
+            if gateway is not None:
+                await stop_gateway(gateway, timeout=15)
             await cloud.stop()
 
 

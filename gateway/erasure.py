@@ -542,7 +542,9 @@ async def forget(gateway: Gateway, customer: str, device: str | None, by: str) -
         writer.checkpoint(request.at)
         return done
 
-    done = await store.transaction(job, on_rollback=writer.rolled_back, on_commit=writer.committed)
+    done = await store.transaction(
+        job, on_rollback=writer.rolled_back, on_commit=writer.committed, offload=True
+    )
     pipeline = gateway.pipeline
     for recipient, count in done.queued_by_recipient.items():
         forwarder = gateway.forwarders.get(recipient)
@@ -561,7 +563,7 @@ async def forget(gateway: Gateway, customer: str, device: str | None, by: str) -
     gateway.erasures.add(next(e for e in listed if e["erasure"] == done.id))
     scrubbed = False
     for _ in range(20):  # a reader holding an old snapshot keeps the WAL; try again shortly
-        scrubbed = await store.read(lambda conn: writer.scrub())
+        scrubbed = await store.read(lambda conn: writer.scrub(), offload=True)
         if scrubbed:
             break
         await asyncio.sleep(0.1)

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import shutil
-import signal
 import sqlite3
 import sys
 import tempfile
@@ -33,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.broker import Mosquitto, MosquittoSettings, free_port
+from gateway.child import start_gateway, stop_gateway
 from gateway.config import load_config
-from gateway.control import ControlError, request
 from gateway.scaffold import EXAMPLE_RECIPIENTS, InitOptions, init_directory
 from simulators.load import LatencyProbe, build_load
 from simulators.publisher import Publisher
@@ -191,42 +189,12 @@ class _System:
             "pipeline:\n", "pipeline:\n  device_max_rate: 1000000\n  device_burst: 1000000\n"
         )
         config_path.write_text(f"{head}recipients:\n{recipients}\noutbox:{tail}", encoding="utf-8")
-        config = load_config(config_path)
-        self.database = config.database_path
-        log = (self.root / "gateway.log").open("ab")
-        try:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "gateway",
-                "run",
-                "--config",
-                str(config_path),
-                stdout=log,
-                stderr=log,
-                stdin=asyncio.subprocess.DEVNULL,
-            )
-        finally:
-            log.close()
-        async with asyncio.timeout(30):
-            while True:
-                with contextlib.suppress(ControlError):
-                    status = await request(config.control_socket, "status", timeout=1)
-                    if status["device_broker"]["connected"] and all(
-                        u["connected"] for u in status["upstreams"]
-                    ):
-                        return
-                await asyncio.sleep(0.1)
+        self.database = load_config(config_path).database_path
+        self.process = await start_gateway(config_path, self.root / "gateway.log", upstreams=True)
 
     async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(20):
-                    await self.process.wait()
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
+        if self.process is not None:
+            await stop_gateway(self.process)
         await self.a.stop()
         await self.b.stop()
 

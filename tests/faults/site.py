@@ -23,8 +23,9 @@ import orjson
 
 from gateway.audit import Captured, write_jsonl
 from gateway.broker import Mosquitto, MosquittoSettings, free_port
+from gateway.child import start_gateway, stop_gateway
 from gateway.config import Config, load_config
-from gateway.control import ControlError, request
+from gateway.control import request
 from gateway.mqtt import Endpoint, Inbound, MqttConnection, MqttError
 from gateway.registry import Registry
 from gateway.scaffold import InitOptions, init_directory
@@ -295,38 +296,8 @@ class Site:
     def device(self, name: str) -> ReliableDevice:
         return ReliableDevice(self.config.broker.port, "werk-nord", name, self.passwords[name])
 
-    async def start_gateway(self, *extra: str) -> None:
-        handle = self.gateway_log.open("ab")
-        try:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "gateway",
-                *extra,
-                "run",
-                "--config",
-                str(self.config_path),
-                stdout=handle,
-                stderr=handle,
-                stdin=asyncio.subprocess.DEVNULL,
-            )
-        finally:
-            handle.close()
-        async with asyncio.timeout(30):
-            while True:
-                if self.process.returncode is not None:
-                    raise AssertionError(
-                        f"the gateway exited with {self.process.returncode}:\n"
-                        + self.gateway_log.read_text(errors="replace")[-3000:]
-                    )
-                try:
-                    status = await self.status()
-                except ControlError:
-                    await asyncio.sleep(0.05)
-                    continue
-                if status["device_broker"]["connected"]:
-                    return
-                await asyncio.sleep(0.05)
+    async def start_gateway(self, *options: str) -> None:
+        self.process = await start_gateway(self.config_path, self.gateway_log, options=options)
 
     async def status(self) -> dict[str, Any]:
         return dict(await request(self.config.control_socket, "status", timeout=2))
@@ -338,14 +309,8 @@ class Site:
         self.faults += 1
 
     async def stop_gateway(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(20):
-                    await self.process.wait()
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
+        if self.process is not None:
+            await stop_gateway(self.process)
 
     def broker_pid(self) -> int:
         return int((self.config.broker_dir / "mosquitto.pid").read_text().strip())

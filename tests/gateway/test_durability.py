@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 from pathlib import Path
 
 import orjson
 
 from gateway.broker import Mosquitto, MosquittoSettings, free_port
+from gateway.child import start_gateway, stop_gateway
 from gateway.config import load_config
-from gateway.control import ControlError, request
 from gateway.log.verify import verify_db
 from gateway.mqtt import Endpoint, Inbound, MqttConnection
 from gateway.registry import Registry
@@ -80,34 +79,6 @@ class Spy:
         ]
 
 
-async def _start_gateway(config_path: Path, log_path: Path) -> asyncio.subprocess.Process:
-    handle = log_path.open("ab")
-    try:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "gateway",
-            "run",
-            "--config",
-            str(config_path),
-            stdout=handle,
-            stderr=handle,
-            stdin=asyncio.subprocess.DEVNULL,
-        )
-    finally:
-        handle.close()
-    config = load_config(config_path)
-    async with asyncio.timeout(20):
-        while True:
-            try:
-                status = await request(config.control_socket, "status", timeout=1)
-            except ControlError:
-                await asyncio.sleep(0.05)
-                continue
-            if status["device_broker"]["connected"]:
-                return process
-
-
 async def test_kill_9_mid_stream_loses_nothing(tmp_path: Path) -> None:
     total = 10_000
     cloud = Mosquitto(
@@ -142,7 +113,7 @@ async def test_kill_9_mid_stream_loses_nothing(tmp_path: Path) -> None:
     spy = Spy(cloud.settings.port)
     await spy.connect()
     log_path = tmp_path / "gateway.log"
-    gateway = await _start_gateway(config_path, log_path)
+    gateway = await start_gateway(config_path, log_path)
     device = MqttConnection(
         Endpoint(
             "127.0.0.1",
@@ -175,7 +146,7 @@ async def test_kill_9_mid_stream_loses_nothing(tmp_path: Path) -> None:
                 os.kill(gateway.pid, signal.SIGKILL)  # mid-stream, no warning
                 await gateway.wait()
                 await asyncio.sleep(0.3)
-                gateway = await _start_gateway(config_path, log_path)
+                gateway = await start_gateway(config_path, log_path)
             while len(set(spy.seqs())) < total:
                 await asyncio.sleep(0.05)
     except TimeoutError:
@@ -185,9 +156,7 @@ async def test_kill_9_mid_stream_loses_nothing(tmp_path: Path) -> None:
         ) from None
     finally:
         await device.close()
-        if gateway.returncode is None:
-            gateway.send_signal(signal.SIGTERM)
-            await gateway.wait()
+        await stop_gateway(gateway)
         if spy.connection is not None:
             await spy.connection.close()
         await cloud.stop()

@@ -135,3 +135,27 @@ async def test_acl_lets_a_device_publish_only_under_its_own_topics(brokers: Brok
     assert spy_inbox.empty(), "a device read another device's message"
     for conn in (spy, other, dev, gw):
         await conn.close()
+
+
+async def test_a_burst_larger_than_the_socket_buffer_all_goes_out_in_order(
+    brokers: BrokerFactory,
+) -> None:
+    """Publishes are written at the end of the loop's turn; when the socket buffer fills, the
+    rest must wait for the socket to drain rather than be dropped or reordered."""
+    broker = await brokers()
+    got: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=1000)
+    sub = MqttConnection(endpoint(broker.settings.port, "sub"), on_message=got.put_nowait)
+    pub = MqttConnection(endpoint(broker.settings.port, "pub"), max_inflight=1000)
+    await sub.open()
+    await pub.open()
+    await sub.subscribe("big/#", 1)
+    body = b"x" * 64 * 1024  # 400 x 64 KiB in one turn: far beyond a loopback socket buffer
+    futures = [pub.publish("big/t", i.to_bytes(4, "big") + body, 1) for i in range(400)]
+    assert pub._client.want_write()  # the burst did not fit: the writer waits for the socket
+    async with asyncio.timeout(30):
+        await asyncio.gather(*futures)
+        received = [await got.get() for _ in range(400)]
+    assert [int.from_bytes(m.payload[:4], "big") for m in received] == list(range(400))
+    assert all(len(m.payload) == len(body) + 4 for m in received)
+    await sub.close()
+    await pub.close()

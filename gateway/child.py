@@ -1,0 +1,92 @@
+"""``einblick run`` as a child process, for the demo, the benchmark and the tests that kill it.
+
+Starting it is the easy half; knowing when it is ready is the half every caller got slightly
+different: the control socket appears before the device broker is connected, and a gateway that
+dies on a bad config must be reported at once with its log, not after a 30-second timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+
+from gateway.config import load_config
+from gateway.control import ControlError, request
+from gateway.errors import GatewayError
+
+__all__ = ["start_gateway", "stop_gateway"]
+
+
+async def start_gateway(
+    config_path: Path,
+    log_path: Path,
+    *,
+    options: tuple[str, ...] = (),
+    upstreams: bool = False,
+    timeout: float = 30.0,
+) -> asyncio.subprocess.Process:
+    """Start ``python -m gateway [options] run --config CONFIG``, its output appended to
+    ``log_path``; return once its status says the device broker is connected (and, with
+    ``upstreams``, every recipient's link too). GatewayError, with the log's tail, if it exits
+    or is not ready within ``timeout`` seconds; the process is then stopped."""
+    control_socket = load_config(config_path).control_socket
+    with log_path.open("ab") as handle:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway",
+            *options,
+            "run",
+            "--config",
+            str(config_path),
+            stdout=handle,
+            stderr=handle,
+            stdin=asyncio.subprocess.DEVNULL,
+        )
+    try:
+        async with asyncio.timeout(timeout):
+            while process.returncode is None:
+                with contextlib.suppress(ControlError):
+                    status = await request(control_socket, "status", timeout=2)
+                    if status["device_broker"]["connected"] and (
+                        not upstreams or all(u["connected"] for u in status["upstreams"])
+                    ):
+                        return process
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        await stop_gateway(process)
+        raise GatewayError(
+            f"the gateway was not ready within {timeout:.0f} s; its log ({log_path}) ends:\n"
+            + _tail(log_path)
+        ) from None
+    raise GatewayError(
+        f"the gateway exited with code {process.returncode}; its log ({log_path}) ends:\n"
+        + _tail(log_path)
+    )
+
+
+async def stop_gateway(process: asyncio.subprocess.Process, timeout: float = 20.0) -> int:
+    """SIGTERM (the gateway signs its last checkpoint and stops in order), SIGKILL after
+    ``timeout`` seconds; returns the exit code."""
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(timeout):
+                await process.wait()
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode
+
+
+def _tail(path: Path, size: int = 3000) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")[-size:]
+    except OSError as exc:
+        return f"(cannot read it: {exc})"

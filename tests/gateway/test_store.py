@@ -1,0 +1,155 @@
+"""The single writer against a real SQLite file: commit, rollback, a COMMIT that fails,
+cancellation while the COMMIT waits for the disk, and jobs offloaded to the helper thread."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from gateway.errors import StoreError
+from gateway.store import Store
+
+
+def _schema(conn: sqlite3.Connection) -> None:
+    conn.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS parent (id INTEGER PRIMARY KEY);
+        CREATE TABLE IF NOT EXISTS child (
+            id INTEGER PRIMARY KEY,
+            parent INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED
+        );
+        """
+    )
+
+
+def _rows(path: Path, table: str) -> list[int]:
+    conn = sqlite3.connect(path)
+    try:
+        return [r[0] for r in conn.execute(f"SELECT id FROM {table} ORDER BY id")]
+    finally:
+        conn.close()
+
+
+async def _open(tmp_path: Path) -> Store:
+    store = Store(tmp_path / "db.sqlite", _schema)
+    await store.open()
+    return store
+
+
+async def test_a_committed_job_is_visible_to_other_connections_and_on_commit_runs(
+    tmp_path: Path,
+) -> None:
+    store = await _open(tmp_path)
+    events: list[str] = []
+    result = await store.transaction(
+        lambda conn: conn.execute("INSERT INTO parent VALUES (1)").lastrowid,
+        on_commit=lambda: events.append("commit"),
+        on_rollback=lambda: events.append("rollback"),
+    )
+    assert result == 1
+    assert events == ["commit"]
+    assert _rows(store.path, "parent") == [1]
+    await store.close()
+
+
+async def test_a_failing_job_rolls_back_everything_and_says_what_the_database_said(
+    tmp_path: Path,
+) -> None:
+    store = await _open(tmp_path)
+    events: list[str] = []
+
+    def job(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO parent VALUES (1)")
+        conn.execute("INSERT INTO parent VALUES (1)")  # duplicate key
+
+    with pytest.raises(StoreError, match=r"db\.sqlite: write failed: UNIQUE constraint"):
+        await store.transaction(job, on_rollback=lambda: events.append("rollback"))
+    assert events == ["rollback"]
+    assert store.failures == 1 and "UNIQUE" in (store.last_error or "")
+    assert _rows(store.path, "parent") == []
+    await store.transaction(lambda conn: conn.execute("INSERT INTO parent VALUES (2)"))
+    assert store.failures == 0 and store.last_error is None
+    assert _rows(store.path, "parent") == [2]
+    await store.close()
+
+
+async def test_a_commit_that_fails_rolls_back_and_raises_instead_of_crashing(
+    tmp_path: Path,
+) -> None:
+    """A deferred foreign key is checked only at COMMIT, on the helper thread: the error must
+    come back as a StoreError (the pipeline then fails closed) with the job rolled back."""
+    store = await _open(tmp_path)
+    events: list[str] = []
+    with pytest.raises(StoreError, match="FOREIGN KEY constraint failed"):
+        await store.transaction(
+            lambda conn: conn.execute("INSERT INTO child VALUES (1, 99)"),
+            on_commit=lambda: events.append("commit"),
+            on_rollback=lambda: events.append("rollback"),
+        )
+    assert events == ["rollback"]
+    assert _rows(store.path, "child") == []
+    await store.transaction(lambda conn: conn.execute("INSERT INTO parent VALUES (99)"))
+    await store.transaction(lambda conn: conn.execute("INSERT INTO child VALUES (1, 99)"))
+    assert _rows(store.path, "child") == [1]
+    await store.close()
+
+
+async def test_cancelled_while_committing_the_commit_completes_before_anyone_goes_on(
+    tmp_path: Path,
+) -> None:
+    store = await _open(tmp_path)
+    events: list[str] = []
+    started = asyncio.Event()
+
+    async def write() -> None:
+        started.set()
+        await store.transaction(
+            lambda conn: conn.executemany(
+                "INSERT INTO parent VALUES (?)", [(i,) for i in range(5000)]
+            ),
+            on_commit=lambda: events.append("commit"),
+        )
+
+    async with asyncio.TaskGroup() as tasks:
+        task = tasks.create_task(write())
+        await started.wait()
+        await asyncio.sleep(0)  # the job ran on the loop; the COMMIT is now on the helper thread
+        task.cancel()
+    assert task.cancelled()
+    # The data is in and on_commit ran: what the chain heads say matches the file.
+    assert events == ["commit"]
+    assert len(_rows(store.path, "parent")) == 5000
+    await store.transaction(lambda conn: conn.execute("INSERT INTO parent VALUES (-1)"))
+    assert len(_rows(store.path, "parent")) == 5001
+    await store.close()
+
+
+async def test_offloaded_jobs_and_reads_run_off_the_loop_thread_with_the_same_guarantees(
+    tmp_path: Path,
+) -> None:
+    store = await _open(tmp_path)
+    loop_thread = threading.get_ident()
+
+    def job(conn: sqlite3.Connection) -> int:
+        conn.execute("INSERT INTO parent VALUES (7)")
+        return threading.get_ident()
+
+    assert await store.transaction(job, offload=True) != loop_thread
+    assert await store.read(lambda conn: threading.get_ident(), offload=True) != loop_thread
+    assert await store.read(lambda conn: threading.get_ident()) == loop_thread
+    assert _rows(store.path, "parent") == [7]
+    events: list[str] = []
+    with pytest.raises(StoreError, match="FOREIGN KEY constraint failed"):
+        await store.transaction(
+            lambda conn: conn.execute("INSERT INTO child VALUES (1, 42)"),
+            on_rollback=lambda: events.append("rollback"),
+            offload=True,
+        )
+    assert events == ["rollback"] and _rows(store.path, "child") == []
+    with pytest.raises(StoreError, match="read failed: no such table"):
+        await store.read(lambda conn: conn.execute("SELECT * FROM nowhere").fetchall())
+    await store.close()
