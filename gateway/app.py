@@ -371,6 +371,8 @@ class Gateway:
                 delay = min(delay * 2, 10.0)
                 continue
             delay = 0.2
+            if self.broker is not None:
+                self.broker.save()
             self.device_link = link
             self.device_state.update(connected=True, since=time.time(), error=None)
             # Held until the broker drops us or the outbox fills.
@@ -495,6 +497,7 @@ class Gateway:
                     "in_flight": f.state.in_flight,
                     "backlog": f.state.backlog,
                     "outbox_depth": stats.outbox_depth.get(name, 0),
+                    "latency": f.delivered.summary(),
                 }
                 for name, f in self.forwarders.items()
             ],
@@ -507,6 +510,7 @@ class Gateway:
                 "withheld": stats.withheld,
                 "failing_closed": stats.failing_closed,
                 "outbox_full": self.pipeline.outbox_full.is_set(),
+                "latency": self.pipeline.decided.summary(),
             },
             "erasures": self.erasures.status(),
             "refusals": self.refusals.status(),

@@ -330,6 +330,15 @@ class Mosquitto:
         """
         self._signal(signal.SIGHUP)
 
+    def save(self) -> None:
+        """Write the persistence file now (SIGUSR1), not at the next autosave.
+
+        Called once the gateway's session has subscribed: until the file holds that subscription,
+        a Mosquitto killed with -9 comes back without it, and whatever devices publish before the
+        gateway has subscribed again is acknowledged to them and dropped — no subscriber.
+        """
+        self._signal(signal.SIGUSR1)
+
     async def restart(self) -> None:
         """Stop and start again: every session is closed, and each client must authenticate
         anew against the current password file, ACL and CRL. Persistent sessions and queued

@@ -388,7 +388,9 @@ def list_erasures(conn: sqlite3.Connection, customer: str | None = None) -> list
                 {
                     "notice": notice,
                     "recipient": recipient,
-                    "delivered": not queued,
+                    # An acknowledgement proves delivery even before the sent row's delete
+                    # (batched after the PUBACK) is committed.
+                    "delivered": acked_at is not None or not queued,
                     "acknowledged_at": _iso(acked_at),
                 }
             )

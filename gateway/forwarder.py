@@ -20,6 +20,7 @@ import asyncio
 import functools
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from typing import Any
 
 from gateway import outbox
 from gateway.config import RecipientConfig
+from gateway.latency import LatencyWindow
 from gateway.mqtt import (
     ConnectionLost,
     Endpoint,
@@ -119,6 +121,7 @@ class Forwarder:
         self._subscribe = subscribe
         self._on_message = on_message
         self.state = ForwarderState(recipient.name)
+        self.delivered = LatencyWindow()  # decided → acknowledged by the recipient's broker
 
     # -- called by the pipeline ------------------------------------------------------------------
 
@@ -229,7 +232,7 @@ class Forwarder:
                     return
                 future = connection.publish(row.topic, row.payload, self.recipient.qos)
                 self.state.in_flight += 1
-                future.add_done_callback(functools.partial(self._published, row.id))
+                future.add_done_callback(functools.partial(self._published, row.id, row.created))
 
     async def _next_rows(self, connection: MqttConnection) -> list[OutboxRow] | None:
         while True:
@@ -270,7 +273,7 @@ class Forwarder:
             if connection.closed.done():
                 return None
 
-    def _published(self, row_id: int, future: asyncio.Future[None]) -> None:
+    def _published(self, row_id: int, created: float, future: asyncio.Future[None]) -> None:
         self._window.release()
         self.state.in_flight -= 1
         if future.cancelled():
@@ -283,6 +286,7 @@ class Forwarder:
                 )
             return
         self.state.sent += 1
+        self.delivered.add(time.time() - created)
         self._acked.append(row_id)
         self._deleting.add(row_id)
         self._acked_event.set()

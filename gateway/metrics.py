@@ -63,7 +63,21 @@ def render(status: Mapping[str, Any]) -> str:
         "# HELP einblick_policy_errors Policy files that do not load (the last good version runs).",
         "# TYPE einblick_policy_errors gauge",
         f"einblick_policy_errors {sum(1 for p in status['policies'] if p.get('error'))}",
+        "# HELP einblick_latency_seconds Over the last 10,000 messages: received → committed, and "
+        "per recipient decided → acknowledged by its broker.",
+        "# TYPE einblick_latency_seconds gauge",
     ]
+    windows = [('stage="received_to_committed"', pipeline.get("latency") or {})]
+    windows += [
+        (f'stage="decided_to_acknowledged",recipient="{up["recipient"]}"', up.get("latency") or {})
+        for up in status["upstreams"]
+    ]
+    for labels, summary in windows:
+        for quantile, key in (("0.5", "p50_ms"), ("0.99", "p99_ms")):
+            if summary.get(key) is not None:
+                lines.append(
+                    f'einblick_latency_seconds{{{labels},quantile="{quantile}"}} {summary[key] / 1000:.6f}'
+                )
     return "\n".join(lines) + "\n"
 
 

@@ -22,6 +22,7 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +80,7 @@ class Inbound:
     retain: bool
     mid: int
     connection: MqttConnection
+    received: float = 0.0  # time.monotonic() when the broker handed it over
 
     def ack(self) -> None:
         self.connection.ack(self.mid, self.qos)
@@ -270,6 +272,7 @@ class MqttConnection:
                 retain=bool(message.retain),
                 mid=message.mid,
                 connection=self,
+                received=time.monotonic(),
             )
         )
 

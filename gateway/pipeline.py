@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from gateway import outbox
 from gateway.errors import StoreError
 from gateway.flood import FloodGuard
+from gateway.latency import LatencyWindow
 from gateway.log.entry import EntryDraft, draft_from_decision
 from gateway.log.writer import LogWriter
 from gateway.mqtt import Inbound, MqttConnection
@@ -94,6 +95,7 @@ class Pipeline:
         self.outbox_has_room.set()
         self._full_waiters: list[asyncio.Future[None]] = []
         self.stats = PipelineStats()
+        self.decided = LatencyWindow()  # received from the broker → committed
 
     # -- receiving (paho callback, on the loop thread) ----------------------------------------
 
@@ -136,8 +138,10 @@ class Pipeline:
                     releases.append((len(drafts), decision))
                 drafts.append(self._draft(engine, decision, inbound.payload, now))
         rows = await self._commit(drafts, releases, now)
+        committed = time.monotonic()
         for inbound in batch:
             inbound.ack()
+            self.decided.add(committed - inbound.received)
         self.stats.committed += len(batch)
         self._hand_over(rows)
 

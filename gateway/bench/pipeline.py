@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import shutil
 import sqlite3
@@ -29,10 +30,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gateway.broker import Mosquitto, MosquittoSettings, free_port
 from gateway.child import start_gateway, stop_gateway
 from gateway.config import load_config
+from gateway.control import request
 from gateway.scaffold import EXAMPLE_RECIPIENTS, InitOptions, init_directory
 from simulators.load import LatencyProbe, build_load
 from simulators.publisher import Publisher
@@ -58,6 +61,8 @@ class Result:
     cpu_us: float  # CPU of the forwarding process per message
     rss_mb: float
     log_bytes: float | None  # bytes of log per message (Einblick only)
+    # Einblick only: (p50 ms, p99 ms) per stage inside the gateway, from its own status.
+    stages: dict[str, tuple[float, float]] | None = None
 
     @property
     def throughput(self) -> float:
@@ -124,6 +129,7 @@ class _System:
         self.b = Mosquitto(MosquittoSettings(root / "b", self.b_port, anonymous=True))
         self.process: asyncio.subprocess.Process | None = None
         self.database: Path | None = None
+        self.control_socket: Path | None = None
 
     @property
     def pid(self) -> int:
@@ -189,7 +195,8 @@ class _System:
             "pipeline:\n", "pipeline:\n  device_max_rate: 1000000\n  device_burst: 1000000\n"
         )
         config_path.write_text(f"{head}recipients:\n{recipients}\noutbox:{tail}", encoding="utf-8")
-        self.database = load_config(config_path).database_path
+        config = load_config(config_path)
+        self.database, self.control_socket = config.database_path, config.control_socket
         self.process = await start_gateway(config_path, self.root / "gateway.log", upstreams=True)
 
     async def stop(self) -> None:
@@ -252,13 +259,29 @@ def _measure(system: _System, rate: float, duration: float) -> Result:
     )
 
 
+def _stages(status: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """The gateway's own latency windows (its last 10,000 messages) for the benchmark's recipient."""
+    stages: dict[str, tuple[float, float]] = {}
+    decided = status["pipeline"]["latency"]
+    if decided["p50_ms"] is not None:
+        stages["received → committed"] = (decided["p50_ms"], decided["p99_ms"])
+    for up in status["upstreams"]:
+        if up["recipient"] == "cloud" and up["latency"]["p50_ms"] is not None:
+            stages["decided → acknowledged"] = (up["latency"]["p50_ms"], up["latency"]["p99_ms"])
+    return stages
+
+
 async def _run_system(name: str, root: Path, rates: list[float], duration: float) -> list[Result]:
     system = _System(name, root / name)
     await system.start()
     try:
         results = []
         for rate in rates:
-            results.append(await asyncio.to_thread(_measure, system, rate, duration))
+            result = await asyncio.to_thread(_measure, system, rate, duration)
+            if system.control_socket is not None:
+                status = await request(system.control_socket, "status")
+                result = dataclasses.replace(result, stages=_stages(status))
+            results.append(result)
         return results
     finally:
         await system.stop()
@@ -290,6 +313,14 @@ def render(results: list[Result]) -> Iterator[str]:
             f"{r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.cpu_us:>10.0f} {r.rss_mb:>7.1f} {log:>9}"
         )
     by = {(r.system, r.offered): r for r in results}
+    staged = [(r, r.stages) for r in results if r.stages]
+    if staged:
+        yield ""
+        yield "Inside Einblick (its own figures over its last 10,000 messages, p50 / p99 ms):"
+        for r, stages in staged:
+            offered = "max" if r.offered == 0 else f"{r.offered:,.0f}/s"
+            parts = ", ".join(f"{k} {p50:.1f} / {p99:.1f}" for k, (p50, p99) in stages.items())
+            yield f"  at {offered:>8}: {parts}"
     yield ""
     yield "Einblick relative to the no-policy paho forwarder, same run:"
     for r in results:

@@ -191,6 +191,11 @@ def render_status(status: dict[str, Any]) -> str:
         f"pipeline: {pipeline['received']} received, {pipeline['entries']} entries "
         f"({pipeline['shared']} shared, {pipeline['altered']} altered, {pipeline['withheld']} withheld)",
     ]
+    decided = pipeline.get("latency") or {}
+    if decided.get("p50_ms") is not None:
+        lines.append(
+            f"  received → committed: {_latency(decided)} (last {decided['window']:,} messages)"
+        )
     if pipeline.get("failing_closed"):
         lines.append(f"  FAILING CLOSED — nothing is forwarded: {pipeline['failing_closed']}")
     if pipeline.get("outbox_full"):
@@ -204,6 +209,9 @@ def render_status(status: dict[str, Any]) -> str:
             f"  {up['recipient']:<18} {state}; outbox {up['outbox_depth']}, sent {up['sent']}, "
             f"withheld at send {up['withheld_at_send']}"
         )
+        delivered = up.get("latency") or {}
+        if delivered.get("p50_ms") is not None:
+            lines.append(f"  {'':<18} decided → acknowledged: {_latency(delivered)}")
     pending = (status.get("erasures") or {}).get("unacknowledged") or []
     if pending:
         lines.append(f"erasures awaiting acknowledgement: {len(pending)}")
@@ -232,6 +240,10 @@ def render_status(status: dict[str, Any]) -> str:
             line += f"\n    ERROR: {policy['error']}"
         lines.append(line)
     return "\n".join(lines)
+
+
+def _latency(summary: dict[str, Any]) -> str:
+    return f"p50 {summary['p50_ms']:.1f} ms, p99 {summary['p99_ms']:.1f} ms, max {summary['max_ms']:.1f} ms"
 
 
 def _age(seconds: float) -> str:

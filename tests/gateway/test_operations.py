@@ -39,6 +39,19 @@ async def test_status_command_and_metrics_show_the_running_gateway(tmp_path: Pat
         assert status_line == "HTTP/1.1 200 OK"
         assert "einblick_messages_received_total 1" in body
         assert 'einblick_upstream_connected{recipient="oven-maker"} 1' in body
+        # How long the message took inside the gateway, per stage.
+        samples = {
+            line.rpartition(" ")[0]: float(line.rpartition(" ")[2])
+            for line in body.splitlines()
+            if line.startswith("einblick_latency_seconds{")
+        }
+        decided = 'einblick_latency_seconds{stage="received_to_committed",quantile="0.99"}'
+        acked = (
+            'einblick_latency_seconds{stage="decided_to_acknowledged",'
+            'recipient="oven-maker",quantile="0.99"}'
+        )
+        assert 0 < samples[decided] < 10 and 0 < samples[acked] < 10
+        assert not any("logistics" in key for key in samples)  # sent nothing: no figure invented
         assert (await _get(port, "/other"))[0] == "HTTP/1.1 404 Not Found"
         config = h.directory / "einblick.yaml"
         result = await asyncio.to_thread(
@@ -52,6 +65,8 @@ async def test_status_command_and_metrics_show_the_running_gateway(tmp_path: Pat
         assert "device broker: connected" in result.stdout
         assert "oven-maker" in result.stdout and "connected; outbox 0, sent 1" in result.stdout
         assert "baeckerei-schmidt" in result.stdout
+        assert "received → committed: p50 " in result.stdout
+        assert "decided → acknowledged: p50 " in result.stdout
     # Once the gateway is gone, status says so plainly and exits non-zero.
     result = await asyncio.to_thread(
         subprocess.run,

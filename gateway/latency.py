@@ -1,0 +1,54 @@
+"""How long messages spend inside the gateway, kept for ``einblick status``, metrics and the
+benchmark's breakdown.
+
+Two stages, each a window of the last ``size`` messages:
+
+- ``decided``: from the moment the device broker handed the message over to the commit of its
+  explanation entries and outbox rows (queueing, deciding, chaining, the fsync).
+- ``delivered``: from that commit to the recipient broker's PUBACK, per recipient (the forwarder,
+  the network, the recipient's broker; while a recipient is down, the wait in the outbox too).
+
+A window is a fixed-size ring: the cost is one float per message and the memory is bounded.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from typing import Any
+
+__all__ = ["LatencyWindow"]
+
+
+class LatencyWindow:
+    def __init__(self, size: int = 10_000) -> None:
+        self._seconds: deque[float] = deque(maxlen=size)
+        self.count = 0  # every sample ever added, not only those still in the window
+
+    def add(self, seconds: float) -> None:
+        self._seconds.append(seconds)
+        self.count += 1
+
+    def summary(self) -> dict[str, Any]:
+        """``{"count", "window", "p50_ms", "p99_ms", "max_ms"}``; percentiles ``None`` while empty."""
+        values = list(self._seconds)
+        if not values:
+            return {
+                "count": self.count,
+                "window": 0,
+                "p50_ms": None,
+                "p99_ms": None,
+                "max_ms": None,
+            }
+        if len(values) == 1:
+            p50 = p99 = values[0]
+        else:
+            cuts = statistics.quantiles(values, n=100, method="inclusive")
+            p50, p99 = cuts[49], cuts[98]
+        return {
+            "count": self.count,
+            "window": len(values),
+            "p50_ms": round(p50 * 1000, 3),
+            "p99_ms": round(p99 * 1000, 3),
+            "max_ms": round(max(values) * 1000, 3),
+        }
