@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import socket
 import ssl
+import sys
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -325,6 +328,12 @@ class MqttConnection:
         self._flush_pending = False
         if self.closed.done() or sock.fileno() == -1:
             return
+        if self._reading and _unread(sock):
+            # Read first: if the broker has died, its last packets are still in the socket,
+            # and the write below failing would close it with them unread.
+            self._read()
+            if self.closed.done():
+                return
         self._write()
         if self._client.want_write():  # the socket buffer is full: wait until it drains
             self._add_writer(sock)
@@ -341,14 +350,21 @@ class MqttConnection:
                 self._loop.remove_writer(sock)
 
     def _read(self) -> None:
-        rc = self._client.loop_read()
-        # TLS can hold decrypted bytes the socket no longer signals; drain them now.
+        # paho handles one packet per loop_read. Take everything already waiting (up to a
+        # bound, so one busy socket cannot starve the loop): a write that fails because the
+        # broker died makes paho close the socket, and packets still unread in it would be lost
+        # although the broker acknowledged them to their devices.
         sock = self._sock
-        while (
-            rc == MQTTErrorCode.MQTT_ERR_SUCCESS
-            and isinstance(sock, ssl.SSLSocket)
-            and sock.pending()
-        ):
+        rc = self._client.loop_read()
+        for _ in range(_READ_BURST):
+            if not (
+                rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+                and self._reading
+                and sock is not None
+                and self._sock is sock
+                and _unread(sock)
+            ):
+                break
             rc = self._client.loop_read()
         if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
             self._teardown(f"read failed: {paho.error_string(rc)}")
@@ -402,6 +418,20 @@ class MqttConnection:
         self._publishes.clear()
         if not self.closed.done():
             self.closed.set_result(why)
+
+
+_READ_BURST = 256
+
+
+def _unread(sock: socket.socket) -> bool:
+    """Bytes are waiting to be read (decrypted ones held by TLS included); one ioctl."""
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    try:
+        waiting = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except OSError:
+        return False
+    return int.from_bytes(waiting, sys.byteorder, signed=True) > 0
 
 
 def _ssl_context(tls: TlsSettings) -> ssl.SSLContext:
