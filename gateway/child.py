@@ -62,6 +62,11 @@ async def start_gateway(
             f"the gateway was not ready within {timeout:.0f} s; its log ({log_path}) ends:\n"
             + _tail(log_path)
         ) from None
+    except BaseException:
+        # Cancelled (a caller's timeout, a failing sibling task): the caller never gets the
+        # process, so nobody else would stop it and its Mosquitto.
+        await asyncio.shield(stop_gateway(process))
+        raise
     raise GatewayError(
         f"the gateway exited with code {process.returncode}; its log ({log_path}) ends:\n"
         + _tail(log_path)

@@ -499,7 +499,9 @@ async def forget(gateway: Gateway, customer: str, device: str | None, by: str) -
         raise ErasureError("say at whose request the data is erased (--by)")
     store, writer, config = gateway.store, gateway.writer, gateway.config
     policy = next((p for p in gateway.engine.policies() if p.customer == customer), None)
-    chain_id, device_id, _ = await store.read(lambda conn: _subject_counts(conn, customer, device))
+    chain_id, device_id, _ = await store.read(
+        lambda conn: _subject_counts(conn, customer, device), offload=True
+    )
     if policy is None and chain_id is None:
         raise ErasureError(f"nothing is known about customer {customer!r}: no policy, no log")
     if (

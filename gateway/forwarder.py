@@ -121,7 +121,7 @@ class Forwarder:
         self._subscribe = subscribe
         self._on_message = on_message
         self.state = ForwarderState(recipient.name)
-        self.delivered = LatencyWindow()  # decided → acknowledged by the recipient's broker
+        self.delivered = LatencyWindow()  # into the outbox → acknowledged by the recipient's broker
 
     # -- called by the pipeline ------------------------------------------------------------------
 
@@ -232,7 +232,7 @@ class Forwarder:
                     return
                 future = connection.publish(row.topic, row.payload, self.recipient.qos)
                 self.state.in_flight += 1
-                future.add_done_callback(functools.partial(self._published, row.id, row.created))
+                future.add_done_callback(functools.partial(self._published, row.id, row.queued))
 
     async def _next_rows(self, connection: MqttConnection) -> list[OutboxRow] | None:
         while True:
@@ -273,7 +273,7 @@ class Forwarder:
             if connection.closed.done():
                 return None
 
-    def _published(self, row_id: int, created: float, future: asyncio.Future[None]) -> None:
+    def _published(self, row_id: int, queued: float, future: asyncio.Future[None]) -> None:
         self._window.release()
         self.state.in_flight -= 1
         if future.cancelled():
@@ -286,7 +286,8 @@ class Forwarder:
                 )
             return
         self.state.sent += 1
-        self.delivered.add(time.time() - created)
+        if queued:  # rows read back from the database (after a restart) carry no time
+            self.delivered.add(time.monotonic() - queued)
         self._acked.append(row_id)
         self._deleting.add(row_id)
         self._acked_event.set()

@@ -3,10 +3,15 @@ benchmark's breakdown.
 
 Two stages, each a window of the last ``size`` messages:
 
-- ``decided``: from the moment the device broker handed the message over to the commit of its
-  explanation entries and outbox rows (queueing, deciding, chaining, the fsync).
-- ``delivered``: from that commit to the recipient broker's PUBACK, per recipient (the forwarder,
-  the network, the recipient's broker; while a recipient is down, the wait in the outbox too).
+- received → committed: from the moment the device broker handed the message over to the
+  commit of its explanation entries and outbox rows (queueing, deciding, chaining, the fsync).
+- outbox → acknowledged, per recipient: from the row entering the outbox (its commit follows at
+  once) to the recipient broker's PUBACK (the commit, the forwarder, the network, the
+  recipient's broker; while a recipient is down, the wait in the outbox too). Rows read back
+  from the database after a restart are not counted: their time in this process is unknown.
+
+Both use the monotonic clock, so a wall-clock step (NTP on a box without a real-time clock)
+cannot put absurd figures into them.
 
 A window is a fixed-size ring: the cost is one float per message and the memory is bounded.
 """

@@ -64,12 +64,12 @@ def render(status: Mapping[str, Any]) -> str:
         "# TYPE einblick_policy_errors gauge",
         f"einblick_policy_errors {sum(1 for p in status['policies'] if p.get('error'))}",
         "# HELP einblick_latency_seconds Over the last 10,000 messages: received → committed, and "
-        "per recipient decided → acknowledged by its broker.",
+        "per recipient outbox → acknowledged by its broker.",
         "# TYPE einblick_latency_seconds gauge",
     ]
     windows = [('stage="received_to_committed"', pipeline.get("latency") or {})]
     windows += [
-        (f'stage="decided_to_acknowledged",recipient="{up["recipient"]}"', up.get("latency") or {})
+        (f'stage="outbox_to_acknowledged",recipient="{up["recipient"]}"', up.get("latency") or {})
         for up in status["upstreams"]
     ]
     for labels, summary in windows:

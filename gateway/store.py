@@ -23,10 +23,11 @@ import asyncio
 import functools
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from gateway.errors import StoreError
 
@@ -35,6 +36,33 @@ __all__ = ["Store", "connect"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# How long a write waits for another process holding the database's write lock (an offline
+# `einblick` command run beside the gateway) before it fails, and the pipeline fails closed.
+BUSY_TIMEOUT_S = 30.0
+
+
+def _try_begin(conn: sqlite3.Connection, deadline: float) -> bool:
+    """BEGIN IMMEDIATE; False if the database is locked by someone else and there is time left."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+            raise
+        return False
+    return True
+
+
+async def _until_done(future: asyncio.Future[Any]) -> bool:
+    """Wait for ``future`` to finish, through any number of cancellations; True if we were
+    cancelled meanwhile (the caller re-raises once the work is done)."""
+    cancelled = False
+    while not future.done():
+        try:
+            await asyncio.wait({future})
+        except asyncio.CancelledError:
+            cancelled = True
+    return cancelled
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -70,6 +98,8 @@ class Store:
     def _open(self) -> sqlite3.Connection:
         try:
             conn = connect(self.path)
+            # Never wait inside SQLite: jobs begin on the event loop (see _begin).
+            conn.execute("PRAGMA busy_timeout=0")
             self._setup(conn)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(
@@ -112,7 +142,7 @@ class Store:
                 conn.execute("PRAGMA synchronous=NORMAL")
             try:
                 try:
-                    conn.execute("BEGIN IMMEDIATE")
+                    await self._begin(conn)
                     result = job(conn)
                 except (sqlite3.Error, OSError) as exc:
                     self._fail(conn, on_rollback, exc)
@@ -121,18 +151,14 @@ class Store:
                     self._roll_back(conn, on_rollback, None)
                     raise
                 commit = loop.run_in_executor(self._executor, conn.execute, "COMMIT")
-                cancelled = False
-                try:
-                    await asyncio.wait({commit})  # its error, if any, is handled below
-                except asyncio.CancelledError:
-                    # The COMMIT goes on in its thread: let it end before anyone touches the
-                    # connection again, then report the cancellation.
-                    cancelled = True
-                    await asyncio.wait({commit})
+                cancelled = await _until_done(commit)
                 error = commit.exception()
                 if error is not None:
                     self._fail(conn, on_rollback, error)
-                    raise StoreError(f"{self.path}: write failed: {error}") from error
+                    failure = StoreError(f"{self.path}: write failed: {error}")
+                    if cancelled:  # the caller is going away: it must not retry for ever
+                        raise asyncio.CancelledError from failure
+                    raise failure from error
                 if on_commit is not None:
                     on_commit()
                 if cancelled:
@@ -156,7 +182,9 @@ class Store:
             conn.execute("PRAGMA synchronous=NORMAL")
         try:
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                deadline = time.monotonic() + BUSY_TIMEOUT_S
+                while not _try_begin(conn, deadline):
+                    time.sleep(0.01)
                 result = job(conn)
                 conn.execute("COMMIT")
             except (sqlite3.Error, OSError) as exc:
@@ -174,15 +202,22 @@ class Store:
         self.last_error = None
         return result
 
+    async def _begin(self, conn: sqlite3.Connection) -> None:
+        """BEGIN IMMEDIATE without blocking the loop: the connection never waits inside SQLite
+        (busy_timeout 0); while another process holds the write lock we retry, sleeping."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        delay = 0.002
+        while not _try_begin(conn, deadline):
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
     async def _offloaded(self, work: Callable[[], T]) -> T:
-        """Run ``work`` on the helper thread; a cancellation waits for it to end first, because
-        the connection must not be touched while it runs."""
+        """Run ``work`` on the helper thread; however often we are cancelled meanwhile, we wait
+        for it to end first, because the connection must not be touched while it runs."""
         future = asyncio.get_running_loop().run_in_executor(self._executor, work)
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            await asyncio.wait({future})
-            raise
+        if await _until_done(future):
+            raise asyncio.CancelledError
+        return future.result()
 
     def _fail(
         self, conn: sqlite3.Connection, on_rollback: Callable[[], None] | None, exc: BaseException

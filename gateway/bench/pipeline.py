@@ -259,15 +259,25 @@ def _measure(system: _System, rate: float, duration: float) -> Result:
     )
 
 
-def _stages(status: dict[str, Any]) -> dict[str, tuple[float, float]]:
-    """The gateway's own latency windows (its last 10,000 messages) for the benchmark's recipient."""
-    stages: dict[str, tuple[float, float]] = {}
-    decided = status["pipeline"]["latency"]
-    if decided["p50_ms"] is not None:
-        stages["received → committed"] = (decided["p50_ms"], decided["p99_ms"])
+def _windows(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The gateway's own latency windows, by stage, for the benchmark's recipient."""
+    windows = {"received → committed": status["pipeline"]["latency"]}
     for up in status["upstreams"]:
-        if up["recipient"] == "cloud" and up["latency"]["p50_ms"] is not None:
-            stages["decided → acknowledged"] = (up["latency"]["p50_ms"], up["latency"]["p99_ms"])
+        if up["recipient"] == "cloud":
+            windows["outbox → acknowledged"] = up["latency"]
+    return windows
+
+
+def _stages(
+    before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]
+) -> dict[str, tuple[float, float]]:
+    """(p50, p99) per stage, only where every sample in the window came from this rate's run
+    (the gateway keeps its last 10,000 messages, across rates)."""
+    stages = {}
+    for stage, window in after.items():
+        fresh = window["count"] - before.get(stage, {"count": 0})["count"]
+        if window["p50_ms"] is not None and fresh >= window["window"]:
+            stages[stage] = (window["p50_ms"], window["p99_ms"])
     return stages
 
 
@@ -277,10 +287,13 @@ async def _run_system(name: str, root: Path, rates: list[float], duration: float
     try:
         results = []
         for rate in rates:
+            before = {}
+            if system.control_socket is not None:
+                before = _windows(await request(system.control_socket, "status"))
             result = await asyncio.to_thread(_measure, system, rate, duration)
             if system.control_socket is not None:
-                status = await request(system.control_socket, "status")
-                result = dataclasses.replace(result, stages=_stages(status))
+                after = _windows(await request(system.control_socket, "status"))
+                result = dataclasses.replace(result, stages=_stages(before, after))
             results.append(result)
         return results
     finally:

@@ -211,7 +211,7 @@ def render_status(status: dict[str, Any]) -> str:
         )
         delivered = up.get("latency") or {}
         if delivered.get("p50_ms") is not None:
-            lines.append(f"  {'':<18} decided → acknowledged: {_latency(delivered)}")
+            lines.append(f"  {'':<18} outbox → acknowledged: {_latency(delivered)}")
     pending = (status.get("erasures") or {}).get("unacknowledged") or []
     if pending:
         lines.append(f"erasures awaiting acknowledgement: {len(pending)}")

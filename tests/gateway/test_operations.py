@@ -47,7 +47,7 @@ async def test_status_command_and_metrics_show_the_running_gateway(tmp_path: Pat
         }
         decided = 'einblick_latency_seconds{stage="received_to_committed",quantile="0.99"}'
         acked = (
-            'einblick_latency_seconds{stage="decided_to_acknowledged",'
+            'einblick_latency_seconds{stage="outbox_to_acknowledged",'
             'recipient="oven-maker",quantile="0.99"}'
         )
         assert 0 < samples[decided] < 10 and 0 < samples[acked] < 10
@@ -66,7 +66,7 @@ async def test_status_command_and_metrics_show_the_running_gateway(tmp_path: Pat
         assert "oven-maker" in result.stdout and "connected; outbox 0, sent 1" in result.stdout
         assert "baeckerei-schmidt" in result.stdout
         assert "received → committed: p50 " in result.stdout
-        assert "decided → acknowledged: p50 " in result.stdout
+        assert "outbox → acknowledged: p50 " in result.stdout
     # Once the gateway is gone, status says so plainly and exits non-zero.
     result = await asyncio.to_thread(
         subprocess.run,

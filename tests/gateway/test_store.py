@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -152,4 +153,99 @@ async def test_offloaded_jobs_and_reads_run_off_the_loop_thread_with_the_same_gu
     assert events == ["rollback"] and _rows(store.path, "child") == []
     with pytest.raises(StoreError, match="read failed: no such table"):
         await store.read(lambda conn: conn.execute("SELECT * FROM nowhere").fetchall())
+    await store.close()
+
+
+async def test_cancelled_twice_an_offloaded_job_still_finishes_before_the_lock_is_free(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C twice: each signal cancels again. The helper thread must be done with the
+    connection before anyone else may use it."""
+    store = await _open(tmp_path)
+    events: list[str] = []
+    started = threading.Event()
+
+    def slow(conn: sqlite3.Connection) -> None:
+        started.set()
+        conn.execute("INSERT INTO parent VALUES (1)")
+        time.sleep(0.3)
+
+    async def write() -> None:
+        await store.transaction(slow, on_commit=lambda: events.append("commit"), offload=True)
+
+    async with asyncio.TaskGroup() as tasks:
+        task = tasks.create_task(write())
+        await asyncio.to_thread(started.wait, 5)
+        task.cancel()
+        await asyncio.sleep(0.05)
+        task.cancel()
+    assert task.cancelled()
+    assert events == ["commit"] and _rows(store.path, "parent") == [1]
+    await store.transaction(lambda conn: conn.execute("INSERT INTO parent VALUES (2)"))
+    assert _rows(store.path, "parent") == [1, 2]
+    await store.close()
+
+
+async def test_a_failing_commit_while_cancelled_ends_in_cancellation_not_a_retry(
+    tmp_path: Path,
+) -> None:
+    """The pipeline retries StoreErrors for ever (fail closed); a gateway being stopped must
+    get its cancellation, or SIGTERM would not stop it while the disk is failing."""
+    store = await _open(tmp_path)
+    events: list[str] = []
+
+    async def write() -> None:
+        await store.transaction(
+            lambda conn: conn.execute("INSERT INTO child VALUES (1, 99)"),
+            on_rollback=lambda: events.append("rollback"),
+        )
+
+    async with asyncio.TaskGroup() as tasks:
+        task = tasks.create_task(write())
+        await asyncio.sleep(0)  # the job ran; the failing COMMIT is on the helper thread
+        task.cancel()
+    assert task.cancelled()
+    assert events == ["rollback"] and _rows(store.path, "child") == []
+    await store.close()
+
+
+async def test_a_write_lock_held_elsewhere_is_waited_for_without_blocking_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await _open(tmp_path)
+    other = sqlite3.connect(store.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # an offline command holding the write lock
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    async with asyncio.TaskGroup() as tasks:
+        tick = tasks.create_task(ticker())
+        write = tasks.create_task(
+            store.transaction(lambda conn: conn.execute("INSERT INTO parent VALUES (5)"))
+        )
+        await asyncio.sleep(0.5)
+        assert not write.done()
+        assert ticks >= 20  # the loop went on while the write waited
+        other.execute("COMMIT")
+        await write
+        tick.cancel()
+    assert _rows(store.path, "parent") == [5]
+    # Held for longer than the gateway waits: a clear error (the pipeline then fails closed).
+    monkeypatch.setattr("gateway.store.BUSY_TIMEOUT_S", 0.3)
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(StoreError, match="write failed: database is locked"):
+        await store.transaction(lambda conn: conn.execute("INSERT INTO parent VALUES (6)"))
+    with pytest.raises(StoreError, match="write failed: database is locked"):
+        await store.transaction(
+            lambda conn: conn.execute("INSERT INTO parent VALUES (6)"), offload=True
+        )
+    other.execute("ROLLBACK")
+    other.close()
+    await store.transaction(lambda conn: conn.execute("INSERT INTO parent VALUES (7)"))
+    assert _rows(store.path, "parent") == [5, 7]
     await store.close()
