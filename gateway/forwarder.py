@@ -274,8 +274,9 @@ class Forwarder:
                 return None
 
     def _published(self, row_id: int, queued: float, future: asyncio.Future[None]) -> None:
-        self._window.release()
         self.state.in_flight -= 1
+        if future.cancelled() or future.exception() is not None:
+            self._window.release()
         if future.cancelled():
             return
         if future.exception() is not None:
@@ -288,6 +289,8 @@ class Forwarder:
         self.state.sent += 1
         if queued:  # rows read back from the database (after a restart) carry no time
             self.delivered.add(time.monotonic() - queued)
+        # The row keeps its place in the window until its delete is committed: a crash before
+        # then sends it again, so the window bounds the duplicates a crash can cause.
         self._acked.append(row_id)
         self._deleting.add(row_id)
         self._acked_event.set()
@@ -316,6 +319,8 @@ class Forwarder:
                 await asyncio.sleep(0.5)
                 continue
             self._deleting.difference_update(ids)
+            for _ in ids:
+                self._window.release()
             if self._on_done is not None:
                 self._on_done(self.recipient.name, len(ids))
 
