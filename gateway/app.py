@@ -216,6 +216,8 @@ class Gateway:
         try:
             if self.device_link is not None:
                 await self.device_link.close()
+            for forwarder in self.forwarders.values():
+                await forwarder.delete_delivered()
             if self._writer is not None:
                 try:
                     await self._checkpoint(force=True)

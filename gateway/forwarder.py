@@ -145,6 +145,23 @@ class Forwarder:
         if self._wake is not None and not self._wake.done():
             self._wake.set_result(None)
 
+    async def delete_delivered(self) -> None:
+        """At shutdown: delete the rows the recipient has acknowledged but whose batched delete
+        has not run yet, so a clean restart does not send them again."""
+        ids, self._acked = self._acked, []
+        if not ids:
+            return
+        try:
+            await self.store.transaction(functools.partial(outbox.delete, ids=ids))
+        except Exception:
+            log.exception(
+                "upstream %s: %d delivered rows stay in the outbox and will be sent again",
+                self.recipient.name,
+                len(ids),
+            )
+            return
+        self._deleting.difference_update(ids)
+
     # -- tasks ----------------------------------------------------------------------------------
 
     async def run(self) -> None:

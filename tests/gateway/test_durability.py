@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 from pathlib import Path
 
 import orjson
@@ -210,3 +211,31 @@ async def test_upstream_outage_queues_and_delivers_in_order(tmp_path: Path) -> N
         await p2.close()
         assert spy.connection is not None
         await spy.connection.close()
+
+
+async def test_a_clean_stop_right_after_delivery_leaves_nothing_to_send_again(
+    tmp_path: Path,
+) -> None:
+    """Deletes of delivered rows are batched; stopping inside that batch window must still
+    delete them, or every restart would send the last messages twice."""
+    devices = [("werk-nord", "press-1", "Presse 1")]
+    async with running_gateway(tmp_path, {"werk-nord.yaml": POLICY}, devices) as h:
+        press = await h.device("werk-nord", "press-1")
+        for seq in range(50):
+            await press.publish(
+                "factory/press-1/telemetry", orjson.dumps({"seq": seq, "force_kn": 1}), 1
+            )
+        database = h.gateway.config.database_path
+        async with asyncio.timeout(10):
+            while len(h.cloud.received) < 50:
+                await asyncio.sleep(0)
+        forwarders = h.gateway.forwarders.values()
+        while any(f.state.in_flight for f in forwarders):
+            await asyncio.sleep(0)
+        # Every PUBACK is in; stop at once, inside the delete batch's 20 ms.
+        assert sum(f.state.sent for f in forwarders) == 50
+    conn = sqlite3.connect(database)
+    try:
+        assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
+    finally:
+        conn.close()
