@@ -343,7 +343,7 @@ def render(results: list[Result]) -> Iterator[str]:
         offered = "max" if r.offered == 0 else f"{r.offered:,.0f}/s"
         yield (
             f"  at {offered:>8}: throughput {r.throughput / max(f.throughput, 1):.2f}x, "
-            f"p99 +{r.p99_ms - f.p99_ms:.1f} ms, CPU {r.cpu_us / max(f.cpu_us, 1):.1f}x per message"
+            f"p99 {r.p99_ms - f.p99_ms:+.1f} ms, CPU {r.cpu_us / max(f.cpu_us, 1):.1f}x per message"
         )
 
 
