@@ -20,11 +20,12 @@ while this one writes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,6 +52,19 @@ def _try_begin(conn: sqlite3.Connection, deadline: float) -> bool:
             raise
         return False
     return True
+
+
+@contextlib.contextmanager
+def _synchronous(conn: sqlite3.Connection, durable: bool) -> Iterator[None]:
+    """``durable=False``: this transaction's COMMIT skips the fsync (synchronous=NORMAL)."""
+    if durable:
+        yield
+        return
+    conn.execute("PRAGMA synchronous=NORMAL")
+    try:
+        yield
+    finally:
+        conn.execute("PRAGMA synchronous=FULL")
 
 
 async def _until_done(future: asyncio.Future[Any]) -> bool:
@@ -138,18 +152,10 @@ class Store:
                     functools.partial(self._run_whole, job, on_rollback, on_commit, durable)
                 )
             conn = self._connection()
-            if not durable:
-                conn.execute("PRAGMA synchronous=NORMAL")
-            try:
-                try:
+            with _synchronous(conn, durable):
+                with self._rolled_back_on_error(conn, on_rollback):
                     await self._begin(conn)
                     result = job(conn)
-                except (sqlite3.Error, OSError) as exc:
-                    self._fail(conn, on_rollback, exc)
-                    raise StoreError(f"{self.path}: write failed: {exc}") from exc
-                except BaseException:
-                    self._roll_back(conn, on_rollback, None)
-                    raise
                 commit = loop.run_in_executor(self._executor, conn.execute, "COMMIT")
                 cancelled = await _until_done(commit)
                 error = commit.exception()
@@ -163,11 +169,7 @@ class Store:
                     on_commit()
                 if cancelled:
                     raise asyncio.CancelledError
-            finally:
-                if not durable:
-                    conn.execute("PRAGMA synchronous=FULL")
-            self.failures = 0
-            self.last_error = None
+            self._succeeded()
             return result
 
     def _run_whole(
@@ -178,29 +180,36 @@ class Store:
         durable: bool,
     ) -> T:
         conn = self._connection()
-        if not durable:
-            conn.execute("PRAGMA synchronous=NORMAL")
-        try:
-            try:
+        with _synchronous(conn, durable):
+            with self._rolled_back_on_error(conn, on_rollback):
                 deadline = time.monotonic() + BUSY_TIMEOUT_S
                 while not _try_begin(conn, deadline):
                     time.sleep(0.01)
                 result = job(conn)
                 conn.execute("COMMIT")
-            except (sqlite3.Error, OSError) as exc:
-                self._fail(conn, on_rollback, exc)
-                raise StoreError(f"{self.path}: write failed: {exc}") from exc
-            except BaseException:
-                self._roll_back(conn, on_rollback, None)
-                raise
             if on_commit is not None:
                 on_commit()
-        finally:
-            if not durable:
-                conn.execute("PRAGMA synchronous=FULL")
+        self._succeeded()
+        return result
+
+    @contextlib.contextmanager
+    def _rolled_back_on_error(
+        self, conn: sqlite3.Connection, on_rollback: Callable[[], None] | None
+    ) -> Iterator[None]:
+        """Any failure inside rolls back and calls ``on_rollback``; database and disk errors
+        come out as StoreError naming the file."""
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            self._fail(conn, on_rollback, exc)
+            raise StoreError(f"{self.path}: write failed: {exc}") from exc
+        except BaseException:
+            self._roll_back(conn, on_rollback, None)
+            raise
+
+    def _succeeded(self) -> None:
         self.failures = 0
         self.last_error = None
-        return result
 
     async def _begin(self, conn: sqlite3.Connection) -> None:
         """BEGIN IMMEDIATE without blocking the loop: the connection never waits inside SQLite
