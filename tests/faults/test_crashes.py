@@ -112,7 +112,9 @@ async def test_device_broker_killed_and_restarted_loses_nothing(tmp_path: Path) 
         )
         assert result.returncode == 0, f"{result.problems}\ngateway pipeline: {pipeline}"
         assert row.lost == 0 and row.offered == 2 * per_device
-        assert sum(d.reconnects for d in devices.values()) >= kills, "devices never reconnected"
+        # Each device found a restarted broker again. Not once per kill: the killer waits for
+        # the gateway, not the devices, so two kills can fall inside one device's reconnect.
+        assert all(d.reconnects >= 1 for d in devices.values()), "a device never reconnected"
         for device in devices.values():
             await device.close()
     finally:
