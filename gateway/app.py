@@ -87,6 +87,8 @@ class Gateway:
         self._engine: Engine | None = None
         self._writer: LogWriter | None = None
         self.broker: Mosquitto | None = None
+        self.flood = FloodGuard(config.pipeline.device_max_rate, config.pipeline.device_burst)
+        self._offline = 0.0  # seconds the gateway had been stopped when it started
         self.refusals = RefusalBook([config.broker.tls_port] if config.broker.tls_port else [])
         self._revoked_certificates = False
         self.forwarders: dict[str, Forwarder] = {}
@@ -126,6 +128,7 @@ class Gateway:
     async def run(self) -> None:
         """Start everything and run until cancelled; then stop in order."""
         config = self.config
+        self._offline = self._offline_seconds()  # before opening the database writes to it
         await self.store.open()
         try:
             self._writer = await self.store.read(
@@ -151,7 +154,7 @@ class Gateway:
                 max_payload_bytes=config.pipeline.max_payload_bytes,
                 outbox_max_rows=config.outbox.max_rows,
                 on_rows=self._offer,
-                flood=FloodGuard(config.pipeline.device_max_rate, config.pipeline.device_burst),
+                flood=self.flood,
             )
             self.pipeline.stats.outbox_depth.update(depth)
             for recipient in config.recipients:
@@ -329,6 +332,16 @@ class Gateway:
             log.warning("a device certificate was revoked: restarting the device broker")
             await self.broker.restart()
 
+    def _offline_seconds(self) -> float:
+        """How long before this start the gateway last wrote to its database (a commit at least
+        every second while messages flow): roughly how long devices' messages have been queuing
+        in the broker. 0 for a new database."""
+        path = self.config.database_path
+        written = [
+            p.stat().st_mtime for p in (path, path.with_name(path.name + "-wal")) if p.exists()
+        ]
+        return max(0.0, time.time() - max(written)) if written else 0.0
+
     def _device_endpoint(self) -> Endpoint:
         broker = self.config.broker
         return Endpoint(
@@ -344,6 +357,9 @@ class Gateway:
         assert self.pipeline is not None
         pipeline = self.pipeline
         delay = 0.2
+        # Since when no messages were taken from the broker: devices' messages queued there
+        # meanwhile arrive in one burst, and the flood guard is credited for the gap.
+        credited = time.monotonic() - self._offline  # the gap is credited up to here
         while True:
             if pipeline.outbox_full.is_set():
                 log.error(
@@ -362,6 +378,11 @@ class Gateway:
                 clean_session=False,
                 max_inflight=1000,
             )
+            # Before the session opens: a persistent session's queued messages start arriving
+            # with the CONNACK, and must meet the credited buckets.
+            now = time.monotonic()
+            self.flood.credit(now - credited, now)
+            credited = now
             try:
                 await link.open()
                 await link.subscribe("#", 1)
@@ -385,6 +406,7 @@ class Gateway:
             finally:
                 full.cancel()
                 await link.close()
+                credited = time.monotonic()  # a new gap begins
             why = (
                 link.closed.result()
                 if link.closed.done() and not link.closed.cancelled()

@@ -4,6 +4,12 @@ Each device has a token bucket (``device_max_rate`` tokens per second, ``device_
 A message that finds the bucket empty is not evaluated against the policy: it is recorded as
 withheld with Reason ``flooding``, so the log still accounts for every accepted message
 (invariant 3) and a flood costs the gateway a cheap log entry rather than a full decision.
+
+The buckets count arrival at the gateway, not publication by the device. While the gateway takes
+no messages (restarted, its broker restarting, paused by a full outbox) the broker queues each
+device's messages and then hands them over in one burst; ``credit`` gives every device the tokens
+it earned meanwhile, so a device that kept to its rate is not called a flooder for its backlog,
+while one that flooded during the gap still is.
 """
 
 from __future__ import annotations
@@ -19,11 +25,31 @@ class FloodGuard:
         self.burst = float(burst)
         self._buckets: dict[Hashable, tuple[float, float]] = {}  # key -> (tokens, last time)
         self._max_devices = max_devices  # bounded: topics of unknown devices are keys too
+        self._first_tokens = self.burst  # what a device first seen now starts with
+        self._first_until = 0.0  # ... until then; afterwards, a full bucket
         self.refused = 0
 
+    def credit(self, seconds: float, now: float) -> None:
+        """The gateway took no messages for ``seconds``: add what every device earned meanwhile
+        on top of a full bucket. Tokens above the burst are not refilled, only spent, so the
+        credit covers the backlog and nothing after it. Credits add up, so a gap may be
+        credited in parts (each reconnect attempt). A device first seen within the catch-up
+        (after a restart every device is) gets the same credit, for at least a minute."""
+        extra = self.rate * max(0.0, seconds)
+        for key, (tokens, last) in self._buckets.items():
+            self._buckets[key] = (max(tokens, self.burst) + extra, last)
+        first = self._first_tokens if now < self._first_until else self.burst
+        self._first_tokens = first + extra
+        self._first_until = max(self._first_until, now + max(60.0, seconds))
+
     def allow(self, key: Hashable, now: float) -> bool:
-        tokens, last = self._buckets.get(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            first = self._first_tokens if now < self._first_until else self.burst
+            bucket = (first, now)
+        tokens, last = bucket
+        if tokens < self.burst:
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
         if tokens < 1.0:
             self._buckets[key] = (tokens, now)
             self.refused += 1

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.faults.site import RECIPIENTS, SEED, Site, check_upstream_fields, stream
@@ -214,3 +215,37 @@ async def test_disk_full_fails_closed_says_so_and_resumes_when_space_returns(
 async def _not(check: object) -> bool:
     assert callable(check)
     return not await check()
+
+
+async def test_a_backlog_queued_while_the_gateway_was_down_is_not_taken_for_a_flood(
+    tmp_path: Path,
+) -> None:
+    """Killed gateway, broker still running: devices publish at their allowed rate into the
+    broker; on restart the backlog arrives in one burst, far beyond the bucket. A device that
+    kept its rate must get everything through; one that flooded meanwhile must not."""
+    site = Site(tmp_path)
+    try:
+        await site.setup(pipeline="  device_max_rate: 20\n  device_burst: 20\n")
+        await site.start_gateway()
+        calm, flooder = site.device("press-1"), site.device("press-2")
+        await site.kill_gateway()  # its Mosquitto keeps running and queues for the gateway
+        seconds = 8.0
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(stream(calm, "press-1", int(18 * seconds), 18.0), name="calm")
+            tasks.create_task(stream(flooder, "press-2", int(200 * seconds), 200.0), name="flood")
+        await site.start_gateway()
+        await site.wait_until(site.outbox_empty, 60, "the outbox to drain")
+        await asyncio.sleep(0.5)
+        result = await site.audit([calm, flooder])
+        assert result.returncode == 0, result.problems
+        for recipient, spy in site.spies.items():
+            got = {orjson.loads(m.payload)["seq"] for m in spy.received if "press-1" in m.topic}
+            assert got == set(range(int(18 * seconds))), f"{recipient}: calm backlog withheld"
+            flooded = {orjson.loads(m.payload)["seq"] for m in spy.received if "press-2" in m.topic}
+            # Credit for the gap (~20/s over it, the restart included) plus the bucket; not 1,600.
+            assert len(flooded) < 20 * (seconds + 10) + 20, len(flooded)
+        assert result.summary["reasons"].get("flooding", 0) >= 1000
+        await calm.close()
+        await flooder.close()
+    finally:
+        await site.teardown()
