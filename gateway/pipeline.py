@@ -80,10 +80,12 @@ class Pipeline:
         self._keyring = keyring
         self._topic_prefix = topic_prefix
         # Room for one socket read beyond the mark at which we stop reading.
-        self._queue: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=queue_size + 64)
+        # Each message with the flood guard's verdict, taken when it arrived.
+        self._queue: asyncio.Queue[tuple[Inbound, bool]] = asyncio.Queue(maxsize=queue_size + 64)
         self._high = queue_size
         self._low = max(1, queue_size // 2)
         self._paused: set[MqttConnection] = set()
+        self._paused_at = 0.0  # time.monotonic() when reading was paused
         self._batch_max = batch_max
         self._max_payload = max_payload_bytes
         self._outbox_max = outbox_max_rows
@@ -101,8 +103,19 @@ class Pipeline:
 
     def receive(self, message: Inbound) -> None:
         self.stats.received += 1
-        self._queue.put_nowait(message)
+        # The flood guard judges arrival here, not when the writer gets to the message: a slow
+        # disk or a failing one (fail closed) queues messages in the gateway, and deciding them
+        # later in one burst is not the device's doing.
+        flooding = False
+        flood = self._flood
+        if flood is not None:
+            device = self._engine().device_for(message.topic)
+            key = (device.customer, device.device) if device else message.topic
+            flooding = not flood.allow(key, message.received or time.monotonic())
+        self._queue.put_nowait((message, flooding))
         if self._queue.qsize() >= self._high:
+            if not self._paused:
+                self._paused_at = time.monotonic()
             message.connection.pause_reading()
             self._paused.add(message.connection)
 
@@ -125,21 +138,26 @@ class Pipeline:
                 for connection in self._paused:
                     connection.resume_reading()
                 self._paused.clear()
+                if self._flood is not None:
+                    # Devices' messages waited in the broker meanwhile and now arrive at once.
+                    now = time.monotonic()
+                    self._flood.credit(now - self._paused_at, now)
             await self.process(batch)
 
-    async def process(self, batch: Sequence[Inbound]) -> None:
+    async def process(self, batch: Sequence[tuple[Inbound, bool]]) -> None:
+        """Decide, commit, acknowledge and hand over (message, arrived flooding) pairs."""
         now = datetime.now(UTC)
         engine = self._engine()
         drafts: list[EntryDraft] = []
         releases: list[tuple[int, Decision]] = []  # index into drafts, decision with payload
-        for inbound in batch:
-            for decision in self._decide(engine, inbound, now):
+        for inbound, flooding in batch:
+            for decision in self._decide(engine, inbound, flooding, now):
                 if decision.payload is not None and decision.outcome is not Outcome.WITHHELD:
                     releases.append((len(drafts), decision))
                 drafts.append(self._draft(engine, decision, inbound.payload, now))
         rows = await self._commit(drafts, releases, now)
         committed = time.monotonic()
-        for inbound in batch:
+        for inbound, _ in batch:
             inbound.ack()
             self.decided.add(committed - inbound.received)
         self.stats.committed += len(batch)
@@ -184,16 +202,15 @@ class Pipeline:
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _decide(self, engine: Engine, inbound: Inbound, now: datetime) -> list[Decision]:
-        flood = self._flood
+    def _decide(
+        self, engine: Engine, inbound: Inbound, flooding: bool, now: datetime
+    ) -> list[Decision]:
         too_large = len(inbound.payload) > self._max_payload
-        if flood is not None or too_large:
+        if flooding or too_large:
             device = engine.device_for(inbound.topic)
             reason: Reason | None = None
-            if flood is not None:
-                key = (device.customer, device.device) if device else inbound.topic
-                if not flood.allow(key, time.monotonic()):
-                    reason = Reason("flooding", {"limit": f"{flood.rate:g}"})
+            if flooding and self._flood is not None:
+                reason = Reason("flooding", {"limit": f"{self._flood.rate:g}"})
             if reason is None and too_large:
                 reason = Reason(
                     "too_large",

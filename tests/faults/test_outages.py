@@ -151,7 +151,13 @@ async def test_disk_full_fails_closed_says_so_and_resumes_when_space_returns(
     started = time.monotonic()
     with small_disk(tmp_path / "disk") as disk:
         try:
-            await site.setup(database=disk / "einblick.db")
+            # A per-device limit well above the devices' 60/s but with a shallow bucket: the
+            # messages that wait in the gateway while the disk is full, then are decided in one
+            # burst, must not count as a flood (the guard judges arrival, not decision).
+            await site.setup(
+                database=disk / "einblick.db",
+                pipeline="  device_max_rate: 100\n  device_burst: 50\n",
+            )
             await site.start_gateway()
             devices = {name: site.device(name) for name in ("press-1", "press-2")}
             rate = 60.0
