@@ -37,7 +37,7 @@ from gateway.child import start_gateway, stop_gateway
 from gateway.config import load_config
 from gateway.control import request
 from gateway.scaffold import EXAMPLE_RECIPIENTS, InitOptions, init_directory
-from simulators.load import LatencyProbe, build_load
+from simulators.load import LatencyProbe, LoadDevice, build_load
 from simulators.publisher import Publisher
 
 __all__ = ["Result", "main", "run_bench"]
@@ -141,6 +141,21 @@ class _System:
         assert pid is not None
         return pid
 
+    def publisher(
+        self, fleet: list[LoadDevice], rate: float, duration: float, prefix: str, drain: float
+    ) -> Publisher:
+        """QoS 1 load into broker A: ``rate`` msg/s in total, spread over the fleet."""
+        return Publisher(
+            fleet,
+            host="127.0.0.1",
+            port=self.a_port,
+            rate=rate / len(fleet),
+            qos=1,
+            duration=duration,
+            client_id_prefix=prefix,
+            drain_timeout=drain,
+        )
+
     def log_bytes(self) -> int:
         """Bytes of the database file once the WAL is folded in (the WAL itself is transient)."""
         if self.database is None:
@@ -215,16 +230,7 @@ def _measure(system: _System, rate: float, duration: float) -> Result:
     filter_ = "#"
     with LatencyProbe(host="127.0.0.1", port=system.b_port, topic_filter=filter_, qos=1) as probe:
         offered = rate if rate > 0 else 1_000_000.0
-        publisher = Publisher(
-            fleet,
-            host="127.0.0.1",
-            port=system.a_port,
-            rate=offered / DEVICES,
-            qos=1,
-            duration=duration,
-            client_id_prefix=f"bench-{system.name}",
-            drain_timeout=180.0,
-        )
+        publisher = system.publisher(fleet, offered, duration, f"bench-{system.name}", 180.0)
         started = time.monotonic()
         # The publisher catches up a late schedule; at "as fast as possible" that schedule never
         # ends, so the wall clock stops it.
@@ -356,16 +362,7 @@ def soak(rate: float, seconds: float, samples: int = 20) -> list[tuple[float, fl
         await system.start()
         try:
             fleet = build_load(DEVICES, prefix="bench")
-            publisher = Publisher(
-                fleet,
-                host="127.0.0.1",
-                port=system.a_port,
-                rate=rate / DEVICES,
-                qos=1,
-                duration=seconds,
-                client_id_prefix="soak",
-                drain_timeout=60.0,
-            )
+            publisher = system.publisher(fleet, rate, seconds, "soak", 60.0)
             points: list[tuple[float, float, int]] = []
             with LatencyProbe(
                 host="127.0.0.1", port=system.b_port, topic_filter="#", qos=1

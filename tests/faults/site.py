@@ -29,6 +29,7 @@ from gateway.control import request
 from gateway.mqtt import Endpoint, Inbound, MqttConnection, MqttError
 from gateway.registry import Registry
 from gateway.scaffold import InitOptions, init_directory
+from tests.gateway.test_durability import POLICY as MONITORING_POLICY
 
 __all__ = [
     "POLICY",
@@ -42,36 +43,11 @@ __all__ = [
     "stream",
 ]
 
-# Two recipients, each with its own broker; each gets some fields, never ``operator`` or ``badge``.
-POLICY = """
-einblick_policy: 1
-customer: werk-nord
-name: Werk Nord
-language: de
-devices:
-  - id: press-1
-    name: Presse 1
-    kind: press
-    topics:
-      - pattern: "factory/press-1/telemetry"
-        stream: telemetry
-  - id: press-2
-    name: Presse 2
-    kind: press
-    topics:
-      - pattern: "factory/press-2/telemetry"
-        stream: telemetry
-grants:
-  - id: monitoring
-    recipient: oven-maker
-    purpose: {de: "Zustandsüberwachung", en: "Condition monitoring"}
-    legal_basis: contract
-    devices: [press-1, press-2]
-    topic: "presses/{device}"
-    fields:
-      seq: keep
-      force_kn: keep
-  - id: billing
+# Two recipients, each with its own broker; each gets some fields, never ``operator`` or ``badge``:
+# the durability tests' policy (monitoring for the oven maker) plus billing for the energy provider.
+POLICY = (
+    MONITORING_POLICY
+    + """  - id: billing
     recipient: energy-provider
     purpose: {de: "Abrechnung", en: "Billing"}
     legal_basis: contract
@@ -81,6 +57,7 @@ grants:
       seq: keep
       energy_kwh: {round: 0.1}
 """
+)
 
 RECIPIENTS = ("oven-maker", "energy-provider")
 GRANTED = {"oven-maker": {"seq", "force_kn"}, "energy-provider": {"seq", "energy_kwh"}}

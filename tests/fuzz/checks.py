@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import cache
+from typing import Any
 
 import orjson
 
@@ -84,6 +85,19 @@ def example_policies() -> tuple[CompiledPolicy, ...]:
 
 def example_engine() -> Engine:
     return Engine(list(example_policies()), _Keys())
+
+
+_rotation: dict[str, Any] = {"engine": None, "count": 0}
+
+
+def rotating_engine() -> Engine:
+    """The examples' engine for the next input, rebuilt every 20,000 inputs so its rate-limit
+    and window state stays bounded over a long fuzzing run."""
+    if _rotation["count"] % 20_000 == 0:
+        _rotation["engine"] = example_engine()
+    _rotation["count"] += 1
+    engine: Engine = _rotation["engine"]
+    return engine
 
 
 @cache

@@ -9,30 +9,23 @@ never leave.
 
 from __future__ import annotations
 
-from typing import Any
-
 from tests.fuzz.runner import fuzz
-
-_state: dict[str, Any] = {"engine": None, "count": 0}
 
 
 def _load() -> None:
-    from tests.fuzz.checks import example_engine
+    from tests.fuzz.checks import rotating_engine
     from tests.fuzz.documents import build_document  # noqa: F401 -- instrumented
 
-    _state["engine"] = example_engine()
+    rotating_engine()
 
 
 def one_input(data: bytes) -> None:
     import atheris
 
-    from tests.fuzz.checks import TOPICS, check_message, example_engine
+    from tests.fuzz.checks import TOPICS, check_message, rotating_engine
     from tests.fuzz.documents import Source, build_document
 
-    if _state["count"] % 20_000 == 0:  # rate-limit and window state stays bounded
-        _state["engine"] = example_engine()
-    _state["count"] += 1
-    engine = _state["engine"]
+    engine = rotating_engine()
     provider = atheris.FuzzedDataProvider(data)
     source = Source(provider.ConsumeIntInRange, provider.ConsumeUnicode)
     topic = TOPICS[source.pick(TOPICS)]

@@ -8,26 +8,19 @@ explains every decision, and releases nothing beyond its grant.
 
 from __future__ import annotations
 
-from typing import Any
-
 from tests.fuzz.runner import fuzz
-
-_state: dict[str, Any] = {"engine": None, "count": 0}
 
 
 def _load() -> None:
-    from tests.fuzz.checks import example_engine
+    from tests.fuzz.checks import rotating_engine
 
-    _state["engine"] = example_engine()
+    rotating_engine()
 
 
 def one_input(data: bytes) -> None:
-    from tests.fuzz.checks import TOPICS, check_message, example_engine
+    from tests.fuzz.checks import TOPICS, check_message, rotating_engine
 
-    if _state["count"] % 20_000 == 0:  # rate-limit and window state stays bounded
-        _state["engine"] = example_engine()
-    _state["count"] += 1
-    engine = _state["engine"]
+    engine = rotating_engine()
     if not data:
         check_message(engine, TOPICS[0], b"")
         return
