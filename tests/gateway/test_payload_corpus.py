@@ -1,4 +1,4 @@
-"""Every real device message in ../shared/payloads through a real gateway, under policies that
+"""Every real device message in tests/data/payloads through a real gateway, under policies that
 follow each payload profile's suggested treatments.
 
 For each family (one ``.jsonl`` file, one profile of ``policies.profiles``) the test builds a
@@ -40,9 +40,9 @@ from policies.errors import PolicyError
 from policies.loader import load_policy_text
 from policies.profiles import PROFILES, Personal, Treatment, profile
 from policies.topics import BUILTIN_PLACEHOLDERS, patterns_overlap
+from tests.data import corpus
 from tests.gateway.harness import running_gateway
 
-PAYLOADS = Path(__file__).resolve().parents[3] / "shared" / "payloads"
 RECIPIENT = "oven-maker"
 _CAPTURE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _TOPIC_LEVEL = re.compile(r"^\$topic\[(\d+)\]$")
@@ -98,12 +98,10 @@ FIELD_FAILURES: dict[tuple[str, int], dict[str, str]] = {
 
 def read_lines() -> dict[str, list[Line]]:
     out: dict[str, list[Line]] = {}
-    for path in sorted(PAYLOADS.glob("*.jsonl")):
-        rows = [r for r in path.read_text(encoding="utf-8").splitlines() if r.strip()]
-        out[path.stem] = [
-            Line(path.stem, n, d["topic"], d["payload"], tuple(d["personal_fields"]))
-            for n, d in enumerate(map(orjson.loads, rows), start=1)
-        ]
+    for s in corpus():
+        out.setdefault(s.family, []).append(
+            Line(s.family, s.line, s.topic, s.payload, s.personal_fields)
+        )
     return out
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,21 +22,12 @@ from policies.profiles import (
     profile,
     suggestions,
 )
+from tests.data import corpus
 
-PAYLOADS = Path(__file__).resolve().parents[3] / "shared" / "payloads"
 _TOPIC_LEVEL = re.compile(r"^\$topic\[(\d+)\]$")
 
 
-def _samples() -> list[tuple[str, int, dict[str, Any]]]:
-    out = []
-    for path in sorted(PAYLOADS.glob("*.jsonl")):
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if line.strip():
-                out.append((path.stem, n, json.loads(line)))
-    return out
-
-
-SAMPLES = _samples()
+SAMPLES = [(s.family, s.line, s.raw) for s in corpus()]
 
 
 def test_samples_exist_for_every_profile() -> None:

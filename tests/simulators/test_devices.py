@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +21,8 @@ from simulators.energy import SmartMeter
 from simulators.fleet import BUILDERS, build_fleet
 from simulators.sparkplug import SparkplugOven
 from simulators.wire import Fixed, dumps
+from tests.data import family as corpus_family
 
-PAYLOADS = Path(__file__).resolve().parents[3] / "shared" / "payloads"
 # Tuesday 14 November 2023, 10:00 CET: office hours.
 T0 = datetime(2023, 11, 14, 10, 0, tzinfo=CET).timestamp()
 
@@ -37,9 +36,8 @@ SPARKPLUG_TYPES: dict[str, type | tuple[type, ...]] = {
 }
 
 
-def _samples(family: str) -> list[dict[str, Any]]:
-    lines = (PAYLOADS / f"{family}.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+def _samples(name: str) -> list[dict[str, Any]]:
+    return [s.raw for s in corpus_family(name)]
 
 
 def _normalise(value: Any, family: str) -> Any:
