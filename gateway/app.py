@@ -41,6 +41,7 @@ from gateway.errors import ConfigError, GatewayError
 from gateway.flood import FloodGuard
 from gateway.forwarder import Forwarder, endpoint_for
 from gateway.keys import Signer
+from gateway.lock import DirectoryLock
 from gateway.log.schema import ensure_schema
 from gateway.log.writer import LogWriter
 from gateway.metrics import MetricsServer
@@ -127,6 +128,13 @@ class Gateway:
 
     async def run(self) -> None:
         """Start everything and run until cancelled; then stop in order."""
+        config = self.config
+        # First of all: a second gateway on this directory must not touch the socket, the
+        # broker or the log of the running one.
+        with DirectoryLock(config.data_path, config.instance):
+            await self._run_locked()
+
+    async def _run_locked(self) -> None:
         config = self.config
         self._offline = self._offline_seconds()  # before opening the database writes to it
         await self.store.open()

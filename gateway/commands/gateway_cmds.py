@@ -42,7 +42,12 @@ def config_from(args: argparse.Namespace) -> Config:
 def register(sub: SubParsers) -> None:
     init = sub.add_parser("init", help="write a working configuration, keys and example policies")
     init.add_argument("directory", type=Path)
-    init.add_argument("--instance", default="edge-01", help="this gateway's name in the log")
+    init.add_argument(
+        "--instance",
+        default=None,
+        help="this box's name in the log and at the recipients' brokers "
+        "(default: hostname plus a random part, unique per box)",
+    )
     init.add_argument("--port", type=int, default=1883, help="device-side broker port")
     init.add_argument("--listen", default="127.0.0.1", help="address devices connect to")
     init.add_argument(
