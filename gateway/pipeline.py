@@ -73,6 +73,7 @@ class Pipeline:
         outbox_max_rows: int,
         on_rows: Callable[[str, Sequence[OutboxRow]], None],
         flood: FloodGuard | None = None,
+        not_loaded: Callable[[str], tuple[str, str, str] | None] | None = None,
     ) -> None:
         self._engine = engine
         self._store = store
@@ -91,6 +92,7 @@ class Pipeline:
         self._outbox_max = outbox_max_rows
         self._on_rows = on_rows
         self._flood = flood
+        self._not_loaded = not_loaded
         self._explained: dict[ExplainKey, tuple[str, str]] = {}
         self.outbox_full = asyncio.Event()
         self.outbox_has_room = asyncio.Event()
@@ -224,6 +226,21 @@ class Pipeline:
                         recipient=None,
                         outcome=Outcome.WITHHELD,
                         reason=reason,
+                    )
+                ]
+        if self._not_loaded is not None and engine.device_for(inbound.topic) is None:
+            owner = self._not_loaded(inbound.topic)
+            if owner is not None:  # default deny, attributed to its customer and explained
+                customer, device_id, stream = owner
+                return [
+                    Decision(
+                        customer=customer,
+                        device=device_id,
+                        recipient=None,
+                        outcome=Outcome.WITHHELD,
+                        reason=Reason("policy_not_loaded"),
+                        withheld=("$payload",),
+                        stream=stream,
                     )
                 ]
         message = Message(inbound.topic, inbound.payload, now, inbound.retain)
