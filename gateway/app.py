@@ -20,7 +20,7 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from gateway.broker import (
     hash_password,
     write_private,
 )
+from gateway.clock import ForwardClock
 from gateway.config import Config, RecipientConfig
 from gateway.consent import ConsentBook
 from gateway.control import ControlServer
@@ -107,6 +108,7 @@ class Gateway:
         self._checkpointed_entries = 0
         self.pipeline: Pipeline | None = None
         self._withdrawn: list[tuple[str, str, datetime]] = []  # as recorded, for late policies
+        self.clock = ForwardClock(lambda: self._writer.last_at if self._writer else None)
 
     # -- accessors used by components -----------------------------------------------------------
 
@@ -173,6 +175,7 @@ class Gateway:
                 on_rows=self._offer,
                 flood=self.flood,
                 not_loaded=self._not_loaded,
+                clock=self.clock.now,
             )
             self.pipeline.stats.outbox_depth.update(depth)
             for recipient in config.recipients:
@@ -476,7 +479,7 @@ class Gateway:
     def _still_allowed(self, customer: str, grant: str, now: datetime) -> Reason | None:
         if grant == erasure.NOTICE_GRANT:  # an erasure notice is owed whatever the policy says
             return None
-        return self.engine.still_allowed(customer, grant, now)
+        return self.engine.still_allowed(customer, grant, self.clock.not_before(now))
 
     async def _withhold_at_send(self, refused: Sequence[tuple[OutboxRow, Reason]]) -> None:
         assert self.pipeline is not None
@@ -490,7 +493,7 @@ class Gateway:
         if not force and entries == self._checkpointed_entries:
             return
         writer = self.writer
-        now = datetime.now(UTC)
+        now = self.clock.now()
         await self.store.transaction(
             lambda conn: writer.checkpoint(now),
             on_rollback=writer.rolled_back,
@@ -512,9 +515,10 @@ class Gateway:
         assert self.pipeline is not None
         while True:
             await asyncio.sleep(1.0)
-            decisions = self.engine.flush(datetime.now(UTC))
+            now = self.clock.now()
+            decisions = self.engine.flush(now)
             if decisions:
-                await self.pipeline.record(decisions, datetime.now(UTC))
+                await self.pipeline.record(decisions, now)
 
     async def _watch_policies(self) -> None:
         while True:
@@ -596,6 +600,7 @@ class Gateway:
                 "latency": self.pipeline.decided.summary(),
             },
             "erasures": self.erasures.status(),
+            "clock": self.clock.status(),
             "refusals": self.refusals.status(),
             "last_checkpoint_age_s": (time.time() - self._last_checkpoint)
             if self._last_checkpoint

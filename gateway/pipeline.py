@@ -74,6 +74,7 @@ class Pipeline:
         on_rows: Callable[[str, Sequence[OutboxRow]], None],
         flood: FloodGuard | None = None,
         not_loaded: Callable[[str], tuple[str, str, str] | None] | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._engine = engine
         self._store = store
@@ -93,6 +94,8 @@ class Pipeline:
         self._on_rows = on_rows
         self._flood = flood
         self._not_loaded = not_loaded
+        # Decisions and entries are timed by the gateway's clock: never before the log's newest.
+        self._now = clock or (lambda: datetime.now(UTC))
         self._explained: dict[ExplainKey, tuple[str, str]] = {}
         self.outbox_full = asyncio.Event()
         self.outbox_has_room = asyncio.Event()
@@ -148,7 +151,7 @@ class Pipeline:
 
     async def process(self, batch: Sequence[tuple[Inbound, bool]]) -> None:
         """Decide, commit, acknowledge and hand over (message, arrived flooding) pairs."""
-        now = datetime.now(UTC)
+        now = self._now()
         engine = self._engine()
         drafts: list[EntryDraft] = []
         releases: list[tuple[int, Decision]] = []  # index into drafts, decision with payload
@@ -180,7 +183,7 @@ class Pipeline:
 
     async def withhold_at_send(self, refused: Sequence[tuple[OutboxRow, Reason]]) -> None:
         """Rows that may no longer leave: delete them and record why, in one transaction."""
-        now = datetime.now(UTC)
+        now = self._now()
         engine = self._engine()
         drafts = []
         for row, reason in refused:

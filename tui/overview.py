@@ -72,6 +72,14 @@ def _gateway(status: Mapping[str, Any] | None, names: Names, lang: Lang) -> list
         )
         if pipeline.get("failing_closed"):
             out.append(Text(t("o_fail_closed", lang), style="bold red"))
+    clock = status.get("clock") or {}
+    if clock.get("steps_back"):
+        step = float(clock.get("largest_step_s") or 0.0)
+        out.append(Text(t("o_clock_back", lang, n=clock["steps_back"], step=step), style="yellow"))
+    for policy in status.get("policies") or ():
+        if policy.get("error"):
+            error = neutralise(str(policy["error"]), lines=True)
+            out.append(Text(t("o_policy_error", lang, e=error), style="red"))
     out.append(Text(t("o_upstreams", lang), style="bold"))
     for up in status.get("upstreams") or ():
         name = up.get("display_name") or names.recipient(up.get("recipient"))

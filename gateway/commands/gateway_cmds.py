@@ -206,6 +206,13 @@ def render_status(status: dict[str, Any]) -> str:
         lines.append(f"  FAILING CLOSED — nothing is forwarded: {pipeline['failing_closed']}")
     if pipeline.get("outbox_full"):
         lines.append("  OUTBOX FULL — not taking device messages; the broker holds them")
+    clock = status.get("clock") or {}
+    if clock.get("steps_back"):
+        lines.append(
+            f"CLOCK WENT BACK {clock['steps_back']}× (largest step {clock['largest_step_s']:.1f} s"
+            + (f", now {clock['behind_s']:.1f} s behind the log" if clock.get("behind_s") else "")
+            + "): entries keep the log's time; check NTP (timedatectl status)"
+        )
     age = status.get("last_checkpoint_age_s")
     lines.append(f"last signed checkpoint: {_age(age) + ' ago' if age is not None else 'none yet'}")
     lines.append("upstreams:")
