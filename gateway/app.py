@@ -20,7 +20,7 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from gateway.broker import (
     hash_password,
     write_private,
 )
+from gateway.clock import ForwardClock
 from gateway.config import Config, RecipientConfig
 from gateway.consent import ConsentBook
 from gateway.control import ControlServer
@@ -41,6 +42,7 @@ from gateway.errors import ConfigError, GatewayError
 from gateway.flood import FloodGuard
 from gateway.forwarder import Forwarder, endpoint_for
 from gateway.keys import Signer
+from gateway.lock import DirectoryLock
 from gateway.log.schema import ensure_schema
 from gateway.log.writer import LogWriter
 from gateway.metrics import MetricsServer
@@ -76,7 +78,10 @@ class Gateway:
         self.started_at = time.time()
         self.registry = Registry(config.data_path / "devices.json")
         self.policies = PolicySet(
-            config.policies_path, config.recipient_names(), self.registry.devices
+            config.policies_path,
+            config.recipient_names(),
+            self.registry.devices,
+            shapes_path=config.data_path / "policy-shapes.json",
         )
         self.keyring = Keyring()
         self.store = Store(config.database_path, self._setup_db)
@@ -102,6 +107,8 @@ class Gateway:
         self._last_checkpoint = 0.0
         self._checkpointed_entries = 0
         self.pipeline: Pipeline | None = None
+        self._withdrawn: list[tuple[str, str, datetime]] = []  # as recorded, for late policies
+        self.clock = ForwardClock(lambda: self._writer.last_at if self._writer else None)
 
     # -- accessors used by components -----------------------------------------------------------
 
@@ -128,6 +135,13 @@ class Gateway:
     async def run(self) -> None:
         """Start everything and run until cancelled; then stop in order."""
         config = self.config
+        # First of all: a second gateway on this directory must not touch the socket, the
+        # broker or the log of the running one.
+        with DirectoryLock(config.data_path, config.instance):
+            await self._run_locked()
+
+    async def _run_locked(self) -> None:
+        config = self.config
         self._offline = self._offline_seconds()  # before opening the database writes to it
         await self.store.open()
         try:
@@ -135,10 +149,15 @@ class Gateway:
                 lambda conn: LogWriter(conn, self.signer, config.instance), offload=True
             )
             await self.store.read(self.keyring.load)
-            compiled = self.policies.load_all()
-            self._engine = Engine(compiled, self.keyring)
-            for customer, grant, at in await self.store.read(ConsentBook.withdrawn):
-                with contextlib.suppress(GatewayError, KeyError):
+            # One file at a time: a file that does not load, or cannot run beside the others,
+            # stops only its own customer (withheld, "policy not loaded"), never the box.
+            self._engine = Engine([], self.keyring)
+            for path, policy in self.policies.load_each():
+                self._admit(path, policy)
+            compiled = self._engine.policies()
+            self._withdrawn = await self.store.read(ConsentBook.withdrawn)
+            for customer, grant, at in self._withdrawn:
+                with contextlib.suppress(GatewayError, PolicyError, KeyError):
                     self._engine.withdraw(customer, grant, at)
             await self.store.read(self.consents.load)
             await self.store.read(self.erasures.load)
@@ -155,6 +174,8 @@ class Gateway:
                 outbox_max_rows=config.outbox.max_rows,
                 on_rows=self._offer,
                 flood=self.flood,
+                not_loaded=self._not_loaded,
+                clock=self.clock.now,
             )
             self.pipeline.stats.outbox_depth.update(depth)
             for recipient in config.recipients:
@@ -260,6 +281,11 @@ class Gateway:
                     topics[(policy.customer, declared.id)] = [
                         t.pattern.pattern for t in declared.topics
                     ]
+            # A customer whose policy is not running still publishes where it last did: their
+            # messages must reach the gateway to be recorded as withheld, not vanish at the ACL.
+            running = self._running
+            for key, patterns in self.policies.not_loaded_topics(running).items():
+                topics.setdefault(key, patterns)
         for registered in self.registry.devices():
             patterns = topics.get(registered.key) or [p for p, _ in registered.topics]
             rules.append(device_rule(registered.username, registered.password_hash, patterns))
@@ -414,6 +440,35 @@ class Gateway:
             )
             self.device_state.update(connected=False, since=time.time(), error=why)
 
+    # -- policies that do not load ----------------------------------------------------------------
+
+    def _running(self, customer: str) -> bool:
+        return self._engine is not None and self._engine.policy(customer) is not None
+
+    def _check_single_file(self, path: Path, policy: Any) -> None:
+        """Two files for one customer: the second would silently replace the first."""
+        running = self._engine.policy(policy.customer) if self._engine is not None else None
+        if running is not None and running.source != policy.source:
+            raise PolicyError(
+                str(path),
+                f"customer {policy.customer!r} already has a policy ({running.source}); "
+                "one file per customer: merge them or remove one",
+                key="customer",
+            )
+
+    def _admit(self, path: Path, policy: Any) -> None:
+        """At start: run ``policy`` beside those already admitted, or refuse it alone."""
+        try:
+            self._check_single_file(path, policy)
+            self.engine.replace(policy)
+        except PolicyError as exc:
+            self.policies.refuse_at_start(path, str(exc))
+
+    def _not_loaded(self, topic: str) -> tuple[str, str, str] | None:
+        """(customer, device, stream) when ``topic`` belongs to a customer whose policy is not
+        running (it did not load at start and has not loaded since)."""
+        return self.policies.not_loaded(topic, self._running)
+
     # -- forwarding hooks ---------------------------------------------------------------------------
 
     def _offer(self, recipient: str, rows: Sequence[OutboxRow]) -> None:
@@ -424,7 +479,7 @@ class Gateway:
     def _still_allowed(self, customer: str, grant: str, now: datetime) -> Reason | None:
         if grant == erasure.NOTICE_GRANT:  # an erasure notice is owed whatever the policy says
             return None
-        return self.engine.still_allowed(customer, grant, now)
+        return self.engine.still_allowed(customer, grant, self.clock.not_before(now))
 
     async def _withhold_at_send(self, refused: Sequence[tuple[OutboxRow, Reason]]) -> None:
         assert self.pipeline is not None
@@ -438,7 +493,7 @@ class Gateway:
         if not force and entries == self._checkpointed_entries:
             return
         writer = self.writer
-        now = datetime.now(UTC)
+        now = self.clock.now()
         await self.store.transaction(
             lambda conn: writer.checkpoint(now),
             on_rollback=writer.rolled_back,
@@ -460,9 +515,10 @@ class Gateway:
         assert self.pipeline is not None
         while True:
             await asyncio.sleep(1.0)
-            decisions = self.engine.flush(datetime.now(UTC))
+            now = self.clock.now()
+            decisions = self.engine.flush(now)
             if decisions:
-                await self.pipeline.record(decisions, datetime.now(UTC))
+                await self.pipeline.record(decisions, now)
 
     async def _watch_policies(self) -> None:
         while True:
@@ -471,12 +527,19 @@ class Gateway:
                 compiled = self.policies.load(path)
                 if compiled is None:
                     continue
+                returning = not self._running(compiled.customer)
                 try:
+                    self._check_single_file(path, compiled)
                     self.engine.replace(compiled)
                 except PolicyError as exc:
                     self.policies.files[path].error = str(exc)
                     log.error("policy %s not applied: %s", path.name, exc)
                     continue
+                if returning:  # its consents withdrawn in earlier runs still hold
+                    for customer, grant, at in self._withdrawn:
+                        if customer == compiled.customer:
+                            with contextlib.suppress(PolicyError):
+                                self.engine.withdraw(customer, grant, at)
                 log.info(
                     "policy %s reloaded: version %s", path.name, self.policies.files[path].version
                 )
@@ -538,6 +601,7 @@ class Gateway:
                 "latency": self.pipeline.decided.summary(),
             },
             "erasures": self.erasures.status(),
+            "clock": self.clock.status(),
             "refusals": self.refusals.status(),
             "last_checkpoint_age_s": (time.time() - self._last_checkpoint)
             if self._last_checkpoint
@@ -562,7 +626,7 @@ class Gateway:
 
     async def _op_policies(self, request: Mapping[str, Any]) -> dict[str, Any]:
         names = self.config.recipient_names()
-        customers = []
+        customers: list[dict[str, Any]] = []
         only = request.get("customer")
         for policy in self.engine.policies():
             if only and policy.customer != only:
@@ -590,6 +654,28 @@ class Gateway:
                         }
                         for grant in policy.grants
                     ],
+                }
+            )
+        # Customers whose file does not load: shown with the error (file:line), and no grants,
+        # because none is in force. A running policy with a broken newer file shows it too.
+        errors = {f.customer: f.error for f in self.policies.files.values() if f.error}
+        for entry in customers:
+            entry["error"] = errors.get(entry["customer"])
+        for loaded in self.policies.files.values():
+            customer = loaded.customer
+            if loaded.error is None or customer is None or self._running(customer):
+                continue
+            if only and customer != only:
+                continue
+            customers.append(
+                {
+                    "customer": customer,
+                    "name": customer,
+                    "language": "de",
+                    "version": None,
+                    "describe": {},
+                    "grants": [],
+                    "error": loaded.error,
                 }
             )
         return {"customers": customers}

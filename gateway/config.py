@@ -1,7 +1,7 @@
 """The installer's configuration: one YAML file, validated, with errors that name key and line.
 
     einblick_config: 1
-    instance: edge-01                 # names this gateway's log chains (origin of checkpoints)
+    instance: bakery-box-3f9a1c       # names this box's log chains and its client ids upstream
     data_dir: data                    # relative paths are relative to this file
     policies_dir: policies            # one <customer>.yaml per customer
     broker:
@@ -23,7 +23,9 @@ moved as a whole.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -41,11 +43,39 @@ __all__ = [
     "PipelineConfig",
     "RecipientConfig",
     "TlsConfig",
+    "box_instance",
+    "host_part",
     "load_config",
 ]
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 MAX_CONFIG_BYTES = 1 << 20
+MACHINE_ID_FILES = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
+
+
+def host_part() -> str:
+    """This box's hostname as an instance-name prefix: lower case, [a-z0-9-], at most 40."""
+    slug = re.sub(r"[^a-z0-9]+", "-", socket.gethostname().lower()).strip("-")[:40].strip("-")
+    return slug or "edge"
+
+
+def box_instance() -> str:
+    """The instance name of a configuration that names none: unique per box and stable.
+
+    The instance is the client id upstream (``einblick-<instance>-<recipient>``) and the origin
+    of the log's checkpoints. A fixed default (it was ``edge-01``) made two boxes publishing to
+    one recipient broker take each other's session over and over, each reconnect kicking the
+    other off. It must also stay the same across restarts (a persistent session and the
+    checkpoint origin hang on it), so it comes from the machine id, not from chance; a box
+    without one falls back to its hostname alone."""
+    for path in MACHINE_ID_FILES:
+        try:
+            machine = path.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if machine:
+            return f"{host_part()}-{hashlib.sha256(machine.encode()).hexdigest()[:6]}"
+    return host_part()
 
 
 class _Model(BaseModel):
@@ -148,7 +178,7 @@ class MetricsConfig(_Model):
 
 class Config(_Model):
     einblick_config: Literal[1]
-    instance: str = "edge-01"
+    instance: Annotated[str, Field(default_factory=box_instance)]
     data_dir: Path = Path("data")
     database: Path | None = None  # default: <data_dir>/einblick.db
     signing_key: Path | None = None  # default: <data_dir>/keys/signing.key

@@ -92,7 +92,7 @@ class ConsentBook:
         if grant is None:
             known = ", ".join(g.id for g in policy.grants) or "none"
             raise ConsentError(f"customer {customer!r} has no grant {grant_id!r} (grants: {known})")
-        now = datetime.now(UTC)
+        now = gateway.clock.now()  # a consent event is never dated before the log's newest
         if action == "withdraw":
             gateway.engine.withdraw(customer, grant_id, now)
             self._withdrawn.add((customer, grant_id))

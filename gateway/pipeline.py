@@ -73,6 +73,8 @@ class Pipeline:
         outbox_max_rows: int,
         on_rows: Callable[[str, Sequence[OutboxRow]], None],
         flood: FloodGuard | None = None,
+        not_loaded: Callable[[str], tuple[str, str, str] | None] | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._engine = engine
         self._store = store
@@ -91,6 +93,9 @@ class Pipeline:
         self._outbox_max = outbox_max_rows
         self._on_rows = on_rows
         self._flood = flood
+        self._not_loaded = not_loaded
+        # Decisions and entries are timed by the gateway's clock: never before the log's newest.
+        self._now = clock or (lambda: datetime.now(UTC))
         self._explained: dict[ExplainKey, tuple[str, str]] = {}
         self.outbox_full = asyncio.Event()
         self.outbox_has_room = asyncio.Event()
@@ -146,7 +151,7 @@ class Pipeline:
 
     async def process(self, batch: Sequence[tuple[Inbound, bool]]) -> None:
         """Decide, commit, acknowledge and hand over (message, arrived flooding) pairs."""
-        now = datetime.now(UTC)
+        now = self._now()
         engine = self._engine()
         drafts: list[EntryDraft] = []
         releases: list[tuple[int, Decision]] = []  # index into drafts, decision with payload
@@ -178,7 +183,7 @@ class Pipeline:
 
     async def withhold_at_send(self, refused: Sequence[tuple[OutboxRow, Reason]]) -> None:
         """Rows that may no longer leave: delete them and record why, in one transaction."""
-        now = datetime.now(UTC)
+        now = self._now()
         engine = self._engine()
         drafts = []
         for row, reason in refused:
@@ -224,6 +229,21 @@ class Pipeline:
                         recipient=None,
                         outcome=Outcome.WITHHELD,
                         reason=reason,
+                    )
+                ]
+        if self._not_loaded is not None and engine.device_for(inbound.topic) is None:
+            owner = self._not_loaded(inbound.topic)
+            if owner is not None:  # default deny, attributed to its customer and explained
+                customer, device_id, stream = owner
+                return [
+                    Decision(
+                        customer=customer,
+                        device=device_id,
+                        recipient=None,
+                        outcome=Outcome.WITHHELD,
+                        reason=Reason("policy_not_loaded"),
+                        withheld=("$payload",),
+                        stream=stream,
                     )
                 ]
         message = Message(inbound.topic, inbound.payload, now, inbound.retain)

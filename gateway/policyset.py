@@ -4,22 +4,35 @@ Each ``*.yaml`` in the policies directory is one customer's policy. A changed fi
 next message. A file that no longer loads keeps its last good version running, and the error —
 file, line, column, key — is shown by ``einblick status``, the TUI and the gateway's log until the
 file is fixed. A customer whose file never loaded has no policy: everything of theirs is withheld.
+
+A file that does not load when the gateway starts stops only its own customer. So that their
+devices' messages are still recorded (withheld, "policy not loaded") rather than lost as unknown,
+the set remembers each file's *shape* — its customer and which device owns which topic — from the
+last time it loaded (``policy-shapes.json`` in the data directory), or, for a file that never
+loaded, reads what it can of it. The shape decides nothing: it only says whose message it is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
 
 from gateway.registry import RegisteredDevice
 from policies.compiler import CompiledPolicy, compile_policy
 from policies.errors import PolicyError
 from policies.loader import load_policy
 from policies.model import DeviceSpec, PolicyDocument, TopicSpec
+from policies.topics import TopicPattern
 
-__all__ = ["LoadedFile", "PolicySet"]
+__all__ = ["LoadedFile", "PolicySet", "Shape"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +44,37 @@ class LoadedFile:
     customer: str | None = None
     version: str | None = None
     error: str | None = None  # the current error, if the file does not load
+    shape: Shape | None = None  # whose topics these are, known even while the file is broken
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """A policy file's customer and topics: enough to attribute a message, nothing to decide."""
+
+    customer: str
+    topics: tuple[tuple[str, str, str], ...]  # (pattern, device, stream)
+    patterns: tuple[TopicPattern, ...] = field(default=(), compare=False)
+
+    @classmethod
+    def of(cls, customer: str, topics: list[tuple[str, str, str]]) -> Shape:
+        kept, compiled = [], []
+        for pattern, device, stream in topics:
+            try:
+                compiled.append(TopicPattern(pattern))
+            except Exception:  # a pattern too broken to compile attributes nothing
+                continue
+            kept.append((pattern, device, stream))
+        return cls(customer, tuple(kept), tuple(compiled))
+
+    def match(self, topic: str) -> tuple[str, str] | None:
+        """(device, stream) owning ``topic``."""
+        for (_, device, stream), pattern in zip(self.topics, self.patterns, strict=True):
+            if pattern.match(topic) is not None:
+                return device, stream
+        return None
+
+    def dump(self) -> dict[str, Any]:
+        return {"customer": self.customer, "topics": [list(t) for t in self.topics]}
 
 
 class PolicySet:
@@ -39,19 +83,26 @@ class PolicySet:
         directory: Path,
         recipients: Mapping[str, str],
         registered: Callable[[], list[RegisteredDevice]],
+        shapes_path: Path | None = None,
     ) -> None:
         self.directory = directory
         self.recipients = dict(recipients)
         self._registered = registered
         self.files: dict[Path, LoadedFile] = {}
+        self._shapes_path = shapes_path
+        self._shapes: dict[str, dict[str, Any]] = self._read_shapes()
 
     def load_all(self) -> list[CompiledPolicy]:
         """Load every file; returns the compiled policies that loaded."""
-        compiled: list[CompiledPolicy] = []
+        return [policy for _, policy in self.load_each()]
+
+    def load_each(self) -> list[tuple[Path, CompiledPolicy]]:
+        """Load every file; returns the compiled policies that loaded, with their files."""
+        compiled: list[tuple[Path, CompiledPolicy]] = []
         for path in sorted(self.directory.glob("*.yaml")):
             result = self.load(path)
             if result is not None:
-                compiled.append(result)
+                compiled.append((path, result))
         return compiled
 
     def load(self, path: Path) -> CompiledPolicy | None:
@@ -69,6 +120,10 @@ class PolicySet:
             policy = compile_policy(document, self.recipients)
         except PolicyError as exc:
             entry.error = str(exc)
+            if entry.version is None:  # never loaded in this run: whose file is it?
+                entry.shape = self._remembered(path) or _read_shape(path)
+                if entry.shape is not None:
+                    entry.customer = entry.shape.customer
             log.error(
                 "policy %s does not load; %s: %s",
                 path.name,
@@ -81,7 +136,87 @@ class PolicySet:
         entry.error = None
         entry.customer = policy.customer
         entry.version = policy.version
+        entry.shape = Shape.of(
+            policy.customer,
+            [(t.pattern.pattern, d.id, t.stream) for d in policy.devices for t in d.topics],
+        )
+        self._remember(path, entry.shape)
         return policy
+
+    def refuse_at_start(self, path: Path, error: str) -> None:
+        """A file that compiled but cannot run beside the others (it claims a customer or topics
+        another file has): at start there is no earlier version of it to keep."""
+        entry = self.files[path]
+        entry.error = error
+        entry.version = None
+        log.error("policy %s not applied; nothing of this customer is shared: %s", path.name, error)
+
+    def not_loaded(self, topic: str, running: Callable[[str], bool]) -> tuple[str, str, str] | None:
+        """(customer, device, stream) of a message whose customer's policy is not running."""
+        for entry in self.files.values():
+            shape = entry.shape
+            if entry.error is None or shape is None or running(shape.customer):
+                continue
+            hit = shape.match(topic)
+            if hit is not None:
+                return shape.customer, hit[0], hit[1]
+        return None
+
+    def not_loaded_topics(self, running: Callable[[str], bool]) -> dict[tuple[str, str], list[str]]:
+        """(customer, device) -> topic patterns, for customers whose policy is not running: the
+        broker must still let their devices publish, so their messages are recorded."""
+        out: dict[tuple[str, str], list[str]] = {}
+        for entry in self.files.values():
+            shape = entry.shape
+            if entry.error is None or shape is None or running(shape.customer):
+                continue
+            for pattern, device, _ in shape.topics:
+                out.setdefault((shape.customer, device), []).append(pattern)
+        return out
+
+    # -- shapes ----------------------------------------------------------------------------------
+
+    def _read_shapes(self) -> dict[str, dict[str, Any]]:
+        if self._shapes_path is None:
+            return {}
+        try:
+            data = orjson.loads(self._shapes_path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except (OSError, orjson.JSONDecodeError) as exc:
+            log.warning(
+                "%s unreadable (%s); starting without remembered policy shapes",
+                self._shapes_path,
+                exc,
+            )
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _remembered(self, path: Path) -> Shape | None:
+        saved = self._shapes.get(path.name)
+        if not isinstance(saved, dict) or not isinstance(saved.get("customer"), str):
+            return None
+        topics = [
+            (str(t[0]), str(t[1]), str(t[2]))
+            for t in saved.get("topics") or ()
+            if isinstance(t, list) and len(t) == 3
+        ]
+        return Shape.of(saved["customer"], topics)
+
+    def _remember(self, path: Path, shape: Shape) -> None:
+        if self._shapes_path is None or self._shapes.get(path.name) == shape.dump():
+            return
+        self._shapes[path.name] = shape.dump()
+        temporary = self._shapes_path.with_suffix(".tmp")
+        try:
+            temporary.write_bytes(orjson.dumps(self._shapes))
+            os.replace(temporary, self._shapes_path)
+        except OSError as exc:  # only attribution after a later broken restart depends on it
+            log.warning(
+                "cannot remember the shape of %s in %s: %s", path.name, self._shapes_path, exc
+            )
+            with contextlib.suppress(OSError):
+                temporary.unlink()
 
     def changed(self) -> list[Path]:
         """Files that are new or modified since they were last loaded."""
@@ -115,3 +250,24 @@ class PolicySet:
         if not extra:
             return document
         return document.model_copy(update={"devices": [*document.devices, *extra]})
+
+
+def _read_shape(path: Path) -> Shape | None:
+    """What can be read of a file that does not load: its customer and device topics, when the
+    YAML parses and has them (a wrong value elsewhere leaves these readable)."""
+    try:
+        data = yaml.safe_load(path.read_bytes()[: 1 << 20])
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("customer"), str):
+        return None
+    topics: list[tuple[str, str, str]] = []
+    devices = data.get("devices")
+    for device in devices if isinstance(devices, list) else ():
+        if not isinstance(device, dict) or not isinstance(device.get("id"), str):
+            continue
+        listed = device.get("topics")
+        for topic in listed if isinstance(listed, list) else ():
+            if isinstance(topic, dict) and isinstance(topic.get("pattern"), str):
+                topics.append((topic["pattern"], device["id"], str(topic.get("stream") or "")))
+    return Shape.of(data["customer"], topics)

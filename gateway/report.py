@@ -14,6 +14,7 @@ telemetry is a few hundred groups), not from reading entry by entry.
 from __future__ import annotations
 
 import html
+import re
 import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,7 @@ from gateway.keys import PublicKey
 from gateway.locale import join, tr
 from gateway.log.entry import at_from_us, us_from_at
 from gateway.log.verify import verify_connection
+from gateway.visible import neutralise
 from policies.compiler import CompiledPolicy
 from policies.decision import LegalBasis, Reason
 from policies.explain import legal_basis_text, reason_text, treatment_text
@@ -593,8 +595,24 @@ def document(data: Mapping[str, Any], lang: str) -> Document:
 # -- rendering --------------------------------------------------------------------------------------
 
 
+# Characters that would make device text Markdown (links, images, emphasis, inline HTML, code).
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~]|^#)", re.MULTILINE)
+
+
+def _md_text(text: str, *, lines: bool = False) -> str:
+    """Device text in Markdown: visible controls, and every markup character escaped."""
+    return _MD_SPECIAL.sub(r"\\\1", neutralise(text, lines=lines))
+
+
 def _md_cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return _md_text(text)
+
+
+def _md_para(text: str) -> str:
+    """A paragraph: our own whole-paragraph ``**bold**`` stays, everything else is escaped."""
+    if text.startswith("**") and text.endswith("**") and len(text) > 4:
+        return f"**{_md_text(text[2:-2], lines=True)}**"
+    return _md_text(text, lines=True)
 
 
 def render_md(doc: Document) -> str:
@@ -607,9 +625,9 @@ def render_md(doc: Document) -> str:
                 out.append("|" + "---|" * len(block.header))
                 out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
             elif isinstance(block, list):
-                out += [f"- {item}" for item in block]
+                out += [f"- {_md_text(item)}" for item in block]
             else:
-                out.append(block)
+                out.append(_md_para(block))
             out.append("")
     return "\n".join(out)
 
@@ -617,8 +635,13 @@ def render_md(doc: Document) -> str:
 def _inline(text: str) -> str:
     """Escape, then turn a whole-paragraph ``**bold**`` into <strong> (our own markup only)."""
     if text.startswith("**") and text.endswith("**") and len(text) > 4:
-        return f"<strong>{html.escape(text[2:-2])}</strong>"
-    return html.escape(text)
+        return f"<strong>{_html(text[2:-2])}</strong>"
+    return _html(text)
+
+
+def _html(text: str) -> str:
+    """Device text in HTML: no tag, no entity, no control or bidi character."""
+    return html.escape(neutralise(text, lines=True))
 
 
 _CSS = (
@@ -632,23 +655,21 @@ def render_html(doc: Document, lang: str) -> str:
     out = [
         "<!DOCTYPE html>",
         f'<html lang="{html.escape(lang)}"><head><meta charset="utf-8">',
-        f"<title>{html.escape(doc.title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(doc.title)}</h1>",
+        f"<title>{_html(doc.title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_html(doc.title)}</h1>",
     ]
     for title, blocks in doc.sections:
-        out.append(f"<h2>{html.escape(title)}</h2>")
+        out.append(f"<h2>{_html(title)}</h2>")
         for block in blocks:
             if isinstance(block, Table):
                 out.append("<table><thead><tr>")
-                out += [f"<th>{html.escape(h)}</th>" for h in block.header]
+                out += [f"<th>{_html(h)}</th>" for h in block.header]
                 out.append("</tr></thead><tbody>")
                 for row in block.rows:
-                    out.append(
-                        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-                    )
+                    out.append("<tr>" + "".join(f"<td>{_html(c)}</td>" for c in row) + "</tr>")
                 out.append("</tbody></table>")
             elif isinstance(block, list):
-                out.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in block) + "</ul>")
+                out.append("<ul>" + "".join(f"<li>{_html(i)}</li>" for i in block) + "</ul>")
             else:
                 out.append(f"<p>{_inline(block)}</p>")
     out.append("</body></html>")

@@ -10,16 +10,19 @@ DIR/data/tls/              the gateway's own CA and the TLS listener's certifica
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.config import host_part
 from gateway.errors import GatewayError
 from gateway.keys import Signer
 from gateway.tls import CertificateAuthority, TlsFiles
 
-__all__ = ["EXAMPLE_RECIPIENTS", "InitOptions", "init_directory"]
+__all__ = ["EXAMPLE_RECIPIENTS", "InitOptions", "init_directory", "new_instance_name"]
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "policies" / "examples"
 
@@ -34,7 +37,7 @@ EXAMPLE_RECIPIENTS = {
 @dataclass(frozen=True, slots=True)
 class InitOptions:
     directory: Path
-    instance: str = "edge-01"
+    instance: str | None = None  # None: new_instance_name()
     broker_port: int = 1883
     listen: str = "127.0.0.1"
     tls_port: int | None = None  # the TLS listener; None leaves it commented out
@@ -42,6 +45,28 @@ class InitOptions:
     upstream_url: str = "mqtt://127.0.0.1:1884"  # where the example recipients' broker is
     force: bool = False
     checkpoint_interval_s: float = 1.0
+
+
+def new_instance_name() -> str:
+    """A name for a new box: its hostname plus six random hex digits.
+
+    Unique per box because two gateways with one name fight over their client id at a shared
+    recipient broker (each connect kicks the other off, forever). The hostname makes it readable
+    in a fleet; the random part makes it unique even when boxes share a hostname or were cloned
+    from one image (cloned images often share /etc/machine-id as well). It is written into
+    einblick.yaml, so it stays the same for the life of the box."""
+    return f"{host_part()}-{secrets.token_hex(3)}"
+
+
+def _existing_instance(config_path: Path) -> str | None:
+    """The name an existing configuration gives this box: ``--force`` keeps it, because the log's
+    checkpoints and the recipients' sessions already carry it."""
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    found = re.search(r"^instance:\s*([a-z0-9][a-z0-9-]{0,62})\s*(?:#.*)?$", text, re.MULTILINE)
+    return found.group(1) if found else None
 
 
 def init_directory(options: InitOptions) -> Path:
@@ -52,6 +77,7 @@ def init_directory(options: InitOptions) -> Path:
         raise GatewayError(
             f"{config_path} exists already; pass --force to overwrite it (keys and the log are kept)"
         )
+    instance = options.instance or _existing_instance(config_path) or new_instance_name()
     directory.mkdir(parents=True, exist_ok=True)
     policies = directory / "policies"
     policies.mkdir(exist_ok=True)
@@ -68,7 +94,7 @@ def init_directory(options: InitOptions) -> Path:
     (data / "keys" / "signing.pub").write_text(signer.public.pem(), encoding="utf-8")
     CertificateAuthority.create(
         TlsFiles(data / "tls"),
-        instance=options.instance,
+        instance=instance,
         hostnames=[options.listen, *options.hostnames, socket.gethostname()],
     )
     tls_port = (
@@ -83,7 +109,9 @@ def init_directory(options: InitOptions) -> Path:
     config_path.write_text(
         f"""# Einblick configuration. Paths are relative to this file. See README "Configuration".
 einblick_config: 1
-instance: {options.instance}
+# This box's name: its log's origin and its client ids at the recipients' brokers. Unique per
+# box (hostname + random part): two boxes with one name take each other's sessions forever.
+instance: {instance}
 data_dir: data
 policies_dir: policies
 

@@ -34,6 +34,7 @@ REASON_CODES = (
     "no_birth",
     "erased",
     "internal_error",
+    "policy_not_loaded",
 )
 
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, tzinfo
 from functools import partial
 from typing import ClassVar
 
+from rich.markup import escape
 from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
@@ -23,6 +24,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
+from gateway.visible import neutralise
 from tui.context import start
 from tui.details import DetailsScreen
 from tui.grants import GrantsScreen
@@ -196,10 +198,13 @@ class EinblickApp(App[int]):
             if log.pending:
                 parts.append(f"[bold $warning]{t('new_rows', lang, n=log.pending)}[/]")
         parts.append(t("rows", lang, n=f"{log.count:,}"))
+        # The status bar is markup: what the user typed is escaped into it.
         if not self.filter.empty:
-            parts.append(t("filtered", lang, q=self.filter.text))
+            parts.append(t("filtered", lang, q=escape(neutralise(self.filter.text))))
         if self.find is not None:
-            parts.append(t("finding", lang, q=self.find.text, n=self.find_count))
+            parts.append(
+                t("finding", lang, q=escape(neutralise(self.find.text)), n=self.find_count)
+            )
         parts.append(lang.upper())
         self.query_one("#status", Static).update(" │ ".join(parts))
 

@@ -20,6 +20,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from gateway.visible import neutralise
 from tui.context import ctx
 from tui.i18n import Lang, relabel, t
 from tui.log_lines import SYMBOLS
@@ -44,15 +45,20 @@ def _payload(detail: Detail, lang: Lang) -> RenderableType:
     try:
         parsed = orjson.loads(detail.content)
     except orjson.JSONDecodeError:
-        return Text(detail.content.decode("utf-8", errors="backslashreplace"))
+        return Text(neutralise(detail.content.decode("utf-8", errors="backslashreplace")))
+    # JSON escapes control characters but not bidi overrides: neutralise the pretty form too.
     pretty = orjson.dumps(parsed, option=orjson.OPT_INDENT_2).decode()
+    raw = neutralise(detail.content.decode("utf-8", "backslashreplace"))
     return Group(
-        Text(pretty),
-        Text(
-            f"{len(detail.content)} bytes: {detail.content.decode('utf-8', 'backslashreplace')}",
-            style="dim",
-        ),
+        Text(neutralise(pretty, lines=True)),
+        Text(f"{len(detail.content)} bytes: {raw}", style="dim"),
     )
+
+
+def _plain(text: str) -> Text:
+    """Text from the log (names, keys, reasons chosen by devices or policy authors): never
+    markup, and no character that reorders or hides what is around it."""
+    return Text(neutralise(text))
 
 
 def render_detail(detail: Detail, names: Names, lang: Lang, tz: tzinfo | None) -> RenderableType:
@@ -69,38 +75,45 @@ def render_detail(detail: Detail, names: Names, lang: Lang, tz: tzinfo | None) -
     facts.add_column()
     facts.add_row(t("d_when", lang), _time(row.at_us, tz))
     facts.add_row(t("d_decision", lang), decision)
-    facts.add_row(t("d_customer", lang), names.customer(row.customer) or "—")
+    facts.add_row(t("d_customer", lang), _plain(names.customer(row.customer) or "—"))
     facts.add_row(
-        t("d_device", lang), f"{names.device(row.device)} ({row.device})" if row.device else "—"
+        t("d_device", lang),
+        _plain(f"{names.device(row.device)} ({row.device})" if row.device else "—"),
     )
     facts.add_row(
         t("d_recipient", lang),
-        f"{names.recipient(row.recipient)} ({row.recipient})" if row.recipient else "—",
+        _plain(f"{names.recipient(row.recipient)} ({row.recipient})" if row.recipient else "—"),
     )
     if row.purpose:
-        facts.add_row(t("d_purpose", lang), row.purpose.get(lang, ""))
+        facts.add_row(t("d_purpose", lang), _plain(row.purpose.get(lang, "")))
     if detail.legal_basis:
-        facts.add_row(t("d_basis", lang), t(f"lb_{detail.legal_basis}", lang))
-    facts.add_row(t("d_grant", lang), detail.grant or "—")
-    facts.add_row(t("d_policy", lang), detail.policy_version or "—")
+        facts.add_row(t("d_basis", lang), _plain(t(f"lb_{detail.legal_basis}", lang)))
+    facts.add_row(t("d_grant", lang), _plain(detail.grant or "—"))
+    facts.add_row(t("d_policy", lang), _plain(detail.policy_version or "—"))
 
     fields = Table.grid(padding=(0, 2))
     fields.add_column(style="bold", no_wrap=True)
     fields.add_column()
-    fields.add_row(Text(f"✓ {t('d_shared', lang)}", style="green"), ", ".join(detail.shared) or "—")
-    altered = [f"{p} ({tr}{' ' + d if d else ''})" for p, tr, d in detail.altered]
-    fields.add_row(Text(f"◐ {t('d_altered', lang)}", style="yellow"), ", ".join(altered) or "—")
     fields.add_row(
-        Text(f"✗ {t('d_withheld', lang)}", style="red"), ", ".join(detail.withheld) or "—"
+        Text(f"✓ {t('d_shared', lang)}", style="green"), _plain(", ".join(detail.shared) or "—")
+    )
+    altered = [f"{p} ({tr}{' ' + d if d else ''})" for p, tr, d in detail.altered]
+    fields.add_row(
+        Text(f"◐ {t('d_altered', lang)}", style="yellow"), _plain(", ".join(altered) or "—")
+    )
+    fields.add_row(
+        Text(f"✗ {t('d_withheld', lang)}", style="red"), _plain(", ".join(detail.withheld) or "—")
     )
     if detail.reason:
         params = ", ".join(f"{k}={v}" for k, v in detail.reason_params.items())
-        fields.add_row(t("d_reason", lang), detail.reason + (f" ({params})" if params else ""))
+        fields.add_row(
+            t("d_reason", lang), _plain(detail.reason + (f" ({params})" if params else ""))
+        )
 
     proof = Table.grid(padding=(0, 2))
     proof.add_column(style="bold", no_wrap=True)
     proof.add_column()
-    proof.add_row(t("d_chain", lang), f"{detail.chain} #{detail.index}")
+    proof.add_row(t("d_chain", lang), _plain(f"{detail.chain} #{detail.index}"))
     proof.add_row(t("d_hash", lang), detail.entry_hash.hex())
     proof.add_row(
         t("d_link", lang),
@@ -118,12 +131,18 @@ def render_detail(detail: Detail, names: Names, lang: Lang, tz: tzinfo | None) -
         )
     else:
         proof.add_row(t("d_checkpoint", lang), Text(t("d_checkpoint_bad", lang), style="red"))
-    proof.add_row(t("d_key", lang), (cp.key_fingerprint if cp else detail.key_fingerprint) or "—")
+    proof.add_row(
+        t("d_key", lang), _plain((cp.key_fingerprint if cp else detail.key_fingerprint) or "—")
+    )
 
-    topic = Text(f"{t('d_topic', lang)}: {detail.topic}", style="dim") if detail.topic else Text("")
+    topic = (
+        Text(f"{t('d_topic', lang)}: {neutralise(detail.topic)}", style="dim")
+        if detail.topic
+        else Text("")
+    )
     return Group(
         Text(t("d_explanation", lang), style="bold underline"),
-        Text(detail.texts.get(lang, "")),
+        Text(neutralise(detail.texts.get(lang, ""), lines=True)),
         Text(""),
         facts,
         Text(""),

@@ -19,6 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
+from gateway.visible import neutralise
 from tui.context import ctx, start
 from tui.help import ConfirmScreen
 from tui.i18n import Lang, relabel, t
@@ -103,7 +104,8 @@ class GrantsScreen(Screen[None]):
             if policy.version:
                 head.append(f"  {t('g_version', lang, v=policy.version[:19])}", style="dim")
             if policy.error:
-                head.append(f"\n{t('g_error', lang, e=policy.error)}", style="red")
+                error = neutralise(policy.error, lines=True)
+                head.append(f"\n{t('g_error', lang, e=error)}", style="red")
             if policy.describe.get(lang):
                 head.append(f"\n{policy.describe[lang]}", style="italic")
             options.add_option(Option(head, disabled=True))

@@ -149,6 +149,16 @@ CATALOG: dict[str, dict[Lang, str]] = {
         "de": "✗ Datenbankfehler – nichts wird weitergegeben",
         "en": "✗ database failing – nothing is forwarded",
     },
+    "o_clock_back": {
+        "de": "⚠ Systemuhr {n}× zurückgestellt (größter Sprung {step:.1f} s); "
+        "Einträge behalten die Zeit des Protokolls",
+        "en": "⚠ system clock went back {n}× (largest step {step:.1f} s); "
+        "entries keep the log's time",
+    },
+    "o_policy_error": {
+        "de": "✗ Richtlinie nicht geladen – nichts dieses Kunden geht hinaus: {e}",
+        "en": "✗ policy not loaded – nothing of this customer leaves: {e}",
+    },
     "o_empty": {"de": "Keine Einträge in den letzten 24 h.", "en": "No entries in the last 24 h."},
     # who gets what
     "grants_title": {"de": "Wer bekommt was", "en": "Who gets what"},

@@ -25,6 +25,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from gateway.visible import neutralise
 from tui.context import start
 from tui.i18n import Lang, relabel, t
 from tui.model import Names, Row
@@ -55,6 +56,7 @@ def columns_for(width: int) -> tuple[int, int, int, int]:
 
 
 def _fit(text: str, width: int) -> str:
+    text = neutralise(text)  # one row: no newline, no override may reorder the columns
     if len(text) <= width:
         return text.ljust(width)
     return text[: max(width - 1, 0)] + "…"

@@ -18,6 +18,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from gateway.visible import neutralise
 from tui.context import ctx, start
 from tui.i18n import Lang, relabel, t
 from tui.model import Names, Overview
@@ -51,7 +52,7 @@ def _gateway(status: Mapping[str, Any] | None, names: Names, lang: Lang) -> list
         Text.assemble(f"{t('o_broker', lang)}: ", _link(bool(broker.get("connected")), lang))
     )
     if broker.get("error"):
-        out.append(Text(f"  {broker['error']}", style="red"))
+        out.append(Text(f"  {neutralise(str(broker['error']))}", style="red"))
     age = status.get("last_checkpoint_age_s")
     if age is not None:
         out.append(Text(f"{t('o_checkpoint', lang)}: {t('o_seconds_ago', lang, s=float(age))}"))
@@ -71,6 +72,14 @@ def _gateway(status: Mapping[str, Any] | None, names: Names, lang: Lang) -> list
         )
         if pipeline.get("failing_closed"):
             out.append(Text(t("o_fail_closed", lang), style="bold red"))
+    clock = status.get("clock") or {}
+    if clock.get("steps_back"):
+        step = float(clock.get("largest_step_s") or 0.0)
+        out.append(Text(t("o_clock_back", lang, n=clock["steps_back"], step=step), style="yellow"))
+    for policy in status.get("policies") or ():
+        if policy.get("error"):
+            error = neutralise(str(policy["error"]), lines=True)
+            out.append(Text(t("o_policy_error", lang, e=error), style="red"))
     out.append(Text(t("o_upstreams", lang), style="bold"))
     for up in status.get("upstreams") or ():
         name = up.get("display_name") or names.recipient(up.get("recipient"))
@@ -78,7 +87,7 @@ def _gateway(status: Mapping[str, Any] | None, names: Names, lang: Lang) -> list
         line.append(f"  {t('o_outbox', lang)} {up.get('outbox_depth', 0)}")
         out.append(line)
         if up.get("last_error"):
-            out.append(Text(f"    {up['last_error']}", style="red"))
+            out.append(Text(f"    {neutralise(str(up['last_error']))}", style="red"))
     return out
 
 
@@ -94,8 +103,8 @@ def render_overview(overview: Overview, names: Names, lang: Lang) -> RenderableT
         line.append(f"{t('o_withheld', lang)}: {stats.withheld_day:>6}", style="red")
         parts.append(line)
         parts.append(Text.assemble(f"  {t('o_rate', lang)} ", (sparkline(stats.buckets), "cyan")))
-        sent = ", ".join(stats.fields_sent) or t("o_none", lang)
-        never = ", ".join(stats.never_sent) or t("o_none", lang)
+        sent = neutralise(", ".join(stats.fields_sent)) or t("o_none", lang)
+        never = neutralise(", ".join(stats.never_sent)) or t("o_none", lang)
         parts.append(Text(f"  ✓ {t('o_fields', lang)}: {sent}", style="green"))
         parts.append(Text(f"  ✗ {t('o_never', lang)}: {never}", style="red"))
         parts.append(Text(""))

@@ -19,6 +19,7 @@ from gateway.control import ControlError, request
 from gateway.keys import load_public_key
 from gateway.receipts import verify_receipt
 from gateway.scaffold import InitOptions, init_directory
+from gateway.visible import neutralise
 
 __all__ = ["add_config_option", "config_from", "register", "run_until_signalled"]
 
@@ -42,7 +43,12 @@ def config_from(args: argparse.Namespace) -> Config:
 def register(sub: SubParsers) -> None:
     init = sub.add_parser("init", help="write a working configuration, keys and example policies")
     init.add_argument("directory", type=Path)
-    init.add_argument("--instance", default="edge-01", help="this gateway's name in the log")
+    init.add_argument(
+        "--instance",
+        default=None,
+        help="this box's name in the log and at the recipients' brokers "
+        "(default: hostname plus a random part, unique per box)",
+    )
     init.add_argument("--port", type=int, default=1883, help="device-side broker port")
     init.add_argument("--listen", default="127.0.0.1", help="address devices connect to")
     init.add_argument(
@@ -187,7 +193,7 @@ def render_status(status: dict[str, Any]) -> str:
     lines = [
         f"Einblick {status['instance']} — up {_age(now - status['started_at'])}, key {status['key_fingerprint']}",
         f"device broker: {'connected' if broker['connected'] else 'DISCONNECTED'}"
-        + (f" ({broker['error']})" if broker.get("error") else ""),
+        + (f" ({neutralise(str(broker['error']))})" if broker.get("error") else ""),
         f"pipeline: {pipeline['received']} received, {pipeline['entries']} entries "
         f"({pipeline['shared']} shared, {pipeline['altered']} altered, {pipeline['withheld']} withheld)",
     ]
@@ -200,11 +206,18 @@ def render_status(status: dict[str, Any]) -> str:
         lines.append(f"  FAILING CLOSED — nothing is forwarded: {pipeline['failing_closed']}")
     if pipeline.get("outbox_full"):
         lines.append("  OUTBOX FULL — not taking device messages; the broker holds them")
+    clock = status.get("clock") or {}
+    if clock.get("steps_back"):
+        lines.append(
+            f"CLOCK WENT BACK {clock['steps_back']}× (largest step {clock['largest_step_s']:.1f} s"
+            + (f", now {clock['behind_s']:.1f} s behind the log" if clock.get("behind_s") else "")
+            + "): entries keep the log's time; check NTP (timedatectl status)"
+        )
     age = status.get("last_checkpoint_age_s")
     lines.append(f"last signed checkpoint: {_age(age) + ' ago' if age is not None else 'none yet'}")
     lines.append("upstreams:")
     for up in status["upstreams"]:
-        state = "connected" if up["connected"] else f"DOWN ({up['last_error']})"
+        state = "connected" if up["connected"] else f"DOWN ({neutralise(str(up['last_error']))})"
         lines.append(
             f"  {up['recipient']:<18} {state}; outbox {up['outbox_depth']}, sent {up['sent']}, "
             f"withheld at send {up['withheld_at_send']}"
@@ -226,10 +239,11 @@ def render_status(status: dict[str, Any]) -> str:
         lines.append(
             "refusals at the device broker (wrong credentials, untrusted certificates, denied topics):"
         )
+        # 'who' is the client id or user name a device sent: shown, never interpreted.
         for refusal in refusals[:20]:
-            detail = f": {refusal['detail']}" if refusal.get("detail") else ""
+            detail = f": {neutralise(str(refusal['detail']))}" if refusal.get("detail") else ""
             lines.append(
-                f"  {refusal['kind']:<16} {refusal['who']:<32} {refusal['count']}×, "
+                f"  {refusal['kind']:<16} {neutralise(str(refusal['who'])):<32} {refusal['count']}×, "
                 f"last {_age(now - refusal['last'])} ago{detail}"
             )
     lines.append("policies:")
@@ -237,7 +251,7 @@ def render_status(status: dict[str, Any]) -> str:
         version = (policy.get("version") or "-")[:12]
         line = f"  {policy.get('customer') or '?':<22} version {version}  {policy['source']}"
         if policy.get("error"):
-            line += f"\n    ERROR: {policy['error']}"
+            line += f"\n    ERROR: {neutralise(str(policy['error']), lines=True)}"
         lines.append(line)
     return "\n".join(lines)
 

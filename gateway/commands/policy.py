@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from gateway.visible import neutralise
 from policies.compiler import CompiledPolicy, PolicyWarning, compile_policy, lint
 from policies.describe import describe
 from policies.engine import Engine
@@ -174,12 +175,12 @@ def _explain(args: argparse.Namespace) -> int:
     for decision in engine.evaluate(message, now):
         print(f"[{decision.recipient or '-'}] {decision.outcome.value}")
         if decision.topic is not None:
-            print(f"  topic:   {decision.topic}")
+            print(f"  topic:   {neutralise(decision.topic)}")
         if decision.payload is not None:
-            print(f"  payload: {decision.payload.decode('utf-8', errors='replace')}")
+            print(f"  payload: {neutralise(decision.payload.decode('utf-8', errors='replace'))}")
         if decision.reason is not None:
             print(f"  reason:  {decision.reason.code}")
-        print(f"  {engine.explain(decision, lang)}")
+        print(f"  {neutralise(engine.explain(decision, lang), lines=True)}")
     print("(pseudonyms use a random key for this run; the gateway's differ)", file=sys.stderr)
     return 0
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from gateway.errors import EntryInvalid, LogError
@@ -60,6 +60,9 @@ def parse_subject(subject: str) -> tuple[str, str | None]:
             "subject", f"expected 'customer' or 'customer/device', found {subject!r}"
         )
     return chain, (device if sep and device else None)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class LogWriter:
@@ -125,6 +128,14 @@ class LogWriter:
             " coalesce((SELECT max(seq) FROM checkpoints), 0))"
         ).fetchone()[0]
         self._next_seq = int(top) + 1
+        # Entry times only move forward: the floor is the newest time already committed (by
+        # seq, the order entries were written; a log from before this rule may have dips).
+        newest = conn.execute(
+            "SELECT max(coalesce((SELECT at FROM entries ORDER BY seq DESC LIMIT 1), 0),"
+            " coalesce((SELECT at FROM checkpoints ORDER BY seq DESC LIMIT 1), 0))"
+        ).fetchone()[0]
+        self._last_us = int(newest)
+        self._pending_last_us = self._last_us
         self._pending: dict[int, _Head] = {}
         self._pending_signed: dict[int, int] = {}
         self._pending_seq = self._next_seq
@@ -134,6 +145,7 @@ class LogWriter:
         self._heads.update(self._pending)
         self._signed.update(self._pending_signed)
         self._next_seq = self._pending_seq
+        self._last_us = self._pending_last_us
         if self._pending_signer is not None:
             self._signer = self._pending_signer
         self._pending = {}
@@ -144,6 +156,20 @@ class LogWriter:
         """The caller rolled back: forget the transaction and reload heads and ids."""
         self._pending_signer = None
         self._load()
+
+    @property
+    def last_at(self) -> datetime | None:
+        """The newest time a committed entry or checkpoint carries; None for an empty log.
+        Nothing is recorded earlier, and decisions are not taken at an earlier time."""
+        if not self._last_us:
+            return None
+        return _EPOCH + timedelta(microseconds=self._last_us)
+
+    def _forward(self, at_us: int) -> int:
+        """``at_us``, or the newest time already written if the clock says earlier."""
+        at_us = max(at_us, self._pending_last_us)
+        self._pending_last_us = at_us
+        return at_us
 
     @property
     def signer(self) -> Signer:
@@ -269,7 +295,7 @@ class LogWriter:
             body_id, digest = found
             device_id = None if draft.device is None else self._atom(draft.device)
             recipient_id = None if draft.recipient is None else self._atom(draft.recipient)
-            at_us = us_from_at(draft.at)
+            at_us = self._forward(us_from_at(draft.at))
             commitment: bytes | None = None
             subject = device_id or 0
             subject_key = self._subject_key(chain_id, subject)
@@ -308,7 +334,8 @@ class LogWriter:
 
     def checkpoint(self, now: datetime) -> list[Checkpoint]:
         """Sign the head of every chain that advanced since its last checkpoint."""
-        at_us = us_from_at(now)
+        at_us = self._forward(us_from_at(now))
+        signed_at = now if at_us == us_from_at(now) else _EPOCH + timedelta(microseconds=at_us)
         signer = self.signer
         made: list[Checkpoint] = []
         rows: list[tuple[object, ...]] = []
@@ -329,7 +356,7 @@ class LogWriter:
             )
             rows.append((chain_id, size, head, at_us, signer.key_id, sig, self._pending_seq - 1))
             self._pending_signed[chain_id] = size
-            made.append(Checkpoint(self.origin, name, size, head, now, signer.key_id, sig))
+            made.append(Checkpoint(self.origin, name, size, head, signed_at, signer.key_id, sig))
         if rows:
             self._conn.executemany(
                 "INSERT INTO checkpoints (chain_id, size, head, at, key_id, signature, seq)"

@@ -1,0 +1,78 @@
+"""The gateway's time: the wall clock, never earlier than what the log already says.
+
+A clock stepped back (a wrong NTP server, a dead RTC battery at boot, a hand-set date) would
+otherwise revive a consent that expired or a grant whose validity ended, and write entries
+dated before ones already committed. So every decision and every entry takes its time from
+``now()``: the wall clock, or the newest time a committed entry carries if the wall clock is
+behind it. A step back is logged once when it starts, and ``status()`` says how far behind the
+wall clock is and how often it stepped back, until it catches up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+__all__ = ["ForwardClock"]
+
+log = logging.getLogger(__name__)
+
+
+def _wall() -> datetime:
+    return datetime.now(UTC)
+
+
+class ForwardClock:
+    def __init__(
+        self,
+        floor: Callable[[], datetime | None],
+        wall: Callable[[], datetime] = _wall,
+    ) -> None:
+        self._floor = floor  # the newest committed entry time (the log writer's)
+        self.wall = wall  # replaceable: tests step it back
+        self._last: datetime | None = None  # the latest time handed out
+        self.steps_back = 0
+        self.behind_s = 0.0  # how far the wall clock is behind, now
+        self.largest_step_s = 0.0
+
+    def now(self) -> datetime:
+        return self.at_least(self.wall())
+
+    def at_least(self, wall: datetime) -> datetime:
+        """``wall``, unless that is before the newest time already used or committed."""
+        floor = self._floor()
+        newest = self._last if floor is None or (self._last and self._last > floor) else floor
+        if newest is not None and wall < newest:
+            behind = (newest - wall).total_seconds()
+            if self.behind_s == 0.0:
+                self.steps_back += 1
+                log.warning(
+                    "the system clock went back %.3f s (to %s, the log is at %s): entries keep "
+                    "the log's time and consents and validity are judged at it until the clock "
+                    "catches up; check NTP (timedatectl status)",
+                    behind,
+                    wall.isoformat(),
+                    newest.isoformat(),
+                )
+            self.behind_s = behind
+            self.largest_step_s = max(self.largest_step_s, behind)
+            return newest
+        if self.behind_s:
+            log.warning("the system clock caught up with the log's time again")
+            self.behind_s = 0.0
+        self._last = wall
+        return wall
+
+    def not_before(self, moment: datetime) -> datetime:
+        """``moment`` (taken elsewhere, a little earlier), raised to the newest committed time:
+        for checks of rows decided before, which must not be judged at a time before them."""
+        floor = self._floor()
+        return floor if floor is not None and moment < floor else moment
+
+    def status(self) -> dict[str, float | int]:
+        return {
+            "steps_back": self.steps_back,
+            "behind_s": self.behind_s,
+            "largest_step_s": self.largest_step_s,
+        }

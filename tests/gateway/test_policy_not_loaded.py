@@ -1,0 +1,117 @@
+"""A policy file that does not load stops only its own customer, at start as while running."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import orjson
+
+from gateway.control import request
+from gateway.log.reader import LogReader
+from gateway.policyset import PolicySet
+from tests.gateway.harness import running_gateway
+from tests.gateway.test_end_to_end import BAKERY
+from tests.gateway.test_report import POLICY as MUELLER
+
+BROKEN = MUELLER.replace("legal_basis: consent", "legal_basis: because")
+DEVICES = [
+    ("baeckerei-schmidt", "oven-1", "Backofen 1"),
+    ("mueller-soehne", "meter-1", "Zähler Keller"),
+]
+
+
+async def _withheld(db: Path, customer: str) -> list[tuple[str | None, str | None, dict[str, str]]]:
+    """(device, reason, texts) of every withheld decision of ``customer``, oldest first."""
+    reader = await LogReader.open(db)
+    try:
+        found = []
+        for row in reversed(await reader.page(limit=1000)):
+            if row.kind == "decision" and row.outcome == "withheld" and row.customer == customer:
+                detail = await reader.get(row.seq)
+                assert detail is not None
+                found.append((row.device, detail.reason, {"de": row.text_de, "en": row.text_en}))
+        return found
+    finally:
+        await reader.close()
+
+
+async def test_a_bad_policy_at_start_withholds_only_its_customer_until_fixed(
+    tmp_path: Path,
+) -> None:
+    policies = {"bakery.yaml": BAKERY, "mueller.yaml": BROKEN}
+    async with running_gateway(tmp_path, policies, DEVICES) as h:
+        # The box started; the broken customer is named with file and line.
+        status = {p["source"].rpartition("/")[2]: p for p in h.gateway.status()["policies"]}
+        error = status["mueller.yaml"]["error"]
+        assert error is not None and "mueller.yaml:" in error and "legal_basis" in error
+        assert status["mueller.yaml"]["customer"] == "mueller-soehne"
+        assert status["bakery.yaml"]["error"] is None
+        # The TUI's grant view asks "policies": the broken customer is there, with its error.
+        answer = await request(h.gateway.config.control_socket, "policies")
+        shown = {c["customer"]: c for c in answer["customers"]}
+        assert shown["mueller-soehne"]["error"] == error and shown["mueller-soehne"]["grants"] == []
+
+        oven = await h.device("baeckerei-schmidt", "oven-1")
+        meter = await h.device("mueller-soehne", "meter-1")
+        await meter.publish("meters/meter-1", orjson.dumps({"power": 1234, "total": 100}), 1)
+        await oven.publish("bakery/oven-1/telemetry", b'{"temperature": 180.0}', 1)
+        await h.cloud.wait_for(1)
+        await h.wait_committed(2)
+        assert [m.topic.partition("/")[0] for m in h.cloud.received] == ["ovens"]
+        (withheld,) = await _withheld(h.gateway.config.database_path, "mueller-soehne")
+        device, reason, texts = withheld
+        assert (device, reason) == ("meter-1", "policy_not_loaded")
+        assert "did not load" in texts["en"] and "ließ sich nicht laden" in texts["de"]
+
+        # Fixed: hot reload brings the customer back, the next message goes out.
+        policy_file = h.directory / "policies" / "mueller.yaml"
+        policy_file.write_text(MUELLER, encoding="utf-8")
+        async with asyncio.timeout(10):
+            while h.gateway.engine.policy("mueller-soehne") is None:
+                await asyncio.sleep(0.05)
+        assert not h.gateway.policies.errors()
+        await meter.publish("meters/meter-1", orjson.dumps({"power": 1234, "total": 101}), 1)
+        await h.cloud.wait_for(2)
+        assert h.cloud.received[1].topic.endswith("advice/meter-1")
+        assert orjson.loads(h.cloud.received[1].payload) == {"power": 1230, "total": 101}
+        await oven.close()
+        await meter.close()
+
+
+async def test_two_files_for_one_customer_refuse_the_second_and_start(tmp_path: Path) -> None:
+    policies = {"a-bakery.yaml": BAKERY, "b-bakery-copy.yaml": BAKERY.replace("Bäckerei", "B")}
+    async with running_gateway(tmp_path, policies, DEVICES[:1]) as h:
+        status = {p["source"].rpartition("/")[2]: p for p in h.gateway.status()["policies"]}
+        assert status["a-bakery.yaml"]["error"] is None
+        error = status["b-bakery-copy.yaml"]["error"]
+        assert error is not None and "already has a policy" in error and "a-bakery.yaml" in error
+        oven = await h.device("baeckerei-schmidt", "oven-1")
+        await oven.publish("bakery/oven-1/telemetry", b'{"temperature": 180.0}', 1)
+        await h.cloud.wait_for(1)
+        await oven.close()
+
+
+def test_a_file_broken_beyond_reading_is_attributed_by_its_last_good_shape(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    path = directory / "mueller.yaml"
+    path.write_text(MUELLER, encoding="utf-8")
+    shapes = tmp_path / "policy-shapes.json"
+    first = PolicySet(directory, {"energy-provider": "Stadtwerke"}, list, shapes_path=shapes)
+    assert first.load(path) is not None
+    path.write_text("customer: [unclosed\n  :::", encoding="utf-8")  # not even YAML
+    # The next start: the file does not load, but whose topics these are is remembered.
+    second = PolicySet(directory, {"energy-provider": "Stadtwerke"}, list, shapes_path=shapes)
+    assert second.load(path) is None
+    assert second.files[path].customer == "mueller-soehne"
+    owner = second.not_loaded("meters/meter-1", lambda customer: False)
+    assert owner == ("mueller-soehne", "meter-1", "telemetry")
+    assert second.not_loaded("meters/other", lambda customer: False) is None
+    assert second.not_loaded("meters/meter-1", lambda customer: True) is None  # running: engine
+    assert second.not_loaded_topics(lambda customer: False) == {
+        ("mueller-soehne", "meter-1"): ["meters/meter-1"],
+        ("mueller-soehne", "door"): ["locks/door"],
+    }
