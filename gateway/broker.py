@@ -7,6 +7,20 @@ and password file are reloaded with SIGHUP, without a restart, when devices are 
 Mosquitto keeps the gateway's persistent session: while the gateway is down or has stopped taking
 messages (outbox full), devices' QoS 1 messages queue in the broker, and its persistence file keeps
 them across a broker restart.
+
+Identity is bound to credentials on every listener (``use_username_as_clientid``): whatever client
+id a device sends, Mosquitto replaces it with the device's username (``customer.device``; on the
+certificate listener the certificate's common name, ``use_identity_as_username``). A device can
+therefore never take over the gateway's session (``einblick-gateway``, a name without a dot that no
+device username can have) nor another device's: the only login that can replace a session is one
+with the same credentials.
+
+Queue limits (``max_queued_messages``/``max_queued_bytes``) are global in Mosquitto 2.0: one value
+for every client. They must let the gateway's own persistent session hold a long backlog (hours of
+an upstream outage behind a full outbox), so they cannot be small. Devices are kept from queueing
+for themselves not by those limits but by the ACL: a device has no read right at all (so a
+subscription receives nothing and no message is ever queued for it), except on command topics the
+installer configured for it, which only the gateway may publish to.
 """
 
 from __future__ import annotations
@@ -119,6 +133,10 @@ class MosquittoSettings:
     # While the gateway is paused or down, the broker queues for its persistent session. The
     # default of 1,000 would drop the 1,001st message: Einblick never drops, so allow a million.
     max_queued: int = 1_000_000
+    # Bytes queued per client, and Mosquitto's heap limit (0: none). See BrokerLimits in
+    # gateway/config.py for the defaults and why.
+    max_queued_bytes: int = 0
+    memory_limit: int = 0
     # Mosquitto holds a whole packet in memory before anyone can look at it; without a limit a
     # device may announce 256 MB. Bodies above the gateway's inspection limit are still accepted
     # up to this size, so they are withheld with a logged reason rather than cut off unseen.
@@ -193,7 +211,8 @@ class Mosquitto:
             "autosave_on_changes false",
             f"max_inflight_messages {settings.max_inflight}",
             f"max_queued_messages {settings.max_queued}",
-            "max_queued_bytes 0",
+            f"max_queued_bytes {settings.max_queued_bytes}",
+            *([f"memory_limit {settings.memory_limit}"] if settings.memory_limit else []),
             f"max_packet_size {settings.max_packet_size}",
             # Nagle's algorithm would hold a PUBLISH back until the previous one's TCP ACK; the
             # gateway acknowledges only after its commit, so that costs up to 40 ms a message.
@@ -213,7 +232,11 @@ class Mosquitto:
                 f"password_file {settings.directory / 'passwd'}",
                 f"acl_file {settings.directory / 'acl'}",
             ]
-        lines.append(f"listener {settings.port} {settings.listen}")
+        # A listener option (not reloaded on SIGHUP): the client id is the username, so only the
+        # holder of a device's credentials can open or replace that device's session. Brokers
+        # without users (test and demo "cloud" brokers) keep the client's own id.
+        bind_identity = [] if settings.anonymous else ["use_username_as_clientid true"]
+        lines += [f"listener {settings.port} {settings.listen}", *bind_identity]
         if settings.tls_port is not None:
             if not (settings.ca_file and settings.cert_file and settings.key_file):
                 raise BrokerError(
@@ -221,6 +244,7 @@ class Mosquitto:
                 )
             lines += [
                 f"listener {settings.tls_port} {settings.listen}",
+                *bind_identity,
                 f"cafile {settings.ca_file}",
                 f"certfile {settings.cert_file}",
                 f"keyfile {settings.key_file}",
@@ -498,6 +522,17 @@ def gateway_rule(username: str, password_hash: str) -> AclRule:
     return AclRule(username=username, password_hash=password_hash, readwrite=("#",))
 
 
-def device_rule(username: str, password_hash: str | None, patterns: Sequence[str]) -> AclRule:
+def device_rule(
+    username: str,
+    password_hash: str | None,
+    patterns: Sequence[str],
+    commands: Sequence[str] = (),
+) -> AclRule:
+    """A device may publish under its own topics and read nothing but its own command topics.
+
+    Write only: with read access a device could subscribe to its own topic with a persistent
+    session, go offline and have the broker queue everything it publishes for itself (60 MB in
+    one measurement, bounded only by the global queue limits the gateway's session needs)."""
     filters = tuple(dict.fromkeys(topic_filter(p) for p in patterns))
-    return AclRule(username=username, password_hash=password_hash, readwrite=filters)
+    reads = tuple(dict.fromkeys(topic_filter(p) for p in commands))
+    return AclRule(username=username, password_hash=password_hash, write=filters, read=reads)

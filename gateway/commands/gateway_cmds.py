@@ -224,7 +224,8 @@ def render_status(status: dict[str, Any]) -> str:
     refusals = status.get("refusals") or []
     if refusals:
         lines.append(
-            "refusals at the device broker (wrong credentials, untrusted certificates, denied topics):"
+            "refusals at the device broker (wrong credentials, untrusted certificates, denied "
+            "topics, sessions taken over by a second login, queues dropping):"
         )
         for refusal in refusals[:20]:
             detail = f": {refusal['detail']}" if refusal.get("detail") else ""
@@ -232,6 +233,12 @@ def render_status(status: dict[str, Any]) -> str:
                 f"  {refusal['kind']:<16} {refusal['who']:<32} {refusal['count']}×, "
                 f"last {_age(now - refusal['last'])} ago{detail}"
             )
+    problems = status.get("device_problems") or []
+    if problems:
+        lines.append(
+            f"devices not admitted to the broker (their topics break the rules): {len(problems)}"
+        )
+        lines.extend(f"  {p['customer']}/{p['device']}: {p['error']}" for p in problems)
     lines.append("policies:")
     for policy in status["policies"]:
         version = (policy.get("version") or "-")[:12]
