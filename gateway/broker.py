@@ -48,8 +48,10 @@ __all__ = [
     "AclRule",
     "Mosquitto",
     "MosquittoSettings",
+    "check_port_free",
     "find_mosquitto",
     "hash_password",
+    "port_holder",
     "topic_filter",
     "wait_for_port",
     "write_private",
@@ -62,6 +64,12 @@ INSTALL_HINT = (
     "    sudo apt-get install mosquitto mosquitto-clients\n"
     "or point Einblick at an existing broker with 'broker: {mode: external, host: …, port: …}'."
 )
+
+
+# supervise(): how many failed starts in a row end the gateway, and how long a broker must run
+# for its exit to count as a new fault rather than the same one again.
+MAX_START_FAILURES = 5
+STABLE_S = 10.0
 
 
 def find_mosquitto(explicit: Path | None = None) -> Path:
@@ -279,6 +287,9 @@ class Mosquitto:
             self.reload()  # it re-reads the password file and ACL we just wrote
             await wait_for_port(self.settings.listen, self.settings.port, timeout)
             return
+        for port in (self.settings.port, self.settings.tls_port):
+            if port is not None:
+                check_port_free(self.settings.listen, port)
         log_file = self.log_path.open("ab")
         read_end: int | None = None
         write_end: int | None = None
@@ -399,9 +410,16 @@ class Mosquitto:
             process.kill()
             await process.wait()
 
-    async def supervise(self) -> None:
-        """Restart Mosquitto whenever it dies, with backoff; runs until cancelled."""
+    async def supervise(self, max_failures: int = MAX_START_FAILURES) -> None:
+        """Restart Mosquitto whenever it dies, with backoff; runs until cancelled.
+
+        A broker that cannot start, or exits within ``STABLE_S`` of starting, ``max_failures``
+        times in a row will not start by trying again (a port another process holds, a broken
+        certificate): raises BrokerError with the reason, and the gateway exits non-zero
+        instead of restarting it forever."""
         delay = 0.5
+        failures = 0
+        loop = asyncio.get_running_loop()
         while True:
             while self.adopted_pid is not None and _alive(self.adopted_pid):  # noqa: ASYNC110 - no event exists for a process that is not our child
                 await asyncio.sleep(0.5)  # not our child: we can only watch it
@@ -415,19 +433,34 @@ class Mosquitto:
                 try:
                     async with self._restart_lock:
                         await self.start()
-                    delay = 0.5
                 except BrokerError as exc:
+                    failures += 1
+                    if failures >= max_failures:
+                        raise BrokerError(
+                            f"the device broker could not be started {failures} times in a row; "
+                            f"giving up. Last error: {exc}"
+                        ) from exc
                     log.error("%s; retrying in %.1f s", exc, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 30.0)
                     continue
             assert self.process is not None
             process = self.process
+            started = loop.time()
             code = await process.wait()
             async with self._restart_lock:
                 if self.process is not process:
                     continue  # restarted on purpose (``restart``), already running again
             self.restarts += 1
+            if loop.time() - started < STABLE_S:
+                failures += 1
+            else:
+                failures, delay = 0, 0.5  # it ran well: a fresh fault, not the same one again
+            if failures >= max_failures:
+                raise BrokerError(
+                    f"Mosquitto exited (code {code}) within {STABLE_S:.0f} s of starting, "
+                    f"{failures} times in a row; giving up. Its log says:\n{self.tail_log()}"
+                )
             log.error(
                 "Mosquitto exited with code %s; restarting in %.1f s. Its log says:\n%s",
                 code,
@@ -480,6 +513,59 @@ def _drain_log(
         if rest:
             log_file.write(rest + b"\n")
         log_file.close()
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise BrokerError naming the port and, where /proc tells, the process that holds it.
+
+    Mosquitto binds its listeners after it has started; when one is taken it exits, but
+    something answers on the port, so waiting for the port alone would call the start a
+    success. Bound as Mosquitto binds (SO_REUSEADDR): a port in TIME_WAIT is free."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise BrokerError(f"broker.listen {host!r} is not an address here: {exc}") from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            holder = port_holder(port)
+            raise BrokerError(
+                f"port {port} on {host} is in use"
+                + (f" by {holder}" if holder else " (by a process of another user)")
+                + f" ({exc.strerror}); the device broker cannot listen there. Stop that process, "
+                "or set broker.port / broker.tls_port to a free port in the configuration"
+            ) from None
+
+
+def port_holder(port: int) -> str | None:
+    """'mosquitto (pid 1234)' for the process listening on ``port``, if /proc shows it."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for row in Path(table).read_text().splitlines()[1:]:
+                fields = row.split()
+                if (
+                    len(fields) > 9
+                    and fields[3] == "0A"
+                    and int(fields[1].rsplit(":", 1)[1], 16) == port
+                ):
+                    inodes.add(fields[9])
+    targets = {f"socket:[{inode}]" for inode in inodes}
+    if not targets:
+        return None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (proc / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in targets:
+                        name = (proc / "comm").read_text().strip()
+                        return f"{name} (pid {proc.name})"
+    return None
 
 
 def _alive(pid: int) -> bool:

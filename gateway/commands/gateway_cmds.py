@@ -19,6 +19,7 @@ from gateway.control import ControlError, request
 from gateway.keys import load_public_key
 from gateway.receipts import verify_receipt
 from gateway.scaffold import InitOptions, init_directory
+from policies.errors import EinblickError
 
 __all__ = ["add_config_option", "config_from", "register", "run_until_signalled"]
 
@@ -162,7 +163,14 @@ def _run(args: argparse.Namespace) -> int:
     from gateway.app import Gateway
 
     config = config_from(args)
-    run_until_signalled(Gateway(config).run())
+    try:
+        run_until_signalled(Gateway(config).run())
+    except BaseExceptionGroup as group:
+        # A component gave up for a reason it explains (the device broker cannot start again):
+        # the CLI prints that reason and exits non-zero, not a traceback of the task group.
+        if len(group.exceptions) == 1 and isinstance(group.exceptions[0], EinblickError):
+            raise group.exceptions[0] from None
+        raise
     return 0
 
 
