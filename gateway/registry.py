@@ -123,10 +123,11 @@ def conflicts(claim: Claim, others: Iterable[Claim]) -> list[str]:
     """Why ``claim`` may not be registered: the other devices' patterns it overlaps."""
     found = []
     for other in others:
-        if (other.customer, other.device) == (claim.customer, claim.device):
-            continue
-        if claim.command and other.command:
-            continue  # two devices may not share command topics anyway (own prefixes)
+        if claim.command == other.command and (other.customer, other.device) == (
+            claim.customer,
+            claim.device,
+        ):
+            continue  # a device's own topics of one kind (their overlaps are the engine's)
         if patterns_overlap(claim.pattern, other.pattern):
             found.append(f"{claim.pattern!r} overlaps {other.pattern!r} of {other.names()}")
     return found
@@ -262,6 +263,7 @@ class Registry:
         declared = {(c.customer, c.device) for c in claims}
         others = [*claims, *(c for d in self.devices() for c in self._claims_of(d, declared))]
         mine = candidate.claims(str(self.path))
+        others += [c for c in mine if not c.command]  # its commands vs its own publish topics
         if (customer, device) in declared:  # the policy's topics are the device's own
             mine = [c for c in mine if c.command] + [
                 c for c in claims if (c.customer, c.device) == (customer, device)
@@ -323,7 +325,8 @@ class Registry:
                 for claim in mine:
                     what = "--command-topic" if claim.command else "--topic"
                     check_topic(device.customer, device.device, claim.pattern, what=what)
-                overlaps = [p for claim in mine for p in conflicts(claim, accepted)]
+                against = [*accepted, *(c for c in mine if not c.command)]
+                overlaps = [p for claim in mine for p in conflicts(claim, against)]
                 if overlaps:
                     raise RegistryError("; ".join(overlaps))
             except RegistryError as exc:
