@@ -52,7 +52,7 @@ from gateway.pipeline import Pipeline
 from gateway.policyset import PolicySet
 from gateway.pseudonyms import Keyring
 from gateway.refusals import RefusalBook
-from gateway.registry import Registry
+from gateway.registry import RegisteredDevice, Registry, policy_claims
 from gateway.store import Store
 from gateway.tls import CertificateAuthority, TlsFiles
 from policies.decision import Reason
@@ -76,11 +76,15 @@ class Gateway:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.started_at = time.time()
-        self.registry = Registry(config.data_path / "devices.json")
+        self.registry = Registry(config.data_path / "devices.json", reserved=self._broker_users())
+        # Registered devices whose topics break the confinement rules (gateway/registry.py), with
+        # the reason: left out of the broker and the policies, named in status; others run.
+        self.device_problems: dict[tuple[str, str], str] = {}
+        self._check_devices()
         self.policies = PolicySet(
             config.policies_path,
             config.recipient_names(),
-            self.registry.devices,
+            self.admitted_devices,
             shapes_path=config.data_path / "policy-shapes.json",
         )
         self.keyring = Keyring()
@@ -257,6 +261,21 @@ class Gateway:
 
     # -- the device side --------------------------------------------------------------------------
 
+    def _broker_users(self) -> tuple[str, ...]:
+        """The gateway's own broker users: its session, and the helper that clears retained
+        messages at an erasure (its own user, so its clean session never touches the gateway's
+        persistent one: Mosquitto makes every client id the username)."""
+        user = self.config.broker.gateway_username
+        return (user, f"{user}-erasure")
+
+    def _check_devices(self) -> None:
+        self.device_problems = self.registry.problems(policy_claims(self.config.policies_path))
+        for problem in self.device_problems.values():
+            log.error("%s", problem)
+
+    def admitted_devices(self) -> list[RegisteredDevice]:
+        return [d for d in self.registry.devices() if d.key not in self.device_problems]
+
     def gateway_password(self) -> str:
         config = self.config
         if config.broker.mode == "external":
@@ -272,8 +291,8 @@ class Gateway:
 
     def acl_rules(self) -> list[Any]:
         """The broker's users: the gateway reads everything; a device only its own topics."""
-        password = self.gateway_password()
-        rules = [gateway_rule(self.config.broker.gateway_username, hash_password(password))]
+        password_hash = hash_password(self.gateway_password())
+        rules = [gateway_rule(user, password_hash) for user in self._broker_users()]
         topics: dict[tuple[str, str], list[str]] = {}
         if self._engine is not None:
             for policy in self._engine.policies():
@@ -286,15 +305,20 @@ class Gateway:
             running = self._running
             for key, patterns in self.policies.not_loaded_topics(running).items():
                 topics.setdefault(key, patterns)
-        for registered in self.registry.devices():
+        for registered in self.admitted_devices():
             patterns = topics.get(registered.key) or [p for p, _ in registered.topics]
-            rules.append(device_rule(registered.username, registered.password_hash, patterns))
+            rules.append(
+                device_rule(
+                    registered.username, registered.password_hash, patterns, registered.commands
+                )
+            )
         return rules
 
     async def _start_broker(self) -> None:
         config = self.config
         tls = TlsFiles(config.data_path / "tls")
         has_tls = config.broker.tls_port is not None
+        limits = config.broker.limits
         if has_tls:
             # Re-signed at every start: OpenSSL refuses every client once a CRL has expired.
             CertificateAuthority.load(tls).write_crl()
@@ -302,7 +326,13 @@ class Gateway:
             MosquittoSettings(
                 directory=config.broker_dir,
                 port=config.broker.port,
-                max_packet_size=max(16 * 1024 * 1024, config.pipeline.max_payload_bytes + 65536),
+                max_packet_size=max(
+                    limits.max_packet_bytes, config.pipeline.max_payload_bytes + 65536
+                ),
+                max_inflight=limits.max_inflight_messages,
+                max_queued=limits.max_queued_messages,
+                max_queued_bytes=limits.max_queued_bytes,
+                memory_limit=limits.memory_limit_bytes,
                 listen=config.broker.listen,
                 tls_port=config.broker.tls_port,
                 ca_file=tls.ca_cert if has_tls else None,
@@ -343,6 +373,7 @@ class Gateway:
         """
         before = {d.username: d.cert_serial for d in self.registry.devices()}
         self.registry.load()
+        self._check_devices()
         after = {d.username: d.cert_serial for d in self.registry.devices()}
         if any(serial is not None and after.get(user) != serial for user, serial in before.items()):
             self._revoked_certificates = True
@@ -373,7 +404,9 @@ class Gateway:
         return Endpoint(
             host=broker.host,
             port=broker.port,
-            client_id=broker.client_id,
+            # The managed broker replaces every client id by the username anyway; saying so here
+            # keeps the session's name the same in the gateway's logs and in Mosquitto's.
+            client_id=broker.gateway_username if broker.mode == "managed" else broker.client_id,
             username=broker.gateway_username,
             password=self.gateway_password(),
         )
@@ -543,6 +576,7 @@ class Gateway:
                 log.info(
                     "policy %s reloaded: version %s", path.name, self.policies.files[path].version
                 )
+                self._check_devices()
                 if self.broker is not None:
                     self.broker.write_files(self.acl_rules())
                     self.broker.reload()
@@ -603,6 +637,11 @@ class Gateway:
             "erasures": self.erasures.status(),
             "clock": self.clock.status(),
             "refusals": self.refusals.status(),
+            "refusal_totals": dict(self.refusals.totals),
+            "device_problems": [
+                {"customer": c, "device": d, "error": e}
+                for (c, d), e in sorted(self.device_problems.items())
+            ],
             "last_checkpoint_age_s": (time.time() - self._last_checkpoint)
             if self._last_checkpoint
             else None,
@@ -701,7 +740,11 @@ class Gateway:
     async def _op_reload_devices(self, request: Mapping[str, Any]) -> dict[str, Any]:
         count = self.reload_devices()
         await self.revoke_sessions()
-        return {"devices": count}
+        not_admitted = [
+            {"customer": c, "device": d, "error": e}
+            for (c, d), e in sorted(self.device_problems.items())
+        ]
+        return {"devices": count, "not_admitted": not_admitted}
 
     # -- forgetting -----------------------------------------------------------------------------------
 

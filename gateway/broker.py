@@ -7,6 +7,20 @@ and password file are reloaded with SIGHUP, without a restart, when devices are 
 Mosquitto keeps the gateway's persistent session: while the gateway is down or has stopped taking
 messages (outbox full), devices' QoS 1 messages queue in the broker, and its persistence file keeps
 them across a broker restart.
+
+Identity is bound to credentials on every listener (``use_username_as_clientid``): whatever client
+id a device sends, Mosquitto replaces it with the device's username (``customer.device``; on the
+certificate listener the certificate's common name, ``use_identity_as_username``). A device can
+therefore never take over the gateway's session (``einblick-gateway``, a name without a dot that no
+device username can have) nor another device's: the only login that can replace a session is one
+with the same credentials.
+
+Queue limits (``max_queued_messages``/``max_queued_bytes``) are global in Mosquitto 2.0: one value
+for every client. They must let the gateway's own persistent session hold a long backlog (hours of
+an upstream outage behind a full outbox), so they cannot be small. Devices are kept from queueing
+for themselves not by those limits but by the ACL: a device has no read right at all (so a
+subscription receives nothing and no message is ever queued for it), except on command topics the
+installer configured for it, which only the gateway may publish to.
 """
 
 from __future__ import annotations
@@ -34,8 +48,10 @@ __all__ = [
     "AclRule",
     "Mosquitto",
     "MosquittoSettings",
+    "check_port_free",
     "find_mosquitto",
     "hash_password",
+    "port_holder",
     "topic_filter",
     "wait_for_port",
     "write_private",
@@ -48,6 +64,12 @@ INSTALL_HINT = (
     "    sudo apt-get install mosquitto mosquitto-clients\n"
     "or point Einblick at an existing broker with 'broker: {mode: external, host: …, port: …}'."
 )
+
+
+# supervise(): how many failed starts in a row end the gateway, and how long a broker must run
+# for its exit to count as a new fault rather than the same one again.
+MAX_START_FAILURES = 5
+STABLE_S = 10.0
 
 
 def find_mosquitto(explicit: Path | None = None) -> Path:
@@ -119,6 +141,10 @@ class MosquittoSettings:
     # While the gateway is paused or down, the broker queues for its persistent session. The
     # default of 1,000 would drop the 1,001st message: Einblick never drops, so allow a million.
     max_queued: int = 1_000_000
+    # Bytes queued per client, and Mosquitto's heap limit (0: none). See BrokerLimits in
+    # gateway/config.py for the defaults and why.
+    max_queued_bytes: int = 0
+    memory_limit: int = 0
     # Mosquitto holds a whole packet in memory before anyone can look at it; without a limit a
     # device may announce 256 MB. Bodies above the gateway's inspection limit are still accepted
     # up to this size, so they are withheld with a logged reason rather than cut off unseen.
@@ -193,7 +219,8 @@ class Mosquitto:
             "autosave_on_changes false",
             f"max_inflight_messages {settings.max_inflight}",
             f"max_queued_messages {settings.max_queued}",
-            "max_queued_bytes 0",
+            f"max_queued_bytes {settings.max_queued_bytes}",
+            *([f"memory_limit {settings.memory_limit}"] if settings.memory_limit else []),
             f"max_packet_size {settings.max_packet_size}",
             # Nagle's algorithm would hold a PUBLISH back until the previous one's TCP ACK; the
             # gateway acknowledges only after its commit, so that costs up to 40 ms a message.
@@ -213,7 +240,11 @@ class Mosquitto:
                 f"password_file {settings.directory / 'passwd'}",
                 f"acl_file {settings.directory / 'acl'}",
             ]
-        lines.append(f"listener {settings.port} {settings.listen}")
+        # A listener option (not reloaded on SIGHUP): the client id is the username, so only the
+        # holder of a device's credentials can open or replace that device's session. Brokers
+        # without users (test and demo "cloud" brokers) keep the client's own id.
+        bind_identity = [] if settings.anonymous else ["use_username_as_clientid true"]
+        lines += [f"listener {settings.port} {settings.listen}", *bind_identity]
         if settings.tls_port is not None:
             if not (settings.ca_file and settings.cert_file and settings.key_file):
                 raise BrokerError(
@@ -221,6 +252,7 @@ class Mosquitto:
                 )
             lines += [
                 f"listener {settings.tls_port} {settings.listen}",
+                *bind_identity,
                 f"cafile {settings.ca_file}",
                 f"certfile {settings.cert_file}",
                 f"keyfile {settings.key_file}",
@@ -255,6 +287,9 @@ class Mosquitto:
             self.reload()  # it re-reads the password file and ACL we just wrote
             await wait_for_port(self.settings.listen, self.settings.port, timeout)
             return
+        for port in (self.settings.port, self.settings.tls_port):
+            if port is not None:
+                check_port_free(self.settings.listen, port)
         log_file = self.log_path.open("ab")
         read_end: int | None = None
         write_end: int | None = None
@@ -375,9 +410,16 @@ class Mosquitto:
             process.kill()
             await process.wait()
 
-    async def supervise(self) -> None:
-        """Restart Mosquitto whenever it dies, with backoff; runs until cancelled."""
+    async def supervise(self, max_failures: int = MAX_START_FAILURES) -> None:
+        """Restart Mosquitto whenever it dies, with backoff; runs until cancelled.
+
+        A broker that cannot start, or exits within ``STABLE_S`` of starting, ``max_failures``
+        times in a row will not start by trying again (a port another process holds, a broken
+        certificate): raises BrokerError with the reason, and the gateway exits non-zero
+        instead of restarting it forever."""
         delay = 0.5
+        failures = 0
+        loop = asyncio.get_running_loop()
         while True:
             while self.adopted_pid is not None and _alive(self.adopted_pid):  # noqa: ASYNC110 - no event exists for a process that is not our child
                 await asyncio.sleep(0.5)  # not our child: we can only watch it
@@ -391,19 +433,34 @@ class Mosquitto:
                 try:
                     async with self._restart_lock:
                         await self.start()
-                    delay = 0.5
                 except BrokerError as exc:
+                    failures += 1
+                    if failures >= max_failures:
+                        raise BrokerError(
+                            f"the device broker could not be started {failures} times in a row; "
+                            f"giving up. Last error: {exc}"
+                        ) from exc
                     log.error("%s; retrying in %.1f s", exc, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 30.0)
                     continue
             assert self.process is not None
             process = self.process
+            started = loop.time()
             code = await process.wait()
             async with self._restart_lock:
                 if self.process is not process:
                     continue  # restarted on purpose (``restart``), already running again
             self.restarts += 1
+            if loop.time() - started < STABLE_S:
+                failures += 1
+            else:
+                failures, delay = 0, 0.5  # it ran well: a fresh fault, not the same one again
+            if failures >= max_failures:
+                raise BrokerError(
+                    f"Mosquitto exited (code {code}) within {STABLE_S:.0f} s of starting, "
+                    f"{failures} times in a row; giving up. Its log says:\n{self.tail_log()}"
+                )
             log.error(
                 "Mosquitto exited with code %s; restarting in %.1f s. Its log says:\n%s",
                 code,
@@ -458,6 +515,59 @@ def _drain_log(
         log_file.close()
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Raise BrokerError naming the port and, where /proc tells, the process that holds it.
+
+    Mosquitto binds its listeners after it has started; when one is taken it exits, but
+    something answers on the port, so waiting for the port alone would call the start a
+    success. Bound as Mosquitto binds (SO_REUSEADDR): a port in TIME_WAIT is free."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise BrokerError(f"broker.listen {host!r} is not an address here: {exc}") from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            holder = port_holder(port)
+            raise BrokerError(
+                f"port {port} on {host} is in use"
+                + (f" by {holder}" if holder else " (by a process of another user)")
+                + f" ({exc.strerror}); the device broker cannot listen there. Stop that process, "
+                "or set broker.port / broker.tls_port to a free port in the configuration"
+            ) from None
+
+
+def port_holder(port: int) -> str | None:
+    """'mosquitto (pid 1234)' for the process listening on ``port``, if /proc shows it."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for row in Path(table).read_text().splitlines()[1:]:
+                fields = row.split()
+                if (
+                    len(fields) > 9
+                    and fields[3] == "0A"
+                    and int(fields[1].rsplit(":", 1)[1], 16) == port
+                ):
+                    inodes.add(fields[9])
+    targets = {f"socket:[{inode}]" for inode in inodes}
+    if not targets:
+        return None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (proc / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in targets:
+                        name = (proc / "comm").read_text().strip()
+                        return f"{name} (pid {proc.name})"
+    return None
+
+
 def _alive(pid: int) -> bool:
     """True for a running process; a zombie (dead, not yet reaped) counts as gone."""
     try:
@@ -498,6 +608,17 @@ def gateway_rule(username: str, password_hash: str) -> AclRule:
     return AclRule(username=username, password_hash=password_hash, readwrite=("#",))
 
 
-def device_rule(username: str, password_hash: str | None, patterns: Sequence[str]) -> AclRule:
+def device_rule(
+    username: str,
+    password_hash: str | None,
+    patterns: Sequence[str],
+    commands: Sequence[str] = (),
+) -> AclRule:
+    """A device may publish under its own topics and read nothing but its own command topics.
+
+    Write only: with read access a device could subscribe to its own topic with a persistent
+    session, go offline and have the broker queue everything it publishes for itself (60 MB in
+    one measurement, bounded only by the global queue limits the gateway's session needs)."""
     filters = tuple(dict.fromkeys(topic_filter(p) for p in patterns))
-    return AclRule(username=username, password_hash=password_hash, readwrite=filters)
+    reads = tuple(dict.fromkeys(topic_filter(p) for p in commands))
+    return AclRule(username=username, password_hash=password_hash, write=filters, read=reads)

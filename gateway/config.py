@@ -37,6 +37,7 @@ from gateway.errors import ConfigError
 
 __all__ = [
     "BrokerConfig",
+    "BrokerLimits",
     "Config",
     "MetricsConfig",
     "OutboxConfig",
@@ -131,6 +132,51 @@ class RecipientConfig(_Model):
         return urlsplit(self.url).scheme == "mqtts"
 
 
+class BrokerLimits(_Model):
+    """Mosquitto's resource limits (managed mode), written into mosquitto.conf.
+
+    Mosquitto 2.0 applies the queue and in-flight limits to every client alike; the client that
+    needs them large is the gateway's own persistent session, which holds devices' messages while
+    the gateway is stopped or its outbox is full. Devices cannot use them to queue for
+    themselves: they have no read right (see gateway/broker.py), so nothing is ever queued for a
+    device. Reaching a queue limit makes Mosquitto drop further messages for the gateway's session
+    after acknowledging them to the device; Einblick counts each such episode ("queue_full" in
+    ``einblick status`` and the metrics), so size the limits for the longest outage you plan for.
+    """
+
+    # Messages queued for one client above those in flight: about a day of 10 devices at 1 msg/s.
+    max_queued_messages: int = Field(default=1_000_000, ge=1000)
+    # Bytes queued for one client. Mosquitto keeps its queue in memory: this bounds the backlog's
+    # share of RAM on an edge box (a million 500-byte messages fit).
+    max_queued_bytes: int = Field(default=512 * 1024 * 1024, ge=1024 * 1024)
+    # QoS 1 messages sent to one client before its acknowledgements: the gateway acknowledges
+    # only after its commit, so this is the writer's batch window.
+    max_inflight_messages: int = Field(default=1000, ge=1, le=65535)
+    # Largest MQTT packet Mosquitto accepts (bigger: the client is disconnected, nothing is
+    # acknowledged). Larger than pipeline.max_payload_bytes on purpose: a body the gateway will
+    # not inspect still reaches it and is withheld with a logged reason instead of vanishing.
+    max_packet_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=268_435_460)
+    # Mosquitto's heap limit, the backstop for what the queue limit does not count (packets being
+    # received, retained messages, sessions): over it, a publisher is disconnected without an
+    # acknowledgement. 0: no limit. Must leave room above max_queued_bytes.
+    memory_limit_bytes: int = Field(default=1024 * 1024 * 1024, ge=0)
+
+    @model_validator(mode="after")
+    def _room(self) -> BrokerLimits:
+        headroom = 4 * self.max_packet_bytes + 64 * 1024 * 1024
+        if self.memory_limit_bytes and self.memory_limit_bytes < self.max_queued_bytes + headroom:
+            raise ValueError(
+                f"memory_limit_bytes ({self.memory_limit_bytes}) must be 0 or at least "
+                f"max_queued_bytes + 4 x max_packet_bytes + 64 MiB "
+                f"({self.max_queued_bytes + headroom}): below that, Mosquitto would run out of "
+                "memory before the queue limit and drop messages it has already acknowledged"
+            )
+        return self
+
+
+DEVICE_USERNAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\.[a-z0-9][a-z0-9-]{0,62}$")
+
+
 class BrokerConfig(_Model):
     mode: Literal["managed", "external"] = "managed"
     host: str = "127.0.0.1"
@@ -147,9 +193,23 @@ class BrokerConfig(_Model):
     # for commissioning and audits (wrong passwords and refused certificates are always counted).
     report_denied_publish: bool = False
     mosquitto: Path | None = None  # None: found on PATH or in /usr/sbin
+    # Managed mode: the gateway's broker user, and its client id (Mosquitto makes every client
+    # id the username). Device usernames are always "<customer>.<device>"; a name without that
+    # shape can never be claimed by registering a device.
     gateway_username: str = "einblick-gateway"
     gateway_password_file: Path | None = None  # external mode: the gateway's own credentials
-    client_id: str = "einblick-gateway"
+    client_id: str = "einblick-gateway"  # external mode only; managed mode uses gateway_username
+    limits: BrokerLimits = BrokerLimits()
+
+    @model_validator(mode="after")
+    def _unclaimable(self) -> BrokerConfig:
+        if self.mode == "managed" and DEVICE_USERNAME.match(self.gateway_username):
+            raise ValueError(
+                f"gateway_username {self.gateway_username!r} has the shape of a device username "
+                "(<customer>.<device>): a device registered under that name could take over the "
+                "gateway's session; choose a name without a dot, e.g. einblick-gateway"
+            )
+        return self
 
 
 class OutboxConfig(_Model):

@@ -519,7 +519,11 @@ async def forget(gateway: Gateway, customer: str, device: str | None, by: str) -
             host=base.host,
             port=base.port,
             client_id=f"{base.client_id}-erasure",
-            username=base.username,
+            # Its own broker user (see Gateway._broker_users): with the managed broker's client
+            # id bound to the username, the gateway's user would replace the gateway's session.
+            username=f"{base.username}-erasure"
+            if config.broker.mode == "managed"
+            else base.username,
             password=base.password,
             tls=base.tls,
         )

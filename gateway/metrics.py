@@ -55,6 +55,19 @@ def render(status: Mapping[str, Any]) -> str:
     ]
     for up in status["upstreams"]:
         lines.append(f'einblick_sent_total{{recipient="{up["recipient"]}"}} {up["sent"]}')
+    lines += [
+        "# HELP einblick_broker_refusals_total Refusals and session takeovers at the device broker, "
+        "by kind (see gateway/refusals.py).",
+        "# TYPE einblick_broker_refusals_total counter",
+    ]
+    for kind, count in sorted((status.get("refusal_totals") or {}).items()):
+        lines.append(f'einblick_broker_refusals_total{{kind="{kind}"}} {count}')
+    lines += [
+        "# HELP einblick_devices_not_admitted Registered devices left out of the broker "
+        "because their topics break the confinement rules.",
+        "# TYPE einblick_devices_not_admitted gauge",
+        f"einblick_devices_not_admitted {len(status.get('device_problems') or [])}",
+    ]
     age = status.get("last_checkpoint_age_s")
     lines += [
         "# HELP einblick_checkpoint_age_seconds Seconds since the last signed checkpoint.",

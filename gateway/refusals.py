@@ -10,6 +10,21 @@ who and kind, and ``einblick status`` shows them:
       bad_credentials  address 192.168.1.44       1×, last 2 min ago
       tls_refused      address 192.168.1.45       2×, last 40 s ago: certificate verify failed
 
+Two more kinds are not refusals of a login but of what a login did to others:
+
+- ``session_replaced``: a login took over a connected client's session ("Client <id> already
+  connected, closing old connection."). The managed broker makes every client id the username
+  (``use_username_as_clientid``), so a device asking for the gateway's or another device's client
+  id gets its own instead, and Mosquitto 2.0 logs nothing about the id it asked for: such an
+  attempt is harmless and invisible. What remains and is counted is a second login with the same
+  credentials while the first is connected: a cloned device, stolen credentials, or a device
+  reconnecting before the broker noticed its old connection died. Who: the username whose
+  session was replaced and the address of the new login.
+- ``queue_full``: Mosquitto began dropping messages queued for a client ("Outgoing messages are
+  being dropped for client <id>."), counted once per episode as Mosquitto logs it: for the
+  gateway's session that means devices' acknowledged messages are being lost (raise
+  ``broker.limits``).
+
 Who is named as precisely as Mosquitto 2.0's log allows: a denied PUBLISH by the broker username
 of the connected client; a refused CONNECT (wrong password, unknown user) by the address it came
 from, because Mosquitto logs "Client <unknown> disconnected, not authorised." without the
@@ -36,6 +51,9 @@ _CONNACK_REFUSED = re.compile(r"^Sending CONNACK to (?P<addr>\S+) \(\d+, (?P<rc>
 _DENIED = re.compile(r"^Denied PUBLISH from (?P<id>\S+) \(d\d, q\d, r\d, m\d+, '(?P<topic>.*)', ")
 _OPENSSL = re.compile(r"^OpenSSL Error\[0\]: (?:error:[0-9A-F]+:)?(?:[^:]*:){0,2}(?P<why>.*)$")
 _DISCONNECTED_DENIED = "Client <unknown> disconnected, not authorised."
+_REPLACED = re.compile(r"^Client (?P<id>\S+) already connected, closing old connection\.$")
+_DROPPING = re.compile(r"^Outgoing messages are being dropped for client (?P<id>\S+)\.$")
+KINDS = ("bad_credentials", "tls_refused", "denied_publish", "session_replaced", "queue_full")
 
 # How many distinct (kind, who) pairs are kept: a scan from many addresses must not grow memory.
 MAX_ENTRIES = 1000
@@ -43,7 +61,7 @@ MAX_ENTRIES = 1000
 
 @dataclass(slots=True)
 class Refusal:
-    kind: str  # bad_credentials | tls_refused | denied_publish
+    kind: str  # one of KINDS
     who: str  # a broker username, or "address <ip>"
     count: int
     first: float
@@ -72,6 +90,8 @@ class RefusalBook:
         self._refused_address = ""  # from "Sending CONNACK … (0, 5)", just before the refusal
         self._entries: dict[tuple[str, str], Refusal] = {}
         self.total = 0
+        # Per kind, never evicted (unlike the entries): what the metrics export as counters.
+        self.totals: dict[str, int] = dict.fromkeys(KINDS, 0)
 
     def feed(self, lines: Iterable[str], now: float) -> list[Refusal]:
         """Read log lines; returns the refusals they recorded, in order."""
@@ -113,6 +133,19 @@ class RefusalBook:
             if m is not None:
                 self._refused_address = m.group("addr")
             return None
+        if body.endswith("already connected, closing old connection."):
+            m = _REPLACED.match(body)
+            if m is not None:
+                client = m.group("id")
+                who = self._users.get(client, client)
+                return self._record("session_replaced", who, f"by {self._last_address}", now)
+            return None
+        if body.startswith("Outgoing messages are being dropped"):
+            m = _DROPPING.match(body)
+            if m is not None:
+                client = m.group("id")
+                return self._record("queue_full", self._users.get(client, client), "", now)
+            return None
         if body == _DISCONNECTED_DENIED:
             address = self._refused_address or self._last_address or "?"
             self._refused_address = ""
@@ -126,6 +159,7 @@ class RefusalBook:
 
     def _record(self, kind: str, who: str, detail: str, now: float) -> Refusal | None:
         self.total += 1
+        self.totals[kind] = self.totals.get(kind, 0) + 1
         key = (kind, who)
         entry = self._entries.get(key)
         if entry is None:

@@ -4,6 +4,10 @@ A device the customer's policy declares (``devices:`` in the policy file) publis
 policy's topics: the snippet shows the policy's first topic (a ``{capture}`` level as
 ``<capture>``) and the registry gets no topics of its own for it, since the broker's ACL comes
 from the policy. An undeclared device gets ``--topic`` or ``devices/<customer>/<id>/{stream}``.
+
+Registration refuses what would let one device hurt another (gateway/registry.py): a customer
+no policy names (with the closest known names), a device id or human name the customer already
+has, and topics outside the device's own prefix or overlapping another device's.
 """
 
 from __future__ import annotations
@@ -16,11 +20,19 @@ from pathlib import Path
 from gateway.commands.gateway_cmds import SubParsers, add_config_option, config_from
 from gateway.config import Config
 from gateway.control import ControlError, request
-from gateway.registry import DEFAULT_TOPIC, RegisteredDevice, Registry, RegistryError, slug
+from gateway.registry import (
+    DEFAULT_TOPIC,
+    Claim,
+    RegisteredDevice,
+    Registry,
+    RegistryError,
+    closest,
+    slug,
+)
 from gateway.tls import CertificateAuthority, IssuedCertificate, TlsFiles
 from policies.errors import PolicyError
 from policies.loader import load_policy
-from policies.model import DeviceSpec
+from policies.model import DeviceSpec, PolicyDocument
 
 __all__ = ["connection_snippet", "declared_device", "register", "shown_topic"]
 
@@ -44,6 +56,15 @@ def register(sub: SubParsers) -> None:
         metavar="PATTERN[=STREAM]",
         help="topic the device publishes under, if its policy does not declare it "
         "(default: devices/<customer>/<id>/{stream}); repeatable",
+    )
+    add.add_argument(
+        "--command-topic",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        dest="command_topics",
+        help="a topic the device may subscribe to for commands, under devices/<customer>/<id>/ "
+        "(e.g. devices/<customer>/<id>/cmd/set); none by default: a device reads nothing",
     )
     add.add_argument(
         "--cert",
@@ -80,16 +101,37 @@ def register(sub: SubParsers) -> None:
 
 
 def _registry(config: Config) -> Registry:
-    return Registry(config.data_path / "devices.json")
+    user = config.broker.gateway_username
+    return Registry(config.data_path / "devices.json", reserved=(user, f"{user}-erasure"))
 
 
-def _tell_gateway(config: Config) -> str:
-    """Ask a running gateway to re-read the registry (password file + ACL, no restart)."""
+def _tell_gateway(config: Config, device: tuple[str, str] | None = None) -> str:
+    """Ask a running gateway to re-read the registry (password file + ACL, no restart), and say
+    what happened: the broker has the change only if the gateway answered and admitted it."""
     try:
-        asyncio.run(request(config.control_socket, "reload_devices"))
+        reply = asyncio.run(request(config.control_socket, "reload_devices"))
     except ControlError:
         return "the gateway is not running; it picks the change up when it starts"
+    refused = {
+        (str(p.get("customer")), str(p.get("device"))): str(p.get("error"))
+        for p in reply.get("not_admitted") or []
+    }
+    if device is not None and device in refused:
+        return f"the running gateway did NOT admit the device: {refused[device]}"
     return "the running gateway's broker has the new credentials now"
+
+
+def _policies(config: Config) -> list[tuple[Path, PolicyDocument]]:
+    """Every policy file that loads; one that does not is reported on stderr and skipped (the
+    gateway refuses it too)."""
+    directory = config.policies_path
+    found = []
+    for path in sorted(directory.glob("*.yaml")) if directory.is_dir() else ():
+        try:
+            found.append((path, load_policy(path)))
+        except PolicyError as exc:
+            print(f"note: skipping a policy that does not load: {exc}", file=sys.stderr)
+    return found
 
 
 def declared_device(config: Config, customer: str, device: str) -> DeviceSpec | None:
@@ -98,13 +140,7 @@ def declared_device(config: Config, customer: str, device: str) -> DeviceSpec | 
     Every ``*.yaml`` in the policies directory is read (file names need not match customers);
     a file that does not load is reported on stderr and skipped: the gateway refuses it too.
     """
-    directory = config.policies_path
-    for path in sorted(directory.glob("*.yaml")) if directory.is_dir() else ():
-        try:
-            document = load_policy(path)
-        except PolicyError as exc:
-            print(f"note: skipping a policy that does not load: {exc}", file=sys.stderr)
-            continue
+    for _, document in _policies(config):
         if document.customer != customer:
             continue
         for spec in document.devices:
@@ -138,7 +174,30 @@ def _add(args: argparse.Namespace) -> int:
     config = config_from(args)
     registry = _registry(config)
     device_id = args.id or slug(args.name)
-    declared = declared_device(config, args.customer, device_id)
+    documents = _policies(config)
+    customers = {document.customer for _, document in documents}
+    if args.customer not in customers:
+        known = ", ".join(sorted(customers)) or f"none: no policy in {config.policies_path} loads"
+        raise RegistryError(
+            f"unknown customer {args.customer!r}{closest(args.customer, customers)}; a customer "
+            f"exists once its policy is in {config.policies_path} (known: {known})"
+        )
+    claims = [
+        Claim(document.customer, spec.id, topic.pattern, f"policy {path}")
+        for path, document in documents
+        for spec in document.devices
+        for topic in spec.topics
+    ]
+    declared = next(
+        (
+            spec
+            for _, document in documents
+            if document.customer == args.customer
+            for spec in document.devices
+            if spec.id == device_id
+        ),
+        None,
+    )
     topics: list[tuple[str, str]] = []
     for spec in args.topic:
         pattern, _, stream = spec.partition("=")
@@ -149,6 +208,19 @@ def _add(args: argparse.Namespace) -> int:
             f"topics {', '.join(t.pattern for t in declared.topics)}; drop --topic (the policy "
             "decides where it publishes) or change the policy"
         )
+    same = [d for d in registry.devices() if d.customer == args.customer]
+    for other in same:
+        if other.device == device_id:
+            raise RegistryError(
+                f"customer {args.customer!r} already has a device with id {device_id!r} "
+                f"({other.name!r}); choose another --id, or 'einblick device rotate' for new "
+                "credentials"
+            )
+        if other.name.casefold() == args.name.casefold():
+            raise RegistryError(
+                f"customer {args.customer!r} already has a device named {other.name!r} "
+                f"(id {other.device!r}); give this one a name the customer can tell apart"
+            )
     if not topics and declared is None:
         topics = [(DEFAULT_TOPIC.format(customer=args.customer, device=device_id), "telemetry")]
     if args.cert and not (config.broker.tls_port and config.broker.require_client_cert):
@@ -162,14 +234,16 @@ def _add(args: argparse.Namespace) -> int:
         name=args.name,
         kind=args.kind,
         topics=tuple(topics),
+        commands=tuple(args.command_topics),
         certificate=args.cert,
+        claims=claims,
     )
     issued = None
     if args.cert:
         issued = _ca(config).issue_client(entry.username, args.cert_dir)
         entry = registry.set_certificate(entry.customer, entry.device, issued.serial)
     registry.save()
-    note = _tell_gateway(config)
+    note = _tell_gateway(config, entry.key)
     topic = shown_topic(declared.topics[0].pattern) if declared is not None else None
     sys.stdout.write(connection_snippet(config, entry, password, issued, topic=topic))
     print(f"\n({note})", file=sys.stderr)

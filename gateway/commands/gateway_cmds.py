@@ -20,6 +20,7 @@ from gateway.keys import load_public_key
 from gateway.receipts import verify_receipt
 from gateway.scaffold import InitOptions, init_directory
 from gateway.visible import neutralise
+from policies.errors import EinblickError
 
 __all__ = ["add_config_option", "config_from", "register", "run_until_signalled"]
 
@@ -168,7 +169,14 @@ def _run(args: argparse.Namespace) -> int:
     from gateway.app import Gateway
 
     config = config_from(args)
-    run_until_signalled(Gateway(config).run())
+    try:
+        run_until_signalled(Gateway(config).run())
+    except BaseExceptionGroup as group:
+        # A component gave up for a reason it explains (the device broker cannot start again):
+        # the CLI prints that reason and exits non-zero, not a traceback of the task group.
+        if len(group.exceptions) == 1 and isinstance(group.exceptions[0], EinblickError):
+            raise group.exceptions[0] from None
+        raise
     return 0
 
 
@@ -237,7 +245,8 @@ def render_status(status: dict[str, Any]) -> str:
     refusals = status.get("refusals") or []
     if refusals:
         lines.append(
-            "refusals at the device broker (wrong credentials, untrusted certificates, denied topics):"
+            "refusals at the device broker (wrong credentials, untrusted certificates, denied "
+            "topics, sessions taken over by a second login, queues dropping):"
         )
         # 'who' is the client id or user name a device sent: shown, never interpreted.
         for refusal in refusals[:20]:
@@ -246,6 +255,14 @@ def render_status(status: dict[str, Any]) -> str:
                 f"  {refusal['kind']:<16} {neutralise(str(refusal['who'])):<32} {refusal['count']}×, "
                 f"last {_age(now - refusal['last'])} ago{detail}"
             )
+    problems = status.get("device_problems") or []
+    if problems:
+        lines.append(
+            f"devices not admitted to the broker (their topics break the rules): {len(problems)}"
+        )
+        lines.extend(
+            f"  {p['customer']}/{p['device']}: {neutralise(str(p['error']))}" for p in problems
+        )
     lines.append("policies:")
     for policy in status["policies"]:
         version = (policy.get("version") or "-")[:12]

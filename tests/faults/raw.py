@@ -26,10 +26,20 @@ def _field(data: bytes) -> bytes:
 class RawClient:
     """One TCP connection speaking just enough MQTT to CONNECT and PUBLISH anything."""
 
-    def __init__(self, port: int, username: str, password: str) -> None:
+    def __init__(
+        self,
+        port: int,
+        username: str,
+        password: str,
+        *,
+        client_id: str | None = None,
+        clean_session: bool = True,
+    ) -> None:
         self.port = port
         self.username = username
         self.password = password
+        self.client_id = client_id if client_id is not None else f"raw-{username}"
+        self.clean_session = clean_session
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -38,9 +48,10 @@ class RawClient:
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         body = (
             _field(b"MQTT")
-            + bytes([4, 0xC2])  # level 4; flags: username, password, clean session
+            # level 4; flags: username, password, and clean session unless asked not to
+            + bytes([4, 0xC0 | (0x02 if self.clean_session else 0)])
             + struct.pack("!H", 30)
-            + _field(f"raw-{self.username}".encode())
+            + _field(self.client_id.encode())
             + _field(self.username.encode())
             + _field(self.password.encode())
         )
@@ -56,11 +67,38 @@ class RawClient:
         with contextlib.suppress(ConnectionError):
             await self.writer.drain()
 
+    async def subscribe(self, topic: bytes, mid: int, *, qos: int = 1) -> None:
+        body = struct.pack("!H", mid) + _field(topic) + bytes([qos])
+        await self.send(b"\x82" + remaining_length(len(body)) + body)
+
     async def publish(self, topic: bytes, payload: bytes, *, qos: int = 1) -> None:
         variable = _field(topic) + (b"\x00\x01" if qos else b"")
         body = variable + payload
         header = bytes([0x30 | (qos << 1)]) + remaining_length(len(body))
         await self.send(header + body)
+
+    async def ping_fence(self, timeout: float = 10.0) -> bytes:
+        """Send PINGREQ and return every byte the broker sent until its PINGRESP: what it had
+        written to this connection before (PUBACKs, and PUBLISHes for a subscription).
+
+        Reads whole packets, so a payload containing the PINGRESP bytes is not mistaken for it."""
+        assert self.reader is not None
+        await self.send(b"\xc0\x00")
+        got = bytearray()
+        async with asyncio.timeout(timeout):
+            while True:
+                header = await self.reader.readexactly(1)
+                length, shift = 0, 0
+                while True:
+                    byte = (await self.reader.readexactly(1))[0]
+                    length |= (byte & 0x7F) << shift
+                    shift += 7
+                    if not byte & 0x80:
+                        break
+                packet = header + await self.reader.readexactly(length)
+                if packet == b"\xd0":
+                    return bytes(got)
+                got += header + remaining_length(length) + packet[1:]
 
     async def closed_by_broker(self, timeout: float = 2.0) -> bool:
         """True if the broker hung up on us within ``timeout`` (what it does on a bad packet)."""

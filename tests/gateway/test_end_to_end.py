@@ -127,7 +127,7 @@ async def test_bad_input_is_withheld_with_a_reason_and_the_gateway_keeps_running
             "probe-9",
             name="Probe",
             kind="probe",
-            topics=(("lab/probe-9/{stream}", "telemetry"),),
+            topics=(("devices/nobody/probe-9/{stream}", "telemetry"),),
         )
         registry.save()
         h.gateway.reload_devices()
@@ -139,7 +139,7 @@ async def test_bad_input_is_withheld_with_a_reason_and_the_gateway_keeps_running
         await oven.publish(topic, b'{"temperature": 18', 1)  # malformed JSON
         await oven.publish(topic, b'{"temperature": "\xff\xfe"}', 1)  # invalid UTF-8
         await oven.publish(topic, b'{"pad": "' + b"x" * (10 * 1024 * 1024) + b'"}', 1)  # 10 MB
-        await stray.publish("lab/probe-9/telemetry", b'{"temperature": 20}', 1)
+        await stray.publish("devices/nobody/probe-9/telemetry", b'{"temperature": 20}', 1)
         await oven.publish(topic, b'{"temperature": 180.1, "door_open": true}', 1)  # still running
         await h.cloud.wait_for(1)
         await h.wait_committed(5)
