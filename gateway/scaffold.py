@@ -101,6 +101,7 @@ recipients:
 {recipients}
 outbox:
   max_rows: 100000         # when full, stop taking device messages (the broker holds them)
+  when_recipient_full: withhold  # a recipient's queue at its quota: record withheld; 'hold' pauses intake
 
 pipeline:
   checkpoint_interval_s: {options.checkpoint_interval_s}

@@ -199,7 +199,8 @@ def render_status(status: dict[str, Any]) -> str:
     if pipeline.get("failing_closed"):
         lines.append(f"  FAILING CLOSED — nothing is forwarded: {pipeline['failing_closed']}")
     if pipeline.get("outbox_full"):
-        lines.append("  OUTBOX FULL — not taking device messages; the broker holds them")
+        why = pipeline.get("paused_because") or "the outbox is full"
+        lines.append(f"  INTAKE PAUSED — {why}; not taking device messages, the broker holds them")
     age = status.get("last_checkpoint_age_s")
     lines.append(f"last signed checkpoint: {_age(age) + ' ago' if age is not None else 'none yet'}")
     lines.append("upstreams:")
@@ -209,6 +210,9 @@ def render_status(status: dict[str, Any]) -> str:
             f"  {up['recipient']:<18} {state}; outbox {up['outbox_depth']}, sent {up['sent']}, "
             f"withheld at send {up['withheld_at_send']}"
         )
+        queue = up.get("queue")
+        if queue:
+            lines.append(f"  {'':<18} {_queue(queue)}")
         delivered = up.get("latency") or {}
         if delivered.get("p50_ms") is not None:
             lines.append(f"  {'':<18} outbox → acknowledged: {_latency(delivered)}")
@@ -240,6 +244,23 @@ def render_status(status: dict[str, Any]) -> str:
             line += f"\n    ERROR: {policy['error']}"
         lines.append(line)
     return "\n".join(lines)
+
+
+def _queue(queue: dict[str, Any]) -> str:
+    """One recipient's queue against its quota, and what happens at the quota."""
+    used = max(
+        queue["rows"] / max(1, queue["quota_rows"]), queue["bytes"] / max(1, queue["quota_bytes"])
+    )
+    text = (
+        f"queue {queue['rows']:,} of {queue['quota_rows']:,} rows, "
+        f"{queue['bytes'] / 1e6:.1f} of {queue['quota_bytes'] / 1e6:.1f} MB ({used:.0%}); "
+        f"at the quota: {queue['when_full']}"
+    )
+    if queue["withheld_at_quota"]:
+        text += f"; {queue['withheld_at_quota']:,} withheld at the quota"
+    if queue["holding"]:
+        text += "; HOLDING INTAKE"
+    return text
 
 
 def _latency(summary: dict[str, Any]) -> str:
