@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Literal
 
 __all__ = [
+    "FRESH_S",
     "REMEASURE_S",
     "RESUME_AT",
     "ROW_OVERHEAD",
@@ -54,6 +55,9 @@ WhenFull = Literal["withhold", "hold"]
 # What a row costs beyond its payload: the topic, the ids, the timestamps and two index entries.
 ROW_OVERHEAD = 256
 REMEASURE_S = 60.0
+# Before refusing a release for bytes, a measurement older than this is taken again: space freed
+# on a full disk counts within a second, not a minute.
+FRESH_S = 1.0
 RESUME_AT = 0.9  # a held recipient lets intake resume once its queue is below 90 % of its quota
 
 
@@ -137,11 +141,11 @@ class RecipientQueues:
         self._remeasure()
         return self._quota_bytes
 
-    def _remeasure(self) -> None:
+    def _remeasure(self, older_than: float = REMEASURE_S) -> None:
         if self._fixed_bytes is not None:
             return
         now = self._clock()
-        if self._measured_at is not None and now - self._measured_at < REMEASURE_S:
+        if self._measured_at is not None and now - self._measured_at < older_than:
             return
         self._measured_at = now
         available = self._measure(self._disk) + sum(self.bytes.values())
@@ -171,7 +175,9 @@ class RecipientQueues:
         rows = self.rows.get(recipient, 0)
         size = self.bytes.get(recipient, 0)
         withholds = recipient in self._when_full and self.when_full(recipient) == "withhold"
-        if withholds and (rows + 1 > self._quota_rows or size + cost > self.quota_bytes):
+        if withholds and size + cost > self.quota_bytes:
+            self._remeasure(older_than=FRESH_S)
+        if withholds and (rows + 1 > self._quota_rows or size + cost > self._quota_bytes):
             self.withheld_at_quota[recipient] = self.withheld_at_quota.get(recipient, 0) + 1
             return False
         self.rows[recipient] = rows + 1

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway import outbox
-from gateway.quota import REMEASURE_S, ROW_OVERHEAD, RecipientQueues, WhenFull
+from gateway.quota import FRESH_S, REMEASURE_S, ROW_OVERHEAD, RecipientQueues, WhenFull
 
 
 class Disk:
@@ -117,6 +117,18 @@ def test_free_disk_is_measured_at_most_once_a_minute() -> None:
     assert q.quota_bytes == int(0.5 * q.status("cloud-a").bytes) // 2
     assert disk.asked == 2
     assert not q.admit("cloud-a", 10)
+
+
+def test_before_refusing_for_bytes_the_disk_is_asked_again_when_freed_space_may_count() -> None:
+    disk = Disk(free=0)  # measured while the disk was full: the quota is 0
+    clock = Clock()
+    q = queues(disk=disk, clock=clock)
+    assert not q.admit("cloud-a", 10)
+    disk.free = 4_000_000  # space returns
+    assert not q.admit("cloud-a", 10)  # the last measurement is younger than FRESH_S
+    clock.now += FRESH_S
+    assert q.admit("cloud-a", 10)  # not a minute later: at the next refusal after FRESH_S
+    assert disk.asked == 2
 
 
 def test_a_fixed_bytes_quota_never_asks_the_disk() -> None:
