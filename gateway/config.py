@@ -15,7 +15,7 @@
         username: bakery-17
         password_file: secrets/oven-maker.password
     outbox:
-      max_rows: 100000                # when full, Einblick stops taking messages from devices
+      max_rows: 10000000              # all queues together; each recipient gets max_rows ÷ recipients
       when_recipient_full: withhold   # a recipient's queue at its quota: withhold, or hold intake
 
 Paths in the file are resolved against the file's directory, so a configuration directory can be
@@ -128,7 +128,10 @@ class BrokerConfig(_Model):
 class OutboxConfig(_Model):
     # When this many rows wait to be sent, the gateway stops acknowledging device messages: the
     # broker keeps them (QoS 1, persistent session) until the upstreams drain the outbox.
-    max_rows: int = Field(default=100_000, ge=10)
+    # Ten million by default because each recipient's row quota is a share of it: with three
+    # recipients one may be down ~9 h at 100 messages/s before its releases are withheld; the
+    # bytes quota (a share of the free disk) binds first on a small disk.
+    max_rows: int = Field(default=10_000_000, ge=10)
     # Each recipient's queue has a quota (gateway/quota.py says how it is sized) so that one
     # unreachable recipient cannot reach max_rows and pause intake for everyone.
     # Rows per recipient; None: max_rows ÷ number of recipients.

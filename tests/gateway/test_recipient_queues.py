@@ -13,7 +13,7 @@ from tests.gateway.harness import Harness, running_gateway
 from tests.gateway.test_durability import POLICY
 
 DEVICES = [("werk-nord", "press-1", "Presse 1"), ("werk-nord", "press-2", "Presse 2")]
-QUOTA = {"max_rows: 100000": "max_rows: 100000\n  recipient_max_rows: 20"}
+QUOTA = {"max_rows: 10000000": "max_rows: 10000000\n  recipient_max_rows: 20"}
 
 
 async def _publish(h: Harness, count: int) -> None:
@@ -84,7 +84,7 @@ async def test_at_the_quota_releases_are_recorded_withheld_and_intake_goes_on(
 async def test_a_hold_recipient_at_its_quota_pauses_intake_and_loses_nothing(
     tmp_path: Path,
 ) -> None:
-    edits = {"max_rows: 100000": "max_rows: 100000\n  recipient_max_rows: 20"}
+    edits = {"max_rows: 10000000": "max_rows: 10000000\n  recipient_max_rows: 20"}
     edits["when_recipient_full: withhold"] = "when_recipient_full: hold"
     async with running_gateway(tmp_path, {"werk.yaml": POLICY}, DEVICES, config_edits=edits) as h:
         await h.cloud.broker.stop()
