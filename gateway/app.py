@@ -51,6 +51,7 @@ from gateway.outbox import OutboxRow
 from gateway.pipeline import Pipeline
 from gateway.policyset import PolicySet
 from gateway.pseudonyms import Keyring
+from gateway.quota import RecipientQueues
 from gateway.refusals import RefusalBook
 from gateway.registry import RegisteredDevice, Registry, policy_claims
 from gateway.store import Store
@@ -165,7 +166,18 @@ class Gateway:
                     self._engine.withdraw(customer, grant, at)
             await self.store.read(self.consents.load)
             await self.store.read(self.erasures.load)
-            depth = await self.store.read(outbox.depth)
+            queues = RecipientQueues(
+                {
+                    r.name: r.when_queue_full or config.outbox.when_recipient_full
+                    for r in config.recipients
+                },
+                max_rows_total=config.outbox.max_rows,
+                max_rows=config.outbox.recipient_max_rows,
+                max_bytes=config.outbox.recipient_max_bytes,
+                disk_share=config.outbox.disk_share,
+                disk=config.database_path.parent,
+            )
+            queues.load(await self.store.read(outbox.sizes))
             self.pipeline = Pipeline(
                 engine=lambda: self.engine,
                 store=self.store,
@@ -176,12 +188,12 @@ class Gateway:
                 batch_max=config.pipeline.batch_max,
                 max_payload_bytes=config.pipeline.max_payload_bytes,
                 outbox_max_rows=config.outbox.max_rows,
+                queues=queues,
                 on_rows=self._offer,
                 flood=self.flood,
                 not_loaded=self._not_loaded,
                 clock=self.clock.now,
             )
-            self.pipeline.stats.outbox_depth.update(depth)
             for recipient in config.recipients:
                 password = (
                     read_secret(
@@ -422,8 +434,8 @@ class Gateway:
         while True:
             if pipeline.outbox_full.is_set():
                 log.error(
-                    "the outbox is full (%d rows): not taking messages from devices; the broker keeps them until upstreams catch up",
-                    self.config.outbox.max_rows,
+                    "%s: not taking messages from devices; the broker keeps them until upstreams catch up",
+                    pipeline.pause_reason() or "the outbox is full",
                 )
                 self.device_state.update(
                     connected=False, since=time.time(), error="paused: outbox full"
@@ -619,6 +631,7 @@ class Gateway:
                     "in_flight": f.state.in_flight,
                     "backlog": f.state.backlog,
                     "outbox_depth": stats.outbox_depth.get(name, 0),
+                    "queue": self.pipeline.queues.status(name).as_dict(),
                     "latency": f.delivered.summary(),
                 }
                 for name, f in self.forwarders.items()
@@ -632,6 +645,7 @@ class Gateway:
                 "withheld": stats.withheld,
                 "failing_closed": stats.failing_closed,
                 "outbox_full": self.pipeline.outbox_full.is_set(),
+                "paused_because": self.pipeline.pause_reason(),
                 "latency": self.pipeline.decided.summary(),
             },
             "erasures": self.erasures.status(),

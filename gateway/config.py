@@ -15,7 +15,8 @@
         username: bakery-17
         password_file: secrets/oven-maker.password
     outbox:
-      max_rows: 100000                # when full, Einblick stops taking messages from devices
+      max_rows: 10000000              # all queues together; each recipient gets max_rows ÷ recipients
+      when_recipient_full: withhold   # a recipient's queue at its quota: withhold, or hold intake
 
 Paths in the file are resolved against the file's directory, so a configuration directory can be
 moved as a whole.
@@ -102,6 +103,8 @@ class RecipientConfig(_Model):
     topic_prefix: str = ""  # prepended to every topic the policy's template produces
     qos: Literal[0, 1] = 1
     keepalive_s: int = Field(default=30, ge=5, le=3600)
+    # What happens when this recipient's queue is at its quota; None: outbox.when_recipient_full.
+    when_queue_full: Literal["withhold", "hold"] | None = None
 
     @field_validator("name")
     @classmethod
@@ -215,7 +218,21 @@ class BrokerConfig(_Model):
 class OutboxConfig(_Model):
     # When this many rows wait to be sent, the gateway stops acknowledging device messages: the
     # broker keeps them (QoS 1, persistent session) until the upstreams drain the outbox.
-    max_rows: int = Field(default=100_000, ge=10)
+    # Ten million by default because each recipient's row quota is a share of it: with three
+    # recipients one may be down ~9 h at 100 messages/s before its releases are withheld; the
+    # bytes quota (a share of the free disk) binds first on a small disk.
+    max_rows: int = Field(default=10_000_000, ge=10)
+    # Each recipient's queue has a quota (gateway/quota.py says how it is sized) so that one
+    # unreachable recipient cannot reach max_rows and pause intake for everyone.
+    # Rows per recipient; None: max_rows ÷ number of recipients.
+    recipient_max_rows: int | None = Field(default=None, ge=1)
+    # Bytes per recipient; None: disk_share × (free disk + outbox) ÷ number of recipients.
+    recipient_max_bytes: int | None = Field(default=None, ge=1024)
+    disk_share: float = Field(default=0.5, gt=0, le=0.9)
+    # At the quota: 'withhold' records that recipient's release as withheld (reason
+    # recipient_queue_full) and goes on; 'hold' stops taking messages from every device until
+    # the queue drains (one MQTT session carries all devices, so a hold cannot be per customer).
+    when_recipient_full: Literal["withhold", "hold"] = "withhold"
     # Sent rows are kept this long so the TUI can show them, then pruned.
     keep_sent_s: int = Field(default=3600, ge=0)
 

@@ -128,6 +128,7 @@ class ErasureDone:
     recipients: list[str]
     notices: list[OutboxRow] = field(default_factory=list)
     queued_by_recipient: dict[str, int] = field(default_factory=dict)
+    queued_bytes_by_recipient: dict[str, int] = field(default_factory=dict)  # payload bytes
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -265,10 +266,11 @@ def erase(
     if device is not None:
         sql += " AND device = ?"
         params.append(device)
-    queued_by = {
-        str(r): int(n)
-        for r, n in conn.execute(f"SELECT recipient, count(*) {sql} GROUP BY recipient", params)
-    }
+    sized = conn.execute(
+        f"SELECT recipient, count(*), coalesce(sum(length(payload)), 0) {sql} GROUP BY recipient",
+        params,
+    ).fetchall()
+    queued_by = {str(r): int(n) for r, n, _ in sized}
     conn.execute(f"DELETE {sql}", params)
     keys = 0
     if device is None:
@@ -308,6 +310,7 @@ def erase(
         request.retained,
         notified,
         queued_by_recipient=queued_by,
+        queued_bytes_by_recipient={str(r): int(b) for r, _, b in sized},
     )
     for recipient in notified:
         notice = secrets.token_hex(16)
@@ -559,11 +562,10 @@ async def forget(gateway: Gateway, customer: str, device: str | None, by: str) -
         if forwarder is not None:
             forwarder.reread()
         if pipeline is not None:
-            pipeline.rows_done(recipient, count)
+            pipeline.rows_done(recipient, count, done.queued_bytes_by_recipient.get(recipient, 0))
     for row in done.notices:
-        if pipeline is not None:
-            depth = pipeline.stats.outbox_depth
-            depth[row.recipient] = depth.get(row.recipient, 0) + 1
+        if pipeline is not None:  # a notice is owed whatever the recipient's queue quota
+            pipeline.queues.added(row.recipient, len(row.payload))
         forwarder = gateway.forwarders.get(row.recipient)
         if forwarder is not None:
             forwarder.offer([row])

@@ -95,7 +95,7 @@ class Forwarder:
         *,
         still_allowed: StillAllowed,
         on_withhold: Withhold,
-        on_done: Callable[[str, int], None] | None = None,
+        on_done: Callable[[str, int, int], None] | None = None,
         window: int = 500,
         batch: int = 1000,
         subscribe: str | None = None,
@@ -115,6 +115,9 @@ class Forwarder:
         self._taken = 0  # highest row id handed to the connection in this session
         self._wake: asyncio.Future[None] | None = None
         self._acked: list[int] = []
+        # Payload bytes of each acknowledged row until its delete commits: the recipient's queue
+        # quota counts bytes, so what leaves must say how much.
+        self._acked_bytes: dict[int, int] = {}
         self._deleting: set[int] = set()  # acked, delete not yet committed: never resend these
         self._acked_event = asyncio.Event()
         # What the recipient sends back on the same link (erasure acknowledgements), if anything.
@@ -241,7 +244,8 @@ class Forwarder:
                 await self._on_withhold(refused)
                 self.state.withheld_at_send += len(refused)
                 if self._on_done is not None:
-                    self._on_done(self.recipient.name, len(refused))
+                    size = sum(len(row.payload) for row, _ in refused)
+                    self._on_done(self.recipient.name, len(refused), size)
             for row in allowed:
                 await self._window.acquire()
                 if connection.closed.done():
@@ -249,7 +253,9 @@ class Forwarder:
                     return
                 future = connection.publish(row.topic, row.payload, self.recipient.qos)
                 self.state.in_flight += 1
-                future.add_done_callback(functools.partial(self._published, row.id, row.queued))
+                future.add_done_callback(
+                    functools.partial(self._published, row.id, row.queued, len(row.payload))
+                )
 
     async def _next_rows(self, connection: MqttConnection) -> list[OutboxRow] | None:
         while True:
@@ -290,7 +296,9 @@ class Forwarder:
             if connection.closed.done():
                 return None
 
-    def _published(self, row_id: int, queued: float, future: asyncio.Future[None]) -> None:
+    def _published(
+        self, row_id: int, queued: float, size: int, future: asyncio.Future[None]
+    ) -> None:
         self.state.in_flight -= 1
         if future.cancelled() or future.exception() is not None:
             self._window.release()
@@ -309,6 +317,7 @@ class Forwarder:
         # The row keeps its place in the window until its delete is committed: a crash before
         # then sends it again, so the window bounds the duplicates a crash can cause.
         self._acked.append(row_id)
+        self._acked_bytes[row_id] = size
         self._deleting.add(row_id)
         self._acked_event.set()
 
@@ -336,10 +345,11 @@ class Forwarder:
                 await asyncio.sleep(0.5)
                 continue
             self._deleting.difference_update(ids)
+            size = sum(self._acked_bytes.pop(i, 0) for i in ids)
             for _ in ids:
                 self._window.release()
             if self._on_done is not None:
-                self._on_done(self.recipient.name, len(ids))
+                self._on_done(self.recipient.name, len(ids), size)
 
 
 def _now() -> float:

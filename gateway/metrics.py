@@ -49,6 +49,28 @@ def render(status: Mapping[str, Any]) -> str:
     ]
     for up in status["upstreams"]:
         lines.append(f'einblick_outbox_rows{{recipient="{up["recipient"]}"}} {up["outbox_depth"]}')
+    queue_metrics = (
+        ("outbox_bytes", "gauge", "bytes", "Bytes the outbox holds per recipient (payload + row)."),
+        ("outbox_quota_rows", "gauge", "quota_rows", "Rows a recipient's queue may hold."),
+        ("outbox_quota_bytes", "gauge", "quota_bytes", "Bytes a recipient's queue may hold."),
+        (
+            "withheld_at_quota_total",
+            "counter",
+            "withheld_at_quota",
+            "Releases recorded as withheld because the recipient's queue was at its quota.",
+        ),
+        (
+            "outbox_holding_intake",
+            "gauge",
+            "holding",
+            "1 while this recipient (when_queue_full: hold) is at its quota and intake pauses.",
+        ),
+    )
+    for name, kind, key, text in queue_metrics:
+        lines += [f"# HELP einblick_{name} {text}", f"# TYPE einblick_{name} {kind}"]
+        for up in status["upstreams"]:
+            value = up["queue"][key]
+            lines.append(f'einblick_{name}{{recipient="{up["recipient"]}"}} {int(value)}')
     lines += [
         "# HELP einblick_sent_total Rows acknowledged by the recipient's broker.",
         "# TYPE einblick_sent_total counter",

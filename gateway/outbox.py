@@ -13,7 +13,16 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["OutboxRow", "delete", "depth", "ensure_schema", "erase", "insert", "pending"]
+__all__ = [
+    "OutboxRow",
+    "delete",
+    "depth",
+    "ensure_schema",
+    "erase",
+    "insert",
+    "pending",
+    "sizes",
+]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -89,6 +98,15 @@ def depth(conn: sqlite3.Connection) -> dict[str, int]:
     return dict(
         conn.execute("SELECT recipient, COUNT(*) FROM outbox GROUP BY recipient").fetchall()
     )
+
+
+def sizes(conn: sqlite3.Connection) -> dict[str, tuple[int, int]]:
+    """Per recipient: rows waiting and their payload bytes (what the queue quotas count)."""
+    rows = conn.execute(
+        "SELECT recipient, COUNT(*), COALESCE(SUM(length(payload)), 0) FROM outbox"
+        " GROUP BY recipient"
+    ).fetchall()
+    return {str(r): (int(n), int(b)) for r, n, b in rows}
 
 
 def erase(conn: sqlite3.Connection, customer: str, device: str | None = None) -> int:

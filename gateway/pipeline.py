@@ -9,11 +9,17 @@ batch is retried until the database takes it, and the broker keeps everything be
 
 When the queue is full the pipeline stops reading from the broker's socket: backpressure, never a
 drop. The broker's in-flight window (we hold acks) bounds what arrives meanwhile.
+
+Each recipient's queue in the outbox has a quota (``gateway/quota.py``): a release that would go
+past it is recorded as withheld (``recipient_queue_full``) instead of queued, so a recipient that
+cannot be reached costs only its own releases. Intake pauses for everyone only when the outbox as
+a whole is full or a recipient configured to ``hold`` is at its quota.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import sqlite3
@@ -31,6 +37,7 @@ from gateway.log.writer import LogWriter
 from gateway.mqtt import Inbound, MqttConnection
 from gateway.outbox import OutboxRow
 from gateway.pseudonyms import Keyring
+from gateway.quota import RecipientQueues
 from gateway.store import Store
 from policies.decision import Decision, Outcome, Reason
 from policies.engine import Engine
@@ -54,6 +61,7 @@ class PipelineStats:
     withheld: int = 0
     commit_failures: int = 0
     failing_closed: str | None = None  # why the pipeline is not committing, if it is not
+    # Rows waiting per recipient: the very dict RecipientQueues owns (one owner, read here).
     outbox_depth: dict[str, int] = field(default_factory=dict)
     last_commit: float = 0.0
 
@@ -71,6 +79,7 @@ class Pipeline:
         batch_max: int,
         max_payload_bytes: int,
         outbox_max_rows: int,
+        queues: RecipientQueues,
         on_rows: Callable[[str, Sequence[OutboxRow]], None],
         flood: FloodGuard | None = None,
         not_loaded: Callable[[str], tuple[str, str, str] | None] | None = None,
@@ -91,6 +100,7 @@ class Pipeline:
         self._batch_max = batch_max
         self._max_payload = max_payload_bytes
         self._outbox_max = outbox_max_rows
+        self.queues = queues
         self._on_rows = on_rows
         self._flood = flood
         self._not_loaded = not_loaded
@@ -101,7 +111,7 @@ class Pipeline:
         self.outbox_has_room = asyncio.Event()
         self.outbox_has_room.set()
         self._full_waiters: list[asyncio.Future[None]] = []
-        self.stats = PipelineStats()
+        self.stats = PipelineStats(outbox_depth=queues.rows)
         self.decided = LatencyWindow()  # received from the broker → committed
 
     # -- receiving (paho callback, on the loop thread) ----------------------------------------
@@ -156,7 +166,8 @@ class Pipeline:
         drafts: list[EntryDraft] = []
         releases: list[tuple[int, Decision]] = []  # index into drafts, decision with payload
         for inbound, flooding in batch:
-            for decision in self._decide(engine, inbound, flooding, now):
+            for decided in self._decide(engine, inbound, flooding, now):
+                decision = self._admit(decided)
                 if decision.payload is not None and decision.outcome is not Outcome.WITHHELD:
                     releases.append((len(drafts), decision))
                 drafts.append(self._draft(engine, decision, inbound.payload, now))
@@ -173,10 +184,12 @@ class Pipeline:
         engine = self._engine()
         drafts: list[EntryDraft] = []
         releases: list[tuple[int, Decision]] = []
-        for decision in decisions:
+        for decided in decisions:
+            source = decided.payload or b""
+            decision = self._admit(decided)
             if decision.payload is not None and decision.outcome is not Outcome.WITHHELD:
                 releases.append((len(drafts), decision))
-            drafts.append(self._draft(engine, decision, decision.payload or b"", now))
+            drafts.append(self._draft(engine, decision, source, now))
         rows = await self._commit(drafts, releases, now)
         self._hand_over(rows)
         return rows
@@ -206,6 +219,28 @@ class Pipeline:
         await self._transact(job, writer)
 
     # -- internals -------------------------------------------------------------------------------
+
+    def _admit(self, decision: Decision) -> Decision:
+        """The decision as it stands once its recipient's queue quota has been asked."""
+        if (
+            decision.payload is None
+            or decision.outcome is Outcome.WITHHELD
+            or decision.recipient is None
+            or self.queues.admit(decision.recipient, len(decision.payload))
+        ):
+            return decision
+        # Everything this release would have carried is withheld, and the entry says why.
+        paths = (*decision.shared, *(a.path for a in decision.altered), *decision.withheld)
+        return dataclasses.replace(
+            decision,
+            outcome=Outcome.WITHHELD,
+            topic=None,
+            payload=None,
+            shared=(),
+            altered=(),
+            withheld=tuple(dict.fromkeys(paths)),
+            reason=Reason("recipient_queue_full"),
+        )
 
     def _decide(
         self, engine: Engine, inbound: Inbound, flooding: bool, now: datetime
@@ -362,15 +397,13 @@ class Pipeline:
         return result if isinstance(result, list) else []
 
     def _hand_over(self, rows: Sequence[OutboxRow]) -> None:
+        # The queues counted these rows when they were admitted, before the commit.
         by_recipient: dict[str, list[OutboxRow]] = {}
         for row in rows:
             by_recipient.setdefault(row.recipient, []).append(row)
         for recipient, recipient_rows in by_recipient.items():
-            self.stats.outbox_depth[recipient] = self.stats.outbox_depth.get(recipient, 0) + len(
-                recipient_rows
-            )
             self._on_rows(recipient, recipient_rows)
-        if sum(self.stats.outbox_depth.values()) >= self._outbox_max:
+        if self.pause_reason() is not None:
             self.outbox_has_room.clear()
             self.outbox_full.set()
             for waiter in self._full_waiters:
@@ -387,13 +420,25 @@ class Pipeline:
             self._full_waiters.append(waiter)
         return waiter
 
-    def rows_done(self, recipient: str, count: int) -> None:
-        """A forwarder sent or withheld ``count`` rows: the outbox has that much more room."""
-        depth = max(0, self.stats.outbox_depth.get(recipient, 0) - count)
-        self.stats.outbox_depth[recipient] = depth
+    def pause_reason(self) -> str | None:
+        """Why intake must pause (the outbox as a whole is full, or a ``hold`` recipient's
+        queue is at its quota), or None."""
+        total = sum(self.queues.rows.values())
+        if total >= self._outbox_max:
+            return f"the outbox is full ({total} rows, limit outbox.max_rows {self._outbox_max})"
+        holding = sorted(self.queues.holding)
+        if holding:
+            return f"recipient {', '.join(holding)} at its queue quota (when_queue_full: hold)"
+        return None
+
+    def rows_done(self, recipient: str, count: int, payload_bytes: int = 0) -> None:
+        """``count`` rows with ``payload_bytes`` of payload left the outbox (sent, withheld at
+        send, erased): the recipient's queue has that much more room."""
+        self.queues.done(recipient, count, payload_bytes)
         if (
             self.outbox_full.is_set()
-            and sum(self.stats.outbox_depth.values()) < self._outbox_max * 0.9
+            and sum(self.queues.rows.values()) < self._outbox_max * 0.9
+            and not self.queues.holding
         ):
             self.outbox_full.clear()
             self.outbox_has_room.set()

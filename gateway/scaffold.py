@@ -128,7 +128,8 @@ broker:
 recipients:
 {recipients}
 outbox:
-  max_rows: 100000         # when full, stop taking device messages (the broker holds them)
+  max_rows: 10000000       # all recipients together; each recipient's queue gets its share (see README)
+  when_recipient_full: withhold  # a recipient's queue at its quota: record withheld; 'hold' pauses intake
 
 pipeline:
   checkpoint_interval_s: {options.checkpoint_interval_s}

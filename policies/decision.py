@@ -22,6 +22,7 @@ REASON_CODES = (
     "invalid_utf8",
     "too_large",
     "flooding",
+    "recipient_queue_full",
     "expired",
     "not_yet_valid",
     "withdrawn",
@@ -75,7 +76,8 @@ class Reason:
     """Why something was withheld, as a catalog code plus parameters, so it renders in de and en.
 
     Codes the engine uses: ``unknown_device``, ``no_grant``, ``not_json``, ``invalid_utf8``,
-    ``too_large``, ``flooding`` (the gateway's per-device flood limit), ``expired``, ``not_yet_valid``, ``withdrawn``, ``rate_limited``,
+    ``too_large``, ``flooding`` (the gateway's per-device flood limit), ``recipient_queue_full`` (the
+    recipient's queue on the box is at its quota), ``expired``, ``not_yet_valid``, ``withdrawn``, ``rate_limited``,
     ``outside_hours``, ``condition_not_met``, ``nothing_released``, ``aggregating``,
     ``treatment_failed``, ``no_birth`` (Sparkplug DATA before BIRTH), ``erased``, ``internal_error``.
     Params never carry message values, only names from the policy (field paths, intervals), so

@@ -213,7 +213,8 @@ def render_status(status: dict[str, Any]) -> str:
     if pipeline.get("failing_closed"):
         lines.append(f"  FAILING CLOSED — nothing is forwarded: {pipeline['failing_closed']}")
     if pipeline.get("outbox_full"):
-        lines.append("  OUTBOX FULL — not taking device messages; the broker holds them")
+        why = pipeline.get("paused_because") or "the outbox is full"
+        lines.append(f"  INTAKE PAUSED — {why}; not taking device messages, the broker holds them")
     clock = status.get("clock") or {}
     if clock.get("steps_back"):
         lines.append(
@@ -230,6 +231,9 @@ def render_status(status: dict[str, Any]) -> str:
             f"  {up['recipient']:<18} {state}; outbox {up['outbox_depth']}, sent {up['sent']}, "
             f"withheld at send {up['withheld_at_send']}"
         )
+        queue = up.get("queue")
+        if queue:
+            lines.append(f"  {'':<18} {_queue(queue)}")
         delivered = up.get("latency") or {}
         if delivered.get("p50_ms") is not None:
             lines.append(f"  {'':<18} outbox → acknowledged: {_latency(delivered)}")
@@ -271,6 +275,23 @@ def render_status(status: dict[str, Any]) -> str:
             line += f"\n    ERROR: {neutralise(str(policy['error']), lines=True)}"
         lines.append(line)
     return "\n".join(lines)
+
+
+def _queue(queue: dict[str, Any]) -> str:
+    """One recipient's queue against its quota, and what happens at the quota."""
+    used = max(
+        queue["rows"] / max(1, queue["quota_rows"]), queue["bytes"] / max(1, queue["quota_bytes"])
+    )
+    text = (
+        f"queue {queue['rows']:,} of {queue['quota_rows']:,} rows, "
+        f"{queue['bytes'] / 1e6:.1f} of {queue['quota_bytes'] / 1e6:.1f} MB ({used:.0%}); "
+        f"at the quota: {queue['when_full']}"
+    )
+    if queue["withheld_at_quota"]:
+        text += f"; {queue['withheld_at_quota']:,} withheld at the quota"
+    if queue["holding"]:
+        text += "; HOLDING INTAKE"
+    return text
 
 
 def _latency(summary: dict[str, Any]) -> str:

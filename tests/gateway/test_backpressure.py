@@ -65,7 +65,8 @@ async def test_a_device_flooding_at_ten_times_its_rate_is_limited_and_others_are
 
 
 async def test_a_full_outbox_pauses_intake_and_nothing_is_dropped(tmp_path: Path) -> None:
-    edits = {"max_rows: 100000": "max_rows: 50"}
+    # The global limit, not a recipient's quota: the quota is set above it on purpose.
+    edits = {"max_rows: 10000000": "max_rows: 50\n  recipient_max_rows: 1000"}
     async with running_gateway(tmp_path, {"werk.yaml": POLICY}, DEVICES, config_edits=edits) as h:
         await h.cloud.broker.stop()  # nobody upstream: the outbox fills
         press = await h.device("werk-nord", "press-1")

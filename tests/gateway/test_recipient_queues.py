@@ -1,0 +1,110 @@
+"""A recipient's queue at its quota, in a running gateway: withheld and recorded, or intake held."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import orjson
+
+from gateway.log.reader import LogReader
+from gateway.metrics import render
+from tests.gateway.harness import Harness, running_gateway
+from tests.gateway.test_durability import POLICY
+
+DEVICES = [("werk-nord", "press-1", "Presse 1"), ("werk-nord", "press-2", "Presse 2")]
+QUOTA = {"max_rows: 10000000": "max_rows: 10000000\n  recipient_max_rows: 20"}
+
+
+async def _publish(h: Harness, count: int) -> None:
+    press = await h.device("werk-nord", "press-1")
+    for seq in range(count):
+        await press.publish(
+            "factory/press-1/telemetry", orjson.dumps({"seq": seq, "force_kn": 1}), 1
+        )
+    await press.close()
+
+
+async def _cloud_back(h: Harness) -> None:
+    await h.cloud.broker.start()
+    assert h.cloud.connection is not None
+    await h.cloud.connection.close()
+    await h.cloud.listen()
+
+
+def _seqs(h: Harness) -> set[int]:
+    return {int(orjson.loads(m.payload)["seq"]) for m in h.cloud.received}
+
+
+async def test_at_the_quota_releases_are_recorded_withheld_and_intake_goes_on(
+    tmp_path: Path,
+) -> None:
+    async with running_gateway(tmp_path, {"werk.yaml": POLICY}, DEVICES, config_edits=QUOTA) as h:
+        await h.cloud.broker.stop()
+        await _publish(h, 60)
+        await h.wait_committed(60)
+        status = h.gateway.status()
+        queue = next(u for u in status["upstreams"] if u["recipient"] == "oven-maker")["queue"]
+        assert queue["rows"] == 20 and queue["quota_rows"] == 20
+        assert queue["withheld_at_quota"] == 40 and queue["when_full"] == "withhold"
+        assert (
+            not status["pipeline"]["outbox_full"] and status["pipeline"]["paused_because"] is None
+        )
+        assert h.gateway.device_state["connected"], "a full recipient queue paused intake"
+        metrics = render(status)
+        assert 'einblick_withheld_at_quota_total{recipient="oven-maker"} 40' in metrics
+        assert 'einblick_outbox_quota_rows{recipient="oven-maker"} 20' in metrics
+        await _cloud_back(h)
+        async with asyncio.timeout(15):
+            while len(_seqs(h)) < 20 or h.gateway.status()["upstreams"][0]["outbox_depth"]:
+                await asyncio.sleep(0.05)
+        assert _seqs(h) == set(range(20)), "the queued releases are the first 20, all delivered"
+        # Once it drained, the recipient's queue takes releases again.
+        await _publish(h, 1)
+        await h.wait_committed(61)
+        queue = h.gateway.status()["upstreams"][0]["queue"]
+        assert queue["withheld_at_quota"] == 40
+        db = h.gateway.config.database_path
+    reader = await LogReader.open(db)
+    try:
+        rows = await reader.page(customer="werk-nord", limit=200)
+        details = [await reader.get(r.seq) for r in rows]
+    finally:
+        await reader.close()
+    full = [d for d in details if d.reason == "recipient_queue_full"]
+    assert len(full) == 40
+    assert {d.row.recipient for d in full} == {"oven-maker"}
+    assert all(d.row.outcome == "withheld" and d.content is None for d in full)
+    assert all("queue kept for it on this box is full" in d.row.text_en for d in full)
+    assert all("Warteschlange" in d.row.text_de for d in full)
+    # What the grant would have released is named as withheld.
+    assert all({"seq", "force_kn"} <= set(d.withheld) for d in full)
+
+
+async def test_a_hold_recipient_at_its_quota_pauses_intake_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    edits = {"max_rows: 10000000": "max_rows: 10000000\n  recipient_max_rows: 20"}
+    edits["when_recipient_full: withhold"] = "when_recipient_full: hold"
+    async with running_gateway(tmp_path, {"werk.yaml": POLICY}, DEVICES, config_edits=edits) as h:
+        await h.cloud.broker.stop()
+        await _publish(h, 100)
+        async with asyncio.timeout(10):
+            while h.gateway.device_state["connected"]:
+                await asyncio.sleep(0.05)
+        status = h.gateway.status()
+        assert status["pipeline"]["outbox_full"]
+        assert "oven-maker" in status["pipeline"]["paused_because"], status["pipeline"]
+        queue = status["upstreams"][0]["queue"]
+        assert queue["holding"] and queue["withheld_at_quota"] == 0
+        assert h.gateway.pipeline is not None
+        assert 20 <= h.gateway.pipeline.stats.committed < 100  # the rest waits in the broker
+        await _cloud_back(h)
+        async with asyncio.timeout(30):
+            while len(_seqs(h)) < 100:
+                await asyncio.sleep(0.05)
+        assert _seqs(h) == set(range(100))
+        async with asyncio.timeout(10):
+            while not h.gateway.device_state["connected"]:
+                await asyncio.sleep(0.05)
+        assert h.gateway.status()["pipeline"]["paused_because"] is None
