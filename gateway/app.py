@@ -532,18 +532,28 @@ class Gateway:
 
     # -- periodic work ------------------------------------------------------------------------------
 
-    async def _checkpoint(self, *, force: bool = False) -> None:
+    async def _checkpoint(self, *, force: bool = False, snapshot: Path | None = None) -> None:
+        """Sign every log with new entries (all, if forced); with ``snapshot``, also copy the
+        database as it stands right after this signature into that new file."""
         assert self.pipeline is not None
         entries = self.pipeline.stats.entries + self.consents.entries
-        if not force and entries == self._checkpointed_entries:
+        if not force and snapshot is None and entries == self._checkpointed_entries:
             return
         writer = self.writer
         now = self.clock.now()
-        await self.store.transaction(
-            lambda conn: writer.checkpoint(now),
-            on_rollback=writer.rolled_back,
-            on_commit=writer.committed,
-        )
+        if snapshot is None:
+            await self.store.transaction(
+                lambda conn: writer.checkpoint(now),
+                on_rollback=writer.rolled_back,
+                on_commit=writer.committed,
+            )
+        else:
+            await self.store.snapshot(
+                snapshot,
+                lambda conn: writer.checkpoint(now),
+                on_rollback=writer.rolled_back,
+                on_commit=writer.committed,
+            )
         self._checkpointed_entries = entries
         self._last_checkpoint = time.time()
 
@@ -605,6 +615,7 @@ class Gateway:
             "forget": self._op_forget,
             "erasures": self._op_erasures,
             "checkpoint": self._op_checkpoint,
+            "snapshot": self._op_snapshot,
         }
 
     async def _op_status(self, request: Mapping[str, Any]) -> dict[str, Any]:
@@ -775,6 +786,18 @@ class Gateway:
         """Sign every log now (before a backup or an export), so nothing is left uncovered."""
         await self._checkpoint(force=True)
         return {"signed_at": self._last_checkpoint}
+
+    async def _op_snapshot(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """For a backup: sign every log and copy the database as it stood at that signature, so
+        every entry in the copy is covered. The copy lies in the data directory (owner-only);
+        whoever asked moves it away."""
+        target = self.config.data_path / f"snapshot-{secrets.token_hex(8)}.db"
+        try:
+            await self._checkpoint(force=True, snapshot=target)
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+        return {"path": str(target), "signed_at": self._last_checkpoint}
 
     async def _op_erasures(self, request: Mapping[str, Any]) -> dict[str, Any]:
         customer = request.get("customer")

@@ -8,9 +8,10 @@ A backup is one tar file holding the box's files at the paths they have relative
     einblick-backup/manifest.sig     Ed25519 signature of manifest.json's exact bytes (hex)
     einblick.yaml, policies/…, data/einblick.db, data/keys/…, data/tls/…, data/devices.json, …
 
-The database is copied with SQLite's online backup API from a read-only connection: a consistent
-snapshot while the gateway keeps writing (WAL). A running gateway is first asked to sign every
-log, so the snapshot's entries are all covered by a checkpoint. The copy is verified before it
+The database is copied with SQLite's online backup API. A running gateway makes the copy itself,
+right after signing every log and before any further write (``Store.snapshot``), so every entry
+in the backup is covered by a checkpoint while the gateway goes on forwarding. A stopped gateway's
+database is copied as it lies (a tail a crash left unsigned is signed at the next start). The copy is verified before it
 is written into the archive: a backup of a log that does not verify is refused, with the first
 bad entry named, because restoring it would hand customers a broken proof.
 
@@ -202,18 +203,22 @@ def _chain_states(report: VerifyReport) -> list[ChainState]:
     ]
 
 
-def create_backup(config: Config, dest: Path, *, gateway_running: bool) -> Manifest:
+def create_backup(config: Config, dest: Path, *, snapshot: Path | None = None) -> Manifest:
     """Write the backup archive ``dest`` (a new file) and return its manifest.
 
-    The caller asks a running gateway to sign its logs first and says so with
-    ``gateway_running``; the snapshot is taken here.
+    ``snapshot``: the database copy a running gateway made right after signing every log (its
+    ``snapshot`` control request; this function takes the file over and deletes it). Without it
+    the gateway is not running, and the database is copied here as it lies.
     """
     if dest.exists():
         raise BackupError(f"{dest} exists already; choose a new file name for the backup")
     signer = Signer.load(config.signing_key_path)
     with tempfile.TemporaryDirectory(prefix="einblick-backup-") as scratch:
         db_copy = Path(scratch) / "einblick.db"
-        _snapshot_db(config.database_path, db_copy)
+        if snapshot is not None:
+            shutil.move(snapshot, db_copy)
+        else:
+            _snapshot_db(config.database_path, db_copy)
         report = verify_db(db_copy, public_key=signer.public)
         if not report.ok:
             raise BackupError(
@@ -243,7 +248,7 @@ def create_backup(config: Config, dest: Path, *, gateway_running: bool) -> Manif
             einblick_version=version("einblick"),
             instance=config.instance,
             created_at=datetime.now(UTC),
-            gateway_running=gateway_running,
+            gateway_running=snapshot is not None,
             key_fingerprint=signer.fingerprint,
             public_key=signer.public.pem(),
             chains=_chain_states(report),

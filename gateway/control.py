@@ -23,7 +23,7 @@ import orjson
 
 from gateway.errors import GatewayError
 
-__all__ = ["ControlError", "ControlServer", "Handler", "request"]
+__all__ = ["ControlError", "ControlServer", "GatewayNotRunning", "Handler", "request"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,10 @@ MAX_REQUEST = 64 * 1024
 
 class ControlError(GatewayError):
     """The gateway is not running, or it refused the request."""
+
+
+class GatewayNotRunning(ControlError):
+    """No gateway listens on the control socket."""
 
 
 class ControlServer:
@@ -104,7 +108,9 @@ async def request(path: Path, op: str, timeout: float = 10.0, **fields: Any) -> 
             line = await reader.readline()
             writer.close()
     except (FileNotFoundError, ConnectionRefusedError) as exc:
-        raise ControlError(f"the gateway is not running (no control socket at {path})") from exc
+        raise GatewayNotRunning(
+            f"the gateway is not running (no control socket at {path})"
+        ) from exc
     except TimeoutError as exc:
         raise ControlError(f"the gateway did not answer within {timeout:.0f} s ({path})") from exc
     answer = (

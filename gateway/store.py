@@ -79,6 +79,16 @@ async def _until_done(future: asyncio.Future[Any]) -> bool:
     return cancelled
 
 
+def _copy_into(reader: sqlite3.Connection, target: Path) -> None:
+    """Copy what ``reader`` sees (its open read transaction) into the new file ``target``."""
+    copy = sqlite3.connect(target)
+    try:
+        reader.backup(copy)
+        copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+    finally:
+        copy.close()
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """Open the database for writing with the settings every writer must use."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -145,32 +155,72 @@ class Store:
         only repeats work, such as deleting rows already sent. ``offload=True`` runs the whole
         job on the helper thread: for long jobs that would otherwise hold up the event loop.
         """
-        loop = asyncio.get_running_loop()
         async with self._lock:
-            if offload:
-                return await self._offloaded(
-                    functools.partial(self._run_whole, job, on_rollback, on_commit, durable)
-                )
-            conn = self._connection()
-            with _synchronous(conn, durable):
-                with self._rolled_back_on_error(conn, on_rollback):
-                    await self._begin(conn)
-                    result = job(conn)
-                commit = loop.run_in_executor(self._executor, conn.execute, "COMMIT")
-                cancelled = await _until_done(commit)
-                error = commit.exception()
-                if error is not None:
-                    self._fail(conn, on_rollback, error)
-                    failure = StoreError(f"{self.path}: write failed: {error}")
-                    if cancelled:  # the caller is going away: it must not retry for ever
-                        raise asyncio.CancelledError from failure
-                    raise failure from error
-                if on_commit is not None:
-                    on_commit()
-                if cancelled:
-                    raise asyncio.CancelledError
-            self._succeeded()
-            return result
+            return await self._transaction_locked(job, on_rollback, on_commit, durable, offload)
+
+    async def snapshot(
+        self,
+        target: Path,
+        job: Callable[[sqlite3.Connection], T],
+        *,
+        on_rollback: Callable[[], None] | None = None,
+        on_commit: Callable[[], None] | None = None,
+    ) -> T:
+        """Run ``job`` as a transaction, then copy the database as it stood right after that
+        commit into ``target`` (a new file), with SQLite's online backup.
+
+        No other write lands between the commit and the copy: a read transaction is opened on a
+        second connection while the writer is still held, and WAL keeps that reader's view fixed
+        while the gateway goes on writing during the copy (which runs off the loop).
+        """
+        reader = sqlite3.connect(
+            f"file:{self.path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+        )
+        try:
+            async with self._lock:
+                result = await self._transaction_locked(job, on_rollback, on_commit, True, False)
+                reader.execute("BEGIN")
+                reader.execute("SELECT count(*) FROM sqlite_master").fetchone()  # pins the view
+            await asyncio.to_thread(_copy_into, reader, target)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: snapshot into {target} failed: {exc}") from exc
+        finally:
+            reader.close()
+        return result
+
+    async def _transaction_locked(
+        self,
+        job: Callable[[sqlite3.Connection], T],
+        on_rollback: Callable[[], None] | None,
+        on_commit: Callable[[], None] | None,
+        durable: bool,
+        offload: bool,
+    ) -> T:
+        loop = asyncio.get_running_loop()
+        if offload:
+            return await self._offloaded(
+                functools.partial(self._run_whole, job, on_rollback, on_commit, durable)
+            )
+        conn = self._connection()
+        with _synchronous(conn, durable):
+            with self._rolled_back_on_error(conn, on_rollback):
+                await self._begin(conn)
+                result = job(conn)
+            commit = loop.run_in_executor(self._executor, conn.execute, "COMMIT")
+            cancelled = await _until_done(commit)
+            error = commit.exception()
+            if error is not None:
+                self._fail(conn, on_rollback, error)
+                failure = StoreError(f"{self.path}: write failed: {error}")
+                if cancelled:  # the caller is going away: it must not retry for ever
+                    raise asyncio.CancelledError from failure
+                raise failure from error
+            if on_commit is not None:
+                on_commit()
+            if cancelled:
+                raise asyncio.CancelledError
+        self._succeeded()
+        return result
 
     def _run_whole(
         self,

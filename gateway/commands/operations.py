@@ -37,22 +37,24 @@ def register(sub: SubParsers) -> None:
 
 def _backup(args: argparse.Namespace) -> int:
     from gateway.backup import create_backup
-    from gateway.control import ControlError, request
+    from gateway.control import GatewayNotRunning, request
 
     config = config_from(args)
+    snapshot: Path | None = None
     try:
-        asyncio.run(request(config.control_socket, "checkpoint", timeout=30))
-        running = True
-    except ControlError as exc:
-        if "not running" not in str(exc):
-            raise
-        running = False
+        answer = asyncio.run(request(config.control_socket, "snapshot", timeout=600))
+        snapshot = Path(answer["path"])
+    except GatewayNotRunning:
         print(
             "the gateway is not running: backing up the log as it is "
             "(a tail left by a crash is signed at the next start)",
             file=sys.stderr,
         )
-    manifest = create_backup(config, args.dest, gateway_running=running)
+    try:
+        manifest = create_backup(config, args.dest, snapshot=snapshot)
+    finally:
+        if snapshot is not None:
+            snapshot.unlink(missing_ok=True)
     total = sum(c.entries for c in manifest.chains)
     print(
         f"backup of {manifest.instance} written to {args.dest}: {len(manifest.files)} files, "

@@ -87,7 +87,7 @@ async def test_backup_under_load_restores_elsewhere_verifies_and_continues(
             await h.wait_committed(backed_up_at + 20, timeout=20)
             stop.set()
         out = capsys.readouterr().out
-        assert f"backup of edge-01 written to {archive}" in out
+        assert f"backup of {h.gateway.config.instance} written to {archive}" in out
 
         manifest = read_manifest(archive, key=load_public_key(public))
         assert manifest.gateway_running
