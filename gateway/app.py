@@ -37,6 +37,7 @@ from gateway.clock import ForwardClock
 from gateway.config import Config, RecipientConfig
 from gateway.consent import ConsentBook
 from gateway.control import ControlServer
+from gateway.disk import DiskThresholds, DiskWatch
 from gateway.erasure import ErasureBook
 from gateway.errors import ConfigError, GatewayError
 from gateway.flood import FloodGuard
@@ -54,6 +55,7 @@ from gateway.pseudonyms import Keyring
 from gateway.quota import RecipientQueues
 from gateway.refusals import RefusalBook
 from gateway.registry import RegisteredDevice, Registry, policy_claims
+from gateway.retention import RetentionTask, retention_for
 from gateway.store import Store
 from gateway.tls import CertificateAuthority, TlsFiles
 from policies.decision import Reason
@@ -114,6 +116,28 @@ class Gateway:
         self.pipeline: Pipeline | None = None
         self._withdrawn: list[tuple[str, str, datetime]] = []  # as recorded, for late policies
         self.clock = ForwardClock(lambda: self._writer.last_at if self._writer else None)
+        self.retention = RetentionTask(
+            self.store,
+            lambda: self.writer,
+            box=config.retention,
+            rules=lambda: {
+                p.customer: retention_for(config.retention, p.document.retention)
+                for p in self.engine.policies()
+            },
+            clock=self.clock.now,
+            every_s=config.retention.check_every_s,
+        )
+        self.disk = DiskWatch(
+            config.database_path,
+            sample_every_s=config.disk.sample_every_s,
+            window_s=config.disk.window_h * 3600,
+            thresholds=DiskThresholds(
+                warn_days=config.disk.warn_days,
+                critical_days=config.disk.critical_days,
+                warn_free_fraction=config.disk.warn_free_percent / 100,
+                min_span_s=min(600.0, 10 * config.disk.sample_every_s),
+            ),
+        )
 
     # -- accessors used by components -----------------------------------------------------------
 
@@ -236,6 +260,8 @@ class Gateway:
                     tasks.create_task(self._windows(), name="aggregation-windows")
                     tasks.create_task(self._watch_policies(), name="policy-watcher")
                     tasks.create_task(self._record_acks(), name="erasure-acks")
+                    tasks.create_task(self.retention.run(), name="retention")
+                    tasks.create_task(self.disk.run(), name="disk-watch")
                     self.ready.set()
                     log.info(
                         "Einblick %s is running: %d customers, %d recipients",
@@ -661,6 +687,8 @@ class Gateway:
             },
             "erasures": self.erasures.status(),
             "clock": self.clock.status(),
+            "retention": self.retention.status(),
+            "disk": self.disk.status(),
             "refusals": self.refusals.status(),
             "refusal_totals": dict(self.refusals.totals),
             "device_problems": [

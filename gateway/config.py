@@ -17,6 +17,9 @@
     outbox:
       max_rows: 10000000              # all queues together; each recipient gets max_rows ÷ recipients
       when_recipient_full: withhold   # a recipient's queue at its quota: withhold, or hold intake
+    retention:                        # the box's default; a policy's retention: overrides it
+      content_days: 365               # payloads and topics older are deleted (unset: kept)
+      entries_years: 10               # entries older are dropped behind a signed anchor
 
 Paths in the file are resolved against the file's directory, so a configuration directory can be
 moved as a whole.
@@ -35,6 +38,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway.errors import ConfigError
+from policies.model import RetentionSpec
 
 __all__ = [
     "BrokerConfig",
@@ -237,6 +241,25 @@ class OutboxConfig(_Model):
     keep_sent_s: int = Field(default=3600, ge=0)
 
 
+class RetentionConfig(RetentionSpec):
+    """The box's default retention (gateway/retention.py); a policy's ``retention`` overrides it
+    key by key for its customer. Unset keys: kept until erased (einblick forget)."""
+
+    # How often the running gateway applies retention (an offloaded store job; an hour is
+    # fine-grained enough for limits counted in days and years).
+    check_every_s: float = Field(default=3600.0, gt=0, le=86_400)
+
+
+class DiskConfig(_Model):
+    """The disk projection in status, the TUI and the metrics (gateway/disk.py)."""
+
+    sample_every_s: float = Field(default=60.0, gt=0, le=3600)
+    window_h: float = Field(default=24.0, gt=0, le=24 * 31)  # the rate is taken over this
+    warn_days: float = Field(default=30.0, gt=0)  # warn when full sooner than this
+    critical_days: float = Field(default=7.0, gt=0)
+    warn_free_percent: float = Field(default=10.0, ge=0, le=100)
+
+
 class PipelineConfig(_Model):
     max_payload_bytes: int = Field(default=256 * 1024, ge=64)
     queue: int = Field(default=2000, ge=1)  # messages received but not yet committed
@@ -265,6 +288,8 @@ class Config(_Model):
     outbox: OutboxConfig = OutboxConfig()
     pipeline: PipelineConfig = PipelineConfig()
     metrics: MetricsConfig = MetricsConfig()
+    retention: RetentionConfig = RetentionConfig()
+    disk: DiskConfig = DiskConfig()
     source: Path = Path("einblick.yaml")  # set by the loader, not by the file
 
     @field_validator("instance")

@@ -18,6 +18,7 @@ import orjson
 from gateway.config import Config
 from gateway.locale import join, tr
 from gateway.report import Document, Table, render_html, render_md
+from gateway.retention import retention_for
 from policies.compiler import CompiledGrant, CompiledPolicy
 from policies.decision import LegalBasis
 from policies.explain import legal_basis_text
@@ -106,6 +107,10 @@ def build_records(
                     "categories": _categories(policy, grant, list(fields)),
                     "fields": fields,
                     "safeguards": sorted({t for t in fields.values() if t in _SAFEGUARDS}),
+                    # the same limits the retention job applies (gateway/retention.py)
+                    "retention": retention_for(
+                        config.retention, policy.document.retention
+                    ).model_dump(),
                     "valid_from": None
                     if grant.valid_from is None
                     else grant.valid_from.astimezone(UTC).isoformat(),
@@ -119,7 +124,8 @@ def build_records(
         "gateway": config.instance,
         "generated_at": now.astimezone(UTC).isoformat(),
         "retention": {
-            "log": "until_erasure",  # no automatic deletion is configured on this gateway
+            # the box's default; each activity states its customer's limits ("retention")
+            "log": config.retention.model_dump(include={"content_days", "entries_years"}),
             "outbox_max_rows": config.outbox.max_rows,
             "pseudonym_keys": "until_erasure",
         },
@@ -212,6 +218,7 @@ def _document(data: Mapping[str, Any], lang: str) -> Document:
                             tr(lang, "records.row.safeguards"),
                             safeguards or tr(lang, "records.safeguard.none"),
                         ],
+                        [tr(lang, "records.row.retention"), _retention(lang, a["retention"])],
                         [
                             tr(lang, "records.row.valid"),
                             f"{(a['valid_from'] or '—')[:10]} – {(a['valid_until'] or '—')[:10]}",
@@ -222,6 +229,21 @@ def _document(data: Mapping[str, Any], lang: str) -> Document:
         name = activities[0]["customer_name"]
         sections.append((f"{name} ({customer})", blocks))
     return Document(tr(lang, "records.title", gateway=data["gateway"]), sections)
+
+
+def _retention(lang: str, limits: Mapping[str, int | None]) -> str:
+    days, years = limits.get("content_days"), limits.get("entries_years")
+    content = (
+        tr(lang, "records.retention.content_days", n=str(days))
+        if days
+        else tr(lang, "records.retention.content_kept")
+    )
+    entries = (
+        tr(lang, "records.retention.entries_years", n=str(years))
+        if years
+        else tr(lang, "records.retention.entries_kept")
+    )
+    return f"{content}; {entries}"
 
 
 def render_records(data: Mapping[str, Any], fmt: str, lang: str) -> str:

@@ -40,6 +40,7 @@ A complete example (see ``policies/examples/`` for three realistic ones)::
         when: [{field: temperature, above: 100}]      # above | below | equals | not_equals
         rate_limit: 60s                  # at most one message per interval, per device
         aggregate: {window: 5m, fields: {power: [mean, max, count]}}  # mean|min|max|sum|count
+    retention: {content_days: 90, entries_years: 3}   # optional; unset keys: einblick.yaml's
 
 Paths: ``a.b`` nested keys, ``*`` any one key, ``a[]`` every element of array ``a``
 (``readings[].value``), ``$payload`` the whole body (a JSON value or a plain-text body such as
@@ -81,6 +82,7 @@ __all__ = [
     "GrantSpec",
     "LocalizedText",
     "PolicyDocument",
+    "RetentionSpec",
     "RoundSpec",
     "TopicSpec",
     "Treatment",
@@ -394,6 +396,16 @@ class GrantSpec(_Model):
         return {"de": self.purpose.de, "en": self.purpose.en}
 
 
+class RetentionSpec(_Model):
+    """How long the log keeps a customer's data. ``content_days``: the erasable content of an
+    entry (the payload as it left, its topic) is deleted once older; ``entries_years``: entries
+    older are dropped behind a signed checkpoint (an anchor), so the rest still verifies. Unset:
+    kept (the box's default from einblick.yaml applies first)."""
+
+    content_days: int | None = Field(default=None, ge=1, le=36_500)
+    entries_years: int | None = Field(default=None, ge=1, le=100)
+
+
 class PolicyDocument(_Model):
     einblick_policy: Literal[1]
     customer: str
@@ -402,6 +414,7 @@ class PolicyDocument(_Model):
     timezone: str = "Europe/Berlin"
     devices: list[DeviceSpec] = Field(default_factory=list)
     grants: list[GrantSpec] = Field(default_factory=list)
+    retention: RetentionSpec | None = None
 
     # Set by the loader: where the document came from, for file:line errors and the version.
     _source: str = PrivateAttr(default="<model>")

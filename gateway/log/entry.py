@@ -37,6 +37,7 @@ KINDS = frozenset(
         "key_rotation",
         "policy_loaded",
         "gateway_event",
+        "retention",
     }
 )
 OUTCOMES: dict[str | None, int] = {None: 0, "shared": 1, "altered": 2, "withheld": 3}

@@ -42,7 +42,7 @@ from gateway.log.entry import (
     check_draft,
     us_from_at,
 )
-from gateway.log.retention import compact
+from gateway.log.retention import compact, drop_content
 
 __all__ = ["LogWriter", "parse_subject"]
 
@@ -508,8 +508,18 @@ class LogWriter:
         )
         return self.append([draft])[0]
 
-    def compact(self, older_than: datetime) -> int:
-        """Drop entries older than ``older_than`` behind a signed checkpoint (see retention)."""
-        dropped = compact(self._conn, older_than)
-        self._load()  # ids and bodies may have been collected
+    def compact(self, older_than: datetime, *, chains: Sequence[str] | None = None) -> int:
+        """Drop entries older than ``older_than`` behind a signed checkpoint (see retention),
+        in ``chains`` (customer names; every chain when None)."""
+        dropped = compact(self._conn, older_than, chains=chains)
+        if dropped:
+            self._load()  # ids and bodies may have been collected
         return dropped
+
+    def drop_content(self, customer: str, older_than: datetime) -> tuple[int, int]:
+        """Delete the payloads and topics of ``customer``'s entries dated before ``older_than``
+        (see retention); returns (content rows, topics) deleted."""
+        found = drop_content(self._conn, customer, older_than)
+        if found[1]:
+            self._topics.clear()  # ids of deleted topics must not be reused from the cache
+        return found
