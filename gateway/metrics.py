@@ -90,6 +90,24 @@ def render(status: Mapping[str, Any]) -> str:
         "# TYPE einblick_devices_not_admitted gauge",
         f"einblick_devices_not_admitted {len(status.get('device_problems') or [])}",
     ]
+    disk = status.get("disk") or {}
+    if "free_bytes" in disk:
+        # +Inf: not growing; NaN: not measured long enough for a rate yet
+        full_in = disk["full_in_s"]
+        if full_in is None:
+            full_in = "NaN" if disk["growth_bytes_per_day"] is None else "+Inf"
+        lines += [
+            "# HELP einblick_disk_free_bytes Bytes free for the gateway on the database's disk.",
+            "# TYPE einblick_disk_free_bytes gauge",
+            f"einblick_disk_free_bytes {disk['free_bytes']}",
+            "# HELP einblick_database_bytes Size of the log database (file and WAL).",
+            "# TYPE einblick_database_bytes gauge",
+            f"einblick_database_bytes {disk['database_bytes']}",
+            "# HELP einblick_disk_full_in_seconds When the disk is full at the database's growth "
+            "over the last window (+Inf: not growing).",
+            "# TYPE einblick_disk_full_in_seconds gauge",
+            f"einblick_disk_full_in_seconds {full_in}",
+        ]
     age = status.get("last_checkpoint_age_s")
     lines += [
         "# HELP einblick_checkpoint_age_seconds Seconds since the last signed checkpoint.",

@@ -149,6 +149,7 @@ CATALOG: dict[str, dict[Lang, str]] = {
         "de": "✗ Datenbankfehler – nichts wird weitergegeben",
         "en": "✗ database failing – nothing is forwarded",
     },
+    "o_disk": {"de": "Speicher", "en": "Disk"},
     "o_clock_back": {
         "de": "⚠ Systemuhr {n}× zurückgestellt (größter Sprung {step:.1f} s); "
         "Einträge behalten die Zeit des Protokolls",

@@ -76,6 +76,12 @@ def _gateway(status: Mapping[str, Any] | None, names: Names, lang: Lang) -> list
     if clock.get("steps_back"):
         step = float(clock.get("largest_step_s") or 0.0)
         out.append(Text(t("o_clock_back", lang, n=clock["steps_back"], step=step), style="yellow"))
+    disk = status.get("disk") or {}
+    if disk.get("text"):  # worded once, by the gateway (gateway/disk.py)
+        level = str(disk.get("level") or "ok")
+        style = {"warning": "yellow", "critical": "bold red"}.get(level, "")
+        mark = "" if level == "ok" else "⚠ "  # colour is doubled by a symbol
+        out.append(Text(f"{mark}{t('o_disk', lang)}: {disk['text'].get(lang, '')}", style=style))
     for policy in status.get("policies") or ():
         if policy.get("error"):
             error = neutralise(str(policy["error"]), lines=True)

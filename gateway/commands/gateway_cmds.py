@@ -222,6 +222,11 @@ def render_status(status: dict[str, Any]) -> str:
             + (f", now {clock['behind_s']:.1f} s behind the log" if clock.get("behind_s") else "")
             + "): entries keep the log's time; check NTP (timedatectl status)"
         )
+    disk = status.get("disk") or {}
+    if disk.get("text"):
+        lines.append(f"disk: {disk['text']['en']}")
+    if disk.get("error"):
+        lines.append(f"disk: {disk['error']}")
     age = status.get("last_checkpoint_age_s")
     lines.append(f"last signed checkpoint: {_age(age) + ' ago' if age is not None else 'none yet'}")
     lines.append("upstreams:")
