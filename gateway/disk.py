@@ -94,6 +94,17 @@ def _bytes(value: float, locale: str) -> str:
     )
 
 
+def _when(seconds: float, locale: str, direction: bool) -> str:
+    """ "12 days" ("in 12 Tagen" with direction): days from two days on, as installers count
+    them against the thresholds; hours or minutes below."""
+    delta = timedelta(seconds=seconds)
+    if seconds >= 2 * _DAY:  # granularity day, and a threshold no count of days reaches
+        return format_timedelta(
+            delta, granularity="day", threshold=1e9, add_direction=direction, locale=locale
+        )
+    return format_timedelta(delta, threshold=4, add_direction=direction, locale=locale)
+
+
 def _text(lang: str, p: DiskProjection, thresholds: DiskThresholds) -> str:
     locale = _LOCALES[lang]
     free = _bytes(p.free_bytes, locale)
@@ -111,13 +122,11 @@ def _text(lang: str, p: DiskProjection, thresholds: DiskThresholds) -> str:
         }[lang]
     else:
         rate = _bytes(p.growth_bytes_per_day, locale)
-        when = timedelta(seconds=p.full_in_s)
         head = {
-            "de": "beim heutigen Zuwachs ist der Datenträger etwa "
-            f"{format_timedelta(when, threshold=4, add_direction=True, locale=locale)} voll "
-            f"(die Datenbank wächst um {rate} am Tag; {free} frei, {share})",
-            "en": f"disk full in about {format_timedelta(when, threshold=4, locale=locale)} at "
-            f"today's rate (the database grows {rate} a day; {free} free, {share})",
+            "de": f"beim heutigen Zuwachs ist der Datenträger etwa {_when(p.full_in_s, locale, True)}"
+            f" voll (die Datenbank wächst um {rate} am Tag; {free} frei, {share})",
+            "en": f"disk full in about {_when(p.full_in_s, locale, False)} at today's rate "
+            f"(the database grows {rate} a day; {free} free, {share})",
         }[lang]
     if p.level == "ok":
         return head
