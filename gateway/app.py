@@ -384,9 +384,13 @@ class Gateway:
         messages are written to the persistence file at the clean stop and restored at start.
         """
         before = {d.username: d.cert_serial for d in self.registry.devices()}
+        registered_before = set(self.registry.devices())
         self.registry.load()
         self._check_devices()
         after = {d.username: d.cert_serial for d in self.registry.devices()}
+        if self._engine is not None:
+            changed = registered_before ^ set(self.registry.devices())
+            self._recompile_registered({d.customer for d in changed})
         if any(serial is not None and after.get(user) != serial for user, serial in before.items()):
             self._revoked_certificates = True
         if self.broker is not None:
@@ -578,30 +582,44 @@ class Gateway:
     async def _watch_policies(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            for path in self.policies.changed():
-                compiled = self.policies.load(path)
-                if compiled is None:
-                    continue
-                returning = not self._running(compiled.customer)
-                try:
-                    self._check_single_file(path, compiled)
-                    self.engine.replace(compiled)
-                except PolicyError as exc:
-                    self.policies.files[path].error = str(exc)
-                    log.error("policy %s not applied: %s", path.name, exc)
-                    continue
-                if returning:  # its consents withdrawn in earlier runs still hold
-                    for customer, grant, at in self._withdrawn:
-                        if customer == compiled.customer:
-                            with contextlib.suppress(PolicyError):
-                                self.engine.withdraw(customer, grant, at)
-                log.info(
-                    "policy %s reloaded: version %s", path.name, self.policies.files[path].version
-                )
+            applied = [path for path in self.policies.changed() if self._apply_policy(path)]
+            if applied:
                 self._check_devices()
                 if self.broker is not None:
                     self.broker.write_files(self.acl_rules())
                     self.broker.reload()
+
+    def _apply_policy(self, path: Path) -> bool:
+        """Load, compile and run one policy file in place of its running version; False (and
+        the error recorded for status) when it does not load or cannot run beside the others.
+        Compiling reads the registry too (gateway/policyset.py adds registered devices the
+        file does not declare), so this is also how a device registration reaches the engine."""
+        compiled = self.policies.load(path)
+        if compiled is None:
+            return False
+        returning = not self._running(compiled.customer)
+        try:
+            self._check_single_file(path, compiled)
+            self.engine.replace(compiled)
+        except PolicyError as exc:
+            self.policies.files[path].error = str(exc)
+            log.error("policy %s not applied: %s", path.name, exc)
+            return False
+        if returning:  # its consents withdrawn in earlier runs still hold
+            for customer, grant, at in self._withdrawn:
+                if customer == compiled.customer:
+                    with contextlib.suppress(PolicyError):
+                        self.engine.withdraw(customer, grant, at)
+        log.info("policy %s applied: version %s", path.name, self.policies.files[path].version)
+        return True
+
+    def _recompile_registered(self, customers: set[str]) -> None:
+        """After a registry change: compile again the policies of ``customers`` whose devices
+        were added, removed or changed, so a new device is decided under its customer's policy
+        from its first message and a removed one no longer is."""
+        for path, loaded in sorted(self.policies.files.items()):
+            if loaded.customer in customers and path.exists():
+                self._apply_policy(path)
 
     # -- control socket -------------------------------------------------------------------------------
 
@@ -769,7 +787,40 @@ class Gateway:
             {"customer": c, "device": d, "error": e}
             for (c, d), e in sorted(self.device_problems.items())
         ]
-        return {"devices": count, "not_admitted": not_admitted}
+        answer: dict[str, Any] = {"devices": count, "not_admitted": not_admitted}
+        customer, device = request.get("customer"), request.get("device")
+        if isinstance(customer, str) and isinstance(device, str):
+            answer["device"] = self._device_effect(customer, device)
+        return answer
+
+    def _device_effect(self, customer: str, device: str) -> dict[str, Any]:
+        """What the running gateway does with ``customer``/``device`` now, as it is (not as the
+        files say): the command that changed the registry prints only this."""
+        registered = next((d for d in self.registry.devices() if d.key == (customer, device)), None)
+        policy = self.engine.policy(customer)
+        decided = policy is not None and policy.device(device) is not None
+        broker = self.config.broker
+        if registered is None:
+            state = "decided" if decided else "removed"
+        elif (customer, device) in self.device_problems:
+            state = "not_admitted"
+        elif registered.cert_serial is not None and not (
+            broker.tls_port and broker.require_client_cert
+        ):
+            state = "no_tls_listener"
+        elif policy is None:
+            state = "policy_not_running"
+        else:
+            state = "decided" if decided else "not_in_policy"
+        return {
+            "state": state,
+            "policy": policy.source if policy is not None else None,
+            "version": policy.version if policy is not None else None,
+            "error": self.device_problems.get((customer, device))
+            or next(
+                (f.error for f in self.policies.files.values() if f.customer == customer), None
+            ),
+        }
 
     # -- forgetting -----------------------------------------------------------------------------------
 
