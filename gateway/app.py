@@ -34,7 +34,7 @@ from gateway.broker import (
     write_private,
 )
 from gateway.clock import ForwardClock
-from gateway.config import Config, RecipientConfig
+from gateway.config import Config, RecipientConfig, load_config
 from gateway.consent import ConsentBook
 from gateway.control import ControlServer
 from gateway.erasure import ErasureBook
@@ -54,6 +54,7 @@ from gateway.pseudonyms import Keyring
 from gateway.quota import RecipientQueues
 from gateway.refusals import RefusalBook
 from gateway.registry import RegisteredDevice, Registry, policy_claims
+from gateway.reload import Change, ReloadReport, plan
 from gateway.store import Store
 from gateway.tls import CertificateAuthority, TlsFiles
 from policies.decision import Reason
@@ -102,6 +103,14 @@ class Gateway:
         self.refusals = RefusalBook([config.broker.tls_port] if config.broker.tls_port else [])
         self._revoked_certificates = False
         self.forwarders: dict[str, Forwarder] = {}
+        # For a configuration reload: the task group, each forwarder's task, the password each
+        # forwarder was started with (a changed password file reconnects it), and the topic
+        # prefixes the pipeline reads (one dict, changed in place).
+        self._tasks: asyncio.TaskGroup | None = None
+        self._forwarder_tasks: dict[str, asyncio.Task[None]] = {}
+        self._passwords: dict[str, str | None] = {}
+        self._topic_prefix: dict[str, str] = {r.name: r.topic_prefix for r in config.recipients}
+        self._reloading = asyncio.Lock()
         self.device_link: MqttConnection | None = None
         self.device_state: dict[str, Any] = {
             "connected": False,
@@ -183,7 +192,7 @@ class Gateway:
                 store=self.store,
                 log_writer=lambda: self.writer,
                 keyring=self.keyring,
-                topic_prefix={r.name: r.topic_prefix for r in config.recipients},
+                topic_prefix=self._topic_prefix,
                 queue_size=config.pipeline.queue,
                 batch_max=config.pipeline.batch_max,
                 max_payload_bytes=config.pipeline.max_payload_bytes,
@@ -195,23 +204,8 @@ class Gateway:
                 clock=self.clock.now,
             )
             for recipient in config.recipients:
-                password = (
-                    read_secret(
-                        config.path(recipient.password_file),
-                        f"the password of recipient {recipient.name!r}",
-                    )
-                    if recipient.password_file
-                    else None
-                )
-                self.forwarders[recipient.name] = Forwarder(
-                    recipient,
-                    endpoint_for(recipient, config.instance, password),
-                    self.store,
-                    still_allowed=self._still_allowed,
-                    on_withhold=self._withhold_at_send,
-                    on_done=self.pipeline.rows_done,
-                    subscribe=erasure.ack_filter(recipient.topic_prefix),
-                    on_message=functools.partial(self._erasure_ack, recipient),
+                self.forwarders[recipient.name] = self._forwarder(
+                    recipient, self._recipient_password(recipient)
                 )
             if config.broker.mode == "managed":
                 await self._start_broker()
@@ -226,12 +220,15 @@ class Gateway:
                 await metrics.start()
             try:
                 async with asyncio.TaskGroup() as tasks:
+                    self._tasks = tasks
                     if self.broker is not None:
                         tasks.create_task(self.broker.supervise(), name="broker-supervisor")
                     tasks.create_task(self.pipeline.run(), name="pipeline-writer")
                     tasks.create_task(self._device_link_loop(), name="device-link")
                     for name, forwarder in self.forwarders.items():
-                        tasks.create_task(forwarder.run(), name=f"forwarder-{name}")
+                        self._forwarder_tasks[name] = tasks.create_task(
+                            forwarder.run(), name=f"forwarder-{name}"
+                        )
                     tasks.create_task(self._checkpoints(), name="checkpoints")
                     tasks.create_task(self._windows(), name="aggregation-windows")
                     tasks.create_task(self._watch_policies(), name="policy-watcher")
@@ -562,9 +559,8 @@ class Gateway:
         self._last_checkpoint = time.time()
 
     async def _checkpoints(self) -> None:
-        interval = self.config.pipeline.checkpoint_interval_s
-        while True:
-            await asyncio.sleep(interval)
+        while True:  # the interval is read each time: a reload may change it
+            await asyncio.sleep(self.config.pipeline.checkpoint_interval_s)
             try:
                 await self._checkpoint()
             except GatewayError as exc:
@@ -621,6 +617,226 @@ class Gateway:
             if loaded.customer in customers and path.exists():
                 self._apply_policy(path)
 
+    # -- configuration reload -------------------------------------------------------------------
+
+    def _recipient_password(self, recipient: RecipientConfig) -> str | None:
+        if recipient.password_file is None:
+            return None
+        return read_secret(
+            self.config.path(recipient.password_file),
+            f"the password of recipient {recipient.name!r}",
+        )
+
+    def _forwarder(self, recipient: RecipientConfig, password: str | None) -> Forwarder:
+        assert self.pipeline is not None
+        self._passwords[recipient.name] = password
+        return Forwarder(
+            recipient,
+            endpoint_for(recipient, self.config.instance, password),
+            self.store,
+            still_allowed=self._still_allowed,
+            on_withhold=self._withhold_at_send,
+            on_done=self.pipeline.rows_done,
+            subscribe=erasure.ack_filter(recipient.topic_prefix),
+            on_message=functools.partial(self._erasure_ack, recipient),
+        )
+
+    async def reload_config(self) -> ReloadReport:
+        """Re-read einblick.yaml and apply what can change while running (gateway/reload.py).
+
+        Everything is read and checked before anything changes: a file that does not load, or
+        a password file that cannot be read, raises ConfigError (file:line) and the gateway runs
+        on as it was. Each item of the answer is marked applied only once it took effect."""
+        async with self._reloading:
+            return await self._reload_config()
+
+    async def _reload_config(self) -> ReloadReport:
+        assert self.pipeline is not None and self._tasks is not None
+        old = self.config
+        new = load_config(old.source)
+        changes = plan(old, new)
+        passwords = {r.name: self._recipient_password(r) for r in new.recipients}
+        before = {r.name: r for r in old.recipients}
+        after = {r.name: r for r in new.recipients}
+        kept: list[RecipientConfig] = []  # removals refused: still granted by a running policy
+        for change in changes:
+            name = change.key.split(".")[1] if change.key.startswith("recipients.") else None
+            if name is None or change.detail != "removed":
+                continue
+            granted = sorted(
+                f"{p.customer}/{g.id} ({p.source})"
+                for p in self.engine.policies()
+                for g in p.grants
+                if g.recipient == name
+            )
+            if granted:
+                change.action = "refused"
+                change.detail = (
+                    f"running policies still grant to it: {', '.join(granted)}; remove those "
+                    "grants first (the policy applies at once), then reload again"
+                )
+                kept.append(before[name])
+        for name in sorted(before.keys() & after.keys()):
+            if before[name] == after[name] and passwords[name] != self._passwords.get(name):
+                changes.append(
+                    Change(
+                        key=f"recipients.{name}.password",
+                        was="(the old password)",
+                        now="(the password file's new content)",
+                        action="applied",
+                    )
+                )
+        # What runs from now on: the new file, except what waits for a restart.
+        live = new.model_copy(
+            update={
+                "instance": old.instance,
+                "data_dir": old.data_dir,
+                "database": old.database,
+                "signing_key": old.signing_key,
+                "policies_dir": old.policies_dir,
+                "broker": old.broker,
+                "metrics": old.metrics,
+                "pipeline": new.pipeline.model_copy(update={"queue": old.pipeline.queue}),
+                "recipients": [*new.recipients, *kept],
+            }
+        )
+        running_packet = max(
+            old.broker.limits.max_packet_bytes, old.pipeline.max_payload_bytes + 65536
+        )
+        if live.pipeline.max_payload_bytes + 65536 > running_packet:
+            live = live.model_copy(
+                update={
+                    "pipeline": live.pipeline.model_copy(
+                        update={"max_payload_bytes": old.pipeline.max_payload_bytes}
+                    )
+                }
+            )
+            for change in changes:
+                if change.key == "pipeline.max_payload_bytes":
+                    change.action = "restart"
+                    change.detail = (
+                        f"the running broker refuses packets over {running_packet} bytes; the "
+                        "new size needs a restart of the broker"
+                    )
+        self.config = live
+        self._apply_limits(live)
+        await self._apply_recipients(before, {r.name: r for r in live.recipients}, passwords)
+        self._check_devices()
+        count = self.reload_devices()
+        await self.revoke_sessions()
+        report = ReloadReport(source=str(old.source), changes=changes)
+        for change in changes:
+            (log.info if change.action == "applied" else log.warning)(
+                "reload: %s", change.line().strip()
+            )
+        log.info("reload: %d devices registered; %s", count, report.render().splitlines()[0])
+        return report
+
+    def _apply_limits(self, config: Config) -> None:
+        assert self.pipeline is not None
+        self.flood.rate = config.pipeline.device_max_rate
+        self.flood.burst = float(config.pipeline.device_burst)
+        self.pipeline.set_limits(
+            batch_max=config.pipeline.batch_max,
+            max_payload_bytes=config.pipeline.max_payload_bytes,
+            outbox_max_rows=config.outbox.max_rows,
+        )
+        self.pipeline.queues.configure(
+            {
+                r.name: r.when_queue_full or config.outbox.when_recipient_full
+                for r in config.recipients
+            },
+            max_rows_total=config.outbox.max_rows,
+            max_rows=config.outbox.recipient_max_rows,
+            max_bytes=config.outbox.recipient_max_bytes,
+            disk_share=config.outbox.disk_share,
+        )
+
+    async def _apply_recipients(
+        self,
+        before: Mapping[str, RecipientConfig],
+        after: Mapping[str, RecipientConfig],
+        passwords: Mapping[str, str | None],
+    ) -> None:
+        """Start, stop or reconnect only the forwarders whose recipient changed."""
+        assert self.pipeline is not None and self._tasks is not None
+        for name in sorted(before.keys() | after.keys()):
+            recipient = after.get(name)
+            unchanged = (
+                recipient is not None
+                and before.get(name) == recipient
+                and passwords.get(name, self._passwords.get(name)) == self._passwords.get(name)
+            )
+            if unchanged:
+                continue
+            if name in self.forwarders:
+                await self._stop_forwarder(name)
+            if recipient is None:
+                await self._withhold_removed(name)
+                self._topic_prefix.pop(name, None)
+                continue
+            self._topic_prefix[name] = recipient.topic_prefix
+            self.forwarders[name] = self._forwarder(recipient, passwords.get(name))
+            self._forwarder_tasks[name] = self._tasks.create_task(
+                self.forwarders[name].run(), name=f"forwarder-{name}"
+            )
+        # Recipients' names are part of every compiled policy (grants name them): compile all
+        # again, so a policy waiting for a new recipient loads now.
+        self.policies.recipients = self.config.recipient_names()
+        for path in sorted(self.policies.files):
+            if path.exists():
+                self._apply_policy(path)
+
+    async def _stop_forwarder(self, name: str) -> None:
+        forwarder = self.forwarders.pop(name)
+        task = self._forwarder_tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await forwarder.delete_delivered()  # acknowledged rows are not sent again
+        self._passwords.pop(name, None)
+
+    async def _withhold_removed(self, name: str) -> None:
+        """Rows still queued for a recipient removed from the configuration: recorded withheld
+        (reason ``recipient_removed``) and taken out of the outbox, in batches."""
+        assert self.pipeline is not None
+        reason = Reason("recipient_removed", {"recipient": name})
+        total = 0
+        while True:
+            rows = await self.store.read(
+                functools.partial(outbox.pending, recipient=name, after=0, limit=1000)
+            )
+            if not rows:
+                break
+            await self.pipeline.withhold_at_send([(row, reason) for row in rows])
+            self.pipeline.rows_done(name, len(rows), sum(len(r.payload) for r in rows))
+            total += len(rows)
+        self.pipeline.queues.forget(name)
+        if total:
+            log.warning(
+                "recipient %s removed from the configuration: %d queued rows recorded withheld",
+                name,
+                total,
+            )
+
+    def reload_on_signal(self) -> None:
+        """SIGHUP: reload in the background; the outcome goes to the log (no one to answer)."""
+        if self._tasks is None:
+            log.warning("SIGHUP before the gateway finished starting: ignored")
+            return
+        self._tasks.create_task(self._reload_logged(), name="reload-on-sighup")
+
+    async def _reload_logged(self) -> None:
+        try:
+            await self.reload_config()
+        except GatewayError as exc:
+            log.error("reload on SIGHUP changed nothing: %s", exc)
+
+    async def _op_reload(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        report = await self.reload_config()
+        return report.model_dump(mode="json")
+
     # -- control socket -------------------------------------------------------------------------------
 
     def _control_handlers(self) -> dict[str, Any]:
@@ -634,6 +850,7 @@ class Gateway:
             "erasures": self._op_erasures,
             "checkpoint": self._op_checkpoint,
             "snapshot": self._op_snapshot,
+            "reload": self._op_reload,
         }
 
     async def _op_status(self, request: Mapping[str, Any]) -> dict[str, Any]:
