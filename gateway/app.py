@@ -801,7 +801,7 @@ class Gateway:
         """Rows still queued for a recipient removed from the configuration: recorded withheld
         (reason ``recipient_removed``) and taken out of the outbox, in batches."""
         assert self.pipeline is not None
-        reason = Reason("recipient_removed", {"recipient": name})
+        reason = Reason("recipient_removed")  # the entry names the recipient
         total = 0
         while True:
             rows = await self.store.read(
