@@ -18,9 +18,11 @@ import logging
 import os
 import secrets
 import sqlite3
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,8 @@ from gateway.quota import RecipientQueues
 from gateway.refusals import RefusalBook
 from gateway.registry import RegisteredDevice, Registry, policy_claims
 from gateway.reload import Change, ReloadReport, plan
+from gateway.startup import PolicyLine, StartFacts
+from gateway.startup import render as render_start
 from gateway.store import Store
 from gateway.tls import CertificateAuthority, TlsFiles
 from policies.decision import Reason
@@ -234,12 +238,11 @@ class Gateway:
                     tasks.create_task(self._watch_policies(), name="policy-watcher")
                     tasks.create_task(self._record_acks(), name="erasure-acks")
                     self.ready.set()
-                    log.info(
-                        "Einblick %s is running: %d customers, %d recipients",
-                        config.instance,
-                        len(compiled),
-                        len(self.forwarders),
-                    )
+                    # What runs, said once on stderr (the journal): not a log level away.
+                    report = render_start(self.start_facts())
+                    sys.stderr.write(report + "\n")
+                    sys.stderr.flush()
+                    log.info("%d customers, %d recipients", len(compiled), len(self.forwarders))
             finally:
                 await control.close()
                 if metrics is not None:
@@ -617,6 +620,40 @@ class Gateway:
             if loaded.customer in customers and path.exists():
                 self._apply_policy(path)
 
+    def start_facts(self) -> StartFacts:
+        """What is running, for the start-up block (gateway/startup.py)."""
+        config = self.config
+        broker = config.broker
+        if broker.mode == "managed":
+            listeners = [f"mqtt://{broker.listen}:{broker.port} (plain, device passwords)"]
+            if broker.tls_port:
+                auth = "client certificates" if broker.require_client_cert else "device passwords"
+                listeners.append(f"mqtts://{broker.listen}:{broker.tls_port} (TLS, {auth})")
+            where = f"managed Mosquitto in {config.broker_dir}"
+        else:
+            listeners = [f"devices publish to the external broker {broker.host}:{broker.port}"]
+            where = f"external broker {broker.host}:{broker.port} (you run it)"
+        metrics = config.metrics
+        return StartFacts(
+            version=package_version("einblick"),
+            instance=config.instance,
+            config=str(config.source),
+            data_dir=str(config.data_path),
+            database=str(config.database_path),
+            device_listeners=listeners,
+            broker=where,
+            control_socket=str(config.control_socket),
+            metrics=f"http://{metrics.host}:{metrics.port}/metrics" if metrics.enabled else None,
+            policies=[
+                PolicyLine(file=str(f.path), customer=f.customer, version=f.version, error=f.error)
+                for f in sorted(self.policies.files.values(), key=lambda f: f.path)
+            ],
+            recipients=[f"{r.name} -> {r.url}" for r in config.recipients],
+            devices=len(self.registry.devices()),
+            devices_not_admitted=len(self.device_problems),
+            key_fingerprint=self.signer.fingerprint,
+        )
+
     # -- configuration reload -------------------------------------------------------------------
 
     def _recipient_password(self, recipient: RecipientConfig) -> str | None:
@@ -725,11 +762,8 @@ class Gateway:
         count = self.reload_devices()
         await self.revoke_sessions()
         report = ReloadReport(source=str(old.source), changes=changes)
-        for change in changes:
-            (log.info if change.action == "applied" else log.warning)(
-                "reload: %s", change.line().strip()
-            )
-        log.info("reload: %d devices registered; %s", count, report.render().splitlines()[0])
+        # One record at warning level: shown at the default level, like the start-up block.
+        log.warning("configuration reloaded (%d devices registered):\n%s", count, report.render())
         return report
 
     def _apply_limits(self, config: Config) -> None:
