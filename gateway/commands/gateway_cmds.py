@@ -18,7 +18,7 @@ from gateway.config import Config, load_config
 from gateway.control import ControlError, GatewayNotRunning, request
 from gateway.keys import load_public_key
 from gateway.receipts import verify_receipt
-from gateway.scaffold import InitOptions, init_directory
+from gateway.scaffold import InitOptions, initialise
 from gateway.visible import neutralise
 from policies.errors import EinblickError
 
@@ -64,7 +64,13 @@ def register(sub: SubParsers) -> None:
     init.add_argument(
         "--upstream-url", default="mqtt://127.0.0.1:1884", help="the example recipients' broker"
     )
-    init.add_argument("--force", action="store_true", help="overwrite an existing configuration")
+    init.add_argument(
+        "--force",
+        action="store_true",
+        help="rewrite an existing configuration (saved as einblick.yaml.bak); renews the "
+        "listener certificate for new --hostname/--listen; keeps keys, the log, the CA, "
+        "devices and policies",
+    )
     init.set_defaults(func=_init)
 
     run = sub.add_parser("run", help="run the gateway in the foreground (systemd runs this)")
@@ -135,7 +141,7 @@ def register(sub: SubParsers) -> None:
 
 
 def _init(args: argparse.Namespace) -> int:
-    path = init_directory(
+    result = initialise(
         InitOptions(
             directory=args.directory,
             instance=args.instance,
@@ -147,7 +153,12 @@ def _init(args: argparse.Namespace) -> int:
             force=args.force,
         )
     )
+    path = result.config_path
     print(f"wrote {path}", file=sys.stderr)
+    for line in result.renewed:
+        print(f"  renewed: {line}", file=sys.stderr)
+    for line in result.kept:
+        print(f"  kept:    {line}", file=sys.stderr)
     print(
         f"next: einblick device add --config {path} --customer <customer> --name '<device name>'",
         file=sys.stderr,
