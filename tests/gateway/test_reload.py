@@ -165,3 +165,33 @@ async def test_an_invalid_file_changes_nothing_and_names_the_line(tmp_path: Path
             await h.gateway.reload_config()
         assert h.gateway.config is running
         assert h.gateway.flood.rate == running.pipeline.device_max_rate
+
+
+async def test_a_changed_password_file_reconnects_only_that_recipient(tmp_path: Path) -> None:
+    async with running_gateway(tmp_path, {"bakery.yaml": BAKERY}, DEVICES) as h:
+        secret = h.directory / "oven-maker.password"
+        secret.write_text("first\n", encoding="utf-8")
+        edit(
+            h,
+            "    url: ",
+            "    username: bakery-17\n    password_file: oven-maker.password\n    url: ",
+        )
+        code, out, err = await cli(h, "reload")
+        assert code == 0, err
+        assert "applied  recipients.oven-maker.password_file: none -> oven-maker.password" in out
+        first = h.gateway._forwarder_tasks["oven-maker"]
+        untouched = h.gateway._forwarder_tasks["logistics"]
+        assert h.gateway.forwarders["oven-maker"].endpoint.password == "first"
+
+        secret.write_text("second\n", encoding="utf-8")  # the file alone changes
+        code, out, err = await cli(h, "reload")
+        assert code == 0, err
+        assert "applied  recipients.oven-maker.password" in out, out
+        assert "second" not in out and "first" not in out  # a secret is never printed
+        assert h.gateway._forwarder_tasks["oven-maker"] is not first
+        assert h.gateway._forwarder_tasks["logistics"] is untouched
+        assert h.gateway.forwarders["oven-maker"].endpoint.password == "second"
+
+        code, out, err = await cli(h, "reload")  # nothing changed: nothing reconnects
+        assert code == 0 and "nothing changed" in out, out
+        assert h.gateway.forwarders["oven-maker"].endpoint.password == "second"
