@@ -18,9 +18,11 @@ import logging
 import os
 import secrets
 import sqlite3
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,7 @@ from gateway.broker import (
     write_private,
 )
 from gateway.clock import ForwardClock
-from gateway.config import Config, RecipientConfig
+from gateway.config import Config, RecipientConfig, load_config
 from gateway.consent import ConsentBook
 from gateway.control import ControlServer
 from gateway.disk import DiskThresholds, DiskWatch
@@ -55,7 +57,10 @@ from gateway.pseudonyms import Keyring
 from gateway.quota import RecipientQueues
 from gateway.refusals import RefusalBook
 from gateway.registry import RegisteredDevice, Registry, policy_claims
+from gateway.reload import Change, ReloadReport, plan
 from gateway.retention import RetentionTask, retention_for
+from gateway.startup import PolicyLine, StartFacts
+from gateway.startup import render as render_start
 from gateway.store import Store
 from gateway.tls import CertificateAuthority, TlsFiles
 from policies.decision import Reason
@@ -104,6 +109,14 @@ class Gateway:
         self.refusals = RefusalBook([config.broker.tls_port] if config.broker.tls_port else [])
         self._revoked_certificates = False
         self.forwarders: dict[str, Forwarder] = {}
+        # For a configuration reload: the task group, each forwarder's task, the password each
+        # forwarder was started with (a changed password file reconnects it), and the topic
+        # prefixes the pipeline reads (one dict, changed in place).
+        self._tasks: asyncio.TaskGroup | None = None
+        self._forwarder_tasks: dict[str, asyncio.Task[None]] = {}
+        self._passwords: dict[str, str | None] = {}
+        self._topic_prefix: dict[str, str] = {r.name: r.topic_prefix for r in config.recipients}
+        self._reloading = asyncio.Lock()
         self.device_link: MqttConnection | None = None
         self.device_state: dict[str, Any] = {
             "connected": False,
@@ -207,7 +220,7 @@ class Gateway:
                 store=self.store,
                 log_writer=lambda: self.writer,
                 keyring=self.keyring,
-                topic_prefix={r.name: r.topic_prefix for r in config.recipients},
+                topic_prefix=self._topic_prefix,
                 queue_size=config.pipeline.queue,
                 batch_max=config.pipeline.batch_max,
                 max_payload_bytes=config.pipeline.max_payload_bytes,
@@ -219,23 +232,8 @@ class Gateway:
                 clock=self.clock.now,
             )
             for recipient in config.recipients:
-                password = (
-                    read_secret(
-                        config.path(recipient.password_file),
-                        f"the password of recipient {recipient.name!r}",
-                    )
-                    if recipient.password_file
-                    else None
-                )
-                self.forwarders[recipient.name] = Forwarder(
-                    recipient,
-                    endpoint_for(recipient, config.instance, password),
-                    self.store,
-                    still_allowed=self._still_allowed,
-                    on_withhold=self._withhold_at_send,
-                    on_done=self.pipeline.rows_done,
-                    subscribe=erasure.ack_filter(recipient.topic_prefix),
-                    on_message=functools.partial(self._erasure_ack, recipient),
+                self.forwarders[recipient.name] = self._forwarder(
+                    recipient, self._recipient_password(recipient)
                 )
             if config.broker.mode == "managed":
                 await self._start_broker()
@@ -250,12 +248,15 @@ class Gateway:
                 await metrics.start()
             try:
                 async with asyncio.TaskGroup() as tasks:
+                    self._tasks = tasks
                     if self.broker is not None:
                         tasks.create_task(self.broker.supervise(), name="broker-supervisor")
                     tasks.create_task(self.pipeline.run(), name="pipeline-writer")
                     tasks.create_task(self._device_link_loop(), name="device-link")
                     for name, forwarder in self.forwarders.items():
-                        tasks.create_task(forwarder.run(), name=f"forwarder-{name}")
+                        self._forwarder_tasks[name] = tasks.create_task(
+                            forwarder.run(), name=f"forwarder-{name}"
+                        )
                     tasks.create_task(self._checkpoints(), name="checkpoints")
                     tasks.create_task(self._windows(), name="aggregation-windows")
                     tasks.create_task(self._watch_policies(), name="policy-watcher")
@@ -263,12 +264,11 @@ class Gateway:
                     tasks.create_task(self.retention.run(), name="retention")
                     tasks.create_task(self.disk.run(), name="disk-watch")
                     self.ready.set()
-                    log.info(
-                        "Einblick %s is running: %d customers, %d recipients",
-                        config.instance,
-                        len(compiled),
-                        len(self.forwarders),
-                    )
+                    # What runs, said once on stderr (the journal): not a log level away.
+                    report = render_start(self.start_facts())
+                    sys.stderr.write(report + "\n")
+                    sys.stderr.flush()
+                    log.info("%d customers, %d recipients", len(compiled), len(self.forwarders))
             finally:
                 await control.close()
                 if metrics is not None:
@@ -410,9 +410,13 @@ class Gateway:
         messages are written to the persistence file at the clean stop and restored at start.
         """
         before = {d.username: d.cert_serial for d in self.registry.devices()}
+        registered_before = set(self.registry.devices())
         self.registry.load()
         self._check_devices()
         after = {d.username: d.cert_serial for d in self.registry.devices()}
+        if self._engine is not None:
+            changed = registered_before ^ set(self.registry.devices())
+            self._recompile_registered({d.customer for d in changed})
         if any(serial is not None and after.get(user) != serial for user, serial in before.items()):
             self._revoked_certificates = True
         if self.broker is not None:
@@ -584,9 +588,8 @@ class Gateway:
         self._last_checkpoint = time.time()
 
     async def _checkpoints(self) -> None:
-        interval = self.config.pipeline.checkpoint_interval_s
-        while True:
-            await asyncio.sleep(interval)
+        while True:  # the interval is read each time: a reload may change it
+            await asyncio.sleep(self.config.pipeline.checkpoint_interval_s)
             try:
                 await self._checkpoint()
             except GatewayError as exc:
@@ -604,30 +607,295 @@ class Gateway:
     async def _watch_policies(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            for path in self.policies.changed():
-                compiled = self.policies.load(path)
-                if compiled is None:
-                    continue
-                returning = not self._running(compiled.customer)
-                try:
-                    self._check_single_file(path, compiled)
-                    self.engine.replace(compiled)
-                except PolicyError as exc:
-                    self.policies.files[path].error = str(exc)
-                    log.error("policy %s not applied: %s", path.name, exc)
-                    continue
-                if returning:  # its consents withdrawn in earlier runs still hold
-                    for customer, grant, at in self._withdrawn:
-                        if customer == compiled.customer:
-                            with contextlib.suppress(PolicyError):
-                                self.engine.withdraw(customer, grant, at)
-                log.info(
-                    "policy %s reloaded: version %s", path.name, self.policies.files[path].version
-                )
+            applied = [path for path in self.policies.changed() if self._apply_policy(path)]
+            if applied:
                 self._check_devices()
                 if self.broker is not None:
                     self.broker.write_files(self.acl_rules())
                     self.broker.reload()
+
+    def _apply_policy(self, path: Path) -> bool:
+        """Load, compile and run one policy file in place of its running version; False (and
+        the error recorded for status) when it does not load or cannot run beside the others.
+        Compiling reads the registry too (gateway/policyset.py adds registered devices the
+        file does not declare), so this is also how a device registration reaches the engine."""
+        compiled = self.policies.load(path)
+        if compiled is None:
+            return False
+        returning = not self._running(compiled.customer)
+        try:
+            self._check_single_file(path, compiled)
+            self.engine.replace(compiled)
+        except PolicyError as exc:
+            self.policies.files[path].error = str(exc)
+            log.error("policy %s not applied: %s", path.name, exc)
+            return False
+        if returning:  # its consents withdrawn in earlier runs still hold
+            for customer, grant, at in self._withdrawn:
+                if customer == compiled.customer:
+                    with contextlib.suppress(PolicyError):
+                        self.engine.withdraw(customer, grant, at)
+        log.info("policy %s applied: version %s", path.name, self.policies.files[path].version)
+        return True
+
+    def _recompile_registered(self, customers: set[str]) -> None:
+        """After a registry change: compile again the policies of ``customers`` whose devices
+        were added, removed or changed, so a new device is decided under its customer's policy
+        from its first message and a removed one no longer is."""
+        for path, loaded in sorted(self.policies.files.items()):
+            if loaded.customer in customers and path.exists():
+                self._apply_policy(path)
+
+    def start_facts(self) -> StartFacts:
+        """What is running, for the start-up block (gateway/startup.py)."""
+        config = self.config
+        broker = config.broker
+        if broker.mode == "managed":
+            listeners = [f"mqtt://{broker.listen}:{broker.port} (plain, device passwords)"]
+            if broker.tls_port:
+                auth = "client certificates" if broker.require_client_cert else "device passwords"
+                listeners.append(f"mqtts://{broker.listen}:{broker.tls_port} (TLS, {auth})")
+            where = f"managed Mosquitto in {config.broker_dir}"
+        else:
+            listeners = [f"devices publish to the external broker {broker.host}:{broker.port}"]
+            where = f"external broker {broker.host}:{broker.port} (you run it)"
+        metrics = config.metrics
+        return StartFacts(
+            version=package_version("einblick"),
+            instance=config.instance,
+            config=str(config.source),
+            data_dir=str(config.data_path),
+            database=str(config.database_path),
+            device_listeners=listeners,
+            broker=where,
+            control_socket=str(config.control_socket),
+            metrics=f"http://{metrics.host}:{metrics.port}/metrics" if metrics.enabled else None,
+            policies=[
+                PolicyLine(file=str(f.path), customer=f.customer, version=f.version, error=f.error)
+                for f in sorted(self.policies.files.values(), key=lambda f: f.path)
+            ],
+            recipients=[f"{r.name} -> {r.url}" for r in config.recipients],
+            devices=len(self.registry.devices()),
+            devices_not_admitted=len(self.device_problems),
+            key_fingerprint=self.signer.fingerprint,
+        )
+
+    # -- configuration reload -------------------------------------------------------------------
+
+    def _recipient_password(self, recipient: RecipientConfig) -> str | None:
+        if recipient.password_file is None:
+            return None
+        return read_secret(
+            self.config.path(recipient.password_file),
+            f"the password of recipient {recipient.name!r}",
+        )
+
+    def _forwarder(self, recipient: RecipientConfig, password: str | None) -> Forwarder:
+        assert self.pipeline is not None
+        self._passwords[recipient.name] = password
+        return Forwarder(
+            recipient,
+            endpoint_for(recipient, self.config.instance, password),
+            self.store,
+            still_allowed=self._still_allowed,
+            on_withhold=self._withhold_at_send,
+            on_done=self.pipeline.rows_done,
+            subscribe=erasure.ack_filter(recipient.topic_prefix),
+            on_message=functools.partial(self._erasure_ack, recipient),
+        )
+
+    async def reload_config(self) -> ReloadReport:
+        """Re-read einblick.yaml and apply what can change while running (gateway/reload.py).
+
+        Everything is read and checked before anything changes: a file that does not load, or
+        a password file that cannot be read, raises ConfigError (file:line) and the gateway runs
+        on as it was. Each item of the answer is marked applied only once it took effect."""
+        async with self._reloading:
+            return await self._reload_config()
+
+    async def _reload_config(self) -> ReloadReport:
+        assert self.pipeline is not None and self._tasks is not None
+        old = self.config
+        new = load_config(old.source)
+        changes = plan(old, new)
+        passwords = {r.name: self._recipient_password(r) for r in new.recipients}
+        before = {r.name: r for r in old.recipients}
+        after = {r.name: r for r in new.recipients}
+        kept: list[RecipientConfig] = []  # removals refused: still granted by a running policy
+        for change in changes:
+            name = change.key.split(".")[1] if change.key.startswith("recipients.") else None
+            if name is None or change.detail != "removed":
+                continue
+            granted = sorted(
+                f"{p.customer}/{g.id} ({p.source})"
+                for p in self.engine.policies()
+                for g in p.grants
+                if g.recipient == name
+            )
+            if granted:
+                change.action = "refused"
+                change.detail = (
+                    f"running policies still grant to it: {', '.join(granted)}; remove those "
+                    "grants first (the policy applies at once), then reload again"
+                )
+                kept.append(before[name])
+        for name in sorted(before.keys() & after.keys()):
+            if before[name] == after[name] and passwords[name] != self._passwords.get(name):
+                changes.append(
+                    Change(
+                        key=f"recipients.{name}.password",
+                        was="(the old password)",
+                        now="(the password file's new content)",
+                        action="applied",
+                    )
+                )
+        # What runs from now on: the new file, except what waits for a restart.
+        live = new.model_copy(
+            update={
+                "instance": old.instance,
+                "data_dir": old.data_dir,
+                "database": old.database,
+                "signing_key": old.signing_key,
+                "policies_dir": old.policies_dir,
+                "broker": old.broker,
+                "metrics": old.metrics,
+                "pipeline": new.pipeline.model_copy(update={"queue": old.pipeline.queue}),
+                "recipients": [*new.recipients, *kept],
+            }
+        )
+        running_packet = max(
+            old.broker.limits.max_packet_bytes, old.pipeline.max_payload_bytes + 65536
+        )
+        if live.pipeline.max_payload_bytes + 65536 > running_packet:
+            live = live.model_copy(
+                update={
+                    "pipeline": live.pipeline.model_copy(
+                        update={"max_payload_bytes": old.pipeline.max_payload_bytes}
+                    )
+                }
+            )
+            for change in changes:
+                if change.key == "pipeline.max_payload_bytes":
+                    change.action = "restart"
+                    change.detail = (
+                        f"the running broker refuses packets over {running_packet} bytes; the "
+                        "new size needs a restart of the broker"
+                    )
+        self.config = live
+        self._apply_limits(live)
+        await self._apply_recipients(before, {r.name: r for r in live.recipients}, passwords)
+        self._check_devices()
+        count = self.reload_devices()
+        await self.revoke_sessions()
+        report = ReloadReport(source=str(old.source), changes=changes)
+        # One record at warning level: shown at the default level, like the start-up block.
+        log.warning("configuration reloaded (%d devices registered):\n%s", count, report.render())
+        return report
+
+    def _apply_limits(self, config: Config) -> None:
+        assert self.pipeline is not None
+        self.flood.rate = config.pipeline.device_max_rate
+        self.flood.burst = float(config.pipeline.device_burst)
+        self.pipeline.set_limits(
+            batch_max=config.pipeline.batch_max,
+            max_payload_bytes=config.pipeline.max_payload_bytes,
+            outbox_max_rows=config.outbox.max_rows,
+        )
+        self.pipeline.queues.configure(
+            {
+                r.name: r.when_queue_full or config.outbox.when_recipient_full
+                for r in config.recipients
+            },
+            max_rows_total=config.outbox.max_rows,
+            max_rows=config.outbox.recipient_max_rows,
+            max_bytes=config.outbox.recipient_max_bytes,
+            disk_share=config.outbox.disk_share,
+        )
+
+    async def _apply_recipients(
+        self,
+        before: Mapping[str, RecipientConfig],
+        after: Mapping[str, RecipientConfig],
+        passwords: Mapping[str, str | None],
+    ) -> None:
+        """Start, stop or reconnect only the forwarders whose recipient changed."""
+        assert self.pipeline is not None and self._tasks is not None
+        for name in sorted(before.keys() | after.keys()):
+            recipient = after.get(name)
+            unchanged = (
+                recipient is not None
+                and before.get(name) == recipient
+                and passwords.get(name, self._passwords.get(name)) == self._passwords.get(name)
+            )
+            if unchanged:
+                continue
+            if name in self.forwarders:
+                await self._stop_forwarder(name)
+            if recipient is None:
+                await self._withhold_removed(name)
+                self._topic_prefix.pop(name, None)
+                continue
+            self._topic_prefix[name] = recipient.topic_prefix
+            self.forwarders[name] = self._forwarder(recipient, passwords.get(name))
+            self._forwarder_tasks[name] = self._tasks.create_task(
+                self.forwarders[name].run(), name=f"forwarder-{name}"
+            )
+        # Recipients' names are part of every compiled policy (grants name them): compile all
+        # again, so a policy waiting for a new recipient loads now.
+        self.policies.recipients = self.config.recipient_names()
+        for path in sorted(self.policies.files):
+            if path.exists():
+                self._apply_policy(path)
+
+    async def _stop_forwarder(self, name: str) -> None:
+        forwarder = self.forwarders.pop(name)
+        task = self._forwarder_tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await forwarder.delete_delivered()  # acknowledged rows are not sent again
+        self._passwords.pop(name, None)
+
+    async def _withhold_removed(self, name: str) -> None:
+        """Rows still queued for a recipient removed from the configuration: recorded withheld
+        (reason ``recipient_removed``) and taken out of the outbox, in batches."""
+        assert self.pipeline is not None
+        reason = Reason("recipient_removed")  # the entry names the recipient
+        total = 0
+        while True:
+            rows = await self.store.read(
+                functools.partial(outbox.pending, recipient=name, after=0, limit=1000)
+            )
+            if not rows:
+                break
+            await self.pipeline.withhold_at_send([(row, reason) for row in rows])
+            self.pipeline.rows_done(name, len(rows), sum(len(r.payload) for r in rows))
+            total += len(rows)
+        self.pipeline.queues.forget(name)
+        if total:
+            log.warning(
+                "recipient %s removed from the configuration: %d queued rows recorded withheld",
+                name,
+                total,
+            )
+
+    def reload_on_signal(self) -> None:
+        """SIGHUP: reload in the background; the outcome goes to the log (no one to answer)."""
+        if self._tasks is None:
+            log.warning("SIGHUP before the gateway finished starting: ignored")
+            return
+        self._tasks.create_task(self._reload_logged(), name="reload-on-sighup")
+
+    async def _reload_logged(self) -> None:
+        try:
+            await self.reload_config()
+        except GatewayError as exc:
+            log.error("reload on SIGHUP changed nothing: %s", exc)
+
+    async def _op_reload(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        report = await self.reload_config()
+        return report.model_dump(mode="json")
 
     # -- control socket -------------------------------------------------------------------------------
 
@@ -642,6 +910,7 @@ class Gateway:
             "erasures": self._op_erasures,
             "checkpoint": self._op_checkpoint,
             "snapshot": self._op_snapshot,
+            "reload": self._op_reload,
         }
 
     async def _op_status(self, request: Mapping[str, Any]) -> dict[str, Any]:
@@ -797,7 +1066,40 @@ class Gateway:
             {"customer": c, "device": d, "error": e}
             for (c, d), e in sorted(self.device_problems.items())
         ]
-        return {"devices": count, "not_admitted": not_admitted}
+        answer: dict[str, Any] = {"devices": count, "not_admitted": not_admitted}
+        customer, device = request.get("customer"), request.get("device")
+        if isinstance(customer, str) and isinstance(device, str):
+            answer["device"] = self._device_effect(customer, device)
+        return answer
+
+    def _device_effect(self, customer: str, device: str) -> dict[str, Any]:
+        """What the running gateway does with ``customer``/``device`` now, as it is (not as the
+        files say): the command that changed the registry prints only this."""
+        registered = next((d for d in self.registry.devices() if d.key == (customer, device)), None)
+        policy = self.engine.policy(customer)
+        decided = policy is not None and policy.device(device) is not None
+        broker = self.config.broker
+        if registered is None:
+            state = "decided" if decided else "removed"
+        elif (customer, device) in self.device_problems:
+            state = "not_admitted"
+        elif registered.cert_serial is not None and not (
+            broker.tls_port and broker.require_client_cert
+        ):
+            state = "no_tls_listener"
+        elif policy is None:
+            state = "policy_not_running"
+        else:
+            state = "decided" if decided else "not_in_policy"
+        return {
+            "state": state,
+            "policy": policy.source if policy is not None else None,
+            "version": policy.version if policy is not None else None,
+            "error": self.device_problems.get((customer, device))
+            or next(
+                (f.error for f in self.policies.files.values() if f.customer == customer), None
+            ),
+        }
 
     # -- forgetting -----------------------------------------------------------------------------------
 

@@ -411,6 +411,12 @@ class Pipeline:
                     waiter.set_result(None)
             self._full_waiters.clear()
 
+    def set_limits(self, *, batch_max: int, max_payload_bytes: int, outbox_max_rows: int) -> None:
+        """A configuration reload: the next batch, message and outbox check use these."""
+        self._batch_max = batch_max
+        self._max_payload = max_payload_bytes
+        self._outbox_max = outbox_max_rows
+
     def when_full(self) -> asyncio.Future[None]:
         """A future that completes when the outbox is (or becomes) full."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -152,6 +152,36 @@ class RecipientQueues:
         count = max(1, len(self._when_full))
         self._quota_bytes = int(self._disk_share * available) // count
 
+    def configure(
+        self,
+        when_full: Mapping[str, WhenFull],
+        *,
+        max_rows_total: int,
+        max_rows: int | None,
+        max_bytes: int | None,
+        disk_share: float,
+    ) -> None:
+        """A configuration reload: new quotas and recipients; what each queue holds is kept."""
+        self._when_full = dict(when_full)
+        count = max(1, len(self._when_full))
+        self._quota_rows = max_rows if max_rows is not None else max(1, max_rows_total // count)
+        self._fixed_bytes = max_bytes
+        self._disk_share = disk_share
+        self._quota_bytes = max_bytes if max_bytes is not None else 0
+        self._measured_at = None
+        for name in self._when_full:
+            self.rows.setdefault(name, 0)
+            self.bytes.setdefault(name, 0)
+            self.withheld_at_quota.setdefault(name, 0)
+        self._update_holding()
+
+    def forget(self, recipient: str) -> None:
+        """A recipient removed from the configuration, its queue emptied."""
+        for table in (self.rows, self.bytes, self.withheld_at_quota):
+            table.pop(recipient, None)
+        self._when_full.pop(recipient, None)
+        self._update_holding()
+
     # -- accounting -------------------------------------------------------------------------------
 
     def load(self, depth: Mapping[str, tuple[int, int]]) -> None:

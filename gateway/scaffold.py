@@ -14,15 +14,22 @@ import re
 import secrets
 import shutil
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.config import host_part
-from gateway.errors import GatewayError
+from gateway.config import Config, host_part, load_config
+from gateway.errors import ConfigError, GatewayError
 from gateway.keys import Signer
 from gateway.tls import CertificateAuthority, TlsFiles
 
-__all__ = ["EXAMPLE_RECIPIENTS", "InitOptions", "init_directory", "new_instance_name"]
+__all__ = [
+    "EXAMPLE_RECIPIENTS",
+    "InitOptions",
+    "InitResult",
+    "init_directory",
+    "initialise",
+    "new_instance_name",
+]
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "policies" / "examples"
 
@@ -69,34 +76,104 @@ def _existing_instance(config_path: Path) -> str | None:
     return found.group(1) if found else None
 
 
+@dataclass(slots=True)
+class InitResult:
+    """What ``init`` did: the configuration it wrote, and for ``--force`` what it renewed and
+    what it kept, one line each, as the installer reads them."""
+
+    config_path: Path
+    renewed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+
 def init_directory(options: InitOptions) -> Path:
     """Write the directory; refuses to overwrite an existing configuration unless forced."""
+    return initialise(options).config_path
+
+
+def _previous(config_path: Path) -> Config | None:
+    try:
+        return load_config(config_path) if config_path.exists() else None
+    except ConfigError:
+        return None  # a broken file is replaced; nothing of it can be compared
+
+
+def initialise(options: InitOptions) -> InitResult:
+    """Write the directory. With ``force`` over an existing one: renew what the options change
+    (the listener certificate for new names, the ports in einblick.yaml), keep the rest (the
+    signing key, the log, the CA, registered devices, policy files), and say which is which."""
     directory = options.directory
     config_path = directory / "einblick.yaml"
     if config_path.exists() and not options.force:
         raise GatewayError(
             f"{config_path} exists already; pass --force to overwrite it (keys and the log are kept)"
         )
+    previous = _previous(config_path)
+    result = InitResult(config_path)
     instance = options.instance or _existing_instance(config_path) or new_instance_name()
     directory.mkdir(parents=True, exist_ok=True)
     policies = directory / "policies"
     policies.mkdir(exist_ok=True)
+    kept_policies = []
     for example in sorted(EXAMPLES.glob("*.yaml")):
         target = policies / example.name
-        if not target.exists() or options.force:
+        if target.exists():  # the installer may have adapted it: never overwritten
+            kept_policies.append(target.name)
+        else:
             shutil.copyfile(example, target)
     data = directory / "data"
     data.mkdir(exist_ok=True)
     os.chmod(data, 0o700)
     key_path = data / "keys" / "signing.key"
     key_path.parent.mkdir(mode=0o700, exist_ok=True)
-    signer = Signer.load(key_path) if key_path.exists() else Signer.generate(key_path)
+    had_key = key_path.exists()
+    signer = Signer.load(key_path) if had_key else Signer.generate(key_path)
     (data / "keys" / "signing.pub").write_text(signer.public.pem(), encoding="utf-8")
-    CertificateAuthority.create(
-        TlsFiles(data / "tls"),
-        instance=instance,
-        hostnames=[options.listen, *options.hostnames, socket.gethostname()],
-    )
+    tls = TlsFiles(data / "tls")
+    had_ca = tls.ca_cert.exists() and tls.ca_key.exists()
+    hostnames = [options.listen, *options.hostnames, socket.gethostname()]
+    ca = CertificateAuthority.create(tls, instance=instance, hostnames=hostnames)
+    if previous is not None:
+        current = ca.server_names()
+        wanted = CertificateAuthority.names_for(hostnames)
+        if current is not None and current != wanted:
+            ca.issue_server(hostnames)
+            result.renewed.append(
+                f"listener certificate {tls.server_cert}: now for {', '.join(sorted(wanted))} "
+                f"(was {', '.join(sorted(current))}); signed by the same CA, so devices keep "
+                "trusting it; restart the gateway to serve it"
+            )
+        broker = previous.broker
+        for what, was, now in (
+            ("broker.port", broker.port, options.broker_port),
+            ("broker.listen", broker.listen, options.listen),
+            ("broker.tls_port", broker.tls_port, options.tls_port),
+        ):
+            if was != now:
+                result.renewed.append(
+                    f"{what} in {config_path}: {was} -> {now}; devices must be told; restart "
+                    "the gateway to listen there"
+                )
+        result.kept.append(f"instance name {instance} (the log's origin)")
+        if had_key:
+            result.kept.append(f"signing key {key_path} (fingerprint {signer.fingerprint})")
+        database = previous.database_path
+        if database.exists():
+            result.kept.append(f"the log {database}")
+        if had_ca:
+            result.kept.append(f"the CA {tls.ca_cert} (devices' certificates stay valid)")
+        if (data / "devices.json").exists():
+            result.kept.append(f"registered devices {data / 'devices.json'}")
+        if kept_policies:
+            result.kept.append(f"policies {', '.join(kept_policies)} in {policies} (unchanged)")
+    if config_path.exists():
+        backup = config_path.with_name(config_path.name + ".bak")
+        shutil.copyfile(config_path, backup)
+        os.chmod(backup, 0o600)
+        result.renewed.append(
+            f"{config_path} written from the template; the previous one is {backup}: copy "
+            "your recipients and limits back from it, then 'einblick reload'"
+        )
     tls_port = (
         f"tls_port: {options.tls_port}       "
         if options.tls_port is not None
@@ -139,4 +216,4 @@ metrics:
 """,
         encoding="utf-8",
     )
-    return config_path
+    return result

@@ -128,6 +128,14 @@ def _write_public(path: Path, text: str) -> None:
     os.chmod(path, 0o644)  # certificates are public; only keys stay owner-only
 
 
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _san(hostnames: Iterable[str]) -> x509.SubjectAlternativeName:
     names: list[x509.GeneralName] = []
     for host in dict.fromkeys(hostnames):
@@ -275,6 +283,27 @@ class CertificateAuthority:
         write_private(self.files.server_key, _key_pem(key))
         _write_public(self.files.server_cert, _cert_pem(cert))
         return self.files.server_cert
+
+    def server_names(self) -> set[str] | None:
+        """The names and addresses the listener's certificate is valid for; None when there is
+        no readable certificate (then ``init`` issues one)."""
+        try:
+            cert = x509.load_pem_x509_certificate(self.files.server_cert.read_bytes())
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except (OSError, ValueError, x509.ExtensionNotFound):
+            return None
+        return {str(name) for name in san.get_values_for_type(x509.DNSName)} | {
+            str(ip) for ip in san.get_values_for_type(x509.IPAddress)
+        }
+
+    @staticmethod
+    def names_for(hostnames: Sequence[str]) -> set[str]:
+        """What ``issue_server(hostnames)`` would make the certificate valid for."""
+        return {
+            str(ipaddress.ip_address(h)) if _is_ip(h) else h
+            for h in ["localhost", "127.0.0.1", *hostnames]
+            if h and h not in {"0.0.0.0", "::"}
+        }
 
     def issue_client(
         self,

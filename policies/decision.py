@@ -23,6 +23,7 @@ REASON_CODES = (
     "too_large",
     "flooding",
     "recipient_queue_full",
+    "recipient_removed",
     "expired",
     "not_yet_valid",
     "withdrawn",

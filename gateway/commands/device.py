@@ -19,7 +19,7 @@ from pathlib import Path
 
 from gateway.commands.gateway_cmds import SubParsers, add_config_option, config_from
 from gateway.config import Config
-from gateway.control import ControlError, request
+from gateway.control import ControlError, GatewayNotRunning, request
 from gateway.registry import (
     DEFAULT_TOPIC,
     Claim,
@@ -105,20 +105,60 @@ def _registry(config: Config) -> Registry:
     return Registry(config.data_path / "devices.json", reserved=(user, f"{user}-erasure"))
 
 
-def _tell_gateway(config: Config, device: tuple[str, str] | None = None) -> str:
-    """Ask a running gateway to re-read the registry (password file + ACL, no restart), and say
-    what happened: the broker has the change only if the gateway answered and admitted it."""
+def _tell_gateway(config: Config, device: tuple[str, str], action: str) -> tuple[bool, str]:
+    """Ask a running gateway to re-read the registry (password file, ACL and the policies that
+    list registered devices; no restart) and say what it now does with ``device``, as it
+    answered: nothing is claimed that the gateway did not confirm. False when the change did
+    not take the effect ``action`` (add, rotate, remove) is meant to have."""
+    customer, device_id = device
     try:
-        reply = asyncio.run(request(config.control_socket, "reload_devices"))
-    except ControlError:
-        return "the gateway is not running; it picks the change up when it starts"
-    refused = {
-        (str(p.get("customer")), str(p.get("device"))): str(p.get("error"))
-        for p in reply.get("not_admitted") or []
-    }
-    if device is not None and device in refused:
-        return f"the running gateway did NOT admit the device: {refused[device]}"
-    return "the running gateway's broker has the new credentials now"
+        reply = asyncio.run(
+            request(config.control_socket, "reload_devices", customer=customer, device=device_id)
+        )
+    except GatewayNotRunning:
+        return True, "the gateway is not running; it picks the change up when it starts"
+    except ControlError as exc:
+        return False, (
+            f"the change is saved in {config.data_path / 'devices.json'}, but the running gateway "
+            f"did not apply it: {exc}; see 'einblick status', or restart the gateway"
+        )
+    effect = reply.get("device") or {}
+    state = str(effect.get("state"))
+    policy = f"policy {effect.get('policy')} (version {str(effect.get('version'))[:12]})"
+    error = effect.get("error")
+    if action == "remove":
+        if state == "removed":
+            return (
+                True,
+                "the running gateway revoked its credentials and no longer decides its messages",
+            )
+        return True, (
+            f"the running gateway revoked its credentials; {policy} still declares the device, "
+            "so remove it there too if it is gone for good"
+        )
+    if state == "decided":
+        return True, (
+            f"the running gateway admitted it: its messages are decided under {policy} "
+            "from the first one"
+        )
+    if state == "not_admitted":
+        return False, f"the running gateway did NOT admit the device: {error}"
+    if state == "no_tls_listener":
+        return False, (
+            "the running gateway has no TLS listener with client certificates (it started before "
+            "broker.tls_port and broker.require_client_cert were set), so the broker refuses the "
+            "certificate until the gateway restarts: systemctl restart einblick (a new listener "
+            "needs a broker restart; 'einblick reload' cannot add one)"
+        )
+    if state == "policy_not_running":
+        return False, (
+            f"the broker accepts the device, but customer {customer!r} has no running policy, so "
+            f"its messages are recorded as withheld (policy not loaded) until it loads: {error}"
+        )
+    return False, (
+        f"the broker accepts the device, but the running {policy} does not list it, so its "
+        "messages are withheld as from an unknown device; declare it under devices: there"
+    )
 
 
 def _policies(config: Config) -> list[tuple[Path, PolicyDocument]]:
@@ -243,11 +283,11 @@ def _add(args: argparse.Namespace) -> int:
         issued = _ca(config).issue_client(entry.username, args.cert_dir)
         entry = registry.set_certificate(entry.customer, entry.device, issued.serial)
     registry.save()
-    note = _tell_gateway(config, entry.key)
+    applied, note = _tell_gateway(config, entry.key, "add")
     topic = shown_topic(declared.topics[0].pattern) if declared is not None else None
     sys.stdout.write(connection_snippet(config, entry, password, issued, topic=topic))
     print(f"\n({note})", file=sys.stderr)
-    return 0
+    return 0 if applied else 1
 
 
 def _ca(config: Config) -> CertificateAuthority:
@@ -355,8 +395,9 @@ def _remove(args: argparse.Namespace) -> int:
             [int(removed.cert_serial, 16)]
         )  # the CRL refuses it at the next handshake
     registry.save()
-    print(f"removed {removed.customer}/{removed.device}; {_tell_gateway(config)}", file=sys.stderr)
-    return 0
+    applied, note = _tell_gateway(config, removed.key, "remove")
+    print(f"removed {removed.customer}/{removed.device}; {note}", file=sys.stderr)
+    return 0 if applied else 1
 
 
 def _rotate(args: argparse.Namespace) -> int:
@@ -373,8 +414,8 @@ def _rotate(args: argparse.Namespace) -> int:
     else:
         entry, password = registry.rotate(args.customer, args.id)
     registry.save()
-    note = _tell_gateway(config)
+    applied, note = _tell_gateway(config, entry.key, "rotate")
     topic = _policy_topic(config, entry.customer, entry.device)
     sys.stdout.write(connection_snippet(config, entry, password, issued, topic=topic))
     print(f"\n({note})", file=sys.stderr)
-    return 0
+    return 0 if applied else 1

@@ -15,10 +15,10 @@ from typing import Any, TypeAlias
 import orjson
 
 from gateway.config import Config, load_config
-from gateway.control import ControlError, request
+from gateway.control import ControlError, GatewayNotRunning, request
 from gateway.keys import load_public_key
 from gateway.receipts import verify_receipt
-from gateway.scaffold import InitOptions, init_directory
+from gateway.scaffold import InitOptions, initialise
 from gateway.visible import neutralise
 from policies.errors import EinblickError
 
@@ -64,12 +64,25 @@ def register(sub: SubParsers) -> None:
     init.add_argument(
         "--upstream-url", default="mqtt://127.0.0.1:1884", help="the example recipients' broker"
     )
-    init.add_argument("--force", action="store_true", help="overwrite an existing configuration")
+    init.add_argument(
+        "--force",
+        action="store_true",
+        help="rewrite an existing configuration (saved as einblick.yaml.bak); renews the "
+        "listener certificate for new --hostname/--listen; keeps keys, the log, the CA, "
+        "devices and policies",
+    )
     init.set_defaults(func=_init)
 
     run = sub.add_parser("run", help="run the gateway in the foreground (systemd runs this)")
     add_config_option(run)
     run.set_defaults(func=_run)
+
+    reload = sub.add_parser(
+        "reload",
+        help="apply a changed einblick.yaml to the running gateway and say what needs a restart",
+    )
+    add_config_option(reload)
+    reload.set_defaults(func=_reload)
 
     status = sub.add_parser(
         "status", help="broker and upstream connections, outbox, checkpoints, policies"
@@ -128,7 +141,7 @@ def register(sub: SubParsers) -> None:
 
 
 def _init(args: argparse.Namespace) -> int:
-    path = init_directory(
+    result = initialise(
         InitOptions(
             directory=args.directory,
             instance=args.instance,
@@ -140,7 +153,12 @@ def _init(args: argparse.Namespace) -> int:
             force=args.force,
         )
     )
+    path = result.config_path
     print(f"wrote {path}", file=sys.stderr)
+    for line in result.renewed:
+        print(f"  renewed: {line}", file=sys.stderr)
+    for line in result.kept:
+        print(f"  kept:    {line}", file=sys.stderr)
     print(
         f"next: einblick device add --config {path} --customer <customer> --name '<device name>'",
         file=sys.stderr,
@@ -149,16 +167,18 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_until_signalled(main: Any) -> None:
-    """Run a coroutine; SIGINT, SIGTERM and SIGHUP (terminal closed) cancel it, so every
-    component stops in order and the last checkpoint is signed."""
+def run_until_signalled(main: Any, on_hangup: Any = None) -> None:
+    """Run a coroutine; SIGINT and SIGTERM cancel it, so every component stops in order and the
+    last checkpoint is signed. SIGHUP calls ``on_hangup`` (a configuration reload, as daemons
+    do) when given; without it SIGHUP (terminal closed) stops like SIGTERM."""
 
     async def runner() -> None:
         task = asyncio.current_task()
         assert task is not None
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
+        loop.add_signal_handler(signal.SIGHUP, on_hangup or task.cancel)
         with contextlib.suppress(asyncio.CancelledError):
             await main
 
@@ -169,8 +189,9 @@ def _run(args: argparse.Namespace) -> int:
     from gateway.app import Gateway
 
     config = config_from(args)
+    gateway = Gateway(config)
     try:
-        run_until_signalled(Gateway(config).run())
+        run_until_signalled(gateway.run(), on_hangup=gateway.reload_on_signal)
     except BaseExceptionGroup as group:
         # A component gave up for a reason it explains (the device broker cannot start again):
         # the CLI prints that reason and exits non-zero, not a traceback of the task group.
@@ -178,6 +199,26 @@ def _run(args: argparse.Namespace) -> int:
             raise group.exceptions[0] from None
         raise
     return 0
+
+
+def _reload(args: argparse.Namespace) -> int:
+    from gateway.reload import ReloadReport
+
+    config = config_from(args)  # a file that does not load is reported here, file:line
+    try:
+        answer = asyncio.run(request(config.control_socket, "reload", timeout=60))
+    except GatewayNotRunning:
+        print(
+            f"einblick: the gateway is not running; it reads {config.source} when it starts",
+            file=sys.stderr,
+        )
+        return 1
+    except ControlError as exc:
+        print(f"einblick: the running gateway changed nothing: {exc}", file=sys.stderr)
+        return 1
+    report = ReloadReport.model_validate({k: v for k, v in answer.items() if k != "ok"})
+    print(report.render())
+    return 1 if any(c.action == "refused" for c in report.changes) else 0
 
 
 def _status(args: argparse.Namespace) -> int:
