@@ -134,7 +134,7 @@ class Gateway:
             lambda: self.writer,
             box=config.retention,
             rules=lambda: {
-                p.customer: retention_for(config.retention, p.document.retention)
+                p.customer: retention_for(self.config.retention, p.document.retention)
                 for p in self.engine.policies()
             },
             clock=self.clock.now,
@@ -794,6 +794,7 @@ class Gateway:
 
     def _apply_limits(self, config: Config) -> None:
         assert self.pipeline is not None
+        self.retention.configure(config.retention, config.retention.check_every_s)
         self.flood.rate = config.pipeline.device_max_rate
         self.flood.burst = float(config.pipeline.device_burst)
         self.pipeline.set_limits(

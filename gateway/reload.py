@@ -43,6 +43,7 @@ RESTART_WHY = {
     "broker": "Mosquitto's listeners, TLS files and limits are fixed when it starts; a restart "
     "of the gateway restarts it, and devices' sessions and queued messages survive it",
     "metrics": "the metrics listener is bound at start",
+    "disk": "the disk watch's sampling window and thresholds are set at start",
     "pipeline.queue": "the receive queue between the broker and the pipeline is sized at start",
 }
 

@@ -197,6 +197,11 @@ class RetentionTask:
         self.last_error: str | None = None
         self.removed: dict[str, dict[str, Any]] = {}  # customer -> the last run that removed
 
+    def configure(self, box: RetentionSpec, every_s: float) -> None:
+        """A reloaded configuration: the box's default and the interval apply from the next run."""
+        self._box = box
+        self.every_s = every_s
+
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.every_s)
