@@ -15,9 +15,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 import secrets
-import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -43,7 +41,6 @@ from gateway.flood import FloodGuard
 from gateway.forwarder import Forwarder, endpoint_for
 from gateway.keys import Signer
 from gateway.lock import DirectoryLock
-from gateway.log.schema import ensure_schema
 from gateway.log.writer import LogWriter
 from gateway.metrics import MetricsServer
 from gateway.mqtt import Endpoint, Inbound, MqttConnection, MqttError
@@ -89,7 +86,7 @@ class Gateway:
             shapes_path=config.data_path / "policy-shapes.json",
         )
         self.keyring = Keyring()
-        self.store = Store(config.database_path, self._setup_db)
+        self.store = Store(config.database_path)
         self.signer = Signer.load(config.signing_key_path)
         self.consents = ConsentBook()
         self.erasures = ErasureBook()
@@ -126,14 +123,6 @@ class Gateway:
     def writer(self) -> LogWriter:
         assert self._writer is not None, "the gateway is not started"
         return self._writer
-
-    def _setup_db(self, conn: sqlite3.Connection) -> None:
-        ensure_schema(conn)
-        outbox.ensure_schema(conn)
-        Keyring.ensure_schema(conn)
-        ConsentBook.ensure_schema(conn)
-        erasure.ensure_schema(conn)
-        os.chmod(self.config.database_path, 0o600)
 
     # -- run --------------------------------------------------------------------------------------
 
