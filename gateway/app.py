@@ -37,6 +37,7 @@ from gateway.consent import ConsentBook
 from gateway.control import ControlServer
 from gateway.erasure import ErasureBook
 from gateway.errors import ConfigError, GatewayError
+from gateway.filemodes import tighten
 from gateway.flood import FloodGuard
 from gateway.forwarder import Forwarder, endpoint_for
 from gateway.keys import Signer
@@ -132,6 +133,7 @@ class Gateway:
         # First of all: a second gateway on this directory must not touch the socket, the
         # broker or the log of the running one.
         with DirectoryLock(config.data_path, config.instance):
+            tighten(config.data_path)  # files an older release or a copy left readable by others
             await self._run_locked()
 
     async def _run_locked(self) -> None:

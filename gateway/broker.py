@@ -195,7 +195,8 @@ class Mosquitto:
         settings.directory.mkdir(parents=True, exist_ok=True)
         os.chmod(settings.directory, 0o700)
         persistence = settings.directory / "persistence"
-        persistence.mkdir(exist_ok=True)
+        persistence.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(persistence, 0o700)
         rules = list(rules)
         write_private(
             settings.directory / "passwd",
@@ -307,6 +308,9 @@ class Mosquitto:
                 stdout=write_end,
                 stderr=write_end,
                 start_new_session=True,  # Ctrl-C in the terminal reaches us, and we stop it in order
+                # Its pid file and persistence (queued messages: personal data) owner-only,
+                # whatever umask the gateway was started with.
+                umask=0o077,
             )
         except BaseException:
             os.close(read_end)

@@ -17,6 +17,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.broker import write_private
 from gateway.config import host_part
 from gateway.errors import GatewayError
 from gateway.keys import Signer
@@ -91,7 +92,7 @@ def init_directory(options: InitOptions) -> Path:
     key_path = data / "keys" / "signing.key"
     key_path.parent.mkdir(mode=0o700, exist_ok=True)
     signer = Signer.load(key_path) if key_path.exists() else Signer.generate(key_path)
-    (data / "keys" / "signing.pub").write_text(signer.public.pem(), encoding="utf-8")
+    write_private(data / "keys" / "signing.pub", signer.public.pem())  # owner-only: see tls.py
     CertificateAuthority.create(
         TlsFiles(data / "tls"),
         instance=instance,
