@@ -15,9 +15,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 import secrets
-import sqlite3
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -42,11 +40,11 @@ from gateway.control import ControlServer
 from gateway.disk import DiskThresholds, DiskWatch
 from gateway.erasure import ErasureBook
 from gateway.errors import ConfigError, GatewayError
+from gateway.filemodes import tighten
 from gateway.flood import FloodGuard
 from gateway.forwarder import Forwarder, endpoint_for
 from gateway.keys import Signer
 from gateway.lock import DirectoryLock
-from gateway.log.schema import ensure_schema
 from gateway.log.writer import LogWriter
 from gateway.metrics import MetricsServer
 from gateway.mqtt import Endpoint, Inbound, MqttConnection, MqttError
@@ -96,7 +94,7 @@ class Gateway:
             shapes_path=config.data_path / "policy-shapes.json",
         )
         self.keyring = Keyring()
-        self.store = Store(config.database_path, self._setup_db)
+        self.store = Store(config.database_path)
         self.signer = Signer.load(config.signing_key_path)
         self.consents = ConsentBook()
         self.erasures = ErasureBook()
@@ -164,14 +162,6 @@ class Gateway:
         assert self._writer is not None, "the gateway is not started"
         return self._writer
 
-    def _setup_db(self, conn: sqlite3.Connection) -> None:
-        ensure_schema(conn)
-        outbox.ensure_schema(conn)
-        Keyring.ensure_schema(conn)
-        ConsentBook.ensure_schema(conn)
-        erasure.ensure_schema(conn)
-        os.chmod(self.config.database_path, 0o600)
-
     # -- run --------------------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -180,6 +170,7 @@ class Gateway:
         # First of all: a second gateway on this directory must not touch the socket, the
         # broker or the log of the running one.
         with DirectoryLock(config.data_path, config.instance):
+            tighten(config.data_path)  # files an older release or a copy left readable by others
             await self._run_locked()
 
     async def _run_locked(self) -> None:

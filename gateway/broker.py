@@ -40,12 +40,12 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from gateway.errors import BrokerError
 
 __all__ = [
     "AclRule",
+    "BoundedLog",
     "Mosquitto",
     "MosquittoSettings",
     "check_port_free",
@@ -150,6 +150,10 @@ class MosquittoSettings:
     # up to this size, so they are withheld with a logged reason rather than cut off unseen.
     max_packet_size: int = 16 * 1024 * 1024
     extra: tuple[str, ...] = ()  # further mosquitto.conf lines (the benchmark's bridge)
+    # Mosquitto's log (mosquitto.log) is rotated at this size to mosquitto.log.1, so it takes
+    # at most twice this on disk: a scan of connection attempts writes lines as fast as it
+    # connects, and the box runs unattended for months.
+    log_max_bytes: int = 1 << 20
 
 
 class Mosquitto:
@@ -191,7 +195,8 @@ class Mosquitto:
         settings.directory.mkdir(parents=True, exist_ok=True)
         os.chmod(settings.directory, 0o700)
         persistence = settings.directory / "persistence"
-        persistence.mkdir(exist_ok=True)
+        persistence.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(persistence, 0o700)
         rules = list(rules)
         write_private(
             settings.directory / "passwd",
@@ -290,38 +295,35 @@ class Mosquitto:
         for port in (self.settings.port, self.settings.tls_port):
             if port is not None:
                 check_port_free(self.settings.listen, port)
-        log_file = self.log_path.open("ab")
-        read_end: int | None = None
-        write_end: int | None = None
-        if self.on_log is not None:
-            read_end, write_end = os.pipe()
+        # Mosquitto writes into a pipe and a thread of ours writes the file, bounded, whether or
+        # not anyone reads the lines (``on_log``): Mosquitto itself never rotates a log file.
+        log_file = BoundedLog(self.log_path, self.settings.log_max_bytes)
+        read_end, write_end = os.pipe()
         try:
             self.process = await asyncio.create_subprocess_exec(
                 str(self.binary),
                 "-c",
                 str(self.conf_path),
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=write_end if write_end is not None else log_file,
-                stderr=write_end if write_end is not None else log_file,
+                stdout=write_end,
+                stderr=write_end,
                 start_new_session=True,  # Ctrl-C in the terminal reaches us, and we stop it in order
+                # Its pid file and persistence (queued messages: personal data) owner-only,
+                # whatever umask the gateway was started with.
+                umask=0o077,
             )
         except BaseException:
-            if read_end is not None:
-                os.close(read_end)
+            os.close(read_end)
             log_file.close()
             raise
         finally:
-            if write_end is not None:
-                os.close(write_end)
-        if read_end is not None and self.on_log is not None:
-            threading.Thread(
-                target=_drain_log,
-                args=(read_end, log_file, self.on_log, asyncio.get_running_loop()),
-                name=f"mosquitto-log-{self.process.pid}",
-                daemon=True,
-            ).start()
-        else:
-            log_file.close()
+            os.close(write_end)
+        threading.Thread(
+            target=_drain_log,
+            args=(read_end, log_file, self.on_log, asyncio.get_running_loop()),
+            name=f"mosquitto-log-{self.process.pid}",
+            daemon=True,
+        ).start()
         try:
             await wait_for_port(self.settings.listen, self.settings.port, timeout, self.process)
         except BrokerError:
@@ -343,11 +345,13 @@ class Mosquitto:
         return pid if _alive(pid) else None
 
     def tail_log(self, lines: int = 8) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
+        texts = []
+        for path in (rotated(self.log_path), self.log_path):  # just rotated: the end is in .1
+            with contextlib.suppress(OSError):
+                texts.append(path.read_text(encoding="utf-8", errors="replace"))
+        if not texts:
             return "(no log)"
-        return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+        return "\n".join("".join(texts).splitlines()[-lines:]) or "(empty log)"
 
     def _signal(self, sig: signal.Signals) -> None:
         pid = self.pid
@@ -491,8 +495,8 @@ _CHATTER = (
 
 def _drain_log(
     fd: int,
-    log_file: Any,
-    on_log: Callable[[list[str]], None],
+    log_file: BoundedLog,
+    on_log: Callable[[list[str]], None] | None,
     loop: asyncio.AbstractEventLoop,
 ) -> None:
     """Thread: read Mosquitto's output until it exits; keep the log file free of chatter."""
@@ -504,15 +508,59 @@ def _drain_log(
                 rest = lines.pop()
                 kept = [line for line in lines if not line.partition(b": ")[2].startswith(_CHATTER)]
                 if kept:
-                    log_file.write(b"\n".join(kept) + b"\n")
-                    log_file.flush()
-                    text = [line.decode("utf-8", errors="replace") for line in kept]
-                    with contextlib.suppress(RuntimeError):  # the loop has closed
-                        loop.call_soon_threadsafe(on_log, text)
+                    log_file.write(kept)
+                    if on_log is not None:
+                        text = [line.decode("utf-8", errors="replace") for line in kept]
+                        with contextlib.suppress(RuntimeError):  # the loop has closed
+                            loop.call_soon_threadsafe(on_log, text)
     finally:
         if rest:
-            log_file.write(rest + b"\n")
+            log_file.write([rest])
         log_file.close()
+
+
+def rotated(path: Path) -> Path:
+    """Where ``BoundedLog`` moves a full log: ``mosquitto.log.1``."""
+    return path.with_name(path.name + ".1")
+
+
+class BoundedLog:
+    """An owner-only append-only log file rotated at ``max_bytes`` to one older generation.
+
+    Disk use stays under ``2 × max_bytes`` whatever arrives. Lines longer than ``MAX_LINE`` are
+    cut: a client id or topic in a line is chosen by whoever connects, up to 64 KiB."""
+
+    MAX_LINE = 4096
+
+    def __init__(self, path: Path, max_bytes: int) -> None:
+        self.path = path
+        self.max_bytes = max(max_bytes, 2 * self.MAX_LINE)
+        self._fd = self._open()
+        self._size = os.fstat(self._fd).st_size
+
+    def _open(self) -> int:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        os.fchmod(fd, 0o600)  # a log left by an older release was world-readable
+        return fd
+
+    def write(self, lines: Iterable[bytes]) -> None:
+        for line in lines:
+            cut = len(line) - self.MAX_LINE
+            data = (line[: self.MAX_LINE] + b" [%d bytes cut]" % cut if cut > 0 else line) + b"\n"
+            if self._size + len(data) > self.max_bytes:
+                self._rotate()
+            os.write(self._fd, data)
+            self._size += len(data)
+
+    def _rotate(self) -> None:
+        os.close(self._fd)
+        os.replace(self.path, rotated(self.path))
+        self._fd = self._open()
+        self._size = 0
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
 
 
 def check_port_free(host: str, port: int) -> None:

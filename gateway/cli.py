@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import version
 
 from gateway.commands import device, gateway_cmds, operations, policy, rights, simulate, tui
 from gateway.commands import log as log_cmds
+from gateway.filemodes import UMASK
 from policies.errors import EinblickError
 
 __all__ = ["build_parser", "main"]
@@ -42,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway.bench.pipeline import main as bench_main
 
         return bench_main(args_list[1:])
+    # Everything Einblick writes (configuration, keys, log, broker files, exports, backups) is
+    # its user's alone, whatever the umask of the shell or unit (gateway/filemodes.py).
+    os.umask(UMASK)
     parser = build_parser()
     args = parser.parse_args(args_list)
     level = logging.WARNING - 10 * min(args.verbose, 2)

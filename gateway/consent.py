@@ -4,6 +4,8 @@ A withdrawal applies to the engine first, so the very next message is decided un
 everything still queued (the forwarder asks the engine before each send). The event is then
 recorded in the customer's chain and in ``consent_events``, from which a restarted gateway
 restores the state.
+
+The ``consent_events`` table is created and upgraded in ``gateway.migrations``.
 """
 
 from __future__ import annotations
@@ -21,18 +23,6 @@ if TYPE_CHECKING:
     from gateway.app import Gateway
 
 __all__ = ["ConsentBook", "ConsentError"]
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS consent_events (
-    id INTEGER PRIMARY KEY,
-    customer TEXT NOT NULL,
-    grant_id TEXT NOT NULL,
-    action TEXT NOT NULL CHECK (action IN ('give', 'withdraw')),
-    at REAL NOT NULL,
-    by TEXT NOT NULL,
-    entry_seq INTEGER NOT NULL
-);
-"""
 
 _TEXTS = {
     "withdraw": (
@@ -58,10 +48,6 @@ class ConsentBook:
     def __init__(self) -> None:
         self._withdrawn: set[tuple[str, str]] = set()
         self.entries = 0
-
-    @staticmethod
-    def ensure_schema(conn: sqlite3.Connection) -> None:
-        conn.executescript(SCHEMA)
 
     @staticmethod
     def withdrawn(conn: sqlite3.Connection) -> list[tuple[str, str, datetime]]:

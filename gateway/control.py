@@ -49,7 +49,10 @@ class ControlServer:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # a stale socket from a crash
-        old = os.umask(0o077)
+        # The umask makes the socket owner-only from the moment it exists (connecting needs
+        # write permission: anyone who can may erase a customer); 0600 like every other file in
+        # the data directory, since the x bit means nothing on a socket.
+        old = os.umask(0o177)
         try:
             self._server = await asyncio.start_unix_server(
                 self._serve, path=str(self.path), limit=MAX_REQUEST

@@ -18,6 +18,8 @@ Retained messages on the device broker are cleared by the running gateway before
 A recipient acknowledges by publishing to ``<topic_prefix>einblick/erasure-ack/<notice id>`` on its
 own broker (retained, so an ack sent while the gateway is away still arrives); each forwarder
 subscribes there and ``record_ack`` stores the time in ``erasure_notices``.
+
+The ``erasures`` and ``erasure_notices`` tables are created and upgraded in ``gateway.migrations``.
 """
 
 from __future__ import annotations
@@ -61,7 +63,6 @@ __all__ = [
     "ErasureError",
     "ErasureRequest",
     "ack_filter",
-    "ensure_schema",
     "erase",
     "forget",
     "forget_offline",
@@ -78,28 +79,6 @@ ACK_TOPIC = "einblick/erasure-ack/{notice}"
 log = logging.getLogger(__name__)
 
 _NOTICE_ID = re.compile(r"^[0-9a-f]{32}$")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS erasures (
-    id INTEGER PRIMARY KEY,
-    customer TEXT NOT NULL,
-    device TEXT,                       -- NULL: the whole customer
-    at REAL NOT NULL,                  -- unix time of the request
-    requested_by TEXT NOT NULL,
-    entry_seq INTEGER NOT NULL,        -- the signed erasure entry
-    content INTEGER NOT NULL,          -- log entries whose content was erased
-    queued INTEGER NOT NULL,           -- outbox payloads deleted
-    keys INTEGER NOT NULL,             -- pseudonymisation keys destroyed
-    retained INTEGER NOT NULL          -- retained messages cleared on the device broker
-);
-CREATE TABLE IF NOT EXISTS erasure_notices (
-    notice TEXT PRIMARY KEY,           -- 32 hex digits, in the notice and its ack topic
-    erasure_id INTEGER NOT NULL REFERENCES erasures(id),
-    recipient TEXT NOT NULL,
-    outbox_id INTEGER NOT NULL,        -- the queued notice; gone from the outbox once delivered
-    acked_at REAL                      -- when the recipient's acknowledgement arrived
-);
-"""
 
 
 class ErasureError(GatewayError):
@@ -140,10 +119,6 @@ class ErasureDone:
             "retained_cleared": self.retained,
             "notified": self.recipients,
         }
-
-
-def ensure_schema(conn: sqlite3.Connection) -> None:
-    conn.executescript(SCHEMA)
 
 
 def ack_filter(topic_prefix: str) -> str:
@@ -602,9 +577,6 @@ def forget_offline(
     conn = connect(path)
     try:
         ensure_log_schema(conn)
-        outbox.ensure_schema(conn)
-        Keyring.ensure_schema(conn)
-        ensure_schema(conn)
         chain_id, device_id, _ = _subject_counts(conn, customer, device)
         if chain_id is None:
             raise ErasureError(f"the log holds nothing of customer {customer!r}")

@@ -4,6 +4,8 @@ A row is written in the same transaction as the log entry that explains it, and 
 recipient's broker has acknowledged it (PUBACK). A crash between the PUBACK and the delete sends
 the row again: at-least-once, with duplicates bounded by the forwarder's in-flight window.
 Payloads are personal data: forgetting a device deletes its queued rows (``erase``).
+
+The ``outbox`` table is created and upgraded in ``gateway.migrations``.
 """
 
 from __future__ import annotations
@@ -17,30 +19,11 @@ __all__ = [
     "OutboxRow",
     "delete",
     "depth",
-    "ensure_schema",
     "erase",
     "insert",
     "pending",
     "sizes",
 ]
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    -- AUTOINCREMENT: ids never come back after the newest rows are sent and deleted, so a
-    -- forwarder's 'after id N' cursor can never skip a row.
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    entry_seq INTEGER NOT NULL,      -- the log entry that explains this release
-    recipient TEXT NOT NULL,
-    customer TEXT NOT NULL,
-    device TEXT NOT NULL,
-    grant_id TEXT NOT NULL,
-    topic TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    created REAL NOT NULL            -- unix time the decision was committed
-);
-CREATE INDEX IF NOT EXISTS outbox_by_recipient ON outbox(recipient, id);
-CREATE INDEX IF NOT EXISTS outbox_by_device ON outbox(customer, device);
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +40,6 @@ class OutboxRow:
     # time.monotonic() when the row entered the outbox in this process (its commit follows at
     # once); 0.0 for rows read back from the database. Not stored: only for latency figures.
     queued: float = 0.0
-
-
-def ensure_schema(conn: sqlite3.Connection) -> None:
-    conn.executescript(SCHEMA)
 
 
 def insert(

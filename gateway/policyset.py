@@ -209,7 +209,10 @@ class PolicySet:
         self._shapes[path.name] = shape.dump()
         temporary = self._shapes_path.with_suffix(".tmp")
         try:
-            temporary.write_bytes(orjson.dumps(self._shapes))
+            # Owner-only like everything in the data directory, whatever the umask.
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(orjson.dumps(self._shapes))
             os.replace(temporary, self._shapes_path)
         except OSError as exc:  # only attribution after a later broken restart depends on it
             log.warning(

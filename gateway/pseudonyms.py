@@ -4,6 +4,8 @@ The engine asks for a key while deciding (synchronously, on the hot path), so ke
 and are loaded once. A key made for the first time is written in the same transaction as the log
 entries of the batch that used it: no pseudonym reaches a recipient whose key could be lost in a
 crash, which would silently re-key the customer and break the recipient's continuity.
+
+The ``pseudonym_keys`` table is created and upgraded in ``gateway.migrations``.
 """
 
 from __future__ import annotations
@@ -13,16 +15,6 @@ import sqlite3
 
 __all__ = ["Keyring"]
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS pseudonym_keys (
-    customer TEXT NOT NULL,
-    recipient TEXT NOT NULL,
-    key BLOB NOT NULL,
-    created REAL NOT NULL,
-    PRIMARY KEY (customer, recipient)
-);
-"""
-
 
 class Keyring:
     """Implements ``policies.engine.PseudonymKeys`` over the gateway's database."""
@@ -30,10 +22,6 @@ class Keyring:
     def __init__(self) -> None:
         self._keys: dict[tuple[str, str], bytes] = {}
         self._new: dict[tuple[str, str], bytes] = {}
-
-    @staticmethod
-    def ensure_schema(conn: sqlite3.Connection) -> None:
-        conn.executescript(SCHEMA)
 
     def load(self, conn: sqlite3.Connection) -> None:
         self._keys = {

@@ -17,6 +17,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.broker import write_private
 from gateway.config import Config, host_part, load_config
 from gateway.errors import ConfigError, GatewayError
 from gateway.keys import Signer
@@ -128,7 +129,7 @@ def initialise(options: InitOptions) -> InitResult:
     key_path.parent.mkdir(mode=0o700, exist_ok=True)
     had_key = key_path.exists()
     signer = Signer.load(key_path) if had_key else Signer.generate(key_path)
-    (data / "keys" / "signing.pub").write_text(signer.public.pem(), encoding="utf-8")
+    write_private(data / "keys" / "signing.pub", signer.public.pem())  # owner-only: see tls.py
     tls = TlsFiles(data / "tls")
     had_ca = tls.ca_cert.exists() and tls.ca_key.exists()
     hostnames = [options.listen, *options.hostnames, socket.gethostname()]

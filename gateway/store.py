@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gateway.errors import StoreError
+from gateway.log.schema import ensure_schema
 
 __all__ = ["Store", "connect"]
 
@@ -89,9 +91,26 @@ def _copy_into(reader: sqlite3.Connection, target: Path) -> None:
         copy.close()
 
 
+def _owner_only(path: Path) -> None:
+    """Create ``path`` (and its directory) for the owner alone, or tighten what is there.
+
+    SQLite gives the -wal and -shm files it creates the mode of the database file, so the
+    database must be 0600 before the first connection, whatever the umask: it holds personal
+    data, pseudonymisation and subject keys."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # a file made by an older release, or under a looser umask
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(f"{path}{suffix}", 0o600)
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """Open the database for writing with the settings every writer must use."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _owner_only(path)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     conn.execute("PRAGMA journal_mode=WAL")
     # FULL: a commit is on disk before the device's message is acknowledged (invariant 3 across
@@ -106,7 +125,11 @@ def connect(path: Path) -> sqlite3.Connection:
 class Store:
     """Runs write jobs one at a time; the COMMIT's wait for the disk happens off the loop."""
 
-    def __init__(self, path: Path, setup: Callable[[sqlite3.Connection], None]) -> None:
+    def __init__(
+        self, path: Path, setup: Callable[[sqlite3.Connection], None] = ensure_schema
+    ) -> None:
+        """``setup`` runs once on the new connection; by default it creates or upgrades every
+        table (``gateway.migrations``) and refuses a database from a newer release."""
         self.path = path
         self._setup = setup
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="einblick-commit")

@@ -124,8 +124,10 @@ def _cert_pem(cert: x509.Certificate) -> str:
 
 
 def _write_public(path: Path, text: str) -> None:
+    # Certificates and the CRL are public, but they live in the data directory, where every file
+    # is owner-only (0600): a mode wider than its neighbours' hides nothing and is one more thing
+    # an audit has to reason about. Devices get them from 'einblick device add', not from here.
     write_private(path, text)
-    os.chmod(path, 0o644)  # certificates are public; only keys stay owner-only
 
 
 def _is_ip(host: str) -> bool:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway import outbox
+from gateway.migrations import migrate
 from gateway.quota import FRESH_S, REMEASURE_S, ROW_OVERHEAD, RecipientQueues, WhenFull
 
 
@@ -160,7 +161,7 @@ def test_an_erasure_notice_is_queued_whatever_the_quota() -> None:
 
 def test_the_queues_start_from_what_the_outbox_holds(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "outbox.db")
-    outbox.ensure_schema(conn)
+    migrate(conn)
     outbox.insert(
         conn,
         [

@@ -8,6 +8,7 @@ checkable (by migrating or sealing the old chains), never quietly drop them.
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,9 @@ import pytest
 from gateway.keys import load_public_key
 from gateway.log.bundle import export_customer, verify_bundle
 from gateway.log.verify import verify_db
+from gateway.migrations import SCHEMA_VERSION, schema_version
 from gateway.receipts import verify_receipt
+from gateway.store import Store
 
 RELEASE = Path(__file__).resolve().parents[1] / "data" / "releases" / "0.1.0"
 CUSTOMERS = ("baeckerei-schmidt", "berg-partner", "spedition-weber")
@@ -58,3 +61,30 @@ def test_the_old_consent_receipt_verifies() -> None:
     receipt = (RELEASE / "consent-receipt.json").read_bytes()
     fields = verify_receipt(receipt, load_public_key(RELEASE / "signing-1.pub"))
     assert fields["by"] == "Dr. Miriam Berg"
+
+
+def _version(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return schema_version(conn)
+    finally:
+        conn.close()
+
+
+async def test_the_old_log_is_upgraded_by_the_gateways_store_and_every_proof_still_verifies(
+    old_db: Path,
+) -> None:
+    assert _version(old_db) == 1
+    store = Store(old_db)  # exactly what the gateway opens at start
+    await store.open()
+    await store.close()
+    assert _version(old_db) == SCHEMA_VERSION
+    key = load_public_key(RELEASE / "signing-2.pub")
+    report = verify_db(old_db, public_key=key)
+    assert report.ok, report.summary()
+    assert report.unsigned == 0
+    assert {c.customer for c in report.chains} >= set(CUSTOMERS)
+    for customer in CUSTOMERS:
+        bundle = verify_bundle(export_customer(old_db, customer), key)
+        assert bundle.ok, bundle.summary()
+        assert [c.customer for c in bundle.chains] == [customer]
