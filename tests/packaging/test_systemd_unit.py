@@ -56,6 +56,8 @@ def test_the_unit_has_every_hardening_setting_each_with_its_reason() -> None:
         assert value == wanted, f"{UNIT.name}: {key}={value}, expected {wanted}"
         assert commented, f"{UNIT.name}: {key} has no comment saying why"
     assert "MemoryMax" in settings, f"{UNIT.name}: no MemoryMax"
+    # `systemctl reload einblick` must reload, not restart: the gateway takes SIGHUP as reload.
+    assert settings["ExecReload"][0] == "/bin/kill -HUP $MAINPID"
     config_dir = "/etc/einblick"
     assert settings["Environment"][0] == f"EINBLICK_CONFIG={config_dir}/einblick.yaml"
 
