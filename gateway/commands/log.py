@@ -146,6 +146,17 @@ def _config(args: argparse.Namespace) -> Config | None:
     return load_config(path)
 
 
+def _rotate(args: argparse.Namespace) -> int:
+    from gateway.lock import DirectoryLock
+
+    db = _db(args)
+    config = _config(args)
+    # The log has one writer: a running gateway holds this lock, and rotation must wait for it.
+    directory = config.data_path if config is not None else db.parent
+    with DirectoryLock(directory, instance="key rotate"):
+        return key_rotate_command(db=db, key=_private_key(args), new_key=args.new_key)
+
+
 def _db(args: argparse.Namespace) -> Path:
     if args.db is not None:
         return Path(args.db)
@@ -201,6 +212,4 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rotate.add_argument("--db", type=Path, help="log database (default: from the configuration)")
     rotate.add_argument("--key", type=Path, help="the current private key (default: configured)")
     rotate.add_argument("--new-key", type=Path, required=True, help="new key (created if absent)")
-    rotate.set_defaults(
-        func=lambda a: key_rotate_command(db=_db(a), key=_private_key(a), new_key=a.new_key)
-    )
+    rotate.set_defaults(func=_rotate)

@@ -79,3 +79,20 @@ def test_key_commands(tmp_path: Path, log: Log, signer: Signer) -> None:
         err=io.StringIO(),
     )
     assert code == 0
+
+
+def test_key_rotate_refuses_while_a_gateway_holds_the_data_directory(
+    tmp_path: Path, log: Log, signer: Signer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.cli import main
+    from gateway.lock import DirectoryLock
+
+    log.write([make_draft(0)])
+    log.close()
+    assert signer.path is not None
+    argv = ["key", "rotate", "--db", str(log.path), "--key", str(signer.path)]
+    with DirectoryLock(log.path.parent, instance="edge-test"):
+        assert main([*argv, "--new-key", str(tmp_path / "new.key")]) == 2
+    assert "another Einblick gateway is running" in capsys.readouterr().err
+    assert not (tmp_path / "new.key").exists()  # nothing was done
+    assert main([*argv, "--new-key", str(tmp_path / "new.key")]) == 0
