@@ -70,6 +70,8 @@ __all__ = ["Gateway", "read_secret"]
 
 log = logging.getLogger(__name__)
 
+SNAPSHOT_GLOB = "backup-snapshot-*.db"  # see _op_snapshot
+
 
 def read_secret(path: Path, what: str) -> str:
     try:
@@ -171,6 +173,11 @@ class Gateway:
         # broker or the log of the running one.
         with DirectoryLock(config.data_path, config.instance):
             tighten(config.data_path)  # files an older release or a copy left readable by others
+            # A backup's database copy that its command did not take away (killed, timed out)
+            # holds every customer's content: it must not outlive an erasure unseen.
+            for stale in config.data_path.glob(SNAPSHOT_GLOB):
+                log.warning("removing a backup snapshot left behind: %s", stale)
+                stale.unlink(missing_ok=True)
             await self._run_locked()
 
     async def _run_locked(self) -> None:
@@ -1113,7 +1120,7 @@ class Gateway:
         """For a backup: sign every log and copy the database as it stood at that signature, so
         every entry in the copy is covered. The copy lies in the data directory (owner-only);
         whoever asked moves it away."""
-        target = self.config.data_path / f"snapshot-{secrets.token_hex(8)}.db"
+        target = self.config.data_path / SNAPSHOT_GLOB.replace("*", secrets.token_hex(8))
         try:
             await self._checkpoint(force=True, snapshot=target)
         except BaseException:

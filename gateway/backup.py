@@ -155,7 +155,11 @@ def _box_files(config: Config) -> Iterator[tuple[str, Path, bool]]:
     tls = config.data_path / "tls"
     for item in sorted(p for p in tls.iterdir() if p.is_file()) if tls.is_dir() else ():
         yield f"data/tls/{item.name}", item, item.suffix == ".key"
-    for name, secret in (("devices.json", False), ("broker/gateway.secret", True)):
+    for name, secret in (
+        ("devices.json", False),
+        ("policy-shapes.json", False),
+        ("broker/gateway.secret", True),
+    ):
         path = config.data_path / name
         if path.is_file():
             yield f"data/{name}", path, secret
@@ -175,24 +179,27 @@ def _referenced_files(config: Config) -> Iterator[tuple[str, Path]]:
 
 
 def _relative_config(config: Config) -> tuple[bytes, bool]:
-    """The configuration's text, with data and policy paths made relative if they were not."""
+    """The configuration's text; rewritten with the backup's standard layout (``data/``,
+    ``policies/``) when it placed the data or the policies anywhere else, since that is where
+    the backup keeps them. Only then: a rewrite through YAML drops the file's comments."""
     text = config.source.read_bytes()
-    fields = {
-        "data_dir": "data",
-        "policies_dir": "policies",
-        "database": _DB,
-        "signing_key": _KEY,
-    }
-    absolute = {
-        key: value
-        for key, value in fields.items()
-        if (current := getattr(config, key)) is not None and Path(current).is_absolute()
-    }
-    if not absolute:
+    base = config.base
+    standard = (
+        config.data_path == base / "data"
+        and config.policies_path == base / "policies"
+        and config.database_path == base / _DB
+        and config.signing_key_path == base / _KEY
+    )
+    if standard:
         return text, False
     data = yaml.safe_load(text)
-    data.update(absolute)
-    header = "# Restored from an Einblick backup: data and policy paths made relative.\n"
+    for key in ("data_dir", "policies_dir", "database", "signing_key"):
+        data.pop(key, None)
+    data.update(data_dir="data", policies_dir="policies", instance=config.instance)
+    header = (
+        "# Restored from an Einblick backup: the data and policies now lie in data/ and\n"
+        "# policies/ beside this file (the original placed them elsewhere).\n"
+    )
     return (header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)).encode(), True
 
 
@@ -212,6 +219,11 @@ def create_backup(config: Config, dest: Path, *, snapshot: Path | None = None) -
     """
     if dest.exists():
         raise BackupError(f"{dest} exists already; choose a new file name for the backup")
+    if snapshot is None and not config.database_path.is_file():
+        raise BackupError(
+            f"there is no log at {config.database_path} yet: nothing to back up until the "
+            "gateway has run once (einblick run)"
+        )
     signer = Signer.load(config.signing_key_path)
     with tempfile.TemporaryDirectory(prefix="einblick-backup-") as scratch:
         db_copy = Path(scratch) / "einblick.db"
@@ -372,21 +384,34 @@ def restore_backup(archive: Path, directory: Path, *, key: PublicKey | None = No
 
 
 def _restore_file(tar: tarfile.TarFile, item: BackupFile, directory: Path) -> None:
+    """Write one listed file, streamed (a log of gigabytes must not need as much memory) and
+    hashed on the way; a file that does not match the manifest is removed again."""
     relative = PurePosixPath(item.name)
     if relative.is_absolute() or ".." in relative.parts or not relative.parts:
         raise BackupError(f"the manifest names a path outside the box: {item.name!r}")
-    data = _member_bytes(tar, item.name)
-    found = hashlib.sha256(data).hexdigest()
-    if found != item.sha256 or len(data) != item.size:
-        raise BackupError(
-            f"{item.name} in the archive is damaged: expected SHA-256 {item.sha256[:16]}… "
-            f"({item.size} bytes), found {found[:16]}… ({len(data)} bytes)"
-        )
+    try:
+        member = tar.getmember(item.name)
+    except KeyError as exc:
+        raise BackupError(f"the archive has no {item.name}, which its manifest lists") from exc
+    source = tar.extractfile(member) if member.isfile() else None
+    if source is None:
+        raise BackupError(f"{item.name} in the archive is not a regular file")
     target = directory.joinpath(*relative.parts)
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    mode = 0o600 if item.secret or relative.parts[0] == "data" else 0o644
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    digest = hashlib.sha256()
+    size = 0
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
+        for block in iter(lambda: source.read(1 << 20), b""):
+            digest.update(block)
+            size += len(block)
+            handle.write(block)
         handle.flush()
         os.fsync(handle.fileno())
+    found = digest.hexdigest()
+    if found != item.sha256 or size != item.size:
+        target.unlink()
+        raise BackupError(
+            f"{item.name} in the archive is damaged: expected SHA-256 {item.sha256[:16]}… "
+            f"({item.size} bytes), found {found[:16]}… ({size} bytes)"
+        )

@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import re
 import socket
+import sqlite3
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -412,7 +413,7 @@ def load_config(path: str | Path) -> Config:
     if "source" in data:
         raise ConfigError(str(source), "'source' is set by Einblick, not by the file", key="source")
     try:
-        return Config.model_validate({**data, "source": source.resolve()})
+        config = Config.model_validate({**data, "source": source.resolve()})
     except ValidationError as exc:
         error = exc.errors()[0]
         loc = tuple(error["loc"])
@@ -424,3 +425,26 @@ def load_config(path: str | Path) -> Config:
         elif error["type"] == "missing":
             message = "required key is missing"
         raise ConfigError(str(source), message, line=line, column=column, key=key) from exc
+    if "instance" not in data:
+        # A configuration that names no instance takes the one its log already carries: the
+        # log's origin is fixed for ever, and an upgrade (0.1.0 defaulted to 'edge-01'), a new
+        # hostname or a restore onto another machine must not make the gateway refuse its log.
+        stored = stored_origin(config.database_path)
+        if stored is not None:
+            config = config.model_copy(update={"instance": stored})
+    return config
+
+
+def stored_origin(database: Path) -> str | None:
+    """The origin (instance name) a log database was written under, or None without one."""
+    if not database.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None  # not readable here: the gateway's own open says what is wrong
+    return str(row[0]) if row is not None else None
