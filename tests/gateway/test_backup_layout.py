@@ -62,7 +62,7 @@ def test_a_box_with_its_own_layout_restores_to_one_that_finds_its_log_and_polici
 
 def test_a_box_whose_gateway_never_ran_is_refused_with_a_reason(tmp_path: Path) -> None:
     config_path = init_directory(InitOptions(directory=tmp_path / "box"))
-    with pytest.raises(BackupError, match="no log at .* yet"):
+    with pytest.raises(BackupError, match=r"no log at .* yet"):
         create_backup(load_config(config_path), tmp_path / "x.tar.gz")
     assert not (tmp_path / "x.tar.gz").exists()
 
