@@ -94,7 +94,10 @@ async def test_a_hold_recipient_at_its_quota_pauses_intake_and_loses_nothing(
                 await asyncio.sleep(0.05)
         status = h.gateway.status()
         assert status["pipeline"]["outbox_full"]
-        assert "oven-maker" in status["pipeline"]["paused_because"], status["pipeline"]
+        why = status["pipeline"]["paused_because"]
+        assert "oven-maker" in why and "werk-nord" in why, status["pipeline"]
+        # The device link's state says the same reason (not "outbox full": the outbox is not).
+        assert h.gateway.device_state["error"] == f"paused: {why}"
         queue = status["upstreams"][0]["queue"]
         assert queue["holding"] and queue["withheld_at_quota"] == 0
         assert h.gateway.pipeline is not None
