@@ -934,7 +934,7 @@ class Gateway:
                     "in_flight": f.state.in_flight,
                     "backlog": f.state.backlog,
                     "outbox_depth": stats.outbox_depth.get(name, 0),
-                    "queue": self.pipeline.queues.status(name).as_dict(),
+                    "queue": self.pipeline.queue_status(name).as_dict(),
                     "latency": f.delivered.summary(),
                 }
                 for name, f in self.forwarders.items()

@@ -38,7 +38,7 @@ from gateway.log.writer import LogWriter
 from gateway.mqtt import Inbound, MqttConnection
 from gateway.outbox import OutboxRow
 from gateway.pseudonyms import Keyring
-from gateway.quota import Admission, RecipientQueues
+from gateway.quota import Admission, QueueStatus, RecipientQueues
 from gateway.store import Store
 from policies.decision import Decision, Outcome, Reason
 from policies.engine import Engine
@@ -236,15 +236,7 @@ class Pipeline:
         """The decision as it stands once its customer's share of its recipient's queue has been
         asked. What the queues counted is added to ``taken``: the caller gives it back if the
         batch does not commit."""
-        if engine is not self._shared_by:
-            # The policies changed: each recipient's queue is shared among the customers whose
-            # running policy has a grant to it.
-            sharers: dict[str, set[str]] = {}
-            for policy in engine.policies():
-                for grant in policy.grants:
-                    sharers.setdefault(grant.recipient, set()).add(policy.customer)
-            self.queues.set_sharers(sharers)
-            self._shared_by = engine
+        self._follow_grants(engine)
         if (
             decision.payload is None
             or decision.outcome is Outcome.WITHHELD
@@ -269,6 +261,23 @@ class Pipeline:
             withheld=tuple(dict.fromkeys(paths)),
             reason=Reason("recipient_queue_full"),
         )
+
+    def _follow_grants(self, engine: Engine) -> None:
+        """Each recipient's queue is shared among the customers whose running policy has a
+        grant to it: asked again whenever the policies changed (a new engine)."""
+        if engine is self._shared_by:
+            return
+        sharers: dict[str, set[str]] = {}
+        for policy in engine.policies():
+            for grant in policy.grants:
+                sharers.setdefault(grant.recipient, set()).add(policy.customer)
+        self.queues.set_sharers(sharers)
+        self._shared_by = engine
+
+    def queue_status(self, recipient: str) -> QueueStatus:
+        """``recipient``'s queue and each customer's share of it, as the policies now stand."""
+        self._follow_grants(self._engine())
+        return self.queues.status(recipient)
 
     def _undo(self, taken: Sequence[Admission]) -> None:
         """The batch did not commit: what its admissions counted does not exist."""
