@@ -465,9 +465,10 @@ class Gateway:
                     "%s: not taking messages from devices; the broker keeps them until upstreams catch up",
                     pipeline.pause_reason() or "the outbox is full",
                 )
-                self.device_state.update(
-                    connected=False, since=time.time(), error="paused: outbox full"
-                )
+                # The one reason, as status's paused_because says it: the whole outbox, or a
+                # hold recipient's share at its quota.
+                why = pipeline.pause_reason() or "the outbox is full"
+                self.device_state.update(connected=False, since=time.time(), error=f"paused: {why}")
                 await pipeline.outbox_has_room.wait()
                 log.warning("the outbox has room again: taking messages from devices")
             link = MqttConnection(
@@ -869,7 +870,11 @@ class Gateway:
             if not rows:
                 break
             await self.pipeline.withhold_at_send([(row, reason) for row in rows])
-            self.pipeline.rows_done(name, len(rows), sum(len(r.payload) for r in rows))
+            for customer in {r.customer for r in rows}:
+                mine = [r for r in rows if r.customer == customer]
+                self.pipeline.rows_done(
+                    name, customer, len(mine), sum(len(r.payload) for r in mine)
+                )
             total += len(rows)
         self.pipeline.queues.forget(name)
         if total:
@@ -936,7 +941,7 @@ class Gateway:
                     "in_flight": f.state.in_flight,
                     "backlog": f.state.backlog,
                     "outbox_depth": stats.outbox_depth.get(name, 0),
-                    "queue": self.pipeline.queues.status(name).as_dict(),
+                    "queue": self.pipeline.queue_status(name).as_dict(),
                     "latency": f.delivered.summary(),
                 }
                 for name, f in self.forwarders.items()

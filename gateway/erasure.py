@@ -537,10 +537,12 @@ async def forget(gateway: Gateway, customer: str, device: str | None, by: str) -
         if forwarder is not None:
             forwarder.reread()
         if pipeline is not None:
-            pipeline.rows_done(recipient, count, done.queued_bytes_by_recipient.get(recipient, 0))
+            pipeline.rows_done(
+                recipient, customer, count, done.queued_bytes_by_recipient.get(recipient, 0)
+            )
     for row in done.notices:
         if pipeline is not None:  # a notice is owed whatever the recipient's queue quota
-            pipeline.queues.added(row.recipient, len(row.payload))
+            pipeline.queues.added(row.recipient, row.customer, len(row.payload))
         forwarder = gateway.forwarders.get(row.recipient)
         if forwarder is not None:
             forwarder.offer([row])

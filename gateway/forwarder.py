@@ -22,7 +22,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -95,7 +95,7 @@ class Forwarder:
         *,
         still_allowed: StillAllowed,
         on_withhold: Withhold,
-        on_done: Callable[[str, int, int], None] | None = None,
+        on_done: Callable[[str, str, int, int], None] | None = None,
         window: int = 500,
         batch: int = 1000,
         subscribe: str | None = None,
@@ -115,9 +115,9 @@ class Forwarder:
         self._taken = 0  # highest row id handed to the connection in this session
         self._wake: asyncio.Future[None] | None = None
         self._acked: list[int] = []
-        # Payload bytes of each acknowledged row until its delete commits: the recipient's queue
-        # quota counts bytes, so what leaves must say how much.
-        self._acked_bytes: dict[int, int] = {}
+        # Customer and payload bytes of each acknowledged row until its delete commits: the queue
+        # quota counts bytes per customer's share, so what leaves must say whose and how much.
+        self._acked_bytes: dict[int, tuple[str, int]] = {}
         self._deleting: set[int] = set()  # acked, delete not yet committed: never resend these
         self._acked_event = asyncio.Event()
         # What the recipient sends back on the same link (erasure acknowledgements), if anything.
@@ -244,8 +244,10 @@ class Forwarder:
                 await self._on_withhold(refused)
                 self.state.withheld_at_send += len(refused)
                 if self._on_done is not None:
-                    size = sum(len(row.payload) for row, _ in refused)
-                    self._on_done(self.recipient.name, len(refused), size)
+                    for customer, (count, size) in _by_customer(
+                        (row.customer, len(row.payload)) for row, _ in refused
+                    ).items():
+                        self._on_done(self.recipient.name, customer, count, size)
             for row in allowed:
                 await self._window.acquire()
                 if connection.closed.done():
@@ -254,7 +256,9 @@ class Forwarder:
                 future = connection.publish(row.topic, row.payload, self.recipient.qos)
                 self.state.in_flight += 1
                 future.add_done_callback(
-                    functools.partial(self._published, row.id, row.queued, len(row.payload))
+                    functools.partial(
+                        self._published, row.id, row.queued, row.customer, len(row.payload)
+                    )
                 )
 
     async def _next_rows(self, connection: MqttConnection) -> list[OutboxRow] | None:
@@ -297,7 +301,12 @@ class Forwarder:
                 return None
 
     def _published(
-        self, row_id: int, queued: float, size: int, future: asyncio.Future[None]
+        self,
+        row_id: int,
+        queued: float,
+        customer: str,
+        size: int,
+        future: asyncio.Future[None],
     ) -> None:
         self.state.in_flight -= 1
         if future.cancelled() or future.exception() is not None:
@@ -317,7 +326,7 @@ class Forwarder:
         # The row keeps its place in the window until its delete is committed: a crash before
         # then sends it again, so the window bounds the duplicates a crash can cause.
         self._acked.append(row_id)
-        self._acked_bytes[row_id] = size
+        self._acked_bytes[row_id] = (customer, size)
         self._deleting.add(row_id)
         self._acked_event.set()
 
@@ -345,11 +354,21 @@ class Forwarder:
                 await asyncio.sleep(0.5)
                 continue
             self._deleting.difference_update(ids)
-            size = sum(self._acked_bytes.pop(i, 0) for i in ids)
+            left = _by_customer(self._acked_bytes.pop(i) for i in ids if i in self._acked_bytes)
             for _ in ids:
                 self._window.release()
             if self._on_done is not None:
-                self._on_done(self.recipient.name, len(ids), size)
+                for customer, (count, size) in left.items():
+                    self._on_done(self.recipient.name, customer, count, size)
+
+
+def _by_customer(rows: Iterable[tuple[str, int]]) -> dict[str, tuple[int, int]]:
+    """(customer, payload bytes) per row → customer → (rows, payload bytes)."""
+    out: dict[str, tuple[int, int]] = {}
+    for customer, size in rows:
+        count, total = out.get(customer, (0, 0))
+        out[customer] = (count + 1, total + size)
+    return out
 
 
 def _now() -> float:

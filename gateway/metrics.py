@@ -71,6 +71,26 @@ def render(status: Mapping[str, Any]) -> str:
         for up in status["upstreams"]:
             value = up["queue"][key]
             lines.append(f'einblick_{name}{{recipient="{up["recipient"]}"}} {int(value)}')
+    # Each customer's share of a recipient's queue (gateway/quota.py): what one customer's
+    # devices can fill, and what was withheld because that share, not the queue, was full.
+    share_metrics = (
+        ("outbox_share_rows", "gauge", "rows", "Rows a customer has waiting for a recipient."),
+        ("outbox_share_bytes", "gauge", "bytes", "Bytes a customer has waiting for a recipient."),
+        ("outbox_share_quota_rows", "gauge", "quota_rows", "Rows a customer's share may hold."),
+        ("outbox_share_quota_bytes", "gauge", "quota_bytes", "Bytes a customer's share may hold."),
+        (
+            "withheld_at_share_total",
+            "counter",
+            "withheld_at_quota",
+            "Releases recorded as withheld because the customer's share of the queue was full.",
+        ),
+    )
+    for name, kind, key, text in share_metrics:
+        lines += [f"# HELP einblick_{name} {text}", f"# TYPE einblick_{name} {kind}"]
+        for up in status["upstreams"]:
+            for customer, share in (up["queue"].get("customers") or {}).items():
+                labels = f'recipient="{up["recipient"]}",customer="{customer}"'
+                lines.append(f"einblick_{name}{{{labels}}} {int(share[key])}")
     lines += [
         "# HELP einblick_sent_total Rows acknowledged by the recipient's broker.",
         "# TYPE einblick_sent_total counter",

@@ -79,13 +79,14 @@ def depth(conn: sqlite3.Connection) -> dict[str, int]:
     )
 
 
-def sizes(conn: sqlite3.Connection) -> dict[str, tuple[int, int]]:
-    """Per recipient: rows waiting and their payload bytes (what the queue quotas count)."""
+def sizes(conn: sqlite3.Connection) -> dict[tuple[str, str], tuple[int, int]]:
+    """Per (recipient, customer): rows waiting and their payload bytes (what the queue quotas
+    count)."""
     rows = conn.execute(
-        "SELECT recipient, COUNT(*), COALESCE(SUM(length(payload)), 0) FROM outbox"
-        " GROUP BY recipient"
+        "SELECT recipient, customer, COUNT(*), COALESCE(SUM(length(payload)), 0) FROM outbox"
+        " GROUP BY recipient, customer"
     ).fetchall()
-    return {str(r): (int(n), int(b)) for r, n, b in rows}
+    return {(str(r), str(c)): (int(n), int(b)) for r, c, n, b in rows}
 
 
 def erase(conn: sqlite3.Connection, customer: str, device: str | None = None) -> int:

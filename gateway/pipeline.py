@@ -10,9 +10,10 @@ batch is retried until the database takes it, and the broker keeps everything be
 When the queue is full the pipeline stops reading from the broker's socket: backpressure, never a
 drop. The broker's in-flight window (we hold acks) bounds what arrives meanwhile.
 
-Each recipient's queue in the outbox has a quota (``gateway/quota.py``): a release that would go
-past it is recorded as withheld (``recipient_queue_full``) instead of queued, so a recipient that
-cannot be reached costs only its own releases. Intake pauses for everyone only when the outbox as
+Each recipient's queue in the outbox has a quota, split into equal shares among the customers
+with grants to it (``gateway/quota.py``): a release that would go past its customer's share is
+recorded as withheld (``recipient_queue_full``) instead of queued, so a recipient that cannot be
+reached costs only its own releases, and one customer's releases only that customer's share. Intake pauses for everyone only when the outbox as
 a whole is full or a recipient configured to ``hold`` is at its quota.
 """
 
@@ -37,7 +38,7 @@ from gateway.log.writer import LogWriter
 from gateway.mqtt import Inbound, MqttConnection
 from gateway.outbox import OutboxRow
 from gateway.pseudonyms import Keyring
-from gateway.quota import RecipientQueues
+from gateway.quota import Admission, QueueStatus, RecipientQueues
 from gateway.store import Store
 from policies.decision import Decision, Outcome, Reason
 from policies.engine import Engine
@@ -107,6 +108,7 @@ class Pipeline:
         # Decisions and entries are timed by the gateway's clock: never before the log's newest.
         self._now = clock or (lambda: datetime.now(UTC))
         self._explained: dict[ExplainKey, tuple[str, str]] = {}
+        self._shared_by: Engine | None = None  # the engine whose grants the queue shares follow
         self.outbox_full = asyncio.Event()
         self.outbox_has_room = asyncio.Event()
         self.outbox_has_room.set()
@@ -165,13 +167,18 @@ class Pipeline:
         engine = self._engine()
         drafts: list[EntryDraft] = []
         releases: list[tuple[int, Decision]] = []  # index into drafts, decision with payload
-        for inbound, flooding in batch:
-            for decided in self._decide(engine, inbound, flooding, now):
-                decision = self._admit(decided)
-                if decision.payload is not None and decision.outcome is not Outcome.WITHHELD:
-                    releases.append((len(drafts), decision))
-                drafts.append(self._draft(engine, decision, inbound.payload, now))
-        rows = await self._commit(drafts, releases, now)
+        taken: list[Admission] = []
+        try:
+            for inbound, flooding in batch:
+                for decided in self._decide(engine, inbound, flooding, now):
+                    decision = self._admit(engine, decided, taken)
+                    if decision.payload is not None and decision.outcome is not Outcome.WITHHELD:
+                        releases.append((len(drafts), decision))
+                    drafts.append(self._draft(engine, decision, inbound.payload, now))
+            rows = await self._commit(drafts, releases, now)
+        except BaseException:
+            self._undo(taken)
+            raise
         committed = time.monotonic()
         for inbound, _ in batch:
             inbound.ack()
@@ -184,13 +191,18 @@ class Pipeline:
         engine = self._engine()
         drafts: list[EntryDraft] = []
         releases: list[tuple[int, Decision]] = []
-        for decided in decisions:
-            source = decided.payload or b""
-            decision = self._admit(decided)
-            if decision.payload is not None and decision.outcome is not Outcome.WITHHELD:
-                releases.append((len(drafts), decision))
-            drafts.append(self._draft(engine, decision, source, now))
-        rows = await self._commit(drafts, releases, now)
+        taken: list[Admission] = []
+        try:
+            for decided in decisions:
+                source = decided.payload or b""
+                decision = self._admit(engine, decided, taken)
+                if decision.payload is not None and decision.outcome is not Outcome.WITHHELD:
+                    releases.append((len(drafts), decision))
+                drafts.append(self._draft(engine, decision, source, now))
+            rows = await self._commit(drafts, releases, now)
+        except BaseException:
+            self._undo(taken)
+            raise
         self._hand_over(rows)
         return rows
 
@@ -220,14 +232,22 @@ class Pipeline:
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _admit(self, decision: Decision) -> Decision:
-        """The decision as it stands once its recipient's queue quota has been asked."""
+    def _admit(self, engine: Engine, decision: Decision, taken: list[Admission]) -> Decision:
+        """The decision as it stands once its customer's share of its recipient's queue has been
+        asked. What the queues counted is added to ``taken``: the caller gives it back if the
+        batch does not commit."""
+        self._follow_grants(engine)
         if (
             decision.payload is None
             or decision.outcome is Outcome.WITHHELD
             or decision.recipient is None
-            or self.queues.admit(decision.recipient, len(decision.payload))
         ):
+            return decision
+        admission = self.queues.admit(
+            decision.recipient, decision.customer or "", len(decision.payload)
+        )
+        taken.append(admission)
+        if admission.admitted:
             return decision
         # Everything this release would have carried is withheld, and the entry says why.
         paths = (*decision.shared, *(a.path for a in decision.altered), *decision.withheld)
@@ -241,6 +261,28 @@ class Pipeline:
             withheld=tuple(dict.fromkeys(paths)),
             reason=Reason("recipient_queue_full"),
         )
+
+    def _follow_grants(self, engine: Engine) -> None:
+        """Each recipient's queue is shared among the customers whose running policy has a
+        grant to it: asked again whenever the policies changed (a new engine)."""
+        if engine is self._shared_by:
+            return
+        sharers: dict[str, set[str]] = {}
+        for policy in engine.policies():
+            for grant in policy.grants:
+                sharers.setdefault(grant.recipient, set()).add(policy.customer)
+        self.queues.set_sharers(sharers)
+        self._shared_by = engine
+
+    def queue_status(self, recipient: str) -> QueueStatus:
+        """``recipient``'s queue and each customer's share of it, as the policies now stand."""
+        self._follow_grants(self._engine())
+        return self.queues.status(recipient)
+
+    def _undo(self, taken: Sequence[Admission]) -> None:
+        """The batch did not commit: what its admissions counted does not exist."""
+        for admission in taken:
+            self.queues.undo(admission)
 
     def _decide(
         self, engine: Engine, inbound: Inbound, flooding: bool, now: datetime
@@ -432,15 +474,17 @@ class Pipeline:
         total = sum(self.queues.rows.values())
         if total >= self._outbox_max:
             return f"the outbox is full ({total} rows, limit outbox.max_rows {self._outbox_max})"
-        holding = sorted(self.queues.holding)
+        holding = sorted(self.queues.holding_shares)
         if holding:
-            return f"recipient {', '.join(holding)} at its queue quota (when_queue_full: hold)"
+            shares = ", ".join(f"{r} (customer {c}'s share)" for r, c in holding)
+            return f"recipient {shares} at its queue quota (when_queue_full: hold)"
         return None
 
-    def rows_done(self, recipient: str, count: int, payload_bytes: int = 0) -> None:
-        """``count`` rows with ``payload_bytes`` of payload left the outbox (sent, withheld at
-        send, erased): the recipient's queue has that much more room."""
-        self.queues.done(recipient, count, payload_bytes)
+    def rows_done(self, recipient: str, customer: str, count: int, payload_bytes: int = 0) -> None:
+        """``count`` rows of ``customer`` with ``payload_bytes`` of payload left the outbox (sent,
+        withheld at send, erased): that customer's share of the recipient's queue has that much
+        more room."""
+        self.queues.done(recipient, customer, count, payload_bytes)
         if (
             self.outbox_full.is_set()
             and sum(self.queues.rows.values()) < self._outbox_max * 0.9

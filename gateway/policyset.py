@@ -10,6 +10,14 @@ devices' messages are still recorded (withheld, "policy not loaded") rather than
 the set remembers each file's *shape* — its customer and which device owns which topic — from the
 last time it loaded (``policy-shapes.json`` in the data directory), or, for a file that never
 loaded, reads what it can of it. The shape decides nothing: it only says whose message it is.
+
+A shape's topics also go into the broker's ACL (the device may go on publishing, so its messages
+are recorded). A shape from a load passed the engine's checks; a shape *read* from a broken file
+passed none, so its topics count only where ``claimable`` allows them: a valid pattern whose
+first level is not a wildcard, inside the customer's own prefix when it lies in the registry's
+namespace (``gateway.registry.check_topic``), and overlapping no topic of another customer (their
+policies, remembered shapes and registered devices). Without this, a broken file declaring ``#``
+or another customer's topic would give its device write access there.
 """
 
 from __future__ import annotations
@@ -24,13 +32,14 @@ from typing import Any
 
 import orjson
 import yaml
+from pydantic import ValidationError
 
-from gateway.registry import RegisteredDevice
+from gateway.registry import NAMESPACE, RegisteredDevice, RegistryError, check_topic
 from policies.compiler import CompiledPolicy, compile_policy
 from policies.errors import PolicyError
 from policies.loader import load_policy
 from policies.model import DeviceSpec, PolicyDocument, TopicSpec
-from policies.topics import TopicPattern
+from policies.topics import TopicPattern, patterns_overlap
 
 __all__ = ["LoadedFile", "PolicySet", "Shape"]
 
@@ -54,9 +63,11 @@ class Shape:
     customer: str
     topics: tuple[tuple[str, str, str], ...]  # (pattern, device, stream)
     patterns: tuple[TopicPattern, ...] = field(default=(), compare=False)
+    # False: read from a file that never loaded, so no check has passed on these topics yet.
+    loaded: bool = field(default=True, compare=False)
 
     @classmethod
-    def of(cls, customer: str, topics: list[tuple[str, str, str]]) -> Shape:
+    def of(cls, customer: str, topics: list[tuple[str, str, str]], *, loaded: bool = True) -> Shape:
         kept, compiled = [], []
         for pattern, device, stream in topics:
             try:
@@ -64,11 +75,13 @@ class Shape:
             except Exception:  # a pattern too broken to compile attributes nothing
                 continue
             kept.append((pattern, device, stream))
-        return cls(customer, tuple(kept), tuple(compiled))
+        return cls(customer, tuple(kept), tuple(compiled), loaded)
 
-    def match(self, topic: str) -> tuple[str, str] | None:
-        """(device, stream) owning ``topic``."""
-        for (_, device, stream), pattern in zip(self.topics, self.patterns, strict=True):
+    def match(self, topic: str, allowed: frozenset[str] | None = None) -> tuple[str, str] | None:
+        """(device, stream) owning ``topic``, among the patterns in ``allowed`` if given."""
+        for (text, device, stream), pattern in zip(self.topics, self.patterns, strict=True):
+            if allowed is not None and text not in allowed:
+                continue
             if pattern.match(topic) is not None:
                 return device, stream
         return None
@@ -91,6 +104,7 @@ class PolicySet:
         self.files: dict[Path, LoadedFile] = {}
         self._shapes_path = shapes_path
         self._shapes: dict[str, dict[str, Any]] = self._read_shapes()
+        self._refused: set[tuple[Path, str]] = set()  # read patterns already logged as refused
 
     def load_all(self) -> list[CompiledPolicy]:
         """Load every file; returns the compiled policies that loaded."""
@@ -157,7 +171,7 @@ class PolicySet:
             shape = entry.shape
             if entry.error is None or shape is None or running(shape.customer):
                 continue
-            hit = shape.match(topic)
+            hit = shape.match(topic, frozenset(p for p, _, _ in self.claimable(entry)))
             if hit is not None:
                 return shape.customer, hit[0], hit[1]
         return None
@@ -170,9 +184,49 @@ class PolicySet:
             shape = entry.shape
             if entry.error is None or shape is None or running(shape.customer):
                 continue
-            for pattern, device, _ in shape.topics:
+            for pattern, device, _ in self.claimable(entry):
                 out.setdefault((shape.customer, device), []).append(pattern)
         return out
+
+    def claimable(self, entry: LoadedFile) -> list[tuple[str, str, str]]:
+        """The (pattern, device, stream) of ``entry``'s shape that may reach the broker's ACL and
+        attribute messages: a loaded shape's all, a read shape's only those no rule refuses."""
+        shape = entry.shape
+        if shape is None:
+            return []
+        if shape.loaded:
+            return list(shape.topics)
+        others = [
+            (other.shape.customer, pattern, f"{other.path.name}")
+            for other in self.files.values()
+            if other is not entry
+            and other.shape is not None
+            and other.shape.customer != shape.customer
+            for pattern, _, _ in other.shape.topics
+        ]
+        others += [
+            (device.customer, pattern, f"registered device {device.device!r}")
+            for device in self._registered()
+            if device.customer != shape.customer
+            for pattern, _ in device.topics
+        ]
+        kept = []
+        for pattern, device, stream in shape.topics:
+            why = _refusal(shape.customer, device, pattern, others)
+            if why is None:
+                kept.append((pattern, device, stream))
+            elif (entry.path, pattern) not in self._refused:
+                self._refused.add((entry.path, pattern))
+                log.error(
+                    "%s does not load, and its topic %r for device %r is not let into the "
+                    "broker: %s. Messages there are refused by the broker until the file loads; "
+                    "fix the file (see the error above)",
+                    entry.path,
+                    pattern,
+                    device,
+                    why,
+                )
+        return kept
 
     # -- shapes ----------------------------------------------------------------------------------
 
@@ -255,6 +309,38 @@ class PolicySet:
         return document.model_copy(update={"devices": [*document.devices, *extra]})
 
 
+# A topic without ``stream:`` is the model's default stream, read or loaded alike.
+_DEFAULT_STREAM = str(TopicSpec.model_fields["stream"].default)
+
+
+def _refusal(
+    customer: str, device: str, pattern: str, others: list[tuple[str, str, str]]
+) -> str | None:
+    """Why a pattern read from a file that never loaded may not be let into the broker, or None.
+
+    ``others``: (customer, pattern, where) of every other customer's topics."""
+    try:
+        TopicSpec(pattern=pattern)
+    except ValidationError as exc:
+        why = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        return f"it is not a valid topic pattern: {why}"
+    first = pattern.split("/", maxsplit=1)[0]
+    if first in {"+", "#"} or first.startswith("{"):
+        return (
+            f"its first level {first!r} is a wildcard, reaching every customer's topics; a file "
+            "that has not loaded claims only topics that start with a fixed level"
+        )
+    if first == NAMESPACE:
+        try:
+            check_topic(customer, device, pattern, what="topic")
+        except RegistryError as exc:
+            return str(exc)
+    for other, theirs, where in others:
+        if patterns_overlap(pattern, theirs):
+            return f"it overlaps {theirs!r} of customer {other!r} ({where})"
+    return None
+
+
 def _read_shape(path: Path) -> Shape | None:
     """What can be read of a file that does not load: its customer and device topics, when the
     YAML parses and has them (a wrong value elsewhere leaves these readable)."""
@@ -272,5 +358,6 @@ def _read_shape(path: Path) -> Shape | None:
         listed = device.get("topics")
         for topic in listed if isinstance(listed, list) else ():
             if isinstance(topic, dict) and isinstance(topic.get("pattern"), str):
-                topics.append((topic["pattern"], device["id"], str(topic.get("stream") or "")))
-    return Shape.of(data["customer"], topics)
+                stream = str(topic.get("stream") or _DEFAULT_STREAM)
+                topics.append((topic["pattern"], device["id"], stream))
+    return Shape.of(data["customer"], topics, loaded=False)

@@ -1,12 +1,21 @@
-"""Per-recipient queues: what waits in the outbox for each recipient, its quota, and what
-happens when a message would go past it.
+"""Per-recipient queues: what waits in the outbox for each recipient, split into one share per
+customer, its quota, and what happens when a message would go past it.
 
 Every recipient drains its own queue (one forwarder each). A recipient that cannot be reached
 stops draining; without a bound its queue would grow until the global outbox limit paused intake
 for every customer, or until the disk was full. Each queue therefore has a quota, and the quota
 is what a recipient's outage can cost the box — nobody else's messages wait for it.
 
-A queue's quota has two parts; a release is queued only while both hold:
+Recipients are box-wide: several customers may grant releases to one recipient. So that one
+customer's device cannot fill a shared recipient's queue and have every other customer's
+releases to it withheld, the quota is split into equal *shares*, one per customer whose running
+policy has a grant to that recipient (a customer that releases to it without one, e.g. an erasure
+notice, counts as one more). A release is judged only against its own customer's share: a device
+can fill its own customer's share and nothing else. When a policy adds a customer to a recipient
+the shares shrink at once; a share already above its new size takes nothing until it drains
+below it, so the queue exceeds its quota by at most what the older shares held.
+
+A recipient's quota has two parts; a release is queued only while its share of both holds:
 
 - rows: ``outbox.recipient_max_rows``, or else ``outbox.max_rows`` ÷ number of recipients. All
   queues at their quota together make exactly the global limit, so one recipient at its quota
@@ -17,24 +26,31 @@ A queue's quota has two parts; a release is queued only while both hold:
   steady while a queue grows (the bytes it takes leave the free space). A row costs its payload
   plus ``ROW_OVERHEAD`` bytes (topic, ids, index entries).
 
+A customer's share is the recipient's quota ÷ the number of customers sharing it (rows: at least
+one).
+
 At the quota (``outbox.when_recipient_full``, or the recipient's own ``when_queue_full``):
 
 - ``withhold`` (the default): the release to that recipient is recorded in the signed log as
   withheld with reason ``recipient_queue_full`` and the message is acknowledged. The same
-  message's releases to other recipients go on; nothing else waits.
-- ``hold``: the release is queued anyway (a queue goes past its quota by at most one batch) and
+  message's releases to other recipients go on, and so do other customers' releases to the same
+  recipient; nothing else waits.
+- ``hold``: the release is queued anyway (a share goes past its size by at most one batch) and
   the gateway stops taking messages from devices — from every device, because all devices reach
-  the gateway over one MQTT session whose in-flight window is shared — until the queue has
-  drained below ``RESUME_AT`` of its quota. For a box whose recipients must never miss a message
+  the gateway over one MQTT session whose in-flight window is shared — until that share has
+  drained below ``RESUME_AT`` of its size. For a box whose recipients must never miss a message
   and whose customers accept that one recipient's outage stalls all of them.
+
+Counts follow the database: ``admit`` counts at once (the releases of one batch are judged
+against each other), and a batch that does not commit takes its admissions back with ``undo``.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -43,8 +59,10 @@ __all__ = [
     "REMEASURE_S",
     "RESUME_AT",
     "ROW_OVERHEAD",
+    "Admission",
     "QueueStatus",
     "RecipientQueues",
+    "ShareStatus",
     "WhenFull",
     "free_bytes",
     "row_cost",
@@ -58,7 +76,9 @@ REMEASURE_S = 60.0
 # Before refusing a release for bytes, a measurement older than this is taken again: space freed
 # on a full disk counts within a second, not a minute.
 FRESH_S = 1.0
-RESUME_AT = 0.9  # a held recipient lets intake resume once its queue is below 90 % of its quota
+RESUME_AT = 0.9  # a held share lets intake resume once it is below 90 % of its size
+
+Share = tuple[str, str]  # (recipient, customer)
 
 
 def row_cost(payload_bytes: int) -> int:
@@ -72,8 +92,41 @@ def free_bytes(directory: Path) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class Admission:
+    """What ``admit`` counted, so that a batch which does not commit can take it back."""
+
+    recipient: str
+    customer: str
+    payload_bytes: int
+    admitted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ShareStatus:
+    """One customer's share of a recipient's queue."""
+
+    rows: int
+    bytes: int
+    quota_rows: int
+    quota_bytes: int
+    withheld_at_quota: int
+    holding: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "quota_rows": self.quota_rows,
+            "quota_bytes": self.quota_bytes,
+            "withheld_at_quota": self.withheld_at_quota,
+            "holding": self.holding,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class QueueStatus:
-    """One recipient's queue as ``einblick status`` and the metrics show it."""
+    """One recipient's queue as ``einblick status`` and the metrics show it, with each
+    customer's share of it."""
 
     rows: int
     bytes: int
@@ -81,7 +134,8 @@ class QueueStatus:
     quota_bytes: int
     when_full: WhenFull
     withheld_at_quota: int
-    holding: bool  # hold mode: this queue is at its quota and intake is paused for it
+    holding: bool  # hold mode: a share of this queue is at its size and intake is paused for it
+    customers: Mapping[str, ShareStatus] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -92,16 +146,17 @@ class QueueStatus:
             "when_full": self.when_full,
             "withheld_at_quota": self.withheld_at_quota,
             "holding": self.holding,
+            "customers": {c: s.as_dict() for c, s in sorted(self.customers.items())},
         }
 
 
 class RecipientQueues:
-    """The one owner of each recipient's queue depth (rows and bytes) and quota.
+    """The one owner of each recipient's queue depth (rows and bytes), per customer, and quota.
 
     ``admit`` is asked for each release before its batch commits, and counts what it admits at
-    once, so the releases of one batch are judged against each other too; the writer then retries
-    a failing commit until it succeeds, so a count is never taken back. ``done`` is told what left
-    the outbox (acknowledged upstream, withheld at send, erased)."""
+    once, so the releases of one batch are judged against each other too; if the batch does not
+    commit, the caller gives each ``Admission`` back to ``undo``. ``done`` is told what left the
+    outbox (acknowledged upstream, withheld at send, erased)."""
 
     def __init__(
         self,
@@ -125,10 +180,16 @@ class RecipientQueues:
         self._clock = clock
         self._measured_at: float | None = None
         self._quota_bytes = max_bytes if max_bytes is not None else 0
+        # Per recipient (all customers together): ``rows`` is the dict the pipeline's status reads.
         self.rows: dict[str, int] = dict.fromkeys(self._when_full, 0)
         self.bytes: dict[str, int] = dict.fromkeys(self._when_full, 0)
         self.withheld_at_quota: dict[str, int] = dict.fromkeys(self._when_full, 0)
-        self._holding: set[str] = set()
+        # Per (recipient, customer) share.
+        self._rows: dict[Share, int] = {}
+        self._bytes: dict[Share, int] = {}
+        self._withheld: dict[Share, int] = {}
+        self._sharers: dict[str, frozenset[str]] = {}
+        self._holding: set[Share] = set()
 
     # -- sizing ----------------------------------------------------------------------------------
 
@@ -151,6 +212,23 @@ class RecipientQueues:
         available = self._measure(self._disk) + sum(self.bytes.values())
         count = max(1, len(self._when_full))
         self._quota_bytes = int(self._disk_share * available) // count
+
+    def share_count(self, recipient: str, customer: str) -> int:
+        """How many customers share ``recipient``'s queue, counting ``customer`` among them."""
+        sharers = self._sharers.get(recipient, frozenset())
+        return len(sharers) + (customer not in sharers)
+
+    def share_rows(self, recipient: str, customer: str) -> int:
+        return max(1, self._quota_rows // self.share_count(recipient, customer))
+
+    def share_bytes(self, recipient: str, customer: str) -> int:
+        return self.quota_bytes // self.share_count(recipient, customer)
+
+    def set_sharers(self, sharers: Mapping[str, Iterable[str]]) -> None:
+        """recipient → the customers whose running policies have a grant to it (the policies
+        changed): each gets an equal share of that recipient's queue."""
+        self._sharers = {r: frozenset(c) for r, c in sharers.items()}
+        self._update_holding()
 
     def configure(
         self,
@@ -179,78 +257,126 @@ class RecipientQueues:
         """A recipient removed from the configuration, its queue emptied."""
         for table in (self.rows, self.bytes, self.withheld_at_quota):
             table.pop(recipient, None)
+        for shares in (self._rows, self._bytes, self._withheld):
+            for key in [k for k in shares if k[0] == recipient]:
+                del shares[key]
         self._when_full.pop(recipient, None)
         self._update_holding()
 
     # -- accounting -------------------------------------------------------------------------------
 
-    def load(self, depth: Mapping[str, tuple[int, int]]) -> None:
-        """What the outbox holds at start: recipient → (rows, payload bytes)."""
-        for recipient, (rows, payload) in depth.items():
-            self.rows[recipient] = rows
-            self.bytes[recipient] = payload + rows * ROW_OVERHEAD
+    def load(self, depth: Mapping[Share, tuple[int, int]]) -> None:
+        """What the outbox holds at start: (recipient, customer) → (rows, payload bytes)."""
+        for (recipient, customer), (rows, payload) in depth.items():
+            self._count((recipient, customer), rows, payload + rows * ROW_OVERHEAD)
         self._measured_at = None
         self._update_holding()
 
     def when_full(self, recipient: str) -> WhenFull:
         return self._when_full.get(recipient, "withhold")
 
-    def admit(self, recipient: str, payload_bytes: int) -> bool:
-        """May a release of ``payload_bytes`` join ``recipient``'s queue? Counted if so.
+    def admit(self, recipient: str, customer: str, payload_bytes: int) -> Admission:
+        """May a release of ``payload_bytes`` join ``customer``'s share of ``recipient``'s
+        queue? Counted either way (queued, or withheld at the quota).
 
-        False only for a ``withhold`` recipient whose queue is at its quota: the caller records
-        the release as withheld. A ``hold`` recipient is always admitted; ``holding`` then says
-        intake must pause."""
+        Not admitted only for a ``withhold`` recipient whose share for ``customer`` is full: the
+        caller records the release as withheld. A ``hold`` recipient is always admitted;
+        ``holding`` then says intake must pause."""
+        share = (recipient, customer)
         cost = row_cost(payload_bytes)
-        rows = self.rows.get(recipient, 0)
-        size = self.bytes.get(recipient, 0)
+        rows = self._rows.get(share, 0)
+        size = self._bytes.get(share, 0)
         withholds = recipient in self._when_full and self.when_full(recipient) == "withhold"
-        if withholds and size + cost > self.quota_bytes:
+        if withholds and size + cost > self.share_bytes(recipient, customer):
             self._remeasure(older_than=FRESH_S)
-        if withholds and (rows + 1 > self._quota_rows or size + cost > self._quota_bytes):
+        if withholds and (
+            rows + 1 > self.share_rows(recipient, customer)
+            or size + cost > self.share_bytes(recipient, customer)
+        ):
             self.withheld_at_quota[recipient] = self.withheld_at_quota.get(recipient, 0) + 1
-            return False
-        self.rows[recipient] = rows + 1
-        self.bytes[recipient] = size + cost
+            self._withheld[share] = self._withheld.get(share, 0) + 1
+            return Admission(recipient, customer, payload_bytes, admitted=False)
+        self._count(share, 1, cost)
         self._update_holding()
-        return True
+        return Admission(recipient, customer, payload_bytes, admitted=True)
 
-    def added(self, recipient: str, payload_bytes: int) -> None:
+    def undo(self, admission: Admission) -> None:
+        """Take back an ``admit`` whose batch did not commit: neither its row nor its withheld
+        entry exists."""
+        share = (admission.recipient, admission.customer)
+        if admission.admitted:
+            self._count(share, -1, -row_cost(admission.payload_bytes))
+            self._update_holding()
+            return
+        recipient = admission.recipient
+        self.withheld_at_quota[recipient] = max(0, self.withheld_at_quota.get(recipient, 0) - 1)
+        self._withheld[share] = max(0, self._withheld.get(share, 0) - 1)
+
+    def added(self, recipient: str, customer: str, payload_bytes: int) -> None:
         """A row queued without asking (an erasure notice is owed whatever the quota)."""
-        self.rows[recipient] = self.rows.get(recipient, 0) + 1
-        self.bytes[recipient] = self.bytes.get(recipient, 0) + row_cost(payload_bytes)
+        self._count((recipient, customer), 1, row_cost(payload_bytes))
         self._update_holding()
 
-    def done(self, recipient: str, rows: int, payload_bytes: int) -> None:
-        """``rows`` rows holding ``payload_bytes`` payload bytes left the outbox."""
-        self.rows[recipient] = max(0, self.rows.get(recipient, 0) - rows)
-        cost = payload_bytes + rows * ROW_OVERHEAD
-        self.bytes[recipient] = max(0, self.bytes.get(recipient, 0) - cost)
+    def done(self, recipient: str, customer: str, rows: int, payload_bytes: int) -> None:
+        """``rows`` rows of ``customer`` holding ``payload_bytes`` payload bytes left
+        ``recipient``'s queue."""
+        self._count((recipient, customer), -rows, -(payload_bytes + rows * ROW_OVERHEAD))
         self._update_holding()
+
+    def _count(self, share: Share, rows: int, cost: int) -> None:
+        recipient = share[0]
+        self._rows[share] = max(0, self._rows.get(share, 0) + rows)
+        self._bytes[share] = max(0, self._bytes.get(share, 0) + cost)
+        self.rows[recipient] = max(0, self.rows.get(recipient, 0) + rows)
+        self.bytes[recipient] = max(0, self.bytes.get(recipient, 0) + cost)
 
     # -- hold mode ---------------------------------------------------------------------------------
 
     @property
     def holding(self) -> frozenset[str]:
-        """``hold`` recipients whose queue is at its quota: intake pauses while any is."""
+        """``hold`` recipients with a share at its size: intake pauses while any is."""
+        return frozenset(recipient for recipient, _ in self._holding)
+
+    @property
+    def holding_shares(self) -> frozenset[Share]:
+        """(recipient, customer) shares at their size that pause intake."""
         return frozenset(self._holding)
 
     def _update_holding(self) -> None:
-        for recipient, mode in self._when_full.items():
-            if mode != "hold":
+        for share in list(self._holding):
+            if self.when_full(share[0]) != "hold" or share[0] not in self._when_full:
+                self._holding.discard(share)
+        for share, rows in self._rows.items():
+            recipient, customer = share
+            if recipient not in self._when_full or self.when_full(recipient) != "hold":
                 continue
-            rows, size = self.rows.get(recipient, 0), self.bytes.get(recipient, 0)
-            if recipient in self._holding:
-                quota_bytes = self.quota_bytes
-                below = rows < self._quota_rows * RESUME_AT and size < quota_bytes * RESUME_AT
-                if below:
-                    self._holding.discard(recipient)
-            elif rows >= self._quota_rows or size >= self.quota_bytes:
-                self._holding.add(recipient)
+            size = self._bytes.get(share, 0)
+            quota_rows = self.share_rows(recipient, customer)
+            quota_bytes = self.share_bytes(recipient, customer)
+            if share in self._holding:
+                if rows < quota_rows * RESUME_AT and size < quota_bytes * RESUME_AT:
+                    self._holding.discard(share)
+            elif rows >= quota_rows or size >= quota_bytes:
+                self._holding.add(share)
 
     # -- status -----------------------------------------------------------------------------------
 
     def status(self, recipient: str) -> QueueStatus:
+        customers = {c for r, c in self._rows if r == recipient} | {
+            c for r, c in self._withheld if r == recipient
+        }
+        customers |= self._sharers.get(recipient, frozenset())
+        shares = {
+            customer: ShareStatus(
+                rows=self._rows.get((recipient, customer), 0),
+                bytes=self._bytes.get((recipient, customer), 0),
+                quota_rows=self.share_rows(recipient, customer),
+                quota_bytes=self.share_bytes(recipient, customer),
+                withheld_at_quota=self._withheld.get((recipient, customer), 0),
+                holding=(recipient, customer) in self._holding,
+            )
+            for customer in customers
+        }
         return QueueStatus(
             rows=self.rows.get(recipient, 0),
             bytes=self.bytes.get(recipient, 0),
@@ -258,5 +384,6 @@ class RecipientQueues:
             quota_bytes=self.quota_bytes,
             when_full=self.when_full(recipient),
             withheld_at_quota=self.withheld_at_quota.get(recipient, 0),
-            holding=recipient in self._holding,
+            holding=recipient in self.holding,
+            customers=shares,
         )

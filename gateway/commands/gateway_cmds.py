@@ -337,6 +337,17 @@ def _queue(queue: dict[str, Any]) -> str:
         text += f"; {queue['withheld_at_quota']:,} withheld at the quota"
     if queue["holding"]:
         text += "; HOLDING INTAKE"
+    # Each customer's share: one customer at its share is withheld (or holds) alone.
+    for customer, share in (queue.get("customers") or {}).items():
+        text += (
+            f"\n      customer {neutralise(customer)}: {share['rows']:,} of "
+            f"{share['quota_rows']:,} rows, {share['bytes'] / 1e6:.1f} of "
+            f"{share['quota_bytes'] / 1e6:.1f} MB"
+        )
+        if share["withheld_at_quota"]:
+            text += f"; {share['withheld_at_quota']:,} withheld at its share"
+        if share["holding"]:
+            text += "; HOLDING INTAKE"
     return text
 
 

@@ -188,3 +188,117 @@ def _first_arrivals(received: list[object]) -> dict[int, float]:
         seq = int(orjson.loads(getattr(message, "payload", b"{}"))["seq"])
         first.setdefault(seq, float(getattr(message, "received", 0.0)))
     return first
+
+
+# Werk Süd's mill sends to the same recipient as Werk Nord's presses: the oven maker is shared.
+MILL_SHARING_POLICY = MILL_POLICY.replace(
+    """grants:
+  - id: billing""",
+    """grants:
+  - id: wear
+    recipient: oven-maker
+    purpose: {de: "Verschleißüberwachung", en: "Wear monitoring"}
+    legal_basis: contract
+    devices: [mill-1]
+    topic: "mills/{device}"
+    fields:
+      seq: keep
+      force_kn: keep
+  - id: billing""",
+)
+SHARE = QUOTA // 2  # the oven maker's 200 rows, shared by the two customers with grants to it
+
+
+async def test_one_customers_flood_at_a_shared_down_recipient_withholds_nothing_of_another(
+    tmp_path: Path,
+) -> None:
+    """Werk Nord's presses flood the oven maker while it is down; Werk Süd's mill then sends to
+    the same recipient. Before the quota was split per customer, the presses' backlog took the
+    whole queue and every mill release to the oven maker was withheld."""
+    per_press = 300  # together 600: six times Werk Nord's share
+    mill_count = SHARE - 20  # fits Werk Süd's share with room to spare
+    site = Site(tmp_path)
+    started = time.monotonic()
+    try:
+        await site.setup(policy=MONITORING_POLICY)
+        (site.config_path.parent / "policies" / "werk-sued.yaml").write_text(
+            MILL_SHARING_POLICY, encoding="utf-8"
+        )
+        registry = Registry(site.config.data_path / "devices.json")
+        _, mill_password = registry.add("werk-sued", "mill-1", name="Mühle 1", kind="press")
+        assert mill_password is not None
+        registry.save()
+        with site.config_path.open("a", encoding="utf-8") as handle:
+            handle.write("outbox:\n  max_rows: 400\n")
+        await site.start_gateway()
+        shares = _oven(await site.status())["queue"]["customers"]  # type: ignore[index]
+        assert {c: s["quota_rows"] for c, s in shares.items()} == {
+            "werk-nord": SHARE,
+            "werk-sued": SHARE,
+        }
+
+        await site.clouds["oven-maker"].stop()
+        site.faults += 1
+        await site.wait_until(_oven_down(site), 20, "the gateway to see the oven maker down")
+
+        presses = {name: site.device(name) for name in ("press-1", "press-2")}
+        async with asyncio.TaskGroup() as tasks:
+            for name, press in presses.items():
+                tasks.create_task(stream(press, name, per_press, 50.0), name=f"stream-{name}")
+
+        async def presses_decided() -> bool:
+            nord = _oven(await site.status())["queue"]["customers"]["werk-nord"]  # type: ignore[index]
+            return bool(nord["rows"] + nord["withheld_at_quota"] == 2 * per_press)
+
+        await site.wait_until(presses_decided, 30, "every press message to be decided")
+
+        # Werk Nord's share is full; now Werk Süd's mill sends to the same, still-down recipient.
+        mill = ReliableDevice(site.config.broker.port, "werk-sued", "mill-1", mill_password)
+        for seq in range(mill_count):
+            await mill.publish(seq, "werk-sued/mill-1/telemetry", body("mill-1", seq))
+        await mill.drain()
+        energy = site.spies["energy-provider"]
+        await site.wait_until(  # the mill's billing releases are the fence: all decided
+            lambda: len(_first_arrivals(energy.received)) >= mill_count,
+            30,
+            "Werk Süd's messages at the energy provider",
+        )
+        status = await site.status()
+        queue = _oven(status)["queue"]
+        sued = queue["customers"]["werk-sued"]  # type: ignore[index]
+        nord = queue["customers"]["werk-nord"]  # type: ignore[index]
+        assert sued["withheld_at_quota"] == 0, sued  # not one of Werk Süd's releases withheld
+        assert sued["rows"] == mill_count, sued
+        assert nord["rows"] == SHARE and nord["withheld_at_quota"] == 2 * per_press - SHARE
+        assert status["pipeline"]["paused_because"] is None, status["pipeline"]
+
+        # The oven maker returns: both customers' queued releases are delivered.
+        await site.clouds["oven-maker"].start()
+        await site.wait_until(site.outbox_empty, 60, "the oven maker's queue to drain")
+        oven_spy = site.spies["oven-maker"]
+        await site.wait_until(
+            lambda: len({(m.topic, m.payload) for m in oven_spy.received}) >= SHARE + mill_count,
+            20,
+            "the oven maker's queued messages",
+        )
+        mills = {m.payload for m in oven_spy.received if m.topic == "mills/mill-1"}
+        assert len(mills) == mill_count
+        assert site.process is not None and site.process.returncode is None, "the gateway died"
+        check_upstream_fields(site)
+        devices = [*presses.values(), mill]
+        result = await site.audit(devices, max_duplicates=500)
+        row = record(
+            "shared recipient down, one customer floods",
+            result.summary,
+            faults=site.faults,
+            seconds=time.monotonic() - started,
+        )
+        assert result.returncode == 0, result.problems
+        assert row.lost == 0
+        assert row.offered == 2 * per_press + mill_count
+        assert row.withheld == 2 * per_press - SHARE  # all of them Werk Nord's (above)
+        assert result.summary["reasons"] == {"recipient_queue_full": 2 * per_press - SHARE}
+        for device in devices:
+            await device.close()
+    finally:
+        await site.teardown()

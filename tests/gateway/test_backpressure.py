@@ -79,7 +79,10 @@ async def test_a_full_outbox_pauses_intake_and_nothing_is_dropped(tmp_path: Path
                 await asyncio.sleep(0.05)
             while h.gateway.device_state["connected"]:
                 await asyncio.sleep(0.05)
-        assert h.gateway.device_state["error"] == "paused: outbox full"
+        # The link's state and status's paused_because give the one reason.
+        why = h.gateway.status()["pipeline"]["paused_because"]
+        assert why is not None and why.startswith("the outbox is full"), why
+        assert h.gateway.device_state["error"] == f"paused: {why}"
         assert h.gateway.pipeline is not None
         held = h.gateway.pipeline.stats.committed
         assert 50 <= held < 200, held  # the rest waits in the broker, unacknowledged

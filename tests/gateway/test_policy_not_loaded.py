@@ -10,6 +10,7 @@ import orjson
 from gateway.control import request
 from gateway.log.reader import LogReader
 from gateway.policyset import PolicySet
+from gateway.registry import RegisteredDevice
 from tests.gateway.harness import running_gateway
 from tests.gateway.test_end_to_end import BAKERY
 from tests.gateway.test_report import POLICY as MUELLER
@@ -115,3 +116,96 @@ def test_a_file_broken_beyond_reading_is_attributed_by_its_last_good_shape(
         ("mueller-soehne", "meter-1"): ["meters/meter-1"],
         ("mueller-soehne", "door"): ["locks/door"],
     }
+
+
+# -- a file that never loaded claims only what is safely its own -------------------------------
+
+# meter-1 claims every topic; the door claims the bakery's oven topic; a third device claims a
+# topic in another customer's registry namespace. Only the wrong legal basis breaks the file.
+GREEDY = (
+    BROKEN.replace('"meters/meter-1"', '"#"')
+    .replace('"locks/door"', '"bakery/oven-1/telemetry"')
+    .replace(
+        "devices:\n",
+        "devices:\n  - id: gauge\n    name: Gauge\n    kind: meter\n    topics:\n"
+        '      - pattern: "devices/baeckerei-schmidt/gauge/{stream}"\n'
+        '      - pattern: "gauges/gauge-1"\n',
+        1,
+    )
+)
+
+
+def _greedy_set(tmp_path: Path) -> tuple[PolicySet, Path]:
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    (directory / "bakery.yaml").write_text(BAKERY, encoding="utf-8")
+    path = directory / "mueller.yaml"
+    path.write_text(GREEDY, encoding="utf-8")
+    policies = PolicySet(directory, {"energy-provider": "Stadtwerke", "cloud": "C"}, list)
+    policies.load_each()
+    return policies, path
+
+
+def test_a_never_loaded_file_claiming_every_topic_or_another_customers_gets_none_of_them(
+    tmp_path: Path,
+) -> None:
+    policies, path = _greedy_set(tmp_path)
+    assert policies.files[path].error is not None  # it really does not load
+    assert policies.files[path].customer == "mueller-soehne"
+    shape = policies.files[path].shape
+    assert shape is not None and ("#", "meter-1", "telemetry") in shape.topics  # it was read
+    # Only the topic that is safely its own reaches the broker's ACL.
+    assert policies.not_loaded_topics(lambda customer: customer != "mueller-soehne") == {
+        ("mueller-soehne", "gauge"): ["gauges/gauge-1"]
+    }
+    mine = lambda customer: customer != "mueller-soehne"  # noqa: E731
+    assert policies.not_loaded("bakery/oven-1/telemetry", mine) is None
+    assert policies.not_loaded("anything/else", mine) is None  # '#' attributes nothing
+    assert policies.not_loaded("gauges/gauge-1", mine) == ("mueller-soehne", "gauge", "telemetry")
+
+
+def test_a_never_loaded_file_may_not_claim_a_registered_device_of_another_customer(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    path = directory / "mueller.yaml"
+    path.write_text(BROKEN.replace('"locks/door"', '"devices/werk/press/+"'), encoding="utf-8")
+    press = RegisteredDevice(
+        customer="werk",
+        device="press",
+        name="Presse",
+        kind="press",
+        username="werk.press",
+        password_hash="x",
+        topics=(("devices/werk/press/{stream}", "telemetry"),),
+    )
+    policies = PolicySet(directory, {"energy-provider": "Stadtwerke"}, lambda: [press])
+    policies.load_each()
+    assert policies.not_loaded_topics(lambda customer: False) == {
+        ("mueller-soehne", "meter-1"): ["meters/meter-1"]
+    }
+
+
+async def test_the_broker_gives_a_broken_files_device_no_write_access_beyond_its_own(
+    tmp_path: Path,
+) -> None:
+    """In a running gateway: the ACL Mosquitto gets, and a publish through it."""
+    policies = {"bakery.yaml": BAKERY, "mueller.yaml": GREEDY}
+    async with running_gateway(tmp_path, policies, DEVICES) as h:
+        rules = {rule.username: rule for rule in h.gateway.acl_rules()}
+        meter = rules[h.gateway.registry.get("mueller-soehne", "meter-1").username]
+        assert "#" not in meter.write, meter
+        assert not any(f.startswith("bakery/") for f in meter.write), meter
+        # meter-1 publishes onto the bakery's topic: the broker drops it. The oven's message
+        # after it is the fence: once it is committed, the meter's would have been too.
+        device = await h.device("mueller-soehne", "meter-1")
+        oven = await h.device("baeckerei-schmidt", "oven-1")
+        await device.publish("bakery/oven-1/telemetry", b'{"temperature": 999.0}', 1)
+        await oven.publish("bakery/oven-1/telemetry", b'{"temperature": 180.0}', 1)
+        await h.cloud.wait_for(1)
+        await h.wait_committed(1)
+        assert h.gateway.pipeline is not None and h.gateway.pipeline.stats.received == 1
+        assert [orjson.loads(m.payload) for m in h.cloud.received] == [{"temperature": 180.0}]
+        await device.close()
+        await oven.close()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+import pytest
 
 from gateway.log.reader import LogReader
 from gateway.metrics import render
+from policies.decision import Decision, Outcome
 from tests.gateway.harness import Harness, running_gateway
 from tests.gateway.test_durability import POLICY
 
@@ -54,6 +57,9 @@ async def test_at_the_quota_releases_are_recorded_withheld_and_intake_goes_on(
         metrics = render(status)
         assert 'einblick_withheld_at_quota_total{recipient="oven-maker"} 40' in metrics
         assert 'einblick_outbox_quota_rows{recipient="oven-maker"} 20' in metrics
+        share = 'recipient="oven-maker",customer="werk-nord"'
+        assert f"einblick_withheld_at_share_total{{{share}}} 40" in metrics
+        assert f"einblick_outbox_share_rows{{{share}}} 20" in metrics
         await _cloud_back(h)
         async with asyncio.timeout(15):
             while len(_seqs(h)) < 20 or h.gateway.status()["upstreams"][0]["outbox_depth"]:
@@ -94,7 +100,10 @@ async def test_a_hold_recipient_at_its_quota_pauses_intake_and_loses_nothing(
                 await asyncio.sleep(0.05)
         status = h.gateway.status()
         assert status["pipeline"]["outbox_full"]
-        assert "oven-maker" in status["pipeline"]["paused_because"], status["pipeline"]
+        why = status["pipeline"]["paused_because"]
+        assert "oven-maker" in why and "werk-nord" in why, status["pipeline"]
+        # The device link's state says the same reason (not "outbox full": the outbox is not).
+        assert h.gateway.device_state["error"] == f"paused: {why}"
         queue = status["upstreams"][0]["queue"]
         assert queue["holding"] and queue["withheld_at_quota"] == 0
         assert h.gateway.pipeline is not None
@@ -112,3 +121,43 @@ async def test_a_hold_recipient_at_its_quota_pauses_intake_and_loses_nothing(
                 or h.gateway.status()["pipeline"]["paused_because"] is not None
             ):
                 await asyncio.sleep(0.05)
+
+
+async def test_a_batch_that_fails_before_its_commit_takes_back_what_its_quota_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Releases are counted into their share when admitted; if building the batch's entries then
+    raises, nothing was committed, so the count must be given back (else the share shrinks for
+    good with every such failure)."""
+    async with running_gateway(tmp_path, {"werk.yaml": POLICY}, DEVICES, config_edits=QUOTA) as h:
+        await h.cloud.broker.stop()
+        pipeline = h.gateway.pipeline
+        assert pipeline is not None
+        release = Decision(
+            customer="werk-nord",
+            device="press-1",
+            recipient="oven-maker",
+            outcome=Outcome.SHARED,
+            grant="monitoring",
+            topic="presses/press-1",
+            payload=b'{"seq": 1}',
+            shared=("seq",),
+        )
+        # The quota's own 20 rows, then one past it: counted as withheld at the quota.
+        batch = [release] * 21
+
+        def broken(*args: object, **kwargs: object) -> object:
+            raise RuntimeError("entry could not be drafted")
+
+        monkeypatch.setattr("gateway.pipeline.draft_from_decision", broken)
+        with pytest.raises(RuntimeError):
+            await pipeline.record(batch, datetime.now(UTC))
+        queue = h.gateway.status()["upstreams"][0]["queue"]
+        share = queue["customers"]["werk-nord"]
+        assert (queue["rows"], queue["bytes"], queue["withheld_at_quota"]) == (0, 0, 0), queue
+        assert (share["rows"], share["withheld_at_quota"]) == (0, 0), share
+        # The same batch once drafting works: the whole share is there to take it.
+        monkeypatch.undo()
+        rows = await pipeline.record(batch, datetime.now(UTC))
+        assert len(rows) == 20
+        assert h.gateway.status()["upstreams"][0]["queue"]["withheld_at_quota"] == 1
