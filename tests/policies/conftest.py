@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +12,8 @@ from policies.compiler import CompiledPolicy, compile_policy
 from policies.engine import Engine
 from policies.examples import EXAMPLES, RECIPIENTS, example_path
 from policies.loader import load_policy, load_policy_text
+from tests.data import corpus as data_corpus
 
-PAYLOADS = Path(__file__).parents[2].parent / "shared" / "payloads"
 NOW = datetime(2026, 6, 3, 9, 30, tzinfo=UTC)  # a Wednesday, 11:30 in Berlin
 
 
@@ -32,12 +30,8 @@ class Keys:
 
 
 def corpus() -> Iterator[dict[str, Any]]:
-    for path in sorted(PAYLOADS.glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                entry = json.loads(line)
-                entry["family"] = path.stem
-                yield entry
+    for sample in data_corpus():
+        yield {**sample.raw, "family": sample.family}
 
 
 def compile_text(text: str, recipients: dict[str, str] | None = None) -> CompiledPolicy:

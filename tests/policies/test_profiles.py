@@ -1,4 +1,4 @@
-"""Payload profiles against the real device messages in shared/payloads."""
+"""Payload profiles against the real device messages in tests/data/payloads."""
 
 from __future__ import annotations
 
