@@ -9,11 +9,18 @@ batch is retried until the database takes it, and the broker keeps everything be
 
 When the queue is full the pipeline stops reading from the broker's socket: backpressure, never a
 drop. The broker's in-flight window (we hold acks) bounds what arrives meanwhile.
+
+Any failure while handling one message -- deciding, explaining, building or appending its
+entries -- withholds that message alone: it is recorded with reason ``internal_error``, the
+traceback goes to the gateway's log, and it is acknowledged like any other. A message that
+failed and was left unacknowledged would come back from the broker after every restart and
+stop the gateway each time (a crash loop one device could start at will).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import sqlite3
@@ -23,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from gateway import outbox
+from gateway.cache import SizedCache
 from gateway.errors import StoreError
 from gateway.flood import FloodGuard
 from gateway.latency import LatencyWindow
@@ -41,6 +49,32 @@ __all__ = ["Pipeline", "PipelineStats"]
 log = logging.getLogger(__name__)
 
 ExplainKey = tuple[object, ...]
+
+EXPLAINED_BYTES = 16 * 1024 * 1024  # explanation texts remembered; a flood of shapes evicts
+# Said when even the explanation of a failure fails: fixed words, nothing that can fail again.
+_FAILED_TEXTS = (
+    "Bei der Verarbeitung dieser Nachricht trat ein interner Fehler auf. Sie blieb hier und "
+    "ging an niemanden.",
+    "An internal error occurred while handling this message. It stayed here and went to no one.",
+)
+
+
+def _explained_size(key: ExplainKey, texts: tuple[str, str]) -> int:
+    """Bytes a cache entry holds, roughly: 2 per character (paths may be UCS-2), plus objects."""
+    chars = len(texts[0]) + len(texts[1])
+    for part in key:
+        if isinstance(part, tuple):
+            chars += sum(len(p) if isinstance(p, str) else 64 for p in part)
+    return 2 * chars + 600
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """One message's entries, and which of them release something (index into ``drafts``)."""
+
+    inbound: Inbound
+    drafts: list[EntryDraft]
+    releases: list[tuple[int, Decision]]
 
 
 @dataclass(slots=True)
@@ -91,7 +125,9 @@ class Pipeline:
         self._outbox_max = outbox_max_rows
         self._on_rows = on_rows
         self._flood = flood
-        self._explained: dict[ExplainKey, tuple[str, str]] = {}
+        self._explained: SizedCache[ExplainKey, tuple[str, str]] = SizedCache(
+            EXPLAINED_BYTES, _explained_size
+        )
         self.outbox_full = asyncio.Event()
         self.outbox_has_room = asyncio.Event()
         self.outbox_has_room.set()
@@ -148,14 +184,8 @@ class Pipeline:
         """Decide, commit, acknowledge and hand over (message, arrived flooding) pairs."""
         now = datetime.now(UTC)
         engine = self._engine()
-        drafts: list[EntryDraft] = []
-        releases: list[tuple[int, Decision]] = []  # index into drafts, decision with payload
-        for inbound, flooding in batch:
-            for decision in self._decide(engine, inbound, flooding, now):
-                if decision.payload is not None and decision.outcome is not Outcome.WITHHELD:
-                    releases.append((len(drafts), decision))
-                drafts.append(self._draft(engine, decision, inbound.payload, now))
-        rows = await self._commit(drafts, releases, now)
+        prepared = [self._prepare(engine, inbound, flooding, now) for inbound, flooding in batch]
+        rows = await self._commit_messages(engine, prepared, now)
         committed = time.monotonic()
         for inbound, _ in batch:
             inbound.ack()
@@ -201,6 +231,77 @@ class Pipeline:
         await self._transact(job, writer)
 
     # -- internals -------------------------------------------------------------------------------
+
+    def _prepare(
+        self, engine: Engine, inbound: Inbound, flooding: bool, now: datetime
+    ) -> _Prepared:
+        """Decide and explain one message; a failure anywhere withholds it (never raises)."""
+        try:
+            drafts: list[EntryDraft] = []
+            releases: list[tuple[int, Decision]] = []
+            for decision in self._decide(engine, inbound, flooding, now):
+                if decision.payload is not None and decision.outcome is not Outcome.WITHHELD:
+                    releases.append((len(drafts), decision))
+                drafts.append(self._draft(engine, decision, inbound.payload, now))
+            return _Prepared(inbound, drafts, releases)
+        except Exception as exc:
+            return self._failed(engine, inbound, exc, now)
+
+    def _failed(
+        self, engine: Engine, inbound: Inbound, exc: BaseException, now: datetime
+    ) -> _Prepared:
+        """The message withheld with reason internal_error, and the traceback logged."""
+        log.error(
+            "handling a message on topic %.200r failed (%s); it is withheld and acknowledged, "
+            "and nothing of it leaves. The traceback follows; please report it.",
+            inbound.topic,
+            type(exc).__name__,
+            exc_info=exc,
+        )
+        device = None
+        with contextlib.suppress(Exception):
+            device = engine.device_for(inbound.topic)
+        decision = Decision(
+            customer=device.customer if device else None,
+            device=device.device if device else None,
+            recipient=None,
+            outcome=Outcome.WITHHELD,
+            reason=Reason("internal_error", {"error": type(exc).__name__}),
+            withheld=("$payload",),
+            stream=device.stream if device else None,
+        )
+        texts = _FAILED_TEXTS
+        with contextlib.suppress(Exception):
+            texts = (engine.explain(decision, "de"), engine.explain(decision, "en"))
+        self.stats.withheld += 1
+        draft = draft_from_decision(
+            decision,
+            at=now,
+            source_digest=hashlib.sha256(inbound.payload).digest(),
+            text_de=texts[0],
+            text_en=texts[1],
+        )
+        return _Prepared(inbound, [draft], [])
+
+    async def _commit_messages(
+        self, engine: Engine, prepared: list[_Prepared], now: datetime
+    ) -> list[OutboxRow]:
+        """Commit the messages' entries in one transaction. If appending them fails for a
+        reason other than the database (those are retried: fail closed), find the message
+        that fails by committing one at a time, and withhold it instead."""
+        try:
+            return await self._commit(*_flatten(prepared), now)
+        except Exception as exc:
+            if len(prepared) == 1:
+                failed = self._failed(engine, prepared[0].inbound, exc, now)
+                return await self._commit(failed.drafts, failed.releases, now)
+            log.warning(
+                "a batch of %d messages failed to commit; retrying one at a time", len(prepared)
+            )
+        rows: list[OutboxRow] = []
+        for one in prepared:
+            rows += await self._commit_messages(engine, [one], now)
+        return rows
 
     def _decide(
         self, engine: Engine, inbound: Inbound, flooding: bool, now: datetime
@@ -258,13 +359,12 @@ class Pipeline:
             tuple(sorted(decision.reason.params.items())) if decision.reason else (),
             decision.opaque,
             decision.stream,
+            tuple(decision.omitted.items()),
         )
         texts = self._explained.get(key)
         if texts is None:
             texts = (engine.explain(decision, "de"), engine.explain(decision, "en"))
-            if len(self._explained) > 50_000:  # bounded: a flood of distinct shapes cannot grow it
-                self._explained.clear()
-            self._explained[key] = texts
+            self._explained.put(key, texts)
         if decision.outcome is Outcome.WITHHELD:
             self.stats.withheld += 1
         elif decision.outcome is Outcome.ALTERED:
@@ -377,3 +477,12 @@ class Pipeline:
         ):
             self.outbox_full.clear()
             self.outbox_has_room.set()
+
+
+def _flatten(prepared: Sequence[_Prepared]) -> tuple[list[EntryDraft], list[tuple[int, Decision]]]:
+    drafts: list[EntryDraft] = []
+    releases: list[tuple[int, Decision]] = []
+    for one in prepared:
+        releases += [(len(drafts) + index, decision) for index, decision in one.releases]
+        drafts += one.drafts
+    return drafts, releases

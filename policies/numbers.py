@@ -1,0 +1,88 @@
+"""Numbers exactly as the device wrote them: a literal-keeping JSON parse and its writer.
+
+``orjson`` reads every number into a 64-bit int or a double and writes the double back in its
+shortest form, so a field released under ``keep`` could leave changed while the explanation
+said "unchanged": ``23.20`` left as ``23.2``, ``-0`` as ``0``, ``123456789012345678901234567890``
+(beyond 64 bits) as ``1.2345678901234568e+29``, and ``1e999`` made the whole message "not JSON".
+
+``loads_exact`` parses with the standard library and keeps, for every number that would not be
+written back character for character, its literal in a ``Literal`` (a ``float``, so conditions
+and treatments see a number as before). ``dumps_exact`` writes those literals back verbatim
+(``orjson.Fragment``). Numbers that round-trip stay plain ``int``/``float``: the common case
+costs nothing extra when written.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+__all__ = ["Literal", "dumps_exact", "is_number_error", "loads_exact"]
+
+_INT64_MIN = -(2**63)
+_UINT64_MAX = 2**64 - 1  # orjson writes ints in [-2**63, 2**64)
+_INT_DIGITS = 19  # int() of a longer literal may be slow or refused: keep it as a literal
+
+
+class Literal(float):
+    """A JSON number that would not write back as it was written; ``literal`` is its text.
+
+    Its float value is the nearest double (``inf`` beyond the double range, as ``1e999``).
+    """
+
+    __slots__ = ("literal",)
+    literal: str
+
+    def __new__(cls, value: float, literal: str) -> Literal:
+        number = super().__new__(cls, value)
+        number.literal = literal
+        return number
+
+    @property
+    def integral(self) -> bool:
+        """True when the device wrote an integer (no fraction, no exponent)."""
+        return not any(c in self.literal for c in ".eE")
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if orjson.dumps(value) == text.encode("ascii"):
+        return value
+    return Literal(value, text)
+
+
+def _int(text: str) -> int | float:
+    if len(text) <= _INT_DIGITS:
+        value = int(text)
+        if _INT64_MIN <= value <= _UINT64_MAX and str(value) == text:
+            return value
+    return Literal(float(text), text)
+
+
+def _constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def loads_exact(text: str) -> Any:
+    """Parse JSON ``text``, keeping number literals that would not round-trip (``Literal``).
+
+    Raises ``ValueError`` for what is not JSON (``NaN`` and ``Infinity`` included)."""
+    return json.loads(text, parse_float=_float, parse_int=_int, parse_constant=_constant)
+
+
+def _default(value: object) -> object:
+    if isinstance(value, Literal):
+        return orjson.Fragment(value.literal)
+    raise TypeError(f"cannot write a {type(value).__name__} as JSON")
+
+
+def dumps_exact(value: object) -> bytes:
+    """Compact JSON with every ``Literal`` written as the device wrote it."""
+    return orjson.dumps(value, default=_default)
+
+
+def is_number_error(exc: orjson.JSONDecodeError) -> bool:
+    """True when orjson refused a number it cannot hold (``1e999``), not the JSON itself."""
+    return "number" in str(exc)

@@ -1,0 +1,88 @@
+"""Numbers leave exactly as the device wrote them, or are withheld with a reason."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from policies.decision import Outcome
+from policies.message import Message
+from policies.numbers import Literal, dumps_exact, loads_exact
+from policies.treatments import pseudonymise
+
+from .conftest import NOW, make_engine
+
+TOPIC = "acme/dev/jjolie"
+
+# (literal, what orjson alone made of it under `keep`)
+LITERALS = [
+    (b"23.20", b"23.2"),
+    (b"123456789012345678901234567890", b"1.2345678901234568e+29"),
+    (b"-9223372036854775809", b"-9.223372036854776e+18"),
+    (b"18446744073709551616", b"1.8446744073709552e+19"),
+    (b"-0", b"0"),
+    (b"1E5", b"100000.0"),
+    (b"1.0000000000000000000001", b"1.0"),
+    (b"0.1e1", b"1.0"),
+    (b"1e999", None),  # orjson refused it: the whole message was "not JSON"
+    (b"-1e-999", b"-0.0"),
+]
+
+
+@pytest.mark.parametrize(("literal", "before"), LITERALS)
+def test_kept_numbers_leave_as_written(literal: bytes, before: bytes | None) -> None:
+    engine = make_engine({"fields": {"n": "keep", "list": "keep", "deep.n": "keep"}})
+    payload = b'{"n": %s, "list": [1, %s, 2.5], "deep": {"n": %s}, "x": 1}' % ((literal,) * 3)
+    (decision,) = engine.evaluate(Message(TOPIC, payload, NOW), NOW)
+    assert decision.outcome is Outcome.SHARED
+    expected = b'{"n":%s,"list":[1,%s,2.5],"deep":{"n":%s}}' % ((literal,) * 3)
+    assert decision.payload == expected
+    # What a plain orjson round trip makes of it (what left before): a real change each time.
+    if before is None:
+        with pytest.raises(orjson.JSONDecodeError):
+            orjson.loads(literal)
+    else:
+        assert orjson.dumps(orjson.loads(literal)) == before != literal
+
+
+def test_plain_numbers_stay_plain_and_round_trip() -> None:
+    tree = loads_exact('{"a": 21.5, "b": 7, "c": -3, "d": 0.1, "e": 9223372036854775807}')
+    assert all(type(v) in (int, float) for v in tree.values())
+    assert dumps_exact(tree) == b'{"a":21.5,"b":7,"c":-3,"d":0.1,"e":9223372036854775807}'
+
+
+@pytest.mark.parametrize("text", ["NaN", "[Infinity]", '{"a": -Infinity}', "01", "1.", ""])
+def test_what_json_forbids_stays_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        loads_exact(text)
+    engine = make_engine({"fields": {"a": "keep"}})
+    (decision,) = engine.evaluate(Message(TOPIC, text.encode(), NOW), NOW)
+    assert decision.outcome is Outcome.WITHHELD
+    assert decision.reason is not None and decision.reason.code in ("not_json", "nothing_released")
+
+
+def test_treatments_on_numbers_beyond_doubles_withhold_with_a_reason() -> None:
+    engine = make_engine({"fields": {"n": {"round": 1}, "m": "keep"}})
+    payload = b'{"n": 123456789012345678901234567890, "m": 1e999}'
+    (decision,) = engine.evaluate(Message(TOPIC, payload, NOW), NOW)
+    assert decision.payload == b'{"m":1e999}'
+    assert decision.withheld == ("n",)
+    reason = decision.field_reasons["n"]
+    assert reason.code == "treatment_failed" and reason.params["problem"] == "out_of_range"
+    assert "out of range" in engine.explain(decision, "en")
+
+
+def test_long_integer_ids_get_distinct_pseudonyms() -> None:
+    key = b"k" * 32
+    first, second = loads_exact("[123456789012345678901234567890, 123456789012345678901234567891]")
+    assert isinstance(first, Literal) and float(first) == float(second)
+    assert pseudonymise(first, key) != pseudonymise(second, key)
+    # Numbers that were exact before keep their pseudonyms: 4711 and 23.20 as before.
+    assert pseudonymise(loads_exact("23.20"), key) == pseudonymise(23.2, key)
+    assert pseudonymise(loads_exact("4711"), key) == pseudonymise("4711", key)
+    engine = make_engine({"fields": {"badge": "pseudonymise"}})
+    outs = set()
+    for badge in (b"123456789012345678901234567890", b"123456789012345678901234567891"):
+        (decision,) = engine.evaluate(Message(TOPIC, b'{"badge": %s}' % badge, NOW), NOW)
+        outs.add(orjson.loads(decision.payload)["badge"])
+    assert len(outs) == 2
