@@ -48,7 +48,7 @@ __all__ = [
 _CACHE_LIMIT = 4096  # distinct concrete paths remembered per rule (array indices vary)
 MAX_KEY_CHARS = 40  # longer keys are shown as their first 39 characters and "…"
 MAX_PATH_CHARS = 120  # longer paths keep their first _HEAD characters, "…" and the last key
-LIST_CHARS = 1_000  # characters of paths one list keeps; later paths are only counted
+LIST_CHARS = 600  # characters of paths one list keeps; later paths are only counted
 MAX_PROBLEMS = 8  # field problems (treatment failures) kept per decision; the rest are counted
 _HEAD = MAX_PATH_CHARS - MAX_KEY_CHARS - 2
 

@@ -90,8 +90,9 @@ def test_long_keys_are_shown_cut_and_marked() -> None:
 
 def test_one_more_field_is_singular_and_texts_are_capped() -> None:
     engine = make_engine()
-    # Just over the listing budget: 1,000 characters of 99-character keys, then one more.
-    keys = [f"{i:02d}" + "k" * 37 for i in range(27)]
+    # Just over the listing budget (LIST_CHARS), then one more.
+    listed = -(-LIST_CHARS // 39)  # 39-character keys until the budget is reached
+    keys = [f"{i:02d}" + "k" * 37 for i in range(listed + 1)]
     decision = decide(engine, orjson.dumps(dict.fromkeys(keys, 1)))
     assert decision.omitted == {"withheld": 1}
     assert engine.explain(decision, "en").count("and one more field") == 1
