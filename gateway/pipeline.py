@@ -51,6 +51,11 @@ log = logging.getLogger(__name__)
 ExplainKey = tuple[object, ...]
 
 EXPLAINED_BYTES = 16 * 1024 * 1024  # explanation texts remembered; a flood of shapes evicts
+# Payload bytes waiting in the queue before reading from the broker pauses, and per batch. The
+# queue's length alone let 1,000 in-flight 256 KiB messages (the broker's window) sit here:
+# 256 MB. Reading resumes below half of it; one message always fits a batch.
+QUEUE_BYTES = 16 * 1024 * 1024
+BATCH_BYTES = 4 * 1024 * 1024
 # Said when even the explanation of a failure fails: fixed words, nothing that can fail again.
 _FAILED_TEXTS = (
     "Bei der Verarbeitung dieser Nachricht trat ein interner Fehler auf. Sie blieb hier und "
@@ -120,6 +125,7 @@ class Pipeline:
         self._low = max(1, queue_size // 2)
         self._paused: set[MqttConnection] = set()
         self._paused_at = 0.0  # time.monotonic() when reading was paused
+        self._queued_bytes = 0  # payload bytes in the queue
         self._batch_max = batch_max
         self._max_payload = max_payload_bytes
         self._outbox_max = outbox_max_rows
@@ -149,7 +155,8 @@ class Pipeline:
             key = (device.customer, device.device) if device else message.topic
             flooding = not flood.allow(key, message.received or time.monotonic())
         self._queue.put_nowait((message, flooding))
-        if self._queue.qsize() >= self._high:
+        self._queued_bytes += len(message.payload)
+        if self._queue.qsize() >= self._high or self._queued_bytes >= QUEUE_BYTES:
             if not self._paused:
                 self._paused_at = time.monotonic()
             message.connection.pause_reading()
@@ -168,9 +175,16 @@ class Pipeline:
             # have, though it acknowledged them to the device. Twice is at-least-once; never is
             # a loss (tests/faults/test_crashes.py, device broker kill -9).
             batch = [await self._queue.get()]
-            while len(batch) < self._batch_max and not self._queue.empty():
+            size = len(batch[0][0].payload)
+            while len(batch) < self._batch_max and size < BATCH_BYTES and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            if self._paused and self._queue.qsize() <= self._low:
+                size += len(batch[-1][0].payload)
+            self._queued_bytes -= size
+            if (
+                self._paused
+                and self._queue.qsize() <= self._low
+                and self._queued_bytes <= QUEUE_BYTES // 2
+            ):
                 for connection in self._paused:
                     connection.resume_reading()
                 self._paused.clear()
