@@ -43,6 +43,7 @@ from gateway.errors import GatewayError
 from gateway.keys import load_public_key
 from gateway.log.chain import source_commitment
 from gateway.log.verify import verify_db
+from policies.numbers import loads_exact
 from policies.paths import leaves
 
 __all__ = ["AuditReport", "Captured", "audit", "main", "read_jsonl", "write_jsonl"]
@@ -184,8 +185,9 @@ def _fields_problem(entry: _Entry, payload: bytes) -> str | None:
     if "$payload" in entry.shared or "$payload" in entry.altered:
         return None  # a whole body released as it is (plain text or opaque)
     try:
-        root = orjson.loads(payload)
-    except orjson.JSONDecodeError:
+        # Literal-keeping: a kept 1e999 or 2**70 is released as written, beyond what orjson reads.
+        root = loads_exact(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return "a JSON release arrived as something that is not JSON"
     found = set(leaves(root, ""))
     allowed = set(entry.shared) | set(entry.altered)

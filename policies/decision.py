@@ -31,6 +31,7 @@ REASON_CODES = (
     "nothing_released",
     "aggregating",
     "treatment_failed",
+    "out_of_range",
     "no_birth",
     "erased",
     "internal_error",
@@ -76,7 +77,9 @@ class Reason:
     Codes the engine uses: ``unknown_device``, ``no_grant``, ``not_json``, ``invalid_utf8``,
     ``too_large``, ``flooding`` (the gateway's per-device flood limit), ``expired``, ``not_yet_valid``, ``withdrawn``, ``rate_limited``,
     ``outside_hours``, ``condition_not_met``, ``nothing_released``, ``aggregating``,
-    ``treatment_failed``, ``no_birth`` (Sparkplug DATA before BIRTH), ``erased``, ``internal_error``.
+    ``treatment_failed``, ``out_of_range`` (a kept number beyond what a double holds, as
+    ``1e999``: few recipients' software can read it), ``no_birth`` (Sparkplug DATA before
+    BIRTH), ``erased``, ``internal_error``.
     Params never carry message values, only names from the policy (field paths, intervals), so
     explanation texts repeat and the log stores each once.
     """

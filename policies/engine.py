@@ -38,7 +38,7 @@ from policies.decision import REASON_CODES, Alteration, Decision, Outcome, Reaso
 from policies.errors import PolicyError
 from policies.explain import explain as render_explanation
 from policies.message import Message
-from policies.numbers import dumps_exact, is_number_error, loads_exact
+from policies.numbers import NumberOutOfRange, dumps_exact, is_number_error, loads_exact
 from policies.paths import NOTHING, Listed, Release, collect, release_root
 from policies.sparkplug import PREFIX as SPARKPLUG_PREFIX
 from policies.sparkplug import SparkplugState, parse_topic
@@ -507,7 +507,11 @@ class Engine:
                     field_reasons=rel.problems,
                     problems_more=rel.problems_more,
                 )
-            body = dumps_exact(out)
+            try:
+                body = dumps_exact(out)
+            except NumberOutOfRange:  # inside a kept object; a kept number says its field
+                reason = Reason("out_of_range", {"field": "$payload"})
+                return self._withheld(route, grant.recipient, grant, reason, parsed)
         self._rate_limited(route, grant, topic, now, record=True)
         return self._released(
             route,

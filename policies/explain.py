@@ -160,6 +160,8 @@ def reason_text(lang: str, reason: Reason) -> str:
             field=_field(lang, params.get("field", "")),
             problem=tr(lang, f"problem.{params.get('problem', 'not_a_value')}"),
         )
+    if reason.code == "out_of_range":
+        return tr(lang, "reason.out_of_range", field=_field(lang, params.get("field", "")))
     defaults = {"hours": "", "condition": "", "fields": "", "error": "", "limit": ""}
     return tr(lang, f"reason.{reason.code}", **{**defaults, **params})
 

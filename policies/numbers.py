@@ -15,11 +15,12 @@ costs nothing extra when written.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import orjson
 
-__all__ = ["Literal", "dumps_exact", "is_number_error", "loads_exact"]
+__all__ = ["Literal", "NumberOutOfRange", "dumps_exact", "is_number_error", "loads_exact"]
 
 _INT64_MIN = -(2**63)
 _UINT64_MAX = 2**64 - 1  # orjson writes ints in [-2**63, 2**64)
@@ -72,15 +73,32 @@ def loads_exact(text: str) -> Any:
     return json.loads(text, parse_float=_float, parse_int=_int, parse_constant=_constant)
 
 
+class NumberOutOfRange(ValueError):
+    """A number beyond a double (``1e999``) inside what was to be written: most recipients'
+    software cannot read it, so it is not released (``policies.paths`` says so per field)."""
+
+    def __init__(self, literal: str) -> None:
+        super().__init__(f"the number {literal[:40]} is beyond the range of a double")
+        self.literal = literal
+
+
 def _default(value: object) -> object:
     if isinstance(value, Literal):
+        if not math.isfinite(value):
+            raise NumberOutOfRange(value.literal)
         return orjson.Fragment(value.literal)
     raise TypeError(f"cannot write a {type(value).__name__} as JSON")
 
 
 def dumps_exact(value: object) -> bytes:
-    """Compact JSON with every ``Literal`` written as the device wrote it."""
-    return orjson.dumps(value, default=_default)
+    """Compact JSON with every ``Literal`` written as the device wrote it; NumberOutOfRange
+    for one beyond a double (a kept object holding ``1e999``)."""
+    try:
+        return orjson.dumps(value, default=_default)
+    except orjson.JSONEncodeError as exc:  # orjson wraps what ``default`` raises
+        if isinstance(exc.__cause__, NumberOutOfRange):
+            raise exc.__cause__ from None
+        raise
 
 
 def is_number_error(exc: orjson.JSONDecodeError) -> bool:

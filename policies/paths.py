@@ -20,10 +20,12 @@ a message costs time linear in its size and a bounded number of bytes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 from policies.decision import Alteration, Reason
+from policies.numbers import Literal
 from policies.treatments import TreatmentFailed, coarsen
 
 __all__ = [
@@ -133,11 +135,16 @@ class Release:
         self.problems_more = 0  # problems beyond MAX_PROBLEMS, only counted
 
     def fail(self, path: str, value: object, treatment: str, problem: str) -> Any:
+        reason = Reason(
+            "treatment_failed", {"field": path, "treatment": treatment, "problem": problem}
+        )
+        return self.refuse(path, value, reason)
+
+    def refuse(self, path: str, value: object, reason: Reason) -> Any:
+        """Withhold ``value`` at ``path`` (a field the grant names) and say why."""
         collect(value, path, self.withheld)
         if len(self.problems) < MAX_PROBLEMS:
-            self.problems[path] = Reason(
-                "treatment_failed", {"field": path, "treatment": treatment, "problem": problem}
-            )
+            self.problems[path] = reason
         else:
             self.problems_more += 1
         return NOTHING
@@ -180,6 +187,11 @@ class Rule:
 
     def apply(self, value: object, path: str, parent: dict[str, Any] | None, rel: Release) -> Any:
         if self.fn is None:  # keep
+            if type(value) is Literal and not math.isfinite(value):
+                # 1e999 is valid JSON, but beyond a double: most recipients' software (orjson,
+                # JavaScript, databases) cannot read it. Released as written it would break them;
+                # changed it would not be kept. So it stays here, and the customer is told.
+                return rel.refuse(path, value, Reason("out_of_range", {"field": path}))
             rel.shared.add(path, len(path))
             return value
         try:

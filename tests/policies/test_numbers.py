@@ -24,7 +24,6 @@ LITERALS = [
     (b"1E5", b"100000.0"),
     (b"1.0000000000000000000001", b"1.0"),
     (b"0.1e1", b"1.0"),
-    (b"1e999", None),  # orjson refused it: the whole message was "not JSON"
     (b"-1e-999", b"-0.0"),
 ]
 
@@ -62,14 +61,37 @@ def test_what_json_forbids_stays_refused(text: str) -> None:
 
 
 def test_treatments_on_numbers_beyond_doubles_withhold_with_a_reason() -> None:
-    engine = make_engine({"fields": {"n": {"round": 1}, "m": "keep"}})
-    payload = b'{"n": 123456789012345678901234567890, "m": 1e999}'
+    engine = make_engine({"fields": {"n": {"round": 1}, "m": "keep", "k": "keep"}})
+    payload = b'{"n": 123456789012345678901234567890, "m": 2.50, "k": 7}'
     (decision,) = engine.evaluate(Message(TOPIC, payload, NOW), NOW)
-    assert decision.payload == b'{"m":1e999}'
+    assert decision.payload == b'{"m":2.50,"k":7}'
     assert decision.withheld == ("n",)
     reason = decision.field_reasons["n"]
     assert reason.code == "treatment_failed" and reason.params["problem"] == "out_of_range"
     assert "out of range" in engine.explain(decision, "en")
+
+
+def test_a_kept_number_beyond_a_double_is_withheld_with_a_reason_the_rest_leaves() -> None:
+    # orjson refused 1e999 outright: the whole message was "not JSON". Released as written it
+    # would break most recipients' parsers (it did ours); changed, it would not be "kept".
+    engine = make_engine({"fields": {"m": "keep", "k": "keep", "deep.m": "keep"}})
+    payload = b'{"m": 1e999, "k": -1E+400, "deep": {"m": 5}, "x": 1}'
+    (decision,) = engine.evaluate(Message(TOPIC, payload, NOW), NOW)
+    assert decision.outcome is Outcome.SHARED
+    assert decision.payload == b'{"deep":{"m":5}}'
+    assert decision.withheld == ("m", "k", "x")
+    assert [r.code for r in decision.field_reasons.values()] == ["out_of_range"] * 2
+    assert "“m” holds a number beyond what computers can represent" in engine.explain(
+        decision, "en"
+    )
+    assert "„k“ enthält eine Zahl jenseits" in engine.explain(decision, "de")
+    (alone,) = engine.evaluate(Message(TOPIC, b'{"m": 1e999}', NOW), NOW)
+    assert alone.outcome is Outcome.WITHHELD and alone.reason is not None
+    assert alone.reason.code == "out_of_range"
+    # Inside a kept object: the whole release is withheld, saying why.
+    (inside,) = engine.evaluate(Message(TOPIC, b'{"deep": {"m": [1, 1e999]}}', NOW), NOW)
+    assert inside.outcome is Outcome.WITHHELD and inside.reason is not None
+    assert inside.reason.code == "out_of_range" and inside.payload is None
 
 
 def test_long_integer_ids_get_distinct_pseudonyms() -> None:
