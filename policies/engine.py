@@ -26,6 +26,7 @@ device wrote them.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -629,19 +630,30 @@ class Engine:
             return _replace(base, reason=reason, withheld=tuple(window.acc))
         body: dict[str, Any] = {"window": {"start": _iso(window.start), "end": _iso(window.end)}}
         altered = []
+        problems: dict[str, Reason] = {}
         for path, functions in spec.fields.items():
             acc = window.acc.get(path)
             if acc is None:
                 continue
-            body[path] = {fn: acc.result(fn) for fn in functions}
+            results = {fn: acc.result(fn) for fn in functions}
+            if not all(math.isfinite(v) for v in results.values()):
+                # A sum past a double's range: orjson would write it as null, silently.
+                problems[path] = Reason("out_of_range", {"field": path})
+                continue
+            body[path] = results
             detail = f"{', '.join(functions)}; {spec.window:g} s"
             altered.append(Alteration(path, "aggregate", detail))
+        if not altered:
+            reason = next(iter(problems.values()), grant.nothing_reason)
+            return _replace(base, reason=reason, withheld=tuple(window.acc))
         return _replace(
             base,
             outcome=Outcome.ALTERED,
             topic=window.topic,
             payload=orjson.dumps(body),
             altered=tuple(altered),
+            withheld=tuple(problems),
+            field_reasons=problems,
         )
 
     # -- consent and lifecycle ----------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import orjson
 import pytest
 
@@ -108,3 +110,18 @@ def test_long_integer_ids_get_distinct_pseudonyms() -> None:
         (decision,) = engine.evaluate(Message(TOPIC, b'{"badge": %s}' % badge, NOW), NOW)
         outs.add(orjson.loads(decision.payload)["badge"])
     assert len(outs) == 2
+
+
+def test_an_aggregate_past_a_doubles_range_is_withheld_not_written_as_null() -> None:
+    fields = {"p": ["sum"], "q": ["mean"]}
+    engine = make_engine({"aggregate": {"window": "5m", "fields": fields}})
+    start = NOW.replace(minute=0)
+    for index in range(2):  # 1e308 + 1e308 is inf; orjson writes inf as null
+        body = b'{"p": 1e308, "q": %d}' % index
+        engine.evaluate(Message(TOPIC, body, start), start + timedelta(seconds=index))
+    (closed,) = engine.flush(start + timedelta(minutes=6))
+    assert closed.outcome is Outcome.ALTERED and closed.payload is not None
+    assert "p" not in orjson.loads(closed.payload)
+    assert orjson.loads(closed.payload)["q"] == {"mean": 0.5}
+    assert closed.field_reasons["p"].code == "out_of_range" and closed.withheld == ("p",)
+    assert "“p” holds a number beyond" in engine.explain(closed, "en")
