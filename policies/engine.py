@@ -39,7 +39,13 @@ from policies.decision import REASON_CODES, Alteration, Decision, Outcome, Reaso
 from policies.errors import PolicyError
 from policies.explain import explain as render_explanation
 from policies.message import Message
-from policies.numbers import NumberOutOfRange, dumps_exact, is_number_error, loads_exact
+from policies.numbers import (
+    NumberOutOfRange,
+    dumps_exact,
+    is_number_error,
+    loads_exact,
+    round_trips,
+)
 from policies.paths import NOTHING, Listed, Release, collect, release_root
 from policies.sparkplug import PREFIX as SPARKPLUG_PREFIX
 from policies.sparkplug import SparkplugState, parse_topic
@@ -137,9 +143,13 @@ class _Parsed:
         return self.state
 
     def exact(self) -> Any:
-        """The body with every number as its literal (only once something is released)."""
+        """The body with every number as its literal (only once something is released); the
+        fast parse itself when every number in it writes back unchanged (the common case)."""
         if self._exact is None:
-            self._exact = loads_exact(self.raw.decode("utf-8"))
+            if round_trips(self.raw):
+                self._exact = self.root
+            else:
+                self._exact = loads_exact(self.raw.decode("utf-8"))
         return self._exact
 
     def leaves(self) -> Listed:

@@ -93,10 +93,6 @@ class Listed:
         self.total = 0
 
     @property
-    def full(self) -> bool:
-        return self.chars >= LIST_CHARS
-
-    @property
     def more(self) -> int:
         return self.total - len(self.items)
 
@@ -105,10 +101,6 @@ class Listed:
         if self.chars < LIST_CHARS:
             self.items.append(item)
             self.chars += size
-
-    def count(self, n: int = 1) -> None:
-        """``n`` more items, not listed (the list is full)."""
-        self.total += n
 
 
 class _Nothing:
@@ -249,31 +241,42 @@ def leaves(value: object, path: str) -> list[str]:
     """Concrete paths of every scalar (and empty container) under ``value``, iteratively.
 
     Unbounded in count (for checking a released payload); decisions use ``collect``."""
-    out: list[str] = []
-    _visit(value, path, out.append, None)
-    return out
+    out = Listed()
+    _collect(value, path, out, bounded=False)
+    return out.items
 
 
 def collect(value: object, path: str, into: Listed) -> None:
     """Add the leaf paths under ``value`` to ``into``; once it is full, only count them."""
-    _visit(value, path, lambda leaf: into.add(leaf, len(leaf)), into)
+    _collect(value, path, into, bounded=True)
 
 
-def _visit(value: object, path: str, emit: Callable[[str], None], into: Listed | None) -> None:
-    if type(value) is not dict and type(value) is not list:
-        emit(path or "$payload")
-        return
+def _collect(value: object, path: str, into: Listed, *, bounded: bool) -> None:
+    # The hot path of every withheld field: the short-path case is inlined (no call to child).
+    items = into.items
     stack: list[tuple[object, str]] = [(value, path)]
     while stack:
         item, where = stack.pop()
-        if into is not None and into.full:
-            into.count(_count(item))  # no path strings are built for what is not listed
+        if bounded and into.chars >= LIST_CHARS:
+            into.total += _count(item)  # no path strings are built for what is not listed
         elif type(item) is dict and item:
-            stack.extend((v, child(where, k)) for k, v in reversed(item.items()))
+            room = MAX_PATH_CHARS - len(where) - 1
+            stack.extend(
+                (
+                    v,
+                    (f"{where}.{k}" if where else k)
+                    if len(k) <= MAX_KEY_CHARS and len(k) < room
+                    else child(where, k),
+                )
+                for k, v in reversed(item.items())
+            )
         elif type(item) is list and item:
             stack.extend((v, element(where, i)) for i, v in reversed(list(enumerate(item))))
         else:
-            emit(where or "$payload")
+            leaf = where or "$payload"
+            into.total += 1
+            items.append(leaf)
+            into.chars += len(leaf)
 
 
 def _count(value: object) -> int:
@@ -325,13 +328,14 @@ def _walk(obj: dict[str, Any], nodes: list[Node], parent: str, rel: Release) -> 
         if single is not None:
             node = single.keys.get(key)
             if node is None:
-                if type(value) is dict or type(value) is list:
-                    collect(value, child(parent, key), withheld)
-                elif withheld.full:
-                    withheld.count()
+                if (
+                    withheld.chars >= LIST_CHARS
+                    and type(value) is not dict
+                    and type(value) is not list
+                ):
+                    withheld.total += 1  # full: counted, no path built
                 else:
-                    path = child(parent, key)
-                    withheld.add(path, len(path))
+                    collect(value, child(parent, key), withheld)
                 continue
             matched = [node]
         else:
@@ -340,7 +344,10 @@ def _walk(obj: dict[str, Any], nodes: list[Node], parent: str, rel: Release) -> 
             if not matched:
                 collect(value, child(parent, key), withheld)
                 continue
-        path = child(parent, key)
+        if len(key) <= MAX_KEY_CHARS and len(parent) + len(key) < MAX_PATH_CHARS:
+            path = f"{parent}.{key}" if parent else key
+        else:
+            path = child(parent, key)
         got = _release(value, matched, path, obj, rel)
         if got is not NOTHING:
             out[key] = got

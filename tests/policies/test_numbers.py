@@ -6,10 +6,12 @@ from datetime import timedelta
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from policies.decision import Outcome
 from policies.message import Message
-from policies.numbers import Literal, dumps_exact, loads_exact
+from policies.numbers import Literal, dumps_exact, loads_exact, round_trips
 from policies.treatments import pseudonymise
 
 from .conftest import NOW, make_engine
@@ -125,3 +127,28 @@ def test_an_aggregate_past_a_doubles_range_is_withheld_not_written_as_null() -> 
     assert orjson.loads(closed.payload)["q"] == {"mean": 0.5}
     assert closed.field_reasons["p"].code == "out_of_range" and closed.withheld == ("p",)
     assert "“p” holds a number beyond" in engine.explain(closed, "en")
+
+
+KEEP_A = make_engine({"fields": {"a": "keep"}})  # no rate limit: it keeps no state between tests
+literals = st.builds(
+    lambda sign, whole, fraction, exponent: (sign + whole + fraction + exponent).encode(),
+    st.sampled_from(["", "-"]),
+    st.one_of(st.just("0"), st.from_regex(r"[1-9][0-9]{0,24}", fullmatch=True)),
+    st.one_of(st.just(""), st.from_regex(r"\.[0-9]{1,20}", fullmatch=True)),
+    st.one_of(st.just(""), st.from_regex(r"[eE][+-]?[0-9]{1,3}", fullmatch=True)),
+)
+
+
+@settings(max_examples=3000)
+@given(literals)
+def test_the_fast_path_is_taken_only_for_numbers_that_write_back_unchanged(literal: bytes) -> None:
+    body = b'{"a": [' + literal + b"]}"
+    if round_trips(body):
+        assert orjson.dumps(orjson.loads(body)) == b'{"a":[' + literal + b"]}"
+    # Either way, what is released is what arrived.
+    (decision,) = KEEP_A.evaluate(Message(TOPIC, body, NOW), NOW)
+    if decision.payload is not None:
+        assert decision.payload == b'{"a":[' + literal + b"]}"
+    else:
+        # Beyond a double (1E400): withheld, saying so.
+        assert decision.reason is not None and decision.reason.code == "out_of_range"
