@@ -439,6 +439,11 @@ class Pipeline:
                 self.stats.failing_closed = str(exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+            except Exception:
+                # Not the database: one message's entries (``_commit_messages`` finds which).
+                # Pseudonym keys made for this batch are written with the next one instead.
+                self._keyring.restore(new_keys)
+                raise
         if self.stats.failing_closed is not None:
             log.warning("the database takes writes again; forwarding resumes")
             self.stats.failing_closed = None
