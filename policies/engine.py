@@ -25,6 +25,7 @@ device wrote them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -135,11 +136,9 @@ class _Parsed:
                     return self.state
                 self.root, self.state = text, _TEXT
                 if is_number_error(exc):  # valid JSON orjson cannot hold (1e999): keep literals
-                    try:
+                    with contextlib.suppress(ValueError, RecursionError):
                         self._exact = self.root = loads_exact(text)
                         self.state = _JSON
-                    except ValueError:
-                        pass
         return self.state
 
     def exact(self) -> Any:
@@ -346,13 +345,13 @@ class Engine:
         reason: Reason,
         parsed: _Parsed,
         *,
-        field_reasons: Mapping[str, Reason] = _NO_REASONS,
-        problems_more: int = 0,
+        rel: Release | None = None,
     ) -> Decision:
+        """Nothing leaves for ``recipient``; with ``rel``, the field problems its walk met."""
         if parsed.state == _UNPARSED and len(parsed.raw) <= self._max_payload:
             parsed.parse()
         listed = parsed.leaves()
-        omitted = {"withheld": listed.more, "field_reasons": problems_more}
+        omitted = {"withheld": listed.more, "field_reasons": rel.problems_more if rel else 0}
         return Decision(
             route.policy.customer,
             route.device.id,
@@ -365,7 +364,7 @@ class Engine:
             withheld=tuple(listed.items),
             reason=reason,
             stream=route.stream,
-            field_reasons=field_reasons,
+            field_reasons=rel.problems if rel else _NO_REASONS,
             omitted={name: n for name, n in omitted.items() if n} or _NONE,
         )
 
@@ -486,15 +485,7 @@ class Engine:
             got = grant.whole.apply(parsed.root, "$payload", None, rel)
             if got is NOTHING:
                 problem = rel.problems.get("$payload", Reason("nothing_released"))
-                return self._withheld(
-                    route,
-                    grant.recipient,
-                    grant,
-                    problem,
-                    parsed,
-                    field_reasons=rel.problems,
-                    problems_more=rel.problems_more,
-                )
+                return self._withheld(route, grant.recipient, grant, problem, parsed, rel=rel)
             if grant.whole.fn is None:
                 body = parsed.raw  # keep: the exact bytes, literals like 23.20 untouched
             elif state == _TEXT and isinstance(got, str):
@@ -509,15 +500,7 @@ class Engine:
                     problem = next(iter(rel.problems.values()))
                 else:
                     problem = grant.nothing_reason
-                return self._withheld(
-                    route,
-                    grant.recipient,
-                    grant,
-                    problem,
-                    parsed,
-                    field_reasons=rel.problems,
-                    problems_more=rel.problems_more,
-                )
+                return self._withheld(route, grant.recipient, grant, problem, parsed, rel=rel)
             try:
                 body = dumps_exact(out)
             except NumberOutOfRange:  # inside a kept object; a kept number says its field
