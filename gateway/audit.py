@@ -43,6 +43,7 @@ from gateway.errors import GatewayError
 from gateway.keys import load_public_key
 from gateway.log.chain import source_commitment
 from gateway.log.verify import verify_db
+from policies.numbers import loads_exact
 from policies.paths import leaves
 
 __all__ = ["AuditReport", "Captured", "audit", "main", "read_jsonl", "write_jsonl"]
@@ -106,6 +107,7 @@ class _Entry:
     withheld: tuple[str, ...]
     topic: str | None
     content: bytes | None
+    unlisted: int = 0  # released paths the entry counts but does not list (``omitted``)
 
 
 def read_jsonl(path: Path) -> list[Captured]:
@@ -168,6 +170,11 @@ def _decisions(db: Path) -> list[_Entry]:
             withheld=tuple(body.get("withheld") or ()),
             topic=topic,
             content=None if content is None else bytes(content),
+            unlisted=sum(
+                n
+                for name, n in (body.get("omitted") or {}).items()
+                if name in ("shared", "altered")
+            ),
         )
         out.append(entry)
     return out
@@ -178,14 +185,15 @@ def _fields_problem(entry: _Entry, payload: bytes) -> str | None:
     if "$payload" in entry.shared or "$payload" in entry.altered:
         return None  # a whole body released as it is (plain text or opaque)
     try:
-        root = orjson.loads(payload)
-    except orjson.JSONDecodeError:
+        # Literal-keeping: a kept 1e999 or 2**70 is released as written, beyond what orjson reads.
+        root = loads_exact(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return "a JSON release arrived as something that is not JSON"
     found = set(leaves(root, ""))
     allowed = set(entry.shared) | set(entry.altered)
     # A field released whole (``door_open: keep``) may hold an object: its leaves come with it.
     extra = sorted(path for path in found if not _covered(path, allowed))
-    if extra:
+    if len(extra) > entry.unlisted:  # a capped list names only the first paths; it counts the rest
         return f"fields {extra} are not among those shared or altered ({sorted(allowed)})"
     leaked = sorted(path for path in found if _covered(path, set(entry.withheld)))
     if leaked:

@@ -10,16 +10,24 @@ batch is retried until the database takes it, and the broker keeps everything be
 When the queue is full the pipeline stops reading from the broker's socket: backpressure, never a
 drop. The broker's in-flight window (we hold acks) bounds what arrives meanwhile.
 
+Any failure while handling one message -- deciding, explaining, building or appending its
+entries -- withholds that message alone: it is recorded with reason ``internal_error``, the
+traceback goes to the gateway's log, and it is acknowledged like any other. A message that
+failed and was left unacknowledged would come back from the broker after every restart and
+stop the gateway each time (a crash loop one device could start at will).
+
 Each recipient's queue in the outbox has a quota, split into equal shares among the customers
 with grants to it (``gateway/quota.py``): a release that would go past its customer's share is
 recorded as withheld (``recipient_queue_full``) instead of queued, so a recipient that cannot be
-reached costs only its own releases, and one customer's releases only that customer's share. Intake pauses for everyone only when the outbox as
-a whole is full or a recipient configured to ``hold`` is at its quota.
+reached costs only its own releases, and one customer's releases only that customer's share.
+Intake pauses for everyone only when the outbox as a whole is full or a recipient configured to
+``hold`` is at its quota.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -30,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from gateway import outbox
+from gateway.cache import SizedCache
 from gateway.errors import StoreError
 from gateway.flood import FloodGuard
 from gateway.latency import LatencyWindow
@@ -49,6 +58,40 @@ __all__ = ["Pipeline", "PipelineStats"]
 log = logging.getLogger(__name__)
 
 ExplainKey = tuple[object, ...]
+
+EXPLAINED_BYTES = 16 * 1024 * 1024  # explanation texts remembered; a flood of shapes evicts
+# Payload bytes waiting in the queue before reading from the broker pauses, and per batch. The
+# queue's length alone let 1,000 in-flight 256 KiB messages (the broker's window) sit here:
+# 256 MB. Reading resumes below half of it; one message always fits a batch.
+QUEUE_BYTES = 16 * 1024 * 1024
+BATCH_BYTES = 4 * 1024 * 1024
+# Said when even the explanation of a failure fails: fixed words, nothing that can fail again.
+_FAILED_TEXTS = (
+    "Bei der Verarbeitung dieser Nachricht trat ein interner Fehler auf. Sie blieb hier und "
+    "ging an niemanden.",
+    "An internal error occurred while handling this message. It stayed here and went to no one.",
+)
+
+
+def _explained_size(key: ExplainKey, texts: tuple[str, str]) -> int:
+    """Bytes a cache entry holds, roughly: 2 per character (paths may be UCS-2), plus objects."""
+    chars = len(texts[0]) + len(texts[1])
+    for part in key:
+        if isinstance(part, tuple):
+            chars += sum(len(p) if isinstance(p, str) else 64 for p in part)
+    return 2 * chars + 600
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """One message's entries, and which of them release something (index into ``drafts``)."""
+
+    inbound: Inbound
+    drafts: list[EntryDraft]
+    releases: list[tuple[int, Decision]]
+    taken: list[Admission] = field(
+        default_factory=list
+    )  # queue admissions, undone if not committed
 
 
 @dataclass(slots=True)
@@ -98,6 +141,7 @@ class Pipeline:
         self._low = max(1, queue_size // 2)
         self._paused: set[MqttConnection] = set()
         self._paused_at = 0.0  # time.monotonic() when reading was paused
+        self._queued_bytes = 0  # payload bytes in the queue
         self._batch_max = batch_max
         self._max_payload = max_payload_bytes
         self._outbox_max = outbox_max_rows
@@ -107,8 +151,10 @@ class Pipeline:
         self._not_loaded = not_loaded
         # Decisions and entries are timed by the gateway's clock: never before the log's newest.
         self._now = clock or (lambda: datetime.now(UTC))
-        self._explained: dict[ExplainKey, tuple[str, str]] = {}
         self._shared_by: Engine | None = None  # the engine whose grants the queue shares follow
+        self._explained: SizedCache[ExplainKey, tuple[str, str]] = SizedCache(
+            EXPLAINED_BYTES, _explained_size
+        )
         self.outbox_full = asyncio.Event()
         self.outbox_has_room = asyncio.Event()
         self.outbox_has_room.set()
@@ -130,7 +176,8 @@ class Pipeline:
             key = (device.customer, device.device) if device else message.topic
             flooding = not flood.allow(key, message.received or time.monotonic())
         self._queue.put_nowait((message, flooding))
-        if self._queue.qsize() >= self._high:
+        self._queued_bytes += len(message.payload)
+        if self._queue.qsize() >= self._high or self._queued_bytes >= QUEUE_BYTES:
             if not self._paused:
                 self._paused_at = time.monotonic()
             message.connection.pause_reading()
@@ -149,9 +196,16 @@ class Pipeline:
             # have, though it acknowledged them to the device. Twice is at-least-once; never is
             # a loss (tests/faults/test_crashes.py, device broker kill -9).
             batch = [await self._queue.get()]
-            while len(batch) < self._batch_max and not self._queue.empty():
+            size = len(batch[0][0].payload)
+            while len(batch) < self._batch_max and size < BATCH_BYTES and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            if self._paused and self._queue.qsize() <= self._low:
+                size += len(batch[-1][0].payload)
+            self._queued_bytes -= size
+            if (
+                self._paused
+                and self._queue.qsize() <= self._low
+                and self._queued_bytes <= QUEUE_BYTES // 2
+            ):
                 for connection in self._paused:
                     connection.resume_reading()
                 self._paused.clear()
@@ -165,19 +219,12 @@ class Pipeline:
         """Decide, commit, acknowledge and hand over (message, arrived flooding) pairs."""
         now = self._now()
         engine = self._engine()
-        drafts: list[EntryDraft] = []
-        releases: list[tuple[int, Decision]] = []  # index into drafts, decision with payload
-        taken: list[Admission] = []
+        prepared = [self._prepare(engine, inbound, flooding, now) for inbound, flooding in batch]
         try:
-            for inbound, flooding in batch:
-                for decided in self._decide(engine, inbound, flooding, now):
-                    decision = self._admit(engine, decided, taken)
-                    if decision.payload is not None and decision.outcome is not Outcome.WITHHELD:
-                        releases.append((len(drafts), decision))
-                    drafts.append(self._draft(engine, decision, inbound.payload, now))
-            rows = await self._commit(drafts, releases, now)
+            rows = await self._commit_messages(engine, prepared, now)
         except BaseException:
-            self._undo(taken)
+            for one in prepared:  # nothing of the batch committed: nothing of it is queued
+                self._undo(one.taken)
             raise
         committed = time.monotonic()
         for inbound, _ in batch:
@@ -231,6 +278,82 @@ class Pipeline:
         await self._transact(job, writer)
 
     # -- internals -------------------------------------------------------------------------------
+
+    def _prepare(
+        self, engine: Engine, inbound: Inbound, flooding: bool, now: datetime
+    ) -> _Prepared:
+        """Decide and explain one message; a failure anywhere withholds it (never raises)."""
+        taken: list[Admission] = []
+        try:
+            drafts: list[EntryDraft] = []
+            releases: list[tuple[int, Decision]] = []
+            for decided in self._decide(engine, inbound, flooding, now):
+                decision = self._admit(engine, decided, taken)
+                if decision.payload is not None and decision.outcome is not Outcome.WITHHELD:
+                    releases.append((len(drafts), decision))
+                drafts.append(self._draft(engine, decision, inbound.payload, now))
+            return _Prepared(inbound, drafts, releases, taken)
+        except Exception as exc:
+            self._undo(taken)  # withheld whole: none of its releases will be queued
+            return self._failed(engine, inbound, exc, now)
+
+    def _failed(
+        self, engine: Engine, inbound: Inbound, exc: BaseException, now: datetime
+    ) -> _Prepared:
+        """The message withheld with reason internal_error, and the traceback logged."""
+        log.error(
+            "handling a message on topic %.200r failed (%s); it is withheld and acknowledged, "
+            "and nothing of it leaves. The traceback follows; please report it.",
+            inbound.topic,
+            type(exc).__name__,
+            exc_info=exc,
+        )
+        device = None
+        with contextlib.suppress(Exception):
+            device = engine.device_for(inbound.topic)
+        decision = Decision(
+            customer=device.customer if device else None,
+            device=device.device if device else None,
+            recipient=None,
+            outcome=Outcome.WITHHELD,
+            reason=Reason("internal_error", {"error": type(exc).__name__}),
+            withheld=("$payload",),
+            stream=device.stream if device else None,
+        )
+        texts = _FAILED_TEXTS
+        with contextlib.suppress(Exception):
+            texts = (engine.explain(decision, "de"), engine.explain(decision, "en"))
+        self.stats.withheld += 1
+        draft = draft_from_decision(
+            decision,
+            at=now,
+            source_digest=hashlib.sha256(inbound.payload).digest(),
+            text_de=texts[0],
+            text_en=texts[1],
+        )
+        return _Prepared(inbound, [draft], [])
+
+    async def _commit_messages(
+        self, engine: Engine, prepared: list[_Prepared], now: datetime
+    ) -> list[OutboxRow]:
+        """Commit the messages' entries in one transaction. If appending them fails for a
+        reason other than the database (those are retried: fail closed), find the message
+        that fails by committing one at a time, and withhold it instead."""
+        try:
+            return await self._commit(*_flatten(prepared), now)
+        except Exception as exc:
+            if len(prepared) == 1:
+                self._undo(prepared[0].taken)  # withheld instead: its releases are not queued
+                prepared[0].taken.clear()
+                failed = self._failed(engine, prepared[0].inbound, exc, now)
+                return await self._commit(failed.drafts, failed.releases, now)
+            log.warning(
+                "a batch of %d messages failed to commit; retrying one at a time", len(prepared)
+            )
+        rows: list[OutboxRow] = []
+        for one in prepared:
+            rows += await self._commit_messages(engine, [one], now)
+        return rows
 
     def _admit(self, engine: Engine, decision: Decision, taken: list[Admission]) -> Decision:
         """The decision as it stands once its customer's share of its recipient's queue has been
@@ -355,13 +478,12 @@ class Pipeline:
             tuple(sorted(decision.reason.params.items())) if decision.reason else (),
             decision.opaque,
             decision.stream,
+            tuple(decision.omitted.items()),
         )
         texts = self._explained.get(key)
         if texts is None:
             texts = (engine.explain(decision, "de"), engine.explain(decision, "en"))
-            if len(self._explained) > 50_000:  # bounded: a flood of distinct shapes cannot grow it
-                self._explained.clear()
-            self._explained[key] = texts
+            self._explained.put(key, texts)
         if decision.outcome is Outcome.WITHHELD:
             self.stats.withheld += 1
         elif decision.outcome is Outcome.ALTERED:
@@ -422,6 +544,11 @@ class Pipeline:
                 self.stats.failing_closed = str(exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+            except Exception:
+                # Not the database: one message's entries (``_commit_messages`` finds which).
+                # Pseudonym keys made for this batch are written with the next one instead.
+                self._keyring.restore(new_keys)
+                raise
         if self.stats.failing_closed is not None:
             log.warning("the database takes writes again; forwarding resumes")
             self.stats.failing_closed = None
@@ -492,3 +619,12 @@ class Pipeline:
         ):
             self.outbox_full.clear()
             self.outbox_has_room.set()
+
+
+def _flatten(prepared: Sequence[_Prepared]) -> tuple[list[EntryDraft], list[tuple[int, Decision]]]:
+    drafts: list[EntryDraft] = []
+    releases: list[tuple[int, Decision]] = []
+    for one in prepared:
+        releases += [(len(drafts) + index, decision) for index, decision in one.releases]
+        drafts += one.drafts
+    return drafts, releases

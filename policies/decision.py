@@ -33,6 +33,7 @@ REASON_CODES = (
     "nothing_released",
     "aggregating",
     "treatment_failed",
+    "out_of_range",
     "no_birth",
     "erased",
     "internal_error",
@@ -80,7 +81,9 @@ class Reason:
     ``too_large``, ``flooding`` (the gateway's per-device flood limit), ``recipient_queue_full`` (the
     recipient's queue on the box is at its quota), ``expired``, ``not_yet_valid``, ``withdrawn``, ``rate_limited``,
     ``outside_hours``, ``condition_not_met``, ``nothing_released``, ``aggregating``,
-    ``treatment_failed``, ``no_birth`` (Sparkplug DATA before BIRTH), ``erased``, ``internal_error``.
+    ``treatment_failed``, ``out_of_range`` (a kept number beyond what a double holds, as
+    ``1e999``: few recipients' software can read it), ``no_birth`` (Sparkplug DATA before
+    BIRTH), ``erased``, ``internal_error``.
     Params never carry message values, only names from the policy (field paths, intervals), so
     explanation texts repeat and the log stores each once.
     """
@@ -115,3 +118,8 @@ class Decision:
     stream: str | None = None  # the device stream (e.g. "telemetry") the message came in on
     # Why a field the grant names was not released (e.g. ``round`` met a word), by concrete path.
     field_reasons: Mapping[str, Reason] = field(default_factory=dict)
+    # How many entries the caps of ``policies.paths`` left out of ``shared``, ``altered``,
+    # ``withheld`` and ``field_reasons`` (by those names; absent: none). The lists are bounded so
+    # a device choosing 8,000 keys cannot make the explanation and the log entry 8,000 long; the
+    # explanation says how many more there were.
+    omitted: Mapping[str, int] = field(default_factory=dict)

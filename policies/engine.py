@@ -13,11 +13,21 @@ State kept between messages is small and explicit: withdrawn grants, the time ea
 (grant, device, topic) last released (rate limits), open aggregation windows, and Sparkplug B
 BIRTH state (``policies/sparkplug.py``: a ``spBv1.0/…`` message is decoded against its BIRTH
 into ``{metric name: value}`` before the grants see it; DATA before BIRTH is ``no_birth``). ``evaluate``
-never raises: any failure is a WITHHELD decision with Reason ``internal_error``.
+never raises: any failure is a WITHHELD decision with Reason ``internal_error`` (and the
+traceback in the log).
+
+Numbers leave exactly as they arrived. ``orjson`` parses fast but reads ``23.20`` as ``23.2``,
+integers beyond 64 bits as floats (``123456789012345678901234567890`` became
+``1.2345678901234568e+29`` under ``keep``) and refuses ``1e999``; so the fields a grant releases
+are taken from a second, literal-keeping parse (``policies.numbers``) and written back as the
+device wrote them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -30,7 +40,14 @@ from policies.decision import REASON_CODES, Alteration, Decision, Outcome, Reaso
 from policies.errors import PolicyError
 from policies.explain import explain as render_explanation
 from policies.message import Message
-from policies.paths import NOTHING, Release, leaves, release_root
+from policies.numbers import (
+    NumberOutOfRange,
+    dumps_exact,
+    is_number_error,
+    loads_exact,
+    round_trips,
+)
+from policies.paths import NOTHING, Listed, Release, collect, release_root
 from policies.sparkplug import PREFIX as SPARKPLUG_PREFIX
 from policies.sparkplug import SparkplugState, parse_topic
 from policies.topics import TopicPattern, patterns_overlap
@@ -50,6 +67,9 @@ _ERASED = Reason("erased")
 _WHOLE = ("$payload",)
 _EMPTY: Mapping[str, str] = {}
 _NO_REASONS: Mapping[str, Reason] = {}
+_NONE: Mapping[str, int] = {}
+
+log = logging.getLogger(__name__)
 
 _UNPARSED, _JSON, _TEXT, _BAD_UTF8 = 0, 1, 2, 3
 
@@ -94,33 +114,51 @@ class _Route:
 class _Parsed:
     """The message body, parsed at most once and shared by every recipient's grants."""
 
-    __slots__ = ("_leaves", "raw", "root", "state")
+    __slots__ = ("_exact", "_leaves", "raw", "root", "state")
 
     def __init__(self, raw: bytes) -> None:
         self.raw = raw
         self.state = _UNPARSED
         self.root: Any = None
-        self._leaves: tuple[str, ...] | None = None
+        self._exact: Any = None
+        self._leaves: Listed | None = None
 
     def parse(self) -> int:
         if self.state == _UNPARSED:
             try:
                 self.root = orjson.loads(self.raw)
                 self.state = _JSON
-            except orjson.JSONDecodeError:
+            except orjson.JSONDecodeError as exc:
                 try:
-                    self.root = self.raw.decode("utf-8")
-                    self.state = _TEXT
+                    text = self.raw.decode("utf-8")
                 except UnicodeDecodeError:
                     self.state = _BAD_UTF8
+                    return self.state
+                self.root, self.state = text, _TEXT
+                if is_number_error(exc):  # valid JSON orjson cannot hold (1e999): keep literals
+                    with contextlib.suppress(ValueError, RecursionError):
+                        self._exact = self.root = loads_exact(text)
+                        self.state = _JSON
         return self.state
 
-    def leaves(self) -> tuple[str, ...]:
-        if self._leaves is None:
-            if self.state == _JSON:
-                self._leaves = tuple(leaves(self.root, ""))
+    def exact(self) -> Any:
+        """The body with every number as its literal (only once something is released); the
+        fast parse itself when every number in it writes back unchanged (the common case)."""
+        if self._exact is None:
+            if round_trips(self.raw):
+                self._exact = self.root
             else:
-                self._leaves = _WHOLE
+                self._exact = loads_exact(self.raw.decode("utf-8"))
+        return self._exact
+
+    def leaves(self) -> Listed:
+        """Every leaf path of the body, listed up to the caps of ``policies.paths``."""
+        if self._leaves is None:
+            self._leaves = Listed()
+            if self.state == _JSON:
+                collect(self.root, "", self._leaves)
+            else:
+                self._leaves.add(_WHOLE[0], len(_WHOLE[0]))
         return self._leaves
 
 
@@ -239,7 +277,7 @@ class Engine:
         try:
             hit = self._lookup(message.topic)
         except Exception as exc:
-            return [_internal(None, None, None, exc)]
+            return [_internal(None, None, None, exc, message.topic)]
         if hit is None:
             return [Decision(None, None, None, Outcome.WITHHELD, reason=_UNKNOWN, withheld=_WHOLE)]
         route, captures = hit
@@ -259,9 +297,11 @@ class Engine:
                     else:
                         parsed = _Parsed(orjson.dumps(decoded))
                         parsed.root, parsed.state = decoded, _JSON
+                        parsed._exact = decoded
             if not route.recipients:
                 if len(parsed.raw) <= self._max_payload:
                     parsed.parse()
+                listed = parsed.leaves()
                 return [
                     Decision(
                         policy.customer,
@@ -270,12 +310,13 @@ class Engine:
                         Outcome.WITHHELD,
                         policy_version=policy.version,
                         reason=_NO_GRANT,
-                        withheld=parsed.leaves(),
+                        withheld=tuple(listed.items),
                         stream=route.stream,
+                        omitted={"withheld": listed.more} if listed.more else _NONE,
                     )
                 ]
         except Exception as exc:
-            return [_internal(route, None, None, exc)]
+            return [_internal(route, None, None, exc, message.topic)]
         out: list[Decision] = []
         for recipient, grants in route.recipients:
             if not grants:
@@ -286,7 +327,7 @@ class Engine:
                 try:
                     decision = self._apply(route, grant, message, parsed, captures, now=now)
                 except Exception as exc:
-                    decision = _internal(route, recipient, grant, exc)
+                    decision = _internal(route, recipient, grant, exc, message.topic)
                 if decision.outcome is not Outcome.WITHHELD:
                     first = decision
                     break
@@ -304,10 +345,13 @@ class Engine:
         reason: Reason,
         parsed: _Parsed,
         *,
-        field_reasons: Mapping[str, Reason] = _NO_REASONS,
+        rel: Release | None = None,
     ) -> Decision:
+        """Nothing leaves for ``recipient``; with ``rel``, the field problems its walk met."""
         if parsed.state == _UNPARSED and len(parsed.raw) <= self._max_payload:
             parsed.parse()
+        listed = parsed.leaves()
+        omitted = {"withheld": listed.more, "field_reasons": rel.problems_more if rel else 0}
         return Decision(
             route.policy.customer,
             route.device.id,
@@ -317,10 +361,11 @@ class Engine:
             policy_version=route.policy.version,
             purpose=grant.purpose if grant else _EMPTY,
             legal_basis=grant.legal_basis if grant else None,
-            withheld=parsed.leaves(),
+            withheld=tuple(listed.items),
             reason=reason,
             stream=route.stream,
-            field_reasons=field_reasons,
+            field_reasons=rel.problems if rel else _NO_REASONS,
+            omitted={name: n for name, n in omitted.items() if n} or _NONE,
         )
 
     def _blocked(
@@ -440,9 +485,7 @@ class Engine:
             got = grant.whole.apply(parsed.root, "$payload", None, rel)
             if got is NOTHING:
                 problem = rel.problems.get("$payload", Reason("nothing_released"))
-                return self._withheld(
-                    route, grant.recipient, grant, problem, parsed, field_reasons=rel.problems
-                )
+                return self._withheld(route, grant.recipient, grant, problem, parsed, rel=rel)
             if grant.whole.fn is None:
                 body = parsed.raw  # keep: the exact bytes, literals like 23.20 untouched
             elif state == _TEXT and isinstance(got, str):
@@ -450,27 +493,31 @@ class Engine:
             else:
                 body = orjson.dumps(got)
         else:
-            out = release_root(parsed.root, grant.trie, rel)
+            # The literal-keeping tree: a kept 23.20 or 2**70 leaves as the device wrote it.
+            out = release_root(parsed.exact(), grant.trie, rel)
             if not out:
                 if rel.problems:
                     problem = next(iter(rel.problems.values()))
                 else:
                     problem = grant.nothing_reason
-                return self._withheld(
-                    route, grant.recipient, grant, problem, parsed, field_reasons=rel.problems
-                )
-            body = orjson.dumps(out)
+                return self._withheld(route, grant.recipient, grant, problem, parsed, rel=rel)
+            try:
+                body = dumps_exact(out)
+            except NumberOutOfRange:  # inside a kept object; a kept number says its field
+                reason = Reason("out_of_range", {"field": "$payload"})
+                return self._withheld(route, grant.recipient, grant, reason, parsed)
         self._rate_limited(route, grant, topic, now, record=True)
         return self._released(
             route,
             grant,
             topic,
             body=body,
-            shared=[*rel.shared, *t_shared],
-            altered=[*rel.altered, *t_altered],
-            withheld=tuple(rel.withheld),
+            shared=[*rel.shared.items, *t_shared],
+            altered=[*rel.altered.items, *t_altered],
+            withheld=tuple(rel.withheld.items),
             opaque=False,
             field_reasons=rel.problems,
+            omitted=rel.omitted(),
         )
 
     def _released(
@@ -485,6 +532,7 @@ class Engine:
         withheld: tuple[str, ...],
         opaque: bool,
         field_reasons: Mapping[str, Reason] = _NO_REASONS,
+        omitted: Mapping[str, int] = _NONE,
     ) -> Decision:
         return Decision(
             route.policy.customer,
@@ -503,6 +551,7 @@ class Engine:
             opaque=opaque,
             stream=route.stream,
             field_reasons=field_reasons,
+            omitted=omitted,
         )
 
     # -- aggregation --------------------------------------------------------------------------
@@ -574,19 +623,30 @@ class Engine:
             return _replace(base, reason=reason, withheld=tuple(window.acc))
         body: dict[str, Any] = {"window": {"start": _iso(window.start), "end": _iso(window.end)}}
         altered = []
+        problems: dict[str, Reason] = {}
         for path, functions in spec.fields.items():
             acc = window.acc.get(path)
             if acc is None:
                 continue
-            body[path] = {fn: acc.result(fn) for fn in functions}
+            results = {fn: acc.result(fn) for fn in functions}
+            if not all(math.isfinite(v) for v in results.values()):
+                # A sum past a double's range: orjson would write it as null, silently.
+                problems[path] = Reason("out_of_range", {"field": path})
+                continue
+            body[path] = results
             detail = f"{', '.join(functions)}; {spec.window:g} s"
             altered.append(Alteration(path, "aggregate", detail))
+        if not altered:
+            reason = next(iter(problems.values()), grant.nothing_reason)
+            return _replace(base, reason=reason, withheld=tuple(window.acc))
         return _replace(
             base,
             outcome=Outcome.ALTERED,
             topic=window.topic,
             payload=orjson.dumps(body),
             altered=tuple(altered),
+            withheld=tuple(problems),
+            field_reasons=problems,
         )
 
     # -- consent and lifecycle ----------------------------------------------------------------
@@ -669,8 +729,22 @@ def _replace(decision: Decision, **changes: Any) -> Decision:
 
 
 def _internal(
-    route: _Route | None, recipient: str | None, grant: CompiledGrant | None, exc: BaseException
+    route: _Route | None,
+    recipient: str | None,
+    grant: CompiledGrant | None,
+    exc: BaseException,
+    topic: str,
 ) -> Decision:
+    # Withheld, and the installer gets the traceback: a bug or a message we cannot handle.
+    log.error(
+        "the policy engine failed on a message on topic %.200r (customer %s, grant %s, "
+        "recipient %s); it is withheld with reason internal_error",
+        topic,
+        route.policy.customer if route else None,
+        grant.id if grant else None,
+        recipient,
+        exc_info=exc,
+    )
     reason = Reason("internal_error", {"error": type(exc).__name__})
     return Decision(
         route.policy.customer if route else None,

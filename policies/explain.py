@@ -6,11 +6,18 @@ version's short hash). It never quotes a message value: only names (fields, trea
 recipient, purpose, legal basis, grant, device, reason), so the same situation always yields the
 same text and the log can store each distinct text once. Array indices are folded
 (``readings[3].value`` reads ``readings[].value``) for the same reason.
+
+Field names are the device's keys, so the lists are bounded (``policies.paths`` caps how many
+paths a decision lists and how long each is): a capped list says how many more fields there
+were ("… and 7,981 more fields", the number written by Babel for the language), and a text never
+exceeds ``MAX_TEXT_CHARS``.
 """
 
 from __future__ import annotations
 
 import re
+
+from babel.numbers import format_decimal
 
 from policies.catalog import tr
 from policies.decision import REASON_CODES, Alteration, Decision, LegalBasis, Outcome, Reason
@@ -19,7 +26,9 @@ from policies.treatments import PROBLEMS
 
 __all__ = [
     "AGGREGATE_FUNCTIONS",
+    "MAX_TEXT_CHARS",
     "TIME_UNITS",
+    "count_text",
     "dynamic_msgids",
     "explain",
     "fold",
@@ -34,6 +43,8 @@ AGGREGATE_FUNCTIONS = ("mean", "min", "max", "sum", "count")
 TIME_UNITS = ("second", "minute", "hour", "day")
 TREATMENTS = ("pseudonymise", "round", "coarsen", "truncate", "aggregate", "keep")
 _INDEX = re.compile(r"\[\d+\]")
+# A last guard: with the path caps a text stays far below this; longer policy texts are cut.
+MAX_TEXT_CHARS = 6_000
 
 
 def dynamic_msgids() -> tuple[str, ...]:
@@ -72,11 +83,20 @@ def _field(lang: str, path: str, profile: str | None = None) -> str:
     return path
 
 
-def join(lang: str, items: list[str]) -> str:
-    """``a, b and c`` / ``a, b und c``."""
+def join(lang: str, items: list[str], more: int = 0) -> str:
+    """``a, b and c`` / ``a, b und c``; with ``more``: ``a, b and 7,981 more fields``."""
+    if more:
+        if more == 1:
+            return tr(lang, "list.more_field", head=", ".join(items))
+        return tr(lang, "list.more_fields", head=", ".join(items), n=count_text(lang, more))
     if len(items) <= 1:
         return "".join(items)
     return tr(lang, "list.and", head=", ".join(items[:-1]), last=items[-1])
+
+
+def count_text(lang: str, n: int) -> str:
+    """``7.981`` / ``7,981``: a count as the language writes it (Babel's CLDR data)."""
+    return format_decimal(n, locale="de" if lang == "de" else "en")
 
 
 def _number(lang: str, text: str) -> str:
@@ -140,6 +160,8 @@ def reason_text(lang: str, reason: Reason) -> str:
             field=_field(lang, params.get("field", "")),
             problem=tr(lang, f"problem.{params.get('problem', 'not_a_value')}"),
         )
+    if reason.code == "out_of_range":
+        return tr(lang, "reason.out_of_range", field=_field(lang, params.get("field", "")))
     defaults = {"hours": "", "condition": "", "fields": "", "error": "", "limit": ""}
     return tr(lang, f"reason.{reason.code}", **{**defaults, **params})
 
@@ -171,11 +193,11 @@ def explain(
     device's payload ``profile`` fields carry their labels (``policies/profiles.py``)."""
     lang = lang if lang in ("de", "en") else "en"
     if decision.customer is None:
-        return tr(
-            lang,
-            "explain.unknown_device",
-            reason=reason_text(lang, decision.reason or Reason("unknown_device")),
-        )
+        why = decision.reason or Reason("unknown_device")
+        if why.code not in ("unknown_device", "flooding", "too_large"):
+            # No device known (the failure came before the lookup): say what did happen.
+            return tr(lang, "explain.withheld_unattributed", reason=reason_text(lang, why))
+        return tr(lang, "explain.unknown_device", reason=reason_text(lang, why))
     device = device_name or decision.device or "?"
     recipient = recipient_name or decision.recipient or ""
     stream = decision.stream or ""
@@ -220,20 +242,31 @@ def explain(
             for p in fold(decision.shared)
             if not decision.opaque or p != "$payload"
         ]
+        omitted = decision.omitted
         if shared:
-            parts.append(tr(lang, "explain.shared", fields=join(lang, shared)))
+            more = omitted.get("shared", 0)
+            parts.append(tr(lang, "explain.shared", fields=join(lang, shared, more)))
         altered = _alterations(lang, decision.altered, profile)
         if altered:
-            parts.append(tr(lang, "explain.altered", items="; ".join(altered)))
+            items = "; ".join(altered)
+            more = omitted.get("altered", 0)
+            if more:
+                items = join(lang, [items], more)
+            parts.append(tr(lang, "explain.altered", items=items))
     withheld = [_field(lang, p, profile) for p in fold(decision.withheld)]
+    more_withheld = decision.omitted.get("withheld", 0)
     if (withheld and decision.outcome is not Outcome.WITHHELD) or (
-        withheld and withheld != [tr(lang, "field.payload")]
+        withheld and (withheld != [tr(lang, "field.payload")] or more_withheld)
     ):
-        parts.append(tr(lang, "explain.kept_here", fields=join(lang, withheld)))
+        parts.append(tr(lang, "explain.kept_here", fields=join(lang, withheld, more_withheld)))
     problems = [reason_text(lang, r) for r in decision.field_reasons.values()]
     problems = list(dict.fromkeys(p for p in problems if p))
     if problems and decision.outcome is not Outcome.WITHHELD:
-        parts.append(tr(lang, "explain.problems", items="; ".join(problems)))
+        items = "; ".join(problems)
+        more = decision.omitted.get("field_reasons", 0)
+        if more:
+            items = join(lang, [items], more)
+        parts.append(tr(lang, "explain.problems", items=items))
     if decision.grant:
         parts.append(
             tr(
@@ -245,4 +278,7 @@ def explain(
         )
     elif decision.policy_version:
         parts.append(tr(lang, "explain.default_deny", version=decision.policy_version[:12]))
-    return " ".join(p for p in parts if p)
+    text = " ".join(p for p in parts if p)
+    if len(text) > MAX_TEXT_CHARS:
+        text = text[: MAX_TEXT_CHARS - 1] + "…"
+    return text

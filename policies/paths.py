@@ -8,20 +8,99 @@ The walk visits the input once, keeps keys in input order, applies the terminal 
 (a literal key beats ``*``), records what was shared, altered and withheld, and never recurses
 deeper than the grant's own paths (input nesting is walked iteratively, see ``leaves``).
 Arrays keep only the elements something was released from, so paths always name input indices.
+
+Every key, value, size and depth is the device's choice, so what a walk *records* is bounded
+whatever the message: a key longer than ``MAX_KEY_CHARS`` is shown cut with "…", a path longer
+than ``MAX_PATH_CHARS`` keeps its start, "…" and its last key (``child``, ``element``), and each
+list of paths keeps paths only until ``LIST_CHARS`` characters, counting the rest (``Listed``).
+Without this one 122 KB message of 200 nested 250-character keys over 8,000 leaves made three
+400 MB strings (every leaf's path repeats the whole chain); now deciding, explaining and logging
+a message costs time linear in its size and a bounded number of bytes.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 from policies.decision import Alteration, Reason
+from policies.numbers import Literal
 from policies.treatments import TreatmentFailed, coarsen
 
-__all__ = ["NOTHING", "Node", "Release", "Rule", "insert", "leaves", "release_root"]
+__all__ = [
+    "LIST_CHARS",
+    "MAX_KEY_CHARS",
+    "MAX_PATH_CHARS",
+    "MAX_PROBLEMS",
+    "NOTHING",
+    "Listed",
+    "Node",
+    "Release",
+    "Rule",
+    "child",
+    "collect",
+    "element",
+    "insert",
+    "leaves",
+    "release_root",
+]
 
 
 _CACHE_LIMIT = 4096  # distinct concrete paths remembered per rule (array indices vary)
+MAX_KEY_CHARS = 40  # longer keys are shown as their first 39 characters and "…"
+MAX_PATH_CHARS = 120  # longer paths keep their first _HEAD characters, "…" and the last key
+LIST_CHARS = 600  # characters of paths one list keeps; later paths are only counted
+MAX_PROBLEMS = 8  # field problems (treatment failures) kept per decision; the rest are counted
+_HEAD = MAX_PATH_CHARS - MAX_KEY_CHARS - 2
+
+
+def child(prefix: str, key: str) -> str:
+    """The path of ``key`` under ``prefix`` ("" at the top), at most ``MAX_PATH_CHARS`` long:
+    a longer one keeps its first ``_HEAD`` characters, "…" and its last keys."""
+    if len(key) > MAX_KEY_CHARS:
+        key = key[: MAX_KEY_CHARS - 1] + "…"
+    if not prefix:
+        return key
+    path = f"{prefix}.{key}"
+    if len(path) <= MAX_PATH_CHARS:
+        return path
+    # prefix[:_HEAD] is the start of the real path: elided forms keep the same first _HEAD chars.
+    return f"{prefix[:_HEAD]}….{key}"
+
+
+def element(prefix: str, index: int) -> str:
+    """The path of element ``index`` of the array at ``prefix``, at most ``MAX_PATH_CHARS``."""
+    path = f"{prefix or '$payload'}[{index}]"
+    if len(path) <= MAX_PATH_CHARS:
+        return path
+    return f"{prefix[:_HEAD]}…[{index}]"
+
+
+class Listed:
+    """Paths (or alterations) in input order until ``LIST_CHARS`` characters; the rest counted.
+
+    A decision lists what was shared, altered and withheld; a device choosing 8,000 keys must
+    not make that list (nor the explanation and log entry built from it) 8,000 long. ``more``
+    is how many were left out, and the explanation says so ("and 7,981 more fields").
+    """
+
+    __slots__ = ("chars", "items", "total")
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.chars = 0
+        self.total = 0
+
+    @property
+    def more(self) -> int:
+        return self.total - len(self.items)
+
+    def add(self, item: Any, size: int) -> None:
+        self.total += 1
+        if self.chars < LIST_CHARS:
+            self.items.append(item)
+            self.chars += size
 
 
 class _Nothing:
@@ -37,21 +116,40 @@ NOTHING: Any = _Nothing()  # sentinel: nothing released at this path
 class Release:
     """Scratch record of one grant applied to one message."""
 
-    __slots__ = ("altered", "key", "problems", "shared", "withheld")
+    __slots__ = ("altered", "key", "problems", "problems_more", "shared", "withheld")
 
     def __init__(self, key: bytes | None) -> None:
         self.key = key
-        self.shared: list[str] = []
-        self.altered: list[Alteration] = []
-        self.withheld: list[str] = []
+        self.shared = Listed()  # of str
+        self.altered = Listed()  # of Alteration
+        self.withheld = Listed()  # of str
         self.problems: dict[str, Reason] = {}
+        self.problems_more = 0  # problems beyond MAX_PROBLEMS, only counted
 
     def fail(self, path: str, value: object, treatment: str, problem: str) -> Any:
-        self.withheld.extend(leaves(value, path))
-        self.problems[path] = Reason(
+        reason = Reason(
             "treatment_failed", {"field": path, "treatment": treatment, "problem": problem}
         )
+        return self.refuse(path, value, reason)
+
+    def refuse(self, path: str, value: object, reason: Reason) -> Any:
+        """Withhold ``value`` at ``path`` (a field the grant names) and say why."""
+        collect(value, path, self.withheld)
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems[path] = reason
+        else:
+            self.problems_more += 1
         return NOTHING
+
+    def omitted(self) -> dict[str, int]:
+        """How many entries each list left out (only lists that left some out)."""
+        counts = {
+            "shared": self.shared.more,
+            "altered": self.altered.more,
+            "withheld": self.withheld.more,
+            "field_reasons": self.problems_more,
+        }
+        return {name: n for name, n in counts.items() if n}
 
 
 class Rule:
@@ -81,13 +179,18 @@ class Rule:
 
     def apply(self, value: object, path: str, parent: dict[str, Any] | None, rel: Release) -> Any:
         if self.fn is None:  # keep
-            rel.shared.append(path)
+            if type(value) is Literal and not math.isfinite(value):
+                # 1e999 is valid JSON, but beyond a double: most recipients' software (orjson,
+                # JavaScript, databases) cannot read it. Released as written it would break them;
+                # changed it would not be kept. So it stays here, and the customer is told.
+                return rel.refuse(path, value, Reason("out_of_range", {"field": path}))
+            rel.shared.add(path, len(path))
             return value
         try:
             out = self.fn(value, parent, rel)
         except TreatmentFailed as exc:
             return rel.fail(path, value, self.name, exc.problem)
-        rel.altered.append(self.alteration(path))
+        rel.altered.add(self.alteration(path), len(path) + len(self.name) + len(self.detail))
         return out
 
 
@@ -135,22 +238,60 @@ def insert(root: Node, path: str, rule: Rule) -> None:
 
 
 def leaves(value: object, path: str) -> list[str]:
-    """Concrete paths of every scalar (and empty container) under ``value``, iteratively."""
-    if type(value) is not dict and type(value) is not list:
-        return [path or "$payload"]
-    out: list[str] = []
+    """Concrete paths of every scalar (and empty container) under ``value``, iteratively.
+
+    Unbounded in count (for checking a released payload); decisions use ``collect``."""
+    out = Listed()
+    _collect(value, path, out, bounded=False)
+    return out.items
+
+
+def collect(value: object, path: str, into: Listed) -> None:
+    """Add the leaf paths under ``value`` to ``into``; once it is full, only count them."""
+    _collect(value, path, into, bounded=True)
+
+
+def _collect(value: object, path: str, into: Listed, *, bounded: bool) -> None:
+    # The hot path of every withheld field: the short-path case is inlined (no call to child).
+    items = into.items
     stack: list[tuple[object, str]] = [(value, path)]
     while stack:
         item, where = stack.pop()
-        if type(item) is dict and item:
-            prefix = where + "." if where else ""
-            stack.extend((v, prefix + k) for k, v in reversed(item.items()))
+        if bounded and into.chars >= LIST_CHARS:
+            into.total += _count(item)  # no path strings are built for what is not listed
+        elif type(item) is dict and item:
+            room = MAX_PATH_CHARS - len(where) - 1
+            stack.extend(
+                (
+                    v,
+                    (f"{where}.{k}" if where else k)
+                    if len(k) <= MAX_KEY_CHARS and len(k) < room
+                    else child(where, k),
+                )
+                for k, v in reversed(item.items())
+            )
         elif type(item) is list and item:
-            base = where or "$payload"
-            stack.extend((v, f"{base}[{i}]") for i, v in reversed(list(enumerate(item))))
+            stack.extend((v, element(where, i)) for i, v in reversed(list(enumerate(item))))
         else:
-            out.append(where or "$payload")
-    return out
+            leaf = where or "$payload"
+            into.total += 1
+            items.append(leaf)
+            into.chars += len(leaf)
+
+
+def _count(value: object) -> int:
+    """How many leaves ``leaves`` would list under ``value``, without building their paths."""
+    n = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict and item:
+            stack.extend(item.values())
+        elif type(item) is list and item:
+            stack.extend(item)
+        else:
+            n += 1
+    return n
 
 
 def _release(
@@ -163,7 +304,7 @@ def _release(
     if kind is dict and value:
         children = [n for n in nodes if n.keys or n.star is not None]
         if children:
-            out = _walk(value, children, path + ".", rel)  # type: ignore[arg-type]
+            out = _walk(value, children, path, rel)  # type: ignore[arg-type]
             return out if out else NOTHING
     elif kind is list and value:
         elems = [n.elem for n in nodes if n.elem is not None]
@@ -171,34 +312,42 @@ def _release(
             released = []
             items: list[Any] = value  # type: ignore[assignment]
             for index, item in enumerate(items):
-                got = _release(item, elems, f"{path}[{index}]", None, rel)
+                got = _release(item, elems, element(path, index), None, rel)
                 if got is not NOTHING:
                     released.append(got)
             return released if released else NOTHING
-    rel.withheld.extend(leaves(value, path))
+    collect(value, path, rel.withheld)
     return NOTHING
 
 
-def _walk(obj: dict[str, Any], nodes: list[Node], prefix: str, rel: Release) -> dict[str, Any]:
+def _walk(obj: dict[str, Any], nodes: list[Node], parent: str, rel: Release) -> dict[str, Any]:
     out: dict[str, Any] = {}
     single = nodes[0] if len(nodes) == 1 and nodes[0].star is None else None
+    withheld = rel.withheld
     for key, value in obj.items():
-        path = prefix + key
         if single is not None:
-            child = single.keys.get(key)
-            if child is None:
-                if type(value) is dict or type(value) is list:
-                    rel.withheld.extend(leaves(value, path))
+            node = single.keys.get(key)
+            if node is None:
+                if (
+                    withheld.chars >= LIST_CHARS
+                    and type(value) is not dict
+                    and type(value) is not list
+                ):
+                    withheld.total += 1  # full: counted, no path built
                 else:
-                    rel.withheld.append(path)
+                    collect(value, child(parent, key), withheld)
                 continue
-            matched = [child]
+            matched = [node]
         else:
             matched = [c for n in nodes if (c := n.keys.get(key)) is not None]
             matched.extend(n.star for n in nodes if n.star is not None)
             if not matched:
-                rel.withheld.extend(leaves(value, path))
+                collect(value, child(parent, key), withheld)
                 continue
+        if len(key) <= MAX_KEY_CHARS and len(parent) + len(key) < MAX_PATH_CHARS:
+            path = f"{parent}.{key}" if parent else key
+        else:
+            path = child(parent, key)
         got = _release(value, matched, path, obj, rel)
         if got is not NOTHING:
             out[key] = got
@@ -208,7 +357,7 @@ def _walk(obj: dict[str, Any], nodes: list[Node], prefix: str, rel: Release) -> 
 def release_root(root: object, trie: Node, rel: Release) -> dict[str, Any]:
     """Apply a grant's field trie to a parsed payload; an empty dict means nothing released."""
     if type(root) is not dict:
-        rel.withheld.extend(leaves(root, ""))
+        collect(root, "", rel.withheld)
         return {}
     if not root:
         return {}

@@ -22,6 +22,9 @@ dot separates levels); data sets, templates and property sets decode to ``None``
 from __future__ import annotations
 
 import base64
+import contextlib
+import math
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,6 +114,23 @@ class _Metric:
     value: Any
 
 
+_F32 = struct.Struct("<f")
+
+
+def _float32(value: float) -> float:
+    """The shortest decimal that is the same float32 as ``value`` (181.2 for the float32 nearest
+    181.2). Fewer digits (a fixed 7) can turn two float32 values into one number: a change."""
+    if not math.isfinite(value):
+        return value
+    bits = _F32.pack(value)
+    for digits in range(1, 10):  # 9 significant digits always identify a float32
+        shorter = float(f"{value:.{digits}g}")
+        with contextlib.suppress(OverflowError):  # rounded up past the largest float32
+            if _F32.pack(shorter) == bits:
+                return shorter
+    return value
+
+
 def _proto_metrics(raw: bytes) -> list[_Metric] | None:
     payload = Payload()
     try:
@@ -122,7 +142,7 @@ def _proto_metrics(raw: bytes) -> list[_Metric] | None:
         kind = m.WhichOneof("value")
         value: Any = None if kind is None or m.is_null else getattr(m, kind)
         if kind == "float_value" and value is not None:
-            value = float(f"{value:.7g}")  # float32 on the wire: 181.2, not 181.1999969482422
+            value = _float32(value)  # 181.2, not 181.1999969482422
         elif kind == "bytes_value" and value is not None:
             value = base64.b64encode(value).decode("ascii")
         out.append(

@@ -17,6 +17,8 @@ from decimal import Decimal
 
 import orjson
 
+from policies.numbers import Literal
+
 __all__ = [
     "PROBLEMS",
     "PSEUDONYM_HEX",
@@ -165,6 +167,10 @@ def pseudonymise(value: object, key: bytes) -> str:
     """
     if isinstance(value, str):
         data = value.encode("utf-8", errors="surrogatepass")
+    elif isinstance(value, Literal):
+        # An integer beyond 64 bits (a long badge id) is hashed as written: as a double, distinct
+        # ids would share a pseudonym. Other literals (23.20) hash as their number, as always.
+        data = value.literal.encode("ascii") if value.integral else orjson.dumps(float(value))
     elif value is None or isinstance(value, bool | int | float):
         data = orjson.dumps(value)
     else:

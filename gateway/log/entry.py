@@ -8,7 +8,7 @@ and appends it inside its own transaction; ``body_of`` splits a draft into the r
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -81,6 +81,9 @@ class EntryDraft:
     text_de: str
     text_en: str
     subject: str | None = None
+    # Paths the caps left out of shared/altered/withheld (``Decision.omitted``); in the body only
+    # when some were, so bodies written before the caps keep their digests.
+    omitted: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def chain(self) -> str:
@@ -143,6 +146,7 @@ def draft_from_decision(
         reason_params={} if reason is None else dict(reason.params),
         text_de=text_de,
         text_en=text_en,
+        omitted=dict(decision.omitted),
     )
 
 
@@ -166,6 +170,7 @@ def body_key(draft: EntryDraft) -> tuple[object, ...]:
         draft.text_de,
         draft.text_en,
         draft.subject,
+        tuple(draft.omitted.items()),
     )
 
 
@@ -188,7 +193,7 @@ def check_draft(draft: EntryDraft) -> None:
 
 def body_of(draft: EntryDraft, text_de_digest: bytes, text_en_digest: bytes) -> dict[str, Any]:
     """The repeated part of an entry, as the JSON object its digest is taken over."""
-    return {
+    body = {
         "v": 1,
         "kind": draft.kind,
         "customer": draft.customer,
@@ -208,3 +213,6 @@ def body_of(draft: EntryDraft, text_de_digest: bytes, text_en_digest: bytes) -> 
         "text_en": text_en_digest.hex(),
         "subject": draft.subject,
     }
+    if draft.omitted:
+        body["omitted"] = dict(draft.omitted)
+    return body

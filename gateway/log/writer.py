@@ -7,6 +7,8 @@ or rolls back itself: the log entry and the outbox row commit together or not at
 
 Chain heads and id caches live in memory; changes made inside the open transaction are kept
 apart until ``committed()`` and thrown away by ``rolled_back()``, which reloads from the database.
+The caches of texts, bodies and topics are bounded in bytes (``gateway.cache``): their keys are
+shaped by what devices send, and a forgotten entry is only looked up in the database again.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
+from gateway.cache import SizedCache
 from gateway.errors import EntryInvalid, LogError
 from gateway.keys import Signer, fingerprint
 from gateway.log.chain import (
@@ -45,6 +48,36 @@ from gateway.log.entry import (
 from gateway.log.retention import compact, drop_content
 
 __all__ = ["LogWriter", "parse_subject"]
+
+# Bytes each memo table may hold (estimated: 2 per character, plus the objects).
+TEXTS_BYTES = 4 * 1024 * 1024
+BODIES_BYTES = 2 * 1024 * 1024
+BODY_KEYS_BYTES = 8 * 1024 * 1024
+TOPICS_BYTES = 2 * 1024 * 1024
+
+
+def _chars(value: object) -> int:
+    if isinstance(value, str | bytes):
+        return len(value)
+    if isinstance(value, tuple):
+        return sum(_chars(v) for v in value) + 8 * len(value)
+    return 8
+
+
+def _text_size(text: str, digest: bytes) -> int:
+    return 2 * len(text) + 150
+
+
+def _body_size(digest: bytes, body_id: int) -> int:
+    return 200
+
+
+def _body_key_size(key: tuple[object, ...], found: tuple[int, bytes]) -> int:
+    return 2 * _chars(key) + 400
+
+
+def _topic_size(key: tuple[int, int, str], topic_id: int) -> int:
+    return 2 * len(key[2]) + 250
 
 
 class _Head(NamedTuple):
@@ -100,11 +133,13 @@ class LogWriter:
         self._chains: dict[str, int] = dict(conn.execute("SELECT name, id FROM chains"))
         self._chain_names = {v: k for k, v in self._chains.items()}
         self._atoms: dict[str, int] = {}
-        self._texts: dict[str, bytes] = {}
-        self._bodies: dict[bytes, int] = {}
-        self._body_keys: dict[tuple[object, ...], tuple[int, bytes]] = {}
+        self._texts: SizedCache[str, bytes] = SizedCache(TEXTS_BYTES, _text_size)
+        self._bodies: SizedCache[bytes, int] = SizedCache(BODIES_BYTES, _body_size)
+        self._body_keys: SizedCache[tuple[object, ...], tuple[int, bytes]] = SizedCache(
+            BODY_KEYS_BYTES, _body_key_size
+        )
         self._subject_keys: dict[tuple[int, int], bytes] = {}
-        self._topics: dict[tuple[int, int, str], int] = {}
+        self._topics: SizedCache[tuple[int, int, str], int] = SizedCache(TOPICS_BYTES, _topic_size)
         self._heads: dict[int, _Head] = {}
         self._signed: dict[int, int] = {}
         for chain_id, name in self._chain_names.items():
@@ -218,7 +253,7 @@ class LogWriter:
             self._conn.execute(
                 "INSERT OR IGNORE INTO texts (digest, text) VALUES (?, ?)", (found, text)
             )
-            self._texts[text] = found
+            self._texts.put(text, found)
         return found
 
     def _body(self, canonical: bytes) -> tuple[int, bytes]:
@@ -233,7 +268,7 @@ class LogWriter:
                 found = int(cur.lastrowid or 0)
             else:
                 found = int(row[0])
-            self._bodies[digest] = found
+            self._bodies.put(digest, found)
         return found, digest
 
     def _subject_key(self, chain_id: int, device_id: int) -> bytes:
@@ -268,7 +303,7 @@ class LogWriter:
                 found = int(cur.lastrowid or 0)
             else:
                 found = int(row[0])
-            self._topics[key] = found
+            self._topics.put(key, found)
         return found
 
     # -- appending -----------------------------------------------------------------------
@@ -291,7 +326,8 @@ class LogWriter:
                 canonical = canonical_json(
                     body_of(draft, self._text(draft.text_de), self._text(draft.text_en))
                 )
-                found = bodies[key] = self._body(canonical)
+                found = self._body(canonical)
+                bodies.put(key, found)
             body_id, digest = found
             device_id = None if draft.device is None else self._atom(draft.device)
             recipient_id = None if draft.recipient is None else self._atom(draft.recipient)
@@ -405,11 +441,7 @@ class LogWriter:
                 for k, v in self._subject_keys.items()
                 if not (k[0] == chain_id and (device is None or k[1] == params[1]))
             }
-            self._topics = {
-                k: v
-                for k, v in self._topics.items()
-                if not (k[0] == chain_id and (device is None or k[1] == params[1]))
-            }
+            self._topics.clear()  # erasure is rare: forget every topic id, not only the subject's
         what_de = f"Gerät {device}" if device else "allen Geräten"
         what_en = f"device {device}" if device else "all devices"
         draft = EntryDraft(

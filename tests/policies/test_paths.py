@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from policies.paths import Node, Release, Rule, insert, leaves, release_root
+from policies.paths import MAX_PATH_CHARS, Node, Release, Rule, insert, leaves, release_root
 
 
 def walk(paths: dict[str, Rule], payload: Any) -> tuple[dict[str, Any], Release]:
@@ -75,8 +75,8 @@ def test_path_forms(
 ) -> None:
     out, rel = walk(dict.fromkeys(paths, KEEP), payload)
     assert out == released
-    assert rel.shared == shared
-    assert rel.withheld == withheld
+    assert rel.shared.items == shared
+    assert rel.withheld.items == withheld
 
 
 def test_literal_beats_wildcard_and_keeps_input_order() -> None:
@@ -87,7 +87,7 @@ def test_literal_beats_wildcard_and_keeps_input_order() -> None:
     )
     assert list(out["s"]) == ["b", "a"]
     assert out == {"s": {"b": {"t": 1.4}, "a": {"t": 2}}}
-    assert [a.path for a in rel.altered] == ["s.a.t"]
+    assert [a.path for a in rel.altered.items] == ["s.a.t"]
 
 
 def test_failed_treatment_withholds_the_field_and_says_why() -> None:
@@ -96,7 +96,7 @@ def test_failed_treatment_withholds_the_field_and_says_why() -> None:
 
     out, rel = walk({"t": _rule(RoundSpec(round=0.5)), "u": KEEP}, {"t": "warm", "u": 1})
     assert out == {"u": 1}
-    assert rel.withheld == ["t"]
+    assert rel.withheld.items == ["t"]
     assert rel.problems["t"].code == "treatment_failed"
     assert rel.problems["t"].params["problem"] == "not_a_number"
 
@@ -113,4 +113,6 @@ def test_leaves_survive_deep_nesting() -> None:
     for _ in range(5000):
         deep = {"a": deep}
     (path,) = leaves(deep, "")
-    assert path.count("a") == 5000
+    # 5,000 levels are shown as their start, "…" and the last keys: a bounded path.
+    assert path.startswith("a.a.a.") and "….a" in path and path.endswith(".a"), path
+    assert len(path) <= MAX_PATH_CHARS

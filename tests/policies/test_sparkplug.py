@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -151,3 +152,27 @@ def test_simulated_oven_passes_in_both_encodings(binary: bool) -> None:
     for decision in outcomes[1:]:
         assert decision.outcome is Outcome.ALTERED, decision.reason
         assert decision.payload is not None and "Temperature" in orjson.loads(decision.payload)
+
+
+F32 = struct.Struct("<f")
+
+
+@pytest.mark.parametrize(
+    "value", [181.2, 1.0000001, 1.0000002, 0.1, 16777217.0, 3.4028235e38, 1e-45, -2.5e-7]
+)
+def test_float32_metrics_are_the_number_the_device_sent(value: float) -> None:
+    state = SparkplugState()
+    for topic, raw in (
+        (NODE.format("NBIRTH"), NBIRTH),
+        (OVEN.format("DBIRTH"), encode([("Temperature", 10, "Float", value)], timestamp=2, seq=1)),
+    ):
+        parsed = parse_topic(topic)
+        assert parsed is not None
+        decoded = state.decode("c", parsed, raw)
+    assert isinstance(decoded, dict)
+    sent = F32.unpack(F32.pack(value))[0]  # what the float32 on the wire holds
+    got = decoded["Temperature"]
+    # The same float32 (a fixed 7 digits made 1.0000001 and 1.0000002 both 1.0) ...
+    assert F32.pack(got) == F32.pack(sent), (got, sent)
+    # ... in its shortest decimal form (181.2, not 181.1999969482422).
+    assert len(repr(got)) <= len(repr(value)) + 1
