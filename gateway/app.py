@@ -56,6 +56,7 @@ from gateway.quota import RecipientQueues
 from gateway.refusals import RefusalBook
 from gateway.registry import RegisteredDevice, Registry, policy_claims
 from gateway.reload import Change, ReloadReport, plan
+from gateway.retained import RetainedSweeper
 from gateway.retention import RetentionTask, retention_for
 from gateway.startup import PolicyLine, StartFacts
 from gateway.startup import render as render_start
@@ -124,6 +125,11 @@ class Gateway:
             "error": None,
         }
         self.ready = asyncio.Event()
+        self.retained = RetainedSweeper(
+            lambda: self._helper_endpoint("retained"),
+            every_s=config.broker.limits.retained_sweep_s,
+            subscribed=lambda: bool(self.device_state.get("connected")),
+        )
         self._last_checkpoint = 0.0
         self._checkpointed_entries = 0
         self.pipeline: Pipeline | None = None
@@ -251,6 +257,9 @@ class Gateway:
                         tasks.create_task(self.broker.supervise(), name="broker-supervisor")
                     tasks.create_task(self.pipeline.run(), name="pipeline-writer")
                     tasks.create_task(self._device_link_loop(), name="device-link")
+                    if self.broker is not None:  # an external broker's retained messages may
+                        # serve others (a dashboard reading discovery topics): left alone
+                        tasks.create_task(self.retained.run(), name="retained-sweep")
                     for name, forwarder in self.forwarders.items():
                         self._forwarder_tasks[name] = tasks.create_task(
                             forwarder.run(), name=f"forwarder-{name}"
@@ -298,11 +307,26 @@ class Gateway:
     # -- the device side --------------------------------------------------------------------------
 
     def _broker_users(self) -> tuple[str, ...]:
-        """The gateway's own broker users: its session, and the helper that clears retained
-        messages at an erasure (its own user, so its clean session never touches the gateway's
-        persistent one: Mosquitto makes every client id the username)."""
+        """The gateway's own broker users: its session, the helper that clears retained
+        messages at an erasure, and the one that sweeps them (gateway/retained.py); each its own
+        user, so a helper's clean session never touches the gateway's persistent one: Mosquitto
+        makes every client id the username."""
         user = self.config.broker.gateway_username
-        return (user, f"{user}-erasure")
+        return (user, f"{user}-erasure", f"{user}-retained")
+
+    def _helper_endpoint(self, role: str) -> Endpoint:
+        """A second connection to the device broker as ``<gateway user>-<role>``."""
+        base = self._device_endpoint()
+        return Endpoint(
+            host=base.host,
+            port=base.port,
+            client_id=f"{base.client_id}-{role}",
+            username=f"{base.username}-{role}"
+            if self.config.broker.mode == "managed"
+            else base.username,
+            password=base.password,
+            tls=base.tls,
+        )
 
     def _check_devices(self) -> None:
         self.device_problems = self.registry.problems(policy_claims(self.config.policies_path))
@@ -362,9 +386,7 @@ class Gateway:
             MosquittoSettings(
                 directory=config.broker_dir,
                 port=config.broker.port,
-                max_packet_size=max(
-                    limits.max_packet_bytes, config.pipeline.max_payload_bytes + 65536
-                ),
+                max_packet_size=config.broker_packet_bytes,
                 max_inflight=limits.max_inflight_messages,
                 max_queued=limits.max_queued_messages,
                 max_queued_bytes=limits.max_queued_bytes,
@@ -473,7 +495,7 @@ class Gateway:
                 log.warning("the outbox has room again: taking messages from devices")
             link = MqttConnection(
                 self._device_endpoint(),
-                on_message=pipeline.receive,
+                on_message=self._device_message,
                 manual_ack=True,
                 clean_session=False,
                 max_inflight=1000,
@@ -513,6 +535,15 @@ class Gateway:
                 else "closed"
             )
             self.device_state.update(connected=False, since=time.time(), error=why)
+
+    def _device_message(self, message: Inbound) -> None:
+        """The device link's messages: a retained replay or the sweep's own echo is acknowledged
+        here (decided once already, or never a device's); everything else goes to the pipeline."""
+        assert self.pipeline is not None
+        if self.retained.skip(message):
+            message.ack()
+            return
+        self.pipeline.receive(message)
 
     # -- policies that do not load ----------------------------------------------------------------
 
@@ -762,10 +793,8 @@ class Gateway:
                 "recipients": [*new.recipients, *kept],
             }
         )
-        running_packet = max(
-            old.broker.limits.max_packet_bytes, old.pipeline.max_payload_bytes + 65536
-        )
-        if live.pipeline.max_payload_bytes + 65536 > running_packet:
+        running_packet = old.broker_packet_bytes
+        if live.broker_packet_bytes > running_packet:
             live = live.model_copy(
                 update={
                     "pipeline": live.pipeline.model_copy(
@@ -959,6 +988,7 @@ class Gateway:
                 "latency": self.pipeline.decided.summary(),
             },
             "erasures": self.erasures.status(),
+            "retained": self.retained.status(),
             "clock": self.clock.status(),
             "retention": self.retention.status(),
             "disk": self.disk.status(),

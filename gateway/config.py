@@ -42,6 +42,7 @@ from gateway.errors import ConfigError
 from policies.model import RetentionSpec
 
 __all__ = [
+    "PACKET_OVERHEAD",
     "BrokerConfig",
     "BrokerLimits",
     "Config",
@@ -160,26 +161,25 @@ class BrokerLimits(_Model):
     # QoS 1 messages sent to one client before its acknowledgements: the gateway acknowledges
     # only after its commit, so this is the writer's batch window.
     max_inflight_messages: int = Field(default=1000, ge=1, le=65535)
-    # Largest MQTT packet Mosquitto accepts (bigger: the client is disconnected, nothing is
-    # acknowledged). Larger than pipeline.max_payload_bytes on purpose: a body the gateway will
-    # not inspect still reaches it and is withheld with a logged reason instead of vanishing.
-    max_packet_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=268_435_460)
+    # Largest MQTT packet Mosquitto accepts from anyone (bigger: the client is disconnected,
+    # nothing is acknowledged). None: pipeline.max_payload_bytes + PACKET_OVERHEAD, so a body the
+    # gateway will not inspect but a little larger still reaches it and is withheld with a
+    # logged reason, while the shared queue (max_queued_bytes) holds thousands of maximal
+    # messages rather than 32 of 16 MiB. Set it only to accept more than the pipeline inspects.
+    max_packet_bytes: int | None = Field(default=None, ge=1024, le=268_435_460)
     # Mosquitto's heap limit, the backstop for what the queue limit does not count (packets being
     # received, retained messages, sessions): over it, a publisher is disconnected without an
-    # acknowledgement. 0: no limit. Must leave room above max_queued_bytes.
+    # acknowledgement. 0: no limit. Must leave room above max_queued_bytes (checked in Config,
+    # which knows the packet size the pipeline implies).
     memory_limit_bytes: int = Field(default=1024 * 1024 * 1024, ge=0)
+    # How often the gateway clears retained messages on the device broker (gateway/retained.py):
+    # retained storage holds at most what devices publish in about this long.
+    retained_sweep_s: float = Field(default=1.0, gt=0, le=60)
 
-    @model_validator(mode="after")
-    def _room(self) -> BrokerLimits:
-        headroom = 4 * self.max_packet_bytes + 64 * 1024 * 1024
-        if self.memory_limit_bytes and self.memory_limit_bytes < self.max_queued_bytes + headroom:
-            raise ValueError(
-                f"memory_limit_bytes ({self.memory_limit_bytes}) must be 0 or at least "
-                f"max_queued_bytes + 4 x max_packet_bytes + 64 MiB "
-                f"({self.max_queued_bytes + headroom}): below that, Mosquitto would run out of "
-                "memory before the queue limit and drop messages it has already acknowledged"
-            )
-        return self
+
+# An MQTT PUBLISH around its payload: fixed header (5), topic (2 + up to 65,535), packet id (2),
+# and room for MQTT 5 properties.
+PACKET_OVERHEAD = 64 * 1024 + 1024
 
 
 DEVICE_USERNAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\.[a-z0-9][a-z0-9-]{0,62}$")
@@ -308,6 +308,30 @@ class Config(_Model):
                 raise ValueError(f"recipient {recipient.name!r} is defined twice")
             seen.add(recipient.name)
         return self
+
+    @model_validator(mode="after")
+    def _broker_room(self) -> Config:
+        limits = self.broker.limits
+        headroom = 4 * self.broker_packet_bytes + 64 * 1024 * 1024
+        if (
+            limits.memory_limit_bytes
+            and limits.memory_limit_bytes < limits.max_queued_bytes + headroom
+        ):
+            raise ValueError(
+                f"broker.limits.memory_limit_bytes ({limits.memory_limit_bytes}) must be 0 or at "
+                f"least max_queued_bytes + 4 x the largest packet ({self.broker_packet_bytes}) "
+                f"+ 64 MiB ({limits.max_queued_bytes + headroom}): below that, Mosquitto would run "
+                "out of memory before the queue limit and drop messages it has already acknowledged"
+            )
+        return self
+
+    @property
+    def broker_packet_bytes(self) -> int:
+        """The largest packet the device broker accepts: broker.limits.max_packet_bytes, or the
+        pipeline's payload limit plus MQTT's overhead; never below what the pipeline inspects."""
+        derived = self.pipeline.max_payload_bytes + PACKET_OVERHEAD
+        explicit = self.broker.limits.max_packet_bytes
+        return derived if explicit is None else max(explicit, derived)
 
     @property
     def base(self) -> Path:

@@ -492,19 +492,9 @@ async def forget(gateway: Gateway, customer: str, device: str | None, by: str) -
     retained = 0
     filters = _device_filters(gateway, customer, device)
     if gateway.device_state.get("connected") and filters:
-        base = gateway._device_endpoint()
-        endpoint = Endpoint(
-            host=base.host,
-            port=base.port,
-            client_id=f"{base.client_id}-erasure",
-            # Its own broker user (see Gateway._broker_users): with the managed broker's client
-            # id bound to the username, the gateway's user would replace the gateway's session.
-            username=f"{base.username}-erasure"
-            if config.broker.mode == "managed"
-            else base.username,
-            password=base.password,
-            tls=base.tls,
-        )
+        # Its own broker user (see Gateway._broker_users): with the managed broker's client id
+        # bound to the username, the gateway's user would replace the gateway's session.
+        endpoint = gateway._helper_endpoint("erasure")
         try:
             retained = await clear_retained(endpoint, filters)
         except MqttError as exc:

@@ -132,6 +132,7 @@ class MqttConnection:
         self._client.on_message = self._handle_message
         self._client.on_publish = self._handle_publish
         self._client.on_subscribe = self._handle_subscribe
+        self._client.on_unsubscribe = self._handle_unsubscribe
         self._client.on_socket_open = self._socket_open
         self._client.on_socket_close = self._socket_close
         self._client.on_socket_register_write = self._socket_register_write
@@ -140,6 +141,10 @@ class MqttConnection:
         self.closed: asyncio.Future[str] = self._loop.create_future()
         self._publishes: dict[int, asyncio.Future[None]] = {}
         self._subscribes: dict[int, asyncio.Future[list[int]]] = {}
+        self._unsubscribes: dict[int, asyncio.Future[None]] = {}
+        # CONNACK's "session present": the broker kept this client id's persistent session, and
+        # with it the subscriptions made in an earlier connection.
+        self.session_present = False
         self._sock: socket.socket | None = None
         self._reading = False
         self._writing = False  # the socket is registered with the loop for writability
@@ -194,6 +199,23 @@ class MqttConnection:
                 f"{self.endpoint.describe()}: the broker refused a subscription to {topic!r}"
             )
         return granted[0]
+
+    async def unsubscribe(self, topic: str, timeout: float = 10.0) -> None:
+        """Unsubscribe and wait for the UNSUBACK.
+
+        The broker answers packets in order, so every message it queued for this client while
+        handling an earlier SUBSCRIBE (the retained messages it sends at once) has been read by
+        the time this returns: a fence that needs no sleep."""
+        result, mid = self._client.unsubscribe(topic)
+        if result != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+            raise ConnectionLost(f"{self.endpoint.describe()}: unsubscribe failed: {result}")
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._unsubscribes[mid] = future
+        try:
+            async with asyncio.timeout(timeout):
+                await future
+        finally:
+            self._unsubscribes.pop(mid, None)
 
     def publish(
         self, topic: str, payload: bytes, qos: int, retain: bool = False
@@ -253,6 +275,7 @@ class MqttConnection:
                 MqttError(f"{self.endpoint.describe()}: the broker refused the connection: {hint}")
             )
         else:
+            self.session_present = bool(getattr(flags, "session_present", False))
             self._connected.set_result(None)
 
     def _handle_disconnect(
@@ -292,6 +315,13 @@ class MqttConnection:
         future = self._subscribes.get(mid)
         if future is not None and not future.done():
             future.set_result([r.value for r in reasons])
+
+    def _handle_unsubscribe(
+        self, client: paho.Client, userdata: Any, mid: int, reasons: Any, props: Any
+    ) -> None:
+        future = self._unsubscribes.get(mid)
+        if future is not None and not future.done():
+            future.set_result(None)
 
     def _socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         self._loop.call_soon_threadsafe(self._attach, sock)
@@ -415,6 +445,9 @@ class MqttConnection:
         for sub in self._subscribes.values():
             if not sub.done():
                 sub.set_exception(lost)
+        for unsub in self._unsubscribes.values():
+            if not unsub.done():
+                unsub.set_exception(lost)
         self._publishes.clear()
         if not self.closed.done():
             self.closed.set_result(why)

@@ -232,6 +232,7 @@ class Site:
         # The test devices stand for whole plants and, after a restart, the broker hands over
         # their backlog at once: only the flood test itself keeps the per-device limit.
         pipeline: str = "  device_max_rate: 1000000\n  device_burst: 1000000\n",
+        broker_lines: str = "",  # further lines of the broker section, indented by two spaces
     ) -> None:
         for recipient in RECIPIENTS:
             broker = Mosquitto(
@@ -258,7 +259,7 @@ class Site:
         self.config_path.write_text(
             "einblick_config: 1\ninstance: edge-faults\ndata_dir: data\npolicies_dir: policies\n"
             + (f"database: {database}\n" if database else "")
-            + f"broker:\n  mode: managed\n  host: 127.0.0.1\n  port: {port}\n"
+            + f"broker:\n  mode: managed\n  host: 127.0.0.1\n  port: {port}\n{broker_lines}"
             + f"recipients:\n{recipients}"
             + f"pipeline:\n  checkpoint_interval_s: 0.2\n{pipeline}",
             encoding="utf-8",

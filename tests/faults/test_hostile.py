@@ -42,7 +42,9 @@ BODIES: list[bytes] = [
     b"SECRET-7f3a plain text",
     b"",
     b"null",
-    b'{"pad": "' + b"x" * (10 * 1024 * 1024) + b'", "operator": "SECRET-7f3a"}',  # 10 MB
+    # Over 256 KiB but within the broker's packet limit (payload limit + MQTT overhead): it
+    # reaches the gateway and is withheld with a reason. A bigger packet is refused (BAD_PACKETS).
+    b'{"pad": "' + b"x" * (300 * 1024) + b'", "operator": "SECRET-7f3a"}',
     b'{"seq": 5, "force_kn": 5, "pad": "' + b"y" * (300 * 1024) + b'"}',  # over 256 KiB
     b"\x00\x01\x02SECRET-7f3a\xff" * 1000,
 ]
@@ -67,6 +69,8 @@ BAD_TOPICS = [
 # (packet, whether the broker must hang up at once)
 BAD_PACKETS = [
     (b"\x32" + remaining_length(268_435_455), False),  # claims 256 MB, sends nothing: it waits
+    # 10 MiB announced: over the device broker's packet limit, which follows the pipeline's.
+    (b"\x32" + remaining_length(10 * 1024 * 1024), True),
     (b"\x32\xff\xff\xff\xff\x7f", True),  # a remaining length of five bytes
     (b"\x32\x05\x00\x20fac", True),  # topic length beyond the packet
     (b"\x36\x04\x00\x01a\x00", True),  # QoS 3

@@ -112,7 +112,9 @@ async def test_forgetting_a_device_erases_its_values_everywhere_and_keeps_the_pr
             by="Anna Weber",
         )
         assert answer["queued_erased"] == 3
-        assert answer["retained_cleared"] == 1
+        # The retained message is gone from the device broker: cleared by the periodic sweep
+        # (gateway/retained.py) or, if the erasure came first, by the erasure itself.
+        assert answer["retained_cleared"] + h.gateway.retained.stats.cleared >= 1
         assert answer["content_erased"] >= 2
         assert answer["notified"] == ["logistics"]
         assert answer["scrubbed"] is True
