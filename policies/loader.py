@@ -18,20 +18,29 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from policies.errors import PolicyError
+from policies.errors import LocatedError, PolicyError
 from policies.model import PolicyDocument
 
-__all__ = ["MAX_DEPTH", "MAX_POLICY_BYTES", "load_policy", "load_policy_text"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_POLICY_BYTES",
+    "Marks",
+    "load_policy",
+    "load_policy_text",
+    "load_yaml_model",
+    "locate",
+]
 
 MAX_POLICY_BYTES = 1 << 20  # a year of growth for a big site is still far below 1 MiB
 MAX_DEPTH = 32
 
 Marks = dict[tuple[int | str, ...], tuple[int, int]]
+M = TypeVar("M", bound=BaseModel)
 
 
 class _Loader(yaml.SafeLoader):
@@ -75,26 +84,31 @@ def _marks(node: yaml.Node, loc: tuple[int | str, ...], into: Marks) -> None:
             _marks(item, (*loc, index), into)
 
 
-def _parse(text: str, path: str) -> tuple[Any, Marks]:
+def _parse(
+    text: str,
+    path: str,
+    error: type[LocatedError] = PolicyError,
+    top: str = "'einblick_policy: 1' at the top",
+) -> tuple[Any, Marks]:
     try:
         loader = _Loader(text)  # the reader refuses control characters here, before parsing
     except yaml.YAMLError as exc:
-        raise PolicyError(path, f"invalid YAML: {exc}") from exc
+        raise error(path, f"invalid YAML: {exc}") from exc
     try:
         node = loader.get_single_node()
         if node is None:
-            raise PolicyError(path, "the file is empty; expected 'einblick_policy: 1' at the top")
+            raise error(path, f"the file is empty; expected {top}")
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        raise PolicyError(
+        raise error(
             path,
             f"invalid YAML: {exc.problem or exc.context}",
             line=mark.line + 1 if mark else None,
             column=mark.column + 1 if mark else None,
         ) from exc
     except (yaml.YAMLError, RecursionError) as exc:
-        raise PolicyError(path, f"invalid YAML: {exc}") from exc
+        raise error(path, f"invalid YAML: {exc}") from exc
     finally:
         loader.dispose()
     marks: Marks = {}
@@ -102,10 +116,10 @@ def _parse(text: str, path: str) -> tuple[Any, Marks]:
     return data, marks
 
 
-def _message(error: Any) -> str:
+def _message(error: Any, spec: str = "policies/model.py") -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
-        return "unknown key (check the spelling; see policies/model.py for the format)"
+        return f"unknown key (check the spelling; see {spec} for the format)"
     if kind == "missing":
         return "required key is missing"
     message: str = error["msg"]
@@ -160,7 +174,7 @@ def _validate(text: str, raw: bytes, path: str) -> PolicyDocument:
     except ValidationError as exc:
         error = exc.errors()[0]
         loc = tuple(error["loc"])
-        line, column = _locate(marks, loc)
+        line, column = locate(marks, loc)
         raise PolicyError(path, _message(error), line=line, column=column, key=_key(loc)) from exc
     except (ValueError, TypeError, RecursionError) as exc:
         raise PolicyError(path, f"cannot validate the policy: {exc}") from exc
@@ -171,7 +185,30 @@ def _validate(text: str, raw: bytes, path: str) -> PolicyDocument:
     return doc
 
 
-def _locate(marks: Marks, loc: tuple[int | str, ...]) -> tuple[int | None, int | None]:
+def load_yaml_model(
+    model: type[M], text: str, path: str, *, error: type[LocatedError], top: str, spec: str
+) -> tuple[M, Marks]:
+    """Read ``text`` with the policy file's YAML defences and validate it as ``model``.
+
+    For Einblick's other YAML files (payload profiles): the same alias and depth limits, and a
+    pydantic error reported as ``error(path, ..., line=, column=, key=)``. ``top`` says what the
+    file should start with, for the message about an empty file; ``spec`` names where the format
+    is described, for the message about an unknown key. The marks locate later checks.
+    """
+    data, marks = _parse(text, path, error, top)
+    if not isinstance(data, dict):
+        raise error(path, f"expected a mapping with {top}", line=1)
+    try:
+        return model.model_validate(data), marks
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(first["loc"])
+        line, column = locate(marks, loc)
+        raise error(path, _message(first, spec), line=line, column=column, key=_key(loc)) from exc
+
+
+def locate(marks: Marks, loc: tuple[int | str, ...]) -> tuple[int | None, int | None]:
+    """Line and column of ``loc`` (or of its nearest enclosing entry) in the file."""
     for end in range(len(loc), -1, -1):
         mark = marks.get(loc[:end])
         if mark is not None:
