@@ -22,6 +22,7 @@ from gateway.config import Config, host_part, load_config
 from gateway.errors import ConfigError, GatewayError
 from gateway.keys import Signer
 from gateway.tls import CertificateAuthority, TlsFiles
+from policies.examples import EXAMPLES, example_path
 
 __all__ = [
     "EXAMPLE_RECIPIENTS",
@@ -32,7 +33,6 @@ __all__ = [
     "new_instance_name",
 ]
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "policies" / "examples"
 
 # The recipients the example policies name, with display names as a customer would read them.
 EXAMPLE_RECIPIENTS = {
@@ -116,7 +116,7 @@ def initialise(options: InitOptions) -> InitResult:
     policies = directory / "policies"
     policies.mkdir(exist_ok=True)
     kept_policies = []
-    for example in sorted(EXAMPLES.glob("*.yaml")):
+    for example in sorted(example_path(name) for name in EXAMPLES):
         target = policies / example.name
         if target.exists():  # the installer may have adapted it: never overwritten
             kept_policies.append(target.name)
