@@ -42,6 +42,7 @@ from gateway.log.results import (
     EntryRow,
     Match,
     RecipientCount,
+    ReportData,
     Stats,
 )
 from gateway.log.verify import CheckpointRecord, EntryProof, prove_entry
@@ -624,6 +625,35 @@ class Reader:
                         len(body.doc["shared"]) + len(body.doc["altered"])
                     )
         return stats
+
+    def report_data(self, customer: str, since_us: int = 0) -> ReportData:
+        """``customer``'s entries at or after ``since_us``, grouped for their report."""
+        chain_id = self.chain_id(customer)
+        groups: list[tuple[dict[str, Any], int, int, int]] = []
+        singles: list[tuple[int, int, dict[str, Any]]] = []
+        if chain_id is not None:
+            bodies: dict[int, dict[str, Any]] = {}
+            for body_id, count, first, last in self._conn.execute(
+                "SELECT body_id, count(*), min(at), max(at) FROM entries"
+                " WHERE chain_id = ? AND at >= ? GROUP BY body_id",
+                (chain_id, since_us),
+            ).fetchall():
+                doc = self._conn.execute("SELECT doc FROM bodies WHERE id = ?", (body_id,))
+                bodies[body_id] = orjson.loads(doc.fetchone()[0])
+                groups.append((bodies[body_id], int(count), int(first), int(last)))
+            rare = [i for i, b in bodies.items() if b["kind"] != "decision"]
+            if rare:
+                marks = ",".join("?" * len(rare))
+                for seq, at, body_id in self._conn.execute(
+                    f"SELECT seq, at, body_id FROM entries WHERE chain_id = ? AND at >= ?"
+                    f" AND body_id IN ({marks}) ORDER BY seq",
+                    (chain_id, since_us, *rare),
+                ).fetchall():
+                    singles.append((int(seq), int(at), bodies[body_id]))
+        digests = [bytes.fromhex(b[lang]) for _, _, b in singles for lang in ("text_de", "text_en")]
+        found = self.texts(digests)
+        texts = {d.hex(): found.get(d, "") for d in digests}
+        return ReportData(self.origin, chain_id is not None, tuple(groups), tuple(singles), texts)
 
 
 class LogReader:

@@ -22,6 +22,7 @@ __all__ = [
     "EntryRow",
     "Match",
     "RecipientCount",
+    "ReportData",
     "Stats",
 ]
 
@@ -154,3 +155,16 @@ class Stats:
     messages: Counter[str] = field(default_factory=Counter)
     fields_sent: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportData:
+    """What a customer's report is built from: their chain's entries grouped by body."""
+
+    origin: str
+    known: bool  # the customer has a chain in this log
+    # (body, count, first at µs, last at µs) per distinct body
+    groups: tuple[tuple[dict[str, Any], int, int, int], ...]
+    # (seq, at µs, body) for each entry of a rare (non-decision) kind, in log order
+    singles: tuple[tuple[int, int, dict[str, Any]], ...]
+    texts: Mapping[str, str]  # hex digest -> text, for the singles' explanations
