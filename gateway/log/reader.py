@@ -112,6 +112,15 @@ class Reader:
         reader.origin = "" if row is None else str(row[0])
         return reader
 
+    @classmethod
+    def over(cls, conn: sqlite3.Connection, path: Path, *, customer: str | None = None) -> Reader:
+        """Read on a caller's connection, inside its transaction (an erasure counts what it is
+        about to delete in the same transaction that deletes it). Not closed by the reader."""
+        reader = cls(conn, path, customer)
+        row = conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
+        reader.origin = "" if row is None else str(row[0])
+        return reader
+
     def close(self) -> None:
         self._conn.close()
 
@@ -654,6 +663,54 @@ class Reader:
         found = self.texts(digests)
         texts = {d.hex(): found.get(d, "") for d in digests}
         return ReportData(self.origin, chain_id is not None, tuple(groups), tuple(singles), texts)
+
+    # -- what an erasure touches, what an audit compares ---------------------------------
+    def held_content(self, chain_id: int, device_id: int | None = None) -> int:
+        """Entries of the chain (of one device) whose personal content is still held."""
+        where, params = "chain_id = ?", [chain_id]
+        if device_id is not None:
+            where += " AND device_id = ?"
+            params.append(device_id)
+        row = self._conn.execute(
+            f"SELECT count(*) FROM content WHERE seq IN (SELECT seq FROM entries WHERE {where})",
+            params,
+        ).fetchone()
+        return int(row[0])
+
+    def recipients_sent(self, chain_id: int, device_id: int | None = None) -> set[str]:
+        """Recipients that were ever sent (shared or altered) anything of the chain (device)."""
+        sql = (
+            "SELECT DISTINCT a.value FROM entries e JOIN atoms a ON a.id = e.recipient_id"
+            " WHERE e.chain_id = ? AND e.outcome IN (?, ?)"
+        )
+        params = [chain_id, OUTCOMES["shared"], OUTCOMES["altered"]]
+        if device_id is not None:
+            sql += " AND e.device_id = ?"
+            params.append(device_id)
+        return {str(r[0]) for r in self._conn.execute(sql, params)}
+
+    def subject_keys(self) -> list[bytes]:
+        """The per-subject keys still held (the bound customer's only)."""
+        own, params = self._own()
+        return [
+            bytes(k)
+            for (k,) in self._conn.execute(f"SELECT key FROM subject_keys WHERE {own}", params)
+        ]
+
+    def entries_with_content(
+        self,
+    ) -> list[tuple[int, bytes, dict[str, Any], str | None, bytes | None]]:
+        """(seq, source digest, body, topic, payload) of every entry in log order."""
+        own, params = self._own("e.chain_id")
+        return [
+            (int(seq), bytes(source), orjson.loads(doc), topic, None if p is None else bytes(p))
+            for seq, source, doc, topic, p in self._conn.execute(
+                "SELECT e.seq, e.source, b.doc, t.topic, c.payload FROM entries e"
+                " JOIN bodies b ON b.id = e.body_id LEFT JOIN content c ON c.seq = e.seq"
+                f" LEFT JOIN topics t ON t.id = c.topic_id WHERE {own} ORDER BY e.seq",
+                params,
+            )
+        ]
 
 
 class LogReader:
