@@ -42,6 +42,7 @@ from gateway.config import load_config
 from gateway.errors import GatewayError
 from gateway.keys import load_public_key
 from gateway.log.chain import source_commitment
+from gateway.log.reader import Reader
 from gateway.log.verify import verify_db
 from policies.numbers import loads_exact
 from policies.paths import leaves
@@ -137,31 +138,26 @@ def write_jsonl(path: Path, messages: Iterable[Captured]) -> None:
 
 def _subject_keys(db: Path) -> list[bytes]:
     """The per-subject keys still held (an erased subject's entries can no longer be matched)."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    reader = Reader.open(db)
     try:
-        return [bytes(k) for (k,) in conn.execute("SELECT key FROM subject_keys")]
+        return reader.subject_keys()
     finally:
-        conn.close()
+        reader.close()
 
 
 def _decisions(db: Path) -> list[_Entry]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    reader = Reader.open(db)
     try:
-        rows = conn.execute(
-            "SELECT e.seq, e.source, b.doc, t.topic, c.payload FROM entries e"
-            " JOIN bodies b ON b.id = e.body_id LEFT JOIN content c ON c.seq = e.seq"
-            " LEFT JOIN topics t ON t.id = c.topic_id ORDER BY e.seq"
-        ).fetchall()
+        rows = reader.entries_with_content()
     finally:
-        conn.close()
+        reader.close()
     out = []
-    for seq, source, doc, topic, content in rows:
-        body = orjson.loads(doc)
+    for seq, source, body, topic, content in rows:
         if body.get("kind") != "decision":
             continue
         entry = _Entry(
             seq=int(seq),
-            source=bytes(source),
+            source=source,
             recipient=body.get("recipient"),
             outcome=body.get("outcome"),
             reason=body.get("reason"),
@@ -169,7 +165,7 @@ def _decisions(db: Path) -> list[_Entry]:
             altered=tuple(a[0] for a in body.get("altered") or ()),
             withheld=tuple(body.get("withheld") or ()),
             topic=topic,
-            content=None if content is None else bytes(content),
+            content=content,
             unlisted=sum(
                 n
                 for name, n in (body.get("omitted") or {}).items()

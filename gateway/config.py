@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import re
 import socket
-import sqlite3
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -38,7 +37,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, LogError
 from policies.model import RetentionSpec
 
 __all__ = [
@@ -463,12 +462,11 @@ def stored_origin(database: Path) -> str | None:
     """The origin (instance name) a log database was written under, or None without one."""
     if not database.is_file():
         return None
+    from gateway.log.reader import Reader  # noqa: PLC0415 -- the log package loads config
+
     try:
-        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-        try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error:
+        reader = Reader.open(database)
+    except LogError:
         return None  # not readable here: the gateway's own open says what is wrong
-    return str(row[0]) if row is not None else None
+    reader.close()
+    return reader.origin or None

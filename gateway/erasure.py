@@ -43,6 +43,7 @@ from gateway.config import Config
 from gateway.errors import GatewayError
 from gateway.keys import Signer
 from gateway.locale import join, tr
+from gateway.log.reader import Reader
 from gateway.log.schema import ensure_schema as ensure_log_schema
 from gateway.log.writer import LogWriter
 from gateway.mqtt import Endpoint, Inbound, MqttConnection, MqttError
@@ -138,24 +139,14 @@ def notice_id_from_ack(topic_prefix: str, topic: str) -> str | None:
 def _subject_counts(
     conn: sqlite3.Connection, customer: str, device: str | None
 ) -> tuple[int | None, int | None, int]:
-    """(chain id, device atom id, entries with content) as the log holds them now."""
-    row = conn.execute("SELECT id FROM chains WHERE name = ?", (customer,)).fetchone()
-    chain_id = None if row is None else int(row[0])
-    device_id = None
-    if device is not None:
-        row = conn.execute("SELECT id FROM atoms WHERE value = ?", (device,)).fetchone()
-        device_id = None if row is None else int(row[0])
+    """(chain id, device atom id, entries with content) as the log holds them now (read on
+    ``conn``, inside the erasure's transaction)."""
+    reader = Reader.over(conn, Path("(the gateway's log)"))
+    chain_id = reader.chain_id(customer)
+    device_id = None if device is None else reader.atom_id(device)
     if chain_id is None or (device is not None and device_id is None):
         return chain_id, device_id, 0
-    where, params = "chain_id = ?", [chain_id]
-    if device_id is not None:
-        where += " AND device_id = ?"
-        params.append(device_id)
-    count = conn.execute(
-        f"SELECT count(*) FROM content WHERE seq IN (SELECT seq FROM entries WHERE {where})",
-        params,
-    ).fetchone()[0]
-    return chain_id, device_id, int(count)
+    return chain_id, device_id, reader.held_content(chain_id, device_id)
 
 
 def _recipients_of(
@@ -164,15 +155,7 @@ def _recipients_of(
     """Recipients that were ever sent (or offered) anything of the subject, per the log."""
     if chain_id is None:
         return set()
-    sql = (
-        "SELECT DISTINCT a.value FROM entries e JOIN atoms a ON a.id = e.recipient_id"
-        " WHERE e.chain_id = ? AND e.outcome IN (1, 2)"
-    )
-    params: list[int] = [chain_id]
-    if device_id is not None:
-        sql += " AND e.device_id = ?"
-        params.append(device_id)
-    return {str(r[0]) for r in conn.execute(sql, params)}
+    return Reader.over(conn, Path("(the gateway's log)")).recipients_sent(chain_id, device_id)
 
 
 def _texts(

@@ -31,6 +31,7 @@ from gateway.errors import LogError
 from gateway.keys import PublicKey
 from gateway.locale import join, tr
 from gateway.log.entry import at_from_us, us_from_at
+from gateway.log.reader import Reader
 from gateway.log.verify import verify_connection
 from gateway.visible import neutralise
 from policies.compiler import CompiledPolicy
@@ -63,9 +64,11 @@ def build_report(
     if not db.exists():
         raise LogError(f"report: {db}: no such log database")
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    reader = Reader.open(db, customer=customer)
     try:
         return _build(
             conn,
+            reader,
             customer,
             policy=policy,
             recipients=recipients,
@@ -74,11 +77,13 @@ def build_report(
             now=now,
         )
     finally:
+        reader.close()
         conn.close()
 
 
 def _build(
     conn: sqlite3.Connection,
+    reader: Reader,
     customer: str,
     *,
     policy: CompiledPolicy | None,
@@ -87,40 +92,15 @@ def _build(
     public_key: PublicKey | None,
     now: datetime,
 ) -> dict[str, Any]:
-    row = conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
-    origin = "" if row is None else str(row[0])
-    row = conn.execute("SELECT id FROM chains WHERE name = ?", (customer,)).fetchone()
-    if row is None and policy is None:
+    data = reader.report_data(customer, 0 if since is None else us_from_at(since))
+    if not data.known and policy is None:
         raise LogError(f"report: nothing is known about customer {customer!r}")
-    chain_id = None if row is None else int(row[0])
-    floor = 0 if since is None else us_from_at(since)
-    groups: list[tuple[dict[str, Any], int, int, int]] = []  # body, count, first, last
-    singles: list[tuple[int, int, dict[str, Any]]] = []  # seq, at, body of rare kinds
-    first_at: int | None = None
-    last_at: int | None = None
-    if chain_id is not None:
-        bodies: dict[int, dict[str, Any]] = {}
-        for body_id, count, first, last in conn.execute(
-            "SELECT body_id, count(*), min(at), max(at) FROM entries"
-            " WHERE chain_id = ? AND at >= ? GROUP BY body_id",
-            (chain_id, floor),
-        ).fetchall():
-            doc = conn.execute("SELECT doc FROM bodies WHERE id = ?", (body_id,)).fetchone()
-            body = orjson.loads(doc[0])
-            bodies[body_id] = body
-            groups.append((body, count, first, last))
-            first_at = first if first_at is None else min(first_at, first)
-            last_at = last if last_at is None else max(last_at, last)
-        rare = [i for i, b in bodies.items() if b["kind"] != "decision"]
-        if rare:
-            marks = ",".join("?" * len(rare))
-            for seq, at, body_id in conn.execute(
-                f"SELECT seq, at, body_id FROM entries WHERE chain_id = ? AND at >= ?"
-                f" AND body_id IN ({marks}) ORDER BY seq",
-                (chain_id, floor, *rare),
-            ).fetchall():
-                singles.append((seq, at, bodies[body_id]))
-    texts = _texts(conn, [b for _, _, b in singles])
+    origin = data.origin
+    groups = list(data.groups)
+    singles = list(data.singles)
+    texts = data.texts
+    first_at = min((g[2] for g in groups), default=None)
+    last_at = max((g[3] for g in groups), default=None)
     verification = verify_connection(conn, customer=customer, public_key=public_key)
     chain = next((c for c in verification.chains if c.customer == customer), None)
     problem = verification.first
@@ -154,19 +134,6 @@ def _build(
             "pinned": verification.pinned,
         },
     }
-
-
-def _texts(conn: sqlite3.Connection, bodies: Sequence[dict[str, Any]]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for body in bodies:
-        for lang in ("text_de", "text_en"):
-            digest = body[lang]
-            if digest not in out:
-                row = conn.execute(
-                    "SELECT text FROM texts WHERE digest = ?", (bytes.fromhex(digest),)
-                ).fetchone()
-                out[digest] = "" if row is None else str(row[0])
-    return out
 
 
 def _decisions(groups: Sequence[tuple[dict[str, Any], int, int, int]]) -> list[Any]:

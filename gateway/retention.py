@@ -18,6 +18,7 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from babel.numbers import format_decimal
@@ -26,6 +27,7 @@ from gateway.errors import GatewayError
 from gateway.locale import tr
 from gateway.log.chain import GATEWAY_CHAIN
 from gateway.log.entry import EntryDraft
+from gateway.log.reader import Reader
 from gateway.log.writer import LogWriter
 from gateway.store import Store
 from policies.model import RetentionSpec
@@ -165,8 +167,8 @@ def apply(writer: LogWriter, customer: str, rule: RetentionSpec, now: datetime) 
 
 def _customers(conn: sqlite3.Connection) -> list[str]:
     """Every customer with a log (the gateway's own chain has no customer's data)."""
-    rows = conn.execute("SELECT name FROM chains ORDER BY name")
-    return [str(name) for (name,) in rows if name != GATEWAY_CHAIN]
+    names = Reader.over(conn, Path("(the gateway's log)")).chain_names().values()
+    return sorted(name for name in names if name != GATEWAY_CHAIN)
 
 
 class RetentionTask:

@@ -2,24 +2,21 @@
 
 Reading without loading the log: a ``LocalView`` keeps, for its filter, the row count and the
 seq of every ``STRIDE``-th matching row (a sparse index, 8 bytes per ``STRIDE`` rows, built by
-one SQL scan when the filter changes). Row ``i`` is then one keyset query: start at the mark
-before ``i`` and skip at most ``STRIDE - 1`` rows. New entries are taken in by seq
-(``seq > last``), so a refresh costs what was committed since the last one.
+one scan when the filter changes). Row ``i`` is then one keyset query: start at the mark before
+``i`` and skip at most ``STRIDE - 1`` rows. New entries are taken in by seq (``seq > last``), so
+a refresh costs what was committed since the last one.
 
-Bodies (the repeated part of entries: device, recipient, outcome, purpose, texts) are few; they
-are read once and kept, so a row costs one narrow ``entries`` row. Free-text filters match
-bodies in Python and then select entries by body id.
-
-All SQL runs on one worker thread that owns a read-only connection (``mode=ro``; WAL lets it
-read while the gateway writes). Every statement carries the customer restriction when the
-source is a customer view.
+Every query goes through the log's one reader (``gateway.log.reader.Reader``), opened on one
+worker thread; a customer view opens it bound to that customer, so the restriction is in the
+reader's SQL, not here. Bodies (the repeated part of entries) are few: read once and kept, with
+the casefolded text a free-text filter searches. "Verified" in the details is the verifier's own
+check (``gateway.log.verify.prove_entry``), the code ``einblick verify`` runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,12 +24,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
-
 from gateway.control import ControlError, request
-from gateway.keys import PublicKey, fingerprint
-from gateway.log.chain import checkpoint_message, entry_hash, genesis_hash
-from gateway.log.entry import OUTCOMES, us_from_at
+from gateway.errors import LogError
+from gateway.keys import fingerprint
+from gateway.log.entry import us_from_at
+from gateway.log.reader import Reader
+from gateway.log.results import EntryFilter, EntryLine, Match
 from policies.errors import PolicyError
 from policies.loader import load_policy
 from tui.model import (
@@ -52,9 +49,7 @@ __all__ = ["STRIDE", "LocalSource", "LocalView", "summary_of"]
 
 T = TypeVar("T")
 STRIDE = 256
-_OUTCOME_NAMES = {v: k for k, v in OUTCOMES.items()}
 BUCKETS = 48  # sparkline: 48 half-hours
-MAX_WALK = 500_000  # entries walked to a checkpoint before giving up on "head matches"
 
 
 def summary_of(text: str) -> str:
@@ -83,10 +78,6 @@ class _Body:
     haystack: str  # casefolded text the free-text filter searches
 
 
-def _fold(value: object) -> str | None:
-    return None if value is None else str(value).casefold()
-
-
 class LocalSource:
     """``DataSource`` over the local SQLite log and the gateway's control socket."""
 
@@ -105,12 +96,8 @@ class LocalSource:
         self.policies_dir = policies_dir
         self.names = names or Names()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="einblick-tui-db")
-        self._conn: sqlite3.Connection | None = None
+        self._reader: Reader | None = None
         self._bodies: dict[int, _Body] = {}
-        self._last_body = 0
-        self._atoms: dict[int, str] = {}
-        self._origin = ""
-        self._keys: dict[bytes, bytes] = {}
 
     # -- plumbing ----------------------------------------------------------------------
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
@@ -118,10 +105,10 @@ class LocalSource:
         return await loop.run_in_executor(self._pool, fn, *args)
 
     @property
-    def conn(self) -> sqlite3.Connection:
-        if self._conn is None:
+    def reader(self) -> Reader:
+        if self._reader is None:
             raise SourceError("the log database is not open")
-        return self._conn
+        return self._reader
 
     async def open(self) -> None:
         if not self.database.exists():
@@ -131,54 +118,22 @@ class LocalSource:
             self.names = _merge_names(self.names, _names_from_files(self.policies_dir))
 
     def _open(self) -> None:
-        uri = f"{self.database.resolve().as_uri()}?mode=ro"
         try:
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-            conn.create_function("fold", 1, _fold, deterministic=True)
-            conn.execute("PRAGMA query_only=ON")
-            row = conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
-        except sqlite3.Error as exc:
+            self._reader = Reader.open(self.database, customer=self.customer)
+        except LogError as exc:
             raise SourceError(f"cannot read the log database {self.database}: {exc}") from exc
-        self._conn = conn
-        self._origin = "" if row is None else str(row[0])
         self._load_bodies()
 
     async def close(self) -> None:
-        if self._conn is not None:
-            await self._run(self.conn.close)
-            self._conn = None
+        if self._reader is not None:
+            await self._run(self._reader.close)
+            self._reader = None
         self._pool.shutdown(wait=True)
 
     # -- caches (worker thread only) ---------------------------------------------------
     def _load_bodies(self) -> None:
-        conn = self.conn
-        rows = conn.execute(
-            "SELECT id, digest, doc FROM bodies WHERE id > ? ORDER BY id", (self._last_body,)
-        ).fetchall()
-        if not rows:
-            return
-        wanted: set[bytes] = set()
-        docs: list[tuple[int, bytes, dict[str, Any]]] = []
-        for body_id, digest, raw in rows:
-            doc = orjson.loads(raw)
-            docs.append((int(body_id), bytes(digest), doc))
-            for lang in ("de", "en"):
-                if doc.get(f"text_{lang}"):
-                    wanted.add(bytes.fromhex(doc[f"text_{lang}"]))
-        texts: dict[bytes, str] = {}
-        listed = list(wanted)
-        for start in range(0, len(listed), 500):
-            chunk = listed[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for digest, text in conn.execute(
-                f"SELECT digest, text FROM texts WHERE digest IN ({marks})", chunk
-            ):
-                texts[bytes(digest)] = str(text)
-        for body_id, digest, doc in docs:
-            body_texts = {
-                lang: texts.get(bytes.fromhex(doc.get(f"text_{lang}") or ""), "")
-                for lang in ("de", "en")
-            }
+        for found in self.reader.new_bodies():
+            doc = found.doc
             purpose = {str(k): str(v) for k, v in (doc.get("purpose") or {}).items()}
             device, recipient = doc.get("device"), doc.get("recipient")
             hay = [
@@ -191,26 +146,25 @@ class LocalSource:
                 str(doc.get("outcome") or ""),
                 str(doc.get("grant") or ""),
                 *purpose.values(),
-                *body_texts.values(),
+                *found.texts.values(),
                 *doc.get("shared", ()),
                 *doc.get("withheld", ()),
                 *(a[0] for a in doc.get("altered", ())),
             ]
-            self._bodies[body_id] = _Body(
-                id=body_id,
-                digest=digest,
-                kind=str(doc.get("kind") or ""),
+            self._bodies[found.id] = _Body(
+                id=found.id,
+                digest=found.digest,
+                kind=found.kind,
                 customer=doc.get("customer"),
                 device=device,
                 recipient=recipient,
                 outcome=doc.get("outcome"),
                 purpose=purpose,
                 doc=doc,
-                texts=body_texts,
-                summary={lang: summary_of(text) for lang, text in body_texts.items()},
+                texts=found.texts,
+                summary={lang: summary_of(text) for lang, text in found.texts.items()},
                 haystack="\n".join(hay).casefold(),
             )
-        self._last_body = max(self._last_body, docs[-1][0])
 
     def _body(self, body_id: int) -> _Body:
         found = self._bodies.get(body_id)
@@ -221,64 +175,34 @@ class LocalSource:
                 raise SourceError(f"log database: entry refers to body {body_id}, not stored")
         return found
 
-    def _atom(self, atom_id: int) -> str:
-        found = self._atoms.get(atom_id)
-        if found is None:
-            self._atoms = {
-                int(i): str(v) for i, v in self.conn.execute("SELECT id, value FROM atoms")
-            }
-            found = self._atoms.get(atom_id, f"#{atom_id}")
-        return found
-
-    # -- SQL for a query ---------------------------------------------------------------
-    def _restrict(self) -> tuple[list[str], list[object]]:
-        if self.customer is None:
-            return [], []
-        return ["chain_id = (SELECT id FROM chains WHERE name = ?)"], [self.customer]
-
-    def _ids_matching(
-        self, table: str, values: Sequence[str], names: Mapping[str, str]
-    ) -> tuple[str, list[object]]:
-        """SQL selecting ids in ``table`` whose value or human name contains any of ``values``."""
-        column = "name" if table == "chains" else "value"
-        ors: list[str] = []
-        params: list[object] = []
-        for value in values:
-            by_name = [key for key, name in names.items() if value in name.casefold()]
-            ors.append(
-                f"instr(fold({column}), ?) > 0 OR {column} IN (SELECT value FROM json_each(?))"
+    # -- a query as the reader's filter ------------------------------------------------
+    @staticmethod
+    def _matches(values: Sequence[str], names: Mapping[str, str]) -> tuple[Match, ...]:
+        """Ids containing a value, or whose human name contains it."""
+        return tuple(
+            Match(
+                contains=value,
+                exactly=tuple(key for key, name in names.items() if value in name.casefold()),
             )
-            params += [value, orjson.dumps(by_name).decode()]
-        return f"SELECT id FROM {table} WHERE " + " OR ".join(f"({o})" for o in ors), params
+            for value in values
+        )
 
-    def _where(self, q: Query | None, *, restrict: bool = True) -> tuple[str, list[object]]:
-        clauses, params = self._restrict() if restrict else ([], [])
-        if q is not None:
-            if q.devices:
-                sql, p = self._ids_matching("atoms", q.devices, self.names.devices)
-                clauses.append(f"device_id IN ({sql})")
-                params += p
-            if q.recipients:
-                sql, p = self._ids_matching("atoms", q.recipients, self.names.recipients)
-                clauses.append(f"recipient_id IN ({sql})")
-                params += p
-            if q.customers:
-                sql, p = self._ids_matching("chains", q.customers, self.names.customers)
-                clauses.append(f"chain_id IN ({sql})")
-                params += p
-            if q.outcomes:
-                clauses.append(f"outcome IN ({','.join('?' * len(q.outcomes))})")
-                params += [OUTCOMES[o] for o in q.outcomes]
-            if q.words:
-                self._load_bodies()
-                ids = [
-                    b.id
-                    for b in self._bodies.values()
-                    if all(word in b.haystack for word in q.words)
-                ]
-                clauses.append("body_id IN (SELECT value FROM json_each(?))")
-                params.append(orjson.dumps(ids).decode())
-        return (" AND ".join(clauses) or "1"), params
+    def _filter(self, q: Query | None) -> EntryFilter | None:
+        if q is None:
+            return None
+        body_ids = None
+        if q.words:
+            self._load_bodies()
+            body_ids = frozenset(
+                b.id for b in self._bodies.values() if all(w in b.haystack for w in q.words)
+            )
+        return EntryFilter(
+            devices=self._matches(q.devices, self.names.devices),
+            recipients=self._matches(q.recipients, self.names.recipients),
+            customers=self._matches(q.customers, self.names.customers),
+            outcomes=tuple(q.outcomes),
+            body_ids=body_ids,
+        )
 
     # -- the DataSource API ------------------------------------------------------------
     async def view(self, flt: Query) -> LocalView:
@@ -289,10 +213,11 @@ class LocalSource:
     async def detail(self, seq: int) -> Detail | None:
         return await self._run(self._detail, seq)
 
-    def _row(self, seq: int, at: int, body: _Body, hit: bool = False) -> Row:
+    def _row(self, line: EntryLine) -> Row:
+        body = self._body(line.body_id)
         return Row(
-            seq=seq,
-            at_us=at,
+            seq=line.seq,
+            at_us=line.at_us,
             kind=body.kind,
             customer=body.customer,
             device=body.device,
@@ -300,51 +225,20 @@ class LocalSource:
             outcome=body.outcome,
             purpose=body.purpose,
             summary=body.summary,
-            hit=hit,
+            hit=line.hit,
         )
 
     def _detail(self, seq: int) -> Detail | None:
-        conn = self.conn
-        found = conn.execute(
-            "SELECT e.seq, e.chain_id, e.idx, e.at, e.body_id, e.source, e.commitment, e.hash,"
-            " c.name FROM entries e JOIN chains c ON c.id = e.chain_id"
-            " WHERE e.seq = ? AND (? IS NULL OR c.name = ?)",
-            (seq, self.customer, self.customer),
-        ).fetchone()
-        if found is None:
+        reader = self.reader
+        facts = reader.entry(seq)
+        if facts is None:
             return None
-        _, chain_id, idx, at, body_id, source, commitment, stored, chain = found
-        body = self._body(int(body_id))
+        body = self._body(facts.line.body_id)
         doc = body.doc
-        # The link: recompute this entry's hash from its predecessor's.
-        prev_row = conn.execute(
-            "SELECT hash FROM entries WHERE chain_id = ? AND seq < ? ORDER BY seq DESC LIMIT 1",
-            (chain_id, seq),
-        ).fetchone()
-        prev: bytes | None
-        if prev_row is not None:
-            prev = bytes(prev_row[0])
-        elif idx == 0:
-            prev = genesis_hash(self._origin, str(chain))
-        else:  # compacted: the anchor checkpoint holds the head before this entry
-            anchor = conn.execute(
-                "SELECT head FROM checkpoints WHERE chain_id = ? AND size = ?", (chain_id, idx)
-            ).fetchone()
-            prev = None if anchor is None else bytes(anchor[0])
-        source_b = bytes(source)
-        commit_b = None if commitment is None else bytes(commitment)
-        link_valid = prev is not None and entry_hash(
-            prev, idx, at, body.digest, source_b, commit_b
-        ) == bytes(stored)
-        checkpoint = self._checkpoint(chain_id, str(chain), int(idx), int(seq), bytes(stored))
-        content = conn.execute(
-            "SELECT c.payload, t.topic FROM content c LEFT JOIN topics t ON t.id = c.topic_id"
-            " WHERE c.seq = ?",
-            (seq,),
-        ).fetchone()
-        key = conn.execute("SELECT key_id FROM keys ORDER BY id DESC LIMIT 1").fetchone()
+        proof = reader.proof(facts)
+        cp = proof.checkpoint
         return Detail(
-            row=self._row(int(seq), int(at), body),
+            row=self._row(facts.line),
             grant=doc.get("grant"),
             policy_version=doc.get("policy_version"),
             legal_basis=doc.get("legal_basis"),
@@ -354,75 +248,23 @@ class LocalSource:
             reason=doc.get("reason"),
             reason_params=dict(doc.get("reason_params") or {}),
             texts=body.texts,
-            topic=None if content is None else content[1],
-            content=None if content is None or content[0] is None else bytes(content[0]),
-            erased=commit_b is not None and content is None,
-            chain=str(chain),
-            index=int(idx),
-            entry_hash=bytes(stored),
-            link_valid=link_valid,
-            checkpoint=checkpoint,
-            key_fingerprint=None if key is None else fingerprint(bytes(key[0])),
-        )
-
-    def _checkpoint(
-        self, chain_id: int, chain: str, idx: int, seq: int, stored: bytes
-    ) -> CheckpointProof | None:
-        conn = self.conn
-        cp = conn.execute(
-            "SELECT size, head, at, key_id, signature FROM checkpoints"
-            " WHERE chain_id = ? AND size > ? ORDER BY size LIMIT 1",
-            (chain_id, idx),
-        ).fetchone()
-        if cp is None:
-            return None
-        size, head, at, key_id, signature = (
-            int(cp[0]),
-            bytes(cp[1]),
-            int(cp[2]),
-            bytes(cp[3]),
-            bytes(cp[4]),
-        )
-        public = self._keys.get(key_id)
-        if public is None:
-            row = conn.execute("SELECT public FROM keys WHERE key_id = ?", (key_id,)).fetchone()
-            if row is not None:
-                public = self._keys[key_id] = bytes(row[0])
-        message = checkpoint_message(
-            origin=self._origin, customer=chain, size=size, head=head, at_us=at, key_id=key_id
-        )
-        valid = public is not None and PublicKey(public).verify(signature, message)
-        # Walk from this entry to the checkpoint's size: the signed head must be reached.
-        head_matches = False
-        if size - idx <= MAX_WALK:
-            prev = stored
-            expected = idx + 1
-            ok = True
-            for i, e_at, body_id, source, commitment, h in conn.execute(
-                "SELECT idx, at, body_id, source, commitment, hash FROM entries"
-                " WHERE chain_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (chain_id, seq, size - idx - 1),
-            ):
-                computed = entry_hash(
-                    prev,
-                    i,
-                    e_at,
-                    self._body(int(body_id)).digest,
-                    bytes(source),
-                    None if commitment is None else bytes(commitment),
-                )
-                if i != expected or computed != bytes(h):
-                    ok = False
-                    break
-                prev = computed
-                expected += 1
-            head_matches = ok and expected == size and prev == head
-        return CheckpointProof(
-            size=size,
-            at_us=at,
-            key_fingerprint=fingerprint(key_id),
-            signature_valid=valid,
-            head_matches=head_matches,
+            topic=facts.topic,
+            content=facts.content,
+            erased=facts.commitment is not None and not facts.content_held,
+            chain=facts.chain,
+            index=facts.line.index,
+            entry_hash=facts.entry_hash,
+            link_valid=proof.link_valid,
+            checkpoint=None
+            if cp is None
+            else CheckpointProof(
+                size=cp.size,
+                at_us=cp.at,
+                key_fingerprint=fingerprint(cp.key_id),
+                signature_valid=proof.signature_valid,
+                head_matches=proof.head_matches,
+            ),
+            key_fingerprint=reader.newest_key_fingerprint(),
         )
 
     async def overview(self, now: datetime) -> Overview:
@@ -432,40 +274,16 @@ class LocalSource:
             now_us=us_from_at(now), bucket_s=86400 // BUCKETS, recipients=stats, status=status
         )
 
-    def _first_seq_at(self, at_us: int) -> int:
-        """The first seq whose time is at or after ``at_us`` (times rise with seq)."""
-        conn = self.conn
-        bounds = conn.execute("SELECT min(seq), max(seq) FROM entries").fetchone()
-        if bounds[0] is None:
-            return 0
-        lo, hi = int(bounds[0]), int(bounds[1]) + 1
-        while lo < hi:
-            mid = (lo + hi) // 2
-            row = conn.execute(
-                "SELECT seq, at FROM entries WHERE seq >= ? ORDER BY seq LIMIT 1", (mid,)
-            ).fetchone()
-            if row is None or row[1] >= at_us:
-                hi = mid
-            else:
-                lo = int(row[0]) + 1
-        return lo
-
     def _stats(self, now_us: int) -> tuple[RecipientStats, ...]:
         day0 = now_us - 86_400_000_000
         bucket_us = 86_400_000_000 // BUCKETS
-        first = self._first_seq_at(day0)
-        clauses, params = self._restrict()
-        where = " AND ".join(clauses)
-        rows = self.conn.execute(
-            "SELECT recipient_id, body_id, (at - ?) / ?, count(*) FROM entries"
-            f" WHERE seq >= ? AND at >= ? AND recipient_id IS NOT NULL AND {where or '1'}"
-            " GROUP BY 1, 2, 3",
-            [day0, bucket_us, first, day0, *params],
-        ).fetchall()
+        reader = self.reader
+        counts = reader.recipient_counts(day0, bucket_us, reader.first_seq_at(day0))
         per: dict[str, dict[str, Any]] = {}
-        for recipient_id, body_id, bucket, count in rows:
-            name = self._atom(int(recipient_id))
-            body = self._body(int(body_id))
+        for found in counts:
+            name = reader.atom(found.recipient_id) or f"#{found.recipient_id}"
+            body = self._body(found.body_id)
+            count = found.count
             slot = per.setdefault(
                 name,
                 {
@@ -477,7 +295,7 @@ class LocalSource:
                     "b": [0] * BUCKETS,
                 },
             )
-            b = min(max(int(bucket), 0), BUCKETS - 1)
+            b = min(max(found.bucket, 0), BUCKETS - 1)
             if body.outcome == "withheld":
                 slot["withheld"] += count
                 slot["held"].update(body.doc.get("withheld") or ())
@@ -569,38 +387,20 @@ class LocalView:
         return await self.source._run(self._refresh)
 
     def _refresh(self) -> int:
-        src = self.source
-        conn = src.conn
-        top_row = conn.execute("SELECT max(seq) FROM entries").fetchone()
-        top = 0 if top_row[0] is None else int(top_row[0])
+        reader = self.source.reader
+        top = reader.latest_seq()
         if top <= self._last:
             return 0
-        where, params = src._where(self.filter)
+        flt = self.source._filter(self.filter)
         if self._last == 0 and top > STRIDE:  # first load: let SQLite do the scan
-            marks = [
-                int(r[0])
-                for r in conn.execute(
-                    "SELECT seq FROM (SELECT seq, row_number() OVER (ORDER BY seq) AS rn"
-                    f" FROM entries WHERE seq <= ? AND {where}) WHERE (rn - 1) % ? = 0",
-                    [top, *params, STRIDE],
-                )
-            ]
-            count = int(
-                conn.execute(
-                    f"SELECT count(*) FROM entries WHERE seq <= ? AND {where}", [top, *params]
-                ).fetchone()[0]
-            )
-            self._marks = marks
-            self._count = count
+            self._marks = reader.marks(flt, top, STRIDE)
+            self._count = reader.count(flt, hi=top + 1)
             self._last = top
-            return count
+            return self._count
         added = 0
-        for (seq,) in conn.execute(
-            f"SELECT seq FROM entries WHERE seq > ? AND seq <= ? AND {where} ORDER BY seq",
-            [self._last, top, *params],
-        ):
+        for seq in reader.seqs(flt, self._last, top):
             if self._count % STRIDE == 0:
-                self._marks.append(int(seq))
+                self._marks.append(seq)
             self._count += 1
             added += 1
         self._last = top
@@ -615,33 +415,26 @@ class LocalView:
         if limit == 0:
             return []
         src = self.source
-        where, params = src._where(self.filter)
         mark = start // STRIDE
-        hit_sql, hit_params = "0", list[object]()
-        if find is not None and not find.empty:
-            hit_sql, hit_params = src._where(find, restrict=False)
-        cursor = src.conn.execute(
-            f"SELECT seq, at, body_id, ({hit_sql}) FROM entries"
-            f" WHERE seq >= ? AND seq <= ? AND {where} ORDER BY seq LIMIT ? OFFSET ?",
-            [*hit_params, self._marks[mark], self._last, *params, limit, start - mark * STRIDE],
+        marker = None if find is None or find.empty else src._filter(find)
+        lines = src.reader.lines(
+            src._filter(self.filter),
+            lo=self._marks[mark],
+            hi=self._last,
+            limit=limit,
+            skip=start - mark * STRIDE,
+            find=marker,
         )
-        return [
-            src._row(int(seq), int(at), src._body(int(body_id)), bool(hit))
-            for seq, at, body_id, hit in cursor
-        ]
+        return [src._row(line) for line in lines]
 
     def _position(self, seq: int) -> int:
         """The position of ``seq`` (a row of this view) in the view."""
-        src = self.source
         mark = bisect.bisect_right(self._marks, seq) - 1
         if mark < 0:
             return 0
-        where, params = src._where(self.filter)
-        before = src.conn.execute(
-            f"SELECT count(*) FROM entries WHERE seq >= ? AND seq < ? AND {where}",
-            [self._marks[mark], seq, *params],
-        ).fetchone()[0]
-        return mark * STRIDE + int(before)
+        src = self.source
+        before = src.reader.count(src._filter(self.filter), lo=self._marks[mark], hi=seq)
+        return mark * STRIDE + before
 
     def _seq_at(self, position: int) -> int | None:
         rows = self._rows(position, 1, None)
@@ -652,8 +445,6 @@ class LocalView:
 
     def _locate(self, find: Query, position: int | None, forward: bool) -> int | None:
         src = self.source
-        where, params = src._where(self.filter)
-        fwhere, fparams = src._where(find, restrict=False)
         if position is None:
             origin = 0 if forward else self._last + 1
         else:
@@ -661,33 +452,22 @@ class LocalView:
             if at is None:
                 return None
             origin = at
-        if forward:
-            sql = (
-                f"SELECT seq FROM entries WHERE seq > ? AND seq <= ? AND {where} AND {fwhere}"
-                " ORDER BY seq LIMIT 1"
-            )
-            args: list[object] = [origin, self._last, *params, *fparams]
-        else:
-            sql = (
-                f"SELECT seq FROM entries WHERE seq < ? AND {where} AND {fwhere}"
-                " ORDER BY seq DESC LIMIT 1"
-            )
-            args = [origin, *params, *fparams]
-        found = src.conn.execute(sql, args).fetchone()
-        return None if found is None else self._position(int(found[0]))
+        found = src.reader.neighbour(
+            src._filter(self.filter),
+            src._filter(find) or EntryFilter(),
+            origin,
+            upto=self._last,
+            forward=forward,
+        )
+        return None if found is None else self._position(found)
 
     async def matches(self, find: Query) -> int:
         return await self.source._run(self._matches, find)
 
     def _matches(self, find: Query) -> int:
         src = self.source
-        where, params = src._where(self.filter)
-        fwhere, fparams = src._where(find, restrict=False)
-        return int(
-            src.conn.execute(
-                f"SELECT count(*) FROM entries WHERE seq <= ? AND {where} AND {fwhere}",
-                [self._last, *params, *fparams],
-            ).fetchone()[0]
+        return src.reader.count(
+            src._filter(self.filter), hi=self._last + 1, find=src._filter(find) or EntryFilter()
         )
 
 

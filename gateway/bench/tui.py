@@ -23,6 +23,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from gateway.log.reader import Reader
 from tui.app import EinblickApp
 from tui.local import LocalSource
 from tui.sample import NAMES, T0, SampleLog
@@ -38,7 +39,7 @@ def rss_mb() -> float:
 def build(path: Path, entries: int) -> float:
     started = time.perf_counter()
     log = SampleLog(path)
-    have = log.conn.execute("SELECT count(*) FROM entries").fetchone()[0]
+    have = Reader.over(log.conn, path).count()
     if have < entries:
         log.add(
             entries - have,

@@ -18,6 +18,7 @@ from gateway.config import Config, load_config
 from gateway.errors import LogError
 from gateway.keys import Signer, load_public_key
 from gateway.log.bundle import export_customer, verify_bundle
+from gateway.log.reader import Reader
 from gateway.log.schema import configure_writer, ensure_schema
 from gateway.log.verify import VerifyReport, verify_db
 from gateway.log.writer import LogWriter
@@ -110,10 +111,10 @@ def key_rotate_command(*, db: Path, key: Path, new_key: Path, out: TextIO = sys.
     try:
         configure_writer(conn)
         ensure_schema(conn)
-        origin = conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
-        if origin is None:
+        origin = Reader.over(conn, db).origin
+        if not origin:
             raise LogError(f"key rotate: {db}: not an Einblick log (no origin)")
-        writer = LogWriter(conn, old, str(origin[0]))
+        writer = LogWriter(conn, old, origin)
         conn.execute("BEGIN IMMEDIATE")
         try:
             now = datetime.now(UTC)

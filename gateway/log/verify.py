@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,8 +48,10 @@ from gateway.log.entry import OUTCOMES
 __all__ = [
     "ChainReport",
     "CheckpointRecord",
+    "EntryProof",
     "KeyRecord",
     "VerifyReport",
+    "prove_entry",
     "trusted_keys",
     "verify_db",
 ]
@@ -319,6 +321,57 @@ class ChainWalk:
                     f"{self.expected}",
                 )
         return self.report
+
+
+@dataclass(frozen=True, slots=True)
+class EntryProof:
+    """One entry's proof as a viewer shows it: its link to its predecessor, and the first
+    checkpoint covering it (signature, and whether the chain walked from the entry reaches the
+    signed head)."""
+
+    link_valid: bool
+    checkpoint: CheckpointRecord | None
+    signature_valid: bool
+    head_matches: bool
+
+
+def prove_entry(  # noqa: PLR0917 -- the facts of one proof, all needed
+    origin: str,
+    customer: str,
+    prev: bytes | None,
+    entries: Iterable[tuple[int, int, bytes, bytes, bytes | None, bytes]],
+    checkpoint: CheckpointRecord | None,
+    keys: Mapping[bytes, PublicKey],
+) -> EntryProof:
+    """Check one entry with the same ``ChainWalk`` that ``einblick verify`` runs.
+
+    ``prev`` is the hash before the entry (its predecessor's, the genesis, or the compaction
+    anchor's head; None when none is known); ``entries`` are (index, at, body digest, source,
+    commitment, stored hash), the entry itself first, then its successors up to the checkpoint
+    (fewer: the head is not reached and ``head_matches`` is False). A checkpoint signature is
+    valid when one of ``keys`` (by key id) signed it.
+    """
+    rows = iter(entries)
+    first = next(rows, None)
+    walk = ChainWalk(origin, customer, [], dict(keys))
+    link_valid = False
+    if first is not None and prev is not None:
+        walk.prev, walk.expected = prev, first[0]
+        walk.step(*first)
+        link_valid = not walk.broken
+    if checkpoint is None:
+        return EntryProof(link_valid, None, signature_valid=False, head_matches=False)
+    signature_valid = walk._signature_problem(checkpoint) is None
+    head_matches = False
+    if link_valid:
+        for row in rows:
+            walk.step(*row)
+            if walk.broken:
+                break
+        head_matches = (
+            not walk.broken and walk.expected == checkpoint.size and walk.prev == checkpoint.head
+        )
+    return EntryProof(link_valid, checkpoint, signature_valid, head_matches)
 
 
 def _load_keys(conn: sqlite3.Connection) -> list[KeyRecord]:

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from gateway.errors import LogError
-from gateway.log.reader import LogReader
+from gateway.log.reader import LogReader, Reader
 from tests.log.conftest import T0, Log, make_draft
 
 C = "baeckerei-schmidt"
@@ -82,3 +82,48 @@ async def test_stats_over_a_window(filled: Log) -> None:
         assert cps and all(c.signature_valid for c in cps)
     finally:
         await reader.close()
+
+
+OTHER = "metallbau-huber"
+
+
+async def test_a_reader_bound_to_a_customer_never_returns_another_customers_rows(
+    filled: Log,
+) -> None:
+    reader = await LogReader.open(filled.path, customer=C)
+    try:
+        mine = await reader.page(limit=1000)
+        assert len(mine) == 24 and {r.customer for r in mine} == {C}
+        # asking for the other customer explicitly still finds nothing of theirs
+        assert await reader.page(customer=OTHER, limit=1000) == []
+        assert await reader.count(customer=OTHER) == 0
+        assert await reader.count() == 24
+        assert await reader.latest_seq() == 44  # the newest entry is C's
+        with pytest.raises(LogError, match="another customer's"):
+            await reader.get(1)  # make_draft(0) is the other customer's
+        assert (await reader.get(2)).row.customer == C
+        assert await reader.checkpoints(customer=OTHER) == []
+        cps = await reader.checkpoints(limit=1000)
+        assert cps and {c.customer for c in cps} == {C}
+        stats = await reader.stats(T0)
+        assert sum(stats.outcomes.values()) == 24
+        assert sum((await reader.stats(T0, customer=OTHER)).outcomes.values()) == 0
+        bodies = await reader.run(reader.sync.bodies)
+        assert bodies and {b.customer for b in bodies} == {C}
+        assert set(await reader.run(reader.sync.chain_names)) == {
+            await reader.run(reader.sync.chain_id, C)
+        }
+    finally:
+        await reader.close()
+
+
+def test_the_sync_reader_pages_the_same_rows(filled: Log) -> None:
+    reader = Reader.open(filled.path)
+    try:
+        flt = reader.filter_for(customer=C)
+        rows = reader.page(flt, limit=1000)
+        assert [r.seq for r in rows] == [r.seq for r in reader.page(flt, limit=1000)]
+        assert len(rows) == reader.count(flt) == 24
+        assert reader.count() == 44
+    finally:
+        reader.close()
