@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +13,8 @@ from policies.compiler import CompiledPolicy, compile_policy
 from policies.engine import Engine
 from policies.examples import EXAMPLES, RECIPIENTS, example_path
 from policies.loader import load_policy, load_policy_text
+from tests.data import PAYLOADS  # the corpus in the repository, wherever it is checked out
 
-PAYLOADS = Path(__file__).parents[2].parent / "shared" / "payloads"
 NOW = datetime(2026, 6, 3, 9, 30, tzinfo=UTC)  # a Wednesday, 11:30 in Berlin
 
 
