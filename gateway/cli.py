@@ -56,14 +56,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    code = 2
     try:
-        code: int = args.func(args)
-    except EinblickError as exc:
-        print(f"einblick: {exc}", file=sys.stderr)
-        return 2
+        try:
+            code = args.func(args)
+        except* EinblickError as group:
+            # ``except*``, not ``except``: an error raised inside the gateway's TaskGroup (a
+            # component that gave up, a recipient's unusable TLS file) arrives as an
+            # ExceptionGroup, nested once per TaskGroup it passed. Each one is a diagnosis for
+            # the installer, printed on its own line; anything else in the group is a bug and
+            # keeps its traceback.
+            for exc in _leaves(group):
+                print(f"einblick: {exc}", file=sys.stderr)
+            code = 2
     except KeyboardInterrupt:
         return 130
     return code
+
+
+def _leaves(group: BaseExceptionGroup[EinblickError]) -> list[EinblickError]:
+    """The errors of a (possibly nested) exception group, in the order they were raised."""
+    found: list[EinblickError] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found.extend(_leaves(exc))
+        else:
+            found.append(exc)
+    return found
 
 
 if __name__ == "__main__":

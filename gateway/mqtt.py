@@ -126,7 +126,7 @@ class MqttConnection:
         if endpoint.username is not None:
             self._client.username_pw_set(endpoint.username, endpoint.password)
         if endpoint.tls is not None:
-            self._client.tls_set_context(_ssl_context(endpoint.tls))
+            self._client.tls_set_context(_ssl_context(endpoint.tls, endpoint.describe()))
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_message = self._handle_message
@@ -467,11 +467,30 @@ def _unread(sock: socket.socket) -> bool:
     return int.from_bytes(waiting, sys.byteorder, signed=True) > 0
 
 
-def _ssl_context(tls: TlsSettings) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=tls.ca_file)
+def _ssl_context(tls: TlsSettings, who: str) -> ssl.SSLContext:
+    # A missing or unreadable file is the installer's to fix, not a bug: say which file it is
+    # (OpenSSL's own message names none) instead of letting an OSError become a traceback.
+    try:
+        context = ssl.create_default_context(cafile=tls.ca_file)
+    except OSError as exc:
+        raise MqttError(
+            f"{who}: cannot use the CA file {tls.ca_file}: {_reason(exc)}; "
+            "expected a readable PEM file of the upstream's CA (tls.ca_file)"
+        ) from exc
     if tls.cert_file:
-        context.load_cert_chain(tls.cert_file, tls.key_file)
+        try:
+            context.load_cert_chain(tls.cert_file, tls.key_file)
+        except OSError as exc:
+            raise MqttError(
+                f"{who}: cannot use the client certificate {tls.cert_file} with key "
+                f"{tls.key_file or tls.cert_file}: {_reason(exc)}; expected readable PEM files "
+                "whose key matches the certificate (tls.cert_file, tls.key_file)"
+            ) from exc
     if tls.insecure_skip_verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)  # ssl.SSLError is an OSError too

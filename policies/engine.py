@@ -36,7 +36,7 @@ from typing import Any, Protocol
 import orjson
 
 from policies.compiler import CompiledDevice, CompiledGrant, CompiledPolicy, CompiledTopic
-from policies.decision import REASON_CODES, Alteration, Decision, Outcome, Reason
+from policies.decision import Alteration, Decision, Outcome, Reason
 from policies.errors import PolicyError
 from policies.explain import explain as render_explanation
 from policies.message import Message
@@ -53,7 +53,7 @@ from policies.sparkplug import SparkplugState, parse_topic
 from policies.topics import TopicPattern, patterns_overlap
 from policies.treatments import Accumulator, TreatmentFailed, pseudonymise, to_number
 
-__all__ = ["MAX_PAYLOAD_BYTES", "REASON_CODES", "DeviceRef", "Engine", "PseudonymKeys"]
+__all__ = ["MAX_PAYLOAD_BYTES", "DeviceRef", "Engine", "PseudonymKeys"]
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 

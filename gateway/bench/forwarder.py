@@ -14,6 +14,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+__all__ = ["main"]
+
 
 def main(argv: list[str]) -> int:
     a_port, b_port = int(argv[0]), int(argv[1])

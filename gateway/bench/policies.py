@@ -23,6 +23,8 @@ from policies.examples import EXAMPLES, RECIPIENTS, example_path
 from policies.loader import load_policy
 from policies.message import Message
 
+__all__ = ["MIX", "main", "run"]
+
 MIX: list[tuple[str, bytes]] = [
     (
         "bakery/oven-1/telemetry",

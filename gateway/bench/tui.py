@@ -28,6 +28,8 @@ from tui.app import EinblickApp
 from tui.local import LocalSource
 from tui.sample import NAMES, T0, SampleLog
 
+__all__ = ["build", "main", "measure", "rss_mb"]
+
 
 def rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():

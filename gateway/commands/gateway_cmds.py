@@ -20,7 +20,6 @@ from gateway.keys import load_public_key
 from gateway.receipts import verify_receipt
 from gateway.scaffold import InitOptions, initialise
 from gateway.visible import neutralise
-from policies.errors import EinblickError
 
 __all__ = ["add_config_option", "config_from", "register", "run_until_signalled"]
 
@@ -190,14 +189,9 @@ def _run(args: argparse.Namespace) -> int:
 
     config = config_from(args)
     gateway = Gateway(config)
-    try:
-        run_until_signalled(gateway.run(), on_hangup=gateway.reload_on_signal)
-    except BaseExceptionGroup as group:
-        # A component gave up for a reason it explains (the device broker cannot start again):
-        # the CLI prints that reason and exits non-zero, not a traceback of the task group.
-        if len(group.exceptions) == 1 and isinstance(group.exceptions[0], EinblickError):
-            raise group.exceptions[0] from None
-        raise
+    # A component that gives up for a reason it explains (the device broker cannot start again)
+    # raises out of the TaskGroup as an ExceptionGroup: gateway/cli.py prints each reason.
+    run_until_signalled(gateway.run(), on_hangup=gateway.reload_on_signal)
     return 0
 
 

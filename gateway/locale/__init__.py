@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from policies.catalog import LANGUAGES, load_catalogs
 
-__all__ = ["CATALOGS", "LANGUAGES", "join", "tr"]
+__all__ = ["CATALOGS", "join", "tr"]
 
 CATALOGS: dict[str, dict[str, str]] = load_catalogs("gateway.locale", "rights")
 

@@ -47,15 +47,7 @@ from gateway.log.results import (
 )
 from gateway.log.verify import CheckpointRecord, EntryProof, prove_entry
 
-__all__ = [
-    "MAX_WALK",
-    "CheckpointInfo",
-    "EntryDetail",
-    "EntryRow",
-    "LogReader",
-    "Reader",
-    "Stats",
-]
+__all__ = ["MAX_WALK", "LogReader", "Reader"]  # its result types: gateway.log.results
 
 T = TypeVar("T")
 

@@ -25,9 +25,9 @@ from __future__ import annotations
 import sqlite3
 
 from gateway.errors import StoreError
-from gateway.migrations import SCHEMA_VERSION, migrate
+from gateway.migrations import migrate
 
-__all__ = ["SCHEMA_VERSION", "configure_writer", "ensure_schema"]
+__all__ = ["configure_writer", "ensure_schema"]
 
 
 def configure_writer(conn: sqlite3.Connection) -> None:

@@ -103,7 +103,8 @@ async def test_acl_lets_a_device_publish_only_under_its_own_topics(brokers: Brok
 
     rules = [
         gateway_rule("gw", hash_password("gwpw")),
-        device_rule("oven-1", hash_password("pw1"), ["bakery/oven-1/{stream}"]),
+        # oven-1 reads its command topic: the fence that tells its '#' spy when to look.
+        device_rule("oven-1", hash_password("pw1"), ["bakery/oven-1/{stream}"], ["cmd/oven-1"]),
         device_rule("oven-2", hash_password("pw2"), ["bakery/oven-2/{stream}"]),
     ]
     broker = await brokers(anonymous=False, rules=rules)
@@ -116,10 +117,13 @@ async def test_acl_lets_a_device_publish_only_under_its_own_topics(brokers: Brok
     await dev.open()
     await dev.publish("bakery/oven-2/telemetry", b"forged", 1)  # another device's topic: dropped
     await dev.publish("bakery/oven-1/telemetry", b"own", 1)
+    # The own publish is the fence: Mosquitto handles one client's publishes in order, so had
+    # the forged one got through, it would have arrived before it.
     msg = await asyncio.wait_for(seen.get(), 5)
-    assert (msg.topic, msg.payload) == ("bakery/oven-1/telemetry", b"own")
-    await asyncio.sleep(0.3)
-    assert seen.empty(), "a forged publish under another device's topic got through"
+    assert (msg.topic, msg.payload) == ("bakery/oven-1/telemetry", b"own"), (
+        "a forged publish under another device's topic got through"
+    )
+    assert seen.empty()
     # A device may subscribe to '#', but Mosquitto's ACL delivers it nothing of other devices.
     spy_inbox: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=100)
     spy = MqttConnection(
@@ -131,7 +135,13 @@ async def test_acl_lets_a_device_publish_only_under_its_own_topics(brokers: Brok
     await other.open()
     await other.publish("bakery/oven-2/telemetry", b"private to oven-2", 1)
     assert (await asyncio.wait_for(seen.get(), 5)).payload == b"private to oven-2"
-    await asyncio.sleep(0.3)
+    # Fence: oven-2's message was routed (the gateway has it) before this one is sent, and the
+    # spy's deliveries keep the broker's order; so if the fence comes first, nothing leaked.
+    await gw.publish("cmd/oven-1", b"fence", 1)
+    first = await asyncio.wait_for(spy_inbox.get(), 5)
+    assert (first.topic, first.payload) == ("cmd/oven-1", b"fence"), (
+        f"a device read another device's message: {first.topic} {first.payload!r}"
+    )
     assert spy_inbox.empty(), "a device read another device's message"
     for conn in (spy, other, dev, gw):
         await conn.close()

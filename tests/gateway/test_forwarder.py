@@ -1,0 +1,186 @@
+"""A forwarder on its own: a real outbox in SQLite, the upstream link faked in memory
+(tests/gateway/fake_link.py), so each PUBACK and each lost session is the test's to give."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway import forwarder as forwarder_module
+from gateway import outbox
+from gateway.config import RecipientConfig
+from gateway.forwarder import Forwarder, endpoint_for
+from gateway.outbox import OutboxRow
+from gateway.store import Store
+from policies.decision import Reason
+from tests.gateway.fake_link import FakeLink
+
+RECIPIENT = RecipientConfig(name="oven-maker", display_name="Ofenbau", url="mqtt://127.0.0.1:1")
+
+
+@dataclass
+class Upstream:
+    """Hands the forwarder a new FakeLink per session; the first ``refusals`` cannot connect."""
+
+    refusals: int = 0
+    links: list[FakeLink] = field(default_factory=list)
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __call__(self, endpoint: Any, **_: Any) -> FakeLink:
+        refuse = "connection refused" if len(self.links) < self.refusals else None
+        link = FakeLink(endpoint, refuse=refuse)
+        self.links.append(link)
+        if refuse is None:
+            self.opened.set()
+        return link
+
+    async def session(self, number: int) -> FakeLink:
+        """The ``number``-th session that connected (1-based)."""
+        async with asyncio.timeout(10):
+            while len([k for k in self.links if k.refuse is None]) < number:
+                self.opened.clear()
+                await self.opened.wait()
+        return [k for k in self.links if k.refuse is None][number - 1]
+
+
+@dataclass
+class Bench:
+    store: Store
+    upstream: Upstream
+    withheld: list[tuple[OutboxRow, Reason]] = field(default_factory=list)
+    done: list[tuple[str, int]] = field(default_factory=list)  # (customer, rows) left the outbox
+    done_event: asyncio.Event = field(default_factory=asyncio.Event)
+    refused_grants: set[str] = field(default_factory=set)
+
+    def forwarder(self) -> Forwarder:
+        return Forwarder(
+            RECIPIENT,
+            endpoint_for(RECIPIENT, "unit", None),
+            self.store,
+            still_allowed=self.still_allowed,
+            on_withhold=self.on_withhold,
+            on_done=self.on_done,
+        )
+
+    def still_allowed(self, customer: str, grant: str, now: datetime) -> Reason | None:
+        return Reason("consent_withdrawn") if grant in self.refused_grants else None
+
+    async def on_withhold(self, refused: Sequence[tuple[OutboxRow, Reason]]) -> None:
+        self.withheld.extend(refused)
+        await self.store.transaction(
+            functools.partial(outbox.delete, ids=[r.id for r, _ in refused])
+        )
+
+    def on_done(self, recipient: str, customer: str, count: int, size: int) -> None:
+        self.done.append((customer, count))
+        self.done_event.set()
+
+    async def wait_done(self, rows: int) -> None:
+        async with asyncio.timeout(10):
+            while sum(n for _, n in self.done) < rows:
+                self.done_event.clear()
+                await self.done_event.wait()
+
+    async def queue(self, grants: Sequence[str]) -> list[OutboxRow]:
+        specs = [
+            (
+                i + 1,
+                RECIPIENT.name,
+                "baeckerei-schmidt",
+                "oven-1",
+                grant,
+                f"ovens/{i}",
+                b"%d" % i,
+                0.0,
+            )
+            for i, grant in enumerate(grants)
+        ]
+        return await self.store.transaction(functools.partial(outbox.insert, rows=specs))
+
+    async def waiting(self) -> list[int]:
+        def job(conn: sqlite3.Connection) -> list[int]:
+            return [r.id for r in outbox.pending(conn, RECIPIENT.name, after=0, limit=1000)]
+
+        return await self.store.read(job)
+
+
+@pytest.fixture
+async def bench(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Bench]:
+    upstream = Upstream()
+    # The one seam: the forwarder opens its sessions through this name.
+    monkeypatch.setattr(forwarder_module, "MqttConnection", upstream)
+    store = Store(tmp_path / "einblick.db")
+    await store.open()
+    yield Bench(store, upstream)
+    await store.close()
+
+
+async def test_rows_go_out_in_order_and_are_deleted_only_after_their_puback(bench: Bench) -> None:
+    rows = await bench.queue(["maintenance"] * 6)
+    forwarder = bench.forwarder()
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
+        link = await bench.upstream.session(1)
+        await link.wait_published(6)
+        assert [p.topic for p in link.published] == [r.topic for r in rows]
+        assert [p.payload for p in link.published] == [r.payload for r in rows]
+        assert await bench.waiting() == [r.id for r in rows]  # sent, not acknowledged: kept
+        link.puback(2)
+        await bench.wait_done(2)
+        assert await bench.waiting() == [r.id for r in rows[2:]]
+        link.puback()
+        await bench.wait_done(6)
+        assert await bench.waiting() == []
+        assert forwarder.state.sent == 6 and forwarder.state.in_flight == 0
+        running.cancel()
+
+
+async def test_a_row_no_longer_allowed_is_withheld_at_send_not_published(bench: Bench) -> None:
+    rows = await bench.queue(["maintenance", "withdrawn", "maintenance", "withdrawn"])
+    bench.refused_grants.add("withdrawn")
+    forwarder = bench.forwarder()
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
+        link = await bench.upstream.session(1)
+        await link.wait_published(2)
+        link.puback()
+        await bench.wait_done(4)  # two withheld, two delivered
+        running.cancel()
+    assert [p.payload for p in link.published] == [rows[0].payload, rows[2].payload]
+    assert [(r.id, why.code) for r, why in bench.withheld] == [
+        (rows[1].id, "consent_withdrawn"),
+        (rows[3].id, "consent_withdrawn"),
+    ]
+    assert forwarder.state.withheld_at_send == 2
+    assert await bench.waiting() == []
+
+
+async def test_it_reconnects_and_sends_again_what_was_not_acknowledged(bench: Bench) -> None:
+    bench.upstream.refusals = 1  # the upstream is down at first
+    rows = await bench.queue(["maintenance"] * 3)
+    forwarder = bench.forwarder()
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
+        first = await bench.upstream.session(1)
+        assert bench.upstream.links[0].refuse is not None  # the refused attempt came first
+        await first.wait_published(3)
+        first.puback(1)
+        await bench.wait_done(1)
+        first.lose("connection reset")  # rows 2 and 3 were in flight: never acknowledged
+        second = await bench.upstream.session(2)
+        await second.wait_published(2)
+        assert [p.payload for p in second.published] == [r.payload for r in rows[1:]]
+        second.puback()
+        await bench.wait_done(3)
+        assert forwarder.state.connected
+        running.cancel()
+    assert forwarder.state.reconnects == 1
+    assert await bench.waiting() == []

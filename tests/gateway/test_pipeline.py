@@ -1,0 +1,173 @@
+"""The pipeline on its own: a real database and log writer, the device link faked in memory
+(tests/gateway/fake_link.py), so what is acknowledged when can be watched message by message."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import pytest
+
+from gateway import outbox
+from gateway.keys import Signer
+from gateway.log.writer import LogWriter
+from gateway.outbox import OutboxRow
+from gateway.pipeline import Pipeline
+from gateway.pseudonyms import Keyring
+from gateway.quota import RecipientQueues
+from gateway.store import Store
+from policies.engine import Engine
+from tests.gateway.fake_link import FakeLink
+from tests.gateway.test_end_to_end import BAKERY
+from tests.policies.conftest import compile_text
+
+TOPIC = "bakery/oven-1/telemetry"
+RECIPIENT = "oven-maker"
+
+
+@dataclass
+class Bench:
+    pipeline: Pipeline
+    store: Store
+    link: FakeLink
+    handed: list[OutboxRow] = field(default_factory=list)
+    handed_event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_handed(self, count: int) -> None:
+        async with asyncio.timeout(10):
+            while len(self.handed) < count:
+                self.handed_event.clear()
+                await self.handed_event.wait()
+
+    async def count(self, query: str) -> int:
+        def job(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(query).fetchone()[0])
+
+        return await self.store.read(job)
+
+
+def reading(temperature: float) -> bytes:
+    return orjson.dumps({"temperature": temperature, "door_open": False})
+
+
+@pytest.fixture
+async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
+    yield await _bench(tmp_path, queue_size=100)
+
+
+async def _bench(tmp_path: Path, *, queue_size: int) -> Bench:
+    keyring = Keyring()
+    engine = Engine([compile_text(BAKERY, {RECIPIENT: "Ofenbau Müller"})], keyring)
+    store = Store(tmp_path / "einblick.db")
+    await store.open()
+    signer = Signer.generate()
+    writer = await store.read(lambda conn: LogWriter(conn, signer, "unit"))
+    handed: list[OutboxRow] = []
+    event = asyncio.Event()
+
+    def on_rows(recipient: str, rows: Sequence[OutboxRow]) -> None:
+        assert recipient == RECIPIENT
+        handed.extend(rows)
+        event.set()
+
+    pipeline = Pipeline(
+        engine=lambda: engine,
+        store=store,
+        log_writer=lambda: writer,
+        keyring=keyring,
+        topic_prefix={},
+        queue_size=queue_size,
+        batch_max=100,
+        max_payload_bytes=65536,
+        outbox_max_rows=10_000,
+        queues=RecipientQueues(
+            {RECIPIENT: "withhold"},
+            max_rows_total=10_000,
+            max_rows=None,
+            max_bytes=None,
+            disk_share=0.5,
+            disk=tmp_path,
+        ),
+        on_rows=on_rows,
+    )
+    return Bench(pipeline, store, FakeLink(), handed, event)
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for a status condition of the component under test (no external event exists)."""
+    async with asyncio.timeout(10):
+        while not condition():
+            await asyncio.sleep(0.005)
+    assert condition(), what
+
+
+async def test_a_message_is_acknowledged_only_once_its_entry_and_row_are_committed(
+    bench: Bench,
+) -> None:
+    # The database refuses writes (a disk gone read-only): the commit fails, and fails again.
+    await bench.store.read(lambda conn: conn.execute("PRAGMA query_only=ON"))
+    message = bench.link.deliver(TOPIC, reading(180.2))
+    async with asyncio.TaskGroup() as tasks:
+        task = tasks.create_task(bench.pipeline.process([(message, False)]), name="batch")
+        await until(lambda: bench.pipeline.stats.commit_failures >= 2, "two failed commits")
+        # Fail closed: nothing acknowledged (the broker keeps the message), nothing handed on.
+        assert bench.link.acked == []
+        assert bench.handed == []
+        assert bench.pipeline.stats.failing_closed is not None
+        assert await bench.count("SELECT COUNT(*) FROM outbox") == 0
+        # The disk is back: the same batch commits, and only now is the message acknowledged.
+        await bench.store.read(lambda conn: conn.execute("PRAGMA query_only=OFF"))
+        async with asyncio.timeout(10):
+            await task
+    assert bench.link.acked == [message.mid]
+    assert bench.pipeline.stats.failing_closed is None
+    assert await bench.count("SELECT COUNT(*) FROM outbox") == 1
+    assert [orjson.loads(r.payload) for r in bench.handed] == [
+        {"temperature": 180.0, "door_open": False}
+    ]
+    await bench.store.close()
+
+
+async def test_a_device_s_messages_are_decided_acknowledged_and_handed_on_in_order(
+    bench: Bench,
+) -> None:
+    sent = [bench.link.deliver(TOPIC, reading(170.0 + i)) for i in range(40)]
+    async with asyncio.TaskGroup() as tasks:
+        writer = tasks.create_task(bench.pipeline.run(), name="pipeline-writer")
+        for message in sent:
+            bench.pipeline.receive(message)
+        await bench.wait_handed(40)
+        writer.cancel()
+    assert [orjson.loads(r.payload)["temperature"] for r in bench.handed] == [
+        170.0 + i for i in range(40)
+    ]
+    ids = [r.id for r in bench.handed]
+    assert ids == sorted(ids) and len(set(ids)) == 40  # outbox order is commit order
+    assert bench.link.acked == [m.mid for m in sent]
+    rows = await bench.store.read(lambda conn: outbox.pending(conn, RECIPIENT, after=0, limit=100))
+    assert [r.id for r in rows] == ids
+    await bench.store.close()
+
+
+async def test_reading_pauses_at_the_queue_limit_and_resumes_when_it_drains(
+    tmp_path: Path,
+) -> None:
+    bench = await _bench(tmp_path, queue_size=8)
+    # The writer is not running yet: messages wait in the queue, unacknowledged.
+    for i in range(7):
+        bench.pipeline.receive(bench.link.deliver(TOPIC, reading(100.0 + i)))
+    assert bench.link.paused == 0 and bench.link.reading
+    bench.pipeline.receive(bench.link.deliver(TOPIC, reading(107.0)))
+    assert bench.link.paused == 1 and not bench.link.reading  # backpressure, never a drop
+    assert bench.link.acked == []
+    async with asyncio.TaskGroup() as tasks:
+        writer = tasks.create_task(bench.pipeline.run(), name="pipeline-writer")
+        await bench.wait_handed(8)
+        writer.cancel()
+    assert bench.link.reading and bench.link.resumed == 1
+    assert bench.link.acked == list(range(1, 9))
+    await bench.store.close()
