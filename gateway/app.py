@@ -24,8 +24,8 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
-from gateway import erasure, outbox
-from gateway.broker import (
+from gateway.config import Config, RecipientConfig, load_config
+from gateway.devices.broker import (
     Mosquitto,
     MosquittoSettings,
     device_rule,
@@ -33,35 +33,36 @@ from gateway.broker import (
     hash_password,
     write_private,
 )
-from gateway.clock import ForwardClock
-from gateway.config import Config, RecipientConfig, load_config
-from gateway.consent import ConsentBook
-from gateway.control import ControlServer
-from gateway.disk import DiskThresholds, DiskWatch
-from gateway.erasure import ErasureBook
+from gateway.devices.refusals import RefusalBook
+from gateway.devices.registry import RegisteredDevice, Registry, policy_claims
+from gateway.devices.retained import RetainedSweeper
+from gateway.devices.tls import CertificateAuthority, TlsFiles
 from gateway.errors import ConfigError, GatewayError
-from gateway.filemodes import tighten
-from gateway.flood import FloodGuard
-from gateway.forwarder import Forwarder, endpoint_for
-from gateway.keys import Signer
-from gateway.lock import DirectoryLock
+from gateway.log.keys import Signer
 from gateway.log.writer import LogWriter
-from gateway.metrics import MetricsServer
-from gateway.mqtt import Endpoint, Inbound, MqttConnection, MqttError
-from gateway.outbox import OutboxRow
-from gateway.pipeline import Pipeline
-from gateway.policyset import PolicySet
-from gateway.pseudonyms import Keyring
-from gateway.quota import RecipientQueues
-from gateway.refusals import RefusalBook
-from gateway.registry import RegisteredDevice, Registry, policy_claims
-from gateway.reload import Change, ReloadReport, plan
-from gateway.retained import RetainedSweeper
-from gateway.retention import RetentionTask, retention_for
-from gateway.startup import PolicyLine, StartFacts
-from gateway.startup import render as render_start
-from gateway.store import Store
-from gateway.tls import CertificateAuthority, TlsFiles
+from gateway.messages import outbox
+from gateway.messages.clock import ForwardClock
+from gateway.messages.flood import FloodGuard
+from gateway.messages.forwarder import Forwarder, endpoint_for
+from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection, MqttError
+from gateway.messages.outbox import OutboxRow
+from gateway.messages.pipeline import Pipeline
+from gateway.messages.policyset import PolicySet
+from gateway.messages.pseudonyms import Keyring
+from gateway.messages.quota import RecipientQueues
+from gateway.messages.store import Store
+from gateway.operations.control import ControlServer
+from gateway.operations.disk import DiskThresholds, DiskWatch
+from gateway.operations.filemodes import tighten
+from gateway.operations.lock import DirectoryLock
+from gateway.operations.metrics import MetricsServer
+from gateway.operations.reload import Change, ReloadReport, plan
+from gateway.operations.startup import PolicyLine, StartFacts
+from gateway.operations.startup import render as render_start
+from gateway.rights import erasure
+from gateway.rights.consent import ConsentBook
+from gateway.rights.erasure import ErasureBook
+from gateway.rights.retention import RetentionTask, retention_for
 from policies.decision import Reason
 from policies.describe import describe
 from policies.engine import Engine
@@ -86,7 +87,7 @@ class Gateway:
         self.config = config
         self.started_at = time.time()
         self.registry = Registry(config.data_path / "devices.json", reserved=self._broker_users())
-        # Registered devices whose topics break the confinement rules (gateway/registry.py), with
+        # Registered devices whose topics break the confinement rules (gateway/devices/registry.py), with
         # the reason: left out of the broker and the policies, named in status; others run.
         self.device_problems: dict[tuple[str, str], str] = {}
         self._check_devices()
@@ -308,7 +309,7 @@ class Gateway:
 
     def _broker_users(self) -> tuple[str, ...]:
         """The gateway's own broker users: its session, the helper that clears retained
-        messages at an erasure, and the one that sweeps them (gateway/retained.py); each its own
+        messages at an erasure, and the one that sweeps them (gateway/devices/retained.py); each its own
         user, so a helper's clean session never touches the gateway's persistent one: Mosquitto
         makes every client id the username."""
         user = self.config.broker.gateway_username
@@ -647,7 +648,7 @@ class Gateway:
     def _apply_policy(self, path: Path) -> bool:
         """Load, compile and run one policy file in place of its running version; False (and
         the error recorded for status) when it does not load or cannot run beside the others.
-        Compiling reads the registry too (gateway/policyset.py adds registered devices the
+        Compiling reads the registry too (gateway/messages/policyset.py adds registered devices the
         file does not declare), so this is also how a device registration reaches the engine."""
         compiled = self.policies.load(path)
         if compiled is None:
@@ -677,7 +678,7 @@ class Gateway:
                 self._apply_policy(path)
 
     def start_facts(self) -> StartFacts:
-        """What is running, for the start-up block (gateway/startup.py)."""
+        """What is running, for the start-up block (gateway/operations/startup.py)."""
         config = self.config
         broker = config.broker
         if broker.mode == "managed":
@@ -735,7 +736,7 @@ class Gateway:
         )
 
     async def reload_config(self) -> ReloadReport:
-        """Re-read einblick.yaml and apply what can change while running (gateway/reload.py).
+        """Re-read einblick.yaml and apply what can change while running (gateway/operations/reload.py).
 
         Everything is read and checked before anything changes: a file that does not load, or
         a password file that cannot be read, raises ConfigError (file:line) and the gateway runs

@@ -40,8 +40,8 @@ import orjson
 
 from gateway.config import load_config
 from gateway.errors import GatewayError
-from gateway.keys import load_public_key
 from gateway.log.chain import source_commitment
+from gateway.log.keys import load_public_key
 from gateway.log.reader import Reader
 from gateway.log.verify import verify_db
 from policies.numbers import loads_exact

@@ -15,7 +15,7 @@ from importlib.metadata import version
 
 from gateway.commands import device, gateway_cmds, operations, policy, rights, simulate, tui
 from gateway.commands import log as log_cmds
-from gateway.filemodes import UMASK
+from gateway.operations.filemodes import UMASK
 from policies.errors import EinblickError
 
 __all__ = ["build_parser", "main"]
@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return bench_main(args_list[1:])
     # Everything Einblick writes (configuration, keys, log, broker files, exports, backups) is
-    # its user's alone, whatever the umask of the shell or unit (gateway/filemodes.py).
+    # its user's alone, whatever the umask of the shell or unit (gateway/operations/filemodes.py).
     os.umask(UMASK)
     parser = build_parser()
     args = parser.parse_args(args_list)

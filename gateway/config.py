@@ -146,7 +146,7 @@ class BrokerLimits(_Model):
     Mosquitto 2.0 applies the queue and in-flight limits to every client alike; the client that
     needs them large is the gateway's own persistent session, which holds devices' messages while
     the gateway is stopped or its outbox is full. Devices cannot use them to queue for
-    themselves: they have no read right (see gateway/broker.py), so nothing is ever queued for a
+    themselves: they have no read right (see gateway/devices/broker.py), so nothing is ever queued for a
     device. Reaching a queue limit makes Mosquitto drop further messages for the gateway's session
     after acknowledging them to the device; Einblick counts each such episode ("queue_full" in
     ``einblick status`` and the metrics), so size the limits for the longest outage you plan for.
@@ -171,7 +171,7 @@ class BrokerLimits(_Model):
     # acknowledgement. 0: no limit. Must leave room above max_queued_bytes (checked in Config,
     # which knows the packet size the pipeline implies).
     memory_limit_bytes: int = Field(default=1024 * 1024 * 1024, ge=0)
-    # How often the gateway clears retained messages on the device broker (gateway/retained.py):
+    # How often the gateway clears retained messages on the device broker (gateway/devices/retained.py):
     # retained storage holds at most what devices publish in about this long.
     retained_sweep_s: float = Field(default=1.0, gt=0, le=60)
 
@@ -226,7 +226,7 @@ class OutboxConfig(_Model):
     # recipients one may be down ~9 h at 100 messages/s before its releases are withheld; the
     # bytes quota (a share of the free disk) binds first on a small disk.
     max_rows: int = Field(default=10_000_000, ge=10)
-    # Each recipient's queue has a quota (gateway/quota.py says how it is sized) so that one
+    # Each recipient's queue has a quota (gateway/messages/quota.py says how it is sized) so that one
     # unreachable recipient cannot reach max_rows and pause intake for everyone.
     # Rows per recipient; None: max_rows ÷ number of recipients.
     recipient_max_rows: int | None = Field(default=None, ge=1)
@@ -242,7 +242,7 @@ class OutboxConfig(_Model):
 
 
 class RetentionConfig(RetentionSpec):
-    """The box's default retention (gateway/retention.py); a policy's ``retention`` overrides it
+    """The box's default retention (gateway/rights/retention.py); a policy's ``retention`` overrides it
     key by key for its customer. Unset keys: kept until erased (einblick forget)."""
 
     # How often the running gateway applies retention (an offloaded store job; an hour is
@@ -251,7 +251,7 @@ class RetentionConfig(RetentionSpec):
 
 
 class DiskConfig(_Model):
-    """The disk projection in status, the TUI and the metrics (gateway/disk.py)."""
+    """The disk projection in status, the TUI and the metrics (gateway/operations/disk.py)."""
 
     sample_every_s: float = Field(default=60.0, gt=0, le=3600)
     window_h: float = Field(default=24.0, gt=0, le=24 * 31)  # the rate is taken over this

@@ -3,7 +3,7 @@
 paho runs its network loop on its own thread (``loop_start``); callbacks arrive there, so every
 counter they touch is guarded by a lock. The simulators are test and benchmark tools that want
 many independent device connections, which paho's threaded loop gives simply; the gateway's
-own adapter (``gateway.mqtt``) drives paho from asyncio instead.
+own adapter (``gateway.messages.mqtt``) drives paho from asyncio instead.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker import AclRule, Mosquitto, MosquittoSettings, free_port
+from gateway.devices.broker import AclRule, Mosquitto, MosquittoSettings, free_port
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

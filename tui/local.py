@@ -24,12 +24,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gateway.control import ControlError, request
 from gateway.errors import LogError
-from gateway.keys import fingerprint
 from gateway.log.entry import us_from_at
+from gateway.log.keys import fingerprint
 from gateway.log.reader import Reader
 from gateway.log.results import EntryFilter, EntryLine, Match
+from gateway.operations.control import ControlError, request
 from policies.errors import PolicyError
 from policies.loader import load_policy
 from tui.model import (

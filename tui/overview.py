@@ -77,7 +77,7 @@ def _gateway(status: Mapping[str, Any] | None, names: Names, lang: Lang) -> list
         step = float(clock.get("largest_step_s") or 0.0)
         out.append(Text(t("o_clock_back", lang, n=clock["steps_back"], step=step), style="yellow"))
     disk = status.get("disk") or {}
-    if disk.get("text"):  # worded once, by the gateway (gateway/disk.py)
+    if disk.get("text"):  # worded once, by the gateway (gateway/operations/disk.py)
         level = str(disk.get("level") or "ok")
         style = {"warning": "yellow", "critical": "bold red"}.get(level, "")
         mark = "" if level == "ok" else "⚠ "  # colour is doubled by a symbol

@@ -20,11 +20,11 @@ from pathlib import Path
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.keys import Signer
 from gateway.log.entry import EntryDraft, draft_from_decision
+from gateway.log.keys import Signer
 from gateway.log.schema import ensure_schema
 from gateway.log.writer import LogWriter
-from gateway.store import connect
+from gateway.messages.store import connect
 from policies.decision import Alteration, Decision, LegalBasis, Outcome, Reason
 from tui.model import Names
 

@@ -23,8 +23,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gateway.keys import Signer
 from gateway.log.entry import EntryDraft
+from gateway.log.keys import Signer
 from gateway.log.schema import configure_writer, ensure_schema
 from gateway.log.verify import verify_db
 from gateway.log.writer import LogWriter

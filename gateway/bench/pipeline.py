@@ -32,11 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.broker import Mosquitto, MosquittoSettings, free_port
-from gateway.child import start_gateway, stop_gateway
 from gateway.config import load_config
-from gateway.control import request
-from gateway.scaffold import EXAMPLE_RECIPIENTS, InitOptions, init_directory
+from gateway.devices.broker import Mosquitto, MosquittoSettings, free_port
+from gateway.operations.child import start_gateway, stop_gateway
+from gateway.operations.control import request
+from gateway.operations.scaffold import EXAMPLE_RECIPIENTS, InitOptions, init_directory
 from simulators.load import LatencyProbe, LoadDevice, build_load
 from simulators.publisher import Publisher
 

@@ -5,7 +5,7 @@ policy's topics: the snippet shows the policy's first topic (a ``{capture}`` lev
 ``<capture>``) and the registry gets no topics of its own for it, since the broker's ACL comes
 from the policy. An undeclared device gets ``--topic`` or ``devices/<customer>/<id>/{stream}``.
 
-Registration refuses what would let one device hurt another (gateway/registry.py): a customer
+Registration refuses what would let one device hurt another (gateway/devices/registry.py): a customer
 no policy names (with the closest known names), a device id or human name the customer already
 has, and topics outside the device's own prefix or overlapping another device's.
 """
@@ -19,8 +19,7 @@ from pathlib import Path
 
 from gateway.commands.gateway_cmds import SubParsers, add_config_option, config_from
 from gateway.config import Config
-from gateway.control import ControlError, GatewayNotRunning, request
-from gateway.registry import (
+from gateway.devices.registry import (
     DEFAULT_TOPIC,
     Claim,
     RegisteredDevice,
@@ -29,7 +28,8 @@ from gateway.registry import (
     closest,
     slug,
 )
-from gateway.tls import CertificateAuthority, IssuedCertificate, TlsFiles
+from gateway.devices.tls import CertificateAuthority, IssuedCertificate, TlsFiles
+from gateway.operations.control import ControlError, GatewayNotRunning, request
 from policies.errors import PolicyError
 from policies.loader import load_policy
 from policies.model import DeviceSpec, PolicyDocument

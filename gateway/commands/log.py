@@ -16,8 +16,8 @@ from typing import TextIO
 from gateway.commands.gateway_cmds import add_config_option
 from gateway.config import Config, load_config
 from gateway.errors import LogError
-from gateway.keys import Signer, load_public_key
 from gateway.log.bundle import export_customer, verify_bundle
+from gateway.log.keys import Signer, load_public_key
 from gateway.log.reader import Reader
 from gateway.log.schema import configure_writer, ensure_schema
 from gateway.log.verify import VerifyReport, verify_db
@@ -148,7 +148,7 @@ def _config(args: argparse.Namespace) -> Config | None:
 
 
 def _rotate(args: argparse.Namespace) -> int:
-    from gateway.lock import DirectoryLock
+    from gateway.operations.lock import DirectoryLock
 
     db = _db(args)
     config = _config(args)

@@ -36,8 +36,8 @@ def register(sub: SubParsers) -> None:
 
 
 def _backup(args: argparse.Namespace) -> int:
-    from gateway.backup import create_backup
-    from gateway.control import GatewayNotRunning, request
+    from gateway.operations.backup import create_backup
+    from gateway.operations.control import GatewayNotRunning, request
 
     config = config_from(args)
     snapshot: Path | None = None
@@ -69,8 +69,8 @@ def _backup(args: argparse.Namespace) -> int:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    from gateway.backup import restore_backup
-    from gateway.keys import load_public_key
+    from gateway.log.keys import load_public_key
+    from gateway.operations.backup import restore_backup
 
     key = load_public_key(args.key) if args.key else None
     restored = restore_backup(args.archive, args.directory, key=key)

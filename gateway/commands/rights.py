@@ -19,8 +19,8 @@ import orjson
 
 from gateway.commands.gateway_cmds import SubParsers, add_config_option, config_from
 from gateway.config import Config
-from gateway.control import ControlError, request
 from gateway.errors import LogError
+from gateway.operations.control import ControlError, request
 
 __all__ = ["gateway_running", "load_policies", "register"]
 
@@ -36,8 +36,8 @@ async def gateway_running(path: Path) -> bool:
 
 def load_policies(config: Config) -> list[Any]:
     """The customers' compiled policies, loaded from the policy files as the gateway loads them."""
-    from gateway.policyset import PolicySet
-    from gateway.registry import Registry
+    from gateway.devices.registry import Registry
+    from gateway.messages.policyset import PolicySet
 
     registry = Registry(config.data_path / "devices.json")
     return list(
@@ -107,7 +107,7 @@ def _write(text: str, out: Path | None) -> None:
 
 
 def _forget(args: argparse.Namespace) -> int:
-    from gateway.erasure import forget_offline
+    from gateway.rights.erasure import forget_offline
 
     config = config_from(args)
     socket = config.control_socket
@@ -156,7 +156,7 @@ def _erasures(args: argparse.Namespace) -> int:
     else:
         import sqlite3
 
-        from gateway.erasure import list_erasures
+        from gateway.rights.erasure import list_erasures
 
         conn = sqlite3.connect(f"file:{config.database_path}?mode=ro", uri=True)
         try:
@@ -187,8 +187,8 @@ def _erasures(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from gateway.keys import load_public_key
-    from gateway.report import build_report, render
+    from gateway.log.keys import load_public_key
+    from gateway.rights.report import build_report, render
 
     config = config_from(args)
     policy = next((p for p in load_policies(config) if p.customer == args.customer), None)
@@ -213,7 +213,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _records(args: argparse.Namespace) -> int:
-    from gateway.records import build_records, render_records
+    from gateway.rights.records import build_records, render_records
 
     config = config_from(args)
     policies = [

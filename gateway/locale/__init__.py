@@ -8,7 +8,7 @@ a gap shows as a visible key rather than a crash.
 
 from __future__ import annotations
 
-from policies.catalog import LANGUAGES, load_catalogs
+from policies.catalog import load_catalogs
 
 __all__ = ["CATALOGS", "join", "tr"]
 

@@ -36,7 +36,6 @@ from typing import Any
 import orjson
 
 from gateway.errors import BundleError, LogError
-from gateway.keys import PublicKey
 from gateway.log.chain import (
     GATEWAY_CHAIN,
     body_digest,
@@ -46,6 +45,7 @@ from gateway.log.chain import (
     text_digest,
 )
 from gateway.log.entry import us_from_at
+from gateway.log.keys import PublicKey
 from gateway.log.verify import (
     ChainWalk,
     CheckpointRecord,

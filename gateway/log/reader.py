@@ -29,9 +29,9 @@ from typing import Any, TypeVar
 import orjson
 
 from gateway.errors import LogError
-from gateway.keys import PublicKey, fingerprint
 from gateway.log.chain import GATEWAY_CHAIN, genesis_hash
 from gateway.log.entry import OUTCOMES, at_from_us, us_from_at
+from gateway.log.keys import PublicKey, fingerprint
 from gateway.log.results import (
     Body,
     CheckpointInfo,

@@ -1,6 +1,6 @@
 """The log's SQLite schema and connection settings.
 
-The tables are created and upgraded by ``gateway.migrations`` (one registry for every table).
+The tables are created and upgraded by ``gateway.log.migrations`` (one registry for every table).
 
 Layout, chosen for bytes on disk (an edge box keeps a year of telemetry):
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 import sqlite3
 
 from gateway.errors import StoreError
-from gateway.migrations import migrate
+from gateway.log.migrations import migrate
 
 __all__ = ["configure_writer", "ensure_schema"]
 
@@ -40,6 +40,6 @@ def configure_writer(conn: sqlite3.Connection) -> None:
 
 
 def ensure_schema(conn: sqlite3.Connection) -> None:
-    """Bring every table of the database to this release's schema (``gateway.migrations``),
+    """Bring every table of the database to this release's schema (``gateway.log.migrations``),
     or refuse a database written by a newer release."""
     migrate(conn)

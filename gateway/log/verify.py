@@ -29,7 +29,6 @@ from pathlib import Path
 import orjson
 
 from gateway.errors import ChainBroken
-from gateway.keys import PublicKey, fingerprint
 from gateway.log.chain import (
     _ENTRY,
     _INDEX_AT,
@@ -44,6 +43,7 @@ from gateway.log.chain import (
     text_digest,
 )
 from gateway.log.entry import OUTCOMES
+from gateway.log.keys import PublicKey, fingerprint
 
 __all__ = [
     "ChainReport",

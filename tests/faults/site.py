@@ -22,13 +22,13 @@ from typing import Any
 import orjson
 
 from gateway.audit import Captured, write_jsonl
-from gateway.broker import Mosquitto, MosquittoSettings, free_port
-from gateway.child import start_gateway, stop_gateway
 from gateway.config import Config, load_config
-from gateway.control import request
-from gateway.mqtt import Endpoint, Inbound, MqttConnection, MqttError
-from gateway.registry import Registry
-from gateway.scaffold import InitOptions, init_directory
+from gateway.devices.broker import Mosquitto, MosquittoSettings, free_port
+from gateway.devices.registry import Registry
+from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection, MqttError
+from gateway.operations.child import start_gateway, stop_gateway
+from gateway.operations.control import request
+from gateway.operations.scaffold import InitOptions, init_directory
 from tests.gateway.test_durability import POLICY as MONITORING_POLICY
 
 __all__ = [

@@ -16,9 +16,9 @@ import orjson
 import pytest
 
 from gateway.cli import main as einblick
-from gateway.mqtt import Endpoint, MqttConnection, TlsSettings
-from gateway.registry import Registry
-from gateway.tls import CertificateAuthority, TlsFiles
+from gateway.devices.registry import Registry
+from gateway.devices.tls import CertificateAuthority, TlsFiles
+from gateway.messages.mqtt import Endpoint, MqttConnection, TlsSettings
 from tests.faults.raw import RawClient
 from tests.faults.site import ReliableDevice, Site, body, check_upstream_fields
 from tests.faults.summary import record
@@ -54,7 +54,7 @@ TARGETS = ("einblick-gateway", "sued.meter-1")
 
 async def two_customers(tmp_path: Path, *, tls: bool = False) -> tuple[Site, ReliableDevice]:
     """The fault site plus customer sued with meter-1; with ``tls``, a certificate listener."""
-    from gateway.broker import free_port
+    from gateway.devices.broker import free_port
 
     site = Site(tmp_path)
     await site.setup()

@@ -28,7 +28,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from gateway.registry import Registry
+from gateway.devices.registry import Registry
 from tests.faults.site import POLICY, RECIPIENTS, ReliableDevice, Site
 from tests.faults.summary import LONG, record
 

@@ -1,4 +1,4 @@
-"""A device flooding the device broker with large retained messages (gateway/retained.py).
+"""A device flooding the device broker with large retained messages (gateway/devices/retained.py).
 
 Red-team finding: one device publishing 300 KB retained messages to many topics under its own
 ``+`` level filled Mosquitto's memory_limit; every client was disconnected "due to out of memory",
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.registry import DEFAULT_TOPIC, Registry
+from gateway.devices.registry import DEFAULT_TOPIC, Registry
 from tests.faults.raw import RawClient, remaining_length
 from tests.faults.site import Site, check_upstream_fields, stream
 from tests.faults.summary import record

@@ -18,7 +18,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from gateway.registry import Registry
+from gateway.devices.registry import Registry
 from tests.faults.site import ReliableDevice, Site, body, check_upstream_fields, stream
 from tests.faults.summary import LONG, record
 from tests.gateway.test_durability import POLICY as MONITORING_POLICY

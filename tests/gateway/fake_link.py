@@ -1,4 +1,4 @@
-"""An in-memory stand-in for ``gateway.mqtt.MqttConnection``: the small interface the pipeline
+"""An in-memory stand-in for ``gateway.messages.mqtt.MqttConnection``: the small interface the pipeline
 and the forwarders use (publish futures, manual acks, pause/resume reading, ``closed``), with
 the broker's side in the test's hands — which PUBACKs arrive, when the session drops.
 
@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import cast
 
-from gateway.mqtt import ConnectionLost, Endpoint, Inbound, MqttConnection, MqttError
+from gateway.messages.mqtt import ConnectionLost, Endpoint, Inbound, MqttConnection, MqttError
 
 __all__ = ["FakeLink", "Published"]
 

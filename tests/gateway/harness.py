@@ -12,11 +12,11 @@ from pathlib import Path
 import orjson
 
 from gateway.app import Gateway
-from gateway.broker import Mosquitto, MosquittoSettings, free_port
 from gateway.config import load_config
-from gateway.mqtt import Endpoint, Inbound, MqttConnection
-from gateway.registry import Registry
-from gateway.scaffold import InitOptions, init_directory
+from gateway.devices.broker import Mosquitto, MosquittoSettings, free_port
+from gateway.devices.registry import Registry
+from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection
+from gateway.operations.scaffold import InitOptions, init_directory
 
 __all__ = ["Cloud", "Harness", "running_gateway"]
 

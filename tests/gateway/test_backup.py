@@ -18,12 +18,12 @@ import orjson
 import pytest
 
 from gateway.app import Gateway
-from gateway.backup import BackupError, read_manifest, restore_backup
 from gateway.cli import main as cli_main
 from gateway.config import load_config
-from gateway.keys import load_public_key
+from gateway.log.keys import load_public_key
 from gateway.log.verify import verify_db
-from gateway.mqtt import Endpoint, MqttConnection
+from gateway.messages.mqtt import Endpoint, MqttConnection
+from gateway.operations.backup import BackupError, read_manifest, restore_backup
 from tests.gateway.harness import running_gateway
 from tests.gateway.test_end_to_end import BAKERY
 
@@ -129,7 +129,7 @@ async def test_backup_under_load_restores_elsewhere_verifies_and_continues(
         try:
             async with asyncio.timeout(20):
                 await gateway.ready.wait()
-                # A restored box starts its broker without the old queue (see gateway/backup.py):
+                # A restored box starts its broker without the old queue (see gateway/operations/backup.py):
                 # the device's message must wait until the gateway's session has subscribed.
                 while not gateway.device_state["connected"] or not all(
                     f.state.connected for f in gateway.forwarders.values()

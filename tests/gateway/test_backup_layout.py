@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.backup import BackupError, create_backup, restore_backup
 from gateway.config import load_config
-from gateway.keys import Signer
+from gateway.log.keys import Signer
 from gateway.log.verify import verify_db
-from gateway.scaffold import InitOptions, init_directory
+from gateway.operations.backup import BackupError, create_backup, restore_backup
+from gateway.operations.scaffold import InitOptions, init_directory
 from tests.log.conftest import Log, make_draft
 
 RELEASE_DB = Path(__file__).resolve().parents[1] / "data" / "releases" / "0.1.0" / "einblick.db"

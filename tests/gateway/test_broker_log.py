@@ -1,5 +1,5 @@
 """Mosquitto's log stays bounded and owner-only under a flood of connection attempts, and every
-refusal in it still reaches the refusal counts (gateway/refusals.py)."""
+refusal in it still reaches the refusal counts (gateway/devices/refusals.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import stat
 from pathlib import Path
 
-from gateway.broker import (
+from gateway.devices.broker import (
     AclRule,
     BoundedLog,
     Mosquitto,
@@ -16,7 +16,7 @@ from gateway.broker import (
     free_port,
     hash_password,
 )
-from gateway.refusals import RefusalBook
+from gateway.devices.refusals import RefusalBook
 from tests.faults.raw import RawClient
 
 CAP = 16 * 1024

@@ -8,8 +8,8 @@ import os
 import signal
 from pathlib import Path
 
-from gateway.broker import Mosquitto, MosquittoSettings, free_port
-from gateway.mqtt import Endpoint, Inbound, MqttConnection
+from gateway.devices.broker import Mosquitto, MosquittoSettings, free_port
+from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection
 
 
 def _saved_at(broker: Mosquitto) -> int | None:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.child import start_gateway
 from gateway.config import load_config
 from gateway.errors import GatewayError
-from gateway.scaffold import InitOptions, init_directory
+from gateway.operations.child import start_gateway
+from gateway.operations.scaffold import InitOptions, init_directory
 
 
 async def test_a_gateway_that_exits_is_reported_with_its_log(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gateway.broker import free_port
-from gateway.scaffold import InitOptions, init_directory
+from gateway.devices.broker import free_port
+from gateway.operations.scaffold import InitOptions, init_directory
 
 
 def test_an_error_inside_the_task_group_is_one_line_not_a_traceback(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import orjson
 
-from gateway.clock import ForwardClock
 from gateway.log.reader import LogReader
+from gateway.messages.clock import ForwardClock
 from tests.gateway.harness import running_gateway
 from tests.gateway.test_report import DEVICES
 from tests.gateway.test_report import POLICY as MUELLER

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import orjson
 
-from gateway.control import request
-from gateway.keys import load_public_key
+from gateway.log.keys import load_public_key
 from gateway.log.reader import LogReader
 from gateway.log.verify import verify_db
-from gateway.receipts import ReceiptInvalid, verify_receipt
+from gateway.operations.control import request
+from gateway.rights.receipts import ReceiptInvalid, verify_receipt
 from tests.gateway.harness import Harness, running_gateway
 
 POLICY = """

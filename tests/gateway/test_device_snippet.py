@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from gateway.commands.device import shown_topic
-from gateway.registry import Registry
+from gateway.devices.registry import Registry
 from tests.gateway.harness import running_gateway
 from tests.gateway.test_devices import einblick, run_snippets, wait_received
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import orjson
 
-from gateway.commands.gateway_cmds import render_status
-from gateway.report import build_report, render
+from gateway.operations.status_text import render_status
+from gateway.rights.report import build_report, render
 from tests.gateway.harness import running_gateway
 from tests.gateway.test_report import DEVICES, POLICY
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from gateway.commands.gateway_cmds import render_status
-from gateway.mqtt import Endpoint, MqttConnection, MqttError, TlsSettings
-from gateway.tls import CertificateAuthority, TlsFiles
+from gateway.devices.tls import CertificateAuthority, TlsFiles
+from gateway.messages.mqtt import Endpoint, MqttConnection, MqttError, TlsSettings
 from tests.gateway.harness import Harness, running_gateway
 
 BAKERY = """einblick_policy: 1
@@ -132,7 +132,7 @@ def tls_endpoint(h: Harness, username: str, bundle: Path) -> Endpoint:
 
 
 def free_tls_port() -> int:
-    from gateway.broker import free_port
+    from gateway.devices.broker import free_port
 
     return free_port()
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.commands.gateway_cmds import render_status
-from gateway.disk import DiskReading, DiskThresholds, DiskWatch, project
-from gateway.metrics import render
+from gateway.operations.disk import DiskReading, DiskThresholds, DiskWatch, project
+from gateway.operations.metrics import render
+from gateway.operations.status_text import render_status
 
 GB = 1_000_000_000
 HERE = Path(__file__)  # never read: the sizes are injected
@@ -115,7 +115,7 @@ def test_the_rate_is_taken_over_the_window_only(disk: _Disk) -> None:
 
 def test_a_change_of_level_is_logged_once(disk: _Disk, caplog: pytest.LogCaptureFixture) -> None:
     watch = DiskWatch(HERE, reader=disk.read)
-    caplog.set_level(logging.INFO, logger="gateway.disk")
+    caplog.set_level(logging.INFO, logger="gateway.operations.disk")
     watch.sample()
     disk.free = 5 * GB  # under 10 % free
     watch.sample()

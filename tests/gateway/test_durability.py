@@ -10,13 +10,13 @@ from pathlib import Path
 
 import orjson
 
-from gateway.broker import Mosquitto, MosquittoSettings, free_port
-from gateway.child import start_gateway, stop_gateway
 from gateway.config import load_config
+from gateway.devices.broker import Mosquitto, MosquittoSettings, free_port
+from gateway.devices.registry import Registry
 from gateway.log.verify import verify_db
-from gateway.mqtt import Endpoint, Inbound, MqttConnection
-from gateway.registry import Registry
-from gateway.scaffold import InitOptions, init_directory
+from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection
+from gateway.operations.child import start_gateway, stop_gateway
+from gateway.operations.scaffold import InitOptions, init_directory
 from tests.gateway.harness import running_gateway
 
 POLICY = """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.flood import FloodGuard
+from gateway.messages.flood import FloodGuard
 
 
 def _allowed(guard: FloodGuard, key: str, count: int, now: float) -> int:

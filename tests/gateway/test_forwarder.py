@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from gateway import forwarder as forwarder_module
-from gateway import outbox
 from gateway.config import RecipientConfig
-from gateway.forwarder import Forwarder, endpoint_for
-from gateway.outbox import OutboxRow
-from gateway.store import Store
+from gateway.messages import forwarder as forwarder_module
+from gateway.messages import outbox
+from gateway.messages.forwarder import Forwarder, endpoint_for
+from gateway.messages.outbox import OutboxRow
+from gateway.messages.store import Store
 from policies.decision import Reason
 from tests.gateway.fake_link import FakeLink
 

@@ -10,7 +10,7 @@ import pytest
 from cryptography import x509
 
 from gateway.cli import main as einblick
-from gateway.keys import Signer
+from gateway.log.keys import Signer
 
 
 def names(cert: Path) -> set[str]:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from gateway.config import NAME, box_instance, host_part, load_config
-from gateway.control import request
-from gateway.lock import DirectoryLock, DirectoryLocked
-from gateway.scaffold import InitOptions, init_directory
+from gateway.operations.control import request
+from gateway.operations.lock import DirectoryLock, DirectoryLocked
+from gateway.operations.scaffold import InitOptions, init_directory
 from tests.gateway.harness import running_gateway
 from tests.gateway.test_end_to_end import BAKERY
 

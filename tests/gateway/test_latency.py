@@ -3,7 +3,7 @@ are those of the last messages only."""
 
 from __future__ import annotations
 
-from gateway.latency import LatencyWindow
+from gateway.messages.latency import LatencyWindow
 
 
 def test_empty_window_reports_no_figures_rather_than_zero() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import StoreError
-from gateway.migrations import (
+from gateway.log.migrations import (
     MIGRATIONS,
     SCHEMA_VERSION,
     Migration,
@@ -19,7 +19,7 @@ from gateway.migrations import (
     migrate,
     schema_version,
 )
-from gateway.store import Store
+from gateway.messages.store import Store
 
 RELEASE_DB = Path(__file__).resolve().parents[1] / "data" / "releases" / "0.1.0" / "einblick.db"
 

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from gateway.broker import AclRule, hash_password
-from gateway.mqtt import ConnectionLost, Endpoint, Inbound, MqttConnection, MqttError
+from gateway.devices.broker import AclRule, hash_password
+from gateway.messages.mqtt import ConnectionLost, Endpoint, Inbound, MqttConnection, MqttError
 from tests.conftest import BrokerFactory
 
 
@@ -78,7 +78,7 @@ async def test_wrong_password_is_refused_with_a_clear_reason(brokers: BrokerFact
 
 
 async def test_nothing_listening_names_the_endpoint(brokers: BrokerFactory) -> None:
-    from gateway.broker import free_port
+    from gateway.devices.broker import free_port
 
     port = free_port()
     conn = MqttConnection(endpoint(port, "c"))
@@ -99,7 +99,7 @@ async def test_publish_after_broker_death_fails_with_connection_lost(
 
 
 async def test_acl_lets_a_device_publish_only_under_its_own_topics(brokers: BrokerFactory) -> None:
-    from gateway.broker import device_rule, gateway_rule
+    from gateway.devices.broker import device_rule, gateway_rule
 
     rules = [
         gateway_rule("gw", hash_password("gwpw")),

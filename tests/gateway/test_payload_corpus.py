@@ -33,7 +33,7 @@ import yaml
 from gateway.commands.policy import suggested_grant
 from gateway.log.reader import LogReader
 from gateway.log.verify import verify_db
-from gateway.scaffold import EXAMPLE_RECIPIENTS
+from gateway.operations.scaffold import EXAMPLE_RECIPIENTS
 from policies.compiler import CompiledPolicy, compile_policy
 from policies.engine import Engine
 from policies.errors import PolicyError

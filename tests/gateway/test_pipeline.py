@@ -12,14 +12,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from gateway import outbox
-from gateway.keys import Signer
+from gateway.log.keys import Signer
 from gateway.log.writer import LogWriter
-from gateway.outbox import OutboxRow
-from gateway.pipeline import Pipeline
-from gateway.pseudonyms import Keyring
-from gateway.quota import RecipientQueues
-from gateway.store import Store
+from gateway.messages import outbox
+from gateway.messages.outbox import OutboxRow
+from gateway.messages.pipeline import Pipeline
+from gateway.messages.pseudonyms import Keyring
+from gateway.messages.quota import RecipientQueues
+from gateway.messages.store import Store
 from policies.engine import Engine
 from tests.gateway.fake_link import FakeLink
 from tests.gateway.test_end_to_end import BAKERY

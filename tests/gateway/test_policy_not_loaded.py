@@ -7,10 +7,10 @@ from pathlib import Path
 
 import orjson
 
-from gateway.control import request
+from gateway.devices.registry import RegisteredDevice
 from gateway.log.reader import LogReader
-from gateway.policyset import PolicySet
-from gateway.registry import RegisteredDevice
+from gateway.messages.policyset import PolicySet
+from gateway.operations.control import request
 from tests.gateway.harness import running_gateway
 from tests.gateway.test_end_to_end import BAKERY
 from tests.gateway.test_report import POLICY as MUELLER

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway import outbox
-from gateway.migrations import migrate
-from gateway.quota import FRESH_S, REMEASURE_S, ROW_OVERHEAD, RecipientQueues, WhenFull
+from gateway.log.migrations import migrate
+from gateway.messages import outbox
+from gateway.messages.quota import FRESH_S, REMEASURE_S, ROW_OVERHEAD, RecipientQueues, WhenFull
 
 
 class Disk:

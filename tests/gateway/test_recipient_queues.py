@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from gateway.log.reader import LogReader
-from gateway.metrics import render
+from gateway.operations.metrics import render
 from policies.decision import Decision, Outcome
 from tests.gateway.harness import Harness, running_gateway
 from tests.gateway.test_durability import POLICY
@@ -149,7 +149,7 @@ async def test_a_batch_that_fails_before_its_commit_takes_back_what_its_quota_co
         def broken(*args: object, **kwargs: object) -> object:
             raise RuntimeError("entry could not be drafted")
 
-        monkeypatch.setattr("gateway.pipeline.draft_from_decision", broken)
+        monkeypatch.setattr("gateway.messages.pipeline.draft_from_decision", broken)
         with pytest.raises(RuntimeError):
             await pipeline.record(batch, datetime.now(UTC))
         queue = h.gateway.status()["upstreams"][0]["queue"]

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker import Mosquitto, MosquittoSettings, free_port
 from gateway.cli import main as einblick
 from gateway.config import load_config
+from gateway.devices.broker import Mosquitto, MosquittoSettings, free_port
+from gateway.devices.refusals import RefusalBook
+from gateway.devices.registry import Claim, Registry, RegistryError
 from gateway.errors import BrokerError, ConfigError
-from gateway.refusals import RefusalBook
-from gateway.registry import Claim, Registry, RegistryError
-from gateway.scaffold import InitOptions, init_directory
+from gateway.operations.scaffold import InitOptions, init_directory
 
 OTHER = Claim("sued", "meter-1", "plant-b/meter-1/telemetry", "policy sued.yaml")
 

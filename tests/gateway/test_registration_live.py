@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.log.reader import LogReader
-from gateway.mqtt import Endpoint, MqttConnection, MqttError
+from gateway.messages.mqtt import Endpoint, MqttConnection, MqttError
 from tests.gateway.harness import Harness, running_gateway
 from tests.gateway.test_devices import BAKERY, CUSTOMER, run, section
 

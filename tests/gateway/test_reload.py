@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker import Mosquitto, MosquittoSettings, free_port
+from gateway.devices.broker import Mosquitto, MosquittoSettings, free_port
 from gateway.errors import ConfigError
 from gateway.log.reader import LogReader
-from gateway.mqtt import Endpoint, Inbound, MqttConnection
+from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection
 from tests.gateway.harness import Harness, running_gateway
 from tests.gateway.test_devices import BAKERY, CUSTOMER
 from tests.gateway.test_registration_live import cli

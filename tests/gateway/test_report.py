@@ -12,12 +12,12 @@ import orjson
 
 from gateway.cli import main
 from gateway.config import load_config
-from gateway.control import request
-from gateway.keys import load_public_key
 from gateway.locale import CATALOGS
-from gateway.records import build_records, render_records
-from gateway.report import build_report, render
-from gateway.scaffold import InitOptions, init_directory
+from gateway.log.keys import load_public_key
+from gateway.operations.control import request
+from gateway.operations.scaffold import InitOptions, init_directory
+from gateway.rights.records import build_records, render_records
+from gateway.rights.report import build_report, render
 from tests.gateway.harness import running_gateway
 
 POLICY = """

@@ -1,4 +1,4 @@
-"""Retained messages on the device broker (gateway/retained.py): decided once, then cleared."""
+"""Retained messages on the device broker (gateway/devices/retained.py): decided once, then cleared."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import orjson
 from gateway.app import Gateway
 from gateway.config import PACKET_OVERHEAD, Config, load_config
 from gateway.errors import ConfigError
-from gateway.mqtt import Endpoint, Inbound, MqttConnection
+from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection
 from tests.gateway.harness import Harness, running_gateway
 from tests.gateway.test_rights import DEVICES, POLICY
 

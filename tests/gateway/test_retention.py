@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from gateway.cli import main as einblick
-from gateway.disk import measure
-from gateway.keys import Signer
 from gateway.log.bundle import export_customer, verify_bundle
-from gateway.metrics import render
-from gateway.records import build_records
+from gateway.log.keys import Signer
+from gateway.operations.disk import measure
+from gateway.operations.metrics import render
+from gateway.rights.records import build_records
 from tests.gateway.harness import running_gateway
 from tests.gateway.test_end_to_end import BAKERY
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import orjson
 
 from gateway.cli import main
-from gateway.commands.gateway_cmds import render_status
-from gateway.control import request
-from gateway.keys import load_public_key
+from gateway.log.keys import load_public_key
 from gateway.log.reader import LogReader
 from gateway.log.verify import verify_db
-from gateway.mqtt import Endpoint, MqttConnection
-from gateway.receipts import verify_receipt
+from gateway.messages.mqtt import Endpoint, MqttConnection
+from gateway.operations.control import request
+from gateway.operations.status_text import render_status
+from gateway.rights.receipts import verify_receipt
 from tests.gateway.harness import Harness, running_gateway
 
 POLICY = """
@@ -113,7 +113,7 @@ async def test_forgetting_a_device_erases_its_values_everywhere_and_keeps_the_pr
         )
         assert answer["queued_erased"] == 3
         # The retained message is gone from the device broker: cleared by the periodic sweep
-        # (gateway/retained.py) or, if the erasure came first, by the erasure itself.
+        # (gateway/devices/retained.py) or, if the erasure came first, by the erasure itself.
         assert answer["retained_cleared"] + h.gateway.retained.stats.cleared >= 1
         assert answer["content_erased"] >= 2
         assert answer["notified"] == ["logistics"]

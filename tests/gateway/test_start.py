@@ -10,9 +10,9 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
-from gateway.broker import free_port
-from gateway.keys import Signer
-from gateway.scaffold import InitOptions, init_directory
+from gateway.devices.broker import free_port
+from gateway.log.keys import Signer
+from gateway.operations.scaffold import InitOptions, init_directory
 from tests.gateway.test_devices import BAKERY
 
 BROKEN = """einblick_policy: 1

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import StoreError
-from gateway.store import Store
+from gateway.messages.store import Store
 
 
 def _schema(conn: sqlite3.Connection) -> None:
@@ -236,7 +236,7 @@ async def test_a_write_lock_held_elsewhere_is_waited_for_without_blocking_the_lo
         tick.cancel()
     assert _rows(store.path, "parent") == [5]
     # Held for longer than the gateway waits: a clear error (the pipeline then fails closed).
-    monkeypatch.setattr("gateway.store.BUSY_TIMEOUT_S", 0.3)
+    monkeypatch.setattr("gateway.messages.store.BUSY_TIMEOUT_S", 0.3)
     other.execute("BEGIN IMMEDIATE")
     with pytest.raises(StoreError, match="write failed: database is locked"):
         await store.transaction(lambda conn: conn.execute("INSERT INTO parent VALUES (6)"))

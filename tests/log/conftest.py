@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.keys import Signer
 from gateway.log.entry import EntryDraft
+from gateway.log.keys import Signer
 from gateway.log.schema import configure_writer, ensure_schema
 from gateway.log.writer import LogWriter
 

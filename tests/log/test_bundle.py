@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import BundleError, LogError
-from gateway.keys import PublicKey, Signer
 from gateway.log.bundle import export_customer, verify_bundle
+from gateway.log.keys import PublicKey, Signer
 from tests.log.conftest import T0, Log, make_draft
 
 C = "baeckerei-schmidt"

@@ -18,7 +18,7 @@ from gateway.commands.log import (
     verify_command,
 )
 from gateway.errors import LogError
-from gateway.keys import Signer
+from gateway.log.keys import Signer
 from tests.log.conftest import Log, make_draft
 
 C = "baeckerei-schmidt"
@@ -85,7 +85,7 @@ def test_key_rotate_refuses_while_a_gateway_holds_the_data_directory(
     tmp_path: Path, log: Log, signer: Signer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from gateway.cli import main
-    from gateway.lock import DirectoryLock
+    from gateway.operations.lock import DirectoryLock
 
     log.write([make_draft(0)])
     log.close()

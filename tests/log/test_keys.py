@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import KeyFileError
-from gateway.keys import Signer, load_public_key
+from gateway.log.keys import Signer, load_public_key
 
 
 def test_generated_key_is_owner_only_and_loads(tmp_path: Path) -> None:

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway.keys import load_public_key
 from gateway.log.bundle import export_customer, verify_bundle
+from gateway.log.keys import load_public_key
+from gateway.log.migrations import SCHEMA_VERSION, schema_version
 from gateway.log.verify import verify_db
-from gateway.migrations import SCHEMA_VERSION, schema_version
-from gateway.receipts import verify_receipt
-from gateway.store import Store
+from gateway.messages.store import Store
+from gateway.rights.receipts import verify_receipt
 
 RELEASE = Path(__file__).resolve().parents[1] / "data" / "releases" / "0.1.0"
 CUSTOMERS = ("baeckerei-schmidt", "berg-partner", "spedition-weber")

@@ -9,10 +9,10 @@ from datetime import timedelta
 import orjson
 import pytest
 
-from gateway.keys import Signer
 from gateway.log.bundle import export_customer, verify_bundle
+from gateway.log.keys import Signer
 from gateway.log.verify import verify_db
-from gateway.retention import RetentionDone, apply, retention_for, years_before
+from gateway.rights.retention import RetentionDone, apply, retention_for, years_before
 from policies.model import RetentionSpec
 from tests.log.conftest import T0, Log, make_draft
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.keys import Signer
 from gateway.log.chain import checkpoint_message, entry_hash
+from gateway.log.keys import Signer
 from gateway.log.verify import verify_db
 from tests.log.conftest import Log, make_draft
 

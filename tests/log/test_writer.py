@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import EntryInvalid, LogError
-from gateway.keys import Signer
 from gateway.log.bundle import export_customer, verify_bundle
 from gateway.log.entry import draft_from_decision
+from gateway.log.keys import Signer
 from gateway.log.verify import verify_db
 from gateway.log.writer import LogWriter
 from policies.decision import Alteration, Decision, LegalBasis, Outcome, Reason

@@ -59,7 +59,12 @@ MODULES = _modules()
 def test_every_package_is_walked() -> None:
     # An import path that silently found nothing would make the checks below vacuous.
     names = {m.__name__ for m in MODULES}
-    for expected in ("gateway.pipeline", "gateway.log.writer", "policies.engine", "tui.app"):
+    for expected in (
+        "gateway.messages.pipeline",
+        "gateway.log.writer",
+        "policies.engine",
+        "tui.app",
+    ):
         assert expected in names, f"{expected} was not found by the walk over {PACKAGES}"
     assert len(MODULES) > 80, len(MODULES)
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker import free_port
-from gateway.child import start_gateway, stop_gateway
-from gateway.filemodes import tighten
+from gateway.devices.broker import free_port
+from gateway.operations.child import start_gateway, stop_gateway
+from gateway.operations.filemodes import tighten
 
 
 @pytest.fixture

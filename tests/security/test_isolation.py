@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from gateway.mqtt import Endpoint, Inbound, MqttConnection, MqttError
+from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection, MqttError
 from tests.gateway.harness import running_gateway
 
 TWO_CUSTOMERS = {

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from gateway.control import request
+from gateway.operations.control import request
 from tests.faults.site import POLICY, Site, stream
 
 PSEUDONYMISING = POLICY.replace(
@@ -125,7 +125,7 @@ def _log_files(root: Path) -> dict[str, bytes]:
 
 def test_a_key_file_others_can_read_is_refused(tmp_path: Path) -> None:
     from gateway.errors import KeyFileError
-    from gateway.keys import Signer
+    from gateway.log.keys import Signer
 
     path = tmp_path / "signing.key"
     Signer.generate(path)

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from gateway.broker import Mosquitto, MosquittoSettings, free_port
+from gateway.devices.broker import Mosquitto, MosquittoSettings, free_port
 from tests.faults.site import Site, stream
 
 

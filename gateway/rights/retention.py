@@ -29,7 +29,7 @@ from gateway.log.chain import GATEWAY_CHAIN
 from gateway.log.entry import EntryDraft
 from gateway.log.reader import Reader
 from gateway.log.writer import LogWriter
-from gateway.store import Store
+from gateway.messages.store import Store
 from policies.model import RetentionSpec
 
 __all__ = ["RetentionDone", "RetentionTask", "apply", "retention_for", "years_before"]

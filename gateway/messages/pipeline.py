@@ -17,7 +17,7 @@ failed and was left unacknowledged would come back from the broker after every r
 stop the gateway each time (a crash loop one device could start at will).
 
 Each recipient's queue in the outbox has a quota, split into equal shares among the customers
-with grants to it (``gateway/quota.py``): a release that would go past its customer's share is
+with grants to it (``gateway/messages/quota.py``): a release that would go past its customer's share is
 recorded as withheld (``recipient_queue_full``) instead of queued, so a recipient that cannot be
 reached costs only its own releases, and one customer's releases only that customer's share.
 Intake pauses for everyone only when the outbox as a whole is full or a recipient configured to
@@ -37,18 +37,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from gateway import outbox
-from gateway.cache import SizedCache
 from gateway.errors import StoreError
-from gateway.flood import FloodGuard
-from gateway.latency import LatencyWindow
 from gateway.log.entry import EntryDraft, draft_from_decision
 from gateway.log.writer import LogWriter
-from gateway.mqtt import Inbound, MqttConnection
-from gateway.outbox import OutboxRow
-from gateway.pseudonyms import Keyring
-from gateway.quota import Admission, QueueStatus, RecipientQueues
-from gateway.store import Store
+from gateway.messages import outbox
+from gateway.messages.cache import SizedCache
+from gateway.messages.flood import FloodGuard
+from gateway.messages.latency import LatencyWindow
+from gateway.messages.mqtt import Inbound, MqttConnection
+from gateway.messages.outbox import OutboxRow
+from gateway.messages.pseudonyms import Keyring
+from gateway.messages.quota import Admission, QueueStatus, RecipientQueues
+from gateway.messages.store import Store
 from policies.decision import Decision, Outcome, Reason
 from policies.engine import Engine
 from policies.message import Message

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway import outbox
 from gateway.config import RecipientConfig
-from gateway.latency import LatencyWindow
-from gateway.mqtt import (
+from gateway.messages import outbox
+from gateway.messages.latency import LatencyWindow
+from gateway.messages.mqtt import (
     ConnectionLost,
     Endpoint,
     Inbound,
@@ -38,8 +38,8 @@ from gateway.mqtt import (
     MqttError,
     TlsSettings,
 )
-from gateway.outbox import OutboxRow
-from gateway.store import Store
+from gateway.messages.outbox import OutboxRow
+from gateway.messages.store import Store
 from policies.decision import Reason
 
 __all__ = ["Forwarder", "ForwarderState", "endpoint_for"]

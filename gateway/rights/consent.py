@@ -5,7 +5,7 @@ everything still queued (the forwarder asks the engine before each send). The ev
 recorded in the customer's chain and in ``consent_events``, from which a restarted gateway
 restores the state.
 
-The ``consent_events`` table is created and upgraded in ``gateway.migrations``.
+The ``consent_events`` table is created and upgraded in ``gateway.log.migrations``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.errors import GatewayError
 from gateway.log.entry import EntryDraft
-from gateway.receipts import make_receipt
+from gateway.rights.receipts import make_receipt
 
 if TYPE_CHECKING:
     from gateway.app import Gateway

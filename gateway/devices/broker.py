@@ -132,7 +132,7 @@ class MosquittoSettings:
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
-    crl_file: Path | None = None  # revoked device certificates (see gateway/tls.py)
+    crl_file: Path | None = None  # revoked device certificates (see gateway/devices/tls.py)
     require_client_cert: bool = False
     anonymous: bool = False  # only for test and demo "cloud" brokers
     # The gateway holds QoS 1 messages unacknowledged until they are committed; a window of

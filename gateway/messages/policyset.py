@@ -15,7 +15,7 @@ A shape's topics also go into the broker's ACL (the device may go on publishing,
 are recorded). A shape from a load passed the engine's checks; a shape *read* from a broken file
 passed none, so its topics count only where ``claimable`` allows them: a valid pattern whose
 first level is not a wildcard, inside the customer's own prefix when it lies in the registry's
-namespace (``gateway.registry.check_topic``), and overlapping no topic of another customer (their
+namespace (``gateway.devices.registry.check_topic``), and overlapping no topic of another customer (their
 policies, remembered shapes and registered devices). Without this, a broken file declaring ``#``
 or another customer's topic would give its device write access there.
 """
@@ -34,7 +34,7 @@ import orjson
 import yaml
 from pydantic import ValidationError
 
-from gateway.registry import NAMESPACE, RegisteredDevice, RegistryError, check_topic
+from gateway.devices.registry import NAMESPACE, RegisteredDevice, RegistryError, check_topic
 from policies.compiler import CompiledPolicy, compile_policy
 from policies.errors import PolicyError
 from policies.loader import load_policy

@@ -19,7 +19,7 @@ A recipient acknowledges by publishing to ``<topic_prefix>einblick/erasure-ack/<
 own broker (retained, so an ack sent while the gateway is away still arrives); each forwarder
 subscribes there and ``record_ack`` stores the time in ``erasure_notices``.
 
-The ``erasures`` and ``erasure_notices`` tables are created and upgraded in ``gateway.migrations``.
+The ``erasures`` and ``erasure_notices`` tables are created and upgraded in ``gateway.log.migrations``.
 """
 
 from __future__ import annotations
@@ -37,20 +37,20 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from gateway import outbox
-from gateway.broker import topic_filter
 from gateway.config import Config
+from gateway.devices.broker import topic_filter
 from gateway.errors import GatewayError
-from gateway.keys import Signer
 from gateway.locale import join, tr
+from gateway.log.keys import Signer
 from gateway.log.reader import Reader
 from gateway.log.schema import ensure_schema as ensure_log_schema
 from gateway.log.writer import LogWriter
-from gateway.mqtt import Endpoint, Inbound, MqttConnection, MqttError
-from gateway.outbox import OutboxRow
-from gateway.pseudonyms import Keyring
-from gateway.receipts import make_receipt
-from gateway.store import connect
+from gateway.messages import outbox
+from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection, MqttError
+from gateway.messages.outbox import OutboxRow
+from gateway.messages.pseudonyms import Keyring
+from gateway.messages.store import connect
+from gateway.rights.receipts import make_receipt
 
 if TYPE_CHECKING:
     from gateway.app import Gateway

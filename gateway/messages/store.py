@@ -129,7 +129,7 @@ class Store:
         self, path: Path, setup: Callable[[sqlite3.Connection], None] = ensure_schema
     ) -> None:
         """``setup`` runs once on the new connection; by default it creates or upgrades every
-        table (``gateway.migrations``) and refuses a database from a newer release."""
+        table (``gateway.log.migrations``) and refuses a database from a newer release."""
         self.path = path
         self._setup = setup
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="einblick-commit")

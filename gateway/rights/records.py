@@ -17,8 +17,8 @@ import orjson
 
 from gateway.config import Config
 from gateway.locale import join, tr
-from gateway.report import Document, Table, render_html, render_md
-from gateway.retention import retention_for
+from gateway.rights.report import Document, Table, render_html, render_md
+from gateway.rights.retention import retention_for
 from policies.compiler import CompiledGrant, CompiledPolicy
 from policies.decision import LegalBasis
 from policies.explain import legal_basis_text
@@ -107,7 +107,7 @@ def build_records(
                     "categories": _categories(policy, grant, list(fields)),
                     "fields": fields,
                     "safeguards": sorted({t for t in fields.values() if t in _SAFEGUARDS}),
-                    # the same limits the retention job applies (gateway/retention.py)
+                    # the same limits the retention job applies (gateway/rights/retention.py)
                     "retention": retention_for(
                         config.retention, policy.document.retention
                     ).model_dump(),

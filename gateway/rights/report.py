@@ -26,13 +26,13 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from gateway.erasure import list_erasures
 from gateway.errors import LogError
-from gateway.keys import PublicKey
 from gateway.locale import join, tr
 from gateway.log.entry import at_from_us, us_from_at
+from gateway.log.keys import PublicKey
 from gateway.log.reader import Reader
 from gateway.log.verify import verify_connection
+from gateway.rights.erasure import list_erasures
 from gateway.visible import neutralise
 from policies.compiler import CompiledPolicy
 from policies.decision import LegalBasis, Reason

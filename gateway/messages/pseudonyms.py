@@ -5,7 +5,7 @@ and are loaded once. A key made for the first time is written in the same transa
 entries of the batch that used it: no pseudonym reaches a recipient whose key could be lost in a
 crash, which would silently re-key the customer and break the recipient's continuity.
 
-The ``pseudonym_keys`` table is created and upgraded in ``gateway.migrations``.
+The ``pseudonym_keys`` table is created and upgraded in ``gateway.log.migrations``.
 """
 
 from __future__ import annotations

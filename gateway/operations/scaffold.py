@@ -4,7 +4,7 @@ DIR/einblick.yaml          the installer's configuration (edit recipients and po
 DIR/policies/*.yaml        one policy per customer, copied from the examples
 DIR/data/keys/signing.key  the gateway's Ed25519 signing key (owner-only)
 DIR/data/keys/signing.pub  its public key, for customers who verify exports and receipts
-DIR/data/tls/              the gateway's own CA and the TLS listener's certificate (gateway/tls.py)
+DIR/data/tls/              the gateway's own CA and the TLS listener's certificate (gateway/devices/tls.py)
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.broker import write_private
 from gateway.config import Config, host_part, load_config
+from gateway.devices.broker import write_private
+from gateway.devices.tls import CertificateAuthority, TlsFiles
 from gateway.errors import ConfigError, GatewayError
-from gateway.keys import Signer
-from gateway.tls import CertificateAuthority, TlsFiles
+from gateway.log.keys import Signer
 from policies.examples import EXAMPLES, example_path
 
 __all__ = [

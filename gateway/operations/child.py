@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from gateway.config import load_config
-from gateway.control import ControlError, request
 from gateway.errors import GatewayError
+from gateway.operations.control import ControlError, request
 
 __all__ = ["start_gateway", "stop_gateway"]
 

@@ -49,7 +49,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gateway.config import Config
 from gateway.errors import GatewayError
-from gateway.keys import PublicKey, Signer, load_public_key
+from gateway.log.keys import PublicKey, Signer, load_public_key
 from gateway.log.verify import VerifyReport, verify_db
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Retained messages on the device broker: cleared once the gateway has them, never decided twice.
 
 On the managed broker a retained message serves nobody but the gateway: devices have no read
-right (gateway/broker.py), and the gateway's persistent QoS 1 session already receives every
+right (gateway/devices/broker.py), and the gateway's persistent QoS 1 session already receives every
 message live. Left alone, retained messages pile up for ever: one device publishing large
 retained messages to many topics under its own ``+`` level filled Mosquitto's ``memory_limit``,
 every client was disconnected "due to out of memory", and the retained set, reloaded from the
@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gateway.mqtt import Endpoint, Inbound, MqttConnection, MqttError
+from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection, MqttError
 
 __all__ = ["RetainedSweeper", "SweepStats", "is_replay"]
 

@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 
 from gateway.errors import GatewayError
-from gateway.keys import PublicKey, Signer
 from gateway.log.chain import canonical_json
+from gateway.log.keys import PublicKey, Signer
 
 __all__ = ["ReceiptInvalid", "make_receipt", "verify_receipt"]
 

@@ -21,15 +21,15 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from gateway.broker import Mosquitto, MosquittoSettings, free_port
-from gateway.child import start_gateway, stop_gateway
-from gateway.commands.gateway_cmds import render_status
 from gateway.commands.tui import run_tui
 from gateway.config import load_config
-from gateway.control import ControlError, request
+from gateway.devices.broker import Mosquitto, MosquittoSettings, free_port
+from gateway.devices.registry import Registry
 from gateway.errors import GatewayError
-from gateway.registry import Registry
-from gateway.scaffold import InitOptions, init_directory
+from gateway.operations.child import start_gateway, stop_gateway
+from gateway.operations.control import ControlError, request
+from gateway.operations.scaffold import InitOptions, init_directory
+from gateway.operations.status_text import render_status
 from simulators.demo import demo_fleet
 from simulators.publisher import Credentials, Publisher
 

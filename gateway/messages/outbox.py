@@ -5,7 +5,7 @@ recipient's broker has acknowledged it (PUBACK). A crash between the PUBACK and 
 the row again: at-least-once, with duplicates bounded by the forwarder's in-flight window.
 Payloads are personal data: forgetting a device deletes its queued rows (``erase``).
 
-The ``outbox`` table is created and upgraded in ``gateway.migrations``.
+The ``outbox`` table is created and upgraded in ``gateway.log.migrations``.
 """
 
 from __future__ import annotations

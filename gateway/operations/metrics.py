@@ -71,7 +71,7 @@ def render(status: Mapping[str, Any]) -> str:
         for up in status["upstreams"]:
             value = up["queue"][key]
             lines.append(f'einblick_{name}{{recipient="{up["recipient"]}"}} {int(value)}')
-    # Each customer's share of a recipient's queue (gateway/quota.py): what one customer's
+    # Each customer's share of a recipient's queue (gateway/messages/quota.py): what one customer's
     # devices can fill, and what was withheld because that share, not the queue, was full.
     share_metrics = (
         ("outbox_share_rows", "gauge", "rows", "Rows a customer has waiting for a recipient."),
@@ -99,7 +99,7 @@ def render(status: Mapping[str, Any]) -> str:
         lines.append(f'einblick_sent_total{{recipient="{up["recipient"]}"}} {up["sent"]}')
     lines += [
         "# HELP einblick_broker_refusals_total Refusals and session takeovers at the device broker, "
-        "by kind (see gateway/refusals.py).",
+        "by kind (see gateway/devices/refusals.py).",
         "# TYPE einblick_broker_refusals_total counter",
     ]
     for kind, count in sorted((status.get("refusal_totals") or {}).items()):
