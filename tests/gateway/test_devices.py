@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.commands.gateway_cmds import render_status
 from gateway.devices.tls import CertificateAuthority, TlsFiles
 from gateway.messages.mqtt import Endpoint, MqttConnection, MqttError, TlsSettings
+from gateway.operations.status_text import render_status
 from tests.gateway.harness import Harness, running_gateway
 
 BAKERY = """einblick_policy: 1

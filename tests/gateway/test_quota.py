@@ -312,7 +312,7 @@ def test_undo_takes_back_an_admission_whose_batch_did_not_commit() -> None:
 
 
 def test_einblick_status_shows_each_customers_share() -> None:
-    from gateway.commands.gateway_cmds import _queue
+    from gateway.operations.status_text import _queue
 
     q = queues(max_rows_total=40)
     q.set_sharers({"cloud-a": {"werk", "baeckerei"}})
