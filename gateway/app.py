@@ -60,8 +60,8 @@ from gateway.operations.reload import Change, ReloadReport, plan
 from gateway.operations.startup import PolicyLine, StartFacts
 from gateway.operations.startup import render as render_start
 from gateway.rights import erasure
-from gateway.rights.consent import ConsentBook
-from gateway.rights.erasure import ErasureBook
+from gateway.rights.consent import ConsentBook, ConsentParts
+from gateway.rights.erasure import ErasureBook, ErasureDone, ErasureParts
 from gateway.rights.retention import RetentionTask, retention_for
 from policies.decision import Reason
 from policies.describe import describe
@@ -100,7 +100,6 @@ class Gateway:
         self.keyring = Keyring()
         self.store = Store(config.database_path)
         self.signer = Signer.load(config.signing_key_path)
-        self.consents = ConsentBook()
         self.erasures = ErasureBook()
         self._acks: asyncio.Queue[tuple[str, str, float]] = asyncio.Queue()
         self._engine: Engine | None = None
@@ -134,8 +133,30 @@ class Gateway:
         self._last_checkpoint = 0.0
         self._checkpointed_entries = 0
         self.pipeline: Pipeline | None = None
-        self._withdrawn: list[tuple[str, str, datetime]] = []  # as recorded, for late policies
         self.clock = ForwardClock(lambda: self._writer.last_at if self._writer else None)
+        # Consent and erasure get the pieces they use, not the gateway (no import circle).
+        self.consents = ConsentBook(
+            ConsentParts(
+                store=self.store,
+                engine=lambda: self.engine,
+                log_writer=lambda: self.writer,
+                signer=self.signer,
+                config=lambda: self.config,
+                clock=self.clock.now,
+            )
+        )
+        self.erasing = ErasureParts(
+            store=self.store,
+            engine=lambda: self.engine,
+            log_writer=lambda: self.writer,
+            keyring=self.keyring,
+            signer=self.signer,
+            config=lambda: self.config,
+            devices=self.registry.devices,
+            device_broker=self._erasure_endpoint,
+            book=self.erasures,
+            queued=self._erased,
+        )
         self.retention = RetentionTask(
             self.store,
             lambda: self.writer,
@@ -202,11 +223,7 @@ class Gateway:
             for path, policy in self.policies.load_each():
                 self._admit(path, policy)
             compiled = self._engine.policies()
-            self._withdrawn = await self.store.read(ConsentBook.withdrawn)
-            for customer, grant, at in self._withdrawn:
-                with contextlib.suppress(GatewayError, PolicyError, KeyError):
-                    self._engine.withdraw(customer, grant, at)
-            await self.store.read(self.consents.load)
+            await self.store.read(self.consents.load)  # withdrawals recorded in earlier runs
             await self.store.read(self.erasures.load)
             queues = RecipientQueues(
                 {
@@ -314,6 +331,12 @@ class Gateway:
         makes every client id the username."""
         user = self.config.broker.gateway_username
         return (user, f"{user}-erasure", f"{user}-retained")
+
+    def _erasure_endpoint(self) -> Endpoint | None:
+        """For clearing retained messages at an erasure: its own broker user (see
+        ``_broker_users``; with the managed broker's client id bound to the username, the
+        gateway's user would replace the gateway's session); None while the link is down."""
+        return self._helper_endpoint("erasure") if self.device_state.get("connected") else None
 
     def _helper_endpoint(self, role: str) -> Endpoint:
         """A second connection to the device broker as ``<gateway user>-<role>``."""
@@ -653,7 +676,6 @@ class Gateway:
         compiled = self.policies.load(path)
         if compiled is None:
             return False
-        returning = not self._running(compiled.customer)
         try:
             self._check_single_file(path, compiled)
             self.engine.replace(compiled)
@@ -661,11 +683,9 @@ class Gateway:
             self.policies.files[path].error = str(exc)
             log.error("policy %s not applied: %s", path.name, exc)
             return False
-        if returning:  # its consents withdrawn in earlier runs still hold
-            for customer, grant, at in self._withdrawn:
-                if customer == compiled.customer:
-                    with contextlib.suppress(PolicyError):
-                        self.engine.withdraw(customer, grant, at)
+        # Its consents withdrawn in earlier runs still hold, also for a grant this version
+        # brings back after a version without it.
+        self.consents.restore(compiled.customer)
         log.info("policy %s applied: version %s", path.name, self.policies.files[path].version)
         return True
 
@@ -1078,7 +1098,6 @@ class Gateway:
 
     async def _op_withdraw(self, request: Mapping[str, Any]) -> dict[str, Any]:
         return await self.consents.change(
-            self,
             "withdraw",
             str(request.get("customer", "")),
             str(request.get("grant", "")),
@@ -1087,7 +1106,6 @@ class Gateway:
 
     async def _op_give(self, request: Mapping[str, Any]) -> dict[str, Any]:
         return await self.consents.change(
-            self,
             "give",
             str(request.get("customer", "")),
             str(request.get("grant", "")),
@@ -1141,7 +1159,7 @@ class Gateway:
     async def _op_forget(self, request: Mapping[str, Any]) -> dict[str, Any]:
         device = request.get("device")
         return await erasure.forget(
-            self,
+            self.erasing,
             str(request.get("customer", "")),
             str(device) if device else None,
             str(request.get("by") or ""),
@@ -1170,6 +1188,25 @@ class Gateway:
             functools.partial(erasure.list_erasures, customer=str(customer) if customer else None)
         )
         return {"erasures": found}
+
+    def _erased(self, customer: str, done: ErasureDone) -> None:
+        """After an erasure's commit: the erased rows' room back, its notices to the forwarders
+        (a notice is owed whatever the recipient's queue quota)."""
+        pipeline = self.pipeline
+        for recipient, count in done.queued_by_recipient.items():
+            forwarder = self.forwarders.get(recipient)
+            if forwarder is not None:
+                forwarder.reread()
+            if pipeline is not None:
+                pipeline.rows_done(
+                    recipient, customer, count, done.queued_bytes_by_recipient.get(recipient, 0)
+                )
+        for row in done.notices:
+            if pipeline is not None:
+                pipeline.queues.added(row.recipient, row.customer, len(row.payload))
+            forwarder = self.forwarders.get(row.recipient)
+            if forwarder is not None:
+                forwarder.offer([row])
 
     def _erasure_ack(self, recipient: RecipientConfig, message: Inbound) -> None:
         """A message on a recipient's link: an erasure acknowledgement, or ignored."""

@@ -5,6 +5,15 @@ everything still queued (the forwarder asks the engine before each send). The ev
 recorded in the customer's chain and in ``consent_events``, from which a restarted gateway
 restores the state.
 
+One owner: the engine holds the withdrawals in force, and ``ConsentBook.is_withdrawn`` asks it,
+so what the grant view shows is what is enforced. The book holds only what the engine cannot:
+recorded withdrawals of grants no running policy has (their customer's file did not load, or its
+current version dropped the grant); each is handed to the engine as soon as a policy with that
+grant runs (``restore``), and then the book forgets it.
+
+The book gets the narrow pieces it uses (``ConsentParts``, built by the composition root,
+``app.py``), not the gateway: nothing here imports it.
+
 The ``consent_events`` table is created and upgraded in ``gateway.log.migrations``.
 """
 
@@ -12,17 +21,22 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from gateway.config import Config
 from gateway.errors import GatewayError
 from gateway.log.entry import EntryDraft
+from gateway.log.keys import Signer
+from gateway.log.writer import LogWriter
+from gateway.messages.store import Store
 from gateway.rights.receipts import make_receipt
+from policies.engine import Engine
+from policies.errors import PolicyError
 
-if TYPE_CHECKING:
-    from gateway.app import Gateway
-
-__all__ = ["ConsentBook", "ConsentError"]
+__all__ = ["ConsentBook", "ConsentError", "ConsentParts"]
 
 _TEXTS = {
     "withdraw": (
@@ -44,9 +58,24 @@ class ConsentError(GatewayError):
     """A consent change names a customer or grant the gateway does not know."""
 
 
+@dataclass(frozen=True, slots=True)
+class ConsentParts:
+    """What a consent change uses. Getters, because the engine and the log writer exist only
+    once the gateway has started, and a reload may replace the configuration."""
+
+    store: Store
+    engine: Callable[[], Engine]
+    log_writer: Callable[[], LogWriter]
+    signer: Signer
+    config: Callable[[], Config]
+    clock: Callable[[], datetime]  # never before the log's newest entry
+
+
 class ConsentBook:
-    def __init__(self) -> None:
-        self._withdrawn: set[tuple[str, str]] = set()
+    def __init__(self, parts: ConsentParts) -> None:
+        self._parts = parts
+        # Recorded withdrawals the engine could not take yet (no running policy has the grant).
+        self._pending: dict[tuple[str, str], datetime] = {}
         self.entries = 0
 
     @staticmethod
@@ -63,29 +92,45 @@ class ConsentBook:
         ]
 
     def load(self, conn: sqlite3.Connection) -> None:
-        self._withdrawn = {(c, g) for c, g, _ in self.withdrawn(conn)}
+        """At start, after the policies that load are running: the recorded withdrawals into
+        the engine (the one query for them); those it cannot take yet wait in the book."""
+        self._pending = {(c, g): at for c, g, at in self.withdrawn(conn)}
+        self.restore()
+
+    def restore(self, customer: str | None = None) -> None:
+        """Hand waiting withdrawals (of ``customer``, or all) to the engine once a running
+        policy has their grant; call after every policy (re)load."""
+        engine = self._parts.engine()
+        for key, at in list(self._pending.items()):
+            if customer is not None and key[0] != customer:
+                continue
+            try:
+                engine.withdraw(key[0], key[1], at)
+            except PolicyError:
+                continue  # no running policy has this grant yet: it keeps waiting
+            del self._pending[key]
 
     def is_withdrawn(self, customer: str, grant: str) -> bool:
-        return (customer, grant) in self._withdrawn
+        """Asks the engine: what the grant view shows is what is enforced."""
+        return (customer, grant) in self._parts.engine().withdrawn()
 
-    async def change(
-        self, gateway: Gateway, action: str, customer: str, grant_id: str, by: str
-    ) -> dict[str, Any]:
-        policy = next((p for p in gateway.engine.policies() if p.customer == customer), None)
+    async def change(self, action: str, customer: str, grant_id: str, by: str) -> dict[str, Any]:
+        parts = self._parts
+        engine = parts.engine()
+        policy = engine.policy(customer)
         if policy is None:
             raise ConsentError(f"no policy for customer {customer!r} is loaded")
         grant = next((g for g in policy.grants if g.id == grant_id), None)
         if grant is None:
             known = ", ".join(g.id for g in policy.grants) or "none"
             raise ConsentError(f"customer {customer!r} has no grant {grant_id!r} (grants: {known})")
-        now = gateway.clock.now()  # a consent event is never dated before the log's newest
+        now = parts.clock()  # a consent event is never dated before the log's newest
         if action == "withdraw":
-            gateway.engine.withdraw(customer, grant_id, now)
-            self._withdrawn.add((customer, grant_id))
+            engine.withdraw(customer, grant_id, now)
         else:
-            gateway.engine.give(customer, grant_id, now)
-            self._withdrawn.discard((customer, grant_id))
-        recipient = gateway.config.recipient_names().get(grant.recipient, grant.recipient)
+            engine.give(customer, grant_id, now)
+        self._pending.pop((customer, grant_id), None)
+        recipient = parts.config().recipient_names().get(grant.recipient, grant.recipient)
         when = now.strftime("%Y-%m-%d %H:%M:%S UTC")
         de, en = _TEXTS[action]
         draft = EntryDraft(
@@ -110,7 +155,7 @@ class ConsentBook:
             text_de=de.format(by=by, grant=grant_id, at=when, recipient=recipient),
             text_en=en.format(by=by, grant=grant_id, at=when, recipient=recipient),
         )
-        writer = gateway.writer
+        writer = parts.log_writer()
 
         def job(conn: sqlite3.Connection) -> tuple[int, int, bytes]:
             appended = writer.append([draft])[0]
@@ -120,15 +165,15 @@ class ConsentBook:
             )
             return appended.seq, appended.index, appended.entry_hash
 
-        seq, index, entry_hash = await gateway.store.transaction(
+        seq, index, entry_hash = await parts.store.transaction(
             job, on_rollback=writer.rolled_back, on_commit=writer.committed
         )
         self.entries += 1
         receipt = make_receipt(
-            gateway.signer,
+            parts.signer,
             {
                 "type": "consent_withdrawn" if action == "withdraw" else "consent_given",
-                "gateway": gateway.config.instance,
+                "gateway": parts.config().instance,
                 "customer": customer,
                 "grant": grant_id,
                 "recipient": grant.recipient,

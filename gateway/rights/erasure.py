@@ -20,6 +20,9 @@ own broker (retained, so an ack sent while the gateway is away still arrives); e
 subscribes there and ``record_ack`` stores the time in ``erasure_notices``.
 
 The ``erasures`` and ``erasure_notices`` tables are created and upgraded in ``gateway.log.migrations``.
+
+The running gateway's ``forget`` gets the narrow pieces it uses (``ErasureParts``, built by
+the composition root, ``app.py``), not the gateway: nothing here imports it.
 """
 
 from __future__ import annotations
@@ -29,16 +32,17 @@ import logging
 import re
 import secrets
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from gateway.config import Config
 from gateway.devices.broker import topic_filter
+from gateway.devices.registry import RegisteredDevice
 from gateway.errors import GatewayError
 from gateway.locale import join, tr
 from gateway.log.keys import Signer
@@ -49,11 +53,9 @@ from gateway.messages import outbox
 from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection, MqttError
 from gateway.messages.outbox import OutboxRow
 from gateway.messages.pseudonyms import Keyring
-from gateway.messages.store import connect
+from gateway.messages.store import Store, connect
 from gateway.rights.receipts import make_receipt
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
+from policies.engine import Engine
 
 __all__ = [
     "ACK_TOPIC",
@@ -62,6 +64,7 @@ __all__ = [
     "ErasureBook",
     "ErasureDone",
     "ErasureError",
+    "ErasureParts",
     "ErasureRequest",
     "ack_filter",
     "erase",
@@ -413,14 +416,37 @@ def _by_time(item: Mapping[str, Any]) -> str:
 # -- the running gateway ----------------------------------------------------------------------------
 
 
-def _device_filters(gateway: Gateway, customer: str, device: str | None) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class ErasureParts:
+    """What the running gateway's ``forget`` uses. Getters, because the engine and the log
+    writer exist only once the gateway has started and a reload may replace the configuration."""
+
+    store: Store
+    engine: Callable[[], Engine]
+    log_writer: Callable[[], LogWriter]
+    keyring: Keyring
+    signer: Signer
+    config: Callable[[], Config]
+    devices: Callable[[], Iterable[RegisteredDevice]]  # the registry's devices
+    # A helper connection to the device broker for clearing retained messages, or None while
+    # the gateway's own link to it is down (then nothing is cleared, as before).
+    device_broker: Callable[[], Endpoint | None]
+    book: ErasureBook
+    # After the commit, with the customer: give the erased rows' room back and hand the
+    # notices to the forwarders.
+    queued: Callable[[str, ErasureDone], None]
+
+
+def _device_filters(
+    engine: Engine, devices: Iterable[RegisteredDevice], customer: str, device: str | None
+) -> list[str]:
     """MQTT filters covering the topics the subject's devices publish on."""
     patterns: dict[str, list[str]] = {}
-    for policy in gateway.engine.policies():
-        if policy.customer == customer:
-            for declared in policy.devices:
-                patterns[declared.id] = [t.pattern.pattern for t in declared.topics]
-    for registered in gateway.registry.devices():
+    policy = engine.policy(customer)
+    if policy is not None:
+        for declared in policy.devices:
+            patterns[declared.id] = [t.pattern.pattern for t in declared.topics]
+    for registered in devices:
         if registered.customer == customer and registered.device not in patterns:
             patterns[registered.device] = [p for p, _ in registered.topics]
     chosen = patterns.items() if device is None else [(device, patterns.get(device, []))]
@@ -454,12 +480,12 @@ async def clear_retained(endpoint: Endpoint, filters: Sequence[str], settle: flo
     return len(topics)
 
 
-async def forget(gateway: Gateway, customer: str, device: str | None, by: str) -> dict[str, Any]:
+async def forget(parts: ErasureParts, customer: str, device: str | None, by: str) -> dict[str, Any]:
     """The ``forget`` control op: erase, notify, scrub; answers with what was done."""
     if not by.strip():
         raise ErasureError("say at whose request the data is erased (--by)")
-    store, writer, config = gateway.store, gateway.writer, gateway.config
-    policy = next((p for p in gateway.engine.policies() if p.customer == customer), None)
+    store, writer, config, engine = parts.store, parts.log_writer(), parts.config(), parts.engine()
+    policy = engine.policy(customer)
     chain_id, device_id, _ = await store.read(
         lambda conn: _subject_counts(conn, customer, device), offload=True
     )
@@ -473,11 +499,9 @@ async def forget(gateway: Gateway, customer: str, device: str | None, by: str) -
         known = ", ".join(d.id for d in policy.devices) if policy else "none"
         raise ErasureError(f"customer {customer!r} has no device {device!r} (devices: {known})")
     retained = 0
-    filters = _device_filters(gateway, customer, device)
-    if gateway.device_state.get("connected") and filters:
-        # Its own broker user (see Gateway._broker_users): with the managed broker's client id
-        # bound to the username, the gateway's user would replace the gateway's session.
-        endpoint = gateway._helper_endpoint("erasure")
+    filters = _device_filters(engine, parts.devices(), customer, device)
+    endpoint = parts.device_broker() if filters else None
+    if endpoint is not None:
         try:
             retained = await clear_retained(endpoint, filters)
         except MqttError as exc:
@@ -490,8 +514,8 @@ async def forget(gateway: Gateway, customer: str, device: str | None, by: str) -
         done = erase(
             conn,
             writer,
-            gateway.keyring,
-            gateway.signer,
+            parts.keyring,
+            parts.signer,
             request,
             instance=config.instance,
             recipients=prefixes,
@@ -504,23 +528,9 @@ async def forget(gateway: Gateway, customer: str, device: str | None, by: str) -
     done = await store.transaction(
         job, on_rollback=writer.rolled_back, on_commit=writer.committed, offload=True
     )
-    pipeline = gateway.pipeline
-    for recipient, count in done.queued_by_recipient.items():
-        forwarder = gateway.forwarders.get(recipient)
-        if forwarder is not None:
-            forwarder.reread()
-        if pipeline is not None:
-            pipeline.rows_done(
-                recipient, customer, count, done.queued_bytes_by_recipient.get(recipient, 0)
-            )
-    for row in done.notices:
-        if pipeline is not None:  # a notice is owed whatever the recipient's queue quota
-            pipeline.queues.added(row.recipient, row.customer, len(row.payload))
-        forwarder = gateway.forwarders.get(row.recipient)
-        if forwarder is not None:
-            forwarder.offer([row])
+    parts.queued(customer, done)
     listed = await store.read(lambda conn: list_erasures(conn, customer))
-    gateway.erasures.add(next(e for e in listed if e["erasure"] == done.id))
+    parts.book.add(next(e for e in listed if e["erasure"] == done.id))
     scrubbed = False
     for _ in range(20):  # a reader holding an old snapshot keeps the WAL; try again shortly
         scrubbed = await store.read(lambda conn: writer.scrub(), offload=True)
