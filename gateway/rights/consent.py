@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from gateway.errors import GatewayError
+from gateway.locale import when
 from gateway.log.entry import EntryDraft
 from gateway.rights.receipts import make_receipt
 
@@ -86,7 +87,8 @@ class ConsentBook:
             gateway.engine.give(customer, grant_id, now)
             self._withdrawn.discard((customer, grant_id))
         recipient = gateway.config.recipient_names().get(grant.recipient, grant.recipient)
-        when = now.strftime("%Y-%m-%d %H:%M:%S UTC")
+        # The customer's clock, as their report shows it.
+        moments = {lang: when(lang, now, policy.timezone) for lang in ("de", "en")}
         de, en = _TEXTS[action]
         draft = EntryDraft(
             kind="consent_withdrawn" if action == "withdraw" else "consent_given",
@@ -107,8 +109,8 @@ class ConsentBook:
             withheld=(),
             reason=None,
             reason_params={"by": by},
-            text_de=de.format(by=by, grant=grant_id, at=when, recipient=recipient),
-            text_en=en.format(by=by, grant=grant_id, at=when, recipient=recipient),
+            text_de=de.format(by=by, grant=grant_id, at=moments["de"], recipient=recipient),
+            text_en=en.format(by=by, grant=grant_id, at=moments["en"], recipient=recipient),
         )
         writer = gateway.writer
 
