@@ -41,6 +41,7 @@ from gateway.errors import ConfigError, GatewayError
 from gateway.log.keys import Signer
 from gateway.log.writer import LogWriter
 from gateway.messages import outbox
+from gateway.messages.backoff import Backoff
 from gateway.messages.clock import ForwardClock
 from gateway.messages.flood import FloodGuard
 from gateway.messages.forwarder import Forwarder, endpoint_for
@@ -501,7 +502,7 @@ class Gateway:
         """Hold the gateway's persistent QoS 1 session; reconnect; step back when the outbox is full."""
         assert self.pipeline is not None
         pipeline = self.pipeline
-        delay = 0.2
+        backoff = Backoff(0.2, 10.0)
         # Since when no messages were taken from the broker: devices' messages queued there
         # meanwhile arrive in one burst, and the flood guard is credited for the gap.
         credited = time.monotonic() - self._offline  # the gap is credited up to here
@@ -534,12 +535,12 @@ class Gateway:
                 await link.subscribe("#", 1)
             except MqttError as exc:
                 self.device_state.update(connected=False, since=time.time(), error=str(exc))
+                delay = backoff.next_delay()
                 log.warning("device broker: %s; retrying in %.1f s", exc, delay)
                 await link.close()
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
                 continue
-            delay = 0.2
+            backoff.reset()
             if self.broker is not None:
                 self.broker.save()
             self.device_link = link

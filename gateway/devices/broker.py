@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.errors import BrokerError
+from gateway.messages.backoff import Backoff
 
 __all__ = [
     "AclRule",
@@ -421,7 +422,7 @@ class Mosquitto:
         times in a row will not start by trying again (a port another process holds, a broken
         certificate): raises BrokerError with the reason, and the gateway exits non-zero
         instead of restarting it forever."""
-        delay = 0.5
+        backoff = Backoff(0.5, 30.0)
         failures = 0
         loop = asyncio.get_running_loop()
         while True:
@@ -444,9 +445,9 @@ class Mosquitto:
                             f"the device broker could not be started {failures} times in a row; "
                             f"giving up. Last error: {exc}"
                         ) from exc
+                    delay = backoff.next_delay()
                     log.error("%s; retrying in %.1f s", exc, delay)
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, 30.0)
                     continue
             assert self.process is not None
             process = self.process
@@ -459,12 +460,14 @@ class Mosquitto:
             if loop.time() - started < STABLE_S:
                 failures += 1
             else:
-                failures, delay = 0, 0.5  # it ran well: a fresh fault, not the same one again
+                failures = 0  # it ran well: a fresh fault, not the same one again
+                backoff.reset()
             if failures >= max_failures:
                 raise BrokerError(
                     f"Mosquitto exited (code {code}) within {STABLE_S:.0f} s of starting, "
                     f"{failures} times in a row; giving up. Its log says:\n{self.tail_log()}"
                 )
+            delay = backoff.next_delay()
             log.error(
                 "Mosquitto exited with code %s; restarting in %.1f s. Its log says:\n%s",
                 code,
@@ -472,7 +475,6 @@ class Mosquitto:
                 self.tail_log(),
             )
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
 
 
 # Debug-level lines Mosquitto writes for every message; everything else goes to the log file.

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -29,6 +28,7 @@ from typing import Any
 
 from gateway.config import RecipientConfig
 from gateway.messages import outbox
+from gateway.messages.backoff import Backoff
 from gateway.messages.latency import LatencyWindow
 from gateway.messages.mqtt import (
     ConnectionLost,
@@ -45,6 +45,10 @@ from policies.decision import Reason
 __all__ = ["Forwarder", "ForwarderState", "endpoint_for"]
 
 log = logging.getLogger(__name__)
+
+# Reconnecting to a recipient's broker: first try after about half a second, at most a minute.
+RECONNECT_FIRST_S = 0.5
+RECONNECT_CAP_S = 60.0
 
 StillAllowed = Callable[[str, str, datetime], Reason | None]
 Withhold = Callable[[Sequence[tuple[OutboxRow, Reason]]], Awaitable[None]]
@@ -169,7 +173,7 @@ class Forwarder:
 
     async def run(self) -> None:
         """Connect, pump, reconnect with jittered backoff; runs until cancelled."""
-        delay = 0.5
+        backoff = Backoff(RECONNECT_FIRST_S, RECONNECT_CAP_S)
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._delete_acked(), name=f"forwarder-{self.recipient.name}-acks")
             while True:
@@ -186,13 +190,13 @@ class Forwarder:
                 except MqttError as exc:
                     await connection.close()
                     self._set_down(str(exc))
+                    delay = backoff.next_delay()
                     log.warning(
                         "upstream %s: %s; retrying in %.1f s", self.recipient.name, exc, delay
                     )
-                    await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-                    delay = min(delay * 2, 60.0)
+                    await asyncio.sleep(delay)
                     continue
-                delay = 0.5
+                backoff.reset()
                 self.state.connected = True
                 self.state.last_error = None
                 self.state.since = _now()

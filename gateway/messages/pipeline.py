@@ -41,6 +41,7 @@ from gateway.errors import StoreError
 from gateway.log.entry import EntryDraft, draft_from_decision
 from gateway.log.writer import LogWriter
 from gateway.messages import outbox
+from gateway.messages.backoff import Backoff
 from gateway.messages.cache import SizedCache
 from gateway.messages.flood import FloodGuard
 from gateway.messages.latency import LatencyWindow
@@ -531,7 +532,7 @@ class Pipeline:
                 )
             return outbox.insert(conn, specs)
 
-        delay = 0.2
+        backoff: Backoff | None = None  # made on the first failure only: off the usual path
         while True:
             try:
                 result = await self._transact(job, writer)
@@ -542,8 +543,8 @@ class Pipeline:
                 if self.stats.failing_closed is None:
                     log.error("cannot record decisions, so nothing is forwarded: %s", exc)
                 self.stats.failing_closed = str(exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                backoff = backoff or Backoff(0.2, 5.0)
+                await backoff.sleep()
             except Exception:
                 # Not the database: one message's entries (``_commit_messages`` finds which).
                 # Pseudonym keys made for this batch are written with the next one instead.

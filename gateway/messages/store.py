@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 from gateway.errors import StoreError
 from gateway.log.schema import ensure_schema
+from gateway.messages.backoff import Backoff
 
 __all__ = ["Store", "connect"]
 
@@ -288,10 +289,13 @@ class Store:
         """BEGIN IMMEDIATE without blocking the loop: the connection never waits inside SQLite
         (busy_timeout 0); while another process holds the write lock we retry, sleeping."""
         deadline = time.monotonic() + BUSY_TIMEOUT_S
-        delay = 0.002
-        while not _try_begin(conn, deadline):
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.1)
+        if _try_begin(conn, deadline):
+            return
+        backoff = Backoff(0.002, 0.1)  # only when the lock is taken: nothing on the usual path
+        while True:
+            await backoff.sleep()
+            if _try_begin(conn, deadline):
+                return
 
     async def _offloaded(self, work: Callable[[], T]) -> T:
         """Run ``work`` on the helper thread; however often we are cancelled meanwhile, we wait

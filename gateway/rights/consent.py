@@ -28,6 +28,7 @@ from typing import Any
 
 from gateway.config import Config
 from gateway.errors import GatewayError
+from gateway.locale import when
 from gateway.log.entry import EntryDraft
 from gateway.log.keys import Signer
 from gateway.log.writer import LogWriter
@@ -131,7 +132,8 @@ class ConsentBook:
             engine.give(customer, grant_id, now)
         self._pending.pop((customer, grant_id), None)
         recipient = parts.config().recipient_names().get(grant.recipient, grant.recipient)
-        when = now.strftime("%Y-%m-%d %H:%M:%S UTC")
+        # The customer's clock, as their report shows it.
+        moments = {lang: when(lang, now, policy.timezone) for lang in ("de", "en")}
         de, en = _TEXTS[action]
         draft = EntryDraft(
             kind="consent_withdrawn" if action == "withdraw" else "consent_given",
@@ -152,8 +154,8 @@ class ConsentBook:
             withheld=(),
             reason=None,
             reason_params={"by": by},
-            text_de=de.format(by=by, grant=grant_id, at=when, recipient=recipient),
-            text_en=en.format(by=by, grant=grant_id, at=when, recipient=recipient),
+            text_de=de.format(by=by, grant=grant_id, at=moments["de"], recipient=recipient),
+            text_en=en.format(by=by, grant=grant_id, at=moments["en"], recipient=recipient),
         )
         writer = parts.log_writer()
 

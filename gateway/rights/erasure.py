@@ -44,7 +44,7 @@ from gateway.config import Config
 from gateway.devices.broker import topic_filter
 from gateway.devices.registry import RegisteredDevice
 from gateway.errors import GatewayError
-from gateway.locale import join, tr
+from gateway.locale import join, tr, trn, when
 from gateway.log.keys import Signer
 from gateway.log.reader import Reader
 from gateway.log.schema import ensure_schema as ensure_log_schema
@@ -162,18 +162,23 @@ def _recipients_of(
 
 
 def _texts(
-    request: ErasureRequest, content: int, queued: int, keys: int, recipients: Sequence[str]
+    request: ErasureRequest,
+    content: int,
+    queued: int,
+    keys: int,
+    recipients: Sequence[str],
+    *,
+    timezone: str,
 ) -> dict[str, str]:
-    when = request.at.strftime("%Y-%m-%d %H:%M:%S UTC")
     out = {}
     for lang in ("de", "en"):
-        what = [tr(lang, "erasure.what.content", n=str(content))]
+        what = [trn(lang, "erasure.what.content", content)]
         if queued:
-            what.append(tr(lang, "erasure.what.queued", n=str(queued)))
+            what.append(trn(lang, "erasure.what.queued", queued))
         if keys:
-            what.append(tr(lang, "erasure.what.keys", n=str(keys)))
+            what.append(trn(lang, "erasure.what.keys", keys))
         if request.retained:
-            what.append(tr(lang, "erasure.what.retained", n=str(request.retained)))
+            what.append(trn(lang, "erasure.what.retained", request.retained))
         notified = (
             join(lang, list(recipients)) if recipients else tr(lang, "erasure.recipients.none")
         )
@@ -186,7 +191,7 @@ def _texts(
             lang,
             "erasure.entry",
             by=request.requested_by,
-            at=when,
+            at=when(lang, request.at, timezone),
             subject=subject,
             what=join(lang, what),
             recipients=notified,
@@ -205,13 +210,15 @@ def erase(
     recipients: Mapping[str, str],
     policy_recipients: Sequence[str] = (),
     names: Mapping[str, str] | None = None,
+    timezone: str = "UTC",
 ) -> ErasureDone:
     """Carry out ``request`` inside the caller's open transaction (never commits).
 
     ``recipients`` maps every configured recipient to its topic prefix; a notice goes to each
     recipient the log shows was sent something of the subject and to each named by the
     customer's policy (``policy_recipients``), if configured. ``names`` are the recipients'
-    display names for the entry's text.
+    display names for the entry's text; ``timezone`` (the customer's policy's) the clock its date
+    is given on.
     """
     customer, device = request.customer, request.device
     chain_id, device_id, content = _subject_counts(conn, customer, device)
@@ -241,7 +248,7 @@ def erase(
             else conn.execute("DELETE FROM pseudonym_keys WHERE customer = ?", (customer,)).rowcount
         )
     shown = [(names or {}).get(r, r) for r in notified]
-    texts = _texts(request, content, sum(queued_by.values()), keys, shown)
+    texts = _texts(request, content, sum(queued_by.values()), keys, shown, timezone=timezone)
     subject = customer if device is None else f"{customer}/{device}"
     appended = writer.erase_subject(
         subject, request.at, request.requested_by, text_de=texts["de"], text_en=texts["en"]
@@ -521,6 +528,7 @@ async def forget(parts: ErasureParts, customer: str, device: str | None, by: str
             recipients=prefixes,
             policy_recipients=grants,
             names=config.recipient_names(),
+            timezone=policy.timezone if policy is not None else "UTC",
         )
         writer.checkpoint(request.at)
         return done

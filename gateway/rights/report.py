@@ -25,9 +25,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
+from babel.dates import format_datetime
 
 from gateway.errors import LogError
-from gateway.locale import join, tr
+from gateway.locale import LOCALES, join, number, tr
 from gateway.log.entry import at_from_us, us_from_at
 from gateway.log.keys import PublicKey
 from gateway.log.reader import Reader
@@ -346,13 +347,16 @@ class Document:
 def _when(lang: str, iso: str | None, zone: ZoneInfo) -> str:
     if iso is None:
         return "—"
-    moment = datetime.fromisoformat(iso).astimezone(zone)
-    return moment.strftime("%d.%m.%Y %H:%M" if lang == "de" else "%Y-%m-%d %H:%M")
+    return format_datetime(
+        datetime.fromisoformat(iso),
+        "dd.MM.yyyy HH:mm" if lang == "de" else "yyyy-MM-dd HH:mm",
+        tzinfo=zone,
+        locale=LOCALES.get(lang, LOCALES["en"]),
+    )
 
 
 def _n(lang: str, n: int) -> str:
-    text = f"{n:,}"
-    return text.replace(",", ".") if lang == "de" else text
+    return number(lang, n)
 
 
 def _how(lang: str, treatment: str, detail: str) -> str:

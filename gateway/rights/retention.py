@@ -24,7 +24,7 @@ from typing import Any
 from babel.numbers import format_decimal
 
 from gateway.errors import GatewayError
-from gateway.locale import tr
+from gateway.locale import tr, when
 from gateway.log.chain import GATEWAY_CHAIN
 from gateway.log.entry import EntryDraft
 from gateway.log.reader import Reader
@@ -103,7 +103,7 @@ def _texts(done: RetentionDone, rule: RetentionSpec) -> tuple[str, str]:
                     n=format_decimal(done.contents, locale=locale),
                     topics=format_decimal(done.topics, locale=locale),
                     days=format_decimal(rule.content_days or 0, locale=locale),
-                    before=done.content_before.strftime("%Y-%m-%d %H:%M UTC"),
+                    before=when(lang, done.content_before),
                 )
             )
         if done.entries:
@@ -114,7 +114,7 @@ def _texts(done: RetentionDone, rule: RetentionSpec) -> tuple[str, str]:
                     "retention.entry.entries",
                     n=format_decimal(done.entries, locale=locale),
                     years=format_decimal(rule.entries_years or 0, locale=locale),
-                    before=done.entries_before.strftime("%Y-%m-%d %H:%M UTC"),
+                    before=when(lang, done.entries_before),
                 )
             )
         parts.append(tr(lang, "retention.entry.proof"))

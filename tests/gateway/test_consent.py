@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import orjson
@@ -96,6 +97,9 @@ async def test_withdrawal_during_an_outage_holds_back_everything_queued(tmp_path
     assert len(withdrawn) == 21
     assert all("withdraw" in d.row.text_en.lower() for d in withdrawn)
     assert [d.row.kind for d in details].count("consent_withdrawn") == 1
+    # Dated on the customer's clock (their policy's timezone, Europe/Berlin), zone named.
+    consent = next(d for d in details if d.row.kind == "consent_withdrawn")
+    assert re.search(r"am \d\d\.\d\d\.\d{4} \d\d:\d\d:\d\d MES?Z widerrufen", consent.row.text_de)
     report = verify_db(db, public_key=public_key)
     assert report.ok, report.summary()
     # The receipt verifies offline with the public key; an altered one does not.
