@@ -103,6 +103,7 @@ def main() -> int:
         [str(BIN / "ruff"), "check", "."],
         [str(BIN / "ruff"), "format", "--check", "."],
         [str(BIN / "mypy")],
+        [str(BIN / "lint-imports")],  # the import contracts in pyproject.toml
     ):
         say("running " + " ".join(Path(step[0]).name if i == 0 else a for i, a in enumerate(step)))
         code = run(step)

@@ -3,7 +3,7 @@
     python -m gateway.bench.tui [--entries 1000000] [--db PATH] [--rate 2000] [--seconds 10]
 
 Builds (or reuses, with ``--db``) a log of ``--entries`` entries written through the real
-``LogWriter`` (``tui.sample``), then runs the real app headless (``App.run_test``):
+``LogWriter`` (``gateway.bench.sample``), then runs the real app headless (``App.run_test``):
 
 - open: from creating the app until the newest rows are on screen; RSS before and after;
 - scroll: page up 200 times and jump to the very first row, each until its rows are shown;
@@ -23,10 +23,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from gateway.bench.sample import NAMES, T0, SampleLog
 from gateway.log.reader import Reader
 from tui.app import EinblickApp
 from tui.local import LocalSource
-from tui.sample import NAMES, T0, SampleLog
 
 __all__ = ["build", "main", "measure", "rss_mb"]
 

@@ -21,7 +21,6 @@ from typing import Any
 
 import orjson
 
-from gateway.audit import Captured, write_jsonl
 from gateway.config import Config, load_config
 from gateway.devices.broker import Mosquitto, MosquittoSettings, free_port
 from gateway.devices.registry import Registry
@@ -29,6 +28,7 @@ from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection, MqttError
 from gateway.operations.child import start_gateway, stop_gateway
 from gateway.operations.control import request
 from gateway.operations.scaffold import InitOptions, init_directory
+from tests.faults.audit import Captured, write_jsonl
 from tests.gateway.test_durability import POLICY as MONITORING_POLICY
 
 __all__ = [
@@ -58,6 +58,9 @@ POLICY = (
       energy_kwh: {round: 0.1}
 """
 )
+
+# The repository root: the auditor runs from here as ``python -m tests.faults.audit``.
+REPO = Path(__file__).resolve().parents[2]
 
 RECIPIENTS = ("oven-maker", "energy-provider")
 GRANTED = {"oven-maker": {"seq", "force_kn"}, "energy-provider": {"seq", "energy_kwh"}}
@@ -334,8 +337,9 @@ class Site:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "gateway.audit",
+            "tests.faults.audit",
             *args,
+            cwd=REPO,  # the auditor is test tooling: importable as ``tests.faults`` from the root
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from tests.faults.raw import RawClient, remaining_length
-from tests.faults.site import Site, check_upstream_fields, stream
+from tests.faults.site import Site, body, check_upstream_fields, stream
 from tests.faults.summary import record
 
 pytestmark = pytest.mark.fault
@@ -122,7 +122,16 @@ async def test_bad_bodies_and_topics_are_withheld_or_refused_and_nothing_leaks(
             20,
             "the good message after the bad ones",
         )
-        await asyncio.sleep(0.5)
+        # The good message, sent last, is the fence at every upstream: each recipient gets its
+        # outbox in order, so anything a bad input had let through would have arrived before it.
+        await site.wait_until(
+            lambda: all(
+                any(orjson.loads(m.payload).get("seq") == 1000 for m in spy.received)
+                for spy in site.spies.values()
+            ),
+            20,
+            "the good message at every upstream",
+        )
         for spy in site.spies.values():
             for message in spy.received:
                 assert SECRET not in message.payload, message.payload[:200]
@@ -165,10 +174,24 @@ async def test_a_device_flooding_at_ten_times_its_rate_is_limited_and_others_are
             tasks.create_task(stream(flooder, "press-1", int(200 * seconds), 200.0), name="flood")
             tasks.create_task(stream(neighbour, "press-2", int(10 * seconds), 10.0), name="calm")
         await site.wait_until(site.outbox_empty, 30, "the outbox to drain")
-        await asyncio.sleep(0.5)
+        # A fence from the calm device, sent last: each recipient gets its outbox in order, so
+        # once the fence is at every upstream, everything decided before it has arrived too.
+        fence = int(10 * seconds)
+        await neighbour.publish(fence, "factory/press-2/telemetry", body("press-2", fence))
+        await neighbour.drain()
+        await site.wait_until(
+            lambda: all(
+                any(orjson.loads(m.payload)["seq"] == fence for m in spy.received)
+                for spy in site.spies.values()
+            ),
+            20,
+            "the calm device's fence at every upstream",
+        )
         elapsed = time.monotonic() - started
         for recipient, spy in site.spies.items():
-            calm = {orjson.loads(m.payload)["seq"] for m in spy.received if "press-2" in m.topic}
+            calm = {
+                orjson.loads(m.payload)["seq"] for m in spy.received if "press-2" in m.topic
+            } - {fence}
             assert calm == set(range(int(10 * seconds))), f"{recipient} lost neighbour messages"
             flooded = {orjson.loads(m.payload)["seq"] for m in spy.received if "press-1" in m.topic}
             assert 20 <= len(flooded) <= 20 + 20 * elapsed + 5, (len(flooded), elapsed)

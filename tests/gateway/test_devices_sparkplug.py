@@ -3,7 +3,6 @@ DATA decoded per metric, DATA before BIRTH withheld with the reason no_birth."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from policies.sparkplug import encode
@@ -33,9 +32,14 @@ async def test_birth_then_data_gives_per_metric_decisions(tmp_path: Path) -> Non
             await link.publish(topic, payload, 1)
         await h.wait_committed(6)
         await h.cloud.wait_for(4)  # DBIRTH and three DDATA
-        await asyncio.sleep(0.3)
+        # The fence: one more DDATA, sent last. The recipient gets its outbox in order, so had
+        # the early DATA (or anything else) been forwarded, it would have arrived before it.
+        topic, payload = oven.next_message(1_780_000_000 + 10 * 5)
+        await oven_link.publish(topic, payload, 1)
+        await h.cloud.wait_for(5)
         bodies = h.cloud.payloads(f"ovens/{CUSTOMER}/line-1-oven-1/sparkplug")
-        assert len(bodies) == 4
+        assert len(bodies) == 5  # DBIRTH, three DDATA and the fence: nothing else
+        assert len(h.cloud.received) == 5
         for body in bodies:
             assert set(body) <= {
                 "Temperature",

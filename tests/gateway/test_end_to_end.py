@@ -83,8 +83,16 @@ async def test_each_recipient_gets_exactly_what_the_policy_allows(tmp_path: Path
             "ovens/baeckerei-schmidt/oven-1": {"temperature": 181.5, "door_open": False},
             "fleet/van-7": {"batt": 75},
         }
-        await asyncio.sleep(0.3)
-        assert len(h.cloud.received) == 2, "something extra reached the cloud"
+        # Fences, one per recipient: each forwarder sends its outbox in order, so anything extra
+        # committed for a recipient before its fence would reach the cloud before the fence.
+        await oven.publish("bakery/oven-1/telemetry", b'{"temperature": 20.0}', 1)
+        await van.publish("owntracks/jan/van-7", b'{"_type":"location","batt":1}', 1)
+        await h.cloud.wait_for(4)
+        fences = [orjson.loads(m.payload) for m in h.cloud.received[2:]]
+        assert len(h.cloud.received) == 4, "something extra reached the cloud"
+        assert sorted(fences, key=str) == [{"batt": 1}, {"temperature": 20.0}], (
+            f"something extra reached the cloud: {fences}"
+        )
         await oven.close()
         await van.close()
         db = h.gateway.config.database_path
@@ -145,9 +153,13 @@ async def test_bad_input_is_withheld_with_a_reason_and_the_gateway_keeps_running
         await oven.publish(topic, b'{"temperature": 180.1, "door_open": true}', 1)  # still running
         await h.cloud.wait_for(1)
         await h.wait_committed(5)
-        await asyncio.sleep(0.3)
+        # The fence: the oven's recipient gets its outbox in order, so had any of the bad
+        # messages been forwarded, it would have arrived before this one.
+        await oven.publish(topic, b'{"temperature": 20.0}', 1)
+        await h.cloud.wait_for(2)
         assert [orjson.loads(m.payload) for m in h.cloud.received] == [
-            {"temperature": 180.0, "door_open": True}
+            {"temperature": 180.0, "door_open": True},
+            {"temperature": 20.0},
         ]
         await oven.close()
         await stray.close()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from gateway.bench.sample import NAMES, T0, SampleLog
 from tests.tui.conftest import make_app, settle
-from tui.sample import NAMES, T0, SampleLog
 
 CUSTOMER = "berg-partner"
 OTHERS = ["Bäckerei Schmidt", "Spedition Weber", "Backofen", "Hintertür", "Lieferwagen"]

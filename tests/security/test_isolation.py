@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from pathlib import Path
 
@@ -74,7 +73,11 @@ async def test_a_device_reads_nothing_of_other_devices_or_customers(tmp_path: Pa
         await door.publish("praxis/door/events", b'{"badge": "B-17"}', 1)
         await h.wait_committed(2)
         await h.cloud.wait_for(1)
-        await asyncio.sleep(0.5)
+        # The fence: a round trip on the snoop's own connection (``unsubscribe`` waits for the
+        # UNSUBACK). The gateway has both messages, so the broker routed them to every
+        # subscriber already, and it answers the snoop in order: anything the ACL let through
+        # would have been read before this returns.
+        await snoop.unsubscribe("#")
         assert seen == [], [(m.topic, m.payload) for m in seen]
         await snoop.close()
         await neighbour.close()

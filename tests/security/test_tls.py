@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import ipaddress
 from pathlib import Path
@@ -13,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from gateway.devices.broker import Mosquitto, MosquittoSettings, free_port
+from gateway.messages.mqtt import Endpoint, MqttConnection
 from tests.faults.site import Site, stream
 
 
@@ -91,8 +91,19 @@ async def test_a_self_signed_upstream_is_refused_unless_its_ca_is_configured(
             return not up["connected"] and "certificate" in str(up["last_error"]).lower()
 
         await site.wait_until(refused, 20, "the gateway to refuse the unverified certificate")
-        await asyncio.sleep(1.0)
-        assert site.spies["oven-maker"].received == [], "data went to an unverified upstream"
+        # The fence: a message sent to the same broker now, through its plain port. The spy gets
+        # what the broker routed in order, so anything the gateway had got through would be
+        # there before the fence (and waiting for it also proves the spy is back and listening).
+        spy = site.spies["oven-maker"]
+        fence = MqttConnection(Endpoint("127.0.0.1", plain.settings.port, "tls-test-fence"))
+        await fence.open()
+        await fence.publish("fence/tls", b"fence", 1)
+        await fence.close()
+        await site.wait_until(lambda: len(spy.received) >= 1, 20, "the fence at the spy")
+        assert [(m.topic, m.payload) for m in spy.received] == [("fence/tls", b"fence")], (
+            "data went to an unverified upstream"
+        )
+        spy.received.clear()  # the fence is not data: the count below is the gateway's
         assert (await site.status())["upstreams"][0]["outbox_depth"] == 20  # kept, not dropped
         # The same recipient with its CA configured: delivered. So it was verification that
         # refused it, not a broken TLS set-up.

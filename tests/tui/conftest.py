@@ -11,11 +11,11 @@ import pytest
 from rich.console import Console, RenderableType
 from textual.pilot import Pilot
 
+from gateway.bench.sample import NAMES, T0, SampleLog
 from policies.examples import example_path
 from tui.app import EinblickApp
 from tui.i18n import Lang
 from tui.local import LocalSource
-from tui.sample import NAMES, T0, SampleLog
 
 NOW = T0 + timedelta(minutes=30)
 POLICIES = example_path("bakery").parent

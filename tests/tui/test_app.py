@@ -7,12 +7,12 @@ from datetime import timedelta
 
 from textual.widgets import Input, OptionList, Static
 
+from gateway.bench.sample import T0, SampleLog
 from tests.tui.conftest import make_app, plain, settle, until
 from tui.details import DetailsScreen
 from tui.grants import GrantsScreen
 from tui.help import HelpScreen
 from tui.overview import OverviewScreen
-from tui.sample import T0, SampleLog
 
 
 def status_text(app: object) -> str:

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import orjson
 
+from gateway.bench.sample import T0, SampleLog
 from gateway.log.entry import draft_from_decision
 from gateway.visible import neutralise
 from policies.compiler import compile_policy
@@ -16,7 +17,6 @@ from policies.loader import load_policy
 from policies.message import Message
 from tests.tui.conftest import make_app, plain, settle
 from tui.details import DetailsScreen
-from tui.sample import T0, SampleLog
 
 # Keys a device chose: Rich markup (a closing tag with nothing open crashed the details screen),
 # HTML, a right-to-left override that would show "temp.exe" as "tempexe.", and an ESC sequence.

@@ -6,11 +6,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from gateway.bench.sample import SampleLog
 from gateway.log.verify import verify_db
 from tests.tui.conftest import NAMES
 from tui.local import LocalSource
 from tui.model import Detail
-from tui.sample import SampleLog
 
 
 async def _detail(db: Path, seq: int) -> Detail:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
+from gateway.bench.sample import SampleLog
 from tests.tui.conftest import make_app, settle
-from tui.sample import SampleLog
 
 SIZES = [(80, 24), (120, 40)]
 Compare = Callable[..., bool]

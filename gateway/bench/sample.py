@@ -1,4 +1,7 @@
-"""A realistic, reproducible log for the TUI's tests, snapshots and benchmark.
+"""A realistic, reproducible log for the TUI benchmark (``python -m gateway.bench.tui``).
+
+It lives with the benchmarks because ``einblick bench`` ships with the product; the TUI's tests
+and snapshots use the same generator, so they and the benchmark figures describe one log.
 
 Three customers from ``policies/examples`` (a bakery, a van fleet, a law office), their devices
 and recipients; each entry is a ``policies.decision.Decision`` written through the real

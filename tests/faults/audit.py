@@ -1,6 +1,6 @@
 """The auditor: after a run, account for every device message against the log and the upstreams.
 
-    python -m gateway.audit --config einblick.yaml --received upstream.jsonl \\
+    python -m tests.faults.audit --config einblick.yaml --received upstream.jsonl \\
         [--published devices.jsonl] [--max-duplicates N] [--allow-pending]
 
 Inputs are JSON Lines, one message per line: ``{"topic": "...", "payload_b64": "..."}``, optionally
@@ -333,7 +333,7 @@ def _pending_payloads(db: Path) -> list[bytes]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m gateway.audit",
+        prog="python -m tests.faults.audit",
         description="Account for every device message against the log and what upstreams got.",
     )
     parser.add_argument("--config", type=Path, required=True, help="the gateway's einblick.yaml")
