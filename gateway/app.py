@@ -24,6 +24,7 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
+from gateway.backoff import Backoff
 from gateway.config import Config, RecipientConfig, load_config
 from gateway.devices.broker import (
     Mosquitto,
@@ -41,7 +42,6 @@ from gateway.errors import ConfigError, GatewayError
 from gateway.log.keys import Signer
 from gateway.log.writer import LogWriter
 from gateway.messages import outbox
-from gateway.messages.backoff import Backoff
 from gateway.messages.clock import ForwardClock
 from gateway.messages.flood import FloodGuard
 from gateway.messages.forwarder import Forwarder, endpoint_for

@@ -41,8 +41,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.backoff import Backoff
 from gateway.errors import BrokerError
-from gateway.messages.backoff import Backoff
 
 __all__ = [
     "AclRule",

@@ -7,7 +7,7 @@ or rolls back itself: the log entry and the outbox row commit together or not at
 
 Chain heads and id caches live in memory; changes made inside the open transaction are kept
 apart until ``committed()`` and thrown away by ``rolled_back()``, which reloads from the database.
-The caches of texts, bodies and topics are bounded in bytes (``gateway.messages.cache``): their keys are
+The caches of texts, bodies and topics are bounded in bytes (``gateway.cache``): their keys are
 shaped by what devices send, and a forgotten entry is only looked up in the database again.
 """
 
@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
+from gateway.cache import SizedCache
 from gateway.errors import EntryInvalid, LogError
 from gateway.log.chain import (
     GATEWAY_CHAIN,
@@ -45,7 +46,6 @@ from gateway.log.entry import (
 )
 from gateway.log.keys import Signer, fingerprint
 from gateway.log.retention import compact, drop_content
-from gateway.messages.cache import SizedCache
 
 __all__ = ["LogWriter", "parse_subject"]
 

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.backoff import Backoff
 from gateway.config import RecipientConfig
 from gateway.messages import outbox
-from gateway.messages.backoff import Backoff
 from gateway.messages.latency import LatencyWindow
 from gateway.messages.mqtt import (
     ConnectionLost,

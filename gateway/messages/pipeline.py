@@ -37,12 +37,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from gateway.backoff import Backoff
+from gateway.cache import SizedCache
 from gateway.errors import StoreError
 from gateway.log.entry import EntryDraft, draft_from_decision
 from gateway.log.writer import LogWriter
 from gateway.messages import outbox
-from gateway.messages.backoff import Backoff
-from gateway.messages.cache import SizedCache
 from gateway.messages.flood import FloodGuard
 from gateway.messages.latency import LatencyWindow
 from gateway.messages.mqtt import Inbound, MqttConnection

@@ -31,9 +31,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gateway.backoff import Backoff
 from gateway.errors import StoreError
 from gateway.log.schema import ensure_schema
-from gateway.messages.backoff import Backoff
 
 __all__ = ["Store", "connect"]
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from gateway.messages.backoff import Backoff
+from gateway.backoff import Backoff
 
 
 def test_without_jitter_the_delays_double_up_to_the_cap() -> None:
