@@ -41,12 +41,11 @@ from gateway.devices.tls import CertificateAuthority, TlsFiles
 from gateway.errors import ConfigError, GatewayError
 from gateway.log.keys import Signer
 from gateway.log.writer import LogWriter
-from gateway.messages import outbox
 from gateway.messages.clock import ForwardClock
 from gateway.messages.flood import FloodGuard
 from gateway.messages.forwarder import Forwarder, endpoint_for
 from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection, MqttError
-from gateway.messages.outbox import OutboxRow
+from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.pipeline import Pipeline
 from gateway.messages.policyset import PolicySet
 from gateway.messages.pseudonyms import Keyring
@@ -62,7 +61,7 @@ from gateway.operations.startup import PolicyLine, StartFacts
 from gateway.operations.startup import render as render_start
 from gateway.rights import erasure
 from gateway.rights.consent import ConsentBook, ConsentParts
-from gateway.rights.erasure import ErasureBook, ErasureDone, ErasureParts
+from gateway.rights.erasure import ErasureBook, ErasureParts
 from gateway.rights.retention import RetentionTask, retention_for
 from policies.decision import Reason
 from policies.describe import describe
@@ -102,6 +101,22 @@ class Gateway:
         self.store = Store(config.database_path)
         self.signer = Signer.load(config.signing_key_path)
         self.erasures = ErasureBook()
+        # The outbox's one owner: its table, its depth (loaded at start) and its room signal.
+        self.outbox = Outbox(
+            self.store,
+            RecipientQueues(
+                {
+                    r.name: r.when_queue_full or config.outbox.when_recipient_full
+                    for r in config.recipients
+                },
+                max_rows_total=config.outbox.max_rows,
+                max_rows=config.outbox.recipient_max_rows,
+                max_bytes=config.outbox.recipient_max_bytes,
+                disk_share=config.outbox.disk_share,
+                disk=config.database_path.parent,
+            ),
+            max_rows=config.outbox.max_rows,
+        )
         self._acks: asyncio.Queue[tuple[str, str, float]] = asyncio.Queue()
         self._engine: Engine | None = None
         self._writer: LogWriter | None = None
@@ -156,7 +171,7 @@ class Gateway:
             devices=self.registry.devices,
             device_broker=self._erasure_endpoint,
             book=self.erasures,
-            queued=self._erased,
+            outbox=self.outbox,
         )
         self.retention = RetentionTask(
             self.store,
@@ -226,18 +241,7 @@ class Gateway:
             compiled = self._engine.policies()
             await self.store.read(self.consents.load)  # withdrawals recorded in earlier runs
             await self.store.read(self.erasures.load)
-            queues = RecipientQueues(
-                {
-                    r.name: r.when_queue_full or config.outbox.when_recipient_full
-                    for r in config.recipients
-                },
-                max_rows_total=config.outbox.max_rows,
-                max_rows=config.outbox.recipient_max_rows,
-                max_bytes=config.outbox.recipient_max_bytes,
-                disk_share=config.outbox.disk_share,
-                disk=config.database_path.parent,
-            )
-            queues.load(await self.store.read(outbox.sizes))
+            await self.outbox.load()
             self.pipeline = Pipeline(
                 engine=lambda: self.engine,
                 store=self.store,
@@ -247,9 +251,7 @@ class Gateway:
                 queue_size=config.pipeline.queue,
                 batch_max=config.pipeline.batch_max,
                 max_payload_bytes=config.pipeline.max_payload_bytes,
-                outbox_max_rows=config.outbox.max_rows,
-                queues=queues,
-                on_rows=self._offer,
+                outbox=self.outbox,
                 flood=self.flood,
                 not_loaded=self._not_loaded,
                 clock=self.clock.now,
@@ -502,12 +504,13 @@ class Gateway:
         """Hold the gateway's persistent QoS 1 session; reconnect; step back when the outbox is full."""
         assert self.pipeline is not None
         pipeline = self.pipeline
+        room = self.outbox
         backoff = Backoff(0.2, 10.0)
         # Since when no messages were taken from the broker: devices' messages queued there
         # meanwhile arrive in one burst, and the flood guard is credited for the gap.
         credited = time.monotonic() - self._offline  # the gap is credited up to here
         while True:
-            if pipeline.outbox_full.is_set():
+            if room.full.is_set():
                 log.error(
                     "%s: not taking messages from devices; the broker keeps them until upstreams catch up",
                     pipeline.pause_reason() or "the outbox is full",
@@ -516,7 +519,7 @@ class Gateway:
                 # hold recipient's share at its quota.
                 why = pipeline.pause_reason() or "the outbox is full"
                 self.device_state.update(connected=False, since=time.time(), error=f"paused: {why}")
-                await pipeline.outbox_has_room.wait()
+                await room.has_room.wait()
                 log.warning("the outbox has room again: taking messages from devices")
             link = MqttConnection(
                 self._device_endpoint(),
@@ -546,7 +549,7 @@ class Gateway:
             self.device_link = link
             self.device_state.update(connected=True, since=time.time(), error=None)
             # Held until the broker drops us or the outbox fills.
-            full = pipeline.when_full()
+            full = room.when_full()
             waiters: set[asyncio.Future[Any]] = {full, link.closed}
             try:
                 await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
@@ -600,11 +603,6 @@ class Gateway:
         return self.policies.not_loaded(topic, self._running)
 
     # -- forwarding hooks ---------------------------------------------------------------------------
-
-    def _offer(self, recipient: str, rows: Sequence[OutboxRow]) -> None:
-        forwarder = self.forwarders.get(recipient)
-        if forwarder is not None:
-            forwarder.offer(rows)
 
     def _still_allowed(self, customer: str, grant: str, now: datetime) -> Reason | None:
         if grant == erasure.NOTICE_GRANT:  # an erasure notice is owed whatever the policy says
@@ -745,16 +743,17 @@ class Gateway:
     def _forwarder(self, recipient: RecipientConfig, password: str | None) -> Forwarder:
         assert self.pipeline is not None
         self._passwords[recipient.name] = password
-        return Forwarder(
+        forwarder = Forwarder(
             recipient,
             endpoint_for(recipient, self.config.instance, password),
-            self.store,
+            self.outbox,
             still_allowed=self._still_allowed,
             on_withhold=self._withhold_at_send,
-            on_done=self.pipeline.rows_done,
             subscribe=erasure.ack_filter(recipient.topic_prefix),
             on_message=functools.partial(self._erasure_ack, recipient),
         )
+        self.outbox.attach(recipient.name, forwarder.offer, forwarder.reread)
+        return forwarder
 
     async def reload_config(self) -> ReloadReport:
         """Re-read einblick.yaml and apply what can change while running (gateway/operations/reload.py).
@@ -852,7 +851,7 @@ class Gateway:
             max_payload_bytes=config.pipeline.max_payload_bytes,
             outbox_max_rows=config.outbox.max_rows,
         )
-        self.pipeline.queues.configure(
+        self.outbox.queues.configure(
             {
                 r.name: r.when_queue_full or config.outbox.when_recipient_full
                 for r in config.recipients
@@ -900,6 +899,7 @@ class Gateway:
 
     async def _stop_forwarder(self, name: str) -> None:
         forwarder = self.forwarders.pop(name)
+        self.outbox.detach(name)
         task = self._forwarder_tasks.pop(name, None)
         if task is not None:
             task.cancel()
@@ -915,19 +915,13 @@ class Gateway:
         reason = Reason("recipient_removed")  # the entry names the recipient
         total = 0
         while True:
-            rows = await self.store.read(
-                functools.partial(outbox.pending, recipient=name, after=0, limit=1000)
-            )
+            rows = await self.outbox.pending(name, after=0, limit=1000)
             if not rows:
                 break
             await self.pipeline.withhold_at_send([(row, reason) for row in rows])
-            for customer in {r.customer for r in rows}:
-                mine = [r for r in rows if r.customer == customer]
-                self.pipeline.rows_done(
-                    name, customer, len(mine), sum(len(r.payload) for r in mine)
-                )
+            self.outbox.gone(name, ((r.customer, len(r.payload)) for r in rows))
             total += len(rows)
-        self.pipeline.queues.forget(name)
+        self.outbox.queues.forget(name)
         if total:
             log.warning(
                 "recipient %s removed from the configuration: %d queued rows recorded withheld",
@@ -1189,25 +1183,6 @@ class Gateway:
             functools.partial(erasure.list_erasures, customer=str(customer) if customer else None)
         )
         return {"erasures": found}
-
-    def _erased(self, customer: str, done: ErasureDone) -> None:
-        """After an erasure's commit: the erased rows' room back, its notices to the forwarders
-        (a notice is owed whatever the recipient's queue quota)."""
-        pipeline = self.pipeline
-        for recipient, count in done.queued_by_recipient.items():
-            forwarder = self.forwarders.get(recipient)
-            if forwarder is not None:
-                forwarder.reread()
-            if pipeline is not None:
-                pipeline.rows_done(
-                    recipient, customer, count, done.queued_bytes_by_recipient.get(recipient, 0)
-                )
-        for row in done.notices:
-            if pipeline is not None:
-                pipeline.queues.added(row.recipient, row.customer, len(row.payload))
-            forwarder = self.forwarders.get(row.recipient)
-            if forwarder is not None:
-                forwarder.offer([row])
 
     def _erasure_ack(self, recipient: RecipientConfig, message: Inbound) -> None:
         """A message on a recipient's link: an erasure acknowledgement, or ignored."""

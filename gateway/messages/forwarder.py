@@ -21,14 +21,13 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from gateway.backoff import Backoff
 from gateway.config import RecipientConfig
-from gateway.messages import outbox
 from gateway.messages.latency import LatencyWindow
 from gateway.messages.mqtt import (
     ConnectionLost,
@@ -38,8 +37,7 @@ from gateway.messages.mqtt import (
     MqttError,
     TlsSettings,
 )
-from gateway.messages.outbox import OutboxRow
-from gateway.messages.store import Store
+from gateway.messages.outbox import Outbox, OutboxRow
 from policies.decision import Reason
 
 __all__ = ["Forwarder", "ForwarderState", "endpoint_for"]
@@ -95,11 +93,10 @@ class Forwarder:
         self,
         recipient: RecipientConfig,
         endpoint: Endpoint,
-        store: Store,
+        outbox: Outbox,
         *,
         still_allowed: StillAllowed,
         on_withhold: Withhold,
-        on_done: Callable[[str, str, int, int], None] | None = None,
         window: int = 500,
         batch: int = 1000,
         subscribe: str | None = None,
@@ -107,10 +104,9 @@ class Forwarder:
     ) -> None:
         self.recipient = recipient
         self.endpoint = endpoint
-        self.store = store
+        self.outbox = outbox
         self._still_allowed = still_allowed
         self._on_withhold = on_withhold
-        self._on_done = on_done
         self._window = asyncio.Semaphore(window)
         self._window_size = window
         self._batch = batch
@@ -159,7 +155,7 @@ class Forwarder:
         if not ids:
             return
         try:
-            await self.store.transaction(functools.partial(outbox.delete, ids=ids))
+            await self.outbox.delete(ids)
         except Exception:
             log.exception(
                 "upstream %s: %d delivered rows stay in the outbox and will be sent again",
@@ -247,11 +243,9 @@ class Forwarder:
             if refused:
                 await self._on_withhold(refused)
                 self.state.withheld_at_send += len(refused)
-                if self._on_done is not None:
-                    for customer, (count, size) in _by_customer(
-                        (row.customer, len(row.payload)) for row, _ in refused
-                    ).items():
-                        self._on_done(self.recipient.name, customer, count, size)
+                self.outbox.gone(
+                    self.recipient.name, ((row.customer, len(row.payload)) for row, _ in refused)
+                )
             for row in allowed:
                 await self._window.acquire()
                 if connection.closed.done():
@@ -280,13 +274,8 @@ class Forwarder:
                 self._live = True
                 self.state.backlog = True
                 after = self._taken
-                rows = await self.store.read(
-                    functools.partial(
-                        outbox.pending,
-                        recipient=self.recipient.name,
-                        after=after,
-                        limit=self._batch,
-                    )
+                rows = await self.outbox.pending(
+                    self.recipient.name, after=after, limit=self._batch
                 )
                 rows = [r for r in rows if r.id not in self._deleting]
                 if len(rows) >= self._batch:
@@ -342,9 +331,7 @@ class Forwarder:
             self._acked_event.clear()
             ids, self._acked = self._acked, []
             try:
-                await self.store.transaction(
-                    functools.partial(outbox.delete, ids=ids), durable=False
-                )
+                await self.outbox.delete(ids, durable=False)
             except Exception:
                 # Delivered rows whose delete failed (disk full) are deleted later: they stay
                 # marked as delivered, so they are neither sent again nor counted as gone.
@@ -358,21 +345,10 @@ class Forwarder:
                 await asyncio.sleep(0.5)
                 continue
             self._deleting.difference_update(ids)
-            left = _by_customer(self._acked_bytes.pop(i) for i in ids if i in self._acked_bytes)
+            left = [self._acked_bytes.pop(i) for i in ids if i in self._acked_bytes]
             for _ in ids:
                 self._window.release()
-            if self._on_done is not None:
-                for customer, (count, size) in left.items():
-                    self._on_done(self.recipient.name, customer, count, size)
-
-
-def _by_customer(rows: Iterable[tuple[str, int]]) -> dict[str, tuple[int, int]]:
-    """(customer, payload bytes) per row → customer → (rows, payload bytes)."""
-    out: dict[str, tuple[int, int]] = {}
-    for customer, size in rows:
-        count, total = out.get(customer, (0, 0))
-        out[customer] = (count + 1, total + size)
-    return out
+            self.outbox.gone(self.recipient.name, left)
 
 
 def _now() -> float:

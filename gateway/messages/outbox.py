@@ -5,17 +5,29 @@ recipient's broker has acknowledged it (PUBACK). A crash between the PUBACK and 
 the row again: at-least-once, with duplicates bounded by the forwarder's in-flight window.
 Payloads are personal data: forgetting a device deletes its queued rows (``erase``).
 
+``Outbox`` is the one owner of the outbox at run time: its table (rows in, rows pending, rows
+out), its depth per recipient and customer (the ``RecipientQueues`` it holds), and its one room
+signal (``full`` / ``has_room``). The pipeline inserts through it inside the transaction that
+appends the rows' entries (no record, no forward) and hands committed rows over through it; each
+forwarder reads, deletes and reports rows gone through it. Nobody else edits the depth.
+
 The ``outbox`` table is created and upgraded in ``gateway.log.migrations``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from gateway.messages.quota import RecipientQueues
+from gateway.messages.store import Store
+
 __all__ = [
+    "Outbox",
     "OutboxRow",
     "delete",
     "depth",
@@ -98,3 +110,161 @@ def erase(conn: sqlite3.Connection, customer: str, device: str | None = None) ->
             "DELETE FROM outbox WHERE customer = ? AND device = ?", (customer, device)
         )
     return cursor.rowcount
+
+
+# Rows leave room again below this fraction of ``outbox.max_rows``: no flapping at the mark.
+ROOM_AGAIN = 0.9
+
+
+@dataclass(slots=True)
+class _Reader:
+    """What the outbox tells the one forwarder of a recipient."""
+
+    offer: Callable[[Sequence[OutboxRow]], None]  # committed rows, in id order
+    reread: Callable[[], None] | None  # rows were deleted behind its back: read the table again
+
+
+class Outbox:
+    """The outbox table, its depth and its room signal, with one owner (see the module text)."""
+
+    def __init__(self, store: Store, queues: RecipientQueues, *, max_rows: int) -> None:
+        self.store = store
+        self.queues = queues
+        self.max_rows = max_rows
+        self.full = asyncio.Event()
+        self.has_room = asyncio.Event()
+        self.has_room.set()
+        self._full_waiters: list[asyncio.Future[None]] = []
+        self._readers: dict[str, _Reader] = {}
+
+    # -- who reads a recipient's rows -----------------------------------------------------------
+
+    def attach(
+        self,
+        recipient: str,
+        offer: Callable[[Sequence[OutboxRow]], None],
+        reread: Callable[[], None] | None = None,
+    ) -> None:
+        """``recipient``'s forwarder: committed rows are offered to it from now on."""
+        self._readers[recipient] = _Reader(offer, reread)
+
+    def detach(self, recipient: str) -> None:
+        self._readers.pop(recipient, None)
+
+    # -- the table --------------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """At start: the depth as the table has it (rows left by an earlier run)."""
+        self.queues.load(await self.store.read(sizes))
+
+    @staticmethod
+    def insert(
+        conn: sqlite3.Connection,
+        rows: Sequence[tuple[int, str, str, str, str, str, bytes, float]],
+    ) -> list[OutboxRow]:
+        """Inside the caller's transaction, the one that appends the rows' entries: a row never
+        exists without its explanation. The depth counted them when they were admitted."""
+        return insert(conn, rows)
+
+    @staticmethod
+    def delete_with(conn: sqlite3.Connection, ids: Iterable[int]) -> None:
+        """Inside the caller's transaction, the one that records why the rows did not leave."""
+        delete(conn, ids)
+
+    async def pending(self, recipient: str, *, after: int, limit: int) -> list[OutboxRow]:
+        return await self.store.read(
+            functools.partial(pending, recipient=recipient, after=after, limit=limit)
+        )
+
+    async def delete(self, ids: Sequence[int], *, durable: bool = True) -> None:
+        """Delete rows by id; the caller reports them ``gone`` once this committed."""
+        await self.store.transaction(functools.partial(delete, ids=ids), durable=durable)
+
+    # -- the depth --------------------------------------------------------------------------------
+
+    def hand_over(self, rows: Sequence[OutboxRow]) -> None:
+        """Committed rows: offered to their recipients' forwarders; the outbox may now be full."""
+        self._offer(rows)
+        self._check_full()
+
+    def _offer(self, rows: Sequence[OutboxRow]) -> None:
+        by_recipient: dict[str, list[OutboxRow]] = {}
+        for row in rows:
+            by_recipient.setdefault(row.recipient, []).append(row)
+        for recipient, mine in by_recipient.items():
+            reader = self._readers.get(recipient)
+            if reader is not None:
+                reader.offer(mine)
+
+    def added(self, rows: Sequence[OutboxRow]) -> None:
+        """Rows committed outside the quota (erasure notices: owed whatever the quota says):
+        counted, then offered. Intake pauses for them at the next commit, as for any row."""
+        for row in rows:
+            self.queues.added(row.recipient, row.customer, len(row.payload))
+        self._offer(rows)
+
+    def done(self, recipient: str, customer: str, count: int, payload_bytes: int = 0) -> None:
+        """``count`` rows of ``customer`` with ``payload_bytes`` of payload left the outbox (sent,
+        withheld at send, erased): that customer's share of the recipient's queue has that much
+        more room."""
+        self.queues.done(recipient, customer, count, payload_bytes)
+        if (
+            self.full.is_set()
+            and sum(self.queues.rows.values()) < self.max_rows * ROOM_AGAIN
+            and not self.queues.holding
+        ):
+            self.full.clear()
+            self.has_room.set()
+
+    def gone(self, recipient: str, rows: Iterable[tuple[str, int]]) -> None:
+        """(customer, payload bytes) of each row of ``recipient`` that left the outbox."""
+        counted: dict[str, tuple[int, int]] = {}
+        for customer, size in rows:
+            count, total = counted.get(customer, (0, 0))
+            counted[customer] = (count + 1, total + size)
+        for customer, (count, total) in counted.items():
+            self.done(recipient, customer, count, total)
+
+    def erased(
+        self, customer: str, rows_by_recipient: dict[str, int], bytes_by_recipient: dict[str, int]
+    ) -> None:
+        """After an erasure's commit: its deleted rows' room back, and each forwarder concerned
+        reads the table again (the rows it holds in memory may be gone)."""
+        for recipient, count in rows_by_recipient.items():
+            reader = self._readers.get(recipient)
+            if reader is not None and reader.reread is not None:
+                reader.reread()
+            self.done(recipient, customer, count, bytes_by_recipient.get(recipient, 0))
+
+    # -- the room signal ------------------------------------------------------------------------
+
+    def pause_reason(self) -> str | None:
+        """Why intake must pause (the outbox as a whole is full, or a ``hold`` recipient's
+        queue is at its quota), or None."""
+        total = sum(self.queues.rows.values())
+        if total >= self.max_rows:
+            return f"the outbox is full ({total} rows, limit outbox.max_rows {self.max_rows})"
+        holding = sorted(self.queues.holding_shares)
+        if holding:
+            shares = ", ".join(f"{r} (customer {c}'s share)" for r, c in holding)
+            return f"recipient {shares} at its queue quota (when_queue_full: hold)"
+        return None
+
+    def when_full(self) -> asyncio.Future[None]:
+        """A future that completes when the outbox is (or becomes) full."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.full.is_set():
+            waiter.set_result(None)
+        else:
+            self._full_waiters.append(waiter)
+        return waiter
+
+    def _check_full(self) -> None:
+        if self.pause_reason() is None:
+            return
+        self.has_room.clear()
+        self.full.set()
+        for waiter in self._full_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._full_waiters.clear()

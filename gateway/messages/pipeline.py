@@ -42,11 +42,10 @@ from gateway.cache import SizedCache
 from gateway.errors import StoreError
 from gateway.log.entry import EntryDraft, draft_from_decision
 from gateway.log.writer import LogWriter
-from gateway.messages import outbox
 from gateway.messages.flood import FloodGuard
 from gateway.messages.latency import LatencyWindow
 from gateway.messages.mqtt import Inbound, MqttConnection
-from gateway.messages.outbox import OutboxRow
+from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.quota import Admission, QueueStatus, RecipientQueues
 from gateway.messages.store import Store
@@ -123,9 +122,7 @@ class Pipeline:
         queue_size: int,
         batch_max: int,
         max_payload_bytes: int,
-        outbox_max_rows: int,
-        queues: RecipientQueues,
-        on_rows: Callable[[str, Sequence[OutboxRow]], None],
+        outbox: Outbox,
         flood: FloodGuard | None = None,
         not_loaded: Callable[[str], tuple[str, str, str] | None] | None = None,
         clock: Callable[[], datetime] | None = None,
@@ -145,9 +142,7 @@ class Pipeline:
         self._queued_bytes = 0  # payload bytes in the queue
         self._batch_max = batch_max
         self._max_payload = max_payload_bytes
-        self._outbox_max = outbox_max_rows
-        self.queues = queues
-        self._on_rows = on_rows
+        self.outbox = outbox
         self._flood = flood
         self._not_loaded = not_loaded
         # Decisions and entries are timed by the gateway's clock: never before the log's newest.
@@ -156,11 +151,7 @@ class Pipeline:
         self._explained: SizedCache[ExplainKey, tuple[str, str]] = SizedCache(
             EXPLAINED_BYTES, _explained_size
         )
-        self.outbox_full = asyncio.Event()
-        self.outbox_has_room = asyncio.Event()
-        self.outbox_has_room.set()
-        self._full_waiters: list[asyncio.Future[None]] = []
-        self.stats = PipelineStats(outbox_depth=queues.rows)
+        self.stats = PipelineStats(outbox_depth=outbox.queues.rows)
         self.decided = LatencyWindow()  # received from the broker → committed
 
     # -- receiving (paho callback, on the loop thread) ----------------------------------------
@@ -191,7 +182,7 @@ class Pipeline:
         while True:
             # A full outbox stops the writer: messages wait unacknowledged (in the queue, then in
             # the broker once the device link steps back) instead of growing the outbox further.
-            await self.outbox_has_room.wait()
+            await self.outbox.has_room.wait()
             # QoS 1 messages from a session that has ended are decided all the same: the broker
             # redelivers them only if it persisted them, and a Mosquitto killed with -9 may not
             # have, though it acknowledged them to the device. Twice is at-least-once; never is
@@ -274,7 +265,7 @@ class Pipeline:
 
         def job(conn: sqlite3.Connection) -> None:
             writer.append(drafts)
-            outbox.delete(conn, ids)
+            self.outbox.delete_with(conn, ids)
 
         await self._transact(job, writer)
 
@@ -530,7 +521,7 @@ class Pipeline:
                         created,
                     )
                 )
-            return outbox.insert(conn, specs)
+            return self.outbox.insert(conn, specs)
 
         backoff: Backoff | None = None  # made on the first failure only: off the usual path
         while True:
@@ -568,58 +559,25 @@ class Pipeline:
 
     def _hand_over(self, rows: Sequence[OutboxRow]) -> None:
         # The queues counted these rows when they were admitted, before the commit.
-        by_recipient: dict[str, list[OutboxRow]] = {}
-        for row in rows:
-            by_recipient.setdefault(row.recipient, []).append(row)
-        for recipient, recipient_rows in by_recipient.items():
-            self._on_rows(recipient, recipient_rows)
-        if self.pause_reason() is not None:
-            self.outbox_has_room.clear()
-            self.outbox_full.set()
-            for waiter in self._full_waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
-            self._full_waiters.clear()
+        self.outbox.hand_over(rows)
+
+    @property
+    def queues(self) -> RecipientQueues:
+        return self.outbox.queues
+
+    @property
+    def outbox_full(self) -> asyncio.Event:
+        """The outbox's room signal (it owns it; read here for status)."""
+        return self.outbox.full
+
+    def pause_reason(self) -> str | None:
+        return self.outbox.pause_reason()
 
     def set_limits(self, *, batch_max: int, max_payload_bytes: int, outbox_max_rows: int) -> None:
         """A configuration reload: the next batch, message and outbox check use these."""
         self._batch_max = batch_max
         self._max_payload = max_payload_bytes
-        self._outbox_max = outbox_max_rows
-
-    def when_full(self) -> asyncio.Future[None]:
-        """A future that completes when the outbox is (or becomes) full."""
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self.outbox_full.is_set():
-            waiter.set_result(None)
-        else:
-            self._full_waiters.append(waiter)
-        return waiter
-
-    def pause_reason(self) -> str | None:
-        """Why intake must pause (the outbox as a whole is full, or a ``hold`` recipient's
-        queue is at its quota), or None."""
-        total = sum(self.queues.rows.values())
-        if total >= self._outbox_max:
-            return f"the outbox is full ({total} rows, limit outbox.max_rows {self._outbox_max})"
-        holding = sorted(self.queues.holding_shares)
-        if holding:
-            shares = ", ".join(f"{r} (customer {c}'s share)" for r, c in holding)
-            return f"recipient {shares} at its queue quota (when_queue_full: hold)"
-        return None
-
-    def rows_done(self, recipient: str, customer: str, count: int, payload_bytes: int = 0) -> None:
-        """``count`` rows of ``customer`` with ``payload_bytes`` of payload left the outbox (sent,
-        withheld at send, erased): that customer's share of the recipient's queue has that much
-        more room."""
-        self.queues.done(recipient, customer, count, payload_bytes)
-        if (
-            self.outbox_full.is_set()
-            and sum(self.queues.rows.values()) < self._outbox_max * 0.9
-            and not self.queues.holding
-        ):
-            self.outbox_full.clear()
-            self.outbox_has_room.set()
+        self.outbox.max_rows = outbox_max_rows
 
 
 def _flatten(prepared: Sequence[_Prepared]) -> tuple[list[EntryDraft], list[tuple[int, Decision]]]:

@@ -51,7 +51,7 @@ from gateway.log.schema import ensure_schema as ensure_log_schema
 from gateway.log.writer import LogWriter
 from gateway.messages import outbox
 from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection, MqttError
-from gateway.messages.outbox import OutboxRow
+from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.store import Store, connect
 from gateway.rights.receipts import make_receipt
@@ -439,9 +439,8 @@ class ErasureParts:
     # the gateway's own link to it is down (then nothing is cleared, as before).
     device_broker: Callable[[], Endpoint | None]
     book: ErasureBook
-    # After the commit, with the customer: give the erased rows' room back and hand the
-    # notices to the forwarders.
-    queued: Callable[[str, ErasureDone], None]
+    # After the commit: the erased rows' room back, and the notices to the forwarders.
+    outbox: Outbox
 
 
 def _device_filters(
@@ -536,7 +535,9 @@ async def forget(parts: ErasureParts, customer: str, device: str | None, by: str
     done = await store.transaction(
         job, on_rollback=writer.rolled_back, on_commit=writer.committed, offload=True
     )
-    parts.queued(customer, done)
+    # The erased rows' room back, then the notices (owed whatever the recipient's queue quota).
+    parts.outbox.erased(customer, done.queued_by_recipient, done.queued_bytes_by_recipient)
+    parts.outbox.added(done.notices)
     listed = await store.read(lambda conn: list_erasures(conn, customer))
     parts.book.add(next(e for e in listed if e["erasure"] == done.id))
     scrubbed = False

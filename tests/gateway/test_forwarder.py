@@ -18,7 +18,8 @@ from gateway.config import RecipientConfig
 from gateway.messages import forwarder as forwarder_module
 from gateway.messages import outbox
 from gateway.messages.forwarder import Forwarder, endpoint_for
-from gateway.messages.outbox import OutboxRow
+from gateway.messages.outbox import Outbox, OutboxRow
+from gateway.messages.quota import RecipientQueues
 from gateway.messages.store import Store
 from policies.decision import Reason
 from tests.gateway.fake_link import FakeLink
@@ -64,10 +65,9 @@ class Bench:
         return Forwarder(
             RECIPIENT,
             endpoint_for(RECIPIENT, "unit", None),
-            self.store,
+            _Outbox(self),
             still_allowed=self.still_allowed,
             on_withhold=self.on_withhold,
-            on_done=self.on_done,
         )
 
     def still_allowed(self, customer: str, grant: str, now: datetime) -> Reason | None:
@@ -110,6 +110,26 @@ class Bench:
             return [r.id for r in outbox.pending(conn, RECIPIENT.name, after=0, limit=1000)]
 
         return await self.store.read(job)
+
+
+class _Outbox(Outbox):
+    """The real outbox on the bench's store; rows that leave it are also noted on the bench."""
+
+    def __init__(self, bench: Bench) -> None:
+        queues = RecipientQueues(
+            {RECIPIENT.name: "withhold"},
+            max_rows_total=10_000,
+            max_rows=None,
+            max_bytes=1 << 30,  # fixed: the forwarder's bench measures no disk
+            disk_share=0.5,
+            disk=Path("."),
+        )
+        super().__init__(bench.store, queues, max_rows=10_000)
+        self._bench = bench
+
+    def done(self, recipient: str, customer: str, count: int, payload_bytes: int = 0) -> None:
+        super().done(recipient, customer, count, payload_bytes)
+        self._bench.on_done(recipient, customer, count, payload_bytes)
 
 
 @pytest.fixture

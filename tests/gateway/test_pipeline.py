@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ import pytest
 from gateway.log.keys import Signer
 from gateway.log.writer import LogWriter
 from gateway.messages import outbox
-from gateway.messages.outbox import OutboxRow
+from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.pipeline import Pipeline
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.quota import RecipientQueues
@@ -74,6 +75,19 @@ async def _bench(tmp_path: Path, *, queue_size: int) -> Bench:
         handed.extend(rows)
         event.set()
 
+    box = Outbox(
+        store,
+        RecipientQueues(
+            {RECIPIENT: "withhold"},
+            max_rows_total=10_000,
+            max_rows=None,
+            max_bytes=None,
+            disk_share=0.5,
+            disk=tmp_path,
+        ),
+        max_rows=10_000,
+    )
+    box.attach(RECIPIENT, functools.partial(on_rows, RECIPIENT))
     pipeline = Pipeline(
         engine=lambda: engine,
         store=store,
@@ -83,16 +97,7 @@ async def _bench(tmp_path: Path, *, queue_size: int) -> Bench:
         queue_size=queue_size,
         batch_max=100,
         max_payload_bytes=65536,
-        outbox_max_rows=10_000,
-        queues=RecipientQueues(
-            {RECIPIENT: "withhold"},
-            max_rows_total=10_000,
-            max_rows=None,
-            max_bytes=None,
-            disk_share=0.5,
-            disk=tmp_path,
-        ),
-        on_rows=on_rows,
+        outbox=box,
     )
     return Bench(pipeline, store, FakeLink(), handed, event)
 
