@@ -1,0 +1,105 @@
+"""The Outbox object: one owner of the outbox table, its depth and its room signal.
+
+A real SQLite store; no broker (the pipeline and forwarder tests drive it end to end)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gateway.messages.outbox import Outbox, OutboxRow
+from gateway.messages.quota import RecipientQueues
+from gateway.messages.store import Store
+
+RECIPIENT = "ofenbau"
+
+
+def _specs(
+    count: int, customer: str = "baeckerei"
+) -> list[tuple[int, str, str, str, str, str, bytes, float]]:
+    return [
+        (i + 1, RECIPIENT, customer, "oven-1", "g1", f"ovens/{i}", b"x" * 10, 0.0)
+        for i in range(count)
+    ]
+
+
+@pytest.fixture
+async def box(tmp_path: Path) -> AsyncIterator[Outbox]:
+    store = Store(tmp_path / "einblick.db")
+    await store.open()
+    queues = RecipientQueues(
+        {RECIPIENT: "withhold"},
+        max_rows_total=10,
+        max_rows=100,
+        max_bytes=1 << 20,
+        disk_share=0.5,
+        disk=tmp_path,
+    )
+    yield Outbox(store, queues, max_rows=10)
+    await store.close()
+
+
+async def _commit(box: Outbox, count: int, customer: str = "baeckerei") -> list[OutboxRow]:
+    """Rows admitted by the depth, inserted in one transaction, handed over: the pipeline's way."""
+    for _ in range(count):
+        assert box.queues.admit(RECIPIENT, customer, 10).admitted
+    rows = await box.store.transaction(lambda conn: Outbox.insert(conn, _specs(count, customer)))
+    assert isinstance(rows, list)
+    box.hand_over(rows)
+    return rows
+
+
+async def test_committed_rows_reach_the_attached_reader_and_can_be_read_back(box: Outbox) -> None:
+    offered: list[OutboxRow] = []
+    box.attach(RECIPIENT, offered.extend)
+    rows = await _commit(box, 3)
+    assert [r.id for r in offered] == [r.id for r in rows]
+    assert [r.id for r in await box.pending(RECIPIENT, after=0, limit=10)] == [1, 2, 3]
+    box.detach(RECIPIENT)
+    await _commit(box, 1)
+    assert len(offered) == 3  # a detached forwarder is offered nothing more
+
+
+async def test_the_room_signal_closes_at_max_rows_and_opens_below_nine_tenths(box: Outbox) -> None:
+    full = box.when_full()
+    await _commit(box, 9)
+    assert not box.full.is_set() and box.has_room.is_set() and not full.done()
+    await _commit(box, 1)
+    assert box.full.is_set() and not box.has_room.is_set()
+    await asyncio.wait_for(full, 1)  # the device link's waiter completes
+    assert box.pause_reason() == "the outbox is full (10 rows, limit outbox.max_rows 10)"
+    rows = await box.pending(RECIPIENT, after=0, limit=10)
+    await box.delete([rows[0].id])
+    box.gone(RECIPIENT, [(rows[0].customer, len(rows[0].payload))])
+    assert box.full.is_set(), "9 rows is not below 90 % of 10: no flapping at the mark"
+    await box.delete([rows[1].id])
+    box.gone(RECIPIENT, [(rows[1].customer, len(rows[1].payload))])
+    assert not box.full.is_set() and box.has_room.is_set()
+    assert box.queues.rows[RECIPIENT] == 8
+    assert len(await box.pending(RECIPIENT, after=0, limit=100)) == 8
+
+
+async def test_the_depth_at_start_is_what_the_table_holds(box: Outbox) -> None:
+    await box.store.transaction(lambda conn: Outbox.insert(conn, _specs(4)))
+    await box.load()
+    assert box.queues.rows[RECIPIENT] == 4
+
+
+async def test_an_erasure_gives_room_back_and_makes_the_forwarder_read_again(box: Outbox) -> None:
+    rereads: list[str] = []
+    offered: list[OutboxRow] = []
+    box.attach(RECIPIENT, offered.extend, lambda: rereads.append(RECIPIENT))
+    await _commit(box, 10)
+    assert box.full.is_set()
+    await box.store.transaction(lambda conn: conn.execute("DELETE FROM outbox"))
+    box.erased("baeckerei", {RECIPIENT: 10}, {RECIPIENT: 100})
+    assert rereads == [RECIPIENT]
+    assert box.queues.rows[RECIPIENT] == 0 and box.has_room.is_set()
+    notice = await box.store.transaction(lambda conn: Outbox.insert(conn, _specs(1)))
+    assert isinstance(notice, list)
+    box.added(notice)
+    assert box.queues.rows[RECIPIENT] == 1
+    assert offered[-1].id == notice[0].id
