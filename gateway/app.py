@@ -24,7 +24,6 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
-from gateway.backoff import Backoff
 from gateway.config import Config, RecipientConfig, load_config
 from gateway.devices.broker import (
     Mosquitto,
@@ -42,9 +41,10 @@ from gateway.errors import ConfigError, GatewayError
 from gateway.log.keys import Signer
 from gateway.log.writer import LogWriter
 from gateway.messages.clock import ForwardClock
+from gateway.messages.device_link import DeviceLink, offline_seconds
 from gateway.messages.flood import FloodGuard
 from gateway.messages.forwarder import Forwarder, endpoint_for
-from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection, MqttError
+from gateway.messages.mqtt import Endpoint, Inbound
 from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.pipeline import Pipeline
 from gateway.messages.policyset import PolicySet
@@ -122,7 +122,6 @@ class Gateway:
         self._writer: LogWriter | None = None
         self.broker: Mosquitto | None = None
         self.flood = FloodGuard(config.pipeline.device_max_rate, config.pipeline.device_burst)
-        self._offline = 0.0  # seconds the gateway had been stopped when it started
         self.refusals = RefusalBook([config.broker.tls_port] if config.broker.tls_port else [])
         self._revoked_certificates = False
         self.forwarders: dict[str, Forwarder] = {}
@@ -134,18 +133,21 @@ class Gateway:
         self._passwords: dict[str, str | None] = {}
         self._topic_prefix: dict[str, str] = {r.name: r.topic_prefix for r in config.recipients}
         self._reloading = asyncio.Lock()
-        self.device_link: MqttConnection | None = None
-        self.device_state: dict[str, Any] = {
-            "connected": False,
-            "since": time.time(),
-            "error": None,
-        }
         self.ready = asyncio.Event()
         self.retained = RetainedSweeper(
             lambda: self._helper_endpoint("retained"),
             every_s=config.broker.limits.retained_sweep_s,
-            subscribed=lambda: bool(self.device_state.get("connected")),
+            subscribed=lambda: self.device_link.connected,
         )
+        self.device_link = DeviceLink(
+            endpoint=self._device_endpoint,
+            outbox=self.outbox,
+            flood=self.flood,
+            receive=self._receive,
+            skip=self.retained.skip,
+            opened=lambda: self.broker.save() if self.broker is not None else None,
+        )
+        self.device_state = self.device_link.state  # read by status
         self._last_checkpoint = 0.0
         self._checkpointed_entries = 0
         self.pipeline: Pipeline | None = None
@@ -226,7 +228,8 @@ class Gateway:
 
     async def _run_locked(self) -> None:
         config = self.config
-        self._offline = self._offline_seconds()  # before opening the database writes to it
+        # Before opening the database writes to it.
+        self.device_link.offline = offline_seconds(config.database_path)
         await self.store.open()
         try:
             self._writer = await self.store.read(
@@ -277,7 +280,7 @@ class Gateway:
                     if self.broker is not None:
                         tasks.create_task(self.broker.supervise(), name="broker-supervisor")
                     tasks.create_task(self.pipeline.run(), name="pipeline-writer")
-                    tasks.create_task(self._device_link_loop(), name="device-link")
+                    tasks.create_task(self.device_link.run(), name="device-link")
                     if self.broker is not None:  # an external broker's retained messages may
                         # serve others (a dashboard reading discovery topics): left alone
                         tasks.create_task(self.retained.run(), name="retained-sweep")
@@ -308,8 +311,7 @@ class Gateway:
         """Stop in reverse order; every step runs even if an earlier one failed."""
         log.info("stopping: closing the device session, signing a last checkpoint")
         try:
-            if self.device_link is not None:
-                await self.device_link.close()
+            await self.device_link.close()
             for forwarder in self.forwarders.values():
                 await forwarder.delete_delivered()
             if self._writer is not None:
@@ -339,7 +341,7 @@ class Gateway:
         """For clearing retained messages at an erasure: its own broker user (see
         ``_broker_users``; with the managed broker's client id bound to the username, the
         gateway's user would replace the gateway's session); None while the link is down."""
-        return self._helper_endpoint("erasure") if self.device_state.get("connected") else None
+        return self._helper_endpoint("erasure") if self.device_link.connected else None
 
     def _helper_endpoint(self, role: str) -> Endpoint:
         """A second connection to the device broker as ``<gateway user>-<role>``."""
@@ -478,16 +480,6 @@ class Gateway:
             log.warning("a device certificate was revoked: restarting the device broker")
             await self.broker.restart()
 
-    def _offline_seconds(self) -> float:
-        """How long before this start the gateway last wrote to its database (a commit at least
-        every second while messages flow): roughly how long devices' messages have been queuing
-        in the broker. 0 for a new database."""
-        path = self.config.database_path
-        written = [
-            p.stat().st_mtime for p in (path, path.with_name(path.name + "-wal")) if p.exists()
-        ]
-        return max(0.0, time.time() - max(written)) if written else 0.0
-
     def _device_endpoint(self) -> Endpoint:
         broker = self.config.broker
         return Endpoint(
@@ -500,77 +492,8 @@ class Gateway:
             password=self.gateway_password(),
         )
 
-    async def _device_link_loop(self) -> None:
-        """Hold the gateway's persistent QoS 1 session; reconnect; step back when the outbox is full."""
-        assert self.pipeline is not None
-        pipeline = self.pipeline
-        room = self.outbox
-        backoff = Backoff(0.2, 10.0)
-        # Since when no messages were taken from the broker: devices' messages queued there
-        # meanwhile arrive in one burst, and the flood guard is credited for the gap.
-        credited = time.monotonic() - self._offline  # the gap is credited up to here
-        while True:
-            if room.full.is_set():
-                log.error(
-                    "%s: not taking messages from devices; the broker keeps them until upstreams catch up",
-                    pipeline.pause_reason() or "the outbox is full",
-                )
-                # The one reason, as status's paused_because says it: the whole outbox, or a
-                # hold recipient's share at its quota.
-                why = pipeline.pause_reason() or "the outbox is full"
-                self.device_state.update(connected=False, since=time.time(), error=f"paused: {why}")
-                await room.has_room.wait()
-                log.warning("the outbox has room again: taking messages from devices")
-            link = MqttConnection(
-                self._device_endpoint(),
-                on_message=self._device_message,
-                manual_ack=True,
-                clean_session=False,
-                max_inflight=1000,
-            )
-            # Before the session opens: a persistent session's queued messages start arriving
-            # with the CONNACK, and must meet the credited buckets.
-            now = time.monotonic()
-            self.flood.credit(now - credited, now)
-            credited = now
-            try:
-                await link.open()
-                await link.subscribe("#", 1)
-            except MqttError as exc:
-                self.device_state.update(connected=False, since=time.time(), error=str(exc))
-                delay = backoff.next_delay()
-                log.warning("device broker: %s; retrying in %.1f s", exc, delay)
-                await link.close()
-                await asyncio.sleep(delay)
-                continue
-            backoff.reset()
-            if self.broker is not None:
-                self.broker.save()
-            self.device_link = link
-            self.device_state.update(connected=True, since=time.time(), error=None)
-            # Held until the broker drops us or the outbox fills.
-            full = room.when_full()
-            waiters: set[asyncio.Future[Any]] = {full, link.closed}
-            try:
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                full.cancel()
-                await link.close()
-                credited = time.monotonic()  # a new gap begins
-            why = (
-                link.closed.result()
-                if link.closed.done() and not link.closed.cancelled()
-                else "closed"
-            )
-            self.device_state.update(connected=False, since=time.time(), error=why)
-
-    def _device_message(self, message: Inbound) -> None:
-        """The device link's messages: a retained replay or the sweep's own echo is acknowledged
-        here (decided once already, or never a device's); everything else goes to the pipeline."""
-        assert self.pipeline is not None
-        if self.retained.skip(message):
-            message.ack()
-            return
+    def _receive(self, message: Inbound) -> None:
+        assert self.pipeline is not None, "the device link runs only once the pipeline is built"
         self.pipeline.receive(message)
 
     # -- policies that do not load ----------------------------------------------------------------

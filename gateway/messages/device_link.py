@@ -1,0 +1,137 @@
+"""The device link: the gateway's one persistent QoS 1 session on the device broker.
+
+It subscribes to everything, hands each message to the pipeline (acknowledged only after its
+commit), reconnects with backoff when the broker drops it, and steps back while the outbox has no
+room: the broker keeps the devices' messages meanwhile (QoS 1, persistent session), so a full
+outbox is backpressure, never a loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gateway.backoff import Backoff
+from gateway.messages.flood import FloodGuard
+from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection, MqttError
+from gateway.messages.outbox import Outbox
+
+__all__ = ["DeviceLink", "offline_seconds"]
+
+log = logging.getLogger(__name__)
+
+
+def offline_seconds(database: Path) -> float:
+    """How long before this start the gateway last wrote to its database (a commit at least
+    every second while messages flow): roughly how long devices' messages have been queuing
+    in the broker. 0 for a new database."""
+    written = [
+        p.stat().st_mtime
+        for p in (database, database.with_name(database.name + "-wal"))
+        if p.exists()
+    ]
+    return max(0.0, time.time() - max(written)) if written else 0.0
+
+
+class DeviceLink:
+    def __init__(
+        self,
+        *,
+        endpoint: Callable[[], Endpoint],
+        outbox: Outbox,
+        flood: FloodGuard,
+        receive: Callable[[Inbound], None],
+        skip: Callable[[Inbound], bool],
+        opened: Callable[[], None],
+    ) -> None:
+        self._endpoint = endpoint
+        self._outbox = outbox
+        self._flood = flood
+        self._receive = receive
+        self._skip = skip  # a retained replay or the sweep's own echo: acknowledged, not decided
+        self._opened = opened  # after each successful connect (the managed broker saves its state)
+        self.offline = 0.0  # seconds the gateway had been stopped when it started
+        self.connection: MqttConnection | None = None
+        # What status shows as device_broker.
+        self.state: dict[str, Any] = {"connected": False, "since": time.time(), "error": None}
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.state.get("connected"))
+
+    async def run(self) -> None:
+        """Hold the session; reconnect; step back when the outbox is full. Runs until cancelled."""
+        room = self._outbox
+        backoff = Backoff(0.2, 10.0)
+        # Since when no messages were taken from the broker: devices' messages queued there
+        # meanwhile arrive in one burst, and the flood guard is credited for the gap.
+        credited = time.monotonic() - self.offline  # the gap is credited up to here
+        while True:
+            if room.full.is_set():
+                log.error(
+                    "%s: not taking messages from devices; the broker keeps them until upstreams catch up",
+                    room.pause_reason() or "the outbox is full",
+                )
+                # The one reason, as status's paused_because says it: the whole outbox, or a
+                # hold recipient's share at its quota.
+                why = room.pause_reason() or "the outbox is full"
+                self.state.update(connected=False, since=time.time(), error=f"paused: {why}")
+                await room.has_room.wait()
+                log.warning("the outbox has room again: taking messages from devices")
+            link = MqttConnection(
+                self._endpoint(),
+                on_message=self._message,
+                manual_ack=True,
+                clean_session=False,
+                max_inflight=1000,
+            )
+            # Before the session opens: a persistent session's queued messages start arriving
+            # with the CONNACK, and must meet the credited buckets.
+            now = time.monotonic()
+            self._flood.credit(now - credited, now)
+            credited = now
+            try:
+                await link.open()
+                await link.subscribe("#", 1)
+            except MqttError as exc:
+                self.state.update(connected=False, since=time.time(), error=str(exc))
+                delay = backoff.next_delay()
+                log.warning("device broker: %s; retrying in %.1f s", exc, delay)
+                await link.close()
+                await asyncio.sleep(delay)
+                continue
+            backoff.reset()
+            self._opened()
+            self.connection = link
+            self.state.update(connected=True, since=time.time(), error=None)
+            # Held until the broker drops us or the outbox fills.
+            full = room.when_full()
+            waiters: set[asyncio.Future[Any]] = {full, link.closed}
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                full.cancel()
+                await link.close()
+                credited = time.monotonic()  # a new gap begins
+            why = (
+                link.closed.result()
+                if link.closed.done() and not link.closed.cancelled()
+                else "closed"
+            )
+            self.state.update(connected=False, since=time.time(), error=why)
+
+    async def close(self) -> None:
+        if self.connection is not None:
+            await self.connection.close()
+
+    def _message(self, message: Inbound) -> None:
+        """A retained replay or the sweep's own echo is acknowledged here (decided once already,
+        or never a device's); everything else goes to the pipeline."""
+        if self._skip(message):
+            message.ack()
+            return
+        self._receive(message)
