@@ -20,7 +20,6 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +56,7 @@ from gateway.operations.filemodes import tighten
 from gateway.operations.lock import DirectoryLock
 from gateway.operations.metrics import MetricsServer
 from gateway.operations.reload import Change, ReloadReport, plan
-from gateway.operations.startup import PolicyLine, StartFacts
+from gateway.operations.startup import PolicyLine, StartFacts, gather
 from gateway.operations.startup import render as render_start
 from gateway.rights import erasure
 from gateway.rights.consent import ConsentBook, ConsentParts
@@ -621,33 +620,12 @@ class Gateway:
 
     def start_facts(self) -> StartFacts:
         """What is running, for the start-up block (gateway/operations/startup.py)."""
-        config = self.config
-        broker = config.broker
-        if broker.mode == "managed":
-            listeners = [f"mqtt://{broker.listen}:{broker.port} (plain, device passwords)"]
-            if broker.tls_port:
-                auth = "client certificates" if broker.require_client_cert else "device passwords"
-                listeners.append(f"mqtts://{broker.listen}:{broker.tls_port} (TLS, {auth})")
-            where = f"managed Mosquitto in {config.broker_dir}"
-        else:
-            listeners = [f"devices publish to the external broker {broker.host}:{broker.port}"]
-            where = f"external broker {broker.host}:{broker.port} (you run it)"
-        metrics = config.metrics
-        return StartFacts(
-            version=package_version("einblick"),
-            instance=config.instance,
-            config=str(config.source),
-            data_dir=str(config.data_path),
-            database=str(config.database_path),
-            device_listeners=listeners,
-            broker=where,
-            control_socket=str(config.control_socket),
-            metrics=f"http://{metrics.host}:{metrics.port}/metrics" if metrics.enabled else None,
-            policies=[
+        return gather(
+            self.config,
+            [
                 PolicyLine(file=str(f.path), customer=f.customer, version=f.version, error=f.error)
                 for f in sorted(self.policies.files.values(), key=lambda f: f.path)
             ],
-            recipients=[f"{r.name} -> {r.url}" for r in config.recipients],
             devices=len(self.registry.devices()),
             devices_not_admitted=len(self.device_problems),
             key_fingerprint=self.signer.fingerprint,

@@ -8,9 +8,13 @@ key's fingerprint, and where the logs go. ``render`` is pure; the gateway gather
 
 from __future__ import annotations
 
+from importlib.metadata import version as package_version
+
 from pydantic import BaseModel
 
-__all__ = ["PolicyLine", "StartFacts", "render"]
+from gateway.config import Config
+
+__all__ = ["PolicyLine", "StartFacts", "gather", "render"]
 
 
 class PolicyLine(BaseModel):
@@ -35,6 +39,44 @@ class StartFacts(BaseModel):
     devices: int
     devices_not_admitted: int
     key_fingerprint: str
+
+
+def gather(
+    config: Config,
+    policies: list[PolicyLine],
+    *,
+    devices: int,
+    devices_not_admitted: int,
+    key_fingerprint: str,
+) -> StartFacts:
+    """The facts from the running configuration; the gateway adds what only it knows."""
+    broker = config.broker
+    if broker.mode == "managed":
+        listeners = [f"mqtt://{broker.listen}:{broker.port} (plain, device passwords)"]
+        if broker.tls_port:
+            auth = "client certificates" if broker.require_client_cert else "device passwords"
+            listeners.append(f"mqtts://{broker.listen}:{broker.tls_port} (TLS, {auth})")
+        where = f"managed Mosquitto in {config.broker_dir}"
+    else:
+        listeners = [f"devices publish to the external broker {broker.host}:{broker.port}"]
+        where = f"external broker {broker.host}:{broker.port} (you run it)"
+    metrics = config.metrics
+    return StartFacts(
+        version=package_version("einblick"),
+        instance=config.instance,
+        config=str(config.source),
+        data_dir=str(config.data_path),
+        database=str(config.database_path),
+        device_listeners=listeners,
+        broker=where,
+        control_socket=str(config.control_socket),
+        metrics=f"http://{metrics.host}:{metrics.port}/metrics" if metrics.enabled else None,
+        policies=policies,
+        recipients=[f"{r.name} -> {r.url}" for r in config.recipients],
+        devices=devices,
+        devices_not_admitted=devices_not_admitted,
+        key_fingerprint=key_fingerprint,
+    )
 
 
 def render(facts: StartFacts) -> str:
