@@ -58,6 +58,20 @@ from gateway.operations.metrics import MetricsServer
 from gateway.operations.reload import Change, ReloadReport, plan
 from gateway.operations.startup import PolicyLine, StartFacts, gather
 from gateway.operations.startup import render as render_start
+from gateway.operations.status_model import (
+    ClockStatus,
+    DeviceBrokerStatus,
+    DeviceProblem,
+    DiskStatus,
+    ErasureStatus,
+    LatencySummary,
+    PipelineStatus,
+    PolicyStatus,
+    QueueState,
+    RefusalStatus,
+    Status,
+    UpstreamStatus,
+)
 from gateway.rights import erasure
 from gateway.rights.consent import ConsentBook, ConsentParts
 from gateway.rights.erasure import ErasureBook, ErasureParts
@@ -864,77 +878,74 @@ class Gateway:
         }
 
     async def _op_status(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        return self.status()
+        return self.status().to_json()
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> Status:
+        """The gateway's status, built once here; every reader reads its typed fields."""
         assert self.pipeline is not None
         stats = self.pipeline.stats
         names = self.config.recipient_names()
-        return {
-            "instance": self.config.instance,
-            "started_at": self.started_at,
-            "key_fingerprint": self.signer.fingerprint,
-            "device_broker": dict(self.device_state),
-            "upstreams": [
-                {
-                    "recipient": name,
-                    "display_name": names[name],
-                    "connected": f.state.connected,
-                    "since": f.state.since,
-                    "last_error": f.state.last_error,
-                    "sent": f.state.sent,
-                    "withheld_at_send": f.state.withheld_at_send,
-                    "in_flight": f.state.in_flight,
-                    "backlog": f.state.backlog,
-                    "outbox_depth": stats.outbox_depth.get(name, 0),
-                    "queue": self.pipeline.queue_status(name).as_dict(),
-                    "latency": f.delivered.summary(),
-                }
+        running = {p.customer: p for p in self.engine.policies()}
+        return Status(
+            instance=self.config.instance,
+            started_at=self.started_at,
+            key_fingerprint=self.signer.fingerprint,
+            device_broker=DeviceBrokerStatus.model_validate(self.device_state),
+            upstreams=[
+                UpstreamStatus(
+                    recipient=name,
+                    display_name=names[name],
+                    connected=f.state.connected,
+                    since=f.state.since,
+                    last_error=f.state.last_error,
+                    sent=f.state.sent,
+                    withheld_at_send=f.state.withheld_at_send,
+                    in_flight=f.state.in_flight,
+                    backlog=f.state.backlog,
+                    outbox_depth=stats.outbox_depth.get(name, 0),
+                    queue=QueueState.model_validate(self.pipeline.queue_status(name).as_dict()),
+                    latency=LatencySummary.model_validate(f.delivered.summary()),
+                )
                 for name, f in self.forwarders.items()
             ],
-            "pipeline": {
-                "received": stats.received,
-                "committed": stats.committed,
-                "entries": stats.entries,
-                "shared": stats.shared,
-                "altered": stats.altered,
-                "withheld": stats.withheld,
-                "failing_closed": stats.failing_closed,
-                "outbox_full": self.pipeline.outbox_full.is_set(),
-                "paused_because": self.pipeline.pause_reason(),
-                "latency": self.pipeline.decided.summary(),
-            },
-            "erasures": self.erasures.status(),
-            "retained": self.retained.status(),
-            "clock": self.clock.status(),
-            "retention": self.retention.status(),
-            "disk": self.disk.status(),
-            "refusals": self.refusals.status(),
-            "refusal_totals": dict(self.refusals.totals),
-            "device_problems": [
-                {"customer": c, "device": d, "error": e}
+            pipeline=PipelineStatus(
+                received=stats.received,
+                committed=stats.committed,
+                entries=stats.entries,
+                shared=stats.shared,
+                altered=stats.altered,
+                withheld=stats.withheld,
+                failing_closed=stats.failing_closed,
+                outbox_full=self.pipeline.outbox_full.is_set(),
+                paused_because=self.pipeline.pause_reason(),
+                latency=LatencySummary.model_validate(self.pipeline.decided.summary()),
+            ),
+            erasures=ErasureStatus.model_validate(self.erasures.status()),
+            retained=self.retained.status(),
+            clock=ClockStatus.model_validate(self.clock.status()),
+            retention=self.retention.status(),
+            disk=DiskStatus.model_validate(disk) if (disk := self.disk.status()) else None,
+            refusals=[RefusalStatus.model_validate(r) for r in self.refusals.status()],
+            refusal_totals=dict(self.refusals.totals),
+            device_problems=[
+                DeviceProblem(customer=c, device=d, error=e)
                 for (c, d), e in sorted(self.device_problems.items())
             ],
-            "last_checkpoint_age_s": (time.time() - self._last_checkpoint)
+            last_checkpoint_age_s=(time.time() - self._last_checkpoint)
             if self._last_checkpoint
             else None,
-            "policies": [
-                {
-                    "customer": f.customer,
-                    "name": next(
-                        (p.name for p in self.engine.policies() if p.customer == f.customer), None
-                    ),
-                    "language": next(
-                        (p.language for p in self.engine.policies() if p.customer == f.customer),
-                        None,
-                    ),
-                    "version": f.version,
-                    "source": str(f.path),
-                    "error": f.error,
-                }
+            policies=[
+                PolicyStatus(
+                    customer=f.customer,
+                    name=running[f.customer].name if f.customer in running else None,
+                    language=running[f.customer].language if f.customer in running else None,
+                    version=f.version,
+                    source=str(f.path),
+                    error=f.error,
+                )
                 for f in self.policies.files.values()
             ],
-        }
+        )
 
     async def _op_policies(self, request: Mapping[str, Any]) -> dict[str, Any]:
         names = self.config.recipient_names()

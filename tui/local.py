@@ -30,6 +30,7 @@ from gateway.log.keys import fingerprint
 from gateway.log.reader import Reader
 from gateway.log.results import EntryFilter, EntryLine, Match
 from gateway.operations.control import ControlError, request
+from gateway.operations.status_model import Status
 from policies.errors import PolicyError
 from policies.loader import load_policy
 from tui.model import (
@@ -320,19 +321,21 @@ class LocalSource:
             for name, s in sorted(per.items())
         )
 
-    async def _status(self) -> Mapping[str, Any] | None:
+    async def _status(self) -> Status | None:
         if self.control_socket is None:
             return None
         try:
-            answer = await request(self.control_socket, "status", timeout=2.0)
+            status = Status.read(await request(self.control_socket, "status", timeout=2.0))
         except ControlError:
             return None
         if self.customer is not None:  # nothing about other customers in a customer view
-            answer["policies"] = [
-                p for p in answer.get("policies") or () if p.get("customer") == self.customer
-            ]
-            answer.pop("pipeline", None)
-        return answer
+            status = status.model_copy(
+                update={
+                    "policies": [p for p in status.policies if p.customer == self.customer],
+                    "pipeline": None,
+                }
+            )
+        return status
 
     async def policies(self) -> tuple[list[CustomerPolicy], bool]:
         live: list[CustomerPolicy] | None = None

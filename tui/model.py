@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.operations.status_model import Status
+
 __all__ = [
     "CheckpointProof",
     "CustomerPolicy",
@@ -106,7 +108,7 @@ class Overview:
     now_us: int
     bucket_s: int
     recipients: tuple[RecipientStats, ...]
-    status: Mapping[str, Any] | None  # the gateway's ``status`` answer; None: not running
+    status: Status | None  # the gateway's ``status`` answer; None: not running
 
 
 @dataclass(frozen=True, slots=True)

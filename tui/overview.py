@@ -7,8 +7,8 @@ come from the running gateway's ``status`` and say "gateway not running" otherwi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import ClassVar
 
 from rich.console import Group, RenderableType
 from rich.text import Text
@@ -18,6 +18,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from gateway.operations.status_model import Status
 from gateway.visible import neutralise
 from tui.context import ctx, start
 from tui.i18n import Lang, relabel, t
@@ -42,58 +43,46 @@ def _link(ok: bool, lang: Lang) -> Text:
     return Text(t("o_connected" if ok else "o_disconnected", lang), style="green" if ok else "red")
 
 
-def _gateway(status: Mapping[str, Any] | None, names: Names, lang: Lang) -> list[RenderableType]:
+def _gateway(status: Status | None, names: Names, lang: Lang) -> list[RenderableType]:
     out: list[RenderableType] = [Text(t("o_gateway", lang), style="bold underline")]
     if status is None:
         out.append(Text(t("o_not_running", lang), style="yellow"))
         return out
-    broker = status.get("device_broker") or {}
-    out.append(
-        Text.assemble(f"{t('o_broker', lang)}: ", _link(bool(broker.get("connected")), lang))
-    )
-    if broker.get("error"):
-        out.append(Text(f"  {neutralise(str(broker['error']))}", style="red"))
-    age = status.get("last_checkpoint_age_s")
+    broker = status.device_broker
+    out.append(Text.assemble(f"{t('o_broker', lang)}: ", _link(broker.connected, lang)))
+    if broker.error:
+        out.append(Text(f"  {neutralise(str(broker.error))}", style="red"))
+    age = status.last_checkpoint_age_s
     if age is not None:
         out.append(Text(f"{t('o_checkpoint', lang)}: {t('o_seconds_ago', lang, s=float(age))}"))
-    pipeline = status.get("pipeline")
-    if pipeline:
-        out.append(
-            Text(
-                f"{t('o_pipeline', lang)}: "
-                + t(
-                    "o_pipeline_line",
-                    lang,
-                    **{
-                        k: pipeline.get(k, 0) for k in ("received", "shared", "altered", "withheld")
-                    },
-                )
-            )
-        )
-        if pipeline.get("failing_closed"):
+    pipeline = status.pipeline  # None in a customer's view: the counts are of every customer
+    if pipeline is not None:
+        counts = {k: getattr(pipeline, k) for k in ("received", "shared", "altered", "withheld")}
+        out.append(Text(f"{t('o_pipeline', lang)}: " + t("o_pipeline_line", lang, **counts)))
+        if pipeline.failing_closed:
             out.append(Text(t("o_fail_closed", lang), style="bold red"))
-    clock = status.get("clock") or {}
-    if clock.get("steps_back"):
-        step = float(clock.get("largest_step_s") or 0.0)
-        out.append(Text(t("o_clock_back", lang, n=clock["steps_back"], step=step), style="yellow"))
-    disk = status.get("disk") or {}
-    if disk.get("text"):  # worded once, by the gateway (gateway/operations/disk.py)
-        level = str(disk.get("level") or "ok")
+    clock = status.clock
+    if clock.steps_back:
+        step = float(clock.largest_step_s or 0.0)
+        out.append(Text(t("o_clock_back", lang, n=clock.steps_back, step=step), style="yellow"))
+    disk = status.disk
+    if disk is not None and disk.text:  # worded once, by the gateway (gateway/operations/disk.py)
+        level = disk.level or "ok"
         style = {"warning": "yellow", "critical": "bold red"}.get(level, "")
         mark = "" if level == "ok" else "⚠ "  # colour is doubled by a symbol
-        out.append(Text(f"{mark}{t('o_disk', lang)}: {disk['text'].get(lang, '')}", style=style))
-    for policy in status.get("policies") or ():
-        if policy.get("error"):
-            error = neutralise(str(policy["error"]), lines=True)
+        out.append(Text(f"{mark}{t('o_disk', lang)}: {disk.text.get(lang, '')}", style=style))
+    for policy in status.policies:
+        if policy.error:
+            error = neutralise(str(policy.error), lines=True)
             out.append(Text(t("o_policy_error", lang, e=error), style="red"))
     out.append(Text(t("o_upstreams", lang), style="bold"))
-    for up in status.get("upstreams") or ():
-        name = up.get("display_name") or names.recipient(up.get("recipient"))
-        line = Text.assemble(f"  {name}: ", _link(bool(up.get("connected")), lang))
-        line.append(f"  {t('o_outbox', lang)} {up.get('outbox_depth', 0)}")
+    for up in status.upstreams:
+        name = up.display_name or names.recipient(up.recipient)
+        line = Text.assemble(f"  {name}: ", _link(up.connected, lang))
+        line.append(f"  {t('o_outbox', lang)} {up.outbox_depth}")
         out.append(line)
-        if up.get("last_error"):
-            out.append(Text(f"    {neutralise(str(up['last_error']))}", style="red"))
+        if up.last_error:
+            out.append(Text(f"    {neutralise(str(up.last_error))}", style="red"))
     return out
 
 

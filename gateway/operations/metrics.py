@@ -11,44 +11,47 @@ import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from gateway.operations.status_model import PipelineStatus, Status
+
 __all__ = ["MetricsServer", "render"]
 
 
-def render(status: Mapping[str, Any]) -> str:
+def render(reply: Status | Mapping[str, Any]) -> str:
     """The gateway's status as Prometheus exposition text."""
-    pipeline = status["pipeline"]
+    status = Status.read(reply)
+    pipeline = status.pipeline or PipelineStatus()
     lines = [
         "# HELP einblick_messages_received_total Device messages received from the broker.",
         "# TYPE einblick_messages_received_total counter",
-        f"einblick_messages_received_total {pipeline['received']}",
+        f"einblick_messages_received_total {pipeline.received}",
         "# HELP einblick_entries_total Explanation entries committed, by outcome.",
         "# TYPE einblick_entries_total counter",
     ]
     for outcome in ("shared", "altered", "withheld"):
-        lines.append(f'einblick_entries_total{{outcome="{outcome}"}} {pipeline[outcome]}')
+        lines.append(f'einblick_entries_total{{outcome="{outcome}"}} {getattr(pipeline, outcome)}')
     lines += [
         "# HELP einblick_failing_closed 1 while decisions cannot be recorded (nothing is forwarded).",
         "# TYPE einblick_failing_closed gauge",
-        f"einblick_failing_closed {1 if pipeline['failing_closed'] else 0}",
+        f"einblick_failing_closed {1 if pipeline.failing_closed else 0}",
         "# HELP einblick_outbox_full 1 while the outbox is full and device messages wait in the broker.",
         "# TYPE einblick_outbox_full gauge",
-        f"einblick_outbox_full {1 if pipeline['outbox_full'] else 0}",
+        f"einblick_outbox_full {1 if pipeline.outbox_full else 0}",
         "# HELP einblick_device_broker_connected 1 while the gateway's session with the device broker is up.",
         "# TYPE einblick_device_broker_connected gauge",
-        f"einblick_device_broker_connected {1 if status['device_broker']['connected'] else 0}",
+        f"einblick_device_broker_connected {1 if status.device_broker.connected else 0}",
         "# HELP einblick_upstream_connected 1 while the recipient's upstream broker is connected.",
         "# TYPE einblick_upstream_connected gauge",
     ]
-    for up in status["upstreams"]:
+    for up in status.upstreams:
         lines.append(
-            f'einblick_upstream_connected{{recipient="{up["recipient"]}"}} {1 if up["connected"] else 0}'
+            f'einblick_upstream_connected{{recipient="{up.recipient}"}} {1 if up.connected else 0}'
         )
     lines += [
         "# HELP einblick_outbox_rows Rows waiting to be sent, per recipient.",
         "# TYPE einblick_outbox_rows gauge",
     ]
-    for up in status["upstreams"]:
-        lines.append(f'einblick_outbox_rows{{recipient="{up["recipient"]}"}} {up["outbox_depth"]}')
+    for up in status.upstreams:
+        lines.append(f'einblick_outbox_rows{{recipient="{up.recipient}"}} {up.outbox_depth}')
     queue_metrics = (
         ("outbox_bytes", "gauge", "bytes", "Bytes the outbox holds per recipient (payload + row)."),
         ("outbox_quota_rows", "gauge", "quota_rows", "Rows a recipient's queue may hold."),
@@ -68,9 +71,11 @@ def render(status: Mapping[str, Any]) -> str:
     )
     for name, kind, key, text in queue_metrics:
         lines += [f"# HELP einblick_{name} {text}", f"# TYPE einblick_{name} {kind}"]
-        for up in status["upstreams"]:
-            value = up["queue"][key]
-            lines.append(f'einblick_{name}{{recipient="{up["recipient"]}"}} {int(value)}')
+        for up in status.upstreams:
+            if up.queue is None:
+                continue
+            value = getattr(up.queue, key)
+            lines.append(f'einblick_{name}{{recipient="{up.recipient}"}} {int(value)}')
     # Each customer's share of a recipient's queue (gateway/messages/quota.py): what one customer's
     # devices can fill, and what was withheld because that share, not the queue, was full.
     share_metrics = (
@@ -87,75 +92,76 @@ def render(status: Mapping[str, Any]) -> str:
     )
     for name, kind, key, text in share_metrics:
         lines += [f"# HELP einblick_{name} {text}", f"# TYPE einblick_{name} {kind}"]
-        for up in status["upstreams"]:
-            for customer, share in (up["queue"].get("customers") or {}).items():
-                labels = f'recipient="{up["recipient"]}",customer="{customer}"'
-                lines.append(f"einblick_{name}{{{labels}}} {int(share[key])}")
+        for up in status.upstreams:
+            for customer, share in (up.queue.customers if up.queue else {}).items():
+                labels = f'recipient="{up.recipient}",customer="{customer}"'
+                lines.append(f"einblick_{name}{{{labels}}} {int(getattr(share, key))}")
     lines += [
         "# HELP einblick_sent_total Rows acknowledged by the recipient's broker.",
         "# TYPE einblick_sent_total counter",
     ]
-    for up in status["upstreams"]:
-        lines.append(f'einblick_sent_total{{recipient="{up["recipient"]}"}} {up["sent"]}')
+    for up in status.upstreams:
+        lines.append(f'einblick_sent_total{{recipient="{up.recipient}"}} {up.sent}')
     lines += [
         "# HELP einblick_broker_refusals_total Refusals and session takeovers at the device broker, "
         "by kind (see gateway/devices/refusals.py).",
         "# TYPE einblick_broker_refusals_total counter",
     ]
-    for kind, count in sorted((status.get("refusal_totals") or {}).items()):
+    for kind, count in sorted(status.refusal_totals.items()):
         lines.append(f'einblick_broker_refusals_total{{kind="{kind}"}} {count}')
     lines += [
         "# HELP einblick_devices_not_admitted Registered devices left out of the broker "
         "because their topics break the confinement rules.",
         "# TYPE einblick_devices_not_admitted gauge",
-        f"einblick_devices_not_admitted {len(status.get('device_problems') or [])}",
+        f"einblick_devices_not_admitted {len(status.device_problems)}",
     ]
-    disk = status.get("disk") or {}
-    if "free_bytes" in disk:
+    disk = status.disk
+    if disk is not None and disk.free_bytes is not None:
         # +Inf: not growing; NaN: not measured long enough for a rate yet
-        full_in = disk["full_in_s"]
+        full_in: float | str | None = disk.full_in_s
         if full_in is None:
-            full_in = "NaN" if disk["growth_bytes_per_day"] is None else "+Inf"
+            full_in = "NaN" if disk.growth_bytes_per_day is None else "+Inf"
         lines += [
             "# HELP einblick_disk_free_bytes Bytes free for the gateway on the database's disk.",
             "# TYPE einblick_disk_free_bytes gauge",
-            f"einblick_disk_free_bytes {disk['free_bytes']}",
+            f"einblick_disk_free_bytes {disk.free_bytes}",
             "# HELP einblick_database_bytes Size of the log database (file and WAL).",
             "# TYPE einblick_database_bytes gauge",
-            f"einblick_database_bytes {disk['database_bytes']}",
+            f"einblick_database_bytes {disk.database_bytes}",
             "# HELP einblick_disk_full_in_seconds When the disk is full at the database's growth "
             "over the last window (+Inf: not growing).",
             "# TYPE einblick_disk_full_in_seconds gauge",
             f"einblick_disk_full_in_seconds {full_in}",
         ]
-    age = status.get("last_checkpoint_age_s")
+    age = status.last_checkpoint_age_s
     lines += [
         "# HELP einblick_checkpoint_age_seconds Seconds since the last signed checkpoint.",
         "# TYPE einblick_checkpoint_age_seconds gauge",
         f"einblick_checkpoint_age_seconds {age if age is not None else 'NaN'}",
         "# HELP einblick_policy_errors Policy files that do not load (the last good version runs).",
         "# TYPE einblick_policy_errors gauge",
-        f"einblick_policy_errors {sum(1 for p in status['policies'] if p.get('error'))}",
+        f"einblick_policy_errors {sum(1 for p in status.policies if p.error)}",
         "# HELP einblick_latency_seconds Over the last 10,000 messages: received → committed, and "
         "per recipient outbox → acknowledged by its broker.",
         "# TYPE einblick_latency_seconds gauge",
     ]
-    windows = [('stage="received_to_committed"', pipeline.get("latency") or {})]
+    windows = [('stage="received_to_committed"', pipeline.latency)]
     windows += [
-        (f'stage="outbox_to_acknowledged",recipient="{up["recipient"]}"', up.get("latency") or {})
-        for up in status["upstreams"]
+        (f'stage="outbox_to_acknowledged",recipient="{up.recipient}"', up.latency)
+        for up in status.upstreams
     ]
     for labels, summary in windows:
         for quantile, key in (("0.5", "p50_ms"), ("0.99", "p99_ms")):
-            if summary.get(key) is not None:
+            value_ms = None if summary is None else getattr(summary, key)
+            if value_ms is not None:
                 lines.append(
-                    f'einblick_latency_seconds{{{labels},quantile="{quantile}"}} {summary[key] / 1000:.6f}'
+                    f'einblick_latency_seconds{{{labels},quantile="{quantile}"}} {value_ms / 1000:.6f}'
                 )
     return "\n".join(lines) + "\n"
 
 
 class MetricsServer:
-    def __init__(self, host: str, port: int, status: Callable[[], Mapping[str, Any]]) -> None:
+    def __init__(self, host: str, port: int, status: Callable[[], Status]) -> None:
         self.host = host
         self.port = port
         self._status = status

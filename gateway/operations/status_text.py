@@ -7,71 +7,73 @@ ids, user names, refusal details) passes through ``neutralise``: shown, never in
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
+from gateway.operations.status_model import LatencySummary, PipelineStatus, QueueState, Status
 from gateway.visible import neutralise
 
 __all__ = ["render_status"]
 
 
-def render_status(status: dict[str, Any]) -> str:
+def render_status(reply: Status | Mapping[str, Any]) -> str:
+    status = Status.read(reply)
     now = time.time()
-    broker = status["device_broker"]
-    pipeline = status["pipeline"]
+    broker = status.device_broker
+    pipeline = status.pipeline or PipelineStatus()
     lines = [
-        f"Einblick {status['instance']} — up {_age(now - status['started_at'])}, key {status['key_fingerprint']}",
-        f"device broker: {'connected' if broker['connected'] else 'DISCONNECTED'}"
-        + (f" ({neutralise(str(broker['error']))})" if broker.get("error") else ""),
-        f"pipeline: {pipeline['received']} received, {pipeline['entries']} entries "
-        f"({pipeline['shared']} shared, {pipeline['altered']} altered, {pipeline['withheld']} withheld)",
+        f"Einblick {status.instance} — up {_age(now - status.started_at)}, key {status.key_fingerprint}",
+        f"device broker: {'connected' if broker.connected else 'DISCONNECTED'}"
+        + (f" ({neutralise(str(broker.error))})" if broker.error else ""),
+        f"pipeline: {pipeline.received} received, {pipeline.entries} entries "
+        f"({pipeline.shared} shared, {pipeline.altered} altered, {pipeline.withheld} withheld)",
     ]
-    decided = pipeline.get("latency") or {}
-    if decided.get("p50_ms") is not None:
+    decided = pipeline.latency
+    if decided is not None and decided.p50_ms is not None:
         lines.append(
-            f"  received → committed: {_latency(decided)} (last {decided['window']:,} messages)"
+            f"  received → committed: {_latency(decided)} (last {decided.window:,} messages)"
         )
-    if pipeline.get("failing_closed"):
-        lines.append(f"  FAILING CLOSED — nothing is forwarded: {pipeline['failing_closed']}")
-    if pipeline.get("outbox_full"):
-        why = pipeline.get("paused_because") or "the outbox is full"
+    if pipeline.failing_closed:
+        lines.append(f"  FAILING CLOSED — nothing is forwarded: {pipeline.failing_closed}")
+    if pipeline.outbox_full:
+        why = pipeline.paused_because or "the outbox is full"
         lines.append(f"  INTAKE PAUSED — {why}; not taking device messages, the broker holds them")
-    clock = status.get("clock") or {}
-    if clock.get("steps_back"):
+    clock = status.clock
+    if clock.steps_back:
         lines.append(
-            f"CLOCK WENT BACK {clock['steps_back']}× (largest step {clock['largest_step_s']:.1f} s"
-            + (f", now {clock['behind_s']:.1f} s behind the log" if clock.get("behind_s") else "")
+            f"CLOCK WENT BACK {clock.steps_back}× (largest step {clock.largest_step_s:.1f} s"
+            + (f", now {clock.behind_s:.1f} s behind the log" if clock.behind_s else "")
             + "): entries keep the log's time; check NTP (timedatectl status)"
         )
-    disk = status.get("disk") or {}
-    if disk.get("text"):
-        lines.append(f"disk: {disk['text']['en']}")
-    if disk.get("error"):
-        lines.append(f"disk: {disk['error']}")
-    age = status.get("last_checkpoint_age_s")
+    disk = status.disk
+    if disk is not None and disk.text:
+        lines.append(f"disk: {disk.text['en']}")
+    if disk is not None and disk.error:
+        lines.append(f"disk: {disk.error}")
+    age = status.last_checkpoint_age_s
     lines.append(f"last signed checkpoint: {_age(age) + ' ago' if age is not None else 'none yet'}")
     lines.append("upstreams:")
-    for up in status["upstreams"]:
-        state = "connected" if up["connected"] else f"DOWN ({neutralise(str(up['last_error']))})"
+    for up in status.upstreams:
+        state = "connected" if up.connected else f"DOWN ({neutralise(str(up.last_error))})"
         lines.append(
-            f"  {up['recipient']:<18} {state}; outbox {up['outbox_depth']}, sent {up['sent']}, "
-            f"withheld at send {up['withheld_at_send']}"
+            f"  {up.recipient:<18} {state}; outbox {up.outbox_depth}, sent {up.sent}, "
+            f"withheld at send {up.withheld_at_send}"
         )
-        queue = up.get("queue")
-        if queue:
-            lines.append(f"  {'':<18} {_queue(queue)}")
-        delivered = up.get("latency") or {}
-        if delivered.get("p50_ms") is not None:
+        if up.queue is not None:
+            lines.append(f"  {'':<18} {_queue(up.queue)}")
+        delivered = up.latency
+        if delivered is not None and delivered.p50_ms is not None:
             lines.append(f"  {'':<18} outbox → acknowledged: {_latency(delivered)}")
-    pending = (status.get("erasures") or {}).get("unacknowledged") or []
+    pending = status.erasures.unacknowledged
     if pending:
         lines.append(f"erasures awaiting acknowledgement: {len(pending)}")
         for item in pending:
-            subject = item["customer"] + (f"/{item['device']}" if item.get("device") else "")
+            subject = item.customer + (f"/{item.device}" if item.device else "")
             lines.append(
-                f"  {item['recipient']:<18} {subject} (requested {item['requested_at'][:19]}, "
-                f"notice {item['notice'][:12]}…)"
+                f"  {item.recipient:<18} {subject} (requested {item.requested_at[:19]}, "
+                f"notice {item.notice[:12]}…)"
             )
-    refusals = status.get("refusals") or []
+    refusals = status.refusals
     if refusals:
         lines.append(
             "refusals at the device broker (wrong credentials, untrusted certificates, denied "
@@ -79,59 +81,55 @@ def render_status(status: dict[str, Any]) -> str:
         )
         # 'who' is the client id or user name a device sent: shown, never interpreted.
         for refusal in refusals[:20]:
-            detail = f": {neutralise(str(refusal['detail']))}" if refusal.get("detail") else ""
+            detail = f": {neutralise(str(refusal.detail))}" if refusal.detail else ""
             lines.append(
-                f"  {refusal['kind']:<16} {neutralise(str(refusal['who'])):<32} {refusal['count']}×, "
-                f"last {_age(now - refusal['last'])} ago{detail}"
+                f"  {refusal.kind:<16} {neutralise(str(refusal.who)):<32} {refusal.count}×, "
+                f"last {_age(now - refusal.last)} ago{detail}"
             )
-    problems = status.get("device_problems") or []
+    problems = status.device_problems
     if problems:
         lines.append(
             f"devices not admitted to the broker (their topics break the rules): {len(problems)}"
         )
-        lines.extend(
-            f"  {p['customer']}/{p['device']}: {neutralise(str(p['error']))}" for p in problems
-        )
+        lines.extend(f"  {p.customer}/{p.device}: {neutralise(str(p.error))}" for p in problems)
     lines.append("policies:")
-    for policy in status["policies"]:
-        version = (policy.get("version") or "-")[:12]
-        line = f"  {policy.get('customer') or '?':<22} version {version}  {policy['source']}"
-        if policy.get("error"):
-            line += f"\n    ERROR: {neutralise(str(policy['error']), lines=True)}"
+    for policy in status.policies:
+        version = (policy.version or "-")[:12]
+        line = f"  {policy.customer or '?':<22} version {version}  {policy.source}"
+        if policy.error:
+            line += f"\n    ERROR: {neutralise(str(policy.error), lines=True)}"
         lines.append(line)
     return "\n".join(lines)
 
 
-def _queue(queue: dict[str, Any]) -> str:
+def _queue(queue: QueueState) -> str:
     """One recipient's queue against its quota, and what happens at the quota."""
-    used = max(
-        queue["rows"] / max(1, queue["quota_rows"]), queue["bytes"] / max(1, queue["quota_bytes"])
-    )
+    used = max(queue.rows / max(1, queue.quota_rows), queue.bytes / max(1, queue.quota_bytes))
     text = (
-        f"queue {queue['rows']:,} of {queue['quota_rows']:,} rows, "
-        f"{queue['bytes'] / 1e6:.1f} of {queue['quota_bytes'] / 1e6:.1f} MB ({used:.0%}); "
-        f"at the quota: {queue['when_full']}"
+        f"queue {queue.rows:,} of {queue.quota_rows:,} rows, "
+        f"{queue.bytes / 1e6:.1f} of {queue.quota_bytes / 1e6:.1f} MB ({used:.0%}); "
+        f"at the quota: {queue.when_full}"
     )
-    if queue["withheld_at_quota"]:
-        text += f"; {queue['withheld_at_quota']:,} withheld at the quota"
-    if queue["holding"]:
+    if queue.withheld_at_quota:
+        text += f"; {queue.withheld_at_quota:,} withheld at the quota"
+    if queue.holding:
         text += "; HOLDING INTAKE"
     # Each customer's share: one customer at its share is withheld (or holds) alone.
-    for customer, share in (queue.get("customers") or {}).items():
+    for customer, share in queue.customers.items():
         text += (
-            f"\n      customer {neutralise(customer)}: {share['rows']:,} of "
-            f"{share['quota_rows']:,} rows, {share['bytes'] / 1e6:.1f} of "
-            f"{share['quota_bytes'] / 1e6:.1f} MB"
+            f"\n      customer {neutralise(customer)}: {share.rows:,} of "
+            f"{share.quota_rows:,} rows, {share.bytes / 1e6:.1f} of "
+            f"{share.quota_bytes / 1e6:.1f} MB"
         )
-        if share["withheld_at_quota"]:
-            text += f"; {share['withheld_at_quota']:,} withheld at its share"
-        if share["holding"]:
+        if share.withheld_at_quota:
+            text += f"; {share.withheld_at_quota:,} withheld at its share"
+        if share.holding:
             text += "; HOLDING INTAKE"
     return text
 
 
-def _latency(summary: dict[str, Any]) -> str:
-    return f"p50 {summary['p50_ms']:.1f} ms, p99 {summary['p99_ms']:.1f} ms, max {summary['max_ms']:.1f} ms"
+def _latency(summary: LatencySummary) -> str:
+    return f"p50 {summary.p50_ms or 0:.1f} ms, p99 {summary.p99_ms or 0:.1f} ms, max {summary.max_ms or 0:.1f} ms"
 
 
 def _age(seconds: float) -> str:

@@ -89,12 +89,12 @@ async def test_a_full_outbox_pauses_intake_and_nothing_is_dropped(tmp_path: Path
                 "factory/press-1/telemetry", orjson.dumps({"seq": seq, "force_kn": 1}), 1
             )
         async with asyncio.timeout(10):
-            while not h.gateway.status()["pipeline"]["outbox_full"]:
+            while not h.gateway.status().to_json()["pipeline"]["outbox_full"]:
                 await asyncio.sleep(0.05)
             while h.gateway.device_state["connected"]:
                 await asyncio.sleep(0.05)
         # The link's state and status's paused_because give the one reason.
-        why = h.gateway.status()["pipeline"]["paused_because"]
+        why = h.gateway.status().to_json()["pipeline"]["paused_because"]
         assert why is not None and why.startswith("the outbox is full"), why
         assert h.gateway.device_state["error"] == f"paused: {why}"
         assert h.gateway.pipeline is not None
@@ -111,7 +111,7 @@ async def test_a_full_outbox_pauses_intake_and_nothing_is_dropped(tmp_path: Path
         # Sent rows leave the outbox in batches once acknowledged; then intake resumes.
         async with asyncio.timeout(10):
             while (
-                h.gateway.status()["pipeline"]["outbox_full"]
+                h.gateway.status().to_json()["pipeline"]["outbox_full"]
                 or not h.gateway.device_state["connected"]
             ):
                 await asyncio.sleep(0.05)

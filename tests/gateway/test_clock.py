@@ -48,7 +48,7 @@ async def test_a_clock_stepped_back_revives_no_expired_consent(tmp_path: Path) -
         wall[0] = UNTIL - timedelta(days=31)
         await meter.publish("meters/meter-1", orjson.dumps({"power": 2, "total": 2}), 1)
         await h.wait_committed(2)
-        status = h.gateway.status()
+        status = h.gateway.status().to_json()
         await meter.close()
         db = h.gateway.config.database_path
     assert not h.cloud.received  # the consent stayed expired

@@ -107,14 +107,17 @@ async def wait_received(h: Harness, count: int, timeout: float = 10.0) -> None:
 async def wait_refusal(h: Harness, kind: str, who: str = "", timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not any(
-            r["kind"] == kind and who in str(r["who"]) for r in h.gateway.status()["refusals"]
+            r["kind"] == kind and who in str(r["who"])
+            for r in h.gateway.status().to_json()["refusals"]
         ):
             await asyncio.sleep(0.02)
 
 
 def tls_refusals(h: Harness) -> int:
     return sum(
-        int(str(r["count"])) for r in h.gateway.status()["refusals"] if r["kind"] == "tls_refused"
+        int(str(r["count"]))
+        for r in h.gateway.status().to_json()["refusals"]
+        if r["kind"] == "tls_refused"
     )
 
 

@@ -195,7 +195,7 @@ async def test_upstream_outage_queues_and_delivers_in_order(tmp_path: Path) -> N
         await h.wait_committed(600)
         forwarder = h.gateway.forwarders["oven-maker"]
         assert not forwarder.state.connected
-        assert h.gateway.status()["upstreams"][0]["outbox_depth"] == 600
+        assert h.gateway.status().to_json()["upstreams"][0]["outbox_depth"] == 600
         await h.cloud.broker.start()  # back after the outage, same port
         await spy.connect()
         async with asyncio.timeout(30):
@@ -205,7 +205,7 @@ async def test_upstream_outage_queues_and_delivers_in_order(tmp_path: Path) -> N
         assert spy.seqs("presses/press-1") == list(range(300))
         assert spy.seqs("presses/press-2") == list(range(300))
         async with asyncio.timeout(5):
-            while h.gateway.status()["upstreams"][0]["outbox_depth"]:
+            while h.gateway.status().to_json()["upstreams"][0]["outbox_depth"]:
                 await asyncio.sleep(0.05)
         await p1.close()
         await p2.close()

@@ -195,7 +195,7 @@ async def test_changed_policy_applies_to_the_next_message_and_a_broken_one_keeps
         async with asyncio.timeout(10):
             while not h.gateway.policies.errors():
                 await asyncio.sleep(0.05)
-        error = h.gateway.status()["policies"][0]["error"]
+        error = h.gateway.status().to_json()["policies"][0]["error"]
         assert error is not None and "bakery.yaml:" in error and "legal_basis" in error
         await oven.publish(topic, b'{"temperature": 100.0, "door_open": true}', 1)
         await h.cloud.wait_for(3)

@@ -43,7 +43,9 @@ async def test_a_bad_policy_at_start_withholds_only_its_customer_until_fixed(
     policies = {"bakery.yaml": BAKERY, "mueller.yaml": BROKEN}
     async with running_gateway(tmp_path, policies, DEVICES) as h:
         # The box started; the broken customer is named with file and line.
-        status = {p["source"].rpartition("/")[2]: p for p in h.gateway.status()["policies"]}
+        status = {
+            p["source"].rpartition("/")[2]: p for p in h.gateway.status().to_json()["policies"]
+        }
         error = status["mueller.yaml"]["error"]
         assert error is not None and "mueller.yaml:" in error and "legal_basis" in error
         assert status["mueller.yaml"]["customer"] == "mueller-soehne"
@@ -83,7 +85,9 @@ async def test_a_bad_policy_at_start_withholds_only_its_customer_until_fixed(
 async def test_two_files_for_one_customer_refuse_the_second_and_start(tmp_path: Path) -> None:
     policies = {"a-bakery.yaml": BAKERY, "b-bakery-copy.yaml": BAKERY.replace("Bäckerei", "B")}
     async with running_gateway(tmp_path, policies, DEVICES[:1]) as h:
-        status = {p["source"].rpartition("/")[2]: p for p in h.gateway.status()["policies"]}
+        status = {
+            p["source"].rpartition("/")[2]: p for p in h.gateway.status().to_json()["policies"]
+        }
         assert status["a-bakery.yaml"]["error"] is None
         error = status["b-bakery-copy.yaml"]["error"]
         assert error is not None and "already has a policy" in error and "a-bakery.yaml" in error

@@ -46,7 +46,7 @@ async def test_at_the_quota_releases_are_recorded_withheld_and_intake_goes_on(
         await h.cloud.broker.stop()
         await _publish(h, 60)
         await h.wait_committed(60)
-        status = h.gateway.status()
+        status = h.gateway.status().to_json()
         queue = next(u for u in status["upstreams"] if u["recipient"] == "oven-maker")["queue"]
         assert queue["rows"] == 20 and queue["quota_rows"] == 20
         assert queue["withheld_at_quota"] == 40 and queue["when_full"] == "withhold"
@@ -62,13 +62,15 @@ async def test_at_the_quota_releases_are_recorded_withheld_and_intake_goes_on(
         assert f"einblick_outbox_share_rows{{{share}}} 20" in metrics
         await _cloud_back(h)
         async with asyncio.timeout(15):
-            while len(_seqs(h)) < 20 or h.gateway.status()["upstreams"][0]["outbox_depth"]:
+            while (
+                len(_seqs(h)) < 20 or h.gateway.status().to_json()["upstreams"][0]["outbox_depth"]
+            ):
                 await asyncio.sleep(0.05)
         assert _seqs(h) == set(range(20)), "the queued releases are the first 20, all delivered"
         # Once it drained, the recipient's queue takes releases again.
         await _publish(h, 1)
         await h.wait_committed(61)
-        queue = h.gateway.status()["upstreams"][0]["queue"]
+        queue = h.gateway.status().to_json()["upstreams"][0]["queue"]
         assert queue["withheld_at_quota"] == 40
         db = h.gateway.config.database_path
     reader = await LogReader.open(db)
@@ -98,7 +100,7 @@ async def test_a_hold_recipient_at_its_quota_pauses_intake_and_loses_nothing(
         async with asyncio.timeout(10):
             while h.gateway.device_state["connected"]:
                 await asyncio.sleep(0.05)
-        status = h.gateway.status()
+        status = h.gateway.status().to_json()
         assert status["pipeline"]["outbox_full"]
         why = status["pipeline"]["paused_because"]
         assert "oven-maker" in why and "werk-nord" in why, status["pipeline"]
@@ -118,7 +120,7 @@ async def test_a_hold_recipient_at_its_quota_pauses_intake_and_loses_nothing(
         async with asyncio.timeout(10):
             while (
                 not h.gateway.device_state["connected"]
-                or h.gateway.status()["pipeline"]["paused_because"] is not None
+                or h.gateway.status().to_json()["pipeline"]["paused_because"] is not None
             ):
                 await asyncio.sleep(0.05)
 
@@ -152,7 +154,7 @@ async def test_a_batch_that_fails_before_its_commit_takes_back_what_its_quota_co
         monkeypatch.setattr("gateway.messages.pipeline.draft_from_decision", broken)
         with pytest.raises(RuntimeError):
             await pipeline.record(batch, datetime.now(UTC))
-        queue = h.gateway.status()["upstreams"][0]["queue"]
+        queue = h.gateway.status().to_json()["upstreams"][0]["queue"]
         share = queue["customers"]["werk-nord"]
         assert (queue["rows"], queue["bytes"], queue["withheld_at_quota"]) == (0, 0, 0), queue
         assert (share["rows"], share["withheld_at_quota"]) == (0, 0), share
@@ -160,4 +162,4 @@ async def test_a_batch_that_fails_before_its_commit_takes_back_what_its_quota_co
         monkeypatch.undo()
         rows = await pipeline.record(batch, datetime.now(UTC))
         assert len(rows) == 20
-        assert h.gateway.status()["upstreams"][0]["queue"]["withheld_at_quota"] == 1
+        assert h.gateway.status().to_json()["upstreams"][0]["queue"]["withheld_at_quota"] == 1

@@ -84,7 +84,7 @@ async def test_a_retained_message_is_forwarded_once_across_a_gateway_restart(
         await ben.close()
         assert anna_messages(h) == [{"place": "A", "batt": 90}]
         assert h.gateway.retained.stats.replays_skipped == 1
-        assert h.gateway.status()["retained"]["replays_skipped"] == 1
+        assert h.gateway.status().to_json()["retained"]["replays_skipped"] == 1
 
 
 async def test_the_sweep_clears_retained_messages_and_records_nothing_for_its_own_clears(

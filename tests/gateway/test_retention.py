@@ -62,7 +62,7 @@ async def test_a_running_gateway_applies_the_policys_retention_and_every_proof_v
         async with asyncio.timeout(10):
             while SCHMIDT not in gateway.retention.removed:
                 await asyncio.sleep(0.02)
-        removed = gateway.status()["retention"]["removed"][SCHMIDT]
+        removed = gateway.status().to_json()["retention"]["removed"][SCHMIDT]
         assert removed["contents"] == 5 and removed["entries"] == 0
         assert removed["content_before"].startswith((later - timedelta(days=7)).date().isoformat())
         assert _content_rows(db) == 0
@@ -73,9 +73,9 @@ async def test_a_running_gateway_applies_the_policys_retention_and_every_proof_v
 
         # the disk projection, measured on the running gateway's real database
         async with asyncio.timeout(10):
-            while (gateway.status()["disk"] or {}).get("growth_bytes_per_day") is None:
+            while (gateway.status().to_json()["disk"] or {}).get("growth_bytes_per_day") is None:
                 await asyncio.sleep(0.02)
-        disk = gateway.status()["disk"]
+        disk = gateway.status().to_json()["disk"]
         assert disk["database_bytes"] > 0 and disk["free_bytes"] > 0
         assert abs(disk["database_bytes"] - measure(db).database_bytes) < 16 * 1024 * 1024
         metrics = render(gateway.status())
