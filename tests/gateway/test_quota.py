@@ -312,12 +312,13 @@ def test_undo_takes_back_an_admission_whose_batch_did_not_commit() -> None:
 
 
 def test_einblick_status_shows_each_customers_share() -> None:
+    from gateway.operations.status_model import QueueState
     from gateway.operations.status_text import _queue
 
     q = queues(max_rows_total=40)
     q.set_sharers({"cloud-a": {"werk", "baeckerei"}})
     for _ in range(11):
         q.admit("cloud-a", "werk", 10)
-    shown = _queue(q.status("cloud-a").as_dict())
+    shown = _queue(QueueState.model_validate(q.status("cloud-a").as_dict()))
     assert "customer werk: 10 of 10 rows" in shown and "1 withheld at its share" in shown
     assert "customer baeckerei: 0 of 10 rows" in shown

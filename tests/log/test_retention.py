@@ -109,9 +109,10 @@ def test_retention_removes_one_customers_old_data_and_every_proof_still_verifies
     assert params["entries"] == "8" and params["contents"] == str(old_content)
     assert params["content_before"].startswith((NOW - timedelta(days=30)).date().isoformat())
     assert params["entries_before"].startswith(years_before(NOW, 2).date().isoformat())
-    assert f"die Inhalte von {old_content} Einträgen vor dem 2026-01-30 08:00 UTC" in text_de
-    assert "8 Einträge vor dem 2024-03-01 08:00 UTC wurden entfernt" in text_de
-    assert "8 entries from before 2024-03-01 08:00 UTC were removed" in text_en
+    # Dates as Babel writes them for each language (retention entries are dated in UTC).
+    assert f"die Inhalte von {old_content} Einträgen vor dem 30.01.2026 08:00:00 UTC" in text_de
+    assert "8 Einträge vor dem 01.03.2024 08:00:00 UTC wurden entfernt" in text_de
+    assert "8 entries from before 2024-03-01 08:00:00 UTC were removed" in text_en
     signed = log.conn.execute(
         "SELECT max(k.size) FROM checkpoints k JOIN chains c ON c.id = k.chain_id WHERE c.name = ?",
         (SCHMIDT,),
