@@ -130,7 +130,7 @@ class Gateway:
             ),
             max_rows=config.outbox.max_rows,
         )
-        self._acks: asyncio.Queue[tuple[str, str, float]] = asyncio.Queue()
+        self._acks: asyncio.Queue[tuple[str, str, int]] = asyncio.Queue()  # (.., .., µs)
         self._engine: Engine | None = None
         self._writer: LogWriter | None = None
         self.broker: Mosquitto | None = None
@@ -1101,7 +1101,7 @@ class Gateway:
         notice = erasure.notice_id_from_ack(recipient.topic_prefix, message.topic)
         if notice is None or not message.payload:  # an empty payload clears a retained ack
             return
-        self._acks.put_nowait((recipient.name, notice, time.time()))
+        self._acks.put_nowait((recipient.name, notice, time.time_ns() // 1000))
 
     async def _record_acks(self) -> None:
         while True:

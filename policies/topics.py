@@ -1,9 +1,22 @@
-"""MQTT topic patterns with named captures, their overlap test, and upstream topic templates.
+"""MQTT topic patterns with named captures (the one dialect), their overlap test, and templates.
 
-A pattern is MQTT syntax plus named captures: ``owntracks/{user}/{phone}`` matches one level per
-``{name}`` and remembers it, ``+`` matches one level without remembering it, a trailing ``#``
-matches the rest (including nothing, as in MQTT). A template (``vans/{device}/{user}``) builds
-the topic a recipient sees from the customer, device, stream, the raw ``{topic}`` and captures.
+A pattern is MQTT syntax plus named captures. Every place that reads a pattern (the policy
+engine, device profiles, the managed broker's ACL, erasure's retained-message sweep) parses it
+here, so a pattern means the same thing everywhere:
+
+- a literal level matches itself (dots and other characters are literal);
+- ``+`` matches one level, without remembering it;
+- ``{name}`` matches a non-empty run of characters without ``/`` and remembers it: filling a
+  whole level it matches one non-empty level (a device on ``owntracks//phone`` has no user to
+  name, so its message matches no pattern and is withheld as an unknown topic);
+- a level mixing text and captures (``{app}@{tenant}``, ``openevse-{suffix}``; device profiles
+  only, a policy's ``TopicSpec`` refuses it) matches one level whose text fits, the earlier
+  captures as short as possible;
+- a trailing ``#`` matches the rest, including nothing (as in MQTT).
+
+``to_mqtt_filter()`` is the broker's view: every level that is not literal becomes ``+``.
+A template (``vans/{device}/{user}``) builds the topic a recipient sees from the customer,
+device, stream, the raw ``{topic}`` and captures.
 """
 
 from __future__ import annotations
@@ -18,7 +31,24 @@ _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def _is_wild(level: str) -> bool:
-    return level == "+" or level.startswith("{")
+    """True when a level matches more than one literal level (``+``, a capture, a mixed level)."""
+    return level == "+" or "{" in level
+
+
+def _level_regex(level: str) -> str:
+    """The regular expression one non-``#`` level matches (without separators)."""
+    if level == "+":
+        return "[^/]*"
+    if level.startswith("{") and level.endswith("}") and _PLACEHOLDER.fullmatch(level) is not None:
+        return f"(?P<{level[1:-1]}>[^/]+)"
+    parts: list[str] = []
+    position = 0
+    for found in _PLACEHOLDER.finditer(level):
+        parts.append(re.escape(level[position : found.start()]))
+        parts.append(f"(?P<{found.group(1)}>[^/]+?)")
+        position = found.end()
+    parts.append(re.escape(level[position:]))
+    return "".join(parts)
 
 
 class TopicPattern:
@@ -29,19 +59,17 @@ class TopicPattern:
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
         self.levels = tuple(pattern.split("/"))
-        self.captures = tuple(lvl[1:-1] for lvl in self.levels if lvl.startswith("{"))
+        self.captures = tuple(
+            found.group(1) for lvl in self.levels for found in _PLACEHOLDER.finditer(lvl)
+        )
         self.literal = not any(_is_wild(lvl) or lvl == "#" for lvl in self.levels)
         parts: list[str] = []
         for index, level in enumerate(self.levels):
             sep = "/" if index else ""
             if level == "#":
                 parts.append(f"(?:{sep}.*)?" if index else ".*")
-            elif level == "+":
-                parts.append(sep + "[^/]*")
-            elif level.startswith("{"):
-                parts.append(f"{sep}(?P<{level[1:-1]}>[^/]*)")
             else:
-                parts.append(sep + re.escape(level))
+                parts.append(sep + _level_regex(level))
         self.regex = re.compile("".join(parts), re.DOTALL)
 
     @property
@@ -50,7 +78,18 @@ class TopicPattern:
         first = self.levels[0]
         return None if _is_wild(first) or first == "#" else first
 
+    def level_captures(self, level: int) -> tuple[str, ...]:
+        """Names of the captures in topic level ``level`` (0-based); () past the last level."""
+        if not 0 <= level < len(self.levels):
+            return ()
+        return tuple(found.group(1) for found in _PLACEHOLDER.finditer(self.levels[level]))
+
+    def to_mqtt_filter(self) -> str:
+        """The MQTT subscription/ACL filter covering every topic this pattern matches."""
+        return "/".join("+" if _is_wild(level) else level for level in self.levels)
+
     def match(self, topic: str) -> dict[str, str] | None:
+        """The captures of ``topic`` ({} when it has none), or None when it does not match."""
         if self.literal:
             return {} if topic == self.pattern else None
         found = self.regex.fullmatch(topic)

@@ -43,6 +43,7 @@ from pathlib import Path
 
 from gateway.backoff import Backoff
 from gateway.errors import BrokerError
+from policies.topics import TopicPattern
 
 __all__ = [
     "AclRule",
@@ -95,10 +96,7 @@ def hash_password(password: str, *, salt: bytes | None = None) -> str:
 
 def topic_filter(pattern: str) -> str:
     """Turn a policy topic pattern (``owntracks/{user}/{device}``) into an MQTT filter."""
-    levels = pattern.split("/")
-    return "/".join(
-        "+" if level.startswith("{") and level.endswith("}") else level for level in levels
-    )
+    return TopicPattern(pattern).to_mqtt_filter()
 
 
 def write_private(path: Path, text: str) -> None:

@@ -15,6 +15,8 @@ the last release (tests/data/releases/).
 
     1  the explanation log's tables (Einblick 0.1.0 versioned only these)
     2  the gateway's own tables: outbox, pseudonym keys, consent events, erasures and notices
+    3  one time unit: every time column is integer microseconds since the epoch (UTC), as the
+       log's ``entries.at`` always was; the gateway's tables held real seconds until then
 """
 
 from __future__ import annotations
@@ -208,9 +210,39 @@ CREATE TABLE IF NOT EXISTS erasure_notices (
     )
 
 
+# (table, column, NOT NULL?) of every column migration 2 declared REAL seconds.
+_SECONDS_COLUMNS = (
+    ("outbox", "created", True),
+    ("pseudonym_keys", "created", True),
+    ("consent_events", "at", True),
+    ("erasures", "at", True),
+    ("erasure_notices", "acked_at", False),
+)
+
+
+def _v3_microseconds(conn: sqlite3.Connection) -> None:
+    # SQLite cannot change a column's type, and rebuilding the tables would have to carry the
+    # outbox's AUTOINCREMENT counter (a reused id could be skipped by a forwarder's cursor) and
+    # the indexes across. So each column is replaced in place: a new INTEGER column computed
+    # from the old one, the old one dropped, the new one renamed. round(): time.time() values
+    # are within a fraction of a microsecond of the microsecond they meant (a double holds
+    # ~0.2 µs at today's epoch seconds), so rounding recovers it exactly.
+    for table, column, required in _SECONDS_COLUMNS:
+        new = f"{column}_us"
+        constraint = " NOT NULL DEFAULT 0" if required else ""
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN {new} INTEGER{constraint}")
+        conn.execute(
+            f"UPDATE {table} SET {new} = CAST(round({column} * 1000000) AS INTEGER)"
+            f" WHERE {column} IS NOT NULL"
+        )
+        conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        conn.execute(f"ALTER TABLE {table} RENAME COLUMN {new} TO {column}")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the explanation log's tables", _v1_log_tables),
     Migration(2, "outbox, pseudonym keys, consent events, erasures", _v2_gateway_tables),
+    Migration(3, "time columns in integer microseconds", _v3_microseconds),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -48,16 +48,16 @@ class OutboxRow:
     grant: str
     topic: str
     payload: bytes
-    created: float
+    created: int  # microseconds since the epoch, UTC (the decision's time)
     # time.monotonic() when the row entered the outbox in this process (its commit follows at
     # once); 0.0 for rows read back from the database. Not stored: only for latency figures.
     queued: float = 0.0
 
 
 def insert(
-    conn: sqlite3.Connection, rows: Sequence[tuple[int, str, str, str, str, str, bytes, float]]
+    conn: sqlite3.Connection, rows: Sequence[tuple[int, str, str, str, str, str, bytes, int]]
 ) -> list[OutboxRow]:
-    """Insert (entry_seq, recipient, customer, device, grant, topic, payload, created) tuples."""
+    """Insert (entry_seq, recipient, customer, device, grant, topic, payload, created µs) tuples."""
     if not rows:
         return []
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
@@ -160,7 +160,7 @@ class Outbox:
     @staticmethod
     def insert(
         conn: sqlite3.Connection,
-        rows: Sequence[tuple[int, str, str, str, str, str, bytes, float]],
+        rows: Sequence[tuple[int, str, str, str, str, str, bytes, int]],  # created: µs
     ) -> list[OutboxRow]:
         """Inside the caller's transaction, the one that appends the rows' entries: a row never
         exists without its explanation. The depth counted them when they were admitted."""

@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from gateway.backoff import Backoff
 from gateway.cache import SizedCache
 from gateway.errors import StoreError
-from gateway.log.entry import EntryDraft, draft_from_decision
+from gateway.log.entry import EntryDraft, draft_from_decision, us_from_at
 from gateway.log.writer import LogWriter
 from gateway.messages.flood import FloodGuard
 from gateway.messages.latency import LatencyWindow
@@ -494,7 +494,7 @@ class Pipeline:
         self, drafts: list[EntryDraft], releases: list[tuple[int, Decision]], now: datetime
     ) -> list[OutboxRow]:
         writer = self._log_writer()
-        created = now.timestamp()
+        created = us_from_at(now)
         new_keys = self._keyring.take_new()
         result: list[OutboxRow] = []
 

@@ -325,7 +325,7 @@ def _refusal(
         why = exc.errors()[0]["msg"].removeprefix("Value error, ")
         return f"it is not a valid topic pattern: {why}"
     first = pattern.split("/", maxsplit=1)[0]
-    if first in {"+", "#"} or first.startswith("{"):
+    if TopicPattern(pattern).first_level is None:
         return (
             f"its first level {first!r} is a wildcard, reaching every customer's topics; a file "
             "that has not loaded claims only topics that start with a fixed level"

@@ -47,10 +47,10 @@ class Keyring:
         self._new.update(new)
 
     @staticmethod
-    def persist(conn: sqlite3.Connection, new: dict[tuple[str, str], bytes], now: float) -> None:
+    def persist(conn: sqlite3.Connection, new: dict[tuple[str, str], bytes], now_us: int) -> None:
         conn.executemany(
             "INSERT OR IGNORE INTO pseudonym_keys (customer, recipient, key, created) VALUES (?, ?, ?, ?)",
-            [(c, r, k, now) for (c, r), k in new.items()],
+            [(c, r, k, now_us) for (c, r), k in new.items()],
         )
 
     def erase(self, conn: sqlite3.Connection, customer: str) -> int:

@@ -23,13 +23,13 @@ import hashlib
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from gateway.config import Config
 from gateway.errors import GatewayError
 from gateway.locale import when
-from gateway.log.entry import EntryDraft
+from gateway.log.entry import EntryDraft, at_from_us, us_from_at
 from gateway.log.keys import Signer
 from gateway.log.writer import LogWriter
 from gateway.messages.store import Store
@@ -86,11 +86,7 @@ class ConsentBook:
             "SELECT customer, grant_id, action, at FROM consent_events e WHERE id = "
             "(SELECT MAX(id) FROM consent_events WHERE customer = e.customer AND grant_id = e.grant_id)"
         ).fetchall()
-        return [
-            (c, g, datetime.fromtimestamp(at, UTC))
-            for c, g, action, at in rows
-            if action == "withdraw"
-        ]
+        return [(c, g, at_from_us(at)) for c, g, action, at in rows if action == "withdraw"]
 
     def load(self, conn: sqlite3.Connection) -> None:
         """At start, after the policies that load are running: the recorded withdrawals into
@@ -163,7 +159,7 @@ class ConsentBook:
             appended = writer.append([draft])[0]
             conn.execute(
                 "INSERT INTO consent_events (customer, grant_id, action, at, by, entry_seq) VALUES (?, ?, ?, ?, ?, ?)",
-                (customer, grant_id, action, now.timestamp(), by, appended.seq),
+                (customer, grant_id, action, us_from_at(now), by, appended.seq),
             )
             return appended.seq, appended.index, appended.entry_hash
 

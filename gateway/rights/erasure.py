@@ -45,6 +45,7 @@ from gateway.devices.broker import topic_filter
 from gateway.devices.registry import RegisteredDevice
 from gateway.errors import GatewayError
 from gateway.locale import join, tr, trn, when
+from gateway.log.entry import at_from_us, us_from_at
 from gateway.log.keys import Signer
 from gateway.log.reader import Reader
 from gateway.log.schema import ensure_schema as ensure_log_schema
@@ -259,7 +260,7 @@ def erase(
         (
             customer,
             device,
-            request.at.timestamp(),
+            us_from_at(request.at),
             request.requested_by,
             appended.seq,
             content,
@@ -307,7 +308,7 @@ def erase(
                     NOTICE_GRANT,
                     prefix + NOTICE_TOPIC.format(customer=customer),
                     orjson.dumps(document),
-                    request.at.timestamp(),
+                    us_from_at(request.at),
                 )
             ],
         )
@@ -320,8 +321,9 @@ def erase(
     return done
 
 
-def record_ack(conn: sqlite3.Connection, recipient: str, notice: str, at: float) -> bool:
-    """Store a recipient's acknowledgement; False when no such notice went to that recipient."""
+def record_ack(conn: sqlite3.Connection, recipient: str, notice: str, at: int) -> bool:
+    """Store a recipient's acknowledgement (``at`` in µs since the epoch); False when no such
+    notice went to that recipient."""
     cur = conn.execute(
         "UPDATE erasure_notices SET acked_at = coalesce(acked_at, ?)"
         " WHERE notice = ? AND recipient = ?",
@@ -383,8 +385,8 @@ def list_erasures(conn: sqlite3.Connection, customer: str | None = None) -> list
     return out
 
 
-def _iso(at: float | None) -> str | None:
-    return None if at is None else datetime.fromtimestamp(at, UTC).isoformat()
+def _iso(at_us: int | None) -> str | None:
+    return None if at_us is None else at_from_us(at_us).isoformat()
 
 
 class ErasureBook:

@@ -27,9 +27,8 @@ Paths use the policy path syntax: ``a.b`` a nested key, ``a[].b`` every element 
 ``$topic.<capture>`` a topic level captured by the profile's topic pattern, ``$payload`` a whole
 plain-text body. A path naming an object covers everything below it.
 
-Topic patterns are MQTT topics whose levels may contain captures: ``{name}`` matches a non-empty
-run of characters without ``/``; a level may mix literals and captures (``{app}@{tenant}``,
-``openevse-{suffix}``).
+Topic patterns use the one dialect of ``policies.topics`` (``{name}`` captures, ``+``, ``#``); here
+a level may also mix literals and captures (``{app}@{tenant}``, ``openevse-{suffix}``).
 
 Errors::
 
@@ -42,7 +41,6 @@ Errors::
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -57,6 +55,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from policies.errors import EinblickError, LocatedError
 from policies.loader import Marks, load_yaml_model, locate
+from policies.topics import TopicPattern
 
 __all__ = [
     "LANGUAGES",
@@ -311,33 +310,20 @@ class Profile:
         return None
 
 
-_CAPTURE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
 @lru_cache(maxsize=256)
-def _compile(pattern: str) -> re.Pattern[str]:
-    parts: list[str] = []
-    pos = 0
-    for m in _CAPTURE.finditer(pattern):
-        parts.append(re.escape(pattern[pos : m.start()]))
-        parts.append(f"(?P<{m.group(1)}>[^/]+?)")
-        pos = m.end()
-    parts.append(re.escape(pattern[pos:]))
-    return re.compile("".join(parts))
+def _pattern(pattern: str) -> TopicPattern:
+    # Profiles name a handful of patterns each; compiling them once keeps matching cheap.
+    return TopicPattern(pattern)
 
 
 def match_topic(pattern: str, topic: str) -> dict[str, str] | None:
     """Captures of ``topic`` against ``pattern``, or None when it does not match."""
-    m = _compile(pattern).fullmatch(topic)
-    return None if m is None else m.groupdict()
+    return _pattern(pattern).match(topic)
 
 
 def level_captures(pattern: str, level: int) -> tuple[str, ...]:
     """Names of the captures in topic level ``level`` (0-based) of ``pattern``."""
-    levels = pattern.split("/")
-    if not 0 <= level < len(levels):
-        return ()
-    return tuple(_CAPTURE.findall(levels[level]))
+    return _pattern(pattern).level_captures(level)
 
 
 _TREATMENT_RATIONALE: Mapping[Treatment, Mapping[str, str]] = MappingProxyType(
@@ -445,7 +431,7 @@ def _check(doc: _ProfileFile, path: str, stem: str, marks: Marks) -> None:
         if (entry.path, entry.topics) in seen:
             raise fail(("fields", index, "path"), f"field {entry.path!r} is described twice")
         seen.add((entry.path, entry.topics))
-    captures = {name for pattern in doc.topics for name in _CAPTURE.findall(pattern)}
+    captures = {name for pattern in doc.topics for name in _pattern(pattern).captures}
     labelled = {e.path.removeprefix("$topic.") for e in doc.fields if e.path.startswith("$topic.")}
     for index, entry in enumerate(doc.fields):
         name = entry.path.removeprefix("$topic.")

@@ -80,8 +80,21 @@ async def test_withdrawal_during_an_outage_holds_back_everything_queued(tmp_path
                 await asyncio.sleep(0.05)
             while not h.gateway.forwarders["energy-provider"].state.connected:
                 await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)
-        assert h.cloud.received == [], "data under a withdrawn consent reached the recipient"
+        # The fence: the customer gives consent again and the room sends once more. The
+        # forwarder sends its outbox in order, so had any of the 21 withheld messages been
+        # published, it would have reached the cloud before this one.
+        await request(
+            h.gateway.config.control_socket,
+            "give",
+            customer="berg-partner",
+            grant="demand-heating",
+            by="Dr. Miriam Berg",
+        )
+        fence = {"occupancy": True, "seq": 22}
+        await room.publish("zigbee2mqtt/room-1", orjson.dumps(fence), 1)
+        await h.cloud.wait_for(1)
+        received = [orjson.loads(m.payload) for m in h.cloud.received]
+        assert received == [fence], "data under a withdrawn consent reached the recipient"
         assert h.gateway.forwarders["energy-provider"].state.withheld_at_send == 20
         await room.close()
         db = h.gateway.config.database_path

@@ -99,7 +99,7 @@ class Bench:
                 grant,
                 f"ovens/{i}",
                 b"%d" % i,
-                0.0,
+                0,
             )
             for i, grant in enumerate(grants)
         ]

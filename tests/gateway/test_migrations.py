@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,8 @@ from gateway.log.migrations import (
     schema_version,
 )
 from gateway.messages.store import Store
+from gateway.rights.consent import ConsentBook
+from gateway.rights.erasure import list_erasures
 
 RELEASE_DB = Path(__file__).resolve().parents[1] / "data" / "releases" / "0.1.0" / "einblick.db"
 
@@ -161,3 +164,102 @@ def test_a_failing_migration_leaves_a_release_database_as_it_was(old_db: Path) -
         _migrate(old_db, BROKEN)
     assert _version(old_db) == 1
     assert _schema(old_db) == before
+
+
+# Values a 0.1.x gateway wrote with time.time(): real seconds with microsecond digits.
+_SECONDS = 1764772000.123456
+_MICROS = 1764772000123456
+
+
+def _at_version_2(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, MIGRATIONS[:2])
+    assert schema_version(conn) == 2
+    conn.execute(
+        "INSERT INTO outbox (entry_seq, recipient, customer, device, grant_id, topic, payload,"
+        " created) VALUES (1, 'cloud', 'werk', 'press', 'g', 't', x'00', ?)",
+        (_SECONDS,),
+    )
+    conn.execute(
+        "INSERT INTO outbox (entry_seq, recipient, customer, device, grant_id, topic, payload,"
+        " created) VALUES (2, 'cloud', 'werk', 'press', 'g', 't', x'01', ?)",
+        (_SECONDS + 1,),
+    )
+    conn.execute("DELETE FROM outbox WHERE id = 2")  # the newest id was sent: must not return
+    conn.execute(
+        # time.time() carries digits below the microsecond; datetime.fromtimestamp, the old
+        # reader, rounded them to the nearest microsecond, and so does the migration.
+        "INSERT INTO pseudonym_keys VALUES ('werk', 'cloud', x'aa', ?)",
+        (1764772000.1234567,),
+    )
+    conn.execute(
+        "INSERT INTO consent_events (customer, grant_id, action, at, by, entry_seq)"
+        " VALUES ('werk', 'g', 'withdraw', ?, 'customer', 3)",
+        (_SECONDS,),
+    )
+    conn.execute(
+        "INSERT INTO erasures VALUES (1, 'werk', NULL, ?, 'customer', 4, 1, 1, 1, 0)",
+        (1700000000.000001,),
+    )
+    conn.execute("INSERT INTO erasure_notices VALUES ('n1', 1, 'cloud', 1, ?)", (_SECONDS,))
+    conn.execute("INSERT INTO erasure_notices VALUES ('n2', 1, 'other', 2, NULL)")
+    return conn
+
+
+def test_version_2_real_seconds_become_integer_microseconds_exactly(tmp_path: Path) -> None:
+    conn = _at_version_2(tmp_path / "v2.db")
+    try:
+        upgrade = migrate(conn)
+        assert (upgrade.before, upgrade.after) == (2, SCHEMA_VERSION)
+
+        def column(sql: str) -> list[tuple[object, str]]:
+            return [(value, kind) for value, kind in conn.execute(sql)]
+
+        assert column("SELECT created, typeof(created) FROM outbox") == [(_MICROS, "integer")]
+        assert column("SELECT created, typeof(created) FROM pseudonym_keys") == [
+            (_MICROS + 1, "integer")
+        ]
+        assert column("SELECT at, typeof(at) FROM consent_events") == [(_MICROS, "integer")]
+        assert column("SELECT at, typeof(at) FROM erasures") == [(1700000000000001, "integer")]
+        assert column("SELECT acked_at, typeof(acked_at) FROM erasure_notices ORDER BY notice") == [
+            (_MICROS, "integer"),
+            (None, "null"),
+        ]
+        # The rest of each row is untouched, and the outbox's id counter survives: a row
+        # queued after the upgrade never reuses the id of one already sent.
+        assert conn.execute("SELECT id, entry_seq, payload FROM outbox").fetchall() == [
+            (1, 1, b"\x00")
+        ]
+        assert conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone() == (
+            2,
+        )
+        assert conn.execute("SELECT notice, recipient FROM erasure_notices").fetchall() == [
+            ("n1", "cloud"),
+            ("n2", "other"),
+        ]
+    finally:
+        conn.close()
+
+
+def test_an_upgraded_version_2_database_has_the_schema_of_a_new_one(tmp_path: Path) -> None:
+    _at_version_2(tmp_path / "v2.db").close()
+    _migrate(tmp_path / "v2.db")
+    _migrate(tmp_path / "new.db")
+    assert _schema(tmp_path / "v2.db") == _schema(tmp_path / "new.db")
+
+
+async def test_the_gateway_reads_converted_times_as_the_moments_they_were(tmp_path: Path) -> None:
+    # The readers of the converted columns: a withdrawal's time and an erasure's times.
+    conn = _at_version_2(tmp_path / "v2.db")
+    migrate(conn)
+    try:
+        withdrawn = ConsentBook.withdrawn(conn)
+        erased = list_erasures(conn, "werk")
+    finally:
+        conn.close()
+    assert withdrawn == [("werk", "g", datetime(2025, 12, 3, 14, 26, 40, 123456, tzinfo=UTC))]
+    assert erased[0]["at"] == "2023-11-14T22:13:20.000001+00:00"
+    assert [n["acknowledged_at"] for n in erased[0]["notices"]] == [
+        "2025-12-03T14:26:40.123456+00:00",
+        None,
+    ]

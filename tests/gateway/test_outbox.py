@@ -21,7 +21,7 @@ def _specs(
     count: int, customer: str = "baeckerei"
 ) -> list[tuple[int, str, str, str, str, str, bytes, float]]:
     return [
-        (i + 1, RECIPIENT, customer, "oven-1", "g1", f"ovens/{i}", b"x" * 10, 0.0)
+        (i + 1, RECIPIENT, customer, "oven-1", "g1", f"ovens/{i}", b"x" * 10, 0)
         for i in range(count)
     ]
 

@@ -169,9 +169,9 @@ def test_the_queues_start_from_what_the_outbox_holds(tmp_path: Path) -> None:
     outbox.insert(
         conn,
         [
-            (1, "cloud-a", "werk", "press", "g", "t", b"x" * 100, 0.0),
-            (2, "cloud-a", "werk", "press", "g", "t", b"y" * 50, 0.0),
-            (3, "cloud-b", "werk", "press", "g", "t", b"", 0.0),
+            (1, "cloud-a", "werk", "press", "g", "t", b"x" * 100, 0),
+            (2, "cloud-a", "werk", "press", "g", "t", b"y" * 50, 0),
+            (3, "cloud-b", "werk", "press", "g", "t", b"", 0),
         ],
     )
     sizes = outbox.sizes(conn)
@@ -280,8 +280,8 @@ def test_the_queues_start_from_what_the_outbox_holds_per_customer(tmp_path: Path
     migrate(conn)
     outbox.insert(
         conn,
-        [(i, "cloud-a", "werk", "press", "g", "t", b"x", 0.0) for i in range(1, 3)]
-        + [(3, "cloud-a", "baeckerei", "oven", "g", "t", b"y" * 7, 0.0)],
+        [(i, "cloud-a", "werk", "press", "g", "t", b"x", 0) for i in range(1, 3)]
+        + [(3, "cloud-a", "baeckerei", "oven", "g", "t", b"y" * 7, 0)],
     )
     sizes = outbox.sizes(conn)
     conn.close()

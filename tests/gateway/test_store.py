@@ -216,21 +216,26 @@ async def test_a_write_lock_held_elsewhere_is_waited_for_without_blocking_the_lo
     other = sqlite3.connect(store.path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # an offline command holding the write lock
     ticks = 0
+    ticked = asyncio.Event()
 
     async def ticker() -> None:
         nonlocal ticks
         while True:
             ticks += 1
+            if ticks == 20:
+                ticked.set()
             await asyncio.sleep(0.01)
 
     async with asyncio.TaskGroup() as tasks:
-        tick = tasks.create_task(ticker())
         write = tasks.create_task(
             store.transaction(lambda conn: conn.execute("INSERT INTO parent VALUES (5)"))
         )
-        await asyncio.sleep(0.5)
+        tick = tasks.create_task(ticker())
+        # The event: the loop ticked 20 times while the write waited for the lock. Were the
+        # wait blocking the loop, the ticks would come only after the write had failed.
+        async with asyncio.timeout(30):
+            await ticked.wait()
         assert not write.done()
-        assert ticks >= 20  # the loop went on while the write waited
         other.execute("COMMIT")
         await write
         tick.cancel()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
+from policies.model import TopicSpec
 from policies.topics import TopicPattern, TopicTemplate, patterns_overlap
 
 
@@ -60,3 +62,87 @@ def test_template() -> None:
     assert template.render({"customer": "c", "device": "d", "user": "u"}) == "ovens/c/d/u"
     with pytest.raises(ValueError, match="placeholder"):
         TopicTemplate("ovens/{bad-name}")
+
+
+# The one dialect: the engine, device profiles, the broker ACL and erasure all read patterns
+# through TopicPattern, so these tables are the dialect's definition.
+@pytest.mark.parametrize(
+    ("pattern", "topic", "captures"),
+    [
+        ("{x}", "", None),  # a capture is never empty: nothing to name
+        ("a/{x}/c", "a//c", None),
+        ("a/+/c", "a//c", {}),  # '+' matches an empty level, as in MQTT
+        ("v3/{app}@{tenant}/up", "v3/shop@acme/up", {"app": "shop", "tenant": "acme"}),
+        ("v3/{app}@{tenant}/up", "v3/a@b@c/up", {"app": "a", "tenant": "b@c"}),
+        ("v3/{app}@{tenant}/up", "v3/@acme/up", None),  # captures inside a level are non-empty
+        ("v3/{app}@{tenant}/up", "v3/shop/up", None),
+        ("openevse-{suffix}/amp", "openevse-7f3a/amp", {"suffix": "7f3a"}),
+        ("openevse-{suffix}/amp", "openevse-7f/3a/amp", None),  # never across a '/'
+        ("openevse-{suffix}/amp", "openevsE-7f3a/amp", None),
+        ("a/#", "a/{x}", {}),  # braces in a topic are plain text
+        ("a/b+", "a/b+", {}),  # '+' inside a level is literal
+    ],
+)
+def test_match_dialect(pattern: str, topic: str, captures: dict[str, str] | None) -> None:
+    assert TopicPattern(pattern).match(topic) == captures
+
+
+@pytest.mark.parametrize(
+    ("pattern", "mqtt_filter"),
+    [
+        ("bakery/oven-1/telemetry", "bakery/oven-1/telemetry"),
+        ("owntracks/{user}/{phone}", "owntracks/+/+"),
+        ("home/+/BTtoMQTT/{mac}", "home/+/BTtoMQTT/+"),
+        ("zigbee2mqtt/bridge/#", "zigbee2mqtt/bridge/#"),
+        ("#", "#"),
+        ("v3/{app}@{tenant}/devices/{dev}/up", "v3/+/devices/+/up"),
+        ("openevse-{suffix}/amp", "+/amp"),
+    ],
+)
+def test_to_mqtt_filter(pattern: str, mqtt_filter: str) -> None:
+    assert TopicPattern(pattern).to_mqtt_filter() == mqtt_filter
+
+
+@pytest.mark.parametrize(
+    ("pattern", "captures", "by_level"),
+    [
+        ("a/b", (), ((), ())),
+        ("owntracks/{user}/{phone}", ("user", "phone"), ((), ("user",), ("phone",))),
+        ("v3/{app}@{tenant}/{dev}", ("app", "tenant", "dev"), ((), ("app", "tenant"), ("dev",))),
+    ],
+)
+def test_captures(
+    pattern: str, captures: tuple[str, ...], by_level: tuple[tuple[str, ...]]
+) -> None:
+    parsed = TopicPattern(pattern)
+    assert parsed.captures == captures
+    assert tuple(parsed.level_captures(i) for i in range(len(by_level))) == by_level
+    assert parsed.level_captures(len(by_level)) == ()
+    assert parsed.level_captures(-1) == ()
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("openevse-{s}/amp", "openevse-1/amp"), ("v3/{a}@{t}/up", "v3/x@y/up")],
+)
+def test_mixed_level_overlaps_like_a_wildcard(a: str, b: str) -> None:
+    # Conservative: two claims that might share a topic are treated as overlapping.
+    assert patterns_overlap(a, b) is True
+    assert patterns_overlap(b, a) is True
+
+
+@pytest.mark.parametrize(
+    ("pattern", "error"),
+    [
+        ("v3/{app}@{tenant}/up", "bad capture"),
+        ("openevse-{suffix}", "bad capture"),
+        ("a/{bad-name}", "bad capture"),
+        ("a/b+", "wildcards must fill a whole level"),
+        ("a/#/b", "'#' may only be the last level"),
+        ("a/{x}/{x}", "a capture name is used twice"),
+    ],
+)
+def test_policy_refuses_what_profiles_allow(pattern: str, error: str) -> None:
+    # A policy's device topic must fill each level with one thing; mixed levels are for profiles.
+    with pytest.raises(ValidationError, match=error):
+        TopicSpec(pattern=pattern)

@@ -44,6 +44,21 @@ def _subscriber(broker: Broker, topic_filter: str, collector: Collector) -> Link
     return link
 
 
+def _fence(broker: Broker, topic: str, collector: Collector, n: int) -> None:
+    """Publish a last message from another client and wait until it is the ``n``-th received.
+
+    run() returned with every message acked, and Mosquitto routes a QoS 1 message to its
+    subscribers before it sends the PUBACK, so all of them are queued for the subscriber ahead of
+    the fence: anything extra would arrive before it."""
+    link = Link(host=broker.host, port=broker.port, client_id="test-fence")
+    link.connect()
+    try:
+        link.publish(topic, b"fence", 1)
+        assert collector.wait_for(n), f"the fence did not arrive: {collector.messages}"
+    finally:
+        link.close()
+
+
 def test_publisher_delivers_exactly_n_messages_at_qos1(broker: Broker) -> None:
     fleet = build_fleet("owntracks", 3, seed=7)
     collector = Collector()
@@ -51,11 +66,13 @@ def test_publisher_delivers_exactly_n_messages_at_qos1(broker: Broker) -> None:
     try:
         counts = Publisher(fleet, host=broker.host, port=broker.port, rate=50, qos=1, count=4).run()
         assert collector.wait_for(12)
-        time.sleep(0.3)  # nothing more may follow
+        _fence(broker, "owntracks/fence", collector, 13)
     finally:
         sub.close()
     assert counts == PublishCounts(published=12, acked=12, failed=0)
-    assert len(collector.messages) == 12
+    assert collector.messages[-1] == ("owntracks/fence", b"fence")
+    del collector.messages[-1]
+    assert len(collector.messages) == 12  # nothing more followed before the fence
     per_topic = {t: sum(1 for m in collector.messages if m[0] == t) for t, _ in collector.messages}
     assert per_topic == {d.topic: 4 for d in fleet}
 
@@ -75,16 +92,21 @@ def test_rate_is_respected_until_stopped(broker: Broker) -> None:
     publisher = Publisher(fleet, host=broker.host, port=broker.port, rate=20, qos=0)
     result: list[PublishCounts] = []
     worker = threading.Thread(target=lambda: result.append(publisher.run()), name="publisher")
+    began = time.monotonic()
     worker.start()
-    while not publisher.counts.published:  # connected and started
+    # Wait for the event (80 messages out), not for a time: under load the schedule only
+    # falls behind, never ahead, so the bound below holds however slow the machine is.
+    deadline = began + 15
+    while publisher.counts.published < 80:
+        assert time.monotonic() < deadline, f"the publisher stalled: {publisher.counts}"
         time.sleep(0.005)
-    time.sleep(1.0)
     publisher.stop()
     worker.join(timeout=15)
     assert not worker.is_alive()
+    elapsed = time.monotonic() - began
     (counts,) = result
-    # 4 devices x 20 msg/s = 80 msg/s offered; generous bounds, this is not a benchmark.
-    assert 55 <= counts.published <= 110, counts
+    # 4 devices x 20 msg/s: by any moment t after the start at most 4 + 80 t are due.
+    assert 80 <= counts.published <= 4 + 80 * elapsed, (counts, elapsed)
     assert counts.failed == 0
 
 
@@ -204,13 +226,17 @@ def test_ctrl_c_stops_cleanly_and_prints_the_counts(broker: Broker) -> None:
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
+    collector = Collector()
+    sub = _subscriber(broker, "owntracks/#", collector)
     try:
         assert proc.stderr is not None
         assert "Ctrl-C stops" in proc.stderr.readline()
-        time.sleep(1.0)
+        # Stop once ten messages have reached the broker (an event, not a guess at a time).
+        assert collector.wait_for(10), f"only {len(collector.messages)} messages arrived"
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     finally:
+        sub.close()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
