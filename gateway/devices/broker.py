@@ -48,6 +48,7 @@ from policies.topics import TopicPattern
 __all__ = [
     "AclRule",
     "BoundedLog",
+    "BrokerKilled",
     "Mosquitto",
     "MosquittoSettings",
     "check_port_free",
@@ -72,6 +73,13 @@ INSTALL_HINT = (
 # for its exit to count as a new fault rather than the same one again.
 MAX_START_FAILURES = 5
 STABLE_S = 10.0
+# Exit codes of a Mosquitto stopped by a signal from outside (asyncio reports -signum). These are
+# never a reason to give up; an exit of its own (a bad port, a broken file) is.
+_KILLED_FROM_OUTSIDE = frozenset({-signal.SIGKILL, -signal.SIGTERM, -signal.SIGINT})
+
+
+class BrokerKilled(BrokerError):
+    """Mosquitto was stopped by a signal from outside while it was starting."""
 
 
 def find_mosquitto(explicit: Path | None = None) -> Path:
@@ -325,6 +333,9 @@ class Mosquitto:
         ).start()
         try:
             await wait_for_port(self.settings.listen, self.settings.port, timeout, self.process)
+        except BrokerKilled:
+            await self.stop()
+            raise
         except BrokerError:
             await self.stop()
             raise BrokerError(
@@ -436,6 +447,12 @@ class Mosquitto:
                 try:
                     async with self._restart_lock:
                         await self.start()
+                except BrokerKilled as exc:
+                    # Killed from outside while starting: no sign that it cannot start.
+                    failures = 0
+                    backoff.reset()
+                    log.error("Mosquitto was killed while starting (%s); starting it again", exc)
+                    continue
                 except BrokerError as exc:
                     failures += 1
                     if failures >= max_failures:
@@ -455,7 +472,12 @@ class Mosquitto:
                 if self.process is not process:
                     continue  # restarted on purpose (``restart``), already running again
             self.restarts += 1
-            if loop.time() - started < STABLE_S:
+            if code in _KILLED_FROM_OUTSIDE:
+                # Killed by someone (an operator, the OOM killer): it ran, so this says nothing
+                # about whether it can run. Restart at once, however often it happens.
+                failures = 0
+                backoff.reset()
+            elif loop.time() - started < STABLE_S:
                 failures += 1
             else:
                 failures = 0  # it ran well: a fresh fault, not the same one again
@@ -632,6 +654,8 @@ async def wait_for_port(
     deadline = loop.time() + timeout
     while loop.time() < deadline:
         if process is not None and process.returncode is not None:
+            if process.returncode in _KILLED_FROM_OUTSIDE:
+                raise BrokerKilled(f"the process was killed (code {process.returncode})")
             raise BrokerError(f"the process exited with code {process.returncode}")
         try:
             _, writer = await asyncio.open_connection(host, port)

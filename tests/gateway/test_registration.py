@@ -4,6 +4,8 @@ takeovers in Mosquitto's log, the broker limits in the configuration, and a port
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 
 from gateway.cli import main as einblick
 from gateway.config import load_config
-from gateway.devices.broker import Mosquitto, MosquittoSettings, free_port
+from gateway.devices.broker import Mosquitto, MosquittoSettings, free_port, wait_for_port
 from gateway.devices.refusals import RefusalBook
 from gateway.devices.registry import Claim, Registry, RegistryError
 from gateway.errors import BrokerError, ConfigError
@@ -203,3 +205,24 @@ async def test_einblick_run_exits_non_zero_when_its_port_is_taken(tmp_path: Path
         _, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 2
     assert b"is in use by python" in err and b"Traceback" not in err
+
+
+async def test_a_broker_killed_again_and_again_is_restarted_every_time(tmp_path: Path) -> None:
+    # Quick exits of its own make the supervisor give up (above); kills from outside (an
+    # operator, the OOM killer) never do, however soon after a start they come.
+    broker = Mosquitto(MosquittoSettings(directory=tmp_path / "b", port=free_port()))
+    broker.write_files([])
+    await broker.start()
+    async with asyncio.TaskGroup() as tasks:
+        supervisor = tasks.create_task(broker.supervise(max_failures=3), name="supervisor")
+        for _ in range(6):
+            assert broker.process is not None
+            old = broker.process.pid
+            os.kill(old, signal.SIGKILL)
+            async with asyncio.timeout(15):
+                while broker.process is None or broker.process.pid == old:
+                    await asyncio.sleep(0.05)
+                await wait_for_port("127.0.0.1", broker.settings.port, 10)
+        assert not supervisor.done()  # still supervising after five kills in a row
+        supervisor.cancel()
+    await broker.stop()
