@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -89,6 +90,17 @@ async def test_at_the_quota_releases_are_recorded_withheld_and_intake_goes_on(
     assert all({"seq", "force_kn"} <= set(d.withheld) for d in full)
 
 
+async def _until(condition: Callable[[], bool], timeout: float) -> bool:
+    """Wait for ``condition``; False if it did not come true within ``timeout`` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        return False
+    return True
+
+
 async def test_a_hold_recipient_at_its_quota_pauses_intake_and_loses_nothing(
     tmp_path: Path,
 ) -> None:
@@ -117,12 +129,18 @@ async def test_a_hold_recipient_at_its_quota_pauses_intake_and_loses_nothing(
         assert _seqs(h) == set(range(100))
         # Delivered rows leave the queue's count when their (batched) delete commits: the hold
         # ends then, and the device link resumes.
-        async with asyncio.timeout(10):
-            while (
-                not h.gateway.device_state["connected"]
-                or h.gateway.status().to_json()["pipeline"]["paused_because"] is not None
-            ):
-                await asyncio.sleep(0.05)
+        resumed = await _until(
+            lambda: (
+                bool(h.gateway.device_state["connected"])
+                and h.gateway.status().to_json()["pipeline"]["paused_because"] is None
+            ),
+            30,
+        )
+        queues = h.gateway.outbox.queues
+        assert resumed, (
+            f"the hold did not end: queue rows {dict(queues.rows)}, holding "
+            f"{sorted(queues.holding_shares)}, device link {h.gateway.device_state}"
+        )
 
 
 async def test_a_batch_that_fails_before_its_commit_takes_back_what_its_quota_counted(
