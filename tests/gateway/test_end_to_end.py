@@ -93,6 +93,11 @@ async def test_each_recipient_gets_exactly_what_the_policy_allows(tmp_path: Path
         assert sorted(fences, key=str) == [{"batt": 1}, {"temperature": 20.0}], (
             f"something extra reached the cloud: {fences}"
         )
+        # The spy can see a message before the cloud broker's PUBACK reaches the gateway: wait
+        # for the acknowledgements (the rows leave the outbox) before stopping.
+        async with asyncio.timeout(10):
+            while sum(h.gateway.outbox.queues.rows.values()):
+                await asyncio.sleep(0.02)
         await oven.close()
         await van.close()
         db = h.gateway.config.database_path
