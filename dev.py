@@ -48,36 +48,55 @@ def ensure_venv() -> None:
     STAMP.touch()
 
 
-def ensure_mosquitto() -> None:
-    if shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists():
+# What the tests run for real beside Python, from Debian's packages: the broker Einblick supervises,
+# Go's own sumdb/note and sumdb/tlog (a log implementation we did not write checks our proofs),
+# and a browser for the customer portal's tests.
+TEST_PACKAGES = {
+    "mosquitto": ("mosquitto", "mosquitto-clients"),
+    "go": ("golang-go", "golang-golang-x-mod-dev"),
+    "chromium": ("chromium",),
+}
+
+
+def _installed(tool: str) -> bool:
+    if tool == "mosquitto":
+        return bool(shutil.which("mosquitto")) or Path("/usr/sbin/mosquitto").exists()
+    if tool == "go":
+        return bool(shutil.which("go")) and Path("/usr/share/gocode/src/golang.org/x/mod").is_dir()
+    return bool(shutil.which(tool))
+
+
+def ensure_debian_packages(tools: tuple[str, ...]) -> None:
+    missing = [tool for tool in tools if not _installed(tool)]
+    if not missing:
         return
+    packages = [p for tool in missing for p in TEST_PACKAGES[tool]]
     apt = shutil.which("apt-get")
     if apt and os.geteuid() == 0:
-        say("Mosquitto is missing: installing it from Debian's packages")
+        say("installing from Debian's packages: " + " ".join(packages))
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run([apt, "update", "-qq"], check=True, env=env)
         subprocess.run(
-            [
-                apt,
-                "install",
-                "-y",
-                "-qq",
-                "--no-install-recommends",
-                "mosquitto",
-                "mosquitto-clients",
-            ],
+            [apt, "install", "-y", "-qq", "--no-install-recommends", *packages],
             check=True,
             env=env,
         )
-        # Debian starts a system broker on port 1883; Einblick runs its own, so stop that one.
-        subprocess.run(["service", "mosquitto", "stop"], check=False, capture_output=True)
+        if "mosquitto" in missing:
+            # Debian starts a system broker on port 1883; Einblick runs its own, so stop that one.
+            subprocess.run(["service", "mosquitto", "stop"], check=False, capture_output=True)
         return
+    if missing == ["mosquitto"]:
+        sys.exit(
+            "Mosquitto (the MQTT broker Einblick supervises) is not installed.\n"
+            "Install it, then run this again:\n"
+            "    sudo apt-get install mosquitto mosquitto-clients     # Debian, Ubuntu, Raspberry Pi OS\n"
+            "    sudo dnf install mosquitto                           # Fedora\n"
+            "    brew install mosquitto                               # macOS"
+        )
     sys.exit(
-        "Mosquitto (the MQTT broker Einblick supervises) is not installed.\n"
-        "Install it, then run this again:\n"
-        "    sudo apt-get install mosquitto mosquitto-clients     # Debian, Ubuntu, Raspberry Pi OS\n"
-        "    sudo dnf install mosquitto                           # Fedora\n"
-        "    brew install mosquitto                               # macOS"
+        "The tests need these Debian packages, which are not installed:\n"
+        f"    sudo apt-get install {' '.join(packages)}\n"
+        "then run this again."
     )
 
 
@@ -94,7 +113,7 @@ def main() -> int:
         print(__doc__)
         return 0 if command == "help" else 2
     ensure_venv()
-    ensure_mosquitto()
+    ensure_debian_packages(("mosquitto",) if command != "test" else tuple(TEST_PACKAGES))
     if command == "demo":
         return run([str(BIN / "einblick"), "demo", *extra])
     if command == "bench":

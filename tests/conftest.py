@@ -9,8 +9,6 @@ import pytest
 
 from gateway.devices.broker import AclRule, Mosquitto, MosquittoSettings, free_port
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-
 BrokerFactory = Callable[..., Awaitable[Mosquitto]]
 
 

@@ -1,0 +1,1 @@
+"""Interoperability checks against implementations Einblick did not write (Go's sumdb packages)."""
