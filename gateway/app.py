@@ -30,6 +30,7 @@ from gateway.devices.retained import RetainedSweeper
 from gateway.log.keys import Signer
 from gateway.log.writer import LogWriter
 from gateway.messages.admission import PolicyAdmission
+from gateway.messages.broker_endpoints import gateway_endpoint, helper_endpoint
 from gateway.messages.clock import ForwardClock
 from gateway.messages.device_link import DeviceLink, offline_seconds
 from gateway.messages.flood import FloodGuard
@@ -354,31 +355,10 @@ class Gateway:
     # -- the device broker's connections ----------------------------------------------------------
 
     def _device_endpoint(self) -> Endpoint:
-        broker = self.config.broker
-        return Endpoint(
-            host=broker.host,
-            port=broker.port,
-            # The managed broker replaces every client id by the username anyway; saying so here
-            # keeps the session's name the same in the gateway's logs and in Mosquitto's.
-            client_id=broker.gateway_username if broker.mode == "managed" else broker.client_id,
-            username=broker.gateway_username,
-            password=self.devices.gateway_password(),
-        )
+        return gateway_endpoint(self.config.broker, self.devices.gateway_password())
 
     def _helper_endpoint(self, role: Literal["erasure", "retained"]) -> Endpoint:
-        """A second connection to the device broker as ``<gateway user>-<role>`` (its own broker
-        user: gateway.devices.access.broker_users)."""
-        base = self._device_endpoint()
-        return Endpoint(
-            host=base.host,
-            port=base.port,
-            client_id=f"{base.client_id}-{role}",
-            username=f"{base.username}-{role}"
-            if self.config.broker.mode == "managed"
-            else base.username,
-            password=base.password,
-            tls=base.tls,
-        )
+        return helper_endpoint(self.config.broker, self.devices.gateway_password(), role)
 
     def _erasure_endpoint(self) -> Endpoint | None:
         """For clearing retained messages at an erasure (with the managed broker's client id
