@@ -8,18 +8,37 @@ from __future__ import annotations
 
 import functools
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from gateway.devices.access import DeviceAccess
 from gateway.messages.admission import PolicyAdmission
 from gateway.messages.store import Store
+from gateway.operations import control_model as ops
 from gateway.operations.checkpoints import Checkpoints
-from gateway.operations.control import Handler
+from gateway.operations.control import Handler, bind
+from gateway.operations.control_model import (
+    CheckpointReply,
+    ConsentReply,
+    ConsentRequest,
+    CustomerPolicies,
+    CustomerRequest,
+    DeviceEffectReply,
+    ErasureRecord,
+    ErasuresReply,
+    ForgetReply,
+    ForgetRequest,
+    GrantInfo,
+    NoFields,
+    PoliciesReply,
+    ReloadDevicesReply,
+    ReloadDevicesRequest,
+    SnapshotReply,
+)
+from gateway.operations.reload import ReloadReport
 from gateway.operations.reload_apply import ConfigReloader
-from gateway.operations.status_model import Status
+from gateway.operations.status_model import DeviceProblem, Status
 from gateway.rights import erasure
 from gateway.rights.consent import ConsentBook
 from gateway.rights.erasure import ErasureParts
@@ -28,9 +47,6 @@ from policies.describe import describe
 __all__ = ["SNAPSHOT_GLOB", "ControlParts", "control_handlers"]
 
 SNAPSHOT_GLOB = "backup-snapshot-*.db"  # see ``snapshot``; stale ones are removed at start
-
-Request = Mapping[str, Any]
-Reply = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -50,62 +66,65 @@ class ControlParts:
 
 
 def control_handlers(parts: ControlParts) -> dict[str, Handler]:
-    """Every op by name, each bound to its parts."""
-    return {
-        "status": functools.partial(status, parts.status),
-        "policies": functools.partial(policies, parts),
-        "withdraw": functools.partial(consent, parts.consents, "withdraw"),
-        "give": functools.partial(consent, parts.consents, "give"),
-        "reload_devices": functools.partial(reload_devices, parts),
-        "forget": functools.partial(forget, parts.erasing),
-        "erasures": functools.partial(erasures, parts.store),
-        "checkpoint": functools.partial(checkpoint, parts.checkpoints),
-        "snapshot": functools.partial(snapshot, parts.checkpoints, parts.data_path),
-        "reload": functools.partial(reload, parts.reloader),
+    """Every op by name, each bound to its parts and to its request and reply models."""
+    handlers = {
+        ops.STATUS.name: bind(ops.STATUS, functools.partial(status, parts.status)),
+        ops.POLICIES.name: bind(ops.POLICIES, functools.partial(policies, parts)),
+        ops.WITHDRAW.name: bind(
+            ops.WITHDRAW, functools.partial(consent, parts.consents, "withdraw")
+        ),
+        ops.GIVE.name: bind(ops.GIVE, functools.partial(consent, parts.consents, "give")),
+        ops.RELOAD_DEVICES.name: bind(ops.RELOAD_DEVICES, functools.partial(reload_devices, parts)),
+        ops.FORGET.name: bind(ops.FORGET, functools.partial(forget, parts.erasing)),
+        ops.ERASURES.name: bind(ops.ERASURES, functools.partial(erasures, parts.store)),
+        ops.CHECKPOINT.name: bind(ops.CHECKPOINT, functools.partial(checkpoint, parts.checkpoints)),
+        ops.SNAPSHOT.name: bind(
+            ops.SNAPSHOT, functools.partial(snapshot, parts.checkpoints, parts.data_path)
+        ),
+        ops.RELOAD.name: bind(ops.RELOAD, functools.partial(reload, parts.reloader)),
     }
+    assert set(handlers) == {op.name for op in ops.OPS}, "an op without a handler"
+    return handlers
 
 
-async def status(build: Callable[[], Status], request: Request) -> Reply:
-    return build().to_json()
+async def status(build: Callable[[], Status], request: NoFields) -> Status:
+    return build()
 
 
-async def policies(parts: ControlParts, request: Request) -> Reply:
+async def policies(parts: ControlParts, request: CustomerRequest) -> PoliciesReply:
     """The running policies, described, with each grant and whether its consent is withdrawn;
     and the customers whose file does not load, with the error and no grants (none in force)."""
     names = parts.recipient_names()
-    customers: list[dict[str, Any]] = []
-    only = request.get("customer")
-    for policy in parts.admission.engine.policies():
-        if only and policy.customer != only:
-            continue
-        customers.append(
-            {
-                "customer": policy.customer,
-                "name": policy.name,
-                "language": policy.language,
-                "version": policy.version,
-                "describe": {lang: describe(policy, lang) for lang in ("de", "en")},
-                "grants": [
-                    {
-                        "id": grant.id,
-                        "recipient": grant.recipient,
-                        "recipient_name": names.get(grant.recipient, grant.recipient),
-                        "purpose": dict(grant.purpose),
-                        "legal_basis": str(grant.legal_basis),
-                        "consent": grant.consent.model_dump(mode="json") if grant.consent else None,
-                        "withdrawn": parts.consents.is_withdrawn(policy.customer, grant.id),
-                        "fields": list(grant.spec.fields),
-                        "devices": list(grant.devices),
-                    }
-                    for grant in policy.grants
-                ],
-            }
-        )
+    only = request.customer
     # A running policy with a broken newer file shows the error too.
-    files = parts.admission.policies.files.values()
+    files = list(parts.admission.policies.files.values())
     errors = {f.customer: f.error for f in files if f.error}
-    for entry in customers:
-        entry["error"] = errors.get(entry["customer"])
+    customers = [
+        CustomerPolicies(
+            customer=policy.customer,
+            name=policy.name,
+            language=policy.language,
+            version=policy.version,
+            describe={lang: describe(policy, lang) for lang in ("de", "en")},
+            grants=[
+                GrantInfo(
+                    id=grant.id,
+                    recipient=grant.recipient,
+                    recipient_name=names.get(grant.recipient, grant.recipient),
+                    purpose=dict(grant.purpose),
+                    legal_basis=str(grant.legal_basis),
+                    consent=grant.consent.model_dump(mode="json") if grant.consent else None,
+                    withdrawn=parts.consents.is_withdrawn(policy.customer, grant.id),
+                    fields=list(grant.spec.fields),
+                    devices=list(grant.devices),
+                )
+                for grant in policy.grants
+            ],
+            error=errors.get(policy.customer),
+        )
+        for policy in parts.admission.engine.policies()
+        if not only or policy.customer == only
+    ]
     for loaded in files:
         customer = loaded.customer
         if loaded.error is None or customer is None or parts.admission.running(customer):
@@ -113,78 +132,71 @@ async def policies(parts: ControlParts, request: Request) -> Reply:
         if only and customer != only:
             continue
         customers.append(
-            {
-                "customer": customer,
-                "name": customer,
-                "language": "de",
-                "version": None,
-                "describe": {},
-                "grants": [],
-                "error": loaded.error,
-            }
+            CustomerPolicies(
+                customer=customer,
+                name=customer,
+                language="de",
+                version=None,
+                describe={},
+                grants=[],
+                error=loaded.error,
+            )
         )
-    return {"customers": customers}
+    return PoliciesReply(customers=customers)
 
 
-async def consent(consents: ConsentBook, action: str, request: Request) -> Reply:
-    return await consents.change(
-        action,
-        str(request.get("customer", "")),
-        str(request.get("grant", "")),
-        str(request.get("by") or "the customer"),
+async def consent(consents: ConsentBook, action: str, request: ConsentRequest) -> ConsentReply:
+    answer = await consents.change(
+        action, request.customer, request.grant, request.by or "the customer"
     )
+    return ConsentReply.model_validate(answer)
 
 
-async def reload_devices(parts: ControlParts, request: Request) -> Reply:
+async def reload_devices(parts: ControlParts, request: ReloadDevicesRequest) -> ReloadDevicesReply:
     """Re-read the registry; with ``customer`` and ``device``, what the gateway does with it now."""
     devices = parts.devices
     count = devices.reload_devices()
     await devices.revoke_sessions()
     not_admitted = [
-        {"customer": c, "device": d, "error": e} for (c, d), e in sorted(devices.problems.items())
+        DeviceProblem(customer=c, device=d, error=e)
+        for (c, d), e in sorted(devices.problems.items())
     ]
-    answer: Reply = {"devices": count, "not_admitted": not_admitted}
-    customer, device = request.get("customer"), request.get("device")
-    if isinstance(customer, str) and isinstance(device, str):
-        policy_error = next(
-            (f.error for f in parts.admission.policies.files.values() if f.customer == customer),
-            None,
-        )
-        effect = devices.effect(parts.admission.engine, customer, device, policy_error)
-        answer["device"] = {
-            "state": effect.state,
-            "policy": effect.policy,
-            "version": effect.version,
-            "error": effect.error,
-        }
-    return answer
-
-
-async def forget(erasing: ErasureParts, request: Request) -> Reply:
-    device = request.get("device")
-    return await erasure.forget(
-        erasing,
-        str(request.get("customer", "")),
-        str(device) if device else None,
-        str(request.get("by") or ""),
+    customer, device = request.customer, request.device
+    if customer is None or device is None:
+        return ReloadDevicesReply(devices=count, not_admitted=not_admitted)
+    policy_error = next(
+        (f.error for f in parts.admission.policies.files.values() if f.customer == customer),
+        None,
+    )
+    effect = devices.effect(parts.admission.engine, customer, device, policy_error)
+    return ReloadDevicesReply(
+        devices=count,
+        not_admitted=not_admitted,
+        device=DeviceEffectReply(
+            state=effect.state, policy=effect.policy, version=effect.version, error=effect.error
+        ),
     )
 
 
-async def erasures(store: Store, request: Request) -> Reply:
-    customer = request.get("customer")
+async def forget(erasing: ErasureParts, request: ForgetRequest) -> ForgetReply:
+    answer = await erasure.forget(erasing, request.customer, request.device or None, request.by)
+    return ForgetReply.model_validate(answer)
+
+
+async def erasures(store: Store, request: CustomerRequest) -> ErasuresReply:
     found = await store.read(
-        functools.partial(erasure.list_erasures, customer=str(customer) if customer else None)
+        functools.partial(erasure.list_erasures, customer=request.customer or None)
     )
-    return {"erasures": found}
+    return ErasuresReply(erasures=[ErasureRecord.model_validate(e) for e in found])
 
 
-async def checkpoint(checkpoints: Checkpoints, request: Request) -> Reply:
+async def checkpoint(checkpoints: Checkpoints, request: NoFields) -> CheckpointReply:
     """Sign every log now (before a backup or an export), so nothing is left uncovered."""
     await checkpoints.sign(force=True)
-    return {"signed_at": checkpoints.last_signed}
+    return CheckpointReply(signed_at=checkpoints.last_signed)
 
 
-async def snapshot(checkpoints: Checkpoints, data_path: Path, request: Request) -> Reply:
+async def snapshot(checkpoints: Checkpoints, data_path: Path, request: NoFields) -> SnapshotReply:
     """For a backup: sign every log and copy the database as it stood at that signature, so
     every entry in the copy is covered. The copy lies in the data directory (owner-only);
     whoever asked moves it away."""
@@ -194,9 +206,8 @@ async def snapshot(checkpoints: Checkpoints, data_path: Path, request: Request) 
     except BaseException:
         target.unlink(missing_ok=True)
         raise
-    return {"path": str(target), "signed_at": checkpoints.last_signed}
+    return SnapshotReply(path=str(target), signed_at=checkpoints.last_signed)
 
 
-async def reload(reloader: ConfigReloader, request: Request) -> Reply:
-    report = await reloader.reload()
-    return report.model_dump(mode="json")
+async def reload(reloader: ConfigReloader, request: NoFields) -> ReloadReport:
+    return await reloader.reload()
