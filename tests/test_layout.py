@@ -29,6 +29,13 @@ NO_TESTS_NEEDED = {
     # ``class Reader(PageQueries, ProofQueries, TallyQueries)`` and nothing else: the parts are
     # tested in tests/log/test_reader.py through the composed reader.
     "gateway/log/reader/sync.py": "composition of tested parts",
+    # Pure data: frozen dataclasses and enums, no function of their own. The values are built
+    # and read by the engine and the reader, whose tests check them.
+    "policies/decision.py": "pure data",
+    "policies/message.py": "pure data",
+    "gateway/log/results.py": "pure data (the reader's result types)",
+    # A Protocol: the TUI's data source as an interface; tui/local.py implements it.
+    "tui/source.py": "interface only",
 }
 
 # Tested today only through other modules' tests. Take a module off when its test module exists.
@@ -51,8 +58,6 @@ NOT_YET = {
     "gateway/log/reader/pages.py",
     "gateway/log/reader/proofs.py",
     "gateway/log/reader/tallies.py",
-    "gateway/log/results.py",
-    "gateway/log/schema.py",
     "gateway/messages/device_link.py",
     "gateway/messages/policyset.py",
     "gateway/operations/demo.py",
@@ -62,8 +67,6 @@ NOT_YET = {
     "gateway/rights/erasure.py",
     "gateway/rights/records.py",
     "policies/catalog.py",
-    "policies/decision.py",
-    "policies/message.py",
     "policies/model.py",
     "tui/context.py",
     "tui/details.py",
@@ -73,7 +76,6 @@ NOT_YET = {
     "tui/log_lines.py",
     "tui/model.py",
     "tui/overview.py",
-    "tui/source.py",
     "simulators/behaviour.py",
     "simulators/demo.py",
     "simulators/energy.py",
