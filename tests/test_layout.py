@@ -58,7 +58,6 @@ NOT_YET = {
     "gateway/operations/demo.py",
     "gateway/operations/metrics.py",
     "gateway/operations/scaffold.py",
-    "gateway/operations/status_text.py",
     "gateway/rights/erasure.py",
     "gateway/rights/records.py",
     "policies/catalog.py",
