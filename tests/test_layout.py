@@ -56,7 +56,6 @@ NOT_YET = {
     "gateway/messages/device_link.py",
     "gateway/messages/policyset.py",
     "gateway/operations/demo.py",
-    "gateway/operations/metrics.py",
     "gateway/operations/scaffold.py",
     "gateway/rights/erasure.py",
     "gateway/rights/records.py",
@@ -76,7 +75,6 @@ NOT_YET = {
     "simulators/fleet.py",
     "simulators/link.py",
     "simulators/radio.py",
-    "simulators/wire.py",
 }
 
 
