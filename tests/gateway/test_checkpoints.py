@@ -69,8 +69,12 @@ async def test_nothing_new_signs_nothing_unless_forced(signing: Signing) -> None
     await signing.checkpoints.sign()
     assert signing.signed_sizes() == [3]
     assert signing.checkpoints.last_signed > 0
-    await signing.checkpoints.sign()  # no new entries: no new signature
+    signed_at = signing.checkpoints.last_signed
+    await signing.checkpoints.sign()  # no new entries: no transaction at all
+    assert signing.checkpoints.last_signed == signed_at
     assert signing.signed_sizes() == [3]
+    await signing.checkpoints.sign(force=True)  # forced: a transaction (nothing to sign in it)
+    assert signing.checkpoints.last_signed > signed_at
     await signing.write(2)
     await signing.checkpoints.sign()
     assert signing.signed_sizes() == [3, 5]
