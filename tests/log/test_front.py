@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from pathlib import Path
 
-import pytest
-
-from gateway.errors import LogError
 from gateway.log.reader import LogReader
 from tests.log.conftest import T0, Log
 from tests.log.filled import OTHER, C, fill
@@ -47,17 +42,3 @@ async def test_a_bound_reader_asked_for_another_customer_gets_nothing(log: Log) 
         assert await reader.checkpoints(customer=OTHER) == []
     finally:
         await reader.close()
-
-
-def _reader_threads() -> set[str]:
-    return {t.name for t in threading.enumerate() if t.name.startswith("einblick-log-reader")}
-
-
-async def test_opening_nothing_fails_and_leaves_no_thread(tmp_path: Path) -> None:
-    before = _reader_threads()
-    with pytest.raises(LogError, match="no log database here"):
-        await LogReader.open(tmp_path / "absent.db")
-    # The pool is shut down without waiting: its thread ends on its own, soon.
-    async with asyncio.timeout(5):
-        while _reader_threads() - before:
-            await asyncio.sleep(0.01)
