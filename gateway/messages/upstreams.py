@@ -18,7 +18,7 @@ from gateway.messages.forwarder import Forwarder
 from gateway.messages.outbox import Outbox, OutboxRow
 from policies.decision import Reason
 
-__all__ = ["Upstreams"]
+__all__ = ["MakeForwarder", "Upstreams", "Withhold"]
 
 log = logging.getLogger(__name__)
 
