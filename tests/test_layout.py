@@ -51,7 +51,6 @@ NOT_YET = {
     "gateway/commands/simulate.py",
     "gateway/commands/tui.py",
     "gateway/devices/broker.py",
-    "gateway/devices/refusals.py",
     "gateway/log/chain.py",
     "gateway/messages/device_link.py",
     "gateway/messages/policyset.py",
