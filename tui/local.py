@@ -29,7 +29,8 @@ from gateway.log.entry import us_from_at
 from gateway.log.keys import fingerprint
 from gateway.log.reader import Reader
 from gateway.log.results import EntryFilter, EntryLine, Match
-from gateway.operations.control import ControlError, request
+from gateway.operations import control_model as ops
+from gateway.operations.control import ControlError, ask, request
 from gateway.operations.status_model import Status
 from policies.errors import PolicyError
 from policies.loader import load_policy
@@ -364,12 +365,11 @@ class LocalSource:
         if self.control_socket is None:
             raise SourceError("no gateway configured: withdrawal needs the running gateway")
         try:
-            answer = await request(
-                self.control_socket, "withdraw", customer=customer, grant=grant, by=by
-            )
+            fields = ops.ConsentRequest(customer=customer, grant=grant, by=by)
+            answer = await ask(self.control_socket, ops.WITHDRAW, fields)
         except ControlError as exc:
             raise SourceError(str(exc)) from exc
-        return int(answer["entry_seq"])
+        return answer.entry_seq
 
 
 class LocalView:

@@ -29,7 +29,8 @@ from gateway.devices.registry import (
     slug,
 )
 from gateway.devices.tls import CertificateAuthority, IssuedCertificate, TlsFiles
-from gateway.operations.control import ControlError, GatewayNotRunning, request
+from gateway.operations import control_model as ops
+from gateway.operations.control import ControlError, GatewayNotRunning, ask
 from policies.errors import PolicyError
 from policies.loader import load_policy
 from policies.model import DeviceSpec, PolicyDocument
@@ -112,9 +113,8 @@ def _tell_gateway(config: Config, device: tuple[str, str], action: str) -> tuple
     not take the effect ``action`` (add, rotate, remove) is meant to have."""
     customer, device_id = device
     try:
-        reply = asyncio.run(
-            request(config.control_socket, "reload_devices", customer=customer, device=device_id)
-        )
+        fields = ops.ReloadDevicesRequest(customer=customer, device=device_id)
+        reply = asyncio.run(ask(config.control_socket, ops.RELOAD_DEVICES, fields))
     except GatewayNotRunning:
         return True, "the gateway is not running; it picks the change up when it starts"
     except ControlError as exc:
@@ -122,10 +122,12 @@ def _tell_gateway(config: Config, device: tuple[str, str], action: str) -> tuple
             f"the change is saved in {config.data_path / 'devices.json'}, but the running gateway "
             f"did not apply it: {exc}; see 'einblick status', or restart the gateway"
         )
-    effect = reply.get("device") or {}
-    state = str(effect.get("state"))
-    policy = f"policy {effect.get('policy')} (version {str(effect.get('version'))[:12]})"
-    error = effect.get("error")
+    effect = reply.device
+    if effect is None:  # asked about a device, so answered about it; fail closed all the same
+        return False, "the running gateway did not say what it does with the device"
+    state = effect.state
+    policy = f"policy {effect.policy} (version {str(effect.version)[:12]})"
+    error = effect.error
     if action == "remove":
         if state == "removed":
             return (

@@ -15,7 +15,8 @@ import orjson
 
 from gateway.config import Config, load_config
 from gateway.log.keys import load_public_key
-from gateway.operations.control import ControlError, GatewayNotRunning, request
+from gateway.operations import control_model as ops
+from gateway.operations.control import ControlError, GatewayNotRunning, ask, request
 from gateway.operations.scaffold import InitOptions, initialise
 from gateway.operations.status_text import render_status
 from gateway.rights.receipts import verify_receipt
@@ -195,11 +196,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _reload(args: argparse.Namespace) -> int:
-    from gateway.operations.reload import ReloadReport
-
     config = config_from(args)  # a file that does not load is reported here, file:line
     try:
-        answer = asyncio.run(request(config.control_socket, "reload", timeout=60))
+        report = asyncio.run(ask(config.control_socket, ops.RELOAD, timeout=60))
     except GatewayNotRunning:
         print(
             f"einblick: the gateway is not running; it reads {config.source} when it starts",
@@ -209,7 +208,6 @@ def _reload(args: argparse.Namespace) -> int:
     except ControlError as exc:
         print(f"einblick: the running gateway changed nothing: {exc}", file=sys.stderr)
         return 1
-    report = ReloadReport.model_validate({k: v for k, v in answer.items() if k != "ok"})
     print(report.render())
     return 1 if any(c.action == "refused" for c in report.changes) else 0
 
@@ -230,16 +228,14 @@ def _status(args: argparse.Namespace) -> int:
 
 def _consent(args: argparse.Namespace) -> int:
     config = config_from(args)
-    answer = asyncio.run(
-        request(
-            config.control_socket, args.action, customer=args.customer, grant=args.grant, by=args.by
-        )
-    )
-    receipt = orjson.dumps(answer["receipt"], option=orjson.OPT_INDENT_2)
+    op = {"withdraw": ops.WITHDRAW, "give": ops.GIVE}[args.action]
+    fields = ops.ConsentRequest(customer=args.customer, grant=args.grant, by=args.by)
+    answer = asyncio.run(ask(config.control_socket, op, fields))
+    receipt = orjson.dumps(answer.receipt, option=orjson.OPT_INDENT_2)
     if args.receipt:
         args.receipt.write_bytes(receipt + b"\n")
         print(
-            f"consent {args.action} recorded as log entry {answer['entry_seq']}; receipt in {args.receipt}",
+            f"consent {args.action} recorded as log entry {answer.entry_seq}; receipt in {args.receipt}",
             file=sys.stderr,
         )
     else:

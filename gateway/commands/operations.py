@@ -36,14 +36,15 @@ def register(sub: SubParsers) -> None:
 
 
 def _backup(args: argparse.Namespace) -> int:
+    from gateway.operations import control_model as ops
     from gateway.operations.backup import create_backup
-    from gateway.operations.control import GatewayNotRunning, request
+    from gateway.operations.control import GatewayNotRunning, ask
 
     config = config_from(args)
     snapshot: Path | None = None
     try:
-        answer = asyncio.run(request(config.control_socket, "snapshot", timeout=600))
-        snapshot = Path(answer["path"])
+        answer = asyncio.run(ask(config.control_socket, ops.SNAPSHOT, timeout=600))
+        snapshot = Path(answer.path)
     except GatewayNotRunning:
         print(
             "the gateway is not running: backing up the log as it is "

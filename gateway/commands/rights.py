@@ -20,7 +20,8 @@ import orjson
 from gateway.commands.gateway_cmds import SubParsers, add_config_option, config_from
 from gateway.config import Config
 from gateway.errors import LogError
-from gateway.operations.control import ControlError, request
+from gateway.operations import control_model as ops
+from gateway.operations.control import ControlError, ask, request
 
 __all__ = ["gateway_running", "load_policies", "register"]
 
@@ -112,22 +113,13 @@ def _forget(args: argparse.Namespace) -> int:
     config = config_from(args)
     socket = config.control_socket
     if asyncio.run(gateway_running(socket)):
-        answer = asyncio.run(
-            request(
-                socket,
-                "forget",
-                timeout=60,
-                customer=args.customer,
-                device=args.device,
-                by=args.by,
-            )
-        )
-        answer.pop("ok", None)
+        fields = ops.ForgetRequest(customer=args.customer, device=args.device, by=args.by)
+        answer = asyncio.run(ask(socket, ops.FORGET, fields, timeout=60))
     else:
         policy = next((p for p in load_policies(config) if p.customer == args.customer), None)
         grants = [g.recipient for g in policy.grants] if policy is not None else []
-        answer = forget_offline(
-            config, args.customer, args.device, args.by, known_recipients=grants
+        answer = ops.ForgetReply.model_validate(
+            forget_offline(config, args.customer, args.device, args.by, known_recipients=grants)
         )
         print(
             "the gateway is not running: erased on the database; the notices to the "
@@ -135,15 +127,16 @@ def _forget(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if args.json:
-        sys.stdout.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode() + "\n")
+        dumped = answer.model_dump(mode="json", exclude_unset=True)
+        sys.stdout.write(orjson.dumps(dumped, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
     subject = args.customer + (f"/{args.device}" if args.device else "")
-    notified = ", ".join(answer["notified"]) or "nobody (nothing had been passed on)"
+    notified = ", ".join(answer.notified) or "nobody (nothing had been passed on)"
     print(
-        f"erased {subject}: content of {answer['content_erased']} log entries, "
-        f"{answer['queued_erased']} queued messages, {answer['keys_destroyed']} pseudonym keys, "
-        f"{answer['retained_cleared']} retained messages; signed erasure entry "
-        f"{answer['entry_seq']}; notified: {notified}"
+        f"erased {subject}: content of {answer.content_erased} log entries, "
+        f"{answer.queued_erased} queued messages, {answer.keys_destroyed} pseudonym keys, "
+        f"{answer.retained_cleared} retained messages; signed erasure entry "
+        f"{answer.entry_seq}; notified: {notified}"
     )
     return 0
 
@@ -152,7 +145,8 @@ def _erasures(args: argparse.Namespace) -> int:
     config = config_from(args)
     socket = config.control_socket
     if asyncio.run(gateway_running(socket)):
-        found = asyncio.run(request(socket, "erasures", customer=args.customer))["erasures"]
+        fields = ops.CustomerRequest(customer=args.customer)
+        found = asyncio.run(ask(socket, ops.ERASURES, fields)).erasures
     else:
         import sqlite3
 
@@ -163,26 +157,26 @@ def _erasures(args: argparse.Namespace) -> int:
             has = conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'erasures'"
             ).fetchone()
-            found = list_erasures(conn, args.customer) if has else []
+            listed = list_erasures(conn, args.customer) if has else []
         finally:
             conn.close()
+        found = [ops.ErasureRecord.model_validate(e) for e in listed]
     if args.json:
-        sys.stdout.write(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode() + "\n")
+        dumped = [e.model_dump(mode="json") for e in found]
+        sys.stdout.write(orjson.dumps(dumped, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
     if not found:
         print("no erasures")
     for e in found:
-        subject = e["customer"] + (f"/{e['device']}" if e["device"] else "")
-        print(
-            f"{e['at']}  {subject}  at the request of {e['requested_by']} (entry {e['entry_seq']})"
-        )
-        for n in e["notices"]:
+        subject = e.customer + (f"/{e.device}" if e.device else "")
+        print(f"{e.at}  {subject}  at the request of {e.requested_by} (entry {e.entry_seq})")
+        for n in e.notices:
             state = (
-                f"acknowledged {n['acknowledged_at']}"
-                if n["acknowledged_at"]
-                else ("delivered, not acknowledged" if n["delivered"] else "waiting to be sent")
+                f"acknowledged {n.acknowledged_at}"
+                if n.acknowledged_at
+                else ("delivered, not acknowledged" if n.delivered else "waiting to be sent")
             )
-            print(f"    {n['recipient']:<20} {state}  (notice {n['notice']})")
+            print(f"    {n.recipient:<20} {state}  (notice {n.notice})")
     return 0
 
 

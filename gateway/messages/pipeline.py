@@ -27,9 +27,6 @@ Intake pauses for everyone only when the outbox as a whole is full or a recipien
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
-import hashlib
 import logging
 import sqlite3
 import time
@@ -38,16 +35,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from gateway.backoff import Backoff
-from gateway.cache import SizedCache
 from gateway.errors import StoreError
-from gateway.log.entry import EntryDraft, draft_from_decision, us_from_at
+from gateway.log.entry import EntryDraft, us_from_at
 from gateway.log.writer import LogWriter
+from gateway.messages.drafting import Drafter
 from gateway.messages.flood import FloodGuard
 from gateway.messages.latency import LatencyWindow
 from gateway.messages.mqtt import Inbound, MqttConnection
 from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.quota import Admission, QueueStatus, RecipientQueues
+from gateway.messages.shares import QueueShares
 from gateway.messages.store import Store
 from policies.decision import Decision, Outcome, Reason
 from policies.engine import Engine
@@ -57,29 +55,11 @@ __all__ = ["Pipeline", "PipelineStats"]
 
 log = logging.getLogger(__name__)
 
-ExplainKey = tuple[object, ...]
-
-EXPLAINED_BYTES = 16 * 1024 * 1024  # explanation texts remembered; a flood of shapes evicts
 # Payload bytes waiting in the queue before reading from the broker pauses, and per batch. The
 # queue's length alone let 1,000 in-flight 256 KiB messages (the broker's window) sit here:
 # 256 MB. Reading resumes below half of it; one message always fits a batch.
 QUEUE_BYTES = 16 * 1024 * 1024
 BATCH_BYTES = 4 * 1024 * 1024
-# Said when even the explanation of a failure fails: fixed words, nothing that can fail again.
-_FAILED_TEXTS = (
-    "Bei der Verarbeitung dieser Nachricht trat ein interner Fehler auf. Sie blieb hier und "
-    "ging an niemanden.",
-    "An internal error occurred while handling this message. It stayed here and went to no one.",
-)
-
-
-def _explained_size(key: ExplainKey, texts: tuple[str, str]) -> int:
-    """Bytes a cache entry holds, roughly: 2 per character (paths may be UCS-2), plus objects."""
-    chars = len(texts[0]) + len(texts[1])
-    for part in key:
-        if isinstance(part, tuple):
-            chars += sum(len(p) if isinstance(p, str) else 64 for p in part)
-    return 2 * chars + 600
 
 
 @dataclass(slots=True)
@@ -147,10 +127,8 @@ class Pipeline:
         self._not_loaded = not_loaded
         # Decisions and entries are timed by the gateway's clock: never before the log's newest.
         self._now = clock or (lambda: datetime.now(UTC))
-        self._shared_by: Engine | None = None  # the engine whose grants the queue shares follow
-        self._explained: SizedCache[ExplainKey, tuple[str, str]] = SizedCache(
-            EXPLAINED_BYTES, _explained_size
-        )
+        self._shares = QueueShares(outbox.queues)
+        self._drafter = Drafter()
         self.stats = PipelineStats(outbox_depth=outbox.queues.rows)
         self.decided = LatencyWindow()  # received from the broker → committed
 
@@ -293,36 +271,8 @@ class Pipeline:
         self, engine: Engine, inbound: Inbound, exc: BaseException, now: datetime
     ) -> _Prepared:
         """The message withheld with reason internal_error, and the traceback logged."""
-        log.error(
-            "handling a message on topic %.200r failed (%s); it is withheld and acknowledged, "
-            "and nothing of it leaves. The traceback follows; please report it.",
-            inbound.topic,
-            type(exc).__name__,
-            exc_info=exc,
-        )
-        device = None
-        with contextlib.suppress(Exception):
-            device = engine.device_for(inbound.topic)
-        decision = Decision(
-            customer=device.customer if device else None,
-            device=device.device if device else None,
-            recipient=None,
-            outcome=Outcome.WITHHELD,
-            reason=Reason("internal_error", {"error": type(exc).__name__}),
-            withheld=("$payload",),
-            stream=device.stream if device else None,
-        )
-        texts = _FAILED_TEXTS
-        with contextlib.suppress(Exception):
-            texts = (engine.explain(decision, "de"), engine.explain(decision, "en"))
         self.stats.withheld += 1
-        draft = draft_from_decision(
-            decision,
-            at=now,
-            source_digest=hashlib.sha256(inbound.payload).digest(),
-            text_de=texts[0],
-            text_en=texts[1],
-        )
+        draft = self._drafter.failed(engine, inbound.topic, inbound.payload, exc, now)
         return _Prepared(inbound, [draft], [])
 
     async def _commit_messages(
@@ -348,56 +298,14 @@ class Pipeline:
         return rows
 
     def _admit(self, engine: Engine, decision: Decision, taken: list[Admission]) -> Decision:
-        """The decision as it stands once its customer's share of its recipient's queue has been
-        asked. What the queues counted is added to ``taken``: the caller gives it back if the
-        batch does not commit."""
-        self._follow_grants(engine)
-        if (
-            decision.payload is None
-            or decision.outcome is Outcome.WITHHELD
-            or decision.recipient is None
-        ):
-            return decision
-        admission = self.queues.admit(
-            decision.recipient, decision.customer or "", len(decision.payload)
-        )
-        taken.append(admission)
-        if admission.admitted:
-            return decision
-        # Everything this release would have carried is withheld, and the entry says why.
-        paths = (*decision.shared, *(a.path for a in decision.altered), *decision.withheld)
-        return dataclasses.replace(
-            decision,
-            outcome=Outcome.WITHHELD,
-            topic=None,
-            payload=None,
-            shared=(),
-            altered=(),
-            withheld=tuple(dict.fromkeys(paths)),
-            reason=Reason("recipient_queue_full"),
-        )
-
-    def _follow_grants(self, engine: Engine) -> None:
-        """Each recipient's queue is shared among the customers whose running policy has a
-        grant to it: asked again whenever the policies changed (a new engine)."""
-        if engine is self._shared_by:
-            return
-        sharers: dict[str, set[str]] = {}
-        for policy in engine.policies():
-            for grant in policy.grants:
-                sharers.setdefault(grant.recipient, set()).add(policy.customer)
-        self.queues.set_sharers(sharers)
-        self._shared_by = engine
+        return self._shares.admit(engine, decision, taken)
 
     def queue_status(self, recipient: str) -> QueueStatus:
         """``recipient``'s queue and each customer's share of it, as the policies now stand."""
-        self._follow_grants(self._engine())
-        return self.queues.status(recipient)
+        return self._shares.status(self._engine(), recipient)
 
     def _undo(self, taken: Sequence[Admission]) -> None:
-        """The batch did not commit: what its admissions counted does not exist."""
-        for admission in taken:
-            self.queues.undo(admission)
+        self._shares.undo(taken)
 
     def _decide(
         self, engine: Engine, inbound: Inbound, flooding: bool, now: datetime
@@ -456,39 +364,13 @@ class Pipeline:
     def _draft(
         self, engine: Engine, decision: Decision, source: bytes, now: datetime
     ) -> EntryDraft:
-        key: ExplainKey = (
-            decision.customer,
-            decision.device,
-            decision.recipient,
-            decision.outcome,
-            decision.grant,
-            decision.policy_version,
-            decision.shared,
-            decision.altered,
-            decision.withheld,
-            decision.reason.code if decision.reason else None,
-            tuple(sorted(decision.reason.params.items())) if decision.reason else (),
-            decision.opaque,
-            decision.stream,
-            tuple(decision.omitted.items()),
-        )
-        texts = self._explained.get(key)
-        if texts is None:
-            texts = (engine.explain(decision, "de"), engine.explain(decision, "en"))
-            self._explained.put(key, texts)
         if decision.outcome is Outcome.WITHHELD:
             self.stats.withheld += 1
         elif decision.outcome is Outcome.ALTERED:
             self.stats.altered += 1
         else:
             self.stats.shared += 1
-        return draft_from_decision(
-            decision,
-            at=now,
-            source_digest=hashlib.sha256(source).digest(),
-            text_de=texts[0],
-            text_en=texts[1],
-        )
+        return self._drafter.draft(engine, decision, source, now)
 
     async def _commit(
         self, drafts: list[EntryDraft], releases: list[tuple[int, Decision]], now: datetime

@@ -52,7 +52,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from gateway.config import Config
 
 __all__ = [
     "FRESH_S",
@@ -252,6 +255,32 @@ class RecipientQueues:
             self.bytes.setdefault(name, 0)
             self.withheld_at_quota.setdefault(name, 0)
         self._update_holding()
+
+    @classmethod
+    def from_config(cls, config: Config) -> RecipientQueues:
+        """The queues as ``config`` sets them, measuring the disk the database is on: built
+        empty and configured, so a start and a reload read ``einblick.yaml`` the same way."""
+        queues = cls(
+            {},
+            max_rows_total=1,
+            max_rows=None,
+            max_bytes=None,
+            disk_share=0.0,
+            disk=config.database_path.parent,
+        )
+        queues.configure_from(config)
+        return queues
+
+    def configure_from(self, config: Config) -> None:
+        """A configuration reload (see ``configure``) from the reloaded ``config``."""
+        outbox = config.outbox
+        self.configure(
+            {r.name: r.when_queue_full or outbox.when_recipient_full for r in config.recipients},
+            max_rows_total=outbox.max_rows,
+            max_rows=outbox.recipient_max_rows,
+            max_bytes=outbox.recipient_max_bytes,
+            disk_share=outbox.disk_share,
+        )
 
     def forget(self, recipient: str) -> None:
         """A recipient removed from the configuration, its queue emptied."""

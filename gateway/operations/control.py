@@ -6,7 +6,9 @@ The gateway is the only writer of its database, so a consent withdrawn in the TU
 receipt. A Unix socket beside the database, owner-only: whoever may read the database may ask.
 
 Protocol: one JSON object per line each way. Request ``{"op": "...", ...}``; answer
-``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``.
+``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``. Each op's fields are typed in
+``gateway.operations.control_model``: ``bind`` validates a request into its model before the
+handler runs, ``ask`` reads the reply back through the op's reply model.
 """
 
 from __future__ import annotations
@@ -17,13 +19,27 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+from pydantic import BaseModel, ValidationError
 
 from gateway.errors import GatewayError
+from gateway.operations.control_model import Op
 
-__all__ = ["ControlError", "ControlServer", "GatewayNotRunning", "Handler", "request"]
+__all__ = [
+    "BadRequest",
+    "ControlError",
+    "ControlServer",
+    "GatewayNotRunning",
+    "Handler",
+    "ask",
+    "bind",
+    "request",
+]
+
+Q = TypeVar("Q", bound=BaseModel)
+R = TypeVar("R", bound=BaseModel)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +53,32 @@ class ControlError(GatewayError):
 
 class GatewayNotRunning(ControlError):
     """No gateway listens on the control socket."""
+
+
+class BadRequest(ControlError):
+    """A request whose fields do not fit its op (missing, unknown, or of the wrong type)."""
+
+    def __init__(self, op: str, exc: ValidationError) -> None:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors()
+        )
+        super().__init__(f"op {op!r}: {problems}")
+        self.op = op
+
+
+def bind(op: Op[Q, R], handle: Callable[[Q], Awaitable[R]]) -> Handler:
+    """``handle`` as a socket handler: the request validated into ``op.request`` (BadRequest
+    if it does not fit), the reply dumped as the wire carries it."""
+
+    async def handler(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+        try:
+            fields = op.request.model_validate({k: v for k, v in raw.items() if k != "op"})
+        except ValidationError as exc:
+            raise BadRequest(op.name, exc) from exc
+        reply = await handle(fields)
+        return reply.model_dump(mode="json", exclude_unset=op.sparse)
+
+    return handler
 
 
 class ControlServer:
@@ -122,3 +164,18 @@ async def request(path: Path, op: str, timeout: float = 10.0, **fields: Any) -> 
     if not answer.get("ok"):
         raise ControlError(str(answer.get("error")))
     return dict(answer)
+
+
+async def ask(path: Path, op: Op[Q, R], fields: Q | None = None, *, timeout: float = 10.0) -> R:
+    """Ask the running gateway ``op`` and read its reply through ``op.reply``; ControlError if
+    the gateway is not running, says no, or answers with a reply that does not fit."""
+    sent = {} if fields is None else fields.model_dump(mode="json", exclude_none=True)
+    answer = await request(path, op.name, timeout, **sent)
+    answer.pop("ok", None)
+    try:
+        return op.reply.model_validate(answer)
+    except ValidationError as exc:
+        raise ControlError(
+            f"the gateway's answer to {op.name!r} does not fit this version of einblick "
+            f"(is an older gateway still running?): {exc.errors()[0]['msg']}"
+        ) from exc

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from gateway.commands.tui import run_tui
 from gateway.config import load_config
 from gateway.devices.broker import Mosquitto, MosquittoSettings, free_port
 from gateway.devices.registry import Registry
@@ -32,6 +31,7 @@ from gateway.operations.scaffold import InitOptions, init_directory
 from gateway.operations.status_text import render_status
 from simulators.demo import demo_fleet
 from simulators.publisher import Credentials, Publisher
+from tui.launch import run_tui
 
 __all__ = ["run_demo"]
 

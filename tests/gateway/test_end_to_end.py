@@ -143,7 +143,7 @@ async def test_bad_input_is_withheld_with_a_reason_and_the_gateway_keeps_running
             topics=(("devices/nobody/probe-9/{stream}", "telemetry"),),
         )
         registry.save()
-        h.gateway.reload_devices()
+        h.gateway.devices.reload_devices()
         h.passwords[("nobody", "probe-9")] = stray_password or ""
         await asyncio.sleep(0.3)  # Mosquitto re-reads its ACL on SIGHUP
         oven = await h.device("baeckerei-schmidt", "oven-1")

@@ -197,8 +197,8 @@ async def test_the_broker_gives_a_broken_files_device_no_write_access_beyond_its
     """In a running gateway: the ACL Mosquitto gets, and a publish through it."""
     policies = {"bakery.yaml": BAKERY, "mueller.yaml": GREEDY}
     async with running_gateway(tmp_path, policies, DEVICES) as h:
-        rules = {rule.username: rule for rule in h.gateway.acl_rules()}
-        meter = rules[h.gateway.registry.get("mueller-soehne", "meter-1").username]
+        rules = {rule.username: rule for rule in h.gateway.devices.acl_rules()}
+        meter = rules[h.gateway.devices.registry.get("mueller-soehne", "meter-1").username]
         assert "#" not in meter.write, meter
         assert not any(f.startswith("bakery/") for f in meter.write), meter
         # meter-1 publishes onto the bakery's topic: the broker drops it. The oven's message

@@ -169,7 +169,7 @@ async def test_a_batch_that_fails_before_its_commit_takes_back_what_its_quota_co
         def broken(*args: object, **kwargs: object) -> object:
             raise RuntimeError("entry could not be drafted")
 
-        monkeypatch.setattr("gateway.messages.pipeline.draft_from_decision", broken)
+        monkeypatch.setattr("gateway.messages.drafting.draft_from_decision", broken)
         with pytest.raises(RuntimeError):
             await pipeline.record(batch, datetime.now(UTC))
         queue = h.gateway.status().to_json()["upstreams"][0]["queue"]

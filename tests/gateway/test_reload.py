@@ -74,7 +74,7 @@ async def test_reload_moves_one_recipient_applies_limits_and_names_what_needs_a_
         await spy.open()
         await spy.subscribe("#", 1)
         async with running_gateway(tmp_path, {"bakery.yaml": BAKERY}, DEVICES) as h:
-            untouched = h.gateway._forwarder_tasks["logistics"]
+            untouched = h.gateway.upstreams.tasks["logistics"]
             old_port = h.gateway.config.broker.port
             move_recipient(h, "oven-maker", f"mqtt://127.0.0.1:{other.settings.port}")
             drop_recipient(h, "energy-provider")
@@ -89,7 +89,7 @@ async def test_reload_moves_one_recipient_applies_limits_and_names_what_needs_a_
             # Applied: the limit, the moved recipient, the removal; the rest runs as it was.
             assert h.gateway.flood.rate == 7.5
             assert "energy-provider" not in h.gateway.forwarders
-            assert h.gateway._forwarder_tasks["logistics"] is untouched
+            assert h.gateway.upstreams.tasks["logistics"] is untouched
             assert h.gateway.config.broker.port == old_port
             async with asyncio.timeout(10):
                 while not h.gateway.forwarders["oven-maker"].state.connected:
@@ -179,8 +179,8 @@ async def test_a_changed_password_file_reconnects_only_that_recipient(tmp_path: 
         code, out, err = await cli(h, "reload")
         assert code == 0, err
         assert "applied  recipients.oven-maker.password_file: none -> oven-maker.password" in out
-        first = h.gateway._forwarder_tasks["oven-maker"]
-        untouched = h.gateway._forwarder_tasks["logistics"]
+        first = h.gateway.upstreams.tasks["oven-maker"]
+        untouched = h.gateway.upstreams.tasks["logistics"]
         assert h.gateway.forwarders["oven-maker"].endpoint.password == "first"
 
         secret.write_text("second\n", encoding="utf-8")  # the file alone changes
@@ -188,8 +188,8 @@ async def test_a_changed_password_file_reconnects_only_that_recipient(tmp_path: 
         assert code == 0, err
         assert "applied  recipients.oven-maker.password" in out, out
         assert "second" not in out and "first" not in out  # a secret is never printed
-        assert h.gateway._forwarder_tasks["oven-maker"] is not first
-        assert h.gateway._forwarder_tasks["logistics"] is untouched
+        assert h.gateway.upstreams.tasks["oven-maker"] is not first
+        assert h.gateway.upstreams.tasks["logistics"] is untouched
         assert h.gateway.forwarders["oven-maker"].endpoint.password == "second"
 
         code, out, err = await cli(h, "reload")  # nothing changed: nothing reconnects

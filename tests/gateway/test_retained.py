@@ -36,7 +36,9 @@ async def retained_on_broker(h: Harness) -> list[str]:
             found.append(message.topic)
 
     link = MqttConnection(
-        Endpoint("127.0.0.1", h.port, user, username=user, password=h.gateway.gateway_password()),
+        Endpoint(
+            "127.0.0.1", h.port, user, username=user, password=h.gateway.devices.gateway_password()
+        ),
         on_message=collect,
     )
     await link.open()

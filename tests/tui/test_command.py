@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.commands.tui import make_source, register
+from gateway.commands.tui import register
+from tui.launch import make_source
 from tui.source import SourceError
 
 

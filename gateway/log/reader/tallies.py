@@ -1,0 +1,152 @@
+"""Counts over many entries: the statistics, the report's data, and what an erasure touches or an
+audit compares. Each statement carries the bound customer's restriction (``_own``) or takes the
+caller's chain id, which came from this reader's own (restricted) rows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from gateway.log.chain import GATEWAY_CHAIN
+from gateway.log.entry import OUTCOMES, us_from_at
+from gateway.log.reader.base import OUTCOME_NAMES, ReaderBase
+from gateway.log.results import RecipientCount, ReportData, Stats
+
+__all__ = ["TallyQueries"]
+
+
+class TallyQueries(ReaderBase):
+    """Grouped counts for statistics, reports, erasure and audit."""
+
+    def recipient_counts(
+        self, since_us: int, bucket_us: int, first_seq: int = 0
+    ) -> list[RecipientCount]:
+        """Entries to a recipient at or after ``since_us``, counted per recipient, body and
+        ``bucket_us``-wide time bucket (``first_seq`` bounds the scan from below)."""
+        own, params = self._own()
+        rows = self._conn.execute(
+            "SELECT recipient_id, body_id, (at - ?) / ?, count(*) FROM entries"
+            f" WHERE seq >= ? AND at >= ? AND recipient_id IS NOT NULL AND {own}"
+            " GROUP BY 1, 2, 3",
+            [since_us, bucket_us, first_seq, since_us, *params],
+        ).fetchall()
+        return [RecipientCount(int(r), int(b), int(k), int(n)) for r, b, k, n in rows]
+
+    def body_counts(
+        self, since_us: int, floor_seq: int = 0
+    ) -> list[tuple[int, int | None, str | None, int]]:
+        """(body id, recipient id, outcome, count) for entries at or after ``since_us``."""
+        own, params = self._own()
+        return [
+            (int(b), None if r is None else int(r), OUTCOME_NAMES.get(o), int(n))
+            for b, r, o, n in self._conn.execute(
+                "SELECT body_id, recipient_id, outcome, count(*) FROM entries"
+                f" WHERE seq > ? AND at >= ? AND {own} GROUP BY 1, 2, 3",
+                [floor_seq, since_us, *params],
+            )
+        ]
+
+    def checkpoint_floor(self, before_us: int) -> int:
+        """The highest seq of a checkpoint signed before ``before_us`` (0: none)."""
+        row = self._conn.execute(
+            "SELECT coalesce(max(seq), 0) FROM checkpoints WHERE at < ?", (before_us,)
+        ).fetchone()
+        return int(row[0])
+
+    def stats(self, since: datetime) -> Stats:
+        """Messages and fields sent per recipient and outcome counts for entries at >= since."""
+        # Entries arrive in time order give or take the batching; a checkpoint signed well
+        # before ``since`` bounds the scan from below, so no index on time is needed.
+        floor = self.checkpoint_floor(us_from_at(since - timedelta(seconds=60)))
+        stats = Stats()
+        for body_id, recipient_id, outcome, n in self.body_counts(us_from_at(since), floor):
+            body = self.body(body_id)
+            name = self.atom(recipient_id) or GATEWAY_CHAIN
+            stats.outcomes[outcome or body.kind] += n
+            if body.kind == "decision":
+                stats.messages[name] += n
+                if body.doc["outcome"] in ("shared", "altered"):
+                    stats.fields_sent[name] += n * (
+                        len(body.doc["shared"]) + len(body.doc["altered"])
+                    )
+        return stats
+
+    def report_data(self, customer: str, since_us: int = 0) -> ReportData:
+        """``customer``'s entries at or after ``since_us``, grouped for their report."""
+        chain_id = self.chain_id(customer)
+        groups: list[tuple[dict[str, Any], int, int, int]] = []
+        singles: list[tuple[int, int, dict[str, Any]]] = []
+        if chain_id is not None:
+            bodies: dict[int, dict[str, Any]] = {}
+            for body_id, count, first, last in self._conn.execute(
+                "SELECT body_id, count(*), min(at), max(at) FROM entries"
+                " WHERE chain_id = ? AND at >= ? GROUP BY body_id",
+                (chain_id, since_us),
+            ).fetchall():
+                doc = self._conn.execute("SELECT doc FROM bodies WHERE id = ?", (body_id,))
+                bodies[body_id] = orjson.loads(doc.fetchone()[0])
+                groups.append((bodies[body_id], int(count), int(first), int(last)))
+            rare = [i for i, b in bodies.items() if b["kind"] != "decision"]
+            if rare:
+                marks = ",".join("?" * len(rare))
+                for seq, at, body_id in self._conn.execute(
+                    f"SELECT seq, at, body_id FROM entries WHERE chain_id = ? AND at >= ?"
+                    f" AND body_id IN ({marks}) ORDER BY seq",
+                    (chain_id, since_us, *rare),
+                ).fetchall():
+                    singles.append((int(seq), int(at), bodies[body_id]))
+        digests = [bytes.fromhex(b[lang]) for _, _, b in singles for lang in ("text_de", "text_en")]
+        found = self.texts(digests)
+        texts = {d.hex(): found.get(d, "") for d in digests}
+        return ReportData(self.origin, chain_id is not None, tuple(groups), tuple(singles), texts)
+
+    # -- what an erasure touches, what an audit compares ---------------------------------
+    def held_content(self, chain_id: int, device_id: int | None = None) -> int:
+        """Entries of the chain (of one device) whose personal content is still held."""
+        where, params = "chain_id = ?", [chain_id]
+        if device_id is not None:
+            where += " AND device_id = ?"
+            params.append(device_id)
+        row = self._conn.execute(
+            f"SELECT count(*) FROM content WHERE seq IN (SELECT seq FROM entries WHERE {where})",
+            params,
+        ).fetchone()
+        return int(row[0])
+
+    def recipients_sent(self, chain_id: int, device_id: int | None = None) -> set[str]:
+        """Recipients that were ever sent (shared or altered) anything of the chain (device)."""
+        sql = (
+            "SELECT DISTINCT a.value FROM entries e JOIN atoms a ON a.id = e.recipient_id"
+            " WHERE e.chain_id = ? AND e.outcome IN (?, ?)"
+        )
+        params = [chain_id, OUTCOMES["shared"], OUTCOMES["altered"]]
+        if device_id is not None:
+            sql += " AND e.device_id = ?"
+            params.append(device_id)
+        return {str(r[0]) for r in self._conn.execute(sql, params)}
+
+    def subject_keys(self) -> list[bytes]:
+        """The per-subject keys still held (the bound customer's only)."""
+        own, params = self._own()
+        return [
+            bytes(k)
+            for (k,) in self._conn.execute(f"SELECT key FROM subject_keys WHERE {own}", params)
+        ]
+
+    def entries_with_content(
+        self,
+    ) -> list[tuple[int, bytes, dict[str, Any], str | None, bytes | None]]:
+        """(seq, source digest, body, topic, payload) of every entry in log order."""
+        own, params = self._own("e.chain_id")
+        return [
+            (int(seq), bytes(source), orjson.loads(doc), topic, None if p is None else bytes(p))
+            for seq, source, doc, topic, p in self._conn.execute(
+                "SELECT e.seq, e.source, b.doc, t.topic, c.payload FROM entries e"
+                " JOIN bodies b ON b.id = e.body_id LEFT JOIN content c ON c.seq = e.seq"
+                f" LEFT JOIN topics t ON t.id = c.topic_id WHERE {own} ORDER BY e.seq",
+                params,
+            )
+        ]

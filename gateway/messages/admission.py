@@ -1,0 +1,129 @@
+"""Which policy runs: the engine's one owner admits each customer's compiled policy beside the
+others, refuses a second file for one customer, and swaps in a changed file while running.
+
+A file that does not load, or cannot run beside the others, stops only its own customer (withheld,
+"policy not loaded"), never the box; its error is kept on the policy set for ``einblick status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from gateway.messages.policyset import PolicySet
+from gateway.messages.pseudonyms import Keyring
+from policies.compiler import CompiledPolicy
+from policies.engine import Engine
+from policies.errors import PolicyError
+
+__all__ = ["PolicyAdmission"]
+
+log = logging.getLogger(__name__)
+
+
+class PolicyAdmission:
+    """The running engine and the policy files it runs."""
+
+    def __init__(self, policies: PolicySet, *, restored: Callable[[str], None]) -> None:
+        self.policies = policies
+        # Called with the customer after a new version of their policy runs: their consents
+        # withdrawn in earlier runs still hold, also for a grant this version brings back.
+        self._restored = restored
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        assert self._engine is not None, "the gateway is not started"
+        return self._engine
+
+    @property
+    def started(self) -> bool:
+        return self._engine is not None
+
+    def start(self, keyring: Keyring) -> Sequence[CompiledPolicy]:
+        """At start, one file at a time: run each beside those already admitted, or refuse it
+        alone. Returns the policies that run."""
+        self._engine = Engine([], keyring)
+        for path, policy in self.policies.load_each():
+            try:
+                self._check_single_file(path, policy)
+                self._engine.replace(policy)
+            except PolicyError as exc:
+                self.policies.refuse_at_start(path, str(exc))
+        return self._engine.policies()
+
+    def running(self, customer: str) -> bool:
+        return self._engine is not None and self._engine.policy(customer) is not None
+
+    def not_loaded(self, topic: str) -> tuple[str, str, str] | None:
+        """(customer, device, stream) when ``topic`` belongs to a customer whose policy is not
+        running (it did not load at start and has not loaded since)."""
+        return self.policies.not_loaded(topic, self.running)
+
+    def declared_topics(self) -> dict[tuple[str, str], list[str]]:
+        """(customer, device) -> the topic patterns it publishes under, for the broker's ACL."""
+        topics: dict[tuple[str, str], list[str]] = {}
+        if self._engine is None:
+            return topics
+        for policy in self._engine.policies():
+            for declared in policy.devices:
+                topics[(policy.customer, declared.id)] = [
+                    t.pattern.pattern for t in declared.topics
+                ]
+        # A customer whose policy is not running still publishes where it last did: their
+        # messages must reach the gateway to be recorded as withheld, not vanish at the ACL.
+        for key, patterns in self.policies.not_loaded_topics(self.running).items():
+            topics.setdefault(key, patterns)
+        return topics
+
+    def _check_single_file(self, path: Path, policy: CompiledPolicy) -> None:
+        """Two files for one customer: the second would silently replace the first."""
+        running = self._engine.policy(policy.customer) if self._engine is not None else None
+        if running is not None and running.source != policy.source:
+            raise PolicyError(
+                str(path),
+                f"customer {policy.customer!r} already has a policy ({running.source}); "
+                "one file per customer: merge them or remove one",
+                key="customer",
+            )
+
+    def apply(self, path: Path) -> bool:
+        """Load, compile and run one policy file in place of its running version; False (and
+        the error recorded for status) when it does not load or cannot run beside the others.
+        Compiling reads the registry too (gateway/messages/policyset.py adds registered devices
+        the file does not declare), so this is also how a device registration reaches the
+        engine."""
+        compiled = self.policies.load(path)
+        if compiled is None:
+            return False
+        try:
+            self._check_single_file(path, compiled)
+            self.engine.replace(compiled)
+        except PolicyError as exc:
+            self.policies.files[path].error = str(exc)
+            log.error("policy %s not applied: %s", path.name, exc)
+            return False
+        self._restored(compiled.customer)
+        log.info("policy %s applied: version %s", path.name, self.policies.files[path].version)
+        return True
+
+    def recompile(self, customers: Iterable[str] | None = None) -> None:
+        """Compile again the policies of ``customers`` (all when None): after a registry change,
+        so a new device is decided under its customer's policy from its first message and a
+        removed one no longer is; after a recipient change, since grants name recipients."""
+        if self._engine is None:
+            return
+        wanted = None if customers is None else set(customers)
+        for path, loaded in sorted(self.policies.files.items()):
+            if (wanted is None or loaded.customer in wanted) and path.exists():
+                self.apply(path)
+
+    async def watch(self, on_applied: Callable[[], None]) -> None:
+        """Apply changed files each second; ``on_applied`` after any did (the ACL follows)."""
+        while True:
+            await asyncio.sleep(1.0)
+            applied = [path for path in self.policies.changed() if self.apply(path)]
+            if applied:
+                on_applied()

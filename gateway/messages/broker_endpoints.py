@@ -1,0 +1,45 @@
+"""The gateway's connections to the device broker: its own persistent session and the helpers'.
+
+Each helper (clearing retained messages at an erasure, sweeping retained messages) is its own
+broker user, ``<gateway user>-<role>`` (gateway.devices.access.broker_users): the managed broker
+makes every client id the username, so a helper under the gateway's user would replace the
+gateway's persistent session.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from gateway.config import BrokerConfig
+from gateway.messages.mqtt import Endpoint
+
+__all__ = ["gateway_endpoint", "helper_endpoint"]
+
+
+def gateway_endpoint(broker: BrokerConfig, password: str) -> Endpoint:
+    """The gateway's own session on the device broker."""
+    return Endpoint(
+        host=broker.host,
+        port=broker.port,
+        # The managed broker replaces every client id by the username anyway; saying so here
+        # keeps the session's name the same in the gateway's logs and in Mosquitto's.
+        client_id=broker.gateway_username if broker.mode == "managed" else broker.client_id,
+        username=broker.gateway_username,
+        password=password,
+    )
+
+
+def helper_endpoint(
+    broker: BrokerConfig, password: str, role: Literal["erasure", "retained"]
+) -> Endpoint:
+    """A second connection to the device broker as ``<gateway user>-<role>`` (an external
+    broker knows only the gateway's user: the helper logs in as that, with its own client id)."""
+    base = gateway_endpoint(broker, password)
+    return Endpoint(
+        host=base.host,
+        port=base.port,
+        client_id=f"{base.client_id}-{role}",
+        username=f"{base.username}-{role}" if broker.mode == "managed" else base.username,
+        password=base.password,
+        tls=base.tls,
+    )

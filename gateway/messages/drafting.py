@@ -1,0 +1,119 @@
+"""Decisions into log-entry drafts: each decision explained in German and English, the texts
+remembered per decision shape (a flood of shapes evicts, bounded in bytes), the source digested.
+
+Explaining is the slow part of recording a decision and repeats a lot: the same device, grant and
+outcome explain the same way, so the texts are cached under everything that goes into them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+from datetime import datetime
+
+from gateway.cache import SizedCache
+from gateway.log.entry import EntryDraft, draft_from_decision
+from policies.decision import Decision, Outcome, Reason
+from policies.engine import Engine
+
+__all__ = ["EXPLAINED_BYTES", "Drafter"]
+
+log = logging.getLogger(__name__)
+
+ExplainKey = tuple[object, ...]
+
+EXPLAINED_BYTES = 16 * 1024 * 1024  # explanation texts remembered; a flood of shapes evicts
+# Said when even the explanation of a failure fails: fixed words, nothing that can fail again.
+_FAILED_TEXTS = (
+    "Bei der Verarbeitung dieser Nachricht trat ein interner Fehler auf. Sie blieb hier und "
+    "ging an niemanden.",
+    "An internal error occurred while handling this message. It stayed here and went to no one.",
+)
+
+
+def _explained_size(key: ExplainKey, texts: tuple[str, str]) -> int:
+    """Bytes a cache entry holds, roughly: 2 per character (paths may be UCS-2), plus objects."""
+    chars = len(texts[0]) + len(texts[1])
+    for part in key:
+        if isinstance(part, tuple):
+            chars += sum(len(p) if isinstance(p, str) else 64 for p in part)
+    return 2 * chars + 600
+
+
+def _key(decision: Decision) -> ExplainKey:
+    """Everything the explanation of ``decision`` depends on."""
+    return (
+        decision.customer,
+        decision.device,
+        decision.recipient,
+        decision.outcome,
+        decision.grant,
+        decision.policy_version,
+        decision.shared,
+        decision.altered,
+        decision.withheld,
+        decision.reason.code if decision.reason else None,
+        tuple(sorted(decision.reason.params.items())) if decision.reason else (),
+        decision.opaque,
+        decision.stream,
+        tuple(decision.omitted.items()),
+    )
+
+
+class Drafter:
+    """Explains decisions into drafts, with the texts cached."""
+
+    def __init__(self, cache_bytes: int = EXPLAINED_BYTES) -> None:
+        self._explained: SizedCache[ExplainKey, tuple[str, str]] = SizedCache(
+            cache_bytes, _explained_size
+        )
+
+    def draft(self, engine: Engine, decision: Decision, source: bytes, now: datetime) -> EntryDraft:
+        key = _key(decision)
+        texts = self._explained.get(key)
+        if texts is None:
+            texts = (engine.explain(decision, "de"), engine.explain(decision, "en"))
+            self._explained.put(key, texts)
+        return draft_from_decision(
+            decision,
+            at=now,
+            source_digest=hashlib.sha256(source).digest(),
+            text_de=texts[0],
+            text_en=texts[1],
+        )
+
+    def failed(
+        self, engine: Engine, topic: str, payload: bytes, exc: BaseException, now: datetime
+    ) -> EntryDraft:
+        """The message withheld with reason internal_error, and the traceback logged. Never
+        raises: what cannot be found out (the device, the explanation) is left out."""
+        log.error(
+            "handling a message on topic %.200r failed (%s); it is withheld and acknowledged, "
+            "and nothing of it leaves. The traceback follows; please report it.",
+            topic,
+            type(exc).__name__,
+            exc_info=exc,
+        )
+        device = None
+        with contextlib.suppress(Exception):
+            device = engine.device_for(topic)
+        decision = Decision(
+            customer=device.customer if device else None,
+            device=device.device if device else None,
+            recipient=None,
+            outcome=Outcome.WITHHELD,
+            reason=Reason("internal_error", {"error": type(exc).__name__}),
+            withheld=("$payload",),
+            stream=device.stream if device else None,
+        )
+        texts = _FAILED_TEXTS
+        with contextlib.suppress(Exception):
+            texts = (engine.explain(decision, "de"), engine.explain(decision, "en"))
+        return draft_from_decision(
+            decision,
+            at=now,
+            source_digest=hashlib.sha256(payload).digest(),
+            text_de=texts[0],
+            text_en=texts[1],
+        )

@@ -1,0 +1,242 @@
+"""Every control operation's request and reply as typed models, with the op's name.
+
+The control socket carries one JSON object per line each way (gateway/operations/control.py); the
+gateway validates each request into its op's request model before a handler sees it, and the CLI
+and the TUI read each reply back through the op's reply model. A misspelt or missing field is then
+a clear refusal at the socket ("op 'withdraw': grant: Field required"), and a renamed reply field
+a validation error in every reader instead of a ``KeyError`` in one of them.
+
+Field names are the wire format: ``einblick``, the TUI and the customer portal send and read
+exactly these, so they do not change. Requests refuse unknown fields (a typo must not be read as
+"not given"); replies ignore fields they do not know (a newer gateway may add some).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, JsonValue
+
+from gateway.operations.reload import ReloadReport
+from gateway.operations.status_model import DeviceProblem, Status
+
+__all__ = [
+    "CHECKPOINT",
+    "ERASURES",
+    "FORGET",
+    "GIVE",
+    "OPS",
+    "POLICIES",
+    "RELOAD",
+    "RELOAD_DEVICES",
+    "SNAPSHOT",
+    "STATUS",
+    "WITHDRAW",
+    "CheckpointReply",
+    "ConsentReply",
+    "ConsentRequest",
+    "CustomerPolicies",
+    "CustomerRequest",
+    "DeviceEffectReply",
+    "ErasureNoticeRecord",
+    "ErasureRecord",
+    "ErasuresReply",
+    "ForgetReply",
+    "ForgetRequest",
+    "GrantInfo",
+    "NoFields",
+    "Op",
+    "PoliciesReply",
+    "ReloadDevicesReply",
+    "ReloadDevicesRequest",
+    "SnapshotReply",
+]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _Reply(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+# -- requests --------------------------------------------------------------------------------------
+
+
+class NoFields(_Request):
+    """status, checkpoint, snapshot, reload: nothing to say but the op."""
+
+
+class CustomerRequest(_Request):
+    """policies, erasures: optionally only one customer's."""
+
+    customer: str | None = None
+
+
+class ConsentRequest(_Request):
+    """withdraw, give: one grant of one customer, and who acts (default: the customer)."""
+
+    customer: str
+    grant: str
+    by: str | None = None
+
+
+class ReloadDevicesRequest(_Request):
+    """reload_devices; with ``customer`` and ``device``, also what the gateway now does with it."""
+
+    customer: str | None = None
+    device: str | None = None
+
+
+class ForgetRequest(_Request):
+    """forget: a customer's (or one device's) personal data, at whose request (required)."""
+
+    customer: str
+    device: str | None = None
+    by: str = ""
+
+
+# -- replies ---------------------------------------------------------------------------------------
+
+
+class GrantInfo(_Reply):
+    id: str
+    recipient: str
+    recipient_name: str
+    purpose: dict[str, str]
+    legal_basis: str
+    consent: dict[str, JsonValue] | None
+    withdrawn: bool
+    fields: list[str]
+    devices: list[str]
+
+
+class CustomerPolicies(_Reply):
+    """A customer's running policy, or (no grants, ``error`` set) one whose file does not load."""
+
+    customer: str
+    name: str
+    language: str
+    version: str | None
+    describe: dict[str, str]
+    grants: list[GrantInfo]
+    error: str | None
+
+
+class PoliciesReply(_Reply):
+    customers: list[CustomerPolicies]
+
+
+class ConsentReply(_Reply):
+    """The signed log entry's number and the signed receipt (verified by ``einblick receipt``)."""
+
+    entry_seq: int
+    receipt: dict[str, JsonValue]
+
+
+class DeviceEffectReply(_Reply):
+    state: str  # decided, removed, not_admitted, no_tls_listener, policy_not_running, not_in_policy
+    policy: str | None
+    version: str | None
+    error: str | None
+
+
+class ReloadDevicesReply(_Reply):
+    devices: int
+    not_admitted: list[DeviceProblem]
+    device: DeviceEffectReply | None = None  # only when the request named a device
+
+
+class ForgetReply(_Reply):
+    erasure: int
+    entry_seq: int
+    content_erased: int
+    queued_erased: int
+    keys_destroyed: int
+    retained_cleared: int
+    notified: list[str]
+    scrubbed: bool
+    # Set only by an erasure on a stopped gateway's database: retained messages on its broker
+    # are cleared when it runs again.
+    retained_pending: bool = False
+
+
+class ErasureNoticeRecord(_Reply):
+    notice: str
+    recipient: str
+    delivered: bool
+    acknowledged_at: str | None
+
+
+class ErasureRecord(_Reply):
+    erasure: int
+    customer: str
+    device: str | None
+    at: str | None
+    requested_by: str
+    entry_seq: int | None
+    content_erased: int
+    queued_erased: int
+    keys_destroyed: int
+    retained_cleared: int
+    notices: list[ErasureNoticeRecord]
+
+
+class ErasuresReply(_Reply):
+    erasures: list[ErasureRecord]
+
+
+class CheckpointReply(_Reply):
+    signed_at: float
+
+
+class SnapshotReply(_Reply):
+    """The database copy as it stood at the signature: whoever asked moves it away."""
+
+    path: str
+    signed_at: float
+
+
+# -- the ops ---------------------------------------------------------------------------------------
+
+# Covariant: the ops' table holds every op as ``Op[BaseModel, BaseModel]``; an Op is read-only.
+Q_co = TypeVar("Q_co", bound=BaseModel, covariant=True)
+R_co = TypeVar("R_co", bound=BaseModel, covariant=True)
+
+
+@dataclass(frozen=True)
+class Op(Generic[Q_co, R_co]):
+    """An op's name on the wire and its two models. ``sparse``: the reply carries only the
+    fields that were set (a status part never measured, a device not asked about), as before."""
+
+    name: str
+    request: type[Q_co]
+    reply: type[R_co]
+    sparse: bool = False
+
+
+STATUS = Op("status", NoFields, Status, sparse=True)
+POLICIES = Op("policies", CustomerRequest, PoliciesReply)
+WITHDRAW = Op("withdraw", ConsentRequest, ConsentReply)
+GIVE = Op("give", ConsentRequest, ConsentReply)
+RELOAD_DEVICES = Op("reload_devices", ReloadDevicesRequest, ReloadDevicesReply, sparse=True)
+FORGET = Op("forget", ForgetRequest, ForgetReply)
+ERASURES = Op("erasures", CustomerRequest, ErasuresReply)
+CHECKPOINT = Op("checkpoint", NoFields, CheckpointReply)
+SNAPSHOT = Op("snapshot", NoFields, SnapshotReply)
+RELOAD = Op("reload", NoFields, ReloadReport)
+
+OPS: tuple[Op[BaseModel, BaseModel], ...] = (
+    STATUS,
+    POLICIES,
+    WITHDRAW,
+    GIVE,
+    RELOAD_DEVICES,
+    FORGET,
+    ERASURES,
+    CHECKPOINT,
+    SNAPSHOT,
+    RELOAD,
+)

@@ -1,0 +1,213 @@
+"""The control socket's operations: each handler asks the one collaborator that owns the answer.
+
+Op names and reply fields are what ``einblick`` and the TUI send and read (gateway/operations/
+control.py carries them); a handler gets the narrow pieces it uses, never the gateway object.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.devices.access import DeviceAccess
+from gateway.messages.admission import PolicyAdmission
+from gateway.messages.store import Store
+from gateway.operations import control_model as ops
+from gateway.operations.checkpoints import Checkpoints
+from gateway.operations.control import Handler, bind
+from gateway.operations.control_model import (
+    CheckpointReply,
+    ConsentReply,
+    ConsentRequest,
+    CustomerPolicies,
+    CustomerRequest,
+    DeviceEffectReply,
+    ErasureRecord,
+    ErasuresReply,
+    ForgetReply,
+    ForgetRequest,
+    GrantInfo,
+    NoFields,
+    PoliciesReply,
+    ReloadDevicesReply,
+    ReloadDevicesRequest,
+    SnapshotReply,
+)
+from gateway.operations.reload import ReloadReport
+from gateway.operations.reload_apply import ConfigReloader
+from gateway.operations.status_model import DeviceProblem, Status
+from gateway.rights import erasure
+from gateway.rights.consent import ConsentBook
+from gateway.rights.erasure import ErasureParts
+from policies.describe import describe
+
+__all__ = ["SNAPSHOT_GLOB", "ControlParts", "control_handlers"]
+
+SNAPSHOT_GLOB = "backup-snapshot-*.db"  # see ``snapshot``; stale ones are removed at start
+
+
+@dataclass(frozen=True)
+class ControlParts:
+    """What the control operations read and act on."""
+
+    status: Callable[[], Status]
+    recipient_names: Callable[[], dict[str, str]]
+    admission: PolicyAdmission
+    consents: ConsentBook
+    devices: DeviceAccess
+    erasing: ErasureParts
+    store: Store
+    checkpoints: Checkpoints
+    reloader: ConfigReloader
+    data_path: Path
+
+
+def control_handlers(parts: ControlParts) -> dict[str, Handler]:
+    """Every op by name, each bound to its parts and to its request and reply models."""
+    handlers = {
+        ops.STATUS.name: bind(ops.STATUS, functools.partial(status, parts.status)),
+        ops.POLICIES.name: bind(ops.POLICIES, functools.partial(policies, parts)),
+        ops.WITHDRAW.name: bind(
+            ops.WITHDRAW, functools.partial(consent, parts.consents, "withdraw")
+        ),
+        ops.GIVE.name: bind(ops.GIVE, functools.partial(consent, parts.consents, "give")),
+        ops.RELOAD_DEVICES.name: bind(ops.RELOAD_DEVICES, functools.partial(reload_devices, parts)),
+        ops.FORGET.name: bind(ops.FORGET, functools.partial(forget, parts.erasing)),
+        ops.ERASURES.name: bind(ops.ERASURES, functools.partial(erasures, parts.store)),
+        ops.CHECKPOINT.name: bind(ops.CHECKPOINT, functools.partial(checkpoint, parts.checkpoints)),
+        ops.SNAPSHOT.name: bind(
+            ops.SNAPSHOT, functools.partial(snapshot, parts.checkpoints, parts.data_path)
+        ),
+        ops.RELOAD.name: bind(ops.RELOAD, functools.partial(reload, parts.reloader)),
+    }
+    assert set(handlers) == {op.name for op in ops.OPS}, "an op without a handler"
+    return handlers
+
+
+async def status(build: Callable[[], Status], request: NoFields) -> Status:
+    return build()
+
+
+async def policies(parts: ControlParts, request: CustomerRequest) -> PoliciesReply:
+    """The running policies, described, with each grant and whether its consent is withdrawn;
+    and the customers whose file does not load, with the error and no grants (none in force)."""
+    names = parts.recipient_names()
+    only = request.customer
+    # A running policy with a broken newer file shows the error too.
+    files = list(parts.admission.policies.files.values())
+    errors = {f.customer: f.error for f in files if f.error}
+    customers = [
+        CustomerPolicies(
+            customer=policy.customer,
+            name=policy.name,
+            language=policy.language,
+            version=policy.version,
+            describe={lang: describe(policy, lang) for lang in ("de", "en")},
+            grants=[
+                GrantInfo(
+                    id=grant.id,
+                    recipient=grant.recipient,
+                    recipient_name=names.get(grant.recipient, grant.recipient),
+                    purpose=dict(grant.purpose),
+                    legal_basis=str(grant.legal_basis),
+                    consent=grant.consent.model_dump(mode="json") if grant.consent else None,
+                    withdrawn=parts.consents.is_withdrawn(policy.customer, grant.id),
+                    fields=list(grant.spec.fields),
+                    devices=list(grant.devices),
+                )
+                for grant in policy.grants
+            ],
+            error=errors.get(policy.customer),
+        )
+        for policy in parts.admission.engine.policies()
+        if not only or policy.customer == only
+    ]
+    for loaded in files:
+        customer = loaded.customer
+        if loaded.error is None or customer is None or parts.admission.running(customer):
+            continue
+        if only and customer != only:
+            continue
+        customers.append(
+            CustomerPolicies(
+                customer=customer,
+                name=customer,
+                language="de",
+                version=None,
+                describe={},
+                grants=[],
+                error=loaded.error,
+            )
+        )
+    return PoliciesReply(customers=customers)
+
+
+async def consent(consents: ConsentBook, action: str, request: ConsentRequest) -> ConsentReply:
+    answer = await consents.change(
+        action, request.customer, request.grant, request.by or "the customer"
+    )
+    return ConsentReply.model_validate(answer)
+
+
+async def reload_devices(parts: ControlParts, request: ReloadDevicesRequest) -> ReloadDevicesReply:
+    """Re-read the registry; with ``customer`` and ``device``, what the gateway does with it now."""
+    devices = parts.devices
+    count = devices.reload_devices()
+    await devices.revoke_sessions()
+    not_admitted = [
+        DeviceProblem(customer=c, device=d, error=e)
+        for (c, d), e in sorted(devices.problems.items())
+    ]
+    customer, device = request.customer, request.device
+    if customer is None or device is None:
+        return ReloadDevicesReply(devices=count, not_admitted=not_admitted)
+    policy_error = next(
+        (f.error for f in parts.admission.policies.files.values() if f.customer == customer),
+        None,
+    )
+    effect = devices.effect(parts.admission.engine, customer, device, policy_error)
+    return ReloadDevicesReply(
+        devices=count,
+        not_admitted=not_admitted,
+        device=DeviceEffectReply(
+            state=effect.state, policy=effect.policy, version=effect.version, error=effect.error
+        ),
+    )
+
+
+async def forget(erasing: ErasureParts, request: ForgetRequest) -> ForgetReply:
+    answer = await erasure.forget(erasing, request.customer, request.device or None, request.by)
+    return ForgetReply.model_validate(answer)
+
+
+async def erasures(store: Store, request: CustomerRequest) -> ErasuresReply:
+    found = await store.read(
+        functools.partial(erasure.list_erasures, customer=request.customer or None)
+    )
+    return ErasuresReply(erasures=[ErasureRecord.model_validate(e) for e in found])
+
+
+async def checkpoint(checkpoints: Checkpoints, request: NoFields) -> CheckpointReply:
+    """Sign every log now (before a backup or an export), so nothing is left uncovered."""
+    await checkpoints.sign(force=True)
+    return CheckpointReply(signed_at=checkpoints.last_signed)
+
+
+async def snapshot(checkpoints: Checkpoints, data_path: Path, request: NoFields) -> SnapshotReply:
+    """For a backup: sign every log and copy the database as it stood at that signature, so
+    every entry in the copy is covered. The copy lies in the data directory (owner-only);
+    whoever asked moves it away."""
+    target = data_path / SNAPSHOT_GLOB.replace("*", secrets.token_hex(8))
+    try:
+        await checkpoints.sign(force=True, snapshot=target)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return SnapshotReply(path=str(target), signed_at=checkpoints.last_signed)
+
+
+async def reload(reloader: ConfigReloader, request: NoFields) -> ReloadReport:
+    return await reloader.reload()

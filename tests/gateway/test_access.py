@@ -1,0 +1,105 @@
+"""The device side's access rules as the running gateway keeps them: broker users, the ACL from
+the running policies' topics, devices left out, what a registry change does to one device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from gateway.config import Config
+from gateway.devices.access import DeviceAccess, broker_users, read_secret
+from gateway.errors import ConfigError
+from gateway.messages.pseudonyms import Keyring
+from policies.compiler import compile_policy
+from policies.engine import Engine
+from policies.loader import load_policy
+from tests.gateway.edge import edge_config
+from tests.gateway.test_end_to_end import BAKERY
+
+CUSTOMER = "baeckerei-schmidt"
+
+
+def _engine(config: Config) -> Engine:
+    document = load_policy(config.policies_path / "bakery.yaml")
+    return Engine([compile_policy(document, recipients=config.recipient_names())], Keyring())
+
+
+def test_the_gateways_own_users_are_its_session_and_two_helpers(tmp_path: Path) -> None:
+    config = edge_config(tmp_path, {"bakery.yaml": BAKERY})
+    user = config.broker.gateway_username
+    assert broker_users(config) == (user, f"{user}-erasure", f"{user}-retained")
+
+
+def test_an_unreadable_secret_names_the_file_and_what_it_is(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"cannot read the gateway's broker password"):
+        read_secret(tmp_path / "absent.secret", "the gateway's broker password")
+
+
+def test_acl_gives_a_device_the_running_policys_topics_else_its_registered_ones(
+    tmp_path: Path,
+) -> None:
+    config = edge_config(tmp_path, {"bakery.yaml": BAKERY})
+    declared: dict[tuple[str, str], list[str]] = {}
+    access = DeviceAccess(lambda: config, lambda: declared)
+    access.registry.add(CUSTOMER, "oven-1", name="Backofen 1", kind="oven")
+    own = f"devices/{CUSTOMER}/oven-2/telemetry"
+    access.registry.add(CUSTOMER, "oven-2", name="Backofen 2", kind="oven", topics=((own, "t"),))
+    rules = {r.username: r for r in access.acl_rules()}
+    gateway_user = config.broker.gateway_username
+    assert set(rules) >= set(broker_users(config))
+    assert rules[gateway_user].readwrite == ("#",)
+    assert rules[f"{CUSTOMER}.oven-2"].write == (own,)
+    declared[(CUSTOMER, "oven-1")] = ["bakery/oven-1/telemetry"]
+    rules = {r.username: r for r in access.acl_rules()}
+    assert rules[f"{CUSTOMER}.oven-1"].write == ("bakery/oven-1/telemetry",)
+
+
+def test_a_device_breaking_the_topic_rules_is_left_out_and_named(tmp_path: Path) -> None:
+    config = edge_config(tmp_path, {"bakery.yaml": BAKERY})
+    access = DeviceAccess(lambda: config, dict)
+    access.registry.add(CUSTOMER, "oven-1", name="Backofen 1", kind="oven")
+    # Registered by hand with a topic another device of the policy owns.
+    access.registry.add(CUSTOMER, "oven-9", name="Backofen 9", kind="oven")
+    access.registry.save()
+    devices = orjson.loads(access.registry.path.read_bytes())
+    devices["devices"][1]["topics"] = [["bakery/oven-1/telemetry", "telemetry"]]
+    access.registry.path.write_bytes(orjson.dumps(devices))
+    access.registry.load()
+    access.check()
+    assert list(access.problems) == [(CUSTOMER, "oven-9")]
+    assert "not admitted to the broker" in access.problems[(CUSTOMER, "oven-9")]
+    assert [d.device for d in access.admitted()] == ["oven-1"]
+    assert f"{CUSTOMER}.oven-9" not in {r.username for r in access.acl_rules()}
+
+
+def test_a_registry_change_names_the_customers_it_touched(tmp_path: Path) -> None:
+    config = edge_config(tmp_path, {"bakery.yaml": BAKERY})
+    access = DeviceAccess(lambda: config, dict)
+    told: list[set[str]] = []
+    access.on_registry_change = told.append
+    other = DeviceAccess(lambda: config, dict)  # what `einblick device add` does meanwhile
+    other.registry.add(CUSTOMER, "oven-2", name="Backofen 2", kind="oven")
+    other.registry.save()
+    assert access.reload_devices() == 1
+    assert told == [{CUSTOMER}]
+    assert access.reload_devices() == 1
+    assert told[-1] == set()  # nothing changed the second time
+
+
+def test_the_effect_of_a_device_change_says_what_the_gateway_does_now(tmp_path: Path) -> None:
+    config = edge_config(tmp_path, {"bakery.yaml": BAKERY})
+    access = DeviceAccess(lambda: config, dict)
+    engine = _engine(config)
+    assert access.effect(engine, CUSTOMER, "oven-1", None).state == "decided"  # declared only
+    assert access.effect(engine, CUSTOMER, "oven-7", None).state == "removed"
+    access.registry.add(CUSTOMER, "oven-7", name="Backofen 7", kind="oven")
+    effect = access.effect(engine, CUSTOMER, "oven-7", None)
+    assert (effect.state, effect.policy) == (
+        "not_in_policy",
+        str(config.policies_path / "bakery.yaml"),
+    )
+    access.registry.add("werk-nord", "press-1", name="Presse", kind="press")
+    missing = access.effect(engine, "werk-nord", "press-1", "werk.yaml:3: bad key")
+    assert (missing.state, missing.error) == ("policy_not_running", "werk.yaml:3: bad key")

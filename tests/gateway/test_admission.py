@@ -1,0 +1,100 @@
+"""Which policy runs: one file per customer, a broken file stops only its customer, a changed
+file replaces the running version, and the running policies' topics go to the broker's ACL."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from gateway.config import Config
+from gateway.messages.admission import PolicyAdmission
+from gateway.messages.policyset import PolicySet
+from gateway.messages.pseudonyms import Keyring
+from tests.gateway.edge import edge_config
+from tests.gateway.test_end_to_end import BAKERY, TRACKER
+
+CUSTOMER = "baeckerei-schmidt"
+
+
+def _admission(config: Config, restored: list[str]) -> PolicyAdmission:
+    policies = PolicySet(config.policies_path, config.recipient_names(), list)
+    return PolicyAdmission(policies, restored=restored.append)
+
+
+def test_each_file_runs_beside_the_others(tmp_path: Path) -> None:
+    config = edge_config(tmp_path, {"bakery.yaml": BAKERY, "tracker.yaml": TRACKER})
+    admission = _admission(config, [])
+    assert not admission.started
+    running = admission.start(Keyring())
+    assert sorted(p.customer for p in running) == [CUSTOMER, "spedition-meier"]
+    assert admission.running(CUSTOMER) and not admission.running("nobody")
+    assert admission.declared_topics()[(CUSTOMER, "oven-1")] == ["bakery/oven-1/telemetry"]
+
+
+def test_a_second_file_for_one_customer_is_refused_alone(tmp_path: Path) -> None:
+    config = edge_config(tmp_path, {"a.yaml": BAKERY, "b.yaml": BAKERY, "t.yaml": TRACKER})
+    admission = _admission(config, [])
+    running = admission.start(Keyring())
+    assert sorted(p.customer for p in running) == [CUSTOMER, "spedition-meier"]
+    refused = admission.policies.files[config.policies_path / "b.yaml"]
+    assert refused.error is not None
+    assert "already has a policy" in refused.error and "one file per customer" in refused.error
+    assert admission.engine.policy(CUSTOMER).source == str(config.policies_path / "a.yaml")  # type: ignore[union-attr]
+
+
+def test_a_broken_file_keeps_its_customers_messages_attributed(tmp_path: Path) -> None:
+    config = edge_config(tmp_path, {"bakery.yaml": BAKERY.replace("grants:", "grantz:")})
+    admission = _admission(config, [])
+    assert list(admission.start(Keyring())) == []
+    # Withheld as "policy not loaded", attributed to its customer (the shape read from the file).
+    assert admission.not_loaded("bakery/oven-1/telemetry") == (CUSTOMER, "oven-1", "telemetry")
+    assert admission.declared_topics()[(CUSTOMER, "oven-1")] == ["bakery/oven-1/telemetry"]
+
+
+def test_a_changed_file_replaces_the_running_version_and_restores_consents(
+    tmp_path: Path,
+) -> None:
+    config = edge_config(tmp_path, {"bakery.yaml": BAKERY})
+    restored: list[str] = []
+    admission = _admission(config, restored)
+    admission.start(Keyring())
+    before = admission.engine.policy(CUSTOMER)
+    assert before is not None
+    path = config.policies_path / "bakery.yaml"
+    path.write_text(BAKERY.replace("Remote maintenance", "Maintenance"), encoding="utf-8")
+    assert admission.apply(path)
+    after = admission.engine.policy(CUSTOMER)
+    assert after is not None and after.version != before.version
+    assert restored == [CUSTOMER]
+
+
+def test_a_changed_file_that_does_not_load_leaves_the_running_version(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = edge_config(tmp_path, {"bakery.yaml": BAKERY})
+    restored: list[str] = []
+    admission = _admission(config, restored)
+    admission.start(Keyring())
+    version = admission.engine.policy(CUSTOMER).version  # type: ignore[union-attr]
+    path = config.policies_path / "bakery.yaml"
+    path.write_text(BAKERY.replace("legal_basis: contract", "legal_basis: whim"), encoding="utf-8")
+    with caplog.at_level(logging.ERROR):
+        assert not admission.apply(path)
+    assert admission.engine.policy(CUSTOMER).version == version  # type: ignore[union-attr]
+    assert admission.policies.files[path].error is not None
+    assert restored == []
+
+
+def test_recompile_applies_only_the_named_customers(tmp_path: Path) -> None:
+    config = edge_config(tmp_path, {"bakery.yaml": BAKERY, "tracker.yaml": TRACKER})
+    restored: list[str] = []
+    admission = _admission(config, restored)
+    admission.recompile()  # before the start: nothing runs, nothing to do
+    assert restored == []
+    admission.start(Keyring())
+    admission.recompile({"spedition-meier"})
+    assert restored == ["spedition-meier"]
+    admission.recompile()
+    assert sorted(restored[1:]) == [CUSTOMER, "spedition-meier"]

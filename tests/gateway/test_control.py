@@ -1,0 +1,134 @@
+"""The control socket's typed boundary: requests are validated into their op's model before a
+handler runs, replies are read back through the op's reply model. Real Unix sockets throughout."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from pydantic import ValidationError
+
+from gateway.operations import control_model as ops
+from gateway.operations.control import (
+    BadRequest,
+    ControlError,
+    ControlServer,
+    GatewayNotRunning,
+    ask,
+    bind,
+    request,
+)
+
+RECEIPT = {"type": "consent_withdrawn", "signature": "abc"}
+
+
+async def _serve(path: Path, calls: list[ops.ConsentRequest]) -> ControlServer:
+    async def withdraw(fields: ops.ConsentRequest) -> ops.ConsentReply:
+        calls.append(fields)
+        return ops.ConsentReply(entry_seq=41 + len(calls), receipt=RECEIPT)
+
+    async def snapshot(fields: Mapping[str, Any]) -> Mapping[str, Any]:
+        # An unbound handler with a reply of the wrong shape: what an incompatible gateway sends.
+        return {"path": None, "signed_at": "soon"}
+
+    server = ControlServer(path, {"withdraw": bind(ops.WITHDRAW, withdraw), "snapshot": snapshot})
+    await server.start()
+    return server
+
+
+async def test_a_request_is_validated_into_its_model_and_the_reply_read_back(
+    tmp_path: Path,
+) -> None:
+    calls: list[ops.ConsentRequest] = []
+    server = await _serve(tmp_path / "control.sock", calls)
+    try:
+        fields = ops.ConsentRequest(customer="berg-partner", grant="demand-heating", by="M. Berg")
+        reply = await ask(tmp_path / "control.sock", ops.WITHDRAW, fields)
+    finally:
+        await server.close()
+    assert calls == [fields]
+    assert reply == ops.ConsentReply(entry_seq=42, receipt=RECEIPT)
+
+
+async def test_a_missing_or_unknown_field_is_refused_before_the_handler_runs(
+    tmp_path: Path,
+) -> None:
+    calls: list[ops.ConsentRequest] = []
+    socket = tmp_path / "control.sock"
+    server = await _serve(socket, calls)
+    try:
+        with pytest.raises(ControlError, match=r"op 'withdraw': grant: Field required"):
+            await request(socket, "withdraw", customer="berg-partner")
+        # A misspelt field is not read as "not given" (here: who acted).
+        with pytest.raises(ControlError, match=r"op 'withdraw': bye: Extra inputs"):
+            await request(socket, "withdraw", customer="c", grant="g", bye="M. Berg")
+        with pytest.raises(ControlError, match=r"op 'withdraw': customer: Input should be"):
+            await request(socket, "withdraw", customer=7, grant="g")
+    finally:
+        await server.close()
+    assert calls == []
+
+
+async def test_a_reply_that_does_not_fit_its_model_is_an_error_not_a_keyerror(
+    tmp_path: Path,
+) -> None:
+    socket = tmp_path / "control.sock"
+    server = await _serve(socket, [])
+    try:
+        raw = await request(socket, "snapshot")
+        assert raw["path"] is None  # the wire carried it as sent
+        with pytest.raises(ControlError, match=r"does not fit this version of einblick"):
+            await ask(socket, ops.SNAPSHOT)
+    finally:
+        await server.close()
+
+
+async def test_no_gateway_is_said_as_such(tmp_path: Path) -> None:
+    with pytest.raises(GatewayNotRunning, match="the gateway is not running"):
+        await ask(tmp_path / "absent.sock", ops.STATUS, timeout=2)
+
+
+async def test_a_bad_request_names_every_problem_on_the_wire(tmp_path: Path) -> None:
+    socket = tmp_path / "control.sock"
+    server = await _serve(socket, [])
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(socket))
+        writer.write(orjson.dumps({"op": "withdraw", "by": 3}) + b"\n")
+        await writer.drain()
+        answer = orjson.loads(await reader.readline())
+        writer.close()
+        await writer.wait_closed()
+    finally:
+        await server.close()
+    assert answer["ok"] is False
+    for problem in ("customer: Field required", "grant: Field required", "by: Input should be"):
+        assert problem in answer["error"]
+
+
+def test_bad_request_is_a_control_error_with_the_op() -> None:
+    with pytest.raises(ValidationError) as caught:
+        ops.ConsentRequest.model_validate({})
+    bad = BadRequest("give", caught.value)
+    assert isinstance(bad, ControlError)
+    assert bad.op == "give"
+    assert str(bad).startswith("op 'give': customer: Field required")
+
+
+def test_the_op_names_are_the_wire_names_the_clients_send() -> None:
+    # Other programs (the TUI, the customer portal) call these names: renaming one breaks them.
+    assert [op.name for op in ops.OPS] == [
+        "status",
+        "policies",
+        "withdraw",
+        "give",
+        "reload_devices",
+        "forget",
+        "erasures",
+        "checkpoint",
+        "snapshot",
+        "reload",
+    ]

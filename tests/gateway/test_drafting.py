@@ -1,0 +1,100 @@
+"""Decisions into drafts: explained once per decision shape, the failure entry that cannot fail."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import UTC, datetime
+
+import pytest
+
+from gateway.messages.drafting import Drafter
+from gateway.messages.pseudonyms import Keyring
+from policies.decision import Decision, Outcome, Reason
+from policies.engine import Engine
+from tests.gateway.test_end_to_end import BAKERY
+from tests.policies.conftest import compile_text
+
+NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+CUSTOMER = "baeckerei-schmidt"
+
+
+def _engine() -> Engine:
+    return Engine([compile_text(BAKERY, {"oven-maker": "Ofenbau Müller"})], Keyring())
+
+
+def _decision(outcome: Outcome = Outcome.SHARED, reason: Reason | None = None) -> Decision:
+    return Decision(
+        customer=CUSTOMER,
+        device="oven-1",
+        recipient="oven-maker",
+        outcome=outcome,
+        grant="maintenance",
+        shared=("door_open",),
+        reason=reason,
+    )
+
+
+def test_a_draft_carries_both_explanations_and_the_sources_digest() -> None:
+    engine = _engine()
+    draft = Drafter().draft(engine, _decision(), b'{"door_open": true}', NOW)
+    assert draft.source_digest == hashlib.sha256(b'{"door_open": true}').digest()
+    assert draft.text_de == engine.explain(_decision(), "de")
+    assert draft.text_en == engine.explain(_decision(), "en")
+    assert draft.text_de != draft.text_en
+
+
+def test_a_decision_shape_is_explained_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = _engine()
+    asked: list[str] = []
+    explain = engine.explain
+
+    def counting(decision: Decision, lang: str) -> str:
+        asked.append(lang)
+        return explain(decision, lang)
+
+    monkeypatch.setattr(engine, "explain", counting)
+    drafter = Drafter()
+    for payload in (b"1", b"2", b"3"):
+        drafter.draft(engine, _decision(), payload, NOW)
+    assert asked == ["de", "en"]
+    # Another reason is another text.
+    drafter.draft(engine, _decision(Outcome.WITHHELD, Reason("withdrawn")), b"4", NOW)
+    assert asked == ["de", "en", "de", "en"]
+
+
+def test_a_small_cache_evicts_and_explains_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = _engine()
+    asked: list[str] = []
+    explain = engine.explain
+    monkeypatch.setattr(engine, "explain", lambda d, lang: asked.append(lang) or explain(d, lang))
+    drafter = Drafter(cache_bytes=1)  # holds the newest shape only
+    other = _decision(Outcome.WITHHELD, Reason("withdrawn"))
+    for decision in (_decision(), _decision(), other, _decision()):
+        drafter.draft(engine, decision, b"1", NOW)
+    assert len(asked) == 6  # the first shape, the other, the first again
+
+
+def test_the_failure_entry_is_written_even_when_explaining_fails(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = _engine()
+
+    def broken(decision: Decision, lang: str) -> str:
+        raise RuntimeError("catalog gone")
+
+    monkeypatch.setattr(engine, "explain", broken)
+    with caplog.at_level(logging.ERROR):
+        draft = Drafter().failed(engine, "bakery/oven-1/telemetry", b"\xff", ValueError("bad"), NOW)
+    assert (draft.reason, dict(draft.reason_params)) == ("internal_error", {"error": "ValueError"})
+    assert (draft.customer, draft.device, draft.outcome) == (CUSTOMER, "oven-1", "withheld")
+    assert draft.withheld == ("$payload",)
+    assert "interner Fehler" in draft.text_de and "internal error" in draft.text_en
+    assert draft.source_digest == hashlib.sha256(b"\xff").digest()
+    assert "withheld and acknowledged" in caplog.text and "ValueError" in caplog.text
+
+
+def test_the_failure_entry_of_an_unknown_topic_names_no_customer() -> None:
+    draft = Drafter().failed(_engine(), "nobody/knows", b"", KeyError("x"), NOW)
+    assert (draft.customer, draft.device, draft.outcome) == (None, None, "withheld")
+    assert draft.reason == "internal_error"

@@ -1,0 +1,78 @@
+"""Every control op against a running gateway, read back through its reply model: what each
+handler answers comes from the part that owns it (policies, consents, registry, erasures,
+signatures)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from gateway.operations import control_model as ops
+from gateway.operations.control import ControlError, ask
+from gateway.operations.handlers import SNAPSHOT_GLOB
+from gateway.rights.receipts import verify_receipt
+from tests.gateway.harness import running_gateway
+from tests.gateway.test_end_to_end import BAKERY, TRACKER
+
+BAKERY_ID = "baeckerei-schmidt"
+
+
+async def test_each_op_answers_from_the_part_that_owns_it(tmp_path: Path) -> None:
+    policies = {"bakery.yaml": BAKERY, "fleet.yaml": TRACKER, "broken.yaml": "customer: [\n"}
+    devices = [(BAKERY_ID, "oven-1", "Backofen 1")]
+    async with running_gateway(tmp_path, policies, devices) as h:
+        socket = h.gateway.config.control_socket
+
+        status = await ask(socket, ops.STATUS)
+        assert status.instance == h.gateway.config.instance
+
+        listed = await ask(socket, ops.POLICIES)
+        customers = {c.customer: c for c in listed.customers}
+        assert set(customers) >= {BAKERY_ID, "spedition-meier"}
+        bakery = customers[BAKERY_ID]
+        assert [g.id for g in bakery.grants] == ["maintenance"]
+        assert bakery.grants[0].recipient_name == "Ofenbau Müller GmbH – Wartungscloud"
+        assert set(bakery.describe) == {"de", "en"} and bakery.error is None
+        only = await ask(socket, ops.POLICIES, ops.CustomerRequest(customer="spedition-meier"))
+        assert [c.customer for c in only.customers] == ["spedition-meier"]
+
+        withdrawn = await ask(
+            socket,
+            ops.WITHDRAW,
+            ops.ConsentRequest(customer="spedition-meier", grant="routing", by="Jan Meier"),
+        )
+        fields = verify_receipt(dict(withdrawn.receipt), h.gateway.signer.public)
+        assert withdrawn.entry_seq > 0 and fields["by"] == "Jan Meier"
+        again = await ask(socket, ops.POLICIES, ops.CustomerRequest(customer="spedition-meier"))
+        assert again.customers[0].grants[0].withdrawn
+
+        devices_now = await ask(
+            socket,
+            ops.RELOAD_DEVICES,
+            ops.ReloadDevicesRequest(customer=BAKERY_ID, device="oven-1"),
+        )
+        assert devices_now.devices == 1 and devices_now.not_admitted == []
+        assert devices_now.device is not None and devices_now.device.state == "decided"
+        plain = await ask(socket, ops.RELOAD_DEVICES)
+        assert plain.device is None
+
+        assert (await ask(socket, ops.ERASURES)).erasures == []
+        signed = await ask(socket, ops.CHECKPOINT)
+        assert signed.signed_at > 0
+        snapshot = await ask(socket, ops.SNAPSHOT)
+        copy = Path(snapshot.path)
+        assert copy.parent == h.gateway.config.data_path and copy.match(SNAPSHOT_GLOB)
+        assert (await asyncio.to_thread(copy.stat)).st_size > 0
+        assert snapshot.signed_at >= signed.signed_at
+        await asyncio.to_thread(copy.unlink)
+
+        reloaded = await ask(socket, ops.RELOAD)
+        assert reloaded.changes == []
+
+        # An erasure must say at whose request: refused by the erasure, not by the socket.
+        try:
+            await ask(socket, ops.FORGET, ops.ForgetRequest(customer=BAKERY_ID))
+        except ControlError as exc:
+            assert "at whose request" in str(exc)
+        else:
+            raise AssertionError("an erasure without --by was carried out")

@@ -1,0 +1,81 @@
+"""`einblick status` as text: each condition an installer must act on is said in words, and
+device text in it is made visible, never interpreted."""
+
+from __future__ import annotations
+
+import time
+
+from gateway.operations.status_model import (
+    ClockStatus,
+    DeviceBrokerStatus,
+    DeviceProblem,
+    PipelineStatus,
+    PolicyStatus,
+    Status,
+    UpstreamStatus,
+)
+from gateway.operations.status_text import render_status
+
+
+def _status(**changes: object) -> Status:
+    base = Status(
+        instance="edge-7",
+        started_at=time.time() - 3600,
+        key_fingerprint="ed25519:abcd",
+        device_broker=DeviceBrokerStatus(connected=True),
+        upstreams=[
+            UpstreamStatus(
+                recipient="oven-maker",
+                display_name="Ofenbau",
+                connected=True,
+                since=None,
+                last_error=None,
+                sent=10,
+                withheld_at_send=1,
+                in_flight=0,
+                backlog=0,
+                outbox_depth=2,
+            )
+        ],
+        pipeline=PipelineStatus(received=12, entries=13, shared=9, altered=2, withheld=2),
+        policies=[PolicyStatus(customer="werk-nord", version="a" * 40, source="p/werk.yaml")],
+    )
+    return base.model_copy(update=changes)
+
+
+def test_a_healthy_box_in_a_few_lines() -> None:
+    text = render_status(_status())
+    assert text.startswith("Einblick edge-7 — up ")
+    assert "device broker: connected" in text
+    assert "pipeline: 12 received, 13 entries (9 shared, 2 altered, 2 withheld)" in text
+    assert "last signed checkpoint: none yet" in text
+    assert "oven-maker         connected; outbox 2, sent 10, withheld at send 1" in text
+    assert "  werk-nord              version aaaaaaaaaaaa  p/werk.yaml" in text
+    assert "FAILING" not in text and "PAUSED" not in text
+
+
+def test_what_needs_the_installer_is_said_in_capitals() -> None:
+    text = render_status(
+        _status(
+            device_broker=DeviceBrokerStatus(connected=False, error="refused"),
+            pipeline=PipelineStatus(failing_closed="disk full", outbox_full=True),
+            clock=ClockStatus(steps_back=2, largest_step_s=30.0, behind_s=4.0),
+            device_problems=[DeviceProblem(customer="c", device="d", error="overlaps")],
+        )
+    )
+    assert "device broker: DISCONNECTED (refused)" in text
+    assert "FAILING CLOSED — nothing is forwarded: disk full" in text
+    assert "INTAKE PAUSED — the outbox is full" in text
+    assert "CLOCK WENT BACK 2× (largest step 30.0 s, now 4.0 s behind the log)" in text
+    assert "devices not admitted to the broker (their topics break the rules): 1" in text
+
+
+def test_device_text_is_shown_escaped() -> None:
+    text = render_status(
+        _status(
+            device_problems=[DeviceProblem(customer="c", device="d", error="bad\x1b[2Jtopic\nX")],
+            policies=[PolicyStatus(customer="c", version=None, source="p", error="l1\nl2\u202e")],
+        )
+    )
+    assert "bad\\u001b[2Jtopic\\u000aX" in text
+    assert "ERROR: l1\nl2\\u202e" in text  # our own line break kept, the override shown
