@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from policies.catalog import tr
 from policies.compiler import CompiledGrant, CompiledPolicy
-from policies.explain import join, legal_basis_text, seconds_text, treatment_text
+from policies.explain import join, legal_basis_text, samples_text, seconds_text, treatment_text
 from policies.model import CoarsenSpec, RoundSpec, Treatment, TruncateSpec
 
 __all__ = ["describe"]
@@ -66,6 +66,9 @@ def _grant(lang: str, policy: CompiledPolicy, grant: CompiledGrant, zone: ZoneIn
             for path, fns in grant.aggregate.fields.items()
         ]
         lines.append(tr(lang, "describe.aggregate", items="; ".join(items)))
+        lines.append(
+            tr(lang, "describe.min_count", min=samples_text(lang, grant.aggregate.min_count))
+        )
     elif spec.fields:
         items = []
         for path, treatment in spec.fields.items():

@@ -566,6 +566,9 @@ class Engine:
             value: Any = parsed.root
             for part in path.split("."):
                 value = value.get(part) if type(value) is dict else None
+            if type(value) is bool:  # a flag: the mean is the share of true, the sum its count
+                values[path] = 1.0 if value else 0.0
+                continue
             try:
                 values[path] = float(to_number(value))
             except TreatmentFailed:
@@ -628,13 +631,21 @@ class Engine:
             acc = window.acc.get(path)
             if acc is None:
                 continue
+            if acc.count < spec.min_count:
+                # A summary of too few samples is the samples themselves: one sample's mean is
+                # its raw value. Withheld for this window, and the customer is told why.
+                problems[path] = Reason(
+                    "too_few_samples",
+                    {"field": path, "count": str(acc.count), "min": str(spec.min_count)},
+                )
+                continue
             results = {fn: acc.result(fn) for fn in functions}
             if not all(math.isfinite(v) for v in results.values()):
                 # A sum past a double's range: orjson would write it as null, silently.
                 problems[path] = Reason("out_of_range", {"field": path})
                 continue
             body[path] = results
-            detail = f"{', '.join(functions)}; {spec.window:g} s"
+            detail = f"{', '.join(functions)}; {spec.window:g} s; {acc.count}"
             altered.append(Alteration(path, "aggregate", detail))
         if not altered:
             reason = next(iter(problems.values()), grant.nothing_reason)

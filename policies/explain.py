@@ -16,7 +16,9 @@ exceeds ``MAX_TEXT_CHARS``.
 from __future__ import annotations
 
 import re
+from decimal import Decimal, InvalidOperation
 
+from babel import Locale
 from babel.numbers import format_decimal
 
 from policies.catalog import tr
@@ -35,6 +37,7 @@ __all__ = [
     "join",
     "legal_basis_text",
     "reason_text",
+    "samples_text",
     "seconds_text",
     "treatment_text",
 ]
@@ -58,6 +61,7 @@ def dynamic_msgids() -> tuple[str, ...]:
     ids += [f"what.{what}" for what in ("validity", "consent")]
     ids += [f"dur.{n}" for n in ("seconds", "minutes", "hours", "days")]
     ids += [f"dur.one_{n}" for n in ("second", "minute", "hour", "day")]
+    ids += [f"samples.{case}.{form}" for case in ("nom", "dat") for form in ("one", "other")]
     return tuple(ids)
 
 
@@ -100,7 +104,23 @@ def count_text(lang: str, n: int) -> str:
 
 
 def _number(lang: str, text: str) -> str:
-    return text.replace(".", ",") if lang == "de" else text
+    """A number from the policy (``0.5``) as the language writes it (``0,5``), by Babel."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return text
+    return format_decimal(value, locale=_locale(lang), decimal_quantization=False)
+
+
+def _locale(lang: str) -> str:
+    return "de" if lang == "de" else "en"
+
+
+def samples_text(lang: str, n: int, case: str = "dat") -> str:
+    """``1 Messwert`` / ``12 Messwerten`` / ``12 samples``: the count with its noun in the
+    plural form CLDR gives for ``n`` (Babel), in the grammatical case the sentence needs."""
+    form = "one" if Locale.parse(_locale(lang)).plural_form(n) == "one" else "other"
+    return tr(lang, f"samples.{case}.{form}", n=count_text(lang, n))
 
 
 def seconds_text(lang: str, text: str) -> str:
@@ -126,14 +146,21 @@ def treatment_text(lang: str, treatment: str, detail: str) -> str:
     if treatment == "truncate":
         return tr(lang, "treatment.truncate", unit=tr(lang, f"unit.{detail}"))
     if treatment == "aggregate":
-        functions, _, window = detail.partition(";")
+        # "mean, max; 60 s" from a grant, "mean, max; 60 s; 12" from a window of 12 samples
+        functions, _, rest = detail.partition(";")
+        window, _, samples = rest.partition(";")
         names = [tr(lang, f"fn.{fn.strip()}") for fn in functions.split(",") if fn.strip()]
-        return tr(
+        text = tr(
             lang,
             "treatment.aggregate",
             functions=join(lang, names),
             window=seconds_text(lang, window.strip()),
         )
+        if samples.strip().isdigit():
+            text += " " + tr(
+                lang, "treatment.aggregate_samples", samples=samples_text(lang, int(samples))
+            )
+        return text
     return tr(lang, f"treatment.{treatment}")
 
 
@@ -159,6 +186,14 @@ def reason_text(lang: str, reason: Reason) -> str:
             "reason.treatment_failed",
             field=_field(lang, params.get("field", "")),
             problem=tr(lang, f"problem.{params.get('problem', 'not_a_value')}"),
+        )
+    if reason.code == "too_few_samples":
+        return tr(
+            lang,
+            "reason.too_few_samples",
+            field=_field(lang, params.get("field", "")),
+            count=samples_text(lang, int(params.get("count") or 0), "nom"),
+            min=samples_text(lang, int(params.get("min") or 0), "dat"),
         )
     if reason.code == "out_of_range":
         return tr(lang, "reason.out_of_range", field=_field(lang, params.get("field", "")))

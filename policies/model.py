@@ -303,9 +303,17 @@ class Condition(_Model):
         return self
 
 
+DEFAULT_MIN_COUNT = 3
+
+
 class AggregateSpec(_Model):
+    """Summaries per time window. A field with fewer than ``min_count`` samples in a window is
+    withheld for that window (a "mean" of one sample is the sample itself); booleans count as
+    1 (true) and 0 (false), so ``mean`` is the share of true and ``sum`` the number of trues."""
+
     window: Duration
     fields: dict[str, list[Literal["mean", "min", "max", "sum", "count"]]] = Field(min_length=1)
+    min_count: int = Field(default=DEFAULT_MIN_COUNT, ge=1, le=1_000_000)
 
     @field_validator("fields")
     @classmethod
