@@ -65,3 +65,20 @@ def test_describe_states_the_floor() -> None:
     (policy,) = engine.policies()
     assert "A window with fewer than 3 samples is not passed on." in describe(policy, "en")
     assert "weniger als 3 Messwerten wird nicht weitergegeben" in describe(policy, "de")
+
+
+def test_grant_order_does_not_change_what_an_aggregate_grant_summarises() -> None:
+    aggregate = {"aggregate": {"window": "1m", "fields": {"p": ["mean"]}}}
+    fields = {"fields": {"p": {"round": 1}}}
+    results = []
+    for grants in ((aggregate, fields), (fields, aggregate)):
+        engine = make_engine(*grants)
+        decisions = []
+        for index, value in enumerate([1.2, 2.2, 3.2]):
+            message = Message(TOPIC, orjson.dumps({"p": value}), START)
+            (decision,) = engine.evaluate(message, START + timedelta(seconds=index))
+            decisions.append(orjson.loads(decision.payload))
+        (window,) = engine.flush(START + timedelta(minutes=1))
+        results.append((decisions, orjson.loads(window.payload)["p"]))
+    assert results[0] == results[1]
+    assert results[0] == ([{"p": 1}, {"p": 2}, {"p": 3}], {"mean": 2.2})
