@@ -77,7 +77,7 @@ from gateway.rights.consent import ConsentBook, ConsentParts
 from gateway.rights.erasure import ErasureBook, ErasureParts
 from gateway.rights.retention import RetentionTask, retention_for
 from policies.decision import Reason
-from policies.describe import describe
+from policies.describe import describe, grant_fields
 from policies.engine import Engine
 from policies.errors import PolicyError
 
@@ -972,7 +972,7 @@ class Gateway:
                             if grant.consent
                             else None,
                             "withdrawn": self.consents.is_withdrawn(policy.customer, grant.id),
-                            "fields": list(grant.spec.fields),
+                            "fields": list(grant_fields(grant.spec)),
                             "devices": list(grant.devices),
                         }
                         for grant in policy.grants

@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 from policies.catalog import tr
 from policies.compiler import CompiledGrant, CompiledPolicy
 from policies.explain import join, legal_basis_text, samples_text, seconds_text, treatment_text
-from policies.model import CoarsenSpec, RoundSpec, Treatment, TruncateSpec
+from policies.model import CoarsenSpec, GrantSpec, RoundSpec, Treatment, TruncateSpec
 
-__all__ = ["describe"]
+__all__ = ["describe", "grant_fields"]
 
 
 def _when(lang: str, moment: datetime | None, zone: ZoneInfo) -> str:
@@ -117,6 +117,23 @@ def _grant(lang: str, policy: CompiledPolicy, grant: CompiledGrant, zone: ZoneIn
     if grant.rate_limit:
         lines.append(tr(lang, "describe.rate", interval=_interval(lang, grant.rate_limit)))
     return ["", *lines[:1], *("  " + line for line in lines[1:])]
+
+
+def grant_fields(spec: GrantSpec) -> tuple[str, ...]:
+    """Every field path a grant can send, for the views that list them ("who gets what"):
+    ``$payload`` for a whole or opaque body, the summarised fields of an aggregate, and both
+    halves of a coarsened position (the grant names only the latitude key)."""
+    if spec.payload == "opaque":
+        return ("$payload",)
+    if spec.aggregate is not None:
+        return tuple(spec.aggregate.fields)
+    out: list[str] = []
+    for path, treatment in spec.fields.items():
+        out.append(path)
+        if isinstance(treatment, CoarsenSpec):
+            head, _, _ = path.rpartition(".")
+            out.append(f"{head}.{treatment.coarsen.lon}" if head else treatment.coarsen.lon)
+    return tuple(out)
 
 
 def _interval(lang: str, seconds: float) -> str:
