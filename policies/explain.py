@@ -19,6 +19,7 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from babel import Locale
+from babel.lists import format_list
 from babel.numbers import format_decimal
 
 from policies.catalog import tr
@@ -84,6 +85,8 @@ def _field(lang: str, path: str, profile: str | None = None) -> str:
         return tr(lang, "field.topic")
     if path.startswith("$topic."):
         return tr(lang, "field.topic_level", name=path[7:])
+    if path.startswith("$payload"):  # a body that is a JSON array: "$payload[].name"
+        return tr(lang, "field.payload_items", path=path[len("$payload") :])
     return path
 
 
@@ -95,7 +98,7 @@ def join(lang: str, items: list[str], more: int = 0) -> str:
         return tr(lang, "list.more_fields", head=", ".join(items), n=count_text(lang, more))
     if len(items) <= 1:
         return "".join(items)
-    return tr(lang, "list.and", head=", ".join(items[:-1]), last=items[-1])
+    return format_list(items, style="standard", locale=_locale(lang))
 
 
 def count_text(lang: str, n: int) -> str:
@@ -311,6 +314,9 @@ def explain(
                 version=(decision.policy_version or "")[:12],
             )
         )
+    elif decision.reason is not None and decision.reason.code == "no_birth":
+        # Not a grant's doing: the values cannot be read until the device's BIRTH is seen.
+        parts.append(tr(lang, "explain.no_birth"))
     elif decision.policy_version:
         parts.append(tr(lang, "explain.default_deny", version=decision.policy_version[:12]))
     text = " ".join(p for p in parts if p)
