@@ -23,18 +23,19 @@ import json
 import re
 import secrets
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from gateway.visible import neutralise
 from policies.compiler import CompiledPolicy, PolicyWarning, compile_policy, lint
-from policies.describe import describe
+from policies.describe import describe, grant_fields
 from policies.engine import Engine
 from policies.errors import PolicyError
 from policies.loader import load_policy
 from policies.message import Message
 from policies.model import PolicyDocument, policy_schema
+from policies.paths import specificity
 from policies.profiles import (
     PROFILES,
     Personal,
@@ -407,6 +408,21 @@ def _releases(grant_path: str, field_path: str) -> bool:
     return all(g == f or "*" in (g, f) for g, f in zip(granted, field, strict=False))
 
 
+def _decides(fields: Sequence[str], path: str, field_path: str) -> bool:
+    """True when ``path`` decides ``field_path`` (or a part of it) by the specificity rule of
+    ``policies.paths``: no more specific path of the grant names the field itself."""
+    if len(_segments(path)) > len(_segments(field_path)):
+        return True  # the kept path lies inside the field: that part leaves unchanged
+    rank = specificity(path)
+    return not any(
+        other != path
+        and _releases(other, field_path)
+        and len(_segments(other)) <= len(_segments(field_path))
+        and specificity(other) > rank
+        for other in fields
+    )
+
+
 def profile_warnings(policy: CompiledPolicy) -> list[PolicyWarning]:
     """A grant that keeps a direct personal field of a covered device's profile unchanged."""
     out: list[PolicyWarning] = []
@@ -429,6 +445,7 @@ def profile_warnings(policy: CompiledPolicy) -> list[PolicyWarning]:
         for grant in policy.grants:
             if device.id not in grant.devices:
                 continue
+            fields = grant_fields(grant.spec)  # with the longitude of a coarsened pair
             kept = [path for path, how in grant.spec.fields.items() if how == "keep"]
             kept += [f"$topic.{n}" for n, how in grant.spec.topic_levels.items() if how == "keep"]
             for path in kept:
@@ -436,7 +453,7 @@ def profile_warnings(policy: CompiledPolicy) -> list[PolicyWarning]:
                     hit = (
                         path == f.path
                         if path.startswith("$topic.") or f.path.startswith("$topic.")
-                        else _releases(path, f.path)
+                        else _releases(path, f.path) and _decides(fields, path, f.path)
                     )
                     if not hit:
                         continue
