@@ -39,7 +39,26 @@ def _treatment(lang: str, treatment: Treatment) -> str:
 
 
 def _field(lang: str, path: str) -> str:
-    return tr(lang, "field.payload") if path == "$payload" else path
+    if path == "$payload":
+        return tr(lang, "field.payload")
+    if path == "*":
+        return tr(lang, "describe.star")
+    return path
+
+
+def _overlapping(paths: list[str]) -> bool:
+    """True when one path names a field another names too (``*`` beside ``driver.name``,
+    ``driver`` beside ``driver.name``): then the specificity rule decides, and we say so."""
+
+    def levels(path: str) -> list[str]:
+        return [segment.split("[", 1)[0] for segment in path.split(".")]
+
+    for index, a in enumerate(paths):
+        for b in paths[index + 1 :]:
+            la, lb = levels(a), levels(b)
+            if all(x == y or "*" in (x, y) for x, y in zip(la, lb, strict=False)):
+                return True
+    return False
 
 
 def _grant(lang: str, policy: CompiledPolicy, grant: CompiledGrant, zone: ZoneInfo) -> list[str]:
@@ -78,6 +97,8 @@ def _grant(lang: str, policy: CompiledPolicy, grant: CompiledGrant, zone: ZoneIn
                 label = _field(lang, path)
             items.append(f"{label} {_treatment(lang, treatment)}")
         lines.append(tr(lang, "describe.fields", items="; ".join(items)))
+        if _overlapping(list(spec.fields)):
+            lines.append(tr(lang, "describe.specific"))
     else:
         lines.append(tr(lang, "describe.nothing"))
     levels = [

@@ -98,3 +98,17 @@ def test_the_rank_orders_literal_over_star_and_deeper_over_shallower() -> None:
     assert specificity("*.b") > specificity("*")
     assert specificity("a") > specificity("*.b")  # literal wins at the first level
     assert specificity("r[].v") > specificity("r[]") > specificity("r")
+
+
+def test_describe_states_the_rule_where_two_entries_name_the_same_field() -> None:
+    from policies.describe import describe
+
+    engine = make_engine({"fields": {"*": "keep", "driver.name": "pseudonymise"}})
+    (policy,) = engine.policies()
+    english = describe(policy, "en")
+    assert "every other field (*) unchanged" in english
+    assert "the more precise one applies: a named field before *" in english
+    assert "Nennen zwei Einträge dasselbe Feld, gilt der genauere" in describe(policy, "de")
+    plain = make_engine({"fields": {"speed": "keep", "driver.name": "pseudonymise"}})
+    (policy,) = plain.policies()
+    assert "more precise one applies" not in describe(policy, "en")
