@@ -354,9 +354,20 @@ def render_suggestion(profile_name: str, lang: str) -> str:
         lines.append('# Topic levels: use them in the grant\'s topic, e.g. topic: "…/{name}"')
         lines.append("# topic_levels:")
         for f in level_fields:
+            # Each line uncommented is valid YAML (name: keep | pseudonymise); a level that may
+            # not leave as it is stays a comment of a comment, with the reason after the '#'.
             name = f.path.removeprefix("$topic.")
-            how = grant.topic_levels.get(name) or grant.left_out.get(f.path, "leave it out")
-            lines.append(entry(f"#   {name}: {how}", _describe_field(p, f.path, lang)))
+            how = grant.topic_levels.get(name)
+            if how is not None:
+                lines.append(entry(f"#   {name}: {how}", _describe_field(p, f.path, lang)))
+            else:
+                why = grant.left_out.get(f.path, "leave it out")
+                lines.append(
+                    entry(
+                        f"#   # {name}: not in the topic",
+                        f"{why}. {_describe_field(p, f.path, lang)}",
+                    )
+                )
     lines.append("fields:")
     described = [s.path for s in suggestions(profile_name) if s.path in _json_paths(p)]
     for path in described:
