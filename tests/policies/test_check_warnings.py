@@ -44,6 +44,8 @@ def test_star_keep_over_a_personal_field_warns_unless_a_deeper_rule_treats_it(
     err = _check(tmp_path, '    fields:\n      "*": keep\n', capsys)
     assert "vans.yaml:14: warning: grant 'fleet' releases 'lat'" in err
     assert "via '*'" in err
+    # A Wi-Fi access point's MAC (BSSID) is mapped publicly: it locates the phone.
+    assert "releases 'BSSID' (Wi-Fi access point MAC address (locates the phone)" in err
     treated = '    fields:\n      "*": keep\n      lat: {coarsen: {grid_m: 1000, lon: lon}}\n'
     err = _check(tmp_path, treated, capsys)
     assert "releases 'lat'" not in err and "releases 'lon'" not in err

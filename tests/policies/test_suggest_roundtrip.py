@@ -142,3 +142,27 @@ def test_topic_level_lines_are_yaml_once_uncommented(
     levels = yaml.safe_load("\n".join(block)) or {}
     assert isinstance(levels, dict), block
     assert set(levels.values()) <= {"keep", "pseudonymise"}, levels
+
+
+def test_ttn_suggestion_keeps_gateway_identity_and_exact_times_here(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["policy", "suggest", "--profile", "ttn_v3", "--lang", "en"]) == 0
+    fields = yaml.safe_load(capsys.readouterr().out)["fields"]
+    sample = family("ttn_v3")[0]
+    match = profile("ttn_v3").match(sample.topic)
+    assert match is not None
+    path = tmp_path / "ttn.yaml"
+    path.write_text(_policy("ttn_v3", [match.pattern], fields), encoding="utf-8")
+    engine = Engine([compile_policy(load_policy(path), {"logistics": "L"})], Keys())
+    (decision,) = engine.evaluate(Message(sample.topic, sample.payload.encode(), NOW), NOW)
+    assert decision.payload is not None
+    body = decision.payload.decode()
+    # the receiving gateway's id and EUI (fixed, mapped: they locate the device)
+    assert "gtw1" not in body and "9C5C8E00001A05C4" not in body
+    # ULIDs in correlation ids, the radio block's receive time and microsecond counter
+    assert "01E0WZGT6Y7657CPFPE5WEYDSQ" not in body
+    assert "15:15:45.787" not in body and "2463457000" not in body
+    out = orjson.loads(body)
+    assert out["uplink_message"]["decoded_payload"] == {"temperature": 1.0, "luminosity": 0.64}
+    assert out["uplink_message"]["settings"]["frequency"] == "868300000"
