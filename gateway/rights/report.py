@@ -25,6 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
+from babel import Locale
 from babel.dates import format_datetime
 
 from gateway.errors import LogError
@@ -379,6 +380,12 @@ def _n(lang: str, n: int) -> str:
     return number(lang, n)
 
 
+def _plural(lang: str, n: int) -> str:
+    """``one`` or ``other``: the CLDR plural form of ``n`` in ``lang`` (Babel), so a log of one
+    entry reads "der eine Eintrag", not "alle 1 Einträge"."""
+    return "one" if Locale.parse("de" if lang == "de" else "en").plural_form(n) == "one" else "other"
+
+
 def _how(lang: str, treatment: str, detail: str) -> str:
     if treatment == "keep":
         return tr(lang, "report.unchanged")
@@ -426,9 +433,13 @@ def document(data: Mapping[str, Any], lang: str) -> Document:
     if v["ok"]:
         proof = tr(
             lang,
-            "report.verify.ok",
+            f"report.verify.ok.{_plural(lang, v['entries'])}",
             entries=_n(lang, v["entries"]),
-            checkpoints=_n(lang, v["checkpoints"]),
+            checkpoints=tr(
+                lang,
+                f"report.checkpoints.{_plural(lang, v['checkpoints'])}",
+                n=_n(lang, v["checkpoints"]),
+            ),
             keys=", ".join(v["keys"]) or "—",
         )
     else:

@@ -67,6 +67,17 @@ async def test_fields_of_a_kept_object_are_reported_as_passed_on(tmp_path: Path)
     assert never["fields"] == ["cabin"]
     english = render(data, "md", "en")
     assert "never passed on to anyone: cabin" in english
+    # A chain of one entry and one checkpoint reads in the singular (Babel's plural rules).
+    one = {
+        **data,
+        "verification": {**data["verification"], "ok": True, "entries": 1, "checkpoints": 1},
+    }
+    german = render(one, "md", "de")
+    assert "Der eine Eintrag Ihrer Kette ist unverändert" in german
+    assert "durch 1 signierten Prüfpunkt" in german and "1 Einträge" not in german
+    assert "the one entry of your chain is intact, covered by 1 signed checkpoint " in render(
+        one, "md", "en"
+    )
     logistics = next(r for r in data["recipients"] if r["id"] == "logistics")
     assert {f["field"] for f in logistics["fields"]} == {"driver.name", "driver.badge"}
 
