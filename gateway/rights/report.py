@@ -383,7 +383,9 @@ def _n(lang: str, n: int) -> str:
 def _plural(lang: str, n: int) -> str:
     """``one`` or ``other``: the CLDR plural form of ``n`` in ``lang`` (Babel), so a log of one
     entry reads "der eine Eintrag", not "alle 1 Einträge"."""
-    return "one" if Locale.parse("de" if lang == "de" else "en").plural_form(n) == "one" else "other"
+    return (
+        "one" if Locale.parse("de" if lang == "de" else "en").plural_form(n) == "one" else "other"
+    )
 
 
 def _how(lang: str, treatment: str, detail: str) -> str:
