@@ -257,12 +257,15 @@ def _trie(doc: PolicyDocument, index: int, grant: GrantSpec) -> tuple[Node, Rule
                 partner = f"{head}.{params.lon}" if head else params.lon
                 if partner == path:
                     raise ValueError("lon must name the sibling key, not the latitude itself")
-                insert(root, path, coarsen_rule(params.grid_m, params.lon, True))
-                insert(root, partner, coarsen_rule(params.grid_m, last, False))
+                insert(root, path, coarsen_rule(params.grid_m, params.lon, True, path))
+                insert(root, partner, coarsen_rule(params.grid_m, last, False, path))
             elif path == "$payload":
                 whole = _rule(treatment)
+                whole.source = path
             else:
-                insert(root, path, _rule(treatment))
+                rule = _rule(treatment)
+                rule.source = path
+                insert(root, path, rule)
         except ValueError as exc:
             raise _fail(doc, loc, str(exc)) from exc
     return root, whole

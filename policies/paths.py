@@ -129,10 +129,12 @@ NOTHING: Any = _Nothing()  # sentinel: nothing released at this path
 class Release:
     """Scratch record of one grant applied to one message."""
 
-    __slots__ = ("altered", "key", "problems", "problems_more", "shared", "withheld")
+    __slots__ = ("altered", "key", "problems", "problems_more", "shared", "trace", "withheld")
 
-    def __init__(self, key: bytes | None) -> None:
+    def __init__(self, key: bytes | None, *, trace: bool = False) -> None:
         self.key = key
+        # (path, grant path of the rule that decided it), only when asked (policies.semantics)
+        self.trace: list[tuple[str, str]] | None = [] if trace else None
         self.shared = Listed()  # of str
         self.altered = Listed()  # of Alteration
         self.withheld = Listed()  # of str
@@ -168,17 +170,20 @@ class Release:
 class Rule:
     """A terminal treatment at a path. ``fn(value, parent, release) -> released value``."""
 
-    __slots__ = ("_alterations", "detail", "fn", "name")
+    __slots__ = ("_alterations", "detail", "fn", "name", "source")
 
     def __init__(
         self,
         name: str,
         detail: str,
         fn: Callable[[object, dict[str, Any] | None, Release], object] | None = None,
+        *,
+        source: str = "",
     ) -> None:
         self.name = name  # keep, pseudonymise, round, coarsen, truncate
         self.detail = detail
         self.fn = fn
+        self.source = source  # the grant's field path this rule comes from (explanations)
         # Alterations repeat per path; creating frozen dataclasses is the hot path's main cost.
         self._alterations: dict[str, Alteration] = {}
 
@@ -191,6 +196,8 @@ class Rule:
         return found
 
     def apply(self, value: object, path: str, parent: dict[str, Any] | None, rel: Release) -> Any:
+        if rel.trace is not None:
+            rel.trace.append((path, self.source))
         if self.fn is None:  # keep
             if type(value) is Literal and not math.isfinite(value):
                 # 1e999 is valid JSON, but beyond a double: most recipients' software (orjson,
@@ -210,7 +217,7 @@ class Rule:
         return out
 
 
-def coarsen_rule(grid_m: float, partner: str, is_lat: bool) -> Rule:
+def coarsen_rule(grid_m: float, partner: str, is_lat: bool, source: str = "") -> Rule:
     """The half of a lat/lon pair at this key; ``partner`` is the sibling key of the other."""
 
     def fn(value: object, parent: dict[str, Any] | None, rel: Release) -> object:
@@ -221,7 +228,7 @@ def coarsen_rule(grid_m: float, partner: str, is_lat: bool) -> Rule:
         out_lat, out_lon = coarsen(lat, lon, grid_m)
         return out_lat if is_lat else out_lon
 
-    return Rule("coarsen", f"{grid_m:g} m", fn)
+    return Rule("coarsen", f"{grid_m:g} m", fn, source=source)
 
 
 class Node:

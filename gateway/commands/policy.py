@@ -27,8 +27,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import orjson
+
 from gateway.visible import neutralise
-from policies.compiler import CompiledPolicy, PolicyWarning, compile_policy, lint
+from policies.compiler import CompiledGrant, CompiledPolicy, PolicyWarning, compile_policy, lint
 from policies.describe import describe, grant_fields
 from policies.engine import Engine
 from policies.errors import PolicyError
@@ -45,6 +47,7 @@ from policies.profiles import (
     profile,
     suggestions,
 )
+from policies.semantics import leaf_verdicts
 from policies.topics import BUILTIN_PLACEHOLDERS
 
 __all__ = [
@@ -182,8 +185,30 @@ def _explain(args: argparse.Namespace) -> int:
         if decision.reason is not None:
             print(f"  reason:  {decision.reason.code}")
         print(f"  {neutralise(engine.explain(decision, lang), lines=True)}")
+        grant = policy.grant(decision.grant) if decision.grant else None
+        if grant is not None and decision.payload is not None:
+            _print_verdicts(grant, message, engine)
     print("(pseudonyms use a random key for this run; the gateway's differ)", file=sys.stderr)
     return 0
+
+
+def _print_verdicts(grant: CompiledGrant, message: Message, engine: Engine) -> None:
+    """Field by field, what the deciding grant did and which of its lines decided (the engine's
+    own walk, ``policies.semantics``); only for a JSON body, as the grants see it."""
+    try:
+        root = orjson.loads(message.payload)
+    except orjson.JSONDecodeError:
+        return
+    hit = engine.device_for(message.topic)
+    captures = hit.captures if hit is not None else {}
+    for v in leaf_verdicts(grant, root, captures=captures):
+        how = (
+            f" ({v.treatment}{' ' + v.detail if v.detail else ''})"
+            if v.verdict == "altered"
+            else ""
+        )
+        by = f"by {v.rule!r}" if v.rule is not None else "no line of the grant names it"
+        print(f"    {neutralise(v.path)}: {v.verdict}{how}, {neutralise(by)}")
 
 
 def _describe(args: argparse.Namespace) -> int:

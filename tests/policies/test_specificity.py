@@ -112,3 +112,46 @@ def test_describe_states_the_rule_where_two_entries_name_the_same_field() -> Non
     plain = make_engine({"fields": {"speed": "keep", "driver.name": "pseudonymise"}})
     (policy,) = plain.policies()
     assert "more precise one applies" not in describe(policy, "en")
+
+
+def test_policy_explain_names_the_line_that_decided_each_field(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from .test_cli import run
+
+    policy = tmp_path / "vans.yaml"
+    policy.write_text(
+        "\n".join(
+            [
+                "einblick_policy: 1",
+                "customer: vans",
+                "name: Fahrdienst",
+                "language: en",
+                "devices:",
+                "  - id: van-1",
+                "    name: Van 1",
+                "    kind: van",
+                "    topics: [{pattern: 'vans/{driver}/van-1', stream: telemetry}]",
+                "grants:",
+                "  - id: dispatch",
+                "    recipient: logistics",
+                "    purpose: Dispatch",
+                "    legal_basis: contract",
+                "    devices: [van-1]",
+                "    topic: 'dispatch/{driver}'",
+                "    topic_levels: {driver: pseudonymise}",
+                "    fields:",
+                "      '*': keep",
+                "      driver.name: pseudonymise",
+            ]
+        ),
+        encoding="utf-8",
+    )
+    message = orjson.dumps(VAN).decode()
+    argv = ["policy", "explain", str(policy), "--topic", "vans/hans/van-1", "--message", message]
+    assert run([*argv, "--now", "2026-06-03T09:30:00Z"]) == 0
+    out = capsys.readouterr().out
+    assert "    driver.name: altered (pseudonymise), by 'driver.name'" in out
+    assert "    driver.id: shared, by '*'" in out
+    assert "    $topic.driver: altered (pseudonymise), by 'topic_levels.driver'" in out
+    assert "Hans Maier" not in out
