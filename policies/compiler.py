@@ -257,12 +257,15 @@ def _trie(doc: PolicyDocument, index: int, grant: GrantSpec) -> tuple[Node, Rule
                 partner = f"{head}.{params.lon}" if head else params.lon
                 if partner == path:
                     raise ValueError("lon must name the sibling key, not the latitude itself")
-                insert(root, path, coarsen_rule(params.grid_m, params.lon, True))
-                insert(root, partner, coarsen_rule(params.grid_m, last, False))
+                insert(root, path, coarsen_rule(params.grid_m, params.lon, True, path))
+                insert(root, partner, coarsen_rule(params.grid_m, last, False, path))
             elif path == "$payload":
                 whole = _rule(treatment)
+                whole.source = path
             else:
-                insert(root, path, _rule(treatment))
+                rule = _rule(treatment)
+                rule.source = path
+                insert(root, path, rule)
         except ValueError as exc:
             raise _fail(doc, loc, str(exc)) from exc
     return root, whole
@@ -457,6 +460,8 @@ def lint(policy: CompiledPolicy) -> list[PolicyWarning]:
             out.append(
                 PolicyWarning(policy.source, grant.line, f"grant {grant.id!r} covers no device")
             )
+        out.extend(_timing_warnings(policy, grant))
+        out.extend(_topic_warnings(policy, grant))
     for index, later in enumerate(policy.grants):
         for earlier in policy.grants[:index]:
             if earlier.recipient != later.recipient:
@@ -478,3 +483,51 @@ def lint(policy: CompiledPolicy) -> list[PolicyWarning]:
                     )
                 )
     return out
+
+
+def _timing_warnings(policy: CompiledPolicy, grant: CompiledGrant) -> list[PolicyWarning]:
+    """A time truncated to the hour or day still leaves within milliseconds of the message: the
+    recipient reads the exact time from the arrival. Say so, and what helps."""
+    out = []
+    for path, treatment in grant.spec.fields.items():
+        if isinstance(treatment, TruncateSpec) and treatment.truncate in ("hour", "day"):
+            out.append(
+                PolicyWarning(
+                    policy.source,
+                    policy.document.locate(("grants", policy.grants.index(grant), "fields", path))[
+                        0
+                    ],
+                    f"grant {grant.id!r} truncates {path!r} to the {treatment.truncate}, but "
+                    "messages leave the moment they arrive, so the recipient learns the exact "
+                    "time from the delivery; to hide it, release summaries instead (aggregate "
+                    f"with window: 1{treatment.truncate[0]}) or withhold the field",
+                )
+            )
+    return out
+
+
+def _topic_warnings(policy: CompiledPolicy, grant: CompiledGrant) -> list[PolicyWarning]:
+    """``{topic}`` in an upstream topic passes the device's own topic on unchanged, with every
+    level it captures (user names, device names), whatever ``topic_levels`` says."""
+    if "topic" not in grant.template.names:
+        return []
+    levels: dict[str, None] = {}
+    for device in policy.devices:
+        if device.id not in grant.devices:
+            continue
+        for topic in device.topics:
+            if grant.streams is None or topic.stream in grant.streams:
+                levels.update(dict.fromkeys(topic.pattern.captures))
+    if not levels:
+        return []
+    names = ", ".join(f"{{{name}}}" for name in levels)
+    return [
+        PolicyWarning(
+            policy.source,
+            policy.document.locate(("grants", policy.grants.index(grant), "topic"))[0],
+            f"grant {grant.id!r} uses {{topic}}: the device's topic leaves unchanged, including "
+            f"its levels {names}, which topic_levels cannot pseudonymise; name the levels in the "
+            "template instead (for example {customer}/{device}/{stream}) and say in topic_levels "
+            "how each may leave",
+        )
+    ]

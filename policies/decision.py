@@ -32,6 +32,7 @@ REASON_CODES = (
     "condition_not_met",
     "nothing_released",
     "aggregating",
+    "too_few_samples",
     "treatment_failed",
     "out_of_range",
     "no_birth",
@@ -80,7 +81,8 @@ class Reason:
     Codes the engine uses: ``unknown_device``, ``no_grant``, ``not_json``, ``invalid_utf8``,
     ``too_large``, ``flooding`` (the gateway's per-device flood limit), ``recipient_queue_full`` (the
     recipient's queue on the box is at its quota), ``expired``, ``not_yet_valid``, ``withdrawn``, ``rate_limited``,
-    ``outside_hours``, ``condition_not_met``, ``nothing_released``, ``aggregating``,
+    ``outside_hours``, ``condition_not_met``, ``nothing_released``, ``aggregating``, ``too_few_samples`` (an aggregation window
+    below its grant's ``min_count``),
     ``treatment_failed``, ``out_of_range`` (a kept number beyond what a double holds, as
     ``1e999``: few recipients' software can read it), ``no_birth`` (Sparkplug DATA before
     BIRTH), ``erased``, ``internal_error``.

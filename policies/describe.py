@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 
 from policies.catalog import tr
 from policies.compiler import CompiledGrant, CompiledPolicy
-from policies.explain import join, legal_basis_text, seconds_text, treatment_text
-from policies.model import CoarsenSpec, RoundSpec, Treatment, TruncateSpec
+from policies.explain import join, legal_basis_text, samples_text, seconds_text, treatment_text
+from policies.model import CoarsenSpec, GrantSpec, RoundSpec, Treatment, TruncateSpec
 
-__all__ = ["describe"]
+__all__ = ["describe", "grant_fields"]
 
 
 def _when(lang: str, moment: datetime | None, zone: ZoneInfo) -> str:
@@ -39,7 +39,26 @@ def _treatment(lang: str, treatment: Treatment) -> str:
 
 
 def _field(lang: str, path: str) -> str:
-    return tr(lang, "field.payload") if path == "$payload" else path
+    if path == "$payload":
+        return tr(lang, "field.payload")
+    if path == "*":
+        return tr(lang, "describe.star")
+    return path
+
+
+def _overlapping(paths: list[str]) -> bool:
+    """True when one path names a field another names too (``*`` beside ``driver.name``,
+    ``driver`` beside ``driver.name``): then the specificity rule decides, and we say so."""
+
+    def levels(path: str) -> list[str]:
+        return [segment.split("[", 1)[0] for segment in path.split(".")]
+
+    for index, a in enumerate(paths):
+        for b in paths[index + 1 :]:
+            la, lb = levels(a), levels(b)
+            if all(x == y or "*" in (x, y) for x, y in zip(la, lb, strict=False)):
+                return True
+    return False
 
 
 def _grant(lang: str, policy: CompiledPolicy, grant: CompiledGrant, zone: ZoneInfo) -> list[str]:
@@ -66,6 +85,9 @@ def _grant(lang: str, policy: CompiledPolicy, grant: CompiledGrant, zone: ZoneIn
             for path, fns in grant.aggregate.fields.items()
         ]
         lines.append(tr(lang, "describe.aggregate", items="; ".join(items)))
+        lines.append(
+            tr(lang, "describe.min_count", min=samples_text(lang, grant.aggregate.min_count))
+        )
     elif spec.fields:
         items = []
         for path, treatment in spec.fields.items():
@@ -75,6 +97,8 @@ def _grant(lang: str, policy: CompiledPolicy, grant: CompiledGrant, zone: ZoneIn
                 label = _field(lang, path)
             items.append(f"{label} {_treatment(lang, treatment)}")
         lines.append(tr(lang, "describe.fields", items="; ".join(items)))
+        if _overlapping(list(spec.fields)):
+            lines.append(tr(lang, "describe.specific"))
     else:
         lines.append(tr(lang, "describe.nothing"))
     levels = [
@@ -114,6 +138,23 @@ def _grant(lang: str, policy: CompiledPolicy, grant: CompiledGrant, zone: ZoneIn
     if grant.rate_limit:
         lines.append(tr(lang, "describe.rate", interval=_interval(lang, grant.rate_limit)))
     return ["", *lines[:1], *("  " + line for line in lines[1:])]
+
+
+def grant_fields(spec: GrantSpec) -> tuple[str, ...]:
+    """Every field path a grant can send, for the views that list them ("who gets what"):
+    ``$payload`` for a whole or opaque body, the summarised fields of an aggregate, and both
+    halves of a coarsened position (the grant names only the latitude key)."""
+    if spec.payload == "opaque":
+        return ("$payload",)
+    if spec.aggregate is not None:
+        return tuple(spec.aggregate.fields)
+    out: list[str] = []
+    for path, treatment in spec.fields.items():
+        out.append(path)
+        if isinstance(treatment, CoarsenSpec):
+            head, _, _ = path.rpartition(".")
+            out.append(f"{head}.{treatment.coarsen.lon}" if head else treatment.coarsen.lon)
+    return tuple(out)
 
 
 def _interval(lang: str, seconds: float) -> str:

@@ -3,7 +3,9 @@
 For a message the engine finds the device by topic (precompiled patterns, exact topics in a
 dict), parses the body once (``orjson``), and for each recipient named in the customer's grants
 tries the grants that cover the device and stream, in file order; the first that releases
-something decides, otherwise the first one's reason is given. A grant is checked in this order:
+something decides, otherwise the first one's reason is given (a sample taken by an aggregate
+grant is preferred: "being summarised"). Aggregate grants always take their sample, whatever
+grant comes before them, so the order of an aggregate grant and a field grant never matters. A grant is checked in this order:
 
     withdrawn -> validity window and consent record -> pseudonym key erased -> hours
     -> body too large -> opaque release | not UTF-8 -> not JSON -> conditions
@@ -322,19 +324,30 @@ class Engine:
             if not grants:
                 out.append(self._withheld(route, recipient, None, _NO_GRANT, parsed))
                 continue
+            # Grant order never changes the outcome for aggregates: every aggregate grant takes
+            # its sample whether or not another grant releases the message now (its summary
+            # leaves from ``flush``). Of the other grants the first that releases decides.
             first: Decision | None = None
+            released: Decision | None = None
             for grant in grants:
+                if released is not None and grant.aggregate is None:
+                    continue
                 try:
                     decision = self._apply(route, grant, message, parsed, captures, now=now)
                 except Exception as exc:
                     decision = _internal(route, recipient, grant, exc, message.topic)
-                if decision.outcome is not Outcome.WITHHELD:
+                if decision.outcome is not Outcome.WITHHELD and released is None:
+                    released = decision
+                if first is None or (
+                    first.reason is not None
+                    and first.reason.code != "aggregating"
+                    and decision.reason is not None
+                    and decision.reason.code == "aggregating"
+                ):
                     first = decision
-                    break
-                if first is None:
-                    first = decision
-            assert first is not None
-            out.append(first)
+            chosen = released or first
+            assert chosen is not None
+            out.append(chosen)
         return out
 
     def _withheld(
@@ -566,6 +579,9 @@ class Engine:
             value: Any = parsed.root
             for part in path.split("."):
                 value = value.get(part) if type(value) is dict else None
+            if type(value) is bool:  # a flag: the mean is the share of true, the sum its count
+                values[path] = 1.0 if value else 0.0
+                continue
             try:
                 values[path] = float(to_number(value))
             except TreatmentFailed:
@@ -628,13 +644,21 @@ class Engine:
             acc = window.acc.get(path)
             if acc is None:
                 continue
+            if acc.count < spec.min_count:
+                # A summary of too few samples is the samples themselves: one sample's mean is
+                # its raw value. Withheld for this window, and the customer is told why.
+                problems[path] = Reason(
+                    "too_few_samples",
+                    {"field": path, "count": str(acc.count), "min": str(spec.min_count)},
+                )
+                continue
             results = {fn: acc.result(fn) for fn in functions}
             if not all(math.isfinite(v) for v in results.values()):
                 # A sum past a double's range: orjson would write it as null, silently.
                 problems[path] = Reason("out_of_range", {"field": path})
                 continue
             body[path] = results
-            detail = f"{', '.join(functions)}; {spec.window:g} s"
+            detail = f"{', '.join(functions)}; {spec.window:g} s; {acc.count}"
             altered.append(Alteration(path, "aggregate", detail))
         if not altered:
             reason = next(iter(problems.values()), grant.nothing_reason)

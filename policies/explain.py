@@ -16,7 +16,10 @@ exceeds ``MAX_TEXT_CHARS``.
 from __future__ import annotations
 
 import re
+from decimal import Decimal, InvalidOperation
 
+from babel import Locale
+from babel.lists import format_list
 from babel.numbers import format_decimal
 
 from policies.catalog import tr
@@ -35,6 +38,7 @@ __all__ = [
     "join",
     "legal_basis_text",
     "reason_text",
+    "samples_text",
     "seconds_text",
     "treatment_text",
 ]
@@ -58,6 +62,7 @@ def dynamic_msgids() -> tuple[str, ...]:
     ids += [f"what.{what}" for what in ("validity", "consent")]
     ids += [f"dur.{n}" for n in ("seconds", "minutes", "hours", "days")]
     ids += [f"dur.one_{n}" for n in ("second", "minute", "hour", "day")]
+    ids += [f"samples.{case}.{form}" for case in ("nom", "dat") for form in ("one", "other")]
     return tuple(ids)
 
 
@@ -80,6 +85,8 @@ def _field(lang: str, path: str, profile: str | None = None) -> str:
         return tr(lang, "field.topic")
     if path.startswith("$topic."):
         return tr(lang, "field.topic_level", name=path[7:])
+    if path.startswith("$payload"):  # a body that is a JSON array: "$payload[].name"
+        return tr(lang, "field.payload_items", path=path[len("$payload") :])
     return path
 
 
@@ -91,7 +98,7 @@ def join(lang: str, items: list[str], more: int = 0) -> str:
         return tr(lang, "list.more_fields", head=", ".join(items), n=count_text(lang, more))
     if len(items) <= 1:
         return "".join(items)
-    return tr(lang, "list.and", head=", ".join(items[:-1]), last=items[-1])
+    return format_list(items, style="standard", locale=_locale(lang))
 
 
 def count_text(lang: str, n: int) -> str:
@@ -100,7 +107,23 @@ def count_text(lang: str, n: int) -> str:
 
 
 def _number(lang: str, text: str) -> str:
-    return text.replace(".", ",") if lang == "de" else text
+    """A number from the policy (``0.5``) as the language writes it (``0,5``), by Babel."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return text
+    return format_decimal(value, locale=_locale(lang), decimal_quantization=False)
+
+
+def _locale(lang: str) -> str:
+    return "de" if lang == "de" else "en"
+
+
+def samples_text(lang: str, n: int, case: str = "dat") -> str:
+    """``1 Messwert`` / ``12 Messwerten`` / ``12 samples``: the count with its noun in the
+    plural form CLDR gives for ``n`` (Babel), in the grammatical case the sentence needs."""
+    form = "one" if Locale.parse(_locale(lang)).plural_form(n) == "one" else "other"
+    return tr(lang, f"samples.{case}.{form}", n=count_text(lang, n))
 
 
 def seconds_text(lang: str, text: str) -> str:
@@ -126,14 +149,21 @@ def treatment_text(lang: str, treatment: str, detail: str) -> str:
     if treatment == "truncate":
         return tr(lang, "treatment.truncate", unit=tr(lang, f"unit.{detail}"))
     if treatment == "aggregate":
-        functions, _, window = detail.partition(";")
+        # "mean, max; 60 s" from a grant, "mean, max; 60 s; 12" from a window of 12 samples
+        functions, _, rest = detail.partition(";")
+        window, _, samples = rest.partition(";")
         names = [tr(lang, f"fn.{fn.strip()}") for fn in functions.split(",") if fn.strip()]
-        return tr(
+        text = tr(
             lang,
             "treatment.aggregate",
             functions=join(lang, names),
             window=seconds_text(lang, window.strip()),
         )
+        if samples.strip().isdigit():
+            text += " " + tr(
+                lang, "treatment.aggregate_samples", samples=samples_text(lang, int(samples))
+            )
+        return text
     return tr(lang, f"treatment.{treatment}")
 
 
@@ -159,6 +189,14 @@ def reason_text(lang: str, reason: Reason) -> str:
             "reason.treatment_failed",
             field=_field(lang, params.get("field", "")),
             problem=tr(lang, f"problem.{params.get('problem', 'not_a_value')}"),
+        )
+    if reason.code == "too_few_samples":
+        return tr(
+            lang,
+            "reason.too_few_samples",
+            field=_field(lang, params.get("field", "")),
+            count=samples_text(lang, int(params.get("count") or 0), "nom"),
+            min=samples_text(lang, int(params.get("min") or 0), "dat"),
         )
     if reason.code == "out_of_range":
         return tr(lang, "reason.out_of_range", field=_field(lang, params.get("field", "")))
@@ -276,6 +314,9 @@ def explain(
                 version=(decision.policy_version or "")[:12],
             )
         )
+    elif decision.reason is not None and decision.reason.code == "no_birth":
+        # Not a grant's doing: the values cannot be read until the device's BIRTH is seen.
+        parts.append(tr(lang, "explain.no_birth"))
     elif decision.policy_version:
         parts.append(tr(lang, "explain.default_deny", version=decision.policy_version[:12]))
     text = " ".join(p for p in parts if p)

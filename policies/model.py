@@ -94,6 +94,8 @@ __all__ = [
 
 ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 CAPTURE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CAPTURE_NAME = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_CAPTURED_LEVEL = re.compile(r"^(?:[^{}+#]|\{[A-Za-z_][A-Za-z0-9_]*\})+$")
 HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -162,14 +164,17 @@ class TopicSpec(_Model):
             if level == "#":
                 if index != len(levels) - 1:
                     raise ValueError("'#' may only be the last level")
-            elif level.startswith("{") or level.endswith("}"):
-                if not (level.startswith("{") and level.endswith("}")) or not CAPTURE.match(
-                    level[1:-1]
-                ):
-                    raise ValueError(f"bad capture {level!r}: expected {{name}} with a-z, 0-9, _")
+            elif "{" in level or "}" in level:
+                # A whole level ({user}) or text around captures ({app}@{tenant}, as The Things
+                # Stack writes its topics); two captures need text between them to be told apart.
+                if not _CAPTURED_LEVEL.match(level) or "}{" in level:
+                    raise ValueError(
+                        f"bad capture {level!r}: expected {{name}} with a-z, 0-9, _ (a level "
+                        "may hold text around captures, like {app}@{tenant}, but no + or #)"
+                    )
             elif ("+" in level and level != "+") or "#" in level:
                 raise ValueError(f"wildcards must fill a whole level, found {level!r}")
-        names = [lvl[1:-1] for lvl in levels if lvl.startswith("{")]
+        names = [name for lvl in levels for name in _CAPTURE_NAME.findall(lvl)]
         if len(names) != len(set(names)):
             raise ValueError("a capture name is used twice")
         return value
@@ -303,9 +308,17 @@ class Condition(_Model):
         return self
 
 
+DEFAULT_MIN_COUNT = 3
+
+
 class AggregateSpec(_Model):
+    """Summaries per time window. A field with fewer than ``min_count`` samples in a window is
+    withheld for that window (a "mean" of one sample is the sample itself); booleans count as
+    1 (true) and 0 (false), so ``mean`` is the share of true and ``sum`` the number of trues."""
+
     window: Duration
     fields: dict[str, list[Literal["mean", "min", "max", "sum", "count"]]] = Field(min_length=1)
+    min_count: int = Field(default=DEFAULT_MIN_COUNT, ge=1, le=1_000_000)
 
     @field_validator("fields")
     @classmethod

@@ -4,10 +4,22 @@ Path syntax (see ``policies.model``): ``a.b`` nested keys, ``*`` any one key, ``
 element of the array under ``key``. Concrete paths reported in decisions name real keys and
 indices: ``sensors.a.temperature``, ``readings[2].value``; the whole body is ``$payload``.
 
-The walk visits the input once, keeps keys in input order, applies the terminal rule it meets
-(a literal key beats ``*``), records what was shared, altered and withheld, and never recurses
+The walk visits the input once, keeps keys in input order, records leaf by leaf what was
+shared, altered and withheld (a kept object lists each leaf inside it), and never recurses
 deeper than the grant's own paths (input nesting is walked iteratively, see ``leaves``).
 Arrays keep only the elements something was released from, so paths always name input indices.
+
+Specificity (the one rule for which of a grant's paths decides a leaf): of all the paths that
+name the leaf or one of its parents, the most specific decides. Compare two such paths level
+by level from the top: at the first level where they differ, a literal key beats ``*``; when
+one path ends where the other goes on, the deeper one wins. So a literal key beats ``*`` at
+every depth, a deeper rule beats a shallower one, and the order in which the grant lists its
+fields never matters. With ``"*": keep`` beside ``driver.name: pseudonymise``, ``driver.name``
+leaves pseudonymised and ``driver.id`` raw (``*`` names ``driver``; ``driver.name`` is deeper);
+with ``driver: pseudonymise`` beside ``"*.name": keep``, ``driver.name`` is pseudonymised
+(``driver`` beats ``*`` at the first level). A rule on an object covers what no deeper path
+names. ``specificity`` spells the order out for two paths; the walk below implements it with
+candidate lists ordered best first.
 
 Every key, value, size and depth is the device's choice, so what a walk *records* is bounded
 whatever the message: a key longer than ``MAX_KEY_CHARS`` is shown cut with "…", a path longer
@@ -44,6 +56,7 @@ __all__ = [
     "insert",
     "leaves",
     "release_root",
+    "specificity",
 ]
 
 
@@ -116,10 +129,12 @@ NOTHING: Any = _Nothing()  # sentinel: nothing released at this path
 class Release:
     """Scratch record of one grant applied to one message."""
 
-    __slots__ = ("altered", "key", "problems", "problems_more", "shared", "withheld")
+    __slots__ = ("altered", "key", "problems", "problems_more", "shared", "trace", "withheld")
 
-    def __init__(self, key: bytes | None) -> None:
+    def __init__(self, key: bytes | None, *, trace: bool = False) -> None:
         self.key = key
+        # (path, grant path of the rule that decided it), only when asked (policies.semantics)
+        self.trace: list[tuple[str, str]] | None = [] if trace else None
         self.shared = Listed()  # of str
         self.altered = Listed()  # of Alteration
         self.withheld = Listed()  # of str
@@ -155,17 +170,20 @@ class Release:
 class Rule:
     """A terminal treatment at a path. ``fn(value, parent, release) -> released value``."""
 
-    __slots__ = ("_alterations", "detail", "fn", "name")
+    __slots__ = ("_alterations", "detail", "fn", "name", "source")
 
     def __init__(
         self,
         name: str,
         detail: str,
         fn: Callable[[object, dict[str, Any] | None, Release], object] | None = None,
+        *,
+        source: str = "",
     ) -> None:
         self.name = name  # keep, pseudonymise, round, coarsen, truncate
         self.detail = detail
         self.fn = fn
+        self.source = source  # the grant's field path this rule comes from (explanations)
         # Alterations repeat per path; creating frozen dataclasses is the hot path's main cost.
         self._alterations: dict[str, Alteration] = {}
 
@@ -178,13 +196,18 @@ class Rule:
         return found
 
     def apply(self, value: object, path: str, parent: dict[str, Any] | None, rel: Release) -> Any:
+        if rel.trace is not None:
+            rel.trace.append((path, self.source))
         if self.fn is None:  # keep
             if type(value) is Literal and not math.isfinite(value):
                 # 1e999 is valid JSON, but beyond a double: most recipients' software (orjson,
                 # JavaScript, databases) cannot read it. Released as written it would break them;
                 # changed it would not be kept. So it stays here, and the customer is told.
                 return rel.refuse(path, value, Reason("out_of_range", {"field": path}))
-            rel.shared.add(path, len(path))
+            if type(value) is dict or type(value) is list:
+                collect(value, path, rel.shared)  # a kept object: each leaf is shared
+            else:
+                rel.shared.add(path, len(path))
             return value
         try:
             out = self.fn(value, parent, rel)
@@ -194,7 +217,7 @@ class Rule:
         return out
 
 
-def coarsen_rule(grid_m: float, partner: str, is_lat: bool) -> Rule:
+def coarsen_rule(grid_m: float, partner: str, is_lat: bool, source: str = "") -> Rule:
     """The half of a lat/lon pair at this key; ``partner`` is the sibling key of the other."""
 
     def fn(value: object, parent: dict[str, Any] | None, rel: Release) -> object:
@@ -205,7 +228,7 @@ def coarsen_rule(grid_m: float, partner: str, is_lat: bool) -> Rule:
         out_lat, out_lon = coarsen(lat, lon, grid_m)
         return out_lat if is_lat else out_lon
 
-    return Rule("coarsen", f"{grid_m:g} m", fn)
+    return Rule("coarsen", f"{grid_m:g} m", fn, source=source)
 
 
 class Node:
@@ -294,36 +317,106 @@ def _count(value: object) -> int:
     return n
 
 
-def _release(
-    value: object, nodes: list[Node], path: str, parent: dict[str, Any] | None, rel: Release
-) -> Any:
-    for node in nodes:
+def specificity(path: str) -> tuple[int, ...]:
+    """The rank of a grant's field path: of two paths naming the same leaf, the one with the
+    greater rank decides. One number per level (a literal key 2, ``*`` 1, each ``[]`` 2),
+    compared level by level: a literal key beats ``*`` at every depth, and a path that goes on
+    where the other ends (a deeper rule) beats it."""
+    rank: list[int] = []
+    for segment in path.split("."):
+        name = segment.rstrip("[]")
+        rank.append(1 if name == "*" else 2)
+        rank.extend([2] * ((len(segment) - len(name)) // 2))
+    return tuple(rank)
+
+
+def _leaf(node: Node) -> bool:
+    return not node.keys and node.star is None and node.elem is None
+
+
+def _under_key(items: list[Node | Rule], key: str) -> list[Node | Rule]:
+    """The candidates for ``key`` of a dict the ``items`` stand at, best first (see ``specificity``)."""
+    out: list[Node | Rule] = []
+    for item in items:
+        if type(item) is Rule:
+            out.append(item)
+            return out
+        node: Node = item  # type: ignore[assignment]
+        found = node.keys.get(key)
+        if found is not None:
+            out.append(found.rule if found.rule is not None and _leaf(found) else found)
+        star = node.star
+        if star is not None:
+            out.append(star.rule if star.rule is not None and _leaf(star) else star)
         if node.rule is not None:
-            return node.rule.apply(value, path, parent, rel)
+            out.append(node.rule)
+            return out
+    return out
+
+
+def _under_element(items: list[Node | Rule]) -> list[Node | Rule]:
+    """The candidates for each element of an array the ``items`` stand at, best first."""
+    out: list[Node | Rule] = []
+    for item in items:
+        if type(item) is Rule:
+            out.append(item)
+            return out
+        node: Node = item  # type: ignore[assignment]
+        elem = node.elem
+        if elem is not None:
+            out.append(elem.rule if elem.rule is not None and _leaf(elem) else elem)
+        if node.rule is not None:
+            out.append(node.rule)
+            return out
+    return out
+
+
+def _release(
+    value: object,
+    items: list[Node | Rule],
+    path: str,
+    parent: dict[str, Any] | None,
+    rel: Release,
+) -> Any:
+    """Release ``value`` at ``path`` under the candidate rules ``items``, best first.
+
+    The first candidate decides: a rule applies to the whole value; a node whose deeper paths
+    fit the value's shape (keys or ``*`` for an object, ``[]`` for an array) descends into it,
+    carrying every later candidate along for what its own paths do not name; a node that does
+    not fit gives way to its own rule, or else to the next candidate."""
     kind = type(value)
-    if kind is dict and value:
-        children = [n for n in nodes if n.keys or n.star is not None]
-        if children:
-            out = _walk(value, children, path, rel)  # type: ignore[arg-type]
+    for index, item in enumerate(items):
+        if type(item) is Rule:
+            return item.apply(value, path, parent, rel)
+        node: Node = item  # type: ignore[assignment]
+        if kind is dict and value and (node.keys or node.star is not None):
+            out = _walk(value, items[index:], path, rel)  # type: ignore[arg-type]
             return out if out else NOTHING
-    elif kind is list and value:
-        elems = [n.elem for n in nodes if n.elem is not None]
-        if elems:
+        if kind is list and value and node.elem is not None:
+            inner = _under_element(items[index:])
             released = []
-            items: list[Any] = value  # type: ignore[assignment]
-            for index, item in enumerate(items):
-                got = _release(item, elems, element(path, index), None, rel)
+            elements: list[Any] = value  # type: ignore[assignment]
+            for position, item_value in enumerate(elements):
+                got = _release(item_value, inner, element(path, position), None, rel)
                 if got is not NOTHING:
                     released.append(got)
             return released if released else NOTHING
+        if node.rule is not None:
+            return node.rule.apply(value, path, parent, rel)
     collect(value, path, rel.withheld)
     return NOTHING
 
 
-def _walk(obj: dict[str, Any], nodes: list[Node], parent: str, rel: Release) -> dict[str, Any]:
+def _walk(
+    obj: dict[str, Any], items: list[Node | Rule], parent: str, rel: Release
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    single = nodes[0] if len(nodes) == 1 and nodes[0].star is None else None
     withheld = rel.withheld
+    # The common case, a grant naming literal keys only: one dict lookup per key.
+    first = items[0]
+    single: Node | None = None
+    if len(items) == 1 and type(first) is Node and first.star is None and first.rule is None:
+        single = first
     for key, value in obj.items():
         if single is not None:
             node = single.keys.get(key)
@@ -337,10 +430,11 @@ def _walk(obj: dict[str, Any], nodes: list[Node], parent: str, rel: Release) -> 
                 else:
                     collect(value, child(parent, key), withheld)
                 continue
-            matched = [node]
+            matched: list[Node | Rule] = [
+                node.rule if node.rule is not None and _leaf(node) else node
+            ]
         else:
-            matched = [c for n in nodes if (c := n.keys.get(key)) is not None]
-            matched.extend(n.star for n in nodes if n.star is not None)
+            matched = _under_key(items, key)
             if not matched:
                 collect(value, child(parent, key), withheld)
                 continue
@@ -355,7 +449,10 @@ def _walk(obj: dict[str, Any], nodes: list[Node], parent: str, rel: Release) -> 
 
 
 def release_root(root: object, trie: Node, rel: Release) -> dict[str, Any]:
-    """Apply a grant's field trie to a parsed payload; an empty dict means nothing released."""
+    """Apply a grant's field trie to a parsed payload; an empty dict means nothing released.
+
+    Which rule decides a leaf is ``specificity``: of all the grant's paths that name the leaf
+    or one of its parents, the most specific one."""
     if type(root) is not dict:
         collect(root, "", rel.withheld)
         return {}

@@ -32,6 +32,7 @@ from gateway.log.results import EntryFilter, EntryLine, Match
 from gateway.operations import control_model as ops
 from gateway.operations.control import ControlError, ask, request
 from gateway.operations.status_model import Status
+from policies.describe import grant_fields
 from policies.errors import PolicyError
 from policies.loader import load_policy
 from tui.model import (
@@ -514,9 +515,7 @@ def _policies_from_files(policies_dir: Path, names: Names) -> list[CustomerPolic
             continue
         grants = []
         for g in doc.grants:
-            fields = ("$payload",) if g.payload == "opaque" else tuple(g.fields)
-            if g.aggregate is not None:
-                fields = tuple(g.aggregate.fields)
+            fields = grant_fields(g)
             devices = ("*",) if g.devices == "*" else tuple(g.devices)
             grants.append(
                 GrantView(

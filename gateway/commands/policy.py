@@ -23,18 +23,21 @@ import json
 import re
 import secrets
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import orjson
+
 from gateway.visible import neutralise
-from policies.compiler import CompiledPolicy, PolicyWarning, compile_policy, lint
-from policies.describe import describe
+from policies.compiler import CompiledGrant, CompiledPolicy, PolicyWarning, compile_policy, lint
+from policies.describe import describe, grant_fields
 from policies.engine import Engine
 from policies.errors import PolicyError
 from policies.loader import load_policy
 from policies.message import Message
 from policies.model import PolicyDocument, policy_schema
+from policies.paths import specificity
 from policies.profiles import (
     PROFILES,
     Personal,
@@ -44,6 +47,7 @@ from policies.profiles import (
     profile,
     suggestions,
 )
+from policies.semantics import leaf_verdicts
 from policies.topics import BUILTIN_PLACEHOLDERS
 
 __all__ = [
@@ -181,8 +185,30 @@ def _explain(args: argparse.Namespace) -> int:
         if decision.reason is not None:
             print(f"  reason:  {decision.reason.code}")
         print(f"  {neutralise(engine.explain(decision, lang), lines=True)}")
+        grant = policy.grant(decision.grant) if decision.grant else None
+        if grant is not None and decision.payload is not None:
+            _print_verdicts(grant, message, engine)
     print("(pseudonyms use a random key for this run; the gateway's differ)", file=sys.stderr)
     return 0
+
+
+def _print_verdicts(grant: CompiledGrant, message: Message, engine: Engine) -> None:
+    """Field by field, what the deciding grant did and which of its lines decided (the engine's
+    own walk, ``policies.semantics``); only for a JSON body, as the grants see it."""
+    try:
+        root = orjson.loads(message.payload)
+    except orjson.JSONDecodeError:
+        return
+    hit = engine.device_for(message.topic)
+    captures = hit.captures if hit is not None else {}
+    for v in leaf_verdicts(grant, root, captures=captures):
+        how = (
+            f" ({v.treatment}{' ' + v.detail if v.detail else ''})"
+            if v.verdict == "altered"
+            else ""
+        )
+        by = f"by {v.rule!r}" if v.rule is not None else "no line of the grant names it"
+        print(f"    {neutralise(v.path)}: {v.verdict}{how}, {neutralise(by)}")
 
 
 def _describe(args: argparse.Namespace) -> int:
@@ -353,9 +379,20 @@ def render_suggestion(profile_name: str, lang: str) -> str:
         lines.append('# Topic levels: use them in the grant\'s topic, e.g. topic: "…/{name}"')
         lines.append("# topic_levels:")
         for f in level_fields:
+            # Each line uncommented is valid YAML (name: keep | pseudonymise); a level that may
+            # not leave as it is stays a comment of a comment, with the reason after the '#'.
             name = f.path.removeprefix("$topic.")
-            how = grant.topic_levels.get(name) or grant.left_out.get(f.path, "leave it out")
-            lines.append(entry(f"#   {name}: {how}", _describe_field(p, f.path, lang)))
+            how = grant.topic_levels.get(name)
+            if how is not None:
+                lines.append(entry(f"#   {name}: {how}", _describe_field(p, f.path, lang)))
+            else:
+                why = grant.left_out.get(f.path, "leave it out")
+                lines.append(
+                    entry(
+                        f"#   # {name}: not in the topic",
+                        f"{why}. {_describe_field(p, f.path, lang)}",
+                    )
+                )
     lines.append("fields:")
     described = [s.path for s in suggestions(profile_name) if s.path in _json_paths(p)]
     for path in described:
@@ -407,6 +444,21 @@ def _releases(grant_path: str, field_path: str) -> bool:
     return all(g == f or "*" in (g, f) for g, f in zip(granted, field, strict=False))
 
 
+def _decides(fields: Sequence[str], path: str, field_path: str) -> bool:
+    """True when ``path`` decides ``field_path`` (or a part of it) by the specificity rule of
+    ``policies.paths``: no more specific path of the grant names the field itself."""
+    if len(_segments(path)) > len(_segments(field_path)):
+        return True  # the kept path lies inside the field: that part leaves unchanged
+    rank = specificity(path)
+    return not any(
+        other != path
+        and _releases(other, field_path)
+        and len(_segments(other)) <= len(_segments(field_path))
+        and specificity(other) > rank
+        for other in fields
+    )
+
+
 def profile_warnings(policy: CompiledPolicy) -> list[PolicyWarning]:
     """A grant that keeps a direct personal field of a covered device's profile unchanged."""
     out: list[PolicyWarning] = []
@@ -429,6 +481,7 @@ def profile_warnings(policy: CompiledPolicy) -> list[PolicyWarning]:
         for grant in policy.grants:
             if device.id not in grant.devices:
                 continue
+            fields = grant_fields(grant.spec)  # with the longitude of a coarsened pair
             kept = [path for path, how in grant.spec.fields.items() if how == "keep"]
             kept += [f"$topic.{n}" for n, how in grant.spec.topic_levels.items() if how == "keep"]
             for path in kept:
@@ -436,7 +489,7 @@ def profile_warnings(policy: CompiledPolicy) -> list[PolicyWarning]:
                     hit = (
                         path == f.path
                         if path.startswith("$topic.") or f.path.startswith("$topic.")
-                        else _releases(path, f.path)
+                        else _releases(path, f.path) and _decides(fields, path, f.path)
                     )
                     if not hit:
                         continue

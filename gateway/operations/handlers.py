@@ -42,7 +42,7 @@ from gateway.operations.status_model import DeviceProblem, Status
 from gateway.rights import erasure
 from gateway.rights.consent import ConsentBook
 from gateway.rights.erasure import ErasureParts
-from policies.describe import describe
+from policies.describe import describe, grant_fields
 
 __all__ = ["SNAPSHOT_GLOB", "ControlParts", "control_handlers"]
 
@@ -115,7 +115,7 @@ async def policies(parts: ControlParts, request: CustomerRequest) -> PoliciesRep
                     legal_basis=str(grant.legal_basis),
                     consent=grant.consent.model_dump(mode="json") if grant.consent else None,
                     withdrawn=parts.consents.is_withdrawn(policy.customer, grant.id),
-                    fields=list(grant.spec.fields),
+                    fields=list(grant_fields(grant.spec)),
                     devices=list(grant.devices),
                 )
                 for grant in policy.grants

@@ -21,6 +21,7 @@ from gateway.rights.report import Document, Table, render_html, render_md
 from gateway.rights.retention import retention_for
 from policies.compiler import CompiledGrant, CompiledPolicy
 from policies.decision import LegalBasis
+from policies.describe import grant_fields
 from policies.explain import legal_basis_text
 from policies.profiles import PROFILES, category_label
 
@@ -42,6 +43,12 @@ def _fields(grant: CompiledGrant) -> dict[str, str]:
             out[path] = rule
         else:
             out[path] = next(iter(rule.model_dump(exclude_none=True)), "keep")
+    # What leaves besides the named paths: a coarsened latitude's longitude (grant_fields),
+    # and the device's own topic when the upstream topic uses {topic}.
+    for path in grant_fields(grant.spec):
+        out.setdefault(path, "coarsen")
+    if "topic" in grant.template.names:
+        out["$topic"] = "keep"
     for level, treatment in grant.topic_levels.items():
         out[f"$topic.{level}"] = treatment
     return out

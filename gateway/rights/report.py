@@ -25,6 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
+from babel import Locale
 from babel.dates import format_datetime
 
 from gateway.errors import LogError
@@ -37,7 +38,7 @@ from gateway.rights.erasure import list_erasures
 from gateway.visible import neutralise
 from policies.compiler import CompiledPolicy
 from policies.decision import LegalBasis, Reason
-from policies.explain import legal_basis_text, reason_text, treatment_text
+from policies.explain import fold, legal_basis_text, reason_text, treatment_text
 
 __all__ = ["FORMAT", "Document", "Table", "build_report", "render", "render_html", "render_md"]
 
@@ -228,28 +229,48 @@ def _recipients(
 def _never_shared(
     policy: CompiledPolicy | None, groups: Sequence[tuple[dict[str, Any], int, int, int]]
 ) -> list[dict[str, Any]]:
-    """Per device: fields seen but never passed on to anyone; devices that shared nothing."""
+    """Per device: fields seen but never passed on to anyone; devices that shared nothing.
+
+    A field counts as passed on when it, or an object or array holding it, left in any
+    release (older entries list a kept object by its own path, newer ones leaf by leaf), with
+    array indices folded (``r[0].v`` and ``r[3].v`` are one field). A device whose release
+    lists were cut by the caps (``omitted``) gets no "never passed on" list at all: a field
+    the cut left out may have left, and the report must not say it did not."""
     seen: dict[str, set[str]] = defaultdict(set)
     left: dict[str, set[str]] = defaultdict(set)
+    cut: set[str] = set()
     for body, _, _, _ in _decisions(groups):
         device = body["device"]
         if device is None:
             continue
-        seen[device].update(body["withheld"])
+        seen[device].update(fold(body["withheld"]))
         if body["outcome"] in ("shared", "altered"):
-            left[device].update(body["shared"])
-            left[device].update(a[0] for a in body["altered"])
+            left[device].update(fold(body["shared"]))
+            left[device].update(fold([a[0] for a in body["altered"]]))
+            omitted = body.get("omitted") or {}
+            if omitted.get("shared") or omitted.get("altered"):
+                cut.add(device)
     declared = [d.id for d in policy.devices] if policy is not None else []
     out = []
     for device in declared + sorted(set(seen) - set(declared)):
+        gone = left.get(device, set())
         out.append(
             {
                 "device": device,
-                "nothing_left": not left.get(device),
-                "fields": sorted(seen.get(device, set()) - left.get(device, set())),
+                "nothing_left": not gone,
+                "fields": []
+                if device in cut
+                else sorted(f for f in seen.get(device, set()) if not _left(f, gone)),
             }
         )
     return out
+
+
+def _left(path: str, gone: set[str]) -> bool:
+    """True when ``path`` or an object or array holding it is among the released paths."""
+    if "$payload" in gone or path in gone:
+        return True
+    return any(char in ".[" and path[:index] in gone for index, char in enumerate(path))
 
 
 def _withheld(groups: Sequence[tuple[dict[str, Any], int, int, int]]) -> list[dict[str, Any]]:
@@ -359,6 +380,14 @@ def _n(lang: str, n: int) -> str:
     return number(lang, n)
 
 
+def _plural(lang: str, n: int) -> str:
+    """``one`` or ``other``: the CLDR plural form of ``n`` in ``lang`` (Babel), so a log of one
+    entry reads "der eine Eintrag", not "alle 1 Einträge"."""
+    return (
+        "one" if Locale.parse("de" if lang == "de" else "en").plural_form(n) == "one" else "other"
+    )
+
+
 def _how(lang: str, treatment: str, detail: str) -> str:
     if treatment == "keep":
         return tr(lang, "report.unchanged")
@@ -406,9 +435,13 @@ def document(data: Mapping[str, Any], lang: str) -> Document:
     if v["ok"]:
         proof = tr(
             lang,
-            "report.verify.ok",
+            f"report.verify.ok.{_plural(lang, v['entries'])}",
             entries=_n(lang, v["entries"]),
-            checkpoints=_n(lang, v["checkpoints"]),
+            checkpoints=tr(
+                lang,
+                f"report.checkpoints.{_plural(lang, v['checkpoints'])}",
+                n=_n(lang, v["checkpoints"]),
+            ),
             keys=", ".join(v["keys"]) or "—",
         )
     else:

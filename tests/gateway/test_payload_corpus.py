@@ -78,12 +78,8 @@ EXPECTED: dict[tuple[str, int], Withheld] = {
         "the spec's JSON rendering (accepted beside protobuf); this DDATA comes before its "
         "DBIRTH in the file, and DATA cannot be read before its BIRTH",
     ),
-    ("sparkplug_b", 2): Withheld(
-        "nothing_released",
-        "the engine decodes Sparkplug against its BIRTH into {metric name: value}; the profile's "
-        "paths (timestamp, seq, metrics[].value) describe the wire structure, so the suggested "
-        "grant names no decoded key (no personal data either way)",
-    ),
+    # ("sparkplug_b", 2), the DBIRTH, is released: the profile names metrics by name ("*"), as
+    # the engine decodes them; its old wire paths (metrics[].value) matched nothing.
 }
 
 # Paths the suggested grant releases but the message cannot: withheld, and the explanation
@@ -289,7 +285,18 @@ def leaf_paths(value: Any, path: str = "") -> list[str]:
 
 
 def covered(leaf: str, granted: list[str]) -> bool:
-    return any(leaf == g or leaf.startswith(g + ".") or leaf.startswith(g + "[") for g in granted)
+    """True when a granted path names ``leaf`` or a parent of it (``*`` any one key)."""
+    levels = re.sub(r"\[\d+\]", "[]", leaf).split(".")
+    for g in granted:
+        want = g.split(".")
+        if len(want) <= len(levels) and all(
+            w == lv
+            or (w.startswith("*") and lv.endswith(w[1:]))
+            or (lv.startswith(w) and lv[len(w) :].strip("[]") == "")
+            for w, lv in zip(want, levels, strict=False)
+        ):
+            return True
+    return False
 
 
 # -- the run ------------------------------------------------------------------------------------

@@ -253,7 +253,9 @@ def test_aggregate_flushes_one_message_per_window() -> None:
     assert body["window"] == {"start": "2026-06-03T09:00:00Z", "end": "2026-06-03T09:05:00Z"}
     assert closed.outcome is Outcome.ALTERED and closed.altered[0].treatment == "aggregate"
     (last,) = engine.flush(start + timedelta(minutes=11))
-    assert orjson.loads(last.payload)["p"]["count"] == 1
+    # One sample: its "mean" would be the raw value; below min_count (3) it stays here.
+    assert last.outcome is Outcome.WITHHELD and last.payload is None
+    assert last.reason.code == "too_few_samples"
     engine.evaluate(msg(b'{"p":1}'), start + timedelta(minutes=20))
     engine.withdraw("acme", "g1", start + timedelta(minutes=21))
     (withdrawn,) = engine.flush(start + timedelta(minutes=30))

@@ -23,7 +23,8 @@ CASES: list[tuple[list[str], Any, Any, list[str], list[str]]] = [
     # (paths, payload, released, shared, withheld)
     (["a"], {"a": 1, "b": 2}, {"a": 1}, ["a"], ["b"]),
     (["a.b"], {"a": {"b": 1, "c": 2}}, {"a": {"b": 1}}, ["a.b"], ["a.c"]),
-    (["a"], {"a": {"b": 1, "c": [1]}}, {"a": {"b": 1, "c": [1]}}, ["a"], []),
+    # A kept object is shared leaf by leaf: the report and the explanation name each field.
+    (["a"], {"a": {"b": 1, "c": [1]}}, {"a": {"b": 1, "c": [1]}}, ["a.b", "a.c[0]"], []),
     (
         ["sensors.*.temperature"],
         {"sensors": {"x": {"temperature": 20, "id": "s1"}, "y": {"temperature": 21}}},
@@ -53,7 +54,7 @@ CASES: list[tuple[list[str], Any, Any, list[str], list[str]]] = [
         ["metrics[0].name"],
         ["metrics[0].value", "seq"],
     ),
-    (["*"], {"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 2}}, ["a", "b"], []),
+    (["*"], {"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 2}}, ["a", "b.c"], []),
     (["a.b"], {"a": 5}, {}, [], ["a"]),  # partial update: shape differs, nothing released
     (["a.b"], {"a": {}}, {}, [], ["a"]),
     (["a"], {"b": 1}, {}, [], ["b"]),  # missing field

@@ -134,15 +134,21 @@ def test_mixed_level_overlaps_like_a_wildcard(a: str, b: str) -> None:
 @pytest.mark.parametrize(
     ("pattern", "error"),
     [
-        ("v3/{app}@{tenant}/up", "bad capture"),
-        ("openevse-{suffix}", "bad capture"),
+        ("v3/{app}{tenant}/up", "bad capture"),  # no text between: cannot be told apart
+        ("openevse-{suffix}+", "bad capture"),
         ("a/{bad-name}", "bad capture"),
         ("a/b+", "wildcards must fill a whole level"),
         ("a/#/b", "'#' may only be the last level"),
         ("a/{x}/{x}", "a capture name is used twice"),
     ],
 )
-def test_policy_refuses_what_profiles_allow(pattern: str, error: str) -> None:
-    # A policy's device topic must fill each level with one thing; mixed levels are for profiles.
+def test_policy_refuses_bad_patterns(pattern: str, error: str) -> None:
     with pytest.raises(ValidationError, match=error):
         TopicSpec(pattern=pattern)
+
+
+@pytest.mark.parametrize("pattern", ["v3/{app}@{tenant}/devices/{dev}/up", "openevse-{suffix}/x"])
+def test_policy_accepts_the_mixed_levels_profiles_use(pattern: str) -> None:
+    # The Things Stack writes v3/<app>@<tenant>/…: a device declared on the profile's own
+    # pattern must pass policy check (it was refused, so suggest's topic was not paste-ready).
+    assert TopicSpec(pattern=pattern).pattern == pattern

@@ -1,0 +1,107 @@
+"""The verdict of every leaf: what one grant does to each field and topic level of a message.
+
+This is the engine's own walk (``policies.paths.release_root``, the specificity rule documented
+there) run with a trace, so it cannot disagree with what is enforced: the engine releases the
+leaves listed here as shared or altered, and nothing else. Each verdict names the grant path that
+decided it, or none when no path of the grant names the leaf (default deny). The lists are
+bounded as a decision's are (``policies.paths``: a message of 8,000 keys lists its first ones).
+
+``policy explain`` prints these verdicts; the property tests hold the decision, the explanation,
+``describe`` and the report's "never passed on" to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from policies.compiler import CompiledGrant
+from policies.decision import Reason
+from policies.paths import Release, leaves, release_root
+
+__all__ = ["LeafVerdict", "leaf_verdicts"]
+
+Verdict = Literal["shared", "altered", "withheld"]
+
+
+@dataclass(frozen=True, slots=True)
+class LeafVerdict:
+    path: str  # concrete: "driver.name", "readings[2].value", "$topic.user", "$payload"
+    verdict: Verdict
+    rule: str | None  # the grant's path (or topic level) that decided; None: nothing names it
+    treatment: str | None = None  # keep, pseudonymise, round, coarsen, truncate, aggregate
+    detail: str = ""
+    reason: Reason | None = None  # why a leaf a rule names was withheld (a treatment failed)
+
+
+def _decider(path: str, trace: Mapping[str, str]) -> str | None:
+    """The rule applied at ``path`` or at the nearest parent the walk applied one to."""
+    probe = path
+    while True:
+        if probe in trace:
+            return trace[probe]
+        cut = max(probe.rfind("."), probe.rfind("["))
+        if cut <= 0:
+            return None
+        probe = probe[:cut]
+
+
+def leaf_verdicts(
+    grant: CompiledGrant,
+    root: object,
+    *,
+    key: bytes | None = None,
+    captures: Mapping[str, str] | None = None,
+) -> tuple[LeafVerdict, ...]:
+    """What ``grant`` does to each leaf of the parsed body ``root`` and to each topic level
+    (``captures``) when it applies to a message; ``key`` pseudonymises (None: an unkeyed run)."""
+    out: list[LeafVerdict] = []
+    if grant.opaque:
+        out.append(LeafVerdict("$payload", "shared", "payload", "keep"))
+    elif grant.aggregate is not None:
+        fields = grant.aggregate.fields
+        for leaf in leaves(root, ""):
+            if leaf in fields:
+                detail = f"{', '.join(fields[leaf])}; {grant.aggregate.window:g} s"
+                out.append(LeafVerdict(leaf, "altered", leaf, "aggregate", detail))
+            else:
+                out.append(LeafVerdict(leaf, "withheld", None))
+    elif grant.whole is not None:
+        rule = grant.whole
+        verdict: Verdict = "shared" if rule.fn is None else "altered"
+        out.append(LeafVerdict("$payload", verdict, "$payload", rule.name, rule.detail))
+    else:
+        rel = Release(key or b"\0" * 32, trace=True)
+        release_root(root, grant.trie, rel)
+        trace = dict(rel.trace or ())
+        sources = {a.path: a for a in rel.altered.items}
+        for path in rel.shared.items:
+            out.append(LeafVerdict(path, "shared", _decider(path, trace), "keep"))
+        for path, alteration in sources.items():
+            out.append(
+                LeafVerdict(
+                    path, "altered", trace.get(path), alteration.treatment, alteration.detail
+                )
+            )
+        for path in rel.withheld.items:
+            decider = _decider(path, trace)
+            problem = next(
+                (r for p, r in rel.problems.items() if path == p or _decider(path, {p: p})),
+                None,
+            )
+            out.append(LeafVerdict(path, "withheld", decider, reason=problem if decider else None))
+    names = grant.template.names
+    if "topic" in names:
+        out.append(LeafVerdict("$topic", "shared", "topic", "keep"))
+    for name in sorted((captures or {}).keys()):
+        how = grant.topic_levels.get(name) if name in names else None
+        if how == "keep":
+            out.append(LeafVerdict(f"$topic.{name}", "shared", f"topic_levels.{name}", "keep"))
+        elif how == "pseudonymise":
+            out.append(
+                LeafVerdict(f"$topic.{name}", "altered", f"topic_levels.{name}", "pseudonymise")
+            )
+        elif "topic" not in names:
+            out.append(LeafVerdict(f"$topic.{name}", "withheld", None))
+    return tuple(out)

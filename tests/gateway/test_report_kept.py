@@ -1,0 +1,118 @@
+"""The report's "never passed on to anyone" agrees with what left: a kept object's fields left."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from gateway.rights.report import build_report, render
+from tests.gateway.harness import running_gateway
+
+POLICY = """
+einblick_policy: 1
+customer: vans
+name: Fahrdienst
+language: en
+devices:
+  - id: van-1
+    name: Van 1
+    kind: van
+    topics:
+      - pattern: "vans/van-1"
+        stream: telemetry
+grants:
+  - id: dispatch
+    recipient: logistics
+    purpose: {de: "Disposition", en: "Dispatch"}
+    legal_basis: contract
+    devices: [van-1]
+    topic: "dispatch/{device}"
+    fields:
+      driver: keep
+  - id: energy
+    recipient: energy-provider
+    purpose: {de: "Energie", en: "Energy"}
+    legal_basis: contract
+    devices: [van-1]
+    topic: "energy/{device}"
+    fields:
+      battery: keep
+"""
+
+
+async def test_fields_of_a_kept_object_are_reported_as_passed_on(tmp_path: Path) -> None:
+    async with running_gateway(tmp_path, {"vans.yaml": POLICY}, [("vans", "van-1", "Van 1")]) as h:
+        van = await h.device("vans", "van-1")
+        payload = {"driver": {"name": "Hans Maier", "badge": 17}, "battery": 80, "cabin": 21}
+        await van.publish("vans/van-1", orjson.dumps(payload), 1)
+        await h.cloud.wait_for(2)
+        await h.wait_committed(1)
+        await van.close()
+        config = h.gateway.config
+        policy = next(p for p in h.gateway.engine.policies() if p.customer == "vans")
+    sent = {m.topic: orjson.loads(m.payload) for m in h.cloud.received}
+    assert sent["dispatch/van-1"] == {"driver": {"name": "Hans Maier", "badge": 17}}
+    data = build_report(
+        config.database_path,
+        "vans",
+        policy=policy,
+        recipients=config.recipient_names(),
+        now=datetime.now(UTC),
+    )
+    (never,) = data["never_shared"]
+    # The energy grant withholds driver.name and driver.badge, the dispatch grant kept them
+    # inside "driver": they left, and only the cabin temperature never did.
+    assert never["fields"] == ["cabin"]
+    english = render(data, "md", "en")
+    assert "never passed on to anyone: cabin" in english
+    # A chain of one entry and one checkpoint reads in the singular (Babel's plural rules).
+    one = {
+        **data,
+        "verification": {**data["verification"], "ok": True, "entries": 1, "checkpoints": 1},
+    }
+    german = render(one, "md", "de")
+    assert "Der eine Eintrag Ihrer Kette ist unverändert" in german
+    assert "durch 1 signierten Prüfpunkt" in german and "1 Einträge" not in german
+    assert "the one entry of your chain is intact, covered by 1 signed checkpoint " in render(
+        one, "md", "en"
+    )
+    logistics = next(r for r in data["recipients"] if r["id"] == "logistics")
+    assert {f["field"] for f in logistics["fields"]} == {"driver.name", "driver.badge"}
+
+
+def _body(outcome: str, shared: list[str], withheld: list[str], **extra: object) -> object:
+    return {
+        "kind": "decision",
+        "device": "van-1",
+        "recipient": "r",
+        "outcome": outcome,
+        "shared": shared,
+        "altered": [],
+        "withheld": withheld,
+        **extra,
+    }
+
+
+def test_entries_that_name_a_kept_object_by_its_own_path_cover_its_fields() -> None:
+    from gateway.rights.report import _never_shared
+
+    # Entries written before kept objects were listed leaf by leaf name the object itself.
+    groups = [
+        (_body("withheld", [], ["driver.name", "r[3].v", "cabin"]), 1, 0, 0),
+        (_body("shared", ["driver", "r[0]"], []), 1, 0, 0),
+    ]
+    (never,) = _never_shared(None, groups)  # type: ignore[arg-type]
+    assert never["fields"] == ["cabin"]
+
+
+def test_no_never_passed_on_list_when_a_release_list_was_cut() -> None:
+    from gateway.rights.report import _never_shared
+
+    groups = [
+        (_body("withheld", [], ["cabin"]), 1, 0, 0),
+        (_body("shared", ["a"], [], omitted={"shared": 7981}), 1, 0, 0),
+    ]
+    (never,) = _never_shared(None, groups)  # type: ignore[arg-type]
+    assert never["fields"] == [] and not never["nothing_left"]
