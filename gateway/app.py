@@ -18,8 +18,7 @@ import logging
 import secrets
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +43,12 @@ from gateway.messages.device_link import DeviceLink, offline_seconds
 from gateway.messages.flood import FloodGuard
 from gateway.messages.forwarder import Forwarder, endpoint_for
 from gateway.messages.mqtt import Endpoint, Inbound
-from gateway.messages.outbox import Outbox, OutboxRow
+from gateway.messages.outbox import Outbox
 from gateway.messages.pipeline import Pipeline
 from gateway.messages.policyset import PolicySet
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.quota import RecipientQueues
+from gateway.messages.sendtime import SendParts, SendTime
 from gateway.messages.store import Store
 from gateway.operations.control import ControlServer
 from gateway.operations.disk import DiskThresholds, DiskWatch
@@ -165,6 +165,18 @@ class Gateway:
         self._checkpointed_entries = 0
         self.pipeline: Pipeline | None = None
         self.clock = ForwardClock(lambda: self._writer.last_at if self._writer else None)
+        self.sendtime = SendTime(  # every queued row leaves under the policy in force then
+            SendParts(
+                engine=lambda: self.engine,
+                keyring=self.keyring,
+                store=self.store,
+                log_writer=lambda: self.writer,
+                outbox=self.outbox,
+                clock=self.clock.now,
+                topic_prefix=self._topic_prefix,
+                owed=frozenset({erasure.NOTICE_GRANT}),  # a notice is owed whatever the policy
+            )
+        )
         # Consent and erasure get the pieces they use, not the gateway (no import circle).
         self.consents = ConsentBook(
             ConsentParts(
@@ -540,22 +552,13 @@ class Gateway:
 
     # -- forwarding hooks ---------------------------------------------------------------------------
 
-    def _still_allowed(self, customer: str, grant: str, now: datetime) -> Reason | None:
-        if grant == erasure.NOTICE_GRANT:  # an erasure notice is owed whatever the policy says
-            return None
-        return self.engine.still_allowed(customer, grant, self.clock.not_before(now))
-
-    async def _withhold_at_send(self, refused: Sequence[tuple[OutboxRow, Reason]]) -> None:
-        assert self.pipeline is not None
-        await self.pipeline.withhold_at_send(refused)
-
     # -- periodic work ------------------------------------------------------------------------------
 
     async def _checkpoint(self, *, force: bool = False, snapshot: Path | None = None) -> None:
         """Sign every log with new entries (all, if forced); with ``snapshot``, also copy the
         database as it stands right after this signature into that new file."""
         assert self.pipeline is not None
-        entries = self.pipeline.stats.entries + self.consents.entries
+        entries = self.pipeline.stats.entries + self.consents.entries + self.sendtime.entries
         if not force and snapshot is None and entries == self._checkpointed_entries:
             return
         writer = self.writer
@@ -662,8 +665,7 @@ class Gateway:
             recipient,
             endpoint_for(recipient, self.config.instance, password),
             self.outbox,
-            still_allowed=self._still_allowed,
-            on_withhold=self._withhold_at_send,
+            at_send=self.sendtime.settle,
             subscribe=erasure.ack_filter(recipient.topic_prefix),
             on_message=functools.partial(self._erasure_ack, recipient),
         )

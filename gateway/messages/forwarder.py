@@ -6,9 +6,11 @@ upstream is down, or its in-memory window is full — it stops taking offers and
 from the outbox by id instead, until it has caught up. Either way rows go out in id order, which is
 commit order, so each device's messages arrive in the order they were decided.
 
-Right before a row is published the forwarder asks the engine whether it is still allowed: a
-consent may have been withdrawn, or a grant may have expired, while the row waited for an upstream
-that was down. If not, the row is withheld, and the log says so (``on_withhold``).
+Right before a batch is published the forwarder hands it to ``at_send``
+(gateway/messages/sendtime.py): a row leaves under the policy in force now, not the one it was
+decided under. A consent may have been withdrawn, a grant may have expired or left its hours, or
+the policy may have changed while the row waited for an upstream that was down; such a row is
+decided again (what leaves may change) or withheld, and the log says so before anything leaves.
 
 Rows are deleted after PUBACK, in batches. A crash in between sends them again: at-least-once,
 with duplicates bounded by ``window``.
@@ -38,7 +40,7 @@ from gateway.messages.mqtt import (
     TlsSettings,
 )
 from gateway.messages.outbox import Outbox, OutboxRow
-from policies.decision import Reason
+from gateway.messages.sendtime import Settled
 
 __all__ = ["Forwarder", "ForwarderState", "endpoint_for"]
 
@@ -48,8 +50,8 @@ log = logging.getLogger(__name__)
 RECONNECT_FIRST_S = 0.5
 RECONNECT_CAP_S = 60.0
 
-StillAllowed = Callable[[str, str, datetime], Reason | None]
-Withhold = Callable[[Sequence[tuple[OutboxRow, Reason]]], Awaitable[None]]
+# Rows about to be published → what may leave now (recorded and updated before it returns).
+AtSend = Callable[[Sequence[OutboxRow]], Awaitable[Settled]]
 
 
 @dataclass(slots=True)
@@ -95,8 +97,7 @@ class Forwarder:
         endpoint: Endpoint,
         outbox: Outbox,
         *,
-        still_allowed: StillAllowed,
-        on_withhold: Withhold,
+        at_send: AtSend,
         window: int = 500,
         batch: int = 1000,
         subscribe: str | None = None,
@@ -105,8 +106,7 @@ class Forwarder:
         self.recipient = recipient
         self.endpoint = endpoint
         self.outbox = outbox
-        self._still_allowed = still_allowed
-        self._on_withhold = on_withhold
+        self._at_send = at_send
         self._window = asyncio.Semaphore(window)
         self._window_size = window
         self._batch = batch
@@ -231,22 +231,14 @@ class Forwarder:
             rows = await self._next_rows(connection)
             if rows is None:
                 return
-            allowed: list[OutboxRow] = []
-            refused: list[tuple[OutboxRow, Reason]] = []
-            now = datetime.now(UTC)
-            for row in rows:
-                reason = self._still_allowed(row.customer, row.grant, now)
-                if reason is None:
-                    allowed.append(row)
-                else:
-                    refused.append((row, reason))
-            if refused:
-                await self._on_withhold(refused)
-                self.state.withheld_at_send += len(refused)
+            settled = await self._at_send(rows)
+            if settled.withheld:
+                self.state.withheld_at_send += len(settled.withheld)
                 self.outbox.gone(
-                    self.recipient.name, ((row.customer, len(row.payload)) for row, _ in refused)
+                    self.recipient.name,
+                    ((row.customer, len(row.payload)) for row in settled.withheld),
                 )
-            for row in allowed:
+            for row in settled.leave:
                 await self._window.acquire()
                 if connection.closed.done():
                     self._window.release()

@@ -58,6 +58,9 @@ __all__ = ["Pipeline", "PipelineStats"]
 log = logging.getLogger(__name__)
 
 ExplainKey = tuple[object, ...]
+# A release: its entry's index in the batch, the decision, and the device message it was decided
+# from (kept with the outbox row, to decide it again at send time; None for a window's summary).
+Release = tuple[int, Decision, Inbound | None]
 
 EXPLAINED_BYTES = 16 * 1024 * 1024  # explanation texts remembered; a flood of shapes evicts
 # Payload bytes waiting in the queue before reading from the broker pauses, and per batch. The
@@ -88,7 +91,7 @@ class _Prepared:
 
     inbound: Inbound
     drafts: list[EntryDraft]
-    releases: list[tuple[int, Decision]]
+    releases: list[Release]
     taken: list[Admission] = field(
         default_factory=list
     )  # queue admissions, undone if not committed
@@ -229,14 +232,14 @@ class Pipeline:
         """Commit decisions that did not come from a device message (aggregation windows)."""
         engine = self._engine()
         drafts: list[EntryDraft] = []
-        releases: list[tuple[int, Decision]] = []
+        releases: list[Release] = []
         taken: list[Admission] = []
         try:
             for decided in decisions:
                 source = decided.payload or b""
                 decision = self._admit(engine, decided, taken)
                 if decision.payload is not None and decision.outcome is not Outcome.WITHHELD:
-                    releases.append((len(drafts), decision))
+                    releases.append((len(drafts), decision, None))
                 drafts.append(self._draft(engine, decision, source, now))
             rows = await self._commit(drafts, releases, now)
         except BaseException:
@@ -278,11 +281,11 @@ class Pipeline:
         taken: list[Admission] = []
         try:
             drafts: list[EntryDraft] = []
-            releases: list[tuple[int, Decision]] = []
+            releases: list[Release] = []
             for decided in self._decide(engine, inbound, flooding, now):
                 decision = self._admit(engine, decided, taken)
                 if decision.payload is not None and decision.outcome is not Outcome.WITHHELD:
-                    releases.append((len(drafts), decision))
+                    releases.append((len(drafts), decision, inbound))
                 drafts.append(self._draft(engine, decision, inbound.payload, now))
             return _Prepared(inbound, drafts, releases, taken)
         except Exception as exc:
@@ -491,7 +494,7 @@ class Pipeline:
         )
 
     async def _commit(
-        self, drafts: list[EntryDraft], releases: list[tuple[int, Decision]], now: datetime
+        self, drafts: list[EntryDraft], releases: list[Release], now: datetime
     ) -> list[OutboxRow]:
         writer = self._log_writer()
         created = us_from_at(now)
@@ -503,7 +506,7 @@ class Pipeline:
             if new_keys:
                 Keyring.persist(conn, new_keys, created)
             specs = []
-            for index, decision in releases:
+            for index, decision, inbound in releases:
                 assert (
                     decision.recipient and decision.customer and decision.device and decision.grant
                 )
@@ -519,6 +522,10 @@ class Pipeline:
                         topic,
                         decision.payload,
                         created,
+                        decision.policy_version,
+                        inbound.topic if inbound is not None else None,
+                        inbound.payload if inbound is not None else None,
+                        inbound.retain if inbound is not None else False,
                     )
                 )
             return self.outbox.insert(conn, specs)
@@ -580,10 +587,10 @@ class Pipeline:
         self.outbox.max_rows = outbox_max_rows
 
 
-def _flatten(prepared: Sequence[_Prepared]) -> tuple[list[EntryDraft], list[tuple[int, Decision]]]:
+def _flatten(prepared: Sequence[_Prepared]) -> tuple[list[EntryDraft], list[Release]]:
     drafts: list[EntryDraft] = []
-    releases: list[tuple[int, Decision]] = []
+    releases: list[Release] = []
     for one in prepared:
-        releases += [(len(drafts) + index, decision) for index, decision in one.releases]
+        releases += [(len(drafts) + i, decision, src) for i, decision, src in one.releases]
         drafts += one.drafts
     return drafts, releases

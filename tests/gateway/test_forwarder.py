@@ -8,7 +8,6 @@ import functools
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from gateway.messages import outbox
 from gateway.messages.forwarder import Forwarder, endpoint_for
 from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.quota import RecipientQueues
+from gateway.messages.sendtime import Settled
 from gateway.messages.store import Store
 from policies.decision import Reason
 from tests.gateway.fake_link import FakeLink
@@ -66,18 +66,20 @@ class Bench:
             RECIPIENT,
             endpoint_for(RECIPIENT, "unit", None),
             _Outbox(self),
-            still_allowed=self.still_allowed,
-            on_withhold=self.on_withhold,
+            at_send=self.at_send,
         )
 
-    def still_allowed(self, customer: str, grant: str, now: datetime) -> Reason | None:
-        return Reason("consent_withdrawn") if grant in self.refused_grants else None
-
-    async def on_withhold(self, refused: Sequence[tuple[OutboxRow, Reason]]) -> None:
-        self.withheld.extend(refused)
-        await self.store.transaction(
-            functools.partial(outbox.delete, ids=[r.id for r, _ in refused])
-        )
+    async def at_send(self, rows: Sequence[OutboxRow]) -> Settled:
+        # The send-time check's contract (gateway/messages/sendtime.py), tested there on its own:
+        # rows that may not leave are recorded and deleted before it returns.
+        refused = [(r, Reason("consent_withdrawn")) for r in rows if r.grant in self.refused_grants]
+        if refused:
+            self.withheld.extend(refused)
+            await self.store.transaction(
+                functools.partial(outbox.delete, ids=[r.id for r, _ in refused])
+            )
+        gone = {r.id for r, _ in refused}
+        return Settled([r for r in rows if r.id not in gone], [r for r, _ in refused])
 
     def on_done(self, recipient: str, customer: str, count: int, size: int) -> None:
         self.done.append((customer, count))
