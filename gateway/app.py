@@ -73,7 +73,7 @@ from gateway.operations.status_model import (
     UpstreamStatus,
 )
 from gateway.rights import erasure
-from gateway.rights.consent import ConsentBook, ConsentParts
+from gateway.rights.consent import ACTIONS, ConsentBook, ConsentParts, allowed_actions
 from gateway.rights.erasure import ErasureBook, ErasureParts
 from gateway.rights.retention import RetentionTask, retention_for
 from policies.decision import Reason
@@ -869,8 +869,9 @@ class Gateway:
         return {
             "status": self._op_status,
             "policies": self._op_policies,
-            "withdraw": self._op_withdraw,
-            "give": self._op_give,
+            # A customer's rights over a grant (gateway/rights/consent.py): withdraw, give,
+            # object, restrict, lift; the same ops for the CLI, the TUI and the portal.
+            **{action: functools.partial(self._op_right, action) for action in ACTIONS},
             "reload_devices": self._op_reload_devices,
             "forget": self._op_forget,
             "erasures": self._op_erasures,
@@ -974,6 +975,8 @@ class Gateway:
                             if grant.consent
                             else None,
                             "withdrawn": self.consents.is_withdrawn(policy.customer, grant.id),
+                            "held_by": self.consents.held_by(policy.customer, grant.id),
+                            "actions": list(allowed_actions(grant.legal_basis)),
                             "fields": list(grant.spec.fields),
                             "devices": list(grant.devices),
                         }
@@ -1005,20 +1008,12 @@ class Gateway:
             )
         return {"customers": customers}
 
-    async def _op_withdraw(self, request: Mapping[str, Any]) -> dict[str, Any]:
+    async def _op_right(self, action: str, request: Mapping[str, Any]) -> dict[str, Any]:
         return await self.consents.change(
-            "withdraw",
+            action,
             str(request.get("customer", "")),
             str(request.get("grant", "")),
-            str(request.get("by") or "the customer"),
-        )
-
-    async def _op_give(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        return await self.consents.change(
-            "give",
-            str(request.get("customer", "")),
-            str(request.get("grant", "")),
-            str(request.get("by") or "the customer"),
+            str(request.get("by") or ""),  # refused when empty: every action names its person
         )
 
     async def _op_reload_devices(self, request: Mapping[str, Any]) -> dict[str, Any]:

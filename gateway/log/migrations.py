@@ -19,6 +19,8 @@ the last release (tests/data/releases/).
        log's ``entries.at`` always was; the gateway's tables held real seconds until then
     4  each outbox row keeps what it was decided from (the device's topic, payload and retain
        flag) and under which policy version, so it can be decided again at send time
+    5  consent events name the right exercised: consent (withdraw/give), objection (GDPR
+       Art. 21) or restriction (Art. 18); every earlier event was a consent's
 """
 
 from __future__ import annotations
@@ -250,11 +252,17 @@ def _v4_outbox_sources(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE outbox ADD COLUMN retain INTEGER NOT NULL DEFAULT 0")
 
 
+def _v5_consent_rights(conn: sqlite3.Connection) -> None:
+    # 'withdraw' holds a grant back and 'give' releases it again, whichever right was used.
+    conn.execute("ALTER TABLE consent_events ADD COLUMN right TEXT NOT NULL DEFAULT 'consent'")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the explanation log's tables", _v1_log_tables),
     Migration(2, "outbox, pseudonym keys, consent events, erasures", _v2_gateway_tables),
     Migration(3, "time columns in integer microseconds", _v3_microseconds),
     Migration(4, "outbox rows keep their source and policy version", _v4_outbox_sources),
+    Migration(5, "consent events name the right exercised", _v5_consent_rights),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
