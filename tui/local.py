@@ -41,6 +41,7 @@ from tui.model import (
     Names,
     Overview,
     RecipientStats,
+    RightResult,
     Row,
 )
 from tui.query import Query
@@ -359,17 +360,20 @@ class LocalSource:
         return [p for p in policies if p.customer == self.customer]
 
     async def withdraw(self, customer: str, grant: str, by: str) -> int:
+        return (await self.act(customer, grant, "withdraw", by)).entry_seq
+
+    async def act(self, customer: str, grant: str, action: str, by: str) -> RightResult:
         if self.customer is not None and customer != self.customer:
             raise SourceError(f"this view shows customer {self.customer}, not {customer}")
         if self.control_socket is None:
-            raise SourceError("no gateway configured: withdrawal needs the running gateway")
+            raise SourceError("no gateway configured: this action needs the running gateway")
         try:
             answer = await request(
-                self.control_socket, "withdraw", customer=customer, grant=grant, by=by
+                self.control_socket, action, customer=customer, grant=grant, by=by
             )
         except ControlError as exc:
             raise SourceError(str(exc)) from exc
-        return int(answer["entry_seq"])
+        return RightResult.from_op(answer)
 
 
 class LocalView:
