@@ -4,7 +4,10 @@ receipt and DPV record; repeating one writes nothing and says so; each names its
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import subprocess
+import sys
 import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,6 +27,7 @@ from gateway.rights.consent import ConsentBook, ConsentError, ConsentParts
 from gateway.rights.receipts import verify_receipt
 from policies.decision import Reason
 from policies.engine import Engine
+from tests.gateway.harness import running_gateway
 from tests.policies.conftest import compile_text
 
 CUSTOMER = "berg-partner"
@@ -214,3 +218,43 @@ async def test_a_consent_withdrawal_comes_with_an_iso_27560_record_in_dpv(site: 
     assert str(graph.value(subject, DPV.hasName)) == "Berg & Partner"
     purposes = {str(o) for o in graph.objects(graph.value(record, DPV.hasPurpose), None)}
     assert "Heating by occupancy" in purposes
+
+
+async def einblick_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "gateway", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+async def test_the_cli_offers_the_same_actions_through_the_control_api(tmp_path: Path) -> None:
+    async with running_gateway(
+        tmp_path, {"berg.yaml": POLICY}, [(CUSTOMER, "room-1", "Meeting room")]
+    ) as h:
+        config = str(h.directory / "einblick.yaml")
+        who = ["--config", config, "--customer", CUSTOMER, "--by", "Dr. Miriam Berg"]
+        refused = await einblick_cli("consent", "withdraw", *who, "--grant", "billing")
+        assert refused.returncode != 0 and refused.stdout == ""
+        assert "rests on contract, not consent" in refused.stderr
+        assert "Traceback" not in refused.stderr
+        record = tmp_path / "objection.jsonld"
+        objected = await einblick_cli(
+            "consent", "object", *who, "--grant", "statistics", "--record", str(record)
+        )
+        assert objected.returncode == 0, objected.stderr
+        receipt = orjson.loads(objected.stdout)
+        assert receipt["receipt"]["type"] == "objection"
+        assert receipt["receipt"]["by"] == "Dr. Miriam Berg"
+        graph = as_rdf(orjson.loads(record.read_bytes()))
+        assert (None, DPV.hasRight, GDPR.A21) in graph
+        again = await einblick_cli("consent", "object", *who, "--grant", "statistics")
+        assert again.returncode == 0 and again.stdout == ""  # no second receipt
+        assert "already done: objection of grant 'statistics' by Dr. Miriam Berg" in again.stderr
+        nameless = await einblick_cli(
+            "consent", "restrict", "--config", config, "--customer", CUSTOMER, "--grant", "billing"
+        )
+        assert nameless.returncode == 2 and "--by" in nameless.stderr
+        assert h.gateway.consents.entries == 1
