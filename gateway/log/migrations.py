@@ -18,7 +18,8 @@ the last release (tests/data/releases/).
     3  one time unit: every time column is integer microseconds since the epoch (UTC), as the
        log's ``entries.at`` always was; the gateway's tables held real seconds until then
     4  each outbox row keeps what it was decided from (the device's topic, payload and retain
-       flag) and under which policy version, so it can be decided again at send time
+       flag) and under which policy version, so it can be decided again at send time; and
+       when it may leave (a grant's ``release: end_of_unit``)
     5  consent events name the right exercised: consent (withdraw/give), objection (GDPR
        Art. 21) or restriction (Art. 18); every earlier event was a consent's
 """
@@ -250,6 +251,8 @@ def _v4_outbox_sources(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE outbox ADD COLUMN source_topic TEXT")
     conn.execute("ALTER TABLE outbox ADD COLUMN source BLOB")
     conn.execute("ALTER TABLE outbox ADD COLUMN retain INTEGER NOT NULL DEFAULT 0")
+    # µs since the epoch before which the row is held (release: end_of_unit); NULL: at once.
+    conn.execute("ALTER TABLE outbox ADD COLUMN release_at INTEGER")
 
 
 def _v5_consent_rights(conn: sqlite3.Connection) -> None:

@@ -29,6 +29,7 @@ from gateway.messages.store import Store
 __all__ = [
     "Outbox",
     "OutboxRow",
+    "by_ids",
     "delete",
     "depth",
     "erase",
@@ -58,30 +59,33 @@ class OutboxRow:
     source_topic: str | None = None
     source: bytes | None = None
     retain: bool = False
+    release_at: int | None = None  # µs since the epoch: held until then (messages/release.py)
     # time.monotonic() when the row entered the outbox in this process (its commit follows at
     # once); 0.0 for rows read back from the database. Not stored: only for latency figures.
     queued: float = 0.0
 
 
 Spec = tuple[int, str, str, str, str, str, bytes, int]
-# With what it was decided from: (version, device topic, device payload, retain).
+# With what it was decided from (version, device topic, device payload, retain) and when it may
+# leave (µs since the epoch, or None: at once).
 SourcedSpec = tuple[
-    int, str, str, str, str, str, bytes, int, str | None, str | None, bytes | None, bool
+    int, str, str, str, str, str, bytes, int, str | None, str | None, bytes | None, bool, int | None
 ]
 
 
 def insert(conn: sqlite3.Connection, rows: Sequence[Spec | SourcedSpec]) -> list[OutboxRow]:
     """Insert (entry_seq, recipient, customer, device, grant, topic, payload, created µs) tuples,
-    optionally followed by (policy version, device topic, device payload, retain)."""
+    optionally followed by (policy version, device topic, device payload, retain, release at)."""
     if not rows:
         return []
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
     first = (row[0] if row else 0) + 1
-    full = [(*r, None, None, None, False) if len(r) == 8 else r for r in rows]
+    full = [(*r, None, None, None, False, None) if len(r) == 8 else r for r in rows]
     # Explicit ids: one executemany instead of a round trip per row for lastrowid.
     conn.executemany(
         "INSERT INTO outbox (id, entry_seq, recipient, customer, device, grant_id, topic, payload,"
-        " created, version, source_topic, source, retain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " created, version, source_topic, source, retain, release_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(first + i, *r) for i, r in enumerate(full)],
     )
     queued = time.monotonic()
@@ -90,16 +94,34 @@ def insert(conn: sqlite3.Connection, rows: Sequence[Spec | SourcedSpec]) -> list
 
 def pending(conn: sqlite3.Connection, recipient: str, *, after: int, limit: int) -> list[OutboxRow]:
     cursor = conn.execute(
-        "SELECT id, entry_seq, recipient, customer, device, grant_id, topic, payload, created,"
-        " version, source_topic, source, retain"
-        " FROM outbox WHERE recipient = ? AND id > ? ORDER BY id LIMIT ?",
+        f"SELECT {_COLUMNS} FROM outbox WHERE recipient = ? AND id > ? ORDER BY id LIMIT ?",
         (recipient, after, limit),
     )
+    return _rows(cursor)
+
+
+def by_ids(conn: sqlite3.Connection, ids: Sequence[int]) -> list[OutboxRow]:
+    """The rows with these ids that are still queued, in id order (held rows falling due)."""
+    found: list[OutboxRow] = []
+    for start in range(0, len(ids), 500):  # below SQLite's bound-parameter limit
+        chunk = list(ids[start : start + 500])
+        marks = ", ".join("?" * len(chunk))
+        found += _rows(conn.execute(f"SELECT {_COLUMNS} FROM outbox WHERE id IN ({marks})", chunk))
+    return sorted(found, key=lambda r: r.id)
+
+
+_COLUMNS = (
+    "id, entry_seq, recipient, customer, device, grant_id, topic, payload, created,"
+    " version, source_topic, source, retain, release_at"
+)
+
+
+def _rows(cursor: sqlite3.Cursor) -> list[OutboxRow]:
     return [
         OutboxRow(
-            i, seq, rcp, cst, dev, grant, topic, payload, created, ver, src_topic, src, bool(ret)
+            i, seq, rcp, cst, dev, grant, topic, body, at, ver, src_topic, src, bool(ret), rel
         )
-        for i, seq, rcp, cst, dev, grant, topic, payload, created, ver, src_topic, src, ret in cursor
+        for i, seq, rcp, cst, dev, grant, topic, body, at, ver, src_topic, src, ret, rel in cursor
     ]
 
 
@@ -217,6 +239,9 @@ class Outbox:
         return await self.store.read(
             functools.partial(pending, recipient=recipient, after=after, limit=limit)
         )
+
+    async def by_ids(self, ids: Sequence[int]) -> list[OutboxRow]:
+        return await self.store.read(functools.partial(by_ids, ids=ids))
 
     async def delete(self, ids: Sequence[int], *, durable: bool = True) -> None:
         """Delete rows by id; the caller reports them ``gone`` once this committed."""

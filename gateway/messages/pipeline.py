@@ -48,6 +48,7 @@ from gateway.messages.mqtt import Inbound, MqttConnection
 from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.quota import Admission, QueueStatus, RecipientQueues
+from gateway.messages.release import release_at
 from gateway.messages.store import Store
 from policies.decision import Decision, Outcome, Reason
 from policies.engine import Engine
@@ -497,6 +498,7 @@ class Pipeline:
         self, drafts: list[EntryDraft], releases: list[Release], now: datetime
     ) -> list[OutboxRow]:
         writer = self._log_writer()
+        engine = self._engine()
         created = us_from_at(now)
         new_keys = self._keyring.take_new()
         result: list[OutboxRow] = []
@@ -526,6 +528,7 @@ class Pipeline:
                         inbound.topic if inbound is not None else None,
                         inbound.payload if inbound is not None else None,
                         inbound.retain if inbound is not None else False,
+                        release_at(engine, decision, now),
                     )
                 )
             return self.outbox.insert(conn, specs)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,4 +206,29 @@ async def test_it_reconnects_and_sends_again_what_was_not_acknowledged(bench: Be
         assert forwarder.state.connected
         running.cancel()
     assert forwarder.state.reconnects == 1
+    assert await bench.waiting() == []
+
+
+async def test_a_row_held_to_the_end_of_its_unit_leaves_then_and_holds_up_no_other(
+    bench: Bench,
+) -> None:
+    release_at = time.time_ns() // 1000 + 400_000  # 0.4 s from now
+    base = (RECIPIENT.name, "baeckerei-schmidt", "oven-1")
+    specs = [
+        (1, *base, "hourly", "ovens/0", b"0", 0, None, None, None, False, release_at),
+        (2, *base, "maintenance", "ovens/1", b"1", 0, None, None, None, False, None),
+    ]
+    held, free = await bench.store.transaction(functools.partial(outbox.insert, rows=specs))
+    forwarder = bench.forwarder()
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
+        link = await bench.upstream.session(1)
+        await link.wait_published(1)
+        assert [p.payload for p in link.published] == [free.payload]  # not held up
+        await link.wait_published(2)
+        assert time.time_ns() // 1000 >= release_at  # not a moment before its time
+        assert [p.payload for p in link.published] == [free.payload, held.payload]
+        link.puback()
+        await bench.wait_done(2)
+        running.cancel()
     assert await bench.waiting() == []

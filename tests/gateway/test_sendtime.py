@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from gateway.log.entry import us_from_at
 from gateway.log.keys import Signer
 from gateway.log.writer import LogWriter
 from gateway.messages import outbox
@@ -208,3 +209,19 @@ async def test_a_withdrawal_while_queued_withholds_with_its_own_words(bench: Ben
     assert (await bench.texts())[-1].startswith(
         "Withheld at send time, because the grant was withdrawn."
     )
+
+
+async def test_the_pipeline_stamps_a_release_held_to_the_end_of_its_hour(bench: Bench) -> None:
+    hourly = POLICY.replace(
+        "      door_open: keep\n", "      door_open: keep\n      ts: {truncate: hour}\n"
+    ).replace("    hours:", "    release: end_of_unit\n    hours:")
+    bench.engine.replace(compile_text(hourly, RECIPIENTS))
+    row = await bench.queued({"temperature": 180.2, "door_open": True, "ts": 1796300225})
+    # NOON is 13:00 in Berlin: the hour ends at 14:00 Berlin, 13:00 UTC.
+    assert row.release_at == us_from_at(datetime(2026, 12, 3, 13, 0, tzinfo=UTC))
+    # Decided again at send time, the row keeps its hold.
+    bench.engine.replace(
+        compile_text(hourly.replace("door_open: keep", "door_open: keep # v2"), RECIPIENTS)
+    )
+    (again,) = (await bench.check.settle([row])).leave
+    assert again.release_at == row.release_at and again.version != row.version
