@@ -44,6 +44,7 @@ from datetime import datetime
 
 import orjson
 
+from gateway.cache import SizedCache
 from gateway.log.entry import EntryDraft, at_from_us, draft_from_decision
 from gateway.log.writer import LogWriter
 from gateway.messages.outbox import Outbox, OutboxRow
@@ -60,6 +61,7 @@ __all__ = ["SendParts", "SendTime", "Settled"]
 
 log = logging.getLogger(__name__)
 
+EXPLAINED_BYTES = 4 * 1024 * 1024  # explanation texts remembered; other shapes evict them
 _NO_GRANT = Reason("no_grant")
 _NOT_LOADED = Reason("policy_not_loaded")
 
@@ -122,7 +124,9 @@ class SendTime:
     entries: int = 0  # entries written (for the checkpoint's "anything new?")
     redecided: int = 0
     withheld: int = 0
-    _stale: list[OutboxRow] = field(default_factory=list)
+    _explained: SizedCache[tuple[object, ...], dict[str, str]] = field(
+        default_factory=lambda: SizedCache(EXPLAINED_BYTES, _explained_size)
+    )
 
     def stale(self, engine: Engine, row: OutboxRow, now: datetime) -> bool:
         """O(1): True when ``row`` may not leave as it was decided (the module text says when)."""
@@ -286,6 +290,24 @@ class SendTime:
 
     def _draft(self, engine: Engine, outcome: _Outcome, now: datetime) -> EntryDraft:
         decision = outcome.decision
+        source = outcome.row.source if outcome.row.source is not None else outcome.row.payload
+        # Texts name fields, never values: rows decided alike read alike, and are explained once
+        # (a backlog decided again after a policy change is mostly one shape).
+        key = (outcome.replaced is None, outcome.row.grant, *_explain_key(decision))
+        texts = self._explained.get(key)
+        if texts is None:
+            texts = self._texts(engine, outcome)
+            self._explained.put(key, texts)
+        return draft_from_decision(
+            decision,
+            at=now,
+            source_digest=hashlib.sha256(source).digest(),
+            text_de=texts["de"],
+            text_en=texts["en"],
+        )
+
+    def _texts(self, engine: Engine, outcome: _Outcome) -> dict[str, str]:
+        decision = outcome.decision
         texts: dict[str, str] = {}
         reason = decision.reason or Reason("internal_error")
         policy = engine.policy(outcome.row.customer)
@@ -303,14 +325,41 @@ class SendTime:
             else:
                 lead = _REDECIDED[lang].format(version=(decision.policy_version or "")[:12])
             texts[lang] = f"{lead} {engine.explain(decision, lang)}"
-        source = outcome.row.source if outcome.row.source is not None else outcome.row.payload
-        return draft_from_decision(
-            decision,
-            at=now,
-            source_digest=hashlib.sha256(source).digest(),
-            text_de=texts["de"],
-            text_en=texts["en"],
-        )
+        return texts
+
+
+def _explain_key(decision: Decision) -> tuple[object, ...]:
+    return (
+        decision.customer,
+        decision.device,
+        decision.recipient,
+        decision.outcome,
+        decision.grant,
+        decision.policy_version,
+        decision.shared,
+        decision.altered,
+        decision.withheld,
+        decision.reason.code if decision.reason else None,
+        tuple(sorted(decision.reason.params.items())) if decision.reason else (),
+        decision.opaque,
+        decision.stream,
+        tuple(decision.omitted.items()),
+        tuple(
+            sorted(
+                (p, r.code, tuple(sorted(r.params.items())))
+                for p, r in decision.field_reasons.items()
+            )
+        ),
+    )
+
+
+def _explained_size(key: tuple[object, ...], texts: dict[str, str]) -> int:
+    """Bytes a cache entry holds, roughly (paths in the key count; 2 bytes a character)."""
+    chars = sum(len(t) for t in texts.values())
+    for part in key:
+        if isinstance(part, tuple):
+            chars += sum(len(p) if isinstance(p, str) else 64 for p in part)
+    return 2 * chars + 600
 
 
 def _same_release(grant: CompiledGrant, row: OutboxRow) -> bool:
