@@ -258,3 +258,12 @@ async def test_the_cli_offers_the_same_actions_through_the_control_api(tmp_path:
         )
         assert nameless.returncode == 2 and "--by" in nameless.stderr
         assert h.gateway.consents.entries == 1
+        report = await einblick_cli("report", "--config", config, "--customer", CUSTOMER)
+        assert report.returncode == 0, report.stderr
+        # The access report (Art. 15) lists the objection in its own words.
+        assert "## Consents, objections and restrictions" in report.stdout
+        section = report.stdout.split("## Consents, objections and restrictions", 1)[1]
+        assert (
+            "Dr. Miriam Berg objected to “statistics” for Stadtwerke Energiedienst (GDPR Art. 21)"
+            in section
+        ), section[:600]
