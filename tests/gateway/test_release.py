@@ -48,22 +48,19 @@ grants:
         (
             datetime(2026, 12, 3, 12, 17, 5, tzinfo=UTC),
             "hour",
-            datetime(2026, 12, 3, 13, 0, tzinfo=UTC),
+            datetime(2026, 12, 3, 13, tzinfo=UTC),
         ),
-        # The day ends at midnight in Berlin, not in UTC.
-        (
-            datetime(2026, 12, 3, 23, 30, tzinfo=UTC),
-            "day",
-            datetime(2026, 12, 4, 23, 0, tzinfo=UTC),
-        ),
-        # The day the clocks go back (25 October 2026) is 25 hours long.
-        (
-            datetime(2026, 10, 25, 10, 0, tzinfo=UTC),
-            "day",
-            datetime(2026, 10, 25, 23, 0, tzinfo=UTC),
-        ),
+        # 00:30 on 4 December in Berlin: that day ends at midnight in Berlin (23:00 UTC).
+        (datetime(2026, 12, 3, 23, 30, tzinfo=UTC), "day", datetime(2026, 12, 4, 23, tzinfo=UTC)),
+        # 11:00 in Berlin: the UTC day ends after the Berlin one; an epoch time truncates in UTC.
+        (datetime(2026, 12, 3, 10, 0, tzinfo=UTC), "day", datetime(2026, 12, 4, 0, tzinfo=UTC)),
+        # The day the clocks go back (25 October 2026) is 25 hours long in Berlin.
+        (datetime(2026, 10, 24, 22, 30, tzinfo=UTC), "day", datetime(2026, 10, 25, 23, tzinfo=UTC)),
         # The day the clocks go forward (29 March 2026) is 23 hours long.
-        (datetime(2026, 3, 29, 10, 0, tzinfo=UTC), "day", datetime(2026, 3, 29, 22, 0, tzinfo=UTC)),
+        (datetime(2026, 3, 28, 23, 30, tzinfo=UTC), "day", datetime(2026, 3, 29, 22, tzinfo=UTC)),
+        # The hour the clocks go back repeats 02:00-03:00: each of the two ends after 60 minutes.
+        (datetime(2026, 10, 25, 0, 30, tzinfo=UTC), "hour", datetime(2026, 10, 25, 1, tzinfo=UTC)),
+        (datetime(2026, 10, 25, 1, 30, tzinfo=UTC), "hour", datetime(2026, 10, 25, 2, tzinfo=UTC)),
     ],
 )
 def test_the_end_of_the_unit_is_on_the_policy_s_clock(
