@@ -14,6 +14,7 @@ same fields; nothing here decides what an action means.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar
 
 import orjson
@@ -23,6 +24,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, RadioButton, RadioSet, Static
 
+from gateway.locale import when
 from tui.context import ctx
 from tui.i18n import Lang, t
 from tui.model import GrantView, RightResult
@@ -112,11 +114,15 @@ class ReceiptScreen(ModalScreen[None]):
         super().__init__()
         self.result = result
 
-    def summary(self, lang: Lang) -> str:
+    def summary(self, lang: Lang, zone: str = "UTC") -> str:
+        """The answer in one paragraph; its time on the clock of ``zone`` (an IANA name)."""
         result = self.result
         what = t(f"kind_{result.kind}", lang)
+        if not result.changed and not result.entry_seq:  # nothing recorded that it could name
+            return t("receipt_nothing", lang)
         key = "receipt_body" if result.changed else "receipt_unchanged"
-        return t(key, lang, what=what, seq=result.entry_seq, by=result.by, at=result.at)
+        at = when(lang, datetime.fromisoformat(result.at), zone) if result.at else "—"
+        return t(key, lang, what=what, seq=result.entry_seq, by=result.by, at=at)
 
     def compose(self) -> ComposeResult:
         lang = ctx(self).lang
@@ -124,7 +130,8 @@ class ReceiptScreen(ModalScreen[None]):
         title = t("receipt_title" if result.changed else "receipt_unchanged_title", lang)
         with VerticalScroll(id="help-box"):
             yield Static(title, classes="dialog-title")
-            yield Static(self.summary(lang), id="receipt-summary")
+            zone = getattr(ctx(self).tz, "key", "UTC")  # a ZoneInfo names itself; else UTC
+            yield Static(self.summary(lang, zone), id="receipt-summary")
             if result.receipt is not None:
                 receipt = orjson.dumps(result.receipt, option=orjson.OPT_INDENT_2).decode()
                 yield Static(receipt, id="receipt-json", markup=False)

@@ -14,6 +14,7 @@ from tests.tui.conftest import settle, until
 from tui.app import EinblickApp
 from tui.grants import GrantsScreen
 from tui.local import LocalSource
+from tui.model import RightResult
 from tui.rights import ReceiptScreen, RightScreen
 
 TRACKER = """
@@ -96,7 +97,7 @@ async def test_withdrawing_in_the_tui_withholds_the_next_message(tmp_path: Path)
             assert shown.result.by == "Jan Meier" and shown.result.kind == "consent_withdrawn"
             assert shown.result.receipt is not None
             assert shown.result.receipt["receipt"]["by"] == "Jan Meier"
-            assert shown.summary("en").startswith(
+            assert shown.summary("en", "UTC").startswith(
                 f"Consent withdrawn: log entry #{shown.result.entry_seq}, by Jan Meier"
             )
             await pilot.press("escape")
@@ -125,3 +126,33 @@ async def test_withdrawing_in_the_tui_withholds_the_next_message(tmp_path: Path)
             assert consent_detail.texts["en"].startswith("Jan Meier withdrew consent 'routing'")
         await van.close()
         assert len(h.cloud.received) == 1, "the withdrawn grant still sent something"
+
+
+def test_the_receipt_screen_says_plainly_when_nothing_changed() -> None:
+    nothing = RightResult.from_op(
+        {
+            "action": "give",
+            "changed": False,
+            "message": "…",
+            "kind": "consent_given",
+            "entry_seq": 0,
+        }
+    )
+    assert ReceiptScreen(nothing).summary("en") == (
+        "Nothing to do: this grant already applies as its policy says. Nothing was written."
+    )
+    again = RightResult.from_op(
+        {
+            "action": "withdraw",
+            "changed": False,
+            "kind": "consent_withdrawn",
+            "entry_seq": 7,
+            "by": "Jan Meier",
+            "at": "2026-12-03T16:00:00+00:00",
+        }
+    )
+    # On the customer's clock, written as the language writes dates.
+    assert ReceiptScreen(again).summary("de", "Europe/Berlin") == (
+        "Einwilligung widerrufen galt bereits: Protokolleintrag #7, von Jan Meier, am "
+        "03.12.2026 17:00:00 MEZ. Es wurde nichts Neues geschrieben."
+    )
