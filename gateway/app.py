@@ -550,8 +550,6 @@ class Gateway:
         running (it did not load at start and has not loaded since)."""
         return self.policies.not_loaded(topic, self._running)
 
-    # -- forwarding hooks ---------------------------------------------------------------------------
-
     # -- periodic work ------------------------------------------------------------------------------
 
     async def _checkpoint(self, *, force: bool = False, snapshot: Path | None = None) -> None:
