@@ -199,7 +199,8 @@ class SendTime:
         for (customer, grant), at in engine.withdrawn().items():
             if customer == row.customer:
                 try:
-                    alone.withdraw(customer, grant, at)
+                    # With its reason: an objection or restriction is not a consent withdrawn.
+                    alone.withdraw(customer, grant, at, engine.still_allowed(customer, grant, at))
                 except PolicyError:
                     continue  # withdrawn grant the current version does not have
         message = Message(row.source_topic, row.source, at_from_us(row.created), row.retain)

@@ -24,6 +24,7 @@ from gateway.messages.pseudonyms import Keyring
 from gateway.messages.quota import RecipientQueues
 from gateway.messages.sendtime import SendParts, SendTime
 from gateway.messages.store import Store
+from policies.decision import Reason
 from policies.engine import Engine
 from tests.gateway.fake_link import FakeLink
 from tests.policies.conftest import compile_text
@@ -225,3 +226,18 @@ async def test_the_pipeline_stamps_a_release_held_to_the_end_of_its_hour(bench: 
     )
     (again,) = (await bench.check.settle([row])).leave
     assert again.release_at == row.release_at and again.version != row.version
+
+
+async def test_an_objection_while_queued_withholds_in_its_own_words(bench: Bench) -> None:
+    statistics = POLICY.replace("legal_basis: contract", "legal_basis: legitimate_interests")
+    bench.engine.replace(compile_text(statistics, RECIPIENTS))
+    row = await bench.queued({"temperature": 180.2, "door_open": True})
+    bench.engine.withdraw("baeckerei-schmidt", "maintenance", NOON, Reason("objected"))
+    # The policy changes too, so the row is decided again (not only checked).
+    bench.engine.replace(
+        compile_text(statistics.replace("door_open: keep", "door_open: keep # 2"), RECIPIENTS)
+    )
+    assert (await bench.check.settle([row])).withheld == [row]
+    assert (await bench.texts())[-1].startswith(
+        "Withheld at send time, because the customer objected to this use (GDPR Art. 21)."
+    )
