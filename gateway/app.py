@@ -19,8 +19,6 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Sequence
-from datetime import datetime
 from typing import Literal
 
 from gateway.config import Config, RecipientConfig
@@ -36,11 +34,12 @@ from gateway.messages.device_link import DeviceLink, offline_seconds
 from gateway.messages.flood import FloodGuard
 from gateway.messages.forwarder import Forwarder, endpoint_for
 from gateway.messages.mqtt import Endpoint, Inbound
-from gateway.messages.outbox import Outbox, OutboxRow
+from gateway.messages.outbox import Outbox
 from gateway.messages.pipeline import Pipeline
 from gateway.messages.policyset import PolicySet
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.quota import RecipientQueues
+from gateway.messages.sendtime import SendParts, SendTime
 from gateway.messages.store import Store
 from gateway.messages.upstreams import Upstreams
 from gateway.operations.checkpoints import Checkpoints
@@ -73,7 +72,6 @@ from gateway.rights.consent import ConsentBook, ConsentParts
 from gateway.rights.erasure import ErasureBook, ErasureParts
 from gateway.rights.erasure_acks import ErasureAcks
 from gateway.rights.retention import RetentionTask, retention_for
-from policies.decision import Reason
 from policies.engine import Engine
 
 __all__ = ["Gateway"]
@@ -120,6 +118,18 @@ class Gateway:
         self.device_state = self.device_link.state  # read by status
         self.pipeline: Pipeline | None = None
         self.clock = ForwardClock(lambda: self._writer.last_at if self._writer else None)
+        self.sendtime = SendTime(  # every queued row leaves under the policy in force then
+            SendParts(
+                engine=lambda: self.engine,
+                keyring=self.keyring,
+                store=self.store,
+                log_writer=lambda: self.writer,
+                outbox=self.outbox,
+                clock=self.clock.now,
+                topic_prefix=self.upstreams.topic_prefix,
+                owed=frozenset({erasure.NOTICE_GRANT}),  # a notice is owed whatever the policy
+            )
+        )
         # Consent and erasure get the pieces they use, not the gateway (no import circle).
         self.consents = ConsentBook(
             ConsentParts(
@@ -172,7 +182,9 @@ class Gateway:
             self.store,
             lambda: self.writer,
             clock=self.clock.now,
-            entries=lambda: self.running_pipeline.stats.entries + self.consents.entries,
+            entries=lambda: (
+                self.running_pipeline.stats.entries + self.consents.entries + self.sendtime.entries
+            ),
             interval_s=lambda: self.config.pipeline.checkpoint_interval_s,
         )
         self.reloader = ConfigReloader(
@@ -381,19 +393,10 @@ class Gateway:
             recipient,
             endpoint_for(recipient, self.config.instance, password),
             self.outbox,
-            still_allowed=self._still_allowed,
-            on_withhold=self._withhold_at_send,
+            at_send=self.sendtime.settle,
             subscribe=erasure.ack_filter(recipient.topic_prefix),
             on_message=self.erasure_acks.listener(recipient),
         )
-
-    def _still_allowed(self, customer: str, grant: str, now: datetime) -> Reason | None:
-        if grant == erasure.NOTICE_GRANT:  # an erasure notice is owed whatever the policy says
-            return None
-        return self.engine.still_allowed(customer, grant, self.clock.not_before(now))
-
-    async def _withhold_at_send(self, refused: Sequence[tuple[OutboxRow, Reason]]) -> None:
-        await self.running_pipeline.withhold_at_send(refused)
 
     # -- periodic work ------------------------------------------------------------------------------
 

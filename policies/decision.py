@@ -27,6 +27,8 @@ REASON_CODES = (
     "expired",
     "not_yet_valid",
     "withdrawn",
+    "objected",
+    "restricted",
     "rate_limited",
     "outside_hours",
     "condition_not_met",

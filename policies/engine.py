@@ -215,6 +215,9 @@ class Engine:
                 )
             self._policies[policy.customer] = policy
         self._withdrawn: dict[tuple[str, str], datetime] = {}
+        # Why a grant in ``_withdrawn`` releases nothing when it is not a consent withdrawn: an
+        # objection (GDPR Art. 21) or a restriction (Art. 18), each explained in its own words.
+        self._held_because: dict[tuple[str, str], Reason] = {}
         self._last_release: dict[tuple[str, str, str, str], datetime] = {}
         self._windows: dict[tuple[str, str, str, str], _Window] = {}
         self._closed: list[_Window] = []
@@ -385,7 +388,7 @@ class Engine:
         self, customer: str, grant: CompiledGrant, now: datetime
     ) -> tuple[Reason | None, bytes | None]:
         if (customer, grant.id) in self._withdrawn:
-            return _WITHDRAWN, None
+            return self._held_because.get((customer, grant.id), _WITHDRAWN), None
         reason = grant.validity_reason(now)
         if reason is not None:
             return reason, None
@@ -696,10 +699,17 @@ class Engine:
         reason, _ = self._blocked(customer, compiled, now)
         return reason
 
-    def withdraw(self, customer: str, grant: str, at: datetime) -> None:
-        """From now on ``grant`` releases nothing (also for rows still queued, see still_allowed)."""
+    def withdraw(
+        self, customer: str, grant: str, at: datetime, because: Reason | None = None
+    ) -> None:
+        """From now on ``grant`` releases nothing (also for rows still queued, see still_allowed);
+        ``because`` names an objection or a restriction (default: consent withdrawn)."""
         self._grant(customer, grant)
         self._withdrawn[(customer, grant)] = at
+        if because is None:
+            self._held_because.pop((customer, grant), None)
+        else:
+            self._held_because[(customer, grant)] = because
 
     def give(self, customer: str, grant: str, at: datetime) -> None:
         """Consent (re)given: ``grant`` releases again as its policy says."""
@@ -707,6 +717,7 @@ class Engine:
         withdrawn_at = self._withdrawn.get((customer, grant))
         if withdrawn_at is not None and at >= withdrawn_at:
             del self._withdrawn[(customer, grant)]
+            self._held_because.pop((customer, grant), None)
 
     def withdrawn(self) -> Mapping[tuple[str, str], datetime]:
         """(customer, grant) -> when it was withdrawn."""

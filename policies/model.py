@@ -40,6 +40,8 @@ A complete example (see ``policies/examples/`` for three realistic ones)::
         when: [{field: temperature, above: 100}]      # above | below | equals | not_equals
         rate_limit: 60s                  # at most one message per interval, per device
         aggregate: {window: 5m, fields: {power: [mean, max, count]}}  # mean|min|max|sum|count
+        release: end_of_unit             # hold until the end of a truncated hour/day (default
+                                         # immediately): delivery time does not undo truncation
     retention: {content_days: 90, entries_years: 3}   # optional; unset keys: einblick.yaml's
 
 Paths: ``a.b`` nested keys, ``*`` any one key, ``a[]`` every element of array ``a``
@@ -352,6 +354,17 @@ class GrantSpec(_Model):
     when: list[Condition] = Field(default_factory=list)
     rate_limit: Duration | None = None
     aggregate: AggregateSpec | None = None
+    # ``end_of_unit``: hold each release until the end of the coarsest hour or day a field is
+    # truncated to, so the time of delivery does not tell what the truncation hides.
+    release: Literal["immediately", "end_of_unit"] = "immediately"
+
+    @property
+    def release_unit(self) -> Literal["hour", "day"] | None:
+        """With ``release: end_of_unit``, the unit releases wait for the end of; else None."""
+        if self.release != "end_of_unit":
+            return None
+        units = {t.truncate for t in self.fields.values() if isinstance(t, TruncateSpec)}
+        return "day" if "day" in units else "hour" if "hour" in units else None
 
     @field_validator("id")
     @classmethod
@@ -401,6 +414,11 @@ class GrantSpec(_Model):
             raise ValueError("payload: opaque releases the body uninspected; drop fields/when")
         if self.aggregate is not None and (self.fields or self.rate_limit or self.payload):
             raise ValueError("aggregate sends only the aggregates; drop fields/rate_limit/payload")
+        if self.release == "end_of_unit" and self.release_unit is None:
+            raise ValueError(
+                "release: end_of_unit holds releases until the end of the hour or day a field "
+                "is truncated to, but no field here has {truncate: hour} or {truncate: day}"
+            )
         return self
 
     def purpose_text(self) -> dict[str, str]:

@@ -8,7 +8,6 @@ to anything still queued, and records it as a signed log entry whose number is s
 
 from __future__ import annotations
 
-import getpass
 from functools import partial
 from typing import ClassVar
 
@@ -21,9 +20,9 @@ from textual.widgets.option_list import Option
 
 from gateway.visible import neutralise
 from tui.context import ctx, start
-from tui.help import ConfirmScreen
 from tui.i18n import Lang, relabel, t
 from tui.model import CustomerPolicy, GrantView, Names
+from tui.rights import ReceiptScreen, RightRequest, RightScreen, choices
 from tui.source import SourceError
 
 __all__ = ["GrantsScreen", "grant_text"]
@@ -54,9 +53,14 @@ def grant_text(grant: GrantView, names: Names, lang: Lang) -> Text:
         at = str(grant.consent.get("given_at", "?"))[:10]
         text.append(f" – {t('g_consent', lang, by=by, at=at)}")
     if grant.withdrawn:
-        text.append(f"\n   {t('g_withdrawn', lang)}", style="bold red")
+        held = f"g_held_{grant.held_by}" if grant.held_by else "g_withdrawn"
+        text.append(f"\n   {t(held, lang)}", style="bold red")
     text.append(f"   [{grant.id}]", style="dim")
     return text
+
+
+# Actions that hold a grant back (their dialog says what stops); the others release it again.
+HOLDS = ("withdraw", "object", "restrict")
 
 
 class GrantsScreen(Screen[None]):
@@ -135,6 +139,7 @@ class GrantsScreen(Screen[None]):
         return None
 
     def action_withdraw(self) -> None:
+        """The rights dialog for the highlighted grant (tui/rights.py)."""
         app = ctx(self)
         lang = app.lang
         picked = self.selected()
@@ -144,33 +149,29 @@ class GrantsScreen(Screen[None]):
         if not self.live:
             self.notify(t("g_read_only", lang), severity="warning")
             return
-        if grant.legal_basis != "consent":
-            self.notify(t("g_not_consent", lang), severity="warning")
-            return
-        if grant.withdrawn:
-            self.notify(t("g_already", lang))
-            return
-        body = t(
-            "confirm_body",
-            lang,
-            recipient=grant.recipient_name,
-            purpose=grant.purpose.get(lang, grant.id),
-            fields=_fields(grant, lang),
-            devices=_devices(grant, app.names),
-        )
+        actions = choices(grant)
+        params = {
+            "recipient": grant.recipient_name,
+            "purpose": grant.purpose.get(lang, grant.id),
+            "fields": _fields(grant, lang),
+            "devices": _devices(grant, app.names),
+        }
+        body = t("confirm_body" if actions[0] in HOLDS else "rights_release_body", lang, **params)
+        title = t("rights_title", lang, purpose=params["purpose"])
 
-        def answered(yes: bool | None) -> None:
-            if yes:
-                start(self, partial(self._withdraw, policy.customer, grant.id), group="withdraw")
+        def answered(request: RightRequest | None) -> None:
+            if request is not None:
+                action, by = request
+                start(self, partial(self._act, policy.customer, grant.id, action, by), group="act")
 
-        self.app.push_screen(ConfirmScreen(t("confirm_title", lang), body), answered)
+        self.app.push_screen(RightScreen(title, body, actions), answered)
 
-    async def _withdraw(self, customer: str, grant: str) -> None:
+    async def _act(self, customer: str, grant: str, action: str, by: str) -> None:
         app = ctx(self)
         try:
-            seq = await app.source.withdraw(customer, grant, by=f"tui:{getpass.getuser()}")
+            result = await app.source.act(customer, grant, action, by)
         except SourceError as exc:
             self.notify(t("withdraw_failed", app.lang, e=exc), severity="error")
             return
-        self.notify(t("withdrawn_ok", app.lang, seq=seq))
         await self.reload()
+        self.app.push_screen(ReceiptScreen(result))

@@ -43,6 +43,7 @@ from tui.model import (
     Names,
     Overview,
     RecipientStats,
+    RightResult,
     Row,
 )
 from tui.query import Query
@@ -361,16 +362,21 @@ class LocalSource:
         return [p for p in policies if p.customer == self.customer]
 
     async def withdraw(self, customer: str, grant: str, by: str) -> int:
+        return (await self.act(customer, grant, "withdraw", by)).entry_seq
+
+    async def act(self, customer: str, grant: str, action: str, by: str) -> RightResult:
         if self.customer is not None and customer != self.customer:
             raise SourceError(f"this view shows customer {self.customer}, not {customer}")
         if self.control_socket is None:
-            raise SourceError("no gateway configured: withdrawal needs the running gateway")
+            raise SourceError("no gateway configured: this action needs the running gateway")
         try:
             fields = ops.ConsentRequest(customer=customer, grant=grant, by=by)
-            answer = await ask(self.control_socket, ops.WITHDRAW, fields)
+            answer = await ask(self.control_socket, ops.RIGHTS[action], fields)
+        except KeyError:
+            raise SourceError(f"no such action: {action}") from None
         except ControlError as exc:
             raise SourceError(str(exc)) from exc
-        return answer.entry_seq
+        return RightResult.from_op(answer.model_dump(mode="json"))
 
 
 class LocalView:

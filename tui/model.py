@@ -119,9 +119,12 @@ class GrantView:
     purpose: Mapping[str, str]
     legal_basis: str
     consent: Mapping[str, Any] | None
-    withdrawn: bool
+    withdrawn: bool  # held back by any right (consent withdrawn, objection, restriction)
     fields: tuple[str, ...]
     devices: tuple[str, ...]
+    held_by: str | None = None  # "consent" | "objection" | "restriction" | None
+    # What the customer can do to hold it back, the intended action first (gateway/rights/consent.py)
+    actions: tuple[str, ...] = ()
 
     @classmethod
     def from_op(cls, data: Mapping[str, Any]) -> GrantView:
@@ -135,6 +138,35 @@ class GrantView:
             withdrawn=bool(data.get("withdrawn")),
             fields=tuple(str(f) for f in data.get("fields") or ()),
             devices=tuple(str(d) for d in data.get("devices") or ()),
+            held_by=None if data.get("held_by") is None else str(data["held_by"]),
+            actions=tuple(str(a) for a in data.get("actions") or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RightResult:
+    """The gateway's answer to a rights action (its ``RightAnswer``), as the TUI shows it."""
+
+    action: str
+    changed: bool
+    message: str
+    kind: str
+    entry_seq: int
+    by: str
+    at: str
+    receipt: Mapping[str, Any] | None
+
+    @classmethod
+    def from_op(cls, data: Mapping[str, Any]) -> RightResult:
+        return cls(
+            action=str(data.get("action") or ""),
+            changed=bool(data.get("changed")),
+            message=str(data.get("message") or ""),
+            kind=str(data.get("kind") or ""),
+            entry_seq=int(data.get("entry_seq") or 0),
+            by=str(data.get("by") or ""),
+            at=str(data.get("at") or ""),
+            receipt=data.get("receipt"),
         )
 
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Protocol
 
 from policies.errors import EinblickError
-from tui.model import CustomerPolicy, Detail, Names, Overview, Row
+from tui.model import CustomerPolicy, Detail, Names, Overview, RightResult, Row
 from tui.query import Query
 
 __all__ = ["DataSource", "LogView", "SourceError"]
@@ -75,4 +75,9 @@ class DataSource(Protocol):
 
     async def withdraw(self, customer: str, grant: str, by: str) -> int:
         """Withdraw a consent through the running gateway; returns the log entry's seq."""
+        ...
+
+    async def act(self, customer: str, grant: str, action: str, by: str) -> RightResult:
+        """A rights action (withdraw, give, object, restrict, lift) through the running
+        gateway's control op of that name; its answer, receipt included."""
         ...

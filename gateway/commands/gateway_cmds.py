@@ -90,21 +90,32 @@ def register(sub: SubParsers) -> None:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=_status)
 
-    consent = sub.add_parser("consent", help="give or withdraw a consent (signed entry + receipt)")
+    consent = sub.add_parser(
+        "consent",
+        help="a customer's rights over a grant: withdraw/give consent, object, restrict, lift",
+    )
     consent_sub = consent.add_subparsers(dest="action", metavar="ACTION", required=True)
     for action, text in (
-        ("withdraw", "withdraw a consent: the next message is withheld"),
+        ("withdraw", "withdraw a consent (GDPR Art. 7(3)): the next message is withheld"),
         ("give", "give (or restore) a consent"),
+        ("object", "object to a grant on legitimate interests or a public task (GDPR Art. 21)"),
+        ("restrict", "restrict a grant on any legal basis (GDPR Art. 18)"),
+        ("lift", "lift an objection or a restriction in force"),
     ):
         p = consent_sub.add_parser(action, help=text)
         add_config_option(p)
         p.add_argument("--customer", required=True)
         p.add_argument("--grant", required=True)
         p.add_argument(
-            "--by", default="the customer", help="who asked (written into the log and receipt)"
+            "--by", required=True, help="the person taking this action (in the log and receipt)"
         )
         p.add_argument(
             "--receipt", type=Path, help="write the signed receipt to this file (default: stdout)"
+        )
+        p.add_argument(
+            "--record",
+            type=Path,
+            help="also write the event as DPV JSON-LD (ISO/IEC TS 27560 consent record)",
         )
         p.set_defaults(func=_consent, action=action)
 
@@ -228,16 +239,18 @@ def _status(args: argparse.Namespace) -> int:
 
 def _consent(args: argparse.Namespace) -> int:
     config = config_from(args)
-    op = {"withdraw": ops.WITHDRAW, "give": ops.GIVE}[args.action]
     fields = ops.ConsentRequest(customer=args.customer, grant=args.grant, by=args.by)
-    answer = asyncio.run(ask(config.control_socket, op, fields))
+    answer = asyncio.run(ask(config.control_socket, ops.RIGHTS[args.action], fields))
+    if not answer.changed:
+        # Repeating an action in force writes nothing: no new entry, no new receipt.
+        print(answer.message, file=sys.stderr)
+        return 0
     receipt = orjson.dumps(answer.receipt, option=orjson.OPT_INDENT_2)
+    if args.record:
+        args.record.write_bytes(orjson.dumps(answer.record, option=orjson.OPT_INDENT_2) + b"\n")
     if args.receipt:
         args.receipt.write_bytes(receipt + b"\n")
-        print(
-            f"consent {args.action} recorded as log entry {answer.entry_seq}; receipt in {args.receipt}",
-            file=sys.stderr,
-        )
+        print(f"{answer.message}; receipt in {args.receipt}", file=sys.stderr)
     else:
         sys.stdout.write(receipt.decode() + "\n")
     return 0

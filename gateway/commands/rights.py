@@ -85,7 +85,12 @@ def register(sub: SubParsers) -> None:
     )
     add_config_option(records)
     records.add_argument("--lang", choices=("de", "en"), default="de")
-    records.add_argument("--format", choices=("md", "json"), default="md")
+    records.add_argument(
+        "--format",
+        choices=("md", "json", "csv", "jsonld"),
+        default="md",
+        help="csv and jsonld (W3C DPV) are for a DPO's tools",
+    )
     records.add_argument("--customer", help="only this customer")
     records.add_argument("--out", type=Path, help="file to write (default stdout)")
     records.set_defaults(func=_records)

@@ -17,6 +17,11 @@ the last release (tests/data/releases/).
     2  the gateway's own tables: outbox, pseudonym keys, consent events, erasures and notices
     3  one time unit: every time column is integer microseconds since the epoch (UTC), as the
        log's ``entries.at`` always was; the gateway's tables held real seconds until then
+    4  each outbox row keeps what it was decided from (the device's topic, payload and retain
+       flag) and under which policy version, so it can be decided again at send time; and
+       when it may leave (a grant's ``release: end_of_unit``)
+    5  consent events name the right exercised: consent (withdraw/give), objection (GDPR
+       Art. 21) or restriction (Art. 18); every earlier event was a consent's
 """
 
 from __future__ import annotations
@@ -239,10 +244,28 @@ def _v3_microseconds(conn: sqlite3.Connection) -> None:
         conn.execute(f"ALTER TABLE {table} RENAME COLUMN {new} TO {column}")
 
 
+def _v4_outbox_sources(conn: sqlite3.Connection) -> None:
+    # Rows queued by an earlier release have none of these (NULL): they are checked at send time
+    # as that release did (consent, validity, hours), since what they were decided from is gone.
+    conn.execute("ALTER TABLE outbox ADD COLUMN version TEXT")
+    conn.execute("ALTER TABLE outbox ADD COLUMN source_topic TEXT")
+    conn.execute("ALTER TABLE outbox ADD COLUMN source BLOB")
+    conn.execute("ALTER TABLE outbox ADD COLUMN retain INTEGER NOT NULL DEFAULT 0")
+    # µs since the epoch before which the row is held (release: end_of_unit); NULL: at once.
+    conn.execute("ALTER TABLE outbox ADD COLUMN release_at INTEGER")
+
+
+def _v5_consent_rights(conn: sqlite3.Connection) -> None:
+    # 'withdraw' holds a grant back and 'give' releases it again, whichever right was used.
+    conn.execute("ALTER TABLE consent_events ADD COLUMN right TEXT NOT NULL DEFAULT 'consent'")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the explanation log's tables", _v1_log_tables),
     Migration(2, "outbox, pseudonym keys, consent events, erasures", _v2_gateway_tables),
     Migration(3, "time columns in integer microseconds", _v3_microseconds),
+    Migration(4, "outbox rows keep their source and policy version", _v4_outbox_sources),
+    Migration(5, "consent events name the right exercised", _v5_consent_rights),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -6,9 +6,15 @@ upstream is down, or its in-memory window is full — it stops taking offers and
 from the outbox by id instead, until it has caught up. Either way rows go out in id order, which is
 commit order, so each device's messages arrive in the order they were decided.
 
-Right before a row is published the forwarder asks the engine whether it is still allowed: a
-consent may have been withdrawn, or a grant may have expired, while the row waited for an upstream
-that was down. If not, the row is withheld, and the log says so (``on_withhold``).
+Right before a batch is published the forwarder hands it to ``at_send``
+(gateway/messages/sendtime.py): a row leaves under the policy in force now, not the one it was
+decided under. A consent may have been withdrawn, a grant may have expired or left its hours, or
+the policy may have changed while the row waited for an upstream that was down; such a row is
+decided again (what leaves may change) or withheld, and the log says so before anything leaves.
+
+A row whose grant says ``release: end_of_unit`` carries ``release_at`` (gateway/messages/release.py):
+it is held, by id only, until then, read again and checked again at send time, and published.
+Rows behind it are not held up.
 
 Rows are deleted after PUBACK, in batches. A crash in between sends them again: at-least-once,
 with duplicates bounded by ``window``.
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import heapq
 import logging
 import time
 from collections import deque
@@ -38,7 +45,7 @@ from gateway.messages.mqtt import (
     TlsSettings,
 )
 from gateway.messages.outbox import Outbox, OutboxRow
-from policies.decision import Reason
+from gateway.messages.sendtime import Settled
 
 __all__ = ["Forwarder", "ForwarderState", "endpoint_for"]
 
@@ -48,8 +55,8 @@ log = logging.getLogger(__name__)
 RECONNECT_FIRST_S = 0.5
 RECONNECT_CAP_S = 60.0
 
-StillAllowed = Callable[[str, str, datetime], Reason | None]
-Withhold = Callable[[Sequence[tuple[OutboxRow, Reason]]], Awaitable[None]]
+# Rows about to be published → what may leave now (recorded and updated before it returns).
+AtSend = Callable[[Sequence[OutboxRow]], Awaitable[Settled]]
 
 
 @dataclass(slots=True)
@@ -95,8 +102,7 @@ class Forwarder:
         endpoint: Endpoint,
         outbox: Outbox,
         *,
-        still_allowed: StillAllowed,
-        on_withhold: Withhold,
+        at_send: AtSend,
         window: int = 500,
         batch: int = 1000,
         subscribe: str | None = None,
@@ -105,8 +111,7 @@ class Forwarder:
         self.recipient = recipient
         self.endpoint = endpoint
         self.outbox = outbox
-        self._still_allowed = still_allowed
-        self._on_withhold = on_withhold
+        self._at_send = at_send
         self._window = asyncio.Semaphore(window)
         self._window_size = window
         self._batch = batch
@@ -120,6 +125,9 @@ class Forwarder:
         self._acked_bytes: dict[int, tuple[str, int]] = {}
         self._deleting: set[int] = set()  # acked, delete not yet committed: never resend these
         self._acked_event = asyncio.Event()
+        # (release_at µs, id) of rows held until the end of their unit; a heap, ids only, so a
+        # day of held rows costs memory for two integers each.
+        self._held: list[tuple[int, int]] = []
         # What the recipient sends back on the same link (erasure acknowledgements), if anything.
         self._subscribe = subscribe
         self._on_message = on_message
@@ -227,26 +235,23 @@ class Forwarder:
         self._taken = 0
         self._live = False
         self._queue.clear()
+        self._held.clear()  # read again with the backlog
         while not connection.closed.done():
             rows = await self._next_rows(connection)
             if rows is None:
                 return
-            allowed: list[OutboxRow] = []
-            refused: list[tuple[OutboxRow, Reason]] = []
-            now = datetime.now(UTC)
-            for row in rows:
-                reason = self._still_allowed(row.customer, row.grant, now)
-                if reason is None:
-                    allowed.append(row)
-                else:
-                    refused.append((row, reason))
-            if refused:
-                await self._on_withhold(refused)
-                self.state.withheld_at_send += len(refused)
+            settled = await self._at_send(rows)
+            if settled.withheld:
+                self.state.withheld_at_send += len(settled.withheld)
                 self.outbox.gone(
-                    self.recipient.name, ((row.customer, len(row.payload)) for row, _ in refused)
+                    self.recipient.name,
+                    ((row.customer, len(row.payload)) for row in settled.withheld),
                 )
-            for row in allowed:
+            now_us = time.time_ns() // 1000
+            for row in settled.leave:
+                if row.release_at is not None and row.release_at > now_us:
+                    heapq.heappush(self._held, (row.release_at, row.id))
+                    continue
                 await self._window.acquire()
                 if connection.closed.done():
                     self._window.release()
@@ -261,6 +266,12 @@ class Forwarder:
 
     async def _next_rows(self, connection: MqttConnection) -> list[OutboxRow] | None:
         while True:
+            due = self._due()
+            if due:
+                rows = [r for r in await self.outbox.by_ids(due) if r.id not in self._deleting]
+                if rows:
+                    return rows
+                continue
             if self._live and self._queue:
                 rows = [r for r in self._queue if r.id > self._taken and r.id not in self._deleting]
                 self._queue.clear()
@@ -289,9 +300,19 @@ class Forwarder:
                 continue
             self._wake = asyncio.get_running_loop().create_future()
             waiters: set[asyncio.Future[Any]] = {self._wake, connection.closed}
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            # Until the next held row falls due, if any (a timer, not a poll).
+            until = (self._held[0][0] - time.time_ns() // 1000) / 1e6 if self._held else None
+            await asyncio.wait(waiters, timeout=until, return_when=asyncio.FIRST_COMPLETED)
             if connection.closed.done():
                 return None
+
+    def _due(self) -> list[int]:
+        """Ids of held rows whose time has come, in id order."""
+        now_us = time.time_ns() // 1000
+        due: list[int] = []
+        while self._held and self._held[0][0] <= now_us:
+            due.append(heapq.heappop(self._held)[1])
+        return sorted(due)
 
     def _published(
         self,

@@ -29,11 +29,13 @@ from gateway.messages.store import Store
 __all__ = [
     "Outbox",
     "OutboxRow",
+    "by_ids",
     "delete",
     "depth",
     "erase",
     "insert",
     "pending",
+    "replace",
     "sizes",
 ]
 
@@ -49,36 +51,86 @@ class OutboxRow:
     topic: str
     payload: bytes
     created: int  # microseconds since the epoch, UTC (the decision's time)
+    # What the row was decided from and under which policy version, so the forwarder can decide
+    # it again when the policy changed while it waited (gateway/messages/sendtime.py). None for
+    # rows no device message produced (aggregation windows, erasure notices) and for rows an
+    # earlier release queued.
+    version: str | None = None
+    source_topic: str | None = None
+    source: bytes | None = None
+    retain: bool = False
+    release_at: int | None = None  # µs since the epoch: held until then (messages/release.py)
     # time.monotonic() when the row entered the outbox in this process (its commit follows at
     # once); 0.0 for rows read back from the database. Not stored: only for latency figures.
     queued: float = 0.0
 
 
-def insert(
-    conn: sqlite3.Connection, rows: Sequence[tuple[int, str, str, str, str, str, bytes, int]]
-) -> list[OutboxRow]:
-    """Insert (entry_seq, recipient, customer, device, grant, topic, payload, created µs) tuples."""
+Spec = tuple[int, str, str, str, str, str, bytes, int]
+# With what it was decided from (version, device topic, device payload, retain) and when it may
+# leave (µs since the epoch, or None: at once).
+SourcedSpec = tuple[
+    int, str, str, str, str, str, bytes, int, str | None, str | None, bytes | None, bool, int | None
+]
+
+
+def insert(conn: sqlite3.Connection, rows: Sequence[Spec | SourcedSpec]) -> list[OutboxRow]:
+    """Insert (entry_seq, recipient, customer, device, grant, topic, payload, created µs) tuples,
+    optionally followed by (policy version, device topic, device payload, retain, release at)."""
     if not rows:
         return []
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
     first = (row[0] if row else 0) + 1
+    full = [(*r, None, None, None, False, None) if len(r) == 8 else r for r in rows]
     # Explicit ids: one executemany instead of a round trip per row for lastrowid.
     conn.executemany(
-        "INSERT INTO outbox (id, entry_seq, recipient, customer, device, grant_id, topic, payload, created)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(first + i, *row) for i, row in enumerate(rows)],
+        "INSERT INTO outbox (id, entry_seq, recipient, customer, device, grant_id, topic, payload,"
+        " created, version, source_topic, source, retain, release_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(first + i, *r) for i, r in enumerate(full)],
     )
     queued = time.monotonic()
-    return [OutboxRow(first + i, *row, queued=queued) for i, row in enumerate(rows)]
+    return [OutboxRow(first + i, *r, queued=queued) for i, r in enumerate(full)]
 
 
 def pending(conn: sqlite3.Connection, recipient: str, *, after: int, limit: int) -> list[OutboxRow]:
     cursor = conn.execute(
-        "SELECT id, entry_seq, recipient, customer, device, grant_id, topic, payload, created"
-        " FROM outbox WHERE recipient = ? AND id > ? ORDER BY id LIMIT ?",
+        f"SELECT {_COLUMNS} FROM outbox WHERE recipient = ? AND id > ? ORDER BY id LIMIT ?",
         (recipient, after, limit),
     )
-    return [OutboxRow(*row) for row in cursor]
+    return _rows(cursor)
+
+
+def by_ids(conn: sqlite3.Connection, ids: Sequence[int]) -> list[OutboxRow]:
+    """The rows with these ids that are still queued, in id order (held rows falling due)."""
+    found: list[OutboxRow] = []
+    for start in range(0, len(ids), 500):  # below SQLite's bound-parameter limit
+        chunk = list(ids[start : start + 500])
+        marks = ", ".join("?" * len(chunk))
+        found += _rows(conn.execute(f"SELECT {_COLUMNS} FROM outbox WHERE id IN ({marks})", chunk))
+    return sorted(found, key=lambda r: r.id)
+
+
+_COLUMNS = (
+    "id, entry_seq, recipient, customer, device, grant_id, topic, payload, created,"
+    " version, source_topic, source, retain, release_at"
+)
+
+
+def _rows(cursor: sqlite3.Cursor) -> list[OutboxRow]:
+    return [
+        OutboxRow(
+            i, seq, rcp, cst, dev, grant, topic, body, at, ver, src_topic, src, bool(ret), rel
+        )
+        for i, seq, rcp, cst, dev, grant, topic, body, at, ver, src_topic, src, ret, rel in cursor
+    ]
+
+
+def replace(conn: sqlite3.Connection, row: OutboxRow) -> None:
+    """A row decided again at send time: what now leaves, and the entry that explains it."""
+    conn.execute(
+        "UPDATE outbox SET entry_seq = ?, topic = ?, payload = ?, version = ? WHERE id = ?",
+        (row.entry_seq, row.topic, row.payload, row.version, row.id),
+    )
 
 
 def delete(conn: sqlite3.Connection, ids: Iterable[int]) -> None:
@@ -160,11 +212,23 @@ class Outbox:
     @staticmethod
     def insert(
         conn: sqlite3.Connection,
-        rows: Sequence[tuple[int, str, str, str, str, str, bytes, int]],  # created: µs
+        rows: Sequence[Spec | SourcedSpec],  # created: µs
     ) -> list[OutboxRow]:
         """Inside the caller's transaction, the one that appends the rows' entries: a row never
         exists without its explanation. The depth counted them when they were admitted."""
         return insert(conn, rows)
+
+    @staticmethod
+    def replace_with(conn: sqlite3.Connection, rows: Iterable[OutboxRow]) -> None:
+        """Inside the caller's transaction, the one that appends the rows' new entries."""
+        for row in rows:
+            replace(conn, row)
+
+    def resized(self, recipient: str, customer: str, before: int, after: int) -> None:
+        """A row's payload changed size when it was decided again: the quota counts the new one."""
+        if after != before:
+            self.queues.done(recipient, customer, 1, before)
+            self.queues.added(recipient, customer, after)
 
     @staticmethod
     def delete_with(conn: sqlite3.Connection, ids: Iterable[int]) -> None:
@@ -175,6 +239,9 @@ class Outbox:
         return await self.store.read(
             functools.partial(pending, recipient=recipient, after=after, limit=limit)
         )
+
+    async def by_ids(self, ids: Sequence[int]) -> list[OutboxRow]:
+        return await self.store.read(functools.partial(by_ids, ids=ids))
 
     async def delete(self, ids: Sequence[int], *, durable: bool = True) -> None:
         """Delete rows by id; the caller reports them ``gone`` once this committed."""

@@ -45,6 +45,7 @@ from gateway.messages.mqtt import Inbound, MqttConnection
 from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.quota import Admission, QueueStatus, RecipientQueues
+from gateway.messages.release import release_at
 from gateway.messages.shares import QueueShares
 from gateway.messages.store import Store
 from policies.decision import Decision, Outcome, Reason
@@ -54,6 +55,10 @@ from policies.message import Message
 __all__ = ["Pipeline", "PipelineStats"]
 
 log = logging.getLogger(__name__)
+
+# A release: its entry's index in the batch, the decision, and the device message it was decided
+# from (kept with the outbox row, to decide it again at send time; None for a window's summary).
+Release = tuple[int, Decision, Inbound | None]
 
 # Payload bytes waiting in the queue before reading from the broker pauses, and per batch. The
 # queue's length alone let 1,000 in-flight 256 KiB messages (the broker's window) sit here:
@@ -68,7 +73,7 @@ class _Prepared:
 
     inbound: Inbound
     drafts: list[EntryDraft]
-    releases: list[tuple[int, Decision]]
+    releases: list[Release]
     taken: list[Admission] = field(
         default_factory=list
     )  # queue admissions, undone if not committed
@@ -207,14 +212,14 @@ class Pipeline:
         """Commit decisions that did not come from a device message (aggregation windows)."""
         engine = self._engine()
         drafts: list[EntryDraft] = []
-        releases: list[tuple[int, Decision]] = []
+        releases: list[Release] = []
         taken: list[Admission] = []
         try:
             for decided in decisions:
                 source = decided.payload or b""
                 decision = self._admit(engine, decided, taken)
                 if decision.payload is not None and decision.outcome is not Outcome.WITHHELD:
-                    releases.append((len(drafts), decision))
+                    releases.append((len(drafts), decision, None))
                 drafts.append(self._draft(engine, decision, source, now))
             rows = await self._commit(drafts, releases, now)
         except BaseException:
@@ -256,11 +261,11 @@ class Pipeline:
         taken: list[Admission] = []
         try:
             drafts: list[EntryDraft] = []
-            releases: list[tuple[int, Decision]] = []
+            releases: list[Release] = []
             for decided in self._decide(engine, inbound, flooding, now):
                 decision = self._admit(engine, decided, taken)
                 if decision.payload is not None and decision.outcome is not Outcome.WITHHELD:
-                    releases.append((len(drafts), decision))
+                    releases.append((len(drafts), decision, inbound))
                 drafts.append(self._draft(engine, decision, inbound.payload, now))
             return _Prepared(inbound, drafts, releases, taken)
         except Exception as exc:
@@ -373,9 +378,10 @@ class Pipeline:
         return self._drafter.draft(engine, decision, source, now)
 
     async def _commit(
-        self, drafts: list[EntryDraft], releases: list[tuple[int, Decision]], now: datetime
+        self, drafts: list[EntryDraft], releases: list[Release], now: datetime
     ) -> list[OutboxRow]:
         writer = self._log_writer()
+        engine = self._engine()
         created = us_from_at(now)
         new_keys = self._keyring.take_new()
         result: list[OutboxRow] = []
@@ -385,7 +391,7 @@ class Pipeline:
             if new_keys:
                 Keyring.persist(conn, new_keys, created)
             specs = []
-            for index, decision in releases:
+            for index, decision, inbound in releases:
                 assert (
                     decision.recipient and decision.customer and decision.device and decision.grant
                 )
@@ -401,6 +407,11 @@ class Pipeline:
                         topic,
                         decision.payload,
                         created,
+                        decision.policy_version,
+                        inbound.topic if inbound is not None else None,
+                        inbound.payload if inbound is not None else None,
+                        inbound.retain if inbound is not None else False,
+                        release_at(engine, decision, now),
                     )
                 )
             return self.outbox.insert(conn, specs)
@@ -462,10 +473,10 @@ class Pipeline:
         self.outbox.max_rows = outbox_max_rows
 
 
-def _flatten(prepared: Sequence[_Prepared]) -> tuple[list[EntryDraft], list[tuple[int, Decision]]]:
+def _flatten(prepared: Sequence[_Prepared]) -> tuple[list[EntryDraft], list[Release]]:
     drafts: list[EntryDraft] = []
-    releases: list[tuple[int, Decision]] = []
+    releases: list[Release] = []
     for one in prepared:
-        releases += [(len(drafts) + index, decision) for index, decision in one.releases]
+        releases += [(len(drafts) + i, decision, src) for i, decision, src in one.releases]
         drafts += one.drafts
     return drafts, releases

@@ -26,10 +26,14 @@ __all__ = [
     "ERASURES",
     "FORGET",
     "GIVE",
+    "LIFT",
+    "OBJECT",
     "OPS",
     "POLICIES",
     "RELOAD",
     "RELOAD_DEVICES",
+    "RESTRICT",
+    "RIGHTS",
     "SNAPSHOT",
     "STATUS",
     "WITHDRAW",
@@ -76,11 +80,12 @@ class CustomerRequest(_Request):
 
 
 class ConsentRequest(_Request):
-    """withdraw, give: one grant of one customer, and who acts (default: the customer)."""
+    """withdraw, give, object, restrict, lift: one grant of one customer, and the person who
+    acts (required: an empty name is refused by the consent book with its reason)."""
 
     customer: str
     grant: str
-    by: str | None = None
+    by: str = ""
 
 
 class ReloadDevicesRequest(_Request):
@@ -108,7 +113,9 @@ class GrantInfo(_Reply):
     purpose: dict[str, str]
     legal_basis: str
     consent: dict[str, JsonValue] | None
-    withdrawn: bool
+    withdrawn: bool  # held back by anything: a withdrawn consent, an objection, a restriction
+    held_by: str | None = None  # "consent" | "objection" | "restriction"
+    actions: list[str] = []  # what the customer may do on the grant's legal basis, intended first
     fields: list[str]
     devices: list[str]
 
@@ -130,10 +137,19 @@ class PoliciesReply(_Reply):
 
 
 class ConsentReply(_Reply):
-    """The signed log entry's number and the signed receipt (verified by ``einblick receipt``)."""
+    """A right's answer (gateway/rights/consent.py ``RightAnswer``): the signed entry of the event
+    in force and, only when this call wrote it, the signed receipt (``einblick receipt verify``)
+    and the same event as a DPV JSON-LD record."""
 
+    action: str
+    changed: bool  # False: already in force; nothing was written
+    message: str
+    kind: str
     entry_seq: int
-    receipt: dict[str, JsonValue]
+    by: str
+    at: str
+    receipt: dict[str, JsonValue] | None = None
+    record: dict[str, JsonValue] | None = None
 
 
 class DeviceEffectReply(_Reply):
@@ -221,6 +237,10 @@ STATUS = Op("status", NoFields, Status, sparse=True)
 POLICIES = Op("policies", CustomerRequest, PoliciesReply)
 WITHDRAW = Op("withdraw", ConsentRequest, ConsentReply)
 GIVE = Op("give", ConsentRequest, ConsentReply)
+OBJECT = Op("object", ConsentRequest, ConsentReply)
+RESTRICT = Op("restrict", ConsentRequest, ConsentReply)
+LIFT = Op("lift", ConsentRequest, ConsentReply)
+RIGHTS = {op.name: op for op in (WITHDRAW, GIVE, OBJECT, RESTRICT, LIFT)}
 RELOAD_DEVICES = Op("reload_devices", ReloadDevicesRequest, ReloadDevicesReply, sparse=True)
 FORGET = Op("forget", ForgetRequest, ForgetReply)
 ERASURES = Op("erasures", CustomerRequest, ErasuresReply)
@@ -233,6 +253,9 @@ OPS: tuple[Op[BaseModel, BaseModel], ...] = (
     POLICIES,
     WITHDRAW,
     GIVE,
+    OBJECT,
+    RESTRICT,
+    LIFT,
     RELOAD_DEVICES,
     FORGET,
     ERASURES,

@@ -40,7 +40,7 @@ from gateway.operations.reload import ReloadReport
 from gateway.operations.reload_apply import ConfigReloader
 from gateway.operations.status_model import DeviceProblem, Status
 from gateway.rights import erasure
-from gateway.rights.consent import ConsentBook
+from gateway.rights.consent import ConsentBook, allowed_actions
 from gateway.rights.erasure import ErasureParts
 from policies.describe import describe, grant_fields
 
@@ -70,10 +70,12 @@ def control_handlers(parts: ControlParts) -> dict[str, Handler]:
     handlers = {
         ops.STATUS.name: bind(ops.STATUS, functools.partial(status, parts.status)),
         ops.POLICIES.name: bind(ops.POLICIES, functools.partial(policies, parts)),
-        ops.WITHDRAW.name: bind(
-            ops.WITHDRAW, functools.partial(consent, parts.consents, "withdraw")
-        ),
-        ops.GIVE.name: bind(ops.GIVE, functools.partial(consent, parts.consents, "give")),
+        # A customer's rights over a grant (gateway/rights/consent.py): the same ops for the
+        # CLI, the TUI and the customer portal.
+        **{
+            name: bind(op, functools.partial(consent, parts.consents, name))
+            for name, op in ops.RIGHTS.items()
+        },
         ops.RELOAD_DEVICES.name: bind(ops.RELOAD_DEVICES, functools.partial(reload_devices, parts)),
         ops.FORGET.name: bind(ops.FORGET, functools.partial(forget, parts.erasing)),
         ops.ERASURES.name: bind(ops.ERASURES, functools.partial(erasures, parts.store)),
@@ -115,6 +117,8 @@ async def policies(parts: ControlParts, request: CustomerRequest) -> PoliciesRep
                     legal_basis=str(grant.legal_basis),
                     consent=grant.consent.model_dump(mode="json") if grant.consent else None,
                     withdrawn=parts.consents.is_withdrawn(policy.customer, grant.id),
+                    held_by=parts.consents.held_by(policy.customer, grant.id),
+                    actions=list(allowed_actions(grant.legal_basis)),
                     fields=list(grant_fields(grant.spec)),
                     devices=list(grant.devices),
                 )
@@ -146,10 +150,9 @@ async def policies(parts: ControlParts, request: CustomerRequest) -> PoliciesRep
 
 
 async def consent(consents: ConsentBook, action: str, request: ConsentRequest) -> ConsentReply:
-    answer = await consents.change(
-        action, request.customer, request.grant, request.by or "the customer"
-    )
-    return ConsentReply.model_validate(answer)
+    # An empty ``by`` is refused by the book: every action names the person who took it.
+    answer = await consents.act(action, request.customer, request.grant, request.by)
+    return ConsentReply.model_validate(answer.model_dump(mode="json"))
 
 
 async def reload_devices(parts: ControlParts, request: ReloadDevicesRequest) -> ReloadDevicesReply:

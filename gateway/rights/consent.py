@@ -1,15 +1,32 @@
-"""Consent given and withdrawn at run time, recorded as signed log entries with receipts.
+"""A customer's rights over a grant at run time: consent, objection, restriction.
 
-A withdrawal applies to the engine first, so the very next message is decided under it, and to
-everything still queued (the forwarder asks the engine before each send). The event is then
-recorded in the customer's chain and in ``consent_events``, from which a restarted gateway
-restores the state.
+Which right applies depends on the grant's legal basis (GDPR Art. 6(1)):
 
-One owner: the engine holds the withdrawals in force, and ``ConsentBook.is_withdrawn`` asks it,
-so what the grant view shows is what is enforced. The book holds only what the engine cannot:
-recorded withdrawals of grants no running policy has (their customer's file did not load, or its
+- consent (a): the customer ``withdraw``s it (Art. 7(3)) and may ``give`` it again;
+- legitimate interests (f) or a public task (e): the customer ``object``s (Art. 21(1));
+- any basis: the customer asks for ``restrict``ion (Art. 18(1)), e.g. while a dispute about the
+  data is settled;
+- ``lift`` ends an objection or a restriction in force (the objection upheld by the customer no
+  longer, the restriction's reason gone).
+
+Each holds the grant back or releases it again, with its own words in the signed entry, its own
+receipt, and its own reason in every message it withholds ("the customer objected to this use
+(GDPR Art. 21)"). A withdrawal of a contract grant is refused with what the customer can do
+instead: there is no consent to withdraw, and a receipt saying "consent withdrawn" would be false.
+
+An action applies to the engine first, so the very next message is decided under it, and to
+everything still queued (gateway/messages/sendtime.py). It is recorded in the customer's chain and
+in ``consent_events`` (``right`` names which), from which a restarted gateway restores the state.
+Repeating an action whose effect is already in force changes nothing, writes nothing, and says
+so with the entry that did it. Every action names the person who took it (``by``); an action
+without one is refused.
+
+One owner: the engine holds the grants held back, and ``ConsentBook.is_withdrawn`` asks it, so
+what the grant view shows is what is enforced. The book holds only what the engine cannot:
+recorded events of grants no running policy has (their customer's file did not load, or its
 current version dropped the grant); each is handed to the engine as soon as a policy with that
-grant runs (``restore``), and then the book forgets it.
+grant runs (``restore``), and then the book forgets it. The last event per grant (who, when,
+which entry) is kept for the idempotent answer.
 
 The book gets the narrow pieces it uses (``ConsentParts``, built by the composition root,
 ``app.py``), not the gateway: nothing here imports it.
@@ -24,7 +41,9 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel
 
 from gateway.config import Config
 from gateway.errors import GatewayError
@@ -33,26 +52,141 @@ from gateway.log.entry import EntryDraft, at_from_us, us_from_at
 from gateway.log.keys import Signer
 from gateway.log.writer import LogWriter
 from gateway.messages.store import Store
-from gateway.rights.receipts import make_receipt
+from gateway.rights.receipts import consent_record, make_receipt
+from policies.compiler import CompiledGrant
+from policies.decision import LegalBasis, Reason
 from policies.engine import Engine
 from policies.errors import PolicyError
 
-__all__ = ["ConsentBook", "ConsentError", "ConsentParts"]
+__all__ = [
+    "ACTIONS",
+    "ConsentBook",
+    "ConsentError",
+    "ConsentParts",
+    "RightAnswer",
+    "allowed_actions",
+    "default_action",
+]
 
-_TEXTS = {
-    "withdraw": (
+Right = Literal["consent", "objection", "restriction"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Action:
+    right: Right | None  # None: ``lift``, whose right is the one in force
+    holds: bool  # True: the grant releases nothing from now on
+
+
+# The control ops, as the CLI, the TUI and the customer portal send them.
+ACTIONS: dict[str, _Action] = {
+    "withdraw": _Action("consent", holds=True),
+    "give": _Action("consent", holds=False),
+    "object": _Action("objection", holds=True),
+    "restrict": _Action("restriction", holds=True),
+    "lift": _Action(None, holds=False),
+}
+# Art. 21(1) gives a right to object to processing on these bases only.
+_OBJECTABLE = (LegalBasis.LEGITIMATE_INTERESTS, LegalBasis.PUBLIC_TASK)
+_REASONS: dict[Right, Reason] = {
+    "consent": Reason("withdrawn"),
+    "objection": Reason("objected"),
+    "restriction": Reason("restricted"),
+}
+# (entry kind / receipt type, GDPR article) per right and direction.
+_KINDS: dict[tuple[Right, bool], tuple[str, str]] = {
+    ("consent", True): ("consent_withdrawn", "GDPR Art. 7(3)"),
+    ("consent", False): ("consent_given", "GDPR Art. 6(1)(a), Art. 7"),
+    ("objection", True): ("objection", "GDPR Art. 21(1)"),
+    ("objection", False): ("objection_lifted", "GDPR Art. 21(1)"),
+    ("restriction", True): ("restriction", "GDPR Art. 18(1)"),
+    ("restriction", False): ("restriction_lifted", "GDPR Art. 18(1), 18(3)"),
+}
+
+_TEXTS: dict[str, tuple[str, str]] = {
+    "consent_withdrawn": (
         "{by} hat die Einwilligung „{grant}“ am {at} widerrufen. Ab sofort erhält {recipient} "
         "dafür keine Daten mehr – auch nichts, was noch auf den Versand wartete.",
         "{by} withdrew consent '{grant}' on {at}. From now on {recipient} receives no data under "
         "it, including anything still waiting to be sent.",
     ),
-    "give": (
+    "consent_given": (
         "{by} hat die Einwilligung „{grant}“ am {at} erteilt. {recipient} erhält ab sofort, was "
         "diese Freigabe erlaubt.",
         "{by} gave consent '{grant}' on {at}. From now on {recipient} receives what this grant "
         "allows.",
     ),
+    "objection": (
+        "{by} hat am {at} der Weitergabe „{grant}“ an {recipient} widersprochen (Art. 21 "
+        "DSGVO). Ab sofort erhält {recipient} dafür keine Daten mehr – auch nichts, was noch auf "
+        "den Versand wartete.",
+        "{by} objected on {at} to passing data on to {recipient} under '{grant}' (GDPR "
+        "Art. 21). From now on {recipient} receives no data under it, including anything still "
+        "waiting to be sent.",
+    ),
+    "objection_lifted": (
+        "{by} hat am {at} den Widerspruch gegen „{grant}“ zurückgenommen. {recipient} erhält "
+        "ab sofort wieder, was diese Freigabe erlaubt.",
+        "{by} lifted the objection to '{grant}' on {at}. From now on {recipient} again receives "
+        "what this grant allows.",
+    ),
+    "restriction": (
+        "{by} hat am {at} die Einschränkung der Weitergabe „{grant}“ an {recipient} verlangt "
+        "(Art. 18 DSGVO). Bis sie aufgehoben wird, erhält {recipient} dafür keine Daten – auch "
+        "nichts, was noch auf den Versand wartete.",
+        "{by} asked on {at} for passing data on to {recipient} under '{grant}' to be restricted "
+        "(GDPR Art. 18). Until the restriction is lifted {recipient} receives no data under it, "
+        "including anything still waiting to be sent.",
+    ),
+    "restriction_lifted": (
+        "{by} hat am {at} die Einschränkung von „{grant}“ aufgehoben. {recipient} erhält ab "
+        "sofort wieder, was diese Freigabe erlaubt.",
+        "{by} lifted the restriction of '{grant}' on {at}. From now on {recipient} again "
+        "receives what this grant allows.",
+    ),
 }
+
+
+def default_action(basis: LegalBasis | str) -> str:
+    """The action a customer most likely means for a grant on ``basis`` (the dialog's default)."""
+    basis = LegalBasis(basis)
+    if basis is LegalBasis.CONSENT:
+        return "withdraw"
+    if basis in _OBJECTABLE:
+        return "object"
+    return "restrict"
+
+
+def allowed_actions(basis: LegalBasis | str) -> tuple[str, ...]:
+    """The actions that hold a grant on ``basis`` back, the intended one first."""
+    basis = LegalBasis(basis)
+    if basis is LegalBasis.CONSENT:
+        return ("withdraw",)
+    if basis in _OBJECTABLE:
+        return ("object", "restrict")
+    return ("restrict",)
+
+
+class RightAnswer(BaseModel):
+    """The control ops' answer (``withdraw``, ``give``, ``object``, ``restrict``, ``lift``)."""
+
+    action: str
+    changed: bool  # False: already in force; nothing was written
+    message: str  # one line for whoever asked, in English
+    kind: str  # the entry kind / receipt type of the event in force
+    entry_seq: int  # the signed entry of the event in force (new, or the earlier one)
+    by: str
+    at: str  # ISO 8601, UTC
+    receipt: dict[str, Any] | None = None  # only when this call wrote the entry
+    record: dict[str, Any] | None = None  # ISO/IEC TS 27560 consent record (DPV JSON-LD)
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    right: Right
+    holds: bool
+    at: datetime
+    by: str
+    entry_seq: int
 
 
 class ConsentError(GatewayError):
@@ -75,44 +209,77 @@ class ConsentParts:
 class ConsentBook:
     def __init__(self, parts: ConsentParts) -> None:
         self._parts = parts
-        # Recorded withdrawals the engine could not take yet (no running policy has the grant).
-        self._pending: dict[tuple[str, str], datetime] = {}
+        # Recorded holds the engine could not take yet (no running policy has the grant).
+        self._pending: dict[tuple[str, str], _Event] = {}
+        # The latest event per grant: the idempotent answer names it.
+        self._last: dict[tuple[str, str], _Event] = {}
         self.entries = 0
 
     @staticmethod
-    def withdrawn(conn: sqlite3.Connection) -> list[tuple[str, str, datetime]]:
-        """(customer, grant, when) whose latest event is a withdrawal."""
+    def events(conn: sqlite3.Connection) -> dict[tuple[str, str], _Event]:
+        """The latest recorded event per (customer, grant)."""
         rows = conn.execute(
-            "SELECT customer, grant_id, action, at FROM consent_events e WHERE id = "
-            "(SELECT MAX(id) FROM consent_events WHERE customer = e.customer AND grant_id = e.grant_id)"
+            "SELECT customer, grant_id, action, at, by, entry_seq, right FROM consent_events e"
+            " WHERE id = (SELECT MAX(id) FROM consent_events"
+            " WHERE customer = e.customer AND grant_id = e.grant_id)"
         ).fetchall()
-        return [(c, g, at_from_us(at)) for c, g, action, at in rows if action == "withdraw"]
+        return {
+            (c, g): _Event(right, action == "withdraw", at_from_us(at), by, seq)
+            for c, g, action, at, by, seq, right in rows
+        }
+
+    @classmethod
+    def withdrawn(cls, conn: sqlite3.Connection) -> list[tuple[str, str, datetime]]:
+        """(customer, grant, when) held back by their latest event (any right)."""
+        return [(c, g, e.at) for (c, g), e in cls.events(conn).items() if e.holds]
 
     def load(self, conn: sqlite3.Connection) -> None:
-        """At start, after the policies that load are running: the recorded withdrawals into
-        the engine (the one query for them); those it cannot take yet wait in the book."""
-        self._pending = {(c, g): at for c, g, at in self.withdrawn(conn)}
+        """At start, after the policies that load are running: the recorded holds into the
+        engine (the one query for them); those it cannot take yet wait in the book."""
+        self._last = self.events(conn)
+        self._pending = {key: e for key, e in self._last.items() if e.holds}
         self.restore()
 
     def restore(self, customer: str | None = None) -> None:
-        """Hand waiting withdrawals (of ``customer``, or all) to the engine once a running
-        policy has their grant; call after every policy (re)load."""
+        """Hand waiting holds (of ``customer``, or all) to the engine once a running policy has
+        their grant; call after every policy (re)load."""
         engine = self._parts.engine()
-        for key, at in list(self._pending.items()):
+        for key, event in list(self._pending.items()):
             if customer is not None and key[0] != customer:
                 continue
             try:
-                engine.withdraw(key[0], key[1], at)
+                engine.withdraw(key[0], key[1], event.at, _because(event.right))
             except PolicyError:
                 continue  # no running policy has this grant yet: it keeps waiting
             del self._pending[key]
 
     def is_withdrawn(self, customer: str, grant: str) -> bool:
-        """Asks the engine: what the grant view shows is what is enforced."""
+        """Held back by any right. Asks the engine: what the grant view shows is enforced."""
         return (customer, grant) in self._parts.engine().withdrawn()
 
+    def held_by(self, customer: str, grant: str) -> Right | None:
+        """Which right holds the grant back now (None: it releases as its policy says)."""
+        if not self.is_withdrawn(customer, grant):
+            return None
+        event = self._last.get((customer, grant))
+        return event.right if event is not None else "consent"
+
     async def change(self, action: str, customer: str, grant_id: str, by: str) -> dict[str, Any]:
+        """Apply and record ``action`` (see ``ACTIONS``); the answer is a ``RightAnswer``."""
+        answer = await self.act(action, customer, grant_id, by)
+        return answer.model_dump(mode="json")
+
+    async def act(self, action: str, customer: str, grant_id: str, by: str) -> RightAnswer:
         parts = self._parts
+        spec = ACTIONS.get(action)
+        if spec is None:
+            raise ConsentError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
+        by = by.strip()
+        if not by:
+            raise ConsentError(
+                f"{action}: say who takes this action (the person's name, e.g. --by 'Anna "
+                "Weber'); it is written into the signed entry and the receipt"
+            )
         engine = parts.engine()
         policy = engine.policy(customer)
         if policy is None:
@@ -121,24 +288,96 @@ class ConsentBook:
         if grant is None:
             known = ", ".join(g.id for g in policy.grants) or "none"
             raise ConsentError(f"customer {customer!r} has no grant {grant_id!r} (grants: {known})")
-        now = parts.clock()  # a consent event is never dated before the log's newest
-        if action == "withdraw":
-            engine.withdraw(customer, grant_id, now)
+        held = self.held_by(customer, grant_id)
+        if spec.holds:
+            assert spec.right is not None
+            _check_basis(action, spec.right, grant)
+            if held == spec.right:
+                return self._unchanged(action, customer, grant_id, held, holds=True)
+            if held is not None:
+                raise ConsentError(
+                    f"grant {grant_id!r} of {customer!r} is already held back by a {held} "
+                    f"({_KINDS[(held, True)][1]}); nothing changed"
+                )
+            return await self._record(
+                action, spec.right, holds=True, customer=customer, grant=grant, by=by
+            )
+        if spec.right == "consent":
+            _check_basis(action, "consent", grant)
+        if held is None:
+            return self._unchanged(action, customer, grant_id, spec.right or "consent", holds=False)
+        if (held == "consent") != (action == "give"):
+            use = "give" if held == "consent" else "lift"
+            raise ConsentError(
+                f"grant {grant_id!r} of {customer!r} is held back by a {held}: use {use!r}"
+            )
+        return await self._record(action, held, holds=False, customer=customer, grant=grant, by=by)
+
+    def _unchanged(
+        self, action: str, customer: str, grant_id: str, right: Right, *, holds: bool
+    ) -> RightAnswer:
+        """The effect is already in force: nothing is written, and the answer says by whom."""
+        event = self._last.get((customer, grant_id))
+        kind = _KINDS[(right, holds)][0]
+        if event is None or event.holds != holds:
+            what = "in force as its policy says" if not holds else "held back"
+            return RightAnswer(
+                action=action,
+                changed=False,
+                message=f"grant {grant_id!r} of {customer!r} is already {what}; nothing changed",
+                kind=kind,
+                entry_seq=0,
+                by="",
+                at="",
+            )
+        return RightAnswer(
+            action=action,
+            changed=False,
+            message=(
+                f"already done: {kind.replace('_', ' ')} of grant {grant_id!r} by {event.by} "
+                f"at {event.at.isoformat()} (log entry {event.entry_seq}); nothing changed"
+            ),
+            kind=kind,
+            entry_seq=event.entry_seq,
+            by=event.by,
+            at=event.at.isoformat(),
+        )
+
+    async def _record(
+        self,
+        action: str,
+        right: Right,
+        *,
+        holds: bool,
+        customer: str,
+        grant: CompiledGrant,
+        by: str,
+    ) -> RightAnswer:
+        parts = self._parts
+        engine = parts.engine()
+        policy = engine.policy(customer)
+        assert policy is not None
+        now = parts.clock()  # an event is never dated before the log's newest entry
+        if holds:
+            engine.withdraw(customer, grant.id, now, _because(right))
         else:
-            engine.give(customer, grant_id, now)
-        self._pending.pop((customer, grant_id), None)
-        recipient = parts.config().recipient_names().get(grant.recipient, grant.recipient)
+            engine.give(customer, grant.id, now)
+        self._pending.pop((customer, grant.id), None)
+        kind, article = _KINDS[(right, holds)]
+        recipient = policy.recipients.get(grant.recipient) or parts.config().recipient_names().get(
+            grant.recipient, grant.recipient
+        )
         # The customer's clock, as their report shows it.
         moments = {lang: when(lang, now, policy.timezone) for lang in ("de", "en")}
-        de, en = _TEXTS[action]
+        de, en = _TEXTS[kind]
         draft = EntryDraft(
-            kind="consent_withdrawn" if action == "withdraw" else "consent_given",
+            kind=kind,
             at=now,
             customer=customer,
             device=None,
             recipient=grant.recipient,
             outcome=None,
-            grant=grant_id,
+            grant=grant.id,
             policy_version=policy.version,
             purpose=dict(grant.purpose),
             legal_basis=str(grant.legal_basis),
@@ -150,16 +389,25 @@ class ConsentBook:
             withheld=(),
             reason=None,
             reason_params={"by": by},
-            text_de=de.format(by=by, grant=grant_id, at=moments["de"], recipient=recipient),
-            text_en=en.format(by=by, grant=grant_id, at=moments["en"], recipient=recipient),
+            text_de=de.format(by=by, grant=grant.id, at=moments["de"], recipient=recipient),
+            text_en=en.format(by=by, grant=grant.id, at=moments["en"], recipient=recipient),
         )
         writer = parts.log_writer()
 
         def job(conn: sqlite3.Connection) -> tuple[int, int, bytes]:
             appended = writer.append([draft])[0]
             conn.execute(
-                "INSERT INTO consent_events (customer, grant_id, action, at, by, entry_seq) VALUES (?, ?, ?, ?, ?, ?)",
-                (customer, grant_id, action, us_from_at(now), by, appended.seq),
+                "INSERT INTO consent_events (customer, grant_id, action, at, by, entry_seq, right)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    customer,
+                    grant.id,
+                    "withdraw" if holds else "give",
+                    us_from_at(now),
+                    by,
+                    appended.seq,
+                    right,
+                ),
             )
             return appended.seq, appended.index, appended.entry_hash
 
@@ -167,19 +415,52 @@ class ConsentBook:
             job, on_rollback=writer.rolled_back, on_commit=writer.committed
         )
         self.entries += 1
-        receipt = make_receipt(
-            parts.signer,
-            {
-                "type": "consent_withdrawn" if action == "withdraw" else "consent_given",
-                "gateway": parts.config().instance,
-                "customer": customer,
-                "grant": grant_id,
-                "recipient": grant.recipient,
-                "purpose": dict(grant.purpose),
-                "legal_basis": str(grant.legal_basis),
-                "by": by,
-                "at": now.isoformat(),
-                "log_entry": {"seq": seq, "chain_index": index, "entry_hash": entry_hash.hex()},
-            },
+        self._last[(customer, grant.id)] = _Event(right, holds, now, by, seq)
+        instance = parts.config().instance
+        fields = {
+            "type": kind,
+            "article": article,
+            "gateway": instance,
+            "customer": customer,
+            "grant": grant.id,
+            "recipient": grant.recipient,
+            "purpose": dict(grant.purpose),
+            "legal_basis": str(grant.legal_basis),
+            "by": by,
+            "at": now.isoformat(),
+            "log_entry": {"seq": seq, "chain_index": index, "entry_hash": entry_hash.hex()},
+        }
+        receipt = make_receipt(parts.signer, fields)
+        return RightAnswer(
+            action=action,
+            changed=True,
+            message=f"{kind.replace('_', ' ')} of grant {grant.id!r} recorded as log entry {seq}",
+            kind=kind,
+            entry_seq=seq,
+            by=by,
+            at=now.isoformat(),
+            receipt=receipt,
+            record=consent_record(fields, recipient_name=recipient, customer_name=policy.name),
         )
-        return {"entry_seq": seq, "receipt": receipt}
+
+
+def _because(right: Right) -> Reason | None:
+    """The engine's reason for a grant held back by ``right`` (None: its default, withdrawn)."""
+    return None if right == "consent" else _REASONS[right]
+
+
+def _check_basis(action: str, right: Right, grant: CompiledGrant) -> None:
+    """Refuse an action the grant's legal basis does not give, saying what does apply."""
+    basis = LegalBasis(grant.legal_basis)
+    instead = " or ".join(f"'{a}'" for a in allowed_actions(basis))
+    if right == "consent" and basis is not LegalBasis.CONSENT:
+        raise ConsentError(
+            f"grant {grant.id!r} rests on {basis.value}, not consent: there is no consent to "
+            f"{'withdraw' if action == 'withdraw' else 'give'}. The customer can use {instead} "
+            "instead (einblick consent --help)"
+        )
+    if right == "objection" and basis not in _OBJECTABLE:
+        raise ConsentError(
+            f"grant {grant.id!r} rests on {basis.value}: GDPR Art. 21 gives a right to object "
+            f"only to processing on legitimate interests or a public task. Use {instead} instead"
+        )

@@ -1,4 +1,5 @@
-"""Receipts: small signed documents a customer keeps as proof of a consent given or withdrawn.
+"""Receipts: small signed documents a customer keeps as proof of a consent given or withdrawn,
+an objection or a restriction; and the same event as a DPV JSON-LD record a DPO's tools read.
 
     {"receipt": {...fields...}, "key_id": "<hex>", "signature": "<base64>"}
 
@@ -18,7 +19,14 @@ from gateway.errors import GatewayError
 from gateway.log.chain import canonical_json
 from gateway.log.keys import PublicKey, Signer
 
-__all__ = ["ReceiptInvalid", "make_receipt", "verify_receipt"]
+__all__ = [
+    "DPV_CONTEXT",
+    "ReceiptInvalid",
+    "consent_record",
+    "legal_basis_iri",
+    "make_receipt",
+    "verify_receipt",
+]
 
 _DOMAIN = b"einblick/receipt/v1\x00"
 
@@ -55,3 +63,82 @@ def verify_receipt(document: bytes | Mapping[str, Any], key: PublicKey) -> dict[
     if not key.verify(signature, _DOMAIN + canonical_json(body)):
         raise ReceiptInvalid("the signature does not match the receipt's content: it was altered")
     return body
+
+
+# The W3C Data Privacy Vocabulary (w3id.org/dpv, v2) and its EU GDPR extension: the vocabulary
+# ISO/IEC TS 27560 Annex A uses for consent records in JSON-LD.
+DPV_CONTEXT: dict[str, str] = {
+    "dpv": "https://w3id.org/dpv#",
+    "eu-gdpr": "https://w3id.org/dpv/legal/eu/gdpr#",
+    "dct": "http://purl.org/dc/terms/",
+    "xsd": "http://www.w3.org/2001/XMLSchema#",
+}
+# GDPR Art. 6(1)(a)-(f) as DPV's EU GDPR extension names them.
+_BASES = {
+    "consent": "eu-gdpr:A6-1-a",
+    "contract": "eu-gdpr:A6-1-b",
+    "legal_obligation": "eu-gdpr:A6-1-c",
+    "vital_interests": "eu-gdpr:A6-1-d",
+    "public_task": "eu-gdpr:A6-1-e",
+    "legitimate_interests": "eu-gdpr:A6-1-f",
+}
+_STATUS = {"consent_given": "dpv:ConsentGiven", "consent_withdrawn": "dpv:ConsentWithdrawn"}
+_RIGHTS = {
+    "objection": "eu-gdpr:A21",
+    "objection_lifted": "eu-gdpr:A21",
+    "restriction": "eu-gdpr:A18",
+    "restriction_lifted": "eu-gdpr:A18",
+}
+
+
+def legal_basis_iri(basis: str) -> str:
+    """``consent`` → ``eu-gdpr:A6-1-a`` (compact IRI under ``DPV_CONTEXT``)."""
+    return _BASES[basis]
+
+
+def consent_record(
+    fields: Mapping[str, Any], *, recipient_name: str, customer_name: str
+) -> dict[str, Any]:
+    """The event a receipt's ``fields`` describe, as JSON-LD with the DPV vocabulary: for a
+    consent an ISO/IEC TS 27560 consent record (``dpv:ConsentRecord`` with its
+    ``dpv:hasConsentStatus``); for an objection or a restriction the exercise of that right
+    (``dpv:RightExerciseActivity``, ``dpv:hasRight`` GDPR Art. 21 or 18). The signed receipt
+    stays the proof; this is its machine-readable twin, pointing at the same log entry."""
+    gateway, customer, kind = fields["gateway"], fields["customer"], fields["type"]
+    entry = fields["log_entry"]
+    base = f"urn:einblick:{gateway}:{customer}"
+    purpose = fields.get("purpose") or {}
+    record: dict[str, Any] = {
+        "@context": DPV_CONTEXT,
+        "@id": f"{base}:entry:{entry['seq']}",
+        "dct:identifier": f"{gateway}/{customer}/{entry['seq']}",
+        "dct:created": {"@value": fields["at"], "@type": "xsd:dateTime"},
+        "dct:source": {"@id": f"{base}:entry-hash:{entry['entry_hash']}"},
+        "dpv:hasDataSubject": {
+            "@id": f"{base}",
+            "@type": "dpv:DataSubject",
+            "dpv:hasName": customer_name,
+        },
+        "dpv:isIndicatedBy": {"@type": "dpv:Entity", "dpv:hasName": fields["by"]},
+        "dpv:hasPurpose": {
+            "@type": "dpv:Purpose",
+            "dct:description": [
+                {"@value": text, "@language": lang} for lang, text in sorted(purpose.items())
+            ],
+        },
+        "dpv:hasLegalBasis": {"@id": legal_basis_iri(fields["legal_basis"])},
+        "dpv:hasRecipient": {
+            "@id": f"urn:einblick:{gateway}:recipient:{fields['recipient']}",
+            "@type": "dpv:Recipient",
+            "dpv:hasName": recipient_name,
+        },
+    }
+    if kind in _STATUS:
+        record["@type"] = "dpv:ConsentRecord"
+        record["dct:conformsTo"] = "ISO/IEC TS 27560:2023"
+        record["dpv:hasConsentStatus"] = {"@id": _STATUS[kind]}
+    else:
+        record["@type"] = "dpv:RightExerciseActivity"
+        record["dpv:hasRight"] = {"@id": _RIGHTS[kind]}
+        record["dct:description"] = kind.replace("_", " ")
+    return record

@@ -5,10 +5,17 @@ recipient and how data reaches it, the devices (data sources) it covers, the saf
 on the way out, and retention. Categories come from the device's payload profile
 (``policies/profiles.py``) where the device has one; otherwise the field names are the categories.
 Nothing here is written by hand: change a policy and the record changes with it.
+
+Formats: Markdown or HTML for people, our JSON (``einblick-records/1``), and for a DPO's tools
+CSV (one row per activity, stable English column names) and JSON-LD with the W3C Data Privacy
+Vocabulary (w3id.org/dpv: one ``dpv:Process`` per activity, legal bases as DPV's EU GDPR
+extension names them), the same vocabulary as the consent records (gateway/rights/receipts.py).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +24,7 @@ import orjson
 
 from gateway.config import Config
 from gateway.locale import join, tr
+from gateway.rights.receipts import DPV_CONTEXT, legal_basis_iri
 from gateway.rights.report import Document, Table, render_html, render_md
 from gateway.rights.retention import retention_for
 from policies.compiler import CompiledGrant, CompiledPolicy
@@ -25,7 +33,14 @@ from policies.describe import grant_fields
 from policies.explain import legal_basis_text
 from policies.profiles import PROFILES, category_label
 
-__all__ = ["FORMAT", "build_records", "render_records"]
+__all__ = [
+    "CSV_COLUMNS",
+    "FORMAT",
+    "build_records",
+    "records_csv",
+    "records_jsonld",
+    "render_records",
+]
 
 FORMAT = "einblick-records/1"
 _SAFEGUARDS = ("pseudonymise", "coarsen", "round", "truncate", "aggregate")
@@ -253,9 +268,149 @@ def _retention(lang: str, limits: Mapping[str, int | None]) -> str:
     return f"{content}; {entries}"
 
 
+CSV_COLUMNS = (
+    "customer",
+    "customer_name",
+    "grant",
+    "purpose",
+    "legal_basis",
+    "legal_basis_text",
+    "consent_given_by",
+    "consent_given_at",
+    "data_subjects",
+    "categories",
+    "fields",
+    "sources",
+    "recipient",
+    "recipient_name",
+    "transport",
+    "safeguards",
+    "content_days",
+    "entries_years",
+    "valid_from",
+    "valid_until",
+    "policy_version",
+)
+
+
+def records_csv(data: Mapping[str, Any], lang: str) -> str:
+    """One row per activity; lists inside a cell are joined with "; ". Texts in ``lang``."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180, what spreadsheets expect
+    writer.writerow(CSV_COLUMNS)
+    for a in data["activities"]:
+        consent = a["consent"] or {}
+        transport = a["transport"]
+        writer.writerow(
+            [
+                a["customer"],
+                a["customer_name"],
+                a["grant"],
+                a["purpose"].get(lang) or next(iter(a["purpose"].values()), ""),
+                a["legal_basis"],
+                legal_basis_text(lang, LegalBasis(a["legal_basis"])),
+                consent.get("given_by", ""),
+                consent.get("given_at", ""),
+                tr(lang, "records.subjects", name=a["customer_name"]),
+                "; ".join(c["label"][lang] for c in a["categories"]),
+                "; ".join(f"{path}={how}" for path, how in a["fields"].items()),
+                "; ".join(d["name"] for d in a["devices"]),
+                a["recipient"],
+                a["recipient_name"],
+                ""
+                if transport is None
+                else f"{'mqtts' if transport['tls'] else 'mqtt'}://{transport['host']}",
+                "; ".join(a["safeguards"]),
+                a["retention"].get("content_days") or "",
+                a["retention"].get("entries_years") or "",
+                a["valid_from"] or "",
+                a["valid_until"] or "",
+                a["policy_version"],
+            ]
+        )
+    return out.getvalue()
+
+
+# Safeguards as DPV technical measures; the treatments DPV has no concept for are described.
+_MEASURES = {"pseudonymise": "dpv:Pseudonymisation"}
+
+
+def records_jsonld(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The records as JSON-LD with the DPV vocabulary: one ``dpv:Process`` per activity."""
+    gateway = data["gateway"]
+    processes = []
+    for a in data["activities"]:
+        base = f"urn:einblick:{gateway}:{a['customer']}"
+        measures: list[dict[str, Any]] = [
+            {"@type": _MEASURES[s]}
+            if s in _MEASURES
+            else {"@type": "dpv:TechnicalMeasure", "dct:description": s}
+            for s in a["safeguards"]
+        ]
+        transport = a["transport"]
+        if transport is not None and transport["tls"]:
+            measures.append({"@type": "dpv:EncryptionInTransfer"})
+        retention = a["retention"]
+        processes.append(
+            {
+                "@id": f"{base}:grant:{a['grant']}",
+                "@type": "dpv:Process",
+                "dct:identifier": f"{a['customer']}/{a['grant']}",
+                "dct:hasVersion": a["policy_version"],
+                "dpv:hasPurpose": {
+                    "@type": "dpv:Purpose",
+                    "dct:description": [
+                        {"@value": text, "@language": lang}
+                        for lang, text in sorted(a["purpose"].items())
+                    ],
+                },
+                "dpv:hasLegalBasis": {"@id": legal_basis_iri(a["legal_basis"])},
+                "dpv:hasDataSubject": {
+                    "@id": base,
+                    "@type": "dpv:DataSubject",
+                    "dpv:hasName": a["customer_name"],
+                },
+                "dpv:hasPersonalData": [
+                    {
+                        "@type": "dpv:PersonalData",
+                        "dct:title": c["label"]["en"],
+                        "dct:description": ", ".join(c["fields"]),
+                    }
+                    for c in a["categories"]
+                ],
+                "dpv:hasRecipient": {
+                    "@id": f"urn:einblick:{gateway}:recipient:{a['recipient']}",
+                    "@type": "dpv:Recipient",
+                    "dpv:hasName": a["recipient_name"],
+                },
+                "dpv:hasTechnicalMeasure": measures,
+                "dpv:hasStorageCondition": {
+                    "@type": "dpv:StorageDuration",
+                    "dct:description": (
+                        f"content {retention.get('content_days') or 'kept'} days; "
+                        f"entries {retention.get('entries_years') or 'kept'} years"
+                    ),
+                },
+            }
+        )
+    # One default graph: a top-level "@id" beside "@graph" would make the processes a named
+    # graph, which most RDF tools leave out of what they read by default.
+    records = {
+        "@id": f"urn:einblick:{gateway}:records",
+        "dct:created": {"@value": data["generated_at"], "@type": "xsd:dateTime"},
+        "dct:conformsTo": "GDPR Art. 30",
+        "dct:hasPart": [{"@id": p["@id"]} for p in processes],
+    }
+    return {"@context": DPV_CONTEXT, "@graph": [records, *processes]}
+
+
 def render_records(data: Mapping[str, Any], fmt: str, lang: str) -> str:
-    """``json`` or ``md`` (``html`` too, for printing)."""
+    """``json``, ``csv``, ``jsonld`` or ``md`` (``html`` too, for printing)."""
     if fmt == "json":
         return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n"
+    if fmt == "csv":
+        return records_csv(data, lang)
+    if fmt == "jsonld":
+        return orjson.dumps(records_jsonld(data), option=orjson.OPT_INDENT_2).decode() + "\n"
     doc = _document(data, lang)
     return render_md(doc) if fmt == "md" else render_html(doc, lang)

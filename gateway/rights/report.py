@@ -286,6 +286,17 @@ def _withheld(groups: Sequence[tuple[dict[str, Any], int, int, int]]) -> list[di
     ]
 
 
+# Entry kinds of a customer's rights over a grant (gateway/rights/consent.py) → report action.
+_RIGHT_ACTIONS = {
+    "consent_given": "given",
+    "consent_withdrawn": "withdrawn",
+    "objection": "objected",
+    "objection_lifted": "objection_lifted",
+    "restriction": "restricted",
+    "restriction_lifted": "restriction_lifted",
+}
+
+
 def _consents(
     policy: CompiledPolicy | None,
     singles: Sequence[tuple[int, int, dict[str, Any]]],
@@ -308,12 +319,12 @@ def _consents(
                 }
             )
     for seq, at, body in singles:
-        if body["kind"] in ("consent_given", "consent_withdrawn"):
+        if body["kind"] in _RIGHT_ACTIONS:
             out.append(
                 {
                     "grant": body["grant"],
                     "recipient": body["recipient"],
-                    "action": "given" if body["kind"] == "consent_given" else "withdrawn",
+                    "action": _RIGHT_ACTIONS[body["kind"]],
                     "by": body["reason_params"].get("by", ""),
                     "at": _iso(at),
                     "until": None,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from gateway.messages import outbox
 from gateway.messages.forwarder import Forwarder, endpoint_for
 from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.quota import RecipientQueues
+from gateway.messages.sendtime import Settled
 from gateway.messages.store import Store
 from policies.decision import Reason
 from tests.gateway.fake_link import FakeLink
@@ -66,18 +67,20 @@ class Bench:
             RECIPIENT,
             endpoint_for(RECIPIENT, "unit", None),
             _Outbox(self),
-            still_allowed=self.still_allowed,
-            on_withhold=self.on_withhold,
+            at_send=self.at_send,
         )
 
-    def still_allowed(self, customer: str, grant: str, now: datetime) -> Reason | None:
-        return Reason("consent_withdrawn") if grant in self.refused_grants else None
-
-    async def on_withhold(self, refused: Sequence[tuple[OutboxRow, Reason]]) -> None:
-        self.withheld.extend(refused)
-        await self.store.transaction(
-            functools.partial(outbox.delete, ids=[r.id for r, _ in refused])
-        )
+    async def at_send(self, rows: Sequence[OutboxRow]) -> Settled:
+        # The send-time check's contract (gateway/messages/sendtime.py), tested there on its own:
+        # rows that may not leave are recorded and deleted before it returns.
+        refused = [(r, Reason("consent_withdrawn")) for r in rows if r.grant in self.refused_grants]
+        if refused:
+            self.withheld.extend(refused)
+            await self.store.transaction(
+                functools.partial(outbox.delete, ids=[r.id for r, _ in refused])
+            )
+        gone = {r.id for r, _ in refused}
+        return Settled([r for r in rows if r.id not in gone], [r for r, _ in refused])
 
     def on_done(self, recipient: str, customer: str, count: int, size: int) -> None:
         self.done.append((customer, count))
@@ -203,4 +206,29 @@ async def test_it_reconnects_and_sends_again_what_was_not_acknowledged(bench: Be
         assert forwarder.state.connected
         running.cancel()
     assert forwarder.state.reconnects == 1
+    assert await bench.waiting() == []
+
+
+async def test_a_row_held_to_the_end_of_its_unit_leaves_then_and_holds_up_no_other(
+    bench: Bench,
+) -> None:
+    release_at = time.time_ns() // 1000 + 400_000  # 0.4 s from now
+    base = (RECIPIENT.name, "baeckerei-schmidt", "oven-1")
+    specs = [
+        (1, *base, "hourly", "ovens/0", b"0", 0, None, None, None, False, release_at),
+        (2, *base, "maintenance", "ovens/1", b"1", 0, None, None, None, False, None),
+    ]
+    held, free = await bench.store.transaction(functools.partial(outbox.insert, rows=specs))
+    forwarder = bench.forwarder()
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
+        link = await bench.upstream.session(1)
+        await link.wait_published(1)
+        assert [p.payload for p in link.published] == [free.payload]  # not held up
+        await link.wait_published(2)
+        assert time.time_ns() // 1000 >= release_at  # not a moment before its time
+        assert [p.payload for p in link.published] == [free.payload, held.payload]
+        link.puback()
+        await bench.wait_done(2)
+        running.cancel()
     assert await bench.waiting() == []

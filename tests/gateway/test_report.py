@@ -102,7 +102,7 @@ async def test_report_says_what_went_where_in_german_and_english(tmp_path: Path)
 
     german = render(data, "md", "de")
     english = render(data, "md", "en")
-    assert "## Einwilligungen und Widerrufe" in german
+    assert "## Einwilligungen, Widersprüche und Einschränkungen" in german
     assert "hat die Einwilligung „energy-advice“ für Stadtwerke Energiedienst widerrufen" in german
     assert "auf Vielfache von 10 gerundet" in german
     assert "✓ Das Protokoll ist geprüft" in german

@@ -12,6 +12,7 @@ from gateway.app import Gateway
 from gateway.config import PACKET_OVERHEAD, Config, load_config
 from gateway.errors import ConfigError
 from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection
+from gateway.operations.control import request
 from tests.gateway.harness import Harness, running_gateway
 from tests.gateway.test_rights import DEVICES, POLICY
 
@@ -157,3 +158,30 @@ async def test_the_managed_broker_is_written_with_the_pipelines_packet_limit(
         conf = h.gateway.broker.conf_path.read_text(encoding="utf-8")
         assert f"max_packet_size {h.gateway.config.broker_packet_bytes}\n" in conf
         assert h.gateway.config.broker_packet_bytes < 1024 * 1024
+
+
+async def test_a_retained_message_withheld_under_a_withdrawal_is_not_sent_after_consent_is_given(
+    tmp_path: Path,
+) -> None:
+    # Issue 15: published while consent was withdrawn, the retained copy was forwarded once the
+    # consent was given again, and again at every reconnect of the gateway. Decided once: never.
+    edits = {"broker:\n": "broker:\n  limits:\n    retained_sweep_s: 60\n"}
+    async with running_gateway(tmp_path, {"weber.yaml": POLICY}, DEVICES, config_edits=edits) as h:
+        socket = h.gateway.config.control_socket
+        consent = {"customer": "familie-weber", "grant": "family-map", "by": "Anna Weber"}
+        await request(socket, "withdraw", **consent)
+        anna = await h.device("familie-weber", "phone-anna")
+        await anna.publish(ANNA_TOPIC, orjson.dumps({"place": "A", "batt": 90}), 1, retain=True)
+        await anna.close()
+        await h.wait_committed(1)
+        await request(socket, "give", **consent)
+        for _ in range(2):  # each restart reconnects and subscribes again
+            await restart(h)
+            socket = h.gateway.config.control_socket
+            assert await retained_on_broker(h) == [ANNA_TOPIC]  # re-sent at the SUBSCRIBE
+        ben = await h.device("familie-weber", "phone-ben")
+        await ben.publish(BEN_TOPIC, orjson.dumps({"place": "B", "batt": 80}), 1)
+        await h.cloud.wait_for(1)  # the fence: Ben's message follows any re-sent one
+        await ben.close()
+        assert anna_messages(h) == []
+        assert h.gateway.retained.stats.replays_skipped == 1

@@ -53,7 +53,14 @@ async def test_no_secret_in_logs_exports_or_status_and_key_files_are_owner_only(
         device = site.device("press-1")
         await stream(device, "press-1", 50, 100.0)
         await site.wait_until(site.outbox_empty, 20, "the outbox to drain")
-        await request(config.control_socket, "withdraw", customer="werk-nord", grant="billing")
+        # 'billing' rests on a contract: the customer restricts it (there is no consent).
+        await request(
+            config.control_socket,
+            "restrict",
+            customer="werk-nord",
+            grant="billing",
+            by="Werkleitung Nord",
+        )
         status = await _run("status", "--config", str(site.config_path))
         status_json = str(await site.status()).encode()
         bundle = await _run("export", "--config", str(site.config_path), "--customer", "werk-nord")

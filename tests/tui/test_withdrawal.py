@@ -1,19 +1,21 @@
-"""Consent withdrawal end to end: in the TUI, through the running gateway, into the log."""
+"""Consent withdrawal end to end: in the TUI, through the running gateway, into the log; the
+dialog asks who acts, Enter confirms the intended action, and the receipt is shown."""
 
 from __future__ import annotations
 
 from datetime import UTC
 from pathlib import Path
 
-from textual.widgets import OptionList
+from textual.widgets import Input, OptionList, RadioSet
 
 from gateway.config import load_config
 from tests.gateway.harness import running_gateway
 from tests.tui.conftest import settle, until
 from tui.app import EinblickApp
 from tui.grants import GrantsScreen
-from tui.help import ConfirmScreen
 from tui.local import LocalSource
+from tui.model import RightResult
+from tui.rights import ReceiptScreen, RightScreen
 
 TRACKER = """
 einblick_policy: 1
@@ -76,10 +78,29 @@ async def test_withdrawing_in_the_tui_withholds_the_next_message(tmp_path: Path)
             )
             await pilot.press("x")
             await pilot.pause()
-            confirm = app.screen
-            assert isinstance(confirm, ConfirmScreen)
-            assert "Route planning" in confirm.body and "batt" in confirm.body
-            await pilot.press("y")
+            dialog = app.screen
+            assert isinstance(dialog, RightScreen)
+            assert "Route planning" in dialog.body and "batt" in dialog.body
+            # The intended action is the default: a consent grant is withdrawn.
+            pressed = dialog.query_one("#right-actions", RadioSet).pressed_button
+            assert pressed is not None and pressed.id == "withdraw"
+            # Enter without a name does nothing but ask for it.
+            await pilot.press("enter")
+            await pilot.pause()
+            assert app.screen is dialog
+            assert dialog.query_one("#right-by", Input).has_focus
+            await pilot.press(*"Jan Meier")
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, ReceiptScreen))
+            shown = app.screen
+            assert isinstance(shown, ReceiptScreen) and shown.result.changed
+            assert shown.result.by == "Jan Meier" and shown.result.kind == "consent_withdrawn"
+            assert shown.result.receipt is not None
+            assert shown.result.receipt["receipt"]["by"] == "Jan Meier"
+            assert shown.summary("en", "UTC").startswith(
+                f"Consent withdrawn: log entry #{shown.result.entry_seq}, by Jan Meier"
+            )
+            await pilot.press("escape")
             await settle(pilot)
             assert isinstance(app.screen, GrantsScreen)
             await until(pilot, lambda: any(g.withdrawn for p in screen.policies for g in p.grants))
@@ -99,5 +120,39 @@ async def test_withdrawing_in_the_tui_withholds_the_next_message(tmp_path: Path)
             detail = await source.detail(last.seq)
             assert detail is not None and detail.reason == "withdrawn"
             assert "withdrawn" in detail.texts["en"].lower()
+            consent = next(r for r in await log.view.rows(0, log.count) if r.kind != "decision")
+            consent_detail = await source.detail(consent.seq)
+            assert consent_detail is not None
+            assert consent_detail.texts["en"].startswith("Jan Meier withdrew consent 'routing'")
         await van.close()
         assert len(h.cloud.received) == 1, "the withdrawn grant still sent something"
+
+
+def test_the_receipt_screen_says_plainly_when_nothing_changed() -> None:
+    nothing = RightResult.from_op(
+        {
+            "action": "give",
+            "changed": False,
+            "message": "…",
+            "kind": "consent_given",
+            "entry_seq": 0,
+        }
+    )
+    assert ReceiptScreen(nothing).summary("en") == (
+        "Nothing to do: this grant already applies as its policy says. Nothing was written."
+    )
+    again = RightResult.from_op(
+        {
+            "action": "withdraw",
+            "changed": False,
+            "kind": "consent_withdrawn",
+            "entry_seq": 7,
+            "by": "Jan Meier",
+            "at": "2026-12-03T16:00:00+00:00",
+        }
+    )
+    # On the customer's clock, written as the language writes dates.
+    assert ReceiptScreen(again).summary("de", "Europe/Berlin") == (
+        "Einwilligung widerrufen galt bereits: Protokolleintrag #7, von Jan Meier, am "
+        "03.12.2026 17:00:00 MEZ. Es wurde nichts Neues geschrieben."
+    )

@@ -1,0 +1,388 @@
+"""Send time means the current policy: a queued row is decided again before it leaves.
+
+A row waits in the outbox for as long as its recipient is away, possibly hours. Meanwhile the
+customer's policy may change (a field removed from a grant, a recipient changed), a consent may
+be withdrawn, a grant may expire, and the grant's allowed hours may end. What leaves must be what
+the policy in force *at send time* allows, exactly, and the log must say so.
+
+Cost: deciding a row again means parsing and walking its payload once more, so it is done only
+when something it depended on changed. Each row stores the policy version it was decided under
+and the device message it was decided from (``outbox.version``, ``source_topic``, ``source``,
+``retain``). Right before a batch is published, each row is checked in O(1): is the customer's
+running policy still that version, does the grant still hold (consent, validity, erasure of
+keys: ``Engine.still_allowed``), and is now inside the grant's hours? A row that passes leaves as
+decided, with no new entry. A row that does not is decided again from its stored source against
+the current policy, consents and clock, and
+
+- if the current policy releases something to the row's recipient, exactly that leaves (its
+  topic and payload replace the row's), after a signed entry "re-decided at send time under
+  version X" that explains the new decision field by field;
+- otherwise the row is deleted and a signed entry "withheld at send time, because …" says why.
+
+Both happen in one transaction before anything is published (no record, no forward).
+
+Deciding again uses an engine of its own holding only the customer's current policy and its
+withdrawals, made per row: evaluating on the running engine would count the row a second time in
+rate limits and aggregation windows. Consequences, fail-closed: a rate limit is not applied to a
+row decided again (it was spaced when first decided), a grant that now aggregates withholds the
+row (its window lives in the running engine), and a Sparkplug DATA row is withheld (the
+BIRTH that names its metrics is in the running engine's state, not in the row).
+
+Rows without a stored source (aggregation windows' summaries; rows queued by an earlier release)
+cannot be decided again: they leave only while the grant that made them is unchanged in the
+current policy and still holds; otherwise they are withheld.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+import orjson
+
+from gateway.cache import SizedCache
+from gateway.log.entry import EntryDraft, at_from_us, draft_from_decision
+from gateway.log.writer import LogWriter
+from gateway.messages.outbox import Outbox, OutboxRow
+from gateway.messages.pseudonyms import Keyring
+from gateway.messages.store import Store
+from policies.compiler import CompiledGrant, CompiledPolicy
+from policies.decision import Decision, Outcome, Reason
+from policies.engine import Engine
+from policies.errors import PolicyError
+from policies.explain import reason_text
+from policies.message import Message
+
+__all__ = ["SendParts", "SendTime", "Settled"]
+
+log = logging.getLogger(__name__)
+
+EXPLAINED_BYTES = 4 * 1024 * 1024  # explanation texts remembered; other shapes evict them
+_NO_GRANT = Reason("no_grant")
+_NOT_LOADED = Reason("policy_not_loaded")
+
+# The first sentence of a send-time entry; the decision's own explanation follows.
+_REDECIDED = {
+    "de": "Beim Versand nach Version {version} der Richtlinie neu entschieden, weil sie sich "
+    "seit der Entscheidung geändert hat.",
+    "en": "Re-decided at send time under version {version} of the policy, because it had "
+    "changed since the decision.",
+}
+_WITHHELD = {
+    "de": "Beim Versand zurückgehalten, weil {reason}.",
+    "en": "Withheld at send time, because {reason}.",
+}
+# The engine's own words for hours ("the message came outside the allowed hours") would be false
+# here: the message came inside them; the hours ended while it waited.
+_HOURS_ENDED = {
+    "de": "Beim Versand zurückgehalten, weil die erlaubten Zeiten der Freigabe „{grant}“ "
+    "({hours}) vorbei waren, bevor {recipient} erreichbar war. Entschieden wurde die Nachricht "
+    "innerhalb dieser Zeiten; sie ging an niemanden.",
+    "en": "Withheld at send time, because the allowed hours of grant '{grant}' ({hours}) had "
+    "ended before {recipient} could be reached. The message was decided inside those hours; it "
+    "went to no one.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A batch after the send-time check: rows to publish (possibly decided again, in id order)
+    and rows withheld (already deleted from the outbox and recorded)."""
+
+    leave: list[OutboxRow]
+    withheld: list[OutboxRow]
+
+
+@dataclass(frozen=True, slots=True)
+class SendParts:
+    """What the check uses (built by the composition root, ``app.py``)."""
+
+    engine: Callable[[], Engine]
+    keyring: Keyring
+    store: Store
+    log_writer: Callable[[], LogWriter]
+    outbox: Outbox
+    clock: Callable[[], datetime]  # the gateway's clock: never before the log's newest entry
+    topic_prefix: Mapping[str, str]  # per recipient, as the pipeline prefixes released topics
+    owed: frozenset[str] = frozenset()  # grant ids owed whatever the policy says (erasure notices)
+
+
+@dataclass(slots=True)
+class _Outcome:
+    row: OutboxRow
+    decision: Decision
+    replaced: OutboxRow | None  # None: withheld
+
+
+@dataclass(slots=True)
+class SendTime:
+    parts: SendParts
+    entries: int = 0  # entries written (for the checkpoint's "anything new?")
+    redecided: int = 0
+    withheld: int = 0
+    _explained: SizedCache[tuple[object, ...], dict[str, str]] = field(
+        default_factory=lambda: SizedCache(EXPLAINED_BYTES, _explained_size)
+    )
+
+    def stale(self, engine: Engine, row: OutboxRow, now: datetime) -> bool:
+        """O(1): True when ``row`` may not leave as it was decided (the module text says when)."""
+        if row.grant in self.parts.owed:
+            return False
+        policy = engine.policy(row.customer)
+        if policy is None:
+            return True
+        if row.version is not None and row.version != policy.version:
+            return True
+        if engine.still_allowed(row.customer, row.grant, now) is not None:
+            return True
+        grant = policy.grant(row.grant)
+        return grant is None or (grant.hours is not None and not grant.in_hours(now))
+
+    async def settle(self, rows: Sequence[OutboxRow]) -> Settled:
+        """Check ``rows`` (one recipient's, in id order) right before they are published."""
+        now = self.parts.clock()
+        engine = self.parts.engine()
+        stale = [row for row in rows if self.stale(engine, row, now)]
+        if not stale:
+            return Settled(list(rows), [])
+        outcomes = [self._decide_again(engine, row, now) for row in stale]
+        await self._record(engine, outcomes, now)
+        replaced = {o.row.id: o.replaced for o in outcomes}
+        leave: list[OutboxRow] = []
+        withheld: list[OutboxRow] = []
+        for row in rows:
+            if row.id not in replaced:
+                leave.append(row)
+                continue
+            new = replaced[row.id]
+            if new is None:
+                withheld.append(row)
+            else:
+                leave.append(new)
+        return Settled(leave, withheld)
+
+    # -- deciding again ---------------------------------------------------------------------------
+
+    def _decide_again(self, engine: Engine, row: OutboxRow, now: datetime) -> _Outcome:
+        policy = engine.policy(row.customer)
+        if policy is None:
+            return self._withhold(row, None, _NOT_LOADED)
+        if row.source is None or row.source_topic is None or row.version is None:
+            return self._without_source(engine, policy, row, now)
+        decision = self._evaluate(engine, policy, row, now)
+        if decision is None:
+            return self._withhold(row, policy, _NO_GRANT)
+        if decision.outcome is Outcome.WITHHELD or decision.payload is None:
+            return _Outcome(row, decision, None)
+        assert decision.topic is not None
+        new = replace(
+            row,
+            topic=self.parts.topic_prefix.get(row.recipient, "") + decision.topic,
+            payload=decision.payload,
+            grant=decision.grant or row.grant,
+            version=policy.version,
+        )
+        return _Outcome(row, decision, new)
+
+    def _evaluate(
+        self, engine: Engine, policy: CompiledPolicy, row: OutboxRow, now: datetime
+    ) -> Decision | None:
+        """The current policy's decision for the row's recipient, from the row's source."""
+        assert row.source is not None and row.source_topic is not None
+        # Its own engine: the running one would count this row again in rate limits and
+        # aggregation windows (see the module text).
+        alone = Engine([policy], self.parts.keyring)
+        for (customer, grant), at in engine.withdrawn().items():
+            if customer == row.customer:
+                try:
+                    # With its reason: an objection or restriction is not a consent withdrawn.
+                    alone.withdraw(customer, grant, at, engine.still_allowed(customer, grant, at))
+                except PolicyError:
+                    continue  # withdrawn grant the current version does not have
+        message = Message(row.source_topic, row.source, at_from_us(row.created), row.retain)
+        for decision in alone.evaluate(message, now):
+            if decision.recipient == row.recipient:
+                return decision
+        return None
+
+    def _without_source(
+        self, engine: Engine, policy: CompiledPolicy, row: OutboxRow, now: datetime
+    ) -> _Outcome:
+        """A summary or an earlier release's row: it leaves unchanged only while the grant that
+        made it is the same in the current policy and holds now."""
+        grant = policy.grant(row.grant)
+        reason = engine.still_allowed(row.customer, row.grant, now)
+        if reason is None and grant is not None and grant.hours is not None:
+            reason = None if grant.in_hours(now) else grant.hours_reason
+        if reason is None and (grant is None or not _same_release(grant, row)):
+            reason = _NO_GRANT
+        if reason is None:
+            # Unchanged and still allowed: recorded as decided again under this version.
+            decision = Decision(
+                row.customer,
+                row.device,
+                row.recipient,
+                Outcome.ALTERED,
+                grant=row.grant,
+                policy_version=policy.version,
+                purpose=grant.purpose if grant else {},
+                legal_basis=grant.legal_basis if grant else None,
+                topic=row.topic,
+                payload=row.payload,
+            )
+            return _Outcome(row, decision, replace(row, version=policy.version))
+        return self._withhold(row, policy, reason, grant)
+
+    def _withhold(
+        self,
+        row: OutboxRow,
+        policy: CompiledPolicy | None,
+        reason: Reason,
+        grant: CompiledGrant | None = None,
+    ) -> _Outcome:
+        decision = Decision(
+            row.customer,
+            row.device,
+            row.recipient,
+            Outcome.WITHHELD,
+            grant=row.grant,
+            policy_version=policy.version if policy is not None else None,
+            purpose=grant.purpose if grant else {},
+            legal_basis=grant.legal_basis if grant else None,
+            withheld=("$payload",),
+            reason=reason,
+        )
+        return _Outcome(row, decision, None)
+
+    # -- recording --------------------------------------------------------------------------------
+
+    async def _record(self, engine: Engine, outcomes: list[_Outcome], now: datetime) -> None:
+        drafts = [self._draft(engine, o, now) for o in outcomes]
+        writer = self.parts.log_writer()
+        gone = [o.row.id for o in outcomes if o.replaced is None]
+
+        def job(conn: sqlite3.Connection) -> None:
+            appended = writer.append(drafts)
+            for outcome, entry in zip(outcomes, appended, strict=True):
+                if outcome.replaced is not None:
+                    outcome.replaced = replace(outcome.replaced, entry_seq=entry.seq)
+            self.parts.outbox.replace_with(conn, [o.replaced for o in outcomes if o.replaced])
+            self.parts.outbox.delete_with(conn, gone)
+
+        await self.parts.store.transaction(
+            job, on_rollback=writer.rolled_back, on_commit=writer.committed
+        )
+        self.entries += len(drafts)
+        for outcome in outcomes:
+            if outcome.replaced is None:
+                self.withheld += 1
+            else:
+                self.redecided += 1
+                self.parts.outbox.resized(
+                    outcome.row.recipient,
+                    outcome.row.customer,
+                    len(outcome.row.payload),
+                    len(outcome.replaced.payload),
+                )
+
+    def _draft(self, engine: Engine, outcome: _Outcome, now: datetime) -> EntryDraft:
+        decision = outcome.decision
+        source = outcome.row.source if outcome.row.source is not None else outcome.row.payload
+        # Texts name fields, never values: rows decided alike read alike, and are explained once
+        # (a backlog decided again after a policy change is mostly one shape).
+        key = (outcome.replaced is None, outcome.row.grant, *_explain_key(decision))
+        texts = self._explained.get(key)
+        if texts is None:
+            texts = self._texts(engine, outcome)
+            self._explained.put(key, texts)
+        return draft_from_decision(
+            decision,
+            at=now,
+            source_digest=hashlib.sha256(source).digest(),
+            text_de=texts["de"],
+            text_en=texts["en"],
+        )
+
+    def _texts(self, engine: Engine, outcome: _Outcome) -> dict[str, str]:
+        decision = outcome.decision
+        texts: dict[str, str] = {}
+        reason = decision.reason or Reason("internal_error")
+        policy = engine.policy(outcome.row.customer)
+        for lang in ("de", "en"):
+            if outcome.replaced is None and reason.code == "outside_hours":
+                recipient = outcome.row.recipient
+                texts[lang] = _HOURS_ENDED[lang].format(
+                    grant=decision.grant or outcome.row.grant,
+                    hours=reason.params.get("hours", ""),
+                    recipient=policy.recipients.get(recipient, recipient) if policy else recipient,
+                )
+                continue
+            if outcome.replaced is None:
+                lead = _WITHHELD[lang].format(reason=reason_text(lang, reason))
+            else:
+                lead = _REDECIDED[lang].format(version=(decision.policy_version or "")[:12])
+            texts[lang] = f"{lead} {engine.explain(decision, lang)}"
+        return texts
+
+
+def _explain_key(decision: Decision) -> tuple[object, ...]:
+    return (
+        decision.customer,
+        decision.device,
+        decision.recipient,
+        decision.outcome,
+        decision.grant,
+        decision.policy_version,
+        decision.shared,
+        decision.altered,
+        decision.withheld,
+        decision.reason.code if decision.reason else None,
+        tuple(sorted(decision.reason.params.items())) if decision.reason else (),
+        decision.opaque,
+        decision.stream,
+        tuple(decision.omitted.items()),
+        tuple(
+            sorted(
+                (p, r.code, tuple(sorted(r.params.items())))
+                for p, r in decision.field_reasons.items()
+            )
+        ),
+    )
+
+
+def _explained_size(key: tuple[object, ...], texts: dict[str, str]) -> int:
+    """Bytes a cache entry holds, roughly (paths in the key count; 2 bytes a character)."""
+    chars = sum(len(t) for t in texts.values())
+    for part in key:
+        if isinstance(part, tuple):
+            chars += sum(len(p) if isinstance(p, str) else 64 for p in part)
+    return 2 * chars + 600
+
+
+def _same_release(grant: CompiledGrant, row: OutboxRow) -> bool:
+    """The current grant would make a summary like this one: same recipient, same window, and
+    every field and function in it still aggregated (a field removed from the grant is not sent).
+    A row queued by an earlier release (no version) is never judged the same: nothing says what
+    it was decided under."""
+    spec = grant.aggregate
+    if grant.recipient != row.recipient or spec is None or row.version is None:
+        return False
+    try:
+        body = orjson.loads(row.payload)
+        window = body["window"]
+        start, end = datetime.fromisoformat(window["start"]), datetime.fromisoformat(window["end"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return False
+    if not isinstance(body, dict) or (end - start).total_seconds() != spec.window:
+        return False
+    for path, results in body.items():
+        if path == "window":
+            continue
+        allowed = spec.fields.get(path)
+        if allowed is None or not isinstance(results, dict) or not set(results) <= set(allowed):
+            return False
+    return True

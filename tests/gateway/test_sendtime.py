@@ -1,0 +1,243 @@
+"""Send time means the current policy (gateway/messages/sendtime.py): a real database, log writer
+and pipeline decide a message; the policy, consents or the clock change while its row waits; the
+send-time check then decides what leaves, and the log says so."""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from gateway.log.entry import us_from_at
+from gateway.log.keys import Signer
+from gateway.log.writer import LogWriter
+from gateway.messages import outbox
+from gateway.messages.outbox import Outbox, OutboxRow
+from gateway.messages.pipeline import Pipeline
+from gateway.messages.pseudonyms import Keyring
+from gateway.messages.quota import RecipientQueues
+from gateway.messages.sendtime import SendParts, SendTime
+from gateway.messages.store import Store
+from policies.decision import Reason
+from policies.engine import Engine
+from tests.gateway.fake_link import FakeLink
+from tests.policies.conftest import compile_text
+
+TOPIC = "bakery/oven-1/telemetry"
+RECIPIENTS = {"oven-maker": "Ofenbau Müller", "energy": "Stadtwerke"}
+POLICY = """
+einblick_policy: 1
+customer: baeckerei-schmidt
+name: Bäckerei Schmidt
+language: de
+timezone: Europe/Berlin
+devices:
+  - id: oven-1
+    name: Backofen 1
+    kind: oven
+    topics:
+      - pattern: "bakery/oven-1/telemetry"
+        stream: telemetry
+grants:
+  - id: maintenance
+    recipient: oven-maker
+    purpose: {de: "Fernwartung der Öfen", en: "Remote maintenance of the ovens"}
+    legal_basis: contract
+    devices: [oven-1]
+    topic: "ovens/{customer}/{device}"
+    hours: ["06:00-22:00"]
+    fields:
+      temperature: {round: 0.5}
+      door_open: keep
+"""
+# Thursday 3 December 2026, 13:00 in Berlin: inside the grant's hours.
+NOON = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class Bench:
+    engine: Engine
+    store: Store
+    pipeline: Pipeline
+    check: SendTime
+    now: list[datetime]
+
+    async def queued(self, payload: dict[str, object]) -> OutboxRow:
+        link = FakeLink()
+        await self.pipeline.process([(link.deliver(TOPIC, orjson.dumps(payload)), False)])
+        rows = await self.store.read(
+            functools.partial(outbox.pending, recipient="oven-maker", after=0, limit=10)
+        )
+        return rows[-1]
+
+    async def texts(self) -> list[str]:
+        """The English text of every entry, in log order."""
+
+        def job(conn: sqlite3.Connection) -> list[str]:
+            bodies = conn.execute(
+                "SELECT b.doc FROM entries e JOIN bodies b ON b.id = e.body_id ORDER BY e.seq"
+            ).fetchall()
+            digests = [bytes.fromhex(orjson.loads(doc)["text_en"]) for (doc,) in bodies]
+            text = dict(conn.execute("SELECT digest, text FROM texts").fetchall())
+            return [text[d] for d in digests]
+
+        return await self.store.read(job)
+
+    async def waiting(self) -> list[OutboxRow]:
+        return await self.store.read(
+            functools.partial(outbox.pending, recipient="oven-maker", after=0, limit=10)
+        )
+
+
+@pytest.fixture
+async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
+    keyring = Keyring()
+    engine = Engine([compile_text(POLICY, RECIPIENTS)], keyring)
+    store = Store(tmp_path / "einblick.db")
+    await store.open()
+    writer = await store.read(lambda conn: LogWriter(conn, Signer.generate(), "unit"))
+    box = Outbox(
+        store,
+        RecipientQueues(
+            dict.fromkeys(RECIPIENTS, "withhold"),
+            max_rows_total=1000,
+            max_rows=None,
+            max_bytes=None,
+            disk_share=0.5,
+            disk=tmp_path,
+        ),
+        max_rows=1000,
+    )
+    now = [NOON]
+    pipeline = Pipeline(
+        engine=lambda: engine,
+        store=store,
+        log_writer=lambda: writer,
+        keyring=keyring,
+        topic_prefix={},
+        queue_size=100,
+        batch_max=100,
+        max_payload_bytes=65536,
+        outbox=box,
+        clock=lambda: now[0],
+    )
+    check = SendTime(
+        SendParts(
+            engine=lambda: engine,
+            keyring=keyring,
+            store=store,
+            log_writer=lambda: writer,
+            outbox=box,
+            clock=lambda: now[0],
+            topic_prefix={},
+        )
+    )
+    yield Bench(engine, store, pipeline, check, now)
+    await store.close()
+
+
+async def test_an_unchanged_row_leaves_as_decided_and_writes_nothing(bench: Bench) -> None:
+    row = await bench.queued({"temperature": 180.2, "door_open": True})
+    before = await bench.texts()
+    bench.now[0] = NOON + timedelta(hours=2)
+    settled = await bench.check.settle([row])
+    assert settled.leave == [row] and settled.withheld == []
+    assert await bench.texts() == before  # no re-decision, no entry: the cheap path
+
+
+async def test_a_field_removed_from_the_grant_is_not_sent(bench: Bench) -> None:
+    row = await bench.queued({"temperature": 180.2, "door_open": True})
+    assert orjson.loads(row.payload) == {"temperature": 180.0, "door_open": True}
+    newer = compile_text(POLICY.replace("      door_open: keep\n", ""), RECIPIENTS)
+    bench.engine.replace(newer)
+    settled = await bench.check.settle([row])
+    (sent,) = settled.leave
+    assert orjson.loads(sent.payload) == {"temperature": 180.0}
+    assert sent.id == row.id and sent.version == newer.version and sent.entry_seq > row.entry_seq
+    # The outbox holds what leaves, so a crash before PUBACK resends the new decision.
+    assert [orjson.loads(r.payload) for r in await bench.waiting()] == [{"temperature": 180.0}]
+    last = (await bench.texts())[-1]
+    assert last.startswith(
+        f"Re-decided at send time under version {newer.version[:12]} of the policy, because it "
+        "had changed since the decision."
+    ), last
+    assert "door_open" in last  # the new explanation names the field now kept back
+    # Decided again once: a second check of the new row is the cheap path again.
+    entries = len(await bench.texts())
+    assert (await bench.check.settle([sent])).leave == [sent]
+    assert len(await bench.texts()) == entries
+
+
+async def test_a_recipient_changed_in_the_policy_is_respected(bench: Bench) -> None:
+    row = await bench.queued({"temperature": 180.2, "door_open": True})
+    bench.engine.replace(
+        compile_text(POLICY.replace("recipient: oven-maker", "recipient: energy"), RECIPIENTS)
+    )
+    settled = await bench.check.settle([row])
+    assert settled.leave == [] and settled.withheld == [row]
+    assert await bench.waiting() == []
+    assert (await bench.texts())[-1].startswith(
+        "Withheld at send time, because no grant allows passing this on."
+    )
+
+
+async def test_a_row_queued_inside_the_hours_and_leaving_after_them_is_withheld(
+    bench: Bench,
+) -> None:
+    row = await bench.queued({"temperature": 180.2, "door_open": True})
+    bench.now[0] = datetime(2026, 12, 3, 21, 3, tzinfo=UTC)  # 22:03 in Berlin
+    settled = await bench.check.settle([row])
+    assert settled.leave == [] and settled.withheld == [row]
+    assert await bench.waiting() == []
+    assert (await bench.texts())[-1] == (
+        "Withheld at send time, because the allowed hours of grant 'maintenance' (06:00-22:00) "
+        "had ended before Ofenbau Müller could be reached. The message was decided inside those "
+        "hours; it went to no one."
+    )
+
+
+async def test_a_withdrawal_while_queued_withholds_with_its_own_words(bench: Bench) -> None:
+    row = await bench.queued({"temperature": 180.2, "door_open": True})
+    bench.engine.withdraw("baeckerei-schmidt", "maintenance", NOON)
+    settled = await bench.check.settle([row])
+    assert settled.withheld == [row]
+    assert (await bench.texts())[-1].startswith(
+        "Withheld at send time, because the grant was withdrawn."
+    )
+
+
+async def test_the_pipeline_stamps_a_release_held_to_the_end_of_its_hour(bench: Bench) -> None:
+    hourly = POLICY.replace(
+        "      door_open: keep\n", "      door_open: keep\n      ts: {truncate: hour}\n"
+    ).replace("    hours:", "    release: end_of_unit\n    hours:")
+    bench.engine.replace(compile_text(hourly, RECIPIENTS))
+    row = await bench.queued({"temperature": 180.2, "door_open": True, "ts": 1796300225})
+    # NOON is 13:00 in Berlin: the hour ends at 14:00 Berlin, 13:00 UTC.
+    assert row.release_at == us_from_at(datetime(2026, 12, 3, 13, 0, tzinfo=UTC))
+    # Decided again at send time, the row keeps its hold.
+    bench.engine.replace(
+        compile_text(hourly.replace("door_open: keep", "door_open: keep # v2"), RECIPIENTS)
+    )
+    (again,) = (await bench.check.settle([row])).leave
+    assert again.release_at == row.release_at and again.version != row.version
+
+
+async def test_an_objection_while_queued_withholds_in_its_own_words(bench: Bench) -> None:
+    statistics = POLICY.replace("legal_basis: contract", "legal_basis: legitimate_interests")
+    bench.engine.replace(compile_text(statistics, RECIPIENTS))
+    row = await bench.queued({"temperature": 180.2, "door_open": True})
+    bench.engine.withdraw("baeckerei-schmidt", "maintenance", NOON, Reason("objected"))
+    # The policy changes too, so the row is decided again (not only checked).
+    bench.engine.replace(
+        compile_text(statistics.replace("door_open: keep", "door_open: keep # 2"), RECIPIENTS)
+    )
+    assert (await bench.check.settle([row])).withheld == [row]
+    assert (await bench.texts())[-1].startswith(
+        "Withheld at send time, because the customer objected to this use (GDPR Art. 21)."
+    )
