@@ -68,7 +68,6 @@ NOT_YET = {
     "tui/log_lines.py",
     "tui/model.py",
     "tui/overview.py",
-    "simulators/behaviour.py",
     "simulators/demo.py",
     "simulators/energy.py",
     "simulators/fleet.py",
