@@ -26,10 +26,23 @@ from gateway.operations.control import (
 RECEIPT = {"type": "consent_withdrawn", "signature": "abc"}
 
 
+def _reply(seq: int) -> ops.ConsentReply:
+    return ops.ConsentReply(
+        action="withdraw",
+        changed=True,
+        message="consent withdrawn",
+        kind="consent_withdrawn",
+        entry_seq=seq,
+        by="M. Berg",
+        at="2026-12-03T10:00:00+00:00",
+        receipt=RECEIPT,
+    )
+
+
 async def _serve(path: Path, calls: list[ops.ConsentRequest]) -> ControlServer:
     async def withdraw(fields: ops.ConsentRequest) -> ops.ConsentReply:
         calls.append(fields)
-        return ops.ConsentReply(entry_seq=41 + len(calls), receipt=RECEIPT)
+        return _reply(41 + len(calls))
 
     async def snapshot(fields: Mapping[str, Any]) -> Mapping[str, Any]:
         # An unbound handler with a reply of the wrong shape: what an incompatible gateway sends.
@@ -51,7 +64,7 @@ async def test_a_request_is_validated_into_its_model_and_the_reply_read_back(
     finally:
         await server.close()
     assert calls == [fields]
-    assert reply == ops.ConsentReply(entry_seq=42, receipt=RECEIPT)
+    assert reply == _reply(42)
 
 
 async def test_a_missing_or_unknown_field_is_refused_before_the_handler_runs(
@@ -125,6 +138,9 @@ def test_the_op_names_are_the_wire_names_the_clients_send() -> None:
         "policies",
         "withdraw",
         "give",
+        "object",
+        "restrict",
+        "lift",
         "reload_devices",
         "forget",
         "erasures",
