@@ -55,6 +55,7 @@ from gateway.operations.disk import DiskThresholds, DiskWatch
 from gateway.operations.filemodes import tighten
 from gateway.operations.lock import DirectoryLock
 from gateway.operations.metrics import MetricsServer
+from gateway.operations.portal.process import supervise_portal
 from gateway.operations.reload import Change, ReloadReport, plan
 from gateway.operations.startup import PolicyLine, StartFacts, gather
 from gateway.operations.startup import render as render_start
@@ -307,6 +308,8 @@ class Gateway:
                     tasks.create_task(self._record_acks(), name="erasure-acks")
                     tasks.create_task(self.retention.run(), name="retention")
                     tasks.create_task(self.disk.run(), name="disk-watch")
+                    if config.portal is not None:  # its own process: no key, read-only log
+                        tasks.create_task(supervise_portal(config.source), name="portal")
                     self.ready.set()
                     # What runs, said once on stderr (the journal): not a log level away.
                     report = render_start(self.start_facts())

@@ -30,6 +30,8 @@ from gateway.log.keys import fingerprint
 from gateway.log.reader import Reader
 from gateway.log.results import EntryFilter, EntryLine, Match
 from gateway.operations.control import ControlError, request
+from gateway.operations.portal.pending import pending_requests
+from gateway.operations.portal.store import ErasureRequest
 from gateway.operations.status_model import Status
 from policies.errors import PolicyError
 from policies.loader import load_policy
@@ -271,8 +273,16 @@ class LocalSource:
     async def overview(self, now: datetime) -> Overview:
         stats = await self._run(self._stats, us_from_at(now))
         status = await self._status()
+        requests: tuple[ErasureRequest, ...] = ()
+        if self.customer is None and self.control_socket is not None:
+            portal_db = self.control_socket.parent / "portal.db"  # both in the data directory
+            requests = tuple(await pending_requests(portal_db, self.control_socket))
         return Overview(
-            now_us=us_from_at(now), bucket_s=86400 // BUCKETS, recipients=stats, status=status
+            now_us=us_from_at(now),
+            bucket_s=86400 // BUCKETS,
+            recipients=stats,
+            status=status,
+            erasure_requests=requests,
         )
 
     def _stats(self, now_us: int) -> tuple[RecipientStats, ...]:
@@ -297,6 +307,8 @@ class LocalSource:
                 },
             )
             b = min(max(found.bucket, 0), BUCKETS - 1)
+            if body.kind != "decision":
+                continue  # a consent given or withdrawn names its recipient, but is no message
             if body.outcome == "withheld":
                 slot["withheld"] += count
                 slot["held"].update(body.doc.get("withheld") or ())
