@@ -7,7 +7,6 @@ and the address, never with what was typed as the password or code.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -53,7 +52,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     if portal.limiter.blocked(where, now):
         log.warning("portal: login refused for %s: too many failed logins from there", where)
         return portal.render(request, "login.html", status=429, error=t(lang, "login_slow_down"))
-    outcome = await asyncio.to_thread(
+    outcome = await portal.hashing(
         portal.store.login, name, password, code, portal.settings.session_minutes * 60.0
     )
     if outcome.token is None or outcome.session is None:
@@ -110,7 +109,7 @@ async def invite(request: web.Request) -> web.StreamResponse:
             request, "invite.html", status=400, name=found[1], error=t(lang, "invite_mismatch")
         )
     try:
-        account = await asyncio.to_thread(
+        account = await portal.hashing(
             portal.store.accept, token, _field(form, "login", 200).strip().lower(), password
         )
     except PortalError as exc:

@@ -20,9 +20,11 @@ import logging
 import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from importlib.resources import files
-from typing import Any
+from typing import Any, TypeVar
 
 import jinja2
 from aiohttp import web
@@ -38,6 +40,7 @@ from gateway.operations.portal.texts import LANGS, choose_language, t
 __all__ = ["PORTAL", "AddressLimiter", "Portal", "build_app", "open_portal", "serve", "tls_context"]
 
 log = logging.getLogger("einblick.portal")
+T = TypeVar("T")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLIC = ("/login", "/invite/", "/static/")
@@ -82,6 +85,11 @@ class Portal:
     limiter: AddressLimiter = field(default_factory=AddressLimiter)
     readers: dict[str, LogReader] = field(default_factory=dict)
     live: int = 0
+    # scrypt takes ~16 MiB and ~50 ms per check: one at a time, so a burst of logins (or of
+    # guesses) costs one core and 16 MiB, not a core and 16 MiB per request.
+    hasher: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="einblick-portal-scrypt")
+    )
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -102,7 +110,12 @@ class Portal:
                 self.readers[customer] = found
             return found
 
+    async def hashing(self, fn: Callable[..., T], *args: object) -> T:
+        """Run ``fn`` (a login or an invitation: each hashes a password) on the hasher."""
+        return await asyncio.get_running_loop().run_in_executor(self.hasher, partial(fn, *args))
+
     async def close(self) -> None:
+        self.hasher.shutdown(wait=False)
         for reader in self.readers.values():
             await reader.close()
         self.readers.clear()
