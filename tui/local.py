@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,7 +34,9 @@ from gateway.operations.control import ControlError, request
 from gateway.operations.portal.pending import pending_requests
 from gateway.operations.portal.store import ErasureRequest
 from gateway.operations.status_model import Status
+from policies.decision import Reason
 from policies.errors import PolicyError
+from policies.explain import reason_text
 from policies.loader import load_policy
 from tui.model import (
     CheckpointProof,
@@ -55,14 +58,84 @@ STRIDE = 256
 BUCKETS = 48  # sparkline: 48 half-hours
 
 
+# Words a full stop follows without ending the sentence ("Dr. Miriam Berg", "Art. 6", "z. B.").
+_ABBREVIATIONS = frozenset(
+    [
+        "dr",
+        "prof",
+        "nr",
+        "no",
+        "st",
+        "hr",
+        "fr",
+        "art",
+        "abs",
+        "bzw",
+        "ca",
+        "vgl",
+        "ggf",
+        "inkl",
+        "evtl",
+        "mr",
+        "mrs",
+        "ms",
+        "jr",
+        "sr",
+        "co",
+        "ltd",
+        "inc",
+        "vs",
+        "etc",
+        "approx",
+        "dipl",
+        "ing",
+    ]
+)
+_OPEN = {"(": ")", "[": "]", "„": "“", "«": "»", "‹": "›", "‚": "‘"}
+
+
 def summary_of(text: str) -> str:
-    """The first sentence (or line) of an explanation, for the one-line summary."""
+    """The first sentence (or line) of an explanation, for the one-line summary.
+
+    A sentence ends at ". " or "; " outside brackets and quotes (a device's or a person's name is
+    quoted and may hold a full stop), and not after an abbreviation or a single letter: the
+    summary of "… withdrawn by Dr. Miriam Berg. …" is not "… withdrawn by Dr."."""
     line = text.strip().split("\n", 1)[0]
-    for stop in (". ", "; "):
-        cut = line.find(stop)
-        if cut > 0:
-            return line[: cut + 1]
+    closing: list[str] = []
+    for i, char in enumerate(line):
+        if closing and char == closing[-1]:
+            closing.pop()
+        elif char in _OPEN:
+            closing.append(_OPEN[char])
+        elif char == "“":  # English opening quote (German closes with it: handled above)
+            closing.append("”")
+        elif char == '"':
+            if closing and closing[-1] == '"':
+                closing.pop()
+            else:
+                closing.append('"')
+        elif char in ".;" and not closing and line[i + 1 : i + 2] == " ":
+            word = re.search(r"(\w+)$", line[:i])
+            if char == "." and word is not None:
+                stem = word.group(1)
+                if len(stem) == 1 or stem.casefold() in _ABBREVIATIONS:
+                    continue
+            return line[: i + 1]
     return line
+
+
+def _summaries(doc: Mapping[str, Any], texts: Mapping[str, str]) -> dict[str, str]:
+    """The list's summary per language; for a withheld entry, the reason it was withheld (the
+    first sentence says only that nothing was sent)."""
+    reason = doc.get("reason")
+    if doc.get("outcome") == "withheld" and isinstance(reason, str) and reason:
+        params = {str(k): str(v) for k, v in (doc.get("reason_params") or {}).items()}
+        why = Reason(reason, params)
+        return {
+            lang: f"{summary_of(text).rstrip('.;')} – {reason_text(lang, why)}."
+            for lang, text in texts.items()
+        }
+    return {lang: summary_of(text) for lang, text in texts.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +238,7 @@ class LocalSource:
                 purpose=purpose,
                 doc=doc,
                 texts=found.texts,
-                summary={lang: summary_of(text) for lang, text in found.texts.items()},
+                summary=_summaries(doc, found.texts),
                 haystack="\n".join(hay).casefold(),
             )
 
