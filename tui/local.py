@@ -124,15 +124,20 @@ def summary_of(text: str) -> str:
     return line
 
 
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _summaries(doc: Mapping[str, Any], texts: Mapping[str, str]) -> dict[str, str]:
-    """The list's summary per language; for a withheld entry, the reason it was withheld (the
-    first sentence says only that nothing was sent)."""
+    """The list's summary per language; a withheld entry's starts with the reason it was
+    withheld (its first sentence says only that nothing was sent, and a narrow terminal shows
+    only the start of the column)."""
     reason = doc.get("reason")
     if doc.get("outcome") == "withheld" and isinstance(reason, str) and reason:
         params = {str(k): str(v) for k, v in (doc.get("reason_params") or {}).items()}
         why = Reason(reason, params)
         return {
-            lang: f"{summary_of(text).rstrip('.;')} – {reason_text(lang, why)}."
+            lang: f"{_capital(reason_text(lang, why))}: {summary_of(text)}"
             for lang, text in texts.items()
         }
     return {lang: summary_of(text) for lang, text in texts.items()}
