@@ -42,11 +42,12 @@ async def overview_text(site: PortalSite) -> tuple[str, LocalSource]:
 async def test_an_erasure_request_waits_in_status_and_the_tui_until_done(tmp_path: Path) -> None:
     async with portal_site(tmp_path) as site:
         client = await site.account()
-        token = await site.csrf(client, "/erasure")
+        token = await site.csrf(client, "/erasure?lang=en")  # English from here on
         form = {"csrf": token, "by": "Miriam Berg", "confirm": "yes"}
         async with client.post(site.url + "/erasure", data=form) as response:
             page = await response.text()
             assert response.status == 200 and "Miriam Berg" in page
+            assert "waiting for the installer" in page
         code, status, err = await cli("status", "--config", str(site.config_path))
         assert code == 0, err
         assert f"erasure requested by customer {CUSTOMER} in the portal" in status
@@ -66,6 +67,10 @@ async def test_an_erasure_request_waits_in_status_and_the_tui_until_done(tmp_pat
         assert "erasure requested" not in status
         shown, _ = await overview_text(site)
         assert "Erasure requested" not in shown
+        # The customer's page says it was carried out (it said "waiting" before).
+        async with client.get(site.url + "/erasure") as response:
+            page = await response.text()
+        assert "has been erased since" in page and "waiting for the installer" not in page
 
 
 async def test_the_overview_counts_messages_not_consent_entries(tmp_path: Path) -> None:

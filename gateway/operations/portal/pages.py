@@ -27,8 +27,9 @@ from gateway.log.reader import LogReader
 from gateway.log.results import EntryRow
 from gateway.operations.control import ControlError, GatewayNotRunning
 from gateway.operations.portal import actions
+from gateway.operations.portal.pending import carried_out, open_requests
 from gateway.operations.portal.server import PORTAL, Portal
-from gateway.operations.portal.store import Session
+from gateway.operations.portal.store import ErasureRequest, Session
 from gateway.operations.portal.texts import t
 from gateway.visible import neutralise
 
@@ -341,8 +342,24 @@ async def public_key(request: web.Request) -> web.StreamResponse:
 async def erasure_page(request: web.Request) -> web.StreamResponse:
     portal: Portal = request.app[PORTAL]
     session = _session(request)
-    requests_ = portal.store.erasure_requests(session.customer)
-    return portal.render(request, "erasure.html", requests=requests_, error=None, when=_stamp)
+    return portal.render(
+        request, "erasure.html", requests=await _requests(portal, session), error=None
+    )
+
+
+async def _requests(portal: Portal, session: Session) -> list[dict[str, Any]]:
+    """The customer's requests, each with what is known of it: open, carried out, or (the
+    gateway not answering) nothing said beyond the request itself."""
+    mine = portal.store.erasure_requests(session.customer)
+    done = await carried_out(portal.config.control_socket) if mine else []
+    waiting = None if done is None else {r.id for r in open_requests(mine, done)}
+
+    def state(r: ErasureRequest) -> str:
+        if waiting is None:
+            return "unknown"
+        return "open" if r.id in waiting else "done"
+
+    return [{"at": _stamp(r.at), "by": r.by, "state": state(r)} for r in mine]
 
 
 def _stamp(at: float) -> str:
@@ -360,9 +377,8 @@ async def erasure(request: web.Request) -> web.StreamResponse:
             request,
             "erasure.html",
             status=400,
-            requests=portal.store.erasure_requests(session.customer),
+            requests=await _requests(portal, session),
             error=t(request["lang"], "erasure_incomplete"),
-            when=_stamp,
         )
     number = portal.store.request_erasure(session.customer, session.login, by, None)
     log.warning(

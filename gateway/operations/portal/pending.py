@@ -15,7 +15,7 @@ from typing import Any
 from gateway.operations.control import ControlError, request
 from gateway.operations.portal.store import ErasureRequest, pending_erasures
 
-__all__ = ["open_requests", "pending_requests", "render_requests"]
+__all__ = ["carried_out", "open_requests", "pending_requests", "render_requests"]
 
 
 def open_requests(
@@ -45,16 +45,22 @@ def _erasures(answer: Sequence[Any]) -> list[tuple[str, str | None, float]]:
     return out
 
 
+async def carried_out(control_socket: Path) -> list[tuple[str, str | None, float]] | None:
+    """The erasures the gateway has done (customer, device, at); None when it cannot say."""
+    try:
+        answer = await request(control_socket, "erasures", timeout=5)
+    except ControlError:
+        return None
+    return _erasures(answer.get("erasures", []))
+
+
 async def pending_requests(portal_db: Path, control_socket: Path) -> list[ErasureRequest]:
     """The open requests; every request when the gateway cannot say which were carried out."""
     requests = pending_erasures(portal_db)
     if not requests:
         return []
-    try:
-        answer = await request(control_socket, "erasures", timeout=5)
-    except ControlError:
-        return requests
-    return open_requests(requests, _erasures(answer.get("erasures", [])))
+    done = await carried_out(control_socket)
+    return requests if done is None else open_requests(requests, done)
 
 
 def render_requests(requests: Sequence[ErasureRequest]) -> list[str]:
