@@ -100,6 +100,32 @@ def ensure_debian_packages(tools: tuple[str, ...]) -> None:
     )
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def ensure_chromium() -> None:
+    """The portal's browser tests drive Debian's chromium (Playwright with its executable path:
+    no browser download), so the tests install it like Mosquitto."""
+    if CHROMIUM.exists():
+        return
+    apt = shutil.which("apt-get")
+    if apt and os.geteuid() == 0:
+        say("chromium is missing (the portal's browser tests use it): installing Debian's package")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run([apt, "update", "-qq"], check=True, env=env)
+        subprocess.run(
+            [apt, "install", "-y", "-qq", "--no-install-recommends", "chromium"],
+            check=True,
+            env=env,
+        )
+        return
+    sys.exit(
+        "chromium (the browser the portal's tests drive) is not installed.\n"
+        "Install it, then run this again:\n"
+        "    sudo apt-get install chromium     # Debian, Raspberry Pi OS (Ubuntu: chromium-browser)"
+    )
+
+
 def run(argv: list[str]) -> int:
     env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}:/usr/sbin"}
     return subprocess.run(argv, cwd=ROOT, env=env, check=False).returncode
@@ -118,6 +144,7 @@ def main() -> int:
         return run([str(BIN / "einblick"), "demo", *extra])
     if command == "bench":
         return run([str(BIN / "python"), "-m", "gateway.bench", *extra])
+    ensure_chromium()
     for step in (
         [str(BIN / "ruff"), "check", "."],
         [str(BIN / "ruff"), "format", "--check", "."],

@@ -49,6 +49,7 @@ from gateway.operations.filemodes import tighten
 from gateway.operations.handlers import SNAPSHOT_GLOB, ControlParts, control_handlers
 from gateway.operations.lock import DirectoryLock
 from gateway.operations.metrics import MetricsServer
+from gateway.operations.portal.process import supervise_portal
 from gateway.operations.reload import ReloadReport
 from gateway.operations.reload_apply import ConfigReloader, ReloadParts, recipient_password
 from gateway.operations.startup import PolicyLine, StartFacts, gather
@@ -316,6 +317,8 @@ class Gateway:
                     tasks.create_task(self.erasure_acks.run(), name="erasure-acks")
                     tasks.create_task(self.retention.run(), name="retention")
                     tasks.create_task(self.disk.run(), name="disk-watch")
+                    if config.portal is not None:  # its own process: no key, read-only log
+                        tasks.create_task(supervise_portal(config.source), name="portal")
                     self.ready.set()
                     # What runs, said once on stderr (the journal): not a log level away.
                     report = render_start(self.start_facts())

@@ -48,6 +48,7 @@ __all__ = [
     "MetricsConfig",
     "OutboxConfig",
     "PipelineConfig",
+    "PortalConfig",
     "RecipientConfig",
     "TlsConfig",
     "box_instance",
@@ -276,6 +277,40 @@ class MetricsConfig(_Model):
     port: int = Field(default=9464, ge=1, le=65535)
 
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+class PortalConfig(_Model):
+    """The customers' portal (``einblick portal``, gateway/operations/portal): present means on.
+
+    HTTPS with the box's listener certificate (``<data_dir>/tls/server.crt``, from the box's CA)
+    unless ``cert_file``/``key_file`` name the installer's own; plain HTTP only on loopback
+    (behind a reverse proxy that terminates TLS)."""
+
+    host: str = "0.0.0.0"
+    port: int = Field(default=8443, ge=1, le=65535)
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    plain_http: bool = False
+    public_url: str | None = None  # the address in invitation links (default: https://host:port)
+    session_minutes: int = Field(default=480, ge=5, le=60 * 24 * 30)
+    invitation_hours: int = Field(default=72, ge=1, le=24 * 30)
+    lock_after_failures: int = Field(default=5, ge=1, le=100)
+    lock_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    max_live_sessions: int = Field(default=50, ge=1, le=1000)  # live log streams at once
+
+    @model_validator(mode="after")
+    def _tls_unless_loopback(self) -> PortalConfig:
+        if self.plain_http and self.host not in LOOPBACK:
+            raise ValueError(
+                f"plain_http is allowed only on loopback ({', '.join(LOOPBACK)}), not on "
+                f"{self.host!r}: customers' passwords would cross the network unencrypted"
+            )
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (or neither: the box's CA)")
+        return self
+
+
 class Config(_Model):
     einblick_config: Literal[1]
     instance: Annotated[str, Field(default_factory=box_instance)]
@@ -290,6 +325,7 @@ class Config(_Model):
     metrics: MetricsConfig = MetricsConfig()
     retention: RetentionConfig = RetentionConfig()
     disk: DiskConfig = DiskConfig()
+    portal: PortalConfig | None = None  # None: no portal
     source: Path = Path("einblick.yaml")  # set by the loader, not by the file
 
     @field_validator("instance")
@@ -364,6 +400,10 @@ class Config(_Model):
     @property
     def control_socket(self) -> Path:
         return self.data_path / "control.sock"
+
+    @property
+    def portal_db(self) -> Path:
+        return self.data_path / "portal.db"
 
     def recipient(self, name: str) -> RecipientConfig:
         for recipient in self.recipients:

@@ -36,6 +36,8 @@ from tui.overview import OverviewScreen
 from tui.query import WITHHELD, Query, QueryError, parse_query
 from tui.source import DataSource, SourceError
 
+WIDE_FOOTER = 100  # columns from which the footer has room for the palette's key too
+
 __all__ = ["EinblickApp"]
 
 
@@ -78,7 +80,10 @@ class EinblickApp(App[int]):
     CSS_PATH = "einblick.tcss"
     TITLE = "Einblick"
     COMMANDS = App.COMMANDS | {EinblickCommands}
+    # Help first: at 80 columns the footer cannot show every key, and "?" must stay on screen
+    # (the footer lists the app's keys in this order, after the focused log's "enter").
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "help", "k_help"),
         Binding("f", "filter", "k_filter"),
         Binding("slash", "find", "k_find"),
         Binding("n", "find_next", "k_next", show=False),
@@ -89,7 +94,6 @@ class EinblickApp(App[int]):
         Binding("o", "overview", "k_overview"),
         Binding("g", "grants", "k_grants"),
         Binding("l", "language", "k_lang"),
-        Binding("question_mark", "help", "k_help"),
         Binding("q", "quit", "k_quit", show=False),
     ]
 
@@ -209,6 +213,10 @@ class EinblickApp(App[int]):
         self.query_one("#status", Static).update(" │ ".join(parts))
 
     def on_resize(self) -> None:
+        # Narrower than 100 columns the palette's "^p" key is drawn over the last keys of the
+        # footer (it covered "? Hilfe" at 80); ctrl+p still works and the help screen lists it.
+        for footer in self.query(Footer):
+            footer.show_command_palette = self.size.width >= WIDE_FOOTER
         self._update_texts()
 
     @on(LogLines.Changed)

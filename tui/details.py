@@ -18,10 +18,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Static
 
 from gateway.visible import neutralise
-from tui.context import ctx
+from tui.context import ctx, start
 from tui.i18n import Lang, relabel, t
 from tui.log_lines import SYMBOLS
 from tui.model import Detail, Names
@@ -166,10 +167,12 @@ class DetailsScreen(Screen[None]):
         Binding("l", "app.language", "k_lang"),
     ]
 
-    def __init__(self, detail: Detail | None, seq: int) -> None:
+    def __init__(self, detail: Detail | None, seq: int, *, recheck_s: float = 1.0) -> None:
         super().__init__()
         self.detail = detail
         self.seq = seq
+        self.recheck_s = recheck_s
+        self._recheck: Timer | None = None
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="details-body"):
@@ -177,6 +180,23 @@ class DetailsScreen(Screen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        self.update_lang()
+        if self.detail is not None and self.detail.checkpoint is None:
+            # "Not yet covered by a signed checkpoint" is true only until the next checkpoint
+            # (about a second): look again until it is covered, then stop looking.
+            self._recheck = self.set_interval(self.recheck_s, self._tick, name="recheck proof")
+
+    def _tick(self) -> None:
+        start(self, self._reload, group="recheck", exclusive=True, name="recheck proof")
+
+    async def _reload(self) -> None:
+        detail = await ctx(self).source.detail(self.seq)
+        if detail is None or detail.checkpoint is None:
+            return
+        self.detail = detail
+        if self._recheck is not None:
+            self._recheck.stop()
+            self._recheck = None
         self.update_lang()
 
     def update_lang(self) -> None:

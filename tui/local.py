@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,9 +32,13 @@ from gateway.log.reader import Reader
 from gateway.log.results import EntryFilter, EntryLine, Match
 from gateway.operations import control_model as ops
 from gateway.operations.control import ControlError, ask, request
+from gateway.operations.portal.pending import pending_requests
+from gateway.operations.portal.store import ErasureRequest
 from gateway.operations.status_model import Status
+from policies.decision import Reason
 from policies.describe import grant_fields
 from policies.errors import PolicyError
+from policies.explain import reason_text
 from policies.loader import load_policy
 from tui.model import (
     CheckpointProof,
@@ -56,14 +61,89 @@ STRIDE = 256
 BUCKETS = 48  # sparkline: 48 half-hours
 
 
+# Words a full stop follows without ending the sentence ("Dr. Miriam Berg", "Art. 6", "z. B.").
+_ABBREVIATIONS = frozenset(
+    [
+        "dr",
+        "prof",
+        "nr",
+        "no",
+        "st",
+        "hr",
+        "fr",
+        "art",
+        "abs",
+        "bzw",
+        "ca",
+        "vgl",
+        "ggf",
+        "inkl",
+        "evtl",
+        "mr",
+        "mrs",
+        "ms",
+        "jr",
+        "sr",
+        "co",
+        "ltd",
+        "inc",
+        "vs",
+        "etc",
+        "approx",
+        "dipl",
+        "ing",
+    ]
+)
+_OPEN = {"(": ")", "[": "]", "„": "“", "«": "»", "‹": "›", "‚": "‘"}
+
+
 def summary_of(text: str) -> str:
-    """The first sentence (or line) of an explanation, for the one-line summary."""
+    """The first sentence (or line) of an explanation, for the one-line summary.
+
+    A sentence ends at ". " or "; " outside brackets and quotes (a device's or a person's name is
+    quoted and may hold a full stop), and not after an abbreviation or a single letter: the
+    summary of "… withdrawn by Dr. Miriam Berg. …" is not "… withdrawn by Dr."."""
     line = text.strip().split("\n", 1)[0]
-    for stop in (". ", "; "):
-        cut = line.find(stop)
-        if cut > 0:
-            return line[: cut + 1]
+    closing: list[str] = []
+    for i, char in enumerate(line):
+        if closing and char == closing[-1]:
+            closing.pop()
+        elif char in _OPEN:
+            closing.append(_OPEN[char])
+        elif char == "“":  # English opening quote (German closes with it: handled above)
+            closing.append("”")
+        elif char == '"':
+            if closing and closing[-1] == '"':
+                closing.pop()
+            else:
+                closing.append('"')
+        elif char in ".;" and not closing and line[i + 1 : i + 2] == " ":
+            word = re.search(r"(\w+)$", line[:i])
+            if char == "." and word is not None:
+                stem = word.group(1)
+                if len(stem) == 1 or stem.casefold() in _ABBREVIATIONS:
+                    continue
+            return line[: i + 1]
     return line
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _summaries(doc: Mapping[str, Any], texts: Mapping[str, str]) -> dict[str, str]:
+    """The list's summary per language; a withheld entry's starts with the reason it was
+    withheld (its first sentence says only that nothing was sent, and a narrow terminal shows
+    only the start of the column)."""
+    reason = doc.get("reason")
+    if doc.get("outcome") == "withheld" and isinstance(reason, str) and reason:
+        params = {str(k): str(v) for k, v in (doc.get("reason_params") or {}).items()}
+        why = Reason(reason, params)
+        return {
+            lang: f"{_capital(reason_text(lang, why))}: {summary_of(text)}"
+            for lang, text in texts.items()
+        }
+    return {lang: summary_of(text) for lang, text in texts.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +246,7 @@ class LocalSource:
                 purpose=purpose,
                 doc=doc,
                 texts=found.texts,
-                summary={lang: summary_of(text) for lang, text in found.texts.items()},
+                summary=_summaries(doc, found.texts),
                 haystack="\n".join(hay).casefold(),
             )
 
@@ -274,8 +354,16 @@ class LocalSource:
     async def overview(self, now: datetime) -> Overview:
         stats = await self._run(self._stats, us_from_at(now))
         status = await self._status()
+        requests: tuple[ErasureRequest, ...] = ()
+        if self.customer is None and self.control_socket is not None:
+            portal_db = self.control_socket.parent / "portal.db"  # both in the data directory
+            requests = tuple(await pending_requests(portal_db, self.control_socket))
         return Overview(
-            now_us=us_from_at(now), bucket_s=86400 // BUCKETS, recipients=stats, status=status
+            now_us=us_from_at(now),
+            bucket_s=86400 // BUCKETS,
+            recipients=stats,
+            status=status,
+            erasure_requests=requests,
         )
 
     def _stats(self, now_us: int) -> tuple[RecipientStats, ...]:
@@ -300,6 +388,8 @@ class LocalSource:
                 },
             )
             b = min(max(found.bucket, 0), BUCKETS - 1)
+            if body.kind != "decision":
+                continue  # a consent given or withdrawn names its recipient, but is no message
             if body.outcome == "withheld":
                 slot["withheld"] += count
                 slot["held"].update(body.doc.get("withheld") or ())

@@ -11,6 +11,7 @@ that can replace an older one still queued, so a flood of entries costs one stat
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, tzinfo
 from typing import ClassVar
 
@@ -32,7 +33,7 @@ from tui.model import Names, Row
 from tui.query import Query
 from tui.source import LogView
 
-__all__ = ["SYMBOLS", "LogLines", "columns_for"]
+__all__ = ["SYMBOLS", "LogLines", "columns_for", "fit_name"]
 
 SYMBOLS = {"shared": "✓", "altered": "◐", "withheld": "✗", None: "•"}
 MARGIN = 40  # rows fetched beyond the viewport on each side
@@ -60,6 +61,36 @@ def _fit(text: str, width: int) -> str:
     if len(text) <= width:
         return text.ljust(width)
     return text[: max(width - 1, 0)] + "…"
+
+
+def _common(a: str, b: str) -> int:
+    """How many leading characters ``a`` and ``b`` share."""
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+
+
+def fit_name(name: str, width: int, others: Iterable[str]) -> str:
+    """``name`` in ``width`` cells, still telling it apart from ``others`` (the other names
+    the column may show): when cutting its end would hide what differs ("Backofen Filiale
+    Nord 1" / "… Nord 2" both "Backofen F…"), keep its start, an ellipsis, and the part from
+    where it differs."""
+    name = neutralise(name)
+    if len(name) <= width:
+        return name.ljust(width)
+    cut = max(width - 1, 0)
+    shared = max(
+        (_common(name, other) for other in others if other and other != name),
+        default=0,
+    )
+    if shared < cut or width < 5:
+        return name[:cut] + "…"
+    head = max(width // 3, 1)
+    rest = width - head - 1
+    differs = name[shared:]
+    if len(differs) <= rest:
+        return (name[:head] + "…" + name[len(name) - rest :]).ljust(width)
+    return name[:head] + "…" + differs[: rest - 1] + "…"
 
 
 class LogLines(ScrollView, can_focus=True):
@@ -378,7 +409,10 @@ class LogLines(ScrollView, can_focus=True):
             Segment(" ", base),
             Segment(SYMBOLS[outcome], base + mark),
             Segment(" ", base),
-            Segment(_fit(self.names.device(row.device), device_w), base),
+            Segment(
+                fit_name(self.names.device(row.device), device_w, self.names.devices.values()),
+                base,
+            ),
             Segment(" ", base),
             Segment(_fit(recipient, recipient_w), base),
             Segment(" ", base),

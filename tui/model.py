@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.operations.portal.store import ErasureRequest
 from gateway.operations.status_model import Status
 
 __all__ = [
@@ -109,6 +110,8 @@ class Overview:
     bucket_s: int
     recipients: tuple[RecipientStats, ...]
     status: Status | None  # the gateway's ``status`` answer; None: not running
+    # Customers' erasure requests from the portal not yet carried out (installer's view only).
+    erasure_requests: tuple[ErasureRequest, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

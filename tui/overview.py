@@ -8,6 +8,7 @@ come from the running gateway's ``status`` and say "gateway not running" otherwi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import ClassVar
 
 from rich.console import Group, RenderableType
@@ -104,6 +105,21 @@ def render_overview(overview: Overview, names: Names, lang: Lang) -> RenderableT
         parts.append(Text(f"  ✗ {t('o_never', lang)}: {never}", style="red"))
         parts.append(Text(""))
     parts.extend(_gateway(overview.status, names, lang))
+    for request in overview.erasure_requests:  # the installer still runs `einblick forget`
+        at = datetime.fromtimestamp(request.at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        parts.append(
+            Text(
+                "⚠ "
+                + t(
+                    "o_erasure_request",
+                    lang,
+                    customer=neutralise(request.customer),
+                    at=at,
+                    by=neutralise(request.by),
+                ),
+                style="bold yellow",
+            )
+        )
     return Group(*parts)
 
 

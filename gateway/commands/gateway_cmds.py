@@ -234,6 +234,13 @@ def _status(args: argparse.Namespace) -> int:
         sys.stdout.write(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
     print(render_status(status))
+    from gateway.operations.portal.pending import pending_requests, render_requests
+
+    # Customers' erasure requests from the portal wait for the installer: said here.
+    for line in render_requests(
+        asyncio.run(pending_requests(config.portal_db, config.control_socket))
+    ):
+        print(line)
     return 0
 
 

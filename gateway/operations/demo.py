@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from gateway.config import load_config
+from gateway.config import Config, load_config
 from gateway.devices.broker import Mosquitto, MosquittoSettings, free_port
 from gateway.devices.registry import Registry
 from gateway.errors import GatewayError
@@ -90,6 +90,22 @@ class _Services:
             await cloud.stop()
 
 
+def _invite_first_customer(config: Config, customers: list[str]) -> None:
+    """Print a portal invitation for the demo's first customer (the link opens in a browser
+    on this machine; the certificate is the demo CA's, so the browser warns once)."""
+    from gateway.operations.portal.store import PortalStore  # noqa: PLC0415
+
+    if config.portal is None or not customers:
+        return
+    store = PortalStore(config.portal_db)
+    try:
+        token, _ = store.invite(customers[0], customers[0], 24 * 3600.0)
+    finally:
+        store.close()
+    url = f"https://127.0.0.1:{config.portal.port}/invite/{token}"
+    print(f"  customer portal: {url} (customer {customers[0]})", file=sys.stderr)
+
+
 def run_demo(
     directory: Path,
     *,
@@ -116,6 +132,9 @@ def run_demo(
             upstream_url=f"mqtt://127.0.0.1:{cloud_port}",
         )
     )
+    # The customers' portal on loopback, started by the gateway like on a box.
+    with config_path.open("a", encoding="utf-8") as handle:
+        handle.write(f"portal:\n  host: 127.0.0.1\n  port: {free_port()}\n")
     config = load_config(config_path)
     registry = Registry(config.data_path / "devices.json")
     fleet = demo_fleet()
@@ -139,6 +158,7 @@ def run_demo(
         print(f"einblick: the demo could not start: {services.error}", file=sys.stderr)
         services.stop()
         return 1
+    _invite_first_customer(config, [d.customer for d in fleet])
     publisher = Publisher(
         [d.simulated for d in fleet],
         host="127.0.0.1",

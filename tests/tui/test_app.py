@@ -8,10 +8,11 @@ from datetime import timedelta
 from textual.widgets import Input, OptionList, Static
 
 from gateway.bench.sample import T0, SampleLog
-from tests.tui.conftest import make_app, plain, settle, until
+from tests.tui.conftest import NOW, make_app, plain, settle, until
 from tui.details import DetailsScreen
 from tui.grants import GrantsScreen
 from tui.help import HelpScreen
+from tui.i18n import t
 from tui.overview import OverviewScreen
 
 
@@ -275,3 +276,28 @@ async def test_help_and_command_palette(sample: SampleLog) -> None:
         await pilot.press("enter")
         await settle(pilot)
         assert app.lang == "en"
+
+
+async def test_the_not_yet_covered_marker_refreshes_when_a_checkpoint_comes(
+    sample: SampleLog,
+) -> None:
+    # The newest entries, written without a checkpoint: the gateway's next one is a second away.
+    sample.write(
+        sample.drafts(3, NOW - timedelta(minutes=5), timedelta(seconds=1)), checkpoint=False
+    )
+    app = make_app(sample.path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, DetailsScreen)
+        assert screen.detail is not None and screen.detail.checkpoint is None
+        pending = t("d_checkpoint_none", "de")
+        assert pending in plain(screen.body)
+        sample.conn.execute("BEGIN IMMEDIATE")
+        sample.writer.checkpoint(NOW - timedelta(minutes=4))
+        sample.conn.execute("COMMIT")
+        sample.writer.committed()
+        await until(pilot, lambda: "✓ abgedeckt" in plain(screen.body), timeout=5)
+        assert pending not in plain(screen.body)

@@ -1,0 +1,76 @@
+"""The live log: Server-Sent Events of the session's customer's new entries, filtered as the
+page is, each event one table row rendered by the same template as the page (autoescaped).
+
+Each stream polls its customer's bound reader (one query of ``seq > last`` on the chain's
+index, about every 0.4 s), so a new entry reaches the browser within a second of its commit.
+Streams are capped (``portal.max_live_sessions``); a stream ends when its session expires or is
+revoked, checked every few seconds, and the browser's EventSource reconnects (to the login).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import orjson
+from aiohttp import web
+
+from gateway.operations.portal.pages import _int, log_filters, page, row_view
+from gateway.operations.portal.server import PORTAL, Portal
+from gateway.operations.portal.store import Session
+
+__all__ = ["add_routes"]
+
+POLL_S = 0.4
+HEARTBEAT_S = 15.0
+RECHECK_S = 5.0
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    portal: Portal = request.app[PORTAL]
+    session: Session = request["session"]
+    token: str = request["token"]
+    lang = request["lang"]
+    if portal.live >= portal.settings.max_live_sessions:
+        raise web.HTTPServiceUnavailable(text="too many live views open; reload in a minute")
+    reader = await portal.reader(session.customer)
+    filters = log_filters(request)
+    find = request.query.get("find", "").strip()[:200] or None
+    last = _int(request.query.get("after")) or 0
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
+    )
+    portal.live += 1
+    try:
+        await response.prepare(request)
+        template = portal.env.get_template("row.html")
+        beat = checked = time.monotonic()
+        while True:
+            rows = await page(reader, filters, after=last, limit=200)
+            for row in rows:
+                html = template.render(row=row_view(row, lang, find), t=None)
+                event = orjson.dumps({"seq": row.seq, "html": html}).decode()
+                await response.write(f"event: entry\ndata: {event}\n\n".encode())
+                last = max(last, row.seq)
+            now = time.monotonic()
+            if now - beat > HEARTBEAT_S:
+                await response.write(b": still here\n\n")
+                beat = now
+            if now - checked > RECHECK_S:
+                if portal.store.session(token) is None:
+                    await response.write(b"event: ended\ndata: {}\n\n")
+                    break
+                checked = now
+            await asyncio.sleep(POLL_S)
+    except ConnectionResetError:
+        pass  # the browser went away
+    finally:
+        portal.live -= 1
+        with contextlib.suppress(Exception):
+            await response.write_eof()
+    return response
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/live", stream)

@@ -1,0 +1,410 @@
+"""The customer's pages: their log (filter, find, an entry's explanation and proof), who gets
+what (withdraw, with the receipt), the access report, the signed bundle and how to verify it at
+home, and an erasure request.
+
+The customer is always the session's; an id in a URL is looked up through the reader bound to
+that customer (or ``portal.db``'s rows of that customer), so another customer's entry, receipt
+or grant is simply not found (404), never a different error that would say it exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from aiohttp import web
+
+from gateway.errors import LogError
+from gateway.log.bundle import export_customer
+from gateway.log.keys import load_public_key
+from gateway.log.reader import LogReader
+from gateway.log.results import EntryRow
+from gateway.operations.control import ControlError, GatewayNotRunning
+from gateway.operations.portal import actions
+from gateway.operations.portal.pending import carried_out, open_requests
+from gateway.operations.portal.server import PORTAL, Portal
+from gateway.operations.portal.store import ErasureRequest, Session
+from gateway.operations.portal.texts import t
+from gateway.visible import neutralise
+
+__all__ = ["add_routes", "log_filters", "page", "row_view"]
+
+log = logging.getLogger("einblick.portal")
+
+PAGE = 100
+OUTCOMES = ("shared", "altered", "withheld")
+SYMBOLS = {"shared": "✓", "altered": "◐", "withheld": "✗"}
+_FILTERS = ("device", "recipient", "outcome", "q")
+
+
+def _session(request: web.Request) -> Session:
+    session: Session = request["session"]
+    return session
+
+
+def log_filters(request: web.Request) -> dict[str, str]:
+    """The log's filters from the query string: bounded, and only the ones we know."""
+    found = {}
+    for name in _FILTERS:
+        value = request.query.get(name, "").strip()[:200]
+        if value and (name != "outcome" or value in OUTCOMES):
+            found[name] = value
+    return found
+
+
+async def page(
+    reader: LogReader,
+    filters: dict[str, str],
+    *,
+    before: int | None = None,
+    after: int | None = None,
+    limit: int = PAGE,
+) -> list[EntryRow]:
+    """A page of the bound customer's entries passing the page's filters."""
+    return await reader.page(
+        before=before,
+        after=after,
+        limit=limit,
+        device=filters.get("device"),
+        recipient=filters.get("recipient"),
+        outcome=filters.get("outcome"),
+        text=filters.get("q"),
+    )
+
+
+def _when(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def row_view(row: EntryRow, lang: str, find: str | None) -> dict[str, Any]:
+    text = row.text_de if lang == "de" else row.text_en
+    outcome = row.outcome
+    return {
+        "seq": row.seq,
+        "when": _when(row.at),
+        "device": neutralise(row.device or "—"),
+        "recipient": neutralise(row.recipient or "—"),
+        "outcome": outcome or "event",
+        "symbol": SYMBOLS.get(outcome or "", "•"),
+        "decision": t(lang, outcome) if outcome else t(lang, "event"),
+        "text": neutralise(text, lines=True),
+        "hit": bool(find) and find.casefold() in text.casefold(),  # type: ignore[union-attr]
+    }
+
+
+async def log_page(request: web.Request) -> web.StreamResponse:
+    portal: Portal = request.app[PORTAL]
+    session = _session(request)
+    lang = request["lang"]
+    reader = await portal.reader(session.customer)
+    filters = log_filters(request)
+    find = request.query.get("find", "").strip()[:200] or None
+    before = _int(request.query.get("before"))
+    rows = await page(reader, filters, before=before)
+    latest = await reader.latest_seq()
+    views = [row_view(r, lang, find) for r in rows]
+    return portal.render(
+        request,
+        "log.html",
+        rows=views,
+        filters=filters,
+        find=find or "",
+        hits=sum(1 for v in views if v["hit"]),
+        latest=latest,
+        older=rows[-1].seq if len(rows) == PAGE else None,
+        outcomes=OUTCOMES,
+        query=urlencode(filters),
+    )
+
+
+def _int(value: str | None) -> int | None:
+    if value is None or not value.isdigit() or len(value) > 18:
+        return None
+    return int(value)
+
+
+async def entry_page(request: web.Request) -> web.StreamResponse:
+    portal: Portal = request.app[PORTAL]
+    session = _session(request)
+    lang = request["lang"]
+    seq = _int(request.match_info["seq"])
+    reader = await portal.reader(session.customer)
+    found = None if seq is None else await reader.run(_detail, reader, seq)
+    if found is None:
+        raise web.HTTPNotFound(text=t(lang, "not_found"))
+    detail, proof = found
+    row = detail.row
+    content = None
+    if detail.content is not None:
+        content = neutralise(detail.content.decode("utf-8", "backslashreplace"), lines=True)
+    cp = proof.checkpoint
+    if cp is None:
+        status, state = t(lang, "d_checkpoint_none"), "pending"
+    elif proof.signature_valid and proof.head_matches and proof.link_valid:
+        at = datetime.fromtimestamp(cp.at / 1_000_000, UTC)
+        status, state = t(lang, "d_checkpoint_ok", size=cp.size, at=_when(at)), "ok"
+    else:
+        status, state = t(lang, "d_checkpoint_bad"), "bad"
+    return portal.render(
+        request,
+        "entry.html",
+        row=row_view(row, lang, None),
+        detail=detail,
+        purpose=detail.purpose.get(lang, ""),
+        basis=t(lang, f"lb_{detail.legal_basis}") if detail.legal_basis else "—",
+        altered=[f"{p} ({how}{' ' + d if d else ''})" for p, how, d in detail.altered],
+        content=content,
+        erased=detail.commitment is not None and detail.content is None,
+        link_ok=proof.link_valid,
+        proof_status=status,
+        proof_state=state,
+        entry_hash=detail.entry_hash.hex(),
+    )
+
+
+def _detail(reader: LogReader, seq: int) -> Any:
+    """On the reader's thread: the entry (None: absent or another customer's) and its proof
+    from the one verifier (``gateway.log.verify`` through ``Reader.proof``)."""
+    facts = reader.sync.entry(seq)
+    if facts is None:
+        return None
+    try:
+        detail = reader.sync.detail(seq)
+    except LogError:
+        return None
+    return detail, reader.sync.proof(facts)
+
+
+async def grants_page(request: web.Request) -> web.StreamResponse:
+    portal: Portal = request.app[PORTAL]
+    session = _session(request)
+    lang = request["lang"]
+    try:
+        grants = await actions.grants(portal.config.control_socket, session.customer)
+        error = None
+    except GatewayNotRunning:
+        grants, error = [], t(lang, "gateway_down")
+    except ControlError as exc:
+        grants, error = [], t(lang, "gateway_refused", error=str(exc))
+    return portal.render(request, "grants.html", grants=grants, error=error)
+
+
+async def withdraw(request: web.Request) -> web.StreamResponse:
+    portal: Portal = request.app[PORTAL]
+    session = _session(request)
+    lang = request["lang"]
+    grant_id = request.match_info["grant"]
+    form = await request.post()
+    by = form.get("by")
+    by = by.strip()[:200] if isinstance(by, str) else ""
+    socket = portal.config.control_socket
+    try:
+        grants = await actions.grants(socket, session.customer)
+    except ControlError:
+        return portal.render(request, "error.html", status=503, message=t(lang, "gateway_down"))
+    grant = next((g for g in grants if g.id == grant_id), None)
+    if grant is None:
+        raise web.HTTPNotFound(text=t(lang, "not_found"))
+    if not by:
+        return portal.render(
+            request, "grants.html", status=400, grants=grants, error=t(lang, "who_acts_missing")
+        )
+    actor = f"{by} (portal: {session.login})"
+    try:
+        receipt = await actions.withdraw(socket, session.customer, grant.id, actor)
+    except ControlError as exc:
+        return portal.render(
+            request, "error.html", status=503, message=t(lang, "gateway_refused", error=str(exc))
+        )
+    document = orjson.dumps(receipt.receipt, option=orjson.OPT_INDENT_2).decode()
+    portal.store.keep_receipt(session.customer, session.login, receipt.entry_seq, document)
+    log.warning(
+        "portal: %r withdrew consent %s of customer %s (entry %d)",
+        session.login,
+        grant.id,
+        session.customer,
+        receipt.entry_seq,
+    )
+    raise web.HTTPSeeOther(f"/receipts/{receipt.entry_seq}")
+
+
+async def receipt_page(request: web.Request) -> web.StreamResponse:
+    portal: Portal = request.app[PORTAL]
+    session = _session(request)
+    seq = _int(request.match_info["seq"])
+    document = None if seq is None else portal.store.receipt(session.customer, seq)
+    if document is None:
+        raise web.HTTPNotFound(text=t(request["lang"], "not_found"))
+    if request.query.get("download"):
+        return web.Response(
+            body=document.encode(),
+            content_type="application/json",
+            headers={"Content-Disposition": f'attachment; filename="einblick-receipt-{seq}.json"'},
+        )
+    fields = orjson.loads(document).get("receipt", {})
+    return portal.render(request, "receipt.html", seq=seq, fields=fields, document=document)
+
+
+def _public_key_path(portal: Portal) -> Path | None:
+    key = portal.config.signing_key_path
+    return next((p for p in (key.with_suffix(".pub"), Path(f"{key}.pub")) if p.exists()), None)
+
+
+async def report(request: web.Request) -> web.StreamResponse:
+    from gateway.rights.report import build_report, document, render  # noqa: PLC0415
+
+    portal: Portal = request.app[PORTAL]
+    session = _session(request)
+    lang = request["lang"]
+    policy = await asyncio.to_thread(_policy, portal, session.customer)
+    key_path = _public_key_path(portal)
+    try:
+        data = await asyncio.to_thread(
+            build_report,
+            portal.config.database_path,
+            session.customer,
+            policy=policy,
+            recipients=portal.config.recipient_names(),
+            public_key=load_public_key(key_path) if key_path else None,
+            now=datetime.now(UTC),
+        )
+    except LogError:
+        return portal.render(request, "error.html", status=404, message=t(lang, "report_empty"))
+    if request.path.endswith(".json"):
+        return web.Response(
+            text=render(data, "json", lang),
+            content_type="application/json",
+            headers={"Content-Disposition": 'attachment; filename="einblick-report.json"'},
+        )
+    return portal.render(
+        request, "report.html", doc=document(data, lang), ok=data["verification"]["ok"]
+    )
+
+
+def _policy(portal: Portal, customer: str) -> Any:
+    from gateway.devices.registry import Registry  # noqa: PLC0415
+    from gateway.messages.policyset import PolicySet  # noqa: PLC0415
+
+    config = portal.config
+    registry = Registry(config.data_path / "devices.json")
+    policies = PolicySet(config.policies_path, config.recipient_names(), registry.devices)
+    return next((p for p in policies.load_all() if p.customer == customer), None)
+
+
+async def download_page(request: web.Request) -> web.StreamResponse:
+    portal: Portal = request.app[PORTAL]
+    session = _session(request)
+    reader = await portal.reader(session.customer)
+    checkpoints = await reader.checkpoints(customer=session.customer, limit=1)
+    return portal.render(
+        request,
+        "download.html",
+        checkpoint=checkpoints[0] if checkpoints else None,
+        head=checkpoints[0].head.hex() if checkpoints else None,
+        has_key=_public_key_path(portal) is not None,
+    )
+
+
+async def bundle(request: web.Request) -> web.StreamResponse:
+    portal: Portal = request.app[PORTAL]
+    session = _session(request)
+    try:
+        data = await asyncio.to_thread(
+            export_customer, portal.config.database_path, session.customer
+        )
+    except LogError:
+        raise web.HTTPNotFound(text=t(request["lang"], "report_empty")) from None
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return web.Response(
+        body=data,
+        content_type="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="einblick-{stamp}.bundle"'},
+    )
+
+
+async def public_key(request: web.Request) -> web.StreamResponse:
+    path = _public_key_path(request.app[PORTAL])
+    if path is None:
+        raise web.HTTPNotFound(text=t(request["lang"], "not_found"))
+    return web.Response(
+        body=path.read_bytes(),
+        content_type="application/x-pem-file",
+        headers={"Content-Disposition": 'attachment; filename="einblick-gateway.pub"'},
+    )
+
+
+async def erasure_page(request: web.Request) -> web.StreamResponse:
+    portal: Portal = request.app[PORTAL]
+    session = _session(request)
+    return portal.render(
+        request, "erasure.html", requests=await _requests(portal, session), error=None
+    )
+
+
+async def _requests(portal: Portal, session: Session) -> list[dict[str, Any]]:
+    """The customer's requests, each with what is known of it: open, carried out, or (the
+    gateway not answering) nothing said beyond the request itself."""
+    mine = portal.store.erasure_requests(session.customer)
+    done = await carried_out(portal.config.control_socket) if mine else []
+    waiting = None if done is None else {r.id for r in open_requests(mine, done)}
+
+    def state(r: ErasureRequest) -> str:
+        if waiting is None:
+            return "unknown"
+        return "open" if r.id in waiting else "done"
+
+    return [{"at": _stamp(r.at), "by": r.by, "state": state(r)} for r in mine]
+
+
+def _stamp(at: float) -> str:
+    return _when(datetime.fromtimestamp(at, UTC))
+
+
+async def erasure(request: web.Request) -> web.StreamResponse:
+    portal: Portal = request.app[PORTAL]
+    session = _session(request)
+    form = await request.post()
+    by = form.get("by")
+    by = by.strip()[:200] if isinstance(by, str) else ""
+    if not by or form.get("confirm") != "yes":
+        return portal.render(
+            request,
+            "erasure.html",
+            status=400,
+            requests=await _requests(portal, session),
+            error=t(request["lang"], "erasure_incomplete"),
+        )
+    number = portal.store.request_erasure(session.customer, session.login, by, None)
+    log.warning(
+        "portal: erasure request %d from %r for customer %s (the installer runs einblick forget)",
+        number,
+        session.login,
+        session.customer,
+    )
+    raise web.HTTPSeeOther("/erasure?sent=1")
+
+
+async def home(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPSeeOther("/log")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/", home)
+    app.router.add_get("/log", log_page)
+    app.router.add_get("/entry/{seq}", entry_page)
+    app.router.add_get("/grants", grants_page)
+    app.router.add_post("/grants/{grant}/withdraw", withdraw)
+    app.router.add_get("/receipts/{seq}", receipt_page)
+    app.router.add_get("/report", report)
+    app.router.add_get("/report.json", report)
+    app.router.add_get("/download", download_page)
+    app.router.add_get("/bundle", bundle)
+    app.router.add_get("/key", public_key)
+    app.router.add_get("/erasure", erasure_page)
+    app.router.add_post("/erasure", erasure)

@@ -1,0 +1,75 @@
+"""Erasure requests customers sent through the portal that the installer has not yet carried
+out, for ``einblick status`` and the TUI's overview.
+
+A request is open until the log holds an erasure of that customer's whole data made at or after
+the request (``einblick forget --customer C``, asked of the running gateway's ``erasures``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gateway.operations.control import ControlError, request
+from gateway.operations.portal.store import ErasureRequest, pending_erasures
+
+__all__ = ["carried_out", "open_requests", "pending_requests", "render_requests"]
+
+
+def open_requests(
+    requests: Iterable[ErasureRequest], erasures: Iterable[tuple[str, str | None, float]]
+) -> list[ErasureRequest]:
+    """``requests`` not yet answered by an erasure (customer, device, at) of the whole customer."""
+    done = list(erasures)
+    return [
+        r
+        for r in requests
+        if not any(c == r.customer and d is None and at >= r.at for c, d, at in done)
+    ]
+
+
+def _erasures(answer: Sequence[Any]) -> list[tuple[str, str | None, float]]:
+    out = []
+    for e in answer:
+        at = datetime.fromisoformat(str(e["at"]))
+        at = at if at.tzinfo else at.replace(tzinfo=UTC)
+        out.append(
+            (
+                str(e["customer"]),
+                None if e.get("device") is None else str(e["device"]),
+                at.timestamp(),
+            )
+        )
+    return out
+
+
+async def carried_out(control_socket: Path) -> list[tuple[str, str | None, float]] | None:
+    """The erasures the gateway has done (customer, device, at); None when it cannot say."""
+    try:
+        answer = await request(control_socket, "erasures", timeout=5)
+    except ControlError:
+        return None
+    return _erasures(answer.get("erasures", []))
+
+
+async def pending_requests(portal_db: Path, control_socket: Path) -> list[ErasureRequest]:
+    """The open requests; every request when the gateway cannot say which were carried out."""
+    requests = pending_erasures(portal_db)
+    if not requests:
+        return []
+    done = await carried_out(control_socket)
+    return requests if done is None else open_requests(requests, done)
+
+
+def render_requests(requests: Sequence[ErasureRequest]) -> list[str]:
+    """One line per open request, saying what to run."""
+    lines = []
+    for r in requests:
+        at = datetime.fromtimestamp(r.at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        lines.append(
+            f"erasure requested by customer {r.customer} in the portal at {at} "
+            f"(by {r.by!r}, login {r.login}): run einblick forget --customer {r.customer} --by ..."
+        )
+    return lines

@@ -1,0 +1,146 @@
+"""A customer's visit in a real browser: Debian's chromium, headless, driven by Playwright (no
+browser download: ``executable_path``), against a real gateway on real Mosquitto and the portal
+as its own process over HTTPS.
+
+Screenshots at 390×844 (a phone) and 1280×800 are written to ``test-artefacts/portal/`` (or
+``$EINBLICK_ARTEFACTS``); each is checked for the texts it must show, not for pixels.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+
+from gateway.operations.portal.texts import t
+from tests.portal.site import CUSTOMER, MARKERS, PASSWORD, PortalSite, cli, portal_site
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[2]
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+
+
+def artefacts() -> Path:
+    found = Path(os.environ.get("EINBLICK_ARTEFACTS", ROOT / "test-artefacts")) / "portal"
+    found.mkdir(parents=True, exist_ok=True)
+    return found
+
+
+async def shot(page: Page, name: str, *texts: str) -> None:
+    """Write the screenshot, and check that what it shows carries ``texts`` (and nothing of the
+    other customer)."""
+    await page.screenshot(path=str(artefacts() / f"{name}.png"), full_page=True)
+    shown = await page.inner_text("body")
+    for text in texts:
+        assert text in shown, f"{text!r} not on the {name} screenshot's page"
+    for marker in MARKERS:
+        assert marker not in shown, f"{marker!r} on the {name} screenshot's page"
+
+
+async def context(browser: Browser, viewport: dict[str, int], locale: str) -> BrowserContext:
+    # The box's CA is not in the browser's trust store; the HTTPS itself is tested with an
+    # HTTP client that trusts exactly that CA (test_security.py).
+    return await browser.new_context(
+        viewport=viewport,  # type: ignore[arg-type]
+        ignore_https_errors=True,
+        accept_downloads=True,
+        locale=locale,
+    )
+
+
+async def log_in(page: Page, site: PortalSite, login: str = "miriam") -> None:
+    await page.goto(site.url + "/login")
+    await page.fill("input[name=login]", login)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("#login")
+    await expect(page).to_have_url(re.compile(r"/log$"))
+
+
+async def test_a_customer_logs_in_follows_withdraws_and_verifies(tmp_path: Path) -> None:
+    async with portal_site(tmp_path) as site, async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        phone = await context(browser, PHONE, "en-GB")
+        page = await phone.new_page()
+
+        # The invitation: the customer sets their own password, then logs in.
+        await page.goto(await site.invite())
+        await expect(page.locator("h1")).to_have_text("Set up your access")
+        await page.fill("input[name=login]", "miriam")
+        await page.fill("input[name=password]", PASSWORD)
+        await page.fill("input[name=password2]", PASSWORD)
+        await page.click("#accept")
+        await expect(page).to_have_url(re.compile(r"/login"))
+        await log_in(page, site)
+        await expect(page.locator("#follow")).to_have_text("FOLLOW")
+
+        # Live: the device's message is on the open page within 2 s, without a reload.
+        started = time.monotonic()
+        await site.publish(CUSTOMER, "room-1", "zigbee2mqtt/room-1", 1)
+        first = page.locator("#rows tr[data-seq]").first
+        await expect(first).to_be_visible(timeout=2000)
+        arrived = time.monotonic() - started
+        assert arrived < 2.0, f"the entry took {arrived:.2f} s to appear"
+        await expect(first).to_contain_text("room-1")
+        await shot(page, "log-390x844", "What happened to your data", "room-1", "FOLLOW")
+
+        # An entry's explanation, what left the box, its proof from the one verifier.
+        await first.locator("td.text a").click()
+        await expect(page).to_have_url(re.compile(r"/entry/\d+$"))
+        await expect(page.locator("#explanation")).not_to_be_empty()
+        await expect(page.locator("#fields")).to_contain_text("occupancy")
+        status = await page.inner_text("#proof-status")
+        covered = t("en", "d_checkpoint_ok", size=1, at="").split("(")[0]
+        assert status == t("en", "d_checkpoint_none") or status.startswith(covered), status
+        await shot(page, "entry-390x844", "Explanation", "Proof", "occupancy")
+
+        # Who gets what: withdraw, saying who acts; the receipt comes back and verifies.
+        await page.click("text=Who gets what")
+        grant = page.locator("#grant-demand-heating")
+        await expect(grant).to_contain_text("Heating by occupancy")
+        await grant.locator("input[name=by]").fill("Miriam Berg")
+        await grant.locator("button[type=submit]").click()
+        await expect(page).to_have_url(re.compile(r"/receipts/\d+$"))
+        await expect(page.locator("#receipt-said")).to_contain_text("withdrawn")
+        await shot(page, "receipt-390x844", "Your receipt", "demand-heating")
+        async with page.expect_download() as receipt_download:
+            await page.click("#receipt-download")
+        receipt = tmp_path / "receipt.json"
+        await (await receipt_download.value).save_as(receipt)
+        key = site.directory / "data" / "keys" / "signing.pub"
+        code, out, err = await cli("receipt", "verify", str(receipt), "--key", str(key))
+        assert code == 0, out + err
+        assert "Miriam Berg (portal: miriam)" in receipt.read_text()
+
+        # The bundle and the key, downloaded, verify with the CLI at home.
+        await page.click("text=Download & verify")
+        async with page.expect_download() as bundle_download:
+            await page.click("#bundle-link")
+        bundle = tmp_path / "mine.bundle"
+        await (await bundle_download.value).save_as(bundle)
+        async with page.expect_download() as key_download:
+            await page.click("#key-link")
+        home_key = tmp_path / "gateway.pub"
+        await (await key_download.value).save_as(home_key)
+        code, out, err = await cli("verify", str(bundle), "--key", str(home_key))
+        assert code == 0, out + err
+        assert CUSTOMER in bundle.read_text() and "hof-sonne" not in bundle.read_text()
+
+        # German, chosen on the page; it stays chosen on the next page.
+        await page.click("#lang-de")
+        await expect(page.locator("h1")).to_have_text("Ihr Protokoll mitnehmen")
+        await page.click("text=Mein Protokoll")
+        await expect(page.locator("h1")).to_have_text("Was mit Ihren Daten geschah")
+        await shot(page, "log-de-390x844", "Was mit Ihren Daten geschah", "FOLGEN")
+
+        # A laptop, a second session of the same customer, in its browser's language (German).
+        laptop = await context(browser, DESKTOP, "de-DE")
+        desk = await laptop.new_page()
+        await log_in(desk, site)
+        await expect(desk.locator("h1")).to_have_text("Was mit Ihren Daten geschah")
+        await expect(desk.locator("#rows tr[data-seq]").first).to_contain_text("widerrufen")
+        await shot(desk, "log-1280x800", "Entscheidung", "Gerät", "room-1")
+        await browser.close()

@@ -1,0 +1,76 @@
+"""The portal's words: every key its pages and handlers use exists in German and English, and
+the language follows the customer's choice, then the browser's."""
+
+from __future__ import annotations
+
+import re
+from importlib.resources import files
+
+import pytest
+
+from gateway.operations.portal.texts import LANGS, PORTAL, SHARED, choose_language, t
+
+PACKAGE = files("gateway.operations.portal")
+
+
+def used_keys() -> set[str]:
+    found: set[str] = set()
+    sources = [p for p in (PACKAGE / "templates").iterdir() if p.name.endswith(".html")]
+    sources += [p for p in PACKAGE.iterdir() if p.name.endswith(".py")]
+    for source in sources:
+        text = source.read_text(encoding="utf-8")
+        found |= set(re.findall(r"\bt\('([a-z_0-9]*[a-z0-9])'", text))
+        found |= set(re.findall(r"\bt\((?:lang|request\[\"lang\"\]), \"([a-z_0-9]+)\"", text))
+    return found
+
+
+def test_every_key_used_exists_in_both_languages() -> None:
+    keys = used_keys()
+    assert len(keys) > 60  # the scan found the pages' keys
+    for key in sorted(keys):
+        for lang in LANGS:
+            assert key in PORTAL[lang] or key in SHARED[lang], f"{key} missing in {lang}"
+
+
+def test_keys_made_from_parts_exist_in_both_languages() -> None:
+    """``t('lb_' + basis)`` and ``t('switch_' + lang)``: every value they are made from."""
+    for lang in LANGS:
+        for basis in (
+            "consent",
+            "contract",
+            "legal_obligation",
+            "vital_interests",
+            "public_task",
+            "legitimate_interests",
+        ):
+            assert t(lang, f"lb_{basis}")
+        for other in LANGS:
+            assert t(lang, f"switch_{other}")
+
+
+def test_the_portals_own_catalog_is_complete_in_both() -> None:
+    assert set(PORTAL["de"]) == set(PORTAL["en"])
+
+
+@pytest.mark.parametrize(
+    ("chosen", "header", "expected"),
+    [
+        ("en", "de-DE,de;q=0.9", "en"),
+        (None, "de-DE,de;q=0.9,en;q=0.8", "de"),
+        (None, "en-GB,en;q=0.9,de;q=0.5", "en"),
+        (None, "fr-FR,fr;q=0.9,en;q=0.5", "en"),
+        (None, "de;q=0.2,en;q=0.9", "en"),
+        (None, "", "de"),
+        (None, "xx", "de"),
+        ("fr", None, "de"),
+    ],
+)
+def test_the_language_is_the_choice_then_the_browsers(
+    chosen: str | None, header: str | None, expected: str
+) -> None:
+    assert choose_language(chosen, header) == expected
+
+
+def test_shared_words_come_from_the_tui_catalog() -> None:
+    assert t("de", "withheld") == SHARED["de"]["withheld"]
+    assert t("en", "nav_log") == "My log"
