@@ -8,8 +8,10 @@ outcome explain the same way, so the texts are cached under everything that goes
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 
 from gateway.cache import SizedCache
@@ -41,24 +43,24 @@ def _explained_size(key: ExplainKey, texts: tuple[str, str]) -> int:
     return 2 * chars + 600
 
 
+# What the explanation never reads: the released bytes and the topic they go to. Every other
+# field of a decision is part of the cache key, found by walking the dataclass, so a field added
+# to ``Decision`` later can never make two different decisions share one text.
+_NOT_EXPLAINED = frozenset({"payload", "topic"})
+_KEY_FIELDS = tuple(f.name for f in dataclasses.fields(Decision) if f.name not in _NOT_EXPLAINED)
+
+
+def _hashable(value: object) -> object:
+    if isinstance(value, Reason):
+        return (value.code, _hashable(value.params))
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _hashable(v)) for k, v in value.items()))
+    return value
+
+
 def _key(decision: Decision) -> ExplainKey:
-    """Everything the explanation of ``decision`` depends on."""
-    return (
-        decision.customer,
-        decision.device,
-        decision.recipient,
-        decision.outcome,
-        decision.grant,
-        decision.policy_version,
-        decision.shared,
-        decision.altered,
-        decision.withheld,
-        decision.reason.code if decision.reason else None,
-        tuple(sorted(decision.reason.params.items())) if decision.reason else (),
-        decision.opaque,
-        decision.stream,
-        tuple(decision.omitted.items()),
-    )
+    """Everything the explanation of ``decision`` depends on: every field but the payload's."""
+    return tuple(_hashable(getattr(decision, name)) for name in _KEY_FIELDS)
 
 
 class Drafter:

@@ -98,3 +98,22 @@ def test_the_failure_entry_of_an_unknown_topic_names_no_customer() -> None:
     draft = Drafter().failed(_engine(), "nobody/knows", b"", KeyError("x"), NOW)
     assert (draft.customer, draft.device, draft.outcome) == (None, None, "withheld")
     assert draft.reason == "internal_error"
+
+
+def test_decisions_that_differ_only_in_a_fields_problem_are_explained_apart() -> None:
+    # The cache key once left out the per-field reasons: the second message would have been
+    # explained with the first one's problem, a false sentence in a signed entry.
+    engine = _engine()
+    drafter = Drafter()
+    base = _decision(Outcome.ALTERED)
+    word = Decision(**{**_fields(base), "field_reasons": {"temp": Reason("not_a_number")}})
+    range_ = Decision(**{**_fields(base), "field_reasons": {"temp": Reason("out_of_range")}})
+    first = drafter.draft(engine, word, b"1", NOW)
+    second = drafter.draft(engine, range_, b"2", NOW)
+    assert first.text_en == engine.explain(word, "en")
+    assert second.text_en == engine.explain(range_, "en")
+    assert first.text_en != second.text_en
+
+
+def _fields(decision: Decision) -> dict[str, object]:
+    return {f: getattr(decision, f) for f in decision.__dataclass_fields__}
