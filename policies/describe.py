@@ -9,19 +9,22 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_date, format_time
+
 from policies.catalog import tr
 from policies.compiler import CompiledGrant, CompiledPolicy
 from policies.explain import join, legal_basis_text, samples_text, seconds_text, treatment_text
 from policies.model import CoarsenSpec, GrantSpec, RoundSpec, Treatment, TruncateSpec
 
-__all__ = ["describe", "grant_fields"]
+__all__ = ["describe", "grant_fields", "what_is_sent"]
 
 
 def _when(lang: str, moment: datetime | None, zone: ZoneInfo) -> str:
     if moment is None:
         return tr(lang, "describe.open")
+    # CLDR's date and time for the language (Babel), in the policy's time zone.
     local = moment.astimezone(zone)
-    return local.strftime("%d.%m.%Y %H:%M") if lang == "de" else local.strftime("%Y-%m-%d %H:%M")
+    return f"{format_date(local, 'medium', locale=lang)} {format_time(local, 'short', locale=lang)}"
 
 
 def _treatment(lang: str, treatment: Treatment) -> str:
@@ -76,31 +79,7 @@ def _grant(lang: str, policy: CompiledPolicy, grant: CompiledGrant, zone: ZoneIn
             streams=join(lang, streams) if streams else tr(lang, "describe.all_streams"),
         )
     )
-    if grant.opaque:
-        lines.append(tr(lang, "describe.opaque"))
-    elif grant.aggregate is not None:
-        window = f"{grant.aggregate.window:g} s"
-        items = [
-            f"{path} {treatment_text(lang, 'aggregate', ', '.join(fns) + '; ' + window)}"
-            for path, fns in grant.aggregate.fields.items()
-        ]
-        lines.append(tr(lang, "describe.aggregate", items="; ".join(items)))
-        lines.append(
-            tr(lang, "describe.min_count", min=samples_text(lang, grant.aggregate.min_count))
-        )
-    elif spec.fields:
-        items = []
-        for path, treatment in spec.fields.items():
-            if isinstance(treatment, CoarsenSpec):
-                label = f"{path}/{treatment.coarsen.lon}"
-            else:
-                label = _field(lang, path)
-            items.append(f"{label} {_treatment(lang, treatment)}")
-        lines.append(tr(lang, "describe.fields", items="; ".join(items)))
-        if _overlapping(list(spec.fields)):
-            lines.append(tr(lang, "describe.specific"))
-    else:
-        lines.append(tr(lang, "describe.nothing"))
+    lines += what_is_sent(lang, grant)
     levels = [
         f"{tr(lang, 'field.topic_level', name=name)} {tr(lang, 'treatment.' + how)}"
         for name, how in grant.topic_levels.items()
@@ -138,6 +117,39 @@ def _grant(lang: str, policy: CompiledPolicy, grant: CompiledGrant, zone: ZoneIn
     if grant.rate_limit:
         lines.append(tr(lang, "describe.rate", interval=_interval(lang, grant.rate_limit)))
     return ["", *lines[:1], *("  " + line for line in lines[1:])]
+
+
+def what_is_sent(lang: str, grant: CompiledGrant) -> list[str]:
+    """What a grant sends and how, in the customer's words: the lines ``describe`` writes for it
+    and "who gets what" shows (the TUI, the portal), so the two can never say different things."""
+    lines: list[str] = []
+    spec = grant.spec
+    if grant.opaque:
+        lines.append(tr(lang, "describe.opaque"))
+    elif grant.aggregate is not None:
+        window = f"{grant.aggregate.window:g} s"
+        items = [
+            f"{path} {treatment_text(lang, 'aggregate', ', '.join(fns) + '; ' + window)}"
+            for path, fns in grant.aggregate.fields.items()
+        ]
+        lines.append(tr(lang, "describe.aggregate", items="; ".join(items)))
+        lines.append(
+            tr(lang, "describe.min_count", min=samples_text(lang, grant.aggregate.min_count))
+        )
+    elif spec.fields:
+        items = []
+        for path, treatment in spec.fields.items():
+            if isinstance(treatment, CoarsenSpec):
+                label = f"{path}/{treatment.coarsen.lon}"
+            else:
+                label = _field(lang, path)
+            items.append(f"{label} {_treatment(lang, treatment)}")
+        lines.append(tr(lang, "describe.fields", items="; ".join(items)))
+        if _overlapping(list(spec.fields)):
+            lines.append(tr(lang, "describe.specific"))
+    else:
+        lines.append(tr(lang, "describe.nothing"))
+    return lines
 
 
 def grant_fields(spec: GrantSpec) -> tuple[str, ...]:

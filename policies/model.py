@@ -76,6 +76,7 @@ from pydantic import (
 from policies.decision import LegalBasis
 
 __all__ = [
+    "OBJECTABLE",
     "AggregateSpec",
     "CoarsenSpec",
     "Condition",
@@ -90,6 +91,8 @@ __all__ = [
     "Treatment",
     "TruncateSpec",
     "Validity",
+    "allowed_actions",
+    "default_action",
     "parse_duration",
     "policy_schema",
 ]
@@ -487,3 +490,30 @@ def policy_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Einblick policy"
     return schema
+
+
+# The rights a customer has over a grant follow from its legal basis (GDPR): consent can be
+# withdrawn (Art. 7(3)); processing on legitimate interests or a public task can be objected to
+# (Art. 21(1) names these bases only); any processing can be restricted (Art. 18). Pure policy
+# knowledge, so the gateway, the TUI and the portal offer exactly the same actions.
+OBJECTABLE = (LegalBasis.LEGITIMATE_INTERESTS, LegalBasis.PUBLIC_TASK)
+
+
+def default_action(basis: LegalBasis | str) -> str:
+    """The action a customer most likely means for a grant on ``basis`` (the dialog's default)."""
+    basis = LegalBasis(basis)
+    if basis is LegalBasis.CONSENT:
+        return "withdraw"
+    if basis in OBJECTABLE:
+        return "object"
+    return "restrict"
+
+
+def allowed_actions(basis: LegalBasis | str) -> tuple[str, ...]:
+    """The actions that hold a grant on ``basis`` back, the intended one first."""
+    basis = LegalBasis(basis)
+    if basis is LegalBasis.CONSENT:
+        return ("withdraw",)
+    if basis in OBJECTABLE:
+        return ("object", "restrict")
+    return ("restrict",)

@@ -29,9 +29,10 @@ __all__ = ["GrantsScreen", "grant_text"]
 
 
 def _fields(grant: GrantView, lang: Lang) -> str:
-    if not grant.fields or grant.fields == ("$payload",):
-        return t("g_all_fields", lang)
-    return ", ".join(grant.fields)
+    """What the grant sends, in the words of ``policy describe`` (policies.describe.what_is_sent):
+    a view's own summary of a field list once called an aggregate "all fields unchanged"."""
+    sends = grant.sends.get(lang) or grant.sends.get("de")
+    return " ".join(sends) if sends else ", ".join(grant.fields)
 
 
 def _devices(grant: GrantView, names: Names) -> str:
@@ -44,7 +45,12 @@ def grant_text(grant: GrantView, names: Names, lang: Lang) -> Text:
     text = Text()
     text.append("✗ " if grant.withdrawn else "✓ ", style="red" if grant.withdrawn else "green")
     text.append(t("g_grant", lang, recipient=grant.recipient_name, purpose=purpose), style="bold")
-    text.append(f"\n   {t('g_fields', lang, fields=_fields(grant, lang))}")
+    sends = grant.sends.get(lang) or grant.sends.get("de")
+    if sends:  # the words of `policy describe`: what is sent and how
+        for line in sends:
+            text.append(f"\n   {line}")
+    else:
+        text.append(f"\n   {t('g_fields', lang, fields=', '.join(grant.fields))}")
     text.append(f"\n   {t('g_devices', lang, devices=_devices(grant, names))}")
     basis = t(f"lb_{grant.legal_basis}", lang) if f"lb_{grant.legal_basis}" else grant.legal_basis
     text.append(f"\n   {t('g_basis', lang, basis=basis)}")

@@ -35,8 +35,8 @@ from gateway.operations.control import ControlError, ask, request
 from gateway.operations.portal.pending import pending_requests
 from gateway.operations.portal.store import ErasureRequest
 from gateway.operations.status_model import Status
+from policies.compiler import compile_policy
 from policies.decision import Reason
-from policies.describe import grant_fields
 from policies.errors import PolicyError
 from policies.explain import reason_text
 from policies.loader import load_policy
@@ -609,23 +609,18 @@ def _policies_from_files(policies_dir: Path, names: Names) -> list[CustomerPolic
             stem = str(getattr(doc, "path", "?"))
             out.append(CustomerPolicy(stem, stem, "de", None, {}, (), error=str(doc)))
             continue
-        grants = []
-        for g in doc.grants:
-            fields = grant_fields(g)
-            devices = ("*",) if g.devices == "*" else tuple(g.devices)
-            grants.append(
-                GrantView(
-                    id=g.id,
-                    recipient=g.recipient,
-                    recipient_name=names.recipient(g.recipient),
-                    purpose=g.purpose_text(),
-                    legal_basis=str(g.legal_basis),
-                    consent=None if g.consent is None else g.consent.model_dump(mode="json"),
-                    withdrawn=False,
-                    fields=fields,
-                    devices=devices + tuple(f"{k} (*)" for k in g.kinds),
-                )
-            )
+        # The same builder as the running gateway's ``policies`` op (one truth), on the file's
+        # own compilation; recipients not configured here are named by their id.
+        recipients = {**{g.recipient: g.recipient for g in doc.grants}, **names.recipients}
+        try:
+            compiled = compile_policy(doc, recipients)
+        except PolicyError as exc:
+            out.append(CustomerPolicy(doc.customer, doc.name, "de", None, {}, (), error=str(exc)))
+            continue
+        grants = [
+            GrantView.from_op(ops.grant_info(g, recipients).model_dump(mode="json"))
+            for g in compiled.grants
+        ]
         out.append(
             CustomerPolicy(
                 customer=doc.customer,

@@ -128,6 +128,8 @@ class GrantView:
     held_by: str | None = None  # "consent" | "objection" | "restriction" | None
     # What the customer can do to hold it back, the intended action first (gateway/rights/consent.py)
     actions: tuple[str, ...] = ()
+    # What it sends and how, per language (policies.describe.what_is_sent, as `describe` says it)
+    sends: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def from_op(cls, data: Mapping[str, Any]) -> GrantView:
@@ -143,6 +145,10 @@ class GrantView:
             devices=tuple(str(d) for d in data.get("devices") or ()),
             held_by=None if data.get("held_by") is None else str(data["held_by"]),
             actions=tuple(str(a) for a in data.get("actions") or ()),
+            sends={
+                str(lang): tuple(str(line) for line in lines)
+                for lang, lines in (data.get("sends") or {}).items()
+            },
         )
 
 

@@ -13,6 +13,7 @@ exactly these, so they do not change. Requests refuse unknown fields (a typo mus
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -20,6 +21,9 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 
 from gateway.operations.reload import ReloadReport
 from gateway.operations.status_model import DeviceProblem, Status
+from policies.compiler import CompiledGrant
+from policies.describe import grant_fields, what_is_sent
+from policies.model import allowed_actions
 
 __all__ = [
     "CHECKPOINT",
@@ -55,6 +59,7 @@ __all__ = [
     "ReloadDevicesReply",
     "ReloadDevicesRequest",
     "SnapshotReply",
+    "grant_info",
 ]
 
 
@@ -116,8 +121,36 @@ class GrantInfo(_Reply):
     withdrawn: bool  # held back by anything: a withdrawn consent, an objection, a restriction
     held_by: str | None = None  # "consent" | "objection" | "restriction"
     actions: list[str] = []  # what the customer may do on the grant's legal basis, intended first
+    # What the grant sends and how, per language: policies.describe.what_is_sent, the same lines
+    # ``policy describe`` writes (never a view's own summary of the field list).
+    sends: dict[str, list[str]] = {}
     fields: list[str]
     devices: list[str]
+
+
+def grant_info(
+    grant: CompiledGrant,
+    recipient_names: Mapping[str, str],
+    *,
+    withdrawn: bool = False,
+    held_by: str | None = None,
+) -> GrantInfo:
+    """The one "who gets what" view of a compiled grant: the running gateway's ``policies`` op and
+    the TUI reading policy files without a gateway both build it here, so they cannot disagree."""
+    return GrantInfo(
+        id=grant.id,
+        recipient=grant.recipient,
+        recipient_name=recipient_names.get(grant.recipient, grant.recipient),
+        purpose=dict(grant.purpose),
+        legal_basis=str(grant.legal_basis),
+        consent=grant.consent.model_dump(mode="json") if grant.consent else None,
+        withdrawn=withdrawn,
+        held_by=held_by,
+        actions=list(allowed_actions(grant.legal_basis)),
+        fields=list(grant_fields(grant.spec)),
+        sends={lang: what_is_sent(lang, grant) for lang in ("de", "en")},
+        devices=list(grant.devices),
+    )
 
 
 class CustomerPolicies(_Reply):

@@ -29,20 +29,20 @@ from gateway.operations.control_model import (
     ErasuresReply,
     ForgetReply,
     ForgetRequest,
-    GrantInfo,
     NoFields,
     PoliciesReply,
     ReloadDevicesReply,
     ReloadDevicesRequest,
     SnapshotReply,
+    grant_info,
 )
 from gateway.operations.reload import ReloadReport
 from gateway.operations.reload_apply import ConfigReloader
 from gateway.operations.status_model import DeviceProblem, Status
 from gateway.rights import erasure
-from gateway.rights.consent import ConsentBook, allowed_actions
+from gateway.rights.consent import ConsentBook
 from gateway.rights.erasure import ErasureParts
-from policies.describe import describe, grant_fields
+from policies.describe import describe
 
 __all__ = ["SNAPSHOT_GLOB", "ControlParts", "control_handlers"]
 
@@ -109,18 +109,11 @@ async def policies(parts: ControlParts, request: CustomerRequest) -> PoliciesRep
             version=policy.version,
             describe={lang: describe(policy, lang) for lang in ("de", "en")},
             grants=[
-                GrantInfo(
-                    id=grant.id,
-                    recipient=grant.recipient,
-                    recipient_name=names.get(grant.recipient, grant.recipient),
-                    purpose=dict(grant.purpose),
-                    legal_basis=str(grant.legal_basis),
-                    consent=grant.consent.model_dump(mode="json") if grant.consent else None,
+                grant_info(
+                    grant,
+                    names,
                     withdrawn=parts.consents.is_withdrawn(policy.customer, grant.id),
                     held_by=parts.consents.held_by(policy.customer, grant.id),
-                    actions=list(allowed_actions(grant.legal_basis)),
-                    fields=list(grant_fields(grant.spec)),
-                    devices=list(grant.devices),
                 )
                 for grant in policy.grants
             ],

@@ -57,6 +57,7 @@ from policies.compiler import CompiledGrant
 from policies.decision import LegalBasis, Reason
 from policies.engine import Engine
 from policies.errors import PolicyError
+from policies.model import OBJECTABLE, allowed_actions
 
 __all__ = [
     "ACTIONS",
@@ -64,8 +65,6 @@ __all__ = [
     "ConsentError",
     "ConsentParts",
     "RightAnswer",
-    "allowed_actions",
-    "default_action",
 ]
 
 Right = Literal["consent", "objection", "restriction"]
@@ -85,8 +84,6 @@ ACTIONS: dict[str, _Action] = {
     "restrict": _Action("restriction", holds=True),
     "lift": _Action(None, holds=False),
 }
-# Art. 21(1) gives a right to object to processing on these bases only.
-_OBJECTABLE = (LegalBasis.LEGITIMATE_INTERESTS, LegalBasis.PUBLIC_TASK)
 _REASONS: dict[Right, Reason] = {
     "consent": Reason("withdrawn"),
     "objection": Reason("objected"),
@@ -144,26 +141,6 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "receives what this grant allows.",
     ),
 }
-
-
-def default_action(basis: LegalBasis | str) -> str:
-    """The action a customer most likely means for a grant on ``basis`` (the dialog's default)."""
-    basis = LegalBasis(basis)
-    if basis is LegalBasis.CONSENT:
-        return "withdraw"
-    if basis in _OBJECTABLE:
-        return "object"
-    return "restrict"
-
-
-def allowed_actions(basis: LegalBasis | str) -> tuple[str, ...]:
-    """The actions that hold a grant on ``basis`` back, the intended one first."""
-    basis = LegalBasis(basis)
-    if basis is LegalBasis.CONSENT:
-        return ("withdraw",)
-    if basis in _OBJECTABLE:
-        return ("object", "restrict")
-    return ("restrict",)
 
 
 class RightAnswer(BaseModel):
@@ -459,7 +436,7 @@ def _check_basis(action: str, right: Right, grant: CompiledGrant) -> None:
             f"{'withdraw' if action == 'withdraw' else 'give'}. The customer can use {instead} "
             "instead (einblick consent --help)"
         )
-    if right == "objection" and basis not in _OBJECTABLE:
+    if right == "objection" and basis not in OBJECTABLE:
         raise ConsentError(
             f"grant {grant.id!r} rests on {basis.value}: GDPR Art. 21 gives a right to object "
             f"only to processing on legitimate interests or a public task. Use {instead} instead"

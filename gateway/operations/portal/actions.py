@@ -26,6 +26,7 @@ class Grant(BaseModel):
     legal_basis: str
     withdrawn: bool
     fields: list[str]
+    sends: dict[str, list[str]] = {}  # policies.describe.what_is_sent, per language
     devices: list[str]
     consent: dict[str, object] | None = None
 
