@@ -18,19 +18,12 @@ from gateway.commands.gateway_cmds import add_config_option
 from gateway.config import Config, load_config
 from gateway.errors import BundleError, KeyFileError, LogError
 from gateway.log.bundle import export_customer, latest_note, verify_bundle
-from gateway.log.chain import body_digest
 from gateway.log.keys import PublicKey, Signer, load_public_key
-from gateway.log.leaf import ENTRY_SIZE, LeafError, entry_bytes, parse_entry
 from gateway.log.legacy_bundle import verify_bundle_v1
-from gateway.log.merkle import ProofError, leaf_hash, verify_inclusion
 from gateway.log.note import (
-    ED25519_TYPE,
     PROOF_HEADER,
-    Checkpoint,
     NoteError,
-    TlogProof,
     Verifier,
-    open_note,
 )
 from gateway.log.proof import (
     INCOMPLETE,
@@ -40,9 +33,9 @@ from gateway.log.proof import (
     UnusableInput,
     WitnessPolicy,
 )
+from gateway.log.prove import check_entry_proof, prove_entry_file
 from gateway.log.reader import Reader
 from gateway.log.schema import configure_writer, ensure_schema
-from gateway.log.tree import TreeHashes, tree_info
 from gateway.log.verify import VerifyReport, verify_db
 from gateway.log.writer import LogWriter
 
@@ -105,31 +98,15 @@ def _witness_policy(witnesses: list[str], required: int | None) -> WitnessPolicy
 
 def _verify_proof(text: str, public: PublicKey, out: TextIO, err: TextIO) -> int:
     """A single-entry c2sp.org/tlog-proof@v1 file: leaf from ``extra``, inclusion, signature."""
-    try:
-        proof = TlogProof.parse(text)
-        note = proof.checkpoint_note
-        cp = Checkpoint.parse(note[: note.find("\n\n") + 1])
-        open_note(note, [Verifier(cp.origin, ED25519_TYPE, public.raw)])
-    except NoteError as exc:
-        print(f"error: the proof or its checkpoint does not hold: {exc}", file=err)
-        return TAMPERED
-    extra = proof.extra or b""
-    if len(extra) < ENTRY_SIZE:
-        print("error: the proof carries no entry bytes ('extra') to recompute the leaf", file=err)
-        return UNUSABLE
-    entry, body = extra[:ENTRY_SIZE], extra[ENTRY_SIZE:]
-    try:
-        index, _at, digest, _src, _c = parse_entry(entry)
-        verify_inclusion(leaf_hash(entry), proof.index, cp.size, proof.proof, cp.root)
-    except (LeafError, ProofError) as exc:
-        print(f"error: entry {proof.index}: {exc}", file=err)
-        return TAMPERED
-    if index != proof.index or (body and body_digest(body) != digest):
-        print(f"error: entry {proof.index}: the entry bytes or body do not match", file=err)
-        return TAMPERED
-    print(f"{cp.origin}: entry {index} is in the signed tree of {cp.size} entries: OK", file=out)
-    if body:
-        print(body.decode("utf-8", "replace"), file=out)
+    verdict = check_entry_proof(text, public)
+    if verdict.problem is not None:
+        print(f"error: {verdict.problem}", file=err)
+        return verdict.code
+    print(
+        f"{verdict.origin}: the entry is in the signed tree of {verdict.size} entries: OK", file=out
+    )
+    if verdict.body:
+        print(verdict.body.decode("utf-8", "replace"), file=out)
     return 0
 
 
@@ -142,10 +119,12 @@ def verify_command(
     since: Path | None = None,
     witnesses: list[str] | None = None,
     witnesses_required: int | None = None,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
     """Verify a bundle or a proof (with ``key``) or the database; the exit codes above."""
+    out = sys.stdout if out is None else out  # read at call time: tests and pipes swap them
+    err = sys.stderr if err is None else err
     try:
         public = None if key is None else load_public_key(key)
         policy = _witness_policy(witnesses or [], witnesses_required)
@@ -237,31 +216,7 @@ def export_command(
 
 def prove_command(*, db: Path, customer: str, entry: int, out_path: Path | None) -> int:
     """Write entry ``entry`` of ``customer``'s tree as a c2sp.org/tlog-proof@v1 file."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        row = conn.execute("SELECT id FROM chains WHERE name = ?", (customer,)).fetchone()
-        info = None if row is None else tree_info(conn, int(row[0]))
-        note = latest_note(conn, customer)
-        if info is None or note is None:
-            raise LogError(f"prove: no signed log for customer {customer!r}")
-        cp = Checkpoint.parse(note[: note.find("\n\n") + 1])
-        if not 0 <= entry < cp.size:
-            raise LogError(f"prove: entry {entry} is not in the signed tree of {cp.size} entries")
-        found = conn.execute(
-            "SELECT e.at, b.digest, e.source, e.commitment, b.doc FROM entries e"
-            " JOIN bodies b ON b.id = e.body_id WHERE e.chain_id = ? AND e.idx = ?",
-            (info.chain_id, info.base + entry),
-        ).fetchone()
-        if found is None:
-            raise LogError(f"prove: entry {entry} is no longer stored (compacted)")
-        at, digest, source, commitment, doc = found
-        raw = entry_bytes(
-            entry, int(at), bytes(digest), bytes(source), None if commitment is None else commitment
-        )
-        path = TreeHashes(conn, info.chain_id, info.base).inclusion(entry, cp.size)
-    finally:
-        conn.close()
-    text = TlogProof(entry, tuple(path), note, raw + bytes(doc)).text
+    text = prove_entry_file(db, customer, entry).text
     if out_path is None:
         sys.stdout.write(text)
     else:

@@ -274,9 +274,9 @@ def _entries(
                     TAMPERED, expected, "entry missing", f"index {expected}", f"index {index}"
                 )
             elif index < expected:
-                verdict.fail(
+                verdict.fail(  # the entry claiming an index already taken is the bad one
                     TAMPERED,
-                    expected,
+                    index,
                     "entry inserted, repeated or out of order",
                     f"index {expected}",
                     f"index {index}",

@@ -23,7 +23,7 @@ import orjson
 
 from gateway.errors import ChainBroken, LogError
 from gateway.log.bundle import _cosignatures
-from gateway.log.chain import salt_for
+from gateway.log.chain import salt_for, text_digest
 from gateway.log.entry import OUTCOMES
 from gateway.log.keys import PublicKey
 from gateway.log.leaf import ENTRY_SIZE, entry_bytes, tree_origin
@@ -39,7 +39,14 @@ from gateway.log.legacy import (
 from gateway.log.legacy import verify_connection as verify_legacy
 from gateway.log.merkle import ProofError, leaf_hash, verify_inclusion
 from gateway.log.note import ED25519_TYPE, Checkpoint, NoteError, Verifier, open_note
-from gateway.log.proof import INCOMPLETE, NO_WITNESSES, TreeInput, WitnessPolicy, check_tree
+from gateway.log.proof import (
+    INCOMPLETE,
+    NO_WITNESSES,
+    TreeInput,
+    TreeVerdict,
+    WitnessPolicy,
+    check_tree,
+)
 from gateway.log.tree import TreeHashes, TreeInfo, tree_info
 
 __all__ = [
@@ -215,6 +222,86 @@ def _filter_columns(
     return None
 
 
+def _rows_problem(
+    conn: sqlite3.Connection, info: TreeInfo, name: str, tree: TreeInput
+) -> ChainBroken | None:
+    """What the database keeps beside the proof agrees with it: the key the tree started with
+    is stored, checkpoint rows repeat their signed note's size and root, texts their digests."""
+    if not tree.first_key:
+        return ChainBroken(
+            name,
+            info.base,
+            "the key the log started with is not in the database",
+            info.first_key.hex()[:16] + "…",
+            "none",
+        )
+    for size, head, note in conn.execute(
+        "SELECT size, head, note FROM checkpoints WHERE chain_id = ? AND note IS NOT NULL",
+        (info.chain_id,),
+    ):
+        text = str(note)
+        try:
+            cp = Checkpoint.parse(text[: text.find("\n\n") + 1])
+        except NoteError:
+            continue  # the proof check names an unreadable note
+        if (cp.size + info.base, cp.root) != (int(size), bytes(head)):
+            return ChainBroken(
+                name,
+                info.base + max(cp.size - 1, 0),
+                "checkpoint row disagrees with its signed note",
+                f"size {cp.size + info.base}, root {cp.root.hex()[:16]}…",
+                f"size {size}, root {bytes(head).hex()[:16]}…",
+            )
+    refs: dict[str, bytes] = {}
+    for digest, raw in tree.bodies.items():
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        for lang in ("text_de", "text_en"):
+            ref = doc.get(lang) if isinstance(doc, dict) else None
+            if isinstance(ref, str):
+                refs.setdefault(ref, digest)
+    stored = _texts(conn, refs)
+    bad = [body for ref, body in refs.items() if stored.get(ref) is None]
+    if bad:
+        first = min(
+            i
+            for i in range(len(tree.entries) // ENTRY_SIZE)
+            if tree.entries[i * ENTRY_SIZE + 17 : i * ENTRY_SIZE + 49] in set(bad)
+        )
+        return ChainBroken(
+            name,
+            info.base + tree.start + first,
+            "explanation text changed or missing",
+            "the text its digest names",
+            "another text or none",
+        )
+    return None
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        bytes.fromhex(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _texts(conn: sqlite3.Connection, refs: Mapping[str, bytes]) -> dict[str, str]:
+    """The referenced texts that are stored and still hash to their digest."""
+    good: dict[str, str] = {}
+    for ref in refs:
+        if not _is_hex(ref):
+            continue
+        row = conn.execute(
+            "SELECT text FROM texts WHERE digest = ?", (bytes.fromhex(ref),)
+        ).fetchone()
+        if row is not None and text_digest(str(row[0])).hex() == ref:
+            good[ref] = str(row[0])
+    return good
+
+
 def _seal_problem(
     conn: sqlite3.Connection, info: TreeInfo, name: str, tree: TreeInput
 ) -> ChainBroken | None:
@@ -281,8 +368,12 @@ def verify_connection(
                 out.append(legacy)
             continue
         tree = tree_input(conn, origin, name, info, check_content=check_content)
-        pinned = public_key if public_key is not None else PublicKey(tree.first_key)
-        verdict = check_tree(tree, pinned, witnesses=witnesses)
+        pinned = public_key if public_key is not None else PublicKey(tree.first_key or bytes(32))
+        verdict = (
+            check_tree(tree, pinned, witnesses=witnesses)
+            if tree.first_key
+            else TreeVerdict(tree.origin, name)  # _rows_problem names the missing key
+        )
         chain = ChainReport(
             name,
             info.base + info.dropped if info.dropped else (0 if legacy is None else legacy.start),
@@ -290,14 +381,20 @@ def verify_connection(
         chain.size = info.base + verdict.size
         chain.signed = info.base + verdict.covered
         chain.checkpoints = verdict.checkpoints + (0 if legacy is None else legacy.checkpoints)
-        problem = None if legacy is None else legacy.problem
-        if problem is None:
-            problem = _seal_problem(conn, info, name, tree)
-        if problem is None and verdict.problem is not None and verdict.problem.code != INCOMPLETE:
+        found: list[ChainBroken] = []
+        if legacy is not None and legacy.problem is not None:
+            found.append(legacy.problem)
+        for check in (_rows_problem, _seal_problem):
+            problem = check(conn, info, name, tree)
+            if problem is not None:
+                found.append(problem)
+        if verdict.problem is not None and verdict.problem.code != INCOMPLETE:
             p = verdict.problem
-            problem = ChainBroken(name, info.base + p.index, p.what, p.expected, p.found)
-        if problem is None:
-            problem = _filter_columns(conn, chain_id, info.base, name)
+            found.append(ChainBroken(name, info.base + p.index, p.what, p.expected, p.found))
+        problem = _filter_columns(conn, chain_id, info.base, name)
+        if problem is not None:
+            found.append(problem)
+        problem = min(found, key=lambda f: f.index) if found else None
         chain.problem = problem
         out.append(chain)
     report.chains = out
@@ -372,3 +469,54 @@ def prove_tree_entry(
 def log_keys(conn: sqlite3.Connection) -> Mapping[bytes, bytes]:
     """Every public key the log has used, by key id."""
     return {bytes(k): bytes(p) for k, p in conn.execute("SELECT key_id, public FROM keys")}
+
+
+def checkpoint_valid(
+    conn: sqlite3.Connection, box_origin: str, chain_id: int, name: str, cp: CheckpointRecord
+) -> bool:
+    """Whether one stored checkpoint is signed as it says (a viewer's ✓ beside it).
+
+    A tree checkpoint: its note verifies under the log's origin with the key its row names,
+    and repeats the row's root. A 0.1.0 checkpoint: the legacy signature check."""
+    row = conn.execute(
+        "SELECT note FROM checkpoints WHERE chain_id = ? AND size = ? AND head = ?"
+        " AND note IS NOT NULL LIMIT 1",
+        (chain_id, cp.size, cp.head),
+    ).fetchone()
+    keys = log_keys(conn)
+    if row is None:
+        legacy = {k: PublicKey(p) for k, p in keys.items()}
+        return prove_entry(box_origin, name, None, (), cp, legacy).signature_valid
+    note = str(row[0])
+    public = keys.get(cp.key_id)
+    if public is None:
+        return False
+    origin = tree_origin(box_origin, name)
+    try:
+        opened = open_note(note, [Verifier(origin, ED25519_TYPE, public)])
+        signed = Checkpoint.parse(opened.text)
+    except NoteError:
+        return False
+    return signed.origin == origin and signed.root == cp.head
+
+
+def entry_proof(
+    conn: sqlite3.Connection, box_origin: str, chain_id: int, idx: int
+) -> EntryProof | None:
+    """A tree entry's proof in the shape viewers show (link = leaf recomputed, head = the
+    inclusion proof reaches the covering checkpoint's root); None for a 0.1.0 chain entry."""
+    found = prove_tree_entry(conn, box_origin, chain_id, idx, log_keys(conn).values())
+    if found is None:
+        return None
+    checkpoint = None
+    if found.checkpoint is not None:
+        row = conn.execute(
+            "SELECT size, head, at, key_id, signature FROM checkpoints WHERE chain_id = ?"
+            " AND note IS NOT NULL AND size > ? ORDER BY size LIMIT 1",
+            (chain_id, idx),
+        ).fetchone()
+        if row is not None:
+            checkpoint = CheckpointRecord(
+                int(row[0]), bytes(row[1]), int(row[2]), bytes(row[3]), bytes(row[4])
+            )
+    return EntryProof(found.leaf_valid, checkpoint, found.signature_valid, found.included)

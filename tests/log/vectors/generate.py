@@ -133,7 +133,7 @@ def build(directory: Path) -> list[dict[str, Any]]:
     swapped = list(records)
     swapped[4], swapped[5] = swapped[5], swapped[4]
     add("swap.bundle", _dump(_with_records(lines, swapped)), 1, 4)
-    add("insertion.bundle", _dump(_with_records(lines, records[:4] + records[3:])), 1, 4)
+    add("insertion.bundle", _dump(_with_records(lines, records[:4] + records[3:])), 1, 3)
     add("truncation.bundle", _dump(_with_records(lines, records[:-3])), 1, n - 3)
 
     # an entry appended after the last checkpoint, well-formed, with its right leaf: no key needed
