@@ -83,7 +83,7 @@ def cosignatures(conn: sqlite3.Connection) -> dict[int, str]:
         return {}
     found: dict[int, str] = {}
     for checkpoint_id, line in conn.execute(
-        "SELECT checkpoint_id, line FROM cosignatures ORDER BY rowid"
+        "SELECT checkpoint_id, line FROM cosignatures ORDER BY checkpoint_id, line"
     ):
         text = str(line) if str(line).endswith("\n") else f"{line}\n"
         found[int(checkpoint_id)] = found.get(int(checkpoint_id), "") + text
