@@ -256,6 +256,40 @@ def _b64(text: str, number: int, key: str) -> bytes:
     return raw
 
 
+_ENTRIES_HEAD = b'{"data":"'
+
+
+def _bulk_line(raw: bytes) -> tuple[str, int | None, str] | None:
+    """An ``entries`` or ``content`` line in exactly its RFC 8785 form, split without parsing.
+
+    Their canonical form is fixed: ``{"data":"<base64>","first":<n>,"t":"entries"}`` and
+    ``{"data":"<base64>","t":"content"}``; base64 needs no escapes, so a line equal to that
+    form byte for byte is canonical. Anything else (None) goes through the general parser,
+    which refuses it or names what is wrong.
+    """
+    if not raw.startswith(_ENTRIES_HEAD):
+        return None
+    end = raw.find(b'"', len(_ENTRIES_HEAD))
+    if end < 0:
+        return None
+    data = raw[len(_ENTRIES_HEAD) : end]
+    rest = raw[end:]
+    if rest == b'","t":"content"}':
+        kind, first = "content", None
+    elif rest.startswith(b'","first":') and rest.endswith(b',"t":"entries"}'):
+        digits = rest[len(b'","first":') : -len(b',"t":"entries"}')]
+        if not digits.isdigit() or (digits != b"0" and digits.startswith(b"0")):
+            return None
+        kind, first = "entries", int(digits)
+        if first > MAX_SAFE_INTEGER:
+            return None
+    else:
+        return None
+    if not data.isascii():
+        return None  # b64decode(validate=True) checks every character's alphabet after this
+    return kind, first, data.decode("ascii")
+
+
 def _content_records(chunk: bytes, number: int, into: dict[int, bytes]) -> None:
     """u64 index || u32 length || that many bytes (salt, topic part, content part), repeated."""
     pos, end = 0, len(chunk)
@@ -285,6 +319,20 @@ def parse_bundle(data: bytes) -> Bundle:
     content: dict[int, bytes] = {}
     notes: list[str] = []
     for number, raw in enumerate(data[:-1].split(b"\n"), start=1):
+        bulk = _bulk_line(raw) if number > 1 else None
+        if bulk is not None:  # an "entries" or "content" line, read without a JSON parser
+            bulk_kind, bulk_first, text = bulk
+            decoded = _b64(text, number, "data")
+            if bulk_kind == "content":
+                _content_records(decoded, number, content)
+                continue
+            if bulk_first is None or bulk_first != next_first:
+                raise _fail(number, f"entries: expected first {next_first}, found {bulk_first}")
+            if len(decoded) % _RECORD:
+                raise _fail(number, f"entries: not a whole number of {_RECORD}-byte records")
+            chunks.append(decoded)
+            next_first = bulk_first + len(decoded) // _RECORD
+            continue
         try:
             line = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
