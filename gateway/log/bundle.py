@@ -63,6 +63,7 @@ __all__ = [
 FORMAT = "einblick-bundle/v2"
 CHUNK = 1024  # entries (content records) per "entries" ("content") line
 _CONTENT_HEAD = struct.Struct(">QI")
+_PAIR = struct.Struct(f">{ENTRY_SIZE}s32s")  # entry bytes, then the leaf listed for them
 _RECORD = ENTRY_SIZE + 32
 _FIELDS: dict[str, frozenset[str]] = {
     "header": frozenset({"t", "format", "origin", "customer", "key", "start", "start_hashes"}),
@@ -240,9 +241,9 @@ def _hex(line: dict[str, Any], key: str, number: int, size: int | None = 32) -> 
 
 
 def _b64(text: str, number: int, key: str) -> bytes:
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
+    try:  # strict: only the alphabet, padding only at the end (checked in C, no regex)
+        raw = binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError) as exc:
         raise _fail(number, f"{key}: expected base64") from exc
     # Only the last group of four characters can carry padding bits that decoding ignores;
     # re-encoding that group (not the whole chunk) proves the text canonical.
@@ -382,9 +383,9 @@ def parse_bundle(data: bytes) -> Bundle:
             notes.append(_str(line, "note", number) or "")
     if header is None:
         raise UnusableInput("bundle: empty")
-    blob = b"".join(chunks)
-    entries = b"".join(blob[i : i + ENTRY_SIZE] for i in range(0, len(blob), _RECORD))
-    leaves = [blob[i + ENTRY_SIZE : i + _RECORD] for i in range(0, len(blob), _RECORD)]
+    pairs = list(_PAIR.iter_unpack(b"".join(chunks)))
+    entries = b"".join([p[0] for p in pairs])
+    leaves = [p[1] for p in pairs]
     start_hashes = header["start_hashes"]
     if not isinstance(start_hashes, list) or not all(isinstance(h, str) for h in start_hashes):
         raise _fail(1, "start_hashes: expected a list of hex strings")
