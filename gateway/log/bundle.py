@@ -32,6 +32,7 @@ import orjson
 
 from gateway.errors import LogError
 from gateway.log.chain import content_tail, salt_for, text_digest
+from gateway.log.checkpoints import cosignatures, latest_note
 from gateway.log.jcs import MAX_SAFE_INTEGER, canonical
 from gateway.log.keys import PublicKey
 from gateway.log.leaf import ENTRY_SIZE, entry_bytes, tree_origin
@@ -73,34 +74,6 @@ _FIELDS: dict[str, frozenset[str]] = {
     "content": frozenset({"t", "data"}),
     "checkpoint": frozenset({"t", "note"}),
 }
-
-
-def cosignatures(conn: sqlite3.Connection) -> dict[int, str]:
-    """Witness cosignature lines per checkpoint id (none when the table does not exist yet)."""
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cosignatures'"
-    ).fetchone()
-    if not exists:
-        return {}
-    found: dict[int, str] = {}
-    for checkpoint_id, line in conn.execute(
-        "SELECT checkpoint_id, line FROM cosignatures ORDER BY checkpoint_id, line"
-    ):
-        text = str(line) if str(line).endswith("\n") else f"{line}\n"
-        found[int(checkpoint_id)] = found.get(int(checkpoint_id), "") + text
-    return found
-
-
-def latest_note(conn: sqlite3.Connection, customer: str) -> str | None:
-    """The newest signed checkpoint of ``customer``'s tree, with its cosignatures."""
-    row = conn.execute(
-        "SELECT k.id, k.note FROM checkpoints k JOIN chains c ON c.id = k.chain_id"
-        " WHERE c.name = ? AND k.note IS NOT NULL ORDER BY k.size DESC, k.id DESC LIMIT 1",
-        (customer,),
-    ).fetchone()
-    if row is None:
-        return None
-    return str(row[1]) + cosignatures(conn).get(int(row[0]), "")
 
 
 def export_customer(db_path: str | Path, customer: str) -> bytes:
