@@ -8,6 +8,7 @@ outside the proof: whitespace, escapes, hex case, base64 padding all count). In 
     {"t":"key","public":hex,"added_at":µs,"prev":hex|null,"sig_old":hex|null,"sig_new":hex|null}
     {"t":"anchor","size":n,"head":hex,"at":µs,"key":hex,"sig":hex}          (optional)
     {"t":"text","digest":hex,"text":"…"}                                    each text once
+    {"t":"names","commitment":hex,"salt":hex,"doc":{…}}                     each held once
     {"t":"body","digest":hex,"body":{…}}                                    each body once
     {"t":"entry","index":i,"at":µs,"body":hex,"source":hex,"commitment":hex|null,"hash":hex,
      "topic":str|null,"content":base64|null,"salt":hex|null}                in chain order
@@ -15,7 +16,10 @@ outside the proof: whitespace, escapes, hex case, base64 padding all count). In 
 
 Only the named customer's chain is exported, never another customer's entries. Content that was
 erased is exported as nulls (the commitment stays); content still held comes with its salt, so
-the customer can check it against the commitment.
+the customer can check it against the commitment. A version 2 body names its names document
+(paths, people's names, the texts: ``gateway.log.names``) by commitment; a document still held
+comes as a ``names`` line with its subject's salt, an erased one is absent, and the verifier
+accepts its absence only before a signed erasure entry of its subject.
 
 ``--since``: the export starts at the newest checkpoint signed before ``since`` (the *anchor*),
 so it may include up to a second of older entries. Starting exactly at ``since`` would need an
@@ -46,6 +50,7 @@ from gateway.log.chain import (
 )
 from gateway.log.entry import us_from_at
 from gateway.log.keys import PublicKey
+from gateway.log.names import Erasures, names_commitment, names_salt
 from gateway.log.verify import (
     ChainWalk,
     CheckpointRecord,
@@ -174,11 +179,30 @@ def _export(conn: sqlite3.Connection, customer: str, since: datetime | None) -> 
             }
         )
     text_digests: set[str] = set()
+    commitments: set[bytes] = set()
     body_lines = []
     for digest, doc in sorted(docs.items()):
         body = orjson.loads(doc)
-        text_digests.update((body["text_de"], body["text_en"]))
+        if "names" in body:
+            commitments.add(bytes.fromhex(body["names"]))
+        else:
+            text_digests.update((body["text_de"], body["text_en"]))
         body_lines.append({"t": "body", "digest": digest.hex(), "body": body})
+    for commitment in sorted(commitments):
+        held = conn.execute(
+            "SELECT device_id, doc FROM names WHERE chain_id = ? AND commitment = ?",
+            (chain_id, commitment),
+        ).fetchone()
+        key = None if held is None else keys.get(held[0])
+        if held is not None and key is not None:
+            lines.append(
+                {
+                    "t": "names",
+                    "commitment": commitment.hex(),
+                    "salt": names_salt(bytes(key)).hex(),
+                    "doc": orjson.loads(held[1]),
+                }
+            )
     for hexdigest in sorted(text_digests):
         found = conn.execute(
             "SELECT text FROM texts WHERE digest = ?", (bytes.fromhex(hexdigest),)
@@ -202,6 +226,7 @@ _FIELDS: dict[str, frozenset[str]] = {
     "anchor": frozenset({"t", "size", "head", "at", "key", "sig"}),
     "checkpoint": frozenset({"t", "size", "head", "at", "key", "sig"}),
     "text": frozenset({"t", "digest", "text"}),
+    "names": frozenset({"t", "commitment", "salt", "doc"}),
     "body": frozenset({"t", "digest", "body"}),
     "entry": frozenset(
         {"t", "index", "at", "body", "source", "commitment", "hash", "topic", "content", "salt"}
@@ -313,7 +338,7 @@ def verify_bundle(data: bytes, public_key: PublicKey) -> VerifyReport:
     header = lines[0]
     origin, customer = header.text("origin"), header.text("customer")
     report = VerifyReport(origin, pinned=True)
-    keys, texts, bodies = [], {}, {}
+    keys, texts, bodies, named = [], {}, {}, {}
     anchor: CheckpointRecord | None = None
     checkpoints: list[CheckpointRecord] = []
     entries: list[_Line] = []
@@ -336,6 +361,16 @@ def verify_bundle(data: bytes, public_key: PublicKey) -> VerifyReport:
             raise line.fail(f"text does not match its digest {digest.hex()[:16]}…")
         texts[digest.hex()] = True
 
+    def names(line: _Line) -> None:
+        commitment, salt, doc = line.bytes_("commitment"), line.bytes_("salt"), line.value["doc"]
+        if not isinstance(doc, dict):
+            raise line.fail("doc: expected a JSON object")
+        if names_commitment(salt, canonical_json(doc)) != commitment:
+            raise line.fail(
+                f"names document does not match its commitment {commitment.hex()[:16]}…"
+            )
+        named[commitment.hex()] = True
+
     def body(line: _Line) -> None:
         digest = line.bytes_("digest")
         value = line.value["body"]
@@ -348,7 +383,7 @@ def verify_bundle(data: bytes, public_key: PublicKey) -> VerifyReport:
                 f"body customer: expected {customer!r}, found {value.get('customer')!r}"
             )
         for lang in ("text_de", "text_en"):
-            if value.get(lang) not in texts:
+            if "names" not in value and value.get(lang) not in texts:
                 raise line.fail(f"{lang}: the text it names is not in the bundle")
         bodies[digest] = value
 
@@ -361,6 +396,7 @@ def verify_bundle(data: bytes, public_key: PublicKey) -> VerifyReport:
     handlers.update(
         key=key,
         text=text,
+        names=names,
         body=body,
         anchor=set_anchor,
         checkpoint=lambda line: checkpoints.append(line.checkpoint()),
@@ -380,6 +416,11 @@ def verify_bundle(data: bytes, public_key: PublicKey) -> VerifyReport:
                 f"pinned key {public_key.fingerprint}"
             )
     walk = ChainWalk(origin, customer, checkpoints, trusted, anchor)
+    erased = Erasures()
+    for line in entries:
+        found = bodies.get(line.bytes_("body"))
+        if found is not None and found.get("kind") == "erasure":
+            erased.add(customer, found.get("subject"), line.int_("index"))
     for line in entries:
         index = line.int_("index")
         digest = line.bytes_("body")
@@ -389,6 +430,17 @@ def verify_bundle(data: bytes, public_key: PublicKey) -> VerifyReport:
         salt = line.hex_("salt", null=True)
         if digest not in bodies:
             walk.fail(index, "body missing from the bundle", digest.hex()[:16] + "…", "none")
+        elif (
+            "names" in bodies[digest]
+            and bodies[digest]["names"] not in named
+            and not erased.covers(customer, bodies[digest].get("device"), index)
+        ):
+            walk.fail(
+                index,
+                "names document removed without a signed erasure of its subject",
+                "the names document or a later erasure entry",
+                "neither",
+            )
         elif salt is not None:
             if commitment is None or content_commitment(salt, topic, content) != commitment:
                 walk.fail(index, "content does not match its commitment", "a match", "a mismatch")

@@ -17,6 +17,7 @@ the last release (tests/data/releases/).
     2  the gateway's own tables: outbox, pseudonym keys, consent events, erasures and notices
     3  one time unit: every time column is integer microseconds since the epoch (UTC), as the
        log's ``entries.at`` always was; the gateway's tables held real seconds until then
+    4  ``names``: each subject's names documents (``gateway.log.names``), apart from the bodies
 """
 
 from __future__ import annotations
@@ -239,10 +240,30 @@ def _v3_microseconds(conn: sqlite3.Connection) -> None:
         conn.execute(f"ALTER TABLE {table} RENAME COLUMN {new} TO {column}")
 
 
+def _v4_names(conn: sqlite3.Connection) -> None:
+    # What a device or a person chose (field paths, people's names, the explanation texts) moves
+    # out of the bodies kept for ever into rows per subject, which forgetting deletes. Bodies and
+    # texts written before stay as they are (their digests are in the chains).
+    _script(
+        conn,
+        """
+CREATE TABLE names (
+    id INTEGER PRIMARY KEY,
+    chain_id INTEGER NOT NULL,
+    device_id INTEGER NOT NULL,        -- 0: the customer's own subject (no device)
+    commitment BLOB NOT NULL UNIQUE,   -- what the body holds
+    doc BLOB NOT NULL                  -- the canonical names document
+);
+CREATE INDEX names_subject ON names (chain_id, device_id);
+""",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the explanation log's tables", _v1_log_tables),
     Migration(2, "outbox, pseudonym keys, consent events, erasures", _v2_gateway_tables),
     Migration(3, "time columns in integer microseconds", _v3_microseconds),
+    Migration(4, "names documents per subject", _v4_names),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

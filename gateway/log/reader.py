@@ -32,6 +32,7 @@ from gateway.errors import LogError
 from gateway.log.chain import GATEWAY_CHAIN, genesis_hash
 from gateway.log.entry import OUTCOMES, at_from_us, us_from_at
 from gateway.log.keys import PublicKey, fingerprint
+from gateway.log.names import joined
 from gateway.log.results import (
     Body,
     CheckpointInfo,
@@ -170,8 +171,26 @@ class Reader:
                 found[bytes(digest)] = str(text)
         return found
 
+    def names(self, commitments: Iterable[bytes]) -> dict[bytes, dict[str, Any]]:
+        """Names documents by commitment, the bound customer's only (absent: erased)."""
+        listed = list(dict.fromkeys(commitments))
+        own, params = self._own()
+        found: dict[bytes, dict[str, Any]] = {}
+        if not listed:  # version 1 bodies only (the table may not exist in such a log)
+            return found
+        for start in range(0, len(listed), 500):
+            chunk = listed[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for commitment, doc in self._conn.execute(
+                f"SELECT commitment, doc FROM names WHERE commitment IN ({marks}) AND {own}",
+                [*chunk, *params],
+            ):
+                found[bytes(commitment)] = orjson.loads(doc)
+        return found
+
     def new_bodies(self) -> list[Body]:
-        """Bodies stored since the last call (the bound customer's only), texts resolved."""
+        """Bodies stored since the last call (the bound customer's only), joined with their
+        names documents (version 2) or texts (version 1) for display."""
         rows = self._conn.execute(
             "SELECT id, digest, doc FROM bodies WHERE id > ? ORDER BY id", (self._last_body,)
         ).fetchall()
@@ -180,6 +199,7 @@ class Reader:
         self._last_body = max(self._last_body, int(rows[-1][0]))
         docs = [(int(i), bytes(d), orjson.loads(raw)) for i, d, raw in rows]
         docs = [(i, d, doc) for i, d, doc in docs if self._mine(doc)]
+        names = self.names(bytes.fromhex(doc["names"]) for _, _, doc in docs if "names" in doc)
         wanted = [
             bytes.fromhex(doc[f"text_{lang}"])
             for _, _, doc in docs
@@ -188,11 +208,15 @@ class Reader:
         ]
         texts = self.texts(wanted)
         out = []
-        for body_id, digest, doc in docs:
-            body_texts = {
-                lang: texts.get(bytes.fromhex(doc.get(f"text_{lang}") or ""), "")
-                for lang in ("de", "en")
-            }
+        for body_id, digest, stored in docs:
+            doc = stored
+            if "names" in stored:
+                doc, body_texts = joined(stored, names.get(bytes.fromhex(stored["names"])))
+            else:
+                body_texts = {
+                    lang: texts.get(bytes.fromhex(doc.get(f"text_{lang}") or ""), "")
+                    for lang in ("de", "en")
+                }
             body = Body(id=body_id, digest=digest, doc=doc, texts=body_texts)
             self._bodies[body_id] = body
             out.append(body)
@@ -632,6 +656,7 @@ class Reader:
         chain_id = self.chain_id(customer)
         groups: list[tuple[dict[str, Any], int, int, int]] = []
         singles: list[tuple[int, int, dict[str, Any]]] = []
+        texts: dict[str, str] = {}
         if chain_id is not None:
             bodies: dict[int, dict[str, Any]] = {}
             for body_id, count, first, last in self._conn.execute(
@@ -639,8 +664,10 @@ class Reader:
                 " WHERE chain_id = ? AND at >= ? GROUP BY body_id",
                 (chain_id, since_us),
             ).fetchall():
-                doc = self._conn.execute("SELECT doc FROM bodies WHERE id = ?", (body_id,))
-                bodies[body_id] = orjson.loads(doc.fetchone()[0])
+                body = self.body(int(body_id))
+                bodies[body_id] = dict(body.doc)
+                for lang in ("de", "en"):  # by the reference the report looks texts up by
+                    texts[str(body.doc[f"text_{lang}"])] = body.texts[lang]
                 groups.append((bodies[body_id], int(count), int(first), int(last)))
             rare = [i for i, b in bodies.items() if b["kind"] != "decision"]
             if rare:
@@ -651,9 +678,6 @@ class Reader:
                     (chain_id, since_us, *rare),
                 ).fetchall():
                     singles.append((int(seq), int(at), bodies[body_id]))
-        digests = [bytes.fromhex(b[lang]) for _, _, b in singles for lang in ("text_de", "text_en")]
-        found = self.texts(digests)
-        texts = {d.hex(): found.get(d, "") for d in digests}
         return ReportData(self.origin, chain_id is not None, tuple(groups), tuple(singles), texts)
 
     # -- what an erasure touches, what an audit compares ---------------------------------
@@ -695,13 +719,19 @@ class Reader:
         """(seq, source digest, body, topic, payload) of every entry in log order."""
         own, params = self._own("e.chain_id")
         return [
-            (int(seq), bytes(source), orjson.loads(doc), topic, None if p is None else bytes(p))
-            for seq, source, doc, topic, p in self._conn.execute(
-                "SELECT e.seq, e.source, b.doc, t.topic, c.payload FROM entries e"
-                " JOIN bodies b ON b.id = e.body_id LEFT JOIN content c ON c.seq = e.seq"
+            (
+                int(seq),
+                bytes(source),
+                dict(self.body(int(body_id)).doc),
+                topic,
+                None if p is None else bytes(p),
+            )
+            for seq, source, body_id, topic, p in self._conn.execute(
+                "SELECT e.seq, e.source, e.body_id, t.topic, c.payload FROM entries e"
+                " LEFT JOIN content c ON c.seq = e.seq"
                 f" LEFT JOIN topics t ON t.id = c.topic_id WHERE {own} ORDER BY e.seq",
                 params,
-            )
+            ).fetchall()
         ]
 
 

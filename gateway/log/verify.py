@@ -44,6 +44,7 @@ from gateway.log.chain import (
 )
 from gateway.log.entry import OUTCOMES
 from gateway.log.keys import PublicKey, fingerprint
+from gateway.log.names import Erasures, has_names, names_problem
 
 __all__ = [
     "ChainReport",
@@ -422,6 +423,9 @@ def verify_connection(
     texts_ok: dict[str, bool] = {}
     for digest, text in conn.execute("SELECT digest, text FROM texts"):
         texts_ok[bytes(digest).hex()] = text_digest(text) == digest
+    names_ok, erased = _names(conn)
+    # Bodies whose names document is gone: fine only before a signed erasure of their subject.
+    unnamed: dict[int, str | None] = {}
     chain_ids = {n: i for i, n in chains.items()}
     # per body: recomputed digest, problem (if any), expected (chain, device, recipient, outcome)
     bodies: dict[int, tuple[bytes, tuple[str, str, str] | None, tuple[object, ...]]] = {}
@@ -431,9 +435,19 @@ def verify_connection(
         expect: tuple[object, ...] = ()
         try:
             b = orjson.loads(doc)
-            for lang in ("text_de", "text_en"):
-                if not texts_ok.get(b[lang], False):
-                    problem = (f"explanation text ({lang}) changed or missing", b[lang][:16], "?")
+            if "names" in b:  # version 2: the texts are in the subject's names document
+                if b["names"] in names_ok:
+                    problem = names_ok[b["names"]]
+                else:
+                    unnamed[body_id] = b["device"]
+            else:
+                for lang in ("text_de", "text_en"):
+                    if not texts_ok.get(b[lang], False):
+                        problem = (
+                            f"explanation text ({lang}) changed or missing",
+                            b[lang][:16],
+                            "?",
+                        )
             expect = (
                 chain_ids.get(b["customer"] or GATEWAY_CHAIN, -1),
                 None if b["device"] is None else atoms.get(b["device"], -1),
@@ -478,7 +492,7 @@ def verify_connection(
         ("body missing", "a stored body", "none"),
         (),
     )
-    good = {i: (d, e) for i, (d, p, e) in bodies.items() if p is None}
+    good = {i: (d, e) for i, (d, p, e) in bodies.items() if p is None and i not in unnamed}
     sha256 = hashlib.sha256
     pack = _INDEX_AT.pack
     prefix = _ENTRY
@@ -518,6 +532,14 @@ def verify_connection(
         if problem is not None:
             walk.fail(idx, *problem)
             continue
+        if body_id in unnamed and not erased.covers(chain_id, unnamed[body_id], idx):
+            walk.fail(
+                idx,
+                "names document removed without a signed erasure of its subject",
+                "the names document or a later erasure entry",
+                "neither",
+            )
+            continue
         if expect != (chain_id, dev, rec, out):
             walk.fail(
                 idx,
@@ -531,6 +553,35 @@ def verify_connection(
         _check_content(conn, walks, chains)
     report.chains = [w.finish() for w in walks.values()]
     return report
+
+
+def _names(
+    conn: sqlite3.Connection,
+) -> tuple[dict[str, tuple[str, str, str] | None], Erasures]:
+    """Each stored names document's problem (None: matches its commitment), by commitment hex;
+    and the signed erasure entries (``gateway.log.names``)."""
+    found: dict[str, tuple[str, str, str] | None] = {}
+    erased = Erasures()
+    if not has_names(conn):  # a log no release with names has opened: version 1 bodies only
+        return found, erased
+    keys = {(r[0], r[1]): bytes(r[2]) for r in conn.execute("SELECT * FROM subject_keys")}
+    for chain_id, device_id, stored, doc in conn.execute(
+        "SELECT chain_id, device_id, commitment, doc FROM names"
+    ):
+        key = keys.get((chain_id, device_id))
+        # A hand-edited row may hold text where a blob belongs: compare its bytes all the same.
+        commitment = _blob(stored)
+        found[commitment.hex()] = names_problem(commitment, _blob(doc), key)
+    for chain_id, idx, subject in conn.execute(
+        "SELECT e.chain_id, e.idx, json_extract(b.doc, '$.subject') FROM entries e"
+        " JOIN bodies b ON b.id = e.body_id WHERE json_extract(b.doc, '$.kind') = 'erasure'"
+    ):
+        erased.add(chain_id, subject, int(idx))
+    return found, erased
+
+
+def _blob(value: object) -> bytes:
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)  # type: ignore[call-overload]
 
 
 def _check_content(

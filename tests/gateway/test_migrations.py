@@ -46,6 +46,7 @@ TABLES = {
     "consent_events",
     "erasures",
     "erasure_notices",
+    "names",
 }
 
 
