@@ -572,9 +572,11 @@ def _names(
         # A hand-edited row may hold text where a blob belongs: compare its bytes all the same.
         commitment = _blob(stored)
         found[commitment.hex()] = names_problem(commitment, _blob(doc), key)
+    # Bodies first (few), then their entries by the body index: no JSON read per entry.
     for chain_id, idx, subject in conn.execute(
-        "SELECT e.chain_id, e.idx, json_extract(b.doc, '$.subject') FROM entries e"
-        " JOIN bodies b ON b.id = e.body_id WHERE json_extract(b.doc, '$.kind') = 'erasure'"
+        "SELECT e.chain_id, e.idx, b.subject FROM (SELECT id, json_extract(doc, '$.subject')"
+        " AS subject FROM bodies WHERE json_extract(doc, '$.kind') = 'erasure') b"
+        " JOIN entries e ON e.body_id = b.id"
     ):
         erased.add(chain_id, subject, int(idx))
     return found, erased
