@@ -173,9 +173,9 @@ def _erasures(args: argparse.Namespace) -> int:
         print("no erasures")
     for e in found:
         subject = e["customer"] + (f"/{e['device']}" if e["device"] else "")
-        print(
-            f"{e['at']}  {subject}  at the request of {e['requested_by']} (entry {e['entry_seq']})"
-        )
+        # Blank once the customer was forgotten: the requester's name went with the customer.
+        by = e["requested_by"] or "(name erased with the customer)"
+        print(f"{e['at']}  {subject}  at the request of {by} (entry {e['entry_seq']})")
         for n in e["notices"]:
             state = (
                 f"acknowledged {n['acknowledged_at']}"

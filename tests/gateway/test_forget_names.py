@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -17,6 +18,7 @@ from gateway.log.keys import PublicKey, load_public_key
 from gateway.log.reader import LogReader
 from gateway.log.verify import verify_db
 from gateway.operations.control import request
+from gateway.rights.report import build_report, render
 from tests.gateway.harness import Harness, running_gateway
 
 CUSTOMER = "spedition-ost"
@@ -160,5 +162,18 @@ async def test_forget_removes_names_keys_levels_and_values_from_every_page_and_b
         assert decisions and all("erased on request" in r.text_en for r in decisions)
         (latest,) = [r for r in rows if r.kind == "erasure" and "Datenschutzteam" in r.text_en]
         assert latest.text_de  # the newest erasure entry is readable in full
+        # The customer's report still lists the consent events, without the name.
+        policy = next(p for p in h.gateway.engine.policies() if p.customer == CUSTOMER)
+        data = build_report(
+            db,
+            CUSTOMER,
+            policy=policy,
+            recipients=h.gateway.config.recipient_names(),
+            public_key=key,
+            now=datetime.now(UTC),
+        )
+        english = render(data, "md", "en")
+        assert "a person (name erased) withdrew consent" in english
+        assert PERSON not in english and PERSON not in render(data, "md", "de")
         await van.close()
         await other.close()
