@@ -134,6 +134,15 @@ def _forget(args: argparse.Namespace) -> int:
             "recipients go out when it starts, retained messages on its broker are not cleared",
             file=sys.stderr,
         )
+    if not answer.get("scrubbed", True):
+        # The erased rows are gone from every table, but until the WAL is copied back and
+        # truncated the old page images sit in einblick.db-wal: say so, never claim more.
+        print(
+            "erased, but the write-ahead log could not be emptied yet (a reader held it): the "
+            "old pages stay in einblick.db-wal until it is emptied, at the gateway's next start "
+            "at the latest",
+            file=sys.stderr,
+        )
     if args.json:
         sys.stdout.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0

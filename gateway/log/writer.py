@@ -121,6 +121,10 @@ class LogWriter:
             )
         if began and conn.in_transaction:
             conn.commit()
+        if not conn.in_transaction:
+            # An erasure whose scrub a reader blocked left old pages in the WAL: empty it at
+            # every start, when no reader of this process holds it yet.
+            self.scrub()
         self._load()
 
     # -- state ---------------------------------------------------------------------------

@@ -17,7 +17,8 @@ from gateway.log.bundle import export_customer, verify_bundle
 from gateway.log.names import names_commitment, names_salt, seal_names
 from gateway.log.reader import Reader
 from gateway.log.verify import verify_db
-from tests.log.conftest import T0, Log, make_draft
+from gateway.log.writer import LogWriter
+from tests.log.conftest import ORIGIN, T0, Log, make_draft
 
 C = "baeckerei-schmidt"
 BY = "Frau Hannelore Schmidt"
@@ -142,3 +143,26 @@ def test_the_reader_joins_names_and_says_when_they_were_erased(log: Log) -> None
     assert erased and all(b.doc["withheld"] == [] and b.doc.get("erased") for b in erased)
     assert all("erased on request" in b.texts["en"] for b in erased)
     assert all("auf Wunsch" in b.texts["de"] for b in erased)
+
+
+def test_a_wal_a_reader_kept_from_emptying_is_emptied_at_the_next_start(log: Log) -> None:
+    log.write([make_draft(i) for i in range(6)])
+    assert log.writer.scrub()
+    reader = sqlite3.connect(log.path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM entries").fetchone()  # holds a snapshot of the WAL
+    log.conn.execute("PRAGMA busy_timeout = 0")  # the scrub gives up at once instead of waiting
+    log.conn.execute("BEGIN")
+    log.writer.erase_subject(f"{C}/oven-1", T0 + timedelta(days=1), BY)
+    log.conn.execute("COMMIT")
+    log.writer.committed()
+    assert not log.writer.scrub()
+    wal = log.path.with_name(log.path.name + "-wal")
+    # The zeroed page is in the WAL, the old one still in the database file.
+    assert b"oven-1: Temperatur" in log.path.read_bytes() and wal.read_bytes()
+    reader.execute("COMMIT")
+    reader.close()
+    LogWriter(log.conn, log.signer, ORIGIN)  # the gateway starts again
+    assert wal.read_bytes() == b""
+    assert b"oven-1: Temperatur" not in log.path.read_bytes()
+    assert verify_db(log.path).ok
