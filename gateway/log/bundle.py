@@ -338,7 +338,8 @@ def verify_bundle(data: bytes, public_key: PublicKey) -> VerifyReport:
     header = lines[0]
     origin, customer = header.text("origin"), header.text("customer")
     report = VerifyReport(origin, pinned=True)
-    keys, texts, bodies, named = [], {}, {}, {}
+    keys, texts, bodies = [], {}, {}
+    named: dict[str, _Line] = {}
     anchor: CheckpointRecord | None = None
     checkpoints: list[CheckpointRecord] = []
     entries: list[_Line] = []
@@ -369,7 +370,9 @@ def verify_bundle(data: bytes, public_key: PublicKey) -> VerifyReport:
             raise line.fail(
                 f"names document does not match its commitment {commitment.hex()[:16]}…"
             )
-        named[commitment.hex()] = True
+        if commitment.hex() in named:
+            raise line.fail(f"a second names document {commitment.hex()[:16]}…")
+        named[commitment.hex()] = line
 
     def body(line: _Line) -> None:
         digest = line.bytes_("digest")
@@ -407,6 +410,11 @@ def verify_bundle(data: bytes, public_key: PublicKey) -> VerifyReport:
         if kind == "header":
             raise line.fail("a second header")
         handlers[kind](line)
+    # Every byte is inside the proof: a names document no body commits to is not.
+    referenced = {b["names"] for b in bodies.values() if "names" in b}
+    stray = [line for commitment, line in named.items() if commitment not in referenced]
+    if stray:
+        raise stray[0].fail("a names document that no body in the bundle commits to")
     trusted, report.key_problems = trusted_keys(origin, keys, public_key)
     report.trusted = [k.fingerprint for k in trusted.values()]
     for k in keys:

@@ -166,3 +166,21 @@ def test_a_wal_a_reader_kept_from_emptying_is_emptied_at_the_next_start(log: Log
     assert wal.read_bytes() == b""
     assert b"oven-1: Temperatur" not in log.path.read_bytes()
     assert verify_db(log.path).ok
+
+
+def test_a_names_line_no_body_commits_to_or_a_repeated_one_is_refused(log: Log) -> None:
+    log.write([make_draft(i) for i in range(4)] + [make_draft(5, customer="x")])
+    mine = export_customer(log.path, C).splitlines(keepends=True)
+    (foreign,) = [
+        line
+        for line in export_customer(log.path, "x").splitlines(keepends=True)
+        if b'"t":"names"' in line
+    ]
+    own = next(line for line in mine if b'"t":"names"' in line)
+    for extra, message in (
+        (foreign, "a names document that no body in the bundle commits to"),
+        (own, "a second names document"),
+    ):
+        with pytest.raises(BundleError, match=message):
+            verify_bundle(b"".join([mine[0], extra, *mine[1:]]), log.signer.public)
+    assert verify_bundle(b"".join(mine), log.signer.public).ok
