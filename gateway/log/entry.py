@@ -20,6 +20,7 @@ from policies.decision import Decision
 
 __all__ = [
     "KINDS",
+    "NAMED_PARAMS",
     "OUTCOMES",
     "AppendedEntry",
     "Checkpoint",
@@ -194,26 +195,36 @@ def check_draft(draft: EntryDraft) -> None:
         raise EntryInvalid("at", "expected an aware UTC datetime, found a naive one")
 
 
+# Kinds whose reason parameters may carry what a device or a person chose (a field path, the
+# name of whoever gave consent or asked for an erasure): in the names document. The gateway's own
+# records (key rotation, retention, the seal of an old chain) keep theirs in the body, where a
+# stranger's verifier reads them: keys, signatures, dates and counts, no names.
+NAMED_PARAMS = frozenset({"decision", "consent_given", "consent_withdrawn", "erasure"})
+
+
 def names_of(draft: EntryDraft) -> dict[str, Any]:
     """The entry's names document: what a device or a person chose, as the body held it in clear
     before names were committed (field paths are a device's JSON keys; the reason's parameters
     carry people's names; the texts carry the device's display name, its keys and those names)."""
-    return {
+    doc: dict[str, Any] = {
         "shared": list(draft.shared),
         "altered": [list(a) for a in draft.altered],
         "withheld": list(draft.withheld),
-        "reason_params": dict(draft.reason_params),
         "text_de": draft.text_de,
         "text_en": draft.text_en,
     }
+    if draft.kind in NAMED_PARAMS:
+        doc["reason_params"] = dict(draft.reason_params)
+    return doc
 
 
 def body_of(draft: EntryDraft, names: bytes) -> dict[str, Any]:
     """The repeated part of an entry, as the JSON object its digest is taken over.
 
     Version 2: every value in it is the policy's or the gateway's (kinds, ids, grant, purpose,
-    legal basis, reason code, counts); what a device or a person chose is in the names document,
-    present here only as its commitment ``names`` (``gateway.log.names``).
+    legal basis, reason code, counts, the parameters of the gateway's own records); what a device
+    or a person chose is in the names document, present here only as its commitment ``names``
+    (``gateway.log.names``).
     """
     body: dict[str, Any] = {
         "v": 2,
@@ -230,6 +241,8 @@ def body_of(draft: EntryDraft, names: bytes) -> dict[str, Any]:
         "subject": draft.subject,
         "names": names.hex(),
     }
+    if draft.kind not in NAMED_PARAMS:
+        body["reason_params"] = dict(draft.reason_params)
     if draft.omitted:
         body["omitted"] = dict(draft.omitted)
     return body

@@ -1,39 +1,44 @@
 """The personal part of an entry: committed per subject, stored apart, destroyed by forgetting.
 
 Everything in an entry that a device or a person chose -- the field paths shared, altered and
-withheld (a device's JSON keys), the reason's parameters (a consent giver's or an erasure
-requester's name, a field path), and the exact German and English explanation texts (which
-carry the device's display name, its keys and the people's names) -- is the entry's *names
-document*. The body, which is hashed into the log and kept forever, holds only its commitment:
+withheld (a device's JSON keys), the reason's parameters of decisions, consent and erasure
+entries (a field path, a consent giver's or an erasure requester's name), and the exact German
+and English explanation texts (which carry the device's display name, its keys and those
+names) -- is the entry's *names document*. The body, which is hashed into the log and kept for
+ever, holds only its commitment:
 
     names_salt       = BLAKE2b-256(key=subject_key, person="einblick/name/v1", "")
-    names_commitment = SHA-256("einblick/names/v1\\0" || names_salt || canonical_json(names_doc))
+    names_commitment = SHA-256("einblick/names/v1\\0" || names_salt || JCS(names_doc))
 
 ``subject_key`` is the same per-subject key the content salts and the source commitment derive
 from (``gateway.log.chain``): one per (customer, device), and one per customer for the entries
 that belong to no device (consent, erasure records). The salt is one per subject, not per entry,
 so a subject's identical documents share one commitment and are stored once (dedup within a
-subject; never across subjects, so a guessed document of one subject cannot be confirmed
+subject; never across subjects, so a document guessed for one subject cannot be confirmed
 against another's).
 
 Forgetting a subject deletes its key and its names documents. The commitment stays in every
-body, so every entry hash and every proof still verifies; without the salt a guessed name, key or
-text cannot be confirmed against it (a 256-bit salt under SHA-256), and the clear values are in
-no row, no page and no later bundle.
+body, so every leaf, root and proof still verifies; without the salt a guessed name, key or text
+cannot be confirmed against it (a 256-bit salt under SHA-256), and the clear values are in no
+row, no page and no later bundle. ``check_names`` is the rule the one proof checker applies: a
+document given must match its commitment; one absent must be covered by a signed erasure entry
+of its subject after every entry that uses it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gateway.locale import tr
-from gateway.log.chain import canonical_json
+from gateway.log.jcs import canonical, is_canonical
 
 __all__ = [
     "NAMES_FIELDS",
+    "NameUse",
+    "check_names",
     "has_names",
     "joined",
     "names_commitment",
@@ -44,8 +49,8 @@ __all__ = [
 _NAME_SALT = b"einblick/name/v1"  # BLAKE2b personalisation: exactly 16 bytes
 _NAMES = b"einblick/names/v1\x00"
 
-# The keys of a names document, in the body of a v1 entry (the release before names were
-# committed) and in the names document since.
+# The keys a names document may hold (``reason_params`` only for the kinds in
+# ``gateway.log.entry.NAMED_PARAMS``); a version 1 body held them in clear.
 NAMES_FIELDS = ("shared", "altered", "withheld", "reason_params", "text_de", "text_en")
 
 
@@ -55,13 +60,13 @@ def names_salt(subject_key: bytes) -> bytes:
 
 
 def names_commitment(salt: bytes, doc: bytes) -> bytes:
-    """Commit to a canonical names document under a subject's salt."""
+    """Commit to a names document's exact RFC 8785 bytes under a subject's salt."""
     return hashlib.sha256(_NAMES + salt + doc).digest()
 
 
 def seal_names(subject_key: bytes, doc: Mapping[str, Any]) -> tuple[bytes, bytes]:
-    """(commitment, canonical bytes) of ``doc`` for the subject holding ``subject_key``."""
-    raw = canonical_json(doc)
+    """(commitment, RFC 8785 bytes) of ``doc`` for the subject holding ``subject_key``."""
+    raw = canonical(doc)
     return names_commitment(names_salt(subject_key), raw), raw
 
 
@@ -75,49 +80,90 @@ def joined(
     ref = str(body["names"])
     out = {**body, "text_de": f"{ref}/de", "text_en": f"{ref}/en"}
     if doc is None:
-        out.update(shared=[], altered=[], withheld=[], reason_params={}, erased=True)
+        out.update(shared=[], altered=[], withheld=[], erased=True)
+        out.setdefault("reason_params", {})
         return out, {lang: tr(lang, "log.names_erased") for lang in ("de", "en")}
-    out.update({k: doc[k] for k in NAMES_FIELDS if k not in ("text_de", "text_en")})
+    out.update({k: doc[k] for k in NAMES_FIELDS if k in doc and not k.startswith("text_")})
+    out.setdefault("reason_params", {})
     return out, {"de": str(doc["text_de"]), "en": str(doc["text_en"])}
 
 
-def names_problem(
-    commitment: bytes, doc: bytes, subject_key: bytes | None
-) -> tuple[str, str, str] | None:
-    """Why a stored names document fails its commitment: (what, expected, found), or None."""
-    if subject_key is None:
-        return ("names document held without its subject's key", "a subject key", "none")
-    computed = names_commitment(names_salt(subject_key), doc)
-    if computed != commitment:
-        return (
-            "names document does not match its commitment",
-            commitment.hex()[:16] + "…",
-            computed.hex()[:16] + "…",
+class NameUse:
+    """The entries of one tree whose body commits to one names document."""
+
+    __slots__ = ("device", "first", "last")
+
+    def __init__(self, index: int, device: str | None) -> None:
+        self.first = self.last = index
+        self.device = device
+
+
+def check_names(
+    customer: str,
+    start: int,
+    uses: Mapping[bytes, NameUse],
+    held: Mapping[bytes, tuple[bytes | None, bytes]],
+    erasures: Sequence[tuple[int, str]],
+    *,
+    indexes_of: Mapping[bytes, Sequence[int]] | None = None,
+) -> tuple[int, str, str, str] | None:
+    """The first problem with a tree's names documents: (index, what, expected, found).
+
+    ``uses``: commitment -> the entries using it; ``held``: commitment -> (salt, or None when the
+    subject's key is gone, and the document's bytes); ``erasures``: (index, subject) of the
+    tree's erasure entries. ``indexes_of`` (commitment -> every index using it) names the first
+    uncovered entry exactly; without it the first use is named.
+    """
+    bad: list[tuple[int, str, str, str]] = []
+    for commitment, use in uses.items():
+        found = held.get(commitment)
+        if found is not None:
+            salt, doc = found
+            if salt is None:
+                bad.append(
+                    (
+                        use.first,
+                        "names document held without its subject's key",
+                        "a subject key",
+                        "none",
+                    )
+                )
+                continue
+            computed = names_commitment(salt, doc)
+            if computed != commitment:
+                bad.append(
+                    (
+                        use.first,
+                        "names document does not match its commitment",
+                        commitment.hex()[:16] + "…",
+                        computed.hex()[:16] + "…",
+                    )
+                )
+            elif not is_canonical(doc):
+                bad.append(
+                    (use.first, "names document not in RFC 8785 form", "canonical JSON", "other")
+                )
+            continue
+        subjects = {customer} if use.device is None else {customer, f"{customer}/{use.device}"}
+        through = max((i for i, s in erasures if s in subjects), default=-1)
+        if use.last < through:
+            continue  # every entry using it lies before a signed erasure of its subject
+        late = [i for i in (indexes_of or {}).get(commitment, ()) if i >= through]
+        bad.append(
+            (
+                min(late, default=use.first),
+                "names document removed without a signed erasure of its subject",
+                "the names document, or an erasure after the entry",
+                "neither",
+            )
         )
-    return None
-
-
-class Erasures:
-    """Which entries' names a signed erasure entry covers: for each (chain, device or None for
-    the whole customer), the index of its latest erasure entry; an entry before it is covered."""
-
-    def __init__(self) -> None:
-        self._through: dict[tuple[object, str | None], int] = {}
-
-    def add(self, chain: object, subject: str | None, index: int) -> None:
-        """An erasure entry at ``index`` of ``chain`` for ``subject`` ("customer[/device]")."""
-        _, sep, device = (subject or "").partition("/")
-        key = (chain, device if sep and device else None)
-        self._through[key] = max(index, self._through.get(key, -1))
-
-    def covers(self, chain: object, device: str | None, index: int) -> bool:
-        if self._through.get((chain, None), -1) > index:
-            return True
-        return device is not None and self._through.get((chain, device), -1) > index
+    if any(c not in uses for c in held):
+        bad.append((start, "a names document that no entry's body commits to", "none", "one"))
+    return min(bad) if bad else None
 
 
 def has_names(conn: sqlite3.Connection) -> bool:
     """Whether the database has the ``names`` table (a log only an older release has opened,
-    read without upgrading it, has none and holds version 1 bodies only)."""
+    read without upgrading it, has none and holds no version 2 bodies)."""
     found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'names'")
     return found.fetchone() is not None
