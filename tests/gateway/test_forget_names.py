@@ -14,7 +14,7 @@ import orjson
 
 from gateway.cli import main
 from gateway.log.bundle import verify_bundle
-from gateway.log.keys import PublicKey, load_public_key
+from gateway.log.keys import load_public_key
 from gateway.log.reader import LogReader
 from gateway.log.verify import verify_db
 from gateway.operations.control import request
@@ -100,11 +100,14 @@ async def forget(h: Harness, device: str | None, by: str) -> None:
     assert answer["scrubbed"] is True, answer
 
 
-def check(db: Path, bundle: bytes, key: PublicKey) -> None:
-    report = verify_db(db, public_key=key)
+async def check(h: Harness, bundle: Path) -> None:
+    """The database and the bundle verify, the bundle as a stranger checks it (exit 0)."""
+    pub = h.directory / "data" / "keys" / "signing.pub"
+    report = verify_db(h.gateway.config.database_path, public_key=load_public_key(pub))
     assert report.ok, report.summary()
-    checked = verify_bundle(bundle, key)
-    assert checked.ok, checked.summary()
+    assert verify_bundle(await asyncio.to_thread(bundle.read_bytes), load_public_key(pub)).ok
+    code = await asyncio.to_thread(main, ["verify", str(bundle), "--key", str(pub)])
+    assert code == 0
 
 
 async def test_forget_removes_names_keys_levels_and_values_from_every_page_and_bundle(
@@ -129,7 +132,7 @@ async def test_forget_removes_names_keys_levels_and_values_from_every_page_and_b
         for needle in everything:
             assert in_database(h.directory, needle.encode()), f"{needle} was never stored"
             assert in_bundle(bundle, needle.encode()), f"{needle} is not in the bundle"
-        check(db, bundle, key)
+        await check(h, tmp_path / "before.bundle")
 
         # The van is forgotten: its names, keys, levels and values leave; the customer's own
         # (the consent giver) and the other van's stay.
@@ -141,7 +144,7 @@ async def test_forget_removes_names_keys_levels_and_values_from_every_page_and_b
         for needle in (PERSON, OTHER):
             assert in_database(h.directory, needle.encode()), f"{needle} must stay"
             assert in_bundle(bundle, needle.encode()), f"{needle} must stay in the bundle"
-        check(db, bundle, key)
+        await check(h, tmp_path / "device.bundle")
 
         # The customer is forgotten: the people named beside its entries leave too (the consent
         # giver, the earlier requester); the new erasure entry names its own requester.
@@ -150,7 +153,7 @@ async def test_forget_removes_names_keys_levels_and_values_from_every_page_and_b
         for needle in [*everything, REQUESTER]:
             assert in_database(h.directory, needle.encode()) == [], needle
             assert not in_bundle(bundle, needle.encode()), needle
-        check(db, bundle, key)
+        await check(h, tmp_path / "customer.bundle")
 
         # What a reader shows for an erased entry says so, and is still proven.
         reader = await LogReader.open(db)
