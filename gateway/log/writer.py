@@ -362,7 +362,8 @@ class LogWriter:
         """Store the draft's names document under its subject; returns its commitment."""
         commitment, doc = seal_names(self._subject_key(chain_id, subject), names_of(draft))
         self._conn.execute(
-            "INSERT OR IGNORE INTO names (chain_id, device_id, commitment, doc) VALUES (?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO names (chain_id, device_id, commitment, doc)"
+            " VALUES (?, ?, ?, ?)",
             (chain_id, subject, commitment, doc),
         )
         return commitment
@@ -534,9 +535,10 @@ class LogWriter:
         Deletes the content rows, their topics, the names documents (field paths, people's
         names, the explanation texts: ``gateway.log.names``) and the subject keys the salts
         derive from (so a guessed value can no longer be confirmed against a commitment);
-        commitments, bodies and hashes stay, so every chain still verifies. Appends a signed ``erasure`` entry saying what was
-        erased, when and at whose request. After committing, call ``scrub()`` so the zeroed
-        pages replace the old ones in the database file and the WAL is emptied.
+        commitments, bodies and hashes stay, so every tree still verifies. Appends a signed
+        ``erasure`` entry saying what was erased, when and at whose request. After committing,
+        call ``scrub()`` so the zeroed pages replace the old ones in the database file and the
+        WAL is emptied.
         """
         chain, device = parse_subject(subject)
         chain_id = self._chains.get(chain)

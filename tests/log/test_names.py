@@ -184,3 +184,22 @@ def test_a_names_line_no_body_commits_to_or_a_repeated_one_is_refused(log: Log) 
     with pytest.raises(UnusableInput, match="a second names document"):
         verify_bundle(b"".join([mine[0], own, *mine[1:]]), log.signer.public)
     assert verify_bundle(b"".join(mine), log.signer.public).ok
+
+
+def test_a_reader_bound_to_a_customer_never_returns_another_customers_names(log: Log) -> None:
+    log.write([make_draft(1), make_draft(1, customer="x")])
+    theirs = [
+        bytes.fromhex(orjson.loads(doc)["names"])
+        for (doc,) in log.conn.execute("SELECT doc FROM bodies")
+        if orjson.loads(doc)["customer"] == "x"
+    ]
+    mine = Reader.open(log.path, customer=C)
+    try:
+        assert theirs and mine.names(theirs) == {}
+    finally:
+        mine.close()
+    everyone = Reader.open(log.path)
+    try:
+        assert set(everyone.names(theirs)) == set(theirs)
+    finally:
+        everyone.close()
