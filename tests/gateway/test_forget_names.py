@@ -180,3 +180,35 @@ async def test_forget_removes_names_keys_levels_and_values_from_every_page_and_b
         assert PERSON not in english and PERSON not in render(data, "md", "de")
         await van.close()
         await other.close()
+
+
+async def test_forget_on_a_stopped_gateway_removes_the_names_too(tmp_path: Path) -> None:
+    async with running_gateway(tmp_path, {"ost.yaml": POLICY}, DEVICES) as h:
+        van = await h.device(CUSTOMER, "van-7")
+        await van.publish(f"fleet/van-7/{TRIP}", orjson.dumps({"pos": POSITION, KEY: 1}), 1)
+        await h.cloud.wait_for(1)
+        await van.close()
+        config = str(h.gateway.config.source)
+        directory = h.directory
+        db = h.gateway.config.database_path
+    for needle in (PLATE, KEY, TRIP, POSITION):
+        assert in_database(directory, needle.encode()), f"{needle} was never stored"
+    code = await asyncio.to_thread(
+        main,
+        [
+            "forget",
+            "--config",
+            config,
+            "--customer",
+            CUSTOMER,
+            "--device",
+            "van-7",
+            "--by",
+            REQUESTER,
+        ],
+    )
+    assert code == 0
+    for needle in (PLATE, KEY, TRIP, POSITION):
+        assert in_database(directory, needle.encode()) == [], needle
+    report = verify_db(db, public_key=load_public_key(directory / "data" / "keys" / "signing.pub"))
+    assert report.ok, report.summary()
