@@ -119,7 +119,8 @@ class Verifier:
 
     @classmethod
     def parse(cls, vkey: str) -> Verifier:
-        parts = vkey.strip().split("+")
+        # A name holds no '+', but base64 may: split at the first two only (as Go's note does).
+        parts = vkey.strip().split("+", 2)
         if len(parts) != 3:
             raise NoteError(
                 f"a verifier key is name+keyid+base64key, three parts joined by '+': {vkey[:80]!r}"

@@ -71,13 +71,15 @@ def in_database(directory: Path, needle: bytes) -> list[str]:
 
 
 def in_bundle(bundle: bytes, needle: bytes) -> bool:
-    """Whether the bundle holds ``needle``, as it stands or inside a base64 payload."""
-    contents = [
-        base64.b64decode(line["content"])
+    """Whether the bundle holds ``needle``, as it stands or inside a base64 field (content
+    records carry the topic and payload in base64)."""
+    decoded = [
+        base64.b64decode(str(value))
         for line in map(orjson.loads, bundle.splitlines())
-        if line.get("content")
+        for key, value in line.items()
+        if key in ("data", "content") and isinstance(value, str)
     ]
-    return needle in bundle or any(needle in c for c in contents)
+    return needle in bundle or any(needle in d for d in decoded)
 
 
 async def export(h: Harness, out: Path) -> bytes:
