@@ -20,9 +20,9 @@ against another's).
 Forgetting a subject deletes its key and its names documents. The commitment stays in every
 body, so every leaf, root and proof still verifies; without the salt a guessed name, key or text
 cannot be confirmed against it (a 256-bit salt under SHA-256), and the clear values are in no
-row, no page and no later bundle. ``check_names`` is the rule the one proof checker applies: a
-document given must match its commitment; one absent must be covered by a signed erasure entry
-of its subject after every entry that uses it.
+row, no page and no later bundle. The one proof checker (``gateway.log.proof``) applies the
+rule: a document given must match its commitment (``names_problem``); one absent must be covered
+by a signed erasure entry of its subject after every entry that uses it (``erased_through``).
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ from gateway.log.jcs import canonical, is_canonical
 
 __all__ = [
     "NAMES_FIELDS",
-    "NameUse",
-    "check_names",
+    "erased_through",
     "has_names",
     "joined",
     "names_commitment",
+    "names_problem",
     "names_salt",
     "seal_names",
 ]
@@ -88,78 +88,27 @@ def joined(
     return out, {"de": str(doc["text_de"]), "en": str(doc["text_en"])}
 
 
-class NameUse:
-    """The entries of one tree whose body commits to one names document."""
-
-    __slots__ = ("device", "first", "last")
-
-    def __init__(self, index: int, device: str | None) -> None:
-        self.first = self.last = index
-        self.device = device
-
-
-def check_names(
-    customer: str,
-    start: int,
-    uses: Mapping[bytes, NameUse],
-    held: Mapping[bytes, tuple[bytes | None, bytes]],
-    erasures: Sequence[tuple[int, str]],
-    *,
-    indexes_of: Mapping[bytes, Sequence[int]] | None = None,
-) -> tuple[int, str, str, str] | None:
-    """The first problem with a tree's names documents: (index, what, expected, found).
-
-    ``uses``: commitment -> the entries using it; ``held``: commitment -> (salt, or None when the
-    subject's key is gone, and the document's bytes); ``erasures``: (index, subject) of the
-    tree's erasure entries. ``indexes_of`` (commitment -> every index using it) names the first
-    uncovered entry exactly; without it the first use is named.
-    """
-    bad: list[tuple[int, str, str, str]] = []
-    for commitment, use in uses.items():
-        found = held.get(commitment)
-        if found is not None:
-            salt, doc = found
-            if salt is None:
-                bad.append(
-                    (
-                        use.first,
-                        "names document held without its subject's key",
-                        "a subject key",
-                        "none",
-                    )
-                )
-                continue
-            computed = names_commitment(salt, doc)
-            if computed != commitment:
-                bad.append(
-                    (
-                        use.first,
-                        "names document does not match its commitment",
-                        commitment.hex()[:16] + "…",
-                        computed.hex()[:16] + "…",
-                    )
-                )
-            elif not is_canonical(doc):
-                bad.append(
-                    (use.first, "names document not in RFC 8785 form", "canonical JSON", "other")
-                )
-            continue
-        subjects = {customer} if use.device is None else {customer, f"{customer}/{use.device}"}
-        through = max((i for i, s in erasures if s in subjects), default=-1)
-        if use.last < through:
-            continue  # every entry using it lies before a signed erasure of its subject
-        late = [i for i in (indexes_of or {}).get(commitment, ()) if i >= through]
-        bad.append(
-            (
-                min(late, default=use.first),
-                "names document removed without a signed erasure of its subject",
-                "the names document, or an erasure after the entry",
-                "neither",
-            )
+def names_problem(commitment: bytes, salt: bytes | None, doc: bytes) -> tuple[str, str, str] | None:
+    """Why a names document given beside a tree fails its commitment: (what, expected, found)."""
+    if salt is None:
+        return ("names document held without its subject's key", "a subject key", "none")
+    computed = names_commitment(salt, doc)
+    if computed != commitment:
+        return (
+            "names document does not match its commitment",
+            commitment.hex()[:16] + "…",
+            computed.hex()[:16] + "…",
         )
-    if any(c not in uses for c in held):
-        bad.append((start, "a names document that no entry's body commits to", "none", "one"))
-    return min(bad) if bad else None
+    if not is_canonical(doc):
+        return ("names document not in RFC 8785 form", "canonical JSON", "other")
+    return None
+
+
+def erased_through(customer: str, device: str | None, erasures: Sequence[tuple[int, str]]) -> int:
+    """The index of the last erasure entry covering ``customer``'s (or its ``device``'s) names:
+    entries before it may lack their names document (-1: none)."""
+    subjects = {customer} if device is None else {customer, f"{customer}/{device}"}
+    return max((i for i, subject in erasures if subject in subjects), default=-1)
 
 
 def has_names(conn: sqlite3.Connection) -> bool:

@@ -43,7 +43,7 @@ from gateway.log.keys import PublicKey, fingerprint, key_id_of
 from gateway.log.leaf import ENTRY_LAYOUT, ENTRY_SIZE, ENTRY_VERSION, rotation_message_v2
 from gateway.log.levels import Levels, consistency_from, levels_of, prefix_root
 from gateway.log.merkle import EMPTY_ROOT, ProofError, verify_consistency
-from gateway.log.names import NameUse, check_names
+from gateway.log.names import erased_through, names_problem
 from gateway.log.note import (
     ED25519_TYPE,
     Checkpoint,
@@ -577,8 +577,11 @@ def _names(
     docs: Mapping[bytes, dict[str, object]],
     verdict: TreeVerdict,
 ) -> None:
-    """Names documents given match their commitments; absent ones are covered by an erasure."""
-    refs: dict[bytes, bytes] = {}  # body digest -> its names commitment (bodies are few)
+    """Names documents given match their commitments; absent ones are covered by an erasure.
+
+    Per body and per document, not per entry (bodies and documents are few): the entries are
+    walked only to name a problem's entry, or when a document is absent (after an erasure)."""
+    refs: dict[bytes, bytes] = {}  # body digest -> its names commitment
     for digest, body_doc in docs.items():
         ref = body_doc.get("names")
         if ref is None:
@@ -596,36 +599,53 @@ def _names(
         refs[digest] = parsed
     if not refs and not data.names:
         return
-    # First and last use of each body, in bulk (entries are many, bodies few).
-    last = {r[3]: r[1] for r in records}
-    first_use = {r[3]: r[1] for r in reversed(records)}
-    uses: dict[bytes, NameUse] = {}
-    for digest, named in refs.items():
-        if digest not in last:
-            continue
-        device = docs[digest].get("device")
-        use = uses.get(named)
-        if use is None:
-            use = uses[named] = NameUse(first_use[digest], None if device is None else str(device))
-        use.first = min(use.first, first_use[digest])
-        use.last = max(use.last, last[digest])
-    erasure_bodies = {
-        d: str(doc.get("subject") or "") for d, doc in docs.items() if doc.get("kind") == "erasure"
-    }
-    erasures = [(r[1], erasure_bodies[r[3]]) for r in records if r[3] in erasure_bodies]
-    found = check_names(data.customer, data.start, uses, data.names, erasures)
-    if found is not None and found[1].startswith("names document removed"):
-        # Name the first entry no erasure covers, not merely the document's first use.
-        indexes: dict[bytes, list[int]] = {}
-        for r in records:
-            ref_of = refs.get(r[3])
-            if ref_of is not None:
-                indexes.setdefault(ref_of, []).append(r[1])
-        found = check_names(
-            data.customer, data.start, uses, data.names, erasures, indexes_of=indexes
-        )
-    if found is not None:
-        verdict.fail(TAMPERED, *found)
+    used = set(refs.values())
+    bad: list[tuple[int, str, str, str]] = []
+    wrong = {}
+    for commitment in used:
+        held = data.names.get(commitment)
+        if held is not None:
+            why = names_problem(commitment, *held)
+            if why is not None:
+                wrong[commitment] = why
+    absent = used - data.names.keys()
+    if wrong or absent:
+        bodies = [r[3] for r in records]
+        indexes = [r[1] for r in records]
+        first_of = dict(zip(reversed(bodies), reversed(indexes), strict=True))
+        for commitment, why in wrong.items():
+            bad.append((min(first_of[b] for b, c in refs.items() if c == commitment), *why))
+    if absent:
+        last = dict(zip(bodies, indexes, strict=True))
+        kinds = {
+            d: str(doc.get("subject") or "")
+            for d, doc in docs.items()
+            if doc.get("kind") == "erasure"
+        }
+        erasures = [(i, kinds[b]) for b, i in zip(bodies, indexes, strict=True) if b in kinds]
+        for commitment in absent:
+            mine = [b for b, c in refs.items() if c == commitment]
+            device = docs[mine[0]].get("device")
+            through = erased_through(
+                data.customer, None if device is None else str(device), erasures
+            )
+            if max(last[b] for b in mine) < through:
+                continue  # every entry using it lies before a signed erasure of its subject
+            late = min(
+                i for b, i in zip(bodies, indexes, strict=True) if b in mine and i >= through
+            )
+            bad.append(
+                (
+                    late,
+                    "names document removed without a signed erasure of its subject",
+                    "the names document, or an erasure after the entry",
+                    "neither",
+                )
+            )
+    if any(c not in used for c in data.names):
+        bad.append((data.start, "a names document that no entry's body commits to", "none", "one"))
+    if bad:
+        verdict.fail(TAMPERED, *min(bad))
 
 
 def _since(levels: Levels, size: int, kept: Kept, verdict: TreeVerdict) -> None:

@@ -203,3 +203,17 @@ def test_a_reader_bound_to_a_customer_never_returns_another_customers_names(log:
         assert set(everyone.names(theirs)) == set(theirs)
     finally:
         everyone.close()
+
+
+def test_names_kept_after_their_subjects_key_was_destroyed_are_reported(log: Log) -> None:
+    log.write([make_draft(0), _consent(1), make_draft(2)])  # type: ignore[list-item]
+    assert verify_db(log.path).ok
+    # A forget that destroyed the customer's own key but left the consent's names behind.
+    log.conn.execute(
+        "DELETE FROM subject_keys WHERE device_id = 0"
+        " AND chain_id = (SELECT id FROM chains WHERE name = ?)",
+        (C,),
+    )
+    report = verify_db(log.path)
+    assert report.first is not None and report.first.index == 1
+    assert report.first.what == "names document held without its subject's key"
