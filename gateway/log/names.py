@@ -30,13 +30,16 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from gateway.locale import tr
 from gateway.log.jcs import canonical, is_canonical
+
+if TYPE_CHECKING:
+    from gateway.log.proof import Record, TreeInput
 
 __all__ = [
     "NAMES_FIELDS",
+    "check_names",
     "erased_through",
     "has_names",
     "joined",
@@ -45,6 +48,13 @@ __all__ = [
     "names_salt",
     "seal_names",
 ]
+
+TAMPERED = 1  # gateway.log.proof's verdict code (imported there; not here: no import cycle)
+
+
+class Verdict(Protocol):
+    def fail(self, code: int, index: int, what: str, expected: str, found: str) -> None: ...
+
 
 _NAME_SALT = b"einblick/name/v1"  # BLAKE2b personalisation: exactly 16 bytes
 _NAMES = b"einblick/names/v1\x00"
@@ -71,18 +81,18 @@ def seal_names(subject_key: bytes, doc: Mapping[str, Any]) -> tuple[bytes, bytes
 
 
 def joined(
-    body: Mapping[str, Any], doc: Mapping[str, Any] | None
+    body: Mapping[str, Any], doc: Mapping[str, Any] | None, erased: Mapping[str, str]
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """A version 2 body joined with its names document for display: (the body as version 1
-    held it, texts by language). ``doc`` None: erased -- no paths, no parameters, and a text
-    saying so. The texts are referred to as ``<commitment>/de`` and ``/en`` (a report looks
-    them up by that reference, as it looks up a version 1 body's texts by digest)."""
+    held it, texts by language). ``doc`` None: erased -- no paths, no parameters, and the
+    ``erased`` texts saying so. The texts are referred to as ``<commitment>/de`` and ``/en`` (a
+    report looks them up by that reference, as it looks up a version 1 body's texts by digest)."""
     ref = str(body["names"])
     out = {**body, "text_de": f"{ref}/de", "text_en": f"{ref}/en"}
     if doc is None:
         out.update(shared=[], altered=[], withheld=[], erased=True)
         out.setdefault("reason_params", {})
-        return out, {lang: tr(lang, "log.names_erased") for lang in ("de", "en")}
+        return out, dict(erased)
     out.update({k: doc[k] for k in NAMES_FIELDS if k in doc and not k.startswith("text_")})
     out.setdefault("reason_params", {})
     return out, {"de": str(doc["text_de"]), "en": str(doc["text_en"])}
@@ -116,3 +126,80 @@ def has_names(conn: sqlite3.Connection) -> bool:
     read without upgrading it, has none and holds no version 2 bodies)."""
     found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'names'")
     return found.fetchone() is not None
+
+
+def check_names(
+    data: TreeInput,
+    records: list[Record],
+    docs: Mapping[bytes, dict[str, object]],
+    verdict: Verdict,
+) -> None:
+    """Names documents given match their commitments; absent ones are covered by an erasure.
+
+    Per body and per document, not per entry (bodies and documents are few): the entries are
+    walked only to name a problem's entry, or when a document is absent (after an erasure)."""
+    refs: dict[bytes, bytes] = {}  # body digest -> its names commitment
+    for digest, body_doc in docs.items():
+        ref = body_doc.get("names")
+        if ref is None:
+            continue
+        try:
+            parsed = bytes.fromhex(str(ref))
+        except ValueError:
+            parsed = b""
+        if len(parsed) != 32 or parsed.hex() != ref:
+            first = next(r[1] for r in records if r[3] == digest)
+            verdict.fail(
+                TAMPERED, first, "names commitment unreadable", "32 bytes in hex", str(ref)[:20]
+            )
+            return
+        refs[digest] = parsed
+    if not refs and not data.names:
+        return
+    used = set(refs.values())
+    bad: list[tuple[int, str, str, str]] = []
+    wrong = {}
+    for commitment in used:
+        held = data.names.get(commitment)
+        if held is not None:
+            why = names_problem(commitment, *held)
+            if why is not None:
+                wrong[commitment] = why
+    absent = used - data.names.keys()
+    if wrong or absent:
+        bodies = [r[3] for r in records]
+        indexes = [r[1] for r in records]
+        first_of = dict(zip(reversed(bodies), reversed(indexes), strict=True))
+        for commitment, why in wrong.items():
+            bad.append((min(first_of[b] for b, c in refs.items() if c == commitment), *why))
+    if absent:
+        last = dict(zip(bodies, indexes, strict=True))
+        kinds = {
+            d: str(doc.get("subject") or "")
+            for d, doc in docs.items()
+            if doc.get("kind") == "erasure"
+        }
+        erasures = [(i, kinds[b]) for b, i in zip(bodies, indexes, strict=True) if b in kinds]
+        for commitment in absent:
+            mine = [b for b, c in refs.items() if c == commitment]
+            device = docs[mine[0]].get("device")
+            through = erased_through(
+                data.customer, None if device is None else str(device), erasures
+            )
+            if max(last[b] for b in mine) < through:
+                continue  # every entry using it lies before a signed erasure of its subject
+            late = min(
+                i for b, i in zip(bodies, indexes, strict=True) if b in mine and i >= through
+            )
+            bad.append(
+                (
+                    late,
+                    "names document removed without a signed erasure of its subject",
+                    "the names document, or an erasure after the entry",
+                    "neither",
+                )
+            )
+    if any(c not in used for c in data.names):
+        bad.append((data.start, "a names document that no entry's body commits to", "none", "one"))
+    if bad:
+        verdict.fail(TAMPERED, *min(bad))

@@ -32,18 +32,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import orjson
 
 from gateway.errors import LogError
-from gateway.log.chain import _CONTENT, GATEWAY_CHAIN, body_digest
+from gateway.log.absence import check_content
+from gateway.log.chain import GATEWAY_CHAIN, body_digest
 from gateway.log.jcs import is_canonical
 from gateway.log.keys import PublicKey, fingerprint, key_id_of
 from gateway.log.leaf import ENTRY_LAYOUT, ENTRY_SIZE, ENTRY_VERSION, rotation_message_v2
 from gateway.log.levels import Levels, consistency_from, levels_of, prefix_root
 from gateway.log.merkle import EMPTY_ROOT, ProofError, verify_consistency
-from gateway.log.names import erased_through, names_problem
+from gateway.log.names import check_names
 from gateway.log.note import (
     ED25519_TYPE,
     Checkpoint,
@@ -397,8 +397,8 @@ def check_tree(
     except IndexError as exc:
         raise UnusableInput("the compacted prefix's hashes do not match its size") from exc
     _checkpoints(data, levels, size, sequence[0], rotations, witnesses, verdict)
-    _content(data, records, docs, verdict)
-    _names(data, records, docs, verdict)
+    check_content(data, records, docs, verdict)
+    check_names(data, records, docs, verdict)
     if since is not None:
         _since(levels, size, since, verdict)
     if verdict.problem is None and verdict.covered < verdict.size:
@@ -492,160 +492,6 @@ def _checkpoints(  # noqa: PLR0917 -- one call site, the checker's own steps
         verdict.covered = max(verdict.covered, cp_size)
         verdict.root = root
         verdict.notes.append(note)
-
-
-def _content(
-    data: TreeInput,
-    records: list[Record],
-    docs: Mapping[bytes, dict[str, object]],
-    verdict: TreeVerdict,
-) -> None:
-    """Held content matches its commitment; absent content is covered by a signed erasure."""
-    committed = {r[1]: r for r in records if r[5]}
-    held = data.content
-    if held:
-        stray = [i for i in held if i not in committed]
-        sha = hashlib.sha256
-        wrong = [
-            i
-            for i, tail in held.items()
-            if i in committed and sha(_CONTENT + tail).digest() != committed[i][6]
-        ]
-        bad = sorted(stray + wrong)
-        if bad:
-            i = bad[0]
-            if i in committed:
-                verdict.fail(
-                    TAMPERED,
-                    i,
-                    "content does not match its commitment",
-                    _short(committed[i][6]),
-                    "other content",
-                )
-            else:
-                verdict.fail(
-                    TAMPERED,
-                    i,
-                    "content given for an entry that committed to none",
-                    "none",
-                    "content",
-                )
-            return
-    absent = [
-        r for i, r in committed.items() if i not in held and i not in data.content_known_absent
-    ]
-    if not absent:
-        return
-    erasures: list[tuple[int, str]] = []
-    retentions: list[tuple[int, int]] = []
-    for digest, doc in docs.items():
-        kind = doc.get("kind")
-        if kind not in ("erasure", "retention"):
-            continue
-        for r in records:
-            if r[3] != digest:
-                continue
-            if kind == "erasure":
-                erasures.append((r[1], str(doc.get("subject") or "")))
-            else:
-                before = _params(doc).get("content_before")
-                try:
-                    cut = int(datetime.fromisoformat(str(before)).timestamp() * 1_000_000)
-                except ValueError:
-                    continue
-                retentions.append((r[1], cut))
-    for _v, index, at, body, _src, _flag, _c in sorted(absent, key=lambda r: r[1]):
-        device = (docs.get(body) or {}).get("device")
-        subjects = {data.customer, f"{data.customer}/{device}"}
-        if any(e > index and subject in subjects for e, subject in erasures):
-            continue
-        if any(r > index and at < cut for r, cut in retentions):
-            continue
-        verdict.fail(
-            TAMPERED,
-            index,
-            "content removed without a signed erasure or retention entry covering it",
-            "the content, or an erasure after it",
-            "neither",
-        )
-        return
-
-
-def _names(
-    data: TreeInput,
-    records: list[Record],
-    docs: Mapping[bytes, dict[str, object]],
-    verdict: TreeVerdict,
-) -> None:
-    """Names documents given match their commitments; absent ones are covered by an erasure.
-
-    Per body and per document, not per entry (bodies and documents are few): the entries are
-    walked only to name a problem's entry, or when a document is absent (after an erasure)."""
-    refs: dict[bytes, bytes] = {}  # body digest -> its names commitment
-    for digest, body_doc in docs.items():
-        ref = body_doc.get("names")
-        if ref is None:
-            continue
-        try:
-            parsed = bytes.fromhex(str(ref))
-        except ValueError:
-            parsed = b""
-        if len(parsed) != 32 or parsed.hex() != ref:
-            first = next(r[1] for r in records if r[3] == digest)
-            verdict.fail(
-                TAMPERED, first, "names commitment unreadable", "32 bytes in hex", str(ref)[:20]
-            )
-            return
-        refs[digest] = parsed
-    if not refs and not data.names:
-        return
-    used = set(refs.values())
-    bad: list[tuple[int, str, str, str]] = []
-    wrong = {}
-    for commitment in used:
-        held = data.names.get(commitment)
-        if held is not None:
-            why = names_problem(commitment, *held)
-            if why is not None:
-                wrong[commitment] = why
-    absent = used - data.names.keys()
-    if wrong or absent:
-        bodies = [r[3] for r in records]
-        indexes = [r[1] for r in records]
-        first_of = dict(zip(reversed(bodies), reversed(indexes), strict=True))
-        for commitment, why in wrong.items():
-            bad.append((min(first_of[b] for b, c in refs.items() if c == commitment), *why))
-    if absent:
-        last = dict(zip(bodies, indexes, strict=True))
-        kinds = {
-            d: str(doc.get("subject") or "")
-            for d, doc in docs.items()
-            if doc.get("kind") == "erasure"
-        }
-        erasures = [(i, kinds[b]) for b, i in zip(bodies, indexes, strict=True) if b in kinds]
-        for commitment in absent:
-            mine = [b for b, c in refs.items() if c == commitment]
-            device = docs[mine[0]].get("device")
-            through = erased_through(
-                data.customer, None if device is None else str(device), erasures
-            )
-            if max(last[b] for b in mine) < through:
-                continue  # every entry using it lies before a signed erasure of its subject
-            late = min(
-                i for b, i in zip(bodies, indexes, strict=True) if b in mine and i >= through
-            )
-            bad.append(
-                (
-                    late,
-                    "names document removed without a signed erasure of its subject",
-                    "the names document, or an erasure after the entry",
-                    "neither",
-                )
-            )
-    if any(c not in used for c in data.names):
-        bad.append((data.start, "a names document that no entry's body commits to", "none", "one"))
-    if bad:
-        verdict.fail(TAMPERED, *min(bad))
 
 
 def _since(levels: Levels, size: int, kept: Kept, verdict: TreeVerdict) -> None:

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import orjson
 
 from gateway.errors import LogError
+from gateway.locale import tr
 from gateway.log.chain import GATEWAY_CHAIN, genesis_hash
 from gateway.log.entry import OUTCOMES, at_from_us, us_from_at
 from gateway.log.keys import PublicKey, fingerprint
@@ -61,6 +62,8 @@ T = TypeVar("T")
 OUTCOME_NAMES = {v: k for k, v in OUTCOMES.items()}
 MAX_WALK = 500_000  # entries walked to a checkpoint before giving up on "head matches"
 _LINE = "seq, at, chain_id, idx, body_id, device_id, recipient_id, outcome"
+# What an entry whose names document was erased says in place of its explanation.
+_ERASED = {lang: tr(lang, "log.names_erased") for lang in ("de", "en")}
 
 
 def _fold(value: object) -> str | None:
@@ -217,7 +220,7 @@ class Reader:
         for body_id, digest, stored in docs:
             doc = stored
             if "names" in stored:
-                doc, body_texts = joined(stored, names.get(bytes.fromhex(stored["names"])))
+                doc, body_texts = joined(stored, names.get(bytes.fromhex(stored["names"])), _ERASED)
             else:
                 body_texts = {
                     lang: texts.get(bytes.fromhex(doc.get(f"text_{lang}") or ""), "")
