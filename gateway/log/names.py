@@ -166,31 +166,28 @@ def check_names(
             if why is not None:
                 wrong[commitment] = why
     absent = used - data.names.keys()
-    if wrong or absent:
-        bodies = [r[3] for r in records]
-        indexes = [r[1] for r in records]
-        first_of = dict(zip(reversed(bodies), reversed(indexes), strict=True))
+    if wrong:
+        first_of = {r[3]: r[1] for r in reversed(records)}
         for commitment, why in wrong.items():
             bad.append((min(first_of[b] for b, c in refs.items() if c == commitment), *why))
     if absent:
-        last = dict(zip(bodies, indexes, strict=True))
+        # One pass for the last use of each body, one for the erasure entries (few bodies).
+        last = {r[3]: r[1] for r in records}
         kinds = {
             d: str(doc.get("subject") or "")
             for d, doc in docs.items()
             if doc.get("kind") == "erasure"
         }
-        erasures = [(i, kinds[b]) for b, i in zip(bodies, indexes, strict=True) if b in kinds]
+        erasures = [(r[1], kinds[r[3]]) for r in records if r[3] in kinds] if kinds else []
         for commitment in absent:
-            mine = [b for b, c in refs.items() if c == commitment]
-            device = docs[mine[0]].get("device")
+            mine = {b for b, c in refs.items() if c == commitment}
+            device = docs[next(iter(mine))].get("device")
             through = erased_through(
                 data.customer, None if device is None else str(device), erasures
             )
             if max(last[b] for b in mine) < through:
                 continue  # every entry using it lies before a signed erasure of its subject
-            late = min(
-                i for b, i in zip(bodies, indexes, strict=True) if b in mine and i >= through
-            )
+            late = min(r[1] for r in records if r[3] in mine and r[1] >= through)
             bad.append(
                 (
                     late,
