@@ -131,6 +131,15 @@ def _forget(args: argparse.Namespace) -> int:
             "recipients go out when it starts, retained messages on its broker are not cleared",
             file=sys.stderr,
         )
+    if not answer.scrubbed:
+        # The erased rows are gone from every table, but until the WAL is copied back and
+        # truncated the old page images sit in einblick.db-wal: say so, never claim more.
+        print(
+            "erased, but the write-ahead log could not be emptied yet (a reader held it): the "
+            "old pages stay in einblick.db-wal until it is emptied, at the gateway's next start "
+            "at the latest",
+            file=sys.stderr,
+        )
     if args.json:
         dumped = answer.model_dump(mode="json", exclude_unset=True)
         sys.stdout.write(orjson.dumps(dumped, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -174,7 +183,9 @@ def _erasures(args: argparse.Namespace) -> int:
         print("no erasures")
     for e in found:
         subject = e.customer + (f"/{e.device}" if e.device else "")
-        print(f"{e.at}  {subject}  at the request of {e.requested_by} (entry {e.entry_seq})")
+        # Blank once the customer was forgotten: the requester's name went with the customer.
+        by = e.requested_by or "(name erased with the customer)"
+        print(f"{e.at}  {subject}  at the request of {by} (entry {e.entry_seq})")
         for n in e.notices:
             state = (
                 f"acknowledged {n.acknowledged_at}"

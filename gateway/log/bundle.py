@@ -7,9 +7,15 @@ that is not byte-identical, so no byte of the file is outside the check). In ord
      "key":hex(first public key),"start":n,"start_hashes":[hex,…]}
     {"t":"text","digest":hex,"text":"…"}                      each explanation text once
     {"t":"body","digest":hex,"body":"<the body's exact RFC 8785 bytes, as a string>"}
+    {"t":"names","commitment":hex,"salt":hex,"doc":"<the names document's exact bytes>"}
     {"t":"entries","first":i,"data":base64(k × (114 entry bytes || 32-byte leaf hash))}
     {"t":"content","data":base64(k × (u64 index || u32 n || n bytes: salt || topic || content))}
     {"t":"checkpoint","note":"<C2SP signed note, with any witness cosignature lines>"}
+
+A version 2 body commits to its names document (the paths, people's names and texts a device
+or a person chose: ``gateway.log.names``); a document still held comes as a ``names`` line with
+its subject's salt, an erased one is absent, and the checker accepts its absence only before a
+signed erasure entry of its subject.
 
 ``start`` leaves were dropped by retention's compaction before this export (a multiple of 256),
 ``start_hashes`` their compact range (RFC 6962 subtree hashes, largest first), so the roots of
@@ -36,6 +42,7 @@ from gateway.log.checkpoints import cosignatures, latest_note
 from gateway.log.jcs import MAX_SAFE_INTEGER, canonical
 from gateway.log.keys import PublicKey
 from gateway.log.leaf import ENTRY_SIZE, entry_bytes, tree_origin
+from gateway.log.names import names_salt
 from gateway.log.note import ED25519_TYPE, Checkpoint, NoteError, Verifier, open_note
 from gateway.log.proof import (
     NO_WITNESSES,
@@ -70,6 +77,7 @@ _FIELDS: dict[str, frozenset[str]] = {
     "header": frozenset({"t", "format", "origin", "customer", "key", "start", "start_hashes"}),
     "text": frozenset({"t", "digest", "text"}),
     "body": frozenset({"t", "digest", "body"}),
+    "names": frozenset({"t", "commitment", "salt", "doc"}),
     "entries": frozenset({"t", "first", "data"}),
     "content": frozenset({"t", "data"}),
     "checkpoint": frozenset({"t", "note"}),
@@ -145,10 +153,14 @@ def _export(conn: sqlite3.Connection, customer: str) -> bytes:
             tails.append(_CONTENT_HEAD.pack(index, len(tail)) + tail)
     text_digests: set[str] = set()
     body_lines = []
+    commitments: set[bytes] = set()
     for digest, doc in sorted(docs.items()):
         value = orjson.loads(doc)
         text_digests.update(str(value[k]) for k in ("text_de", "text_en") if value.get(k))
+        if value.get("names"):
+            commitments.add(bytes.fromhex(str(value["names"])))
         body_lines.append({"t": "body", "digest": digest.hex(), "body": doc.decode("utf-8")})
+    body_lines += _names_lines(conn, chain_id, commitments, keys)
     for hexdigest in sorted(text_digests):
         found = conn.execute(
             "SELECT text FROM texts WHERE digest = ?", (bytes.fromhex(hexdigest),)
@@ -171,6 +183,30 @@ def _export(conn: sqlite3.Connection, customer: str) -> bytes:
     ):
         lines.append({"t": "checkpoint", "note": str(note) + cosigned.get(int(checkpoint_id), "")})
     return b"".join(canonical(line) + b"\n" for line in lines)
+
+
+def _names_lines(
+    conn: sqlite3.Connection, chain_id: int, commitments: set[bytes], keys: dict[Any, Any]
+) -> list[dict[str, Any]]:
+    """The names documents still held, each with its subject's salt (erased ones are absent)."""
+    if not commitments:
+        return []
+    lines = []
+    for device_id, commitment, doc in conn.execute(
+        "SELECT device_id, commitment, doc FROM names WHERE chain_id = ? ORDER BY commitment",
+        (chain_id,),
+    ):
+        key = keys.get(device_id)
+        if bytes(commitment) in commitments and key is not None:
+            lines.append(
+                {
+                    "t": "names",
+                    "commitment": bytes(commitment).hex(),
+                    "salt": names_salt(bytes(key)).hex(),
+                    "doc": bytes(doc).decode("utf-8"),
+                }
+            )
+    return lines
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -291,6 +327,7 @@ def parse_bundle(data: bytes) -> Bundle:
     chunks: list[bytes] = []
     next_first: int | None = None
     content: dict[int, bytes] = {}
+    names: dict[bytes, tuple[bytes | None, bytes]] = {}
     notes: list[str] = []
     for number, raw in enumerate(data[:-1].split(b"\n"), start=1):
         bulk = _bulk_line(raw) if number > 1 else None
@@ -340,6 +377,14 @@ def parse_bundle(data: bytes) -> Bundle:
             texts[digest.hex()] = "" if text_digest(text) == digest else "changed"
         elif kind == "body":
             bodies[_hex(line, "digest", number)] = (_str(line, "body", number) or "").encode()
+        elif kind == "names":
+            commitment = _hex(line, "commitment", number)
+            if commitment in names:
+                raise _fail(number, f"a second names document {commitment.hex()[:16]}…")
+            names[commitment] = (
+                _hex(line, "salt", number),
+                (_str(line, "doc", number) or "").encode(),
+            )
         elif kind == "entries":
             first = _int(line, "first", number)
             if first != next_first:
@@ -373,6 +418,7 @@ def parse_bundle(data: bytes) -> Bundle:
         start=_int(header, "start", 1),
         start_hashes=[bytes.fromhex(h) for h in start_hashes],
         content=content,
+        names=names,
     )
     if len(tree.start_hashes) != tree.start.bit_count():
         raise _fail(1, f"start_hashes: {tree.start} dropped leaves need {tree.start.bit_count()}")

@@ -1,8 +1,10 @@
 """One log entry: the draft the pipeline hands in, and what the log hands back.
 
 The pipeline builds an ``EntryDraft`` from a ``policies.decision.Decision`` (``draft_from_decision``)
-and appends it inside its own transaction; ``body_of`` splits a draft into the repeated *body*
-(stored once, see ``gateway.log.chain``) and the per-entry parts.
+and appends it inside its own transaction. A draft splits three ways: the repeated *body* (stored
+once, hashed into the log, kept for ever: ``body_of``), its *names document* (everything a device
+or a person chose, committed per subject and erasable: ``names_of``, ``gateway.log.names``), and
+the per-entry parts (time, source, content).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from policies.decision import Decision
 
 __all__ = [
     "KINDS",
+    "NAMED_PARAMS",
     "OUTCOMES",
     "AppendedEntry",
     "Checkpoint",
@@ -25,6 +28,7 @@ __all__ = [
     "at_from_us",
     "body_of",
     "draft_from_decision",
+    "names_of",
     "us_from_at",
 ]
 
@@ -195,10 +199,39 @@ def check_draft(draft: EntryDraft) -> None:
         raise EntryInvalid("at", "expected an aware UTC datetime, found a naive one")
 
 
-def body_of(draft: EntryDraft, text_de_digest: bytes, text_en_digest: bytes) -> dict[str, Any]:
-    """The repeated part of an entry, as the JSON object its digest is taken over."""
-    body = {
-        "v": 1,
+# Kinds whose reason parameters may carry what a device or a person chose (a field path, the
+# name of whoever gave consent or asked for an erasure): in the names document. The gateway's own
+# records (key rotation, retention, the seal of an old chain) keep theirs in the body, where a
+# stranger's verifier reads them: keys, signatures, dates and counts, no names.
+NAMED_PARAMS = frozenset({"decision", "consent_given", "consent_withdrawn", "erasure"})
+
+
+def names_of(draft: EntryDraft) -> dict[str, Any]:
+    """The entry's names document: what a device or a person chose, as the body held it in clear
+    before names were committed (field paths are a device's JSON keys; the reason's parameters
+    carry people's names; the texts carry the device's display name, its keys and those names)."""
+    doc: dict[str, Any] = {
+        "shared": list(draft.shared),
+        "altered": [list(a) for a in draft.altered],
+        "withheld": list(draft.withheld),
+        "text_de": draft.text_de,
+        "text_en": draft.text_en,
+    }
+    if draft.kind in NAMED_PARAMS:
+        doc["reason_params"] = dict(draft.reason_params)
+    return doc
+
+
+def body_of(draft: EntryDraft, names: bytes) -> dict[str, Any]:
+    """The repeated part of an entry, as the JSON object its digest is taken over.
+
+    Version 2: every value in it is the policy's or the gateway's (kinds, ids, grant, purpose,
+    legal basis, reason code, counts, the parameters of the gateway's own records); what a device
+    or a person chose is in the names document, present here only as its commitment ``names``
+    (``gateway.log.names``).
+    """
+    body: dict[str, Any] = {
+        "v": 2,
         "kind": draft.kind,
         "customer": draft.customer,
         "device": draft.device,
@@ -208,15 +241,12 @@ def body_of(draft: EntryDraft, text_de_digest: bytes, text_en_digest: bytes) -> 
         "policy_version": draft.policy_version,
         "purpose": dict(draft.purpose),
         "legal_basis": draft.legal_basis,
-        "shared": list(draft.shared),
-        "altered": [list(a) for a in draft.altered],
-        "withheld": list(draft.withheld),
         "reason": draft.reason,
-        "reason_params": dict(draft.reason_params),
-        "text_de": text_de_digest.hex(),
-        "text_en": text_en_digest.hex(),
         "subject": draft.subject,
+        "names": names.hex(),
     }
+    if draft.kind not in NAMED_PARAMS:
+        body["reason_params"] = dict(draft.reason_params)
     if draft.omitted:
         body["omitted"] = dict(draft.omitted)
     return body

@@ -136,3 +136,5 @@ class TreeInput:
     content: Mapping[int, bytes] = field(default_factory=dict)
     # tree index -> why the content is absent, for logs that know it (the database's view)
     content_known_absent: frozenset[int] = frozenset()
+    # names commitment -> (the subject's salt, None when its key is gone; the document's bytes)
+    names: Mapping[bytes, tuple[bytes | None, bytes]] = field(default_factory=dict)

@@ -25,6 +25,7 @@ the last release (tests/data/releases/).
     6  one Merkle tree per log: ``trees`` (where each tree starts, the sealed 0.1.0 chain's final
        hash), ``tree_hashes`` (levels 8, 16, …), checkpoints keep their signed note verbatim,
        entries indexed by (chain, index) for proofs. Existing chains are sealed, not rewritten.
+    7  ``names``: each subject's names documents (``gateway.log.names``), apart from the bodies
 """
 
 from __future__ import annotations
@@ -298,6 +299,25 @@ FROM chains c;
     )
 
 
+def _v7_names(conn: sqlite3.Connection) -> None:
+    # What a device or a person chose (field paths, people's names, the explanation texts) moves
+    # out of the bodies kept for ever into rows per subject, which forgetting deletes. Bodies and
+    # texts written before stay as they are (their digests are in the chains).
+    _script(
+        conn,
+        """
+CREATE TABLE names (
+    id INTEGER PRIMARY KEY,
+    chain_id INTEGER NOT NULL,
+    device_id INTEGER NOT NULL,        -- 0: the customer's own subject (no device)
+    commitment BLOB NOT NULL UNIQUE,   -- what the body holds
+    doc BLOB NOT NULL                  -- the canonical names document
+);
+CREATE INDEX names_subject ON names (chain_id, device_id);
+""",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the explanation log's tables", _v1_log_tables),
     Migration(2, "outbox, pseudonym keys, consent events, erasures", _v2_gateway_tables),
@@ -305,6 +325,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "outbox rows keep their source and policy version", _v4_outbox_sources),
     Migration(5, "consent events name the right exercised", _v5_consent_rights),
     Migration(6, "one Merkle tree per log; old chains sealed", _v6_trees),
+    Migration(7, "names documents per subject", _v7_names),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -19,6 +19,8 @@ all say "verified" for the same reason. What is checked, in order (the first fai
    checkpoint covering more entries than given: a truncated log);
 5. personal content given beside an entry matches its commitment, and content an entry
    committed to but that is absent is covered by a signed erasure or retention entry after it;
+   the same for the names documents version 2 bodies commit to (``gateway.log.names``): one
+   given matches its commitment, one absent is covered by a signed erasure of its subject;
 6. every entry is covered by a verified checkpoint — else the verdict is *incomplete*.
 
 Verdict codes (also ``einblick verify``'s exit codes): 0 verified, 1 tampered, 2 incomplete
@@ -48,6 +50,7 @@ from gateway.log.leaf import (
 )
 from gateway.log.levels import Levels, consistency_from, levels_of, prefix_root
 from gateway.log.merkle import EMPTY_ROOT, ProofError, verify_consistency
+from gateway.log.names import check_names
 from gateway.log.note import (
     ED25519_TYPE,
     Checkpoint,
@@ -379,6 +382,7 @@ def check_tree(
         raise UnusableInput("the compacted prefix's hashes do not match its size") from exc
     _checkpoints(data, levels, size, sequence[0], rotations, witnesses, verdict)
     check_content(data, records, docs, verdict)
+    check_names(data, records, docs, verdict)
     if since is not None:
         _since(levels, size, since, verdict)
     if verdict.problem is None and verdict.covered < verdict.size:

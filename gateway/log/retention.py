@@ -105,16 +105,20 @@ def compact(
 
 
 def _collect(conn: sqlite3.Connection) -> None:
-    """Delete the bodies and texts no remaining entry refers to."""
+    """Delete the bodies, names documents and texts no remaining entry refers to."""
     conn.execute("DELETE FROM bodies WHERE id NOT IN (SELECT DISTINCT body_id FROM entries)")
     used: set[bytes] = set()
     for (doc,) in conn.execute("SELECT doc FROM bodies"):
         body = orjson.loads(doc)
-        used.add(bytes.fromhex(body["text_de"]))
-        used.add(bytes.fromhex(body["text_en"]))
-    stale = [
-        (digest,)
-        for (digest,) in conn.execute("SELECT digest FROM texts")
-        if bytes(digest) not in used
-    ]
-    conn.executemany("DELETE FROM texts WHERE digest = ?", stale)
+        if "names" in body:  # version 2: the texts are in the subject's names document
+            used.add(bytes.fromhex(body["names"]))
+        else:
+            used.add(bytes.fromhex(body["text_de"]))
+            used.add(bytes.fromhex(body["text_en"]))
+    for table, column in (("texts", "digest"), ("names", "commitment")):
+        stale = [
+            (value,)
+            for (value,) in conn.execute(f"SELECT {column} FROM {table}")
+            if bytes(value) not in used
+        ]
+        conn.executemany(f"DELETE FROM {table} WHERE {column} = ?", stale)

@@ -6,11 +6,12 @@ Layout, chosen for bytes on disk (an edge box keeps a year of telemetry):
 
 - ``entries``: one narrow row per entry: integer ids for chain, body, device and recipient, the
   time in µs, three 32-byte blobs (source digest, content commitment, entry hash). Everything that
-  repeats lives in ``bodies`` and ``texts`` and is referenced by id.
-- ``bodies`` / ``texts``: each distinct body (the repeated part of an entry) and each distinct
-  explanation text stored once, keyed by its digest.
-- ``content`` / ``topics`` / ``subject_keys``: the personal, erasable part. Forgetting deletes
-  these rows and nothing else.
+  repeats lives in ``bodies`` and ``names`` and is referenced by id or commitment.
+- ``bodies``: each distinct body (the repeated part of an entry, no personal value in it) stored
+  once, keyed by its digest; ``texts``: the explanation texts of bodies written before names
+  were committed.
+- ``names`` / ``content`` / ``topics`` / ``subject_keys``: the personal, erasable part, per
+  subject (``gateway.log.names``). Forgetting deletes these rows and nothing else.
 - ``checkpoints``: signed chain heads; ``keys``: the public keys and their rotation records;
   ``anchors``: where each chain starts after compaction.
 

@@ -22,6 +22,7 @@ from gateway.log.chain import content_tail, salt_for, text_digest
 from gateway.log.checkpoints import cosignatures
 from gateway.log.entry import OUTCOMES
 from gateway.log.leaf import ENTRY_LAYOUT, ENTRY_SIZE, TreeInput, tree_origin
+from gateway.log.names import has_names, names_salt
 from gateway.log.note import Checkpoint, NoteError
 from gateway.log.tree import TreeHashes, TreeInfo
 
@@ -112,8 +113,49 @@ def tree_input(
         else (),
         content=content,
         content_known_absent=absent,
+        names=_held_names(conn, chain_id, bodies),
     )
     return tree, problem
+
+
+def _blob(value: object) -> bytes:
+    """A hand-edited row may hold text where a blob belongs: its bytes all the same."""
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)  # type: ignore[call-overload]
+
+
+def _held_names(
+    conn: sqlite3.Connection, chain_id: int, bodies: Mapping[bytes, bytes]
+) -> dict[bytes, tuple[bytes | None, bytes]]:
+    """The names documents the tree's bodies commit to that are still held, each with its
+    subject's salt (None: the key is gone, which forgetting never leaves behind)."""
+    if not has_names(conn):
+        return {}
+    wanted: set[bytes] = set()
+    for raw in bodies.values():
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue  # the proof check names it
+        ref = doc.get("names") if isinstance(doc, dict) else None
+        if isinstance(ref, str) and _is_hex(ref):
+            wanted.add(bytes.fromhex(ref))
+    if not wanted:
+        return {}
+    keys = {
+        int(d): bytes(k)
+        for d, k in conn.execute(
+            "SELECT device_id, key FROM subject_keys WHERE chain_id = ?", (chain_id,)
+        )
+    }
+    held: dict[bytes, tuple[bytes | None, bytes]] = {}
+    for device_id, stored, doc in conn.execute(
+        "SELECT device_id, commitment, doc FROM names WHERE chain_id = ?", (chain_id,)
+    ):
+        commitment = _blob(stored)
+        if commitment in wanted:
+            key = keys.get(int(device_id))
+            held[commitment] = (None if key is None else names_salt(key), _blob(doc))
+    return held
 
 
 def _order_problem(rows: list[tuple[Any, ...]], name: str) -> ChainBroken | None:

@@ -14,7 +14,7 @@ the tree's first entry) and signs any tail a crash left unsigned.
 
 Tree edges and id caches live in memory; changes made inside the open transaction are kept
 apart until ``committed()`` and thrown away by ``rolled_back()``, which reloads from the database.
-The caches of texts, bodies and topics are bounded in bytes (``gateway.cache``): their keys are
+The caches of bodies and topics are bounded in bytes (``gateway.cache``): their keys are
 shaped by what devices send, and a forgotten entry is only looked up in the database again.
 """
 
@@ -35,7 +35,6 @@ from gateway.log.chain import (
     rotation_message,
     salt_for,
     source_commitment,
-    text_digest,
 )
 from gateway.log.entry import (
     OUTCOMES,
@@ -45,12 +44,14 @@ from gateway.log.entry import (
     body_key,
     body_of,
     check_draft,
+    names_of,
     us_from_at,
 )
 from gateway.log.jcs import canonical
 from gateway.log.keys import Signer, fingerprint
 from gateway.log.leaf import entry_leaf, rotation_message_v2, tree_origin
 from gateway.log.merkle import RightEdge
+from gateway.log.names import seal_names
 from gateway.log.note import Checkpoint as NoteCheckpoint
 from gateway.log.note import sign_note
 from gateway.log.retention import compact, drop_content
@@ -59,7 +60,6 @@ from gateway.log.tree import restore_edge, stored_levels, tree_info
 __all__ = ["LogWriter", "parse_subject"]
 
 # Bytes each memo table may hold (estimated: 2 per character, plus the objects).
-TEXTS_BYTES = 4 * 1024 * 1024
 BODIES_BYTES = 2 * 1024 * 1024
 BODY_KEYS_BYTES = 8 * 1024 * 1024
 TOPICS_BYTES = 2 * 1024 * 1024
@@ -71,10 +71,6 @@ def _chars(value: object) -> int:
     if isinstance(value, tuple):
         return sum(_chars(v) for v in value) + 8 * len(value)
     return 8
-
-
-def _text_size(text: str, digest: bytes) -> int:
-    return 2 * len(text) + 150
 
 
 def _body_size(digest: bytes, body_id: int) -> int:
@@ -167,6 +163,10 @@ class LogWriter:
             )
         if began and conn.in_transaction:
             conn.commit()
+        if not conn.in_transaction:
+            # An erasure whose scrub a reader blocked left old pages in the WAL: empty it at
+            # every start, when no reader of this process holds it yet.
+            self.scrub()
         self._load()
         if not conn.in_transaction:
             self._start()
@@ -203,7 +203,6 @@ class LogWriter:
         self._chains: dict[str, int] = dict(conn.execute("SELECT name, id FROM chains"))
         self._chain_names = {v: k for k, v in self._chains.items()}
         self._atoms: dict[str, int] = {}
-        self._texts: SizedCache[str, bytes] = SizedCache(TEXTS_BYTES, _text_size)
         self._bodies: SizedCache[bytes, int] = SizedCache(BODIES_BYTES, _body_size)
         self._body_keys: SizedCache[tuple[object, ...], tuple[int, bytes]] = SizedCache(
             BODY_KEYS_BYTES, _body_key_size
@@ -359,15 +358,15 @@ class LogWriter:
             self._atoms[value] = found
         return found
 
-    def _text(self, text: str) -> bytes:
-        found = self._texts.get(text)
-        if found is None:
-            found = text_digest(text)
-            self._conn.execute(
-                "INSERT OR IGNORE INTO texts (digest, text) VALUES (?, ?)", (found, text)
-            )
-            self._texts.put(text, found)
-        return found
+    def _names(self, chain_id: int, subject: int, draft: EntryDraft) -> bytes:
+        """Store the draft's names document under its subject; returns its commitment."""
+        commitment, doc = seal_names(self._subject_key(chain_id, subject), names_of(draft))
+        self._conn.execute(
+            "INSERT OR IGNORE INTO names (chain_id, device_id, commitment, doc)"
+            " VALUES (?, ?, ?, ?)",
+            (chain_id, subject, commitment, doc),
+        )
+        return commitment
 
     def _body(self, canonical: bytes) -> tuple[int, bytes]:
         digest = body_digest(canonical)
@@ -435,19 +434,18 @@ class LogWriter:
             edge = self._edge_for_write(chain_id)
             index = edge.size
             size = self._bases[chain_id] + index  # the entry's idx (its chain position)
+            device_id = None if draft.device is None else self._atom(draft.device)
+            subject = device_id or 0
             key = body_key(draft)
             found = bodies.get(key)
             if found is None:
-                found = self._body(
-                    canonical(body_of(draft, self._text(draft.text_de), self._text(draft.text_en)))
-                )
+                names = self._names(chain_id, subject, draft)
+                found = self._body(canonical(body_of(draft, names)))
                 bodies.put(key, found)
             body_id, digest = found
-            device_id = None if draft.device is None else self._atom(draft.device)
             recipient_id = None if draft.recipient is None else self._atom(draft.recipient)
             at_us = self._forward(us_from_at(draft.at))
             commitment: bytes | None = None
-            subject = device_id or 0
             subject_key = self._subject_key(chain_id, subject)
             source = source_commitment(subject_key, draft.source_digest)
             if draft.topic is not None or draft.content is not None:
@@ -534,11 +532,13 @@ class LogWriter:
     ) -> AppendedEntry:
         """Destroy the personal content of ``customer`` or ``customer/device`` and record it.
 
-        Deletes the content rows, their topics and the subject keys the salts derive from (so a
-        guessed value can no longer be confirmed against a commitment); commitments and hashes
-        stay, so every chain still verifies. Appends a signed ``erasure`` entry saying what was
-        erased, when and at whose request. After committing, call ``scrub()`` so the zeroed
-        pages replace the old ones in the database file and the WAL is emptied.
+        Deletes the content rows, their topics, the names documents (field paths, people's
+        names, the explanation texts: ``gateway.log.names``) and the subject keys the salts
+        derive from (so a guessed value can no longer be confirmed against a commitment);
+        commitments, bodies and hashes stay, so every tree still verifies. Appends a signed
+        ``erasure`` entry saying what was erased, when and at whose request. After committing,
+        call ``scrub()`` so the zeroed pages replace the old ones in the database file and the
+        WAL is emptied.
         """
         chain, device = parse_subject(subject)
         chain_id = self._chains.get(chain)
@@ -556,6 +556,7 @@ class LogWriter:
             )
             erased = cur.rowcount
             self._conn.execute(f"DELETE FROM topics WHERE {where}", params)
+            self._conn.execute(f"DELETE FROM names WHERE {where}", params)
             self._conn.execute(f"DELETE FROM subject_keys WHERE {where}", params)
             self._subject_keys = {
                 k: v
@@ -563,6 +564,9 @@ class LogWriter:
                 if not (k[0] == chain_id and (device is None or k[1] == params[1]))
             }
             self._topics.clear()  # erasure is rare: forget every topic id, not only the subject's
+            # Cached bodies name commitments under the destroyed keys: the subject's next
+            # entries are committed under its new key.
+            self._body_keys.clear()
         what_de = f"Gerät {device}" if device else "allen Geräten"
         what_en = f"device {device}" if device else "all devices"
         draft = EntryDraft(

@@ -224,7 +224,7 @@ class ErasureRecord(_Reply):
     customer: str
     device: str | None
     at: str | None
-    requested_by: str
+    requested_by: str | None  # None once the customer was forgotten (the name went with them)
     entry_seq: int | None
     content_erased: int
     queued_erased: int

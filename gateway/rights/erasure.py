@@ -248,6 +248,13 @@ def erase(
             if keyring is not None
             else conn.execute("DELETE FROM pseudonym_keys WHERE customer = ?", (customer,)).rowcount
         )
+    if device is None:
+        # The people named beside the customer's own entries (consent givers, earlier
+        # requesters) go with the customer: the log's copies with its names documents, these
+        # here now. The counts, times and grants stay: they restore consent state and say what
+        # was done. The row for this erasure, inserted below, names its requester.
+        conn.execute("UPDATE consent_events SET by = '' WHERE customer = ?", (customer,))
+        conn.execute("UPDATE erasures SET requested_by = '' WHERE customer = ?", (customer,))
     shown = [(names or {}).get(r, r) for r in notified]
     texts = _texts(request, content, sum(queued_by.values()), keys, shown, timezone=timezone)
     subject = customer if device is None else f"{customer}/{device}"

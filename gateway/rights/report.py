@@ -578,7 +578,8 @@ def document(data: Mapping[str, Any], lang: str) -> Document:
                 key,
                 grant=c["grant"] or "",
                 recipient=names.get(c["recipient"], c["recipient"] or ""),
-                by=c["by"],
+                # Blank once the customer was forgotten: the name went with its names documents.
+                by=c["by"] or tr(lang, "report.name_erased"),
                 at=_when(lang, c["at"], zone),
             )
             + (

@@ -48,6 +48,7 @@ TABLES = {
     "consent_events",
     "erasures",
     "erasure_notices",
+    "names",
 }
 
 

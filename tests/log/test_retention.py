@@ -102,14 +102,11 @@ def test_retention_removes_one_customers_old_data_and_every_proof_still_verifies
         " JOIN bodies b ON b.id = e.body_id WHERE c.name = ? ORDER BY e.idx DESC LIMIT 1",
         (SCHMIDT,),
     ).fetchone()
-    text_de, text_en = (
-        log.conn.execute(
-            "SELECT text FROM texts WHERE digest = ?",
-            (bytes.fromhex(orjson.loads(body)[key]),),
-        ).fetchone()[0]
-        for key in ("text_de", "text_en")
-    )
-    params = orjson.loads(body)["reason_params"]
+    (names,) = log.conn.execute(
+        "SELECT doc FROM names WHERE commitment = ?", (bytes.fromhex(orjson.loads(body)["names"]),)
+    ).fetchone()
+    text_de, text_en = orjson.loads(names)["text_de"], orjson.loads(names)["text_en"]
+    params = orjson.loads(body)["reason_params"]  # the gateway's own record: in the body
     assert orjson.loads(body)["kind"] == "retention"
     assert params["entries"] == str(OLD) and params["contents"] == str(old_content)
     assert params["content_before"].startswith((NOW - timedelta(days=30)).date().isoformat())

@@ -78,8 +78,12 @@ def _text(conn: sqlite3.Connection) -> int:
         "SELECT body_id FROM entries WHERE seq = ?", (seq_of(conn, TARGET),)
     ).fetchone()
     doc = conn.execute("SELECT doc FROM bodies WHERE id = ?", (bid,)).fetchone()[0]
-    digest = bytes.fromhex(__import__("orjson").loads(doc)["text_de"])
-    conn.execute("UPDATE texts SET text = text || '!' WHERE digest = ?", (digest,))
+    # The texts are in the subject's names document, under the body's commitment.
+    commitment = bytes.fromhex(__import__("orjson").loads(doc)["names"])
+    conn.execute(
+        "UPDATE names SET doc = replace(doc, 'Temperatur', 'Temperatun') WHERE commitment = ?",
+        (commitment,),
+    )
     return first_of_chain_where(conn, "body_id = ?", bid)
 
 

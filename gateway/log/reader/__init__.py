@@ -6,9 +6,9 @@ the report and bundle commands). ``LogReader`` is the same reader for asyncio: e
 the reader's own thread.
 
 Bound to a customer (``customer=``), a reader never returns another customer's rows: every
-statement on ``entries``, ``checkpoints``, ``bodies``, ``content`` and ``subject_keys`` carries
-the restriction to that customer's chain, in SQL, whatever filter the caller passes. A customer's
-view stands on this, not on the UI.
+statement on ``entries``, ``checkpoints``, ``bodies``, ``names``, ``content`` and
+``subject_keys`` carries the restriction to that customer's chain, in SQL, whatever filter the
+caller passes. A customer's view stands on this, not on the UI.
 
 Pages are keyset-paginated by ``seq`` (never an OFFSET over the whole log); filters use the
 entries' indexes on chain, device and recipient; bodies and texts repeat, so they are read once

@@ -16,15 +16,20 @@ from typing import Any, Self
 import orjson
 
 from gateway.errors import LogError
+from gateway.locale import tr
 from gateway.log.chain import GATEWAY_CHAIN
 from gateway.log.entry import OUTCOMES, at_from_us
 from gateway.log.keys import PublicKey
+from gateway.log.names import joined
 from gateway.log.results import Body, EntryFacts, EntryFilter, EntryLine, EntryRow, Match
 
 __all__ = ["LINE_COLUMNS", "OUTCOME_NAMES", "ReaderBase", "entry_line"]
 
 OUTCOME_NAMES = {v: k for k, v in OUTCOMES.items()}
 LINE_COLUMNS = "seq, at, chain_id, idx, body_id, device_id, recipient_id, outcome"
+
+# What an entry whose names document was erased says in place of its explanation.
+_ERASED = {lang: tr(lang, "log.names_erased") for lang in ("de", "en")}
 
 
 def _fold(value: object) -> str | None:
@@ -142,8 +147,26 @@ class ReaderBase:
                 found[bytes(digest)] = str(text)
         return found
 
+    def names(self, commitments: Iterable[bytes]) -> dict[bytes, dict[str, Any]]:
+        """Names documents by commitment, the bound customer's only (absent: erased)."""
+        listed = list(dict.fromkeys(commitments))
+        own, params = self._own()
+        found: dict[bytes, dict[str, Any]] = {}
+        if not listed:  # version 1 bodies only (the table may not exist in such a log)
+            return found
+        for start in range(0, len(listed), 500):
+            chunk = listed[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for commitment, doc in self._conn.execute(
+                f"SELECT commitment, doc FROM names WHERE commitment IN ({marks}) AND {own}",
+                [*chunk, *params],
+            ):
+                found[bytes(commitment)] = orjson.loads(doc)
+        return found
+
     def new_bodies(self) -> list[Body]:
-        """Bodies stored since the last call (the bound customer's only), texts resolved."""
+        """Bodies stored since the last call (the bound customer's only), joined with their
+        names documents (version 2) or texts (version 1) for display."""
         rows = self._conn.execute(
             "SELECT id, digest, doc FROM bodies WHERE id > ? ORDER BY id", (self._last_body,)
         ).fetchall()
@@ -152,6 +175,7 @@ class ReaderBase:
         self._last_body = max(self._last_body, int(rows[-1][0]))
         docs = [(int(i), bytes(d), orjson.loads(raw)) for i, d, raw in rows]
         docs = [(i, d, doc) for i, d, doc in docs if self._mine(doc)]
+        names = self.names(bytes.fromhex(doc["names"]) for _, _, doc in docs if "names" in doc)
         wanted = [
             bytes.fromhex(doc[f"text_{lang}"])
             for _, _, doc in docs
@@ -160,11 +184,15 @@ class ReaderBase:
         ]
         texts = self.texts(wanted)
         out = []
-        for body_id, digest, doc in docs:
-            body_texts = {
-                lang: texts.get(bytes.fromhex(doc.get(f"text_{lang}") or ""), "")
-                for lang in ("de", "en")
-            }
+        for body_id, digest, stored in docs:
+            doc = stored
+            if "names" in stored:
+                doc, body_texts = joined(stored, names.get(bytes.fromhex(stored["names"])), _ERASED)
+            else:
+                body_texts = {
+                    lang: texts.get(bytes.fromhex(doc.get(f"text_{lang}") or ""), "")
+                    for lang in ("de", "en")
+                }
             body = Body(id=body_id, digest=digest, doc=doc, texts=body_texts)
             self._bodies[body_id] = body
             out.append(body)

@@ -8,8 +8,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
-
 from gateway.log.chain import GATEWAY_CHAIN
 from gateway.log.entry import OUTCOMES, us_from_at
 from gateway.log.reader.base import OUTCOME_NAMES, ReaderBase
@@ -79,6 +77,7 @@ class TallyQueries(ReaderBase):
         chain_id = self.chain_id(customer)
         groups: list[tuple[dict[str, Any], int, int, int]] = []
         singles: list[tuple[int, int, dict[str, Any]]] = []
+        texts: dict[str, str] = {}
         if chain_id is not None:
             bodies: dict[int, dict[str, Any]] = {}
             for body_id, count, first, last in self._conn.execute(
@@ -86,8 +85,10 @@ class TallyQueries(ReaderBase):
                 " WHERE chain_id = ? AND at >= ? GROUP BY body_id",
                 (chain_id, since_us),
             ).fetchall():
-                doc = self._conn.execute("SELECT doc FROM bodies WHERE id = ?", (body_id,))
-                bodies[body_id] = orjson.loads(doc.fetchone()[0])
+                body = self.body(int(body_id))
+                bodies[body_id] = dict(body.doc)
+                for lang in ("de", "en"):  # by the reference the report looks texts up by
+                    texts[str(body.doc[f"text_{lang}"])] = body.texts[lang]
                 groups.append((bodies[body_id], int(count), int(first), int(last)))
             rare = [i for i, b in bodies.items() if b["kind"] != "decision"]
             if rare:
@@ -98,9 +99,6 @@ class TallyQueries(ReaderBase):
                     (chain_id, since_us, *rare),
                 ).fetchall():
                     singles.append((int(seq), int(at), bodies[body_id]))
-        digests = [bytes.fromhex(b[lang]) for _, _, b in singles for lang in ("text_de", "text_en")]
-        found = self.texts(digests)
-        texts = {d.hex(): found.get(d, "") for d in digests}
         return ReportData(self.origin, chain_id is not None, tuple(groups), tuple(singles), texts)
 
     # -- what an erasure touches, what an audit compares ---------------------------------
@@ -142,11 +140,17 @@ class TallyQueries(ReaderBase):
         """(seq, source digest, body, topic, payload) of every entry in log order."""
         own, params = self._own("e.chain_id")
         return [
-            (int(seq), bytes(source), orjson.loads(doc), topic, None if p is None else bytes(p))
-            for seq, source, doc, topic, p in self._conn.execute(
-                "SELECT e.seq, e.source, b.doc, t.topic, c.payload FROM entries e"
-                " JOIN bodies b ON b.id = e.body_id LEFT JOIN content c ON c.seq = e.seq"
+            (
+                int(seq),
+                bytes(source),
+                dict(self.body(int(body_id)).doc),
+                topic,
+                None if p is None else bytes(p),
+            )
+            for seq, source, body_id, topic, p in self._conn.execute(
+                "SELECT e.seq, e.source, e.body_id, t.topic, c.payload FROM entries e"
+                " LEFT JOIN content c ON c.seq = e.seq"
                 f" LEFT JOIN topics t ON t.id = c.topic_id WHERE {own} ORDER BY e.seq",
                 params,
-            )
+            ).fetchall()
         ]
