@@ -114,7 +114,8 @@ class Verifier:
 
     @classmethod
     def parse(cls, vkey: str) -> Verifier:
-        parts = vkey.strip().split("+")
+        # The base64 key may itself hold "+": only the first two separate parts (as Go does).
+        parts = vkey.strip().split("+", 2)
         if len(parts) != 3:
             raise NoteError(
                 f"a verifier key is name+keyid+base64key, three parts joined by '+': {vkey[:80]!r}"
