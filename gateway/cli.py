@@ -13,7 +13,16 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import version
 
-from gateway.commands import device, gateway_cmds, operations, policy, rights, simulate, tui
+from gateway.commands import (
+    device,
+    gateway_cmds,
+    operations,
+    policy,
+    rights,
+    simulate,
+    tui,
+    witness,
+)
 from gateway.commands import log as log_cmds
 from gateway.operations.filemodes import UMASK
 from policies.errors import EinblickError
@@ -32,7 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="more detail on stderr (-vv: debug)"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (gateway_cmds, device, policy, log_cmds, rights, operations, simulate, tui):
+    for module in (
+        gateway_cmds,
+        device,
+        policy,
+        log_cmds,
+        rights,
+        operations,
+        simulate,
+        tui,
+        witness,
+    ):
         module.register(sub)
     return parser
 
