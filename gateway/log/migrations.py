@@ -20,6 +20,8 @@ the last release (tests/data/releases/).
     4  one Merkle tree per log: ``trees`` (where each tree starts, the sealed 0.1.0 chain's final
        hash), ``tree_hashes`` (levels 8, 16, …), checkpoints keep their signed note verbatim,
        entries indexed by (chain, index) for proofs. Existing chains are sealed, not rewritten.
+    5  witnesses: ``cosignatures`` (each witness's signature line on a checkpoint, verbatim) and
+       ``witness_progress`` (per witness and tree: the size it last cosigned, its last refusal)
 """
 
 from __future__ import annotations
@@ -277,11 +279,39 @@ FROM chains c;
     )
 
 
+def _v5_witnesses(conn: sqlite3.Connection) -> None:
+    # Layout and meaning: gateway/log/cosignatures.py, the one module that reads and writes them.
+    _script(
+        conn,
+        """
+CREATE TABLE cosignatures (
+    checkpoint_id INTEGER NOT NULL,  -- checkpoints.id of the note the witness cosigned
+    witness TEXT NOT NULL,           -- the witness's key name
+    line TEXT NOT NULL,              -- its signature line exactly as received, ending in a newline
+    timestamp INTEGER NOT NULL,      -- POSIX seconds, the cosignature's own time
+    PRIMARY KEY (checkpoint_id, witness)
+) WITHOUT ROWID;
+CREATE TABLE witness_progress (
+    witness TEXT NOT NULL,           -- the witness's vkey: a new key starts over
+    chain_id INTEGER NOT NULL,
+    size INTEGER,                    -- tree size it last cosigned (or told us); NULL: unknown
+    checkpoint_id INTEGER,           -- our checkpoint it cosigned; NULL: size learned from a 409
+    at INTEGER NOT NULL,             -- µs when this was recorded
+    refused_status INTEGER,          -- its last refusal of this tree (HTTP status), NULL: none
+    refused_reason TEXT,
+    refused_at INTEGER,              -- µs
+    PRIMARY KEY (witness, chain_id)
+) WITHOUT ROWID;
+""",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the explanation log's tables", _v1_log_tables),
     Migration(2, "outbox, pseudonym keys, consent events, erasures", _v2_gateway_tables),
     Migration(3, "time columns in integer microseconds", _v3_microseconds),
     Migration(4, "one Merkle tree per log; old chains sealed", _v4_trees),
+    Migration(5, "witnesses' cosignatures and progress", _v5_witnesses),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -46,6 +46,10 @@ TABLES = {
     "consent_events",
     "erasures",
     "erasure_notices",
+    "trees",
+    "tree_hashes",
+    "cosignatures",
+    "witness_progress",
 }
 
 

@@ -130,6 +130,8 @@ def test_a_vkey_whose_base64_holds_a_plus_parses_back() -> None:
     # About half of all keys have a '+' in their base64: only the first two '+' separate parts.
     keys = (Ed25519PrivateKey.from_private_bytes(bytes([seed]) * 32) for seed in range(256))
     with_plus = next(
-        v for v in (Signer("log.example/a", k).verifier for k in keys) if "+" in v.vkey.split("+", 2)[2]
+        v
+        for v in (Signer("log.example/a", k).verifier for k in keys)
+        if "+" in v.vkey.split("+", 2)[2]
     )
     assert Verifier.parse(with_plus.vkey) == with_plus

@@ -1,0 +1,37 @@
+"""What the gateway says about each witness: how far cosigning is behind, and refusals.
+
+Typed once here, read by ``einblick status``, the metrics and the TUI (through
+``gateway.operations.status_model.Status.witnesses``).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["WitnessRefusal", "WitnessStatus"]
+
+
+class _Reply(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class WitnessRefusal(_Reply):
+    """A witness refused a checkpoint of this log: a fork, a rewritten or cut-back history, or
+    a witness that does not (yet) follow the log. Shown until a later checkpoint is cosigned."""
+
+    log: str  # the customer (or the gateway's own log)
+    status: int  # the witness's HTTP status; 0: refused here before sending (size went back)
+    reason: str
+    at: float  # POSIX seconds
+
+
+class WitnessStatus(_Reply):
+    name: str
+    key: str  # the witness's key name, as in its cosignature lines
+    url: str
+    reachable: bool | None = None  # None: not asked yet
+    last_error: str | None = None
+    entries_behind: int = 0  # signed entries not yet covered by its cosignature, all logs
+    seconds_behind: float | None = None  # age of the oldest checkpoint it has not covered
+    cosigned: int = 0  # cosignatures stored since the gateway started
+    refusals: list[WitnessRefusal] = []

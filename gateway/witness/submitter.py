@@ -1,0 +1,269 @@
+"""The gateway's witness submitter: every new checkpoint of every log, to every witness.
+
+One task per configured witness, off the message path: the checkpoint task only calls
+:meth:`Submitter.poke`, which sets a flag. The flag is the bounded queue — however many
+checkpoints are signed while a round runs or a witness is down, one round follows, and it sends
+each log's *newest* checkpoint with a consistency proof from the size the witness last
+cosigned. So a witness that was down for a day catches up with one request per log, and a
+witness that never answers costs one task sleeping between retries (gateway/backoff.py),
+never a message's forwarding.
+
+Per log and witness (``gateway.log.cosignatures``):
+
+- old size unknown (first contact, or a replaced witness key): send ``old 0``; a witness that
+  cosigned before answers 409 with its size, which is stored, and the request is sent again
+  with a proof from that size;
+- 200: each returned line that verifies against the configured witness key (type 0x04) is
+  stored verbatim with the checkpoint; lines by other keys are ignored, as the spec says;
+- 400/403/404/422: the refusal is stored and shown in status (a 422 is a witness refusing a
+  history that does not extend what it cosigned: a rewritten log); a refused checkpoint is
+  not sent again, the next one is;
+- the witness's size above the log's own: the log was cut back or replaced; refused here,
+  without a request, and shown the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+import aiohttp
+
+from gateway.backoff import Backoff
+from gateway.config import WitnessConfig
+from gateway.errors import GatewayError
+from gateway.log.cosignatures import Progress, SignedCheckpoint
+from gateway.log.note import NoteError, Verifier, open_note
+from gateway.witness.client import Conflict, Cosigned, Refused, WitnessClient, WitnessUnreachable
+from gateway.witness.ledger import Ledger, Runner
+from gateway.witness.status import WitnessRefusal, WitnessStatus
+
+__all__ = ["Submitter", "Witnesses"]
+
+log = logging.getLogger(__name__)
+
+MAX_LINES = 64  # cosignature lines read from one answer
+_US = 1_000_000
+
+
+class Submitter:
+    def __init__(
+        self,
+        config: WitnessConfig,
+        ledger: Ledger,
+        *,
+        clock: Callable[[], float] = time.time,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.config = config
+        self.verifier = Verifier.parse(config.vkey)
+        self._key = self.verifier.vkey  # progress is per key: a new key starts over
+        self.ledger = ledger
+        self._clock = clock
+        self._backoff = backoff or Backoff(1.0, config.retry_max_s)
+        self._wake = asyncio.Event()
+        self._wake.set()  # a first round at start: catch up on what was signed while stopped
+        self.reachable: bool | None = None
+        self.last_error: str | None = None
+        self.cosigned = 0
+        self._behind: dict[int, tuple[int, int | None]] = {}  # chain → (entries, since µs)
+        self._refusals: list[WitnessRefusal] = []
+        self.rounds = 0  # completed rounds, for tests waiting on one
+
+    def poke(self) -> None:
+        """New checkpoints are signed: a round soon (never blocks, never queues more)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=self.config.timeout_s)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            client = WitnessClient(session, self.config.url, ca_file=self.config.ca_file)
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                try:
+                    await self._round(client)
+                except (WitnessUnreachable, GatewayError) as exc:
+                    self.reachable = (
+                        False if isinstance(exc, WitnessUnreachable) else self.reachable
+                    )
+                    self.last_error = str(exc)
+                    delay = self._backoff.next_delay()
+                    log.warning(
+                        "witness %s: %s (cosigning is behind; next try in %.0f s)",
+                        self.config.name,
+                        exc,
+                        delay,
+                    )
+                    # Checkpoints signed meanwhile do not shorten the wait; the retry covers them.
+                    await asyncio.sleep(delay)
+                    self._wake.set()
+                else:
+                    self._backoff.reset()
+                self.rounds += 1
+
+    async def _round(self, client: WitnessClient) -> None:
+        checkpoints = await self.ledger.checkpoints()
+        progress = await self.ledger.progress(self._key)
+        await self._measure(checkpoints, progress)  # status is right while the witness is down
+        for checkpoint in checkpoints:
+            held = progress.get(checkpoint.chain_id)
+            if held is not None and held.checkpoint_id == checkpoint.id:
+                continue  # cosigned already
+            if (
+                held is not None
+                and held.refused_at_us is not None
+                and held.refused_at_us >= checkpoint.at_us
+            ):
+                continue  # this checkpoint was refused: wait for the next one
+            await self._submit(client, checkpoint, held)
+        self.reachable = True
+        self.last_error = None
+        await self._measure(checkpoints, await self.ledger.progress(self._key))
+
+    async def _submit(
+        self, client: WitnessClient, checkpoint: SignedCheckpoint, held: Progress | None
+    ) -> None:
+        old = held.size if held is not None and held.size is not None else 0
+        for _ in range(3):  # a 409 teaches the size; a second 409 means it moved meanwhile
+            if old > checkpoint.size:
+                await self._refused(
+                    checkpoint,
+                    0,
+                    f"the witness has cosigned {old} entries of this log, but its newest "
+                    f"checkpoint has {checkpoint.size}: the log was cut back or replaced on this "
+                    "box. Restore the database that holds the cosigned entries.",
+                )
+                return
+            proof = (
+                []
+                if old in (0, checkpoint.size)
+                else await self.ledger.proof(checkpoint.chain_id, old, checkpoint.size)
+            )
+            reply = await client.add_checkpoint(old, proof, checkpoint.note)
+            if isinstance(reply, Conflict):
+                await self.ledger.learned(self._key, checkpoint.chain_id, reply.size, self._us())
+                old = reply.size
+                continue
+            if isinstance(reply, Refused):
+                await self._refused(checkpoint, reply.status, reply.reason)
+                return
+            await self._store(checkpoint, reply)
+            return
+        raise WitnessUnreachable(
+            f"{self.config.url}: its cosigned size of {checkpoint.chain} changed three times "
+            "in one round"
+        )
+
+    async def _store(self, checkpoint: SignedCheckpoint, reply: Cosigned) -> None:
+        lines = reply.lines.splitlines(keepends=True)
+        if len(lines) > MAX_LINES:
+            raise WitnessUnreachable(
+                f"{self.config.url}: {len(lines)} signature lines in one answer"
+            )
+        for line in lines:
+            if not line.endswith("\n"):
+                continue
+            try:
+                opened = open_note(checkpoint.text + "\n" + line, [self.verifier])
+            except NoteError:
+                continue  # another key's line, or not a signature line: ignored
+            stamp = opened.timestamps[0]
+            assert stamp is not None  # a type 0x04 key's signature always carries one
+            await self.ledger.cosigned(
+                witness=self._key,
+                name=self.verifier.name,
+                checkpoint=checkpoint,
+                line=line,
+                timestamp=stamp,
+                at_us=self._us(),
+            )
+            self.cosigned += 1
+            log.info(
+                "witness %s cosigned %s at size %d",
+                self.config.name,
+                checkpoint.chain,
+                checkpoint.size,
+            )
+            return
+        raise WitnessUnreachable(
+            f"{self.config.url}: answered 200 without a valid cosignature by "
+            f"{self.verifier.name} (key {self.verifier.id.hex()}): is the configured vkey "
+            "the one 'einblick witness init' printed for it?"
+        )
+
+    async def _refused(self, checkpoint: SignedCheckpoint, status: int, reason: str) -> None:
+        log.error(
+            "witness %s refused %s at size %d (%s): %s",
+            self.config.name,
+            checkpoint.chain,
+            checkpoint.size,
+            status or "not sent",
+            reason,
+        )
+        await self.ledger.refused(self._key, checkpoint.chain_id, status, reason, self._us())
+
+    async def _measure(
+        self, checkpoints: list[SignedCheckpoint], progress: dict[int, Progress]
+    ) -> None:
+        behind: dict[int, tuple[int, int | None]] = {}
+        refusals: list[WitnessRefusal] = []
+        for checkpoint in checkpoints:
+            held = progress.get(checkpoint.chain_id)
+            if held is not None and held.refused_status is not None:
+                refusals.append(
+                    WitnessRefusal(
+                        log=checkpoint.chain,
+                        status=held.refused_status,
+                        reason=held.refused_reason or "",
+                        at=(held.refused_at_us or 0) / _US,
+                    )
+                )
+            if held is not None and held.checkpoint_id == checkpoint.id:
+                continue
+            size = held.size if held is not None and held.size is not None else 0
+            if size > checkpoint.size:
+                size = 0  # the witness holds more than the log: all of the log is uncovered
+            since = await self.ledger.first_uncovered_at(checkpoint.chain_id, size)
+            behind[checkpoint.chain_id] = (checkpoint.size - size, since)
+        self._behind = behind
+        self._refusals = refusals
+
+    def _us(self) -> int:
+        return int(self._clock() * _US)
+
+    def status(self) -> WitnessStatus:
+        sinces = [since for _, since in self._behind.values() if since is not None]
+        entries = sum(count for count, _ in self._behind.values())
+        return WitnessStatus(
+            name=self.config.name,
+            key=self.verifier.name,
+            url=self.config.url,
+            reachable=self.reachable,
+            last_error=self.last_error,
+            entries_behind=entries,
+            seconds_behind=max(0.0, self._clock() - min(sinces) / _US) if sinces else None,
+            cosigned=self.cosigned,
+            refusals=self._refusals,
+        )
+
+
+class Witnesses:
+    """Every configured witness's submitter: what ``app.py`` holds, starts, pokes and asks."""
+
+    def __init__(self, configs: Sequence[WitnessConfig], *, read: Runner, write: Runner) -> None:
+        ledger = Ledger(read, write)
+        self.submitters = [Submitter(config, ledger) for config in configs]
+
+    def start(self, tasks: asyncio.TaskGroup) -> None:
+        for submitter in self.submitters:
+            tasks.create_task(submitter.run(), name=f"witness-{submitter.config.name}")
+
+    def poke(self) -> None:
+        for submitter in self.submitters:
+            submitter.poke()
+
+    def status(self) -> list[WitnessStatus]:
+        return [submitter.status() for submitter in self.submitters]

@@ -1,0 +1,277 @@
+"""A real gateway (Mosquitto, SQLite, Ed25519) submitting its checkpoints to a real witness
+process on loopback: honest cosigning, a witness down and catching up, a rewritten log refused."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from gateway.devices.broker import free_port
+from gateway.log.cosignatures import SignedCheckpoint, cosignature_lines, latest_checkpoints
+from gateway.log.note import open_note
+from gateway.operations.metrics import render as render_metrics
+from gateway.operations.status_text import render_status
+from gateway.witness.state import WitnessState
+from gateway.witness.status import WitnessStatus
+from tests.gateway.harness import Harness, running_gateway
+from tests.witness.conftest import WitnessFactory, WitnessProcess, start_witness
+
+BAKERY = """
+einblick_policy: 1
+customer: baeckerei-schmidt
+name: Bäckerei Schmidt
+language: de
+devices:
+  - id: oven-1
+    name: Backofen 1
+    kind: oven
+    topics:
+      - pattern: "bakery/oven-1/telemetry"
+        stream: telemetry
+grants:
+  - id: maintenance
+    recipient: oven-maker
+    purpose: {de: "Fernwartung der Öfen", en: "Remote maintenance of the ovens"}
+    legal_basis: contract
+    devices: [oven-1]
+    topic: "ovens/{customer}/{device}"
+    fields:
+      temperature: keep
+"""
+CUSTOMER = "baeckerei-schmidt"
+DEVICES = [(CUSTOMER, "oven-1", "Backofen 1")]
+
+
+@asynccontextmanager
+async def gateway_with(tmp_path: Path, witness: WitnessProcess) -> AsyncIterator[Harness]:
+    entry = (
+        f"einblick_config: 1\nwitnesses:\n  - name: verband\n    url: {witness.url}\n"
+        f"    vkey: {witness.vkey}\n    retry_max_s: 1\n"
+    )
+    async with running_gateway(
+        tmp_path, {"bakery.yaml": BAKERY}, DEVICES, config_edits={"einblick_config: 1\n": entry}
+    ) as harness:
+        yield harness
+
+
+T = TypeVar("T")
+
+
+def read(harness: Harness, query: Callable[[sqlite3.Connection], T]) -> T:
+    conn = sqlite3.connect(harness.gateway.config.database_path)
+    try:
+        return query(conn)
+    finally:
+        conn.close()
+
+
+def witness_status(harness: Harness) -> WitnessStatus:
+    (status,) = harness.gateway.status().witnesses
+    return status
+
+
+async def until(
+    condition: Callable[[], bool], what: Callable[[], object], timeout: float = 30
+) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting; last state: {what()}") from None
+
+
+async def send(harness: Harness, count: int, start: int = 0) -> None:
+    oven = await harness.device(CUSTOMER, "oven-1")
+    try:
+        for i in range(start, start + count):
+            await oven.publish("bakery/oven-1/telemetry", b'{"temperature": %d}' % i, 1)
+    finally:
+        await oven.close()
+
+
+def customer_checkpoint(harness: Harness) -> SignedCheckpoint | None:
+    found = [c for c in read(harness, latest_checkpoints) if c.chain == CUSTOMER]
+    return found[0] if found else None
+
+
+def newest(harness: Harness) -> SignedCheckpoint:
+    checkpoint = customer_checkpoint(harness)
+    assert checkpoint is not None
+    return checkpoint
+
+
+def caught_up(harness: Harness) -> bool:
+    """The witness has cosigned the newest checkpoint of the customer's log."""
+    checkpoint = customer_checkpoint(harness)
+    if checkpoint is None:
+        return False
+    return bool(read(harness, lambda conn: cosignature_lines(conn, checkpoint.id)))
+
+
+async def follow_all(harness: Harness, witness: WitnessProcess) -> None:
+    """Once the customer's log has a checkpoint, tell the witness every log of this box, with
+    the box key's vkey for each origin."""
+    await until(lambda: customer_checkpoint(harness) is not None, lambda: "no checkpoint yet")
+    gateway = harness.gateway
+    for checkpoint in read(harness, latest_checkpoints):
+        origin = gateway.writer.origin_of(checkpoint.chain)
+        witness.follow(origin, gateway.signer.note_signer(origin).verifier.vkey)
+
+
+async def test_every_new_checkpoint_is_cosigned_and_stored_verbatim(
+    tmp_path: Path, witnesses: WitnessFactory
+) -> None:
+    witness = await witnesses()
+    async with gateway_with(tmp_path, witness) as h:
+        await send(h, 3)
+        await h.cloud.wait_for(3)
+        # Until the witness is told about the logs, it answers 404: shown, nothing stops.
+        await until(lambda: any(r.status == 404 for r in witness_status(h).refusals),
+                    lambda: witness_status(h))  # fmt: skip
+        assert "REFUSED baeckerei-schmidt (HTTP 404)" in render_status(h.gateway.status())
+        await follow_all(h, witness)
+        await send(h, 2, start=3)
+        await until(lambda: caught_up(h), lambda: witness_status(h))
+        checkpoint = newest(h)
+        (line,) = read(h, lambda conn: cosignature_lines(conn, checkpoint.id))
+        # What is stored is exactly a signature line: appended to the stored note, the note
+        # verifies under both the box's key and the witness's cosigner key.
+        origin = h.gateway.writer.origin_of(CUSTOMER)
+        box = h.gateway.signer.note_signer(origin).verifier
+        opened = open_note(checkpoint.note + line, [box, witness.verifier])
+        assert set(opened.verified) == {box, witness.verifier}
+        assert line.startswith(f"— {witness.verifier.name} ") and line.endswith("\n")
+        await until(lambda: not witness_status(h).refusals, lambda: witness_status(h))
+        status = witness_status(h)
+        assert status.reachable is True
+        assert status.cosigned >= 1
+        metrics = render_metrics(h.gateway.status())
+        assert 'einblick_witness_up{witness="verband"} 1' in metrics
+    # The witness holds the same checkpoint (it persisted before it answered).
+    state = WitnessState(witness.directory / "witness.db")
+    try:
+        held = state.latest(origin)
+        assert held is not None and held.size == checkpoint.size
+    finally:
+        state.close()
+
+
+async def test_a_witness_down_never_stops_forwarding_and_catches_up(
+    tmp_path: Path, witnesses: WitnessFactory
+) -> None:
+    port = free_port()
+    witness = await witnesses(port=port)
+    async with gateway_with(tmp_path, witness) as h:
+        await send(h, 1)
+        await h.cloud.wait_for(1)
+        await follow_all(h, witness)
+        await send(h, 1, start=1)
+        await until(lambda: caught_up(h), lambda: witness_status(h))
+        last_cosigned = newest(h).id
+        await witness.stop()
+        # Down: forwarding goes on, and status says how far cosigning falls behind.
+        previous = last_cosigned
+        for batch in range(2):  # two batches, a checkpoint after each
+            await send(h, 10, start=2 + 10 * batch)
+            await h.cloud.wait_for(12 + 10 * batch)
+            await until(lambda p=previous: newest(h).id > p, lambda: newest(h))
+            previous = newest(h).id
+        await until(lambda: witness_status(h).reachable is False, lambda: witness_status(h))
+        await until(lambda: witness_status(h).entries_behind >= 20, lambda: witness_status(h))
+        down = witness_status(h)
+        assert down.seconds_behind is not None and down.seconds_behind > 0
+        text = render_status(h.gateway.status())
+        assert f"BEHIND by {down.entries_behind:,} entries" in text
+        assert "UNREACHABLE" in text
+        metrics = render_metrics(h.gateway.status())
+        assert 'einblick_witness_up{witness="verband"} 0' in metrics
+        assert (
+            f'einblick_witness_entries_behind{{witness="verband"}} {down.entries_behind}' in metrics
+        )
+        signed_while_down = [c for c in read(h, _customer_checkpoints) if c > last_cosigned]
+        assert len(signed_while_down) >= 2
+        # Back on the same port with the same key and state: one request catches it up.
+        back = await start_witness(witness.directory, port=port, init=False)
+        try:
+            await until(lambda: caught_up(h), lambda: witness_status(h))
+            await until(lambda: witness_status(h).entries_behind == 0, lambda: witness_status(h))
+            status = witness_status(h)
+            assert status.reachable is True and status.seconds_behind is None
+            # It caught up with the newest checkpoint and a proof from the size it held: the
+            # checkpoints signed while it was down were not sent one by one.
+            for checkpoint_id in signed_while_down[:-1]:
+                assert not read(h, lambda conn, c=checkpoint_id: cosignature_lines(conn, c))
+        finally:
+            await back.stop()
+
+
+def _customer_checkpoints(conn: sqlite3.Connection) -> list[int]:
+    return [
+        int(r[0])
+        for r in conn.execute(
+            "SELECT k.id FROM checkpoints k JOIN chains c ON c.id = k.chain_id"
+            " WHERE c.name = ? AND k.note IS NOT NULL",
+            (CUSTOMER,),
+        )
+    ]
+
+
+async def test_a_rewritten_log_is_refused_and_shown(
+    tmp_path: Path, witnesses: WitnessFactory
+) -> None:
+    witness = await witnesses()
+    async with gateway_with(tmp_path / "first", witness) as h:
+        await send(h, 4)
+        await h.cloud.wait_for(4)
+        await follow_all(h, witness)
+        await send(h, 1, start=4)
+        await until(lambda: caught_up(h), lambda: witness_status(h))
+        origin = h.gateway.writer.origin_of(CUSTOMER)
+        cosigned_size = newest(h).size
+        key = h.gateway.config.signing_key_path
+        instance = h.gateway.config.instance
+    # The box's operator starts the log again: same instance (origin), same key, another history.
+    second = tmp_path / "second"
+    async with running_gateway(
+        second,
+        {"bakery.yaml": BAKERY},
+        DEVICES,
+        config_edits={
+            "einblick_config: 1\n": (
+                f"einblick_config: 1\nwitnesses:\n  - name: verband\n    url: {witness.url}\n"
+                f"    vkey: {witness.vkey}\n    retry_max_s: 1\n"
+            ),
+            "instance: ": f"signing_key: {key}\ninstance: {instance}\n# was: ",
+        },
+    ) as h:
+        assert h.gateway.writer.origin_of(CUSTOMER) == origin
+        # Shorter than what the witness cosigned: refused here (the witness's 409 says its size).
+        await send(h, 1)
+        await until(lambda: any(r.status == 0 for r in witness_status(h).refusals),
+                    lambda: witness_status(h))  # fmt: skip
+        assert "cut back or replaced" in witness_status(h).refusals[0].reason
+        # Longer: a proof from the cosigned size over another history, refused by the witness.
+        await send(h, cosigned_size + 2, start=1)
+        await until(lambda: any(r.status == 422 for r in witness_status(h).refusals),
+                    lambda: witness_status(h))  # fmt: skip
+        text = render_status(h.gateway.status())
+        assert "REFUSED baeckerei-schmidt (HTTP 422)" in text
+        assert 'einblick_witness_refused_logs{witness="verband"} 1' in render_metrics(
+            h.gateway.status()
+        )
+        assert not caught_up(h)
+    # The witness kept the signed fork as evidence and still holds the honest size.
+    state = WitnessState(witness.directory / "witness.db")
+    try:
+        held = state.latest(origin)
+        assert held is not None and held.size == cosigned_size
+        evidence = state.refusals(origin)
+        assert [r.status for r in evidence] == [422] * len(evidence) and evidence
+        assert origin.encode() in evidence[0].request
+    finally:
+        state.close()
