@@ -4,11 +4,15 @@ process on loopback: honest cosigning, a witness down and catching up, a rewritt
 from __future__ import annotations
 
 import asyncio
+import io
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
+
+from babel.numbers import format_decimal
+from rich.console import Console
 
 from gateway.devices.broker import free_port
 from gateway.log.cosignatures import SignedCheckpoint, cosignature_lines, latest_checkpoints
@@ -19,6 +23,9 @@ from gateway.witness.state import WitnessState
 from gateway.witness.status import WitnessStatus
 from tests.gateway.harness import Harness, running_gateway
 from tests.witness.conftest import WitnessFactory, WitnessProcess, start_witness
+from tui.i18n import Lang
+from tui.model import Names, Overview
+from tui.overview import render_overview
 
 BAKERY = """
 einblick_policy: 1
@@ -67,6 +74,14 @@ def read(harness: Harness, query: Callable[[sqlite3.Connection], T]) -> T:
         return query(conn)
     finally:
         conn.close()
+
+
+def overview_text(harness: Harness, lang: Lang) -> str:
+    """The TUI's overview screen as text, from the running gateway's status."""
+    console = Console(width=200, record=True, file=io.StringIO())
+    overview = Overview(now_us=0, bucket_s=60, recipients=(), status=harness.gateway.status())
+    console.print(render_overview(overview, Names(), lang))
+    return console.export_text()
 
 
 def witness_status(harness: Harness) -> WitnessStatus:
@@ -188,6 +203,10 @@ async def test_a_witness_down_never_stops_forwarding_and_catches_up(
         text = render_status(h.gateway.status())
         assert f"BEHIND by {down.entries_behind:,} entries" in text
         assert "UNREACHABLE" in text
+        tui = overview_text(h, "de")
+        behind = format_decimal(down.entries_behind, locale="de")
+        assert f"⚠ Zeuge verband: {behind} Einträge noch nicht gegengezeichnet" in tui
+        assert "antwortet nicht: " in tui
         metrics = render_metrics(h.gateway.status())
         assert 'einblick_witness_up{witness="verband"} 0' in metrics
         assert (
@@ -202,6 +221,7 @@ async def test_a_witness_down_never_stops_forwarding_and_catches_up(
             await until(lambda: witness_status(h).entries_behind == 0, lambda: witness_status(h))
             status = witness_status(h)
             assert status.reachable is True and status.seconds_behind is None
+            assert "✓ witness verband: every checkpoint cosigned" in overview_text(h, "en")
             # It caught up with the newest checkpoint and a proof from the size it held: the
             # checkpoints signed while it was down were not sent one by one.
             for checkpoint_id in signed_while_down[:-1]:
@@ -261,6 +281,7 @@ async def test_a_rewritten_log_is_refused_and_shown(
                     lambda: witness_status(h))  # fmt: skip
         text = render_status(h.gateway.status())
         assert "REFUSED baeckerei-schmidt (HTTP 422)" in text
+        assert "✗ witness verband refused the log of baeckerei-schmidt: " in overview_text(h, "en")
         assert 'einblick_witness_refused_logs{witness="verband"} 1' in render_metrics(
             h.gateway.status()
         )
