@@ -296,3 +296,25 @@ async def test_a_rewritten_log_is_refused_and_shown(
         assert origin.encode() in evidence[0].request
     finally:
         state.close()
+
+
+async def test_a_cosignature_by_another_key_is_never_stored(
+    tmp_path: Path, witnesses: WitnessFactory
+) -> None:
+    witness = await witnesses()
+    # The installer pasted a vkey of the same name but another key (a re-initialised witness).
+    impostor = await witnesses("other", name=witness.verifier.name)
+    configured = WitnessProcess(witness.directory, impostor.vkey, witness.url, witness.process, [])
+    async with gateway_with(tmp_path, configured) as h:
+        await send(h, 2)
+        await h.cloud.wait_for(2)
+        await follow_all(h, witness)
+        await send(h, 1, start=2)
+        await until(
+            lambda: "without a valid cosignature" in str(witness_status(h).last_error),
+            lambda: witness_status(h),
+        )
+        checkpoint = newest(h)
+        assert read(h, lambda conn: cosignature_lines(conn, checkpoint.id)) == []
+        assert witness_status(h).cosigned == 0
+        assert witness_status(h).entries_behind >= checkpoint.size
