@@ -1084,8 +1084,10 @@ class Gateway:
         )
 
     async def _op_checkpoint(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        """Sign every log now (before a backup or an export), so nothing is left uncovered."""
+        """Sign every log now (before a backup or an export), so nothing is left uncovered, and
+        let the witnesses cosign it, so an export carries their cosignatures too."""
         await self._checkpoint(force=True)
+        await self.witnesses.settle()
         return {"signed_at": self._last_checkpoint}
 
     async def _op_snapshot(self, request: Mapping[str, Any]) -> dict[str, Any]:

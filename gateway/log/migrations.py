@@ -290,7 +290,7 @@ CREATE TABLE cosignatures (
     line TEXT NOT NULL,              -- its signature line exactly as received, ending in a newline
     timestamp INTEGER NOT NULL,      -- POSIX seconds, the cosignature's own time
     PRIMARY KEY (checkpoint_id, witness)
-) WITHOUT ROWID;
+);  -- with a rowid: bundles list the lines in the order they arrived
 CREATE TABLE witness_progress (
     witness TEXT NOT NULL,           -- the witness's vkey: a new key starts over
     chain_id INTEGER NOT NULL,

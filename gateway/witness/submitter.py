@@ -25,6 +25,7 @@ Per log and witness (``gateway.log.cosignatures``):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -70,7 +71,9 @@ class Submitter:
         self.cosigned = 0
         self._behind: dict[int, tuple[int, int | None]] = {}  # chain → (entries, since µs)
         self._refusals: list[WitnessRefusal] = []
-        self.rounds = 0  # completed rounds, for tests waiting on one
+        self.rounds = 0  # rounds finished (with or without success)
+        self._begun = 0  # rounds begun: a round reads the checkpoints when it begins
+        self._finished = asyncio.Condition()
 
     def poke(self) -> None:
         """New checkpoints are signed: a round soon (never blocks, never queues more)."""
@@ -83,6 +86,7 @@ class Submitter:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
+                self._begun += 1
                 try:
                     await self._round(client)
                 except (WitnessUnreachable, GatewayError) as exc:
@@ -102,7 +106,17 @@ class Submitter:
                     self._wake.set()
                 else:
                     self._backoff.reset()
-                self.rounds += 1
+                async with self._finished:
+                    self.rounds += 1
+                    self._finished.notify_all()
+
+    async def settle(self) -> None:
+        """Wait until a round that began after this call has finished: every checkpoint signed
+        before the call has then been offered to this witness (cosigned, refused, or failed)."""
+        wanted = self._begun + 1
+        self._wake.set()
+        async with self._finished:
+            await self._finished.wait_for(lambda: self.rounds >= wanted)
 
     async def _round(self, client: WitnessClient) -> None:
         checkpoints = await self.ledger.checkpoints()
@@ -264,6 +278,15 @@ class Witnesses:
     def poke(self) -> None:
         for submitter in self.submitters:
             submitter.poke()
+
+    async def settle(self) -> None:
+        """Offer what is signed to every witness and wait for their answers, each at most its
+        ``timeout_s`` (an export then carries the cosignatures of its own checkpoint); a
+        witness that does not answer in time is left behind, not waited for."""
+        for submitter in self.submitters:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(submitter.config.timeout_s):
+                    await submitter.settle()
 
     def status(self) -> list[WitnessStatus]:
         return [submitter.status() for submitter in self.submitters]

@@ -22,7 +22,7 @@ from gateway.operations.status_text import render_status
 from gateway.witness.state import WitnessState
 from gateway.witness.status import WitnessStatus
 from tests.gateway.harness import Harness, running_gateway
-from tests.witness.conftest import WitnessFactory, WitnessProcess, start_witness
+from tests.witness.conftest import WitnessFactory, WitnessProcess, einblick, start_witness
 from tui.i18n import Lang
 from tui.model import Names, Overview
 from tui.overview import render_overview
@@ -54,13 +54,18 @@ DEVICES = [(CUSTOMER, "oven-1", "Backofen 1")]
 
 
 @asynccontextmanager
-async def gateway_with(tmp_path: Path, witness: WitnessProcess) -> AsyncIterator[Harness]:
+async def gateway_with(
+    tmp_path: Path, witness: WitnessProcess, *, edits: dict[str, str] | None = None
+) -> AsyncIterator[Harness]:
     entry = (
         f"einblick_config: 1\nwitnesses:\n  - name: verband\n    url: {witness.url}\n"
         f"    vkey: {witness.vkey}\n    retry_max_s: 1\n"
     )
     async with running_gateway(
-        tmp_path, {"bakery.yaml": BAKERY}, DEVICES, config_edits={"einblick_config: 1\n": entry}
+        tmp_path,
+        {"bakery.yaml": BAKERY},
+        DEVICES,
+        config_edits={"einblick_config: 1\n": entry, **(edits or {})},
     ) as harness:
         yield harness
 
@@ -167,11 +172,12 @@ async def test_every_new_checkpoint_is_cosigned_and_stored_verbatim(
         assert status.cosigned >= 1
         metrics = render_metrics(h.gateway.status())
         assert 'einblick_witness_up{witness="verband"} 1' in metrics
+        newest_size = newest(h).size
     # The witness holds the same checkpoint (it persisted before it answered).
     state = WitnessState(witness.directory / "witness.db")
     try:
         held = state.latest(origin)
-        assert held is not None and held.size == checkpoint.size
+        assert held is not None and held.size == newest_size
     finally:
         state.close()
 
@@ -318,3 +324,37 @@ async def test_a_cosignature_by_another_key_is_never_stored(
         assert read(h, lambda conn: cosignature_lines(conn, checkpoint.id)) == []
         assert witness_status(h).cosigned == 0
         assert witness_status(h).entries_behind >= checkpoint.size
+
+
+async def test_an_export_carries_the_witness_cosignature_of_its_own_checkpoint(
+    tmp_path: Path, witnesses: WitnessFactory
+) -> None:
+    witness = await witnesses()
+    # No periodic checkpoint during the test: the export's own signature is the one to cosign.
+    slow = {"checkpoint_interval_s: 0.2": "checkpoint_interval_s: 60"}
+    async with gateway_with(tmp_path, witness, edits=slow) as h:
+        origin = h.gateway.writer.origin_of(CUSTOMER)
+        witness.follow(origin, h.gateway.signer.note_signer(origin).verifier.vkey)
+        await send(h, 5)
+        await h.cloud.wait_for(5)
+        assert customer_checkpoint(h) is None
+        # An export signs first and lets the witness cosign that checkpoint; a stranger's
+        # verifier then finds every entry covered by a checkpoint the witness countersigned.
+        pub = tmp_path / "box.pub"
+        pub.write_text(h.gateway.signer.public.pem())
+        bundle = tmp_path / "export.bundle"
+        config = str(h.gateway.config.source)
+        code, _, err = await einblick(
+            "export", "--config", config, "--customer", CUSTOMER, "--out", str(bundle)
+        )
+        assert code == 0, err
+        policy = ["--witness", witness.vkey, "--witnesses-required", "1"]
+        code, out, err = await einblick("verify", str(bundle), "--key", str(pub), *policy)
+        assert code == 0, out + err
+        # The same bundle against a witness that never cosigned it: not covered, exit 2.
+        other = await witnesses("stranger", name="witness.example/stranger")
+        policy = ["--witness", other.vkey, "--witnesses-required", "1"]
+        code, out, err = await einblick("verify", str(bundle), "--key", str(pub), *policy)
+        assert code == 2, out + err
+        (line,) = read(h, lambda conn: cosignature_lines(conn, newest(h).id))
+        assert line.rstrip("\n") in bundle.read_text()  # inside the checkpoint note, as JSON
