@@ -122,6 +122,7 @@ class Submitter:
         checkpoints = await self.ledger.checkpoints()
         progress = await self.ledger.progress(self._key)
         await self._measure(checkpoints, progress)  # status is right while the witness is down
+        problems: list[str] = []
         for checkpoint in checkpoints:
             held = progress.get(checkpoint.chain_id)
             if held is not None and held.checkpoint_id == checkpoint.id:
@@ -132,9 +133,16 @@ class Submitter:
                 and held.refused_at_us >= checkpoint.at_us
             ):
                 continue  # this checkpoint was refused: wait for the next one
-            await self._submit(client, checkpoint, held)
+            try:
+                await self._submit(client, checkpoint, held)
+            except WitnessUnreachable:
+                raise  # the witness is down: the whole round waits for it
+            except GatewayError as exc:
+                # This log's proof or record failed (a damaged or compacted tree, a write the
+                # database refused): said in status, and the other logs still go to the witness.
+                problems.append(f"{checkpoint.chain}: {exc}")
         self.reachable = True
-        self.last_error = None
+        self.last_error = "; ".join(problems) or None
         await self._measure(checkpoints, await self.ledger.progress(self._key))
 
     async def _submit(
