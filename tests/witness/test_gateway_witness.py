@@ -358,3 +358,64 @@ async def test_an_export_carries_the_witness_cosignature_of_its_own_checkpoint(
         assert code == 2, out + err
         (line,) = read(h, lambda conn: cosignature_lines(conn, newest(h).id))
         assert line.rstrip("\n") in bundle.read_text()  # inside the checkpoint note, as JSON
+
+
+DAIRY = (
+    BAKERY.replace("baeckerei-schmidt", "molkerei-huber")
+    .replace("Bäckerei Schmidt", "Molkerei Huber")
+    .replace("oven-1", "tank-1")
+    .replace("bakery/", "dairy/")
+)
+
+
+async def test_one_log_that_cannot_be_proven_does_not_hold_up_the_others(
+    tmp_path: Path, witnesses: WitnessFactory
+) -> None:
+    witness = await witnesses()
+    entry = (
+        f"einblick_config: 1\nwitnesses:\n  - name: verband\n    url: {witness.url}\n"
+        f"    vkey: {witness.vkey}\n    retry_max_s: 1\n"
+    )
+    async with running_gateway(
+        tmp_path,
+        {"bakery.yaml": BAKERY, "dairy.yaml": DAIRY},
+        [*DEVICES, ("molkerei-huber", "tank-1", "Tank 1")],
+        config_edits={"einblick_config: 1\n": entry},
+    ) as h:
+        tank = await h.device("molkerei-huber", "tank-1")
+        await send(h, 3)
+        await tank.publish("dairy/tank-1/telemetry", b'{"temperature": 4}', 1)
+        await h.cloud.wait_for(4)
+        await until(
+            lambda: {c.chain for c in read(h, latest_checkpoints)} >= {CUSTOMER, "molkerei-huber"},
+            lambda: read(h, latest_checkpoints),
+        )
+        await follow_all(h, witness)
+        await send(h, 1, start=3)
+        await tank.publish("dairy/tank-1/telemetry", b'{"temperature": 5}', 1)
+        await until(lambda: caught_up(h) and dairy_cosigned(h), lambda: witness_status(h))
+        # The bakery's stored leaf hashes are damaged: no consistency proof can be made for it.
+        conn = sqlite3.connect(h.gateway.config.database_path, timeout=30)
+        with conn:
+            conn.execute(
+                "DELETE FROM entries WHERE idx = 0 AND chain_id ="
+                " (SELECT id FROM chains WHERE name = ?)",
+                (CUSTOMER,),
+            )
+        conn.close()
+        await send(h, 1, start=4)
+        await tank.publish("dairy/tank-1/telemetry", b'{"temperature": 6}', 1)
+        await until(
+            lambda: (
+                "baeckerei-schmidt: " in str(witness_status(h).last_error) and dairy_cosigned(h)
+            ),
+            lambda: witness_status(h),
+        )
+        assert not caught_up(h)
+        assert witness_status(h).reachable is True
+        await tank.close()
+
+
+def dairy_cosigned(harness: Harness) -> bool:
+    found = [c for c in read(harness, latest_checkpoints) if c.chain == "molkerei-huber"]
+    return bool(found) and bool(read(harness, lambda conn: cosignature_lines(conn, found[0].id)))
