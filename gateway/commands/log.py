@@ -137,8 +137,12 @@ def verify_command(
             if data.startswith(PROOF_HEADER.encode()):
                 return _verify_proof(data.decode("utf-8", "replace"), public, out, err)
             if data.startswith(b'{"customer":') and b'"format":"einblick-bundle/v1"' in data[:300]:
-                report = verify_bundle_v1(data, public)  # an export made before the trees
                 print("legacy bundle (einblick-bundle/v1, hash chains)", file=out)
+                try:  # an export made before the trees: verified as that release did, 0 or 1
+                    report = verify_bundle_v1(data, public)
+                except BundleError as exc:
+                    print(f"error: {exc}", file=err)
+                    return TAMPERED
                 code = _print_report(report, out, err)
                 return TAMPERED if code == TAMPERED else 0
             kept = None if since is None else since.read_bytes()

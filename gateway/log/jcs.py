@@ -59,9 +59,11 @@ def _number(value: float) -> str:
     whole, _, frac = mantissa.partition(".")
     digits = (whole + frac).lstrip("0")
     # value = 0.d1d2…dk × 10**n, the position of the decimal point after the first digit
-    point = len(whole) + (int(exp_text) if exp_text else 0)
-    if whole == "0":
-        point -= len(frac) - len(frac.lstrip("0"))
+    exponent = int(exp_text) if exp_text else 0
+    if whole == "0":  # 0.00ddd: the point sits before the fraction's leading zeros
+        point = exponent - (len(frac) - len(frac.lstrip("0")))
+    else:
+        point = len(whole) + exponent
     digits = digits.rstrip("0") or "0"
     k, n = len(digits), point
     if k <= n <= 21:

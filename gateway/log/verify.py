@@ -14,6 +14,7 @@ and ``einblick export`` signs before it exports. ``einblick verify --db`` exits 
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -235,8 +236,9 @@ def _rows_problem(
             info.first_key.hex()[:16] + "…",
             "none",
         )
-    for size, head, note in conn.execute(
-        "SELECT size, head, note FROM checkpoints WHERE chain_id = ? AND note IS NOT NULL",
+    for size, head, signature, note in conn.execute(
+        "SELECT size, head, signature, note FROM checkpoints WHERE chain_id = ?"
+        " AND note IS NOT NULL",
         (info.chain_id,),
     ):
         text = str(note)
@@ -244,6 +246,14 @@ def _rows_problem(
             cp = Checkpoint.parse(text[: text.find("\n\n") + 1])
         except NoteError:
             continue  # the proof check names an unreadable note
+        if bytes(signature) != _note_signature(text):
+            return ChainBroken(
+                name,
+                info.base + max(cp.size - 1, 0),
+                "checkpoint row's signature is not its signed note's",
+                _note_signature(text).hex()[:16] + "…",
+                bytes(signature).hex()[:16] + "…",
+            )
         if (cp.size + info.base, cp.root) != (int(size), bytes(head)):
             return ChainBroken(
                 name,
@@ -440,13 +450,14 @@ def prove_tree_entry(
     )
     leaf_valid = leaf_hash(raw) == bytes(leaf) and len(raw) == ENTRY_SIZE
     found = conn.execute(
-        "SELECT note FROM checkpoints WHERE chain_id = ? AND note IS NOT NULL AND size > ?"
-        " ORDER BY size LIMIT 1",
+        "SELECT note, signature FROM checkpoints WHERE chain_id = ? AND note IS NOT NULL"
+        " AND size > ? ORDER BY size LIMIT 1",
         (chain_id, idx),
     ).fetchone()
     if found is None:
         return TreeEntryProof(leaf_valid, None, False, False)
     note = str(found[0])
+    copied = bytes(found[1]) == _note_signature(note)  # what viewers show beside it
     log_origin = tree_origin(origin, str(name_row[0]))
     try:
         cp = Checkpoint.parse(note[: note.find("\n\n") + 1])
@@ -454,7 +465,7 @@ def prove_tree_entry(
         return TreeEntryProof(leaf_valid, None, False, False)
     try:
         open_note(note, [Verifier(log_origin, ED25519_TYPE, k) for k in keys])
-        signed = cp.origin == log_origin
+        signed = cp.origin == log_origin and copied
     except NoteError:
         signed = False
     try:
@@ -497,7 +508,18 @@ def checkpoint_valid(
         signed = Checkpoint.parse(opened.text)
     except NoteError:
         return False
-    return signed.origin == origin and signed.root == cp.head
+    return (
+        signed.origin == origin and signed.root == cp.head and _note_signature(note) == cp.signature
+    )
+
+
+def _note_signature(note: str) -> bytes:
+    """The box's Ed25519 signature in a note (its first signature line, without the key ID)."""
+    lines = note[note.find("\n\n") + 2 :].split("\n")
+    try:
+        return base64.b64decode(lines[0].rsplit(" ", 1)[1])[4:]
+    except (IndexError, ValueError):
+        return b""
 
 
 def entry_proof(

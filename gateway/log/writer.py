@@ -216,6 +216,19 @@ class LogWriter:
         self._signed: dict[int, int] = {}
         for chain_id in self._chain_names:
             info = tree_info(conn, chain_id)
+            if (
+                info is None
+                and not conn.execute(
+                    "SELECT 1 FROM entries WHERE chain_id = ? LIMIT 1", (chain_id,)
+                ).fetchone()
+            ):
+                # a chain registered without entries (a seeded sample): its tree starts now
+                conn.execute(
+                    "INSERT INTO trees (chain_id, base, legacy_head, first_key)"
+                    " VALUES (?, 0, NULL, ?)",
+                    (chain_id, self._signer.key_id),
+                )
+                info = tree_info(conn, chain_id)
             if info is None:
                 raise LogError(
                     f"log database: chain #{chain_id} has no tree; the database was changed by "

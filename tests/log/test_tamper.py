@@ -262,9 +262,11 @@ def test_replaced_key_is_detected_against_the_pinned_key(db: Path, signer: Signe
     for cid, name, note in rows:
         origin = tree_origin(box, name)
         text = Checkpoint.parse(note[: note.find("\n\n") + 1]).text
+        forged = sign_note(text, [attacker.note_signer(origin)])
+        signature = base64.b64decode(forged.rsplit(" ", 1)[1])[4:]
         conn.execute(
-            "UPDATE checkpoints SET key_id = ?, note = ? WHERE id = ?",
-            (attacker.key_id, sign_note(text, [attacker.note_signer(origin)]), cid),
+            "UPDATE checkpoints SET key_id = ?, note = ?, signature = ? WHERE id = ?",
+            (attacker.key_id, forged, signature, cid),
         )
     conn.commit()
     conn.close()
