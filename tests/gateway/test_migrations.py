@@ -48,8 +48,6 @@ TABLES = {
     "consent_events",
     "erasures",
     "erasure_notices",
-    "trees",
-    "tree_hashes",
     "cosignatures",
     "witness_progress",
 }
