@@ -285,7 +285,10 @@ async def test_a_rewritten_log_is_refused_and_shown(
         await send(h, cosigned_size + 2, start=1)
         await until(lambda: any(r.status == 422 for r in witness_status(h).refusals),
                     lambda: witness_status(h))  # fmt: skip
-        text = render_status(h.gateway.status())
+        # What the installer sees: einblick status, through the control socket.
+        code, text, err = await einblick("status", "--config", str(h.gateway.config.source))
+        assert code == 0, err
+        assert "witnesses (countersign the checkpoints):" in text
         assert "REFUSED baeckerei-schmidt (HTTP 422)" in text
         assert "✗ witness verband refused the log of baeckerei-schmidt: " in overview_text(h, "en")
         assert 'einblick_witness_refused_logs{witness="verband"} 1' in render_metrics(
