@@ -99,7 +99,7 @@ def _witnesses(status: Status, lang: Lang) -> list[RenderableType]:
             age = format_timedelta(behind, threshold=2, locale=lang)
             n = format_decimal(witness.entries_behind, locale=lang)
             line = Text(t("o_witness_behind", lang, name=witness.name, n=n, age=age), "yellow")
-        elif witness.reachable:
+        elif witness.logs and witness.logs_cosigned == witness.logs:
             line = Text(t("o_witness_ok", lang, name=witness.name), style="green")
         else:
             line = Text(t("o_witness_waiting", lang, name=witness.name), style="yellow")

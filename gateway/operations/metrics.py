@@ -152,10 +152,12 @@ def render(reply: Status | Mapping[str, Any]) -> str:
             f'einblick_witness_seconds_behind{{witness="{w.name}"}} {w.seconds_behind or 0:.3f}'
             for w in status.witnesses
         ),
-        "# HELP einblick_witness_up Whether the witness answered the last request (1) or not (0).",
+        "# HELP einblick_witness_up Whether the witness answered the last request (1) or not "
+        "(0); NaN: nothing sent to it yet.",
         "# TYPE einblick_witness_up gauge",
         *(
-            f'einblick_witness_up{{witness="{w.name}"}} {0 if w.reachable is False else 1}'
+            f'einblick_witness_up{{witness="{w.name}"}} '
+            + {True: "1", False: "0", None: "NaN"}[w.reachable]
             for w in status.witnesses
         ),
         "# HELP einblick_witness_refused_logs Logs whose newest checkpoint a witness refused "

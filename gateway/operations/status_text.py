@@ -119,8 +119,12 @@ def _witness(witness: WitnessStatus) -> str:
         state = f"BEHIND by {witness.entries_behind:,} entries" + (
             f", {_age(since)}" if since is not None else ""
         )
+    elif not witness.logs:
+        state = "no checkpoint signed yet"
+    elif witness.logs_cosigned == witness.logs:
+        state = "up to date (the newest checkpoint of every log cosigned)"
     else:
-        state = "up to date" if witness.reachable else "nothing cosigned yet"
+        state = "waiting for its cosignature"
     if witness.reachable is False:
         state += f"; UNREACHABLE ({neutralise(str(witness.last_error))})"
     elif witness.last_error:

@@ -29,7 +29,9 @@ class WitnessStatus(_Reply):
     name: str
     key: str  # the witness's key name, as in its cosignature lines
     url: str
-    reachable: bool | None = None  # None: not asked yet
+    reachable: bool | None = None  # did it answer the last request; None: none sent yet
+    logs: int = 0  # logs with a signed checkpoint
+    logs_cosigned: int = 0  # of those, whose newest checkpoint it has cosigned
     last_error: str | None = None
     entries_behind: int = 0  # signed entries not yet covered by its cosignature, all logs
     seconds_behind: float | None = None  # age of the oldest checkpoint it has not covered

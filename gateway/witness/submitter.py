@@ -71,6 +71,7 @@ class Submitter:
         self.cosigned = 0
         self._behind: dict[int, tuple[int, int | None]] = {}  # chain → (entries, since µs)
         self._refusals: list[WitnessRefusal] = []
+        self._logs = 0
         self.rounds = 0  # rounds finished (with or without success)
         self._begun = 0  # rounds begun: a round reads the checkpoints when it begins
         self._finished = asyncio.Condition()
@@ -84,7 +85,12 @@ class Submitter:
         async with aiohttp.ClientSession(timeout=timeout) as session:
             client = WitnessClient(session, self.config.url, ca_file=self.config.ca_file)
             while True:
-                await self._wake.wait()
+                # Also a round now and then with no new checkpoint: a quiet log whose last
+                # checkpoint was refused for a reason that may pass (404: the witness was not
+                # yet told about it) is offered again.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.config.retry_max_s):
+                        await self._wake.wait()
                 self._wake.clear()
                 self._begun += 1
                 try:
@@ -127,12 +133,8 @@ class Submitter:
             held = progress.get(checkpoint.chain_id)
             if held is not None and held.checkpoint_id == checkpoint.id:
                 continue  # cosigned already
-            if (
-                held is not None
-                and held.refused_at_us is not None
-                and held.refused_at_us >= checkpoint.at_us
-            ):
-                continue  # this checkpoint was refused: wait for the next one
+            if self._refused_already(checkpoint, held):
+                continue
             try:
                 await self._submit(client, checkpoint, held)
             except WitnessUnreachable:
@@ -141,9 +143,18 @@ class Submitter:
                 # This log's proof or record failed (a damaged or compacted tree, a write the
                 # database refused): said in status, and the other logs still go to the witness.
                 problems.append(f"{checkpoint.chain}: {exc}")
-        self.reachable = True
         self.last_error = "; ".join(problems) or None
         await self._measure(checkpoints, await self.ledger.progress(self._key))
+
+    def _refused_already(self, checkpoint: SignedCheckpoint, held: Progress | None) -> bool:
+        """This checkpoint was refused: a fork (422) or a log cut back (0) is not sent again,
+        only the next checkpoint is; other refusals (the witness's configuration) are retried
+        after ``retry_max_s``."""
+        if held is None or held.refused_at_us is None or held.refused_at_us < checkpoint.at_us:
+            return False
+        if held.refused_status in (0, 422):
+            return True
+        return self._us() - held.refused_at_us < self.config.retry_max_s * _US
 
     async def _submit(
         self, client: WitnessClient, checkpoint: SignedCheckpoint, held: Progress | None
@@ -165,6 +176,7 @@ class Submitter:
                 else await self.ledger.proof(checkpoint.chain_id, old, checkpoint.size)
             )
             reply = await client.add_checkpoint(old, proof, checkpoint.note)
+            self.reachable = True  # it answered (whatever it said)
             if isinstance(reply, Conflict):
                 await self.ledger.learned(self._key, checkpoint.chain_id, reply.size, self._us())
                 old = reply.size
@@ -232,6 +244,7 @@ class Submitter:
     ) -> None:
         behind: dict[int, tuple[int, int | None]] = {}
         refusals: list[WitnessRefusal] = []
+        self._logs = len(checkpoints)
         for checkpoint in checkpoints:
             held = progress.get(checkpoint.chain_id)
             if held is not None and held.refused_status is not None:
@@ -264,6 +277,8 @@ class Submitter:
             key=self.verifier.name,
             url=self.config.url,
             reachable=self.reachable,
+            logs=self._logs,
+            logs_cosigned=self._logs - len(self._behind),
             last_error=self.last_error,
             entries_behind=entries,
             seconds_behind=max(0.0, self._clock() - min(sinces) / _US) if sinces else None,

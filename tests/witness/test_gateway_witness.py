@@ -155,6 +155,12 @@ async def test_every_new_checkpoint_is_cosigned_and_stored_verbatim(
                     lambda: witness_status(h))  # fmt: skip
         assert "REFUSED baeckerei-schmidt (HTTP 404)" in render_status(h.gateway.status())
         await follow_all(h, witness)
+        # No new entry: the refused checkpoint is offered again after retry_max_s (1 s here).
+        await until(lambda: caught_up(h), lambda: witness_status(h))
+        await until(
+            lambda: "verband            up to date" in render_status(h.gateway.status()),
+            lambda: render_status(h.gateway.status()),
+        )
         await send(h, 2, start=3)
         await until(lambda: caught_up(h), lambda: witness_status(h))
         checkpoint = newest(h)
