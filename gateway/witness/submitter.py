@@ -16,10 +16,10 @@ Per log and witness (``gateway.log.cosignatures``):
 - 200: each returned line that verifies against the configured witness key (type 0x04) is
   stored verbatim with the checkpoint; lines by other keys are ignored, as the spec says;
 - 400/403/404/422: the refusal is stored and shown in status (a 422 is a witness refusing a
-  history that does not extend what it cosigned: a rewritten log); a refused checkpoint is
-  not sent again, the next one is;
-- the witness's size above the log's own: the log was cut back or replaced; refused here,
-  without a request, and shown the same way.
+  history that does not extend what it cosigned: a rewritten log); a fork's checkpoint is not
+  sent again, the next one is; other refusals are retried after ``retry_max_s``;
+- the witness's size above the log's own: the log was cut back or replaced (or the witness
+  is wrong); refused here, without a request, and shown the same way.
 """
 
 from __future__ import annotations
@@ -165,9 +165,11 @@ class Submitter:
                 await self._refused(
                     checkpoint,
                     0,
-                    f"the witness has cosigned {old} entries of this log, but its newest "
-                    f"checkpoint has {checkpoint.size}: the log was cut back or replaced on this "
-                    "box. Restore the database that holds the cosigned entries.",
+                    f"the witness says it cosigned {old} entries of this log, more than the "
+                    f"{checkpoint.size} its newest checkpoint holds: either the log was cut back "
+                    "or replaced on this box (restore the database holding those entries), or "
+                    "the witness is wrong. A checkpoint a customer kept settles it: einblick "
+                    "verify --since",
                 )
                 return
             proof = (
