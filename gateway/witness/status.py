@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["WitnessRefusal", "WitnessStatus"]
+__all__ = ["WitnessLog", "WitnessRefusal", "WitnessStatus"]
 
 
 class _Reply(BaseModel):
@@ -25,6 +25,15 @@ class WitnessRefusal(_Reply):
     at: float  # POSIX seconds
 
 
+class WitnessLog(_Reply):
+    """One log as one witness has followed it."""
+
+    log: str  # the customer (or the gateway's own log)
+    cosigned: bool  # its newest checkpoint carries this witness's cosignature
+    entries_behind: int = 0
+    seconds_behind: float | None = None
+
+
 class WitnessStatus(_Reply):
     name: str
     key: str  # the witness's key name, as in its cosignature lines
@@ -37,3 +46,23 @@ class WitnessStatus(_Reply):
     seconds_behind: float | None = None  # age of the oldest checkpoint it has not covered
     cosigned: int = 0  # cosignatures stored since the gateway started
     refusals: list[WitnessRefusal] = []
+    per_log: list[WitnessLog] = []
+
+    def for_log(self, log: str) -> WitnessStatus:
+        """This witness as one customer may see it: their log only, nothing of the others
+        (not their names, not how much they log)."""
+        mine = [entry for entry in self.per_log if entry.log == log]
+        seconds = [e.seconds_behind for e in mine if e.seconds_behind is not None]
+        return self.model_copy(
+            update={
+                "logs": len(mine),
+                "logs_cosigned": sum(e.cosigned for e in mine),
+                "entries_behind": sum(e.entries_behind for e in mine),
+                "seconds_behind": max(seconds) if seconds else None,
+                "refusals": [r for r in self.refusals if r.log == log],
+                "per_log": mine,
+                # A connection error names no customer; a log's own problem may name another.
+                "last_error": self.last_error if self.reachable is False else None,
+                "cosigned": 0,  # counted over every log
+            }
+        )

@@ -39,7 +39,7 @@ from gateway.log.cosignatures import Progress, SignedCheckpoint
 from gateway.log.note import NoteError, Verifier, open_note
 from gateway.witness.client import Conflict, Cosigned, Refused, WitnessClient, WitnessUnreachable
 from gateway.witness.ledger import Ledger, Runner
-from gateway.witness.status import WitnessRefusal, WitnessStatus
+from gateway.witness.status import WitnessLog, WitnessRefusal, WitnessStatus
 
 __all__ = ["Submitter", "Witnesses"]
 
@@ -69,9 +69,9 @@ class Submitter:
         self.reachable: bool | None = None
         self.last_error: str | None = None
         self.cosigned = 0
-        self._behind: dict[int, tuple[int, int | None]] = {}  # chain → (entries, since µs)
+        # Per log (chain id): its name, entries not covered, since when (µs), from _measure.
+        self._logs: dict[int, tuple[str, int, int | None]] = {}
         self._refusals: list[WitnessRefusal] = []
-        self._logs = 0
         self.rounds = 0  # rounds finished (with or without success)
         self._begun = 0  # rounds begun: a round reads the checkpoints when it begins
         self._finished = asyncio.Condition()
@@ -244,9 +244,8 @@ class Submitter:
     async def _measure(
         self, checkpoints: list[SignedCheckpoint], progress: dict[int, Progress]
     ) -> None:
-        behind: dict[int, tuple[int, int | None]] = {}
+        logs: dict[int, tuple[str, int, int | None]] = {}
         refusals: list[WitnessRefusal] = []
-        self._logs = len(checkpoints)
         for checkpoint in checkpoints:
             held = progress.get(checkpoint.chain_id)
             if held is not None and held.refused_status is not None:
@@ -259,33 +258,45 @@ class Submitter:
                     )
                 )
             if held is not None and held.checkpoint_id == checkpoint.id:
+                logs[checkpoint.chain_id] = (checkpoint.chain, 0, None)
                 continue
             size = held.size if held is not None and held.size is not None else 0
             if size > checkpoint.size:
                 size = 0  # the witness holds more than the log: all of the log is uncovered
             since = await self.ledger.first_uncovered_at(checkpoint.chain_id, size)
-            behind[checkpoint.chain_id] = (checkpoint.size - size, since)
-        self._behind = behind
+            # -1: not cosigned, though no entry is behind (its size was learned from a 409).
+            logs[checkpoint.chain_id] = (checkpoint.chain, checkpoint.size - size or -1, since)
+        self._logs = logs
         self._refusals = refusals
 
     def _us(self) -> int:
         return int(self._clock() * _US)
 
     def status(self) -> WitnessStatus:
-        sinces = [since for _, since in self._behind.values() if since is not None]
-        entries = sum(count for count, _ in self._behind.values())
+        now = self._clock()
+        per_log = [
+            WitnessLog(
+                log=name,
+                cosigned=behind == 0,
+                entries_behind=max(behind, 0),
+                seconds_behind=None if since is None else max(0.0, now - since / _US),
+            )
+            for name, behind, since in self._logs.values()
+        ]
+        seconds = [e.seconds_behind for e in per_log if e.seconds_behind is not None]
         return WitnessStatus(
             name=self.config.name,
             key=self.verifier.name,
             url=self.config.url,
             reachable=self.reachable,
-            logs=self._logs,
-            logs_cosigned=self._logs - len(self._behind),
+            logs=len(per_log),
+            logs_cosigned=sum(e.cosigned for e in per_log),
             last_error=self.last_error,
-            entries_behind=entries,
-            seconds_behind=max(0.0, self._clock() - min(sinces) / _US) if sinces else None,
+            entries_behind=sum(e.entries_behind for e in per_log),
+            seconds_behind=max(seconds) if seconds else None,
             cosigned=self.cosigned,
             refusals=self._refusals,
+            per_log=per_log,
         )
 
 

@@ -8,6 +8,7 @@ import io
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -24,6 +25,7 @@ from gateway.witness.status import WitnessStatus
 from tests.gateway.harness import Harness, running_gateway
 from tests.witness.conftest import WitnessFactory, WitnessProcess, einblick, start_witness
 from tui.i18n import Lang
+from tui.local import LocalSource
 from tui.model import Names, Overview
 from tui.overview import render_overview
 
@@ -422,6 +424,23 @@ async def test_one_log_that_cannot_be_proven_does_not_hold_up_the_others(
         )
         assert not caught_up(h)
         assert witness_status(h).reachable is True
+        # The dairy's own view (the TUI as that customer) shows its log alone: nothing of the
+        # bakery's trouble, name or size.
+        source = LocalSource(
+            h.gateway.config.database_path,
+            customer="molkerei-huber",
+            control_socket=h.gateway.config.control_socket,
+        )
+        await source.open()
+        try:
+            overview = await source.overview(datetime.now(UTC))
+        finally:
+            await source.close()
+        assert overview.status is not None
+        (seen,) = overview.status.witnesses
+        assert (seen.logs, seen.logs_cosigned, seen.entries_behind) == (1, 1, 0)
+        assert seen.last_error is None and seen.refusals == []
+        assert "baeckerei" not in seen.model_dump_json()
         await tank.close()
 
 
