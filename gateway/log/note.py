@@ -119,7 +119,7 @@ class Verifier:
 
     @classmethod
     def parse(cls, vkey: str) -> Verifier:
-        # The base64 key may itself hold "+": only the first two separate parts (as Go does).
+        # A name holds no '+', but base64 may: split at the first two only (as Go's note does).
         parts = vkey.strip().split("+", 2)
         if len(parts) != 3:
             raise NoteError(

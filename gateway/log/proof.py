@@ -35,17 +35,12 @@ from datetime import datetime
 import orjson
 
 from gateway.errors import LogError
-from gateway.log.chain import GATEWAY_CHAIN, body_digest, content_commitment
+from gateway.log.chain import _CONTENT, GATEWAY_CHAIN, body_digest
 from gateway.log.jcs import is_canonical
 from gateway.log.keys import PublicKey, fingerprint, key_id_of
 from gateway.log.leaf import ENTRY_LAYOUT, ENTRY_SIZE, ENTRY_VERSION, rotation_message_v2
-from gateway.log.merkle import (
-    EMPTY_ROOT,
-    ProofError,
-    consistency_proof,
-    node_hash,
-    verify_consistency,
-)
+from gateway.log.levels import Levels, consistency_from, levels_of, prefix_root
+from gateway.log.merkle import EMPTY_ROOT, ProofError, verify_consistency
 from gateway.log.note import (
     ED25519_TYPE,
     Checkpoint,
@@ -136,8 +131,9 @@ class TreeInput:
     checkpoints: Sequence[str]  # signed notes (with any cosignature lines)
     start: int = 0  # leaves dropped by compaction before ``entries``
     start_hashes: Sequence[bytes] = ()  # the compact range of those leaves
-    # index -> (salt, topic, content) for content still held (checked against commitments)
-    content: Mapping[int, tuple[bytes, str | None, bytes | None]] = field(default_factory=dict)
+    # index -> the content commitment's preimage after its prefix (salt, topic, content), for
+    # content still held: hashed in bulk against the entries' commitments
+    content: Mapping[int, bytes] = field(default_factory=dict)
     # tree index -> why the content is absent, for logs that know it (the database's view)
     content_known_absent: frozenset[int] = frozenset()
 
@@ -172,125 +168,65 @@ def _short(value: bytes) -> str:
     return value.hex()[:16] + "…"
 
 
-def levels_of(
-    leaves: Sequence[bytes], start: int = 0, start_hashes: Sequence[bytes] = ()
-) -> list[list[bytes | None]]:
-    """Every complete node of the tree, level by level (level 0: the leaves).
-
-    Nodes of a compacted prefix are unknown (None) except the compact range given for it.
-    Keeping the levels lets the root of any prefix (every checkpoint, a kept checkpoint) be
-    folded from O(log n) nodes instead of re-hashing the leaves once per checkpoint.
-    """
-    sha = hashlib.sha256
-    if not start:
-        level: list[bytes | None] = list(leaves)
-        levels = [level]
-        while len(level) > 1:
-            pairs = level
-            level = [
-                sha(b"\x01" + pairs[i] + pairs[i + 1]).digest()  # type: ignore[operator]
-                for i in range(0, len(pairs) - 1, 2)
-            ]
-            levels.append(level)
-        return levels
-    level = [None] * start + list(leaves)
-    known: dict[tuple[int, int], bytes] = {}
-    lo = 0
-    for k in range(start.bit_length() - 1, -1, -1):
-        if start >> k & 1:
-            known[(k, lo >> k)] = start_hashes[len(known)]
-            lo += 1 << k
-    levels = [level]
-    k = 0
-    while len(level) > 1:
-        nxt: list[bytes | None] = []
-        for i in range(0, len(level) - 1, 2):
-            a, b = level[i], level[i + 1]
-            nxt.append(None if a is None or b is None else node_hash(a, b))
-        k += 1
-        for (lk, j), h in known.items():
-            if lk == k and j < len(nxt):
-                nxt[j] = h
-        level = nxt
-        levels.append(level)
-    for (lk, j), h in known.items():  # a compact range node on level 0 (start odd): not reached
-        if lk == 0:
-            levels[0][j] = h
-    return levels
+Record = tuple[int, int, int, bytes, bytes, int, bytes]  # version, index, at, body, src, flag, c
 
 
-def _node(levels: list[list[bytes | None]], k: int, j: int) -> bytes:
-    found = levels[k][j] if k < len(levels) and j < len(levels[k]) else None
-    if found is None:
-        raise ProofError(f"node (level {k}, index {j}) lies in the compacted part of the log")
-    return found
+def _entries(data: TreeInput, verdict: TreeVerdict) -> list[Record]:
+    """Parse and check the entry records; returns those before the first problem.
 
-
-def prefix_root(levels: list[list[bytes | None]], size: int) -> bytes:
-    """MTH of the first ``size`` leaves, from the complete nodes in ``levels``."""
-    if size == 0:
-        return EMPTY_ROOT
-    nodes = []
-    lo = 0
-    for k in range(size.bit_length() - 1, -1, -1):
-        if size >> k & 1:
-            nodes.append(_node(levels, k, lo >> k))
-            lo += 1 << k
-    root = nodes[-1]
-    for h in reversed(nodes[:-1]):
-        root = node_hash(h, root)
-    return root
-
-
-def _subtree(levels: list[list[bytes | None]], lo: int, hi: int) -> bytes:
-    n = hi - lo
-    if n & (n - 1) == 0 and lo % n == 0:
-        return _node(levels, n.bit_length() - 1, lo // n)
-    k = 1 << ((n - 1).bit_length() - 1)
-    return node_hash(_subtree(levels, lo, lo + k), _subtree(levels, lo + k, hi))
-
-
-def _entries(
-    data: TreeInput, verdict: TreeVerdict
-) -> list[tuple[int, int, bytes, bytes, int, bytes]]:
-    """Parse and index-check the entry records; returns them (the part before a problem)."""
+    The common case is checked in bulk (C-level slicing and list comparison); only a log that
+    fails is walked entry by entry to name the first bad one."""
     blob = data.entries
     if len(blob) % ENTRY_SIZE:
         raise UnusableInput(
             f"entries: {len(blob)} bytes is not a whole number of {ENTRY_SIZE}-byte entries"
         )
-    records = list(ENTRY_LAYOUT.iter_unpack(blob))
+    records: list[Record] = list(ENTRY_LAYOUT.iter_unpack(blob))
+    n = len(records)
     start = data.start
+    flags = blob[81::ENTRY_SIZE]
+    bulk_ok = (
+        blob[0::ENTRY_SIZE] == bytes([ENTRY_VERSION]) * n
+        and not flags.translate(None, b"\x00\x01")
+        and [r[1] for r in records] == list(range(start, start + n))
+        and all(records[p][6] == _ZERO32 for p in _positions(flags, 0))
+    )
+    if bulk_ok:
+        return records
     for pos, (version, index, _at, _body, _src, flag, commitment) in enumerate(records):
         expected = start + pos
-        if (
-            index != expected
-            or version != ENTRY_VERSION
-            or flag > 1
-            or (flag == 0 and commitment != _ZERO32)
-        ):
-            if index > expected:
-                verdict.fail(
-                    TAMPERED, expected, "entry missing", f"index {expected}", f"index {index}"
-                )
-            elif index < expected:
-                verdict.fail(  # the entry claiming an index already taken is the bad one
-                    TAMPERED,
-                    index,
-                    "entry inserted, repeated or out of order",
-                    f"index {expected}",
-                    f"index {index}",
-                )
-            else:
-                verdict.fail(
-                    TAMPERED,
-                    index,
-                    "entry bytes not in layout v2",
-                    "version 2, flag 0 or 1",
-                    f"version {version}, flag {flag}",
-                )
-            return [(r[1], r[2], r[3], r[4], r[5], r[6]) for r in records[:pos]]
-    return [(r[1], r[2], r[3], r[4], r[5], r[6]) for r in records]
+        if index > expected:
+            verdict.fail(TAMPERED, expected, "entry missing", f"index {expected}", f"index {index}")
+        elif index < expected:
+            verdict.fail(  # the entry claiming an index already taken is the bad one
+                TAMPERED,
+                index,
+                "entry inserted, repeated or out of order",
+                f"index {expected}",
+                f"index {index}",
+            )
+        elif version != ENTRY_VERSION or flag > 1 or (flag == 0 and commitment != _ZERO32):
+            verdict.fail(
+                TAMPERED,
+                index,
+                "entry bytes not in layout v2",
+                "version 2, flag 0 or 1",
+                f"version {version}, flag {flag}",
+            )
+        else:
+            continue
+        return records[:pos]
+    return records
+
+
+def _positions(column: bytes, value: int) -> list[int]:
+    """Positions in a one-byte-per-entry column holding ``value``."""
+    found = []
+    at = column.find(value)
+    while at >= 0:
+        found.append(at)
+        at = column.find(value, at + 1)
+    return found
 
 
 def _check_leaves(data: TreeInput, count: int, verdict: TreeVerdict) -> None:
@@ -301,17 +237,18 @@ def _check_leaves(data: TreeInput, count: int, verdict: TreeVerdict) -> None:
         for i in range(0, count * ENTRY_SIZE, ENTRY_SIZE)
     ]
     listed = data.leaves
-    if len(listed) < count or computed != list(listed[:count]):
-        for pos, leaf in enumerate(computed):
-            if pos >= len(listed) or listed[pos] != leaf:
-                verdict.fail(
-                    TAMPERED,
-                    data.start + pos,
-                    "entry bytes do not hash to the leaf listed for it",
-                    _short(listed[pos]) if pos < len(listed) else "a listed leaf",
-                    _short(leaf),
-                )
-                break
+    if len(listed) >= count and computed == list(listed[:count]):
+        return
+    for pos, leaf in enumerate(computed):
+        if pos >= len(listed) or listed[pos] != leaf:
+            verdict.fail(
+                TAMPERED,
+                data.start + pos,
+                "entry bytes do not hash to the leaf listed for it",
+                _short(listed[pos]) if pos < len(listed) else "a listed leaf",
+                _short(leaf),
+            )
+            return
 
 
 @dataclass(slots=True)
@@ -322,36 +259,34 @@ class _Rotation:
 
 
 def _bodies(
-    data: TreeInput, records: list[tuple[int, int, bytes, bytes, int, bytes]], verdict: TreeVerdict
+    data: TreeInput, records: list[Record], verdict: TreeVerdict
 ) -> dict[bytes, dict[str, object]]:
     """Check every distinct body once; a problem is named at its first entry."""
-    first_use: dict[bytes, int] = {}
-    for index, _at, body, _src, _flag, _c in records:
-        first_use.setdefault(body, index)
     docs: dict[bytes, dict[str, object]] = {}
-    bad: list[tuple[int, str, str, str]] = []
-    for digest, index in first_use.items():
+    bad: dict[bytes, tuple[str, str, str]] = {}
+    for digest in {r[3] for r in records}:
         raw = data.bodies.get(digest)
         if raw is None:
-            bad.append((index, "body missing", _short(digest), "none"))
+            bad[digest] = ("body missing", _short(digest), "none")
             continue
         if body_digest(raw) != digest:
-            bad.append((index, "body changed", _short(digest), _short(body_digest(raw))))
+            bad[digest] = ("body changed", _short(digest), _short(body_digest(raw)))
             continue
         if not is_canonical(raw):
-            bad.append((index, "body not in RFC 8785 canonical form", "canonical JSON", "other"))
+            bad[digest] = ("body not in RFC 8785 canonical form", "canonical JSON", "other")
             continue
         doc = orjson.loads(raw)
         if not isinstance(doc, dict):
-            bad.append((index, "body is not a JSON object", "an object", type(doc).__name__))
+            bad[digest] = ("body is not a JSON object", "an object", type(doc).__name__)
             continue
         owner = doc.get("customer") or GATEWAY_CHAIN
         if owner != data.customer:
-            bad.append((index, "body of another log", data.customer, str(owner)))
+            bad[digest] = ("body of another log", data.customer, str(owner))
             continue
         docs[digest] = doc
     if bad:
-        verdict.fail(TAMPERED, *min(bad))
+        first = next(r for r in records if r[3] in bad)
+        verdict.fail(TAMPERED, first[1], *bad[first[3]])
     return docs
 
 
@@ -362,17 +297,19 @@ def _params(doc: Mapping[str, object]) -> Mapping[str, object]:
 
 def _rotations(
     data: TreeInput,
-    records: list[tuple[int, int, bytes, bytes, int, bytes]],
+    records: list[Record],
     docs: Mapping[bytes, dict[str, object]],
     verdict: TreeVerdict,
 ) -> list[_Rotation]:
-    found = []
+    found: list[_Rotation] = []
     current = data.first_key
-    for index, _at, body, _src, _flag, _c in records:
-        doc = docs.get(body)
-        if doc is None or doc.get("kind") != "key_rotation":
+    rotation_bodies = {d for d, doc in docs.items() if doc.get("kind") == "key_rotation"}
+    if not rotation_bodies:
+        return found
+    for _v, index, _at, body, _src, _flag, _c in records:
+        if body not in rotation_bodies:
             continue
-        params = _params(doc)
+        params = _params(docs[body])
         try:
             old = bytes.fromhex(str(params["old"]))
             new = bytes.fromhex(str(params["new"]))
@@ -471,7 +408,7 @@ def check_tree(
 
 def _checkpoints(  # noqa: PLR0917 -- one call site, the checker's own steps
     data: TreeInput,
-    levels: list[list[bytes | None]],
+    levels: Levels,
     size: int,
     first_key: bytes,
     rotations: Sequence[_Rotation],
@@ -553,59 +490,68 @@ def _checkpoints(  # noqa: PLR0917 -- one call site, the checker's own steps
 
 def _content(
     data: TreeInput,
-    records: list[tuple[int, int, bytes, bytes, int, bytes]],
+    records: list[Record],
     docs: Mapping[bytes, dict[str, object]],
     verdict: TreeVerdict,
 ) -> None:
     """Held content matches its commitment; absent content is covered by a signed erasure."""
-    erasures: list[tuple[int, str]] = []
-    retentions: list[tuple[int, int]] = []
-    for index, _at, body, _src, _flag, _c in records:
-        doc = docs.get(body)
-        if doc is None:
-            continue
-        kind = doc.get("kind")
-        if kind == "erasure":
-            erasures.append((index, str(doc.get("subject") or "")))
-        elif kind == "retention":
-            before = _params(doc).get("content_before")
-            if isinstance(before, str):
-                try:
-                    cut = int(datetime.fromisoformat(before).timestamp() * 1_000_000)
-                except ValueError:
-                    continue
-                retentions.append((index, cut))
-    for index, at, body, _src, flag, commitment in records:
-        if not flag:
-            if index in data.content:
+    committed = {r[1]: r for r in records if r[5]}
+    held = data.content
+    if held:
+        stray = [i for i in held if i not in committed]
+        sha = hashlib.sha256
+        wrong = [
+            i
+            for i, tail in held.items()
+            if i in committed and sha(_CONTENT + tail).digest() != committed[i][6]
+        ]
+        bad = sorted(stray + wrong)
+        if bad:
+            i = bad[0]
+            if i in committed:
                 verdict.fail(
                     TAMPERED,
-                    index,
+                    i,
+                    "content does not match its commitment",
+                    _short(committed[i][6]),
+                    "other content",
+                )
+            else:
+                verdict.fail(
+                    TAMPERED,
+                    i,
                     "content given for an entry that committed to none",
                     "none",
                     "content",
                 )
-                return
+            return
+    absent = [
+        r for i, r in committed.items() if i not in held and i not in data.content_known_absent
+    ]
+    if not absent:
+        return
+    erasures: list[tuple[int, str]] = []
+    retentions: list[tuple[int, int]] = []
+    for digest, doc in docs.items():
+        kind = doc.get("kind")
+        if kind not in ("erasure", "retention"):
             continue
-        held = data.content.get(index)
-        if held is not None:
-            salt, topic, content = held
-            if content_commitment(salt, topic, content) != commitment:
-                verdict.fail(
-                    TAMPERED,
-                    index,
-                    "content does not match its commitment",
-                    _short(commitment),
-                    "other content",
-                )
-                return
-            continue
-        if index in data.content_known_absent:
-            continue
-        doc = docs.get(body) or {}
-        device = doc.get("device")
+        for r in records:
+            if r[3] != digest:
+                continue
+            if kind == "erasure":
+                erasures.append((r[1], str(doc.get("subject") or "")))
+            else:
+                before = _params(doc).get("content_before")
+                try:
+                    cut = int(datetime.fromisoformat(str(before)).timestamp() * 1_000_000)
+                except ValueError:
+                    continue
+                retentions.append((r[1], cut))
+    for _v, index, at, body, _src, _flag, _c in sorted(absent, key=lambda r: r[1]):
+        device = (docs.get(body) or {}).get("device")
         subjects = {data.customer, f"{data.customer}/{device}"}
-        if any(e > index and s in subjects for e, s in erasures):
+        if any(e > index and subject in subjects for e, subject in erasures):
             continue
         if any(r > index and at < cut for r, cut in retentions):
             continue
@@ -619,7 +565,7 @@ def _content(
         return
 
 
-def _since(levels: list[list[bytes | None]], size: int, kept: Kept, verdict: TreeVerdict) -> None:
+def _since(levels: Levels, size: int, kept: Kept, verdict: TreeVerdict) -> None:
     """RFC 6962 consistency between the checkpoint the customer kept and this log."""
     if kept.size > size:
         verdict.fail(
@@ -632,7 +578,7 @@ def _since(levels: list[list[bytes | None]], size: int, kept: Kept, verdict: Tre
         return
     try:
         new_root = prefix_root(levels, size)
-        proof = [] if kept.size in (0, size) else _consistency(levels, kept.size, size)
+        proof = [] if kept.size in (0, size) else consistency_from(levels, kept.size, size)
         verify_consistency(kept.size, size, kept.root, new_root, proof)
     except ProofError as exc:
         index = 0
@@ -649,7 +595,3 @@ def _since(levels: list[list[bytes | None]], size: int, kept: Kept, verdict: Tre
             _short(kept.root),
             _short(prefix_root(levels, kept.size)),
         )
-
-
-def _consistency(levels: list[list[bytes | None]], old: int, new: int) -> list[bytes]:
-    return consistency_proof(old, new, lambda lo, hi: _subtree(levels, lo, hi))

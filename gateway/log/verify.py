@@ -14,18 +14,12 @@ and ``einblick export`` signs before it exports. ``einblick verify --db`` exits 
 
 from __future__ import annotations
 
-import base64
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
 from gateway.errors import ChainBroken, LogError
-from gateway.log.bundle import _cosignatures
-from gateway.log.chain import salt_for, text_digest
-from gateway.log.entry import OUTCOMES
 from gateway.log.keys import PublicKey
 from gateway.log.leaf import ENTRY_SIZE, entry_bytes, tree_origin
 from gateway.log.legacy import (
@@ -43,12 +37,12 @@ from gateway.log.note import ED25519_TYPE, Checkpoint, NoteError, Verifier, open
 from gateway.log.proof import (
     INCOMPLETE,
     NO_WITNESSES,
-    TreeInput,
     TreeVerdict,
     WitnessPolicy,
     check_tree,
 )
-from gateway.log.tree import TreeHashes, TreeInfo, tree_info
+from gateway.log.stored import note_signature, rows_problem, seal_problem, tree_input
+from gateway.log.tree import TreeHashes, tree_info
 
 __all__ = [
     "ChainReport",
@@ -95,256 +89,6 @@ def verify_db(
         conn.close()
 
 
-def tree_input(
-    conn: sqlite3.Connection, origin: str, name: str, info: TreeInfo, *, check_content: bool = True
-) -> TreeInput:
-    """One log's tree as the proof checker takes it, read from the database."""
-    chain_id = info.chain_id
-    key_row = conn.execute("SELECT public FROM keys WHERE key_id = ?", (info.first_key,)).fetchone()
-    first_key = b"" if key_row is None else bytes(key_row[0])
-    start = info.base + info.dropped
-    rows = conn.execute(
-        "SELECT e.idx, e.at, b.digest, e.source, e.commitment, e.hash FROM entries e"
-        " LEFT JOIN bodies b ON b.id = e.body_id WHERE e.chain_id = ? AND e.idx >= ?"
-        " ORDER BY e.seq",
-        (chain_id, start),
-    ).fetchall()
-    parts = []
-    leaves = []
-    for idx, at, digest, source, commitment, leaf in rows:
-        parts.append(
-            entry_bytes(
-                int(idx) - info.base,
-                int(at),
-                bytes(32) if digest is None else bytes(digest),
-                bytes(source),
-                None if commitment is None else bytes(commitment),
-            )
-        )
-        leaves.append(bytes(leaf))
-    used = {bytes(p[17:49]) for p in parts}
-    bodies = {
-        bytes(d): bytes(doc)
-        for d, doc in conn.execute(
-            "SELECT b.digest, b.doc FROM bodies b WHERE b.id IN"
-            " (SELECT DISTINCT body_id FROM entries WHERE chain_id = ? AND idx >= ?)",
-            (chain_id, start),
-        )
-        if bytes(d) in used
-    }
-    cosigned = _cosignatures(conn)
-    notes = [
-        str(note) + cosigned.get(int(i), "")
-        for i, note in conn.execute(
-            "SELECT id, note FROM checkpoints WHERE chain_id = ? AND note IS NOT NULL AND size > ?",
-            (chain_id, start),
-        )
-    ]
-    content: dict[int, tuple[bytes, str | None, bytes | None]] = {}
-    absent: set[int] = set()
-    if check_content:
-        keys = {
-            int(d): bytes(k)
-            for d, k in conn.execute(
-                "SELECT device_id, key FROM subject_keys WHERE chain_id = ?", (chain_id,)
-            )
-        }
-        for idx, device_id, topic_id, topic, payload in conn.execute(
-            "SELECT e.idx, e.device_id, c.topic_id, t.topic, c.payload FROM content c"
-            " JOIN entries e ON e.seq = c.seq LEFT JOIN topics t ON t.id = c.topic_id"
-            " WHERE e.chain_id = ? AND e.idx >= ?",
-            (chain_id, start),
-        ):
-            key = keys.get(int(device_id or 0))
-            if key is None or (topic_id is not None and topic is None):
-                continue  # cannot be checked: counts as absent, so an erasure must cover it
-            content[int(idx) - info.base] = (
-                salt_for(key, name, int(idx)),
-                topic,
-                None if payload is None else bytes(payload),
-            )
-    else:
-        absent = {
-            int(idx) - info.base
-            for (idx,) in conn.execute(
-                "SELECT idx FROM entries WHERE chain_id = ? AND idx >= ? AND commitment IS NOT NULL",
-                (chain_id, start),
-            )
-        }
-    return TreeInput(
-        origin=tree_origin(origin, name),
-        customer=name,
-        first_key=first_key,
-        entries=b"".join(parts),
-        leaves=leaves,
-        bodies=bodies,
-        checkpoints=notes,
-        start=info.dropped,
-        start_hashes=TreeHashes(conn, chain_id, info.base).compact_range(info.dropped)
-        if info.dropped
-        else (),
-        content=content,
-        content_known_absent=frozenset(absent),
-    )
-
-
-def _filter_columns(
-    conn: sqlite3.Connection, chain_id: int, base: int, name: str
-) -> ChainBroken | None:
-    """The columns kept beside the body for filtering agree with it (what the TUI filters on)."""
-    atoms = {int(i): str(v) for i, v in conn.execute("SELECT id, value FROM atoms")}
-    names = {v: k for k, v in OUTCOMES.items()}
-    for _body_id, device_id, recipient_id, outcome, first, doc in conn.execute(
-        "SELECT e.body_id, e.device_id, e.recipient_id, e.outcome, min(e.idx), b.doc FROM entries e"
-        " LEFT JOIN bodies b ON b.id = e.body_id WHERE e.chain_id = ? AND e.idx >= ?"
-        " GROUP BY e.body_id, e.device_id, e.recipient_id, e.outcome",
-        (chain_id, base),
-    ):
-        if doc is None:
-            continue  # the proof check names a missing body
-        try:
-            body = orjson.loads(doc)
-        except orjson.JSONDecodeError:
-            continue
-        found = (
-            None if device_id is None else atoms.get(int(device_id)),
-            None if recipient_id is None else atoms.get(int(recipient_id)),
-            names.get(outcome, "?"),
-        )
-        expected = (body.get("device"), body.get("recipient"), body.get("outcome"))
-        if found != expected:
-            return ChainBroken(
-                name,
-                int(first),
-                "filter columns disagree with the entry body",
-                repr(expected),
-                repr(found),
-            )
-    return None
-
-
-def _rows_problem(
-    conn: sqlite3.Connection, info: TreeInfo, name: str, tree: TreeInput
-) -> ChainBroken | None:
-    """What the database keeps beside the proof agrees with it: the key the tree started with
-    is stored, checkpoint rows repeat their signed note's size and root, texts their digests."""
-    if not tree.first_key:
-        return ChainBroken(
-            name,
-            info.base,
-            "the key the log started with is not in the database",
-            info.first_key.hex()[:16] + "…",
-            "none",
-        )
-    for size, head, signature, note in conn.execute(
-        "SELECT size, head, signature, note FROM checkpoints WHERE chain_id = ?"
-        " AND note IS NOT NULL",
-        (info.chain_id,),
-    ):
-        text = str(note)
-        try:
-            cp = Checkpoint.parse(text[: text.find("\n\n") + 1])
-        except NoteError:
-            continue  # the proof check names an unreadable note
-        if bytes(signature) != _note_signature(text):
-            return ChainBroken(
-                name,
-                info.base + max(cp.size - 1, 0),
-                "checkpoint row's signature is not its signed note's",
-                _note_signature(text).hex()[:16] + "…",
-                bytes(signature).hex()[:16] + "…",
-            )
-        if (cp.size + info.base, cp.root) != (int(size), bytes(head)):
-            return ChainBroken(
-                name,
-                info.base + max(cp.size - 1, 0),
-                "checkpoint row disagrees with its signed note",
-                f"size {cp.size + info.base}, root {cp.root.hex()[:16]}…",
-                f"size {size}, root {bytes(head).hex()[:16]}…",
-            )
-    refs: dict[str, bytes] = {}
-    for digest, raw in tree.bodies.items():
-        try:
-            doc = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            continue
-        for lang in ("text_de", "text_en"):
-            ref = doc.get(lang) if isinstance(doc, dict) else None
-            if isinstance(ref, str):
-                refs.setdefault(ref, digest)
-    stored = _texts(conn, refs)
-    bad = [body for ref, body in refs.items() if stored.get(ref) is None]
-    if bad:
-        first = min(
-            i
-            for i in range(len(tree.entries) // ENTRY_SIZE)
-            if tree.entries[i * ENTRY_SIZE + 17 : i * ENTRY_SIZE + 49] in set(bad)
-        )
-        return ChainBroken(
-            name,
-            info.base + tree.start + first,
-            "explanation text changed or missing",
-            "the text its digest names",
-            "another text or none",
-        )
-    return None
-
-
-def _is_hex(text: str) -> bool:
-    try:
-        bytes.fromhex(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _texts(conn: sqlite3.Connection, refs: Mapping[str, bytes]) -> dict[str, str]:
-    """The referenced texts that are stored and still hash to their digest."""
-    good: dict[str, str] = {}
-    for ref in refs:
-        if not _is_hex(ref):
-            continue
-        row = conn.execute(
-            "SELECT text FROM texts WHERE digest = ?", (bytes.fromhex(ref),)
-        ).fetchone()
-        if row is not None and text_digest(str(row[0])).hex() == ref:
-            good[ref] = str(row[0])
-    return good
-
-
-def _seal_problem(
-    conn: sqlite3.Connection, info: TreeInfo, name: str, tree: TreeInput
-) -> ChainBroken | None:
-    """A migrated tree's first entry records the sealed chain's size and final hash."""
-    if info.legacy_head is None or info.dropped or not tree.entries:
-        return None
-    body = tree.bodies.get(tree.entries[17:49])
-    doc = {} if body is None else orjson.loads(body)
-    params = doc.get("reason_params") or {}
-    expected = {"legacy_size": str(info.base), "legacy_head": info.legacy_head.hex()}
-    found = {k: params.get(k) for k in expected}
-    if doc.get("reason") != "log_sealed" or found != expected:
-        return ChainBroken(
-            name,
-            info.base,
-            "the tree's first entry does not seal the old chain",
-            repr(expected),
-            repr(found),
-        )
-    last = conn.execute(
-        "SELECT hash FROM entries WHERE chain_id = ? AND idx = ?", (info.chain_id, info.base - 1)
-    ).fetchone()
-    if last is not None and bytes(last[0]) != info.legacy_head:
-        return ChainBroken(
-            name,
-            info.base - 1,
-            "the sealed chain's final hash changed",
-            info.legacy_head.hex()[:16],
-            bytes(last[0]).hex()[:16],
-        )
-    return None
-
-
 def verify_connection(
     conn: sqlite3.Connection,
     *,
@@ -377,12 +121,12 @@ def verify_connection(
             if legacy is not None:
                 out.append(legacy)
             continue
-        tree = tree_input(conn, origin, name, info, check_content=check_content)
+        tree, stored = tree_input(conn, origin, name, info, check_content=check_content)
         pinned = public_key if public_key is not None else PublicKey(tree.first_key or bytes(32))
         verdict = (
             check_tree(tree, pinned, witnesses=witnesses)
             if tree.first_key
-            else TreeVerdict(tree.origin, name)  # _rows_problem names the missing key
+            else TreeVerdict(tree.origin, name)  # rows_problem names the missing key
         )
         chain = ChainReport(
             name,
@@ -391,19 +135,16 @@ def verify_connection(
         chain.size = info.base + verdict.size
         chain.signed = info.base + verdict.covered
         chain.checkpoints = verdict.checkpoints + (0 if legacy is None else legacy.checkpoints)
-        found: list[ChainBroken] = []
+        found: list[ChainBroken] = [] if stored is None else [stored]
         if legacy is not None and legacy.problem is not None:
             found.append(legacy.problem)
-        for check in (_rows_problem, _seal_problem):
+        for check in (rows_problem, seal_problem):
             problem = check(conn, info, name, tree)
             if problem is not None:
                 found.append(problem)
         if verdict.problem is not None and verdict.problem.code != INCOMPLETE:
             p = verdict.problem
             found.append(ChainBroken(name, info.base + p.index, p.what, p.expected, p.found))
-        problem = _filter_columns(conn, chain_id, info.base, name)
-        if problem is not None:
-            found.append(problem)
         problem = min(found, key=lambda f: f.index) if found else None
         chain.problem = problem
         out.append(chain)
@@ -457,7 +198,7 @@ def prove_tree_entry(
     if found is None:
         return TreeEntryProof(leaf_valid, None, False, False)
     note = str(found[0])
-    copied = bytes(found[1]) == _note_signature(note)  # what viewers show beside it
+    copied = bytes(found[1]) == note_signature(note)  # what viewers show beside it
     log_origin = tree_origin(origin, str(name_row[0]))
     try:
         cp = Checkpoint.parse(note[: note.find("\n\n") + 1])
@@ -509,17 +250,8 @@ def checkpoint_valid(
     except NoteError:
         return False
     return (
-        signed.origin == origin and signed.root == cp.head and _note_signature(note) == cp.signature
+        signed.origin == origin and signed.root == cp.head and note_signature(note) == cp.signature
     )
-
-
-def _note_signature(note: str) -> bytes:
-    """The box's Ed25519 signature in a note (its first signature line, without the key ID)."""
-    lines = note[note.find("\n\n") + 2 :].split("\n")
-    try:
-        return base64.b64decode(lines[0].rsplit(" ", 1)[1])[4:]
-    except (IndexError, ValueError):
-        return b""
 
 
 def entry_proof(

@@ -134,3 +134,45 @@ def test_key_rotate_refuses_while_a_gateway_holds_the_data_directory(
     assert "another Einblick gateway is running" in capsys.readouterr().err
     assert not (tmp_path / "new.key").exists()  # nothing was done
     assert main([*argv, "--new-key", str(tmp_path / "new.key")]) == 0
+
+
+def test_exit_codes_for_the_database_and_a_witness_policy(
+    log: Log, tmp_path: Path, signer: Signer
+) -> None:
+    from gateway.log.note import Signer as NoteSigner
+    from gateway.log.note import cosign
+
+    log.write([make_draft(i, customer=C) for i in range(4)])
+    log.write([make_draft(4, customer=C)], checkpoint=False)
+    pub = tmp_path / "log.pub"
+    pub.write_text(signer.public.pem())
+    err = io.StringIO()
+    code = verify_command(bundle=None, db=log.path, customer=C, key=pub, out=io.StringIO(), err=err)
+    assert code == 2 and "incomplete: 1 entries are not yet covered" in err.getvalue()
+    log.write([make_draft(5, customer=C)])
+    assert verify_command(bundle=None, db=log.path, customer=C, key=pub, err=io.StringIO()) == 0
+    # a witness policy the checkpoints do not meet: incomplete; once cosigned in the
+    # witness's table, the export carries the cosignatures and meets it
+    witness = NoteSigner("witness.example/w1", Signer.generate()._private, 0x04)
+    bundle = tmp_path / "w.bundle"
+    export_command(db=log.path, customer=C, out_path=bundle)
+    policy = {"witnesses": [witness.verifier.vkey], "witnesses_required": 1}
+    out, err = io.StringIO(), io.StringIO()
+    code = verify_command(
+        bundle=bundle, db=None, customer=None, key=pub, out=out, err=err, **policy
+    )
+    assert code == 2 and "OK" not in out.getvalue(), err.getvalue()
+    log.conn.execute("CREATE TABLE cosignatures (checkpoint_id INTEGER, line TEXT)")
+    for checkpoint_id, note in log.conn.execute(
+        "SELECT id, note FROM checkpoints WHERE note IS NOT NULL"
+    ).fetchall():
+        text = note[: note.find("\n\n") + 1]
+        log.conn.execute(
+            "INSERT INTO cosignatures VALUES (?, ?)",
+            (checkpoint_id, cosign(witness, text, 1_780_000_000)),
+        )
+    export_command(db=log.path, customer=C, out_path=bundle)
+    code = verify_command(bundle=bundle, db=None, customer=None, key=pub, **policy)
+    assert code == 0
+    bad = {"witnesses": ["not a vkey"], "witnesses_required": 1}
+    assert verify_command(bundle=bundle, db=None, customer=None, key=pub, **bad) == 3

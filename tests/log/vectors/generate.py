@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
 import sys
 import tempfile
 from pathlib import Path
@@ -150,14 +151,14 @@ def build(directory: Path) -> list[dict[str, Any]]:
         covered_before_last,
     )
 
-    content_lines = [i for i, x in enumerate(lines) if x["t"] == "content"]
-    victim = lines[content_lines[0]]["index"]
-    add(
-        "content-stripped.bundle",
-        _dump([x for i, x in enumerate(lines) if i != content_lines[0]]),
-        1,
-        victim,
-    )
+    # the first content record dropped, with no erasure behind it
+    at_line = next(i for i, x in enumerate(lines) if x["t"] == "content")
+    chunk = base64.b64decode(lines[at_line]["data"])
+    victim, length = struct.unpack_from(">QI", chunk)
+    stripped = list(lines)
+    rest = chunk[12 + length :]
+    stripped[at_line] = {"t": "content", "data": base64.b64encode(rest).decode()}
+    add("content-stripped.bundle", _dump(stripped), 1, victim)
 
     # the newest checkpoint re-signed by the key the rotation retired
     retired = list(lines)
