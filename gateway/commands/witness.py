@@ -12,7 +12,12 @@ import asyncio
 import sys
 from pathlib import Path
 
-from gateway.commands.gateway_cmds import SubParsers, run_until_signalled
+from gateway.commands.gateway_cmds import (
+    SubParsers,
+    add_config_option,
+    config_from,
+    run_until_signalled,
+)
 from gateway.errors import ConfigError
 
 __all__ = ["register"]
@@ -45,6 +50,18 @@ def register(sub: SubParsers) -> None:
     serve.add_argument("--tls-cert", type=Path, default=None, help="serve HTTPS with this cert")
     serve.add_argument("--tls-key", type=Path, default=None, help="the certificate's key")
     serve.set_defaults(func=_serve)
+    logs = commands.add_parser(
+        "logs",
+        help="print this box's logs as a witness's logs.yaml (origin and key of each)",
+    )
+    add_config_option(logs)
+    logs.add_argument(
+        "--customer",
+        action="append",
+        default=[],
+        help="a customer to include even before its first entry (repeatable)",
+    )
+    logs.set_defaults(func=_logs)
     witness.set_defaults(func=lambda args: _usage(witness))
 
 
@@ -64,6 +81,38 @@ def _init(args: argparse.Namespace) -> int:
         f"to follow to {args.dir / 'logs.yaml'}, then: einblick witness serve --dir {args.dir}",
         file=sys.stderr,
     )
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    """The witness operator's logs.yaml for this box: every log's origin with the box key's
+    vkey under that name. Only public keys are printed."""
+    import yaml
+
+    from gateway.log.keys import Signer
+    from gateway.log.leaf import tree_origin
+    from gateway.log.note import ED25519_TYPE, Verifier
+    from gateway.log.reader import Reader
+
+    config = config_from(args)
+    chains = set(args.customer)
+    if config.database_path.is_file():
+        reader = Reader.open(config.database_path)
+        try:
+            chains |= set(reader.chain_names().values())
+        finally:
+            reader.close()
+    public = Signer.load(config.signing_key_path).public.raw
+    logs = []
+    for chain in sorted(chains):
+        origin = tree_origin(config.instance, chain)
+        logs.append({"origin": origin, "keys": [Verifier(origin, ED25519_TYPE, public).vkey]})
+    print(
+        "# The logs of Einblick box "
+        f"{config.instance}, for the witness's logs.yaml. After 'einblick key rotate', add the\n"
+        "# new key's line beside the old one (the log's rotation record is signed by both)."
+    )
+    print(yaml.safe_dump({"logs": logs}, sort_keys=False, width=1000), end="")
     return 0
 
 

@@ -32,13 +32,18 @@ class WitnessProcess:
         return Verifier.parse(self.vkey)
 
     def follow(self, origin: str, *vkeys: str) -> None:
-        """Write the followed-logs file; the running witness reads it at the next request."""
+        """Add one log to the followed-logs file."""
         path = self.directory / "logs.yaml"
         data = yaml.safe_load(path.read_text()) or {}
         logs = [entry for entry in data.get("logs") or [] if entry["origin"] != origin]
         logs.append({"origin": origin, "keys": list(vkeys)})
+        self.write_logs(yaml.safe_dump({"logs": logs}))
+
+    def write_logs(self, text: str) -> None:
+        """Replace the followed-logs file; the running witness reads it at the next request."""
+        path = self.directory / "logs.yaml"
+        path.write_text(text)
         # A new mtime even within the file system's timestamp granularity.
-        path.write_text(yaml.safe_dump({"logs": logs}))
         stat = path.stat()
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
 

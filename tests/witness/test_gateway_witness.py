@@ -136,13 +136,15 @@ def caught_up(harness: Harness) -> bool:
 
 
 async def follow_all(harness: Harness, witness: WitnessProcess) -> None:
-    """Once the customer's log has a checkpoint, tell the witness every log of this box, with
-    the box key's vkey for each origin."""
+    """Once the customer's log has a checkpoint, give the witness this box's logs as an
+    installer does: ``einblick witness logs`` written to the witness's logs.yaml."""
     await until(lambda: customer_checkpoint(harness) is not None, lambda: "no checkpoint yet")
-    gateway = harness.gateway
-    for checkpoint in read(harness, latest_checkpoints):
-        origin = gateway.writer.origin_of(checkpoint.chain)
-        witness.follow(origin, gateway.signer.note_signer(origin).verifier.vkey)
+    config = str(harness.gateway.config.source)
+    code, out, err = await einblick("witness", "logs", "--config", config)
+    assert code == 0, err
+    origin = harness.gateway.writer.origin_of(CUSTOMER)
+    assert f"origin: {origin}\n" in out
+    witness.write_logs(out)
 
 
 async def test_every_new_checkpoint_is_cosigned_and_stored_verbatim(
