@@ -11,6 +11,7 @@ who reads them; a 409's body is exactly the held size (text/x.tlog.size).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import ssl
@@ -57,6 +58,7 @@ class WitnessServer:
         self.signer: Signer = directory.signer()
         directory.followed()  # a broken logs file stops the start, not the first request
         self.state = WitnessState(directory.state_path)
+        self._state_lock = asyncio.Lock()
         self.prefix = prefix.rstrip("/")
         self.ssl_context = ssl_context
         self.app = web.Application(client_max_size=MAX_BODY)
@@ -94,9 +96,16 @@ class WitnessServer:
             # The operator's file is broken: refuse everything until it is fixed, and say so.
             log.error("%s", exc)
             return web.Response(status=503, text=f"the witness's logs file is unusable: {exc}\n")
-        answer = self.state.add_checkpoint(
-            parsed, body, trusted, lambda text, stamp: cosign(self.signer, text, stamp)
-        )
+        # The commit waits for the disk (synchronous=FULL): off the event loop, one at a time
+        # on the one connection.
+        async with self._state_lock:
+            answer = await asyncio.to_thread(
+                self.state.add_checkpoint,
+                parsed,
+                body,
+                trusted,
+                lambda text, stamp: cosign(self.signer, text, stamp),
+            )
         verdict = answer.verdict
         if verdict.ok:
             assert verdict.checkpoint is not None
@@ -110,11 +119,12 @@ class WitnessServer:
 
     async def _checkpoint(self, request: web.Request) -> web.Response:
         wanted = request.match_info["origin_hash"]
-        for origin in self.state.origins():
-            if hashlib.sha256(origin.encode()).hexdigest() == wanted:
-                note = self.state.latest_note(origin)
-                if note is not None:
-                    return web.Response(text=note, content_type="text/plain")
+        async with self._state_lock:
+            origins = self.state.origins()
+            found = [o for o in origins if hashlib.sha256(o.encode()).hexdigest() == wanted]
+            note = self.state.latest_note(found[0]) if found else None
+        if note is not None:
+            return web.Response(text=note, content_type="text/plain")
         return web.Response(status=404, text="this witness has cosigned no such log\n")
 
 
