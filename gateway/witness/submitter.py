@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Callable, Sequence
 
@@ -83,7 +84,7 @@ class Submitter:
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self.config.timeout_s)
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            client = WitnessClient(session, self.config.url, ca_file=self.config.ca_file)
+            client: WitnessClient | None = None
             while True:
                 # Also a round now and then with no new checkpoint: a quiet log whose last
                 # checkpoint was refused for a reason that may pass (404: the witness was not
@@ -94,27 +95,46 @@ class Submitter:
                 self._wake.clear()
                 self._begun += 1
                 try:
+                    if client is None:  # here, so a CA file that will not load is retried
+                        client = self._client(session)
                     await self._round(client)
                 except (WitnessUnreachable, GatewayError) as exc:
                     self.reachable = (
                         False if isinstance(exc, WitnessUnreachable) else self.reachable
                     )
-                    self.last_error = str(exc)
-                    delay = self._backoff.next_delay()
-                    log.warning(
-                        "witness %s: %s (cosigning is behind; next try in %.0f s)",
-                        self.config.name,
-                        exc,
-                        delay,
-                    )
-                    # Checkpoints signed meanwhile do not shorten the wait; the retry covers them.
-                    await asyncio.sleep(delay)
-                    self._wake.set()
+                    await self._failed(str(exc))
+                except Exception as exc:
+                    # A witness is an extra, never a dependency: whatever goes wrong in this
+                    # task (a bug included) is logged and retried, and never ends the gateway's
+                    # task group, which would stop forwarding for every customer.
+                    log.exception("witness %s: unexpected failure", self.config.name)
+                    await self._failed(f"unexpected failure: {type(exc).__name__}: {exc}")
                 else:
                     self._backoff.reset()
                 async with self._finished:
                     self.rounds += 1
                     self._finished.notify_all()
+
+    def _client(self, session: aiohttp.ClientSession) -> WitnessClient:
+        try:
+            return WitnessClient(session, self.config.url, ca_file=self.config.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise WitnessUnreachable(
+                f"{self.config.url}: cannot load the CA file {self.config.ca_file}: {exc}"
+            ) from exc
+
+    async def _failed(self, error: str) -> None:
+        self.last_error = error
+        delay = self._backoff.next_delay()
+        log.warning(
+            "witness %s: %s (cosigning is behind; next try in %.0f s)",
+            self.config.name,
+            error,
+            delay,
+        )
+        # Checkpoints signed meanwhile do not shorten the wait; the retry covers them.
+        await asyncio.sleep(delay)
+        self._wake.set()
 
     async def settle(self) -> None:
         """Wait until a round that began after this call has finished: every checkpoint signed

@@ -54,3 +54,29 @@ async def test_cosigning_over_https_with_the_witness_ca(
                 )
                 assert witness_status(h).reachable is False
                 assert not caught_up(h)
+
+
+async def test_a_witness_ca_file_that_will_not_load_never_stops_forwarding(
+    tmp_path: Path, witnesses: WitnessFactory
+) -> None:
+    witness = await witnesses()
+    missing = tmp_path / "no-such-ca.crt"
+    entry = (
+        f"einblick_config: 1\nwitnesses:\n  - name: verband\n    url: {witness.url}\n"
+        f"    vkey: {witness.vkey}\n    retry_max_s: 1\n    ca_file: {missing}\n"
+    )
+    async with running_gateway(
+        tmp_path / "edge",
+        {"bakery.yaml": BAKERY},
+        DEVICES,
+        config_edits={"einblick_config: 1\n": entry},
+    ) as h:
+        await send(h, 3)
+        await h.cloud.wait_for(3)
+        await until(
+            lambda: "cannot load the CA file" in str(witness_status(h).last_error),
+            lambda: witness_status(h),
+        )
+        await send(h, 2, start=3)
+        await h.cloud.wait_for(5)
+        assert not h.task.done()
