@@ -30,12 +30,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import orjson
 
 from gateway.errors import LogError
-from gateway.log.chain import _CONTENT, GATEWAY_CHAIN, body_digest
+from gateway.log.absence import check_content
+from gateway.log.chain import GATEWAY_CHAIN, body_digest
 from gateway.log.jcs import is_canonical
 from gateway.log.keys import PublicKey, fingerprint, key_id_of
 from gateway.log.leaf import ENTRY_LAYOUT, ENTRY_SIZE, ENTRY_VERSION, rotation_message_v2
@@ -392,7 +392,7 @@ def check_tree(
     except IndexError as exc:
         raise UnusableInput("the compacted prefix's hashes do not match its size") from exc
     _checkpoints(data, levels, size, sequence[0], rotations, witnesses, verdict)
-    _content(data, records, docs, verdict)
+    check_content(data, records, docs, verdict)
     if since is not None:
         _since(levels, size, since, verdict)
     if verdict.problem is None and verdict.covered < verdict.size:
@@ -486,83 +486,6 @@ def _checkpoints(  # noqa: PLR0917 -- one call site, the checker's own steps
         verdict.covered = max(verdict.covered, cp_size)
         verdict.root = root
         verdict.notes.append(note)
-
-
-def _content(
-    data: TreeInput,
-    records: list[Record],
-    docs: Mapping[bytes, dict[str, object]],
-    verdict: TreeVerdict,
-) -> None:
-    """Held content matches its commitment; absent content is covered by a signed erasure."""
-    committed = {r[1]: r for r in records if r[5]}
-    held = data.content
-    if held:
-        stray = [i for i in held if i not in committed]
-        sha = hashlib.sha256
-        wrong = [
-            i
-            for i, tail in held.items()
-            if i in committed and sha(_CONTENT + tail).digest() != committed[i][6]
-        ]
-        bad = sorted(stray + wrong)
-        if bad:
-            i = bad[0]
-            if i in committed:
-                verdict.fail(
-                    TAMPERED,
-                    i,
-                    "content does not match its commitment",
-                    _short(committed[i][6]),
-                    "other content",
-                )
-            else:
-                verdict.fail(
-                    TAMPERED,
-                    i,
-                    "content given for an entry that committed to none",
-                    "none",
-                    "content",
-                )
-            return
-    absent = [
-        r for i, r in committed.items() if i not in held and i not in data.content_known_absent
-    ]
-    if not absent:
-        return
-    erasures: list[tuple[int, str]] = []
-    retentions: list[tuple[int, int]] = []
-    for digest, doc in docs.items():
-        kind = doc.get("kind")
-        if kind not in ("erasure", "retention"):
-            continue
-        for r in records:
-            if r[3] != digest:
-                continue
-            if kind == "erasure":
-                erasures.append((r[1], str(doc.get("subject") or "")))
-            else:
-                before = _params(doc).get("content_before")
-                try:
-                    cut = int(datetime.fromisoformat(str(before)).timestamp() * 1_000_000)
-                except ValueError:
-                    continue
-                retentions.append((r[1], cut))
-    for _v, index, at, body, _src, _flag, _c in sorted(absent, key=lambda r: r[1]):
-        device = (docs.get(body) or {}).get("device")
-        subjects = {data.customer, f"{data.customer}/{device}"}
-        if any(e > index and subject in subjects for e, subject in erasures):
-            continue
-        if any(r > index and at < cut for r, cut in retentions):
-            continue
-        verdict.fail(
-            TAMPERED,
-            index,
-            "content removed without a signed erasure or retention entry covering it",
-            "the content, or an erasure after it",
-            "neither",
-        )
-        return
 
 
 def _since(levels: Levels, size: int, kept: Kept, verdict: TreeVerdict) -> None:
