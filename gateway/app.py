@@ -73,6 +73,7 @@ from gateway.rights.consent import ConsentBook, ConsentParts
 from gateway.rights.erasure import ErasureBook, ErasureParts
 from gateway.rights.erasure_acks import ErasureAcks
 from gateway.rights.retention import RetentionTask, retention_for
+from gateway.witness.submitter import Witnesses
 from policies.engine import Engine
 
 __all__ = ["Gateway"]
@@ -117,6 +118,13 @@ class Gateway:
             opened=lambda: self.broker.save() if self.broker is not None else None,
         )
         self.device_state = self.device_link.state  # read by status
+        # Witnesses countersign checkpoints in their own tasks (gateway/witness/submitter.py);
+        # cosignatures are small, lost ones are asked for again: no fsync of their own.
+        self.witnesses = Witnesses(
+            config.witnesses,
+            read=lambda job: self.store.read(job, offload=True),
+            write=lambda job: self.store.transaction(job, durable=False),
+        )
         self.pipeline: Pipeline | None = None
         self.clock = ForwardClock(lambda: self._writer.last_at if self._writer else None)
         self.sendtime = SendTime(  # every queued row leaves under the policy in force then
@@ -183,10 +191,8 @@ class Gateway:
             self.store,
             lambda: self.writer,
             clock=self.clock.now,
-            entries=lambda: (
-                self.running_pipeline.stats.entries + self.consents.entries + self.sendtime.entries
-            ),
             interval_s=lambda: self.config.pipeline.checkpoint_interval_s,
+            signed=self.witnesses.poke,
         )
         self.reloader = ConfigReloader(
             ReloadParts(
@@ -319,6 +325,7 @@ class Gateway:
                     tasks.create_task(self.disk.run(), name="disk-watch")
                     if config.portal is not None:  # its own process: no key, read-only log
                         tasks.create_task(supervise_portal(config.source), name="portal")
+                    self.witnesses.start(tasks)
                     self.ready.set()
                     # What runs, said once on stderr (the journal): not a log level away.
                     report = render_start(self.start_facts())
@@ -365,6 +372,7 @@ class Gateway:
             checkpoints=self.checkpoints,
             reloader=self.reloader,
             data_path=self.config.data_path,
+            witnesses_settle=self.witnesses.settle,
         )
 
     # -- the device broker's connections ----------------------------------------------------------
@@ -486,6 +494,7 @@ class Gateway:
                 DeviceProblem(customer=c, device=d, error=e)
                 for (c, d), e in sorted(self.devices.problems.items())
             ],
+            witnesses=self.witnesses.status(),
             last_checkpoint_age_s=self.checkpoints.age_s(),
             policies=[
                 PolicyStatus(

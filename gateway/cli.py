@@ -22,6 +22,7 @@ from gateway.commands import (
     rights,
     simulate,
     tui,
+    witness,
 )
 from gateway.commands import log as log_cmds
 from gateway.operations.filemodes import UMASK
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         simulate,
         tui,
         customer,
+        witness,
     ):
         module.register(sub)
     return parser

@@ -20,6 +20,10 @@
     retention:                        # the box's default; a policy's retention: overrides it
       content_days: 365               # payloads and topics older are deleted (unset: kept)
       entries_years: 10               # entries older are dropped behind a signed anchor
+    witnesses:                        # countersign every checkpoint (einblick witness serve)
+      - name: verband
+        url: https://witness.example.org:7380
+        vkey: witness.example.org/w1+5e1c2a9b+BM…   # printed by 'einblick witness init'
 
 Paths in the file are resolved against the file's directory, so a configuration directory can be
 moved as a whole.
@@ -51,6 +55,7 @@ __all__ = [
     "PortalConfig",
     "RecipientConfig",
     "TlsConfig",
+    "WitnessConfig",
     "box_instance",
     "host_part",
     "load_config",
@@ -311,6 +316,50 @@ class PortalConfig(_Model):
         return self
 
 
+class WitnessConfig(_Model):
+    """A witness (c2sp.org/tlog-witness) that countersigns every checkpoint of this box's logs
+    (gateway/witness/submitter.py). ``vkey`` is the line 'einblick witness init' printed."""
+
+    name: str  # a label for status and metrics
+    url: str  # the submission prefix: http(s)://host:port[/path], POSTs go to <url>/add-checkpoint
+    vkey: str
+    ca_file: Path | None = None  # HTTPS: the CA that signed the witness's certificate
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+    # While it does not answer, asked again after 1 s, 2 s, 4 s … up to this.
+    retry_max_s: float = Field(default=60.0, ge=1, le=3600)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME.match(value):
+            raise ValueError(f"must be lower-case letters, digits and '-', found {value!r}")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError(f"expected http(s)://host:port[/prefix], found {value!r}")
+        return value
+
+    @field_validator("vkey")
+    @classmethod
+    def _vkey(cls, value: str) -> str:
+        from gateway.log.note import COSIGNATURE_TYPE, NoteError, Verifier  # noqa: PLC0415
+
+        try:
+            verifier = Verifier.parse(value)
+        except NoteError as exc:
+            raise ValueError(str(exc)) from exc
+        if verifier.sig_type != COSIGNATURE_TYPE:
+            raise ValueError(
+                f"{verifier.name}: a witness key is a cosigner key (type 0x04, as 'einblick "
+                f"witness init' prints it); this is type 0x{verifier.sig_type:02x}"
+            )
+        return value
+
+
 class Config(_Model):
     einblick_config: Literal[1]
     instance: Annotated[str, Field(default_factory=box_instance)]
@@ -326,6 +375,8 @@ class Config(_Model):
     retention: RetentionConfig = RetentionConfig()
     disk: DiskConfig = DiskConfig()
     portal: PortalConfig | None = None  # None: no portal
+
+    witnesses: Annotated[list[WitnessConfig], Field(default_factory=list)]
     source: Path = Path("einblick.yaml")  # set by the loader, not by the file
 
     @field_validator("instance")
@@ -342,6 +393,15 @@ class Config(_Model):
             if recipient.name in seen:
                 raise ValueError(f"recipient {recipient.name!r} is defined twice")
             seen.add(recipient.name)
+        return self
+
+    @model_validator(mode="after")
+    def _unique_witnesses(self) -> Config:
+        for attribute in ("name", "vkey"):
+            values = [getattr(w, attribute) for w in self.witnesses]
+            for value in values:
+                if values.count(value) > 1:
+                    raise ValueError(f"witnesses: the {attribute} {value!r} is listed twice")
         return self
 
     @model_validator(mode="after")

@@ -426,6 +426,7 @@ class LocalSource:
                 update={
                     "policies": [p for p in status.policies if p.customer == self.customer],
                     "pipeline": None,
+                    "witnesses": [w.for_log(self.customer) for w in status.witnesses],
                 }
             )
         return status

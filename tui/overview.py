@@ -8,9 +8,11 @@ come from the running gateway's ``status`` and say "gateway not running" otherwi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
+from babel.dates import format_timedelta
+from babel.numbers import format_decimal
 from rich.console import Group, RenderableType
 from rich.text import Text
 from textual.app import ComposeResult
@@ -56,6 +58,7 @@ def _gateway(status: Status | None, names: Names, lang: Lang) -> list[Renderable
     age = status.last_checkpoint_age_s
     if age is not None:
         out.append(Text(f"{t('o_checkpoint', lang)}: {t('o_seconds_ago', lang, s=float(age))}"))
+    out.extend(_witnesses(status, lang))
     pipeline = status.pipeline  # None in a customer's view: the counts are of every customer
     if pipeline is not None:
         counts = {k: getattr(pipeline, k) for k in ("received", "shared", "altered", "withheld")}
@@ -84,6 +87,34 @@ def _gateway(status: Status | None, names: Names, lang: Lang) -> list[Renderable
         out.append(line)
         if up.last_error:
             out.append(Text(f"    {neutralise(str(up.last_error))}", style="red"))
+    return out
+
+
+def _witnesses(status: Status, lang: Lang) -> list[RenderableType]:
+    """How far the witnesses' countersignatures are behind, one line each (and refusals)."""
+    out: list[RenderableType] = []
+    for witness in status.witnesses:
+        if witness.entries_behind:
+            behind = timedelta(seconds=witness.seconds_behind or 0)
+            age = format_timedelta(behind, threshold=2, locale=lang)
+            n = format_decimal(witness.entries_behind, locale=lang)
+            line = Text(t("o_witness_behind", lang, name=witness.name, n=n, age=age), "yellow")
+        elif witness.logs and witness.logs_cosigned == witness.logs:
+            line = Text(t("o_witness_ok", lang, name=witness.name), style="green")
+        else:
+            line = Text(t("o_witness_waiting", lang, name=witness.name), style="yellow")
+        out.append(line)
+        if witness.reachable is False and witness.last_error:
+            out.append(Text(t("o_witness_down", lang, e=neutralise(witness.last_error)), "red"))
+        for refusal in witness.refusals:
+            text = t(
+                "o_witness_refused",
+                lang,
+                name=witness.name,
+                log=neutralise(refusal.log),
+                reason=neutralise(refusal.reason),
+            )
+            out.append(Text(text, style="bold red"))
     return out
 
 

@@ -4,6 +4,7 @@
     log        appended / verified entries per second, bytes per entry vs plain executemany
     pipeline   the whole gateway vs Mosquitto's bridge vs a no-policy paho forwarder (einblick bench)
     tui        opening and following a log of 1,000,000 entries (python -m gateway.bench.tui)
+    witness    add-checkpoint latency against a real witness process (python -m gateway.bench.witness)
 
 Pass a name to run one: ``python3 dev.py bench pipeline --rates 1000``.
 """
@@ -18,6 +19,7 @@ BENCHES = {
     "log": ["-m", "gateway.bench.log", "--entries", "100000"],
     "pipeline": ["-m", "gateway.bench.pipeline"],
     "tui": ["-m", "gateway.bench.tui", "--entries", "1000000"],
+    "witness": ["-m", "gateway.bench.witness"],
 }
 
 

@@ -26,6 +26,8 @@ the last release (tests/data/releases/).
        hash), ``tree_hashes`` (levels 8, 16, …), checkpoints keep their signed note verbatim,
        entries indexed by (chain, index) for proofs. Existing chains are sealed, not rewritten.
     7  ``names``: each subject's names documents (``gateway.log.names``), apart from the bodies
+    8  witnesses: ``cosignatures`` (each witness's signature line on a checkpoint, verbatim) and
+       ``witness_progress`` (per witness and tree: the size it last cosigned, its last refusal)
 """
 
 from __future__ import annotations
@@ -318,6 +320,33 @@ CREATE INDEX names_subject ON names (chain_id, device_id);
     )
 
 
+def _v8_witnesses(conn: sqlite3.Connection) -> None:
+    # Layout and meaning: gateway/log/cosignatures.py, the one module that reads and writes them.
+    _script(
+        conn,
+        """
+CREATE TABLE cosignatures (
+    checkpoint_id INTEGER NOT NULL,  -- checkpoints.id of the note the witness cosigned
+    witness TEXT NOT NULL,           -- the witness's key name
+    line TEXT NOT NULL,              -- its signature line exactly as received, ending in a newline
+    timestamp INTEGER NOT NULL,      -- POSIX seconds, the cosignature's own time
+    PRIMARY KEY (checkpoint_id, witness)
+);  -- with a rowid: bundles list the lines in the order they arrived
+CREATE TABLE witness_progress (
+    witness TEXT NOT NULL,           -- the witness's vkey: a new key starts over
+    chain_id INTEGER NOT NULL,
+    size INTEGER,                    -- tree size it last cosigned (or told us); NULL: unknown
+    checkpoint_id INTEGER,           -- our checkpoint it cosigned; NULL: size learned from a 409
+    at INTEGER NOT NULL,             -- µs when this was recorded
+    refused_status INTEGER,          -- its last refusal of this tree (HTTP status), NULL: none
+    refused_reason TEXT,
+    refused_at INTEGER,              -- µs
+    PRIMARY KEY (witness, chain_id)
+) WITHOUT ROWID;
+""",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the explanation log's tables", _v1_log_tables),
     Migration(2, "outbox, pseudonym keys, consent events, erasures", _v2_gateway_tables),
@@ -326,6 +355,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "consent events name the right exercised", _v5_consent_rights),
     Migration(6, "one Merkle tree per log; old chains sealed", _v6_trees),
     Migration(7, "names documents per subject", _v7_names),
+    Migration(8, "witnesses' cosignatures and progress", _v8_witnesses),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

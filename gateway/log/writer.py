@@ -314,6 +314,15 @@ class LogWriter:
         chain_id = self._chains.get(GATEWAY_CHAIN if customer is None else customer)
         return 0 if chain_id is None else self._edge(chain_id).size
 
+    def unsigned(self) -> int:
+        """Committed entries not yet covered by their tree's last signed checkpoint: the
+        checkpoint loop asks this to know whether there is anything to sign. Only committed
+        state is read (a tuple copy first), so asking from another thread sees a past state,
+        never a torn one: at worst a signature waits for the next tick."""
+        edges = tuple(self._edges.items())
+        signed = dict(self._signed)
+        return sum(max(0, edge.size - signed.get(cid, 0)) for cid, edge in edges)
+
     def _edge(self, chain_id: int) -> RightEdge:
         found = self._pending.get(chain_id)
         return found if found is not None else self._edges[chain_id]

@@ -32,24 +32,24 @@ class Checkpoints:
         writer: Callable[[], LogWriter],
         *,
         clock: Callable[[], datetime],
-        entries: Callable[[], int],
         interval_s: Callable[[], float],
+        signed: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
         self._writer = writer
         self._clock = clock
-        self._entries = entries  # entries written so far (the pipeline's and consents')
+        self._signed_hook = signed  # told after each signature (the witnesses' submitter)
         self._interval_s = interval_s  # read each time: a reload may change it
-        self._signed_entries = 0
         self.last_signed = 0.0  # wall time of the last signature; 0: none in this run
 
     async def sign(self, *, force: bool = False, snapshot: Path | None = None) -> None:
         """Sign every log with new entries (all, if forced); with ``snapshot``, also copy the
         database as it stands right after this signature into that new file."""
-        entries = self._entries()
-        if not force and snapshot is None and entries == self._signed_entries:
-            return
         writer = self._writer()
+        # The writer knows which logs grew since their last signature; nothing new, nothing
+        # to sign (unless forced: before an export, a backup, at shutdown).
+        if not force and snapshot is None and writer.unsigned() == 0:
+            return
         now = self._clock()
         if snapshot is None:
             await self._store.transaction(
@@ -64,8 +64,8 @@ class Checkpoints:
                 on_rollback=writer.rolled_back,
                 on_commit=writer.committed,
             )
-        self._signed_entries = entries
         self.last_signed = time.time()
+        self._signed_hook()
 
     def age_s(self) -> float | None:
         """Seconds since the last signature (None: none in this run), for status."""

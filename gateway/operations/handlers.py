@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +63,9 @@ class ControlParts:
     checkpoints: Checkpoints
     reloader: ConfigReloader
     data_path: Path
+    # Waits until every witness answered for the newest checkpoints (or gave up for now), so an
+    # export right after carries their cosignatures.
+    witnesses_settle: Callable[[], Awaitable[None]]
 
 
 def control_handlers(parts: ControlParts) -> dict[str, Handler]:
@@ -79,7 +82,7 @@ def control_handlers(parts: ControlParts) -> dict[str, Handler]:
         ops.RELOAD_DEVICES.name: bind(ops.RELOAD_DEVICES, functools.partial(reload_devices, parts)),
         ops.FORGET.name: bind(ops.FORGET, functools.partial(forget, parts.erasing)),
         ops.ERASURES.name: bind(ops.ERASURES, functools.partial(erasures, parts.store)),
-        ops.CHECKPOINT.name: bind(ops.CHECKPOINT, functools.partial(checkpoint, parts.checkpoints)),
+        ops.CHECKPOINT.name: bind(ops.CHECKPOINT, functools.partial(checkpoint, parts)),
         ops.SNAPSHOT.name: bind(
             ops.SNAPSHOT, functools.partial(snapshot, parts.checkpoints, parts.data_path)
         ),
@@ -186,10 +189,12 @@ async def erasures(store: Store, request: CustomerRequest) -> ErasuresReply:
     return ErasuresReply(erasures=[ErasureRecord.model_validate(e) for e in found])
 
 
-async def checkpoint(checkpoints: Checkpoints, request: NoFields) -> CheckpointReply:
-    """Sign every log now (before a backup or an export), so nothing is left uncovered."""
-    await checkpoints.sign(force=True)
-    return CheckpointReply(signed_at=checkpoints.last_signed)
+async def checkpoint(parts: ControlParts, request: NoFields) -> CheckpointReply:
+    """Sign every log now (before a backup or an export), so nothing is left uncovered, and let
+    the witnesses cosign it, so an export carries their cosignatures too."""
+    await parts.checkpoints.sign(force=True)
+    await parts.witnesses_settle()
+    return CheckpointReply(signed_at=parts.checkpoints.last_signed)
 
 
 async def snapshot(checkpoints: Checkpoints, data_path: Path, request: NoFields) -> SnapshotReply:

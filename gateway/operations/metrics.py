@@ -138,6 +138,35 @@ def render(reply: Status | Mapping[str, Any]) -> str:
         "# HELP einblick_checkpoint_age_seconds Seconds since the last signed checkpoint.",
         "# TYPE einblick_checkpoint_age_seconds gauge",
         f"einblick_checkpoint_age_seconds {age if age is not None else 'NaN'}",
+        "# HELP einblick_witness_entries_behind Signed entries a witness has not yet cosigned, "
+        "all logs together.",
+        "# TYPE einblick_witness_entries_behind gauge",
+        *(
+            f'einblick_witness_entries_behind{{witness="{w.name}"}} {w.entries_behind}'
+            for w in status.witnesses
+        ),
+        "# HELP einblick_witness_seconds_behind Age of the oldest checkpoint a witness has not "
+        "covered (0: up to date).",
+        "# TYPE einblick_witness_seconds_behind gauge",
+        *(
+            f'einblick_witness_seconds_behind{{witness="{w.name}"}} {w.seconds_behind or 0:.3f}'
+            for w in status.witnesses
+        ),
+        "# HELP einblick_witness_up Whether the witness answered the last request (1) or not "
+        "(0); NaN: nothing sent to it yet.",
+        "# TYPE einblick_witness_up gauge",
+        *(
+            f'einblick_witness_up{{witness="{w.name}"}} '
+            + {True: "1", False: "0", None: "NaN"}[w.reachable]
+            for w in status.witnesses
+        ),
+        "# HELP einblick_witness_refused_logs Logs whose newest checkpoint a witness refused "
+        "(a rewritten, forked or cut-back history, or a log it does not follow).",
+        "# TYPE einblick_witness_refused_logs gauge",
+        *(
+            f'einblick_witness_refused_logs{{witness="{w.name}"}} {len(w.refusals)}'
+            for w in status.witnesses
+        ),
         "# HELP einblick_policy_errors Policy files that do not load (the last good version runs).",
         "# TYPE einblick_policy_errors gauge",
         f"einblick_policy_errors {sum(1 for p in status.policies if p.error)}",

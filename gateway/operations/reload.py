@@ -17,7 +17,7 @@ Applied live:
   devices         the registry and device certificates (as after `einblick device add`)
 
 Need a restart (each with its reason in RESTART_WHY): instance, data_dir, database,
-signing_key, policies_dir, broker.*, metrics.*, pipeline.queue.
+signing_key, policies_dir, broker.*, metrics.*, pipeline.queue, witnesses.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ RESTART_WHY = {
     "metrics": "the metrics listener is bound at start",
     "disk": "the disk watch's sampling window and thresholds are set at start",
     "pipeline.queue": "the receive queue between the broker and the pipeline is sized at start",
+    "witnesses": "each witness's submitter starts with the gateway; after a restart every witness "
+    "goes on from the size it last cosigned",
 }
 
 

@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
+from gateway.witness.status import WitnessStatus
+
 __all__ = [
     "ClockStatus",
     "DeviceBrokerStatus",
@@ -33,6 +35,7 @@ __all__ = [
     "RefusalStatus",
     "Status",
     "UpstreamStatus",
+    "WitnessStatus",
 ]
 
 
@@ -194,6 +197,7 @@ class Status(_Reply):
     device_problems: list[DeviceProblem] = []
     last_checkpoint_age_s: float | None = None
     policies: list[PolicyStatus] = []
+    witnesses: list[WitnessStatus] = []  # gateway/witness/submitter.py
 
     @classmethod
     def read(cls, status: Status | Mapping[str, Any]) -> Status:

@@ -10,7 +10,13 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.operations.status_model import LatencySummary, PipelineStatus, QueueState, Status
+from gateway.operations.status_model import (
+    LatencySummary,
+    PipelineStatus,
+    QueueState,
+    Status,
+    WitnessStatus,
+)
 from gateway.visible import neutralise
 
 __all__ = ["render_status"]
@@ -52,6 +58,9 @@ def render_status(reply: Status | Mapping[str, Any]) -> str:
         lines.append(f"disk: {disk.error}")
     age = status.last_checkpoint_age_s
     lines.append(f"last signed checkpoint: {_age(age) + ' ago' if age is not None else 'none yet'}")
+    if status.witnesses:
+        lines.append("witnesses (countersign the checkpoints):")
+        lines.extend(_witness(witness) for witness in status.witnesses)
     lines.append("upstreams:")
     for up in status.upstreams:
         state = "connected" if up.connected else f"DOWN ({neutralise(str(up.last_error))})"
@@ -100,6 +109,31 @@ def render_status(reply: Status | Mapping[str, Any]) -> str:
             line += f"\n    ERROR: {neutralise(str(policy.error), lines=True)}"
         lines.append(line)
     return "\n".join(lines)
+
+
+def _witness(witness: WitnessStatus) -> str:
+    """One witness: how far its cosignatures are behind, whether it answers, what it refused.
+    Its answers are a remote server's text: shown, never interpreted."""
+    if witness.entries_behind:
+        since = witness.seconds_behind
+        state = f"BEHIND by {witness.entries_behind:,} entries" + (
+            f", {_age(since)}" if since is not None else ""
+        )
+    elif not witness.logs:
+        state = "no checkpoint signed yet"
+    elif witness.logs_cosigned == witness.logs:
+        state = "up to date (the newest checkpoint of every log cosigned)"
+    else:
+        state = "waiting for its cosignature"
+    if witness.reachable is False:
+        state += f"; UNREACHABLE ({neutralise(str(witness.last_error))})"
+    elif witness.last_error:
+        state += f"; {neutralise(str(witness.last_error))}"
+    text = f"  {witness.name:<18} {state}; {witness.cosigned:,} cosigned since start"
+    for refusal in witness.refusals:
+        what = f"HTTP {refusal.status}" if refusal.status else "not sent"
+        text += f"\n    REFUSED {neutralise(refusal.log)} ({what}): {neutralise(refusal.reason)}"
+    return text
 
 
 def _queue(queue: QueueState) -> str:

@@ -24,8 +24,9 @@ class Signing:
     store: Store
     writer: LogWriter
     checkpoints: Checkpoints
-    written: list[int]  # entries written so far, as the pipeline counts them
+    written: list[int]  # entries written so far
     path: Path
+    pokes: list[None]  # one per signature: what the witnesses' submitter is told
 
     async def write(self, count: int) -> None:
         start = self.written[0]
@@ -52,22 +53,27 @@ async def signing(tmp_path: Path) -> AsyncIterator[Signing]:
     await store.open()
     writer = await store.read(lambda conn: LogWriter(conn, Signer.generate(), "unit"))
     written = [0]
+    pokes: list[None] = []
     checkpoints = Checkpoints(
         store,
         lambda: writer,
         clock=lambda: T0,
-        entries=lambda: written[0],
         interval_s=lambda: 0.01,
+        signed=lambda: pokes.append(None),
     )
-    yield Signing(store, writer, checkpoints, written, path)
+    yield Signing(store, writer, checkpoints, written, path, pokes)
     await store.close()
 
 
 async def test_nothing_new_signs_nothing_unless_forced(signing: Signing) -> None:
     assert signing.checkpoints.age_s() is None
+    assert signing.writer.unsigned() == 0
     await signing.write(3)
+    assert signing.writer.unsigned() == 3  # the writer knows what its signatures do not cover
     await signing.checkpoints.sign()
+    assert signing.writer.unsigned() == 0
     assert signing.signed_sizes() == [3]
+    assert len(signing.pokes) == 1
     assert signing.checkpoints.last_signed > 0
     signed_at = signing.checkpoints.last_signed
     await signing.checkpoints.sign()  # no new entries: no transaction at all

@@ -49,6 +49,8 @@ TABLES = {
     "erasures",
     "erasure_notices",
     "names",
+    "cosignatures",
+    "witness_progress",
 }
 
 
