@@ -27,6 +27,8 @@ from gateway.messages.quota import RecipientQueues
 from gateway.messages.store import Store
 
 __all__ = [
+    "SOURCE_FACTOR",
+    "SOURCE_FLOOR",
     "Outbox",
     "OutboxRow",
     "by_ids",
@@ -34,10 +36,26 @@ __all__ = [
     "depth",
     "erase",
     "insert",
+    "keeps_source",
     "pending",
     "replace",
     "sizes",
 ]
+
+# A row keeps the device's message it was decided from, to decide it again at send time
+# (gateway/messages/sendtime.py), only while that costs about what the release itself costs:
+# up to SOURCE_FLOOR bytes, or SOURCE_FACTOR times the released payload. The queues' quotas count
+# released bytes, so this bounds what a device can make the outbox hold for itself: a hostile
+# device sending 256 KiB of distinct keys to release one number would otherwise park 256 KiB
+# per queued row. A row without its source leaves only while its grant is unchanged and holds;
+# otherwise it is withheld at send time (default deny), and the log says why.
+SOURCE_FLOOR = 4 * 1024
+SOURCE_FACTOR = 4
+
+
+def keeps_source(source: bytes, released: bytes) -> bool:
+    """Whether a row releasing ``released`` keeps the device message ``source`` it came from."""
+    return len(source) <= max(SOURCE_FLOOR, SOURCE_FACTOR * len(released))
 
 
 @dataclass(frozen=True, slots=True)

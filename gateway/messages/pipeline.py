@@ -42,7 +42,7 @@ from gateway.messages.drafting import Drafter
 from gateway.messages.flood import FloodGuard
 from gateway.messages.latency import LatencyWindow
 from gateway.messages.mqtt import Inbound, MqttConnection
-from gateway.messages.outbox import Outbox, OutboxRow
+from gateway.messages.outbox import Outbox, OutboxRow, keeps_source
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.quota import Admission, QueueStatus, RecipientQueues
 from gateway.messages.release import release_at
@@ -397,6 +397,11 @@ class Pipeline:
                 )
                 assert decision.topic is not None and decision.payload is not None
                 topic = self._topic_prefix.get(decision.recipient, "") + decision.topic
+                kept = (
+                    inbound
+                    if inbound is not None and keeps_source(inbound.payload, decision.payload)
+                    else None
+                )
                 specs.append(
                     (
                         appended[index].seq,
@@ -408,9 +413,9 @@ class Pipeline:
                         decision.payload,
                         created,
                         decision.policy_version,
-                        inbound.topic if inbound is not None else None,
-                        inbound.payload if inbound is not None else None,
-                        inbound.retain if inbound is not None else False,
+                        kept.topic if kept is not None else None,
+                        kept.payload if kept is not None else None,
+                        kept.retain if kept is not None else False,
                         release_at(engine, decision, now),
                     )
                 )

@@ -16,6 +16,7 @@ import pytest
 
 from gateway.log.entry import us_from_at
 from gateway.log.keys import Signer
+from gateway.log.reader import Reader
 from gateway.log.writer import LogWriter
 from gateway.messages import outbox
 from gateway.messages.outbox import Outbox, OutboxRow
@@ -67,6 +68,7 @@ class Bench:
     pipeline: Pipeline
     check: SendTime
     now: list[datetime]
+    path: Path
 
     async def queued(self, payload: dict[str, object]) -> OutboxRow:
         link = FakeLink()
@@ -77,15 +79,12 @@ class Bench:
         return rows[-1]
 
     async def texts(self) -> list[str]:
-        """The English text of every entry, in log order."""
+        """The English text of every entry, in log order, through the log's one reader."""
 
         def job(conn: sqlite3.Connection) -> list[str]:
-            bodies = conn.execute(
-                "SELECT b.doc FROM entries e JOIN bodies b ON b.id = e.body_id ORDER BY e.seq"
-            ).fetchall()
-            digests = [bytes.fromhex(orjson.loads(doc)["text_en"]) for (doc,) in bodies]
-            text = dict(conn.execute("SELECT digest, text FROM texts").fetchall())
-            return [text[d] for d in digests]
+            reader = Reader.over(conn, self.path)
+            lines = reader.lines(None, limit=10_000)
+            return [reader.body(line.body_id).texts["en"] for line in lines]
 
         return await self.store.read(job)
 
@@ -138,7 +137,7 @@ async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
             topic_prefix={},
         )
     )
-    yield Bench(engine, store, pipeline, check, now)
+    yield Bench(engine, store, pipeline, check, now, tmp_path / "einblick.db")
     await store.close()
 
 
@@ -241,3 +240,28 @@ async def test_an_objection_while_queued_withholds_in_its_own_words(bench: Bench
     assert (await bench.texts())[-1].startswith(
         "Withheld at send time, because the customer objected to this use (GDPR Art. 21)."
     )
+
+
+async def test_a_message_too_large_to_keep_is_withheld_when_its_grant_changes(
+    bench: Bench,
+) -> None:
+    # 20 KiB of padding to release two small fields: more than the outbox keeps per row (a
+    # hostile device must not park its large messages in the outbox at the release's price).
+    big = {"temperature": 180.2, "door_open": True, "padding": "x" * 20_000}
+    row = await bench.queued(big)
+    assert row.source is None and row.version is not None
+    small = await bench.queued({"temperature": 180.2, "door_open": True})
+    assert small.source is not None  # the usual message keeps its source
+    bench.engine.replace(compile_text(POLICY.replace("      door_open: keep\n", ""), RECIPIENTS))
+    settled = await bench.check.settle([row])
+    assert settled.leave == []  # it cannot be decided again: default deny
+    assert [r.id for r in await bench.waiting()] == [small.id]
+    assert "Withheld at send time" in (await bench.texts())[-1]
+
+
+def test_the_outbox_keeps_a_source_only_at_about_the_releases_cost() -> None:
+    assert outbox.keeps_source(b"x" * outbox.SOURCE_FLOOR, b"1")
+    assert not outbox.keeps_source(b"x" * (outbox.SOURCE_FLOOR + 1), b"1")
+    released = b"y" * 10_000
+    assert outbox.keeps_source(b"x" * 40_000, released)
+    assert not outbox.keeps_source(b"x" * 40_001, released)
