@@ -204,7 +204,11 @@ class Rule:
                 # JavaScript, databases) cannot read it. Released as written it would break them;
                 # changed it would not be kept. So it stays here, and the customer is told.
                 return rel.refuse(path, value, Reason("out_of_range", {"field": path}))
-            if type(value) is dict or type(value) is list:
+            if path == "$payload":
+                # The whole payload kept: released as the device sent it, and said so as one
+                # thing ("the whole content, unchanged"), never as a list of its device-chosen keys.
+                rel.shared.add(path, len(path))
+            elif type(value) is dict or type(value) is list:
                 collect(value, path, rel.shared)  # a kept object: each leaf is shared
             else:
                 rel.shared.add(path, len(path))
