@@ -20,8 +20,10 @@ from gateway.errors import BundleError, KeyFileError, LogError
 from gateway.log.bundle import export_customer, verify_bundle
 from gateway.log.checkpoints import latest_note
 from gateway.log.keys import PublicKey, Signer, load_public_key
+from gateway.log.leaf import tree_origin
 from gateway.log.legacy_bundle import verify_bundle_v1
 from gateway.log.note import (
+    ED25519_TYPE,
     PROOF_HEADER,
     NoteError,
     Verifier,
@@ -229,14 +231,31 @@ def prove_command(*, db: Path, customer: str, entry: int, out_path: Path | None)
     return 0
 
 
-def key_show_command(*, key: Path, out: TextIO = sys.stdout) -> int:
-    """Print the public key (PEM) and its fingerprint; accepts a private or a public key file."""
+def key_show_command(*, key: Path, origin: str | None = None, out: TextIO = sys.stdout) -> int:
+    """Print the public key (PEM) and its fingerprint; accepts a private or a public key file.
+    With ``origin`` (a customer's log), also the signed-note verifier key that Go's sumdb/note
+    and every other c2sp.org/signed-note implementation take for that log's checkpoints."""
     raw = key.read_bytes() if key.exists() else b""
     private = b"PRIVATE KEY" in raw or len(raw) == 32
     public = Signer.load(key).public if private else load_public_key(key)
     print(public.pem(), end="", file=out)
     print(f"fingerprint: {public.fingerprint}", file=out)
+    if origin is not None:
+        vkey = Verifier(origin, ED25519_TYPE, public.raw).vkey
+        print(f"log: {origin}", file=out)
+        print(f"vkey: {vkey}", file=out)
     return 0
+
+
+def _key_show(args: argparse.Namespace) -> int:
+    origin = None
+    if args.customer is not None:
+        reader = Reader.open(_db(args))
+        try:
+            origin = tree_origin(reader.origin, args.customer)
+        finally:
+            reader.close()
+    return key_show_command(key=_private_key(args), origin=origin)
 
 
 def key_generate_command(*, path: Path, out: TextIO = sys.stdout) -> int:
@@ -393,7 +412,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     show = key_sub.add_parser("show", help="print the public key and its fingerprint")
     add_config_option(show)
     show.add_argument("--key", type=Path, help="key file (default: from the configuration)")
-    show.set_defaults(func=lambda a: key_show_command(key=_private_key(a)))
+    show.add_argument(
+        "--customer", help="also print the signed-note verifier key (vkey) of this customer's log"
+    )
+    show.add_argument("--db", type=Path, help="log database (default: from the configuration)")
+    show.set_defaults(func=_key_show)
     generate = key_sub.add_parser("generate", help="create a new key file (mode 0600)")
     generate.add_argument("path", type=Path)
     generate.set_defaults(func=lambda a: key_generate_command(path=a.path))

@@ -178,3 +178,26 @@ def test_exit_codes_for_the_database_and_a_witness_policy(
     assert code == 0
     bad = {"witnesses": ["not a vkey"], "witnesses_required": 1}
     assert verify_command(bundle=bundle, db=None, customer=None, key=pub, **bad) == 3
+
+
+def test_key_show_prints_the_vkey_of_a_customers_log_that_verifies_its_checkpoints(
+    tmp_path: Path,
+) -> None:
+    import io
+
+    from gateway.commands.log import key_show_command
+    from gateway.log.keys import Signer as BoxSigner
+    from gateway.log.leaf import tree_origin
+    from gateway.log.note import Verifier, open_note, sign_note
+
+    key = tmp_path / "signing.key"
+    signer = BoxSigner.generate(key)
+    origin = tree_origin("box-1", "baeckerei-schmidt")
+    out = io.StringIO()
+    assert key_show_command(key=key, origin=origin, out=out) == 0
+    vkey = next(line[6:] for line in out.getvalue().splitlines() if line.startswith("vkey: "))
+    note_text = sign_note(
+        "box-1/baeckerei-schmidt\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n",
+        [signer.note_signer(origin)],
+    )
+    assert open_note(note_text, [Verifier.parse(vkey)]).verified[0].name == origin
