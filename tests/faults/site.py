@@ -281,7 +281,10 @@ class Site:
         self.process = await start_gateway(self.config_path, self.gateway_log, options=options)
 
     async def status(self) -> dict[str, Any]:
-        return dict(await request(self.config.control_socket, "status", timeout=2))
+        # 10 s: on a loaded CI machine a busy gateway (replaying a backlog after a fault) can
+        # take more than 2 s to get to the control socket; the conditions waited on are
+        # bounded by their own timeouts.
+        return dict(await request(self.config.control_socket, "status", timeout=10))
 
     async def kill_gateway(self) -> None:
         assert self.process is not None

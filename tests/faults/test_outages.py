@@ -162,8 +162,11 @@ async def test_disk_full_fails_closed_says_so_and_resumes_when_space_returns(
             devices = {name: site.device(name) for name in ("press-1", "press-2")}
             rate = 60.0
             streams = asyncio.gather(*(stream(d, n, per_device, rate) for n, d in devices.items()))
-            await asyncio.sleep(2.0)  # a healthy start: messages flow
-            assert sum(len(s.received) for s in site.spies.values()) > 0
+            await site.wait_until(  # a healthy start: messages flow
+                lambda: sum(len(s.received) for s in site.spies.values()) > 0,
+                60,
+                "the first messages to reach the recipients",
+            )
             ballast = fill(disk)
             site.faults += 1
 
@@ -210,7 +213,7 @@ async def test_disk_full_fails_closed_says_so_and_resumes_when_space_returns(
                 seconds=time.monotonic() - started,
             )
             assert result.returncode == 0, result.problems
-            assert row.lost == 0 and row.forwarded == 2 * per_device
+            assert row.lost == 0 and row.forwarded == 2 * per_device, result.summary.get("reasons")
             for device in devices.values():
                 await device.close()
         finally:
