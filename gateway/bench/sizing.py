@@ -1,0 +1,78 @@
+"""Sizing for installers: what a site's message rate costs of one core, here and on the box.
+
+From the benchmark's Einblick rows (and the forwarder's, for the ratio): CPU per message, the
+fraction of one core that rate takes, and the same on the target box assuming it is ``slowdown``
+times slower per core than the machine that ran the benchmark. The slowdown is an assumption,
+stated as one in the output; ``einblick bench --on-this-box`` on the box itself measures instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+__all__ = ["PI_SLOWDOWN", "core_fraction", "render_sizing"]
+
+# A Raspberry Pi 4 class core against a current x86 server core, for single-threaded CPython:
+# three to four times slower (issue #19). An assumption, not a measurement.
+PI_SLOWDOWN = 3.5
+
+
+class _Row(Protocol):
+    @property
+    def system(self) -> str: ...
+    @property
+    def offered(self) -> float: ...
+    @property
+    def cpu_us(self) -> float: ...
+    @property
+    def throughput(self) -> float: ...
+
+
+def core_fraction(cpu_us_per_msg: float, rate: float, slowdown: float = 1.0) -> float:
+    """The share of one core that ``rate`` msg/s takes at ``cpu_us_per_msg`` (on a core
+    ``slowdown`` times slower)."""
+    return cpu_us_per_msg * slowdown * rate / 1e6
+
+
+def render_sizing(
+    results: Sequence[_Row], slowdown: float, *, measured_here: bool = False
+) -> Iterator[str]:
+    rows = [r for r in results if r.system == "einblick"]
+    if not rows:
+        return
+    forwarder = {r.offered: r for r in results if r.system == "forwarder"}
+    target = (
+        "this box (measured here)"
+        if measured_here
+        else f"a box {slowdown:g}x slower per core (ASSUMED: Raspberry-Pi-class; run "
+        "`einblick bench --on-this-box` on the box itself to measure instead)"
+    )
+    yield ""
+    yield f"Sizing: Einblick's CPU per message and the share of one core it takes, on {target}"
+    yield (
+        f"  {'rate':>9} {'msg/s':>8} {'CPU µs/msg':>10} {'× forwarder':>11} {'core here':>9} "
+        f"{'µs/msg there':>12} {'core there':>10} {'msg/s per core there':>20}"
+    )
+    for r in rows:
+        label = "max" if r.offered <= 0 else f"{r.offered:,.0f}/s"
+        ratio = (
+            f"{r.cpu_us / forwarder[r.offered].cpu_us:.2f}x"
+            if r.offered in forwarder and forwarder[r.offered].cpu_us > 0
+            else "-"
+        )
+        here = core_fraction(r.cpu_us, r.throughput)
+        there = core_fraction(r.cpu_us, r.throughput, slowdown)
+        per_core = 1e6 / (r.cpu_us * slowdown) if r.cpu_us > 0 else 0.0
+        yield (
+            f"  {label:>9} {r.throughput:>8,.0f} {r.cpu_us:>10.0f} {ratio:>11} {here:>9.0%} "
+            f"{r.cpu_us * slowdown:>12.0f} {there:>10.0%} {per_core:>20,.0f}"
+        )
+    low = min(rows, key=lambda r: r.offered if r.offered > 0 else float("inf"))
+    example = 300.0
+    yield (
+        f"  e.g. a site at {example:,.0f} msg/s needs ~{core_fraction(low.cpu_us, example, slowdown):.0%} "
+        f"of one core there (at the {low.offered:,.0f}/s row's CPU per message; the cost per "
+        "message falls as the rate rises, so this errs high). A core above ~70 % busy adds "
+        "queueing latency: size for that."
+    )
