@@ -69,9 +69,7 @@ BATCH_BYTES = 4 * 1024 * 1024
 # How long the first message of a batch may wait for others before the batch is committed. Each
 # batch pays a transaction, an fsync and a hand-over to the commit thread; at 1,000 msg/s without
 # a window nearly every message paid them alone (README, "Figures"). Bounded well inside the
-# 5 ms the latency budget allows; a full batch or a backlog commits at once. The window opens only
-# when the last two messages arrived closer together than it: at 100 msg/s a wait would collect
-# nothing and only add latency.
+# 5 ms the latency budget allows; a full batch or a backlog commits at once.
 COMMIT_WINDOW_S = 0.002
 
 
@@ -123,8 +121,6 @@ class Pipeline:
     ) -> None:
         self._engine = engine
         self._window = commit_window_s
-        self._last_arrival = -float("inf")  # time.monotonic() of the latest message received
-        self._last_gap = float("inf")  # between the latest two messages
         self._store = store
         self._log_writer = log_writer
         self._keyring = keyring
@@ -156,14 +152,12 @@ class Pipeline:
         # The flood guard judges arrival here, not when the writer gets to the message: a slow
         # disk or a failing one (fail closed) queues messages in the gateway, and deciding them
         # later in one burst is not the device's doing.
-        arrived = message.received or time.monotonic()
         flooding = False
         flood = self._flood
         if flood is not None:
             device = self._engine().device_for(message.topic)
             key = (device.customer, device.device) if device else message.topic
-            flooding = not flood.allow(key, arrived)
-        self._last_gap, self._last_arrival = arrived - self._last_arrival, arrived
+            flooding = not flood.allow(key, message.received or time.monotonic())
         self._queue.put_nowait((message, flooding))
         self._queued_bytes += len(message.payload)
         if self._queue.qsize() >= self._high or self._queued_bytes >= QUEUE_BYTES:
@@ -185,7 +179,7 @@ class Pipeline:
             # have, though it acknowledged them to the device. Twice is at-least-once; never is
             # a loss (tests/faults/test_crashes.py, device broker kill -9).
             batch = [await self._queue.get()]
-            if self._last_gap < self._window and self._queue.qsize() < self._batch_max - 1:
+            if self._window > 0 and self._queue.qsize() < self._batch_max - 1:
                 # Sleeping, not awaiting the queue: the messages arriving meanwhile do not wake
                 # the writer one by one. Acknowledgement still waits for the commit.
                 first = batch[0][0].received or time.monotonic()

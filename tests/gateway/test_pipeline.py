@@ -60,7 +60,7 @@ async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
     yield await _bench(tmp_path, queue_size=100)
 
 
-async def _bench(tmp_path: Path, *, queue_size: int, commit_window_s: float = 0.002) -> Bench:
+async def _bench(tmp_path: Path, *, queue_size: int) -> Bench:
     keyring = Keyring()
     engine = Engine([compile_text(BAKERY, {RECIPIENT: "Ofenbau Müller"})], keyring)
     store = Store(tmp_path / "einblick.db")
@@ -98,7 +98,6 @@ async def _bench(tmp_path: Path, *, queue_size: int, commit_window_s: float = 0.
         batch_max=100,
         max_payload_bytes=65536,
         outbox=box,
-        commit_window_s=commit_window_s,
     )
     return Bench(pipeline, store, FakeLink(), handed, event)
 
