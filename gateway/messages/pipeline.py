@@ -66,12 +66,6 @@ Release = tuple[int, Decision, Inbound | None]
 QUEUE_BYTES = 16 * 1024 * 1024
 BATCH_BYTES = 4 * 1024 * 1024
 
-# How long the first message of a batch may wait for others before the batch is committed. Each
-# batch pays a transaction, an fsync and a hand-over to the commit thread; at 1,000 msg/s without
-# a window nearly every message paid them alone (README, "Figures"). Bounded well inside the
-# 5 ms the latency budget allows; a full batch or a backlog commits at once.
-COMMIT_WINDOW_S = 0.002
-
 
 @dataclass(slots=True)
 class _Prepared:
@@ -117,10 +111,8 @@ class Pipeline:
         flood: FloodGuard | None = None,
         not_loaded: Callable[[str], tuple[str, str, str] | None] | None = None,
         clock: Callable[[], datetime] | None = None,
-        commit_window_s: float = COMMIT_WINDOW_S,
     ) -> None:
         self._engine = engine
-        self._window = commit_window_s
         self._store = store
         self._log_writer = log_writer
         self._keyring = keyring
@@ -179,13 +171,6 @@ class Pipeline:
             # have, though it acknowledged them to the device. Twice is at-least-once; never is
             # a loss (tests/faults/test_crashes.py, device broker kill -9).
             batch = [await self._queue.get()]
-            if self._window > 0 and self._queue.qsize() < self._batch_max - 1:
-                # Sleeping, not awaiting the queue: the messages arriving meanwhile do not wake
-                # the writer one by one. Acknowledgement still waits for the commit.
-                first = batch[0][0].received or time.monotonic()
-                delay = first + self._window - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
             size = len(batch[0][0].payload)
             while len(batch) < self._batch_max and size < BATCH_BYTES and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
