@@ -68,11 +68,28 @@ def render_sizing(
             f"  {label:>9} {r.throughput:>8,.0f} {r.cpu_us:>10.0f} {ratio:>11} {here:>9.0%} "
             f"{r.cpu_us * slowdown:>12.0f} {there:>10.0%} {per_core:>20,.0f}"
         )
-    low = min(rows, key=lambda r: r.offered if r.offered > 0 else float("inf"))
     example = 300.0
+    paced = sorted((r for r in rows if r.offered > 0), key=lambda r: r.offered)
+    if len(paced) >= 2:
+        # Cost per second = a fixed part (checkpoints, timers, the batch costs of a quiet site)
+        # + a marginal cost per message: the line through the two lowest paced rows.
+        lo, hi = paced[0], paced[1]
+        f_lo = core_fraction(lo.cpu_us, lo.throughput)
+        f_hi = core_fraction(hi.cpu_us, hi.throughput)
+        marginal = (f_hi - f_lo) / (hi.throughput - lo.throughput) * 1e6
+        fixed = f_lo - marginal * lo.throughput / 1e6
+        need = (fixed + marginal * example / 1e6) * slowdown
+        yield (
+            f"  From the {lo.offered:,.0f}/s and {hi.offered:,.0f}/s rows: ~{fixed:.0%} of a core "
+            f"here whatever the rate, plus ~{marginal:,.0f} µs per message. A site at "
+            f"{example:,.0f} msg/s needs ~{need:.0%} of one core there. Size so a core stays "
+            "below ~70 % busy: above that, queueing adds latency."
+        )
+        return
+    low = paced[0] if paced else rows[0]
     yield (
-        f"  e.g. a site at {example:,.0f} msg/s needs ~{core_fraction(low.cpu_us, example, slowdown):.0%} "
-        f"of one core there (at the {low.offered:,.0f}/s row's CPU per message; the cost per "
-        "message falls as the rate rises, so this errs high). A core above ~70 % busy adds "
-        "queueing latency: size for that."
+        f"  e.g. a site at {example:,.0f} msg/s needs "
+        f"~{core_fraction(low.cpu_us, example, slowdown):.0%} of one core there (at the "
+        f"{low.offered:,.0f}/s row's CPU per message; the cost per message falls as the rate "
+        "rises, so this errs high). Size so a core stays below ~70 % busy."
     )

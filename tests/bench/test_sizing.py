@@ -25,6 +25,15 @@ def test_sizing_scales_by_the_assumed_slowdown_and_says_it_is_assumed() -> None:
     assert "a site at 300 msg/s needs ~42% of one core there" in lines[4]
 
 
+def test_two_paced_rows_give_a_fixed_part_and_a_cost_per_message() -> None:
+    # 100/s at 1,500 µs = 15 % of a core; 1,000/s at 600 µs = 60 %: 10 % fixed + 500 µs/msg.
+    rows = [_row("einblick", 100, 1_500.0, 100), _row("einblick", 1_000, 600.0, 1_000)]
+    last = list(render_sizing(rows, 2.0))[-1]
+    assert "~10% of a core here whatever the rate, plus ~500 µs per message" in last
+    # (0.10 + 500 µs × 300/s) × 2 = 50 % of a core twice as slow
+    assert "A site at 300 msg/s needs ~50% of one core there" in last
+
+
 def test_on_this_box_is_measured_not_assumed() -> None:
     rows = [_row("einblick", 100, 1_000.0, 100)]
     lines = list(render_sizing(rows, 1.0, measured_here=True))
