@@ -1,5 +1,4 @@
-"""The benchmark's raw-socket load generator against a real Mosquitto, and the rule that a
-"max" row is called one only when the generator was not the limit."""
+"""The benchmark's raw-socket load generator against a real Mosquitto."""
 
 from __future__ import annotations
 
@@ -8,7 +7,6 @@ import json
 from pathlib import Path
 
 from gateway.bench.load import Generator, NullSubscriber, ceiling, publish_packet
-from gateway.bench.pipeline import Result, Run, _max_rows_valid, render
 from simulators.load import LatencyProbe
 from tests.conftest import BrokerFactory
 
@@ -60,38 +58,3 @@ async def test_null_subscriber_receives(brokers: BrokerFactory) -> None:
         assert subscriber.received_bytes >= expected
     finally:
         subscriber.close()
-
-
-def _row(system: str, throughput: float, generator_rate: float, left: int = 1000) -> Result:
-    return Result(
-        system=system,
-        offered=0.0,
-        published=int(generator_rate),
-        unique=int(throughput),
-        lost=None,
-        duplicates=None,
-        seconds=1.0,
-        p50_ms=1.0,
-        p99_ms=2.0,
-        cpu_us=300.0,
-        rss_mb=20.0,
-        log_bytes=None,
-        generator_rate=generator_rate,
-        backlog_left=left,
-    )
-
-
-def test_max_row_needs_three_times_the_fastest_system() -> None:
-    enough = Run([_row("forwarder", 3_000, 9_000), _row("einblick", 2_000, 30_000)], None)
-    short = Run([_row("forwarder", 3_000, 8_999), _row("einblick", 2_000, 30_000)], None)
-    assert _max_rows_valid(enough) == (True, 3_000)
-    assert _max_rows_valid(short) == (False, 3_000)
-    assert any(line.startswith("einblick         max") for line in render(enough))
-    lines = list(render(short))
-    assert any(line.startswith("einblick   gen-bound") for line in lines)
-    assert any(line.startswith("NOT a maximum") for line in lines)
-
-
-def test_max_row_that_drained_its_backlog_is_not_a_maximum() -> None:
-    dry = Run([_row("forwarder", 3_000, 30_000, left=0)], None)
-    assert _max_rows_valid(dry) == (False, 3_000)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.bench.pipeline import Result
+from gateway.bench.results import Result
 from gateway.bench.sizing import core_fraction, render_sizing
 
 
