@@ -22,16 +22,18 @@ import asyncio
 import dataclasses
 import os
 import shutil
+import signal
 import sqlite3
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.bench.load import Generator, ceiling
+from gateway.bench.results import GENERATOR_PROCESSES, Result, Run, render
+from gateway.bench.sizing import PI_SLOWDOWN, render_sizing
 from gateway.config import load_config
 from gateway.devices.broker import Mosquitto, MosquittoSettings, free_port
 from gateway.operations.child import start_gateway, stop_gateway
@@ -45,28 +47,6 @@ __all__ = ["Result", "main", "run_bench"]
 SYSTEMS = ("bridge", "forwarder", "einblick")
 DEVICES = 10
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    system: str
-    offered: float  # msg/s asked of the load generator (0: as fast as it can)
-    published: int
-    unique: int
-    lost: int
-    duplicates: int
-    seconds: float
-    p50_ms: float
-    p99_ms: float
-    cpu_us: float  # CPU of the forwarding process per message
-    rss_mb: float
-    log_bytes: float | None  # bytes of log per message (Einblick only)
-    # Einblick only: (p50 ms, p99 ms) per stage inside the gateway, from its own status.
-    stages: dict[str, tuple[float, float]] | None = None
-
-    @property
-    def throughput(self) -> float:
-        return self.unique / self.seconds if self.seconds else 0.0
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -221,30 +201,82 @@ class _System:
         await self.b.stop()
 
 
-def _measure(system: _System, rate: float, duration: float) -> Result:
-    """Offer load for ``duration`` s (``rate`` 0: as fast as the generator goes) and measure."""
-    prefix = "bench"
-    fleet = build_load(DEVICES, prefix=prefix)
+def _measure_max(system: _System, duration: float, processes: int) -> Result:
+    """The system's maximum: a backlog it cannot run out of, drained while nothing else runs.
+
+    The receiving side is frozen (SIGSTOP: the system, or broker B for the bridge) while the
+    generator writes as fast as it goes into broker A for half the duration; then it is thawed
+    and what reaches B per second is measured over ``duration`` s, after a second of warm-up.
+    Offering the same flood live instead measures broker A ingesting tens of thousands of
+    messages a second on the same cores, not the system. Lost/dup are not counted: the rest of
+    the backlog is left behind, with the system, when the row ends."""
+    frozen = system.b.pid if system.name == "bridge" else system.pid
+    assert frozen is not None
+    with LatencyProbe(host="127.0.0.1", port=system.b_port, topic_filter="#", qos=1) as probe:
+        generator = Generator(
+            system.a_port,
+            0.0,
+            max(1.0, duration / 2),
+            DEVICES,
+            "bench",
+            processes,
+            client_prefix=f"bench-{system.name}",
+        )
+        generator.start()
+        os.kill(frozen, signal.SIGSTOP)
+        try:
+            generator.go()
+            offered = generator.wait()
+        finally:
+            os.kill(frozen, signal.SIGCONT)
+        time.sleep(1.0)  # warm-up: batches grow to their steady size
+        cpu0, count0, t0 = _cpu_seconds(system.pid), probe.report({}).unique, time.monotonic()
+        time.sleep(duration)
+        cpu1, count1, t1 = _cpu_seconds(system.pid), probe.report({}).unique, time.monotonic()
+        report = probe.report(offered.sent)
+    arrived = count1 - count0
+    return Result(
+        system=system.name,
+        offered=0.0,
+        published=offered.published,
+        unique=arrived,
+        lost=None,
+        duplicates=None,
+        seconds=t1 - t0,
+        p50_ms=report.p50_ms,
+        p99_ms=report.p99_ms,
+        cpu_us=(cpu1 - cpu0) / max(arrived, 1) * 1e6,
+        rss_mb=_rss_mb(system.pid),
+        log_bytes=None,
+        generator_rate=offered.offered_rate,
+        backlog_left=offered.published - count1,
+    )
+
+
+def _measure(system: _System, rate: float, duration: float, processes: int) -> Result:
+    """Offer ``rate`` msg/s for ``duration`` s, wait for every message to arrive, and measure
+    (``rate`` 0: the system's maximum, ``_measure_max``)."""
+    if rate <= 0:
+        return _measure_max(system, duration, processes)
     cpu0 = _cpu_seconds(system.pid)
     log0 = system.log_bytes()
-    filter_ = "#"
-    with LatencyProbe(host="127.0.0.1", port=system.b_port, topic_filter=filter_, qos=1) as probe:
-        offered = rate if rate > 0 else 1_000_000.0
-        publisher = system.publisher(fleet, offered, duration, f"bench-{system.name}", 180.0)
+    with LatencyProbe(host="127.0.0.1", port=system.b_port, topic_filter="#", qos=1) as probe:
+        generator = Generator(
+            system.a_port,
+            rate,
+            duration,
+            DEVICES,
+            "bench",
+            processes,
+            client_prefix=f"bench-{system.name}",
+        )
+        generator.start()
         started = time.monotonic()
-        # The publisher catches up a late schedule; at "as fast as possible" that schedule never
-        # ends, so the wall clock stops it.
-        timer = threading.Timer(duration, publisher.stop)
-        timer.start()
-        try:
-            counts = publisher.run()
-        finally:
-            timer.cancel()
-        expected = {d.device_id: d.sent for d in fleet}
-        total = sum(expected.values())
-        probe.wait_for(total, 180.0)
+        generator.go()
+        offered = generator.wait()
+        probe.wait_for(offered.published, 180.0)
         seconds = probe.span_seconds() or (time.monotonic() - started)
-        report = probe.report(expected)
+        report = probe.report(offered.sent)
     # Let the gateway commit its checkpoint before the log is weighed.
     time.sleep(1.2)
     cpu = _cpu_seconds(system.pid) - cpu0
@@ -252,7 +284,7 @@ def _measure(system: _System, rate: float, duration: float) -> Result:
     return Result(
         system=system.name,
         offered=rate,
-        published=counts.published,
+        published=offered.published,
         unique=report.unique,
         lost=report.lost,
         duplicates=report.duplicates,
@@ -262,6 +294,7 @@ def _measure(system: _System, rate: float, duration: float) -> Result:
         cpu_us=cpu / max(report.unique, 1) * 1e6,
         rss_mb=_rss_mb(system.pid),
         log_bytes=(log_bytes / max(report.unique, 1)) if system.name == "einblick" else None,
+        generator_rate=offered.offered_rate,
     )
 
 
@@ -287,70 +320,45 @@ def _stages(
     return stages
 
 
-async def _run_system(name: str, root: Path, rates: list[float], duration: float) -> list[Result]:
-    system = _System(name, root / name)
-    await system.start()
-    try:
-        results = []
-        for rate in rates:
+async def _run_system(
+    name: str, root: Path, rates: list[float], duration: float, processes: int
+) -> list[Result]:
+    """Each rate on a fresh system (new brokers, new database): a "max" row leaves a backlog."""
+    results = []
+    for n, rate in enumerate(rates):
+        system = _System(name, root / f"{name}-{n}")
+        await system.start()
+        try:
             before = {}
             if system.control_socket is not None:
                 before = _windows(await request(system.control_socket, "status"))
-            result = await asyncio.to_thread(_measure, system, rate, duration)
+            result = await asyncio.to_thread(_measure, system, rate, duration, processes)
             if system.control_socket is not None:
                 after = _windows(await request(system.control_socket, "status"))
                 result = dataclasses.replace(result, stages=_stages(before, after))
             results.append(result)
-        return results
-    finally:
-        await system.stop()
+        finally:
+            await system.stop()
+    return results
 
 
 def run_bench(
-    rates: list[float], duration: float, systems: tuple[str, ...] = SYSTEMS
-) -> list[Result]:
+    rates: list[float],
+    duration: float,
+    systems: tuple[str, ...] = SYSTEMS,
+    processes: int = GENERATOR_PROCESSES,
+) -> Run:
     root = Path(tempfile.mkdtemp(prefix="einblick-bench-"))
     try:
+        top = None
+        if any(rate <= 0 for rate in rates):
+            top = asyncio.run(ceiling(root, duration, DEVICES, processes))
         results: list[Result] = []
         for name in systems:
-            results += asyncio.run(_run_system(name, root, rates, duration))
-        return results
+            results += asyncio.run(_run_system(name, root, rates, duration, processes))
+        return Run(results, top)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-
-
-def render(results: list[Result]) -> Iterator[str]:
-    yield (
-        f"{'system':<10} {'offered/s':>9} {'msg/s':>8} {'lost':>5} {'dup':>5} {'p50 ms':>8} "
-        f"{'p99 ms':>8} {'CPU µs/msg':>10} {'RSS MB':>7} {'log B/msg':>9}"
-    )
-    for r in results:
-        offered = "max" if r.offered == 0 else f"{r.offered:,.0f}"
-        log = f"{r.log_bytes:,.0f}" if r.log_bytes is not None else "-"
-        yield (
-            f"{r.system:<10} {offered:>9} {r.throughput:>8,.0f} {r.lost:>5} {r.duplicates:>5} "
-            f"{r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.cpu_us:>10.0f} {r.rss_mb:>7.1f} {log:>9}"
-        )
-    by = {(r.system, r.offered): r for r in results}
-    staged = [(r, r.stages) for r in results if r.stages]
-    if staged:
-        yield ""
-        yield "Inside Einblick (its own figures over its last 10,000 messages, p50 / p99 ms):"
-        for r, stages in staged:
-            offered = "max" if r.offered == 0 else f"{r.offered:,.0f}/s"
-            parts = ", ".join(f"{k} {p50:.1f} / {p99:.1f}" for k, (p50, p99) in stages.items())
-            yield f"  at {offered:>8}: {parts}"
-    yield ""
-    yield "Einblick relative to the no-policy paho forwarder, same run:"
-    for r in results:
-        if r.system != "einblick" or ("forwarder", r.offered) not in by:
-            continue
-        f = by[("forwarder", r.offered)]
-        offered = "max" if r.offered == 0 else f"{r.offered:,.0f}/s"
-        yield (
-            f"  at {offered:>8}: throughput {r.throughput / max(f.throughput, 1):.2f}x, "
-            f"p99 {r.p99_ms - f.p99_ms:+.1f} ms, CPU {r.cpu_us / max(f.cpu_us, 1):.1f}x per message"
-        )
 
 
 def soak(rate: float, seconds: float, samples: int = 20) -> list[tuple[float, float, int]]:
@@ -392,7 +400,7 @@ def soak(rate: float, seconds: float, samples: int = 20) -> list[tuple[float, fl
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="einblick bench", description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--rates", default="1000,5000,0", help="offered msg/s, 0 = as fast as possible"
+        "--rates", default="100,1000,0", help="offered msg/s, 0 = as fast as possible"
     )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per rate")
     parser.add_argument("--systems", default=",".join(SYSTEMS))
@@ -403,6 +411,18 @@ def main(argv: list[str] | None = None) -> int:
         help="instead: run Einblick this long at --soak-rate and watch its memory",
     )
     parser.add_argument("--soak-rate", type=float, default=2000.0)
+    parser.add_argument(
+        "--slowdown",
+        type=float,
+        default=PI_SLOWDOWN,
+        help=f"assumed CPU slowdown of the target box per core against this one (default "
+        f"{PI_SLOWDOWN:g}: a Raspberry-Pi-class box)",
+    )
+    parser.add_argument(
+        "--on-this-box",
+        action="store_true",
+        help="size for the machine the benchmark runs on (no slowdown assumed)",
+    )
     args = parser.parse_args(argv)
     if args.soak:
         print(f"soak: Einblick at {args.soak_rate:,.0f} msg/s for {args.soak:,.0f} s", flush=True)
@@ -420,8 +440,11 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {os.cpu_count()} cores, {platform()}; {DEVICES} devices, ~200-byte JSON, QoS 1",
         flush=True,
     )
-    results = run_bench(rates, args.duration, systems)
-    for line in render(results):
+    run = run_bench(rates, args.duration, systems)
+    for line in render(run):
+        print(line)
+    slowdown = 1.0 if args.on_this_box else args.slowdown
+    for line in render_sizing(run.results, slowdown, measured_here=args.on_this_box):
         print(line)
     return 0
 
