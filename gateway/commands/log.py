@@ -20,6 +20,7 @@ from gateway.errors import BundleError, KeyFileError, LogError
 from gateway.log.bundle import export_customer, verify_bundle
 from gateway.log.checkpoints import latest_note
 from gateway.log.keys import PublicKey, Signer, load_public_key
+from gateway.log.legacy import VerifyReport
 from gateway.log.legacy_bundle import verify_bundle_v1
 from gateway.log.note import (
     PROOF_HEADER,
@@ -37,7 +38,7 @@ from gateway.log.proof import (
 from gateway.log.prove import check_entry_proof, prove_entry_file
 from gateway.log.reader import Reader
 from gateway.log.schema import configure_writer, ensure_schema
-from gateway.log.verify import VerifyReport, verify_db
+from gateway.log.verify import verify_db
 from gateway.log.writer import LogWriter
 
 __all__ = [

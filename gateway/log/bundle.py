@@ -38,10 +38,10 @@ import orjson
 
 from gateway.errors import LogError
 from gateway.log.chain import content_tail, salt_for, text_digest
-from gateway.log.checkpoints import cosignatures, latest_note
+from gateway.log.checkpoints import cosignatures
 from gateway.log.jcs import MAX_SAFE_INTEGER, canonical
 from gateway.log.keys import PublicKey
-from gateway.log.leaf import ENTRY_SIZE, entry_bytes, tree_origin
+from gateway.log.leaf import ENTRY_SIZE, TreeInput, entry_bytes, tree_origin
 from gateway.log.names import names_salt
 from gateway.log.note import ED25519_TYPE, Checkpoint, NoteError, Verifier, open_note
 from gateway.log.proof import (
@@ -49,7 +49,6 @@ from gateway.log.proof import (
     TAMPERED,
     Kept,
     Problem,
-    TreeInput,
     TreeVerdict,
     UnusableInput,
     WitnessPolicy,
@@ -60,9 +59,7 @@ from gateway.log.tree import TreeHashes, tree_info
 __all__ = [
     "FORMAT",
     "Bundle",
-    "cosignatures",
     "export_customer",
-    "latest_note",
     "parse_bundle",
     "read_kept",
     "verify_bundle",

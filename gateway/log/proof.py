@@ -67,13 +67,10 @@ __all__ = [
     "UNUSABLE",
     "Kept",
     "Problem",
-    "TreeInput",
     "TreeVerdict",
     "UnusableInput",
     "WitnessPolicy",
     "check_tree",
-    "levels_of",
-    "prefix_root",
 ]
 
 OK, TAMPERED, INCOMPLETE, UNUSABLE = 0, 1, 2, 3

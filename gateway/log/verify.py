@@ -26,10 +26,8 @@ from gateway.log.legacy import (
     ChainReport,
     CheckpointRecord,
     EntryProof,
-    KeyRecord,
     VerifyReport,
     prove_entry,
-    trusted_keys,
 )
 from gateway.log.legacy import verify_connection as verify_legacy
 from gateway.log.merkle import ProofError, leaf_hash, verify_inclusion
@@ -45,15 +43,11 @@ from gateway.log.stored import note_signature, rows_problem, seal_problem, tree_
 from gateway.log.tree import TreeHashes, tree_info
 
 __all__ = [
-    "ChainReport",
-    "CheckpointRecord",
-    "EntryProof",
-    "KeyRecord",
     "TreeEntryProof",
-    "VerifyReport",
-    "prove_entry",
+    "checkpoint_valid",
+    "entry_proof",
+    "log_keys",
     "prove_tree_entry",
-    "trusted_keys",
     "verify_connection",
     "verify_db",
 ]
