@@ -27,7 +27,10 @@ from gateway.log.note import (
     NoteError,
     Verifier,
 )
-from gateway.log.proof import (
+from gateway.log.prove import check_entry_proof, prove_entry_file
+from gateway.log.reader import Reader
+from gateway.log.schema import configure_writer, ensure_schema
+from gateway.log.verdict import (
     INCOMPLETE,
     TAMPERED,
     UNUSABLE,
@@ -35,9 +38,6 @@ from gateway.log.proof import (
     UnusableInput,
     WitnessPolicy,
 )
-from gateway.log.prove import check_entry_proof, prove_entry_file
-from gateway.log.reader import Reader
-from gateway.log.schema import configure_writer, ensure_schema
 from gateway.log.verify import verify_db
 from gateway.log.writer import LogWriter
 

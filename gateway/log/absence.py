@@ -12,18 +12,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Protocol
 
 from gateway.log.chain import _CONTENT
 from gateway.log.leaf import Record, TreeInput
+from gateway.log.verdict import TAMPERED, TreeVerdict
 
 __all__ = ["check_content"]
-
-TAMPERED = 1
-
-
-class Verdict(Protocol):
-    def fail(self, code: int, index: int, what: str, expected: str, found: str) -> None: ...
 
 
 def _short(value: bytes) -> str:
@@ -39,7 +33,7 @@ def check_content(
     data: TreeInput,
     records: list[Record],
     docs: Mapping[bytes, dict[str, object]],
-    verdict: Verdict,
+    verdict: TreeVerdict,
 ) -> None:
     """Held content matches its commitment; absent content is covered by a signed erasure."""
     committed = {r[1]: r for r in records if r[5]}

@@ -44,7 +44,9 @@ from gateway.log.keys import PublicKey
 from gateway.log.leaf import ENTRY_SIZE, TreeInput, entry_bytes, tree_origin
 from gateway.log.names import names_salt
 from gateway.log.note import ED25519_TYPE, Checkpoint, NoteError, Verifier, open_note
-from gateway.log.proof import (
+from gateway.log.proof import check_tree
+from gateway.log.tree import TreeHashes, tree_info
+from gateway.log.verdict import (
     NO_WITNESSES,
     TAMPERED,
     Kept,
@@ -52,9 +54,7 @@ from gateway.log.proof import (
     TreeVerdict,
     UnusableInput,
     WitnessPolicy,
-    check_tree,
 )
-from gateway.log.tree import TreeHashes, tree_info
 
 __all__ = [
     "FORMAT",

@@ -19,8 +19,8 @@ from gateway.log.keys import PublicKey
 from gateway.log.leaf import ENTRY_SIZE, LeafError, entry_bytes, parse_entry
 from gateway.log.merkle import ProofError, leaf_hash, verify_inclusion
 from gateway.log.note import ED25519_TYPE, Checkpoint, NoteError, TlogProof, Verifier, open_note
-from gateway.log.proof import OK, TAMPERED, UNUSABLE, Problem
 from gateway.log.tree import TreeHashes, tree_info
+from gateway.log.verdict import OK, TAMPERED, UNUSABLE, Problem
 
 __all__ = ["ProofVerdict", "check_entry_proof", "prove_entry_file"]
 
