@@ -45,6 +45,9 @@ def levels_of(
         if start >> k & 1:
             known[(k, lo >> k)] = start_hashes[len(known)]
             lo += 1 << k
+    for (lk, j), h in known.items():  # an odd start: its last compact-range node is a leaf
+        if lk == 0:
+            level[j] = h
     levels = [level]
     k = 0
     while len(level) > 1:
@@ -58,9 +61,6 @@ def levels_of(
                 nxt[j] = h
         level = nxt
         levels.append(level)
-    for (lk, j), h in known.items():  # a compact range node on level 0 (start odd): not reached
-        if lk == 0:
-            levels[0][j] = h
     return levels
 
 
