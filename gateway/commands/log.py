@@ -40,6 +40,7 @@ from gateway.log.verdict import (
 )
 from gateway.log.verify import verify_db
 from gateway.log.writer import LogWriter
+from gateway.visible import neutralise
 
 __all__ = [
     "export_command",
@@ -107,8 +108,12 @@ def _verify_proof(text: str, public: PublicKey, out: TextIO, err: TextIO) -> int
     print(
         f"{verdict.origin}: the entry is in the signed tree of {verdict.size} entries: OK", file=out
     )
+    # Both are JSON a device's text went into: RFC 8785 leaves C1 controls and bidi marks raw,
+    # so they are written visibly rather than handed to the terminal.
     if verdict.body:
-        print(verdict.body.decode("utf-8", "replace"), file=out)
+        print(neutralise(verdict.body.decode("utf-8", "replace")), file=out)
+    if verdict.names:  # checked against the body's names commitment
+        print(neutralise(verdict.names.decode("utf-8", "replace")), file=out)
     return 0
 
 
