@@ -39,14 +39,20 @@ def check_content(
     committed = {r[1]: r for r in records if r[5]}
     held = data.content
     if held:
-        stray = [i for i in held if i not in committed]
-        sha = hashlib.sha256
-        wrong = [
-            i
-            for i, tail in held.items()
-            if i in committed and sha(_CONTENT + tail).digest() != committed[i][6]
-        ]
-        bad = sorted(stray + wrong)
+        # One pass; each hash object copied from one that already took the prefix (no
+        # concatenation of prefix and record per entry).
+        prefixed = hashlib.sha256(_CONTENT)
+        bad: list[int] = []
+        for i, tail in held.items():
+            entry = committed.get(i)
+            if entry is None:
+                bad.append(i)
+                continue
+            h = prefixed.copy()
+            h.update(tail)
+            if h.digest() != entry[6]:
+                bad.append(i)
+        bad.sort()
         if bad:
             i = bad[0]
             if i in committed:

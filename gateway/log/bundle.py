@@ -246,18 +246,19 @@ def _hex(line: dict[str, Any], key: str, number: int, size: int | None = 32) -> 
     return raw
 
 
-def _b64(text: str, number: int, key: str) -> bytes:
+def _b64(text: str | bytes, number: int, key: str) -> bytes:
     try:  # strict: only the alphabet, padding only at the end (checked in C, no regex)
-        raw = binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
+        ascii_text = text if isinstance(text, bytes) else text.encode("ascii")
+        raw = binascii.a2b_base64(ascii_text, strict_mode=True)
     except (binascii.Error, ValueError, UnicodeEncodeError) as exc:
         raise _fail(number, f"{key}: expected base64") from exc
     # Only the last group of four characters can carry padding bits that decoding ignores;
     # re-encoding that group (not the whole chunk) proves the text canonical.
     if raw:
         tail = len(raw) % 3 or 3
-        canonical_text = base64.b64encode(raw[-tail:]).decode() == text[-4:]
+        canonical_text = base64.b64encode(raw[-tail:]) == ascii_text[-4:]
     else:
-        canonical_text = text == ""
+        canonical_text = not ascii_text
     if not canonical_text:
         raise _fail(number, f"{key}: base64 not in canonical form")
     return raw
@@ -266,7 +267,7 @@ def _b64(text: str, number: int, key: str) -> bytes:
 _ENTRIES_HEAD = b'{"data":"'
 
 
-def _bulk_line(raw: bytes) -> tuple[str, int | None, str] | None:
+def _bulk_line(raw: bytes) -> tuple[str, int | None, bytes] | None:
     """An ``entries`` or ``content`` line in exactly its RFC 8785 form, split without parsing.
 
     Their canonical form is fixed: ``{"data":"<base64>","first":<n>,"t":"entries"}`` and
@@ -293,8 +294,8 @@ def _bulk_line(raw: bytes) -> tuple[str, int | None, str] | None:
     else:
         return None
     if not data.isascii():
-        return None  # b64decode(validate=True) checks every character's alphabet after this
-    return kind, first, data.decode("ascii")
+        return None  # a2b_base64(strict_mode=True) checks every character's alphabet after this
+    return kind, first, data  # bytes: no decode and re-encode of megabytes of base64
 
 
 def _content_records(chunk: bytes, number: int, into: dict[int, bytes]) -> None:
@@ -329,8 +330,8 @@ def parse_bundle(data: bytes) -> Bundle:
     for number, raw in enumerate(data[:-1].split(b"\n"), start=1):
         bulk = _bulk_line(raw) if number > 1 else None
         if bulk is not None:  # an "entries" or "content" line, read without a JSON parser
-            bulk_kind, bulk_first, text = bulk
-            decoded = _b64(text, number, "data")
+            bulk_kind, bulk_first, encoded = bulk
+            decoded = _b64(encoded, number, "data")
             if bulk_kind == "content":
                 _content_records(decoded, number, content)
                 continue

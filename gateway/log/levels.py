@@ -26,18 +26,8 @@ def levels_of(
     Keeping the levels lets the root of any prefix (every checkpoint, a kept checkpoint) be
     folded from O(log n) nodes instead of re-hashing the leaves once per checkpoint.
     """
-    sha = hashlib.sha256
     if not start:
-        level: list[bytes | None] = list(leaves)
-        levels = [level]
-        while len(level) > 1:
-            pairs = level
-            level = [
-                sha(b"\x01" + pairs[i] + pairs[i + 1]).digest()  # type: ignore[operator]
-                for i in range(0, len(pairs) - 1, 2)
-            ]
-            levels.append(level)
-        return levels
+        return _full_levels(leaves)
     level = [None] * start + list(leaves)
     known: dict[tuple[int, int], bytes] = {}
     lo = 0
@@ -61,6 +51,25 @@ def levels_of(
                 nxt[j] = h
         level = nxt
         levels.append(level)
+    return levels
+
+
+def _full_levels(leaves: Sequence[bytes]) -> Levels:
+    """Every level of a tree with all its leaves: each node from a copy of a hash object that
+    has already taken the 0x01 prefix (no concatenation of the children)."""
+    prefixed = hashlib.sha256(b"\x01")
+    level: list[bytes] = list(leaves)
+    levels: Levels = [list(level)]
+    while len(level) > 1:
+        nxt: list[bytes] = []
+        add = nxt.append
+        for left, right in zip(level[0::2], level[1::2], strict=False):
+            h = prefixed.copy()
+            h.update(left)
+            h.update(right)
+            add(h.digest())
+        level = nxt
+        levels.append(list(level))
     return levels
 
 
