@@ -35,8 +35,16 @@ def check_content(
     docs: Mapping[bytes, dict[str, object]],
     verdict: TreeVerdict,
 ) -> None:
-    """Held content matches its commitment; absent content is covered by a signed erasure."""
-    committed = {r[1]: r for r in records if r[5]}
+    """Held content matches its commitment; absent content is covered by a signed erasure.
+
+    ``records`` are the entries the checker accepted, at indexes ``data.start`` onwards without
+    gaps, so an entry is found by its position: no dict per entry."""
+    start, count = data.start, len(records)
+
+    def committed(index: int) -> Record | None:
+        pos = index - start
+        return records[pos] if 0 <= pos < count and records[pos][5] else None
+
     held = data.content
     if held:
         # One pass; each hash object copied from one that already took the prefix (no
@@ -44,7 +52,7 @@ def check_content(
         prefixed = hashlib.sha256(_CONTENT)
         bad: list[int] = []
         for i, tail in held.items():
-            entry = committed.get(i)
+            entry = committed(i)
             if entry is None:
                 bad.append(i)
                 continue
@@ -52,15 +60,15 @@ def check_content(
             h.update(tail)
             if h.digest() != entry[6]:
                 bad.append(i)
-        bad.sort()
         if bad:
-            i = bad[0]
-            if i in committed:
+            i = min(bad)
+            entry = committed(i)
+            if entry is not None:
                 verdict.fail(
                     TAMPERED,
                     i,
                     "content does not match its commitment",
-                    _short(committed[i][6]),
+                    _short(entry[6]),
                     "other content",
                 )
             else:
@@ -72,9 +80,8 @@ def check_content(
                     "content",
                 )
             return
-    absent = [
-        r for i, r in committed.items() if i not in held and i not in data.content_known_absent
-    ]
+    known_absent = data.content_known_absent
+    absent = [r for r in records if r[5] and r[1] not in held and r[1] not in known_absent]
     if not absent:
         return
     erasures: list[tuple[int, str]] = []
