@@ -68,7 +68,6 @@ __all__ = [
 FORMAT = "einblick-bundle/v2"
 CHUNK = 1024  # entries (content records) per "entries" ("content") line
 _CONTENT_HEAD = struct.Struct(">QI")
-_PAIR = struct.Struct(f">{ENTRY_SIZE}s32s")  # entry bytes, then the leaf listed for them
 _RECORD = ENTRY_SIZE + 32
 _FIELDS: dict[str, frozenset[str]] = {
     "header": frozenset({"t", "format", "origin", "customer", "key", "start", "start_hashes"}),
@@ -399,9 +398,11 @@ def parse_bundle(data: bytes) -> Bundle:
             notes.append(_str(line, "note", number) or "")
     if header is None:
         raise UnusableInput("bundle: empty")
-    pairs = list(_PAIR.iter_unpack(b"".join(chunks)))
-    entries = b"".join([p[0] for p in pairs])
-    leaves = [p[1] for p in pairs]
+    # Each record is 114 entry bytes then the 32-byte leaf listed for them: two strided slices
+    # (no tuple per record).
+    records = b"".join(chunks)
+    entries = b"".join([records[i : i + ENTRY_SIZE] for i in range(0, len(records), _RECORD)])
+    leaves = [records[i : i + 32] for i in range(ENTRY_SIZE, len(records), _RECORD)]
     start_hashes = header["start_hashes"]
     if not isinstance(start_hashes, list) or not all(isinstance(h, str) for h in start_hashes):
         raise _fail(1, "start_hashes: expected a list of hex strings")
