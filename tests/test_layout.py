@@ -40,6 +40,13 @@ NO_TESTS_NEEDED = {
 
 # Tested today only through other modules' tests. Take a module off when its test module exists.
 NOT_YET = {
+    # The witness's parts, tested through tests/witness (a real witness process, the gateway's
+    # submitter against it); their own test modules are being written.
+    "gateway/witness/client.py",
+    "gateway/witness/directory.py",
+    "gateway/witness/ledger.py",
+    "gateway/witness/protocol.py",
+    "gateway/witness/status.py",
     # The customer portal's modules, tested today through tests/portal's security, browser and
     # pages tests; their own test modules are being written.
     "gateway/operations/portal/actions.py",
@@ -48,7 +55,6 @@ NOT_YET = {
     "gateway/operations/portal/live.py",
     "gateway/operations/portal/pending.py",
     "gateway/operations/portal/process.py",
-    "gateway/operations/portal/server.py",
     "gateway/operations/portal/service.py",
     "gateway/bench/log.py",
     "gateway/bench/policies.py",

@@ -10,7 +10,7 @@ Every query goes through the log's one reader (``gateway.log.reader.Reader``), o
 worker thread; a customer view opens it bound to that customer, so the restriction is in the
 reader's SQL, not here. Bodies (the repeated part of entries) are few: read once and kept, with
 the casefolded text a free-text filter searches. "Verified" in the details is the verifier's own
-check (``gateway.log.verify.prove_entry``), the code ``einblick verify`` runs.
+check (``gateway.log.legacy.prove_entry``), the code ``einblick verify`` runs.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ from gateway.operations.scaffold import EXAMPLE_RECIPIENTS, InitOptions, init_di
 from simulators.load import LatencyProbe, LoadDevice, build_load
 from simulators.publisher import Publisher
 
-__all__ = ["Result", "main", "run_bench"]
+__all__ = ["main", "run_bench"]
 
 SYSTEMS = ("bridge", "forwarder", "einblick")
 DEVICES = 10

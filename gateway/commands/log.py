@@ -21,6 +21,7 @@ from gateway.log.bundle import export_customer, verify_bundle
 from gateway.log.checkpoints import latest_note
 from gateway.log.keys import PublicKey, Signer, load_public_key
 from gateway.log.leaf import tree_origin
+from gateway.log.legacy import VerifyReport
 from gateway.log.legacy_bundle import verify_bundle_v1
 from gateway.log.note import (
     ED25519_TYPE,
@@ -28,7 +29,10 @@ from gateway.log.note import (
     NoteError,
     Verifier,
 )
-from gateway.log.proof import (
+from gateway.log.prove import check_entry_proof, prove_entry_file
+from gateway.log.reader import Reader
+from gateway.log.schema import configure_writer, ensure_schema
+from gateway.log.verdict import (
     INCOMPLETE,
     TAMPERED,
     UNUSABLE,
@@ -36,11 +40,9 @@ from gateway.log.proof import (
     UnusableInput,
     WitnessPolicy,
 )
-from gateway.log.prove import check_entry_proof, prove_entry_file
-from gateway.log.reader import Reader
-from gateway.log.schema import configure_writer, ensure_schema
-from gateway.log.verify import VerifyReport, verify_db
+from gateway.log.verify import verify_db
 from gateway.log.writer import LogWriter
+from gateway.visible import neutralise
 
 __all__ = [
     "export_command",
@@ -108,8 +110,12 @@ def _verify_proof(text: str, public: PublicKey, out: TextIO, err: TextIO) -> int
     print(
         f"{verdict.origin}: the entry is in the signed tree of {verdict.size} entries: OK", file=out
     )
+    # Both are JSON a device's text went into: RFC 8785 leaves C1 controls and bidi marks raw,
+    # so they are written visibly rather than handed to the terminal.
     if verdict.body:
-        print(verdict.body.decode("utf-8", "replace"), file=out)
+        print(neutralise(verdict.body.decode("utf-8", "replace")), file=out)
+    if verdict.names:  # checked against the body's names commitment
+        print(neutralise(verdict.names.decode("utf-8", "replace")), file=out)
     return 0
 
 

@@ -12,18 +12,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Protocol
 
 from gateway.log.chain import _CONTENT
 from gateway.log.leaf import Record, TreeInput
+from gateway.log.verdict import TAMPERED, TreeVerdict
 
 __all__ = ["check_content"]
-
-TAMPERED = 1
-
-
-class Verdict(Protocol):
-    def fail(self, code: int, index: int, what: str, expected: str, found: str) -> None: ...
 
 
 def _short(value: bytes) -> str:
@@ -39,28 +33,42 @@ def check_content(
     data: TreeInput,
     records: list[Record],
     docs: Mapping[bytes, dict[str, object]],
-    verdict: Verdict,
+    verdict: TreeVerdict,
 ) -> None:
-    """Held content matches its commitment; absent content is covered by a signed erasure."""
-    committed = {r[1]: r for r in records if r[5]}
+    """Held content matches its commitment; absent content is covered by a signed erasure.
+
+    ``records`` are the entries the checker accepted, at indexes ``data.start`` onwards without
+    gaps, so an entry is found by its position: no dict per entry."""
+    start, count = data.start, len(records)
+
+    def committed(index: int) -> Record | None:
+        pos = index - start
+        return records[pos] if 0 <= pos < count and records[pos][5] else None
+
     held = data.content
     if held:
-        stray = [i for i in held if i not in committed]
-        sha = hashlib.sha256
-        wrong = [
-            i
-            for i, tail in held.items()
-            if i in committed and sha(_CONTENT + tail).digest() != committed[i][6]
-        ]
-        bad = sorted(stray + wrong)
+        # One pass; each hash object copied from one that already took the prefix (no
+        # concatenation of prefix and record per entry).
+        prefixed = hashlib.sha256(_CONTENT)
+        bad: list[int] = []
+        for i, tail in held.items():
+            entry = committed(i)
+            if entry is None:
+                bad.append(i)
+                continue
+            h = prefixed.copy()
+            h.update(tail)
+            if h.digest() != entry[6]:
+                bad.append(i)
         if bad:
-            i = bad[0]
-            if i in committed:
+            i = min(bad)
+            entry = committed(i)
+            if entry is not None:
                 verdict.fail(
                     TAMPERED,
                     i,
                     "content does not match its commitment",
-                    _short(committed[i][6]),
+                    _short(entry[6]),
                     "other content",
                 )
             else:
@@ -72,9 +80,8 @@ def check_content(
                     "content",
                 )
             return
-    absent = [
-        r for i, r in committed.items() if i not in held and i not in data.content_known_absent
-    ]
+    known_absent = data.content_known_absent
+    absent = [r for r in records if r[5] and r[1] not in held and r[1] not in known_absent]
     if not absent:
         return
     erasures: list[tuple[int, str]] = []

@@ -38,31 +38,28 @@ import orjson
 
 from gateway.errors import LogError
 from gateway.log.chain import content_tail, salt_for, text_digest
-from gateway.log.checkpoints import cosignatures, latest_note
+from gateway.log.checkpoints import cosignatures
 from gateway.log.jcs import MAX_SAFE_INTEGER, canonical
 from gateway.log.keys import PublicKey
-from gateway.log.leaf import ENTRY_SIZE, entry_bytes, tree_origin
+from gateway.log.leaf import ENTRY_SIZE, TreeInput, entry_bytes, tree_origin
 from gateway.log.names import names_salt
 from gateway.log.note import ED25519_TYPE, Checkpoint, NoteError, Verifier, open_note
-from gateway.log.proof import (
+from gateway.log.proof import check_tree
+from gateway.log.tree import TreeHashes, tree_info
+from gateway.log.verdict import (
     NO_WITNESSES,
     TAMPERED,
     Kept,
     Problem,
-    TreeInput,
     TreeVerdict,
     UnusableInput,
     WitnessPolicy,
-    check_tree,
 )
-from gateway.log.tree import TreeHashes, tree_info
 
 __all__ = [
     "FORMAT",
     "Bundle",
-    "cosignatures",
     "export_customer",
-    "latest_note",
     "parse_bundle",
     "read_kept",
     "verify_bundle",
@@ -71,7 +68,6 @@ __all__ = [
 FORMAT = "einblick-bundle/v2"
 CHUNK = 1024  # entries (content records) per "entries" ("content") line
 _CONTENT_HEAD = struct.Struct(">QI")
-_PAIR = struct.Struct(f">{ENTRY_SIZE}s32s")  # entry bytes, then the leaf listed for them
 _RECORD = ENTRY_SIZE + 32
 _FIELDS: dict[str, frozenset[str]] = {
     "header": frozenset({"t", "format", "origin", "customer", "key", "start", "start_hashes"}),
@@ -249,18 +245,19 @@ def _hex(line: dict[str, Any], key: str, number: int, size: int | None = 32) -> 
     return raw
 
 
-def _b64(text: str, number: int, key: str) -> bytes:
+def _b64(text: str | bytes, number: int, key: str) -> bytes:
     try:  # strict: only the alphabet, padding only at the end (checked in C, no regex)
-        raw = binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
+        ascii_text = text if isinstance(text, bytes) else text.encode("ascii")
+        raw = binascii.a2b_base64(ascii_text, strict_mode=True)
     except (binascii.Error, ValueError, UnicodeEncodeError) as exc:
         raise _fail(number, f"{key}: expected base64") from exc
     # Only the last group of four characters can carry padding bits that decoding ignores;
     # re-encoding that group (not the whole chunk) proves the text canonical.
     if raw:
         tail = len(raw) % 3 or 3
-        canonical_text = base64.b64encode(raw[-tail:]).decode() == text[-4:]
+        canonical_text = base64.b64encode(raw[-tail:]) == ascii_text[-4:]
     else:
-        canonical_text = text == ""
+        canonical_text = not ascii_text
     if not canonical_text:
         raise _fail(number, f"{key}: base64 not in canonical form")
     return raw
@@ -269,7 +266,7 @@ def _b64(text: str, number: int, key: str) -> bytes:
 _ENTRIES_HEAD = b'{"data":"'
 
 
-def _bulk_line(raw: bytes) -> tuple[str, int | None, str] | None:
+def _bulk_line(raw: bytes) -> tuple[str, int | None, bytes] | None:
     """An ``entries`` or ``content`` line in exactly its RFC 8785 form, split without parsing.
 
     Their canonical form is fixed: ``{"data":"<base64>","first":<n>,"t":"entries"}`` and
@@ -296,8 +293,8 @@ def _bulk_line(raw: bytes) -> tuple[str, int | None, str] | None:
     else:
         return None
     if not data.isascii():
-        return None  # b64decode(validate=True) checks every character's alphabet after this
-    return kind, first, data.decode("ascii")
+        return None  # a2b_base64(strict_mode=True) checks every character's alphabet after this
+    return kind, first, data  # bytes: no decode and re-encode of megabytes of base64
 
 
 def _content_records(chunk: bytes, number: int, into: dict[int, bytes]) -> None:
@@ -332,8 +329,8 @@ def parse_bundle(data: bytes) -> Bundle:
     for number, raw in enumerate(data[:-1].split(b"\n"), start=1):
         bulk = _bulk_line(raw) if number > 1 else None
         if bulk is not None:  # an "entries" or "content" line, read without a JSON parser
-            bulk_kind, bulk_first, text = bulk
-            decoded = _b64(text, number, "data")
+            bulk_kind, bulk_first, encoded = bulk
+            decoded = _b64(encoded, number, "data")
             if bulk_kind == "content":
                 _content_records(decoded, number, content)
                 continue
@@ -401,9 +398,11 @@ def parse_bundle(data: bytes) -> Bundle:
             notes.append(_str(line, "note", number) or "")
     if header is None:
         raise UnusableInput("bundle: empty")
-    pairs = list(_PAIR.iter_unpack(b"".join(chunks)))
-    entries = b"".join([p[0] for p in pairs])
-    leaves = [p[1] for p in pairs]
+    # Each record is 114 entry bytes then the 32-byte leaf listed for them: two strided slices
+    # (no tuple per record).
+    records = b"".join(chunks)
+    entries = b"".join([records[i : i + ENTRY_SIZE] for i in range(0, len(records), _RECORD)])
+    leaves = [records[i : i + 32] for i in range(ENTRY_SIZE, len(records), _RECORD)]
     start_hashes = header["start_hashes"]
     if not isinstance(start_hashes, list) or not all(isinstance(h, str) for h in start_hashes):
         raise _fail(1, "start_hashes: expected a list of hex strings")

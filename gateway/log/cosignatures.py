@@ -13,7 +13,9 @@ The one module that reads and writes the two tables of migration 5:
   until a later checkpoint is cosigned.
 
 Functions take the connection: writes run inside the store's single writer transaction, reads
-on any connection. Sizes here are tree sizes, the size line of the checkpoint notes.
+on any connection. Sizes here are tree sizes, the size line of the checkpoint notes. The notes
+themselves and the cosignature lines beside them are read through ``gateway.log.checkpoints``,
+the one reader of stored checkpoints.
 """
 
 from __future__ import annotations
@@ -22,36 +24,17 @@ import sqlite3
 from dataclasses import dataclass
 
 from gateway.errors import LogError
+from gateway.log.checkpoints import SignedCheckpoint
 from gateway.log.tree import TreeHashes, tree_info
 
 __all__ = [
     "Progress",
-    "SignedCheckpoint",
     "consistency",
-    "cosignature_lines",
-    "first_uncovered_at",
-    "latest_checkpoints",
     "progress",
     "record_cosignature",
     "record_refusal",
     "record_size",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class SignedCheckpoint:
-    """The newest signed note of one tree."""
-
-    id: int
-    chain_id: int
-    chain: str  # the customer (or the gateway's own log)
-    size: int  # tree size, as the note says
-    note: str
-    at_us: int
-
-    @property
-    def text(self) -> str:
-        return self.note[: self.note.rfind("\n\n") + 1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,34 +46,6 @@ class Progress:
     refused_status: int | None
     refused_reason: str | None
     refused_at_us: int | None
-
-
-def _tree_size(note: str) -> int:
-    return int(note.split("\n", 2)[1])
-
-
-def latest_checkpoints(conn: sqlite3.Connection) -> list[SignedCheckpoint]:
-    rows = conn.execute(
-        "SELECT k.id, k.chain_id, c.name, k.note, k.at FROM checkpoints k"
-        " JOIN chains c ON c.id = k.chain_id"
-        " WHERE k.id IN (SELECT max(id) FROM checkpoints WHERE note IS NOT NULL GROUP BY chain_id)"
-        " ORDER BY c.name"
-    ).fetchall()
-    return [
-        SignedCheckpoint(int(i), int(c), str(n), _tree_size(str(note)), str(note), int(at))
-        for i, c, n, note, at in rows
-    ]
-
-
-def first_uncovered_at(conn: sqlite3.Connection, chain_id: int, size: int) -> int | None:
-    """The time (µs) of the first checkpoint of a tree larger than ``size``: since then, a
-    witness that cosigned ``size`` has been behind."""
-    row = conn.execute(
-        "SELECT min(k.at) FROM checkpoints k JOIN trees t ON t.chain_id = k.chain_id"
-        " WHERE k.chain_id = ? AND k.note IS NOT NULL AND k.size - t.base > ?",
-        (chain_id, size),
-    ).fetchone()
-    return None if row is None or row[0] is None else int(row[0])
 
 
 def consistency(conn: sqlite3.Connection, chain_id: int, old: int, new: int) -> list[bytes]:
@@ -157,11 +112,3 @@ def record_refusal(
         " refused_reason = excluded.refused_reason, refused_at = excluded.refused_at",
         (witness, chain_id, at_us, status, reason[:1000], at_us),
     )
-
-
-def cosignature_lines(conn: sqlite3.Connection, checkpoint_id: int) -> list[str]:
-    """The cosignature lines of one checkpoint, by witness name: append them to its note."""
-    rows = conn.execute(
-        "SELECT line FROM cosignatures WHERE checkpoint_id = ? ORDER BY witness", (checkpoint_id,)
-    )
-    return [str(r[0]) for r in rows]

@@ -26,18 +26,8 @@ def levels_of(
     Keeping the levels lets the root of any prefix (every checkpoint, a kept checkpoint) be
     folded from O(log n) nodes instead of re-hashing the leaves once per checkpoint.
     """
-    sha = hashlib.sha256
     if not start:
-        level: list[bytes | None] = list(leaves)
-        levels = [level]
-        while len(level) > 1:
-            pairs = level
-            level = [
-                sha(b"\x01" + pairs[i] + pairs[i + 1]).digest()  # type: ignore[operator]
-                for i in range(0, len(pairs) - 1, 2)
-            ]
-            levels.append(level)
-        return levels
+        return _full_levels(leaves)
     level = [None] * start + list(leaves)
     known: dict[tuple[int, int], bytes] = {}
     lo = 0
@@ -45,6 +35,9 @@ def levels_of(
         if start >> k & 1:
             known[(k, lo >> k)] = start_hashes[len(known)]
             lo += 1 << k
+    for (lk, j), h in known.items():  # an odd start: its last compact-range node is a leaf
+        if lk == 0:
+            level[j] = h
     levels = [level]
     k = 0
     while len(level) > 1:
@@ -58,9 +51,25 @@ def levels_of(
                 nxt[j] = h
         level = nxt
         levels.append(level)
-    for (lk, j), h in known.items():  # a compact range node on level 0 (start odd): not reached
-        if lk == 0:
-            levels[0][j] = h
+    return levels
+
+
+def _full_levels(leaves: Sequence[bytes]) -> Levels:
+    """Every level of a tree with all its leaves: each node from a copy of a hash object that
+    has already taken the 0x01 prefix (no concatenation of the children)."""
+    prefixed = hashlib.sha256(b"\x01")
+    level: list[bytes] = list(leaves)
+    levels: Levels = [list(level)]
+    while len(level) > 1:
+        nxt: list[bytes] = []
+        add = nxt.append
+        for left, right in zip(level[0::2], level[1::2], strict=False):
+            h = prefixed.copy()
+            h.update(left)
+            h.update(right)
+            add(h.digest())
+        level = nxt
+        levels.append(list(level))
     return levels
 
 

@@ -30,10 +30,11 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from gateway.log.jcs import canonical, is_canonical
 from gateway.log.leaf import Record, TreeInput
+from gateway.log.verdict import TAMPERED, TreeVerdict
 
 __all__ = [
     "NAMES_FIELDS",
@@ -46,12 +47,6 @@ __all__ = [
     "names_salt",
     "seal_names",
 ]
-
-TAMPERED = 1  # gateway.log.proof's verdict code (imported there; not here: no import cycle)
-
-
-class Verdict(Protocol):
-    def fail(self, code: int, index: int, what: str, expected: str, found: str) -> None: ...
 
 
 _NAME_SALT = b"einblick/name/v1"  # BLAKE2b personalisation: exactly 16 bytes
@@ -130,7 +125,7 @@ def check_names(
     data: TreeInput,
     records: list[Record],
     docs: Mapping[bytes, dict[str, object]],
-    verdict: Verdict,
+    verdict: TreeVerdict,
 ) -> None:
     """Names documents given match their commitments; absent ones are covered by an erasure.
 

@@ -10,8 +10,8 @@ all say "verified" for the same reason. What is checked, in order (the first fai
    named at its own index);
 2. every body an entry names is present, is RFC 8785 canonical, hashes to its digest and
    belongs to this customer;
-3. rotation records (``key_rotation`` bodies) are signed by the outgoing and the incoming key
-   over (origin, index, old, new) and continue the key sequence that starts at ``first_key``;
+3. rotation records (``key_rotation`` bodies, ``gateway.log.rotations``) are signed by the
+   outgoing and the incoming key over (origin, index, old, new) and continue the key sequence that starts at ``first_key``;
    the pinned key must be one of that sequence (else: a replaced key);
 4. each checkpoint is a C2SP note for this origin (another origin: a foreign checkpoint),
    signed by the key valid at its size (a retired key signs nothing later), with the witness
@@ -23,19 +23,17 @@ all say "verified" for the same reason. What is checked, in order (the first fai
    given matches its commitment, one absent is covered by a signed erasure of its subject;
 6. every entry is covered by a verified checkpoint — else the verdict is *incomplete*.
 
-Verdict codes (also ``einblick verify``'s exit codes): 0 verified, 1 tampered, 2 incomplete
-(something is not covered), 3 unusable input (raised as :class:`UnusableInput`).
+The verdict and its codes are ``gateway.log.verdict``'s; the key sequence of step 3 is
+``gateway.log.rotations``', the content of step 5 ``gateway.log.absence``'s.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 import orjson
 
-from gateway.errors import LogError
 from gateway.log.absence import check_content
 from gateway.log.chain import GATEWAY_CHAIN, body_digest
 from gateway.log.jcs import is_canonical
@@ -46,10 +44,9 @@ from gateway.log.leaf import (
     ENTRY_VERSION,
     Record,
     TreeInput,
-    rotation_message_v2,
 )
 from gateway.log.levels import Levels, consistency_from, levels_of, prefix_root
-from gateway.log.merkle import EMPTY_ROOT, ProofError, verify_consistency
+from gateway.log.merkle import ProofError, verify_consistency
 from gateway.log.names import check_names
 from gateway.log.note import (
     ED25519_TYPE,
@@ -58,102 +55,20 @@ from gateway.log.note import (
     Verifier,
     open_note,
 )
+from gateway.log.rotations import Rotation, check_rotations, key_at
+from gateway.log.verdict import (
+    INCOMPLETE,
+    NO_WITNESSES,
+    TAMPERED,
+    Kept,
+    TreeVerdict,
+    UnusableInput,
+    WitnessPolicy,
+)
 
-__all__ = [
-    "INCOMPLETE",
-    "NO_WITNESSES",
-    "OK",
-    "TAMPERED",
-    "UNUSABLE",
-    "Kept",
-    "Problem",
-    "TreeInput",
-    "TreeVerdict",
-    "UnusableInput",
-    "WitnessPolicy",
-    "check_tree",
-    "levels_of",
-    "prefix_root",
-]
+__all__ = ["check_tree"]
 
-OK, TAMPERED, INCOMPLETE, UNUSABLE = 0, 1, 2, 3
-NO_WITNESSES: WitnessPolicy
 _ZERO32 = bytes(32)
-
-
-class UnusableInput(LogError):
-    """The input cannot be checked at all (not a bundle, wrong format, unreadable key)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """The first thing wrong: at entry ``index`` (tree index), ``what``, expected vs found."""
-
-    code: int
-    index: int
-    what: str
-    expected: str
-    found: str
-
-    def __str__(self) -> str:
-        return f"entry {self.index}: {self.what}: expected {self.expected}, found {self.found}"
-
-
-@dataclass(frozen=True, slots=True)
-class WitnessPolicy:
-    """A checkpoint counts only with ``required`` valid cosignatures from ``witnesses``.
-
-    ``required`` 0 (the default) asks for none. Asking for more witnesses than are named is a
-    policy nobody can meet, refused up front (an empty combination is an error, never a pass).
-    """
-
-    witnesses: tuple[Verifier, ...] = ()
-    required: int = 0
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.required <= len(self.witnesses):
-            raise UnusableInput(
-                f"witness policy: {self.required} cosignatures required but "
-                f"{len(self.witnesses)} witness key(s) given"
-            )
-
-
-NO_WITNESSES = WitnessPolicy()
-
-
-@dataclass(frozen=True, slots=True)
-class Kept:
-    """A checkpoint the customer kept (``--since``): its size and root, already verified."""
-
-    size: int
-    root: bytes
-    leaves: Sequence[bytes] | None = None  # an earlier bundle's leaves: names the first change
-
-
-@dataclass(slots=True)
-class TreeVerdict:
-    origin: str
-    customer: str
-    size: int = 0  # leaves in the tree (start + entries)
-    start: int = 0
-    covered: int = 0  # leaves covered by the largest verified checkpoint
-    checkpoints: int = 0  # verified checkpoints
-    keys: list[str] = field(default_factory=list)  # fingerprints of the key sequence
-    root: bytes = EMPTY_ROOT
-    problem: Problem | None = None
-    notes: list[str] = field(default_factory=list)  # the verified checkpoints, largest last
-
-    @property
-    def code(self) -> int:
-        return OK if self.problem is None else self.problem.code
-
-    @property
-    def ok(self) -> bool:
-        return self.problem is None
-
-    def fail(self, code: int, index: int, what: str, expected: str, found: str) -> None:
-        if self.problem is None:
-            self.problem = Problem(code, index, what, expected, found)
 
 
 def _short(value: bytes) -> str:
@@ -219,12 +134,16 @@ def _positions(column: bytes, value: int) -> list[int]:
 
 
 def _check_leaves(data: TreeInput, count: int, verdict: TreeVerdict) -> None:
-    blob = data.entries
-    sha = hashlib.sha256
-    computed = [
-        sha(b"\x00" + blob[i : i + ENTRY_SIZE]).digest()
-        for i in range(0, count * ENTRY_SIZE, ENTRY_SIZE)
-    ]
+    # One hash object per leaf copied from one that has already taken the 0x00 prefix, fed a
+    # zero-copy slice: 2.5x faster than building and hashing b"\x00" + entry (measured).
+    view = memoryview(data.entries)
+    prefixed = hashlib.sha256(b"\x00")
+    computed: list[bytes] = []
+    add = computed.append
+    for i in range(0, count * ENTRY_SIZE, ENTRY_SIZE):
+        h = prefixed.copy()
+        h.update(view[i : i + ENTRY_SIZE])
+        add(h.digest())
     listed = data.leaves
     if len(listed) >= count and computed == list(listed[:count]):
         return
@@ -238,13 +157,6 @@ def _check_leaves(data: TreeInput, count: int, verdict: TreeVerdict) -> None:
                 _short(leaf),
             )
             return
-
-
-@dataclass(slots=True)
-class _Rotation:
-    index: int
-    old: bytes
-    new: bytes
 
 
 def _bodies(
@@ -279,75 +191,6 @@ def _bodies(
     return docs
 
 
-def _params(doc: Mapping[str, object]) -> Mapping[str, object]:
-    params = doc.get("reason_params")
-    return params if isinstance(params, dict) else {}
-
-
-def _rotations(
-    data: TreeInput,
-    records: list[Record],
-    docs: Mapping[bytes, dict[str, object]],
-    verdict: TreeVerdict,
-) -> list[_Rotation]:
-    found: list[_Rotation] = []
-    current = data.first_key
-    rotation_bodies = {d for d, doc in docs.items() if doc.get("kind") == "key_rotation"}
-    if not rotation_bodies:
-        return found
-    for _v, index, _at, body, _src, _flag, _c in records:
-        if body not in rotation_bodies:
-            continue
-        params = _params(docs[body])
-        try:
-            old = bytes.fromhex(str(params["old"]))
-            new = bytes.fromhex(str(params["new"]))
-            sig_old = bytes.fromhex(str(params["sig_old"]))
-            sig_new = bytes.fromhex(str(params["sig_new"]))
-        except (KeyError, ValueError):
-            verdict.fail(
-                TAMPERED,
-                index,
-                "rotation record incomplete",
-                "old, new and both signatures",
-                "some missing",
-            )
-            break
-        message = rotation_message_v2(data.origin, index, old, new)
-        if old != current:
-            verdict.fail(
-                TAMPERED,
-                index,
-                "rotation from a key that is not the current one",
-                fingerprint(key_id_of(current)),
-                fingerprint(key_id_of(old)),
-            )
-            break
-        if not PublicKey(old).verify(sig_old, message) or not PublicKey(new).verify(
-            sig_new, message
-        ):
-            verdict.fail(
-                TAMPERED,
-                index,
-                "rotation record not signed by both keys",
-                "two valid signatures",
-                "an invalid one",
-            )
-            break
-        found.append(_Rotation(index, old, new))
-        current = new
-    return found
-
-
-def _key_at(first: bytes, rotations: Sequence[_Rotation], size: int) -> bytes:
-    """The key allowed to sign a checkpoint of ``size``: rotations at indexes below it apply."""
-    key = first
-    for r in rotations:
-        if r.index < size:
-            key = r.new
-    return key
-
-
 def check_tree(
     data: TreeInput,
     pinned: PublicKey,
@@ -361,7 +204,7 @@ def check_tree(
     count = len(records)
     _check_leaves(data, count, verdict)
     docs = _bodies(data, records, verdict)
-    rotations = _rotations(data, records, docs, verdict)
+    rotations = check_rotations(data, records, docs, verdict)
     sequence = [data.first_key] + [r.new for r in rotations]
     verdict.keys = [fingerprint(key_id_of(k)) for k in sequence]
     if pinned.raw not in sequence:
@@ -401,7 +244,7 @@ def _checkpoints(  # noqa: PLR0917 -- one call site, the checker's own steps
     levels: Levels,
     size: int,
     first_key: bytes,
-    rotations: Sequence[_Rotation],
+    rotations: Sequence[Rotation],
     witnesses: WitnessPolicy,
     verdict: TreeVerdict,
 ) -> None:
@@ -425,7 +268,7 @@ def _checkpoints(  # noqa: PLR0917 -- one call site, the checker's own steps
                 TAMPERED, last, "checkpoint of another log (foreign origin)", data.origin, cp.origin
             )
             return
-        key = _key_at(first_key, rotations, cp_size)
+        key = key_at(first_key, rotations, cp_size)
         box = Verifier(data.origin, ED25519_TYPE, key)
         try:
             opened = open_note(note, [box, *witnesses.witnesses])

@@ -4,6 +4,13 @@ A customer hands one entry to an authority without the rest of their log: the fi
 entry's index, its RFC 6962 inclusion proof, the signed checkpoint it is in, and as ``extra``
 the entry's 114 v2 bytes followed by its body's exact RFC 8785 bytes — what is needed to
 recompute the leaf and to read what the entry says. Checking it needs the box's public key.
+
+A version 2 body holds no texts or field paths, only the commitment to its names document
+(``gateway.log.names``). While the box holds that document, ``extra`` goes on with a 0x00 byte,
+the subject's 32-byte names salt and the document's exact RFC 8785 bytes, so an authority can
+read the explanation of this one entry and check it against the body: RFC 8785 escapes every
+control character, so a 0x00 byte never occurs inside the body and marks where it ends. After
+the subject was forgotten the proof carries the body alone, as before.
 """
 
 from __future__ import annotations
@@ -12,17 +19,22 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
+
 from gateway.errors import LogError
 from gateway.log.chain import body_digest
 from gateway.log.checkpoints import latest_note
 from gateway.log.keys import PublicKey
 from gateway.log.leaf import ENTRY_SIZE, LeafError, entry_bytes, parse_entry
 from gateway.log.merkle import ProofError, leaf_hash, verify_inclusion
+from gateway.log.names import has_names, names_problem, names_salt
 from gateway.log.note import ED25519_TYPE, Checkpoint, NoteError, TlogProof, Verifier, open_note
-from gateway.log.proof import OK, TAMPERED, UNUSABLE, Problem
 from gateway.log.tree import TreeHashes, tree_info
+from gateway.log.verdict import OK, TAMPERED, UNUSABLE, Problem
 
 __all__ = ["ProofVerdict", "check_entry_proof", "prove_entry_file"]
+
+_NAMES_MARK = b"\x00"  # ends the body in ``extra`` when a names document follows
 
 
 def prove_entry_file(db_path: str | Path, customer: str, entry: int) -> TlogProof:
@@ -45,6 +57,7 @@ def prove_entry_file(db_path: str | Path, customer: str, entry: int) -> TlogProo
         if found is None:
             raise LogError(f"prove: entry {entry} is no longer stored (compacted by retention)")
         at, digest, source, commitment, doc = found
+        names = _names_part(conn, info.chain_id, bytes(doc))
         raw = entry_bytes(
             entry,
             int(at),
@@ -55,7 +68,29 @@ def prove_entry_file(db_path: str | Path, customer: str, entry: int) -> TlogProo
         path = TreeHashes(conn, info.chain_id, info.base).inclusion(entry, cp.size)
     finally:
         conn.close()
-    return TlogProof(entry, tuple(path), note, raw + bytes(doc))
+    return TlogProof(entry, tuple(path), note, raw + bytes(doc) + names)
+
+
+def _names_part(conn: sqlite3.Connection, chain_id: int, body: bytes) -> bytes:
+    """0x00 || names salt || names document, when the body commits to one the box still holds
+    with its subject's key; empty otherwise (a version 1 body, or the subject was forgotten)."""
+    doc = orjson.loads(body)
+    ref = doc.get("names") if isinstance(doc, dict) else None
+    if not isinstance(ref, str) or not has_names(conn):
+        return b""
+    try:
+        commitment = bytes.fromhex(ref)
+    except ValueError:
+        return b""
+    row = conn.execute(
+        "SELECT n.doc, k.key FROM names n JOIN subject_keys k"
+        " ON k.chain_id = n.chain_id AND k.device_id = n.device_id"
+        " WHERE n.chain_id = ? AND n.commitment = ?",
+        (chain_id, commitment),
+    ).fetchone()
+    if row is None:
+        return b""
+    return _NAMES_MARK + names_salt(bytes(row[1])) + bytes(row[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +100,7 @@ class ProofVerdict:
     size: int
     body: bytes
     problem: Problem | None
+    names: bytes = b""  # the names document carried and checked against the body (RFC 8785)
 
 
 def check_entry_proof(text: str, public: PublicKey) -> ProofVerdict:
@@ -106,7 +142,8 @@ def check_entry_proof(text: str, public: PublicKey) -> ProofVerdict:
             b"",
             Problem(UNUSABLE, proof.index, "no entry bytes to recompute the leaf", "extra", "none"),
         )
-    entry, body = extra[:ENTRY_SIZE], extra[ENTRY_SIZE:]
+    entry, rest = extra[:ENTRY_SIZE], extra[ENTRY_SIZE:]
+    body, mark, names_part = rest.partition(_NAMES_MARK)
     try:
         index, _at, digest, _src, _c = parse_entry(entry)
         verify_inclusion(leaf_hash(entry), proof.index, cp.size, proof.proof, cp.root)
@@ -152,4 +189,33 @@ def check_entry_proof(text: str, public: PublicKey) -> ProofVerdict:
                 body_digest(body).hex()[:16],
             ),
         )
-    return ProofVerdict(OK, cp.origin, cp.size, body, None)
+    if mark:
+        problem = _names_check(index, body, names_part)
+        if problem is not None:
+            return ProofVerdict(TAMPERED, cp.origin, cp.size, b"", problem)
+    return ProofVerdict(OK, cp.origin, cp.size, body, None, names_part[32:])
+
+
+def _names_check(index: int, body: bytes, names_part: bytes) -> Problem | None:
+    """The names document carried after the body reproduces the body's names commitment."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        doc = None
+    ref = doc.get("names") if isinstance(doc, dict) else None
+    try:
+        commitment = bytes.fromhex(ref) if isinstance(ref, str) else b""
+    except ValueError:
+        commitment = b""
+    if len(commitment) != 32:
+        return Problem(
+            TAMPERED,
+            index,
+            "a names document is carried but the body commits to none",
+            "a version 2 body with a names commitment",
+            "none",
+        )
+    if len(names_part) < 32:
+        return Problem(TAMPERED, index, "names salt cut off", "32 bytes", str(len(names_part)))
+    why = names_problem(commitment, names_part[:32], names_part[32:])
+    return None if why is None else Problem(TAMPERED, index, *why)

@@ -36,6 +36,8 @@ __all__ = [
     "STORED_EVERY",
     "TreeHashes",
     "TreeInfo",
+    "WrittenTree",
+    "open_tree",
     "restore_edge",
     "stored_levels",
     "tree_info",
@@ -161,3 +163,47 @@ class TreeHashes:
 def restore_edge(conn: sqlite3.Connection, chain_id: int, base: int, size: int) -> RightEdge:
     """The writer's right edge of a tree of ``size`` leaves, from stored hashes (at start)."""
     return RightEdge(size, TreeHashes(conn, chain_id, base).compact_range(size))
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenTree:
+    """A tree as its writer resumes it: its stored facts, its right edge, its signed size."""
+
+    info: TreeInfo
+    edge: RightEdge  # the tree's right edge at its stored size
+    signed: int  # tree size covered by its last signed checkpoint
+
+
+def open_tree(conn: sqlite3.Connection, chain_id: int, key_id: bytes) -> WrittenTree:
+    """Resume a log's tree for writing; a chain registered without entries (a seeded sample)
+    gets its tree now, started under ``key_id``."""
+    info = tree_info(conn, chain_id)
+    if (
+        info is None
+        and not conn.execute(
+            "SELECT 1 FROM entries WHERE chain_id = ? LIMIT 1", (chain_id,)
+        ).fetchone()
+    ):
+        conn.execute(
+            "INSERT INTO trees (chain_id, base, legacy_head, first_key) VALUES (?, 0, NULL, ?)",
+            (chain_id, key_id),
+        )
+        info = tree_info(conn, chain_id)
+    if info is None:
+        raise LogError(
+            f"log database: chain #{chain_id} has no tree; the database was changed by "
+            "hand or by an unknown release: restore a backup"
+        )
+    row = conn.execute("SELECT max(idx) FROM entries WHERE chain_id = ?", (chain_id,)).fetchone()
+    last = row[0]
+    size = info.dropped if last is None or last < info.base else last + 1 - info.base
+    size = max(size, info.dropped)
+    signed = conn.execute(
+        "SELECT max(size) FROM checkpoints WHERE chain_id = ? AND note IS NOT NULL",
+        (chain_id,),
+    ).fetchone()[0]
+    return WrittenTree(
+        info,
+        restore_edge(conn, chain_id, info.base, size),
+        0 if signed is None else int(signed) - info.base,
+    )

@@ -26,34 +26,23 @@ from gateway.log.legacy import (
     ChainReport,
     CheckpointRecord,
     EntryProof,
-    KeyRecord,
     VerifyReport,
     prove_entry,
-    trusted_keys,
 )
 from gateway.log.legacy import verify_connection as verify_legacy
 from gateway.log.merkle import ProofError, leaf_hash, verify_inclusion
 from gateway.log.note import ED25519_TYPE, Checkpoint, NoteError, Verifier, open_note
-from gateway.log.proof import (
-    INCOMPLETE,
-    NO_WITNESSES,
-    TreeVerdict,
-    WitnessPolicy,
-    check_tree,
-)
+from gateway.log.proof import check_tree
 from gateway.log.stored import note_signature, rows_problem, seal_problem, tree_input
 from gateway.log.tree import TreeHashes, tree_info
+from gateway.log.verdict import INCOMPLETE, NO_WITNESSES, TreeVerdict, WitnessPolicy
 
 __all__ = [
-    "ChainReport",
-    "CheckpointRecord",
-    "EntryProof",
-    "KeyRecord",
     "TreeEntryProof",
-    "VerifyReport",
-    "prove_entry",
+    "checkpoint_valid",
+    "entry_proof",
+    "log_keys",
     "prove_tree_entry",
-    "trusted_keys",
     "verify_connection",
     "verify_db",
 ]

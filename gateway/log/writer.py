@@ -20,14 +20,13 @@ shaped by what devices send, and a forgotten entry is only looked up in the data
 
 from __future__ import annotations
 
-import base64
 import os
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from gateway.cache import SizedCache
-from gateway.errors import EntryInvalid, LogError
+from gateway.errors import LogError
 from gateway.log.chain import (
     GATEWAY_CHAIN,
     body_digest,
@@ -47,6 +46,7 @@ from gateway.log.entry import (
     names_of,
     us_from_at,
 )
+from gateway.log.forget import forget, scrub
 from gateway.log.jcs import canonical
 from gateway.log.keys import Signer, fingerprint
 from gateway.log.leaf import entry_leaf, rotation_message_v2, tree_origin
@@ -54,10 +54,12 @@ from gateway.log.merkle import RightEdge
 from gateway.log.names import seal_names
 from gateway.log.note import Checkpoint as NoteCheckpoint
 from gateway.log.note import sign_note
+from gateway.log.notices import erasure_draft, parse_subject, rotation_draft, seal_draft
 from gateway.log.retention import compact, drop_content
-from gateway.log.tree import restore_edge, stored_levels, tree_info
+from gateway.log.stored import note_signature
+from gateway.log.tree import open_tree, stored_levels
 
-__all__ = ["LogWriter", "parse_subject"]
+__all__ = ["LogWriter"]
 
 # Bytes each memo table may hold (estimated: 2 per character, plus the objects).
 BODIES_BYTES = 2 * 1024 * 1024
@@ -83,54 +85,6 @@ def _body_key_size(key: tuple[object, ...], found: tuple[int, bytes]) -> int:
 
 def _topic_size(key: tuple[int, int, str], topic_id: int) -> int:
     return 2 * len(key[2]) + 250
-
-
-def _seal_draft(chain: str, base: int, head: bytes, at: datetime) -> EntryDraft:
-    """The first entry of a tree that continues a 0.1.0 chain: that chain's size and final hash."""
-    return EntryDraft(
-        kind="gateway_event",
-        at=at,
-        customer=None if chain == GATEWAY_CHAIN else chain,
-        device=None,
-        recipient=None,
-        outcome=None,
-        grant=None,
-        policy_version=None,
-        purpose={},
-        legal_basis=None,
-        topic=None,
-        content=None,
-        source_digest=bytes(32),
-        shared=(),
-        altered=(),
-        withheld=(),
-        reason="log_sealed",
-        reason_params={"legacy_size": str(base), "legacy_head": head.hex()},
-        text_de=(
-            f"Das Protokoll wird ab hier als Merkle-Baum geführt. Die bisherige Kette endet nach "
-            f"{base} Einträgen mit dem Hash {head.hex()}."
-        ),
-        text_en=(
-            f"From here on the log is kept as a Merkle tree. The previous chain ends after {base} "
-            f"entries with the hash {head.hex()}."
-        ),
-    )
-
-
-def _note_signature(note: str) -> bytes:
-    """The Ed25519 signature (without the key ID) of a note signed by one key."""
-    line = note.rsplit("\n", 2)[-2]
-    return base64.b64decode(line.rsplit(" ", 1)[1])[4:]
-
-
-def parse_subject(subject: str) -> tuple[str, str | None]:
-    """``"customer"`` or ``"customer/device"`` -> (chain, device or None)."""
-    chain, sep, device = subject.partition("/")
-    if not chain:
-        raise EntryInvalid(
-            "subject", f"expected 'customer' or 'customer/device', found {subject!r}"
-        )
-    return chain, (device if sep and device else None)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -185,7 +139,7 @@ class LogWriter:
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             drafts = [
-                _seal_draft(self._chain_names[c], base, head, now) for c, base, head in unsealed
+                seal_draft(self._chain_names[c], base, head, now) for c, base, head in unsealed
             ]
             if drafts:
                 self.append(drafts)
@@ -214,39 +168,12 @@ class LogWriter:
         self._legacy: dict[int, tuple[int, bytes]] = {}
         self._signed: dict[int, int] = {}
         for chain_id in self._chain_names:
-            info = tree_info(conn, chain_id)
-            if (
-                info is None
-                and not conn.execute(
-                    "SELECT 1 FROM entries WHERE chain_id = ? LIMIT 1", (chain_id,)
-                ).fetchone()
-            ):
-                # a chain registered without entries (a seeded sample): its tree starts now
-                conn.execute(
-                    "INSERT INTO trees (chain_id, base, legacy_head, first_key)"
-                    " VALUES (?, 0, NULL, ?)",
-                    (chain_id, self._signer.key_id),
-                )
-                info = tree_info(conn, chain_id)
-            if info is None:
-                raise LogError(
-                    f"log database: chain #{chain_id} has no tree; the database was changed by "
-                    "hand or by an unknown release: restore a backup"
-                )
-            last = conn.execute(
-                "SELECT max(idx) FROM entries WHERE chain_id = ?", (chain_id,)
-            ).fetchone()[0]
-            size = info.dropped if last is None or last < info.base else last + 1 - info.base
-            size = max(size, info.dropped)
-            signed = conn.execute(
-                "SELECT max(size) FROM checkpoints WHERE chain_id = ? AND note IS NOT NULL",
-                (chain_id,),
-            ).fetchone()[0]
-            self._bases[chain_id] = info.base
-            self._edges[chain_id] = restore_edge(conn, chain_id, info.base, size)
-            self._signed[chain_id] = 0 if signed is None else int(signed) - info.base
-            if info.legacy_head is not None:
-                self._legacy[chain_id] = (info.base, info.legacy_head)
+            tree = open_tree(conn, chain_id, self._signer.key_id)
+            self._bases[chain_id] = tree.info.base
+            self._edges[chain_id] = tree.edge
+            self._signed[chain_id] = tree.signed
+            if tree.info.legacy_head is not None:
+                self._legacy[chain_id] = (tree.info.base, tree.info.legacy_head)
         top = conn.execute(
             "SELECT max(coalesce((SELECT max(seq) FROM entries), 0),"
             " coalesce((SELECT max(seq) FROM checkpoints), 0))"
@@ -514,7 +441,7 @@ class LogWriter:
             note = sign_note(
                 NoteCheckpoint(origin, edge.size, root).text, [signer.note_signer(origin)]
             )
-            sig = _note_signature(note)
+            sig = note_signature(note)
             size = self._bases[chain_id] + edge.size
             rows.append(
                 (chain_id, size, root, at_us, signer.key_id, sig, self._pending_seq - 1, note)
@@ -553,62 +480,18 @@ class LogWriter:
         chain_id = self._chains.get(chain)
         erased = 0
         if chain_id is not None:
-            where = "chain_id = ?"
-            params: tuple[object, ...] = (chain_id,)
-            if device is not None:
-                device_id = self._atom(device)
-                where += " AND device_id = ?"
-                params = (chain_id, device_id)
-            cur = self._conn.execute(
-                f"DELETE FROM content WHERE seq IN (SELECT seq FROM entries WHERE {where})",
-                params,
-            )
-            erased = cur.rowcount
-            self._conn.execute(f"DELETE FROM topics WHERE {where}", params)
-            self._conn.execute(f"DELETE FROM names WHERE {where}", params)
-            self._conn.execute(f"DELETE FROM subject_keys WHERE {where}", params)
+            device_id = None if device is None else self._atom(device)
+            erased = forget(self._conn, chain_id, device_id)
             self._subject_keys = {
                 k: v
                 for k, v in self._subject_keys.items()
-                if not (k[0] == chain_id and (device is None or k[1] == params[1]))
+                if not (k[0] == chain_id and (device_id is None or k[1] == device_id))
             }
             self._topics.clear()  # erasure is rare: forget every topic id, not only the subject's
             # Cached bodies name commitments under the destroyed keys: the subject's next
             # entries are committed under its new key.
             self._body_keys.clear()
-        what_de = f"Gerät {device}" if device else "allen Geräten"
-        what_en = f"device {device}" if device else "all devices"
-        draft = EntryDraft(
-            kind="erasure",
-            at=now,
-            customer=chain,
-            device=device,
-            recipient=None,
-            outcome=None,
-            grant=None,
-            policy_version=None,
-            purpose={},
-            legal_basis="legal_obligation",
-            topic=None,
-            content=None,
-            source_digest=bytes(32),
-            shared=(),
-            altered=(),
-            withheld=(),
-            reason="erased",
-            reason_params={"requested_by": requested_by, "entries": str(erased)},
-            text_de=text_de
-            or (
-                f"Auf Wunsch von {requested_by} wurden die persönlichen Inhalte von {what_de} "
-                f"gelöscht ({erased} Einträge). Die Nachweiskette bleibt prüfbar."
-            ),
-            text_en=text_en
-            or (
-                f"At the request of {requested_by}, the personal content of {what_en} was "
-                f"erased ({erased} entries). The chain of proof still verifies."
-            ),
-            subject=subject,
-        )
+        draft = erasure_draft(subject, now, requested_by, erased, text_de=text_de, text_en=text_en)
         return self.append([draft])[0]
 
     def scrub(self) -> bool:
@@ -616,8 +499,7 @@ class LogWriter:
 
         Returns False when a reader kept the checkpoint from finishing (call again later).
         """
-        busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-        return int(busy) == 0
+        return scrub(self._conn)
 
     # -- keys ----------------------------------------------------------------------------
     def rotate_key(self, new_signer: Signer, now: datetime) -> AppendedEntry:
@@ -654,39 +536,8 @@ class LogWriter:
             record = rotation_message_v2(
                 self.origin_of(name), index, old.public.raw, new_signer.public.raw
             )
-            draft = EntryDraft(
-                kind="key_rotation",
-                at=now,
-                customer=None if name == GATEWAY_CHAIN else name,
-                device=None,
-                recipient=None,
-                outcome=None,
-                grant=None,
-                policy_version=None,
-                purpose={},
-                legal_basis=None,
-                topic=None,
-                content=None,
-                source_digest=bytes(32),
-                shared=(),
-                altered=(),
-                withheld=(),
-                reason=None,
-                reason_params={
-                    "old": old.public.raw.hex(),
-                    "new": new_signer.public.raw.hex(),
-                    "sig_old": old.sign(record).hex(),
-                    "sig_new": new_signer.sign(record).hex(),
-                },
-                text_de=(
-                    f"Der Signaturschlüssel wurde gewechselt: alt {old.fingerprint}, "
-                    f"neu {new_signer.fingerprint}."
-                ),
-                text_en=(
-                    f"The signing key was rotated: old {old.fingerprint}, "
-                    f"new {new_signer.fingerprint}."
-                ),
-            )
+            customer = None if name == GATEWAY_CHAIN else name
+            draft = rotation_draft(customer, now, old, new_signer, record)
             entry = self.append([draft])[0]
             if name == GATEWAY_CHAIN:
                 gateway_entry = entry

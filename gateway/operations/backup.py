@@ -50,7 +50,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from gateway.config import Config
 from gateway.errors import GatewayError
 from gateway.log.keys import PublicKey, Signer, load_public_key
-from gateway.log.verify import VerifyReport, verify_db
+from gateway.log.legacy import VerifyReport
+from gateway.log.verify import verify_db
 
 __all__ = [
     "FORMAT",

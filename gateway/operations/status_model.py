@@ -35,7 +35,6 @@ __all__ = [
     "RefusalStatus",
     "Status",
     "UpstreamStatus",
-    "WitnessStatus",
 ]
 
 

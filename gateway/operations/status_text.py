@@ -15,9 +15,9 @@ from gateway.operations.status_model import (
     PipelineStatus,
     QueueState,
     Status,
-    WitnessStatus,
 )
 from gateway.visible import neutralise
+from gateway.witness.status import WitnessStatus
 
 __all__ = ["render_status"]
 

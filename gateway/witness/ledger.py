@@ -2,7 +2,8 @@
 
 Given two runners by ``app.py`` — ``read`` and ``write`` run a function of the database
 connection on the store's one writer connection (``Store.read`` / ``Store.transaction``) — so
-the witness room needs nothing of the message path. The SQL is ``gateway.log.cosignatures``'.
+the witness room needs nothing of the message path. The SQL is ``gateway.log.checkpoints``'
+(the notes) and ``gateway.log.cosignatures``' (the witnesses' tables).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
+from gateway.log import checkpoints as notes
 from gateway.log import cosignatures as db
-from gateway.log.cosignatures import Progress, SignedCheckpoint
+from gateway.log.checkpoints import SignedCheckpoint
+from gateway.log.cosignatures import Progress
 
 __all__ = ["Ledger", "Runner"]
 
@@ -29,13 +32,13 @@ class Ledger:
         self._write = write
 
     async def checkpoints(self) -> list[SignedCheckpoint]:
-        return await self._read(db.latest_checkpoints)
+        return await self._read(notes.latest_checkpoints)
 
     async def progress(self, witness: str) -> dict[int, Progress]:
         return await self._read(lambda conn: db.progress(conn, witness))
 
     async def first_uncovered_at(self, chain_id: int, size: int) -> int | None:
-        return await self._read(lambda conn: db.first_uncovered_at(conn, chain_id, size))
+        return await self._read(lambda conn: notes.first_uncovered_at(conn, chain_id, size))
 
     async def proof(self, chain_id: int, old: int, new: int) -> list[bytes]:
         return await self._read(lambda conn: db.consistency(conn, chain_id, old, new))

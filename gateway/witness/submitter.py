@@ -36,7 +36,8 @@ import aiohttp
 from gateway.backoff import Backoff
 from gateway.config import WitnessConfig
 from gateway.errors import GatewayError
-from gateway.log.cosignatures import Progress, SignedCheckpoint
+from gateway.log.checkpoints import SignedCheckpoint
+from gateway.log.cosignatures import Progress
 from gateway.log.note import NoteError, Verifier, open_note
 from gateway.witness.client import Conflict, Cosigned, Refused, WitnessClient, WitnessUnreachable
 from gateway.witness.ledger import Ledger, Runner

@@ -18,7 +18,7 @@ from gateway.log.keys import PublicKey, Signer
 from gateway.log.leaf import ENTRY_SIZE
 from gateway.log.note import Signer as NoteSigner
 from gateway.log.note import Verifier, cosign
-from gateway.log.proof import INCOMPLETE, TAMPERED, UnusableInput, WitnessPolicy
+from gateway.log.verdict import INCOMPLETE, TAMPERED, UnusableInput, WitnessPolicy
 from tests.log.conftest import ORIGIN, T0, Log, make_draft
 
 C = "baeckerei-schmidt"

@@ -14,8 +14,8 @@ import pytest
 
 from gateway.log.bundle import export_customer, verify_bundle
 from gateway.log.names import names_commitment, names_salt, seal_names
-from gateway.log.proof import UnusableInput
 from gateway.log.reader import Reader
+from gateway.log.verdict import UnusableInput
 from gateway.log.verify import verify_db
 from gateway.log.writer import LogWriter
 from tests.log.conftest import ORIGIN, T0, Log, make_draft

@@ -8,15 +8,10 @@ from gateway.errors import LogError
 from gateway.log.chain import genesis_hash
 from gateway.log.entry import at_from_us
 from gateway.log.keys import PublicKey, fingerprint
+from gateway.log.legacy import CheckpointRecord, EntryProof, prove_entry
 from gateway.log.reader.base import ReaderBase
 from gateway.log.results import CheckpointInfo, EntryDetail, EntryFacts
-from gateway.log.verify import (
-    CheckpointRecord,
-    EntryProof,
-    checkpoint_valid,
-    entry_proof,
-    prove_entry,
-)
+from gateway.log.verify import checkpoint_valid, entry_proof
 
 __all__ = ["MAX_WALK", "ProofQueries"]
 

@@ -161,6 +161,18 @@ def build(directory: Path) -> list[dict[str, Any]]:
     stripped[at_line] = {"t": "content", "data": base64.b64encode(rest).decode()}
     add("content-stripped.bundle", _dump(stripped), 1, victim)
 
+    # the first names document dropped, with no erasure of its subject behind it: named at the
+    # first entry whose body commits to it
+    names_at = next(i for i, x in enumerate(lines) if x["t"] == "names")
+    commitment = lines[names_at]["commitment"]
+    bodies = {
+        bytes.fromhex(x["digest"]): orjson.loads(x["body"]) for x in lines if x["t"] == "body"
+    }
+    first_use = next(
+        i for i, r in enumerate(records) if bodies[r[17:49]].get("names") == commitment
+    )
+    add("names-stripped.bundle", _dump(lines[:names_at] + lines[names_at + 1 :]), 1, first_use)
+
     # the newest checkpoint re-signed by the key the rotation retired
     retired = list(lines)
     note = retired[last_cp]["note"]
