@@ -50,6 +50,16 @@ NOT_YET = {
     "gateway/operations/portal/process.py",
     "gateway/operations/portal/server.py",
     "gateway/operations/portal/service.py",
+    # The log's Merkle tree modules merged from the tree work: tested today through
+    # tests/log/test_tree.py, test_vectors.py, test_bundle.py, test_tamper.py and the Go interop
+    # tests; their own test modules are owed by that work.
+    "gateway/log/absence.py",
+    "gateway/log/leaf.py",
+    "gateway/log/legacy_bundle.py",
+    "gateway/log/levels.py",
+    "gateway/log/proof.py",
+    "gateway/log/prove.py",
+    "gateway/log/stored.py",
     "gateway/bench/log.py",
     "gateway/bench/policies.py",
     "gateway/bench/sample.py",

@@ -7,6 +7,7 @@ take explicit paths so the CLI can default them from the gateway configuration.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sqlite3
 import sys
 from datetime import UTC, datetime
@@ -15,9 +16,24 @@ from typing import TextIO
 
 from gateway.commands.gateway_cmds import add_config_option
 from gateway.config import Config, load_config
-from gateway.errors import LogError
-from gateway.log.bundle import export_customer, verify_bundle
-from gateway.log.keys import Signer, load_public_key
+from gateway.errors import BundleError, KeyFileError, LogError
+from gateway.log.bundle import export_customer, latest_note, verify_bundle
+from gateway.log.keys import PublicKey, Signer, load_public_key
+from gateway.log.legacy_bundle import verify_bundle_v1
+from gateway.log.note import (
+    PROOF_HEADER,
+    NoteError,
+    Verifier,
+)
+from gateway.log.proof import (
+    INCOMPLETE,
+    TAMPERED,
+    UNUSABLE,
+    TreeVerdict,
+    UnusableInput,
+    WitnessPolicy,
+)
+from gateway.log.prove import check_entry_proof, prove_entry_file
 from gateway.log.reader import Reader
 from gateway.log.schema import configure_writer, ensure_schema
 from gateway.log.verify import VerifyReport, verify_db
@@ -28,24 +44,70 @@ __all__ = [
     "key_generate_command",
     "key_rotate_command",
     "key_show_command",
+    "prove_command",
     "register",
     "verify_command",
 ]
 
 
+EXIT_CODES = """exit codes: 0 verified; 1 tampered (the first bad entry is named); 2 incomplete
+(something is not covered by a verified checkpoint); 3 unusable input (not a bundle, no key)"""
+
+
 def _print_report(report: VerifyReport, out: TextIO, err: TextIO) -> int:
+    """The database's report; an unsigned tail is 'incomplete' (exit 2), never OK."""
     print(report.summary(), file=out)
-    if report.unsigned:
-        print(
-            f"warning: {report.unsigned} entries are not yet covered by a signed checkpoint",
-            file=err,
-        )
     first = report.first
     if first is not None:
         print(f"error: {first}", file=err)
     for problem in report.key_problems:
         print(f"error: {problem}", file=err)
-    return 0 if report.ok else 1
+    if not report.ok:
+        return TAMPERED
+    if report.unsigned:
+        print(
+            f"incomplete: {report.unsigned} entries are not yet covered by a signed checkpoint "
+            "(a running gateway signs within a second; run again, or export: it signs first)",
+            file=err,
+        )
+        return INCOMPLETE
+    return 0
+
+
+def _print_verdict(verdict: TreeVerdict, out: TextIO, err: TextIO) -> int:
+    state = {0: "OK", 1: "TAMPERED", 2: "INCOMPLETE"}[verdict.code]
+    print(
+        f"{verdict.origin}: {verdict.size} entries"
+        + (f" (the first {verdict.start} compacted)" if verdict.start else "")
+        + f", {verdict.checkpoints} verified checkpoint(s) covering {verdict.covered}; "
+        f"keys {' → '.join(verdict.keys)}: {state}",
+        file=out,
+    )
+    if verdict.problem is not None:
+        print(f"error: {verdict.problem}", file=err)
+    return verdict.code
+
+
+def _witness_policy(witnesses: list[str], required: int | None) -> WitnessPolicy:
+    try:
+        keys = tuple(Verifier.parse(w) for w in witnesses)
+    except NoteError as exc:
+        raise UnusableInput(f"--witness: {exc}") from exc
+    return WitnessPolicy(keys, len(keys) if required is None else required)
+
+
+def _verify_proof(text: str, public: PublicKey, out: TextIO, err: TextIO) -> int:
+    """A single-entry c2sp.org/tlog-proof@v1 file: leaf from ``extra``, inclusion, signature."""
+    verdict = check_entry_proof(text, public)
+    if verdict.problem is not None:
+        print(f"error: {verdict.problem}", file=err)
+        return verdict.code
+    print(
+        f"{verdict.origin}: the entry is in the signed tree of {verdict.size} entries: OK", file=out
+    )
+    if verdict.body:
+        print(verdict.body.decode("utf-8", "replace"), file=out)
+    return 0
 
 
 def verify_command(
@@ -54,32 +116,115 @@ def verify_command(
     db: Path | None,
     customer: str | None,
     key: Path | None,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    since: Path | None = None,
+    witnesses: list[str] | None = None,
+    witnesses_required: int | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
-    """Verify a bundle (with ``key``) or the database; 0 when everything verifies, 1 if not."""
-    public = None if key is None else load_public_key(key)
-    if bundle is not None:
-        if public is None:
-            raise LogError("verify: a bundle needs --key PUBKEY (the key you trust, not its own)")
-        data = sys.stdin.buffer.read() if str(bundle) == "-" else bundle.read_bytes()
-        return _print_report(verify_bundle(data, public), out, err)
-    if db is None:
-        raise LogError("verify: give a BUNDLE file or --db PATH")
-    if not db.exists():
-        raise LogError(f"verify: {db}: no such log database")
-    return _print_report(verify_db(db, customer=customer, public_key=public), out, err)
+    """Verify a bundle or a proof (with ``key``) or the database; the exit codes above."""
+    out = sys.stdout if out is None else out  # read at call time: tests and pipes swap them
+    err = sys.stderr if err is None else err
+    try:
+        public = None if key is None else load_public_key(key)
+        policy = _witness_policy(witnesses or [], witnesses_required)
+        if bundle is not None:
+            if public is None:
+                raise UnusableInput(
+                    "verify: a bundle needs --key PUBKEY (the key you trust, not its own)"
+                )
+            data = sys.stdin.buffer.read() if str(bundle) == "-" else bundle.read_bytes()
+            if data.startswith(PROOF_HEADER.encode()):
+                return _verify_proof(data.decode("utf-8", "replace"), public, out, err)
+            if data.startswith(b'{"customer":') and b'"format":"einblick-bundle/v1"' in data[:300]:
+                print("legacy bundle (einblick-bundle/v1, hash chains)", file=out)
+                try:  # an export made before the trees: verified as that release did, 0 or 1
+                    report = verify_bundle_v1(data, public)
+                except BundleError as exc:
+                    print(f"error: {exc}", file=err)
+                    return TAMPERED
+                code = _print_report(report, out, err)
+                return TAMPERED if code == TAMPERED else 0
+            kept = None if since is None else since.read_bytes()
+            return _print_verdict(
+                verify_bundle(data, public, witnesses=policy, since=kept), out, err
+            )
+        if db is None:
+            raise UnusableInput("verify: give a BUNDLE file or --db PATH")
+        if not db.exists():
+            raise UnusableInput(f"verify: {db}: no such log database")
+        return _print_report(
+            verify_db(db, customer=customer, public_key=public, witnesses=policy), out, err
+        )
+    except (UnusableInput, KeyFileError, BundleError, OSError) as exc:
+        print(f"error: unusable input: {exc}", file=err)
+        return UNUSABLE
+
+
+def _sign_now(args: argparse.Namespace, db: Path) -> None:
+    """Sign every log before an export or a proof, so what is handed out is fully covered."""
+    from gateway.operations.control import GatewayNotRunning, request
+
+    config = _config(args)
+    if config is not None:
+        try:
+            asyncio.run(request(config.control_socket, "checkpoint", timeout=60))
+            return
+        except GatewayNotRunning:
+            pass
+    from gateway.operations.lock import DirectoryLock
+
+    directory = config.data_path if config is not None else db.parent
+    key_path = getattr(args, "key", None) or (
+        config.signing_key_path if config is not None else None
+    )
+    if key_path is None:
+        raise LogError(
+            "export: the log must be signed first, and no signing key was found: pass --key "
+            "PRIVATE_KEY or --config (or start the gateway)"
+        )
+    with DirectoryLock(directory, instance="export"):
+        conn = sqlite3.connect(db, isolation_level=None)
+        try:
+            configure_writer(conn)
+            ensure_schema(conn)
+            origin = Reader.over(conn, db).origin
+            LogWriter(conn, Signer.load(key_path), origin)  # signs any unsigned tail at start
+        finally:
+            conn.close()
 
 
 def export_command(
-    *, db: Path, customer: str, since: datetime | None, out_path: Path | None
+    *, db: Path, customer: str, out_path: Path | None, checkpoint_out: Path | None = None
 ) -> int:
-    data = export_customer(db, customer, since)
+    data = export_customer(db, customer)
     if out_path is None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     else:
         out_path.write_bytes(data)
+    target = checkpoint_out
+    if target is None and out_path is not None:
+        target = out_path.with_name(out_path.name + ".checkpoint")
+    if target is not None:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            note = latest_note(conn, customer)
+        finally:
+            conn.close()
+        if note is not None:
+            target.write_text(note)
+            print(f"checkpoint to keep: {target}", file=sys.stderr)
+    return 0
+
+
+def prove_command(*, db: Path, customer: str, entry: int, out_path: Path | None) -> int:
+    """Write entry ``entry`` of ``customer``'s tree as a c2sp.org/tlog-proof@v1 file."""
+    text = prove_entry_file(db, customer, entry).text
+    if out_path is None:
+        sys.stdout.write(text)
+    else:
+        out_path.write_text(text)
     return 0
 
 
@@ -131,12 +276,18 @@ def key_rotate_command(*, db: Path, key: Path, new_key: Path, out: TextIO = sys.
     return 0
 
 
-def _since(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected an ISO 8601 time, found {text!r}") from exc
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+def _export(args: argparse.Namespace) -> int:
+    db = _db(args)
+    _sign_now(args, db)
+    return export_command(
+        db=db, customer=args.customer, out_path=args.out, checkpoint_out=args.checkpoint_out
+    )
+
+
+def _prove(args: argparse.Namespace) -> int:
+    db = _db(args)
+    _sign_now(args, db)
+    return prove_command(db=db, customer=args.customer, entry=args.entry, out_path=args.out)
 
 
 def _config(args: argparse.Namespace) -> Config | None:
@@ -177,27 +328,64 @@ def _private_key(args: argparse.Namespace) -> Path:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    verify = subparsers.add_parser("verify", help="verify the log or an exported bundle")
-    verify.add_argument("bundle", nargs="?", type=Path, help="bundle file ('-' for stdin)")
+    verify = subparsers.add_parser(
+        "verify",
+        help="verify the log, an exported bundle or a single-entry proof",
+        epilog=EXIT_CODES,
+    )
+    verify.add_argument(
+        "bundle", nargs="?", type=Path, help="bundle or .tlog-proof file ('-' for stdin)"
+    )
+    verify.add_argument(
+        "--since", type=Path, help="a checkpoint file or an earlier bundle you kept"
+    )
+    verify.add_argument(
+        "--witness", action="append", default=[], help="a witness's vkey (repeatable)"
+    )
+    verify.add_argument(
+        "--witnesses-required",
+        type=int,
+        help="cosignatures each checkpoint needs from those witnesses (default: all named)",
+    )
     add_config_option(verify)
     verify.add_argument("--db", type=Path, help="log database (default: from the configuration)")
     verify.add_argument("--customer", help="verify only this customer's chain")
     verify.add_argument("--key", type=Path, help="public key to trust (PEM or hex file)")
     verify.set_defaults(
         func=lambda a: verify_command(
-            bundle=a.bundle, db=None if a.bundle else _db(a), customer=a.customer, key=a.key
+            bundle=a.bundle,
+            db=None if a.bundle else _db(a),
+            customer=a.customer,
+            key=a.key,
+            since=a.since,
+            witnesses=a.witness,
+            witnesses_required=a.witnesses_required,
         )
     )
 
     export = subparsers.add_parser("export", help="export a customer's signed log bundle")
     add_config_option(export)
     export.add_argument("--customer", required=True)
-    export.add_argument("--since", type=_since, help="ISO time; starts at the checkpoint before")
     export.add_argument("--db", type=Path, help="log database (default: from the configuration)")
+    export.add_argument("--key", type=Path, help="private key to sign with when no gateway runs")
     export.add_argument("--out", type=Path, help="file to write (default stdout)")
-    export.set_defaults(
-        func=lambda a: export_command(db=_db(a), customer=a.customer, since=a.since, out_path=a.out)
+    export.add_argument(
+        "--checkpoint-out",
+        type=Path,
+        help="where to write the current checkpoint to keep (default: beside --out)",
     )
+    export.set_defaults(func=_export)
+
+    prove = subparsers.add_parser(
+        "prove", help="write one entry's proof (c2sp.org/tlog-proof@v1) to hand on alone"
+    )
+    add_config_option(prove)
+    prove.add_argument("--customer", required=True)
+    prove.add_argument("--entry", type=int, required=True, help="the entry's index in the tree")
+    prove.add_argument("--db", type=Path, help="log database (default: from the configuration)")
+    prove.add_argument("--key", type=Path, help="private key to sign with when no gateway runs")
+    prove.add_argument("--out", type=Path, help="file to write (default stdout)")
+    prove.set_defaults(func=_prove)
 
     key = subparsers.add_parser("key", help="the log's signing key")
     key_sub = key.add_subparsers(dest="key_command", required=True)

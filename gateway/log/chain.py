@@ -51,7 +51,9 @@ __all__ = [
     "body_digest",
     "canonical_json",
     "checkpoint_message",
+    "commitment_of_tail",
     "content_commitment",
+    "content_tail",
     "entry_hash",
     "genesis_hash",
     "rotation_message",
@@ -108,16 +110,26 @@ def salt_for(subject_key: bytes, chain: str, index: int) -> bytes:
     ).digest()
 
 
-def content_commitment(salt: bytes, topic: str | None, content: bytes | None) -> bytes:
-    """Commit to (topic, content); None and empty are different values."""
-    parts = [_CONTENT, salt]
+def content_tail(salt: bytes, topic: str | None, content: bytes | None) -> bytes:
+    """What follows the domain prefix in a content commitment: salt, topic part, content part
+    (a bundle carries exactly these bytes, so the verifier hashes them in bulk)."""
+    parts = [salt]
     if topic is None:
         parts.append(b"\x00")
     else:
         raw = topic.encode("utf-8")
         parts += [b"\x01", _U32.pack(len(raw)), raw]
     parts.append(b"\x00" if content is None else b"\x01" + content)
-    return _sha256(b"".join(parts)).digest()
+    return b"".join(parts)
+
+
+def content_commitment(salt: bytes, topic: str | None, content: bytes | None) -> bytes:
+    """Commit to (topic, content); None and empty are different values."""
+    return _sha256(_CONTENT + content_tail(salt, topic, content)).digest()
+
+
+def commitment_of_tail(tail: bytes) -> bytes:
+    return _sha256(_CONTENT + tail).digest()
 
 
 def genesis_hash(origin: str, chain: str) -> bytes:

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from gateway.errors import KeyFileError
+from gateway.log import note
 
 __all__ = [
     "PublicKey",
@@ -181,3 +182,7 @@ class Signer:
 
     def sign(self, message: bytes) -> bytes:
         return self._private.sign(message)
+
+    def note_signer(self, name: str) -> note.Signer:
+        """This key signing C2SP notes under ``name`` (a log's origin is its key name)."""
+        return note.Signer(name, self._private)

@@ -22,6 +22,9 @@ the last release (tests/data/releases/).
        when it may leave (a grant's ``release: end_of_unit``)
     5  consent events name the right exercised: consent (withdraw/give), objection (GDPR
        Art. 21) or restriction (Art. 18); every earlier event was a consent's
+    6  one Merkle tree per log: ``trees`` (where each tree starts, the sealed 0.1.0 chain's final
+       hash), ``tree_hashes`` (levels 8, 16, …), checkpoints keep their signed note verbatim,
+       entries indexed by (chain, index) for proofs. Existing chains are sealed, not rewritten.
 """
 
 from __future__ import annotations
@@ -260,12 +263,48 @@ def _v5_consent_rights(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE consent_events ADD COLUMN right TEXT NOT NULL DEFAULT 'consent'")
 
 
+def _v6_trees(conn: sqlite3.Connection) -> None:
+    # Every chain that exists is sealed where it stands: its tree starts at the next index
+    # (``base``) and its final hash (or, when compacted down to nothing, its anchor's signed
+    # head) is kept here, for the writer to record in the tree's first entry. Old entries and
+    # checkpoints are not touched, so exports made before still verify by the legacy path.
+    _script(
+        conn,
+        """
+CREATE TABLE trees (
+    chain_id INTEGER PRIMARY KEY,
+    base INTEGER NOT NULL,          -- entries.idx of the tree's leaf 0 (0.1.0 entries below)
+    legacy_head BLOB,               -- the sealed chain's final hash; NULL: no old chain
+    first_key BLOB,                 -- key id current when the tree started
+    dropped INTEGER NOT NULL DEFAULT 0  -- leaves removed by compaction (multiple of 256)
+);
+CREATE TABLE tree_hashes (
+    chain_id INTEGER NOT NULL, level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
+    PRIMARY KEY (chain_id, level, idx)) WITHOUT ROWID;
+ALTER TABLE checkpoints ADD COLUMN note TEXT;  -- the C2SP signed note; NULL: a 0.1.0 checkpoint
+DROP INDEX IF EXISTS entries_chain;
+CREATE INDEX entries_chain_idx ON entries (chain_id, idx);
+INSERT INTO trees (chain_id, base, legacy_head, first_key)
+SELECT c.id,
+       coalesce((SELECT max(idx) + 1 FROM entries WHERE chain_id = c.id),
+                (SELECT k.size FROM anchors a JOIN checkpoints k ON k.id = a.checkpoint_id
+                 WHERE a.chain_id = c.id), 0),
+       coalesce((SELECT hash FROM entries WHERE chain_id = c.id ORDER BY idx DESC LIMIT 1),
+                (SELECT k.head FROM anchors a JOIN checkpoints k ON k.id = a.checkpoint_id
+                 WHERE a.chain_id = c.id)),
+       (SELECT key_id FROM keys ORDER BY id DESC LIMIT 1)
+FROM chains c;
+""",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the explanation log's tables", _v1_log_tables),
     Migration(2, "outbox, pseudonym keys, consent events, erasures", _v2_gateway_tables),
     Migration(3, "time columns in integer microseconds", _v3_microseconds),
     Migration(4, "outbox rows keep their source and policy version", _v4_outbox_sources),
     Migration(5, "consent events name the right exercised", _v5_consent_rights),
+    Migration(6, "one Merkle tree per log; old chains sealed", _v6_trees),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -68,9 +68,14 @@ class NoteError(ValueError):
 
 def _b64decode(text: str, what: str) -> bytes:
     try:
-        return base64.b64decode(text, validate=True)
+        raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise NoteError(f"{what} is not valid base64: {text[:60]!r}") from exc
+    # Non-zero padding bits decode to the same bytes: refused, so that no character of a note
+    # or proof can change without the check failing.
+    if _B64(raw).decode() != text:
+        raise NoteError(f"{what} is not in canonical base64: {text[:60]!r}")
+    return raw
 
 
 def _check_name(name: str) -> None:
@@ -114,7 +119,8 @@ class Verifier:
 
     @classmethod
     def parse(cls, vkey: str) -> Verifier:
-        parts = vkey.strip().split("+")
+        # A name holds no '+', but base64 may: split at the first two only (as Go's note does).
+        parts = vkey.strip().split("+", 2)
         if len(parts) != 3:
             raise NoteError(
                 f"a verifier key is name+keyid+base64key, three parts joined by '+': {vkey[:80]!r}"

@@ -6,12 +6,11 @@ Two cuts, each per chain (one customer's log), each inside the caller's transact
   and its topic, the rows of ``content`` and the ``topics`` no remaining content uses). The
   entries stay with their content commitments, so every chain and every proof verifies exactly
   as after an erasure; only the plain content is gone.
-- ``compact``: for each chain, the newest checkpoint signed before ``older_than`` becomes the
-  chain's *anchor*: the entries it covers are deleted (with their content), the checkpoints
-  before it too, and the anchor row is kept. Verification of the remaining log starts from the
-  anchor's signed head and size instead of the genesis hash, so the signature proves the entries
-  that were dropped existed and fixes the hash the first remaining entry must chain from.
-  Exports taken before compaction are self-contained and verify as they did.
+- ``compact``: for each tree, the entries below the newest checkpoint signed before
+  ``older_than``, rounded down to whole blocks of 256 leaves, are deleted (with their content
+  and the checkpoints inside them); the stored hashes of those blocks stay, so the remaining
+  log's roots, proofs and bundles (``start_hashes``) still recompute. Exports taken before
+  compaction are self-contained and verify as they did.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from datetime import datetime
 import orjson
 
 from gateway.log.entry import us_from_at
+from gateway.log.tree import BLOCK
 
 __all__ = ["compact", "drop_content"]
 
@@ -63,35 +63,42 @@ def compact(
     """Delete entries covered by a checkpoint signed before ``older_than``, in ``chains`` (by
     name; all when None); returns how many.
 
-    Runs in the caller's transaction (the writer's connection); call ``LogWriter.compact`` when a
-    ``LogWriter`` is live, so its id caches are reloaded.
+    A tree drops whole blocks of 256 leaves only (``trees.dropped``): their level-8 (and
+    higher) hashes stay in ``tree_hashes``, so every remaining entry's proof, the writer's
+    right edge and a bundle's ``start_hashes`` are still computed from what is stored. A sealed
+    0.1.0 chain below the tree goes with the first block. Runs in the caller's transaction
+    (``LogWriter.compact`` when a writer is live, so its caches are reloaded).
     """
     cutoff = us_from_at(older_than)
     dropped = 0
     for chain_id in _chain_ids(conn, chains):
+        tree = conn.execute(
+            "SELECT base, dropped FROM trees WHERE chain_id = ?", (chain_id,)
+        ).fetchone()
+        if tree is None:
+            continue
+        base, before = int(tree[0]), int(tree[1])
         row = conn.execute(
-            "SELECT id, size FROM checkpoints WHERE chain_id = ? AND at < ?"
-            " ORDER BY size DESC, id DESC LIMIT 1",
+            "SELECT max(size) FROM checkpoints WHERE chain_id = ? AND at < ? AND note IS NOT NULL",
             (chain_id, cutoff),
         ).fetchone()
-        if row is None:
+        if row[0] is None:
             continue
-        checkpoint_id, size = row
+        leaves = int(row[0]) - base
+        keep_from = leaves - leaves % BLOCK
+        if keep_from <= before:
+            continue
+        cut = base + keep_from
         conn.execute(
             "DELETE FROM content WHERE seq IN"
             " (SELECT seq FROM entries WHERE chain_id = ? AND idx < ?)",
-            (chain_id, size),
+            (chain_id, cut),
         )
-        cur = conn.execute("DELETE FROM entries WHERE chain_id = ? AND idx < ?", (chain_id, size))
+        cur = conn.execute("DELETE FROM entries WHERE chain_id = ? AND idx < ?", (chain_id, cut))
         dropped += cur.rowcount
-        conn.execute(
-            "DELETE FROM checkpoints WHERE chain_id = ? AND size <= ? AND id != ?",
-            (chain_id, size, checkpoint_id),
-        )
-        conn.execute(
-            "INSERT OR REPLACE INTO anchors (chain_id, checkpoint_id) VALUES (?, ?)",
-            (chain_id, checkpoint_id),
-        )
+        conn.execute("DELETE FROM checkpoints WHERE chain_id = ? AND size <= ?", (chain_id, cut))
+        conn.execute("DELETE FROM anchors WHERE chain_id = ?", (chain_id,))
+        conn.execute("UPDATE trees SET dropped = ? WHERE chain_id = ?", (keep_from, chain_id))
     if dropped:
         _collect(conn)
     return dropped

@@ -1,386 +1,70 @@
-"""Verification: recompute every chain from its start, check every checkpoint signature.
+"""Verification of the box's own log database, through the one proof checker.
 
-What is checked, per chain (a customer's, or the gateway's own ``_gateway``):
+Each customer's tree (and the gateway's own) is read into a ``gateway.log.proof.TreeInput`` and
+checked by ``check_tree`` — the same code that checks a customer's bundle. A log upgraded from
+0.1.0 also has its sealed hash chain below ``trees.base``: that part is checked by the legacy
+path (``gateway.log.legacy``), and the tree's first entry must record exactly that chain's size
+and final hash. The result keeps the shape every caller knows (``VerifyReport`` with one
+``ChainReport`` per log, the first problem a ``ChainBroken`` naming the entry's ``idx``).
 
-- entries come in order with consecutive indexes from the chain's start (genesis, or the signed
-  compaction anchor): a gap is a deleted entry, a repeat an inserted or reordered one;
-- every entry hash is recomputed from the previous hash, the entry's fields and its body (whose
-  digest is recomputed from the stored body and texts) and compared with the stored hash;
-- the columns kept beside the body for filtering (chain, device, recipient, outcome) agree with it;
-- where personal content is still held, it matches the entry's salted commitment;
-- every checkpoint is signed by a trusted key over the head the chain actually has at its size,
-  and no checkpoint covers more entries than exist (a truncated tail).
-
-Keys: with a pinned public key (``--key``), only that key and keys linked to it by rotation
-records signed by both old and new key are trusted; without one, the log's first key is trusted
-and the report says so. The first problem of each chain is reported as a ``ChainBroken`` naming
-the entry index and what was expected versus found; entries after the last valid checkpoint are
-reported as the unsigned tail.
+In the database view an unsigned tail (entries written in the last second, not yet in a
+checkpoint) is reported as ``unsigned``, not as a failure: the gateway signs within a second,
+and ``einblick export`` signs before it exports. ``einblick verify --db`` exits 2 for it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
-from gateway.errors import ChainBroken
-from gateway.log.chain import (
-    _ENTRY,
-    _INDEX_AT,
-    GATEWAY_CHAIN,
-    body_digest,
-    checkpoint_message,
-    content_commitment,
-    entry_hash,
-    genesis_hash,
-    rotation_message,
-    salt_for,
-    text_digest,
+from gateway.errors import ChainBroken, LogError
+from gateway.log.keys import PublicKey
+from gateway.log.leaf import ENTRY_SIZE, entry_bytes, tree_origin
+from gateway.log.legacy import (
+    ChainReport,
+    CheckpointRecord,
+    EntryProof,
+    KeyRecord,
+    VerifyReport,
+    prove_entry,
+    trusted_keys,
 )
-from gateway.log.entry import OUTCOMES
-from gateway.log.keys import PublicKey, fingerprint
+from gateway.log.legacy import verify_connection as verify_legacy
+from gateway.log.merkle import ProofError, leaf_hash, verify_inclusion
+from gateway.log.note import ED25519_TYPE, Checkpoint, NoteError, Verifier, open_note
+from gateway.log.proof import (
+    INCOMPLETE,
+    NO_WITNESSES,
+    TreeVerdict,
+    WitnessPolicy,
+    check_tree,
+)
+from gateway.log.stored import note_signature, rows_problem, seal_problem, tree_input
+from gateway.log.tree import TreeHashes, tree_info
 
 __all__ = [
     "ChainReport",
     "CheckpointRecord",
     "EntryProof",
     "KeyRecord",
+    "TreeEntryProof",
     "VerifyReport",
     "prove_entry",
+    "prove_tree_entry",
     "trusted_keys",
+    "verify_connection",
     "verify_db",
 ]
 
 
-def short(value: bytes) -> str:
-    return value.hex()[:16] + "…"
-
-
-@dataclass(frozen=True, slots=True)
-class CheckpointRecord:
-    size: int
-    head: bytes
-    at: int
-    key_id: bytes
-    signature: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRecord:
-    """A public key; rotation records carry the previous key and both signatures."""
-
-    public: bytes
-    added_at: int
-    prev_key_id: bytes | None = None
-    sig_old: bytes | None = None
-    sig_new: bytes | None = None
-
-
-@dataclass(slots=True)
-class ChainReport:
-    customer: str
-    start: int  # first index present (compaction anchor or 0)
-    size: int = 0  # entries verified up to (exclusive)
-    signed: int = 0  # entries covered by the last valid checkpoint
-    checkpoints: int = 0
-    problem: ChainBroken | None = None
-
-    @property
-    def unsigned(self) -> int:
-        return max(self.size - self.signed, 0)
-
-
-@dataclass(slots=True)
-class VerifyReport:
-    origin: str
-    chains: list[ChainReport] = field(default_factory=list)
-    trusted: list[str] = field(default_factory=list)  # fingerprints
-    pinned: bool = False
-    key_problems: list[str] = field(default_factory=list)
-
-    @property
-    def problems(self) -> list[ChainBroken]:
-        return [c.problem for c in self.chains if c.problem is not None]
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems and not self.key_problems
-
-    @property
-    def first(self) -> ChainBroken | None:
-        found = self.problems
-        return found[0] if found else None
-
-    @property
-    def entries(self) -> int:
-        return sum(c.size - c.start for c in self.chains)
-
-    @property
-    def unsigned(self) -> int:
-        return sum(c.unsigned for c in self.chains)
-
-    def summary(self) -> str:
-        lines = [
-            f"origin {self.origin}: {len(self.chains)} chain(s), {self.entries} entries, "
-            + ("OK" if self.ok else "FAILED")
-        ]
-        keys = ", ".join(self.trusted) or "none"
-        lines.append(
-            ("pinned key: " if self.pinned else "key NOT pinned (pass --key); trusting: ") + keys
-        )
-        lines += [f"key problem: {p}" for p in self.key_problems]
-        for c in self.chains:
-            state = "ok" if c.problem is None else f"FAILED: {c.problem}"
-            tail = f", {c.unsigned} unsigned (after the last checkpoint)" if c.unsigned else ""
-            start = f" from anchor {c.start}" if c.start else ""
-            lines.append(
-                f"  {c.customer}: {c.size - c.start} entries{start}, {c.checkpoints} "
-                f"checkpoint(s){tail}: {state}"
-            )
-        return "\n".join(lines)
-
-
-def trusted_keys(
-    origin: str, keys: Sequence[KeyRecord], pinned: PublicKey | None
-) -> tuple[dict[bytes, PublicKey], list[str]]:
-    """The keys to trust: the pinned key (or the first key) and keys linked by valid rotations."""
-    problems: list[str] = []
-    by_id = {PublicKey(k.public).key_id: k for k in keys}
-    links: list[tuple[bytes, bytes]] = []
-    for k in keys:
-        if k.prev_key_id is None:
-            if k.added_at != 0 or k.sig_old is not None or k.sig_new is not None:
-                problems.append(
-                    f"first key {PublicKey(k.public).fingerprint}: expected a bare record "
-                    f"(added_at 0, no signatures), found added_at {k.added_at}"
-                )
-            continue
-        old = by_id.get(k.prev_key_id)
-        new = PublicKey(k.public)
-        if old is None or k.sig_old is None or k.sig_new is None:
-            problems.append(f"rotation to {new.fingerprint}: previous key record missing")
-            continue
-        message = rotation_message(origin, old.public, k.public, k.added_at)
-        if not PublicKey(old.public).verify(k.sig_old, message):
-            problems.append(
-                f"rotation to {new.fingerprint}: signature of the old key "
-                f"{fingerprint(k.prev_key_id)} does not verify"
-            )
-        elif not new.verify(k.sig_new, message):
-            problems.append(f"rotation to {new.fingerprint}: signature of the new key fails")
-        else:
-            links.append((k.prev_key_id, new.key_id))
-    if pinned is not None:
-        trusted = {pinned.key_id: pinned}
-    else:
-        roots = [k for k in keys if k.prev_key_id is None]
-        trusted = {PublicKey(r.public).key_id: PublicKey(r.public) for r in roots[:1]}
-    changed = True
-    while changed:
-        changed = False
-        for old_id, new_id in links:
-            if (old_id in trusted) != (new_id in trusted):
-                other = new_id if old_id in trusted else old_id
-                trusted[other] = PublicKey(by_id[other].public)
-                changed = True
-    return trusted, problems
-
-
-class ChainWalk:
-    """Recomputes one chain entry by entry; stops at the first problem."""
-
-    __slots__ = (
-        "_checks",
-        "_pos",
-        "expected",
-        "next_checkpoint",
-        "origin",
-        "prev",
-        "report",
-        "trusted",
+def _has_trees(conn: sqlite3.Connection) -> bool:
+    return bool(
+        conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trees'"
+        ).fetchone()
     )
-
-    def __init__(
-        self,
-        origin: str,
-        customer: str,
-        checkpoints: Sequence[CheckpointRecord],
-        trusted: dict[bytes, PublicKey],
-        anchor: CheckpointRecord | None = None,
-    ) -> None:
-        self.origin = origin
-        self.trusted = trusted
-        self.report = ChainReport(customer, 0 if anchor is None else anchor.size)
-        self.expected = self.report.start
-        self.report.size = self.expected
-        self.report.signed = self.expected
-        self.prev = genesis_hash(origin, customer) if anchor is None else anchor.head
-        if anchor is not None:
-            bad = self._signature_problem(anchor)
-            if bad:
-                self.fail(anchor.size, "compaction anchor " + bad[0], bad[1], bad[2])
-        ordered = sorted(checkpoints, key=lambda c: (c.size, c.at))
-        self._checks = [c for c in ordered if c.size > self.expected]
-        self._pos = 0
-        self.next_checkpoint = self._checks[0].size if self._checks else -1
-        self.report.checkpoints = len(ordered)
-
-    def _signature_problem(self, c: CheckpointRecord) -> tuple[str, str, str] | None:
-        key = self.trusted.get(c.key_id)
-        if key is None:
-            return (
-                "signed by an untrusted key",
-                " or ".join(k.fingerprint for k in self.trusted.values()) or "a trusted key",
-                fingerprint(c.key_id),
-            )
-        message = checkpoint_message(
-            origin=self.origin,
-            customer=self.report.customer,
-            size=c.size,
-            head=c.head,
-            at_us=c.at,
-            key_id=c.key_id,
-        )
-        if not key.verify(c.signature, message):
-            return ("signature invalid", f"a signature by {key.fingerprint}", short(c.signature))
-        return None
-
-    @property
-    def broken(self) -> bool:
-        return self.report.problem is not None
-
-    def fail(self, index: int, what: str, expected: str, found: str) -> None:
-        if self.report.problem is None:
-            self.report.problem = ChainBroken(self.report.customer, index, what, expected, found)
-
-    def step(  # noqa: PLR0917 -- once per entry: positional is measurably faster
-        self,
-        index: int,
-        at: int,
-        body: bytes,
-        source: bytes,
-        commitment: bytes | None,
-        stored: bytes,
-    ) -> None:
-        if self.report.problem is not None:
-            return
-        expected = self.expected
-        if index != expected:
-            if index > expected:
-                self.fail(expected, "entry missing", f"index {expected}", f"index {index}")
-            else:
-                self.fail(
-                    index, "duplicate or reordered entry", f"index {expected}", f"index {index}"
-                )
-            return
-        computed = entry_hash(self.prev, index, at, body, source, commitment)
-        if computed != stored:
-            self.fail(index, "hash mismatch", short(computed), short(stored))
-            return
-        self.prev = computed
-        self.expected = expected + 1
-        if self.expected == self.next_checkpoint:
-            self.check_points()
-
-    def check_points(self) -> None:
-        while self._pos < len(self._checks) and self._checks[self._pos].size == self.expected:
-            c = self._checks[self._pos]
-            self._pos += 1
-            bad = self._signature_problem(c)
-            if bad is not None:
-                self.fail(c.size - 1, f"checkpoint at size {c.size} " + bad[0], bad[1], bad[2])
-                return
-            if c.head != self.prev:
-                self.fail(
-                    self.report.signed,
-                    f"checkpoint at size {c.size} does not match the entries "
-                    f"{self.report.signed}..{c.size - 1} (head hash)",
-                    short(c.head),
-                    short(self.prev),
-                )
-                return
-            self.report.signed = c.size
-        self.next_checkpoint = self._checks[self._pos].size if self._pos < len(self._checks) else -1
-
-    def finish(self) -> ChainReport:
-        self.report.size = self.expected
-        if self.report.problem is None and self._pos < len(self._checks):
-            c = self._checks[self._pos]
-            if c.size < self.expected:  # a checkpoint at a size the walk skipped
-                self.fail(c.size - 1, "checkpoint out of order", f"size {self.expected}", str(c))
-            else:
-                self.fail(
-                    self.expected,
-                    f"entry missing: a checkpoint covers {c.size} entries (truncated tail)",
-                    f"{c.size} entries",
-                    f"{self.expected}",
-                )
-        return self.report
-
-
-@dataclass(frozen=True, slots=True)
-class EntryProof:
-    """One entry's proof as a viewer shows it: its link to its predecessor, and the first
-    checkpoint covering it (signature, and whether the chain walked from the entry reaches the
-    signed head)."""
-
-    link_valid: bool
-    checkpoint: CheckpointRecord | None
-    signature_valid: bool
-    head_matches: bool
-
-
-def prove_entry(  # noqa: PLR0917 -- the facts of one proof, all needed
-    origin: str,
-    customer: str,
-    prev: bytes | None,
-    entries: Iterable[tuple[int, int, bytes, bytes, bytes | None, bytes]],
-    checkpoint: CheckpointRecord | None,
-    keys: Mapping[bytes, PublicKey],
-) -> EntryProof:
-    """Check one entry with the same ``ChainWalk`` that ``einblick verify`` runs.
-
-    ``prev`` is the hash before the entry (its predecessor's, the genesis, or the compaction
-    anchor's head; None when none is known); ``entries`` are (index, at, body digest, source,
-    commitment, stored hash), the entry itself first, then its successors up to the checkpoint
-    (fewer: the head is not reached and ``head_matches`` is False). A checkpoint signature is
-    valid when one of ``keys`` (by key id) signed it.
-    """
-    rows = iter(entries)
-    first = next(rows, None)
-    walk = ChainWalk(origin, customer, [], dict(keys))
-    link_valid = False
-    if first is not None and prev is not None:
-        walk.prev, walk.expected = prev, first[0]
-        walk.step(*first)
-        link_valid = not walk.broken
-    if checkpoint is None:
-        return EntryProof(link_valid, None, signature_valid=False, head_matches=False)
-    signature_valid = walk._signature_problem(checkpoint) is None
-    head_matches = False
-    if link_valid:
-        for row in rows:
-            walk.step(*row)
-            if walk.broken:
-                break
-        head_matches = (
-            not walk.broken and walk.expected == checkpoint.size and walk.prev == checkpoint.head
-        )
-    return EntryProof(link_valid, checkpoint, signature_valid, head_matches)
-
-
-def _load_keys(conn: sqlite3.Connection) -> list[KeyRecord]:
-    return [
-        KeyRecord(bytes(r[0]), r[1], r[2], r[3], r[4])
-        for r in conn.execute(
-            "SELECT public, added_at, prev_key_id, sig_old, sig_new FROM keys ORDER BY id"
-        )
-    ]
 
 
 def verify_db(
@@ -389,12 +73,17 @@ def verify_db(
     customer: str | None = None,
     public_key: PublicKey | None = None,
     check_content: bool = True,
+    witnesses: WitnessPolicy = NO_WITNESSES,
 ) -> VerifyReport:
-    """Verify the log database at ``path`` (all chains, or one customer's) read-only."""
+    """Verify the log database at ``path`` (every log, or one customer's) read-only."""
     conn = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
     try:
         return verify_connection(
-            conn, customer=customer, public_key=public_key, check_content=check_content
+            conn,
+            customer=customer,
+            public_key=public_key,
+            check_content=check_content,
+            witnesses=witnesses,
         )
     finally:
         conn.close()
@@ -406,169 +95,182 @@ def verify_connection(
     customer: str | None = None,
     public_key: PublicKey | None = None,
     check_content: bool = True,
+    witnesses: WitnessPolicy = NO_WITNESSES,
 ) -> VerifyReport:
-    row = conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
-    origin = "" if row is None else str(row[0])
-    report = VerifyReport(origin, pinned=public_key is not None)
-    trusted, report.key_problems = trusted_keys(origin, _load_keys(conn), public_key)
-    report.trusted = [k.fingerprint for k in trusted.values()]
+    if not _has_trees(conn):  # a 0.1.0 database not yet upgraded (read-only here)
+        return verify_legacy(
+            conn, customer=customer, public_key=public_key, check_content=check_content
+        )
+    report = verify_legacy(
+        conn,
+        customer=customer,
+        public_key=public_key,
+        check_content=check_content,
+        legacy_only=True,
+    )
+    origin = report.origin
     chains = dict(conn.execute("SELECT id, name FROM chains"))
     if customer is not None:
         chains = {i: n for i, n in chains.items() if n == customer}
-        if not chains:
-            report.key_problems.append(f"no chain for customer {customer!r} in this log")
-            return report
-    atoms = {str(v): int(i) for i, v in conn.execute("SELECT id, value FROM atoms")}
-    texts_ok: dict[str, bool] = {}
-    for digest, text in conn.execute("SELECT digest, text FROM texts"):
-        texts_ok[bytes(digest).hex()] = text_digest(text) == digest
-    chain_ids = {n: i for i, n in chains.items()}
-    # per body: recomputed digest, problem (if any), expected (chain, device, recipient, outcome)
-    bodies: dict[int, tuple[bytes, tuple[str, str, str] | None, tuple[object, ...]]] = {}
-    for body_id, stored, doc in conn.execute("SELECT id, digest, doc FROM bodies"):
-        digest = body_digest(bytes(doc))
-        problem: tuple[str, str, str] | None = None
-        expect: tuple[object, ...] = ()
-        try:
-            b = orjson.loads(doc)
-            for lang in ("text_de", "text_en"):
-                if not texts_ok.get(b[lang], False):
-                    problem = (f"explanation text ({lang}) changed or missing", b[lang][:16], "?")
-            expect = (
-                chain_ids.get(b["customer"] or GATEWAY_CHAIN, -1),
-                None if b["device"] is None else atoms.get(b["device"], -1),
-                None if b["recipient"] is None else atoms.get(b["recipient"], -1),
-                OUTCOMES.get(b["outcome"], -1),
-            )
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            problem = ("body unreadable", "a canonical JSON body", str(exc)[:40])
-        if digest != stored:
-            problem = ("body changed", short(bytes(stored)), short(digest))
-        bodies[body_id] = (digest, problem, expect)
-    walks: dict[int, ChainWalk] = {}
-    anchors = {
-        int(r[0]): CheckpointRecord(r[1], bytes(r[2]), r[3], bytes(r[4]), bytes(r[5]))
-        for r in conn.execute(
-            "SELECT a.chain_id, c.size, c.head, c.at, c.key_id, c.signature"
-            " FROM anchors a JOIN checkpoints c ON c.id = a.checkpoint_id"
-        )
-    }
+    legacy_by_name = {c.customer: c for c in report.chains}
+    out: list[ChainReport] = []
     for chain_id, name in chains.items():
-        cps = [
-            CheckpointRecord(r[0], bytes(r[1]), r[2], bytes(r[3]), bytes(r[4]))
-            for r in conn.execute(
-                "SELECT size, head, at, key_id, signature FROM checkpoints WHERE chain_id = ?",
-                (chain_id,),
-            )
-        ]
-        walks[chain_id] = ChainWalk(origin, name, cps, trusted, anchors.get(chain_id))
-    if customer is None:
-        rows: sqlite3.Cursor = conn.execute(
-            "SELECT chain_id, idx, at, body_id, source, commitment, hash, device_id,"
-            " recipient_id, outcome FROM entries ORDER BY seq"
+        info = tree_info(conn, chain_id)
+        legacy = legacy_by_name.get(name)
+        if info is None:
+            if legacy is not None:
+                out.append(legacy)
+            continue
+        tree, stored = tree_input(conn, origin, name, info, check_content=check_content)
+        pinned = public_key if public_key is not None else PublicKey(tree.first_key or bytes(32))
+        verdict = (
+            check_tree(tree, pinned, witnesses=witnesses)
+            if tree.first_key
+            else TreeVerdict(tree.origin, name)  # rows_problem names the missing key
         )
-    else:
-        rows = conn.execute(
-            "SELECT chain_id, idx, at, body_id, source, commitment, hash, device_id,"
-            " recipient_id, outcome FROM entries WHERE chain_id = ? ORDER BY seq",
-            (next(iter(chains)),),
+        chain = ChainReport(
+            name,
+            info.base + info.dropped if info.dropped else (0 if legacy is None else legacy.start),
         )
-    missing_body: tuple[bytes, tuple[str, str, str] | None, tuple[object, ...]] = (
-        b"",
-        ("body missing", "a stored body", "none"),
-        (),
-    )
-    good = {i: (d, e) for i, (d, p, e) in bodies.items() if p is None}
-    sha256 = hashlib.sha256
-    pack = _INDEX_AT.pack
-    prefix = _ENTRY
-    for chain_id, idx, at, body_id, source, commitment, stored, dev, rec, out in rows:
-        walk = walks.get(chain_id)
-        # The fast path: the same computation as ChainWalk.step, inlined (half the time per
-        # entry); anything unusual falls through to the careful path below.
-        if walk is not None and walk.report.problem is None and idx == walk.expected:
-            known = good.get(body_id)
-            if known is not None and known[1] == (chain_id, dev, rec, out):
-                computed = sha256(
-                    b"".join(
-                        (
-                            prefix,
-                            walk.prev,
-                            pack(idx, at),
-                            known[0],
-                            source,
-                            b"\x00" if commitment is None else b"\x01" + commitment,
-                        )
-                    )
-                ).digest()
-                if computed == stored:
-                    walk.prev = computed
-                    walk.expected = idx + 1
-                    if walk.expected == walk.next_checkpoint:
-                        walk.check_points()
-                    continue
-        walk = walks.get(chain_id)
-        if walk is None:
-            name = f"chain #{chain_id}"
-            walk = walks[chain_id] = ChainWalk(origin, name, [], trusted)
-            walk.fail(idx, "entry of an unknown chain", "a known chain", name)
-        if walk.report.problem is not None:
-            continue
-        digest, problem, expect = bodies.get(body_id, missing_body)
-        if problem is not None:
-            walk.fail(idx, *problem)
-            continue
-        if expect != (chain_id, dev, rec, out):
-            walk.fail(
-                idx,
-                "filter columns disagree with the entry body",
-                repr(expect),
-                repr((chain_id, dev, rec, out)),
-            )
-            continue
-        walk.step(idx, at, digest, source, commitment, stored)
-    if check_content:
-        _check_content(conn, walks, chains)
-    report.chains = [w.finish() for w in walks.values()]
+        chain.size = info.base + verdict.size
+        chain.signed = info.base + verdict.covered
+        chain.checkpoints = verdict.checkpoints + (0 if legacy is None else legacy.checkpoints)
+        found: list[ChainBroken] = [] if stored is None else [stored]
+        if legacy is not None and legacy.problem is not None:
+            found.append(legacy.problem)
+        for check in (rows_problem, seal_problem):
+            problem = check(conn, info, name, tree)
+            if problem is not None:
+                found.append(problem)
+        if verdict.problem is not None and verdict.problem.code != INCOMPLETE:
+            p = verdict.problem
+            found.append(ChainBroken(name, info.base + p.index, p.what, p.expected, p.found))
+        problem = min(found, key=lambda f: f.index) if found else None
+        chain.problem = problem
+        out.append(chain)
+    report.chains = out
+    if customer is not None and not out:
+        report.key_problems.append(f"no log for customer {customer!r} in this database")
     return report
 
 
-def _check_content(
-    conn: sqlite3.Connection, walks: dict[int, ChainWalk], chains: dict[int, str]
-) -> None:
-    keys = {(r[0], r[1]): bytes(r[2]) for r in conn.execute("SELECT * FROM subject_keys")}
-    rows = conn.execute(
-        "SELECT e.chain_id, e.idx, e.device_id, e.commitment, t.topic, c.topic_id, c.payload"
-        " FROM content c JOIN entries e ON e.seq = c.seq LEFT JOIN topics t ON t.id = c.topic_id"
+@dataclass(frozen=True, slots=True)
+class TreeEntryProof:
+    """One entry's proof as a viewer shows it (the TUI's ✓): computed by this module."""
+
+    leaf_valid: bool  # the stored fields hash to the stored leaf
+    checkpoint: Checkpoint | None  # the smallest checkpoint covering the entry
+    signature_valid: bool  # that checkpoint is signed by a key of this log
+    included: bool  # the RFC 6962 inclusion proof leads from the leaf to its root
+
+
+def prove_tree_entry(
+    conn: sqlite3.Connection, origin: str, chain_id: int, idx: int, keys: Iterable[bytes]
+) -> TreeEntryProof | None:
+    """The proof of the entry at ``idx`` of a tree; None when ``idx`` lies in a sealed 0.1.0
+    chain (the legacy ``prove_entry`` answers for those)."""
+    info = tree_info(conn, chain_id)
+    name_row = conn.execute("SELECT name FROM chains WHERE id = ?", (chain_id,)).fetchone()
+    if info is None or name_row is None or idx < info.base:
+        return None
+    index = idx - info.base
+    row = conn.execute(
+        "SELECT e.at, b.digest, e.source, e.commitment, e.hash FROM entries e"
+        " LEFT JOIN bodies b ON b.id = e.body_id WHERE e.chain_id = ? AND e.idx = ?",
+        (chain_id, idx),
+    ).fetchone()
+    if row is None:
+        return TreeEntryProof(False, None, False, False)
+    at, digest, source, commitment, leaf = row
+    raw = entry_bytes(
+        index,
+        int(at),
+        bytes(32) if digest is None else bytes(digest),
+        bytes(source),
+        None if commitment is None else bytes(commitment),
     )
-    for chain_id, idx, device_id, commitment, topic, topic_id, payload in rows:
-        walk = walks.get(chain_id)
-        if walk is None:
-            continue
-        if walk.report.problem is not None and walk.report.problem.index <= idx:
-            continue
-        if topic_id is not None and topic is None:
-            _replace(walk, idx, "content topic missing", "a stored topic", "none")
-            continue
-        key = keys.get((chain_id, device_id or 0))
-        if key is None or commitment is None:
-            _replace(walk, idx, "content held without a key or commitment", "both", "missing")
-            continue
-        computed = content_commitment(
-            salt_for(key, chains[chain_id], idx), topic, None if payload is None else bytes(payload)
-        )
-        if computed != commitment:
-            _replace(
-                walk,
-                idx,
-                "content does not match its commitment",
-                short(commitment),
-                short(computed),
+    leaf_valid = leaf_hash(raw) == bytes(leaf) and len(raw) == ENTRY_SIZE
+    found = conn.execute(
+        "SELECT note, signature FROM checkpoints WHERE chain_id = ? AND note IS NOT NULL"
+        " AND size > ? ORDER BY size LIMIT 1",
+        (chain_id, idx),
+    ).fetchone()
+    if found is None:
+        return TreeEntryProof(leaf_valid, None, False, False)
+    note = str(found[0])
+    copied = bytes(found[1]) == note_signature(note)  # what viewers show beside it
+    log_origin = tree_origin(origin, str(name_row[0]))
+    try:
+        cp = Checkpoint.parse(note[: note.find("\n\n") + 1])
+    except NoteError:
+        return TreeEntryProof(leaf_valid, None, False, False)
+    try:
+        open_note(note, [Verifier(log_origin, ED25519_TYPE, k) for k in keys])
+        signed = cp.origin == log_origin and copied
+    except NoteError:
+        signed = False
+    try:
+        proof = TreeHashes(conn, chain_id, info.base).inclusion(index, cp.size)
+        verify_inclusion(bytes(leaf), index, cp.size, proof, cp.root)
+        included = leaf_valid
+    except (ProofError, LogError):  # a node not stored: not proven
+        included = False
+    return TreeEntryProof(leaf_valid, cp, signed, included)
+
+
+def log_keys(conn: sqlite3.Connection) -> Mapping[bytes, bytes]:
+    """Every public key the log has used, by key id."""
+    return {bytes(k): bytes(p) for k, p in conn.execute("SELECT key_id, public FROM keys")}
+
+
+def checkpoint_valid(
+    conn: sqlite3.Connection, box_origin: str, chain_id: int, name: str, cp: CheckpointRecord
+) -> bool:
+    """Whether one stored checkpoint is signed as it says (a viewer's ✓ beside it).
+
+    A tree checkpoint: its note verifies under the log's origin with the key its row names,
+    and repeats the row's root. A 0.1.0 checkpoint: the legacy signature check."""
+    row = conn.execute(
+        "SELECT note FROM checkpoints WHERE chain_id = ? AND size = ? AND head = ?"
+        " AND note IS NOT NULL LIMIT 1",
+        (chain_id, cp.size, cp.head),
+    ).fetchone()
+    keys = log_keys(conn)
+    if row is None:
+        legacy = {k: PublicKey(p) for k, p in keys.items()}
+        return prove_entry(box_origin, name, None, (), cp, legacy).signature_valid
+    note = str(row[0])
+    public = keys.get(cp.key_id)
+    if public is None:
+        return False
+    origin = tree_origin(box_origin, name)
+    try:
+        opened = open_note(note, [Verifier(origin, ED25519_TYPE, public)])
+        signed = Checkpoint.parse(opened.text)
+    except NoteError:
+        return False
+    return (
+        signed.origin == origin and signed.root == cp.head and note_signature(note) == cp.signature
+    )
+
+
+def entry_proof(
+    conn: sqlite3.Connection, box_origin: str, chain_id: int, idx: int
+) -> EntryProof | None:
+    """A tree entry's proof in the shape viewers show (link = leaf recomputed, head = the
+    inclusion proof reaches the covering checkpoint's root); None for a 0.1.0 chain entry."""
+    found = prove_tree_entry(conn, box_origin, chain_id, idx, log_keys(conn).values())
+    if found is None:
+        return None
+    checkpoint = None
+    if found.checkpoint is not None:
+        row = conn.execute(
+            "SELECT size, head, at, key_id, signature FROM checkpoints WHERE chain_id = ?"
+            " AND note IS NOT NULL AND size > ? ORDER BY size LIMIT 1",
+            (chain_id, idx),
+        ).fetchone()
+        if row is not None:
+            checkpoint = CheckpointRecord(
+                int(row[0]), bytes(row[1]), int(row[2]), bytes(row[3]), bytes(row[4])
             )
-
-
-def _replace(walk: ChainWalk, index: int, what: str, expected: str, found: str) -> None:
-    """Record a content problem if it comes before the chain's current first problem."""
-    current = walk.report.problem
-    if current is None or index < current.index:
-        walk.report.problem = ChainBroken(walk.report.customer, index, what, expected, found)
+    return EntryProof(found.leaf_valid, checkpoint, found.signature_valid, found.included)

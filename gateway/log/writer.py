@@ -5,7 +5,14 @@ calls ``append`` (and ``checkpoint`` at least every second), inserts its outbox 
 then calls ``committed()`` -- or ``rolled_back()`` after a rollback. ``LogWriter`` never commits
 or rolls back itself: the log entry and the outbox row commit together or not at all.
 
-Chain heads and id caches live in memory; changes made inside the open transaction are kept
+Each log is a Merkle tree (``gateway.log.tree``): the writer keeps a ``merkle.RightEdge`` per
+tree, restored at start from the stored hashes, appends one leaf per entry (one SHA-256 plus
+one per completed subtree, two on average) and stores only the leaf and every 8th level: it
+never re-hashes history. Checkpoints are C2SP signed notes (``<box>/<customer>``, key name =
+origin), stored verbatim. At start the writer seals a chain left by 0.1.0 (its final hash in
+the tree's first entry) and signs any tail a crash left unsigned.
+
+Tree edges and id caches live in memory; changes made inside the open transaction are kept
 apart until ``committed()`` and thrown away by ``rolled_back()``, which reloads from the database.
 The caches of texts, bodies and topics are bounded in bytes (``gateway.cache``): their keys are
 shaped by what devices send, and a forgotten entry is only looked up in the database again.
@@ -13,22 +20,18 @@ shaped by what devices send, and a forgotten entry is only looked up in the data
 
 from __future__ import annotations
 
+import base64
 import os
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
 
 from gateway.cache import SizedCache
 from gateway.errors import EntryInvalid, LogError
 from gateway.log.chain import (
     GATEWAY_CHAIN,
     body_digest,
-    canonical_json,
-    checkpoint_message,
     content_commitment,
-    entry_hash,
-    genesis_hash,
     rotation_message,
     salt_for,
     source_commitment,
@@ -44,8 +47,14 @@ from gateway.log.entry import (
     check_draft,
     us_from_at,
 )
+from gateway.log.jcs import canonical
 from gateway.log.keys import Signer, fingerprint
+from gateway.log.leaf import entry_leaf, rotation_message_v2, tree_origin
+from gateway.log.merkle import RightEdge
+from gateway.log.note import Checkpoint as NoteCheckpoint
+from gateway.log.note import sign_note
 from gateway.log.retention import compact, drop_content
+from gateway.log.tree import restore_edge, stored_levels, tree_info
 
 __all__ = ["LogWriter", "parse_subject"]
 
@@ -80,9 +89,42 @@ def _topic_size(key: tuple[int, int, str], topic_id: int) -> int:
     return 2 * len(key[2]) + 250
 
 
-class _Head(NamedTuple):
-    size: int
-    head: bytes
+def _seal_draft(chain: str, base: int, head: bytes, at: datetime) -> EntryDraft:
+    """The first entry of a tree that continues a 0.1.0 chain: that chain's size and final hash."""
+    return EntryDraft(
+        kind="gateway_event",
+        at=at,
+        customer=None if chain == GATEWAY_CHAIN else chain,
+        device=None,
+        recipient=None,
+        outcome=None,
+        grant=None,
+        policy_version=None,
+        purpose={},
+        legal_basis=None,
+        topic=None,
+        content=None,
+        source_digest=bytes(32),
+        shared=(),
+        altered=(),
+        withheld=(),
+        reason="log_sealed",
+        reason_params={"legacy_size": str(base), "legacy_head": head.hex()},
+        text_de=(
+            f"Das Protokoll wird ab hier als Merkle-Baum geführt. Die bisherige Kette endet nach "
+            f"{base} Einträgen mit dem Hash {head.hex()}."
+        ),
+        text_en=(
+            f"From here on the log is kept as a Merkle tree. The previous chain ends after {base} "
+            f"entries with the hash {head.hex()}."
+        ),
+    )
+
+
+def _note_signature(note: str) -> bytes:
+    """The Ed25519 signature (without the key ID) of a note signed by one key."""
+    line = note.rsplit("\n", 2)[-2]
+    return base64.b64decode(line.rsplit(" ", 1)[1])[4:]
 
 
 def parse_subject(subject: str) -> tuple[str, str | None]:
@@ -126,6 +168,34 @@ class LogWriter:
         if began and conn.in_transaction:
             conn.commit()
         self._load()
+        if not conn.in_transaction:
+            self._start()
+
+    def _start(self) -> None:
+        """Seal chains left by 0.1.0 and sign any tail a crash left unsigned, in one commit."""
+        unsealed = [
+            (chain_id, base, head)
+            for chain_id, (base, head) in self._legacy.items()
+            if self._edges[chain_id].size == 0
+        ]
+        unsigned = any(self._edges[c].size > self._signed[c] for c in self._edges)
+        if not unsealed and not unsigned:
+            return
+        now = max(datetime.now(UTC), self.last_at or _EPOCH)
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            drafts = [
+                _seal_draft(self._chain_names[c], base, head, now) for c, base, head in unsealed
+            ]
+            if drafts:
+                self.append(drafts)
+            self.checkpoint(now)
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            self.rolled_back()
+            raise
+        self.committed()
 
     # -- state ---------------------------------------------------------------------------
     def _load(self) -> None:
@@ -140,24 +210,44 @@ class LogWriter:
         )
         self._subject_keys: dict[tuple[int, int], bytes] = {}
         self._topics: SizedCache[tuple[int, int, str], int] = SizedCache(TOPICS_BYTES, _topic_size)
-        self._heads: dict[int, _Head] = {}
+        self._edges: dict[int, RightEdge] = {}
+        self._bases: dict[int, int] = {}
+        self._legacy: dict[int, tuple[int, bytes]] = {}
         self._signed: dict[int, int] = {}
-        for chain_id, name in self._chain_names.items():
+        for chain_id in self._chain_names:
+            info = tree_info(conn, chain_id)
+            if (
+                info is None
+                and not conn.execute(
+                    "SELECT 1 FROM entries WHERE chain_id = ? LIMIT 1", (chain_id,)
+                ).fetchone()
+            ):
+                # a chain registered without entries (a seeded sample): its tree starts now
+                conn.execute(
+                    "INSERT INTO trees (chain_id, base, legacy_head, first_key)"
+                    " VALUES (?, 0, NULL, ?)",
+                    (chain_id, self._signer.key_id),
+                )
+                info = tree_info(conn, chain_id)
+            if info is None:
+                raise LogError(
+                    f"log database: chain #{chain_id} has no tree; the database was changed by "
+                    "hand or by an unknown release: restore a backup"
+                )
             last = conn.execute(
-                "SELECT idx, hash FROM entries WHERE chain_id = ? ORDER BY seq DESC LIMIT 1",
-                (chain_id,),
-            ).fetchone()
+                "SELECT max(idx) FROM entries WHERE chain_id = ?", (chain_id,)
+            ).fetchone()[0]
+            size = info.dropped if last is None or last < info.base else last + 1 - info.base
+            size = max(size, info.dropped)
             signed = conn.execute(
-                "SELECT size, head FROM checkpoints WHERE chain_id = ? ORDER BY size DESC LIMIT 1",
+                "SELECT max(size) FROM checkpoints WHERE chain_id = ? AND note IS NOT NULL",
                 (chain_id,),
-            ).fetchone()
-            if last is not None:
-                self._heads[chain_id] = _Head(last[0] + 1, last[1])
-            elif signed is not None:  # compacted down to its anchor
-                self._heads[chain_id] = _Head(signed[0], signed[1])
-            else:
-                self._heads[chain_id] = _Head(0, genesis_hash(self.origin, name))
-            self._signed[chain_id] = 0 if signed is None else signed[0]
+            ).fetchone()[0]
+            self._bases[chain_id] = info.base
+            self._edges[chain_id] = restore_edge(conn, chain_id, info.base, size)
+            self._signed[chain_id] = 0 if signed is None else int(signed) - info.base
+            if info.legacy_head is not None:
+                self._legacy[chain_id] = (info.base, info.legacy_head)
         top = conn.execute(
             "SELECT max(coalesce((SELECT max(seq) FROM entries), 0),"
             " coalesce((SELECT max(seq) FROM checkpoints), 0))"
@@ -171,13 +261,13 @@ class LogWriter:
         ).fetchone()[0]
         self._last_us = int(newest)
         self._pending_last_us = self._last_us
-        self._pending: dict[int, _Head] = {}
+        self._pending: dict[int, RightEdge] = {}
         self._pending_signed: dict[int, int] = {}
         self._pending_seq = self._next_seq
 
     def committed(self) -> None:
-        """The caller committed: the transaction's chain heads become current."""
-        self._heads.update(self._pending)
+        """The caller committed: the transaction's tree edges become current."""
+        self._edges.update(self._pending)
         self._signed.update(self._pending_signed)
         self._next_seq = self._pending_seq
         self._last_us = self._pending_last_us
@@ -211,16 +301,34 @@ class LogWriter:
         return self._pending_signer or self._signer
 
     def head(self, customer: str | None) -> tuple[int, bytes]:
-        """(size, head hash) of a chain as of the open transaction."""
+        """(entries, root hash) of a log as of the open transaction; entries counts a sealed
+        0.1.0 chain's entries too (the next entry's ``idx``)."""
         name = GATEWAY_CHAIN if customer is None else customer
         chain_id = self._chains.get(name)
         if chain_id is None:
-            return 0, genesis_hash(self.origin, name)
-        return self._head(chain_id)
+            return 0, RightEdge().root()
+        edge = self._edge(chain_id)
+        return self._bases[chain_id] + edge.size, edge.root()
 
-    def _head(self, chain_id: int) -> _Head:
+    def tree_size(self, customer: str | None) -> int:
+        """Leaves in the log's tree as of the open transaction (what its checkpoints count)."""
+        chain_id = self._chains.get(GATEWAY_CHAIN if customer is None else customer)
+        return 0 if chain_id is None else self._edge(chain_id).size
+
+    def _edge(self, chain_id: int) -> RightEdge:
         found = self._pending.get(chain_id)
-        return found if found is not None else self._heads[chain_id]
+        return found if found is not None else self._edges[chain_id]
+
+    def _edge_for_write(self, chain_id: int) -> RightEdge:
+        found = self._pending.get(chain_id)
+        if found is None:
+            current = self._edges[chain_id]
+            found = self._pending[chain_id] = RightEdge(current.size, current.hashes)
+        return found
+
+    def origin_of(self, chain: str) -> str:
+        """The C2SP origin of a log, also its checkpoints' key name."""
+        return tree_origin(self.origin, chain)
 
     # -- ids -----------------------------------------------------------------------------
     def _chain_id(self, name: str) -> int:
@@ -228,9 +336,14 @@ class LogWriter:
         if found is None:
             cur = self._conn.execute("INSERT INTO chains (name) VALUES (?)", (name,))
             found = int(cur.lastrowid or 0)
+            self._conn.execute(
+                "INSERT INTO trees (chain_id, base, legacy_head, first_key) VALUES (?, 0, NULL, ?)",
+                (found, self.signer.key_id),
+            )
             self._chains[name] = found
             self._chain_names[found] = name
-            self._heads[found] = _Head(0, genesis_hash(self.origin, name))
+            self._edges[found] = RightEdge()
+            self._bases[found] = 0
             self._signed[found] = 0
         return found
 
@@ -311,22 +424,23 @@ class LogWriter:
         """Insert ``drafts`` in the caller's open transaction (never commits)."""
         rows: list[tuple[object, ...]] = []
         contents: list[tuple[int, int | None, bytes | None]] = []
+        hashes: list[tuple[int, int, int, bytes]] = []
         appended: list[AppendedEntry] = []
         seq = self._pending_seq
-        pending = self._pending
         bodies = self._body_keys
         for draft in drafts:
             check_draft(draft)
             chain = draft.chain
             chain_id = self._chain_id(chain)
-            size, prev = pending.get(chain_id) or self._heads[chain_id]
+            edge = self._edge_for_write(chain_id)
+            index = edge.size
+            size = self._bases[chain_id] + index  # the entry's idx (its chain position)
             key = body_key(draft)
             found = bodies.get(key)
             if found is None:
-                canonical = canonical_json(
-                    body_of(draft, self._text(draft.text_de), self._text(draft.text_en))
+                found = self._body(
+                    canonical(body_of(draft, self._text(draft.text_de), self._text(draft.text_en)))
                 )
-                found = self._body(canonical)
                 bodies.put(key, found)
             body_id, digest = found
             device_id = None if draft.device is None else self._atom(draft.device)
@@ -343,7 +457,10 @@ class LogWriter:
                     None if draft.topic is None else self._topic(chain_id, subject, draft.topic)
                 )
                 contents.append((seq, topic_id, draft.content))
-            digest_e = entry_hash(prev, size, at_us, digest, source, commitment)
+            digest_e = entry_leaf(index, at_us, digest, source, commitment)
+            completed = edge.append(digest_e)
+            if len(completed) > 8:  # a subtree of 256 or more leaves was completed
+                hashes += [(chain_id, lv, i, h) for lv, i, h in stored_levels(completed)]
             rows.append(
                 (
                     seq,
@@ -359,44 +476,48 @@ class LogWriter:
                     digest_e,
                 )
             )
-            pending[chain_id] = _Head(size + 1, digest_e)
             appended.append(AppendedEntry(seq, chain, size, digest_e))
             seq += 1
         self._conn.executemany("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
         if contents:
             self._conn.executemany("INSERT INTO content VALUES (?, ?, ?)", contents)
+        if hashes:
+            self._conn.executemany("INSERT INTO tree_hashes VALUES (?, ?, ?, ?)", hashes)
         self._pending_seq = seq
         return appended
 
     def checkpoint(self, now: datetime) -> list[Checkpoint]:
-        """Sign the head of every chain that advanced since its last checkpoint."""
+        """Sign a C2SP checkpoint of every tree that grew since its last one.
+
+        The note is stored verbatim (``checkpoints.note``); ``size`` there is the chain
+        position (``base`` + tree size) like every other index column, the note's own size
+        line is the tree size."""
         at_us = self._forward(us_from_at(now))
         signed_at = now if at_us == us_from_at(now) else _EPOCH + timedelta(microseconds=at_us)
         signer = self.signer
         made: list[Checkpoint] = []
         rows: list[tuple[object, ...]] = []
         for chain_id, name in self._chain_names.items():
-            size, head = self._head(chain_id)
+            edge = self._edge(chain_id)
             signed = self._pending_signed.get(chain_id, self._signed[chain_id])
-            if size <= signed:
+            if edge.size <= signed:
                 continue
-            sig = signer.sign(
-                checkpoint_message(
-                    origin=self.origin,
-                    customer=name,
-                    size=size,
-                    head=head,
-                    at_us=at_us,
-                    key_id=signer.key_id,
-                )
+            root = edge.root()
+            origin = self.origin_of(name)
+            note = sign_note(
+                NoteCheckpoint(origin, edge.size, root).text, [signer.note_signer(origin)]
             )
-            rows.append((chain_id, size, head, at_us, signer.key_id, sig, self._pending_seq - 1))
-            self._pending_signed[chain_id] = size
-            made.append(Checkpoint(self.origin, name, size, head, signed_at, signer.key_id, sig))
+            sig = _note_signature(note)
+            size = self._bases[chain_id] + edge.size
+            rows.append(
+                (chain_id, size, root, at_us, signer.key_id, sig, self._pending_seq - 1, note)
+            )
+            self._pending_signed[chain_id] = edge.size
+            made.append(Checkpoint(origin, name, size, root, signed_at, signer.key_id, sig))
         if rows:
             self._conn.executemany(
-                "INSERT INTO checkpoints (chain_id, size, head, at, key_id, signature, seq)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO checkpoints (chain_id, size, head, at, key_id, signature, seq, note)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
         return made
@@ -487,10 +608,13 @@ class LogWriter:
 
     # -- keys ----------------------------------------------------------------------------
     def rotate_key(self, new_signer: Signer, now: datetime) -> AppendedEntry:
-        """Replace the signing key; the rotation is a record signed by both keys and an entry.
+        """Replace the signing key: a rotation record signed by both keys in every tree.
 
-        Every chain that advanced is checkpointed with the old key first, so each checkpoint's
-        key is the one that was current when its entries were written.
+        Every tree that grew is checkpointed with the old key first; then each tree gets a
+        ``key_rotation`` entry whose parameters carry both keys and both signatures over
+        (origin, index, old, new) — from that index on only the new key signs that tree. The
+        ``keys`` table keeps the 0.1.0 record too (old logs' verifier path). Returns the
+        gateway log's rotation entry.
         """
         old = self.signer
         if new_signer.key_id == old.key_id:
@@ -510,35 +634,52 @@ class LogWriter:
                 new_signer.sign(message),
             ),
         )
+        self._chain_id(GATEWAY_CHAIN)
+        gateway_entry: AppendedEntry | None = None
+        for chain_id, name in sorted(self._chain_names.items()):
+            index = self._edge(chain_id).size
+            record = rotation_message_v2(
+                self.origin_of(name), index, old.public.raw, new_signer.public.raw
+            )
+            draft = EntryDraft(
+                kind="key_rotation",
+                at=now,
+                customer=None if name == GATEWAY_CHAIN else name,
+                device=None,
+                recipient=None,
+                outcome=None,
+                grant=None,
+                policy_version=None,
+                purpose={},
+                legal_basis=None,
+                topic=None,
+                content=None,
+                source_digest=bytes(32),
+                shared=(),
+                altered=(),
+                withheld=(),
+                reason=None,
+                reason_params={
+                    "old": old.public.raw.hex(),
+                    "new": new_signer.public.raw.hex(),
+                    "sig_old": old.sign(record).hex(),
+                    "sig_new": new_signer.sign(record).hex(),
+                },
+                text_de=(
+                    f"Der Signaturschlüssel wurde gewechselt: alt {old.fingerprint}, "
+                    f"neu {new_signer.fingerprint}."
+                ),
+                text_en=(
+                    f"The signing key was rotated: old {old.fingerprint}, "
+                    f"new {new_signer.fingerprint}."
+                ),
+            )
+            entry = self.append([draft])[0]
+            if name == GATEWAY_CHAIN:
+                gateway_entry = entry
         self._pending_signer = new_signer
-        draft = EntryDraft(
-            kind="key_rotation",
-            at=now,
-            customer=None,
-            device=None,
-            recipient=None,
-            outcome=None,
-            grant=None,
-            policy_version=None,
-            purpose={},
-            legal_basis=None,
-            topic=None,
-            content=None,
-            source_digest=bytes(32),
-            shared=(),
-            altered=(),
-            withheld=(),
-            reason=None,
-            reason_params={"old": old.key_id.hex(), "new": new_signer.key_id.hex()},
-            text_de=(
-                f"Der Signaturschlüssel wurde gewechselt: alt {old.fingerprint}, "
-                f"neu {new_signer.fingerprint}."
-            ),
-            text_en=(
-                f"The signing key was rotated: old {old.fingerprint}, new {new_signer.fingerprint}."
-            ),
-        )
-        return self.append([draft])[0]
+        assert gateway_entry is not None
+        return gateway_entry
 
     def compact(self, older_than: datetime, *, chains: Sequence[str] | None = None) -> int:
         """Drop entries older than ``older_than`` behind a signed checkpoint (see retention),

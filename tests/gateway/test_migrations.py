@@ -41,6 +41,8 @@ TABLES = {
     "checkpoints",
     "keys",
     "anchors",
+    "trees",
+    "tree_hashes",
     "outbox",
     "pseudonym_keys",
     "consent_events",

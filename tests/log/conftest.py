@@ -52,13 +52,13 @@ def make_draft(i: int, customer: str | None = "baeckerei-schmidt", **changes: ob
 class Log:
     """A writer on a real database file, committing like the gateway's writer thread."""
 
-    def __init__(self, path: Path, signer: Signer) -> None:
+    def __init__(self, path: Path, signer: Signer, origin: str = ORIGIN) -> None:
         self.path = path
         self.conn = sqlite3.connect(path, isolation_level=None)
         configure_writer(self.conn)
         ensure_schema(self.conn)
         self.signer = signer
-        self.writer = LogWriter(self.conn, signer, ORIGIN)
+        self.writer = LogWriter(self.conn, signer, origin)
 
     def write(self, drafts: list[EntryDraft], *, checkpoint: bool = True) -> None:
         self.conn.execute("BEGIN IMMEDIATE")

@@ -1,7 +1,8 @@
-"""Export bundles verify offline with the public key alone; any change is detected."""
+"""Bundles v2 verify offline with the public key alone; any change is detected, strictly."""
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,10 +11,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.errors import BundleError, LogError
+from gateway.errors import LogError
 from gateway.log.bundle import export_customer, verify_bundle
+from gateway.log.jcs import canonical
 from gateway.log.keys import PublicKey, Signer
-from tests.log.conftest import T0, Log, make_draft
+from gateway.log.leaf import ENTRY_SIZE
+from gateway.log.note import Signer as NoteSigner
+from gateway.log.note import Verifier, cosign
+from gateway.log.proof import INCOMPLETE, TAMPERED, UnusableInput, WitnessPolicy
+from tests.log.conftest import ORIGIN, T0, Log, make_draft
 
 C = "baeckerei-schmidt"
 
@@ -32,6 +38,10 @@ def lines(bundle: bytes) -> list[dict[str, object]]:
     return [orjson.loads(line) for line in bundle.splitlines()]
 
 
+def dump(rows: list[dict[str, object]]) -> bytes:
+    return b"".join(canonical(r) + b"\n" for r in rows)
+
+
 def test_bundle_verifies_with_the_key_alone_after_the_db_is_gone(log: Log, signer: Signer) -> None:
     fill(log)
     bundle = export_customer(log.path, C)
@@ -39,10 +49,10 @@ def test_bundle_verifies_with_the_key_alone_after_the_db_is_gone(log: Log, signe
     for suffix in ("", "-wal", "-shm"):
         Path(str(log.path) + suffix).unlink(missing_ok=True)
     public = PublicKey(signer.public.raw)  # as a customer would have it: just the key
-    report = verify_bundle(bundle, public)
-    assert report.ok, report.summary()
-    assert report.chains[0].customer == C
-    assert report.entries == 16 and report.unsigned == 0
+    verdict = verify_bundle(bundle, public)
+    assert verdict.ok, verdict.problem
+    assert verdict.origin == f"{ORIGIN}/{C}" and verdict.customer == C
+    assert verdict.size == 16 and verdict.covered == 16 and verdict.checkpoints == 3
 
 
 def test_bundle_holds_no_other_customer(log: Log) -> None:
@@ -51,38 +61,27 @@ def test_bundle_holds_no_other_customer(log: Log) -> None:
     assert b"metallbau-huber" not in bundle
 
 
-def test_altered_entry_fails_naming_it(log: Log, signer: Signer) -> None:
+def test_altered_entry_time_fails_naming_it(log: Log, signer: Signer) -> None:
     fill(log)
     rows = lines(export_customer(log.path, C))
-    entry = next(r for r in rows if r["t"] == "entry" and r["index"] == 6)
-    entry["at"] = int(entry["at"]) + 1  # type: ignore[call-overload]
-    bundle = b"".join(orjson.dumps(r, option=orjson.OPT_SORT_KEYS) + b"\n" for r in rows)
-    report = verify_bundle(bundle, signer.public)
-    assert report.first is not None
-    assert report.first.index == 6
-    assert str(report.first).startswith(f"entry 6 of customer {C}: hash mismatch: expected")
+    chunk = next(r for r in rows if r["t"] == "entries")
+    data = bytearray(base64.b64decode(str(chunk["data"])))
+    record = 6 * (ENTRY_SIZE + 32)
+    data[record + 16] ^= 1  # the last byte of entry 6's time
+    chunk["data"] = base64.b64encode(bytes(data)).decode()
+    verdict = verify_bundle(dump(rows), signer.public)
+    assert verdict.problem is not None and verdict.problem.code == TAMPERED
+    assert verdict.problem.index == 6
+    assert str(verdict.problem).startswith("entry 6: entry bytes do not hash to the leaf")
 
 
 def test_wrong_key_fails(log: Log) -> None:
     fill(log)
-    report = verify_bundle(export_customer(log.path, C), Signer.generate().public)
-    assert not report.ok
+    verdict = verify_bundle(export_customer(log.path, C), Signer.generate().public)
+    assert verdict.problem is not None and verdict.problem.code == TAMPERED
 
 
-def test_since_export_starts_at_a_signed_checkpoint(log: Log, signer: Signer) -> None:
-    fill(log, batches=4)
-    since = make_draft(17).at  # inside the third batch
-    bundle = export_customer(log.path, C, since)
-    report = verify_bundle(bundle, signer.public)
-    assert report.ok, report.summary()
-    first = min(int(r["index"]) for r in lines(bundle) if r["t"] == "entry")  # type: ignore[call-overload]
-    assert first > 0 and report.chains[0].start == first
-    assert any(r["t"] == "anchor" for r in lines(bundle))
-    at_first = min(int(r["at"]) for r in lines(bundle) if r["t"] == "entry")  # type: ignore[call-overload]
-    assert at_first <= int((since - T0).total_seconds() * 1e6) + int(T0.timestamp() * 1e6)
-
-
-def test_erased_content_exports_as_nulls_and_verifies(log: Log, signer: Signer) -> None:
+def test_erased_content_exports_without_it_and_verifies(log: Log, signer: Signer) -> None:
     fill(log)
     log.conn.execute("BEGIN")
     log.writer.erase_subject(f"{C}/oven-1", T0 + timedelta(hours=1), "customer")
@@ -90,22 +89,61 @@ def test_erased_content_exports_as_nulls_and_verifies(log: Log, signer: Signer) 
     log.conn.execute("COMMIT")
     log.writer.committed()
     bundle = export_customer(log.path, C)
-    report = verify_bundle(bundle, signer.public)
-    assert report.ok, report.summary()
+    verdict = verify_bundle(bundle, signer.public)
+    assert verdict.ok, verdict.problem
     assert b"oven-1/telemetry" not in bundle
-    assert any(r["t"] == "entry" and r["salt"] for r in lines(bundle))  # others still held
+    assert any(r["t"] == "content" for r in lines(bundle))  # other devices' still held
+    # without the erasure entry, the same missing content is tampering
+    rows = lines(bundle)
+    erasure = next(
+        str(r["digest"]) for r in rows if r["t"] == "body" and '"kind":"erasure"' in str(r["body"])
+    )
+    for row in rows:
+        if row["t"] == "body" and row["digest"] == erasure:
+            row["body"] = str(row["body"]).replace('"erasure"', '"gateway_event"')
+    assert verify_bundle(dump(rows), signer.public).problem is not None
 
 
 def test_unknown_customer_is_an_error(log: Log) -> None:
     fill(log)
-    with pytest.raises(LogError, match="no chain for customer 'nobody'"):
+    with pytest.raises(LogError, match="no log for customer 'nobody'"):
         export_customer(log.path, "nobody")
 
 
-def test_empty_bundle_is_not_a_pass(signer: Signer) -> None:
-    header = {"t": "header", "format": "einblick-bundle/v1", "origin": "o", "customer": C}
-    report = verify_bundle(orjson.dumps(header, option=orjson.OPT_SORT_KEYS) + b"\n", signer.public)
-    assert not report.ok
+def test_an_unsigned_tail_is_incomplete_never_ok(log: Log, signer: Signer) -> None:
+    log.write([make_draft(i, customer=C) for i in range(4)])
+    log.write([make_draft(4, customer=C)], checkpoint=False)
+    verdict = verify_bundle(export_customer(log.path, C), signer.public)
+    assert verdict.problem is not None and verdict.problem.code == INCOMPLETE
+    assert verdict.problem.index == 4 and verdict.covered == 4
+
+
+def test_witness_policy_counts_cosignatures(log: Log, signer: Signer) -> None:
+    log.write([make_draft(i, customer=C) for i in range(4)])
+    witness = NoteSigner("witness.example/w1", Signer.generate()._private, 0x04)
+    rows = lines(export_customer(log.path, C))
+    policy = WitnessPolicy((witness.verifier,), 1)
+    verdict = verify_bundle(dump(rows), signer.public, witnesses=policy)
+    assert verdict.problem is not None and verdict.problem.code == INCOMPLETE
+    for row in rows:
+        if row["t"] == "checkpoint":
+            note = str(row["note"])
+            text = note[: note.find("\n\n") + 1]
+            row["note"] = note + cosign(witness, text, 1_780_000_000)
+    assert verify_bundle(dump(rows), signer.public, witnesses=policy).ok
+    other = Verifier("witness.example/w2", 0x04, Signer.generate().public.raw)
+    two = WitnessPolicy((witness.verifier, other), 2)
+    assert verify_bundle(dump(rows), signer.public, witnesses=two).code == INCOMPLETE
+    with pytest.raises(UnusableInput):
+        WitnessPolicy((witness.verifier,), 2)
+
+
+def test_empty_or_malformed_bundle_is_unusable(signer: Signer) -> None:
+    header = {"t": "header", "format": "einblick-bundle/v2", "origin": "o", "customer": C}
+    with pytest.raises(UnusableInput):
+        verify_bundle(orjson.dumps(header, option=orjson.OPT_SORT_KEYS) + b"\n", signer.public)
+    with pytest.raises(UnusableInput):
+        verify_bundle(b"", signer.public)
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +152,7 @@ def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, Publi
     signer = Signer.generate(base / "k")
     log = Log(base / "log.db", signer)
     log.write([make_draft(i, customer=C) for i in range(4)])
-    log.write([make_draft(i, customer=C) for i in range(4, 6)])
-    log.write([make_draft(6, customer=C)], checkpoint=False)  # an unsigned tail too
+    log.write([make_draft(i, customer=C) for i in range(4, 7)])
     bundle = export_customer(log.path, C)
     log.close()
     return bundle, signer.public
@@ -123,8 +160,8 @@ def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, Publi
 
 def test_small_bundle_verifies(small_bundle: tuple[bytes, PublicKey]) -> None:
     bundle, public = small_bundle
-    report = verify_bundle(bundle, public)
-    assert report.ok and report.unsigned == 1
+    verdict = verify_bundle(bundle, public)
+    assert verdict.ok and verdict.covered == 7
 
 
 @settings(
@@ -139,7 +176,7 @@ def test_any_single_byte_change_is_detected(
     changed = bytearray(bundle)
     changed[at] = (changed[at] + delta) % 256
     try:
-        report = verify_bundle(bytes(changed), public)
-    except BundleError:
+        verdict = verify_bundle(bytes(changed), public)
+    except UnusableInput:
         return
-    assert not report.ok, f"byte {at} ({bundle[at - 20 : at + 20]!r}) changed undetected"
+    assert not verdict.ok, f"byte {at} ({bundle[at - 20 : at + 20]!r}) changed undetected"

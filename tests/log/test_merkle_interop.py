@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
+import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.log.bundle import export_customer
+from gateway.log.keys import Signer as KeySigner
 from gateway.log.merkle import (
     RightEdge,
     consistency_proof,
@@ -14,8 +18,12 @@ from gateway.log.merkle import (
     leaf_hash,
     root_of_leaf_hashes,
 )
-from gateway.log.note import Checkpoint, Signer, sign_note
+from gateway.log.note import Checkpoint, Signer, TlogProof, sign_note
+from gateway.log.prove import prove_entry_file
+from tests.log.conftest import ORIGIN, Log, make_draft
 from tests.log.interop import go
+
+C = "baeckerei-schmidt"
 
 
 @pytest.fixture(scope="module")
@@ -67,4 +75,43 @@ def test_go_refuses_a_rewritten_entry_and_a_foreign_signature(tlogcheck: Path) -
     assert not verdict.ok and "differs from the checkpoint" in verdict.error
     stranger = Signer(log.name, Ed25519PrivateKey.generate())
     verdict = go.check(tlogcheck, vkey=stranger.verifier.vkey, note=note, leaves=records)
+    assert not verdict.ok and "signature" in verdict.error
+
+
+def test_go_checks_a_real_exported_bundle_and_a_prove_output(
+    tlogcheck: Path, tmp_path: Path
+) -> None:
+    """An exported bundle's every checkpoint verifies with Go's sumdb/note under the customer's
+    vkey, Go's sumdb/tlog recomputes each root from the bundle's entry bytes, and an
+    ``einblick prove`` file's inclusion proof holds in Go."""
+    signer = KeySigner.generate(tmp_path / "log.key")
+    log = Log(tmp_path / "log.db", signer)
+    for batch in range(4):
+        log.write([make_draft(i, customer=C) for i in range(batch * 70, batch * 70 + 70)])
+    bundle = export_customer(log.path, C)
+    log.close()
+    rows = [orjson.loads(line) for line in bundle.splitlines()]
+    blob = b"".join(base64.b64decode(r["data"]) for r in rows if r["t"] == "entries")
+    entries = [blob[i : i + 114] for i in range(0, len(blob), 146)]  # SPEC.md §6
+    notes = [str(r["note"]) for r in rows if r["t"] == "checkpoint"]
+    assert len(entries) == 280 and len(notes) == 4
+    vkey = signer.note_signer(f"{ORIGIN}/{C}").verifier.vkey
+    proof = TlogProof.parse(prove_entry_file(log.path, C, 200).text)
+    assert proof.extra is not None
+    verdict = go.check(
+        tlogcheck,
+        vkey=vkey,
+        note=notes,
+        leaves=entries,
+        records=[(proof.index, proof.extra[:114], proof.proof)],
+    )
+    assert verdict.ok, verdict.error
+    assert verdict.size == 280 and verdict.records == (200,)
+    # the same bundle with one entry byte changed: Go refuses the root
+    broken = [*entries[:5], entries[5][:20] + b"\xff" + entries[5][21:], *entries[6:]]
+    verdict = go.check(tlogcheck, vkey=vkey, note=notes, leaves=broken)
+    assert not verdict.ok and "differs from the checkpoint" in verdict.error
+    # another customer's vkey (same box key, another origin) does not open the notes
+    other = signer.note_signer(f"{ORIGIN}/metallbau-huber").verifier.vkey
+    verdict = go.check(tlogcheck, vkey=other, note=notes, leaves=entries)
     assert not verdict.ok and "signature" in verdict.error

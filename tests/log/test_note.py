@@ -124,3 +124,15 @@ def test_a_tlog_proof_round_trips_in_the_c2sp_layout() -> None:
     assert TlogProof.parse(text) == proof
     with pytest.raises(NoteError, match="index"):
         TlogProof.parse(text.replace("index 1", "index 01"))
+
+
+def test_a_vkey_whose_base64_holds_a_plus_parses() -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    for _ in range(200):  # about one key in three has a '+' in its base64
+        signer = Signer("witness.example/w1", Ed25519PrivateKey.generate(), 0x04)
+        vkey = signer.verifier.vkey
+        if "+" in vkey.split("+", 2)[2]:
+            assert Verifier.parse(vkey) == signer.verifier
+            return
+    raise AssertionError("no key with '+' in its base64 in 200 tries")

@@ -19,19 +19,23 @@ from tests.log.conftest import T0, Log, make_draft
 SCHMIDT = "baeckerei-schmidt"
 MEIER = "spedition-meier"
 NOW = T0
-# Three ages of data per customer: older than two years, two months old, yesterday.
-AGES = (timedelta(days=3 * 365), timedelta(days=60), timedelta(days=1))
+# Three ages of data per customer: older than two years, two months old, yesterday. The oldest
+# batch is one whole block of 256 leaves: a tree drops entries only by whole blocks.
+AGES = ((timedelta(days=3 * 365), 256), (timedelta(days=60), 8), (timedelta(days=1), 8))
+OLD = AGES[0][1]
+TWO_MONTHS = 2 * OLD  # the first draft number of Schmidt's two-month-old batch
 
 
 def _fill(log: Log) -> None:
     i = 0
-    for age in AGES:
+    for age, count in AGES:
         for customer in (SCHMIDT, MEIER):
             drafts = [
-                make_draft(i + k, customer, at=NOW - age + timedelta(seconds=k)) for k in range(8)
+                make_draft(i + k, customer, at=NOW - age + timedelta(seconds=k))
+                for k in range(count)
             ]
             log.write(drafts)  # signs a checkpoint right after the batch
-            i += 8
+            i += count
 
 
 def _counts(
@@ -83,7 +87,8 @@ def test_retention_removes_one_customers_old_data_and_every_proof_still_verifies
         "SELECT count(*) FROM topics t JOIN chains c ON c.id = t.chain_id WHERE c.name = ?",
         (SCHMIDT,),
     ).fetchone()[0]
-    assert topics == len({f"schmidt/oven-{k % 3}/telemetry" for k in range(32, 40) if k % 4 != 3})
+    two_months = range(TWO_MONTHS, TWO_MONTHS + 8)
+    assert topics == len({f"schmidt/oven-{k % 3}/telemetry" for k in two_months if k % 4 != 3})
 
     report = verify_db(log.path, public_key=signer.public)
     assert report.ok, report.summary()
@@ -106,18 +111,18 @@ def test_retention_removes_one_customers_old_data_and_every_proof_still_verifies
     )
     params = orjson.loads(body)["reason_params"]
     assert orjson.loads(body)["kind"] == "retention"
-    assert params["entries"] == "8" and params["contents"] == str(old_content)
+    assert params["entries"] == str(OLD) and params["contents"] == str(old_content)
     assert params["content_before"].startswith((NOW - timedelta(days=30)).date().isoformat())
     assert params["entries_before"].startswith(years_before(NOW, 2).date().isoformat())
     # Dates as Babel writes them for each language (retention entries are dated in UTC).
     assert f"die Inhalte von {old_content} Einträgen vor dem 30.01.2026 08:00:00 UTC" in text_de
-    assert "8 Einträge vor dem 01.03.2024 08:00:00 UTC wurden entfernt" in text_de
-    assert "8 entries from before 2024-03-01 08:00:00 UTC were removed" in text_en
+    assert f"{OLD} Einträge vor dem 01.03.2024 08:00:00 UTC wurden entfernt" in text_de
+    assert f"{OLD} entries from before 2024-03-01 08:00:00 UTC were removed" in text_en
     signed = log.conn.execute(
         "SELECT max(k.size) FROM checkpoints k JOIN chains c ON c.id = k.chain_id WHERE c.name = ?",
         (SCHMIDT,),
     ).fetchone()[0]
-    assert signed == 8 * 3 + 1  # the chain's full length: the retention entry is covered
+    assert signed == OLD + 8 * 2 + 1  # the log's full length: the retention entry is covered
 
 
 def test_a_second_run_with_nothing_old_left_records_nothing(log: Log) -> None:

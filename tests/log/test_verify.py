@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from gateway.log.chain import checkpoint_message, entry_hash
 from gateway.log.keys import Signer
+from gateway.log.leaf import entry_leaf, tree_origin
+from gateway.log.note import Checkpoint, sign_note
 from gateway.log.verify import verify_db
 from tests.log.conftest import Log, make_draft
 
@@ -116,18 +118,46 @@ def _device_name(conn: sqlite3.Connection) -> int:
     return first_of_chain_where(conn, "device_id = ?", dev)
 
 
-def _checkpoint(column: str) -> Callable[[sqlite3.Connection], int]:
+def _second_checkpoint(conn: sqlite3.Connection) -> tuple[int, int, str]:
+    cid, size, note = conn.execute(
+        "SELECT id, size, note FROM checkpoints WHERE chain_id ="
+        " (SELECT id FROM chains WHERE name = ?) ORDER BY size LIMIT 1 OFFSET 1",
+        (C,),
+    ).fetchone()
+    return int(cid), int(size), str(note)
+
+
+def _checkpoint_column(column: str) -> Callable[[sqlite3.Connection], int]:
+    """A column kept beside the signed note (what viewers read) changed."""
+
     def tamper(conn: sqlite3.Connection) -> int:
-        cid, size, value = conn.execute(
-            f"SELECT id, size, {column} FROM checkpoints WHERE chain_id ="
-            " (SELECT id FROM chains WHERE name = ?) ORDER BY size LIMIT 1 OFFSET 1",
-            (C,),
-        ).fetchone()
+        cid, size, _ = _second_checkpoint(conn)
+        (value,) = conn.execute(f"SELECT {column} FROM checkpoints WHERE id = ?", (cid,)).fetchone()
         changed = flip(value) if isinstance(value, bytes) else value + 1
         conn.execute(f"UPDATE checkpoints SET {column} = ? WHERE id = ?", (changed, cid))
-        return int(size) - 1
+        return size - 1
 
     return tamper
+
+
+def _checkpoint_note_root(conn: sqlite3.Connection) -> int:
+    cid, size, note = _second_checkpoint(conn)
+    lines = note.split("\n")
+    lines[2] = base64.b64encode(flip(base64.b64decode(lines[2]))).decode()
+    conn.execute("UPDATE checkpoints SET note = ? WHERE id = ?", ("\n".join(lines), cid))
+    return size - 1
+
+
+def _checkpoint_note_signature(conn: sqlite3.Connection) -> int:
+    cid, size, note = _second_checkpoint(conn)
+    head, _, sig = note.rpartition(" ")
+    raw = bytearray(base64.b64decode(sig))
+    raw[10] ^= 1
+    conn.execute(
+        "UPDATE checkpoints SET note = ? WHERE id = ?",
+        (f"{head} {base64.b64encode(bytes(raw)).decode()}\n", cid),
+    )
+    return size - 1
 
 
 def _delete(conn: sqlite3.Connection) -> int:
@@ -147,13 +177,10 @@ def _insert_forged(conn: sqlite3.Connection) -> int:
     """A forged entry claiming index TARGET, correctly hashed onto its predecessor."""
     seq = seq_of(conn, TARGET)
     row = list(conn.execute("SELECT * FROM entries WHERE seq = ?", (seq,)).fetchone())
-    (prev,) = conn.execute(
-        "SELECT hash FROM entries WHERE seq = ?", (seq_of(conn, TARGET - 1),)
-    ).fetchone()
     body = conn.execute("SELECT digest FROM bodies WHERE id = ?", (row[4],)).fetchone()[0]
     row[0] = conn.execute("SELECT max(seq) + 1 FROM entries").fetchone()[0]
-    row[3] += 5  # a different time
-    row[10] = entry_hash(prev, TARGET, row[3], body, row[8], row[9])
+    row[3] += 5  # a different time, correctly hashed as leaf TARGET
+    row[10] = entry_leaf(TARGET, row[3], body, row[8], row[9])
     conn.execute("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?,?,?,?)", row)
     return TARGET
 
@@ -186,9 +213,10 @@ TAMPERS: dict[str, Callable[[sqlite3.Connection], int]] = {
     "content topic": _topic,
     "subject key": _subject_key,
     "device name": _device_name,
-    "checkpoint signature": _checkpoint("signature"),
-    "checkpoint head": _checkpoint("head"),
-    "checkpoint time": _checkpoint("at"),
+    "checkpoint note root": _checkpoint_note_root,
+    "checkpoint note signature": _checkpoint_note_signature,
+    "checkpoint head column": _checkpoint_column("head"),
+    "checkpoint size column": _checkpoint_column("size"),
     "deleted row": _delete,
     "swapped rows": _swap,
     "forged row": _insert_forged,
@@ -221,34 +249,33 @@ def test_renamed_chain_fails_at_its_first_entry(db: Path) -> None:
 
 
 def test_replaced_key_is_detected_against_the_pinned_key(db: Path, signer: Signer) -> None:
+    """Whoever rewrites the key rows and re-signs every checkpoint with their own key fools an
+    unpinned check; the key the customer pinned does not."""
     attacker = Signer.generate()
     conn = sqlite3.connect(db)
     conn.execute("UPDATE keys SET key_id = ?, public = ?", (attacker.key_id, attacker.public.raw))
-    origin = conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()[0]
+    conn.execute("UPDATE trees SET first_key = ?", (attacker.key_id,))
+    box = conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()[0]
     rows = conn.execute(
-        "SELECT k.id, c.name, k.size, k.head, k.at FROM checkpoints k JOIN chains c"
-        " ON c.id = k.chain_id"
+        "SELECT k.id, c.name, k.note FROM checkpoints k JOIN chains c ON c.id = k.chain_id"
     ).fetchall()
-    for cid, name, size, head, at in rows:
-        message = checkpoint_message(
-            origin=origin, customer=name, size=size, head=head, at_us=at, key_id=attacker.key_id
-        )
+    for cid, name, note in rows:
+        origin = tree_origin(box, name)
+        text = Checkpoint.parse(note[: note.find("\n\n") + 1]).text
+        forged = sign_note(text, [attacker.note_signer(origin)])
+        signature = base64.b64decode(forged.rsplit(" ", 1)[1])[4:]
         conn.execute(
-            "UPDATE checkpoints SET key_id = ?, signature = ? WHERE id = ?",
-            (attacker.key_id, attacker.sign(message), cid),
+            "UPDATE checkpoints SET key_id = ?, note = ?, signature = ? WHERE id = ?",
+            (attacker.key_id, forged, signature, cid),
         )
-    first_size = conn.execute(
-        "SELECT min(size) FROM checkpoints WHERE chain_id = (SELECT id FROM chains WHERE name = ?)",
-        (C,),
-    ).fetchone()[0]
     conn.commit()
     conn.close()
     assert verify_db(db).ok  # unpinned, a wholesale re-signing cannot be told apart ...
     report = verify_db(db, public_key=signer.public, customer=C)  # ... a pinned key tells
     problem = report.first
     assert problem is not None
-    assert problem.index == first_size - 1
-    assert "untrusted key" in problem.what
+    assert problem.index == 0
+    assert "not linked to the key you trust" in problem.what
     assert attacker.fingerprint in problem.found
 
 
@@ -260,7 +287,7 @@ def test_key_row_replaced_without_resigning_fails_unpinned(db: Path) -> None:
     conn.close()
     report = verify_db(db)
     assert not report.ok
-    assert report.first is not None and "untrusted key" in report.first.what
+    assert report.first is not None and "key the log started with" in report.first.what
 
 
 def test_unsigned_tail_is_reported(db: Path) -> None:

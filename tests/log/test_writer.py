@@ -13,6 +13,7 @@ from gateway.errors import EntryInvalid, LogError
 from gateway.log.bundle import export_customer, verify_bundle
 from gateway.log.entry import draft_from_decision
 from gateway.log.keys import Signer
+from gateway.log.merkle import root_of_leaf_hashes
 from gateway.log.verify import verify_db
 from gateway.log.writer import LogWriter
 from policies.decision import Alteration, Decision, LegalBasis, Outcome, Reason
@@ -35,7 +36,8 @@ def test_append_returns_positions_and_hashes(log: Log) -> None:
     log.conn.execute("COMMIT")
     log.writer.committed()
     assert [(e.seq, e.customer, e.index) for e in out] == [(1, C, 0), (2, "x", 0), (3, C, 1)]
-    assert log.writer.head(C) == (2, out[2].entry_hash)
+    # the head of a log is its Merkle root over the entries' leaf hashes
+    assert log.writer.head(C) == (2, root_of_leaf_hashes([out[0].entry_hash, out[2].entry_hash]))
 
 
 def test_rollback_discards_pending_heads(log: Log) -> None:
@@ -191,32 +193,31 @@ def test_forged_rotation_record_is_refused(log: Log, signer: Signer) -> None:
 
 
 def test_compaction_keeps_an_anchor_and_old_exports_still_verify(log: Log, signer: Signer) -> None:
-    for b in range(4):
-        log.write([make_draft(i) for i in range(b * 10, b * 10 + 10)])
+    for b in range(6):
+        log.write([make_draft(i) for i in range(b * 100, b * 100 + 100)])
     old_bundle = export_customer(log.path, C)
-    cutoff = make_draft(25).at  # checkpoints after batches 0 and 1 are older
+    cutoff = make_draft(350).at  # checkpoints after batches 0..2 are older: 300 leaves
     log.conn.execute("BEGIN")
     dropped = log.writer.compact(cutoff)
     log.conn.execute("COMMIT")
     log.writer.committed()
-    assert dropped == 20
+    assert dropped == 256  # whole blocks of 256 leaves only
     report = verify_db(log.path, public_key=signer.public)
     assert report.ok, report.summary()
-    assert report.chains[0].start == 20 and report.chains[0].size == 40
-    log.write([make_draft(i) for i in range(40, 45)])
+    assert report.chains[0].start == 256 and report.chains[0].size == 600
+    log.write([make_draft(i) for i in range(600, 605)])
     assert verify_db(log.path).ok
     new_bundle = export_customer(log.path, C)
     assert verify_bundle(new_bundle, signer.public).ok
     assert verify_bundle(old_bundle, signer.public).ok
-    # the anchor is a signed fact: forging it breaks verification at the anchor
+    # the dropped block's stored hash is proven by every later checkpoint: forging it breaks
+    # verification at the first remaining entry
     conn = sqlite3.connect(log.path)
-    conn.execute(
-        "UPDATE checkpoints SET head = zeroblob(32) WHERE id = (SELECT checkpoint_id FROM anchors)"
-    )
+    conn.execute("UPDATE tree_hashes SET hash = zeroblob(32) WHERE level = 8 AND idx = 0")
     conn.commit()
     conn.close()
     problem = verify_db(log.path).first
-    assert problem is not None and problem.index == 20
+    assert problem is not None and problem.index == 256
 
 
 def test_a_guessed_payload_cannot_be_confirmed_from_the_log_once_forgotten(log: Log) -> None:

@@ -82,9 +82,20 @@ async def test_a_changed_entry_breaks_its_link(sample: SampleLog) -> None:
 async def test_a_forged_checkpoint_signature_is_shown_invalid(sample: SampleLog) -> None:
     _, seq, cp_id = _covered(sample.path)
     sample.close()
-    _tamper(sample.path, "UPDATE checkpoints SET signature = zeroblob(64) WHERE id = ?", (cp_id,))
+    # the signed note is the checkpoint; the signature column beside it is a copy for viewers
+    with sqlite3.connect(sample.path) as conn:
+        (note,) = conn.execute("SELECT note FROM checkpoints WHERE id = ?", (cp_id,)).fetchone()
+    head, _, line = note.rpartition(" ")
+    forged = f"{head} {line[:8]}{'A' if line[8] != 'A' else 'B'}{line[9:]}"
+    _tamper(sample.path, "UPDATE checkpoints SET note = ? WHERE id = ?", (forged, cp_id))
     detail = await _detail(sample.path, seq)
     assert detail.link_valid
     assert detail.checkpoint is not None and not detail.checkpoint.signature_valid
     problem = verify_db(sample.path).first
-    assert problem is not None and "signature invalid" in str(problem)
+    assert problem is not None and "signature" in str(problem)
+    _tamper(sample.path, "UPDATE checkpoints SET note = ? WHERE id = ?", (note, cp_id))
+    _tamper(sample.path, "UPDATE checkpoints SET signature = zeroblob(64) WHERE id = ?", (cp_id,))
+    detail = await _detail(sample.path, seq)
+    assert detail.checkpoint is not None and not detail.checkpoint.signature_valid
+    problem = verify_db(sample.path).first
+    assert problem is not None and "signature" in str(problem)

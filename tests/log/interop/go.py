@@ -52,6 +52,7 @@ class GoVerdict:
     inclusion: dict[int, list[bytes]]
     consistency: dict[int, list[bytes]]
     error: str
+    records: tuple[int, ...] = ()  # indexes of single-entry proofs Go accepted
 
 
 def _b64(data: bytes) -> str:
@@ -62,33 +63,42 @@ def check(
     binary: Path,
     *,
     vkey: str,
-    note: str,
+    note: str | Sequence[str],
     leaves: Sequence[bytes],
     inclusion: Sequence[tuple[int, Sequence[bytes]]] = (),
     consistency: Sequence[tuple[int, bytes, Sequence[bytes]]] = (),
+    records: Sequence[tuple[int, bytes, Sequence[bytes]]] = (),
 ) -> GoVerdict:
-    lines = [f"vkey {vkey}", f"note {_b64(note.encode())}"]
+    notes = [note] if isinstance(note, str) else list(note)
+    lines = [f"vkey {vkey}", *(f"note {_b64(n.encode())}" for n in notes)]
     lines += [f"leaf {_b64(leaf)}" for leaf in leaves]
     lines += [" ".join(["inclusion", str(index), *map(_b64, proof)]) for index, proof in inclusion]
     lines += [
         " ".join(["consistency", str(old), _b64(root), *map(_b64, proof)])
         for old, root, proof in consistency
     ]
+    lines += [
+        " ".join(["record", str(index), _b64(data), *map(_b64, proof)])
+        for index, data, proof in records
+    ]
     done = subprocess.run(
         [str(binary)], input="\n".join(lines) + "\n", capture_output=True, text=True, check=False
     )
-    verdict = GoVerdict(False, -1, b"", {}, {}, done.stderr.strip())
+    verdict = GoVerdict(False, -1, b"", {}, {}, done.stderr.strip(), ())
     if done.returncode != 0:
         return verdict
     size, root = -1, b""
+    proven: list[int] = []
     inc: dict[int, list[bytes]] = {}
     con: dict[int, list[bytes]] = {}
     for line in done.stdout.splitlines():
         fields = line.split()
-        if fields[0] == "ok":
+        if fields[0] == "ok" and int(fields[1]) > size:
             size, root = int(fields[1]), base64.b64decode(fields[2])
+        elif fields[0] == "gorecord":
+            proven.append(int(fields[1]))
         elif fields[0] == "goinclusion":
             inc[int(fields[1])] = [base64.b64decode(h) for h in fields[2:]]
         elif fields[0] == "goconsistency":
             con[int(fields[1])] = [base64.b64decode(h) for h in fields[2:]]
-    return GoVerdict(True, size, root, inc, con, "")
+    return GoVerdict(True, size, root, inc, con, "", tuple(proven))

@@ -4,14 +4,19 @@
 // given. Input on stdin, one item per line:
 //
 //	vkey <verifier key>
-//	note <base64 of the signed checkpoint note>
+//	note <base64 of a signed checkpoint note>        (repeatable: every checkpoint of a log)
 //	leaf <base64 of one entry's exact bytes>         (in order, index 0 first)
 //	inclusion <index> <base64 hash> ...              (a proof Einblick produced)
 //	consistency <old size> <base64 old root> <base64 hash> ...
+//	record <index> <base64 entry bytes> <base64 hash> ...   (a single-entry tlog-proof)
 //
-// It prints "ok <size> <base64 root>" and, per proof line, Go's own proof for the same question
-// ("goinclusion <index> <hashes...>", "goconsistency <old> <hashes...>"), or exits 1 naming the
-// first failure. Build offline: GOPATH=/usr/share/gocode GO111MODULE=off go build.
+// Every note must verify with the key; with leaves given, each note's root must equal the root
+// Go recomputes over its size and the largest note must cover every leaf. It prints
+// "ok <size> <base64 root>" per note (the largest last) and, per proof line, Go's own proof for
+// the same question ("goinclusion <index> <hashes...>", "goconsistency <old> <hashes...>"),
+// "gorecord <index>" for a record proof that holds, or exits 1 naming the first failure. Proofs
+// are checked against the largest note. Build offline:
+// GOPATH=/usr/share/gocode GO111MODULE=off go build.
 package main
 
 import (
@@ -50,7 +55,8 @@ func encodeHashes(hs []tlog.Hash) string {
 }
 
 func main() {
-	var vkey, signed string
+	var vkey string
+	var notes []string
 	var stored []tlog.Hash
 	var records int64
 	var proofLines []string
@@ -76,7 +82,7 @@ func main() {
 			if err != nil {
 				fail("note is not base64: %v", err)
 			}
-			signed = string(raw)
+			notes = append(notes, string(raw))
 		case "leaf":
 			data, err := base64.StdEncoding.DecodeString(rest)
 			if err != nil {
@@ -88,7 +94,7 @@ func main() {
 			}
 			stored = append(stored, hashes...)
 			records++
-		case "inclusion", "consistency":
+		case "inclusion", "consistency", "record":
 			proofLines = append(proofLines, scanner.Text())
 		default:
 			fail("unknown input line %q", kind)
@@ -98,31 +104,46 @@ func main() {
 	if err != nil {
 		fail("verifier key: %v", err)
 	}
-	n, err := note.Open([]byte(signed), note.VerifierList(verifier))
-	if err != nil {
-		fail("checkpoint signature: %v", err)
+	if len(notes) == 0 {
+		fail("no checkpoint note given")
 	}
-	lines := strings.Split(n.Text, "\n")
-	if len(lines) < 4 {
-		fail("checkpoint has fewer than three lines")
+	var size int64 = -1
+	var root tlog.Hash
+	for _, signed := range notes {
+		n, err := note.Open([]byte(signed), note.VerifierList(verifier))
+		if err != nil {
+			fail("checkpoint signature: %v", err)
+		}
+		lines := strings.Split(n.Text, "\n")
+		if len(lines) < 4 {
+			fail("checkpoint has fewer than three lines")
+		}
+		noteSize, err := strconv.ParseInt(lines[1], 10, 64)
+		if err != nil {
+			fail("checkpoint size: %v", err)
+		}
+		noteRoot := decodeHash(lines[2])
+		if records > 0 {
+			if noteSize > records {
+				fail("checkpoint covers %d entries, %d were given", noteSize, records)
+			}
+			computed, err := tlog.TreeHash(noteSize, reader)
+			if err != nil {
+				fail("tree hash: %v", err)
+			}
+			if computed != noteRoot {
+				fail("root hash recomputed from the entries %s differs from the checkpoint's %s",
+					computed, noteRoot)
+			}
+		}
+		if noteSize > size {
+			size, root = noteSize, noteRoot
+		}
+		fmt.Printf("ok %d %s\n", noteSize, base64.StdEncoding.EncodeToString(noteRoot[:]))
 	}
-	size, err := strconv.ParseInt(lines[1], 10, 64)
-	if err != nil {
-		fail("checkpoint size: %v", err)
-	}
-	root := decodeHash(lines[2])
-	if size != records {
+	if records > 0 && size != records {
 		fail("checkpoint covers %d entries, %d were given", size, records)
 	}
-	computed, err := tlog.TreeHash(records, reader)
-	if err != nil {
-		fail("tree hash: %v", err)
-	}
-	if computed != root {
-		fail("root hash recomputed from the entries %s differs from the checkpoint's %s",
-			computed, root)
-	}
-	fmt.Printf("ok %d %s\n", size, base64.StdEncoding.EncodeToString(root[:]))
 	for _, line := range proofLines {
 		fields := strings.Fields(line)
 		switch fields[0] {
@@ -136,10 +157,10 @@ func main() {
 			if err != nil {
 				fail("leaf %d: %v", index, err)
 			}
-			if err := tlog.CheckRecord(proof, records, root, index, leaf[0]); err != nil {
+			if err := tlog.CheckRecord(proof, size, root, index, leaf[0]); err != nil {
 				fail("inclusion proof of entry %d: %v", index, err)
 			}
-			own, err := tlog.ProveRecord(records, index, reader)
+			own, err := tlog.ProveRecord(size, index, reader)
 			if err != nil {
 				fail("prove entry %d: %v", index, err)
 			}
@@ -151,14 +172,28 @@ func main() {
 			for _, h := range fields[3:] {
 				proof = append(proof, decodeHash(h))
 			}
-			if err := tlog.CheckTree(proof, records, root, old, oldRoot); err != nil {
+			if err := tlog.CheckTree(proof, size, root, old, oldRoot); err != nil {
 				fail("consistency proof from %d: %v", old, err)
 			}
-			own, err := tlog.ProveTree(records, old, reader)
+			own, err := tlog.ProveTree(size, old, reader)
 			if err != nil {
 				fail("prove tree from %d: %v", old, err)
 			}
 			fmt.Printf("goconsistency %d %s\n", old, encodeHashes(own))
+		case "record":
+			index, _ := strconv.ParseInt(fields[1], 10, 64)
+			data, err := base64.StdEncoding.DecodeString(fields[2])
+			if err != nil {
+				fail("record %d is not base64: %v", index, err)
+			}
+			var proof tlog.RecordProof
+			for _, h := range fields[3:] {
+				proof = append(proof, decodeHash(h))
+			}
+			if err := tlog.CheckRecord(proof, size, root, index, tlog.RecordHash(data)); err != nil {
+				fail("record proof of entry %d: %v", index, err)
+			}
+			fmt.Printf("gorecord %d\n", index)
 		}
 	}
 }

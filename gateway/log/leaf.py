@@ -1,0 +1,113 @@
+"""The tree-era formats of the log: entry bytes, leaf hashes, origins, rotation records.
+
+Each customer's log (and the gateway's own, ``_gateway``) is one RFC 6962 Merkle tree whose
+leaves are the *entry bytes* below; ``gateway/log/SPEC.md`` is the prose version of this module.
+
+    entry bytes (v2, 114 bytes, all integers big-endian):
+        0x02                     version
+        u64  index               the entry's position in its tree (0-based)
+        i64  at                  microseconds since 1970-01-01T00:00:00Z
+        32   body digest         SHA-256("einblick/body/v1\\0" || RFC 8785 bytes of the body)
+        32   source commitment   keyed BLAKE2b of the incoming payload's SHA-256 (chain.py)
+        0x00 || 32 zero bytes    no personal content was committed
+      | 0x01 || 32 commitment   SHA-256("einblick/content/v1\\0" || salt || topic || content)
+
+    leaf hash = SHA-256(0x00 || entry bytes)               (RFC 6962; node hashes use 0x01)
+
+The fixed size lets a verifier hash a whole bundle's entries in bulk, and the version byte
+separates these bytes from the 0.1.0 chain's ``einblick/entry/v1`` preimages.
+
+Origins: the box's origin (``meta.origin``, the configured instance) joined to the tree's name,
+``<box>/<customer>`` — one origin per customer and box, stable across restarts and upgrades.
+A checkpoint's signature key name is the origin itself, so each customer's vkey names their log.
+
+Rotation record (an entry of kind ``key_rotation`` in every tree, its body's ``reason_params``
+holding the four hex values) — signed by the old and the new key over::
+
+    "einblick/rotation/v2\\0" || origin || 0x00 || u64 index || old key (32) || new key (32)
+
+From the record's index on, only the new key signs that tree's checkpoints: a checkpoint
+covering the record (tree size > index) signed by the old key is refused.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from gateway.log.chain import GATEWAY_CHAIN
+from gateway.log.merkle import leaf_hash
+
+__all__ = [
+    "ENTRY_SIZE",
+    "ENTRY_VERSION",
+    "LeafError",
+    "entry_bytes",
+    "entry_leaf",
+    "parse_entry",
+    "rotation_message_v2",
+    "tree_origin",
+]
+
+ENTRY_VERSION = 0x02
+ENTRY_LAYOUT = struct.Struct(">BQq32s32sB32s")
+ENTRY_SIZE = ENTRY_LAYOUT.size  # 114
+_NO_COMMITMENT = bytes(32)
+_ROTATION = b"einblick/rotation/v2\x00"
+_U64 = struct.Struct(">Q")
+
+
+class LeafError(ValueError):
+    """Entry bytes that do not follow the v2 layout; the message says which part."""
+
+
+def tree_origin(box_origin: str, chain: str) -> str:
+    """``<box origin>/<customer>`` (``<box origin>/_gateway`` for the gateway's own log)."""
+    return f"{box_origin}/{chain}"
+
+
+def chain_of_origin(box_origin: str, origin: str) -> str | None:
+    prefix = box_origin + "/"
+    if not origin.startswith(prefix):
+        return None
+    name = origin[len(prefix) :]
+    return name or None
+
+
+def entry_bytes(
+    index: int, at_us: int, body_digest: bytes, source: bytes, commitment: bytes | None
+) -> bytes:
+    if commitment is None:
+        return ENTRY_LAYOUT.pack(
+            ENTRY_VERSION, index, at_us, body_digest, source, 0, _NO_COMMITMENT
+        )
+    return ENTRY_LAYOUT.pack(ENTRY_VERSION, index, at_us, body_digest, source, 1, commitment)
+
+
+def entry_leaf(
+    index: int, at_us: int, body_digest: bytes, source: bytes, commitment: bytes | None
+) -> bytes:
+    return leaf_hash(entry_bytes(index, at_us, body_digest, source, commitment))
+
+
+def parse_entry(raw: bytes) -> tuple[int, int, bytes, bytes, bytes | None]:
+    """(index, at µs, body digest, source, commitment or None) of v2 entry bytes."""
+    if len(raw) != ENTRY_SIZE:
+        raise LeafError(f"entry bytes are {ENTRY_SIZE} long, found {len(raw)}")
+    version, index, at, body, source, flag, commitment = ENTRY_LAYOUT.unpack(raw)
+    if version != ENTRY_VERSION:
+        raise LeafError(f"entry version: expected 0x02, found 0x{version:02x}")
+    if flag == 0:
+        if commitment != _NO_COMMITMENT:
+            raise LeafError("entry without a commitment must carry 32 zero bytes after 0x00")
+        return index, at, body, source, None
+    if flag != 1:
+        raise LeafError(f"commitment flag: expected 0x00 or 0x01, found 0x{flag:02x}")
+    return index, at, body, source, commitment
+
+
+def rotation_message_v2(origin: str, index: int, old: bytes, new: bytes) -> bytes:
+    return _ROTATION + origin.encode("utf-8") + b"\x00" + _U64.pack(index) + old + new
+
+
+def is_gateway(chain: str) -> bool:
+    return chain == GATEWAY_CHAIN
