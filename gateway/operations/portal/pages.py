@@ -1,6 +1,6 @@
-"""The customer's pages: their log (filter, find, an entry's explanation and proof), who gets
-what (withdraw, with the receipt), the access report, the signed bundle and how to verify it at
-home, and an erasure request.
+"""The customer's pages: their log (filter, find, an entry's explanation and proof), the access
+report, the signed bundle and the checkpoint to keep with how to verify both at home, and an
+erasure request. Who gets what and the rights over it: ``rights_pages``.
 
 The customer is always the session's; an id in a URL is looked up through the reader bound to
 that customer (or ``portal.db``'s rows of that customer), so another customer's entry, receipt
@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
 from aiohttp import web
 
 from gateway.errors import LogError
@@ -25,8 +24,6 @@ from gateway.log.bundle import export_customer
 from gateway.log.keys import load_public_key
 from gateway.log.reader import LogReader
 from gateway.log.results import EntryRow
-from gateway.operations.control import ControlError, GatewayNotRunning
-from gateway.operations.portal import actions
 from gateway.operations.portal.pending import carried_out, open_requests
 from gateway.operations.portal.server import PORTAL, Portal
 from gateway.operations.portal.store import ErasureRequest, Session
@@ -181,76 +178,6 @@ def _detail(reader: LogReader, seq: int) -> Any:
     return detail, reader.sync.proof(facts)
 
 
-async def grants_page(request: web.Request) -> web.StreamResponse:
-    portal: Portal = request.app[PORTAL]
-    session = _session(request)
-    lang = request["lang"]
-    try:
-        grants = await actions.grants(portal.config.control_socket, session.customer)
-        error = None
-    except GatewayNotRunning:
-        grants, error = [], t(lang, "gateway_down")
-    except ControlError as exc:
-        grants, error = [], t(lang, "gateway_refused", error=str(exc))
-    return portal.render(request, "grants.html", grants=grants, error=error)
-
-
-async def withdraw(request: web.Request) -> web.StreamResponse:
-    portal: Portal = request.app[PORTAL]
-    session = _session(request)
-    lang = request["lang"]
-    grant_id = request.match_info["grant"]
-    form = await request.post()
-    by = form.get("by")
-    by = by.strip()[:200] if isinstance(by, str) else ""
-    socket = portal.config.control_socket
-    try:
-        grants = await actions.grants(socket, session.customer)
-    except ControlError:
-        return portal.render(request, "error.html", status=503, message=t(lang, "gateway_down"))
-    grant = next((g for g in grants if g.id == grant_id), None)
-    if grant is None:
-        raise web.HTTPNotFound(text=t(lang, "not_found"))
-    if not by:
-        return portal.render(
-            request, "grants.html", status=400, grants=grants, error=t(lang, "who_acts_missing")
-        )
-    actor = f"{by} (portal: {session.login})"
-    try:
-        receipt = await actions.withdraw(socket, session.customer, grant.id, actor)
-    except ControlError as exc:
-        return portal.render(
-            request, "error.html", status=503, message=t(lang, "gateway_refused", error=str(exc))
-        )
-    document = orjson.dumps(receipt.receipt, option=orjson.OPT_INDENT_2).decode()
-    portal.store.keep_receipt(session.customer, session.login, receipt.entry_seq, document)
-    log.warning(
-        "portal: %r withdrew consent %s of customer %s (entry %d)",
-        session.login,
-        grant.id,
-        session.customer,
-        receipt.entry_seq,
-    )
-    raise web.HTTPSeeOther(f"/receipts/{receipt.entry_seq}")
-
-
-async def receipt_page(request: web.Request) -> web.StreamResponse:
-    portal: Portal = request.app[PORTAL]
-    session = _session(request)
-    seq = _int(request.match_info["seq"])
-    document = None if seq is None else portal.store.receipt(session.customer, seq)
-    if document is None:
-        raise web.HTTPNotFound(text=t(request["lang"], "not_found"))
-    if request.query.get("download"):
-        return web.Response(
-            body=document.encode(),
-            content_type="application/json",
-            headers={"Content-Disposition": f'attachment; filename="einblick-receipt-{seq}.json"'},
-        )
-    fields = orjson.loads(document).get("receipt", {})
-    return portal.render(request, "receipt.html", seq=seq, fields=fields, document=document)
-
-
 def _public_key_path(portal: Portal) -> Path | None:
     key = portal.config.signing_key_path
     return next((p for p in (key.with_suffix(".pub"), Path(f"{key}.pub")) if p.exists()), None)
@@ -398,9 +325,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/", home)
     app.router.add_get("/log", log_page)
     app.router.add_get("/entry/{seq}", entry_page)
-    app.router.add_get("/grants", grants_page)
-    app.router.add_post("/grants/{grant}/withdraw", withdraw)
-    app.router.add_get("/receipts/{seq}", receipt_page)
     app.router.add_get("/report", report)
     app.router.add_get("/report.json", report)
     app.router.add_get("/download", download_page)

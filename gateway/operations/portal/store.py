@@ -68,6 +68,10 @@ _MIGRATIONS: tuple[str, ...] = (
         id INTEGER PRIMARY KEY, customer TEXT NOT NULL, login TEXT NOT NULL, by TEXT NOT NULL,
         device TEXT, at REAL NOT NULL);
     """,
+    # The same event as a DPV JSON-LD record, handed out beside its signed receipt.
+    """
+    ALTER TABLE receipts ADD COLUMN record TEXT;
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -341,11 +345,13 @@ class PortalStore:
             ).rowcount
 
     # -- what a customer asked for ---------------------------------------------------------
-    def keep_receipt(self, customer: str, login: str, entry_seq: int, document: str) -> None:
+    def keep_receipt(
+        self, customer: str, login: str, entry_seq: int, document: str, record: str | None = None
+    ) -> None:
         self._run(
-            "INSERT OR REPLACE INTO receipts (entry_seq, customer, login, document, at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (entry_seq, customer, login, document, self._now()),
+            "INSERT OR REPLACE INTO receipts (entry_seq, customer, login, document, at, record)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (entry_seq, customer, login, document, self._now(), record),
         )
 
     def receipt(self, customer: str, entry_seq: int) -> str | None:
@@ -354,6 +360,14 @@ class PortalStore:
             (entry_seq, customer),
         )
         return None if not rows else str(rows[0][0])
+
+    def record(self, customer: str, entry_seq: int) -> str | None:
+        """The DPV JSON-LD record kept beside the receipt of ``entry_seq`` (the customer's)."""
+        rows = self._run(
+            "SELECT record FROM receipts WHERE entry_seq = ? AND customer = ?",
+            (entry_seq, customer),
+        )
+        return None if not rows or rows[0][0] is None else str(rows[0][0])
 
     def request_erasure(self, customer: str, login: str, by: str, device: str | None) -> int:
         with self._lock:
