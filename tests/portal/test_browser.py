@@ -165,6 +165,18 @@ async def test_a_customer_logs_in_follows_withdraws_and_verifies(tmp_path: Path)
 
         # The bundle and the key, downloaded, verify with the CLI at home.
         await page.click("text=Download & verify")
+        # The checkpoint to keep: a C2SP signed note of this customer's tree, taken first.
+        async with page.expect_download() as checkpoint_download:
+            await page.click("#checkpoint-link")
+        kept = tmp_path / (await checkpoint_download.value).suggested_filename
+        await (await checkpoint_download.value).save_as(kept)
+        assert kept.name.startswith(f"einblick-{CUSTOMER}-") and kept.suffix == ".checkpoint"
+        assert kept.read_text().splitlines()[0].endswith(CUSTOMER), kept.read_text()
+        since = await page.inner_text("#verify-since")
+        assert since == (
+            f"einblick verify einblick-{CUSTOMER}.bundle --key einblick-gateway.pub"
+            f" --since {kept.name}"
+        )
         async with page.expect_download() as bundle_download:
             await page.click("#bundle-link")
         bundle = tmp_path / "mine.bundle"
@@ -174,6 +186,11 @@ async def test_a_customer_logs_in_follows_withdraws_and_verifies(tmp_path: Path)
         home_key = tmp_path / "gateway.pub"
         await (await key_download.value).save_as(home_key)
         code, out, err = await cli("verify", str(bundle), "--key", str(home_key))
+        assert code == 0, out + err
+        # As the page says: the new bundle against the checkpoint kept from before.
+        code, out, err = await cli(
+            "verify", str(bundle), "--key", str(home_key), "--since", str(kept)
+        )
         assert code == 0, out + err
         assert CUSTOMER in bundle.read_text() and "hof-sonne" not in bundle.read_text()
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+import re
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from gateway.errors import LogError
-from gateway.log.bundle import export_customer
+from gateway.log.bundle import export_customer, latest_note
 from gateway.log.keys import load_public_key
 from gateway.log.reader import LogReader
 from gateway.log.results import EntryRow
@@ -224,17 +225,25 @@ def _policy(portal: Portal, customer: str) -> Any:
     return next((p for p in policies.load_all() if p.customer == customer), None)
 
 
+def _file_stem(customer: str) -> str:
+    # Customer ids are the installer's; a file name still gets only these characters.
+    return "einblick-" + re.sub(r"[^A-Za-z0-9._-]", "_", customer)[:64]
+
+
 async def download_page(request: web.Request) -> web.StreamResponse:
     portal: Portal = request.app[PORTAL]
     session = _session(request)
     reader = await portal.reader(session.customer)
     checkpoints = await reader.checkpoints(customer=session.customer, limit=1)
+    stem = _file_stem(session.customer)
     return portal.render(
         request,
         "download.html",
         checkpoint=checkpoints[0] if checkpoints else None,
         head=checkpoints[0].head.hex() if checkpoints else None,
         has_key=_public_key_path(portal) is not None,
+        bundle_name=f"{stem}.bundle",
+        checkpoint_name=f"{stem}-{checkpoints[0].size if checkpoints else 0}.checkpoint",
     )
 
 
@@ -247,12 +256,38 @@ async def bundle(request: web.Request) -> web.StreamResponse:
         )
     except LogError:
         raise web.HTTPNotFound(text=t(request["lang"], "report_empty")) from None
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     return web.Response(
         body=data,
         content_type="application/x-ndjson",
-        headers={"Content-Disposition": f'attachment; filename="einblick-{stamp}.bundle"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{_file_stem(session.customer)}.bundle"'
+        },
     )
+
+
+async def checkpoint(request: web.Request) -> web.StreamResponse:
+    """The customer's newest signed checkpoint (a C2SP signed note with any witness
+    cosignatures), the small file kept at home for ``einblick verify --since``."""
+    portal: Portal = request.app[PORTAL]
+    session = _session(request)
+    note = await asyncio.to_thread(_latest_note, portal.config.database_path, session.customer)
+    if note is None:
+        raise web.HTTPNotFound(text=t(request["lang"], "not_found"))
+    size = note.split("\n", 2)[1] if note.count("\n") >= 2 else "0"
+    name = f"{_file_stem(session.customer)}-{size if size.isdigit() else 0}.checkpoint"
+    return web.Response(
+        text=note,
+        content_type="text/plain",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def _latest_note(path: Path, customer: str) -> str | None:
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return latest_note(conn, customer)
+    finally:
+        conn.close()
 
 
 async def public_key(request: web.Request) -> web.StreamResponse:
@@ -329,6 +364,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/report.json", report)
     app.router.add_get("/download", download_page)
     app.router.add_get("/bundle", bundle)
+    app.router.add_get("/checkpoint", checkpoint)
     app.router.add_get("/key", public_key)
     app.router.add_get("/erasure", erasure_page)
     app.router.add_post("/erasure", erasure)
