@@ -40,15 +40,6 @@ NO_TESTS_NEEDED = {
 
 # Tested today only through other modules' tests. Take a module off when its test module exists.
 NOT_YET = {
-    # The customer portal's modules, tested today through tests/portal's security, browser and
-    # pages tests; their own test modules are being written.
-    "gateway/operations/portal/actions.py",
-    "gateway/operations/portal/auth.py",
-    "gateway/operations/portal/live.py",
-    "gateway/operations/portal/pending.py",
-    "gateway/operations/portal/process.py",
-    "gateway/operations/portal/server.py",
-    "gateway/operations/portal/service.py",
     # The log's Merkle tree modules merged from the tree work: tested today through
     # tests/log/test_tree.py, test_vectors.py, test_bundle.py, test_tamper.py and the Go interop
     # tests; their own test modules are owed by that work.

@@ -17,8 +17,7 @@ import orjson
 from aiohttp import web
 
 from gateway.operations.portal.pages import _int, log_filters, page, row_view
-from gateway.operations.portal.server import PORTAL, Portal
-from gateway.operations.portal.store import Session
+from gateway.operations.portal.server import LANG, PORTAL, TOKEN, Portal, session_of
 
 __all__ = ["add_routes"]
 
@@ -29,9 +28,9 @@ RECHECK_S = 5.0
 
 async def stream(request: web.Request) -> web.StreamResponse:
     portal: Portal = request.app[PORTAL]
-    session: Session = request["session"]
-    token: str = request["token"]
-    lang = request["lang"]
+    session = session_of(request)
+    token = request[TOKEN] or ""
+    lang = request[LANG]
     if portal.live >= portal.settings.max_live_sessions:
         raise web.HTTPServiceUnavailable(text="too many live views open; reload in a minute")
     reader = await portal.reader(session.customer)
@@ -62,6 +61,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
                     await response.write(b"event: ended\ndata: {}\n\n")
                     break
                 checked = now
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                break  # the browser went away: free the live slot now, not at the heartbeat
             await asyncio.sleep(POLL_S)
     except ConnectionResetError:
         pass  # the browser went away

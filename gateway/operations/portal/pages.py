@@ -26,7 +26,7 @@ from gateway.log.keys import load_public_key
 from gateway.log.reader import LogReader
 from gateway.log.results import EntryRow
 from gateway.operations.portal.pending import carried_out, open_requests
-from gateway.operations.portal.server import PORTAL, Portal
+from gateway.operations.portal.server import LANG, PORTAL, Portal, session_of
 from gateway.operations.portal.store import ErasureRequest, Session
 from gateway.operations.portal.texts import t
 from gateway.visible import neutralise
@@ -42,8 +42,7 @@ _FILTERS = ("device", "recipient", "outcome", "q")
 
 
 def _session(request: web.Request) -> Session:
-    session: Session = request["session"]
-    return session
+    return session_of(request)
 
 
 def log_filters(request: web.Request) -> dict[str, str]:
@@ -99,7 +98,7 @@ def row_view(row: EntryRow, lang: str, find: str | None) -> dict[str, Any]:
 async def log_page(request: web.Request) -> web.StreamResponse:
     portal: Portal = request.app[PORTAL]
     session = _session(request)
-    lang = request["lang"]
+    lang = request[LANG]
     reader = await portal.reader(session.customer)
     filters = log_filters(request)
     find = request.query.get("find", "").strip()[:200] or None
@@ -130,7 +129,7 @@ def _int(value: str | None) -> int | None:
 async def entry_page(request: web.Request) -> web.StreamResponse:
     portal: Portal = request.app[PORTAL]
     session = _session(request)
-    lang = request["lang"]
+    lang = request[LANG]
     seq = _int(request.match_info["seq"])
     reader = await portal.reader(session.customer)
     found = None if seq is None else await reader.run(_detail, reader, seq)
@@ -189,7 +188,7 @@ async def report(request: web.Request) -> web.StreamResponse:
 
     portal: Portal = request.app[PORTAL]
     session = _session(request)
-    lang = request["lang"]
+    lang = request[LANG]
     policy = await asyncio.to_thread(_policy, portal, session.customer)
     key_path = _public_key_path(portal)
     try:
@@ -255,7 +254,7 @@ async def bundle(request: web.Request) -> web.StreamResponse:
             export_customer, portal.config.database_path, session.customer
         )
     except LogError:
-        raise web.HTTPNotFound(text=t(request["lang"], "report_empty")) from None
+        raise web.HTTPNotFound(text=t(request[LANG], "report_empty")) from None
     return web.Response(
         body=data,
         content_type="application/x-ndjson",
@@ -272,7 +271,7 @@ async def checkpoint(request: web.Request) -> web.StreamResponse:
     session = _session(request)
     note = await asyncio.to_thread(_latest_note, portal.config.database_path, session.customer)
     if note is None:
-        raise web.HTTPNotFound(text=t(request["lang"], "not_found"))
+        raise web.HTTPNotFound(text=t(request[LANG], "not_found"))
     size = note.split("\n", 2)[1] if note.count("\n") >= 2 else "0"
     name = f"{_file_stem(session.customer)}-{size if size.isdigit() else 0}.checkpoint"
     return web.Response(
@@ -293,7 +292,7 @@ def _latest_note(path: Path, customer: str) -> str | None:
 async def public_key(request: web.Request) -> web.StreamResponse:
     path = _public_key_path(request.app[PORTAL])
     if path is None:
-        raise web.HTTPNotFound(text=t(request["lang"], "not_found"))
+        raise web.HTTPNotFound(text=t(request[LANG], "not_found"))
     return web.Response(
         body=path.read_bytes(),
         content_type="application/x-pem-file",
@@ -340,7 +339,7 @@ async def erasure(request: web.Request) -> web.StreamResponse:
             "erasure.html",
             status=400,
             requests=await _requests(portal, session),
-            error=t(request["lang"], "erasure_incomplete"),
+            error=t(request[LANG], "erasure_incomplete"),
         )
     number = portal.store.request_erasure(session.customer, session.login, by, None)
     log.warning(

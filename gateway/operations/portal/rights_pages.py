@@ -17,7 +17,7 @@ from aiohttp import web
 from gateway.operations.control import ControlError, GatewayNotRunning
 from gateway.operations.control_model import ConsentReply, GrantInfo
 from gateway.operations.portal import actions
-from gateway.operations.portal.server import PORTAL, Portal
+from gateway.operations.portal.server import LANG, PORTAL, Portal, session_of
 from gateway.operations.portal.store import Session
 from gateway.operations.portal.texts import t
 
@@ -37,8 +37,7 @@ KINDS = (
 
 
 def _session(request: web.Request) -> Session:
-    session: Session = request["session"]
-    return session
+    return session_of(request)
 
 
 def _seq(value: str) -> int | None:
@@ -47,7 +46,7 @@ def _seq(value: str) -> int | None:
 
 async def grants_page(request: web.Request) -> web.StreamResponse:
     portal: Portal = request.app[PORTAL]
-    lang = request["lang"]
+    lang = request[LANG]
     try:
         grants = await actions.grants(portal.config.control_socket, _session(request).customer)
         error = None
@@ -61,7 +60,7 @@ async def grants_page(request: web.Request) -> web.StreamResponse:
 async def act(request: web.Request) -> web.StreamResponse:
     portal: Portal = request.app[PORTAL]
     session = _session(request)
-    lang = request["lang"]
+    lang = request[LANG]
     action = request.match_info["action"]
     form = await request.post()
     by = form.get("by")
@@ -131,17 +130,17 @@ async def receipt_page(request: web.Request) -> web.StreamResponse:
     seq = _seq(request.match_info["seq"])
     document = None if seq is None else portal.store.receipt(session.customer, seq)
     if seq is None or document is None:
-        raise web.HTTPNotFound(text=t(request["lang"], "not_found"))
+        raise web.HTTPNotFound(text=t(request[LANG], "not_found"))
     if request.query.get("download"):
         return _attachment(document, "application/json", f"einblick-receipt-{seq}.json")
     record = portal.store.record(session.customer, seq)
     if request.query.get("record"):
         if record is None:
-            raise web.HTTPNotFound(text=t(request["lang"], "not_found"))
+            raise web.HTTPNotFound(text=t(request[LANG], "not_found"))
         return _attachment(record, "application/ld+json", f"einblick-record-{seq}.jsonld")
     fields = orjson.loads(document).get("receipt", {})
     kind = fields.get("type")
-    what = t(request["lang"], f"kind_{kind}") if kind in KINDS else str(kind or "")
+    what = t(request[LANG], f"kind_{kind}") if kind in KINDS else str(kind or "")
     return portal.render(
         request,
         "receipt.html",
