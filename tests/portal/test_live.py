@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 
+from gateway.operations.portal.live import BURST
 from tests.portal.box import MINE, THEIRS, portal_box
 
 
@@ -79,3 +80,20 @@ async def test_live_streams_are_capped(tmp_path: Path) -> None:
                 assert (await queue.get())[0] == "entry"
             async with second.get(box.url + "/live?after=100") as refused:
                 assert refused.status == 503
+
+
+async def test_a_stream_behind_by_more_than_a_screenful_jumps_to_the_newest(
+    tmp_path: Path,
+) -> None:
+    async with portal_box(tmp_path) as box:
+        client = await box.session()
+        box.write(10, BURST + 10, customer=MINE)  # seq 11 .. 70, all mine, before the stream
+        async with stream(client, box.url + "/live?after=10") as queue:
+            seqs = []
+            async with asyncio.timeout(5):
+                while len(seqs) < BURST:
+                    name, data = await queue.get()
+                    assert name == "entry"
+                    seqs.append(orjson.loads(data)["seq"])
+        newest = 10 + BURST + 10
+        assert seqs == list(range(newest - BURST + 1, newest + 1))  # the oldest ten skipped

@@ -2,7 +2,8 @@
 page is, each event one table row rendered by the same template as the page (autoescaped).
 
 Each stream polls its customer's bound reader (one query of ``seq > last`` on the chain's
-index, about every 0.4 s), so a new entry reaches the browser within a second of its commit.
+index, about every 0.4 s), so a new entry reaches the browser within a second of its commit;
+more than a screenful behind, it jumps to the newest rows (the rest is in the log's pages).
 Streams are capped (``portal.max_live_sessions``); a stream ends when its session expires or is
 revoked, checked every few seconds, and the browser's EventSource reconnects (to the login).
 """
@@ -22,6 +23,7 @@ from gateway.operations.portal.server import LANG, PORTAL, TOKEN, Portal, sessio
 __all__ = ["add_routes"]
 
 POLL_S = 0.4
+BURST = 50  # rows per poll at most: a screenful
 HEARTBEAT_S = 15.0
 RECHECK_S = 5.0
 
@@ -46,7 +48,12 @@ async def stream(request: web.Request) -> web.StreamResponse:
         template = portal.env.get_template("row.html")
         beat = checked = time.monotonic()
         while True:
-            rows = await page(reader, filters, after=last, limit=200)
+            rows = await page(reader, filters, after=last, limit=BURST)
+            if len(rows) == BURST:
+                # Further behind than a screenful (a flood, or a stream that was away): jump to
+                # the newest rows; the ones skipped are in the log's pages, and a stream never
+                # falls behind, nor renders more than a person can read.
+                rows = list(reversed(await page(reader, filters, limit=BURST)))
             for row in rows:
                 html = template.render(row=row_view(row, lang, find), t=None)
                 event = orjson.dumps({"seq": row.seq, "html": html}).decode()
