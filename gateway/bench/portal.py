@@ -36,7 +36,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from gateway.bench.pipeline import Result, _measure, _rss_mb, _System
+from gateway.bench.pipeline import Result, _cpu_seconds, _measure, _rss_mb, _System
 from gateway.config import load_config
 from gateway.devices.broker import free_port
 from gateway.operations.portal.store import PortalStore
@@ -185,13 +185,14 @@ async def run(sessions: int, rate: float, phase_s: float, rounds: int) -> int:
         watcher = threading.Thread(target=watch, args=(config.database_path, seen, stop))
         watcher.start()
         results: dict[str, list[Result]] = {"without": [], "with": []}
-        rss_idle = rss_live = 0.0
+        # Idle: every session logged in, none streaming yet (measured before any stream opened).
+        rss_idle, rss_live, cpu = _rss_mb(portal.pid), 0.0, 0.0
         try:
             for phase in ("without", "with") * rounds:
                 if phase == "without":
-                    rss_idle = max(rss_idle, _rss_mb(portal.pid))
                     results[phase].append(await asyncio.to_thread(_measure, system, rate, phase_s))
                     continue
+                cpu0, started = _cpu_seconds(portal.pid), time.monotonic()
                 async with asyncio.TaskGroup() as group:
                     tasks = [
                         group.create_task(live(c, url, seen, figures), name=f"live-{i}")
@@ -209,12 +210,14 @@ async def run(sessions: int, rate: float, phase_s: float, rounds: int) -> int:
                     rss_live = max(rss_live, _rss_mb(portal.pid))
                     for task in tasks:
                         task.cancel()
+                cpu += (_cpu_seconds(portal.pid) - cpu0) / (time.monotonic() - started) / rounds
         finally:
             stop.set()
             watcher.join()
             for client in clients:
                 await client.close()
         _print(sessions, rate, phase_s, rounds, results, figures, rss_idle, rss_live)
+        print(f"portal CPU while the sessions are active: {100 * cpu:.0f}% of one core")
         return 0
     finally:
         if portal is not None and portal.returncode is None:

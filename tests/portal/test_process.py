@@ -1,5 +1,5 @@
-"""The portal as a child process of ``einblick run``: killed (-9), it is started again and
-answers; when the gateway stops, it stops too."""
+"""The portal as a child process of ``einblick run``: at a lower CPU priority than forwarding;
+killed (-9), it is started again and answers; when the gateway stops, it stops too."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiohttp
 
+from gateway.commands.customer import PORTAL_NICE
 from gateway.devices.broker import free_port
 from gateway.operations.portal.process import supervise_portal
 from gateway.operations.scaffold import InitOptions, init_directory
@@ -30,6 +31,10 @@ def portal_children() -> list[int]:
         if parent == os.getpid() and b"portal" in command and b"gateway" in command:
             found.append(int(entry.name))
     return found
+
+
+def niceness(pid: int) -> int:
+    return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[16])
 
 
 async def answering(url: str) -> None:
@@ -58,6 +63,8 @@ async def test_a_crashed_portal_is_started_again_and_stops_with_the_gateway(
         async with asyncio.timeout(30):
             await answering(url)
         [first] = portal_children()
+        # It yields the CPU to forwarding: its niceness is ours plus PORTAL_NICE.
+        assert niceness(first) == os.nice(0) + PORTAL_NICE
         os.kill(first, signal.SIGKILL)
         async with asyncio.timeout(30):  # the backoff's first pause is about a second
             while portal_children() in ([], [first]):

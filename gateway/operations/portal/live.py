@@ -24,6 +24,8 @@ __all__ = ["add_routes"]
 
 POLL_S = 0.4
 BURST = 50  # rows per poll at most: a screenful
+RENDERED = 4096  # live rows kept rendered for the customer's other sessions
+_TOP = 1 << 62  # "before" no seq: the page is read newest first, from ``after`` up
 HEARTBEAT_S = 15.0
 RECHECK_S = 5.0
 
@@ -48,16 +50,20 @@ async def stream(request: web.Request) -> web.StreamResponse:
         template = portal.env.get_template("row.html")
         beat = checked = time.monotonic()
         while True:
-            rows = await page(reader, filters, after=last, limit=BURST)
-            if len(rows) == BURST:
-                # Further behind than a screenful (a flood, or a stream that was away): jump to
-                # the newest rows; the ones skipped are in the log's pages, and a stream never
-                # falls behind, nor renders more than a person can read.
-                rows = list(reversed(await page(reader, filters, limit=BURST)))
-            for row in rows:
-                html = template.render(row=row_view(row, lang, find), t=None)
-                event = orjson.dumps({"seq": row.seq, "html": html}).decode()
-                await response.write(f"event: entry\ndata: {event}\n\n".encode())
+            # The newest rows above ``last``, a screenful at most: more than that behind (a
+            # flood, or a stream that was away) it jumps ahead; the rows skipped are in the
+            # log's pages, and a stream never falls behind nor renders more than one can read.
+            rows = await page(reader, filters, after=last, before=_TOP, limit=BURST)
+            for row in reversed(rows):
+                key = (session.customer, row.seq, lang, find)
+                event = portal.rendered.get(key)
+                if event is None:
+                    html = template.render(row=row_view(row, lang, find), t=None)
+                    data = orjson.dumps({"seq": row.seq, "html": html}).decode()
+                    event = portal.rendered[key] = f"event: entry\ndata: {data}\n\n".encode()
+                    while len(portal.rendered) > RENDERED:
+                        portal.rendered.popitem(last=False)
+                await response.write(event)
                 last = max(last, row.seq)
             now = time.monotonic()
             if now - beat > HEARTBEAT_S:

@@ -17,7 +17,7 @@ import asyncio
 import hmac
 import logging
 import ssl
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -112,6 +112,11 @@ class Portal:
     limiter: AddressLimiter = field(default_factory=AddressLimiter)
     readers: dict[str, LogReader] = field(default_factory=dict)
     live: int = 0
+    # Live rows as sent, by (customer, seq, language, find): a customer's sessions following
+    # the same log render each row once. Bounded; the customer is in the key.
+    rendered: OrderedDict[tuple[str, int, str, str | None], bytes] = field(
+        default_factory=OrderedDict
+    )
     # scrypt takes ~16 MiB and ~50 ms per check: one at a time, so a burst of logins (or of
     # guesses) costs one core and 16 MiB, not a core and 16 MiB per request.
     hasher: ThreadPoolExecutor = field(
