@@ -85,8 +85,9 @@ async def test_a_customer_logs_in_follows_withdraws_and_verifies(tmp_path: Path)
         await expect(first).to_be_visible(timeout=2000)
         arrived = time.monotonic() - started
         assert arrived < 2.0, f"the entry took {arrived:.2f} s to appear"
-        await expect(first).to_contain_text("room-1")
-        await shot(page, "log-390x844", "What happened to your data", "room-1", "FOLLOW")
+        # The device by its display name, as the TUI shows it (its id on hover).
+        await expect(first.locator("td[title=room-1]")).to_have_text("Meeting room")
+        await shot(page, "log-390x844", "What happened to your data", "Meeting room", "FOLLOW")
 
         # An entry's explanation, what left the box, its proof from the one verifier.
         await first.locator("td.text a").click()
@@ -207,5 +208,5 @@ async def test_a_customer_logs_in_follows_withdraws_and_verifies(tmp_path: Path)
         await log_in(desk, site)
         await expect(desk.locator("h1")).to_have_text("Was mit Ihren Daten geschah")
         await expect(desk.locator("#rows tr[data-seq]").first).to_contain_text("widersprochen")
-        await shot(desk, "log-1280x800", "Entscheidung", "Gerät", "room-1")
+        await shot(desk, "log-1280x800", "Entscheidung", "Gerät", "Meeting room")
         await browser.close()

@@ -58,7 +58,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 key = (session.customer, row.seq, lang, find)
                 event = portal.rendered.get(key)
                 if event is None:
-                    html = template.render(row=row_view(row, lang, find), t=None)
+                    names = await asyncio.to_thread(portal.names, session.customer)
+                    html = template.render(row=row_view(row, lang, find, names), t=None)
                     data = orjson.dumps({"seq": row.seq, "html": html}).decode()
                     event = portal.rendered[key] = f"event: entry\ndata: {data}\n\n".encode()
                     while len(portal.rendered) > RENDERED:

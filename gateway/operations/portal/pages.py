@@ -25,6 +25,7 @@ from gateway.log.bundle import export_customer, latest_note
 from gateway.log.keys import load_public_key
 from gateway.log.reader import LogReader
 from gateway.log.results import EntryRow
+from gateway.operations.portal.names import DisplayNames
 from gateway.operations.portal.pending import carried_out, open_requests
 from gateway.operations.portal.server import LANG, PORTAL, Portal, session_of
 from gateway.operations.portal.store import ErasureRequest, Session
@@ -79,14 +80,18 @@ def _when(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def row_view(row: EntryRow, lang: str, find: str | None) -> dict[str, Any]:
+def row_view(
+    row: EntryRow, lang: str, find: str | None, names: DisplayNames | None = None
+) -> dict[str, Any]:
+    names = names or DisplayNames()
     text = row.text_de if lang == "de" else row.text_en
     outcome = row.outcome
     return {
         "seq": row.seq,
         "when": _when(row.at),
-        "device": neutralise(row.device or "—"),
-        "recipient": neutralise(row.recipient or "—"),
+        "device": neutralise(names.device(row.device) or "—"),
+        "device_id": neutralise(row.device or ""),
+        "recipient": neutralise(names.recipient(row.recipient) or "—"),
         "outcome": outcome or "event",
         "symbol": SYMBOLS.get(outcome or "", "•"),
         "decision": t(lang, outcome) if outcome else t(lang, "event"),
@@ -105,7 +110,8 @@ async def log_page(request: web.Request) -> web.StreamResponse:
     before = _int(request.query.get("before"))
     rows = await page(reader, filters, before=before)
     latest = await reader.latest_seq()
-    views = [row_view(r, lang, find) for r in rows]
+    names = await asyncio.to_thread(portal.names, session.customer)
+    views = [row_view(r, lang, find, names) for r in rows]
     return portal.render(
         request,
         "log.html",
@@ -151,7 +157,7 @@ async def entry_page(request: web.Request) -> web.StreamResponse:
     return portal.render(
         request,
         "entry.html",
-        row=row_view(row, lang, None),
+        row=row_view(row, lang, None, await asyncio.to_thread(portal.names, session.customer)),
         detail=detail,
         purpose=detail.purpose.get(lang, ""),
         basis=t(lang, f"lb_{detail.legal_basis}") if detail.legal_basis else "—",

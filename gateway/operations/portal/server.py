@@ -33,6 +33,7 @@ from gateway.devices.tls import TlsFiles
 from gateway.errors import GatewayError
 from gateway.log.reader import LogReader
 from gateway.operations.portal.credentials import new_token
+from gateway.operations.portal.names import DisplayNames, NameBook
 from gateway.operations.portal.store import PortalStore, Session
 from gateway.operations.portal.texts import LANGS, choose_language, t
 
@@ -112,6 +113,7 @@ class Portal:
     limiter: AddressLimiter = field(default_factory=AddressLimiter)
     readers: dict[str, LogReader] = field(default_factory=dict)
     live: int = 0
+    book: NameBook | None = None  # display names, set by open_portal
     # Live rows as sent, by (customer, seq, language, find): a customer's sessions following
     # the same log render each row once. Bounded; the customer is in the key.
     rendered: OrderedDict[tuple[str, int, str, str | None], bytes] = field(
@@ -141,6 +143,10 @@ class Portal:
                 found = await LogReader.open(self.config.database_path, customer=customer)
                 self.readers[customer] = found
             return found
+
+    def names(self, customer: str) -> DisplayNames:
+        """The names ``customer``'s rows show (their own devices, the recipients)."""
+        return DisplayNames() if self.book is None else self.book.names(customer)
 
     async def hashing(self, fn: Callable[..., T], *args: object) -> T:
         """Run ``fn`` (a login or an invitation: each hashes a password) on the hasher."""
@@ -310,4 +316,5 @@ def open_portal(config: Config) -> Portal:
         lock_for_s=settings.lock_minutes * 60.0,
         lock_window_s=settings.lock_minutes * 60.0,
     )
-    return Portal(config, settings, store, not settings.plain_http, templates())
+    book = NameBook(config.policies_path, config.recipient_names())
+    return Portal(config, settings, store, not settings.plain_http, templates(), book=book)
