@@ -17,7 +17,8 @@ from typing import TextIO
 from gateway.commands.gateway_cmds import add_config_option
 from gateway.config import Config, load_config
 from gateway.errors import BundleError, KeyFileError, LogError
-from gateway.log.bundle import export_customer, latest_note, verify_bundle
+from gateway.log.bundle import export_customer, verify_bundle
+from gateway.log.checkpoints import latest_note
 from gateway.log.keys import PublicKey, Signer, load_public_key
 from gateway.log.legacy_bundle import verify_bundle_v1
 from gateway.log.note import (

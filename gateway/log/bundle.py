@@ -32,6 +32,7 @@ import orjson
 
 from gateway.errors import LogError
 from gateway.log.chain import content_tail, salt_for, text_digest
+from gateway.log.checkpoints import cosignatures, latest_note
 from gateway.log.jcs import MAX_SAFE_INTEGER, canonical
 from gateway.log.keys import PublicKey
 from gateway.log.leaf import ENTRY_SIZE, entry_bytes, tree_origin
@@ -63,6 +64,7 @@ __all__ = [
 FORMAT = "einblick-bundle/v2"
 CHUNK = 1024  # entries (content records) per "entries" ("content") line
 _CONTENT_HEAD = struct.Struct(">QI")
+_PAIR = struct.Struct(f">{ENTRY_SIZE}s32s")  # entry bytes, then the leaf listed for them
 _RECORD = ENTRY_SIZE + 32
 _FIELDS: dict[str, frozenset[str]] = {
     "header": frozenset({"t", "format", "origin", "customer", "key", "start", "start_hashes"}),
@@ -72,34 +74,6 @@ _FIELDS: dict[str, frozenset[str]] = {
     "content": frozenset({"t", "data"}),
     "checkpoint": frozenset({"t", "note"}),
 }
-
-
-def cosignatures(conn: sqlite3.Connection) -> dict[int, str]:
-    """Witness cosignature lines per checkpoint id (none when the table does not exist yet)."""
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cosignatures'"
-    ).fetchone()
-    if not exists:
-        return {}
-    found: dict[int, str] = {}
-    for checkpoint_id, line in conn.execute(
-        "SELECT checkpoint_id, line FROM cosignatures ORDER BY checkpoint_id, line"
-    ):
-        text = str(line) if str(line).endswith("\n") else f"{line}\n"
-        found[int(checkpoint_id)] = found.get(int(checkpoint_id), "") + text
-    return found
-
-
-def latest_note(conn: sqlite3.Connection, customer: str) -> str | None:
-    """The newest signed checkpoint of ``customer``'s tree, with its cosignatures."""
-    row = conn.execute(
-        "SELECT k.id, k.note FROM checkpoints k JOIN chains c ON c.id = k.chain_id"
-        " WHERE c.name = ? AND k.note IS NOT NULL ORDER BY k.size DESC, k.id DESC LIMIT 1",
-        (customer,),
-    ).fetchone()
-    if row is None:
-        return None
-    return str(row[1]) + cosignatures(conn).get(int(row[0]), "")
 
 
 def export_customer(db_path: str | Path, customer: str) -> bytes:
@@ -240,9 +214,9 @@ def _hex(line: dict[str, Any], key: str, number: int, size: int | None = 32) -> 
 
 
 def _b64(text: str, number: int, key: str) -> bytes:
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
+    try:  # strict: only the alphabet, padding only at the end (checked in C, no regex)
+        raw = binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError) as exc:
         raise _fail(number, f"{key}: expected base64") from exc
     # Only the last group of four characters can carry padding bits that decoding ignores;
     # re-encoding that group (not the whole chunk) proves the text canonical.
@@ -382,9 +356,9 @@ def parse_bundle(data: bytes) -> Bundle:
             notes.append(_str(line, "note", number) or "")
     if header is None:
         raise UnusableInput("bundle: empty")
-    blob = b"".join(chunks)
-    entries = b"".join(blob[i : i + ENTRY_SIZE] for i in range(0, len(blob), _RECORD))
-    leaves = [blob[i + ENTRY_SIZE : i + _RECORD] for i in range(0, len(blob), _RECORD)]
+    pairs = list(_PAIR.iter_unpack(b"".join(chunks)))
+    entries = b"".join([p[0] for p in pairs])
+    leaves = [p[1] for p in pairs]
     start_hashes = header["start_hashes"]
     if not isinstance(start_hashes, list) or not all(isinstance(h, str) for h in start_hashes):
         raise _fail(1, "start_hashes: expected a list of hex strings")

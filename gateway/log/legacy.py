@@ -131,7 +131,8 @@ class VerifyReport:
     def summary(self) -> str:
         lines = [
             f"origin {self.origin}: {len(self.chains)} chain(s), {self.entries} entries, "
-            + ("OK" if self.ok else "FAILED")
+            # never "OK" beside entries no checkpoint covers yet: those are not proven
+            + ("FAILED" if not self.ok else "INCOMPLETE" if self.unsigned else "OK")
         ]
         keys = ", ".join(self.trusted) or "none"
         lines.append(

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.errors import LogError
-from gateway.log.bundle import latest_note
 from gateway.log.chain import body_digest
+from gateway.log.checkpoints import latest_note
 from gateway.log.keys import PublicKey
 from gateway.log.leaf import ENTRY_SIZE, LeafError, entry_bytes, parse_entry
 from gateway.log.merkle import ProofError, leaf_hash, verify_inclusion

@@ -18,8 +18,8 @@ from typing import Any
 import orjson
 
 from gateway.errors import ChainBroken
-from gateway.log.bundle import cosignatures
 from gateway.log.chain import content_tail, salt_for, text_digest
+from gateway.log.checkpoints import cosignatures
 from gateway.log.entry import OUTCOMES
 from gateway.log.leaf import ENTRY_LAYOUT, ENTRY_SIZE, tree_origin
 from gateway.log.note import Checkpoint, NoteError

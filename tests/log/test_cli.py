@@ -146,9 +146,10 @@ def test_exit_codes_for_the_database_and_a_witness_policy(
     log.write([make_draft(4, customer=C)], checkpoint=False)
     pub = tmp_path / "log.pub"
     pub.write_text(signer.public.pem())
-    err = io.StringIO()
-    code = verify_command(bundle=None, db=log.path, customer=C, key=pub, out=io.StringIO(), err=err)
+    out, err = io.StringIO(), io.StringIO()
+    code = verify_command(bundle=None, db=log.path, customer=C, key=pub, out=out, err=err)
     assert code == 2 and "incomplete: 1 entries are not yet covered" in err.getvalue()
+    assert "OK" not in out.getvalue() and "INCOMPLETE" in out.getvalue()  # never OK + a warning
     log.write([make_draft(5, customer=C)])
     assert verify_command(bundle=None, db=log.path, customer=C, key=pub, err=io.StringIO()) == 0
     # a witness policy the checkpoints do not meet: incomplete; once cosigned in the

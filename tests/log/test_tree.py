@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import timedelta
 
+from gateway.log.checkpoints import notes_after
 from gateway.log.keys import Signer
 from gateway.log.leaf import entry_bytes, tree_origin
 from gateway.log.merkle import (
@@ -119,3 +120,15 @@ def test_rotation_record_in_every_tree(log: Log, signer: Signer, tmp_path: objec
     assert kinds == [("_gateway", 3), (C, 3)]
     newest = log.conn.execute("SELECT key_id FROM checkpoints ORDER BY id DESC LIMIT 2").fetchall()
     assert {bytes(k) for (k,) in newest} == {new.key_id}
+
+
+def test_notes_after_feeds_a_submitter_every_signed_note_once(log: Log, signer: Signer) -> None:
+    log.write([make_draft(i, customer=C if i % 2 else None) for i in range(6)])
+    first = notes_after(log.conn)
+    assert [(n.customer, n.size) for n in first] == [("_gateway", 3), (C, 3)]
+    assert all(n.origin == f"{ORIGIN}/{n.customer}" for n in first)
+    log.write([make_draft(10, customer=C)])
+    later = notes_after(log.conn, first[-1].id)
+    assert [(n.customer, n.size) for n in later] == [(C, 4)]
+    opened = open_note(later[0].note, [signer.note_signer(later[0].origin).verifier])
+    assert Checkpoint.parse(opened.text).size == 4

@@ -21,7 +21,8 @@ from typing import Any
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.log.bundle import export_customer, latest_note
+from gateway.log.bundle import export_customer
+from gateway.log.checkpoints import latest_note
 from gateway.log.jcs import canonical
 from gateway.log.keys import Signer
 from gateway.log.leaf import ENTRY_SIZE
