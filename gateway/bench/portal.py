@@ -23,7 +23,6 @@ import asyncio
 import bisect
 import re
 import shutil
-import sqlite3
 import ssl
 import sys
 import tempfile
@@ -39,6 +38,7 @@ import orjson
 from gateway.bench.pipeline import Result, _cpu_seconds, _measure, _rss_mb, _System
 from gateway.config import load_config
 from gateway.devices.broker import free_port
+from gateway.log.reader import Reader
 from gateway.operations.portal.store import PortalStore
 
 __all__ = ["main"]
@@ -60,16 +60,16 @@ class Watch:
 
 
 def watch(database: Path, into: Watch, stop: threading.Event) -> None:
-    conn = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
+    reader = Reader.open(database)  # read-only, on this thread
     try:
         while not stop.is_set():
-            newest = conn.execute("SELECT coalesce(max(seq), 0) FROM entries").fetchone()[0]
+            newest = reader.latest_seq()
             if not into.seqs or newest > into.seqs[-1]:
                 into.times.append(time.monotonic())
                 into.seqs.append(int(newest))
             time.sleep(0.02)
     finally:
-        conn.close()
+        reader.close()
 
 
 @dataclass
