@@ -135,3 +135,16 @@ def test_counts_pages_and_tallies_never_include_another_customer(mine: Reader) -
     }
     assert {seq for seq, *_ in mine.entries_with_content()} <= set(range(11, 21))
     assert {b.customer for b in mine.bodies()} == {MINE}
+
+
+def test_a_bound_readers_page_walks_its_chain_without_sorting_it(mine: Reader) -> None:
+    statements: list[str] = []
+    mine._conn.set_trace_callback(statements.append)
+    try:
+        rows = mine.page(mine.filter_for(), limit=5)
+    finally:
+        mine._conn.set_trace_callback(None)
+    assert [r.seq for r in rows] == [20, 19, 18, 17, 16]
+    sql = next(s for s in statements if "ORDER BY" in s)
+    plan = " ".join(str(r[3]) for r in mine._conn.execute("EXPLAIN QUERY PLAN " + sql))
+    assert "TEMP B-TREE" not in plan, plan
