@@ -47,15 +47,6 @@ NOT_YET = {
     "gateway/witness/ledger.py",
     "gateway/witness/protocol.py",
     "gateway/witness/status.py",
-    # The customer portal's modules, tested today through tests/portal's security, browser and
-    # pages tests; their own test modules are being written.
-    "gateway/operations/portal/actions.py",
-    "gateway/operations/portal/auth.py",
-    "gateway/operations/portal/credentials.py",
-    "gateway/operations/portal/live.py",
-    "gateway/operations/portal/pending.py",
-    "gateway/operations/portal/process.py",
-    "gateway/operations/portal/service.py",
     "gateway/bench/log.py",
     "gateway/bench/policies.py",
     "gateway/bench/sample.py",

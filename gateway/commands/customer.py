@@ -23,7 +23,9 @@ from gateway.commands.gateway_cmds import SubParsers, add_config_option, config_
 from gateway.config import Config
 from gateway.errors import GatewayError
 
-__all__ = ["authorized_keys_line", "register"]
+__all__ = ["PORTAL_NICE", "authorized_keys_line", "register"]
+
+PORTAL_NICE = 10  # added to the portal process's niceness (lower CPU priority than forwarding)
 
 SSH_KEY_TYPES = (
     "ssh-ed25519",
@@ -228,6 +230,9 @@ def _portal(args: argparse.Namespace) -> int:
     from gateway.operations.portal.service import serve
 
     config = config_from(args)
+    # The portal yields the CPU to forwarding: on a busy box the kernel runs the gateway first
+    # (a customer's page may take longer; a message may not). Measured: gateway/bench/portal.py.
+    os.nice(PORTAL_NICE)
     try:
         asyncio.run(
             serve(

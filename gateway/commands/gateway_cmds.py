@@ -230,16 +230,16 @@ def _status(args: argparse.Namespace) -> int:
     except ControlError as exc:
         print(f"einblick: {exc}", file=sys.stderr)
         return 1
+    from gateway.operations.portal.pending import as_records, pending_requests, render_requests
+
+    # Customers' erasure requests from the portal wait for the installer: said here.
+    waiting = asyncio.run(pending_requests(config.portal_db, config.control_socket))
     if args.json:
+        status["erasure_requests"] = [r.model_dump(mode="json") for r in as_records(waiting)]
         sys.stdout.write(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
     print(render_status(status))
-    from gateway.operations.portal.pending import pending_requests, render_requests
-
-    # Customers' erasure requests from the portal wait for the installer: said here.
-    for line in render_requests(
-        asyncio.run(pending_requests(config.portal_db, config.control_socket))
-    ):
+    for line in render_requests(waiting):
         print(line)
     return 0
 

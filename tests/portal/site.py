@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import sqlite3
 import ssl
 import sys
 from collections.abc import AsyncIterator
@@ -50,6 +51,14 @@ grants:
     fields:
       occupancy: keep
       seq: keep
+  - id: grid-statistics
+    recipient: logistics
+    purpose: {de: "Netzstatistik", en: "Grid statistics"}
+    legal_basis: legitimate_interests
+    devices: [room-1]
+    topic: "statistics/{device}"
+    fields:
+      occupancy: keep
 """
 
 OTHER_POLICY = """
@@ -171,6 +180,12 @@ class PortalSite:
             await connection.publish(topic, orjson.dumps({"occupancy": True, "seq": seq}), 1)
         finally:
             await connection.close()
+
+    def latest_seq(self) -> int:
+        """The log's newest entry, read as a stranger would (read-only, its own connection)."""
+        path = self.harness.gateway.config.database_path.resolve()
+        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as conn:
+            return int(conn.execute("SELECT coalesce(max(seq), 0) FROM entries").fetchone()[0])
 
     async def close(self) -> None:
         for client in self.clients:

@@ -13,6 +13,7 @@ import re
 import time
 from pathlib import Path
 
+import orjson
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from gateway.operations.portal.texts import t
@@ -84,8 +85,9 @@ async def test_a_customer_logs_in_follows_withdraws_and_verifies(tmp_path: Path)
         await expect(first).to_be_visible(timeout=2000)
         arrived = time.monotonic() - started
         assert arrived < 2.0, f"the entry took {arrived:.2f} s to appear"
-        await expect(first).to_contain_text("room-1")
-        await shot(page, "log-390x844", "What happened to your data", "room-1", "FOLLOW")
+        # The device by its display name, as the TUI shows it (its id on hover).
+        await expect(first.locator("td[title=room-1]")).to_have_text("Meeting room")
+        await shot(page, "log-390x844", "What happened to your data", "Meeting room", "FOLLOW")
 
         # An entry's explanation, what left the box, its proof from the one verifier.
         await first.locator("td.text a").click()
@@ -115,8 +117,67 @@ async def test_a_customer_logs_in_follows_withdraws_and_verifies(tmp_path: Path)
         assert code == 0, out + err
         assert "Miriam Berg (portal: miriam)" in receipt.read_text()
 
+        # An objection on a legitimate-interests grant: the page offers object and restrict
+        # (the gateway's actions for that basis), not withdraw; a second tab keeps the form.
+        await page.click("text=Who gets what")
+        statistics = page.locator("#grant-grid-statistics")
+        await expect(statistics.locator("form")).to_have_count(2)
+        assert await statistics.locator("form").evaluate_all(
+            "forms => forms.map(f => f.dataset.action)"
+        ) == ["object", "restrict"]
+        await expect(page.locator("#grant-demand-heating form")).to_have_attribute(
+            "data-action", "give"
+        )
+        second = await phone.new_page()
+        await second.goto(site.url + "/grants")
+        await statistics.locator("form[data-action=object] input[name=by]").fill("Miriam Berg")
+        await statistics.locator("form[data-action=object] button").click()
+        await expect(page).to_have_url(re.compile(r"/receipts/\d+$"))
+        await expect(page.locator("#receipt-said")).to_contain_text("Objection recorded")
+        objection_seq = int(page.url.rsplit("/", 1)[1])
+        async with page.expect_download() as record_download:
+            await page.click("#record-download")
+        saved = await (await record_download.value).path()
+        record = orjson.loads(saved.read_bytes())
+        # The objection as a DPO's tools read it: GDPR Art. 21 exercised.
+        assert record["@type"] == "dpv:RightExerciseActivity", record
+        assert record["dpv:hasRight"] == {"@id": "eu-gdpr:A21"}, record
+        await page.click("text=Who gets what")
+        await expect(page.locator("#grant-grid-statistics")).to_contain_text("objected to")
+        await expect(page.locator("#grant-grid-statistics form")).to_have_attribute(
+            "data-action", "lift"
+        )
+
+        # The same objection again, from the stale tab: nothing is written, the earlier entry
+        # is named, and the log holds exactly one objection entry.
+        latest_before = site.latest_seq()
+        form = second.locator("#grant-grid-statistics form[data-action=object]")
+        await form.locator("input[name=by]").fill("Miriam Berg")
+        await form.locator("button").click()
+        await expect(second.locator("h1")).to_have_text("Nothing changed")
+        said = second.locator("#unchanged-said")
+        await expect(said).to_contain_text(f"#{objection_seq}")
+        await expect(said).to_contain_text("Nothing new was written")
+        await expect(second.locator("#unchanged-entry")).to_have_attribute(
+            "href", f"/entry/{objection_seq}"
+        )
+        assert site.latest_seq() == latest_before
+        await second.close()
+
         # The bundle and the key, downloaded, verify with the CLI at home.
         await page.click("text=Download & verify")
+        # The checkpoint to keep: a C2SP signed note of this customer's tree, taken first.
+        async with page.expect_download() as checkpoint_download:
+            await page.click("#checkpoint-link")
+        kept = tmp_path / (await checkpoint_download.value).suggested_filename
+        await (await checkpoint_download.value).save_as(kept)
+        assert kept.name.startswith(f"einblick-{CUSTOMER}-") and kept.suffix == ".checkpoint"
+        assert kept.read_text().splitlines()[0].endswith(CUSTOMER), kept.read_text()
+        since = await page.inner_text("#verify-since")
+        assert since == (
+            f"einblick verify einblick-{CUSTOMER}.bundle --key einblick-gateway.pub"
+            f" --since {kept.name}"
+        )
         async with page.expect_download() as bundle_download:
             await page.click("#bundle-link")
         bundle = tmp_path / "mine.bundle"
@@ -126,6 +187,11 @@ async def test_a_customer_logs_in_follows_withdraws_and_verifies(tmp_path: Path)
         home_key = tmp_path / "gateway.pub"
         await (await key_download.value).save_as(home_key)
         code, out, err = await cli("verify", str(bundle), "--key", str(home_key))
+        assert code == 0, out + err
+        # As the page says: the new bundle against the checkpoint kept from before.
+        code, out, err = await cli(
+            "verify", str(bundle), "--key", str(home_key), "--since", str(kept)
+        )
         assert code == 0, out + err
         assert CUSTOMER in bundle.read_text() and "hof-sonne" not in bundle.read_text()
 
@@ -141,6 +207,6 @@ async def test_a_customer_logs_in_follows_withdraws_and_verifies(tmp_path: Path)
         desk = await laptop.new_page()
         await log_in(desk, site)
         await expect(desk.locator("h1")).to_have_text("Was mit Ihren Daten geschah")
-        await expect(desk.locator("#rows tr[data-seq]").first).to_contain_text("widerrufen")
-        await shot(desk, "log-1280x800", "Entscheidung", "Gerät", "room-1")
+        await expect(desk.locator("#rows tr[data-seq]").first).to_contain_text("widersprochen")
+        await shot(desk, "log-1280x800", "Entscheidung", "Gerät", "Meeting room")
         await browser.close()

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
+import orjson
 from rich.console import Console
 
 from gateway.devices.broker import free_port
@@ -51,6 +52,15 @@ async def test_an_erasure_request_waits_in_status_and_the_tui_until_done(tmp_pat
         code, status, err = await cli("status", "--config", str(site.config_path))
         assert code == 0, err
         assert f"erasure requested by customer {CUSTOMER} in the portal" in status
+        code, raw, err = await cli("status", "--json", "--config", str(site.config_path))
+        assert code == 0, err
+        [waiting] = orjson.loads(raw)["erasure_requests"]
+        assert (waiting["customer"], waiting["by"], waiting["login"]) == (
+            CUSTOMER,
+            "Miriam Berg",
+            "miriam",
+        )
+        assert waiting["command"] == f"einblick forget --customer {CUSTOMER} --by ..."
         shown, _ = await overview_text(site)
         assert f"Erasure requested in the portal by customer {CUSTOMER}" in shown
         code, _, err = await cli(
@@ -65,6 +75,8 @@ async def test_an_erasure_request_waits_in_status_and_the_tui_until_done(tmp_pat
         assert code == 0, err
         code, status, _ = await cli("status", "--config", str(site.config_path))
         assert "erasure requested" not in status
+        code, raw, _ = await cli("status", "--json", "--config", str(site.config_path))
+        assert orjson.loads(raw)["erasure_requests"] == []
         shown, _ = await overview_text(site)
         assert "Erasure requested" not in shown
         # The customer's page says it was carried out (it said "waiting" before).

@@ -27,10 +27,12 @@ GETS = [
     "/entry/1",
     "/grants",
     "/receipts/1",
+    "/receipts/1?record=1",
     "/report",
     "/report.json",
     "/download",
     "/bundle",
+    "/checkpoint",
     "/key",
     "/erasure",
     "/account",
@@ -39,6 +41,7 @@ GETS = [
 POSTS = [
     "/logout",
     "/grants/demand-heating/withdraw",
+    "/grants/grid-statistics/object",
     "/erasure",
     "/account/totp",
     "/account/totp/confirm",
@@ -103,7 +106,12 @@ async def test_another_customers_ids_are_not_found(tmp_path: Path) -> None:
         mine = await _entries(site, CUSTOMER)
         assert theirs and mine and not set(theirs) & set(mine)
         for seq in theirs:
-            for path in (f"/entry/{seq}", f"/receipts/{seq}", f"/receipts/{seq}?download=1"):
+            for path in (
+                f"/entry/{seq}",
+                f"/receipts/{seq}",
+                f"/receipts/{seq}?download=1",
+                f"/receipts/{seq}?record=1",
+            ):
                 status, body, _ = await _page(client, site.url + path)
                 assert status == 404, (path, status)
                 assert not any(m in body for m in MARKERS), path
@@ -117,6 +125,17 @@ async def test_another_customers_ids_are_not_found(tmp_path: Path) -> None:
             allow_redirects=False,
         ) as response:
             assert response.status == 404
+        for action in ("object", "restrict", "give", "lift"):
+            async with client.post(
+                site.url + f"/grants/geheim-grant/{action}",
+                data={"csrf": token, "by": "intruder"},
+                allow_redirects=False,
+            ) as response:
+                assert response.status == 404, action
+        # The checkpoint to keep is this customer's tree's, never the other's.
+        status, body, _ = await _page(client, site.url + "/checkpoint")
+        assert status == 200 and body.splitlines()[0].endswith(CUSTOMER), body
+        assert not any(m in body for m in MARKERS)
         # Their entries through the live stream: after=0 with their device as the filter.
         async with client.get(
             site.url + "/live?after=0&device=stall-geheim-7", timeout=aiohttp.ClientTimeout(total=2)
@@ -284,6 +303,7 @@ async def test_the_portals_log_handle_cannot_write(tmp_path: Path) -> None:
             ):
                 with pytest.raises(sqlite3.OperationalError, match=r"readonly|read-only"):
                     await reader.run(reader.sync._conn.execute, statement)
-            assert len(await reader.page()) == 1
+            # One message, one entry per recipient (two grants, two recipients), all still there.
+            assert len(await reader.page()) == 2
         finally:
             await portal.close()

@@ -145,6 +145,10 @@ def test_receipts_and_requests_are_the_customers_own(store: PortalStore) -> None
     store.keep_receipt("baeckerei", "anna", 17, '{"receipt": {}}')
     assert store.receipt("baeckerei", 17) == '{"receipt": {}}'
     assert store.receipt("nachbar", 17) is None
+    assert store.record("baeckerei", 17) is None  # kept without a record
+    store.keep_receipt("baeckerei", "anna", 18, '{"receipt": {}}', '{"@context": {}}')
+    assert store.record("baeckerei", 18) == '{"@context": {}}'
+    assert store.record("nachbar", 18) is None
     store.request_erasure("baeckerei", "anna", "Anna", None)
     assert [r.customer for r in store.erasure_requests("baeckerei")] == ["baeckerei"]
     assert store.erasure_requests("nachbar") == []

@@ -119,20 +119,42 @@ class ReaderBase:
         return None if row is None else int(row[0])
 
     def atom(self, atom_id: int | None) -> str | None:
-        """A device or recipient name by id (ids come from this reader's own rows)."""
+        """A device or recipient name by id. Bound to a customer, only a name one of that
+        customer's entries refers to: another customer's id resolves to None, as an unknown
+        one does (unbound, an unknown id reads ``#id``)."""
         if atom_id is None:
             return None
         found = self._atoms.get(atom_id)
-        if found is None:
+        if found is not None:
+            return found
+        if self.customer is None:
             self._atoms = {
                 int(i): str(v) for i, v in self._conn.execute("SELECT id, value FROM atoms")
             }
-            found = self._atoms.get(atom_id, f"#{atom_id}")
-        return found
+            return self._atoms.get(atom_id, f"#{atom_id}")
+        if self._owns_atom(atom_id):
+            row = self._conn.execute("SELECT value FROM atoms WHERE id = ?", (atom_id,)).fetchone()
+            if row is not None:
+                self._atoms[atom_id] = str(row[0])
+                return str(row[0])
+        return None
+
+    def _owns_atom(self, atom_id: int) -> bool:
+        # Both columns are indexed; the bound customer's chain filters what the index finds.
+        own, params = self._own()
+        row = self._conn.execute(
+            f"SELECT EXISTS (SELECT 1 FROM entries WHERE device_id = ? AND {own})"
+            f" OR EXISTS (SELECT 1 FROM entries WHERE recipient_id = ? AND {own})",
+            [atom_id, *params, atom_id, *params],
+        ).fetchone()
+        return bool(row[0])
 
     def atom_id(self, value: str) -> int | None:
+        """A device or recipient name's id; bound to a customer, only a name of theirs."""
         row = self._conn.execute("SELECT id FROM atoms WHERE value = ?", (value,)).fetchone()
-        return None if row is None else int(row[0])
+        if row is None or (self.customer is not None and not self._owns_atom(int(row[0]))):
+            return None
+        return int(row[0])
 
     def texts(self, digests: Iterable[bytes]) -> dict[bytes, str]:
         """Explanation texts by digest (texts are shared wording, not any customer's data)."""

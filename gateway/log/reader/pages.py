@@ -80,7 +80,11 @@ class PageQueries(ReaderBase):
         if hi is not None:
             sql += " AND seq <= ?"
             args.append(hi)
-        sql += f" ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT ? OFFSET ?"
+        # Bound to one customer, the chain's index orders their rows as seq does (both grow
+        # with every append) and is walked from either end; by seq, SQLite sorted the whole
+        # chain for every page (a temp B-tree: seconds per page at 100,000s of entries).
+        order = "idx" if self.customer is not None else "seq"
+        sql += f" ORDER BY {order} {'DESC' if newest_first else 'ASC'} LIMIT ? OFFSET ?"
         args += [limit, skip]
         return [entry_line(r, bool(r[8])) for r in self._conn.execute(sql, args)]
 
@@ -100,15 +104,20 @@ class PageQueries(ReaderBase):
         return None if found is None else int(found[0])
 
     def first_seq_at(self, at_us: int) -> int:
-        """The first seq whose time is at or after ``at_us`` (times rise with seq)."""
-        bounds = self._conn.execute("SELECT min(seq), max(seq) FROM entries").fetchone()
+        """The first seq (of the bound customer's) whose time is at or after ``at_us``, or one
+        past their last entry (times rise with seq)."""
+        own, params = self._own()
+        bounds = self._conn.execute(
+            f"SELECT min(seq), max(seq) FROM entries WHERE {own}", params
+        ).fetchone()
         if bounds[0] is None:
             return 0
         lo, hi = int(bounds[0]), int(bounds[1]) + 1
         while lo < hi:
             mid = (lo + hi) // 2
             row = self._conn.execute(
-                "SELECT seq, at FROM entries WHERE seq >= ? ORDER BY seq LIMIT 1", (mid,)
+                f"SELECT seq, at FROM entries WHERE seq >= ? AND {own} ORDER BY seq LIMIT 1",
+                [mid, *params],
             ).fetchone()
             if row is None or row[1] >= at_us:
                 hi = mid

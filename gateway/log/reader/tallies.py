@@ -48,9 +48,12 @@ class TallyQueries(ReaderBase):
         ]
 
     def checkpoint_floor(self, before_us: int) -> int:
-        """The highest seq of a checkpoint signed before ``before_us`` (0: none)."""
+        """The highest seq of a checkpoint (of the bound customer's) signed before
+        ``before_us`` (0: none)."""
+        own, params = self._own()
         row = self._conn.execute(
-            "SELECT coalesce(max(seq), 0) FROM checkpoints WHERE at < ?", (before_us,)
+            f"SELECT coalesce(max(seq), 0) FROM checkpoints WHERE at < ? AND {own}",
+            [before_us, *params],
         ).fetchone()
         return int(row[0])
 
@@ -103,8 +106,10 @@ class TallyQueries(ReaderBase):
 
     # -- what an erasure touches, what an audit compares ---------------------------------
     def held_content(self, chain_id: int, device_id: int | None = None) -> int:
-        """Entries of the chain (of one device) whose personal content is still held."""
-        where, params = "chain_id = ?", [chain_id]
+        """Entries of the chain (of one device) whose personal content is still held; another
+        customer's chain than the bound one holds nothing."""
+        own, own_params = self._own()
+        where, params = f"chain_id = ? AND {own}", [chain_id, *own_params]
         if device_id is not None:
             where += " AND device_id = ?"
             params.append(device_id)
@@ -115,12 +120,14 @@ class TallyQueries(ReaderBase):
         return int(row[0])
 
     def recipients_sent(self, chain_id: int, device_id: int | None = None) -> set[str]:
-        """Recipients that were ever sent (shared or altered) anything of the chain (device)."""
+        """Recipients that were ever sent (shared or altered) anything of the chain (device);
+        none for another customer's chain than the bound one."""
+        own, own_params = self._own("e.chain_id")
         sql = (
             "SELECT DISTINCT a.value FROM entries e JOIN atoms a ON a.id = e.recipient_id"
-            " WHERE e.chain_id = ? AND e.outcome IN (?, ?)"
+            f" WHERE e.chain_id = ? AND {own} AND e.outcome IN (?, ?)"
         )
-        params = [chain_id, OUTCOMES["shared"], OUTCOMES["altered"]]
+        params = [chain_id, *own_params, OUTCOMES["shared"], OUTCOMES["altered"]]
         if device_id is not None:
             sql += " AND e.device_id = ?"
             params.append(device_id)

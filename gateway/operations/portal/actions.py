@@ -1,54 +1,38 @@
 """What a customer changes goes to the running gateway over its control socket: the portal holds
-no key and never writes the log. One small function per action, so the object/restrict ops can
-join ``withdraw`` without touching the pages.
+no key and never writes the log. The rights are the gateway's typed ops (``ops.RIGHTS``:
+withdraw, give, object, restrict, lift); which of them a grant offers is the gateway's answer
+(``GrantInfo.actions``, from the grant's legal basis and what holds it back), never decided here.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from gateway.operations import control_model as ops
+from gateway.operations.control import ask
+from gateway.operations.control_model import (
+    ConsentReply,
+    ConsentRequest,
+    CustomerRequest,
+    GrantInfo,
+)
 
-from gateway.operations.control import request
+__all__ = ["RIGHTS", "exercise", "grants"]
 
-__all__ = ["Grant", "Receipt", "grants", "withdraw"]
-
-
-class Grant(BaseModel):
-    """One of the customer's grants as the gateway's ``policies`` op states it."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    id: str
-    recipient: str
-    recipient_name: str
-    purpose: dict[str, str]
-    legal_basis: str
-    withdrawn: bool
-    fields: list[str]
-    sends: dict[str, list[str]] = {}  # policies.describe.what_is_sent, per language
-    devices: list[str]
-    consent: dict[str, object] | None = None
+# The order the portal lists them in when a grant offers several.
+RIGHTS: tuple[str, ...] = tuple(ops.RIGHTS)
 
 
-class Receipt(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    entry_seq: int
-    receipt: dict[str, object]
-
-
-async def grants(socket: Path, customer: str) -> list[Grant]:
-    """The customer's grants in force, asked of the gateway for this customer only."""
-    answer = await request(socket, "policies", timeout=5, customer=customer)
-    found: list[Grant] = []
-    for policy in answer.get("customers", []):
-        if isinstance(policy, dict) and policy.get("customer") == customer:
-            found += [Grant.model_validate(g) for g in policy.get("grants", [])]
-    return found
+async def grants(socket: Path, customer: str) -> list[GrantInfo]:
+    """The customer's grants in force, asked of the gateway for this customer only (a reply
+    that names another customer is ignored: the scope does not rest on the gateway's filter)."""
+    answer = await ask(socket, ops.POLICIES, CustomerRequest(customer=customer), timeout=5)
+    return [g for p in answer.customers if p.customer == customer for g in p.grants]
 
 
-async def withdraw(socket: Path, customer: str, grant: str, by: str) -> Receipt:
-    """Withdraw ``customer``'s consent ``grant``; the gateway's signed receipt comes back."""
-    answer = await request(socket, "withdraw", timeout=30, customer=customer, grant=grant, by=by)
-    return Receipt.model_validate(answer)
+async def exercise(socket: Path, action: str, customer: str, grant: str, by: str) -> ConsentReply:
+    """Exercise right ``action`` on ``customer``'s ``grant``; the gateway answers with the signed
+    receipt and DPV record of the entry it wrote, or (``changed`` False) the earlier entry
+    already in force. KeyError: ``action`` is not a right."""
+    op = ops.RIGHTS[action]
+    return await ask(socket, op, ConsentRequest(customer=customer, grant=grant, by=by), timeout=30)

@@ -14,7 +14,15 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from gateway.operations.portal.credentials import base32, check_totp, new_totp_secret, totp_uri
-from gateway.operations.portal.server import PORTAL, Portal, address
+from gateway.operations.portal.server import (
+    LANG,
+    PORTAL,
+    SESSION,
+    TOKEN,
+    Portal,
+    address,
+    session_of,
+)
 from gateway.operations.portal.store import PortalError
 from gateway.operations.portal.texts import t
 from gateway.visible import neutralise
@@ -35,14 +43,14 @@ def _shown(login: str) -> str:
 
 async def login_page(request: web.Request) -> web.StreamResponse:
     portal: Portal = request.app[PORTAL]
-    if request["session"] is not None:
+    if request[SESSION] is not None:
         raise web.HTTPSeeOther("/log")
     return portal.render(request, "login.html", error=None)
 
 
 async def login(request: web.Request) -> web.StreamResponse:
     portal: Portal = request.app[PORTAL]
-    lang = request["lang"]
+    lang = request[LANG]
     form = await request.post()
     name = _field(form, "login", 200).strip().lower()
     password = _field(form, "password")
@@ -77,7 +85,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 async def logout(request: web.Request) -> web.StreamResponse:
     portal: Portal = request.app[PORTAL]
-    token = request["token"]
+    token = request[TOKEN]
     if token:
         portal.store.logout(token)
     response = web.HTTPSeeOther("/login")
@@ -90,14 +98,14 @@ async def invite_page(request: web.Request) -> web.StreamResponse:
     found = portal.store.invitation(request.match_info["token"])
     if found is None:
         return portal.render(
-            request, "error.html", status=404, message=t(request["lang"], "invite_gone")
+            request, "error.html", status=404, message=t(request[LANG], "invite_gone")
         )
     return portal.render(request, "invite.html", name=found[1], error=None)
 
 
 async def invite(request: web.Request) -> web.StreamResponse:
     portal: Portal = request.app[PORTAL]
-    lang = request["lang"]
+    lang = request[LANG]
     token = request.match_info["token"]
     found = portal.store.invitation(token)
     if found is None:
@@ -124,7 +132,7 @@ async def invite(request: web.Request) -> web.StreamResponse:
 
 async def account_page(request: web.Request) -> web.StreamResponse:
     portal: Portal = request.app[PORTAL]
-    session = request["session"]
+    session = session_of(request)
     account = next(a for a in portal.store.accounts(session.customer) if a.login == session.login)
     return portal.render(
         request, "account.html", account=account, secret=None, uri=None, error=None
@@ -134,7 +142,7 @@ async def account_page(request: web.Request) -> web.StreamResponse:
 async def totp_start(request: web.Request) -> web.StreamResponse:
     """Show a new secret; it is stored only once a code from it is typed back (below)."""
     portal: Portal = request.app[PORTAL]
-    session = request["session"]
+    session = session_of(request)
     account = next(a for a in portal.store.accounts(session.customer) if a.login == session.login)
     secret = new_totp_secret()
     return portal.render(
@@ -150,7 +158,7 @@ async def totp_start(request: web.Request) -> web.StreamResponse:
 
 async def totp_confirm(request: web.Request) -> web.StreamResponse:
     portal: Portal = request.app[PORTAL]
-    session = request["session"]
+    session = session_of(request)
     form = await request.post()
     try:
         secret = bytes.fromhex(_field(form, "raw", 80))
@@ -166,7 +174,7 @@ async def totp_confirm(request: web.Request) -> web.StreamResponse:
             secret=base32(secret) if len(secret) == 20 else None,
             raw=secret.hex(),
             uri=totp_uri(secret, account.login, "Einblick") if len(secret) == 20 else None,
-            error=t(request["lang"], "totp_wrong"),
+            error=t(request[LANG], "totp_wrong"),
         )
     portal.store.set_totp(session.login, secret)
     log.warning("portal: %r turned on two-factor login", session.login)

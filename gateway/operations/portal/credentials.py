@@ -31,6 +31,7 @@ __all__ = [
     "new_totp_secret",
     "token_digest",
     "totp_code",
+    "totp_step",
     "totp_uri",
 ]
 
@@ -60,10 +61,11 @@ def check_password(password: str, stored: str) -> bool:
         scheme, n, r, p, salt, digest = stored.split("$")
         if scheme != "scrypt":
             return False
+        expected = bytes.fromhex(digest)
         found = _scrypt(password, bytes.fromhex(salt), int(n), int(r), int(p))
     except ValueError:
         return False
-    return hmac.compare_digest(found, bytes.fromhex(digest))
+    return hmac.compare_digest(found, expected)
 
 
 def new_token() -> str:
@@ -85,19 +87,26 @@ def _totp(secret: bytes) -> TOTP:
     return TOTP(secret, _TOTP_DIGITS, SHA1(), _TOTP_STEP, enforce_key_length=False)
 
 
-def check_totp(secret: bytes, code: str, now: float) -> bool:
-    """The code for ``now`` or the step before (a code typed as it turns over still counts)."""
+def totp_step(secret: bytes, code: str, now: float) -> int | None:
+    """The time step ``code`` is valid for: ``now``'s or the one before (a code typed as it
+    turns over still counts); None when it is neither. The caller refuses a step already used
+    (RFC 6238 §5.2: a code is accepted once)."""
     code = code.strip().replace(" ", "")
     if len(code) != _TOTP_DIGITS or not code.isdigit():
-        return False
+        return None
     totp = _totp(secret)
     for at in (now, now - _TOTP_STEP):
         try:
             totp.verify(code.encode("ascii"), int(at))
         except InvalidToken:
             continue
-        return True
-    return False
+        return int(at) // _TOTP_STEP
+    return None
+
+
+def check_totp(secret: bytes, code: str, now: float) -> bool:
+    """The code for ``now`` or the step before (setting TOTP up: no replay to guard yet)."""
+    return totp_step(secret, code, now) is not None
 
 
 def totp_code(secret: bytes, now: float) -> str:

@@ -1,6 +1,6 @@
-"""The customer's pages: their log (filter, find, an entry's explanation and proof), who gets
-what (withdraw, with the receipt), the access report, the signed bundle and how to verify it at
-home, and an erasure request.
+"""The customer's pages: their log (filter, find, an entry's explanation and proof), the access
+report, the signed bundle and the checkpoint to keep with how to verify both at home, and an
+erasure request. Who gets what and the rights over it: ``rights_pages``.
 
 The customer is always the session's; an id in a URL is looked up through the reader bound to
 that customer (or ``portal.db``'s rows of that customer), so another customer's entry, receipt
@@ -11,24 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+import re
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
 from aiohttp import web
 
 from gateway.errors import LogError
 from gateway.log.bundle import export_customer
+from gateway.log.checkpoints import latest_note
 from gateway.log.keys import load_public_key
 from gateway.log.reader import LogReader
 from gateway.log.results import EntryRow
-from gateway.operations.control import ControlError, GatewayNotRunning
-from gateway.operations.portal import actions
+from gateway.operations.portal.names import DisplayNames
 from gateway.operations.portal.pending import carried_out, open_requests
-from gateway.operations.portal.server import PORTAL, Portal
+from gateway.operations.portal.server import LANG, PORTAL, Portal, session_of
 from gateway.operations.portal.store import ErasureRequest, Session
 from gateway.operations.portal.texts import t
 from gateway.visible import neutralise
@@ -44,8 +44,7 @@ _FILTERS = ("device", "recipient", "outcome", "q")
 
 
 def _session(request: web.Request) -> Session:
-    session: Session = request["session"]
-    return session
+    return session_of(request)
 
 
 def log_filters(request: web.Request) -> dict[str, str]:
@@ -82,14 +81,18 @@ def _when(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def row_view(row: EntryRow, lang: str, find: str | None) -> dict[str, Any]:
+def row_view(
+    row: EntryRow, lang: str, find: str | None, names: DisplayNames | None = None
+) -> dict[str, Any]:
+    names = names or DisplayNames()
     text = row.text_de if lang == "de" else row.text_en
     outcome = row.outcome
     return {
         "seq": row.seq,
         "when": _when(row.at),
-        "device": neutralise(row.device or "—"),
-        "recipient": neutralise(row.recipient or "—"),
+        "device": neutralise(names.device(row.device) or "—"),
+        "device_id": neutralise(row.device or ""),
+        "recipient": neutralise(names.recipient(row.recipient) or "—"),
         "outcome": outcome or "event",
         "symbol": SYMBOLS.get(outcome or "", "•"),
         "decision": t(lang, outcome) if outcome else t(lang, "event"),
@@ -101,14 +104,15 @@ def row_view(row: EntryRow, lang: str, find: str | None) -> dict[str, Any]:
 async def log_page(request: web.Request) -> web.StreamResponse:
     portal: Portal = request.app[PORTAL]
     session = _session(request)
-    lang = request["lang"]
+    lang = request[LANG]
     reader = await portal.reader(session.customer)
     filters = log_filters(request)
     find = request.query.get("find", "").strip()[:200] or None
     before = _int(request.query.get("before"))
     rows = await page(reader, filters, before=before)
     latest = await reader.latest_seq()
-    views = [row_view(r, lang, find) for r in rows]
+    names = await asyncio.to_thread(portal.names, session.customer)
+    views = [row_view(r, lang, find, names) for r in rows]
     return portal.render(
         request,
         "log.html",
@@ -132,7 +136,7 @@ def _int(value: str | None) -> int | None:
 async def entry_page(request: web.Request) -> web.StreamResponse:
     portal: Portal = request.app[PORTAL]
     session = _session(request)
-    lang = request["lang"]
+    lang = request[LANG]
     seq = _int(request.match_info["seq"])
     reader = await portal.reader(session.customer)
     found = None if seq is None else await reader.run(_detail, reader, seq)
@@ -154,7 +158,7 @@ async def entry_page(request: web.Request) -> web.StreamResponse:
     return portal.render(
         request,
         "entry.html",
-        row=row_view(row, lang, None),
+        row=row_view(row, lang, None, await asyncio.to_thread(portal.names, session.customer)),
         detail=detail,
         purpose=detail.purpose.get(lang, ""),
         basis=t(lang, f"lb_{detail.legal_basis}") if detail.legal_basis else "—",
@@ -181,76 +185,6 @@ def _detail(reader: LogReader, seq: int) -> Any:
     return detail, reader.sync.proof(facts)
 
 
-async def grants_page(request: web.Request) -> web.StreamResponse:
-    portal: Portal = request.app[PORTAL]
-    session = _session(request)
-    lang = request["lang"]
-    try:
-        grants = await actions.grants(portal.config.control_socket, session.customer)
-        error = None
-    except GatewayNotRunning:
-        grants, error = [], t(lang, "gateway_down")
-    except ControlError as exc:
-        grants, error = [], t(lang, "gateway_refused", error=str(exc))
-    return portal.render(request, "grants.html", grants=grants, error=error)
-
-
-async def withdraw(request: web.Request) -> web.StreamResponse:
-    portal: Portal = request.app[PORTAL]
-    session = _session(request)
-    lang = request["lang"]
-    grant_id = request.match_info["grant"]
-    form = await request.post()
-    by = form.get("by")
-    by = by.strip()[:200] if isinstance(by, str) else ""
-    socket = portal.config.control_socket
-    try:
-        grants = await actions.grants(socket, session.customer)
-    except ControlError:
-        return portal.render(request, "error.html", status=503, message=t(lang, "gateway_down"))
-    grant = next((g for g in grants if g.id == grant_id), None)
-    if grant is None:
-        raise web.HTTPNotFound(text=t(lang, "not_found"))
-    if not by:
-        return portal.render(
-            request, "grants.html", status=400, grants=grants, error=t(lang, "who_acts_missing")
-        )
-    actor = f"{by} (portal: {session.login})"
-    try:
-        receipt = await actions.withdraw(socket, session.customer, grant.id, actor)
-    except ControlError as exc:
-        return portal.render(
-            request, "error.html", status=503, message=t(lang, "gateway_refused", error=str(exc))
-        )
-    document = orjson.dumps(receipt.receipt, option=orjson.OPT_INDENT_2).decode()
-    portal.store.keep_receipt(session.customer, session.login, receipt.entry_seq, document)
-    log.warning(
-        "portal: %r withdrew consent %s of customer %s (entry %d)",
-        session.login,
-        grant.id,
-        session.customer,
-        receipt.entry_seq,
-    )
-    raise web.HTTPSeeOther(f"/receipts/{receipt.entry_seq}")
-
-
-async def receipt_page(request: web.Request) -> web.StreamResponse:
-    portal: Portal = request.app[PORTAL]
-    session = _session(request)
-    seq = _int(request.match_info["seq"])
-    document = None if seq is None else portal.store.receipt(session.customer, seq)
-    if document is None:
-        raise web.HTTPNotFound(text=t(request["lang"], "not_found"))
-    if request.query.get("download"):
-        return web.Response(
-            body=document.encode(),
-            content_type="application/json",
-            headers={"Content-Disposition": f'attachment; filename="einblick-receipt-{seq}.json"'},
-        )
-    fields = orjson.loads(document).get("receipt", {})
-    return portal.render(request, "receipt.html", seq=seq, fields=fields, document=document)
-
-
 def _public_key_path(portal: Portal) -> Path | None:
     key = portal.config.signing_key_path
     return next((p for p in (key.with_suffix(".pub"), Path(f"{key}.pub")) if p.exists()), None)
@@ -261,7 +195,7 @@ async def report(request: web.Request) -> web.StreamResponse:
 
     portal: Portal = request.app[PORTAL]
     session = _session(request)
-    lang = request["lang"]
+    lang = request[LANG]
     policy = await asyncio.to_thread(_policy, portal, session.customer)
     key_path = _public_key_path(portal)
     try:
@@ -297,17 +231,25 @@ def _policy(portal: Portal, customer: str) -> Any:
     return next((p for p in policies.load_all() if p.customer == customer), None)
 
 
+def _file_stem(customer: str) -> str:
+    # Customer ids are the installer's; a file name still gets only these characters.
+    return "einblick-" + re.sub(r"[^A-Za-z0-9._-]", "_", customer)[:64]
+
+
 async def download_page(request: web.Request) -> web.StreamResponse:
     portal: Portal = request.app[PORTAL]
     session = _session(request)
     reader = await portal.reader(session.customer)
     checkpoints = await reader.checkpoints(customer=session.customer, limit=1)
+    stem = _file_stem(session.customer)
     return portal.render(
         request,
         "download.html",
         checkpoint=checkpoints[0] if checkpoints else None,
         head=checkpoints[0].head.hex() if checkpoints else None,
         has_key=_public_key_path(portal) is not None,
+        bundle_name=f"{stem}.bundle",
+        checkpoint_name=f"{stem}-{checkpoints[0].size if checkpoints else 0}.checkpoint",
     )
 
 
@@ -319,19 +261,45 @@ async def bundle(request: web.Request) -> web.StreamResponse:
             export_customer, portal.config.database_path, session.customer
         )
     except LogError:
-        raise web.HTTPNotFound(text=t(request["lang"], "report_empty")) from None
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        raise web.HTTPNotFound(text=t(request[LANG], "report_empty")) from None
     return web.Response(
         body=data,
         content_type="application/x-ndjson",
-        headers={"Content-Disposition": f'attachment; filename="einblick-{stamp}.bundle"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{_file_stem(session.customer)}.bundle"'
+        },
     )
+
+
+async def checkpoint(request: web.Request) -> web.StreamResponse:
+    """The customer's newest signed checkpoint (a C2SP signed note with any witness
+    cosignatures), the small file kept at home for ``einblick verify --since``."""
+    portal: Portal = request.app[PORTAL]
+    session = _session(request)
+    note = await asyncio.to_thread(_latest_note, portal.config.database_path, session.customer)
+    if note is None:
+        raise web.HTTPNotFound(text=t(request[LANG], "not_found"))
+    size = note.split("\n", 2)[1] if note.count("\n") >= 2 else "0"
+    name = f"{_file_stem(session.customer)}-{size if size.isdigit() else 0}.checkpoint"
+    return web.Response(
+        text=note,
+        content_type="text/plain",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def _latest_note(path: Path, customer: str) -> str | None:
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return latest_note(conn, customer)
+    finally:
+        conn.close()
 
 
 async def public_key(request: web.Request) -> web.StreamResponse:
     path = _public_key_path(request.app[PORTAL])
     if path is None:
-        raise web.HTTPNotFound(text=t(request["lang"], "not_found"))
+        raise web.HTTPNotFound(text=t(request[LANG], "not_found"))
     return web.Response(
         body=path.read_bytes(),
         content_type="application/x-pem-file",
@@ -378,7 +346,7 @@ async def erasure(request: web.Request) -> web.StreamResponse:
             "erasure.html",
             status=400,
             requests=await _requests(portal, session),
-            error=t(request["lang"], "erasure_incomplete"),
+            error=t(request[LANG], "erasure_incomplete"),
         )
     number = portal.store.request_erasure(session.customer, session.login, by, None)
     log.warning(
@@ -398,13 +366,11 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/", home)
     app.router.add_get("/log", log_page)
     app.router.add_get("/entry/{seq}", entry_page)
-    app.router.add_get("/grants", grants_page)
-    app.router.add_post("/grants/{grant}/withdraw", withdraw)
-    app.router.add_get("/receipts/{seq}", receipt_page)
     app.router.add_get("/report", report)
     app.router.add_get("/report.json", report)
     app.router.add_get("/download", download_page)
     app.router.add_get("/bundle", bundle)
+    app.router.add_get("/checkpoint", checkpoint)
     app.router.add_get("/key", public_key)
     app.router.add_get("/erasure", erasure_page)
     app.router.add_post("/erasure", erasure)

@@ -12,10 +12,32 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from gateway.operations.control import ControlError, request
 from gateway.operations.portal.store import ErasureRequest, pending_erasures
 
-__all__ = ["carried_out", "open_requests", "pending_requests", "render_requests"]
+__all__ = [
+    "PendingErasure",
+    "as_records",
+    "carried_out",
+    "open_requests",
+    "pending_requests",
+    "render_requests",
+]
+
+
+class PendingErasure(BaseModel):
+    """An open request as ``einblick status --json`` lists it (``erasure_requests``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    customer: str
+    device: str | None
+    requested_at: str  # ISO 8601, UTC
+    by: str  # the person the customer named
+    login: str  # the portal login that sent it
+    command: str  # what the installer runs
 
 
 def open_requests(
@@ -73,3 +95,18 @@ def render_requests(requests: Sequence[ErasureRequest]) -> list[str]:
             f"(by {r.by!r}, login {r.login}): run einblick forget --customer {r.customer} --by ..."
         )
     return lines
+
+
+def as_records(requests: Sequence[ErasureRequest]) -> list[PendingErasure]:
+    """The open requests as ``status --json`` gives them (one record each)."""
+    return [
+        PendingErasure(
+            customer=r.customer,
+            device=r.device,
+            requested_at=datetime.fromtimestamp(r.at, UTC).isoformat(),
+            by=r.by,
+            login=r.login,
+            command=f"einblick forget --customer {r.customer} --by ...",
+        )
+        for r in requests
+    ]

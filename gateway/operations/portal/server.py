@@ -17,7 +17,7 @@ import asyncio
 import hmac
 import logging
 import ssl
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,15 +33,44 @@ from gateway.devices.tls import TlsFiles
 from gateway.errors import GatewayError
 from gateway.log.reader import LogReader
 from gateway.operations.portal.credentials import new_token
+from gateway.operations.portal.names import DisplayNames, NameBook
 from gateway.operations.portal.store import PortalStore, Session
 from gateway.operations.portal.texts import LANGS, choose_language, t
 
-__all__ = ["PORTAL", "AddressLimiter", "Portal", "open_portal", "tls_context"]
+__all__ = [
+    "LANG",
+    "PORTAL",
+    "PRE_CSRF",
+    "SESSION",
+    "TOKEN",
+    "AddressLimiter",
+    "Portal",
+    "open_portal",
+    "session_of",
+    "tls_context",
+]
 
 log = logging.getLogger("einblick.portal")
 T = TypeVar("T")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# What the middlewares leave on each request for the handlers: the language, the session (None
+# before login), its cookie token, and the pre-session CSRF token of the login forms.
+LANG = web.RequestKey("lang", str)
+SESSION: web.RequestKey[Session | None] = web.RequestKey("session")
+TOKEN: web.RequestKey[str | None] = web.RequestKey("token")
+PRE_CSRF = web.RequestKey("pre_csrf", str)
+
+
+def session_of(request: web.Request) -> Session:
+    """The request's session; only public paths pass the middleware without one, so a page
+    that needs one and finds none sends the browser to the login rather than failing."""
+    session = request[SESSION]
+    if session is None:
+        raise web.HTTPSeeOther("/login")
+    return session
+
+
 PUBLIC = ("/login", "/invite/", "/static/")
 _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -84,6 +113,12 @@ class Portal:
     limiter: AddressLimiter = field(default_factory=AddressLimiter)
     readers: dict[str, LogReader] = field(default_factory=dict)
     live: int = 0
+    book: NameBook | None = None  # display names, set by open_portal
+    # Live rows as sent, by (customer, seq, language, find): a customer's sessions following
+    # the same log render each row once. Bounded; the customer is in the key.
+    rendered: OrderedDict[tuple[str, int, str, str | None], bytes] = field(
+        default_factory=OrderedDict
+    )
     # scrypt takes ~16 MiB and ~50 ms per check: one at a time, so a burst of logins (or of
     # guesses) costs one core and 16 MiB, not a core and 16 MiB per request.
     hasher: ThreadPoolExecutor = field(
@@ -108,6 +143,10 @@ class Portal:
                 found = await LogReader.open(self.config.database_path, customer=customer)
                 self.readers[customer] = found
             return found
+
+    def names(self, customer: str) -> DisplayNames:
+        """The names ``customer``'s rows show (their own devices, the recipients)."""
+        return DisplayNames() if self.book is None else self.book.names(customer)
 
     async def hashing(self, fn: Callable[..., T], *args: object) -> T:
         """Run ``fn`` (a login or an invitation: each hashes a password) on the hasher."""
@@ -134,14 +173,14 @@ class Portal:
     def render(
         self, request: web.Request, template: str, status: int = 200, **ctx: Any
     ) -> web.Response:
-        lang = request["lang"]
-        session: Session | None = request.get("session")
+        lang = request[LANG]
+        session: Session | None = request.get(SESSION)
         page = self.env.get_template(template).render(
             lang=lang,
             langs=LANGS,
             t=lambda key, **p: t(lang, key, **p),
             session=session,
-            csrf=session.csrf if session else request.get("pre_csrf", ""),
+            csrf=session.csrf if session else request.get(PRE_CSRF, ""),
             path=request.path,
             **ctx,
         )
@@ -188,13 +227,21 @@ async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
 @web.middleware
 async def language(request: web.Request, handler: Handler) -> web.StreamResponse:
     chosen = request.query.get("lang") or request.cookies.get("einblick-lang")
-    request["lang"] = choose_language(chosen, request.headers.get("Accept-Language"))
-    response = await handler(request)
+    request[LANG] = choose_language(chosen, request.headers.get("Accept-Language"))
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # a redirect keeps the choice too (``/?lang=en``)
+        _keep_language(request, exc)
+        raise
+    _keep_language(request, response)
+    return response
+
+
+def _keep_language(request: web.Request, response: web.StreamResponse) -> None:
     if request.query.get("lang") in LANGS:
         response.set_cookie(
-            "einblick-lang", request["lang"], max_age=365 * 86400, path="/", samesite="Strict"
+            "einblick-lang", request[LANG], max_age=365 * 86400, path="/", samesite="Strict"
         )
-    return response
 
 
 @web.middleware
@@ -202,8 +249,8 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     portal: Portal = request.app[PORTAL]
     token = request.cookies.get(portal.session_cookie)
     session = portal.store.session(token) if token else None
-    request["session"] = session
-    request["token"] = token if session else None
+    request[SESSION] = session
+    request[TOKEN] = token if session else None
     fresh_pre = None
     if session is None:
         if not request.path.startswith(PUBLIC):
@@ -214,9 +261,9 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         pre = request.cookies.get(portal.csrf_cookie)
         if not pre or len(pre) > 100:
             pre = fresh_pre = new_token()
-        request["pre_csrf"] = pre
+        request[PRE_CSRF] = pre
     if request.method not in ("GET", "HEAD"):
-        expected = session.csrf if session else request["pre_csrf"]
+        expected = session.csrf if session else request[PRE_CSRF]
         form = await request.post()
         sent = form.get("csrf")
         if not isinstance(sent, str) or not hmac.compare_digest(sent, expected):
@@ -227,7 +274,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
                 address(request),
             )
             return portal.render(
-                request, "error.html", status=403, message=t(request["lang"], "csrf_refused")
+                request, "error.html", status=403, message=t(request[LANG], "csrf_refused")
             )
     response = await handler(request)
     if fresh_pre is not None:
@@ -269,4 +316,5 @@ def open_portal(config: Config) -> Portal:
         lock_for_s=settings.lock_minutes * 60.0,
         lock_window_s=settings.lock_minutes * 60.0,
     )
-    return Portal(config, settings, store, not settings.plain_http, templates())
+    book = NameBook(config.policies_path, config.recipient_names())
+    return Portal(config, settings, store, not settings.plain_http, templates(), book=book)

@@ -15,7 +15,7 @@ from importlib.resources import files
 from aiohttp import web
 
 from gateway.config import Config
-from gateway.operations.portal import auth, live, pages
+from gateway.operations.portal import auth, live, pages, rights_pages
 from gateway.operations.portal.server import (
     PORTAL,
     Portal,
@@ -36,6 +36,7 @@ def build_app(portal: Portal) -> web.Application:
     app[PORTAL] = portal
     auth.add_routes(app)
     pages.add_routes(app)
+    rights_pages.add_routes(app)
     live.add_routes(app)
     static = files("gateway.operations.portal") / "static"
     app.router.add_static("/static/", str(static), append_version=False)

@@ -25,10 +25,10 @@ from gateway.operations.portal.credentials import (
     MAX_PASSWORD,
     MIN_PASSWORD,
     check_password,
-    check_totp,
     hash_password,
     new_token,
     token_digest,
+    totp_step,
 )
 
 __all__ = [
@@ -67,6 +67,14 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE erasure_requests (
         id INTEGER PRIMARY KEY, customer TEXT NOT NULL, login TEXT NOT NULL, by TEXT NOT NULL,
         device TEXT, at REAL NOT NULL);
+    """,
+    # The same event as a DPV JSON-LD record, handed out beside its signed receipt.
+    """
+    ALTER TABLE receipts ADD COLUMN record TEXT;
+    """,
+    # The last TOTP time step a login used: a code is accepted once (RFC 6238 §5.2).
+    """
+    ALTER TABLE accounts ADD COLUMN totp_step INTEGER;
     """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -280,7 +288,8 @@ class PortalStore:
         is not even compared). Unknown logins fail the same way, in the same time."""
         now = self._now()
         rows = self._run(
-            "SELECT customer, password, totp, revoked_at FROM accounts WHERE login = ?", (login,)
+            "SELECT customer, password, totp, revoked_at, totp_step FROM accounts WHERE login = ?",
+            (login,),
         )
         locked = self._run("SELECT until FROM lockouts WHERE login = ? AND until > ?", (login, now))
         if locked:
@@ -289,7 +298,8 @@ class PortalStore:
         ok = check_password(password, stored) and bool(rows) and rows[0][3] is None
         secret = rows[0][2] if rows else None
         if ok and isinstance(secret, bytes):
-            ok = check_totp(secret, code, now)
+            step = totp_step(secret, code, now)
+            ok = step is not None and self._use_totp_step(login, step)
         if not ok:
             return LoginOutcome(locked_until=self._failed(login, now, known=bool(rows)))
         self._run("DELETE FROM failures WHERE login = ?", (login,))
@@ -301,6 +311,18 @@ class PortalStore:
             (token_digest(token), login, session.customer, session.csrf, now, session.expires_at),
         )
         return LoginOutcome(token=token, session=session)
+
+    def _use_totp_step(self, login: str, step: int) -> bool:
+        """Mark ``step`` used; False when it (or a later one) already was: a replayed code."""
+        with self._lock:
+            return (
+                self._conn.execute(
+                    "UPDATE accounts SET totp_step = ? WHERE login = ?"
+                    " AND (totp_step IS NULL OR totp_step < ?)",
+                    (step, login, step),
+                ).rowcount
+                == 1
+            )
 
     def _failed(self, login: str, now: float, *, known: bool) -> float | None:
         """Count a failure (known accounts only: a stranger's made-up logins fill no table);
@@ -341,11 +363,13 @@ class PortalStore:
             ).rowcount
 
     # -- what a customer asked for ---------------------------------------------------------
-    def keep_receipt(self, customer: str, login: str, entry_seq: int, document: str) -> None:
+    def keep_receipt(
+        self, customer: str, login: str, entry_seq: int, document: str, record: str | None = None
+    ) -> None:
         self._run(
-            "INSERT OR REPLACE INTO receipts (entry_seq, customer, login, document, at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (entry_seq, customer, login, document, self._now()),
+            "INSERT OR REPLACE INTO receipts (entry_seq, customer, login, document, at, record)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (entry_seq, customer, login, document, self._now(), record),
         )
 
     def receipt(self, customer: str, entry_seq: int) -> str | None:
@@ -354,6 +378,14 @@ class PortalStore:
             (entry_seq, customer),
         )
         return None if not rows else str(rows[0][0])
+
+    def record(self, customer: str, entry_seq: int) -> str | None:
+        """The DPV JSON-LD record kept beside the receipt of ``entry_seq`` (the customer's)."""
+        rows = self._run(
+            "SELECT record FROM receipts WHERE entry_seq = ? AND customer = ?",
+            (entry_seq, customer),
+        )
+        return None if not rows or rows[0][0] is None else str(rows[0][0])
 
     def request_erasure(self, customer: str, login: str, by: str, device: str | None) -> int:
         with self._lock:

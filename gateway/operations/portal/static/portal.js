@@ -14,16 +14,22 @@
   params.set("after", follow.dataset.latest || "0");
   if (follow.dataset.find) params.set("find", follow.dataset.find);
   const paused = () => window.scrollY > 80;
+  // A flood must not grow the page without end: the newest KEEP rows stay, older ones are in
+  // the log's pages; while paused, only the newest KEEP wait (the count says how many came).
+  const KEEP = 500;
+  let fresh = 0;
   function show(html) {
     const body = document.createElement("tbody");
     body.innerHTML = html;
     const row = body.firstElementChild;
     if (row) rows.insertBefore(row, rows.firstChild);
+    while (rows.children.length > KEEP) rows.lastElementChild.remove();
     const empty = document.getElementById("empty");
     if (empty) empty.remove();
   }
   function flush() {
     while (waiting.length) show(waiting.shift());
+    fresh = 0;
     button.hidden = true;
     follow.textContent = label[0];
   }
@@ -34,8 +40,10 @@
     const data = JSON.parse(event.data);
     if (paused()) {
       waiting.push(data.html);
+      if (waiting.length > KEEP) waiting.shift();
+      fresh += 1;
       follow.textContent = label[1];
-      button.textContent = label[2].replace("{n}", String(waiting.length));
+      button.textContent = label[2].replace("{n}", String(fresh));
       button.hidden = false;
     } else {
       show(data.html);

@@ -1,0 +1,40 @@
+"""The portal's requests to the running gateway: the customer's grants with the actions their
+basis allows (and only that customer's), and a right exercised through the typed op — the signed
+receipt and record the first time, the earlier entry and nothing written the second."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.operations.portal import actions
+from tests.gateway.harness import running_gateway
+from tests.portal.site import CUSTOMER, OTHER, OTHER_POLICY, POLICY
+
+
+async def test_grants_and_a_right_exercised_twice(tmp_path: Path) -> None:
+    async with running_gateway(
+        tmp_path,
+        {"berg.yaml": POLICY, "sonne.yaml": OTHER_POLICY},
+        [(CUSTOMER, "room-1", "Meeting room"), (OTHER, "stall-geheim-7", "Stall")],
+    ) as harness:
+        socket = harness.gateway.config.control_socket
+        grants = {g.id: g for g in await actions.grants(socket, CUSTOMER)}
+        assert set(grants) == {"demand-heating", "grid-statistics"}  # not the other's
+        assert grants["demand-heating"].actions == ["withdraw"]
+        assert grants["grid-statistics"].actions == ["object", "restrict"]
+        assert grants["grid-statistics"].held_by is None
+
+        first = await actions.exercise(socket, "object", CUSTOMER, "grid-statistics", "Miriam")
+        assert first.changed and first.kind == "objection" and first.entry_seq > 0
+        assert first.receipt is not None and first.receipt["receipt"]["grant"] == "grid-statistics"
+        assert first.record is not None and first.record["dpv:hasRight"] == {"@id": "eu-gdpr:A21"}
+        again = await actions.exercise(socket, "object", CUSTOMER, "grid-statistics", "Miriam")
+        assert not again.changed and again.receipt is None
+        assert again.entry_seq == first.entry_seq and again.by == "Miriam"
+        held = {g.id: g for g in await actions.grants(socket, CUSTOMER)}
+        assert held["grid-statistics"].held_by == "objection"
+
+        with pytest.raises(KeyError):
+            await actions.exercise(socket, "erase", CUSTOMER, "grid-statistics", "Miriam")
