@@ -1,0 +1,113 @@
+"""Three gateway instances behind one external Mosquitto, each owning some customers: one is
+killed with SIGKILL and stays down (5 s in CI, 30 s in the long form) while devices of every
+customer keep publishing; the others go on, its persistent session keeps its customers' messages,
+and after its restart every message is forwarded or recorded withheld, each customer's log lives
+in exactly one instance's database and verifies there."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.faults.cluster_site import ClusterSite, stream_body
+from tests.faults.site import ReliableDevice
+from tests.faults.summary import LONG, record
+
+pytestmark = pytest.mark.fault
+
+INSTANCES = ("hall-a", "hall-b", "hall-c")
+CUSTOMERS = ("werk-a", "werk-b", "werk-c", "werk-d", "werk-e", "werk-f")
+# One customer listed per instance, the other three placed by rendezvous hashing.
+LISTED = {"hall-a": ["werk-a"], "hall-b": ["werk-b"], "hall-c": ["werk-c"]}
+# The device broker's in-flight window per gateway session (MosquittoSettings.max_inflight): a
+# kill -9 can leave at most this many messages committed but not yet acknowledged; the broker
+# delivers them again and they are decided again, so each kill adds at most this many duplicates.
+INFLIGHT = 1000
+
+
+async def stream(device: ReliableDevice, customer: str, total: int, rate: float) -> None:
+    started = time.monotonic()
+    for seq in range(total):
+        await device.publish(seq, f"{customer}/press-1/telemetry", stream_body(customer, seq))
+        ahead = seq / rate - (time.monotonic() - started)
+        if ahead > 0:
+            await asyncio.sleep(ahead)
+    await device.drain()
+
+
+async def test_an_instance_killed_for_a_while_loses_nothing_and_stops_no_other(
+    tmp_path: Path,
+) -> None:
+    down_s, per_device = (30.0, 3_000) if LONG else (5.0, 500)
+    rate = 40.0  # per device; six devices
+    site = ClusterSite(tmp_path, INSTANCES, CUSTOMERS, LISTED)
+    started = time.monotonic()
+    try:
+        await site.setup()
+        for instance in INSTANCES:
+            await site.start(instance)
+        owners = {c: site.owner(c) for c in CUSTOMERS}
+        assert {owners[c] for c in ("werk-a", "werk-b", "werk-c")} == set(INSTANCES)
+        devices = {c: site.device(c) for c in CUSTOMERS}
+        victim = "hall-b"
+        assert site.spy is not None
+        spy = site.spy
+
+        def arrived(instance: str, *, other: bool = False) -> int:
+            return sum(
+                1 for m in spy.received if (owners[m.topic.split("/", 1)[0]] == instance) != other
+            )
+
+        async def killer() -> None:
+            await site.wait_until(lambda: arrived(victim) >= 50, 30, "the victim forwarding")
+            await site.kill(victim)
+            # While it is down the other instances go on forwarding their customers' messages.
+            others = arrived(victim, other=True)
+            await site.wait_until(
+                lambda: arrived(victim, other=True) >= others + 100, 30, "the others forwarding"
+            )
+            await asyncio.sleep(down_s)  # the outage itself: its length is the scenario
+            await site.start(victim)
+
+        async with asyncio.TaskGroup() as tasks:
+            for customer, device in devices.items():
+                tasks.create_task(
+                    stream(device, customer, per_device, rate), name=f"stream-{customer}"
+                )
+            tasks.create_task(killer(), name="killer")
+        await site.wait_until(site.drained, 60, "every instance's outbox to drain")
+        await site.wait_until(
+            lambda: (
+                len({(m.topic, m.payload) for m in spy.received}) >= len(CUSTOMERS) * per_device
+            ),
+            30,
+            "every message upstream",
+        )
+        totals = {"offered": 0, "forwarded": 0, "withheld": 0, "lost": 0, "duplicates": 0}
+        for instance in INSTANCES:
+            # Exactly one writer per customer: each tree is in its owner's database only, and no
+            # instance so much as saw another's customers (no '_gateway' tree of unknown devices).
+            mine = {c for c in CUSTOMERS if owners[c] == instance}
+            assert site.chains(instance) == mine, instance
+            summary, problems, code = await site.audit(
+                instance, devices, max_duplicates=INFLIGHT * site.faults
+            )
+            assert code == 0, f"{instance}: {problems}"
+            assert summary["log_ok"] is True
+            for key in totals:
+                totals[key] += int(summary[key])
+        row = record(
+            f"3 instances, one kill -9 for {down_s:.0f} s",
+            totals,
+            faults=site.faults,
+            seconds=time.monotonic() - started,
+        )
+        assert row.offered == len(CUSTOMERS) * per_device
+        assert row.forwarded == row.offered and row.lost == 0
+        for device in devices.values():
+            await device.close()
+    finally:
+        await site.teardown()
