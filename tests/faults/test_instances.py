@@ -7,9 +7,11 @@ in exactly one instance's database and verifies there."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.faults.cluster_site import ClusterSite, stream_body
@@ -86,6 +88,22 @@ async def test_an_instance_killed_for_a_while_loses_nothing_and_stops_no_other(
             30,
             "every message upstream",
         )
+        # One status over every instance: each answers, each with its own device session.
+        viewed = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway",
+            "status",
+            "--json",
+            "--instances",
+            *map(str, site.configs.values()),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await viewed.communicate()
+        assert viewed.returncode == 0
+        statuses = orjson.loads(out)
+        assert sorted(statuses) == sorted(INSTANCES)
+        assert all(s["device_broker"]["connected"] for s in statuses.values())
         totals = {"offered": 0, "forwarded": 0, "withheld": 0, "lost": 0, "duplicates": 0}
         for instance in INSTANCES:
             # Exactly one writer per customer: each tree is in its owner's database only, and no
