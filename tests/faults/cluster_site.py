@@ -64,6 +64,7 @@ class ClusterSite:
     instances: tuple[str, ...]
     customers: tuple[str, ...]
     listed: dict[str, list[str]] = field(default_factory=dict)  # explicit owners
+    databases: dict[str, Path] = field(default_factory=dict)  # an instance's log elsewhere
     device_broker: Mosquitto | None = None
     cloud: Mosquitto | None = None
     spy: Spy | None = None
@@ -107,7 +108,8 @@ class ClusterSite:
             path.write_text(
                 f"einblick_config: 1\ninstance: {name}\ndata_dir: data\n"
                 f"policies_dir: {policies}\n"
-                "broker:\n  mode: external\n  host: 127.0.0.1\n"
+                + (f"database: {self.databases[name]}\n" if name in self.databases else "")
+                + "broker:\n  mode: external\n  host: 127.0.0.1\n"
                 f"  port: {self.device_broker.settings.port}\n  client_id: einblick-site\n"
                 f"recipients:\n  - name: {RECIPIENT}\n    display_name: Ofenbau\n"
                 f"    url: mqtt://127.0.0.1:{self.cloud.settings.port}\n"
