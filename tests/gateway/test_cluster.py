@@ -15,6 +15,7 @@ from gateway.errors import ConfigError
 from gateway.messages.broker_endpoints import gateway_endpoint, helper_endpoint
 from gateway.messages.policyset import PolicySet
 from gateway.messages.subscriptions import owned_filters
+from gateway.operations.reload import plan
 from tests.gateway.test_durability import POLICY as DURABILITY_POLICY
 
 CUSTOMERS = [f"kunde-{n:03d}" for n in range(300)]
@@ -148,3 +149,13 @@ def test_an_instance_loads_only_the_policies_of_its_customers(tmp_path: Path) ->
     other.write_text(other.read_text(encoding="utf-8") + "\n", encoding="utf-8")
     os.utime(other, ns=(1, 1))
     assert policies.changed() == [other]  # ... until it changes (its customer may have)
+
+
+def test_a_changed_cluster_section_waits_for_a_restart(tmp_path: Path) -> None:
+    old = load_config(write(tmp_path, CLUSTER.format(instance="hall-a")))
+    new = load_config(
+        write(tmp_path, CLUSTER.format(instance="hall-a").replace("[bakery]", "[bakery, mill]"))
+    )
+    changes = [c for c in plan(old, new) if c.key.startswith("cluster")]
+    assert changes and all(c.action == "restart" for c in changes), changes
+    assert "one writer" in changes[0].detail
