@@ -44,6 +44,7 @@ from gateway.messages.store import Store
 from gateway.messages.subscriptions import cluster_subscriptions
 from gateway.messages.upstreams import Upstreams
 from gateway.operations.checkpoints import Checkpoints
+from gateway.operations.cluster import check_ownership
 from gateway.operations.control import ControlServer
 from gateway.operations.disk import DiskThresholds, DiskWatch
 from gateway.operations.filemodes import tighten
@@ -265,6 +266,7 @@ class Gateway:
 
     async def _run_locked(self) -> None:
         config = self.config
+        check_ownership(config)  # in a cluster: no customer's log here that another now owns
         # Before opening the database writes to it.
         self.device_link.offline = offline_seconds(config.database_path)
         await self.store.open()

@@ -18,7 +18,9 @@ from gateway.config import Config, load_config
 from gateway.errors import GatewayError, LogError
 from gateway.log.reader import Reader
 
-__all__ = ["ClusterViewError", "holder", "load_instances", "trees"]
+__all__ = ["ClusterViewError", "check_ownership", "holder", "load_instances", "trees"]
+
+BOX_LOG = "_gateway"  # every instance's own events (gateway/log/SPEC.md §1): never a customer
 
 
 class ClusterViewError(GatewayError):
@@ -87,3 +89,20 @@ def holder(configs: Sequence[Config], customer: str) -> Config:
         f"customer {customer!r} belongs to instance {owner!r}, whose configuration is not among "
         f"--instances ({', '.join(c.instance for c in configs)})"
     )
+
+
+def check_ownership(config: Config) -> None:
+    """At start: refuse to run when this instance's log holds a customer the cluster: section
+    now gives to another instance. Running would leave that customer's history split in two
+    (the old tree here, a new one at the owner) with nothing recording the move."""
+    if config.cluster is None:
+        return
+    foreign = sorted(c for c in trees(config) - {BOX_LOG} if not config.owns(c))
+    if foreign:
+        owners = ", ".join(f"{c} -> {config.cluster.owner(c)}" for c in foreign)
+        raise ClusterViewError(
+            f"instance {config.instance!r} holds the logs of customers the cluster: section "
+            f"gives to other instances ({owners}). A customer's history has one writer and "
+            "moves only with its log; list these customers under this instance again "
+            f"(customers: in cluster.instances) and restart"
+        )

@@ -3,16 +3,18 @@ history, and refuse, saying what to do, when the instances do not add up to one 
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from gateway.app import Gateway
 from gateway.config import load_config
 from gateway.errors import GatewayError
 from gateway.log.keys import Signer
-from gateway.operations.cluster import ClusterViewError, holder, load_instances
+from gateway.operations.cluster import ClusterViewError, check_ownership, holder, load_instances
 from tests.log.conftest import Log, make_draft
 
 INSTANCES = ("hall-a", "hall-b", "hall-c")
@@ -124,3 +126,22 @@ def test_export_with_instances_writes_the_owners_bundle_and_it_verifies(
         check=False,
     )
     assert refused.returncode != 0 and "whose configuration is not among" in refused.stderr
+
+
+def test_an_instance_holding_a_customer_it_no_longer_owns_refuses_to_start(
+    cluster: list[Path],
+) -> None:
+    write_tree(cluster[2], "werk-b", "hall-c")  # hall-c wrote werk-b; the section now says hall-b
+    with pytest.raises(ClusterViewError, match=r"\(werk-b -> hall-b\)"):
+        check_ownership(load_config(cluster[2]))
+    check_ownership(load_config(cluster[1]))  # the owner starts; an empty log is no conflict
+    write_tree(cluster[1], "werk-b", "hall-b")
+    check_ownership(load_config(cluster[1]))
+
+
+async def test_the_gateway_checks_ownership_before_it_opens_its_log(cluster: list[Path]) -> None:
+    write_tree(cluster[2], "werk-b", "hall-c")
+    # Refused at once: without the check the gateway would run (and this would time out).
+    with pytest.raises(ClusterViewError, match="holds the logs of customers"):
+        async with asyncio.timeout(20):
+            await Gateway(load_config(cluster[2])).run()
