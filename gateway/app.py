@@ -41,8 +41,10 @@ from gateway.messages.pseudonyms import Keyring
 from gateway.messages.quota import RecipientQueues
 from gateway.messages.sendtime import SendParts, SendTime
 from gateway.messages.store import Store
+from gateway.messages.subscriptions import cluster_subscriptions
 from gateway.messages.upstreams import Upstreams
 from gateway.operations.checkpoints import Checkpoints
+from gateway.operations.cluster import check_ownership
 from gateway.operations.control import ControlServer
 from gateway.operations.disk import DiskThresholds, DiskWatch
 from gateway.operations.filemodes import tighten
@@ -91,6 +93,7 @@ class Gateway:
             config.recipient_names(),
             self.devices.admitted,
             shapes_path=config.data_path / "policy-shapes.json",
+            owns=lambda customer: self.config.owns(customer),  # noqa: PLW0108 -- config is replaced at reload
         )
         self.keyring = Keyring()
         self.store = Store(config.database_path)
@@ -116,6 +119,9 @@ class Gateway:
             receive=self._receive,
             skip=self.retained.skip,
             opened=lambda: self.broker.save() if self.broker is not None else None,
+            subscriptions=cluster_subscriptions(
+                config, self._owned_customers, self._declared_topics
+            ),
         )
         self.device_state = self.device_link.state  # read by status
         # Witnesses countersign checkpoints in their own tasks (gateway/witness/submitter.py);
@@ -260,6 +266,7 @@ class Gateway:
 
     async def _run_locked(self) -> None:
         config = self.config
+        check_ownership(config)  # in a cluster: no customer's log here that another now owns
         # Before opening the database writes to it.
         self.device_link.offline = offline_seconds(config.database_path)
         await self.store.open()
@@ -311,6 +318,7 @@ class Gateway:
                         tasks.create_task(broker.supervise(), name="broker-supervisor")
                     tasks.create_task(self.pipeline.run(), name="pipeline-writer")
                     tasks.create_task(self.device_link.run(), name="device-link")
+                    tasks.create_task(self.device_link.follow(), name="device-subscriptions")
                     if broker is not None:  # an external broker's retained messages may
                         # serve others (a dashboard reading discovery topics): left alone
                         tasks.create_task(self.retained.run(), name="retained-sweep")
@@ -378,10 +386,18 @@ class Gateway:
     # -- the device broker's connections ----------------------------------------------------------
 
     def _device_endpoint(self) -> Endpoint:
-        return gateway_endpoint(self.config.broker, self.devices.gateway_password())
+        return gateway_endpoint(
+            self.config.broker, self.devices.gateway_password(), self._cluster_instance
+        )
 
     def _helper_endpoint(self, role: Literal["erasure", "retained"]) -> Endpoint:
-        return helper_endpoint(self.config.broker, self.devices.gateway_password(), role)
+        return helper_endpoint(
+            self.config.broker, self.devices.gateway_password(), role, self._cluster_instance
+        )
+
+    @property
+    def _cluster_instance(self) -> str | None:
+        return self.config.instance if self.config.cluster is not None else None
 
     def _erasure_endpoint(self) -> Endpoint | None:
         """For clearing retained messages at an erasure (with the managed broker's client id
@@ -396,6 +412,11 @@ class Gateway:
         """A changed policy file runs: its devices' topics go into the broker's ACL."""
         self.devices.check()
         self.devices.rewrite_acl()
+        self.device_link.changed()  # in a cluster, new topics are subscribed to
+
+    def _owned_customers(self) -> list[str]:
+        """The customers whose policy files this instance holds (in a cluster, only its own)."""
+        return sorted({f.customer for f in self.policies.files.values() if f.customer})
 
     # -- forwarding ---------------------------------------------------------------------------------
 

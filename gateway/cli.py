@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["bench"] and "--instances" in args_list:  # 1 … N instances, one run
+        from gateway.bench.instances import main as instances_main
+
+        return instances_main(args_list[1:])
     if args_list[:1] == ["bench"]:
         # The benchmark has its own options (argparse cannot pass "--help" on through REMAINDER).
         from gateway.bench.pipeline import main as bench_main

@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gateway.cluster import ClusterConfig
 from gateway.errors import ConfigError, LogError
 from policies.model import RetentionSpec
 
@@ -375,6 +376,8 @@ class Config(_Model):
     retention: RetentionConfig = RetentionConfig()
     disk: DiskConfig = DiskConfig()
     portal: PortalConfig | None = None  # None: no portal
+    # Several instances behind one external broker, each owning some customers (gateway/cluster.py).
+    cluster: ClusterConfig | None = None
 
     witnesses: Annotated[list[WitnessConfig], Field(default_factory=list)]
     source: Path = Path("einblick.yaml")  # set by the loader, not by the file
@@ -402,6 +405,22 @@ class Config(_Model):
             for value in values:
                 if values.count(value) > 1:
                     raise ValueError(f"witnesses: the {attribute} {value!r} is listed twice")
+        return self
+
+    @model_validator(mode="after")
+    def _cluster_member(self) -> Config:
+        if self.cluster is None:
+            return self
+        if self.broker.mode != "external":
+            raise ValueError(
+                "cluster: several instances share one broker they do not manage; set "
+                "broker.mode: external (each managed broker would be a separate site)"
+            )
+        if self.instance not in self.cluster.names:
+            raise ValueError(
+                f"instance {self.instance!r} is not one of cluster.instances "
+                f"({', '.join(self.cluster.names)}): it would own no customer"
+            )
         return self
 
     @model_validator(mode="after")
@@ -471,6 +490,10 @@ class Config(_Model):
                 return recipient
         known = ", ".join(r.name for r in self.recipients) or "none"
         raise ConfigError(str(self.source), f"no recipient named {name!r} (configured: {known})")
+
+    def owns(self, customer: str) -> bool:
+        """Whether this instance loads, receives and logs ``customer`` (always, without a cluster)."""
+        return self.cluster is None or self.cluster.owner(customer) == self.instance
 
     def recipient_names(self) -> dict[str, str]:
         return {r.name: r.display_name for r in self.recipients}

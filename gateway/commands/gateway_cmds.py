@@ -13,6 +13,7 @@ from typing import Any, TypeAlias
 
 import orjson
 
+from gateway.commands.instances import add_instances_option
 from gateway.config import Config, load_config
 from gateway.log.keys import load_public_key
 from gateway.operations import control_model as ops
@@ -88,6 +89,7 @@ def register(sub: SubParsers) -> None:
     )
     add_config_option(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    add_instances_option(status)
     status.set_defaults(func=_status)
 
     consent = sub.add_parser(
@@ -224,6 +226,8 @@ def _reload(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    if args.instances:
+        return _cluster_status(args.instances, as_json=args.json)
     config = config_from(args)
     try:
         status = asyncio.run(request(config.control_socket, "status"))
@@ -242,6 +246,30 @@ def _status(args: argparse.Namespace) -> int:
     for line in render_requests(waiting):
         print(line)
     return 0
+
+
+def _cluster_status(paths: list[Path], *, as_json: bool) -> int:
+    """Every instance's status, one after the other; 1 when any is not answering."""
+    from gateway.operations.cluster import load_instances
+
+    statuses: dict[str, object] = {}
+    failed = 0
+    for config in load_instances(paths):
+        try:
+            status = asyncio.run(request(config.control_socket, "status"))
+        except ControlError as exc:
+            failed += 1
+            statuses[config.instance] = {"error": str(exc)}
+            if not as_json:
+                print(f"== instance {config.instance}: NOT ANSWERING: {exc}")
+            continue
+        statuses[config.instance] = status
+        if not as_json:
+            print(f"== instance {config.instance}")
+            print(render_status(status))
+    if as_json:
+        sys.stdout.write(orjson.dumps(statuses, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 1 if failed else 0
 
 
 def _consent(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from gateway.commands.gateway_cmds import add_config_option
+from gateway.commands.instances import add_instances_option, use_owner
 from gateway.config import Config, load_config
 from gateway.errors import BundleError, KeyFileError, LogError
 from gateway.log.bundle import export_customer, verify_bundle
@@ -303,6 +304,7 @@ def key_rotate_command(*, db: Path, key: Path, new_key: Path, out: TextIO = sys.
 
 
 def _export(args: argparse.Namespace) -> int:
+    use_owner(args)
     db = _db(args)
     _sign_now(args, db)
     return export_command(
@@ -392,6 +394,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     export = subparsers.add_parser("export", help="export a customer's signed log bundle")
     add_config_option(export)
     export.add_argument("--customer", required=True)
+    add_instances_option(export)
     export.add_argument("--db", type=Path, help="log database (default: from the configuration)")
     export.add_argument("--key", type=Path, help="private key to sign with when no gateway runs")
     export.add_argument("--out", type=Path, help="file to write (default stdout)")

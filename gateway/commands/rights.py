@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from gateway.commands.gateway_cmds import SubParsers, add_config_option, config_from
+from gateway.commands.instances import add_instances_option, use_owner
 from gateway.config import Config
 from gateway.errors import LogError
 from gateway.operations import control_model as ops
@@ -73,6 +74,7 @@ def register(sub: SubParsers) -> None:
     )
     add_config_option(report)
     report.add_argument("--customer", required=True)
+    add_instances_option(report)
     report.add_argument("--lang", choices=("de", "en"), help="default: the customer's language")
     report.add_argument("--format", choices=("md", "html", "json"), default="md")
     report.add_argument("--since", type=_since, help="only entries from this ISO time on")
@@ -200,6 +202,7 @@ def _report(args: argparse.Namespace) -> int:
     from gateway.log.keys import load_public_key
     from gateway.rights.report import build_report, render
 
+    use_owner(args)
     config = config_from(args)
     policy = next((p for p in load_policies(config) if p.customer == args.customer), None)
     key = config.signing_key_path

@@ -16,25 +16,35 @@ from gateway.messages.mqtt import Endpoint
 __all__ = ["gateway_endpoint", "helper_endpoint"]
 
 
-def gateway_endpoint(broker: BrokerConfig, password: str) -> Endpoint:
-    """The gateway's own session on the device broker."""
+def gateway_endpoint(
+    broker: BrokerConfig, password: str, cluster_instance: str | None = None
+) -> Endpoint:
+    """The gateway's own session on the device broker. In a cluster (``cluster_instance``
+    given), each instance's client id ends in its name: one configuration serves every instance,
+    and each keeps its own persistent session instead of taking over the others'."""
+    client_id = broker.gateway_username if broker.mode == "managed" else broker.client_id
+    if cluster_instance is not None:
+        client_id = f"{client_id}-{cluster_instance}"
     return Endpoint(
         host=broker.host,
         port=broker.port,
         # The managed broker replaces every client id by the username anyway; saying so here
         # keeps the session's name the same in the gateway's logs and in Mosquitto's.
-        client_id=broker.gateway_username if broker.mode == "managed" else broker.client_id,
+        client_id=client_id,
         username=broker.gateway_username,
         password=password,
     )
 
 
 def helper_endpoint(
-    broker: BrokerConfig, password: str, role: Literal["erasure", "retained"]
+    broker: BrokerConfig,
+    password: str,
+    role: Literal["erasure", "retained"],
+    cluster_instance: str | None = None,
 ) -> Endpoint:
     """A second connection to the device broker as ``<gateway user>-<role>`` (an external
     broker knows only the gateway's user: the helper logs in as that, with its own client id)."""
-    base = gateway_endpoint(broker, password)
+    base = gateway_endpoint(broker, password, cluster_instance)
     return Endpoint(
         host=base.host,
         port=base.port,

@@ -1,6 +1,7 @@
 """The device link: the gateway's one persistent QoS 1 session on the device broker.
 
-It subscribes to everything, hands each message to the pipeline (acknowledged only after its
+It subscribes to everything (to its own customers' topics in a cluster:
+gateway/messages/subscriptions.py), hands each message to the pipeline (acknowledged only after its
 commit), reconnects with backoff when the broker drops it, and steps back while the outbox has no
 room: the broker keeps the devices' messages meanwhile (QoS 1, persistent session), so a full
 outbox is backpressure, never a loss.
@@ -19,6 +20,7 @@ from gateway.backoff import Backoff
 from gateway.messages.flood import FloodGuard
 from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection, MqttError
 from gateway.messages.outbox import Outbox
+from gateway.messages.subscriptions import EVERYTHING, Subscriptions
 
 __all__ = ["DeviceLink", "offline_seconds"]
 
@@ -47,7 +49,10 @@ class DeviceLink:
         receive: Callable[[Inbound], None],
         skip: Callable[[Inbound], bool],
         opened: Callable[[], None],
+        subscriptions: Subscriptions | None = None,
     ) -> None:
+        self.subscriptions = subscriptions or Subscriptions(lambda: list(EVERYTHING))
+        self._resubscribe = asyncio.Event()  # set by changed(): the subscription set moved
         self._endpoint = endpoint
         self._outbox = outbox
         self._flood = flood
@@ -96,7 +101,7 @@ class DeviceLink:
             credited = now
             try:
                 await link.open()
-                await link.subscribe("#", 1)
+                await self.subscriptions.apply(link)
             except MqttError as exc:
                 self.state.update(connected=False, since=time.time(), error=str(exc))
                 delay = backoff.next_delay()
@@ -123,6 +128,24 @@ class DeviceLink:
                 else "closed"
             )
             self.state.update(connected=False, since=time.time(), error=why)
+
+    def changed(self) -> None:
+        """The subscription set may have moved (a policy declared new topics)."""
+        self._resubscribe.set()
+
+    async def follow(self) -> None:
+        """Apply a changed subscription set on the open session; a closed one applies it at its
+        next connect anyway. Runs until cancelled."""
+        while True:
+            await self._resubscribe.wait()
+            self._resubscribe.clear()
+            link = self.connection
+            if link is None or not self.connected:
+                continue
+            try:
+                await self.subscriptions.apply(link)
+            except MqttError as exc:  # the session is gone: the reconnect applies the set
+                log.warning("device broker: new subscriptions wait for the reconnect: %s", exc)
 
     async def close(self) -> None:
         if self.connection is not None:

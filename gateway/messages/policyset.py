@@ -97,8 +97,14 @@ class PolicySet:
         recipients: Mapping[str, str],
         registered: Callable[[], list[RegisteredDevice]],
         shapes_path: Path | None = None,
+        owns: Callable[[str], bool] = lambda _customer: True,
     ) -> None:
         self.directory = directory
+        # In a cluster (gateway/cluster.py) the policies directory is shared; a file whose
+        # customer another instance owns is neither run nor reported here: path -> its mtime,
+        # so it is read again only when it changes (its customer may have changed).
+        self._owns = owns
+        self.elsewhere: dict[Path, int] = {}
         self.recipients = dict(recipients)
         self._registered = registered
         self.files: dict[Path, LoadedFile] = {}
@@ -119,6 +125,16 @@ class PolicySet:
                 compiled.append((path, result))
         return compiled
 
+    def _leave_to_owner(self, path: Path, customer: str | None, mtime: int) -> bool:
+        """True (and the file set aside) when another instance owns ``customer``."""
+        if customer is None or self._owns(customer):
+            self.elsewhere.pop(path, None)
+            return False
+        self.files.pop(path, None)
+        self.elsewhere[path] = mtime
+        log.info("policy %s: customer %r belongs to another instance", path.name, customer)
+        return True
+
     def load(self, path: Path) -> CompiledPolicy | None:
         """Load and compile one file; on error record it and return None."""
         try:
@@ -138,6 +154,8 @@ class PolicySet:
                 entry.shape = self._remembered(path) or _read_shape(path)
                 if entry.shape is not None:
                     entry.customer = entry.shape.customer
+                if self._leave_to_owner(path, entry.customer, mtime):
+                    return None
             log.error(
                 "policy %s does not load; %s: %s",
                 path.name,
@@ -146,6 +164,8 @@ class PolicySet:
                 else "nothing of this customer is shared",
                 exc,
             )
+            return None
+        if self._leave_to_owner(path, policy.customer, mtime):
             return None
         entry.error = None
         entry.customer = policy.customer
@@ -284,6 +304,8 @@ class PolicySet:
             except OSError:
                 continue
             known = self.files.get(path)
+            if self.elsewhere.get(path) == mtime:
+                continue
             if known is None or known.mtime_ns != mtime:
                 paths.append(path)
         return paths

@@ -45,6 +45,8 @@ RESTART_WHY = {
     "metrics": "the metrics listener is bound at start",
     "disk": "the disk watch's sampling window and thresholds are set at start",
     "pipeline.queue": "the receive queue between the broker and the pipeline is sized at start",
+    "cluster": "who owns which customer is fixed for a run, so each customer's log has one "
+    "writer; moving a customer while both instances run could give it two",
     "witnesses": "each witness's submitter starts with the gateway; after a restart every witness "
     "goes on from the size it last cosigned",
 }

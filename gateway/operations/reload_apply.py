@@ -137,6 +137,7 @@ class ConfigReloader:
                 "signing_key": old.signing_key,
                 "policies_dir": old.policies_dir,
                 "broker": old.broker,
+                "cluster": old.cluster,
                 "metrics": old.metrics,
                 "pipeline": new.pipeline.model_copy(update={"queue": old.pipeline.queue}),
                 "recipients": [*new.recipients, *kept],

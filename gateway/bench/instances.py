@@ -1,0 +1,183 @@
+"""``einblick bench --instances N``: throughput of 1, 2, … N gateway instances, in one run.
+
+For each count n, on loopback: one device broker (external mode: the gateways do not manage
+it), one cloud broker, six customers with one device each, and n instances in a cluster, the
+customers dealt round-robin (``customers:`` lists, so the load is even; rendezvous hashing over
+six customers would not be). The backlog method keeps the load generator out of the figure:
+the instances start once (their persistent sessions and subscriptions exist), stop, the devices
+publish the whole backlog into the broker, which queues it for the sessions; then every instance
+starts again and the figure is the distinct messages arriving at the cloud per second, from the
+first arrival to the last. Every message is decided, logged, committed and forwarded as in
+production (QoS 1 both sides, a signed checkpoint covering it).
+
+Instances share the machine with the brokers and the measuring subscriber: the figure scales
+only as far as the cores do (say how many: os.cpu_count() is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from gateway.devices.broker import Mosquitto, MosquittoSettings, free_port
+from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection
+from gateway.operations.child import start_gateway, stop_gateway
+from gateway.operations.scaffold import InitOptions, init_directory
+
+__all__ = ["InstancesResult", "main", "run_instances"]
+
+CUSTOMERS = tuple(f"werk-{n}" for n in range(1, 7))
+RECIPIENT = "cloud"
+
+POLICY = """einblick_policy: 1
+customer: {customer}
+name: {customer}
+language: de
+devices:
+  - id: press-1
+    name: Presse 1
+    kind: press
+    topics:
+      - pattern: "{customer}/press-1/telemetry"
+        stream: telemetry
+grants:
+  - id: monitoring
+    recipient: cloud
+    purpose: {{de: "Zustandsüberwachung", en: "Condition monitoring"}}
+    legal_basis: contract
+    devices: [press-1]
+    topic: "{customer}/presses/{{device}}"
+    fields:
+      seq: keep
+      force_kn: keep
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class InstancesResult:
+    instances: int
+    messages: int
+    arrived: int  # distinct messages at the cloud
+    seconds: float  # first to last arrival
+    per_second: float
+
+
+async def _publish(port: int, customer: str, count: int) -> None:
+    """``count`` messages of the customer's press, QoS 1, at most 500 unacknowledged."""
+    link = MqttConnection(Endpoint("127.0.0.1", port, f"{customer}.press-1"), max_inflight=500)
+    await link.open()
+    try:
+        pending: set[asyncio.Future[None]] = set()
+        for seq in range(count):
+            body = orjson.dumps({"seq": seq, "force_kn": 100 + seq % 50, "operator": "M. Keller"})
+            pending.add(link.publish(f"{customer}/press-1/telemetry", body, 1))
+            if len(pending) >= 500:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for future in done:
+                    future.result()
+        if pending:
+            await asyncio.gather(*pending)
+    finally:
+        await link.close()
+
+
+async def run_instances(root: Path, count: int, messages: int) -> InstancesResult:
+    """One measurement with ``count`` instances and ``messages`` messages in all."""
+    device = Mosquitto(MosquittoSettings(root / "device-broker", free_port(), anonymous=True))
+    cloud = Mosquitto(MosquittoSettings(root / "cloud", free_port(), anonymous=True))
+    for broker in (device, cloud):
+        broker.write_files([])
+        await broker.start()
+    arrivals: dict[bytes, float] = {}
+    complete = asyncio.Event()
+    total = 0
+
+    def arrived(message: Inbound) -> None:
+        arrivals.setdefault(message.topic.encode() + b"\0" + message.payload, time.monotonic())
+        if total and len(arrivals) >= total:
+            complete.set()
+
+    spy = MqttConnection(
+        Endpoint("127.0.0.1", cloud.settings.port, "bench-spy"), on_message=arrived
+    )
+    processes: list[asyncio.subprocess.Process] = []
+    try:
+        await spy.open()
+        await spy.subscribe("#", 1)
+        policies = root / "policies"
+        policies.mkdir()
+        for customer in CUSTOMERS:
+            (policies / f"{customer}.yaml").write_text(POLICY.format(customer=customer), "utf-8")
+        names = [f"hall-{n}" for n in range(1, count + 1)]
+        members = "".join(
+            f"    - name: {name}\n      customers: [{', '.join(CUSTOMERS[i::count])}]\n"
+            for i, name in enumerate(names)
+        )
+        configs = []
+        for name in names:
+            path = init_directory(InitOptions(root / name, broker_port=free_port()))
+            path.write_text(
+                f"einblick_config: 1\ninstance: {name}\ndata_dir: data\npolicies_dir: {policies}\n"
+                f"broker:\n  mode: external\n  port: {device.settings.port}\n"
+                f"  client_id: einblick-bench\n"
+                f"recipients:\n  - name: {RECIPIENT}\n    display_name: Cloud\n"
+                f"    url: mqtt://127.0.0.1:{cloud.settings.port}\n"
+                "pipeline:\n  device_max_rate: 1000000\n  device_burst: 1000000\n"
+                f"cluster:\n  instances:\n{members}",
+                encoding="utf-8",
+            )
+            configs.append(path)
+        # Once, so each instance's session and subscriptions exist; then the backlog queues.
+        for path in configs:
+            processes.append(await start_gateway(path, path.parent / "gateway.log"))
+        for process in processes:
+            await stop_gateway(process)
+        processes.clear()
+        per_customer = messages // len(CUSTOMERS)
+        await asyncio.gather(*(_publish(device.settings.port, c, per_customer) for c in CUSTOMERS))
+        total = per_customer * len(CUSTOMERS)
+        for path in configs:
+            processes.append(await start_gateway(path, path.parent / "gateway.log"))
+        async with asyncio.timeout(max(120.0, total / 100)):
+            await complete.wait()
+        times = sorted(arrivals.values())
+        seconds = max(times[-1] - times[0], 1e-9)
+        return InstancesResult(count, total, len(arrivals), seconds, len(arrivals) / seconds)
+    finally:
+        for process in processes:
+            await stop_gateway(process)
+        await spy.close()
+        for broker in (device, cloud):
+            await broker.stop()
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="einblick bench --instances")
+    parser.add_argument("--instances", type=int, required=True, help="measure 1 … N instances")
+    parser.add_argument("--messages", type=int, default=30_000, help="backlog, all customers")
+    args = parser.parse_args(argv)
+    if not 1 <= args.instances <= len(CUSTOMERS):
+        parser.error(f"--instances must be 1 to {len(CUSTOMERS)} (one customer each at least)")
+    print(f"cores: {os.cpu_count()}; backlog {args.messages} messages, {len(CUSTOMERS)} customers")
+    print(f"{'instances':>9} {'messages':>9} {'arrived':>9} {'seconds':>8} {'msg/s':>8}")
+    for count in range(1, args.instances + 1):
+        with tempfile.TemporaryDirectory(prefix="einblick-bench-") as directory:
+            result = asyncio.run(run_instances(Path(directory), count, args.messages))
+        print(
+            f"{result.instances:>9} {result.messages:>9} {result.arrived:>9} "
+            f"{result.seconds:>8.1f} {result.per_second:>8.0f}",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

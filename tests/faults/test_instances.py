@@ -1,0 +1,196 @@
+"""Three gateway instances behind one external Mosquitto, each owning some customers. One is
+killed with SIGKILL and stays down (5 s in CI, 30 s in the long form) while devices of every
+customer keep publishing; the others go on, its persistent session keeps its customers' messages,
+and after its restart every message is forwarded or recorded withheld, each customer's log lives
+in exactly one instance's database and verifies there. Another's log disk fills: it fails closed
+for its own customers only, and resumes by itself when space returns."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.faults.cluster_site import ClusterSite, stream_body
+from tests.faults.site import ReliableDevice
+from tests.faults.summary import LONG, record
+from tests.faults.test_outages import fill, small_disk
+
+pytestmark = pytest.mark.fault
+
+INSTANCES = ("hall-a", "hall-b", "hall-c")
+CUSTOMERS = ("werk-a", "werk-b", "werk-c", "werk-d", "werk-e", "werk-f")
+# One customer listed per instance, the other three placed by rendezvous hashing.
+LISTED = {"hall-a": ["werk-a"], "hall-b": ["werk-b"], "hall-c": ["werk-c"]}
+# The device broker's in-flight window per gateway session (MosquittoSettings.max_inflight): a
+# kill -9 can leave at most this many messages committed but not yet acknowledged; the broker
+# delivers them again and they are decided again, so each kill adds at most this many duplicates.
+INFLIGHT = 1000
+
+
+async def stream(device: ReliableDevice, customer: str, total: int, rate: float) -> None:
+    started = time.monotonic()
+    for seq in range(total):
+        await device.publish(seq, f"{customer}/press-1/telemetry", stream_body(customer, seq))
+        ahead = seq / rate - (time.monotonic() - started)
+        if ahead > 0:
+            await asyncio.sleep(ahead)
+    await device.drain()
+
+
+async def run_scenario(
+    site: ClusterSite,
+    per_device: int,
+    fault: Callable[[Callable[..., int]], Awaitable[None]],
+) -> dict[str, int]:
+    """Start every instance, stream every customer's device at 40/s while ``fault`` runs (it
+    gets ``arrived(instance, other=False)``: messages upstream of that instance's customers, or
+    of all others'), then check one status view, one tree per customer in its owner's log, and
+    audit each instance; returns the audits' totals."""
+    rate = 40.0  # per device; six devices
+    await site.setup()
+    for instance in INSTANCES:
+        await site.start(instance)
+    owners = {c: site.owner(c) for c in CUSTOMERS}
+    assert {owners[c] for c in ("werk-a", "werk-b", "werk-c")} == set(INSTANCES)
+    devices = {c: site.device(c) for c in CUSTOMERS}
+    assert site.spy is not None
+    spy = site.spy
+
+    def arrived(instance: str, *, other: bool = False) -> int:
+        return sum(
+            1 for m in spy.received if (owners[m.topic.split("/", 1)[0]] == instance) != other
+        )
+
+    async with asyncio.TaskGroup() as tasks:
+        for customer, device in devices.items():
+            tasks.create_task(stream(device, customer, per_device, rate), name=f"stream-{customer}")
+        tasks.create_task(fault(arrived), name="fault")
+    await site.wait_until(site.drained, 60, "every instance's outbox to drain")
+    await site.wait_until(
+        lambda: len({(m.topic, m.payload) for m in spy.received}) >= len(CUSTOMERS) * per_device,
+        30,
+        "every message upstream",
+    )
+    # One status over every instance: each answers, each with its own device session.
+    viewed = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "status",
+        "--json",
+        "--instances",
+        *map(str, site.configs.values()),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await viewed.communicate()
+    assert viewed.returncode == 0
+    statuses = orjson.loads(out)
+    assert sorted(statuses) == sorted(INSTANCES)
+    assert all(s["device_broker"]["connected"] for s in statuses.values())
+    totals = {"offered": 0, "forwarded": 0, "withheld": 0, "lost": 0, "duplicates": 0}
+    for instance in INSTANCES:
+        # Exactly one writer per customer: each tree is in its owner's database only, and no
+        # instance so much as saw another's customers (no '_gateway' tree of unknown devices).
+        mine = {c for c in CUSTOMERS if owners[c] == instance}
+        assert site.chains(instance) == mine, instance
+        summary, problems, code = await site.audit(
+            instance, devices, max_duplicates=INFLIGHT * max(1, site.faults)
+        )
+        assert code == 0, f"{instance}: {problems}"
+        assert summary["log_ok"] is True
+        for key in totals:
+            totals[key] += int(summary[key])
+    for device in devices.values():
+        await device.close()
+    return totals
+
+
+async def test_an_instance_killed_for_a_while_loses_nothing_and_stops_no_other(
+    tmp_path: Path,
+) -> None:
+    down_s, per_device = (30.0, 3_000) if LONG else (5.0, 500)
+    site = ClusterSite(tmp_path, INSTANCES, CUSTOMERS, LISTED)
+    started = time.monotonic()
+    victim = "hall-b"
+
+    async def killer(arrived: Callable[..., int]) -> None:
+        await site.wait_until(lambda: arrived(victim) >= 50, 30, "the victim forwarding")
+        await site.kill(victim)
+        # While it is down the other instances go on forwarding their customers' messages.
+        others = arrived(victim, other=True)
+        await site.wait_until(
+            lambda: arrived(victim, other=True) >= others + 100, 30, "the others forwarding"
+        )
+        await asyncio.sleep(down_s)  # the outage itself: its length is the scenario
+        await site.start(victim)
+
+    try:
+        totals = await run_scenario(site, per_device, killer)
+        row = record(
+            f"3 instances, one kill -9 for {down_s:.0f} s",
+            totals,
+            faults=site.faults,
+            seconds=time.monotonic() - started,
+        )
+        assert row.offered == len(CUSTOMERS) * per_device
+        assert row.forwarded == row.offered and row.lost == 0
+        assert site.faults == 1
+    finally:
+        await site.teardown()
+
+
+async def test_an_instances_full_disk_stops_only_its_customers_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    per_device = 1_500 if LONG else 600
+    victim = "hall-c"
+    started = time.monotonic()
+    with small_disk(tmp_path / "disk") as disk:
+        site = ClusterSite(
+            tmp_path, INSTANCES, CUSTOMERS, LISTED, databases={victim: disk / "einblick.db"}
+        )
+
+        async def filler(arrived: Callable[..., int]) -> None:
+            await site.wait_until(lambda: arrived(victim) >= 50, 30, "the victim forwarding")
+            ballast = fill(disk)
+            site.faults += 1
+
+            async def failing() -> bool:
+                return (await site.status(victim))["pipeline"]["failing_closed"] is not None
+
+            await site.wait_until(failing, 60, f"{victim} to report that it fails closed")
+            # Fail closed for its customers, business as usual for everyone else's: while the
+            # others forward 100 more, nothing more of the victim's customers leaves.
+            stuck, others = arrived(victim), arrived(victim, other=True)
+            await site.wait_until(
+                lambda: arrived(victim, other=True) >= others + 100, 30, "the others forwarding"
+            )
+            assert await failing(), "the disk was freed by someone else?"
+            assert arrived(victim) == stuck, "messages left while their log could not record"
+            ballast.unlink()  # space returns; nobody restarts anything
+
+            async def recovered() -> bool:
+                return not await failing()
+
+            await site.wait_until(recovered, 30, f"{victim} to resume by itself")
+
+        try:
+            totals = await run_scenario(site, per_device, filler)
+            row = record(
+                "3 instances, one disk full",
+                totals,
+                faults=site.faults,
+                seconds=time.monotonic() - started,
+            )
+            assert row.offered == len(CUSTOMERS) * per_device
+            assert row.forwarded == row.offered and row.lost == 0
+        finally:
+            await site.teardown()
+            shutil.rmtree(disk, ignore_errors=True)

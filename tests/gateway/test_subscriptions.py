@@ -1,0 +1,87 @@
+"""The device session's subscription set: in a cluster only the instance's customers' topics,
+and a filter held from before (a lone gateway's '#', a customer handed away) is taken back at
+the next connect, since a persistent session keeps its subscriptions."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import orjson
+
+from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection
+from gateway.messages.subscriptions import Subscriptions
+from tests.conftest import BrokerFactory
+
+CLIENT = "einblick-site-hall-a"
+
+
+async def session(port: int, got: list[Inbound], fence: asyncio.Event) -> MqttConnection:
+    def receive(message: Inbound) -> None:
+        got.append(message)
+        if message.topic.endswith("/fence"):
+            fence.set()
+
+    link = MqttConnection(
+        Endpoint("127.0.0.1", port, CLIENT), on_message=receive, clean_session=False
+    )
+    await link.open()
+    return link
+
+
+async def test_a_filter_held_from_before_is_taken_back_and_only_owned_topics_arrive(
+    brokers: BrokerFactory, tmp_path: Path
+) -> None:
+    broker = await brokers()
+    port = broker.settings.port
+    got: list[Inbound] = []
+    fence = asyncio.Event()
+    # The same client id ran as a lone gateway before: its persistent session holds '#'.
+    before = await session(port, got, fence)
+    await before.subscribe("#", 1)
+    await before.close()
+
+    record = tmp_path / "subscriptions.json"
+    subscriptions = Subscriptions(lambda: ["devices/werk-a/#", "werk-a/press-1/+"], record)
+    link = await session(port, got, fence)
+    await subscriptions.apply(link)
+    assert orjson.loads(record.read_bytes()) == ["devices/werk-a/#", "werk-a/press-1/+"]
+
+    device = MqttConnection(Endpoint("127.0.0.1", port, "werk.device"))
+    await device.open()
+    for topic in ("werk-b/press-1/telemetry", "werk-a/press-1/telemetry", "devices/werk-a/p/fence"):
+        await device.publish(topic, b"{}", 1)
+    async with asyncio.timeout(10):
+        await fence.wait()  # published last: everything before it has been delivered or not
+    assert [m.topic for m in got] == ["werk-a/press-1/telemetry", "devices/werk-a/p/fence"]
+    await device.close()
+    await link.close()
+
+
+async def test_what_is_no_longer_wanted_is_unsubscribed_and_remembered(
+    brokers: BrokerFactory, tmp_path: Path
+) -> None:
+    broker = await brokers()
+    port = broker.settings.port
+    got: list[Inbound] = []
+    fence = asyncio.Event()
+    record = tmp_path / "subscriptions.json"
+    wanted = ["devices/werk-a/#", "devices/werk-b/#"]
+    subscriptions = Subscriptions(lambda: list(wanted), record)
+    link = await session(port, got, fence)
+    await subscriptions.apply(link)
+    await link.close()
+    wanted.remove("devices/werk-b/#")  # werk-b was handed to another instance
+    # A new start reads what its session holds from the record, not from memory.
+    link = await session(port, got, fence)
+    await Subscriptions(lambda: list(wanted), record).apply(link)
+    assert orjson.loads(record.read_bytes()) == ["devices/werk-a/#"]
+    device = MqttConnection(Endpoint("127.0.0.1", port, "werk.device"))
+    await device.open()
+    for topic in ("devices/werk-b/p/t", "devices/werk-a/p/fence"):
+        await device.publish(topic, b"{}", 1)
+    async with asyncio.timeout(10):
+        await fence.wait()
+    assert [m.topic for m in got] == ["devices/werk-a/p/fence"]
+    await device.close()
+    await link.close()
