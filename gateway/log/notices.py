@@ -97,12 +97,12 @@ def erasure_draft(
         text_de=text_de
         or (
             f"Auf Wunsch von {requested_by} wurden die persönlichen Inhalte von {what_de} "
-            f"gelöscht ({erased} Einträge). Die Nachweiskette bleibt prüfbar."
+            f"gelöscht ({erased} Einträge). Der Nachweis des Protokolls bleibt prüfbar."
         ),
         text_en=text_en
         or (
             f"At the request of {requested_by}, the personal content of {what_en} was "
-            f"erased ({erased} entries). The chain of proof still verifies."
+            f"erased ({erased} entries). The log's proof still verifies."
         ),
         subject=subject,
     )

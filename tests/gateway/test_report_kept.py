@@ -73,9 +73,9 @@ async def test_fields_of_a_kept_object_are_reported_as_passed_on(tmp_path: Path)
         "verification": {**data["verification"], "ok": True, "entries": 1, "checkpoints": 1},
     }
     german = render(one, "md", "de")
-    assert "Der eine Eintrag Ihrer Kette ist unverändert" in german
+    assert "Der eine Eintrag Ihres Protokolls ist unverändert" in german
     assert "durch 1 signierten Prüfpunkt" in german and "1 Einträge" not in german
-    assert "the one entry of your chain is intact, covered by 1 signed checkpoint " in render(
+    assert "the one entry of your log is intact, covered by 1 signed checkpoint " in render(
         one, "md", "en"
     )
     logistics = next(r for r in data["recipients"] if r["id"] == "logistics")
