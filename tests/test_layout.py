@@ -40,10 +40,6 @@ NO_TESTS_NEEDED = {
 
 # Tested today only through other modules' tests. Take a module off when its test module exists.
 NOT_YET = {
-    # The witness's parts, tested through tests/witness (a real witness process, the gateway's
-    # submitter against it); their own test modules are being written.
-    "gateway/witness/client.py",
-    "gateway/witness/ledger.py",
     # The customer portal's modules, tested today through tests/portal's security, browser and
     # pages tests; their own test modules are being written.
     "gateway/operations/portal/actions.py",
