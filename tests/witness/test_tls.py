@@ -8,7 +8,7 @@ from pathlib import Path
 from gateway.devices.tls import CertificateAuthority, TlsFiles
 from tests.gateway.harness import running_gateway
 from tests.witness.conftest import WitnessFactory
-from tests.witness.test_gateway_witness import (
+from tests.witness.test_submitter import (
     BAKERY,
     DEVICES,
     caught_up,
