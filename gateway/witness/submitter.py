@@ -226,9 +226,16 @@ class Submitter:
                 return
             await self._store(checkpoint, reply)
             return
+        # The error ends the round and is shown to every customer while the witness counts as
+        # unreachable (WitnessStatus.for_log): the log's name goes to the operator's log only.
+        log.warning(
+            "witness %s: its cosigned size of %s changed three times in one round",
+            self.config.name,
+            checkpoint.chain,
+        )
         raise WitnessUnreachable(
-            f"{self.config.url}: its cosigned size of {checkpoint.chain} changed three times "
-            "in one round"
+            f"{self.config.url}: the size it says it cosigned changed three times in one round "
+            "(two boxes submitting one log, or a witness restored from an old copy?)"
         )
 
     async def _store(self, checkpoint: SignedCheckpoint, reply: Cosigned) -> None:

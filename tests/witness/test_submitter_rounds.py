@@ -6,6 +6,7 @@ gateway's Store, against a loopback witness that holds every answer until the te
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from pathlib import Path
 
@@ -74,6 +75,50 @@ async def test_a_round_keeps_in_flight_requests_overlapping_and_bounded(tmp_path
         assert status.reachable is True and status.entries_behind == 0
     finally:
         release.set()
+        await runner.cleanup()
+        await store.close()
+        log.close()
+
+
+async def test_a_size_that_keeps_moving_names_no_customer_in_their_view(tmp_path: Path) -> None:
+    # A witness answering 409 with a new size each time ends the round as "unreachable"; what
+    # one customer's view shows of that error must not name another customer's log.
+    log = Log(tmp_path / "einblick.db", KeyFile.generate(tmp_path / "log.key"))
+    log.write([make_draft(0, customer="molkerei-huber")])
+    log.write([make_draft(1, customer="baeckerei-schmidt")])
+    store = Store(tmp_path / "einblick.db")
+    await store.open()
+    ledger = Ledger(
+        lambda job: store.read(job, offload=True),
+        lambda job: store.transaction(job, durable=False),
+    )
+    key = Signer("witness.example/w1", Ed25519PrivateKey.generate(), COSIGNATURE_TYPE)
+    sizes = itertools.cycle((1, 0))  # never above the logs' size of 1: never "cut back"
+
+    async def moving(request: web.Request) -> web.Response:
+        return web.Response(status=409, text=f"{next(sizes)}\n", content_type="text/x.tlog.size")
+
+    app = web.Application()
+    app.router.add_post("/add-checkpoint", moving)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    submitter = Submitter(WitnessConfig(name="verband", url=url, vkey=key.verifier.vkey), ledger)
+    try:
+        async with asyncio.TaskGroup() as group:
+            task = group.create_task(submitter.run(), name="witness-verband")
+            async with asyncio.timeout(60):
+                await submitter.settle()
+            task.cancel()
+        status = submitter.status()
+        assert status.reachable is False and "changed three times in one round" in (
+            status.last_error or ""
+        )
+        for customer, other in (("baeckerei-schmidt", "molkerei"), ("molkerei-huber", "baeckerei")):
+            view = status.for_log(customer)
+            assert view.last_error is not None and other not in view.model_dump_json()
+    finally:
         await runner.cleanup()
         await store.close()
         log.close()
