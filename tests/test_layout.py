@@ -40,13 +40,6 @@ NO_TESTS_NEEDED = {
 
 # Tested today only through other modules' tests. Take a module off when its test module exists.
 NOT_YET = {
-    # The witness's parts, tested through tests/witness (a real witness process, the gateway's
-    # submitter against it); their own test modules are being written.
-    "gateway/witness/client.py",
-    "gateway/witness/directory.py",
-    "gateway/witness/ledger.py",
-    "gateway/witness/protocol.py",
-    "gateway/witness/status.py",
     "gateway/bench/log.py",
     "gateway/bench/policies.py",
     "gateway/bench/sample.py",

@@ -72,7 +72,7 @@ class WitnessClient:
                 content_type = response.content_type
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise WitnessUnreachable(
-                f"{self.endpoint}: {type(exc).__name__}: {exc or 'no answer in time'}"
+                f"{self.endpoint}: {type(exc).__name__}: {str(exc) or 'no answer in time'}"
             ) from exc
         if len(answer) > MAX_ANSWER:
             raise WitnessUnreachable(f"{self.endpoint}: an answer over {MAX_ANSWER} bytes")

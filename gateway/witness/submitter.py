@@ -6,7 +6,9 @@ checkpoints are signed while a round runs or a witness is down, one round follow
 each log's *newest* checkpoint with a consistency proof from the size the witness last
 cosigned. So a witness that was down for a day catches up with one request per log, and a
 witness that never answers costs one task sleeping between retries (gateway/backoff.py),
-never a message's forwarding.
+never a message's forwarding. Within a round, up to ``IN_FLIGHT`` logs are offered at the same
+time: a round costs about one network round trip per ``IN_FLIGHT`` logs rather than per log,
+as long as the witness itself keeps up (it commits one request at a time).
 
 Per log and witness (``gateway.log.cosignatures``):
 
@@ -48,6 +50,7 @@ __all__ = ["Submitter", "Witnesses"]
 log = logging.getLogger(__name__)
 
 MAX_LINES = 64  # cosignature lines read from one answer
+IN_FLIGHT = 8  # logs whose requests one witness is sent at the same time
 _US = 1_000_000
 
 
@@ -150,21 +153,35 @@ class Submitter:
         progress = await self.ledger.progress(self._key)
         await self._measure(checkpoints, progress)  # status is right while the witness is down
         problems: list[str] = []
-        for checkpoint in checkpoints:
-            held = progress.get(checkpoint.chain_id)
-            if held is not None and held.checkpoint_id == checkpoint.id:
-                continue  # cosigned already
-            if self._refused_already(checkpoint, held):
-                continue
-            try:
-                await self._submit(client, checkpoint, held)
-            except WitnessUnreachable:
-                raise  # the witness is down: the whole round waits for it
-            except GatewayError as exc:
-                # This log's proof or record failed (a damaged or compacted tree, a write the
-                # database refused): said in status, and the other logs still go to the witness.
-                problems.append(f"{checkpoint.chain}: {exc}")
-        self.last_error = "; ".join(problems) or None
+        # Up to IN_FLIGHT logs' requests at a time: a round costs about one answer's time per
+        # IN_FLIGHT logs rather than per log, so a witness across the internet still cosigns
+        # hundreds of logs each second. Each log's own requests stay one after another.
+        gate = asyncio.Semaphore(IN_FLIGHT)
+
+        async def offer(checkpoint: SignedCheckpoint, held: Progress | None) -> None:
+            async with gate:
+                try:
+                    await self._submit(client, checkpoint, held)
+                except WitnessUnreachable:
+                    raise  # the witness is down: the whole round waits for it
+                except GatewayError as exc:
+                    # This log's proof or record failed (a damaged or compacted tree, a write
+                    # the database refused): said in status, the other logs still go out.
+                    problems.append(f"{checkpoint.chain}: {exc}")
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for checkpoint in checkpoints:
+                    held = progress.get(checkpoint.chain_id)
+                    if held is not None and held.checkpoint_id == checkpoint.id:
+                        continue  # cosigned already
+                    if self._refused_already(checkpoint, held):
+                        continue
+                    group.create_task(offer(checkpoint, held))
+        except* WitnessUnreachable as down:
+            # The first failure cancelled the others' requests; one reason is enough to show.
+            raise down.exceptions[0] from None
+        self.last_error = "; ".join(sorted(problems)) or None
         await self._measure(checkpoints, await self.ledger.progress(self._key))
 
     def _refused_already(self, checkpoint: SignedCheckpoint, held: Progress | None) -> bool:
@@ -209,9 +226,16 @@ class Submitter:
                 return
             await self._store(checkpoint, reply)
             return
+        # The error ends the round and is shown to every customer while the witness counts as
+        # unreachable (WitnessStatus.for_log): the log's name goes to the operator's log only.
+        log.warning(
+            "witness %s: its cosigned size of %s changed three times in one round",
+            self.config.name,
+            checkpoint.chain,
+        )
         raise WitnessUnreachable(
-            f"{self.config.url}: its cosigned size of {checkpoint.chain} changed three times "
-            "in one round"
+            f"{self.config.url}: the size it says it cosigned changed three times in one round "
+            "(two boxes submitting one log, or a witness restored from an old copy?)"
         )
 
     async def _store(self, checkpoint: SignedCheckpoint, reply: Cosigned) -> None:
