@@ -41,7 +41,7 @@ from typing import Any
 import orjson
 
 from gateway.config import Config
-from gateway.devices.broker import topic_filter
+from gateway.devices.broker_files import topic_filter
 from gateway.devices.registry import RegisteredDevice
 from gateway.errors import GatewayError
 from gateway.locale import join, tr, trn, when
