@@ -72,8 +72,9 @@ from gateway.operations.status_model import (
 )
 from gateway.rights import erasure
 from gateway.rights.consent import ConsentBook, ConsentParts
-from gateway.rights.erasure import ErasureBook, ErasureParts
+from gateway.rights.erasure import ErasureBook
 from gateway.rights.erasure_acks import ErasureAcks
+from gateway.rights.forgetting import ErasureParts
 from gateway.rights.retention import RetentionTask, retention_for
 from gateway.witness.submitter import Witnesses
 from policies.engine import Engine

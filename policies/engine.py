@@ -23,39 +23,35 @@ integers beyond 64 bits as floats (``123456789012345678901234567890`` became
 ``1.2345678901234568e+29`` under ``keep``) and refuses ``1e999``; so the fields a grant releases
 are taken from a second, literal-keeping parse (``policies.numbers``) and written back as the
 device wrote them.
+
+Its parts: the route table (``policies.routes``), the parsed body (``policies.body``), the
+decisions it builds (``policies.verdicts``) and the aggregation windows (``policies.windows``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import math
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
 
 import orjson
 
-from policies.compiler import CompiledDevice, CompiledGrant, CompiledPolicy, CompiledTopic
+from policies.body import BAD_UTF8, JSON, TEXT, UNPARSED, WHOLE, Parsed
+from policies.compiler import CompiledGrant, CompiledPolicy
 from policies.decision import Alteration, Decision, Outcome, Reason
 from policies.errors import PolicyError
 from policies.explain import explain as render_explanation
 from policies.message import Message
-from policies.numbers import (
-    NumberOutOfRange,
-    dumps_exact,
-    is_number_error,
-    loads_exact,
-    round_trips,
-)
-from policies.paths import NOTHING, Listed, Release, collect, release_root
+from policies.numbers import NumberOutOfRange, dumps_exact
+from policies.paths import NOTHING, Release, release_root
+from policies.routes import DeviceRef, Route, RouteTable
 from policies.sparkplug import PREFIX as SPARKPLUG_PREFIX
 from policies.sparkplug import SparkplugState, parse_topic
-from policies.topics import TopicPattern, patterns_overlap
-from policies.treatments import Accumulator, TreatmentFailed, pseudonymise, to_number
+from policies.treatments import pseudonymise
+from policies.verdicts import internal, released, withheld
+from policies.windows import Window, Windows, sample, summary
 
-__all__ = ["MAX_PAYLOAD_BYTES", "DeviceRef", "Engine", "PseudonymKeys"]
+__all__ = ["MAX_PAYLOAD_BYTES", "Engine", "PseudonymKeys"]
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 
@@ -66,131 +62,12 @@ _INVALID_UTF8 = Reason("invalid_utf8")
 _TOO_LARGE = Reason("too_large")
 _WITHDRAWN = Reason("withdrawn")
 _ERASED = Reason("erased")
-_WHOLE = ("$payload",)
-_EMPTY: Mapping[str, str] = {}
-_NO_REASONS: Mapping[str, Reason] = {}
 _NONE: Mapping[str, int] = {}
-
-log = logging.getLogger(__name__)
-
-_UNPARSED, _JSON, _TEXT, _BAD_UTF8 = 0, 1, 2, 3
 
 
 class PseudonymKeys(Protocol):
     def key(self, customer: str, recipient: str) -> bytes | None:
         """The HMAC key for this customer and recipient; None once it has been erased."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceRef:
-    """Who a topic belongs to: customer, device, its human name and kind, and the stream."""
-
-    customer: str
-    device: str
-    name: str
-    kind: str
-    stream: str
-    captures: Mapping[str, str] = field(default_factory=dict)
-    profile: str | None = None
-
-
-class _Route:
-    """Precomputed per (customer, device, stream): which grants to try for which recipient."""
-
-    __slots__ = ("device", "policy", "recipients", "stream", "topics")
-
-    def __init__(self, policy: CompiledPolicy, device: CompiledDevice, stream: str) -> None:
-        self.policy = policy
-        self.device = device
-        self.stream = stream
-        self.topics: dict[str, str] = {}  # grant id -> upstream topic, for static templates
-        order = list(dict.fromkeys(g.recipient for g in policy.grants))
-        table = [
-            (r, tuple(g for g in policy.grants if g.recipient == r and g.covers(device.id, stream)))
-            for r in order
-        ]
-        # No grant for any recipient: one decision with recipient None says so.
-        self.recipients = tuple(table) if any(grants for _, grants in table) else ()
-
-
-class _Parsed:
-    """The message body, parsed at most once and shared by every recipient's grants."""
-
-    __slots__ = ("_exact", "_leaves", "raw", "root", "state")
-
-    def __init__(self, raw: bytes) -> None:
-        self.raw = raw
-        self.state = _UNPARSED
-        self.root: Any = None
-        self._exact: Any = None
-        self._leaves: Listed | None = None
-
-    def parse(self) -> int:
-        if self.state == _UNPARSED:
-            try:
-                self.root = orjson.loads(self.raw)
-                self.state = _JSON
-            except orjson.JSONDecodeError as exc:
-                try:
-                    text = self.raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    self.state = _BAD_UTF8
-                    return self.state
-                self.root, self.state = text, _TEXT
-                if is_number_error(exc):  # valid JSON orjson cannot hold (1e999): keep literals
-                    with contextlib.suppress(ValueError, RecursionError):
-                        self._exact = self.root = loads_exact(text)
-                        self.state = _JSON
-        return self.state
-
-    def exact(self) -> Any:
-        """The body with every number as its literal (only once something is released); the
-        fast parse itself when every number in it writes back unchanged (the common case)."""
-        if self._exact is None:
-            if round_trips(self.raw):
-                self._exact = self.root
-            else:
-                self._exact = loads_exact(self.raw.decode("utf-8"))
-        return self._exact
-
-    def leaves(self) -> Listed:
-        """Every leaf path of the body, listed up to the caps of ``policies.paths``."""
-        if self._leaves is None:
-            self._leaves = Listed()
-            if self.state == _JSON:
-                collect(self.root, "", self._leaves)
-            else:
-                self._leaves.add(_WHOLE[0], len(_WHOLE[0]))
-        return self._leaves
-
-
-class _Window:
-    __slots__ = ("acc", "device", "end", "grant", "index", "policy", "start", "stream", "topic")
-
-    def __init__(
-        self,
-        policy: CompiledPolicy,
-        grant: CompiledGrant,
-        device: CompiledDevice,
-        stream: str,
-        topic: str,
-        *,
-        index: int,
-        size: float,
-    ) -> None:
-        self.policy = policy
-        self.grant = grant
-        self.device = device
-        self.stream = stream
-        self.topic = topic
-        self.index = index
-        self.start = datetime.fromtimestamp(index * size, tz=UTC)
-        self.end = datetime.fromtimestamp((index + 1) * size, tz=UTC)
-        self.acc: dict[str, Accumulator] = {}
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 class Engine:
@@ -219,48 +96,14 @@ class Engine:
         # objection (GDPR Art. 21) or a restriction (Art. 18), each explained in its own words.
         self._held_because: dict[tuple[str, str], Reason] = {}
         self._last_release: dict[tuple[str, str, str, str], datetime] = {}
-        self._windows: dict[tuple[str, str, str, str], _Window] = {}
-        self._closed: list[_Window] = []
+        self._windows = Windows()
         self._sparkplug = SparkplugState()
-        self._index(list(self._policies.values()))
+        self._routes = RouteTable(list(self._policies.values()))
 
     # -- topics -------------------------------------------------------------------------------
 
-    def _index(self, policies: list[CompiledPolicy]) -> None:
-        _check_overlaps(policies)
-        exact: dict[str, _Route] = {}
-        buckets: dict[str, list[tuple[TopicPattern, _Route]]] = {}
-        wild: list[tuple[TopicPattern, _Route]] = []
-        for policy in policies:
-            for device in policy.devices:
-                routes = {s: _Route(policy, device, s) for s in device.streams}
-                for topic in device.topics:
-                    route = routes[topic.stream]
-                    pattern = topic.pattern
-                    if pattern.literal:
-                        exact[pattern.pattern] = route
-                    elif pattern.first_level is not None:
-                        buckets.setdefault(pattern.first_level, []).append((pattern, route))
-                    else:
-                        wild.append((pattern, route))
-        self._exact, self._buckets, self._wild = exact, buckets, wild
-
-    def _lookup(self, topic: str) -> tuple[_Route, Mapping[str, str]] | None:
-        route = self._exact.get(topic)
-        if route is not None:
-            return route, _EMPTY
-        for pattern, candidate in self._buckets.get(topic.partition("/")[0], ()):
-            captures = pattern.match(topic)
-            if captures is not None:
-                return candidate, captures
-        for pattern, candidate in self._wild:
-            captures = pattern.match(topic)
-            if captures is not None:
-                return candidate, captures
-        return None
-
     def device_for(self, topic: str) -> DeviceRef | None:
-        hit = self._lookup(topic)
+        hit = self._routes.lookup(topic)
         if hit is None:
             return None
         route, captures = hit
@@ -280,14 +123,14 @@ class Engine:
     def evaluate(self, message: Message, now: datetime) -> list[Decision]:
         """One decision per recipient; never raises (a failure withholds, Reason internal_error)."""
         try:
-            hit = self._lookup(message.topic)
+            hit = self._routes.lookup(message.topic)
         except Exception as exc:
-            return [_internal(None, None, None, exc, message.topic)]
+            return [internal(None, None, None, exc, message.topic)]
         if hit is None:
-            return [Decision(None, None, None, Outcome.WITHHELD, reason=_UNKNOWN, withheld=_WHOLE)]
+            return [Decision(None, None, None, Outcome.WITHHELD, reason=_UNKNOWN, withheld=WHOLE)]
         route, captures = hit
         policy, device = route.policy, route.device
-        parsed = _Parsed(message.payload if isinstance(message.payload, bytes) else b"")
+        parsed = Parsed(message.payload if isinstance(message.payload, bytes) else b"")
         try:
             if message.topic.startswith(SPARKPLUG_PREFIX):
                 sparkplug = parse_topic(message.topic)
@@ -300,8 +143,8 @@ class Engine:
                                 for recipient, _ in route.recipients
                             ]
                     else:
-                        parsed = _Parsed(orjson.dumps(decoded))
-                        parsed.root, parsed.state = decoded, _JSON
+                        parsed = Parsed(orjson.dumps(decoded))
+                        parsed.root, parsed.state = decoded, JSON
                         parsed._exact = decoded
             if not route.recipients:
                 if len(parsed.raw) <= self._max_payload:
@@ -321,7 +164,7 @@ class Engine:
                     )
                 ]
         except Exception as exc:
-            return [_internal(route, None, None, exc, message.topic)]
+            return [internal(route, None, None, exc, message.topic)]
         out: list[Decision] = []
         for recipient, grants in route.recipients:
             if not grants:
@@ -338,7 +181,7 @@ class Engine:
                 try:
                     decision = self._apply(route, grant, message, parsed, captures, now=now)
                 except Exception as exc:
-                    decision = _internal(route, recipient, grant, exc, message.topic)
+                    decision = internal(route, recipient, grant, exc, message.topic)
                 if decision.outcome is not Outcome.WITHHELD and released is None:
                     released = decision
                 if first is None or (
@@ -355,34 +198,18 @@ class Engine:
 
     def _withheld(
         self,
-        route: _Route,
+        route: Route,
         recipient: str | None,
         grant: CompiledGrant | None,
         reason: Reason,
-        parsed: _Parsed,
+        parsed: Parsed,
         *,
         rel: Release | None = None,
     ) -> Decision:
         """Nothing leaves for ``recipient``; with ``rel``, the field problems its walk met."""
-        if parsed.state == _UNPARSED and len(parsed.raw) <= self._max_payload:
+        if parsed.state == UNPARSED and len(parsed.raw) <= self._max_payload:
             parsed.parse()
-        listed = parsed.leaves()
-        omitted = {"withheld": listed.more, "field_reasons": rel.problems_more if rel else 0}
-        return Decision(
-            route.policy.customer,
-            route.device.id,
-            recipient,
-            Outcome.WITHHELD,
-            grant=grant.id if grant else None,
-            policy_version=route.policy.version,
-            purpose=grant.purpose if grant else _EMPTY,
-            legal_basis=grant.legal_basis if grant else None,
-            withheld=tuple(listed.items),
-            reason=reason,
-            stream=route.stream,
-            field_reasons=rel.problems if rel else _NO_REASONS,
-            omitted={name: n for name, n in omitted.items() if n} or _NONE,
-        )
+        return withheld(route, recipient, grant, reason, parsed.leaves(), rel=rel)
 
     def _blocked(
         self, customer: str, grant: CompiledGrant, now: datetime
@@ -401,7 +228,7 @@ class Engine:
 
     def _topic(
         self,
-        route: _Route,
+        route: Route,
         grant: CompiledGrant,
         topic: str,
         captures: Mapping[str, str],
@@ -438,7 +265,7 @@ class Engine:
         return template.render(values), shared, altered
 
     def _rate_limited(
-        self, route: _Route, grant: CompiledGrant, topic: str, now: datetime, *, record: bool
+        self, route: Route, grant: CompiledGrant, topic: str, now: datetime, *, record: bool
     ) -> bool:
         """True when the interval since the last release has not passed; with ``record`` a
         release now is remembered (only once it is certain something leaves)."""
@@ -454,10 +281,10 @@ class Engine:
 
     def _apply(
         self,
-        route: _Route,
+        route: Route,
         grant: CompiledGrant,
         message: Message,
-        parsed: _Parsed,
+        parsed: Parsed,
         captures: Mapping[str, str],
         *,
         now: datetime,
@@ -474,7 +301,7 @@ class Engine:
         if grant.opaque:
             if self._rate_limited(route, grant, topic, now, record=True):
                 return self._withheld(route, grant.recipient, grant, grant.rate_reason, parsed)
-            return self._released(
+            return released(
                 route,
                 grant,
                 topic,
@@ -485,9 +312,9 @@ class Engine:
                 opaque=True,
             )
         state = parsed.parse()
-        if state == _BAD_UTF8:
+        if state == BAD_UTF8:
             return self._withheld(route, grant.recipient, grant, _INVALID_UTF8, parsed)
-        if grant.whole is None and state != _JSON:
+        if grant.whole is None and state != JSON:
             return self._withheld(route, grant.recipient, grant, _NOT_JSON, parsed)
         for condition, unmet in zip(grant.conditions, grant.condition_reasons, strict=True):
             if not condition.holds(parsed.root):
@@ -504,7 +331,7 @@ class Engine:
                 return self._withheld(route, grant.recipient, grant, problem, parsed, rel=rel)
             if grant.whole.fn is None:
                 body = parsed.raw  # keep: the exact bytes, literals like 23.20 untouched
-            elif state == _TEXT and isinstance(got, str):
+            elif state == TEXT and isinstance(got, str):
                 body = got.encode("utf-8", errors="surrogatepass")
             else:
                 body = orjson.dumps(got)
@@ -523,7 +350,7 @@ class Engine:
                 reason = Reason("out_of_range", {"field": "$payload"})
                 return self._withheld(route, grant.recipient, grant, reason, parsed)
         self._rate_limited(route, grant, topic, now, record=True)
-        return self._released(
+        return released(
             route,
             grant,
             topic,
@@ -536,145 +363,26 @@ class Engine:
             omitted=rel.omitted(),
         )
 
-    def _released(
-        self,
-        route: _Route,
-        grant: CompiledGrant,
-        topic: str,
-        *,
-        body: bytes,
-        shared: list[str],
-        altered: list[Alteration],
-        withheld: tuple[str, ...],
-        opaque: bool,
-        field_reasons: Mapping[str, Reason] = _NO_REASONS,
-        omitted: Mapping[str, int] = _NONE,
-    ) -> Decision:
-        return Decision(
-            route.policy.customer,
-            route.device.id,
-            grant.recipient,
-            Outcome.ALTERED if altered else Outcome.SHARED,
-            grant=grant.id,
-            policy_version=route.policy.version,
-            purpose=grant.purpose,
-            legal_basis=grant.legal_basis,
-            topic=topic,
-            payload=body,
-            shared=tuple(shared),
-            altered=tuple(altered),
-            withheld=withheld,
-            opaque=opaque,
-            stream=route.stream,
-            field_reasons=field_reasons,
-            omitted=omitted,
-        )
-
     # -- aggregation --------------------------------------------------------------------------
 
     def _accumulate(
-        self, route: _Route, grant: CompiledGrant, topic: str, parsed: _Parsed, now: datetime
+        self, route: Route, grant: CompiledGrant, topic: str, parsed: Parsed, now: datetime
     ) -> Decision:
         spec = grant.aggregate
         assert spec is not None
-        values: dict[str, float] = {}
-        for path in spec.fields:
-            value: Any = parsed.root
-            for part in path.split("."):
-                value = value.get(part) if type(value) is dict else None
-            if type(value) is bool:  # a flag: the mean is the share of true, the sum its count
-                values[path] = 1.0 if value else 0.0
-                continue
-            try:
-                values[path] = float(to_number(value))
-            except TreatmentFailed:
-                continue
+        values = sample(spec, parsed.root)
         if not values:
             return self._withheld(route, grant.recipient, grant, grant.nothing_reason, parsed)
-        slot = (route.policy.customer, grant.id, route.device.id, topic)
-        index = int(now.timestamp() // spec.window)
-        window = self._windows.get(slot)
-        if window is not None and window.index != index:
-            self._closed.append(window)
-            window = None
-        if window is None:
-            window = _Window(
-                route.policy,
-                grant,
-                route.device,
-                route.stream,
-                topic,
-                index=index,
-                size=spec.window,
-            )
-            self._windows[slot] = window
-        for path, number in values.items():
-            window.acc.setdefault(path, Accumulator()).add(number)
+        self._windows.add(route, grant, topic, values, now)
         return self._withheld(route, grant.recipient, grant, grant.aggregating_reason, parsed)
 
     def flush(self, now: datetime) -> list[Decision]:
         """Decisions for the aggregation windows that closed by ``now``, oldest first."""
-        due, self._closed = self._closed, []
-        for slot, window in list(self._windows.items()):
-            if window.end <= now:
-                due.append(window)
-                del self._windows[slot]
-        due.sort(key=lambda w: w.start)
-        return [self._window_decision(window, now) for window in due]
+        return [self._window_decision(window, now) for window in self._windows.due(now)]
 
-    def _window_decision(self, window: _Window, now: datetime) -> Decision:
-        grant, policy = window.grant, window.policy
-        spec = grant.aggregate
-        assert spec is not None
-        base = Decision(
-            policy.customer,
-            window.device.id,
-            grant.recipient,
-            Outcome.WITHHELD,
-            grant=grant.id,
-            policy_version=policy.version,
-            purpose=grant.purpose,
-            legal_basis=grant.legal_basis,
-            stream=window.stream,
-        )
-        reason, _ = self._blocked(policy.customer, grant, now)
-        if reason is not None:
-            return _replace(base, reason=reason, withheld=tuple(window.acc))
-        body: dict[str, Any] = {"window": {"start": _iso(window.start), "end": _iso(window.end)}}
-        altered = []
-        problems: dict[str, Reason] = {}
-        for path, functions in spec.fields.items():
-            acc = window.acc.get(path)
-            if acc is None:
-                continue
-            if acc.count < spec.min_count:
-                # A summary of too few samples is the samples themselves: one sample's mean is
-                # its raw value. Withheld for this window, and the customer is told why.
-                problems[path] = Reason(
-                    "too_few_samples",
-                    {"field": path, "count": str(acc.count), "min": str(spec.min_count)},
-                )
-                continue
-            results = {fn: acc.result(fn) for fn in functions}
-            if not all(math.isfinite(v) for v in results.values()):
-                # A sum past a double's range: orjson would write it as null, silently.
-                problems[path] = Reason("out_of_range", {"field": path})
-                continue
-            body[path] = results
-            detail = f"{', '.join(functions)}; {spec.window:g} s; {acc.count}"
-            altered.append(Alteration(path, "aggregate", detail))
-        if not altered:
-            reason = next(iter(problems.values()), grant.nothing_reason)
-            return _replace(base, reason=reason, withheld=tuple(window.acc))
-        return _replace(
-            base,
-            outcome=Outcome.ALTERED,
-            topic=window.topic,
-            payload=orjson.dumps(body),
-            altered=tuple(altered),
-            withheld=tuple(problems),
-            field_reasons=problems,
-        )
+    def _window_decision(self, window: Window, now: datetime) -> Decision:
+        reason, _ = self._blocked(window.policy.customer, window.grant, now)
+        return summary(window, reason)
 
     # -- consent and lifecycle ----------------------------------------------------------------
 
@@ -728,12 +436,9 @@ class Engine:
         the old policy close now and are emitted by the next ``flush`` under the old version."""
         policies = dict(self._policies)
         policies[policy.customer] = policy
-        self._index(list(policies.values()))  # raises before any state changes on overlap
+        self._routes = RouteTable(list(policies.values()))  # raises before any change on overlap
         self._policies = policies
-        for slot, window in list(self._windows.items()):
-            if slot[0] == policy.customer:
-                self._closed.append(window)
-                del self._windows[slot]
+        self._windows.close(policy.customer)
 
     def policies(self) -> Sequence[CompiledPolicy]:
         return tuple(self._policies.values())
@@ -757,73 +462,3 @@ class Engine:
         return render_explanation(
             decision, lang, recipient_name=recipient_name, device_name=device_name, profile=profile
         )
-
-
-def _replace(decision: Decision, **changes: Any) -> Decision:
-    return replace(decision, **changes)
-
-
-def _internal(
-    route: _Route | None,
-    recipient: str | None,
-    grant: CompiledGrant | None,
-    exc: BaseException,
-    topic: str,
-) -> Decision:
-    # Withheld, and the installer gets the traceback: a bug or a message we cannot handle.
-    log.error(
-        "the policy engine failed on a message on topic %.200r (customer %s, grant %s, "
-        "recipient %s); it is withheld with reason internal_error",
-        topic,
-        route.policy.customer if route else None,
-        grant.id if grant else None,
-        recipient,
-        exc_info=exc,
-    )
-    reason = Reason("internal_error", {"error": type(exc).__name__})
-    return Decision(
-        route.policy.customer if route else None,
-        route.device.id if route else None,
-        recipient,
-        Outcome.WITHHELD,
-        grant=grant.id if grant else None,
-        policy_version=route.policy.version if route else None,
-        withheld=_WHOLE,
-        reason=reason,
-        stream=route.stream if route else None,
-    )
-
-
-def _all_topics(
-    policies: Sequence[CompiledPolicy],
-) -> Iterator[tuple[CompiledPolicy, CompiledDevice, CompiledTopic]]:
-    for policy in policies:
-        for device in policy.devices:
-            for topic in device.topics:
-                yield policy, device, topic
-
-
-def _check_overlaps(policies: Sequence[CompiledPolicy]) -> None:
-    """A topic must belong to exactly one device stream, across all customers."""
-    by_first: dict[str | None, list[tuple[CompiledPolicy, CompiledDevice, CompiledTopic]]] = {}
-    for policy, device, topic in _all_topics(policies):
-        first = topic.pattern.first_level
-        candidates = (
-            by_first.get(None, [])
-            if first is not None
-            else [entry for group in by_first.values() for entry in group]
-        )
-        if first is not None:
-            candidates = candidates + by_first.get(first, [])
-        for other_policy, other_device, other_topic in candidates:
-            if patterns_overlap(topic.pattern.pattern, other_topic.pattern.pattern):
-                raise PolicyError(
-                    policy.source,
-                    f"topic pattern {topic.pattern.pattern!r} of device {device.id!r} overlaps "
-                    f"{other_topic.pattern.pattern!r} of device {other_device.id!r} "
-                    f"(customer {other_policy.customer!r}, {other_policy.source}); "
-                    "a topic must belong to exactly one device stream",
-                    line=topic.line,
-                    key="pattern",
-                )
-        by_first.setdefault(first, []).append((policy, device, topic))

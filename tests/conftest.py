@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.devices.broker import AclRule, Mosquitto, MosquittoSettings, free_port
+from gateway.devices.broker import Mosquitto, free_port
+from gateway.devices.broker_files import AclRule, MosquittoSettings
 
 BrokerFactory = Callable[..., Awaitable[Mosquitto]]
 

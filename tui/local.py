@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,115 +34,26 @@ from gateway.operations.control import ControlError, ask, request
 from gateway.operations.portal.pending import pending_requests
 from gateway.operations.portal.store import ErasureRequest
 from gateway.operations.status_model import Status
-from policies.compiler import compile_policy
-from policies.decision import Reason
-from policies.errors import PolicyError
-from policies.explain import reason_text
-from policies.loader import load_policy
 from tui.model import (
     CheckpointProof,
     CustomerPolicy,
     Detail,
-    GrantView,
     Names,
     Overview,
     RecipientStats,
     RightResult,
     Row,
 )
+from tui.policy_files import _merge_names, _names_from_files, _policies_from_files
 from tui.query import Query
 from tui.source import SourceError
+from tui.summary import _summaries
 
-__all__ = ["STRIDE", "LocalSource", "LocalView", "summary_of"]
+__all__ = ["STRIDE", "LocalSource", "LocalView"]
 
 T = TypeVar("T")
 STRIDE = 256
 BUCKETS = 48  # sparkline: 48 half-hours
-
-
-# Words a full stop follows without ending the sentence ("Dr. Miriam Berg", "Art. 6", "z. B.").
-_ABBREVIATIONS = frozenset(
-    [
-        "dr",
-        "prof",
-        "nr",
-        "no",
-        "st",
-        "hr",
-        "fr",
-        "art",
-        "abs",
-        "bzw",
-        "ca",
-        "vgl",
-        "ggf",
-        "inkl",
-        "evtl",
-        "mr",
-        "mrs",
-        "ms",
-        "jr",
-        "sr",
-        "co",
-        "ltd",
-        "inc",
-        "vs",
-        "etc",
-        "approx",
-        "dipl",
-        "ing",
-    ]
-)
-_OPEN = {"(": ")", "[": "]", "„": "“", "«": "»", "‹": "›", "‚": "‘"}
-
-
-def summary_of(text: str) -> str:
-    """The first sentence (or line) of an explanation, for the one-line summary.
-
-    A sentence ends at ". " or "; " outside brackets and quotes (a device's or a person's name is
-    quoted and may hold a full stop), and not after an abbreviation or a single letter: the
-    summary of "… withdrawn by Dr. Miriam Berg. …" is not "… withdrawn by Dr."."""
-    line = text.strip().split("\n", 1)[0]
-    closing: list[str] = []
-    for i, char in enumerate(line):
-        if closing and char == closing[-1]:
-            closing.pop()
-        elif char in _OPEN:
-            closing.append(_OPEN[char])
-        elif char == "“":  # English opening quote (German closes with it: handled above)
-            closing.append("”")
-        elif char == '"':
-            if closing and closing[-1] == '"':
-                closing.pop()
-            else:
-                closing.append('"')
-        elif char in ".;" and not closing and line[i + 1 : i + 2] == " ":
-            word = re.search(r"(\w+)$", line[:i])
-            if char == "." and word is not None:
-                stem = word.group(1)
-                if len(stem) == 1 or stem.casefold() in _ABBREVIATIONS:
-                    continue
-            return line[: i + 1]
-    return line
-
-
-def _capital(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-def _summaries(doc: Mapping[str, Any], texts: Mapping[str, str]) -> dict[str, str]:
-    """The list's summary per language; a withheld entry's starts with the reason it was
-    withheld (its first sentence says only that nothing was sent, and a narrow terminal shows
-    only the start of the column)."""
-    reason = doc.get("reason")
-    if doc.get("outcome") == "withheld" and isinstance(reason, str) and reason:
-        params = {str(k): str(v) for k, v in (doc.get("reason_params") or {}).items()}
-        why = Reason(reason, params)
-        return {
-            lang: f"{_capital(reason_text(lang, why))}: {summary_of(text)}"
-            for lang, text in texts.items()
-        }
-    return {lang: summary_of(text) for lang, text in texts.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -570,66 +480,3 @@ class LocalView:
         return src.reader.count(
             src._filter(self.filter), hi=self._last + 1, find=src._filter(find) or EntryFilter()
         )
-
-
-# -- policy files (the gateway is not running) ---------------------------------------------
-def _merge_names(base: Names, extra: Names) -> Names:
-    return Names(
-        devices={**extra.devices, **base.devices},
-        recipients={**extra.recipients, **base.recipients},
-        customers={**extra.customers, **base.customers},
-    )
-
-
-def _documents(policies_dir: Path) -> list[Any]:
-    docs: list[Any] = []
-    for path in sorted(policies_dir.glob("*.yaml")) + sorted(policies_dir.glob("*.yml")):
-        try:
-            docs.append(load_policy(path))
-        except PolicyError as exc:
-            docs.append(exc)
-    return docs
-
-
-def _names_from_files(policies_dir: Path) -> Names:
-    devices: dict[str, str] = {}
-    customers: dict[str, str] = {}
-    for doc in _documents(policies_dir):
-        if isinstance(doc, Exception):
-            continue
-        customers[doc.customer] = doc.name
-        for device in doc.devices:
-            devices[device.id] = device.name
-    return Names(devices=devices, customers=customers)
-
-
-def _policies_from_files(policies_dir: Path, names: Names) -> list[CustomerPolicy]:
-    out: list[CustomerPolicy] = []
-    for doc in _documents(policies_dir):
-        if isinstance(doc, Exception):
-            stem = str(getattr(doc, "path", "?"))
-            out.append(CustomerPolicy(stem, stem, "de", None, {}, (), error=str(doc)))
-            continue
-        # The same builder as the running gateway's ``policies`` op (one truth), on the file's
-        # own compilation; recipients not configured here are named by their id.
-        recipients = {**{g.recipient: g.recipient for g in doc.grants}, **names.recipients}
-        try:
-            compiled = compile_policy(doc, recipients)
-        except PolicyError as exc:
-            out.append(CustomerPolicy(doc.customer, doc.name, "de", None, {}, (), error=str(exc)))
-            continue
-        grants = [
-            GrantView.from_op(ops.grant_info(g, recipients).model_dump(mode="json"))
-            for g in compiled.grants
-        ]
-        out.append(
-            CustomerPolicy(
-                customer=doc.customer,
-                name=doc.name,
-                language=doc.language,
-                version=doc._sha256,
-                describe={},
-                grants=tuple(grants),
-            )
-        )
-    return out

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import orjson
 
-from gateway.devices.broker import Mosquitto, MosquittoSettings, free_port
+from gateway.devices.broker import Mosquitto, free_port
+from gateway.devices.broker_files import MosquittoSettings
 from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection
 from gateway.operations.child import start_gateway, stop_gateway
 from gateway.operations.scaffold import InitOptions, init_directory

@@ -33,7 +33,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from gateway.devices.broker import Mosquitto, MosquittoSettings, free_port
+from gateway.devices.broker import Mosquitto, free_port
+from gateway.devices.broker_files import MosquittoSettings
 
 __all__ = [
     "Generator",

@@ -115,7 +115,7 @@ def _write(text: str, out: Path | None) -> None:
 
 
 def _forget(args: argparse.Namespace) -> int:
-    from gateway.rights.erasure import forget_offline
+    from gateway.rights.forgetting import forget_offline
 
     config = config_from(args)
     socket = config.control_socket

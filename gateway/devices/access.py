@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.config import Config
-from gateway.devices.broker import (
+from gateway.devices.broker import Mosquitto
+from gateway.devices.broker_files import (
     AclRule,
-    Mosquitto,
     MosquittoSettings,
     device_rule,
     gateway_rule,

@@ -39,7 +39,7 @@ from pathlib import Path
 import orjson
 from pydantic import ValidationError
 
-from gateway.devices.broker import hash_password, write_private
+from gateway.devices.broker_files import hash_password, write_private
 from gateway.errors import GatewayError
 from policies.errors import PolicyError
 from policies.loader import load_policy

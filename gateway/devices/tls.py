@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from gateway.devices.broker import write_private
+from gateway.devices.broker_files import write_private
 from gateway.errors import GatewayError
 
 __all__ = [

@@ -22,7 +22,7 @@ from pathlib import Path
 import orjson
 
 from gateway.config import Config
-from gateway.devices.broker import topic_filter
+from gateway.devices.broker_files import topic_filter
 from gateway.devices.registry import NAMESPACE
 from gateway.messages.mqtt import MqttConnection
 

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Literal
 
 from gateway.config import Config, load_config
-from gateway.devices.broker import Mosquitto, MosquittoSettings, free_port
+from gateway.devices.broker import Mosquitto, free_port
+from gateway.devices.broker_files import MosquittoSettings
 from gateway.devices.registry import Registry
 from gateway.errors import GatewayError
 from gateway.operations.child import start_gateway, stop_gateway

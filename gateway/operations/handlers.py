@@ -39,9 +39,9 @@ from gateway.operations.control_model import (
 from gateway.operations.reload import ReloadReport
 from gateway.operations.reload_apply import ConfigReloader
 from gateway.operations.status_model import DeviceProblem, Status
-from gateway.rights import erasure
+from gateway.rights import erasure, forgetting
 from gateway.rights.consent import ConsentBook
-from gateway.rights.erasure import ErasureParts
+from gateway.rights.forgetting import ErasureParts
 from policies.describe import describe
 
 __all__ = ["SNAPSHOT_GLOB", "ControlParts", "control_handlers"]
@@ -178,7 +178,7 @@ async def reload_devices(parts: ControlParts, request: ReloadDevicesRequest) -> 
 
 
 async def forget(erasing: ErasureParts, request: ForgetRequest) -> ForgetReply:
-    answer = await erasure.forget(erasing, request.customer, request.device or None, request.by)
+    answer = await forgetting.forget(erasing, request.customer, request.device or None, request.by)
     return ForgetReply.model_validate(answer)
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.config import Config, host_part, load_config
-from gateway.devices.broker import write_private
+from gateway.devices.broker_files import write_private
 from gateway.devices.tls import CertificateAuthority, TlsFiles
 from gateway.errors import ConfigError, GatewayError
 from gateway.log.keys import Signer

@@ -24,8 +24,8 @@ import orjson
 
 from gateway.config import Config
 from gateway.locale import join, tr
+from gateway.rights.markup import Document, Table, render_html, render_md
 from gateway.rights.receipts import DPV_CONTEXT, legal_basis_iri
-from gateway.rights.report import Document, Table, render_html, render_md
 from gateway.rights.retention import retention_for
 from policies.compiler import CompiledGrant, CompiledPolicy
 from policies.decision import LegalBasis

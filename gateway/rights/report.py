@@ -4,8 +4,9 @@
 devices, which recipients, which fields went where and how often, what never left the box,
 purposes and legal bases, consents given and withdrawn, erasures and their acknowledgements —
 and the result of verifying the customer's chain. ``render`` turns it into Markdown or HTML in
-German or English; both come from one document model, so they say the same, and every value in
-HTML goes through ``html.escape`` (the log holds names a customer or installer typed).
+German or English; both come from one document model (``gateway.rights.report_text``), so they
+say the same, and every value is escaped by ``gateway.rights.markup`` (the log holds names a
+customer or installer typed).
 
 Counts come from one grouped query over the customer's entries (bodies repeat, so a year of
 telemetry is a few hundred groups), not from reading entry by entry.
@@ -13,34 +14,27 @@ telemetry is a few hundred groups), not from reading entry by entry.
 
 from __future__ import annotations
 
-import html
-import re
 import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import orjson
-from babel import Locale
-from babel.dates import format_datetime
 
 from gateway.errors import LogError
-from gateway.locale import LOCALES, join, number, tr
 from gateway.log.entry import at_from_us, us_from_at
 from gateway.log.keys import PublicKey
 from gateway.log.reader import Reader
 from gateway.log.verify import verify_connection
 from gateway.rights.erasure import list_erasures
-from gateway.visible import neutralise
+from gateway.rights.markup import render_html, render_md
+from gateway.rights.report_text import document
 from policies.compiler import CompiledPolicy
-from policies.decision import LegalBasis, Reason
-from policies.explain import fold, legal_basis_text, reason_text, treatment_text
+from policies.explain import fold
 
-__all__ = ["FORMAT", "Document", "Table", "build_report", "render", "render_html", "render_md"]
+__all__ = ["FORMAT", "build_report", "render"]
 
 FORMAT = "einblick-report/1"
 
@@ -356,340 +350,6 @@ def _erasures(
         for seq, at, body in singles
         if body["kind"] == "erasure"
     ]
-
-
-# -- the document -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Table:
-    header: list[str]
-    rows: list[list[str]]
-
-
-Block = str | Table | list[str]  # a paragraph, a table, a bullet list
-
-
-@dataclass(frozen=True, slots=True)
-class Document:
-    title: str
-    sections: list[tuple[str, list[Block]]]
-
-
-def _when(lang: str, iso: str | None, zone: ZoneInfo) -> str:
-    if iso is None:
-        return "—"
-    return format_datetime(
-        datetime.fromisoformat(iso),
-        "dd.MM.yyyy HH:mm" if lang == "de" else "yyyy-MM-dd HH:mm",
-        tzinfo=zone,
-        locale=LOCALES.get(lang, LOCALES["en"]),
-    )
-
-
-def _n(lang: str, n: int) -> str:
-    return number(lang, n)
-
-
-def _plural(lang: str, n: int) -> str:
-    """``one`` or ``other``: the CLDR plural form of ``n`` in ``lang`` (Babel), so a log of one
-    entry reads "der eine Eintrag", not "alle 1 Einträge"."""
-    return (
-        "one" if Locale.parse("de" if lang == "de" else "en").plural_form(n) == "one" else "other"
-    )
-
-
-def _how(lang: str, treatment: str, detail: str) -> str:
-    if treatment == "keep":
-        return tr(lang, "report.unchanged")
-    return treatment_text(lang, treatment, detail)
-
-
-def _basis(lang: str, basis: str) -> str:
-    try:
-        return legal_basis_text(lang, LegalBasis(basis))
-    except ValueError:
-        return basis
-
-
-def document(data: Mapping[str, Any], lang: str) -> Document:
-    """The report as sections of paragraphs, tables and lists, in ``lang``."""
-    zone = ZoneInfo(data["timezone"])
-    devices = {d["id"]: d["name"] for d in data["devices"]}
-    names = {r["id"]: r["name"] for r in data["recipients"]}
-
-    def device(d: str) -> str:
-        return str(devices.get(d, d))
-
-    sections: list[tuple[str, list[Block]]] = []
-    period = data["period"]
-    intro: list[Block] = [
-        tr(
-            lang,
-            "report.intro",
-            name=data["name"],
-            gateway=data["gateway"],
-            generated=_when(lang, data["generated_at"], zone),
-        ),
-        tr(
-            lang,
-            "report.period",
-            first=_when(lang, period["first"], zone),
-            last=_when(lang, period["last"], zone),
-        )
-        if period["first"]
-        else tr(lang, "report.period.empty"),
-    ]
-    sections.append((tr(lang, "report.section.summary"), intro))
-
-    v = data["verification"]
-    if v["ok"]:
-        proof = tr(
-            lang,
-            f"report.verify.ok.{_plural(lang, v['entries'])}",
-            entries=_n(lang, v["entries"]),
-            checkpoints=tr(
-                lang,
-                f"report.checkpoints.{_plural(lang, v['checkpoints'])}",
-                n=_n(lang, v["checkpoints"]),
-            ),
-            keys=", ".join(v["keys"]) or "—",
-        )
-    else:
-        proof = tr(
-            lang,
-            "report.verify.failed",
-            problem="; ".join([p for p in [v["problem"], *v["key_problems"]] if p]),
-        )
-    blocks: list[Block] = [proof]
-    if v["unsigned"]:
-        blocks.append(tr(lang, "report.verify.unsigned", n=_n(lang, v["unsigned"])))
-    if not v["pinned"]:
-        blocks.append(tr(lang, "report.verify.unpinned"))
-    blocks.append(tr(lang, "report.verify.how", customer=data["customer"]))
-    sections.append((tr(lang, "report.section.proof"), blocks))
-
-    rows = [
-        [
-            d["name"],
-            d["id"],
-            _n(lang, d["shared"] + d["altered"]),
-            _n(lang, d["withheld"]),
-        ]
-        for d in data["devices"]
-    ]
-    sections.append(
-        (
-            tr(lang, "report.section.devices"),
-            [
-                Table(
-                    [
-                        tr(lang, "report.col.device"),
-                        tr(lang, "report.col.id"),
-                        tr(lang, "report.col.passed_on"),
-                        tr(lang, "report.col.withheld"),
-                    ],
-                    rows,
-                )
-                if rows
-                else tr(lang, "report.none")
-            ],
-        )
-    )
-
-    blocks = []
-    for r in data["recipients"]:
-        blocks.append(f"**{r['name']}**")
-        lines = []
-        for g in r["grants"]:
-            lines.append(
-                tr(
-                    lang,
-                    "report.grant",
-                    grant=g["id"],
-                    purpose=g["purpose"].get(lang) or next(iter(g["purpose"].values()), ""),
-                    basis=_basis(lang, g["legal_basis"]),
-                )
-            )
-        if r["messages"]:
-            lines.append(
-                tr(
-                    lang,
-                    "report.received" if r["messages"] != 1 else "report.received.one",
-                    n=_n(lang, r["messages"]),
-                    devices=join(lang, [device(d) for d in r["devices"]]),
-                    last=_when(lang, r["last"], zone),
-                )
-            )
-        else:
-            lines.append(tr(lang, "report.received.none"))
-        if r["withheld"]:
-            lines.append(tr(lang, "report.recipient.withheld", n=_n(lang, r["withheld"])))
-        blocks.append(lines)
-        if r["fields"]:
-            blocks.append(
-                Table(
-                    [
-                        tr(lang, "report.col.field"),
-                        tr(lang, "report.col.how"),
-                        tr(lang, "report.col.times"),
-                    ],
-                    [
-                        [f["field"], _how(lang, f["treatment"], f["detail"]), _n(lang, f["count"])]
-                        for f in r["fields"]
-                    ],
-                )
-            )
-    sections.append((tr(lang, "report.section.recipients"), blocks or [tr(lang, "report.none")]))
-
-    lines = []
-    for item in data["never_shared"]:
-        if item["nothing_left"]:
-            lines.append(tr(lang, "report.never.device", device=device(item["device"])))
-        elif item["fields"]:
-            lines.append(
-                tr(
-                    lang,
-                    "report.never.fields",
-                    device=device(item["device"]),
-                    fields=join(lang, item["fields"]),
-                )
-            )
-    blocks = [tr(lang, "report.never.intro"), lines or [tr(lang, "report.none")]]
-    if data["withheld"]:
-        blocks.append(tr(lang, "report.withheld.intro"))
-        blocks.append(
-            Table(
-                [tr(lang, "report.col.reason"), tr(lang, "report.col.times")],
-                [
-                    [reason_text(lang, Reason(w["reason"], w["params"])), _n(lang, w["count"])]
-                    for w in data["withheld"]
-                ],
-            )
-        )
-    sections.append((tr(lang, "report.section.never"), blocks))
-
-    lines = []
-    for c in data["consents"]:
-        key = f"report.consent.{c['action']}"
-        lines.append(
-            tr(
-                lang,
-                key,
-                grant=c["grant"] or "",
-                recipient=names.get(c["recipient"], c["recipient"] or ""),
-                # Blank once the customer was forgotten: the name went with its names documents.
-                by=c["by"] or tr(lang, "report.name_erased"),
-                at=_when(lang, c["at"], zone),
-            )
-            + (
-                tr(lang, "report.consent.until", until=_when(lang, c["until"], zone))
-                if c["until"]
-                else ""
-            )
-        )
-    sections.append((tr(lang, "report.section.consents"), [lines or tr(lang, "report.none")]))
-
-    blocks = []
-    for e in data["erasures"]:
-        blocks.append(e["text"][lang])
-        acks = []
-        for n in e["notices"]:
-            state = (
-                tr(lang, "report.ack.done", at=_when(lang, n["acknowledged_at"], zone))
-                if n["acknowledged_at"]
-                else tr(lang, "report.ack.delivered" if n["delivered"] else "report.ack.queued")
-            )
-            acks.append(f"{names.get(n['recipient'], n['recipient'])}: {state}")
-        if acks:
-            blocks.append(acks)
-    sections.append((tr(lang, "report.section.erasures"), blocks or [tr(lang, "report.none")]))
-    sections.append((tr(lang, "report.section.rights"), [tr(lang, "report.rights")]))
-    return Document(tr(lang, "report.title", name=data["name"]), sections)
-
-
-# -- rendering --------------------------------------------------------------------------------------
-
-
-# Characters that would make device text Markdown (links, images, emphasis, inline HTML, code).
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~]|^#)", re.MULTILINE)
-
-
-def _md_text(text: str, *, lines: bool = False) -> str:
-    """Device text in Markdown: visible controls, and every markup character escaped."""
-    return _MD_SPECIAL.sub(r"\\\1", neutralise(text, lines=lines))
-
-
-def _md_cell(text: str) -> str:
-    return _md_text(text)
-
-
-def _md_para(text: str) -> str:
-    """A paragraph: our own whole-paragraph ``**bold**`` stays, everything else is escaped."""
-    if text.startswith("**") and text.endswith("**") and len(text) > 4:
-        return f"**{_md_text(text[2:-2], lines=True)}**"
-    return _md_text(text, lines=True)
-
-
-def render_md(doc: Document) -> str:
-    out = [f"# {doc.title}", ""]
-    for title, blocks in doc.sections:
-        out += [f"## {title}", ""]
-        for block in blocks:
-            if isinstance(block, Table):
-                out.append("| " + " | ".join(_md_cell(h) for h in block.header) + " |")
-                out.append("|" + "---|" * len(block.header))
-                out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
-            elif isinstance(block, list):
-                out += [f"- {_md_text(item)}" for item in block]
-            else:
-                out.append(_md_para(block))
-            out.append("")
-    return "\n".join(out)
-
-
-def _inline(text: str) -> str:
-    """Escape, then turn a whole-paragraph ``**bold**`` into <strong> (our own markup only)."""
-    if text.startswith("**") and text.endswith("**") and len(text) > 4:
-        return f"<strong>{_html(text[2:-2])}</strong>"
-    return _html(text)
-
-
-def _html(text: str) -> str:
-    """Device text in HTML: no tag, no entity, no control or bidi character."""
-    return html.escape(neutralise(text, lines=True))
-
-
-_CSS = (
-    "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;"
-    "line-height:1.45}table{border-collapse:collapse;margin:.5rem 0}th,td{border:1px solid #bbb;"
-    "padding:.25rem .5rem;text-align:left}th{background:#eee}"
-)
-
-
-def render_html(doc: Document, lang: str) -> str:
-    out = [
-        "<!DOCTYPE html>",
-        f'<html lang="{html.escape(lang)}"><head><meta charset="utf-8">',
-        f"<title>{_html(doc.title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{_html(doc.title)}</h1>",
-    ]
-    for title, blocks in doc.sections:
-        out.append(f"<h2>{_html(title)}</h2>")
-        for block in blocks:
-            if isinstance(block, Table):
-                out.append("<table><thead><tr>")
-                out += [f"<th>{_html(h)}</th>" for h in block.header]
-                out.append("</tr></thead><tbody>")
-                for row in block.rows:
-                    out.append("<tr>" + "".join(f"<td>{_html(c)}</td>" for c in row) + "</tr>")
-                out.append("</tbody></table>")
-            elif isinstance(block, list):
-                out.append("<ul>" + "".join(f"<li>{_html(i)}</li>" for i in block) + "</ul>")
-            else:
-                out.append(f"<p>{_inline(block)}</p>")
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
 
 
 def render(data: Mapping[str, Any], fmt: str, lang: str) -> str:

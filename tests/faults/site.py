@@ -22,7 +22,8 @@ from typing import Any
 import orjson
 
 from gateway.config import Config, load_config
-from gateway.devices.broker import Mosquitto, MosquittoSettings, free_port
+from gateway.devices.broker import Mosquitto, free_port
+from gateway.devices.broker_files import MosquittoSettings
 from gateway.devices.registry import Registry
 from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection, MqttError
 from gateway.operations.child import start_gateway, stop_gateway

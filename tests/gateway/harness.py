@@ -13,7 +13,8 @@ import orjson
 
 from gateway.app import Gateway
 from gateway.config import load_config
-from gateway.devices.broker import Mosquitto, MosquittoSettings, free_port
+from gateway.devices.broker import Mosquitto, free_port
+from gateway.devices.broker_files import MosquittoSettings
 from gateway.devices.registry import Registry
 from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection
 from gateway.operations.scaffold import InitOptions, init_directory

@@ -8,14 +8,9 @@ import os
 import stat
 from pathlib import Path
 
-from gateway.devices.broker import (
-    AclRule,
-    BoundedLog,
-    Mosquitto,
-    MosquittoSettings,
-    free_port,
-    hash_password,
-)
+from gateway.devices.broker import Mosquitto, free_port
+from gateway.devices.broker_files import AclRule, MosquittoSettings, hash_password
+from gateway.devices.broker_log import BoundedLog
 from gateway.devices.refusals import RefusalBook
 from tests.faults.raw import RawClient
 

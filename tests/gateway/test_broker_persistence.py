@@ -8,7 +8,8 @@ import os
 import signal
 from pathlib import Path
 
-from gateway.devices.broker import Mosquitto, MosquittoSettings, free_port
+from gateway.devices.broker import Mosquitto, free_port
+from gateway.devices.broker_files import MosquittoSettings
 from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection
 
 

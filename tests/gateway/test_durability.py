@@ -11,7 +11,8 @@ from pathlib import Path
 import orjson
 
 from gateway.config import load_config
-from gateway.devices.broker import Mosquitto, MosquittoSettings, free_port
+from gateway.devices.broker import Mosquitto, free_port
+from gateway.devices.broker_files import MosquittoSettings
 from gateway.devices.registry import Registry
 from gateway.log.verify import verify_db
 from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gateway.devices.broker import AclRule, hash_password
+from gateway.devices.broker_files import AclRule, hash_password
 from gateway.messages.mqtt import ConnectionLost, Endpoint, Inbound, MqttConnection, MqttError
 from tests.conftest import BrokerFactory
 
@@ -99,7 +99,7 @@ async def test_publish_after_broker_death_fails_with_connection_lost(
 
 
 async def test_acl_lets_a_device_publish_only_under_its_own_topics(brokers: BrokerFactory) -> None:
-    from gateway.devices.broker import device_rule, gateway_rule
+    from gateway.devices.broker_files import device_rule, gateway_rule
 
     rules = [
         gateway_rule("gw", hash_password("gwpw")),

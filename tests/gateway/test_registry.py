@@ -13,7 +13,8 @@ import pytest
 
 from gateway.cli import main as einblick
 from gateway.config import load_config
-from gateway.devices.broker import Mosquitto, MosquittoSettings, free_port, wait_for_port
+from gateway.devices.broker import Mosquitto, free_port, wait_for_port
+from gateway.devices.broker_files import MosquittoSettings
 from gateway.devices.refusals import RefusalBook
 from gateway.devices.registry import Claim, Registry, RegistryError
 from gateway.errors import BrokerError, ConfigError

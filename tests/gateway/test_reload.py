@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.devices.broker import Mosquitto, MosquittoSettings, free_port
+from gateway.devices.broker import Mosquitto, free_port
+from gateway.devices.broker_files import MosquittoSettings
 from gateway.errors import ConfigError
 from gateway.log.reader import LogReader
 from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection

@@ -124,37 +124,12 @@ def test_every_reason(
         assert engine.explain(decision, lang)
 
 
-def test_unknown_device() -> None:
-    engine = make_engine({"fields": {"t": "keep"}})
-    decision = one(engine, b'{"t":1}', topic="other/dev")
-    assert (decision.customer, decision.recipient, decision.reason.code) == (
-        None,
-        None,
-        "unknown_device",
-    )
-    assert decision.withheld == ("$payload",)
-
-
 def test_rate_limited_then_released_again() -> None:
     engine = make_engine({"fields": {"t": "keep"}, "rate_limit": "60s"})
     assert one(engine, b'{"t":1}').outcome is Outcome.SHARED
     limited = one(engine, b'{"t":2}', now=NOW + timedelta(seconds=30))
     assert limited.reason.code == "rate_limited" and limited.withheld == ("t",)
     assert one(engine, b'{"t":3}', now=NOW + timedelta(seconds=60)).outcome is Outcome.SHARED
-
-
-def test_no_grant_for_anyone_and_for_one_recipient() -> None:
-    engine = make_engine({"streams": ["status"], "fields": {"$payload": "keep"}})
-    (decision,) = engine.evaluate(msg(b'{"t":1}'), NOW)
-    assert decision.recipient is None and decision.reason.code == "no_grant"
-    assert decision.withheld == ("t",) and decision.customer == "acme"
-    engine = make_engine(
-        {"fields": {"t": "keep"}},
-        {"recipient": "r2", "streams": ["status"], "fields": {"$payload": "keep"}},
-    )
-    r1, r2 = engine.evaluate(msg(b'{"t":1}'), NOW)
-    assert (r1.recipient, r1.outcome) == ("r1", Outcome.SHARED)
-    assert (r2.recipient, r2.reason.code, r2.grant) == ("r2", "no_grant", None)
 
 
 # -- releases -------------------------------------------------------------------------------
@@ -240,28 +215,6 @@ def test_coarsen_pair_and_missing_half() -> None:
     assert "could not be altered" in engine.explain(half, "en")
 
 
-def test_aggregate_flushes_one_message_per_window() -> None:
-    engine = make_engine({"aggregate": {"window": "5m", "fields": {"p": ["mean", "max", "count"]}}})
-    start = NOW.replace(minute=0)
-    for index, value in enumerate([1, 2, "3", "x"]):
-        engine.evaluate(msg(orjson.dumps({"p": value})), start + timedelta(seconds=index))
-    assert engine.flush(start + timedelta(minutes=4)) == []
-    one(engine, b'{"p":10}', now=start + timedelta(minutes=6))  # opens the next window
-    (closed,) = engine.flush(start + timedelta(minutes=6))
-    body = orjson.loads(closed.payload)
-    assert body["p"] == {"mean": 2.0, "max": 3.0, "count": 3}
-    assert body["window"] == {"start": "2026-06-03T09:00:00Z", "end": "2026-06-03T09:05:00Z"}
-    assert closed.outcome is Outcome.ALTERED and closed.altered[0].treatment == "aggregate"
-    (last,) = engine.flush(start + timedelta(minutes=11))
-    # One sample: its "mean" would be the raw value; below min_count (3) it stays here.
-    assert last.outcome is Outcome.WITHHELD and last.payload is None
-    assert last.reason.code == "too_few_samples"
-    engine.evaluate(msg(b'{"p":1}'), start + timedelta(minutes=20))
-    engine.withdraw("acme", "g1", start + timedelta(minutes=21))
-    (withdrawn,) = engine.flush(start + timedelta(minutes=30))
-    assert withdrawn.reason.code == "withdrawn" and withdrawn.payload is None
-
-
 # -- consent lifecycle ----------------------------------------------------------------------
 
 
@@ -294,29 +247,6 @@ def test_replace_keeps_withdrawals_and_checks_overlaps() -> None:
     with pytest.raises(PolicyError, match="overlaps"):
         engine.replace(clash)
     assert [p.customer for p in engine.policies()] == ["acme"]
-
-
-def test_overlapping_devices_are_refused(examples: list[Any]) -> None:
-    other = policy_dict({"fields": {"t": "keep"}}, customer="copycat")
-    other["devices"][0]["topics"] = [{"pattern": "bakery/+/telemetry"}]
-    copy = compile_policy(load_policy_text(yaml.safe_dump(other)), {"r1": "R1"})
-    with pytest.raises(PolicyError, match="overlaps 'bakery/oven-1/telemetry'"):
-        Engine([*examples, copy], Keys())
-
-
-def test_device_for() -> None:
-    engine = make_engine({"fields": {"t": "keep"}})
-    ref = engine.device_for(TOPIC + "/status")
-    assert ref is not None
-    assert (ref.customer, ref.device, ref.name, ref.kind, ref.stream, dict(ref.captures)) == (
-        "acme",
-        "dev",
-        "Device",
-        "sensor",
-        "status",
-        {"user": "jjolie"},
-    )
-    assert engine.device_for("acme/dev") is None
 
 
 # -- the real payload corpus -----------------------------------------------------------------

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tui.local import _policies_from_files
 from tui.model import Names
+from tui.policy_files import _policies_from_files
 
 POLICY = """
 einblick_policy: 1

@@ -7,7 +7,7 @@ import pytest
 
 from policies.decision import Reason
 from policies.explain import reason_text
-from tui.local import _summaries, summary_of
+from tui.summary import _summaries, summary_of
 
 
 @pytest.mark.parametrize(

@@ -191,7 +191,8 @@ def _public_key_path(portal: Portal) -> Path | None:
 
 
 async def report(request: web.Request) -> web.StreamResponse:
-    from gateway.rights.report import build_report, document, render  # noqa: PLC0415
+    from gateway.rights.report import build_report, render  # noqa: PLC0415
+    from gateway.rights.report_text import document  # noqa: PLC0415
 
     portal: Portal = request.app[PORTAL]
     session = _session(request)

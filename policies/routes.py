@@ -1,0 +1,126 @@
+"""The route table: which device stream a topic belongs to, and which grants to try for it.
+
+Built once per policy set (and again on a hot reload): exact topics sit in a dict, patterns
+are bucketed by their first level, and only patterns with a wildcard first level are tried
+for every topic. A topic must belong to exactly one device stream across all customers, so
+building the table refuses overlapping patterns with the place of both in the policy files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from policies.compiler import CompiledDevice, CompiledGrant, CompiledPolicy, CompiledTopic
+from policies.errors import PolicyError
+from policies.topics import TopicPattern, patterns_overlap
+
+__all__ = ["DeviceRef", "Route", "RouteTable"]
+
+_EMPTY: Mapping[str, str] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRef:
+    """Who a topic belongs to: customer, device, its human name and kind, and the stream."""
+
+    customer: str
+    device: str
+    name: str
+    kind: str
+    stream: str
+    captures: Mapping[str, str] = field(default_factory=dict)
+    profile: str | None = None
+
+
+class Route:
+    """Precomputed per (customer, device, stream): which grants to try for which recipient."""
+
+    __slots__ = ("device", "policy", "recipients", "stream", "topics")
+
+    def __init__(self, policy: CompiledPolicy, device: CompiledDevice, stream: str) -> None:
+        self.policy = policy
+        self.device = device
+        self.stream = stream
+        self.topics: dict[str, str] = {}  # grant id -> upstream topic, for static templates
+        order = list(dict.fromkeys(g.recipient for g in policy.grants))
+        table: list[tuple[str, tuple[CompiledGrant, ...]]] = [
+            (r, tuple(g for g in policy.grants if g.recipient == r and g.covers(device.id, stream)))
+            for r in order
+        ]
+        # No grant for any recipient: one decision with recipient None says so.
+        self.recipients = tuple(table) if any(grants for _, grants in table) else ()
+
+
+class RouteTable:
+    """Topic -> route, for the compiled policies of every customer on this box."""
+
+    __slots__ = ("_buckets", "_exact", "_wild")
+
+    def __init__(self, policies: Sequence[CompiledPolicy]) -> None:
+        _check_overlaps(policies)
+        exact: dict[str, Route] = {}
+        buckets: dict[str, list[tuple[TopicPattern, Route]]] = {}
+        wild: list[tuple[TopicPattern, Route]] = []
+        for policy in policies:
+            for device in policy.devices:
+                routes = {s: Route(policy, device, s) for s in device.streams}
+                for topic in device.topics:
+                    route = routes[topic.stream]
+                    pattern = topic.pattern
+                    if pattern.literal:
+                        exact[pattern.pattern] = route
+                    elif pattern.first_level is not None:
+                        buckets.setdefault(pattern.first_level, []).append((pattern, route))
+                    else:
+                        wild.append((pattern, route))
+        self._exact, self._buckets, self._wild = exact, buckets, wild
+
+    def lookup(self, topic: str) -> tuple[Route, Mapping[str, str]] | None:
+        route = self._exact.get(topic)
+        if route is not None:
+            return route, _EMPTY
+        for pattern, candidate in self._buckets.get(topic.partition("/")[0], ()):
+            captures = pattern.match(topic)
+            if captures is not None:
+                return candidate, captures
+        for pattern, candidate in self._wild:
+            captures = pattern.match(topic)
+            if captures is not None:
+                return candidate, captures
+        return None
+
+
+def _all_topics(
+    policies: Sequence[CompiledPolicy],
+) -> Iterator[tuple[CompiledPolicy, CompiledDevice, CompiledTopic]]:
+    for policy in policies:
+        for device in policy.devices:
+            for topic in device.topics:
+                yield policy, device, topic
+
+
+def _check_overlaps(policies: Sequence[CompiledPolicy]) -> None:
+    """A topic must belong to exactly one device stream, across all customers."""
+    by_first: dict[str | None, list[tuple[CompiledPolicy, CompiledDevice, CompiledTopic]]] = {}
+    for policy, device, topic in _all_topics(policies):
+        first = topic.pattern.first_level
+        candidates = (
+            by_first.get(None, [])
+            if first is not None
+            else [entry for group in by_first.values() for entry in group]
+        )
+        if first is not None:
+            candidates = candidates + by_first.get(first, [])
+        for other_policy, other_device, other_topic in candidates:
+            if patterns_overlap(topic.pattern.pattern, other_topic.pattern.pattern):
+                raise PolicyError(
+                    policy.source,
+                    f"topic pattern {topic.pattern.pattern!r} of device {device.id!r} overlaps "
+                    f"{other_topic.pattern.pattern!r} of device {other_device.id!r} "
+                    f"(customer {other_policy.customer!r}, {other_policy.source}); "
+                    "a topic must belong to exactly one device stream",
+                    line=topic.line,
+                    key="pattern",
+                )
+        by_first.setdefault(first, []).append((policy, device, topic))
