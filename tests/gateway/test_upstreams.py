@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from gateway.devices.broker import free_port
 from gateway.messages.forwarder import Forwarder, endpoint_for
 from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.quota import RecipientQueues
+from gateway.messages.sendtime import Settled
 from gateway.messages.store import Store
 from gateway.messages.upstreams import MakeForwarder, Upstreams
 from policies.decision import Reason
@@ -49,15 +49,12 @@ async def outbox(tmp_path: Path) -> AsyncIterator[Outbox]:
 def maker(outbox: Outbox) -> MakeForwarder:
     """Builds forwarders on ``outbox`` as the gateway does (no send-time check needed here)."""
 
-    async def no_withhold(refused: Sequence[tuple[OutboxRow, Reason]]) -> None:
+    async def at_send(rows: Sequence[OutboxRow]) -> Settled:
         raise AssertionError("nothing is sent in these tests")
-
-    def allowed(customer: str, grant: str, now: datetime) -> Reason | None:
-        return None
 
     def make(config: RecipientConfig, password: str | None) -> Forwarder:
         endpoint = endpoint_for(config, "unit", password)
-        return Forwarder(config, endpoint, outbox, still_allowed=allowed, on_withhold=no_withhold)
+        return Forwarder(config, endpoint, outbox, at_send=at_send)
 
     return make
 
