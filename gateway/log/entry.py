@@ -93,6 +93,52 @@ class EntryDraft:
     # when some were, so bodies written before the caps keep their digests.
     omitted: Mapping[str, int] = field(default_factory=dict)
 
+    @classmethod
+    def record(
+        cls,
+        kind: str,
+        at: datetime,
+        *,
+        customer: str | None,
+        text_de: str,
+        text_en: str,
+        device: str | None = None,
+        recipient: str | None = None,
+        grant: str | None = None,
+        policy_version: str | None = None,
+        purpose: Mapping[str, str] | None = None,
+        legal_basis: str | None = None,
+        reason: str | None = None,
+        reason_params: Mapping[str, str] | None = None,
+        source_digest: bytes = bytes(32),
+        subject: str | None = None,
+    ) -> EntryDraft:
+        """An entry the gateway writes about itself or a customer's right (a seal, a rotation, an
+        erasure, a retention run, a consent): no message, no fields, no outcome."""
+        return cls(
+            kind=kind,
+            at=at,
+            customer=customer,
+            device=device,
+            recipient=recipient,
+            outcome=None,
+            grant=grant,
+            policy_version=policy_version,
+            purpose=dict(purpose or {}),
+            legal_basis=legal_basis,
+            topic=None,
+            content=None,
+            source_digest=source_digest,
+            shared=(),
+            altered=(),
+            withheld=(),
+            reason=reason,
+            reason_params=dict(reason_params or {}),
+            text_de=text_de,
+            text_en=text_en,
+            subject=subject,
+        )
+
     @property
     def chain(self) -> str:
         return GATEWAY_CHAIN if self.customer is None else self.customer

@@ -31,23 +31,10 @@ def parse_subject(subject: str) -> tuple[str, str | None]:
 
 def seal_draft(chain: str, base: int, head: bytes, at: datetime) -> EntryDraft:
     """The first entry of a tree that continues a 0.1.0 chain: that chain's size and final hash."""
-    return EntryDraft(
-        kind="gateway_event",
-        at=at,
+    return EntryDraft.record(
+        "gateway_event",
+        at,
         customer=None if chain == GATEWAY_CHAIN else chain,
-        device=None,
-        recipient=None,
-        outcome=None,
-        grant=None,
-        policy_version=None,
-        purpose={},
-        legal_basis=None,
-        topic=None,
-        content=None,
-        source_digest=bytes(32),
-        shared=(),
-        altered=(),
-        withheld=(),
         reason="log_sealed",
         reason_params={"legacy_size": str(base), "legacy_head": head.hex()},
         text_de=(
@@ -75,23 +62,12 @@ def erasure_draft(
     chain, device = parse_subject(subject)
     what_de = f"Gerät {device}" if device else "allen Geräten"
     what_en = f"device {device}" if device else "all devices"
-    draft = EntryDraft(
-        kind="erasure",
-        at=at,
+    draft = EntryDraft.record(
+        "erasure",
+        at,
         customer=chain,
         device=device,
-        recipient=None,
-        outcome=None,
-        grant=None,
-        policy_version=None,
-        purpose={},
         legal_basis="legal_obligation",
-        topic=None,
-        content=None,
-        source_digest=bytes(32),
-        shared=(),
-        altered=(),
-        withheld=(),
         reason="erased",
         reason_params={"requested_by": requested_by, "entries": str(erased)},
         text_de=text_de
@@ -114,24 +90,10 @@ def rotation_draft(
 ) -> EntryDraft:
     """A ``key_rotation`` entry: both keys and both keys' signatures over ``record`` (the
     rotation record message of this log, at this entry's index)."""
-    draft = EntryDraft(
-        kind="key_rotation",
-        at=at,
+    draft = EntryDraft.record(
+        "key_rotation",
+        at,
         customer=customer,
-        device=None,
-        recipient=None,
-        outcome=None,
-        grant=None,
-        policy_version=None,
-        purpose={},
-        legal_basis=None,
-        topic=None,
-        content=None,
-        source_digest=bytes(32),
-        shared=(),
-        altered=(),
-        withheld=(),
-        reason=None,
         reason_params={
             "old": old.public.raw.hex(),
             "new": new.public.raw.hex(),

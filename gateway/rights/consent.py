@@ -347,24 +347,16 @@ class ConsentBook:
         # The customer's clock, as their report shows it.
         moments = {lang: when(lang, now, policy.timezone) for lang in ("de", "en")}
         de, en = _TEXTS[kind]
-        draft = EntryDraft(
-            kind=kind,
-            at=now,
+        draft = EntryDraft.record(
+            kind,
+            now,
             customer=customer,
-            device=None,
             recipient=grant.recipient,
-            outcome=None,
             grant=grant.id,
             policy_version=policy.version,
-            purpose=dict(grant.purpose),
+            purpose=grant.purpose,
             legal_basis=str(grant.legal_basis),
-            topic=None,
-            content=None,
             source_digest=hashlib.sha256(b"").digest(),
-            shared=(),
-            altered=(),
-            withheld=(),
-            reason=None,
             reason_params={"by": by},
             text_de=de.format(by=by, grant=grant.id, at=moments["de"], recipient=recipient),
             text_en=en.format(by=by, grant=grant.id, at=moments["en"], recipient=recipient),

@@ -138,23 +138,11 @@ def apply(writer: LogWriter, customer: str, rule: RetentionSpec, now: datetime) 
         params = {k: str(v) for k, v in done.as_dict().items() if k != "customer" and v is not None}
         writer.append(
             [
-                EntryDraft(
-                    kind="retention",
-                    at=now,
+                EntryDraft.record(
+                    "retention",
+                    now,
                     customer=customer,
-                    device=None,
-                    recipient=None,
-                    outcome=None,
-                    grant=None,
-                    policy_version=None,
-                    purpose={},
                     legal_basis="legal_obligation",  # storage limitation, GDPR Art. 5(1)(e)
-                    topic=None,
-                    content=None,
-                    source_digest=bytes(32),
-                    shared=(),
-                    altered=(),
-                    withheld=(),
                     reason="retention",
                     reason_params=params,
                     text_de=text_de,
