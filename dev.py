@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -126,6 +127,14 @@ def ensure_chromium() -> None:
     )
 
 
+# The suite runs on every core (pytest-xdist, one worker per CPU): most of its time is waiting
+# on real brokers, gateways and browsers, which overlaps. ``loadgroup``: tests marked
+# ``xdist_group`` share one worker. The slowest tests are listed so a growing one is seen; an
+# option given after ``dev.py test`` wins (``-n 0`` runs in one process, e.g. to debug).
+PYTEST_WORKERS = "auto"
+PYTEST_OPTIONS = ["-n", PYTEST_WORKERS, "--dist", "loadgroup", "--durations=25"]
+
+
 def run(argv: list[str]) -> int:
     env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}:/usr/sbin"}
     return subprocess.run(argv, cwd=ROOT, env=env, check=False).returncode
@@ -145,6 +154,7 @@ def main() -> int:
     if command == "bench":
         return run([str(BIN / "python"), "-m", "gateway.bench", *extra])
     ensure_chromium()
+    started = time.monotonic()
     for step in (
         [str(BIN / "ruff"), "check", "."],
         [str(BIN / "ruff"), "format", "--check", "."],
@@ -155,8 +165,15 @@ def main() -> int:
         code = run(step)
         if code != 0:
             return code
-    say("running pytest")
-    return run([str(BIN / "python"), "-m", "pytest", *extra])
+    checked = time.monotonic()
+    say(f"checks took {checked - started:.0f} s; running pytest on {PYTEST_WORKERS} workers")
+    code = run([str(BIN / "python"), "-m", "pytest", *PYTEST_OPTIONS, *extra])
+    finished = time.monotonic()
+    say(
+        f"pytest took {finished - checked:.0f} s (exit code {code}); "
+        f"checks and tests {finished - started:.0f} s"
+    )
+    return code
 
 
 if __name__ == "__main__":
