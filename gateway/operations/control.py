@@ -148,10 +148,14 @@ async def request(path: Path, op: str, timeout: float = 10.0, **fields: Any) -> 
     try:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_unix_connection(str(path), limit=16 * 1024 * 1024)
-            writer.write(orjson.dumps({"op": op, **fields}) + b"\n")
-            await writer.drain()
-            line = await reader.readline()
-            writer.close()
+            # Closed on every path: a timeout, a caller's cancellation or a gateway killed
+            # mid-answer would otherwise leave the socket open until the collector finds it.
+            try:
+                writer.write(orjson.dumps({"op": op, **fields}) + b"\n")
+                await writer.drain()
+                line = await reader.readline()
+            finally:
+                writer.close()
     except (FileNotFoundError, ConnectionRefusedError) as exc:
         raise GatewayNotRunning(
             f"the gateway is not running (no control socket at {path})"

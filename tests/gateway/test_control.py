@@ -148,3 +148,28 @@ def test_the_op_names_are_the_wire_names_the_clients_send() -> None:
         "snapshot",
         "reload",
     ]
+
+
+async def test_a_request_that_gets_no_answer_closes_its_socket(tmp_path: Path) -> None:
+    """A gateway that never answers (busy, or killed mid-answer): the request times out and
+    closes its connection at once, not when the garbage collector finds it."""
+    path = tmp_path / "control.sock"
+    hung_up = asyncio.Event()
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()  # the request arrives ...
+        await reader.read()  # ... and no answer goes back until the client hangs up
+        hung_up.set()
+        writer.close()
+
+    server = await asyncio.start_unix_server(never_answer, path=str(path))
+    try:
+        with pytest.raises(ControlError, match="did not answer") as refused:
+            await request(path, "status", timeout=0.3)
+        # ``refused`` keeps the request's frames alive: only an explicit close hangs up.
+        async with asyncio.timeout(5):
+            await hung_up.wait()
+        assert refused.value is not None
+    finally:
+        server.close()
+        await server.wait_closed()
