@@ -158,8 +158,10 @@ class Forwarder:
 
     async def delete_delivered(self) -> None:
         """At shutdown: delete the rows the recipient has acknowledged but whose batched delete
-        has not run yet, so a clean restart does not send them again."""
-        ids, self._acked = self._acked, []
+        has not run yet, so a clean restart does not send them again. ``_deleting`` holds them
+        all, also those a batched delete had taken when the stop cancelled it mid-commit."""
+        self._acked = []
+        ids = sorted(self._deleting)
         if not ids:
             return
         try:
