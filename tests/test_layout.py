@@ -47,7 +47,6 @@ NOT_YET = {
     "gateway/commands/device.py",
     "gateway/commands/gateway_cmds.py",
     "gateway/commands/log.py",
-    "gateway/commands/policy.py",
     "gateway/commands/simulate.py",
     "gateway/commands/tui.py",
     "gateway/devices/broker.py",
