@@ -55,7 +55,6 @@ NOT_YET = {
     "gateway/messages/policyset.py",
     "gateway/operations/demo.py",
     "gateway/operations/scaffold.py",
-    "gateway/rights/erasure.py",
     "gateway/rights/records.py",
     "policies/catalog.py",
     "policies/model.py",
