@@ -51,7 +51,6 @@ NOT_YET = {
     "gateway/commands/tui.py",
     "gateway/devices/broker.py",
     "gateway/log/chain.py",
-    "gateway/messages/policyset.py",
     "gateway/operations/demo.py",
     "gateway/operations/scaffold.py",
     "gateway/rights/records.py",
