@@ -52,7 +52,6 @@ NOT_YET = {
     "gateway/log/chain.py",
     "gateway/operations/demo.py",
     "gateway/operations/scaffold.py",
-    "gateway/rights/records.py",
     "policies/catalog.py",
     "policies/model.py",
     "tui/context.py",
