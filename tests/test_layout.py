@@ -49,7 +49,6 @@ NOT_YET = {
     "gateway/commands/log.py",
     "gateway/commands/simulate.py",
     "gateway/commands/tui.py",
-    "gateway/log/chain.py",
     "gateway/operations/demo.py",
     "gateway/operations/scaffold.py",
     "policies/catalog.py",
