@@ -57,7 +57,6 @@ NOT_YET = {
     "tui/details.py",
     "tui/grants.py",
     "tui/help.py",
-    "tui/local.py",
     "tui/log_lines.py",
     "tui/model.py",
     "tui/overview.py",
