@@ -55,7 +55,6 @@ NOT_YET = {
     "policies/model.py",
     "tui/context.py",
     "tui/details.py",
-    "tui/grants.py",
     "tui/help.py",
     "tui/log_lines.py",
     "tui/model.py",
