@@ -31,13 +31,15 @@ def test_every_text_exists_in_both_languages_with_the_same_placeholders(
     assert not differ, differ
 
 
-def test_tr_fills_placeholders_and_falls_back_visibly() -> None:
+def test_tr_fills_placeholders_and_falls_back_visibly(monkeypatch: pytest.MonkeyPatch) -> None:
     msgid = next(k for k, v in CATALOGS["en"].items() if _names(v))
     params = {name: f"<{name}>" for name in _names(CATALOGS["en"][msgid])}
     text = tr("en", msgid, **params)
     assert all(f"<{name}>" in text for name in params) and "{" not in text
     assert tr("fr", msgid, **params) == text  # an unknown language reads English
     assert tr("de", "no.such.key") == "no.such.key"  # a gap is visible, never a crash
+    monkeypatch.delitem(CATALOGS["de"], msgid)
+    assert tr("de", msgid, **params) == text  # missing in German: the English sentence
 
 
 def test_an_untranslated_entry_counts_as_missing(
