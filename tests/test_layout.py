@@ -48,7 +48,6 @@ NOT_YET = {
     "gateway/commands/simulate.py",
     "gateway/commands/tui.py",
     "gateway/operations/demo.py",
-    "gateway/operations/scaffold.py",
     "policies/model.py",
     "tui/context.py",
     "tui/help.py",
