@@ -43,7 +43,6 @@ NOT_YET = {
     "gateway/bench/policies.py",
     "gateway/bench/sample.py",
     "gateway/bench/tui.py",
-    "gateway/commands/device.py",
     "gateway/commands/gateway_cmds.py",
     "gateway/commands/simulate.py",
     "gateway/commands/tui.py",
