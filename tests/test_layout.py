@@ -54,7 +54,6 @@ NOT_YET = {
     "tui/model.py",
     "tui/overview.py",
     "simulators/demo.py",
-    "simulators/energy.py",
     "simulators/fleet.py",
     "simulators/link.py",
     "simulators/radio.py",
