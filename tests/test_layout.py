@@ -54,7 +54,6 @@ NOT_YET = {
     "simulators/demo.py",
     "simulators/fleet.py",
     "simulators/link.py",
-    "simulators/radio.py",
 }
 
 
