@@ -56,20 +56,8 @@ from gateway.operations.reload import ReloadReport
 from gateway.operations.reload_apply import ConfigReloader, ReloadParts, recipient_password
 from gateway.operations.startup import PolicyLine, StartFacts, gather
 from gateway.operations.startup import render as render_start
-from gateway.operations.status_model import (
-    ClockStatus,
-    DeviceBrokerStatus,
-    DeviceProblem,
-    DiskStatus,
-    ErasureStatus,
-    LatencySummary,
-    PipelineStatus,
-    PolicyStatus,
-    QueueState,
-    RefusalStatus,
-    Status,
-    UpstreamStatus,
-)
+from gateway.operations.status import StatusParts, gather_status
+from gateway.operations.status_model import Status
 from gateway.rights import erasure
 from gateway.rights.consent import ConsentBook, ConsentParts
 from gateway.rights.erasure import ErasureBook
@@ -466,67 +454,25 @@ class Gateway:
         self.reloader.on_signal()
 
     def status(self) -> Status:
-        """The gateway's status, built once here; every reader reads its typed fields."""
-        assert self.pipeline is not None
-        stats = self.pipeline.stats
-        names = self.config.recipient_names()
-        running = {p.customer: p for p in self.engine.policies()}
-        return Status(
-            instance=self.config.instance,
-            started_at=self.started_at,
-            key_fingerprint=self.signer.fingerprint,
-            device_broker=DeviceBrokerStatus.model_validate(self.device_link.state),
-            upstreams=[
-                UpstreamStatus(
-                    recipient=name,
-                    display_name=names[name],
-                    connected=f.state.connected,
-                    since=f.state.since,
-                    last_error=f.state.last_error,
-                    sent=f.state.sent,
-                    withheld_at_send=f.state.withheld_at_send,
-                    in_flight=f.state.in_flight,
-                    backlog=f.state.backlog,
-                    outbox_depth=stats.outbox_depth.get(name, 0),
-                    queue=QueueState.model_validate(self.pipeline.queue_status(name).as_dict()),
-                    latency=LatencySummary.model_validate(f.delivered.summary()),
-                )
-                for name, f in self.upstreams.forwarders.items()
-            ],
-            pipeline=PipelineStatus(
-                received=stats.received,
-                committed=stats.committed,
-                entries=stats.entries,
-                shared=stats.shared,
-                altered=stats.altered,
-                withheld=stats.withheld,
-                failing_closed=stats.failing_closed,
-                outbox_full=self.pipeline.outbox_full.is_set(),
-                paused_because=self.pipeline.pause_reason(),
-                latency=LatencySummary.model_validate(self.pipeline.decided.summary()),
-            ),
-            erasures=ErasureStatus.model_validate(self.erasures.status()),
-            retained=self.retained.status(),
-            clock=ClockStatus.model_validate(self.clock.status()),
-            retention=self.retention.status(),
-            disk=DiskStatus.model_validate(disk) if (disk := self.disk.status()) else None,
-            refusals=[RefusalStatus.model_validate(r) for r in self.devices.refusals.status()],
-            refusal_totals=dict(self.devices.refusals.totals),
-            device_problems=[
-                DeviceProblem(customer=c, device=d, error=e)
-                for (c, d), e in sorted(self.devices.problems.items())
-            ],
-            witnesses=self.witnesses.status(),
-            last_checkpoint_age_s=self.checkpoints.age_s(),
-            policies=[
-                PolicyStatus(
-                    customer=f.customer,
-                    name=running[f.customer].name if f.customer in running else None,
-                    language=running[f.customer].language if f.customer in running else None,
-                    version=f.version,
-                    source=str(f.path),
-                    error=f.error,
-                )
-                for f in self.policies.files.values()
-            ],
+        """The gateway's status, built once (gateway/operations/status.py); every reader reads
+        its typed fields."""
+        return gather_status(
+            StatusParts(
+                started_at=self.started_at,
+                key_fingerprint=self.signer.fingerprint,
+                config=lambda: self.config,
+                pipeline=lambda: self.running_pipeline,
+                engine=lambda: self.engine,
+                policies=self.policies,
+                upstreams=self.upstreams,
+                device_link=self.device_link,
+                devices=self.devices,
+                erasures=self.erasures,
+                retained=self.retained,
+                clock=self.clock,
+                retention=self.retention,
+                disk=self.disk,
+                witnesses=self.witnesses,
+                checkpoints=self.checkpoints,
+            )
         )

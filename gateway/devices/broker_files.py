@@ -107,7 +107,7 @@ class MosquittoSettings:
     # default of 1,000 would drop the 1,001st message: Einblick never drops, so allow a million.
     max_queued: int = 1_000_000
     # Bytes queued per client, and Mosquitto's heap limit (0: none). See BrokerLimits in
-    # gateway/config.py for the defaults and why.
+    # gateway/config/device_broker.py for the defaults and why.
     max_queued_bytes: int = 0
     memory_limit: int = 0
     # Mosquitto holds a whole packet in memory before anyone can look at it; without a limit a

@@ -55,9 +55,10 @@ def _md_para(text: str) -> str:
 
 
 def render_md(doc: Document) -> str:
-    out = [f"# {doc.title}", ""]
+    # Titles carry names from policies and devices (a customer's name): text, like the rest.
+    out = [f"# {_md_text(doc.title)}", ""]
     for title, blocks in doc.sections:
-        out += [f"## {title}", ""]
+        out += [f"## {_md_text(title)}", ""]
         for block in blocks:
             if isinstance(block, Table):
                 out.append("| " + " | ".join(_md_cell(h) for h in block.header) + " |")

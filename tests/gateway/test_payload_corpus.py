@@ -30,7 +30,6 @@ import orjson
 import pytest
 import yaml
 
-from gateway.commands.policy import suggested_grant
 from gateway.log.reader import LogReader
 from gateway.log.verify import verify_db
 from gateway.operations.scaffold import EXAMPLE_RECIPIENTS
@@ -39,6 +38,7 @@ from policies.engine import Engine
 from policies.errors import PolicyError
 from policies.loader import load_policy_text
 from policies.profiles import PROFILES, Personal, Treatment, profile
+from policies.suggest import suggested_grant
 from policies.topics import BUILTIN_PLACEHOLDERS, patterns_overlap
 from tests.data import corpus
 from tests.gateway.harness import running_gateway

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.commands.policy import register, suggested_grant
+from gateway.commands.policy import register
 from policies.compiler import compile_policy
 from policies.loader import load_policy_text
 from policies.profiles import PROFILES, Personal, Treatment, profile
+from policies.suggest import suggested_grant
 
 
 def run(argv: list[str]) -> int:

@@ -1,0 +1,54 @@
+"""The explanation log's benchmark (gateway/bench/log.py) on a small run: its drafts are the mix
+it claims, a run checks what it measures (the log verifies, the bundle verifies, the proofs
+verify) and prints every figure, and a bundle that does not verify stops it rather than being
+timed."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from gateway.bench.log import bench_append, bench_bundle, main, realistic_drafts
+from gateway.log.keys import Signer
+
+
+def test_the_drafts_are_the_mix_the_benchmark_describes() -> None:
+    drafts = realistic_drafts(1200, rate_per_s=1000)
+    outcomes = Counter(d.outcome for d in drafts)
+    assert outcomes == {"withheld": 300, "altered": 300, "shared": 600}
+    assert len({d.customer for d in drafts}) == 3
+    assert len({(d.customer, d.device) for d in drafts}) == 30
+    assert len({d.recipient for d in drafts}) == 3
+    assert all((d.content is None) == (d.outcome == "withheld") for d in drafts)
+    assert (drafts[1].at - drafts[0].at).total_seconds() == pytest.approx(0.001)
+
+
+def test_a_small_run_checks_and_prints_every_figure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--entries", "1500", "--proof-size", "65536", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for line in (
+        "explanation log benchmark: 1,500 entries",
+        "appended (trees, checkpointed each second, committed):",
+        "bundle of 500 entries verified end to end:",
+        "database verified incl. held content:",
+        "at 65,536 entries: inclusion proof read + checked",
+        "bytes per entry without erasable content:",
+    ):
+        assert line in out, line
+    assert list(tmp_path.iterdir()) == []  # its databases are gone
+
+
+def test_a_bundle_that_does_not_verify_is_not_timed(tmp_path: Path) -> None:
+    signer = Signer.generate()
+    drafts = realistic_drafts(300)
+    bench_append(tmp_path / "log.db", drafts, signer)
+    with sqlite3.connect(tmp_path / "log.db") as conn:
+        conn.execute("UPDATE entries SET at = at + 1 WHERE seq = 10")
+    conn.close()
+    with pytest.raises(SystemExit, match="the benchmark's bundle does not verify"):
+        bench_bundle(tmp_path / "log.db", drafts[9].customer or "", signer)

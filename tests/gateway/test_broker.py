@@ -1,0 +1,113 @@
+"""The managed Mosquitto process (gateway/devices/broker.py), real processes on loopback: found
+or named with an install hint, a taken port named with its holder before anything starts, a
+broken start explained from Mosquitto's own log, a broker a killed gateway left running taken
+over rather than doubled, and the supervisor restarting a killed broker but giving up on one that
+cannot start."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gateway.devices.broker import (
+    INSTALL_HINT,
+    Mosquitto,
+    check_port_free,
+    find_mosquitto,
+    free_port,
+    port_holder,
+    wait_for_port,
+)
+from gateway.devices.broker_files import MosquittoSettings
+from gateway.errors import BrokerError
+
+
+@pytest.fixture
+async def broker(tmp_path: Path) -> AsyncIterator[Mosquitto]:
+    made = Mosquitto(MosquittoSettings(directory=tmp_path / "broker", port=free_port()))
+    made.write_files([])
+    yield made
+    await made.stop()
+
+
+def test_mosquitto_is_found_or_an_install_hint_is_given(tmp_path: Path) -> None:
+    assert find_mosquitto().name == "mosquitto"
+    with pytest.raises(BrokerError, match="does not exist") as caught:
+        find_mosquitto(tmp_path / "mosquitto")
+    assert "sudo apt-get install mosquitto" in str(caught.value)
+    assert "mode: external" in INSTALL_HINT
+
+
+def test_a_taken_port_is_named_with_the_process_holding_it() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        assert port_holder(port) is not None and f"(pid {os.getpid()})" in str(port_holder(port))
+        with pytest.raises(BrokerError, match=f"port {port} on 127.0.0.1 is in use by ") as caught:
+            check_port_free("127.0.0.1", port)
+        assert "broker.port" in str(caught.value)
+    check_port_free("127.0.0.1", port)  # released: free again
+    with pytest.raises(BrokerError, match="is not an address here"):
+        check_port_free("no-such-host.invalid", 1883)
+
+
+async def test_start_and_stop_a_real_broker(broker: Mosquitto) -> None:
+    await broker.start()
+    assert broker.running and broker.pid is not None
+    assert (broker.settings.directory / "mosquitto.pid").read_text().strip() == str(broker.pid)
+    await wait_for_port("127.0.0.1", broker.settings.port, 5)
+    await broker.start()  # already running: nothing happens
+    await broker.stop()
+    assert not broker.running
+    with pytest.raises(BrokerError, match="nothing listens on"):
+        await wait_for_port("127.0.0.1", broker.settings.port, 0.2)
+
+
+async def test_a_broken_start_is_explained_from_mosquitto_s_log(broker: Mosquitto) -> None:
+    with broker.conf_path.open("a", encoding="utf-8") as conf:
+        conf.write("no_such_option 1\n")
+    with pytest.raises(BrokerError, match="did not start listening") as caught:
+        await broker.start()
+    assert "its log says:" in str(caught.value) and "no_such_option" in broker.tail_log(20)
+    assert not broker.running
+
+
+async def test_a_broker_left_running_by_a_killed_gateway_is_taken_over(
+    broker: Mosquitto,
+) -> None:
+    await broker.start()
+    left = broker.pid
+    # A new gateway process: a new Mosquitto object over the same directory.
+    again = Mosquitto(broker.settings)
+    await again.start()
+    assert again.adopted_pid == left and again.pid == left and again.running
+    await again.stop()
+    await asyncio.wait_for(broker.process.wait(), 10)  # type: ignore[union-attr]
+    assert not again.running and not broker.running
+
+
+async def test_the_supervisor_restarts_a_killed_broker(broker: Mosquitto) -> None:
+    await broker.start()
+    first = broker.pid
+    async with asyncio.TaskGroup() as tasks:
+        supervising = tasks.create_task(broker.supervise(), name="broker-supervisor")
+        broker.kill()
+        async with asyncio.timeout(15):  # backoff starts at 0.5 s
+            while broker.restarts == 0 or not broker.running:
+                await asyncio.sleep(0.05)
+        assert broker.pid != first
+        await wait_for_port("127.0.0.1", broker.settings.port, 10)
+        supervising.cancel()
+
+
+async def test_the_supervisor_gives_up_on_a_broker_that_cannot_start(broker: Mosquitto) -> None:
+    with broker.conf_path.open("a", encoding="utf-8") as conf:
+        conf.write("no_such_option 1\n")
+    with pytest.raises(BrokerError, match="could not be started 2 times in a row; giving up"):
+        await asyncio.wait_for(broker.supervise(max_failures=2), 30)

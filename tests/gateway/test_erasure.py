@@ -1,0 +1,179 @@
+"""One erasure as a transaction on a real log file (gateway/rights/erasure.py): the subject's
+content and queued payloads go, earlier notices and other subjects stay, the log still
+verifies, a signed notice is queued for every recipient that got something, and the recipients'
+acknowledgements are recorded once."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from gateway.log.keys import Signer
+from gateway.log.reader import Reader
+from gateway.log.verify import verify_db
+from gateway.messages import outbox
+from gateway.rights.erasure import (
+    NOTICE_GRANT,
+    ErasureBook,
+    ErasureDone,
+    ErasureRequest,
+    ack_filter,
+    erase,
+    list_erasures,
+    notice_id_from_ack,
+    record_ack,
+)
+from gateway.rights.receipts import ReceiptInvalid, verify_receipt
+from tests.log.conftest import T0, Log, make_draft
+
+CUSTOMER = "baeckerei-schmidt"
+PREFIXES = {"wartung-gmbh": "cloud/", "energie-ag": "", "never-sent": "x/"}
+AT = T0 + timedelta(days=1)
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Log:
+    log = Log(tmp_path / "einblick.db", Signer.generate(tmp_path / "log.key"))
+    # Twelve decisions of the bakery (oven-0/1/2; every fourth withheld, without content) and
+    # two of another customer.
+    log.write([make_draft(i) for i in range(12)])
+    log.write([make_draft(i, customer="familie-weber") for i in range(12, 14)])
+    rows = [
+        (1, "wartung-gmbh", CUSTOMER, "oven-1", "maintenance", "t/1", b"{}", 1),
+        (2, "wartung-gmbh", CUSTOMER, "oven-2", "maintenance", "t/2", b"{}", 1),
+        (3, "wartung-gmbh", CUSTOMER, "", NOTICE_GRANT, "einblick/erasure/x", b"{}", 1),
+        (13, "wartung-gmbh", "familie-weber", "oven-1", "maintenance", "t/3", b"{}", 1),
+    ]
+    log.conn.execute("BEGIN IMMEDIATE")
+    outbox.insert(log.conn, rows)
+    log.conn.execute(
+        "INSERT INTO pseudonym_keys (customer, recipient, key, created) VALUES (?, ?, ?, ?)",
+        (CUSTOMER, "wartung-gmbh", b"k" * 32, 1),
+    )
+    log.conn.execute(
+        "INSERT INTO consent_events (customer, grant_id, action, at, by, entry_seq)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (CUSTOMER, "maintenance", "withdraw", 1, "Anna Schmidt", 5),
+    )
+    log.conn.execute("COMMIT")
+    return log
+
+
+def run(log: Log, device: str | None, **options: object) -> ErasureDone:
+    request = ErasureRequest(CUSTOMER, device, "Anna Schmidt", AT, retained=2)
+    log.conn.execute("BEGIN IMMEDIATE")
+    done = erase(
+        log.conn,
+        log.writer,
+        None,
+        log.signer,
+        request,
+        instance="gw-test",
+        recipients=PREFIXES,
+        names={"wartung-gmbh": "Wartung GmbH"},
+        **options,  # type: ignore[arg-type]
+    )
+    log.writer.checkpoint(AT + timedelta(seconds=1))
+    log.conn.execute("COMMIT")
+    log.writer.committed()
+    return done
+
+
+def outbox_rows(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    return conn.execute("SELECT customer, device, grant_id FROM outbox ORDER BY id").fetchall()
+
+
+def test_a_customer_erasure_removes_content_keys_and_queue_and_keeps_the_proof(log: Log) -> None:
+    done = run(log, None, policy_recipients=["energie-ag", "not-configured"])
+    # make_draft: i % 4 == 3 is withheld and carries no content; 9 of 12 had content.
+    assert (done.content, done.queued, done.keys, done.retained) == (9, 2, 1, 2)
+    assert done.queued_by_recipient == {"wartung-gmbh": 2}
+    # Notified: who was sent something (the log) and whom the policy names, if configured.
+    assert done.recipients == ["energie-ag", "wartung-gmbh"]
+    # The earlier notice and the other customer's row stay queued; then one notice each.
+    assert outbox_rows(log.conn) == [
+        (CUSTOMER, "", NOTICE_GRANT),
+        ("familie-weber", "oven-1", "maintenance"),
+        (CUSTOMER, "", NOTICE_GRANT),
+        (CUSTOMER, "", NOTICE_GRANT),
+    ]
+    assert log.conn.execute("SELECT count(*) FROM pseudonym_keys").fetchone() == (0,)
+    assert log.conn.execute("SELECT by FROM consent_events").fetchall() == [("",)]
+    reader = Reader.over(log.conn, log.path)
+    chain = reader.chain_id(CUSTOMER)
+    assert chain is not None and reader.held_content(chain) == 0
+    other = reader.chain_id("familie-weber")
+    assert other is not None and reader.held_content(other) == 2
+    report = verify_db(log.path, public_key=log.signer.public)
+    assert report.ok, report.problems
+
+
+def test_the_notice_is_a_signed_receipt_naming_only_ids_and_where_to_acknowledge(
+    log: Log,
+) -> None:
+    done = run(log, "oven-1")
+    [notice] = [n for n in done.notices if n.recipient == "wartung-gmbh"]
+    assert notice.topic == f"cloud/einblick/erasure/{CUSTOMER}"
+    fields = verify_receipt(notice.payload, log.signer.public)
+    assert fields["type"] == "erasure_request" and fields["scope"] == "device"
+    assert (fields["customer"], fields["device"], fields["gateway"]) == (
+        CUSTOMER,
+        "oven-1",
+        "gw-test",
+    )
+    assert fields["acknowledge_to"] == f"cloud/einblick/erasure-ack/{fields['notice']}"
+    assert "Anna" not in notice.payload.decode()  # the requester is not the recipient's business
+    # A device erasure leaves the customer's keys and the other devices' queue alone.
+    assert (done.keys, done.queued) == (0, 1)
+    assert (CUSTOMER, "oven-2", "maintenance") in outbox_rows(log.conn)
+    tampered = orjson.loads(notice.payload)
+    tampered["receipt"]["device"] = "oven-2"
+    with pytest.raises(ReceiptInvalid, match="it was altered"):
+        verify_receipt(orjson.dumps(tampered), log.signer.public)
+
+
+def test_the_entry_says_who_asked_what_went_and_who_was_told(log: Log) -> None:
+    done = run(log, None)
+    detail = Reader.over(log.conn, log.path).detail(done.entry_seq)
+    row = detail.row
+    assert row.kind == "erasure"
+    assert row.text_en.startswith("At the request of Anna Schmidt, on 2026-03-02 08:00:00 UTC")
+    assert (
+        "the stored content of 9 log entries, 2 messages still waiting to be sent, "
+        "1 pseudonymisation key (earlier pseudonyms can no longer be linked) and 2 retained "
+        "messages on the device broker. Notified of the erasure: Wartung GmbH."
+    ) in row.text_en
+    assert "Anna Schmidt" in row.text_de and "Wartung GmbH" in row.text_de
+
+
+def test_acknowledgements_are_recorded_once_and_only_for_their_recipient(log: Log) -> None:
+    done = run(log, "oven-1")
+    notice = orjson.loads(done.notices[0].payload)["receipt"]["notice"]
+    book = ErasureBook()
+    book.load(log.conn)
+    assert [u["notice"] for u in book.status()["unacknowledged"]] == [notice]
+    [listed] = list_erasures(log.conn, CUSTOMER)
+    assert listed["device"] == "oven-1" and listed["requested_by"] == "Anna Schmidt"
+    assert listed["notices"][0]["delivered"] is False  # still queued
+    assert not record_ack(log.conn, "energie-ag", notice, 5)  # not that recipient's notice
+    assert record_ack(log.conn, "wartung-gmbh", notice, 1_000_000)
+    assert record_ack(log.conn, "wartung-gmbh", notice, 9_000_000)  # a repeat keeps the first
+    [listed] = list_erasures(log.conn, CUSTOMER)
+    assert listed["notices"][0]["acknowledged_at"] == "1970-01-01T00:00:01+00:00"
+    assert listed["notices"][0]["delivered"] is True
+    book.acknowledged(notice)
+    assert book.status() == {"unacknowledged": []}
+    assert list_erasures(log.conn, "familie-weber") == []
+
+
+def test_acknowledgement_topics() -> None:
+    assert ack_filter("cloud/") == "cloud/einblick/erasure-ack/+"
+    notice = "0123456789abcdef0123456789abcdef"
+    assert notice_id_from_ack("cloud/", f"cloud/einblick/erasure-ack/{notice}") == notice
+    assert notice_id_from_ack("cloud/", f"other/einblick/erasure-ack/{notice}") is None
+    assert notice_id_from_ack("", "einblick/erasure-ack/../../etc") is None
+    assert notice_id_from_ack("", f"einblick/erasure-ack/{notice.upper()}") is None

@@ -1,0 +1,154 @@
+"""The policy files as the running gateway holds them (gateway/messages/policyset.py), on real
+files: a broken edit keeps the last good version, a file broken from the start still says whose
+messages are whose but claims no one else's topics, shapes are remembered across restarts,
+registered devices join their customer's policy, and another instance's customer is left alone."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import orjson
+
+from gateway.devices.registry import RegisteredDevice
+from gateway.messages.policyset import PolicySet, Shape
+from tests.gateway.test_end_to_end import BAKERY
+from tests.gateway.test_report import POLICY as MUELLER
+
+RECIPIENTS = {"oven-maker": "Ofenbau", "energy-provider": "Stadtwerke"}
+BROKEN = MUELLER.replace("legal_basis: consent", "legal_basis: because")
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.write_text(text, encoding="utf-8")
+    # A distinct mtime for every write, even within the filesystem's clock tick.
+    stamp = path.stat().st_mtime_ns + 1_000_000_000 * (len(list(directory.iterdir())) + 1)
+    os.utime(path, ns=(stamp, stamp))
+    return path
+
+
+def policies(tmp_path: Path, *, registered: list[RegisteredDevice] | None = None) -> PolicySet:
+    directory = tmp_path / "policies"
+    directory.mkdir(parents=True, exist_ok=True)
+    return PolicySet(
+        directory,
+        RECIPIENTS,
+        lambda: registered or [],
+        shapes_path=tmp_path / "policy-shapes.json",
+    )
+
+
+def test_a_broken_edit_keeps_the_last_good_version_running(tmp_path: Path) -> None:
+    held = policies(tmp_path)
+    path = write(held.directory, "mueller.yaml", MUELLER)
+    [policy] = held.load_all()
+    entry = held.files[path]
+    assert (entry.customer, entry.version, entry.error) == ("mueller-soehne", policy.version, None)
+    assert held.changed() == []
+    write(held.directory, "mueller.yaml", BROKEN)
+    assert held.changed() == [path]
+    assert held.load(path) is None
+    assert entry.version == policy.version  # the last good version still runs
+    assert entry.error is not None and "mueller.yaml:" in entry.error
+    assert held.errors() == [entry.error]
+    assert held.changed() == []  # a broken file is not read again until it changes
+
+
+def test_a_file_broken_from_the_start_attributes_its_own_topics_only(tmp_path: Path) -> None:
+    held = policies(tmp_path)
+    write(held.directory, "bakery.yaml", BAKERY)
+    grabbing = BROKEN.replace('"locks/door"', '"#"').replace(
+        '"meters/meter-1"', '"bakery/oven-1/telemetry"'
+    )
+    grabbing = grabbing.replace(
+        "    stream: events", "    stream: events\n      - pattern: locks/+"
+    )
+    path = write(held.directory, "mueller.yaml", grabbing)
+    [running] = held.load_all()
+    assert running.customer == "baeckerei-schmidt"
+    entry = held.files[path]
+    assert entry.version is None and entry.shape is not None and not entry.shape.loaded
+    # '#' would reach every customer; the bakery's topic is the bakery's; locks/+ is free (and
+    # without a stream: the model's default).
+    assert held.claimable(entry) == [("locks/+", "door", "telemetry")]
+
+    # Alone in its directory, '#' is still refused: it would reach customers yet to come.
+    alone = policies(tmp_path / "alone")
+    alone_path = write(alone.directory, "mueller.yaml", grabbing)
+    alone.load_all()
+    assert [p for p, _, _ in alone.claimable(alone.files[alone_path])] == [
+        "bakery/oven-1/telemetry",
+        "locks/+",
+    ]
+
+    def is_running(customer: str) -> bool:
+        return customer == "baeckerei-schmidt"
+
+    assert held.not_loaded("locks/back", is_running) == ("mueller-soehne", "door", "telemetry")
+    assert held.not_loaded("bakery/oven-1/telemetry", is_running) is None
+    assert held.not_loaded_topics(is_running) == {("mueller-soehne", "door"): ["locks/+"]}
+
+
+def test_a_shape_is_remembered_for_a_restart_with_a_broken_file(tmp_path: Path) -> None:
+    first = policies(tmp_path)
+    path = write(first.directory, "mueller.yaml", MUELLER)
+    first.load_all()
+    saved = orjson.loads((tmp_path / "policy-shapes.json").read_bytes())
+    assert saved["mueller.yaml"]["customer"] == "mueller-soehne"
+    assert (tmp_path / "policy-shapes.json").stat().st_mode & 0o777 == 0o600
+    write(first.directory, "mueller.yaml", "customer: [unreadable")
+    restarted = policies(tmp_path)
+    assert restarted.load_all() == []
+    shape = restarted.files[path].shape
+    # Remembered from a load, so its checks passed then: every topic counts.
+    assert shape == Shape.of(
+        "mueller-soehne",
+        [("meters/meter-1", "meter-1", "telemetry"), ("locks/door", "door", "events")],
+    )
+    assert shape is not None and shape.loaded
+    assert restarted.not_loaded("meters/meter-1", lambda _c: False) == (
+        "mueller-soehne",
+        "meter-1",
+        "telemetry",
+    )
+
+
+def test_registered_devices_join_their_customer_s_policy(tmp_path: Path) -> None:
+    sensor = RegisteredDevice(
+        customer="mueller-soehne",
+        device="sensor-9",
+        name="Sensor 9",
+        kind="sensor",
+        username="mueller-soehne.sensor-9",
+        password_hash=None,
+        topics=(("devices/mueller-soehne/sensor-9/#", "telemetry"),),
+    )
+    other = RegisteredDevice(
+        customer="baeckerei-schmidt",
+        device="x",
+        name="X",
+        kind="sensor",
+        username="baeckerei-schmidt.x",
+        password_hash=None,
+        topics=(("devices/baeckerei-schmidt/x/#", "telemetry"),),
+    )
+    held = policies(tmp_path, registered=[sensor, other])
+    write(held.directory, "mueller.yaml", MUELLER)
+    [policy] = held.load_all()
+    assert [d.id for d in policy.devices] == ["meter-1", "door", "sensor-9"]
+
+
+def test_another_instance_s_customer_is_left_to_it(tmp_path: Path) -> None:
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    held = PolicySet(
+        directory, RECIPIENTS, list, owns=lambda customer: customer != "mueller-soehne"
+    )
+    path = write(directory, "mueller.yaml", MUELLER)
+    write(directory, "bakery.yaml", BAKERY)
+    assert [p.customer for p in held.load_all()] == ["baeckerei-schmidt"]
+    assert path not in held.files and path in held.elsewhere
+    assert held.changed() == []  # not read again while unchanged
+    write(directory, "mueller.yaml", BAKERY.replace("baeckerei-schmidt", "neu-kunde"))
+    assert held.changed() == [path]  # changed: its customer may now be ours

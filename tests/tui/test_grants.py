@@ -1,0 +1,75 @@
+"""Who gets what (tui/grants.py): a grant in plain words, held-back grants marked by what holds
+them, and, without a running gateway, the policy files shown read-only: nothing to withdraw from."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from textual.widgets import OptionList, Static
+
+from gateway.bench.sample import NAMES, SampleLog
+from tests.tui.conftest import make_app, settle
+from tui.grants import GrantsScreen, grant_text
+from tui.model import GrantView
+from tui.rights import RightScreen
+
+GRANT = GrantView(
+    id="advice",
+    recipient="energy-provider",
+    recipient_name="Stadtwerke Energie",
+    purpose={"de": "Energieberatung", "en": "Energy advice"},
+    legal_basis="consent",
+    consent={"given_by": "Jana Müller", "given_at": "2026-01-01T00:00:00Z"},
+    withdrawn=False,
+    fields=("power", "total"),
+    devices=("oven-1", "*"),
+)
+
+
+def test_a_grant_in_plain_words() -> None:
+    text = grant_text(GRANT, NAMES, "en").plain
+    assert text.splitlines() == [
+        "✓ Stadtwerke Energie gets, for “Energy advice”",
+        "   fields: power, total",
+        "   from: Backofen 1, *",
+        "   legal basis: consent – consent by Jana Müller on 2026-01-01   [advice]",
+    ]
+    sends = replace(GRANT, sends={"en": ("power, rounded to 10",)})
+    assert "   power, rounded to 10" in grant_text(sends, NAMES, "en").plain.splitlines()
+    assert "fields:" not in grant_text(sends, NAMES, "en").plain
+    # No English text: the German one, never nothing.
+    assert "Energieberatung" in grant_text(GRANT, NAMES, "de").plain
+
+
+def test_a_held_back_grant_says_what_holds_it() -> None:
+    withdrawn = replace(GRANT, withdrawn=True)
+    objected = replace(GRANT, withdrawn=True, held_by="objection")
+    assert grant_text(withdrawn, NAMES, "en").plain.startswith("✗ ")
+    assert "✗ consent withdrawn" in grant_text(withdrawn, NAMES, "en").plain
+    assert "✗ objected to (GDPR Art. 21)" in grant_text(objected, NAMES, "en").plain
+    assert "✗ " not in grant_text(GRANT, NAMES, "en").plain
+
+
+async def test_without_the_gateway_the_policy_files_are_shown_read_only(
+    sample: SampleLog,
+) -> None:
+    app = make_app(sample.path, lang="en")  # the example policies, no control socket
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, GrantsScreen) and screen.loaded and not screen.live
+        note = screen.query_one("#grants-note", Static)
+        assert note.display and "read-only view from the policy files" in str(note.render())
+        options = screen.query_one("#grants", OptionList)
+        ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
+        assert "baeckerei-schmidt\x00maintenance" in ids
+        assert "spedition-weber\x00delivery-tracking" in ids
+        options.highlighted = ids.index("baeckerei-schmidt\x00maintenance")
+        picked = screen.selected()
+        assert picked is not None and picked[1].id == "maintenance"
+        await pilot.press("x")
+        await settle(pilot)
+        assert not isinstance(app.screen, RightScreen)  # nothing to withdraw from
+        assert any("read-only" in n.message for n in app._notifications)
