@@ -80,6 +80,10 @@ def _grant(lang: str, policy: CompiledPolicy, grant: CompiledGrant, zone: ZoneIn
         )
     )
     lines += what_is_sent(lang, grant)
+    overlapping = policy.overlapping(grant)
+    if overlapping:
+        names = [tr(lang, "explain.grant_name", grant=other.id) for other in overlapping]
+        lines.append(tr(lang, "describe.overlap", grants=join(lang, names)))
     levels = [
         f"{tr(lang, 'field.topic_level', name=name)} {tr(lang, 'treatment.' + how)}"
         for name, how in grant.topic_levels.items()

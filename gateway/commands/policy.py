@@ -30,10 +30,11 @@ from datetime import UTC, datetime
 import orjson
 
 from gateway.visible import neutralise
-from policies.compiler import CompiledGrant, CompiledPolicy, PolicyWarning, compile_policy, lint
+from policies.compiler import CompiledGrant, CompiledPolicy, compile_policy
 from policies.describe import describe, grant_fields
 from policies.engine import Engine
 from policies.errors import PolicyError
+from policies.lint import PolicyWarning, lint
 from policies.loader import load_policy
 from policies.message import Message
 from policies.model import PolicyDocument, policy_schema
