@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,7 +29,7 @@ from policies.model import (
     GrantSpec,
     PolicyDocument,
 )
-from policies.overlaps import Covered, check_overlaps
+from policies.overlaps import Covered, check_overlaps, overlapping
 from policies.paths import Node, Rule
 from policies.rules import FieldLineError, aggregate_shadow, field_rules
 from policies.topics import TopicPattern, TopicTemplate
@@ -136,6 +136,9 @@ class CompiledGrant:
     aggregating_reason: Reason = field(default_factory=lambda: Reason("aggregating"))
     topic_alterations: Mapping[str, Alteration] = field(default_factory=dict)
     static_topic: bool = False  # the template uses only customer, device and stream
+    # The other grants that give this grant's recipient one of its device streams, by id: where
+    # they apply together, each leaf leaves in the most protective treatment (policies.combine).
+    overlaps: tuple[str, ...] = ()
 
     def covers(self, device: str, stream: str) -> bool:
         return device in self.devices and (self.streams is None or stream in self.streams)
@@ -198,27 +201,6 @@ class CompiledPolicy:
             if grant.id == grant_id:
                 return grant
         return None
-
-    def overlapping(self, grant: CompiledGrant) -> tuple[CompiledGrant, ...]:
-        """The other grants that give ``grant``'s recipient one of its device streams, by id:
-        where they apply together, each leaf leaves in the most protective treatment."""
-        mine = {(d, s) for d in grant.devices for s in self._streams(d) if grant.covers(d, s)}
-        return tuple(
-            sorted(
-                (
-                    other
-                    for other in self.grants
-                    if other is not grant
-                    and other.recipient == grant.recipient
-                    and any(other.covers(d, s) for d, s in mine)
-                ),
-                key=lambda g: g.id,
-            )
-        )
-
-    def _streams(self, device_id: str) -> tuple[str, ...]:
-        device = self.device(device_id)
-        return device.streams if device is not None else ()
 
 
 def _fail(doc: PolicyDocument, loc: tuple[int | str, ...], message: str) -> PolicyError:
@@ -393,19 +375,18 @@ def compile_policy(doc: PolicyDocument, recipients: Mapping[str, str]) -> Compil
                 ),
             )
         )
-    check_overlaps(
-        doc,
-        [
-            Covered(
-                spec,
-                index,
-                frozenset(
-                    f"{d.id}/{s}" for d in devices for s in d.streams if grant.covers(d.id, s)
-                ),
-            )
-            for index, (spec, grant) in enumerate(zip(doc.grants, grants, strict=True))
-        ],
-    )
+    coverage = [
+        Covered(
+            spec,
+            index,
+            frozenset(f"{d.id}/{s}" for d in devices for s in d.streams if grant.covers(d.id, s)),
+        )
+        for index, (spec, grant) in enumerate(zip(doc.grants, grants, strict=True))
+    ]
+    check_overlaps(doc, coverage)
+    grants = [
+        replace(grant, overlaps=overlapping(coverage, index)) for index, grant in enumerate(grants)
+    ]
     version = doc._sha256 or hashlib.sha256(orjson.dumps(doc.model_dump(mode="json"))).hexdigest()
     return CompiledPolicy(
         customer=doc.customer,

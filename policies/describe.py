@@ -80,10 +80,6 @@ def _grant(lang: str, policy: CompiledPolicy, grant: CompiledGrant, zone: ZoneIn
         )
     )
     lines += what_is_sent(lang, grant)
-    overlapping = policy.overlapping(grant)
-    if overlapping:
-        names = [tr(lang, "explain.grant_name", grant=other.id) for other in overlapping]
-        lines.append(tr(lang, "describe.overlap", grants=join(lang, names)))
     levels = [
         f"{tr(lang, 'field.topic_level', name=name)} {tr(lang, 'treatment.' + how)}"
         for name, how in grant.topic_levels.items()
@@ -153,6 +149,9 @@ def what_is_sent(lang: str, grant: CompiledGrant) -> list[str]:
             lines.append(tr(lang, "describe.specific"))
     else:
         lines.append(tr(lang, "describe.nothing"))
+    if grant.overlaps:
+        names = [tr(lang, "explain.grant_name", grant=other) for other in grant.overlaps]
+        lines.append(tr(lang, "describe.overlap", grants=join(lang, names)))
     return lines
 
 

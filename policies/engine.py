@@ -36,21 +36,19 @@ decisions it builds (``policies.verdicts``) and the aggregation windows (``polic
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
 import orjson
 
-from policies.body import BAD_UTF8, JSON, TEXT, UNPARSED, WHOLE, Parsed
-from policies.combine import release_with
+from policies.body import BAD_UTF8, JSON, UNPARSED, WHOLE, Parsed
 from policies.compiler import CompiledGrant, CompiledPolicy
 from policies.decision import Alteration, Decision, Outcome, Reason
 from policies.errors import PolicyError
 from policies.explain import explain as render_explanation
 from policies.message import Message
-from policies.numbers import NumberOutOfRange, dumps_exact
-from policies.paths import NOTHING, Node, Release, release_root
+from policies.paths import Node, Release
+from policies.releases import Held, Walk, besides, release_fields, release_whole
 from policies.routes import DeviceRef, Route, RouteTable
 from policies.sparkplug import PREFIX as SPARKPLUG_PREFIX
 from policies.sparkplug import SparkplugState, parse_topic
@@ -59,17 +57,6 @@ from policies.verdicts import internal, released, withheld
 from policies.windows import Window, Windows, sample, summary
 
 __all__ = ["MAX_PAYLOAD_BYTES", "Engine", "PseudonymKeys"]
-
-
-@dataclass(frozen=True, slots=True)
-class _Walk:
-    """A field grant that applies to the message now, its walk still to do."""
-
-    grant: CompiledGrant
-    key: bytes | None
-    topic: str
-    shared: list[str]  # topic levels released as they are
-    altered: list[Alteration]  # topic levels pseudonymised
 
 
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -87,15 +74,6 @@ _NONE: Mapping[str, int] = {}
 class PseudonymKeys(Protocol):
     def key(self, customer: str, recipient: str) -> bytes | None:
         """The HMAC key for this customer and recipient; None once it has been erased."""
-
-
-def _besides(releases: list[Decision]) -> list[Decision]:
-    """Several releases to one recipient: a leaf one of them carries is not "kept here" in the
-    others' explanations (it did reach the recipient); each still lists only what it carries."""
-    sent = {p for d in releases for p in d.shared} | {a.path for d in releases for a in d.altered}
-    if "$payload" in sent:  # a body released whole carries every leaf
-        return [replace(d, withheld=()) for d in releases]
-    return [replace(d, withheld=tuple(p for p in d.withheld if p not in sent)) for d in releases]
 
 
 class Engine:
@@ -218,7 +196,7 @@ class Engine:
         recipient = grants[0].recipient
         releases: list[Decision] = []
         held: list[Decision] = []
-        walks: list[_Walk] = []
+        walks: list[Walk] = []
         summarised: list[Node] = []  # the fields applying aggregate grants summarise
         for grant in grants:  # by id (``policies.routes``)
             try:
@@ -226,7 +204,7 @@ class Engine:
             except Exception as exc:
                 held.append(internal(route, recipient, grant, exc, message.topic))
                 continue
-            if isinstance(got, _Walk):
+            if isinstance(got, Walk):
                 walks.append(got)
             elif got.outcome is not Outcome.WITHHELD:
                 releases.append(got)
@@ -240,18 +218,24 @@ class Engine:
             shadows = [
                 w.grant.shadow for w in walks if w is not walk and w.grant.shadow is not None
             ]
+            grant = walk.grant
             try:
-                if walk.grant.whole is not None:
-                    decision = self._release_whole(route, walk, parsed, now)
+                if grant.whole is not None:
+                    built = release_whole(route, walk, parsed)
                 else:
-                    decision = self._release(
-                        route, walk, parsed, key=key, shadows=[*shadows, *summarised], now=now
-                    )
+                    shadows += summarised
+                    built = release_fields(route, walk, parsed, key=key, shadows=shadows)
             except Exception as exc:
-                decision = internal(route, recipient, walk.grant, exc, message.topic)
-            (held if decision.outcome is Outcome.WITHHELD else releases).append(decision)
+                held.append(internal(route, recipient, grant, exc, message.topic))
+                continue
+            if isinstance(built, Held):
+                reason, rel = built.reason, built.rel
+                held.append(self._withheld(route, recipient, grant, reason, parsed, rel=rel))
+            else:
+                self._rate_limited(route, grant, walk.topic, now, record=True)
+                releases.append(built)
         if len(releases) > 1:
-            return _besides(sorted(releases, key=lambda d: d.grant or ""))
+            return besides(sorted(releases, key=lambda d: d.grant or ""))
         if releases:
             return releases
         # Nothing leaves: a sample being summarised says so first, else the first grant by id.
@@ -350,7 +334,7 @@ class Engine:
         captures: Mapping[str, str],
         *,
         now: datetime,
-    ) -> Decision | _Walk:
+    ) -> Decision | Walk:
         """Whether ``grant`` applies to the message now: a decision (withheld and why, an opaque
         or whole-body release, a sample taken), or the field walk still to do."""
         customer = route.policy.customer
@@ -387,79 +371,7 @@ class Engine:
             return self._accumulate(route, grant, topic, parsed, now)
         if self._rate_limited(route, grant, topic, now, record=False):  # skip the walk early
             return self._withheld(route, grant.recipient, grant, grant.rate_reason, parsed)
-        return _Walk(grant, key, topic, t_shared, t_altered)
-
-    def _release_whole(self, route: Route, walk: _Walk, parsed: Parsed, now: datetime) -> Decision:
-        """The body as one value (``$payload``); overlapping grants alter nothing inside it
-        (``policies.overlaps`` refuses a policy where they would)."""
-        grant, topic = walk.grant, walk.topic
-        assert grant.whole is not None
-        rel = Release(walk.key)
-        got = grant.whole.apply(parsed.root, "$payload", None, rel)
-        if got is NOTHING:
-            problem = rel.problems.get("$payload", Reason("nothing_released"))
-            return self._withheld(route, grant.recipient, grant, problem, parsed, rel=rel)
-        if grant.whole.fn is None:
-            body = parsed.raw  # keep: the exact bytes, literals like 23.20 untouched
-        elif parsed.state == TEXT and isinstance(got, str):
-            body = got.encode("utf-8", errors="surrogatepass")
-        else:
-            body = orjson.dumps(got)
-        self._rate_limited(route, grant, topic, now, record=True)
-        return released(
-            route,
-            grant,
-            topic,
-            body=body,
-            shared=[*rel.shared.items, *walk.shared],
-            altered=[*rel.altered.items, *walk.altered],
-            withheld=tuple(rel.withheld.items),
-            opaque=False,
-            field_reasons=rel.problems,
-            omitted=rel.omitted(),
-        )
-
-    def _release(
-        self,
-        route: Route,
-        walk: _Walk,
-        parsed: Parsed,
-        *,
-        key: bytes | None,
-        shadows: list[Node],
-        now: datetime,
-    ) -> Decision:
-        """The fields ``walk.grant`` names, each in the most protective treatment the applying
-        grants' ``shadows`` allow (none: the grant's own walk, the fast path)."""
-        grant = walk.grant
-        rel = Release(key)
-        # The literal-keeping tree: a kept 23.20 or 2**70 leaves as the device wrote it.
-        if shadows:
-            out = release_with(parsed.exact(), grant.trie, shadows, rel)
-        else:
-            out = release_root(parsed.exact(), grant.trie, rel)
-        if not out:
-            problem = next(iter(rel.problems.values()), grant.nothing_reason)
-            return self._withheld(route, grant.recipient, grant, problem, parsed, rel=rel)
-        try:
-            body = dumps_exact(out)
-        except NumberOutOfRange:  # inside a kept object; a kept number says its field
-            reason = Reason("out_of_range", {"field": "$payload"})
-            return self._withheld(route, grant.recipient, grant, reason, parsed)
-        self._rate_limited(route, grant, walk.topic, now, record=True)
-        return released(
-            route,
-            grant,
-            walk.topic,
-            body=body,
-            shared=[*rel.shared.items, *walk.shared],
-            altered=[*rel.altered.items, *walk.altered],
-            withheld=tuple(rel.withheld.items),
-            opaque=False,
-            field_reasons=rel.problems,
-            omitted=rel.omitted(),
-            raised_by=tuple(sorted(rel.raised_by)),
-        )
+        return Walk(grant, key, topic, t_shared, t_altered)
 
     # -- aggregation --------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from policies.errors import PolicyError
 from policies.model import CoarsenSpec, GrantSpec, PolicyDocument, RoundSpec, TruncateSpec
 
-__all__ = ["Covered", "check_overlaps", "paths_meet"]
+__all__ = ["Covered", "check_overlaps", "overlapping", "paths_meet"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,3 +162,17 @@ def check_overlaps(doc: PolicyDocument, grants: Sequence[Covered]) -> None:
                 column=column,
                 key=f"grants.{later.index}",
             )
+
+
+def overlapping(grants: Sequence[Covered], index: int) -> tuple[str, ...]:
+    """The ids of the grants that give grant ``index``'s recipient one of its device streams."""
+    mine = grants[index]
+    return tuple(
+        sorted(
+            other.spec.id
+            for other in grants
+            if other is not mine
+            and other.spec.recipient == mine.spec.recipient
+            and other.streams & mine.streams
+        )
+    )
