@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from policies.combine import most_protective, release_with
 from policies.compiler import compile_policy
 from policies.decision import Decision, Outcome
-from policies.describe import describe
+from policies.describe import describe, what_is_sent
 from policies.engine import Engine
 from policies.errors import PolicyError
 from policies.loader import check_references
@@ -165,6 +165,9 @@ def test_describe_names_the_overlapping_grants_in_every_order() -> None:
         assert "Overlaps grant “g1” (same recipient, same device data)" in text
         assert "Überschneidet sich mit Freigabe „g2“" in describe(policy, "de")
         texts.append({line for line in text.splitlines() if "version" not in line})
+        # "Who gets what" (the TUI, the portal) shows each grant in these words too.
+        first = next(g for g in policy.grants if g.id == "g1")
+        assert "Overlaps grant “g2”" in what_is_sent("en", first)[-1]
     assert texts[0] == texts[1]
 
 
