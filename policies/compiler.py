@@ -4,14 +4,16 @@ Compiling resolves everything the engine would otherwise look up per message: de
 patterns become regexes, field paths become a trie of treatment closures, recipients get their
 display names (an unknown recipient is a PolicyError at the grant's line), topic templates are
 checked against the captures they use, hours become minute ranges in the policy's timezone.
-``lint`` finds what is legal but probably wrong: grants that release nothing or overlap.
+A grant's field lines become rules (``policies.rules``); grants for one recipient that cannot be
+combined order-free are refused (``policies.overlaps``). What is legal but probably wrong is
+``policies.lint``'s.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,25 +24,16 @@ from policies.decision import Alteration, LegalBasis, Reason
 from policies.errors import PolicyError
 from policies.model import (
     AggregateSpec,
-    CoarsenSpec,
     Condition,
     ConsentRecord,
     GrantSpec,
     PolicyDocument,
-    RoundSpec,
-    Treatment,
-    TruncateSpec,
 )
-from policies.paths import Node, Release, Rule, coarsen_rule, insert
+from policies.overlaps import Covered, check_overlaps, overlapping
+from policies.paths import Node, Rule
+from policies.rules import FieldLineError, aggregate_shadow, field_rules
 from policies.topics import TopicPattern, TopicTemplate
-from policies.treatments import (
-    TreatmentFailed,
-    decimals_of,
-    pseudonymise,
-    round_to,
-    to_number,
-    truncate,
-)
+from policies.treatments import TreatmentFailed, to_number
 
 __all__ = [
     "CompiledCondition",
@@ -48,9 +41,7 @@ __all__ = [
     "CompiledGrant",
     "CompiledPolicy",
     "CompiledTopic",
-    "PolicyWarning",
     "compile_policy",
-    "lint",
 ]
 
 
@@ -125,6 +116,9 @@ class CompiledGrant:
     topic_levels: Mapping[str, str]
     trie: Node
     whole: Rule | None  # the ``$payload`` rule, when the grant releases the body as one value
+    # What this grant makes other grants for its recipient honour (``policies.combine``): its
+    # field trie, or an aggregate grant's summarised fields; None for a body released whole.
+    shadow: Node | None
     opaque: bool
     conditions: tuple[CompiledCondition, ...]
     hours: tuple[tuple[int, int], ...] | None
@@ -142,6 +136,9 @@ class CompiledGrant:
     aggregating_reason: Reason = field(default_factory=lambda: Reason("aggregating"))
     topic_alterations: Mapping[str, Alteration] = field(default_factory=dict)
     static_topic: bool = False  # the template uses only customer, device and stream
+    # The other grants that give this grant's recipient one of its device streams, by id: where
+    # they apply together, each leaf leaves in the most protective treatment (policies.combine).
+    overlaps: tuple[str, ...] = ()
 
     def covers(self, device: str, stream: str) -> bool:
         return device in self.devices and (self.streams is None or stream in self.streams)
@@ -206,69 +203,10 @@ class CompiledPolicy:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class PolicyWarning:
-    path: str
-    line: int | None
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line is not None else self.path
-        return f"{where}: warning: {self.message}"
-
-
 def _fail(doc: PolicyDocument, loc: tuple[int | str, ...], message: str) -> PolicyError:
     line, column = doc.locate(loc)
     key = ".".join(str(p) for p in loc) or None
     return PolicyError(doc.source, message, line=line, column=column, key=key)
-
-
-def _rule(treatment: Treatment) -> Rule:
-    if treatment == "keep":
-        return Rule("keep", "")
-    if treatment == "pseudonymise":
-
-        def pseudo(value: object, parent: object, rel: Release) -> object:
-            assert rel.key is not None  # the engine withholds ("erased") before walking
-            return pseudonymise(value, rel.key)
-
-        return Rule("pseudonymise", "", pseudo)
-    if isinstance(treatment, RoundSpec):
-        step = treatment.round
-        decimals = decimals_of(step)
-        return Rule("round", f"{step:g}", lambda v, p, r: round_to(v, step, decimals))
-    if isinstance(treatment, TruncateSpec):
-        unit = treatment.truncate
-        return Rule("truncate", unit, lambda v, p, r: truncate(v, unit))
-    raise AssertionError(f"unexpected treatment {treatment!r}")
-
-
-def _trie(doc: PolicyDocument, index: int, grant: GrantSpec) -> tuple[Node, Rule | None]:
-    root = Node()
-    whole: Rule | None = None
-    for path, treatment in grant.fields.items():
-        loc: tuple[int | str, ...] = ("grants", index, "fields", path)
-        try:
-            if isinstance(treatment, CoarsenSpec):
-                params = treatment.coarsen
-                if path == "$payload" or path.endswith("[]"):
-                    raise ValueError("coarsen names the latitude key; its sibling holds lon")
-                head, _, last = path.rpartition(".")
-                partner = f"{head}.{params.lon}" if head else params.lon
-                if partner == path:
-                    raise ValueError("lon must name the sibling key, not the latitude itself")
-                insert(root, path, coarsen_rule(params.grid_m, params.lon, True, path))
-                insert(root, partner, coarsen_rule(params.grid_m, last, False, path))
-            elif path == "$payload":
-                whole = _rule(treatment)
-                whole.source = path
-            else:
-                rule = _rule(treatment)
-                rule.source = path
-                insert(root, path, rule)
-        except ValueError as exc:
-            raise _fail(doc, loc, str(exc)) from exc
-    return root, whole
 
 
 def _condition(spec: Condition) -> CompiledCondition:
@@ -369,7 +307,14 @@ def compile_policy(doc: PolicyDocument, recipients: Mapping[str, str]) -> Compil
                     ("grants", g_index, "topic_levels", name),
                     f"{name!r} is not used in the topic template {grant.topic!r}",
                 )
-        trie, whole = _trie(doc, g_index, grant)
+        try:
+            trie, whole = field_rules(grant)
+        except FieldLineError as exc:
+            raise _fail(doc, ("grants", g_index, "fields", exc.path), str(exc)) from exc
+        if grant.aggregate is not None:
+            shadow: Node | None = aggregate_shadow(grant.id, grant.aggregate)
+        else:
+            shadow = None if (whole is not None or grant.payload == "opaque") else trie
         needs_key = "pseudonymise" in grant.topic_levels.values() or any(
             t == "pseudonymise" for t in grant.fields.values()
         )
@@ -390,6 +335,7 @@ def compile_policy(doc: PolicyDocument, recipients: Mapping[str, str]) -> Compil
                 topic_levels=dict(grant.topic_levels),
                 trie=trie,
                 whole=whole,
+                shadow=shadow,
                 opaque=grant.payload == "opaque",
                 conditions=tuple(_condition(c) for c in grant.when),
                 hours=_hours(grant.hours) if grant.hours else None,
@@ -429,6 +375,18 @@ def compile_policy(doc: PolicyDocument, recipients: Mapping[str, str]) -> Compil
                 ),
             )
         )
+    coverage = [
+        Covered(
+            spec,
+            index,
+            frozenset(f"{d.id}/{s}" for d in devices for s in d.streams if grant.covers(d.id, s)),
+        )
+        for index, (spec, grant) in enumerate(zip(doc.grants, grants, strict=True))
+    ]
+    check_overlaps(doc, coverage)
+    grants = [
+        replace(grant, overlaps=overlapping(coverage, index)) for index, grant in enumerate(grants)
+    ]
     version = doc._sha256 or hashlib.sha256(orjson.dumps(doc.model_dump(mode="json"))).hexdigest()
     return CompiledPolicy(
         customer=doc.customer,
@@ -442,92 +400,3 @@ def compile_policy(doc: PolicyDocument, recipients: Mapping[str, str]) -> Compil
         recipients=dict(recipients),
         document=doc,
     )
-
-
-def lint(policy: CompiledPolicy) -> list[PolicyWarning]:
-    """Legal but probably wrong: grants that release nothing, cover nothing, or overlap."""
-    out: list[PolicyWarning] = []
-    for grant in policy.grants:
-        if not grant.releases_anything:
-            out.append(
-                PolicyWarning(
-                    policy.source,
-                    grant.line,
-                    f"grant {grant.id!r} releases nothing (no fields, payload or aggregate)",
-                )
-            )
-        if not grant.devices:
-            out.append(
-                PolicyWarning(policy.source, grant.line, f"grant {grant.id!r} covers no device")
-            )
-        out.extend(_timing_warnings(policy, grant))
-        out.extend(_topic_warnings(policy, grant))
-    for index, later in enumerate(policy.grants):
-        for earlier in policy.grants[:index]:
-            if earlier.recipient != later.recipient:
-                continue
-            shared = [
-                f"{d.id}/{s}"
-                for d in policy.devices
-                for s in d.streams
-                if earlier.covers(d.id, s) and later.covers(d.id, s)
-            ]
-            if shared:
-                out.append(
-                    PolicyWarning(
-                        policy.source,
-                        later.line,
-                        f"grant {later.id!r} overlaps grant {earlier.id!r} for recipient "
-                        f"{later.recipient!r} on {', '.join(shared)}; the first grant that "
-                        "releases something decides",
-                    )
-                )
-    return out
-
-
-def _timing_warnings(policy: CompiledPolicy, grant: CompiledGrant) -> list[PolicyWarning]:
-    """A time truncated to the hour or day still leaves within milliseconds of the message: the
-    recipient reads the exact time from the arrival. Say so, and what helps."""
-    out = []
-    for path, treatment in grant.spec.fields.items():
-        if isinstance(treatment, TruncateSpec) and treatment.truncate in ("hour", "day"):
-            out.append(
-                PolicyWarning(
-                    policy.source,
-                    policy.document.locate(("grants", policy.grants.index(grant), "fields", path))[
-                        0
-                    ],
-                    f"grant {grant.id!r} truncates {path!r} to the {treatment.truncate}, but "
-                    "messages leave the moment they arrive, so the recipient learns the exact "
-                    "time from the delivery; to hide it, release summaries instead (aggregate "
-                    f"with window: 1{treatment.truncate[0]}) or withhold the field",
-                )
-            )
-    return out
-
-
-def _topic_warnings(policy: CompiledPolicy, grant: CompiledGrant) -> list[PolicyWarning]:
-    """``{topic}`` in an upstream topic passes the device's own topic on unchanged, with every
-    level it captures (user names, device names), whatever ``topic_levels`` says."""
-    if "topic" not in grant.template.names:
-        return []
-    levels: dict[str, None] = {}
-    for device in policy.devices:
-        if device.id not in grant.devices:
-            continue
-        for topic in device.topics:
-            if grant.streams is None or topic.stream in grant.streams:
-                levels.update(dict.fromkeys(topic.pattern.captures))
-    if not levels:
-        return []
-    names = ", ".join(f"{{{name}}}" for name in levels)
-    return [
-        PolicyWarning(
-            policy.source,
-            policy.document.locate(("grants", policy.grants.index(grant), "topic"))[0],
-            f"grant {grant.id!r} uses {{topic}}: the device's topic leaves unchanged, including "
-            f"its levels {names}, which topic_levels cannot pseudonymise; name the levels in the "
-            "template instead (for example {customer}/{device}/{stream}) and say in topic_levels "
-            "how each may leave",
-        )
-    ]

@@ -34,6 +34,7 @@ REASON_CODES = (
     "condition_not_met",
     "nothing_released",
     "aggregating",
+    "summarised_elsewhere",
     "too_few_samples",
     "treatment_failed",
     "out_of_range",
@@ -83,7 +84,8 @@ class Reason:
     Codes the engine uses: ``unknown_device``, ``no_grant``, ``not_json``, ``invalid_utf8``,
     ``too_large``, ``flooding`` (the gateway's per-device flood limit), ``recipient_queue_full`` (the
     recipient's queue on the box is at its quota), ``expired``, ``not_yet_valid``, ``withdrawn``, ``rate_limited``,
-    ``outside_hours``, ``condition_not_met``, ``nothing_released``, ``aggregating``, ``too_few_samples`` (an aggregation window
+    ``outside_hours``, ``condition_not_met``, ``nothing_released``, ``aggregating``,
+    ``summarised_elsewhere`` (a field another grant for the recipient summarises), ``too_few_samples`` (an aggregation window
     below its grant's ``min_count``),
     ``treatment_failed``, ``out_of_range`` (a kept number beyond what a double holds, as
     ``1e999``: few recipients' software can read it), ``no_birth`` (Sparkplug DATA before
@@ -127,3 +129,6 @@ class Decision:
     # a device choosing 8,000 keys cannot make the explanation and the log entry 8,000 long; the
     # explanation says how many more there were.
     omitted: Mapping[str, int] = field(default_factory=dict)
+    # The other grants for this recipient that applied to the message and whose more protective
+    # treatment of a field this release carries (``policies.combine``), by id; empty: none.
+    raised_by: tuple[str, ...] = ()

@@ -149,6 +149,9 @@ def what_is_sent(lang: str, grant: CompiledGrant) -> list[str]:
             lines.append(tr(lang, "describe.specific"))
     else:
         lines.append(tr(lang, "describe.nothing"))
+    if grant.overlaps:
+        names = [tr(lang, "explain.grant_name", grant=other) for other in grant.overlaps]
+        lines.append(tr(lang, "describe.overlap", grants=join(lang, names)))
     return lines
 
 

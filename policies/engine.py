@@ -1,11 +1,16 @@
-"""The engine: one message in, one decision per recipient out, default deny at every step.
+"""The engine: one message in, its decisions out (each recipient's releases, or one decision
+saying why nothing leaves for it), default deny at every step.
 
 For a message the engine finds the device by topic (precompiled patterns, exact topics in a
 dict), parses the body once (``orjson``), and for each recipient named in the customer's grants
-tries the grants that cover the device and stream, in file order; the first that releases
-something decides, otherwise the first one's reason is given (a sample taken by an aggregate
-grant is preferred: "being summarised"). Aggregate grants always take their sample, whatever
-grant comes before them, so the order of an aggregate grant and a field grant never matters. A grant is checked in this order:
+tries every grant that covers the device and stream. Each grant that applies now releases what
+it names, to its own topic for its own purpose — one decision per releasing grant, by grant
+id — and where several applying grants for the recipient name one leaf it leaves in the most
+protective of their treatments (``policies.combine``; a field an applying aggregate grant
+summarises leaves only as its summary). When nothing leaves, one decision says why: a sample
+taken by an aggregate grant first ("being summarised"), else the reason of the first grant by
+id. So the order of the grants in the file never changes an outcome. A grant is checked in
+this order:
 
     withdrawn -> validity window and consent record -> pseudonym key erased -> hours
     -> body too large -> opaque release | not UTF-8 -> not JSON -> conditions
@@ -36,14 +41,14 @@ from typing import Protocol
 
 import orjson
 
-from policies.body import BAD_UTF8, JSON, TEXT, UNPARSED, WHOLE, Parsed
+from policies.body import BAD_UTF8, JSON, UNPARSED, WHOLE, Parsed
 from policies.compiler import CompiledGrant, CompiledPolicy
 from policies.decision import Alteration, Decision, Outcome, Reason
 from policies.errors import PolicyError
 from policies.explain import explain as render_explanation
 from policies.message import Message
-from policies.numbers import NumberOutOfRange, dumps_exact
-from policies.paths import NOTHING, Release, release_root
+from policies.paths import Node, Release
+from policies.releases import Held, Walk, besides, release_fields, release_whole
 from policies.routes import DeviceRef, Route, RouteTable
 from policies.sparkplug import PREFIX as SPARKPLUG_PREFIX
 from policies.sparkplug import SparkplugState, parse_topic
@@ -52,6 +57,7 @@ from policies.verdicts import internal, released, withheld
 from policies.windows import Window, Windows, sample, summary
 
 __all__ = ["MAX_PAYLOAD_BYTES", "Engine", "PseudonymKeys"]
+
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 
@@ -170,31 +176,71 @@ class Engine:
             if not grants:
                 out.append(self._withheld(route, recipient, None, _NO_GRANT, parsed))
                 continue
-            # Grant order never changes the outcome for aggregates: every aggregate grant takes
-            # its sample whether or not another grant releases the message now (its summary
-            # leaves from ``flush``). Of the other grants the first that releases decides.
-            first: Decision | None = None
-            released: Decision | None = None
-            for grant in grants:
-                if released is not None and grant.aggregate is None:
-                    continue
-                try:
-                    decision = self._apply(route, grant, message, parsed, captures, now=now)
-                except Exception as exc:
-                    decision = internal(route, recipient, grant, exc, message.topic)
-                if decision.outcome is not Outcome.WITHHELD and released is None:
-                    released = decision
-                if first is None or (
-                    first.reason is not None
-                    and first.reason.code != "aggregating"
-                    and decision.reason is not None
-                    and decision.reason.code == "aggregating"
-                ):
-                    first = decision
-            chosen = released or first
-            assert chosen is not None
-            out.append(chosen)
+            out.extend(self._for_recipient(route, grants, message, parsed, captures, now=now))
         return out
+
+    def _for_recipient(
+        self,
+        route: Route,
+        grants: tuple[CompiledGrant, ...],
+        message: Message,
+        parsed: Parsed,
+        captures: Mapping[str, str],
+        *,
+        now: datetime,
+    ) -> list[Decision]:
+        """The releases for one recipient (each grant's own, by grant id), or one decision
+        saying why nothing leaves. Which grants apply is decided first; then each field grant
+        releases what it names, each leaf in the most protective treatment any applying grant
+        for this recipient gives it (``policies.combine``). Nothing depends on grant order."""
+        recipient = grants[0].recipient
+        releases: list[Decision] = []
+        held: list[Decision] = []
+        walks: list[Walk] = []
+        summarised: list[Node] = []  # the fields applying aggregate grants summarise
+        for grant in grants:  # by id (``policies.routes``)
+            try:
+                got = self._admit(route, grant, message, parsed, captures, now=now)
+            except Exception as exc:
+                held.append(internal(route, recipient, grant, exc, message.topic))
+                continue
+            if isinstance(got, Walk):
+                walks.append(got)
+            elif got.outcome is not Outcome.WITHHELD:
+                releases.append(got)
+            else:
+                held.append(got)
+                if got.reason is grant.aggregating_reason and grant.shadow is not None:
+                    summarised.append(grant.shadow)
+        # One key per customer and recipient: any applying grant that pseudonymises fetched it.
+        key = next((w.key for w in walks if w.key is not None), None)
+        for walk in walks:
+            shadows = [
+                w.grant.shadow for w in walks if w is not walk and w.grant.shadow is not None
+            ]
+            grant = walk.grant
+            try:
+                if grant.whole is not None:
+                    built = release_whole(route, walk, parsed)
+                else:
+                    shadows += summarised
+                    built = release_fields(route, walk, parsed, key=key, shadows=shadows)
+            except Exception as exc:
+                held.append(internal(route, recipient, grant, exc, message.topic))
+                continue
+            if isinstance(built, Held):
+                reason, rel = built.reason, built.rel
+                held.append(self._withheld(route, recipient, grant, reason, parsed, rel=rel))
+            else:
+                self._rate_limited(route, grant, walk.topic, now, record=True)
+                releases.append(built)
+        if len(releases) > 1:
+            return besides(sorted(releases, key=lambda d: d.grant or ""))
+        if releases:
+            return releases
+        # Nothing leaves: a sample being summarised says so first, else the first grant by id.
+        summarising = [d for d in held if d.reason is not None and d.reason.code == "aggregating"]
+        return [(summarising or sorted(held, key=lambda d: d.grant or ""))[0]]
 
     def _withheld(
         self,
@@ -279,7 +325,7 @@ class Engine:
             self._last_release[slot] = now
         return False
 
-    def _apply(
+    def _admit(
         self,
         route: Route,
         grant: CompiledGrant,
@@ -288,7 +334,9 @@ class Engine:
         captures: Mapping[str, str],
         *,
         now: datetime,
-    ) -> Decision:
+    ) -> Decision | Walk:
+        """Whether ``grant`` applies to the message now: a decision (withheld and why, an opaque
+        or whole-body release, a sample taken), or the field walk still to do."""
         customer = route.policy.customer
         reason, key = self._blocked(customer, grant, now)
         if reason is not None:
@@ -323,45 +371,7 @@ class Engine:
             return self._accumulate(route, grant, topic, parsed, now)
         if self._rate_limited(route, grant, topic, now, record=False):  # skip the walk early
             return self._withheld(route, grant.recipient, grant, grant.rate_reason, parsed)
-        rel = Release(key)
-        if grant.whole is not None:
-            got = grant.whole.apply(parsed.root, "$payload", None, rel)
-            if got is NOTHING:
-                problem = rel.problems.get("$payload", Reason("nothing_released"))
-                return self._withheld(route, grant.recipient, grant, problem, parsed, rel=rel)
-            if grant.whole.fn is None:
-                body = parsed.raw  # keep: the exact bytes, literals like 23.20 untouched
-            elif state == TEXT and isinstance(got, str):
-                body = got.encode("utf-8", errors="surrogatepass")
-            else:
-                body = orjson.dumps(got)
-        else:
-            # The literal-keeping tree: a kept 23.20 or 2**70 leaves as the device wrote it.
-            out = release_root(parsed.exact(), grant.trie, rel)
-            if not out:
-                if rel.problems:
-                    problem = next(iter(rel.problems.values()))
-                else:
-                    problem = grant.nothing_reason
-                return self._withheld(route, grant.recipient, grant, problem, parsed, rel=rel)
-            try:
-                body = dumps_exact(out)
-            except NumberOutOfRange:  # inside a kept object; a kept number says its field
-                reason = Reason("out_of_range", {"field": "$payload"})
-                return self._withheld(route, grant.recipient, grant, reason, parsed)
-        self._rate_limited(route, grant, topic, now, record=True)
-        return released(
-            route,
-            grant,
-            topic,
-            body=body,
-            shared=[*rel.shared.items, *t_shared],
-            altered=[*rel.altered.items, *t_altered],
-            withheld=tuple(rel.withheld.items),
-            opaque=False,
-            field_reasons=rel.problems,
-            omitted=rel.omitted(),
-        )
+        return Walk(grant, key, topic, t_shared, t_altered)
 
     # -- aggregation --------------------------------------------------------------------------
 

@@ -183,6 +183,14 @@ def reason_text(lang: str, reason: Reason) -> str:
         )
     if reason.code == "aggregating":
         return tr(lang, "reason.aggregating", window=seconds_text(lang, params.get("window", "")))
+    if reason.code == "summarised_elsewhere":
+        return tr(
+            lang,
+            "reason.summarised_elsewhere",
+            field=_field(lang, params.get("field", "")),
+            window=seconds_text(lang, params.get("window", "")),
+            grant=params.get("grant", ""),
+        )
     if reason.code == "treatment_failed":
         return tr(
             lang,
@@ -305,6 +313,9 @@ def explain(
         if more:
             items = join(lang, [items], more)
         parts.append(tr(lang, "explain.problems", items=items))
+    if decision.raised_by and decision.outcome is not Outcome.WITHHELD:
+        grants = join(lang, [tr(lang, "explain.grant_name", grant=g) for g in decision.raised_by])
+        parts.append(tr(lang, "explain.raised", grants=grants))
     if decision.grant:
         parts.append(
             tr(

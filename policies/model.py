@@ -51,6 +51,10 @@ Paths: ``a.b`` nested keys, ``*`` any one key, ``a[]`` every element of array ``
 Times must carry a timezone (``Z`` or ``+01:00``). Durations: ``500ms``, ``60s``, ``5m``, ``1h``,
 ``1d``. Quote ``hours`` entries. ``aggregate`` excludes ``fields``, ``rate_limit`` and ``payload``;
 ``payload: opaque`` excludes ``fields`` and ``when``.
+
+How a field may be treated (the treatment specs, ``aggregate``, the path and duration syntax) is
+``policies.treatment_specs``; its names are re-exported here. The rights a customer has over a
+grant follow from its legal basis (``allowed_actions``).
 """
 
 from __future__ import annotations
@@ -58,26 +62,37 @@ from __future__ import annotations
 import itertools
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
     ConfigDict,
-    Discriminator,
     Field,
     PrivateAttr,
-    Tag,
     field_validator,
     model_validator,
 )
 
 from policies.decision import LegalBasis
+from policies.treatment_specs import (
+    DEFAULT_MIN_COUNT,
+    AggregateSpec,
+    CoarsenParams,
+    CoarsenSpec,
+    Duration,
+    RoundSpec,
+    Spec,
+    Treatment,
+    TruncateSpec,
+    check_path,
+    parse_duration,
+)
 
 __all__ = [
+    "DEFAULT_MIN_COUNT",
     "OBJECTABLE",
     "AggregateSpec",
+    "CoarsenParams",
     "CoarsenSpec",
     "Condition",
     "ConsentRecord",
@@ -92,6 +107,7 @@ __all__ = [
     "TruncateSpec",
     "Validity",
     "allowed_actions",
+    "check_path",
     "default_action",
     "parse_duration",
     "policy_schema",
@@ -102,42 +118,6 @@ CAPTURE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CAPTURE_NAME = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _CAPTURED_LEVEL = re.compile(r"^(?:[^{}+#]|\{[A-Za-z_][A-Za-z0-9_]*\})+$")
 HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
-DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-PATH_SEGMENT = re.compile(r"^(\*|[^.\[\]*$]+)((?:\[\])*)$")
-
-
-def parse_duration(value: object) -> float:
-    """``"60s"`` -> 60.0 seconds; a bare number is seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration like 60s or 5m, found {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := DURATION.match(value.strip())):
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    else:
-        raise ValueError(f"expected a duration like 500ms, 60s, 5m, 1h or 1d, found {value!r}")
-    if seconds <= 0:
-        raise ValueError(f"a duration must be positive, found {value!r}")
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-
-def check_path(path: str) -> str:
-    """Validate a field path (``a.b``, ``sensors.*.temperature``, ``readings[].value``)."""
-    if path == "$payload":
-        return path
-    if not path:
-        raise ValueError("a field path cannot be empty")
-    for segment in path.split("."):
-        if not PATH_SEGMENT.match(segment):
-            raise ValueError(
-                f"bad path {path!r}: segment {segment!r} must be a key, '*', or either "
-                "followed by '[]'"
-            )
-    return path
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -146,16 +126,12 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class LocalizedText(_Model):
+class LocalizedText(Spec):
     de: str = Field(min_length=1)
     en: str = Field(min_length=1)
 
 
-class TopicSpec(_Model):
+class TopicSpec(Spec):
     pattern: str
     stream: str = "telemetry"
 
@@ -192,7 +168,7 @@ class TopicSpec(_Model):
         return value
 
 
-class DeviceSpec(_Model):
+class DeviceSpec(Spec):
     id: str
     name: str = Field(min_length=1)
     kind: str
@@ -207,59 +183,7 @@ class DeviceSpec(_Model):
         return value
 
 
-class RoundSpec(_Model):
-    round: float = Field(gt=0)
-
-
-class CoarsenParams(_Model):
-    grid_m: float = Field(ge=10, le=1_000_000)
-    lon: str = Field(min_length=1)  # sibling key holding the longitude
-
-    @field_validator("lon")
-    @classmethod
-    def _lon(cls, value: str) -> str:
-        if not PATH_SEGMENT.match(value) or value == "*" or "[" in value:
-            raise ValueError(f"expected the name of the sibling key, found {value!r}")
-        return value
-
-
-class CoarsenSpec(_Model):
-    coarsen: CoarsenParams
-
-
-class TruncateSpec(_Model):
-    truncate: Literal["second", "minute", "hour", "day"]
-
-
-def _treatment_tag(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value if value in {"keep", "pseudonymise"} else None
-    if isinstance(value, dict) and len(value) == 1:
-        key = next(iter(value))
-        return key if key in {"round", "coarsen", "truncate"} else None
-    if isinstance(value, RoundSpec | CoarsenSpec | TruncateSpec):
-        return next(iter(type(value).model_fields))
-    return None
-
-
-Treatment = Annotated[
-    Annotated[Literal["keep"], Tag("keep")]
-    | Annotated[Literal["pseudonymise"], Tag("pseudonymise")]
-    | Annotated[RoundSpec, Tag("round")]
-    | Annotated[CoarsenSpec, Tag("coarsen")]
-    | Annotated[TruncateSpec, Tag("truncate")],
-    Discriminator(
-        _treatment_tag,
-        custom_error_type="treatment",
-        custom_error_message=(
-            "expected keep, pseudonymise, {round: STEP}, {coarsen: {grid_m: M, lon: KEY}} "
-            "or {truncate: second|minute|hour|day}"
-        ),
-    ),
-]
-
-
-class Validity(_Model):
+class Validity(Spec):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     valid_from: datetime | None = Field(default=None, alias="from")
     until: datetime | None = None
@@ -276,7 +200,7 @@ class Validity(_Model):
         return self
 
 
-class ConsentRecord(_Model):
+class ConsentRecord(Spec):
     given_by: str = Field(min_length=1)
     given_at: datetime
     until: datetime | None = None
@@ -288,7 +212,7 @@ class ConsentRecord(_Model):
         return _aware(value)
 
 
-class Condition(_Model):
+class Condition(Spec):
     field: str
     above: float | None = None
     below: float | None = None
@@ -313,33 +237,7 @@ class Condition(_Model):
         return self
 
 
-DEFAULT_MIN_COUNT = 3
-
-
-class AggregateSpec(_Model):
-    """Summaries per time window. A field with fewer than ``min_count`` samples in a window is
-    withheld for that window (a "mean" of one sample is the sample itself); booleans count as
-    1 (true) and 0 (false), so ``mean`` is the share of true and ``sum`` the number of trues."""
-
-    window: Duration
-    fields: dict[str, list[Literal["mean", "min", "max", "sum", "count"]]] = Field(min_length=1)
-    min_count: int = Field(default=DEFAULT_MIN_COUNT, ge=1, le=1_000_000)
-
-    @field_validator("fields")
-    @classmethod
-    def _fields(
-        cls, value: dict[str, list[Literal["mean", "min", "max", "sum", "count"]]]
-    ) -> dict[str, list[Literal["mean", "min", "max", "sum", "count"]]]:
-        for path, functions in value.items():
-            check_path(path)
-            if "*" in path or "[" in path or path == "$payload":
-                raise ValueError(f"aggregate names single fields (a.b), found {path!r}")
-            if not functions:
-                raise ValueError(f"{path}: name at least one of mean, min, max, sum, count")
-        return value
-
-
-class GrantSpec(_Model):
+class GrantSpec(Spec):
     id: str
     recipient: str
     purpose: str | LocalizedText
@@ -430,7 +328,7 @@ class GrantSpec(_Model):
         return {"de": self.purpose.de, "en": self.purpose.en}
 
 
-class RetentionSpec(_Model):
+class RetentionSpec(Spec):
     """How long the log keeps a customer's data. ``content_days``: the erasable content of an
     entry (the payload as it left, its topic) is deleted once older; ``entries_years``: entries
     older are dropped behind a signed checkpoint (an anchor), so the rest still verifies. Unset:
@@ -440,7 +338,7 @@ class RetentionSpec(_Model):
     entries_years: int | None = Field(default=None, ge=1, le=100)
 
 
-class PolicyDocument(_Model):
+class PolicyDocument(Spec):
     einblick_policy: Literal[1]
     customer: str
     name: str = Field(min_length=1)

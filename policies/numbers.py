@@ -83,8 +83,11 @@ class Literal(float):
 
 def _float(text: str) -> float:
     value = float(text)
-    # repr is what orjson writes for most numbers and costs a fraction of dumps (hot path).
-    if repr(value) == text or orjson.dumps(value) == text.encode("ascii"):
+    # repr is what orjson writes for most numbers and costs a fraction of dumps (hot path);
+    # not for exponents: repr(1e-05) is "1e-05", orjson writes 0.00001.
+    if ("e" not in text and "E" not in text and repr(value) == text) or orjson.dumps(
+        value
+    ) == text.encode("ascii"):
         return value
     return Literal(value, text)
 

@@ -57,6 +57,8 @@ __all__ = [
     "leaves",
     "release_root",
     "specificity",
+    "under_element",
+    "under_key",
 ]
 
 
@@ -129,12 +131,23 @@ NOTHING: Any = _Nothing()  # sentinel: nothing released at this path
 class Release:
     """Scratch record of one grant applied to one message."""
 
-    __slots__ = ("altered", "key", "problems", "problems_more", "shared", "trace", "withheld")
+    __slots__ = (
+        "altered",
+        "key",
+        "problems",
+        "problems_more",
+        "raised_by",
+        "shared",
+        "trace",
+        "withheld",
+    )
 
     def __init__(self, key: bytes | None, *, trace: bool = False) -> None:
         self.key = key
-        # (path, grant path of the rule that decided it), only when asked (policies.semantics)
-        self.trace: list[tuple[str, str]] | None = [] if trace else None
+        # (path, the rule that decided it), only when asked (policies.semantics)
+        self.trace: list[tuple[str, Rule]] | None = [] if trace else None
+        # Other grants whose more protective rule decided a leaf of this release (policies.combine)
+        self.raised_by: set[str] = set()
         self.shared = Listed()  # of str
         self.altered = Listed()  # of Alteration
         self.withheld = Listed()  # of str
@@ -170,7 +183,7 @@ class Release:
 class Rule:
     """A terminal treatment at a path. ``fn(value, parent, release) -> released value``."""
 
-    __slots__ = ("_alterations", "detail", "fn", "name", "source")
+    __slots__ = ("_alterations", "detail", "fn", "grant", "level", "name", "source")
 
     def __init__(
         self,
@@ -179,11 +192,17 @@ class Rule:
         fn: Callable[[object, dict[str, Any] | None, Release], object] | None = None,
         *,
         source: str = "",
+        level: float = 0.0,
+        grant: str = "",
     ) -> None:
-        self.name = name  # keep, pseudonymise, round, coarsen, truncate
+        self.name = name  # keep, pseudonymise, round, coarsen, truncate (aggregate: a shadow)
         self.detail = detail
         self.fn = fn
         self.source = source  # the grant's field path this rule comes from (explanations)
+        # How coarse, between rules of one name (policies.combine): a rounding step, a grid in
+        # metres, a truncation unit's rank. Larger protects more.
+        self.level = level
+        self.grant = grant  # the id of the grant this rule belongs to
         # Alterations repeat per path; creating frozen dataclasses is the hot path's main cost.
         self._alterations: dict[str, Alteration] = {}
 
@@ -197,7 +216,7 @@ class Rule:
 
     def apply(self, value: object, path: str, parent: dict[str, Any] | None, rel: Release) -> Any:
         if rel.trace is not None:
-            rel.trace.append((path, self.source))
+            rel.trace.append((path, self))
         if self.fn is None:  # keep
             if type(value) is Literal and not math.isfinite(value):
                 # 1e999 is valid JSON, but beyond a double: most recipients' software (orjson,
@@ -232,7 +251,7 @@ def coarsen_rule(grid_m: float, partner: str, is_lat: bool, source: str = "") ->
         out_lat, out_lon = coarsen(lat, lon, grid_m)
         return out_lat if is_lat else out_lon
 
-    return Rule("coarsen", f"{grid_m:g} m", fn, source=source)
+    return Rule("coarsen", f"{grid_m:g} m", fn, source=source, level=grid_m)
 
 
 class Node:
@@ -463,3 +482,8 @@ def release_root(root: object, trie: Node, rel: Release) -> dict[str, Any]:
     if not root:
         return {}
     return _walk(root, [trie], "", rel)
+
+
+# The candidate steps, for the walk that honours other grants' rules (``policies.combine``).
+under_key = _under_key
+under_element = _under_element

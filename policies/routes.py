@@ -34,7 +34,8 @@ class DeviceRef:
 
 
 class Route:
-    """Precomputed per (customer, device, stream): which grants to try for which recipient."""
+    """Precomputed per (customer, device, stream): which grants to try for which recipient,
+    recipients by name and grants by id."""
 
     __slots__ = ("device", "policy", "recipients", "stream", "topics")
 
@@ -43,10 +44,12 @@ class Route:
         self.device = device
         self.stream = stream
         self.topics: dict[str, str] = {}  # grant id -> upstream topic, for static templates
-        order = list(dict.fromkeys(g.recipient for g in policy.grants))
+        # Recipients and their grants by name and id, never by their order in the file: the
+        # engine's outcome must not depend on it (``policies.combine``).
+        by_id = sorted(policy.grants, key=lambda g: g.id)
         table: list[tuple[str, tuple[CompiledGrant, ...]]] = [
-            (r, tuple(g for g in policy.grants if g.recipient == r and g.covers(device.id, stream)))
-            for r in order
+            (r, tuple(g for g in by_id if g.recipient == r and g.covers(device.id, stream)))
+            for r in sorted({g.recipient for g in policy.grants})
         ]
         # No grant for any recipient: one decision with recipient None says so.
         self.recipients = tuple(table) if any(grants for _, grants in table) else ()

@@ -1,9 +1,11 @@
 """The verdict of every leaf: what one grant does to each field and topic level of a message.
 
 This is the engine's own walk (``policies.paths.release_root``, the specificity rule documented
-there) run with a trace, so it cannot disagree with what is enforced: the engine releases the
-leaves listed here as shared or altered, and nothing else. Each verdict names the grant path that
-decided it, or none when no path of the grant names the leaf (default deny). The lists are
+there; with the other grants that apply for the same recipient, ``policies.combine``'s walk and
+its most-protective rule) run with a trace, so it cannot disagree with what is enforced: the
+engine releases the leaves listed here as shared or altered, and nothing else. Each verdict
+names the grant path that decided it and, when that is another grant's, that grant; or none
+when no path of the grant names the leaf (default deny). The lists are
 bounded as a decision's are (``policies.paths``: a message of 8,000 keys lists its first ones).
 
 ``policy explain`` prints these verdicts; the property tests hold the decision, the explanation,
@@ -12,13 +14,14 @@ bounded as a decision's are (``policies.paths``: a message of 8,000 keys lists i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from policies.combine import release_with
 from policies.compiler import CompiledGrant
 from policies.decision import Reason
-from policies.paths import Release, leaves, release_root
+from policies.paths import Release, Rule, leaves, release_root
 
 __all__ = ["LeafVerdict", "leaf_verdicts"]
 
@@ -33,9 +36,10 @@ class LeafVerdict:
     treatment: str | None = None  # keep, pseudonymise, round, coarsen, truncate, aggregate
     detail: str = ""
     reason: Reason | None = None  # why a leaf a rule names was withheld (a treatment failed)
+    grant: str | None = None  # the grant whose rule decided (another one's: more protective)
 
 
-def _decider(path: str, trace: Mapping[str, str]) -> str | None:
+def _decider(path: str, trace: Mapping[str, Rule]) -> Rule | None:
     """The rule applied at ``path`` or at the nearest parent the walk applied one to."""
     probe = path
     while True:
@@ -47,15 +51,31 @@ def _decider(path: str, trace: Mapping[str, str]) -> str | None:
         probe = probe[:cut]
 
 
+def _verdict(
+    path: str,
+    verdict: Verdict,
+    rule: Rule | None,
+    treatment: str | None = None,
+    detail: str = "",
+    *,
+    reason: Reason | None = None,
+) -> LeafVerdict:
+    if rule is None:
+        return LeafVerdict(path, verdict, None, treatment, detail, reason)
+    return LeafVerdict(path, verdict, rule.source, treatment, detail, reason, rule.grant or None)
+
+
 def leaf_verdicts(
     grant: CompiledGrant,
     root: object,
     *,
     key: bytes | None = None,
     captures: Mapping[str, str] | None = None,
+    others: Sequence[CompiledGrant] = (),
 ) -> tuple[LeafVerdict, ...]:
     """What ``grant`` does to each leaf of the parsed body ``root`` and to each topic level
-    (``captures``) when it applies to a message; ``key`` pseudonymises (None: an unkeyed run)."""
+    (``captures``) when it applies to a message; ``key`` pseudonymises (None: an unkeyed run);
+    ``others``: the other grants for the recipient that apply to it too (``policies.combine``)."""
     out: list[LeafVerdict] = []
     if grant.opaque:
         out.append(LeafVerdict("$payload", "shared", "payload", "keep"))
@@ -73,24 +93,30 @@ def leaf_verdicts(
         out.append(LeafVerdict("$payload", verdict, "$payload", rule.name, rule.detail))
     else:
         rel = Release(key or b"\0" * 32, trace=True)
-        release_root(root, grant.trie, rel)
+        shadows = [g.shadow for g in others if g is not grant and g.shadow is not None]
+        if shadows:
+            release_with(root, grant.trie, shadows, rel)
+        else:
+            release_root(root, grant.trie, rel)
         trace = dict(rel.trace or ())
-        sources = {a.path: a for a in rel.altered.items}
         for path in rel.shared.items:
-            out.append(LeafVerdict(path, "shared", _decider(path, trace), "keep"))
-        for path, alteration in sources.items():
+            out.append(_verdict(path, "shared", _decider(path, trace), "keep"))
+        for alteration in rel.altered.items:
+            path = alteration.path
             out.append(
-                LeafVerdict(
-                    path, "altered", trace.get(path), alteration.treatment, alteration.detail
-                )
+                _verdict(path, "altered", trace.get(path), alteration.treatment, alteration.detail)
             )
         for path in rel.withheld.items:
             decider = _decider(path, trace)
             problem = next(
-                (r for p, r in rel.problems.items() if path == p or _decider(path, {p: p})),
+                (
+                    r
+                    for p, r in rel.problems.items()
+                    if path == p or path.startswith((p + ".", p + "["))
+                ),
                 None,
             )
-            out.append(LeafVerdict(path, "withheld", decider, reason=problem if decider else None))
+            out.append(_verdict(path, "withheld", decider, reason=problem if decider else None))
     names = grant.template.names
     if "topic" in names:
         out.append(LeafVerdict("$topic", "shared", "topic", "keep"))

@@ -35,7 +35,14 @@ __all__ = [
 
 PSEUDONYM_HEX = 20  # 80 bits of HMAC-SHA256: collision-free for any fleet, short in a topic
 TIME_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-PROBLEMS = ("not_a_number", "out_of_range", "not_a_timestamp", "not_a_location", "not_a_value")
+PROBLEMS = (
+    "not_a_number",
+    "out_of_range",
+    "not_a_timestamp",
+    "not_a_location",
+    "not_a_value",
+    "conflict",  # two grants for one recipient alter it in different kinds (policies.combine)
+)
 METERS_PER_DEGREE = 111_320.0
 EPOCH_MS_THRESHOLD = 100_000_000_000  # 1e11: seconds reach this in the year 5138
 

@@ -64,6 +64,7 @@ def released(
     opaque: bool,
     field_reasons: Mapping[str, Reason] = _NO_REASONS,
     omitted: Mapping[str, int] = _NONE,
+    raised_by: tuple[str, ...] = (),
 ) -> Decision:
     return Decision(
         route.policy.customer,
@@ -83,6 +84,7 @@ def released(
         stream=route.stream,
         field_reasons=field_reasons,
         omitted=omitted,
+        raised_by=raised_by,
     )
 
 

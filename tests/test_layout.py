@@ -47,7 +47,6 @@ NOT_YET = {
     "gateway/commands/simulate.py",
     "gateway/commands/tui.py",
     "gateway/operations/demo.py",
-    "policies/model.py",
     "tui/log_lines.py",
     "tui/model.py",
     "tui/overview.py",
@@ -111,7 +110,13 @@ def test_every_product_module_has_its_test_module() -> None:
 def test_the_debt_list_only_shrinks() -> None:
     have = _tested()
     modules = set(product_modules())
-    paid = sorted(m for m in NOT_YET if _test_file(m) in have)
+    # Paid only by a test module under the module's own package's tests (tests/policies/
+    # test_model.py tests policies/model.py, not tui/model.py).
+    paid = sorted(
+        m
+        for m in NOT_YET
+        if _test_file(m) in have and any((ROOT / "tests" / m.split("/")[0]).rglob(_test_file(m)))
+    )
     gone = sorted((NOT_YET | set(NO_TESTS_NEEDED)) - modules)
     assert not paid, "these now have a test module; take them off NOT_YET:\n" + "\n".join(paid)
     assert not gone, "these modules no longer exist; take them off the lists:\n" + "\n".join(gone)

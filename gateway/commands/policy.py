@@ -28,10 +28,11 @@ from datetime import UTC, datetime
 import orjson
 
 from gateway.visible import neutralise
-from policies.compiler import CompiledGrant, CompiledPolicy, compile_policy, lint
+from policies.compiler import CompiledGrant, CompiledPolicy, compile_policy
 from policies.describe import describe
 from policies.engine import Engine
 from policies.errors import PolicyError
+from policies.lint import lint
 from policies.loader import load_policy
 from policies.message import Message
 from policies.model import PolicyDocument, policy_schema
@@ -171,27 +172,39 @@ def _explain(args: argparse.Namespace) -> int:
         print(f"  {neutralise(engine.explain(decision, lang), lines=True)}")
         grant = policy.grant(decision.grant) if decision.grant else None
         if grant is not None and decision.payload is not None:
-            _print_verdicts(grant, message, engine)
+            # The other grants whose treatment this release carries (policies.combine).
+            named = {*decision.raised_by} | {
+                r.params.get("grant", "")
+                for r in decision.field_reasons.values()
+                if r.code == "summarised_elsewhere"
+            }
+            others = [g for g in policy.grants if g.id in named]
+            _print_verdicts(grant, message, engine, others)
     print("(pseudonyms use a random key for this run; the gateway's differ)", file=sys.stderr)
     return 0
 
 
-def _print_verdicts(grant: CompiledGrant, message: Message, engine: Engine) -> None:
-    """Field by field, what the deciding grant did and which of its lines decided (the engine's
-    own walk, ``policies.semantics``); only for a JSON body, as the grants see it."""
+def _print_verdicts(
+    grant: CompiledGrant, message: Message, engine: Engine, others: list[CompiledGrant]
+) -> None:
+    """Field by field, what the deciding grant did and which line decided (the engine's own
+    walk, ``policies.semantics``; a line of another grant for the recipient where its treatment
+    is the more protective); only for a JSON body, as the grants see it."""
     try:
         root = orjson.loads(message.payload)
     except orjson.JSONDecodeError:
         return
     hit = engine.device_for(message.topic)
     captures = hit.captures if hit is not None else {}
-    for v in leaf_verdicts(grant, root, captures=captures):
+    for v in leaf_verdicts(grant, root, captures=captures, others=others):
         how = (
             f" ({v.treatment}{' ' + v.detail if v.detail else ''})"
             if v.verdict == "altered"
             else ""
         )
         by = f"by {v.rule!r}" if v.rule is not None else "no line of the grant names it"
+        if v.grant is not None and v.grant != grant.id:
+            by += f" of grant {v.grant!r}"
         print(f"    {neutralise(v.path)}: {v.verdict}{how}, {neutralise(by)}")
 
 

@@ -204,10 +204,13 @@ class SendTime:
                 except PolicyError:
                     continue  # withdrawn grant the current version does not have
         message = Message(row.source_topic, row.source, at_from_us(row.created), row.retain)
-        for decision in alone.evaluate(message, now):
-            if decision.recipient == row.recipient:
-                return decision
-        return None
+        # A recipient may get one release per grant (policies.combine): the row's own grant's,
+        # else the recipient's decision that nothing leaves.
+        mine = [d for d in alone.evaluate(message, now) if d.recipient == row.recipient]
+        same = [d for d in mine if d.grant == row.grant]
+        held = [d for d in mine if d.outcome is Outcome.WITHHELD]
+        chosen = same or held
+        return chosen[0] if chosen else None
 
     def _without_source(
         self, engine: Engine, policy: CompiledPolicy, row: OutboxRow, now: datetime

@@ -68,17 +68,24 @@ def test_describe_states_the_floor() -> None:
 
 
 def test_grant_order_does_not_change_what_an_aggregate_grant_summarises() -> None:
+    # The aggregate is the more protective treatment of p for this recipient: the rounded
+    # single values do not leave beside the summary, whichever grant comes first.
     aggregate = {"aggregate": {"window": "1m", "fields": {"p": ["mean"]}}}
-    fields = {"fields": {"p": {"round": 1}}}
+    fields = {"fields": {"p": {"round": 1}, "q": "keep"}}
     results = []
     for grants in ((aggregate, fields), (fields, aggregate)):
         engine = make_engine(*grants)
         decisions = []
         for index, value in enumerate([1.2, 2.2, 3.2]):
-            message = Message(TOPIC, orjson.dumps({"p": value}), START)
+            message = Message(TOPIC, orjson.dumps({"p": value, "q": index}), START)
             (decision,) = engine.evaluate(message, START + timedelta(seconds=index))
+            assert decision.payload is not None
+            assert decision.field_reasons["p"].code == "summarised_elsewhere"
+            assert "p is passed on to this recipient only as a summary per minute" in (
+                engine.explain(decision, "en").replace("“", "").replace("”", "")
+            )
             decisions.append(orjson.loads(decision.payload))
         (window,) = engine.flush(START + timedelta(minutes=1))
         results.append((decisions, orjson.loads(window.payload)["p"]))
     assert results[0] == results[1]
-    assert results[0] == ([{"p": 1}, {"p": 2}, {"p": 3}], {"mean": 2.2})
+    assert results[0] == ([{"q": 0}, {"q": 1}, {"q": 2}], {"mean": 2.2})

@@ -110,3 +110,61 @@ def test_describe_and_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["policy", "schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert schema["title"] == "Einblick policy"
+
+
+GRANTS = """einblick_policy: 1
+customer: acme
+name: Acme
+language: en
+devices:
+  - id: van
+    name: Van
+    kind: van
+    topics:
+      - pattern: "fleet/van"
+grants:
+  - id: tracking
+    recipient: logistics
+    purpose: Tracking
+    legal_basis: contract
+    devices: [van]
+    fields:
+      "*": keep
+  - id: driver-names
+    recipient: logistics
+    purpose: Driver names
+    legal_basis: contract
+    devices: [van]
+    fields:
+      driver.name: pseudonymise
+"""
+
+
+def test_check_refuses_grants_that_cannot_combine_at_both_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "acme.yaml"
+    policy.write_text(GRANTS, encoding="utf-8")
+    assert run(["policy", "check", str(policy)]) == 0
+    assert "overlaps" not in capsys.readouterr().err  # they combine: no warning
+    policy.write_text(GRANTS.replace('"*": keep', '"*": {round: 1}'), encoding="utf-8")
+    assert run(["policy", "check", str(policy)]) == 2
+    err = capsys.readouterr().err
+    lines = GRANTS.splitlines()
+    later, earlier = lines.index("  - id: driver-names") + 1, lines.index("  - id: tracking") + 1
+    assert f"{policy}:{later}:" in err and f"(line {earlier})" in err
+    assert "use the same kind in both" in err
+
+
+def test_explain_shows_each_release_and_the_grant_whose_line_decided(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "acme.yaml"
+    policy.write_text(GRANTS, encoding="utf-8")
+    message = '{"driver": {"name": "Hans Maier", "id": 17}, "speed": 42}'
+    argv = ["policy", "explain", str(policy), "--topic", "fleet/van", "--message", message]
+    assert run([*argv, "--lang", "en"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("[logistics] altered") == 2 and "Hans Maier" not in out
+    assert "driver.name: altered (pseudonymise), by 'driver.name' of grant 'driver-names'" in out
+    assert "(grant “driver-names”), the field left in that form" in out

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from policies.compiler import CompiledPolicy, lint
+from policies.compiler import CompiledPolicy
 from policies.engine import Engine
+from policies.lint import lint
 
 
 def test_examples_compile_without_warnings(examples: list[CompiledPolicy]) -> None:

@@ -1,0 +1,108 @@
+"""What one applying grant releases of one message: the body as one value, or its fields, each
+leaf in the most protective treatment of the recipient's applying grants (``policies.combine``).
+
+The engine decides which grants apply (``policies.engine``); here each one's release is built.
+A release that comes out empty or cannot be written is ``Held`` with its reason, and the engine
+withholds it. Several releases to one recipient are then made to agree on what was "kept here"
+(``besides``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import orjson
+
+from policies.body import TEXT, Parsed
+from policies.combine import release_with
+from policies.compiler import CompiledGrant
+from policies.decision import Alteration, Decision, Reason
+from policies.numbers import NumberOutOfRange, dumps_exact
+from policies.paths import NOTHING, Node, Release, release_root
+from policies.routes import Route
+from policies.verdicts import released
+
+__all__ = ["Held", "Walk", "besides", "release_fields", "release_whole"]
+
+
+@dataclass(frozen=True, slots=True)
+class Walk:
+    """A grant that applies to the message now, its release still to build."""
+
+    grant: CompiledGrant
+    key: bytes | None
+    topic: str
+    shared: list[str]  # topic levels released as they are
+    altered: list[Alteration]  # topic levels pseudonymised
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """Nothing of the message leaves under the grant, and why; ``rel``: the walk's problems."""
+
+    reason: Reason
+    rel: Release | None = None
+
+
+def release_whole(route: Route, walk: Walk, parsed: Parsed) -> Decision | Held:
+    """The body as one value (``$payload``); overlapping grants alter nothing inside it
+    (``policies.overlaps`` refuses a policy where they would)."""
+    grant = walk.grant
+    assert grant.whole is not None
+    rel = Release(walk.key)
+    got = grant.whole.apply(parsed.root, "$payload", None, rel)
+    if got is NOTHING:
+        return Held(rel.problems.get("$payload", Reason("nothing_released")), rel)
+    if grant.whole.fn is None:
+        body = parsed.raw  # keep: the exact bytes, literals like 23.20 untouched
+    elif parsed.state == TEXT and isinstance(got, str):
+        body = got.encode("utf-8", errors="surrogatepass")
+    else:
+        body = orjson.dumps(got)
+    return _released(route, walk, body, rel)
+
+
+def release_fields(
+    route: Route, walk: Walk, parsed: Parsed, *, key: bytes | None, shadows: list[Node]
+) -> Decision | Held:
+    """The fields ``walk.grant`` names, each in the most protective treatment the applying
+    grants' ``shadows`` allow (none: the grant's own walk, the fast path)."""
+    grant = walk.grant
+    rel = Release(key)
+    # The literal-keeping tree: a kept 23.20 or 2**70 leaves as the device wrote it.
+    if shadows:
+        out = release_with(parsed.exact(), grant.trie, shadows, rel)
+    else:
+        out = release_root(parsed.exact(), grant.trie, rel)
+    if not out:
+        return Held(next(iter(rel.problems.values()), grant.nothing_reason), rel)
+    try:
+        body = dumps_exact(out)
+    except NumberOutOfRange:  # inside a kept object; a kept number says its field
+        return Held(Reason("out_of_range", {"field": "$payload"}))
+    return _released(route, walk, body, rel)
+
+
+def _released(route: Route, walk: Walk, body: bytes, rel: Release) -> Decision:
+    return released(
+        route,
+        walk.grant,
+        walk.topic,
+        body=body,
+        shared=[*rel.shared.items, *walk.shared],
+        altered=[*rel.altered.items, *walk.altered],
+        withheld=tuple(rel.withheld.items),
+        opaque=False,
+        field_reasons=rel.problems,
+        omitted=rel.omitted(),
+        raised_by=tuple(sorted(rel.raised_by)),
+    )
+
+
+def besides(releases: list[Decision]) -> list[Decision]:
+    """Several releases to one recipient: a leaf one of them carries is not "kept here" in the
+    others' explanations (it did reach the recipient); each still lists only what it carries."""
+    sent = {p for d in releases for p in d.shared} | {a.path for d in releases for a in d.altered}
+    if "$payload" in sent:  # a body released whole carries every leaf
+        return [replace(d, withheld=()) for d in releases]
+    return [replace(d, withheld=tuple(p for p in d.withheld if p not in sent)) for d in releases]
