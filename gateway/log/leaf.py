@@ -33,8 +33,9 @@ covering the record (tree size > index) signed by the old key is refused.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 from gateway.log.chain import GATEWAY_CHAIN
 from gateway.log.merkle import leaf_hash
@@ -44,6 +45,7 @@ __all__ = [
     "ENTRY_VERSION",
     "LeafError",
     "Record",
+    "Records",
     "TreeInput",
     "entry_bytes",
     "entry_leaf",
@@ -118,6 +120,51 @@ def is_gateway(chain: str) -> bool:
 
 
 Record = tuple[int, int, int, bytes, bytes, int, bytes]  # version, index, at, body, src, flag, c
+
+
+class Records(Sequence[Record]):
+    """The first ``count`` entries of a blob of entry bytes, unpacked only when asked for.
+
+    The proof checker's bulk checks read columns straight from the bytes; only the rare paths
+    (rotation records, erasures, naming a problem) walk entries one by one, so a bundle of a
+    year's entries never builds a tuple per entry."""
+
+    __slots__ = ("_blob", "_count")
+
+    def __init__(self, blob: bytes, count: int) -> None:
+        self._blob = blob
+        self._count = count
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, pos: int) -> Record: ...
+
+    @overload
+    def __getitem__(self, pos: slice) -> Sequence[Record]: ...
+
+    def __getitem__(self, pos: int | slice) -> Record | Sequence[Record]:
+        if isinstance(pos, slice):
+            return [self[i] for i in range(*pos.indices(self._count))]
+        if pos < 0:
+            pos += self._count
+        if not 0 <= pos < self._count:
+            raise IndexError(f"entry position {pos} outside 0..{self._count - 1}")
+        found: Record = ENTRY_LAYOUT.unpack_from(self._blob, pos * ENTRY_SIZE)
+        return found
+
+    def __iter__(self) -> Iterator[Record]:
+        return ENTRY_LAYOUT.iter_unpack(memoryview(self._blob)[: self._count * ENTRY_SIZE])
+
+    def __reversed__(self) -> Iterator[Record]:
+        return (self[i] for i in range(self._count - 1, -1, -1))
+
+    def column(self, offset: int, size: int) -> list[bytes]:
+        """The ``size`` bytes at ``offset`` of every entry (e.g. 17, 32: the body digests)."""
+        blob = self._blob
+        end = self._count * ENTRY_SIZE
+        return [blob[i : i + size] for i in range(offset, end, ENTRY_SIZE)]
 
 
 @dataclass(slots=True)

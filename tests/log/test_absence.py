@@ -47,6 +47,18 @@ def test_held_content_matches_and_changed_content_is_named(log: Log) -> None:
     assert problem.what == "content given for an entry that committed to none"
 
 
+def test_content_moved_before_the_first_entry_is_not_taken_for_its_own(log: Log) -> None:
+    """An index before the entries given (a compacted prefix) must not reach another entry's
+    commitment: content moved from the second-last entry to index -2 is refused."""
+    log.write([make_draft(i, customer=C) for i in range(8)])
+    tree, records, docs = exported(log)
+    assert 6 in tree.content and len(records) == 8
+    moved = {i: t for i, t in tree.content.items() if i != 6} | {-2: tree.content[6]}
+    problem = verdict_of(replace(tree, content=moved), records, docs).problem
+    assert problem is not None and problem.index == -2
+    assert problem.what == "content given for an entry that committed to none"
+
+
 def test_removed_content_without_a_reason_is_tampering(log: Log) -> None:
     log.write([make_draft(i, customer=C) for i in range(8)])
     tree, records, docs = exported(log)
