@@ -43,6 +43,7 @@ from gateway.log.merkle import leaf_hash
 __all__ = [
     "ENTRY_SIZE",
     "ENTRY_VERSION",
+    "Hashes",
     "LeafError",
     "Record",
     "Records",
@@ -165,6 +166,40 @@ class Records(Sequence[Record]):
         blob = self._blob
         end = self._count * ENTRY_SIZE
         return [blob[i : i + size] for i in range(offset, end, ENTRY_SIZE)]
+
+
+class Hashes(Sequence[bytes]):
+    """32-byte hashes concatenated in one blob (a bundle's listed leaves), each sliced out only
+    when asked for; ``blob`` lets a checker compare them all at once."""
+
+    __slots__ = ("blob",)
+
+    def __init__(self, blob: bytes) -> None:
+        if len(blob) % 32:
+            raise ValueError(f"{len(blob)} bytes are not a whole number of 32-byte hashes")
+        self.blob = blob
+
+    def __len__(self) -> int:
+        return len(self.blob) // 32
+
+    @overload
+    def __getitem__(self, pos: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, pos: slice) -> Sequence[bytes]: ...
+
+    def __getitem__(self, pos: int | slice) -> bytes | Sequence[bytes]:
+        count = len(self)
+        if isinstance(pos, slice):
+            lo, hi, step = pos.indices(count)
+            if step == 1:
+                return Hashes(self.blob[lo * 32 : max(hi, lo) * 32])
+            return [self[i] for i in range(lo, hi, step)]
+        if pos < 0:
+            pos += count
+        if not 0 <= pos < count:
+            raise IndexError(f"hash position {pos} outside 0..{count - 1}")
+        return self.blob[pos * 32 : pos * 32 + 32]
 
 
 @dataclass(slots=True)

@@ -9,7 +9,8 @@ from datetime import timedelta
 import orjson
 
 from gateway.log.absence import check_content
-from gateway.log.bundle import export_customer, parse_bundle
+from gateway.log.bundle import export_customer
+from gateway.log.bundle_lines import parse_bundle
 from gateway.log.leaf import ENTRY_LAYOUT, Record, TreeInput
 from gateway.log.verdict import TAMPERED, TreeVerdict
 from tests.log.conftest import T0, Log, make_draft

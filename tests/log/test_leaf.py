@@ -9,6 +9,7 @@ import pytest
 
 from gateway.log.leaf import (
     ENTRY_SIZE,
+    Hashes,
     LeafError,
     Records,
     entry_bytes,
@@ -80,3 +81,18 @@ def test_records_unpack_each_entry_only_within_their_count() -> None:
     assert records.column(81, 1) == [b"\x00", b"\x01", b"\x00", b"\x01"]
     with pytest.raises(IndexError, match=r"outside 0\.\.3"):
         records[4]
+
+
+def test_hashes_slice_their_blob_32_bytes_at_a_time() -> None:
+    blob = b"".join(bytes([i]) * 32 for i in range(5))
+    hashes = Hashes(blob)
+    assert len(hashes) == 5 and list(hashes) == [bytes([i]) * 32 for i in range(5)]
+    assert hashes[-1] == bytes([4]) * 32
+    head = hashes[1:3]
+    assert isinstance(head, Hashes) and head.blob == blob[32:96]
+    assert list(hashes[::2]) == [bytes([i]) * 32 for i in (0, 2, 4)]
+    assert len(hashes[4:2]) == 0
+    with pytest.raises(IndexError):
+        hashes[5]
+    with pytest.raises(ValueError, match="not a whole number of 32-byte hashes"):
+        Hashes(blob[:-1])

@@ -7,7 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from gateway.log.bundle import export_customer, parse_bundle
+from gateway.log.bundle import export_customer
+from gateway.log.bundle_lines import parse_bundle
 from gateway.log.keys import Signer
 from gateway.log.leaf import ENTRY_SIZE, TreeInput
 from gateway.log.merkle import root_of_leaf_hashes
