@@ -10,8 +10,10 @@ whose content cut-off is after the entry's time (``gateway/log/SPEC.md`` §5).
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from operator import itemgetter
 
 from gateway.log.chain import _CONTENT
 from gateway.log.leaf import ENTRY_SIZE, Record, TreeInput
@@ -30,25 +32,32 @@ def _params(doc: Mapping[str, object]) -> Mapping[str, object]:
 
 
 def _all_held_match(data: TreeInput, count: int) -> bool:
-    """Bulk: every content given belongs to one of the first ``count`` entries, that entry's
-    flag is 1 and its commitment is the hash of the content; and no committed entry lacks its
-    content. False sends the caller to the precise walk, which names the entry."""
-    held, start, blob = data.content, data.start, data.entries
-    flags = blob[81 : count * ENTRY_SIZE : ENTRY_SIZE]
-    if flags.count(1) != len(held):
+    """Bulk: every content given belongs to one of the first ``count`` entries and hashes to
+    that entry's commitment, and no committed entry lacks its content. False sends the caller
+    to the precise walk, which names the entry."""
+    held, start = data.content, data.start
+    view = memoryview(data.entries)[: count * ENTRY_SIZE]
+    if view[81::ENTRY_SIZE].tobytes().count(1) != len(held):
         return False
     if not held:
         return True
-    positions = [i - start for i in held]
+    positions = list(held) if not start else [i - start for i in held]
     if min(positions) < 0 or max(positions) >= count:
-        return False  # a negative position would slice another entry's commitment
+        return False  # a negative position would pick another entry's commitment
     # Content at a position whose flag is 0 fails the comparison below: that entry's
     # commitment field is 32 zero bytes (checked with the entries), no hash's output.
-    sha = hashlib.sha256
-    prefix = _CONTENT
-    computed = [sha(prefix + tail).digest() for tail in held.values()]
-    offsets = [p * ENTRY_SIZE + 82 for p in positions]
-    return computed == [blob[o : o + 32] for o in offsets]
+    commitments = list(map(itemgetter(0), _COMMITMENT.iter_unpack(view)))
+    prefixed = hashlib.sha256(_CONTENT).copy
+    computed: list[bytes] = []
+    add = computed.append
+    for tail in held.values():
+        h = prefixed()
+        h.update(tail)
+        add(h.digest())
+    return computed == list(map(commitments.__getitem__, positions))
+
+
+_COMMITMENT = struct.Struct("82x32s")  # an entry's commitment field, its last 32 bytes
 
 
 def check_content(

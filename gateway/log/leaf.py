@@ -35,6 +35,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import overload
 
 from gateway.log.chain import GATEWAY_CHAIN
@@ -162,10 +163,11 @@ class Records(Sequence[Record]):
         return (self[i] for i in range(self._count - 1, -1, -1))
 
     def column(self, offset: int, size: int) -> list[bytes]:
-        """The ``size`` bytes at ``offset`` of every entry (e.g. 17, 32: the body digests)."""
-        blob = self._blob
-        end = self._count * ENTRY_SIZE
-        return [blob[i : i + size] for i in range(offset, end, ENTRY_SIZE)]
+        """The ``size`` bytes at ``offset`` of every entry (e.g. 17, 32: the body digests),
+        cut out by one struct pass in C."""
+        field = struct.Struct(f"{offset}x{size}s{ENTRY_SIZE - offset - size}x")
+        view = memoryview(self._blob)[: self._count * ENTRY_SIZE]
+        return list(map(itemgetter(0), field.iter_unpack(view)))
 
 
 class Hashes(Sequence[bytes]):
