@@ -45,13 +45,9 @@ from gateway.log.chain import (
     text_digest,
 )
 from gateway.log.keys import PublicKey
-from gateway.log.legacy import (
-    ChainWalk,
-    CheckpointRecord,
-    KeyRecord,
-    VerifyReport,
-    trusted_keys,
-)
+from gateway.log.legacy import ChainWalk, CheckpointRecord
+from gateway.log.legacy_keys import KeyRecord, trusted_keys
+from gateway.log.reports import VerifyReport
 
 __all__ = ["FORMAT", "verify_bundle_v1"]
 
