@@ -1,5 +1,5 @@
 """Legacy: verification of ``einblick-bundle/v1`` exports, written by Einblick up to the hash-chain
-log (migration 4). New exports are ``einblick-bundle/v2`` (``gateway.log.bundle``); a v1 file a
+log (migration 4). New exports are ``einblick-bundle/v3`` (``gateway.log.bundle``); a v1 file a
 customer kept still verifies here, unchanged.
 
 A customer's export: one self-contained file that verifies offline with the public key alone.
