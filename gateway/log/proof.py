@@ -115,7 +115,21 @@ def _entries(data: TreeInput, verdict: TreeVerdict) -> Records:
 def _well_formed(blob: bytes, n: int, start: int) -> bool:
     """Every entry has version 2, index ``start + position``, flag 0 or 1, and 32 zero bytes
     after a 0 flag — checked one byte column at a time (``blob[k::114]`` is byte ``k`` of every
-    entry), so the cost per entry is a few bytes copied in C."""
+    entry), so the cost per entry is a few bytes copied in C. Blocks of 1,024 entries keep
+    the forty column passes inside the processor's cache on a bundle of millions."""
+    view = memoryview(blob)
+    for first in range(0, n, _BLOCK):
+        count = min(_BLOCK, n - first)
+        block = view[first * ENTRY_SIZE : (first + count) * ENTRY_SIZE].tobytes()
+        if not _block_well_formed(block, count, start + first):
+            return False
+    return True
+
+
+_BLOCK = 1024
+
+
+def _block_well_formed(blob: bytes, n: int, start: int) -> bool:
     if blob[0::ENTRY_SIZE] != bytes([ENTRY_VERSION]) * n:
         return False
     flags = blob[81::ENTRY_SIZE]
@@ -130,8 +144,6 @@ def _well_formed(blob: bytes, n: int, start: int) -> bool:
         return False
     # OR of the 32 commitment bytes of every entry, one byte per entry, masked to the entries
     # whose flag is 0: any bit left is a non-zero commitment behind a 0 flag.
-    if not n:
-        return True
     ored = 0
     for k in range(32):
         ored |= int.from_bytes(blob[82 + k :: ENTRY_SIZE], "big")
