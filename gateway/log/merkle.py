@@ -70,12 +70,19 @@ def _split(n: int) -> int:
 def leaf_hashes(blob: bytes, size: int, count: int) -> list[bytes]:
     """The leaf hashes of the first ``count`` records of ``size`` bytes each in ``blob``.
 
-    One list comprehension, one concatenation and one hash object per leaf: measured the
-    cheapest way to hash many short records through hashlib (a copied hash object that already
-    took the 0x00 prefix costs one more method call per leaf).
+    Each from a copy of a hash object that already took the 0x00 prefix, fed a zero-copy
+    slice: no concatenation per leaf (measured a few per cent faster than hashing
+    ``b"\x00" + record``; the per-call cost of hashlib, not the hashing, dominates).
     """
-    sha = _sha256
-    return [sha(b"\x00" + blob[i : i + size]).digest() for i in range(0, count * size, size)]
+    prefixed = _sha256(b"\x00").copy
+    view = memoryview(blob)
+    leaves: list[bytes] = []
+    add = leaves.append
+    for i in range(0, count * size, size):
+        h = prefixed()
+        h.update(view[i : i + size])
+        add(h.digest())
+    return leaves
 
 
 def parent_level(level: Sequence[bytes]) -> list[bytes]:
