@@ -22,7 +22,6 @@ from gateway.log.bundle import export_customer, verify_bundle
 from gateway.log.checkpoints import latest_note
 from gateway.log.keys import PublicKey, Signer, load_public_key
 from gateway.log.leaf import tree_origin
-from gateway.log.legacy import VerifyReport
 from gateway.log.legacy_bundle import verify_bundle_v1
 from gateway.log.note import (
     ED25519_TYPE,
@@ -32,6 +31,7 @@ from gateway.log.note import (
 )
 from gateway.log.prove import check_entry_proof, prove_entry_file
 from gateway.log.reader import Reader
+from gateway.log.reports import VerifyReport
 from gateway.log.schema import configure_writer, ensure_schema
 from gateway.log.verdict import (
     INCOMPLETE,

@@ -33,8 +33,10 @@ covering the record (tree size > index) signed by the old key is refused.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import overload
 
 from gateway.log.chain import GATEWAY_CHAIN
 from gateway.log.merkle import leaf_hash
@@ -42,8 +44,10 @@ from gateway.log.merkle import leaf_hash
 __all__ = [
     "ENTRY_SIZE",
     "ENTRY_VERSION",
+    "Hashes",
     "LeafError",
     "Record",
+    "Records",
     "TreeInput",
     "entry_bytes",
     "entry_leaf",
@@ -118,6 +122,86 @@ def is_gateway(chain: str) -> bool:
 
 
 Record = tuple[int, int, int, bytes, bytes, int, bytes]  # version, index, at, body, src, flag, c
+
+
+class Records(Sequence[Record]):
+    """The first ``count`` entries of a blob of entry bytes, unpacked only when asked for.
+
+    The proof checker's bulk checks read columns straight from the bytes; only the rare paths
+    (rotation records, erasures, naming a problem) walk entries one by one, so a bundle of a
+    year's entries never builds a tuple per entry."""
+
+    __slots__ = ("_blob", "_count")
+
+    def __init__(self, blob: bytes, count: int) -> None:
+        self._blob = blob
+        self._count = count
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, pos: int) -> Record: ...
+
+    @overload
+    def __getitem__(self, pos: slice) -> Sequence[Record]: ...
+
+    def __getitem__(self, pos: int | slice) -> Record | Sequence[Record]:
+        if isinstance(pos, slice):
+            return [self[i] for i in range(*pos.indices(self._count))]
+        if pos < 0:
+            pos += self._count
+        if not 0 <= pos < self._count:
+            raise IndexError(f"entry position {pos} outside 0..{self._count - 1}")
+        found: Record = ENTRY_LAYOUT.unpack_from(self._blob, pos * ENTRY_SIZE)
+        return found
+
+    def __iter__(self) -> Iterator[Record]:
+        return ENTRY_LAYOUT.iter_unpack(memoryview(self._blob)[: self._count * ENTRY_SIZE])
+
+    def __reversed__(self) -> Iterator[Record]:
+        return (self[i] for i in range(self._count - 1, -1, -1))
+
+    def column(self, offset: int, size: int) -> list[bytes]:
+        """The ``size`` bytes at ``offset`` of every entry (e.g. 17, 32: the body digests),
+        cut out by one struct pass in C."""
+        field = struct.Struct(f"{offset}x{size}s{ENTRY_SIZE - offset - size}x")
+        view = memoryview(self._blob)[: self._count * ENTRY_SIZE]
+        return list(map(itemgetter(0), field.iter_unpack(view)))
+
+
+class Hashes(Sequence[bytes]):
+    """32-byte hashes concatenated in one blob (a bundle's listed leaves), each sliced out only
+    when asked for; ``blob`` lets a checker compare them all at once."""
+
+    __slots__ = ("blob",)
+
+    def __init__(self, blob: bytes) -> None:
+        if len(blob) % 32:
+            raise ValueError(f"{len(blob)} bytes are not a whole number of 32-byte hashes")
+        self.blob = blob
+
+    def __len__(self) -> int:
+        return len(self.blob) // 32
+
+    @overload
+    def __getitem__(self, pos: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, pos: slice) -> Sequence[bytes]: ...
+
+    def __getitem__(self, pos: int | slice) -> bytes | Sequence[bytes]:
+        count = len(self)
+        if isinstance(pos, slice):
+            lo, hi, step = pos.indices(count)
+            if step == 1:
+                return Hashes(self.blob[lo * 32 : max(hi, lo) * 32])
+            return [self[i] for i in range(lo, hi, step)]
+        if pos < 0:
+            pos += count
+        if not 0 <= pos < count:
+            raise IndexError(f"hash position {pos} outside 0..{count - 1}")
+        return self.blob[pos * 32 : pos * 32 + 32]
 
 
 @dataclass(slots=True)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -42,21 +42,20 @@ from gateway.log.chain import (
     content_commitment,
     entry_hash,
     genesis_hash,
-    rotation_message,
     salt_for,
     text_digest,
 )
 from gateway.log.entry import OUTCOMES
 from gateway.log.keys import PublicKey, fingerprint
+from gateway.log.legacy_keys import load_keys, trusted_keys
+from gateway.log.reports import ChainReport, VerifyReport
 
 __all__ = [
-    "ChainReport",
+    "ChainWalk",
     "CheckpointRecord",
     "EntryProof",
-    "KeyRecord",
-    "VerifyReport",
     "prove_entry",
-    "trusted_keys",
+    "verify_connection",
     "verify_db",
 ]
 
@@ -72,128 +71,6 @@ class CheckpointRecord:
     at: int
     key_id: bytes
     signature: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRecord:
-    """A public key; rotation records carry the previous key and both signatures."""
-
-    public: bytes
-    added_at: int
-    prev_key_id: bytes | None = None
-    sig_old: bytes | None = None
-    sig_new: bytes | None = None
-
-
-@dataclass(slots=True)
-class ChainReport:
-    customer: str
-    start: int  # first index present (compaction anchor or 0)
-    size: int = 0  # entries verified up to (exclusive)
-    signed: int = 0  # entries covered by the last valid checkpoint
-    checkpoints: int = 0
-    problem: ChainBroken | None = None
-
-    @property
-    def unsigned(self) -> int:
-        return max(self.size - self.signed, 0)
-
-
-@dataclass(slots=True)
-class VerifyReport:
-    origin: str
-    chains: list[ChainReport] = field(default_factory=list)
-    trusted: list[str] = field(default_factory=list)  # fingerprints
-    pinned: bool = False
-    key_problems: list[str] = field(default_factory=list)
-
-    @property
-    def problems(self) -> list[ChainBroken]:
-        return [c.problem for c in self.chains if c.problem is not None]
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems and not self.key_problems
-
-    @property
-    def first(self) -> ChainBroken | None:
-        found = self.problems
-        return found[0] if found else None
-
-    @property
-    def entries(self) -> int:
-        return sum(c.size - c.start for c in self.chains)
-
-    @property
-    def unsigned(self) -> int:
-        return sum(c.unsigned for c in self.chains)
-
-    def summary(self) -> str:
-        lines = [
-            f"origin {self.origin}: {len(self.chains)} chain(s), {self.entries} entries, "
-            # never "OK" beside entries no checkpoint covers yet: those are not proven
-            + ("FAILED" if not self.ok else "INCOMPLETE" if self.unsigned else "OK")
-        ]
-        keys = ", ".join(self.trusted) or "none"
-        lines.append(
-            ("pinned key: " if self.pinned else "key NOT pinned (pass --key); trusting: ") + keys
-        )
-        lines += [f"key problem: {p}" for p in self.key_problems]
-        for c in self.chains:
-            state = "ok" if c.problem is None else f"FAILED: {c.problem}"
-            tail = f", {c.unsigned} unsigned (after the last checkpoint)" if c.unsigned else ""
-            start = f" from anchor {c.start}" if c.start else ""
-            lines.append(
-                f"  {c.customer}: {c.size - c.start} entries{start}, {c.checkpoints} "
-                f"checkpoint(s){tail}: {state}"
-            )
-        return "\n".join(lines)
-
-
-def trusted_keys(
-    origin: str, keys: Sequence[KeyRecord], pinned: PublicKey | None
-) -> tuple[dict[bytes, PublicKey], list[str]]:
-    """The keys to trust: the pinned key (or the first key) and keys linked by valid rotations."""
-    problems: list[str] = []
-    by_id = {PublicKey(k.public).key_id: k for k in keys}
-    links: list[tuple[bytes, bytes]] = []
-    for k in keys:
-        if k.prev_key_id is None:
-            if k.added_at != 0 or k.sig_old is not None or k.sig_new is not None:
-                problems.append(
-                    f"first key {PublicKey(k.public).fingerprint}: expected a bare record "
-                    f"(added_at 0, no signatures), found added_at {k.added_at}"
-                )
-            continue
-        old = by_id.get(k.prev_key_id)
-        new = PublicKey(k.public)
-        if old is None or k.sig_old is None or k.sig_new is None:
-            problems.append(f"rotation to {new.fingerprint}: previous key record missing")
-            continue
-        message = rotation_message(origin, old.public, k.public, k.added_at)
-        if not PublicKey(old.public).verify(k.sig_old, message):
-            problems.append(
-                f"rotation to {new.fingerprint}: signature of the old key "
-                f"{fingerprint(k.prev_key_id)} does not verify"
-            )
-        elif not new.verify(k.sig_new, message):
-            problems.append(f"rotation to {new.fingerprint}: signature of the new key fails")
-        else:
-            links.append((k.prev_key_id, new.key_id))
-    if pinned is not None:
-        trusted = {pinned.key_id: pinned}
-    else:
-        roots = [k for k in keys if k.prev_key_id is None]
-        trusted = {PublicKey(r.public).key_id: PublicKey(r.public) for r in roots[:1]}
-    changed = True
-    while changed:
-        changed = False
-        for old_id, new_id in links:
-            if (old_id in trusted) != (new_id in trusted):
-                other = new_id if old_id in trusted else old_id
-                trusted[other] = PublicKey(by_id[other].public)
-                changed = True
-    return trusted, problems
 
 
 class ChainWalk:
@@ -379,15 +256,6 @@ def prove_entry(  # noqa: PLR0917 -- the facts of one proof, all needed
     return EntryProof(link_valid, checkpoint, signature_valid, head_matches)
 
 
-def _load_keys(conn: sqlite3.Connection) -> list[KeyRecord]:
-    return [
-        KeyRecord(bytes(r[0]), r[1], r[2], r[3], r[4])
-        for r in conn.execute(
-            "SELECT public, added_at, prev_key_id, sig_old, sig_new FROM keys ORDER BY id"
-        )
-    ]
-
-
 def verify_db(
     path: str | Path,
     *,
@@ -420,7 +288,7 @@ def verify_connection(
     row = conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
     origin = "" if row is None else str(row[0])
     report = VerifyReport(origin, pinned=public_key is not None)
-    trusted, report.key_problems = trusted_keys(origin, _load_keys(conn), public_key)
+    trusted, report.key_problems = trusted_keys(origin, load_keys(conn), public_key)
     report.trusted = [k.fingerprint for k in trusted.values()]
     chains = dict(conn.execute("SELECT id, name FROM chains"))
     if customer is not None:

@@ -1,5 +1,5 @@
 """Legacy: verification of ``einblick-bundle/v1`` exports, written by Einblick up to the hash-chain
-log (migration 4). New exports are ``einblick-bundle/v2`` (``gateway.log.bundle``); a v1 file a
+log (migration 4). New exports are ``einblick-bundle/v3`` (``gateway.log.bundle``); a v1 file a
 customer kept still verifies here, unchanged.
 
 A customer's export: one self-contained file that verifies offline with the public key alone.
@@ -45,13 +45,9 @@ from gateway.log.chain import (
     text_digest,
 )
 from gateway.log.keys import PublicKey
-from gateway.log.legacy import (
-    ChainWalk,
-    CheckpointRecord,
-    KeyRecord,
-    VerifyReport,
-    trusted_keys,
-)
+from gateway.log.legacy import ChainWalk, CheckpointRecord
+from gateway.log.legacy_keys import KeyRecord, trusted_keys
+from gateway.log.reports import VerifyReport
 
 __all__ = ["FORMAT", "verify_bundle_v1"]
 

@@ -7,10 +7,15 @@ RFC 6962 consistency proof reads its subtrees from the same levels.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
-from gateway.log.merkle import EMPTY_ROOT, ProofError, consistency_proof, node_hash
+from gateway.log.merkle import (
+    EMPTY_ROOT,
+    ProofError,
+    consistency_proof,
+    node_hash,
+    parent_level,
+)
 
 __all__ = ["Levels", "consistency_from", "levels_of", "prefix_root"]
 
@@ -55,20 +60,11 @@ def levels_of(
 
 
 def _full_levels(leaves: Sequence[bytes]) -> Levels:
-    """Every level of a tree with all its leaves: each node from a copy of a hash object that
-    has already taken the 0x01 prefix (no concatenation of the children)."""
-    prefixed = hashlib.sha256(b"\x01")
+    """Every level of a tree with all its leaves, one list comprehension per level."""
     level: list[bytes] = list(leaves)
     levels: Levels = [list(level)]
     while len(level) > 1:
-        nxt: list[bytes] = []
-        add = nxt.append
-        for left, right in zip(level[0::2], level[1::2], strict=False):
-            h = prefixed.copy()
-            h.update(left)
-            h.update(right)
-            add(h.digest())
-        level = nxt
+        level = parent_level(level)
         levels.append(list(level))
     return levels
 

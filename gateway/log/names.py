@@ -123,7 +123,7 @@ def has_names(conn: sqlite3.Connection) -> bool:
 
 def check_names(
     data: TreeInput,
-    records: list[Record],
+    records: Sequence[Record],
     docs: Mapping[bytes, dict[str, object]],
     verdict: TreeVerdict,
 ) -> None:

@@ -29,7 +29,8 @@ The verdict and its codes are ``gateway.log.verdict``'s; the key sequence of ste
 
 from __future__ import annotations
 
-import hashlib
+import sys
+from array import array
 from collections.abc import Sequence
 
 import orjson
@@ -38,15 +39,9 @@ from gateway.log.absence import check_content
 from gateway.log.chain import GATEWAY_CHAIN, body_digest
 from gateway.log.jcs import is_canonical
 from gateway.log.keys import PublicKey, fingerprint, key_id_of
-from gateway.log.leaf import (
-    ENTRY_LAYOUT,
-    ENTRY_SIZE,
-    ENTRY_VERSION,
-    Record,
-    TreeInput,
-)
+from gateway.log.leaf import ENTRY_SIZE, ENTRY_VERSION, Hashes, Records, TreeInput
 from gateway.log.levels import Levels, consistency_from, levels_of, prefix_root
-from gateway.log.merkle import ProofError, verify_consistency
+from gateway.log.merkle import ProofError, leaf_hashes, verify_consistency
 from gateway.log.names import check_names
 from gateway.log.note import (
     ED25519_TYPE,
@@ -75,28 +70,22 @@ def _short(value: bytes) -> str:
     return value.hex()[:16] + "…"
 
 
-def _entries(data: TreeInput, verdict: TreeVerdict) -> list[Record]:
-    """Parse and check the entry records; returns those before the first problem.
+def _entries(data: TreeInput, verdict: TreeVerdict) -> Records:
+    """Check the entry records; returns those before the first problem.
 
-    The common case is checked in bulk (C-level slicing and list comparison); only a log that
-    fails is walked entry by entry to name the first bad one."""
+    The common case is checked in bulk, column by column (strided slices and big-integer
+    arithmetic in C, nothing per entry in Python); only a log that fails is walked entry by
+    entry to name the first bad one."""
     blob = data.entries
     if len(blob) % ENTRY_SIZE:
         raise UnusableInput(
             f"entries: {len(blob)} bytes is not a whole number of {ENTRY_SIZE}-byte entries"
         )
-    records: list[Record] = list(ENTRY_LAYOUT.iter_unpack(blob))
-    n = len(records)
+    n = len(blob) // ENTRY_SIZE
+    if _well_formed(blob, n, data.start):
+        return Records(blob, n)
+    records = Records(blob, n)
     start = data.start
-    flags = blob[81::ENTRY_SIZE]
-    bulk_ok = (
-        blob[0::ENTRY_SIZE] == bytes([ENTRY_VERSION]) * n
-        and not flags.translate(None, b"\x00\x01")
-        and [r[1] for r in records] == list(range(start, start + n))
-        and all(records[p][6] == _ZERO32 for p in _positions(flags, 0))
-    )
-    if bulk_ok:
-        return records
     for pos, (version, index, _at, _body, _src, flag, commitment) in enumerate(records):
         expected = start + pos
         if index > expected:
@@ -119,34 +108,64 @@ def _entries(data: TreeInput, verdict: TreeVerdict) -> list[Record]:
             )
         else:
             continue
-        return records[:pos]
+        return Records(blob, pos)
     return records
 
 
-def _positions(column: bytes, value: int) -> list[int]:
-    """Positions in a one-byte-per-entry column holding ``value``."""
-    found = []
-    at = column.find(value)
-    while at >= 0:
-        found.append(at)
-        at = column.find(value, at + 1)
-    return found
+def _well_formed(blob: bytes, n: int, start: int) -> bool:
+    """Every entry has version 2, index ``start + position``, flag 0 or 1, and 32 zero bytes
+    after a 0 flag — checked one byte column at a time (``blob[k::114]`` is byte ``k`` of every
+    entry), so the cost per entry is a few bytes copied in C. Blocks of 1,024 entries keep
+    the forty column passes inside the processor's cache on a bundle of millions."""
+    view = memoryview(blob)
+    for first in range(0, n, _BLOCK):
+        count = min(_BLOCK, n - first)
+        block = view[first * ENTRY_SIZE : (first + count) * ENTRY_SIZE].tobytes()
+        if not _block_well_formed(block, count, start + first):
+            return False
+    return True
 
 
-def _check_leaves(data: TreeInput, count: int, verdict: TreeVerdict) -> None:
-    # One hash object per leaf copied from one that has already taken the 0x00 prefix, fed a
-    # zero-copy slice: 2.5x faster than building and hashing b"\x00" + entry (measured).
-    view = memoryview(data.entries)
-    prefixed = hashlib.sha256(b"\x00")
-    computed: list[bytes] = []
-    add = computed.append
-    for i in range(0, count * ENTRY_SIZE, ENTRY_SIZE):
-        h = prefixed.copy()
-        h.update(view[i : i + ENTRY_SIZE])
-        add(h.digest())
+_BLOCK = 1024
+
+
+def _block_well_formed(blob: bytes, n: int, start: int) -> bool:
+    if blob[0::ENTRY_SIZE] != bytes([ENTRY_VERSION]) * n:
+        return False
+    flags = blob[81::ENTRY_SIZE]
+    if flags.translate(None, b"\x00\x01"):
+        return False
+    # The indexes as they must be, big-endian; byte k of each index is column 1 + k.
+    wanted = array("Q", range(start, start + n))
+    if sys.byteorder == "little":
+        wanted.byteswap()
+    expected = wanted.tobytes()
+    if any(blob[1 + k :: ENTRY_SIZE] != expected[k::8] for k in range(8)):
+        return False
+    # OR of the 32 commitment bytes of every entry, one byte per entry, masked to the entries
+    # whose flag is 0: any bit left is a non-zero commitment behind a 0 flag.
+    ored = 0
+    for k in range(32):
+        ored |= int.from_bytes(blob[82 + k :: ENTRY_SIZE], "big")
+    unflagged = int.from_bytes(flags.translate(_UNFLAGGED), "big")
+    return not ored & unflagged
+
+
+# flag byte -> 0xff where the flag is 0 (no commitment), 0x00 elsewhere
+_UNFLAGGED = bytes([0xFF]) + bytes(255)
+
+
+def _check_leaves(data: TreeInput, count: int, verdict: TreeVerdict) -> list[bytes]:
+    """The leaf hash of each of the first ``count`` entries, checked against the listed ones;
+    returns the leaves up to the first that does not match."""
+    computed = leaf_hashes(data.entries, ENTRY_SIZE, count)
     listed = data.leaves
-    if len(listed) >= count and computed == list(listed[:count]):
-        return
+    if len(listed) >= count:
+        if isinstance(listed, Hashes):  # a bundle's: one comparison of the joined hashes
+            if listed.blob[: count * 32] == b"".join(computed):
+                return computed
+        elif computed == list(listed[:count]):
+            return computed
     for pos, leaf in enumerate(computed):
         if pos >= len(listed) or listed[pos] != leaf:
             verdict.fail(
@@ -156,16 +175,17 @@ def _check_leaves(data: TreeInput, count: int, verdict: TreeVerdict) -> None:
                 _short(listed[pos]) if pos < len(listed) else "a listed leaf",
                 _short(leaf),
             )
-            return
+            return computed[:pos]
+    return computed
 
 
 def _bodies(
-    data: TreeInput, records: list[Record], verdict: TreeVerdict
+    data: TreeInput, records: Records, verdict: TreeVerdict
 ) -> dict[bytes, dict[str, object]]:
     """Check every distinct body once; a problem is named at its first entry."""
     docs: dict[bytes, dict[str, object]] = {}
     bad: dict[bytes, tuple[str, str, str]] = {}
-    for digest in {r[3] for r in records}:
+    for digest in set(records.column(17, 32)):
         raw = data.bodies.get(digest)
         if raw is None:
             bad[digest] = ("body missing", _short(digest), "none")
@@ -202,7 +222,7 @@ def check_tree(
     verdict = TreeVerdict(data.origin, data.customer, start=data.start)
     records = _entries(data, verdict)
     count = len(records)
-    _check_leaves(data, count, verdict)
+    computed = _check_leaves(data, count, verdict)
     docs = _bodies(data, records, verdict)
     rotations = check_rotations(data, records, docs, verdict)
     sequence = [data.first_key] + [r.new for r in rotations]
@@ -216,7 +236,7 @@ def check_tree(
             " → ".join(verdict.keys),
         )
     limit = count if verdict.problem is None else min(count, verdict.problem.index - data.start)
-    leaves = list(data.leaves[:limit])
+    leaves = computed[:limit]  # equal to the listed leaves up to the first problem
     size = data.start + len(leaves)
     verdict.size = data.start + count
     try:

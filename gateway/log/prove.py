@@ -103,6 +103,14 @@ class ProofVerdict:
     names: bytes = b""  # the names document carried and checked against the body (RFC 8785)
 
 
+def _refused(  # noqa: PLR0917 -- a problem's facts, in the order a Problem takes them
+    code: int, cp: Checkpoint | None, index: int, what: str, expected: str, found: str
+) -> ProofVerdict:
+    """A verdict that proves nothing: no body is handed on, the problem says why."""
+    origin, size = ("", 0) if cp is None else (cp.origin, cp.size)
+    return ProofVerdict(code, origin, size, b"", Problem(code, index, what, expected, found))
+
+
 def check_entry_proof(text: str, public: PublicKey) -> ProofVerdict:
     """Check a tlog-proof file against the key the customer trusts."""
     try:
@@ -110,37 +118,22 @@ def check_entry_proof(text: str, public: PublicKey) -> ProofVerdict:
         note = proof.checkpoint_note
         cp = Checkpoint.parse(note[: note.find("\n\n") + 1])
     except NoteError as exc:
-        return ProofVerdict(
-            UNUSABLE,
-            "",
-            0,
-            b"",
-            Problem(UNUSABLE, 0, "not a proof", "c2sp.org/tlog-proof@v1", str(exc)),
-        )
+        return _refused(UNUSABLE, None, 0, "not a proof", "c2sp.org/tlog-proof@v1", str(exc))
     try:
         open_note(note, [Verifier(cp.origin, ED25519_TYPE, public.raw)])
     except NoteError as exc:
-        return ProofVerdict(
+        return _refused(
             TAMPERED,
-            cp.origin,
-            cp.size,
-            b"",
-            Problem(
-                TAMPERED,
-                proof.index,
-                "the checkpoint is not signed by the key you trust",
-                public.fingerprint,
-                str(exc)[:120],
-            ),
+            cp,
+            proof.index,
+            "the checkpoint is not signed by the key you trust",
+            public.fingerprint,
+            str(exc)[:120],
         )
     extra = proof.extra or b""
     if len(extra) < ENTRY_SIZE:
-        return ProofVerdict(
-            UNUSABLE,
-            cp.origin,
-            cp.size,
-            b"",
-            Problem(UNUSABLE, proof.index, "no entry bytes to recompute the leaf", "extra", "none"),
+        return _refused(
+            UNUSABLE, cp, proof.index, "no entry bytes to recompute the leaf", "extra", "none"
         )
     entry, rest = extra[:ENTRY_SIZE], extra[ENTRY_SIZE:]
     body, mark, names_part = rest.partition(_NAMES_MARK)
@@ -148,46 +141,31 @@ def check_entry_proof(text: str, public: PublicKey) -> ProofVerdict:
         index, _at, digest, _src, _c = parse_entry(entry)
         verify_inclusion(leaf_hash(entry), proof.index, cp.size, proof.proof, cp.root)
     except (LeafError, ProofError) as exc:
-        return ProofVerdict(
+        return _refused(
             TAMPERED,
-            cp.origin,
-            cp.size,
-            b"",
-            Problem(
-                TAMPERED,
-                proof.index,
-                "not included in the signed tree",
-                "a valid inclusion proof",
-                str(exc),
-            ),
+            cp,
+            proof.index,
+            "not included in the signed tree",
+            "a valid inclusion proof",
+            str(exc),
         )
     if index != proof.index:
-        return ProofVerdict(
+        return _refused(
             TAMPERED,
-            cp.origin,
-            cp.size,
-            b"",
-            Problem(
-                TAMPERED,
-                proof.index,
-                "the entry bytes carry another index",
-                str(proof.index),
-                str(index),
-            ),
+            cp,
+            proof.index,
+            "the entry bytes carry another index",
+            str(proof.index),
+            str(index),
         )
     if body and body_digest(body) != digest:
-        return ProofVerdict(
+        return _refused(
             TAMPERED,
-            cp.origin,
-            cp.size,
-            b"",
-            Problem(
-                TAMPERED,
-                index,
-                "the body does not match the entry's digest",
-                digest.hex()[:16],
-                body_digest(body).hex()[:16],
-            ),
+            cp,
+            index,
+            "the body does not match the entry's digest",
+            digest.hex()[:16],
+            body_digest(body).hex()[:16],
         )
     if mark:
         problem = _names_check(index, body, names_part)

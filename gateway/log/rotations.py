@@ -35,7 +35,7 @@ def _params(doc: Mapping[str, object]) -> Mapping[str, object]:
 
 def check_rotations(
     data: TreeInput,
-    records: list[Record],
+    records: Sequence[Record],
     docs: Mapping[bytes, dict[str, object]],
     verdict: TreeVerdict,
 ) -> list[Rotation]:

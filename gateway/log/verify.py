@@ -22,17 +22,12 @@ from pathlib import Path
 from gateway.errors import ChainBroken, LogError
 from gateway.log.keys import PublicKey
 from gateway.log.leaf import ENTRY_SIZE, entry_bytes, tree_origin
-from gateway.log.legacy import (
-    ChainReport,
-    CheckpointRecord,
-    EntryProof,
-    VerifyReport,
-    prove_entry,
-)
+from gateway.log.legacy import CheckpointRecord, EntryProof, prove_entry
 from gateway.log.legacy import verify_connection as verify_legacy
 from gateway.log.merkle import ProofError, leaf_hash, verify_inclusion
 from gateway.log.note import ED25519_TYPE, Checkpoint, NoteError, Verifier, open_note
 from gateway.log.proof import check_tree
+from gateway.log.reports import ChainReport, VerifyReport
 from gateway.log.stored import note_signature, rows_problem, seal_problem, tree_input
 from gateway.log.tree import TreeHashes, tree_info
 from gateway.log.verdict import INCOMPLETE, NO_WITNESSES, TreeVerdict, WitnessPolicy

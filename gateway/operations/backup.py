@@ -50,7 +50,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from gateway.config import Config
 from gateway.errors import GatewayError
 from gateway.log.keys import PublicKey, Signer, load_public_key
-from gateway.log.legacy import VerifyReport
+from gateway.log.reports import VerifyReport
 from gateway.log.verify import verify_db
 
 __all__ = [

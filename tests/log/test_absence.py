@@ -9,7 +9,8 @@ from datetime import timedelta
 import orjson
 
 from gateway.log.absence import check_content
-from gateway.log.bundle import export_customer, parse_bundle
+from gateway.log.bundle import export_customer
+from gateway.log.bundle_lines import parse_bundle
 from gateway.log.leaf import ENTRY_LAYOUT, Record, TreeInput
 from gateway.log.verdict import TAMPERED, TreeVerdict
 from tests.log.conftest import T0, Log, make_draft
@@ -44,6 +45,18 @@ def test_held_content_matches_and_changed_content_is_named(log: Log) -> None:
     stray = replace(tree, content={**tree.content, 3: tree.content[4]})
     problem = verdict_of(stray, records, docs).problem
     assert problem is not None and problem.index == 3
+    assert problem.what == "content given for an entry that committed to none"
+
+
+def test_content_moved_before_the_first_entry_is_not_taken_for_its_own(log: Log) -> None:
+    """An index before the entries given (a compacted prefix) must not reach another entry's
+    commitment: content moved from the second-last entry to index -2 is refused."""
+    log.write([make_draft(i, customer=C) for i in range(8)])
+    tree, records, docs = exported(log)
+    assert 6 in tree.content and len(records) == 8
+    moved = {i: t for i, t in tree.content.items() if i != 6} | {-2: tree.content[6]}
+    problem = verdict_of(replace(tree, content=moved), records, docs).problem
+    assert problem is not None and problem.index == -2
     assert problem.what == "content given for an entry that committed to none"
 
 

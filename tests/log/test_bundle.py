@@ -1,4 +1,4 @@
-"""Bundles v2 verify offline with the public key alone; any change is detected, strictly."""
+"""Bundles verify offline with the public key alone; any change is detected, strictly."""
 
 from __future__ import annotations
 
@@ -66,8 +66,7 @@ def test_altered_entry_time_fails_naming_it(log: Log, signer: Signer) -> None:
     rows = lines(export_customer(log.path, C))
     chunk = next(r for r in rows if r["t"] == "entries")
     data = bytearray(base64.b64decode(str(chunk["data"])))
-    record = 6 * (ENTRY_SIZE + 32)
-    data[record + 16] ^= 1  # the last byte of entry 6's time
+    data[6 * ENTRY_SIZE + 16] ^= 1  # the last byte of entry 6's time (v3: entries, then leaves)
     chunk["data"] = base64.b64encode(bytes(data)).decode()
     verdict = verify_bundle(dump(rows), signer.public)
     assert verdict.problem is not None and verdict.problem.code == TAMPERED
@@ -139,7 +138,7 @@ def test_witness_policy_counts_cosignatures(log: Log, signer: Signer) -> None:
 
 
 def test_empty_or_malformed_bundle_is_unusable(signer: Signer) -> None:
-    header = {"t": "header", "format": "einblick-bundle/v2", "origin": "o", "customer": C}
+    header = {"t": "header", "format": "einblick-bundle/v3", "origin": "o", "customer": C}
     with pytest.raises(UnusableInput):
         verify_bundle(orjson.dumps(header, option=orjson.OPT_SORT_KEYS) + b"\n", signer.public)
     with pytest.raises(UnusableInput):

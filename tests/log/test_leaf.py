@@ -9,7 +9,9 @@ import pytest
 
 from gateway.log.leaf import (
     ENTRY_SIZE,
+    Hashes,
     LeafError,
+    Records,
     entry_bytes,
     entry_leaf,
     parse_entry,
@@ -63,3 +65,34 @@ def test_origin_and_rotation_record() -> None:
     old, new = b"\x01" * 32, b"\x02" * 32
     message = rotation_message_v2("edge-01/b", 5, old, new)
     assert message == b"einblick/rotation/v2\x00edge-01/b\x00" + (5).to_bytes(8) + old + new
+
+
+def test_records_unpack_each_entry_only_within_their_count() -> None:
+    blob = b"".join(
+        entry_bytes(i, 10 * i, BODY, SOURCE, COMMIT if i % 2 else None) for i in range(5)
+    )
+    records = Records(blob, 4)  # the fifth entry lies past the accepted ones
+    assert len(records) == 4
+    assert [r[1] for r in records] == [0, 1, 2, 3]
+    assert [r[1] for r in reversed(records)] == [3, 2, 1, 0]
+    assert records[1] == (2, 1, 10, BODY, SOURCE, 1, COMMIT)
+    assert records[-1][1] == 3 and [r[1] for r in records[1:3]] == [1, 2]
+    assert records.column(17, 32) == [BODY] * 4
+    assert records.column(81, 1) == [b"\x00", b"\x01", b"\x00", b"\x01"]
+    with pytest.raises(IndexError, match=r"outside 0\.\.3"):
+        records[4]
+
+
+def test_hashes_slice_their_blob_32_bytes_at_a_time() -> None:
+    blob = b"".join(bytes([i]) * 32 for i in range(5))
+    hashes = Hashes(blob)
+    assert len(hashes) == 5 and list(hashes) == [bytes([i]) * 32 for i in range(5)]
+    assert hashes[-1] == bytes([4]) * 32
+    head = hashes[1:3]
+    assert isinstance(head, Hashes) and head.blob == blob[32:96]
+    assert list(hashes[::2]) == [bytes([i]) * 32 for i in (0, 2, 4)]
+    assert len(hashes[4:2]) == 0
+    with pytest.raises(IndexError):
+        hashes[5]
+    with pytest.raises(ValueError, match="not a whole number of 32-byte hashes"):
+        Hashes(blob[:-1])

@@ -16,7 +16,9 @@ from gateway.log.merkle import (
     consistency_proof,
     inclusion_proof,
     leaf_hash,
+    leaf_hashes,
     node_hash,
+    parent_level,
     root_of_leaf_hashes,
     verify_consistency,
     verify_inclusion,
@@ -87,6 +89,20 @@ def test_roots_match_the_reference_vectors_by_every_route() -> None:
         assert root_of_leaf_hashes(hashes).hex() == expected
         assert edge.root().hex() == expected
         assert mth(hashes).hex() == expected
+
+
+@given(st.integers(min_value=0, max_value=40), st.integers(min_value=1, max_value=130))
+def test_bulk_leaf_hashes_are_the_leaf_hash_of_each_record(count: int, size: int) -> None:
+    blob = bytes(range(256)) * (count * size // 256 + 1)
+    records = [blob[i * size : (i + 1) * size] for i in range(count)]
+    assert leaf_hashes(blob, size, count) == [leaf_hash(r) for r in records]
+    assert leaf_hashes(blob, size, count)[:2] == leaf_hashes(blob, size, min(count, 2))
+
+
+@given(st.integers(min_value=0, max_value=40))
+def test_a_parent_level_pairs_from_the_left_and_leaves_a_lone_node_out(n: int) -> None:
+    level = leaves_of(n)
+    assert parent_level(level) == [node_hash(level[i], level[i + 1]) for i in range(0, n - 1, 2)]
 
 
 @given(st.integers(min_value=0, max_value=300))

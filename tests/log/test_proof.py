@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from gateway.log.bundle import export_customer, parse_bundle
+import pytest
+
+from gateway.log.bundle import export_customer
+from gateway.log.bundle_lines import parse_bundle
 from gateway.log.keys import Signer
 from gateway.log.leaf import ENTRY_SIZE, TreeInput
 from gateway.log.merkle import root_of_leaf_hashes
@@ -68,3 +71,42 @@ def test_a_kept_checkpoint_the_log_no_longer_extends(log: Log, signer: Signer) -
     assert other.problem is not None and "history rewritten" in other.problem.what
     longer = check_tree(tree, signer.public, since=Kept(11, b"\x01" * 32))
     assert longer.problem is not None and "cut back" in longer.problem.what
+
+
+def _changed(tree: TreeInput, offset: int, xor: int) -> TreeInput:
+    raw = bytearray(tree.entries)
+    raw[offset] ^= xor
+    return replace(tree, entries=bytes(raw))
+
+
+@pytest.mark.parametrize("k", range(8))
+def test_every_byte_of_an_index_is_checked_in_bulk(log: Log, signer: Signer, k: int) -> None:
+    """The bulk check compares each of the index's eight byte columns; a change in any one is
+    named at its entry by the precise walk, before the leaf check would see it."""
+    tree = tree_of(log)
+    verdict = check_tree(_changed(tree, 5 * ENTRY_SIZE + 1 + k, 0x01), signer.public)
+    assert verdict.problem is not None and verdict.code == TAMPERED
+    if k == 7:  # index 5 becomes 4: a repeat of an index already taken
+        assert (verdict.problem.index, verdict.problem.what) == (
+            4,
+            "entry inserted, repeated or out of order",
+        )
+    else:  # a larger index: entry 5 is missing
+        assert (verdict.problem.index, verdict.problem.what) == (5, "entry missing")
+
+
+@pytest.mark.parametrize(
+    ("offset", "xor"),
+    [(0, 0x01), (81, 0x02), (81, 0x03), *((82 + k, 0x80) for k in (0, 13, 31))],
+    ids=["version", "flag-2", "flag-3", "commitment-0", "commitment-13", "commitment-31"],
+)
+def test_a_layout_violation_is_found_in_bulk_and_named(
+    log: Log, signer: Signer, offset: int, xor: int
+) -> None:
+    tree = tree_of(log)
+    unflagged = [p for p in range(10) if tree.entries[p * ENTRY_SIZE + 81] == 0]
+    assert unflagged  # make_draft withholds every fourth message: no content, flag 0
+    pos = unflagged[-1]
+    verdict = check_tree(_changed(tree, pos * ENTRY_SIZE + offset, xor), signer.public)
+    assert verdict.problem is not None
+    assert (verdict.problem.index, verdict.problem.what) == (pos, "entry bytes not in layout v2")

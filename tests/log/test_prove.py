@@ -113,3 +113,45 @@ def test_the_cli_prints_the_checked_document(
     )
     assert code == 0, err.getvalue()
     assert "oven-2: temperature shared with Wartung GmbH" in out.getvalue()
+
+
+def test_every_refusal_hands_on_no_body_and_says_which_checkpoint(
+    proof: TlogProof, signer: Signer
+) -> None:
+    """Each way a proof fails gives its code, the checkpoint's origin and size where it was
+    read, and never the body: a caller cannot show an unproven explanation as proven."""
+    extra = proof.extra or b""
+    note = proof.checkpoint_note
+    origin = note.split("\n", 1)[0]
+    other_index = bytearray(extra)
+    other_index[8] ^= 1  # the entry's own index field (its last byte)
+    cases = [
+        ("garbage\n", signer.public, UNUSABLE, ("", 0), "not a proof"),
+        (proof.text, Signer.generate().public, TAMPERED, (origin, 9), "not signed by the key"),
+        (
+            TlogProof(proof.index, proof.proof, note, extra[:10]).text,
+            signer.public,
+            UNUSABLE,
+            (origin, 9),
+            "no entry bytes",
+        ),
+        (
+            TlogProof(proof.index, proof.proof, note, bytes(other_index)).text,
+            signer.public,
+            TAMPERED,
+            (origin, 9),
+            "not included in the signed tree",
+        ),
+        (
+            TlogProof(proof.index, proof.proof, note, extra.replace(b"Wartung", b"Werbung")).text,
+            signer.public,
+            TAMPERED,
+            (origin, 9),
+            "the body does not match",
+        ),
+    ]
+    for text, key, code, (want_origin, want_size), what in cases:
+        verdict = check_entry_proof(text, key)
+        assert verdict.problem is not None and what in verdict.problem.what
+        assert (verdict.code, verdict.problem.code) == (code, code)
+        assert (verdict.origin, verdict.size, verdict.body) == (want_origin, want_size, b"")

@@ -9,7 +9,8 @@ from datetime import timedelta
 
 import orjson
 
-from gateway.log.bundle import export_customer, parse_bundle
+from gateway.log.bundle import export_customer
+from gateway.log.bundle_lines import parse_bundle
 from gateway.log.keys import Signer
 from gateway.log.leaf import ENTRY_LAYOUT, Record, TreeInput
 from gateway.log.rotations import Rotation, check_rotations, key_at

@@ -6,7 +6,8 @@ from __future__ import annotations
 import sqlite3
 
 from gateway.errors import ChainBroken
-from gateway.log.bundle import export_customer, parse_bundle
+from gateway.log.bundle import export_customer
+from gateway.log.bundle_lines import parse_bundle
 from gateway.log.leaf import TreeInput
 from gateway.log.stored import note_signature, rows_problem, tree_input
 from gateway.log.tree import TreeInfo, tree_info

@@ -52,15 +52,35 @@ def _dump(lines: list[dict[str, Any]]) -> bytes:
 
 
 def _records(lines: list[dict[str, Any]]) -> list[bytes]:
-    blob = b"".join(base64.b64decode(x["data"]) for x in lines if x["t"] == "entries")
-    return [blob[i : i + RECORD] for i in range(0, len(blob), RECORD)]
+    """Each entry's 114 bytes followed by its listed leaf (one line: k entries, then k leaves)."""
+    records = []
+    for line in lines:
+        if line["t"] == "entries":
+            data = base64.b64decode(line["data"])
+            k = len(data) // RECORD
+            entries, leaves = data[: k * ENTRY_SIZE], data[k * ENTRY_SIZE :]
+            records += [
+                entries[i * ENTRY_SIZE : (i + 1) * ENTRY_SIZE] + leaves[i * 32 : (i + 1) * 32]
+                for i in range(k)
+            ]
+    return records
 
 
 def _with_records(lines: list[dict[str, Any]], records: list[bytes]) -> list[dict[str, Any]]:
     out = [x for x in lines if x["t"] != "entries"]
     at = next(i for i, x in enumerate(out) if x["t"] in ("content", "checkpoint"))
-    chunk = {"t": "entries", "first": 0, "data": base64.b64encode(b"".join(records)).decode()}
+    data = b"".join(r[:ENTRY_SIZE] for r in records) + b"".join(r[ENTRY_SIZE:] for r in records)
+    chunk = {"t": "entries", "first": 0, "data": base64.b64encode(data).decode()}
     return [*out[:at], chunk, *out[at:]]
+
+
+def _without_first_content(data: bytes) -> tuple[int, bytes]:
+    """A content line's bytes with its first record dropped, and that record's entry index."""
+    (k,) = struct.unpack_from(">I", data)
+    indexes = struct.unpack_from(f">{k}Q", data, 4)
+    lengths = struct.unpack_from(f">{k}I", data, 4 + 8 * k)
+    rest = data[4 + 12 * k + lengths[0] :]
+    return indexes[0], struct.pack(f">I{k - 1}Q{k - 1}I", k - 1, *indexes[1:], *lengths[1:]) + rest
 
 
 def _resign(
@@ -154,10 +174,8 @@ def build(directory: Path) -> list[dict[str, Any]]:
 
     # the first content record dropped, with no erasure behind it
     at_line = next(i for i, x in enumerate(lines) if x["t"] == "content")
-    chunk = base64.b64decode(lines[at_line]["data"])
-    victim, length = struct.unpack_from(">QI", chunk)
+    victim, rest = _without_first_content(base64.b64decode(lines[at_line]["data"]))
     stripped = list(lines)
-    rest = chunk[12 + length :]
     stripped[at_line] = {"t": "content", "data": base64.b64encode(rest).decode()}
     add("content-stripped.bundle", _dump(stripped), 1, victim)
 
