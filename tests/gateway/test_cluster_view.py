@@ -15,6 +15,7 @@ from gateway.config import load_config
 from gateway.errors import GatewayError
 from gateway.log.keys import Signer
 from gateway.log.transfer import adopt_tree, close_tree, open_tree_record, read_tree
+from gateway.messages.subscriptions import cluster_subscriptions
 from gateway.operations.cluster import ClusterViewError, check_ownership, holder, load_instances
 from tests.log.conftest import Log, make_draft
 
@@ -211,6 +212,9 @@ def test_after_a_handover_the_new_instance_owns_the_customer_and_exports_one_his
     check_ownership(old)
     check_ownership(new)
     assert (old.owns("werk-b"), new.owns("werk-b")) == (False, True)
+    # hall-b's section still lists werk-b, but its session drops werk-b's topics at connect
+    held = cluster_subscriptions(old, list, dict)
+    assert held is not None and "devices/werk-b/#" not in held._wanted()
     # a reload keeps what the log recorded (the file cannot undo a signed handover)
     running = Gateway(old)
     running._set_config(load_config(cluster[1]))  # what reload does with the re-read file
