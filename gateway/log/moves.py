@@ -75,3 +75,23 @@ def read_moves(db_path: Path, instance: str) -> Moves:
         if reason == HANDED_OVER and params.get("to") == tree_origin(instance, customer):
             taken.add(customer)
     return Moves(handed_out, frozenset(taken - set(handed_out)))
+
+
+def stored_origin_at(conn: sqlite3.Connection, box_origin: str, name: str, size: int) -> str:
+    """The origin a stored checkpoint of ``size`` of the tree ``name`` is signed under: before a
+    handover this tree took over, the old instance's (a viewer's ✓ beside an adopted checkpoint;
+    ``einblick verify`` checks the records themselves)."""
+    records: list[tuple[int, str]] = []
+    for (doc,) in conn.execute(
+        "SELECT doc FROM bodies WHERE instr(doc, ?) > 0", (f'"reason":"{HANDED_OVER}"',)
+    ):
+        value = orjson.loads(bytes(doc))
+        if not isinstance(value, dict) or value.get("customer") != name:
+            continue
+        reason, params = _params(bytes(doc))
+        if reason == HANDED_OVER and str(params.get("size", "")).isdigit():
+            records.append((int(str(params["size"])), str(params.get("from"))))
+    for index, before in sorted(records):
+        if size <= index:
+            return before
+    return tree_origin(box_origin, name)

@@ -16,6 +16,7 @@ import pytest
 
 from gateway.log.bundle import export_customer, verify_bundle
 from gateway.log.keys import Signer
+from gateway.log.reader import Reader
 from gateway.log.transfer import (
     ClosedTree,
     TransferError,
@@ -24,7 +25,7 @@ from gateway.log.transfer import (
     open_tree_record,
     read_tree,
 )
-from gateway.log.verify import verify_db
+from gateway.log.verify import entry_proof, verify_db
 from tests.log.conftest import Log, make_draft
 
 C = "baeckerei-schmidt"
@@ -92,6 +93,20 @@ def test_the_new_instance_continues_the_tree_and_exports_one_history(
     report = verify_db(new.path)
     assert [(c.customer, c.problem) for c in report.chains if c.problem is not None] == []
     assert {c.customer: c.size for c in report.chains}[C] == 322
+
+    # what a viewer shows beside each checkpoint and each entry: ✓ before the handover too
+    reader = Reader.open(new.path)
+    try:
+        infos = reader.checkpoint_infos(customer=C, limit=1000)
+        assert len(infos) == 6 and all(i.signature_valid for i in infos)  # 4 old-origin, 2 new
+        chain = reader.chain_id(C)
+        assert chain is not None
+    finally:
+        reader.close()
+    conn = sqlite3.connect(new.path)
+    early = entry_proof(conn, NEW_BOX, chain, 5)  # the entry view's proof (the TUI's ✓)
+    conn.close()
+    assert early is not None and early.signature_valid and early.head_matches
 
     # a restart of the new instance's writer resumes the adopted tree
     new.close()
