@@ -14,6 +14,7 @@ The steps, in order (``gateway/log/SPEC.md`` §4, "Handover"; the record's bytes
    same leaves at the same indexes (the tree continues), ids renumbered, the old instance's
    keys added below the box's own (negative ids, so "the box's current key" stays the newest
    row). Adopting the same tree twice is refused unless it is identical (then a no-op).
+   The customer's consents, erasures and pseudonym keys come along (``gateway.log.carried``).
 4. :func:`open_tree_record` — the new instance's first entry, the handover record, signed by
    both keys; appended by the new instance's writer after it reloads (``LogWriter.reload``).
 
@@ -33,6 +34,7 @@ from typing import NamedTuple
 import orjson
 
 from gateway.errors import LogError
+from gateway.log.carried import Carried, adopt_carried, read_carried
 from gateway.log.entry import EntryDraft
 from gateway.log.handovers import (
     HANDING_OVER,
@@ -170,6 +172,7 @@ class TreeRows:
     tree_hashes: list[tuple[int, int, bytes]]
     keys: dict[bytes, bytes]  # key id -> public key, every key the checkpoints name
     anchor: int | None  # old checkpoint id
+    carried: Carried  # consents, erasures, pseudonym keys (gateway.log.carried)
 
 
 def read_tree(db_path: Path, customer: str) -> TreeRows:
@@ -320,6 +323,7 @@ def _read(conn: sqlite3.Connection, customer: str) -> TreeRows:
         ],
         keys=keys,
         anchor=None if anchor_row is None else int(anchor_row[0]),
+        carried=read_carried(conn, customer),
     )
 
 
@@ -451,6 +455,10 @@ def adopt_tree(conn: sqlite3.Connection, rows: TreeRows) -> bool:
             "INSERT INTO anchors (chain_id, checkpoint_id) VALUES (?, ?)",
             (chain, checkpoint_ids[rows.anchor]),
         )
+    try:
+        adopt_carried(conn, rows.carried, dict(seqs))
+    except sqlite3.DatabaseError as exc:
+        raise TransferError(f"handover of {rows.customer!r}: {exc}") from exc
     return True
 
 
