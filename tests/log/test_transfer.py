@@ -189,3 +189,28 @@ def test_an_old_instance_without_the_tree_says_so(
         read_tree(old.path, C)
     old.close()
     assert sqlite3.connect(old.path).execute("SELECT count(*) FROM chains").fetchone()[0] >= 1
+
+
+def test_a_compacted_tree_moves_with_its_stored_prefix_hashes(
+    tmp_path: Path, keys: tuple[Signer, Signer]
+) -> None:
+    """Retention dropped the first 256 leaves: the adopted tree still proves what is left, from
+    the same stored subtree hashes, and the bundle starts at 256 as before the move."""
+    old_key, new_key = keys
+    old = Log(tmp_path / "a.db", old_key, OLD_BOX)
+    for batch in range(3):
+        old.write([make_draft(i, customer=C) for i in range(batch * 100, batch * 100 + 100)])
+    old.conn.execute("BEGIN IMMEDIATE")
+    assert old.writer.compact(make_draft(300).at + timedelta(days=1), chains=[C]) == 256
+    old.conn.execute("COMMIT")
+    old.writer.committed()
+    closed = _close(old, new_key, 300)
+    new = Log(tmp_path / "b.db", new_key, NEW_BOX)
+    assert _take_over(new, old.path, closed, new_key, 301)
+    assert not _take_over(new, old.path, closed, new_key, 302)  # resumed: same rows, a no-op
+    new.write([make_draft(i, customer=C) for i in range(400, 405)])
+    verdict = verify_bundle(export_customer(new.path, C), old_key.public)
+    assert verdict.problem is None, verdict.problem
+    assert (verdict.start, verdict.size, verdict.covered) == (256, 307, 307)
+    new.close()
+    old.close()
