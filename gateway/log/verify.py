@@ -193,7 +193,7 @@ def prove_tree_entry(
         cp = Checkpoint.parse(note[: note.find("\n\n") + 1])
     except NoteError:
         return TreeEntryProof(leaf_valid, None, False, False)
-    log_origin = stored_origin_at(conn, origin, str(name_row[0]), cp.size)
+    log_origin = stored_origin_at(conn, origin, str(name_row[0]), cp.size, cp.origin)
     try:
         open_note(note, [Verifier(log_origin, ED25519_TYPE, k) for k in keys])
         signed = cp.origin == log_origin and copied
@@ -233,7 +233,8 @@ def checkpoint_valid(
     public = keys.get(cp.key_id)
     if public is None:
         return False
-    origin = stored_origin_at(conn, box_origin, name, cp.size)
+    claimed = note[: note.find("\n")]  # the note's first line: its origin
+    origin = stored_origin_at(conn, box_origin, name, cp.size, claimed)
     try:
         opened = open_note(note, [Verifier(origin, ED25519_TYPE, public)])
         signed = Checkpoint.parse(opened.text)
