@@ -232,6 +232,7 @@ class Gateway:
         return self.config.recipient_names()  # the running configuration's, after a reload too
 
     def _set_config(self, config: Config) -> None:
+        config.record_moves(*self.config.moves)  # handovers are the log's, not the file's
         self.config = config
 
     def _declared_topics(self) -> dict[tuple[str, str], list[str]]:

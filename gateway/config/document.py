@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from gateway.cluster import ClusterConfig
 from gateway.config.device_broker import PACKET_OVERHEAD, BrokerConfig
@@ -47,6 +47,7 @@ class Config(Section):
 
     witnesses: Annotated[list[WitnessConfig], Field(default_factory=list)]
     source: Path = Path("einblick.yaml")  # set by the loader, not by the file
+    _moves: tuple[frozenset[str], frozenset[str]] = PrivateAttr(default=(frozenset(), frozenset()))
 
     @field_validator("instance")
     @classmethod
@@ -156,8 +157,25 @@ class Config(Section):
         raise ConfigError(str(self.source), f"no recipient named {name!r} (configured: {known})")
 
     def owns(self, customer: str) -> bool:
-        """Whether this instance loads, receives and logs ``customer`` (always, without a cluster)."""
+        """Whether this instance loads, receives and logs ``customer`` (always, without a cluster).
+        A handover recorded in this instance's log overrides the cluster: section (see
+        :meth:`record_moves`)."""
+        handed_out, taken_over = self._moves
+        if customer in handed_out:
+            return False
+        if customer in taken_over:
+            return True
         return self.cluster is None or self.cluster.owner(customer) == self.instance
+
+    def record_moves(self, handed_out: frozenset[str], taken_over: frozenset[str]) -> None:
+        """The customers this instance's log says it handed over or took over
+        (``gateway.log.moves``), set at start and carried across reloads: not a setting of the
+        file, so a file can never undo a signed handover."""
+        self._moves = (handed_out, taken_over)
+
+    @property
+    def moves(self) -> tuple[frozenset[str], frozenset[str]]:
+        return self._moves
 
     def recipient_names(self) -> dict[str, str]:
         return {r.name: r.display_name for r in self.recipients}

@@ -40,9 +40,10 @@ from gateway.errors import LogError
 from gateway.log.bundle_lines import FORMAT, Bundle, parse_bundle
 from gateway.log.chain import content_tail, salt_for
 from gateway.log.checkpoints import cosignatures
+from gateway.log.handovers import claimed_origin_at
 from gateway.log.jcs import canonical
 from gateway.log.keys import PublicKey
-from gateway.log.leaf import ENTRY_SIZE, entry_bytes, tree_origin
+from gateway.log.leaf import ENTRY_SIZE, TreeInput, entry_bytes, tree_origin
 from gateway.log.names import names_salt
 from gateway.log.note import ED25519_TYPE, Checkpoint, NoteError, Verifier, open_note
 from gateway.log.proof import check_tree
@@ -229,7 +230,7 @@ def _text_problem(bundle: Bundle) -> Problem | None:
     return None
 
 
-def read_kept(data: bytes, pinned: PublicKey, origin: str) -> Kept:
+def read_kept(data: bytes, pinned: PublicKey, tree: TreeInput) -> Kept:
     """What the customer kept (``--since``): a checkpoint note file or an earlier bundle."""
     text = data.decode("utf-8", "replace")
     if text.startswith("{"):
@@ -242,6 +243,7 @@ def read_kept(data: bytes, pinned: PublicKey, origin: str) -> Kept:
         return Kept(old.covered, old.root, bundle.tree.leaves[: old.covered - bundle.tree.start])
     try:
         cp = Checkpoint.parse(text[: text.find("\n\n") + 1])
+        origin = claimed_origin_at(tree, cp.size)  # kept before a handover: the old origin
         if cp.origin != origin:
             raise UnusableInput(f"--since: the kept checkpoint is of {cp.origin}, not {origin}")
         open_note(text, [Verifier(origin, ED25519_TYPE, pinned.raw)])
@@ -261,7 +263,7 @@ def verify_bundle(
 ) -> TreeVerdict:
     """Verify a bundle (v3, or v2) with the key the customer trusts (and optionally what they kept)."""
     bundle = parse_bundle(data)
-    kept = None if since is None else read_kept(since, pinned, bundle.tree.origin)
+    kept = None if since is None else read_kept(since, pinned, bundle.tree)
     verdict = check_tree(bundle.tree, pinned, witnesses=witnesses, since=kept)
     text = _text_problem(bundle)
     if text is not None and (verdict.problem is None or text.index < verdict.problem.index):

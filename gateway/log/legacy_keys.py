@@ -77,6 +77,7 @@ def load_keys(conn: sqlite3.Connection) -> list[KeyRecord]:
     return [
         KeyRecord(bytes(r[0]), r[1], r[2], r[3], r[4])
         for r in conn.execute(
-            "SELECT public, added_at, prev_key_id, sig_old, sig_new FROM keys ORDER BY id"
+            "SELECT public, added_at, prev_key_id, sig_old, sig_new FROM keys WHERE id > 0 "
+            "ORDER BY id"
         )
     ]

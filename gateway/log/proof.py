@@ -37,6 +37,7 @@ import orjson
 
 from gateway.log.absence import check_content
 from gateway.log.chain import GATEWAY_CHAIN, body_digest
+from gateway.log.handovers import Handover, check_handovers, check_roots, origin_at
 from gateway.log.jcs import is_canonical
 from gateway.log.keys import PublicKey, fingerprint, key_id_of
 from gateway.log.leaf import ENTRY_SIZE, ENTRY_VERSION, Hashes, Records, TreeInput
@@ -224,7 +225,8 @@ def check_tree(
     count = len(records)
     computed = _check_leaves(data, count, verdict)
     docs = _bodies(data, records, verdict)
-    rotations = check_rotations(data, records, docs, verdict)
+    handovers = check_handovers(data, records, docs, verdict)
+    rotations = check_rotations(data, records, docs, verdict, handovers)
     sequence = [data.first_key] + [r.new for r in rotations]
     verdict.keys = [fingerprint(key_id_of(k)) for k in sequence]
     if pinned.raw not in sequence:
@@ -243,7 +245,8 @@ def check_tree(
         levels = levels_of(leaves, data.start, data.start_hashes)
     except IndexError as exc:
         raise UnusableInput("the compacted prefix's hashes do not match its size") from exc
-    _checkpoints(data, levels, size, sequence[0], rotations, witnesses, verdict)
+    check_roots(handovers, levels, size, verdict)
+    _checkpoints(data, levels, size, sequence[0], rotations, witnesses, verdict, handovers)
     check_content(data, records, docs, verdict)
     check_names(data, records, docs, verdict)
     if since is not None:
@@ -267,6 +270,7 @@ def _checkpoints(  # noqa: PLR0917 -- one call site, the checker's own steps
     rotations: Sequence[Rotation],
     witnesses: WitnessPolicy,
     verdict: TreeVerdict,
+    handovers: Sequence[Handover] = (),
 ) -> None:
     parsed: list[tuple[int, str, Checkpoint]] = []
     for note in data.checkpoints:
@@ -283,13 +287,14 @@ def _checkpoints(  # noqa: PLR0917 -- one call site, the checker's own steps
     witness_names = {w.name for w in witnesses.witnesses}
     for cp_size, note, cp in parsed:
         last = max(cp_size - 1, 0)
-        if cp.origin != data.origin:
+        origin = origin_at(data.origin, handovers, cp_size)  # before a handover: the old one
+        if cp.origin != origin:
             verdict.fail(
-                TAMPERED, last, "checkpoint of another log (foreign origin)", data.origin, cp.origin
+                TAMPERED, last, "checkpoint of another log (foreign origin)", origin, cp.origin
             )
             return
         key = key_at(first_key, rotations, cp_size)
-        box = Verifier(data.origin, ED25519_TYPE, key)
+        box = Verifier(origin, ED25519_TYPE, key)
         try:
             opened = open_note(note, [box, *witnesses.witnesses])
         except NoteError as exc:

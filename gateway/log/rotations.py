@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from gateway.log.handovers import Handover, origin_at
 from gateway.log.keys import PublicKey, fingerprint, key_id_of
 from gateway.log.leaf import Record, TreeInput, rotation_message_v2
 from gateway.log.verdict import TAMPERED, TreeVerdict
@@ -38,15 +39,33 @@ def check_rotations(
     records: Sequence[Record],
     docs: Mapping[bytes, dict[str, object]],
     verdict: TreeVerdict,
+    handovers: Sequence[Handover] = (),
 ) -> list[Rotation]:
     """The verified rotation records in index order; the first bad one is recorded in
-    ``verdict`` and ends the sequence there."""
+    ``verdict`` and ends the sequence there. A handover (``gateway.log.handovers``, already
+    checked on its own) moves the key too: it is one more step of the sequence, from the
+    current key to the new instance's, and changes the origin later rotation records sign."""
     found: list[Rotation] = []
     current = data.first_key
     rotation_bodies = {d for d, doc in docs.items() if doc.get("kind") == "key_rotation"}
-    if not rotation_bodies:
+    if not rotation_bodies and not handovers:
         return found
+    moves = {h.index: h for h in handovers}
     for _v, index, _at, body, _src, _flag, _c in records:
+        move = moves.get(index)
+        if move is not None:
+            if move.old != current:
+                verdict.fail(
+                    TAMPERED,
+                    index,
+                    "handover from a key that is not the log's current one",
+                    fingerprint(key_id_of(current)),
+                    fingerprint(key_id_of(move.old)),
+                )
+                break
+            found.append(Rotation(index, move.old, move.new))
+            current = move.new
+            continue
         if body not in rotation_bodies:
             continue
         params = _params(docs[body])
@@ -64,7 +83,8 @@ def check_rotations(
                 "some missing",
             )
             break
-        message = rotation_message_v2(data.origin, index, old, new)
+        origin = origin_at(data.origin, handovers, index + 1)  # the origin entry `index` is under
+        message = rotation_message_v2(origin, index, old, new)
         if old != current:
             verdict.fail(
                 TAMPERED,

@@ -21,10 +21,11 @@ from pathlib import Path
 
 from gateway.errors import ChainBroken, LogError
 from gateway.log.keys import PublicKey
-from gateway.log.leaf import ENTRY_SIZE, entry_bytes, tree_origin
+from gateway.log.leaf import ENTRY_SIZE, entry_bytes
 from gateway.log.legacy import CheckpointRecord, EntryProof, prove_entry
 from gateway.log.legacy import verify_connection as verify_legacy
 from gateway.log.merkle import ProofError, leaf_hash, verify_inclusion
+from gateway.log.moves import stored_origin_at
 from gateway.log.note import ED25519_TYPE, Checkpoint, NoteError, Verifier, open_note
 from gateway.log.proof import check_tree
 from gateway.log.reports import ChainReport, VerifyReport
@@ -183,11 +184,11 @@ def prove_tree_entry(
         return TreeEntryProof(leaf_valid, None, False, False)
     note = str(found[0])
     copied = bytes(found[1]) == note_signature(note)  # what viewers show beside it
-    log_origin = tree_origin(origin, str(name_row[0]))
     try:
         cp = Checkpoint.parse(note[: note.find("\n\n") + 1])
     except NoteError:
         return TreeEntryProof(leaf_valid, None, False, False)
+    log_origin = stored_origin_at(conn, origin, str(name_row[0]), cp.size, cp.origin)
     try:
         open_note(note, [Verifier(log_origin, ED25519_TYPE, k) for k in keys])
         signed = cp.origin == log_origin and copied
@@ -227,7 +228,8 @@ def checkpoint_valid(
     public = keys.get(cp.key_id)
     if public is None:
         return False
-    origin = tree_origin(box_origin, name)
+    claimed = note[: note.find("\n")]  # the note's first line: its origin
+    origin = stored_origin_at(conn, box_origin, name, cp.size, claimed)
     try:
         opened = open_note(note, [Verifier(origin, ED25519_TYPE, public)])
         signed = Checkpoint.parse(opened.text)

@@ -203,6 +203,11 @@ class LogWriter:
         self._pending_signed = {}
         self._pending_signer = None
 
+    def reload(self) -> None:
+        """Rows were added in the open transaction behind the writer's back (a tree adopted
+        from another instance, ``gateway.log.transfer``): read ids and tree heads again."""
+        self._load()
+
     def rolled_back(self) -> None:
         """The caller rolled back: forget the transaction and reload heads and ids."""
         self._pending_signer = None

@@ -98,6 +98,8 @@ def cluster_subscriptions(
     listed = [c for m in cluster.instances if m.name == config.instance for c in m.customers]
 
     def wanted() -> list[str]:
-        return owned_filters(sorted({*customers(), *listed}), declared())
+        # a listed customer this instance handed over is no longer its (gateway/log/moves.py)
+        kept = [c for c in listed if config.owns(c)]
+        return owned_filters(sorted({*customers(), *kept}), declared())
 
     return Subscriptions(wanted, record=config.data_path / "subscriptions.json")

@@ -7,6 +7,8 @@ instance's database, the one that owns the customer: a tree in two databases mea
 (or a move without a recorded handover), and a tree outside its owner means the assignment
 changed under a running log. Both are refused with what to do, never resolved by a guess, since
 an export or report from the wrong log would tell the customer a history that is not theirs.
+A handover (``einblick handover``) is the one recorded way a customer moves: the signed entries
+in both logs (``gateway.log.moves``) override the section for the two instances involved.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from pathlib import Path
 
 from gateway.config import Config, load_config
 from gateway.errors import GatewayError, LogError
+from gateway.log.moves import Moves, read_moves
 from gateway.log.reader import Reader
 
-__all__ = ["ClusterViewError", "check_ownership", "holder", "load_instances", "trees"]
+__all__ = ["ClusterViewError", "check_ownership", "holder", "load_instances", "moves", "trees"]
 
 BOX_LOG = "_gateway"  # every instance's own events (gateway/log/SPEC.md §1): never a customer
 
@@ -64,12 +67,33 @@ def trees(config: Config) -> set[str]:
         reader.close()
 
 
+def moves(config: Config) -> Moves:
+    """The handovers this instance's log records (none without a database)."""
+    try:
+        return read_moves(config.database_path, config.instance)
+    except LogError as exc:
+        raise ClusterViewError(f"instance {config.instance!r}: {exc}") from exc
+
+
 def holder(configs: Sequence[Config], customer: str) -> Config:
-    """The instance whose log is ``customer``'s one history."""
+    """The instance whose log is ``customer``'s one history: a log closed by a handover is
+    history continued elsewhere (the instance that took it over holds all of it)."""
     cluster = configs[0].cluster
     assert cluster is not None, "load_instances checks every configuration has a cluster"
     owner = cluster.owner(customer)
     holding = [c for c in configs if customer in trees(c)]
+    closed = [c for c in holding if customer in moves(c).handed_out]
+    holding = [c for c in holding if c not in closed]
+    taken = [c for c in holding if customer in moves(c).taken_over]
+    if closed and not taken:
+        went = moves(closed[0]).handed_out[customer]
+        raise ClusterViewError(
+            f"customer {customer!r}'s log was handed over by instance {closed[0].instance!r} to "
+            f"{went!r}, which has not taken it over yet: run the same `einblick handover` "
+            f"again to finish it (or give {went!r}'s configuration in --instances)"
+        )
+    if taken:
+        owner = taken[0].instance
     if len(holding) > 1:
         which = ", ".join(c.instance for c in holding)
         raise ClusterViewError(
@@ -97,7 +121,12 @@ def check_ownership(config: Config) -> None:
     (the old tree here, a new one at the owner) with nothing recording the move."""
     if config.cluster is None:
         return
-    foreign = sorted(c for c in trees(config) - {BOX_LOG} if not config.owns(c))
+    moved = moves(config)
+    # a log this instance handed over is closed history here; one it took over is its own
+    config.record_moves(frozenset(moved.handed_out), moved.taken_over)
+    foreign = sorted(
+        c for c in trees(config) - {BOX_LOG} - set(moved.handed_out) if not config.owns(c)
+    )
     if foreign:
         owners = ", ".join(f"{c} -> {config.cluster.owner(c)}" for c in foreign)
         raise ClusterViewError(

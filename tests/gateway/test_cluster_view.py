@@ -14,6 +14,8 @@ from gateway.app import Gateway
 from gateway.config import load_config
 from gateway.errors import GatewayError
 from gateway.log.keys import Signer
+from gateway.log.transfer import adopt_tree, close_tree, open_tree_record, read_tree
+from gateway.messages.subscriptions import cluster_subscriptions
 from gateway.operations.cluster import ClusterViewError, check_ownership, holder, load_instances
 from tests.log.conftest import Log, make_draft
 
@@ -145,3 +147,86 @@ async def test_the_gateway_checks_ownership_before_it_opens_its_log(cluster: lis
     with pytest.raises(ClusterViewError, match="holds the logs of customers"):
         async with asyncio.timeout(20):
             await Gateway(load_config(cluster[2])).run()
+
+
+def hand_over(old: Path, new: Path, customer: str) -> None:
+    """``customer``'s tree moved from instance ``old`` to ``new`` by the log's own steps
+    (gateway/log/transfer.py), both logs on disk with their instances' real keys."""
+    old_config, new_config = load_config(old), load_config(new)
+    new_config.signing_key_path.parent.mkdir(parents=True, exist_ok=True)
+    if not new_config.signing_key_path.exists():
+        Signer.generate(new_config.signing_key_path)
+    new_key = Signer.load(new_config.signing_key_path)
+    source = Log(
+        old_config.database_path, Signer.load(old_config.signing_key_path), old_config.instance
+    )
+    at = make_draft(10).at
+    source.conn.execute("BEGIN IMMEDIATE")
+    closed = close_tree(
+        source.conn,
+        source.writer,
+        customer,
+        new_origin=f"{new_config.instance}/{customer}",
+        new_key=new_key.public,
+        now=at,
+    )
+    source.conn.execute("COMMIT")
+    source.close()
+    target = Log(new_config.database_path, new_key, new_config.instance)
+    target.conn.execute("BEGIN IMMEDIATE")
+    adopt_tree(target.conn, read_tree(old_config.database_path, customer))
+    target.writer.reload()
+    target.writer.append([open_tree_record(closed, new_key, at)])
+    target.writer.checkpoint(at)
+    target.conn.execute("COMMIT")
+    target.writer.committed()
+    target.write([make_draft(i, customer) for i in range(20, 25)])
+    target.close()
+
+
+def test_after_a_handover_the_new_instance_owns_the_customer_and_exports_one_history(
+    cluster: list[Path], tmp_path: Path
+) -> None:
+    write_tree(cluster[1], "werk-b", "hall-b")  # the section gives werk-b to hall-b
+    kept = tmp_path / "kept.bundle"
+    gateway = [sys.executable, "-m", "gateway"]
+
+    def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*gateway, *map(str, args)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    assert (
+        run("export", "--customer", "werk-b", "--out", kept, "--instances", *cluster).returncode
+        == 0
+    )
+    hand_over(cluster[1], cluster[2], "werk-b")
+
+    # each instance's log decides, whatever the unchanged section says
+    old, new = load_config(cluster[1]), load_config(cluster[2])
+    check_ownership(old)
+    check_ownership(new)
+    assert (old.owns("werk-b"), new.owns("werk-b")) == (False, True)
+    # hall-b's section still lists werk-b, but its session drops werk-b's topics at connect
+    held = cluster_subscriptions(old, list, dict)
+    assert held is not None and "devices/werk-b/#" not in held._wanted()
+    # a reload keeps what the log recorded (the file cannot undo a signed handover)
+    running = Gateway(old)
+    running._set_config(load_config(cluster[1]))  # what reload does with the re-read file
+    assert not running.config.owns("werk-b")
+
+    bundle = tmp_path / "werk-b.bundle"
+    exported = run("export", "--customer", "werk-b", "--out", bundle, "--instances", *cluster)
+    assert exported.returncode == 0, exported.stderr
+    key = old.signing_key_path.with_suffix(".pub")
+    verified = run("verify", bundle, "--key", key, "--since", kept)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verified.stdout.startswith("hall-c/werk-b: 11 entries")  # 4 + final + record + 5
+    # without the instance that took it over, no partial history is exported
+    refused = run("export", "--customer", "werk-b", "--instances", cluster[0], cluster[1])
+    assert refused.returncode != 0 and "has not taken it over yet" in refused.stderr

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.log.bundle import export_customer
 from gateway.log.keys import Signer as KeySigner
+from gateway.log.keys import load_public_key
 from gateway.log.merkle import (
     RightEdge,
     consistency_proof,
@@ -18,7 +19,7 @@ from gateway.log.merkle import (
     leaf_hash,
     root_of_leaf_hashes,
 )
-from gateway.log.note import Checkpoint, Signer, TlogProof, sign_note
+from gateway.log.note import ED25519_TYPE, Checkpoint, Signer, TlogProof, Verifier, sign_note
 from gateway.log.prove import prove_entry_file
 from tests.log.conftest import ORIGIN, Log, make_draft
 from tests.log.interop import go
@@ -116,4 +117,44 @@ def test_go_checks_a_real_exported_bundle_and_a_prove_output(
     # another customer's vkey (same box key, another origin) does not open the notes
     other = signer.note_signer(f"{ORIGIN}/metallbau-huber").verifier.vkey
     verdict = go.check(tlogcheck, vkey=other, note=notes, leaves=entries)
+    assert not verdict.ok and "signature" in verdict.error
+
+
+def test_go_recomputes_a_handed_over_bundle_as_one_tree_under_both_origins(
+    tlogcheck: Path,
+) -> None:
+    """The handover vector (one tree, written by instance gw-test then gw-hall-b): Go's
+    sumdb/note opens the checkpoints up to the handover with the old instance's vkey and those
+    after it with the new one's, and sumdb/tlog recomputes every root from the same entries."""
+    vectors = Path(__file__).with_name("vectors")
+    rows = [
+        orjson.loads(line) for line in (vectors / "good-handover.bundle").read_bytes().splitlines()
+    ]
+    blob = b"".join(base64.b64decode(r["data"]) for r in rows if r["t"] == "entries")
+    entries = [blob[i : i + 114] for i in range(0, len(blob), 146)]
+    notes = [str(r["note"]) for r in rows if r["t"] == "checkpoint"]
+    old_origin, new_origin = f"{ORIGIN}/{C}", f"gw-hall-b/{C}"
+    before = [n for n in notes if n.startswith(old_origin + "\n")]
+    after = [n for n in notes if n.startswith(new_origin + "\n")]
+    assert before and after and len(before) + len(after) == len(notes)
+    old_vkey = Verifier(old_origin, ED25519_TYPE, load_public_key(vectors / "old.pub").raw).vkey
+    new_vkey = Verifier(
+        new_origin, ED25519_TYPE, load_public_key(vectors / "handover.pub").raw
+    ).vkey
+    n = Checkpoint.parse(before[-1].split("\n\n")[0] + "\n").size  # the handover's size
+    verdict = go.check(tlogcheck, vkey=old_vkey, note=before, leaves=entries[:n])
+    assert verdict.ok, verdict.error
+    old_root = verdict.root
+    # one consistency chain across: Go checks our proof from the old instance's final
+    # checkpoint to the new instance's latest and derives the same one
+    leaves = [leaf_hash(e) for e in entries]
+    across = consistency_proof(n, len(leaves), lambda lo, hi: root_of_leaf_hashes(leaves[lo:hi]))
+    verdict = go.check(
+        tlogcheck, vkey=new_vkey, note=after, leaves=entries, consistency=[(n, old_root, across)]
+    )
+    assert verdict.ok, verdict.error
+    assert verdict.size == len(entries) == 19 and n == 12
+    assert verdict.consistency == {n: across}
+    # the new instance's key cannot stand in for the old one's before the handover
+    verdict = go.check(tlogcheck, vkey=new_vkey, note=before, leaves=entries[:n])
     assert not verdict.ok and "signature" in verdict.error

@@ -15,6 +15,7 @@ import json
 import struct
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from gateway.log.leaf import ENTRY_SIZE
 from gateway.log.merkle import leaf_hash, root_of_leaf_hashes
 from gateway.log.note import Checkpoint, sign_note
 from tests.log.conftest import ORIGIN, Log, make_draft
+from tests.log.vectors.handover import HANDOVER_SEED, NEW_BOX, handed_over_bundle
 
 HERE = Path(__file__).parent
 C = "baeckerei-schmidt"
@@ -137,9 +139,11 @@ def build(directory: Path) -> list[dict[str, Any]]:
         [x for x in lines if x["t"] == "checkpoint"][-2]["note"].split("\n\n")[0] + "\n"
     ).size
 
-    def add(name: str, data: bytes, code: int, index: int | None, **extra: str) -> None:
+    def add(
+        name: str, data: bytes, code: int, index: int | None, key: str = "old.pub", **extra: str
+    ) -> None:
         (directory / name).write_bytes(data)
-        vectors.append({"file": name, "key": "old.pub", "expect": code, "index": index, **extra})
+        vectors.append({"file": name, "key": key, "expect": code, "index": index, **extra})
 
     add("good.bundle", good, 0, None)
     add("good-new-key.bundle", good, 0, None)
@@ -251,7 +255,62 @@ def build(directory: Path) -> list[dict[str, Any]]:
 
     add("unusable.bundle", b"this is not a bundle\n", 3, None)
     add("not-canonical.bundle", good.replace(b'{"customer"', b'{ "customer"', 1), 3, None)
+    _handover_vectors(directory, old, add)
     return vectors
+
+
+def _handover_vectors(directory: Path, old: Signer, add: Callable[..., None]) -> None:
+    """A log handed over from instance ``gw-test`` to ``gw-hall-b`` (SPEC.md §4, "Handover")
+    after 12 entries, and what a verifier must refuse about it."""
+    new = _signer(HANDOVER_SEED)
+    with tempfile.TemporaryDirectory() as tmp:
+        _handovers(directory, old, new, Path(tmp), add)
+
+
+def _handovers(
+    directory: Path, old: Signer, new: Signer, work: Path, add: Callable[..., None]
+) -> None:
+    made = handed_over_bundle(old, new, work)
+    (directory / "handover.pub").write_text(new.public.pem())
+    (directory / "handover-kept.bundle").write_bytes(made.before)
+    n = made.size  # the handover record's index
+    new_origin = f"{NEW_BOX}/{C}"
+    add("good-handover.bundle", made.after, 0, None)
+    # trusting the new instance's key works through the handover record, like a rotation
+    add("good-handover-new-key.bundle", made.after, 0, None, "handover.pub")
+    # a bundle the customer kept from before the handover: one consistency chain across
+    add("good-handover-since-bundle.bundle", made.after, 0, None, since="handover-kept.bundle")
+    add(
+        "good-handover-since-checkpoint.bundle",
+        made.after,
+        0,
+        None,
+        since="handover-kept.checkpoint",
+    )
+    (directory / "handover-kept.checkpoint").write_text(made.kept_note)
+    lines = _lines(made.after)
+
+    # the record signed by the new instance alone (the old key's signature replaced by the
+    # new key's over the same record): one key cannot move a log
+    add("handover-one-signature.bundle", _dump(made.tampered(sig_old_by=new)), 1, n)
+    # both keys signed, but over a root the old instance never signed / one entry too early
+    add("handover-wrong-root.bundle", _dump(made.tampered(root=bytes(32))), 1, n)
+    add("handover-wrong-size.bundle", _dump(made.tampered(size=n - 1)), 1, n)
+    # the old instance kept writing into the tree after its final entry, and signed it
+    add("handover-old-writes-on.bundle", made.old_wrote_on, 1, n)
+    # a checkpoint past the handover signed under the old origin by the old key
+    first_new = next(
+        x
+        for x in lines
+        if x["t"] == "checkpoint" and Checkpoint.parse(x["note"].split("\n\n")[0] + "\n").size > n
+    )
+    size = Checkpoint.parse(first_new["note"].split("\n\n")[0] + "\n").size
+    old_origin = f"{ORIGIN}/{C}"
+    root = Checkpoint.parse(first_new["note"].split("\n\n")[0] + "\n").root
+    forged = sign_note(Checkpoint(old_origin, size, root).text, [old.note_signer(old_origin)])
+    stale = [x if x is not first_new else {"t": "checkpoint", "note": forged} for x in lines]
+    add("handover-old-origin-after.bundle", _dump(stale), 1, size - 1)
+    assert new_origin in made.after.decode()
 
 
 def main() -> int:
