@@ -63,6 +63,7 @@ class ReaderBase:
         self._last_body = 0
         self._atoms: dict[int, str] = {}
         self._keys: dict[bytes, PublicKey] = {}
+        self._chains: dict[int, str] = {}
 
     @classmethod
     def open(cls, path: str | Path, *, customer: str | None = None) -> Self:
@@ -110,6 +111,16 @@ class ReaderBase:
             int(i): str(n)
             for i, n in self._conn.execute(f"SELECT id, name FROM chains WHERE {own}", params)
         }
+
+    def chain_name(self, chain_id: int) -> str | None:
+        """One chain's name (None: unknown, or not this reader's). Chains are never renamed nor
+        deleted, so a name once read is kept; an id not seen yet reads the table again (a new
+        customer's first entry), which a page of rows then costs once, not once per row."""
+        found = self._chains.get(chain_id)
+        if found is None:
+            self._chains = self.chain_names()
+            found = self._chains.get(chain_id)
+        return found
 
     def chain_id(self, customer: str) -> int | None:
         """The id of ``customer``'s chain (None: no entry of theirs yet, or not this reader's)."""
@@ -267,8 +278,15 @@ class ReaderBase:
                     clauses.append(f"{column} IN ({sql})")
                     params += p
             if flt.outcomes:
-                clauses.append(f"outcome IN ({','.join('?' * len(flt.outcomes))})")
-                params += [OUTCOMES.get(o, -1) for o in flt.outcomes]
+                # Our own small integers, written into the SQL rather than bound: SQLite uses
+                # the partial index on withheld entries (migration 9) only for a query whose
+                # WHERE says ``outcome = 3`` itself.
+                codes = sorted({OUTCOMES.get(o, -1) for o in flt.outcomes})
+                clauses.append(
+                    f"outcome = {codes[0]}"
+                    if len(codes) == 1
+                    else f"outcome IN ({','.join(str(c) for c in codes)})"
+                )
             if flt.body_ids is not None:
                 clauses.append("body_id IN (SELECT value FROM json_each(?))")
                 params.append(orjson.dumps(sorted(flt.body_ids)).decode())
@@ -326,11 +344,10 @@ class ReaderBase:
 
     def row(self, line: EntryLine) -> EntryRow:
         body = self.body(line.body_id)
-        chains = self.chain_names()
         return EntryRow(
             seq=line.seq,
             at=at_from_us(line.at_us),
-            customer=chains.get(line.chain_id, f"#{line.chain_id}"),
+            customer=self.chain_name(line.chain_id) or f"#{line.chain_id}",
             index=line.index,
             kind=body.kind,
             device=self.atom(line.device_id),
