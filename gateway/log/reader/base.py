@@ -23,7 +23,7 @@ from gateway.log.keys import PublicKey
 from gateway.log.names import joined
 from gateway.log.results import Body, EntryFacts, EntryFilter, EntryLine, EntryRow, Match
 
-__all__ = ["LINE_COLUMNS", "OUTCOME_NAMES", "ReaderBase", "entry_line"]
+__all__ = ["LINE_COLUMNS", "OUTCOME_NAMES", "ReaderBase", "entry_line", "row_passes"]
 
 OUTCOME_NAMES = {v: k for k, v in OUTCOMES.items()}
 LINE_COLUMNS = "seq, at, chain_id, idx, body_id, device_id, recipient_id, outcome"
@@ -49,6 +49,33 @@ def entry_line(r: Sequence[Any], hit: bool = False) -> EntryLine:
         outcome=OUTCOME_NAMES.get(r[7]),
         hit=hit,
     )
+
+
+def row_passes(
+    row: EntryRow,
+    *,
+    customer: str | None = None,
+    device: str | None = None,
+    recipient: str | None = None,
+    outcome: str | None = None,
+    text: str | None = None,
+) -> bool:
+    """Whether ``row`` passes the filters ``ReaderBase.filter_for`` turns into SQL, tested on a
+    row already read (the portal's live feed reads a customer's new rows once and each stream
+    keeps those its filters pass). Exact ids; ``text`` found in either explanation, casefolded:
+    the same tests as the SQL's (tests/log/test_reader.py compares the two on every filter)."""
+    if customer is not None and row.customer != customer:
+        return False
+    if device is not None and row.device != device:
+        return False
+    if recipient is not None and row.recipient != recipient:
+        return False
+    if outcome is not None and row.outcome != outcome:
+        return False
+    if text is not None:
+        needle = text.casefold()
+        return needle in row.text_de.casefold() or needle in row.text_en.casefold()
+    return True
 
 
 class ReaderBase:
