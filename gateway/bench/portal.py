@@ -193,6 +193,7 @@ class Sessions:
             ",".join(logins),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            limit=256 * 1024 * 1024,  # a phase's figures are one JSON line (MBs)
         )
         sessions = cls(process)
         if await sessions._line() != b"ready":

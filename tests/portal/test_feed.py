@@ -12,7 +12,7 @@ import pytest
 
 from gateway.log.keys import Signer
 from gateway.log.reader import LogReader
-from gateway.operations.portal.feed import Feed, Feeds
+from gateway.operations.portal.feed import SCREEN, Feed, Feeds
 from tests.log.conftest import Log, make_draft
 
 C = "baeckerei-schmidt"
@@ -59,7 +59,7 @@ async def test_twenty_streams_asking_at_once_cause_one_read(log: Log, reader: Lo
 
 async def test_each_stream_keeps_what_its_filters_pass(log: Log, reader: LogReader) -> None:
     _write(log, 0, 40)
-    feed = Feed(reader, 0, poll_s=0.0)
+    feed = Feed(reader, 0, poll_s=0.0, filtered=1)
     withheld, seen = await feed.since(0, {"outcome": "withheld"}, 50)
     assert withheld and all(r.outcome == "withheld" and r.customer == C for r in withheld)
     assert [r.seq for r in withheld] == _mine(40, withheld=True)
@@ -83,6 +83,26 @@ async def test_new_rows_arrive_and_a_flood_jumps_to_the_newest(log: Log, reader:
     # A stream that joins later from an older page also gets the newest screenful only.
     late, _ = await feed.since(2, {}, 3)
     assert [r.seq for r in late] == _mine(204)[-3:]
+
+
+async def test_unfiltered_a_read_takes_a_screenful_filtered_every_row(
+    log: Log, reader: LogReader
+) -> None:
+    feeds = Feeds()
+    plain = feeds.join(C, reader, 0)
+    _write(log, 0, 300)  # 200 of C's, 50 of them withheld
+    rows, _ = await plain.since(0, {}, 50)
+    assert [r.seq for r in rows] == _mine(300)[-50:] and len(plain.rows) == SCREEN
+    # A filtering stream joins: from then on each read takes every new row (up to READ), so
+    # the withheld rows among many shared ones all reach it.
+    filtering = feeds.join(C, reader, _mine(300)[-1], filtered=True)
+    assert filtering is plain and plain.filtered == 1
+    plain.poll_s = 0.0
+    _write(log, 300, 300)
+    withheld, _ = await plain.since(_mine(300)[-1], {"outcome": "withheld"}, 1000)
+    assert [r.seq for r in withheld] == [s for s in _mine(600, withheld=True) if s > 300]
+    feeds.leave(C, filtered=True)
+    assert plain.filtered == 0
 
 
 async def test_a_feed_lives_while_one_of_its_customers_streams_is_open(reader: LogReader) -> None:

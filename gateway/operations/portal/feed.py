@@ -7,9 +7,11 @@ one thread of that customer's reader, in front of every page the same customer a
 read and take what it found. Each stream keeps the rows its filters pass (``row_passes``, the
 reader's own test of its filters) from the newest ``RING`` rows read.
 
-Bounded: one read takes at most ``READ`` rows (more arrived than that since the last read: it
-jumps to the newest, the rows skipped are in the log's pages, as a stream's own jump ahead was),
-the ring keeps ``RING`` rows, and a feed exists only while one of the customer's streams is open.
+Bounded: one read takes at most ``READ`` rows, and only a screenful (``SCREEN``) while none of
+the customer's streams filters (an unfiltered stream shows the newest screenful, whatever came
+before it); more arrived than that since the last read: it jumps to the newest, the rows skipped
+are in the log's pages, as a stream's own jump ahead was. The ring keeps ``RING`` rows, and a
+feed exists only while one of the customer's streams is open.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from dataclasses import dataclass, field
 from gateway.log.reader import LogReader, row_passes
 from gateway.log.results import EntryRow
 
-__all__ = ["POLL_S", "READ", "RING", "Feed", "Feeds"]
+__all__ = ["POLL_S", "READ", "RING", "SCREEN", "Feed", "Feeds"]
 
 POLL_S = 0.25
 READ = 2000  # rows per read at most: 8,000 entries/s of one customer, without a gap
 RING = 2000  # rows kept for streams that are a read behind
+SCREEN = 50  # rows a stream shows at once at most
 _TOP = 1 << 62  # "before" no seq: the page is read newest first, from ``after`` up
 
 
@@ -38,6 +41,7 @@ class Feed:
     latest: int  # the newest seq read so far (rows above it are not read yet)
     rows: deque[EntryRow] = field(default_factory=lambda: deque(maxlen=RING))
     streams: int = 0
+    filtered: int = 0  # streams with a filter: they need every row, not the newest screenful
     reads: int = 0  # reads of the log so far (what the tests count)
     poll_s: float = POLL_S
     _read_at: float = float("-inf")
@@ -69,7 +73,8 @@ class Feed:
         async with self._lock:  # the streams that came meanwhile wait for this one read
             if time.monotonic() - self._read_at < self.poll_s:
                 return
-            new = await self.reader.page(after=self.latest, before=_TOP, limit=READ)
+            limit = READ if self.filtered else SCREEN
+            new = await self.reader.page(after=self.latest, before=_TOP, limit=limit)
             self._read_at = time.monotonic()
             self.reads += 1
             if new:  # newest first: the newest READ above ``latest``
@@ -83,18 +88,20 @@ class Feeds:
 
     feeds: dict[str, Feed] = field(default_factory=dict)
 
-    def join(self, customer: str, reader: LogReader, after: int) -> Feed:
+    def join(self, customer: str, reader: LogReader, after: int, filtered: bool = False) -> Feed:
         """The customer's feed; a new one reads from ``after`` (the joining stream's own start:
         the newest seq of the page it belongs to), so rows written since that page reach it."""
         feed = self.feeds.get(customer)
         if feed is None:
             feed = self.feeds[customer] = Feed(reader, after)
         feed.streams += 1
+        feed.filtered += filtered
         return feed
 
-    def leave(self, customer: str) -> None:
+    def leave(self, customer: str, filtered: bool = False) -> None:
         feed = self.feeds.get(customer)
         if feed is not None:
             feed.streams -= 1
+            feed.filtered -= filtered
             if feed.streams <= 0:
                 del self.feeds[customer]

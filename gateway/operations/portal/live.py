@@ -19,13 +19,13 @@ import time
 
 from aiohttp import web
 
-from gateway.operations.portal.feed import POLL_S
+from gateway.operations.portal.feed import POLL_S, SCREEN
 from gateway.operations.portal.pages import _int, log_filters
 from gateway.operations.portal.server import LANG, PORTAL, TOKEN, Portal, session_of
 
 __all__ = ["add_routes"]
 
-BURST = 50  # rows per write at most: a screenful
+BURST = SCREEN  # rows per write at most: a screenful
 HEARTBEAT_S = 15.0
 RECHECK_S = 5.0
 
@@ -45,7 +45,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
     )
     portal.live += 1
-    feed = portal.feeds.join(session.customer, reader, last)
+    feed = portal.feeds.join(session.customer, reader, last, bool(filters))
     try:
         await response.prepare(request)
         beat = checked = time.monotonic()
@@ -75,7 +75,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         pass  # the browser went away
     finally:
         portal.live -= 1
-        portal.feeds.leave(session.customer)
+        portal.feeds.leave(session.customer, bool(filters))
         with contextlib.suppress(Exception):
             await response.write_eof()
     return response

@@ -32,6 +32,7 @@ from gateway.config import Config, PortalConfig
 from gateway.devices.tls import TlsFiles
 from gateway.errors import GatewayError
 from gateway.log.reader import LogReader
+from gateway.operations.portal.actions import GrantsCache
 from gateway.operations.portal.credentials import new_token
 from gateway.operations.portal.feed import Feeds
 from gateway.operations.portal.names import DisplayNames, NameBook
@@ -119,6 +120,7 @@ class Portal:
     # One read of the log per customer for all their live streams, and each row rendered once
     # for all their streams and pages (the customer is in every key).
     feeds: Feeds = field(default_factory=Feeds)
+    grants: GrantsCache = field(default_factory=GrantsCache)  # who gets what, per customer
     rows: RowCache = field(init=False)
     # scrypt takes ~16 MiB and ~50 ms per check: one at a time, so a burst of logins (or of
     # guesses) costs one core and 16 MiB, not a core and 16 MiB per request.
