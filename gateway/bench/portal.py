@@ -300,18 +300,20 @@ async def run(sessions: int, rate: float, phase_s: float, rounds: int) -> int:
         watcher.start()
         phases: list[Phase] = []
         # Idle: every session logged in, none streaming yet (measured before any stream opened).
-        rss_idle, rss_live, cpu, cpu_s = _rss_mb(portal.pid), 0.0, 0.0, 0.0
+        rss_idle, rss_live, cpu, crowd_cpu, cpu_s = _rss_mb(portal.pid), 0.0, 0.0, 0.0, 0.0
         try:
             for name in ("without", "with") * rounds:
                 if name == "without":
                     phases.append(await _phase(name, system, rate, phase_s))
                     continue
                 cpu0, started = _cpu_seconds(portal.pid), time.monotonic()
+                crowd0 = _cpu_seconds(crowd.process.pid)
                 await crowd.go(seen.seqs[-1] if seen.seqs else 0)
                 phases.append(await _phase(name, system, rate, phase_s))
                 rss_live = max(rss_live, _rss_mb(portal.pid))
                 await crowd.stop(figures)
                 cpu += _cpu_seconds(portal.pid) - cpu0
+                crowd_cpu += _cpu_seconds(crowd.process.pid) - crowd0
                 cpu_s += time.monotonic() - started
         finally:
             stop.set()
@@ -327,7 +329,11 @@ async def run(sessions: int, rate: float, phase_s: float, rounds: int) -> int:
             f"{rss_live:.1f} MB with every live stream open: "
             f"{(rss_live - rss_idle) / sessions * 1024:.0f} KiB per live session"
         )
-        print(f"portal CPU while the sessions are active: {100 * cpu / cpu_s:.0f}% of one core")
+        print(
+            f"portal CPU while the sessions are active: {100 * cpu / cpu_s:.0f}% of one core; "
+            f"the sessions' own process (browsers, on a real box elsewhere): "
+            f"{100 * crowd_cpu / cpu_s:.0f}%"
+        )
         return 0
     finally:
         if crowd is not None:

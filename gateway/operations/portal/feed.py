@@ -2,7 +2,7 @@
 
 Twenty open live views of one customer used to poll the log twenty times every 0.4 s, on the
 one thread of that customer's reader, in front of every page the same customer asked for. A
-``Feed`` polls instead: whichever stream asks first after ``POLL_S`` reads the rows that arrived
+``Feed`` polls instead: whichever stream asks first after ``POLL_S`` (0.5 s) reads the rows that arrived
 (through the reader bound to the customer: the scope stays in its SQL), the others wait for that
 read and take what it found. Each stream keeps the rows its filters pass (``row_passes``, the
 reader's own test of its filters) from the newest ``RING`` rows read.
@@ -26,8 +26,8 @@ from gateway.log.results import EntryRow
 
 __all__ = ["POLL_S", "READ", "RING", "SCREEN", "Feed", "Feeds"]
 
-POLL_S = 0.25
-READ = 2000  # rows per read at most: 8,000 entries/s of one customer, without a gap
+POLL_S = 0.5  # a screenful twice a second: more than anyone reads, and a new row within ~1 s
+READ = 2000  # rows per read at most: 4,000 entries/s of one customer, without a gap
 RING = 2000  # rows kept for streams that are a read behind
 SCREEN = 50  # rows a stream shows at once at most
 _TOP = 1 << 62  # "before" no seq: the page is read newest first, from ``after`` up

@@ -1,9 +1,9 @@
 """The live log: Server-Sent Events of the session's customer's new entries, filtered as the
 page is, each event one table row rendered by the same template as the page (autoescaped).
 
-A customer's streams share one read of the log (``feed``: at most one read per 0.25 s through the
+A customer's streams share one read of the log (``feed``: at most one read per 0.5 s through the
 reader bound to that customer, whatever the number of streams), so a new entry reaches the
-browser within about half a second of its commit; more than a screenful behind, a stream jumps
+browser within about a second of its commit; more than a screenful behind, a stream jumps
 to the newest rows (the rest is in the log's pages). Each row is rendered once per language and
 find for all of the customer's streams and pages (``Portal.row_html``); a stream writes what one
 read brought in one write. Streams are capped (``portal.max_live_sessions``); a stream ends when
