@@ -389,6 +389,14 @@ def _print(  # noqa: PLR0917 -- the run's settings and its figures, printed once
         print(f"gateway p99 {name:<7} the sessions: {_spread(values)}")
     added = statistics.median(p99["with"]) - statistics.median(p99["without"])
     print(f"gateway p99 added by the portal (median with − median without): {added:+.1f} ms")
+    behind = [p for p in phases if p.name == "without" and p.result.throughput < 0.95 * rate]
+    if behind:  # then the phases compare two overloads, not the portal's cost
+        print(
+            f"NOTE: in {len(behind)} of {rounds} phases without the sessions the box forwarded "
+            f"under 95% of {rate:,.0f} msg/s (load average up to "
+            f"{max(p.load for p in phases):.1f} on {os.cpu_count()} cores): the gateway's "
+            "latency here measures the machine's other work, not the portal"
+        )
     for stage in stages:
         by_phase = {
             n: [p.stages[stage][1] for p in phases if p.name == n and stage in p.stages]
