@@ -3,7 +3,7 @@
 The customer's report and the records of processing are written as a ``Document`` and rendered
 here, so both formats say the same. Every value comes from the log, where names a customer or
 installer typed and topics a device chose are kept: in Markdown each markup character is
-escaped, in HTML everything goes through ``html.escape``, and in both control and bidi
+escaped (the title and headings too), in HTML everything goes through ``html.escape``, and in both control and bidi
 characters are made visible (``gateway.visible``). Only our own whole-paragraph ``**bold**``
 stays markup.
 """
@@ -55,7 +55,8 @@ def _md_para(text: str) -> str:
 
 
 def render_md(doc: Document) -> str:
-    # Titles carry names from policies and devices (a customer's name): text, like the rest.
+    # The title and headings carry device and customer text too (a device's name, a field key):
+    # escaped like every other value, on one line (a newline there would end the heading).
     out = [f"# {_md_text(doc.title)}", ""]
     for title, blocks in doc.sections:
         out += [f"## {_md_text(title)}", ""]

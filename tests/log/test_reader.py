@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from gateway.errors import LogError
-from gateway.log.reader import LogReader, Reader
+from gateway.log.reader import LogReader, Reader, row_passes
 from tests.log.conftest import T0, Log, make_draft
 
 C = "baeckerei-schmidt"
@@ -125,5 +125,41 @@ def test_the_sync_reader_pages_the_same_rows(filled: Log) -> None:
         assert [r.seq for r in rows] == [r.seq for r in reader.page(flt, limit=1000)]
         assert len(rows) == reader.count(flt) == 24
         assert reader.count() == 44
+    finally:
+        reader.close()
+
+
+def test_a_row_passes_in_python_exactly_the_filters_it_passes_in_sql(log: Log) -> None:
+    # Devices, recipients and outcomes that differ, and texts in two languages and two cases.
+    drafts = [
+        make_draft(
+            i,
+            customer=(C, OTHER)[i % 2],
+            recipient=("wartung-gmbh", "energie-cloud")[i % 3 % 2],
+            outcome=("shared", "withheld", "altered")[i % 3],
+            text_de=f"oven-{i % 3}: Temperatur geteilt",
+            text_en=f"oven-{i % 3}: TEMPERATURE shared" if i % 5 else "nothing",
+        )
+        for i in range(60)
+    ]
+    log.write(drafts)
+    reader = Reader.open(log.path)
+    try:
+        every = reader.page(reader.filter_for(), limit=1000)
+        assert len(every) == 60
+        filters: list[dict[str, str | None]] = [{}]
+        for name, values in (
+            ("customer", (C, OTHER, "nobody")),
+            ("device", ("oven-0", "oven-2", "oven", "nobody")),
+            ("recipient", ("wartung-gmbh", "energie-cloud", "wartung")),
+            ("outcome", ("shared", "altered", "withheld")),
+            ("text", ("temperatur", "TEMPERATURE", "Oven-1:", "nothing", "absent")),
+        ):
+            filters += [{**f, name: v} for f in filters for v in values if len(f) < 2]
+        assert len(filters) > 100
+        for f in filters:
+            in_sql = [r.seq for r in reader.page(reader.filter_for(**f), limit=1000)]
+            in_python = [r.seq for r in every if row_passes(r, **f)]
+            assert in_python == in_sql, f
     finally:
         reader.close()

@@ -97,3 +97,22 @@ async def test_a_stream_behind_by_more_than_a_screenful_jumps_to_the_newest(
                     seqs.append(orjson.loads(data)["seq"])
         newest = 10 + BURST + 10
         assert seqs == list(range(newest - BURST + 1, newest + 1))  # the oldest ten skipped
+
+
+async def test_a_filtered_page_hands_over_at_its_own_newest_row(tmp_path: Path) -> None:
+    async with portal_box(tmp_path) as box:
+        client = await box.session()
+        # None of MINE's first entries is withheld: the filtered page is empty, and its stream
+        # takes over from the start, so whatever passes after the page reaches it.
+        async with client.get(box.url + "/log?outcome=withheld") as response:
+            page = await response.text()
+        assert 'data-latest="0"' in page and 'data-query="outcome=withheld"' in page
+        async with stream(client, box.url + "/live?outcome=withheld&after=0") as queue:
+            box.write(20, 1)  # seq 11: MINE, shared: not on this stream
+            box.write(23, 1)  # seq 12: MINE, withheld
+            async with asyncio.timeout(5):
+                name, data = await queue.get()
+            assert name == "entry" and orjson.loads(data)["seq"] == 12, data
+        async with client.get(box.url + "/log") as response:
+            page = await response.text()
+        assert 'data-latest="12"' in page  # the newest page's own newest row

@@ -10,14 +10,14 @@ from pathlib import Path
 
 from gateway.log.results import EntryRow
 from gateway.operations.portal.names import NameBook
-from gateway.operations.portal.pages import row_view
+from gateway.operations.portal.rows import row_view
 from tests.portal.site import CUSTOMER, OTHER, OTHER_POLICY, POLICY
 
 
-def book(tmp_path: Path) -> NameBook:
+def book(tmp_path: Path, check_s: float = 0.0) -> NameBook:
     (tmp_path / "berg.yaml").write_text(POLICY, encoding="utf-8")
     (tmp_path / "sonne.yaml").write_text(OTHER_POLICY, encoding="utf-8")
-    return NameBook(tmp_path, {"energy-provider": "Stadtwerke Energiedienst"})
+    return NameBook(tmp_path, {"energy-provider": "Stadtwerke Energiedienst"}, check_s)
 
 
 def test_a_customer_gets_their_own_device_names_only(tmp_path: Path) -> None:
@@ -30,14 +30,27 @@ def test_a_customer_gets_their_own_device_names_only(tmp_path: Path) -> None:
 
 def test_a_changed_policy_is_read_again_and_a_broken_one_shows_ids(tmp_path: Path) -> None:
     names = book(tmp_path)
-    assert names.names(CUSTOMER).device("room-1") == "Meeting room"
+    first = names.names(CUSTOMER)
+    assert first.device("room-1") == "Meeting room"
     path = tmp_path / "berg.yaml"
     path.write_text(POLICY.replace("name: Meeting room", "name: Besprechungsraum"), "utf-8")
     os.utime(path, (1, 2_000_000_000))
-    assert names.names(CUSTOMER).device("room-1") == "Besprechungsraum"
+    again = names.names(CUSTOMER)
+    assert again.device("room-1") == "Besprechungsraum"
+    assert again.version != first.version  # rows rendered with the old name are not reused
     path.write_text("einblick_policy: 1\ncustomer: [", encoding="utf-8")
     os.utime(path, (1, 2_000_000_100))
     assert names.names(CUSTOMER).device("room-1") == "room-1"
+
+
+def test_the_files_are_looked_at_once_per_check_interval(tmp_path: Path) -> None:
+    names = book(tmp_path, check_s=3600.0)
+    first = names.names(CUSTOMER)
+    path = tmp_path / "berg.yaml"
+    path.write_text(POLICY.replace("name: Meeting room", "name: Besprechungsraum"), "utf-8")
+    os.utime(path, (1, 2_000_000_000))
+    # Within the interval the book answers from memory: the same names, no directory listing.
+    assert names.names(CUSTOMER) is first and first.device("room-1") == "Meeting room"
 
 
 def test_a_row_shows_the_names_and_keeps_the_id(tmp_path: Path) -> None:

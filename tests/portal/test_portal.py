@@ -1,5 +1,5 @@
 """The portal's benchmark (gateway/bench/portal.py) in miniature: two sessions against the whole
-box at a low rate, one phase each way. The figures it prints are real measurements: pages came
+box at a low rate, one phase each way, the sessions in a process of their own. The figures it prints are real measurements: pages came
 back 200, live events arrived with a lag, nothing was lost either way."""
 
 from __future__ import annotations
@@ -23,3 +23,6 @@ async def test_the_benchmark_measures_pages_live_lag_and_the_gateway_both_ways(
     assert re.search(r"gateway without: [\d,]+ msg/s arrived, lost 0", out), out
     assert re.search(r"gateway with   : [\d,]+ msg/s arrived, lost 0", out), out
     assert re.search(r"-?\d+ KiB per live session", out), out
+    for name in ("without", "with"):
+        assert re.search(rf"gateway p99 {name} +the sessions: median [\d.]+ ms \(range", out), out
+    assert re.search(r"gateway p99 added by the portal \(median with − median without\)", out)

@@ -18,6 +18,7 @@ and kept. What comes back is typed: the frozen dataclasses of ``gateway.log.resu
 # The reader's API, importable from here as before the split (its result types:
 # gateway.log.results). Re-exported by name, not in ``__all__``: each name's home is its module
 # (tests/packaging/test_exports.py).
+from gateway.log.reader.base import row_passes as row_passes
 from gateway.log.reader.front import LogReader as LogReader
 from gateway.log.reader.proofs import MAX_WALK as MAX_WALK
 from gateway.log.reader.sync import Reader as Reader

@@ -23,7 +23,7 @@ from gateway.log.keys import PublicKey
 from gateway.log.names import joined
 from gateway.log.results import Body, EntryFacts, EntryFilter, EntryLine, EntryRow, Match
 
-__all__ = ["LINE_COLUMNS", "OUTCOME_NAMES", "ReaderBase", "entry_line"]
+__all__ = ["LINE_COLUMNS", "OUTCOME_NAMES", "ReaderBase", "entry_line", "row_passes"]
 
 OUTCOME_NAMES = {v: k for k, v in OUTCOMES.items()}
 LINE_COLUMNS = "seq, at, chain_id, idx, body_id, device_id, recipient_id, outcome"
@@ -51,6 +51,33 @@ def entry_line(r: Sequence[Any], hit: bool = False) -> EntryLine:
     )
 
 
+def row_passes(
+    row: EntryRow,
+    *,
+    customer: str | None = None,
+    device: str | None = None,
+    recipient: str | None = None,
+    outcome: str | None = None,
+    text: str | None = None,
+) -> bool:
+    """Whether ``row`` passes the filters ``ReaderBase.filter_for`` turns into SQL, tested on a
+    row already read (the portal's live feed reads a customer's new rows once and each stream
+    keeps those its filters pass). Exact ids; ``text`` found in either explanation, casefolded:
+    the same tests as the SQL's (tests/log/test_reader.py compares the two on every filter)."""
+    if customer is not None and row.customer != customer:
+        return False
+    if device is not None and row.device != device:
+        return False
+    if recipient is not None and row.recipient != recipient:
+        return False
+    if outcome is not None and row.outcome != outcome:
+        return False
+    if text is not None:
+        needle = text.casefold()
+        return needle in row.text_de.casefold() or needle in row.text_en.casefold()
+    return True
+
+
 class ReaderBase:
     """The connection, the customer restriction, names, bodies and filters every query uses."""
 
@@ -63,6 +90,7 @@ class ReaderBase:
         self._last_body = 0
         self._atoms: dict[int, str] = {}
         self._keys: dict[bytes, PublicKey] = {}
+        self._chains: dict[int, str] = {}
 
     @classmethod
     def open(cls, path: str | Path, *, customer: str | None = None) -> Self:
@@ -110,6 +138,16 @@ class ReaderBase:
             int(i): str(n)
             for i, n in self._conn.execute(f"SELECT id, name FROM chains WHERE {own}", params)
         }
+
+    def chain_name(self, chain_id: int) -> str | None:
+        """One chain's name (None: unknown, or not this reader's). Chains are never renamed nor
+        deleted, so a name once read is kept; an id not seen yet reads the table again (a new
+        customer's first entry), which a page of rows then costs once, not once per row."""
+        found = self._chains.get(chain_id)
+        if found is None:
+            self._chains = self.chain_names()
+            found = self._chains.get(chain_id)
+        return found
 
     def chain_id(self, customer: str) -> int | None:
         """The id of ``customer``'s chain (None: no entry of theirs yet, or not this reader's)."""
@@ -267,8 +305,15 @@ class ReaderBase:
                     clauses.append(f"{column} IN ({sql})")
                     params += p
             if flt.outcomes:
-                clauses.append(f"outcome IN ({','.join('?' * len(flt.outcomes))})")
-                params += [OUTCOMES.get(o, -1) for o in flt.outcomes]
+                # Our own small integers, written into the SQL rather than bound: SQLite uses
+                # the partial index on withheld entries (migration 9) only for a query whose
+                # WHERE says ``outcome = 3`` itself.
+                codes = sorted({OUTCOMES.get(o, -1) for o in flt.outcomes})
+                clauses.append(
+                    f"outcome = {codes[0]}"
+                    if len(codes) == 1
+                    else f"outcome IN ({','.join(str(c) for c in codes)})"
+                )
             if flt.body_ids is not None:
                 clauses.append("body_id IN (SELECT value FROM json_each(?))")
                 params.append(orjson.dumps(sorted(flt.body_ids)).decode())
@@ -326,11 +371,10 @@ class ReaderBase:
 
     def row(self, line: EntryLine) -> EntryRow:
         body = self.body(line.body_id)
-        chains = self.chain_names()
         return EntryRow(
             seq=line.seq,
             at=at_from_us(line.at_us),
-            customer=chains.get(line.chain_id, f"#{line.chain_id}"),
+            customer=self.chain_name(line.chain_id) or f"#{line.chain_id}",
             index=line.index,
             kind=body.kind,
             device=self.atom(line.device_id),

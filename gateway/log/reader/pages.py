@@ -16,9 +16,17 @@ class PageQueries(ReaderBase):
     """Entries page by page, within the bound customer."""
 
     def latest_seq(self) -> int:
+        if self.customer is None:
+            row = self._conn.execute("SELECT max(seq) FROM entries").fetchone()
+            return 0 if row[0] is None else int(row[0])
+        # The chain's newest entry is its highest index: one step down the (chain, index)
+        # index. max(seq) read every index entry of the chain (a customer's portal page and
+        # live poll paid that at every call).
         own, params = self._own()
-        row = self._conn.execute(f"SELECT max(seq) FROM entries WHERE {own}", params).fetchone()
-        return 0 if row[0] is None else int(row[0])
+        row = self._conn.execute(
+            f"SELECT seq FROM entries WHERE {own} ORDER BY idx DESC LIMIT 1", params
+        ).fetchone()
+        return 0 if row is None else int(row[0])
 
     def count(
         self,
@@ -83,7 +91,10 @@ class PageQueries(ReaderBase):
         # Bound to one customer, the chain's index orders their rows as seq does (both grow
         # with every append) and is walked from either end; by seq, SQLite sorted the whole
         # chain for every page (a temp B-tree: seconds per page at 100,000s of entries).
-        order = "idx" if self.customer is not None else "seq"
+        # Withheld entries alone: the partial index of withheld entries per chain (migration 9),
+        # which holds them in seq order (its rowid); by idx it would sort them all.
+        withheld_only = flt is not None and set(flt.outcomes) == {"withheld"}
+        order = "idx" if self.customer is not None and not withheld_only else "seq"
         sql += f" ORDER BY {order} {'DESC' if newest_first else 'ASC'} LIMIT ? OFFSET ?"
         args += [limit, skip]
         return [entry_line(r, bool(r[8])) for r in self._conn.execute(sql, args)]

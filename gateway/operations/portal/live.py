@@ -1,11 +1,14 @@
 """The live log: Server-Sent Events of the session's customer's new entries, filtered as the
 page is, each event one table row rendered by the same template as the page (autoescaped).
 
-Each stream polls its customer's bound reader (one query of ``seq > last`` on the chain's
-index, about every 0.4 s), so a new entry reaches the browser within a second of its commit;
-more than a screenful behind, it jumps to the newest rows (the rest is in the log's pages).
-Streams are capped (``portal.max_live_sessions``); a stream ends when its session expires or is
-revoked, checked every few seconds, and the browser's EventSource reconnects (to the login).
+A customer's streams share one read of the log (``feed``: at most one read per 0.5 s through the
+reader bound to that customer, whatever the number of streams), so a new entry reaches the
+browser within about a second of its commit; more than a screenful behind, a stream jumps
+to the newest rows (the rest is in the log's pages). Each row is rendered once per language and
+find for all of the customer's streams and pages (``Portal.row_html``); a stream writes what one
+read brought in one write. Streams are capped (``portal.max_live_sessions``); a stream ends when
+its session expires or is revoked, checked every few seconds, and the browser's EventSource
+reconnects (to the login).
 """
 
 from __future__ import annotations
@@ -14,18 +17,15 @@ import asyncio
 import contextlib
 import time
 
-import orjson
 from aiohttp import web
 
-from gateway.operations.portal.pages import _int, log_filters, page, row_view
+from gateway.operations.portal.feed import POLL_S, SCREEN
+from gateway.operations.portal.pages import _int, log_filters
 from gateway.operations.portal.server import LANG, PORTAL, TOKEN, Portal, session_of
 
 __all__ = ["add_routes"]
 
-POLL_S = 0.4
-BURST = 50  # rows per poll at most: a screenful
-RENDERED = 4096  # live rows kept rendered for the customer's other sessions
-_TOP = 1 << 62  # "before" no seq: the page is read newest first, from ``after`` up
+BURST = SCREEN  # rows per write at most: a screenful
 HEARTBEAT_S = 15.0
 RECHECK_S = 5.0
 
@@ -45,27 +45,19 @@ async def stream(request: web.Request) -> web.StreamResponse:
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
     )
     portal.live += 1
+    feed = portal.feeds.join(session.customer, reader, last, bool(filters))
     try:
         await response.prepare(request)
-        template = portal.env.get_template("row.html")
         beat = checked = time.monotonic()
         while True:
             # The newest rows above ``last``, a screenful at most: more than that behind (a
             # flood, or a stream that was away) it jumps ahead; the rows skipped are in the
             # log's pages, and a stream never falls behind nor renders more than one can read.
-            rows = await page(reader, filters, after=last, before=_TOP, limit=BURST)
-            for row in reversed(rows):
-                key = (session.customer, row.seq, lang, find)
-                event = portal.rendered.get(key)
-                if event is None:
-                    names = await asyncio.to_thread(portal.names, session.customer)
-                    html = template.render(row=row_view(row, lang, find, names), t=None)
-                    data = orjson.dumps({"seq": row.seq, "html": html}).decode()
-                    event = portal.rendered[key] = f"event: entry\ndata: {data}\n\n".encode()
-                    while len(portal.rendered) > RENDERED:
-                        portal.rendered.popitem(last=False)
-                await response.write(event)
-                last = max(last, row.seq)
+            rows, last = await feed.since(last, filters, BURST)
+            if rows:
+                names = await portal.display_names(session.customer)
+                events = [portal.rows.event(session.customer, r, lang, find, names) for r in rows]
+                await response.write(b"".join(events))
             now = time.monotonic()
             if now - beat > HEARTBEAT_S:
                 await response.write(b": still here\n\n")
@@ -83,6 +75,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         pass  # the browser went away
     finally:
         portal.live -= 1
+        portal.feeds.leave(session.customer, bool(filters))
         with contextlib.suppress(Exception):
             await response.write_eof()
     return response

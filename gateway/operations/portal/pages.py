@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
+from markupsafe import Markup
 
 from gateway.errors import LogError
 from gateway.log.bundle import export_customer
@@ -26,8 +27,8 @@ from gateway.log.checkpoints import latest_note
 from gateway.log.keys import load_public_key
 from gateway.log.reader import LogReader
 from gateway.log.results import EntryRow
-from gateway.operations.portal.names import DisplayNames
 from gateway.operations.portal.pending import carried_out, open_requests
+from gateway.operations.portal.rows import row_view, when
 from gateway.operations.portal.server import LANG, PORTAL, Portal, session_of
 from gateway.operations.portal.store import ErasureRequest, Session
 from gateway.operations.portal.texts import t
@@ -39,7 +40,6 @@ log = logging.getLogger("einblick.portal")
 
 PAGE = 100
 OUTCOMES = ("shared", "altered", "withheld")
-SYMBOLS = {"shared": "✓", "altered": "◐", "withheld": "✗"}
 _FILTERS = ("device", "recipient", "outcome", "q")
 
 
@@ -77,30 +77,6 @@ async def page(
     )
 
 
-def _when(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def row_view(
-    row: EntryRow, lang: str, find: str | None, names: DisplayNames | None = None
-) -> dict[str, Any]:
-    names = names or DisplayNames()
-    text = row.text_de if lang == "de" else row.text_en
-    outcome = row.outcome
-    return {
-        "seq": row.seq,
-        "when": _when(row.at),
-        "device": neutralise(names.device(row.device) or "—"),
-        "device_id": neutralise(row.device or ""),
-        "recipient": neutralise(names.recipient(row.recipient) or "—"),
-        "outcome": outcome or "event",
-        "symbol": SYMBOLS.get(outcome or "", "•"),
-        "decision": t(lang, outcome) if outcome else t(lang, "event"),
-        "text": neutralise(text, lines=True),
-        "hit": bool(find) and find.casefold() in text.casefold(),  # type: ignore[union-attr]
-    }
-
-
 async def log_page(request: web.Request) -> web.StreamResponse:
     portal: Portal = request.app[PORTAL]
     session = _session(request)
@@ -110,16 +86,22 @@ async def log_page(request: web.Request) -> web.StreamResponse:
     find = request.query.get("find", "").strip()[:200] or None
     before = _int(request.query.get("before"))
     rows = await page(reader, filters, before=before)
-    latest = await reader.latest_seq()
-    names = await asyncio.to_thread(portal.names, session.customer)
-    views = [row_view(r, lang, find, names) for r in rows]
+    # Where the live stream takes over: on the newest page, its newest row (the same read, so a
+    # row written meanwhile is streamed, neither lost nor shown twice; an empty page: every row
+    # that passes is new); on an older page, the log's newest entry.
+    if before is None:
+        latest = rows[0].seq if rows else 0
+    else:
+        latest = await reader.latest_seq()
+    names = await portal.display_names(session.customer)
+    rendered = [portal.rows.html(session.customer, r, lang, find, names) for r in rows]
     return portal.render(
         request,
         "log.html",
-        rows=views,
+        rows=[Markup(html) for html, _ in rendered],  # rendered (and escaped) by row.html
         filters=filters,
         find=find or "",
-        hits=sum(1 for v in views if v["hit"]),
+        hits=sum(1 for _, hit in rendered if hit),
         latest=latest,
         older=rows[-1].seq if len(rows) == PAGE else None,
         outcomes=OUTCOMES,
@@ -152,13 +134,13 @@ async def entry_page(request: web.Request) -> web.StreamResponse:
         status, state = t(lang, "d_checkpoint_none"), "pending"
     elif proof.signature_valid and proof.head_matches and proof.link_valid:
         at = datetime.fromtimestamp(cp.at / 1_000_000, UTC)
-        status, state = t(lang, "d_checkpoint_ok", size=cp.size, at=_when(at)), "ok"
+        status, state = t(lang, "d_checkpoint_ok", size=cp.size, at=when(at)), "ok"
     else:
         status, state = t(lang, "d_checkpoint_bad"), "bad"
     return portal.render(
         request,
         "entry.html",
-        row=row_view(row, lang, None, await asyncio.to_thread(portal.names, session.customer)),
+        row=row_view(row, lang, None, await portal.display_names(session.customer)),
         detail=detail,
         purpose=detail.purpose.get(lang, ""),
         basis=t(lang, f"lb_{detail.legal_basis}") if detail.legal_basis else "—",
@@ -332,7 +314,7 @@ async def _requests(portal: Portal, session: Session) -> list[dict[str, Any]]:
 
 
 def _stamp(at: float) -> str:
-    return _when(datetime.fromtimestamp(at, UTC))
+    return when(datetime.fromtimestamp(at, UTC))
 
 
 async def erasure(request: web.Request) -> web.StreamResponse:

@@ -48,7 +48,8 @@ async def grants_page(request: web.Request) -> web.StreamResponse:
     portal: Portal = request.app[PORTAL]
     lang = request[LANG]
     try:
-        grants = await actions.grants(portal.config.control_socket, _session(request).customer)
+        socket, customer = portal.config.control_socket, _session(request).customer
+        grants = await portal.grants.get(socket, customer)
         error = None
     except GatewayNotRunning:
         grants, error = [], t(lang, "gateway_down")
@@ -93,6 +94,8 @@ async def act(request: web.Request) -> web.StreamResponse:
         return portal.render(
             request, "error.html", status=409, message=t(lang, "gateway_refused", error=str(exc))
         )
+    finally:  # whatever the answer: the next "who gets what" asks the gateway again
+        portal.grants.forget(session.customer)
     log.warning(
         "portal: %r asked %s on grant %s of customer %s: %s",
         session.login,

@@ -17,7 +17,7 @@ import asyncio
 import hmac
 import logging
 import ssl
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,8 +32,11 @@ from gateway.config import Config, PortalConfig
 from gateway.devices.tls import TlsFiles
 from gateway.errors import GatewayError
 from gateway.log.reader import LogReader
+from gateway.operations.portal.actions import GrantsCache
 from gateway.operations.portal.credentials import new_token
+from gateway.operations.portal.feed import Feeds
 from gateway.operations.portal.names import DisplayNames, NameBook
+from gateway.operations.portal.rows import RowCache
 from gateway.operations.portal.store import PortalStore, Session
 from gateway.operations.portal.texts import LANGS, choose_language, t
 
@@ -114,17 +117,20 @@ class Portal:
     readers: dict[str, LogReader] = field(default_factory=dict)
     live: int = 0
     book: NameBook | None = None  # display names, set by open_portal
-    # Live rows as sent, by (customer, seq, language, find): a customer's sessions following
-    # the same log render each row once. Bounded; the customer is in the key.
-    rendered: OrderedDict[tuple[str, int, str, str | None], bytes] = field(
-        default_factory=OrderedDict
-    )
+    # One read of the log per customer for all their live streams, and each row rendered once
+    # for all their streams and pages (the customer is in every key).
+    feeds: Feeds = field(default_factory=Feeds)
+    grants: GrantsCache = field(default_factory=GrantsCache)  # who gets what, per customer
+    rows: RowCache = field(init=False)
     # scrypt takes ~16 MiB and ~50 ms per check: one at a time, so a burst of logins (or of
     # guesses) costs one core and 16 MiB, not a core and 16 MiB per request.
     hasher: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="einblick-portal-scrypt")
     )
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def __post_init__(self) -> None:
+        self.rows = RowCache(self.env.get_template("row.html"))
 
     @property
     def session_cookie(self) -> str:
@@ -147,6 +153,10 @@ class Portal:
     def names(self, customer: str) -> DisplayNames:
         """The names ``customer``'s rows show (their own devices, the recipients)."""
         return DisplayNames() if self.book is None else self.book.names(customer)
+
+    async def display_names(self, customer: str) -> DisplayNames:
+        """``names`` off the event loop: a changed policy file is parsed again there."""
+        return await asyncio.to_thread(self.names, customer)
 
     async def hashing(self, fn: Callable[..., T], *args: object) -> T:
         """Run ``fn`` (a login or an invitation: each hashes a password) on the hasher."""
