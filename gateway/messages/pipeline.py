@@ -27,6 +27,7 @@ Intake pauses for everyone only when the outbox as a whole is full or a recipien
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import sqlite3
 import time
@@ -216,11 +217,11 @@ class Pipeline:
         taken: list[Admission] = []
         try:
             for decided in decisions:
-                source = decided.payload or b""
+                digest = hashlib.sha256(decided.payload or b"").digest()
                 decision = self._admit(engine, decided, taken)
                 if decision.payload is not None and decision.outcome is not Outcome.WITHHELD:
                     releases.append((len(drafts), decision, None))
-                drafts.append(self._draft(engine, decision, source, now))
+                drafts.append(self._draft(engine, decision, digest, now))
             rows = await self._commit(drafts, releases, now)
         except BaseException:
             self._undo(taken)
@@ -242,7 +243,8 @@ class Pipeline:
                 grant=row.grant,
                 reason=reason,
             )
-            drafts.append(self._draft(engine, decision, row.payload, now))
+            digest = hashlib.sha256(row.payload).digest()
+            drafts.append(self._draft(engine, decision, digest, now))
         ids = [row.id for row, _ in refused]
         writer = self._log_writer()
 
@@ -262,11 +264,12 @@ class Pipeline:
         try:
             drafts: list[EntryDraft] = []
             releases: list[Release] = []
+            digest = hashlib.sha256(inbound.payload).digest()  # once, for every recipient's entry
             for decided in self._decide(engine, inbound, flooding, now):
                 decision = self._admit(engine, decided, taken)
                 if decision.payload is not None and decision.outcome is not Outcome.WITHHELD:
                     releases.append((len(drafts), decision, inbound))
-                drafts.append(self._draft(engine, decision, inbound.payload, now))
+                drafts.append(self._draft(engine, decision, digest, now))
             return _Prepared(inbound, drafts, releases, taken)
         except Exception as exc:
             self._undo(taken)  # withheld whole: none of its releases will be queued
@@ -367,7 +370,7 @@ class Pipeline:
             ]
 
     def _draft(
-        self, engine: Engine, decision: Decision, source: bytes, now: datetime
+        self, engine: Engine, decision: Decision, source_digest: bytes, now: datetime
     ) -> EntryDraft:
         if decision.outcome is Outcome.WITHHELD:
             self.stats.withheld += 1
@@ -375,7 +378,7 @@ class Pipeline:
             self.stats.altered += 1
         else:
             self.stats.shared += 1
-        return self._drafter.draft(engine, decision, source, now)
+        return self._drafter.draft(engine, decision, source_digest, now)
 
     async def _commit(
         self, drafts: list[EntryDraft], releases: list[Release], now: datetime
