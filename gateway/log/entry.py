@@ -64,7 +64,10 @@ def at_from_us(us: int) -> datetime:
     return datetime.fromtimestamp(us // 1_000_000, UTC).replace(microsecond=us % 1_000_000)
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is built per decision on the hot path, and a frozen __init__ (object.__setattr__
+# per field) cost 7x a plain one for these 23 fields (11 µs against 1.5 µs here). Nobody changes
+# a draft after it is built; it was never hashable (its purpose and reason parameters are dicts).
+@dataclass(slots=True)
 class EntryDraft:
     """One entry to append. ``topic`` and ``content`` are personal and erasable."""
 

@@ -73,7 +73,9 @@ class Endpoint:
         return f"{scheme}://{user}{self.host}:{self.port} as {self.client_id!r}"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is built per received message, and a frozen __init__ costs twice a plain one.
+# Never changed after it is built; hashable by value as before.
+@dataclass(slots=True, unsafe_hash=True)
 class Inbound:
     """A message as received; ``ack()`` sends the PUBACK on the session that delivered it."""
 
