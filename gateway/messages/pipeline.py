@@ -453,8 +453,14 @@ class Pipeline:
     async def _transact(
         self, job: Callable[[sqlite3.Connection], object], writer: LogWriter
     ) -> list[OutboxRow]:
+        # Nothing waiting in the queue: the COMMIT runs on the loop, without the hand-over to
+        # the helper thread (gateway/messages/store.py); with messages waiting, the loop reads
+        # and decides them while the disk syncs.
         result = await self._store.transaction(
-            job, on_rollback=writer.rolled_back, on_commit=writer.committed
+            job,
+            on_rollback=writer.rolled_back,
+            on_commit=writer.committed,
+            idle=self._queue.empty(),
         )
         return result if isinstance(result, list) else []
 
