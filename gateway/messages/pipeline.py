@@ -66,6 +66,8 @@ Release = tuple[int, Decision, Inbound | None]
 # 256 MB. Reading resumes below half of it; one message always fits a batch.
 QUEUE_BYTES = 16 * 1024 * 1024
 BATCH_BYTES = 4 * 1024 * 1024
+# No commit for this long and nothing waiting: the next COMMIT runs on the loop thread.
+QUIET_S = 0.005
 
 
 @dataclass(slots=True)
@@ -137,6 +139,7 @@ class Pipeline:
         self._drafter = Drafter()
         self.stats = PipelineStats(outbox_depth=outbox.queues.rows)
         self.decided = LatencyWindow()  # received from the broker → committed
+        self._last_commit = 0.0  # time.monotonic() when the last transaction ended
 
     # -- receiving (paho callback, on the loop thread) ----------------------------------------
 
@@ -453,15 +456,18 @@ class Pipeline:
     async def _transact(
         self, job: Callable[[sqlite3.Connection], object], writer: LogWriter
     ) -> list[OutboxRow]:
-        # Nothing waiting in the queue: the COMMIT runs on the loop, without the hand-over to
-        # the helper thread (gateway/messages/store.py); with messages waiting, the loop reads
-        # and decides them while the disk syncs.
+        # A quiet site (nothing waiting, no commit for QUIET_S): the COMMIT runs on the loop,
+        # without the hand-over to the helper thread (gateway/messages/store.py). Otherwise the
+        # loop reads and decides while the disk syncs: at 1,000 msg/s an fsync on the loop
+        # stopped reading for its whole wait (p99 55 ms in one run).
+        quiet = time.monotonic() - self._last_commit >= QUIET_S
         result = await self._store.transaction(
             job,
             on_rollback=writer.rolled_back,
             on_commit=writer.committed,
-            idle=self._queue.empty(),
+            idle=quiet and self._queue.empty(),
         )
+        self._last_commit = time.monotonic()
         return result if isinstance(result, list) else []
 
     def _hand_over(self, rows: Sequence[OutboxRow]) -> None:
