@@ -33,6 +33,7 @@ from gateway.messages.clock import ForwardClock
 from gateway.messages.device_link import DeviceLink, offline_seconds
 from gateway.messages.flood import FloodGuard
 from gateway.messages.forwarder import Forwarder, endpoint_for
+from gateway.messages.heap import settle as settle_heap
 from gateway.messages.mqtt import Endpoint, Inbound
 from gateway.messages.outbox import Outbox
 from gateway.messages.pipeline import Pipeline
@@ -300,6 +301,7 @@ class Gateway:
             )
             if metrics is not None:
                 await metrics.start()
+            settle_heap()  # start-up is done: what exists now lives as long as the process
             try:
                 async with asyncio.TaskGroup() as tasks:
                     self.reloader.start(tasks)

@@ -377,7 +377,7 @@ class LogWriter:
             size = self._bases[chain_id] + index  # the entry's idx (its chain position)
             device_id = None if draft.device is None else self._atom(draft.device)
             subject = device_id or 0
-            key = body_key(draft)
+            key = draft.shape or body_key(draft)
             found = bodies.get(key)
             if found is None:
                 names = self._names(chain_id, subject, draft)

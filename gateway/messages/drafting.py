@@ -1,8 +1,13 @@
 """Decisions into log-entry drafts: each decision explained in German and English, the texts
-remembered per decision shape (a flood of shapes evicts, bounded in bytes), the source digested.
+remembered per decision shape (a flood of shapes evicts, bounded in bytes).
 
 Explaining is the slow part of recording a decision and repeats a lot: the same device, grant and
 outcome explain the same way, so the texts are cached under everything that goes into them.
+
+One record shape from decision to entry: the decision's key is computed once, here, and travels
+with the draft (``EntryDraft.shape``), so the log writer finds the entry's stored body under the
+same key instead of keying the draft a second time; the caller digests the device's message
+once, however many recipients it is decided for.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
+import operator
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -48,19 +54,32 @@ def _explained_size(key: ExplainKey, texts: tuple[str, str]) -> int:
 # to ``Decision`` later can never make two different decisions share one text.
 _NOT_EXPLAINED = frozenset({"payload", "topic"})
 _KEY_FIELDS = tuple(f.name for f in dataclasses.fields(Decision) if f.name not in _NOT_EXPLAINED)
+_KEY_VALUES = operator.attrgetter(*_KEY_FIELDS)
+# Values that are their own key (hashable, compared by value); anything else goes through
+# ``_hashable``. Tuples pass as they are, as they always did: their items are strings and frozen
+# alterations.
+_PLAIN = frozenset({str, int, bool, type(None), tuple, Outcome})
+# A key is never equal to a key the log writer makes from a draft's fields (``body_key``), which
+# starts with the entry's kind, a string: the two can share the writer's cache of bodies.
+_SHAPE = object()
 
 
 def _hashable(value: object) -> object:
     if isinstance(value, Reason):
         return (value.code, _hashable(value.params))
     if isinstance(value, Mapping):
+        if not value:
+            return ()
         return tuple(sorted((str(k), _hashable(v)) for k, v in value.items()))
     return value
 
 
 def _key(decision: Decision) -> ExplainKey:
     """Everything the explanation of ``decision`` depends on: every field but the payload's."""
-    return tuple(_hashable(getattr(decision, name)) for name in _KEY_FIELDS)
+    return (
+        _SHAPE,
+        *[v if type(v) in _PLAIN else _hashable(v) for v in _KEY_VALUES(decision)],
+    )
 
 
 class Drafter:
@@ -71,7 +90,11 @@ class Drafter:
             cache_bytes, _explained_size
         )
 
-    def draft(self, engine: Engine, decision: Decision, source: bytes, now: datetime) -> EntryDraft:
+    def draft(
+        self, engine: Engine, decision: Decision, source_digest: bytes, now: datetime
+    ) -> EntryDraft:
+        """``decision`` as an entry; ``source_digest`` is the SHA-256 of the device's message
+        (taken once per message by the caller, not once per recipient)."""
         key = _key(decision)
         texts = self._explained.get(key)
         if texts is None:
@@ -80,9 +103,10 @@ class Drafter:
         return draft_from_decision(
             decision,
             at=now,
-            source_digest=hashlib.sha256(source).digest(),
+            source_digest=source_digest,
             text_de=texts[0],
             text_en=texts[1],
+            shape=key,
         )
 
     def failed(

@@ -58,7 +58,10 @@ def keeps_source(source: bytes, released: bytes) -> bool:
     return len(source) <= max(SOURCE_FLOOR, SOURCE_FACTOR * len(released))
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen (one is built per release on the hot path, and a frozen __init__ cost twice a plain
+# one); rows are never changed in place (``dataclasses.replace`` makes new ones) and stay
+# hashable by value as before.
+@dataclass(slots=True, unsafe_hash=True)
 class OutboxRow:
     id: int
     entry_seq: int

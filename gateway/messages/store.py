@@ -13,6 +13,12 @@ interpreter's 5 ms switch interval while the loop is busy, which put ~10 ms on t
 p99 at 1,000 msg/s (README, "Where the latency goes"). Rare heavy jobs (an erasure, the scrub
 after it) pass ``offload=True`` and run whole on the helper thread, so they do not stall the loop.
 
+When nothing else waits for the loop (the pipeline's queue is empty: a quiet site, one message
+per batch), the hand-over costs more than it saves: submitting to the helper thread and being
+woken back through the loop's self-pipe took ~150 µs of CPU per commit here, against ~130 µs for
+the whole COMMIT on the loop (a write and an fsync whose wait releases the GIL). The caller
+says so with ``idle=True``, and the COMMIT runs on the loop thread.
+
 Readers (TUI, verify, export, status) open their own read-only connections; WAL lets them read
 while this one writes.
 """
@@ -169,6 +175,7 @@ class Store:
         on_commit: Callable[[], None] | None = None,
         durable: bool = True,
         offload: bool = False,
+        idle: bool = False,
     ) -> T:
         """Run ``job(conn)`` inside BEGIN IMMEDIATE … COMMIT.
 
@@ -178,9 +185,12 @@ class Store:
         fsync of this commit (the next durable commit carries it to disk): for writes whose loss
         only repeats work, such as deleting rows already sent. ``offload=True`` runs the whole
         job on the helper thread: for long jobs that would otherwise hold up the event loop.
+        ``idle=True``: nothing else waits for the loop, so the COMMIT runs on it (module text).
         """
         async with self._lock:
-            return await self._transaction_locked(job, on_rollback, on_commit, durable, offload)
+            return await self._transaction_locked(
+                job, on_rollback, on_commit, durable, offload, idle=idle
+            )
 
     async def snapshot(
         self,
@@ -202,7 +212,9 @@ class Store:
         )
         try:
             async with self._lock:
-                result = await self._transaction_locked(job, on_rollback, on_commit, True, False)
+                result = await self._transaction_locked(
+                    job, on_rollback, on_commit, True, False, idle=False
+                )
                 reader.execute("BEGIN")
                 reader.execute("SELECT count(*) FROM sqlite_master").fetchone()  # pins the view
             await asyncio.to_thread(_copy_into, reader, target)
@@ -219,6 +231,8 @@ class Store:
         on_commit: Callable[[], None] | None,
         durable: bool,
         offload: bool,
+        *,
+        idle: bool,
     ) -> T:
         loop = asyncio.get_running_loop()
         if offload:
@@ -230,9 +244,17 @@ class Store:
             with self._rolled_back_on_error(conn, on_rollback):
                 await self._begin(conn)
                 result = job(conn)
-            commit = loop.run_in_executor(self._executor, conn.execute, "COMMIT")
-            cancelled = await _until_done(commit)
-            error = commit.exception()
+            error: BaseException | None = None
+            cancelled = False
+            if idle:
+                try:
+                    conn.execute("COMMIT")
+                except Exception as exc:  # as the helper thread's failure is handled below
+                    error = exc
+            else:
+                commit = loop.run_in_executor(self._executor, conn.execute, "COMMIT")
+                cancelled = await _until_done(commit)
+                error = commit.exception()
             if error is not None:
                 self._fail(conn, on_rollback, error)
                 failure = StoreError(f"{self.path}: write failed: {error}")

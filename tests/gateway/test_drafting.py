@@ -19,6 +19,10 @@ NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 CUSTOMER = "baeckerei-schmidt"
 
 
+def _digest(payload: bytes) -> bytes:
+    return hashlib.sha256(payload).digest()
+
+
 def _engine() -> Engine:
     return Engine([compile_text(BAKERY, {"oven-maker": "Ofenbau Müller"})], Keyring())
 
@@ -37,8 +41,9 @@ def _decision(outcome: Outcome = Outcome.SHARED, reason: Reason | None = None) -
 
 def test_a_draft_carries_both_explanations_and_the_sources_digest() -> None:
     engine = _engine()
-    draft = Drafter().draft(engine, _decision(), b'{"door_open": true}', NOW)
-    assert draft.source_digest == hashlib.sha256(b'{"door_open": true}').digest()
+    digest = hashlib.sha256(b'{"door_open": true}').digest()
+    draft = Drafter().draft(engine, _decision(), digest, NOW)
+    assert draft.source_digest == digest
     assert draft.text_de == engine.explain(_decision(), "de")
     assert draft.text_en == engine.explain(_decision(), "en")
     assert draft.text_de != draft.text_en
@@ -56,10 +61,10 @@ def test_a_decision_shape_is_explained_once(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(engine, "explain", counting)
     drafter = Drafter()
     for payload in (b"1", b"2", b"3"):
-        drafter.draft(engine, _decision(), payload, NOW)
+        drafter.draft(engine, _decision(), _digest(payload), NOW)
     assert asked == ["de", "en"]
     # Another reason is another text.
-    drafter.draft(engine, _decision(Outcome.WITHHELD, Reason("withdrawn")), b"4", NOW)
+    drafter.draft(engine, _decision(Outcome.WITHHELD, Reason("withdrawn")), _digest(b"4"), NOW)
     assert asked == ["de", "en", "de", "en"]
 
 
@@ -71,7 +76,7 @@ def test_a_small_cache_evicts_and_explains_again(monkeypatch: pytest.MonkeyPatch
     drafter = Drafter(cache_bytes=1)  # holds the newest shape only
     other = _decision(Outcome.WITHHELD, Reason("withdrawn"))
     for decision in (_decision(), _decision(), other, _decision()):
-        drafter.draft(engine, decision, b"1", NOW)
+        drafter.draft(engine, decision, _digest(b"1"), NOW)
     assert len(asked) == 6  # the first shape, the other, the first again
 
 
@@ -108,8 +113,8 @@ def test_decisions_that_differ_only_in_a_fields_problem_are_explained_apart() ->
     base = _decision(Outcome.ALTERED)
     word = Decision(**{**_fields(base), "field_reasons": {"temp": Reason("not_a_number")}})
     range_ = Decision(**{**_fields(base), "field_reasons": {"temp": Reason("out_of_range")}})
-    first = drafter.draft(engine, word, b"1", NOW)
-    second = drafter.draft(engine, range_, b"2", NOW)
+    first = drafter.draft(engine, word, _digest(b"1"), NOW)
+    second = drafter.draft(engine, range_, _digest(b"2"), NOW)
     assert first.text_en == engine.explain(word, "en")
     assert second.text_en == engine.explain(range_, "en")
     assert first.text_en != second.text_en

@@ -169,3 +169,32 @@ async def test_a_burst_larger_than_the_socket_buffer_all_goes_out_in_order(
     assert all(len(m.payload) == len(body) + 4 for m in received)
     await sub.close()
     await pub.close()
+
+
+async def test_packets_queued_in_one_turn_go_out_in_one_send(brokers: BrokerFactory) -> None:
+    """A batch's acknowledgements (and a forwarder's publishes) are written with one system call,
+    not one per packet; every one of them still arrives and is acknowledged."""
+    broker = await brokers()
+    got: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=100)
+    sub = MqttConnection(endpoint(broker.settings.port, "sub"), on_message=got.put_nowait)
+    pub = MqttConnection(endpoint(broker.settings.port, "pub"))
+    await sub.open()
+    await pub.open()
+    await sub.subscribe("t/#", 1)
+    sends: list[int] = []
+    send = pub._client._sock_send
+
+    def counting(buf: bytes | bytearray) -> int:
+        written = send(buf)
+        sends.append(written)
+        return written
+
+    pub._client._sock_send = counting  # type: ignore[method-assign]
+    futures = [pub.publish(f"t/{i}", f"m{i}".encode(), 1) for i in range(50)]
+    async with asyncio.timeout(10):
+        await asyncio.gather(*futures)  # every PUBACK arrived
+        received = [await got.get() for _ in range(50)]
+    assert [m.payload for m in received] == [f"m{i}".encode() for i in range(50)]
+    assert len(sends) == 1, sends  # 50 PUBLISH packets, one send
+    await sub.close()
+    await pub.close()

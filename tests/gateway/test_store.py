@@ -254,3 +254,42 @@ async def test_a_write_lock_held_elsewhere_is_waited_for_without_blocking_the_lo
     await store.transaction(lambda conn: conn.execute("INSERT INTO parent VALUES (7)"))
     assert _rows(store.path, "parent") == [5, 7]
     await store.close()
+
+
+async def test_an_idle_commit_runs_on_the_loop_thread_and_a_busy_one_on_the_helper(
+    tmp_path: Path,
+) -> None:
+    """``idle=True`` (nothing waits for the loop) saves the hand-over: the COMMIT runs on the
+    loop's own thread; otherwise it runs on the helper thread while the loop goes on."""
+    store = await _open(tmp_path)
+    threads: dict[str, int] = {}
+    conn = store._connection()
+    conn.set_trace_callback(lambda sql: threads.update({sql: threading.get_ident()}))
+    await store.transaction(lambda c: c.execute("INSERT INTO parent VALUES (1)"), idle=True)
+    assert threads["COMMIT"] == threading.get_ident()
+    await store.transaction(lambda c: c.execute("INSERT INTO parent VALUES (2)"))
+    assert threads["COMMIT"] != threading.get_ident()
+    assert _rows(store.path, "parent") == [1, 2]
+    await store.close()
+
+
+async def test_an_idle_commit_that_fails_rolls_back_and_raises_like_a_busy_one(
+    tmp_path: Path,
+) -> None:
+    store = await _open(tmp_path)
+    events: list[str] = []
+    with pytest.raises(StoreError, match="FOREIGN KEY constraint failed"):
+        await store.transaction(
+            lambda conn: conn.execute("INSERT INTO child VALUES (1, 99)"),
+            on_commit=lambda: events.append("commit"),
+            on_rollback=lambda: events.append("rollback"),
+            idle=True,
+        )
+    assert events == ["rollback"]
+    assert _rows(store.path, "child") == []
+    await store.transaction(lambda conn: conn.execute("INSERT INTO parent VALUES (99)"), idle=True)
+    await store.transaction(
+        lambda conn: conn.execute("INSERT INTO child VALUES (1, 99)"), idle=True
+    )
+    assert _rows(store.path, "child") == [1]
+    await store.close()
