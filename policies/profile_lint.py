@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from policies.compiler import CompiledPolicy, PolicyWarning
+from policies.compiler import CompiledPolicy
 from policies.describe import grant_fields
+from policies.lint import PolicyWarning
 from policies.paths import specificity
 from policies.profiles import PROFILES, Personal
 
