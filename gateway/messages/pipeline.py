@@ -428,6 +428,7 @@ class Pipeline:
             return self.outbox.insert(conn, specs)
 
         backoff: Backoff | None = None  # made on the first failure only: off the usual path
+        failing_since = 0.0
         while True:
             try:
                 result = await self._transact(job, writer)
@@ -437,6 +438,7 @@ class Pipeline:
                 self.stats.commit_failures += 1
                 if self.stats.failing_closed is None:
                     log.error("cannot record decisions, so nothing is forwarded: %s", exc)
+                    failing_since = time.monotonic()
                 self.stats.failing_closed = str(exc)
                 backoff = backoff or Backoff(0.2, 5.0)
                 await backoff.sleep()
@@ -448,6 +450,13 @@ class Pipeline:
         if self.stats.failing_closed is not None:
             log.warning("the database takes writes again; forwarding resumes")
             self.stats.failing_closed = None
+            if self._flood is not None and failing_since:
+                # Nothing was acknowledged meanwhile, so the broker held the devices' messages
+                # and now hands them over at once: judged by arrival they would look like a
+                # flood and be withheld as one, a false reason. Credit what each device earned
+                # at its allowed rate while we were failing closed, as after a pause of intake.
+                now_mono = time.monotonic()
+                self._flood.credit(now_mono - failing_since, now_mono)
         self.stats.batches += 1
         self.stats.entries += len(drafts)
         self.stats.last_commit = time.time()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from gateway.config import PipelineConfig
 from gateway.log.keys import Signer
 from gateway.log.writer import LogWriter
 from gateway.messages import outbox
+from gateway.messages.flood import FloodGuard
 from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.pipeline import Pipeline
 from gateway.messages.pseudonyms import Keyring
@@ -135,6 +137,39 @@ async def test_a_message_is_acknowledged_only_once_its_entry_and_row_are_committ
     assert [orjson.loads(r.payload) for r in bench.handed] == [
         {"temperature": 180.0, "door_open": False}
     ]
+    await bench.store.close()
+
+
+async def test_messages_the_broker_held_while_failing_closed_are_not_taken_for_a_flood(
+    tmp_path: Path,
+) -> None:
+    # While commits fail nothing is acknowledged, so the broker holds the devices' messages and
+    # hands them over at once when the disk is back: judged by arrival alone, a device sending
+    # within its rate would be withheld as "flooding", a false reason (tests/faults/test_outages).
+    bench = await _bench(tmp_path, queue_size=100)
+    guard = FloodGuard(rate=100.0, burst=5)
+    bench.pipeline._flood = guard  # the pipeline's own guard, as app.py hands it in
+    key = ("bakery", "oven-1")
+    start = time.monotonic()
+    while guard.allow(key, start):  # the device has spent its burst
+        pass
+    await bench.store.read(lambda conn: conn.execute("PRAGMA query_only=ON"))
+    message = bench.link.deliver(TOPIC, reading(180.2))
+    async with asyncio.TaskGroup() as tasks:
+        task = tasks.create_task(bench.pipeline.process([(message, False)]), name="batch")
+        await until(lambda: bench.pipeline.stats.commit_failures >= 2, "two failed commits")
+        await bench.store.read(lambda conn: conn.execute("PRAGMA query_only=OFF"))
+        async with asyncio.timeout(10):
+            await task
+    failed_for = time.monotonic() - start
+    assert failed_for >= 0.2  # the first retry waits 0.2 s
+    # The backlog it earned at 100 msg/s over that time is let through, well beyond the burst.
+    now = time.monotonic()
+    allowed = 0
+    while guard.allow(key, now) and allowed < 10_000:
+        allowed += 1
+    assert allowed >= 100.0 * 0.2 > guard.burst
+    assert allowed <= 100.0 * failed_for + guard.burst + 1  # and not more than that
     await bench.store.close()
 
 
