@@ -23,7 +23,6 @@ import orjson
 from policies.decision import Alteration, LegalBasis, Reason
 from policies.errors import PolicyError
 from policies.model import (
-    AggregateSpec,
     Condition,
     ConsentRecord,
     GrantSpec,
@@ -33,6 +32,7 @@ from policies.overlaps import Covered, check_overlaps, overlapping
 from policies.paths import Node, Rule
 from policies.rules import FieldLineError, aggregate_shadow, field_rules
 from policies.topics import TopicPattern, TopicTemplate
+from policies.treatment_specs import AggregateSpec
 from policies.treatments import TreatmentFailed, to_number
 
 __all__ = [

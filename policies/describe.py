@@ -14,7 +14,8 @@ from babel.dates import format_date, format_time
 from policies.catalog import tr
 from policies.compiler import CompiledGrant, CompiledPolicy
 from policies.explain import join, legal_basis_text, samples_text, seconds_text, treatment_text
-from policies.model import CoarsenSpec, GrantSpec, RoundSpec, Treatment, TruncateSpec
+from policies.model import GrantSpec
+from policies.treatment_specs import CoarsenSpec, RoundSpec, Treatment, TruncateSpec
 
 __all__ = ["describe", "grant_fields", "what_is_sent"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from policies.compiler import CompiledGrant, CompiledPolicy
-from policies.model import TruncateSpec
+from policies.treatment_specs import TruncateSpec
 
 __all__ = ["PolicyWarning", "lint"]
 

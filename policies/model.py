@@ -75,25 +75,16 @@ from pydantic import (
 
 from policies.decision import LegalBasis
 from policies.treatment_specs import (
-    DEFAULT_MIN_COUNT,
     AggregateSpec,
-    CoarsenParams,
-    CoarsenSpec,
     Duration,
-    RoundSpec,
     Spec,
     Treatment,
     TruncateSpec,
     check_path,
-    parse_duration,
 )
 
 __all__ = [
-    "DEFAULT_MIN_COUNT",
     "OBJECTABLE",
-    "AggregateSpec",
-    "CoarsenParams",
-    "CoarsenSpec",
     "Condition",
     "ConsentRecord",
     "DeviceSpec",
@@ -101,15 +92,10 @@ __all__ = [
     "LocalizedText",
     "PolicyDocument",
     "RetentionSpec",
-    "RoundSpec",
     "TopicSpec",
-    "Treatment",
-    "TruncateSpec",
     "Validity",
     "allowed_actions",
-    "check_path",
     "default_action",
-    "parse_duration",
     "policy_schema",
 ]
 

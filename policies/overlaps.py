@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from policies.errors import PolicyError
-from policies.model import CoarsenSpec, GrantSpec, PolicyDocument, RoundSpec, TruncateSpec
+from policies.model import GrantSpec, PolicyDocument
+from policies.treatment_specs import CoarsenSpec, RoundSpec, TruncateSpec
 
 __all__ = ["Covered", "check_overlaps", "overlapping", "paths_meet"]
 

@@ -10,15 +10,9 @@ become ``aggregate`` rules in its shadow: a field grant for the same recipient w
 from __future__ import annotations
 
 from policies.combine import AGGREGATE
-from policies.model import (
-    AggregateSpec,
-    CoarsenSpec,
-    GrantSpec,
-    RoundSpec,
-    Treatment,
-    TruncateSpec,
-)
+from policies.model import GrantSpec
 from policies.paths import Node, Release, Rule, coarsen_rule, insert
+from policies.treatment_specs import AggregateSpec, CoarsenSpec, RoundSpec, Treatment, TruncateSpec
 from policies.treatments import decimals_of, pseudonymise, round_to, truncate
 
 __all__ = ["TRUNCATE_RANK", "FieldLineError", "aggregate_shadow", "field_rules", "rule"]

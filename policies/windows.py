@@ -17,8 +17,8 @@ import orjson
 
 from policies.compiler import CompiledDevice, CompiledGrant, CompiledPolicy
 from policies.decision import Alteration, Decision, Outcome, Reason
-from policies.model import AggregateSpec
 from policies.routes import Route
+from policies.treatment_specs import AggregateSpec
 from policies.treatments import Accumulator, TreatmentFailed, to_number
 
 __all__ = ["Window", "Windows", "sample", "summary"]

@@ -92,8 +92,8 @@ def test_literal_beats_wildcard_and_keeps_input_order() -> None:
 
 
 def test_failed_treatment_withholds_the_field_and_says_why() -> None:
-    from policies.model import RoundSpec
     from policies.rules import rule
+    from policies.treatment_specs import RoundSpec
 
     out, rel = walk({"t": rule(RoundSpec(round=0.5)), "u": KEEP}, {"t": "warm", "u": 1})
     assert out == {"u": 1}

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from policies.combine import AGGREGATE, most_protective, release_with
-from policies.model import AggregateSpec, GrantSpec, RoundSpec, TruncateSpec
+from policies.model import GrantSpec
 from policies.paths import Release
 from policies.rules import FieldLineError, aggregate_shadow, field_rules, rule
+from policies.treatment_specs import AggregateSpec, RoundSpec, TruncateSpec
 
 
 def _grant(**fields: object) -> GrantSpec:

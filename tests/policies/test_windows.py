@@ -10,7 +10,7 @@ import orjson
 from policies.decision import Outcome
 from policies.engine import Engine
 from policies.message import Message
-from policies.model import AggregateSpec
+from policies.treatment_specs import AggregateSpec
 from policies.windows import sample
 
 from .conftest import NOW, make_engine

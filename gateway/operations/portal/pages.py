@@ -34,7 +34,7 @@ from gateway.operations.portal.store import ErasureRequest, Session
 from gateway.operations.portal.texts import t
 from gateway.visible import neutralise
 
-__all__ = ["add_routes", "log_filters", "page", "row_view"]
+__all__ = ["add_routes", "log_filters", "page"]
 
 log = logging.getLogger("einblick.portal")
 

@@ -23,7 +23,7 @@ def test_the_defaults_are_those_the_readme_documents() -> None:
         0.5,
     )
     pipeline = PipelineConfig()
-    assert (pipeline.max_payload_bytes, pipeline.queue, pipeline.batch_max) == (262144, 2000, 1000)
+    assert (pipeline.max_payload_bytes, pipeline.queue, pipeline.batch_max) == (262144, 2000, 100)
     assert MetricsConfig().enabled is False and MetricsConfig().host == "127.0.0.1"
     assert RetentionConfig().check_every_s == 3600.0
 
