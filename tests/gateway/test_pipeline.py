@@ -63,7 +63,7 @@ async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
     yield await _bench(tmp_path, queue_size=100)
 
 
-async def _bench(tmp_path: Path, *, queue_size: int) -> Bench:
+async def _bench(tmp_path: Path, *, queue_size: int, flood: FloodGuard | None = None) -> Bench:
     keyring = Keyring()
     engine = Engine([compile_text(BAKERY, {RECIPIENT: "Ofenbau Müller"})], keyring)
     store = Store(tmp_path / "einblick.db")
@@ -101,6 +101,7 @@ async def _bench(tmp_path: Path, *, queue_size: int) -> Bench:
         batch_max=100,
         max_payload_bytes=65536,
         outbox=box,
+        flood=flood,
     )
     return Bench(pipeline, store, FakeLink(), handed, event)
 
@@ -146,13 +147,12 @@ async def test_messages_the_broker_held_while_failing_closed_are_not_taken_for_a
     # While commits fail nothing is acknowledged, so the broker holds the devices' messages and
     # hands them over at once when the disk is back: judged by arrival alone, a device sending
     # within its rate would be withheld as "flooding", a false reason (tests/faults/test_outages).
-    bench = await _bench(tmp_path, queue_size=100)
     guard = FloodGuard(rate=100.0, burst=5)
-    bench.pipeline._flood = guard  # the pipeline's own guard, as app.py hands it in
+    bench = await _bench(tmp_path, queue_size=100, flood=guard)
     key = ("bakery", "oven-1")
     start = time.monotonic()
-    while guard.allow(key, start):  # the device has spent its burst
-        pass
+    spent = sum(1 for _ in iter(lambda: guard.allow(key, start), False))
+    assert spent == guard.burst  # the device has spent its burst
     await bench.store.read(lambda conn: conn.execute("PRAGMA query_only=ON"))
     message = bench.link.deliver(TOPIC, reading(180.2))
     async with asyncio.TaskGroup() as tasks:
