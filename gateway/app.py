@@ -108,7 +108,7 @@ class Gateway:
             flood=self.flood,
             receive=self._receive,
             skip=self.retained.skip,
-            opened=lambda: self.broker.save() if self.broker is not None else None,
+            save=lambda: self.broker.save() if self.broker is not None else None,
             subscriptions=cluster_subscriptions(
                 config, self._owned_customers, self._declared_topics
             ),

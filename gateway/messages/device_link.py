@@ -48,7 +48,7 @@ class DeviceLink:
         flood: FloodGuard,
         receive: Callable[[Inbound], None],
         skip: Callable[[Inbound], bool],
-        opened: Callable[[], None],
+        save: Callable[[], None],
         subscriptions: Subscriptions | None = None,
     ) -> None:
         self.subscriptions = subscriptions or Subscriptions(lambda: list(EVERYTHING))
@@ -58,7 +58,9 @@ class DeviceLink:
         self._flood = flood
         self._receive = receive
         self._skip = skip  # a retained replay or the sweep's own echo: acknowledged, not decided
-        self._opened = opened  # after each successful connect (the managed broker saves its state)
+        # The managed broker writes its persistence file: after each connect (so a kill -9 keeps
+        # our subscriptions) and after each step back (so it keeps the messages handed back).
+        self._save = save
         self.offline = 0.0  # seconds the gateway had been stopped when it started
         self.connection: MqttConnection | None = None
         # What status shows as device_broker.
@@ -110,7 +112,7 @@ class DeviceLink:
                 await asyncio.sleep(delay)
                 continue
             backoff.reset()
-            self._opened()
+            self._save()
             self.connection = link
             self.state.update(connected=True, since=time.time(), error=None)
             # Held until the broker drops us or the outbox fills.
@@ -120,7 +122,14 @@ class DeviceLink:
                 await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 full.cancel()
-                await link.close()
+                # The messages this session delivered that are still waiting in the pipeline go
+                # back to the broker, undecided: deciding them after the session ended would
+                # acknowledge them to no one, the broker would send them again, and each step
+                # back would add their duplicates to the outbox that had no room — under load a
+                # loop that never let the outbox drain (the pipeline skips them: ``returned``).
+                await link.step_back()
+                if link.returned:
+                    self._save()
                 credited = time.monotonic()  # a new gap begins
             why = (
                 link.closed.result()

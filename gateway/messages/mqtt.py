@@ -213,6 +213,10 @@ class MqttConnection:
         self._flush_pending = False
         self._loop_thread = threading.get_ident()
         self._misc: asyncio.TimerHandle | None = None
+        self._clean_session = clean_session
+        # True once ``step_back`` closed this persistent session: what it delivered and we have
+        # not acknowledged is the broker's again (see ``step_back``).
+        self.returned = False
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -314,6 +318,16 @@ class MqttConnection:
         if self._sock is not None and not self._reading and not self.closed.done():
             self._loop.add_reader(self._sock, self._read)
             self._reading = True
+
+    async def step_back(self) -> None:
+        """Close on purpose, leaving a persistent session (``clean_session=False``) with the
+        broker: every QoS 1 message it delivered that we have not acknowledged stays queued there
+        and comes again on the next connection. ``returned`` then tells whoever still holds such
+        a message not to decide it now — that would decide it twice. A session the broker ended
+        is not marked: a broker killed with -9 may not have kept what it delivered."""
+        if not self.closed.done() and not self._clean_session:
+            self.returned = True
+        await self.close()
 
     async def close(self) -> None:
         if not self.closed.done():

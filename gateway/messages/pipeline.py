@@ -85,6 +85,9 @@ class _Prepared:
 @dataclass(slots=True)
 class PipelineStats:
     received: int = 0
+    # Received on a session the device link stepped back from and left to the broker, which
+    # sends them again (counted again in ``received`` then).
+    returned: int = 0
     committed: int = 0
     entries: int = 0
     batches: int = 0
@@ -170,16 +173,20 @@ class Pipeline:
             # A full outbox stops the writer: messages wait unacknowledged (in the queue, then in
             # the broker once the device link steps back) instead of growing the outbox further.
             await self.outbox.has_room.wait()
-            # QoS 1 messages from a session that has ended are decided all the same: the broker
-            # redelivers them only if it persisted them, and a Mosquitto killed with -9 may not
-            # have, though it acknowledged them to the device. Twice is at-least-once; never is
-            # a loss (tests/faults/test_crashes.py, device broker kill -9).
+            # QoS 1 messages from a session the broker ended are decided all the same: the
+            # broker redelivers them only if it persisted them, and a Mosquitto killed with -9
+            # may not have, though it acknowledged them to the device. Twice is at-least-once;
+            # never is a loss (tests/faults/test_crashes.py, device broker kill -9). Those of a
+            # session the device link stepped back from are the broker's again and are skipped
+            # (``MqttConnection.step_back``): decided now, they would come back as duplicates.
             batch = [await self._queue.get()]
             size = len(batch[0][0].payload)
             while len(batch) < self._batch_max and size < BATCH_BYTES and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
                 size += len(batch[-1][0].payload)
             self._queued_bytes -= size
+            kept = [one for one in batch if not (one[0].qos and one[0].connection.returned)]
+            self.stats.returned += len(batch) - len(kept)
             if (
                 self._paused
                 and self._queue.qsize() <= self._low
@@ -192,7 +199,8 @@ class Pipeline:
                     # Devices' messages waited in the broker meanwhile and now arrive at once.
                     now = time.monotonic()
                     self._flood.credit(now - self._paused_at, now)
-            await self.process(batch)
+            if kept:
+                await self.process(kept)
 
     async def process(self, batch: Sequence[tuple[Inbound, bool]]) -> None:
         """Decide, commit, acknowledge and hand over (message, arrived flooding) pairs."""

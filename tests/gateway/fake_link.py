@@ -38,6 +38,7 @@ class FakeLink:
     paused: int = 0  # pause_reading calls
     resumed: int = 0  # resume_reading calls
     reading: bool = True
+    returned: bool = False  # set by the test: the session was stepped back from (see mqtt.py)
     closed: asyncio.Future[str] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )

@@ -68,7 +68,7 @@ def _link(port: int, outbox: Outbox, pipeline: Pipeline, opened: list[float]) ->
         flood=FloodGuard(100.0, 500),
         receive=pipeline.got.put_nowait,
         skip=lambda m: m.topic.startswith("replay/"),
-        opened=lambda: opened.append(time.monotonic()),
+        save=lambda: opened.append(time.monotonic()),
     )
 
 
@@ -97,6 +97,9 @@ async def test_messages_wait_for_the_pipeline_s_ack_and_replays_are_not_decided(
         outbox.queues.added(RECIPIENT, "bakery", 10)
         outbox.hand_over([])
         await _until(lambda: not link.connected)
+        # Stepped back from, not dropped by the broker: message 1, unacknowledged, is the
+        # broker's again, and the pipeline will not decide the copy it holds.
+        assert first.connection.returned
         assert link.state["error"] == (
             "paused: the outbox is full (2 rows, limit outbox.max_rows 2)"
         )
@@ -107,7 +110,9 @@ async def test_messages_wait_for_the_pipeline_s_ack_and_replays_are_not_decided(
         assert sorted(m.payload for m in again) == [b"1", b"3"]  # 1 unacked, 3 kept; 2 not again
         # The session's queued messages come with the CONNACK, before the link calls it open.
         await _until(lambda: link.connected)
-        assert len(opened) == 2
+        # Saved after the first connect, after stepping back (the broker keeps message 1 for
+        # us: a kill -9 now must not lose it) and after the reconnect.
+        assert len(opened) == 3
         for message in again:
             message.ack()
         await device.close()

@@ -194,6 +194,37 @@ async def test_a_device_s_messages_are_decided_acknowledged_and_handed_on_in_ord
     await bench.store.close()
 
 
+async def test_messages_of_a_session_stepped_back_from_are_left_to_the_broker(
+    bench: Bench,
+) -> None:
+    """The device link steps back when the outbox is full; what that session delivered and is
+    still queued here is the broker's again and comes back on the next session. Deciding it as
+    well put every such message in the outbox twice, and under load each step back refilled the
+    outbox with them: it never drained (the backpressure tests hung). A session the broker
+    ended (a kill -9) is not returned: its messages are decided, as the broker may have lost
+    them."""
+    stepped_back, dropped = FakeLink(), FakeLink()
+    returned = [stepped_back.deliver(TOPIC, reading(170.0 + i)) for i in range(3)]
+    lost = dropped.deliver(TOPIC, reading(175.0))
+    stepped_back.returned = True
+    await stepped_back.close()
+    dropped.lose("the broker went away")
+    again = bench.link.deliver(TOPIC, reading(170.0))  # the next session: message 1 again
+    async with asyncio.TaskGroup() as tasks:
+        writer = tasks.create_task(bench.pipeline.run(), name="pipeline-writer")
+        for message in [*returned, lost, again]:
+            bench.pipeline.receive(message)
+        await bench.wait_handed(2)
+        writer.cancel()
+    assert [orjson.loads(r.payload)["temperature"] for r in bench.handed] == [175.0, 170.0]
+    assert stepped_back.acked == [] and dropped.acked == [lost.mid]
+    assert bench.link.acked == [again.mid]
+    assert bench.pipeline.stats.returned == 3
+    assert bench.pipeline.stats.committed == 2
+    assert await bench.count("SELECT COUNT(*) FROM entries") == 2
+    await bench.store.close()
+
+
 async def test_reading_pauses_at_the_queue_limit_and_resumes_when_it_drains(
     tmp_path: Path,
 ) -> None:
