@@ -42,6 +42,14 @@ class FloodGuard:
         self._first_tokens = first + extra
         self._first_until = max(self._first_until, now + max(60.0, seconds))
 
+    def refund(self, key: Hashable) -> None:
+        """A message that spent a token went back to the broker undecided (the device link
+        stepped back from its session, gateway/messages/device_link.py): it arrives and is judged
+        again, so its first arrival costs the device nothing."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            self._buckets[key] = (bucket[0] + 1.0, bucket[1])
+
     def allow(self, key: Hashable, now: float) -> bool:
         bucket = self._buckets.get(key)
         if bucket is None:

@@ -31,7 +31,7 @@ import hashlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -154,9 +154,9 @@ class Pipeline:
         flooding = False
         flood = self._flood
         if flood is not None:
-            device = self._engine().device_for(message.topic)
-            key = (device.customer, device.device) if device else message.topic
-            flooding = not flood.allow(key, message.received or time.monotonic())
+            flooding = not flood.allow(
+                self._flood_key(message), message.received or time.monotonic()
+            )
         self._queue.put_nowait((message, flooding))
         self._queued_bytes += len(message.payload)
         if self._queue.qsize() >= self._high or self._queued_bytes >= QUEUE_BYTES:
@@ -186,7 +186,8 @@ class Pipeline:
                 size += len(batch[-1][0].payload)
             self._queued_bytes -= size
             kept = [one for one in batch if not (one[0].qos and one[0].connection.returned)]
-            self.stats.returned += len(batch) - len(kept)
+            if len(kept) < len(batch):
+                self._returned(batch)
             if (
                 self._paused
                 and self._queue.qsize() <= self._low
@@ -201,6 +202,19 @@ class Pipeline:
                     self._flood.credit(now - self._paused_at, now)
             if kept:
                 await self.process(kept)
+
+    def _flood_key(self, message: Inbound) -> Hashable:
+        device = self._engine().device_for(message.topic)
+        return (device.customer, device.device) if device else message.topic
+
+    def _returned(self, batch: Sequence[tuple[Inbound, bool]]) -> None:
+        """Messages of a session stepped back from, left undecided: the broker sends them again,
+        and the flood guard judges them again then, so the token each spent is given back."""
+        for message, flooding in batch:
+            if message.qos and message.connection.returned:
+                self.stats.returned += 1
+                if self._flood is not None and not flooding:
+                    self._flood.refund(self._flood_key(message))
 
     async def process(self, batch: Sequence[tuple[Inbound, bool]]) -> None:
         """Decide, commit, acknowledge and hand over (message, arrived flooding) pairs."""

@@ -149,7 +149,7 @@ async def test_messages_the_broker_held_while_failing_closed_are_not_taken_for_a
     # within its rate would be withheld as "flooding", a false reason (tests/faults/test_outages).
     guard = FloodGuard(rate=100.0, burst=5)
     bench = await _bench(tmp_path, queue_size=100, flood=guard)
-    key = ("bakery", "oven-1")
+    key = ("baeckerei-schmidt", "oven-1")
     start = time.monotonic()
     spent = sum(1 for _ in iter(lambda: guard.allow(key, start), False))
     assert spent == guard.burst  # the device has spent its burst
@@ -222,6 +222,30 @@ async def test_messages_of_a_session_stepped_back_from_are_left_to_the_broker(
     assert bench.pipeline.stats.returned == 3
     assert bench.pipeline.stats.committed == 2
     assert await bench.count("SELECT COUNT(*) FROM entries") == 2
+    await bench.store.close()
+
+
+async def test_a_message_left_to_the_broker_gives_its_flood_token_back(tmp_path: Path) -> None:
+    """It is judged again when the broker sends it anew: counting both arrivals would call a
+    device that keeps to its rate a flooder after each step back."""
+    guard = FloodGuard(rate=0.001, burst=5)  # no refill within the test
+    bench = await _bench(tmp_path, queue_size=100, flood=guard)
+    stepped_back = FakeLink()
+    returned = [stepped_back.deliver(TOPIC, reading(170.0 + i)) for i in range(3)]
+    for message in returned:
+        bench.pipeline.receive(message)
+    decided = [bench.link.deliver(TOPIC, reading(180.0 + i)) for i in range(2)]
+    for message in decided:
+        bench.pipeline.receive(message)
+    stepped_back.returned = True
+    async with asyncio.TaskGroup() as tasks:
+        writer = tasks.create_task(bench.pipeline.run(), name="pipeline-writer")
+        await bench.wait_handed(2)
+        writer.cancel()
+    # Five arrivals spent the burst of five; the three handed back are refunded.
+    now = time.monotonic()
+    assert sum(guard.allow(("baeckerei-schmidt", "oven-1"), now) for _ in range(10)) == 3
+    assert bench.pipeline.stats.returned == 3
     await bench.store.close()
 
 
