@@ -198,3 +198,49 @@ async def test_packets_queued_in_one_turn_go_out_in_one_send(brokers: BrokerFact
     assert len(sends) == 1, sends  # 50 PUBLISH packets, one send
     await sub.close()
     await pub.close()
+
+
+async def test_acknowledgements_sent_just_before_stepping_back_are_never_lost(
+    brokers: BrokerFactory,
+) -> None:
+    """The device link acknowledges a batch and may step back in the same turn, then connect
+    again at once. Mosquitto drops what it has not read from the old socket when a new one takes
+    the client id over; closing at once lost most acknowledgements in about one round in ten
+    here (148 of 150 came back). ``close`` waits for the broker's EOF, so none may come back."""
+    broker = await brokers()
+    port = broker.settings.port
+    pub = MqttConnection(endpoint(port, "dev"))
+    await pub.open()
+    got: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=1000)
+
+    def session() -> MqttConnection:
+        return MqttConnection(
+            endpoint(port, "gw"),
+            on_message=got.put_nowait,
+            manual_ack=True,
+            clean_session=False,
+            max_inflight=1000,
+        )
+
+    link = session()
+    await link.open()
+    await link.subscribe("d/#", 1)
+    for round_ in range(25):
+        await asyncio.gather(*(pub.publish("d/x", f"{round_}-{i}".encode(), 1) for i in range(60)))
+        batch = [await asyncio.wait_for(got.get(), 5) for _ in range(60)]
+        for message in batch[:45]:
+            message.ack()
+        await link.step_back()  # in the same turn as the acks, as the device link does
+        assert link.returned
+        link = session()
+        await link.open()
+        # The 15 unacknowledged come first, then the fence: nothing acknowledged came back.
+        await pub.publish("d/fence", f"fence-{round_}".encode(), 1)
+        back = []
+        while not back or back[-1].topic != "d/fence":
+            back.append(await asyncio.wait_for(got.get(), 5))
+        assert [m.payload for m in back[:-1]] == [m.payload for m in batch[45:]], round_
+        for message in back:
+            message.ack()
+    await link.close()
+    await pub.close()
