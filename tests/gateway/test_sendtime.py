@@ -4,6 +4,7 @@ send-time check then decides what leaves, and the log says so."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
 from collections.abc import AsyncIterator
@@ -94,10 +95,12 @@ class Bench:
         )
 
 
-@pytest.fixture
-async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
+@contextlib.asynccontextmanager
+async def open_bench(tmp_path: Path, policy: str, at: datetime) -> AsyncIterator[Bench]:
+    """A real store, log writer, outbox, pipeline and send-time check over ``policy``, with
+    the clock at ``at`` (moved by the test through ``Bench.now``)."""
     keyring = Keyring()
-    engine = Engine([compile_text(POLICY, RECIPIENTS)], keyring)
+    engine = Engine([compile_text(policy, RECIPIENTS)], keyring)
     store = Store(tmp_path / "einblick.db")
     await store.open()
     writer = await store.read(lambda conn: LogWriter(conn, Signer.generate(), "unit"))
@@ -113,7 +116,7 @@ async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
         ),
         max_rows=1000,
     )
-    now = [NOON]
+    now = [at]
     pipeline = Pipeline(
         engine=lambda: engine,
         store=store,
@@ -137,8 +140,16 @@ async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
             topic_prefix={},
         )
     )
-    yield Bench(engine, store, pipeline, check, now, tmp_path / "einblick.db")
-    await store.close()
+    try:
+        yield Bench(engine, store, pipeline, check, now, tmp_path / "einblick.db")
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
+    async with open_bench(tmp_path, POLICY, NOON) as opened:
+        yield opened
 
 
 async def test_an_unchanged_row_leaves_as_decided_and_writes_nothing(bench: Bench) -> None:
