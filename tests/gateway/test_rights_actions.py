@@ -274,7 +274,7 @@ async def test_a_restarted_gateway_knows_when_a_hold_ended_for_the_send_time_che
 ) -> None:
     # A row queued while "statistics" was restricted was decided without it; after a restart,
     # the engine must still know the restriction ended later (policies/onset.py).
-    engine, book = await site.start()
+    _, book = await site.start()
     await book.change("restrict", CUSTOMER, "statistics", "Dr. Miriam Berg")
     queued_at = site.now + timedelta(minutes=1)
     site.now += timedelta(minutes=2)
