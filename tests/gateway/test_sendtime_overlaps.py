@@ -13,7 +13,8 @@ import orjson
 from gateway.messages.outbox import OutboxRow
 from policies.decision import Reason
 from tests.gateway.fake_link import FakeLink
-from tests.gateway.test_sendtime import TOPIC, Bench, open_bench
+from tests.gateway.test_sendtime import RECIPIENTS, TOPIC, Bench, open_bench
+from tests.policies.conftest import compile_text
 
 POLICY = """
 einblick_policy: 1
@@ -187,3 +188,19 @@ async def test_a_summarising_grant_that_begins_to_apply_withholds_the_field_trut
         assert "nothing of this release may leave" in last, last
         assert "is part of no summary" in last, last
         assert "being collected" not in last
+
+
+async def test_a_more_protective_grant_a_reload_adds_applies_to_rows_already_queued(
+    tmp_path: Path,
+) -> None:
+    alone = POLICY[: POLICY.index("  - id: daytime")]
+    async with open_bench(tmp_path, alone, NOON) as bench:
+        row = await bench.queued(READING)
+        assert orjson.loads(row.payload) == {"temperature": 182.5, "door_open": True}
+        newer = compile_text(POLICY, RECIPIENTS)
+        bench.engine.replace(newer)
+        (sent,) = (await bench.check.settle([row])).leave
+        assert orjson.loads(sent.payload) == {"temperature": 185.0, "door_open": True}
+        assert (await bench.texts())[-1].startswith(
+            f"Re-decided at send time under version {newer.version[:12]} of the policy"
+        )
