@@ -15,6 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from gateway.devices.retained import SweepStats
 from gateway.log.entry import us_from_at
 from gateway.log.keys import Signer
 from gateway.log.reader import Reader
@@ -24,6 +25,7 @@ from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.pipeline import Pipeline
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.quota import RecipientQueues
+from gateway.messages.replays import ReplayCheck
 from gateway.messages.sendtime import SendParts, SendTime
 from gateway.messages.store import Store
 from policies.decision import Reason
@@ -70,6 +72,7 @@ class Bench:
     check: SendTime
     now: list[datetime]
     path: Path
+    replays: ReplayCheck  # the pipeline's: retained messages on a new session already decided
 
     async def queued(self, payload: dict[str, object]) -> OutboxRow:
         link = FakeLink()
@@ -117,6 +120,7 @@ async def open_bench(tmp_path: Path, policy: str, at: datetime) -> AsyncIterator
         max_rows=1000,
     )
     now = [at]
+    replays = ReplayCheck(lambda: engine, store, SweepStats())
     pipeline = Pipeline(
         engine=lambda: engine,
         store=store,
@@ -128,6 +132,7 @@ async def open_bench(tmp_path: Path, policy: str, at: datetime) -> AsyncIterator
         max_payload_bytes=65536,
         outbox=box,
         clock=lambda: now[0],
+        replays=replays,
     )
     check = SendTime(
         SendParts(
@@ -141,7 +146,7 @@ async def open_bench(tmp_path: Path, policy: str, at: datetime) -> AsyncIterator
         )
     )
     try:
-        yield Bench(engine, store, pipeline, check, now, tmp_path / "einblick.db")
+        yield Bench(engine, store, pipeline, check, now, tmp_path / "einblick.db", replays)
     finally:
         await store.close()
 
