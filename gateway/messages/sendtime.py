@@ -64,12 +64,13 @@ from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.sendtime_text import (
     BEGAN,
-    BEGAN_NO_SOURCE,
+    BEGAN_UNDECIDED,
     BEGAN_WITHHELD,
     CAUSES,
     HOURS_ENDED,
     NOT_SUMMARISED,
     REDECIDED,
+    UNDECIDED,
     WITHHELD,
 )
 from gateway.messages.store import Store
@@ -120,8 +121,8 @@ class _Outcome:
     replaced: OutboxRow | None  # None: withheld
     onset: Onset | None = None  # decided again because this grant began to apply
     # After an onset, what follows the lead: the decision's own explanation ("explain"), that
-    # the summarising grant's summary lacks it ("summary"), nothing more ("lead"), or that the
-    # row could not be decided again ("no_source").
+    # the summarising grant's summary lacks it ("summary"), nothing more ("lead"), or why the
+    # row could not be decided again ("no_source", "no_birth").
     then: str = "explain"
 
 
@@ -241,6 +242,8 @@ class SendTime:
             reason = decision.reason if decision is not None else None
             if reason is not None and reason.code == "aggregating":
                 then = "summary"
+            elif reason is not None and reason.code == "no_birth":
+                then = "no_birth"  # its BIRTH is in the running engine, not in the row
             elif decision is not None and decision.grant == row.grant:
                 then = "explain"
             outcome = self._withhold(row, policy, reason or _NO_GRANT, grant)
@@ -418,8 +421,11 @@ class SendTime:
         if outcome.replaced is not None:
             lead = BEGAN[lang].format(grant=grant.id, recipient=named, cause=cause)
             return f"{lead} {engine.explain(decision, lang)}"
-        if outcome.then == "no_source":
-            return BEGAN_NO_SOURCE[lang].format(grant=grant.id, recipient=named, cause=cause)
+        if outcome.then in UNDECIDED[lang]:
+            why = UNDECIDED[lang][outcome.then]
+            return BEGAN_UNDECIDED[lang].format(
+                grant=grant.id, recipient=named, cause=cause, why=why
+            )
         lead = BEGAN_WITHHELD[lang].format(grant=grant.id, recipient=named, cause=cause)
         if outcome.then == "summary":
             return f"{lead} {NOT_SUMMARISED[lang].format(grant=grant.id)}"

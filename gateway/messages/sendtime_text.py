@@ -9,12 +9,13 @@ from __future__ import annotations
 
 __all__ = [
     "BEGAN",
-    "BEGAN_NO_SOURCE",
+    "BEGAN_UNDECIDED",
     "BEGAN_WITHHELD",
     "CAUSES",
     "HOURS_ENDED",
     "NOT_SUMMARISED",
     "REDECIDED",
+    "UNDECIDED",
     "WITHHELD",
 ]
 
@@ -56,14 +57,26 @@ BEGAN_WITHHELD = {
     "apply ({cause}), and where both grants apply nothing of this release may leave. It went "
     "to no one.",
 }
-BEGAN_NO_SOURCE = {
+# The row could not be decided again with the grant that began to apply: {why} is UNDECIDED's.
+BEGAN_UNDECIDED = {
     "de": "Beim Versand zurückgehalten: Nach der Entscheidung begann die Freigabe „{grant}“ "
-    "für {recipient} zu gelten ({cause}). Die Nachricht des Geräts wurde mit dieser Weitergabe "
-    "nicht aufbewahrt, also ließ sie sich nicht mit beiden Freigaben neu entscheiden; sie ging "
-    "an niemanden.",
+    "für {recipient} zu gelten ({cause}), und diese Weitergabe ließ sich nicht mit beiden "
+    "Freigaben neu entscheiden: {why}. Sie ging an niemanden.",
     "en": "Withheld at send time: after the decision, grant '{grant}' for {recipient} began to "
-    "apply ({cause}). The device's message was not kept with this release, so it could not be "
-    "decided again with both grants; it went to no one.",
+    "apply ({cause}), and this release could not be decided again with both grants: {why}. It "
+    "went to no one.",
+}
+UNDECIDED = {
+    "de": {
+        "no_source": "die Nachricht des Geräts wurde mit ihr nicht aufbewahrt",
+        "no_birth": "eine Sparkplug-Nachricht wird anhand der Geburtsnachricht ihres Geräts "
+        "gelesen, und die wird mit ihr nicht aufbewahrt",
+    },
+    "en": {
+        "no_source": "the device's message was not kept with it",
+        "no_birth": "a Sparkplug message is read against its device's birth message, which is "
+        "not kept with it",
+    },
 }
 # The engine's "being collected" would be false here: the message was decided before the
 # summarising grant applied, and is not added to its window afterwards.

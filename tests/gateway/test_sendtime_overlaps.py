@@ -204,3 +204,19 @@ async def test_a_more_protective_grant_a_reload_adds_applies_to_rows_already_que
         assert (await bench.texts())[-1].startswith(
             f"Re-decided at send time under version {newer.version[:12]} of the policy"
         )
+
+
+async def test_a_row_whose_source_was_not_kept_is_withheld_and_says_why(tmp_path: Path) -> None:
+    async with open_bench(tmp_path, POLICY, EARLY) as bench:
+        row = await bench.queued({**READING, "notes": "x" * 5000})  # too large to keep beside it
+        assert row.source is None
+        bench.now[0] = MORNING
+        settled = await bench.check.settle([row])
+        assert settled.leave == [] and settled.withheld == [row]
+        assert await bench.waiting() == []
+        assert (await bench.texts())[-1] == (
+            "Withheld at send time: after the decision, grant 'daytime' for Ofenbau Müller began "
+            "to apply (its allowed hours, 06:00-22:00, began), and this release could not be "
+            "decided again with both grants: the device's message was not kept with it. It went "
+            "to no one."
+        )

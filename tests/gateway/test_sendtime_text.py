@@ -9,7 +9,11 @@ import pytest
 
 from gateway.messages import sendtime_text
 
-TEXTS = {name: getattr(sendtime_text, name) for name in sendtime_text.__all__ if name != "CAUSES"}
+TEXTS = {
+    name: getattr(sendtime_text, name)
+    for name in sendtime_text.__all__
+    if name not in ("CAUSES", "UNDECIDED")
+}
 
 
 def _fields(text: str) -> set[str]:
@@ -38,3 +42,8 @@ def test_every_cause_reads_in_both_languages() -> None:
     )
     for why in causes["en"]:
         assert _fields(causes["de"][why]) == _fields(causes["en"][why])
+
+
+def test_every_reason_a_row_could_not_be_decided_again_reads_in_both_languages() -> None:
+    undecided = sendtime_text.UNDECIDED
+    assert set(undecided["de"]) == set(undecided["en"]) == {"no_source", "no_birth"}
