@@ -417,6 +417,7 @@ class SendTime:
         named = policy.recipients.get(recipient, recipient) if policy else recipient
         grant = onset.grant
         why = onset.hold.code if onset.hold is not None else onset.why
+        why = why if why in CAUSES[lang] else "released"
         cause = CAUSES[lang][why].format(hours=", ".join(grant.spec.hours or ()))
         if outcome.replaced is not None:
             lead = BEGAN[lang].format(grant=grant.id, recipient=named, cause=cause)

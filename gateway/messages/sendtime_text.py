@@ -93,6 +93,7 @@ CAUSES = {
         "withdrawn": "die Einwilligung wurde wieder erteilt",
         "objected": "der Widerspruch wurde zurückgenommen",
         "restricted": "die Einschränkung wurde aufgehoben",
+        "released": "sie wird nicht mehr zurückgehalten",  # a hold of another kind ended
     },
     "en": {
         "hours": "its allowed hours, {hours}, began",
@@ -100,5 +101,6 @@ CAUSES = {
         "withdrawn": "consent to it was given again",
         "objected": "the objection to it was lifted",
         "restricted": "its restriction was lifted",
+        "released": "it is no longer held back",  # a hold of another kind ended
     },
 }

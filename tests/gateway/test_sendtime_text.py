@@ -38,6 +38,7 @@ def test_every_cause_reads_in_both_languages() -> None:
             "withdrawn",
             "objected",
             "restricted",
+            "released",
         }
     )
     for why in causes["en"]:
