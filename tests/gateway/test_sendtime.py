@@ -97,6 +97,11 @@ class Bench:
             functools.partial(outbox.pending, recipient="oven-maker", after=0, limit=10)
         )
 
+    async def waiting_all(self) -> list[OutboxRow]:
+        return await self.store.read(
+            functools.partial(outbox.pending, recipient="oven-maker", after=0, limit=100_000)
+        )
+
 
 @contextlib.asynccontextmanager
 async def open_bench(tmp_path: Path, policy: str, at: datetime) -> AsyncIterator[Bench]:

@@ -55,7 +55,7 @@ grants:
 EARLY = datetime(2026, 12, 3, 3, 30, tzinfo=UTC)
 MORNING = datetime(2026, 12, 3, 5, 30, tzinfo=UTC)
 NOON = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
-READING = {"temperature": 182.7, "door_open": True}
+READING: dict[str, object] = {"temperature": 182.7, "door_open": True}
 
 
 async def released(bench: Bench, payload: dict[str, object]) -> dict[str, OutboxRow]:
