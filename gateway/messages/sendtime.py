@@ -421,7 +421,14 @@ class SendTime:
         cause = CAUSES[lang][why].format(hours=", ".join(grant.spec.hours or ()))
         if outcome.replaced is not None:
             lead = BEGAN[lang].format(grant=grant.id, recipient=named, cause=cause)
-            return f"{lead} {engine.explain(decision, lang)}"
+            text = f"{lead} {engine.explain(decision, lang)}"
+            summarised = any(
+                r.code == "summarised_elsewhere" and r.params.get("grant") == grant.id
+                for r in decision.field_reasons.values()
+            )
+            if summarised:  # "only as a summary" must not read as "in its summary"
+                text += f" {NOT_SUMMARISED[lang].format(grant=grant.id)}"
+            return text
         if outcome.then in UNDECIDED[lang]:
             why = UNDECIDED[lang][outcome.then]
             return BEGAN_UNDECIDED[lang].format(

@@ -185,6 +185,10 @@ async def test_a_summarising_grant_that_begins_to_apply_withholds_the_field_trut
         assert settled.withheld == [only]
         *_, first, last = await bench.texts()
         assert "grant 'daytime' for Ofenbau Müller began to apply" in first, first
+        assert first.endswith(
+            "'daytime' passes these fields on only as a summary; this message was decided "
+            "before that grant applied and is part of no summary."
+        ), first
         assert "nothing of this release may leave" in last, last
         assert "is part of no summary" in last, last
         assert "being collected" not in last
