@@ -40,6 +40,7 @@ from gateway.messages.pipeline import Pipeline
 from gateway.messages.policyset import PolicySet
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.quota import RecipientQueues
+from gateway.messages.replays import ReplayCheck
 from gateway.messages.sendtime import SendParts, SendTime
 from gateway.messages.store import Store
 from gateway.messages.subscriptions import cluster_subscriptions
@@ -285,6 +286,7 @@ class Gateway:
                 flood=self.flood,
                 not_loaded=self.admission.not_loaded,
                 clock=self.clock.now,
+                replays=ReplayCheck(lambda: self.engine, self.store, self.retained.stats),
             )
             for recipient in config.recipients:
                 self.upstreams.add(

@@ -101,6 +101,10 @@ class Engine:
         # Why a grant in ``_withdrawn`` releases nothing when it is not a consent withdrawn: an
         # objection (GDPR Art. 21) or a restriction (Art. 18), each explained in its own words.
         self._held_because: dict[tuple[str, str], Reason] = {}
+        # When a hold last ended (consent given again, an objection or restriction lifted) and
+        # which it was: a release decided before then was decided without that grant
+        # (``policies.onset``, the send-time check of overlapping grants).
+        self._released: dict[tuple[str, str], tuple[datetime, Reason]] = {}
         self._last_release: dict[tuple[str, str, str, str], datetime] = {}
         self._windows = Windows()
         self._sparkplug = SparkplugState()
@@ -429,13 +433,27 @@ class Engine:
         else:
             self._held_because[(customer, grant)] = because
 
-    def give(self, customer: str, grant: str, at: datetime) -> None:
-        """Consent (re)given: ``grant`` releases again as its policy says."""
+    def give(self, customer: str, grant: str, at: datetime, because: Reason | None = None) -> None:
+        """Consent (re)given, or an objection or restriction lifted: ``grant`` releases again as
+        its policy says. A restarted gateway hands the last such event back with ``because``
+        (the hold it ended), so ``released_since`` survives the restart."""
         self._grant(customer, grant)
-        withdrawn_at = self._withdrawn.get((customer, grant))
-        if withdrawn_at is not None and at >= withdrawn_at:
-            del self._withdrawn[(customer, grant)]
-            self._held_because.pop((customer, grant), None)
+        key = (customer, grant)
+        withdrawn_at = self._withdrawn.get(key)
+        if withdrawn_at is not None and at < withdrawn_at:
+            return
+        if withdrawn_at is not None:
+            because = because or self._held_because.get(key, _WITHDRAWN)
+            del self._withdrawn[key]
+            self._held_because.pop(key, None)
+        if because is not None:
+            self._released[key] = (at, because)
+
+    def released_since(self, customer: str, grant: str, since: datetime) -> Reason | None:
+        """The hold on ``grant`` that ended after ``since`` (withdrawn, objected, restricted),
+        or None: it was not held back at ``since`` as far as this engine knows."""
+        ended = self._released.get((customer, grant))
+        return ended[1] if ended is not None and ended[0] > since else None
 
     def withdrawn(self) -> Mapping[tuple[str, str], datetime]:
         """(customer, grant) -> when it was withdrawn."""

@@ -9,6 +9,7 @@ withholds it. Several releases to one recipient are then made to agree on what w
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import orjson
@@ -22,7 +23,7 @@ from policies.paths import NOTHING, Node, Release, release_root
 from policies.routes import Route
 from policies.verdicts import released
 
-__all__ = ["Held", "Walk", "besides", "release_fields", "release_whole"]
+__all__ = ["Held", "Walk", "besides", "carrier", "release_fields", "release_whole"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +100,28 @@ def _released(route: Route, walk: Walk, body: bytes, rel: Release) -> Decision:
     )
 
 
+def carrier(releases: Sequence[Decision]) -> Callable[[str], str | None]:
+    """Several releases to one recipient: for a leaf's path, the grant of the release that
+    carries it (the first by grant id; a body released whole carries every leaf), or None when
+    none does. The one rule ``besides``, ``policy explain`` and the TUI's entry view share."""
+    carriers: dict[str, str] = {}
+    whole: str | None = None
+    for d in sorted(releases, key=lambda d: d.grant or ""):
+        for path in (*d.shared, *(a.path for a in d.altered)):
+            carriers.setdefault(path, d.grant or "")
+            if path == "$payload" and whole is None:
+                whole = d.grant or ""
+
+    def carried(path: str) -> str | None:
+        return whole if whole is not None else carriers.get(path)
+
+    return carried
+
+
 def besides(releases: list[Decision]) -> list[Decision]:
     """Several releases to one recipient: a leaf one of them carries is not "kept here" in the
     others' explanations (it did reach the recipient); each still lists only what it carries."""
-    sent = {p for d in releases for p in d.shared} | {a.path for d in releases for a in d.altered}
-    if "$payload" in sent:  # a body released whole carries every leaf
-        return [replace(d, withheld=()) for d in releases]
-    return [replace(d, withheld=tuple(p for p in d.withheld if p not in sent)) for d in releases]
+    carried = carrier(releases)
+    return [
+        replace(d, withheld=tuple(p for p in d.withheld if carried(p) is None)) for d in releases
+    ]

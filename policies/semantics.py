@@ -15,17 +15,20 @@ bounded as a decision's are (``policies.paths``: a message of 8,000 keys lists i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from policies.combine import release_with
 from policies.compiler import CompiledGrant
-from policies.decision import Reason
+from policies.decision import Decision, Reason
 from policies.paths import Release, Rule, leaves, release_root
+from policies.releases import carrier
 
-__all__ = ["LeafVerdict", "leaf_verdicts"]
+__all__ = ["LeafVerdict", "across_releases", "leaf_verdicts"]
 
-Verdict = Literal["shared", "altered", "withheld"]
+# "elsewhere": not in this release, but another release to the same recipient carried it
+# (``across_releases``).
+Verdict = Literal["shared", "altered", "withheld", "elsewhere"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,3 +134,26 @@ def leaf_verdicts(
         elif "topic" not in names:
             out.append(LeafVerdict(f"$topic.{name}", "withheld", None))
     return tuple(out)
+
+
+def across_releases(
+    releases: Sequence[tuple[Decision, tuple[LeafVerdict, ...]]],
+) -> list[tuple[Decision, tuple[LeafVerdict, ...]]]:
+    """Several releases of one message to one recipient (one per applying grant), each with its
+    leaves' verdicts: a leaf one release withholds and another carries is ``elsewhere`` in the
+    first, naming the grant that carried it. The rule is ``policies.releases.carrier``, the one
+    the log's explanations follow (a leaf that reached the recipient is never "kept here")."""
+    carried = carrier([decision for decision, _ in releases])
+    out: list[tuple[Decision, tuple[LeafVerdict, ...]]] = []
+    for decision, verdicts in releases:
+        fixed: list[LeafVerdict] = []
+        for v in verdicts:
+            by = carried(v.path) if v.verdict == "withheld" else None
+            if by is not None and by != decision.grant:
+                fixed.append(
+                    replace(v, verdict="elsewhere", rule=None, treatment=None, detail="", grant=by)
+                )
+            else:
+                fixed.append(v)
+        out.append((decision, tuple(fixed)))
+    return out

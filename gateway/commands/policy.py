@@ -28,7 +28,8 @@ from datetime import UTC, datetime
 import orjson
 
 from gateway.visible import neutralise
-from policies.compiler import CompiledGrant, CompiledPolicy, compile_policy
+from policies.compiler import CompiledPolicy, compile_policy
+from policies.decision import Decision
 from policies.describe import describe
 from policies.engine import Engine
 from policies.errors import PolicyError
@@ -38,7 +39,7 @@ from policies.message import Message
 from policies.model import PolicyDocument, policy_schema
 from policies.profile_lint import profile_warnings
 from policies.profiles import PROFILES
-from policies.semantics import leaf_verdicts
+from policies.semantics import LeafVerdict, across_releases, leaf_verdicts
 from policies.suggest import render_suggestion
 
 __all__ = ["register"]
@@ -161,8 +162,19 @@ def _explain(args: argparse.Namespace) -> int:
     lang = args.lang or policy.language
     engine = Engine([policy], _RunKeys())
     message = Message(args.topic, args.message.encode("utf-8", errors="surrogateescape"), now)
-    for decision in engine.evaluate(message, now):
+    decisions = engine.evaluate(message, now)
+    verdicts = _verdicts(policy, engine, message, decisions)
+    for decision in decisions:
         print(f"[{decision.recipient or '-'}] {decision.outcome.value}")
+        mine = [d for d in decisions if d.recipient == decision.recipient]
+        if decision.grant is not None:
+            # One release per applying grant (policies.combine): each names its grant and place.
+            place = (
+                f" (release {mine.index(decision) + 1} of {len(mine)} to {decision.recipient})"
+                if len(mine) > 1
+                else ""
+            )
+            print(f"  grant:   {neutralise(decision.grant)}{place}")
         if decision.topic is not None:
             print(f"  topic:   {neutralise(decision.topic)}")
         if decision.payload is not None:
@@ -170,42 +182,57 @@ def _explain(args: argparse.Namespace) -> int:
         if decision.reason is not None:
             print(f"  reason:  {decision.reason.code}")
         print(f"  {neutralise(engine.explain(decision, lang), lines=True)}")
-        grant = policy.grant(decision.grant) if decision.grant else None
-        if grant is not None and decision.payload is not None:
-            # The other grants whose treatment this release carries (policies.combine).
-            named = {*decision.raised_by} | {
-                r.params.get("grant", "")
-                for r in decision.field_reasons.values()
-                if r.code == "summarised_elsewhere"
-            }
-            others = [g for g in policy.grants if g.id in named]
-            _print_verdicts(grant, message, engine, others)
+        for v in verdicts.get(id(decision), ()):
+            print(f"    {_verdict_line(v, decision.grant)}")
     print("(pseudonyms use a random key for this run; the gateway's differ)", file=sys.stderr)
     return 0
 
 
-def _print_verdicts(
-    grant: CompiledGrant, message: Message, engine: Engine, others: list[CompiledGrant]
-) -> None:
-    """Field by field, what the deciding grant did and which line decided (the engine's own
+def _verdicts(
+    policy: CompiledPolicy, engine: Engine, message: Message, decisions: list[Decision]
+) -> dict[int, tuple[LeafVerdict, ...]]:
+    """Field by field, per release, what its grant did and which line decided (the engine's own
     walk, ``policies.semantics``; a line of another grant for the recipient where its treatment
-    is the more protective); only for a JSON body, as the grants see it."""
+    is the more protective; a leaf another release to the recipient carried, as the log's
+    explanations say it); only for a JSON body, as the grants see it."""
     try:
         root = orjson.loads(message.payload)
     except orjson.JSONDecodeError:
-        return
+        return {}
     hit = engine.device_for(message.topic)
     captures = hit.captures if hit is not None else {}
-    for v in leaf_verdicts(grant, root, captures=captures, others=others):
-        how = (
-            f" ({v.treatment}{' ' + v.detail if v.detail else ''})"
-            if v.verdict == "altered"
-            else ""
+    by_recipient: dict[str | None, list[tuple[Decision, tuple[LeafVerdict, ...]]]] = {}
+    for decision in decisions:
+        grant = policy.grant(decision.grant) if decision.grant else None
+        if grant is None or decision.payload is None:
+            continue
+        # The other grants whose treatment this release carries (policies.combine).
+        named = {*decision.raised_by} | {
+            r.params.get("grant", "")
+            for r in decision.field_reasons.values()
+            if r.code == "summarised_elsewhere"
+        }
+        others = [g for g in policy.grants if g.id in named]
+        leaves = leaf_verdicts(grant, root, captures=captures, others=others)
+        by_recipient.setdefault(decision.recipient, []).append((decision, leaves))
+    out: dict[int, tuple[LeafVerdict, ...]] = {}
+    for releases in by_recipient.values():
+        for decision, leaves in across_releases(releases):
+            out[id(decision)] = leaves
+    return out
+
+
+def _verdict_line(v: LeafVerdict, own: str | None) -> str:
+    if v.verdict == "elsewhere":
+        return neutralise(
+            f"{v.path}: not in this release; it left in the release of grant {v.grant!r} to "
+            "the same recipient"
         )
-        by = f"by {v.rule!r}" if v.rule is not None else "no line of the grant names it"
-        if v.grant is not None and v.grant != grant.id:
-            by += f" of grant {v.grant!r}"
-        print(f"    {neutralise(v.path)}: {v.verdict}{how}, {neutralise(by)}")
+    how = f" ({v.treatment}{' ' + v.detail if v.detail else ''})" if v.verdict == "altered" else ""
+    by = f"by {v.rule!r}" if v.rule is not None else "no line of the grant names it"
+    if v.grant is not None and v.grant != own:
+        by += f" of grant {v.grant!r}"
+    return f"{neutralise(v.path)}: {v.verdict}{how}, {neutralise(by)}"
 
 
 def _describe(args: argparse.Namespace) -> int:

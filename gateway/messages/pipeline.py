@@ -47,6 +47,7 @@ from gateway.messages.outbox import Outbox, OutboxRow, keeps_source
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.quota import Admission, QueueStatus, RecipientQueues
 from gateway.messages.release import release_at
+from gateway.messages.replays import ReplayCheck
 from gateway.messages.shares import QueueShares
 from gateway.messages.store import Store
 from policies.decision import Decision, Outcome, Reason
@@ -117,8 +118,10 @@ class Pipeline:
         flood: FloodGuard | None = None,
         not_loaded: Callable[[str], tuple[str, str, str] | None] | None = None,
         clock: Callable[[], datetime] | None = None,
+        replays: ReplayCheck | None = None,
     ) -> None:
         self._engine = engine
+        self._replays = replays  # retained messages on a new session already decided
         self._store = store
         self._log_writer = log_writer
         self._keyring = keyring
@@ -218,6 +221,13 @@ class Pipeline:
 
     async def process(self, batch: Sequence[tuple[Inbound, bool]]) -> None:
         """Decide, commit, acknowledge and hand over (message, arrived flooding) pairs."""
+        if self._replays is not None and any(m.retain for m, _ in batch):
+            known = await self._replays.decided([m for m, _ in batch])
+            for position in known:  # decided once already (gateway/messages/replays.py)
+                batch[position][0].ack()
+            batch = [pair for position, pair in enumerate(batch) if position not in known]
+            if not batch:
+                return
         now = self._now()
         engine = self._engine()
         prepared = [self._prepare(engine, inbound, flooding, now) for inbound, flooding in batch]

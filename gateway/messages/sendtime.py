@@ -31,6 +31,19 @@ BIRTH that names its metrics is in the running engine's state, not in the row).
 Rows without a stored source (aggregation windows' summaries; rows queued by an earlier release)
 cannot be decided again: they leave only while the grant that made them is unchanged in the
 current policy and still holds; otherwise they are withheld.
+
+Overlapping grants. A row is released under one grant, but where several grants give its
+recipient the same device stream, each leaf leaves in the most protective treatment any
+*applying* one gives it (policies/combine.py). So a row is also decided again when another of
+those grants began to apply after the decision (its hours began, its validity started, its
+consent was given again or an objection or restriction lifted: ``policies.onset``, O(overlapping
+grants) per row). Whether that changes the row is judged by the engine deciding it again, the
+code that combined the grants at decision time: if the row's grant releases exactly what the
+row holds, it leaves with no new entry (its entry is still true); otherwise what the current
+grants release together leaves, after an entry naming the grant that began to apply and why, or
+nothing leaves, and the entry says so. A summary row is left alone (a summary is already the
+most protective form); a row without its source is withheld, as above. A grant that stopped
+applying meanwhile makes the row at most more protective than needed; it leaves as decided.
 """
 
 from __future__ import annotations
@@ -49,6 +62,17 @@ from gateway.log.entry import EntryDraft, at_from_us, draft_from_decision
 from gateway.log.writer import LogWriter
 from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.pseudonyms import Keyring
+from gateway.messages.sendtime_text import (
+    BEGAN,
+    BEGAN_UNDECIDED,
+    BEGAN_WITHHELD,
+    CAUSES,
+    HOURS_ENDED,
+    NOT_SUMMARISED,
+    REDECIDED,
+    UNDECIDED,
+    WITHHELD,
+)
 from gateway.messages.store import Store
 from policies.compiler import CompiledGrant, CompiledPolicy
 from policies.decision import Decision, Outcome, Reason
@@ -56,6 +80,7 @@ from policies.engine import Engine
 from policies.errors import PolicyError
 from policies.explain import reason_text
 from policies.message import Message
+from policies.onset import Onset, began_applying
 
 __all__ = ["SendParts", "SendTime", "Settled"]
 
@@ -64,28 +89,6 @@ log = logging.getLogger(__name__)
 EXPLAINED_BYTES = 4 * 1024 * 1024  # explanation texts remembered; other shapes evict them
 _NO_GRANT = Reason("no_grant")
 _NOT_LOADED = Reason("policy_not_loaded")
-
-# The first sentence of a send-time entry; the decision's own explanation follows.
-_REDECIDED = {
-    "de": "Beim Versand nach Version {version} der Richtlinie neu entschieden, weil sie sich "
-    "seit der Entscheidung geändert hat.",
-    "en": "Re-decided at send time under version {version} of the policy, because it had "
-    "changed since the decision.",
-}
-_WITHHELD = {
-    "de": "Beim Versand zurückgehalten, weil {reason}.",
-    "en": "Withheld at send time, because {reason}.",
-}
-# The engine's own words for hours ("the message came outside the allowed hours") would be false
-# here: the message came inside them; the hours ended while it waited.
-_HOURS_ENDED = {
-    "de": "Beim Versand zurückgehalten, weil die erlaubten Zeiten der Freigabe „{grant}“ "
-    "({hours}) vorbei waren, bevor {recipient} erreichbar war. Entschieden wurde die Nachricht "
-    "innerhalb dieser Zeiten; sie ging an niemanden.",
-    "en": "Withheld at send time, because the allowed hours of grant '{grant}' ({hours}) had "
-    "ended before {recipient} could be reached. The message was decided inside those hours; it "
-    "went to no one.",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +119,11 @@ class _Outcome:
     row: OutboxRow
     decision: Decision
     replaced: OutboxRow | None  # None: withheld
+    onset: Onset | None = None  # decided again because this grant began to apply
+    # After an onset, what follows the lead: the decision's own explanation ("explain"), that
+    # the summarising grant's summary lacks it ("summary"), nothing more ("lead"), or why the
+    # row could not be decided again ("no_source", "no_birth").
+    then: str = "explain"
 
 
 @dataclass(slots=True)
@@ -142,14 +150,37 @@ class SendTime:
         grant = policy.grant(row.grant)
         return grant is None or (grant.hours is not None and not grant.in_hours(now))
 
+    def onset(self, engine: Engine, row: OutboxRow, now: datetime) -> Onset | None:
+        """A grant for the row's recipient that began to apply after the row was decided
+        (``policies.onset``); None also for rows it cannot concern (see the module text)."""
+        if row.grant in self.parts.owed:
+            return None
+        policy = engine.policy(row.customer)
+        grant = policy.grant(row.grant) if policy is not None else None
+        if policy is None or grant is None or not grant.overlaps:
+            return None
+        if row.source is None and grant.aggregate is not None:
+            return None  # a summary: already the most protective form (policies.combine)
+        return began_applying(engine, policy, row.grant, at_from_us(row.created), now)
+
     async def settle(self, rows: Sequence[OutboxRow]) -> Settled:
         """Check ``rows`` (one recipient's, in id order) right before they are published."""
         now = self.parts.clock()
         engine = self.parts.engine()
-        stale = [row for row in rows if self.stale(engine, row, now)]
-        if not stale:
+        redo: list[tuple[OutboxRow, Onset | None]] = []
+        for row in rows:
+            if self.stale(engine, row, now):
+                redo.append((row, None))
+            else:
+                began = self.onset(engine, row, now)
+                if began is not None:
+                    redo.append((row, began))
+        if not redo:
             return Settled(list(rows), [])
-        outcomes = [self._decide_again(engine, row, now) for row in stale]
+        decided = [self._decide_again(engine, row, now, onset) for row, onset in redo]
+        outcomes = [o for o in decided if o is not None]
+        if not outcomes:
+            return Settled(list(rows), [])
         await self._record(engine, outcomes, now)
         replaced = {o.row.id: o.replaced for o in outcomes}
         leave: list[OutboxRow] = []
@@ -167,10 +198,16 @@ class SendTime:
 
     # -- deciding again ---------------------------------------------------------------------------
 
-    def _decide_again(self, engine: Engine, row: OutboxRow, now: datetime) -> _Outcome:
+    def _decide_again(
+        self, engine: Engine, row: OutboxRow, now: datetime, onset: Onset | None = None
+    ) -> _Outcome | None:
+        """The row's outcome under the current policy; None: it leaves as decided, unrecorded
+        (only after an ``onset`` that changes nothing of it)."""
         policy = engine.policy(row.customer)
         if policy is None:
             return self._withhold(row, None, _NOT_LOADED)
+        if onset is not None:
+            return self._began(engine, policy, row, now, onset)
         if row.source is None or row.source_topic is None or row.version is None:
             return self._without_source(engine, policy, row, now)
         decision = self._evaluate(engine, policy, row, now)
@@ -187,6 +224,36 @@ class SendTime:
             version=policy.version,
         )
         return _Outcome(row, decision, new)
+
+    def _began(
+        self, engine: Engine, policy: CompiledPolicy, row: OutboxRow, now: datetime, onset: Onset
+    ) -> _Outcome | None:
+        """Another grant for the recipient began to apply: the engine decides the row again
+        with it; unchanged, the row leaves as decided."""
+        grant = policy.grant(row.grant)
+        if row.source is None or row.source_topic is None:
+            outcome = self._withhold(row, policy, _NO_GRANT, grant)
+            return replace(outcome, onset=onset, then="no_source")
+        decision = self._evaluate(engine, policy, row, now)
+        if decision is None or decision.grant != row.grant or decision.payload is None:
+            # Nothing of the row's grant leaves where both apply: withheld, in its own name. The
+            # reason is explained only when it is the row's grant's own (or a summary's).
+            then = "lead"
+            reason = decision.reason if decision is not None else None
+            if reason is not None and reason.code == "aggregating":
+                then = "summary"
+            elif reason is not None and reason.code == "no_birth":
+                then = "no_birth"  # its BIRTH is in the running engine, not in the row
+            elif decision is not None and decision.grant == row.grant:
+                then = "explain"
+            outcome = self._withhold(row, policy, reason or _NO_GRANT, grant)
+            return replace(outcome, onset=onset, then=then)
+        assert decision.topic is not None
+        topic = self.parts.topic_prefix.get(row.recipient, "") + decision.topic
+        if topic == row.topic and decision.payload == row.payload:
+            return None  # the grants together release what the row holds: its entry is true
+        new = replace(row, topic=topic, payload=decision.payload, version=policy.version)
+        return _Outcome(row, decision, new, onset)
 
     def _evaluate(
         self, engine: Engine, policy: CompiledPolicy, row: OutboxRow, now: datetime
@@ -297,7 +364,15 @@ class SendTime:
         source = outcome.row.source if outcome.row.source is not None else outcome.row.payload
         # Texts name fields, never values: rows decided alike read alike, and are explained once
         # (a backlog decided again after a policy change is mostly one shape).
-        key = (outcome.replaced is None, outcome.row.grant, *_explain_key(decision))
+        began = outcome.onset
+        key = (
+            outcome.replaced is None,
+            outcome.row.grant,
+            (began.grant.id, began.why, began.hold.code if began.hold else None, outcome.then)
+            if began
+            else None,
+            *_explain_key(decision),
+        )
         texts = self._explained.get(key)
         if texts is None:
             texts = self._texts(engine, outcome)
@@ -316,20 +391,55 @@ class SendTime:
         reason = decision.reason or Reason("internal_error")
         policy = engine.policy(outcome.row.customer)
         for lang in ("de", "en"):
+            if outcome.onset is not None:
+                texts[lang] = self._began_text(engine, outcome, outcome.onset, lang)
+                continue
             if outcome.replaced is None and reason.code == "outside_hours":
                 recipient = outcome.row.recipient
-                texts[lang] = _HOURS_ENDED[lang].format(
+                texts[lang] = HOURS_ENDED[lang].format(
                     grant=decision.grant or outcome.row.grant,
                     hours=reason.params.get("hours", ""),
                     recipient=policy.recipients.get(recipient, recipient) if policy else recipient,
                 )
                 continue
             if outcome.replaced is None:
-                lead = _WITHHELD[lang].format(reason=reason_text(lang, reason))
+                lead = WITHHELD[lang].format(reason=reason_text(lang, reason))
             else:
-                lead = _REDECIDED[lang].format(version=(decision.policy_version or "")[:12])
+                lead = REDECIDED[lang].format(version=(decision.policy_version or "")[:12])
             texts[lang] = f"{lead} {engine.explain(decision, lang)}"
         return texts
+
+    @staticmethod
+    def _began_text(engine: Engine, outcome: _Outcome, onset: Onset, lang: str) -> str:
+        decision = outcome.decision
+        policy = engine.policy(outcome.row.customer)
+        recipient = outcome.row.recipient
+        named = policy.recipients.get(recipient, recipient) if policy else recipient
+        grant = onset.grant
+        why = onset.hold.code if onset.hold is not None else onset.why
+        why = why if why in CAUSES[lang] else "released"
+        cause = CAUSES[lang][why].format(hours=", ".join(grant.spec.hours or ()))
+        if outcome.replaced is not None:
+            lead = BEGAN[lang].format(grant=grant.id, recipient=named, cause=cause)
+            text = f"{lead} {engine.explain(decision, lang)}"
+            summarised = any(
+                r.code == "summarised_elsewhere" and r.params.get("grant") == grant.id
+                for r in decision.field_reasons.values()
+            )
+            if summarised:  # "only as a summary" must not read as "in its summary"
+                text += f" {NOT_SUMMARISED[lang].format(grant=grant.id)}"
+            return text
+        if outcome.then in UNDECIDED[lang]:
+            why = UNDECIDED[lang][outcome.then]
+            return BEGAN_UNDECIDED[lang].format(
+                grant=grant.id, recipient=named, cause=cause, why=why
+            )
+        lead = BEGAN_WITHHELD[lang].format(grant=grant.id, recipient=named, cause=cause)
+        if outcome.then == "summary":
+            return f"{lead} {NOT_SUMMARISED[lang].format(grant=grant.id)}"
+        if outcome.then == "explain":
+            return f"{lead} {engine.explain(decision, lang)}"
+        return lead
 
 
 def _explain_key(decision: Decision) -> tuple[object, ...]:

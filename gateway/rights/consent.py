@@ -36,6 +36,7 @@ The ``consent_events`` table is created and upgraded in ``gateway.log.migrations
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
 from collections.abc import Callable
@@ -216,6 +217,14 @@ class ConsentBook:
         self._last = self.events(conn)
         self._pending = {key: e for key, e in self._last.items() if e.holds}
         self.restore()
+        engine = self._parts.engine()
+        for (customer, grant), event in self._last.items():
+            if event.holds:
+                continue
+            # When a hold last ended: a row queued before it was decided without this grant,
+            # and the send-time check decides it again (policies/onset.py).
+            with contextlib.suppress(PolicyError):
+                engine.give(customer, grant, event.at, _REASONS[event.right])
 
     def restore(self, customer: str | None = None) -> None:
         """Hand waiting holds (of ``customer``, or all) to the engine once a running policy has

@@ -43,6 +43,7 @@ class FakeLink:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     published_event: asyncio.Event = field(default_factory=asyncio.Event)
+    session_present: bool = False  # the CONNACK flag: the broker kept this session
     _mid: int = 0
 
     # -- the interface MqttConnection offers --------------------------------------------------
@@ -80,14 +81,15 @@ class FakeLink:
 
     # -- the broker's side, driven by the test --------------------------------------------------
 
-    def deliver(self, topic: str, payload: bytes) -> Inbound:
-        """A QoS 1 message as the broker hands it to the gateway (not yet acknowledged)."""
+    def deliver(self, topic: str, payload: bytes, *, retain: bool = False) -> Inbound:
+        """A QoS 1 message as the broker hands it to the gateway (not yet acknowledged);
+        ``retain``: a stored retained message sent because the session subscribed."""
         self._mid += 1
         return Inbound(
             topic=topic,
             payload=payload,
             qos=1,
-            retain=False,
+            retain=retain,
             mid=self._mid,
             connection=cast(MqttConnection, self),
             received=time.monotonic(),

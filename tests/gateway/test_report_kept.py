@@ -116,3 +116,27 @@ def test_no_never_passed_on_list_when_a_release_list_was_cut() -> None:
     ]
     (never,) = _never_shared(None, groups)  # type: ignore[arg-type]
     assert never["fields"] == [] and not never["nothing_left"]
+
+
+async def test_a_message_released_twice_to_one_recipient_is_reported_as_both_releases_say(
+    tmp_path: Path,
+) -> None:
+    # Two grants for one recipient give it two releases of one message (policies/combine.py):
+    # a field one release leaves out and the other carries did leave; the report says so.
+    from tests.gateway.test_sendtime import RECIPIENTS, open_bench
+    from tests.gateway.test_sendtime_overlaps import NOON, POLICY, released
+
+    async with open_bench(tmp_path, POLICY, NOON) as bench:
+        rows = await released(bench, {"temperature": 182.7, "door_open": True, "serial": "X1"})
+        assert sorted(rows) == ["daytime", "maintenance"]
+        policy = bench.engine.policy("baeckerei-schmidt")
+        data = build_report(
+            bench.path, "baeckerei-schmidt", policy=policy, recipients=RECIPIENTS, now=NOON
+        )
+    (never,) = data["never_shared"]
+    assert never["fields"] == ["serial"]
+    (maker,) = [r for r in data["recipients"] if r["id"] == "oven-maker"]
+    assert {(f["field"], f["treatment"], f["count"]) for f in maker["fields"]} == {
+        ("door_open", "keep", 1),
+        ("temperature", "round", 2),  # in both releases, rounded to 5 in each
+    }

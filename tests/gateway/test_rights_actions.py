@@ -267,3 +267,19 @@ async def test_the_cli_offers_the_same_actions_through_the_control_api(tmp_path:
             "Dr. Miriam Berg objected to “statistics” for Stadtwerke Energiedienst (GDPR Art. 21)"
             in section
         ), section[:600]
+
+
+async def test_a_restarted_gateway_knows_when_a_hold_ended_for_the_send_time_check(
+    site: Site,
+) -> None:
+    # A row queued while "statistics" was restricted was decided without it; after a restart,
+    # the engine must still know the restriction ended later (policies/onset.py).
+    _, book = await site.start()
+    await book.change("restrict", CUSTOMER, "statistics", "Dr. Miriam Berg")
+    queued_at = site.now + timedelta(minutes=1)
+    site.now += timedelta(minutes=2)
+    await book.change("lift", CUSTOMER, "statistics", "Dr. Miriam Berg")
+    restarted, _ = await site.start()
+    assert restarted.released_since(CUSTOMER, "statistics", queued_at) == Reason("restricted")
+    assert restarted.released_since(CUSTOMER, "statistics", site.now) is None
+    assert restarted.still_allowed(CUSTOMER, "statistics", site.now) is None

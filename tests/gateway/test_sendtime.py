@@ -4,6 +4,7 @@ send-time check then decides what leaves, and the log says so."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from gateway.devices.retained import SweepStats
 from gateway.log.entry import us_from_at
 from gateway.log.keys import Signer
 from gateway.log.reader import Reader
@@ -23,6 +25,7 @@ from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.pipeline import Pipeline
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.quota import RecipientQueues
+from gateway.messages.replays import ReplayCheck
 from gateway.messages.sendtime import SendParts, SendTime
 from gateway.messages.store import Store
 from policies.decision import Reason
@@ -69,6 +72,7 @@ class Bench:
     check: SendTime
     now: list[datetime]
     path: Path
+    replays: ReplayCheck  # the pipeline's: retained messages on a new session already decided
 
     async def queued(self, payload: dict[str, object]) -> OutboxRow:
         link = FakeLink()
@@ -93,11 +97,18 @@ class Bench:
             functools.partial(outbox.pending, recipient="oven-maker", after=0, limit=10)
         )
 
+    async def waiting_all(self) -> list[OutboxRow]:
+        return await self.store.read(
+            functools.partial(outbox.pending, recipient="oven-maker", after=0, limit=100_000)
+        )
 
-@pytest.fixture
-async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
+
+@contextlib.asynccontextmanager
+async def open_bench(tmp_path: Path, policy: str, at: datetime) -> AsyncIterator[Bench]:
+    """A real store, log writer, outbox, pipeline and send-time check over ``policy``, with
+    the clock at ``at`` (moved by the test through ``Bench.now``)."""
     keyring = Keyring()
-    engine = Engine([compile_text(POLICY, RECIPIENTS)], keyring)
+    engine = Engine([compile_text(policy, RECIPIENTS)], keyring)
     store = Store(tmp_path / "einblick.db")
     await store.open()
     writer = await store.read(lambda conn: LogWriter(conn, Signer.generate(), "unit"))
@@ -113,7 +124,8 @@ async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
         ),
         max_rows=1000,
     )
-    now = [NOON]
+    now = [at]
+    replays = ReplayCheck(lambda: engine, store, SweepStats())
     pipeline = Pipeline(
         engine=lambda: engine,
         store=store,
@@ -125,6 +137,7 @@ async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
         max_payload_bytes=65536,
         outbox=box,
         clock=lambda: now[0],
+        replays=replays,
     )
     check = SendTime(
         SendParts(
@@ -137,8 +150,16 @@ async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
             topic_prefix={},
         )
     )
-    yield Bench(engine, store, pipeline, check, now, tmp_path / "einblick.db")
-    await store.close()
+    try:
+        yield Bench(engine, store, pipeline, check, now, tmp_path / "einblick.db", replays)
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
+    async with open_bench(tmp_path, POLICY, NOON) as opened:
+        yield opened
 
 
 async def test_an_unchanged_row_leaves_as_decided_and_writes_nothing(bench: Bench) -> None:

@@ -23,7 +23,7 @@ from policies.loader import check_references
 from policies.message import Message
 from policies.model import PolicyDocument
 from policies.paths import Node, Release, Rule, insert, release_root
-from policies.semantics import leaf_verdicts
+from policies.semantics import across_releases, leaf_verdicts
 
 from .conftest import NOW, Keys, make_engine, policy_dict
 from .test_semantics import KEYS, PROFILE, _deciding, field_paths, values
@@ -377,3 +377,40 @@ def test_no_leaf_leaves_less_protected_than_an_applying_grant_says(
         assert {v.path for v in verdicts if v.verdict == "altered"} == {
             a.path for a in decision.altered
         }
+
+
+@PROFILE
+@given(grants=grant_sets(), payload=messages)
+def test_field_lines_across_releases_say_what_each_releases_explanation_says(
+    grants: list[dict[str, Any]], payload: dict[str, Any]
+) -> None:
+    # ``policy explain`` lists every release to a recipient with its leaves; a leaf one release
+    # leaves out and another carries is "elsewhere", never "withheld": as the log's explanation
+    # (``besides``) never calls it "kept here".
+    engine = _engine_or_skip(*grants)
+    (policy,) = engine.policies()
+    by_recipient: dict[str | None, list[tuple[Decision, Any]]] = {}
+    for decision in _releases(engine, payload):
+        grant = policy.grant(decision.grant or "")
+        if decision.payload is None or grant is None:
+            continue
+        applying = [
+            policy.grant(g["id"])
+            for g in grants
+            if g["id"] != grant.id
+            and g.get("recipient", "r1") == grant.recipient
+            and _applies(g, payload)
+        ]
+        verdicts = leaf_verdicts(
+            grant, payload, key=KEY, others=[g for g in applying if g is not None]
+        )
+        by_recipient.setdefault(decision.recipient, []).append((decision, verdicts))
+    for releases in by_recipient.values():
+        sent = {p: d.grant for d, _ in releases for p in (*d.shared, *(a.path for a in d.altered))}
+        for decision, verdicts in across_releases(releases):
+            body = [v for v in verdicts if not v.path.startswith("$topic")]
+            withheld = {v.path for v in body if v.verdict == "withheld"}
+            assert withheld == {p for p in decision.withheld if not p.startswith("$topic")}
+            for v in body:
+                if v.verdict == "elsewhere":
+                    assert v.path in sent and v.grant != decision.grant, (v, grants, payload)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, timedelta
+from pathlib import Path
 
 from gateway.bench.sample import NAMES, T0, SampleLog
 from tests.tui.conftest import make_app, plain, settle, until
@@ -127,3 +128,29 @@ async def test_unsigned_turns_into_covered_when_the_checkpoint_is_signed(
         await app.push_screen(missing)
         await settle(pilot)
         assert "Entry #999999 not found." in plain(missing.body)
+
+
+async def test_each_release_of_a_message_to_one_recipient_shows_only_what_it_kept_back(
+    tmp_path: Path,
+) -> None:
+    # Two grants for one recipient give it two releases of one message (policies/combine.py).
+    # Each entry's view names its grant; a field the other release carried is not "withheld".
+    from tests.gateway.test_sendtime import open_bench
+    from tests.gateway.test_sendtime_overlaps import NOON, POLICY, released
+    from tui.local import LocalSource
+
+    async with open_bench(tmp_path, POLICY, NOON) as bench:
+        rows = await released(bench, {"temperature": 182.7, "door_open": True, "serial": "X1"})
+        source = LocalSource(bench.path, names=NAMES)
+        await source.open()
+        try:
+            details = {g: await source.detail(row.entry_seq) for g, row in rows.items()}
+        finally:
+            await source.close()
+    day, maintenance = details["daytime"], details["maintenance"]
+    assert day is not None and maintenance is not None
+    assert (day.grant, day.shared, day.withheld) == ("daytime", (), ("serial",))
+    assert (maintenance.grant, maintenance.shared) == ("maintenance", ("door_open",))
+    assert maintenance.withheld == ("serial",)
+    text = shown(day)
+    assert "daytime" in text and "door_open" not in text

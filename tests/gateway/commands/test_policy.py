@@ -5,6 +5,7 @@ diagnosis rather than a traceback."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +30,8 @@ def test_explain_says_per_field_what_left_and_which_line_decided(
     out, err = capsys.readouterr()
     lines = out.splitlines()
     assert lines[0] == "[logistics] altered"
+    assert lines[1] == "  grant:   delivery-tracking"  # the only release: no "1 of n"
+    del lines[1]
     assert lines[1] == "  topic:   fleet/spedition-weber/van-01/position"
     # The payload as it leaves: coarsened, truncated to the minute, the tracker id kept back.
     assert json.loads(lines[2].removeprefix("  payload: ")) == {
@@ -99,3 +102,64 @@ def test_describe_in_the_asked_language_and_suggest(capsys: pytest.CaptureFixtur
     assert capsys.readouterr().out.startswith("Who gets what, and why")
     assert main(["policy", "suggest", "--profile", "owntracks"]) == 0
     assert "fields:" in capsys.readouterr().out
+
+
+OVERLAP = """
+einblick_policy: 1
+customer: baeckerei-schmidt
+name: Bäckerei Schmidt
+language: en
+timezone: Europe/Berlin
+devices:
+  - id: oven-1
+    name: Backofen 1
+    kind: oven
+    topics: [{pattern: "bakery/oven-1/telemetry", stream: telemetry}]
+grants:
+  - id: maintenance
+    recipient: oven-maker
+    purpose: {de: "Fernwartung", en: "Remote maintenance"}
+    legal_basis: contract
+    devices: [oven-1]
+    topic: "ovens/{customer}/{device}"
+    fields: {temperature: {round: 0.5}, door_open: keep}
+  - id: daytime
+    recipient: oven-maker
+    purpose: {de: "Auswertung", en: "Analysis"}
+    legal_basis: contract
+    devices: [oven-1]
+    topic: "ovens/{customer}/{device}/day"
+    fields: {temperature: {round: 5}}
+"""
+
+
+def test_explain_lists_each_release_to_a_recipient_with_its_grant_as_the_log_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Two grants for one recipient give it two releases of one message (policies/combine.py).
+    policy = tmp_path / "bakery.yaml"
+    policy.write_text(OVERLAP, encoding="utf-8")
+    message = '{"temperature": 182.7, "door_open": true, "serial": "X1"}'
+    argv = ["policy", "explain", str(policy), "--topic", "bakery/oven-1/telemetry",
+            "--message", message, "--now", NOW]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    releases = out.split("[oven-maker] ")[1:]
+    assert [r.splitlines()[1] for r in releases] == [
+        "  grant:   daytime (release 1 of 2 to oven-maker)",
+        "  grant:   maintenance (release 2 of 2 to oven-maker)",
+    ]
+    day, maintenance = ([ln.strip() for ln in r.splitlines()] for r in releases)
+    assert 'payload: {"temperature":185.0}' in day
+    assert (
+        "door_open: not in this release; it left in the release of grant 'maintenance' to the "
+        "same recipient"
+    ) in day
+    assert "temperature: altered (round 5), by 'temperature' of grant 'daytime'" in maintenance
+    # Field lines and the log's explanation agree: what each calls kept here is what the
+    # lines call withheld (door_open reached the recipient, so it is kept here in neither).
+    for lines in (day, maintenance):
+        (text,) = [ln for ln in lines if ln.startswith("oven-maker received")]
+        kept = text.split("Kept here: ", 1)[1].split(".", 1)[0].split(", ")
+        withheld = [ln.split(":", 1)[0] for ln in lines if ": withheld," in ln]
+        assert kept == withheld == ["serial"]

@@ -1,0 +1,90 @@
+"""Retained messages on a new session (gateway/messages/replays.py): one the log already holds a
+decision of is acknowledged, not decided again; the live test drops the gateway's session on a
+real Mosquitto while the retained message stays, as an external broker that loses sessions does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+from gateway.messages.mqtt import Endpoint, MqttConnection
+from gateway.operations.control import request
+from tests.gateway import test_sendtime
+from tests.gateway.fake_link import FakeLink
+from tests.gateway.harness import running_gateway
+from tests.gateway.test_retained import ANNA_TOPIC, BEN_TOPIC, anna_messages, wait_until
+from tests.gateway.test_rights import DEVICES, POLICY
+
+READING = orjson.dumps({"temperature": 180.2, "door_open": True})
+
+
+async def test_only_a_retained_message_on_a_new_session_the_log_holds_is_recognised(
+    tmp_path: Path,
+) -> None:
+    async with test_sendtime.open_bench(tmp_path, test_sendtime.POLICY, test_sendtime.NOON) as b:
+        await b.queued(orjson.loads(READING))
+        check = b.replays
+        new, kept = FakeLink(), FakeLink(session_present=True)
+        topic = test_sendtime.TOPIC
+        batch = [
+            new.deliver(topic, READING),  # live: always decided
+            new.deliver(topic, READING, retain=True),  # decided before: recognised
+            new.deliver(topic, READING + b" ", retain=True),  # other bytes: decided
+            new.deliver("bakery/oven-2/telemetry", READING, retain=True),  # no such device
+            kept.deliver(topic, READING, retain=True),  # a kept session's: the sweeper's part
+        ]
+        assert await check.decided(batch) == {1}
+        assert check.stats.replays_skipped == 1
+        # Through the pipeline: the recognised one is acknowledged and writes nothing.
+        entries = len(await b.texts())
+        await b.pipeline.process([(new.deliver(topic, READING, retain=True), False)])
+        assert len(await b.texts()) == entries
+
+
+async def test_a_dropped_session_does_not_forward_a_retained_message_decided_before(
+    tmp_path: Path,
+) -> None:
+    # Issue 15: published while consent was withdrawn, the retained copy was forwarded once the
+    # consent was given again as soon as the broker dropped the gateway's session.
+    edits = {"broker:\n": "broker:\n  limits:\n    retained_sweep_s: 60\n"}
+    async with running_gateway(tmp_path, {"weber.yaml": POLICY}, DEVICES, config_edits=edits) as h:
+        socket = h.gateway.config.control_socket
+        consent = {"customer": "familie-weber", "grant": "family-map", "by": "Anna Weber"}
+        await request(socket, "withdraw", **consent)
+        anna = await h.device("familie-weber", "phone-anna")
+        await anna.publish(ANNA_TOPIC, orjson.dumps({"place": "A", "batt": 90}), 1, retain=True)
+        await anna.close()
+        await h.wait_committed(1)
+        await request(socket, "give", **consent)
+        # Someone connects with the gateway's client id and a clean session: the broker ends the
+        # gateway's connection and discards its session (subscriptions, queue); the retained
+        # message stays. The gateway reconnects to a new session and subscribes again.
+        before = h.gateway.device_link.connection
+        user = h.gateway.config.broker.gateway_username
+        password = h.gateway.devices.gateway_password()
+        intruder = MqttConnection(
+            Endpoint("127.0.0.1", h.port, user, username=user, password=password),
+            on_message=lambda _: None,
+            clean_session=True,
+        )
+        await intruder.open()
+        await intruder.close()
+
+        def reconnected() -> bool:
+            link = h.gateway.device_link.connection
+            return link is not before and link is not None and h.gateway.device_link.connected
+
+        await wait_until(reconnected)
+        link = h.gateway.device_link.connection
+        assert link is not None and link.session_present is False  # a new session
+        ben = await h.device("familie-weber", "phone-ben")
+        await ben.publish(BEN_TOPIC, orjson.dumps({"place": "B", "batt": 80}), 1)
+        # The fence: the re-sent message came right after the SUBSCRIBE, before Ben's; both go
+        # to the same recipient through one outbox, in order.
+        await h.cloud.wait_for(1)
+        await ben.close()
+        assert anna_messages(h) == []
+        assert h.gateway.retained.stats.replays_skipped == 1
+        assert h.gateway.pipeline is not None
+        assert h.gateway.pipeline.stats.committed == 2  # Anna's once, Ben's once
