@@ -18,7 +18,8 @@ status``). Otherwise it is decided as usual: on a first start it is the only cop
 
 The lookup is the log's own: each entry stores its device message's SHA-256 keyed by the
 device's subject key (``gateway.log.chain.source_commitment``), so it is one walk per device
-over its newest ``WALK_LIMIT`` entries (index ``entries_device``, newest first), on the store's
+over its newest ``WALK_LIMIT`` entries for all of its messages in a batch (index
+``entries_device``, newest first), on the store's
 helper thread, only for retained messages on a new session (a burst once per lost session,
 never on the live path). What it cannot see is decided again, as before: a decision further
 back than ``WALK_LIMIT`` entries of its device, a device erased since (its subject key is gone,
@@ -113,12 +114,20 @@ def _known(conn: sqlite3.Connection, candidates: list[_Candidate]) -> set[int]:
             "SELECT seq FROM entries WHERE device_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
             (device_id, WALK_LIMIT - 1),
         ).fetchone()
-        for digest, positions in digests.items():
-            hit = conn.execute(
-                "SELECT 1 FROM entries WHERE device_id = ? AND seq >= ? AND chain_id = ?"
-                " AND source = ? ORDER BY seq DESC LIMIT 1",
-                (device_id, floor[0] if floor else 0, chain_id, source_commitment(key, digest)),
-            ).fetchone()
-            if hit is not None:
-                found.update(positions)
+        # One walk per device (per 500 of its messages, SQLite's parameter bound), not one per
+        # message: a device that keeps a thousand distinct retained messages would otherwise cost
+        # a thousand walks (0.1 s each, with every commit waiting) on each new session — a cost
+        # it could put on everyone.
+        looking = {source_commitment(key, d): positions for d, positions in digests.items()}
+        wanted_sources = list(looking)
+        for start in range(0, len(wanted_sources), 500):
+            chunk = wanted_sources[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = conn.execute(
+                "SELECT DISTINCT source FROM entries WHERE device_id = ? AND seq >= ?"
+                f" AND chain_id = ? AND source IN ({marks})",
+                (device_id, floor[0] if floor else 0, chain_id, *chunk),
+            )
+            for (source,) in rows:
+                found.update(looking.get(bytes(source), ()))
     return found
