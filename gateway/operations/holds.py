@@ -69,8 +69,9 @@ def read_hold(data_path: Path, customer: str) -> Hold | None:
     except FileNotFoundError:
         return None
     except (OSError, ValidationError) as exc:
+        why = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
         raise HoldError(
-            f"{path}: the record of the hold session for {customer!r} cannot be read ({exc}); "
+            f"{path}: the record of the hold session for {customer!r} cannot be read ({why}); "
             "the broker may still hold the customer's messages under client id "
             f"'…-hold-{customer}'. Restore the file from a backup, or ask support"
         ) from exc
