@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,6 +162,7 @@ async def run(move: Move, wait_s: float) -> dict[str, object]:
     """Drive both instances through the move; the figures of what happened."""
     customer = move.customer
     source, target = move.source.control_socket, move.target.control_socket
+    started = time.monotonic()
     ask_s = 30.0
     try:
         prepared = await ask(source, HANDOVER_PREPARE, HandoverRequest(customer=customer))
@@ -201,6 +203,7 @@ async def run(move: Move, wait_s: float) -> dict[str, object]:
         "held": taken.drained,
         "duplicates_at_most": released.overlap + taken.overlap,
         "resumed": move.closed,
+        "seconds": round(time.monotonic() - started, 2),
     }
 
 

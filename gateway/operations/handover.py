@@ -37,8 +37,10 @@ Duplicates, exactly: a message of C published between ``t0`` and ``t1`` is deliv
 session and to the hold; one published between ``t2`` and ``t3`` to B's session and to the
 hold. Each is decided (and forwarded) twice. No message is delivered to neither: before ``t1``
 A's session has it, from ``t0`` to ``t3`` the hold, from ``t2`` B's session. The instances count
-an upper bound each: A the messages of C it took after ``prepare`` (which came before ``t0``),
-B the messages of C its own session took before ``t3``; the command prints their sum.
+an upper bound each: A the messages of C its session delivered after ``prepare`` (which came
+before ``t0``) up to its fence, B those its own session delivered from the moment C's policy
+runs on B (before ``t2``) up to a fence on that session sent after ``t3``; the command prints
+their sum.
 
 Every step can be run again: ``prepare`` and ``hold`` are idempotent, ``release`` on a closed
 tree returns the same record (Ed25519 signatures are deterministic), ``take`` on an adopted tree
@@ -144,7 +146,7 @@ class Handovers:
     def sees(self, message: Inbound) -> bool:
         """On every message of the instance's own session: True for a fence (acknowledged,
         not decided); counts the messages of customers being moved."""
-        if message.topic.startswith(FENCE_PREFIX):
+        if self._fences and message.topic in self._fences:
             return self._fenced(message.topic)
         if self._counting:
             device = self.parts.admission.engine.device_for(message.topic)
@@ -153,15 +155,18 @@ class Handovers:
         return False
 
     def _fenced(self, topic: str) -> bool:
+        """Only the fence a step is waiting for is taken out of the message stream: anything
+        else on such a topic (a device that can publish there) is decided and recorded like
+        every other message, never acknowledged unseen."""
         waiting = self._fences.get(topic)
         if waiting is None:
-            return True  # a fence of an earlier, interrupted step: nothing waits for it
+            return False
         if not waiting.done():
             # every message before the fence on this session has been handed to the pipeline
             waiting.set_result(self.parts.pipeline().stats.received)
         return True
 
-    async def _fence(self, link: MqttConnection, what: str) -> None:
+    async def fence(self, link: MqttConnection, what: str) -> None:
         """Wait until every message ``link`` received before now is committed."""
         topic = f"{FENCE_PREFIX}/{link.endpoint.client_id}/{secrets.token_hex(8)}"
         arrived: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -230,12 +235,13 @@ class Handovers:
         self.leaving.add(customer)
         try:
             await link.subscriptions.apply(connection)  # C's filters go: UNSUBACK at t1
-            await self._fence(connection, what)
+            await self.fence(connection, what)
             await self._flush_windows(customer)
             await self._sent(customer, request.wait_s)
             closed = await self._close(request)
         except BaseException:
             self.leaving.discard(customer)
+            self._counting.pop(customer, None)
             # take C's messages again (the hold has them too: duplicates, never a gap)
             link.changed()
             raise
@@ -352,11 +358,17 @@ class Handovers:
                     "einblick handover command, which opens the hold first"
                 )
             await self._adopt(request)
+        if hold is not None:
+            # from the moment C's policy runs here, this instance's own session may subscribe
+            # to C (a policy change elsewhere makes it apply its set): count from before then
+            self._counting.setdefault(customer, 0)
         self._run(customer)
         entries = self.parts.writer().tree_size(customer)
         if hold is None:
+            self.parts.policies_applied()
             return TakeReply(entries=entries, drained=0, overlap=0)
         drained, overlap = await self._drain(hold)
+        self.parts.policies_applied()
         return TakeReply(entries=entries, drained=drained, overlap=overlap)
 
     async def _adopt(self, request: TakeRequest) -> None:
@@ -409,7 +421,6 @@ class Handovers:
         if not admission.running(customer):
             for path in sorted(admission.policies.elsewhere):
                 admission.apply(path)
-        self.parts.policies_applied()
 
     async def _drain(self, hold: Hold) -> tuple[int, int]:
         customer = hold.customer
@@ -436,10 +447,7 @@ class Handovers:
 
         def arrived(message: Inbound) -> None:
             nonlocal drained
-            if message.topic.startswith(FENCE_PREFIX):
-                self._fenced(message.topic)
-                message.ack()
-            elif parts.skip(message):
+            if self._fenced(message.topic) or parts.skip(message):
                 message.ack()
             else:
                 drained += 1
@@ -451,12 +459,15 @@ class Handovers:
         )
         try:
             await held.open()
-            await self._fence(held, what)  # the backlog is decided before new messages come
-            self._counting[customer] = 0
+            await self.fence(held, what)  # the backlog is decided before new messages come
             await link.subscriptions.apply(connection)  # C's filters: SUBACK at t2
             for topic in hold.filters:
                 await held.unsubscribe(topic)  # UNSUBACK at t3
-            await self._fence(held, what)
+            await self.fence(held, what)
+            # and on the instance's own session: a message of C published before t3 may still
+            # be on its way there (reading paused while the pipeline works off the backlog),
+            # and it must be counted
+            await self.fence(connection, what)
         except MqttError as exc:
             raise HandoverError(
                 f"{what}: the device broker: {exc}; the customer's messages wait in the hold "

@@ -18,11 +18,14 @@ from gateway.commands.handover import HandoverRefused, plan
 from gateway.config import load_config
 from gateway.log.keys import Signer
 from gateway.log.transfer import close_tree
+from gateway.messages.mqtt import Inbound
 from gateway.operations import handover_model as ops
 from gateway.operations.cluster import load_instances
-from gateway.operations.control import ControlError, ask
+from gateway.operations.control import ControlError, ask, request
+from gateway.operations.handover import FENCE_PREFIX
 from gateway.operations.holds import read_hold
 from tests.faults.cluster_site import ClusterSite, stream_body
+from tests.gateway.harness import running_gateway
 from tests.gateway.test_cluster_view import INSTANCES, cluster_block, instance, write_tree
 from tests.log.conftest import Log, make_draft
 
@@ -168,6 +171,9 @@ async def test_a_move_interrupted_after_the_old_log_closed_is_finished_by_runnin
             ops.HANDOVER_RELEASE,
             ops.ReleaseRequest(customer=MOVED, to_origin=f"hall-b/{MOVED}", new_key=hold.key),
         )
+        # hall-a no longer runs werk-a's policy: nothing it could decide would have a tree
+        policies = await request(old, "policies")
+        assert MOVED not in {p["customer"] for p in policies["customers"]}
         # Meanwhile the device goes on: only the hold session takes its messages now.
         for seq in range(5, 15):
             await device.publish(seq, topic, stream_body(MOVED, seq))
@@ -238,3 +244,20 @@ async def test_a_move_whose_releases_cannot_leave_is_refused_and_nothing_moves(
         await device.close()
     finally:
         await site.teardown()
+
+
+async def test_only_the_awaited_fence_is_taken_out_of_the_message_stream(tmp_path: Path) -> None:
+    """A fence goes round the broker on the instance's own session and is acknowledged without
+    a decision; a message on a topic that merely looks like one (a device on a broker without
+    ACLs can publish anywhere) is decided and recorded like every other."""
+    async with running_gateway(tmp_path, {}, []) as harness:
+        gateway = harness.gateway
+        link = gateway.device_link.connection
+        assert link is not None
+        guess = Inbound(
+            f"{FENCE_PREFIX}/{link.endpoint.client_id}/guessed", b"{}", 1, False, 0, link
+        )
+        assert gateway.handovers.sees(guess) is False
+        received = gateway.running_pipeline.stats.received
+        await gateway.handovers.fence(link, "a test's fence")
+        assert gateway.running_pipeline.stats.received == received
