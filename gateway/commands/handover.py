@@ -146,6 +146,14 @@ def plan(configs: list[Config], customer: str, to: str, source: str | None = Non
         raise HandoverRefused(
             f"customer {customer!r} already belongs to instance {to!r}: nothing to move"
         )
+    if at_target:  # a resumed move returned above
+        # checked before anything moves: the new instance could not adopt the log after the
+        # old one closed it, and the customer's messages would wait in the broker meanwhile
+        raise HandoverRefused(
+            f"instance {to!r} still holds the earlier part of customer {customer!r}'s log (it "
+            "handed the customer over before); a log cannot be taken back into a database "
+            "that holds an older copy of it. Move the customer to another instance"
+        )
     _check_source(current, source)
     return Move(customer, current, target, closed=False)
 

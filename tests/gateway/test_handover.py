@@ -26,7 +26,13 @@ from gateway.operations.handover import FENCE_PREFIX
 from gateway.operations.holds import read_hold
 from tests.faults.cluster_site import ClusterSite, stream_body
 from tests.gateway.harness import running_gateway
-from tests.gateway.test_cluster_view import INSTANCES, cluster_block, instance, write_tree
+from tests.gateway.test_cluster_view import (
+    INSTANCES,
+    cluster_block,
+    hand_over,
+    instance,
+    write_tree,
+)
 from tests.log.conftest import Log, make_draft
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,6 +104,16 @@ def test_a_half_done_move_is_resumed_and_no_other_started(cluster: list[Path]) -
     assert (move.source.instance, move.closed) == ("hall-a", True)
     with pytest.raises(HandoverRefused, match=r"handed over by 'hall-a' to 'hall-c'.*--to hall-c"):
         plan(load_instances(cluster), "werk-a", "hall-b")
+
+
+def test_a_move_back_to_an_instance_holding_an_older_copy_is_refused_before_it_starts(
+    cluster: list[Path],
+) -> None:
+    write_tree(cluster[0], "werk-a", "hall-a")
+    hand_over(cluster[0], cluster[2], "werk-a")  # hall-a -> hall-c, done
+    with pytest.raises(HandoverRefused, match="'hall-a' still holds the earlier part"):
+        plan(load_instances(cluster), "werk-a", "hall-a")
+    assert plan(load_instances(cluster), "werk-a", "hall-b").source.instance == "hall-c"
 
 
 def test_the_command_prints_the_refusal_and_exits_2(cluster: list[Path]) -> None:
