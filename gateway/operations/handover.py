@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import sqlite3
 import time
 from collections.abc import Callable
@@ -74,6 +73,7 @@ from gateway.messages.pseudonyms import Keyring
 from gateway.messages.store import Store
 from gateway.messages.subscriptions import owned_filters
 from gateway.operations.control import Handler, bind
+from gateway.operations.fences import Fences
 from gateway.operations.handover_model import (
     HANDOVER_DROP,
     HANDOVER_HOLD,
@@ -95,12 +95,9 @@ from gateway.operations.holds import Hold, end_session, hold_endpoint, open_hold
 from gateway.rights.consent import ConsentBook
 from gateway.rights.erasure import ErasureBook
 
-__all__ = ["FENCE_PREFIX", "HandoverError", "HandoverParts", "Handovers", "handover_handlers"]
+__all__ = ["HandoverError", "HandoverParts", "Handovers", "handover_handlers"]
 
 log = logging.getLogger(__name__)
-
-FENCE_PREFIX = "einblick/fence"  # + /<client id>/<random>: a topic no device publishes to
-FENCE_TIMEOUT_S = 60.0  # a paused pipeline (full outbox) delays the fence, never loses it
 
 
 class HandoverError(GatewayError):
@@ -134,7 +131,9 @@ class Handovers:
     leaving: set[str] = field(default_factory=set)  # filters given up, log not closed yet
     gone: set[str] = field(default_factory=set)  # closed in this run (the log says so too)
     _counting: dict[str, int] = field(default_factory=dict)
-    _fences: dict[str, asyncio.Future[int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.fences = Fences(self.parts.pipeline)
 
     @property
     def excluded(self) -> set[str]:
@@ -146,49 +145,13 @@ class Handovers:
     def sees(self, message: Inbound) -> bool:
         """On every message of the instance's own session: True for a fence (acknowledged,
         not decided); counts the messages of customers being moved."""
-        if self._fences and message.topic in self._fences:
-            return self._fenced(message.topic)
+        if self.fences.taken(message.topic):
+            return True
         if self._counting:
             device = self.parts.admission.engine.device_for(message.topic)
             if device is not None and device.customer in self._counting:
                 self._counting[device.customer] += 1
         return False
-
-    def _fenced(self, topic: str) -> bool:
-        """Only the fence a step is waiting for is taken out of the message stream: anything
-        else on such a topic (a device that can publish there) is decided and recorded like
-        every other message, never acknowledged unseen."""
-        waiting = self._fences.get(topic)
-        if waiting is None:
-            return False
-        if not waiting.done():
-            # every message before the fence on this session has been handed to the pipeline
-            waiting.set_result(self.parts.pipeline().stats.received)
-        return True
-
-    async def fence(self, link: MqttConnection, what: str) -> None:
-        """Wait until every message ``link`` received before now is committed."""
-        topic = f"{FENCE_PREFIX}/{link.endpoint.client_id}/{secrets.token_hex(8)}"
-        arrived: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._fences[topic] = arrived
-        try:
-            async with asyncio.timeout(FENCE_TIMEOUT_S):
-                await link.subscribe(topic, 1)
-                await link.publish(topic, b"", 1)
-                received = await arrived
-                await link.unsubscribe(topic)
-                await self.parts.pipeline().committed_through(received)
-        except TimeoutError as exc:
-            raise HandoverError(
-                f"{what}: the fence message on {topic!r} did not come back through the device "
-                f"broker within {FENCE_TIMEOUT_S:.0f} s. The gateway's broker user must be "
-                f"allowed to publish and subscribe to {FENCE_PREFIX}/#; if it is, the pipeline "
-                "is paused (see einblick status). Run the same command again"
-            ) from exc
-        except MqttError as exc:
-            raise HandoverError(f"{what}: the device broker: {exc}. Run the command again") from exc
-        finally:
-            self._fences.pop(topic, None)
 
     # -- the old instance --------------------------------------------------------------------
 
@@ -235,7 +198,7 @@ class Handovers:
         self.leaving.add(customer)
         try:
             await link.subscriptions.apply(connection)  # C's filters go: UNSUBACK at t1
-            await self.fence(connection, what)
+            await self.fences.wait(connection, what)
             await self._flush_windows(customer)
             await self._sent(customer, request.wait_s)
             closed = await self._close(request)
@@ -447,7 +410,7 @@ class Handovers:
 
         def arrived(message: Inbound) -> None:
             nonlocal drained
-            if self._fenced(message.topic) or parts.skip(message):
+            if self.fences.taken(message.topic) or parts.skip(message):
                 message.ack()
             else:
                 drained += 1
@@ -459,15 +422,15 @@ class Handovers:
         )
         try:
             await held.open()
-            await self.fence(held, what)  # the backlog is decided before new messages come
+            await self.fences.wait(held, what)  # the backlog is decided before new messages come
             await link.subscriptions.apply(connection)  # C's filters: SUBACK at t2
             for topic in hold.filters:
                 await held.unsubscribe(topic)  # UNSUBACK at t3
-            await self.fence(held, what)
+            await self.fences.wait(held, what)
             # and on the instance's own session: a message of C published before t3 may still
             # be on its way there (reading paused while the pipeline works off the backlog),
             # and it must be counted
-            await self.fence(connection, what)
+            await self.fences.wait(connection, what)
         except MqttError as exc:
             raise HandoverError(
                 f"{what}: the device broker: {exc}; the customer's messages wait in the hold "

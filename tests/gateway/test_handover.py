@@ -18,14 +18,11 @@ from gateway.commands.handover import HandoverRefused, plan
 from gateway.config import load_config
 from gateway.log.keys import Signer
 from gateway.log.transfer import close_tree
-from gateway.messages.mqtt import Inbound
 from gateway.operations import handover_model as ops
 from gateway.operations.cluster import load_instances
 from gateway.operations.control import ControlError, ask, request
-from gateway.operations.handover import FENCE_PREFIX
 from gateway.operations.holds import read_hold
 from tests.faults.cluster_site import ClusterSite, stream_body
-from tests.gateway.harness import running_gateway
 from tests.gateway.test_cluster_view import (
     INSTANCES,
     cluster_block,
@@ -260,20 +257,3 @@ async def test_a_move_whose_releases_cannot_leave_is_refused_and_nothing_moves(
         await device.close()
     finally:
         await site.teardown()
-
-
-async def test_only_the_awaited_fence_is_taken_out_of_the_message_stream(tmp_path: Path) -> None:
-    """A fence goes round the broker on the instance's own session and is acknowledged without
-    a decision; a message on a topic that merely looks like one (a device on a broker without
-    ACLs can publish anywhere) is decided and recorded like every other."""
-    async with running_gateway(tmp_path, {}, []) as harness:
-        gateway = harness.gateway
-        link = gateway.device_link.connection
-        assert link is not None
-        guess = Inbound(
-            f"{FENCE_PREFIX}/{link.endpoint.client_id}/guessed", b"{}", 1, False, 0, link
-        )
-        assert gateway.handovers.sees(guess) is False
-        received = gateway.running_pipeline.stats.received
-        await gateway.handovers.fence(link, "a test's fence")
-        assert gateway.running_pipeline.stats.received == received
