@@ -3,7 +3,9 @@ killed with SIGKILL and stays down (5 s in CI, 30 s in the long form) while devi
 customer keep publishing; the others go on, its persistent session keeps its customers' messages,
 and after its restart every message is forwarded or recorded withheld, each customer's log lives
 in exactly one instance's database and verifies there. Another's log disk fills: it fails closed
-for its own customers only, and resumes by itself when space returns."""
+for its own customers only, and resumes by itself when space returns. And a customer is moved
+from one instance to another with ``einblick handover`` while every device publishes: nothing
+lost, duplicates within the bound the command reports, one history."""
 
 from __future__ import annotations
 
@@ -267,6 +269,7 @@ async def test_a_customer_handed_over_under_load_loses_nothing_and_stays_one_his
         )
         assert code == 0, err
         figures.update(orjson.loads(out))
+        site.faults += 1  # the move is this scenario's disruption
         (tmp_path / "handover.json").write_text(out, encoding="utf-8")  # for the record
         # Still under load: werk-a's messages now leave through hall-b.
         forwarded = upstream(moved)
@@ -324,7 +327,7 @@ async def test_a_customer_handed_over_under_load_loses_nothing_and_stays_one_his
             summary, problems, code = await site.audit(
                 instance,
                 devices,
-                max_duplicates=bound if instance == new else 0,
+                max_duplicates=bound if instance == new else 0,  # only the move's
                 customers=owns[instance],
             )
             assert code == 0, f"{instance}: {problems}"
