@@ -206,7 +206,6 @@ class Gateway:
                 signer=self.signer,
                 keyring=self.keyring,
                 consents=self.consents,
-                erasures=self.erasures,
                 flood=self.flood,
                 skip=self.retained.skip,
                 endpoint=self._device_endpoint,
@@ -289,6 +288,7 @@ class Gateway:
             self._writer = await self.store.read(
                 lambda conn: LogWriter(conn, self.signer, config.instance), offload=True
             )
+            self._writer.closed.update(config.moves[0])  # logs handed over: closed here
             await self.store.read(self.keyring.load)
             # One file at a time: a file that does not load, or cannot run beside the others,
             # stops only its own customer (withheld, "policy not loaded"), never the box.

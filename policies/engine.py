@@ -451,15 +451,13 @@ class Engine:
         self._windows.close(policy.customer)
 
     def remove(self, customer: str) -> None:
-        """Stop running ``customer``'s policy (its log moved to another instance): its topics no
+        """Stop running ``customer``'s policy (its log moves to another instance): its topics no
         longer resolve, and its consents can no longer be acted on here. Its open aggregation
-        windows must have been closed and flushed before (``replace``, then ``flush``)."""
+        windows must have been closed and flushed before (``replace``, then ``flush``).
+        Withdrawals stay, as at ``replace``: if the policy runs here again, they still hold."""
         policies = {c: p for c, p in self._policies.items() if c != customer}
         self._routes = RouteTable(list(policies.values()))
         self._policies = policies
-        for key in [k for k in self._withdrawn if k[0] == customer]:
-            del self._withdrawn[key]
-            self._held_because.pop(key, None)
 
     def policies(self) -> Sequence[CompiledPolicy]:
         return tuple(self._policies.values())

@@ -93,7 +93,6 @@ from gateway.operations.handover_model import (
 )
 from gateway.operations.holds import Hold, end_session, hold_endpoint, open_hold, read_hold
 from gateway.rights.consent import ConsentBook
-from gateway.rights.erasure import ErasureBook
 
 __all__ = ["HandoverError", "HandoverParts", "Handovers", "handover_handlers"]
 
@@ -117,7 +116,6 @@ class HandoverParts:
     signer: Signer
     keyring: Keyring
     consents: ConsentBook
-    erasures: ErasureBook
     flood: FloodGuard
     skip: Callable[[Inbound], bool]  # a retained replay: acknowledged, not decided
     endpoint: Callable[[], Endpoint]  # the instance's own session on the device broker
@@ -201,10 +199,16 @@ class Handovers:
             await self.fences.wait(connection, what)
             await self._flush_windows(customer)
             await self._sent(customer, request.wait_s)
+            # From here nothing more may enter C's tree on this instance: a consent action
+            # waiting behind the closing transaction would follow the final entry. Without the
+            # policy it is refused ("no policy for customer").
+            self.parts.admission.engine.remove(customer)
             closed = await self._close(request)
         except BaseException:
             self.leaving.discard(customer)
             self._counting.pop(customer, None)
+            if not self._handed_out(customer):
+                self.parts.admission.recompile([customer])  # C's policy runs here again
             # take C's messages again (the hold has them too: duplicates, never a gap)
             link.changed()
             raise
@@ -263,12 +267,21 @@ class Handovers:
                 raise HandoverError(
                     f"handover of {customer!r}: a release was queued while closing; run again"
                 )
-            return close_tree(
+            closed = close_tree(
                 conn, writer, customer, new_origin=request.to_origin, new_key=new_key, now=now
             )
+            # in the same transaction: whatever waits for the store next (a consent action, a
+            # window's summary) finds the tree closed, before this coroutine resumes
+            writer.closed.add(customer)
+            return closed
+
+        def rolled_back() -> None:
+            if customer not in self.parts.config().moves[0]:
+                writer.closed.discard(customer)
+            writer.rolled_back()
 
         closed = await self.parts.store.transaction(
-            job, on_rollback=writer.rolled_back, on_commit=writer.committed
+            job, on_rollback=rolled_back, on_commit=writer.committed
         )
         config = self.parts.config()
         handed_out, taken_over = config.moves
@@ -321,6 +334,9 @@ class Handovers:
                     "einblick handover command, which opens the hold first"
                 )
             await self._adopt(request)
+        # C's withdrawn consents, objections and restrictions came with the log: into the
+        # book before the policy runs, so the engine holds them from its first decision
+        await self.parts.store.read(self.parts.consents.load)
         if hold is not None:
             # from the moment C's policy runs here, this instance's own session may subscribe
             # to C (a policy change elsewhere makes it apply its set): count from before then

@@ -7,6 +7,7 @@ moved and nothing lost."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -254,6 +255,55 @@ async def test_a_move_whose_releases_cannot_leave_is_refused_and_nothing_moves(
             lambda: len({m.payload for m in spy.received}) >= 3, 60, "everything upstream"
         )
         assert site.chains("hall-b") == set()
+        await device.close()
+    finally:
+        await site.teardown()
+
+
+def reasons(db: Path, customer: str) -> list[str | None]:
+    """The reason of each of ``customer``'s entries, in tree order (the log's own bodies)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT b.doc FROM entries e JOIN chains c ON c.id = e.chain_id"
+            " JOIN bodies b ON b.id = e.body_id WHERE c.name = ? ORDER BY e.idx",
+            (customer,),
+        ).fetchall()
+    finally:
+        conn.close()
+    return [orjson.loads(bytes(doc)).get("reason") for (doc,) in rows]
+
+
+async def test_a_restriction_made_before_the_move_holds_on_the_new_instance(
+    tmp_path: Path,
+) -> None:
+    """The customer restricted the processing (GDPR Art. 18) on the old instance: after the
+    move the new instance withholds its messages for the same reason, from the first one."""
+    site = ClusterSite(tmp_path, ("hall-a", "hall-b"), CUSTOMERS, LISTED)
+    try:
+        await site.setup()
+        for name in ("hall-a", "hall-b"):
+            await site.start(name)
+        assert site.spy is not None
+        spy = site.spy
+        device = site.device(MOVED)
+        topic = f"{MOVED}/press-1/telemetry"
+        await device.publish(0, topic, stream_body(MOVED, 0))
+        await site.wait_until(lambda: len(spy.received) >= 1, 30, "hall-a forwarding")
+        old = site.config("hall-a").control_socket
+        await request(old, "restrict", customer=MOVED, grant="monitoring", by="Anna Weber")
+        code, out, err = await handover(site)
+        assert code == 0, err
+        moved_at = orjson.loads(out)["entries"]
+        for seq in (1, 2):
+            await device.publish(seq, topic, stream_body(MOVED, seq))
+        await device.drain()
+        db = site.config("hall-b").database_path
+        await site.wait_until(
+            lambda: len(reasons(db, MOVED)) >= moved_at + 2, 30, "hall-b deciding werk-a"
+        )
+        assert reasons(db, MOVED)[moved_at:] == ["restricted", "restricted"]
+        assert len(spy.received) == 1  # only the message from before the restriction
         await device.close()
     finally:
         await site.teardown()
