@@ -18,8 +18,9 @@ import pytest
 from gateway.commands.handover import HandoverRefused, plan
 from gateway.config import load_config
 from gateway.log.keys import Signer
-from gateway.log.transfer import close_tree
+from gateway.log.transfer import ClosedTree, adopt_tree, close_tree, open_tree_record, read_tree
 from gateway.operations import handover_model as ops
+from gateway.operations.child import stop_gateway
 from gateway.operations.cluster import load_instances
 from gateway.operations.control import ControlError, ask, request
 from gateway.operations.holds import read_hold
@@ -304,6 +305,78 @@ async def test_a_restriction_made_before_the_move_holds_on_the_new_instance(
         )
         assert reasons(db, MOVED)[moved_at:] == ["restricted", "restricted"]
         assert len(spy.received) == 1  # only the message from before the restriction
+        await device.close()
+    finally:
+        await site.teardown()
+
+
+async def test_a_move_interrupted_after_the_new_log_took_over_drains_the_hold_when_run_again(
+    tmp_path: Path,
+) -> None:
+    """The new instance stopped right after it adopted the log, before it drained the hold:
+    restarted, its log says it owns the customer; the same command run again drains what the
+    hold kept meanwhile, so nothing published while nobody decided the customer is lost."""
+    site = ClusterSite(tmp_path, ("hall-a", "hall-b"), CUSTOMERS, LISTED)
+    try:
+        await site.setup()
+        for name in ("hall-a", "hall-b"):
+            await site.start(name)
+        assert site.spy is not None
+        spy = site.spy
+        device = site.device(MOVED)
+        topic = f"{MOVED}/press-1/telemetry"
+        await device.publish(0, topic, stream_body(MOVED, 0))
+        await site.wait_until(lambda: len(spy.received) >= 1, 30, "hall-a forwarding")
+        old, new = site.config("hall-a"), site.config("hall-b")
+        prepared = await ask(
+            old.control_socket, ops.HANDOVER_PREPARE, ops.HandoverRequest(customer=MOVED)
+        )
+        hold = await ask(
+            new.control_socket,
+            ops.HANDOVER_HOLD,
+            ops.HoldRequest(customer=MOVED, filters=prepared.filters),
+        )
+        released = await ask(
+            old.control_socket,
+            ops.HANDOVER_RELEASE,
+            ops.ReleaseRequest(customer=MOVED, to_origin=f"hall-b/{MOVED}", new_key=hold.key),
+        )
+        # hall-b stops; its log takes the tree over as its take step does, then it restarts
+        await stop_gateway(site.processes.pop("hall-b"))
+        for seq in range(1, 6):  # nobody decides these now: the hold keeps them
+            await device.publish(seq, topic, stream_body(MOVED, seq))
+        await device.drain()
+        record = released.closed
+        closed = ClosedTree(
+            MOVED,
+            record.old_origin,
+            record.new_origin,
+            record.size,
+            bytes.fromhex(record.root),
+            bytes.fromhex(record.old_key),
+            bytes.fromhex(record.new_key),
+            bytes.fromhex(record.sig_old),
+        )
+        key = Signer.load(new.signing_key_path)
+        target = Log(new.database_path, key, new.instance)
+        target.conn.execute("BEGIN IMMEDIATE")
+        adopt_tree(target.conn, read_tree(old.database_path, MOVED))
+        target.writer.reload()
+        target.writer.append([open_tree_record(closed, key, make_draft(0).at)])
+        target.conn.execute("COMMIT")
+        target.writer.committed()
+        target.close()
+        await site.start("hall-b")
+        move = plan(load_instances(list(site.configs.values())), MOVED, "hall-b")
+        assert (move.source.instance, move.closed) == ("hall-a", True)
+
+        code, out, err = await handover(site)
+        assert code == 0, err
+        assert orjson.loads(out)["held"] >= 5
+        await site.wait_until(
+            lambda: len({m.payload for m in spy.received}) >= 6, 30, "hall-b forwarding the held"
+        )
+        assert read_hold(new.data_path, MOVED) is None
         await device.close()
     finally:
         await site.teardown()
