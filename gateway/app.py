@@ -51,6 +51,7 @@ from gateway.operations.control import ControlServer
 from gateway.operations.disk import DiskThresholds, DiskWatch
 from gateway.operations.filemodes import tighten
 from gateway.operations.handlers import SNAPSHOT_GLOB, ControlParts, control_handlers
+from gateway.operations.handover import HandoverParts, Handovers, handover_handlers
 from gateway.operations.lock import DirectoryLock
 from gateway.operations.metrics import MetricsServer
 from gateway.operations.portal.process import supervise_portal
@@ -108,10 +109,13 @@ class Gateway:
             outbox=self.outbox,
             flood=self.flood,
             receive=self._receive,
-            skip=self.retained.skip,
+            skip=self._skip,
             save=lambda: self.broker.save() if self.broker is not None else None,
             subscriptions=cluster_subscriptions(
-                config, self._owned_customers, self._declared_topics
+                config,
+                self._owned_customers,
+                self._declared_topics,
+                lambda: self.handovers.excluded,
             ),
         )
         self.device_state = self.device_link.state  # read by status
@@ -191,6 +195,25 @@ class Gateway:
             interval_s=lambda: self.config.pipeline.checkpoint_interval_s,
             signed=self.witnesses.poke,
         )
+        # Moving a customer to or from this instance (einblick handover).
+        self.handovers = Handovers(
+            HandoverParts(
+                config=lambda: self.config,
+                admission=self.admission,
+                device_link=self.device_link,
+                pipeline=lambda: self.running_pipeline,
+                store=self.store,
+                writer=lambda: self.writer,
+                signer=self.signer,
+                keyring=self.keyring,
+                consents=self.consents,
+                flood=self.flood,
+                skip=self.retained.skip,
+                endpoint=self._device_endpoint,
+                policies_applied=self._policies_applied,
+                clock=self.clock.now,
+            )
+        )
         self.reloader = ConfigReloader(
             ReloadParts(
                 config=lambda: self.config,
@@ -266,6 +289,7 @@ class Gateway:
             self._writer = await self.store.read(
                 lambda conn: LogWriter(conn, self.signer, config.instance), offload=True
             )
+            self._writer.closed.update(config.moves[0])  # logs handed over: closed here
             await self.store.read(self.keyring.load)
             # One file at a time: a file that does not load, or cannot run beside the others,
             # stops only its own customer (withheld, "policy not loaded"), never the box.
@@ -294,7 +318,13 @@ class Gateway:
                 )
             if config.broker.mode == "managed":
                 await self.devices.start_broker()
-            control = ControlServer(config.control_socket, control_handlers(self._control_parts()))
+            control = ControlServer(
+                config.control_socket,
+                {
+                    **control_handlers(self._control_parts()),
+                    **handover_handlers(self.handovers),
+                },
+            )
             await control.start()
             metrics = (
                 MetricsServer(config.metrics.host, config.metrics.port, self.status)
@@ -398,6 +428,10 @@ class Gateway:
         bound to the username, the gateway's user would replace the gateway's session); None
         while the link is down."""
         return self._helper_endpoint("erasure") if self.device_link.connected else None
+
+    def _skip(self, message: Inbound) -> bool:
+        """Acknowledged without deciding: a handover's fence, a retained replay, an echo."""
+        return self.handovers.sees(message) or self.retained.skip(message)
 
     def _receive(self, message: Inbound) -> None:
         self.running_pipeline.receive(message)

@@ -468,6 +468,15 @@ class Engine:
         self._policies = policies
         self._windows.close(policy.customer)
 
+    def remove(self, customer: str) -> None:
+        """Stop running ``customer``'s policy (its log moves to another instance): its topics no
+        longer resolve, and its consents can no longer be acted on here. Its open aggregation
+        windows must have been closed and flushed before (``replace``, then ``flush``).
+        Withdrawals stay, as at ``replace``: if the policy runs here again, they still hold."""
+        policies = {c: p for c, p in self._policies.items() if c != customer}
+        self._routes = RouteTable(list(policies.values()))
+        self._policies = policies
+
     def policies(self) -> Sequence[CompiledPolicy]:
         return tuple(self._policies.values())
 

@@ -207,7 +207,7 @@ def _sign_now(args: argparse.Namespace, db: Path) -> None:
 def export_command(
     *, db: Path, customer: str, out_path: Path | None, checkpoint_out: Path | None = None
 ) -> int:
-    data = export_customer(db, customer)
+    data = export_customer(db, customer, signed_only=True)  # the gateway may still append
     if out_path is None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()

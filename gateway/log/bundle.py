@@ -63,16 +63,21 @@ __all__ = ["CHUNK", "export_customer", "read_kept", "verify_bundle"]
 CHUNK = 1024  # entries (content records) per "entries" ("content") line
 
 
-def export_customer(db_path: str | Path, customer: str) -> bytes:
-    """The v2 bundle of ``customer``'s tree (call after signing, so every entry is covered)."""
+def export_customer(db_path: str | Path, customer: str, *, signed_only: bool = False) -> bytes:
+    """The v2 bundle of ``customer``'s tree (call after signing, so every entry is covered).
+    ``signed_only``: end at the newest checkpoint, for a running gateway that goes on
+    appending after it signed for the export (the entries after it go into the next bundle)."""
     conn = sqlite3.connect(f"file:{Path(db_path)}?mode=ro", uri=True)
     try:
-        return _export(conn, customer)
+        # One snapshot: a running gateway goes on appending, and a bundle read across its
+        # commits could hold a checkpoint without its entries, or entries no checkpoint covers.
+        conn.execute("BEGIN")
+        return _export(conn, customer, signed_only=signed_only)
     finally:
         conn.close()
 
 
-def _export(conn: sqlite3.Connection, customer: str) -> bytes:
+def _export(conn: sqlite3.Connection, customer: str, *, signed_only: bool) -> bytes:
     origin_row = conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
     row = conn.execute("SELECT id FROM chains WHERE name = ?", (customer,)).fetchone()
     if origin_row is None or row is None:
@@ -104,8 +109,8 @@ def _export(conn: sqlite3.Connection, customer: str) -> bytes:
         " c.seq IS NOT NULL, t.topic, c.payload"
         " FROM entries e JOIN bodies b ON b.id = e.body_id LEFT JOIN content c ON c.seq = e.seq"
         " LEFT JOIN topics t ON t.id = c.topic_id WHERE e.chain_id = ? AND e.idx >= ?"
-        " ORDER BY e.idx",
-        (chain_id, info.base + start),
+        " AND e.idx < ? ORDER BY e.idx",
+        (chain_id, info.base + start, _signed_through(conn, chain_id) if signed_only else 2**62),
     ).fetchall()
     keys = dict(
         conn.execute("SELECT device_id, key FROM subject_keys WHERE chain_id = ?", (chain_id,))
@@ -167,6 +172,15 @@ def _export(conn: sqlite3.Connection, customer: str) -> bytes:
     ):
         lines.append({"t": "checkpoint", "note": str(note) + cosigned.get(int(checkpoint_id), "")})
     return b"".join(canonical(line) + b"\n" for line in lines)
+
+
+def _signed_through(conn: sqlite3.Connection, chain_id: int) -> int:
+    """The chain position up to which the newest stored checkpoint signs; without any
+    checkpoint, every entry (and the verifier says what is uncovered)."""
+    row = conn.execute(
+        "SELECT max(size) FROM checkpoints WHERE chain_id = ? AND note IS NOT NULL", (chain_id,)
+    ).fetchone()
+    return 2**62 if row is None or row[0] is None else int(row[0])
 
 
 def _content_chunk(tails: Sequence[tuple[int, bytes]]) -> bytes:

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from gateway.cache import SizedCache
-from gateway.errors import LogError
+from gateway.errors import EntryInvalid, LogError
 from gateway.log.chain import (
     GATEWAY_CHAIN,
     body_digest,
@@ -97,6 +97,9 @@ class LogWriter:
         self._conn = conn
         self.origin = origin
         self._signer = signer
+        # Trees this instance handed over (gateway/log/transfer.py): nothing more is appended
+        # to them here, whatever asks; the handover and the start fill it in.
+        self.closed: set[str] = set()
         self._pending_signer: Signer | None = None
         began = not conn.in_transaction
         row = conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
@@ -368,9 +371,16 @@ class LogWriter:
         appended: list[AppendedEntry] = []
         seq = self._pending_seq
         bodies = self._body_keys
+        closed = self.closed
         for draft in drafts:
             check_draft(draft)
             chain = draft.chain
+            if closed and chain in closed:
+                raise EntryInvalid(
+                    "customer",
+                    f"the log of {chain!r} was handed over to another instance; this instance "
+                    "writes nothing more in it",
+                )
             chain_id = self._chain_id(chain)
             edge = self._edge_for_write(chain_id)
             index = edge.size

@@ -146,6 +146,8 @@ class Pipeline:
         self.stats = PipelineStats(outbox_depth=outbox.queues.rows)
         self.decided = LatencyWindow()  # received from the broker → committed
         self._last_commit = 0.0  # time.monotonic() when the last transaction ended
+        # (count, future): resolved once the first ``count`` messages received are committed
+        self._fences: list[tuple[int, asyncio.Future[None]]] = []
 
     # -- receiving (paho callback, on the loop thread) ----------------------------------------
 
@@ -242,7 +244,30 @@ class Pipeline:
             inbound.ack()
             self.decided.add(committed - inbound.received)
         self.stats.committed += len(batch)
+        if self._fences:
+            self._pass_fences()
         self._hand_over(rows)
+
+    async def committed_through(self, received: int) -> None:
+        """Wait until the first ``received`` messages taken in are committed: the queue is
+        first in, first out, so every message received before that count is (a handover's
+        fence: gateway/operations/handover.py)."""
+        if self.stats.committed >= received:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._fences.append((received, future))
+        await future
+
+    def _pass_fences(self) -> None:
+        committed = self.stats.committed
+        waiting = []
+        for count, future in self._fences:
+            if count <= committed:
+                if not future.done():
+                    future.set_result(None)
+            elif not future.done():
+                waiting.append((count, future))
+        self._fences = waiting
 
     async def record(self, decisions: Sequence[Decision], now: datetime) -> list[OutboxRow]:
         """Commit decisions that did not come from a device message (aggregation windows)."""

@@ -16,7 +16,7 @@ connect the ones no longer wanted are unsubscribed before the link counts as up.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import orjson
@@ -71,6 +71,10 @@ class Subscriptions:
         temporary.write_bytes(orjson.dumps(self.held))
         temporary.replace(self._record)
 
+    def wanted(self) -> list[str]:
+        """The filters the session should hold now."""
+        return self._wanted()
+
     async def apply(self, link: MqttConnection) -> None:
         """Subscribe to what is wanted, then drop what no longer is: in this order, so a topic
         moving from one filter to another is never without a subscription in between."""
@@ -88,10 +92,13 @@ def cluster_subscriptions(
     config: Config,
     customers: Callable[[], list[str]],
     declared: Callable[[], dict[tuple[str, str], list[str]]],
+    excluded: Callable[[], Collection[str]] = frozenset,
 ) -> Subscriptions | None:
     """An instance's subscription set: None (everything) without a cluster; else the topics of
     the customers whose policies it runs and of those listed for it (a listed customer without a
-    policy yet still has its messages recorded as withheld, not left to nobody)."""
+    policy yet still has its messages recorded as withheld, not left to nobody). ``excluded``:
+    customers being handed over (gateway/operations/handover.py), whose messages a hold
+    session on another instance takes from now on."""
     cluster = config.cluster
     if cluster is None:
         return None
@@ -100,6 +107,6 @@ def cluster_subscriptions(
     def wanted() -> list[str]:
         # a listed customer this instance handed over is no longer its (gateway/log/moves.py)
         kept = [c for c in listed if config.owns(c)]
-        return owned_filters(sorted({*customers(), *kept}), declared())
+        return owned_filters(sorted({*customers(), *kept} - set(excluded())), declared())
 
     return Subscriptions(wanted, record=config.data_path / "subscriptions.json")

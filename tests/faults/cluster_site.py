@@ -160,12 +160,21 @@ class ClusterSite:
             reader.close()
 
     async def audit(
-        self, instance: str, devices: dict[str, ReliableDevice], max_duplicates: int
+        self,
+        instance: str,
+        devices: dict[str, ReliableDevice],
+        max_duplicates: int,
+        customers: set[str] | None = None,
     ) -> tuple[dict[str, Any], str, int]:
         """The fault suite's auditor over one instance: its customers' published messages and
-        upstream arrivals against its log."""
+        upstream arrivals against its log (``customers``: those whose logs it holds, when a
+        handover moved one; by default those the cluster: section gives it)."""
         assert self.spy is not None
-        mine = {c for c in devices if self.owner(c) == instance}
+        mine = (
+            customers
+            if customers is not None
+            else {c for c in devices if self.owner(c) == instance}
+        )
         work = self.root / f"audit-{instance}"
         work.mkdir(exist_ok=True)
         received = [m for m in self.spy.captured() if m.topic.split("/", 1)[0] in mine]

@@ -117,6 +117,18 @@ def test_an_unsigned_tail_is_incomplete_never_ok(log: Log, signer: Signer) -> No
     assert verdict.problem.index == 4 and verdict.covered == 4
 
 
+def test_an_export_while_the_gateway_appends_ends_at_its_newest_checkpoint(
+    log: Log, signer: Signer
+) -> None:
+    """``einblick export`` signs, then exports, while a running gateway goes on appending: the
+    bundle ends at the newest checkpoint, so it verifies on its own (a kept bundle that did not
+    would be refused by ``verify --since``)."""
+    log.write([make_draft(i, customer=C) for i in range(4)])
+    log.write([make_draft(4, customer=C)], checkpoint=False)  # appended after the signature
+    verdict = verify_bundle(export_customer(log.path, C, signed_only=True), signer.public)
+    assert verdict.ok and verdict.covered == 4
+
+
 def test_witness_policy_counts_cosignatures(log: Log, signer: Signer) -> None:
     log.write([make_draft(i, customer=C) for i in range(4)])
     witness = NoteSigner("witness.example/w1", Signer.generate()._private, 0x04)

@@ -253,3 +253,17 @@ def test_a_guessed_payload_cannot_be_confirmed_from_the_log_once_forgotten(log: 
     assert not set(left) & set(keys)
     assert not any(source_commitment(k, d.source_digest) in stored for k in left for d in drafts)
     assert verify_db(log.path).ok
+
+
+def test_a_tree_handed_over_takes_no_more_entries(log: Log) -> None:
+    """After a handover the old instance writes nothing more in the customer's tree (the
+    verifier would call that tampering): the writer refuses, the other trees go on."""
+    log.write([make_draft(i, "werk-a") for i in range(2)])
+    log.writer.closed.add("werk-a")
+    log.conn.execute("BEGIN IMMEDIATE")
+    with pytest.raises(EntryInvalid, match="'werk-a' was handed over to another instance"):
+        log.writer.append([make_draft(2, "werk-a")])
+    log.conn.execute("ROLLBACK")
+    log.writer.rolled_back()
+    log.write([make_draft(3, "werk-b")])
+    assert log.writer.tree_size("werk-a") == 2 and log.writer.tree_size("werk-b") == 1

@@ -1,0 +1,230 @@
+"""``einblick handover``: move a running customer, with its log, to another instance.
+
+    einblick handover --customer werk-d --to hall-b --instances hall-*/einblick.yaml
+
+Both instances must be running; the command drives their control sockets through the steps of
+gateway/operations/handover.py (hold on the new one, release on the old one, take on the new
+one). Where the move stands is read from the logs first (gateway/log/moves.py), so the same
+command run again after any interruption finishes the move, or says why it cannot. Both
+databases must be readable from here and by the new instance (one box, or a shared volume),
+as for ``einblick export --instances``.
+
+stdout: one line saying what moved (``--json``: the figures as one object).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from gateway.commands.gateway_cmds import SubParsers
+from gateway.config import Config
+from gateway.errors import GatewayError
+from gateway.operations.cluster import BOX_LOG, load_instances, moves, trees
+from gateway.operations.control import ControlError, GatewayNotRunning, ask
+from gateway.operations.handover_model import (
+    HANDOVER_DROP,
+    HANDOVER_HOLD,
+    HANDOVER_PREPARE,
+    HANDOVER_RELEASE,
+    HANDOVER_TAKE,
+    HandoverRequest,
+    HoldRequest,
+    ReleaseRequest,
+    TakeRequest,
+)
+from gateway.operations.holds import read_hold
+
+__all__ = ["HandoverRefused", "Move", "plan", "register", "run"]
+
+
+class HandoverRefused(GatewayError):
+    """The move cannot start or go on; the message says what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """Who gives the customer's log, who takes it, and whether the old log is already closed."""
+
+    customer: str
+    source: Config
+    target: Config
+    closed: bool
+
+
+def register(sub: SubParsers) -> None:
+    parser = sub.add_parser(
+        "handover",
+        help="move a running customer and its log to another instance of the cluster",
+    )
+    parser.add_argument("--customer", required=True)
+    parser.add_argument("--to", required=True, metavar="INSTANCE", help="the instance taking it")
+    parser.add_argument(
+        "--from",
+        dest="source",
+        metavar="INSTANCE",
+        help="refuse unless this instance owns the customer now (a check, not a choice)",
+    )
+    parser.add_argument(
+        "--instances",
+        type=Path,
+        nargs="+",
+        required=True,
+        metavar="CONFIG",
+        help="every instance's configuration (a cluster)",
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long the old instance may take to send the customer's queued releases",
+    )
+    parser.add_argument("--json", action="store_true", help="the figures as one JSON object")
+    parser.set_defaults(func=_main)
+
+
+def plan(configs: list[Config], customer: str, to: str, source: str | None = None) -> Move:
+    """Where the move of ``customer`` to ``to`` stands, from the configurations and the logs;
+    HandoverRefused when it cannot start or go on."""
+    cluster = configs[0].cluster
+    assert cluster is not None, "load_instances checks every configuration has a cluster"
+    by_name = {c.instance: c for c in configs}
+    if to not in cluster.names:
+        raise HandoverRefused(
+            f"unknown instance {to!r}: the cluster: section names {', '.join(cluster.names)}"
+        )
+    if to not in by_name:
+        raise HandoverRefused(
+            f"instance {to!r} is in the cluster, but its configuration is not among --instances"
+        )
+    if customer == BOX_LOG:
+        raise HandoverRefused(f"{BOX_LOG!r} is each instance's own log, not a customer")
+    target = by_name[to]
+    recorded = {c.instance: moves(c) for c in configs}
+    at_target = customer in trees(target)
+    held = read_hold(target.data_path, customer) is not None
+    for config in configs:
+        went = recorded[config.instance].handed_out.get(customer)
+        if went is None:
+            continue
+        if went == to and (not at_target or (customer in recorded[to].taken_over and held)):
+            # closed for ``to`` and not yet taken over there, or its hold not yet drained: an
+            # interrupted move, resumed
+            _check_source(config, source)
+            return Move(customer, config, target, closed=True)
+        if went not in recorded or customer not in trees(by_name[went]):
+            raise HandoverRefused(
+                f"customer {customer!r}'s log was handed over by {config.instance!r} to "
+                f"{went!r}, which has not taken it over yet: finish that move first "
+                f"(einblick handover --customer {customer} --to {went} --instances …)"
+            )
+    holding = [
+        c
+        for c in configs
+        if customer in trees(c) and customer not in recorded[c.instance].handed_out
+    ]
+    if len(holding) > 1:
+        raise HandoverRefused(
+            f"customer {customer!r} has open logs on several instances "
+            f"({', '.join(c.instance for c in holding)}): not one history; nothing is moved"
+        )
+    if not holding:
+        raise HandoverRefused(
+            f"customer {customer!r} has no log on any instance given (the cluster: section "
+            f"assigns it to {cluster.owner(customer)!r}): with no history to move, list the "
+            f"customer under {to!r} in cluster.instances on every instance and restart them"
+        )
+    current = holding[0]
+    if current.instance == to:
+        raise HandoverRefused(
+            f"customer {customer!r} already belongs to instance {to!r}: nothing to move"
+        )
+    if at_target:  # a resumed move returned above
+        # checked before anything moves: the new instance could not adopt the log after the
+        # old one closed it, and the customer's messages would wait in the broker meanwhile
+        raise HandoverRefused(
+            f"instance {to!r} still holds the earlier part of customer {customer!r}'s log (it "
+            "handed the customer over before); a log cannot be taken back into a database "
+            "that holds an older copy of it. Move the customer to another instance"
+        )
+    _check_source(current, source)
+    return Move(customer, current, target, closed=False)
+
+
+def _check_source(config: Config, source: str | None) -> None:
+    if source is not None and config.instance != source:
+        raise HandoverRefused(
+            f"--from {source}: the customer's log is with instance {config.instance!r}, not "
+            f"{source!r}; leave out --from, or check the names"
+        )
+
+
+async def run(move: Move, wait_s: float) -> dict[str, object]:
+    """Drive both instances through the move; the figures of what happened."""
+    customer = move.customer
+    source, target = move.source.control_socket, move.target.control_socket
+    started = time.monotonic()
+    ask_s = 30.0
+    try:
+        prepared = await ask(source, HANDOVER_PREPARE, HandoverRequest(customer=customer))
+        filters = [] if move.closed or prepared.closed else prepared.filters
+        hold = await ask(target, HANDOVER_HOLD, HoldRequest(customer=customer, filters=filters))
+        release = ReleaseRequest(
+            customer=customer,
+            to_origin=f"{move.target.instance}/{customer}",
+            new_key=hold.key,
+            wait_s=wait_s,
+        )
+        try:
+            released = await ask(source, HANDOVER_RELEASE, release, timeout=wait_s + 2 * ask_s)
+        except ControlError:
+            if not (move.closed or prepared.closed):
+                # nothing moved: the old instance took the customer back; the hold goes
+                await ask(target, HANDOVER_DROP, HandoverRequest(customer=customer))
+            raise
+        taken = await ask(
+            target,
+            HANDOVER_TAKE,
+            TakeRequest(closed=released.closed, source_db=str(move.source.database_path)),
+            timeout=10 * ask_s,
+        )
+    except GatewayNotRunning as exc:
+        raise HandoverRefused(
+            f"{exc}. Both instances must run during a handover: start it and run the same "
+            "command again"
+        ) from exc
+    except ControlError as exc:
+        raise HandoverRefused(f"handover of {customer!r}: {exc}") from exc
+    return {
+        "customer": customer,
+        "from": move.source.instance,
+        "to": move.target.instance,
+        "entries": taken.entries,
+        "handed_over_at": released.closed.size,
+        "held": taken.drained,
+        "duplicates_at_most": released.overlap + taken.overlap,
+        "resumed": move.closed,
+        "seconds": round(time.monotonic() - started, 2),
+    }
+
+
+def _main(args: argparse.Namespace) -> int:
+    configs = load_instances(args.instances)
+    move = plan(configs, args.customer, args.to, args.source)
+    done = asyncio.run(run(move, args.wait))
+    if args.json:
+        sys.stdout.write(orjson.dumps(done).decode() + "\n")
+    else:
+        sys.stdout.write(
+            f"{done['customer']}: handed over from {done['from']} to {done['to']} at "
+            f"{done['handed_over_at']} entries; {done['held']} messages held during the move "
+            f"and decided by {done['to']}; at most {done['duplicates_at_most']} decided twice\n"
+        )
+    return 0

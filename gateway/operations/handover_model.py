@@ -1,0 +1,131 @@
+"""The control operations of a handover (``einblick handover``), typed like every other op
+(``gateway.operations.control_model``): the command asks the instance giving a customer away
+(``handover_prepare``, ``handover_release``) and the instance taking it (``handover_hold``,
+``handover_take``, ``handover_drop``). Bytes travel as hex; the handover record's fields are
+those of ``gateway.log.transfer.ClosedTree``.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.operations.control_model import Op
+
+__all__ = [
+    "HANDOVER_DROP",
+    "HANDOVER_HOLD",
+    "HANDOVER_OPS",
+    "HANDOVER_PREPARE",
+    "HANDOVER_RELEASE",
+    "HANDOVER_TAKE",
+    "ClosedRecord",
+    "DropReply",
+    "HandoverRequest",
+    "HoldReply",
+    "HoldRequest",
+    "PrepareReply",
+    "ReleaseReply",
+    "ReleaseRequest",
+    "TakeReply",
+    "TakeRequest",
+]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _Reply(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class HandoverRequest(_Request):
+    """prepare, drop: the customer being moved."""
+
+    customer: str = Field(min_length=1)
+
+
+class PrepareReply(_Reply):
+    """The source's MQTT filters for the customer (the hold subscribes to exactly these) and
+    whether its log was already closed by an earlier run of the same move."""
+
+    filters: list[str]
+    closed: bool
+
+
+class HoldRequest(_Request):
+    """``filters``: the old instance's for the customer (empty when resuming a hold)."""
+
+    customer: str = Field(min_length=1)
+    filters: list[str]
+
+
+class HoldReply(_Reply):
+    """The hold session's client id, since when it holds (unix time of its SUBACK) and the
+    public key (hex) the target signs with: the old instance hands the log to that key."""
+
+    client_id: str
+    since: float
+    key: str
+
+
+class ReleaseRequest(_Request):
+    customer: str = Field(min_length=1)
+    to_origin: str = Field(min_length=1)  # "<new instance>/<customer>"
+    new_key: str = Field(min_length=64, max_length=64)  # hex Ed25519 public key
+    wait_s: float = Field(default=60.0, gt=0)  # for the customer's queued releases to leave
+
+
+class ClosedRecord(_Reply):
+    """The old instance's side of the handover record (``ClosedTree``), hex for bytes."""
+
+    customer: str
+    old_origin: str
+    new_origin: str
+    size: int
+    root: str
+    old_key: str
+    new_key: str
+    sig_old: str
+
+
+class ReleaseReply(_Reply):
+    """``closed``: the record; ``overlap``: the customer's messages this instance took from
+    the broker after ``handover_prepare`` (each may also be in the hold: a duplicate at most)."""
+
+    closed: ClosedRecord
+    overlap: int
+
+
+class TakeRequest(_Request):
+    closed: ClosedRecord
+    source_db: str = Field(min_length=1)  # the old instance's database (read-only)
+
+
+class TakeReply(_Reply):
+    """``entries``: the tree's size after the record; ``drained``: messages the hold
+    delivered; ``overlap``: the customer's messages the instance's own session took before the
+    hold's subscriptions ended (each may also be in the hold: a duplicate at most)."""
+
+    entries: int
+    drained: int
+    overlap: int
+
+
+class DropReply(_Reply):
+    dropped: bool
+
+
+HANDOVER_PREPARE = Op("handover_prepare", HandoverRequest, PrepareReply)
+HANDOVER_HOLD = Op("handover_hold", HoldRequest, HoldReply)
+HANDOVER_RELEASE = Op("handover_release", ReleaseRequest, ReleaseReply)
+HANDOVER_TAKE = Op("handover_take", TakeRequest, TakeReply)
+HANDOVER_DROP = Op("handover_drop", HandoverRequest, DropReply)
+
+HANDOVER_OPS: tuple[Op[BaseModel, BaseModel], ...] = (
+    HANDOVER_PREPARE,
+    HANDOVER_HOLD,
+    HANDOVER_RELEASE,
+    HANDOVER_TAKE,
+    HANDOVER_DROP,
+)

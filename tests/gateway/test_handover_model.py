@@ -1,0 +1,42 @@
+"""The handover's control operations: typed requests refuse what does not fit before a handler
+runs, and their names are distinct from every other control operation's."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from gateway.operations import control_model, handover_model
+from gateway.operations.handover_model import HoldRequest, ReleaseRequest
+
+
+def test_the_ops_have_names_of_their_own() -> None:
+    names = [op.name for op in handover_model.HANDOVER_OPS]
+    assert len(set(names)) == len(names) == 5
+    assert not set(names) & {op.name for op in control_model.OPS}
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"customer": "werk-a", "to_origin": "hall-b/werk-a", "new_key": "ab"}, "new_key"),
+        ({"customer": "", "to_origin": "hall-b/werk-a", "new_key": "ab" * 32}, "customer"),
+        (
+            {"customer": "werk-a", "to_origin": "x", "new_key": "ab" * 32, "wait_s": 0},
+            "wait_s",
+        ),
+        (
+            {"customer": "werk-a", "to_origin": "x", "new_key": "ab" * 32, "typo": 1},
+            "typo",
+        ),
+    ],
+)
+def test_a_release_that_does_not_fit_is_refused(fields: dict[str, object], problem: str) -> None:
+    with pytest.raises(ValidationError, match=problem):
+        ReleaseRequest.model_validate(fields)
+
+
+def test_a_hold_names_its_customer() -> None:
+    with pytest.raises(ValidationError, match="filters"):
+        HoldRequest.model_validate({"customer": "werk-a"})
+    assert HoldRequest(customer="werk-a", filters=[]).filters == []
