@@ -40,7 +40,7 @@ def _decide(engine: Engine, device: DemoDevice, at: datetime) -> list[Decision]:
 def test_every_demo_device_is_the_customers_device_it_claims_to_be() -> None:
     engine = _engine()
     fleet = demo_fleet()
-    assert DEMO_DEVICES == tuple((d.customer, d.device) for d in fleet)
+    assert tuple((d.customer, d.device) for d in fleet) == DEMO_DEVICES
     assert len(set(DEMO_DEVICES)) == len(DEMO_DEVICES)
     for device in fleet:
         decisions = _decide(engine, device, NOON)
