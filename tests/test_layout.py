@@ -102,8 +102,6 @@ NOT_YET = {
     "gateway/commands/instances.py",
     "gateway/log/checkpoints.py",
     "gateway/operations/demo.py",
-    "tui/log_lines.py",
-    "tui/overview.py",
     "simulators/sparkplug.py",
 }
 
