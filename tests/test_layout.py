@@ -98,11 +98,7 @@ NOT_YET = {
     "gateway/bench/forwarder.py",
     "gateway/bench/pipeline.py",
     "gateway/bench/witness.py",
-    "gateway/cli.py",
-    "gateway/commands/instances.py",
-    "gateway/log/checkpoints.py",
     "gateway/operations/demo.py",
-    "simulators/sparkplug.py",
 }
 
 
