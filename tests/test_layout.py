@@ -4,16 +4,14 @@ which folder of ``tests/`` mirrors which package). The folder matters: a ``test_
 another room tests another module of the same name (``tests/tui/test_app.py`` is the TUI's app,
 not ``gateway/app.py``).
 
-Three lists name the exceptions, and all are checked against the tree so they cannot go stale:
+Two lists name the exceptions, and both are checked against the tree so they cannot go stale:
 
 - ``NO_TESTS_NEEDED``: modules with no behaviour of their own (generated code, an entry point, a
   class composed of mixins tested through its parts). Permanent, each with its reason.
 - ``ELSEWHERE``: modules whose test module lives in another room's folder, beside the tests of
   what they drive or with the fixtures they need; each with its test file and the reason.
-- ``NOT_YET``: modules that today are tested only through other modules' tests (end to end, or
-  under another test file's name). Each one is a debt: the list may only shrink. A module on it
-  that gains its test module fails this test until it is taken off, and a new module cannot go
-  on it (it must come with its tests).
+
+A new module comes with its test module: none is tested only through other modules' tests.
 """
 
 from __future__ import annotations
@@ -92,13 +90,6 @@ ELSEWHERE = {
     ),
 }
 
-# Tested today only through other modules' tests. Take a module off when its test module exists.
-NOT_YET = {
-    "gateway/bench/forwarder.py",
-    "gateway/bench/pipeline.py",
-    "gateway/bench/witness.py",
-}
-
 
 def product_modules() -> list[str]:
     """Every module of the product packages, as a path from the repository root. A package's
@@ -153,7 +144,7 @@ def test_every_product_module_has_its_test_module() -> None:
     missing = [
         f"{m} (expected {expected_test_file(m)})"
         for m in product_modules()
-        if not _tested(m) and m not in NO_TESTS_NEEDED and m not in NOT_YET
+        if not _tested(m) and m not in NO_TESTS_NEEDED
     ]
     assert not missing, (
         "modules without their tests/<room>/test_<module>.py (write one; a module with no "
@@ -161,13 +152,11 @@ def test_every_product_module_has_its_test_module() -> None:
     )
 
 
-def test_the_exceptions_are_true_and_the_debt_only_shrinks() -> None:
+def test_the_exceptions_are_true() -> None:
     modules = set(product_modules())
-    paid = sorted(m for m in NOT_YET if _tested(m))
-    gone = sorted((NOT_YET | set(NO_TESTS_NEEDED) | set(ELSEWHERE)) - modules)
+    gone = sorted((set(NO_TESTS_NEEDED) | set(ELSEWHERE)) - modules)
     stale = sorted(f"{m}: {t}" for m, (t, _) in ELSEWHERE.items() if not (ROOT / t).is_file())
     at_home = sorted(m for m in ELSEWHERE if (ROOT / expected_test_file(m)).is_file())
-    assert not paid, "these now have a test module; take them off NOT_YET:\n" + "\n".join(paid)
     assert not gone, "these modules no longer exist; take them off the lists:\n" + "\n".join(gone)
     assert not stale, "ELSEWHERE names test files that do not exist:\n" + "\n".join(stale)
     assert not at_home, "these have a test module in their room now; take them off ELSEWHERE:\n" + (
