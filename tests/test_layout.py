@@ -8,8 +8,12 @@ Two lists name the exceptions, and both are checked against the tree so they can
 
 - ``NO_TESTS_NEEDED``: modules with no behaviour of their own (generated code, an entry point, a
   class composed of mixins tested through its parts). Permanent, each with its reason.
-- ``ELSEWHERE``: modules whose test module lives in another room's folder, beside the tests of
-  what they drive or with the fixtures they need; each with its test file and the reason.
+- ``ELSEWHERE``: modules whose test module lives in another room's folder (beside the tests of
+  what they drive, or with the fixtures they need) or under another name (when two modules of
+  one room share a name); each with its test file and the reason.
+
+One test module tests one module: two modules of a room with the same name cannot both claim
+``test_<name>.py`` (one of them goes on ``ELSEWHERE`` with the name of its own).
 
 A new module comes with its test module: none is tested only through other modules' tests.
 """
@@ -79,6 +83,10 @@ ELSEWHERE = {
     "gateway/devices/tls.py": (
         "tests/security/test_tls.py",
         "the box's CA and certificates, in the security suite",
+    ),
+    "gateway/operations/cluster.py": (
+        "tests/gateway/test_cluster_view.py",
+        "one view over several instances; test_cluster.py is gateway/cluster.py's (who owns whom)",
     ),
     "gateway/operations/filemodes.py": (
         "tests/security/test_filemodes.py",
@@ -152,11 +160,29 @@ def test_every_product_module_has_its_test_module() -> None:
     )
 
 
+def test_no_two_modules_claim_one_test_module() -> None:
+    claims: dict[str, list[str]] = {}
+    for module in product_modules():
+        if module not in NO_TESTS_NEEDED and module not in ELSEWHERE:
+            claims.setdefault(expected_test_file(module), []).append(module)
+    shared = sorted(f"{test}: {', '.join(mods)}" for test, mods in claims.items() if len(mods) > 1)
+    assert not shared, (
+        "modules of one room with the same name claim one test module; give all but one a test "
+        "module of its own name on ELSEWHERE:\n" + "\n".join(shared)
+    )
+
+
 def test_the_exceptions_are_true() -> None:
     modules = set(product_modules())
     gone = sorted((set(NO_TESTS_NEEDED) | set(ELSEWHERE)) - modules)
     stale = sorted(f"{m}: {t}" for m, (t, _) in ELSEWHERE.items() if not (ROOT / t).is_file())
-    at_home = sorted(m for m in ELSEWHERE if (ROOT / expected_test_file(m)).is_file())
+    # At home: its room's test_<name>.py exists and is no other module's.
+    others = {expected_test_file(m) for m in modules - set(ELSEWHERE) - set(NO_TESTS_NEEDED)}
+    at_home = sorted(
+        m
+        for m in ELSEWHERE
+        if (ROOT / expected_test_file(m)).is_file() and expected_test_file(m) not in others
+    )
     assert not gone, "these modules no longer exist; take them off the lists:\n" + "\n".join(gone)
     assert not stale, "ELSEWHERE names test files that do not exist:\n" + "\n".join(stale)
     assert not at_home, "these have a test module in their room now; take them off ELSEWHERE:\n" + (
