@@ -9,11 +9,13 @@ import re
 
 import pytest
 
-from gateway.bench.pipeline import _stages, main
+from gateway.bench.pipeline import _stages, _windows, main
+from gateway.operations.status_model import LatencySummary
 
 
-def _window(count: int, p50: float | None = 1.0) -> dict[str, object]:
-    return {"count": count, "window": 100, "p50_ms": p50, "p99_ms": None if p50 is None else 9.0}
+def _window(count: int, p50: float | None = 1.0) -> LatencySummary:
+    p99 = None if p50 is None else 9.0
+    return LatencySummary(count=count, window=100, p50_ms=p50, p99_ms=p99, max_ms=p99)
 
 
 def test_a_stage_is_shown_only_from_samples_of_this_run() -> None:
@@ -27,6 +29,36 @@ def test_a_stage_is_shown_only_from_samples_of_this_run() -> None:
     assert _stages(before, after) == {
         "outbox → acknowledged": (1.0, 9.0),
         "new stage": (1.0, 9.0),
+    }
+
+
+def test_the_stage_windows_are_read_from_the_typed_status() -> None:
+    reply = {
+        "instance": "edge-01",
+        "started_at": 0.0,
+        "key_fingerprint": "ed25519:0000",
+        "device_broker": {"connected": True},
+        "pipeline": {"latency": _window(10).model_dump()},
+        "upstreams": [
+            {
+                "recipient": recipient,
+                "display_name": recipient,
+                "connected": True,
+                "since": None,
+                "last_error": None,
+                "sent": 0,
+                "withheld_at_send": 0,
+                "in_flight": 0,
+                "backlog": 0,
+                "outbox_depth": 0,
+                "latency": _window(count).model_dump(),
+            }
+            for recipient, count in (("other", 1), ("cloud", 20))
+        ],
+    }
+    assert _windows(reply) == {  # as the control socket sends it
+        "received → committed": _window(10),
+        "outbox → acknowledged": _window(20),  # the benchmark's recipient, not another
     }
 
 
