@@ -53,7 +53,7 @@ def test_the_stage_windows_are_read_from_the_typed_status() -> None:
                 "outbox_depth": 0,
                 "latency": _window(count).model_dump(),
             }
-            for recipient, count in (("other", 1), ("cloud", 20))
+            for recipient, count in (("cloud", 20), ("other", 1))
         ],
     }
     assert _windows(reply) == {  # as the control socket sends it
