@@ -28,6 +28,7 @@ from gateway.devices.retained import RetainedSweeper
 from gateway.log.keys import Signer
 from gateway.log.writer import LogWriter
 from gateway.messages.admission import PolicyAdmission
+from gateway.messages.aggregation import WindowCloser
 from gateway.messages.broker_endpoints import gateway_endpoint, helper_endpoint
 from gateway.messages.clock import ForwardClock
 from gateway.messages.device_link import DeviceLink, offline_seconds
@@ -45,12 +46,13 @@ from gateway.messages.sendtime import SendParts, SendTime
 from gateway.messages.store import Store
 from gateway.messages.subscriptions import cluster_subscriptions
 from gateway.messages.upstreams import Upstreams
+from gateway.operations.backup_snapshots import remove_stale_snapshots
 from gateway.operations.checkpoints import Checkpoints
 from gateway.operations.cluster import check_ownership
 from gateway.operations.control import ControlServer
 from gateway.operations.disk import DiskThresholds, DiskWatch
 from gateway.operations.filemodes import tighten
-from gateway.operations.handlers import SNAPSHOT_GLOB, ControlParts, control_handlers
+from gateway.operations.handlers import ControlParts, control_handlers
 from gateway.operations.handover import HandoverParts, Handovers, handover_handlers
 from gateway.operations.lock import DirectoryLock
 from gateway.operations.metrics import MetricsServer
@@ -152,6 +154,12 @@ class Gateway:
             )
         )
         self.admission = PolicyAdmission(self.policies, restored=self.consents.restore)
+        # Closed aggregation windows are recorded through the pipeline like a message's decisions.
+        self.windows = WindowCloser(
+            lambda: self.engine,
+            lambda decisions, now: self.running_pipeline.record(decisions, now),  # noqa: PLW0108 -- the pipeline is built at start
+            self.clock.now,
+        )
         self.devices.on_registry_change = self.admission.recompile
         self.erasing = ErasureParts(
             store=self.store,
@@ -272,11 +280,7 @@ class Gateway:
         # broker or the log of the running one.
         with DirectoryLock(config.data_path, config.instance):
             tighten(config.data_path)  # files an older release or a copy left readable by others
-            # A backup's database copy that its command did not take away (killed, timed out)
-            # holds every customer's content: it must not outlive an erasure unseen.
-            for stale in config.data_path.glob(SNAPSHOT_GLOB):
-                log.warning("removing a backup snapshot left behind: %s", stale)
-                stale.unlink(missing_ok=True)
+            remove_stale_snapshots(config.data_path)  # each holds every customer's content
             await self._run_locked()
 
     async def _run_locked(self) -> None:
@@ -348,7 +352,7 @@ class Gateway:
                         tasks.create_task(self.retained.run(), name="retained-sweep")
                     self.upstreams.start(tasks)
                     tasks.create_task(self.checkpoints.run(), name="checkpoints")
-                    tasks.create_task(self._windows(), name="aggregation-windows")
+                    tasks.create_task(self.windows.run(), name="aggregation-windows")
                     tasks.create_task(
                         self.admission.watch(self._policies_applied), name="policy-watcher"
                     )
@@ -458,16 +462,7 @@ class Gateway:
             on_message=self.erasure_acks.listener(recipient),
         )
 
-    # -- periodic work ------------------------------------------------------------------------------
-
-    async def _windows(self) -> None:
-        pipeline = self.running_pipeline
-        while True:
-            await asyncio.sleep(1.0)
-            now = self.clock.now()
-            decisions = self.engine.flush(now)
-            if decisions:
-                await pipeline.record(decisions, now)
+    # -- start-up ------------------------------------------------------------------------------------
 
     def start_facts(self) -> StartFacts:
         """What is running, for the start-up block (gateway/operations/startup.py)."""

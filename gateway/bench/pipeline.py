@@ -28,8 +28,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from gateway.bench.load import Generator, ceiling
 from gateway.bench.results import GENERATOR_PROCESSES, Result, Run, render
@@ -40,6 +40,7 @@ from gateway.devices.broker_files import MosquittoSettings
 from gateway.operations.child import start_gateway, stop_gateway
 from gateway.operations.control import request
 from gateway.operations.scaffold import EXAMPLE_RECIPIENTS, InitOptions, init_directory
+from gateway.operations.status_model import LatencySummary, Status
 from simulators.load import LatencyProbe, LoadDevice, build_load
 from simulators.publisher import Publisher
 
@@ -299,25 +300,30 @@ def _measure(system: _System, rate: float, duration: float, processes: int) -> R
     )
 
 
-def _windows(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The gateway's own latency windows, by stage, for the benchmark's recipient."""
-    windows = {"received → committed": status["pipeline"]["latency"]}
-    for up in status["upstreams"]:
-        if up["recipient"] == "cloud":
-            windows["outbox → acknowledged"] = up["latency"]
+def _windows(reply: Status | Mapping[str, object]) -> dict[str, LatencySummary]:
+    """The gateway's own latency windows, by stage, for the benchmark's recipient (its
+    ``status`` reply, read through the typed model)."""
+    status = Status.read(reply)
+    windows = {}
+    if status.pipeline is not None and status.pipeline.latency is not None:
+        windows["received → committed"] = status.pipeline.latency
+    for up in status.upstreams:
+        if up.recipient == "cloud" and up.latency is not None:
+            windows["outbox → acknowledged"] = up.latency
     return windows
 
 
 def _stages(
-    before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]
+    before: Mapping[str, LatencySummary], after: Mapping[str, LatencySummary]
 ) -> dict[str, tuple[float, float]]:
     """(p50, p99) per stage, only where every sample in the window came from this rate's run
     (the gateway keeps its last 10,000 messages, across rates)."""
     stages = {}
     for stage, window in after.items():
-        fresh = window["count"] - before.get(stage, {"count": 0})["count"]
-        if window["p50_ms"] is not None and fresh >= window["window"]:
-            stages[stage] = (window["p50_ms"], window["p99_ms"])
+        earlier = before.get(stage)
+        fresh = window.count - (0 if earlier is None else earlier.count)
+        if window.p50_ms is not None and window.p99_ms is not None and fresh >= window.window:
+            stages[stage] = (window.p50_ms, window.p99_ms)
     return stages
 
 

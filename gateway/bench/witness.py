@@ -56,7 +56,11 @@ class _Tree:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    directory = Path(tempfile.mkdtemp(prefix="einblick-witness-bench-"))
+    with tempfile.TemporaryDirectory(prefix="einblick-witness-bench-") as where:
+        return await _measure(Path(where), args)
+
+
+async def _measure(directory: Path, args: argparse.Namespace) -> int:
     init_witness(directory, "bench.example/witness")
     logs = []
     for i in range(args.logs):

@@ -1,40 +1,44 @@
-"""The hash and signature formats of the log: pure functions, the spec in code.
+"""The log's hashing primitives shared by both formats, and the 0.1.0 chain format kept for
+reading old logs: pure functions, the spec in code (``gateway/log/SPEC.md`` §2 and §5).
 
-Why per-customer hash chains plus signed checkpoints, not a Merkle tree: a customer's proof is
-their own chain, start to end, so an export never contains another customer's data and a verifier
-is forty lines anyone can re-implement. A Merkle tree would buy inclusion proofs of one entry in
-O(log n), but customers verify *all* their entries (an audit, not a lookup) and the gateway
-appends one customer at a time, so a chain costs one SHA-256 per entry and nothing else. The
-chains' heads are signed every second (checkpoints), so signing cost is per chain per second,
-not per entry, and a verifier checks one signature per checkpoint and one hash per entry.
+Since version 2 each log is an RFC 6962 Merkle tree (``gateway.log.leaf`` the entry bytes and
+leaf, ``gateway.log.merkle`` the tree, ``gateway.log.note`` the C2SP checkpoints). What both the
+trees and the 0.1.0 chains take from here, and what a verifier re-computes (SPEC.md §2):
 
-Every hash is domain-separated (``einblick/<what>/v1`` and a NUL byte), so bytes hashed for one
-purpose can never be replayed as another (the RFC 6962 lesson).
+    text_digest       = SHA-256("einblick/text/v1" || 0x00 || UTF-8(text))
+    body_digest       = SHA-256("einblick/body/v1" || 0x00 || body bytes)
+                        (body bytes: RFC 8785 JCS since version 2, ``gateway.log.jcs``;
+                        ``canonical_json`` below in 0.1.0 logs and in consent receipts)
+    source            = BLAKE2b-256(key = subject key, person = "einblick/src/v1" || 0x00,
+                                    SHA-256(the payload as the device sent it))
+    salt              = BLAKE2b-256(key = subject key, person = "einblick/salt/v1",
+                                    UTF-8(name) || 0x00 || u64(idx))
+    commitment        = SHA-256("einblick/content/v1" || 0x00 || salt || T || C)
+                        T = 0x00 | 0x01 || u32(len) || UTF-8(topic); C = 0x00 | 0x01 || content
 
-    text_digest   = SHA-256("einblick/text/v1\\0"    || utf8(text))
-    body_digest   = SHA-256("einblick/body/v1\\0"    || canonical_json(body))
-    salt          = BLAKE2b-256(key=subject_key, person="einblick/salt/v1", chain || "\\0" || u64(index))
-    commitment    = SHA-256("einblick/content/v1\\0" || salt || topic_part || content_part)
+Every hash is domain-separated, so bytes hashed for one purpose can never be replayed as
+another (the RFC 6962 lesson). Personal content (the upstream topic and payload) enters a log
+only through its salted commitment, and the incoming payload only through the keyed source
+commitment. Forgetting deletes the content and the subject key the salts derive from; the
+commitments stay, so the log still verifies, and without the key a guessed value (a badge id,
+a position) cannot be confirmed against them.
+
+The 0.1.0 format (one hash chain per customer, checkpoints signed over a JSON message) is no
+longer written. A log from 0.1.0 is sealed into its tree's first entry (SPEC.md §5) and its
+chain is still checked on the box and in ``einblick-bundle/v1`` exports by the legacy path
+(``gateway.log.legacy``, ``gateway.log.legacy_bundle``, ``gateway.log.legacy_keys``), with:
+
     genesis       = SHA-256("einblick/genesis/v1\\0" || origin || "\\0" || chain)
     entry_hash[i] = SHA-256("einblick/entry/v1\\0" || entry_hash[i-1] (genesis for i = 0)
                             || u64(i) || i64(at, µs since epoch) || body_digest
                             || source || (0x01 || commitment  |  0x00))
-    source = BLAKE2b(sha256(incoming payload), key = the subject's key): destroyed on erasure
     checkpoint    = Ed25519("einblick/checkpoint/v1\\0" || canonical_json({origin, customer,
                             size, head, at, key}))
     rotation      = Ed25519 by old and new key("einblick/rotation/v1\\0" || canonical_json({origin,
                             old, new, at}))
 
-The *body* is everything the customer reads that repeats: kind, customer, device, recipient,
-outcome, grant, policy version, purpose, legal basis, the paths shared/altered/withheld, the
-reason, and the digests of the exact German and English texts. Bodies and texts are stored once
-and referenced, so a million entries that say the same thing store it once, yet every entry's
-hash covers the exact text shown.
-
-Personal content (the upstream topic and payload) enters the chain only through its salted
-commitment. Forgetting deletes the content and the subject key the salts derive from; the
-commitment stays, so the chain still verifies, and without the salt a guessed value (a badge id,
-a position) cannot be confirmed against it.
+(A version 2 rotation record is signed over ``gateway.log.leaf.rotation_message_v2``; the v1
+message above is still written beside it into the ``keys`` table.)
 """
 
 from __future__ import annotations

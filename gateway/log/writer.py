@@ -9,8 +9,8 @@ Each log is a Merkle tree (``gateway.log.tree``): the writer keeps a ``merkle.Ri
 tree, restored at start from the stored hashes, appends one leaf per entry (one SHA-256 plus
 one per completed subtree, two on average) and stores only the leaf and every 8th level: it
 never re-hashes history. Checkpoints are C2SP signed notes (``<box>/<customer>``, key name =
-origin), stored verbatim. At start the writer seals a chain left by 0.1.0 (its final hash in
-the tree's first entry) and signs any tail a crash left unsigned.
+origin), stored verbatim. Opening a database claims it and closes what a crash or 0.1.0 left
+open (``gateway.log.opening``); a key rotation is ``gateway.log.key_rotation``.
 
 Tree edges and id caches live in memory; changes made inside the open transaction are kept
 apart until ``committed()`` and thrown away by ``rolled_back()``, which reloads from the database.
@@ -26,12 +26,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from gateway.cache import SizedCache
-from gateway.errors import EntryInvalid, LogError
+from gateway.errors import EntryInvalid
 from gateway.log.chain import (
     GATEWAY_CHAIN,
     body_digest,
     content_commitment,
-    rotation_message,
     salt_for,
     source_commitment,
 )
@@ -48,13 +47,15 @@ from gateway.log.entry import (
 )
 from gateway.log.forget import forget, scrub
 from gateway.log.jcs import canonical
-from gateway.log.keys import Signer, fingerprint
-from gateway.log.leaf import entry_leaf, rotation_message_v2, tree_origin
+from gateway.log.key_rotation import rotate_key
+from gateway.log.keys import Signer
+from gateway.log.leaf import entry_leaf, tree_origin
 from gateway.log.merkle import RightEdge
 from gateway.log.names import seal_names
 from gateway.log.note import Checkpoint as NoteCheckpoint
 from gateway.log.note import sign_note
-from gateway.log.notices import erasure_draft, parse_subject, rotation_draft, seal_draft
+from gateway.log.notices import erasure_draft, parse_subject
+from gateway.log.opening import Unsealed, claim, close_tail
 from gateway.log.retention import compact, drop_content
 from gateway.log.stored import note_signature
 from gateway.log.tree import open_tree, stored_levels
@@ -102,22 +103,7 @@ class LogWriter:
         self.closed: set[str] = set()
         self._pending_signer: Signer | None = None
         began = not conn.in_transaction
-        row = conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
-        if row is None:
-            conn.execute("INSERT INTO meta (key, value) VALUES ('origin', ?)", (origin,))
-        elif row[0] != origin:
-            raise LogError(f"log database: expected origin {origin!r}, found {row[0]!r}")
-        keys = conn.execute("SELECT key_id FROM keys ORDER BY id").fetchall()
-        if not keys:
-            conn.execute(
-                "INSERT INTO keys (key_id, public, added_at) VALUES (?, ?, 0)",
-                (signer.key_id, signer.public.raw),
-            )
-        elif keys[-1][0] != signer.key_id:
-            raise LogError(
-                f"log database: signed by {fingerprint(keys[-1][0])}, but the key given is "
-                f"{signer.fingerprint}; use the log's current key or rotate it"
-            )
+        claim(conn, signer, origin)
         if began and conn.in_transaction:
             conn.commit()
         if not conn.in_transaction:
@@ -126,33 +112,7 @@ class LogWriter:
             self.scrub()
         self._load()
         if not conn.in_transaction:
-            self._start()
-
-    def _start(self) -> None:
-        """Seal chains left by 0.1.0 and sign any tail a crash left unsigned, in one commit."""
-        unsealed = [
-            (chain_id, base, head)
-            for chain_id, (base, head) in self._legacy.items()
-            if self._edges[chain_id].size == 0
-        ]
-        unsigned = any(self._edges[c].size > self._signed[c] for c in self._edges)
-        if not unsealed and not unsigned:
-            return
-        now = max(datetime.now(UTC), self.last_at or _EPOCH)
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            drafts = [
-                seal_draft(self._chain_names[c], base, head, now) for c, base, head in unsealed
-            ]
-            if drafts:
-                self.append(drafts)
-            self.checkpoint(now)
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            self.rolled_back()
-            raise
-        self.committed()
+            close_tail(conn, self)
 
     # -- state ---------------------------------------------------------------------------
     def _load(self) -> None:
@@ -272,6 +232,20 @@ class LogWriter:
     def origin_of(self, chain: str) -> str:
         """The C2SP origin of a log, also its checkpoints' key name."""
         return tree_origin(self.origin, chain)
+
+    def log_names(self) -> list[str]:
+        """Every log's name in the order the logs were created, the box's own log among them
+        (created in the open transaction if it has no entry yet)."""
+        self._chain_id(GATEWAY_CHAIN)
+        return [self._chain_names[c] for c in sorted(self._chain_names)]
+
+    def unsealed(self) -> list[Unsealed]:
+        """Chains left by 0.1.0 whose tree has no entry yet, so not its seal either."""
+        return [
+            (self._chain_names[chain_id], base, head)
+            for chain_id, (base, head) in self._legacy.items()
+            if self._edge(chain_id).size == 0
+        ]
 
     # -- ids -----------------------------------------------------------------------------
     def _chain_id(self, name: str) -> int:
@@ -481,15 +455,10 @@ class LogWriter:
         text_de: str | None = None,
         text_en: str | None = None,
     ) -> AppendedEntry:
-        """Destroy the personal content of ``customer`` or ``customer/device`` and record it.
-
-        Deletes the content rows, their topics, the names documents (field paths, people's
-        names, the explanation texts: ``gateway.log.names``) and the subject keys the salts
-        derive from (so a guessed value can no longer be confirmed against a commitment);
-        commitments, bodies and hashes stay, so every tree still verifies. Appends a signed
-        ``erasure`` entry saying what was erased, when and at whose request. After committing,
-        call ``scrub()`` so the zeroed pages replace the old ones in the database file and the
-        WAL is emptied.
+        """Destroy the personal data of ``customer`` or ``customer/device`` (``gateway.log.forget``:
+        content, topics, names documents, subject keys; every tree still verifies) and append a
+        signed ``erasure`` entry saying what was erased, when and at whose request. After
+        committing, call ``scrub()`` so no old page keeps a copy.
         """
         chain, device = parse_subject(subject)
         chain_id = self._chains.get(chain)
@@ -518,47 +487,12 @@ class LogWriter:
 
     # -- keys ----------------------------------------------------------------------------
     def rotate_key(self, new_signer: Signer, now: datetime) -> AppendedEntry:
-        """Replace the signing key: a rotation record signed by both keys in every tree.
-
-        Every tree that grew is checkpointed with the old key first; then each tree gets a
-        ``key_rotation`` entry whose parameters carry both keys and both signatures over
-        (origin, index, old, new) — from that index on only the new key signs that tree. The
-        ``keys`` table keeps the 0.1.0 record too (old logs' verifier path). Returns the
-        gateway log's rotation entry.
-        """
-        old = self.signer
-        if new_signer.key_id == old.key_id:
-            raise LogError(f"key rotation: the new key is the current key ({old.fingerprint})")
-        self.checkpoint(now)
-        at_us = us_from_at(now)
-        message = rotation_message(self.origin, old.public.raw, new_signer.public.raw, at_us)
-        self._conn.execute(
-            "INSERT INTO keys (key_id, public, added_at, prev_key_id, sig_old, sig_new)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                new_signer.key_id,
-                new_signer.public.raw,
-                at_us,
-                old.key_id,
-                old.sign(message),
-                new_signer.sign(message),
-            ),
-        )
-        self._chain_id(GATEWAY_CHAIN)
-        gateway_entry: AppendedEntry | None = None
-        for chain_id, name in sorted(self._chain_names.items()):
-            index = self._edge(chain_id).size
-            record = rotation_message_v2(
-                self.origin_of(name), index, old.public.raw, new_signer.public.raw
-            )
-            customer = None if name == GATEWAY_CHAIN else name
-            draft = rotation_draft(customer, now, old, new_signer, record)
-            entry = self.append([draft])[0]
-            if name == GATEWAY_CHAIN:
-                gateway_entry = entry
+        """Replace the signing key in every log (``gateway.log.key_rotation``), in the caller's
+        open transaction; the new key signs from the commit on. Returns the box's own log's
+        rotation entry."""
+        entry = rotate_key(self._conn, self, new_signer, now)
         self._pending_signer = new_signer
-        assert gateway_entry is not None
-        return gateway_entry
+        return entry
 
     def compact(self, older_than: datetime, *, chains: Sequence[str] | None = None) -> int:
         """Drop entries older than ``older_than`` behind a signed checkpoint (see retention),

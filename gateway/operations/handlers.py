@@ -7,7 +7,6 @@ control.py carries them); a handler gets the narrow pieces it uses, never the ga
 from __future__ import annotations
 
 import functools
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from gateway.devices.access import DeviceAccess
 from gateway.messages.admission import PolicyAdmission
 from gateway.messages.store import Store
 from gateway.operations import control_model as ops
+from gateway.operations.backup_snapshots import new_snapshot_path
 from gateway.operations.checkpoints import Checkpoints
 from gateway.operations.control import Handler, bind
 from gateway.operations.control_model import (
@@ -44,9 +44,7 @@ from gateway.rights.consent import ConsentBook
 from gateway.rights.forgetting import ErasureParts
 from policies.describe import describe
 
-__all__ = ["SNAPSHOT_GLOB", "ControlParts", "control_handlers"]
-
-SNAPSHOT_GLOB = "backup-snapshot-*.db"  # see ``snapshot``; stale ones are removed at start
+__all__ = ["ControlParts", "control_handlers"]
 
 
 @dataclass(frozen=True)
@@ -201,7 +199,7 @@ async def snapshot(checkpoints: Checkpoints, data_path: Path, request: NoFields)
     """For a backup: sign every log and copy the database as it stood at that signature, so
     every entry in the copy is covered. The copy lies in the data directory (owner-only);
     whoever asked moves it away."""
-    target = data_path / SNAPSHOT_GLOB.replace("*", secrets.token_hex(8))
+    target = new_snapshot_path(data_path)  # removed at the next start if left behind
     try:
         await checkpoints.sign(force=True, snapshot=target)
     except BaseException:

@@ -8,8 +8,8 @@ import asyncio
 from pathlib import Path
 
 from gateway.operations import control_model as ops
+from gateway.operations.backup_snapshots import SNAPSHOT_GLOB
 from gateway.operations.control import ControlError, ask
-from gateway.operations.handlers import SNAPSHOT_GLOB
 from gateway.rights.receipts import verify_receipt
 from tests.gateway.harness import running_gateway
 from tests.gateway.test_end_to_end import BAKERY, TRACKER

@@ -1,10 +1,12 @@
-"""A real Mosquitto on a free loopback port, one per test, killed at teardown."""
+"""A real Mosquitto on a free loopback port, one per test, killed at teardown; and a collector of
+what a subscriber receives, waited on by condition."""
 
 from __future__ import annotations
 
 import getpass
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -87,3 +89,18 @@ def password_broker(tmp_path: Path) -> Iterator[tuple[Broker, str, str]]:
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, bytes]] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, topic: str, payload: bytes) -> None:
+        with self._cond:
+            self.messages.append((topic, payload))
+            self._cond.notify_all()
+
+    def wait_for(self, n: int, timeout: float = 10.0) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self.messages) >= n, timeout)

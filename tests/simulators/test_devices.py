@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from policies.profiles import PROFILES, UnknownProfile, profile
+from policies.profiles import PROFILES, profile
 from simulators.behaviour import CET, MUNICH_DELIVERY_ROUND, oven_temperature
 from simulators.devices import (
     OwnTracksPhone,
@@ -18,7 +18,7 @@ from simulators.devices import (
     ZigbeeMotionSensor,
 )
 from simulators.energy import SmartMeter
-from simulators.fleet import BUILDERS, build_fleet
+from simulators.fleet import build_fleet
 from simulators.sparkplug import SparkplugOven
 from simulators.wire import Fixed, dumps
 from tests.data import family as corpus_family
@@ -108,25 +108,6 @@ def test_generated_messages_parse_like_the_real_samples(family: str) -> None:
         shapes = [_normalise(json.loads(s["payload"]), family) for s in same_layout]
         assert any(conforms(body, shape) for shape in shapes), f"{topic}: {payload!r}"
     assert seen_patterns
-
-
-@pytest.mark.parametrize("family", sorted(PROFILES))
-def test_same_seed_same_messages_other_seed_other_messages(family: str) -> None:
-    def run(seed: int) -> list[tuple[str, bytes]]:
-        return [msg for d in build_fleet(family, 3, seed) for msg in _run(d, 6)]
-
-    assert run(7) == run(7)
-    assert run(7) != run(8)
-
-
-def test_fleet_ids_are_distinct_and_unknown_profile_is_named() -> None:
-    for family in BUILDERS:
-        ids = [d.device_id for d in build_fleet(family, 30, seed=1)]
-        assert len(set(ids)) == len(ids), family
-    with pytest.raises(UnknownProfile, match="owntracks"):
-        build_fleet("owntrack", 1, seed=1)
-    with pytest.raises(ValueError, match="-1"):
-        build_fleet("owntracks", -1, seed=1)
 
 
 def test_the_van_drives_its_route() -> None:

@@ -1,40 +1,20 @@
-"""The publisher against a real Mosquitto: exact delivery at QoS 1, rate, credentials, the CLI."""
+"""The publisher against a real Mosquitto: exact delivery at QoS 1, rate, credentials (its
+command, ``einblick simulate``, is tests/gateway/commands/test_simulate.py)."""
 
 from __future__ import annotations
 
-import argparse
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from gateway.commands.simulate import register
 from simulators.fleet import build_fleet
 from simulators.link import Link, LinkError
 from simulators.publisher import Credentials, PublishCounts, Publisher
-from tests.simulators.conftest import Broker
+from tests.simulators.conftest import Broker, Collector
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, bytes]] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, topic: str, payload: bytes) -> None:
-        with self._cond:
-            self.messages.append((topic, payload))
-            self._cond.notify_all()
-
-    def wait_for(self, n: int, timeout: float = 10.0) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: len(self.messages) >= n, timeout)
 
 
 def _subscriber(broker: Broker, topic_filter: str, collector: Collector) -> Link:
@@ -150,98 +130,3 @@ def test_invalid_arguments_are_rejected() -> None:
         Publisher([], rate=0)
     with pytest.raises(ValueError, match="qos"):
         Publisher([], qos=2)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="einblick")
-    register(parser.add_subparsers(dest="command", required=True))
-    return parser
-
-
-def test_cli_simulate_publishes_and_prints_counts(
-    broker: Broker, capsys: pytest.CaptureFixture[str]
-) -> None:
-    args = _parser().parse_args(
-        [
-            "simulate",
-            "--profile",
-            "shelly_gen2",
-            "--devices",
-            "2",
-            "--rate",
-            "20",
-            "--count",
-            "3",
-            "--host",
-            broker.host,
-            "--port",
-            str(broker.port),
-            "--seed",
-            "3",
-            "--qos",
-            "1",
-        ]
-    )
-    assert args.func(args) == 0
-    out, err = capsys.readouterr()
-    assert out.strip() == "published=6 acked=6 failed=0"
-    assert "2 shelly_gen2 device(s)" in err
-
-
-def test_cli_rejects_an_unknown_profile(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        _parser().parse_args(["simulate", "--profile", "nope"])
-    assert "owntracks" in capsys.readouterr().err
-
-
-_CLI = """
-import argparse, sys
-from gateway.commands.simulate import register
-parser = argparse.ArgumentParser(prog="einblick")
-register(parser.add_subparsers(dest="command", required=True))
-args = parser.parse_args(sys.argv[1:])
-sys.exit(args.func(args))
-"""
-
-
-def test_ctrl_c_stops_cleanly_and_prints_the_counts(broker: Broker) -> None:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            _CLI,
-            "simulate",
-            "--profile",
-            "owntracks",
-            "--devices",
-            "3",
-            "--rate",
-            "10",
-            "--port",
-            str(broker.port),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    collector = Collector()
-    sub = _subscriber(broker, "owntracks/#", collector)
-    try:
-        assert proc.stderr is not None
-        assert "Ctrl-C stops" in proc.stderr.readline()
-        # Stop once ten messages have reached the broker (an event, not a guess at a time).
-        assert collector.wait_for(10), f"only {len(collector.messages)} messages arrived"
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
-    finally:
-        sub.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
-    assert "Traceback" not in err
-    fields = dict(part.split("=") for part in out.split())
-    assert int(fields["published"]) >= 10
-    assert fields["acked"] == fields["published"] and fields["failed"] == "0"

@@ -1,5 +1,4 @@
-"""The TUI's data (tui/model.py; named test_model_replies.py because tests/test_layout.py matches
-test modules by file name and policies/model.py's test_model.py is another module's) read from the gateway's typed replies: every field of a
+"""The TUI's data (tui/model.py) read from the gateway's typed replies: every field of a
 ``policies`` and a rights answer arrives (the control socket's JSON, field by field), an older or
 partial reply fills in what a view needs, and names fall back to ids."""
 
