@@ -28,6 +28,7 @@ from gateway.log.keys import load_public_key
 from gateway.log.reader import LogReader
 from gateway.log.results import EntryRow
 from gateway.operations.portal.pending import carried_out, open_requests
+from gateway.operations.portal.reports import ReportState, report_state
 from gateway.operations.portal.rows import row_view, when
 from gateway.operations.portal.server import LANG, PORTAL, Portal, session_of
 from gateway.operations.portal.store import ErasureRequest, Session
@@ -173,32 +174,44 @@ def _public_key_path(portal: Portal) -> Path | None:
 
 
 async def report(request: web.Request) -> web.StreamResponse:
-    from gateway.rights.report import build_report, render  # noqa: PLC0415
+    """The access report (Art. 15) as a page, or its JSON export (Art. 20): built once per
+    change of the customer's log (``reports``), never older than the log the request saw."""
+    from gateway.rights.report import build_report  # noqa: PLC0415
     from gateway.rights.report_text import document  # noqa: PLC0415
 
     portal: Portal = request.app[PORTAL]
     session = _session(request)
     lang = request[LANG]
-    policy = await asyncio.to_thread(_policy, portal, session.customer)
+    customer, db = session.customer, portal.config.database_path
+    policy = await asyncio.to_thread(_policy, portal, customer)
     key_path = _public_key_path(portal)
-    try:
-        data = await asyncio.to_thread(
+    key = load_public_key(key_path) if key_path else None
+
+    async def state() -> ReportState:
+        return await asyncio.to_thread(report_state, db, customer, policy, key)
+
+    async def build() -> dict[str, Any]:
+        return await asyncio.to_thread(
             build_report,
-            portal.config.database_path,
-            session.customer,
+            db,
+            customer,
             policy=policy,
             recipients=portal.config.recipient_names(),
-            public_key=load_public_key(key_path) if key_path else None,
+            public_key=key,
             now=datetime.now(UTC),
         )
+
+    try:
+        built = await portal.reports.get(customer, state, build)
     except LogError:
         return portal.render(request, "error.html", status=404, message=t(lang, "report_empty"))
     if request.path.endswith(".json"):
         return web.Response(
-            text=render(data, "json", lang),
+            text=built.json,
             content_type="application/json",
             headers={"Content-Disposition": 'attachment; filename="einblick-report.json"'},
         )
+    data = built.data
     return portal.render(
         request, "report.html", doc=document(data, lang), ok=data["verification"]["ok"]
     )

@@ -36,6 +36,7 @@ from gateway.operations.portal.actions import GrantsCache
 from gateway.operations.portal.credentials import new_token
 from gateway.operations.portal.feed import Feeds
 from gateway.operations.portal.names import DisplayNames, NameBook
+from gateway.operations.portal.reports import ReportCache
 from gateway.operations.portal.rows import RowCache
 from gateway.operations.portal.store import PortalStore, Session
 from gateway.operations.portal.texts import LANGS, choose_language, t
@@ -121,6 +122,7 @@ class Portal:
     # for all their streams and pages (the customer is in every key).
     feeds: Feeds = field(default_factory=Feeds)
     grants: GrantsCache = field(default_factory=GrantsCache)  # who gets what, per customer
+    reports: ReportCache = field(default_factory=ReportCache)  # a report per change of a log
     rows: RowCache = field(init=False)
     # scrypt takes ~16 MiB and ~50 ms per check: one at a time, so a burst of logins (or of
     # guesses) costs one core and 16 MiB, not a core and 16 MiB per request.
