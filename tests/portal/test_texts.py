@@ -74,3 +74,20 @@ def test_the_language_is_the_choice_then_the_browsers(
 def test_shared_words_come_from_the_tui_catalog() -> None:
     assert t("de", "withheld") == SHARED["de"]["withheld"]
     assert t("en", "nav_log") == "My log"
+
+
+def test_a_checkpoint_has_one_name_in_german_as_in_the_tui_and_the_report() -> None:
+    """The download page's heading and its facts, the entry page's proof line (the TUI's
+    catalog) and the access report all say "Prüfpunkt": a customer reading "Kontrollpunkt"
+    beside "Signierter Prüfpunkt" on one page cannot tell they are the same file."""
+    german = {**SHARED["de"], **PORTAL["de"]}
+    assert not [key for key, text in german.items() if "Kontrollpunkt" in text]
+    assert "Prüfpunkt" in t("de", "checkpoint_title") and "Prüfpunkt" in t("de", "d_checkpoint")
+
+
+def test_the_download_page_labels_every_fact_in_the_customers_language() -> None:
+    page = (PACKAGE / "templates" / "download.html").read_text(encoding="utf-8")
+    facts = re.search(r'<dl class="facts">(.*?)</dl>', page, re.S)
+    assert facts is not None
+    labels = re.findall(r"<dt>(.*?)</dt>", facts.group(1))
+    assert labels and all(label.startswith("{{ t('") for label in labels), labels

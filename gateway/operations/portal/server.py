@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from importlib.resources import files
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import jinja2
 from aiohttp import web
@@ -49,6 +50,7 @@ __all__ = [
     "TOKEN",
     "AddressLimiter",
     "Portal",
+    "language_switch",
     "open_portal",
     "session_of",
     "tls_context",
@@ -194,9 +196,23 @@ class Portal:
             session=session,
             csrf=session.csrf if session else request.get(PRE_CSRF, ""),
             path=request.path,
+            switch=language_switch(request),
             **ctx,
         )
         return web.Response(text=page, status=status, content_type="text/html", charset="utf-8")
+
+
+def language_switch(request: web.Request) -> str:
+    """Where the language links lead, up to ``lang=``: this page again with its query (a log's
+    filters stay), or, for a page answering a form (a POST's address is no page one can fetch:
+    405), the page the form was on."""
+    if request.method in ("GET", "HEAD"):
+        query = urlencode([(k, v) for k, v in request.query.items() if k != "lang"])
+        return f"{request.path}?{query}&" if query else f"{request.path}?"
+    section = request.path.split("/")[1]
+    if section == "invite":  # the invitation's own page (its token is in the path)
+        return f"{request.path}?"
+    return f"/{section}?"
 
 
 def templates() -> jinja2.Environment:
