@@ -26,7 +26,7 @@ from gateway.log.bundle import export_customer
 from gateway.log.checkpoints import latest_note
 from gateway.log.keys import load_public_key
 from gateway.log.reader import LogReader
-from gateway.log.results import EntryRow
+from gateway.log.results import CheckpointInfo, EntryRow
 from gateway.operations.portal.pending import carried_out, open_requests
 from gateway.operations.portal.reports import ReportState, report_state
 from gateway.operations.portal.rows import row_view, when
@@ -245,8 +245,16 @@ async def download_page(request: web.Request) -> web.StreamResponse:
         head=checkpoints[0].head.hex() if checkpoints else None,
         has_key=_public_key_path(portal) is not None,
         bundle_name=f"{stem}.bundle",
-        checkpoint_name=f"{stem}-{checkpoints[0].size if checkpoints else 0}.checkpoint",
+        checkpoint_name=_checkpoint_file(session.customer, checkpoints),
     )
+
+
+def _checkpoint_file(customer: str, checkpoints: list[CheckpointInfo]) -> str:
+    """The checkpoint file's name, the same on the download page's ``--since`` command and on
+    the file itself: by the entries it covers in the customer's log as the page states them
+    (in a log upgraded from 0.1.0 the note's own tree size leaves out the sealed chain)."""
+    size = checkpoints[0].size if checkpoints else 0
+    return f"{_file_stem(customer)}-{size}.checkpoint"
 
 
 async def bundle(request: web.Request) -> web.StreamResponse:
@@ -275,12 +283,16 @@ async def checkpoint(request: web.Request) -> web.StreamResponse:
     note = await asyncio.to_thread(_latest_note, portal.config.database_path, session.customer)
     if note is None:
         raise web.HTTPNotFound(text=t(request[LANG], "not_found"))
-    size = note.split("\n", 2)[1] if note.count("\n") >= 2 else "0"
-    name = f"{_file_stem(session.customer)}-{size if size.isdigit() else 0}.checkpoint"
+    reader = await portal.reader(session.customer)
+    checkpoints = await reader.checkpoints(customer=session.customer, limit=1)
     return web.Response(
         text=note,
         content_type="text/plain",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        headers={
+            "Content-Disposition": (
+                f'attachment; filename="{_checkpoint_file(session.customer, checkpoints)}"'
+            )
+        },
     )
 
 
