@@ -20,7 +20,7 @@ import pytest
 
 from gateway.log.keys import Signer
 from gateway.log.results import LogState
-from gateway.operations.portal.reports import ReportCache, ReportState, report_state
+from gateway.operations.portal.reports import Policies, ReportCache, ReportState, report_state
 from tests.log.conftest import T0, Log, make_draft
 from tests.portal.box import MINE, THEIRS, Box, portal_box
 
@@ -49,6 +49,45 @@ async def test_a_report_is_kept_while_the_log_stands_and_a_new_entry_makes_the_n
         assert after["verification"]["entries"] == first["verification"]["entries"] + 1
         assert "kuehlraum-neu" in {d["id"] for d in after["devices"]}
         assert "kuehlraum-neu" not in {d["id"] for d in first["devices"]}
+
+
+async def test_a_changed_policy_file_makes_the_next_report_state_it(tmp_path: Path) -> None:
+    async with portal_box(tmp_path) as box:
+        anna = await box.session()
+        first = await _report(box, anna)
+        assert first["name"] == "Bäckerei Schmidt"
+        policy = box.config.policies_path / "bakery.yaml"
+        policy.write_text(
+            policy.read_text(encoding="utf-8").replace(
+                "name: Bäckerei Schmidt\n", "name: Bäckerei Schmidt & Töchter\n", 1
+            ),
+            encoding="utf-8",
+        )
+        after = await _report(box, anna)
+        assert after["name"] == "Bäckerei Schmidt & Töchter"
+        assert after["policy"]["version"] != first["policy"]["version"]
+
+
+def test_policies_are_compiled_again_only_when_a_file_changes(tmp_path: Path) -> None:
+    policy = tmp_path / "a.yaml"
+    policy.write_text("one", encoding="utf-8")
+    registry = tmp_path / "devices.json"  # absent at first: appearing is a change too
+    seen: list[str] = []
+
+    def compile_all() -> list[Any]:
+        seen.append(policy.read_text(encoding="utf-8"))
+        return []
+
+    policies = Policies(compile_all)
+    for _ in range(3):
+        assert policies.get(MINE, [policy, registry]) is None
+    assert policies.compiled == 1
+    policy.write_text("two, longer", encoding="utf-8")
+    policies.get(MINE, [policy, registry])
+    registry.write_text("{}", encoding="utf-8")
+    policies.get(MINE, [policy, registry])
+    policies.get(MINE, [policy, registry])
+    assert seen == ["one", "two, longer", "two, longer"]
 
 
 async def test_a_checkpoint_alone_makes_the_next_report_new(tmp_path: Path) -> None:

@@ -218,13 +218,11 @@ async def report(request: web.Request) -> web.StreamResponse:
 
 
 def _policy(portal: Portal, customer: str) -> Any:
-    from gateway.devices.registry import Registry  # noqa: PLC0415
-    from gateway.messages.policyset import PolicySet  # noqa: PLC0415
-
+    """The customer's policy as the gateway would compile it now (with the devices the
+    registry holds), kept until a policy file or the registry changes (``Policies``)."""
     config = portal.config
-    registry = Registry(config.data_path / "devices.json")
-    policies = PolicySet(config.policies_path, config.recipient_names(), registry.devices)
-    return next((p for p in policies.load_all() if p.customer == customer), None)
+    files = [*sorted(config.policies_path.glob("*.yaml")), config.data_path / "devices.json"]
+    return portal.policies.get(customer, files)
 
 
 def _file_stem(customer: str) -> str:

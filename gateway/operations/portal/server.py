@@ -37,10 +37,11 @@ from gateway.operations.portal.actions import GrantsCache
 from gateway.operations.portal.credentials import new_token
 from gateway.operations.portal.feed import Feeds
 from gateway.operations.portal.names import DisplayNames, NameBook
-from gateway.operations.portal.reports import ReportCache
+from gateway.operations.portal.reports import Policies, ReportCache
 from gateway.operations.portal.rows import RowCache
 from gateway.operations.portal.store import PortalStore, Session
 from gateway.operations.portal.texts import LANGS, choose_language, t
+from policies.compiler import CompiledPolicy
 
 __all__ = [
     "LANG",
@@ -125,6 +126,7 @@ class Portal:
     feeds: Feeds = field(default_factory=Feeds)
     grants: GrantsCache = field(default_factory=GrantsCache)  # who gets what, per customer
     reports: ReportCache = field(default_factory=ReportCache)  # a report per change of a log
+    policies: Policies = field(init=False)  # the policies the report states, per file change
     rows: RowCache = field(init=False)
     # scrypt takes ~16 MiB and ~50 ms per check: one at a time, so a burst of logins (or of
     # guesses) costs one core and 16 MiB, not a core and 16 MiB per request.
@@ -135,6 +137,18 @@ class Portal:
 
     def __post_init__(self) -> None:
         self.rows = RowCache(self.env.get_template("row.html"))
+        self.policies = Policies(self._compile_policies)
+
+    def _compile_policies(self) -> list[CompiledPolicy]:
+        """Every policy file compiled as the gateway compiles it, with the registry's devices."""
+        from gateway.devices.registry import Registry  # noqa: PLC0415
+        from gateway.messages.policyset import PolicySet  # noqa: PLC0415
+
+        registry = Registry(self.config.data_path / "devices.json")
+        found = PolicySet(
+            self.config.policies_path, self.config.recipient_names(), registry.devices
+        )
+        return found.load_all()
 
     @property
     def session_cookie(self) -> str:
