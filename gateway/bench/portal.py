@@ -7,7 +7,7 @@ process over HTTPS (the box's CA). Twenty accounts of the benchmark customer log
 one run, phases alternate for ``--rounds`` rounds: *without* (the portal up, its sessions logged
 in and idle) and *with* (every session holds the live stream and fetches a page a second: the
 log, the withheld filter, an entry's explanation with its proof, who gets what, the download
-page). In every phase the devices publish at the same rate and the end-to-end latency device →
+page, the access report). In every phase the devices publish at the same rate and the end-to-end latency device →
 cloud is measured as ``einblick bench`` does, together with the gateway's own stage latencies
 (its status windows); the portal's figures come from the *with* phases.
 
@@ -54,7 +54,7 @@ from gateway.operations.portal.store import PortalStore
 __all__ = ["main"]
 
 PASSWORD = "bench portal password"
-PAGES = ("/log", "/log?outcome=withheld", "/entry/{seq}", "/grants", "/download")
+PAGES = ("/log", "/log?outcome=withheld", "/entry/{seq}", "/grants", "/download", "/report")
 
 
 @dataclass

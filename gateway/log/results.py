@@ -20,6 +20,7 @@ __all__ = [
     "EntryFilter",
     "EntryLine",
     "EntryRow",
+    "LogState",
     "Match",
     "RecipientCount",
     "ReportData",
@@ -155,6 +156,17 @@ class Stats:
     messages: Counter[str] = field(default_factory=Counter)
     fields_sent: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True, slots=True)
+class LogState:
+    """Where one log stands, cheap to read: a view built from the whole log (the access report)
+    is the same while these are. Entries are only appended (forgetting and retention append
+    their own signed entry), checkpoints only added, keys only added by a rotation."""
+
+    latest_seq: int  # the newest entry (0: none)
+    checkpoint_id: int  # the newest checkpoint, by size (0: none)
+    key_id: int  # the newest signing key's row (0: none)
 
 
 @dataclass(frozen=True, slots=True)

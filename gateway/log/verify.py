@@ -27,6 +27,7 @@ from gateway.log.legacy import verify_connection as verify_legacy
 from gateway.log.merkle import ProofError, leaf_hash, verify_inclusion
 from gateway.log.moves import stored_origin_at
 from gateway.log.note import ED25519_TYPE, Checkpoint, NoteError, Verifier, open_note
+from gateway.log.opened_notes import OpenedNotes
 from gateway.log.proof import check_tree
 from gateway.log.reports import ChainReport, VerifyReport
 from gateway.log.stored import note_signature, rows_problem, seal_problem, tree_input
@@ -149,11 +150,17 @@ class TreeEntryProof:
     included: bool  # the RFC 6962 inclusion proof leads from the leaf to its root
 
 
-def prove_tree_entry(
-    conn: sqlite3.Connection, origin: str, chain_id: int, idx: int, keys: Iterable[bytes]
+def prove_tree_entry(  # noqa: PLR0917 -- the tree, the entry, the keys, the memo
+    conn: sqlite3.Connection,
+    origin: str,
+    chain_id: int,
+    idx: int,
+    keys: Iterable[bytes],
+    notes: OpenedNotes | None = None,
 ) -> TreeEntryProof | None:
     """The proof of the entry at ``idx`` of a tree; None when ``idx`` lies in a sealed 0.1.0
-    chain (the legacy ``prove_entry`` answers for those)."""
+    chain (the legacy ``prove_entry`` answers for those). ``notes``: a viewer's memo of the
+    notes already verified (``gateway.log.opened_notes``), by their exact text and keys."""
     info = tree_info(conn, chain_id)
     name_row = conn.execute("SELECT name FROM chains WHERE id = ?", (chain_id,)).fetchone()
     if info is None or name_row is None or idx < info.base:
@@ -189,8 +196,12 @@ def prove_tree_entry(
     except NoteError:
         return TreeEntryProof(leaf_valid, None, False, False)
     log_origin = stored_origin_at(conn, origin, str(name_row[0]), cp.size, cp.origin)
+    verifiers = [Verifier(log_origin, ED25519_TYPE, k) for k in keys]
     try:
-        open_note(note, [Verifier(log_origin, ED25519_TYPE, k) for k in keys])
+        if notes is None:
+            open_note(note, verifiers)
+        else:
+            notes.open(note, verifiers)
         signed = cp.origin == log_origin and copied
     except NoteError:
         signed = False
@@ -208,13 +219,19 @@ def log_keys(conn: sqlite3.Connection) -> Mapping[bytes, bytes]:
     return {bytes(k): bytes(p) for k, p in conn.execute("SELECT key_id, public FROM keys")}
 
 
-def checkpoint_valid(
-    conn: sqlite3.Connection, box_origin: str, chain_id: int, name: str, cp: CheckpointRecord
+def checkpoint_valid(  # noqa: PLR0917 -- the tree, the checkpoint, the memo
+    conn: sqlite3.Connection,
+    box_origin: str,
+    chain_id: int,
+    name: str,
+    cp: CheckpointRecord,
+    notes: OpenedNotes | None = None,
 ) -> bool:
     """Whether one stored checkpoint is signed as it says (a viewer's ✓ beside it).
 
     A tree checkpoint: its note verifies under the log's origin with the key its row names,
-    and repeats the row's root. A 0.1.0 checkpoint: the legacy signature check."""
+    and repeats the row's root. A 0.1.0 checkpoint: the legacy signature check. ``notes``: as
+    for ``prove_tree_entry``."""
     row = conn.execute(
         "SELECT note FROM checkpoints WHERE chain_id = ? AND size = ? AND head = ?"
         " AND note IS NOT NULL LIMIT 1",
@@ -230,8 +247,9 @@ def checkpoint_valid(
         return False
     claimed = note[: note.find("\n")]  # the note's first line: its origin
     origin = stored_origin_at(conn, box_origin, name, cp.size, claimed)
+    verifiers = [Verifier(origin, ED25519_TYPE, public)]
     try:
-        opened = open_note(note, [Verifier(origin, ED25519_TYPE, public)])
+        opened = open_note(note, verifiers) if notes is None else notes.open(note, verifiers)
         signed = Checkpoint.parse(opened.text)
     except NoteError:
         return False
@@ -241,11 +259,15 @@ def checkpoint_valid(
 
 
 def entry_proof(
-    conn: sqlite3.Connection, box_origin: str, chain_id: int, idx: int
+    conn: sqlite3.Connection,
+    box_origin: str,
+    chain_id: int,
+    idx: int,
+    notes: OpenedNotes | None = None,
 ) -> EntryProof | None:
     """A tree entry's proof in the shape viewers show (link = leaf recomputed, head = the
     inclusion proof reaches the covering checkpoint's root); None for a 0.1.0 chain entry."""
-    found = prove_tree_entry(conn, box_origin, chain_id, idx, log_keys(conn).values())
+    found = prove_tree_entry(conn, box_origin, chain_id, idx, log_keys(conn).values(), notes)
     if found is None:
         return None
     checkpoint = None

@@ -38,7 +38,7 @@ async def main(entries: int) -> None:
                 )
             client = await box.session()
             print(f"{entries:,} entries, {REQUESTS} requests per page, one after the other")
-            pages = ("/log", "/log?outcome=withheld", "/log?device=oven-1", "/download")
+            pages = ("/log", "/log?outcome=withheld", "/log?device=oven-1", "/download", "/report")
             newest_mine = next(i for i in range(entries - 1, 0, -1) if i % 3) + 1  # its seq
             for page in (*pages, f"/entry/{newest_mine}"):
                 times = []

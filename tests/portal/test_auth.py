@@ -4,6 +4,7 @@ and say so in the log, logging out ends the session, TOTP once confirmed is aske
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from gateway.operations.portal.credentials import totp_code
+from gateway.operations.portal.texts import t
 from tests.portal.box import PASSWORD, portal_box
 
 
@@ -73,6 +75,9 @@ async def test_two_factor_once_confirmed_is_asked(tmp_path: Path) -> None:
             page = await response.text()
         found = re.search(r'name="raw" value="([0-9a-f]{40})"', page)
         assert found is not None, page[:500]
+        # Setting up, the code is required: the login's "(if you set one up)" is not said here.
+        assert t("de", "totp_code_now") in html.unescape(page)
+        assert t("de", "totp_code") not in html.unescape(page)
         secret = bytes.fromhex(found.group(1))
         wrong = "000000" if totp_code(secret, time.time()) != "000000" else "111111"
         form = {"csrf": token, "raw": secret.hex()}

@@ -210,3 +210,87 @@ async def test_a_customer_logs_in_follows_withdraws_and_verifies(tmp_path: Path)
         await expect(desk.locator("#rows tr[data-seq]").first).to_contain_text("widersprochen")
         await shot(desk, "log-1280x800", "Entscheidung", "Gerät", "Meeting room")
         await browser.close()
+
+
+async def fits(page: Page, name: str, lang: str) -> None:
+    """The page is in ``lang`` and nothing on it is wider than the phone (a long hash or
+    version pushed the entry page to 887 px: readable only by scrolling sideways)."""
+    assert await page.get_attribute("html", "lang") == lang, name
+    wide = await page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert wide[0] <= wide[1], f"{name} is {wide[0]} px wide on a {wide[1]} px phone"
+
+
+async def test_every_page_and_action_on_a_phone_in_german_and_english(tmp_path: Path) -> None:
+    async with portal_site(tmp_path) as site, async_playwright() as pw:
+        await site.publish(CUSTOMER, "room-1", "zigbee2mqtt/room-1", 1)
+        await site.harness.wait_committed(1)
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        for lang, locale in (("de", "de-DE"), ("en", "en-GB")):
+            phone = await context(browser, PHONE, locale)
+            page = await phone.new_page()
+            await page.goto(await site.invite())
+            await fits(page, "invitation", lang)
+            login = f"kunde-{lang}"
+            await page.fill("input[name=login]", login)
+            await page.fill("input[name=password]", PASSWORD)
+            await page.fill("input[name=password2]", PASSWORD)
+            await page.click("#accept")
+            await fits(page, "login", lang)
+            await log_in(page, site, login)
+            first = page.locator("#rows tr[data-seq] td.text a").first
+            await expect(first).to_be_visible(timeout=5000)
+            await fits(page, "log", lang)
+            await first.click()
+            await expect(page.locator("h1")).to_contain_text(t(lang, "details_title", seq=""))
+            await fits(page, "entry", lang)
+            await shot(page, f"walk-entry-{lang}-390x844", t(lang, "d_proof"))
+
+            pages = (
+                ("/grants", t(lang, "grants_title")),
+                ("/report", "Berg & Partner"),  # the report's title: the policy's name
+                ("/download", t(lang, "download_title")),
+                ("/erasure", t(lang, "erasure_title")),
+                ("/account", t(lang, "account_title")),
+            )
+            for path, heading in pages:
+                await page.goto(site.url + path)
+                await expect(page.locator("h1")).to_contain_text(heading)
+                await fits(page, path, lang)
+                await shot(page, f"walk-{path.strip('/')}-{lang}-390x844", heading)
+
+            # Who gets what names the device as the log does, by its name.
+            await page.goto(site.url + "/grants")
+            devices = t(lang, "g_devices", devices="Meeting room")
+            await expect(page.locator("#grant-grid-statistics")).to_contain_text(devices)
+            # Restrict, then lift, each with its receipt in this language.
+            for action, kind in (
+                ("restrict", "kind_restriction"),
+                ("lift", "kind_restriction_lifted"),
+            ):
+                form = page.locator(f"#grant-grid-statistics form[data-action={action}]")
+                await form.locator("input[name=by]").fill("Miriam Berg")
+                await form.locator("button").click()
+                await expect(page).to_have_url(re.compile(r"/receipts/\d+$"))
+                await expect(page.locator("#receipt-said")).to_contain_text(t(lang, kind))
+                await fits(page, f"{action} receipt", lang)
+                await page.goto(site.url + "/grants")
+
+            # An erasure request: listed at once, waiting for the installer.
+            await page.goto(site.url + "/erasure")
+            await page.fill("input[name=by]", "Miriam Berg")
+            await page.check("input[name=confirm]")
+            await page.click("#erasure-send")
+            requests = page.locator("#erasure-requests")
+            await expect(requests).to_contain_text("Miriam Berg")
+            await fits(page, "erasure sent", lang)
+
+            # The language switch on a page that answered a form leads to a page, not a 405.
+            await page.goto(site.url + "/account")
+            await page.click("#totp-start")
+            await expect(page.locator("#totp-secret")).to_be_visible()
+            other = "en" if lang == "de" else "de"
+            await page.click(f"#lang-{other}")
+            await expect(page.locator("h1")).to_have_text(t(other, "account_title"))
+            await fits(page, "account after the switch", other)
+            await phone.close()
+        await browser.close()

@@ -4,8 +4,14 @@ objection on a legitimate-interests grant, its receipt and record, and the repea
 
 from __future__ import annotations
 
+import html
+
+import pytest
+
 from gateway.operations.control_model import ConsentReply, GrantInfo
 from gateway.operations.portal.rights_pages import _unchanged, allowed, offered
+from gateway.operations.portal.server import templates
+from gateway.operations.portal.texts import LANGS, t
 
 
 def grant(basis: str, actions: list[str], held_by: str | None = None) -> GrantInfo:
@@ -69,3 +75,42 @@ def test_nothing_to_undo_says_so_without_an_entry() -> None:
     said, seq = _unchanged(reply(0), "en")
     assert seq is None
     assert said.startswith("Nothing to do: this grant already applies as its policy says")
+
+
+def _grants_page(lang: str, info: GrantInfo) -> str:
+    """grants.html as the portal renders it, for one grant (its autoescaping and catalogs)."""
+    return (
+        templates()
+        .get_template("grants.html")
+        .render(
+            lang=lang,
+            langs=LANGS,
+            t=lambda key, **p: t(lang, key, **p),
+            session=None,
+            csrf="token",
+            path="/grants",
+            switch="/grants?",
+            grants=[info],
+            error=None,
+            offered=offered,
+            devices={info.id: "Meeting room"},
+        )
+    )
+
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+@pytest.mark.parametrize("held_by", ["consent", "objection", "restriction"])
+def test_a_held_grant_does_not_say_its_recipient_gets_anything(lang: str, held_by: str) -> None:
+    """Withdrawn, objected to or restricted: the heading said "R gets, for Purpose" above the
+    hold, which was false while the hold lasts."""
+    held = grant("legitimate_interests", ["object", "restrict"], held_by).model_copy(
+        update={"sends": {"de": ["Bekommt: occupancy"], "en": ["Receives: occupancy"]}}
+    )
+    page = html.unescape(_grants_page(lang, held))
+    purpose = held.purpose[lang]
+    assert t(lang, "g_grant", recipient="R", purpose=purpose) not in page
+    assert t(lang, "g_grant_held", recipient="R", purpose=purpose) in page
+    assert t(lang, "g_would_allow") in page
+    free = html.unescape(_grants_page(lang, grant("legitimate_interests", ["object"])))
+    assert t(lang, "g_grant", recipient="R", purpose=purpose) in free
+    assert t(lang, "g_would_allow") not in free

@@ -4,6 +4,8 @@ answer, the language kept on a redirect too, and the per-address limiter."""
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 
 from gateway.operations.portal.server import AddressLimiter
@@ -99,3 +101,32 @@ def test_the_address_limiter_counts_within_its_window_and_stays_bounded() -> Non
     limiter.failed("10.0.0.2", 61.0)
     limiter.failed("10.0.0.3", 61.0)  # capacity 2: the oldest address is forgotten
     assert set(limiter._seen) == {"10.0.0.2", "10.0.0.3"}
+
+
+async def test_the_language_link_leads_to_a_page_from_every_page_a_form_answered(
+    tmp_path: Path,
+) -> None:
+    """The switch on a page rendered for a POST (two-factor set-up, a refused erasure form)
+    leads to that form's page, which answers 200 in the other language; on a page fetched with
+    filters it keeps them."""
+    async with portal_box(tmp_path) as box:
+        client = await box.session()
+        token = await box.csrf(client, "/account")
+        pages = (
+            ("/account/totp", {"csrf": token}, "/account?lang=en"),
+            ("/erasure", {"csrf": token, "by": ""}, "/erasure?lang=en"),
+        )
+        for path, form, target in pages:
+            # German for this answer (the English page fetched below keeps English in a cookie).
+            async with client.post(f"{box.url}{path}?lang=de", data=form) as response:
+                page = await response.text()
+            found = re.search(r'id="lang-en" href="([^"]+)"', page)
+            assert found is not None and html.unescape(found.group(1)) == target, path
+            async with client.get(box.url + target, allow_redirects=False) as response:
+                assert response.status == 200, target
+                assert '<html lang="en">' in await response.text()
+        async with client.get(box.url + "/log?outcome=withheld&lang=de&device=oven-1") as response:
+            page = await response.text()
+        found = re.search(r'id="lang-en" href="([^"]+)"', page)
+        assert found is not None
+        assert html.unescape(found.group(1)) == "/log?outcome=withheld&device=oven-1&lang=en"

@@ -21,6 +21,7 @@ from gateway.log.chain import GATEWAY_CHAIN
 from gateway.log.entry import OUTCOMES, at_from_us
 from gateway.log.keys import PublicKey
 from gateway.log.names import joined
+from gateway.log.opened_notes import OpenedNotes
 from gateway.log.results import Body, EntryFacts, EntryFilter, EntryLine, EntryRow, Match
 
 __all__ = ["LINE_COLUMNS", "OUTCOME_NAMES", "ReaderBase", "entry_line", "row_passes"]
@@ -91,6 +92,9 @@ class ReaderBase:
         self._atoms: dict[int, str] = {}
         self._keys: dict[bytes, PublicKey] = {}
         self._chains: dict[int, str] = {}
+        # Checkpoint notes this reader has verified, by their exact text and keys: a viewer's
+        # pages show the same checkpoint's ✓ again and again (bounded; a failure is not kept).
+        self._notes = OpenedNotes()
 
     @classmethod
     def open(cls, path: str | Path, *, customer: str | None = None) -> Self:

@@ -7,7 +7,7 @@ What the TUI's live log and ``einblick log`` scroll through; never an OFFSET ove
 from __future__ import annotations
 
 from gateway.log.reader.base import LINE_COLUMNS, ReaderBase, entry_line
-from gateway.log.results import EntryFilter, EntryLine, EntryRow
+from gateway.log.results import EntryFilter, EntryLine, EntryRow, LogState
 
 __all__ = ["PageQueries"]
 
@@ -27,6 +27,20 @@ class PageQueries(ReaderBase):
             f"SELECT seq FROM entries WHERE {own} ORDER BY idx DESC LIMIT 1", params
         ).fetchone()
         return 0 if row is None else int(row[0])
+
+    def log_state(self) -> LogState:
+        """Where the bound customer's log stands (unbound: the newest entry of all): a step down
+        an index each, whatever the log's size (the portal asks it before serving a report)."""
+        own, params = self._own()
+        checkpoint = self._conn.execute(
+            f"SELECT id FROM checkpoints WHERE {own} ORDER BY size DESC, id DESC LIMIT 1", params
+        ).fetchone()
+        key = self._conn.execute("SELECT max(id) FROM keys").fetchone()
+        return LogState(
+            self.latest_seq(),
+            0 if checkpoint is None else int(checkpoint[0]),
+            0 if key is None or key[0] is None else int(key[0]),
+        )
 
     def count(
         self,

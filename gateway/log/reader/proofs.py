@@ -58,7 +58,7 @@ class ProofQueries(ReaderBase):
     def proof(self, facts: EntryFacts) -> EntryProof:
         """The entry's link and its first checkpoint, checked by ``gateway.log.verify``."""
         line = facts.line
-        in_tree = entry_proof(self._conn, self.origin, line.chain_id, line.index)
+        in_tree = entry_proof(self._conn, self.origin, line.chain_id, line.index, self._notes)
         if in_tree is not None:  # the tree's own proof, from the verifier
             return in_tree
         prev_row = self._conn.execute(
@@ -119,7 +119,7 @@ class ProofQueries(ReaderBase):
         for cid, cp in self.checkpoint_rows(chain_id=chain_id, covering=covering, limit=limit):
             name = chains.get(cid, f"#{cid}")
             # The signature alone, by the verifier's own check.
-            valid = checkpoint_valid(self._conn, self.origin, cid, name, cp)
+            valid = checkpoint_valid(self._conn, self.origin, cid, name, cp, self._notes)
             out.append(
                 CheckpointInfo(
                     name,

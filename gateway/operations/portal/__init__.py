@@ -10,7 +10,8 @@ configured, and by the demo) serving a small server-rendered web app over HTTPS:
 - ``server``: the app, its middlewares (language, session, CSRF, security headers) and TLS;
 - ``auth``: login, invitation, logout, TOTP set-up; ``pages``: the customer's pages;
   ``live``: the live log as Server-Sent Events; ``actions``: withdrawal over the gateway's
-  control socket; ``texts``: the words, German and English.
+  control socket; ``reports``: the access report, built once per change of a customer's log;
+  ``texts``: the words, German and English.
 
 It opens the log read-only through a reader bound to the session's customer and never holds
 the signing key: what changes state is asked of the running gateway.

@@ -26,8 +26,9 @@ from gateway.log.bundle import export_customer
 from gateway.log.checkpoints import latest_note
 from gateway.log.keys import load_public_key
 from gateway.log.reader import LogReader
-from gateway.log.results import EntryRow
+from gateway.log.results import CheckpointInfo, EntryRow
 from gateway.operations.portal.pending import carried_out, open_requests
+from gateway.operations.portal.reports import ReportState, report_state
 from gateway.operations.portal.rows import row_view, when
 from gateway.operations.portal.server import LANG, PORTAL, Portal, session_of
 from gateway.operations.portal.store import ErasureRequest, Session
@@ -173,45 +174,55 @@ def _public_key_path(portal: Portal) -> Path | None:
 
 
 async def report(request: web.Request) -> web.StreamResponse:
-    from gateway.rights.report import build_report, render  # noqa: PLC0415
+    """The access report (Art. 15) as a page, or its JSON export (Art. 20): built once per
+    change of the customer's log (``reports``), never older than the log the request saw."""
+    from gateway.rights.report import build_report  # noqa: PLC0415
     from gateway.rights.report_text import document  # noqa: PLC0415
 
     portal: Portal = request.app[PORTAL]
     session = _session(request)
     lang = request[LANG]
-    policy = await asyncio.to_thread(_policy, portal, session.customer)
+    customer, db = session.customer, portal.config.database_path
+    policy = await asyncio.to_thread(_policy, portal, customer)
     key_path = _public_key_path(portal)
-    try:
-        data = await asyncio.to_thread(
+    key = load_public_key(key_path) if key_path else None
+
+    async def state() -> ReportState:
+        return await asyncio.to_thread(report_state, db, customer, policy, key)
+
+    async def build() -> dict[str, Any]:
+        return await asyncio.to_thread(
             build_report,
-            portal.config.database_path,
-            session.customer,
+            db,
+            customer,
             policy=policy,
             recipients=portal.config.recipient_names(),
-            public_key=load_public_key(key_path) if key_path else None,
+            public_key=key,
             now=datetime.now(UTC),
         )
+
+    try:
+        built = await portal.reports.get(customer, state, build)
     except LogError:
         return portal.render(request, "error.html", status=404, message=t(lang, "report_empty"))
     if request.path.endswith(".json"):
         return web.Response(
-            text=render(data, "json", lang),
+            text=built.json,
             content_type="application/json",
             headers={"Content-Disposition": 'attachment; filename="einblick-report.json"'},
         )
+    data = built.data
     return portal.render(
         request, "report.html", doc=document(data, lang), ok=data["verification"]["ok"]
     )
 
 
 def _policy(portal: Portal, customer: str) -> Any:
-    from gateway.devices.registry import Registry  # noqa: PLC0415
-    from gateway.messages.policyset import PolicySet  # noqa: PLC0415
-
+    """The customer's policy as the gateway would compile it now (with the devices the
+    registry holds), kept until a policy file or the registry changes (``Policies``)."""
     config = portal.config
-    registry = Registry(config.data_path / "devices.json")
-    policies = PolicySet(config.policies_path, config.recipient_names(), registry.devices)
-    return next((p for p in policies.load_all() if p.customer == customer), None)
+    files = [*sorted(config.policies_path.glob("*.yaml")), config.data_path / "devices.json"]
+    return portal.policies.get(customer, files)
 
 
 def _file_stem(customer: str) -> str:
@@ -232,8 +243,16 @@ async def download_page(request: web.Request) -> web.StreamResponse:
         head=checkpoints[0].head.hex() if checkpoints else None,
         has_key=_public_key_path(portal) is not None,
         bundle_name=f"{stem}.bundle",
-        checkpoint_name=f"{stem}-{checkpoints[0].size if checkpoints else 0}.checkpoint",
+        checkpoint_name=_checkpoint_file(session.customer, checkpoints),
     )
+
+
+def _checkpoint_file(customer: str, checkpoints: list[CheckpointInfo]) -> str:
+    """The checkpoint file's name, the same on the download page's ``--since`` command and on
+    the file itself: by the entries it covers in the customer's log as the page states them
+    (in a log upgraded from 0.1.0 the note's own tree size leaves out the sealed chain)."""
+    size = checkpoints[0].size if checkpoints else 0
+    return f"{_file_stem(customer)}-{size}.checkpoint"
 
 
 async def bundle(request: web.Request) -> web.StreamResponse:
@@ -262,12 +281,16 @@ async def checkpoint(request: web.Request) -> web.StreamResponse:
     note = await asyncio.to_thread(_latest_note, portal.config.database_path, session.customer)
     if note is None:
         raise web.HTTPNotFound(text=t(request[LANG], "not_found"))
-    size = note.split("\n", 2)[1] if note.count("\n") >= 2 else "0"
-    name = f"{_file_stem(session.customer)}-{size if size.isdigit() else 0}.checkpoint"
+    reader = await portal.reader(session.customer)
+    checkpoints = await reader.checkpoints(customer=session.customer, limit=1)
     return web.Response(
         text=note,
         content_type="text/plain",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        headers={
+            "Content-Disposition": (
+                f'attachment; filename="{_checkpoint_file(session.customer, checkpoints)}"'
+            )
+        },
     )
 
 

@@ -20,6 +20,7 @@ from gateway.operations.portal import actions
 from gateway.operations.portal.server import LANG, PORTAL, Portal, session_of
 from gateway.operations.portal.store import Session
 from gateway.operations.portal.texts import t
+from gateway.visible import neutralise
 
 __all__ = ["add_routes"]
 
@@ -55,7 +56,21 @@ async def grants_page(request: web.Request) -> web.StreamResponse:
         grants, error = [], t(lang, "gateway_down")
     except ControlError as exc:
         grants, error = [], t(lang, "gateway_refused", error=str(exc))
-    return portal.render(request, "grants.html", grants=grants, error=error, offered=offered)
+    return portal.render(
+        request,
+        "grants.html",
+        grants=grants,
+        error=error,
+        offered=offered,
+        devices=await _devices(portal, _session(request).customer, grants),
+    )
+
+
+async def _devices(portal: Portal, customer: str, grants: list[GrantInfo]) -> dict[str, str]:
+    """Each grant's devices as the customer's log shows them: by the names their own policy
+    gives (made visible, as a row's are), the id where it gives none."""
+    names = await portal.display_names(customer)
+    return {g.id: ", ".join(neutralise(names.device(d) or d) for d in g.devices) for g in grants}
 
 
 async def act(request: web.Request) -> web.StreamResponse:
@@ -83,6 +98,7 @@ async def act(request: web.Request) -> web.StreamResponse:
             grants=grants,
             error=t(lang, "who_acts_missing"),
             offered=offered,
+            devices=await _devices(portal, session.customer, grants),
         )
     try:
         reply = await actions.exercise(

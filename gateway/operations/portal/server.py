@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from importlib.resources import files
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import jinja2
 from aiohttp import web
@@ -36,9 +37,11 @@ from gateway.operations.portal.actions import GrantsCache
 from gateway.operations.portal.credentials import new_token
 from gateway.operations.portal.feed import Feeds
 from gateway.operations.portal.names import DisplayNames, NameBook
+from gateway.operations.portal.reports import Policies, ReportCache
 from gateway.operations.portal.rows import RowCache
 from gateway.operations.portal.store import PortalStore, Session
 from gateway.operations.portal.texts import LANGS, choose_language, t
+from policies.compiler import CompiledPolicy
 
 __all__ = [
     "LANG",
@@ -48,6 +51,7 @@ __all__ = [
     "TOKEN",
     "AddressLimiter",
     "Portal",
+    "language_switch",
     "open_portal",
     "session_of",
     "tls_context",
@@ -121,6 +125,8 @@ class Portal:
     # for all their streams and pages (the customer is in every key).
     feeds: Feeds = field(default_factory=Feeds)
     grants: GrantsCache = field(default_factory=GrantsCache)  # who gets what, per customer
+    reports: ReportCache = field(default_factory=ReportCache)  # a report per change of a log
+    policies: Policies = field(init=False)  # the policies the report states, per file change
     rows: RowCache = field(init=False)
     # scrypt takes ~16 MiB and ~50 ms per check: one at a time, so a burst of logins (or of
     # guesses) costs one core and 16 MiB, not a core and 16 MiB per request.
@@ -131,6 +137,18 @@ class Portal:
 
     def __post_init__(self) -> None:
         self.rows = RowCache(self.env.get_template("row.html"))
+        self.policies = Policies(self._compile_policies)
+
+    def _compile_policies(self) -> list[CompiledPolicy]:
+        """Every policy file compiled as the gateway compiles it, with the registry's devices."""
+        from gateway.devices.registry import Registry  # noqa: PLC0415
+        from gateway.messages.policyset import PolicySet  # noqa: PLC0415
+
+        registry = Registry(self.config.data_path / "devices.json")
+        found = PolicySet(
+            self.config.policies_path, self.config.recipient_names(), registry.devices
+        )
+        return found.load_all()
 
     @property
     def session_cookie(self) -> str:
@@ -192,9 +210,23 @@ class Portal:
             session=session,
             csrf=session.csrf if session else request.get(PRE_CSRF, ""),
             path=request.path,
+            switch=language_switch(request),
             **ctx,
         )
         return web.Response(text=page, status=status, content_type="text/html", charset="utf-8")
+
+
+def language_switch(request: web.Request) -> str:
+    """Where the language links lead, up to ``lang=``: this page again with its query (a log's
+    filters stay), or, for a page answering a form (a POST's address is no page one can fetch:
+    405), the page the form was on."""
+    if request.method in ("GET", "HEAD"):
+        query = urlencode([(k, v) for k, v in request.query.items() if k != "lang"])
+        return f"{request.path}?{query}&" if query else f"{request.path}?"
+    section = request.path.split("/")[1]
+    if section == "invite":  # the invitation's own page (its token is in the path)
+        return f"{request.path}?"
+    return f"/{section}?"
 
 
 def templates() -> jinja2.Environment:
