@@ -56,8 +56,13 @@ def _basis(lang: str, basis: str) -> str:
         return basis
 
 
-def document(data: Mapping[str, Any], lang: str) -> Document:
-    """The report as sections of paragraphs, tables and lists, in ``lang``."""
+def document(data: Mapping[str, Any], lang: str, *, portal: bool = False) -> Document:
+    """The report as sections of paragraphs, tables and lists, in ``lang``.
+
+    ``portal``: read by the customer in the portal, who cannot run commands on the box — how to
+    check the report and use their rights then points to the portal's own pages, not to
+    ``einblick export``, ``consent withdraw`` or ``forget`` (which only the installer can run)."""
+    where = ".portal" if portal else ""
     zone = ZoneInfo(data["timezone"])
     devices = {d["id"]: d["name"] for d in data["devices"]}
     names = {r["id"]: r["name"] for r in data["recipients"]}
@@ -110,7 +115,7 @@ def document(data: Mapping[str, Any], lang: str) -> Document:
         blocks.append(tr(lang, "report.verify.unsigned", n=_n(lang, v["unsigned"])))
     if not v["pinned"]:
         blocks.append(tr(lang, "report.verify.unpinned"))
-    blocks.append(tr(lang, "report.verify.how", customer=data["customer"]))
+    blocks.append(tr(lang, f"report.verify.how{where}", customer=data["customer"]))
     sections.append((tr(lang, "report.section.proof"), blocks))
 
     rows = [
@@ -248,5 +253,5 @@ def document(data: Mapping[str, Any], lang: str) -> Document:
         if acks:
             blocks.append(acks)
     sections.append((tr(lang, "report.section.erasures"), blocks or [tr(lang, "report.none")]))
-    sections.append((tr(lang, "report.section.rights"), [tr(lang, "report.rights")]))
+    sections.append((tr(lang, "report.section.rights"), [tr(lang, f"report.rights{where}")]))
     return Document(tr(lang, "report.title", name=data["name"]), sections)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.operations.portal.texts import t
 from gateway.rights.markup import Table
 from gateway.rights.report_text import document
 
@@ -52,3 +53,22 @@ def test_devices_table_and_times_in_the_customer_zone() -> None:
     assert tables[0].rows == [["Ofen 1", "oven-1", "3", "4"]]
     assert "03.06.2026 11:30" in _text(doc)  # 09:30 UTC is 11:30 in Berlin in June
     assert "Ofen 1" in _text(document(_data(3), "en"))
+
+
+def test_the_portal_report_points_to_the_portal_s_pages_not_to_commands_on_the_box() -> None:
+    """A customer reading the report in the portal cannot run ``einblick`` on the box; the
+    report read there must say where to act instead, in both languages."""
+    for lang, pages in (
+        ("de", ("„Herunterladen & prüfen“", "„Wer bekommt was“", "„Löschung“")),
+        ("en", ("“Download & verify”", "“Who gets what”", "“Erasure”")),
+    ):
+        box = _text(document(_data(3), lang))
+        portal = _text(document(_data(3), lang, portal=True))
+        assert "einblick export" in box and "einblick forget" in box  # the installer's copy
+        for command in ("einblick export", "einblick forget", "consent withdraw"):
+            assert command not in portal, (lang, command)
+        assert all(page in portal for page in pages), lang
+        # The names are the portal's own navigation labels: one word for one page.
+        for key in ("nav_download", "nav_grants", "nav_erasure"):
+            assert any(t(lang, key) in page for page in pages), (lang, key)
+        assert "einblick verify" in portal and "--since" in portal

@@ -213,7 +213,10 @@ async def report(request: web.Request) -> web.StreamResponse:
         )
     data = built.data
     return portal.render(
-        request, "report.html", doc=document(data, lang), ok=data["verification"]["ok"]
+        request,
+        "report.html",
+        doc=document(data, lang, portal=True),
+        ok=data["verification"]["ok"],
     )
 
 
