@@ -44,7 +44,12 @@ def grant_text(grant: GrantView, names: Names, lang: Lang) -> Text:
     purpose = grant.purpose.get(lang) or grant.purpose.get("de") or grant.id
     text = Text()
     text.append("✗ " if grant.withdrawn else "✓ ", style="red" if grant.withdrawn else "green")
-    text.append(t("g_grant", lang, recipient=grant.recipient_name, purpose=purpose), style="bold")
+    # A grant held back (consent withdrawn, objection, restriction) sends nothing now: its
+    # heading must not say the recipient "gets" anything, only what it allows once it applies.
+    heading = "g_grant_held" if grant.withdrawn else "g_grant"
+    text.append(t(heading, lang, recipient=grant.recipient_name, purpose=purpose), style="bold")
+    if grant.withdrawn:
+        text.append(f"\n   {t('g_would_allow', lang)}")
     sends = grant.sends.get(lang) or grant.sends.get("de")
     if sends:  # the words of `policy describe`: what is sent and how
         for line in sends:

@@ -48,6 +48,14 @@ def test_a_held_back_grant_says_what_holds_it() -> None:
     assert "✗ consent withdrawn" in grant_text(withdrawn, NAMES, "en").plain
     assert "✗ objected to (GDPR Art. 21)" in grant_text(objected, NAMES, "en").plain
     assert "✗ " not in grant_text(GRANT, NAMES, "en").plain
+    # Held back, it sends nothing now: the heading does not say the recipient "gets" anything
+    # (as the portal's page says it), only what the grant allows once it applies again.
+    lines = grant_text(withdrawn, NAMES, "en").plain.splitlines()
+    assert lines[:2] == [
+        "✗ Stadtwerke Energie gets nothing now for “Energy advice”",
+        "   Once this grant applies again, it allows:",
+    ]
+    assert "bekommt jetzt nichts" in grant_text(withdrawn, NAMES, "de").plain
 
 
 async def test_without_the_gateway_the_policy_files_are_shown_read_only(
