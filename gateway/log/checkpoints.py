@@ -78,7 +78,21 @@ def latest_note(conn: sqlite3.Connection, customer: str) -> str | None:
     ).fetchone()
     if row is None:
         return None
-    return str(row[1]) + cosignatures(conn).get(int(row[0]), "")
+    return str(row[1]) + _cosignature_text(conn, int(row[0]))
+
+
+def _cosignature_text(conn: sqlite3.Connection, checkpoint_id: int) -> str:
+    """One checkpoint's cosignature lines as ``cosignatures`` joins them (read for that
+    checkpoint only: the table grows with every witnessed checkpoint)."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cosignatures'"
+    ).fetchone()
+    if not exists:
+        return ""
+    lines = conn.execute(
+        "SELECT line FROM cosignatures WHERE checkpoint_id = ? ORDER BY line", (checkpoint_id,)
+    )
+    return "".join(str(x) if str(x).endswith("\n") else f"{x}\n" for (x,) in lines)
 
 
 def notes_after(conn: sqlite3.Connection, after_id: int = 0, limit: int = 1000) -> list[StoredNote]:
