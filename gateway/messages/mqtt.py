@@ -1,4 +1,5 @@
-"""paho-mqtt on asyncio: the only module of the gateway that imports paho.
+"""paho-mqtt on asyncio. With ``paho_client.py`` (paho's client cut to what this loop needs) the
+only modules of the gateway that import paho.
 
 (The simulators stand in for third-party devices and have their own client, simulators/link.py.)
 

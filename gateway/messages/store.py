@@ -7,11 +7,12 @@ commits single messages at once — group commit without a timer.
 
 A job's Python work (chaining, canonical JSON, inserts into SQLite's page cache) runs on the event
 loop thread; only the COMMIT, which waits for the disk (fsync) with the GIL released, runs on a
-helper thread while the loop goes on reading sockets. Running the whole job on the helper thread
-instead made the two threads trade the GIL on every SQLite call: each hand-back waits out the
-interpreter's 5 ms switch interval while the loop is busy, which put ~10 ms on the commit stage's
-p99 at 1,000 msg/s (README, "Where the latency goes"). Rare heavy jobs (an erasure, the scrub
-after it) pass ``offload=True`` and run whole on the helper thread, so they do not stall the loop.
+helper thread (``gateway/messages/handoff.py``) while the loop goes on reading sockets. Running
+the whole job on the helper thread instead made the two threads trade the GIL on every SQLite
+call: each hand-back waits out the interpreter's 5 ms switch interval while the loop is busy,
+which put ~10 ms on the commit stage's p99 at 1,000 msg/s (README, "Where the latency goes").
+Rare heavy jobs (an erasure, the scrub after it) pass ``offload=True`` and run whole on the
+helper thread, so they do not stall the loop.
 
 When nothing else waits for the loop (the pipeline's queue is empty: a quiet site, one message
 per batch), the hand-over costs more than it saves: submitting to the helper thread and being
