@@ -8,15 +8,6 @@ resolution while the same policy set runs.
 When the queue is full, reading from the broker's socket pauses: backpressure, never a drop. The
 broker's in-flight window (acks are held until the commit) bounds what arrives meanwhile.
 Reading resumes below half the mark.
-
-**The commit window.** Every batch pays a transaction, a COMMIT with its fsync and a hand-over
-to the helper thread, whatever its size; at 1,000 msg/s on a quiet machine batches shrank to one
-message and those costs were most of the CPU per message. When the writer takes a message and
-nothing else is waiting, but the one before it arrived less than ``COMMIT_WINDOW_S`` earlier
-(messages are coming densely), it waits until the first message is ``COMMIT_WINDOW_S`` old, and
-takes what arrived meanwhile as one batch. A message after a quiet spell (a site at 100 msg/s,
-one every 10 ms) never waits, nor does a backlog (the queue is not empty), so the window costs
-latency only where it saves a commit, and never more than ``COMMIT_WINDOW_S``.
 """
 
 from __future__ import annotations
@@ -31,15 +22,13 @@ from gateway.messages.mqtt import Inbound, MqttConnection
 from policies.engine import Engine
 from policies.routes import DeviceRef
 
-__all__ = ["BATCH_BYTES", "COMMIT_WINDOW_S", "QUEUE_BYTES", "Arrival", "Intake"]
+__all__ = ["BATCH_BYTES", "QUEUE_BYTES", "Arrival", "Intake"]
 
 # Payload bytes waiting in the queue before reading from the broker pauses, and per batch. The
 # queue's length alone let 1,000 in-flight 256 KiB messages (the broker's window) sit here:
 # 256 MB. Reading resumes below half of it; one message always fits a batch.
 QUEUE_BYTES = 16 * 1024 * 1024
 BATCH_BYTES = 4 * 1024 * 1024
-# How long a message may wait for others to share its commit (module text).
-COMMIT_WINDOW_S = 0.002
 
 
 @dataclass(slots=True)
@@ -69,10 +58,8 @@ class Intake:
         queue_size: int,
         batch_max: int,
         flood: FloodGuard | None = None,
-        window_s: float = COMMIT_WINDOW_S,
     ) -> None:
         self._engine = engine
-        self._window = window_s
         self._flood = flood
         # Room for one socket read beyond the mark at which we stop reading.
         self._queue: asyncio.Queue[Arrival] = asyncio.Queue(maxsize=queue_size + 64)
@@ -82,13 +69,10 @@ class Intake:
         self._paused: set[MqttConnection] = set()
         self._paused_at = 0.0  # time.monotonic() when reading was paused
         self._queued_bytes = 0  # payload bytes in the queue
-        self._last_arrival = 0.0  # time.monotonic() of the newest message
-        self._gap = float("inf")  # seconds between the newest message and the one before
 
     def receive(self, message: Inbound) -> None:
         """A message from the device link (a paho callback, on the loop thread)."""
         now = message.received or time.monotonic()
-        self._gap, self._last_arrival = now - self._last_arrival, now
         arrival = Arrival(message)
         flood = self._flood
         if flood is not None:
@@ -109,10 +93,6 @@ class Intake:
     async def take(self) -> list[Arrival]:
         """The next batch: at least one message, at most ``batch_max`` or ``BATCH_BYTES``."""
         first = await self._queue.get()
-        if self._queue.empty() and not self._paused and self._gap < self._window:
-            wait = first.inbound.received + self._window - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
         batch = [first]
         size = len(first.inbound.payload)
         queue = self._queue

@@ -3,8 +3,7 @@
 One ``sqlite3`` connection writes; every write is a job, each in its own transaction, one at a
 time (an asyncio lock). The pipeline hands it whole batches (log entries and outbox rows together:
 invariant 2, no record, no forward), so a busy gateway commits large batches and an idle one
-commits single messages at once — group commit, with a window of at most 2 ms only while
-messages arrive densely (``gateway/messages/intake.py``).
+commits single messages at once — group commit without a timer.
 
 A job's Python work (chaining, canonical JSON, inserts into SQLite's page cache) runs on the event
 loop thread; only the COMMIT, which waits for the disk (fsync) with the GIL released, runs on a
