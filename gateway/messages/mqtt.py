@@ -1,4 +1,5 @@
-"""paho-mqtt on asyncio: the only module of the gateway that imports paho.
+"""paho-mqtt on asyncio. With ``paho_client.py`` (paho's client cut to what this loop needs) the
+only modules of the gateway that import paho.
 
 (The simulators stand in for third-party devices and have their own client, simulators/link.py.)
 
@@ -35,6 +36,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.errors import GatewayError
+from gateway.messages.paho_client import LoopClient
+from gateway.messages.tls import TlsError, TlsSettings, ssl_context
 
 __all__ = ["ConnectionLost", "Endpoint", "Inbound", "MqttConnection", "MqttError", "TlsSettings"]
 
@@ -47,14 +50,6 @@ class MqttError(GatewayError):
 
 class ConnectionLost(MqttError):
     """The session ended before the operation completed; nothing about it is known."""
-
-
-@dataclass(frozen=True, slots=True)
-class TlsSettings:
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    insecure_skip_verify: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,78 +86,6 @@ class Inbound:
         self.connection.ack(self.mid, self.qos)
 
 
-class _LoopClient(paho.Client):
-    """paho's client, its message dispatch cut to what a client driven on one thread needs.
-
-    paho's own ``_handle_on_message`` decodes the topic, takes two locks and walks its per-topic
-    callback tree (``message_callback_add``, never used here) for every message before it calls
-    ``on_message``: ~3 % of the gateway's CPU at 1,000 msg/s. Every paho call here is on the
-    loop thread (the module text), so the locks guard nothing, and with no per-topic callbacks
-    the walk finds nothing. An exception from the callback propagates, as paho's does with
-    ``suppress_exceptions`` off (its default)."""
-
-    def _handle_on_message(self, message: paho.MQTTMessage) -> None:
-        on_message = self.on_message
-        if on_message is not None:
-            on_message(self, self._userdata, message)
-
-    # Set by ``MqttConnection.close``: after the DISCONNECT we send, the socket goes here
-    # instead of being closed at once (see ``MqttConnection._linger``).
-    linger: Callable[[socket.socket], None] | None = None
-
-    def _sock_close(self) -> None:
-        sock = self._sock
-        if self.linger is None or not isinstance(sock, socket.socket):
-            super()._sock_close()
-            return
-        self._sock = None
-        self.linger(sock)
-
-    def _packet_write(self) -> MQTTErrorCode:
-        """Write the packets queued in this turn of the loop in one ``send``, not one each.
-
-        A batch of 100 committed messages queues 100 PUBACKs of 4 bytes; paho sends each with its
-        own system call. The leading run of packets that need nothing done once written (all but
-        a QoS 0 PUBLISH, whose on_publish fires then, and a DISCONNECT) goes out joined; paho's
-        own loop then writes whatever is left (a packet the socket took only part of, or one that
-        needs its completion handled), exactly as before."""
-        out = self._out_packet
-        if len(out) > 1:
-            run: list[Any] = []
-            size = 0
-            for packet in out:
-                command = packet["command"] & 0xF0
-                if command == _DISCONNECT or (command == _PUBLISH and packet["qos"] == 0):
-                    break
-                if size + packet["to_process"] > _JOIN_BYTES and run:
-                    break  # large publishes: no copying of megabytes the socket cannot take
-                run.append(packet)
-                size += packet["to_process"]
-            if len(run) > 1:
-                try:
-                    written = self._sock_send(b"".join(p["packet"][p["pos"] :] for p in run))
-                except (AttributeError, ValueError):  # no socket: as paho's own loop answers
-                    return MQTTErrorCode.MQTT_ERR_SUCCESS
-                except BlockingIOError:
-                    return MQTTErrorCode.MQTT_ERR_AGAIN
-                except OSError:
-                    return MQTTErrorCode.MQTT_ERR_CONN_LOST
-                for packet in run:  # account for what the socket took, packet by packet
-                    step = min(written, packet["to_process"])
-                    packet["pos"] += step
-                    packet["to_process"] -= step
-                    written -= step
-                    if packet["to_process"]:
-                        break  # the socket took part of it: paho's loop goes on from there
-                    out.popleft()
-        return super()._packet_write()
-
-
-_PUBLISH = 0x30  # MQTT control packet types (high nibble of the fixed header)
-_DISCONNECT = 0xE0
-# Bytes joined into one send at most: about what a loopback socket buffer takes at once.
-_JOIN_BYTES = 64 * 1024
-
 _CONNACK_HINTS = {
     4: "bad user name or password",
     5: "not authorised",
@@ -186,7 +109,7 @@ class MqttConnection:
         self.endpoint = endpoint
         self._on_message = on_message
         self._loop = asyncio.get_running_loop()
-        self._client = _LoopClient(
+        self._client = LoopClient(
             CallbackAPIVersion.VERSION2,
             client_id=endpoint.client_id,
             clean_session=clean_session,
@@ -200,10 +123,15 @@ class MqttConnection:
         if endpoint.username is not None:
             self._client.username_pw_set(endpoint.username, endpoint.password)
         if endpoint.tls is not None:
-            self._client.tls_set_context(_ssl_context(endpoint.tls, endpoint.describe()))
+            try:
+                context = ssl_context(endpoint.tls, endpoint.describe())
+            except TlsError as exc:  # the link's callers handle MqttError
+                raise MqttError(str(exc)) from exc
+            self._client.tls_set_context(context)
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect
-        self._client.on_message = self._handle_message
+        self._client.on_message = self._handle_message  # paho's own path: QoS 2 only
+        self._client.deliver = self._deliver
         self._client.on_publish = self._handle_publish
         self._client.on_subscribe = self._handle_subscribe
         self._client.on_unsubscribe = self._handle_unsubscribe
@@ -332,6 +260,8 @@ class MqttConnection:
         if self._sock is not None and not self._reading and not self.closed.done():
             self._loop.add_reader(self._sock, self._read)
             self._reading = True
+            if self._client.buffered:  # read before the pause: epoll will not report them
+                self._loop.call_soon(self._read_buffered)
 
     async def step_back(self) -> None:
         """Close on purpose, leaving a persistent session (``clean_session=False``) with the
@@ -381,23 +311,26 @@ class MqttConnection:
     ) -> None:
         self._teardown(str(reason))
 
-    def _handle_message(
-        self, client: paho.Client, userdata: Any, message: paho.MQTTMessage
-    ) -> None:
+    def _deliver(self, topic: bytes, payload: bytes, qos: int, retain: bool, mid: int) -> None:
         if self._on_message is None:
             return
         self._on_message(
             Inbound(
-                topic=message._topic.decode(
-                    "utf-8", "replace"
-                ),  # raw bytes; .topic raises on bad UTF-8
-                payload=bytes(message.payload),
-                qos=message.qos,
-                retain=bool(message.retain),
-                mid=message.mid,
+                topic=topic.decode("utf-8", "replace"),  # a device's bytes: never raise on them
+                payload=payload,
+                qos=qos,
+                retain=retain,
+                mid=mid,
                 connection=self,
                 received=time.monotonic(),
             )
+        )
+
+    def _handle_message(
+        self, client: paho.Client, userdata: Any, message: paho.MQTTMessage
+    ) -> None:
+        self._deliver(
+            message._topic, bytes(message.payload), message.qos, bool(message.retain), message.mid
         )
 
     def _handle_publish(
@@ -456,7 +389,7 @@ class MqttConnection:
         self._flush_pending = False
         if self.closed.done() or sock.fileno() == -1:
             return
-        if self._reading and _unread(sock):
+        if self._reading and (self._client.buffered or _unread(sock)):
             # Read first: if the broker has died, its last packets are still in the socket,
             # and the write below failing would close it with them unread.
             self._read()
@@ -478,24 +411,34 @@ class MqttConnection:
                 self._loop.remove_writer(sock)
 
     def _read(self) -> None:
-        # paho handles one packet per loop_read. Take everything already waiting (up to a
-        # bound, so one busy socket cannot starve the loop): a write that fails because the
-        # broker died makes paho close the socket, and packets still unread in it would be lost
-        # although the broker acknowledged them to their devices.
+        # paho handles one packet per loop_read. Take everything already waiting, in the
+        # client's buffer or in the socket, up to a bound so one busy socket cannot starve the
+        # loop: a write that fails because the broker died makes paho close the socket, and
+        # packets still unread would be lost although the broker acknowledged them to their
+        # devices.
         sock = self._sock
-        rc = self._client.loop_read()
+        client = self._client
+        rc = client.loop_read()
         for _ in range(_READ_BURST):
             if not (
                 rc == MQTTErrorCode.MQTT_ERR_SUCCESS
                 and self._reading
                 and sock is not None
                 and self._sock is sock
-                and _unread(sock)
+                and (client.buffered or _unread(sock))
             ):
                 break
-            rc = self._client.loop_read()
+            rc = client.loop_read()
         if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
             self._teardown(f"read failed: {paho.error_string(rc)}")
+        elif self._reading and client.buffered:
+            # Packets left in the client's buffer (the bound above): epoll cannot see them, so
+            # the next turn reads on without waiting for the socket.
+            self._loop.call_soon(self._read_buffered)
+
+    def _read_buffered(self) -> None:
+        if self._reading and not self.closed.done():
+            self._read()
 
     def _write(self) -> None:
         rc = self._client.loop_write()
@@ -608,32 +551,3 @@ def _unread(sock: socket.socket) -> bool:
     except OSError:
         return False
     return int.from_bytes(waiting, sys.byteorder, signed=True) > 0
-
-
-def _ssl_context(tls: TlsSettings, who: str) -> ssl.SSLContext:
-    # A missing or unreadable file is the installer's to fix, not a bug: say which file it is
-    # (OpenSSL's own message names none) instead of letting an OSError become a traceback.
-    try:
-        context = ssl.create_default_context(cafile=tls.ca_file)
-    except OSError as exc:
-        raise MqttError(
-            f"{who}: cannot use the CA file {tls.ca_file}: {_reason(exc)}; "
-            "expected a readable PEM file of the upstream's CA (tls.ca_file)"
-        ) from exc
-    if tls.cert_file:
-        try:
-            context.load_cert_chain(tls.cert_file, tls.key_file)
-        except OSError as exc:
-            raise MqttError(
-                f"{who}: cannot use the client certificate {tls.cert_file} with key "
-                f"{tls.key_file or tls.cert_file}: {_reason(exc)}; expected readable PEM files "
-                "whose key matches the certificate (tls.cert_file, tls.key_file)"
-            ) from exc
-    if tls.insecure_skip_verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-def _reason(exc: OSError) -> str:
-    return exc.strerror or str(exc)  # ssl.SSLError is an OSError too

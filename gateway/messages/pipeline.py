@@ -7,8 +7,9 @@ then are the messages acknowledged to the broker and the rows handed to the forw
 commit fails (disk full, database error) nothing is acknowledged and nothing is forwarded: the
 batch is retried until the database takes it, and the broker keeps everything behind it.
 
-When the queue is full the pipeline stops reading from the broker's socket: backpressure, never a
-drop. The broker's in-flight window (we hold acks) bounds what arrives meanwhile.
+The queue, its backpressure (when it is full, reading from the broker pauses: never a drop) and
+the commit window that lets densely arriving messages share a commit are the intake's
+(``gateway/messages/intake.py``).
 
 Any failure while handling one message -- deciding, explaining, building or appending its
 entries -- withholds that message alone: it is recorded with reason ``internal_error``, the
@@ -31,7 +32,7 @@ import hashlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -41,8 +42,9 @@ from gateway.log.entry import EntryDraft, us_from_at
 from gateway.log.writer import LogWriter
 from gateway.messages.drafting import Drafter
 from gateway.messages.flood import FloodGuard
+from gateway.messages.intake import Arrival, Intake
 from gateway.messages.latency import LatencyWindow
-from gateway.messages.mqtt import Inbound, MqttConnection
+from gateway.messages.mqtt import Inbound
 from gateway.messages.outbox import Outbox, OutboxRow, keeps_source
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.quota import Admission, QueueStatus, RecipientQueues
@@ -62,11 +64,6 @@ log = logging.getLogger(__name__)
 # from (kept with the outbox row, to decide it again at send time; None for a window's summary).
 Release = tuple[int, Decision, Inbound | None]
 
-# Payload bytes waiting in the queue before reading from the broker pauses, and per batch. The
-# queue's length alone let 1,000 in-flight 256 KiB messages (the broker's window) sit here:
-# 256 MB. Reading resumes below half of it; one message always fits a batch.
-QUEUE_BYTES = 16 * 1024 * 1024
-BATCH_BYTES = 4 * 1024 * 1024
 # No commit for this long and nothing waiting: the next COMMIT runs on the loop thread.
 QUIET_S = 0.005
 
@@ -126,15 +123,9 @@ class Pipeline:
         self._log_writer = log_writer
         self._keyring = keyring
         self._topic_prefix = topic_prefix
-        # Room for one socket read beyond the mark at which we stop reading.
-        # Each message with the flood guard's verdict, taken when it arrived.
-        self._queue: asyncio.Queue[tuple[Inbound, bool]] = asyncio.Queue(maxsize=queue_size + 64)
-        self._high = queue_size
-        self._low = max(1, queue_size // 2)
-        self._paused: set[MqttConnection] = set()
-        self._paused_at = 0.0  # time.monotonic() when reading was paused
-        self._queued_bytes = 0  # payload bytes in the queue
-        self._batch_max = batch_max
+        self._intake = Intake(
+            engine=engine, queue_size=queue_size, batch_max=batch_max, flood=flood
+        )
         self._max_payload = max_payload_bytes
         self.outbox = outbox
         self._flood = flood
@@ -153,22 +144,7 @@ class Pipeline:
 
     def receive(self, message: Inbound) -> None:
         self.stats.received += 1
-        # The flood guard judges arrival here, not when the writer gets to the message: a slow
-        # disk or a failing one (fail closed) queues messages in the gateway, and deciding them
-        # later in one burst is not the device's doing.
-        flooding = False
-        flood = self._flood
-        if flood is not None:
-            flooding = not flood.allow(
-                self._flood_key(message), message.received or time.monotonic()
-            )
-        self._queue.put_nowait((message, flooding))
-        self._queued_bytes += len(message.payload)
-        if self._queue.qsize() >= self._high or self._queued_bytes >= QUEUE_BYTES:
-            if not self._paused:
-                self._paused_at = time.monotonic()
-            message.connection.pause_reading()
-            self._paused.add(message.connection)
+        self._intake.receive(message)
 
     # -- the writer ----------------------------------------------------------------------------
 
@@ -182,57 +158,26 @@ class Pipeline:
             # broker redelivers them only if it persisted them, and a Mosquitto killed with -9
             # may not have, though it acknowledged them to the device. Twice is at-least-once;
             # never is a loss (tests/faults/test_crashes.py, device broker kill -9). Those of a
-            # session the device link stepped back from are the broker's again and are skipped
-            # (``MqttConnection.step_back``): decided now, they would come back as duplicates.
-            batch = [await self._queue.get()]
-            size = len(batch[0][0].payload)
-            while len(batch) < self._batch_max and size < BATCH_BYTES and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-                size += len(batch[-1][0].payload)
-            self._queued_bytes -= size
-            kept = [one for one in batch if not (one[0].qos and one[0].connection.returned)]
-            if len(kept) < len(batch):
-                self._returned(batch)
-            if (
-                self._paused
-                and self._queue.qsize() <= self._low
-                and self._queued_bytes <= QUEUE_BYTES // 2
-            ):
-                for connection in self._paused:
-                    connection.resume_reading()
-                self._paused.clear()
-                if self._flood is not None:
-                    # Devices' messages waited in the broker meanwhile and now arrive at once.
-                    now = time.monotonic()
-                    self._flood.credit(now - self._paused_at, now)
-            if kept:
-                await self.process(kept)
+            # session the device link stepped back from are the broker's again: the intake
+            # leaves them out (``Intake.take``), since decided now they would come back as
+            # duplicates.
+            batch = await self._intake.take()
+            self.stats.returned = self._intake.returned
+            if batch:
+                await self.process(batch)
 
-    def _flood_key(self, message: Inbound) -> Hashable:
-        device = self._engine().device_for(message.topic)
-        return (device.customer, device.device) if device else message.topic
-
-    def _returned(self, batch: Sequence[tuple[Inbound, bool]]) -> None:
-        """Messages of a session stepped back from, left undecided: the broker sends them again,
-        and the flood guard judges them again then, so the token each spent is given back."""
-        for message, flooding in batch:
-            if message.qos and message.connection.returned:
-                self.stats.returned += 1
-                if self._flood is not None and not flooding:
-                    self._flood.refund(self._flood_key(message))
-
-    async def process(self, batch: Sequence[tuple[Inbound, bool]]) -> None:
-        """Decide, commit, acknowledge and hand over (message, arrived flooding) pairs."""
-        if self._replays is not None and any(m.retain for m, _ in batch):
-            known = await self._replays.decided([m for m, _ in batch])
+    async def process(self, batch: Sequence[Arrival]) -> None:
+        """Decide, commit, acknowledge and hand over a batch of arrived messages."""
+        if self._replays is not None and any(a.inbound.retain for a in batch):
+            known = await self._replays.decided([a.inbound for a in batch])
             for position in known:  # decided once already (gateway/messages/replays.py)
-                batch[position][0].ack()
-            batch = [pair for position, pair in enumerate(batch) if position not in known]
+                batch[position].inbound.ack()
+            batch = [arrival for position, arrival in enumerate(batch) if position not in known]
             if not batch:
                 return
         now = self._now()
         engine = self._engine()
-        prepared = [self._prepare(engine, inbound, flooding, now) for inbound, flooding in batch]
+        prepared = [self._prepare(engine, arrival, now) for arrival in batch]
         try:
             rows = await self._commit_messages(engine, prepared, now)
         except BaseException:
@@ -240,9 +185,9 @@ class Pipeline:
                 self._undo(one.taken)
             raise
         committed = time.monotonic()
-        for inbound, _ in batch:
-            inbound.ack()
-            self.decided.add(committed - inbound.received)
+        for arrival in batch:
+            arrival.inbound.ack()
+            self.decided.add(committed - arrival.inbound.received)
         self.stats.committed += len(batch)
         if self._fences:
             self._pass_fences()
@@ -316,16 +261,15 @@ class Pipeline:
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _prepare(
-        self, engine: Engine, inbound: Inbound, flooding: bool, now: datetime
-    ) -> _Prepared:
+    def _prepare(self, engine: Engine, arrival: Arrival, now: datetime) -> _Prepared:
         """Decide and explain one message; a failure anywhere withholds it (never raises)."""
+        inbound = arrival.inbound
         taken: list[Admission] = []
         try:
             drafts: list[EntryDraft] = []
             releases: list[Release] = []
             digest = hashlib.sha256(inbound.payload).digest()  # once, for every recipient's entry
-            for decided in self._decide(engine, inbound, flooding, now):
+            for decided in self._decide(engine, arrival, now):
                 decision = self._admit(engine, decided, taken)
                 if decision.payload is not None and decision.outcome is not Outcome.WITHHELD:
                     releases.append((len(drafts), decision, inbound))
@@ -375,12 +319,11 @@ class Pipeline:
     def _undo(self, taken: Sequence[Admission]) -> None:
         self._shares.undo(taken)
 
-    def _decide(
-        self, engine: Engine, inbound: Inbound, flooding: bool, now: datetime
-    ) -> list[Decision]:
+    def _decide(self, engine: Engine, arrival: Arrival, now: datetime) -> list[Decision]:
+        inbound, flooding = arrival.inbound, arrival.flooding
         too_large = len(inbound.payload) > self._max_payload
         if flooding or too_large:
-            device = engine.device_for(inbound.topic)
+            device = arrival.device_under(engine)
             reason: Reason | None = None
             if flooding and self._flood is not None:
                 reason = Reason("flooding", {"limit": f"{self._flood.rate:g}"})
@@ -399,7 +342,7 @@ class Pipeline:
                         reason=reason,
                     )
                 ]
-        if self._not_loaded is not None and engine.device_for(inbound.topic) is None:
+        if self._not_loaded is not None and arrival.device_under(engine) is None:
             owner = self._not_loaded(inbound.topic)
             if owner is not None:  # default deny, attributed to its customer and explained
                 customer, device_id, stream = owner
@@ -531,7 +474,7 @@ class Pipeline:
             job,
             on_rollback=writer.rolled_back,
             on_commit=writer.committed,
-            idle=quiet and self._queue.empty(),
+            idle=quiet and self._intake.empty(),
         )
         self._last_commit = time.monotonic()
         return result if isinstance(result, list) else []
@@ -554,7 +497,7 @@ class Pipeline:
 
     def set_limits(self, *, batch_max: int, max_payload_bytes: int, outbox_max_rows: int) -> None:
         """A configuration reload: the next batch, message and outbox check use these."""
-        self._batch_max = batch_max
+        self._intake.batch_max = batch_max
         self._max_payload = max_payload_bytes
         self.outbox.max_rows = outbox_max_rows
 

@@ -7,11 +7,12 @@ commits single messages at once — group commit without a timer.
 
 A job's Python work (chaining, canonical JSON, inserts into SQLite's page cache) runs on the event
 loop thread; only the COMMIT, which waits for the disk (fsync) with the GIL released, runs on a
-helper thread while the loop goes on reading sockets. Running the whole job on the helper thread
-instead made the two threads trade the GIL on every SQLite call: each hand-back waits out the
-interpreter's 5 ms switch interval while the loop is busy, which put ~10 ms on the commit stage's
-p99 at 1,000 msg/s (README, "Where the latency goes"). Rare heavy jobs (an erasure, the scrub
-after it) pass ``offload=True`` and run whole on the helper thread, so they do not stall the loop.
+helper thread (``gateway/messages/handoff.py``) while the loop goes on reading sockets. Running
+the whole job on the helper thread instead made the two threads trade the GIL on every SQLite
+call: each hand-back waits out the interpreter's 5 ms switch interval while the loop is busy,
+which put ~10 ms on the commit stage's p99 at 1,000 msg/s (README, "Where the latency goes").
+Rare heavy jobs (an erasure, the scrub after it) pass ``offload=True`` and run whole on the
+helper thread, so they do not stall the loop.
 
 When nothing else waits for the loop (the pipeline's queue is empty: a quiet site, one message
 per batch), the hand-over costs more than it saves: submitting to the helper thread and being
@@ -33,13 +34,13 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from gateway.backoff import Backoff
 from gateway.errors import StoreError
 from gateway.log.schema import ensure_schema
+from gateway.messages.handoff import HelperThread
 
 __all__ = ["Store", "connect"]
 
@@ -139,15 +140,14 @@ class Store:
         table (``gateway.log.migrations``) and refuses a database from a newer release."""
         self.path = path
         self._setup = setup
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="einblick-commit")
+        self._helper = HelperThread("einblick-commit")
         self._conn: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
         self.failures = 0  # consecutive failed transactions; >0 means we are failing closed
         self.last_error: str | None = None
 
     async def open(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._conn = await loop.run_in_executor(self._executor, self._open)
+        self._conn = await self._helper.submit(self._open)
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -234,7 +234,6 @@ class Store:
         *,
         idle: bool,
     ) -> T:
-        loop = asyncio.get_running_loop()
         if offload:
             return await self._offloaded(
                 functools.partial(self._run_whole, job, on_rollback, on_commit, durable)
@@ -246,13 +245,15 @@ class Store:
                 result = job(conn)
             error: BaseException | None = None
             cancelled = False
-            if idle:
+            if idle or not durable:
+                # Nothing else waits for the loop, or nothing to wait for: without the fsync a
+                # WAL COMMIT only writes its pages to the OS.
                 try:
                     conn.execute("COMMIT")
                 except Exception as exc:  # as the helper thread's failure is handled below
                     error = exc
             else:
-                commit = loop.run_in_executor(self._executor, conn.execute, "COMMIT")
+                commit = self._helper.submit(functools.partial(conn.execute, "COMMIT"))
                 cancelled = await _until_done(commit)
                 error = commit.exception()
             if error is not None:
@@ -322,7 +323,7 @@ class Store:
     async def _offloaded(self, work: Callable[[], T]) -> T:
         """Run ``work`` on the helper thread; however often we are cancelled meanwhile, we wait
         for it to end first, because the connection must not be touched while it runs."""
-        future = asyncio.get_running_loop().run_in_executor(self._executor, work)
+        future = self._helper.submit(work)
         if await _until_done(future):
             raise asyncio.CancelledError
         return future.result()
@@ -367,4 +368,4 @@ class Store:
             if self._conn is not None:
                 conn, self._conn = self._conn, None
                 conn.close()
-        self._executor.shutdown(wait=True)
+        self._helper.close()

@@ -19,6 +19,7 @@ from gateway.log.keys import Signer
 from gateway.log.writer import LogWriter
 from gateway.messages import outbox
 from gateway.messages.flood import FloodGuard
+from gateway.messages.intake import Arrival
 from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.pipeline import Pipeline
 from gateway.messages.pseudonyms import Keyring
@@ -121,7 +122,7 @@ async def test_a_message_is_acknowledged_only_once_its_entry_and_row_are_committ
     await bench.store.read(lambda conn: conn.execute("PRAGMA query_only=ON"))
     message = bench.link.deliver(TOPIC, reading(180.2))
     async with asyncio.TaskGroup() as tasks:
-        task = tasks.create_task(bench.pipeline.process([(message, False)]), name="batch")
+        task = tasks.create_task(bench.pipeline.process([Arrival(message)]), name="batch")
         await until(lambda: bench.pipeline.stats.commit_failures >= 2, "two failed commits")
         # Fail closed: nothing acknowledged (the broker keeps the message), nothing handed on.
         assert bench.link.acked == []
@@ -156,7 +157,7 @@ async def test_messages_the_broker_held_while_failing_closed_are_not_taken_for_a
     await bench.store.read(lambda conn: conn.execute("PRAGMA query_only=ON"))
     message = bench.link.deliver(TOPIC, reading(180.2))
     async with asyncio.TaskGroup() as tasks:
-        task = tasks.create_task(bench.pipeline.process([(message, False)]), name="batch")
+        task = tasks.create_task(bench.pipeline.process([Arrival(message)]), name="batch")
         await until(lambda: bench.pipeline.stats.commit_failures >= 2, "two failed commits")
         await bench.store.read(lambda conn: conn.execute("PRAGMA query_only=OFF"))
         async with asyncio.timeout(10):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import orjson
 
+from gateway.messages.intake import Arrival
 from gateway.messages.mqtt import Endpoint, MqttConnection
 from gateway.operations.control import request
 from tests.gateway import test_sendtime
@@ -38,7 +39,7 @@ async def test_only_a_retained_message_on_a_new_session_the_log_holds_is_recogni
         assert check.stats.replays_skipped == 1
         # Through the pipeline: the recognised one is acknowledged and writes nothing.
         entries = len(await b.texts())
-        await b.pipeline.process([(new.deliver(topic, READING, retain=True), False)])
+        await b.pipeline.process([Arrival(new.deliver(topic, READING, retain=True))])
         assert len(await b.texts()) == entries
 
 

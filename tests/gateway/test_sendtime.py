@@ -21,6 +21,7 @@ from gateway.log.keys import Signer
 from gateway.log.reader import Reader
 from gateway.log.writer import LogWriter
 from gateway.messages import outbox
+from gateway.messages.intake import Arrival
 from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.pipeline import Pipeline
 from gateway.messages.pseudonyms import Keyring
@@ -76,7 +77,7 @@ class Bench:
 
     async def queued(self, payload: dict[str, object]) -> OutboxRow:
         link = FakeLink()
-        await self.pipeline.process([(link.deliver(TOPIC, orjson.dumps(payload)), False)])
+        await self.pipeline.process([Arrival(link.deliver(TOPIC, orjson.dumps(payload)))])
         rows = await self.store.read(
             functools.partial(outbox.pending, recipient="oven-maker", after=0, limit=10)
         )

@@ -293,3 +293,26 @@ async def test_an_idle_commit_that_fails_rolls_back_and_raises_like_a_busy_one(
     )
     assert _rows(store.path, "child") == [1]
     await store.close()
+
+
+async def test_a_commit_without_fsync_runs_on_the_loop_thread(tmp_path: Path) -> None:
+    """``durable=False`` (synchronous=NORMAL): the COMMIT only writes WAL pages to the OS, with
+    nothing to wait for, so it is not handed to the helper thread; the next durable commit is."""
+    store = await _open(tmp_path)
+    threads: dict[str, int] = {}
+    syncs: list[str] = []
+    conn = store._connection()
+
+    def trace(sql: str) -> None:
+        threads[sql] = threading.get_ident()
+        if sql.startswith("PRAGMA synchronous"):
+            syncs.append(sql)
+
+    conn.set_trace_callback(trace)
+    await store.transaction(lambda c: c.execute("INSERT INTO parent VALUES (1)"), durable=False)
+    assert threads["COMMIT"] == threading.get_ident()
+    assert syncs == ["PRAGMA synchronous=NORMAL", "PRAGMA synchronous=FULL"]
+    await store.transaction(lambda c: c.execute("INSERT INTO parent VALUES (2)"))
+    assert threads["COMMIT"] != threading.get_ident()
+    assert _rows(store.path, "parent") == [1, 2]
+    await store.close()

@@ -1,0 +1,179 @@
+"""paho's client with its per-packet Python work cut to what a loop-driven MQTT 3.1.1 session needs.
+
+Half of the MQTT adapter (``gateway/messages/mqtt.py`` drives it on asyncio; the two are the only
+modules of the gateway that import paho). Every call into this client happens on the event loop
+thread, so paho's locks guard nothing here, and the gateway speaks MQTT 3.1.1 only, so packets
+carry no reason codes or properties to decode. What is overridden, and why:
+
+- **Reading.** paho reads each packet with at least three ``recv`` calls (the command byte, the
+  length bytes one at a time, the body). ``_sock_recv`` takes whatever the socket holds, up to
+  ``RECV_BYTES``, in one call, and hands paho its packets from that buffer. ``buffered`` says
+  whether bytes wait here: epoll no longer sees them, so the reader must ask.
+- **PUBLISH in.** paho decodes into an ``MQTTMessage`` (with a ``threading.Condition``), logs,
+  and walks its per-topic callback tree before calling ``on_message``. ``deliver`` receives the
+  raw topic, payload, QoS, retain flag and packet id directly. QoS 2 and malformed packets take
+  paho's own path (which answers a malformed packet with a protocol error).
+- **PUBACK in.** paho builds a ``ReasonCode`` and a ``Properties`` object per PUBACK, takes three
+  locks, and then walks every message still in flight looking for one it queued behind the
+  in-flight limit: O(in flight) per acknowledgement. Messages are queued only while the limit is
+  reached, so the walk runs only when this acknowledgement is the one that made room.
+- **Writing.** packets queued in one turn of the loop go out in one ``send`` (``_packet_write``).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import Any, cast
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+__all__ = ["RECV_BYTES", "Deliver", "LoopClient"]
+
+# (topic as sent, payload, QoS, retain, packet id) of a received PUBLISH.
+Deliver = Callable[[bytes, bytes, int, bool, int], None]
+
+# Bytes taken from the socket per read: a loopback or TCP buffer's worth, a few hundred packets.
+RECV_BYTES = 64 * 1024
+
+_PUBLISH = 0x30  # MQTT control packet types (high nibble of the fixed header)
+_DISCONNECT = 0xE0
+# Bytes joined into one send at most: about what a loopback socket buffer takes at once.
+_JOIN_BYTES = 64 * 1024
+_SUCCESS = MQTTErrorCode.MQTT_ERR_SUCCESS
+# What paho passes on_publish for every MQTT 3.1.1 PUBACK: success, no properties. Built once;
+# the adapter's on_publish reads neither.
+_PUBACK_OK = ReasonCode(PacketTypes.PUBACK)
+_NO_PROPERTIES = Properties(PacketTypes.PUBACK)  # type: ignore[no-untyped-call]
+
+
+class LoopClient(paho.Client):
+    """paho's client for one thread and MQTT 3.1.1 (module text); all else is paho's."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deliver: Deliver | None = None
+        # Set by ``MqttConnection.close``: after the DISCONNECT we send, the socket goes here
+        # instead of being closed at once (see ``MqttConnection._linger``).
+        self.linger: Callable[[socket.socket], None] | None = None
+        self._rbuf = b""  # bytes read from the socket and not yet handed to paho
+        self._rpos = 0
+
+    @property
+    def buffered(self) -> bool:
+        """Bytes of the next packets wait in this client's buffer (epoll cannot see them)."""
+        return self._rpos < len(self._rbuf)
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        buf, pos = self._rbuf, self._rpos
+        if pos >= len(buf):
+            # paho's own raises BlockingIOError for "nothing yet" and returns b"" at EOF.
+            buf = super()._sock_recv(max(bufsize, RECV_BYTES))
+            if not buf:
+                return buf
+            self._rbuf, pos = buf, 0
+        chunk = buf[pos : pos + bufsize]
+        self._rpos = pos + len(chunk)
+        return chunk
+
+    def _handle_publish(self) -> MQTTErrorCode:
+        deliver = self.deliver
+        header = self._in_packet["command"]
+        packet = self._in_packet["packet"]
+        qos = (header & 0x06) >> 1
+        size = len(packet)
+        if deliver is None or qos > 1 or self._protocol == MQTTProtocolVersion.MQTTv5 or size < 2:
+            return super()._handle_publish()
+        start = 2 + ((packet[0] << 8) | packet[1])
+        if start == 2 or start + 2 * qos > size:  # empty topic, or too short: malformed
+            return super()._handle_publish()  # raises MalformedPacket, a protocol error
+        topic = bytes(packet[2:start])
+        mid = 0
+        if qos:
+            mid = (packet[start] << 8) | packet[start + 1]
+            start += 2
+        deliver(topic, bytes(packet[start:]), qos, bool(header & 0x01), mid)
+        if qos == 1 and not self._manual_ack:
+            return self._send_puback(mid)
+        return _SUCCESS
+
+    def _handle_pubackcomp(self, cmd: Any) -> MQTTErrorCode:
+        packet = self._in_packet["packet"]
+        if cmd != "PUBACK" or self._protocol == MQTTProtocolVersion.MQTTv5 or len(packet) != 2:
+            return super()._handle_pubackcomp(cmd)
+        mid = (packet[0] << 8) | packet[1]
+        messages = self._out_messages
+        if mid not in messages:
+            return _SUCCESS  # a PUBACK for nothing we sent in this session: ignored, as paho does
+        on_publish = cast(paho.CallbackOnPublish_v2 | None, self.on_publish)  # API VERSION2
+        if on_publish is not None:
+            on_publish(self, self._userdata, mid, _PUBACK_OK, _NO_PROPERTIES)
+        message = messages.pop(mid)
+        message.info._set_as_published()
+        if message.qos > 0:
+            self._inflight_messages -= 1
+            # Messages wait in paho's queue only while in flight == the limit: this PUBACK made
+            # the first room, so one of them may go now. Otherwise there is none to look for.
+            limit = self._max_inflight_messages
+            if limit > 0 and self._inflight_messages == limit - 1:
+                return self._update_inflight()
+        return _SUCCESS
+
+    def _sock_close(self) -> None:
+        sock = self._sock
+        if self.linger is None or not isinstance(sock, socket.socket):
+            super()._sock_close()
+            return
+        self._sock = None
+        self.linger(sock)
+
+    def _handle_on_message(self, message: paho.MQTTMessage) -> None:
+        """paho's own PUBLISH path (QoS 2, or no ``deliver``): straight to ``on_message``,
+        without its locks and its walk of per-topic callbacks (never used here). An exception
+        from the callback propagates, as paho's does with ``suppress_exceptions`` off."""
+        on_message = self.on_message
+        if on_message is not None:
+            on_message(self, self._userdata, message)
+
+    def _packet_write(self) -> MQTTErrorCode:
+        """Write the packets queued in this turn of the loop in one ``send``, not one each.
+
+        A batch of 100 committed messages queues 100 PUBACKs of 4 bytes; paho sends each with its
+        own system call. The leading run of packets that need nothing done once written (all but
+        a QoS 0 PUBLISH, whose on_publish fires then, and a DISCONNECT) goes out joined; paho's
+        own loop then writes whatever is left (a packet the socket took only part of, or one that
+        needs its completion handled), exactly as before."""
+        out = self._out_packet
+        if len(out) > 1:
+            run: list[Any] = []
+            size = 0
+            for packet in out:
+                command = packet["command"] & 0xF0
+                if command == _DISCONNECT or (command == _PUBLISH and packet["qos"] == 0):
+                    break
+                if size + packet["to_process"] > _JOIN_BYTES and run:
+                    break  # large publishes: no copying of megabytes the socket cannot take
+                run.append(packet)
+                size += packet["to_process"]
+            if len(run) > 1:
+                try:
+                    written = self._sock_send(b"".join(p["packet"][p["pos"] :] for p in run))
+                except (AttributeError, ValueError):  # no socket: as paho's own loop answers
+                    return MQTTErrorCode.MQTT_ERR_SUCCESS
+                except BlockingIOError:
+                    return MQTTErrorCode.MQTT_ERR_AGAIN
+                except OSError:
+                    return MQTTErrorCode.MQTT_ERR_CONN_LOST
+                for packet in run:  # account for what the socket took, packet by packet
+                    step = min(written, packet["to_process"])
+                    packet["pos"] += step
+                    packet["to_process"] -= step
+                    written -= step
+                    if packet["to_process"]:
+                        break  # the socket took part of it: paho's loop goes on from there
+                    out.popleft()
+        return super()._packet_write()

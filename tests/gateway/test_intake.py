@@ -1,0 +1,61 @@
+"""Intake: each topic resolved once while the policies stay the same."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+import pytest
+
+from gateway.messages.flood import FloodGuard
+from gateway.messages.intake import Intake
+from gateway.messages.mqtt import Inbound
+from gateway.messages.pseudonyms import Keyring
+from policies.engine import Engine
+from tests.gateway.fake_link import FakeLink
+from tests.gateway.test_end_to_end import BAKERY
+from tests.policies.conftest import compile_text
+
+TOPIC = "bakery/oven-1/telemetry"
+
+
+def _engine() -> Engine:
+    return Engine([compile_text(BAKERY, {"oven-maker": "Ofenbau Müller"})], Keyring())
+
+
+def _message(link: FakeLink, received: float) -> Inbound:
+    message = link.deliver(TOPIC, orjson.dumps({"temperature": 180.0}))
+    message.received = received
+    return message
+
+
+async def test_a_topic_is_resolved_once_until_the_policies_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    resolved: list[str] = []
+    device_for = Engine.device_for
+
+    def counting(self: Engine, topic: str) -> object:
+        resolved.append(topic)
+        return device_for(self, topic)
+
+    monkeypatch.setattr(Engine, "device_for", counting)
+    engine = _engine()
+    intake = Intake(
+        engine=lambda: engine,
+        queue_size=100,
+        batch_max=100,
+        flood=FloodGuard(rate=100.0, burst=100),
+    )
+    intake.receive(_message(FakeLink(), time.monotonic()))
+    (arrival,) = await intake.take()
+    assert resolved == [TOPIC]  # the flood guard needed the device: resolved on arrival
+    device = arrival.device_under(engine)
+    assert device is not None and (device.customer, device.device) == (
+        "baeckerei-schmidt",
+        "oven-1",
+    )
+    assert resolved == [TOPIC]  # the pipeline's questions reuse it
+    reloaded = _engine()
+    assert arrival.device_under(reloaded) == device
+    assert resolved == [TOPIC, TOPIC]  # another policy set: resolved again under it

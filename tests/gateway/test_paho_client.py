@@ -1,0 +1,179 @@
+"""paho's client cut to a loop-driven MQTT 3.1.1 session: decoding tables, and a real Mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import socket
+import sys
+import termios
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.exception import MalformedPacket
+
+from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection
+from gateway.messages.paho_client import LoopClient
+from tests.conftest import BrokerFactory
+
+
+def _client() -> tuple[LoopClient, list[tuple[bytes, bytes, int, bool, int]]]:
+    client = LoopClient(CallbackAPIVersion.VERSION2, client_id="t", manual_ack=True)
+    got: list[tuple[bytes, bytes, int, bool, int]] = []
+    client.deliver = lambda *fields: got.append(fields)
+    return client, got
+
+
+def _publish(client: LoopClient, header: int, body: bytes) -> None:
+    client._in_packet["command"] = header
+    client._in_packet["packet"] = body
+
+
+@pytest.mark.parametrize(
+    ("header", "body", "expected"),
+    [
+        (0x30, b"\x00\x03a/b{}", (b"a/b", b"{}", 0, False, 0)),  # QoS 0: no packet id
+        (0x31, b"\x00\x01tON", (b"t", b"ON", 0, True, 0)),  # retain flag
+        (0x32, b"\x00\x01t\x01\x02x", (b"t", b"x", 1, False, 258)),  # QoS 1, id 0x0102
+        (0x3A, b"\x00\x01t\x00\x07", (b"t", b"", 1, False, 7)),  # DUP set, empty payload
+        (0x32, b"\x00\x02\xff\xfe\x00\x01p", (b"\xff\xfe", b"p", 1, False, 1)),  # bad UTF-8
+    ],
+)
+def test_a_publish_is_handed_over_as_sent(
+    header: int, body: bytes, expected: tuple[bytes, bytes, int, bool, int]
+) -> None:
+    client, got = _client()
+    _publish(client, header, body)
+    assert client._handle_publish() == paho.MQTTErrorCode.MQTT_ERR_SUCCESS
+    assert got == [expected]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\x00",  # no room for the topic length
+        b"\x00\x00\x00\x01x",  # empty topic (not allowed in MQTT 3.1.1)
+        b"\x00\x05ab",  # topic longer than the packet
+        b"\x00\x01t\x01",  # QoS 1 without a whole packet id
+    ],
+)
+def test_a_malformed_publish_is_a_protocol_error_and_delivers_nothing(body: bytes) -> None:
+    client, got = _client()
+    _publish(client, 0x32, body)
+    with pytest.raises(MalformedPacket):
+        client._handle_publish()
+    assert got == []
+
+
+def _waiting(sock: socket.socket) -> int:
+    """Bytes waiting to be read in the socket."""
+    found = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    return int.from_bytes(found, sys.byteorder, signed=True)
+
+
+def endpoint(port: int, client_id: str) -> Endpoint:
+    return Endpoint("127.0.0.1", port, client_id)
+
+
+async def test_publishes_beyond_the_in_flight_limit_go_out_as_pubacks_make_room(
+    brokers: BrokerFactory,
+) -> None:
+    """paho queues what exceeds max_inflight; the PUBACK that makes room must send the next."""
+    broker = await brokers()
+    pub = MqttConnection(endpoint(broker.settings.port, "pub"), max_inflight=1)
+    await pub.open()
+    futures = [pub.publish(f"t/{i}", b"x", 1) for i in range(60)]
+    async with asyncio.timeout(10):
+        await asyncio.gather(*futures)
+    assert pub._client._inflight_messages == 0
+    assert not pub._client._out_messages
+    await pub.close()
+
+
+async def test_a_burst_is_read_with_few_system_calls_and_arrives_whole_and_in_order(
+    brokers: BrokerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = await brokers()
+    got: asyncio.Queue[Inbound] = asyncio.Queue()
+    sub = MqttConnection(
+        endpoint(broker.settings.port, "sub"), on_message=got.put_nowait, manual_ack=True
+    )
+    pub = MqttConnection(endpoint(broker.settings.port, "pub"), max_inflight=1000)
+    await sub.open()
+    await pub.open()
+    await sub.subscribe("t/#", 1)
+    recvs: list[int] = []
+    recv = paho.Client._sock_recv
+
+    def counting(self: paho.Client, bufsize: int) -> bytes:
+        data = recv(self, bufsize)
+        if self is sub._client:
+            recvs.append(len(data))
+        return data
+
+    monkeypatch.setattr(paho.Client, "_sock_recv", counting)
+    count = 600  # more than one read takes in one turn (_READ_BURST)
+    sub.pause_reading()  # the whole burst waits in the socket, then comes in with one recv
+    async with asyncio.timeout(20):
+        await asyncio.gather(*(pub.publish(f"t/{i}", f"m{i}".encode(), 1) for i in range(count)))
+        sub.resume_reading()
+        received = [await got.get() for _ in range(count)]
+    assert [m.payload for m in received] == [f"m{i}".encode() for i in range(count)]
+    assert [m.topic for m in received] == [f"t/{i}" for i in range(count)]
+    assert len({m.mid for m in received}) == count
+    # paho alone reads each packet with three recv calls or more: 1,800 here.
+    assert len(recvs) < count // 4, len(recvs)
+    for m in received:
+        m.ack()
+    await sub.close()
+    await pub.close()
+
+
+async def test_packets_read_ahead_before_a_pause_are_delivered_after_resume(
+    brokers: BrokerFactory,
+) -> None:
+    """Bytes the client read ahead are invisible to epoll: pausing after the first message and
+    resuming later must still deliver the rest, with no new data arriving on the socket."""
+    broker = await brokers()
+    got: list[Inbound] = []
+    read_ahead: list[bool] = []
+    resumed = asyncio.Event()
+    done = asyncio.Event()
+    count = 50
+    sub: MqttConnection
+
+    def on_message(message: Inbound) -> None:
+        got.append(message)
+        if len(got) == 1:  # backpressure, as the pipeline does when its queue is full
+            sub.pause_reading()
+            read_ahead.append(sub._client.buffered)
+            asyncio.get_running_loop().call_later(0.2, resume)
+        if len(got) == count:
+            done.set()
+
+    def resume() -> None:
+        resumed.set()
+        sub.resume_reading()
+
+    sub = MqttConnection(endpoint(broker.settings.port, "sub"), on_message=on_message)
+    pub = MqttConnection(endpoint(broker.settings.port, "pub"), max_inflight=100)
+    await sub.open()
+    await pub.open()
+    await sub.subscribe("t/#", 0)
+    sub.pause_reading()  # the whole burst waits in the socket, then comes in with one recv
+    async with asyncio.timeout(10):
+        await asyncio.gather(*(pub.publish("t/x", f"{i}".encode(), 1) for i in range(count)))
+        # Every packet in the socket (header, length, topic length, "t/x", body) before reading:
+        # then nothing more arrives after the first read, and epoll has nothing to report.
+        assert sub._sock is not None
+        whole = sum(2 + 2 + 3 + len(f"{i}") for i in range(count))
+        while _waiting(sub._sock) < whole:
+            await asyncio.sleep(0.01)
+        sub.resume_reading()
+        await resumed.wait()
+        await done.wait()
+    assert [m.payload for m in got] == [f"{i}".encode() for i in range(count)]
+    assert read_ahead == [True]  # the case this is about: the rest was in the client's buffer
+    await sub.close()
+    await pub.close()
