@@ -1,8 +1,9 @@
 """A v3 bundle proven good while it is read, in memory bounded by one line, not by its size.
 
-``einblick verify`` of a year's bundle (31.5 M entries, ~6 GB) must not hold the year: this
-module reads the file with three cursors -- the entries lines, the content lines and the
-checkpoint lines -- and checks each ``entries`` line (at most 1,024 entries) as it comes:
+``einblick verify`` of a year's bundle (31.5 M entries, gigabytes) must not hold the year: this
+module walks the file with a cursor per kind of line (``gateway.log.bundle_file``) -- the
+entries, the content and the checkpoint lines -- and checks each ``entries`` line (at most
+1,024 entries) as it comes:
 
 - the entries' layout and indexes, their leaf hashes against the listed ones, the bodies
   they name (each checked once, when first named), the held content against the entries'
@@ -29,29 +30,28 @@ comes from the one checker.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import struct
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
-from typing import IO, Any
 
 import orjson
 
-from gateway.errors import LogError
-from gateway.log.bundle_lines import (
-    FORMAT,
-    _b64,
-    _bulk_line,
-    _hex,
-    _int,
-    _line,
-    _str,
-    content_columns,
+from gateway.log.bundle_file import (
+    Content,
+    Meta,
+    NotProven,
+    Opener,
+    bulk_data,
+    checkpoint_notes,
+    content_lines,
+    lines_of,
+    read_meta,
 )
-from gateway.log.chain import _CONTENT, GATEWAY_CHAIN, body_digest, text_digest
+from gateway.log.bundle_lines import _hex, _int, _str
+from gateway.log.chain import _CONTENT, GATEWAY_CHAIN, body_digest
 from gateway.log.handovers import HANDED_OVER, HANDING_OVER, Handover, check_handovers
 from gateway.log.jcs import is_canonical
 from gateway.log.keys import PublicKey, fingerprint, key_id_of
@@ -65,144 +65,16 @@ from gateway.log.verdict import NO_WITNESSES, Kept, TreeVerdict, UnusableInput, 
 
 __all__ = ["NotProven", "Opener", "prove_bundle"]
 
-Opener = Callable[[], IO[bytes]]  # a new reader of the bundle, at its start, each call
-_BULK = b'{"data":"'
 _COMMITMENT = struct.Struct("82x32s")
 # Records the checker reads again after the walk, by their bodies' kind (and reason).
 _RARE_KINDS = frozenset({"key_rotation", "erasure", "retention"})
-
-
-class NotProven(LogError):
-    """The streaming reader could not prove the bundle good (the whole-file checker decides)."""
-
-
-@dataclass(slots=True)
-class _Meta:
-    """Pass 0: everything but the bulk lines, and where the bulk lines are."""
-
-    header: dict[str, Any]
-    bodies: dict[bytes, bytes] = field(default_factory=dict)
-    texts: dict[str, str] = field(default_factory=dict)  # text digest -> "" or why it is bad
-    names: dict[bytes, tuple[bytes | None, bytes]] = field(default_factory=dict)
-    spans: dict[str, list[int]] = field(default_factory=dict)  # kind -> [first offset, end]
-    lines: dict[str, int] = field(default_factory=dict)  # kind -> number of its first line
-
-
-def _read_meta(reader: IO[bytes]) -> _Meta:
-    meta: _Meta | None = None
-    offset = 0
-    last = b""
-    for number, raw in enumerate(reader, 1):
-        end = offset + len(raw)
-        last = raw
-        kind = _bulk_kind(raw) if meta is not None else None
-        if kind is None:
-            line = _line(raw[:-1] if raw.endswith(b"\n") else raw, number)
-            kind = str(line["t"])
-            if meta is None:
-                if kind != "header" or line["format"] != FORMAT:
-                    raise NotProven("not a v3 bundle")
-                meta = _Meta(line)
-            elif kind == "text":
-                text, digest = _str(line, "text", number), _hex(line, "digest", number)
-                meta.texts[digest.hex()] = "" if text_digest(text) == digest else "changed"
-            elif kind == "body":
-                meta.bodies[_hex(line, "digest", number)] = _str(line, "body", number).encode()
-            elif kind == "names":
-                commitment = _hex(line, "commitment", number)
-                if commitment in meta.names:
-                    raise NotProven("a names document given twice")
-                salt = _hex(line, "salt", number)
-                meta.names[commitment] = (salt, _str(line, "doc", number).encode())
-            elif kind == "checkpoint":
-                _str(line, "note", number)
-            else:
-                raise NotProven(f"line {number}: a {kind} line outside its fixed form")
-        if meta is not None and kind != "header":
-            span = meta.spans.setdefault(kind, [offset, end])
-            span[1] = end
-            meta.lines.setdefault(kind, number)
-        offset = end
-    if meta is None or not last.endswith(b"\n"):
-        raise NotProven("empty, or not ending with a newline")
-    return meta
-
-
-def _bulk_kind(raw: bytes) -> str | None:
-    if not raw.startswith(_BULK):
-        return None
-    found = _bulk_line(raw, memoryview(raw), 0, len(raw) - 1)
-    if found is None or not raw.endswith(b"\n"):
-        raise NotProven("an entries or content line outside its fixed form")
-    return found[0]
-
-
-def _lines_of(opener: Opener, meta: _Meta, kind: str) -> Iterator[tuple[int, bytes]]:
-    """(line number, line) of every line of ``kind``, read from its span of the file."""
-    span = meta.spans.get(kind)
-    if span is None:
-        return
-    number = meta.lines[kind]
-    with opener() as reader:
-        reader.seek(span[0])
-        offset = span[0]
-        for raw in reader:
-            if offset >= span[1]:
-                return
-            offset += len(raw)
-            if kind in ("entries", "content"):
-                if _bulk_kind(raw) == kind:
-                    yield number, raw
-            elif raw.startswith(b'{"note":'):
-                yield number, raw
-            number += 1
-
-
-def _bulk_data(number: int, raw: bytes) -> tuple[int | None, bytes]:
-    found = _bulk_line(raw, memoryview(raw), 0, len(raw) - 1)
-    assert found is not None  # _lines_of yields only lines in the fixed form
-    return found[1], _b64(found[2], number, "data")
-
-
-def _content(opener: Opener, meta: _Meta) -> Iterator[tuple[Sequence[int], list[bytes]]]:
-    """The held content line by line, (indexes, records), the indexes strictly increasing
-    through the file (else doubt: the whole-file checker takes any order)."""
-    previous = -1
-    for number, raw in _lines_of(opener, meta, "content"):
-        _first, chunk = _bulk_data(number, raw)
-        indexes, records = content_columns(chunk, number)
-        if indexes and (
-            indexes[0] <= previous
-            or list(indexes) != sorted(indexes)
-            or len(set(indexes)) != len(indexes)
-        ):
-            raise NotProven("content not in index order")
-        if indexes:
-            previous = indexes[-1]
-            yield indexes, records
-
-
-def _checkpoints(opener: Opener, meta: _Meta) -> Iterator[tuple[Checkpoint, str]]:
-    """The checkpoint notes in the file's order, which must be by size (else doubt)."""
-    previous = -1
-    for _number, raw in _lines_of(opener, meta, "checkpoint"):
-        note = str(orjson.loads(raw)["note"])
-        text = note[: note.find("\n\n") + 1] if "\n\n" in note else note
-        try:
-            cp = Checkpoint.parse(text)
-        except NoteError as exc:
-            raise NotProven("a checkpoint unreadable") from exc
-        if cp.size < previous:
-            raise NotProven("checkpoints not by size")
-        previous = cp.size
-        yield cp, note
 
 
 @dataclass(slots=True)
 class _Walk:
     """The state of one walk over the entries: bodies seen, records kept, the tree so far."""
 
-    meta: _Meta
+    meta: Meta
     tree: TreeInput  # metadata only (entries empty): what the checker's functions read
     docs: dict[bytes, dict[str, object]] = field(default_factory=dict)  # bodies used, checked
     kept: dict[int, Record] = field(default_factory=dict)  # index -> record, read again later
@@ -214,7 +86,7 @@ class _Walk:
     absent: bool = False  # some committed content is not held (a second walk decides)
 
 
-def _classify(meta: _Meta) -> tuple[frozenset[bytes], frozenset[bytes], frozenset[bytes]]:
+def _classify(meta: Meta) -> tuple[frozenset[bytes], frozenset[bytes], frozenset[bytes]]:
     """(bodies whose entries are kept, handover bodies, bodies whose names doc is absent)."""
     rare: set[bytes] = set()
     handover: set[bytes] = set()
@@ -293,7 +165,7 @@ def _keep(walk: _Walk, records: Records, first: int, steps: list[tuple[int, byte
         walk.previous = records[len(records) - 1]
 
 
-def _held(walk: _Walk, blob: bytes, first: int, k: int, content: _Content) -> None:
+def _held(walk: _Walk, blob: bytes, first: int, k: int, content: Content) -> None:
     """The held content of entries ``first``..``first + k - 1`` matches their commitments."""
     indexes, records = content.take(first + k)
     committed = k - blob[81::ENTRY_SIZE].count(0)
@@ -315,39 +187,6 @@ def _held(walk: _Walk, blob: bytes, first: int, k: int, content: _Content) -> No
     # no hash matches: content given for it fails here too.
     if computed != [commitments[i - first] for i in indexes]:
         raise NotProven("content does not match its commitment, or has none to match")
-
-
-class _Content:
-    """The content records in index order, taken a line of entries at a time."""
-
-    __slots__ = ("_indexes", "_it", "_pos", "_records")
-
-    def __init__(self, lines: Iterator[tuple[Sequence[int], list[bytes]]]) -> None:
-        self._it = lines
-        self._indexes: Sequence[int] = ()
-        self._records: list[bytes] = []
-        self._pos = 0
-
-    def take(self, end: int) -> tuple[Sequence[int], list[bytes]]:
-        """Every record with an index below ``end`` not yet taken."""
-        indexes: list[int] = []
-        records: list[bytes] = []
-        while True:
-            if self._pos == len(self._indexes):
-                found = next(self._it, None)
-                if found is None:
-                    return indexes, records
-                self._indexes, self._records = found
-                self._pos = 0
-            upto = bisect.bisect_left(self._indexes, end, self._pos)
-            indexes += self._indexes[self._pos : upto]
-            records += self._records[self._pos : upto]
-            self._pos = upto
-            if upto < len(self._indexes):
-                return indexes, records
-
-    def done(self) -> bool:
-        return self._pos == len(self._indexes) and next(self._it, None) is None
 
 
 @dataclass(slots=True)
@@ -372,7 +211,7 @@ class _Provisional:
         return key
 
 
-def _claims(meta: _Meta) -> list[tuple[int, str]]:
+def _claims(meta: Meta) -> list[tuple[int, str]]:
     claims = []
     for raw in meta.bodies.values():
         doc = orjson.loads(raw)
@@ -463,9 +302,9 @@ def _walk(
         # checkpoints of the compacted part are checked but have no root here (as the
         # checker skips theirs); other sizes there have none (a kept one: doubt, later)
         checker.at(stop, edge.root() if stop == size else None)
-    content = _Content(_content(opener, meta))
-    for number, raw in _lines_of(opener, meta, "entries"):
-        first, decoded = _bulk_data(number, raw)
+    content = Content(content_lines(opener, meta))
+    for number, raw in lines_of(opener, meta, "entries"):
+        first, decoded = bulk_data(number, raw)
         if first != size or len(decoded) % (ENTRY_SIZE + 32):
             raise NotProven("entries lines with a gap, or a record cut off")
         k = len(decoded) // (ENTRY_SIZE + 32)
@@ -514,9 +353,9 @@ def _absent_covered(opener: Opener, walk: _Walk) -> None:
                 continue
             retentions.append((index, cut))
     customer = walk.tree.customer
-    content = _Content(_content(opener, walk.meta))
-    for number, raw in _lines_of(opener, walk.meta, "entries"):
-        first, decoded = _bulk_data(number, raw)
+    content = Content(content_lines(opener, walk.meta))
+    for number, raw in lines_of(opener, walk.meta, "entries"):
+        first, decoded = bulk_data(number, raw)
         assert first is not None
         k = len(decoded) // (ENTRY_SIZE + 32)
         held = set(content.take(first + k)[0])
@@ -556,7 +395,7 @@ def _prove(
     kept_of: Callable[[TreeInput], Kept] | None,
 ) -> TreeVerdict:
     with opener() as reader:
-        meta = _read_meta(reader)
+        meta = read_meta(reader)
     header = meta.header
     start = _int(header, "start", 1)
     start_hashes = header["start_hashes"]
@@ -581,7 +420,7 @@ def _prove(
     walk = _Walk(meta, tree, rare=rare, neighbours=handover, tracked=tracked)
     provisional = _Provisional(_claims(meta))
     verdict = TreeVerdict(tree.origin, tree.customer, start=start)
-    checker = _Checker(walk, witnesses, provisional, _checkpoints(opener, meta), verdict)
+    checker = _Checker(walk, witnesses, provisional, checkpoint_notes(opener, meta), verdict)
     checker.wanted = frozenset(
         {s for s, _ in provisional.claims} | ({kept.size} if kept is not None else set())
     )
