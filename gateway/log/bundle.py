@@ -294,7 +294,13 @@ def verify_bundle_file(
 ) -> TreeVerdict:
     """:func:`verify_bundle` of the file at ``path``, read as a stream: a bundle that proves
     good is never held in memory whole (``gateway.log.bundle_stream``)."""
-    return _verify(lambda: path.open("rb"), path.read_bytes, pinned, witnesses, since)
+    # 1 MiB buffers: an entries line is ~200 kB, read in one system call rather than 25
+    return _verify(
+        lambda: path.open("rb", buffering=_BUFFER), path.read_bytes, pinned, witnesses, since
+    )
+
+
+_BUFFER = 1 << 20
 
 
 def _verify(
