@@ -139,7 +139,8 @@ def lines_of(opener: Opener, meta: Meta, kind: str) -> Iterator[tuple[int, bytes
 
 def bulk_data(number: int, raw: bytes) -> tuple[int | None, bytes]:
     found = _bulk_line(raw, memoryview(raw), 0, len(raw) - 1)
-    assert found is not None  # lines_of yields only lines in the fixed form
+    if found is None:  # lines_of yields only lines in the fixed form: the file changed
+        raise NotProven(f"line {number} changed while it was read")
     return found[1], _b64(found[2], number, "data")
 
 

@@ -356,7 +356,8 @@ def _absent_covered(opener: Opener, walk: _Walk) -> None:
     content = Content(content_lines(opener, walk.meta))
     for number, raw in lines_of(opener, walk.meta, "entries"):
         first, decoded = bulk_data(number, raw)
-        assert first is not None
+        if first is None:
+            raise NotProven(f"line {number}: not an entries line")
         k = len(decoded) // (ENTRY_SIZE + 32)
         held = set(content.take(first + k)[0])
         for _v, index, at, body, _src, flag, _c in Records(decoded[: k * ENTRY_SIZE], k):
@@ -384,7 +385,15 @@ def prove_bundle(
     (a kept checkpoint's origin may be one a handover record names)."""
     try:
         return _prove(opener, pinned, witnesses, kept)
-    except (UnusableInput, NoteError, ValueError, LookupError, TypeError, struct.error) as exc:
+    except (
+        UnusableInput,  # a line the whole-file reader refuses too, naming it
+        NoteError,
+        ValueError,  # JSON, hex, base64, UTF-8 or a number a hostile file got wrong
+        LookupError,
+        TypeError,
+        ArithmeticError,
+        struct.error,
+    ) as exc:
         raise NotProven(str(exc)) from exc
 
 
