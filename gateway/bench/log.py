@@ -45,7 +45,7 @@ from pathlib import Path
 
 import orjson
 
-from gateway.log.bundle import _verify_whole, export_customer, verify_bundle_file
+from gateway.log.bundle import export_customer, verify_bundle_file, verify_whole_bundle
 from gateway.log.chain import entry_hash
 from gateway.log.entry import EntryDraft
 from gateway.log.keys import Signer
@@ -248,7 +248,7 @@ def bench_bundle(path: Path, customer: str, signer: Signer, rounds: int = 5) -> 
             raise SystemExit(f"the benchmark's bundle does not verify: {verdict.problem}")
         size = verdict.size
         started = time.perf_counter()
-        whole = _verify_whole(data, signer.public)
+        whole = verify_whole_bundle(data, signer.public)
         whole_s = min(whole_s, time.perf_counter() - started)
         if not whole.ok or whole.size != size:
             raise SystemExit(f"the whole-file checker disagrees: {whole.problem}")
@@ -294,9 +294,9 @@ def one_customer_bundle(directory: Path, n: int, signer: Signer) -> Path:
 
 _WHOLE = (  # with the command's imports, as the streamed run and the baseline have them
     "import sys; from pathlib import Path; import gateway.commands.log; "
-    "from gateway.log.bundle import _verify_whole; "
+    "from gateway.log.bundle import verify_whole_bundle; "
     "from gateway.log.keys import load_public_key; "
-    "sys.exit(_verify_whole(Path(sys.argv[1]).read_bytes(), load_public_key(sys.argv[2])).code)"
+    "sys.exit(verify_whole_bundle(Path(sys.argv[1]).read_bytes(), load_public_key(sys.argv[2])).code)"
 )
 
 

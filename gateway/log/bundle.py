@@ -60,7 +60,14 @@ from gateway.log.verdict import (
     WitnessPolicy,
 )
 
-__all__ = ["CHUNK", "export_customer", "read_kept", "verify_bundle", "verify_bundle_file"]
+__all__ = [
+    "CHUNK",
+    "export_customer",
+    "read_kept",
+    "verify_bundle",
+    "verify_bundle_file",
+    "verify_whole_bundle",
+]
 
 CHUNK = 1024  # entries (content records) per "entries" ("content") line
 
@@ -323,10 +330,10 @@ def _verify(
         )
     except NotProven:
         pass
-    return _verify_whole(whole(), pinned, witnesses=witnesses, since=since)
+    return verify_whole_bundle(whole(), pinned, witnesses=witnesses, since=since)
 
 
-def _verify_whole(
+def verify_whole_bundle(
     data: bytes,
     pinned: PublicKey,
     *,

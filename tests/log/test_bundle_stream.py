@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.log.bundle import _verify_whole, export_customer, read_kept, verify_bundle
+from gateway.log.bundle import export_customer, read_kept, verify_bundle, verify_whole_bundle
 from gateway.log.bundle_lines import content_columns, parse_bundle
 from gateway.log.bundle_stream import NotProven, prove_bundle
 from gateway.log.keys import PublicKey, Signer, load_public_key
@@ -61,7 +61,7 @@ def _figures(verdict: TreeVerdict) -> tuple[object, ...]:
 
 def _same(data: bytes, pinned: PublicKey, since: bytes | Path | None = None) -> TreeVerdict:
     """The stream proves ``data`` and says what the whole-file checker says."""
-    whole = _verify_whole(data, pinned, since=since)
+    whole = verify_whole_bundle(data, pinned, since=since)
     assert whole.ok, whole.problem
     streamed = _streamed(data, pinned, since)
     assert _figures(streamed) == _figures(whole)
