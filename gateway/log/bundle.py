@@ -300,7 +300,10 @@ def verify_bundle_file(
     since: bytes | Path | None = None,
 ) -> TreeVerdict:
     """:func:`verify_bundle` of the file at ``path``, read as a stream: a bundle that proves
-    good is never held in memory whole (``gateway.log.bundle_stream``)."""
+    good is never held in memory whole (``gateway.log.bundle_stream``). A pipe or another
+    file that cannot be read twice (``einblick verify <(…)``) is read whole first."""
+    if not path.is_file():
+        return verify_bundle(path.read_bytes(), pinned, witnesses=witnesses, since=since)
     # 1 MiB buffers: an entries line is ~200 kB, read in one system call rather than 25
     return _verify(
         lambda: path.open("rb", buffering=_BUFFER), path.read_bytes, pinned, witnesses, since

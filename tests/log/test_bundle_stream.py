@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+import threading
 import tracemalloc
 from collections.abc import Callable
 from datetime import timedelta
@@ -13,7 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway.log.bundle import export_customer, read_kept, verify_bundle, verify_whole_bundle
+from gateway.log.bundle import (
+    export_customer,
+    read_kept,
+    verify_bundle,
+    verify_bundle_file,
+    verify_whole_bundle,
+)
 from gateway.log.bundle_lines import content_columns, parse_bundle
 from gateway.log.bundle_stream import NotProven, prove_bundle
 from gateway.log.keys import PublicKey, Signer, load_public_key
@@ -214,3 +222,27 @@ def test_an_entry_changed_with_its_listed_leaf_is_refused_by_the_root(log: Log) 
     verdict = verify_bundle(changed, log.signer.public)
     assert verdict.problem is not None and verdict.problem.index == 0
     assert "root hash" in verdict.problem.what
+
+
+def test_a_bundle_from_a_pipe_is_read_whole_and_verified(log: Log, tmp_path: Path) -> None:
+    log.write([make_draft(i, customer=C) for i in range(5)])
+    data = export_customer(log.path, C)
+    pipe = tmp_path / "bundle.fifo"
+    os.mkfifo(pipe)
+    found: list[TreeVerdict] = []
+    reader = threading.Thread(
+        target=lambda: found.append(verify_bundle_file(pipe, log.signer.public)), daemon=True
+    )
+    reader.start()
+    pipe.write_bytes(data)  # returns once the reader has opened the pipe and taken it all
+    reader.join(timeout=30)
+    reopened = 0
+    while reader.is_alive():  # it opened the pipe again, waiting for a writer: end that
+        try:
+            os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            break  # no reader any more
+        reopened += 1
+        reader.join(timeout=5)
+    assert reopened == 0, "a pipe was read more than once"
+    assert found and found[0].ok and found[0].size == 5
