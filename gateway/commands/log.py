@@ -143,10 +143,12 @@ def verify_command(
                 raise UnusableInput(
                     "verify: a bundle needs --key PUBKEY (the key you trust, not its own)"
                 )
-            stdin = str(bundle) == "-"
-            if stdin:
-                data = sys.stdin.buffer.read()
-            else:  # read whole only if it is not a v2/v3 bundle, which is streamed
+            # A v2/v3 bundle in a file is streamed (read twice, never whole); standard input
+            # and pipes (``<(…)``) can be read only once, so they are read whole.
+            whole = str(bundle) == "-" or not bundle.is_file()
+            if whole:
+                data = sys.stdin.buffer.read() if str(bundle) == "-" else bundle.read_bytes()
+            else:
                 with bundle.open("rb") as head:
                     data = head.read(300)
                 if not data.startswith(b'{"customer":') or b'"format":"einblick-bundle/v1"' in data:
@@ -162,7 +164,7 @@ def verify_command(
                     return TAMPERED
                 code = _print_report(report, out, err)
                 return TAMPERED if code == TAMPERED else 0
-            if stdin:
+            if whole:
                 verdict = verify_bundle(data, public, witnesses=policy, since=since)
             else:
                 verdict = verify_bundle_file(bundle, public, witnesses=policy, since=since)
