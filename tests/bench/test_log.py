@@ -75,7 +75,8 @@ def test_the_memory_bundle_is_one_customers_and_every_child_is_measured(tmp_path
     bundle.unlink()
     ((entries, size, streamed, whole, baseline),) = bench_memory(tmp_path, [2100], signer)
     assert (entries, size > 2100 * 146) == (2100, True)
-    assert 0 < baseline <= streamed and baseline <= whole  # kB, from the children's rusage
+    # kB from each child's rusage: a Python process with the gateway's imports, not this one
+    assert all(10_000 < kb < 500_000 for kb in (streamed, whole, baseline))
     assert list(tmp_path.iterdir()) == []
 
 
