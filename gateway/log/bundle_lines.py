@@ -188,7 +188,7 @@ def content_columns(chunk: bytes, number: int) -> tuple[tuple[int, ...], list[by
             f"content: the lengths add up to {sum(lengths)} bytes, the line holds {len(chunk) - start}",
         )
     ends = list(itertools.accumulate(lengths, initial=start))
-    return indexes, [chunk[a:b] for a, b in itertools.pairwise(ends)]
+    return indexes, list(map(chunk.__getitem__, map(slice, ends[:-1], ends[1:])))
 
 
 def _content_v3(chunk: bytes, number: int, into: dict[int, bytes]) -> None:
