@@ -13,8 +13,12 @@ outcome):
   one domain-separated SHA-256 per entry against the tree's leaf hash, right-edge merges and
   stored levels (what the writer adds per entry);
 - a customer's bundle verified end to end (parse, leaves, bodies, rotations, roots, signatures,
-  held content) in entries/s, against re-hashing the same entries as a 0.1.0 chain (best of 5
-  runs of each, taken in turn);
+  held content) in entries/s: streamed from the file as ``einblick verify`` does, and by the
+  whole-file checker (what a bundle that fails gets), against re-hashing the same entries as a
+  0.1.0 chain (best of 5 runs of each, taken in turn);
+- the peak memory (RSS) of ``einblick verify`` on one customer's bundle of each of
+  ``--memory-sizes`` entries, in a process of its own, against the whole-file checker in one
+  and against ``einblick --version`` (the command's imports, nothing verified);
 - the box's database verified (every log) in entries/s;
 - one inclusion and one consistency proof read from stored hashes and checked, at 10,000,000
   entries (``--proof-size``): every level-8 and level-16 hash is stored, computed from
@@ -30,15 +34,18 @@ import gc
 import hashlib
 import random
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 
-from gateway.log.bundle import export_customer, verify_bundle
+from gateway.log.bundle import export_customer, verify_bundle_file, verify_whole_bundle
 from gateway.log.chain import entry_hash
 from gateway.log.entry import EntryDraft
 from gateway.log.keys import Signer
@@ -49,19 +56,29 @@ from gateway.log.tree import BLOCK, TreeHashes, stored_levels
 from gateway.log.verify import verify_db
 from gateway.log.writer import LogWriter
 
-__all__ = ["main", "realistic_drafts"]
+__all__ = [
+    "BundleRates",
+    "bench_bundle",
+    "bench_memory",
+    "main",
+    "one_customer_bundle",
+    "realistic_drafts",
+]
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 RECIPIENTS = ("wartung-gmbh", "energie-cloud", "hersteller-support")
 CUSTOMERS = ("baeckerei-schmidt", "metallbau-huber", "praxis-dr-weber")
 
 
-def realistic_drafts(n: int, *, rate_per_s: int = 50_000) -> list[EntryDraft]:
-    """``n`` drafts as the pipeline would produce them, ``rate_per_s`` per simulated second."""
+def realistic_drafts(
+    n: int, *, rate_per_s: int = 50_000, first: int = 0, customers: Sequence[str] = CUSTOMERS
+) -> list[EntryDraft]:
+    """``n`` drafts as the pipeline would produce them, ``rate_per_s`` per simulated second
+    (draft numbers ``first`` onwards, the customers taking turns)."""
     drafts: list[EntryDraft] = []
     step = timedelta(microseconds=1_000_000 // rate_per_s)
-    for i in range(n):
-        customer = CUSTOMERS[i % 3]
+    for i in range(first, first + n):
+        customer = customers[i % len(customers)]
         device = f"{customer[:6]}-dev-{(i // 3) % 10}"
         recipient = RECIPIENTS[(i // 30) % 3]
         withheld = i % 4 == 3
@@ -195,12 +212,23 @@ def bench_tree_vs_chain(path: Path) -> tuple[float, float]:
     return chain / len(entries) * 1e6, tree / len(entries) * 1e6
 
 
-def bench_bundle(
-    path: Path, customer: str, signer: Signer, rounds: int = 5
-) -> tuple[int, float, float]:
-    """(entries, bundle verified/s, same entries re-hashed as a 0.1.0 chain/s), each the best
-    of ``rounds`` runs taken in turn, so a moment of load on a shared machine hits both alike."""
+@dataclass(frozen=True, slots=True)
+class BundleRates:
+    """Entries verified per second, each the best of the runs."""
+
+    entries: int
+    streamed: float  # ``einblick verify``: streamed from the file, wall clock
+    streamed_cpu: float  # the same runs in CPU time of this process (others' load left out)
+    whole: float  # the whole-file checker (what a bundle that fails gets), wall clock
+    chain: float  # the same entries re-hashed as a 0.1.0 chain, wall clock
+
+
+def bench_bundle(path: Path, customer: str, signer: Signer, rounds: int = 5) -> BundleRates:
+    """A customer's bundle verified ``rounds`` times each way, taken in turn, so a moment of
+    load on a shared machine hits all alike."""
     data = export_customer(path, customer)
+    bundle = path.with_suffix(".bundle")
+    bundle.write_bytes(data)
     # As ``einblick verify`` runs it: in a process of its own, where the collector does not
     # rescan this benchmark's 100,000s of drafts each time the verifier allocates.
     gc.collect()
@@ -209,22 +237,108 @@ def bench_bundle(
         ENTRY_LAYOUT.unpack(r)
         for r in _records(data)  # the same entries, as the chain verifier would walk them
     ]
-    verify_s = chain_s = float("inf")
+    stream_s = stream_cpu = whole_s = chain_s = float("inf")
     size = 0
     for _ in range(rounds):
-        started = time.perf_counter()
-        verdict = verify_bundle(data, signer.public)
-        verify_s = min(verify_s, time.perf_counter() - started)
+        started, cpu = time.perf_counter(), time.process_time()
+        verdict = verify_bundle_file(bundle, signer.public)
+        stream_s = min(stream_s, time.perf_counter() - started)
+        stream_cpu = min(stream_cpu, time.process_time() - cpu)
         if not verdict.ok:
             raise SystemExit(f"the benchmark's bundle does not verify: {verdict.problem}")
         size = verdict.size
+        started = time.perf_counter()
+        whole = verify_whole_bundle(data, signer.public)
+        whole_s = min(whole_s, time.perf_counter() - started)
+        if not whole.ok or whole.size != size:
+            raise SystemExit(f"the whole-file checker disagrees: {whole.problem}")
         started = time.perf_counter()
         prev = bytes(32)
         for _v, index, at, digest, source, flag, commitment in records:
             prev = entry_hash(prev, index, at, digest, source, commitment if flag else None)
         chain_s = min(chain_s, time.perf_counter() - started)
     gc.unfreeze()
-    return size, size / verify_s, size / chain_s
+    bundle.unlink()
+    return BundleRates(size, size / stream_s, size / stream_cpu, size / whole_s, size / chain_s)
+
+
+def one_customer_bundle(directory: Path, n: int, signer: Signer) -> Path:
+    """A bundle of ``n`` entries of one customer (the realistic mix), written in batches of
+    1,000 as the gateway's writer does, signed each simulated second and at the end."""
+    db = directory / f"memory-{n}.db"
+    conn = _open(db)
+    writer = LogWriter(conn, signer, "bench")
+    last_checkpoint = T0
+    at = T0
+    for start in range(0, n, 1000):
+        batch = realistic_drafts(min(1000, n - start), first=start, customers=CUSTOMERS[:1])
+        conn.execute("BEGIN IMMEDIATE")
+        writer.append(batch)
+        at = batch[-1].at
+        if at - last_checkpoint >= timedelta(seconds=1):
+            writer.checkpoint(at)
+            last_checkpoint = at
+        conn.execute("COMMIT")
+        writer.committed()
+    conn.execute("BEGIN IMMEDIATE")
+    writer.checkpoint(at + timedelta(seconds=1))
+    conn.execute("COMMIT")
+    writer.committed()
+    conn.close()
+    bundle = directory / f"memory-{n}.bundle"
+    bundle.write_bytes(export_customer(db, CUSTOMERS[0]))
+    for name in (db.name, db.name + "-wal", db.name + "-shm"):
+        (directory / name).unlink(missing_ok=True)
+    return bundle
+
+
+_WHOLE = (  # with the command's imports (gateway.cli), as the streamed run and the baseline
+    "import sys; from pathlib import Path; import gateway.cli; "
+    "from gateway.log.bundle import verify_whole_bundle; "
+    "from gateway.log.keys import load_public_key; "
+    "sys.exit(verify_whole_bundle(Path(sys.argv[1]).read_bytes(), load_public_key(sys.argv[2])).code)"
+)
+
+
+# The child is started from a small process of its own: Linux keeps a process's peak RSS
+# across fork and exec, so a child forked from this benchmark (holding its drafts and the
+# exported bundle) would report the benchmark's peak, not its own.
+_MEASURE = (
+    "import os, sys; quiet = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_WRONLY, 0)"
+    " for fd in (1, 2)]; pid = os.posix_spawn(sys.executable, [sys.executable,"
+    " *sys.argv[1:]], os.environ, file_actions=quiet); _, status, usage = os.wait4(pid, 0);"
+    " print(usage.ru_maxrss, os.waitstatus_to_exitcode(status))"
+)
+
+
+def _peak_rss_kb(args: list[str]) -> int:
+    """The peak resident memory (kB) of ``python ARGS`` (which must exit 0)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *args], capture_output=True, text=True, check=True
+    )
+    peak, code = map(int, done.stdout.split())
+    if code != 0:
+        raise SystemExit(f"python {' '.join(args[:3])}…: exit {code}")
+    return peak
+
+
+def bench_memory(
+    directory: Path, sizes: Sequence[int], signer: Signer
+) -> list[tuple[int, int, int, int, int]]:
+    """Per size: (entries, bundle bytes, peak RSS kB of ``einblick verify`` streaming it, of
+    the whole-file checker, of ``einblick --version``: the command's imports alone)."""
+    key = directory / "memory.pub"
+    key.write_text(signer.public.raw.hex())
+    baseline = _peak_rss_kb(["-m", "gateway", "--version"])
+    found = []
+    for n in sizes:
+        bundle = one_customer_bundle(directory, n, signer)
+        streamed = _peak_rss_kb(["-m", "gateway", "verify", str(bundle), "--key", str(key)])
+        whole = _peak_rss_kb(["-c", _WHOLE, str(bundle), str(key)])
+        found.append((n, bundle.stat().st_size, streamed, whole, baseline))
+        bundle.unlink()
+    key.unlink()
+    return found
 
 
 def _records(data: bytes) -> list[bytes]:
@@ -316,7 +430,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--entries", type=int, default=200_000)
     parser.add_argument("--dir", type=Path, default=None, help="where to put the databases")
     parser.add_argument("--proof-size", type=int, default=10_000_000, help="tree size for proofs")
+    parser.add_argument(
+        "--memory-sizes",
+        default="100000,1000000",
+        help="bundle sizes (entries, comma-separated) whose verification memory is measured",
+    )
     args = parser.parse_args(argv)
+    memory_sizes = [int(x) for x in str(args.memory_sizes).split(",") if x]
     n: int = args.entries
     drafts = realistic_drafts(n)
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
@@ -335,17 +455,32 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         size, personal = disk_usage(base / "log.db")
         chain_us, tree_us = bench_tree_vs_chain(base / "log.db")
-        bundle_n, bundle_rate, chain_rate = bench_bundle(base / "log.db", CUSTOMERS[0], signer)
+        rates = bench_bundle(base / "log.db", CUSTOMERS[0], signer)
         inclusion_ms, consistency_ms = bench_proofs(base / "proofs.db", args.proof_size)
+        memory = bench_memory(base, memory_sizes, signer)
     print(f"explanation log benchmark: {n:,} entries, realistic mix, 1000 per transaction")
     print(f"  (this machine now: {sha_rate():,.0f} SHA-256 of 115 bytes per second)")
     print(f"  appended (trees, checkpointed each second, committed):   {n / append_s:>10,.0f}/s")
     print(f"  baseline (plain executemany, no hashing or signatures):  {n / baseline_s:>10,.0f}/s")
     print(f"  per entry: 0.1.0 chain hash {chain_us:.2f} µs, tree maintenance {tree_us:.2f} µs")
     print(f"             (the tree adds {tree_us - chain_us:+.2f} µs per entry)")
-    print(f"  bundle of {bundle_n:,} entries verified end to end:  {bundle_rate:>10,.0f}/s")
-    print(f"    the same entries re-hashed as a 0.1.0 chain:       {chain_rate:>10,.0f}/s")
+    print(f"  bundle of {rates.entries:,} entries verified end to end:  {rates.streamed:>10,.0f}/s")
+    print(
+        f"    (streamed from its file, as einblick verify reads it; {rates.streamed_cpu:,.0f}/s"
+        " in CPU time)"
+    )
+    print(f"    by the whole-file checker (a bundle that fails):   {rates.whole:>10,.0f}/s")
+    print(f"    the same entries re-hashed as a 0.1.0 chain:       {rates.chain:>10,.0f}/s")
     print("    (each the best of 5 runs taken in turn)")
+    for entries, size_bytes, streamed, whole, baseline in memory:
+        print(
+            f"  peak memory of einblick verify, one customer's {entries:,} entries "
+            f"({size_bytes / 1e6:,.0f} MB bundle):"
+        )
+        print(
+            f"    streamed {streamed / 1024:,.0f} MB, whole-file checker {whole / 1024:,.0f} MB "
+            f"(einblick --version alone {baseline / 1024:,.0f} MB)"
+        )
     print(f"  database verified (every log, no content):           {n / verify_s:>10,.0f}/s")
     print(f"  database verified incl. held content:                {n / verify_full_s:>10,.0f}/s")
     print(

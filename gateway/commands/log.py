@@ -18,7 +18,7 @@ from gateway.commands.gateway_cmds import add_config_option
 from gateway.commands.instances import add_instances_option, use_owner
 from gateway.config import Config, load_config
 from gateway.errors import BundleError, KeyFileError, LogError
-from gateway.log.bundle import export_customer, verify_bundle
+from gateway.log.bundle import export_customer, verify_bundle, verify_bundle_file
 from gateway.log.checkpoints import latest_note
 from gateway.log.keys import PublicKey, Signer, load_public_key
 from gateway.log.leaf import tree_origin
@@ -143,7 +143,16 @@ def verify_command(
                 raise UnusableInput(
                     "verify: a bundle needs --key PUBKEY (the key you trust, not its own)"
                 )
-            data = sys.stdin.buffer.read() if str(bundle) == "-" else bundle.read_bytes()
+            # A v2/v3 bundle in a file is streamed (read twice, never whole); standard input
+            # and pipes (``<(…)``) can be read only once, so they are read whole.
+            whole = str(bundle) == "-" or not bundle.is_file()
+            if whole:
+                data = sys.stdin.buffer.read() if str(bundle) == "-" else bundle.read_bytes()
+            else:
+                with bundle.open("rb") as head:
+                    data = head.read(300)
+                if not data.startswith(b'{"customer":') or b'"format":"einblick-bundle/v1"' in data:
+                    data = bundle.read_bytes()
             if data.startswith(PROOF_HEADER.encode()):
                 return _verify_proof(data.decode("utf-8", "replace"), public, out, err)
             if data.startswith(b'{"customer":') and b'"format":"einblick-bundle/v1"' in data[:300]:
@@ -155,10 +164,11 @@ def verify_command(
                     return TAMPERED
                 code = _print_report(report, out, err)
                 return TAMPERED if code == TAMPERED else 0
-            kept = None if since is None else since.read_bytes()
-            return _print_verdict(
-                verify_bundle(data, public, witnesses=policy, since=kept), out, err
-            )
+            if whole:
+                verdict = verify_bundle(data, public, witnesses=policy, since=since)
+            else:
+                verdict = verify_bundle_file(bundle, public, witnesses=policy, since=since)
+            return _print_verdict(verdict, out, err)
         if db is None:
             raise UnusableInput("verify: give a BUNDLE file or --db PATH")
         if not db.exists():

@@ -28,9 +28,10 @@ the checkpoints still recompute. ``gateway/log/SPEC.md`` §6 is the full descrip
 from __future__ import annotations
 
 import base64
+import io
 import sqlite3
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ import orjson
 
 from gateway.errors import LogError
 from gateway.log.bundle_lines import FORMAT, Bundle, parse_bundle
+from gateway.log.bundle_stream import NotProven, Opener, prove_bundle
 from gateway.log.chain import content_tail, salt_for
 from gateway.log.checkpoints import cosignatures
 from gateway.log.handovers import claimed_origin_at
@@ -58,7 +60,14 @@ from gateway.log.verdict import (
     WitnessPolicy,
 )
 
-__all__ = ["CHUNK", "export_customer", "read_kept", "verify_bundle"]
+__all__ = [
+    "CHUNK",
+    "export_customer",
+    "read_kept",
+    "verify_bundle",
+    "verify_bundle_file",
+    "verify_whole_bundle",
+]
 
 CHUNK = 1024  # entries (content records) per "entries" ("content") line
 
@@ -244,8 +253,24 @@ def _text_problem(bundle: Bundle) -> Problem | None:
     return None
 
 
-def read_kept(data: bytes, pinned: PublicKey, tree: TreeInput) -> Kept:
-    """What the customer kept (``--since``): a checkpoint note file or an earlier bundle."""
+def read_kept(
+    data: bytes | Path, pinned: PublicKey, tree: TreeInput, *, with_leaves: bool = True
+) -> Kept:
+    """What the customer kept (``--since``): a checkpoint note file or an earlier bundle.
+
+    ``with_leaves`` keeps an earlier bundle's leaves, so a rewritten history is named at its
+    first changed entry (the whole-file checker's need; the streaming proof needs the root)."""
+    if isinstance(data, Path):
+        with data.open("rb") as kept_file:
+            is_bundle = kept_file.read(1) == b"{"
+        if is_bundle and not with_leaves:
+            old = verify_bundle_file(data, pinned)
+            if old.problem is not None:
+                raise UnusableInput(
+                    f"--since: the earlier bundle does not verify itself: {old.problem}"
+                )
+            return Kept(old.covered, old.root)
+        data = data.read_bytes()
     text = data.decode("utf-8", "replace")
     if text.startswith("{"):
         old = verify_bundle(data, pinned)
@@ -253,6 +278,8 @@ def read_kept(data: bytes, pinned: PublicKey, tree: TreeInput) -> Kept:
             raise UnusableInput(
                 f"--since: the earlier bundle does not verify itself: {old.problem}"
             )
+        if not with_leaves:
+            return Kept(old.covered, old.root)
         bundle = parse_bundle(data)
         return Kept(old.covered, old.root, bundle.tree.leaves[: old.covered - bundle.tree.start])
     try:
@@ -273,9 +300,63 @@ def verify_bundle(
     pinned: PublicKey,
     *,
     witnesses: WitnessPolicy = NO_WITNESSES,
-    since: bytes | None = None,
+    since: bytes | Path | None = None,
 ) -> TreeVerdict:
     """Verify a bundle (v3, or v2) with the key the customer trusts (and optionally what they kept)."""
+    return _verify(lambda: io.BytesIO(data), lambda: data, pinned, witnesses, since)
+
+
+def verify_bundle_file(
+    path: Path,
+    pinned: PublicKey,
+    *,
+    witnesses: WitnessPolicy = NO_WITNESSES,
+    since: bytes | Path | None = None,
+) -> TreeVerdict:
+    """:func:`verify_bundle` of the file at ``path``, read as a stream: a bundle that proves
+    good is never held in memory whole (``gateway.log.bundle_stream``). A pipe or another
+    file that cannot be read twice (``einblick verify <(…)``) is read whole first."""
+    if not path.is_file():
+        return verify_bundle(path.read_bytes(), pinned, witnesses=witnesses, since=since)
+    # 1 MiB buffers: an entries line is ~200 kB, read in one system call rather than 25
+    return _verify(
+        lambda: path.open("rb", buffering=_BUFFER), path.read_bytes, pinned, witnesses, since
+    )
+
+
+_BUFFER = 1 << 20
+
+
+def _verify(
+    opener: Opener,
+    whole: Callable[[], bytes],
+    pinned: PublicKey,
+    witnesses: WitnessPolicy,
+    since: bytes | Path | None,
+) -> TreeVerdict:
+    """The streaming proof first; at any doubt, the whole-file checker, which decides and
+    names the first bad entry (so every verdict other than OK comes from it)."""
+    try:
+        return prove_bundle(
+            opener,
+            pinned,
+            witnesses=witnesses,
+            kept=None
+            if since is None
+            else lambda tree: read_kept(since, pinned, tree, with_leaves=False),
+        )
+    except NotProven:
+        pass
+    return verify_whole_bundle(whole(), pinned, witnesses=witnesses, since=since)
+
+
+def verify_whole_bundle(
+    data: bytes,
+    pinned: PublicKey,
+    *,
+    witnesses: WitnessPolicy = NO_WITNESSES,
+    since: bytes | Path | None = None,
+) -> TreeVerdict:
     bundle = parse_bundle(data)
     kept = None if since is None else read_kept(since, pinned, bundle.tree)
     verdict = check_tree(bundle.tree, pinned, witnesses=witnesses, since=kept)

@@ -33,7 +33,7 @@ from gateway.log.jcs import MAX_SAFE_INTEGER
 from gateway.log.leaf import ENTRY_SIZE, Hashes, TreeInput
 from gateway.log.verdict import UnusableInput
 
-__all__ = ["FORMAT", "FORMAT_V2", "Bundle", "parse_bundle"]
+__all__ = ["FORMAT", "FORMAT_V2", "Bundle", "content_columns", "parse_bundle"]
 
 FORMAT = "einblick-bundle/v3"
 FORMAT_V2 = "einblick-bundle/v2"
@@ -169,8 +169,9 @@ def _content_v2(chunk: bytes, number: int, into: dict[int, bytes]) -> None:
         pos += size
 
 
-def _content_v3(chunk: bytes, number: int, into: dict[int, bytes]) -> None:
-    """u32 k || k × u64 index || k × u32 length || the k records, one after the other."""
+def content_columns(chunk: bytes, number: int) -> tuple[tuple[int, ...], list[bytes]]:
+    """(indexes, records) of a v3 content line: u32 k || k × u64 index || k × u32 length ||
+    the k records, one after the other (indexes not yet checked for repeats)."""
     if len(chunk) < _COUNT.size:
         raise _fail(number, "content: the record count is cut off")
     (k,) = _COUNT.unpack_from(chunk)
@@ -187,8 +188,13 @@ def _content_v3(chunk: bytes, number: int, into: dict[int, bytes]) -> None:
             f"content: the lengths add up to {sum(lengths)} bytes, the line holds {len(chunk) - start}",
         )
     ends = list(itertools.accumulate(lengths, initial=start))
-    records = dict(zip(indexes, [chunk[a:b] for a, b in itertools.pairwise(ends)], strict=True))
-    if len(records) != k or any(map(into.__contains__, records)):
+    return indexes, list(map(chunk.__getitem__, map(slice, ends[:-1], ends[1:])))
+
+
+def _content_v3(chunk: bytes, number: int, into: dict[int, bytes]) -> None:
+    indexes, found = content_columns(chunk, number)
+    records = dict(zip(indexes, found, strict=True))
+    if len(records) != len(indexes) or any(map(into.__contains__, records)):
         seen: set[int] = set()
         for index in indexes:
             if index in seen or index in into:

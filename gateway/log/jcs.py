@@ -18,6 +18,7 @@ verifier's check: a body re-serialised differently would hash differently).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 
 import orjson
@@ -132,9 +133,58 @@ def canonical(value: object) -> bytes:
         raise CanonicalError("a string holds a lone surrogate, which UTF-8 cannot carry") from exc
 
 
+# Where orjson's sorted output and RFC 8785 can differ, each a reason to skip the fast path:
+# a float (orjson writes 100.0, -0.0 and 1e-6; JCS 100, 0 and 0.000001), a character outside
+# the BMP (orjson sorts names by code point, JCS by UTF-16 code unit: U+1F600 sorts before
+# U+FB01 there), and nesting deeper than ``canonical`` accepts. Integers beyond ±(2**53 − 1)
+# are refused by OPT_STRICT_INTEGER. Escapes agree (both escape exactly ", \ and
+# U+0000..U+001F, with the same short forms and lower-case hex: tested).
+_NON_BMP_LEAD = re.compile(rb"[\xf0-\xf7]")  # the first byte of a 4-byte UTF-8 sequence
+_FAST = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+
+
+def _has_float(value: object) -> bool:
+    """Whether a value orjson parsed holds a float anywhere (exact types: it makes no others)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            stack.extend(item.values())
+        elif type(item) is list:
+            stack.extend(item)
+        elif type(item) is float:
+            return True
+    return False
+
+
+def _orjson_may_be_exact(raw: bytes, value: object) -> bool:
+    """Whether orjson's sorted output of ``value`` (parsed from ``raw``) is its RFC 8785 form."""
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:  # brackets in strings count too: safe
+        return False
+    if not raw.isascii() and _NON_BMP_LEAD.search(raw):
+        return False
+    return not _has_float(value)
+
+
 def is_canonical(raw: bytes) -> bool:
-    """Whether ``raw`` is one JSON value in exactly its RFC 8785 form."""
+    """Whether ``raw`` is one JSON value in exactly its RFC 8785 form.
+
+    A verifier asks this of every body and names document of a bundle, so the common case
+    takes orjson's sorted re-serialisation (~50x faster than :func:`canonical`) where it is
+    known to agree with RFC 8785; any difference, and every value outside that case, gets the
+    exact serializer's answer.
+    """
     try:
-        return canonical(orjson.loads(raw)) == raw
-    except (orjson.JSONDecodeError, CanonicalError):
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return False
+    if _orjson_may_be_exact(raw, value):
+        try:
+            if orjson.dumps(value, option=_FAST) == raw:
+                return True
+        except orjson.JSONEncodeError:
+            pass  # an integer beyond 53 bits: the exact check refuses it with its reason
+    try:
+        return canonical(value) == raw
+    except CanonicalError:
         return False

@@ -62,7 +62,7 @@ from gateway.log.verdict import (
     WitnessPolicy,
 )
 
-__all__ = ["check_tree"]
+__all__ = ["check_tree", "well_formed"]
 
 _ZERO32 = bytes(32)
 
@@ -83,7 +83,7 @@ def _entries(data: TreeInput, verdict: TreeVerdict) -> Records:
             f"entries: {len(blob)} bytes is not a whole number of {ENTRY_SIZE}-byte entries"
         )
     n = len(blob) // ENTRY_SIZE
-    if _well_formed(blob, n, data.start):
+    if well_formed(blob, n, data.start):
         return Records(blob, n)
     records = Records(blob, n)
     start = data.start
@@ -113,7 +113,7 @@ def _entries(data: TreeInput, verdict: TreeVerdict) -> Records:
     return records
 
 
-def _well_formed(blob: bytes, n: int, start: int) -> bool:
+def well_formed(blob: bytes, n: int, start: int) -> bool:
     """Every entry has version 2, index ``start + position``, flag 0 or 1, and 32 zero bytes
     after a 0 flag — checked one byte column at a time (``blob[k::114]`` is byte ``k`` of every
     entry), so the cost per entry is a few bytes copied in C. Blocks of 1,024 entries keep

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -201,3 +203,35 @@ def test_key_show_prints_the_vkey_of_a_customers_log_that_verifies_its_checkpoin
         [signer.note_signer(origin)],
     )
     assert open_note(note_text, [Verifier.parse(vkey)]).verified[0].name == origin
+
+
+def test_verify_reads_a_bundle_from_a_pipe_once(log: Log, tmp_path: Path, signer: Signer) -> None:
+    log.write([make_draft(i) for i in range(6)])
+    pub = tmp_path / "log.pub"
+    pub.write_text(signer.public.pem())
+    bundle = tmp_path / "b.jsonl"
+    assert export_command(db=log.path, customer=C, out_path=bundle) == 0
+    pipe = tmp_path / "bundle.fifo"  # what einblick verify <(cat b.jsonl) is handed
+    os.mkfifo(pipe)
+    out, err = io.StringIO(), io.StringIO()
+    codes: list[int] = []
+    reader = threading.Thread(
+        target=lambda: codes.append(
+            verify_command(bundle=pipe, db=None, customer=None, key=pub, out=out, err=err)
+        ),
+        daemon=True,
+    )
+    reader.start()
+    pipe.write_bytes(bundle.read_bytes())
+    reader.join(timeout=30)
+    reopened = 0
+    while reader.is_alive():  # it opened the pipe again, waiting for a writer: end that
+        try:
+            os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            break
+        reopened += 1
+        reader.join(timeout=5)
+    assert reopened == 0, "the pipe was read more than once"
+    assert codes == [0], err.getvalue()
+    assert "6 entries" in out.getvalue() and "OK" in out.getvalue()

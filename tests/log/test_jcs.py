@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import struct
 
 import orjson
@@ -110,3 +111,85 @@ def test_every_finite_double_round_trips_in_the_shortest_form(value: float) -> N
     digits = repr(abs(value)).split("e")[0].replace(".", "").strip("0") or "0"
     shown = text.replace("-", "").split("e")[0].replace(".", "").strip("0") or "0"
     assert shown == digits
+
+
+# Where orjson's sorted output and RFC 8785 differ: (raw bytes, whether they are canonical).
+# For each, orjson re-serialising the value reproduces the raw bytes when RFC 8785 does not, or
+# the other way round, so a check by orjson alone would answer wrongly.
+ORJSON_DIFFERS = [
+    (b'{"a":100.0}', False),  # JCS: 100
+    (b'{"a":100}', True),
+    (b"-0.0", False),  # JCS: 0
+    (b'{"a":1e-6}', False),  # JCS: 0.000001
+    (b'{"a":0.000001}', True),
+    (b'{"a":1e-7}', True),
+    (b'{"a":1e21}', False),  # JCS (and orjson): 1e+21
+    (b'{"a":1e+21}', True),
+    (b'{"a":9007199254740992}', False),  # beyond 2**53 - 1: no JCS form
+    (b'{"a":-9007199254740992}', False),
+    (b'{"a":9007199254740991}', True),
+    ('{"\ufb01":1,"\U0001f600":2}'.encode(), False),  # code point order; JCS sorts UTF-16 units
+    ('{"\U0001f600":2,"\ufb01":1}'.encode(), True),
+    ('{"a":"\U0001f600"}'.encode(), True),
+    (b'"\\u001F"', False),  # JCS: lower-case hex
+    (b'"\\u001f"', True),
+    (b'"\\u007f"', False),  # JCS leaves DEL raw
+    (b'"\x7f"', True),
+    (b'"\\/"', False),
+    (b'"\\ud83d\\ude00"', False),  # JCS writes the character as UTF-8
+    (b"[" * 66 + b"]" * 66, False),  # deeper than canonical() accepts
+    (b"[" * 64 + b"]" * 64, True),
+    (b'{"t":"20.5 \xc2\xb0C","n":3}', False),  # names unsorted
+    (b'{"n":3,"t":"20.5 \xc2\xb0C"}', True),  # a digit and a dot inside a string
+]
+
+
+def _orjson_alone(raw: bytes) -> bool:
+    return orjson.dumps(orjson.loads(raw), option=orjson.OPT_SORT_KEYS) == raw
+
+
+def _exact(raw: bytes) -> bool:
+    try:
+        return canonical(orjson.loads(raw)) == raw
+    except CanonicalError:
+        return False
+
+
+@pytest.mark.parametrize(("raw", "expected"), ORJSON_DIFFERS)
+def test_the_fast_check_agrees_with_rfc_8785_where_orjson_does_not(
+    raw: bytes, expected: bool
+) -> None:
+    assert _exact(raw) is expected
+    assert is_canonical(raw) is expected
+
+
+def test_the_vectors_include_cases_orjson_alone_gets_wrong() -> None:
+    wrong = [raw for raw, expected in ORJSON_DIFFERS if _orjson_alone(raw) != expected]
+    # floats in orjson's form, a huge integer, code point order, deep nesting
+    assert len(wrong) >= 6, wrong
+
+
+def test_orjson_escapes_control_characters_as_rfc_8785_does() -> None:
+    # the fast path rests on this: every character U+0000..U+007F and a few beyond
+    text = "".join(map(chr, range(0x80))) + "\u2028\u2029\ufeff€"
+    assert orjson.dumps(text) == canonical(text)
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**60), 2**60)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_JSON)
+def test_the_fast_check_answers_as_the_exact_one(value: object) -> None:
+    forms = [orjson.dumps(value, option=orjson.OPT_SORT_KEYS), orjson.dumps(value)]
+    with contextlib.suppress(CanonicalError):  # none for a huge integer, a lone surrogate
+        forms.append(canonical(value))
+    for raw in forms:
+        assert is_canonical(raw) is _exact(raw)

@@ -192,3 +192,22 @@ def test_consistency_edge_cases_fail_closed() -> None:
         verify_inclusion(leaves[0], 0, 5, [b"short"], mth(leaves))
     with pytest.raises(ProofError, match="not in a tree"):
         inclusion_proof(5, 5, subtree_of(leaves))
+
+
+@given(
+    st.integers(min_value=0, max_value=300),
+    st.lists(st.integers(min_value=0, max_value=70), max_size=8),
+)
+def test_extending_by_runs_is_appending_one_by_one(start: int, runs: list[int]) -> None:
+    leaves = [leaf_hash(i.to_bytes(4, "big")) for i in range(start + sum(runs))]
+    one = RightEdge()
+    for h in leaves[:start]:
+        one.append(h)
+    bulk = RightEdge(start, one.hashes)
+    pos = start
+    for run in runs:
+        bulk.extend(leaves[pos : pos + run])
+        for h in leaves[pos : pos + run]:
+            one.append(h)
+        pos += run
+        assert (bulk.size, bulk.hashes, bulk.root()) == (one.size, one.hashes, one.root())
