@@ -32,12 +32,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gateway.devices.retained import SweepStats
-from gateway.log.chain import source_commitment
+from gateway.log.reader import Reader
 from gateway.messages.mqtt import Inbound
 from gateway.messages.store import Store
 from policies.engine import Engine
@@ -50,9 +49,6 @@ log = logging.getLogger(__name__)
 # (0.1-0.17 s on the store's helper thread on a loaded 2-core box, while commits wait; a recent
 # hit 4-18 ms). A retained message decided further back is decided again, as before.
 WALK_LIMIT = 100_000
-
-# (position in the batch, customer, device, SHA-256 of the payload)
-_Candidate = tuple[int, str, str, bytes]
 
 
 def new_session_replay(message: Inbound) -> bool:
@@ -71,7 +67,7 @@ class ReplayCheck:
     async def decided(self, batch: Sequence[Inbound]) -> set[int]:
         """Positions in ``batch`` of retained messages on a new session already decided."""
         engine = self.engine()
-        candidates: list[_Candidate] = []
+        candidates: list[tuple[int, str, str, bytes]] = []
         for position, message in enumerate(batch):
             if not new_session_replay(message):
                 continue
@@ -82,7 +78,10 @@ class ReplayCheck:
             candidates.append((position, device.customer, device.device, digest))
         if not candidates:
             return set()
-        found = await self.store.read(lambda conn: _known(conn, candidates), offload=True)
+        path = self.store.path
+        found = await self.store.read(
+            lambda conn: Reader(conn, path, None).decided(candidates, WALK_LIMIT), offload=True
+        )
         if found:
             self.stats.replays_skipped += len(found)
             log.info(
@@ -91,43 +90,3 @@ class ReplayCheck:
                 len(found),
             )
         return found
-
-
-def _known(conn: sqlite3.Connection, candidates: list[_Candidate]) -> set[int]:
-    """Per message, a walk over its device's newest ``WALK_LIMIT`` entries, newest first,
-    until an entry of the same bytes."""
-    wanted: dict[tuple[str, str], dict[bytes, list[int]]] = {}
-    for position, customer, device, digest in candidates:
-        wanted.setdefault((customer, device), {}).setdefault(digest, []).append(position)
-    found: set[int] = set()
-    for (customer, device), digests in wanted.items():
-        row = conn.execute(
-            "SELECT c.id, a.id, k.key FROM chains c, atoms a, subject_keys k"
-            " WHERE c.name = ? AND a.value = ? AND k.chain_id = c.id AND k.device_id = a.id",
-            (customer, device),
-        ).fetchone()
-        if row is None:
-            continue  # nothing of this device in the log (or erased): decide them
-        chain_id, device_id, key = row[0], row[1], bytes(row[2])
-        # Where the walk stops: the device's WALK_LIMIT-th newest entry (index only, fast).
-        floor = conn.execute(
-            "SELECT seq FROM entries WHERE device_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
-            (device_id, WALK_LIMIT - 1),
-        ).fetchone()
-        # One walk per device (per 500 of its messages, SQLite's parameter bound), not one per
-        # message: a device that keeps a thousand distinct retained messages would otherwise cost
-        # a thousand walks (0.1 s each, with every commit waiting) on each new session — a cost
-        # it could put on everyone.
-        looking = {source_commitment(key, d): positions for d, positions in digests.items()}
-        wanted_sources = list(looking)
-        for start in range(0, len(wanted_sources), 500):
-            chunk = wanted_sources[start : start + 500]
-            marks = ", ".join("?" * len(chunk))
-            rows = conn.execute(
-                "SELECT DISTINCT source FROM entries WHERE device_id = ? AND seq >= ?"
-                f" AND chain_id = ? AND source IN ({marks})",
-                (device_id, floor[0] if floor else 0, chain_id, *chunk),
-            )
-            for (source,) in rows:
-                found.update(looking.get(bytes(source), ()))
-    return found

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import orjson
 
+from gateway.messages.intake import Arrival
 from tests.gateway import test_sendtime
 from tests.gateway.fake_link import FakeLink
 
@@ -31,7 +32,7 @@ async def main(n: int) -> None:
             link = FakeLink()
             for start in range(0, n, 500):
                 end = min(n, start + 500)
-                batch = [(link.deliver(test_sendtime.TOPIC, reading(i)), False) for i in range(start, end)]  # fmt: skip
+                batch = [Arrival(link.deliver(test_sendtime.TOPIC, reading(i))) for i in range(start, end)]  # fmt: skip
                 await b.pipeline.process(batch)
             new = FakeLink()  # a new session: session_present is False
             print(f"one device, {n} messages decided")

@@ -17,6 +17,7 @@ import orjson
 from gateway.log.keys import Signer
 from gateway.log.writer import LogWriter
 from gateway.messages import outbox
+from gateway.messages.intake import Arrival
 from gateway.messages.outbox import Outbox
 from gateway.messages.pipeline import Pipeline
 from gateway.messages.pseudonyms import Keyring
@@ -78,11 +79,10 @@ async def main() -> None:
     for start in range(0, N, 1000):
         await pipe.process(
             [
-                (
+                Arrival(
                     link.deliver(
                         TOPIC, orjson.dumps({"temperature": 180.0 + i / 10, "door_open": True})
-                    ),
-                    False,
+                    )
                 )
                 for i in range(start, start + 1000)
             ]

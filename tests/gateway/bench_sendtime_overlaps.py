@@ -15,6 +15,7 @@ from pathlib import Path
 
 import orjson
 
+from gateway.messages.intake import Arrival
 from gateway.messages.outbox import OutboxRow
 from tests.gateway.fake_link import FakeLink
 from tests.gateway.test_sendtime import TOPIC, Bench, open_bench
@@ -25,7 +26,7 @@ async def queue(b: Bench, payloads: Sequence[dict[str, object]]) -> list[OutboxR
     link = FakeLink()
     for start in range(0, len(payloads), 100):
         chunk = payloads[start : start + 100]
-        await b.pipeline.process([(link.deliver(TOPIC, orjson.dumps(p)), False) for p in chunk])
+        await b.pipeline.process([Arrival(link.deliver(TOPIC, orjson.dumps(p))) for p in chunk])
     return [r for r in await b.waiting_all() if r.grant == "maintenance"]
 
 

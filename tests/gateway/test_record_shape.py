@@ -18,6 +18,7 @@ from gateway.log.keys import Signer
 from gateway.log.writer import LogWriter
 from gateway.messages import pipeline as pipeline_module
 from gateway.messages.drafting import Drafter
+from gateway.messages.intake import Arrival
 from gateway.messages.outbox import Outbox
 from gateway.messages.pipeline import Pipeline
 from gateway.messages.pseudonyms import Keyring
@@ -115,7 +116,7 @@ async def test_a_message_for_two_recipients_is_digested_once_and_its_bodies_keye
     link = FakeLink()
     payload = b'{"temperature": 180.2, "door_open": false}'
     messages = [link.deliver(TOPIC, payload), link.deliver(TOPIC, payload)]
-    await pipeline.process([(m, False) for m in messages])
+    await pipeline.process([Arrival(m) for m in messages])
 
     def entries(conn: sqlite3.Connection) -> list[tuple[int, bytes]]:
         return conn.execute("SELECT body_id, source FROM entries ORDER BY seq").fetchall()

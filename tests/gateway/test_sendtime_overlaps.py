@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 
+from gateway.messages.intake import Arrival
 from gateway.messages.outbox import OutboxRow
 from policies.decision import Reason
 from tests.gateway.fake_link import FakeLink
@@ -61,7 +62,7 @@ READING: dict[str, object] = {"temperature": 182.7, "door_open": True}
 async def released(bench: Bench, payload: dict[str, object]) -> dict[str, OutboxRow]:
     """Decide one message now; its queued rows by grant."""
     before = {r.id for r in await bench.waiting()}
-    await bench.pipeline.process([(FakeLink().deliver(TOPIC, orjson.dumps(payload)), False)])
+    await bench.pipeline.process([Arrival(FakeLink().deliver(TOPIC, orjson.dumps(payload)))])
     return {r.grant: r for r in await bench.waiting() if r.id not in before}
 
 

@@ -5,10 +5,11 @@ caller's chain id, which came from this reader's own (restricted) rows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway.log.chain import GATEWAY_CHAIN
+from gateway.log.chain import GATEWAY_CHAIN, source_commitment
 from gateway.log.entry import OUTCOMES, us_from_at
 from gateway.log.reader.base import OUTCOME_NAMES, ReaderBase
 from gateway.log.results import RecipientCount, ReportData, Stats
@@ -161,3 +162,47 @@ class TallyQueries(ReaderBase):
                 params,
             ).fetchall()
         ]
+
+    def decided(self, candidates: Sequence[tuple[int, str, str, bytes]], walk: int) -> set[int]:
+        """Which of (position, customer, device, SHA-256 of the payload) the log holds a decision
+        of: an entry of that customer and device whose keyed source digest
+        (``gateway.log.chain.source_commitment``) is that message's, among the device's newest
+        ``walk`` entries (gateway/messages/replays.py: retained messages on a new session).
+
+        One walk per device (per 500 of its messages, SQLite's parameter bound), not one per
+        message: a device that keeps a thousand distinct retained messages would otherwise cost
+        a thousand walks (0.1 s each, with every commit waiting) on each new session — a cost it
+        could put on everyone."""
+        wanted: dict[tuple[str, str], dict[bytes, list[int]]] = {}
+        for position, customer, device, digest in candidates:
+            if self.customer is None or customer == self.customer:
+                wanted.setdefault((customer, device), {}).setdefault(digest, []).append(position)
+        found: set[int] = set()
+        conn = self._conn
+        for (customer, device), digests in wanted.items():
+            row = conn.execute(
+                "SELECT c.id, a.id, k.key FROM chains c, atoms a, subject_keys k"
+                " WHERE c.name = ? AND a.value = ? AND k.chain_id = c.id AND k.device_id = a.id",
+                (customer, device),
+            ).fetchone()
+            if row is None:
+                continue  # nothing of this device in the log (or erased): decide them
+            chain_id, device_id, key = row[0], row[1], bytes(row[2])
+            # Where the walk stops: the device's walk-th newest entry (index only, fast).
+            floor = conn.execute(
+                "SELECT seq FROM entries WHERE device_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
+                (device_id, walk - 1),
+            ).fetchone()
+            looking = {source_commitment(key, d): at for d, at in digests.items()}
+            sources = list(looking)
+            for start in range(0, len(sources), 500):
+                chunk = sources[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                rows = conn.execute(
+                    "SELECT DISTINCT source FROM entries WHERE device_id = ? AND seq >= ?"
+                    f" AND chain_id = ? AND source IN ({marks})",
+                    (device_id, floor[0] if floor else 0, chain_id, *chunk),
+                )
+                for (source,) in rows:
+                    found.update(looking.get(bytes(source), ()))
+        return found
