@@ -183,8 +183,14 @@ class Scrubber:
         return await self._scrub(Leftover.model_validate_json(path.read_bytes()))
 
     async def pending(self) -> list[ScrubReply]:
-        """At start: every move noted and not yet cleaned up, in turn."""
-        return [await self._scrub(note) for note in read_notes(self.config().data_path)]
+        """At start: every move noted and not yet cleaned up, in turn. A note that cannot be
+        read stops only its clean-up, never the start (status shows it)."""
+        try:
+            notes = read_notes(self.config().data_path)
+        except MovedError as exc:
+            log.warning("%s", exc)
+            return []
+        return [await self._scrub(note) for note in notes]
 
     async def _scrub(self, note: Leftover) -> ScrubReply:
         config, writer, customer = self.config(), self.writer(), note.customer

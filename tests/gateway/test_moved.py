@@ -13,12 +13,15 @@ from pathlib import Path
 
 import orjson
 
+from gateway.config import load_config
 from gateway.log.leftovers import personal_rows
 from gateway.log.verify import verify_db
 from gateway.operations import handover_model as ops
 from gateway.operations.control import ControlError, ask, request
+from gateway.operations.moved import Leftover, pending_handovers, write_note
 from gateway.operations.status_text import render_status
 from tests.faults.cluster_site import ClusterSite, stream_body
+from tests.gateway.test_cluster_view import cluster_block, instance
 
 REPO = Path(__file__).resolve().parents[2]
 MOVED = "werk-a"
@@ -181,3 +184,19 @@ async def test_a_crash_between_the_move_and_the_clean_up_is_finished_at_the_next
         assert left(old.database_path) == 0
     finally:
         await site.teardown()
+
+
+def test_status_names_a_note_it_cannot_read_and_what_to_check(tmp_path: Path) -> None:
+    block = cluster_block({"hall-a": MOVED})
+    config = load_config(instance(tmp_path, "hall-a", block))
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    write_note(
+        config.data_path, Leftover(customer=MOVED, to="hall-b", target_db="/srv/b/einblick.db")
+    )
+    (shown,) = pending_handovers(config)
+    assert (shown.customer, shown.kind) == (MOVED, "copy")
+    assert "einblick handover --customer werk-a --to hall-b" in shown.todo
+    (config.data_path / "moved-werk-b.json").write_text("{", encoding="utf-8")
+    broken = pending_handovers(config)[-1]
+    assert "moved-werk-b.json: the note of a handover cannot be read" in broken.todo
+    assert "einblick status --instances" in broken.todo
