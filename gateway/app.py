@@ -56,6 +56,7 @@ from gateway.operations.handlers import ControlParts, control_handlers
 from gateway.operations.handover import HandoverParts, Handovers, handover_handlers
 from gateway.operations.lock import DirectoryLock
 from gateway.operations.metrics import MetricsServer
+from gateway.operations.moved import Scrubber, scrub_handlers
 from gateway.operations.portal.process import supervise_portal
 from gateway.operations.reload import ReloadReport
 from gateway.operations.reload_apply import ConfigReloader, ReloadParts, recipient_password
@@ -222,6 +223,10 @@ class Gateway:
                 clock=self.clock.now,
             )
         )
+        # What a handover leaves here: the customer's personal data goes once the move completes.
+        self.scrubber = Scrubber(
+            lambda: self.config, self.store, lambda: self.writer, self.keyring, self.consents
+        )
         self.reloader = ConfigReloader(
             ReloadParts(
                 config=lambda: self.config,
@@ -299,6 +304,7 @@ class Gateway:
             # stops only its own customer (withheld, "policy not loaded"), never the box.
             compiled = self.admission.start(self.keyring)
             await self.store.read(self.consents.load)  # withdrawals recorded in earlier runs
+            await self.scrubber.pending()  # a crash came between a move and its clean-up
             await self.store.read(self.erasures.load)
             await self.outbox.load()
             self.pipeline = Pipeline(
@@ -327,6 +333,7 @@ class Gateway:
                 {
                     **control_handlers(self._control_parts()),
                     **handover_handlers(self.handovers),
+                    **scrub_handlers(self.scrubber),
                 },
             )
             await control.start()

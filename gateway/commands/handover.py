@@ -33,10 +33,12 @@ from gateway.operations.handover_model import (
     HANDOVER_HOLD,
     HANDOVER_PREPARE,
     HANDOVER_RELEASE,
+    HANDOVER_SCRUB,
     HANDOVER_TAKE,
     HandoverRequest,
     HoldRequest,
     ReleaseRequest,
+    ScrubRequest,
     TakeRequest,
 )
 from gateway.operations.holds import read_hold
@@ -181,6 +183,7 @@ async def run(move: Move, wait_s: float) -> dict[str, object]:
             to_origin=f"{move.target.instance}/{customer}",
             new_key=hold.key,
             wait_s=wait_s,
+            target_db=str(move.target.database_path),
         )
         try:
             released = await ask(source, HANDOVER_RELEASE, release, timeout=wait_s + 2 * ask_s)
@@ -202,6 +205,17 @@ async def run(move: Move, wait_s: float) -> dict[str, object]:
         ) from exc
     except ControlError as exc:
         raise HandoverRefused(f"handover of {customer!r}: {exc}") from exc
+    # The move is complete: the old instance's copy of the customer's personal data goes. The
+    # move does not depend on it: the old instance noted where the log went at the release and
+    # removes its copy when it next starts, if it cannot now.
+    scrub = ScrubRequest(
+        customer=customer, to=move.target.instance, target_db=str(move.target.database_path)
+    )
+    try:
+        scrubbed = await ask(source, HANDOVER_SCRUB, scrub, timeout=10 * ask_s)
+        left = scrubbed.waiting
+    except ControlError as exc:
+        left = f"{exc}; it is removed when {move.source.instance} starts again"
     return {
         "customer": customer,
         "from": move.source.instance,
@@ -211,6 +225,7 @@ async def run(move: Move, wait_s: float) -> dict[str, object]:
         "held": taken.drained,
         "duplicates_at_most": released.overlap + taken.overlap,
         "resumed": move.closed,
+        "old_copy_kept": left,
         "seconds": round(time.monotonic() - started, 2),
     }
 
@@ -227,4 +242,9 @@ def _main(args: argparse.Namespace) -> int:
             f"{done['handed_over_at']} entries; {done['held']} messages held during the move "
             f"and decided by {done['to']}; at most {done['duplicates_at_most']} decided twice\n"
         )
+        left = done["old_copy_kept"]
+        if left is None:
+            sys.stdout.write(f"{done['from']} no longer holds the customer's personal data\n")
+        else:
+            sys.stdout.write(f"{done['from']} still holds a copy of its personal data: {left}\n")
     return 0

@@ -115,7 +115,7 @@ def check_content(
             return
     known_absent = data.content_known_absent
     absent = [r for r in records if r[5] and r[1] not in held and r[1] not in known_absent]
-    if not absent:
+    if not absent or data.moved:
         return
     erasures: list[tuple[int, str]] = []
     retentions: list[tuple[int, int]] = []

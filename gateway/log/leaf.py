@@ -222,3 +222,8 @@ class TreeInput:
     content_known_absent: frozenset[int] = frozenset()
     # names commitment -> (the subject's salt, None when its key is gone; the document's bytes)
     names: Mapping[bytes, tuple[bytes | None, bytes]] = field(default_factory=dict)
+    # the database's view: a closed copy left by a handover (its last entry is the
+    # ``handing_over`` entry). Its content and names documents moved with the tree to the
+    # instance that continues it, and the old instance removes its copy (gateway.log.leftovers):
+    # here their absence is no tampering. Held ones are still checked. Never set for a bundle.
+    moved: bool = False

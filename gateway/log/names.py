@@ -163,7 +163,7 @@ def check_names(
         first_of = {r[3]: r[1] for r in reversed(records)}
         for commitment, why in wrong.items():
             bad.append((min(first_of[b] for b, c in refs.items() if c == commitment), *why))
-    if absent:
+    if absent and not data.moved:
         # One pass for the last use of each body, one for the erasure entries (few bodies).
         last = {r[3]: r[1] for r in records}
         kinds = {

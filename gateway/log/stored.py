@@ -21,6 +21,7 @@ from gateway.errors import ChainBroken
 from gateway.log.chain import content_tail, salt_for, text_digest
 from gateway.log.checkpoints import cosignatures
 from gateway.log.entry import OUTCOMES
+from gateway.log.handovers import HANDING_OVER
 from gateway.log.leaf import ENTRY_LAYOUT, ENTRY_SIZE, TreeInput, tree_origin
 from gateway.log.names import has_names, names_salt
 from gateway.log.note import Checkpoint, NoteError
@@ -114,8 +115,20 @@ def tree_input(
         content=content,
         content_known_absent=absent,
         names=_held_names(conn, chain_id, bodies),
+        moved=bool(rows) and _closed_by_handover(bodies.get(digests.get(rows[-1][2], zero))),
     )
     return tree, problem
+
+
+def _closed_by_handover(body: bytes | None) -> bool:
+    """Whether a tree's last body is the old instance's ``handing_over`` entry."""
+    if body is None:
+        return False
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(doc, dict) and doc.get("reason") == HANDING_OVER
 
 
 def _blob(value: object) -> bytes:

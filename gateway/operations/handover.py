@@ -92,6 +92,7 @@ from gateway.operations.handover_model import (
     TakeRequest,
 )
 from gateway.operations.holds import Hold, end_session, hold_endpoint, open_hold, read_hold
+from gateway.operations.moved import note_release
 from gateway.rights.consent import ConsentBook
 
 __all__ = ["HandoverError", "HandoverParts", "Handovers", "handover_handlers"]
@@ -286,6 +287,7 @@ class Handovers:
         config = self.parts.config()
         handed_out, taken_over = config.moves
         config.record_moves(handed_out | {customer}, taken_over - {customer})
+        note_release(config.data_path, request)  # its copy here goes once the move completes
         return closed
 
     def _stop_running(self, customer: str) -> None:

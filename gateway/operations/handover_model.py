@@ -17,6 +17,7 @@ __all__ = [
     "HANDOVER_OPS",
     "HANDOVER_PREPARE",
     "HANDOVER_RELEASE",
+    "HANDOVER_SCRUB",
     "HANDOVER_TAKE",
     "ClosedRecord",
     "DropReply",
@@ -26,6 +27,8 @@ __all__ = [
     "PrepareReply",
     "ReleaseReply",
     "ReleaseRequest",
+    "ScrubReply",
+    "ScrubRequest",
     "TakeReply",
     "TakeRequest",
 ]
@@ -74,6 +77,9 @@ class ReleaseRequest(_Request):
     to_origin: str = Field(min_length=1)  # "<new instance>/<customer>"
     new_key: str = Field(min_length=64, max_length=64)  # hex Ed25519 public key
     wait_s: float = Field(default=60.0, gt=0)  # for the customer's queued releases to leave
+    # the new instance's log database: where the old one later checks the move is complete
+    # before it removes its copy of the customer's personal data (gateway/operations/moved.py)
+    target_db: str | None = None
 
 
 class ClosedRecord(_Reply):
@@ -116,11 +122,30 @@ class DropReply(_Reply):
     dropped: bool
 
 
+class ScrubRequest(_Request):
+    """scrub, on the old instance after the take: ``to`` and ``target_db`` name the new
+    instance and its database, where the handover record is checked."""
+
+    customer: str = Field(min_length=1)
+    to: str = Field(min_length=1)
+    target_db: str = Field(min_length=1)
+
+
+class ScrubReply(_Reply):
+    """``removed``: personal rows removed now; ``waiting``: why the copy stays for now (None:
+    nothing of the customer's personal data is left on the old instance)."""
+
+    customer: str
+    removed: int
+    waiting: str | None
+
+
 HANDOVER_PREPARE = Op("handover_prepare", HandoverRequest, PrepareReply)
 HANDOVER_HOLD = Op("handover_hold", HoldRequest, HoldReply)
 HANDOVER_RELEASE = Op("handover_release", ReleaseRequest, ReleaseReply)
 HANDOVER_TAKE = Op("handover_take", TakeRequest, TakeReply)
 HANDOVER_DROP = Op("handover_drop", HandoverRequest, DropReply)
+HANDOVER_SCRUB = Op("handover_scrub", ScrubRequest, ScrubReply)
 
 HANDOVER_OPS: tuple[Op[BaseModel, BaseModel], ...] = (
     HANDOVER_PREPARE,
@@ -128,4 +153,5 @@ HANDOVER_OPS: tuple[Op[BaseModel, BaseModel], ...] = (
     HANDOVER_RELEASE,
     HANDOVER_TAKE,
     HANDOVER_DROP,
+    HANDOVER_SCRUB,
 )

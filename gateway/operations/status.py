@@ -22,6 +22,7 @@ from gateway.messages.policyset import PolicySet
 from gateway.messages.upstreams import Upstreams
 from gateway.operations.checkpoints import Checkpoints
 from gateway.operations.disk import DiskWatch
+from gateway.operations.moved import pending_handovers
 from gateway.operations.status_model import (
     ClockStatus,
     DeviceBrokerStatus,
@@ -120,6 +121,7 @@ def gather_status(parts: StatusParts) -> Status:
             for (c, d), e in sorted(parts.devices.problems.items())
         ],
         witnesses=parts.witnesses.status(),
+        handovers=pending_handovers(config),
         last_checkpoint_age_s=parts.checkpoints.age_s(),
         policies=[
             PolicyStatus(

@@ -27,6 +27,7 @@ __all__ = [
     "DiskStatus",
     "ErasureNotice",
     "ErasureStatus",
+    "HandoverPending",
     "LatencySummary",
     "PipelineStatus",
     "PolicyStatus",
@@ -176,6 +177,17 @@ class PolicyStatus(_Reply):
     error: str | None = None
 
 
+class HandoverPending(_Reply):
+    """A handover not finished on this instance (gateway/operations/moved.py): ``hold``, the
+    customer's messages wait in a hold session for this instance; ``copy``, this instance handed
+    the customer over and still holds its personal data. ``todo``: what to do, in words."""
+
+    customer: str
+    kind: Literal["hold", "copy"]
+    since: float | None = None  # unix time the hold began holding
+    todo: str
+
+
 class Status(_Reply):
     """The ``status`` control op's reply. ``pipeline`` is ``None`` in a customer's view (the
     counts are of every customer); the gateway always fills it."""
@@ -197,6 +209,7 @@ class Status(_Reply):
     last_checkpoint_age_s: float | None = None
     policies: list[PolicyStatus] = []
     witnesses: list[WitnessStatus] = []  # gateway/witness/submitter.py
+    handovers: list[HandoverPending] = []  # gateway/operations/moved.py
 
     @classmethod
     def read(cls, status: Status | Mapping[str, Any]) -> Status:

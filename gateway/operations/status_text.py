@@ -101,6 +101,13 @@ def render_status(reply: Status | Mapping[str, Any]) -> str:
             f"devices not admitted to the broker (their topics break the rules): {len(problems)}"
         )
         lines.extend(f"  {p.customer}/{p.device}: {neutralise(str(p.error))}" for p in problems)
+    if status.handovers:
+        lines.append("handovers not finished (einblick handover):")
+        for move in status.handovers:
+            what = "HOLD" if move.kind == "hold" else "OLD COPY"
+            held = f" since {_age(now - move.since)} ago" if move.since is not None else ""
+            lines.append(f"  {what} {neutralise(move.customer)}{held}:")
+            lines.append(f"    {neutralise(move.todo, lines=True)}")
     lines.append("policies:")
     for policy in status.policies:
         version = (policy.version or "-")[:12]

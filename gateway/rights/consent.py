@@ -53,6 +53,7 @@ from gateway.log.entry import EntryDraft, at_from_us, us_from_at
 from gateway.log.keys import Signer
 from gateway.log.writer import LogWriter
 from gateway.messages.store import Store
+from gateway.rights.moved_away import moved_away
 from gateway.rights.receipts import consent_record, make_receipt
 from policies.compiler import CompiledGrant
 from policies.decision import LegalBasis, Reason
@@ -266,6 +267,10 @@ class ConsentBook:
                 f"{action}: say who takes this action (the person's name, e.g. --by 'Anna "
                 "Weber'); it is written into the signed entry and the receipt"
             )
+        command = f"einblick consent {action} --customer {customer} --grant {grant_id} --by '…'"
+        away = moved_away(parts.config(), customer, command)
+        if away is not None:
+            raise ConsentError(away)
         engine = parts.engine()
         policy = engine.policy(customer)
         if policy is None:

@@ -40,6 +40,7 @@ from gateway.rights.erasure import (
     erase,
     list_erasures,
 )
+from gateway.rights.moved_away import moved_away
 from policies.engine import Engine
 
 __all__ = ["ErasureParts", "clear_retained", "forget", "forget_offline"]
@@ -116,6 +117,9 @@ async def forget(parts: ErasureParts, customer: str, device: str | None, by: str
     if not by.strip():
         raise ErasureError("say at whose request the data is erased (--by)")
     store, writer, config, engine = parts.store, parts.log_writer(), parts.config(), parts.engine()
+    away = moved_away(config, customer, _forget_command(customer, device))
+    if away is not None:
+        raise ErasureError(away)
     policy = engine.policy(customer)
     chain_id, device_id, _ = await store.read(
         lambda conn: _subject_counts(conn, customer, device), offload=True
@@ -179,6 +183,14 @@ async def forget(parts: ErasureParts, customer: str, device: str | None, by: str
 # -- a stopped gateway ------------------------------------------------------------------------------
 
 
+def _forget_command(customer: str, device: str | None) -> str:
+    return (
+        f"einblick forget --customer {customer}"
+        + (f" --device {device}" if device else "")
+        + " --by '…'"
+    )
+
+
 def forget_offline(
     config: Config, customer: str, device: str | None, by: str, *, known_recipients: Sequence[str]
 ) -> dict[str, Any]:
@@ -192,6 +204,9 @@ def forget_offline(
     path: Path = config.database_path
     if not path.exists():
         raise ErasureError(f"{path}: no database: nothing has been recorded yet")
+    away = moved_away(config, customer, _forget_command(customer, device), running=False)
+    if away is not None:
+        raise ErasureError(away)
     signer = Signer.load(config.signing_key_path)
     conn = connect(path)
     try:

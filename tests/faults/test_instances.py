@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from gateway.log.leftovers import personal_rows
 from gateway.operations.child import stop_gateway
 from gateway.operations.cluster import check_ownership
 from gateway.operations.control import request
@@ -28,6 +30,16 @@ from tests.faults.summary import LONG, record
 from tests.faults.test_outages import fill, small_disk
 
 pytestmark = pytest.mark.fault
+
+
+def left_of(db: Path, customer: str) -> int:
+    """``customer``'s personal rows in the log database at ``db`` (gateway.log.leftovers)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return personal_rows(conn, customer).total
+    finally:
+        conn.close()
+
 
 INSTANCES = ("hall-a", "hall-b", "hall-c")
 CUSTOMERS = ("werk-a", "werk-b", "werk-c", "werk-d", "werk-e", "werk-f")
@@ -316,6 +328,9 @@ async def test_a_customer_handed_over_under_load_loses_nothing_and_stays_one_his
         )
         assert code == 0, out + err
         assert out.startswith(f"{new}/{moved}: "), out
+        # and hall-a's closed part holds none of werk-a's personal data any more
+        assert figures["old_copy_kept"] is None
+        assert left_of(site.config(old).database_path, moved) == 0
 
         owns: dict[str, set[str]] = {}
         for instance in INSTANCES:

@@ -12,7 +12,7 @@ from gateway.operations.handover_model import HoldRequest, ReleaseRequest
 
 def test_the_ops_have_names_of_their_own() -> None:
     names = [op.name for op in handover_model.HANDOVER_OPS]
-    assert len(set(names)) == len(names) == 5
+    assert len(set(names)) == len(names) == 6
     assert not set(names) & {op.name for op in control_model.OPS}
 
 
@@ -40,3 +40,9 @@ def test_a_hold_names_its_customer() -> None:
     with pytest.raises(ValidationError, match="filters"):
         HoldRequest.model_validate({"customer": "werk-a"})
     assert HoldRequest(customer="werk-a", filters=[]).filters == []
+
+
+def test_a_scrub_names_the_new_instance_and_its_database() -> None:
+    with pytest.raises(ValidationError, match="target_db"):
+        ops_scrub = handover_model.ScrubRequest.model_validate
+        ops_scrub({"customer": "werk-a", "to": "hall-b"})

@@ -1,0 +1,241 @@
+"""The old instance after a handover: its copy of the moved customer's personal data goes.
+
+When the old instance gives a customer's log away (``handover_release``,
+gateway/operations/handover.py) it writes down beside its database where the log went
+(``moved-<customer>.json``: the new instance and its database). Once the new instance's
+handover record is committed there — checked in that database, never taken on the command's
+word, since before it the new instance still reads the tree from here — the old instance
+removes the customer's personal rows (``gateway.log.leftovers`` says what goes and what stays,
+and why), copies the WAL into the database so no page keeps a copy, and forgets the note.
+
+It does so when the command asks (``handover_scrub``, right after the take) and, for every
+note still there, when the instance starts: a crash between the move and the scrub is
+finished at the next start. Until then ``einblick status`` shows the copy as kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from gateway.config import Config
+from gateway.errors import GatewayError
+from gateway.log.leftovers import closed_for, personal_rows, remove_leftovers, taken_over_by
+from gateway.log.writer import LogWriter
+from gateway.messages.pseudonyms import Keyring
+from gateway.messages.store import Store
+from gateway.operations.control import Handler, bind
+from gateway.operations.handover_model import (
+    HANDOVER_SCRUB,
+    ReleaseRequest,
+    ScrubReply,
+    ScrubRequest,
+)
+from gateway.operations.holds import HoldError, read_hold
+from gateway.operations.status_model import HandoverPending
+from gateway.rights.consent import ConsentBook
+
+__all__ = [
+    "Leftover",
+    "MovedError",
+    "Scrubber",
+    "note_release",
+    "pending_handovers",
+    "read_notes",
+    "scrub_handlers",
+    "write_note",
+]
+
+log = logging.getLogger(__name__)
+
+
+class MovedError(GatewayError):
+    """The note of a move cannot be read or written; the message says what to do."""
+
+
+class Leftover(BaseModel):
+    """Where a customer's log went: written by the old instance at the release."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    customer: str
+    to: str  # the new instance
+    target_db: str  # its log database, where the handover record is looked for
+
+
+def note_path(data_path: Path, customer: str) -> Path:
+    return data_path / f"moved-{customer}.json"
+
+
+def write_note(data_path: Path, note: Leftover) -> None:
+    path = note_path(data_path, note.customer)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_bytes(note.model_dump_json().encode())
+    temporary.replace(path)
+
+
+def note_release(data_path: Path, request: ReleaseRequest) -> None:
+    """Right after the old instance closed the tree: where it went (when the command said)."""
+    if request.target_db is not None:
+        to = request.to_origin.split("/", 1)[0]
+        note = Leftover(customer=request.customer, to=to, target_db=request.target_db)
+        write_note(data_path, note)
+
+
+def read_notes(data_path: Path) -> list[Leftover]:
+    """Every move whose copy here is not removed yet, by customer."""
+    notes = []
+    for path in sorted(data_path.glob("moved-*.json")):
+        try:
+            notes.append(Leftover.model_validate_json(path.read_bytes()))
+        except (OSError, ValidationError) as exc:
+            raise MovedError(
+                f"{path}: the note of a handover cannot be read ({exc}); the customer's old "
+                "copy stays here until it can. Remove the file only after checking, with "
+                "einblick status --instances, that the new instance took the log over"
+            ) from exc
+    return notes
+
+
+def pending_handovers(config: Config) -> list[HandoverPending]:
+    """For ``einblick status``: the holds this instance keeps for a move to it, and the copies
+    of moved customers' personal data it still holds, each with what to do."""
+    found: list[HandoverPending] = []
+    again = (
+        "einblick handover --customer {c} --to {to} --instances <every instance's einblick.yaml>"
+    )
+    for path in sorted(config.data_path.glob("handover-*.json")):
+        customer = path.stem.removeprefix("handover-")
+        try:
+            hold = read_hold(config.data_path, customer)
+        except HoldError as exc:
+            found.append(HandoverPending(customer=customer, kind="hold", todo=str(exc)))
+            continue
+        if hold is None:
+            continue  # ended meanwhile
+        command = again.format(c=customer, to=config.instance)
+        found.append(
+            HandoverPending(
+                customer=customer,
+                kind="hold",
+                since=hold.since,
+                todo=(
+                    f"the broker keeps {customer}'s messages for this instance in the hold "
+                    f"session {hold.client_id} ({len(hold.filters)} filter(s)): a move of "
+                    f"{customer} to here is under way or was interrupted. If no einblick "
+                    f"handover is running, run it again to finish the move: {command}. Until "
+                    "then nobody decides these messages, and the broker drops what exceeds "
+                    "its per-client queue"
+                ),
+            )
+        )
+    try:
+        notes = read_notes(config.data_path)
+    except MovedError as exc:
+        return [*found, HandoverPending(customer="?", kind="copy", todo=str(exc))]
+    for note in notes:
+        command = again.format(c=note.customer, to=note.to)
+        found.append(
+            HandoverPending(
+                customer=note.customer,
+                kind="copy",
+                todo=(
+                    f"{note.customer} was handed over to {note.to}, and this instance still "
+                    f"holds a copy of its personal data until {note.to}'s log records the "
+                    f"handover ({note.target_db}). If the move is not finished, run: {command}; "
+                    "the copy goes at once, or when this instance next starts"
+                ),
+            )
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class Scrubber:
+    """Removes a moved customer's personal rows from this instance's log, once it may."""
+
+    config: Callable[[], Config]
+    store: Store
+    writer: Callable[[], LogWriter]
+    keyring: Keyring
+    consents: ConsentBook
+
+    async def scrub(self, request: ScrubRequest) -> ScrubReply:
+        """The ``handover_scrub`` op: note where the log went (if the release did not), then
+        remove the copy if the new instance's record is committed."""
+        config = self.config()
+        customer = request.customer
+        if customer not in config.moves[0]:
+            raise MovedError(
+                f"instance {config.instance!r} has not handed {customer!r} over: nothing to "
+                "remove (einblick status --instances shows who holds it)"
+            )
+        path = note_path(config.data_path, customer)
+        if not path.exists():
+            note = Leftover(customer=customer, to=request.to, target_db=request.target_db)
+            write_note(config.data_path, note)
+        return await self._scrub(Leftover.model_validate_json(path.read_bytes()))
+
+    async def pending(self) -> list[ScrubReply]:
+        """At start: every move noted and not yet cleaned up, in turn. A note that cannot be
+        read stops only its clean-up, never the start (status shows it)."""
+        try:
+            notes = read_notes(self.config().data_path)
+        except MovedError as exc:
+            log.warning("%s", exc)
+            return []
+        return [await self._scrub(note) for note in notes]
+
+    async def _scrub(self, note: Leftover) -> ScrubReply:
+        config, writer, customer = self.config(), self.writer(), note.customer
+        closed = await self.store.read(lambda conn: closed_for(conn, customer))
+        if closed is None:
+            return ScrubReply(
+                customer=customer, removed=0, waiting=f"{customer}'s log is open here"
+            )
+        size, _ = closed
+        old_origin = writer.origin_of(customer)
+        done = await asyncio.to_thread(
+            taken_over_by, Path(note.target_db), customer, old_origin, size
+        )
+        if not done:
+            return ScrubReply(
+                customer=customer,
+                removed=0,
+                waiting=f"instance {note.to!r} has not taken the log over yet ({note.target_db})",
+            )
+
+        def job(conn: sqlite3.Connection) -> int:
+            return remove_leftovers(conn, customer).total
+
+        removed = await self.store.transaction(
+            job, on_rollback=writer.rolled_back, on_commit=writer.reload
+        )
+        # the WAL still holds the deleted pages' earlier images: into the database, truncated
+        copied = await self.store.read(lambda conn: writer.scrub(), offload=True)
+        await self.store.read(self.keyring.load)
+        await self.store.read(self.consents.load)
+        left = await self.store.read(lambda conn: personal_rows(conn, customer).total)
+        if left or not copied:
+            why = f"{left} rows remain" if left else "a reader kept the WAL from being copied"
+            return ScrubReply(customer=customer, removed=removed, waiting=why)
+        note_path(config.data_path, customer).unlink(missing_ok=True)
+        if removed:
+            log.warning(
+                "customer %r: its personal data left this instance (%d rows); %s holds its log",
+                customer,
+                removed,
+                note.to,
+            )
+        return ScrubReply(customer=customer, removed=removed, waiting=None)
+
+
+def scrub_handlers(scrubber: Scrubber) -> dict[str, Handler]:
+    """The ``handover_scrub`` control operation, for the control socket."""
+    return {HANDOVER_SCRUB.name: bind(HANDOVER_SCRUB, scrubber.scrub)}
