@@ -38,8 +38,9 @@ from typing import Any
 import orjson
 
 from gateway.errors import LogError
+from gateway.log.bundle_file import NotProven, Opener
 from gateway.log.bundle_lines import FORMAT, Bundle, parse_bundle
-from gateway.log.bundle_stream import NotProven, Opener, prove_bundle
+from gateway.log.bundle_stream import prove_bundle
 from gateway.log.chain import content_tail, salt_for
 from gateway.log.checkpoints import cosignatures
 from gateway.log.handovers import claimed_origin_at

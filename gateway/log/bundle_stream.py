@@ -64,7 +64,7 @@ from gateway.log.proof import well_formed
 from gateway.log.rotations import check_rotations
 from gateway.log.verdict import NO_WITNESSES, Kept, TreeVerdict, UnusableInput, WitnessPolicy
 
-__all__ = ["NotProven", "Opener", "prove_bundle"]
+__all__ = ["prove_bundle"]
 
 _COMMITMENT = struct.Struct("82x32s")
 # Records the checker reads again after the walk, by their bodies' kind (and reason).

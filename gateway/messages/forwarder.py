@@ -42,10 +42,10 @@ from gateway.messages.mqtt import (
     Inbound,
     MqttConnection,
     MqttError,
-    TlsSettings,
 )
 from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.sendtime import Settled
+from gateway.messages.tls import TlsSettings
 
 __all__ = ["Forwarder", "ForwarderState", "endpoint_for"]
 

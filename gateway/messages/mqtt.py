@@ -39,7 +39,7 @@ from gateway.errors import GatewayError
 from gateway.messages.paho_client import LoopClient
 from gateway.messages.tls import TlsError, TlsSettings, ssl_context
 
-__all__ = ["ConnectionLost", "Endpoint", "Inbound", "MqttConnection", "MqttError", "TlsSettings"]
+__all__ = ["ConnectionLost", "Endpoint", "Inbound", "MqttConnection", "MqttError"]
 
 log = logging.getLogger(__name__)
 

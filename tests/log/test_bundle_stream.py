@@ -22,8 +22,9 @@ from gateway.log.bundle import (
     verify_bundle_file,
     verify_whole_bundle,
 )
+from gateway.log.bundle_file import NotProven
 from gateway.log.bundle_lines import content_columns, parse_bundle
-from gateway.log.bundle_stream import NotProven, prove_bundle
+from gateway.log.bundle_stream import prove_bundle
 from gateway.log.keys import PublicKey, Signer, load_public_key
 from gateway.log.leaf import ENTRY_SIZE, TreeInput
 from gateway.log.merkle import leaf_hash
