@@ -93,6 +93,10 @@ def test_onward_says_what_the_whole_verification_says_and_moves_the_held_checkpo
 ) -> None:
     held = _held(log)
     assert held.size == 400  # two of every three of 600 entries are the customer's
+    log.write(_mine(590, 3), checkpoint=False)  # type: ignore[arg-type]
+    tail = _onward(log, held)  # no checkpoint since the held one: it stays, three unsigned
+    assert tail is not None and tail[1] == held
+    assert _facts(tail[0]) == _facts(_whole(log)) and tail[0].chains[0].unsigned == 3
     log.write(_mine(600, 300))  # type: ignore[arg-type]
     log.write(_mine(900, 7), checkpoint=False)  # type: ignore[arg-type]
     found = _onward(log, held)
@@ -100,7 +104,7 @@ def test_onward_says_what_the_whole_verification_says_and_moves_the_held_checkpo
     report, moved = found
     assert _facts(report) == _facts(_whole(log))
     assert report.chains[0].unsigned == 7
-    assert moved.size == 700 and moved.root != held.root
+    assert moved.size == 703 and moved.root != held.root
     # And on from there: the tail signed now.
     log.write(_mine(1000, 1))  # type: ignore[arg-type]
     again = _onward(log, moved)
