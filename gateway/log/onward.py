@@ -21,7 +21,9 @@ old chain, dropped leaves); a new entry of a kind that changes more than its own
 a key rotation, a gateway event: handovers, retention, sealing); and, checked cheaply below the
 held size, entries deleted or inserted (the count of entries below it), stored subtree hashes
 changed (the compact range read from the database against the held edge) or the boundary
-entry changed (its fields hashed again against the held leaf). Any problem the onward check
+entry changed (its fields hashed again against the held leaf), and a body or text the
+customer's entries name changed (each of their few hundred bodies and texts hashed again: the
+report reads them for old entries too). Any problem the onward check
 finds also answers ``None``: the whole verification then names the first bad entry as always.
 
 What this cannot see without reading everything is a row below the held size changed in a way
@@ -39,6 +41,7 @@ from pathlib import Path
 import orjson
 
 from gateway.errors import LogError
+from gateway.log.chain import body_digest, text_digest
 from gateway.log.keys import PublicKey
 from gateway.log.leaf import entry_bytes
 from gateway.log.legacy import verify_connection as verify_legacy
@@ -216,6 +219,32 @@ def _prefix_unchanged(conn: sqlite3.Connection, held: Verified) -> bool:
     )
 
 
+def _bodies_unchanged(conn: sqlite3.Connection, customer: str) -> bool:
+    """Every stored body of ``customer`` still hashes to its digest, and every text it names to
+    its own: the report reads the bodies and texts of old entries too, which the onward check
+    does not open otherwise (a few hundred bodies: bodies repeat)."""
+    refs: set[str] = set()
+    for digest, raw in conn.execute("SELECT digest, doc FROM bodies"):
+        doc = orjson.loads(bytes(raw)) if isinstance(raw, bytes) else None
+        if not isinstance(doc, dict):
+            return False  # unreadable, or text where bytes belong: someone edited it
+        if doc.get("customer") != customer:
+            continue
+        if body_digest(bytes(raw)) != bytes(digest):
+            return False
+        # Bodies of version 1 name their texts; version 2 bodies carry none (rendered on read).
+        refs.update(r for r in (doc.get("text_de"), doc.get("text_en")) if isinstance(r, str))
+    found = {
+        bytes(d).hex(): str(t)
+        for d, t in conn.execute(
+            "SELECT digest, text FROM texts WHERE hex(digest) IN"
+            " (SELECT upper(value) FROM json_each(?))",
+            (orjson.dumps(sorted(refs)).decode(),),
+        )
+    }
+    return all(ref in found and text_digest(found[ref]).hex() == ref for ref in refs)
+
+
 def _same_tree(
     conn: sqlite3.Connection, db: Path, customer: str, pinned: bytes, held: Verified
 ) -> TreeInfo | None:
@@ -251,7 +280,7 @@ def verify_onward(
     The report has the shape ``verify_connection`` gives, the new held state covers the new
     largest verified checkpoint."""
     info = _same_tree(conn, db, customer, pinned.raw, held)
-    if info is None or not _prefix_unchanged(conn, held):
+    if info is None or not _prefix_unchanged(conn, held) or not _bodies_unchanged(conn, customer):
         return None
     start = replace(info, dropped=held.size)  # the held prefix enters as a compacted start
     try:

@@ -27,7 +27,9 @@ THEIRS = "metallbau-huber"
 @pytest.fixture
 def log(tmp_path: Path) -> Iterator[Log]:
     opened = Log(tmp_path / "log.db", Signer.generate())
-    opened.write([make_draft(i, customer=MINE if i % 3 else THEIRS) for i in range(600)])
+    drafts = [make_draft(i, customer=MINE if i % 3 else THEIRS) for i in range(600)]
+    drafts[4] = make_draft(4, customer=MINE, device="alter-ofen")  # a body no later entry has
+    opened.write(drafts)
     yield opened
     opened.close()
 
@@ -150,6 +152,10 @@ BELOW = {
     "a stored subtree hash changed": _sql(
         "UPDATE tree_hashes SET hash = zeroblob(32) WHERE chain_id = :chain AND level = 8"
         " AND idx = 0"
+    ),
+    "a body only old entries name changed": _sql(
+        "UPDATE bodies SET doc = CAST(replace(CAST(doc AS TEXT), 'alter-ofen', 'neuer-ofen') AS BLOB)"
+        " WHERE instr(doc, CAST('alter-ofen' AS BLOB)) > 0"
     ),
     "a checkpoint below the held size changed": _sql(
         "UPDATE checkpoints SET note = note || ' ' WHERE chain_id = :chain AND size = 400"
