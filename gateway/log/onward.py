@@ -219,14 +219,23 @@ def _prefix_unchanged(conn: sqlite3.Connection, held: Verified) -> bool:
     )
 
 
+def _doc(raw: bytes) -> dict[str, object] | None:
+    """A body's document; None when it is not a JSON object (edited by hand: verify whole)."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 def _bodies_unchanged(conn: sqlite3.Connection, customer: str) -> bool:
     """Every stored body of ``customer`` still hashes to its digest, and every text it names to
     its own: the report reads the bodies and texts of old entries too, which the onward check
     does not open otherwise (a few hundred bodies: bodies repeat)."""
     refs: set[str] = set()
     for digest, raw in conn.execute("SELECT digest, doc FROM bodies"):
-        doc = orjson.loads(bytes(raw)) if isinstance(raw, bytes) else None
-        if not isinstance(doc, dict):
+        doc = _doc(raw) if isinstance(raw, bytes) else None
+        if doc is None:
             return False  # unreadable, or text where bytes belong: someone edited it
         if doc.get("customer") != customer:
             continue
@@ -290,8 +299,8 @@ def verify_onward(
     if stored is not None or tuple(tree.start_hashes) != held.edge:
         return None
     for raw in tree.bodies.values():
-        doc = orjson.loads(raw)  # each body's digest and form are checked by check_tree below
-        if not isinstance(doc, dict) or doc.get("kind") not in ONWARD_KINDS:
+        doc = _doc(raw)  # each body's digest and form are checked by check_tree below
+        if doc is None or doc.get("kind") not in ONWARD_KINDS:
             return None
     verdict = check_tree(tree, pinned, since=Kept(held.size, held.root))
     if verdict.problem is not None and verdict.problem.code != INCOMPLETE:

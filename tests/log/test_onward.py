@@ -157,6 +157,9 @@ BELOW = {
         "UPDATE bodies SET doc = CAST(replace(CAST(doc AS TEXT), 'alter-ofen', 'neuer-ofen') AS BLOB)"
         " WHERE instr(doc, CAST('alter-ofen' AS BLOB)) > 0"
     ),
+    "a body made unreadable": _sql(
+        "UPDATE bodies SET doc = CAST('{' AS BLOB) WHERE instr(doc, CAST('alter-ofen' AS BLOB)) > 0"
+    ),
     "a checkpoint below the held size changed": _sql(
         "UPDATE checkpoints SET note = note || ' ' WHERE chain_id = :chain AND size = 400"
     ),
