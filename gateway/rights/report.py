@@ -26,9 +26,11 @@ import orjson
 from gateway.errors import LogError
 from gateway.log.entry import at_from_us, us_from_at
 from gateway.log.keys import PublicKey
+from gateway.log.onward import verify_customer
 from gateway.log.reader import Reader
-from gateway.log.verify import verify_connection
+from gateway.log.reports import VerifyReport
 from gateway.rights.erasure import list_erasures
+from gateway.rights.held_trees import HeldTrees
 from gateway.rights.markup import render_html, render_md
 from gateway.rights.report_text import document
 from policies.compiler import CompiledPolicy
@@ -55,21 +57,34 @@ def build_report(
     since: datetime | None = None,
     public_key: PublicKey | None = None,
     now: datetime,
+    trees: HeldTrees | None = None,
 ) -> dict[str, Any]:
-    """Everything the log says about ``customer`` (from ``since`` on), as JSON-ready data."""
+    """Everything the log says about ``customer`` (from ``since`` on), as JSON-ready data.
+
+    ``trees``: the customer's tree as the last build verified it, to verify only what is new
+    (``gateway.log.onward``); without it, or whenever the onward check does not fit, the whole
+    tree is verified."""
     if not db.exists():
         raise LogError(f"report: {db}: no such log database")
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    # One read transaction: the verification and the state it leaves are of one log state.
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
     reader = Reader.open(db, customer=customer)
     try:
+        conn.execute("BEGIN")
+        held = None if trees is None else trees.get(customer, now)
+        verification, kept, onward = verify_customer(
+            conn, db, customer, public_key=public_key, held=held
+        )
+        if trees is not None:
+            trees.put(customer, kept, now, onward=onward)
         return _build(
             conn,
             reader,
             customer,
+            verification,
             policy=policy,
             recipients=recipients,
             since=since,
-            public_key=public_key,
             now=now,
         )
     finally:
@@ -81,11 +96,11 @@ def _build(
     conn: sqlite3.Connection,
     reader: Reader,
     customer: str,
+    verification: VerifyReport,
     *,
     policy: CompiledPolicy | None,
     recipients: Mapping[str, str],
     since: datetime | None,
-    public_key: PublicKey | None,
     now: datetime,
 ) -> dict[str, Any]:
     data = reader.report_data(customer, 0 if since is None else us_from_at(since))
@@ -97,7 +112,6 @@ def _build(
     texts = data.texts
     first_at = min((g[2] for g in groups), default=None)
     last_at = max((g[3] for g in groups), default=None)
-    verification = verify_connection(conn, customer=customer, public_key=public_key)
     chain = next((c for c in verification.chains if c.customer == customer), None)
     problem = verification.first
     return {

@@ -199,6 +199,7 @@ async def report(request: web.Request) -> web.StreamResponse:
             recipients=portal.config.recipient_names(),
             public_key=key,
             now=datetime.now(UTC),
+            trees=portal.reports.trees,
         )
 
     try:

@@ -18,6 +18,11 @@ build at a time, and a request is never answered from a log older than the one i
 The customer is the cache's key and part of every state: one customer's report is never served
 to another. Bounded: one report per customer, ``LIMIT`` bytes of them in all (its JSON's size
 as the estimate), oldest first out. A build that fails is not kept.
+
+A build verifies the customer's tree onward from the checkpoint the previous build verified
+(``trees``; ``gateway.log.onward``), so a customer whose log grows every second pays for the new
+entries, not for the whole log, on each build; whatever the onward check cannot vouch for, and
+at least every ``gateway.rights.held_trees.WHOLE_EVERY``, the build verifies the whole tree.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from gateway.log.keys import PublicKey
 from gateway.log.reader import Reader
 from gateway.log.results import LogState
 from gateway.rights.erasure import list_erasures
+from gateway.rights.held_trees import HeldTrees
 from gateway.rights.report import render
 from policies.compiler import CompiledPolicy
 
@@ -71,6 +77,9 @@ class Built:
 class ReportCache:
     limit: int = LIMIT
     builds: int = 0  # reports built (what the tests count)
+    # Each customer's tree as the last build verified it: the next build verifies only what is
+    # new (``gateway.rights.held_trees``, ``gateway.log.onward``).
+    trees: HeldTrees = field(default_factory=HeldTrees)
     _kept: SizedCache[str, Built] = field(init=False)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _started: dict[str, int] = field(default_factory=dict)  # builds begun, per customer
