@@ -60,6 +60,10 @@ NO_TESTS_NEEDED = {
 }
 
 ELSEWHERE = {
+    "gateway/rights/held_trees.py": (
+        "tests/gateway/test_report_onward.py",
+        "the verified trees a report build hands on, tested with the builds that use them",
+    ),
     "gateway/commands/handover.py": (
         "tests/gateway/test_handover.py",
         "einblick handover, tested with the steps on both instances it drives",
