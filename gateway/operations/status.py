@@ -74,11 +74,14 @@ def gather_status(parts: StatusParts) -> Status:
     stats = pipeline.stats
     names = config.recipient_names()
     running = {p.customer: p for p in parts.engine().policies()}
+    link = parts.device_link.state
     return Status(
         instance=config.instance,
         started_at=parts.started_at,
         key_fingerprint=parts.key_fingerprint,
-        device_broker=DeviceBrokerStatus.model_validate(parts.device_link.state),
+        device_broker=DeviceBrokerStatus(
+            connected=link.connected, since=link.since, error=link.error
+        ),
         upstreams=[
             UpstreamStatus(
                 recipient=name,
