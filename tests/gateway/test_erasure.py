@@ -118,14 +118,16 @@ def test_the_notice_is_a_signed_receipt_naming_only_ids_and_where_to_acknowledge
     done = run(log, "oven-1")
     [notice] = [n for n in done.notices if n.recipient == "wartung-gmbh"]
     assert notice.topic == f"cloud/einblick/erasure/{CUSTOMER}"
-    fields = verify_receipt(notice.payload, log.signer.public)
-    assert fields["type"] == "erasure_request" and fields["scope"] == "device"
-    assert (fields["customer"], fields["device"], fields["gateway"]) == (
+    signed = verify_receipt(notice.payload, log.signer.public)
+    assert signed.fields["type"] == "erasure_request" and signed.fields["scope"] == "device"
+    assert (signed.fields["customer"], signed.fields["device"], signed.fields["gateway"]) == (
         CUSTOMER,
         "oven-1",
         "gw-test",
     )
-    assert fields["acknowledge_to"] == f"cloud/einblick/erasure-ack/{fields['notice']}"
+    assert (
+        signed.fields["acknowledge_to"] == f"cloud/einblick/erasure-ack/{signed.fields['notice']}"
+    )
     assert "Anna" not in notice.payload.decode()  # the requester is not the recipient's business
     # A device erasure leaves the customer's keys and the other devices' queue alone.
     assert (done.keys, done.queued) == (0, 1)

@@ -146,8 +146,8 @@ async def test_an_objection_has_its_own_reason_entry_receipt_and_record(site: Si
     assert engine.still_allowed(CUSTOMER, "statistics", site.now) == Reason("objected")
     assert engine.still_allowed(CUSTOMER, "heating", site.now) is None
     assert await site.kinds() == ["objection"]
-    fields = verify_receipt(orjson.dumps(answer["receipt"]), site.signer.public)
-    assert (fields["type"], fields["article"], fields["by"]) == (
+    signed = verify_receipt(orjson.dumps(answer["receipt"]), site.signer.public)
+    assert (signed.fields["type"], signed.fields["article"], signed.fields["by"]) == (
         "objection",
         "GDPR Art. 21(1)",
         "Dr. Miriam Berg",
