@@ -345,12 +345,12 @@ class LocalSource:
         live: list[CustomerPolicy] | None = None
         if self.control_socket is not None:
             try:
-                fields = {} if self.customer is None else {"customer": self.customer}
-                answer = await request(self.control_socket, "policies", timeout=5.0, **fields)
+                asked = ops.CustomerRequest(customer=self.customer)
+                answer = await ask(self.control_socket, ops.POLICIES, asked, timeout=5.0)
             except ControlError:
                 live = None
             else:
-                live = [CustomerPolicy.from_op(c) for c in answer.get("customers") or ()]
+                live = [CustomerPolicy.from_op(c.model_dump()) for c in answer.customers]
         if live is not None:
             return self._mine(live), True
         if self.policies_dir is None:
