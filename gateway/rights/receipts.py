@@ -37,7 +37,7 @@ class ReceiptInvalid(GatewayError):
     """The receipt is malformed, or its signature does not verify with the given key."""
 
 
-def make_receipt(signer: Signer, fields: Mapping[str, Any]) -> dict[str, Any]:
+def make_receipt(signer: Signer, fields: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
     body = dict(fields)
     signature = signer.sign(_DOMAIN + canonical_json(body))
     return {
@@ -144,7 +144,7 @@ def legal_basis_iri(basis: str) -> str:
 
 def consent_record(
     fields: Mapping[str, Any], *, recipient_name: str, customer_name: str
-) -> dict[str, Any]:
+) -> dict[str, JsonValue]:
     """The event a receipt's ``fields`` describe, as JSON-LD with the DPV vocabulary: for a
     consent an ISO/IEC TS 27560 consent record (``dpv:ConsentRecord`` with its
     ``dpv:hasConsentStatus``); for an objection or a restriction the exercise of that right
@@ -154,8 +154,8 @@ def consent_record(
     entry = fields["log_entry"]
     base = f"urn:einblick:{gateway}:{customer}"
     purpose = fields.get("purpose") or {}
-    record: dict[str, Any] = {
-        "@context": DPV_CONTEXT,
+    record: dict[str, JsonValue] = {
+        "@context": {**DPV_CONTEXT},
         "@id": f"{base}:entry:{entry['seq']}",
         "dct:identifier": f"{gateway}/{customer}/{entry['seq']}",
         "dct:created": {"@value": fields["at"], "@type": "xsd:dateTime"},
