@@ -250,6 +250,10 @@ class ReloadDevicesReply(_Reply):
 
 
 class ForgetReply(_Reply):
+    """What an erasure did: read from ``gateway.rights.erasure.Forgotten``'s attributes."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", from_attributes=True)
+
     erasure: int
     entry_seq: int
     content_erased: int

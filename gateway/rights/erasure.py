@@ -58,6 +58,7 @@ __all__ = [
     "ErasureDone",
     "ErasureError",
     "ErasureRequest",
+    "Forgotten",
     "ack_filter",
     "erase",
     "list_erasures",
@@ -103,16 +104,37 @@ class ErasureDone:
     queued_by_recipient: dict[str, int] = field(default_factory=dict)
     queued_bytes_by_recipient: dict[str, int] = field(default_factory=dict)  # payload bytes
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "erasure": self.id,
-            "entry_seq": self.entry_seq,
-            "content_erased": self.content,
-            "queued_erased": self.queued,
-            "keys_destroyed": self.keys,
-            "retained_cleared": self.retained,
-            "notified": self.recipients,
-        }
+    def forgotten(self, *, scrubbed: bool, retained_pending: bool = False) -> Forgotten:
+        """What the ``forget`` op answers about this erasure."""
+        return Forgotten(
+            erasure=self.id,
+            entry_seq=self.entry_seq,
+            content_erased=self.content,
+            queued_erased=self.queued,
+            keys_destroyed=self.keys,
+            retained_cleared=self.retained,
+            notified=tuple(self.recipients),
+            scrubbed=scrubbed,
+            retained_pending=retained_pending,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    """What one erasure did, as the ``forget`` op answers it (``ForgetReply`` reads these
+    attributes; the names are the wire's)."""
+
+    erasure: int  # the erasure's number
+    entry_seq: int  # its signed log entry
+    content_erased: int
+    queued_erased: int
+    keys_destroyed: int
+    retained_cleared: int
+    notified: tuple[str, ...]  # recipients sent a signed erasure notice
+    scrubbed: bool  # the write-ahead log was emptied of the erased pages
+    # On a stopped gateway's database: retained messages on its broker are cleared when it
+    # runs again.
+    retained_pending: bool = False
 
 
 def ack_filter(topic_prefix: str) -> str:
