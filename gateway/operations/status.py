@@ -27,6 +27,7 @@ from gateway.operations.status_model import (
     DeviceBrokerStatus,
     DeviceProblem,
     DiskStatus,
+    ErasureNotice,
     ErasureStatus,
     LatencySummary,
     PipelineStatus,
@@ -111,7 +112,12 @@ def gather_status(parts: StatusParts) -> Status:
             paused_because=pipeline.pause_reason(),
             latency=LatencySummary.model_validate(pipeline.decided.summary()),
         ),
-        erasures=ErasureStatus.model_validate(parts.erasures.status()),
+        erasures=ErasureStatus(
+            unacknowledged=[
+                ErasureNotice.model_validate(n, from_attributes=True)
+                for n in parts.erasures.pending()
+            ]
+        ),
         retained=parts.retained.status(),
         clock=ClockStatus.model_validate(parts.clock.status()),
         retention=parts.retention.status(),

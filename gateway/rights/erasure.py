@@ -59,6 +59,7 @@ __all__ = [
     "ErasureError",
     "ErasureRequest",
     "Forgotten",
+    "PendingNotice",
     "ack_filter",
     "erase",
     "list_erasures",
@@ -407,11 +408,23 @@ def _iso(at_us: int | None) -> str | None:
     return None if at_us is None else at_from_us(at_us).isoformat()
 
 
+@dataclass(frozen=True, slots=True)
+class PendingNotice:
+    """An erasure notice a recipient has not acknowledged yet, as ``einblick status`` lists it
+    (its ``ErasureNotice`` reads these attributes)."""
+
+    notice: str
+    recipient: str
+    customer: str
+    device: str | None
+    requested_at: str  # when the erasure was requested, ISO 8601
+
+
 class ErasureBook:
     """What ``einblick status`` shows: erasure notices not yet acknowledged, kept in memory."""
 
     def __init__(self) -> None:
-        self.unacknowledged: dict[str, dict[str, Any]] = {}  # notice -> what status shows
+        self.unacknowledged: dict[str, PendingNotice] = {}  # by notice id
 
     def load(self, conn: sqlite3.Connection) -> None:
         self.unacknowledged = {}
@@ -419,22 +432,20 @@ class ErasureBook:
             self.add(erasure)
 
     def add(self, erasure: Mapping[str, Any]) -> None:
+        """One of ``list_erasures``'s erasures: its notices not yet acknowledged."""
         for notice in erasure["notices"]:
             if notice["acknowledged_at"] is None:
-                self.unacknowledged[notice["notice"]] = {
-                    "notice": notice["notice"],
-                    "recipient": notice["recipient"],
-                    "customer": erasure["customer"],
-                    "device": erasure["device"],
-                    "requested_at": erasure["at"],
-                }
+                self.unacknowledged[notice["notice"]] = PendingNotice(
+                    notice=notice["notice"],
+                    recipient=notice["recipient"],
+                    customer=erasure["customer"],
+                    device=erasure["device"],
+                    requested_at=erasure["at"],
+                )
 
     def acknowledged(self, notice: str) -> None:
         self.unacknowledged.pop(notice, None)
 
-    def status(self) -> dict[str, Any]:
-        return {"unacknowledged": sorted(self.unacknowledged.values(), key=_by_time)}
-
-
-def _by_time(item: Mapping[str, Any]) -> str:
-    return str(item["requested_at"])
+    def pending(self) -> list[PendingNotice]:
+        """The unacknowledged notices, oldest request first."""
+        return sorted(self.unacknowledged.values(), key=lambda n: n.requested_at)

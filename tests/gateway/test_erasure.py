@@ -157,7 +157,7 @@ def test_acknowledgements_are_recorded_once_and_only_for_their_recipient(log: Lo
     notice = orjson.loads(done.notices[0].payload)["receipt"]["notice"]
     book = ErasureBook()
     book.load(log.conn)
-    assert [u["notice"] for u in book.status()["unacknowledged"]] == [notice]
+    assert [u.notice for u in book.pending()] == [notice]
     [listed] = list_erasures(log.conn, CUSTOMER)
     assert listed["device"] == "oven-1" and listed["requested_by"] == "Anna Schmidt"
     assert listed["notices"][0]["delivered"] is False  # still queued
@@ -168,7 +168,7 @@ def test_acknowledgements_are_recorded_once_and_only_for_their_recipient(log: Lo
     assert listed["notices"][0]["acknowledged_at"] == "1970-01-01T00:00:01+00:00"
     assert listed["notices"][0]["delivered"] is True
     book.acknowledged(notice)
-    assert book.status() == {"unacknowledged": []}
+    assert book.pending() == []
     assert list_erasures(log.conn, "familie-weber") == []
 
 
