@@ -120,7 +120,7 @@ def gather_status(parts: StatusParts) -> Status:
         ),
         retained=parts.retained.status(),
         clock=ClockStatus.model_validate(parts.clock.status()),
-        retention=parts.retention.status(),
+        retention=parts.retention.status().model_dump(mode="json"),
         disk=DiskStatus.model_validate(disk) if (disk := parts.disk.status()) else None,
         refusals=[RefusalStatus.model_validate(r) for r in parts.devices.refusals.status()],
         refusal_totals=dict(parts.devices.refusals.totals),
