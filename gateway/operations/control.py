@@ -6,7 +6,10 @@ The gateway is the only writer of its database, so a consent withdrawn in the TU
 receipt. A Unix socket beside the database, owner-only: whoever may read the database may ask.
 
 Protocol: one JSON object per line each way. Request ``{"op": "...", ...}``; answer
-``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``. Each op's fields are typed in
+``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``. The line itself is read into a model
+each way (``Envelope`` at the socket, ``Answer`` at the client), so a line that is not JSON, not
+an object or has no op is refused with what a request looks like, and an answer that is no reply
+is a ControlError, never a decoding traceback. Each op's fields are typed in
 ``gateway.operations.control_model``: ``bind`` validates a request into its model before the
 handler runs, ``ask`` reads the reply back through the op's reply model.
 """
