@@ -19,7 +19,7 @@ import asyncio
 import bisect
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -54,6 +54,18 @@ __all__ = ["STRIDE", "LocalSource", "LocalView"]
 T = TypeVar("T")
 STRIDE = 256
 BUCKETS = 48  # sparkline: 48 half-hours
+
+
+@dataclass(slots=True)
+class _Tally:
+    """One recipient's counts while the overview's day is read (becomes a RecipientStats)."""
+
+    hour: int = 0
+    day: int = 0
+    withheld: int = 0
+    sent: set[str] = field(default_factory=set)  # fields shared or altered
+    held: set[str] = field(default_factory=set)  # fields withheld
+    buckets: list[int] = field(default_factory=lambda: [0] * BUCKETS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,45 +293,35 @@ class LocalSource:
         bucket_us = 86_400_000_000 // BUCKETS
         reader = self.reader
         counts = reader.recipient_counts(day0, bucket_us, reader.first_seq_at(day0))
-        per: dict[str, dict[str, Any]] = {}
+        per: dict[str, _Tally] = {}
         for found in counts:
             name = reader.atom(found.recipient_id) or f"#{found.recipient_id}"
             body = self._body(found.body_id)
             count = found.count
-            slot = per.setdefault(
-                name,
-                {
-                    "hour": 0,
-                    "day": 0,
-                    "withheld": 0,
-                    "sent": set(),
-                    "held": set(),
-                    "b": [0] * BUCKETS,
-                },
-            )
+            slot = per.setdefault(name, _Tally())
             b = min(max(found.bucket, 0), BUCKETS - 1)
             if body.kind != "decision":
                 continue  # a consent given or withdrawn names its recipient, but is no message
             if body.outcome == "withheld":
-                slot["withheld"] += count
-                slot["held"].update(body.doc.get("withheld") or ())
+                slot.withheld += count
+                slot.held.update(body.doc.get("withheld") or ())
                 continue
-            slot["day"] += count
+            slot.day += count
             if b >= BUCKETS - 2:
-                slot["hour"] += count
-            slot["b"][b] += count
-            slot["sent"].update(body.doc.get("shared") or ())
-            slot["sent"].update(a[0] for a in body.doc.get("altered") or ())
-            slot["held"].update(body.doc.get("withheld") or ())
+                slot.hour += count
+            slot.buckets[b] += count
+            slot.sent.update(body.doc.get("shared") or ())
+            slot.sent.update(a[0] for a in body.doc.get("altered") or ())
+            slot.held.update(body.doc.get("withheld") or ())
         return tuple(
             RecipientStats(
                 recipient=name,
-                last_hour=s["hour"],
-                last_day=s["day"],
-                withheld_day=s["withheld"],
-                fields_sent=tuple(sorted(s["sent"])),
-                never_sent=tuple(sorted(s["held"] - s["sent"])),
-                buckets=tuple(s["b"]),
+                last_hour=s.hour,
+                last_day=s.day,
+                withheld_day=s.withheld,
+                fields_sent=tuple(sorted(s.sent)),
+                never_sent=tuple(sorted(s.held - s.sent)),
+                buckets=tuple(s.buckets),
             )
             for name, s in sorted(per.items())
         )
@@ -345,12 +347,12 @@ class LocalSource:
         live: list[CustomerPolicy] | None = None
         if self.control_socket is not None:
             try:
-                fields = {} if self.customer is None else {"customer": self.customer}
-                answer = await request(self.control_socket, "policies", timeout=5.0, **fields)
+                asked = ops.CustomerRequest(customer=self.customer)
+                answer = await ask(self.control_socket, ops.POLICIES, asked, timeout=5.0)
             except ControlError:
                 live = None
             else:
-                live = [CustomerPolicy.from_op(c) for c in answer.get("customers") or ()]
+                live = [CustomerPolicy.from_op(c.model_dump()) for c in answer.customers]
         if live is not None:
             return self._mine(live), True
         if self.policies_dir is None:

@@ -292,9 +292,9 @@ def _consent(args: argparse.Namespace) -> int:
 
 
 def _receipt_verify(args: argparse.Namespace) -> int:
-    fields = verify_receipt(args.file.read_bytes(), load_public_key(args.key))
+    receipt = verify_receipt(args.file.read_bytes(), load_public_key(args.key))
     print(
-        f"receipt OK: {fields.get('type')} of grant {fields.get('grant')!r} for {fields.get('customer')!r} at {fields.get('at')}"
+        f"receipt OK: {receipt.type} of grant {receipt.grant!r} for {receipt.customer!r} at {receipt.at}"
     )
     return 0
 

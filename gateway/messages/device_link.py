@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,26 @@ from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection, MqttError
 from gateway.messages.outbox import Outbox
 from gateway.messages.subscriptions import EVERYTHING, Subscriptions
 
-__all__ = ["DeviceLink", "offline_seconds"]
+__all__ = ["DeviceLink", "LinkState", "offline_seconds"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class LinkState:
+    """Whether the session on the device broker is open, since when (wall clock, seconds), and
+    why not: what ``einblick status`` shows as ``device_broker``. One object for the link's
+    life, changed in place only by the link (``moved``), so whoever holds it reads it current."""
+
+    connected: bool = False
+    since: float = field(default_factory=time.time)
+    error: str | None = None
+
+    def moved(self, *, connected: bool, error: str | None) -> None:
+        """The session opened (``error`` None) or closed, and why, as of now."""
+        self.connected = connected
+        self.since = time.time()
+        self.error = error
 
 
 def offline_seconds(database: Path) -> float:
@@ -64,11 +82,11 @@ class DeviceLink:
         self.offline = 0.0  # seconds the gateway had been stopped when it started
         self.connection: MqttConnection | None = None
         # What status shows as device_broker.
-        self.state: dict[str, Any] = {"connected": False, "since": time.time(), "error": None}
+        self.state = LinkState()
 
     @property
     def connected(self) -> bool:
-        return bool(self.state.get("connected"))
+        return self.state.connected
 
     async def run(self) -> None:
         """Hold the session; reconnect; step back when the outbox is full. Runs until cancelled."""
@@ -86,7 +104,7 @@ class DeviceLink:
                 # The one reason, as status's paused_because says it: the whole outbox, or a
                 # hold recipient's share at its quota.
                 why = room.pause_reason() or "the outbox is full"
-                self.state.update(connected=False, since=time.time(), error=f"paused: {why}")
+                self.state.moved(connected=False, error=f"paused: {why}")
                 await room.has_room.wait()
                 log.warning("the outbox has room again: taking messages from devices")
             link = MqttConnection(
@@ -105,7 +123,7 @@ class DeviceLink:
                 await link.open()
                 await self.subscriptions.apply(link)
             except MqttError as exc:
-                self.state.update(connected=False, since=time.time(), error=str(exc))
+                self.state.moved(connected=False, error=str(exc))
                 delay = backoff.next_delay()
                 log.warning("device broker: %s; retrying in %.1f s", exc, delay)
                 await link.close()
@@ -114,7 +132,7 @@ class DeviceLink:
             backoff.reset()
             self._save()
             self.connection = link
-            self.state.update(connected=True, since=time.time(), error=None)
+            self.state.moved(connected=True, error=None)
             # Held until the broker drops us or the outbox fills.
             full = room.when_full()
             waiters: set[asyncio.Future[Any]] = {full, link.closed}
@@ -136,7 +154,7 @@ class DeviceLink:
                 if link.closed.done() and not link.closed.cancelled()
                 else "closed"
             )
-            self.state.update(connected=False, since=time.time(), error=why)
+            self.state.moved(connected=False, error=why)
 
     def changed(self) -> None:
         """The subscription set may have moved (a policy declared new topics)."""

@@ -20,9 +20,23 @@ from __future__ import annotations
 
 import statistics
 from collections import deque
-from typing import Any
+from dataclasses import dataclass
 
-__all__ = ["LatencyWindow"]
+__all__ = ["Latency", "LatencyWindow"]
+
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    """The last ``window`` messages of one stage; percentiles ``None`` while the window is empty.
+
+    Status carries it as ``LatencySummary`` (gateway/operations/status_model.py, read from these
+    attributes): the TUI reads the status model and may not import the message path."""
+
+    count: int
+    window: int
+    p50_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
 
 
 class LatencyWindow:
@@ -34,26 +48,20 @@ class LatencyWindow:
         self._seconds.append(seconds)
         self.count += 1
 
-    def summary(self) -> dict[str, Any]:
-        """``{"count", "window", "p50_ms", "p99_ms", "max_ms"}``; percentiles ``None`` while empty."""
+    def summary(self) -> Latency:
+        """The window's figures in milliseconds; percentiles ``None`` while it is empty."""
         values = list(self._seconds)
         if not values:
-            return {
-                "count": self.count,
-                "window": 0,
-                "p50_ms": None,
-                "p99_ms": None,
-                "max_ms": None,
-            }
+            return Latency(count=self.count, window=0, p50_ms=None, p99_ms=None, max_ms=None)
         if len(values) == 1:
             p50 = p99 = values[0]
         else:
             cuts = statistics.quantiles(values, n=100, method="inclusive")
             p50, p99 = cuts[49], cuts[98]
-        return {
-            "count": self.count,
-            "window": len(values),
-            "p50_ms": round(p50 * 1000, 3),
-            "p99_ms": round(p99 * 1000, 3),
-            "max_ms": round(max(values) * 1000, 3),
-        }
+        return Latency(
+            count=self.count,
+            window=len(values),
+            p50_ms=round(p50 * 1000, 3),
+            p99_ms=round(p99 * 1000, 3),
+            max_ms=round(max(values) * 1000, 3),
+        )

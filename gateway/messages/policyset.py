@@ -28,11 +28,10 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import orjson
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, JsonValue, TypeAdapter, ValidationError
 
 from gateway.devices.registry import NAMESPACE, RegisteredDevice, RegistryError, check_topic
 from policies.compiler import CompiledPolicy, compile_policy
@@ -86,8 +85,22 @@ class Shape:
                 return device, stream
         return None
 
-    def dump(self) -> dict[str, Any]:
-        return {"customer": self.customer, "topics": [list(t) for t in self.topics]}
+    def saved(self) -> SavedShape:
+        return SavedShape(customer=self.customer, topics=list(self.topics))
+
+
+class SavedShape(BaseModel):
+    """A shape as ``policy-shapes.json`` keeps it for the next start: the customer, and each
+    topic as ``[pattern, device, stream]``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    customer: str
+    topics: list[tuple[str, str, str]]
+
+
+# The file as a whole: file name -> one entry, each read on its own (``_read_shapes``).
+_SHAPES_FILE: TypeAdapter[dict[str, JsonValue]] = TypeAdapter(dict[str, JsonValue])
 
 
 class PolicySet:
@@ -109,7 +122,7 @@ class PolicySet:
         self._registered = registered
         self.files: dict[Path, LoadedFile] = {}
         self._shapes_path = shapes_path
-        self._shapes: dict[str, dict[str, Any]] = self._read_shapes()
+        self._shapes: dict[str, SavedShape] = self._read_shapes()
         self._refused: set[tuple[Path, str]] = set()  # read patterns already logged as refused
 
     def load_all(self) -> list[CompiledPolicy]:
@@ -250,43 +263,52 @@ class PolicySet:
 
     # -- shapes ----------------------------------------------------------------------------------
 
-    def _read_shapes(self) -> dict[str, dict[str, Any]]:
+    def _read_shapes(self) -> dict[str, SavedShape]:
         if self._shapes_path is None:
             return {}
         try:
-            data = orjson.loads(self._shapes_path.read_bytes())
+            data = _SHAPES_FILE.validate_json(self._shapes_path.read_bytes())
         except FileNotFoundError:
             return {}
-        except (OSError, orjson.JSONDecodeError) as exc:
+        except (OSError, ValidationError) as exc:
             log.warning(
                 "%s unreadable (%s); starting without remembered policy shapes",
                 self._shapes_path,
                 exc,
             )
             return {}
-        return data if isinstance(data, dict) else {}
+        shapes = {}
+        for name, entry in data.items():
+            # One damaged entry costs only its own file's shape (that file's topics are then
+            # refused until it loads), never the others'.
+            try:
+                shapes[name] = SavedShape.model_validate(entry)
+            except ValidationError as exc:
+                log.warning(
+                    "%s: the remembered shape of %s is damaged (%s); forgotten until it loads",
+                    self._shapes_path,
+                    name,
+                    exc.errors()[0]["msg"],
+                )
+        return shapes
 
     def _remembered(self, path: Path) -> Shape | None:
         saved = self._shapes.get(path.name)
-        if not isinstance(saved, dict) or not isinstance(saved.get("customer"), str):
-            return None
-        topics = [
-            (str(t[0]), str(t[1]), str(t[2]))
-            for t in saved.get("topics") or ()
-            if isinstance(t, list) and len(t) == 3
-        ]
-        return Shape.of(saved["customer"], topics)
+        return None if saved is None else Shape.of(saved.customer, list(saved.topics))
 
     def _remember(self, path: Path, shape: Shape) -> None:
-        if self._shapes_path is None or self._shapes.get(path.name) == shape.dump():
+        saved = shape.saved()
+        if self._shapes_path is None or self._shapes.get(path.name) == saved:
             return
-        self._shapes[path.name] = shape.dump()
+        self._shapes[path.name] = saved
         temporary = self._shapes_path.with_suffix(".tmp")
         try:
             # Owner-only like everything in the data directory, whatever the umask.
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             with os.fdopen(fd, "wb") as handle:
-                handle.write(orjson.dumps(self._shapes))
+                handle.write(
+                    orjson.dumps({n: s.model_dump(mode="json") for n, s in self._shapes.items()})
+                )
             os.replace(temporary, self._shapes_path)
         except OSError as exc:  # only attribution after a later broken restart depends on it
             log.warning(

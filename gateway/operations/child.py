@@ -16,6 +16,7 @@ from pathlib import Path
 from gateway.config import load_config
 from gateway.errors import GatewayError
 from gateway.operations.control import ControlError, request
+from gateway.operations.status_model import Status
 
 __all__ = ["start_gateway", "stop_gateway"]
 
@@ -50,9 +51,9 @@ async def start_gateway(
         async with asyncio.timeout(timeout):
             while process.returncode is None:
                 with contextlib.suppress(ControlError):
-                    status = await request(control_socket, "status", timeout=2)
-                    if status["device_broker"]["connected"] and (
-                        not upstreams or all(u["connected"] for u in status["upstreams"])
+                    status = Status.read(await request(control_socket, "status", timeout=2))
+                    if status.device_broker.connected and (
+                        not upstreams or all(u.connected for u in status.upstreams)
                     ):
                         return process
                 await asyncio.sleep(0.05)

@@ -6,7 +6,10 @@ The gateway is the only writer of its database, so a consent withdrawn in the TU
 receipt. A Unix socket beside the database, owner-only: whoever may read the database may ask.
 
 Protocol: one JSON object per line each way. Request ``{"op": "...", ...}``; answer
-``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``. Each op's fields are typed in
+``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``. The line itself is read into a model
+each way (``Envelope`` at the socket, ``Answer`` at the client), so a line that is not JSON, not
+an object or has no op is refused with what a request looks like, and an answer that is no reply
+is a ControlError, never a decoding traceback. Each op's fields are typed in
 ``gateway.operations.control_model``: ``bind`` validates a request into its model before the
 handler runs, ``ask`` reads the reply back through the op's reply model.
 """
@@ -19,13 +22,13 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, JsonValue, ValidationError
 
 from gateway.errors import GatewayError
-from gateway.operations.control_model import Op
+from gateway.operations.control_model import Answer, Envelope, Op
 
 __all__ = [
     "BadRequest",
@@ -35,6 +38,7 @@ __all__ = [
     "Handler",
     "ask",
     "bind",
+    "problems",
     "request",
 ]
 
@@ -43,7 +47,8 @@ R = TypeVar("R", bound=BaseModel)
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
+# A request's fields (the op's name taken off) → the reply's fields, as the wire carries both.
+Handler = Callable[[Mapping[str, JsonValue]], Awaitable[Mapping[str, JsonValue]]]
 MAX_REQUEST = 64 * 1024
 
 
@@ -55,14 +60,19 @@ class GatewayNotRunning(ControlError):
     """No gateway listens on the control socket."""
 
 
+def problems(exc: ValidationError, whole: str = "request") -> str:
+    """Every problem pydantic found, each at its field: ``grant: Field required; by: …``;
+    one with the document itself at ``whole``."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or whole}: {e['msg']}" for e in exc.errors()
+    )
+
+
 class BadRequest(ControlError):
     """A request whose fields do not fit its op (missing, unknown, or of the wrong type)."""
 
     def __init__(self, op: str, exc: ValidationError) -> None:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors()
-        )
-        super().__init__(f"op {op!r}: {problems}")
+        super().__init__(f"op {op!r}: {problems(exc)}")
         self.op = op
 
 
@@ -70,9 +80,9 @@ def bind(op: Op[Q, R], handle: Callable[[Q], Awaitable[R]]) -> Handler:
     """``handle`` as a socket handler: the request validated into ``op.request`` (BadRequest
     if it does not fit), the reply dumped as the wire carries it."""
 
-    async def handler(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    async def handler(raw: Mapping[str, JsonValue]) -> Mapping[str, JsonValue]:
         try:
-            fields = op.request.model_validate({k: v for k, v in raw.items() if k != "op"})
+            fields = op.request.model_validate(raw)
         except ValidationError as exc:
             raise BadRequest(op.name, exc) from exc
         reply = await handle(fields)
@@ -123,28 +133,35 @@ class ControlServer:
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
-    async def _answer(self, line: bytes) -> Mapping[str, Any]:
+    async def _answer(self, line: bytes) -> Mapping[str, JsonValue]:
         try:
-            request_ = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            return {"ok": False, "error": "the request is not one line of JSON"}
-        if not isinstance(request_, dict) or not isinstance(request_.get("op"), str):
-            return {"ok": False, "error": "expected a JSON object with an 'op'"}
-        handler = self.handlers.get(request_["op"])
+            envelope = Envelope.model_validate_json(line)
+        except ValidationError as exc:
+            # The line itself does not fit (not JSON, not an object, no op): said as such, so a
+            # hand-written request (``socat``) learns what a request looks like.
+            return {
+                "ok": False,
+                "error": "expected one line of JSON, an object with an 'op' "
+                f'(e.g. {{"op": "status"}}): {problems(exc)}',
+            }
+        handler = self.handlers.get(envelope.op)
         if handler is None:
             known = ", ".join(sorted(self.handlers))
-            return {"ok": False, "error": f"unknown op {request_['op']!r} (known: {known})"}
+            return {"ok": False, "error": f"unknown op {envelope.op!r} (known: {known})"}
         try:
-            return {"ok": True, **(await handler(request_))}
+            return {"ok": True, **(await handler(envelope.fields))}
         except GatewayError as exc:
             return {"ok": False, "error": str(exc)}
         except Exception as exc:
-            log.exception("control request %r failed", request_["op"])
+            log.exception("control request %r failed", envelope.op)
             return {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
 
 
-async def request(path: Path, op: str, timeout: float = 10.0, **fields: Any) -> dict[str, Any]:
-    """Ask the running gateway; ControlError if it is not running or says no."""
+async def request(
+    path: Path, op: str, timeout: float = 10.0, **fields: JsonValue
+) -> dict[str, JsonValue]:
+    """Ask the running gateway; the reply's fields as the wire carries them. ControlError if it
+    is not running, says no, or answers with something that is not a reply."""
     try:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_unix_connection(str(path), limit=16 * 1024 * 1024)
@@ -162,12 +179,18 @@ async def request(path: Path, op: str, timeout: float = 10.0, **fields: Any) -> 
         ) from exc
     except TimeoutError as exc:
         raise ControlError(f"the gateway did not answer within {timeout:.0f} s ({path})") from exc
-    answer = (
-        orjson.loads(line) if line else {"ok": False, "error": "the gateway closed the connection"}
-    )
-    if not answer.get("ok"):
-        raise ControlError(str(answer.get("error")))
-    return dict(answer)
+    if not line:
+        raise ControlError(f"the gateway closed the connection without answering {op!r} ({path})")
+    try:
+        answer = Answer.model_validate_json(line)
+    except ValidationError as exc:
+        raise ControlError(
+            f"what answers on {path} is not an einblick gateway (its answer to {op!r} is not a "
+            f"reply: {problems(exc, 'answer')})"
+        ) from exc
+    if not answer.ok:
+        raise ControlError(answer.error)
+    return answer.fields
 
 
 async def ask(path: Path, op: Op[Q, R], fields: Q | None = None, *, timeout: float = 10.0) -> R:
@@ -175,7 +198,6 @@ async def ask(path: Path, op: Op[Q, R], fields: Q | None = None, *, timeout: flo
     the gateway is not running, says no, or answers with a reply that does not fit."""
     sent = {} if fields is None else fields.model_dump(mode="json", exclude_none=True)
     answer = await request(path, op.name, timeout, **sent)
-    answer.pop("ok", None)
     try:
         return op.reply.model_validate(answer)
     except ValidationError as exc:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, JsonValue
+from pydantic import BaseModel, ConfigDict, JsonValue, model_validator
 
 from gateway.operations.reload import ReloadReport
 from gateway.operations.status_model import DeviceProblem, Status
@@ -41,12 +41,14 @@ __all__ = [
     "SNAPSHOT",
     "STATUS",
     "WITHDRAW",
+    "Answer",
     "CheckpointReply",
     "ConsentReply",
     "ConsentRequest",
     "CustomerPolicies",
     "CustomerRequest",
     "DeviceEffectReply",
+    "Envelope",
     "ErasureNoticeRecord",
     "ErasureRecord",
     "ErasuresReply",
@@ -69,6 +71,55 @@ class _Request(BaseModel):
 
 class _Reply(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+# -- the line each way -----------------------------------------------------------------------------
+
+
+def _split(data: object, name: str) -> object:
+    """``{"name": x, ...rest}`` as ``{"name": x, "fields": rest}``: the wire keeps every field
+    at the top level (clients already send and read it so), the model keeps them apart."""
+    if not isinstance(data, dict):
+        return data  # refused by the model: "Input should be a valid dictionary"
+    apart: dict[object, object] = {"fields": {k: v for k, v in data.items() if k != name}}
+    if name in data:
+        apart[name] = data[name]  # absent stays absent: "op: Field required"
+    return apart
+
+
+class Envelope(BaseModel):
+    """One request line as the socket reads it: the op's name and its fields, which the op's
+    own request model validates (``control.bind``) once the op is known."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    op: str
+    fields: dict[str, JsonValue]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apart(cls, data: object) -> object:
+        return _split(data, "op")
+
+
+class Answer(BaseModel):
+    """One reply line as the client reads it: ``ok``, the gateway's reason when not, and the
+    op's reply fields (read by the op's reply model in ``control.ask``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ok: bool
+    fields: dict[str, JsonValue]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apart(cls, data: object) -> object:
+        return _split(data, "ok")
+
+    @property
+    def error(self) -> str:
+        """What the gateway said went wrong (only on a refusal)."""
+        return str(self.fields.get("error"))
 
 
 # -- requests --------------------------------------------------------------------------------------
@@ -199,6 +250,10 @@ class ReloadDevicesReply(_Reply):
 
 
 class ForgetReply(_Reply):
+    """What an erasure did: read from ``gateway.rights.erasure.Forgotten``'s attributes."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", from_attributes=True)
+
     erasure: int
     entry_seq: int
     content_erased: int

@@ -28,6 +28,7 @@ from gateway.operations.status_model import (
     DeviceBrokerStatus,
     DeviceProblem,
     DiskStatus,
+    ErasureNotice,
     ErasureStatus,
     LatencySummary,
     PipelineStatus,
@@ -75,11 +76,14 @@ def gather_status(parts: StatusParts) -> Status:
     stats = pipeline.stats
     names = config.recipient_names()
     running = {p.customer: p for p in parts.engine().policies()}
+    link = parts.device_link.state
     return Status(
         instance=config.instance,
         started_at=parts.started_at,
         key_fingerprint=parts.key_fingerprint,
-        device_broker=DeviceBrokerStatus.model_validate(parts.device_link.state),
+        device_broker=DeviceBrokerStatus(
+            connected=link.connected, since=link.since, error=link.error
+        ),
         upstreams=[
             UpstreamStatus(
                 recipient=name,
@@ -109,10 +113,15 @@ def gather_status(parts: StatusParts) -> Status:
             paused_because=pipeline.pause_reason(),
             latency=LatencySummary.model_validate(pipeline.decided.summary()),
         ),
-        erasures=ErasureStatus.model_validate(parts.erasures.status()),
+        erasures=ErasureStatus(
+            unacknowledged=[
+                ErasureNotice.model_validate(n, from_attributes=True)
+                for n in parts.erasures.pending()
+            ]
+        ),
         retained=parts.retained.status(),
         clock=ClockStatus.model_validate(parts.clock.status()),
-        retention=parts.retention.status(),
+        retention=parts.retention.status().model_dump(mode="json"),
         disk=DiskStatus.model_validate(disk) if (disk := parts.disk.status()) else None,
         refusals=[RefusalStatus.model_validate(r) for r in parts.devices.refusals.status()],
         refusal_totals=dict(parts.devices.refusals.totals),

@@ -46,7 +46,10 @@ class _Reply(BaseModel):
 
 
 class LatencySummary(_Reply):
-    """The last ``window`` messages of one stage; percentiles ``None`` while the window is empty."""
+    """The last ``window`` messages of one stage (gateway/messages/latency.py ``Latency``, read
+    from its attributes); percentiles ``None`` while the window is empty."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", from_attributes=True)
 
     count: int
     window: int

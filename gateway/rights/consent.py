@@ -42,9 +42,9 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, JsonValue
 
 from gateway.config import Config
 from gateway.errors import GatewayError
@@ -155,8 +155,8 @@ class RightAnswer(BaseModel):
     entry_seq: int  # the signed entry of the event in force (new, or the earlier one)
     by: str
     at: str  # ISO 8601, UTC
-    receipt: dict[str, Any] | None = None  # only when this call wrote the entry
-    record: dict[str, Any] | None = None  # ISO/IEC TS 27560 consent record (DPV JSON-LD)
+    receipt: dict[str, JsonValue] | None = None  # only when this call wrote the entry
+    record: dict[str, JsonValue] | None = None  # ISO/IEC TS 27560 consent record (DPV JSON-LD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,11 +250,6 @@ class ConsentBook:
             return None
         event = self._last.get((customer, grant))
         return event.right if event is not None else "consent"
-
-    async def change(self, action: str, customer: str, grant_id: str, by: str) -> dict[str, Any]:
-        """Apply and record ``action`` (see ``ACTIONS``); the answer is a ``RightAnswer``."""
-        answer = await self.act(action, customer, grant_id, by)
-        return answer.model_dump(mode="json")
 
     async def act(self, action: str, customer: str, grant_id: str, by: str) -> RightAnswer:
         parts = self._parts
@@ -400,7 +395,7 @@ class ConsentBook:
         self.entries += 1
         self._last[(customer, grant.id)] = _Event(right, holds, now, by, seq)
         instance = parts.config().instance
-        fields = {
+        fields: dict[str, JsonValue] = {
             "type": kind,
             "article": article,
             "gateway": instance,

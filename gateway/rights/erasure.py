@@ -58,6 +58,8 @@ __all__ = [
     "ErasureDone",
     "ErasureError",
     "ErasureRequest",
+    "Forgotten",
+    "PendingNotice",
     "ack_filter",
     "erase",
     "list_erasures",
@@ -103,16 +105,37 @@ class ErasureDone:
     queued_by_recipient: dict[str, int] = field(default_factory=dict)
     queued_bytes_by_recipient: dict[str, int] = field(default_factory=dict)  # payload bytes
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "erasure": self.id,
-            "entry_seq": self.entry_seq,
-            "content_erased": self.content,
-            "queued_erased": self.queued,
-            "keys_destroyed": self.keys,
-            "retained_cleared": self.retained,
-            "notified": self.recipients,
-        }
+    def forgotten(self, *, scrubbed: bool, retained_pending: bool = False) -> Forgotten:
+        """What the ``forget`` op answers about this erasure."""
+        return Forgotten(
+            erasure=self.id,
+            entry_seq=self.entry_seq,
+            content_erased=self.content,
+            queued_erased=self.queued,
+            keys_destroyed=self.keys,
+            retained_cleared=self.retained,
+            notified=tuple(self.recipients),
+            scrubbed=scrubbed,
+            retained_pending=retained_pending,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    """What one erasure did, as the ``forget`` op answers it (``ForgetReply`` reads these
+    attributes; the names are the wire's)."""
+
+    erasure: int  # the erasure's number
+    entry_seq: int  # its signed log entry
+    content_erased: int
+    queued_erased: int
+    keys_destroyed: int
+    retained_cleared: int
+    notified: tuple[str, ...]  # recipients sent a signed erasure notice
+    scrubbed: bool  # the write-ahead log was emptied of the erased pages
+    # On a stopped gateway's database: retained messages on its broker are cleared when it
+    # runs again.
+    retained_pending: bool = False
 
 
 def ack_filter(topic_prefix: str) -> str:
@@ -385,11 +408,23 @@ def _iso(at_us: int | None) -> str | None:
     return None if at_us is None else at_from_us(at_us).isoformat()
 
 
+@dataclass(frozen=True, slots=True)
+class PendingNotice:
+    """An erasure notice a recipient has not acknowledged yet, as ``einblick status`` lists it
+    (its ``ErasureNotice`` reads these attributes)."""
+
+    notice: str
+    recipient: str
+    customer: str
+    device: str | None
+    requested_at: str  # when the erasure was requested, ISO 8601
+
+
 class ErasureBook:
     """What ``einblick status`` shows: erasure notices not yet acknowledged, kept in memory."""
 
     def __init__(self) -> None:
-        self.unacknowledged: dict[str, dict[str, Any]] = {}  # notice -> what status shows
+        self.unacknowledged: dict[str, PendingNotice] = {}  # by notice id
 
     def load(self, conn: sqlite3.Connection) -> None:
         self.unacknowledged = {}
@@ -397,22 +432,20 @@ class ErasureBook:
             self.add(erasure)
 
     def add(self, erasure: Mapping[str, Any]) -> None:
+        """One of ``list_erasures``'s erasures: its notices not yet acknowledged."""
         for notice in erasure["notices"]:
             if notice["acknowledged_at"] is None:
-                self.unacknowledged[notice["notice"]] = {
-                    "notice": notice["notice"],
-                    "recipient": notice["recipient"],
-                    "customer": erasure["customer"],
-                    "device": erasure["device"],
-                    "requested_at": erasure["at"],
-                }
+                self.unacknowledged[notice["notice"]] = PendingNotice(
+                    notice=notice["notice"],
+                    recipient=notice["recipient"],
+                    customer=erasure["customer"],
+                    device=erasure["device"],
+                    requested_at=erasure["at"],
+                )
 
     def acknowledged(self, notice: str) -> None:
         self.unacknowledged.pop(notice, None)
 
-    def status(self) -> dict[str, Any]:
-        return {"unacknowledged": sorted(self.unacknowledged.values(), key=_by_time)}
-
-
-def _by_time(item: Mapping[str, Any]) -> str:
-    return str(item["requested_at"])
+    def pending(self) -> list[PendingNotice]:
+        """The unacknowledged notices, oldest request first."""
+        return sorted(self.unacknowledged.values(), key=lambda n: n.requested_at)

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from gateway.config import Config
 from gateway.devices.broker_files import topic_filter
@@ -36,6 +35,7 @@ from gateway.rights.erasure import (
     ErasureDone,
     ErasureError,
     ErasureRequest,
+    Forgotten,
     _subject_counts,
     erase,
     list_erasures,
@@ -112,7 +112,7 @@ async def clear_retained(endpoint: Endpoint, filters: Sequence[str], settle: flo
     return len(topics)
 
 
-async def forget(parts: ErasureParts, customer: str, device: str | None, by: str) -> dict[str, Any]:
+async def forget(parts: ErasureParts, customer: str, device: str | None, by: str) -> Forgotten:
     """The ``forget`` control op: erase, notify, scrub; answers with what was done."""
     if not by.strip():
         raise ErasureError("say at whose request the data is erased (--by)")
@@ -177,7 +177,7 @@ async def forget(parts: ErasureParts, customer: str, device: str | None, by: str
         await asyncio.sleep(0.1)
     if not scrubbed:
         log.warning("erasure: the WAL could not be truncated yet (a reader holds it)")
-    return {**done.summary(), "scrubbed": scrubbed}
+    return done.forgotten(scrubbed=scrubbed)
 
 
 # -- a stopped gateway ------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ def _forget_command(customer: str, device: str | None) -> str:
 
 def forget_offline(
     config: Config, customer: str, device: str | None, by: str, *, known_recipients: Sequence[str]
-) -> dict[str, Any]:
+) -> Forgotten:
     """Erase on the database of a stopped gateway with the same code as the control op.
 
     Notices wait in the outbox until the gateway runs again. Retained messages on the device
@@ -241,4 +241,4 @@ def forget_offline(
         scrubbed = writer.scrub()
     finally:
         conn.close()
-    return {**done.summary(), "scrubbed": scrubbed, "retained_pending": True}
+    return done.forgotten(scrubbed=scrubbed, retained_pending=True)

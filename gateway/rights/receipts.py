@@ -13,7 +13,7 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
+from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 
 from gateway.errors import GatewayError
 from gateway.log.chain import canonical_json
@@ -22,6 +22,8 @@ from gateway.log.keys import PublicKey, Signer
 __all__ = [
     "DPV_CONTEXT",
     "ReceiptInvalid",
+    "SignedReceipt",
+    "VerifiedReceipt",
     "consent_record",
     "legal_basis_iri",
     "make_receipt",
@@ -35,7 +37,7 @@ class ReceiptInvalid(GatewayError):
     """The receipt is malformed, or its signature does not verify with the given key."""
 
 
-def make_receipt(signer: Signer, fields: Mapping[str, Any]) -> dict[str, Any]:
+def make_receipt(signer: Signer, fields: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
     body = dict(fields)
     signature = signer.sign(_DOMAIN + canonical_json(body))
     return {
@@ -45,24 +47,68 @@ def make_receipt(signer: Signer, fields: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def verify_receipt(document: bytes | Mapping[str, Any], key: PublicKey) -> dict[str, Any]:
-    """Return the receipt's fields if it verifies; raise ReceiptInvalid saying why not."""
+class SignedReceipt(BaseModel):
+    """A receipt document as it arrives from a file, a control reply or a recipient's broker:
+    its three parts, nothing else (a field added beside them would not be signed)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    receipt: dict[str, JsonValue]
+    key_id: str
+    signature: str
+
+
+class VerifiedReceipt(BaseModel):
+    """A receipt whose signature verified: ``fields`` exactly as they were signed, and the few
+    every receipt has (consent, objection, restriction, erasure notice) read out typed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: str
+    customer: str
+    grant: str | None  # a consent, objection or restriction; None on an erasure notice
+    at: str | None  # when it was recorded (ISO 8601); an erasure notice says ``requested_at``
+    key_id: str
+    fields: dict[str, JsonValue]
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'document'}: {e['msg']}" for e in exc.errors()
+    )
+
+
+def verify_receipt(document: bytes | Mapping[str, Any], key: PublicKey) -> VerifiedReceipt:
+    """The receipt's fields if it verifies with ``key``; ReceiptInvalid saying why not."""
     try:
-        doc = orjson.loads(document) if isinstance(document, bytes) else dict(document)
-        body = doc["receipt"]
-        key_id = bytes.fromhex(doc["key_id"])
-        signature = base64.b64decode(doc["signature"], validate=True)
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ReceiptInvalid(f"not an Einblick receipt: {exc}") from exc
-    if not isinstance(body, dict):
-        raise ReceiptInvalid("not an Einblick receipt: 'receipt' is not an object")
+        doc = (
+            SignedReceipt.model_validate_json(document)
+            if isinstance(document, bytes)
+            else SignedReceipt.model_validate(dict(document))
+        )
+    except ValidationError as exc:
+        raise ReceiptInvalid(f"not an Einblick receipt: {_problems(exc)}") from exc
+    try:
+        key_id = bytes.fromhex(doc.key_id)
+        signature = base64.b64decode(doc.signature, validate=True)
+    except ValueError as exc:
+        raise ReceiptInvalid(f"not an Einblick receipt: key_id or signature: {exc}") from exc
     if key_id != key.key_id:
         raise ReceiptInvalid(
             f"signed by key {key_id.hex()[:16]}…, but the key given is {key.key_id.hex()[:16]}…"
         )
-    if not key.verify(signature, _DOMAIN + canonical_json(body)):
+    if not key.verify(signature, _DOMAIN + canonical_json(doc.receipt)):
         raise ReceiptInvalid("the signature does not match the receipt's content: it was altered")
-    return body
+    body = doc.receipt
+    kind, customer, grant, at = (body.get(k) for k in ("type", "customer", "grant", "at"))
+    # Signed by the key, yet not what a gateway writes: refused rather than shown half-read.
+    if not isinstance(kind, str) or not isinstance(customer, str):
+        raise ReceiptInvalid("not an Einblick receipt: the signed fields lack 'type' or 'customer'")
+    if not isinstance(grant, str | None) or not isinstance(at, str | None):
+        raise ReceiptInvalid("not an Einblick receipt: 'grant' or 'at' is not text")
+    return VerifiedReceipt(
+        type=kind, customer=customer, grant=grant, at=at, key_id=doc.key_id, fields=body
+    )
 
 
 # The W3C Data Privacy Vocabulary (w3id.org/dpv, v2) and its EU GDPR extension: the vocabulary
@@ -98,7 +144,7 @@ def legal_basis_iri(basis: str) -> str:
 
 def consent_record(
     fields: Mapping[str, Any], *, recipient_name: str, customer_name: str
-) -> dict[str, Any]:
+) -> dict[str, JsonValue]:
     """The event a receipt's ``fields`` describe, as JSON-LD with the DPV vocabulary: for a
     consent an ISO/IEC TS 27560 consent record (``dpv:ConsentRecord`` with its
     ``dpv:hasConsentStatus``); for an objection or a restriction the exercise of that right
@@ -108,8 +154,8 @@ def consent_record(
     entry = fields["log_entry"]
     base = f"urn:einblick:{gateway}:{customer}"
     purpose = fields.get("purpose") or {}
-    record: dict[str, Any] = {
-        "@context": DPV_CONTEXT,
+    record: dict[str, JsonValue] = {
+        "@context": {**DPV_CONTEXT},
         "@id": f"{base}:entry:{entry['seq']}",
         "dct:identifier": f"{gateway}/{customer}/{entry['seq']}",
         "dct:created": {"@value": fields["at"], "@type": "xsd:dateTime"},

@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from babel.numbers import format_decimal
+from pydantic import BaseModel, ConfigDict
 
 from gateway.errors import GatewayError
 from gateway.locale import tr, when
@@ -32,7 +32,15 @@ from gateway.log.writer import LogWriter
 from gateway.messages.store import Store
 from policies.model import RetentionSpec
 
-__all__ = ["RetentionDone", "RetentionTask", "apply", "retention_for", "years_before"]
+__all__ = [
+    "RetentionDone",
+    "RetentionRun",
+    "RetentionStatus",
+    "RetentionTask",
+    "apply",
+    "retention_for",
+    "years_before",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +67,32 @@ def years_before(now: datetime, years: int) -> datetime:
         return now.replace(year=now.year - years, day=28)
 
 
+class RetentionRun(BaseModel):
+    """The last run that removed something from one customer's log, as status shows it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    customer: str
+    content_before: str | None  # payloads recorded before this were removed (ISO 8601)
+    entries_before: str | None  # entries before this were compacted (ISO 8601)
+    contents: int
+    topics: int
+    entries: int
+    at: str  # when the run was (ISO 8601)
+
+
+class RetentionStatus(BaseModel):
+    """The retention task's part of ``einblick status`` (carried there as JSON values)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    every_s: float
+    runs: int
+    last_run: str | None  # UTC, ISO 8601; None before the first run
+    last_error: str | None
+    removed: dict[str, RetentionRun]  # by customer
+
+
 @dataclass(frozen=True, slots=True)
 class RetentionDone:
     """What one run removed from one customer's log."""
@@ -74,15 +108,11 @@ class RetentionDone:
     def removed(self) -> bool:
         return bool(self.contents or self.topics or self.entries)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, str | int | None]:
         return {
             "customer": self.customer,
-            "content_before": None
-            if self.content_before is None
-            else self.content_before.isoformat(),
-            "entries_before": None
-            if self.entries_before is None
-            else self.entries_before.isoformat(),
+            "content_before": _iso(self.content_before),
+            "entries_before": _iso(self.entries_before),
             "contents": self.contents,
             "topics": self.topics,
             "entries": self.entries,
@@ -185,7 +215,7 @@ class RetentionTask:
         self.runs = 0
         self.last_run: datetime | None = None
         self.last_error: str | None = None
-        self.removed: dict[str, dict[str, Any]] = {}  # customer -> the last run that removed
+        self.removed: dict[str, RetentionRun] = {}  # customer -> the last run that removed
 
     def configure(self, box: RetentionSpec, every_s: float) -> None:
         """A reloaded configuration: the box's default and the interval apply from the next run."""
@@ -225,7 +255,15 @@ class RetentionTask:
         self.last_error = None
         for item in done:
             if item.removed:
-                self.removed[item.customer] = {**item.as_dict(), "at": now.isoformat()}
+                self.removed[item.customer] = RetentionRun(
+                    customer=item.customer,
+                    content_before=_iso(item.content_before),
+                    entries_before=_iso(item.entries_before),
+                    contents=item.contents,
+                    topics=item.topics,
+                    entries=item.entries,
+                    at=now.isoformat(),
+                )
                 log.info(
                     "retention for %s: %d payloads, %d topics, %d entries removed",
                     item.customer,
@@ -235,13 +273,15 @@ class RetentionTask:
                 )
         return done
 
-    def status(self) -> dict[str, Any]:
-        return {
-            "every_s": self.every_s,
-            "runs": self.runs,
-            "last_run": None
-            if self.last_run is None
-            else self.last_run.astimezone(UTC).isoformat(),
-            "last_error": self.last_error,
-            "removed": dict(self.removed),
-        }
+    def status(self) -> RetentionStatus:
+        return RetentionStatus(
+            every_s=self.every_s,
+            runs=self.runs,
+            last_run=None if self.last_run is None else self.last_run.astimezone(UTC).isoformat(),
+            last_error=self.last_error,
+            removed=dict(self.removed),
+        )
+
+
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat()

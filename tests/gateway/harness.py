@@ -150,7 +150,7 @@ async def _gateway(
             if task in done:
                 ready.cancel()
                 task.result()  # raises the start-up error
-            while not gateway.device_state["connected"] or not all(
+            while not gateway.device_state.connected or not all(
                 f.state.connected for f in gateway.forwarders.values()
             ):
                 await asyncio.sleep(0.02)

@@ -91,12 +91,12 @@ async def test_a_full_outbox_pauses_intake_and_nothing_is_dropped(tmp_path: Path
         async with asyncio.timeout(10):
             while not h.gateway.status().to_json()["pipeline"]["outbox_full"]:
                 await asyncio.sleep(0.05)
-            while h.gateway.device_state["connected"]:
+            while h.gateway.device_state.connected:
                 await asyncio.sleep(0.05)
         # The link's state and status's paused_because give the one reason.
         why = h.gateway.status().to_json()["pipeline"]["paused_because"]
         assert why is not None and why.startswith("the outbox is full"), why
-        assert h.gateway.device_state["error"] == f"paused: {why}"
+        assert h.gateway.device_state.error == f"paused: {why}"
         assert h.gateway.pipeline is not None
         held = h.gateway.pipeline.stats.committed
         assert 50 <= held < 200, held  # the rest waits in the broker, unacknowledged
@@ -112,7 +112,7 @@ async def test_a_full_outbox_pauses_intake_and_nothing_is_dropped(tmp_path: Path
         async with asyncio.timeout(10):
             while (
                 h.gateway.status().to_json()["pipeline"]["outbox_full"]
-                or not h.gateway.device_state["connected"]
+                or not h.gateway.device_state.connected
             ):
                 await asyncio.sleep(0.05)
         # Each step back leaves the messages still queued here to the broker (decided once, on

@@ -131,7 +131,7 @@ async def test_backup_under_load_restores_elsewhere_verifies_and_continues(
                 await gateway.ready.wait()
                 # A restored box starts its broker without the old queue (see gateway/operations/backup.py):
                 # the device's message must wait until the gateway's session has subscribed.
-                while not gateway.device_state["connected"] or not all(
+                while not gateway.device_state.connected or not all(
                     f.state.connected for f in gateway.forwarders.values()
                 ):
                     await asyncio.sleep(0.02)

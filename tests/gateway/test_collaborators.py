@@ -129,7 +129,7 @@ async def test_a_recorded_withdrawal_returns_with_its_grant(site: Site) -> None:
     """Withdrawn in one run; the next run's policy has no such grant; a later version brings
     it back: it releases nothing, because the recorded withdrawal still holds."""
     first = await site.start(policy("1", "demand-heating"))
-    await first.book.change("withdraw", CUSTOMER, "demand-heating", "Dr. Miriam Berg")
+    await first.book.act("withdraw", CUSTOMER, "demand-heating", "Dr. Miriam Berg")
     withdrawn = first.engine.still_allowed(CUSTOMER, "demand-heating", site.now)
     assert withdrawn == Reason("withdrawn")
 
@@ -143,10 +143,10 @@ async def test_a_recorded_withdrawal_returns_with_its_grant(site: Site) -> None:
 
 async def test_a_restart_restores_withdrawals_with_one_query(site: Site) -> None:
     first = await site.start(policy("1", "demand-heating", "billing"))
-    await first.book.change("withdraw", CUSTOMER, "demand-heating", "Dr. Miriam Berg")
-    await first.book.change("withdraw", CUSTOMER, "billing", "Dr. Miriam Berg")
+    await first.book.act("withdraw", CUSTOMER, "demand-heating", "Dr. Miriam Berg")
+    await first.book.act("withdraw", CUSTOMER, "billing", "Dr. Miriam Berg")
     site.now += timedelta(minutes=1)
-    await first.book.change("give", CUSTOMER, "billing", "Dr. Miriam Berg")
+    await first.book.act("give", CUSTOMER, "billing", "Dr. Miriam Berg")
 
     second = await site.start(policy("1", "demand-heating", "billing"))
     assert set(second.engine.withdrawn()) == {(CUSTOMER, "demand-heating")}

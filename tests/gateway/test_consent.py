@@ -117,7 +117,7 @@ async def test_withdrawal_during_an_outage_holds_back_everything_queued(tmp_path
     assert report.ok, report.summary()
     # The receipt verifies offline with the public key; an altered one does not.
     receipt = answer["receipt"]
-    assert verify_receipt(orjson.dumps(receipt), public_key)["grant"] == "demand-heating"
+    assert verify_receipt(orjson.dumps(receipt), public_key).grant == "demand-heating"
     forged = {**receipt, "receipt": {**receipt["receipt"], "by": "someone else"}}
     try:
         verify_receipt(orjson.dumps(forged), public_key)

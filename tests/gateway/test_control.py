@@ -173,3 +173,85 @@ async def test_a_request_that_gets_no_answer_closes_its_socket(tmp_path: Path) -
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def _raw(socket: Path, line: bytes) -> dict[str, Any]:
+    reader, writer = await asyncio.open_unix_connection(str(socket))
+    writer.write(line)
+    await writer.drain()
+    answer: dict[str, Any] = orjson.loads(await reader.readline())
+    writer.close()
+    await writer.wait_closed()
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        (b"status\n", "Invalid JSON"),
+        (b'["status"]\n', "request: Input should be an object"),
+        (b'{"customer": "berg-partner"}\n', "op: Field required"),
+        (b'{"op": 7}\n', "op: Input should be a valid string"),
+    ],
+)
+async def test_a_malformed_request_line_is_refused_with_what_a_request_looks_like(
+    tmp_path: Path, line: bytes, problem: str
+) -> None:
+    socket = tmp_path / "control.sock"
+    calls: list[ops.ConsentRequest] = []
+    server = await _serve(socket, calls)
+    try:
+        answer = await _raw(socket, line)
+    finally:
+        await server.close()
+    assert answer["ok"] is False
+    assert answer["error"].startswith("expected one line of JSON, an object with an 'op'")
+    assert problem in answer["error"]
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    ("reply", "problem"),
+    [
+        (b"HTTP/1.1 400 Bad Request\n", "Invalid JSON"),
+        (b"[true]\n", "answer: Input should be an object"),
+        (b'{"error": "no"}\n', "ok: Field required"),
+    ],
+)
+async def test_an_answer_that_is_not_a_reply_is_a_control_error_not_a_traceback(
+    tmp_path: Path, reply: bytes, problem: str
+) -> None:
+    """Something else listening on the socket path (or a gateway killed mid-line) answers with
+    a line that is no reply: the installer reads what answered, not a JSONDecodeError."""
+    path = tmp_path / "control.sock"
+
+    async def other(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        writer.write(reply)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_unix_server(other, path=str(path))
+    try:
+        with pytest.raises(ControlError, match="is not an einblick gateway") as refused:
+            await request(path, "status", timeout=5)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert problem in str(refused.value)
+
+
+async def test_a_refusal_carries_the_gateways_reason_and_a_reply_only_its_fields(
+    tmp_path: Path,
+) -> None:
+    socket = tmp_path / "control.sock"
+    server = await _serve(socket, [])
+    try:
+        with pytest.raises(
+            ControlError, match=r"^unknown op 'withdraw_all' \(known: snapshot, withdraw\)$"
+        ):
+            await request(socket, "withdraw_all")
+        raw = await request(socket, "snapshot")
+    finally:
+        await server.close()
+    assert raw == {"path": None, "signed_at": "soon"}  # no "ok" among the reply's fields

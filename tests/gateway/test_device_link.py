@@ -82,7 +82,7 @@ async def test_messages_wait_for_the_pipeline_s_ack_and_replays_are_not_decided(
     async with asyncio.TaskGroup() as tasks:
         running = tasks.create_task(link.run(), name="device-link")
         await _until(lambda: link.connected)
-        assert link.state["error"] is None and len(opened) == 1
+        assert link.state.error is None and len(opened) == 1
         device = await _device(port)
         await device.publish("replay/oven/status", b"old", 1)
         await device.publish("bakery/oven/t", b"1", 1)
@@ -100,9 +100,7 @@ async def test_messages_wait_for_the_pipeline_s_ack_and_replays_are_not_decided(
         # Stepped back from, not dropped by the broker: message 1, unacknowledged, is the
         # broker's again, and the pipeline will not decide the copy it holds.
         assert first.connection.returned
-        assert link.state["error"] == (
-            "paused: the outbox is full (2 rows, limit outbox.max_rows 2)"
-        )
+        assert link.state.error == ("paused: the outbox is full (2 rows, limit outbox.max_rows 2)")
         await device.publish("bakery/oven/t", b"3", 1)  # kept by the broker meanwhile
         assert pipeline.got.empty()
         outbox.done(RECIPIENT, "bakery", 2, 20)
@@ -130,11 +128,11 @@ async def test_a_broker_that_is_not_there_is_retried_and_reported(
     link = _link(port, outbox, pipeline, opened)
     async with asyncio.TaskGroup() as tasks:
         running = tasks.create_task(link.run(), name="device-link")
-        await _until(lambda: link.state["error"] is not None)
+        await _until(lambda: link.state.error is not None)
         assert not link.connected and opened == []
         await broker.start()
         await _until(lambda: link.connected)
-        assert link.state["error"] is None and len(opened) == 1
+        assert link.state.error is None and len(opened) == 1
         running.cancel()
     await link.close()
 

@@ -224,7 +224,7 @@ async def test_removed_certificate_device_is_disconnected_and_refused(tmp_path: 
         # The gateway's own session came back after the broker restart: its reconnect backoff
         # reaches 10 s, and a loaded CI machine restarts Mosquitto slowly, so allow a minute.
         async with asyncio.timeout(60):
-            while not h.gateway.device_state["connected"]:
+            while not h.gateway.device_state.connected:
                 await asyncio.sleep(0.05)
 
 

@@ -118,14 +118,16 @@ def test_the_notice_is_a_signed_receipt_naming_only_ids_and_where_to_acknowledge
     done = run(log, "oven-1")
     [notice] = [n for n in done.notices if n.recipient == "wartung-gmbh"]
     assert notice.topic == f"cloud/einblick/erasure/{CUSTOMER}"
-    fields = verify_receipt(notice.payload, log.signer.public)
-    assert fields["type"] == "erasure_request" and fields["scope"] == "device"
-    assert (fields["customer"], fields["device"], fields["gateway"]) == (
+    signed = verify_receipt(notice.payload, log.signer.public)
+    assert signed.fields["type"] == "erasure_request" and signed.fields["scope"] == "device"
+    assert (signed.fields["customer"], signed.fields["device"], signed.fields["gateway"]) == (
         CUSTOMER,
         "oven-1",
         "gw-test",
     )
-    assert fields["acknowledge_to"] == f"cloud/einblick/erasure-ack/{fields['notice']}"
+    assert (
+        signed.fields["acknowledge_to"] == f"cloud/einblick/erasure-ack/{signed.fields['notice']}"
+    )
     assert "Anna" not in notice.payload.decode()  # the requester is not the recipient's business
     # A device erasure leaves the customer's keys and the other devices' queue alone.
     assert (done.keys, done.queued) == (0, 1)
@@ -155,7 +157,7 @@ def test_acknowledgements_are_recorded_once_and_only_for_their_recipient(log: Lo
     notice = orjson.loads(done.notices[0].payload)["receipt"]["notice"]
     book = ErasureBook()
     book.load(log.conn)
-    assert [u["notice"] for u in book.status()["unacknowledged"]] == [notice]
+    assert [u.notice for u in book.pending()] == [notice]
     [listed] = list_erasures(log.conn, CUSTOMER)
     assert listed["device"] == "oven-1" and listed["requested_by"] == "Anna Schmidt"
     assert listed["notices"][0]["delivered"] is False  # still queued
@@ -166,7 +168,7 @@ def test_acknowledgements_are_recorded_once_and_only_for_their_recipient(log: Lo
     assert listed["notices"][0]["acknowledged_at"] == "1970-01-01T00:00:01+00:00"
     assert listed["notices"][0]["delivered"] is True
     book.acknowledged(notice)
-    assert book.status() == {"unacknowledged": []}
+    assert book.pending() == []
     assert list_erasures(log.conn, "familie-weber") == []
 
 

@@ -41,8 +41,8 @@ async def test_each_op_answers_from_the_part_that_owns_it(tmp_path: Path) -> Non
             ops.WITHDRAW,
             ops.ConsentRequest(customer="spedition-meier", grant="routing", by="Jan Meier"),
         )
-        fields = verify_receipt(dict(withdrawn.receipt), h.gateway.signer.public)
-        assert withdrawn.entry_seq > 0 and fields["by"] == "Jan Meier"
+        signed = verify_receipt(dict(withdrawn.receipt), h.gateway.signer.public)
+        assert withdrawn.entry_seq > 0 and signed.fields["by"] == "Jan Meier"
         again = await ask(socket, ops.POLICIES, ops.CustomerRequest(customer="spedition-meier"))
         assert again.customers[0].grants[0].withdrawn
 

@@ -114,6 +114,38 @@ def test_a_shape_is_remembered_for_a_restart_with_a_broken_file(tmp_path: Path) 
     )
 
 
+def test_the_shapes_file_keeps_its_format_and_a_damaged_entry_costs_only_itself(
+    tmp_path: Path,
+) -> None:
+    first = policies(tmp_path)
+    write(first.directory, "mueller.yaml", MUELLER)
+    first.load_all()
+    shapes = tmp_path / "policy-shapes.json"
+    # The format written before: file name -> customer and [pattern, device, stream] lists.
+    assert orjson.loads(shapes.read_bytes()) == {
+        "mueller.yaml": {
+            "customer": "mueller-soehne",
+            "topics": [
+                ["meters/meter-1", "meter-1", "telemetry"],
+                ["locks/door", "door", "events"],
+            ],
+        }
+    }
+    saved = orjson.loads(shapes.read_bytes())
+    saved["other.yaml"] = {"customer": 7, "topics": [["x/#", "x", "telemetry"]]}
+    saved["third.yaml"] = {"customer": "c", "topics": [["x/#", "x"]]}
+    shapes.write_bytes(orjson.dumps(saved))
+    for name in ("mueller.yaml", "other.yaml", "third.yaml"):
+        write(first.directory, name, "customer: [unreadable")
+    restarted = policies(tmp_path)
+    assert restarted.load_all() == []
+    by_name = {p.name: entry.shape for p, entry in restarted.files.items()}
+    assert by_name["mueller.yaml"] is not None
+    assert by_name["mueller.yaml"].customer == "mueller-soehne"
+    # Neither a customer that is no name nor a topic missing its stream attributes anything.
+    assert by_name["other.yaml"] is None and by_name["third.yaml"] is None
+
+
 def test_registered_devices_join_their_customer_s_policy(tmp_path: Path) -> None:
     sensor = RegisteredDevice(
         customer="mueller-soehne",

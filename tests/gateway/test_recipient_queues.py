@@ -54,7 +54,7 @@ async def test_at_the_quota_releases_are_recorded_withheld_and_intake_goes_on(
         assert (
             not status["pipeline"]["outbox_full"] and status["pipeline"]["paused_because"] is None
         )
-        assert h.gateway.device_state["connected"], "a full recipient queue paused intake"
+        assert h.gateway.device_state.connected, "a full recipient queue paused intake"
         metrics = render(status)
         assert 'einblick_withheld_at_quota_total{recipient="oven-maker"} 40' in metrics
         assert 'einblick_outbox_quota_rows{recipient="oven-maker"} 20' in metrics
@@ -110,14 +110,14 @@ async def test_a_hold_recipient_at_its_quota_pauses_intake_and_loses_nothing(
         await h.cloud.broker.stop()
         await _publish(h, 100)
         async with asyncio.timeout(10):
-            while h.gateway.device_state["connected"]:
+            while h.gateway.device_state.connected:
                 await asyncio.sleep(0.05)
         status = h.gateway.status().to_json()
         assert status["pipeline"]["outbox_full"]
         why = status["pipeline"]["paused_because"]
         assert "oven-maker" in why and "werk-nord" in why, status["pipeline"]
         # The device link's state says the same reason (not "outbox full": the outbox is not).
-        assert h.gateway.device_state["error"] == f"paused: {why}"
+        assert h.gateway.device_state.error == f"paused: {why}"
         queue = status["upstreams"][0]["queue"]
         assert queue["holding"] and queue["withheld_at_quota"] == 0
         assert h.gateway.pipeline is not None
@@ -131,7 +131,7 @@ async def test_a_hold_recipient_at_its_quota_pauses_intake_and_loses_nothing(
         # ends then, and the device link resumes.
         resumed = await _until(
             lambda: (
-                bool(h.gateway.device_state["connected"])
+                bool(h.gateway.device_state.connected)
                 and h.gateway.status().to_json()["pipeline"]["paused_because"] is None
             ),
             30,

@@ -58,7 +58,7 @@ async def restart(h: Harness) -> None:
         await h.task
     h.gateway = Gateway(load_config(h.gateway.config.source))
     h.task = asyncio.get_running_loop().create_task(h.gateway.run(), name="gateway-restarted")
-    await wait_until(lambda: h.gateway.device_state["connected"] or h.task.done())
+    await wait_until(lambda: h.gateway.device_state.connected or h.task.done())
     if h.task.done():
         h.task.result()
 

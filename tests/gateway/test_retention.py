@@ -62,7 +62,19 @@ async def test_a_running_gateway_applies_the_policys_retention_and_every_proof_v
         async with asyncio.timeout(10):
             while SCHMIDT not in gateway.retention.removed:
                 await asyncio.sleep(0.02)
-        removed = gateway.status().to_json()["retention"]["removed"][SCHMIDT]
+        retention = gateway.status().to_json()["retention"]
+        # The part of `status --json` as before: these keys, in this order.
+        assert list(retention) == ["every_s", "runs", "last_run", "last_error", "removed"]
+        removed = retention["removed"][SCHMIDT]
+        assert list(removed) == [
+            "customer",
+            "content_before",
+            "entries_before",
+            "contents",
+            "topics",
+            "entries",
+            "at",
+        ]
         assert removed["contents"] == 5 and removed["entries"] == 0
         assert removed["content_before"].startswith((later - timedelta(days=7)).date().isoformat())
         assert _content_rows(db) == 0

@@ -135,12 +135,16 @@ async def test_forgetting_a_device_erases_its_values_everywhere_and_keeps_the_pr
         assert not [m for m in h.cloud.received if m.topic.startswith("family/")]
         (notice,) = [m for m in h.cloud.received if m.topic == "einblick/erasure/familie-weber"]
         public_key = load_public_key(h.directory / "data" / "keys" / "signing.pub")
-        fields = verify_receipt(notice.payload, public_key)
-        assert fields["customer"] == "familie-weber" and fields["device"] == "phone-anna"
+        signed = verify_receipt(notice.payload, public_key)
+        assert (
+            signed.fields["customer"] == "familie-weber" and signed.fields["device"] == "phone-anna"
+        )
         for personal in (ANNA.encode(), b"Anna Weber", b"anna/phone"):
             assert personal not in notice.payload
         status = await request(h.gateway.config.control_socket, "status")
-        assert [u["notice"] for u in status["erasures"]["unacknowledged"]] == [fields["notice"]]
+        assert [u["notice"] for u in status["erasures"]["unacknowledged"]] == [
+            signed.fields["notice"]
+        ]
         assert "erasures awaiting acknowledgement: 1" in render_status(status)
 
         # It acknowledges on its own broker; the gateway records the acknowledgement.
@@ -148,7 +152,9 @@ async def test_forgetting_a_device_erases_its_values_everywhere_and_keeps_the_pr
             Endpoint("127.0.0.1", h.cloud.broker.settings.port, "logistics-app")
         )
         await recipient.open()
-        await recipient.publish(fields["acknowledge_to"], b'{"status": "erased"}', 1, retain=True)
+        await recipient.publish(
+            signed.fields["acknowledge_to"], b'{"status": "erased"}', 1, retain=True
+        )
         await recipient.close()
 
         async def acked() -> dict[str, object]:

@@ -130,29 +130,29 @@ async def test_a_contract_grant_cannot_be_withdrawn_and_the_refusal_says_what_ca
 ) -> None:
     engine, book = await site.start()
     with pytest.raises(ConsentError) as caught:
-        await book.change("withdraw", CUSTOMER, "billing", "Dr. Miriam Berg")
+        await book.act("withdraw", CUSTOMER, "billing", "Dr. Miriam Berg")
     assert "rests on contract, not consent: there is no consent to withdraw" in str(caught.value)
     assert "'restrict'" in str(caught.value)
     assert engine.still_allowed(CUSTOMER, "billing", site.now) is None
     assert await site.kinds() == []  # no "consent withdrawn" entry, no receipt
     with pytest.raises(ConsentError, match=r"Art\. 21 gives a right to object only"):
-        await book.change("object", CUSTOMER, "billing", "Dr. Miriam Berg")
+        await book.act("object", CUSTOMER, "billing", "Dr. Miriam Berg")
 
 
 async def test_an_objection_has_its_own_reason_entry_receipt_and_record(site: Site) -> None:
     engine, book = await site.start()
-    answer = await book.change("object", CUSTOMER, "statistics", "Dr. Miriam Berg")
-    assert answer["changed"] is True and answer["kind"] == "objection"
+    answer = await book.act("object", CUSTOMER, "statistics", "Dr. Miriam Berg")
+    assert answer.changed is True and answer.kind == "objection"
     assert engine.still_allowed(CUSTOMER, "statistics", site.now) == Reason("objected")
     assert engine.still_allowed(CUSTOMER, "heating", site.now) is None
     assert await site.kinds() == ["objection"]
-    fields = verify_receipt(orjson.dumps(answer["receipt"]), site.signer.public)
-    assert (fields["type"], fields["article"], fields["by"]) == (
+    signed = verify_receipt(orjson.dumps(answer.receipt), site.signer.public)
+    assert (signed.fields["type"], signed.fields["article"], signed.fields["by"]) == (
         "objection",
         "GDPR Art. 21(1)",
         "Dr. Miriam Berg",
     )
-    graph = as_rdf(answer["record"])
+    graph = as_rdf(answer.record)
     (activity,) = graph.subjects(rdflib.RDF.type, DPV.RightExerciseActivity)
     assert graph.value(activity, DPV.hasRight) == GDPR.A21
     assert graph.value(activity, DPV.hasLegalBasis) == GDPR["A6-1-f"]
@@ -161,54 +161,52 @@ async def test_an_objection_has_its_own_reason_entry_receipt_and_record(site: Si
     assert engine2.still_allowed(CUSTOMER, "statistics", site.now) == Reason("objected")
     assert book2.held_by(CUSTOMER, "statistics") == "objection"
     site.now += timedelta(minutes=1)
-    lifted = await book2.change("lift", CUSTOMER, "statistics", "Dr. Miriam Berg")
-    assert lifted["kind"] == "objection_lifted"
+    lifted = await book2.act("lift", CUSTOMER, "statistics", "Dr. Miriam Berg")
+    assert lifted.kind == "objection_lifted"
     assert engine2.still_allowed(CUSTOMER, "statistics", site.now) is None
 
 
 async def test_a_restriction_applies_to_a_contract_grant(site: Site) -> None:
     engine, book = await site.start()
-    answer = await book.change("restrict", CUSTOMER, "billing", "Jana Berg")
-    assert answer["kind"] == "restriction"
+    answer = await book.act("restrict", CUSTOMER, "billing", "Jana Berg")
+    assert answer.kind == "restriction"
     assert engine.still_allowed(CUSTOMER, "billing", site.now) == Reason("restricted")
     with pytest.raises(ConsentError, match="there is no consent to give"):
-        await book.change("give", CUSTOMER, "billing", "Jana Berg")
+        await book.act("give", CUSTOMER, "billing", "Jana Berg")
     site.now += timedelta(minutes=1)
-    assert (await book.change("lift", CUSTOMER, "billing", "Jana Berg"))["kind"] == (
-        "restriction_lifted"
-    )
+    assert (await book.act("lift", CUSTOMER, "billing", "Jana Berg")).kind == ("restriction_lifted")
     assert engine.still_allowed(CUSTOMER, "billing", site.now) is None
 
 
 async def test_repeating_an_action_writes_nothing_and_says_so(site: Site) -> None:
     _, book = await site.start()
-    first = await book.change("withdraw", CUSTOMER, "heating", "Dr. Miriam Berg")
+    first = await book.act("withdraw", CUSTOMER, "heating", "Dr. Miriam Berg")
     site.now += timedelta(minutes=5)
-    again = await book.change("withdraw", CUSTOMER, "heating", "Jana Berg")
-    assert again["changed"] is False and again["receipt"] is None
-    assert again["entry_seq"] == first["entry_seq"]
-    assert again["message"] == (
+    again = await book.act("withdraw", CUSTOMER, "heating", "Jana Berg")
+    assert again.changed is False and again.receipt is None
+    assert again.entry_seq == first.entry_seq
+    assert again.message == (
         "already done: consent withdrawn of grant 'heating' by Dr. Miriam Berg at "
-        f"2026-03-02T08:00:00+00:00 (log entry {first['entry_seq']}); nothing changed"
+        f"2026-03-02T08:00:00+00:00 (log entry {first.entry_seq}); nothing changed"
     )
     assert await site.kinds() == ["consent_withdrawn"]  # one signed entry, not two
-    given = await book.change("give", CUSTOMER, "heating", "Dr. Miriam Berg")
-    assert given["changed"] is True
-    assert (await book.change("give", CUSTOMER, "heating", "Dr. Miriam Berg"))["changed"] is False
+    given = await book.act("give", CUSTOMER, "heating", "Dr. Miriam Berg")
+    assert given.changed is True
+    assert (await book.act("give", CUSTOMER, "heating", "Dr. Miriam Berg")).changed is False
     assert await site.kinds() == ["consent_withdrawn", "consent_given"]
 
 
 async def test_every_action_names_its_person(site: Site) -> None:
     _, book = await site.start()
     with pytest.raises(ConsentError, match="say who takes this action"):
-        await book.change("withdraw", CUSTOMER, "heating", "  ")
+        await book.act("withdraw", CUSTOMER, "heating", "  ")
     assert await site.kinds() == []
 
 
 async def test_a_consent_withdrawal_comes_with_an_iso_27560_record_in_dpv(site: Site) -> None:
     _, book = await site.start()
-    answer = await book.change("withdraw", CUSTOMER, "heating", "Dr. Miriam Berg")
-    graph = as_rdf(answer["record"])
+    answer = await book.act("withdraw", CUSTOMER, "heating", "Dr. Miriam Berg")
+    graph = as_rdf(answer.record)
     (record,) = graph.subjects(rdflib.RDF.type, DPV.ConsentRecord)
     assert graph.value(record, DPV.hasConsentStatus) == DPV.ConsentWithdrawn
     assert graph.value(record, DPV.hasLegalBasis) == GDPR["A6-1-a"]
@@ -275,10 +273,10 @@ async def test_a_restarted_gateway_knows_when_a_hold_ended_for_the_send_time_che
     # A row queued while "statistics" was restricted was decided without it; after a restart,
     # the engine must still know the restriction ended later (policies/onset.py).
     _, book = await site.start()
-    await book.change("restrict", CUSTOMER, "statistics", "Dr. Miriam Berg")
+    await book.act("restrict", CUSTOMER, "statistics", "Dr. Miriam Berg")
     queued_at = site.now + timedelta(minutes=1)
     site.now += timedelta(minutes=2)
-    await book.change("lift", CUSTOMER, "statistics", "Dr. Miriam Berg")
+    await book.act("lift", CUSTOMER, "statistics", "Dr. Miriam Berg")
     restarted, _ = await site.start()
     assert restarted.released_since(CUSTOMER, "statistics", queued_at) == Reason("restricted")
     assert restarted.released_since(CUSTOMER, "statistics", site.now) is None

@@ -29,6 +29,8 @@ async def test_the_status_reports_each_part_as_it_is(tmp_path: Path) -> None:
         status = gateway.status()
         assert gateway.pipeline is not None
         stats = gateway.pipeline.stats
+        link = gateway.device_link.state
+        latency = gateway.pipeline.decided.summary()
 
     assert status.instance == gateway.config.instance
     assert status.key_fingerprint == gateway.signer.fingerprint
@@ -38,6 +40,17 @@ async def test_the_status_reports_each_part_as_it_is(tmp_path: Path) -> None:
     # Rounded temperature: altered, not shared as it came.
     assert (status.pipeline.altered, status.pipeline.shared) == (1, 0)
     assert status.pipeline.outbox_full is False
+    # The device link's own state and the pipeline's latency window, on the wire exactly as
+    # `status --json` and the TUI read them (every key present, none added).
+    reply = status.model_dump(mode="json", exclude_unset=True)
+    assert reply["device_broker"] == {"connected": True, "since": link.since, "error": None}
+    assert reply["pipeline"]["latency"] == {
+        "count": 1,
+        "window": 1,
+        "p50_ms": latency.p50_ms,
+        "p99_ms": latency.p50_ms,
+        "max_ms": latency.p50_ms,
+    }
     # One line per recipient, named as the configuration names it, with its forwarder's count.
     assert [u.recipient for u in status.upstreams] == list(gateway.forwarders)
     [upstream] = [u for u in status.upstreams if u.recipient == "oven-maker"]

@@ -49,8 +49,8 @@ def test_the_old_log_names_a_foreign_key_as_untrusted(old_db: Path) -> None:
 
 def test_the_old_consent_receipt_verifies() -> None:
     receipt = (RELEASE / "consent-receipt.json").read_bytes()
-    fields = verify_receipt(receipt, load_public_key(RELEASE / "signing-1.pub"))
-    assert fields["by"] == "Dr. Miriam Berg"
+    signed = verify_receipt(receipt, load_public_key(RELEASE / "signing-1.pub"))
+    assert signed.fields["by"] == "Dr. Miriam Berg"
 
 
 def _version(path: Path) -> int:

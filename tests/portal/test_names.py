@@ -67,5 +67,5 @@ def test_a_row_shows_the_names_and_keeps_the_id(tmp_path: Path) -> None:
         text_en="shared",
     )
     view = row_view(row, "en", None, book(tmp_path).names(CUSTOMER))
-    assert (view["device"], view["device_id"]) == ("Meeting room", "room-1")
-    assert view["recipient"] == "Stadtwerke Energiedienst"
+    assert (view.device, view.device_id) == ("Meeting room", "room-1")
+    assert view.recipient == "Stadtwerke Energiedienst"

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gateway.operations import control_model as ops
+from gateway.operations.control import ControlServer, bind
 from gateway.operations.portal.pending import (
     carried_out,
     open_requests,
@@ -47,3 +49,49 @@ def test_each_open_request_says_what_to_run() -> None:
         "erasure requested by customer baeckerei in the portal at 2027-01-15 08:00 UTC "
         "(by 'Anna Weber', login anna): run einblick forget --customer baeckerei --by ..."
     )
+
+
+def _erasure(number: int, customer: str, at: str | None) -> ops.ErasureRecord:
+    return ops.ErasureRecord(
+        erasure=number,
+        customer=customer,
+        device=None,
+        at=at,
+        requested_by=None,
+        entry_seq=number,
+        content_erased=0,
+        queued_erased=0,
+        keys_destroyed=0,
+        retained_cleared=0,
+        notices=[],
+    )
+
+
+async def test_a_request_the_gateway_carried_out_is_closed_one_without_a_time_is_not(
+    tmp_path: Path,
+) -> None:
+    """The gateway's ``erasures`` reply, read through its model over a real socket: an erasure
+    after the request closes it; one whose time is unknown closes nothing (never by guess)."""
+    store = PortalStore(tmp_path / "portal.db", clock=lambda: T)
+    store.request_erasure("baeckerei", "anna", "Anna Weber", None)
+    store.request_erasure("huber", "max", "Max Huber", None)
+    store.close()
+
+    async def erasures(request: ops.CustomerRequest) -> ops.ErasuresReply:
+        assert request.customer is None
+        return ops.ErasuresReply(
+            erasures=[
+                _erasure(1, "baeckerei", "2027-01-15T08:00:05+00:00"),
+                _erasure(2, "huber", None),
+            ]
+        )
+
+    socket = tmp_path / "control.sock"
+    server = ControlServer(socket, {"erasures": bind(ops.ERASURES, erasures)})
+    await server.start()
+    try:
+        assert await carried_out(socket) == [("baeckerei", None, T + 5)]
+        found = await pending_requests(tmp_path / "portal.db", socket)
+    finally:
+        await server.close()
+    assert [r.customer for r in found] == ["huber"]

@@ -73,4 +73,4 @@ def test_the_cache_is_bounded_oldest_first() -> None:
 
 def test_the_view_shows_the_display_name_and_keeps_the_id() -> None:
     view = row_view(_row(7), "en", "TEMPERATURE", DisplayNames({"oven-1": "Ofen"}))
-    assert (view["device"], view["device_id"], view["hit"]) == ("Ofen", "oven-1", True)
+    assert (view.device, view.device_id, view.hit) == ("Ofen", "oven-1", True)

@@ -125,6 +125,7 @@ async def test_the_overview_counts_what_the_rows_show(source: LocalSource) -> No
     for stats in overview.recipients:
         assert sum(stats.buckets) == stats.last_day
         assert stats.last_hour == stats.last_day  # the sample spans 20 minutes before NOW
+        assert sum(stats.buckets[-2:]) == stats.last_hour  # the last hour: the last two buckets
         assert not set(stats.never_sent) & set(stats.fields_sent)
     later = await source.overview(NOW + timedelta(hours=2))
     assert [(s.last_hour, s.last_day) for s in later.recipients] == [

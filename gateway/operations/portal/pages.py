@@ -13,9 +13,10 @@ import asyncio
 import logging
 import re
 import sqlite3
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -325,19 +326,28 @@ async def erasure_page(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def _requests(portal: Portal, session: Session) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class RequestView:
+    """One of the customer's erasure requests as ``erasure.html`` says it (``erasure_<state>``)."""
+
+    at: str  # when it was asked, UTC
+    by: str  # the name the customer gave
+    state: Literal["open", "done", "unknown"]  # unknown: the gateway is not answering
+
+
+async def _requests(portal: Portal, session: Session) -> list[RequestView]:
     """The customer's requests, each with what is known of it: open, carried out, or (the
     gateway not answering) nothing said beyond the request itself."""
     mine = portal.store.erasure_requests(session.customer)
     done = await carried_out(portal.config.control_socket) if mine else []
     waiting = None if done is None else {r.id for r in open_requests(mine, done)}
 
-    def state(r: ErasureRequest) -> str:
+    def state(r: ErasureRequest) -> Literal["open", "done", "unknown"]:
         if waiting is None:
             return "unknown"
         return "open" if r.id in waiting else "done"
 
-    return [{"at": _stamp(r.at), "by": r.by, "state": state(r)} for r in mine]
+    return [RequestView(at=_stamp(r.at), by=r.by, state=state(r)) for r in mine]
 
 
 def _stamp(at: float) -> str:

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from gateway.operations.control import ControlError, request
+from gateway.operations import control_model as ops
+from gateway.operations.control import ControlError, ask
 from gateway.operations.portal.store import ErasureRequest, pending_erasures
 
 __all__ = [
@@ -52,28 +52,24 @@ def open_requests(
     ]
 
 
-def _erasures(answer: Sequence[Any]) -> list[tuple[str, str | None, float]]:
+def _erasures(answer: Sequence[ops.ErasureRecord]) -> list[tuple[str, str | None, float]]:
     out = []
     for e in answer:
-        at = datetime.fromisoformat(str(e["at"]))
+        if e.at is None:
+            continue  # no time to compare a request with: it stays open, never closed by guess
+        at = datetime.fromisoformat(e.at)
         at = at if at.tzinfo else at.replace(tzinfo=UTC)
-        out.append(
-            (
-                str(e["customer"]),
-                None if e.get("device") is None else str(e["device"]),
-                at.timestamp(),
-            )
-        )
+        out.append((e.customer, e.device, at.timestamp()))
     return out
 
 
 async def carried_out(control_socket: Path) -> list[tuple[str, str | None, float]] | None:
     """The erasures the gateway has done (customer, device, at); None when it cannot say."""
     try:
-        answer = await request(control_socket, "erasures", timeout=5)
+        answer = await ask(control_socket, ops.ERASURES, timeout=5)
     except ControlError:
         return None
-    return _erasures(answer.get("erasures", []))
+    return _erasures(answer.erasures)
 
 
 async def pending_requests(portal_db: Path, control_socket: Path) -> list[ErasureRequest]:

@@ -11,8 +11,8 @@ renamed in its policy shows its new name on rows rendered after the change.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import jinja2
 import orjson
@@ -22,7 +22,7 @@ from gateway.operations.portal.names import DisplayNames
 from gateway.operations.portal.texts import t
 from gateway.visible import neutralise
 
-__all__ = ["SYMBOLS", "RowCache", "row_view", "when"]
+__all__ = ["SYMBOLS", "RowCache", "RowView", "row_view", "when"]
 
 SYMBOLS = {"shared": "✓", "altered": "◐", "withheld": "✗"}
 KEPT = 4096  # rows kept rendered: a page and a few screenfuls of live rows per language
@@ -32,24 +32,41 @@ def when(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+@dataclass(frozen=True, slots=True)
+class RowView:
+    """One log row as the row and entry templates read it (``row.device``, ``row.hit``): every
+    text a device or a policy author chose already made visible, the template escapes it."""
+
+    seq: int
+    when: str  # UTC, to the second
+    device: str  # the device's display name, "—" for none
+    device_id: str
+    recipient: str  # the recipient's display name, "—" for none
+    outcome: str  # shared, altered, withheld; "event" for a log event (the CSS class)
+    symbol: str  # ✓ ◐ ✗, • for an event: colour is never the only sign
+    decision: str  # the outcome in the page's language
+    text: str  # the explanation in the page's language
+    hit: bool  # the page's find matched the explanation
+
+
 def row_view(
     row: EntryRow, lang: str, find: str | None, names: DisplayNames | None = None
-) -> dict[str, Any]:
+) -> RowView:
     names = names or DisplayNames()
     text = row.text_de if lang == "de" else row.text_en
     outcome = row.outcome
-    return {
-        "seq": row.seq,
-        "when": when(row.at),
-        "device": neutralise(names.device(row.device) or "—"),
-        "device_id": neutralise(row.device or ""),
-        "recipient": neutralise(names.recipient(row.recipient) or "—"),
-        "outcome": outcome or "event",
-        "symbol": SYMBOLS.get(outcome or "", "•"),
-        "decision": t(lang, outcome) if outcome else t(lang, "event"),
-        "text": neutralise(text, lines=True),
-        "hit": bool(find) and find.casefold() in text.casefold(),  # type: ignore[union-attr]
-    }
+    return RowView(
+        seq=row.seq,
+        when=when(row.at),
+        device=neutralise(names.device(row.device) or "—"),
+        device_id=neutralise(row.device or ""),
+        recipient=neutralise(names.recipient(row.recipient) or "—"),
+        outcome=outcome or "event",
+        symbol=SYMBOLS.get(outcome or "", "•"),
+        decision=t(lang, outcome) if outcome else t(lang, "event"),
+        text=neutralise(text, lines=True),
+        hit=find is not None and find != "" and find.casefold() in text.casefold(),
+    )
 
 
 class RowCache:
@@ -74,7 +91,7 @@ class RowCache:
             found = self._rows[key] = (
                 html,
                 f"event: entry\ndata: {data}\n\n".encode(),
-                view["hit"],
+                view.hit,
             )
             self.renders += 1
             while len(self._rows) > self.kept:
