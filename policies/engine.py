@@ -217,11 +217,18 @@ class Engine:
                 if got.reason is grant.aggregating_reason and grant.shadow is not None:
                     summarised.append(grant.shadow)
         # One key per customer and recipient: any applying grant that pseudonymises fetched it.
-        key = next((w.key for w in walks if w.key is not None), None)
+        key = None
+        for w in walks:
+            if w.key is not None:
+                key = w.key
+                break
         for walk in walks:
-            shadows = [
-                w.grant.shadow for w in walks if w is not walk and w.grant.shadow is not None
-            ]
+            # One applying grant alone (the common case) has no other grant's rules to honour.
+            shadows = (
+                [w.grant.shadow for w in walks if w is not walk and w.grant.shadow is not None]
+                if len(walks) > 1
+                else []
+            )
             grant = walk.grant
             try:
                 if grant.whole is not None:

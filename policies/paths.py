@@ -33,7 +33,7 @@ a message costs time linear in its size and a bounded number of bytes.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from policies.decision import Alteration, Reason
@@ -126,6 +126,7 @@ class _Nothing:
 
 
 NOTHING: Any = _Nothing()  # sentinel: nothing released at this path
+_NONE: Mapping[str, int] = {}  # never written to (as ``policies.verdicts``' own)
 
 
 class Release:
@@ -169,8 +170,10 @@ class Release:
             self.problems_more += 1
         return NOTHING
 
-    def omitted(self) -> dict[str, int]:
+    def omitted(self) -> Mapping[str, int]:
         """How many entries each list left out (only lists that left some out)."""
+        if not (self.problems_more or self.shared.more or self.altered.more or self.withheld.more):
+            return _NONE  # the common case, shared by every decision (read only)
         counts = {
             "shared": self.shared.more,
             "altered": self.altered.more,
@@ -430,6 +433,19 @@ def _release(
     return NOTHING
 
 
+def _path(parent: str, key: str) -> str:
+    """``child(parent, key)``, with the common short case first."""
+    if len(key) <= MAX_KEY_CHARS and len(parent) + len(key) < MAX_PATH_CHARS:
+        return f"{parent}.{key}" if parent else key
+    return child(parent, key)
+
+
+def _listed(path: str) -> tuple[str, int]:
+    """A leaf's path as ``Listed.add`` takes it (``collect`` of a scalar)."""
+    leaf = path or "$payload"
+    return leaf, len(leaf)
+
+
 def _walk(
     obj: dict[str, Any], items: list[Node | Rule], parent: str, rel: Release
 ) -> dict[str, Any]:
@@ -441,31 +457,33 @@ def _walk(
     if len(items) == 1 and type(first) is Node and first.star is None and first.rule is None:
         single = first
     for key, value in obj.items():
+        scalar = type(value) is not dict and type(value) is not list
         if single is not None:
             node = single.keys.get(key)
             if node is None:
-                if (
-                    withheld.chars >= LIST_CHARS
-                    and type(value) is not dict
-                    and type(value) is not list
-                ):
-                    withheld.total += 1  # full: counted, no path built
+                if scalar:  # one leaf: listed (or, once the list is full, only counted)
+                    if withheld.chars >= LIST_CHARS:
+                        withheld.total += 1  # full: counted, no path built
+                    else:
+                        withheld.add(*_listed(child(parent, key)))
                 else:
                     collect(value, child(parent, key), withheld)
                 continue
-            matched: list[Node | Rule] = [
-                node.rule if node.rule is not None and _leaf(node) else node
-            ]
+            rule = node.rule
+            if rule is not None and _leaf(node):
+                # A literal key naming a rule: it decides the whole value (``_release``'s first
+                # step, without building its candidate list).
+                got = rule.apply(value, _path(parent, key), obj, rel)
+                if got is not NOTHING:
+                    out[key] = got
+                continue
+            matched: list[Node | Rule] = [node]
         else:
             matched = _under_key(items, key)
             if not matched:
                 collect(value, child(parent, key), withheld)
                 continue
-        if len(key) <= MAX_KEY_CHARS and len(parent) + len(key) < MAX_PATH_CHARS:
-            path = f"{parent}.{key}" if parent else key
-        else:
-            path = child(parent, key)
-        got = _release(value, matched, path, obj, rel)
+        got = _release(value, matched, _path(parent, key), obj, rel)
         if got is not NOTHING:
             out[key] = got
     return out

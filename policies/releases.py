@@ -96,7 +96,7 @@ def _released(route: Route, walk: Walk, body: bytes, rel: Release) -> Decision:
         opaque=False,
         field_reasons=rel.problems,
         omitted=rel.omitted(),
-        raised_by=tuple(sorted(rel.raised_by)),
+        raised_by=tuple(sorted(rel.raised_by)) if rel.raised_by else (),
     )
 
 

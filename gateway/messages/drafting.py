@@ -22,7 +22,7 @@ from datetime import datetime
 
 from gateway.cache import SizedCache
 from gateway.log.entry import EntryDraft, draft_from_decision
-from policies.decision import Decision, Outcome, Reason
+from policies.decision import Decision, LegalBasis, Outcome, Reason
 from policies.engine import Engine
 
 __all__ = ["EXPLAINED_BYTES", "Drafter"]
@@ -57,14 +57,24 @@ _KEY_FIELDS = tuple(f.name for f in dataclasses.fields(Decision) if f.name not i
 _KEY_VALUES = operator.attrgetter(*_KEY_FIELDS)
 # Values that are their own key (hashable, compared by value); anything else goes through
 # ``_hashable``. Tuples pass as they are, as they always did: their items are strings and frozen
-# alterations.
-_PLAIN = frozenset({str, int, bool, type(None), tuple, Outcome})
+# alterations. The enums are str-valued and sit at fixed positions of the key.
+_PLAIN = frozenset({str, int, bool, type(None), tuple, Outcome, LegalBasis})
 # A key is never equal to a key the log writer makes from a draft's fields (``body_key``), which
 # starts with the entry's kind, a string: the two can share the writer's cache of bodies.
 _SHAPE = object()
 
 
 def _hashable(value: object) -> object:
+    # Exact types first: ``isinstance`` against the ``Mapping`` ABC cost more than the rest of
+    # keying a decision (this runs for every decision recorded).
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict:
+        if not value:
+            return ()
+        items: dict[object, object] = value  # type: ignore[assignment]
+        return tuple(sorted((str(k), _hashable(v)) for k, v in items.items()))
     if isinstance(value, Reason):
         return (value.code, _hashable(value.params))
     if isinstance(value, Mapping):
@@ -76,9 +86,10 @@ def _hashable(value: object) -> object:
 
 def _key(decision: Decision) -> ExplainKey:
     """Everything the explanation of ``decision`` depends on: every field but the payload's."""
+    plain = _PLAIN
     return (
         _SHAPE,
-        *[v if type(v) in _PLAIN else _hashable(v) for v in _KEY_VALUES(decision)],
+        *[v if type(v) in plain else _hashable(v) for v in _KEY_VALUES(decision)],
     )
 
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gateway.messages.drafting import Drafter
+from gateway.messages.drafting import Drafter, _key
 from gateway.messages.pseudonyms import Keyring
-from policies.decision import Decision, Outcome, Reason
+from policies.decision import Decision, LegalBasis, Outcome, Reason
 from policies.engine import Engine
 from tests.gateway.test_end_to_end import BAKERY
 from tests.policies.conftest import compile_text
@@ -122,3 +127,62 @@ def test_decisions_that_differ_only_in_a_fields_problem_are_explained_apart() ->
 
 def _fields(decision: Decision) -> dict[str, object]:
     return {f: getattr(decision, f) for f in decision.__dataclass_fields__}
+
+
+def _generic(value: object) -> object:
+    """The plain rule the cache key follows: reasons and mappings by value, sorted."""
+    if isinstance(value, Reason):
+        return (value.code, _generic(value.params))
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _generic(v)) for k, v in value.items()))
+    return value
+
+
+_names = st.text(alphabet="abcdé.[]0", max_size=6)
+_mappings = st.dictionaries(_names, _names, max_size=3)
+_reasons = st.builds(
+    Reason, st.sampled_from(["withdrawn", "treatment_failed", "rate_limited"]), _mappings
+)
+
+
+@settings(max_examples=300)
+@given(
+    purpose=st.one_of(_mappings, _mappings.map(MappingProxyType)),
+    basis=st.one_of(st.none(), st.sampled_from(list(LegalBasis))),
+    reason=st.one_of(st.none(), _reasons),
+    problems=st.dictionaries(_names, _reasons, max_size=3),
+    omitted=st.dictionaries(st.sampled_from(["shared", "withheld"]), st.integers(0, 9)),
+    shared=st.lists(_names, max_size=3).map(tuple),
+)
+def test_the_explanation_key_is_the_plain_rule_whatever_the_mapping_type(
+    *,
+    purpose: Mapping[str, str],
+    basis: LegalBasis | None,
+    reason: Reason | None,
+    problems: dict[str, Reason],
+    omitted: dict[str, int],
+    shared: tuple[str, ...],
+) -> None:
+    # ``_key`` dispatches on exact types to be cheap per decision; it must key every decision as
+    # the plain rule does, or two different decisions could share one explanation text.
+    decision = Decision(
+        customer=CUSTOMER,
+        device="oven-1",
+        recipient="oven-maker",
+        outcome=Outcome.ALTERED,
+        grant="maintenance",
+        purpose=purpose,
+        legal_basis=basis,
+        reason=reason,
+        shared=shared,
+        field_reasons=problems,
+        omitted=omitted,
+        topic="t",
+        payload=b"p",
+    )
+    plain = tuple(
+        _generic(getattr(decision, f.name))
+        for f in dataclasses.fields(Decision)
+        if f.name not in ("payload", "topic")
+    )
+    assert _key(decision)[1:] == plain

@@ -26,7 +26,7 @@ from policies.paths import Node, Release, Rule, insert, release_root
 from policies.semantics import across_releases, leaf_verdicts
 
 from .conftest import NOW, Keys, make_engine, policy_dict
-from .test_semantics import KEYS, PROFILE, _deciding, field_paths, values
+from .test_semantics import KEYS, PROFILE, _deciding, field_paths, grant_fields, values
 
 TOPIC = "acme/dev/jjolie"
 NIGHT = datetime(2026, 6, 3, 21, 30, tzinfo=UTC)  # 23:30 in Berlin
@@ -414,3 +414,32 @@ def test_field_lines_across_releases_say_what_each_releases_explanation_says(
             for v in body:
                 if v.verdict == "elsewhere":
                     assert v.path in sent and v.grant != decision.grant, (v, grants, payload)
+
+
+# Long keys and many of them reach the caps of ``policies.paths`` (cut keys, full lists).
+_wide_messages = st.dictionaries(
+    st.one_of(KEYS, st.text(alphabet="xy", min_size=38, max_size=45)),
+    values,
+    min_size=1,
+    max_size=40,
+)
+
+
+@PROFILE
+@given(fields=grant_fields, payload=st.one_of(messages, _wide_messages))
+def test_the_grants_own_walk_is_the_plain_walk(
+    fields: dict[str, Any], payload: dict[str, Any]
+) -> None:
+    # ``release_root`` takes shortcuts for a grant alone (literal keys, one lookup per key, a
+    # scalar withheld without ``collect``); the plain candidate walk of ``release_with`` with
+    # no other grant takes none. They must release and record exactly the same.
+    engine = _engine_or_skip({"id": "g1", "fields": fields})
+    (policy,) = engine.policies()
+    trie = policy.grants[0].trie
+    own, plain = Release(KEY), Release(KEY)
+    assert release_root(payload, trie, own) == release_with(payload, trie, [], plain)
+    for name in ("shared", "altered", "withheld"):
+        mine, theirs = getattr(own, name), getattr(plain, name)
+        assert (mine.items, mine.total, mine.chars) == (theirs.items, theirs.total, theirs.chars)
+    assert (own.problems, own.problems_more) == (plain.problems, plain.problems_more)
+    assert own.omitted() == plain.omitted()

@@ -153,3 +153,27 @@ def test_the_fast_path_is_taken_only_for_numbers_that_write_back_unchanged(liter
     else:
         # Beyond a double (1E400): withheld, saying so.
         assert decision.reason is not None and decision.reason.code == "out_of_range"
+
+
+@settings(max_examples=2000)
+@given(
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from(["", '"s":"1234567890123456789",', '"y":-1,']),
+)
+def test_an_integer_takes_the_fast_path_exactly_when_orjson_writes_it_back(
+    number: int, before: str
+) -> None:
+    # Nanosecond time stamps (19 digits) are common in telemetry: they fit in 64 bits, orjson
+    # writes them back unchanged, so they need no literal-keeping parse; beyond 64 bits they do.
+    body = f'{{{before}"a":{number},"b":[{number}]}}'.encode()
+    writes_back = orjson.dumps(orjson.loads(body)) == body
+    assert round_trips(body) == writes_back
+    assert writes_back == (-(2**63) <= number < 2**64)
+
+
+def test_a_nanosecond_time_stamp_leaves_as_written_without_the_exact_parse() -> None:
+    body = b'{"a":1764806400000000000,"b":"-9223372036854775808"}'
+    assert round_trips(body)
+    assert not round_trips(b'{"a":1764806400000000000,"b":23.20}')
+    (decision,) = KEEP_A.evaluate(Message(TOPIC, body, NOW), NOW)
+    assert decision.payload == b'{"a":1764806400000000000}'
