@@ -346,6 +346,9 @@ class LogWriter:
         seq = self._pending_seq
         bodies = self._body_keys
         closed = self.closed
+        # The drafts of one batch carry one decision time, the same object: convert it once.
+        last_at: datetime | None = None
+        last_us = 0
         for draft in drafts:
             check_draft(draft)
             chain = draft.chain
@@ -369,7 +372,10 @@ class LogWriter:
                 bodies.put(key, found)
             body_id, digest = found
             recipient_id = None if draft.recipient is None else self._atom(draft.recipient)
-            at_us = self._forward(us_from_at(draft.at))
+            at = draft.at
+            if at is not last_at:
+                last_at, last_us = at, us_from_at(at)
+            at_us = self._forward(last_us)
             commitment: bytes | None = None
             subject_key = self._subject_key(chain_id, subject)
             source = source_commitment(subject_key, draft.source_digest)

@@ -258,12 +258,14 @@ class Forwarder:
                 if connection.closed.done():
                     self._window.release()
                     return
-                future = connection.publish(row.topic, row.payload, self.recipient.qos)
-                self.state.in_flight += 1
-                future.add_done_callback(
+                self.state.in_flight += 1  # before send: its answer may come before it returns
+                connection.send(
+                    row.topic,
+                    row.payload,
+                    self.recipient.qos,
                     functools.partial(
                         self._published, row.id, row.queued, row.customer, len(row.payload)
-                    )
+                    ),
                 )
 
     async def _next_rows(self, connection: MqttConnection) -> list[OutboxRow] | None:
@@ -322,19 +324,14 @@ class Forwarder:
         queued: float,
         customer: str,
         size: int,
-        future: asyncio.Future[None],
+        error: BaseException | None,
     ) -> None:
         self.state.in_flight -= 1
-        if future.cancelled() or future.exception() is not None:
+        if error is not None:
             self._window.release()
-        if future.cancelled():
-            return
-        if future.exception() is not None:
             # ConnectionLost: the row stays in the outbox and goes out on the next session.
-            if not isinstance(future.exception(), ConnectionLost):
-                log.error(
-                    "upstream %s: publish failed: %s", self.recipient.name, future.exception()
-                )
+            if not isinstance(error, ConnectionLost):
+                log.error("upstream %s: publish failed: %s", self.recipient.name, error)
             return
         self.state.sent += 1
         if queued:  # rows read back from the database (after a restart) carry no time

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import logging
 import socket
 import ssl
@@ -39,9 +40,13 @@ from gateway.errors import GatewayError
 from gateway.messages.paho_client import LoopClient
 from gateway.messages.tls import TlsError, TlsSettings, ssl_context
 
-__all__ = ["ConnectionLost", "Endpoint", "Inbound", "MqttConnection", "MqttError"]
+__all__ = ["ConnectionLost", "Endpoint", "Inbound", "MqttConnection", "MqttError", "Sent"]
 
 log = logging.getLogger(__name__)
+
+
+# Told how a publish ended: None on PUBACK (or, at QoS 0, once written), else ConnectionLost.
+Sent = Callable[[BaseException | None], None]
 
 
 class MqttError(GatewayError):
@@ -141,7 +146,7 @@ class MqttConnection:
         self._client.on_socket_unregister_write = self._socket_unregister_write
         self._connected: asyncio.Future[None] = self._loop.create_future()
         self.closed: asyncio.Future[str] = self._loop.create_future()
-        self._publishes: dict[int, asyncio.Future[None]] = {}
+        self._publishes: dict[int, Sent] = {}  # mid → whom to tell of its PUBACK
         self._subscribes: dict[int, asyncio.Future[list[int]]] = {}
         self._unsubscribes: dict[int, asyncio.Future[None]] = {}
         # CONNACK's "session present": the broker kept this client id's persistent session, and
@@ -230,22 +235,28 @@ class MqttConnection:
     ) -> asyncio.Future[None]:
         """Queue a publish; the future resolves on PUBACK (QoS 1) or once written (QoS 0)."""
         future: asyncio.Future[None] = self._loop.create_future()
+        self.send(topic, payload, qos, functools.partial(_settle, future), retain)
+        return future
+
+    def send(self, topic: str, payload: bytes, qos: int, done: Sent, retain: bool = False) -> None:
+        """Queue a publish; ``done(None)`` runs on PUBACK (QoS 1) or once written (QoS 0),
+        ``done(ConnectionLost)`` if the session ends first. Exactly once, on the loop thread,
+        possibly before this returns. The forwarder's path: no future and no callback
+        scheduling per message, one call when the PUBACK is read."""
         if self.closed.done():
-            future.set_exception(ConnectionLost(f"{self.endpoint.describe()}: not connected"))
-            return future
+            done(ConnectionLost(f"{self.endpoint.describe()}: not connected"))
+            return
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            future.set_exception(
+            done(
                 ConnectionLost(
                     f"{self.endpoint.describe()}: publish failed: {paho.error_string(info.rc)}"
                 )
             )
-            return future
-        if info.is_published():  # QoS 0 written at once, or a PUBACK that already arrived
-            future.set_result(None)
+        elif info.is_published():  # QoS 0 written at once, or a PUBACK that already arrived
+            done(None)
         else:
-            self._publishes[info.mid] = future
-        return future
+            self._publishes[info.mid] = done
 
     def ack(self, mid: int, qos: int) -> None:
         if qos > 0 and not self.closed.done():
@@ -336,9 +347,9 @@ class MqttConnection:
     def _handle_publish(
         self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any
     ) -> None:
-        future = self._publishes.pop(mid, None)
-        if future is not None and not future.done():
-            future.set_result(None)
+        done = self._publishes.pop(mid, None)
+        if done is not None:
+            done(None)
 
     def _handle_subscribe(
         self, client: paho.Client, userdata: Any, mid: int, reasons: list[ReasonCode], props: Any
@@ -525,21 +536,29 @@ class MqttConnection:
             self._connected.set_exception(ConnectionLost(f"{self.endpoint.describe()}: {why}"))
             self._connected.exception()  # retrieved: open() reports it, nobody else waits
         lost = ConnectionLost(f"{self.endpoint.describe()}: connection lost ({why})")
-        for waiter in self._publishes.values():
-            if not waiter.done():
-                waiter.set_exception(lost)
+        publishes, self._publishes = self._publishes, {}
+        for done in publishes.values():
+            done(lost)
         for sub in self._subscribes.values():
             if not sub.done():
                 sub.set_exception(lost)
         for unsub in self._unsubscribes.values():
             if not unsub.done():
                 unsub.set_exception(lost)
-        self._publishes.clear()
         if not self.closed.done():
             self.closed.set_result(why)
 
 
 _READ_BURST = 256
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():  # cancelled by its waiter
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
 
 
 def _unread(sock: socket.socket) -> bool:

@@ -17,12 +17,19 @@ carry no reason codes or properties to decode. What is overridden, and why:
   locks, and then walks every message still in flight looking for one it queued behind the
   in-flight limit: O(in flight) per acknowledgement. Messages are queued only while the limit is
   reached, so the walk runs only when this acknowledgement is the one that made room.
+- **PUBLISH out.** paho builds an ``MQTTMessage`` per QoS 1 publish, and with it an
+  ``MQTTMessageInfo`` holding a ``threading.Condition`` (for ``wait_for_publish``, which a loop
+  never calls), takes two locks and logs. ``publish`` builds the packet and a message whose info
+  has no condition (``_LoopInfo``) when the publish can go out at once; a publish paho would queue
+  behind the in-flight limit, or any other kind, takes paho's own path.
 - **Writing.** packets queued in one turn of the loop go out in one ``send`` (``_packet_write``).
 """
 
 from __future__ import annotations
 
 import socket
+import struct
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -34,6 +41,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 __all__ = ["RECV_BYTES", "Deliver", "LoopClient"]
 
+_pack_h = struct.Struct("!H").pack
+
 # (topic as sent, payload, QoS, retain, packet id) of a received PUBLISH.
 Deliver = Callable[[bytes, bytes, int, bool, int], None]
 
@@ -41,6 +50,7 @@ Deliver = Callable[[bytes, bytes, int, bool, int], None]
 RECV_BYTES = 64 * 1024
 
 _PUBLISH = 0x30  # MQTT control packet types (high nibble of the fixed header)
+_PUBLISH_QOS1 = _PUBLISH | 0x02
 _DISCONNECT = 0xE0
 # Bytes joined into one send at most: about what a loopback socket buffer takes at once.
 _JOIN_BYTES = 64 * 1024
@@ -49,6 +59,49 @@ _SUCCESS = MQTTErrorCode.MQTT_ERR_SUCCESS
 # the adapter's on_publish reads neither.
 _PUBACK_OK = ReasonCode(PacketTypes.PUBACK)
 _NO_PROPERTIES = Properties(PacketTypes.PUBACK)  # type: ignore[no-untyped-call]
+
+
+class _LoopInfo(paho.MQTTMessageInfo):
+    """paho's handle on one outgoing publish, without the ``threading.Condition`` it builds for
+    ``wait_for_publish``: nothing on the loop thread may block waiting for a PUBACK, and nothing
+    here does. Marking it published just sets the flag."""
+
+    __slots__ = ()
+
+    def __init__(self, mid: int) -> None:  # paho's fields, minus the condition
+        self.mid = mid
+        self._published = False
+        self.rc = _SUCCESS
+        self._iterpos = 0
+
+    def _set_as_published(self) -> None:
+        self._published = True
+
+    def is_published(self) -> bool:
+        if self.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:  # as paho's own answers
+            raise ValueError("Message is not queued due to ERR_QUEUE_SIZE")
+        return self._published
+
+    def wait_for_publish(self, timeout: float | None = None) -> None:
+        raise RuntimeError("a publish of the loop-driven client cannot be waited for")
+
+
+class _LoopMessage(paho.MQTTMessage):
+    """An outgoing QoS 1 message as paho keeps it in ``_out_messages``, with a ``_LoopInfo``."""
+
+    __slots__ = ()
+
+    def __init__(self, mid: int, topic: bytes, payload: bytes, retain: bool) -> None:
+        self.timestamp = time.monotonic()
+        self.state = paho.mqtt_ms_wait_for_puback
+        self.dup = False
+        self.mid = mid
+        self._topic = topic
+        self.payload = payload
+        self.qos = 1
+        self.retain = retain
+        self.info = _LoopInfo(mid)
+        self.properties = None
 
 
 class LoopClient(paho.Client):
@@ -100,6 +153,49 @@ class LoopClient(paho.Client):
         if qos == 1 and not self._manual_ack:
             return self._send_puback(mid)
         return _SUCCESS
+
+    def publish(
+        self,
+        topic: str,
+        payload: paho.PayloadType = None,
+        qos: int = 0,
+        retain: bool = False,
+        properties: Properties | None = None,
+    ) -> paho.MQTTMessageInfo:
+        """A QoS 1 publish of bytes that can go out now: queued without paho's per-message
+        condition, locks and logging (module text). Anything else: paho's own ``publish``."""
+        limit = self._max_inflight_messages
+        if (
+            qos != 1
+            or type(payload) is not bytes
+            or properties is not None
+            or self._protocol == MQTTProtocolVersion.MQTTv5
+            or self._sock is None
+            or self._max_queued_messages > 0
+            or (limit > 0 and self._inflight_messages >= limit)
+        ):
+            return super().publish(topic, payload, qos, retain, properties)
+        topic_bytes = topic.encode("utf-8")
+        if not topic_bytes:
+            raise ValueError("Invalid topic.")
+        self._raise_for_invalid_topic(topic_bytes)  # wildcards, length: as paho checks
+        mid = self._mid_generate()
+        messages = self._out_messages
+        if mid in messages:  # 65,535 publishes unacknowledged: as paho answers
+            info = _LoopInfo(mid)
+            info.rc = MQTTErrorCode.MQTT_ERR_QUEUE_SIZE
+            return info
+        message = _LoopMessage(mid, topic_bytes, payload, retain)
+        packet = bytearray((_PUBLISH_QOS1 | retain,))
+        self._pack_remaining_length(packet, 4 + len(topic_bytes) + len(payload))  # checks size
+        packet += _pack_h(len(topic_bytes))
+        packet += topic_bytes
+        packet += _pack_h(mid)
+        packet += payload
+        messages[mid] = message
+        self._inflight_messages += 1
+        message.info.rc = self._packet_queue(_PUBLISH, packet, mid, 1, message.info)
+        return message.info
 
     def _handle_pubackcomp(self, cmd: Any) -> MQTTErrorCode:
         packet = self._in_packet["packet"]

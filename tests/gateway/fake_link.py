@@ -14,7 +14,14 @@ import time
 from dataclasses import dataclass, field
 from typing import cast
 
-from gateway.messages.mqtt import ConnectionLost, Endpoint, Inbound, MqttConnection, MqttError
+from gateway.messages.mqtt import (
+    ConnectionLost,
+    Endpoint,
+    Inbound,
+    MqttConnection,
+    MqttError,
+    Sent,
+)
 
 __all__ = ["FakeLink", "Published"]
 
@@ -64,6 +71,14 @@ class FakeLink:
         self.published.append(Published(topic, payload, qos, future))
         self.published_event.set()
         return future
+
+    def send(self, topic: str, payload: bytes, qos: int, done: Sent, retain: bool = False) -> None:
+        """As ``MqttConnection.send``: ``done`` is told once, when the test settles the
+        publish's future (``puback`` or ``lose``)."""
+        future = self.publish(topic, payload, qos, retain)
+        future.add_done_callback(
+            lambda f: done(ConnectionLost("cancelled") if f.cancelled() else f.exception())
+        )
 
     def ack(self, mid: int, qos: int) -> None:
         self.acked.append(mid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import pytest
 
@@ -96,6 +97,40 @@ async def test_publish_after_broker_death_fails_with_connection_lost(
     await asyncio.wait_for(asyncio.shield(conn.closed), 5)
     with pytest.raises(ConnectionLost):
         await conn.publish("t", b"x", 1)
+
+
+async def test_send_tells_each_publish_once_acknowledged_then_lost(
+    brokers: BrokerFactory,
+) -> None:
+    """The forwarder's path: one call per publish, None on its PUBACK, ConnectionLost for what
+    the session could not deliver, and never both."""
+    broker = await brokers()
+    conn = MqttConnection(endpoint(broker.settings.port, "c"))
+    await conn.open()
+    told: dict[int, list[BaseException | None]] = {}
+    all_acked = asyncio.Event()
+
+    def tell(i: int, error: BaseException | None) -> None:
+        told.setdefault(i, []).append(error)
+        if len(told) == 50:
+            all_acked.set()
+
+    for i in range(50):
+        conn.send(f"t/{i}", b"x", 1, functools.partial(tell, i))
+    async with asyncio.timeout(10):
+        await all_acked.wait()
+    assert told == {i: [None] for i in range(50)}
+    assert not conn._publishes
+    for i in range(50, 80):  # queued in this turn, before anything is written
+        conn.send(f"t/{i}", b"x", 1, functools.partial(tell, i))
+    broker.kill()
+    await asyncio.wait_for(asyncio.shield(conn.closed), 5)
+    assert sorted(told) == list(range(80))
+    late = [errors for i, errors in told.items() if i >= 50]
+    assert all(len(errors) == 1 for errors in late)
+    assert all(isinstance(e[0], ConnectionLost) for e in late)
+    conn.send("t/after", b"x", 1, functools.partial(tell, 80))  # closed: told at once
+    assert len(told[80]) == 1 and isinstance(told[80][0], ConnectionLost)
 
 
 async def test_acl_lets_a_device_publish_only_under_its_own_topics(brokers: BrokerFactory) -> None:

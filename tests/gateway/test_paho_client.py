@@ -7,6 +7,7 @@ import fcntl
 import socket
 import sys
 import termios
+import threading
 
 import paho.mqtt.client as paho
 import pytest
@@ -64,6 +65,60 @@ def test_a_malformed_publish_is_a_protocol_error_and_delivers_nothing(body: byte
     with pytest.raises(MalformedPacket):
         client._handle_publish()
     assert got == []
+
+
+def _queued(cls: type[paho.Client], topic: str, payload: bytes, retain: bool) -> bytes:
+    """The bytes ``cls.publish`` queues for a QoS 1 publish on a connected session (socket
+    stood in for: only the queue is read)."""
+    client = cls(CallbackAPIVersion.VERSION2, client_id="t", protocol=paho.MQTTv311)
+    client._sock = socket.socket()  # not connected: nothing is written, _packet_queue only
+    client.on_socket_register_write = lambda *_: None
+    try:
+        info = client.publish(topic, payload, qos=1, retain=retain)
+        assert info.rc == paho.MQTTErrorCode.MQTT_ERR_SUCCESS and info.mid == 1
+        assert not info.is_published()
+        assert client._inflight_messages == 1 and list(client._out_messages) == [1]
+        return bytes(client._out_packet[-1]["packet"])
+    finally:
+        client._sock.close()
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "retain"),
+    [
+        ("cloud/a", b"{}", False),
+        ("cloud/a", b"", True),  # empty payload, retained
+        ("k/\u00fc/t", b"x" * 200, False),  # UTF-8 topic; remaining length in two bytes
+        ("t", b"y" * 20_000, False),  # three bytes of remaining length
+    ],
+)
+def test_a_qos1_publish_queues_the_bytes_paho_would(
+    topic: str, payload: bytes, retain: bool
+) -> None:
+    assert _queued(LoopClient, topic, payload, retain) == _queued(
+        paho.Client, topic, payload, retain
+    )
+
+
+def test_a_qos1_publish_builds_no_threading_condition(monkeypatch: pytest.MonkeyPatch) -> None:
+    """paho builds one per publish (MQTTMessageInfo, for wait_for_publish): ~3 µs each."""
+    built: list[object] = []
+    condition = threading.Condition
+
+    def counting(*args: object) -> threading.Condition:
+        built.append(args)
+        return condition()
+
+    monkeypatch.setattr(threading, "Condition", counting)
+    _queued(LoopClient, "cloud/a", b"{}", False)
+    assert built == []
+    _queued(paho.Client, "cloud/a", b"{}", False)  # the check sees paho's own
+    assert len(built) == 1
+
+
+def test_a_publish_with_a_wildcard_is_refused_as_paho_refuses_it() -> None:
+    with pytest.raises(ValueError, match="wildcard"):
+        _queued(LoopClient, "cloud/#", b"{}", False)
 
 
 def _waiting(sock: socket.socket) -> int:

@@ -12,7 +12,7 @@ import pytest
 
 from gateway.errors import EntryInvalid, LogError
 from gateway.log.bundle import export_customer, verify_bundle
-from gateway.log.entry import draft_from_decision
+from gateway.log.entry import draft_from_decision, us_from_at
 from gateway.log.keys import Signer
 from gateway.log.merkle import root_of_leaf_hashes
 from gateway.log.verify import verify_db
@@ -39,6 +39,18 @@ def test_append_returns_positions_and_hashes(log: Log) -> None:
     assert [(e.seq, e.customer, e.index) for e in out] == [(1, C, 0), (2, "x", 0), (3, C, 1)]
     # the head of a log is its Merkle root over the entries' leaf hashes
     assert log.writer.head(C) == (2, root_of_leaf_hashes([out[0].entry_hash, out[2].entry_hash]))
+
+
+def test_each_entry_of_a_batch_keeps_its_own_time(log: Log) -> None:
+    """The writer converts a batch's shared decision time once; a different time, shared or
+    not, is converted again (times never go backwards in a chain: later ones only)."""
+    shared = T0 + timedelta(seconds=1)
+    times = [T0, shared, shared, shared + timedelta(microseconds=7), shared]
+    log.write([make_draft(i, at=at) for i, at in enumerate(times)], checkpoint=False)
+    stored = [row[0] for row in log.conn.execute("SELECT at FROM entries ORDER BY seq")]
+    us = [us_from_at(at) for at in times]
+    assert stored == [us[0], us[1], us[1], us[3], us[3]]  # the last: not before the one above
+    assert verify_db(log.path).ok
 
 
 def test_rollback_discards_pending_heads(log: Log) -> None:
