@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import functools
 import logging
 import socket
 import ssl
-import sys
-import termios
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +35,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.errors import GatewayError
 from gateway.messages.paho_client import LoopClient
+from gateway.messages.sockets import Linger, unread
 from gateway.messages.tls import TlsError, TlsSettings, ssl_context
 
 __all__ = ["ConnectionLost", "Endpoint", "Inbound", "MqttConnection", "MqttError", "Sent"]
@@ -159,8 +157,7 @@ class MqttConnection:
         self._loop_thread = threading.get_ident()
         self._misc: asyncio.TimerHandle | None = None
         self._clean_session = clean_session
-        self._lingering: socket.socket | None = None  # half-closed by us, waiting for the EOF
-        self._lingered: asyncio.Future[None] = self._loop.create_future()
+        self._lingering = Linger(self._loop)  # after our DISCONNECT: the wait for the EOF
         # True once ``step_back`` closed this persistent session: what it delivered and we have
         # not acknowledged is the broker's again (see ``step_back``).
         self.returned = False
@@ -294,11 +291,11 @@ class MqttConnection:
                 async with asyncio.timeout(2):
                     await asyncio.shield(self.closed)
                     # paho hands the socket to _linger in the same call that ended the session
-                    if self._lingering is not None:
-                        await asyncio.shield(self._lingered)
+                    if self._lingering.waiting:
+                        await asyncio.shield(self._lingering.ended)
         self._client.linger = None  # from here on, paho closes what it still holds at once
         self._teardown("closed by us")
-        self._end_linger()
+        self._lingering.end()
 
     # -- paho callbacks (all on the loop thread, except on_socket_open during connect) ----------
 
@@ -400,7 +397,7 @@ class MqttConnection:
         self._flush_pending = False
         if self.closed.done() or sock.fileno() == -1:
             return
-        if self._reading and (self._client.buffered or _unread(sock)):
+        if self._reading and (self._client.buffered or unread(sock)):
             # Read first: if the broker has died, its last packets are still in the socket,
             # and the write below failing would close it with them unread.
             self._read()
@@ -436,7 +433,7 @@ class MqttConnection:
                 and self._reading
                 and sock is not None
                 and self._sock is sock
-                and (client.buffered or _unread(sock))
+                and (client.buffered or unread(sock))
             ):
                 break
             rc = client.loop_read()
@@ -468,47 +465,10 @@ class MqttConnection:
     # -- teardown ---------------------------------------------------------------------------------
 
     def _linger(self, sock: socket.socket) -> None:
-        """The DISCONNECT we sent is written: half-close and read until the broker closes too.
-
-        Closing at once loses what the broker has not read yet when a new connection takes this
-        client id over first: Mosquitto then drops the old socket's unread bytes, the PUBACKs
-        among them, and sends those messages again (measured: 148 of 150 acknowledged messages
-        came back when the link reconnected at once after stepping back). The broker closes its
-        side only after reading our DISCONNECT, so its EOF means everything before was read."""
+        """paho ended the session after our DISCONNECT: wait for the broker's EOF
+        (``gateway.messages.sockets.Linger``) before the socket is closed."""
         self._detach(sock)
-        if self._loop.is_closed():
-            sock.close()
-            return
-        try:
-            sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            sock.close()
-            return
-        self._lingering = sock
-        self._loop.add_reader(sock, self._drain)
-
-    def _drain(self) -> None:
-        sock = self._lingering
-        if sock is None:
-            return
-        try:
-            more = sock.recv(65536)
-        except (BlockingIOError, ssl.SSLWantReadError):
-            return
-        except OSError:  # reset, or TLS without close_notify: the broker is gone either way
-            more = b""
-        if not more:
-            self._end_linger()
-
-    def _end_linger(self) -> None:
-        sock, self._lingering = self._lingering, None
-        if sock is not None:
-            with contextlib.suppress(ValueError, OSError):
-                self._loop.remove_reader(sock)
-            with contextlib.suppress(OSError):
-                sock.close()
-        if not self._lingered.done():
-            self._lingered.set_result(None)
+        self._lingering.start(sock)
 
     def _detach(self, sock: Any) -> None:
         with contextlib.suppress(ValueError, OSError):
@@ -559,14 +519,3 @@ def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
         future.set_result(None)
     else:
         future.set_exception(error)
-
-
-def _unread(sock: socket.socket) -> bool:
-    """Bytes are waiting to be read (decrypted ones held by TLS included); one ioctl."""
-    if isinstance(sock, ssl.SSLSocket) and sock.pending():
-        return True
-    try:
-        waiting = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
-    except OSError:
-        return False
-    return int.from_bytes(waiting, sys.byteorder, signed=True) > 0
