@@ -42,8 +42,15 @@ code that combined the grants at decision time: if the row's grant releases exac
 row holds, it leaves with no new entry (its entry is still true); otherwise what the current
 grants release together leaves, after an entry naming the grant that began to apply and why, or
 nothing leaves, and the entry says so. A summary row is left alone (a summary is already the
-most protective form); a row without its source is withheld, as above. A grant that stopped
-applying meanwhile makes the row at most more protective than needed; it leaves as decided.
+most protective form); a row without its source is withheld, as above.
+
+The other direction: a grant that applied at the decision and stopped applying while the row
+waited (its hours or validity ended, it was withdrawn, objected to or restricted, its pseudonym
+key erased: ``policies.onset.stopped_applying``) may have made the row more protective than the
+current policy. The row is decided again the same way; if it changes, what the grants applying
+now release leaves, after an entry naming the grant that stopped applying and why. A row that
+cannot be decided again (no stored source, a Sparkplug DATA row) leaves as decided while its own
+grant holds: more protective than needed, never less.
 """
 
 from __future__ import annotations
@@ -70,6 +77,9 @@ from gateway.messages.sendtime_text import (
     HOURS_ENDED,
     NOT_SUMMARISED,
     REDECIDED,
+    STOP_CAUSES,
+    STOPPED,
+    STOPPED_WITHHELD,
     UNDECIDED,
     WITHHELD,
 )
@@ -80,7 +90,7 @@ from policies.engine import Engine
 from policies.errors import PolicyError
 from policies.explain import reason_text
 from policies.message import Message
-from policies.onset import Onset, began_applying
+from policies.onset import Onset, Stop, began_applying, stopped_applying
 
 __all__ = ["SendParts", "SendTime", "Settled"]
 
@@ -119,7 +129,7 @@ class _Outcome:
     row: OutboxRow
     decision: Decision
     replaced: OutboxRow | None  # None: withheld
-    onset: Onset | None = None  # decided again because this grant began to apply
+    onset: Onset | Stop | None = None  # decided again because this grant began (stopped) to apply
     # After an onset, what follows the lead: the decision's own explanation ("explain"), that
     # the summarising grant's summary lacks it ("summary"), nothing more ("lead"), or why the
     # row could not be decided again ("no_source", "no_birth").
@@ -163,18 +173,32 @@ class SendTime:
             return None  # a summary: already the most protective form (policies.combine)
         return began_applying(engine, policy, row.grant, at_from_us(row.created), now)
 
+    def stop(self, engine: Engine, row: OutboxRow, now: datetime) -> Stop | None:
+        """A grant for the row's recipient that applied when the row was decided and no longer
+        does (``policies.onset``); None also for rows without their source: those cannot be
+        decided again, and leave as decided while their own grant holds (the module text)."""
+        if row.source is None or row.source_topic is None or row.grant in self.parts.owed:
+            return None
+        policy = engine.policy(row.customer)
+        grant = policy.grant(row.grant) if policy is not None else None
+        if policy is None or grant is None or not grant.overlaps:
+            return None
+        return stopped_applying(engine, policy, row.grant, at_from_us(row.created), now)
+
     async def settle(self, rows: Sequence[OutboxRow]) -> Settled:
         """Check ``rows`` (one recipient's, in id order) right before they are published."""
         now = self.parts.clock()
         engine = self.parts.engine()
-        redo: list[tuple[OutboxRow, Onset | None]] = []
+        redo: list[tuple[OutboxRow, Onset | Stop | None]] = []
         for row in rows:
             if self.stale(engine, row, now):
                 redo.append((row, None))
             else:
-                began = self.onset(engine, row, now)
-                if began is not None:
-                    redo.append((row, began))
+                changed: Onset | Stop | None = self.onset(engine, row, now)
+                if changed is None:
+                    changed = self.stop(engine, row, now)
+                if changed is not None:
+                    redo.append((row, changed))
         if not redo:
             return Settled(list(rows), [])
         decided = [self._decide_again(engine, row, now, onset) for row, onset in redo]
@@ -199,7 +223,7 @@ class SendTime:
     # -- deciding again ---------------------------------------------------------------------------
 
     def _decide_again(
-        self, engine: Engine, row: OutboxRow, now: datetime, onset: Onset | None = None
+        self, engine: Engine, row: OutboxRow, now: datetime, onset: Onset | Stop | None = None
     ) -> _Outcome | None:
         """The row's outcome under the current policy; None: it leaves as decided, unrecorded
         (only after an ``onset`` that changes nothing of it)."""
@@ -226,15 +250,27 @@ class SendTime:
         return _Outcome(row, decision, new)
 
     def _began(
-        self, engine: Engine, policy: CompiledPolicy, row: OutboxRow, now: datetime, onset: Onset
+        self,
+        engine: Engine,
+        policy: CompiledPolicy,
+        row: OutboxRow,
+        now: datetime,
+        onset: Onset | Stop,
     ) -> _Outcome | None:
-        """Another grant for the recipient began to apply: the engine decides the row again
-        with it; unchanged, the row leaves as decided."""
+        """Another grant for the recipient began (or stopped) to apply: the engine decides the
+        row again with the grants applying now; unchanged, the row leaves as decided."""
         grant = policy.grant(row.grant)
         if row.source is None or row.source_topic is None:
             outcome = self._withhold(row, policy, _NO_GRANT, grant)
             return replace(outcome, onset=onset, then="no_source")
         decision = self._evaluate(engine, policy, row, now)
+        no_birth = (
+            decision is not None
+            and decision.reason is not None
+            and (decision.reason.code == "no_birth")
+        )
+        if isinstance(onset, Stop) and no_birth:
+            return None  # cannot be decided again: it leaves as decided, more protective
         if decision is None or decision.grant != row.grant or decision.payload is None:
             # Nothing of the row's grant leaves where both apply: withheld, in its own name. The
             # reason is explained only when it is the row's grant's own (or a summary's).
@@ -368,9 +404,7 @@ class SendTime:
         key = (
             outcome.replaced is None,
             outcome.row.grant,
-            (began.grant.id, began.why, began.hold.code if began.hold else None, outcome.then)
-            if began
-            else None,
+            _change_key(began, outcome.then) if began is not None else None,
             *_explain_key(decision),
         )
         texts = self._explained.get(key)
@@ -391,6 +425,9 @@ class SendTime:
         reason = decision.reason or Reason("internal_error")
         policy = engine.policy(outcome.row.customer)
         for lang in ("de", "en"):
+            if isinstance(outcome.onset, Stop):
+                texts[lang] = self._stopped_text(engine, outcome, outcome.onset, lang)
+                continue
             if outcome.onset is not None:
                 texts[lang] = self._began_text(engine, outcome, outcome.onset, lang)
                 continue
@@ -408,6 +445,22 @@ class SendTime:
                 lead = REDECIDED[lang].format(version=(decision.policy_version or "")[:12])
             texts[lang] = f"{lead} {engine.explain(decision, lang)}"
         return texts
+
+    @staticmethod
+    def _stopped_text(engine: Engine, outcome: _Outcome, stop: Stop, lang: str) -> str:
+        policy = engine.policy(outcome.row.customer)
+        recipient = outcome.row.recipient
+        named = policy.recipients.get(recipient, recipient) if policy else recipient
+        why = stop.why
+        if stop.why == "held":
+            why = stop.reason.code if stop.reason is not None else "held"
+        elif stop.why == "validity" and stop.reason is not None:
+            why = "consent" if stop.reason.params.get("what") == "consent" else "validity"
+        why = why if why in STOP_CAUSES[lang] else "held"
+        cause = STOP_CAUSES[lang][why].format(hours=", ".join(stop.grant.spec.hours or ()))
+        words = STOPPED if outcome.replaced is not None else STOPPED_WITHHELD
+        lead = words[lang].format(grant=stop.grant.id, recipient=named, cause=cause)
+        return f"{lead} {engine.explain(outcome.decision, lang)}"
 
     @staticmethod
     def _began_text(engine: Engine, outcome: _Outcome, onset: Onset, lang: str) -> str:
@@ -440,6 +493,15 @@ class SendTime:
         if outcome.then == "explain":
             return f"{lead} {engine.explain(decision, lang)}"
         return lead
+
+
+def _change_key(change: Onset | Stop, then: str) -> tuple[object, ...]:
+    if isinstance(change, Stop):
+        reason = change.reason
+        params = tuple(sorted(reason.params.items())) if reason else ()
+        return ("stop", change.grant.id, change.why, reason.code if reason else None, params)
+    hold = change.hold.code if change.hold else None
+    return ("began", change.grant.id, change.why, hold, then)
 
 
 def _explain_key(decision: Decision) -> tuple[object, ...]:

@@ -15,6 +15,9 @@ __all__ = [
     "HOURS_ENDED",
     "NOT_SUMMARISED",
     "REDECIDED",
+    "STOPPED",
+    "STOPPED_WITHHELD",
+    "STOP_CAUSES",
     "UNDECIDED",
     "WITHHELD",
 ]
@@ -102,5 +105,44 @@ CAUSES = {
         "objected": "the objection to it was lifted",
         "restricted": "its restriction was lifted",
         "released": "it is no longer held back",  # a hold of another kind ended
+    },
+}
+# A grant for the same recipient that applied at the decision stopped applying while the row
+# waited (policies/onset.py): the row may be more protective than the current policy.
+STOPPED = {
+    "de": "Beim Versand neu entschieden: Nach der Entscheidung endete die Geltung der Freigabe "
+    "„{grant}“ für {recipient} ({cause}), und jedes Feld geht so hinaus, wie es die weiterhin "
+    "geltenden Freigaben vorsehen.",
+    "en": "Re-decided at send time: after the decision, grant '{grant}' for {recipient} stopped "
+    "applying ({cause}), and each field leaves as the grants that still apply give it.",
+}
+STOPPED_WITHHELD = {
+    "de": "Beim Versand zurückgehalten: Nach der Entscheidung endete die Geltung der Freigabe "
+    "„{grant}“ für {recipient} ({cause}), und nach den weiterhin geltenden Freigaben darf "
+    "nichts von dieser Weitergabe hinaus. Sie ging an niemanden.",
+    "en": "Withheld at send time: after the decision, grant '{grant}' for {recipient} stopped "
+    "applying ({cause}), and under the grants that still apply nothing of this release may "
+    "leave. It went to no one.",
+}
+STOP_CAUSES = {
+    "de": {
+        "hours": "ihre erlaubten Zeiten, {hours}, endeten",
+        "validity": "ihre Gültigkeit endete",
+        "consent": "die Einwilligung, auf der sie beruht, lief ab",
+        "withdrawn": "die Einwilligung wurde widerrufen",
+        "objected": "gegen sie wurde Widerspruch eingelegt",
+        "restricted": "ihre Verarbeitung wurde eingeschränkt",
+        "erased": "ihr Pseudonym-Schlüssel wurde gelöscht",
+        "held": "sie wird zurückgehalten",  # a hold of another kind
+    },
+    "en": {
+        "hours": "its allowed hours, {hours}, ended",
+        "validity": "its validity ended",
+        "consent": "the consent it rests on expired",
+        "withdrawn": "consent to it was withdrawn",
+        "objected": "an objection to it was raised",
+        "restricted": "its processing was restricted",
+        "erased": "its pseudonym key was erased",
+        "held": "it is held back",  # a hold of another kind
     },
 }

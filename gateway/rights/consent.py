@@ -36,7 +36,6 @@ The ``consent_events`` table is created and upgraded in ``gateway.log.migrations
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import sqlite3
 from collections.abc import Callable
@@ -213,18 +212,25 @@ class ConsentBook:
 
     def load(self, conn: sqlite3.Connection) -> None:
         """At start, after the policies that load are running: the recorded holds into the
-        engine (the one query for them); those it cannot take yet wait in the book."""
+        engine; those it cannot take yet wait in the book. Every event is handed back in order,
+        not only the latest: when each hold began and ended decides whether a row queued before
+        a restart was decided with its grant (policies/onset.py, both directions)."""
         self._last = self.events(conn)
-        self._pending = {key: e for key, e in self._last.items() if e.holds}
-        self.restore()
         engine = self._parts.engine()
-        for (customer, grant), event in self._last.items():
-            if event.holds:
-                continue
-            # When a hold last ended: a row queued before it was decided without this grant,
-            # and the send-time check decides it again (policies/onset.py).
-            with contextlib.suppress(PolicyError):
-                engine.give(customer, grant, event.at, _REASONS[event.right])
+        taken: set[tuple[str, str]] = set()
+        rows = conn.execute(
+            "SELECT customer, grant_id, action, at, right FROM consent_events ORDER BY id"
+        )
+        for customer, grant, action, at, right in rows:
+            try:
+                if action == "withdraw":
+                    engine.withdraw(customer, grant, at_from_us(at), _because(right))
+                else:
+                    engine.give(customer, grant, at_from_us(at), _REASONS[right])
+            except PolicyError:
+                continue  # no running policy has this grant yet
+            taken.add((customer, grant))
+        self._pending = {k: e for k, e in self._last.items() if e.holds and k not in taken}
 
     def restore(self, customer: str | None = None) -> None:
         """Hand waiting holds (of ``customer``, or all) to the engine once a running policy has

@@ -27,6 +27,7 @@ from gateway.rights.consent import ConsentBook, ConsentError, ConsentParts
 from gateway.rights.receipts import verify_receipt
 from policies.decision import Reason
 from policies.engine import Engine
+from policies.onset import stopped_applying
 from tests.gateway.harness import running_gateway
 from tests.policies.conftest import compile_text
 
@@ -283,3 +284,27 @@ async def test_a_restarted_gateway_knows_when_a_hold_ended_for_the_send_time_che
     assert restarted.released_since(CUSTOMER, "statistics", queued_at) == Reason("restricted")
     assert restarted.released_since(CUSTOMER, "statistics", site.now) is None
     assert restarted.still_allowed(CUSTOMER, "statistics", site.now) is None
+
+
+async def test_a_restarted_gateway_knows_every_hold_for_the_grants_that_stopped_applying(
+    site: Site,
+) -> None:
+    # "statistics" restricted, lifted, restricted again. A row decided inside the first hold was
+    # decided without it: nothing of it stopped applying. One decided before any hold was
+    # decided with it. After a restart the engine must know both holds (policies/onset.py).
+    _, book = await site.start()
+    before_any = site.now - timedelta(minutes=1)
+    await book.change("restrict", CUSTOMER, "statistics", "Dr. Miriam Berg")
+    inside_first = site.now + timedelta(minutes=1)
+    site.now += timedelta(minutes=2)
+    await book.change("lift", CUSTOMER, "statistics", "Dr. Miriam Berg")
+    site.now += timedelta(minutes=2)
+    await book.change("restrict", CUSTOMER, "statistics", "Dr. Miriam Berg")
+    site.now += timedelta(minutes=2)
+    restarted, _ = await site.start()
+    policy = restarted.policy(CUSTOMER)
+    assert policy is not None
+    assert stopped_applying(restarted, policy, "billing", inside_first, site.now) is None
+    stop = stopped_applying(restarted, policy, "billing", before_any, site.now)
+    assert stop is not None and stop.grant.id == "statistics"
+    assert (stop.why, stop.reason) == ("held", Reason("restricted"))
