@@ -42,7 +42,7 @@ from policies.compiler import CompiledGrant, CompiledPolicy
 from policies.decision import Reason
 from policies.engine import HOLDS_KEPT, Engine
 
-__all__ = ["Onset", "Stop", "began_applying", "stopped_applying"]
+__all__ = ["Onset", "Stop", "all_apply", "began_applying", "stopped_applying"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +121,23 @@ def stopped_applying(
             return Stop(other, "erased", blocked)
         return Stop(other, "validity", blocked)
     return None
+
+
+def all_apply(engine: Engine, policy: CompiledPolicy, grant_id: str, now: datetime) -> bool:
+    """True when every grant overlapping ``grant_id`` that ``stopped_applying`` looks at applies
+    at ``now``: then none stopped, for any decision time (one answer per batch of rows)."""
+    grant = policy.grant(grant_id)
+    if grant is None:
+        return True
+    for other_id in grant.overlaps:
+        other = policy.grant(other_id)
+        if other is None or other.shadow is None:
+            continue
+        if engine.still_allowed(policy.customer, other_id, now) is not None:
+            return False
+        if not other.in_hours(now):
+            return False
+    return True
 
 
 def _free_at(engine: Engine, customer: str, grant_id: str, at: datetime) -> bool:

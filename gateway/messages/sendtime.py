@@ -90,7 +90,7 @@ from policies.engine import Engine
 from policies.errors import PolicyError
 from policies.explain import reason_text
 from policies.message import Message
-from policies.onset import Onset, Stop, began_applying, stopped_applying
+from policies.onset import Onset, Stop, all_apply, began_applying, stopped_applying
 
 __all__ = ["SendParts", "SendTime", "Settled"]
 
@@ -173,15 +173,31 @@ class SendTime:
             return None  # a summary: already the most protective form (policies.combine)
         return began_applying(engine, policy, row.grant, at_from_us(row.created), now)
 
-    def stop(self, engine: Engine, row: OutboxRow, now: datetime) -> Stop | None:
+    def stop(
+        self,
+        engine: Engine,
+        row: OutboxRow,
+        now: datetime,
+        applying: dict[tuple[str, str], bool] | None = None,
+    ) -> Stop | None:
         """A grant for the row's recipient that applied when the row was decided and no longer
         does (``policies.onset``); None also for rows without their source: those cannot be
-        decided again, and leave as decided while their own grant holds (the module text)."""
+        decided again, and leave as decided while their own grant holds (the module text).
+        ``applying`` remembers, for one batch (one ``now``), the grants whose overlapping grants
+        all apply now: their rows need no look at when each was decided."""
         if row.source is None or row.source_topic is None or row.grant in self.parts.owed:
             return None
         policy = engine.policy(row.customer)
         grant = policy.grant(row.grant) if policy is not None else None
         if policy is None or grant is None or not grant.overlaps:
+            return None
+        key = (row.customer, row.grant)
+        every = applying.get(key) if applying is not None else None
+        if every is None:
+            every = all_apply(engine, policy, row.grant, now)
+            if applying is not None:
+                applying[key] = every
+        if every:
             return None
         return stopped_applying(engine, policy, row.grant, at_from_us(row.created), now)
 
@@ -190,13 +206,14 @@ class SendTime:
         now = self.parts.clock()
         engine = self.parts.engine()
         redo: list[tuple[OutboxRow, Onset | Stop | None]] = []
+        applying: dict[tuple[str, str], bool] = {}
         for row in rows:
             if self.stale(engine, row, now):
                 redo.append((row, None))
             else:
                 changed: Onset | Stop | None = self.onset(engine, row, now)
                 if changed is None:
-                    changed = self.stop(engine, row, now)
+                    changed = self.stop(engine, row, now, applying)
                 if changed is not None:
                     redo.append((row, changed))
         if not redo:

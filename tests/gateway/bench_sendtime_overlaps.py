@@ -1,6 +1,8 @@
 """Cost of the send-time check for rows whose grant overlaps another for the same recipient
 (gateway/messages/sendtime.py, policies/onset.py): unchanged rows, rows a grant that began to
-apply leaves unchanged (decided again, no entry), and rows it changes (decided again, entry).
+apply leaves unchanged (decided again, no entry), and rows it changes (decided again, entry);
+the other direction: rows decided and sent with 'daytime' applying at neither time (not decided
+again) and rows decided inside its hours and sent after them (decided again, entry).
 
     .venv/bin/python -m tests.gateway.bench_sendtime_overlaps
 """
@@ -20,6 +22,7 @@ from gateway.messages.outbox import OutboxRow
 from tests.gateway.fake_link import FakeLink
 from tests.gateway.test_sendtime import TOPIC, Bench, open_bench
 from tests.gateway.test_sendtime_overlaps import EARLY, MORNING, NOON, POLICY
+from tests.gateway.test_sendtime_stops import AFTER, LATE, NIGHT
 
 
 async def queue(b: Bench, payloads: Sequence[dict[str, object]]) -> list[OutboxRow]:
@@ -55,6 +58,16 @@ async def main() -> None:
             rows = await queue(b, [{"temperature": 180.7 + i, "door_open": True} for i in range(400)])  # fmt: skip
             b.now[0] = MORNING
             await timed(b, rows, "'daytime' began to apply and rounds coarser (entry each)")
+    with tempfile.TemporaryDirectory() as d:
+        async with open_bench(Path(d), POLICY, EARLY) as b:
+            rows = await queue(b, [{"temperature": i, "door_open": True} for i in range(400)])
+            b.now[0] = NIGHT
+            await timed(b, rows, "decided and sent outside 'daytime''s hours (no stop)")
+    with tempfile.TemporaryDirectory() as d:
+        async with open_bench(Path(d), POLICY, LATE) as b:
+            rows = await queue(b, [{"temperature": 180.7 + i, "door_open": True} for i in range(400)])  # fmt: skip
+            b.now[0] = AFTER
+            await timed(b, rows, "'daytime' stopped applying, rounds finer now (entry each)")
 
 
 if __name__ == "__main__":
