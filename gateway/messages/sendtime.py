@@ -70,18 +70,13 @@ from gateway.log.writer import LogWriter
 from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.sendtime_text import (
-    BEGAN,
-    BEGAN_UNDECIDED,
-    BEGAN_WITHHELD,
-    CAUSES,
     HOURS_ENDED,
-    NOT_SUMMARISED,
     REDECIDED,
-    STOP_CAUSES,
-    STOPPED,
-    STOPPED_WITHHELD,
-    UNDECIDED,
     WITHHELD,
+    change_key,
+    change_text,
+    explain_key,
+    explained_size,
 )
 from gateway.messages.store import Store
 from policies.compiler import CompiledGrant, CompiledPolicy
@@ -143,7 +138,7 @@ class SendTime:
     redecided: int = 0
     withheld: int = 0
     _explained: SizedCache[tuple[object, ...], dict[str, str]] = field(
-        default_factory=lambda: SizedCache(EXPLAINED_BYTES, _explained_size)
+        default_factory=lambda: SizedCache(EXPLAINED_BYTES, explained_size)
     )
 
     def stale(self, engine: Engine, row: OutboxRow, now: datetime) -> bool:
@@ -421,8 +416,8 @@ class SendTime:
         key = (
             outcome.replaced is None,
             outcome.row.grant,
-            _change_key(began, outcome.then) if began is not None else None,
-            *_explain_key(decision),
+            change_key(began, outcome.then) if began is not None else None,
+            *explain_key(decision),
         )
         texts = self._explained.get(key)
         if texts is None:
@@ -442,11 +437,18 @@ class SendTime:
         reason = decision.reason or Reason("internal_error")
         policy = engine.policy(outcome.row.customer)
         for lang in ("de", "en"):
-            if isinstance(outcome.onset, Stop):
-                texts[lang] = self._stopped_text(engine, outcome, outcome.onset, lang)
-                continue
             if outcome.onset is not None:
-                texts[lang] = self._began_text(engine, outcome, outcome.onset, lang)
+                recipient = outcome.row.recipient
+                named = policy.recipients.get(recipient, recipient) if policy else recipient
+                texts[lang] = change_text(
+                    engine,
+                    decision,
+                    named,
+                    outcome.onset,
+                    replaced=outcome.replaced is not None,
+                    then=outcome.then,
+                    lang=lang,
+                )
                 continue
             if outcome.replaced is None and reason.code == "outside_hours":
                 recipient = outcome.row.recipient
@@ -462,97 +464,6 @@ class SendTime:
                 lead = REDECIDED[lang].format(version=(decision.policy_version or "")[:12])
             texts[lang] = f"{lead} {engine.explain(decision, lang)}"
         return texts
-
-    @staticmethod
-    def _stopped_text(engine: Engine, outcome: _Outcome, stop: Stop, lang: str) -> str:
-        policy = engine.policy(outcome.row.customer)
-        recipient = outcome.row.recipient
-        named = policy.recipients.get(recipient, recipient) if policy else recipient
-        why = stop.why
-        if stop.why == "held":
-            why = stop.reason.code if stop.reason is not None else "held"
-        elif stop.why == "validity" and stop.reason is not None:
-            why = "consent" if stop.reason.params.get("what") == "consent" else "validity"
-        why = why if why in STOP_CAUSES[lang] else "held"
-        cause = STOP_CAUSES[lang][why].format(hours=", ".join(stop.grant.spec.hours or ()))
-        words = STOPPED if outcome.replaced is not None else STOPPED_WITHHELD
-        lead = words[lang].format(grant=stop.grant.id, recipient=named, cause=cause)
-        return f"{lead} {engine.explain(outcome.decision, lang)}"
-
-    @staticmethod
-    def _began_text(engine: Engine, outcome: _Outcome, onset: Onset, lang: str) -> str:
-        decision = outcome.decision
-        policy = engine.policy(outcome.row.customer)
-        recipient = outcome.row.recipient
-        named = policy.recipients.get(recipient, recipient) if policy else recipient
-        grant = onset.grant
-        why = onset.hold.code if onset.hold is not None else onset.why
-        why = why if why in CAUSES[lang] else "released"
-        cause = CAUSES[lang][why].format(hours=", ".join(grant.spec.hours or ()))
-        if outcome.replaced is not None:
-            lead = BEGAN[lang].format(grant=grant.id, recipient=named, cause=cause)
-            text = f"{lead} {engine.explain(decision, lang)}"
-            summarised = any(
-                r.code == "summarised_elsewhere" and r.params.get("grant") == grant.id
-                for r in decision.field_reasons.values()
-            )
-            if summarised:  # "only as a summary" must not read as "in its summary"
-                text += f" {NOT_SUMMARISED[lang].format(grant=grant.id)}"
-            return text
-        if outcome.then in UNDECIDED[lang]:
-            why = UNDECIDED[lang][outcome.then]
-            return BEGAN_UNDECIDED[lang].format(
-                grant=grant.id, recipient=named, cause=cause, why=why
-            )
-        lead = BEGAN_WITHHELD[lang].format(grant=grant.id, recipient=named, cause=cause)
-        if outcome.then == "summary":
-            return f"{lead} {NOT_SUMMARISED[lang].format(grant=grant.id)}"
-        if outcome.then == "explain":
-            return f"{lead} {engine.explain(decision, lang)}"
-        return lead
-
-
-def _change_key(change: Onset | Stop, then: str) -> tuple[object, ...]:
-    if isinstance(change, Stop):
-        reason = change.reason
-        params = tuple(sorted(reason.params.items())) if reason else ()
-        return ("stop", change.grant.id, change.why, reason.code if reason else None, params)
-    hold = change.hold.code if change.hold else None
-    return ("began", change.grant.id, change.why, hold, then)
-
-
-def _explain_key(decision: Decision) -> tuple[object, ...]:
-    return (
-        decision.customer,
-        decision.device,
-        decision.recipient,
-        decision.outcome,
-        decision.grant,
-        decision.policy_version,
-        decision.shared,
-        decision.altered,
-        decision.withheld,
-        decision.reason.code if decision.reason else None,
-        tuple(sorted(decision.reason.params.items())) if decision.reason else (),
-        decision.opaque,
-        decision.stream,
-        tuple(decision.omitted.items()),
-        tuple(
-            sorted(
-                (p, r.code, tuple(sorted(r.params.items())))
-                for p, r in decision.field_reasons.items()
-            )
-        ),
-    )
-
-
-def _explained_size(key: tuple[object, ...], texts: dict[str, str]) -> int:
-    """Bytes a cache entry holds, roughly (paths in the key count; 2 bytes a character)."""
-    chars = sum(len(t) for t in texts.values())
-    for part in key:
-        if isinstance(part, tuple):
-            chars += sum(len(p) if isinstance(p, str) else 64 for p in part)
-    return 2 * chars + 600
 
 
 def _same_release(grant: CompiledGrant, row: OutboxRow) -> bool:
