@@ -18,8 +18,9 @@ ordering of treatments here.
 
 The other direction: ``stopped_applying`` finds a grant that certainly applied at the decision
 (inside its hours, valid, not held back then) and does not apply now (its hours ended, its
-validity or consent record ended, it was withdrawn, objected to or restricted since, its
-pseudonym key was erased). The release may carry a field in a *more* protective form than the
+validity or consent record ended, it was withdrawn, objected to or restricted since). A grant
+whose pseudonym key was erased is not named: an erasure never makes a queued row less
+protective. The release may carry a field in a *more* protective form than the
 current policy gives it; deciding it again with the engine gives exactly what the current
 policy releases. "Certainly": a grant held back now is known to have applied at the decision
 only when its hold began after the decision and the hold before it (if one ended after the
@@ -85,7 +86,7 @@ def began_applying(
 class Stop:
     """``grant`` applied when the release was decided and does not now, because ``why``:
     ``hours`` (its hours ended), ``validity`` (its validity ended; ``reason`` says whether of the
-    grant or of its consent record), ``erased`` (its pseudonym key), or ``held`` (withdrawn,
+    grant or of its consent record), or ``held`` (withdrawn,
     objected to or restricted since: ``reason``)."""
 
     grant: CompiledGrant
@@ -118,7 +119,9 @@ def stopped_applying(
         if engine.held(customer, other_id) is not None:
             return Stop(other, "held", blocked)
         if blocked.code == "erased":
-            return Stop(other, "erased", blocked)
+            # Its pseudonym key was erased at the customer's request: a row that left with a
+            # pseudonym is not re-released in a less protective form because of the erasure.
+            continue
         return Stop(other, "validity", blocked)
     return None
 

@@ -45,12 +45,12 @@ nothing leaves, and the entry says so. A summary row is left alone (a summary is
 most protective form); a row without its source is withheld, as above.
 
 The other direction: a grant that applied at the decision and stopped applying while the row
-waited (its hours or validity ended, it was withdrawn, objected to or restricted, its pseudonym
-key erased: ``policies.onset.stopped_applying``) may have made the row more protective than the
-current policy. The row is decided again the same way; if it changes, what the grants applying
-now release leaves, after an entry naming the grant that stopped applying and why. A row that
-cannot be decided again (no stored source, a Sparkplug DATA row) leaves as decided while its own
-grant holds: more protective than needed, never less.
+waited (its hours or validity ended, it was withdrawn, objected to or restricted:
+``policies.onset.stopped_applying``; an erased pseudonym key is not such a cause) may have made
+the row more protective than the current policy. The row is decided again the same way; if it
+changes, what the grants applying now release leaves, after an entry naming the grant that
+stopped applying and why. A row that cannot be decided again (no stored source, a Sparkplug DATA
+row) leaves as decided while its own grant holds: more protective than needed, never less.
 """
 
 from __future__ import annotations

@@ -143,7 +143,6 @@ STOP_CAUSES = {
         "withdrawn": "die Einwilligung wurde widerrufen",
         "objected": "gegen sie wurde Widerspruch eingelegt",
         "restricted": "ihre Verarbeitung wurde eingeschränkt",
-        "erased": "ihr Pseudonym-Schlüssel wurde gelöscht",
         "held": "sie wird zurückgehalten",  # a hold of another kind
     },
     "en": {
@@ -153,7 +152,6 @@ STOP_CAUSES = {
         "withdrawn": "consent to it was withdrawn",
         "objected": "an objection to it was raised",
         "restricted": "its processing was restricted",
-        "erased": "its pseudonym key was erased",
         "held": "it is held back",  # a hold of another kind
     },
 }

@@ -50,7 +50,7 @@ def test_every_cause_a_grant_stopped_applying_reads_in_both_languages() -> None:
     assert (
         set(causes["de"])
         == set(causes["en"])
-        == {"hours", "validity", "consent", "withdrawn", "objected", "restricted", "erased", "held"}
+        == {"hours", "validity", "consent", "withdrawn", "objected", "restricted", "held"}
     )
     for why in causes["en"]:
         assert _fields(causes["de"][why]) == _fields(causes["en"][why])
