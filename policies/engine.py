@@ -56,10 +56,11 @@ from policies.treatments import pseudonymise
 from policies.verdicts import internal, released, withheld
 from policies.windows import Window, Windows, sample, summary
 
-__all__ = ["MAX_PAYLOAD_BYTES", "Engine", "PseudonymKeys"]
+__all__ = ["HOLDS_KEPT", "MAX_PAYLOAD_BYTES", "Engine", "PseudonymKeys"]
 
 
 MAX_PAYLOAD_BYTES = 256 * 1024
+HOLDS_KEPT = 64  # ended holds remembered per grant (each is a customer's signed action)
 
 _UNKNOWN = Reason("unknown_device")
 _NO_GRANT = Reason("no_grant")
@@ -101,10 +102,12 @@ class Engine:
         # Why a grant in ``_withdrawn`` releases nothing when it is not a consent withdrawn: an
         # objection (GDPR Art. 21) or a restriction (Art. 18), each explained in its own words.
         self._held_because: dict[tuple[str, str], Reason] = {}
-        # When a hold last ended (consent given again, an objection or restriction lifted) and
-        # which it was: a release decided before then was decided without that grant
-        # (``policies.onset``, the send-time check of overlapping grants).
-        self._released: dict[tuple[str, str], tuple[datetime, Reason]] = {}
+        # The holds that ended (consent given again, an objection or restriction lifted), oldest
+        # first, each (began, ended, what it was); began is None when only the end was handed
+        # in. A release decided before one ended was decided without that grant, one decided
+        # inside none of them with it (``policies.onset``, the send-time check of overlapping
+        # grants, both directions). At most ``HOLDS_KEPT``, the latest.
+        self._ended: dict[tuple[str, str], list[tuple[datetime | None, datetime, Reason]]] = {}
         self._last_release: dict[tuple[str, str, str, str], datetime] = {}
         self._windows = Windows()
         self._sparkplug = SparkplugState()
@@ -454,13 +457,30 @@ class Engine:
             del self._withdrawn[key]
             self._held_because.pop(key, None)
         if because is not None:
-            self._released[key] = (at, because)
+            ended = self._ended.setdefault(key, [])
+            ended.append((withdrawn_at, at, because))
+            del ended[:-HOLDS_KEPT]
 
     def released_since(self, customer: str, grant: str, since: datetime) -> Reason | None:
         """The hold on ``grant`` that ended after ``since`` (withdrawn, objected, restricted),
         or None: it was not held back at ``since`` as far as this engine knows."""
-        ended = self._released.get((customer, grant))
-        return ended[1] if ended is not None and ended[0] > since else None
+        ended = self._ended.get((customer, grant))
+        last = ended[-1] if ended else None
+        return last[2] if last is not None and last[1] > since else None
+
+    def held(self, customer: str, grant: str) -> tuple[datetime, Reason] | None:
+        """Since when and why ``grant`` is held back now (withdrawn, objected, restricted)."""
+        since = self._withdrawn.get((customer, grant))
+        if since is None:
+            return None
+        return since, self._held_because.get((customer, grant), _WITHDRAWN)
+
+    def ended_holds(
+        self, customer: str, grant: str
+    ) -> Sequence[tuple[datetime | None, datetime, Reason]]:
+        """The holds on ``grant`` that ended, oldest first: (began, ended, what it was); began is
+        None when this engine learnt only of the end. At most ``HOLDS_KEPT``, the latest."""
+        return tuple(self._ended.get((customer, grant), ()))
 
     def withdrawn(self) -> Mapping[tuple[str, str], datetime]:
         """(customer, grant) -> when it was withdrawn."""

@@ -1,4 +1,5 @@
-"""Grants that began to apply: which overlapping grant a queued release was decided without.
+"""Grants that began or stopped to apply: which overlapping grant a queued release was decided
+without, or with.
 
 Where several grants give one recipient the same device stream, each leaf leaves in the most
 protective treatment any *applying* grant gives it (``policies.combine``). A release waits in
@@ -15,6 +16,19 @@ until after it). Whether it changes anything is then judged by deciding the mess
 the engine, the same code that combined the grants at decision time: one truth, no second
 ordering of treatments here.
 
+The other direction: ``stopped_applying`` finds a grant that certainly applied at the decision
+(inside its hours, valid, not held back then) and does not apply now (its hours ended, its
+validity or consent record ended, it was withdrawn, objected to or restricted since). A grant
+whose pseudonym key was erased is not named: an erasure never makes a queued row less
+protective. The release may carry a field in a *more* protective form than the
+current policy gives it; deciding it again with the engine gives exactly what the current
+policy releases. "Certainly": a grant held back now is known to have applied at the decision
+only when its hold began after the decision and the hold before it (if one ended after the
+decision) began after the decision too, and so on for every hold that ended since (the engine
+keeps them; a restart hands every recorded event back, gateway/rights/consent.py). Where the
+engine knows only when such a hold ended, the grant is not named: the release stays as decided,
+at most more protective than needed.
+
 What a decision depended on that is not a function of the time or of the holds (a grant's
 conditions on the body, its rate limit) is a fact of that decision and stays as it was. A
 policy reload changes the version, and every row of an older version is decided again anyway.
@@ -27,9 +41,9 @@ from datetime import datetime
 
 from policies.compiler import CompiledGrant, CompiledPolicy
 from policies.decision import Reason
-from policies.engine import Engine
+from policies.engine import HOLDS_KEPT, Engine
 
-__all__ = ["Onset", "began_applying"]
+__all__ = ["Onset", "Stop", "all_apply", "began_applying", "stopped_applying"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +80,76 @@ def began_applying(
         if hold is not None:
             return Onset(other, "released", hold)
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """``grant`` applied when the release was decided and does not now, because ``why``:
+    ``hours`` (its hours ended), ``validity`` (its validity ended; ``reason`` says whether of the
+    grant or of its consent record), or ``held`` (withdrawn,
+    objected to or restricted since: ``reason``)."""
+
+    grant: CompiledGrant
+    why: str
+    reason: Reason | None = None
+
+
+def stopped_applying(
+    engine: Engine, policy: CompiledPolicy, grant_id: str, decided: datetime, now: datetime
+) -> Stop | None:
+    """The first grant (by id) overlapping ``grant_id`` for its recipient that certainly applied
+    at ``decided`` and does not at ``now``; None when there is none."""
+    grant = policy.grant(grant_id)
+    if grant is None:
+        return None
+    customer = policy.customer
+    for other_id in grant.overlaps:  # sorted by id (policies.overlaps)
+        other = policy.grant(other_id)
+        if other is None or other.shadow is None:
+            continue  # a body released whole constrains no other grant's fields
+        blocked = engine.still_allowed(customer, other_id, now)
+        if blocked is None and other.in_hours(now):
+            continue  # applies now: it did not stop
+        if not other.in_hours(decided) or other.validity_reason(decided) is not None:
+            continue  # did not apply at the decision either
+        if not _free_at(engine, customer, other_id, decided):
+            continue
+        if blocked is None:
+            return Stop(other, "hours")
+        if engine.held(customer, other_id) is not None:
+            return Stop(other, "held", blocked)
+        if blocked.code == "erased":
+            # Its pseudonym key was erased at the customer's request: a row that left with a
+            # pseudonym is not re-released in a less protective form because of the erasure.
+            continue
+        return Stop(other, "validity", blocked)
+    return None
+
+
+def all_apply(engine: Engine, policy: CompiledPolicy, grant_id: str, now: datetime) -> bool:
+    """True when every grant overlapping ``grant_id`` that ``stopped_applying`` looks at applies
+    at ``now``: then none stopped, for any decision time (one answer per batch of rows)."""
+    grant = policy.grant(grant_id)
+    if grant is None:
+        return True
+    for other_id in grant.overlaps:
+        other = policy.grant(other_id)
+        if other is None or other.shadow is None:
+            continue
+        if engine.still_allowed(policy.customer, other_id, now) is not None:
+            return False
+        if not other.in_hours(now):
+            return False
+    return True
+
+
+def _free_at(engine: Engine, customer: str, grant_id: str, at: datetime) -> bool:
+    """True when ``grant_id`` was certainly not held back at ``at``: neither the hold in force
+    now nor any that ended since covered it (each ended one's beginning known)."""
+    held = engine.held(customer, grant_id)
+    if held is not None and held[0] <= at:
+        return False
+    ended = engine.ended_holds(customer, grant_id)
+    if len(ended) == HOLDS_KEPT and (ended[0][0] is None or at < ended[0][0]):
+        return False  # older holds were forgotten: not certain
+    return all(end <= at or (began is not None and began > at) for began, end, _ in ended)

@@ -42,8 +42,15 @@ code that combined the grants at decision time: if the row's grant releases exac
 row holds, it leaves with no new entry (its entry is still true); otherwise what the current
 grants release together leaves, after an entry naming the grant that began to apply and why, or
 nothing leaves, and the entry says so. A summary row is left alone (a summary is already the
-most protective form); a row without its source is withheld, as above. A grant that stopped
-applying meanwhile makes the row at most more protective than needed; it leaves as decided.
+most protective form); a row without its source is withheld, as above.
+
+The other direction: a grant that applied at the decision and stopped applying while the row
+waited (its hours or validity ended, it was withdrawn, objected to or restricted:
+``policies.onset.stopped_applying``; an erased pseudonym key is not such a cause) may have made
+the row more protective than the current policy. The row is decided again the same way; if it
+changes, what the grants applying now release leaves, after an entry naming the grant that
+stopped applying and why. A row that cannot be decided again (no stored source, a Sparkplug DATA
+row) leaves as decided while its own grant holds: more protective than needed, never less.
 """
 
 from __future__ import annotations
@@ -63,15 +70,13 @@ from gateway.log.writer import LogWriter
 from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.sendtime_text import (
-    BEGAN,
-    BEGAN_UNDECIDED,
-    BEGAN_WITHHELD,
-    CAUSES,
     HOURS_ENDED,
-    NOT_SUMMARISED,
     REDECIDED,
-    UNDECIDED,
     WITHHELD,
+    change_key,
+    change_text,
+    explain_key,
+    explained_size,
 )
 from gateway.messages.store import Store
 from policies.compiler import CompiledGrant, CompiledPolicy
@@ -80,7 +85,7 @@ from policies.engine import Engine
 from policies.errors import PolicyError
 from policies.explain import reason_text
 from policies.message import Message
-from policies.onset import Onset, began_applying
+from policies.onset import Onset, Stop, all_apply, began_applying, stopped_applying
 
 __all__ = ["SendParts", "SendTime", "Settled"]
 
@@ -119,7 +124,7 @@ class _Outcome:
     row: OutboxRow
     decision: Decision
     replaced: OutboxRow | None  # None: withheld
-    onset: Onset | None = None  # decided again because this grant began to apply
+    onset: Onset | Stop | None = None  # decided again because this grant began (stopped) to apply
     # After an onset, what follows the lead: the decision's own explanation ("explain"), that
     # the summarising grant's summary lacks it ("summary"), nothing more ("lead"), or why the
     # row could not be decided again ("no_source", "no_birth").
@@ -133,7 +138,7 @@ class SendTime:
     redecided: int = 0
     withheld: int = 0
     _explained: SizedCache[tuple[object, ...], dict[str, str]] = field(
-        default_factory=lambda: SizedCache(EXPLAINED_BYTES, _explained_size)
+        default_factory=lambda: SizedCache(EXPLAINED_BYTES, explained_size)
     )
 
     def stale(self, engine: Engine, row: OutboxRow, now: datetime) -> bool:
@@ -163,18 +168,49 @@ class SendTime:
             return None  # a summary: already the most protective form (policies.combine)
         return began_applying(engine, policy, row.grant, at_from_us(row.created), now)
 
+    def stop(
+        self,
+        engine: Engine,
+        row: OutboxRow,
+        now: datetime,
+        applying: dict[tuple[str, str], bool] | None = None,
+    ) -> Stop | None:
+        """A grant for the row's recipient that applied when the row was decided and no longer
+        does (``policies.onset``); None also for rows without their source: those cannot be
+        decided again, and leave as decided while their own grant holds (the module text).
+        ``applying`` remembers, for one batch (one ``now``), the grants whose overlapping grants
+        all apply now: their rows need no look at when each was decided."""
+        if row.source is None or row.source_topic is None or row.grant in self.parts.owed:
+            return None
+        policy = engine.policy(row.customer)
+        grant = policy.grant(row.grant) if policy is not None else None
+        if policy is None or grant is None or not grant.overlaps:
+            return None
+        key = (row.customer, row.grant)
+        every = applying.get(key) if applying is not None else None
+        if every is None:
+            every = all_apply(engine, policy, row.grant, now)
+            if applying is not None:
+                applying[key] = every
+        if every:
+            return None
+        return stopped_applying(engine, policy, row.grant, at_from_us(row.created), now)
+
     async def settle(self, rows: Sequence[OutboxRow]) -> Settled:
         """Check ``rows`` (one recipient's, in id order) right before they are published."""
         now = self.parts.clock()
         engine = self.parts.engine()
-        redo: list[tuple[OutboxRow, Onset | None]] = []
+        redo: list[tuple[OutboxRow, Onset | Stop | None]] = []
+        applying: dict[tuple[str, str], bool] = {}
         for row in rows:
             if self.stale(engine, row, now):
                 redo.append((row, None))
             else:
-                began = self.onset(engine, row, now)
-                if began is not None:
-                    redo.append((row, began))
+                changed: Onset | Stop | None = self.onset(engine, row, now)
+                if changed is None:
+                    changed = self.stop(engine, row, now, applying)
+                if changed is not None:
+                    redo.append((row, changed))
         if not redo:
             return Settled(list(rows), [])
         decided = [self._decide_again(engine, row, now, onset) for row, onset in redo]
@@ -199,7 +235,7 @@ class SendTime:
     # -- deciding again ---------------------------------------------------------------------------
 
     def _decide_again(
-        self, engine: Engine, row: OutboxRow, now: datetime, onset: Onset | None = None
+        self, engine: Engine, row: OutboxRow, now: datetime, onset: Onset | Stop | None = None
     ) -> _Outcome | None:
         """The row's outcome under the current policy; None: it leaves as decided, unrecorded
         (only after an ``onset`` that changes nothing of it)."""
@@ -226,15 +262,27 @@ class SendTime:
         return _Outcome(row, decision, new)
 
     def _began(
-        self, engine: Engine, policy: CompiledPolicy, row: OutboxRow, now: datetime, onset: Onset
+        self,
+        engine: Engine,
+        policy: CompiledPolicy,
+        row: OutboxRow,
+        now: datetime,
+        onset: Onset | Stop,
     ) -> _Outcome | None:
-        """Another grant for the recipient began to apply: the engine decides the row again
-        with it; unchanged, the row leaves as decided."""
+        """Another grant for the recipient began (or stopped) to apply: the engine decides the
+        row again with the grants applying now; unchanged, the row leaves as decided."""
         grant = policy.grant(row.grant)
         if row.source is None or row.source_topic is None:
             outcome = self._withhold(row, policy, _NO_GRANT, grant)
             return replace(outcome, onset=onset, then="no_source")
         decision = self._evaluate(engine, policy, row, now)
+        no_birth = (
+            decision is not None
+            and decision.reason is not None
+            and (decision.reason.code == "no_birth")
+        )
+        if isinstance(onset, Stop) and no_birth:
+            return None  # cannot be decided again: it leaves as decided, more protective
         if decision is None or decision.grant != row.grant or decision.payload is None:
             # Nothing of the row's grant leaves where both apply: withheld, in its own name. The
             # reason is explained only when it is the row's grant's own (or a summary's).
@@ -368,10 +416,8 @@ class SendTime:
         key = (
             outcome.replaced is None,
             outcome.row.grant,
-            (began.grant.id, began.why, began.hold.code if began.hold else None, outcome.then)
-            if began
-            else None,
-            *_explain_key(decision),
+            change_key(began, outcome.then) if began is not None else None,
+            *explain_key(decision),
         )
         texts = self._explained.get(key)
         if texts is None:
@@ -392,7 +438,17 @@ class SendTime:
         policy = engine.policy(outcome.row.customer)
         for lang in ("de", "en"):
             if outcome.onset is not None:
-                texts[lang] = self._began_text(engine, outcome, outcome.onset, lang)
+                recipient = outcome.row.recipient
+                named = policy.recipients.get(recipient, recipient) if policy else recipient
+                texts[lang] = change_text(
+                    engine,
+                    decision,
+                    named,
+                    outcome.onset,
+                    replaced=outcome.replaced is not None,
+                    then=outcome.then,
+                    lang=lang,
+                )
                 continue
             if outcome.replaced is None and reason.code == "outside_hours":
                 recipient = outcome.row.recipient
@@ -408,72 +464,6 @@ class SendTime:
                 lead = REDECIDED[lang].format(version=(decision.policy_version or "")[:12])
             texts[lang] = f"{lead} {engine.explain(decision, lang)}"
         return texts
-
-    @staticmethod
-    def _began_text(engine: Engine, outcome: _Outcome, onset: Onset, lang: str) -> str:
-        decision = outcome.decision
-        policy = engine.policy(outcome.row.customer)
-        recipient = outcome.row.recipient
-        named = policy.recipients.get(recipient, recipient) if policy else recipient
-        grant = onset.grant
-        why = onset.hold.code if onset.hold is not None else onset.why
-        why = why if why in CAUSES[lang] else "released"
-        cause = CAUSES[lang][why].format(hours=", ".join(grant.spec.hours or ()))
-        if outcome.replaced is not None:
-            lead = BEGAN[lang].format(grant=grant.id, recipient=named, cause=cause)
-            text = f"{lead} {engine.explain(decision, lang)}"
-            summarised = any(
-                r.code == "summarised_elsewhere" and r.params.get("grant") == grant.id
-                for r in decision.field_reasons.values()
-            )
-            if summarised:  # "only as a summary" must not read as "in its summary"
-                text += f" {NOT_SUMMARISED[lang].format(grant=grant.id)}"
-            return text
-        if outcome.then in UNDECIDED[lang]:
-            why = UNDECIDED[lang][outcome.then]
-            return BEGAN_UNDECIDED[lang].format(
-                grant=grant.id, recipient=named, cause=cause, why=why
-            )
-        lead = BEGAN_WITHHELD[lang].format(grant=grant.id, recipient=named, cause=cause)
-        if outcome.then == "summary":
-            return f"{lead} {NOT_SUMMARISED[lang].format(grant=grant.id)}"
-        if outcome.then == "explain":
-            return f"{lead} {engine.explain(decision, lang)}"
-        return lead
-
-
-def _explain_key(decision: Decision) -> tuple[object, ...]:
-    return (
-        decision.customer,
-        decision.device,
-        decision.recipient,
-        decision.outcome,
-        decision.grant,
-        decision.policy_version,
-        decision.shared,
-        decision.altered,
-        decision.withheld,
-        decision.reason.code if decision.reason else None,
-        tuple(sorted(decision.reason.params.items())) if decision.reason else (),
-        decision.opaque,
-        decision.stream,
-        tuple(decision.omitted.items()),
-        tuple(
-            sorted(
-                (p, r.code, tuple(sorted(r.params.items())))
-                for p, r in decision.field_reasons.items()
-            )
-        ),
-    )
-
-
-def _explained_size(key: tuple[object, ...], texts: dict[str, str]) -> int:
-    """Bytes a cache entry holds, roughly (paths in the key count; 2 bytes a character)."""
-    chars = sum(len(t) for t in texts.values())
-    for part in key:
-        if isinstance(part, tuple):
-            chars += sum(len(p) if isinstance(p, str) else 64 for p in part)
-    return 2 * chars + 600
 
 
 def _same_release(grant: CompiledGrant, row: OutboxRow) -> bool:

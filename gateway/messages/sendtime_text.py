@@ -3,9 +3,16 @@
 Each text is the first sentence (or the whole) of an entry the send-time check writes when a
 queued row may not leave as it was decided; the decision's own explanation follows where the
 check says so. Each names what happened while the row waited, never a message value.
+``change_text`` writes the whole text of an entry after an overlapping grant began or stopped
+to apply (policies/onset.py). Texts name fields, never values, so entries decided alike read
+alike: ``explain_key`` and ``change_key`` say which, for the send-time check's text cache.
 """
 
 from __future__ import annotations
+
+from policies.decision import Decision
+from policies.engine import Engine
+from policies.onset import Onset, Stop
 
 __all__ = [
     "BEGAN",
@@ -15,8 +22,15 @@ __all__ = [
     "HOURS_ENDED",
     "NOT_SUMMARISED",
     "REDECIDED",
+    "STOPPED",
+    "STOPPED_WITHHELD",
+    "STOP_CAUSES",
     "UNDECIDED",
     "WITHHELD",
+    "change_key",
+    "change_text",
+    "explain_key",
+    "explained_size",
 ]
 
 # The first sentence of a send-time entry; the decision's own explanation follows.
@@ -104,3 +118,139 @@ CAUSES = {
         "released": "it is no longer held back",  # a hold of another kind ended
     },
 }
+# A grant for the same recipient that applied at the decision stopped applying while the row
+# waited (policies/onset.py): the row may be more protective than the current policy.
+STOPPED = {
+    "de": "Beim Versand neu entschieden: Nach der Entscheidung endete die Geltung der Freigabe "
+    "„{grant}“ für {recipient} ({cause}), und jedes Feld geht so hinaus, wie es die weiterhin "
+    "geltenden Freigaben vorsehen.",
+    "en": "Re-decided at send time: after the decision, grant '{grant}' for {recipient} stopped "
+    "applying ({cause}), and each field leaves as the grants that still apply give it.",
+}
+STOPPED_WITHHELD = {
+    "de": "Beim Versand zurückgehalten: Nach der Entscheidung endete die Geltung der Freigabe "
+    "„{grant}“ für {recipient} ({cause}), und nach den weiterhin geltenden Freigaben darf "
+    "nichts von dieser Weitergabe hinaus. Sie ging an niemanden.",
+    "en": "Withheld at send time: after the decision, grant '{grant}' for {recipient} stopped "
+    "applying ({cause}), and under the grants that still apply nothing of this release may "
+    "leave. It went to no one.",
+}
+STOP_CAUSES = {
+    "de": {
+        "hours": "ihre erlaubten Zeiten, {hours}, endeten",
+        "validity": "ihre Gültigkeit endete",
+        "consent": "die Einwilligung, auf der sie beruht, lief ab",
+        "withdrawn": "die Einwilligung wurde widerrufen",
+        "objected": "gegen sie wurde Widerspruch eingelegt",
+        "restricted": "ihre Verarbeitung wurde eingeschränkt",
+        "held": "sie wird zurückgehalten",  # a hold of another kind
+    },
+    "en": {
+        "hours": "its allowed hours, {hours}, ended",
+        "validity": "its validity ended",
+        "consent": "the consent it rests on expired",
+        "withdrawn": "consent to it was withdrawn",
+        "objected": "an objection to it was raised",
+        "restricted": "its processing was restricted",
+        "held": "it is held back",  # a hold of another kind
+    },
+}
+
+
+def change_text(
+    engine: Engine,
+    decision: Decision,
+    named: str,
+    change: Onset | Stop,
+    *,
+    replaced: bool,
+    then: str,
+    lang: str,
+) -> str:
+    """The entry's text after ``change`` to the grants applying for the recipient ``named``:
+    ``replaced``, what they release now leaves; else nothing leaves, and ``then`` says what
+    follows the lead (sendtime.py's ``_Outcome``)."""
+    if isinstance(change, Stop):
+        return _stopped(engine, decision, named, change, replaced=replaced, lang=lang)
+    grant = change.grant
+    why = change.hold.code if change.hold is not None else change.why
+    why = why if why in CAUSES[lang] else "released"
+    cause = CAUSES[lang][why].format(hours=", ".join(grant.spec.hours or ()))
+    if replaced:
+        lead = BEGAN[lang].format(grant=grant.id, recipient=named, cause=cause)
+        text = f"{lead} {engine.explain(decision, lang)}"
+        summarised = any(
+            r.code == "summarised_elsewhere" and r.params.get("grant") == grant.id
+            for r in decision.field_reasons.values()
+        )
+        if summarised:  # "only as a summary" must not read as "in its summary"
+            text += f" {NOT_SUMMARISED[lang].format(grant=grant.id)}"
+        return text
+    if then in UNDECIDED[lang]:
+        return BEGAN_UNDECIDED[lang].format(
+            grant=grant.id, recipient=named, cause=cause, why=UNDECIDED[lang][then]
+        )
+    lead = BEGAN_WITHHELD[lang].format(grant=grant.id, recipient=named, cause=cause)
+    if then == "summary":
+        return f"{lead} {NOT_SUMMARISED[lang].format(grant=grant.id)}"
+    if then == "explain":
+        return f"{lead} {engine.explain(decision, lang)}"
+    return lead
+
+
+def _stopped(
+    engine: Engine, decision: Decision, named: str, stop: Stop, *, replaced: bool, lang: str
+) -> str:
+    why = stop.why
+    if stop.why == "held":
+        why = stop.reason.code if stop.reason is not None else "held"
+    elif stop.why == "validity" and stop.reason is not None:
+        why = "consent" if stop.reason.params.get("what") == "consent" else "validity"
+    why = why if why in STOP_CAUSES[lang] else "held"
+    cause = STOP_CAUSES[lang][why].format(hours=", ".join(stop.grant.spec.hours or ()))
+    words = STOPPED if replaced else STOPPED_WITHHELD
+    lead = words[lang].format(grant=stop.grant.id, recipient=named, cause=cause)
+    return f"{lead} {engine.explain(decision, lang)}"
+
+
+def change_key(change: Onset | Stop, then: str) -> tuple[object, ...]:
+    if isinstance(change, Stop):
+        reason = change.reason
+        params = tuple(sorted(reason.params.items())) if reason else ()
+        return ("stop", change.grant.id, change.why, reason.code if reason else None, params)
+    hold = change.hold.code if change.hold else None
+    return ("began", change.grant.id, change.why, hold, then)
+
+
+def explain_key(decision: Decision) -> tuple[object, ...]:
+    return (
+        decision.customer,
+        decision.device,
+        decision.recipient,
+        decision.outcome,
+        decision.grant,
+        decision.policy_version,
+        decision.shared,
+        decision.altered,
+        decision.withheld,
+        decision.reason.code if decision.reason else None,
+        tuple(sorted(decision.reason.params.items())) if decision.reason else (),
+        decision.opaque,
+        decision.stream,
+        tuple(decision.omitted.items()),
+        tuple(
+            sorted(
+                (p, r.code, tuple(sorted(r.params.items())))
+                for p, r in decision.field_reasons.items()
+            )
+        ),
+    )
+
+
+def explained_size(key: tuple[object, ...], texts: dict[str, str]) -> int:
+    """Bytes a cache entry holds, roughly (paths in the key count; 2 bytes a character)."""
+    chars = sum(len(t) for t in texts.values())
+    for part in key:
+        if isinstance(part, tuple):
+            chars += sum(len(p) if isinstance(p, str) else 64 for p in part)
+    return 2 * chars + 600

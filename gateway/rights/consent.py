@@ -36,7 +36,6 @@ The ``consent_events`` table is created and upgraded in ``gateway.log.migrations
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import sqlite3
 from collections.abc import Callable
@@ -190,6 +189,9 @@ class ConsentBook:
         self._parts = parts
         # Recorded holds the engine could not take yet (no running policy has the grant).
         self._pending: dict[tuple[str, str], _Event] = {}
+        # Every recorded event the engine could not take at ``load``, in order, so ``restore``
+        # hands it the whole hold history, not only the latest hold (policies/onset.py).
+        self._waiting: dict[tuple[str, str], list[tuple[bool, datetime, Right]]] = {}
         # The latest event per grant: the idempotent answer names it.
         self._last: dict[tuple[str, str], _Event] = {}
         self.entries = 0
@@ -214,23 +216,49 @@ class ConsentBook:
 
     def load(self, conn: sqlite3.Connection) -> None:
         """At start, after the policies that load are running: the recorded holds into the
-        engine (the one query for them); those it cannot take yet wait in the book."""
+        engine; those it cannot take yet wait in the book. Every event is handed back in order,
+        not only the latest: when each hold began and ended decides whether a row queued before
+        a restart was decided with its grant (policies/onset.py, both directions)."""
         self._last = self.events(conn)
-        self._pending = {key: e for key, e in self._last.items() if e.holds}
-        self.restore()
         engine = self._parts.engine()
-        for (customer, grant), event in self._last.items():
-            if event.holds:
+        taken: set[tuple[str, str]] = set()
+        waiting: dict[tuple[str, str], list[tuple[bool, datetime, Right]]] = {}
+        rows = conn.execute(
+            "SELECT customer, grant_id, action, at, right FROM consent_events ORDER BY id"
+        )
+        for customer, grant, action, at, right in rows:
+            try:
+                if action == "withdraw":
+                    engine.withdraw(customer, grant, at_from_us(at), _because(right))
+                else:
+                    engine.give(customer, grant, at_from_us(at), _REASONS[right])
+            except PolicyError:
+                # No running policy has this grant yet.
+                waiting.setdefault((customer, grant), []).append(
+                    (action == "withdraw", at_from_us(at), right)
+                )
                 continue
-            # When a hold last ended: a row queued before it was decided without this grant,
-            # and the send-time check decides it again (policies/onset.py).
-            with contextlib.suppress(PolicyError):
-                engine.give(customer, grant, event.at, _REASONS[event.right])
+            taken.add((customer, grant))
+        self._pending = {k: e for k, e in self._last.items() if e.holds and k not in taken}
+        self._waiting = {k: events for k, events in waiting.items() if k not in taken}
 
     def restore(self, customer: str | None = None) -> None:
         """Hand waiting holds (of ``customer``, or all) to the engine once a running policy has
         their grant; call after every policy (re)load."""
         engine = self._parts.engine()
+        for key, events in list(self._waiting.items()):
+            if customer is not None and key[0] != customer:
+                continue
+            try:
+                for holds, at, right in events:
+                    if holds:
+                        engine.withdraw(key[0], key[1], at, _because(right))
+                    else:
+                        engine.give(key[0], key[1], at, _REASONS[right])
+            except PolicyError:
+                continue  # no running policy has this grant yet: it keeps waiting
+            del self._waiting[key]
+            self._pending.pop(key, None)
         for key, event in list(self._pending.items()):
             if customer is not None and key[0] != customer:
                 continue
@@ -349,6 +377,7 @@ class ConsentBook:
         else:
             engine.give(customer, grant.id, now)
         self._pending.pop((customer, grant.id), None)
+        self._waiting.pop((customer, grant.id), None)
         kind, article = _KINDS[(right, holds)]
         recipient = policy.recipients.get(grant.recipient) or parts.config().recipient_names().get(
             grant.recipient, grant.recipient

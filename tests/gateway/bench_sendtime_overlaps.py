@@ -1,6 +1,8 @@
 """Cost of the send-time check for rows whose grant overlaps another for the same recipient
 (gateway/messages/sendtime.py, policies/onset.py): unchanged rows, rows a grant that began to
-apply leaves unchanged (decided again, no entry), and rows it changes (decided again, entry).
+apply leaves unchanged (decided again, no entry), and rows it changes (decided again, entry);
+the other direction: rows decided and sent with 'daytime' applying at neither time (not decided
+again) and rows decided inside its hours and sent after them (decided again, entry).
 
     .venv/bin/python -m tests.gateway.bench_sendtime_overlaps
 """
@@ -11,6 +13,7 @@ import asyncio
 import tempfile
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 import orjson
@@ -20,6 +23,7 @@ from gateway.messages.outbox import OutboxRow
 from tests.gateway.fake_link import FakeLink
 from tests.gateway.test_sendtime import TOPIC, Bench, open_bench
 from tests.gateway.test_sendtime_overlaps import EARLY, MORNING, NOON, POLICY
+from tests.gateway.test_sendtime_stops import AFTER, LATE, NIGHT
 
 
 async def queue(b: Bench, payloads: Sequence[dict[str, object]]) -> list[OutboxRow]:
@@ -39,11 +43,32 @@ async def timed(b: Bench, rows: list[OutboxRow], label: str) -> None:
     print(f"  {label}: {per:.1f} µs/row ({len(rows)} rows, {written} entries, {len(settled.leave)} leave)")  # fmt: skip
 
 
+def checks_alone(b: Bench, rows: list[OutboxRow], now: datetime, label: str) -> None:
+    """CPU per row of the O(overlaps) looks alone (best of 5), before any deciding again."""
+    engine = b.engine
+    figures = []
+    for name in ("onset", "stop"):
+        best = float("inf")
+        for _ in range(5):
+            t = time.process_time()
+            for _ in range(20):
+                applying: dict[tuple[str, str], bool] = {}  # one per batch, as settle() keeps
+                for row in rows:
+                    if name == "onset":
+                        b.check.onset(engine, row, now)
+                    else:
+                        b.check.stop(engine, row, now, applying)
+            best = min(best, (time.process_time() - t) / (20 * len(rows)) * 1e6)
+        figures.append(f"{name} {best:.2f}")
+    print(f"  {label}: {', '.join(figures)} µs/row CPU")
+
+
 async def main() -> None:
     print("rows of grant 'maintenance', which 'daytime' (06:00-22:00) overlaps")
     with tempfile.TemporaryDirectory() as d:
         async with open_bench(Path(d), POLICY, NOON) as b:
             rows = await queue(b, [{"temperature": i, "door_open": True} for i in range(400)])
+            checks_alone(b, rows, NOON, "looks alone, decided and sent inside both grants' hours")
             await timed(b, rows, "decided and sent inside both grants' hours (no onset)")
     with tempfile.TemporaryDirectory() as d:
         async with open_bench(Path(d), POLICY, EARLY) as b:
@@ -55,6 +80,17 @@ async def main() -> None:
             rows = await queue(b, [{"temperature": 180.7 + i, "door_open": True} for i in range(400)])  # fmt: skip
             b.now[0] = MORNING
             await timed(b, rows, "'daytime' began to apply and rounds coarser (entry each)")
+    with tempfile.TemporaryDirectory() as d:
+        async with open_bench(Path(d), POLICY, EARLY) as b:
+            rows = await queue(b, [{"temperature": i, "door_open": True} for i in range(400)])
+            b.now[0] = NIGHT
+            checks_alone(b, rows, NIGHT, "looks alone, decided and sent outside 'daytime''s hours")
+            await timed(b, rows, "decided and sent outside 'daytime''s hours (no stop)")
+    with tempfile.TemporaryDirectory() as d:
+        async with open_bench(Path(d), POLICY, LATE) as b:
+            rows = await queue(b, [{"temperature": 180.7 + i, "door_open": True} for i in range(400)])  # fmt: skip
+            b.now[0] = AFTER
+            await timed(b, rows, "'daytime' stopped applying, rounds finer now (entry each)")
 
 
 if __name__ == "__main__":

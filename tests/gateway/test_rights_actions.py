@@ -27,6 +27,7 @@ from gateway.rights.consent import ConsentBook, ConsentError, ConsentParts
 from gateway.rights.receipts import verify_receipt
 from policies.decision import Reason
 from policies.engine import Engine
+from policies.onset import stopped_applying
 from tests.gateway.harness import running_gateway
 from tests.policies.conftest import compile_text
 
@@ -281,3 +282,64 @@ async def test_a_restarted_gateway_knows_when_a_hold_ended_for_the_send_time_che
     assert restarted.released_since(CUSTOMER, "statistics", queued_at) == Reason("restricted")
     assert restarted.released_since(CUSTOMER, "statistics", site.now) is None
     assert restarted.still_allowed(CUSTOMER, "statistics", site.now) is None
+
+
+async def test_a_restarted_gateway_knows_every_hold_for_the_grants_that_stopped_applying(
+    site: Site,
+) -> None:
+    # "statistics" restricted, lifted, restricted again. A row decided inside the first hold was
+    # decided without it: nothing of it stopped applying. One decided before any hold was
+    # decided with it. After a restart the engine must know both holds (policies/onset.py).
+    _, book = await site.start()
+    before_any = site.now - timedelta(minutes=1)
+    await book.change("restrict", CUSTOMER, "statistics", "Dr. Miriam Berg")
+    inside_first = site.now + timedelta(minutes=1)
+    site.now += timedelta(minutes=2)
+    await book.change("lift", CUSTOMER, "statistics", "Dr. Miriam Berg")
+    site.now += timedelta(minutes=2)
+    await book.change("restrict", CUSTOMER, "statistics", "Dr. Miriam Berg")
+    site.now += timedelta(minutes=2)
+    restarted, _ = await site.start()
+    policy = restarted.policy(CUSTOMER)
+    assert policy is not None
+    assert stopped_applying(restarted, policy, "billing", inside_first, site.now) is None
+    stop = stopped_applying(restarted, policy, "billing", before_any, site.now)
+    assert stop is not None and stop.grant.id == "statistics"
+    assert (stop.why, stop.reason) == ("held", Reason("restricted"))
+
+
+async def test_holds_of_a_grant_that_loads_later_reach_the_engine_with_their_history(
+    site: Site,
+) -> None:
+    # The same history, but at the restart the running policy lacks "statistics" (its events
+    # wait in the book) until a reload brings it back: then every event reaches the engine.
+    _, book = await site.start()
+    await book.change("restrict", CUSTOMER, "statistics", "Dr. Miriam Berg")
+    inside_first = site.now + timedelta(minutes=1)
+    site.now += timedelta(minutes=2)
+    await book.change("lift", CUSTOMER, "statistics", "Dr. Miriam Berg")
+    site.now += timedelta(minutes=2)
+    await book.change("restrict", CUSTOMER, "statistics", "Dr. Miriam Berg")
+    site.now += timedelta(minutes=2)
+    without = POLICY[: POLICY.index("  - id: statistics")]
+    engine = Engine([compile_text(without, {RECIPIENT: "Stadtwerke"})], Keyring())
+    later = ConsentBook(
+        ConsentParts(
+            store=site.store,
+            engine=lambda: engine,
+            log_writer=lambda: site.writer,
+            signer=site.signer,
+            config=lambda: Config(einblick_config=1, instance="unit"),
+            clock=lambda: site.now,
+        )
+    )
+    await site.store.read(later.load)
+    engine.replace(compile_text(POLICY, {RECIPIENT: "Stadtwerke"}))
+    later.restore(CUSTOMER)
+    policy = engine.policy(CUSTOMER)
+    assert policy is not None
+    assert engine.held(CUSTOMER, "statistics") == (
+        site.now - timedelta(minutes=2),
+        Reason("restricted"),
+    )
+    assert stopped_applying(engine, policy, "billing", inside_first, site.now) is None

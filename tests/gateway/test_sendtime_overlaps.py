@@ -144,20 +144,6 @@ async def test_a_restriction_lifted_while_a_row_waits_is_named_as_such(tmp_path:
         assert "(its restriction was lifted)" in text, text
 
 
-async def test_a_grant_that_stopped_applying_leaves_the_row_as_decided(tmp_path: Path) -> None:
-    # More protective than now needed, never less: the row's entry says what left, truly.
-    async with open_bench(tmp_path, POLICY, NOON) as bench:
-        rows = await released(bench, READING)
-        assert sorted(rows) == ["daytime", "maintenance"]
-        row = rows["maintenance"]
-        assert orjson.loads(row.payload) == {"temperature": 185.0, "door_open": True}
-        before = await bench.texts()
-        bench.engine.withdraw("baeckerei-schmidt", "daytime", NOON.replace(minute=5))
-        bench.now[0] = NOON.replace(minute=10)
-        assert (await bench.check.settle([row])).leave == [row]
-        assert await bench.texts() == before
-
-
 SUMMARY = POLICY.replace(
     """    fields:
       temperature: {round: 5}

@@ -12,7 +12,7 @@ from gateway.messages import sendtime_text
 TEXTS = {
     name: getattr(sendtime_text, name)
     for name in sendtime_text.__all__
-    if name not in ("CAUSES", "UNDECIDED")
+    if name.isupper() and name not in ("CAUSES", "STOP_CAUSES", "UNDECIDED")
 }
 
 
@@ -40,6 +40,17 @@ def test_every_cause_reads_in_both_languages() -> None:
             "restricted",
             "released",
         }
+    )
+    for why in causes["en"]:
+        assert _fields(causes["de"][why]) == _fields(causes["en"][why])
+
+
+def test_every_cause_a_grant_stopped_applying_reads_in_both_languages() -> None:
+    causes = sendtime_text.STOP_CAUSES
+    assert (
+        set(causes["de"])
+        == set(causes["en"])
+        == {"hours", "validity", "consent", "withdrawn", "objected", "restricted", "held"}
     )
     for why in causes["en"]:
         assert _fields(causes["de"][why]) == _fields(causes["en"][why])

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from policies.decision import Reason
 from policies.engine import Engine
-from policies.onset import began_applying
+from policies.onset import began_applying, stopped_applying
 from tests.policies.conftest import Keys, compile_text
 
 POLICY = """
@@ -107,3 +107,41 @@ def test_a_restarted_engine_learns_when_a_hold_ended_from_the_recorded_event() -
     fresh = setup()
     fresh.give("c", "b", NINE)
     assert began_applying(fresh, policy, "a", NINE.replace(hour=8), TEN) is None
+
+
+def test_a_grant_whose_hours_ended_after_the_decision_is_named() -> None:
+    engine = setup()
+    policy = engine.policy("c")
+    assert policy is not None
+    stop = stopped_applying(engine, policy, "a", NINE, EVENING)
+    assert stop is not None and (stop.grant.id, stop.why) == ("b", "hours")
+    # Outside its hours at both times, or inside them at both: nothing stopped.
+    assert stopped_applying(engine, policy, "a", EARLY, EVENING) is None
+    assert stopped_applying(engine, policy, "a", NINE, TEN) is None
+    # Only grants for the same recipient count.
+    assert stopped_applying(engine, policy, "b", NINE, EVENING) is None
+
+
+def test_a_hold_is_named_only_when_it_began_after_the_decision() -> None:
+    engine = setup()
+    policy = engine.policy("c")
+    assert policy is not None
+    engine.withdraw("c", "b", TEN, Reason("objected"))
+    stop = stopped_applying(engine, policy, "a", NINE, TEN.replace(minute=30))
+    assert stop is not None and (stop.why, stop.reason) == ("held", Reason("objected"))
+    # Decided while held back: it did not apply then.
+    assert (
+        stopped_applying(engine, policy, "a", TEN.replace(minute=1), TEN.replace(minute=30)) is None
+    )
+    # A hold that ended after the decision but began before it covered the decision too.
+    engine.give("c", "b", TEN.replace(minute=2))
+    engine.withdraw("c", "b", TEN.replace(minute=3))
+    assert (
+        stopped_applying(engine, policy, "a", TEN.replace(minute=1), TEN.replace(minute=30)) is None
+    )
+    assert stopped_applying(engine, policy, "a", NINE, TEN.replace(minute=30)) is not None
+    # Known only by its end (a restart that handed back only the last event): not certain.
+    fresh = setup()
+    fresh.give("c", "b", TEN.replace(minute=2), Reason("objected"))
+    fresh.withdraw("c", "b", TEN.replace(minute=3))
+    assert stopped_applying(fresh, policy, "a", NINE, TEN.replace(minute=30)) is None
