@@ -292,12 +292,12 @@ async def test_a_restarted_gateway_knows_every_hold_for_the_grants_that_stopped_
     # decided with it. After a restart the engine must know both holds (policies/onset.py).
     _, book = await site.start()
     before_any = site.now - timedelta(minutes=1)
-    await book.change("restrict", CUSTOMER, "statistics", "Dr. Miriam Berg")
+    await book.act("restrict", CUSTOMER, "statistics", "Dr. Miriam Berg")
     inside_first = site.now + timedelta(minutes=1)
     site.now += timedelta(minutes=2)
-    await book.change("lift", CUSTOMER, "statistics", "Dr. Miriam Berg")
+    await book.act("lift", CUSTOMER, "statistics", "Dr. Miriam Berg")
     site.now += timedelta(minutes=2)
-    await book.change("restrict", CUSTOMER, "statistics", "Dr. Miriam Berg")
+    await book.act("restrict", CUSTOMER, "statistics", "Dr. Miriam Berg")
     site.now += timedelta(minutes=2)
     restarted, _ = await site.start()
     policy = restarted.policy(CUSTOMER)
@@ -314,12 +314,12 @@ async def test_holds_of_a_grant_that_loads_later_reach_the_engine_with_their_his
     # The same history, but at the restart the running policy lacks "statistics" (its events
     # wait in the book) until a reload brings it back: then every event reaches the engine.
     _, book = await site.start()
-    await book.change("restrict", CUSTOMER, "statistics", "Dr. Miriam Berg")
+    await book.act("restrict", CUSTOMER, "statistics", "Dr. Miriam Berg")
     inside_first = site.now + timedelta(minutes=1)
     site.now += timedelta(minutes=2)
-    await book.change("lift", CUSTOMER, "statistics", "Dr. Miriam Berg")
+    await book.act("lift", CUSTOMER, "statistics", "Dr. Miriam Berg")
     site.now += timedelta(minutes=2)
-    await book.change("restrict", CUSTOMER, "statistics", "Dr. Miriam Berg")
+    await book.act("restrict", CUSTOMER, "statistics", "Dr. Miriam Berg")
     site.now += timedelta(minutes=2)
     without = POLICY[: POLICY.index("  - id: statistics")]
     engine = Engine([compile_text(without, {RECIPIENT: "Stadtwerke"})], Keyring())
