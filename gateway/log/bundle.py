@@ -28,6 +28,7 @@ the checkpoints still recompute. ``gateway/log/SPEC.md`` §6 is the full descrip
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import sqlite3
 import struct
@@ -337,7 +338,7 @@ def _verify(
 ) -> TreeVerdict:
     """The streaming proof first; at any doubt, the whole-file checker, which decides and
     names the first bad entry (so every verdict other than OK comes from it)."""
-    try:
+    with contextlib.suppress(NotProven):
         return prove_bundle(
             opener,
             pinned,
@@ -346,8 +347,6 @@ def _verify(
             if since is None
             else lambda tree: read_kept(since, pinned, tree, with_leaves=False),
         )
-    except NotProven:
-        pass
     return verify_whole_bundle(whole(), pinned, witnesses=witnesses, since=since)
 
 

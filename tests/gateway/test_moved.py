@@ -6,9 +6,7 @@ move, with what to do."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import sys
 from pathlib import Path
 
 import orjson
@@ -22,11 +20,8 @@ from gateway.operations.moved import Leftover, pending_handovers, write_note
 from gateway.operations.status_text import render_status
 from tests.faults.cluster_site import ClusterSite, stream_body
 from tests.gateway.test_cluster_view import cluster_block, instance
+from tests.gateway.test_handover import CUSTOMERS, LISTED, MOVED, handover
 
-REPO = Path(__file__).resolve().parents[2]
-MOVED = "werk-a"
-CUSTOMERS = ("werk-a", "werk-b")
-LISTED = {"hall-a": ["werk-a"], "hall-b": ["werk-b"]}
 NAME = "Anna Weber"
 
 
@@ -86,24 +81,8 @@ async def test_the_command_leaves_no_personal_data_on_the_old_instance(tmp_path:
         sent = payloads(old.database_path)
         assert sent and all(on_disk(old.database_path, p) for p in sent)
         assert left(old.database_path) > 0
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "gateway",
-            "handover",
-            "--customer",
-            MOVED,
-            "--to",
-            "hall-b",
-            "--json",
-            "--instances",
-            *map(str, site.configs.values()),
-            cwd=REPO,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await process.communicate()
-        assert process.returncode == 0, err.decode()
+        code, out, err = await handover(site)
+        assert code == 0, err
         assert orjson.loads(out)["old_copy_kept"] is None
         assert left(old.database_path) == 0
         assert not any(on_disk(old.database_path, p) for p in sent)  # overwritten, WAL too
