@@ -149,11 +149,11 @@ class Mosquitto:
             log.warning("taking over Mosquitto (pid %d) left running by an earlier gateway", orphan)
             self.adopted_pid = orphan
             self.reload()  # it re-reads the password file and ACL we just wrote
-            await wait_for_port(self.settings.listen, self.settings.port, timeout)
+            for port in self._ports():
+                await wait_for_port(self.settings.listen, port, timeout)
             return
-        for port in (self.settings.port, self.settings.tls_port):
-            if port is not None:
-                check_port_free(self.settings.listen, port)
+        for port in self._ports():
+            check_port_free(self.settings.listen, port)
         # Mosquitto writes into a pipe and a thread of ours writes the file, bounded, whether or
         # not anyone reads the lines (``on_log``): Mosquitto itself never rotates a log file.
         log_file = BoundedLog(self.log_path, self.settings.log_max_bytes)
@@ -184,16 +184,25 @@ class Mosquitto:
             daemon=True,
         ).start()
         try:
-            await wait_for_port(self.settings.listen, self.settings.port, timeout, self.process)
+            # Every listener, not only the first: Mosquitto opens them one after the other, and
+            # a device connecting to the TLS port in between would be refused as if the broker
+            # were down (seen right after a restart for a revoked certificate).
+            for port in self._ports():
+                await wait_for_port(self.settings.listen, port, timeout, self.process)
         except BrokerKilled:
             await self.stop()
             raise
         except BrokerError:
             await self.stop()
             raise BrokerError(
-                f"Mosquitto did not start listening on {self.settings.listen}:{self.settings.port}; "
+                f"Mosquitto did not start listening on {self.settings.listen} port(s) "
+                f"{', '.join(map(str, self._ports()))}; "
                 f"its log says:\n{self.tail_log()}"
             ) from None
+
+    def _ports(self) -> list[int]:
+        tls = self.settings.tls_port
+        return [self.settings.port] if tls is None else [self.settings.port, tls]
 
     def _orphan(self) -> int | None:
         """The pid of a live Mosquitto running our configuration, if a killed gateway left one."""

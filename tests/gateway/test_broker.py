@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -67,6 +68,49 @@ async def test_start_and_stop_a_real_broker(broker: Mosquitto) -> None:
     assert not broker.running
     with pytest.raises(BrokerError, match="nothing listens on"):
         await wait_for_port("127.0.0.1", broker.settings.port, 0.2)
+
+
+# A stand-in for Mosquitto that opens its listeners one after the other with a pause between
+# (as a real one does while it loads certificates and the CRL for its TLS listener).
+SLOW_SECOND_LISTENER = """#!{python}
+import pathlib, socket, sys, time
+conf = pathlib.Path(sys.argv[2])
+ports = [int(l.split()[1]) for l in conf.read_text().splitlines() if l.startswith("listener ")]
+held = []
+for i, port in enumerate(ports):
+    time.sleep(1.0 if i else 0)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen()
+    held.append(s)
+time.sleep(3600)
+"""
+
+
+async def test_start_waits_for_every_listener_not_only_the_first(tmp_path: Path) -> None:
+    fake = tmp_path / "mosquitto"
+    fake.write_text(SLOW_SECOND_LISTENER.format(python=sys.executable))
+    fake.chmod(0o755)
+    unread = tmp_path / "unread.pem"  # the stand-in reads no certificate
+    settings = MosquittoSettings(
+        directory=tmp_path / "broker",
+        port=free_port(),
+        tls_port=free_port(),
+        ca_file=unread,
+        cert_file=unread,
+        key_file=unread,
+    )
+    broker = Mosquitto(settings, binary=fake)
+    broker.write_files([])
+    assert settings.tls_port is not None
+    try:
+        await broker.start()
+        # One attempt, no retry: a device connecting the moment start() returned is served.
+        with socket.create_connection(("127.0.0.1", settings.tls_port), timeout=5):
+            pass
+    finally:
+        await broker.stop()
 
 
 async def test_a_broken_start_is_explained_from_mosquitto_s_log(broker: Mosquitto) -> None:
