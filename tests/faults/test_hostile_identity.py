@@ -239,6 +239,11 @@ async def test_cross_customer_topics_are_refused_and_a_violating_entry_costs_onl
         await site.wait_until(
             lambda: arrived(site, "presses/meter-1") >= count, 30, "meter-1 upstream"
         )
+        # meter-1's arrivals say nothing of press-2's: the outbox can be empty before press-2's
+        # last messages are decided, so wait until all of them are committed first.
+        await site.wait_until(
+            lambda: _committed_at_least(site, 2 * count), 30, "both devices' messages committed"
+        )
         await site.wait_until(site.outbox_empty, 30, "the outbox to drain")
         result = await site.audit([victim, neighbour])
         row = record(
@@ -331,3 +336,8 @@ def arrived(site: Site, topic: str) -> int:
 async def _received_at_least(site: Site, count: int) -> bool:
     status = await site.status()
     return int(status["pipeline"]["received"]) >= count
+
+
+async def _committed_at_least(site: Site, count: int) -> bool:
+    status = await site.status()
+    return int(status["pipeline"]["committed"]) >= count

@@ -243,8 +243,13 @@ async def test_a_backlog_queued_while_the_gateway_was_down_is_not_taken_for_a_fl
             tasks.create_task(stream(calm, "press-1", int(18 * seconds), 18.0), name="calm")
             tasks.create_task(stream(flooder, "press-2", int(200 * seconds), 200.0), name="flood")
         await site.start_gateway()
+        # The outbox can be empty between two parts of the backlog: first wait until every
+        # message published during the gap has been taken in and committed, then for the outbox.
+        offered = int(18 * seconds) + int(200 * seconds)
+        await site.wait_until(
+            lambda: _committed_at_least(site, offered), 60, "the whole backlog to be committed"
+        )
         await site.wait_until(site.outbox_empty, 60, "the outbox to drain")
-        await asyncio.sleep(0.5)
         result = await site.audit([calm, flooder])
         assert result.returncode == 0, result.problems
         for recipient, spy in site.spies.items():
@@ -258,3 +263,8 @@ async def test_a_backlog_queued_while_the_gateway_was_down_is_not_taken_for_a_fl
         await flooder.close()
     finally:
         await site.teardown()
+
+
+async def _committed_at_least(site: Site, count: int) -> bool:
+    status = await site.status()
+    return int(status["pipeline"]["committed"]) >= count
