@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -42,6 +42,7 @@ __all__ = ["ConnectionLost", "Endpoint", "Inbound", "MqttConnection", "MqttError
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
 
 # Told how a publish ended: None on PUBACK (or, at QoS 0, once written), else ConnectionLost.
 Sent = Callable[[BaseException | None], None]
@@ -161,6 +162,9 @@ class MqttConnection:
         # True once ``step_back`` closed this persistent session: what it delivered and we have
         # not acknowledged is the broker's again (see ``step_back``).
         self.returned = False
+        # Messages the broker delivered on this session: a SUBACK held back by them is late,
+        # not lost (``_answer``).
+        self.delivered = 0
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -200,8 +204,7 @@ class MqttConnection:
         future: asyncio.Future[list[int]] = self._loop.create_future()
         self._subscribes[mid] = future
         try:
-            async with asyncio.timeout(timeout):
-                granted = await future
+            granted = await self._answer(future, f"the subscription to {topic!r}", timeout)
         finally:
             self._subscribes.pop(mid, None)
         if not granted or granted[0] >= 0x80:
@@ -222,10 +225,34 @@ class MqttConnection:
         future: asyncio.Future[None] = self._loop.create_future()
         self._unsubscribes[mid] = future
         try:
-            async with asyncio.timeout(timeout):
-                await future
+            await self._answer(future, f"dropping the subscription to {topic!r}", timeout)
         finally:
             self._unsubscribes.pop(mid, None)
+
+    async def _answer(self, future: asyncio.Future[_T], what: str, timeout: float) -> _T:
+        """The broker's answer to a SUBSCRIBE or UNSUBSCRIBE, which it sends behind every message
+        it queued for this session before. A persistent session's backlog can hold it back for
+        longer than ``timeout`` while we are busy deciding that backlog (the intake stops reading
+        when its queue is full), so the wait goes on as long as messages still arrive or our own
+        reading is paused; only a broker silent for ``timeout`` is a failure — an MqttError the
+        link's callers handle by reconnecting, never a bare TimeoutError that would end the
+        gateway."""
+        seen = self.delivered
+        while True:
+            try:
+                async with asyncio.timeout(timeout):
+                    return await asyncio.shield(future)
+            except TimeoutError:
+                if self.closed.done():
+                    raise ConnectionLost(
+                        f"{self.endpoint.describe()}: connection lost ({self.closed.result()})"
+                    ) from None
+                if self.delivered == seen and self._reading:
+                    raise MqttError(
+                        f"{self.endpoint.describe()}: the broker did not confirm {what} within "
+                        f"{timeout:.0f} s and sent nothing else meanwhile; reconnecting"
+                    ) from None
+                seen = self.delivered
 
     def publish(
         self, topic: str, payload: bytes, qos: int, retain: bool = False
@@ -320,6 +347,7 @@ class MqttConnection:
         self._teardown(str(reason))
 
     def _deliver(self, topic: bytes, payload: bytes, qos: int, retain: bool, mid: int) -> None:
+        self.delivered += 1
         if self._on_message is None:
             return
         self._on_message(

@@ -68,8 +68,18 @@ class Subscriptions:
         if self._record is None:
             return
         temporary = self._record.with_suffix(".tmp")
-        temporary.write_bytes(orjson.dumps(self.held))
-        temporary.replace(self._record)
+        try:
+            temporary.write_bytes(orjson.dumps(self.held))
+            temporary.replace(self._record)
+        except OSError as exc:
+            # A full disk must not end the session that still takes messages: the record only
+            # tells a later start which filters to drop, and the broker keeps them meanwhile.
+            log.warning(
+                "device broker: cannot record this instance's subscriptions in %s (%s); "
+                "filters no longer this instance's are dropped after a later successful write",
+                self._record,
+                exc,
+            )
 
     def wanted(self) -> list[str]:
         """The filters the session should hold now."""

@@ -279,3 +279,104 @@ async def test_acknowledgements_sent_just_before_stepping_back_are_never_lost(
             message.ack()
     await link.close()
     await pub.close()
+
+
+async def test_a_subscription_held_back_by_our_own_paused_reading_is_waited_for(
+    brokers: BrokerFactory,
+) -> None:
+    """A restarted gateway's persistent session: the broker sends the queued backlog first and
+    the SUBACK behind it, while the intake has stopped reading (its queue is full). Before, the
+    10 s wait for the SUBACK ran out, the TimeoutError escaped and ended the gateway."""
+    broker = await brokers()
+    port = broker.settings.port
+    first = MqttConnection(endpoint(port, "gw"), manual_ack=True, clean_session=False)
+    await first.open()
+    await first.subscribe("d/#", 1)
+    await first.close()
+    pub = MqttConnection(endpoint(port, "dev"))
+    await pub.open()
+    await asyncio.gather(*(pub.publish("d/x", f"{i}".encode(), 1) for i in range(300)))
+    loop = asyncio.get_running_loop()
+    got: list[Inbound] = []
+    resumed = asyncio.Event()
+
+    def take(message: Inbound) -> None:
+        got.append(message)
+        if len(got) == 1:  # the intake is full: stop reading, as it does, for longer than 0.5 s
+            message.connection.pause_reading()
+            loop.call_later(1.5, lambda: (message.connection.resume_reading(), resumed.set()))
+
+    link = MqttConnection(
+        endpoint(port, "gw"), on_message=take, manual_ack=True, clean_session=False
+    )
+    await link.open()
+    assert link.session_present
+    assert await link.subscribe("e/#", 1, timeout=0.5) == 1
+    assert resumed.is_set()  # the answer came only after reading resumed, 1.5 s > 0.5 s
+    assert {m.payload for m in got} >= {b"0"}
+    await link.close()
+    await pub.close()
+
+
+async def _stand_in_broker(behaviour: str) -> tuple[asyncio.Server, int]:
+    """A broker that accepts the CONNECT and then answers a SUBSCRIBE as ``behaviour`` says:
+    "silent" never, "busy" after 1.2 s of other messages sent every 0.1 s."""
+
+    async def packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+        kind = (await reader.readexactly(1))[0]
+        length, shift = 0, 0
+        while True:
+            byte = (await reader.readexactly(1))[0]
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        return kind, await reader.readexactly(length)
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await packet(reader)  # CONNECT
+            writer.write(b"\x20\x02\x00\x00")
+            while True:
+                kind, body = await packet(reader)
+                if kind >> 4 == 8 and behaviour == "busy":  # SUBSCRIBE
+                    for n in range(12):
+                        payload = b"\x00\x01m" + str(n).encode()  # QoS 0 PUBLISH on "m"
+                        writer.write(bytes([0x30, len(payload)]) + payload)
+                        await writer.drain()
+                        await asyncio.sleep(0.1)
+                    writer.write(b"\x90\x03" + body[:2] + b"\x01")  # SUBACK, QoS 1 granted
+                    await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def test_a_subscription_answered_after_a_stream_of_messages_is_waited_for() -> None:
+    server, port = await _stand_in_broker("busy")
+    got: list[Inbound] = []
+    link = MqttConnection(endpoint(port, "gw"), on_message=got.append)
+    try:
+        await link.open()
+        assert await link.subscribe("d/#", 1, timeout=0.5) == 1
+        assert len(got) == 12  # 1.2 s of messages: the broker was alive, only busy
+    finally:
+        await link.close()
+        server.close()
+
+
+async def test_a_broker_that_never_confirms_a_subscription_is_an_mqtt_error() -> None:
+    """The link's callers reconnect on MqttError; a bare TimeoutError ended the gateway."""
+    server, port = await _stand_in_broker("silent")
+    link = MqttConnection(endpoint(port, "gw"))
+    try:
+        await link.open()
+        with pytest.raises(MqttError, match=r"127\.0\.0\.1.*did not confirm the subscription"):
+            await link.subscribe("d/#", 1, timeout=0.3)
+        with pytest.raises(MqttError, match=r"did not confirm dropping the subscription"):
+            await link.unsubscribe("d/#", timeout=0.3)
+    finally:
+        await link.close()
+        server.close()

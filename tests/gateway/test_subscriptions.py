@@ -5,9 +5,11 @@ the next connect, since a persistent session keeps its subscriptions."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import orjson
+import pytest
 
 from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection
 from gateway.messages.subscriptions import Subscriptions
@@ -80,6 +82,33 @@ async def test_what_is_no_longer_wanted_is_unsubscribed_and_remembered(
     await device.open()
     for topic in ("devices/werk-b/p/t", "devices/werk-a/p/fence"):
         await device.publish(topic, b"{}", 1)
+    async with asyncio.timeout(10):
+        await fence.wait()
+    assert [m.topic for m in got] == ["devices/werk-a/p/fence"]
+    await device.close()
+    await link.close()
+
+
+async def test_a_record_that_cannot_be_written_does_not_end_the_session(
+    brokers: BrokerFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A full disk (here: a directory where the record's temporary file would go) made the
+    write raise out of the device link and ended the gateway; the subscriptions still hold."""
+    broker = await brokers()
+    got: list[Inbound] = []
+    fence = asyncio.Event()
+    record = tmp_path / "subscriptions.json"
+    record.with_suffix(".tmp").mkdir()
+    subscriptions = Subscriptions(lambda: ["devices/werk-a/#"], record)
+    link = await session(broker.settings.port, got, fence)
+    with caplog.at_level(logging.WARNING, logger="gateway.messages.subscriptions"):
+        await subscriptions.apply(link)
+    assert not record.exists()
+    assert "cannot record this instance's subscriptions" in caplog.text
+    assert str(record) in caplog.text
+    device = MqttConnection(Endpoint("127.0.0.1", broker.settings.port, "werk.device"))
+    await device.open()
+    await device.publish("devices/werk-a/p/fence", b"{}", 1)
     async with asyncio.timeout(10):
         await fence.wait()
     assert [m.topic for m in got] == ["devices/werk-a/p/fence"]
