@@ -314,7 +314,7 @@ def key_rotate_command(*, db: Path, key: Path, new_key: Path, out: TextIO = sys.
 
 
 def _export(args: argparse.Namespace) -> int:
-    use_owner(args)
+    use_owner(args, "export")
     db = _db(args)
     _sign_now(args, db)
     return export_command(

@@ -202,7 +202,7 @@ def _report(args: argparse.Namespace) -> int:
     from gateway.log.keys import load_public_key
     from gateway.rights.report import build_report, render
 
-    use_owner(args)
+    use_owner(args, "report")
     config = config_from(args)
     policy = next((p for p in load_policies(config) if p.customer == args.customer), None)
     key = config.signing_key_path

@@ -230,3 +230,20 @@ def test_after_a_handover_the_new_instance_owns_the_customer_and_exports_one_his
     # without the instance that took it over, no partial history is exported
     refused = run("export", "--customer", "werk-b", "--instances", cluster[0], cluster[1])
     assert refused.returncode != 0 and "has not taken it over yet" in refused.stderr
+    # the old instance alone: its tree stops at the move, so export and report are refused,
+    # naming the instance that holds the whole history and the command to run there
+    for command in (
+        ("export", "--customer", "werk-b", "--config", cluster[1]),
+        ("export", "--customer", "werk-b", "--db", old.database_path),
+        ("report", "--customer", "werk-b", "--config", cluster[1]),
+    ):
+        refused = run(*command)
+        assert refused.returncode == 2, (command, refused.stdout, refused.stderr)
+        assert refused.stderr.startswith(
+            "einblick: customer 'werk-b' was handed over to instance 'hall-c'"
+        ), refused.stderr
+        assert f"einblick {command[0]} --customer werk-b --config <hall-c's" in refused.stderr
+        assert "Traceback" not in refused.stderr
+    # the customer the old instance still holds exports as before
+    write_tree(cluster[0], "werk-a", "hall-a")
+    assert run("export", "--customer", "werk-a", "--config", cluster[0]).returncode == 0

@@ -30,13 +30,13 @@ def test_the_command_reads_the_instance_that_holds_the_customer(tmp_path: Path) 
     write_tree(paths[1], "werk-b", "hall-b")
     args = _parser().parse_args(["--customer", "werk-b", "--instances", *map(str, paths)])
     assert args.instances == paths
-    use_owner(args)
+    use_owner(args, "export")
     assert args.config == paths[1]
 
 
 def test_without_instances_the_configuration_stays(tmp_path: Path) -> None:
     args = _parser().parse_args(["--customer", "werk-b", "--config", str(tmp_path / "a.yaml")])
-    use_owner(args)
+    use_owner(args, "export")
     assert args.config == tmp_path / "a.yaml"
 
 
@@ -45,4 +45,4 @@ def test_a_database_beside_instances_is_refused(tmp_path: Path) -> None:
         ["--customer", "werk-b", "--db", "x.db", "--instances", str(tmp_path / "a.yaml")]
     )
     with pytest.raises(SystemExit, match="--db and --instances exclude each other"):
-        use_owner(args)
+        use_owner(args, "export")
