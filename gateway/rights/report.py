@@ -68,7 +68,9 @@ def build_report(
         raise LogError(f"report: {db}: no such log database")
     # One read transaction: the verification and the state it leaves are of one log state.
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
-    reader = Reader.open(db, customer=customer)
+    # The counts are read on the same connection, inside that transaction: entries the
+    # gateway appends meanwhile are neither verified nor counted.
+    reader = Reader.over(conn, db, customer=customer)
     try:
         conn.execute("BEGIN")
         held = None if trees is None else trees.get(customer, now)
@@ -88,7 +90,6 @@ def build_report(
             now=now,
         )
     finally:
-        reader.close()
         conn.close()
 
 
