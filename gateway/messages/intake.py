@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gateway.messages.endpoint import Inbound, Session
 from gateway.messages.flood import FloodGuard
-from gateway.messages.mqtt import Inbound, MqttConnection
 from policies.engine import Engine
 from policies.routes import DeviceRef
 
@@ -66,7 +66,7 @@ class Intake:
         self._high = queue_size
         self._low = max(1, queue_size // 2)
         self.batch_max = batch_max
-        self._paused: set[MqttConnection] = set()
+        self._paused: set[Session] = set()
         self._paused_at = 0.0  # time.monotonic() when reading was paused
         self._queued_bytes = 0  # payload bytes in the queue
         # Messages left out of batches because the device link stepped back from their session

@@ -26,17 +26,22 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
-from gateway.errors import GatewayError
+from gateway.messages.endpoint import (
+    ConnectionLost,
+    Endpoint,
+    Inbound,
+    MqttError,
+    connack_hint,
+)
 from gateway.messages.paho_client import LoopClient
 from gateway.messages.sockets import Linger, unread
-from gateway.messages.tls import TlsError, TlsSettings, ssl_context
+from gateway.messages.tls import TlsError, ssl_context
 
 __all__ = ["ConnectionLost", "Endpoint", "Inbound", "MqttConnection", "MqttError", "Sent"]
 
@@ -46,56 +51,6 @@ _T = TypeVar("_T")
 
 # Told how a publish ended: None on PUBACK (or, at QoS 0, once written), else ConnectionLost.
 Sent = Callable[[BaseException | None], None]
-
-
-class MqttError(GatewayError):
-    """A broker refused us or could not be reached."""
-
-
-class ConnectionLost(MqttError):
-    """The session ended before the operation completed; nothing about it is known."""
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    host: str
-    port: int
-    client_id: str
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)  # never in logs or reprs
-    tls: TlsSettings | None = None
-    keepalive_s: int = 30
-
-    def describe(self) -> str:
-        scheme = "mqtts" if self.tls else "mqtt"
-        user = f"{self.username}@" if self.username else ""
-        return f"{scheme}://{user}{self.host}:{self.port} as {self.client_id!r}"
-
-
-# Not frozen: one is built per received message, and a frozen __init__ costs twice a plain one.
-# Never changed after it is built; hashable by value as before.
-@dataclass(slots=True, unsafe_hash=True)
-class Inbound:
-    """A message as received; ``ack()`` sends the PUBACK on the session that delivered it."""
-
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool
-    mid: int
-    connection: MqttConnection
-    received: float = 0.0  # time.monotonic() when the broker handed it over
-
-    def ack(self) -> None:
-        self.connection.ack(self.mid, self.qos)
-
-
-_CONNACK_HINTS = {
-    4: "bad user name or password",
-    5: "not authorised",
-    134: "bad user name or password",
-    135: "not authorised",
-}
 
 
 class MqttConnection:
@@ -333,7 +288,7 @@ class MqttConnection:
             return
         if reason.is_failure:
             code = reason.value
-            hint = _CONNACK_HINTS.get(code, str(reason))
+            hint = connack_hint(code, str(reason))
             self._connected.set_exception(
                 MqttError(f"{self.endpoint.describe()}: the broker refused the connection: {hint}")
             )
