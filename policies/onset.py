@@ -9,14 +9,14 @@ objection or a restriction. The release was decided without that grant's treatme
 carry a field in a less protective form than the current policy allows, and must be decided
 again before it leaves (gateway/messages/sendtime.py).
 
-``began_applying`` finds such a grant in O(number of overlapping grants), without the message:
+``began_applying`` finds every such grant in O(number of overlapping grants), without the message:
 a grant that applies now (not held back, valid, its key there, inside its hours) and that did
 not certainly apply at the decision (outside its hours then, not yet valid then, or held back
 until after it). Whether it changes anything is then judged by deciding the message again with
 the engine, the same code that combined the grants at decision time: one truth, no second
 ordering of treatments here.
 
-The other direction: ``stopped_applying`` finds a grant that certainly applied at the decision
+The other direction: ``stopped_applying`` finds every grant that certainly applied at the decision
 (inside its hours, valid, not held back then) and does not apply now (its hours ended, its
 validity or consent record ended, it was withdrawn, objected to or restricted since). A grant
 whose pseudonym key was erased is not named: an erasure never makes a queued row less
@@ -43,7 +43,7 @@ from policies.compiler import CompiledGrant, CompiledPolicy
 from policies.decision import Reason
 from policies.engine import HOLDS_KEPT, Engine
 
-__all__ = ["Onset", "Stop", "all_apply", "began_applying", "stopped_applying"]
+__all__ = ["Change", "Onset", "Stop", "all_apply", "began_applying", "stopped_applying"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +59,15 @@ class Onset:
 
 def began_applying(
     engine: Engine, policy: CompiledPolicy, grant_id: str, decided: datetime, now: datetime
-) -> Onset | None:
-    """The first grant (by id) overlapping ``grant_id`` for its recipient that applies at
-    ``now`` and may not have at ``decided``; None when every one that applies now applied then."""
+) -> tuple[Onset, ...]:
+    """Every grant (by id) overlapping ``grant_id`` for its recipient that applies at ``now``
+    and may not have at ``decided``; none when every one that applies now applied then. All of
+    them, not the first: the entry that re-decides the row names each one."""
     grant = policy.grant(grant_id)
     if grant is None:
-        return None
+        return ()
     customer = policy.customer
+    found: list[Onset] = []
     for other_id in grant.overlaps:  # sorted by id (policies.overlaps)
         other = policy.grant(other_id)
         if other is None or other.shadow is None:
@@ -73,13 +75,12 @@ def began_applying(
         if engine.still_allowed(customer, other_id, now) is not None or not other.in_hours(now):
             continue  # does not apply now: it constrains nothing
         if not other.in_hours(decided):
-            return Onset(other, "hours")
-        if other.validity_reason(decided) is not None:
-            return Onset(other, "validity")
-        hold = engine.released_since(customer, other_id, decided)
-        if hold is not None:
-            return Onset(other, "released", hold)
-    return None
+            found.append(Onset(other, "hours"))
+        elif other.validity_reason(decided) is not None:
+            found.append(Onset(other, "validity"))
+        elif (hold := engine.released_since(customer, other_id, decided)) is not None:
+            found.append(Onset(other, "released", hold))
+    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,15 +95,20 @@ class Stop:
     reason: Reason | None = None
 
 
+# A grant that began or stopped to apply while a release waited.
+Change = Onset | Stop
+
+
 def stopped_applying(
     engine: Engine, policy: CompiledPolicy, grant_id: str, decided: datetime, now: datetime
-) -> Stop | None:
-    """The first grant (by id) overlapping ``grant_id`` for its recipient that certainly applied
-    at ``decided`` and does not at ``now``; None when there is none."""
+) -> tuple[Stop, ...]:
+    """Every grant (by id) overlapping ``grant_id`` for its recipient that certainly applied at
+    ``decided`` and does not at ``now``; none when there is none."""
     grant = policy.grant(grant_id)
     if grant is None:
-        return None
+        return ()
     customer = policy.customer
+    found: list[Stop] = []
     for other_id in grant.overlaps:  # sorted by id (policies.overlaps)
         other = policy.grant(other_id)
         if other is None or other.shadow is None:
@@ -115,15 +121,14 @@ def stopped_applying(
         if not _free_at(engine, customer, other_id, decided):
             continue
         if blocked is None:
-            return Stop(other, "hours")
-        if engine.held(customer, other_id) is not None:
-            return Stop(other, "held", blocked)
-        if blocked.code == "erased":
-            # Its pseudonym key was erased at the customer's request: a row that left with a
-            # pseudonym is not re-released in a less protective form because of the erasure.
-            continue
-        return Stop(other, "validity", blocked)
-    return None
+            found.append(Stop(other, "hours"))
+        elif engine.held(customer, other_id) is not None:
+            found.append(Stop(other, "held", blocked))
+        elif blocked.code != "erased":
+            # (An erased pseudonym key is not named: a row that left with a pseudonym is not
+            # re-released in a less protective form because of the erasure.)
+            found.append(Stop(other, "validity", blocked))
+    return tuple(found)
 
 
 def all_apply(engine: Engine, policy: CompiledPolicy, grant_id: str, now: datetime) -> bool:

@@ -85,7 +85,7 @@ from policies.engine import Engine
 from policies.errors import PolicyError
 from policies.explain import reason_text
 from policies.message import Message
-from policies.onset import Onset, Stop, all_apply, began_applying, stopped_applying
+from policies.onset import Change, Onset, Stop, all_apply, began_applying, stopped_applying
 
 __all__ = ["SendParts", "SendTime", "Settled"]
 
@@ -124,7 +124,8 @@ class _Outcome:
     row: OutboxRow
     decision: Decision
     replaced: OutboxRow | None  # None: withheld
-    onset: Onset | Stop | None = None  # decided again because this grant began (stopped) to apply
+    # decided again because these grants began (stopped) to apply; empty: for another cause
+    onset: tuple[Change, ...] = ()
     # After an onset, what follows the lead: the decision's own explanation ("explain"), that
     # the summarising grant's summary lacks it ("summary"), nothing more ("lead"), or why the
     # row could not be decided again ("no_source", "no_birth").
@@ -155,17 +156,17 @@ class SendTime:
         grant = policy.grant(row.grant)
         return grant is None or (grant.hours is not None and not grant.in_hours(now))
 
-    def onset(self, engine: Engine, row: OutboxRow, now: datetime) -> Onset | None:
-        """A grant for the row's recipient that began to apply after the row was decided
-        (``policies.onset``); None also for rows it cannot concern (see the module text)."""
+    def onset(self, engine: Engine, row: OutboxRow, now: datetime) -> tuple[Onset, ...]:
+        """The grants for the row's recipient that began to apply after the row was decided
+        (``policies.onset``); none also for rows it cannot concern (see the module text)."""
         if row.grant in self.parts.owed:
-            return None
+            return ()
         policy = engine.policy(row.customer)
         grant = policy.grant(row.grant) if policy is not None else None
         if policy is None or grant is None or not grant.overlaps:
-            return None
+            return ()
         if row.source is None and grant.aggregate is not None:
-            return None  # a summary: already the most protective form (policies.combine)
+            return ()  # a summary: already the most protective form (policies.combine)
         return began_applying(engine, policy, row.grant, at_from_us(row.created), now)
 
     def stop(
@@ -174,18 +175,18 @@ class SendTime:
         row: OutboxRow,
         now: datetime,
         applying: dict[tuple[str, str], bool] | None = None,
-    ) -> Stop | None:
-        """A grant for the row's recipient that applied when the row was decided and no longer
-        does (``policies.onset``); None also for rows without their source: those cannot be
+    ) -> tuple[Stop, ...]:
+        """The grants for the row's recipient that applied when the row was decided and no longer
+        do (``policies.onset``); none also for rows without their source: those cannot be
         decided again, and leave as decided while their own grant holds (the module text).
         ``applying`` remembers, for one batch (one ``now``), the grants whose overlapping grants
         all apply now: their rows need no look at when each was decided."""
         if row.source is None or row.source_topic is None or row.grant in self.parts.owed:
-            return None
+            return ()
         policy = engine.policy(row.customer)
         grant = policy.grant(row.grant) if policy is not None else None
         if policy is None or grant is None or not grant.overlaps:
-            return None
+            return ()
         key = (row.customer, row.grant)
         every = applying.get(key) if applying is not None else None
         if every is None:
@@ -193,23 +194,23 @@ class SendTime:
             if applying is not None:
                 applying[key] = every
         if every:
-            return None
+            return ()
         return stopped_applying(engine, policy, row.grant, at_from_us(row.created), now)
 
     async def settle(self, rows: Sequence[OutboxRow]) -> Settled:
         """Check ``rows`` (one recipient's, in id order) right before they are published."""
         now = self.parts.clock()
         engine = self.parts.engine()
-        redo: list[tuple[OutboxRow, Onset | Stop | None]] = []
+        redo: list[tuple[OutboxRow, tuple[Change, ...]]] = []
         applying: dict[tuple[str, str], bool] = {}
         for row in rows:
             if self.stale(engine, row, now):
-                redo.append((row, None))
+                redo.append((row, ()))
             else:
-                changed: Onset | Stop | None = self.onset(engine, row, now)
-                if changed is None:
-                    changed = self.stop(engine, row, now, applying)
-                if changed is not None:
+                # every grant that began and every one that stopped: the entry names them all
+                changed: tuple[Change, ...] = self.onset(engine, row, now)
+                changed += self.stop(engine, row, now, applying)
+                if changed:
                     redo.append((row, changed))
         if not redo:
             return Settled(list(rows), [])
@@ -235,14 +236,14 @@ class SendTime:
     # -- deciding again ---------------------------------------------------------------------------
 
     def _decide_again(
-        self, engine: Engine, row: OutboxRow, now: datetime, onset: Onset | Stop | None = None
+        self, engine: Engine, row: OutboxRow, now: datetime, onset: tuple[Change, ...] = ()
     ) -> _Outcome | None:
         """The row's outcome under the current policy; None: it leaves as decided, unrecorded
         (only after an ``onset`` that changes nothing of it)."""
         policy = engine.policy(row.customer)
         if policy is None:
             return self._withhold(row, None, _NOT_LOADED)
-        if onset is not None:
+        if onset:
             return self._began(engine, policy, row, now, onset)
         if row.source is None or row.source_topic is None or row.version is None:
             return self._without_source(engine, policy, row, now)
@@ -267,7 +268,7 @@ class SendTime:
         policy: CompiledPolicy,
         row: OutboxRow,
         now: datetime,
-        onset: Onset | Stop,
+        onset: tuple[Change, ...],
     ) -> _Outcome | None:
         """Another grant for the recipient began (or stopped) to apply: the engine decides the
         row again with the grants applying now; unchanged, the row leaves as decided."""
@@ -281,7 +282,7 @@ class SendTime:
             and decision.reason is not None
             and (decision.reason.code == "no_birth")
         )
-        if isinstance(onset, Stop) and no_birth:
+        if no_birth and all(isinstance(change, Stop) for change in onset):
             return None  # cannot be decided again: it leaves as decided, more protective
         if decision is None or decision.grant != row.grant or decision.payload is None:
             # Nothing of the row's grant leaves where both apply: withheld, in its own name. The
@@ -412,11 +413,10 @@ class SendTime:
         source = outcome.row.source if outcome.row.source is not None else outcome.row.payload
         # Texts name fields, never values: rows decided alike read alike, and are explained once
         # (a backlog decided again after a policy change is mostly one shape).
-        began = outcome.onset
         key = (
             outcome.replaced is None,
             outcome.row.grant,
-            change_key(began, outcome.then) if began is not None else None,
+            change_key(outcome.onset, outcome.then) if outcome.onset else None,
             *explain_key(decision),
         )
         texts = self._explained.get(key)
@@ -437,7 +437,7 @@ class SendTime:
         reason = decision.reason or Reason("internal_error")
         policy = engine.policy(outcome.row.customer)
         for lang in ("de", "en"):
-            if outcome.onset is not None:
+            if outcome.onset:
                 recipient = outcome.row.recipient
                 named = policy.recipients.get(recipient, recipient) if policy else recipient
                 texts[lang] = change_text(

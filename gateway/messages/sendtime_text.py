@@ -3,8 +3,9 @@
 Each text is the first sentence (or the whole) of an entry the send-time check writes when a
 queued row may not leave as it was decided; the decision's own explanation follows where the
 check says so. Each names what happened while the row waited, never a message value.
-``change_text`` writes the whole text of an entry after an overlapping grant began or stopped
-to apply (policies/onset.py). Texts name fields, never values, so entries decided alike read
+``change_text`` writes the whole text of an entry after overlapping grants began or stopped to
+apply (policies/onset.py), naming each one: an entry that named one of two would be a sentence
+with a gap the customer cannot see. Texts name fields, never values, so entries decided alike read
 alike: ``explain_key`` and ``change_key`` say which, for the send-time check's text cache.
 """
 
@@ -12,7 +13,8 @@ from __future__ import annotations
 
 from policies.decision import Decision
 from policies.engine import Engine
-from policies.onset import Onset, Stop
+from policies.explain import join
+from policies.onset import Change, Onset, Stop
 
 __all__ = [
     "BEGAN",
@@ -20,6 +22,10 @@ __all__ = [
     "BEGAN_WITHHELD",
     "CAUSES",
     "HOURS_ENDED",
+    "MANY",
+    "MANY_CLAUSES",
+    "MANY_UNDECIDED",
+    "MANY_WITHHELD",
     "NOT_SUMMARISED",
     "REDECIDED",
     "STOPPED",
@@ -157,25 +163,64 @@ STOP_CAUSES = {
 }
 
 
+# Several grants for the recipient began or stopped to apply while the row waited: one sentence
+# names each, with its cause (MANY_CLAUSES), in a Babel-formatted list.
+MANY = {
+    "de": "Beim Versand neu entschieden: Nach der Entscheidung änderte sich, welche Freigaben "
+    "für {recipient} gelten: {changes}. Jedes Feld geht in der schützendsten Behandlung hinaus, "
+    "die ihm eine der jetzt geltenden Freigaben gibt.",
+    "en": "Re-decided at send time: after the decision, the grants that apply for {recipient} "
+    "changed: {changes}. Each field leaves in the most protective treatment any grant that "
+    "applies now gives it.",
+}
+MANY_WITHHELD = {
+    "de": "Beim Versand zurückgehalten: Nach der Entscheidung änderte sich, welche Freigaben "
+    "für {recipient} gelten: {changes}. Nach den jetzt geltenden Freigaben darf nichts von "
+    "dieser Weitergabe hinaus. Sie ging an niemanden.",
+    "en": "Withheld at send time: after the decision, the grants that apply for {recipient} "
+    "changed: {changes}. Under the grants that apply now nothing of this release may leave. It "
+    "went to no one.",
+}
+MANY_UNDECIDED = {
+    "de": "Beim Versand zurückgehalten: Nach der Entscheidung änderte sich, welche Freigaben "
+    "für {recipient} gelten: {changes}. Diese Weitergabe ließ sich nicht mit den jetzt "
+    "geltenden Freigaben neu entscheiden: {why}. Sie ging an niemanden.",
+    "en": "Withheld at send time: after the decision, the grants that apply for {recipient} "
+    "changed: {changes}. This release could not be decided again with the grants that apply "
+    "now: {why}. It went to no one.",
+}
+MANY_CLAUSES = {
+    "de": {
+        "began": "„{grant}“ gilt seitdem ({cause})",
+        "stopped": "„{grant}“ gilt nicht mehr ({cause})",
+    },
+    "en": {
+        "began": "'{grant}' began to apply ({cause})",
+        "stopped": "'{grant}' stopped applying ({cause})",
+    },
+}
+
+
 def change_text(
     engine: Engine,
     decision: Decision,
     named: str,
-    change: Onset | Stop,
+    changes: tuple[Change, ...],
     *,
     replaced: bool,
     then: str,
     lang: str,
 ) -> str:
-    """The entry's text after ``change`` to the grants applying for the recipient ``named``:
+    """The entry's text after ``changes`` to the grants applying for the recipient ``named``:
     ``replaced``, what they release now leaves; else nothing leaves, and ``then`` says what
     follows the lead (sendtime.py's ``_Outcome``)."""
+    if len(changes) > 1:
+        return _many(engine, decision, named, changes, replaced=replaced, then=then, lang=lang)
+    (change,) = changes
     if isinstance(change, Stop):
         return _stopped(engine, decision, named, change, replaced=replaced, lang=lang)
     grant = change.grant
-    why = change.hold.code if change.hold is not None else change.why
-    why = why if why in CAUSES[lang] else "released"
-    cause = CAUSES[lang][why].format(hours=", ".join(grant.spec.hours or ()))
+    cause = _began_cause(change, lang)
     if replaced:
         lead = BEGAN[lang].format(grant=grant.id, recipient=named, cause=cause)
         text = f"{lead} {engine.explain(decision, lang)}"
@@ -198,28 +243,84 @@ def change_text(
     return lead
 
 
-def _stopped(
-    engine: Engine, decision: Decision, named: str, stop: Stop, *, replaced: bool, lang: str
-) -> str:
+def _began_cause(change: Onset, lang: str) -> str:
+    why = change.hold.code if change.hold is not None else change.why
+    why = why if why in CAUSES[lang] else "released"
+    return CAUSES[lang][why].format(hours=", ".join(change.grant.spec.hours or ()))
+
+
+def _stop_cause(stop: Stop, lang: str) -> str:
     why = stop.why
     if stop.why == "held":
         why = stop.reason.code if stop.reason is not None else "held"
     elif stop.why == "validity" and stop.reason is not None:
         why = "consent" if stop.reason.params.get("what") == "consent" else "validity"
     why = why if why in STOP_CAUSES[lang] else "held"
-    cause = STOP_CAUSES[lang][why].format(hours=", ".join(stop.grant.spec.hours or ()))
+    return STOP_CAUSES[lang][why].format(hours=", ".join(stop.grant.spec.hours or ()))
+
+
+def _many(
+    engine: Engine,
+    decision: Decision,
+    named: str,
+    changes: tuple[Change, ...],
+    *,
+    replaced: bool,
+    then: str,
+    lang: str,
+) -> str:
+    clauses = [
+        MANY_CLAUSES[lang]["began"].format(grant=c.grant.id, cause=_began_cause(c, lang))
+        if isinstance(c, Onset)
+        else MANY_CLAUSES[lang]["stopped"].format(grant=c.grant.id, cause=_stop_cause(c, lang))
+        for c in changes
+    ]
+    listed = join(lang, clauses)
+    began = [c.grant.id for c in changes if isinstance(c, Onset)]
+    if replaced:
+        text = (
+            f"{MANY[lang].format(recipient=named, changes=listed)} {engine.explain(decision, lang)}"
+        )
+        summarised = {
+            str(r.params.get("grant"))
+            for r in decision.field_reasons.values()
+            if r.code == "summarised_elsewhere"
+        }
+        for grant in (g for g in began if g in summarised):
+            text += f" {NOT_SUMMARISED[lang].format(grant=grant)}"
+        return text
+    if then in UNDECIDED[lang]:
+        return MANY_UNDECIDED[lang].format(
+            recipient=named, changes=listed, why=UNDECIDED[lang][then]
+        )
+    lead = MANY_WITHHELD[lang].format(recipient=named, changes=listed)
+    if then == "summary":
+        return " ".join([lead, *(NOT_SUMMARISED[lang].format(grant=g) for g in began)])
+    if then == "explain":
+        return f"{lead} {engine.explain(decision, lang)}"
+    return lead
+
+
+def _stopped(
+    engine: Engine, decision: Decision, named: str, stop: Stop, *, replaced: bool, lang: str
+) -> str:
+    cause = _stop_cause(stop, lang)
     words = STOPPED if replaced else STOPPED_WITHHELD
     lead = words[lang].format(grant=stop.grant.id, recipient=named, cause=cause)
     return f"{lead} {engine.explain(decision, lang)}"
 
 
-def change_key(change: Onset | Stop, then: str) -> tuple[object, ...]:
+def change_key(changes: tuple[Change, ...], then: str) -> tuple[object, ...]:
+    return (then, *(_one_key(change) for change in changes))
+
+
+def _one_key(change: Change) -> tuple[object, ...]:
     if isinstance(change, Stop):
         reason = change.reason
         params = tuple(sorted(reason.params.items())) if reason else ()
         return ("stop", change.grant.id, change.why, reason.code if reason else None, params)
     hold = change.hold.code if change.hold else None
-    return ("began", change.grant.id, change.why, hold, then)
+    return ("began", change.grant.id, change.why, hold)
 
 
 def explain_key(decision: Decision) -> tuple[object, ...]:

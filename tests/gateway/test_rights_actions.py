@@ -302,8 +302,8 @@ async def test_a_restarted_gateway_knows_every_hold_for_the_grants_that_stopped_
     restarted, _ = await site.start()
     policy = restarted.policy(CUSTOMER)
     assert policy is not None
-    assert stopped_applying(restarted, policy, "billing", inside_first, site.now) is None
-    stop = stopped_applying(restarted, policy, "billing", before_any, site.now)
+    assert stopped_applying(restarted, policy, "billing", inside_first, site.now) == ()
+    (stop,) = stopped_applying(restarted, policy, "billing", before_any, site.now)
     assert stop is not None and stop.grant.id == "statistics"
     assert (stop.why, stop.reason) == ("held", Reason("restricted"))
 
@@ -342,4 +342,4 @@ async def test_holds_of_a_grant_that_loads_later_reach_the_engine_with_their_his
         site.now - timedelta(minutes=2),
         Reason("restricted"),
     )
-    assert stopped_applying(engine, policy, "billing", inside_first, site.now) is None
+    assert stopped_applying(engine, policy, "billing", inside_first, site.now) == ()

@@ -5,12 +5,14 @@ grants applying *now* release, and the log says which grant stopped applying and
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import pytest
 
+from gateway.log.reader import Reader
 from policies.decision import Reason
 from tests.gateway.test_sendtime import open_bench
 from tests.gateway.test_sendtime_overlaps import EARLY, NOON, POLICY, READING, released
@@ -109,7 +111,7 @@ async def test_nothing_is_decided_again_when_the_other_grant_applied_at_neither_
         before = await bench.texts()
         bench.now[0] = NIGHT
         # Not even decided again (the cost): no grant stopped applying.
-        assert bench.check.stop(bench.engine, row, NIGHT) is None
+        assert bench.check.stop(bench.engine, row, NIGHT) == ()
         assert (await bench.check.settle([row])).leave == [row]
         assert await bench.texts() == before
 
@@ -129,7 +131,7 @@ async def test_a_grant_held_back_at_the_decision_and_now_is_not_named(tmp_path: 
         assert policy is not None
         before = await bench.texts()
         bench.now[0] = NOON.replace(minute=5)
-        assert bench.check.stop(engine, row, bench.now[0]) is None
+        assert bench.check.stop(engine, row, bench.now[0]) == ()
         assert (await bench.check.settle([row])).leave == [row]
         assert await bench.texts() == before
 
@@ -143,3 +145,49 @@ async def test_a_row_without_its_source_leaves_as_decided(tmp_path: Path) -> Non
         bench.now[0] = AFTER
         assert (await bench.check.settle([row])).leave == [row]
         assert await bench.texts() == before
+
+
+LATE_GRANT = """  - id: late
+    recipient: oven-maker
+    purpose: {de: "Auswertung am späten Abend", en: "Late evening analysis"}
+    legal_basis: contract
+    devices: [oven-1]
+    topic: "ovens/{customer}/{device}/late"
+    hours: ["22:00-23:59"]
+    fields:
+      temperature: {round: 10}
+"""
+
+
+async def test_every_grant_that_began_or_stopped_is_named_not_only_the_first(
+    tmp_path: Path,
+) -> None:
+    """At 22:00 "daytime" stops and "late" begins while a row waits: the row leaves as the
+    grants applying now give it, and its entry names both changes, in both languages. Before,
+    it named only the first grant found, and the sentence hid the other."""
+    async with open_bench(tmp_path, POLICY + LATE_GRANT, LATE) as bench:
+        row = (await released(bench, READING))["maintenance"]
+        assert orjson.loads(row.payload) == COARSE  # with "daytime": rounded to 5
+        bench.now[0] = AFTER
+        (sent,) = (await bench.check.settle([row])).leave
+        assert orjson.loads(sent.payload) == {"temperature": 180.0, "door_open": True}
+        english = (await bench.texts())[-1]
+        assert english.startswith(
+            "Re-decided at send time: after the decision, the grants that apply for Ofenbau "
+            "Müller changed: 'late' began to apply (its allowed hours, 22:00-23:59, began) and "
+            "'daytime' stopped applying (its allowed hours, 06:00-22:00, ended). Each field "
+            "leaves in the most protective treatment any grant that applies now gives it."
+        ), english
+
+        def german(conn: sqlite3.Connection) -> str:
+            reader = Reader.over(conn, bench.path)
+            last = reader.lines(None, limit=10_000)[-1]
+            return reader.body(last.body_id).texts["de"]
+
+        text = await bench.store.read(german)
+        assert text.startswith(
+            "Beim Versand neu entschieden: Nach der Entscheidung änderte sich, welche Freigaben "
+            "für Ofenbau Müller gelten: „late“ gilt seitdem (ihre erlaubten Zeiten, 22:00-23:59, "
+            "begannen) und „daytime“ gilt nicht mehr (ihre erlaubten Zeiten, 06:00-22:00, "
+            "endeten)."
+        ), text

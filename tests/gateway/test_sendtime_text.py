@@ -12,7 +12,7 @@ from gateway.messages import sendtime_text
 TEXTS = {
     name: getattr(sendtime_text, name)
     for name in sendtime_text.__all__
-    if name.isupper() and name not in ("CAUSES", "STOP_CAUSES", "UNDECIDED")
+    if name.isupper() and name not in ("CAUSES", "STOP_CAUSES", "UNDECIDED", "MANY_CLAUSES")
 }
 
 
@@ -59,3 +59,10 @@ def test_every_cause_a_grant_stopped_applying_reads_in_both_languages() -> None:
 def test_every_reason_a_row_could_not_be_decided_again_reads_in_both_languages() -> None:
     undecided = sendtime_text.UNDECIDED
     assert set(undecided["de"]) == set(undecided["en"]) == {"no_source", "no_birth"}
+
+
+def test_each_clause_of_a_several_grants_entry_reads_in_both_languages() -> None:
+    clauses = sendtime_text.MANY_CLAUSES
+    assert set(clauses["de"]) == set(clauses["en"]) == {"began", "stopped"}
+    for kind in clauses["en"]:
+        assert _fields(clauses["de"][kind]) == _fields(clauses["en"][kind]) == {"grant", "cause"}

@@ -60,14 +60,14 @@ def test_a_grant_whose_hours_began_after_the_decision_is_named() -> None:
     engine = setup()
     policy = engine.policy("c")
     assert policy is not None
-    onset = began_applying(engine, policy, "a", EARLY, NINE)
+    (onset,) = began_applying(engine, policy, "a", EARLY, NINE)
     assert onset is not None and (onset.grant.id, onset.why) == ("b", "hours")
     # Inside its hours at both times: it applied at the decision too.
-    assert began_applying(engine, policy, "a", NINE, TEN) is None
+    assert began_applying(engine, policy, "a", NINE, TEN) == ()
     # Outside them now: it constrains nothing (the row is at most more protective).
-    assert began_applying(engine, policy, "a", NINE, EVENING) is None
+    assert began_applying(engine, policy, "a", NINE, EVENING) == ()
     # Only grants for the same recipient count: "other-recipient" began too, and is not named.
-    assert began_applying(engine, policy, "b", EARLY, NINE) is None
+    assert began_applying(engine, policy, "b", EARLY, NINE) == ()
 
 
 def test_a_grant_whose_consent_record_began_after_the_decision_is_named() -> None:
@@ -75,7 +75,7 @@ def test_a_grant_whose_consent_record_began_after_the_decision_is_named() -> Non
     policy = engine.policy("c")
     assert policy is not None
     before = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)  # inside the hours, before the consent
-    onset = began_applying(engine, policy, "a", before, NINE)
+    (onset,) = began_applying(engine, policy, "a", before, NINE)
     assert onset is not None and (onset.grant.id, onset.why) == ("b", "validity")
 
 
@@ -85,14 +85,12 @@ def test_a_hold_ended_after_the_decision_is_named_with_what_it_was() -> None:
     assert policy is not None
     engine.withdraw("c", "b", NINE, Reason("objected"))
     # Held back now: it constrains nothing.
-    assert began_applying(engine, policy, "a", NINE, TEN) is None
+    assert began_applying(engine, policy, "a", NINE, TEN) == ()
     engine.give("c", "b", TEN.replace(minute=5))
-    onset = began_applying(engine, policy, "a", TEN, TEN.replace(minute=30))
+    (onset,) = began_applying(engine, policy, "a", TEN, TEN.replace(minute=30))
     assert onset is not None and onset.why == "released" and onset.hold == Reason("objected")
     # A release decided after the hold ended was decided with the grant.
-    assert (
-        began_applying(engine, policy, "a", TEN.replace(minute=6), TEN.replace(minute=30)) is None
-    )
+    assert began_applying(engine, policy, "a", TEN.replace(minute=6), TEN.replace(minute=30)) == ()
 
 
 def test_a_restarted_engine_learns_when_a_hold_ended_from_the_recorded_event() -> None:
@@ -101,25 +99,25 @@ def test_a_restarted_engine_learns_when_a_hold_ended_from_the_recorded_event() -
     policy = engine.policy("c")
     assert policy is not None
     engine.give("c", "b", NINE, Reason("withdrawn"))  # not held back in this engine
-    onset = began_applying(engine, policy, "a", NINE.replace(minute=0, hour=8), TEN)
+    (onset,) = began_applying(engine, policy, "a", NINE.replace(minute=0, hour=8), TEN)
     assert onset is not None and onset.hold == Reason("withdrawn")
     # Without the recorded event, a plain "give" of a grant not held back changes nothing.
     fresh = setup()
     fresh.give("c", "b", NINE)
-    assert began_applying(fresh, policy, "a", NINE.replace(hour=8), TEN) is None
+    assert began_applying(fresh, policy, "a", NINE.replace(hour=8), TEN) == ()
 
 
 def test_a_grant_whose_hours_ended_after_the_decision_is_named() -> None:
     engine = setup()
     policy = engine.policy("c")
     assert policy is not None
-    stop = stopped_applying(engine, policy, "a", NINE, EVENING)
+    (stop,) = stopped_applying(engine, policy, "a", NINE, EVENING)
     assert stop is not None and (stop.grant.id, stop.why) == ("b", "hours")
     # Outside its hours at both times, or inside them at both: nothing stopped.
-    assert stopped_applying(engine, policy, "a", EARLY, EVENING) is None
-    assert stopped_applying(engine, policy, "a", NINE, TEN) is None
+    assert stopped_applying(engine, policy, "a", EARLY, EVENING) == ()
+    assert stopped_applying(engine, policy, "a", NINE, TEN) == ()
     # Only grants for the same recipient count.
-    assert stopped_applying(engine, policy, "b", NINE, EVENING) is None
+    assert stopped_applying(engine, policy, "b", NINE, EVENING) == ()
 
 
 def test_a_hold_is_named_only_when_it_began_after_the_decision() -> None:
@@ -127,21 +125,21 @@ def test_a_hold_is_named_only_when_it_began_after_the_decision() -> None:
     policy = engine.policy("c")
     assert policy is not None
     engine.withdraw("c", "b", TEN, Reason("objected"))
-    stop = stopped_applying(engine, policy, "a", NINE, TEN.replace(minute=30))
+    (stop,) = stopped_applying(engine, policy, "a", NINE, TEN.replace(minute=30))
     assert stop is not None and (stop.why, stop.reason) == ("held", Reason("objected"))
     # Decided while held back: it did not apply then.
     assert (
-        stopped_applying(engine, policy, "a", TEN.replace(minute=1), TEN.replace(minute=30)) is None
+        stopped_applying(engine, policy, "a", TEN.replace(minute=1), TEN.replace(minute=30)) == ()
     )
     # A hold that ended after the decision but began before it covered the decision too.
     engine.give("c", "b", TEN.replace(minute=2))
     engine.withdraw("c", "b", TEN.replace(minute=3))
     assert (
-        stopped_applying(engine, policy, "a", TEN.replace(minute=1), TEN.replace(minute=30)) is None
+        stopped_applying(engine, policy, "a", TEN.replace(minute=1), TEN.replace(minute=30)) == ()
     )
-    assert stopped_applying(engine, policy, "a", NINE, TEN.replace(minute=30)) is not None
+    assert stopped_applying(engine, policy, "a", NINE, TEN.replace(minute=30)) != ()
     # Known only by its end (a restart that handed back only the last event): not certain.
     fresh = setup()
     fresh.give("c", "b", TEN.replace(minute=2), Reason("objected"))
     fresh.withdraw("c", "b", TEN.replace(minute=3))
-    assert stopped_applying(fresh, policy, "a", NINE, TEN.replace(minute=30)) is None
+    assert stopped_applying(fresh, policy, "a", NINE, TEN.replace(minute=30)) == ()
