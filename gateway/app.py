@@ -49,7 +49,7 @@ from gateway.messages.upstreams import Upstreams
 from gateway.operations.backup_snapshots import remove_stale_snapshots
 from gateway.operations.checkpoints import Checkpoints
 from gateway.operations.cluster import check_ownership
-from gateway.operations.disk import DiskThresholds, DiskWatch
+from gateway.operations.disk import DiskWatch
 from gateway.operations.filemodes import tighten
 from gateway.operations.handlers import ControlParts, control_handlers
 from gateway.operations.handover import HandoverParts, Handovers, handover_handlers
@@ -191,17 +191,7 @@ class Gateway:
             clock=self.clock.now,
             every_s=config.retention.check_every_s,
         )
-        self.disk = DiskWatch(
-            config.database_path,
-            sample_every_s=config.disk.sample_every_s,
-            window_s=config.disk.window_h * 3600,
-            thresholds=DiskThresholds(
-                warn_days=config.disk.warn_days,
-                critical_days=config.disk.critical_days,
-                warn_free_fraction=config.disk.warn_free_percent / 100,
-                min_span_s=min(600.0, 10 * config.disk.sample_every_s),
-            ),
-        )
+        self.disk = DiskWatch.configured(config.database_path, config.disk)
         self.checkpoints = Checkpoints(
             self.store,
             lambda: self.writer,
