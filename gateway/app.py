@@ -6,11 +6,12 @@
                  control socket (status, consent) · checkpoints · aggregation windows
 
 This module only composes: each component gets the narrow pieces it uses (the device side:
-``gateway.devices.access``; which policy runs: ``gateway.messages.admission``; the forwarders:
-``gateway.messages.upstreams``; a reload: ``gateway.operations.reload_apply``; the control ops:
-``gateway.operations.handlers``). All long-lived work runs as named tasks in one TaskGroup;
-stopping cancels them, then a last checkpoint is signed so a clean shutdown leaves every entry
-covered by a signature.
+``gateway.devices.access``; its broker connections: ``gateway.messages.broker_endpoints``; which
+policy runs: ``gateway.messages.admission``; the forwarders: ``gateway.messages.upstreams``; a
+reload: ``gateway.operations.reload_apply``; the control ops: ``gateway.operations.handlers``,
+served with the metrics port by ``gateway.operations.surfaces``). All long-lived work runs as
+named tasks in one TaskGroup; stopping cancels them, then a last checkpoint is signed so a clean
+shutdown leaves every entry covered by a signature.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import asyncio
 import logging
 import sys
 import time
-from typing import Literal
 
 from gateway.config import Config, RecipientConfig
 from gateway.devices.access import DeviceAccess
@@ -29,13 +29,13 @@ from gateway.log.keys import Signer
 from gateway.log.writer import LogWriter
 from gateway.messages.admission import PolicyAdmission
 from gateway.messages.aggregation import WindowCloser
-from gateway.messages.broker_endpoints import gateway_endpoint, helper_endpoint
+from gateway.messages.broker_endpoints import BrokerEndpoints
 from gateway.messages.clock import ForwardClock
 from gateway.messages.device_link import DeviceLink, offline_seconds
 from gateway.messages.flood import FloodGuard
 from gateway.messages.forwarder import Forwarder, endpoint_for
 from gateway.messages.heap import settle as settle_heap
-from gateway.messages.mqtt import Endpoint, Inbound
+from gateway.messages.mqtt import Inbound
 from gateway.messages.outbox import Outbox
 from gateway.messages.pipeline import Pipeline
 from gateway.messages.policyset import PolicySet
@@ -49,13 +49,11 @@ from gateway.messages.upstreams import Upstreams
 from gateway.operations.backup_snapshots import remove_stale_snapshots
 from gateway.operations.checkpoints import Checkpoints
 from gateway.operations.cluster import check_ownership
-from gateway.operations.control import ControlServer
-from gateway.operations.disk import DiskThresholds, DiskWatch
+from gateway.operations.disk import DiskWatch
 from gateway.operations.filemodes import tighten
 from gateway.operations.handlers import ControlParts, control_handlers
 from gateway.operations.handover import HandoverParts, Handovers, handover_handlers
 from gateway.operations.lock import DirectoryLock
-from gateway.operations.metrics import MetricsServer
 from gateway.operations.moved import Scrubber, scrub_handlers
 from gateway.operations.portal.process import supervise_portal
 from gateway.operations.reload import ReloadReport
@@ -64,6 +62,7 @@ from gateway.operations.startup import PolicyLine, StartFacts, gather
 from gateway.operations.startup import render as render_start
 from gateway.operations.status import StatusParts, gather_status
 from gateway.operations.status_model import Status
+from gateway.operations.surfaces import Surfaces
 from gateway.rights import erasure
 from gateway.rights.consent import ConsentBook, ConsentParts
 from gateway.rights.erasure import ErasureBook
@@ -102,13 +101,19 @@ class Gateway:
         self._writer: LogWriter | None = None
         self.flood = FloodGuard(config.pipeline.device_max_rate, config.pipeline.device_burst)
         self.ready = asyncio.Event()
+        # The device broker's connections, built from the running configuration at each connect.
+        self.endpoints = BrokerEndpoints(
+            lambda: self.config,
+            self.devices.gateway_password,
+            lambda: self.device_link.connected,
+        )
         self.retained = RetainedSweeper(
-            lambda: self._helper_endpoint("retained"),
+            lambda: self.endpoints.helper("retained"),
             every_s=config.broker.limits.retained_sweep_s,
             subscribed=lambda: self.device_link.connected,
         )
         self.device_link = DeviceLink(
-            endpoint=self._device_endpoint,
+            endpoint=self.endpoints.device,
             outbox=self.outbox,
             flood=self.flood,
             receive=self._receive,
@@ -170,7 +175,7 @@ class Gateway:
             signer=self.signer,
             config=lambda: self.config,
             devices=self.devices.registry.devices,
-            device_broker=self._erasure_endpoint,
+            device_broker=self.endpoints.erasure,
             book=self.erasures,
             outbox=self.outbox,
         )
@@ -186,17 +191,7 @@ class Gateway:
             clock=self.clock.now,
             every_s=config.retention.check_every_s,
         )
-        self.disk = DiskWatch(
-            config.database_path,
-            sample_every_s=config.disk.sample_every_s,
-            window_s=config.disk.window_h * 3600,
-            thresholds=DiskThresholds(
-                warn_days=config.disk.warn_days,
-                critical_days=config.disk.critical_days,
-                warn_free_fraction=config.disk.warn_free_percent / 100,
-                min_span_s=min(600.0, 10 * config.disk.sample_every_s),
-            ),
-        )
+        self.disk = DiskWatch.configured(config.database_path, config.disk)
         self.checkpoints = Checkpoints(
             self.store,
             lambda: self.writer,
@@ -218,7 +213,7 @@ class Gateway:
                 consents=self.consents,
                 flood=self.flood,
                 skip=self.retained.skip,
-                endpoint=self._device_endpoint,
+                endpoint=self.endpoints.device,
                 policies_applied=self._policies_applied,
                 clock=self.clock.now,
             )
@@ -328,24 +323,13 @@ class Gateway:
                 )
             if config.broker.mode == "managed":
                 await self.devices.start_broker()
-            control = ControlServer(
-                config.control_socket,
-                {
-                    **control_handlers(self._control_parts()),
-                    **handover_handlers(self.handovers),
-                    **scrub_handlers(self.scrubber),
-                },
-            )
-            await control.start()
-            metrics = (
-                MetricsServer(config.metrics.host, config.metrics.port, self.status)
-                if config.metrics.enabled
-                else None
-            )
-            if metrics is not None:
-                await metrics.start()
-            settle_heap()  # start-up is done: what exists now lives as long as the process
-            try:
+            handlers = {
+                **control_handlers(self._control_parts()),
+                **handover_handlers(self.handovers),
+                **scrub_handlers(self.scrubber),
+            }
+            async with Surfaces(config, handlers, self.status):
+                settle_heap()  # start-up is done: what exists now lives as long as the process
                 async with asyncio.TaskGroup() as tasks:
                     self.reloader.start(tasks)
                     broker = self.devices.broker
@@ -377,10 +361,6 @@ class Gateway:
                     log.info(
                         "%d customers, %d recipients", len(compiled), len(self.upstreams.forwarders)
                     )
-            finally:
-                await control.close()
-                if metrics is not None:
-                    await metrics.close()
         finally:
             await self._shutdown()
 
@@ -418,27 +398,7 @@ class Gateway:
             witnesses_settle=self.witnesses.settle,
         )
 
-    # -- the device broker's connections ----------------------------------------------------------
-
-    def _device_endpoint(self) -> Endpoint:
-        return gateway_endpoint(
-            self.config.broker, self.devices.gateway_password(), self._cluster_instance
-        )
-
-    def _helper_endpoint(self, role: Literal["erasure", "retained"]) -> Endpoint:
-        return helper_endpoint(
-            self.config.broker, self.devices.gateway_password(), role, self._cluster_instance
-        )
-
-    @property
-    def _cluster_instance(self) -> str | None:
-        return self.config.instance if self.config.cluster is not None else None
-
-    def _erasure_endpoint(self) -> Endpoint | None:
-        """For clearing retained messages at an erasure (with the managed broker's client id
-        bound to the username, the gateway's user would replace the gateway's session); None
-        while the link is down."""
-        return self._helper_endpoint("erasure") if self.device_link.connected else None
+    # -- the device link's callbacks ---------------------------------------------------------------
 
     def _skip(self, message: Inbound) -> bool:
         """Acknowledged without deciding: a handover's fence, a retained replay, an echo."""

@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
+from policies.listing import Listed, collect
 from policies.numbers import is_number_error, loads_exact, round_trips
-from policies.paths import Listed, collect
 
 __all__ = ["BAD_UTF8", "JSON", "TEXT", "UNPARSED", "WHOLE", "Parsed"]
 
@@ -62,7 +62,7 @@ class Parsed:
         return self._exact
 
     def leaves(self) -> Listed:
-        """Every leaf path of the body, listed up to the caps of ``policies.paths``."""
+        """Every leaf path of the body, listed up to the caps of ``policies.listing``."""
         if self._leaves is None:
             self._leaves = Listed()
             if self.state == JSON:

@@ -28,17 +28,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from policies.decision import Reason
-from policies.paths import (
-    NOTHING,
-    Node,
-    Release,
-    Rule,
-    child,
-    collect,
-    element,
-    under_element,
-    under_key,
-)
+from policies.listing import child, collect, element
+from policies.paths import NOTHING, Node, Release, Rule, under_element, under_key
 
 __all__ = ["AGGREGATE", "most_protective", "release_with"]
 

@@ -124,7 +124,7 @@ class Decision:
     stream: str | None = None  # the device stream (e.g. "telemetry") the message came in on
     # Why a field the grant names was not released (e.g. ``round`` met a word), by concrete path.
     field_reasons: Mapping[str, Reason] = field(default_factory=dict)
-    # How many entries the caps of ``policies.paths`` left out of ``shared``, ``altered``,
+    # How many entries the caps of ``policies.listing`` left out of ``shared``, ``altered``,
     # ``withheld`` and ``field_reasons`` (by those names; absent: none). The lists are bounded so
     # a device choosing 8,000 keys cannot make the explanation and the log entry 8,000 long; the
     # explanation says how many more there were.

@@ -16,7 +16,8 @@ this order:
     -> body too large -> opaque release | not UTF-8 -> not JSON -> conditions
     -> aggregate (withheld now, released by ``flush``) | field walk -> rate limit -> release
 
-State kept between messages is small and explicit: withdrawn grants, the time each
+State kept between messages is small and explicit: the holds on grants (consent withdrawn,
+objection, restriction; ``policies.grant_holds``), the time each
 (grant, device, topic) last released (rate limits), open aggregation windows, and Sparkplug B
 BIRTH state (``policies/sparkplug.py``: a ``spBv1.0/…`` message is decoded against its BIRTH
 into ``{metric name: value}`` before the grants see it; DATA before BIRTH is ``no_birth``). ``evaluate``
@@ -43,31 +44,30 @@ import orjson
 
 from policies.body import BAD_UTF8, JSON, UNPARSED, WHOLE, Parsed
 from policies.compiler import CompiledGrant, CompiledPolicy
-from policies.decision import Alteration, Decision, Outcome, Reason
+from policies.decision import Decision, Outcome, Reason
 from policies.errors import PolicyError
 from policies.explain import explain as render_explanation
+from policies.grant_holds import HOLDS_KEPT, EndedHold, GrantHolds
 from policies.message import Message
 from policies.paths import Node, Release
-from policies.releases import Held, Walk, besides, release_fields, release_whole
+from policies.releases import Held, Walk, besides, release_fields, release_topic, release_whole
 from policies.routes import DeviceRef, Route, RouteTable
 from policies.sparkplug import PREFIX as SPARKPLUG_PREFIX
 from policies.sparkplug import SparkplugState, parse_topic
-from policies.treatments import pseudonymise
 from policies.verdicts import internal, released, withheld
 from policies.windows import Window, Windows, sample, summary
 
+# HOLDS_KEPT is re-exported: ``policies.onset`` reads the bound next to the engine it asks.
 __all__ = ["HOLDS_KEPT", "MAX_PAYLOAD_BYTES", "Engine", "PseudonymKeys"]
 
 
 MAX_PAYLOAD_BYTES = 256 * 1024
-HOLDS_KEPT = 64  # ended holds remembered per grant (each is a customer's signed action)
 
 _UNKNOWN = Reason("unknown_device")
 _NO_GRANT = Reason("no_grant")
 _NOT_JSON = Reason("not_json")
 _INVALID_UTF8 = Reason("invalid_utf8")
 _TOO_LARGE = Reason("too_large")
-_WITHDRAWN = Reason("withdrawn")
 _ERASED = Reason("erased")
 _NONE: Mapping[str, int] = {}
 
@@ -98,16 +98,9 @@ class Engine:
                     f"({self._policies[policy.customer].source})",
                 )
             self._policies[policy.customer] = policy
-        self._withdrawn: dict[tuple[str, str], datetime] = {}
-        # Why a grant in ``_withdrawn`` releases nothing when it is not a consent withdrawn: an
-        # objection (GDPR Art. 21) or a restriction (Art. 18), each explained in its own words.
-        self._held_because: dict[tuple[str, str], Reason] = {}
-        # The holds that ended (consent given again, an objection or restriction lifted), oldest
-        # first, each (began, ended, what it was); began is None when only the end was handed
-        # in. A release decided before one ended was decided without that grant, one decided
-        # inside none of them with it (``policies.onset``, the send-time check of overlapping
-        # grants, both directions). At most ``HOLDS_KEPT``, the latest.
-        self._ended: dict[tuple[str, str], list[tuple[datetime | None, datetime, Reason]]] = {}
+        # Consent withdrawn, objections, restrictions: since when, and which ended
+        # (``policies.grant_holds``; ``policies.onset`` reads the ended ones).
+        self._holds = GrantHolds()
         self._last_release: dict[tuple[str, str, str, str], datetime] = {}
         self._windows = Windows()
         self._sparkplug = SparkplugState()
@@ -274,8 +267,9 @@ class Engine:
     def _blocked(
         self, customer: str, grant: CompiledGrant, now: datetime
     ) -> tuple[Reason | None, bytes | None]:
-        if (customer, grant.id) in self._withdrawn:
-            return self._held_because.get((customer, grant.id), _WITHDRAWN), None
+        reason = self._holds.reason(customer, grant.id)
+        if reason is not None:
+            return reason, None
         reason = grant.validity_reason(now)
         if reason is not None:
             return reason, None
@@ -285,44 +279,6 @@ class Engine:
                 return _ERASED, None
             return None, key
         return None, None
-
-    def _topic(
-        self,
-        route: Route,
-        grant: CompiledGrant,
-        topic: str,
-        captures: Mapping[str, str],
-        key: bytes | None,
-    ) -> tuple[str, list[str], list[Alteration]]:
-        template = grant.template
-        if grant.static_topic:
-            static = route.topics.get(grant.id)
-            if static is None:
-                static = route.topics[grant.id] = template.render(
-                    {
-                        "customer": route.policy.customer,
-                        "device": route.device.id,
-                        "stream": route.stream,
-                    }
-                )
-            return static, [], []
-        values = {
-            "customer": route.policy.customer,
-            "device": route.device.id,
-            "stream": route.stream,
-            "topic": topic,
-        }
-        shared: list[str] = ["$topic"] if "topic" in template.names else []
-        altered: list[Alteration] = []
-        for name in template.captures:
-            if grant.topic_levels[name] == "pseudonymise":
-                assert key is not None
-                values[name] = pseudonymise(captures[name], key)
-                altered.append(grant.topic_alterations[name])
-            else:
-                values[name] = captures[name]
-                shared.append(f"$topic.{name}")
-        return template.render(values), shared, altered
 
     def _rate_limited(
         self, route: Route, grant: CompiledGrant, topic: str, now: datetime, *, record: bool
@@ -359,7 +315,7 @@ class Engine:
             return self._withheld(route, grant.recipient, grant, grant.hours_reason, parsed)
         if len(parsed.raw) > self._max_payload:
             return self._withheld(route, grant.recipient, grant, _TOO_LARGE, parsed)
-        topic, t_shared, t_altered = self._topic(route, grant, message.topic, captures, key)
+        topic, t_shared, t_altered = release_topic(route, grant, message.topic, captures, key)
         if grant.opaque:
             if self._rate_limited(route, grant, topic, now, record=True):
                 return self._withheld(route, grant.recipient, grant, grant.rate_reason, parsed)
@@ -437,54 +393,32 @@ class Engine:
         """From now on ``grant`` releases nothing (also for rows still queued, see still_allowed);
         ``because`` names an objection or a restriction (default: consent withdrawn)."""
         self._grant(customer, grant)
-        self._withdrawn[(customer, grant)] = at
-        if because is None:
-            self._held_because.pop((customer, grant), None)
-        else:
-            self._held_because[(customer, grant)] = because
+        self._holds.hold(customer, grant, at, because)
 
     def give(self, customer: str, grant: str, at: datetime, because: Reason | None = None) -> None:
         """Consent (re)given, or an objection or restriction lifted: ``grant`` releases again as
         its policy says. A restarted gateway hands the last such event back with ``because``
         (the hold it ended), so ``released_since`` survives the restart."""
         self._grant(customer, grant)
-        key = (customer, grant)
-        withdrawn_at = self._withdrawn.get(key)
-        if withdrawn_at is not None and at < withdrawn_at:
-            return
-        if withdrawn_at is not None:
-            because = because or self._held_because.get(key, _WITHDRAWN)
-            del self._withdrawn[key]
-            self._held_because.pop(key, None)
-        if because is not None:
-            ended = self._ended.setdefault(key, [])
-            ended.append((withdrawn_at, at, because))
-            del ended[:-HOLDS_KEPT]
+        self._holds.end(customer, grant, at, because)
 
     def released_since(self, customer: str, grant: str, since: datetime) -> Reason | None:
         """The hold on ``grant`` that ended after ``since`` (withdrawn, objected, restricted),
         or None: it was not held back at ``since`` as far as this engine knows."""
-        ended = self._ended.get((customer, grant))
-        last = ended[-1] if ended else None
-        return last[2] if last is not None and last[1] > since else None
+        return self._holds.released_since(customer, grant, since)
 
     def held(self, customer: str, grant: str) -> tuple[datetime, Reason] | None:
         """Since when and why ``grant`` is held back now (withdrawn, objected, restricted)."""
-        since = self._withdrawn.get((customer, grant))
-        if since is None:
-            return None
-        return since, self._held_because.get((customer, grant), _WITHDRAWN)
+        return self._holds.held(customer, grant)
 
-    def ended_holds(
-        self, customer: str, grant: str
-    ) -> Sequence[tuple[datetime | None, datetime, Reason]]:
+    def ended_holds(self, customer: str, grant: str) -> Sequence[EndedHold]:
         """The holds on ``grant`` that ended, oldest first: (began, ended, what it was); began is
         None when this engine learnt only of the end. At most ``HOLDS_KEPT``, the latest."""
-        return tuple(self._ended.get((customer, grant), ()))
+        return self._holds.ended(customer, grant)
 
     def withdrawn(self) -> Mapping[tuple[str, str], datetime]:
         """(customer, grant) -> when it was withdrawn."""
-        return dict(self._withdrawn)
+        return self._holds.since()
 
     def replace(self, policy: CompiledPolicy) -> None:
         """Hot reload of one customer's policy. Withdrawals stay; open aggregation windows of

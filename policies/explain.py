@@ -7,7 +7,7 @@ recipient, purpose, legal basis, grant, device, reason), so the same situation a
 same text and the log can store each distinct text once. Array indices are folded
 (``readings[3].value`` reads ``readings[].value``) for the same reason.
 
-Field names are the device's keys, so the lists are bounded (``policies.paths`` caps how many
+Field names are the device's keys, so the lists are bounded (``policies.listing`` caps how many
 paths a decision lists and how long each is): a capped list says how many more fields there
 were ("… and 7,981 more fields", the number written by Babel for the language), and a text never
 exceeds ``MAX_TEXT_CHARS``.

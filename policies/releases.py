@@ -1,5 +1,7 @@
 """What one applying grant releases of one message: the body as one value, or its fields, each
-leaf in the most protective treatment of the recipient's applying grants (``policies.combine``).
+leaf in the most protective treatment of the recipient's applying grants (``policies.combine``),
+and the topic it goes to (``release_topic``: the grant's template, topic levels taken from the
+device's topic as they are or pseudonymised).
 
 The engine decides which grants apply (``policies.engine``); here each one's release is built.
 A release that comes out empty or cannot be written is ``Held`` with its reason, and the engine
@@ -9,7 +11,7 @@ withholds it. Several releases to one recipient are then made to agree on what w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import orjson
@@ -21,9 +23,18 @@ from policies.decision import Alteration, Decision, Reason
 from policies.numbers import NumberOutOfRange, dumps_exact
 from policies.paths import NOTHING, Node, Release, release_root
 from policies.routes import Route
+from policies.treatments import pseudonymise
 from policies.verdicts import released
 
-__all__ = ["Held", "Walk", "besides", "carrier", "release_fields", "release_whole"]
+__all__ = [
+    "Held",
+    "Walk",
+    "besides",
+    "carrier",
+    "release_fields",
+    "release_topic",
+    "release_whole",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +54,48 @@ class Held:
 
     reason: Reason
     rel: Release | None = None
+
+
+def release_topic(
+    route: Route,
+    grant: CompiledGrant,
+    topic: str,
+    captures: Mapping[str, str],
+    key: bytes | None,
+) -> tuple[str, list[str], list[Alteration]]:
+    """The topic ``grant`` releases to for a message on ``topic``, with the topic levels it
+    shares as they are (``$topic``, ``$topic.<name>``) and those it pseudonymises with ``key``
+    (which the engine fetched when the grant needs one). A template without device captures
+    renders once per route and grant, then comes from ``route.topics``."""
+    template = grant.template
+    if grant.static_topic:
+        static = route.topics.get(grant.id)
+        if static is None:
+            static = route.topics[grant.id] = template.render(
+                {
+                    "customer": route.policy.customer,
+                    "device": route.device.id,
+                    "stream": route.stream,
+                }
+            )
+        return static, [], []
+    values = {
+        "customer": route.policy.customer,
+        "device": route.device.id,
+        "stream": route.stream,
+        "topic": topic,
+    }
+    shared: list[str] = ["$topic"] if "topic" in template.names else []
+    altered: list[Alteration] = []
+    for name in template.captures:
+        if grant.topic_levels[name] == "pseudonymise":
+            assert key is not None
+            values[name] = pseudonymise(captures[name], key)
+            altered.append(grant.topic_alterations[name])
+        else:
+            values[name] = captures[name]
+            shared.append(f"$topic.{name}")
+    return template.render(values), shared, altered
 
 
 def release_whole(route: Route, walk: Walk, parsed: Parsed) -> Decision | Held:

@@ -6,7 +6,7 @@ its most-protective rule) run with a trace, so it cannot disagree with what is e
 engine releases the leaves listed here as shared or altered, and nothing else. Each verdict
 names the grant path that decided it and, when that is another grant's, that grant; or none
 when no path of the grant names the leaf (default deny). The lists are
-bounded as a decision's are (``policies.paths``: a message of 8,000 keys lists its first ones).
+bounded as a decision's are (``policies.listing``: a message of 8,000 keys lists its first ones).
 
 ``policy explain`` prints these verdicts; the property tests hold the decision, the explanation,
 ``describe`` and the report's "never passed on" to them.
@@ -21,7 +21,8 @@ from typing import Literal
 from policies.combine import release_with
 from policies.compiler import CompiledGrant
 from policies.decision import Decision, Reason
-from policies.paths import Release, Rule, leaves, release_root
+from policies.listing import leaves
+from policies.paths import Release, Rule, release_root
 from policies.releases import carrier
 
 __all__ = ["LeafVerdict", "across_releases", "leaf_verdicts"]

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from policies.body import WHOLE
 from policies.compiler import CompiledGrant
 from policies.decision import Alteration, Decision, Outcome, Reason
-from policies.paths import Listed, Release
+from policies.listing import Listed
+from policies.paths import Release
 from policies.routes import Route
 
 __all__ = ["internal", "released", "withheld"]

@@ -4,16 +4,21 @@ Each helper (clearing retained messages at an erasure, sweeping retained message
 broker user, ``<gateway user>-<role>`` (gateway.devices.access.broker_users): the managed broker
 makes every client id the username, so a helper under the gateway's user would replace the
 gateway's persistent session.
+
+``BrokerEndpoints`` builds them from the running configuration at each connect (a reload's
+broker settings and a changed password apply at the next connection), so the composition root
+hands each component one callable instead of the configuration.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
-from gateway.config import BrokerConfig
+from gateway.config import BrokerConfig, Config
 from gateway.messages.mqtt import Endpoint
 
-__all__ = ["gateway_endpoint", "helper_endpoint"]
+__all__ = ["BrokerEndpoints", "gateway_endpoint", "helper_endpoint"]
 
 
 def gateway_endpoint(
@@ -53,3 +58,36 @@ def helper_endpoint(
         password=base.password,
         tls=base.tls,
     )
+
+
+class BrokerEndpoints:
+    """The gateway's connections to the device broker under the running configuration."""
+
+    def __init__(
+        self,
+        config: Callable[[], Config],
+        password: Callable[[], str],
+        connected: Callable[[], bool],
+    ) -> None:
+        self._config = config
+        self._password = password  # read at each connect: the file may have been rotated
+        self._connected = connected  # whether the gateway's own session is up
+
+    def device(self) -> Endpoint:
+        """The gateway's own persistent session."""
+        config = self._config()
+        return gateway_endpoint(config.broker, self._password(), _cluster_instance(config))
+
+    def helper(self, role: Literal["erasure", "retained"]) -> Endpoint:
+        """A helper's connection, as its own broker user."""
+        config = self._config()
+        return helper_endpoint(config.broker, self._password(), role, _cluster_instance(config))
+
+    def erasure(self) -> Endpoint | None:
+        """For clearing retained messages at an erasure (its own user: under the gateway's, it
+        would replace the gateway's session); None while the gateway's own session is down."""
+        return self.helper("erasure") if self._connected() else None
+
+
+def _cluster_instance(config: Config) -> str | None:
+    return config.instance if config.cluster is not None else None

@@ -32,6 +32,8 @@ from babel.numbers import format_percent
 from babel.units import format_unit
 from pydantic import BaseModel, ConfigDict
 
+from gateway.config import DiskConfig
+
 __all__ = ["DiskProjection", "DiskReading", "DiskThresholds", "DiskWatch", "measure", "project"]
 
 log = logging.getLogger(__name__)
@@ -201,6 +203,25 @@ class DiskWatch:
         self._samples: deque[DiskReading] = deque()
         self.projection: DiskProjection | None = None
         self.error: str | None = None
+
+    @classmethod
+    def configured(
+        cls, database: Path, config: DiskConfig, reader: Callable[[], DiskReading] | None = None
+    ) -> DiskWatch:
+        """The watch as ``disk:`` in einblick.yaml sets it (hours and percent as an installer
+        writes them); a rate needs samples spanning ten intervals, at most ten minutes."""
+        return cls(
+            database,
+            sample_every_s=config.sample_every_s,
+            window_s=config.window_h * 3600,
+            thresholds=DiskThresholds(
+                warn_days=config.warn_days,
+                critical_days=config.critical_days,
+                warn_free_fraction=config.warn_free_percent / 100,
+                min_span_s=min(600.0, 10 * config.sample_every_s),
+            ),
+            reader=reader,
+        )
 
     def sample(self) -> DiskProjection:
         reading = self._read()

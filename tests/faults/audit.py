@@ -44,8 +44,8 @@ from gateway.log.chain import source_commitment
 from gateway.log.keys import load_public_key
 from gateway.log.reader import Reader
 from gateway.log.verify import verify_db
+from policies.listing import leaves
 from policies.numbers import loads_exact
-from policies.paths import leaves
 
 __all__ = ["AuditReport", "Captured", "audit", "main", "read_jsonl", "write_jsonl"]
 

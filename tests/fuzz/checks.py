@@ -29,9 +29,9 @@ from policies.decision import Decision, Outcome
 from policies.engine import Engine
 from policies.errors import PolicyError
 from policies.examples import EXAMPLES, RECIPIENTS, example_path
+from policies.listing import leaves
 from policies.loader import load_policy, load_policy_text
 from policies.message import Message
-from policies.paths import leaves
 
 __all__ = [
     "AMBIGUOUS_PATHS",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -68,6 +70,8 @@ class Box:
 
 @dataclass
 class Site:
+    """A log and its signer that several starts of a gateway share; ``now`` is their clock."""
+
     store: Store
     signer: Signer
     writer: LogWriter
@@ -90,16 +94,26 @@ class Site:
         return Box(engine, book)
 
 
-@pytest.fixture
-async def site(tmp_path: Path) -> AsyncIterator[Site]:
+S = TypeVar("S", bound=Site)
+
+
+@contextlib.asynccontextmanager
+async def open_site(tmp_path: Path, kind: type[S]) -> AsyncIterator[S]:
+    """A fresh log with a real key, the clock at 2 March 2026 09:00 in Berlin."""
     store = Store(tmp_path / "einblick.db")
     await store.open()
     signer = Signer.generate()
     writer = await store.read(lambda conn: LogWriter(conn, signer, "unit"))
     try:
-        yield Site(store, signer, writer, datetime(2026, 3, 2, 8, 0, tzinfo=UTC))
+        yield kind(store, signer, writer, datetime(2026, 3, 2, 8, 0, tzinfo=UTC))
     finally:
         await store.close()
+
+
+@pytest.fixture
+async def site(tmp_path: Path) -> AsyncIterator[Site]:
+    async with open_site(tmp_path, Site) as opened:
+        yield opened
 
 
 def test_rights_modules_do_not_import_the_gateway() -> None:

@@ -11,6 +11,7 @@ import orjson
 from gateway.log.keys import load_public_key
 from gateway.log.reader import LogReader
 from gateway.log.verify import verify_db
+from gateway.messages.mqtt import MqttConnection
 from gateway.operations.control import request
 from gateway.rights.receipts import ReceiptInvalid, verify_receipt
 from tests.gateway.harness import Harness, running_gateway
@@ -46,20 +47,26 @@ def depth(h: Harness) -> int:
     return h.gateway.pipeline.stats.outbox_depth.get("energy-provider", 0)
 
 
+async def queued_in_outage(h: Harness, waiting: int) -> MqttConnection:
+    """The meeting room's first message forwarded, then the energy provider's cloud down and
+    ``waiting`` more messages (seq 1 to ``waiting``) committed and queued for it; the room's
+    connection, to publish on."""
+    room = await h.device("berg-partner", "room-1")
+    await room.publish("zigbee2mqtt/room-1", orjson.dumps({"occupancy": True, "seq": 0}), 1)
+    await h.cloud.wait_for(1)
+    await h.cloud.broker.stop()  # the energy provider's cloud goes down
+    for seq in range(1, waiting + 1):
+        await room.publish("zigbee2mqtt/room-1", orjson.dumps({"occupancy": True, "seq": seq}), 1)
+    await h.wait_committed(waiting + 1)
+    assert depth(h) == waiting
+    return room
+
+
 async def test_withdrawal_during_an_outage_holds_back_everything_queued(tmp_path: Path) -> None:
     async with running_gateway(
         tmp_path, {"berg.yaml": POLICY}, [("berg-partner", "room-1", "Meeting room")]
     ) as h:
-        room = await h.device("berg-partner", "room-1")
-        await room.publish("zigbee2mqtt/room-1", orjson.dumps({"occupancy": True, "seq": 0}), 1)
-        await h.cloud.wait_for(1)
-        await h.cloud.broker.stop()  # the energy provider's cloud goes down
-        for seq in range(1, 21):
-            await room.publish(
-                "zigbee2mqtt/room-1", orjson.dumps({"occupancy": True, "seq": seq}), 1
-            )
-        await h.wait_committed(21)
-        assert depth(h) == 20
+        room = await queued_in_outage(h, 20)
         # The customer withdraws consent while 20 messages wait for the upstream.
         answer = await request(
             h.gateway.config.control_socket,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config import DiskConfig
 from gateway.operations.disk import DiskReading, DiskThresholds, DiskWatch, project
 from gateway.operations.metrics import render
 from gateway.operations.status_text import render_status
@@ -158,3 +159,19 @@ def _status(disk: object) -> dict[str, object]:
         "policies": [],
         "disk": disk,
     }
+
+
+def test_the_watch_is_set_as_einblick_yaml_says(disk: _Disk) -> None:
+    config = DiskConfig(
+        sample_every_s=30, window_h=2, warn_days=20, critical_days=5, warn_free_percent=25
+    )
+    watch = DiskWatch.configured(HERE, config, reader=disk.read)
+    assert (watch.sample_every_s, watch.window_s) == (30, 7200)
+    assert watch.thresholds == DiskThresholds(
+        warn_days=20, critical_days=5, warn_free_fraction=0.25, min_span_s=300
+    )
+    assert DiskWatch.configured(HERE, DiskConfig()).thresholds.min_span_s == 600  # at most 10 min
+    watch.sample()
+    disk.free = 20 * GB  # 20 % free: under the configured 25 %
+    projection = watch.sample()
+    assert projection.level == "warning"

@@ -7,9 +7,12 @@ moved and nothing lost."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -25,6 +28,7 @@ from gateway.operations.cluster import load_instances
 from gateway.operations.control import ControlError, ask, request
 from gateway.operations.holds import read_hold
 from tests.faults.cluster_site import ClusterSite, stream_body
+from tests.faults.site import ReliableDevice, Spy
 from tests.gateway.test_cluster_view import (
     INSTANCES,
     cluster_block,
@@ -159,9 +163,25 @@ async def handover(site: ClusterSite, *extra: str) -> tuple[int, str, str]:
     return process.returncode or 0, out.decode(), err.decode()
 
 
-async def test_a_move_interrupted_after_the_old_log_closed_is_finished_by_running_it_again(
-    tmp_path: Path,
-) -> None:
+@dataclass
+class Moving:
+    """Two instances running, hall-a deciding werk-a; its device publishes on ``topic``."""
+
+    site: ClusterSite
+    spy: Spy  # what the recipient received
+    device: ReliableDevice
+
+    topic = f"{MOVED}/press-1/telemetry"
+
+    async def publish(self, *seqs: int) -> None:
+        for seq in seqs:
+            await self.device.publish(seq, self.topic, stream_body(MOVED, seq))
+
+
+@contextlib.asynccontextmanager
+async def moving(tmp_path: Path, forwarded: int) -> AsyncIterator[Moving]:
+    """Both instances started and the first ``forwarded`` messages of werk-a forwarded by
+    hall-a (so the move starts from a customer whose releases flow); the site torn down after."""
     site = ClusterSite(tmp_path, ("hall-a", "hall-b"), CUSTOMERS, LISTED)
     try:
         await site.setup()
@@ -169,29 +189,44 @@ async def test_a_move_interrupted_after_the_old_log_closed_is_finished_by_runnin
             await site.start(name)
         assert site.spy is not None
         spy = site.spy
-        device = site.device(MOVED)
-        topic = f"{MOVED}/press-1/telemetry"
-        for seq in range(5):
-            await device.publish(seq, topic, stream_body(MOVED, seq))
-        await site.wait_until(lambda: len(spy.received) >= 5, 30, "hall-a forwarding")
+        moved = Moving(site, spy, site.device(MOVED))
+        await moved.publish(*range(forwarded))
+        await site.wait_until(lambda: len(spy.received) >= forwarded, 30, "hall-a forwarding")
+        yield moved
+    finally:
+        await site.teardown()
+
+
+async def close_for_move(site: ClusterSite, target_db: str | None = None) -> ops.ReleaseReply:
+    """The command's first steps, then it stops: hall-b holds werk-a's messages and hall-a
+    closed its log, which nobody has taken over yet."""
+    old, new = site.config("hall-a").control_socket, site.config("hall-b").control_socket
+    prepared = await ask(old, ops.HANDOVER_PREPARE, ops.HandoverRequest(customer=MOVED))
+    hold = await ask(
+        new, ops.HANDOVER_HOLD, ops.HoldRequest(customer=MOVED, filters=prepared.filters)
+    )
+    return await ask(
+        old,
+        ops.HANDOVER_RELEASE,
+        ops.ReleaseRequest(
+            customer=MOVED, to_origin=f"hall-b/{MOVED}", new_key=hold.key, target_db=target_db
+        ),
+    )
+
+
+async def test_a_move_interrupted_after_the_old_log_closed_is_finished_by_running_it_again(
+    tmp_path: Path,
+) -> None:
+    async with moving(tmp_path, forwarded=5) as moved:
+        site, spy, device = moved.site, moved.spy, moved.device
         old = site.config("hall-a").control_socket
-        new = site.config("hall-b").control_socket
         # The command's first steps, then it dies: the log is closed, not yet taken over.
-        prepared = await ask(old, ops.HANDOVER_PREPARE, ops.HandoverRequest(customer=MOVED))
-        hold = await ask(
-            new, ops.HANDOVER_HOLD, ops.HoldRequest(customer=MOVED, filters=prepared.filters)
-        )
-        await ask(
-            old,
-            ops.HANDOVER_RELEASE,
-            ops.ReleaseRequest(customer=MOVED, to_origin=f"hall-b/{MOVED}", new_key=hold.key),
-        )
+        await close_for_move(site)
         # hall-a no longer runs werk-a's policy: nothing it could decide would have a tree
         policies = await request(old, "policies")
         assert MOVED not in {p["customer"] for p in policies["customers"]}
         # Meanwhile the device goes on: only the hold session takes its messages now.
-        for seq in range(5, 15):
-            await device.publish(seq, topic, stream_body(MOVED, seq))
+        await moved.publish(*range(5, 15))
         await device.drain()
         assert read_hold(site.config("hall-b").data_path, MOVED) is not None
         move = plan(load_instances(list(site.configs.values())), MOVED, "hall-b")
@@ -210,26 +245,16 @@ async def test_a_move_interrupted_after_the_old_log_closed_is_finished_by_runnin
         code, out, err = await handover(site)
         assert code == 2 and "already belongs to instance 'hall-b'" in err, err
         await device.close()
-    finally:
-        await site.teardown()
 
 
 async def test_a_move_whose_releases_cannot_leave_is_refused_and_nothing_moves(
     tmp_path: Path,
 ) -> None:
-    site = ClusterSite(tmp_path, ("hall-a", "hall-b"), CUSTOMERS, LISTED)
-    try:
-        await site.setup()
-        for name in ("hall-a", "hall-b"):
-            await site.start(name)
-        assert site.spy is not None and site.cloud is not None
-        spy = site.spy
-        device = site.device(MOVED)
-        topic = f"{MOVED}/press-1/telemetry"
-        await device.publish(0, topic, stream_body(MOVED, 0))
-        await site.wait_until(lambda: len(spy.received) >= 1, 30, "hall-a forwarding")
+    async with moving(tmp_path, forwarded=1) as moved:
+        site, spy, device = moved.site, moved.spy, moved.device
+        assert site.cloud is not None
         await site.cloud.stop()  # the recipient is gone: werk-a's next release stays queued
-        await device.publish(1, topic, stream_body(MOVED, 1))
+        await moved.publish(1)
         await device.drain()
 
         async def queued() -> bool:
@@ -249,7 +274,7 @@ async def test_a_move_whose_releases_cannot_leave_is_refused_and_nothing_moves(
                 ops.HANDOVER_PREPARE,
                 ops.HandoverRequest(customer=MOVED),
             )
-        await device.publish(2, topic, stream_body(MOVED, 2))
+        await moved.publish(2)
         await device.drain()
         await site.cloud.start()
         await site.wait_until(
@@ -257,8 +282,6 @@ async def test_a_move_whose_releases_cannot_leave_is_refused_and_nothing_moves(
         )
         assert site.chains("hall-b") == set()
         await device.close()
-    finally:
-        await site.teardown()
 
 
 def reasons(db: Path, customer: str) -> list[str | None]:
@@ -280,24 +303,14 @@ async def test_a_restriction_made_before_the_move_holds_on_the_new_instance(
 ) -> None:
     """The customer restricted the processing (GDPR Art. 18) on the old instance: after the
     move the new instance withholds its messages for the same reason, from the first one."""
-    site = ClusterSite(tmp_path, ("hall-a", "hall-b"), CUSTOMERS, LISTED)
-    try:
-        await site.setup()
-        for name in ("hall-a", "hall-b"):
-            await site.start(name)
-        assert site.spy is not None
-        spy = site.spy
-        device = site.device(MOVED)
-        topic = f"{MOVED}/press-1/telemetry"
-        await device.publish(0, topic, stream_body(MOVED, 0))
-        await site.wait_until(lambda: len(spy.received) >= 1, 30, "hall-a forwarding")
+    async with moving(tmp_path, forwarded=1) as moved:
+        site, spy, device = moved.site, moved.spy, moved.device
         old = site.config("hall-a").control_socket
         await request(old, "restrict", customer=MOVED, grant="monitoring", by="Anna Weber")
         code, out, err = await handover(site)
         assert code == 0, err
         moved_at = orjson.loads(out)["entries"]
-        for seq in (1, 2):
-            await device.publish(seq, topic, stream_body(MOVED, seq))
+        await moved.publish(1, 2)
         await device.drain()
         db = site.config("hall-b").database_path
         await site.wait_until(
@@ -306,8 +319,6 @@ async def test_a_restriction_made_before_the_move_holds_on_the_new_instance(
         assert reasons(db, MOVED)[moved_at:] == ["restricted", "restricted"]
         assert len(spy.received) == 1  # only the message from before the restriction
         await device.close()
-    finally:
-        await site.teardown()
 
 
 async def test_a_move_interrupted_after_the_new_log_took_over_drains_the_hold_when_run_again(
@@ -316,35 +327,13 @@ async def test_a_move_interrupted_after_the_new_log_took_over_drains_the_hold_wh
     """The new instance stopped right after it adopted the log, before it drained the hold:
     restarted, its log says it owns the customer; the same command run again drains what the
     hold kept meanwhile, so nothing published while nobody decided the customer is lost."""
-    site = ClusterSite(tmp_path, ("hall-a", "hall-b"), CUSTOMERS, LISTED)
-    try:
-        await site.setup()
-        for name in ("hall-a", "hall-b"):
-            await site.start(name)
-        assert site.spy is not None
-        spy = site.spy
-        device = site.device(MOVED)
-        topic = f"{MOVED}/press-1/telemetry"
-        await device.publish(0, topic, stream_body(MOVED, 0))
-        await site.wait_until(lambda: len(spy.received) >= 1, 30, "hall-a forwarding")
+    async with moving(tmp_path, forwarded=1) as moved:
+        site, spy, device = moved.site, moved.spy, moved.device
         old, new = site.config("hall-a"), site.config("hall-b")
-        prepared = await ask(
-            old.control_socket, ops.HANDOVER_PREPARE, ops.HandoverRequest(customer=MOVED)
-        )
-        hold = await ask(
-            new.control_socket,
-            ops.HANDOVER_HOLD,
-            ops.HoldRequest(customer=MOVED, filters=prepared.filters),
-        )
-        released = await ask(
-            old.control_socket,
-            ops.HANDOVER_RELEASE,
-            ops.ReleaseRequest(customer=MOVED, to_origin=f"hall-b/{MOVED}", new_key=hold.key),
-        )
+        released = await close_for_move(site)
         # hall-b stops; its log takes the tree over as its take step does, then it restarts
         await stop_gateway(site.processes.pop("hall-b"))
-        for seq in range(1, 6):  # nobody decides these now: the hold keeps them
-            await device.publish(seq, topic, stream_body(MOVED, seq))
+        await moved.publish(*range(1, 6))  # nobody decides these now: the hold keeps them
         await device.drain()
         record = released.closed
         closed = ClosedTree(
@@ -378,5 +367,3 @@ async def test_a_move_interrupted_after_the_new_log_took_over_drains_the_hold_wh
         )
         assert read_hold(new.data_path, MOVED) is None
         await device.close()
-    finally:
-        await site.teardown()

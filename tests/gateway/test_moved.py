@@ -20,7 +20,7 @@ from gateway.operations.moved import Leftover, pending_handovers, write_note
 from gateway.operations.status_text import render_status
 from tests.faults.cluster_site import ClusterSite, stream_body
 from tests.gateway.test_cluster_view import cluster_block, instance
-from tests.gateway.test_handover import CUSTOMERS, LISTED, MOVED, handover
+from tests.gateway.test_handover import CUSTOMERS, LISTED, MOVED, close_for_move, handover
 
 NAME = "Anna Weber"
 
@@ -112,24 +112,7 @@ async def test_a_crash_between_the_move_and_the_clean_up_is_finished_at_the_next
     try:
         await started(site)
         old, new = site.config("hall-a"), site.config("hall-b")
-        prepared = await ask(
-            old.control_socket, ops.HANDOVER_PREPARE, ops.HandoverRequest(customer=MOVED)
-        )
-        hold = await ask(
-            new.control_socket,
-            ops.HANDOVER_HOLD,
-            ops.HoldRequest(customer=MOVED, filters=prepared.filters),
-        )
-        released = await ask(
-            old.control_socket,
-            ops.HANDOVER_RELEASE,
-            ops.ReleaseRequest(
-                customer=MOVED,
-                to_origin=f"hall-b/{MOVED}",
-                new_key=hold.key,
-                target_db=str(new.database_path),
-            ),
-        )
+        released = await close_for_move(site, target_db=str(new.database_path))
         # the command stops here: hall-b holds the customer's messages, hall-a its copy
         status_b = await site.status("hall-b")
         assert [(h["customer"], h["kind"]) for h in status_b["handovers"]] == [(MOVED, "hold")]

@@ -19,16 +19,11 @@ from gateway.log.writer import LogWriter
 from gateway.messages import pipeline as pipeline_module
 from gateway.messages.drafting import Drafter
 from gateway.messages.intake import Arrival
-from gateway.messages.outbox import Outbox
-from gateway.messages.pipeline import Pipeline
-from gateway.messages.pseudonyms import Keyring
-from gateway.messages.quota import RecipientQueues
 from gateway.messages.store import Store
 from policies.decision import Outcome
-from policies.engine import Engine
 from tests.gateway.fake_link import FakeLink
 from tests.gateway.test_drafting import NOW, _decision, _engine
-from tests.policies.conftest import compile_text
+from tests.gateway.test_sendtime import open_bench
 
 TOPIC = "bakery/oven-1/telemetry"
 # One device, two recipients: each message is decided twice.
@@ -65,44 +60,9 @@ grants:
 RECIPIENTS = {"oven-maker": "Ofenbau Müller", "utility": "Stadtwerke"}
 
 
-async def _pipeline(tmp_path: Path) -> tuple[Pipeline, Store]:
-    keyring = Keyring()
-    engine = Engine([compile_text(TWO_RECIPIENTS, RECIPIENTS)], keyring)
-    store = Store(tmp_path / "einblick.db")
-    await store.open()
-    writer = await store.read(lambda conn: LogWriter(conn, Signer.generate(), "unit"))
-    box = Outbox(
-        store,
-        RecipientQueues(
-            dict.fromkeys(RECIPIENTS, "withhold"),
-            max_rows_total=10_000,
-            max_rows=None,
-            max_bytes=None,
-            disk_share=0.5,
-            disk=tmp_path,
-        ),
-        max_rows=10_000,
-    )
-    for recipient in RECIPIENTS:
-        box.attach(recipient, lambda rows: None)
-    pipeline = Pipeline(
-        engine=lambda: engine,
-        store=store,
-        log_writer=lambda: writer,
-        keyring=keyring,
-        topic_prefix={},
-        queue_size=100,
-        batch_max=100,
-        max_payload_bytes=65536,
-        outbox=box,
-    )
-    return pipeline, store
-
-
 async def test_a_message_for_two_recipients_is_digested_once_and_its_bodies_keyed_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pipeline, store = await _pipeline(tmp_path)
     digested: list[bytes] = []
 
     def sha256(data: bytes) -> hashlib._Hash:
@@ -116,17 +76,17 @@ async def test_a_message_for_two_recipients_is_digested_once_and_its_bodies_keye
     link = FakeLink()
     payload = b'{"temperature": 180.2, "door_open": false}'
     messages = [link.deliver(TOPIC, payload), link.deliver(TOPIC, payload)]
-    await pipeline.process([Arrival(m) for m in messages])
 
     def entries(conn: sqlite3.Connection) -> list[tuple[int, bytes]]:
         return conn.execute("SELECT body_id, source FROM entries ORDER BY seq").fetchall()
 
-    written = await store.read(entries)
+    async with open_bench(tmp_path, TWO_RECIPIENTS, NOW, RECIPIENTS) as bench:
+        await bench.pipeline.process([Arrival(m) for m in messages])
+        written = await bench.store.read(entries)
     assert len(written) == 4  # two messages, each decided for two recipients
     assert digested == [payload, payload]  # once per message, not once per recipient
     assert keyed == []  # the writer used the decision's key from the drafter
     assert len({body for body, _ in written}) == 2  # one body per recipient's decision shape
-    await store.close()
 
 
 async def test_a_draft_with_its_shape_is_written_as_the_same_draft_without_it(

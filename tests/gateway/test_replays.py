@@ -10,11 +10,15 @@ import orjson
 
 from gateway.messages.intake import Arrival
 from gateway.messages.mqtt import Endpoint, MqttConnection
-from gateway.operations.control import request
 from tests.gateway import test_sendtime
 from tests.gateway.fake_link import FakeLink
 from tests.gateway.harness import running_gateway
-from tests.gateway.test_retained import ANNA_TOPIC, BEN_TOPIC, anna_messages, wait_until
+from tests.gateway.test_retained import (
+    BEN_TOPIC,
+    anna_messages,
+    retained_while_withdrawn,
+    wait_until,
+)
 from tests.gateway.test_rights import DEVICES, POLICY
 
 READING = orjson.dumps({"temperature": 180.2, "door_open": True})
@@ -50,14 +54,7 @@ async def test_a_dropped_session_does_not_forward_a_retained_message_decided_bef
     # consent was given again as soon as the broker dropped the gateway's session.
     edits = {"broker:\n": "broker:\n  limits:\n    retained_sweep_s: 60\n"}
     async with running_gateway(tmp_path, {"weber.yaml": POLICY}, DEVICES, config_edits=edits) as h:
-        socket = h.gateway.config.control_socket
-        consent = {"customer": "familie-weber", "grant": "family-map", "by": "Anna Weber"}
-        await request(socket, "withdraw", **consent)
-        anna = await h.device("familie-weber", "phone-anna")
-        await anna.publish(ANNA_TOPIC, orjson.dumps({"place": "A", "batt": 90}), 1, retain=True)
-        await anna.close()
-        await h.wait_committed(1)
-        await request(socket, "give", **consent)
+        await retained_while_withdrawn(h)
         # Someone connects with the gateway's client id and a clean session: the broker ends the
         # gateway's connection and discards its session (subscriptions, queue); the retained
         # message stays. The gateway reconnects to a new session and subscribes again.

@@ -63,6 +63,20 @@ async def restart(h: Harness) -> None:
         h.task.result()
 
 
+async def retained_while_withdrawn(h: Harness) -> None:
+    """Anna's place published retained while consent to the family map was withdrawn (decided
+    and logged as withheld), then the consent given again: the retained copy stays on the broker,
+    and any later delivery of it is a replay of a message already decided."""
+    socket = h.gateway.config.control_socket
+    consent = {"customer": "familie-weber", "grant": "family-map", "by": "Anna Weber"}
+    await request(socket, "withdraw", **consent)
+    anna = await h.device("familie-weber", "phone-anna")
+    await anna.publish(ANNA_TOPIC, orjson.dumps({"place": "A", "batt": 90}), 1, retain=True)
+    await anna.close()
+    await h.wait_committed(1)
+    await request(socket, "give", **consent)
+
+
 def anna_messages(h: Harness) -> list[dict[str, object]]:
     return [orjson.loads(m.payload) for m in h.cloud.received if m.topic == "family/phone-anna"]
 
@@ -167,17 +181,9 @@ async def test_a_retained_message_withheld_under_a_withdrawal_is_not_sent_after_
     # consent was given again, and again at every reconnect of the gateway. Decided once: never.
     edits = {"broker:\n": "broker:\n  limits:\n    retained_sweep_s: 60\n"}
     async with running_gateway(tmp_path, {"weber.yaml": POLICY}, DEVICES, config_edits=edits) as h:
-        socket = h.gateway.config.control_socket
-        consent = {"customer": "familie-weber", "grant": "family-map", "by": "Anna Weber"}
-        await request(socket, "withdraw", **consent)
-        anna = await h.device("familie-weber", "phone-anna")
-        await anna.publish(ANNA_TOPIC, orjson.dumps({"place": "A", "batt": 90}), 1, retain=True)
-        await anna.close()
-        await h.wait_committed(1)
-        await request(socket, "give", **consent)
+        await retained_while_withdrawn(h)
         for _ in range(2):  # each restart reconnects and subscribes again
             await restart(h)
-            socket = h.gateway.config.control_socket
             assert await retained_on_broker(h) == [ANNA_TOPIC]  # re-sent at the SUBSCRIBE
         ben = await h.device("familie-weber", "phone-ben")
         await ben.publish(BEN_TOPIC, orjson.dumps({"place": "B", "batt": 80}), 1)

@@ -11,7 +11,7 @@ import sys
 import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
@@ -19,16 +19,15 @@ import pytest
 import rdflib
 
 from gateway.config import Config
-from gateway.log.keys import Signer
-from gateway.log.writer import LogWriter
 from gateway.messages.pseudonyms import Keyring
-from gateway.messages.store import Store
 from gateway.rights.consent import ConsentBook, ConsentError, ConsentParts
 from gateway.rights.receipts import verify_receipt
 from policies.decision import Reason
 from policies.engine import Engine
 from policies.onset import stopped_applying
 from tests.gateway.harness import running_gateway
+from tests.gateway.test_collaborators import Site as ConsentSite
+from tests.gateway.test_collaborators import open_site
 from tests.policies.conftest import compile_text
 
 CUSTOMER = "berg-partner"
@@ -82,27 +81,11 @@ def as_rdf(record: object) -> rdflib.Graph:
 
 
 @dataclass
-class Site:
-    store: Store
-    signer: Signer
-    writer: LogWriter
-    now: datetime
-
-    async def start(self) -> tuple[Engine, ConsentBook]:
-        engine = Engine([compile_text(POLICY, {RECIPIENT: "Stadtwerke"})], Keyring())
-        writer = self.writer
-        book = ConsentBook(
-            ConsentParts(
-                store=self.store,
-                engine=lambda: engine,
-                log_writer=lambda: writer,
-                signer=self.signer,
-                config=lambda: Config(einblick_config=1, instance="unit"),
-                clock=lambda: self.now,
-            )
-        )
-        await self.store.read(book.load)
-        return engine, book
+class Site(ConsentSite):
+    async def started(self) -> tuple[Engine, ConsentBook]:
+        """A start of the gateway under ``POLICY``: its engine and its consent book."""
+        box = await self.start(POLICY)
+        return box.engine, box.book
 
     async def kinds(self) -> list[str]:
         def job(conn: sqlite3.Connection) -> list[str]:
@@ -116,20 +99,14 @@ class Site:
 
 @pytest.fixture
 async def site(tmp_path: Path) -> AsyncIterator[Site]:
-    store = Store(tmp_path / "einblick.db")
-    await store.open()
-    signer = Signer.generate()
-    writer = await store.read(lambda conn: LogWriter(conn, signer, "unit"))
-    try:
-        yield Site(store, signer, writer, datetime(2026, 3, 2, 8, 0, tzinfo=UTC))
-    finally:
-        await store.close()
+    async with open_site(tmp_path, Site) as opened:
+        yield opened
 
 
 async def test_a_contract_grant_cannot_be_withdrawn_and_the_refusal_says_what_can(
     site: Site,
 ) -> None:
-    engine, book = await site.start()
+    engine, book = await site.started()
     with pytest.raises(ConsentError) as caught:
         await book.act("withdraw", CUSTOMER, "billing", "Dr. Miriam Berg")
     assert "rests on contract, not consent: there is no consent to withdraw" in str(caught.value)
@@ -141,7 +118,7 @@ async def test_a_contract_grant_cannot_be_withdrawn_and_the_refusal_says_what_ca
 
 
 async def test_an_objection_has_its_own_reason_entry_receipt_and_record(site: Site) -> None:
-    engine, book = await site.start()
+    engine, book = await site.started()
     answer = await book.act("object", CUSTOMER, "statistics", "Dr. Miriam Berg")
     assert answer.changed is True and answer.kind == "objection"
     assert engine.still_allowed(CUSTOMER, "statistics", site.now) == Reason("objected")
@@ -158,7 +135,7 @@ async def test_an_objection_has_its_own_reason_entry_receipt_and_record(site: Si
     assert graph.value(activity, DPV.hasRight) == GDPR.A21
     assert graph.value(activity, DPV.hasLegalBasis) == GDPR["A6-1-f"]
     # A restart restores the objection with its reason, not as a consent withdrawn.
-    engine2, book2 = await site.start()
+    engine2, book2 = await site.started()
     assert engine2.still_allowed(CUSTOMER, "statistics", site.now) == Reason("objected")
     assert book2.held_by(CUSTOMER, "statistics") == "objection"
     site.now += timedelta(minutes=1)
@@ -168,7 +145,7 @@ async def test_an_objection_has_its_own_reason_entry_receipt_and_record(site: Si
 
 
 async def test_a_restriction_applies_to_a_contract_grant(site: Site) -> None:
-    engine, book = await site.start()
+    engine, book = await site.started()
     answer = await book.act("restrict", CUSTOMER, "billing", "Jana Berg")
     assert answer.kind == "restriction"
     assert engine.still_allowed(CUSTOMER, "billing", site.now) == Reason("restricted")
@@ -180,7 +157,7 @@ async def test_a_restriction_applies_to_a_contract_grant(site: Site) -> None:
 
 
 async def test_repeating_an_action_writes_nothing_and_says_so(site: Site) -> None:
-    _, book = await site.start()
+    _, book = await site.started()
     first = await book.act("withdraw", CUSTOMER, "heating", "Dr. Miriam Berg")
     site.now += timedelta(minutes=5)
     again = await book.act("withdraw", CUSTOMER, "heating", "Jana Berg")
@@ -198,14 +175,14 @@ async def test_repeating_an_action_writes_nothing_and_says_so(site: Site) -> Non
 
 
 async def test_every_action_names_its_person(site: Site) -> None:
-    _, book = await site.start()
+    _, book = await site.started()
     with pytest.raises(ConsentError, match="say who takes this action"):
         await book.act("withdraw", CUSTOMER, "heating", "  ")
     assert await site.kinds() == []
 
 
 async def test_a_consent_withdrawal_comes_with_an_iso_27560_record_in_dpv(site: Site) -> None:
-    _, book = await site.start()
+    _, book = await site.started()
     answer = await book.act("withdraw", CUSTOMER, "heating", "Dr. Miriam Berg")
     graph = as_rdf(answer.record)
     (record,) = graph.subjects(rdflib.RDF.type, DPV.ConsentRecord)
@@ -273,12 +250,12 @@ async def test_a_restarted_gateway_knows_when_a_hold_ended_for_the_send_time_che
 ) -> None:
     # A row queued while "statistics" was restricted was decided without it; after a restart,
     # the engine must still know the restriction ended later (policies/onset.py).
-    _, book = await site.start()
+    _, book = await site.started()
     await book.act("restrict", CUSTOMER, "statistics", "Dr. Miriam Berg")
     queued_at = site.now + timedelta(minutes=1)
     site.now += timedelta(minutes=2)
     await book.act("lift", CUSTOMER, "statistics", "Dr. Miriam Berg")
-    restarted, _ = await site.start()
+    restarted, _ = await site.started()
     assert restarted.released_since(CUSTOMER, "statistics", queued_at) == Reason("restricted")
     assert restarted.released_since(CUSTOMER, "statistics", site.now) is None
     assert restarted.still_allowed(CUSTOMER, "statistics", site.now) is None
@@ -290,7 +267,7 @@ async def test_a_restarted_gateway_knows_every_hold_for_the_grants_that_stopped_
     # "statistics" restricted, lifted, restricted again. A row decided inside the first hold was
     # decided without it: nothing of it stopped applying. One decided before any hold was
     # decided with it. After a restart the engine must know both holds (policies/onset.py).
-    _, book = await site.start()
+    _, book = await site.started()
     before_any = site.now - timedelta(minutes=1)
     await book.act("restrict", CUSTOMER, "statistics", "Dr. Miriam Berg")
     inside_first = site.now + timedelta(minutes=1)
@@ -299,7 +276,7 @@ async def test_a_restarted_gateway_knows_every_hold_for_the_grants_that_stopped_
     site.now += timedelta(minutes=2)
     await book.act("restrict", CUSTOMER, "statistics", "Dr. Miriam Berg")
     site.now += timedelta(minutes=2)
-    restarted, _ = await site.start()
+    restarted, _ = await site.started()
     policy = restarted.policy(CUSTOMER)
     assert policy is not None
     assert stopped_applying(restarted, policy, "billing", inside_first, site.now) == ()
@@ -313,7 +290,7 @@ async def test_holds_of_a_grant_that_loads_later_reach_the_engine_with_their_his
 ) -> None:
     # The same history, but at the restart the running policy lacks "statistics" (its events
     # wait in the book) until a reload brings it back: then every event reaches the engine.
-    _, book = await site.start()
+    _, book = await site.started()
     await book.act("restrict", CUSTOMER, "statistics", "Dr. Miriam Berg")
     inside_first = site.now + timedelta(minutes=1)
     site.now += timedelta(minutes=2)

@@ -105,18 +105,21 @@ class Bench:
 
 
 @contextlib.asynccontextmanager
-async def open_bench(tmp_path: Path, policy: str, at: datetime) -> AsyncIterator[Bench]:
+async def open_bench(
+    tmp_path: Path, policy: str, at: datetime, recipients: dict[str, str] = RECIPIENTS
+) -> AsyncIterator[Bench]:
     """A real store, log writer, outbox, pipeline and send-time check over ``policy``, with
-    the clock at ``at`` (moved by the test through ``Bench.now``)."""
+    the clock at ``at`` (moved by the test through ``Bench.now``); ``recipients``: the names
+    the policy's recipients have (id -> name)."""
     keyring = Keyring()
-    engine = Engine([compile_text(policy, RECIPIENTS)], keyring)
+    engine = Engine([compile_text(policy, recipients)], keyring)
     store = Store(tmp_path / "einblick.db")
     await store.open()
     writer = await store.read(lambda conn: LogWriter(conn, Signer.generate(), "unit"))
     box = Outbox(
         store,
         RecipientQueues(
-            dict.fromkeys(RECIPIENTS, "withhold"),
+            dict.fromkeys(recipients, "withhold"),
             max_rows_total=1000,
             max_rows=None,
             max_bytes=None,

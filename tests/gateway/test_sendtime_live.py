@@ -12,7 +12,7 @@ from gateway.log.keys import load_public_key
 from gateway.log.reader import LogReader
 from gateway.log.verify import verify_db
 from tests.gateway.harness import running_gateway
-from tests.gateway.test_consent import POLICY, depth
+from tests.gateway.test_consent import POLICY, queued_in_outage
 
 
 async def test_a_field_removed_while_rows_wait_is_not_sent_and_the_log_says_why(
@@ -21,16 +21,7 @@ async def test_a_field_removed_while_rows_wait_is_not_sent_and_the_log_says_why(
     async with running_gateway(
         tmp_path, {"berg.yaml": POLICY}, [("berg-partner", "room-1", "Meeting room")]
     ) as h:
-        room = await h.device("berg-partner", "room-1")
-        await room.publish("zigbee2mqtt/room-1", orjson.dumps({"occupancy": True, "seq": 0}), 1)
-        await h.cloud.wait_for(1)
-        await h.cloud.broker.stop()  # the energy provider's cloud goes down
-        for seq in range(1, 4):
-            await room.publish(
-                "zigbee2mqtt/room-1", orjson.dumps({"occupancy": True, "seq": seq}), 1
-            )
-        await h.wait_committed(4)
-        assert depth(h) == 3
+        room = await queued_in_outage(h, 3)
         before = h.gateway.engine.policy("berg-partner")
         assert before is not None
         # The customer removes 'seq' from the grant while the three rows wait.

@@ -11,8 +11,8 @@ import orjson
 from policies.decision import Outcome
 from policies.engine import Engine
 from policies.explain import MAX_TEXT_CHARS
+from policies.listing import LIST_CHARS, MAX_KEY_CHARS, MAX_PATH_CHARS, child
 from policies.message import Message
-from policies.paths import LIST_CHARS, MAX_KEY_CHARS, MAX_PATH_CHARS, child
 
 from .conftest import NOW, make_engine
 

@@ -416,7 +416,7 @@ def test_field_lines_across_releases_say_what_each_releases_explanation_says(
                     assert v.path in sent and v.grant != decision.grant, (v, grants, payload)
 
 
-# Long keys and many of them reach the caps of ``policies.paths`` (cut keys, full lists).
+# Long keys and many of them reach the caps of ``policies.listing`` (cut keys, full lists).
 _wide_messages = st.dictionaries(
     st.one_of(KEYS, st.text(alphabet="xy", min_size=38, max_size=45)),
     values,

@@ -16,9 +16,9 @@ from policies.compiler import compile_policy
 from policies.decision import Outcome
 from policies.engine import Engine
 from policies.errors import PolicyError
+from policies.listing import leaves
 from policies.loader import load_policy_text
 from policies.message import Message
-from policies.paths import leaves
 from policies.treatments import decimals_of, pseudonymise, round_to, truncate
 
 from .conftest import NOW, Keys, compile_text, corpus, make_engine, policy_dict

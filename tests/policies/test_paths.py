@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from policies.paths import MAX_PATH_CHARS, Node, Release, Rule, insert, leaves, release_root
+from policies.listing import MAX_PATH_CHARS, leaves
+from policies.paths import Node, Release, Rule, insert, release_root
 
 
 def walk(paths: dict[str, Rule], payload: Any) -> tuple[dict[str, Any], Release]:

@@ -8,8 +8,16 @@ import orjson
 
 from policies.body import Parsed
 from policies.decision import Alteration, Decision, Outcome
-from policies.releases import Held, Walk, besides, release_fields, release_whole
+from policies.releases import (
+    Held,
+    Walk,
+    besides,
+    release_fields,
+    release_topic,
+    release_whole,
+)
 from policies.routes import Route
+from policies.treatments import pseudonymise
 
 from .conftest import Keys, make_engine
 
@@ -55,6 +63,33 @@ def test_the_whole_body() -> None:
     got = release_whole(route, walk, _parsed({"a": 23.20}))
     assert isinstance(got, Decision) and got.shared == ("$payload",)
     assert got.payload == b'{"a":23.2}'  # the exact bytes the device sent (orjson wrote 23.2)
+
+
+def test_the_topic_shares_or_pseudonymises_each_level_the_grant_names() -> None:
+    route = _route(
+        {"topic": "up/{customer}/{device}/{user}", "topic_levels": {"user": "pseudonymise"}},
+        {"recipient": "r2", "topic": "plain/{device}/{user}", "topic_levels": {"user": "keep"}},
+    )
+    hidden, plain = route.policy.grants
+    assert KEY is not None
+    got = release_topic(route, hidden, "acme/dev/jjolie", {"user": "jjolie"}, KEY)
+    assert got[0] == f"up/acme/dev/{pseudonymise('jjolie', KEY)}" and "jjolie" not in got[0]
+    assert got[1] == [] and [a.path for a in got[2]] == ["$topic.user"]
+    got = release_topic(route, plain, "acme/dev/jjolie", {"user": "jjolie"}, None)
+    assert got == ("plain/dev/jjolie", ["$topic.user"], [])
+
+
+def test_a_topic_without_device_levels_is_rendered_once_per_route() -> None:
+    route = _route({"topic": "up/{customer}/{device}/{stream}"})
+    grant = route.policy.grants[0]
+    assert release_topic(route, grant, "acme/dev/a", {"user": "a"}, None) == (
+        "up/acme/dev/telemetry",
+        [],
+        [],
+    )
+    assert route.topics[grant.id] == "up/acme/dev/telemetry"
+    route.topics[grant.id] = "cached"  # the second message reads the cache, not the template
+    assert release_topic(route, grant, "acme/dev/b", {"user": "b"}, None)[0] == "cached"
 
 
 def _decision(grant: str, shared: tuple[str, ...], withheld: tuple[str, ...]) -> Decision:

@@ -23,10 +23,11 @@ from policies.describe import describe
 from policies.engine import Engine
 from policies.errors import PolicyError
 from policies.explain import treatment_text
+from policies.listing import leaves
 from policies.loader import check_references
 from policies.message import Message
 from policies.model import PolicyDocument
-from policies.paths import leaves, specificity
+from policies.paths import specificity
 from policies.semantics import leaf_verdicts
 
 from .conftest import NOW, Keys, policy_dict

@@ -14,9 +14,10 @@ import yaml
 
 from policies.compiler import compile_policy
 from policies.engine import Engine
+from policies.listing import leaves
 from policies.loader import load_policy
 from policies.message import Message
-from policies.paths import leaves, specificity
+from policies.paths import specificity
 from policies.profiles import PROFILES, profile
 from tests.data import FAMILIES, family
 

@@ -8,7 +8,7 @@ import pytest
 
 from policies.compiler import CompiledPolicy
 from policies.decision import Alteration, Outcome, Reason
-from policies.paths import Listed
+from policies.listing import Listed
 from policies.routes import RouteTable
 from policies.verdicts import internal, released, withheld
 
