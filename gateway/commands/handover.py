@@ -52,12 +52,14 @@ class HandoverRefused(GatewayError):
 
 @dataclass(frozen=True, slots=True)
 class Move:
-    """Who gives the customer's log, who takes it, and whether the old log is already closed."""
+    """Who gives the customer's log, who takes it, whether the old log is already closed, and
+    whether the move is complete (``done``: only the old copy may be left to remove)."""
 
     customer: str
     source: Config
     target: Config
     closed: bool
+    done: bool = False
 
 
 def register(sub: SubParsers) -> None:
@@ -121,6 +123,11 @@ def plan(configs: list[Config], customer: str, to: str, source: str | None = Non
             # interrupted move, resumed
             _check_source(config, source)
             return Move(customer, config, target, closed=True)
+        if went == to and customer in recorded[to].taken_over:
+            # taken over and its hold drained: the move is complete. Run again, the command
+            # removes the old instance's copy if it is still there, and moves nothing
+            _check_source(config, source)
+            return Move(customer, config, target, closed=True, done=True)
         if went not in recorded or customer not in trees(by_name[went]):
             raise HandoverRefused(
                 f"customer {customer!r}'s log was handed over by {config.instance!r} to "
@@ -205,21 +212,13 @@ async def run(move: Move, wait_s: float) -> dict[str, object]:
         ) from exc
     except ControlError as exc:
         raise HandoverRefused(f"handover of {customer!r}: {exc}") from exc
-    # The move is complete: the old instance's copy of the customer's personal data goes. The
-    # move does not depend on it: the old instance noted where the log went at the release and
-    # removes its copy when it next starts, if it cannot now.
-    scrub = ScrubRequest(
-        customer=customer, to=move.target.instance, target_db=str(move.target.database_path)
-    )
-    try:
-        scrubbed = await ask(source, HANDOVER_SCRUB, scrub, timeout=10 * ask_s)
-        left = scrubbed.waiting
-    except ControlError as exc:
-        left = f"{exc}; it is removed when {move.source.instance} starts again"
+    # The move is complete: the old instance's copy of the customer's personal data goes.
+    left = await _scrub(move)
     return {
         "customer": customer,
         "from": move.source.instance,
         "to": move.target.instance,
+        "status": "moved",
         "entries": taken.entries,
         "handed_over_at": released.closed.size,
         "held": taken.drained,
@@ -230,9 +229,44 @@ async def run(move: Move, wait_s: float) -> dict[str, object]:
     }
 
 
+async def clean_up(move: Move) -> dict[str, object]:
+    """A complete move run again: the old instance's copy goes, if it is still there."""
+    return {
+        "customer": move.customer,
+        "from": move.source.instance,
+        "to": move.target.instance,
+        "status": "already moved",
+        "old_copy_kept": await _scrub(move),
+    }
+
+
+async def _scrub(move: Move) -> str | None:
+    """Ask the old instance to remove its copy; what is left there, in words, or None. The
+    move does not depend on it: the old instance noted where the log went at the release and
+    removes its copy when it next starts, if it cannot now."""
+    scrub = ScrubRequest(
+        customer=move.customer, to=move.target.instance, target_db=str(move.target.database_path)
+    )
+    try:
+        scrubbed = await ask(move.source.control_socket, HANDOVER_SCRUB, scrub, timeout=300.0)
+    except ControlError as exc:
+        return f"{exc}; it is removed when {move.source.instance} starts again"
+    return scrubbed.waiting
+
+
 def _main(args: argparse.Namespace) -> int:
     configs = load_instances(args.instances)
     move = plan(configs, args.customer, args.to, args.source)
+    if move.done:
+        cleaned = asyncio.run(clean_up(move))
+        if args.json:
+            sys.stdout.write(orjson.dumps(cleaned).decode() + "\n")
+        else:
+            sys.stdout.write(
+                f"{move.customer}: already moved from {cleaned['from']} to {cleaned['to']}\n"
+            )
+            _say_copy(cleaned)
+        return 0
     done = asyncio.run(run(move, args.wait))
     if args.json:
         sys.stdout.write(orjson.dumps(done).decode() + "\n")
@@ -242,9 +276,13 @@ def _main(args: argparse.Namespace) -> int:
             f"{done['handed_over_at']} entries; {done['held']} messages held during the move "
             f"and decided by {done['to']}; at most {done['duplicates_at_most']} decided twice\n"
         )
-        left = done["old_copy_kept"]
-        if left is None:
-            sys.stdout.write(f"{done['from']} no longer holds the customer's personal data\n")
-        else:
-            sys.stdout.write(f"{done['from']} still holds a copy of its personal data: {left}\n")
+        _say_copy(done)
     return 0
+
+
+def _say_copy(done: dict[str, object]) -> None:
+    left = done["old_copy_kept"]
+    if left is None:
+        sys.stdout.write(f"{done['from']} no longer holds the customer's personal data\n")
+    else:
+        sys.stdout.write(f"{done['from']} still holds a copy of its personal data: {left}\n")

@@ -47,6 +47,7 @@ __all__ = [
     "Scrubber",
     "note_release",
     "pending_handovers",
+    "read_note",
     "read_notes",
     "scrub_handlers",
     "write_note",
@@ -88,19 +89,37 @@ def note_release(data_path: Path, request: ReleaseRequest) -> None:
         write_note(data_path, note)
 
 
-def read_notes(data_path: Path) -> list[Leftover]:
-    """Every move whose copy here is not removed yet, by customer."""
-    notes = []
+def read_note(path: Path) -> Leftover:
+    """One note; MovedError, naming the file, why, and the command that writes it again."""
+    try:
+        return Leftover.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the file"
+        reason = f"not a handover note: {where}: {first['msg']}"
+    customer = path.stem.removeprefix("moved-")
+    raise MovedError(
+        f"{path}: the note of a handover cannot be read ({reason}); {customer}'s old copy stays "
+        "here until it can. Check with einblick status --instances that the new instance took "
+        f"the log over, then run: einblick handover --customer {customer} --to <that instance> "
+        "--instances <every instance's einblick.yaml> — it writes the note again and removes "
+        "the copy"
+    )
+
+
+def read_notes(data_path: Path) -> tuple[list[Leftover], list[tuple[str, MovedError]]]:
+    """Every move whose copy here is not removed yet, and each note that cannot be read (with
+    its customer, from the file's name): one bad file stops only its own clean-up."""
+    notes: list[Leftover] = []
+    unreadable: list[tuple[str, MovedError]] = []
     for path in sorted(data_path.glob("moved-*.json")):
         try:
-            notes.append(Leftover.model_validate_json(path.read_bytes()))
-        except (OSError, ValidationError) as exc:
-            raise MovedError(
-                f"{path}: the note of a handover cannot be read ({exc}); the customer's old "
-                "copy stays here until it can. Remove the file only after checking, with "
-                "einblick status --instances, that the new instance took the log over"
-            ) from exc
-    return notes
+            notes.append(read_note(path))
+        except MovedError as exc:
+            unreadable.append((path.stem.removeprefix("moved-"), exc))
+    return notes, unreadable
 
 
 def pending_handovers(config: Config) -> list[HandoverPending]:
@@ -135,10 +154,9 @@ def pending_handovers(config: Config) -> list[HandoverPending]:
                 ),
             )
         )
-    try:
-        notes = read_notes(config.data_path)
-    except MovedError as exc:
-        return [*found, HandoverPending(customer="?", kind="copy", todo=str(exc))]
+    notes, unreadable = read_notes(config.data_path)
+    for customer, problem in unreadable:
+        found.append(HandoverPending(customer=customer, kind="copy", todo=str(problem)))
     for note in notes:
         command = again.format(c=note.customer, to=note.to)
         found.append(
@@ -176,20 +194,22 @@ class Scrubber:
                 f"instance {config.instance!r} has not handed {customer!r} over: nothing to "
                 "remove (einblick status --instances shows who holds it)"
             )
-        path = note_path(config.data_path, customer)
-        if not path.exists():
+        try:
+            note = read_note(note_path(config.data_path, customer))
+        except MovedError:
+            # Not written (the release did not say where), removed by hand, or unreadable: the
+            # command's word is taken for where to look, never for whether the log arrived
+            # there (``_scrub`` checks that database).
             note = Leftover(customer=customer, to=request.to, target_db=request.target_db)
             write_note(config.data_path, note)
-        return await self._scrub(Leftover.model_validate_json(path.read_bytes()))
+        return await self._scrub(note)
 
     async def pending(self) -> list[ScrubReply]:
         """At start: every move noted and not yet cleaned up, in turn. A note that cannot be
-        read stops only its clean-up, never the start (status shows it)."""
-        try:
-            notes = read_notes(self.config().data_path)
-        except MovedError as exc:
+        read stops only its own clean-up, never another's nor the start (status shows it)."""
+        notes, unreadable = read_notes(self.config().data_path)
+        for _customer, exc in unreadable:
             log.warning("%s", exc)
-            return []
         return [await self._scrub(note) for note in notes]
 
     async def _scrub(self, note: Leftover) -> ScrubReply:

@@ -241,9 +241,16 @@ async def test_a_move_interrupted_after_the_old_log_closed_is_finished_by_runnin
             lambda: len({m.payload for m in spy.received}) >= 15, 30, "hall-b forwarding the held"
         )
         assert read_hold(site.config("hall-b").data_path, MOVED) is None  # the hold is ended
-        # Run once more: the move is done, and the command says so.
+        # Run once more: the move is done, the command says so and moves nothing.
         code, out, err = await handover(site)
-        assert code == 2 and "already belongs to instance 'hall-b'" in err, err
+        assert code == 0, err
+        assert orjson.loads(out) == {
+            "customer": MOVED,
+            "from": "hall-a",
+            "to": "hall-b",
+            "status": "already moved",
+            "old_copy_kept": None,
+        }
         await device.close()
 
 

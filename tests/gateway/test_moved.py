@@ -158,7 +158,63 @@ def test_status_names_a_note_it_cannot_read_and_what_to_check(tmp_path: Path) ->
     (shown,) = pending_handovers(config)
     assert (shown.customer, shown.kind) == (MOVED, "copy")
     assert "einblick handover --customer werk-a --to hall-b" in shown.todo
-    (config.data_path / "moved-werk-b.json").write_text("{", encoding="utf-8")
-    broken = pending_handovers(config)[-1]
-    assert "moved-werk-b.json: the note of a handover cannot be read" in broken.todo
+    broken_path = config.data_path / "moved-werk-b.json"
+    broken_path.write_text("{", encoding="utf-8")
+    # each note on its own: the unreadable one does not hide the readable one
+    broken, shown_again = pending_handovers(config)
+    assert shown_again == shown
+    assert (broken.customer, broken.kind) == ("werk-b", "copy")
+    assert f"{broken_path}: the note of a handover cannot be read (not a handover note" in (
+        broken.todo
+    )
     assert "einblick status --instances" in broken.todo
+    assert "einblick handover --customer werk-b --to <that instance>" in broken.todo
+
+
+async def test_the_command_run_again_after_a_complete_move_removes_the_old_copy(
+    tmp_path: Path,
+) -> None:
+    """The move completed, but the old instance's copy stayed (the clean-up was not asked, and
+    its note is unreadable): the same command run again removes it, and says the move was done
+    already; run once more, it says the same and changes nothing."""
+    site = ClusterSite(tmp_path, ("hall-a", "hall-b"), CUSTOMERS, LISTED)
+    try:
+        await started(site)
+        old, new = site.config("hall-a"), site.config("hall-b")
+        released = await close_for_move(site, target_db=str(new.database_path))
+        await ask(
+            new.control_socket,
+            ops.HANDOVER_TAKE,
+            ops.TakeRequest(closed=released.closed, source_db=str(old.database_path)),
+            timeout=60,
+        )
+        # the command died before it asked hall-a to remove its copy; its note is damaged
+        note = old.data_path / f"moved-{MOVED}.json"
+        note.write_bytes(b"\x00garbage")
+        sent = payloads(old.database_path)
+        assert sent and left(old.database_path) > 0
+        (copy,) = (await site.status("hall-a"))["handovers"]
+        assert copy["customer"] == MOVED and str(note) in copy["todo"]
+        assert f"einblick handover --customer {MOVED}" in copy["todo"]
+
+        expected = {
+            "customer": MOVED,
+            "from": "hall-a",
+            "to": "hall-b",
+            "status": "already moved",
+            "old_copy_kept": None,
+        }
+        code, out, err = await handover(site)
+        assert code == 0, err
+        assert orjson.loads(out) == expected
+        assert left(old.database_path) == 0 and not note.exists()
+        assert not any(on_disk(old.database_path, p) for p in sent)
+        assert (await site.status("hall-a"))["handovers"] == []
+        assert verify_db(old.database_path).ok and verify_db(new.database_path).ok
+        # idempotent: once more, the same answer, nothing changed
+        code, out, err = await handover(site)
+        assert code == 0, err
+        assert orjson.loads(out) == expected
+        assert left(new.database_path) > 0
+    finally:
+        await site.teardown()
