@@ -9,7 +9,10 @@ say the same, and every value is escaped by ``gateway.rights.markup`` (the log h
 customer or installer typed).
 
 Counts come from one grouped query over the customer's entries (bodies repeat, so a year of
-telemetry is a few hundred groups), not from reading entry by entry.
+telemetry is a few hundred groups), not from reading entry by entry, and only over the entries
+the verification covered, read in the verification's own read transaction: an entry committed
+after the verification read is neither verified nor counted. With ``tallies`` the counts are
+kept per customer and extended by the entries verified since (``gateway.rights.report_tally``).
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ from gateway.log.keys import PublicKey
 from gateway.log.onward import verify_customer
 from gateway.log.reader import Reader
 from gateway.log.reports import VerifyReport
+from gateway.log.results import ReportData
 from gateway.rights.erasure import list_erasures
 from gateway.rights.held_trees import HeldTrees
 from gateway.rights.markup import render_html, render_md
+from gateway.rights.report_tally import Tallies, count_verified
 from gateway.rights.report_text import document
 from policies.compiler import CompiledPolicy
 from policies.explain import fold
@@ -58,28 +63,34 @@ def build_report(
     public_key: PublicKey | None = None,
     now: datetime,
     trees: HeldTrees | None = None,
+    tallies: Tallies | None = None,
 ) -> dict[str, Any]:
     """Everything the log says about ``customer`` (from ``since`` on), as JSON-ready data.
 
     ``trees``: the customer's tree as the last build verified it, to verify only what is new
     (``gateway.log.onward``); without it, or whenever the onward check does not fit, the whole
-    tree is verified."""
+    tree is verified. ``tallies``: the counts the last build made, extended by what is new when
+    the verification went onward (``gateway.rights.report_tally``)."""
     if not db.exists():
         raise LogError(f"report: {db}: no such log database")
-    # One read transaction: the verification and the state it leaves are of one log state.
+    # One read transaction on one connection: the verification, the counts and the erasures
+    # are of one log state, and the counts stop where the verification stopped.
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
-    reader = Reader.open(db, customer=customer)
     try:
         conn.execute("BEGIN")
+        reader = Reader.over(conn, db, customer=customer)
         held = None if trees is None else trees.get(customer, now)
         verification, kept, onward = verify_customer(
             conn, db, customer, public_key=public_key, held=held
         )
         if trees is not None:
             trees.put(customer, kept, now, onward=onward)
+        chain = next((c for c in verification.chains if c.customer == customer), None)
+        since_us = 0 if since is None else us_from_at(since)
+        data = count_verified(reader, customer, chain, since_us, onward=onward, tallies=tallies)
         return _build(
             conn,
-            reader,
+            data,
             customer,
             verification,
             policy=policy,
@@ -88,13 +99,12 @@ def build_report(
             now=now,
         )
     finally:
-        reader.close()
         conn.close()
 
 
 def _build(
     conn: sqlite3.Connection,
-    reader: Reader,
+    data: ReportData,
     customer: str,
     verification: VerifyReport,
     *,
@@ -103,7 +113,6 @@ def _build(
     since: datetime | None,
     now: datetime,
 ) -> dict[str, Any]:
-    data = reader.report_data(customer, 0 if since is None else us_from_at(since))
     if not data.known and policy is None:
         raise LogError(f"report: nothing is known about customer {customer!r}")
     origin = data.origin

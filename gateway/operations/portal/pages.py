@@ -201,6 +201,7 @@ async def report(request: web.Request) -> web.StreamResponse:
             public_key=key,
             now=datetime.now(UTC),
             trees=portal.reports.trees,
+            tallies=portal.reports.tallies,
         )
 
     try:

@@ -44,6 +44,7 @@ from gateway.log.results import LogState
 from gateway.rights.erasure import list_erasures
 from gateway.rights.held_trees import HeldTrees
 from gateway.rights.report import render
+from gateway.rights.report_tally import Tallies
 from policies.compiler import CompiledPolicy
 
 __all__ = ["LIMIT", "Built", "Policies", "ReportCache", "ReportState", "report_state"]
@@ -80,6 +81,9 @@ class ReportCache:
     # Each customer's tree as the last build verified it: the next build verifies only what is
     # new (``gateway.rights.held_trees``, ``gateway.log.onward``).
     trees: HeldTrees = field(default_factory=HeldTrees)
+    # Each customer's report counts as the last build left them: the next build counts only the
+    # entries verified since (``gateway.rights.report_tally``).
+    tallies: Tallies = field(default_factory=Tallies)
     _kept: SizedCache[str, Built] = field(init=False)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _started: dict[str, int] = field(default_factory=dict)  # builds begun, per customer
