@@ -33,7 +33,6 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -44,6 +43,7 @@ from gateway.log.results import LogState
 from gateway.rights.erasure import list_erasures
 from gateway.rights.held_trees import HeldTrees
 from gateway.rights.report import render
+from gateway.rights.report_model import Report
 from gateway.rights.report_tally import Tallies
 from policies.compiler import CompiledPolicy
 
@@ -70,7 +70,7 @@ class Built:
 
     state: ReportState
     number: int
-    data: dict[str, Any]
+    data: Report
     json: str
 
 
@@ -99,7 +99,7 @@ class ReportCache:
         self,
         customer: str,
         state: Callable[[], Awaitable[ReportState]],
-        build: Callable[[], Awaitable[dict[str, Any]]],
+        build: Callable[[], Awaitable[Report]],
     ) -> Built:
         """``customer``'s report, as of the log when this call began or later."""
         ticket = self._started.get(customer, 0)  # before the state: what "arrived" means
