@@ -46,11 +46,15 @@ def levels_of(
     levels = [level]
     k = 0
     while len(level) > 1:
-        nxt: list[bytes | None] = []
-        for i in range(0, len(level) - 1, 2):
+        k += 1
+        # Nodes wholly inside the compacted prefix are unknown but for the compact range (set
+        # below): filled at C speed, not paired one by one, so an onward check of a few new
+        # leaves over a large held prefix costs the new leaves, not the prefix.
+        inside = min(start >> k, len(level) // 2)
+        nxt: list[bytes | None] = [None] * inside
+        for i in range(2 * inside, len(level) - 1, 2):
             a, b = level[i], level[i + 1]
             nxt.append(None if a is None or b is None else node_hash(a, b))
-        k += 1
         for (lk, j), h in known.items():
             if lk == k and j < len(nxt):
                 nxt[j] = h

@@ -9,7 +9,10 @@ say the same, and every value is escaped by ``gateway.rights.markup`` (the log h
 customer or installer typed).
 
 Counts come from one grouped query over the customer's entries (bodies repeat, so a year of
-telemetry is a few hundred groups), not from reading entry by entry.
+telemetry is a few hundred groups), not from reading entry by entry, and only over the entries
+the verification covered, read in the verification's own read transaction: an entry committed
+after the verification read is neither verified nor counted. With ``tallies`` the counts are
+kept per customer and extended by the entries verified since (``gateway.rights.report_tally``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -29,9 +32,23 @@ from gateway.log.keys import PublicKey
 from gateway.log.onward import verify_customer
 from gateway.log.reader import Reader
 from gateway.log.reports import VerifyReport
+from gateway.log.results import ReportData
 from gateway.rights.erasure import list_erasures
 from gateway.rights.held_trees import HeldTrees
 from gateway.rights.markup import render_html, render_md
+from gateway.rights.report_model import (
+    Consent,
+    Device,
+    Erasure,
+    FieldCount,
+    Grant,
+    NeverShared,
+    Notice,
+    Recipient,
+    Report,
+    Withheld,
+)
+from gateway.rights.report_tally import Tallies, count_verified
 from gateway.rights.report_text import document
 from policies.compiler import CompiledPolicy
 from policies.explain import fold
@@ -58,30 +75,34 @@ def build_report(
     public_key: PublicKey | None = None,
     now: datetime,
     trees: HeldTrees | None = None,
-) -> dict[str, Any]:
+    tallies: Tallies | None = None,
+) -> Report:
     """Everything the log says about ``customer`` (from ``since`` on), as JSON-ready data.
 
     ``trees``: the customer's tree as the last build verified it, to verify only what is new
     (``gateway.log.onward``); without it, or whenever the onward check does not fit, the whole
-    tree is verified."""
+    tree is verified. ``tallies``: the counts the last build made, extended by what is new when
+    the verification went onward (``gateway.rights.report_tally``)."""
     if not db.exists():
         raise LogError(f"report: {db}: no such log database")
-    # One read transaction: the verification and the state it leaves are of one log state.
+    # One read transaction on one connection: the verification, the counts and the erasures
+    # are of one log state, and the counts stop where the verification stopped.
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
-    # The counts are read on the same connection, inside that transaction: entries the
-    # gateway appends meanwhile are neither verified nor counted.
-    reader = Reader.over(conn, db, customer=customer)
     try:
         conn.execute("BEGIN")
+        reader = Reader.over(conn, db, customer=customer)
         held = None if trees is None else trees.get(customer, now)
         verification, kept, onward = verify_customer(
             conn, db, customer, public_key=public_key, held=held
         )
         if trees is not None:
             trees.put(customer, kept, now, onward=onward)
+        chain = next((c for c in verification.chains if c.customer == customer), None)
+        since_us = 0 if since is None else us_from_at(since)
+        data = count_verified(reader, customer, chain, since_us, onward=onward, tallies=tallies)
         return _build(
             conn,
-            reader,
+            data,
             customer,
             verification,
             policy=policy,
@@ -95,7 +116,7 @@ def build_report(
 
 def _build(
     conn: sqlite3.Connection,
-    reader: Reader,
+    data: ReportData,
     customer: str,
     verification: VerifyReport,
     *,
@@ -103,8 +124,7 @@ def _build(
     recipients: Mapping[str, str],
     since: datetime | None,
     now: datetime,
-) -> dict[str, Any]:
-    data = reader.report_data(customer, 0 if since is None else us_from_at(since))
+) -> Report:
     if not data.known and policy is None:
         raise LogError(f"report: nothing is known about customer {customer!r}")
     origin = data.origin
@@ -153,13 +173,13 @@ def _decisions(groups: Sequence[tuple[dict[str, Any], int, int, int]]) -> list[A
 
 def _devices(
     policy: CompiledPolicy | None, groups: Sequence[tuple[dict[str, Any], int, int, int]]
-) -> list[dict[str, Any]]:
+) -> list[Device]:
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     for body, count, _, _ in _decisions(groups):
         if body["device"] is not None:
             counts[body["device"]][body["outcome"] or "withheld"] += count
     declared = {d.id: d for d in policy.devices} if policy is not None else {}
-    out = []
+    out: list[Device] = []
     for device in list(declared) + sorted(set(counts) - set(declared)):
         found = declared.get(device)
         c = counts.get(device, Counter())
@@ -182,8 +202,8 @@ def _recipients(
     policy: CompiledPolicy | None,
     names: Mapping[str, str],
     groups: Sequence[tuple[dict[str, Any], int, int, int]],
-) -> list[dict[str, Any]]:
-    grants: dict[str, list[dict[str, Any]]] = defaultdict(list)
+) -> list[Recipient]:
+    grants: dict[str, list[Grant]] = defaultdict(list)
     for grant in policy.grants if policy is not None else ():
         grants[grant.recipient].append(
             {
@@ -214,9 +234,9 @@ def _recipients(
                 sent[recipient][(path, treatment, detail)] += count
         else:
             withheld[recipient] += count
-    out = []
+    out: list[Recipient] = []
     for recipient in sorted(set(grants) | set(messages) | set(withheld)):
-        fields = [
+        fields: list[FieldCount] = [
             {"field": path, "treatment": treatment, "detail": detail, "count": n}
             for (path, treatment, detail), n in sorted(sent[recipient].items())
         ]
@@ -237,7 +257,7 @@ def _recipients(
 
 def _never_shared(
     policy: CompiledPolicy | None, groups: Sequence[tuple[dict[str, Any], int, int, int]]
-) -> list[dict[str, Any]]:
+) -> list[NeverShared]:
     """Per device: fields seen but never passed on to anyone; devices that shared nothing.
 
     A field counts as passed on when it, or an object or array holding it, left in any
@@ -260,7 +280,7 @@ def _never_shared(
             if omitted.get("shared") or omitted.get("altered"):
                 cut.add(device)
     declared = [d.id for d in policy.devices] if policy is not None else []
-    out = []
+    out: list[NeverShared] = []
     for device in declared + sorted(set(seen) - set(declared)):
         gone = left.get(device, set())
         out.append(
@@ -282,7 +302,7 @@ def _left(path: str, gone: set[str]) -> bool:
     return any(char in ".[" and path[:index] in gone for index, char in enumerate(path))
 
 
-def _withheld(groups: Sequence[tuple[dict[str, Any], int, int, int]]) -> list[dict[str, Any]]:
+def _withheld(groups: Sequence[tuple[dict[str, Any], int, int, int]]) -> list[Withheld]:
     by_reason: dict[str, int] = Counter()
     params: dict[str, dict[str, str]] = {}
     for body, count, _, _ in _decisions(groups):
@@ -310,8 +330,8 @@ def _consents(
     policy: CompiledPolicy | None,
     singles: Sequence[tuple[int, int, dict[str, Any]]],
     texts: Mapping[str, str],
-) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+) -> list[Consent]:
+    out: list[Consent] = []
     for grant in policy.grants if policy is not None else ():
         if grant.consent is not None:
             out.append(
@@ -349,10 +369,13 @@ def _erasures(
     customer: str,
     singles: Sequence[tuple[int, int, dict[str, Any]]],
     texts: Mapping[str, str],
-) -> list[dict[str, Any]]:
-    notices: dict[int, list[dict[str, Any]]] = {}
+) -> list[Erasure]:
+    notices: dict[int, list[Notice]] = {}
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'erasures'").fetchone():
-        notices = {e["entry_seq"]: e["notices"] for e in list_erasures(conn, customer)}
+        # list_erasures writes each notice with exactly ``Notice``'s keys.
+        notices = {
+            e["entry_seq"]: cast(list[Notice], e["notices"]) for e in list_erasures(conn, customer)
+        }
     return [
         {
             "entry_seq": seq,
@@ -367,7 +390,7 @@ def _erasures(
     ]
 
 
-def render(data: Mapping[str, Any], fmt: str, lang: str) -> str:
+def render(data: Report, fmt: str, lang: str) -> str:
     """``json`` (the machine-readable export), ``md`` or ``html`` in ``lang``."""
     if fmt == "json":
         return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n"

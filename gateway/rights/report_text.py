@@ -4,9 +4,7 @@ or English (dates in the customer's time zone, numbers and lists by Babel, CLDR 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel import Locale
@@ -14,6 +12,7 @@ from babel.dates import format_datetime
 
 from gateway.locale import LOCALES, join, number, tr
 from gateway.rights.markup import Block, Document, Table
+from gateway.rights.report_model import Report
 from policies.decision import LegalBasis, Reason
 from policies.explain import legal_basis_text, reason_text, treatment_text
 
@@ -56,7 +55,7 @@ def _basis(lang: str, basis: str) -> str:
         return basis
 
 
-def document(data: Mapping[str, Any], lang: str, *, portal: bool = False) -> Document:
+def document(data: Report, lang: str, *, portal: bool = False) -> Document:
     """The report as sections of paragraphs, tables and lists, in ``lang``.
 
     ``portal``: read by the customer in the portal, who cannot run commands on the box — how to
@@ -226,7 +225,9 @@ def document(data: Mapping[str, Any], lang: str, *, portal: bool = False) -> Doc
                 lang,
                 key,
                 grant=c["grant"] or "",
-                recipient=names.get(c["recipient"], c["recipient"] or ""),
+                recipient=""
+                if c["recipient"] is None
+                else names.get(c["recipient"], c["recipient"]),
                 # Blank once the customer was forgotten: the name went with its names documents.
                 by=c["by"] or tr(lang, "report.name_erased"),
                 at=_when(lang, c["at"], zone),
@@ -241,7 +242,7 @@ def document(data: Mapping[str, Any], lang: str, *, portal: bool = False) -> Doc
 
     blocks = []
     for e in data["erasures"]:
-        blocks.append(e["text"][lang])
+        blocks.append(e["text"]["de" if lang == "de" else "en"])
         acks = []
         for n in e["notices"]:
             state = (

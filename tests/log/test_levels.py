@@ -53,3 +53,24 @@ def test_a_node_inside_the_compacted_part_is_not_invented() -> None:
     levels = levels_of(LEAVES[48:], 48, _compact_range(LEAVES, 48))
     with pytest.raises(ProofError, match="compacted part"):
         prefix_root(levels, 40)
+
+
+def test_a_compacted_prefix_knows_exactly_the_nodes_outside_it_and_its_compact_range() -> None:
+    """Every start: a node is known (as in the whole tree) when it covers no leaf of the prefix,
+    or its leaves begin where a compact-range node no larger than it begins (it is made of that
+    node, the smaller ones after it and new leaves); every other node is unknown."""
+    whole = levels_of(LEAVES)
+    for start in range(1, len(LEAVES) + 1):
+        levels = levels_of(LEAVES[start:], start, _compact_range(LEAVES, start))
+        ranged: set[tuple[int, int]] = set()
+        lo = 0
+        for k in range(start.bit_length() - 1, -1, -1):
+            if start >> k & 1:
+                ranged.add((k, lo >> k))
+                lo += 1 << k
+        assert [len(level) for level in levels] == [len(level) for level in whole][: len(levels)]
+        for k, level in enumerate(levels):
+            for j, node in enumerate(level):
+                made = any(rj << rk == j << k and rk <= k for rk, rj in ranged)
+                expected = whole[k][j] if j << k >= start or made else None
+                assert node == expected, (start, k, j)

@@ -77,33 +77,68 @@ class TallyQueries(ReaderBase):
         return stats
 
     def report_data(self, customer: str, since_us: int = 0) -> ReportData:
-        """``customer``'s entries at or after ``since_us``, grouped for their report."""
+        """``customer``'s entries at or after ``since_us``, grouped for their report (all of
+        them, verified or not: the report itself counts what its verification covered,
+        ``gateway.rights.report_tally``)."""
         chain_id = self.chain_id(customer)
-        groups: list[tuple[dict[str, Any], int, int, int]] = []
-        singles: list[tuple[int, int, dict[str, Any]]] = []
-        texts: dict[str, str] = {}
-        if chain_id is not None:
-            bodies: dict[int, dict[str, Any]] = {}
+        if chain_id is None:
+            return self.report_from({}, (), known=False)
+        groups, singles = self.report_range(chain_id, since_us, 0, 1 << 62)
+        return self.report_from(groups, singles, known=True)
+
+    def report_range(
+        self, chain_id: int, since_us: int, lo: int, hi: int
+    ) -> tuple[dict[int, tuple[int, int, int]], list[tuple[int, int, int]]]:
+        """The chain's entries at tree index ``lo`` <= idx < ``hi`` (and at or after
+        ``since_us``), counted for the report: per body id (count, first at, last at), and
+        (seq, at, body id) of each entry of a rare (non-decision) kind, in log order.
+
+        Bounded by index, not by "everything there": the report counts what its verification
+        covered, and an entry committed after the verification read is not among it. Another
+        customer's chain than the bound one counts nothing."""
+        own, params = self._own()
+        groups = {
+            int(body_id): (int(count), int(first), int(last))
             for body_id, count, first, last in self._conn.execute(
                 "SELECT body_id, count(*), min(at), max(at) FROM entries"
-                " WHERE chain_id = ? AND at >= ? GROUP BY body_id",
-                (chain_id, since_us),
-            ).fetchall():
-                body = self.body(int(body_id))
-                bodies[body_id] = dict(body.doc)
-                for lang in ("de", "en"):  # by the reference the report looks texts up by
-                    texts[str(body.doc[f"text_{lang}"])] = body.texts[lang]
-                groups.append((bodies[body_id], int(count), int(first), int(last)))
-            rare = [i for i, b in bodies.items() if b["kind"] != "decision"]
-            if rare:
-                marks = ",".join("?" * len(rare))
+                f" WHERE chain_id = ? AND idx >= ? AND idx < ? AND at >= ? AND {own}"
+                " GROUP BY body_id",
+                (chain_id, lo, hi, since_us, *params),
+            ).fetchall()
+        }
+        rare = [i for i in groups if self.body(i).doc["kind"] != "decision"]
+        singles: list[tuple[int, int, int]] = []
+        if rare:
+            marks = ",".join("?" * len(rare))
+            singles = [
+                (int(seq), int(at), int(body_id))
                 for seq, at, body_id in self._conn.execute(
-                    f"SELECT seq, at, body_id FROM entries WHERE chain_id = ? AND at >= ?"
-                    f" AND body_id IN ({marks}) ORDER BY seq",
-                    (chain_id, since_us, *rare),
-                ).fetchall():
-                    singles.append((int(seq), int(at), bodies[body_id]))
-        return ReportData(self.origin, chain_id is not None, tuple(groups), tuple(singles), texts)
+                    "SELECT seq, at, body_id FROM entries WHERE chain_id = ? AND idx >= ?"
+                    f" AND idx < ? AND at >= ? AND body_id IN ({marks}) ORDER BY seq",
+                    (chain_id, lo, hi, since_us, *rare),
+                ).fetchall()
+            ]
+        return groups, singles
+
+    def report_from(
+        self,
+        groups: dict[int, tuple[int, int, int]],
+        singles: Sequence[tuple[int, int, int]],
+        known: bool,
+    ) -> ReportData:
+        """``ReportData`` from counts by body id (``report_range``, possibly added up over
+        several ranges), the bodies and their texts read here."""
+        out: list[tuple[dict[str, Any], int, int, int]] = []
+        bodies: dict[int, dict[str, Any]] = {}
+        texts: dict[str, str] = {}
+        for body_id in sorted(groups):  # body order: ties in the report keep it
+            body = self.body(body_id)
+            bodies[body_id] = dict(body.doc)
+            for lang in ("de", "en"):  # by the reference the report looks texts up by
+                texts[str(body.doc[f"text_{lang}"])] = body.texts[lang]
+            out.append((bodies[body_id], *groups[body_id]))
+        kept = tuple((seq, at, bodies[body_id]) for seq, at, body_id in singles)
+        return ReportData(self.origin, known, tuple(out), kept, texts)
 
     # -- what an erasure touches, what an audit compares ---------------------------------
     def held_content(self, chain_id: int, device_id: int | None = None) -> int:

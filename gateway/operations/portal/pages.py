@@ -34,6 +34,7 @@ from gateway.operations.portal.rows import row_view, when
 from gateway.operations.portal.server import LANG, PORTAL, Portal, session_of
 from gateway.operations.portal.store import ErasureRequest, Session
 from gateway.operations.portal.texts import t
+from gateway.rights.report_model import Report
 from gateway.visible import neutralise
 
 __all__ = ["add_routes", "log_filters", "page"]
@@ -191,7 +192,7 @@ async def report(request: web.Request) -> web.StreamResponse:
     async def state() -> ReportState:
         return await asyncio.to_thread(report_state, db, customer, policy, key)
 
-    async def build() -> dict[str, Any]:
+    async def build() -> Report:
         return await asyncio.to_thread(
             build_report,
             db,
@@ -201,6 +202,7 @@ async def report(request: web.Request) -> web.StreamResponse:
             public_key=key,
             now=datetime.now(UTC),
             trees=portal.reports.trees,
+            tallies=portal.reports.tallies,
         )
 
     try:

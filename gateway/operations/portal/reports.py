@@ -33,7 +33,6 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -44,6 +43,8 @@ from gateway.log.results import LogState
 from gateway.rights.erasure import list_erasures
 from gateway.rights.held_trees import HeldTrees
 from gateway.rights.report import render
+from gateway.rights.report_model import Report
+from gateway.rights.report_tally import Tallies
 from policies.compiler import CompiledPolicy
 
 __all__ = ["LIMIT", "Built", "Policies", "ReportCache", "ReportState", "report_state"]
@@ -69,7 +70,7 @@ class Built:
 
     state: ReportState
     number: int
-    data: dict[str, Any]
+    data: Report
     json: str
 
 
@@ -80,6 +81,9 @@ class ReportCache:
     # Each customer's tree as the last build verified it: the next build verifies only what is
     # new (``gateway.rights.held_trees``, ``gateway.log.onward``).
     trees: HeldTrees = field(default_factory=HeldTrees)
+    # Each customer's report counts as the last build left them: the next build counts only the
+    # entries verified since (``gateway.rights.report_tally``).
+    tallies: Tallies = field(default_factory=Tallies)
     _kept: SizedCache[str, Built] = field(init=False)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _started: dict[str, int] = field(default_factory=dict)  # builds begun, per customer
@@ -95,7 +99,7 @@ class ReportCache:
         self,
         customer: str,
         state: Callable[[], Awaitable[ReportState]],
-        build: Callable[[], Awaitable[dict[str, Any]]],
+        build: Callable[[], Awaitable[Report]],
     ) -> Built:
         """``customer``'s report, as of the log when this call began or later."""
         ticket = self._started.get(customer, 0)  # before the state: what "arrived" means
