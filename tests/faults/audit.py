@@ -15,9 +15,12 @@ What it checks, and what a failure means:
 - no received message carries a field outside what its entry says was shared or altered, nor a
   field the entry says was withheld (invariant 1);
 - every published message has a decision entry whose source digest is the SHA-256 of its bytes;
-  each release it got was received upstream, withheld at send time with a reason, or (with
-  ``--allow-pending``) still waits in the outbox. A withheld decision must name its reason. A
-  published message with no entry, or a release that went nowhere, is *lost* (invariant 3);
+  each release it got was received upstream, withheld at send time with a reason, decided again
+  at send time (gateway/messages/sendtime.py: a later send-time entry of the same message and
+  recipient takes its place and is accounted for in turn), or (with ``--allow-pending``) still
+  waits in the outbox. A withheld decision must name its reason. A published message with no
+  entry, or a release that went nowhere, is *lost* (invariant 3), named with its recipient and
+  every entry of it for that recipient;
 - duplicates (the same release received more than once) are counted, and bounded if asked.
 
 The summary is one JSON object on stdout; each problem is a line on stderr; the exit code is 0
@@ -50,6 +53,9 @@ from policies.numbers import loads_exact
 __all__ = ["AuditReport", "Captured", "audit", "main", "read_jsonl", "write_jsonl"]
 
 _RELEASED = ("shared", "altered")
+# How every send-time entry's English text begins (gateway/messages/sendtime_text.py; a test
+# holds each text to it). The entry's body has no other mark: it records a decision like any.
+AT_SEND = ("Re-decided at send time", "Withheld at send time")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +115,12 @@ class _Entry:
     topic: str | None
     content: bytes | None
     unlisted: int = 0  # released paths the entry counts but does not list (``omitted``)
+    grant: str | None = None
+    at_send: bool = False  # written by the send-time check, in place of an earlier release
+
+    def named(self) -> str:
+        at = " at send time" if self.at_send else ""
+        return f"{self.seq} ({self.outcome}{at}{f', {self.reason}' if self.reason else ''})"
 
 
 def read_jsonl(path: Path) -> list[Captured]:
@@ -149,6 +161,7 @@ def _decisions(db: Path) -> list[_Entry]:
     reader = Reader.open(db)
     try:
         rows = reader.entries_with_content()
+        at_send = _written_at_send(reader)
     finally:
         reader.close()
     out = []
@@ -171,9 +184,26 @@ def _decisions(db: Path) -> list[_Entry]:
                 for name, n in (body.get("omitted") or {}).items()
                 if name in ("shared", "altered")
             ),
+            grant=body.get("grant"),
+            at_send=int(seq) in at_send,
         )
         out.append(entry)
     return out
+
+
+def _written_at_send(reader: Reader) -> set[int]:
+    """The entries the send-time check wrote, by their English text (the body's text is stored
+    apart from it and shared by entries alike; each is read once)."""
+    found: set[int] = set()
+    lo = 0
+    while lines := reader.lines(None, lo=lo, limit=10_000):
+        found.update(
+            line.seq
+            for line in lines
+            if reader.body(line.body_id).texts.get("en", "").startswith(AT_SEND)
+        )
+        lo = lines[-1].seq + 1
+    return found
 
 
 def _fields_problem(entry: _Entry, payload: bytes) -> str | None:
@@ -291,8 +321,14 @@ def audit(
         for entry in released:
             assert entry.content is not None and entry.topic is not None
             topic = prefix.get(entry.recipient or "", "") + entry.topic
+            later = _decided_again(entry, decided)
             if arrivals[(topic, entry.content)]:
                 delivered = True
+            elif later is not None:
+                # Its row was decided again before it left: the later entry is what left (a
+                # release, checked in its own turn) or why nothing did.
+                if later.outcome not in _RELEASED:
+                    report.withheld_at_send += 1
             elif any(
                 w.reason for source in sources(entry.content) for w in by_source.get(source, [])
             ):
@@ -302,9 +338,11 @@ def audit(
             else:
                 missing = True
                 state = "still in the outbox" if entry.content in waiting else "not in the outbox"
+                mine = [e.named() for e in decided if e.recipient == entry.recipient]
                 report.problems.append(
-                    f"entry {entry.seq}: released to {entry.recipient} on {topic} but never "
-                    f"arrived ({state})"
+                    f"entry {entry.seq}: {message.topic} {message.payload[:60]!r} released to "
+                    f"{entry.recipient} on {topic} but never arrived ({state}); its entries for "
+                    f"{entry.recipient}: {', '.join(mine)}"
                 )
         if missing:
             report.lost += 1
@@ -319,6 +357,18 @@ def audit(
                     report.reasons[entry.reason] = report.reasons.get(entry.reason, 0) + 1
                     break
     return report
+
+
+def _decided_again(entry: _Entry, decided: Sequence[_Entry]) -> _Entry | None:
+    """The send-time entry that took ``entry``'s place: the next one written at send time for
+    the same message and recipient, of the same grant (a withheld one may name none): a send-time
+    entry of another grant's row accounts for that row, never for this one."""
+    for other in decided:
+        if other.seq <= entry.seq or not other.at_send or other.recipient != entry.recipient:
+            continue
+        if other.grant == entry.grant or (other.grant is None and other.outcome not in _RELEASED):
+            return other
+    return None
 
 
 def _pending_payloads(db: Path) -> list[bytes]:

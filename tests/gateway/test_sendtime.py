@@ -74,6 +74,7 @@ class Bench:
     now: list[datetime]
     path: Path
     replays: ReplayCheck  # the pipeline's: retained messages on a new session already decided
+    signer: Signer  # the log's key: its public half verifies the log (tests/faults/audit.py)
 
     async def queued(self, payload: dict[str, object]) -> OutboxRow:
         link = FakeLink()
@@ -115,7 +116,8 @@ async def open_bench(
     engine = Engine([compile_text(policy, recipients)], keyring)
     store = Store(tmp_path / "einblick.db")
     await store.open()
-    writer = await store.read(lambda conn: LogWriter(conn, Signer.generate(), "unit"))
+    signer = Signer.generate()
+    writer = await store.read(lambda conn: LogWriter(conn, signer, "unit"))
     box = Outbox(
         store,
         RecipientQueues(
@@ -155,7 +157,8 @@ async def open_bench(
         )
     )
     try:
-        yield Bench(engine, store, pipeline, check, now, tmp_path / "einblick.db", replays)
+        path = tmp_path / "einblick.db"
+        yield Bench(engine, store, pipeline, check, now, path, replays, signer)
     finally:
         await store.close()
 
