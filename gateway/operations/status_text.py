@@ -39,6 +39,15 @@ def render_status(reply: Status | Mapping[str, Any]) -> str:
         lines.append(
             f"  received → committed: {_latency(decided)} (last {decided.window:,} messages)"
         )
+    # Retained copies the broker sent again to a new session of the gateway, recognised in the
+    # log as decided already (gateway/messages/replays.py): said, so that a quiet forwarder
+    # after a reconnect reads as intended and not as loss.
+    replayed = status.retained.get("replays_skipped")
+    if isinstance(replayed, int) and replayed:
+        lines.append(
+            f"  retained copies sent again by the device broker: {replayed} recognised as "
+            "decided already, not decided or forwarded a second time"
+        )
     if pipeline.failing_closed:
         lines.append(f"  FAILING CLOSED — nothing is forwarded: {pipeline.failing_closed}")
     if pipeline.outbox_full:

@@ -73,7 +73,22 @@ async def test_a_new_release_that_never_arrived_is_lost_and_named_with_every_ent
     assert f"{sent.entry_seq} (" in lost[0] and "at send time" in lost[0], lost[0]
 
 
-@pytest.mark.parametrize("name", ["REDECIDED", "WITHHELD", "HOURS_ENDED", "BEGAN", "BEGAN_MANY"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "REDECIDED",
+        "WITHHELD",
+        "HOURS_ENDED",
+        "BEGAN",
+        "BEGAN_WITHHELD",
+        "BEGAN_UNDECIDED",
+        "STOPPED",
+        "STOPPED_WITHHELD",
+        "MANY",
+        "MANY_WITHHELD",
+        "MANY_UNDECIDED",
+    ],
+)
 def test_send_time_texts_begin_as_the_auditor_recognises_them(name: str) -> None:
     from gateway.messages import sendtime_text
 

@@ -10,6 +10,7 @@ import orjson
 
 from gateway.messages.intake import Arrival
 from gateway.messages.mqtt import Endpoint, MqttConnection
+from gateway.operations.status_text import render_status
 from tests.gateway import test_sendtime
 from tests.gateway.fake_link import FakeLink
 from tests.gateway.harness import running_gateway
@@ -84,5 +85,7 @@ async def test_a_dropped_session_does_not_forward_a_retained_message_decided_bef
         await ben.close()
         assert anna_messages(h) == []
         assert h.gateway.retained.stats.replays_skipped == 1
+        # ... and `einblick status` tells the installer why nothing left for it.
+        assert "1 recognised as decided already" in render_status(h.gateway.status())
         assert h.gateway.pipeline is not None
         assert h.gateway.pipeline.stats.committed == 2  # Anna's once, Ben's once

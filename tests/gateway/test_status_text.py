@@ -79,3 +79,12 @@ def test_device_text_is_shown_escaped() -> None:
     )
     assert "bad\\u001b[2Jtopic\\u000aX" in text
     assert "ERROR: l1\nl2\\u202e" in text  # our own line break kept, the override shown
+
+
+def test_retained_copies_recognised_as_decided_are_counted() -> None:
+    assert "retained copies" not in render_status(_status())  # none: nothing to say
+    text = render_status(_status(retained={"replays_skipped": 3, "sweeps": 2}))
+    assert (
+        "  retained copies sent again by the device broker: 3 recognised as decided already, "
+        "not decided or forwarded a second time"
+    ) in text
