@@ -221,9 +221,9 @@ async def test_packets_read_ahead_before_a_pause_are_delivered_after_resume(
         await asyncio.gather(*(pub.publish("t/x", f"{i}".encode(), 1) for i in range(count)))
         # Every packet in the socket (header, length, topic length, "t/x", body) before reading:
         # then nothing more arrives after the first read, and epoll has nothing to report.
-        assert sub._sock is not None
+        assert sub._pump.sock is not None
         whole = sum(2 + 2 + 3 + len(f"{i}") for i in range(count))
-        while _waiting(sub._sock) < whole:
+        while _waiting(sub._pump.sock) < whole:
             await asyncio.sleep(0.01)
         sub.resume_reading()
         await resumed.wait()
