@@ -31,6 +31,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from gateway.bench.commits import measure_commits, render_commits
 from gateway.bench.load import Generator, ceiling
 from gateway.bench.results import GENERATOR_PROCESSES, Result, Run, render
 from gateway.bench.sizing import PI_SLOWDOWN, render_sizing
@@ -363,7 +364,7 @@ def run_bench(
         results: list[Result] = []
         for name in systems:
             results += asyncio.run(_run_system(name, root, rates, duration, processes))
-        return Run(results, top)
+        return Run(results, top, measure_commits(root))
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -453,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
     slowdown = 1.0 if args.on_this_box else args.slowdown
     for line in render_sizing(run.results, slowdown, measured_here=args.on_this_box):
         print(line)
+    if run.commits is not None:
+        for line in render_commits(run.commits):
+            print(line)
     return 0
 
 

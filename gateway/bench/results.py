@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from gateway.bench.commits import CommitCost
 from gateway.bench.load import GeneratorResult
 
 __all__ = ["GENERATOR_PROCESSES", "MAX_MARGIN", "Result", "Run", "max_rows_valid", "render"]
@@ -45,6 +46,7 @@ class Result:
 class Run:
     results: list[Result]
     ceiling: GeneratorResult | None  # the generator into a bare broker (when a "max" row ran)
+    commits: CommitCost | None = None  # one batch's commit with and without fsync, same disk
 
 
 def max_rows_valid(run: Run) -> tuple[bool, float]:

@@ -12,24 +12,20 @@ never re-hashes history. Checkpoints are C2SP signed notes (``<box>/<customer>``
 origin), stored verbatim. Opening a database claims it and closes what a crash or 0.1.0 left
 open (``gateway.log.opening``); a key rotation is ``gateway.log.key_rotation``.
 
-Tree edges and id caches live in memory; changes made inside the open transaction are kept
-apart until ``committed()`` and thrown away by ``rolled_back()``, which reloads from the database.
-The caches of bodies and topics are bounded in bytes (``gateway.cache``): their keys are
-shaped by what devices send, and a forgotten entry is only looked up in the database again.
+Tree edges and id caches (``gateway.log.ids``) live in memory; changes made inside the open
+transaction are kept apart until ``committed()`` and thrown away by ``rolled_back()``, which
+reloads from the database.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from gateway.cache import SizedCache
 from gateway.errors import EntryInvalid
 from gateway.log.chain import (
     GATEWAY_CHAIN,
-    body_digest,
     content_commitment,
     salt_for,
     source_commitment,
@@ -42,16 +38,15 @@ from gateway.log.entry import (
     body_key,
     body_of,
     check_draft,
-    names_of,
     us_from_at,
 )
 from gateway.log.forget import forget, scrub
+from gateway.log.ids import StoredIds
 from gateway.log.jcs import canonical
 from gateway.log.key_rotation import rotate_key
 from gateway.log.keys import Signer
 from gateway.log.leaf import entry_leaf, tree_origin
 from gateway.log.merkle import RightEdge
-from gateway.log.names import seal_names
 from gateway.log.note import Checkpoint as NoteCheckpoint
 from gateway.log.note import sign_note
 from gateway.log.notices import erasure_draft, parse_subject
@@ -61,32 +56,6 @@ from gateway.log.stored import note_signature
 from gateway.log.tree import open_tree, stored_levels
 
 __all__ = ["LogWriter"]
-
-# Bytes each memo table may hold (estimated: 2 per character, plus the objects).
-BODIES_BYTES = 2 * 1024 * 1024
-BODY_KEYS_BYTES = 8 * 1024 * 1024
-TOPICS_BYTES = 2 * 1024 * 1024
-
-
-def _chars(value: object) -> int:
-    if isinstance(value, str | bytes):
-        return len(value)
-    if isinstance(value, tuple):
-        return sum(_chars(v) for v in value) + 8 * len(value)
-    return 8
-
-
-def _body_size(digest: bytes, body_id: int) -> int:
-    return 200
-
-
-def _body_key_size(key: tuple[object, ...], found: tuple[int, bytes]) -> int:
-    return 2 * _chars(key) + 400
-
-
-def _topic_size(key: tuple[int, int, str], topic_id: int) -> int:
-    return 2 * len(key[2]) + 250
-
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -119,13 +88,7 @@ class LogWriter:
         conn = self._conn
         self._chains: dict[str, int] = dict(conn.execute("SELECT name, id FROM chains"))
         self._chain_names = {v: k for k, v in self._chains.items()}
-        self._atoms: dict[str, int] = {}
-        self._bodies: SizedCache[bytes, int] = SizedCache(BODIES_BYTES, _body_size)
-        self._body_keys: SizedCache[tuple[object, ...], tuple[int, bytes]] = SizedCache(
-            BODY_KEYS_BYTES, _body_key_size
-        )
-        self._subject_keys: dict[tuple[int, int], bytes] = {}
-        self._topics: SizedCache[tuple[int, int, str], int] = SizedCache(TOPICS_BYTES, _topic_size)
+        self._ids = StoredIds(conn)
         self._edges: dict[int, RightEdge] = {}
         self._bases: dict[int, int] = {}
         self._legacy: dict[int, tuple[int, bytes]] = {}
@@ -264,78 +227,6 @@ class LogWriter:
             self._signed[found] = 0
         return found
 
-    def _atom(self, value: str) -> int:
-        found = self._atoms.get(value)
-        if found is None:
-            row = self._conn.execute("SELECT id FROM atoms WHERE value = ?", (value,)).fetchone()
-            if row is None:
-                cur = self._conn.execute("INSERT INTO atoms (value) VALUES (?)", (value,))
-                found = int(cur.lastrowid or 0)
-            else:
-                found = int(row[0])
-            self._atoms[value] = found
-        return found
-
-    def _names(self, chain_id: int, subject: int, draft: EntryDraft) -> bytes:
-        """Store the draft's names document under its subject; returns its commitment."""
-        commitment, doc = seal_names(self._subject_key(chain_id, subject), names_of(draft))
-        self._conn.execute(
-            "INSERT OR IGNORE INTO names (chain_id, device_id, commitment, doc)"
-            " VALUES (?, ?, ?, ?)",
-            (chain_id, subject, commitment, doc),
-        )
-        return commitment
-
-    def _body(self, canonical: bytes) -> tuple[int, bytes]:
-        digest = body_digest(canonical)
-        found = self._bodies.get(digest)
-        if found is None:
-            row = self._conn.execute("SELECT id FROM bodies WHERE digest = ?", (digest,)).fetchone()
-            if row is None:
-                cur = self._conn.execute(
-                    "INSERT INTO bodies (digest, doc) VALUES (?, ?)", (digest, canonical)
-                )
-                found = int(cur.lastrowid or 0)
-            else:
-                found = int(row[0])
-            self._bodies.put(digest, found)
-        return found, digest
-
-    def _subject_key(self, chain_id: int, device_id: int) -> bytes:
-        found = self._subject_keys.get((chain_id, device_id))
-        if found is None:
-            row = self._conn.execute(
-                "SELECT key FROM subject_keys WHERE chain_id = ? AND device_id = ?",
-                (chain_id, device_id),
-            ).fetchone()
-            if row is None:
-                found = os.urandom(32)
-                self._conn.execute(
-                    "INSERT INTO subject_keys (chain_id, device_id, key) VALUES (?, ?, ?)",
-                    (chain_id, device_id, found),
-                )
-            else:
-                found = bytes(row[0])
-            self._subject_keys[(chain_id, device_id)] = found
-        return found
-
-    def _topic(self, chain_id: int, device_id: int, topic: str) -> int:
-        key = (chain_id, device_id, topic)
-        found = self._topics.get(key)
-        if found is None:
-            row = self._conn.execute(
-                "SELECT id FROM topics WHERE chain_id = ? AND device_id = ? AND topic = ?", key
-            ).fetchone()
-            if row is None:
-                cur = self._conn.execute(
-                    "INSERT INTO topics (chain_id, device_id, topic) VALUES (?, ?, ?)", key
-                )
-                found = int(cur.lastrowid or 0)
-            else:
-                found = int(row[0])
-            self._topics.put(key, found)
-        return found
-
     # -- appending -----------------------------------------------------------------------
     def append(self, drafts: Sequence[EntryDraft]) -> list[AppendedEntry]:
         """Insert ``drafts`` in the caller's open transaction (never commits)."""
@@ -344,7 +235,8 @@ class LogWriter:
         hashes: list[tuple[int, int, int, bytes]] = []
         appended: list[AppendedEntry] = []
         seq = self._pending_seq
-        bodies = self._body_keys
+        ids = self._ids
+        bodies = ids.body_keys
         closed = self.closed
         # The drafts of one batch carry one decision time, the same object: convert it once.
         last_at: datetime | None = None
@@ -362,28 +254,28 @@ class LogWriter:
             edge = self._edge_for_write(chain_id)
             index = edge.size
             size = self._bases[chain_id] + index  # the entry's idx (its chain position)
-            device_id = None if draft.device is None else self._atom(draft.device)
+            device_id = None if draft.device is None else ids.atom(draft.device)
             subject = device_id or 0
             key = draft.shape or body_key(draft)
             found = bodies.get(key)
             if found is None:
-                names = self._names(chain_id, subject, draft)
-                found = self._body(canonical(body_of(draft, names)))
+                names = ids.names(chain_id, subject, draft)
+                found = ids.body(canonical(body_of(draft, names)))
                 bodies.put(key, found)
             body_id, digest = found
-            recipient_id = None if draft.recipient is None else self._atom(draft.recipient)
+            recipient_id = None if draft.recipient is None else ids.atom(draft.recipient)
             at = draft.at
             if at is not last_at:
                 last_at, last_us = at, us_from_at(at)
             at_us = self._forward(last_us)
             commitment: bytes | None = None
-            subject_key = self._subject_key(chain_id, subject)
+            subject_key = ids.subject_key(chain_id, subject)
             source = source_commitment(subject_key, draft.source_digest)
             if draft.topic is not None or draft.content is not None:
                 salt = salt_for(subject_key, chain, size)
                 commitment = content_commitment(salt, draft.topic, draft.content)
                 topic_id = (
-                    None if draft.topic is None else self._topic(chain_id, subject, draft.topic)
+                    None if draft.topic is None else ids.topic(chain_id, subject, draft.topic)
                 )
                 contents.append((seq, topic_id, draft.content))
             digest_e = entry_leaf(index, at_us, digest, source, commitment)
@@ -470,17 +362,9 @@ class LogWriter:
         chain_id = self._chains.get(chain)
         erased = 0
         if chain_id is not None:
-            device_id = None if device is None else self._atom(device)
+            device_id = None if device is None else self._ids.atom(device)
             erased = forget(self._conn, chain_id, device_id)
-            self._subject_keys = {
-                k: v
-                for k, v in self._subject_keys.items()
-                if not (k[0] == chain_id and (device_id is None or k[1] == device_id))
-            }
-            self._topics.clear()  # erasure is rare: forget every topic id, not only the subject's
-            # Cached bodies name commitments under the destroyed keys: the subject's next
-            # entries are committed under its new key.
-            self._body_keys.clear()
+            self._ids.forget_subject(chain_id, device_id)
         draft = erasure_draft(subject, now, requested_by, erased, text_de=text_de, text_en=text_en)
         return self.append([draft])[0]
 
@@ -513,5 +397,5 @@ class LogWriter:
         (see retention); returns (content rows, topics) deleted."""
         found = drop_content(self._conn, customer, older_than)
         if found[1]:
-            self._topics.clear()  # ids of deleted topics must not be reused from the cache
+            self._ids.forget_topics()
         return found

@@ -8,11 +8,10 @@ keeps its own queue of in-flight messages per client object and re-sends it on r
 want exactly one source of truth for what still has to go out — our durable outbox. A fresh client
 per session also means a manual ack can never reach a later session under a reused packet id.
 
-paho is driven without its thread: its socket callbacks register the socket with the event loop
-(``add_reader`` → ``loop_read``; queued packets are written at the end of the loop's turn, and
-only a full socket buffer makes us wait for ``add_writer`` → ``loop_write``) and a task calls ``loop_misc``
-for keepalives, the design of paho's own ``examples/loop_asyncio.py`` and of aiomqtt. That keeps
-every paho call on the loop thread, with no lock contention on the hot path.
+paho is driven without its thread: its socket callbacks hand the socket to a
+``gateway.messages.pump.SocketPump``, which reads and writes it on the event loop and calls
+``loop_misc`` for keepalives, the design of paho's own ``examples/loop_asyncio.py`` and of
+aiomqtt. That keeps every paho call on the loop thread, with no lock contention on the hot path.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ import functools
 import logging
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -40,7 +38,8 @@ from gateway.messages.endpoint import (
     connack_hint,
 )
 from gateway.messages.paho_client import LoopClient
-from gateway.messages.sockets import Linger, unread
+from gateway.messages.pump import SocketPump
+from gateway.messages.sockets import Linger
 from gateway.messages.tls import TlsError, ssl_context
 
 __all__ = ["ConnectionLost", "Endpoint", "Inbound", "MqttConnection", "MqttError", "Sent"]
@@ -94,10 +93,7 @@ class MqttConnection:
         self._client.on_publish = self._handle_publish
         self._client.on_subscribe = self._handle_subscribe
         self._client.on_unsubscribe = self._handle_unsubscribe
-        self._client.on_socket_open = self._socket_open
         self._client.on_socket_close = self._socket_close
-        self._client.on_socket_register_write = self._socket_register_write
-        self._client.on_socket_unregister_write = self._socket_unregister_write
         self._connected: asyncio.Future[None] = self._loop.create_future()
         self.closed: asyncio.Future[str] = self._loop.create_future()
         self._publishes: dict[int, Sent] = {}  # mid → whom to tell of its PUBACK
@@ -106,12 +102,7 @@ class MqttConnection:
         # CONNACK's "session present": the broker kept this client id's persistent session, and
         # with it the subscriptions made in an earlier connection.
         self.session_present = False
-        self._sock: socket.socket | None = None
-        self._reading = False
-        self._writing = False  # the socket is registered with the loop for writability
-        self._flush_pending = False
-        self._loop_thread = threading.get_ident()
-        self._misc: asyncio.TimerHandle | None = None
+        self._pump = SocketPump(self._loop, self._client, self.closed.done, self._teardown)
         self._clean_session = clean_session
         self._lingering = Linger(self._loop)  # after our DISCONNECT: the wait for the EOF
         # True once ``step_back`` closed this persistent session: what it delivered and we have
@@ -202,7 +193,7 @@ class MqttConnection:
                     raise ConnectionLost(
                         f"{self.endpoint.describe()}: connection lost ({self.closed.result()})"
                     ) from None
-                if self.delivered == seen and self._reading:
+                if self.delivered == seen and self._pump.reading:
                     raise MqttError(
                         f"{self.endpoint.describe()}: the broker did not confirm {what} within "
                         f"{timeout:.0f} s and sent nothing else meanwhile; reconnecting"
@@ -242,16 +233,10 @@ class MqttConnection:
             self._client.ack(mid, qos)
 
     def pause_reading(self) -> None:
-        if self._sock is not None and self._reading:
-            self._loop.remove_reader(self._sock)
-            self._reading = False
+        self._pump.pause_reading()
 
     def resume_reading(self) -> None:
-        if self._sock is not None and not self._reading and not self.closed.done():
-            self._loop.add_reader(self._sock, self._read)
-            self._reading = True
-            if self._client.buffered:  # read before the pause: epoll will not report them
-                self._loop.call_soon(self._read_buffered)
+        self._pump.resume_reading()
 
     async def step_back(self) -> None:
         """Close on purpose, leaving a persistent session (``clean_session=False``) with the
@@ -345,136 +330,25 @@ class MqttConnection:
         if future is not None and not future.done():
             future.set_result(None)
 
-    def _socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        self._loop.call_soon_threadsafe(self._attach, sock)
-
-    def _attach(self, sock: socket.socket) -> None:
-        if self.closed.done():
-            return
-        self._sock = sock
-        # paho leaves Nagle's algorithm on: each small PUBLISH or PUBACK would wait for the TCP
-        # ACK of the one before, and delayed ACKs make that up to 40 ms per message.
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._loop.add_reader(sock, self._read)
-        self._reading = True
-        self._misc = self._loop.call_later(1.0, self._tick)
-
     def _socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        self._detach(sock)
-
-    def _socket_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        if self._loop.is_closed():
-            return
-        if threading.get_ident() != self._loop_thread:  # CONNECT, queued by connect() in a thread
-            self._loop.call_soon_threadsafe(self._add_writer, sock)
-        elif not self._flush_pending:
-            # Publishes and acks queued during this turn of the loop go out together at its end,
-            # straight to the socket. Waiting for epoll to report the socket writable would cost
-            # two epoll_ctl calls per turn and a whole extra turn of latency, for a socket that is
-            # nearly always writable.
-            self._flush_pending = True
-            self._loop.call_soon(self._flush, sock)
-
-    def _flush(self, sock: socket.socket) -> None:
-        self._flush_pending = False
-        if self.closed.done() or sock.fileno() == -1:
-            return
-        if self._reading and (self._client.buffered or unread(sock)):
-            # Read first: if the broker has died, its last packets are still in the socket,
-            # and the write below failing would close it with them unread.
-            self._read()
-            if self.closed.done():
-                return
-        self._write()
-        if self._client.want_write():  # the socket buffer is full: wait until it drains
-            self._add_writer(sock)
-
-    def _add_writer(self, sock: socket.socket) -> None:
-        if not self.closed.done() and sock.fileno() != -1 and not self._writing:
-            self._loop.add_writer(sock, self._write)
-            self._writing = True
-
-    def _socket_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        if self._writing:
-            self._writing = False
-            with contextlib.suppress(ValueError, OSError):
-                self._loop.remove_writer(sock)
-
-    def _read(self) -> None:
-        # paho handles one packet per loop_read. Take everything already waiting, in the
-        # client's buffer or in the socket, up to a bound so one busy socket cannot starve the
-        # loop: a write that fails because the broker died makes paho close the socket, and
-        # packets still unread would be lost although the broker acknowledged them to their
-        # devices.
-        sock = self._sock
-        client = self._client
-        rc = client.loop_read()
-        for _ in range(_READ_BURST):
-            if not (
-                rc == MQTTErrorCode.MQTT_ERR_SUCCESS
-                and self._reading
-                and sock is not None
-                and self._sock is sock
-                and (client.buffered or unread(sock))
-            ):
-                break
-            rc = client.loop_read()
-        if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
-            self._teardown(f"read failed: {paho.error_string(rc)}")
-        elif self._reading and client.buffered:
-            # Packets left in the client's buffer (the bound above): epoll cannot see them, so
-            # the next turn reads on without waiting for the socket.
-            self._loop.call_soon(self._read_buffered)
-
-    def _read_buffered(self) -> None:
-        if self._reading and not self.closed.done():
-            self._read()
-
-    def _write(self) -> None:
-        rc = self._client.loop_write()
-        if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
-            self._teardown(f"write failed: {paho.error_string(rc)}")
-
-    def _tick(self) -> None:
-        if self.closed.done():
-            return
-        rc = self._client.loop_misc()
-        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            self._teardown(f"keepalive failed: {paho.error_string(rc)}")
-            return
-        self._misc = self._loop.call_later(1.0, self._tick)
+        self._pump.detach(sock)
 
     # -- teardown ---------------------------------------------------------------------------------
 
     def _linger(self, sock: socket.socket) -> None:
         """paho ended the session after our DISCONNECT: wait for the broker's EOF
         (``gateway.messages.sockets.Linger``) before the socket is closed."""
-        self._detach(sock)
+        self._pump.detach(sock)
         self._lingering.start(sock)
 
-    def _detach(self, sock: Any) -> None:
-        with contextlib.suppress(ValueError, OSError):
-            self._loop.remove_reader(sock)
-        with contextlib.suppress(ValueError, OSError):
-            self._loop.remove_writer(sock)
-        self._reading = False
-        self._writing = False
-        self._sock = None
-
     def _teardown(self, why: str) -> None:
-        if self._misc is not None:
-            self._misc.cancel()
-            self._misc = None
-        sock = self._sock
-        if sock is not None:
-            self._detach(sock)
-            # From paho's on_disconnect paho closes the socket itself, right after; closing it
-            # here too is harmless and covers the paths where paho never learns of the end —
-            # except after our own DISCONNECT, when paho hands it to _linger instead.
-            if self._client.linger is None or self._client.socket() is not sock:
-                with contextlib.suppress(OSError):
-                    sock.close()
+        sock = self._pump.stop()
+        # From paho's on_disconnect paho closes the socket itself, right after; closing it here
+        # too is harmless and covers the paths where paho never learns of the end — except
+        # after our own DISCONNECT, when paho hands it to _linger instead.
+        if sock is not None and (self._client.linger is None or self._client.socket() is not sock):
+            with contextlib.suppress(OSError):
+                sock.close()
         if not self._connected.done():
             self._connected.set_exception(ConnectionLost(f"{self.endpoint.describe()}: {why}"))
             self._connected.exception()  # retrieved: open() reports it, nobody else waits
@@ -490,9 +364,6 @@ class MqttConnection:
                 unsub.set_exception(lost)
         if not self.closed.done():
             self.closed.set_result(why)
-
-
-_READ_BURST = 256
 
 
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:

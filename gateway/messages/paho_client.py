@@ -8,7 +8,10 @@ carry no reason codes or properties to decode. What is overridden, and why:
 - **Reading.** paho reads each packet with at least three ``recv`` calls (the command byte, the
   length bytes one at a time, the body). ``_sock_recv`` takes whatever the socket holds, up to
   ``RECV_BYTES``, in one call, and hands paho its packets from that buffer. ``buffered`` says
-  whether bytes wait here: epoll no longer sees them, so the reader must ask.
+  whether bytes wait here: epoll no longer sees them, so the reader must ask. A packet that
+  lies whole in that buffer is cut out in one step (``_packet_read``) instead of paho's state
+  machine, which asks for the command byte and each length byte with a call of its own; a
+  packet split across reads, or a length paho would refuse, takes paho's own path.
 - **PUBLISH in.** paho decodes into an ``MQTTMessage`` (with a ``threading.Condition``), logs,
   and walks its per-topic callback tree before calling ``on_message``. ``deliver`` receives the
   raw topic, payload, QoS, retain flag and packet id directly. QoS 2 and malformed packets take
@@ -35,6 +38,7 @@ from typing import Any, cast
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -59,6 +63,20 @@ _SUCCESS = MQTTErrorCode.MQTT_ERR_SUCCESS
 # the adapter's on_publish reads neither.
 _PUBACK_OK = ReasonCode(PacketTypes.PUBACK)
 _NO_PROPERTIES = Properties(PacketTypes.PUBACK)  # type: ignore[no-untyped-call]
+
+
+def _fresh_in_packet() -> Any:
+    """paho's state for the next packet to read, as paho resets it after each packet."""
+    return {
+        "command": 0,
+        "have_remaining": 0,
+        "remaining_count": [],
+        "remaining_mult": 1,
+        "remaining_length": 0,
+        "packet": bytearray(b""),
+        "to_process": 0,
+        "pos": 0,
+    }
 
 
 class _LoopInfo(paho.MQTTMessageInfo):
@@ -132,6 +150,46 @@ class LoopClient(paho.Client):
         chunk = buf[pos : pos + bufsize]
         self._rpos = pos + len(chunk)
         return chunk
+
+    def _packet_read(self) -> MQTTErrorCode:
+        """The next packet, in one step when it lies whole in the buffer (module text)."""
+        buf, pos = self._rbuf, self._rpos
+        end = len(buf)
+        if self._in_packet["command"] != 0 or end - pos < 2:
+            return super()._packet_read()
+        # The remaining length: at most 4 bytes of 7 bits, low first (MQTT 3.1.1, 2.2.3).
+        length = 0
+        shift = 0
+        i = pos + 1
+        while True:
+            if i >= end or shift > 21:  # not all here, or a fifth byte: paho decides (refuses)
+                return super()._packet_read()
+            byte = buf[i]
+            i += 1
+            length |= (byte & 127) << shift
+            if not byte & 128:
+                break
+            shift += 7
+        if end - i < length:
+            return super()._packet_read()  # the packet's end is still in the socket
+        self._rpos = i + length
+        self._in_packet = {
+            "command": buf[pos],
+            "have_remaining": 1,
+            "remaining_count": [],
+            "remaining_mult": 1,
+            "remaining_length": length,
+            "packet": buf[i : i + length],  # type: ignore[typeddict-item]  # bytes: read only
+            "to_process": 0,
+            "pos": 0,
+        }
+        try:
+            rc = self._packet_handle()
+        except MalformedPacket:  # as paho answers a malformed packet: a protocol error
+            rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
+        self._in_packet = _fresh_in_packet()
+        self._last_bytes_received = time.monotonic()  # paho's keepalive clock (its time_func)
+        return rc
 
     def _handle_publish(self) -> MQTTErrorCode:
         deliver = self.deliver

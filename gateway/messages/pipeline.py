@@ -11,6 +11,9 @@ The queue, its backpressure (when it is full, reading from the broker pauses: ne
 the commit window that lets densely arriving messages share a commit are the intake's
 (``gateway/messages/intake.py``).
 
+Deciding one message, before the policy engine under the gateway's own limits (flood, size,
+a policy not loaded), is ``gateway/messages/deciding.py``'s.
+
 Any failure while handling one message -- deciding, explaining, building or appending its
 entries -- withholds that message alone: it is recorded with reason ``internal_error``, the
 traceback goes to the gateway's log, and it is acknowledged like any other. A message that
@@ -40,6 +43,7 @@ from gateway.backoff import Backoff
 from gateway.errors import StoreError
 from gateway.log.entry import EntryDraft, us_from_at
 from gateway.log.writer import LogWriter
+from gateway.messages.deciding import Decider
 from gateway.messages.drafting import Drafter
 from gateway.messages.flood import FloodGuard
 from gateway.messages.intake import Arrival, Intake
@@ -54,7 +58,6 @@ from gateway.messages.shares import QueueShares
 from gateway.messages.store import Store
 from policies.decision import Decision, Outcome, Reason
 from policies.engine import Engine
-from policies.message import Message
 
 __all__ = ["Pipeline", "PipelineStats"]
 
@@ -126,10 +129,11 @@ class Pipeline:
         self._intake = Intake(
             engine=engine, queue_size=queue_size, batch_max=batch_max, flood=flood
         )
-        self._max_payload = max_payload_bytes
+        self._decider = Decider(
+            max_payload_bytes=max_payload_bytes, flood=flood, not_loaded=not_loaded
+        )
         self.outbox = outbox
         self._flood = flood
-        self._not_loaded = not_loaded
         # Decisions and entries are timed by the gateway's clock: never before the log's newest.
         self._now = clock or (lambda: datetime.now(UTC))
         self._shares = QueueShares(outbox.queues)
@@ -269,7 +273,7 @@ class Pipeline:
             drafts: list[EntryDraft] = []
             releases: list[Release] = []
             digest = hashlib.sha256(inbound.payload).digest()  # once, for every recipient's entry
-            for decided in self._decide(engine, arrival, now):
+            for decided in self._decider.decide(engine, arrival, now):
                 decision = self._admit(engine, decided, taken)
                 if decision.payload is not None and decision.outcome is not Outcome.WITHHELD:
                     releases.append((len(drafts), decision, inbound))
@@ -318,59 +322,6 @@ class Pipeline:
 
     def _undo(self, taken: Sequence[Admission]) -> None:
         self._shares.undo(taken)
-
-    def _decide(self, engine: Engine, arrival: Arrival, now: datetime) -> list[Decision]:
-        inbound, flooding = arrival.inbound, arrival.flooding
-        too_large = len(inbound.payload) > self._max_payload
-        if flooding or too_large:
-            device = arrival.device_under(engine)
-            reason: Reason | None = None
-            if flooding and self._flood is not None:
-                reason = Reason("flooding", {"limit": f"{self._flood.rate:g}"})
-            if reason is None and too_large:
-                reason = Reason(
-                    "too_large",
-                    {"size": str(len(inbound.payload)), "limit": str(self._max_payload)},
-                )
-            if reason is not None:
-                return [
-                    Decision(
-                        customer=device.customer if device else None,
-                        device=device.device if device else None,
-                        recipient=None,
-                        outcome=Outcome.WITHHELD,
-                        reason=reason,
-                    )
-                ]
-        if self._not_loaded is not None and arrival.device_under(engine) is None:
-            owner = self._not_loaded(inbound.topic)
-            if owner is not None:  # default deny, attributed to its customer and explained
-                customer, device_id, stream = owner
-                return [
-                    Decision(
-                        customer=customer,
-                        device=device_id,
-                        recipient=None,
-                        outcome=Outcome.WITHHELD,
-                        reason=Reason("policy_not_loaded"),
-                        withheld=("$payload",),
-                        stream=stream,
-                    )
-                ]
-        message = Message(inbound.topic, inbound.payload, now, inbound.retain)
-        try:
-            return engine.evaluate(message, now)
-        except Exception as exc:  # the engine promises not to raise; if it does, deny and say so
-            log.exception("the policy engine failed on a message from %r; withheld", inbound.topic)
-            return [
-                Decision(
-                    customer=None,
-                    device=None,
-                    recipient=None,
-                    outcome=Outcome.WITHHELD,
-                    reason=Reason("internal_error", {"error": type(exc).__name__}),
-                )
-            ]
 
     def _draft(
         self, engine: Engine, decision: Decision, source_digest: bytes, now: datetime
@@ -498,7 +449,7 @@ class Pipeline:
     def set_limits(self, *, batch_max: int, max_payload_bytes: int, outbox_max_rows: int) -> None:
         """A configuration reload: the next batch, message and outbox check use these."""
         self._intake.batch_max = batch_max
-        self._max_payload = max_payload_bytes
+        self._decider.max_payload_bytes = max_payload_bytes
         self.outbox.max_rows = outbox_max_rows
 
 

@@ -221,9 +221,9 @@ async def test_packets_read_ahead_before_a_pause_are_delivered_after_resume(
         await asyncio.gather(*(pub.publish("t/x", f"{i}".encode(), 1) for i in range(count)))
         # Every packet in the socket (header, length, topic length, "t/x", body) before reading:
         # then nothing more arrives after the first read, and epoll has nothing to report.
-        assert sub._sock is not None
+        assert sub._pump.sock is not None
         whole = sum(2 + 2 + 3 + len(f"{i}") for i in range(count))
-        while _waiting(sub._sock) < whole:
+        while _waiting(sub._pump.sock) < whole:
             await asyncio.sleep(0.01)
         sub.resume_reading()
         await resumed.wait()
@@ -232,3 +232,77 @@ async def test_packets_read_ahead_before_a_pause_are_delivered_after_resume(
     assert read_ahead == [True]  # the case this is about: the rest was in the client's buffer
     await sub.close()
     await pub.close()
+
+
+def _publish_bytes(topic: bytes, payload: bytes, mid: int) -> bytes:
+    body = len(topic).to_bytes(2, "big") + topic + mid.to_bytes(2, "big") + payload
+    length, rest = bytearray(), len(body)
+    while True:
+        length.append((rest & 127) | (128 if rest > 127 else 0))
+        rest >>= 7
+        if not rest:
+            return bytes((0x32, *length)) + body
+
+
+def _reading() -> tuple[LoopClient, list[tuple[bytes, bytes, int, bool, int]], socket.socket]:
+    client, got = _client()
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    client._sock = ours
+    return client, got, theirs
+
+
+def test_whole_packets_in_the_buffer_are_cut_out_without_pahos_state_machine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, got, theirs = _reading()
+    slow: list[int] = []
+    packet_read = paho.Client._packet_read
+
+    def counting(self: paho.Client) -> paho.MQTTErrorCode:
+        slow.append(1)
+        return packet_read(self)
+
+    monkeypatch.setattr(paho.Client, "_packet_read", counting)
+    sent = [(b"a/b", b"{}", 1), (b"t", b"x" * 300, 2), (b"k", b"", 3)]  # 300: a 2-byte length
+    theirs.sendall(b"".join(_publish_bytes(*one) for one in sent))
+    for _ in sent:
+        assert client._packet_read() == paho.MQTTErrorCode.MQTT_ERR_SUCCESS
+    assert got == [(t, p, 1, False, mid) for t, p, mid in sent]
+    assert len(slow) == 1  # the first fills the buffer through paho; the others never ask it
+    assert not client.buffered and client._in_packet["command"] == 0
+    theirs.close()
+    client._sock.close()
+
+
+def test_a_packet_split_across_reads_is_finished_by_pahos_path() -> None:
+    client, got, theirs = _reading()
+    whole = _publish_bytes(b"t", b"y" * 50, 9)
+    theirs.sendall(_publish_bytes(b"a", b"1", 1) + whole[:20])
+    assert client._packet_read() == paho.MQTTErrorCode.MQTT_ERR_SUCCESS
+    assert client._packet_read() == paho.MQTTErrorCode.MQTT_ERR_AGAIN  # the rest not here yet
+    theirs.sendall(whole[20:])
+    assert client._packet_read() == paho.MQTTErrorCode.MQTT_ERR_SUCCESS
+    assert got == [(b"a", b"1", 1, False, 1), (b"t", b"y" * 50, 1, False, 9)]
+    theirs.close()
+    client._sock.close()
+
+
+def test_a_remaining_length_of_five_bytes_is_a_protocol_error_and_delivers_nothing() -> None:
+    client, got, theirs = _reading()
+    theirs.sendall(_publish_bytes(b"a", b"1", 1) + b"\x32\xff\xff\xff\xff\x01" + b"x" * 64)
+    assert client._packet_read() == paho.MQTTErrorCode.MQTT_ERR_SUCCESS
+    assert client._packet_read() == paho.MQTTErrorCode.MQTT_ERR_PROTOCOL
+    assert got == [(b"a", b"1", 1, False, 1)]
+    theirs.close()
+    client._sock.close()
+
+
+def test_a_malformed_packet_in_the_buffer_is_a_protocol_error() -> None:
+    client, got, theirs = _reading()
+    theirs.sendall(_publish_bytes(b"a", b"1", 1) + b"\x32\x03\x00\x05a")  # topic past the end
+    assert client._packet_read() == paho.MQTTErrorCode.MQTT_ERR_SUCCESS
+    assert client._packet_read() == paho.MQTTErrorCode.MQTT_ERR_PROTOCOL
+    assert got == [(b"a", b"1", 1, False, 1)]
+    theirs.close()
+    client._sock.close()

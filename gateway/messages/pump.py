@@ -1,0 +1,188 @@
+"""The socket pump of the paho-on-asyncio adapter (``gateway.messages.mqtt``).
+
+paho is driven without its thread: its socket callbacks hand the socket to a ``SocketPump``,
+which registers it with the event loop (``add_reader`` → ``loop_read``), writes what paho queued
+at the end of the loop's turn (only a full socket buffer makes it wait for ``add_writer`` →
+``loop_write``) and calls ``loop_misc`` every second for keepalives -- the design of paho's own
+``examples/loop_asyncio.py`` and of aiomqtt. Every paho call stays on the loop thread.
+
+The pump knows nothing of MQTT sessions: it asks ``is_closed`` before touching the socket and
+reports a failed read, write or keepalive to ``fail`` with the reason, once per failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import MQTTErrorCode
+
+from gateway.messages.paho_client import LoopClient
+from gateway.messages.sockets import unread
+
+__all__ = ["READ_BURST", "SocketPump"]
+
+# Packets one turn of the loop reads from one socket before it lets others run.
+READ_BURST = 256
+
+_OK = (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN)
+
+
+class SocketPump:
+    """Moves bytes between one paho client and its socket on the running loop."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        client: LoopClient,
+        is_closed: Callable[[], bool],
+        fail: Callable[[str], None],
+    ) -> None:
+        self._loop = loop
+        self._client = client
+        self._is_closed = is_closed
+        self._fail = fail
+        self.sock: socket.socket | None = None
+        self.reading = False
+        self._writing = False  # the socket is registered with the loop for writability
+        self._flush_pending = False
+        self._loop_thread = threading.get_ident()
+        self._misc: asyncio.TimerHandle | None = None
+        client.on_socket_open = self._socket_open
+        client.on_socket_register_write = self._socket_register_write
+        client.on_socket_unregister_write = self._socket_unregister_write
+
+    def _socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        # paho connects in a thread (``MqttConnection.open``): attach on the loop's own
+        self._loop.call_soon_threadsafe(self._attach, sock)
+
+    def _attach(self, sock: socket.socket) -> None:
+        if self._is_closed():
+            return
+        self.sock = sock
+        # paho leaves Nagle's algorithm on: each small PUBLISH or PUBACK would wait for the TCP
+        # ACK of the one before, and delayed ACKs make that up to 40 ms per message.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._loop.add_reader(sock, self.read)
+        self.reading = True
+        self._misc = self._loop.call_later(1.0, self._tick)
+
+    def pause_reading(self) -> None:
+        if self.sock is not None and self.reading:
+            self._loop.remove_reader(self.sock)
+            self.reading = False
+
+    def resume_reading(self) -> None:
+        if self.sock is not None and not self.reading and not self._is_closed():
+            self._loop.add_reader(self.sock, self.read)
+            self.reading = True
+            if self._client.buffered:  # read before the pause: epoll will not report them
+                self._loop.call_soon(self._read_buffered)
+
+    def _socket_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        if self._loop.is_closed():
+            return
+        if threading.get_ident() != self._loop_thread:  # CONNECT, queued by connect() in a thread
+            self._loop.call_soon_threadsafe(self._add_writer, sock)
+        elif not self._flush_pending:
+            # Publishes and acks queued during this turn of the loop go out together at its end,
+            # straight to the socket. Waiting for epoll to report the socket writable would cost
+            # two epoll_ctl calls per turn and a whole extra turn of latency, for a socket that is
+            # nearly always writable.
+            self._flush_pending = True
+            self._loop.call_soon(self._flush, sock)
+
+    def _flush(self, sock: socket.socket) -> None:
+        self._flush_pending = False
+        if self._is_closed() or sock.fileno() == -1:
+            return
+        if self.reading and (self._client.buffered or unread(sock)):
+            # Read first: if the broker has died, its last packets are still in the socket,
+            # and the write below failing would close it with them unread.
+            self.read()
+            if self._is_closed():
+                return
+        self._write()
+        if self._client.want_write():  # the socket buffer is full: wait until it drains
+            self._add_writer(sock)
+
+    def _add_writer(self, sock: socket.socket) -> None:
+        if not self._is_closed() and sock.fileno() != -1 and not self._writing:
+            self._loop.add_writer(sock, self._write)
+            self._writing = True
+
+    def _socket_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        if self._writing:
+            self._writing = False
+            with contextlib.suppress(ValueError, OSError):
+                self._loop.remove_writer(sock)
+
+    def read(self) -> None:
+        # paho handles one packet per loop_read. Take everything already waiting, in the
+        # client's buffer or in the socket, up to a bound so one busy socket cannot starve the
+        # loop: a write that fails because the broker died makes paho close the socket, and
+        # packets still unread would be lost although the broker acknowledged them to their
+        # devices.
+        sock = self.sock
+        client = self._client
+        rc = client.loop_read()
+        for _ in range(READ_BURST):
+            if not (
+                rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+                and self.reading
+                and sock is not None
+                and self.sock is sock
+                and (client.buffered or unread(sock))
+            ):
+                break
+            rc = client.loop_read()
+        if rc not in _OK:
+            self._fail(f"read failed: {paho.error_string(rc)}")
+        elif self.reading and client.buffered:
+            # Packets left in the client's buffer (the bound above): epoll cannot see them, so
+            # the next turn reads on without waiting for the socket.
+            self._loop.call_soon(self._read_buffered)
+
+    def _read_buffered(self) -> None:
+        if self.reading and not self._is_closed():
+            self.read()
+
+    def _write(self) -> None:
+        rc = self._client.loop_write()
+        if rc not in _OK:
+            self._fail(f"write failed: {paho.error_string(rc)}")
+
+    def _tick(self) -> None:
+        if self._is_closed():
+            return
+        rc = self._client.loop_misc()
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._fail(f"keepalive failed: {paho.error_string(rc)}")
+            return
+        self._misc = self._loop.call_later(1.0, self._tick)
+
+    def detach(self, sock: Any) -> None:
+        """Stop watching ``sock`` (it is closed or handed on); the pump holds no socket after."""
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_reader(sock)
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_writer(sock)
+        self.reading = False
+        self._writing = False
+        self.sock = None
+
+    def stop(self) -> socket.socket | None:
+        """The session ended: no more keepalives; returns the socket still attached, detached."""
+        if self._misc is not None:
+            self._misc.cancel()
+            self._misc = None
+        sock = self.sock
+        if sock is not None:
+            self.detach(sock)
+        return sock

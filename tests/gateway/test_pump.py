@@ -1,0 +1,148 @@
+"""The socket pump alone: a stand-in for paho's client over a real socket pair."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any, cast
+
+from paho.mqtt.enums import MQTTErrorCode
+
+from gateway.messages.paho_client import LoopClient
+from gateway.messages.pump import READ_BURST, SocketPump
+
+
+class _Client:
+    """What the pump calls of paho's client; reads whatever the socket holds, one byte a call."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffered = False
+        self.read_rc = MQTTErrorCode.MQTT_ERR_SUCCESS
+        self.reads = 0
+        self.read_seen = asyncio.Event()
+        self.writes = 0
+        self.on_socket_open: Any = None
+        self.on_socket_register_write: Any = None
+        self.on_socket_unregister_write: Any = None
+
+    def loop_read(self) -> MQTTErrorCode:
+        self.reads += 1
+        self.read_seen.set()
+        if self.read_rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            try:
+                self.sock.recv(1)
+            except BlockingIOError:
+                return MQTTErrorCode.MQTT_ERR_AGAIN
+        return self.read_rc
+
+    def loop_write(self) -> MQTTErrorCode:
+        self.writes += 1
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def want_write(self) -> bool:
+        return False
+
+    def loop_misc(self) -> MQTTErrorCode:
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+
+class _Rig:
+    def __init__(self) -> None:
+        self.ours, self.theirs = socket.socketpair()
+        self.ours.setblocking(False)
+        self.client = _Client(self.ours)
+        self.closed = False
+        self.failures: list[str] = []
+        self.pump = SocketPump(
+            asyncio.get_running_loop(),
+            cast(LoopClient, self.client),
+            lambda: self.closed,
+            self.failures.append,
+        )
+
+    async def attached(self) -> None:
+        self.client.on_socket_open(None, None, self.ours)
+        while self.pump.sock is None:  # attached on the loop's next turn
+            await asyncio.sleep(0)
+
+    def close(self) -> None:
+        self.pump.stop()
+        self.ours.close()
+        self.theirs.close()
+
+
+async def test_socket_open_registers_the_pumps_callbacks_and_attaches() -> None:
+    rig = _Rig()
+    await rig.attached()
+    assert rig.pump.sock is rig.ours and rig.pump.reading
+    rig.theirs.send(b"abc")
+    async with asyncio.timeout(5):
+        await rig.client.read_seen.wait()
+    # one readiness reads everything waiting, not one packet per turn of the loop
+    assert rig.client.reads >= 3
+    assert rig.failures == []
+    rig.close()
+
+
+async def test_a_burst_is_bounded_so_one_socket_cannot_starve_the_loop() -> None:
+    rig = _Rig()
+    await rig.attached()
+    rig.theirs.send(b"x" * (3 * READ_BURST))
+    rig.pump.pause_reading()
+    rig.pump.resume_reading()
+    rig.pump.read()  # what the loop calls when the socket is readable
+    assert rig.client.reads == READ_BURST + 1
+    rig.close()
+
+
+async def test_a_failed_read_is_reported_once_with_its_reason() -> None:
+    rig = _Rig()
+    await rig.attached()
+    rig.client.read_rc = MQTTErrorCode.MQTT_ERR_CONN_LOST
+    rig.pump.read()
+    assert len(rig.failures) == 1 and rig.failures[0].startswith("read failed: ")
+    rig.close()
+
+
+async def test_paused_reading_resumes_with_what_the_client_buffered() -> None:
+    rig = _Rig()
+    await rig.attached()
+    rig.pump.pause_reading()
+    assert not rig.pump.reading
+    rig.client.buffered = True  # read before the pause: epoll will not report it
+    rig.client.read_seen.clear()
+    rig.pump.resume_reading()
+    async with asyncio.timeout(5):
+        await rig.client.read_seen.wait()
+    rig.client.buffered = False
+    assert rig.pump.reading
+    rig.close()
+
+
+async def test_writes_queued_in_a_turn_go_out_together_at_its_end() -> None:
+    rig = _Rig()
+    await rig.attached()
+    for _ in range(5):
+        rig.client.on_socket_register_write(None, None, rig.ours)
+    assert rig.client.writes == 0
+    fence = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_soon(fence.set_result, None)
+    await fence
+    assert rig.client.writes == 1
+    rig.close()
+
+
+async def test_a_closed_session_is_not_attached_and_stop_hands_back_the_socket() -> None:
+    rig = _Rig()
+    rig.closed = True
+    rig.client.on_socket_open(None, None, rig.ours)
+    fence = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_soon(fence.set_result, None)
+    await fence
+    assert rig.pump.sock is None
+    rig.closed = False
+    await rig.attached()
+    assert rig.pump.stop() is rig.ours
+    assert rig.pump.sock is None and not rig.pump.reading
+    rig.close()
