@@ -32,10 +32,10 @@ from gateway.messages.aggregation import WindowCloser
 from gateway.messages.broker_endpoints import BrokerEndpoints
 from gateway.messages.clock import ForwardClock
 from gateway.messages.device_link import DeviceLink, offline_seconds
+from gateway.messages.endpoint import Inbound
 from gateway.messages.flood import FloodGuard
 from gateway.messages.forwarder import Forwarder, endpoint_for
 from gateway.messages.heap import settle as settle_heap
-from gateway.messages.mqtt import Inbound
 from gateway.messages.outbox import Outbox
 from gateway.messages.pipeline import Pipeline
 from gateway.messages.policyset import PolicySet

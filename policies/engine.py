@@ -47,7 +47,7 @@ from policies.compiler import CompiledGrant, CompiledPolicy
 from policies.decision import Decision, Outcome, Reason
 from policies.errors import PolicyError
 from policies.explain import explain as render_explanation
-from policies.grant_holds import HOLDS_KEPT, EndedHold, GrantHolds
+from policies.grant_holds import EndedHold, GrantHolds
 from policies.message import Message
 from policies.paths import Node, Release
 from policies.releases import Held, Walk, besides, release_fields, release_topic, release_whole
@@ -57,8 +57,7 @@ from policies.sparkplug import SparkplugState, parse_topic
 from policies.verdicts import internal, released, withheld
 from policies.windows import Window, Windows, sample, summary
 
-# HOLDS_KEPT is re-exported: ``policies.onset`` reads the bound next to the engine it asks.
-__all__ = ["HOLDS_KEPT", "MAX_PAYLOAD_BYTES", "Engine", "PseudonymKeys"]
+__all__ = ["MAX_PAYLOAD_BYTES", "Engine", "PseudonymKeys"]
 
 
 MAX_PAYLOAD_BYTES = 256 * 1024

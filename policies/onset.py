@@ -41,7 +41,8 @@ from datetime import datetime
 
 from policies.compiler import CompiledGrant, CompiledPolicy
 from policies.decision import Reason
-from policies.engine import HOLDS_KEPT, Engine
+from policies.engine import Engine
+from policies.grant_holds import HOLDS_KEPT
 
 __all__ = ["Change", "Onset", "Stop", "all_apply", "began_applying", "stopped_applying"]
 

@@ -36,7 +36,8 @@ import orjson
 from gateway.bench.pipeline import _cpu_seconds
 from gateway.devices.broker import Mosquitto, free_port
 from gateway.devices.broker_files import MosquittoSettings
-from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection
+from gateway.messages.endpoint import Endpoint, Inbound
+from gateway.messages.mqtt import MqttConnection
 from gateway.operations.child import start_gateway, stop_gateway
 from gateway.operations.scaffold import InitOptions, init_directory
 

@@ -35,7 +35,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection, MqttError
+from gateway.messages.endpoint import Endpoint, Inbound, MqttError
+from gateway.messages.mqtt import MqttConnection
 
 __all__ = ["RetainedSweeper", "SweepStats", "is_replay"]
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from gateway.config import BrokerConfig, Config
-from gateway.messages.mqtt import Endpoint
+from gateway.messages.endpoint import Endpoint
 
 __all__ = ["BrokerEndpoints", "gateway_endpoint", "helper_endpoint"]
 

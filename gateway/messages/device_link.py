@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from gateway.backoff import Backoff
+from gateway.messages.endpoint import Endpoint, Inbound, MqttError
 from gateway.messages.flood import FloodGuard
-from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection, MqttError
+from gateway.messages.mqtt import MqttConnection
 from gateway.messages.outbox import Outbox
 from gateway.messages.subscriptions import EVERYTHING, Subscriptions
 

@@ -35,14 +35,9 @@ from typing import Any
 
 from gateway.backoff import Backoff
 from gateway.config import RecipientConfig
+from gateway.messages.endpoint import ConnectionLost, Endpoint, Inbound, MqttError
 from gateway.messages.latency import LatencyWindow
-from gateway.messages.mqtt import (
-    ConnectionLost,
-    Endpoint,
-    Inbound,
-    MqttConnection,
-    MqttError,
-)
+from gateway.messages.mqtt import MqttConnection
 from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.sendtime import Settled
 from gateway.messages.tls import TlsSettings

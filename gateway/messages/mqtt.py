@@ -42,7 +42,7 @@ from gateway.messages.pump import SocketPump
 from gateway.messages.sockets import Linger
 from gateway.messages.tls import TlsError, ssl_context
 
-__all__ = ["ConnectionLost", "Endpoint", "Inbound", "MqttConnection", "MqttError", "Sent"]
+__all__ = ["MqttConnection", "Sent"]
 
 log = logging.getLogger(__name__)
 

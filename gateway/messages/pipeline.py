@@ -45,10 +45,10 @@ from gateway.log.entry import EntryDraft, us_from_at
 from gateway.log.writer import LogWriter
 from gateway.messages.deciding import Decider
 from gateway.messages.drafting import Drafter
+from gateway.messages.endpoint import Inbound
 from gateway.messages.flood import FloodGuard
 from gateway.messages.intake import Arrival, Intake
 from gateway.messages.latency import LatencyWindow
-from gateway.messages.mqtt import Inbound
 from gateway.messages.outbox import Outbox, OutboxRow, keeps_source
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.quota import Admission, QueueStatus, RecipientQueues

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 from gateway.devices.retained import SweepStats
 from gateway.log.reader import Reader
-from gateway.messages.mqtt import Inbound
+from gateway.messages.endpoint import Inbound
 from gateway.messages.store import Store
 from policies.engine import Engine
 

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.errors import GatewayError
-from gateway.messages.mqtt import MqttConnection, MqttError
+from gateway.messages.endpoint import MqttError
+from gateway.messages.mqtt import MqttConnection
 from gateway.messages.pipeline import Pipeline
 
 __all__ = ["FENCE_PREFIX", "FENCE_TIMEOUT_S", "FenceError", "Fences"]

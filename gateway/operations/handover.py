@@ -66,8 +66,9 @@ from gateway.log.transfer import ClosedTree, adopt_tree, close_tree, open_tree_r
 from gateway.log.writer import LogWriter
 from gateway.messages.admission import PolicyAdmission
 from gateway.messages.device_link import DeviceLink
+from gateway.messages.endpoint import Endpoint, Inbound, MqttError
 from gateway.messages.flood import FloodGuard
-from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection, MqttError
+from gateway.messages.mqtt import MqttConnection
 from gateway.messages.pipeline import Pipeline
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.store import Store

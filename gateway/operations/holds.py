@@ -24,7 +24,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gateway.errors import GatewayError
-from gateway.messages.mqtt import Endpoint, MqttConnection
+from gateway.messages.endpoint import Endpoint
+from gateway.messages.mqtt import MqttConnection
 
 __all__ = [
     "Hold",

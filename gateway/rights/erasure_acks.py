@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from gateway.config import RecipientConfig
 from gateway.errors import GatewayError
-from gateway.messages.mqtt import Inbound
+from gateway.messages.endpoint import Inbound
 from gateway.messages.store import Store
 from gateway.rights.erasure import ErasureBook, notice_id_from_ack, record_ack
 

@@ -26,7 +26,8 @@ from gateway.devices.registry import RegisteredDevice
 from gateway.log.keys import Signer
 from gateway.log.schema import ensure_schema as ensure_log_schema
 from gateway.log.writer import LogWriter
-from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection, MqttError
+from gateway.messages.endpoint import Endpoint, Inbound, MqttError
+from gateway.messages.mqtt import MqttConnection
 from gateway.messages.outbox import Outbox
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.store import Store, connect

@@ -8,7 +8,8 @@ import asyncio
 import signal
 import sys
 
-from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection
+from gateway.messages.endpoint import Endpoint, Inbound
+from gateway.messages.mqtt import MqttConnection
 from tests.conftest import BrokerFactory
 
 

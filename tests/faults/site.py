@@ -25,7 +25,8 @@ from gateway.config import Config, load_config
 from gateway.devices.broker import Mosquitto, free_port
 from gateway.devices.broker_files import MosquittoSettings
 from gateway.devices.registry import Registry
-from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection, MqttError
+from gateway.messages.endpoint import Endpoint, Inbound, MqttError
+from gateway.messages.mqtt import MqttConnection
 from gateway.operations.child import start_gateway, stop_gateway
 from gateway.operations.control import request
 from gateway.operations.scaffold import InitOptions, init_directory

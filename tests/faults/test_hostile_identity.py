@@ -18,7 +18,8 @@ import pytest
 from gateway.cli import main as einblick
 from gateway.devices.registry import Registry
 from gateway.devices.tls import CertificateAuthority, TlsFiles
-from gateway.messages.mqtt import Endpoint, MqttConnection
+from gateway.messages.endpoint import Endpoint
+from gateway.messages.mqtt import MqttConnection
 from gateway.messages.tls import TlsSettings
 from tests.faults.raw import RawClient
 from tests.faults.site import ReliableDevice, Site, body, check_upstream_fields

@@ -14,14 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import cast
 
-from gateway.messages.mqtt import (
-    ConnectionLost,
-    Endpoint,
-    Inbound,
-    MqttConnection,
-    MqttError,
-    Sent,
-)
+from gateway.messages.endpoint import ConnectionLost, Endpoint, Inbound, MqttError
+from gateway.messages.mqtt import MqttConnection, Sent
 
 __all__ = ["FakeLink", "Published"]
 

@@ -16,7 +16,8 @@ from gateway.config import load_config
 from gateway.devices.broker import Mosquitto, free_port
 from gateway.devices.broker_files import MosquittoSettings
 from gateway.devices.registry import Registry
-from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection
+from gateway.messages.endpoint import Endpoint, Inbound
+from gateway.messages.mqtt import MqttConnection
 from gateway.operations.scaffold import InitOptions, init_directory
 
 __all__ = ["Cloud", "Harness", "running_gateway"]

@@ -22,7 +22,8 @@ from gateway.cli import main as cli_main
 from gateway.config import load_config
 from gateway.log.keys import load_public_key
 from gateway.log.verify import verify_db
-from gateway.messages.mqtt import Endpoint, MqttConnection
+from gateway.messages.endpoint import Endpoint
+from gateway.messages.mqtt import MqttConnection
 from gateway.operations.backup import BackupError, read_manifest, restore_backup
 from tests.gateway.harness import running_gateway
 from tests.gateway.test_end_to_end import BAKERY

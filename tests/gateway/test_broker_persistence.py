@@ -10,7 +10,8 @@ from pathlib import Path
 
 from gateway.devices.broker import Mosquitto, free_port
 from gateway.devices.broker_files import MosquittoSettings
-from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection
+from gateway.messages.endpoint import Endpoint, Inbound
+from gateway.messages.mqtt import MqttConnection
 
 
 def _saved_at(broker: Mosquitto) -> int | None:

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from gateway.messages.device_link import DeviceLink, offline_seconds
+from gateway.messages.endpoint import Endpoint, Inbound
 from gateway.messages.flood import FloodGuard
-from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection
+from gateway.messages.mqtt import MqttConnection
 from gateway.messages.outbox import Outbox
 from gateway.messages.quota import RecipientQueues
 from gateway.messages.store import Store

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from gateway.devices.tls import CertificateAuthority, TlsFiles
-from gateway.messages.mqtt import Endpoint, MqttConnection, MqttError
+from gateway.messages.endpoint import Endpoint, MqttError
+from gateway.messages.mqtt import MqttConnection
 from gateway.messages.tls import TlsSettings
 from gateway.operations.status_text import render_status
 from tests.gateway.harness import Harness, running_gateway

@@ -15,7 +15,8 @@ from gateway.devices.broker import Mosquitto, free_port
 from gateway.devices.broker_files import MosquittoSettings
 from gateway.devices.registry import Registry
 from gateway.log.verify import verify_db
-from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection
+from gateway.messages.endpoint import Endpoint, Inbound
+from gateway.messages.mqtt import MqttConnection
 from gateway.operations.child import start_gateway, stop_gateway
 from gateway.operations.scaffold import InitOptions, init_directory
 from tests.gateway.harness import running_gateway

@@ -13,7 +13,8 @@ from typing import cast
 import pytest
 
 from gateway.config import RecipientConfig
-from gateway.messages.mqtt import Inbound, MqttConnection
+from gateway.messages.endpoint import Inbound
+from gateway.messages.mqtt import MqttConnection
 from gateway.messages.store import Store
 from gateway.rights.erasure import ACK_TOPIC, ErasureBook, list_erasures
 from gateway.rights.erasure_acks import ErasureAcks

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.messages.mqtt import Inbound
+from gateway.messages.endpoint import Inbound
 from gateway.operations.fences import FENCE_PREFIX
 from tests.gateway.harness import running_gateway
 

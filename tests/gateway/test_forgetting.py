@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from gateway.config import load_config
-from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection
+from gateway.messages.endpoint import Endpoint, Inbound
+from gateway.messages.mqtt import MqttConnection
 from gateway.operations.scaffold import InitOptions, init_directory
 from gateway.rights.erasure import ErasureError
 from gateway.rights.forgetting import _device_filters, clear_retained, forget_offline

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection
+from gateway.messages.endpoint import Endpoint, Inbound
+from gateway.messages.mqtt import MqttConnection
 from gateway.operations.holds import (
     HoldError,
     end_session,

@@ -7,9 +7,9 @@ import time
 import orjson
 import pytest
 
+from gateway.messages.endpoint import Inbound
 from gateway.messages.flood import FloodGuard
 from gateway.messages.intake import Intake
-from gateway.messages.mqtt import Inbound
 from gateway.messages.pseudonyms import Keyring
 from policies.engine import Engine
 from tests.gateway.fake_link import FakeLink

@@ -8,7 +8,8 @@ import functools
 import pytest
 
 from gateway.devices.broker_files import AclRule, hash_password
-from gateway.messages.mqtt import ConnectionLost, Endpoint, Inbound, MqttConnection, MqttError
+from gateway.messages.endpoint import ConnectionLost, Endpoint, Inbound, MqttError
+from gateway.messages.mqtt import MqttConnection
 from tests.conftest import BrokerFactory
 
 

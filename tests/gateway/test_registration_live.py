@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from gateway.log.reader import LogReader
-from gateway.messages.mqtt import Endpoint, MqttConnection, MqttError
+from gateway.messages.endpoint import Endpoint, MqttError
+from gateway.messages.mqtt import MqttConnection
 from tests.gateway.harness import Harness, running_gateway
 from tests.gateway.test_devices import BAKERY, CUSTOMER, run, section
 

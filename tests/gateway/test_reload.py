@@ -15,7 +15,8 @@ from gateway.devices.broker import Mosquitto, free_port
 from gateway.devices.broker_files import MosquittoSettings
 from gateway.errors import ConfigError
 from gateway.log.reader import LogReader
-from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection
+from gateway.messages.endpoint import Endpoint, Inbound
+from gateway.messages.mqtt import MqttConnection
 from tests.gateway.harness import Harness, running_gateway
 from tests.gateway.test_devices import BAKERY, CUSTOMER
 from tests.gateway.test_registration_live import cli

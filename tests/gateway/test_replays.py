@@ -8,8 +8,9 @@ from pathlib import Path
 
 import orjson
 
+from gateway.messages.endpoint import Endpoint
 from gateway.messages.intake import Arrival
-from gateway.messages.mqtt import Endpoint, MqttConnection
+from gateway.messages.mqtt import MqttConnection
 from gateway.operations.status_text import render_status
 from tests.gateway import test_sendtime
 from tests.gateway.fake_link import FakeLink

@@ -11,7 +11,8 @@ import orjson
 from gateway.app import Gateway
 from gateway.config import PACKET_OVERHEAD, Config, load_config
 from gateway.errors import ConfigError
-from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection
+from gateway.messages.endpoint import Endpoint, Inbound
+from gateway.messages.mqtt import MqttConnection
 from gateway.operations.control import request
 from tests.gateway.harness import Harness, running_gateway
 from tests.gateway.test_rights import DEVICES, POLICY

@@ -13,7 +13,8 @@ from gateway.cli import main
 from gateway.log.keys import load_public_key
 from gateway.log.reader import LogReader
 from gateway.log.verify import verify_db
-from gateway.messages.mqtt import Endpoint, MqttConnection
+from gateway.messages.endpoint import Endpoint
+from gateway.messages.mqtt import MqttConnection
 from gateway.operations.control import request
 from gateway.operations.status_text import render_status
 from gateway.rights.receipts import verify_receipt

@@ -11,7 +11,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection
+from gateway.messages.endpoint import Endpoint, Inbound
+from gateway.messages.mqtt import MqttConnection
 from gateway.messages.subscriptions import Subscriptions
 from tests.conftest import BrokerFactory
 

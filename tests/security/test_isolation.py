@@ -8,7 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from gateway.messages.mqtt import Endpoint, Inbound, MqttConnection, MqttError
+from gateway.messages.endpoint import Endpoint, Inbound, MqttError
+from gateway.messages.mqtt import MqttConnection
 from tests.gateway.harness import running_gateway
 
 TWO_CUSTOMERS = {

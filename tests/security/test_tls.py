@@ -13,7 +13,8 @@ from cryptography.x509.oid import NameOID
 
 from gateway.devices.broker import Mosquitto, free_port
 from gateway.devices.broker_files import MosquittoSettings
-from gateway.messages.mqtt import Endpoint, MqttConnection
+from gateway.messages.endpoint import Endpoint
+from gateway.messages.mqtt import MqttConnection
 from tests.faults.site import Site, stream
 
 
