@@ -7,6 +7,9 @@ its size -- and hands the reader bytes, not text to decode again. A field that d
 is :class:`UnusableInput` naming the line and the field (``bundle line 1: start_hashes[2]:
 expected 32 bytes in lower-case hex, found 'AB…'``), so an installer knows where to look.
 
+The exporter (``gateway.log.bundle``) builds its lines with the same models, so what is
+written and what is read are one definition.
+
 The bulk ``entries`` and ``content`` lines are read without a JSON parser when they are in
 their fixed form (``bundle_lines._bulk_line``); their models check the same lines when they
 are not, before the reader refuses or accepts them.
@@ -16,12 +19,20 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+)
 
-from gateway.log.jcs import MAX_SAFE_INTEGER
+from gateway.log.jcs import MAX_SAFE_INTEGER, canonical
 from gateway.log.verdict import UnusableInput
 
 __all__ = [
+    "AnyLine",
     "BodyLine",
     "CheckpointLine",
     "ContentLine",
@@ -41,7 +52,10 @@ def _shown(value: object) -> str:
 
 
 def _hex32(value: object) -> bytes:
-    """32 bytes written as 64 lower-case hex digits (SPEC §6: all hex is lower case)."""
+    """32 bytes written as 64 lower-case hex digits (SPEC §6: all hex is lower case), or the
+    32 bytes themselves when the exporter builds a line (JSON never parses to bytes)."""
+    if isinstance(value, bytes) and len(value) == 32:
+        return value
     if isinstance(value, str) and len(value) == 64:
         try:
             raw = bytes.fromhex(value)
@@ -66,7 +80,7 @@ def _count(value: object) -> int:
     return value
 
 
-Hex32 = Annotated[bytes, PlainValidator(_hex32)]
+Hex32 = Annotated[bytes, PlainValidator(_hex32), PlainSerializer(bytes.hex, return_type=str)]
 Text = Annotated[str, PlainValidator(_text)]
 Count = Annotated[int, PlainValidator(_count)]
 
@@ -75,6 +89,10 @@ class JsonLine(BaseModel):
     """What every line shares: no field beyond its type's, nothing changed once read."""
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    def line(self) -> bytes:
+        """The line as the exporter writes it: its RFC 8785 form (hex for bytes), newline."""
+        return canonical(self.model_dump()) + b"\n"
 
 
 class HeaderLine(JsonLine):
