@@ -262,7 +262,7 @@ class GrantSpec(Spec):
 
     @field_validator("fields")
     @classmethod
-    def _paths(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _paths(cls, value: dict[str, Treatment]) -> dict[str, Treatment]:
         for path in value:
             check_path(path)
         if "$payload" in value and len(value) > 1:

@@ -195,7 +195,9 @@ class SparkplugState:
     def __init__(self) -> None:
         self._births: dict[tuple[str, str, str, str | None], Birth] = {}
 
-    def decode(self, customer: str, topic: SparkplugTopic, raw: bytes) -> dict[str, Any] | Reason:
+    def decode(
+        self, customer: str, topic: SparkplugTopic, raw: bytes
+    ) -> dict[str, object] | Reason:
         """The message as ``{metric name: value}``, or why it cannot be read."""
         metrics = _json_metrics(raw) if raw[:1] == b"{" else _proto_metrics(raw)
         if metrics is None:
@@ -227,7 +229,7 @@ class SparkplugState:
             ):
                 return NO_BIRTH
         birth = self._births.get(key)
-        out: dict[str, Any] = {}
+        out: dict[str, object] = {}  # what a device sent: checked by the policy that reads it
         for m in metrics:
             name = m.name
             if name is None and m.alias is not None and birth is not None:

@@ -145,7 +145,10 @@ def summary(window: Window, blocked: Reason | None) -> Decision:
     )
     if blocked is not None:
         return _replace(base, reason=blocked, withheld=tuple(window.acc))
-    body: dict[str, Any] = {"window": {"start": _iso(window.start), "end": _iso(window.end)}}
+    # {"window": {"start": …, "end": …}, field: {function: value}}: what the recipient receives
+    body: dict[str, dict[str, str] | dict[str, float]] = {
+        "window": {"start": _iso(window.start), "end": _iso(window.end)}
+    }
     altered = []
     problems: dict[str, Reason] = {}
     for path, functions in spec.fields.items():
@@ -160,7 +163,7 @@ def summary(window: Window, blocked: Reason | None) -> Decision:
                 {"field": path, "count": str(acc.count), "min": str(spec.min_count)},
             )
             continue
-        results = {fn: acc.result(fn) for fn in functions}
+        results: dict[str, float] = {fn: acc.result(fn) for fn in functions}
         if not all(math.isfinite(v) for v in results.values()):
             # A sum past a double's range: orjson would write it as null, silently.
             problems[path] = Reason("out_of_range", {"field": path})

@@ -41,11 +41,20 @@ import orjson
 from gateway.errors import LogError
 from gateway.log.bundle_file import NotProven, Opener
 from gateway.log.bundle_lines import FORMAT, Bundle, parse_bundle
+from gateway.log.bundle_models import (
+    BodyLine,
+    CheckpointLine,
+    ContentLine,
+    EntriesLine,
+    HeaderLine,
+    JsonLine,
+    NamesLine,
+    TextLine,
+)
 from gateway.log.bundle_stream import prove_bundle
 from gateway.log.chain import content_tail, salt_for
 from gateway.log.checkpoints import cosignatures
 from gateway.log.handovers import claimed_origin_at
-from gateway.log.jcs import canonical
 from gateway.log.keys import PublicKey
 from gateway.log.leaf import ENTRY_SIZE, TreeInput, entry_bytes, tree_origin
 from gateway.log.names import names_salt
@@ -102,18 +111,16 @@ def _export(conn: sqlite3.Connection, customer: str, *, signed_only: bool) -> by
     if key_row is None:
         raise LogError(f"export: the key the log of {customer!r} started with is not stored")
     start = info.dropped
-    lines: list[dict[str, Any]] = [
-        {
-            "t": "header",
-            "format": FORMAT,
-            "origin": tree_origin(str(origin_row[0]), customer),
-            "customer": customer,
-            "key": bytes(key_row[0]).hex(),
-            "start": start,
-            "start_hashes": [
-                h.hex() for h in TreeHashes(conn, chain_id, info.base).compact_range(start)
-            ],
-        }
+    lines: list[JsonLine] = [
+        HeaderLine(
+            t="header",
+            format=FORMAT,
+            origin=tree_origin(str(origin_row[0]), customer),
+            customer=customer,
+            key=bytes(key_row[0]),
+            start=start,
+            start_hashes=list(TreeHashes(conn, chain_id, info.base).compact_range(start)),
+        )
     ]
     rows = conn.execute(
         "SELECT e.idx, e.at, b.digest, e.source, e.commitment, e.hash, e.device_id, b.doc,"
@@ -148,41 +155,39 @@ def _export(conn: sqlite3.Connection, customer: str, *, signed_only: bool) -> by
             )
             tails.append((index, tail))
     text_digests: set[str] = set()
-    body_lines = []
+    body_lines: list[JsonLine] = []
     commitments: set[bytes] = set()
     for digest, doc in sorted(docs.items()):
         value = orjson.loads(doc)
         text_digests.update(str(value[k]) for k in ("text_de", "text_en") if value.get(k))
         if value.get("names"):
             commitments.add(bytes.fromhex(str(value["names"])))
-        body_lines.append({"t": "body", "digest": digest.hex(), "body": doc.decode("utf-8")})
+        body_lines.append(BodyLine(t="body", digest=digest, body=doc.decode("utf-8")))
     body_lines += _names_lines(conn, chain_id, commitments, keys)
     for hexdigest in sorted(text_digests):
         found = conn.execute(
             "SELECT text FROM texts WHERE digest = ?", (bytes.fromhex(hexdigest),)
         ).fetchone()
-        lines.append({"t": "text", "digest": hexdigest, "text": "" if found is None else found[0]})
+        text = "" if found is None else str(found[0])
+        lines.append(TextLine(t="text", digest=bytes.fromhex(hexdigest), text=text))
     lines += body_lines
     for first in range(0, len(records), CHUNK):
         chunk = b"".join(records[first : first + CHUNK] + leaves[first : first + CHUNK])
         lines.append(
-            {"t": "entries", "first": start + first, "data": base64.b64encode(chunk).decode()}
+            EntriesLine(t="entries", first=start + first, data=base64.b64encode(chunk).decode())
         )
     for first in range(0, len(tails), CHUNK):
-        lines.append(
-            {
-                "t": "content",
-                "data": base64.b64encode(_content_chunk(tails[first : first + CHUNK])).decode(),
-            }
-        )
+        chunk = _content_chunk(tails[first : first + CHUNK])
+        lines.append(ContentLine(t="content", data=base64.b64encode(chunk).decode()))
     cosigned = cosignatures(conn)
     for checkpoint_id, note in conn.execute(
         "SELECT id, note FROM checkpoints WHERE chain_id = ? AND note IS NOT NULL AND size > ?"
         " ORDER BY size, id",
         (chain_id, info.base + start),
     ):
-        lines.append({"t": "checkpoint", "note": str(note) + cosigned.get(int(checkpoint_id), "")})
-    return b"".join(canonical(line) + b"\n" for line in lines)
+        note_text = str(note) + cosigned.get(int(checkpoint_id), "")
+        lines.append(CheckpointLine(t="checkpoint", note=note_text))
+    return b"".join(line.line() for line in lines)
 
 
 def _signed_through(conn: sqlite3.Connection, chain_id: int) -> int:
@@ -207,11 +212,11 @@ def _content_chunk(tails: Sequence[tuple[int, bytes]]) -> bytes:
 
 def _names_lines(
     conn: sqlite3.Connection, chain_id: int, commitments: set[bytes], keys: dict[Any, Any]
-) -> list[dict[str, Any]]:
+) -> list[JsonLine]:
     """The names documents still held, each with its subject's salt (erased ones are absent)."""
     if not commitments:
         return []
-    lines = []
+    lines: list[JsonLine] = []
     for device_id, commitment, doc in conn.execute(
         "SELECT device_id, commitment, doc FROM names WHERE chain_id = ? ORDER BY commitment",
         (chain_id,),
@@ -219,12 +224,12 @@ def _names_lines(
         key = keys.get(device_id)
         if bytes(commitment) in commitments and key is not None:
             lines.append(
-                {
-                    "t": "names",
-                    "commitment": bytes(commitment).hex(),
-                    "salt": names_salt(bytes(key)).hex(),
-                    "doc": bytes(doc).decode("utf-8"),
-                }
+                NamesLine(
+                    t="names",
+                    commitment=bytes(commitment),
+                    salt=names_salt(bytes(key)),
+                    doc=bytes(doc).decode("utf-8"),
+                )
             )
     return lines
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO
 
 import orjson
 
@@ -27,11 +27,10 @@ from gateway.log.bundle_lines import (
     FORMAT,
     _b64,
     _bulk_line,
-    _hex,
     _line,
-    _str,
     content_columns,
 )
+from gateway.log.bundle_models import BodyLine, CheckpointLine, HeaderLine, NamesLine, TextLine
 from gateway.log.chain import text_digest
 from gateway.log.note import Checkpoint, NoteError
 
@@ -59,7 +58,7 @@ class NotProven(LogError):
 class Meta:
     """Pass 0: everything but the bulk lines, and where the bulk lines are."""
 
-    header: dict[str, Any]
+    header: HeaderLine
     bodies: dict[bytes, bytes] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)  # text digest -> "" or why it is bad
     names: dict[bytes, tuple[bytes | None, bytes]] = field(default_factory=dict)
@@ -77,24 +76,23 @@ def read_meta(reader: IO[bytes]) -> Meta:
         kind = _bulk_kind(raw) if meta is not None else None
         if kind is None:
             line = _line(raw[:-1] if raw.endswith(b"\n") else raw, number)
-            kind = str(line["t"])
+            kind = line.t
             if meta is None:
-                if kind != "header" or line["format"] != FORMAT:
+                if not isinstance(line, HeaderLine) or line.format != FORMAT:
                     raise NotProven("not a v3 bundle")
                 meta = Meta(line)
-            elif kind == "text":
-                text, digest = _str(line, "text", number), _hex(line, "digest", number)
-                meta.texts[digest.hex()] = "" if text_digest(text) == digest else "changed"
-            elif kind == "body":
-                meta.bodies[_hex(line, "digest", number)] = _str(line, "body", number).encode()
-            elif kind == "names":
-                commitment = _hex(line, "commitment", number)
-                if commitment in meta.names:
+            elif isinstance(line, TextLine):
+                meta.texts[line.digest.hex()] = (
+                    "" if text_digest(line.text) == line.digest else "changed"
+                )
+            elif isinstance(line, BodyLine):
+                meta.bodies[line.digest] = line.body.encode()
+            elif isinstance(line, NamesLine):
+                if line.commitment in meta.names:
                     raise NotProven("a names document given twice")
-                salt = _hex(line, "salt", number)
-                meta.names[commitment] = (salt, _str(line, "doc", number).encode())
-            elif kind == "checkpoint":
-                _str(line, "note", number)
+                meta.names[line.commitment] = (line.salt, line.doc.encode())
+            elif isinstance(line, CheckpointLine):
+                pass  # read again, in size order, by checkpoint_notes
             else:
                 raise NotProven(f"line {number}: a {kind} line outside its fixed form")
         if meta is not None and kind != "header":

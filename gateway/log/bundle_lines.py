@@ -23,11 +23,21 @@ import itertools
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 import pybase64
 
+from gateway.log.bundle_models import (
+    FIELDS,
+    AnyLine,
+    BodyLine,
+    ContentLine,
+    EntriesLine,
+    HeaderLine,
+    NamesLine,
+    TextLine,
+    line_model,
+)
 from gateway.log.chain import text_digest
 from gateway.log.jcs import MAX_SAFE_INTEGER
 from gateway.log.leaf import ENTRY_SIZE, Hashes, TreeInput
@@ -41,15 +51,6 @@ _RECORD = ENTRY_SIZE + 32  # an entry and its listed leaf
 _CONTENT_HEAD = struct.Struct(">QI")  # v2: index, length of the record after it
 _COUNT = struct.Struct(">I")  # v3: records in a content line
 _MIN_CONTENT = 34  # salt (32), the topic part's flag, the content part's flag
-_FIELDS: dict[str, frozenset[str]] = {
-    "header": frozenset({"t", "format", "origin", "customer", "key", "start", "start_hashes"}),
-    "text": frozenset({"t", "digest", "text"}),
-    "body": frozenset({"t", "digest", "body"}),
-    "names": frozenset({"t", "commitment", "salt", "doc"}),
-    "entries": frozenset({"t", "first", "data"}),
-    "content": frozenset({"t", "data"}),
-    "checkpoint": frozenset({"t", "note"}),
-}
 
 
 @dataclass(slots=True)
@@ -60,31 +61,6 @@ class Bundle:
 
 def _fail(number: int, message: str) -> UnusableInput:
     return UnusableInput(f"bundle line {number}: {message}")
-
-
-def _str(line: dict[str, Any], key: str, number: int) -> str:
-    value = line[key]
-    if not isinstance(value, str):
-        raise _fail(number, f"{key}: expected a string, found {type(value).__name__}")
-    return value
-
-
-def _int(line: dict[str, Any], key: str, number: int) -> int:
-    value = line[key]
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_SAFE_INTEGER:
-        raise _fail(number, f"{key}: expected a non-negative integer, found {value!r}")
-    return value
-
-
-def _hex(line: dict[str, Any], key: str, number: int, size: int | None = 32) -> bytes:
-    text = _str(line, key, number)
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError as exc:
-        raise _fail(number, f"{key}: expected lower-case hex") from exc
-    if raw.hex() != text or (size is not None and len(raw) != size):
-        raise _fail(number, f"{key}: expected {size} bytes in lower-case hex")
-    return raw
 
 
 def _b64(text: str | memoryview, number: int, key: str) -> bytes:
@@ -241,7 +217,7 @@ def parse_bundle(data: bytes) -> Bundle:
     """Parse a v3 (or v2) bundle strictly; raises :class:`UnusableInput` for a malformed file."""
     if not data.endswith(b"\n"):
         raise UnusableInput("bundle: expected the file to end with a newline (cut off?)")
-    header: dict[str, Any] | None = None
+    header: HeaderLine | None = None
     sections: _Sections | None = None
     texts: dict[str, str] = {}
     bodies: dict[bytes, bytes] = {}
@@ -259,65 +235,55 @@ def parse_bundle(data: bytes) -> Bundle:
                 sections.add_entries(number, first, decoded)
             continue
         line = _line(data[start:end], number)
-        kind = line["t"]
         if number == 1:
-            if kind != "header":
+            if not isinstance(line, HeaderLine):
                 raise _fail(1, "expected the header first")
-            if line["format"] not in (FORMAT, FORMAT_V2):
-                raise _fail(
-                    1, f"format: expected {FORMAT} or {FORMAT_V2}, found {line['format']!r}"
-                )
+            if line.format not in (FORMAT, FORMAT_V2):
+                raise _fail(1, f"format: expected {FORMAT} or {FORMAT_V2}, found {line.format!r}")
             header = line
-            sections = _Sections(line["format"] == FORMAT, _int(line, "start", 1))
+            sections = _Sections(line.format == FORMAT, line.start)
             continue
         assert sections is not None  # line 1 is the header or the file was refused
-        if kind == "header":
+        if isinstance(line, HeaderLine):
             raise _fail(number, "a second header")
-        if kind == "text":
-            text = _str(line, "text", number)
-            digest = _hex(line, "digest", number)
-            texts[digest.hex()] = "" if text_digest(text) == digest else "changed"
-        elif kind == "body":
-            bodies[_hex(line, "digest", number)] = _str(line, "body", number).encode()
-        elif kind == "names":
-            commitment = _hex(line, "commitment", number)
-            if commitment in names:
-                raise _fail(number, f"a second names document {commitment.hex()[:16]}…")
-            names[commitment] = (_hex(line, "salt", number), _str(line, "doc", number).encode())
-        elif kind == "entries":
-            decoded = _b64(_str(line, "data", number), number, "data")
-            sections.add_entries(number, _int(line, "first", number), decoded)
-        elif kind == "content":
-            sections.add_content(number, _b64(_str(line, "data", number), number, "data"))
+        if isinstance(line, TextLine):
+            texts[line.digest.hex()] = "" if text_digest(line.text) == line.digest else "changed"
+        elif isinstance(line, BodyLine):
+            bodies[line.digest] = line.body.encode()
+        elif isinstance(line, NamesLine):
+            if line.commitment in names:
+                raise _fail(number, f"a second names document {line.commitment.hex()[:16]}…")
+            names[line.commitment] = (line.salt, line.doc.encode())
+        elif isinstance(line, EntriesLine):
+            sections.add_entries(number, line.first, _b64(line.data, number, "data"))
+        elif isinstance(line, ContentLine):
+            sections.add_content(number, _b64(line.data, number, "data"))
         else:
-            notes.append(_str(line, "note", number))
+            notes.append(line.note)
     if header is None or sections is None:
         raise UnusableInput("bundle: empty")
-    start_hashes = header["start_hashes"]
-    if not isinstance(start_hashes, list) or not all(isinstance(h, str) for h in start_hashes):
-        raise _fail(1, "start_hashes: expected a list of hex strings")
-    dropped = _int(header, "start", 1)
+    dropped = header.start
+    if len(header.start_hashes) != dropped.bit_count():
+        raise _fail(1, f"start_hashes: {dropped} dropped leaves need {dropped.bit_count()}")
     tree = TreeInput(
-        origin=_str(header, "origin", 1),
-        customer=_str(header, "customer", 1),
-        first_key=_hex(header, "key", 1),
+        origin=header.origin,
+        customer=header.customer,
+        first_key=header.key,
         entries=b"".join(sections.entries),
         leaves=Hashes(b"".join(sections.leaves)),
         bodies=bodies,
         checkpoints=notes,
         start=dropped,
-        start_hashes=[bytes.fromhex(h) for h in start_hashes],
+        start_hashes=list(header.start_hashes),
         content=sections.content,
         names=names,
     )
-    if len(tree.start_hashes) != dropped.bit_count():
-        raise _fail(1, f"start_hashes: {dropped} dropped leaves need {dropped.bit_count()}")
     return Bundle(tree, _texts_bad(bodies, texts))
 
 
-def _line(raw: bytes, number: int) -> dict[str, Any]:
+def _line(raw: bytes, number: int) -> AnyLine:
     """A line that is not an entries or content line in their fixed form: parsed, its type
-    and fields checked, and proven to be its own RFC 8785 form."""
+    and fields checked, proven to be its own RFC 8785 form, then read into its model."""
     try:
         line = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -325,17 +291,17 @@ def _line(raw: bytes, number: int) -> dict[str, Any]:
     if not isinstance(line, dict):
         raise _fail(number, "expected a JSON object")
     kind = line.get("t")
-    fields = _FIELDS.get(kind) if isinstance(kind, str) else None
-    if fields is None:
+    if not isinstance(kind, str) or kind not in FIELDS:
         raise _fail(number, f"unknown line type {kind!r}")
+    fields = FIELDS[kind]
     if set(line) != fields:
         raise _fail(number, f"fields: expected {sorted(fields)}, found {sorted(line)}")
     # For these lines orjson's sorted output is their RFC 8785 form: member names are fixed
-    # ASCII, numbers are integers (bounded in _int) and orjson escapes strings exactly as
+    # ASCII, numbers are integers (bounded by the line's model) and orjson escapes strings exactly as
     # RFC 8785 §3.2.2.2 does (tested); the full serializer is 50x slower.
     if orjson.dumps(line, option=orjson.OPT_SORT_KEYS) != raw:
         raise _fail(number, "not in RFC 8785 canonical form")
-    return line
+    return line_model(kind, line, number)
 
 
 def _texts_bad(bodies: dict[bytes, bytes], texts: dict[str, str]) -> dict[str, str]:

@@ -51,7 +51,6 @@ from gateway.log.bundle_file import (
     lines_of,
     read_meta,
 )
-from gateway.log.bundle_lines import _hex, _int, _str
 from gateway.log.chain import _CONTENT, GATEWAY_CHAIN, body_digest
 from gateway.log.handovers import HANDED_OVER, HANDING_OVER, Handover, check_handovers
 from gateway.log.jcs import is_canonical
@@ -412,24 +411,21 @@ def _prove(
     with opener() as reader:
         meta = read_meta(reader)
     header = meta.header
-    start = _int(header, "start", 1)
-    start_hashes = header["start_hashes"]
-    if not isinstance(start_hashes, list) or len(start_hashes) != start.bit_count():
+    start = header.start
+    if len(header.start_hashes) != start.bit_count():
         raise NotProven("start_hashes do not match start")
     tree = TreeInput(
-        origin=_str(header, "origin", 1),
-        customer=_str(header, "customer", 1),
-        first_key=_hex(header, "key", 1),
+        origin=header.origin,
+        customer=header.customer,
+        first_key=header.key,
         entries=b"",
         leaves=(),
         bodies=meta.bodies,
         checkpoints=(),
         start=start,
-        start_hashes=[bytes.fromhex(str(h)) for h in start_hashes],
+        start_hashes=list(header.start_hashes),
         names=meta.names,
     )
-    if any(len(h) != 32 for h in tree.start_hashes):
-        raise NotProven("a start hash is not 32 bytes")
     kept = None if kept_of is None else kept_of(tree)
     rare, handover, tracked = _classify(meta)
     walk = _Walk(meta, tree, rare=rare, neighbours=handover, tracked=tracked)

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from gateway.errors import EntryInvalid
 from gateway.log.chain import GATEWAY_CHAIN
+from gateway.log.documents import BodyV2, NamesDocument
 from policies.decision import Decision
 
 __all__ = [
@@ -261,11 +261,11 @@ def check_draft(draft: EntryDraft) -> None:
 NAMED_PARAMS = frozenset({"decision", "consent_given", "consent_withdrawn", "erasure"})
 
 
-def names_of(draft: EntryDraft) -> dict[str, Any]:
+def names_of(draft: EntryDraft) -> NamesDocument:
     """The entry's names document: what a device or a person chose, as the body held it in clear
     before names were committed (field paths are a device's JSON keys; the reason's parameters
     carry people's names; the texts carry the device's display name, its keys and those names)."""
-    doc: dict[str, Any] = {
+    doc: NamesDocument = {
         "shared": list(draft.shared),
         "altered": [list(a) for a in draft.altered],
         "withheld": list(draft.withheld),
@@ -277,7 +277,7 @@ def names_of(draft: EntryDraft) -> dict[str, Any]:
     return doc
 
 
-def body_of(draft: EntryDraft, names: bytes) -> dict[str, Any]:
+def body_of(draft: EntryDraft, names: bytes) -> BodyV2:
     """The repeated part of an entry, as the JSON object its digest is taken over.
 
     Version 2: every value in it is the policy's or the gateway's (kinds, ids, grant, purpose,
@@ -285,7 +285,7 @@ def body_of(draft: EntryDraft, names: bytes) -> dict[str, Any]:
     or a person chose is in the names document, present here only as its commitment ``names``
     (``gateway.log.names``).
     """
-    body: dict[str, Any] = {
+    body: BodyV2 = {
         "v": 2,
         "kind": draft.kind,
         "customer": draft.customer,

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from typing import Any
 
 import orjson
 
@@ -76,7 +75,7 @@ _FIELDS: dict[str, frozenset[str]] = {
 class _Line:
     """Typed access to one parsed line; every accessor checks the type and canonical form."""
 
-    def __init__(self, number: int, value: dict[str, Any]) -> None:
+    def __init__(self, number: int, value: dict[str, object]) -> None:
         self.number = number
         self.value = value
 
@@ -231,7 +230,7 @@ def verify_bundle_v1(data: bytes, public_key: PublicKey) -> VerifyReport:
         entry=entries.append,
     )
     for line in lines[1:]:
-        kind = line.value["t"]
+        kind = line.text("t")  # a known line type (checked when the line was read)
         if kind == "header":
             raise line.fail("a second header")
         handlers[kind](line)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,11 +26,13 @@ from gateway.config import Config
 from gateway.locale import join, tr
 from gateway.rights.markup import Document, Table, render_html, render_md
 from gateway.rights.receipts import DPV_CONTEXT, legal_basis_iri
+from gateway.rights.record_types import Activity, Category, Consent, Limits, Records
 from gateway.rights.retention import retention_for
 from policies.compiler import CompiledGrant, CompiledPolicy
 from policies.decision import LegalBasis
 from policies.describe import grant_fields
 from policies.explain import legal_basis_text
+from policies.model import ConsentRecord, RetentionSpec
 from policies.profiles import PROFILES, category_label
 
 __all__ = [
@@ -69,9 +71,11 @@ def _fields(grant: CompiledGrant) -> dict[str, str]:
     return out
 
 
-def _categories(policy: CompiledPolicy, grant: CompiledGrant, paths: Sequence[str]) -> list[Any]:
+def _categories(
+    policy: CompiledPolicy, grant: CompiledGrant, paths: Sequence[str]
+) -> list[Category]:
     """[{category, label{de,en}, fields}] from the covered devices' profiles; else field names."""
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[str, Category] = {}
     profiles = [
         PROFILES[d.profile]
         for d in policy.devices
@@ -96,11 +100,26 @@ def _categories(policy: CompiledPolicy, grant: CompiledGrant, paths: Sequence[st
     return list(found.values())
 
 
-def build_records(
-    config: Config, policies: Sequence[CompiledPolicy], *, now: datetime
-) -> dict[str, Any]:
+def _consent(record: ConsentRecord | None) -> Consent | None:
+    """The consent record as JSON, its dates as pydantic writes them (what the records said)."""
+    if record is None:
+        return None
+    dumped = record.model_dump(mode="json")
+    return {
+        "given_by": dumped["given_by"],
+        "given_at": dumped["given_at"],
+        "until": dumped["until"],
+        "reference": dumped["reference"],
+    }
+
+
+def _limits(spec: RetentionSpec) -> Limits:
+    return {"content_days": spec.content_days, "entries_years": spec.entries_years}
+
+
+def build_records(config: Config, policies: Sequence[CompiledPolicy], *, now: datetime) -> Records:
     recipients = {r.name: r for r in config.recipients}
-    activities = []
+    activities: list[Activity] = []
     for policy in sorted(policies, key=lambda p: p.customer):
         for grant in policy.grants:
             fields = _fields(grant)
@@ -113,9 +132,7 @@ def build_records(
                     "grant": grant.id,
                     "purpose": dict(grant.purpose),
                     "legal_basis": str(grant.legal_basis),
-                    "consent": None
-                    if grant.consent is None
-                    else grant.consent.model_dump(mode="json"),
+                    "consent": _consent(grant.consent),
                     "recipient": grant.recipient,
                     "recipient_name": grant.recipient_name,
                     "transport": None
@@ -130,9 +147,9 @@ def build_records(
                     "fields": fields,
                     "safeguards": sorted({t for t in fields.values() if t in _SAFEGUARDS}),
                     # the same limits the retention job applies (gateway/rights/retention.py)
-                    "retention": retention_for(
-                        config.retention, policy.document.retention
-                    ).model_dump(),
+                    "retention": _limits(
+                        retention_for(config.retention, policy.document.retention)
+                    ),
                     "valid_from": None
                     if grant.valid_from is None
                     else grant.valid_from.astimezone(UTC).isoformat(),
@@ -147,7 +164,7 @@ def build_records(
         "generated_at": now.astimezone(UTC).isoformat(),
         "retention": {
             # the box's default; each activity states its customer's limits ("retention")
-            "log": config.retention.model_dump(include={"content_days", "entries_years"}),
+            "log": _limits(config.retention),
             "outbox_max_rows": config.outbox.max_rows,
             "pseudonym_keys": "until_erasure",
         },
@@ -155,7 +172,7 @@ def build_records(
     }
 
 
-def _document(data: Mapping[str, Any], lang: str) -> Document:
+def _document(data: Records, lang: str) -> Document:
     sections: list[tuple[str, list[Any]]] = [
         (
             tr(lang, "records.section.about"),
@@ -180,7 +197,7 @@ def _document(data: Mapping[str, Any], lang: str) -> Document:
             ],
         )
     ]
-    by_customer: dict[str, list[Mapping[str, Any]]] = {}
+    by_customer: dict[str, list[Activity]] = {}
     for activity in data["activities"]:
         by_customer.setdefault(activity["customer"], []).append(activity)
     for customer, activities in by_customer.items():
@@ -253,8 +270,8 @@ def _document(data: Mapping[str, Any], lang: str) -> Document:
     return Document(tr(lang, "records.title", gateway=data["gateway"]), sections)
 
 
-def _retention(lang: str, limits: Mapping[str, int | None]) -> str:
-    days, years = limits.get("content_days"), limits.get("entries_years")
+def _retention(lang: str, limits: Limits) -> str:
+    days, years = limits["content_days"], limits["entries_years"]
     content = (
         tr(lang, "records.retention.content_days", n=str(days))
         if days
@@ -293,13 +310,13 @@ CSV_COLUMNS = (
 )
 
 
-def records_csv(data: Mapping[str, Any], lang: str) -> str:
+def records_csv(data: Records, lang: str) -> str:
     """One row per activity; lists inside a cell are joined with "; ". Texts in ``lang``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180, what spreadsheets expect
     writer.writerow(CSV_COLUMNS)
     for a in data["activities"]:
-        consent = a["consent"] or {}
+        consent = a["consent"]
         transport = a["transport"]
         writer.writerow(
             [
@@ -309,8 +326,8 @@ def records_csv(data: Mapping[str, Any], lang: str) -> str:
                 a["purpose"].get(lang) or next(iter(a["purpose"].values()), ""),
                 a["legal_basis"],
                 legal_basis_text(lang, LegalBasis(a["legal_basis"])),
-                consent.get("given_by", ""),
-                consent.get("given_at", ""),
+                "" if consent is None else consent["given_by"],
+                "" if consent is None else consent["given_at"],
                 tr(lang, "records.subjects", name=a["customer_name"]),
                 "; ".join(c["label"][lang] for c in a["categories"]),
                 "; ".join(f"{path}={how}" for path, how in a["fields"].items()),
@@ -335,13 +352,13 @@ def records_csv(data: Mapping[str, Any], lang: str) -> str:
 _MEASURES = {"pseudonymise": "dpv:Pseudonymisation"}
 
 
-def records_jsonld(data: Mapping[str, Any]) -> dict[str, Any]:
+def records_jsonld(data: Records) -> dict[str, object]:
     """The records as JSON-LD with the DPV vocabulary: one ``dpv:Process`` per activity."""
     gateway = data["gateway"]
     processes = []
     for a in data["activities"]:
         base = f"urn:einblick:{gateway}:{a['customer']}"
-        measures: list[dict[str, Any]] = [
+        measures: list[dict[str, str]] = [
             {"@type": _MEASURES[s]}
             if s in _MEASURES
             else {"@type": "dpv:TechnicalMeasure", "dct:description": s}
@@ -404,7 +421,7 @@ def records_jsonld(data: Mapping[str, Any]) -> dict[str, Any]:
     return {"@context": DPV_CONTEXT, "@graph": [records, *processes]}
 
 
-def render_records(data: Mapping[str, Any], fmt: str, lang: str) -> str:
+def render_records(data: Records, fmt: str, lang: str) -> str:
     """``json``, ``csv``, ``jsonld`` or ``md`` (``html`` too, for printing)."""
     if fmt == "json":
         return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n"

@@ -48,7 +48,7 @@ def test_pass_0_keeps_all_but_the_bulk_lines_and_the_cursors_find_them(
     data = _split(log, monkeypatch)
     tree = parse_bundle(data).tree
     meta = read_meta(io.BytesIO(data))
-    assert meta.header["customer"] == C
+    assert meta.header.customer == C
     assert meta.bodies == tree.bodies and meta.names == tree.names
     assert meta.texts == {} or all(why == "" for why in meta.texts.values())
     raw_lines = data.splitlines(keepends=True)

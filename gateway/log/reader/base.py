@@ -9,7 +9,7 @@ never write their own restriction.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -18,6 +18,7 @@ import orjson
 from gateway.errors import LogError
 from gateway.locale import tr
 from gateway.log.chain import GATEWAY_CHAIN
+from gateway.log.documents import NamesDocument
 from gateway.log.entry import OUTCOMES, at_from_us
 from gateway.log.keys import PublicKey
 from gateway.log.names import joined
@@ -132,7 +133,7 @@ class ReaderBase:
             return "1", []
         return f"{column} = (SELECT id FROM chains WHERE name = ?)", [self.customer]
 
-    def _mine(self, doc: dict[str, Any]) -> bool:
+    def _mine(self, doc: Mapping[str, object]) -> bool:
         return self.customer is None or (doc.get("customer") or GATEWAY_CHAIN) == self.customer
 
     # -- names, bodies, texts ----------------------------------------------------------
@@ -211,11 +212,11 @@ class ReaderBase:
                 found[bytes(digest)] = str(text)
         return found
 
-    def names(self, commitments: Iterable[bytes]) -> dict[bytes, dict[str, Any]]:
+    def names(self, commitments: Iterable[bytes]) -> dict[bytes, NamesDocument]:
         """Names documents by commitment, the bound customer's only (absent: erased)."""
         listed = list(dict.fromkeys(commitments))
         own, params = self._own()
-        found: dict[bytes, dict[str, Any]] = {}
+        found: dict[bytes, NamesDocument] = {}  # as names_of wrote them
         if not listed:  # version 1 bodies only (the table may not exist in such a log)
             return found
         for start in range(0, len(listed), 500):
