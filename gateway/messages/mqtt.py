@@ -196,7 +196,7 @@ class MqttConnection:
                 if self.delivered == seen and self._pump.reading:
                     raise MqttError(
                         f"{self.endpoint.describe()}: the broker did not confirm {what} within "
-                        f"{timeout:.0f} s and sent nothing else meanwhile; reconnecting"
+                        f"{timeout:.0f} s and sent nothing else meanwhile"
                     ) from None
                 seen = self.delivered
 
