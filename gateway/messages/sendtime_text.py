@@ -213,31 +213,39 @@ def change_text(
 ) -> str:
     """The entry's text after ``changes`` to the grants applying for the recipient ``named``:
     ``replaced``, what they release now leaves; else nothing leaves, and ``then`` says what
-    follows the lead (sendtime.py's ``_Outcome``)."""
-    if len(changes) > 1:
-        return _many(engine, decision, named, changes, replaced=replaced, then=then, lang=lang)
-    (change,) = changes
-    if isinstance(change, Stop):
-        return _stopped(engine, decision, named, change, replaced=replaced, lang=lang)
-    grant = change.grant
-    cause = _began_cause(change, lang)
+    follows the lead (sendtime.py's ``_Outcome``). One grant that began has its own sentence,
+    one that stopped too (``_stopped``); several are listed, each with its cause."""
+    if len(changes) == 1 and isinstance(changes[0], Stop):
+        return _stopped(engine, decision, named, changes[0], replaced=replaced, lang=lang)
+    if len(changes) == 1:
+        (onset,) = changes
+        assert isinstance(onset, Onset)
+        fields = {"grant": onset.grant.id, "recipient": named, "cause": _began_cause(onset, lang)}
+        words = (BEGAN, BEGAN_WITHHELD, BEGAN_UNDECIDED)
+    else:
+        clauses = [
+            MANY_CLAUSES[lang]["began"].format(grant=c.grant.id, cause=_began_cause(c, lang))
+            if isinstance(c, Onset)
+            else MANY_CLAUSES[lang]["stopped"].format(grant=c.grant.id, cause=_stop_cause(c, lang))
+            for c in changes
+        ]
+        fields = {"recipient": named, "changes": join(lang, clauses)}
+        words = (MANY, MANY_WITHHELD, MANY_UNDECIDED)
+    if not replaced and then in UNDECIDED[lang]:
+        return words[2][lang].format(**fields, why=UNDECIDED[lang][then])
+    lead = (words[0] if replaced else words[1])[lang].format(**fields)
+    began = [c.grant.id for c in changes if isinstance(c, Onset)]
     if replaced:
-        lead = BEGAN[lang].format(grant=grant.id, recipient=named, cause=cause)
-        text = f"{lead} {engine.explain(decision, lang)}"
-        summarised = any(
-            r.code == "summarised_elsewhere" and r.params.get("grant") == grant.id
+        # "only as a summary" must not read as "in its summary": said of each grant that began
+        summarised = {
+            str(r.params.get("grant"))
             for r in decision.field_reasons.values()
-        )
-        if summarised:  # "only as a summary" must not read as "in its summary"
-            text += f" {NOT_SUMMARISED[lang].format(grant=grant.id)}"
-        return text
-    if then in UNDECIDED[lang]:
-        return BEGAN_UNDECIDED[lang].format(
-            grant=grant.id, recipient=named, cause=cause, why=UNDECIDED[lang][then]
-        )
-    lead = BEGAN_WITHHELD[lang].format(grant=grant.id, recipient=named, cause=cause)
+            if r.code == "summarised_elsewhere"
+        }
+        notes = [NOT_SUMMARISED[lang].format(grant=g) for g in began if g in summarised]
+        return " ".join([lead, engine.explain(decision, lang), *notes])
     if then == "summary":
-        return f"{lead} {NOT_SUMMARISED[lang].format(grant=grant.id)}"
+        return " ".join([lead, *(NOT_SUMMARISED[lang].format(grant=g) for g in began)])
     if then == "explain":
         return f"{lead} {engine.explain(decision, lang)}"
     return lead
@@ -257,48 +265,6 @@ def _stop_cause(stop: Stop, lang: str) -> str:
         why = "consent" if stop.reason.params.get("what") == "consent" else "validity"
     why = why if why in STOP_CAUSES[lang] else "held"
     return STOP_CAUSES[lang][why].format(hours=", ".join(stop.grant.spec.hours or ()))
-
-
-def _many(
-    engine: Engine,
-    decision: Decision,
-    named: str,
-    changes: tuple[Change, ...],
-    *,
-    replaced: bool,
-    then: str,
-    lang: str,
-) -> str:
-    clauses = [
-        MANY_CLAUSES[lang]["began"].format(grant=c.grant.id, cause=_began_cause(c, lang))
-        if isinstance(c, Onset)
-        else MANY_CLAUSES[lang]["stopped"].format(grant=c.grant.id, cause=_stop_cause(c, lang))
-        for c in changes
-    ]
-    listed = join(lang, clauses)
-    began = [c.grant.id for c in changes if isinstance(c, Onset)]
-    if replaced:
-        text = (
-            f"{MANY[lang].format(recipient=named, changes=listed)} {engine.explain(decision, lang)}"
-        )
-        summarised = {
-            str(r.params.get("grant"))
-            for r in decision.field_reasons.values()
-            if r.code == "summarised_elsewhere"
-        }
-        for grant in (g for g in began if g in summarised):
-            text += f" {NOT_SUMMARISED[lang].format(grant=grant)}"
-        return text
-    if then in UNDECIDED[lang]:
-        return MANY_UNDECIDED[lang].format(
-            recipient=named, changes=listed, why=UNDECIDED[lang][then]
-        )
-    lead = MANY_WITHHELD[lang].format(recipient=named, changes=listed)
-    if then == "summary":
-        return " ".join([lead, *(NOT_SUMMARISED[lang].format(grant=g) for g in began)])
-    if then == "explain":
-        return f"{lead} {engine.explain(decision, lang)}"
-    return lead
 
 
 def _stopped(
