@@ -17,6 +17,7 @@ are not, before the reader refuses or accepts them.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -51,19 +52,17 @@ def _shown(value: object) -> str:
     return text if len(text) <= 24 else text[:23] + "…"
 
 
+_LOWER_HEX_32 = re.compile(r"[0-9a-f]{64}")
+
+
 def _hex32(value: object) -> bytes:
     """32 bytes written as 64 lower-case hex digits (SPEC §6: all hex is lower case), or the
     32 bytes themselves when the exporter builds a line (JSON never parses to bytes)."""
     if isinstance(value, bytes) and len(value) == 32:
         return value
-    if isinstance(value, str) and len(value) == 64:
-        try:
-            raw = bytes.fromhex(value)
-        except ValueError:
-            pass
-        else:
-            if raw.hex() == value:  # fromhex reads upper case and spaces too: refused
-                return raw
+    # fullmatch, not fromhex alone: fromhex also reads upper case and spaces, both refused
+    if isinstance(value, str) and _LOWER_HEX_32.fullmatch(value):
+        return bytes.fromhex(value)
     raise ValueError(f"expected 32 bytes in lower-case hex, found {_shown(value)}")
 
 

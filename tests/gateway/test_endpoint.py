@@ -41,16 +41,17 @@ def test_a_lost_connection_is_an_mqtt_error() -> None:
 class _Session:
     session_present: bool = False
     returned: bool = False
+    reading: bool = True
     acks: list[tuple[int, int]] = field(default_factory=list)
 
     def ack(self, mid: int, qos: int) -> None:
         self.acks.append((mid, qos))
 
     def pause_reading(self) -> None:
-        pass
+        self.reading = False
 
     def resume_reading(self) -> None:
-        pass
+        self.reading = True
 
 
 def test_a_message_acknowledges_on_the_session_that_delivered_it() -> None:
