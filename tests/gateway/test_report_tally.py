@@ -10,28 +10,22 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import gateway.rights.report as report_module
-from gateway.log.keys import Signer
 from gateway.rights.held_trees import HeldTrees
 from gateway.rights.report import build_report, render
 from gateway.rights.report_tally import Tallies
+from tests.gateway.test_report_onward import MINE, NOW, two_customers
 from tests.log.conftest import Log, make_draft
-
-MINE = "baeckerei-schmidt"
-THEIRS = "metallbau-huber"
-NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def log(tmp_path: Path) -> Iterator[Log]:
-    opened = Log(tmp_path / "log.db", Signer.generate())
-    opened.write([make_draft(i, customer=MINE if i % 3 else THEIRS) for i in range(300)])
+    opened = two_customers(tmp_path)
     yield opened
     opened.close()
 
