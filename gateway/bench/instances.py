@@ -18,6 +18,13 @@ the last arrival, less what each spent starting up (measured at the first, idle 
 figure is the messages' cost, not Python's imports); the two brokers together, from the first
 publish of the backlog to the last arrival (taking it in from the devices, queueing it, handing
 it to the instances and taking the forwarded copies). Per message: divided by the messages.
+
+``--cpu-per-instance 0.25``: each instance in its own control group allowed a quarter of one
+core (``gateway.bench.cpu_quota``), from its start on, so that n instances have n budgets even
+where the machine has fewer cores than instances plus brokers. Each budget stands in for one
+core of a slower box; the table then shows whether the instances' throughput grows with their
+number or something they share is the limit. The share of 100 ms periods in which each
+instance used up its budget (``throttled``) says whether the limit bound at all.
 """
 
 from __future__ import annotations
@@ -28,11 +35,13 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
+from gateway.bench.cpu_quota import CpuQuota, QuotaError
 from gateway.bench.pipeline import _cpu_seconds
 from gateway.devices.broker import Mosquitto, free_port
 from gateway.devices.broker_files import MosquittoSettings
@@ -79,6 +88,8 @@ class InstancesResult:
     per_second: float
     instances_cpu_s: float  # the instances together, less their start-up
     brokers_cpu_s: float  # the device broker and the cloud broker together
+    # With a CPU limit per instance: each instance's share of periods it ran out of budget.
+    throttled: tuple[float, ...] = ()
 
     def us_per_message(self, cpu_s: float) -> float:
         return cpu_s / max(self.arrived, 1) * 1e6
@@ -103,8 +114,11 @@ async def _publish(port: int, customer: str, count: int) -> None:
         await link.close()
 
 
-async def run_instances(root: Path, count: int, messages: int) -> InstancesResult:
-    """One measurement with ``count`` instances and ``messages`` messages in all."""
+async def run_instances(
+    root: Path, count: int, messages: int, cpu_per_instance: float | None = None
+) -> InstancesResult:
+    """One measurement with ``count`` instances and ``messages`` messages in all; with
+    ``cpu_per_instance``, each instance limited to that share of one core."""
     device = Mosquitto(MosquittoSettings(root / "device-broker", free_port(), anonymous=True))
     cloud = Mosquitto(MosquittoSettings(root / "cloud", free_port(), anonymous=True))
     for broker in (device, cloud):
@@ -123,6 +137,7 @@ async def run_instances(root: Path, count: int, messages: int) -> InstancesResul
         Endpoint("127.0.0.1", cloud.settings.port, "bench-spy"), on_message=arrived
     )
     processes: list[asyncio.subprocess.Process] = []
+    quotas: list[CpuQuota] = []
     try:
         await spy.open()
         await spy.subscribe("#", 1)
@@ -165,8 +180,24 @@ async def run_instances(root: Path, count: int, messages: int) -> InstancesResul
         per_customer = messages // len(CUSTOMERS)
         await asyncio.gather(*(_publish(device.settings.port, c, per_customer) for c in CUSTOMERS))
         total = per_customer * len(CUSTOMERS)
-        for path in configs:
-            processes.append(await start_gateway(path, path.parent / "gateway.log"))
+        hooks: list[Callable[[int], None] | None] = [None] * len(configs)
+        if cpu_per_instance is not None:
+            # One group per instance and run (pid in the name: two benches never share one).
+            quotas = [
+                CpuQuota(f"einblick-bench-{os.getpid()}-{p.parent.name}", cpu_per_instance)
+                for p in configs
+            ]
+            hooks = [q.add for q in quotas]
+        # All at once: started one after another, the first would drain alone while the others
+        # start up (seconds under a CPU limit), and the span would measure the start-ups.
+        processes.extend(
+            await asyncio.gather(
+                *(
+                    start_gateway(path, path.parent / "gateway.log", spawned=hook)
+                    for path, hook in zip(configs, hooks, strict=True)
+                )
+            )
+        )
         async with asyncio.timeout(max(120.0, total / 100)):
             await complete.wait()
         instances_cpu = sum(_cpu_seconds(p.pid) for p in processes) - starting
@@ -181,10 +212,13 @@ async def run_instances(root: Path, count: int, messages: int) -> InstancesResul
             len(arrivals) / seconds,
             instances_cpu_s=instances_cpu,
             brokers_cpu_s=brokers_cpu,
+            throttled=tuple(q.throttling().share for q in quotas),
         )
     finally:
         for process in processes:
             await stop_gateway(process)
+        for quota in quotas:
+            quota.close()
         await spy.close()
         for broker in (device, cloud):
             await broker.stop()
@@ -194,24 +228,42 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="einblick bench --instances")
     parser.add_argument("--instances", type=int, required=True, help="measure 1 … N instances")
     parser.add_argument("--messages", type=int, default=30_000, help="backlog, all customers")
+    parser.add_argument(
+        "--cpu-per-instance",
+        type=float,
+        metavar="CORES",
+        help="limit each instance to this share of one core (e.g. 0.25), through a control "
+        "group: a slower core per instance, so scaling shows on a box with few cores (root)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.instances <= len(CUSTOMERS):
         parser.error(f"--instances must be 1 to {len(CUSTOMERS)} (one customer each at least)")
+    limit = args.cpu_per_instance
+    if limit is not None:
+        try:
+            CpuQuota(f"einblick-bench-{os.getpid()}-check", limit).close()
+        except QuotaError as exc:
+            parser.error(str(exc))
     print(f"cores: {os.cpu_count()}; backlog {args.messages} messages, {len(CUSTOMERS)} customers")
+    if limit is not None:
+        print(f"each instance limited to {limit:g} of one core (control group, from its start)")
     print("CPU: the instances together (less their start-up), the two brokers together")
     print(
         f"{'instances':>9} {'messages':>9} {'arrived':>9} {'seconds':>8} {'msg/s':>8} "
         f"{'inst cpu s':>10} {'inst us/msg':>11} {'brk cpu s':>9} {'brk us/msg':>10}"
+        + ("  throttled" if limit is not None else "")
     )
     for count in range(1, args.instances + 1):
         with tempfile.TemporaryDirectory(prefix="einblick-bench-") as directory:
-            result = asyncio.run(run_instances(Path(directory), count, args.messages))
+            result = asyncio.run(run_instances(Path(directory), count, args.messages, limit))
+        throttled = " ".join(f"{share:.0%}" for share in result.throttled)
         print(
             f"{result.instances:>9} {result.messages:>9} {result.arrived:>9} "
             f"{result.seconds:>8.1f} {result.per_second:>8.0f} "
             f"{result.instances_cpu_s:>10.1f} "
             f"{result.us_per_message(result.instances_cpu_s):>11.0f} "
-            f"{result.brokers_cpu_s:>9.1f} {result.us_per_message(result.brokers_cpu_s):>10.0f}",
+            f"{result.brokers_cpu_s:>9.1f} {result.us_per_message(result.brokers_cpu_s):>10.0f}"
+            + (f"  {throttled}" if throttled else ""),
             flush=True,
         )
     return 0

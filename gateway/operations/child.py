@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from gateway.config import load_config
@@ -28,11 +29,14 @@ async def start_gateway(
     options: tuple[str, ...] = (),
     upstreams: bool = False,
     timeout: float = 30.0,
+    spawned: Callable[[int], None] | None = None,
 ) -> asyncio.subprocess.Process:
     """Start ``python -m gateway [options] run --config CONFIG``, its output appended to
     ``log_path``; return once its status says the device broker is connected (and, with
     ``upstreams``, every recipient's link too). GatewayError, with the log's tail, if it exits
-    or is not ready within ``timeout`` seconds; the process is then stopped."""
+    or is not ready within ``timeout`` seconds; the process is then stopped. ``spawned`` is
+    called with the process id as soon as it exists, before the gateway is ready (e.g. to limit
+    its CPU from its start-up on)."""
     control_socket = load_config(config_path).control_socket
     with log_path.open("ab") as handle:
         process = await asyncio.create_subprocess_exec(
@@ -48,6 +52,8 @@ async def start_gateway(
             stdin=asyncio.subprocess.DEVNULL,
         )
     try:
+        if spawned is not None:
+            spawned(process.pid)
         async with asyncio.timeout(timeout):
             while process.returncode is None:
                 with contextlib.suppress(ControlError):
