@@ -22,7 +22,6 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
 
 import orjson
 
@@ -370,10 +369,7 @@ def _erasures(
 ) -> list[Erasure]:
     notices: dict[int, list[Notice]] = {}
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'erasures'").fetchone():
-        # list_erasures writes each notice with exactly ``Notice``'s keys.
-        notices = {
-            e["entry_seq"]: cast(list[Notice], e["notices"]) for e in list_erasures(conn, customer)
-        }
+        notices = {e["entry_seq"]: e["notices"] for e in list_erasures(conn, customer)}
     return [
         {
             "entry_seq": seq,
