@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from gateway.log.documents import BodyV2, NamesDocument, ShownBody
 from gateway.log.jcs import canonical, is_canonical
@@ -68,7 +67,7 @@ def names_commitment(salt: bytes, doc: bytes) -> bytes:
     return hashlib.sha256(_NAMES + salt + doc).digest()
 
 
-def seal_names(subject_key: bytes, doc: Mapping[str, Any]) -> tuple[bytes, bytes]:
+def seal_names(subject_key: bytes, doc: NamesDocument) -> tuple[bytes, bytes]:
     """(commitment, RFC 8785 bytes) of ``doc`` for the subject holding ``subject_key``."""
     raw = canonical(doc)
     return names_commitment(names_salt(subject_key), raw), raw
