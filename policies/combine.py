@@ -25,11 +25,21 @@ and a shadow names something inside it, the walk goes in, so each leaf meets its
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+
+from pydantic import JsonValue
 
 from policies.decision import Reason
 from policies.listing import child, collect, element
-from policies.paths import NOTHING, Node, Release, Rule, under_element, under_key
+from policies.paths import (
+    NOTHING,
+    JsonObject,
+    Node,
+    Release,
+    Released,
+    Rule,
+    under_element,
+    under_key,
+)
 
 __all__ = ["AGGREGATE", "most_protective", "release_with"]
 
@@ -58,7 +68,7 @@ def most_protective(own: Rule, others: Sequence[Rule]) -> Rule | None:
     return next(r for r in altering if r.level == top)
 
 
-def release_with(root: object, trie: Node, shadows: Sequence[Node], rel: Release) -> dict[str, Any]:
+def release_with(root: object, trie: Node, shadows: Sequence[Node], rel: Release) -> JsonObject:
     """``policies.paths.release_root`` for a grant whose leaves other applying grants for the
     same recipient (``shadows``, their field tries) may name more protectively."""
     if type(root) is not dict:
@@ -70,9 +80,9 @@ def release_with(root: object, trie: Node, shadows: Sequence[Node], rel: Release
 
 
 def _walk(
-    obj: dict[str, Any], items: Items, shadows: list[Items], parent: str, rel: Release
-) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    obj: JsonObject, items: Items, shadows: list[Items], parent: str, rel: Release
+) -> JsonObject:
+    out: JsonObject = {}
     for key, value in obj.items():
         path = child(parent, key)
         matched = under_key(items, key)
@@ -86,9 +96,11 @@ def _walk(
     return out
 
 
-def _elements(value: list[Any], inner: Items, shadows: list[Items], path: str, rel: Release) -> Any:
+def _elements(
+    value: list[JsonValue], inner: Items, shadows: list[Items], path: str, rel: Release
+) -> Released:
     inner_shadows = [under_element(s) for s in shadows]
-    released = []
+    released: list[JsonValue] = []
     for position, item in enumerate(value):
         got = _release(item, inner, inner_shadows, element(path, position), parent=None, rel=rel)
         if got is not NOTHING:
@@ -97,14 +109,14 @@ def _elements(value: list[Any], inner: Items, shadows: list[Items], path: str, r
 
 
 def _release(
-    value: object,
+    value: JsonValue,
     items: Items,
     shadows: list[Items],
     path: str,
     *,
-    parent: dict[str, Any] | None,
+    parent: JsonObject | None,
     rel: Release,
-) -> Any:
+) -> Released:
     """``policies.paths._release`` with the shadows walked alongside."""
     kind = type(value)
     for index, item in enumerate(items):
@@ -157,14 +169,14 @@ def _goes_in(items: Items, value: object) -> bool:
 
 
 def _decide(
-    value: object,
+    value: JsonValue,
     rule: Rule,
     shadows: list[Items],
     path: str,
     *,
-    parent: dict[str, Any] | None,
+    parent: JsonObject | None,
     rel: Release,
-) -> Any:
+) -> Released:
     kind = type(value)
     # A kept object a shadow names something inside: go in, carrying the keep, so each leaf
     # meets the shadow's rule for it. (Other treatments fail on an object whatever a shadow says.)

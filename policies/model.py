@@ -62,7 +62,7 @@ from __future__ import annotations
 import itertools
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -72,6 +72,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
 
 from policies.decision import LegalBasis
 from policies.treatment_specs import (
@@ -368,8 +369,9 @@ class PolicyDocument(Spec):
         return None, None
 
 
-def policy_schema() -> dict[str, Any]:
-    """The JSON Schema of a policy document, for editors."""
+def policy_schema() -> JsonSchemaValue:
+    """The JSON Schema of a policy document, for editors (pydantic's type for a schema
+    document: any JSON under its keywords, so no narrower type fits)."""
     schema = PolicyDocument.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Einblick policy"

@@ -29,9 +29,12 @@ explaining and logging a message costs time linear in its size and a bounded num
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Final, TypeAlias
+
+from pydantic import JsonValue
 
 from policies.decision import Alteration, Reason
 from policies.listing import (
@@ -49,8 +52,10 @@ from policies.treatments import TreatmentFailed, coarsen
 __all__ = [
     "MAX_PROBLEMS",
     "NOTHING",
+    "JsonObject",
     "Node",
     "Release",
+    "Released",
     "Rule",
     "insert",
     "release_root",
@@ -64,14 +69,25 @@ _CACHE_LIMIT = 4096  # distinct concrete paths remembered per rule (array indice
 MAX_PROBLEMS = 8  # field problems (treatment failures) kept per decision; the rest are counted
 
 
-class _Nothing:
-    __slots__ = ()
+class _Nothing(enum.Enum):
+    """Nothing released at this path: a walk's answer beside any JSON value. An enum member,
+    so ``got is not NOTHING`` tells the type checker the rest is JSON; compared by identity
+    as before, so the walk costs the same."""
+
+    NOTHING = "NOTHING"
 
     def __repr__(self) -> str:
         return "NOTHING"
 
 
-NOTHING: Any = _Nothing()  # sentinel: nothing released at this path
+NOTHING: Final = _Nothing.NOTHING  # sentinel: nothing released at this path
+
+# A device's JSON as parsed (``policies.body``): every key and value is the device's choice, so
+# the type says only "JSON", never a shape; numbers may be ``policies.numbers.Literal`` (a
+# float). Annotations only: the walk checks ``type(value) is dict`` itself and nothing
+# validates against these at run time (the policy engine runs per message).
+JsonObject: TypeAlias = "dict[str, JsonValue]"
+Released: TypeAlias = "JsonValue | _Nothing"  # what a walk gives back for one value
 _NONE: Mapping[str, int] = {}  # never written to (as ``policies.verdicts``' own)
 
 
@@ -101,13 +117,13 @@ class Release:
         self.problems: dict[str, Reason] = {}
         self.problems_more = 0  # problems beyond MAX_PROBLEMS, only counted
 
-    def fail(self, path: str, value: object, treatment: str, problem: str) -> Any:
+    def fail(self, path: str, value: object, treatment: str, problem: str) -> _Nothing:
         reason = Reason(
             "treatment_failed", {"field": path, "treatment": treatment, "problem": problem}
         )
         return self.refuse(path, value, reason)
 
-    def refuse(self, path: str, value: object, reason: Reason) -> Any:
+    def refuse(self, path: str, value: object, reason: Reason) -> _Nothing:
         """Withhold ``value`` at ``path`` (a field the grant names) and say why."""
         collect(value, path, self.withheld)
         if len(self.problems) < MAX_PROBLEMS:
@@ -138,7 +154,7 @@ class Rule:
         self,
         name: str,
         detail: str,
-        fn: Callable[[object, dict[str, Any] | None, Release], object] | None = None,
+        fn: Callable[[JsonValue, JsonObject | None, Release], JsonValue] | None = None,
         *,
         source: str = "",
         level: float = 0.0,
@@ -163,7 +179,9 @@ class Rule:
                 self._alterations[path] = found
         return found
 
-    def apply(self, value: object, path: str, parent: dict[str, Any] | None, rel: Release) -> Any:
+    def apply(
+        self, value: JsonValue, path: str, parent: JsonObject | None, rel: Release
+    ) -> Released:
         if rel.trace is not None:
             rel.trace.append((path, self))
         if self.fn is None:  # keep
@@ -192,7 +210,7 @@ class Rule:
 def coarsen_rule(grid_m: float, partner: str, is_lat: bool, source: str = "") -> Rule:
     """The half of a lat/lon pair at this key; ``partner`` is the sibling key of the other."""
 
-    def fn(value: object, parent: dict[str, Any] | None, rel: Release) -> object:
+    def fn(value: JsonValue, parent: JsonObject | None, rel: Release) -> JsonValue:
         if parent is None or partner not in parent:
             raise TreatmentFailed("not_a_location")
         other = parent[partner]
@@ -287,12 +305,12 @@ def _under_element(items: list[Node | Rule]) -> list[Node | Rule]:
 
 
 def _release(
-    value: object,
+    value: JsonValue,
     items: list[Node | Rule],
     path: str,
-    parent: dict[str, Any] | None,
+    parent: JsonObject | None,
     rel: Release,
-) -> Any:
+) -> Released:
     """Release ``value`` at ``path`` under the candidate rules ``items``, best first.
 
     The first candidate decides: a rule applies to the whole value; a node whose deeper paths
@@ -309,8 +327,8 @@ def _release(
             return out if out else NOTHING
         if kind is list and value and node.elem is not None:
             inner = _under_element(items[index:])
-            released = []
-            elements: list[Any] = value  # type: ignore[assignment]
+            released: list[JsonValue] = []
+            elements: list[JsonValue] = value  # type: ignore[assignment]
             for position, item_value in enumerate(elements):
                 got = _release(item_value, inner, element(path, position), None, rel)
                 if got is not NOTHING:
@@ -335,10 +353,8 @@ def _listed(path: str) -> tuple[str, int]:
     return leaf, len(leaf)
 
 
-def _walk(
-    obj: dict[str, Any], items: list[Node | Rule], parent: str, rel: Release
-) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _walk(obj: JsonObject, items: list[Node | Rule], parent: str, rel: Release) -> JsonObject:
+    out: JsonObject = {}
     withheld = rel.withheld
     # The common case, a grant naming literal keys only: one dict lookup per key.
     first = items[0]
@@ -378,7 +394,7 @@ def _walk(
     return out
 
 
-def release_root(root: object, trie: Node, rel: Release) -> dict[str, Any]:
+def release_root(root: object, trie: Node, rel: Release) -> JsonObject:
     """Apply a grant's field trie to a parsed payload; an empty dict means nothing released.
 
     Which rule decides a leaf is ``specificity``: of all the grant's paths that name the leaf

@@ -9,9 +9,11 @@ become ``aggregate`` rules in its shadow: a field grant for the same recipient w
 
 from __future__ import annotations
 
+from pydantic import JsonValue
+
 from policies.combine import AGGREGATE
 from policies.model import GrantSpec
-from policies.paths import Node, Release, Rule, coarsen_rule, insert
+from policies.paths import JsonObject, Node, Release, Rule, coarsen_rule, insert
 from policies.treatment_specs import AggregateSpec, CoarsenSpec, RoundSpec, Treatment, TruncateSpec
 from policies.treatments import decimals_of, pseudonymise, round_to, truncate
 
@@ -35,7 +37,7 @@ def rule(treatment: Treatment, *, grant: str = "", source: str = "") -> Rule:
         return Rule("keep", "", grant=grant, source=source)
     if treatment == "pseudonymise":
 
-        def pseudo(value: object, parent: object, rel: Release) -> object:
+        def pseudo(value: JsonValue, parent: JsonObject | None, rel: Release) -> str:
             assert rel.key is not None  # the engine withholds ("erased") before walking
             return pseudonymise(value, rel.key)
 

@@ -82,7 +82,7 @@ def decimals_of(step: float) -> int:
     return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
-def round_to(value: object, step: float, decimals: int) -> object:
+def round_to(value: object, step: float, decimals: int) -> float | int | str:
     """Round to the nearest multiple of ``step`` (halves to even); keeps number or string form."""
     number = to_number(value)
     quotient = number / step
@@ -96,7 +96,7 @@ def round_to(value: object, step: float, decimals: int) -> object:
     return rounded if decimals else float(rounded)
 
 
-def truncate(value: object, unit: str) -> object:
+def truncate(value: object, unit: str) -> str | int | float:
     """Cut a timestamp down to ``unit``: ISO strings, epoch seconds or milliseconds (also as
     strings). Naive ISO times stay naive; ``Z`` stays ``Z``; epoch values truncate in UTC."""
     size = TIME_UNITS[unit]
@@ -140,7 +140,7 @@ def _truncate_iso(value: str, unit: str) -> str:
     return out
 
 
-def coarsen(lat: object, lon: object, grid_m: float) -> tuple[object, object]:
+def coarsen(lat: object, lon: object, grid_m: float) -> tuple[float | str, float | str]:
     """Move a position to the centre of its grid cell of about ``grid_m`` metres a side.
 
     Cells are ``grid_m`` tall everywhere and about ``grid_m`` wide at their centre latitude, so
@@ -156,8 +156,8 @@ def coarsen(lat: object, lon: object, grid_m: float) -> tuple[object, object]:
     clat = min(90.0, max(-90.0, (math.floor(la / dlat) + 0.5) * dlat))
     dlon = min(360.0, dlat / max(math.cos(math.radians(clat)), 0.01))
     clon = min(180.0, max(-180.0, (math.floor((lo + 180.0) / dlon) + 0.5) * dlon - 180.0))
-    out_lat: object = round(clat, 6)
-    out_lon: object = round(clon, 6)
+    out_lat: float | str = round(clat, 6)
+    out_lon: float | str = round(clon, 6)
     if isinstance(lat, str):
         out_lat = f"{clat:.6f}"
     if isinstance(lon, str):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal, NotRequired, TypedDict
 
-__all__ = ["BodyV2", "NamesDocument"]
+__all__ = ["BodyV2", "NamesDocument", "ShownBody"]
 
 
 class NamesDocument(TypedDict):
@@ -26,11 +26,9 @@ class NamesDocument(TypedDict):
     reason_params: NotRequired[dict[str, str]]
 
 
-class BodyV2(TypedDict):
-    """The repeated part of a version 2 entry: the policy's and the gateway's values only,
-    the names document present as its hex commitment ``names``."""
+class _Values(TypedDict):
+    """The policy's and the gateway's values, in every body and in every body shown."""
 
-    v: Literal[2]
     kind: str
     customer: str | None
     device: str | None
@@ -42,6 +40,30 @@ class BodyV2(TypedDict):
     legal_basis: str | None
     reason: str | None
     subject: str | None
+    omitted: NotRequired[dict[str, int]]  # only when caps left paths out (old digests kept)
+
+
+class BodyV2(_Values):
+    """The repeated part of a version 2 entry: the policy's and the gateway's values only,
+    the names document present as its hex commitment ``names``."""
+
+    v: Literal[2]
     names: str
     reason_params: NotRequired[dict[str, str]]  # the gateway's own records' (keys, counts)
-    omitted: NotRequired[dict[str, int]]  # only when caps left paths out (old digests kept)
+
+
+class ShownBody(_Values):
+    """A body as the log's reader shows it: a version 2 body joined with its names document
+    (``gateway.log.names.joined``), or a version 1 body as stored, which held the same values
+    in clear. ``text_de``/``text_en`` are references the texts are looked up by (a version 1
+    body's text digests, ``<names commitment>/de`` and ``/en`` for a version 2 body)."""
+
+    shared: list[str]
+    altered: list[list[str]]  # [path, treatment, detail]
+    withheld: list[str]
+    reason_params: dict[str, str]
+    text_de: str
+    text_en: str
+    v: NotRequired[Literal[2]]  # version 2 bodies only
+    names: NotRequired[str]  # version 2 bodies only: the names commitment in hex
+    erased: NotRequired[Literal[True]]  # the names document was erased: no paths, no params

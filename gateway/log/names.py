@@ -30,8 +30,8 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Mapping, Sequence
-from typing import Any
 
+from gateway.log.documents import BodyV2, NamesDocument, ShownBody
 from gateway.log.jcs import canonical, is_canonical
 from gateway.log.leaf import Record, TreeInput
 from gateway.log.verdict import TAMPERED, TreeVerdict
@@ -67,28 +67,46 @@ def names_commitment(salt: bytes, doc: bytes) -> bytes:
     return hashlib.sha256(_NAMES + salt + doc).digest()
 
 
-def seal_names(subject_key: bytes, doc: Mapping[str, Any]) -> tuple[bytes, bytes]:
+def seal_names(subject_key: bytes, doc: NamesDocument) -> tuple[bytes, bytes]:
     """(commitment, RFC 8785 bytes) of ``doc`` for the subject holding ``subject_key``."""
     raw = canonical(doc)
     return names_commitment(names_salt(subject_key), raw), raw
 
 
 def joined(
-    body: Mapping[str, Any], doc: Mapping[str, Any] | None, erased: Mapping[str, str]
-) -> tuple[dict[str, Any], dict[str, str]]:
+    body: BodyV2, doc: NamesDocument | None, erased: Mapping[str, str]
+) -> tuple[ShownBody, dict[str, str]]:
     """A version 2 body joined with its names document for display: (the body as version 1
     held it, texts by language). ``doc`` None: erased -- no paths, no parameters, and the
     ``erased`` texts saying so. The texts are referred to as ``<commitment>/de`` and ``/en`` (a
     report looks them up by that reference, as it looks up a version 1 body's texts by digest)."""
-    ref = str(body["names"])
-    out = {**body, "text_de": f"{ref}/de", "text_en": f"{ref}/en"}
+    ref = body["names"]
     if doc is None:
-        out.update(shared=[], altered=[], withheld=[], erased=True)
-        out.setdefault("reason_params", {})
-        return out, dict(erased)
-    out.update({k: doc[k] for k in NAMES_FIELDS if k in doc and not k.startswith("text_")})
-    out.setdefault("reason_params", {})
-    return out, {"de": str(doc["text_de"]), "en": str(doc["text_en"])}
+        gone: ShownBody = {
+            **body,
+            "text_de": f"{ref}/de",
+            "text_en": f"{ref}/en",
+            "shared": [],
+            "altered": [],
+            "withheld": [],
+            "reason_params": body.get("reason_params", {}),
+            "erased": True,
+        }
+        return gone, dict(erased)
+    # BodyV2 has no ``erased`` key (entry.body_of writes exactly its keys), but a TypedDict
+    # cannot say it is closed before Python 3.13 (PEP 728), so mypy asks.
+    shown: ShownBody = {
+        **body,  # type: ignore[typeddict-item]
+        "text_de": f"{ref}/de",
+        "text_en": f"{ref}/en",
+        "shared": doc["shared"],
+        "altered": doc["altered"],
+        "withheld": doc["withheld"],
+        # A decision's or a person's parameters are in the names document; a gateway record's
+        # (rotation, retention, seal) stay in the body.
+        "reason_params": doc.get("reason_params", body.get("reason_params", {})),
+    }
+    return shown, {"de": doc["text_de"], "en": doc["text_en"]}
 
 
 def names_problem(commitment: bytes, salt: bytes | None, doc: bytes) -> tuple[str, str, str] | None:

@@ -10,7 +10,9 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import NamedTuple
+
+from gateway.log.documents import ShownBody
 
 __all__ = [
     "Body",
@@ -24,6 +26,8 @@ __all__ = [
     "Match",
     "RecipientCount",
     "ReportData",
+    "ReportGroup",
+    "ReportSingle",
     "Stats",
 ]
 
@@ -54,7 +58,7 @@ class Body:
 
     id: int
     digest: bytes
-    doc: Mapping[str, Any]
+    doc: ShownBody
     texts: Mapping[str, str]  # "de", "en"
 
     @property
@@ -169,14 +173,29 @@ class LogState:
     key_id: int  # the newest signing key's row (0: none)
 
 
+class ReportGroup(NamedTuple):
+    """The entries of one distinct body, counted for a report."""
+
+    body: ShownBody
+    entries: int  # how many (``count`` is the tuple's own method)
+    first_us: int  # the first entry's time, µs
+    last_us: int  # the last entry's time, µs
+
+
+class ReportSingle(NamedTuple):
+    """One entry of a rare (non-decision) kind, for a report."""
+
+    seq: int
+    at_us: int
+    body: ShownBody
+
+
 @dataclass(frozen=True, slots=True)
 class ReportData:
     """What a customer's report is built from: their chain's entries grouped by body."""
 
     origin: str
     known: bool  # the customer has a chain in this log
-    # (body, count, first at µs, last at µs) per distinct body
-    groups: tuple[tuple[dict[str, Any], int, int, int], ...]
-    # (seq, at µs, body) for each entry of a rare (non-decision) kind, in log order
-    singles: tuple[tuple[int, int, dict[str, Any]], ...]
+    groups: tuple[ReportGroup, ...]  # one per distinct body
+    singles: tuple[ReportSingle, ...]  # in log order
     texts: Mapping[str, str]  # hex digest -> text, for the singles' explanations

@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import orjson
 
@@ -49,6 +49,7 @@ from gateway.messages import outbox
 from gateway.messages.outbox import OutboxRow
 from gateway.messages.pseudonyms import Keyring
 from gateway.rights.receipts import make_receipt
+from gateway.rights.report_model import Notice
 
 __all__ = [
     "ACK_TOPIC",
@@ -58,6 +59,7 @@ __all__ = [
     "ErasureDone",
     "ErasureError",
     "ErasureRequest",
+    "ErasureRow",
     "Forgotten",
     "PendingNotice",
     "ack_filter",
@@ -351,7 +353,24 @@ def record_ack(conn: sqlite3.Connection, recipient: str, notice: str, at: int) -
     return cur.rowcount > 0
 
 
-def list_erasures(conn: sqlite3.Connection, customer: str | None = None) -> list[dict[str, Any]]:
+class ErasureRow(TypedDict):
+    """One erasure as ``list_erasures`` reads it: the control API's reply, ``einblick erasures
+    --json`` and the portal's report state write it key for key, in this order."""
+
+    erasure: int
+    customer: str
+    device: str | None  # None: the whole customer
+    at: str  # when it was requested, ISO 8601
+    requested_by: str  # blank once the customer was forgotten (the name went with them)
+    entry_seq: int  # the signed erasure entry
+    content_erased: int
+    queued_erased: int
+    keys_destroyed: int
+    retained_cleared: int
+    notices: list[Notice]
+
+
+def list_erasures(conn: sqlite3.Connection, customer: str | None = None) -> list[ErasureRow]:
     """Every erasure (oldest first) with its notices: delivered? acknowledged when?"""
     has_outbox = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'"
@@ -364,9 +383,9 @@ def list_erasures(conn: sqlite3.Connection, customer: str | None = None) -> list
     if customer is not None:
         sql += " WHERE customer = ?"
         params.append(customer)
-    out = []
+    out: list[ErasureRow] = []
     for row in conn.execute(sql + " ORDER BY id", params).fetchall():
-        notices = []
+        notices: list[Notice] = []
         for notice, recipient, outbox_id, acked_at in conn.execute(
             "SELECT notice, recipient, outbox_id, acked_at FROM erasure_notices"
             " WHERE erasure_id = ? ORDER BY recipient",
@@ -391,7 +410,7 @@ def list_erasures(conn: sqlite3.Connection, customer: str | None = None) -> list
                 "erasure": row[0],
                 "customer": row[1],
                 "device": row[2],
-                "at": _iso(row[3]),
+                "at": at_from_us(row[3]).isoformat(),
                 "requested_by": row[4],
                 "entry_seq": row[5],
                 "content_erased": row[6],
@@ -431,7 +450,7 @@ class ErasureBook:
         for erasure in list_erasures(conn):
             self.add(erasure)
 
-    def add(self, erasure: Mapping[str, Any]) -> None:
+    def add(self, erasure: ErasureRow) -> None:
         """One of ``list_erasures``'s erasures: its notices not yet acknowledged."""
         for notice in erasure["notices"]:
             if notice["acknowledged_at"] is None:

@@ -22,7 +22,6 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
 
 import orjson
 
@@ -32,7 +31,7 @@ from gateway.log.keys import PublicKey
 from gateway.log.onward import verify_customer
 from gateway.log.reader import Reader
 from gateway.log.reports import VerifyReport
-from gateway.log.results import ReportData
+from gateway.log.results import ReportData, ReportGroup, ReportSingle
 from gateway.rights.erasure import list_erasures
 from gateway.rights.held_trees import HeldTrees
 from gateway.rights.markup import render_html, render_md
@@ -131,8 +130,8 @@ def _build(
     groups = list(data.groups)
     singles = list(data.singles)
     texts = data.texts
-    first_at = min((g[2] for g in groups), default=None)
-    last_at = max((g[3] for g in groups), default=None)
+    first_at = min((g.first_us for g in groups), default=None)
+    last_at = max((g.last_us for g in groups), default=None)
     chain = next((c for c in verification.chains if c.customer == customer), None)
     problem = verification.first
     return {
@@ -167,13 +166,11 @@ def _build(
     }
 
 
-def _decisions(groups: Sequence[tuple[dict[str, Any], int, int, int]]) -> list[Any]:
-    return [g for g in groups if g[0]["kind"] == "decision"]
+def _decisions(groups: Sequence[ReportGroup]) -> list[ReportGroup]:
+    return [g for g in groups if g.body["kind"] == "decision"]
 
 
-def _devices(
-    policy: CompiledPolicy | None, groups: Sequence[tuple[dict[str, Any], int, int, int]]
-) -> list[Device]:
+def _devices(policy: CompiledPolicy | None, groups: Sequence[ReportGroup]) -> list[Device]:
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     for body, count, _, _ in _decisions(groups):
         if body["device"] is not None:
@@ -201,7 +198,7 @@ def _devices(
 def _recipients(
     policy: CompiledPolicy | None,
     names: Mapping[str, str],
-    groups: Sequence[tuple[dict[str, Any], int, int, int]],
+    groups: Sequence[ReportGroup],
 ) -> list[Recipient]:
     grants: dict[str, list[Grant]] = defaultdict(list)
     for grant in policy.grants if policy is not None else ():
@@ -256,7 +253,7 @@ def _recipients(
 
 
 def _never_shared(
-    policy: CompiledPolicy | None, groups: Sequence[tuple[dict[str, Any], int, int, int]]
+    policy: CompiledPolicy | None, groups: Sequence[ReportGroup]
 ) -> list[NeverShared]:
     """Per device: fields seen but never passed on to anyone; devices that shared nothing.
 
@@ -302,7 +299,7 @@ def _left(path: str, gone: set[str]) -> bool:
     return any(char in ".[" and path[:index] in gone for index, char in enumerate(path))
 
 
-def _withheld(groups: Sequence[tuple[dict[str, Any], int, int, int]]) -> list[Withheld]:
+def _withheld(groups: Sequence[ReportGroup]) -> list[Withheld]:
     by_reason: dict[str, int] = Counter()
     params: dict[str, dict[str, str]] = {}
     for body, count, _, _ in _decisions(groups):
@@ -328,7 +325,7 @@ _RIGHT_ACTIONS = {
 
 def _consents(
     policy: CompiledPolicy | None,
-    singles: Sequence[tuple[int, int, dict[str, Any]]],
+    singles: Sequence[ReportSingle],
     texts: Mapping[str, str],
 ) -> list[Consent]:
     out: list[Consent] = []
@@ -367,15 +364,12 @@ def _consents(
 def _erasures(
     conn: sqlite3.Connection,
     customer: str,
-    singles: Sequence[tuple[int, int, dict[str, Any]]],
+    singles: Sequence[ReportSingle],
     texts: Mapping[str, str],
 ) -> list[Erasure]:
     notices: dict[int, list[Notice]] = {}
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'erasures'").fetchone():
-        # list_erasures writes each notice with exactly ``Notice``'s keys.
-        notices = {
-            e["entry_seq"]: cast(list[Notice], e["notices"]) for e in list_erasures(conn, customer)
-        }
+        notices = {e["entry_seq"]: e["notices"] for e in list_erasures(conn, customer)}
     return [
         {
             "entry_seq": seq,

@@ -9,7 +9,7 @@ order the builder writes them, which is the export's order.
 
 from __future__ import annotations
 
-from typing import Any, NotRequired, TypedDict
+from typing import NotRequired, TypedDict
 
 __all__ = [
     "Consent",
@@ -109,7 +109,7 @@ class Consent(TypedDict):
 class Notice(TypedDict):
     """An erasure notice to a recipient (``gateway.rights.erasure.list_erasures``)."""
 
-    notice: Any
+    notice: str  # 32 hex digits
     recipient: str
     delivered: bool
     acknowledged_at: str | None
@@ -118,7 +118,7 @@ class Notice(TypedDict):
 class Erasure(TypedDict):
     entry_seq: int
     at: str | None
-    subject: Any  # the erased subject as the entry names it (customer or device)
+    subject: str | None  # the erased subject as the entry names it (customer or device)
     requested_by: str
     text: Texts
     notices: list[Notice]

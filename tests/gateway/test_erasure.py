@@ -16,11 +16,13 @@ from gateway.log.keys import Signer
 from gateway.log.reader import Reader
 from gateway.log.verify import verify_db
 from gateway.messages import outbox
+from gateway.operations.control_model import ErasureRecord
 from gateway.rights.erasure import (
     NOTICE_GRANT,
     ErasureBook,
     ErasureDone,
     ErasureRequest,
+    ErasureRow,
     ack_filter,
     erase,
     list_erasures,
@@ -28,6 +30,7 @@ from gateway.rights.erasure import (
     record_ack,
 )
 from gateway.rights.receipts import ReceiptInvalid, verify_receipt
+from gateway.rights.report_model import Notice
 from tests.log.conftest import T0, Log, make_draft
 
 CUSTOMER = "baeckerei-schmidt"
@@ -170,6 +173,17 @@ def test_acknowledgements_are_recorded_once_and_only_for_their_recipient(log: Lo
     book.acknowledged(notice)
     assert book.pending() == []
     assert list_erasures(log.conn, "familie-weber") == []
+
+
+def test_a_listed_erasure_has_its_typed_keys_in_order(log: Log) -> None:
+    # The control API's reply, `einblick erasures --json` and the portal write the row key for
+    # key: the typed row is what is written, in the order it is written.
+    done = run(log, "oven-1")
+    [listed] = list_erasures(log.conn, CUSTOMER)
+    assert list(listed) == list(ErasureRow.__annotations__)
+    assert [list(n) for n in listed["notices"]] == [list(Notice.__annotations__)]
+    assert listed["entry_seq"] == done.entry_seq and listed["at"].endswith("+00:00")
+    assert ErasureRecord.model_validate(listed).model_dump(mode="json") == listed
 
 
 def test_acknowledgement_topics() -> None:

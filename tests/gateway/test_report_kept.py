@@ -7,6 +7,8 @@ from pathlib import Path
 
 import orjson
 
+from gateway.log.documents import ShownBody
+from gateway.log.results import ReportGroup
 from gateway.rights.report import build_report, render
 from tests.gateway.harness import running_gateway
 
@@ -82,17 +84,31 @@ async def test_fields_of_a_kept_object_are_reported_as_passed_on(tmp_path: Path)
     assert {f["field"] for f in logistics["fields"]} == {"driver.name", "driver.badge"}
 
 
-def _body(outcome: str, shared: list[str], withheld: list[str], **extra: object) -> object:
-    return {
+def _body(
+    outcome: str, shared: list[str], withheld: list[str], omitted: dict[str, int] | None = None
+) -> ShownBody:
+    body: ShownBody = {
         "kind": "decision",
+        "customer": "vans",
         "device": "van-1",
         "recipient": "r",
         "outcome": outcome,
+        "grant": "dispatch",
+        "policy_version": "1",
+        "purpose": {"de": "Disposition", "en": "Dispatch"},
+        "legal_basis": "contract",
+        "reason": None,
+        "subject": "vans/van-1",
         "shared": shared,
         "altered": [],
         "withheld": withheld,
-        **extra,
+        "reason_params": {},
+        "text_de": "",
+        "text_en": "",
     }
+    if omitted is not None:
+        body["omitted"] = omitted
+    return body
 
 
 def test_entries_that_name_a_kept_object_by_its_own_path_cover_its_fields() -> None:
@@ -100,10 +116,10 @@ def test_entries_that_name_a_kept_object_by_its_own_path_cover_its_fields() -> N
 
     # Entries written before kept objects were listed leaf by leaf name the object itself.
     groups = [
-        (_body("withheld", [], ["driver.name", "r[3].v", "cabin"]), 1, 0, 0),
-        (_body("shared", ["driver", "r[0]"], []), 1, 0, 0),
+        ReportGroup(_body("withheld", [], ["driver.name", "r[3].v", "cabin"]), 1, 0, 0),
+        ReportGroup(_body("shared", ["driver", "r[0]"], []), 1, 0, 0),
     ]
-    (never,) = _never_shared(None, groups)  # type: ignore[arg-type]
+    (never,) = _never_shared(None, groups)
     assert never["fields"] == ["cabin"]
 
 
@@ -111,10 +127,10 @@ def test_no_never_passed_on_list_when_a_release_list_was_cut() -> None:
     from gateway.rights.report import _never_shared
 
     groups = [
-        (_body("withheld", [], ["cabin"]), 1, 0, 0),
-        (_body("shared", ["a"], [], omitted={"shared": 7981}), 1, 0, 0),
+        ReportGroup(_body("withheld", [], ["cabin"]), 1, 0, 0),
+        ReportGroup(_body("shared", ["a"], [], omitted={"shared": 7981}), 1, 0, 0),
     ]
-    (never,) = _never_shared(None, groups)  # type: ignore[arg-type]
+    (never,) = _never_shared(None, groups)
     assert never["fields"] == [] and not never["nothing_left"]
 
 

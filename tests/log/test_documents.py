@@ -9,8 +9,9 @@ from pathlib import Path
 
 import orjson
 
-from gateway.log.documents import BodyV2, NamesDocument
+from gateway.log.documents import BodyV2, NamesDocument, ShownBody
 from gateway.log.keys import Signer
+from gateway.log.reader import Reader
 from tests.log.conftest import Log, make_draft
 
 
@@ -45,3 +46,24 @@ def test_every_stored_body_and_names_document_has_its_typed_shape(tmp_path: Path
     for doc in names:
         assert _keys_fit(doc, NamesDocument) == (set(), set()), doc
     assert any("reason_params" in d for d in [*bodies, *names])
+
+
+def test_every_body_the_reader_shows_has_the_shown_shape(tmp_path: Path) -> None:
+    # What the report and the views index by key (gateway/log/results.py Body.doc): a version 2
+    # body joined with its names document has each key ShownBody requires and none it lacks.
+    log = Log(tmp_path / "log.db", Signer.generate())
+    try:
+        log.write([make_draft(i) for i in range(6)])
+        log.write([make_draft(20, customer="metallbau-huber", reason_params={"limit": "5"})])
+    finally:
+        log.close()
+    reader = Reader.open(tmp_path / "log.db")
+    try:
+        bodies = reader.bodies()
+    finally:
+        reader.close()
+    assert len(bodies) >= 3
+    for body in bodies:
+        assert _keys_fit(dict(body.doc), ShownBody) == (set(), set()), body.doc
+        assert body.doc["text_de"] == f"{body.doc.get('names')}/de"
+    assert any(body.doc["reason_params"] == {"limit": "5"} for body in bodies)

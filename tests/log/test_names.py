@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from gateway.log.bundle import export_customer, verify_bundle
+from gateway.log.documents import NamesDocument
 from gateway.log.names import names_commitment, names_salt, seal_names
 from gateway.log.reader import Reader
 from gateway.log.verdict import UnusableInput
@@ -63,7 +64,13 @@ def test_no_body_holds_a_path_a_name_or_a_text(log: Log) -> None:
 
 
 def test_one_document_under_two_subjects_has_two_commitments() -> None:
-    doc = {"shared": ["temp"], "text_de": "x", "text_en": "y"}
+    doc: NamesDocument = {
+        "shared": ["temp"],
+        "altered": [],
+        "withheld": [],
+        "text_de": "x",
+        "text_en": "y",
+    }
     one, raw = seal_names(b"\x01" * 32, doc)
     other, same_raw = seal_names(b"\x02" * 32, doc)
     assert raw == same_raw and one != other  # a guess confirmed for one subject says nothing

@@ -48,7 +48,7 @@ def test_recipient_counts_per_time_bucket(reader: Reader) -> None:
 
 def test_report_data_groups_a_customers_entries_by_body(reader: Reader) -> None:
     data = reader.report_data(C)
-    assert data.known and sum(count for _, count, _, _ in data.groups) == 24
+    assert data.known and sum(group.entries for group in data.groups) == 24
     assert all(body["customer"] == C for body, _, _, _ in data.groups)
     assert not reader.report_data("nobody").known
 

@@ -16,6 +16,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from gateway.log.documents import ShownBody
+from gateway.log.results import ReportGroup
 from gateway.rights.report import _never_shared
 from policies.compiler import compile_policy
 from policies.decision import Decision, Outcome
@@ -213,25 +215,35 @@ def test_nothing_the_report_calls_never_passed_on_appears_in_any_released_payloa
     first: dict[str, Any], second: dict[str, Any], messages: list[dict[str, Any]]
 ) -> None:
     engine = _engine({"fields": first}, {"recipient": "r2", "fields": second})
-    groups = []
+    groups: list[ReportGroup] = []
     released: set[str] = set()
     for payload in messages:
         for decision in _decide(engine, payload):
-            body = {
+            body: ShownBody = {
                 "kind": "decision",
+                "customer": "c",
                 "device": decision.device,
                 "recipient": decision.recipient,
                 "outcome": str(decision.outcome),
+                "grant": None,
+                "policy_version": None,
+                "purpose": {},
+                "legal_basis": None,
+                "reason": None,
+                "subject": None,
                 "shared": list(decision.shared),
                 "altered": [[a.path, a.treatment, a.detail] for a in decision.altered],
                 "withheld": list(decision.withheld),
+                "reason_params": {},
+                "text_de": "",
+                "text_en": "",
                 "omitted": dict(decision.omitted),
             }
-            groups.append((body, 1, 0, 0))
+            groups.append(ReportGroup(body, 1, 0, 0))
             if decision.payload is not None:
                 out = orjson.loads(decision.payload)
                 released |= {_INDEX.sub("[]", leaf) for leaf in leaves(out, "")}
-    (never,) = _never_shared(None, groups)  # type: ignore[arg-type]
+    (never,) = _never_shared(None, groups)
     for field in never["fields"]:
         assert not _under(field, released), (field, released)
     if never["nothing_left"]:

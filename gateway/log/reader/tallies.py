@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from gateway.log.chain import GATEWAY_CHAIN, source_commitment
+from gateway.log.documents import ShownBody
 from gateway.log.entry import OUTCOMES, us_from_at
 from gateway.log.reader.base import OUTCOME_NAMES, ReaderBase
-from gateway.log.results import RecipientCount, ReportData, Stats
+from gateway.log.results import RecipientCount, ReportData, ReportGroup, ReportSingle, Stats
 
 __all__ = ["TallyQueries"]
 
@@ -128,16 +128,17 @@ class TallyQueries(ReaderBase):
     ) -> ReportData:
         """``ReportData`` from counts by body id (``report_range``, possibly added up over
         several ranges), the bodies and their texts read here."""
-        out: list[tuple[dict[str, Any], int, int, int]] = []
-        bodies: dict[int, dict[str, Any]] = {}
+        out: list[ReportGroup] = []
+        bodies: dict[int, ShownBody] = {}
         texts: dict[str, str] = {}
         for body_id in sorted(groups):  # body order: ties in the report keep it
             body = self.body(body_id)
-            bodies[body_id] = dict(body.doc)
-            for lang in ("de", "en"):  # by the reference the report looks texts up by
-                texts[str(body.doc[f"text_{lang}"])] = body.texts[lang]
-            out.append((bodies[body_id], *groups[body_id]))
-        kept = tuple((seq, at, bodies[body_id]) for seq, at, body_id in singles)
+            bodies[body_id] = body.doc.copy()
+            # by the reference the report looks texts up by
+            texts[str(body.doc["text_de"])] = body.texts["de"]
+            texts[str(body.doc["text_en"])] = body.texts["en"]
+            out.append(ReportGroup(bodies[body_id], *groups[body_id]))
+        kept = tuple(ReportSingle(seq, at, bodies[body_id]) for seq, at, body_id in singles)
         return ReportData(self.origin, known, tuple(out), kept, texts)
 
     # -- what an erasure touches, what an audit compares ---------------------------------
@@ -179,14 +180,14 @@ class TallyQueries(ReaderBase):
 
     def entries_with_content(
         self,
-    ) -> list[tuple[int, bytes, dict[str, Any], str | None, bytes | None]]:
+    ) -> list[tuple[int, bytes, ShownBody, str | None, bytes | None]]:
         """(seq, source digest, body, topic, payload) of every entry in log order."""
         own, params = self._own("e.chain_id")
         return [
             (
                 int(seq),
                 bytes(source),
-                dict(self.body(int(body_id)).doc),
+                self.body(int(body_id)).doc.copy(),
                 topic,
                 None if p is None else bytes(p),
             )
