@@ -14,11 +14,12 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from policies.profiles import PROFILES
-from simulators.devices import SimulatedDevice
-from simulators.fleet import build_fleet
-from simulators.publisher import Credentials, Publisher
+
+if TYPE_CHECKING:
+    from simulators.devices import SimulatedDevice
 
 __all__ = ["handler", "register"]
 
@@ -44,6 +45,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def handler(args: argparse.Namespace) -> int:
+    # Here, not at the top: every command (the gateway's own process too) parses the same
+    # command line, and only this one needs the simulators.
+    from simulators.fleet import build_fleet
+    from simulators.publisher import Credentials, Publisher
+
     if args.devices < 1:
         print("einblick simulate: --devices must be at least 1", file=sys.stderr)
         return 2

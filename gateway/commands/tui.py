@@ -14,14 +14,16 @@ import argparse
 import os
 from pathlib import Path
 
-from tui.launch import run_tui
-
 __all__ = ["register"]
 
 DEFAULT_CONFIG = Path("einblick.yaml")
 
 
 def _command(args: argparse.Namespace) -> int:
+    # Here, not at the top: every command (the gateway's own process too) parses the same
+    # command line, and only this one needs Textual (~140 modules, tens of MB).
+    from tui.launch import run_tui
+
     config: Path | None = args.config
     if config is None and (args.db is None or DEFAULT_CONFIG.exists()):
         config = Path(os.environ.get("EINBLICK_CONFIG", str(DEFAULT_CONFIG)))

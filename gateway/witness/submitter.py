@@ -32,8 +32,7 @@ import logging
 import ssl
 import time
 from collections.abc import Callable, Sequence
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from gateway.backoff import Backoff
 from gateway.config import WitnessConfig
@@ -44,6 +43,9 @@ from gateway.log.note import NoteError, Verifier, open_note
 from gateway.witness.client import Conflict, Cosigned, Refused, WitnessClient, WitnessUnreachable
 from gateway.witness.ledger import Ledger, Runner
 from gateway.witness.status import WitnessLog, WitnessRefusal, WitnessStatus
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["Submitter", "Witnesses"]
 
@@ -86,6 +88,9 @@ class Submitter:
         self._wake.set()
 
     async def run(self) -> None:
+        # Here, not at the top: a gateway with no witness configured never loads the HTTP client.
+        import aiohttp  # noqa: PLC0415
+
         timeout = aiohttp.ClientTimeout(total=self.config.timeout_s)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             client: WitnessClient | None = None
