@@ -205,7 +205,11 @@ async def run(move: Move, wait_s: float) -> dict[str, object]:
         taken = await ask(
             target,
             HANDOVER_TAKE,
-            TakeRequest(closed=released.closed, source_db=str(move.source.database_path)),
+            TakeRequest(
+                closed=released.closed,
+                source_db=str(move.source.database_path),
+                source_socket=str(move.source.control_socket),
+            ),
             timeout=10 * ask_s,
         )
     except GatewayNotRunning as exc:

@@ -97,6 +97,7 @@ from gateway.operations.handover_model import (
 )
 from gateway.operations.holds import Hold, end_session, hold_endpoint, open_hold, read_hold
 from gateway.operations.moved import note_release
+from gateway.operations.old_copies import note_take
 from gateway.rights.consent import ConsentBook
 
 __all__ = [
@@ -387,6 +388,12 @@ class Handovers:
                 f"handover of {customer!r}: the log was handed to {closed.new_origin!r}, not to "
                 f"this instance ({self.parts.writer().origin_of(customer)!r})"
             )
+        # Before the log is ours: an erasure here must reach the copy the old instance keeps
+        # until its clean-up, and a crash after the commit must not lose where it is.
+        old_instance = closed.old_origin.split("/", 1)[0]
+        note_take(
+            self.parts.config(), customer, old_instance, request.source_db, request.source_socket
+        )
         rows = await asyncio.to_thread(read_tree, Path(request.source_db), customer)
         writer = self.parts.writer()
         signer = self.parts.signer

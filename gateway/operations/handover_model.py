@@ -116,6 +116,9 @@ class ReleaseReply(_Reply):
 class TakeRequest(_Request):
     closed: ClosedRecord
     source_db: str = Field(min_length=1)  # the old instance's database (read-only)
+    # the old instance's control socket: an erasure on the new instance asks it to remove its
+    # copy of the customer's personal data (gateway/operations/old_copies.py)
+    source_socket: str | None = None
 
 
 class TakeReply(_Reply):
