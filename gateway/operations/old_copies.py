@@ -62,6 +62,10 @@ class TakenFrom(BaseModel):
 
 
 def note_path(data_path: Path, customer: str) -> Path:
+    """ValueError for a name that would lead out of ``data_path`` (ids never do; a command
+    line can say anything)."""
+    if not customer or Path(customer).name != customer or customer.startswith("."):
+        raise ValueError(f"{customer!r} is not a customer id")
     return data_path / f"taken-{customer}.json"
 
 

@@ -177,3 +177,6 @@ async def test_copies_that_cannot_be_reached_or_read_are_pending_never_erased(
     assert unknown.instance == "(unknown)"
     assert f"{note}: not a note of old copies" in unknown.why
     assert "einblick status --instances" in unknown.why
+    # a name from a command line that would lead out of the directory is no note
+    (outside,) = await reach_old_copies(config, "../werk-a")
+    assert "'../werk-a' is not a customer id" in outside.why
