@@ -20,7 +20,9 @@ The command (gateway/commands/handover.py) drives five control operations, in th
    running on A. If C's releases do not leave in time (an upstream down, a grant that releases
    at the end of the hour), A takes C's filters back and refuses: nothing moved, and the command
    ends B's hold.
-4. ``handover_take`` on B: ``read_tree`` from A's database, ``adopt_tree`` and the record
+4. ``handover_take`` on B: first B notes where A's copy of C's personal data is, kept until
+   A cleans up, so an erasure on B reaches it (gateway/operations/old_copies.py). Then
+   ``read_tree`` from A's database, ``adopt_tree`` and the record
    (``open_tree_record``) in one transaction, C's consents, erasures and pseudonym keys with
    it; C's policy runs on B. Then the hold is drained: B connects it and fences it (its backlog
    is then in the pipeline), subscribes its own session to C's filters (SUBACK at ``t2``),
