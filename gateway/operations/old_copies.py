@@ -31,6 +31,7 @@ from gateway.config import Config
 from gateway.log.leftovers import personal_rows
 from gateway.operations.control import ControlError, GatewayNotRunning, ask
 from gateway.operations.handover_model import HANDOVER_SCRUB, ScrubRequest
+from gateway.operations.moved import note_path as moved_note
 from gateway.rights.erasure import PendingCopy
 
 __all__ = ["OldCopy", "TakenFrom", "note_take", "reach_old_copies", "read_taken"]
@@ -160,11 +161,21 @@ async def reach_old_copies(config: Config, customer: str) -> tuple[PendingCopy, 
     for copy in taken.copies:
         asked = await _ask_to_clean_up(copy, customer)
         left = await asyncio.to_thread(_left_in, copy.db, customer)
-        if left == 0:
+        # The old instance forgets its note of the move only once no row is left and its WAL
+        # is copied back and emptied: rows gone with the note still there means the removed
+        # pages may still sit in its WAL (a reader held it).
+        noted = copy.socket is not None and moved_note(Path(copy.socket).parent, customer).exists()
+        if left == 0 and not noted:
             continue
-        name = copy.instance
-        why = left if isinstance(left, str) else f"{left} personal rows are left in {copy.db}"
-        pending.append(PendingCopy(instance=name, why=f"{why}; {asked}" if asked else why))
+        if isinstance(left, str):
+            why = left
+        elif left:
+            why = f"{left} personal rows are left in {copy.db}"
+        else:
+            why = (
+                f"its clean-up is not finished (the write-ahead log of {copy.db} may still hold it)"
+            )
+        pending.append(PendingCopy(instance=copy.instance, why=f"{why}; {asked}" if asked else why))
         kept.append(copy)
     _write(config.data_path, TakenFrom(customer=customer, copies=kept))
     return tuple(pending)

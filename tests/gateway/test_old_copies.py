@@ -15,8 +15,10 @@ from pathlib import Path
 
 from gateway.config import load_config
 from gateway.log.reader import Reader
+from gateway.log.schema import ensure_schema
 from gateway.operations import handover_model as ops
 from gateway.operations.control import ask, request
+from gateway.operations.moved import Leftover, write_note
 from gateway.operations.old_copies import (
     OldCopy,
     TakenFrom,
@@ -180,3 +182,28 @@ async def test_copies_that_cannot_be_reached_or_read_are_pending_never_erased(
     # a name from a command line that would lead out of the directory is no note
     (outside,) = await reach_old_copies(config, "../werk-a")
     assert "'../werk-a' is not a customer id" in outside.why
+
+
+async def test_a_copy_whose_clean_up_is_not_finished_stays_pending_until_it_is(
+    tmp_path: Path,
+) -> None:
+    """No personal row is left in the old database, but the old instance still has its note
+    of the move: it removed the rows and could not empty its WAL yet, so the pages may still be
+    on disk. Pending until the old instance forgets the note."""
+    block = cluster_block({"hall-a": MOVED})
+    config = load_config(instance(tmp_path, "hall-b", block))
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    old_dir = tmp_path / "old"
+    old_dir.mkdir()
+    old_db = old_dir / "einblick.db"
+    conn = sqlite3.connect(old_db)
+    ensure_schema(conn)
+    conn.close()
+    write_note(old_dir, Leftover(customer=MOVED, to="hall-b", target_db=str(config.database_path)))
+    note_take(config, MOVED, "hall-a", str(old_db), str(old_dir / "control.sock"))
+    (copy,) = await reach_old_copies(config, MOVED)
+    assert copy.instance == "hall-a"
+    assert copy.why.startswith("its clean-up is not finished (the write-ahead log of")
+    (old_dir / f"moved-{MOVED}.json").unlink()  # what hall-a does once the WAL is emptied
+    assert await reach_old_copies(config, MOVED) == ()
+    assert read_taken(config.data_path, MOVED) is None
