@@ -55,6 +55,7 @@ from gateway.operations.handlers import ControlParts, control_handlers
 from gateway.operations.handover import HandoverParts, Handovers, handover_handlers
 from gateway.operations.lock import DirectoryLock
 from gateway.operations.moved import Scrubber, scrub_handlers
+from gateway.operations.old_copies import reach_old_copies
 from gateway.operations.portal.process import supervise_portal
 from gateway.operations.reload import ReloadReport
 from gateway.operations.reload_apply import ConfigReloader, ReloadParts, recipient_password
@@ -178,6 +179,7 @@ class Gateway:
             device_broker=self.endpoints.erasure,
             book=self.erasures,
             outbox=self.outbox,
+            old_copies=lambda customer: reach_old_copies(self.config, customer),
         )
         self.erasure_acks = ErasureAcks(self.store, self.erasures)
         self.retention = RetentionTask(

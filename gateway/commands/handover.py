@@ -35,6 +35,7 @@ from gateway.operations.handover_model import (
     HANDOVER_RELEASE,
     HANDOVER_SCRUB,
     HANDOVER_TAKE,
+    RELEASE_RETRY_S,
     HandoverRequest,
     HoldRequest,
     ReleaseRequest,
@@ -193,7 +194,9 @@ async def run(move: Move, wait_s: float) -> dict[str, object]:
             target_db=str(move.target.database_path),
         )
         try:
-            released = await ask(source, HANDOVER_RELEASE, release, timeout=wait_s + 2 * ask_s)
+            # the release may ask the broker again for RELEASE_RETRY_S, then fence and wait
+            timeout = wait_s + 2 * ask_s + RELEASE_RETRY_S
+            released = await ask(source, HANDOVER_RELEASE, release, timeout=timeout)
         except ControlError:
             if not (move.closed or prepared.closed):
                 # nothing moved: the old instance took the customer back; the hold goes
@@ -202,7 +205,11 @@ async def run(move: Move, wait_s: float) -> dict[str, object]:
         taken = await ask(
             target,
             HANDOVER_TAKE,
-            TakeRequest(closed=released.closed, source_db=str(move.source.database_path)),
+            TakeRequest(
+                closed=released.closed,
+                source_db=str(move.source.database_path),
+                source_socket=str(move.source.control_socket),
+            ),
             timeout=10 * ask_s,
         )
     except GatewayNotRunning as exc:

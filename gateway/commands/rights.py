@@ -115,6 +115,7 @@ def _write(text: str, out: Path | None) -> None:
 
 
 def _forget(args: argparse.Namespace) -> int:
+    from gateway.operations.old_copies import reach_old_copies
     from gateway.rights.forgetting import forget_offline
 
     config = config_from(args)
@@ -125,8 +126,17 @@ def _forget(args: argparse.Namespace) -> int:
     else:
         policy = next((p for p in load_policies(config) if p.customer == args.customer), None)
         grants = [g.recipient for g in policy.grants] if policy is not None else []
+        # an earlier instance's copy of a handed-over customer, as the running gateway does
+        pending = asyncio.run(reach_old_copies(config, args.customer)) if args.by.strip() else ()
         answer = ops.ForgetReply.model_validate(
-            forget_offline(config, args.customer, args.device, args.by, known_recipients=grants)
+            forget_offline(
+                config,
+                args.customer,
+                args.device,
+                args.by,
+                known_recipients=grants,
+                copies_pending=pending,
+            )
         )
         print(
             "the gateway is not running: erased on the database; the notices to the "
@@ -154,6 +164,13 @@ def _forget(args: argparse.Namespace) -> int:
         f"{answer.retained_cleared} retained messages; signed erasure entry "
         f"{answer.entry_seq}; notified: {notified}"
     )
+    for copy in answer.copies_pending:
+        # the entry says it too: the erasure is not complete while this copy holds the data
+        print(
+            f"not erased yet: the copy instance {copy.instance} keeps after a handover until "
+            f"its clean-up ({copy.why}). einblick status on {copy.instance} shows it as OLD "
+            "COPY with the command that removes it"
+        )
     return 0
 
 

@@ -57,6 +57,7 @@ __all__ = [
     "GrantInfo",
     "NoFields",
     "Op",
+    "PendingCopyRecord",
     "PoliciesReply",
     "ReloadDevicesReply",
     "ReloadDevicesRequest",
@@ -249,6 +250,15 @@ class ReloadDevicesReply(_Reply):
     device: DeviceEffectReply | None = None  # only when the request named a device
 
 
+class PendingCopyRecord(_Reply):
+    """A copy an erasure did not reach: ``gateway.rights.erasure.PendingCopy``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", from_attributes=True)
+
+    instance: str
+    why: str
+
+
 class ForgetReply(_Reply):
     """What an erasure did: read from ``gateway.rights.erasure.Forgotten``'s attributes."""
 
@@ -265,6 +275,9 @@ class ForgetReply(_Reply):
     # Set only by an erasure on a stopped gateway's database: retained messages on its broker
     # are cleared when it runs again.
     retained_pending: bool = False
+    # Copies of a handed-over customer's data on earlier instances, not erased yet: each goes
+    # at that instance's clean-up (gateway/operations/old_copies.py).
+    copies_pending: list[PendingCopyRecord] = []
 
 
 class ErasureNoticeRecord(_Reply):

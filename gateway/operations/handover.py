@@ -9,7 +9,8 @@ The command (gateway/commands/handover.py) drives five control operations, in th
    filters (gateway/operations/holds.py). From its SUBACK (``t0``) the broker queues every
    message of C for B, and answers with the key B signs with.
 3. ``handover_release`` on A: A stops taking C's messages: its own session unsubscribes C's
-   filters (UNSUBACK at ``t1``; a reconnect does not subscribe them again). Then a *fence*: A
+   filters (UNSUBACK at ``t1``; a reconnect does not subscribe them again; a broker that does
+   not confirm in time is asked again, with backoff, for ``RELEASE_RETRY_S``). Then a *fence*: A
    subscribes to a topic of its own, publishes one message to it and waits for it to come back
    on its session. The broker delivers to one session in order, so every message of C it had
    queued for A arrived before the fence; A waits until its pipeline has committed everything
@@ -19,7 +20,9 @@ The command (gateway/commands/handover.py) drives five control operations, in th
    running on A. If C's releases do not leave in time (an upstream down, a grant that releases
    at the end of the hour), A takes C's filters back and refuses: nothing moved, and the command
    ends B's hold.
-4. ``handover_take`` on B: ``read_tree`` from A's database, ``adopt_tree`` and the record
+4. ``handover_take`` on B: first B notes where A's copy of C's personal data is, kept until
+   A cleans up, so an erasure on B reaches it (gateway/operations/old_copies.py). Then
+   ``read_tree`` from A's database, ``adopt_tree`` and the record
    (``open_tree_record``) in one transaction, C's consents, erasures and pseudonym keys with
    it; C's policy runs on B. Then the hold is drained: B connects it and fences it (its backlog
    is then in the pipeline), subscribes its own session to C's filters (SUBACK at ``t2``),
@@ -54,11 +57,12 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from gateway.backoff import Backoff
 from gateway.config import Config
 from gateway.errors import GatewayError
 from gateway.log.keys import PublicKey, Signer
@@ -81,6 +85,7 @@ from gateway.operations.handover_model import (
     HANDOVER_PREPARE,
     HANDOVER_RELEASE,
     HANDOVER_TAKE,
+    RELEASE_RETRY_S,
     ClosedRecord,
     DropReply,
     HandoverRequest,
@@ -94,9 +99,16 @@ from gateway.operations.handover_model import (
 )
 from gateway.operations.holds import Hold, end_session, hold_endpoint, open_hold, read_hold
 from gateway.operations.moved import note_release
+from gateway.operations.old_copies import note_take
 from gateway.rights.consent import ConsentBook
 
-__all__ = ["HandoverError", "HandoverParts", "Handovers", "handover_handlers"]
+__all__ = [
+    "HandoverError",
+    "HandoverParts",
+    "Handovers",
+    "handover_handlers",
+    "let_go",
+]
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +141,7 @@ class HandoverParts:
 class Handovers:
     parts: HandoverParts
     leaving: set[str] = field(default_factory=set)  # filters given up, log not closed yet
+    retry_s: float = RELEASE_RETRY_S  # how long the release asks the broker again
     gone: set[str] = field(default_factory=set)  # closed in this run (the log says so too)
     _counting: dict[str, int] = field(default_factory=dict)
 
@@ -197,7 +210,13 @@ class Handovers:
         self._counting.setdefault(customer, 0)
         self.leaving.add(customer)
         try:
-            await link.subscriptions.apply(connection)  # C's filters go: UNSUBACK at t1
+            # C's filters go: UNSUBACK at t1. A reconnect meanwhile applies the same set.
+            await let_go(
+                lambda: link.connection if link.connected else None,
+                link.subscriptions.apply,
+                what,
+                within=self.retry_s,
+            )
             await self.fences.wait(connection, what)
             await self._flush_windows(customer)
             await self._sent(customer, request.wait_s)
@@ -371,6 +390,12 @@ class Handovers:
                 f"handover of {customer!r}: the log was handed to {closed.new_origin!r}, not to "
                 f"this instance ({self.parts.writer().origin_of(customer)!r})"
             )
+        # Before the log is ours: an erasure here must reach the copy the old instance keeps
+        # until its clean-up, and a crash after the commit must not lose where it is.
+        old_instance = closed.old_origin.split("/", 1)[0]
+        note_take(
+            self.parts.config(), customer, old_instance, request.source_db, request.source_socket
+        )
         rows = await asyncio.to_thread(read_tree, Path(request.source_db), customer)
         writer = self.parts.writer()
         signer = self.parts.signer
@@ -460,6 +485,46 @@ class Handovers:
         overlap = self._counting.pop(customer, 0)
         await end_session(parts.config().data_path, parts.endpoint(), customer)
         return drained, overlap
+
+
+async def let_go(
+    connection: Callable[[], MqttConnection | None],
+    apply: Callable[[MqttConnection], Awaitable[None]],
+    what: str,
+    *,
+    within: float,
+) -> None:
+    """Apply the instance's subscription set (``apply`` on the open session ``connection()``
+    gives, None while it is down), asking again with the project's jittered backoff while the
+    broker does not confirm or the session is reconnecting, for ``within`` seconds; then a
+    HandoverError that says what the broker did and what to do. Applying the set again is
+    harmless: a filter subscribed twice is one subscription, one dropped twice is gone."""
+    backoff = Backoff(0.5, 5.0)
+    deadline = time.monotonic() + within
+    attempts = 0
+    while True:
+        attempts += 1
+        session = connection()
+        if session is None:
+            problem = "the instance is not connected to the device broker"
+        else:
+            try:
+                await apply(session)
+                return
+            except MqttError as exc:
+                problem = str(exc)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise HandoverError(
+                f"{what}: the device broker did not confirm that this instance dropped the "
+                f"customer's subscriptions, asked {attempts} times over {within:.0f} s (last: "
+                f"{problem}). Nothing moved and the customer stays on this instance. Check "
+                "that the broker is up and not overloaded (its log, einblick status), then run "
+                "the same command again"
+            )
+        delay = min(backoff.next_delay(), left)
+        log.warning("%s: %s; asking the broker again in %.1f s", what, problem, delay)
+        await asyncio.sleep(delay)
 
 
 def _queued(conn: sqlite3.Connection, customer: str) -> dict[str, int]:

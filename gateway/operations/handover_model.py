@@ -19,6 +19,7 @@ __all__ = [
     "HANDOVER_RELEASE",
     "HANDOVER_SCRUB",
     "HANDOVER_TAKE",
+    "RELEASE_RETRY_S",
     "ClosedRecord",
     "DropReply",
     "HandoverRequest",
@@ -32,6 +33,15 @@ __all__ = [
     "TakeReply",
     "TakeRequest",
 ]
+
+
+# How long the old instance keeps asking the broker to drop the customer's subscriptions before
+# it refuses the release. A broker busy with a cluster's failover or a large backlog can miss
+# the 10 s in which one answer is expected; refusing then undoes a move that would have gone
+# through a few seconds later, so it is asked again (``gateway.operations.handover.let_go``),
+# but not for ever: the command waits for the release, and the customer's messages go to two
+# sessions meanwhile.
+RELEASE_RETRY_S = 60.0
 
 
 class _Request(BaseModel):
@@ -106,6 +116,9 @@ class ReleaseReply(_Reply):
 class TakeRequest(_Request):
     closed: ClosedRecord
     source_db: str = Field(min_length=1)  # the old instance's database (read-only)
+    # the old instance's control socket: an erasure on the new instance asks it to remove its
+    # copy of the customer's personal data (gateway/operations/old_copies.py)
+    source_socket: str | None = None
 
 
 class TakeReply(_Reply):

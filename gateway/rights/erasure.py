@@ -61,6 +61,7 @@ __all__ = [
     "ErasureRequest",
     "ErasureRow",
     "Forgotten",
+    "PendingCopy",
     "PendingNotice",
     "ack_filter",
     "erase",
@@ -81,6 +82,17 @@ _NOTICE_ID = re.compile(r"^[0-9a-f]{32}$")
 
 class ErasureError(GatewayError):
     """An erasure request names nothing the gateway knows, or cannot be carried out."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCopy:
+    """A copy of the subject's personal data this erasure did not reach: the copy an earlier
+    instance keeps after a handover until it cleans up (gateway/operations/old_copies.py), and
+    why it is still there. It goes when that instance cleans up, at the latest at its next
+    start; until then the erasure says so rather than claim it."""
+
+    instance: str
+    why: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +118,7 @@ class ErasureDone:
     notices: list[OutboxRow] = field(default_factory=list)
     queued_by_recipient: dict[str, int] = field(default_factory=dict)
     queued_bytes_by_recipient: dict[str, int] = field(default_factory=dict)  # payload bytes
+    copies_pending: tuple[PendingCopy, ...] = ()
 
     def forgotten(self, *, scrubbed: bool, retained_pending: bool = False) -> Forgotten:
         """What the ``forget`` op answers about this erasure."""
@@ -119,6 +132,7 @@ class ErasureDone:
             notified=tuple(self.recipients),
             scrubbed=scrubbed,
             retained_pending=retained_pending,
+            copies_pending=self.copies_pending,
         )
 
 
@@ -138,6 +152,8 @@ class Forgotten:
     # On a stopped gateway's database: retained messages on its broker are cleared when it
     # runs again.
     retained_pending: bool = False
+    # Copies on earlier instances of a handed-over customer not erased yet (named in the entry).
+    copies_pending: tuple[PendingCopy, ...] = ()
 
 
 def ack_filter(topic_prefix: str) -> str:
@@ -184,6 +200,7 @@ def _texts(
     recipients: Sequence[str],
     *,
     timezone: str,
+    copies_pending: Sequence[PendingCopy] = (),
 ) -> dict[str, str]:
     out = {}
     for lang in ("de", "en"):
@@ -211,6 +228,10 @@ def _texts(
             what=join(lang, what),
             recipients=notified,
         )
+        if copies_pending:
+            # never "erased" while an earlier instance's copy still holds the content
+            instances = join(lang, sorted({c.instance for c in copies_pending}))
+            out[lang] += " " + tr(lang, "erasure.copies_pending", instances=instances)
     return out
 
 
@@ -226,6 +247,7 @@ def erase(
     policy_recipients: Sequence[str] = (),
     names: Mapping[str, str] | None = None,
     timezone: str = "UTC",
+    copies_pending: Sequence[PendingCopy] = (),
 ) -> ErasureDone:
     """Carry out ``request`` inside the caller's open transaction (never commits).
 
@@ -233,7 +255,8 @@ def erase(
     recipient the log shows was sent something of the subject and to each named by the
     customer's policy (``policy_recipients``), if configured. ``names`` are the recipients'
     display names for the entry's text; ``timezone`` (the customer's policy's) the clock its date
-    is given on.
+    is given on. ``copies_pending``: copies on earlier instances this erasure could not reach
+    (gateway/operations/old_copies.py); the entry names them.
     """
     customer, device = request.customer, request.device
     chain_id, device_id, content = _subject_counts(conn, customer, device)
@@ -270,7 +293,15 @@ def erase(
         conn.execute("UPDATE consent_events SET by = '' WHERE customer = ?", (customer,))
         conn.execute("UPDATE erasures SET requested_by = '' WHERE customer = ?", (customer,))
     shown = [(names or {}).get(r, r) for r in notified]
-    texts = _texts(request, content, sum(queued_by.values()), keys, shown, timezone=timezone)
+    texts = _texts(
+        request,
+        content,
+        sum(queued_by.values()),
+        keys,
+        shown,
+        timezone=timezone,
+        copies_pending=copies_pending,
+    )
     subject = customer if device is None else f"{customer}/{device}"
     appended = writer.erase_subject(
         subject, request.at, request.requested_by, text_de=texts["de"], text_en=texts["en"]
@@ -301,6 +332,7 @@ def erase(
         notified,
         queued_by_recipient=queued_by,
         queued_bytes_by_recipient={str(r): int(b) for r, _, b in sized},
+        copies_pending=tuple(copies_pending),
     )
     for recipient in notified:
         notice = secrets.token_hex(16)

@@ -6,6 +6,11 @@ subscription receives them; an empty retained publish deletes each), then erases
 forwarders, and truncates the WAL. A stopped gateway cannot clear retained messages: its answer
 says so, and the notices wait in the outbox until it runs again.
 
+Before erasing, both reach the copies of a handed-over customer that earlier instances keep
+until their clean-up (``old_copies``, gateway/operations/old_copies.py): each copy still
+holding personal data is named in the erasure's entry and answer as pending, never counted as
+erased.
+
 The running gateway's ``forget`` gets the narrow pieces it uses (``ErasureParts``, built by the
 composition root, ``app.py``), not the gateway: nothing here imports it.
 """
@@ -15,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +42,7 @@ from gateway.rights.erasure import (
     ErasureError,
     ErasureRequest,
     Forgotten,
+    PendingCopy,
     _subject_counts,
     erase,
     list_erasures,
@@ -68,6 +74,9 @@ class ErasureParts:
     book: ErasureBook
     # After the commit: the erased rows' room back, and the notices to the forwarders.
     outbox: Outbox
+    # Removes what it can of the customer's copies on earlier instances (a handover's old
+    # copies awaiting their clean-up); returns the ones still holding personal data.
+    old_copies: Callable[[str], Awaitable[tuple[PendingCopy, ...]]]
 
 
 def _device_filters(
@@ -142,6 +151,10 @@ async def forget(parts: ErasureParts, customer: str, device: str | None, by: str
             retained = await clear_retained(endpoint, filters)
         except MqttError as exc:
             log.error("erasure: retained messages on the device broker not cleared: %s", exc)
+    # Before the entry is written: it names every copy this erasure could not reach. A copy
+    # only shrinks (its tree is closed there), so what is named pending may be gone by the
+    # time someone reads it, but nothing named erased is still held.
+    pending = await parts.old_copies(customer)
     request = ErasureRequest(customer, device, by, datetime.now(UTC), retained)
     prefixes = {r.name: r.topic_prefix for r in config.recipients}
     grants = [g.recipient for g in policy.grants] if policy is not None else []
@@ -158,6 +171,7 @@ async def forget(parts: ErasureParts, customer: str, device: str | None, by: str
             policy_recipients=grants,
             names=config.recipient_names(),
             timezone=policy.timezone if policy is not None else "UTC",
+            copies_pending=pending,
         )
         writer.checkpoint(request.at)
         return done
@@ -193,12 +207,20 @@ def _forget_command(customer: str, device: str | None) -> str:
 
 
 def forget_offline(
-    config: Config, customer: str, device: str | None, by: str, *, known_recipients: Sequence[str]
+    config: Config,
+    customer: str,
+    device: str | None,
+    by: str,
+    *,
+    known_recipients: Sequence[str],
+    copies_pending: Sequence[PendingCopy] = (),
 ) -> Forgotten:
     """Erase on the database of a stopped gateway with the same code as the control op.
 
     Notices wait in the outbox until the gateway runs again. Retained messages on the device
-    broker cannot be cleared while it is down; the answer says so.
+    broker cannot be cleared while it is down; the answer says so. ``copies_pending``: what the
+    caller found of earlier instances' copies still holding the customer's data (the command
+    reaches them first, gateway/operations/old_copies.py), named in the entry.
     """
     if not by.strip():
         raise ErasureError("say at whose request the data is erased (--by)")
@@ -231,6 +253,7 @@ def forget_offline(
                 recipients={r.name: r.topic_prefix for r in config.recipients},
                 policy_recipients=known_recipients,
                 names=config.recipient_names(),
+                copies_pending=copies_pending,
             )
             writer.checkpoint(request.at)
             conn.execute("COMMIT")

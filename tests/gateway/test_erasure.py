@@ -23,6 +23,7 @@ from gateway.rights.erasure import (
     ErasureDone,
     ErasureRequest,
     ErasureRow,
+    PendingCopy,
     ack_filter,
     erase,
     list_erasures,
@@ -153,6 +154,26 @@ def test_the_entry_says_who_asked_what_went_and_who_was_told(log: Log) -> None:
         "messages on the device broker. Notified of the erasure: Wartung GmbH."
     ) in row.text_en
     assert "Anna Schmidt" in row.text_de and "Wartung GmbH" in row.text_de
+
+
+def test_a_copy_the_erasure_did_not_reach_is_named_in_the_entry_and_the_answer(log: Log) -> None:
+    """An earlier instance still keeps the customer's data after a handover: the signed entry
+    says so in both languages, and the answer carries it; it never reads as erased."""
+    pending = PendingCopy(instance="hall-a", why="hall-a is not running")
+    done = run(log, "oven-1", copies_pending=[pending])
+    row = Reader.over(log.conn, log.path).detail(done.entry_seq).row
+    assert row.text_en.endswith(
+        "A copy of this personal data that instance hall-a keeps after a handover until its "
+        "clean-up is not erased yet: it is removed there at the clean-up, at the latest when "
+        "hall-a next starts."
+    )
+    assert "die Instanz hall-a nach einer Übergabe" in row.text_de
+    assert "ist noch nicht gelöscht" in row.text_de
+    assert done.forgotten(scrubbed=True).copies_pending == (pending,)
+    # without one, the entry says nothing of copies
+    other = run(log, "oven-2")
+    assert "copy" not in Reader.over(log.conn, log.path).detail(other.entry_seq).row.text_en
+    assert verify_db(log.path).ok
 
 
 def test_acknowledgements_are_recorded_once_and_only_for_their_recipient(log: Log) -> None:

@@ -319,27 +319,29 @@ async def test_a_subscription_held_back_by_our_own_paused_reading_is_waited_for(
     await pub.close()
 
 
+async def read_packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One MQTT control packet, as a stand-in broker reads it: (first byte, the rest)."""
+    kind = (await reader.readexactly(1))[0]
+    length, shift = 0, 0
+    while True:
+        byte = (await reader.readexactly(1))[0]
+        length |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            break
+    return kind, await reader.readexactly(length)
+
+
 async def _stand_in_broker(behaviour: str) -> tuple[asyncio.Server, int]:
     """A broker that accepts the CONNECT and then answers a SUBSCRIBE as ``behaviour`` says:
     "silent" never, "busy" after 1.2 s of other messages sent every 0.1 s."""
 
-    async def packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-        kind = (await reader.readexactly(1))[0]
-        length, shift = 0, 0
-        while True:
-            byte = (await reader.readexactly(1))[0]
-            length |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                break
-        return kind, await reader.readexactly(length)
-
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            await packet(reader)  # CONNECT
+            await read_packet(reader)  # CONNECT
             writer.write(b"\x20\x02\x00\x00")
             while True:
-                kind, body = await packet(reader)
+                kind, body = await read_packet(reader)
                 if kind >> 4 == 8 and behaviour == "busy":  # SUBSCRIBE
                     for n in range(12):
                         payload = b"\x00\x01m" + str(n).encode()  # QoS 0 PUBLISH on "m"

@@ -1,0 +1,195 @@
+"""The new instance after a handover: where old copies of a taken-over customer's personal data
+are, and reaching them when the customer's data is erased.
+
+After ``einblick handover`` the old instance keeps its copy of the customer's personal data
+until the new instance's log records the handover and someone asks it to clean up (the command
+does at once; the old instance itself at its next start: gateway/operations/moved.py). An
+interrupted move can leave that copy for a while, and an erasure run on the new instance would
+not reach it: its receipt would say "erased" while another database still holds the content.
+
+So the new instance writes down, before it takes the log over, where the copy it came from is
+(``taken-<customer>.json`` beside its database: the old instance, its database and its control
+socket), together with the copies the old instance itself still knew of (a customer moved twice
+can leave two). An erasure then reaches each (``reach_old_copies``): it asks the old instance to
+clean up now (``handover_scrub``, which removes all of the customer's personal data there, so
+every device's too), and then looks in the old database itself, read-only, whether any personal
+row of the customer is left — never taking the answer's word for it. A copy with nothing left is
+forgotten from the note; each other one is returned as pending, with the instance and why, and
+the erasure says so in its signed entry and its answer instead of claiming it. The copy goes
+when that instance cleans up, at the latest at its next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from gateway.config import Config
+from gateway.log.leftovers import personal_rows
+from gateway.operations.control import ControlError, GatewayNotRunning, ask
+from gateway.operations.handover_model import HANDOVER_SCRUB, ScrubRequest
+from gateway.operations.moved import note_path as moved_note
+from gateway.rights.erasure import PendingCopy
+
+__all__ = ["OldCopy", "TakenFrom", "note_take", "reach_old_copies", "read_taken"]
+
+# The old instance removes the customer's rows and copies its WAL back (50,000 entries: 0.14 s);
+# well inside the minute ``einblick forget`` waits for the whole erasure.
+SCRUB_ASK_S = 30.0
+
+
+class OldCopy(BaseModel):
+    """One instance that may still hold a copy of the customer's personal data: its database
+    and control socket, and the move that left the copy (``to``, ``target_db``: where the old
+    instance checks that the log arrived before it cleans up)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    instance: str
+    db: str
+    socket: str | None
+    to: str
+    target_db: str
+
+
+class TakenFrom(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    customer: str
+    copies: list[OldCopy]
+
+
+def note_path(data_path: Path, customer: str) -> Path:
+    """ValueError for a name that would lead out of ``data_path`` (ids never do; a command
+    line can say anything)."""
+    if not customer or Path(customer).name != customer or customer.startswith("."):
+        raise ValueError(f"{customer!r} is not a customer id")
+    return data_path / f"taken-{customer}.json"
+
+
+def _write(data_path: Path, taken: TakenFrom) -> None:
+    path = note_path(data_path, taken.customer)
+    if not taken.copies:
+        path.unlink(missing_ok=True)
+        return
+    temporary = path.with_suffix(".tmp")
+    temporary.write_bytes(taken.model_dump_json().encode())
+    temporary.replace(path)
+
+
+def read_taken(data_path: Path, customer: str) -> TakenFrom | None:
+    """The old copies noted for ``customer`` (None: none). A note that cannot be read raises
+    ValueError naming the file and why: the caller must not take it for "no copy"."""
+    path = note_path(data_path, customer)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    try:
+        return TakenFrom.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the file"
+        raise ValueError(f"{path}: not a note of old copies: {where}: {first['msg']}") from exc
+
+
+def note_take(
+    config: Config, customer: str, old_instance: str, source_db: str, source_socket: str | None
+) -> None:
+    """Before the new instance takes ``customer``'s log over: the copy it comes from, and the
+    copies the old instance still knew of (read beside its control socket, if it is given)."""
+    copies = [
+        OldCopy(
+            instance=old_instance,
+            db=source_db,
+            socket=source_socket,
+            to=config.instance,
+            target_db=str(config.database_path),
+        )
+    ]
+    if source_socket is not None:
+        try:
+            inherited = read_taken(Path(source_socket).parent, customer)
+        except ValueError:
+            # Not known here then; the earlier instance's status still shows its OLD COPY,
+            # and the old instance's own erasures name the note it cannot read.
+            inherited = None
+        if inherited is not None:
+            copies.extend(c for c in inherited.copies if c.db != source_db)
+    _write(config.data_path, TakenFrom(customer=customer, copies=copies))
+
+
+def _left_in(db: str, customer: str) -> int | str:
+    """The customer's personal rows in ``db``, or why they cannot be counted."""
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        return f"its database {db} cannot be read ({exc})"
+    try:
+        return personal_rows(conn, customer).total
+    except sqlite3.Error as exc:
+        return f"its database {db} cannot be read ({exc})"
+    finally:
+        conn.close()
+
+
+async def reach_old_copies(config: Config, customer: str) -> tuple[PendingCopy, ...]:
+    """Remove every old copy of ``customer``'s personal data this instance knows of; the ones
+    that still hold some, each with why."""
+    try:
+        taken = read_taken(config.data_path, customer)
+    except ValueError as exc:
+        return (
+            PendingCopy(
+                instance="(unknown)",
+                why=(
+                    f"{exc}: where the customer's earlier instance keeps its copy is not known. "
+                    "Check einblick status --instances for an OLD COPY of the customer and run "
+                    "the einblick handover it names"
+                ),
+            ),
+        )
+    if taken is None:
+        return ()
+    pending: list[PendingCopy] = []
+    kept: list[OldCopy] = []
+    for copy in taken.copies:
+        asked = await _ask_to_clean_up(copy, customer)
+        left = await asyncio.to_thread(_left_in, copy.db, customer)
+        # The old instance forgets its note of the move only once no row is left and its WAL
+        # is copied back and emptied: rows gone with the note still there means the removed
+        # pages may still sit in its WAL (a reader held it).
+        noted = copy.socket is not None and moved_note(Path(copy.socket).parent, customer).exists()
+        if left == 0 and not noted:
+            continue
+        if isinstance(left, str):
+            why = left
+        elif left:
+            why = f"{left} personal rows are left in {copy.db}"
+        else:
+            why = (
+                f"its clean-up is not finished (the write-ahead log of {copy.db} may still hold it)"
+            )
+        pending.append(PendingCopy(instance=copy.instance, why=f"{why}; {asked}" if asked else why))
+        kept.append(copy)
+    _write(config.data_path, TakenFrom(customer=customer, copies=kept))
+    return tuple(pending)
+
+
+async def _ask_to_clean_up(copy: OldCopy, customer: str) -> str | None:
+    """Ask the old instance to remove its copy now; why it did not, or None."""
+    if copy.socket is None:
+        return f"{copy.instance} removes it when it next starts"
+    scrub = ScrubRequest(customer=customer, to=copy.to, target_db=copy.target_db)
+    try:
+        reply = await ask(Path(copy.socket), HANDOVER_SCRUB, scrub, timeout=SCRUB_ASK_S)
+    except GatewayNotRunning:
+        return f"{copy.instance} is not running; it removes the copy when it next starts"
+    except ControlError as exc:
+        return f"{copy.instance} did not remove it ({exc}); it does when it next starts"
+    return reply.waiting

@@ -1,0 +1,209 @@
+"""An erasure on the new instance reaches the old instance's copy of a handed-over customer
+(gateway/operations/old_copies.py), against running instances behind a real Mosquitto: with the
+old instance running, the copy goes before the erasure answers; with it stopped, the erasure
+names the copy as pending — in its signed entry, its answer and the command's output — and the
+copy goes at the old instance's next start. Never "erased" while a copy holds the content."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from gateway.config import load_config
+from gateway.log.reader import Reader
+from gateway.log.schema import ensure_schema
+from gateway.operations import handover_model as ops
+from gateway.operations.control import ask, request
+from gateway.operations.moved import Leftover, write_note
+from gateway.operations.old_copies import (
+    OldCopy,
+    TakenFrom,
+    note_take,
+    reach_old_copies,
+    read_taken,
+)
+from tests.faults.cluster_site import ClusterSite
+from tests.gateway.test_cluster_view import cluster_block, instance
+from tests.gateway.test_handover import CUSTOMERS, LISTED, MOVED, REPO, close_for_move
+from tests.gateway.test_moved import NAME, left, on_disk, payloads, started
+
+
+@contextlib.asynccontextmanager
+async def taken_not_cleaned(tmp_path: Path) -> AsyncIterator[ClusterSite]:
+    """Both instances running; the move of werk-a went as far as the take, and the command
+    stopped before it asked hall-a to remove its copy. The site torn down after."""
+    site = ClusterSite(tmp_path, ("hall-a", "hall-b"), CUSTOMERS, LISTED)
+    try:
+        await started(site)
+        await _take(site)
+        yield site
+    finally:
+        await site.teardown()
+
+
+async def _take(site: ClusterSite) -> None:
+    old, new = site.config("hall-a"), site.config("hall-b")
+    released = await close_for_move(site, target_db=str(new.database_path))
+    await ask(
+        new.control_socket,
+        ops.HANDOVER_TAKE,
+        ops.TakeRequest(
+            closed=released.closed,
+            source_db=str(old.database_path),
+            source_socket=str(old.control_socket),
+        ),
+        timeout=60,
+    )
+    assert left(old.database_path) > 0
+    (copy,) = (await site.status("hall-a"))["handovers"]
+    assert (copy["customer"], copy["kind"]) == (MOVED, "copy")
+
+
+def entry_text(db: Path, seq: int) -> str:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return Reader.over(conn, db).detail(seq).row.text_en
+    finally:
+        conn.close()
+
+
+async def test_an_erasure_on_the_new_instance_removes_the_old_copy_first(tmp_path: Path) -> None:
+    async with taken_not_cleaned(tmp_path) as site:
+        old, new = site.config("hall-a"), site.config("hall-b")
+        sent = payloads(old.database_path)
+        assert sent and all(on_disk(old.database_path, p) for p in sent)
+        answer = await request(
+            new.control_socket, "forget", 90.0, customer=MOVED, device="press-1", by=NAME
+        )
+        assert answer["copies_pending"] == []
+        assert left(old.database_path) == 0
+        assert not any(on_disk(old.database_path, p) for p in sent)
+        assert "copy" not in entry_text(new.database_path, int(str(answer["entry_seq"])))
+        assert read_taken(new.data_path, MOVED) is None  # nothing left to reach
+        assert (await site.status("hall-a"))["handovers"] == []
+
+
+async def test_an_old_copy_out_of_reach_is_named_pending_until_its_instance_starts(
+    tmp_path: Path,
+) -> None:
+    async with taken_not_cleaned(tmp_path) as site:
+        old, new = site.config("hall-a"), site.config("hall-b")
+        await site.kill("hall-a")
+        sent = payloads(old.database_path)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway",
+            "forget",
+            "--customer",
+            MOVED,
+            "--device",
+            "press-1",
+            "--by",
+            NAME,
+            "--config",
+            str(site.configs["hall-b"]),
+            cwd=REPO,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        assert process.returncode == 0, err.decode()
+        said = out.decode()
+        assert "not erased yet: the copy instance hall-a keeps after a handover" in said, said
+        assert "hall-a is not running; it removes the copy when it next starts" in said
+        assert "OLD COPY" in said
+        # the signed entry says it too, and the copy is still there: nothing claimed it
+        seq = int(said.split("signed erasure entry ")[1].split(";")[0])
+        assert "instance hall-a keeps after a handover" in entry_text(new.database_path, seq)
+        assert left(old.database_path) > 0 and all(on_disk(old.database_path, p) for p in sent)
+        (kept,) = read_taken(new.data_path, MOVED).copies  # type: ignore[union-attr]
+        assert kept.instance == "hall-a"
+
+        await site.start("hall-a")  # its clean-up at start removes the copy
+        assert left(old.database_path) == 0
+        assert not any(on_disk(old.database_path, p) for p in sent)
+        # the next erasure finds nothing left and forgets the note
+        answer = await request(new.control_socket, "forget", 90.0, customer=MOVED, by=NAME)
+        assert answer["copies_pending"] == []
+        assert read_taken(new.data_path, MOVED) is None
+
+
+def test_a_second_move_carries_the_first_old_copy_along(tmp_path: Path) -> None:
+    """werk-a went from hall-a to hall-b, then on to hall-c before hall-a cleaned up: hall-c's
+    note names both copies, so its erasures reach hall-a's too."""
+    block = cluster_block({"hall-a": MOVED})
+    b, c = (load_config(instance(tmp_path, n, block)) for n in ("hall-b", "hall-c"))
+    for config in (b, c):
+        config.data_path.mkdir(parents=True, exist_ok=True)
+    first = OldCopy(
+        instance="hall-a",
+        db="/srv/a/einblick.db",
+        socket="/srv/a/control.sock",
+        to="hall-b",
+        target_db=str(b.database_path),
+    )
+    (b.data_path / f"taken-{MOVED}.json").write_bytes(
+        TakenFrom(customer=MOVED, copies=[first]).model_dump_json().encode()
+    )
+    note_take(c, MOVED, "hall-b", str(b.database_path), str(b.control_socket))
+    taken = read_taken(c.data_path, MOVED)
+    assert taken is not None
+    assert [(x.instance, x.to) for x in taken.copies] == [
+        ("hall-b", "hall-c"),
+        ("hall-a", "hall-b"),
+    ]
+
+
+async def test_copies_that_cannot_be_reached_or_read_are_pending_never_erased(
+    tmp_path: Path,
+) -> None:
+    block = cluster_block({"hall-a": MOVED})
+    config = load_config(instance(tmp_path, "hall-b", block))
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    assert await reach_old_copies(config, MOVED) == ()  # never moved: nothing to reach
+    missing = tmp_path / "gone" / "einblick.db"
+    note_take(config, MOVED, "hall-a", str(missing), str(tmp_path / "gone" / "control.sock"))
+    (copy,) = await reach_old_copies(config, MOVED)
+    assert copy.instance == "hall-a"
+    assert f"its database {missing} cannot be read" in copy.why
+    assert "hall-a is not running" in copy.why
+    assert read_taken(config.data_path, MOVED) is not None  # kept for the next erasure
+    note = config.data_path / f"taken-{MOVED}.json"
+    note.write_bytes(b"{")
+    (unknown,) = await reach_old_copies(config, MOVED)
+    assert unknown.instance == "(unknown)"
+    assert f"{note}: not a note of old copies" in unknown.why
+    assert "einblick status --instances" in unknown.why
+    # a name from a command line that would lead out of the directory is no note
+    (outside,) = await reach_old_copies(config, "../werk-a")
+    assert "'../werk-a' is not a customer id" in outside.why
+
+
+async def test_a_copy_whose_clean_up_is_not_finished_stays_pending_until_it_is(
+    tmp_path: Path,
+) -> None:
+    """No personal row is left in the old database, but the old instance still has its note
+    of the move: it removed the rows and could not empty its WAL yet, so the pages may still be
+    on disk. Pending until the old instance forgets the note."""
+    block = cluster_block({"hall-a": MOVED})
+    config = load_config(instance(tmp_path, "hall-b", block))
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    old_dir = tmp_path / "old"
+    old_dir.mkdir()
+    old_db = old_dir / "einblick.db"
+    conn = sqlite3.connect(old_db)
+    ensure_schema(conn)
+    conn.close()
+    write_note(old_dir, Leftover(customer=MOVED, to="hall-b", target_db=str(config.database_path)))
+    note_take(config, MOVED, "hall-a", str(old_db), str(old_dir / "control.sock"))
+    (copy,) = await reach_old_copies(config, MOVED)
+    assert copy.instance == "hall-a"
+    assert copy.why.startswith("its clean-up is not finished (the write-ahead log of")
+    (old_dir / f"moved-{MOVED}.json").unlink()  # what hall-a does once the WAL is emptied
+    assert await reach_old_copies(config, MOVED) == ()
+    assert read_taken(config.data_path, MOVED) is None
