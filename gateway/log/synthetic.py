@@ -4,7 +4,7 @@
 of their own. Most of it goes through ``LogWriter`` like the gateway's writes, committed by
 ``gateway.log.batches``; the rest reaches below it -- keys preset so a sample is reproducible, the baseline's plain inserts, a synthetic
 tree to time proofs on -- and lives here, so that no module outside ``gateway/log/`` names a
-table of the log (``tests/log/test_one_reader.py``) and a change of the schema is made in one
+table of the log (``tests/test_tables.py``) and a change of the schema is made in one
 package. Nothing here runs in the gateway.
 """
 
