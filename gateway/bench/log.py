@@ -45,6 +45,7 @@ from pathlib import Path
 
 import orjson
 
+from gateway.log.batches import commit_batch
 from gateway.log.bundle import export_customer, verify_bundle_file, verify_whole_bundle
 from gateway.log.chain import entry_hash
 from gateway.log.entry import EntryDraft
@@ -52,6 +53,12 @@ from gateway.log.keys import Signer
 from gateway.log.leaf import ENTRY_LAYOUT, entry_leaf
 from gateway.log.merkle import RightEdge, leaf_hash, node_hash, verify_consistency, verify_inclusion
 from gateway.log.schema import configure_writer, ensure_schema
+from gateway.log.synthetic import (
+    append_plain,
+    erasable_bytes,
+    leaf_inputs,
+    plant_tree,
+)
 from gateway.log.tree import BLOCK, TreeHashes, stored_levels
 from gateway.log.verify import verify_db
 from gateway.log.writer import LogWriter
@@ -125,18 +132,12 @@ def bench_append(path: Path, drafts: list[EntryDraft], signer: Signer) -> float:
     started = time.perf_counter()
     for start in range(0, len(drafts), 1000):
         batch = drafts[start : start + 1000]
-        conn.execute("BEGIN IMMEDIATE")
-        writer.append(batch)
         now = batch[-1].at
-        if now - last_checkpoint >= timedelta(seconds=1):
-            writer.checkpoint(now)
+        due = now - last_checkpoint >= timedelta(seconds=1)
+        commit_batch(conn, writer, batch, now if due else None)
+        if due:
             last_checkpoint = now
-        conn.execute("COMMIT")
-        writer.committed()
-    conn.execute("BEGIN IMMEDIATE")
-    writer.checkpoint(drafts[-1].at + timedelta(seconds=1))  # clean shutdown
-    conn.execute("COMMIT")
-    writer.committed()
+    commit_batch(conn, writer, (), drafts[-1].at + timedelta(seconds=1))  # clean shutdown
     elapsed = time.perf_counter() - started
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
@@ -146,28 +147,8 @@ def bench_append(path: Path, drafts: list[EntryDraft], signer: Signer) -> float:
 def bench_baseline(path: Path, drafts: list[EntryDraft]) -> float:
     """Same rows, same schema and commits; ids from plain dicts, no hashing or signatures."""
     conn = _open(path)
-    zero = bytes(32)
-    ids: dict[str | None, int | None] = {None: None}
     started = time.perf_counter()
-    seq = 1
-    for start in range(0, len(drafts), 1000):
-        rows = []
-        contents = []
-        for d in drafts[start : start + 1000]:
-            for name in (d.customer, d.device, d.recipient, d.text_de):
-                ids.setdefault(name, len(ids))
-            rows.append(
-                (seq, ids[d.customer], seq, int(d.at.timestamp() * 1e6), ids[d.text_de],
-                 ids[d.device], ids[d.recipient], 1, d.source_digest,
-                 None if d.content is None else zero, zero)
-            )  # fmt: skip
-            if d.content is not None:
-                contents.append((seq, ids[d.device], d.content))
-            seq += 1
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
-        conn.executemany("INSERT INTO content VALUES (?, ?, ?)", contents)
-        conn.execute("COMMIT")
+    append_plain(conn, drafts)
     elapsed = time.perf_counter() - started
     conn.close()
     return elapsed
@@ -176,25 +157,16 @@ def bench_baseline(path: Path, drafts: list[EntryDraft]) -> float:
 def disk_usage(path: Path) -> tuple[int, int]:
     """(database file bytes, bytes used by the erasable content and topics tables)."""
     conn = sqlite3.connect(path)
-    personal = conn.execute(
-        "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name IN"
-        " ('content', 'topics', 'sqlite_autoindex_topics_1')"
-    ).fetchone()[0]
+    personal = erasable_bytes(conn)
     conn.close()
-    return path.stat().st_size, int(personal)
+    return path.stat().st_size, personal
 
 
 def bench_tree_vs_chain(path: Path) -> tuple[float, float]:
     """(chain µs/entry, tree µs/entry) over the stored entries of the biggest log."""
     conn = sqlite3.connect(path)
-    rows = conn.execute(
-        "SELECT e.idx, e.at, b.digest, e.source, e.commitment FROM entries e"
-        " JOIN bodies b ON b.id = e.body_id WHERE e.chain_id = 1 ORDER BY e.idx"
-    ).fetchall()
+    entries = leaf_inputs(conn, 1)
     conn.close()
-    entries = [
-        (i, a, bytes(d), bytes(s), None if c is None else bytes(c)) for i, a, d, s, c in rows
-    ]
     started = time.perf_counter()
     prev = bytes(32)
     for index, at, digest, source, commitment in entries:
@@ -272,18 +244,12 @@ def one_customer_bundle(directory: Path, n: int, signer: Signer) -> Path:
     at = T0
     for start in range(0, n, 1000):
         batch = realistic_drafts(min(1000, n - start), first=start, customers=CUSTOMERS[:1])
-        conn.execute("BEGIN IMMEDIATE")
-        writer.append(batch)
         at = batch[-1].at
-        if at - last_checkpoint >= timedelta(seconds=1):
-            writer.checkpoint(at)
+        due = at - last_checkpoint >= timedelta(seconds=1)
+        commit_batch(conn, writer, batch, at if due else None)
+        if due:
             last_checkpoint = at
-        conn.execute("COMMIT")
-        writer.committed()
-    conn.execute("BEGIN IMMEDIATE")
-    writer.checkpoint(at + timedelta(seconds=1))
-    conn.execute("COMMIT")
-    writer.committed()
+    commit_batch(conn, writer, (), at + timedelta(seconds=1))
     conn.close()
     bundle = directory / f"memory-{n}.bundle"
     bundle.write_bytes(export_customer(db, CUSTOMERS[0]))
@@ -372,45 +338,39 @@ def bench_proofs(path: Path, size: int, samples: int = 20) -> tuple[float, float
     conn = sqlite3.connect(path, isolation_level=None)
     configure_writer(conn)
     ensure_schema(conn)
-    conn.execute("BEGIN")
-    conn.execute("INSERT INTO chains (id, name) VALUES (1, 'bench')")
-    conn.execute("INSERT INTO trees (chain_id, base, first_key) VALUES (1, 0, zeroblob(32))")
     level8: list[bytes] = []
     for block in range(size // BLOCK):
         level = [_synthetic_leaf(i) for i in range(block * BLOCK, (block + 1) * BLOCK)]
         while len(level) > 1:
             level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
         level8.append(level[0])
-    rows = [(1, 8, i, h) for i, h in enumerate(level8)]
+    stored = [(8, i, h) for i, h in enumerate(level8)]
     level16 = []
     for block in range(len(level8) // BLOCK):
         level = level8[block * BLOCK : (block + 1) * BLOCK]
         while len(level) > 1:
             level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
         level16.append(level[0])
-    rows += [(1, 16, i, h) for i, h in enumerate(level16)]
-    conn.executemany("INSERT INTO tree_hashes VALUES (?, ?, ?, ?)", rows)
+    stored += [(16, i, h) for i, h in enumerate(level16)]
     rng = random.Random(7)
     wanted = [rng.randrange(size) for _ in range(samples)]
     olds = [rng.randrange(1, size) for _ in range(samples)]
     blocks = {i // BLOCK for i in wanted + olds} | {(size - 1) // BLOCK}
-    seq = 0
-    for block in sorted(blocks):
-        leaf_rows = []
-        for i in range(block * BLOCK, min((block + 1) * BLOCK, size)):
-            seq += 1
-            leaf_rows.append((seq, 1, i, 0, 0, None, None, 0, bytes(32), None, _synthetic_leaf(i)))
-        conn.executemany("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?,?,?,?)", leaf_rows)
-    conn.execute("COMMIT")
-    root = _root(TreeHashes(conn, 1, 0).compact_range(size))
+    leaves = [
+        (i, _synthetic_leaf(i))
+        for block in sorted(blocks)
+        for i in range(block * BLOCK, min((block + 1) * BLOCK, size))
+    ]
+    chain_id = plant_tree(conn, stored, leaves)
+    root = _root(TreeHashes(conn, chain_id, 0).compact_range(size))
     started = time.perf_counter()
     for i in wanted:
-        proof = TreeHashes(conn, 1, 0).inclusion(i, size)
+        proof = TreeHashes(conn, chain_id, 0).inclusion(i, size)
         verify_inclusion(_synthetic_leaf(i), i, size, proof, root)
     inclusion = (time.perf_counter() - started) / samples * 1e3
     started = time.perf_counter()
     for old in olds:
-        hashes = TreeHashes(conn, 1, 0)
+        hashes = TreeHashes(conn, chain_id, 0)
         old_root = _root(hashes.compact_range(old))
         verify_consistency(old, size, old_root, root, hashes.consistency(old, size))
     consistency = (time.perf_counter() - started) / samples * 1e3

@@ -23,9 +23,11 @@ from pathlib import Path
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.log.batches import commit_batch
 from gateway.log.entry import EntryDraft, draft_from_decision
 from gateway.log.keys import Signer
 from gateway.log.schema import ensure_schema
+from gateway.log.synthetic import preset_subject_keys
 from gateway.log.writer import LogWriter
 from gateway.messages.store import connect
 from policies.decision import Alteration, Decision, LegalBasis, Outcome, Reason
@@ -319,22 +321,12 @@ class SampleLog:
         self.written = 0
 
     def _seed_subject_keys(self, seed: bytes) -> None:
-        conn = self.conn
-        if conn.execute("SELECT count(*) FROM chains").fetchone()[0]:
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        for customer in NAMES.customers:
-            conn.execute("INSERT INTO chains (name) VALUES (?)", (customer,))
-        for atom in [*NAMES.devices, *NAMES.recipients]:
-            conn.execute("INSERT INTO atoms (value) VALUES (?)", (atom,))
-        for customer, chain_id in conn.execute("SELECT name, id FROM chains").fetchall():
-            for device, device_id in conn.execute("SELECT value, id FROM atoms").fetchall():
-                key = hashlib.sha256(seed + f"/{customer}/{device}".encode()).digest()
-                conn.execute(
-                    "INSERT INTO subject_keys (chain_id, device_id, key) VALUES (?, ?, ?)",
-                    (chain_id, device_id, key),
-                )
-        conn.execute("COMMIT")
+        def key_for(customer: str, subject: str) -> bytes:
+            return hashlib.sha256(seed + f"/{customer}/{subject}".encode()).digest()
+
+        preset_subject_keys(
+            self.conn, list(NAMES.customers), [*NAMES.devices, *NAMES.recipients], key_for
+        )
 
     def drafts(
         self, n: int, start: datetime, step: timedelta, *, withdrawn: bool = False
@@ -358,17 +350,8 @@ class SampleLog:
         """One transaction, like one batch of the gateway's writer; then a signed checkpoint."""
         if not drafts:
             return
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            self.writer.append(drafts)
-            if checkpoint:
-                self.writer.checkpoint(max(d.at for d in drafts) + timedelta(milliseconds=1))
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            self.writer.rolled_back()
-            raise
-        self.writer.committed()
+        at = max(d.at for d in drafts) + timedelta(milliseconds=1) if checkpoint else None
+        commit_batch(self.conn, self.writer, drafts, at)
         self.written += len(drafts)
 
     def add(

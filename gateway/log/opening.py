@@ -15,12 +15,11 @@ signature for longer than one start.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
 from gateway.errors import LogError
-from gateway.log.entry import AppendedEntry, Checkpoint, EntryDraft
+from gateway.log.batches import BatchWriter, commit_batch
 from gateway.log.keys import Signer, fingerprint
 from gateway.log.notices import seal_draft
 
@@ -53,7 +52,7 @@ def claim(conn: sqlite3.Connection, signer: Signer, origin: str) -> None:
         )
 
 
-class OpenedWriter(Protocol):
+class OpenedWriter(BatchWriter, Protocol):
     """The part of ``LogWriter`` closing the tail uses."""
 
     @property
@@ -62,14 +61,6 @@ class OpenedWriter(Protocol):
     def unsealed(self) -> list[Unsealed]: ...
 
     def unsigned(self) -> int: ...
-
-    def append(self, drafts: Sequence[EntryDraft]) -> list[AppendedEntry]: ...
-
-    def checkpoint(self, now: datetime) -> list[Checkpoint]: ...
-
-    def committed(self) -> None: ...
-
-    def rolled_back(self) -> None: ...
 
 
 def close_tail(conn: sqlite3.Connection, writer: OpenedWriter) -> bool:
@@ -81,16 +72,7 @@ def close_tail(conn: sqlite3.Connection, writer: OpenedWriter) -> bool:
     if not unsealed and not writer.unsigned():
         return False
     now = max(datetime.now(UTC), writer.last_at or _EPOCH)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        drafts = [seal_draft(name, base, head, now) for name, base, head in unsealed]
-        if drafts:
-            writer.append(drafts)
-        writer.checkpoint(now)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        writer.rolled_back()
-        raise
-    writer.committed()
+    commit_batch(
+        conn, writer, [seal_draft(name, base, head, now) for name, base, head in unsealed], now
+    )
     return True

@@ -9,6 +9,7 @@ from pathlib import Path
 import orjson
 
 from gateway.log.verify import verify_db
+from gateway.messages.endpoint import MqttError
 from tests.gateway.harness import running_gateway
 
 BAKERY = """
@@ -145,9 +146,16 @@ async def test_bad_input_is_withheld_with_a_reason_and_the_gateway_keeps_running
         registry.save()
         h.gateway.devices.reload_devices()
         h.passwords[("nobody", "probe-9")] = stray_password or ""
-        await asyncio.sleep(0.3)  # Mosquitto re-reads its ACL on SIGHUP
         oven = await h.device("baeckerei-schmidt", "oven-1")
-        stray = await h.device("nobody", "probe-9")
+        # Mosquitto re-reads its password file and ACL together on SIGHUP: once the new
+        # device's login is taken, its ACL is in force too.
+        async with asyncio.timeout(10):
+            while True:
+                try:
+                    stray = await h.device("nobody", "probe-9")
+                    break
+                except MqttError:
+                    await asyncio.sleep(0.05)
         topic = "bakery/oven-1/telemetry"
         await oven.publish(topic, b'{"temperature": 18', 1)  # malformed JSON
         await oven.publish(topic, b'{"temperature": "\xff\xfe"}', 1)  # invalid UTF-8

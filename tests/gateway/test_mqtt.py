@@ -53,7 +53,9 @@ async def test_unacked_messages_are_redelivered_to_a_persistent_session(
     await asyncio.gather(*(pub.publish("d/x", f"{i}".encode(), 1) for i in range(5)))
     got = [await asyncio.wait_for(first.get(), 5) for _ in range(5)]
     got[0].ack()  # only the first is acknowledged
-    await asyncio.sleep(0.2)
+    # The fence: the broker reads one client's packets in order, so once it answers a
+    # SUBSCRIBE sent after the PUBACK, it has taken the PUBACK.
+    await sub.subscribe("fence/none", 1)
     await sub.close()
     again: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=100)
     sub2 = MqttConnection(

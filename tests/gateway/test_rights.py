@@ -102,7 +102,13 @@ async def test_forgetting_a_device_erases_its_values_everywhere_and_keeps_the_pr
                 "owntracks/anna/phone", orjson.dumps({"place": ANNA, "batt": batt}), 1
             )
         await h.wait_committed(5)
-        await asyncio.sleep(1.5)  # Mosquitto's autosave (1 s) writes the retained message
+        # The device broker writes its persistence file now (what its autosave does each
+        # second): the erasure below must also reach a file that holds the retained message.
+        saved = h.directory / "data" / "broker" / "persistence" / "mosquitto.db"
+        before = saved.stat().st_mtime_ns if saved.exists() else None
+        assert h.gateway.broker is not None
+        h.gateway.broker.save()
+        await wait_until(lambda: saved.exists() and saved.stat().st_mtime_ns != before)
         assert files_containing(h.directory, ANNA.encode()), "the test value was never stored"
 
         answer = await request(

@@ -49,14 +49,20 @@ def make_draft(i: int, customer: str | None = "baeckerei-schmidt", **changes: ob
     return replace(draft, **changes)  # type: ignore[arg-type]
 
 
+def fresh_db(path: Path) -> sqlite3.Connection:
+    """A log database opened as the writer's connection is (no writer on it yet)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    configure_writer(conn)
+    ensure_schema(conn)
+    return conn
+
+
 class Log:
     """A writer on a real database file, committing like the gateway's writer thread."""
 
     def __init__(self, path: Path, signer: Signer, origin: str = ORIGIN) -> None:
         self.path = path
-        self.conn = sqlite3.connect(path, isolation_level=None)
-        configure_writer(self.conn)
-        ensure_schema(self.conn)
+        self.conn = fresh_db(path)
         self.signer = signer
         self.writer = LogWriter(self.conn, signer, origin)
 

@@ -5,7 +5,6 @@ without a signature is signed, a 0.1.0 chain sealed; a clean log is left as it i
 from __future__ import annotations
 
 import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -14,23 +13,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gateway.errors import LogError
 from gateway.log.keys import Signer
 from gateway.log.opening import claim, close_tail
-from gateway.log.schema import configure_writer, ensure_schema
 from gateway.log.verify import verify_db
 from gateway.log.writer import LogWriter
-from tests.log.conftest import ORIGIN, Log, make_draft
+from tests.log.conftest import ORIGIN, Log, fresh_db, make_draft
 
 LEGACY = Path(__file__).with_name("data") / "legacy"
 
 
-def _fresh(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None)
-    configure_writer(conn)
-    ensure_schema(conn)
-    return conn
-
-
 def test_a_new_log_is_claimed_for_its_origin_and_key(tmp_path: Path, signer: Signer) -> None:
-    conn = _fresh(tmp_path / "log.db")
+    conn = fresh_db(tmp_path / "log.db")
     claim(conn, signer, ORIGIN)
     assert conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone() == (ORIGIN,)
     assert conn.execute("SELECT key_id, public FROM keys").fetchall() == [
@@ -81,7 +72,7 @@ def test_a_0_1_0_chain_is_sealed_once(tmp_path: Path) -> None:
     shutil.copyfile(LEGACY / "legacy.db", path)
     seed = bytes.fromhex((LEGACY / "legacy.seed").read_text().strip())
     signer = Signer(Ed25519PrivateKey.from_private_bytes(seed))
-    conn = _fresh(path)  # upgrades the schema; the chains are not sealed yet
+    conn = fresh_db(path)  # upgrades the schema; the chains are not sealed yet
     try:
         conn.execute("BEGIN IMMEDIATE")
         writer = LogWriter(conn, signer, "edge-legacy")  # inside a transaction: no tail closed

@@ -125,10 +125,14 @@ def test_what_an_erasure_touches_of_another_chain_is_nothing(
     assert own is not None and mine.recipients_sent(own) == {"wartung-gmbh"}
 
 
-def test_counts_pages_and_tallies_never_include_another_customer(mine: Reader) -> None:
+def test_counts_pages_and_tallies_never_include_another_customer(
+    mine: Reader, everyone: Reader
+) -> None:
     assert mine.count() == 10 and mine.latest_seq() == 20
     assert {r.customer for r in mine.page(mine.filter_for())} == {MINE}
-    assert mine.report_data(THEIRS).known is False
+    theirs = everyone.chain_id(THEIRS)
+    assert theirs is not None and everyone.report_range(theirs, 0, 0, 1 << 62)[0]
+    assert mine.report_range(theirs, 0, 0, 1 << 62) == ({}, [])
     assert sum(n for _, _, _, n in mine.body_counts(0)) == 10
     assert {r.recipient_id for r in mine.recipient_counts(0, 10**9)} == {
         mine.atom_id("wartung-gmbh")

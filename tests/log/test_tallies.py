@@ -46,11 +46,16 @@ def test_recipient_counts_per_time_bucket(reader: Reader) -> None:
     assert reader.checkpoint_floor(us_from_at(T0)) == 0  # none signed before the first entry
 
 
-def test_report_data_groups_a_customers_entries_by_body(reader: Reader) -> None:
-    data = reader.report_data(C)
+def test_report_range_groups_a_customers_entries_by_body(reader: Reader) -> None:
+    chain = reader.chain_id(C)
+    assert chain is not None and reader.chain_id("nobody") is None
+    groups, singles = reader.report_range(chain, 0, 0, 1 << 62)
+    data = reader.report_from(groups, singles, known=True)
     assert data.known and sum(group.entries for group in data.groups) == 24
     assert all(body["customer"] == C for body, _, _, _ in data.groups)
-    assert not reader.report_data("nobody").known
+    # Bounded by tree index: the report counts only what its verification covered.
+    first_ten, _ = reader.report_range(chain, 0, 0, 10)
+    assert sum(count for count, _, _ in first_ten.values()) == 10
 
 
 def test_what_an_erasure_touches(reader: Reader) -> None:
@@ -64,12 +69,15 @@ def test_what_an_erasure_touches(reader: Reader) -> None:
     assert reader.recipients_sent(chain, device) == {"wartung-gmbh"}
 
 
-def test_a_bound_reader_tallies_only_its_customer(filled: Log) -> None:
+def test_a_bound_reader_tallies_only_its_customer(filled: Log, reader: Reader) -> None:
+    theirs = reader.chain_id(C)  # read unbound
+    assert theirs is not None
     reader = Reader.open(filled.path, customer=OTHER)
     try:
         assert sum(reader.stats(T0).outcomes.values()) == 20
         rows = reader.entries_with_content()
         assert len(rows) == 20 and all(body["customer"] == OTHER for _, _, body, _, _ in rows)
-        assert not reader.report_data(C).known  # not this reader's
+        assert reader.chain_id(C) is None  # not this reader's
+        assert reader.report_range(theirs, 0, 0, 1 << 62) == ({}, [])
     finally:
         reader.close()

@@ -76,16 +76,6 @@ class TallyQueries(ReaderBase):
                     )
         return stats
 
-    def report_data(self, customer: str, since_us: int = 0) -> ReportData:
-        """``customer``'s entries at or after ``since_us``, grouped for their report (all of
-        them, verified or not: the report itself counts what its verification covered,
-        ``gateway.rights.report_tally``)."""
-        chain_id = self.chain_id(customer)
-        if chain_id is None:
-            return self.report_from({}, (), known=False)
-        groups, singles = self.report_range(chain_id, since_us, 0, 1 << 62)
-        return self.report_from(groups, singles, known=True)
-
     def report_range(
         self, chain_id: int, since_us: int, lo: int, hi: int
     ) -> tuple[dict[int, tuple[int, int, int]], list[tuple[int, int, int]]]:
