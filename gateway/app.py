@@ -24,7 +24,6 @@ import time
 from gateway.config import Config, RecipientConfig
 from gateway.devices.access import DeviceAccess
 from gateway.devices.broker import Mosquitto
-from gateway.devices.retained import RetainedSweeper
 from gateway.log.keys import Signer
 from gateway.log.writer import LogWriter
 from gateway.messages.admission import PolicyAdmission
@@ -42,6 +41,7 @@ from gateway.messages.policyset import PolicySet
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.quota import RecipientQueues
 from gateway.messages.replays import ReplayCheck
+from gateway.messages.retained import RetainedSweeper
 from gateway.messages.sendtime import SendParts, SendTime
 from gateway.messages.store import Store
 from gateway.messages.subscriptions import cluster_subscriptions

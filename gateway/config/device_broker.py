@@ -45,7 +45,7 @@ class BrokerLimits(Section):
     # acknowledgement. 0: no limit. Must leave room above max_queued_bytes (checked in Config,
     # which knows the packet size the pipeline implies).
     memory_limit_bytes: int = Field(default=1024 * 1024 * 1024, ge=0)
-    # How often the gateway clears retained messages on the device broker (gateway/devices/retained.py):
+    # How often the gateway clears retained messages on the device broker (gateway/messages/retained.py):
     # retained storage holds at most what devices publish in about this long.
     retained_sweep_s: float = Field(default=1.0, gt=0, le=60)
 

@@ -49,7 +49,7 @@ def read_secret(path: Path, what: str) -> str:
 
 def broker_users(config: Config) -> tuple[str, str, str]:
     """The gateway's own broker users: its session, the helper that clears retained messages at
-    an erasure, and the one that sweeps them (gateway/devices/retained.py); each its own user, so
+    an erasure, and the one that sweeps them (gateway/messages/retained.py); each its own user, so
     a helper's clean session never touches the gateway's persistent one: Mosquitto makes every
     client id the username."""
     user = config.broker.gateway_username

@@ -4,7 +4,7 @@ A SUBSCRIBE makes the broker send every retained message on the filter at once, 
 retain=1 (MQTT 3.1.1, 3.3.1.3; the gateway speaks 3.1.1, where a live message always arrives
 with retain=0, so retain=1 on the gateway's subscription means "a stored copy, sent because we
 subscribed"). On a kept session (CONNACK "session present") the gateway received each of them
-live already, and ``gateway.devices.retained.is_replay`` acknowledges them undecided. On a
+live already, and ``gateway.messages.retained.is_replay`` acknowledges them undecided. On a
 *new* session nothing says whether the gateway saw them: a first start, or a broker that dropped
 the gateway's session — an external broker restarted with sessions lost but retained messages
 kept (or restored from elsewhere), a session expired, or a client that connected with the
@@ -35,9 +35,9 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from gateway.devices.retained import SweepStats
 from gateway.log.reader import Reader
 from gateway.messages.endpoint import Inbound
+from gateway.messages.retained import SweepStats
 from gateway.messages.store import Store
 from policies.engine import Engine
 

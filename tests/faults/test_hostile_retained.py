@@ -1,4 +1,4 @@
-"""A device flooding the device broker with large retained messages (gateway/devices/retained.py).
+"""A device flooding the device broker with large retained messages (gateway/messages/retained.py).
 
 Red-team finding: one device publishing 300 KB retained messages to many topics under its own
 ``+`` level filled Mosquitto's memory_limit; every client was disconnected "due to out of memory",

@@ -1,4 +1,4 @@
-"""Retained messages on the device broker (gateway/devices/retained.py): decided once, then cleared."""
+"""Retained messages on the device broker (gateway/messages/retained.py): decided once, then cleared."""
 
 from __future__ import annotations
 

@@ -120,7 +120,7 @@ async def test_forgetting_a_device_erases_its_values_everywhere_and_keeps_the_pr
         )
         assert answer["queued_erased"] == 3
         # The retained message is gone from the device broker: cleared by the periodic sweep
-        # (gateway/devices/retained.py) or, if the erasure came first, by the erasure itself.
+        # (gateway/messages/retained.py) or, if the erasure came first, by the erasure itself.
         assert answer["retained_cleared"] + h.gateway.retained.stats.cleared >= 1
         assert answer["content_erased"] >= 2
         assert answer["notified"] == ["logistics"]

@@ -15,7 +15,6 @@ from pathlib import Path
 import orjson
 import pytest
 
-from gateway.devices.retained import SweepStats
 from gateway.log.entry import us_from_at
 from gateway.log.keys import Signer
 from gateway.log.reader import Reader
@@ -27,6 +26,7 @@ from gateway.messages.pipeline import Pipeline
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.quota import RecipientQueues
 from gateway.messages.replays import ReplayCheck
+from gateway.messages.retained import SweepStats
 from gateway.messages.sendtime import SendParts, SendTime
 from gateway.messages.store import Store
 from policies.decision import Reason
