@@ -99,7 +99,15 @@ async def test_device_broker_killed_and_restarted_loses_nothing(tmp_path: Path) 
                 tasks.create_task(stream(device, name, per_device, rate), name=f"stream-{name}")
             tasks.create_task(killer(), name="killer")
         await site.wait_until(site.outbox_empty, 60, "the outbox to drain")
-        await asyncio.sleep(1.0)
+        # Acknowledged upstream is not yet received by the spies: wait for every distinct
+        # message there (the audit names any that never came).
+        await site.settle(
+            lambda: all(
+                len({(m.topic, m.payload) for m in s.received}) >= 2 * per_device
+                for s in site.spies.values()
+            ),
+            20,
+        )
         check_upstream_fields(site)
         result = await site.audit(devices.values(), max_duplicates=kills * 1500)
         pipeline = (await site.status())["pipeline"]

@@ -36,8 +36,13 @@ async def test_a_field_removed_while_rows_wait_is_not_sent_and_the_log_says_why(
         await h.cloud.connection.close()
         h.cloud.received.clear()
         await h.cloud.listen()
-        await h.cloud.wait_for(3, timeout=20)
-        assert [orjson.loads(m.payload) for m in h.cloud.received] == [{"occupancy": True}] * 3
+        # A fence after the three: a message sent now leaves after every queued row (one link,
+        # rows in id order), so a fourth copy of a queued row would arrive before it.
+        await room.publish("zigbee2mqtt/room-1", orjson.dumps({"occupancy": False, "seq": 4}), 1)
+        await h.cloud.wait_for(4, timeout=20)
+        assert [orjson.loads(m.payload) for m in h.cloud.received] == [{"occupancy": True}] * 3 + [
+            {"occupancy": False}
+        ]
         assert h.gateway.sendtime.redecided == 3
         await room.close()
         db = h.gateway.config.database_path
