@@ -66,8 +66,8 @@ from gateway.operations.status_model import Status
 from gateway.operations.surfaces import Surfaces
 from gateway.rights import erasure
 from gateway.rights.consent import ConsentBook, ConsentParts
-from gateway.rights.erasure import ErasureBook
 from gateway.rights.erasure_acks import ErasureAcks
+from gateway.rights.erasure_book import ErasureBook
 from gateway.rights.forgetting import ErasureParts
 from gateway.rights.retention import RetentionTask, retention_for
 from gateway.witness.submitter import Witnesses

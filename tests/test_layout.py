@@ -16,6 +16,8 @@ One test module tests one module: two modules of a room with the same name canno
 ``test_<name>.py`` (one of them goes on ``ELSEWHERE`` with the name of its own).
 
 A new module comes with its test module: none is tested only through other modules' tests.
+
+No product module is longer than ``MAX_MODULE_LINES``: past it, a module has been two concepts.
 """
 
 from __future__ import annotations
@@ -195,4 +197,34 @@ def test_the_exceptions_are_true() -> None:
     assert not stale, "ELSEWHERE names test files that do not exist:\n" + "\n".join(stale)
     assert not at_home, "these have a test module in their room now; take them off ELSEWHERE:\n" + (
         "\n".join(at_home)
+    )
+
+
+# Issue #18: a module is one concept, and a module past ~500 lines has usually become two. The
+# bound is checked, not remembered: a module that grows past it is split along its seam before
+# it is merged, rather than found at the next review.
+MAX_MODULE_LINES = 500
+
+
+def _lines(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(1 for _ in f)
+
+
+def test_every_product_module_stays_under_the_bound() -> None:
+    # Every module of the product packages, package __init__ files included (product_modules()
+    # leaves out those that only re-export; a long one would still be a long module).
+    counted = {
+        path.relative_to(ROOT).as_posix(): _lines(path)
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+    }
+    assert len(counted) > 100 and counted["gateway/app.py"] > 100, "the walk found no product"
+    too_long = sorted(
+        (lines, module) for module, lines in counted.items() if lines > MAX_MODULE_LINES
+    )
+    assert not too_long, (
+        f"modules longer than {MAX_MODULE_LINES} lines (split each along a seam, one concept "
+        "per module, and give the new module its own test module):\n"
+        + "\n".join(f"{path}: {lines} lines" for lines, path in reversed(too_long))
     )

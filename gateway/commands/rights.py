@@ -183,7 +183,7 @@ def _erasures(args: argparse.Namespace) -> int:
     else:
         import sqlite3
 
-        from gateway.rights.erasure import list_erasures
+        from gateway.rights.erasure_book import list_erasures
 
         conn = sqlite3.connect(f"file:{config.database_path}?mode=ro", uri=True)
         try:

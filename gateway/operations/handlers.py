@@ -39,7 +39,7 @@ from gateway.operations.control_model import (
 from gateway.operations.reload import ReloadReport
 from gateway.operations.reload_apply import ConfigReloader
 from gateway.operations.status_model import DeviceProblem, Status
-from gateway.rights import erasure, forgetting
+from gateway.rights import erasure_book, forgetting
 from gateway.rights.consent import ConsentBook
 from gateway.rights.forgetting import ErasureParts
 from policies.describe import describe
@@ -182,7 +182,7 @@ async def forget(erasing: ErasureParts, request: ForgetRequest) -> ForgetReply:
 
 async def erasures(store: Store, request: CustomerRequest) -> ErasuresReply:
     found = await store.read(
-        functools.partial(erasure.list_erasures, customer=request.customer or None)
+        functools.partial(erasure_book.list_erasures, customer=request.customer or None)
     )
     return ErasuresReply(erasures=[ErasureRecord.model_validate(e) for e in found])
 

@@ -10,24 +10,24 @@ The command (gateway/commands/handover.py) drives five control operations, in th
    message of C for B, and answers with the key B signs with.
 3. ``handover_release`` on A: A stops taking C's messages: its own session unsubscribes C's
    filters (UNSUBACK at ``t1``; a reconnect does not subscribe them again; a broker that does
-   not confirm in time is asked again, with backoff, for ``RELEASE_RETRY_S``). Then a *fence*: A
-   subscribes to a topic of its own, publishes one message to it and waits for it to come back
-   on its session. The broker delivers to one session in order, so every message of C it had
-   queued for A arrived before the fence; A waits until its pipeline has committed everything
-   that arrived before the fence, closes C's aggregation windows and records them, and waits
-   until C's queued releases have left (its outbox has no row of C). Only then
-   ``close_tree``: the final entry, a checkpoint, the record signed by A's key; C's policy stops
-   running on A. If C's releases do not leave in time (an upstream down, a grant that releases
-   at the end of the hour), A takes C's filters back and refuses: nothing moved, and the command
-   ends B's hold.
+   not confirm in time is asked again, with backoff, for ``RELEASE_RETRY_S``:
+   gateway/operations/release_retry.py). Then a *fence*: A subscribes to a topic of its own,
+   publishes one message to it and waits for it to come back on its session. The broker
+   delivers to one session in order, so every message of C it had queued for A arrived before
+   the fence; A waits until its pipeline has committed everything that arrived before the
+   fence, closes C's aggregation windows and records them, and waits until C's queued releases
+   have left (its outbox has no row of C). Only then ``close_tree``: the final entry, a
+   checkpoint, the record signed by A's key; C's policy stops running on A. If C's releases
+   do not leave in time (an upstream down, a grant that releases at the end of the hour), A
+   takes C's filters back and refuses: nothing moved, and the command ends B's hold.
 4. ``handover_take`` on B: first B notes where A's copy of C's personal data is, kept until
    A cleans up, so an erasure on B reaches it (gateway/operations/old_copies.py). Then
    ``read_tree`` from A's database, ``adopt_tree`` and the record
    (``open_tree_record``) in one transaction, C's consents, erasures and pseudonym keys with
-   it; C's policy runs on B. Then the hold is drained: B connects it and fences it (its backlog
-   is then in the pipeline), subscribes its own session to C's filters (SUBACK at ``t2``),
-   unsubscribes the hold (UNSUBACK at ``t3``), fences it again, waits for the pipeline to commit
-   what arrived, and ends the hold session.
+   it; C's policy runs on B. Then the hold is drained (gateway/operations/drain.py): B
+   connects it and fences it (its backlog is then in the pipeline), subscribes its own session
+   to C's filters (SUBACK at ``t2``), unsubscribes the hold (UNSUBACK at ``t3``), fences it
+   again, waits for the pipeline to commit what arrived, and ends the hold session.
 5. ``handover_drop`` on B: only when the release was refused (3): the hold is ended unused.
 
 Why the old instance waits for C's queued releases instead of handing them over with the tree:
@@ -57,27 +57,25 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from gateway.backoff import Backoff
 from gateway.config import Config
-from gateway.errors import GatewayError
 from gateway.log.keys import PublicKey, Signer
 from gateway.log.transfer import ClosedTree, adopt_tree, close_tree, open_tree_record, read_tree
 from gateway.log.writer import LogWriter
 from gateway.messages.admission import PolicyAdmission
 from gateway.messages.device_link import DeviceLink
-from gateway.messages.endpoint import Endpoint, Inbound, MqttError
+from gateway.messages.endpoint import Endpoint, Inbound
 from gateway.messages.flood import FloodGuard
-from gateway.messages.mqtt import MqttConnection
 from gateway.messages.pipeline import Pipeline
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.store import Store
 from gateway.messages.subscriptions import owned_filters
 from gateway.operations.control import Handler, bind
+from gateway.operations.drain import drain_hold
 from gateway.operations.fences import Fences
 from gateway.operations.handover_model import (
     HANDOVER_DROP,
@@ -88,6 +86,7 @@ from gateway.operations.handover_model import (
     RELEASE_RETRY_S,
     ClosedRecord,
     DropReply,
+    HandoverError,
     HandoverRequest,
     HoldReply,
     HoldRequest,
@@ -97,24 +96,19 @@ from gateway.operations.handover_model import (
     TakeReply,
     TakeRequest,
 )
-from gateway.operations.holds import Hold, end_session, hold_endpoint, open_hold, read_hold
+from gateway.operations.holds import Hold, end_session, open_hold, read_hold
 from gateway.operations.moved import note_release
 from gateway.operations.old_copies import note_take
+from gateway.operations.release_retry import let_go
 from gateway.rights.consent import ConsentBook
 
 __all__ = [
-    "HandoverError",
     "HandoverParts",
     "Handovers",
     "handover_handlers",
-    "let_go",
 ]
 
 log = logging.getLogger(__name__)
-
-
-class HandoverError(GatewayError):
-    """A step of a handover is refused; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -430,101 +424,19 @@ class Handovers:
                 admission.apply(path)
 
     async def _drain(self, hold: Hold) -> tuple[int, int]:
-        customer = hold.customer
-        what = f"handover of {customer!r}"
         parts = self.parts
-        link = parts.device_link
-        wanted = set(link.subscriptions.wanted())
-        missing = sorted(set(hold.filters) - wanted)
-        if missing:
-            raise HandoverError(
-                f"{what}: this instance would not subscribe to {', '.join(missing)}: the "
-                "customer's policy does not run here (see einblick status). Its messages wait "
-                "in the hold session meanwhile; fix the policy, then run the same command again"
-            )
-        connection = link.connection
-        if connection is None or not link.connected:
-            raise HandoverError(
-                f"{what}: not connected to the device broker; the customer's messages wait in "
-                "the hold session. Run the same command again when it is connected"
-            )
-        # the backlog arrives at once: the devices sent it at their pace, it is no flood
-        parts.flood.credit(max(0.0, time.time() - hold.since), time.monotonic())
-        drained = 0
-
-        def arrived(message: Inbound) -> None:
-            nonlocal drained
-            if self.fences.taken(message.topic) or parts.skip(message):
-                message.ack()
-            else:
-                drained += 1
-                parts.pipeline().receive(message)
-
-        endpoint = hold_endpoint(parts.endpoint(), customer)
-        held = MqttConnection(
-            endpoint, on_message=arrived, manual_ack=True, clean_session=False, max_inflight=1000
+        drained = await drain_hold(
+            hold,
+            link=parts.device_link,
+            fences=self.fences,
+            pipeline=parts.pipeline,
+            flood=parts.flood,
+            skip=parts.skip,
+            endpoint=parts.endpoint(),
         )
-        try:
-            await held.open()
-            await self.fences.wait(held, what)  # the backlog is decided before new messages come
-            await link.subscriptions.apply(connection)  # C's filters: SUBACK at t2
-            for topic in hold.filters:
-                await held.unsubscribe(topic)  # UNSUBACK at t3
-            await self.fences.wait(held, what)
-            # and on the instance's own session: a message of C published before t3 may still
-            # be on its way there (reading paused while the pipeline works off the backlog),
-            # and it must be counted
-            await self.fences.wait(connection, what)
-        except MqttError as exc:
-            raise HandoverError(
-                f"{what}: the device broker: {exc}; the customer's messages wait in the hold "
-                "session. Run the same command again"
-            ) from exc
-        finally:
-            await held.close()
-        overlap = self._counting.pop(customer, 0)
-        await end_session(parts.config().data_path, parts.endpoint(), customer)
+        overlap = self._counting.pop(hold.customer, 0)
+        await end_session(parts.config().data_path, parts.endpoint(), hold.customer)
         return drained, overlap
-
-
-async def let_go(
-    connection: Callable[[], MqttConnection | None],
-    apply: Callable[[MqttConnection], Awaitable[None]],
-    what: str,
-    *,
-    within: float,
-) -> None:
-    """Apply the instance's subscription set (``apply`` on the open session ``connection()``
-    gives, None while it is down), asking again with the project's jittered backoff while the
-    broker does not confirm or the session is reconnecting, for ``within`` seconds; then a
-    HandoverError that says what the broker did and what to do. Applying the set again is
-    harmless: a filter subscribed twice is one subscription, one dropped twice is gone."""
-    backoff = Backoff(0.5, 5.0)
-    deadline = time.monotonic() + within
-    attempts = 0
-    while True:
-        attempts += 1
-        session = connection()
-        if session is None:
-            problem = "the instance is not connected to the device broker"
-        else:
-            try:
-                await apply(session)
-                return
-            except MqttError as exc:
-                problem = str(exc)
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise HandoverError(
-                f"{what}: the device broker did not confirm that this instance dropped the "
-                f"customer's subscriptions, asked {attempts} times over {within:.0f} s (last: "
-                f"{problem}). Nothing moved and the customer stays on this instance. Check "
-                "that the broker is up and not overloaded (its log, einblick status), then run "
-                "the same command again"
-            )
-        delay = min(backoff.next_delay(), left)
-        log.warning("%s: %s; asking the broker again in %.1f s", what, problem, delay)
-        await asyncio.sleep(delay)
 
 
 def _queued(conn: sqlite3.Connection, customer: str) -> dict[str, int]:

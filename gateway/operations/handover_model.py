@@ -2,13 +2,15 @@
 (``gateway.operations.control_model``): the command asks the instance giving a customer away
 (``handover_prepare``, ``handover_release``) and the instance taking it (``handover_hold``,
 ``handover_take``, ``handover_drop``). Bytes travel as hex; the handover record's fields are
-those of ``gateway.log.transfer.ClosedTree``.
+those of ``gateway.log.transfer.ClosedTree``. A step that is refused raises ``HandoverError``,
+whose message the command prints.
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.errors import GatewayError
 from gateway.operations.control_model import Op
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "RELEASE_RETRY_S",
     "ClosedRecord",
     "DropReply",
+    "HandoverError",
     "HandoverRequest",
     "HoldReply",
     "HoldRequest",
@@ -38,10 +41,14 @@ __all__ = [
 # How long the old instance keeps asking the broker to drop the customer's subscriptions before
 # it refuses the release. A broker busy with a cluster's failover or a large backlog can miss
 # the 10 s in which one answer is expected; refusing then undoes a move that would have gone
-# through a few seconds later, so it is asked again (``gateway.operations.handover.let_go``),
+# through a few seconds later, so it is asked again (``gateway.operations.release_retry.let_go``),
 # but not for ever: the command waits for the release, and the customer's messages go to two
 # sessions meanwhile.
 RELEASE_RETRY_S = 60.0
+
+
+class HandoverError(GatewayError):
+    """A step of a handover is refused; the message says why and what to do."""
 
 
 class _Request(BaseModel):

@@ -38,7 +38,7 @@ from gateway.operations.status_model import (
     Status,
     UpstreamStatus,
 )
-from gateway.rights.erasure import ErasureBook
+from gateway.rights.erasure_book import ErasureBook
 from gateway.rights.retention import RetentionTask
 from gateway.witness.submitter import Witnesses
 from policies.engine import Engine

@@ -17,7 +17,8 @@ from gateway.config import RecipientConfig
 from gateway.errors import GatewayError
 from gateway.messages.endpoint import Inbound
 from gateway.messages.store import Store
-from gateway.rights.erasure import ErasureBook, notice_id_from_ack, record_ack
+from gateway.rights.erasure import notice_id_from_ack
+from gateway.rights.erasure_book import ErasureBook, record_ack
 
 __all__ = ["ErasureAcks"]
 

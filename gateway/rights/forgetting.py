@@ -37,7 +37,6 @@ from gateway.messages.outbox import Outbox
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.store import Store, connect
 from gateway.rights.erasure import (
-    ErasureBook,
     ErasureDone,
     ErasureError,
     ErasureRequest,
@@ -45,8 +44,8 @@ from gateway.rights.erasure import (
     PendingCopy,
     _subject_counts,
     erase,
-    list_erasures,
 )
+from gateway.rights.erasure_book import ErasureBook, list_erasures
 from gateway.rights.moved_away import moved_away
 from policies.engine import Engine
 

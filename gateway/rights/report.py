@@ -32,7 +32,7 @@ from gateway.log.onward import verify_customer
 from gateway.log.reader import Reader
 from gateway.log.reports import VerifyReport
 from gateway.log.results import ReportData, ReportGroup, ReportSingle
-from gateway.rights.erasure import list_erasures
+from gateway.rights.erasure_book import list_erasures
 from gateway.rights.held_trees import HeldTrees
 from gateway.rights.markup import render_html, render_md
 from gateway.rights.report_model import (

@@ -107,7 +107,7 @@ class Consent(TypedDict):
 
 
 class Notice(TypedDict):
-    """An erasure notice to a recipient (``gateway.rights.erasure.list_erasures``)."""
+    """An erasure notice to a recipient (``gateway.rights.erasure_book.list_erasures``)."""
 
     notice: str  # 32 hex digits
     recipient: str

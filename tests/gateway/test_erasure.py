@@ -1,7 +1,6 @@
 """One erasure as a transaction on a real log file (gateway/rights/erasure.py): the subject's
 content and queued payloads go, earlier notices and other subjects stay, the log still
-verifies, a signed notice is queued for every recipient that got something, and the recipients'
-acknowledgements are recorded once."""
+verifies, and a signed notice is queued for every recipient that got something."""
 
 from __future__ import annotations
 
@@ -16,22 +15,16 @@ from gateway.log.keys import Signer
 from gateway.log.reader import Reader
 from gateway.log.verify import verify_db
 from gateway.messages import outbox
-from gateway.operations.control_model import ErasureRecord
 from gateway.rights.erasure import (
     NOTICE_GRANT,
-    ErasureBook,
     ErasureDone,
     ErasureRequest,
-    ErasureRow,
     PendingCopy,
     ack_filter,
     erase,
-    list_erasures,
     notice_id_from_ack,
-    record_ack,
 )
 from gateway.rights.receipts import ReceiptInvalid, verify_receipt
-from gateway.rights.report_model import Notice
 from tests.log.conftest import T0, Log, make_draft
 
 CUSTOMER = "baeckerei-schmidt"
@@ -41,6 +34,10 @@ AT = T0 + timedelta(days=1)
 
 @pytest.fixture
 def log(tmp_path: Path) -> Log:
+    return erasure_log(tmp_path)
+
+
+def erasure_log(tmp_path: Path) -> Log:
     log = Log(tmp_path / "einblick.db", Signer.generate(tmp_path / "log.key"))
     # Twelve decisions of the bakery (oven-0/1/2; every fourth withheld, without content) and
     # two of another customer.
@@ -174,37 +171,6 @@ def test_a_copy_the_erasure_did_not_reach_is_named_in_the_entry_and_the_answer(l
     other = run(log, "oven-2")
     assert "copy" not in Reader.over(log.conn, log.path).detail(other.entry_seq).row.text_en
     assert verify_db(log.path).ok
-
-
-def test_acknowledgements_are_recorded_once_and_only_for_their_recipient(log: Log) -> None:
-    done = run(log, "oven-1")
-    notice = orjson.loads(done.notices[0].payload)["receipt"]["notice"]
-    book = ErasureBook()
-    book.load(log.conn)
-    assert [u.notice for u in book.pending()] == [notice]
-    [listed] = list_erasures(log.conn, CUSTOMER)
-    assert listed["device"] == "oven-1" and listed["requested_by"] == "Anna Schmidt"
-    assert listed["notices"][0]["delivered"] is False  # still queued
-    assert not record_ack(log.conn, "energie-ag", notice, 5)  # not that recipient's notice
-    assert record_ack(log.conn, "wartung-gmbh", notice, 1_000_000)
-    assert record_ack(log.conn, "wartung-gmbh", notice, 9_000_000)  # a repeat keeps the first
-    [listed] = list_erasures(log.conn, CUSTOMER)
-    assert listed["notices"][0]["acknowledged_at"] == "1970-01-01T00:00:01+00:00"
-    assert listed["notices"][0]["delivered"] is True
-    book.acknowledged(notice)
-    assert book.pending() == []
-    assert list_erasures(log.conn, "familie-weber") == []
-
-
-def test_a_listed_erasure_has_its_typed_keys_in_order(log: Log) -> None:
-    # The control API's reply, `einblick erasures --json` and the portal write the row key for
-    # key: the typed row is what is written, in the order it is written.
-    done = run(log, "oven-1")
-    [listed] = list_erasures(log.conn, CUSTOMER)
-    assert list(listed) == list(ErasureRow.__annotations__)
-    assert [list(n) for n in listed["notices"]] == [list(Notice.__annotations__)]
-    assert listed["entry_seq"] == done.entry_seq and listed["at"].endswith("+00:00")
-    assert ErasureRecord.model_validate(listed).model_dump(mode="json") == listed
 
 
 def test_acknowledgement_topics() -> None:

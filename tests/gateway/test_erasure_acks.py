@@ -16,8 +16,9 @@ from gateway.config import RecipientConfig
 from gateway.messages.endpoint import Inbound
 from gateway.messages.mqtt import MqttConnection
 from gateway.messages.store import Store
-from gateway.rights.erasure import ACK_TOPIC, ErasureBook, list_erasures
+from gateway.rights.erasure import ACK_TOPIC
 from gateway.rights.erasure_acks import ErasureAcks
+from gateway.rights.erasure_book import ErasureBook, list_erasures
 
 NOTICE = "0123456789abcdef0123456789abcdef"
 RECIPIENT = RecipientConfig(

@@ -11,7 +11,6 @@ import contextlib
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,14 +21,10 @@ import pytest
 from gateway.commands.handover import HandoverRefused, plan
 from gateway.config import load_config
 from gateway.log.keys import Signer
-from gateway.log.transfer import ClosedTree, adopt_tree, close_tree, open_tree_record, read_tree
-from gateway.messages.endpoint import Endpoint
-from gateway.messages.mqtt import MqttConnection
+from gateway.log.transfer import close_tree
 from gateway.operations import handover_model as ops
-from gateway.operations.child import stop_gateway
 from gateway.operations.cluster import load_instances
 from gateway.operations.control import ControlError, ask, request
-from gateway.operations.handover import HandoverError, let_go
 from gateway.operations.holds import read_hold
 from tests.faults.cluster_site import ClusterSite, stream_body
 from tests.faults.site import ReliableDevice, Spy
@@ -40,7 +35,6 @@ from tests.gateway.test_cluster_view import (
     instance,
     write_tree,
 )
-from tests.gateway.test_mqtt import read_packet
 from tests.log.conftest import Log, make_draft
 
 REPO = Path(__file__).resolve().parents[2]
@@ -331,127 +325,3 @@ async def test_a_restriction_made_before_the_move_holds_on_the_new_instance(
         assert reasons(db, MOVED)[moved_at:] == ["restricted", "restricted"]
         assert len(spy.received) == 1  # only the message from before the restriction
         await device.close()
-
-
-async def test_a_move_interrupted_after_the_new_log_took_over_drains_the_hold_when_run_again(
-    tmp_path: Path,
-) -> None:
-    """The new instance stopped right after it adopted the log, before it drained the hold:
-    restarted, its log says it owns the customer; the same command run again drains what the
-    hold kept meanwhile, so nothing published while nobody decided the customer is lost."""
-    async with moving(tmp_path, forwarded=1) as moved:
-        site, spy, device = moved.site, moved.spy, moved.device
-        old, new = site.config("hall-a"), site.config("hall-b")
-        released = await close_for_move(site)
-        # hall-b stops; its log takes the tree over as its take step does, then it restarts
-        await stop_gateway(site.processes.pop("hall-b"))
-        await moved.publish(*range(1, 6))  # nobody decides these now: the hold keeps them
-        await device.drain()
-        record = released.closed
-        closed = ClosedTree(
-            MOVED,
-            record.old_origin,
-            record.new_origin,
-            record.size,
-            bytes.fromhex(record.root),
-            bytes.fromhex(record.old_key),
-            bytes.fromhex(record.new_key),
-            bytes.fromhex(record.sig_old),
-        )
-        key = Signer.load(new.signing_key_path)
-        target = Log(new.database_path, key, new.instance)
-        target.conn.execute("BEGIN IMMEDIATE")
-        adopt_tree(target.conn, read_tree(old.database_path, MOVED))
-        target.writer.reload()
-        target.writer.append([open_tree_record(closed, key, make_draft(0).at)])
-        target.conn.execute("COMMIT")
-        target.writer.committed()
-        target.close()
-        await site.start("hall-b")
-        move = plan(load_instances(list(site.configs.values())), MOVED, "hall-b")
-        assert (move.source.instance, move.closed) == ("hall-a", True)
-
-        code, out, err = await handover(site)
-        assert code == 0, err
-        assert orjson.loads(out)["held"] >= 5
-        await site.wait_until(
-            lambda: len({m.payload for m in spy.received}) >= 6, 30, "hall-b forwarding the held"
-        )
-        assert read_hold(new.data_path, MOVED) is None
-        await device.close()
-
-
-async def _broker_dropping_late(late: float | None) -> tuple[asyncio.Server, int, list[float]]:
-    """A stand-in broker: it accepts the CONNECT, and answers the first UNSUBSCRIBE after
-    ``late`` seconds and every later one at once; ``late=None``: it never answers one. The
-    list holds the time each UNSUBSCRIBE arrived."""
-    asked: list[float] = []
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await read_packet(reader)  # CONNECT
-            writer.write(b"\x20\x02\x00\x00")
-            while True:
-                kind, body = await read_packet(reader)
-                if kind >> 4 != 10:  # UNSUBSCRIBE
-                    continue
-                asked.append(time.monotonic())
-                if late is None:
-                    continue
-                if len(asked) == 1:
-                    await asyncio.sleep(late)
-                writer.write(b"\xb0\x02" + body[:2])  # UNSUBACK for its packet id
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    return server, server.sockets[0].getsockname()[1], asked
-
-
-async def _letting_go(late: float | None, within: float) -> list[float]:
-    server, port, asked = await _broker_dropping_late(late)
-    session = MqttConnection(Endpoint("127.0.0.1", port, "gw-hall-a"))
-    try:
-        await session.open()
-        await let_go(
-            lambda: session,
-            lambda s: s.unsubscribe(f"devices/{MOVED}/#", timeout=0.3),
-            f"handover of {MOVED!r}",
-            within=within,
-        )
-    finally:
-        await session.close()
-        server.close()
-    return asked
-
-
-async def test_a_release_the_broker_confirms_late_is_asked_again_not_refused() -> None:
-    """The broker misses the answer's time once (as under a failover's load): the release asks
-    again after a backoff delay and goes on, instead of undoing the move."""
-    asked = await _letting_go(late=0.6, within=10.0)
-    assert len(asked) == 2
-    assert asked[1] - asked[0] >= 0.3 + 0.5  # the answer's wait, then the first backoff step
-
-
-async def test_a_release_the_broker_never_confirms_is_refused_after_the_bound() -> None:
-    started = time.monotonic()
-    with pytest.raises(HandoverError) as refused:
-        await _letting_go(late=None, within=1.0)
-    took = time.monotonic() - started
-    message = str(refused.value)
-    assert message.startswith(f"handover of {MOVED!r}: the device broker did not confirm")
-    assert "over 1 s" in message and "did not confirm dropping the subscription" in message
-    assert "Nothing moved and the customer stays on this instance" in message
-    assert "run the same command again" in message
-    assert 1.0 <= took < 1.0 + 0.3 + 1.0  # the bound, at most one more answer's wait beyond it
-    assert int(message.split(" asked ")[1].split(maxsplit=1)[0]) >= 2
-
-
-async def test_a_release_waits_for_a_reconnecting_session_within_the_bound() -> None:
-    with pytest.raises(HandoverError, match="not connected to the device broker"):
-        await let_go(lambda: None, _never_applied, "handover of 'werk-a'", within=0.6)
-
-
-async def _never_applied(session: MqttConnection) -> None:
-    raise AssertionError("applied on a session that is not there")

@@ -22,7 +22,7 @@ from gateway.log.migrations import (
 )
 from gateway.messages.store import Store
 from gateway.rights.consent import ConsentBook
-from gateway.rights.erasure import list_erasures
+from gateway.rights.erasure_book import list_erasures
 
 RELEASE_DB = Path(__file__).resolve().parents[1] / "data" / "releases" / "0.1.0" / "einblick.db"
 

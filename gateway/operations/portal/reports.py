@@ -40,7 +40,7 @@ from gateway.cache import SizedCache
 from gateway.log.keys import PublicKey
 from gateway.log.reader import Reader
 from gateway.log.results import LogState
-from gateway.rights.erasure import list_erasures
+from gateway.rights.erasure_book import list_erasures
 from gateway.rights.held_trees import HeldTrees
 from gateway.rights.report import render
 from gateway.rights.report_model import Report

@@ -1,0 +1,99 @@
+"""Draining a hold: the last step of taking a customer over (``handover_take``,
+gateway/operations/handover.py), once its log is adopted and its policy runs here.
+
+The hold session (gateway/operations/holds.py) kept every message of the customer since its
+SUBACK (``t0``). It is connected now and fenced, so its whole backlog is in the pipeline before
+anything newer; then the instance's own session subscribes to the customer's filters (SUBACK at
+``t2``), the hold drops them (UNSUBACK at ``t3``), and both sessions are fenced again: a message
+published between ``t2`` and ``t3`` reaches both and is decided twice, none reaches neither.
+What the hold delivered is counted, so the command can print how many messages waited.
+
+Every refusal leaves the hold as it was: its messages stay queued in the broker for the same
+command run again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from gateway.messages.device_link import DeviceLink
+from gateway.messages.endpoint import Endpoint, Inbound, MqttError
+from gateway.messages.flood import FloodGuard
+from gateway.messages.mqtt import MqttConnection
+from gateway.messages.pipeline import Pipeline
+from gateway.operations.fences import Fences
+from gateway.operations.handover_model import HandoverError
+from gateway.operations.holds import Hold, hold_endpoint
+
+__all__ = ["drain_hold"]
+
+
+async def drain_hold(
+    hold: Hold,
+    *,
+    link: DeviceLink,
+    fences: Fences,
+    pipeline: Callable[[], Pipeline],
+    flood: FloodGuard,
+    skip: Callable[[Inbound], bool],
+    endpoint: Endpoint,
+) -> int:
+    """Hand ``hold``'s backlog to the pipeline, move the customer's filters from the hold to
+    the instance's own session on ``link`` and wait until everything either delivered before
+    that is committed; the number of messages the hold delivered. ``endpoint`` is the instance's
+    own session's (the hold's is derived from it); ``skip`` says which messages are acknowledged
+    without a decision (a retained replay). The hold session itself is left to end."""
+    what = f"handover of {hold.customer!r}"
+    wanted = set(link.subscriptions.wanted())
+    missing = sorted(set(hold.filters) - wanted)
+    if missing:
+        raise HandoverError(
+            f"{what}: this instance would not subscribe to {', '.join(missing)}: the "
+            "customer's policy does not run here (see einblick status). Its messages wait "
+            "in the hold session meanwhile; fix the policy, then run the same command again"
+        )
+    connection = link.connection
+    if connection is None or not link.connected:
+        raise HandoverError(
+            f"{what}: not connected to the device broker; the customer's messages wait in "
+            "the hold session. Run the same command again when it is connected"
+        )
+    # the backlog arrives at once: the devices sent it at their pace, it is no flood
+    flood.credit(max(0.0, time.time() - hold.since), time.monotonic())
+    drained = 0
+
+    def arrived(message: Inbound) -> None:
+        nonlocal drained
+        if fences.taken(message.topic) or skip(message):
+            message.ack()
+        else:
+            drained += 1
+            pipeline().receive(message)
+
+    held = MqttConnection(
+        hold_endpoint(endpoint, hold.customer),
+        on_message=arrived,
+        manual_ack=True,
+        clean_session=False,
+        max_inflight=1000,
+    )
+    try:
+        await held.open()
+        await fences.wait(held, what)  # the backlog is decided before new messages come
+        await link.subscriptions.apply(connection)  # C's filters: SUBACK at t2
+        for topic in hold.filters:
+            await held.unsubscribe(topic)  # UNSUBACK at t3
+        await fences.wait(held, what)
+        # and on the instance's own session: a message of C published before t3 may still
+        # be on its way there (reading paused while the pipeline works off the backlog),
+        # and it must be counted
+        await fences.wait(connection, what)
+    except MqttError as exc:
+        raise HandoverError(
+            f"{what}: the device broker: {exc}; the customer's messages wait in the hold "
+            "session. Run the same command again"
+        ) from exc
+    finally:
+        await held.close()
+    return drained

@@ -1,0 +1,95 @@
+"""The release's retry (gateway/operations/release_retry.py), against a stand-in broker that
+answers late or never: a late UNSUBACK is asked for again after a backoff delay instead of
+undoing the move; a broker that never answers, or a session that is not there, is refused after
+the bound with a message that says what to do."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from gateway.messages.endpoint import Endpoint
+from gateway.messages.mqtt import MqttConnection
+from gateway.operations.handover_model import HandoverError
+from gateway.operations.release_retry import let_go
+from tests.gateway.test_mqtt import read_packet
+
+MOVED = "werk-a"
+
+
+async def _broker_dropping_late(late: float | None) -> tuple[asyncio.Server, int, list[float]]:
+    """A stand-in broker: it accepts the CONNECT, and answers the first UNSUBSCRIBE after
+    ``late`` seconds and every later one at once; ``late=None``: it never answers one. The
+    list holds the time each UNSUBSCRIBE arrived."""
+    asked: list[float] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await read_packet(reader)  # CONNECT
+            writer.write(b"\x20\x02\x00\x00")
+            while True:
+                kind, body = await read_packet(reader)
+                if kind >> 4 != 10:  # UNSUBSCRIBE
+                    continue
+                asked.append(time.monotonic())
+                if late is None:
+                    continue
+                if len(asked) == 1:
+                    await asyncio.sleep(late)
+                writer.write(b"\xb0\x02" + body[:2])  # UNSUBACK for its packet id
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1], asked
+
+
+async def _letting_go(late: float | None, within: float) -> list[float]:
+    server, port, asked = await _broker_dropping_late(late)
+    session = MqttConnection(Endpoint("127.0.0.1", port, "gw-hall-a"))
+    try:
+        await session.open()
+        await let_go(
+            lambda: session,
+            lambda s: s.unsubscribe(f"devices/{MOVED}/#", timeout=0.3),
+            f"handover of {MOVED!r}",
+            within=within,
+        )
+    finally:
+        await session.close()
+        server.close()
+    return asked
+
+
+async def test_a_release_the_broker_confirms_late_is_asked_again_not_refused() -> None:
+    """The broker misses the answer's time once (as under a failover's load): the release asks
+    again after a backoff delay and goes on, instead of undoing the move."""
+    asked = await _letting_go(late=0.6, within=10.0)
+    assert len(asked) == 2
+    assert asked[1] - asked[0] >= 0.3 + 0.5  # the answer's wait, then the first backoff step
+
+
+async def test_a_release_the_broker_never_confirms_is_refused_after_the_bound() -> None:
+    started = time.monotonic()
+    with pytest.raises(HandoverError) as refused:
+        await _letting_go(late=None, within=1.0)
+    took = time.monotonic() - started
+    message = str(refused.value)
+    assert message.startswith(f"handover of {MOVED!r}: the device broker did not confirm")
+    assert "over 1 s" in message and "did not confirm dropping the subscription" in message
+    assert "Nothing moved and the customer stays on this instance" in message
+    assert "run the same command again" in message
+    assert 1.0 <= took < 1.0 + 0.3 + 1.0  # the bound, at most one more answer's wait beyond it
+    assert int(message.split(" asked ")[1].split(maxsplit=1)[0]) >= 2
+
+
+async def test_a_release_waits_for_a_reconnecting_session_within_the_bound() -> None:
+    with pytest.raises(HandoverError, match="not connected to the device broker"):
+        await let_go(lambda: None, _never_applied, "handover of 'werk-a'", within=0.6)
+
+
+async def _never_applied(session: MqttConnection) -> None:
+    raise AssertionError("applied on a session that is not there")
