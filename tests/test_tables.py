@@ -34,8 +34,8 @@ ROOM_TABLES = {
     "outbox": "gateway/messages/outbox.py",
     "pseudonym_keys": "gateway/messages/pseudonyms.py",
     "consent_events": "gateway/rights/consent.py",
-    "erasures": "gateway/rights/erasure.py",
-    "erasure_notices": "gateway/rights/erasure.py",
+    "erasures": "gateway/rights/erasure_book.py",
+    "erasure_notices": "gateway/rights/erasure_book.py",
 }
 
 # (module, table): a room's table reached from outside its owner, and why (for now).

@@ -121,6 +121,21 @@ def pending(conn: sqlite3.Connection, recipient: str, *, after: int, limit: int)
     return _rows(cursor)
 
 
+def present(conn: sqlite3.Connection) -> bool:
+    """The database has an outbox (a log written by 0.1.0, opened read-only, may not)."""
+    return (
+        conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'"
+        ).fetchone()
+        is not None
+    )
+
+
+def queued(conn: sqlite3.Connection, row_id: int) -> bool:
+    """The row is still waiting to be sent (deleted once its recipient acknowledged it)."""
+    return conn.execute("SELECT 1 FROM outbox WHERE id = ?", (row_id,)).fetchone() is not None
+
+
 def by_ids(conn: sqlite3.Connection, ids: Sequence[int]) -> list[OutboxRow]:
     """The rows with these ids that are still queued, in id order (held rows falling due)."""
     found: list[OutboxRow] = []

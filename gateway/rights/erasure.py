@@ -20,7 +20,8 @@ own broker (retained, so an ack sent while the gateway is away still arrives); e
 subscribes there, and the book of erasures (``gateway.rights.erasure_book``) stores the time in
 ``erasure_notices``; it also reads every erasure back and keeps what is still unacknowledged.
 
-The ``erasures`` and ``erasure_notices`` tables are created and upgraded in ``gateway.log.migrations``.
+Its row and its notices are written through the book (``gateway.rights.erasure_book``), which
+owns the ``erasures`` and ``erasure_notices`` tables.
 
 Running an erasure (clearing retained messages first, on a running or a stopped gateway) is
 ``gateway.rights.forgetting``.
@@ -48,6 +49,7 @@ from gateway.log.writer import LogWriter
 from gateway.messages import outbox
 from gateway.messages.outbox import OutboxRow
 from gateway.messages.pseudonyms import Keyring
+from gateway.rights.erasure_book import forget_requesters, record_erasure, record_notice
 from gateway.rights.receipts import make_receipt
 
 __all__ = [
@@ -285,7 +287,7 @@ def erase(
         # here now. The counts, times and grants stay: they restore consent state and say what
         # was done. The row for this erasure, inserted below, names its requester.
         conn.execute("UPDATE consent_events SET by = '' WHERE customer = ?", (customer,))
-        conn.execute("UPDATE erasures SET requested_by = '' WHERE customer = ?", (customer,))
+        forget_requesters(conn, customer)
     shown = [(names or {}).get(r, r) for r in notified]
     texts = _texts(
         request,
@@ -300,22 +302,18 @@ def erase(
     appended = writer.erase_subject(
         subject, request.at, request.requested_by, text_de=texts["de"], text_en=texts["en"]
     )
-    cur = conn.execute(
-        "INSERT INTO erasures (customer, device, at, requested_by, entry_seq, content, queued,"
-        " keys, retained) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            customer,
-            device,
-            us_from_at(request.at),
-            request.requested_by,
-            appended.seq,
-            content,
-            sum(queued_by.values()),
-            keys,
-            request.retained,
-        ),
+    erasure_id = record_erasure(
+        conn,
+        customer=customer,
+        device=device,
+        at_us=us_from_at(request.at),
+        requested_by=request.requested_by,
+        entry_seq=appended.seq,
+        content=content,
+        queued=sum(queued_by.values()),
+        keys=keys,
+        retained=request.retained,
     )
-    erasure_id = int(cur.lastrowid or 0)
     done = ErasureDone(
         erasure_id,
         appended.seq,
@@ -359,10 +357,6 @@ def erase(
                 )
             ],
         )
-        conn.execute(
-            "INSERT INTO erasure_notices (notice, erasure_id, recipient, outbox_id)"
-            " VALUES (?, ?, ?, ?)",
-            (notice, erasure_id, recipient, row.id),
-        )
+        record_notice(conn, notice, erasure_id, recipient, row.id)
         done.notices.append(row)
     return done

@@ -2,9 +2,10 @@
 when?), a recipient's acknowledgement written into it, and the notices not acknowledged yet that
 ``einblick status`` shows.
 
-An erasure writes its row and its notices in its own transaction (``gateway.rights.erasure.erase``);
-this module only reads them back and records what recipients answer. The ``erasures`` and
-``erasure_notices`` tables are created and upgraded in ``gateway.log.migrations``.
+The book owns the ``erasures`` and ``erasure_notices`` tables (created and upgraded in
+``gateway.log.migrations``): an erasure writes its row and its notices through it, in the
+erasure's own transaction (``gateway.rights.erasure.erase``), and it reads them back and records
+what recipients answer.
 """
 
 from __future__ import annotations
@@ -14,15 +15,58 @@ from dataclasses import dataclass
 from typing import TypedDict
 
 from gateway.log.entry import at_from_us
+from gateway.messages import outbox
 from gateway.rights.report_model import Notice
 
 __all__ = [
     "ErasureBook",
     "ErasureRow",
     "PendingNotice",
+    "forget_requesters",
     "list_erasures",
     "record_ack",
+    "record_erasure",
+    "record_notice",
 ]
+
+
+def record_erasure(
+    conn: sqlite3.Connection,
+    *,
+    customer: str,
+    device: str | None,
+    at_us: int,
+    requested_by: str,
+    entry_seq: int,
+    content: int,
+    queued: int,
+    keys: int,
+    retained: int,
+) -> int:
+    """The erasure's row, in the caller's transaction; its id."""
+    cur = conn.execute(
+        "INSERT INTO erasures (customer, device, at, requested_by, entry_seq, content, queued,"
+        " keys, retained) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (customer, device, at_us, requested_by, entry_seq, content, queued, keys, retained),
+    )
+    return int(cur.lastrowid or 0)
+
+
+def record_notice(
+    conn: sqlite3.Connection, notice: str, erasure_id: int, recipient: str, outbox_id: int
+) -> None:
+    """A notice queued for ``recipient`` (outbox row ``outbox_id``), in the erasure's transaction."""
+    conn.execute(
+        "INSERT INTO erasure_notices (notice, erasure_id, recipient, outbox_id)"
+        " VALUES (?, ?, ?, ?)",
+        (notice, erasure_id, recipient, outbox_id),
+    )
+
+
+def forget_requesters(conn: sqlite3.Connection, customer: str) -> None:
+    """Blank who asked for the customer's earlier erasures (the customer is forgotten, and the
+    people named beside them go too); counts, times and entries stay."""
+    conn.execute("UPDATE erasures SET requested_by = '' WHERE customer = ?", (customer,))
 
 
 def record_ack(conn: sqlite3.Connection, recipient: str, notice: str, at: int) -> bool:
@@ -55,9 +99,7 @@ class ErasureRow(TypedDict):
 
 def list_erasures(conn: sqlite3.Connection, customer: str | None = None) -> list[ErasureRow]:
     """Every erasure (oldest first) with its notices: delivered? acknowledged when?"""
-    has_outbox = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'"
-    ).fetchone()
+    has_outbox = outbox.present(conn)
     sql = (
         "SELECT id, customer, device, at, requested_by, entry_seq, content, queued, keys,"
         " retained FROM erasures"
@@ -74,10 +116,7 @@ def list_erasures(conn: sqlite3.Connection, customer: str | None = None) -> list
             " WHERE erasure_id = ? ORDER BY recipient",
             (row[0],),
         ).fetchall():
-            queued = has_outbox is not None and (
-                conn.execute("SELECT 1 FROM outbox WHERE id = ?", (outbox_id,)).fetchone()
-                is not None
-            )
+            queued = has_outbox and outbox.queued(conn, outbox_id)
             notices.append(
                 {
                     "notice": notice,

@@ -11,7 +11,15 @@ import orjson
 import pytest
 
 from gateway.operations.control_model import ErasureRecord
-from gateway.rights.erasure_book import ErasureBook, ErasureRow, list_erasures, record_ack
+from gateway.rights.erasure_book import (
+    ErasureBook,
+    ErasureRow,
+    forget_requesters,
+    list_erasures,
+    record_ack,
+    record_erasure,
+    record_notice,
+)
 from gateway.rights.report_model import Notice
 from tests.gateway.test_erasure import CUSTOMER, erasure_log, run
 from tests.log.conftest import Log
@@ -51,3 +59,35 @@ def test_a_listed_erasure_has_its_typed_keys_in_order(log: Log) -> None:
     assert [list(n) for n in listed["notices"]] == [list(Notice.__annotations__)]
     assert listed["entry_seq"] == done.entry_seq and listed["at"].endswith("+00:00")
     assert ErasureRecord.model_validate(listed).model_dump(mode="json") == listed
+
+
+def test_the_book_writes_an_erasure_its_notices_and_forgets_who_asked(log: Log) -> None:
+    # What erase() writes through the book, written directly: the row, a notice whose outbox
+    # row is gone (so delivered), and the requester blanked once the customer is forgotten.
+    erasure_id = record_erasure(
+        log.conn,
+        customer=CUSTOMER,
+        device=None,
+        at_us=2_000_000,
+        requested_by="Anna Schmidt",
+        entry_seq=7,
+        content=3,
+        queued=2,
+        keys=1,
+        retained=0,
+    )
+    record_notice(log.conn, "n-1", erasure_id, "wartung-gmbh", 999_999)
+    [listed] = list_erasures(log.conn, CUSTOMER)
+    assert (listed["erasure"], listed["device"], listed["entry_seq"]) == (erasure_id, None, 7)
+    assert (listed["content_erased"], listed["queued_erased"], listed["keys_destroyed"]) == (
+        3,
+        2,
+        1,
+    )
+    assert listed["at"] == "1970-01-01T00:00:02+00:00"
+    assert [(n["notice"], n["recipient"], n["delivered"]) for n in listed["notices"]] == [
+        ("n-1", "wartung-gmbh", True)  # no such outbox row any more: it left
+    ]
+    forget_requesters(log.conn, CUSTOMER)
+    assert list_erasures(log.conn, CUSTOMER)[0]["requested_by"] == ""
+    assert list_erasures(log.conn, CUSTOMER)[0]["content_erased"] == 3  # the counts stay

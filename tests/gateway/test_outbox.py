@@ -5,14 +5,17 @@ A real SQLite store; no broker (the pipeline and forwarder tests drive it end to
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from gateway.messages import outbox
 from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.quota import RecipientQueues
 from gateway.messages.store import Store
+from tests.log.conftest import fresh_db
 
 RECIPIENT = "ofenbau"
 
@@ -103,3 +106,16 @@ async def test_an_erasure_gives_room_back_and_makes_the_forwarder_read_again(box
     box.added(notice)
     assert box.queues.rows[RECIPIENT] == 1
     assert offered[-1].id == notice[0].id
+
+
+def test_present_and_queued_answer_from_the_table(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "old.db")
+    assert not outbox.present(conn)  # a database without an outbox (0.1.0)
+    conn.close()
+    conn = fresh_db(tmp_path / "einblick.db")
+    assert outbox.present(conn)
+    [row] = outbox.insert(conn, _specs(1))
+    assert outbox.queued(conn, row.id)
+    outbox.delete(conn, [row.id])
+    assert not outbox.queued(conn, row.id)  # acknowledged and deleted
+    conn.close()
