@@ -14,7 +14,7 @@ nothing here reads them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
@@ -215,8 +215,9 @@ class Status(_Reply):
     handovers: list[HandoverPending] = []  # gateway/operations/moved.py
 
     @classmethod
-    def read(cls, status: Status | Mapping[str, Any]) -> Status:
-        """``status`` as the model: a reply read from the control socket is validated here."""
+    def read(cls, status: Status | Mapping[str, object]) -> Status:
+        """``status`` as the model: a reply read from the control socket is validated here, so
+        any mapping will do (what is not a status is refused by the validation, not the type)."""
         return status if isinstance(status, Status) else cls.model_validate(status)
 
     def to_json(self) -> dict[str, JsonValue]:

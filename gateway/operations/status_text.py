@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+
+from pydantic import JsonValue
 
 from gateway.operations.status_model import (
     LatencySummary,
@@ -22,7 +23,7 @@ from gateway.witness.status import WitnessStatus
 __all__ = ["render_status"]
 
 
-def render_status(reply: Status | Mapping[str, Any]) -> str:
+def render_status(reply: Status | Mapping[str, JsonValue]) -> str:
     status = Status.read(reply)
     now = time.time()
     broker = status.device_broker
