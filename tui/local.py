@@ -352,7 +352,7 @@ class LocalSource:
             except ControlError:
                 live = None
             else:
-                live = [CustomerPolicy.from_op(c.model_dump()) for c in answer.customers]
+                live = [CustomerPolicy.from_reply(c) for c in answer.customers]
         if live is not None:
             return self._mine(live), True
         if self.policies_dir is None:
@@ -379,7 +379,7 @@ class LocalSource:
             raise SourceError(f"no such action: {action}") from None
         except ControlError as exc:
             raise SourceError(str(exc)) from exc
-        return RightResult.from_op(answer.model_dump(mode="json"))
+        return RightResult.from_reply(answer)
 
 
 class LocalView:

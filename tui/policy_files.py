@@ -64,10 +64,7 @@ def _policies_from_files(policies_dir: Path, names: Names) -> list[CustomerPolic
         except PolicyError as exc:
             out.append(CustomerPolicy(doc.customer, doc.name, "de", None, {}, (), error=str(exc)))
             continue
-        grants = [
-            GrantView.from_op(ops.grant_info(g, recipients).model_dump(mode="json"))
-            for g in compiled.grants
-        ]
+        grants = [GrantView.from_info(ops.grant_info(g, recipients)) for g in compiled.grants]
         out.append(
             CustomerPolicy(
                 customer=doc.customer,
