@@ -33,7 +33,7 @@ class Parsed:
         # a float), the text itself when the body is not JSON; None before the parse.
         self.root: JsonValue = None
         self._exact: JsonValue = None
-        self._leaves: Listed | None = None
+        self._leaves: Listed[str] | None = None
 
     def parse(self) -> int:
         if self.state == UNPARSED:
@@ -63,7 +63,7 @@ class Parsed:
                 self._exact = loads_exact(self.raw.decode("utf-8"))
         return self._exact
 
-    def leaves(self) -> Listed:
+    def leaves(self) -> Listed[str]:
         """Every leaf path of the body, listed up to the caps of ``policies.listing``."""
         if self._leaves is None:
             self._leaves = Listed()
