@@ -8,9 +8,9 @@ not write every number back unchanged. The states say what the body turned out t
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 import orjson
+from pydantic import JsonValue
 
 from policies.listing import Listed, collect
 from policies.numbers import is_number_error, loads_exact, round_trips
@@ -29,9 +29,11 @@ class Parsed:
     def __init__(self, raw: bytes) -> None:
         self.raw = raw
         self.state = UNPARSED
-        self.root: Any = None
-        self._exact: Any = None
-        self._leaves: Listed | None = None
+        # JSON once parsed (numbers that would not write back unchanged as ``numbers.Literal``,
+        # a float), the text itself when the body is not JSON; None before the parse.
+        self.root: JsonValue = None
+        self._exact: JsonValue = None
+        self._leaves: Listed[str] | None = None
 
     def parse(self) -> int:
         if self.state == UNPARSED:
@@ -51,7 +53,7 @@ class Parsed:
                         self.state = JSON
         return self.state
 
-    def exact(self) -> Any:
+    def exact(self) -> JsonValue:
         """The body with every number as its literal (only once something is released); the
         fast parse itself when every number in it writes back unchanged (the common case)."""
         if self._exact is None:
@@ -61,7 +63,7 @@ class Parsed:
                 self._exact = loads_exact(self.raw.decode("utf-8"))
         return self._exact
 
-    def leaves(self) -> Listed:
+    def leaves(self) -> Listed[str]:
         """Every leaf path of the body, listed up to the caps of ``policies.listing``."""
         if self._leaves is None:
             self._leaves = Listed()

@@ -14,7 +14,7 @@ names and counts. Pure: no I/O.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Generic, TypeVar
 
 __all__ = [
     "LIST_CHARS",
@@ -55,7 +55,10 @@ def element(prefix: str, index: int) -> str:
     return f"{prefix[:_HEAD]}…[{index}]"
 
 
-class Listed:
+T = TypeVar("T")
+
+
+class Listed(Generic[T]):
     """Paths (or alterations) in input order until ``LIST_CHARS`` characters; the rest counted.
 
     A decision lists what was shared, altered and withheld; a device choosing 8,000 keys must
@@ -66,7 +69,7 @@ class Listed:
     __slots__ = ("chars", "items", "total")
 
     def __init__(self) -> None:
-        self.items: list[Any] = []
+        self.items: list[T] = []
         self.chars = 0
         self.total = 0
 
@@ -74,7 +77,7 @@ class Listed:
     def more(self) -> int:
         return self.total - len(self.items)
 
-    def add(self, item: Any, size: int) -> None:
+    def add(self, item: T, size: int) -> None:
         self.total += 1
         if self.chars < LIST_CHARS:
             self.items.append(item)
@@ -85,17 +88,17 @@ def leaves(value: object, path: str) -> list[str]:
     """Concrete paths of every scalar (and empty container) under ``value``, iteratively.
 
     Unbounded in count (for checking a released payload); decisions use ``collect``."""
-    out = Listed()
+    out: Listed[str] = Listed()
     _collect(value, path, out, bounded=False)
     return out.items
 
 
-def collect(value: object, path: str, into: Listed) -> None:
+def collect(value: object, path: str, into: Listed[str]) -> None:
     """Add the leaf paths under ``value`` to ``into``; once it is full, only count them."""
     _collect(value, path, into, bounded=True)
 
 
-def _collect(value: object, path: str, into: Listed, *, bounded: bool) -> None:
+def _collect(value: object, path: str, into: Listed[str], *, bounded: bool) -> None:
     # The hot path of every withheld field: the short-path case is inlined (no call to child).
     items = into.items
     stack: list[tuple[object, str]] = [(value, path)]

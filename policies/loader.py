@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from policies.errors import LocatedError, PolicyError
 from policies.model import PolicyDocument
@@ -116,7 +117,7 @@ def _parse(
     return data, marks
 
 
-def _message(error: Any, spec: str = "policies/model.py") -> str:
+def _message(error: ErrorDetails, spec: str = "policies/model.py") -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         return f"unknown key (check the spelling; see {spec} for the format)"

@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
+from typing import NoReturn
 
 import orjson
+from pydantic import JsonValue
 
 __all__ = [
     "Literal",
@@ -133,15 +134,18 @@ def _int(text: str) -> int | float:
     return Literal(float(text), text)
 
 
-def _constant(name: str) -> Any:
+def _constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def loads_exact(text: str) -> Any:
+def loads_exact(text: str) -> JsonValue:
     """Parse JSON ``text``, keeping number literals that would not round-trip (``Literal``).
 
     Raises ``ValueError`` for what is not JSON (``NaN`` and ``Infinity`` included)."""
-    return json.loads(text, parse_float=_float, parse_int=_int, parse_constant=_constant)
+    parsed: JsonValue = json.loads(
+        text, parse_float=_float, parse_int=_int, parse_constant=_constant
+    )
+    return parsed
 
 
 class NumberOutOfRange(ValueError):

@@ -111,9 +111,9 @@ class Release:
         self.trace: list[tuple[str, Rule]] | None = [] if trace else None
         # Other grants whose more protective rule decided a leaf of this release (policies.combine)
         self.raised_by: set[str] = set()
-        self.shared = Listed()  # of str
-        self.altered = Listed()  # of Alteration
-        self.withheld = Listed()  # of str
+        self.shared: Listed[str] = Listed()
+        self.altered: Listed[Alteration] = Listed()
+        self.withheld: Listed[str] = Listed()
         self.problems: dict[str, Reason] = {}
         self.problems_more = 0  # problems beyond MAX_PROBLEMS, only counted
 

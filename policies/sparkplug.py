@@ -31,8 +31,10 @@ from typing import Any
 
 import orjson
 from google.protobuf.message import DecodeError
+from pydantic import JsonValue
 
 from policies.decision import Reason
+from policies.paths import JsonObject
 from policies.sparkplug_b_pb2 import Payload
 
 __all__ = [
@@ -111,7 +113,7 @@ class _Metric:
     name: str | None
     alias: int | None
     datatype: int | None
-    value: Any
+    value: JsonValue  # a JSON metric's value, or one of the proto's scalar kinds
 
 
 _F32 = struct.Struct("<f")
@@ -179,7 +181,7 @@ def _json_metrics(raw: bytes) -> list[_Metric] | None:
     return out
 
 
-def _signed(value: Any, datatype: int | None) -> Any:
+def _signed(value: JsonValue, datatype: int | None) -> JsonValue:
     """Sparkplug carries Int8/16/32 in uint32 and Int64 in uint64 (two's complement)."""
     if type(value) is not int or datatype is None:
         return value
@@ -195,9 +197,7 @@ class SparkplugState:
     def __init__(self) -> None:
         self._births: dict[tuple[str, str, str, str | None], Birth] = {}
 
-    def decode(
-        self, customer: str, topic: SparkplugTopic, raw: bytes
-    ) -> dict[str, object] | Reason:
+    def decode(self, customer: str, topic: SparkplugTopic, raw: bytes) -> JsonObject | Reason:
         """The message as ``{metric name: value}``, or why it cannot be read."""
         metrics = _json_metrics(raw) if raw[:1] == b"{" else _proto_metrics(raw)
         if metrics is None:
@@ -229,7 +229,7 @@ class SparkplugState:
             ):
                 return NO_BIRTH
         birth = self._births.get(key)
-        out: dict[str, object] = {}  # what a device sent: checked by the policy that reads it
+        out: JsonObject = {}  # what a device sent: checked by the policy that reads it
         for m in metrics:
             name = m.name
             if name is None and m.alias is not None and birth is not None:

@@ -11,7 +11,7 @@ the functions that summarise them per window (``AggregateSpec``). Paths: ``a.b``
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -106,7 +106,7 @@ class TruncateSpec(Spec):
     truncate: Literal["second", "minute", "hour", "day"]
 
 
-def _treatment_tag(value: Any) -> str | None:
+def _treatment_tag(value: object) -> str | None:
     if isinstance(value, str):
         return value if value in {"keep", "pseudonymise"} else None
     if isinstance(value, dict) and len(value) == 1:

@@ -29,7 +29,7 @@ def withheld(
     recipient: str | None,
     grant: CompiledGrant | None,
     reason: Reason,
-    listed: Listed,
+    listed: Listed[str],
     *,
     rel: Release | None = None,
 ) -> Decision:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from pydantic import JsonValue
 
 from policies.compiler import CompiledDevice, CompiledGrant, CompiledPolicy
 from policies.decision import Alteration, Decision, Outcome, Reason
@@ -108,12 +109,12 @@ class Windows:
                 del self._open[slot]
 
 
-def sample(spec: AggregateSpec, root: Any) -> dict[str, float]:
+def sample(spec: AggregateSpec, root: JsonValue) -> dict[str, float]:
     """The numbers of the aggregated fields in one message body; a field that is missing or
     not a number is left out."""
     values: dict[str, float] = {}
     for path in spec.fields:
-        value: Any = root
+        value: JsonValue = root
         for part in path.split("."):
             value = value.get(part) if type(value) is dict else None
         if type(value) is bool:  # a flag: the mean is the share of true, the sum its count

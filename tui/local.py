@@ -22,9 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from gateway.errors import LogError
+from gateway.log.documents import ShownBody
 from gateway.log.entry import us_from_at
 from gateway.log.keys import fingerprint
 from gateway.log.reader import Reader
@@ -78,7 +79,7 @@ class _Body:
     recipient: str | None
     outcome: str | None
     purpose: Mapping[str, str]
-    doc: Mapping[str, Any]
+    doc: ShownBody
     texts: Mapping[str, str]
     summary: Mapping[str, str]
     haystack: str  # casefolded text the free-text filter searches
@@ -249,7 +250,7 @@ class LocalSource:
             policy_version=doc.get("policy_version"),
             legal_basis=doc.get("legal_basis"),
             shared=tuple(doc.get("shared") or ()),
-            altered=tuple(tuple(a) for a in doc.get("altered") or ()),
+            altered=tuple((p, t, d) for p, t, d in doc.get("altered") or ()),
             withheld=tuple(doc.get("withheld") or ()),
             reason=doc.get("reason"),
             reason_params=dict(doc.get("reason_params") or {}),
@@ -352,7 +353,7 @@ class LocalSource:
             except ControlError:
                 live = None
             else:
-                live = [CustomerPolicy.from_op(c.model_dump()) for c in answer.customers]
+                live = [CustomerPolicy.from_reply(c) for c in answer.customers]
         if live is not None:
             return self._mine(live), True
         if self.policies_dir is None:
@@ -379,7 +380,7 @@ class LocalSource:
             raise SourceError(f"no such action: {action}") from None
         except ControlError as exc:
             raise SourceError(str(exc)) from exc
-        return RightResult.from_op(answer.model_dump(mode="json"))
+        return RightResult.from_reply(answer)
 
 
 class LocalView:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from pydantic import JsonValue
+
+from gateway.operations.control_model import ConsentReply, CustomerPolicies, GrantInfo
 from gateway.operations.portal.store import ErasureRequest
 from gateway.operations.status_model import Status
 
@@ -116,12 +118,16 @@ class Overview:
 
 @dataclass(frozen=True, slots=True)
 class GrantView:
+    """A grant as the TUI shows it, built only by ``from_info`` from the control API's
+    ``GrantInfo``: the running gateway's ``policies`` reply and the policy files read without a
+    gateway (``grant_info``) arrive as that one model, so the two views cannot disagree."""
+
     id: str
     recipient: str
     recipient_name: str
     purpose: Mapping[str, str]
     legal_basis: str
-    consent: Mapping[str, Any] | None
+    consent: Mapping[str, JsonValue] | None
     withdrawn: bool  # held back by any right (consent withdrawn, objection, restriction)
     fields: tuple[str, ...]
     devices: tuple[str, ...]
@@ -132,23 +138,20 @@ class GrantView:
     sends: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
-    def from_op(cls, data: Mapping[str, Any]) -> GrantView:
+    def from_info(cls, info: GrantInfo) -> GrantView:
         return cls(
-            id=str(data["id"]),
-            recipient=str(data["recipient"]),
-            recipient_name=str(data.get("recipient_name") or data["recipient"]),
-            purpose=dict(data.get("purpose") or {}),
-            legal_basis=str(data.get("legal_basis") or ""),
-            consent=data.get("consent"),
-            withdrawn=bool(data.get("withdrawn")),
-            fields=tuple(str(f) for f in data.get("fields") or ()),
-            devices=tuple(str(d) for d in data.get("devices") or ()),
-            held_by=None if data.get("held_by") is None else str(data["held_by"]),
-            actions=tuple(str(a) for a in data.get("actions") or ()),
-            sends={
-                str(lang): tuple(str(line) for line in lines)
-                for lang, lines in (data.get("sends") or {}).items()
-            },
+            id=info.id,
+            recipient=info.recipient,
+            recipient_name=info.recipient_name or info.recipient,
+            purpose=info.purpose,
+            legal_basis=info.legal_basis,
+            consent=info.consent,
+            withdrawn=info.withdrawn,
+            fields=tuple(info.fields),
+            devices=tuple(info.devices),
+            held_by=info.held_by,
+            actions=tuple(info.actions),
+            sends={lang: tuple(lines) for lang, lines in info.sends.items()},
         )
 
 
@@ -163,19 +166,19 @@ class RightResult:
     entry_seq: int
     by: str
     at: str
-    receipt: Mapping[str, Any] | None
+    receipt: Mapping[str, JsonValue] | None
 
     @classmethod
-    def from_op(cls, data: Mapping[str, Any]) -> RightResult:
+    def from_reply(cls, reply: ConsentReply) -> RightResult:
         return cls(
-            action=str(data.get("action") or ""),
-            changed=bool(data.get("changed")),
-            message=str(data.get("message") or ""),
-            kind=str(data.get("kind") or ""),
-            entry_seq=int(data.get("entry_seq") or 0),
-            by=str(data.get("by") or ""),
-            at=str(data.get("at") or ""),
-            receipt=data.get("receipt"),
+            action=reply.action,
+            changed=reply.changed,
+            message=reply.message,
+            kind=reply.kind,
+            entry_seq=reply.entry_seq,
+            by=reply.by,
+            at=reply.at,
+            receipt=reply.receipt,
         )
 
 
@@ -190,13 +193,13 @@ class CustomerPolicy:
     error: str | None = None
 
     @classmethod
-    def from_op(cls, data: Mapping[str, Any]) -> CustomerPolicy:
+    def from_reply(cls, reply: CustomerPolicies) -> CustomerPolicy:
         return cls(
-            customer=str(data["customer"]),
-            name=str(data.get("name") or data["customer"]),
-            language=str(data.get("language") or "de"),
-            version=None if data.get("version") is None else str(data["version"]),
-            describe=dict(data.get("describe") or {}),
-            grants=tuple(GrantView.from_op(g) for g in data.get("grants") or ()),
-            error=None if data.get("error") is None else str(data["error"]),
+            customer=reply.customer,
+            name=reply.name or reply.customer,
+            language=reply.language or "de",
+            version=reply.version,
+            describe=reply.describe,
+            grants=tuple(GrantView.from_info(g) for g in reply.grants),
+            error=reply.error,
         )

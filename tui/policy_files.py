@@ -8,12 +8,12 @@ load or compile is shown with its error instead of being left out.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from gateway.operations import control_model as ops
 from policies.compiler import compile_policy
 from policies.errors import PolicyError
 from policies.loader import load_policy
+from policies.model import PolicyDocument
 from tui.model import CustomerPolicy, GrantView, Names
 
 __all__: list[str] = []
@@ -27,8 +27,9 @@ def _merge_names(base: Names, extra: Names) -> Names:
     )
 
 
-def _documents(policies_dir: Path) -> list[Any]:
-    docs: list[Any] = []
+def _documents(policies_dir: Path) -> list[PolicyDocument | PolicyError]:
+    """Every policy file's document, or why it does not load (shown in its place)."""
+    docs: list[PolicyDocument | PolicyError] = []
     for path in sorted(policies_dir.glob("*.yaml")) + sorted(policies_dir.glob("*.yml")):
         try:
             docs.append(load_policy(path))
@@ -64,10 +65,7 @@ def _policies_from_files(policies_dir: Path, names: Names) -> list[CustomerPolic
         except PolicyError as exc:
             out.append(CustomerPolicy(doc.customer, doc.name, "de", None, {}, (), error=str(exc)))
             continue
-        grants = [
-            GrantView.from_op(ops.grant_info(g, recipients).model_dump(mode="json"))
-            for g in compiled.grants
-        ]
+        grants = [GrantView.from_info(ops.grant_info(g, recipients)) for g in compiled.grants]
         out.append(
             CustomerPolicy(
                 customer=doc.customer,

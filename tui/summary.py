@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
 
+from gateway.log.documents import ShownBody
 from policies.decision import Reason
 from policies.explain import reason_text
 
@@ -86,7 +86,7 @@ def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _summaries(doc: Mapping[str, Any], texts: Mapping[str, str]) -> dict[str, str]:
+def _summaries(doc: ShownBody, texts: Mapping[str, str]) -> dict[str, str]:
     """The list's summary per language; a withheld entry's starts with the reason it was
     withheld (its first sentence says only that nothing was sent, and a narrow terminal shows
     only the start of the column)."""

@@ -8,8 +8,9 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import orjson
 
@@ -179,7 +180,9 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_until_signalled(main: Any, on_hangup: Any = None) -> None:
+def run_until_signalled(
+    main: Coroutine[object, object, object], on_hangup: Callable[[], object] | None = None
+) -> None:
     """Run a coroutine; SIGINT and SIGTERM cancel it, so every component stops in order and the
     last checkpoint is signed. SIGHUP calls ``on_hangup`` (a configuration reload, as daemons
     do) when given; without it SIGHUP (terminal closed) stops like SIGTERM."""

@@ -13,7 +13,6 @@ import asyncio
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -23,6 +22,7 @@ from gateway.config import Config
 from gateway.errors import LogError
 from gateway.operations import control_model as ops
 from gateway.operations.control import ControlError, ask, request
+from policies.compiler import CompiledPolicy
 
 __all__ = ["gateway_running", "load_policies", "register"]
 
@@ -36,7 +36,7 @@ async def gateway_running(path: Path) -> bool:
     return True
 
 
-def load_policies(config: Config) -> list[Any]:
+def load_policies(config: Config) -> list[CompiledPolicy]:
     """The customers' compiled policies, loaded from the policy files as the gateway loads them."""
     from gateway.devices.registry import Registry
     from gateway.messages.policyset import PolicySet

@@ -4,7 +4,6 @@ names the file, the line and column, and the key, for an installer to fix it wit
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -59,7 +58,7 @@ def load_config(path: str | Path) -> Config:
     try:
         text = raw.decode("utf-8")
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data: Any = yaml.safe_load(text)
+        data: object = yaml.safe_load(text)
     except UnicodeDecodeError as exc:
         raise ConfigError(str(source), f"not UTF-8 text (byte {exc.start})") from exc
     except yaml.MarkedYAMLError as exc:

@@ -46,9 +46,9 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Mapping
-from typing import Any
 
 import orjson
+from pydantic import JsonValue
 
 __all__ = [
     "GATEWAY_CHAIN",
@@ -82,7 +82,7 @@ _U32 = struct.Struct(">I")
 _sha256 = hashlib.sha256
 
 
-def canonical_json(value: Mapping[str, Any]) -> bytes:
+def canonical_json(value: Mapping[str, JsonValue]) -> bytes:
     """Sorted-key compact JSON (orjson): the one serialisation every hash is taken over."""
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 

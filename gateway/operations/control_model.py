@@ -164,20 +164,26 @@ class ForgetRequest(_Request):
 
 
 class GrantInfo(_Reply):
+    """One grant as "who gets what" shows it. Only ``id`` and ``recipient`` are required: a
+    reply from an older gateway that lacks the rest still reads (the TUI names the recipient by
+    its id then); this gateway always sends every field."""
+
     id: str
     recipient: str
-    recipient_name: str
-    purpose: dict[str, str]
-    legal_basis: str
-    consent: dict[str, JsonValue] | None
-    withdrawn: bool  # held back by anything: a withdrawn consent, an objection, a restriction
+    recipient_name: str = ""  # empty: not named, shown by its id
+    purpose: dict[str, str] = {}
+    legal_basis: str = ""
+    consent: dict[str, JsonValue] | None = None
+    withdrawn: bool = (
+        False  # held back by anything: a withdrawn consent, an objection, a restriction
+    )
     held_by: str | None = None  # "consent" | "objection" | "restriction"
     actions: list[str] = []  # what the customer may do on the grant's legal basis, intended first
     # What the grant sends and how, per language: policies.describe.what_is_sent, the same lines
     # ``policy describe`` writes (never a view's own summary of the field list).
     sends: dict[str, list[str]] = {}
-    fields: list[str]
-    devices: list[str]
+    fields: list[str] = []
+    devices: list[str] = []
 
 
 def grant_info(
@@ -206,15 +212,16 @@ def grant_info(
 
 
 class CustomerPolicies(_Reply):
-    """A customer's running policy, or (no grants, ``error`` set) one whose file does not load."""
+    """A customer's running policy, or (no grants, ``error`` set) one whose file does not load.
+    Only ``customer`` is required, so an older gateway's reply still reads."""
 
     customer: str
-    name: str
-    language: str
-    version: str | None
-    describe: dict[str, str]
-    grants: list[GrantInfo]
-    error: str | None
+    name: str = ""  # empty: not named, shown by the customer's id
+    language: str = "de"
+    version: str | None = None
+    describe: dict[str, str] = {}
+    grants: list[GrantInfo] = []
+    error: str | None = None
 
 
 class PoliciesReply(_Reply):
@@ -224,15 +231,16 @@ class PoliciesReply(_Reply):
 class ConsentReply(_Reply):
     """A right's answer (gateway/rights/consent.py ``RightAnswer``): the signed entry of the event
     in force and, only when this call wrote it, the signed receipt (``einblick receipt verify``)
-    and the same event as a DPV JSON-LD record."""
+    and the same event as a DPV JSON-LD record. Every field has a default, so a reply from an
+    older gateway still reads; this gateway always sends them."""
 
-    action: str
-    changed: bool  # False: already in force; nothing was written
-    message: str
-    kind: str
-    entry_seq: int
-    by: str
-    at: str
+    action: str = ""
+    changed: bool = False  # False: already in force; nothing was written
+    message: str = ""
+    kind: str = ""
+    entry_seq: int = 0
+    by: str = ""
+    at: str = ""
     receipt: dict[str, JsonValue] | None = None
     record: dict[str, JsonValue] | None = None
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
-from typing import Any
+
+from pydantic import JsonValue
 
 from gateway.operations.status_model import PipelineStatus, Status
 
 __all__ = ["MetricsServer", "render"]
 
 
-def render(reply: Status | Mapping[str, Any]) -> str:
+def render(reply: Status | Mapping[str, JsonValue]) -> str:
     """The gateway's status as Prometheus exposition text."""
     status = Status.read(reply)
     pipeline = status.pipeline or PipelineStatus()

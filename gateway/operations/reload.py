@@ -22,7 +22,7 @@ signing_key, policies_dir, broker.*, metrics.*, pipeline.queue, witnesses.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -87,7 +87,7 @@ class ReloadReport(BaseModel):
         return "\n".join([head, *(c.line() for c in self.changes)])
 
 
-def _shown(value: Any) -> str:
+def _shown(value: object) -> str:
     if value is None:
         return "none"
     if isinstance(value, BaseModel):
@@ -95,7 +95,7 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def _diff(prefix: str, old: Any, new: Any) -> list[tuple[str, str, str]]:
+def _diff(prefix: str, old: object, new: object) -> list[tuple[str, str, str]]:
     """(dotted key, was, now) for every leaf setting that differs."""
     if isinstance(old, BaseModel) and isinstance(new, BaseModel) and type(old) is type(new):
         found: list[tuple[str, str, str]] = []

@@ -35,6 +35,7 @@ from gateway.operations.status_model import (
     PolicyStatus,
     QueueState,
     RefusalStatus,
+    RetainedStatus,
     Status,
     UpstreamStatus,
 )
@@ -119,7 +120,7 @@ def gather_status(parts: StatusParts) -> Status:
                 for n in parts.erasures.pending()
             ]
         ),
-        retained=parts.retained.status(),
+        retained=RetainedStatus.model_validate(parts.retained.status()),
         clock=ClockStatus.model_validate(parts.clock.status()),
         retention=parts.retention.status().model_dump(mode="json"),
         disk=DiskStatus.model_validate(disk) if (disk := parts.disk.status()) else None,

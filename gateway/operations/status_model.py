@@ -7,14 +7,14 @@ sends ``Status.model_dump(mode="json", exclude_unset=True)`` and a client reads 
 ``Status.model_validate``. ``exclude_unset`` keeps the reply's keys exactly what the parts
 reported (a disk that was never measured has only ``error``, not a row of nulls).
 
-Parts owned by other modules (the retained sweeper, retention) are passed through as JSON values:
-nothing here reads them.
+Retention's part is passed through as JSON values (its model lives beside the retention task,
+which the TUI may not import): nothing here reads it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
@@ -34,6 +34,7 @@ __all__ = [
     "QueueShare",
     "QueueState",
     "RefusalStatus",
+    "RetainedStatus",
     "Status",
     "UpstreamStatus",
 ]
@@ -130,6 +131,20 @@ class ErasureStatus(_Reply):
     unacknowledged: list[ErasureNotice] = []
 
 
+class RetainedStatus(_Reply):
+    """The retained sweeper's counts (gateway/devices/retained.py ``RetainedSweeper.status``), in
+    the order it reports them. Each has a default, so a reply without the part still reads."""
+
+    sweep_every_s: int | float = 0  # as configured: an int stays an int on the wire
+    sweeps: int = 0
+    cleared: int = 0  # retained messages deleted
+    largest_sweep: int = 0
+    replays_skipped: int = 0  # re-sent retained copies acknowledged without a second decision
+    echoes: int = 0
+    last_sweep: float | None = None  # unix time
+    last_error: str | None = None
+
+
 class ClockStatus(_Reply):
     steps_back: int = 0
     behind_s: float = 0.0
@@ -202,7 +217,7 @@ class Status(_Reply):
     upstreams: list[UpstreamStatus]
     pipeline: PipelineStatus | None
     erasures: ErasureStatus = ErasureStatus()
-    retained: dict[str, JsonValue] = {}
+    retained: RetainedStatus = RetainedStatus()
     clock: ClockStatus = ClockStatus()
     retention: dict[str, JsonValue] = {}
     disk: DiskStatus | None = None
@@ -215,8 +230,9 @@ class Status(_Reply):
     handovers: list[HandoverPending] = []  # gateway/operations/moved.py
 
     @classmethod
-    def read(cls, status: Status | Mapping[str, Any]) -> Status:
-        """``status`` as the model: a reply read from the control socket is validated here."""
+    def read(cls, status: Status | Mapping[str, object]) -> Status:
+        """``status`` as the model: a reply read from the control socket is validated here, so
+        any mapping will do (what is not a status is refused by the validation, not the type)."""
         return status if isinstance(status, Status) else cls.model_validate(status)
 
     def to_json(self) -> dict[str, JsonValue]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+
+from pydantic import JsonValue
 
 from gateway.operations.status_model import (
     LatencySummary,
@@ -22,7 +23,7 @@ from gateway.witness.status import WitnessStatus
 __all__ = ["render_status"]
 
 
-def render_status(reply: Status | Mapping[str, Any]) -> str:
+def render_status(reply: Status | Mapping[str, JsonValue]) -> str:
     status = Status.read(reply)
     now = time.time()
     broker = status.device_broker
@@ -42,8 +43,8 @@ def render_status(reply: Status | Mapping[str, Any]) -> str:
     # Retained copies the broker sent again to a new session of the gateway, recognised in the
     # log as decided already (gateway/messages/replays.py): said, so that a quiet forwarder
     # after a reconnect reads as intended and not as loss.
-    replayed = status.retained.get("replays_skipped")
-    if isinstance(replayed, int) and replayed:
+    replayed = status.retained.replays_skipped
+    if replayed:
         lines.append(
             f"  retained copies sent again by the device broker: {replayed} recognised as "
             "decided already, not decided or forwarded a second time"

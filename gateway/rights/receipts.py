@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 
@@ -22,6 +21,7 @@ from gateway.log.keys import PublicKey, Signer
 __all__ = [
     "DPV_CONTEXT",
     "ReceiptInvalid",
+    "RightEvent",
     "SignedReceipt",
     "VerifiedReceipt",
     "consent_record",
@@ -78,7 +78,7 @@ def _problems(exc: ValidationError) -> str:
     )
 
 
-def verify_receipt(document: bytes | Mapping[str, Any], key: PublicKey) -> VerifiedReceipt:
+def verify_receipt(document: bytes | Mapping[str, JsonValue], key: PublicKey) -> VerifiedReceipt:
     """The receipt's fields if it verifies with ``key``; ReceiptInvalid saying why not."""
     try:
         doc = (
@@ -142,39 +142,65 @@ def legal_basis_iri(basis: str) -> str:
     return _BASES[basis]
 
 
+class _EntryRef(BaseModel):
+    """The log entry a receipt points at: the two of its fields the record names."""
+
+    model_config = ConfigDict(frozen=True, strict=True)
+
+    seq: int
+    entry_hash: str
+
+
+class RightEvent(BaseModel):
+    """What a consent, objection or restriction receipt's ``fields`` say, read out typed for
+    its JSON-LD twin (the fields themselves are signed as they are; nothing here is added)."""
+
+    model_config = ConfigDict(frozen=True, strict=True)
+
+    type: str
+    gateway: str
+    customer: str
+    recipient: str
+    purpose: dict[str, str] | None = None
+    legal_basis: str
+    by: str
+    at: str
+    log_entry: _EntryRef
+
+
 def consent_record(
-    fields: Mapping[str, Any], *, recipient_name: str, customer_name: str
+    fields: Mapping[str, JsonValue], *, recipient_name: str, customer_name: str
 ) -> dict[str, JsonValue]:
     """The event a receipt's ``fields`` describe, as JSON-LD with the DPV vocabulary: for a
     consent an ISO/IEC TS 27560 consent record (``dpv:ConsentRecord`` with its
     ``dpv:hasConsentStatus``); for an objection or a restriction the exercise of that right
     (``dpv:RightExerciseActivity``, ``dpv:hasRight`` GDPR Art. 21 or 18). The signed receipt
     stays the proof; this is its machine-readable twin, pointing at the same log entry."""
-    gateway, customer, kind = fields["gateway"], fields["customer"], fields["type"]
-    entry = fields["log_entry"]
+    event = RightEvent.model_validate(fields)
+    gateway, customer, kind, entry = event.gateway, event.customer, event.type, event.log_entry
     base = f"urn:einblick:{gateway}:{customer}"
-    purpose = fields.get("purpose") or {}
+    purpose = event.purpose or {}
     record: dict[str, JsonValue] = {
         "@context": {**DPV_CONTEXT},
-        "@id": f"{base}:entry:{entry['seq']}",
-        "dct:identifier": f"{gateway}/{customer}/{entry['seq']}",
-        "dct:created": {"@value": fields["at"], "@type": "xsd:dateTime"},
-        "dct:source": {"@id": f"{base}:entry-hash:{entry['entry_hash']}"},
+        "@id": f"{base}:entry:{entry.seq}",
+        "dct:identifier": f"{gateway}/{customer}/{entry.seq}",
+        "dct:created": {"@value": event.at, "@type": "xsd:dateTime"},
+        "dct:source": {"@id": f"{base}:entry-hash:{entry.entry_hash}"},
         "dpv:hasDataSubject": {
             "@id": f"{base}",
             "@type": "dpv:DataSubject",
             "dpv:hasName": customer_name,
         },
-        "dpv:isIndicatedBy": {"@type": "dpv:Entity", "dpv:hasName": fields["by"]},
+        "dpv:isIndicatedBy": {"@type": "dpv:Entity", "dpv:hasName": event.by},
         "dpv:hasPurpose": {
             "@type": "dpv:Purpose",
             "dct:description": [
                 {"@value": text, "@language": lang} for lang, text in sorted(purpose.items())
             ],
         },
-        "dpv:hasLegalBasis": {"@id": legal_basis_iri(fields["legal_basis"])},
+        "dpv:hasLegalBasis": {"@id": legal_basis_iri(event.legal_basis)},
         "dpv:hasRecipient": {
-            "@id": f"urn:einblick:{gateway}:recipient:{fields['recipient']}",
+            "@id": f"urn:einblick:{gateway}:recipient:{event.recipient}",
             "@type": "dpv:Recipient",
             "dpv:hasName": recipient_name,
         },

@@ -18,13 +18,12 @@ import csv
 import io
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 
 from gateway.config import Config
 from gateway.locale import join, tr
-from gateway.rights.markup import Document, Table, render_html, render_md
+from gateway.rights.markup import Block, Document, Table, render_html, render_md
 from gateway.rights.receipts import DPV_CONTEXT, legal_basis_iri
 from gateway.rights.record_types import Activity, Category, Consent, Limits, Records
 from gateway.rights.retention import retention_for
@@ -173,7 +172,7 @@ def build_records(config: Config, policies: Sequence[CompiledPolicy], *, now: da
 
 
 def _document(data: Records, lang: str) -> Document:
-    sections: list[tuple[str, list[Any]]] = [
+    sections: list[tuple[str, list[Block]]] = [
         (
             tr(lang, "records.section.about"),
             [
@@ -201,7 +200,7 @@ def _document(data: Records, lang: str) -> Document:
     for activity in data["activities"]:
         by_customer.setdefault(activity["customer"], []).append(activity)
     for customer, activities in by_customer.items():
-        blocks: list[Any] = []
+        blocks: list[Block] = []
         for a in activities:
             purpose = a["purpose"].get(lang) or next(iter(a["purpose"].values()), "")
             basis = legal_basis_text(lang, LegalBasis(a["legal_basis"]))

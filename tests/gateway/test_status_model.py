@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
+from gateway.devices.retained import RetainedSweeper
 from gateway.operations.metrics import render
 from gateway.operations.status_model import Status
 from gateway.operations.status_text import render_status
@@ -43,3 +45,14 @@ def test_a_reply_missing_a_required_field_is_refused_by_name() -> None:
     broken = {k: v for k, v in REPLY.items() if k != "device_broker"}
     with pytest.raises(ValidationError, match="device_broker"):
         render_status(broken)
+
+
+def test_the_retained_sweepers_part_is_typed_and_sent_as_the_sweeper_reported_it() -> None:
+    sweeper = RetainedSweeper(lambda: None, every_s=60, subscribed=lambda: True)  # type: ignore[arg-type,return-value]
+    sweeper.stats.replays_skipped, sweeper.stats.last_sweep = 2, 1_700_000_000.5
+    reported = sweeper.status()
+    status = Status.model_validate({**REPLY, "retained": reported})
+    assert status.retained.replays_skipped == 2
+    # Same keys, same order, an int every_s still an int: the reply's bytes do not change.
+    assert orjson.dumps(status.to_json()["retained"]) == orjson.dumps(reported)
+    assert "retained" not in Status.model_validate(REPLY).to_json()  # unset stays absent

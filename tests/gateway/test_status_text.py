@@ -11,6 +11,7 @@ from gateway.operations.status_model import (
     DeviceProblem,
     PipelineStatus,
     PolicyStatus,
+    RetainedStatus,
     Status,
     UpstreamStatus,
 )
@@ -83,7 +84,7 @@ def test_device_text_is_shown_escaped() -> None:
 
 def test_retained_copies_recognised_as_decided_are_counted() -> None:
     assert "retained copies" not in render_status(_status())  # none: nothing to say
-    text = render_status(_status(retained={"replays_skipped": 3, "sweeps": 2}))
+    text = render_status(_status(retained=RetainedStatus(replays_skipped=3, sweeps=2)))
     assert (
         "  retained copies sent again by the device broker: 3 recognised as decided already, "
         "not decided or forwarded a second time"

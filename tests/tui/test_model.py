@@ -1,6 +1,7 @@
 """The TUI's data (tui/model.py) read from the gateway's typed replies: every field of a
 ``policies`` and a rights answer arrives (the control socket's JSON, field by field), an older or
-partial reply fills in what a view needs, and names fall back to ids."""
+partial reply (an older gateway's) reads through the same reply models and fills in what a view
+needs, and names fall back to ids."""
 
 from __future__ import annotations
 
@@ -40,7 +41,9 @@ def test_a_policies_reply_arrives_field_by_field() -> None:
             )
         ]
     )
-    [shown] = [CustomerPolicy.from_op(c) for c in _wire(reply)["customers"]]  # type: ignore[attr-defined]
+    [shown] = [
+        CustomerPolicy.from_reply(c) for c in PoliciesReply.model_validate(_wire(reply)).customers
+    ]
     assert (shown.customer, shown.name, shown.version) == (
         policy.customer,
         policy.name,
@@ -57,7 +60,8 @@ def test_a_policies_reply_arrives_field_by_field() -> None:
 
 
 def test_a_partial_reply_fills_in_what_a_view_needs() -> None:
-    policy = CustomerPolicy.from_op({"customer": "acme", "grants": [{"id": "g", "recipient": "r"}]})
+    older = {"customer": "acme", "grants": [{"id": "g", "recipient": "r"}]}
+    policy = CustomerPolicy.from_reply(CustomerPolicies.model_validate(older))
     assert (policy.name, policy.language, policy.version, policy.error) == (
         "acme",
         "de",
@@ -89,7 +93,7 @@ def test_a_rights_answer_arrives_with_its_receipt() -> None:
         at="2026-05-01T00:00:00+00:00",
         receipt={"receipt": {"grant": "g"}, "signature": "x"},
     )
-    result = RightResult.from_op(_wire(reply))
+    result = RightResult.from_reply(ConsentReply.model_validate(_wire(reply)))
     assert (result.action, result.changed, result.entry_seq, result.by) == (
         "withdraw",
         True,

@@ -9,6 +9,7 @@ from pathlib import Path
 from textual.widgets import Input, OptionList, RadioSet
 
 from gateway.config import load_config
+from gateway.operations.control_model import ConsentReply
 from tests.gateway.harness import running_gateway
 from tests.tui.conftest import settle, until
 from tui.app import EinblickApp
@@ -129,27 +130,31 @@ async def test_withdrawing_in_the_tui_withholds_the_next_message(tmp_path: Path)
 
 
 def test_the_receipt_screen_says_plainly_when_nothing_changed() -> None:
-    nothing = RightResult.from_op(
-        {
-            "action": "give",
-            "changed": False,
-            "message": "…",
-            "kind": "consent_given",
-            "entry_seq": 0,
-        }
+    nothing = RightResult.from_reply(
+        ConsentReply.model_validate(
+            {
+                "action": "give",
+                "changed": False,
+                "message": "…",
+                "kind": "consent_given",
+                "entry_seq": 0,
+            }
+        )
     )
     assert ReceiptScreen(nothing).summary("en") == (
         "Nothing to do: this grant already applies as its policy says. Nothing was written."
     )
-    again = RightResult.from_op(
-        {
-            "action": "withdraw",
-            "changed": False,
-            "kind": "consent_withdrawn",
-            "entry_seq": 7,
-            "by": "Jan Meier",
-            "at": "2026-12-03T16:00:00+00:00",
-        }
+    again = RightResult.from_reply(
+        ConsentReply.model_validate(
+            {
+                "action": "withdraw",
+                "changed": False,
+                "kind": "consent_withdrawn",
+                "entry_seq": 7,
+                "by": "Jan Meier",
+                "at": "2026-12-03T16:00:00+00:00",
+            }
+        )
     )
     # On the customer's clock, written as the language writes dates.
     assert ReceiptScreen(again).summary("de", "Europe/Berlin") == (

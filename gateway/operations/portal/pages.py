@@ -16,7 +16,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -26,8 +26,9 @@ from gateway.errors import LogError
 from gateway.log.bundle import export_customer
 from gateway.log.checkpoints import latest_note
 from gateway.log.keys import load_public_key
+from gateway.log.legacy import EntryProof
 from gateway.log.reader import LogReader
-from gateway.log.results import CheckpointInfo, EntryRow
+from gateway.log.results import CheckpointInfo, EntryDetail, EntryRow
 from gateway.operations.portal.pending import carried_out, open_requests
 from gateway.operations.portal.reports import ReportState, report_state
 from gateway.operations.portal.rows import row_view, when
@@ -36,6 +37,7 @@ from gateway.operations.portal.store import ErasureRequest, Session
 from gateway.operations.portal.texts import t
 from gateway.rights.report_model import Report
 from gateway.visible import neutralise
+from policies.compiler import CompiledPolicy
 
 __all__ = ["add_routes", "log_filters", "page"]
 
@@ -157,7 +159,7 @@ async def entry_page(request: web.Request) -> web.StreamResponse:
     )
 
 
-def _detail(reader: LogReader, seq: int) -> Any:
+def _detail(reader: LogReader, seq: int) -> tuple[EntryDetail, EntryProof] | None:
     """On the reader's thread: the entry (None: absent or another customer's) and its proof
     from the one verifier (``gateway.log.verify`` through ``Reader.proof``)."""
     facts = reader.sync.entry(seq)
@@ -224,7 +226,7 @@ async def report(request: web.Request) -> web.StreamResponse:
     )
 
 
-def _policy(portal: Portal, customer: str) -> Any:
+def _policy(portal: Portal, customer: str) -> CompiledPolicy | None:
     """The customer's policy as the gateway would compile it now (with the devices the
     registry holds), kept until a policy file or the registry changes (``Policies``)."""
     config = portal.config

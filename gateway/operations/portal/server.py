@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from importlib.resources import files
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import urlencode
 
 import jinja2
@@ -199,7 +199,7 @@ class Portal:
         )
 
     def render(
-        self, request: web.Request, template: str, status: int = 200, **ctx: Any
+        self, request: web.Request, template: str, status: int = 200, **ctx: object
     ) -> web.Response:
         lang = request[LANG]
         session: Session | None = request.get(SESSION)
