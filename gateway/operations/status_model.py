@@ -132,7 +132,7 @@ class ErasureStatus(_Reply):
 
 
 class RetainedStatus(_Reply):
-    """The retained sweeper's counts (gateway/devices/retained.py ``RetainedSweeper.status``), in
+    """The retained sweeper's counts (gateway/messages/retained.py ``RetainedSweeper.status``), in
     the order it reports them. Each has a default, so a reply without the part still reads."""
 
     sweep_every_s: int | float = 0  # as configured: an int stays an int on the wire

@@ -6,7 +6,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from gateway.devices.retained import RetainedSweeper
+from gateway.messages.retained import RetainedSweeper
 from gateway.operations.metrics import render
 from gateway.operations.status_model import Status
 from gateway.operations.status_text import render_status
