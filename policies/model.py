@@ -60,6 +60,7 @@ grant follow from its legal basis (``allowed_actions``).
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from datetime import datetime
 from typing import Literal
@@ -221,6 +222,16 @@ class Condition(Spec):
         ]
         if len(given) != 1:
             raise ValueError("a condition needs exactly one of above, below, equals, not_equals")
+        # A bound compares numbers: null (``above:`` left empty) or .nan would compare false for
+        # every value, and the condition would silently never (or always) hold.
+        for op in ("above", "below"):
+            if op in given:
+                bound = getattr(self, op)
+                if bound is None or not math.isfinite(bound):
+                    raise ValueError(
+                        f"a condition's {op} needs a finite number (found "
+                        f"{'nothing' if bound is None else bound}), e.g. {op}: 80"
+                    )
         return self
 
 

@@ -128,6 +128,20 @@ BAD: list[tuple[str, str, str, int | None, str | None]] = [
         "grants.0.devices.0",
     ),
     ("no devices named", GOOD.replace("  devices:\n  - dev\n", ""), "name the devices", None, None),
+    (
+        "condition bound left empty",
+        GOOD.replace("  recipient: r1", "  recipient: r1\n  when: [{field: speed, above: null}]"),
+        "above needs a finite number (found nothing)",
+        None,
+        "grants.0.when.0",
+    ),
+    (
+        "condition bound not a number",
+        GOOD.replace("  recipient: r1", "  recipient: r1\n  when: [{field: speed, below: .nan}]"),
+        "below needs a finite number (found nan)",
+        None,
+        "grants.0.when.0",
+    ),
     ("bad pattern", GOOD.replace("acme/dev/{user}/status", "acme/de+v"), "whole level", None, None),
     ("bad timezone", GOOD + "timezone: Mars/Olympus\n", "unknown timezone", None, "timezone"),
     (
