@@ -46,9 +46,6 @@ SHARED = {
     ("gateway/log/leftovers.py", "outbox"): "a handed-over customer's leftover releases",
     ("gateway/log/leftovers.py", "erasures"): "blanks who asked, once the tree went elsewhere",
     ("gateway/operations/handover.py", "outbox"): "waits until the customer's releases left",
-    ("gateway/rights/report.py", "erasures"): "asks whether the table exists (0.1.0 logs)",
-    ("gateway/operations/portal/reports.py", "erasures"): "asks whether the table exists",
-    ("gateway/commands/rights.py", "erasures"): "asks whether the table exists",
 }
 
 _CREATE = re.compile(r"\bCREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE)

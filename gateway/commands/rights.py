@@ -187,10 +187,7 @@ def _erasures(args: argparse.Namespace) -> int:
 
         conn = sqlite3.connect(f"file:{config.database_path}?mode=ro", uri=True)
         try:
-            has = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'erasures'"
-            ).fetchone()
-            listed = list_erasures(conn, args.customer) if has else []
+            listed = list_erasures(conn, args.customer)
         finally:
             conn.close()
         found = [ops.ErasureRecord.model_validate(e) for e in listed]

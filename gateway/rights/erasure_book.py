@@ -98,7 +98,15 @@ class ErasureRow(TypedDict):
 
 
 def list_erasures(conn: sqlite3.Connection, customer: str | None = None) -> list[ErasureRow]:
-    """Every erasure (oldest first) with its notices: delivered? acknowledged when?"""
+    """Every erasure (oldest first) with its notices: delivered? acknowledged when? None in a
+    log written before there was a book (0.1.0, opened read-only: the table was never made)."""
+    if (
+        conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'erasures'"
+        ).fetchone()
+        is None
+    ):
+        return []
     has_outbox = outbox.present(conn)
     sql = (
         "SELECT id, customer, device, at, requested_by, entry_seq, content, queued, keys,"

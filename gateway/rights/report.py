@@ -42,7 +42,6 @@ from gateway.rights.report_model import (
     FieldCount,
     Grant,
     NeverShared,
-    Notice,
     Recipient,
     Report,
     Withheld,
@@ -367,9 +366,7 @@ def _erasures(
     singles: Sequence[ReportSingle],
     texts: Mapping[str, str],
 ) -> list[Erasure]:
-    notices: dict[int, list[Notice]] = {}
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'erasures'").fetchone():
-        notices = {e["entry_seq"]: e["notices"] for e in list_erasures(conn, customer)}
+    notices = {e["entry_seq"]: e["notices"] for e in list_erasures(conn, customer)}
     return [
         {
             "entry_seq": seq,

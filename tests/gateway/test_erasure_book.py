@@ -5,6 +5,7 @@ shows."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import orjson
@@ -91,3 +92,12 @@ def test_the_book_writes_an_erasure_its_notices_and_forgets_who_asked(log: Log) 
     forget_requesters(log.conn, CUSTOMER)
     assert list_erasures(log.conn, CUSTOMER)[0]["requested_by"] == ""
     assert list_erasures(log.conn, CUSTOMER)[0]["content_erased"] == 3  # the counts stay
+
+
+def test_a_log_from_before_the_book_lists_no_erasures(tmp_path: Path) -> None:
+    # A 0.1.0 log opened read-only never got the table: the report, the portal and
+    # `einblick erasures` on a stopped gateway list nothing rather than fail.
+    conn = sqlite3.connect(tmp_path / "old.db")
+    conn.execute("CREATE TABLE entries (seq INTEGER PRIMARY KEY)")
+    assert list_erasures(conn) == [] and list_erasures(conn, CUSTOMER) == []
+    conn.close()

@@ -132,10 +132,7 @@ def report_state(
     try:
         conn.execute("BEGIN")
         log = Reader.over(conn, db, customer=customer).log_state()
-        has_erasures = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'erasures'"
-        ).fetchone()
-        erasures = list_erasures(conn, customer) if has_erasures else []
+        erasures = list_erasures(conn, customer)
         conn.execute("COMMIT")
     finally:
         conn.close()
