@@ -397,6 +397,7 @@ class Gateway:
             checkpoints=self.checkpoints,
             reloader=self.reloader,
             data_path=self.config.data_path,
+            held_copies=lambda customer: reach_old_copies(self.config, customer, clean_up=False),
             witnesses_settle=self.witnesses.settle,
         )
 

@@ -183,6 +183,9 @@ def _erasures(args: argparse.Namespace) -> int:
     else:
         import sqlite3
 
+        from gateway.operations.handlers import erasure_records
+        from gateway.operations.old_copies import reach_old_copies
+        from gateway.rights.erasure import PendingCopy
         from gateway.rights.erasure_book import list_erasures
 
         conn = sqlite3.connect(f"file:{config.database_path}?mode=ro", uri=True)
@@ -190,7 +193,11 @@ def _erasures(args: argparse.Namespace) -> int:
             listed = list_erasures(conn, args.customer)
         finally:
             conn.close()
-        found = [ops.ErasureRecord.model_validate(e) for e in listed]
+
+        async def held(customer: str) -> tuple[PendingCopy, ...]:
+            return await reach_old_copies(config, customer, clean_up=False)
+
+        found = asyncio.run(erasure_records(listed, held))
     if args.json:
         dumped = [e.model_dump(mode="json") for e in found]
         sys.stdout.write(orjson.dumps(dumped, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -209,6 +216,9 @@ def _erasures(args: argparse.Namespace) -> int:
                 else ("delivered, not acknowledged" if n.delivered else "waiting to be sent")
             )
             print(f"    {n.recipient:<20} {state}  (notice {n.notice})")
+        for copy in e.copies_pending:
+            # not complete while an earlier instance still keeps the customer's data
+            print(f"    not erased yet: the copy instance {copy.instance} keeps ({copy.why})")
     return 0
 
 

@@ -307,6 +307,10 @@ class ErasureRecord(_Reply):
     keys_destroyed: int
     retained_cleared: int
     notices: list[ErasureNoticeRecord]
+    # Copies of the customer's data an earlier instance still keeps after a move, as of this
+    # answer: while any is listed, the erasure is not complete (absent from an older gateway,
+    # which kept no note of where a moved customer's copies are).
+    copies_pending: list[PendingCopyRecord] = []
 
 
 class ErasuresReply(_Reply):

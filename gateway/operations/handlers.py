@@ -7,7 +7,7 @@ control.py carries them); a handler gets the narrow pieces it uses, never the ga
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,10 +41,11 @@ from gateway.operations.reload_apply import ConfigReloader
 from gateway.operations.status_model import DeviceProblem, Status
 from gateway.rights import erasure_book, forgetting
 from gateway.rights.consent import ConsentBook
+from gateway.rights.erasure import PendingCopy
 from gateway.rights.forgetting import ErasureParts
 from policies.describe import describe
 
-__all__ = ["ControlParts", "control_handlers"]
+__all__ = ["ControlParts", "control_handlers", "erasure_records"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ class ControlParts:
     checkpoints: Checkpoints
     reloader: ConfigReloader
     data_path: Path
+    # The copies of a customer's data an earlier instance still keeps after a move, looked at
+    # read-only (nothing asked): an answer about erasures says them as of now.
+    held_copies: Callable[[str], Awaitable[Sequence[PendingCopy]]]
     # Waits until every witness answered for the newest checkpoints (or gave up for now), so an
     # export right after carries their cosignatures.
     witnesses_settle: Callable[[], Awaitable[None]]
@@ -79,7 +83,9 @@ def control_handlers(parts: ControlParts) -> dict[str, Handler]:
         },
         ops.RELOAD_DEVICES.name: bind(ops.RELOAD_DEVICES, functools.partial(reload_devices, parts)),
         ops.FORGET.name: bind(ops.FORGET, functools.partial(forget, parts.erasing)),
-        ops.ERASURES.name: bind(ops.ERASURES, functools.partial(erasures, parts.store)),
+        ops.ERASURES.name: bind(
+            ops.ERASURES, functools.partial(erasures, parts.store, parts.held_copies)
+        ),
         ops.CHECKPOINT.name: bind(ops.CHECKPOINT, functools.partial(checkpoint, parts)),
         ops.SNAPSHOT.name: bind(
             ops.SNAPSHOT, functools.partial(snapshot, parts.checkpoints, parts.data_path)
@@ -180,11 +186,36 @@ async def forget(erasing: ErasureParts, request: ForgetRequest) -> ForgetReply:
     return ForgetReply.model_validate(answer)
 
 
-async def erasures(store: Store, request: CustomerRequest) -> ErasuresReply:
+async def erasures(
+    store: Store,
+    held_copies: Callable[[str], Awaitable[Sequence[PendingCopy]]],
+    request: CustomerRequest,
+) -> ErasuresReply:
     found = await store.read(
         functools.partial(erasure_book.list_erasures, customer=request.customer or None)
     )
-    return ErasuresReply(erasures=[ErasureRecord.model_validate(e) for e in found])
+    return ErasuresReply(erasures=await erasure_records(found, held_copies))
+
+
+async def erasure_records(
+    rows: Sequence[erasure_book.ErasureRow],
+    held_copies: Callable[[str], Awaitable[Sequence[PendingCopy]]],
+) -> list[ErasureRecord]:
+    """The book's rows as the ``erasures`` answer gives them, each with the copies of its
+    customer's data an earlier instance still keeps, as of now (each customer looked at once):
+    an erasure recorded "pending on instance A" is complete once A's copy is gone, not before."""
+    held = {c: await held_copies(c) for c in {row["customer"] for row in rows}}
+    return [
+        ErasureRecord.model_validate(
+            {
+                **row,
+                "copies_pending": [
+                    {"instance": p.instance, "why": p.why} for p in held[row["customer"]]
+                ],
+            }
+        )
+        for row in rows
+    ]
 
 
 async def checkpoint(parts: ControlParts, request: NoFields) -> CheckpointReply:

@@ -138,9 +138,12 @@ def _left_in(db: str, customer: str) -> int | str:
         conn.close()
 
 
-async def reach_old_copies(config: Config, customer: str) -> tuple[PendingCopy, ...]:
+async def reach_old_copies(
+    config: Config, customer: str, *, clean_up: bool = True
+) -> tuple[PendingCopy, ...]:
     """Remove every old copy of ``customer``'s personal data this instance knows of; the ones
-    that still hold some, each with why."""
+    that still hold some, each with why. ``clean_up=False``: only look (read-only, nothing
+    asked, the note left as it is) — what an answer about an earlier erasure must still say."""
     try:
         taken = read_taken(config.data_path, customer)
     except ValueError as exc:
@@ -159,7 +162,7 @@ async def reach_old_copies(config: Config, customer: str) -> tuple[PendingCopy, 
     pending: list[PendingCopy] = []
     kept: list[OldCopy] = []
     for copy in taken.copies:
-        asked = await _ask_to_clean_up(copy, customer)
+        asked = await _ask_to_clean_up(copy, customer) if clean_up else None
         left = await asyncio.to_thread(_left_in, copy.db, customer)
         # The old instance forgets its note of the move only once no row is left and its WAL
         # is copied back and emptied: rows gone with the note still there means the removed
@@ -177,7 +180,8 @@ async def reach_old_copies(config: Config, customer: str) -> tuple[PendingCopy, 
             )
         pending.append(PendingCopy(instance=copy.instance, why=f"{why}; {asked}" if asked else why))
         kept.append(copy)
-    _write(config.data_path, TakenFrom(customer=customer, copies=kept))
+    if clean_up:
+        _write(config.data_path, TakenFrom(customer=customer, copies=kept))
     return tuple(pending)
 
 

@@ -124,9 +124,26 @@ async def test_an_old_copy_out_of_reach_is_named_pending_until_its_instance_star
         (kept,) = read_taken(new.data_path, MOVED).copies  # type: ignore[union-attr]
         assert kept.instance == "hall-a"
 
+        # Asked later (the portal, einblick erasures), the erasure still says the copy is held.
+        listed = await request(new.control_socket, "erasures", 10.0, customer=MOVED)
+        held = [c["instance"] for e in listed["erasures"] for c in e["copies_pending"]]
+        assert held == ["hall-a"], listed
+        shown = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "gateway", "erasures", "--customer", MOVED),
+            *("--config", str(site.configs["hall-b"])),
+            cwd=REPO,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        text = (await shown.communicate())[0].decode()
+        assert "not erased yet: the copy instance hall-a keeps (" in text, text
+
         await site.start("hall-a")  # its clean-up at start removes the copy
         assert left(old.database_path) == 0
         assert not any(on_disk(old.database_path, p) for p in sent)
+        # ... and, as of now, nothing is held: the same erasure is complete, looked at read-only
+        listed = await request(new.control_socket, "erasures", 10.0, customer=MOVED)
+        assert [e["copies_pending"] for e in listed["erasures"]] == [[]], listed
+        assert read_taken(new.data_path, MOVED) is not None  # looking changed nothing
         # the next erasure finds nothing left and forgets the note
         answer = await request(new.control_socket, "forget", 90.0, customer=MOVED, by=NAME)
         assert answer["copies_pending"] == []

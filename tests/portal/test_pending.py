@@ -51,7 +51,9 @@ def test_each_open_request_says_what_to_run() -> None:
     )
 
 
-def _erasure(number: int, customer: str, at: str | None) -> ops.ErasureRecord:
+def _erasure(
+    number: int, customer: str, at: str | None, held_by: str | None = None
+) -> ops.ErasureRecord:
     return ops.ErasureRecord(
         erasure=number,
         customer=customer,
@@ -64,6 +66,9 @@ def _erasure(number: int, customer: str, at: str | None) -> ops.ErasureRecord:
         keys_destroyed=0,
         retained_cleared=0,
         notices=[],
+        copies_pending=[]
+        if held_by is None
+        else [ops.PendingCopyRecord(instance=held_by, why="3 personal rows are left")],
     )
 
 
@@ -95,3 +100,29 @@ async def test_a_request_the_gateway_carried_out_is_closed_one_without_a_time_is
     finally:
         await server.close()
     assert [r.customer for r in found] == ["huber"]
+
+
+async def test_an_erasure_with_a_copy_still_held_elsewhere_closes_nothing(tmp_path: Path) -> None:
+    """After a move, an old instance's copy that still holds the customer's data keeps the
+    request open: the portal must not say "erased" (nor status drop the installer's to-do)."""
+    store = PortalStore(tmp_path / "portal.db", clock=lambda: T)
+    store.request_erasure("baeckerei", "anna", "Anna Weber", None)
+    store.close()
+    held: list[str] = ["hall-a"]
+
+    async def erasures(request: ops.CustomerRequest) -> ops.ErasuresReply:
+        at = "2027-01-15T08:00:05+00:00"
+        return ops.ErasuresReply(erasures=[_erasure(1, "baeckerei", at, *held)])
+
+    socket = tmp_path / "control.sock"
+    server = ControlServer(socket, {"erasures": bind(ops.ERASURES, erasures)})
+    await server.start()
+    try:
+        assert await carried_out(socket) == []
+        still = await pending_requests(tmp_path / "portal.db", socket)
+        held.clear()  # hall-a cleaned up: the same erasure is now complete
+        assert await carried_out(socket) == [("baeckerei", None, T + 5)]
+        done = await pending_requests(tmp_path / "portal.db", socket)
+    finally:
+        await server.close()
+    assert [r.customer for r in still] == ["baeckerei"] and done == []

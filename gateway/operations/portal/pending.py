@@ -2,7 +2,9 @@
 out, for ``einblick status`` and the TUI's overview.
 
 A request is open until the log holds an erasure of that customer's whole data made at or after
-the request (``einblick forget --customer C``, asked of the running gateway's ``erasures``).
+the request (``einblick forget --customer C``, asked of the running gateway's ``erasures``) and no
+earlier instance still keeps a copy of the customer's data after a move (``copies_pending``, as
+the gateway sees it when asked: the request closes once that instance's clean-up removed it).
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ def _erasures(answer: Sequence[ops.ErasureRecord]) -> list[tuple[str, str | None
     for e in answer:
         if e.at is None:
             continue  # no time to compare a request with: it stays open, never closed by guess
+        if e.copies_pending:
+            # An earlier instance still keeps a copy of the customer's data after a move: the
+            # erasure is not complete, and the portal must not tell the customer "erased".
+            continue
         at = datetime.fromisoformat(e.at)
         at = at if at.tzinfo else at.replace(tzinfo=UTC)
         out.append((e.customer, e.device, at.timestamp()))
