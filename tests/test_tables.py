@@ -33,7 +33,7 @@ LOG_PACKAGE = "gateway/log/"
 ROOM_TABLES = {
     "outbox": "gateway/messages/outbox.py",
     "pseudonym_keys": "gateway/messages/pseudonyms.py",
-    "consent_events": "gateway/rights/consent.py",
+    "consent_events": "gateway/rights/consent_events.py",
     "erasures": "gateway/rights/erasure_book.py",
     "erasure_notices": "gateway/rights/erasure_book.py",
 }
@@ -42,7 +42,6 @@ ROOM_TABLES = {
 SHARED = {
     ("gateway/rights/erasure.py", "outbox"): "deletes the erased subject's queued payloads",
     ("gateway/rights/erasure.py", "pseudonym_keys"): "destroys the erased customer's keys",
-    ("gateway/rights/erasure.py", "consent_events"): "blanks who gave or withdrew a consent",
     ("gateway/log/leftovers.py", "outbox"): "a handed-over customer's leftover releases",
     ("gateway/log/leftovers.py", "erasures"): "blanks who asked, once the tree went elsewhere",
     ("gateway/operations/handover.py", "outbox"): "waits until the customer's releases left",

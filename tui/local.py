@@ -35,6 +35,7 @@ from gateway.operations.control import ControlError, ask, request
 from gateway.operations.portal.pending import pending_requests
 from gateway.operations.portal.store import ErasureRequest
 from gateway.operations.status_model import Status
+from gateway.rights.consent_events import held_grants
 from tui.model import (
     CheckpointProof,
     CustomerPolicy,
@@ -358,7 +359,9 @@ class LocalSource:
             return self._mine(live), True
         if self.policies_dir is None:
             return [], False
-        return self._mine(_policies_from_files(self.policies_dir, self.names)), False
+        # The holds in force from the log itself: a grant held back is not shown as sending.
+        held = await self._run(held_grants, self.database)
+        return self._mine(_policies_from_files(self.policies_dir, self.names, held)), False
 
     def _mine(self, policies: list[CustomerPolicy]) -> list[CustomerPolicy]:
         if self.customer is None:

@@ -7,9 +7,11 @@ load or compile is shown with its error instead of being left out.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from gateway.operations import control_model as ops
+from gateway.rights.consent_events import Right
 from policies.compiler import compile_policy
 from policies.errors import PolicyError
 from policies.loader import load_policy
@@ -50,7 +52,13 @@ def _names_from_files(policies_dir: Path) -> Names:
     return Names(devices=devices, customers=customers)
 
 
-def _policies_from_files(policies_dir: Path, names: Names) -> list[CustomerPolicy]:
+def _policies_from_files(
+    policies_dir: Path, names: Names, held: Mapping[tuple[str, str], Right] | None = None
+) -> list[CustomerPolicy]:
+    """Each customer's grants as the running gateway's ``policies`` op would show them, from the
+    policy files; ``held``: the grants held back by a recorded action (withdrawn consent,
+    objection, restriction) and by which right, read from the log."""
+    held = held or {}
     out: list[CustomerPolicy] = []
     for doc in _documents(policies_dir):
         if isinstance(doc, Exception):
@@ -65,7 +73,17 @@ def _policies_from_files(policies_dir: Path, names: Names) -> list[CustomerPolic
         except PolicyError as exc:
             out.append(CustomerPolicy(doc.customer, doc.name, "de", None, {}, (), error=str(exc)))
             continue
-        grants = [GrantView.from_info(ops.grant_info(g, recipients)) for g in compiled.grants]
+        grants = [
+            GrantView.from_info(
+                ops.grant_info(
+                    g,
+                    recipients,
+                    withdrawn=(doc.customer, g.id) in held,
+                    held_by=held.get((doc.customer, g.id)),
+                )
+            )
+            for g in compiled.grants
+        ]
         out.append(
             CustomerPolicy(
                 customer=doc.customer,

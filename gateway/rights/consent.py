@@ -31,7 +31,8 @@ which entry) is kept for the idempotent answer.
 The book gets the narrow pieces it uses (``ConsentParts``, built by the composition root,
 ``app.py``), not the gateway: nothing here imports it.
 
-The ``consent_events`` table is created and upgraded in ``gateway.log.migrations``.
+The recorded actions are ``consent_events`` rows, read and written through
+``gateway.rights.consent_events`` (the table's one owner).
 """
 
 from __future__ import annotations
@@ -41,17 +42,18 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, JsonValue
 
 from gateway.config import Config
 from gateway.errors import GatewayError
 from gateway.locale import when
-from gateway.log.entry import EntryDraft, at_from_us, us_from_at
+from gateway.log.entry import EntryDraft
 from gateway.log.keys import Signer
 from gateway.log.writer import LogWriter
 from gateway.messages.store import Store
+from gateway.rights import consent_events
+from gateway.rights.consent_events import ConsentEvent, Right
 from gateway.rights.moved_away import moved_away
 from gateway.rights.receipts import consent_record, make_receipt
 from policies.compiler import CompiledGrant
@@ -67,8 +69,6 @@ __all__ = [
     "ConsentParts",
     "RightAnswer",
 ]
-
-Right = Literal["consent", "objection", "restriction"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,15 +158,6 @@ class RightAnswer(BaseModel):
     record: dict[str, JsonValue] | None = None  # ISO/IEC TS 27560 consent record (DPV JSON-LD)
 
 
-@dataclass(frozen=True, slots=True)
-class _Event:
-    right: Right
-    holds: bool
-    at: datetime
-    by: str
-    entry_seq: int
-
-
 class ConsentError(GatewayError):
     """A consent change names a customer or grant the gateway does not know."""
 
@@ -188,55 +179,37 @@ class ConsentBook:
     def __init__(self, parts: ConsentParts) -> None:
         self._parts = parts
         # Recorded holds the engine could not take yet (no running policy has the grant).
-        self._pending: dict[tuple[str, str], _Event] = {}
+        self._pending: dict[tuple[str, str], ConsentEvent] = {}
         # Every recorded event the engine could not take at ``load``, in order, so ``restore``
         # hands it the whole hold history, not only the latest hold (policies/onset.py).
         self._waiting: dict[tuple[str, str], list[tuple[bool, datetime, Right]]] = {}
         # The latest event per grant: the idempotent answer names it.
-        self._last: dict[tuple[str, str], _Event] = {}
+        self._last: dict[tuple[str, str], ConsentEvent] = {}
         self.entries = 0
 
     @staticmethod
-    def events(conn: sqlite3.Connection) -> dict[tuple[str, str], _Event]:
-        """The latest recorded event per (customer, grant)."""
-        rows = conn.execute(
-            "SELECT customer, grant_id, action, at, by, entry_seq, right FROM consent_events e"
-            " WHERE id = (SELECT MAX(id) FROM consent_events"
-            " WHERE customer = e.customer AND grant_id = e.grant_id)"
-        ).fetchall()
-        return {
-            (c, g): _Event(right, action == "withdraw", at_from_us(at), by, seq)
-            for c, g, action, at, by, seq, right in rows
-        }
-
-    @classmethod
-    def withdrawn(cls, conn: sqlite3.Connection) -> list[tuple[str, str, datetime]]:
+    def withdrawn(conn: sqlite3.Connection) -> list[tuple[str, str, datetime]]:
         """(customer, grant, when) held back by their latest event (any right)."""
-        return [(c, g, e.at) for (c, g), e in cls.events(conn).items() if e.holds]
+        return [(c, g, e.at) for (c, g), e in consent_events.latest(conn).items() if e.holds]
 
     def load(self, conn: sqlite3.Connection) -> None:
         """At start, after the policies that load are running: the recorded holds into the
         engine; those it cannot take yet wait in the book. Every event is handed back in order,
         not only the latest: when each hold began and ended decides whether a row queued before
         a restart was decided with its grant (policies/onset.py, both directions)."""
-        self._last = self.events(conn)
+        self._last = consent_events.latest(conn)
         engine = self._parts.engine()
         taken: set[tuple[str, str]] = set()
         waiting: dict[tuple[str, str], list[tuple[bool, datetime, Right]]] = {}
-        rows = conn.execute(
-            "SELECT customer, grant_id, action, at, right FROM consent_events ORDER BY id"
-        )
-        for customer, grant, action, at, right in rows:
+        for customer, grant, holds, at, right in consent_events.history(conn):
             try:
-                if action == "withdraw":
-                    engine.withdraw(customer, grant, at_from_us(at), _because(right))
+                if holds:
+                    engine.withdraw(customer, grant, at, _because(right))
                 else:
-                    engine.give(customer, grant, at_from_us(at), _REASONS[right])
+                    engine.give(customer, grant, at, _REASONS[right])
             except PolicyError:
                 # No running policy has this grant yet.
-                waiting.setdefault((customer, grant), []).append(
-                    (action == "withdraw", at_from_us(at), right)
-                )
+                waiting.setdefault((customer, grant), []).append((holds, at, right))
                 continue
             taken.add((customer, grant))
         self._pending = {k: e for k, e in self._last.items() if e.holds and k not in taken}
@@ -403,18 +376,15 @@ class ConsentBook:
 
         def job(conn: sqlite3.Connection) -> tuple[int, int, bytes]:
             appended = writer.append([draft])[0]
-            conn.execute(
-                "INSERT INTO consent_events (customer, grant_id, action, at, by, entry_seq, right)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    customer,
-                    grant.id,
-                    "withdraw" if holds else "give",
-                    us_from_at(now),
-                    by,
-                    appended.seq,
-                    right,
-                ),
+            consent_events.record(
+                conn,
+                customer,
+                grant.id,
+                holds=holds,
+                at=now,
+                by=by,
+                entry_seq=appended.seq,
+                right=right,
             )
             return appended.seq, appended.index, appended.entry_hash
 
@@ -422,7 +392,7 @@ class ConsentBook:
             job, on_rollback=writer.rolled_back, on_commit=writer.committed
         )
         self.entries += 1
-        self._last[(customer, grant.id)] = _Event(right, holds, now, by, seq)
+        self._last[(customer, grant.id)] = ConsentEvent(right, holds, now, by, seq)
         instance = parts.config().instance
         fields: dict[str, JsonValue] = {
             "type": kind,

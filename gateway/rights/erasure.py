@@ -49,6 +49,7 @@ from gateway.log.writer import LogWriter
 from gateway.messages import outbox
 from gateway.messages.outbox import OutboxRow
 from gateway.messages.pseudonyms import Keyring
+from gateway.rights import consent_events
 from gateway.rights.erasure_book import forget_requesters, record_erasure, record_notice
 from gateway.rights.receipts import make_receipt
 
@@ -286,7 +287,7 @@ def erase(
         # requesters) go with the customer: the log's copies with its names documents, these
         # here now. The counts, times and grants stay: they restore consent state and say what
         # was done. The row for this erasure, inserted below, names its requester.
-        conn.execute("UPDATE consent_events SET by = '' WHERE customer = ?", (customer,))
+        consent_events.forget_names(conn, customer)
         forget_requesters(conn, customer)
     shown = [(names or {}).get(r, r) for r in notified]
     texts = _texts(

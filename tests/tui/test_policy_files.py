@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
 from gateway.operations.control_model import CustomerPolicies, PoliciesReply, grant_info
+from gateway.rights.consent_events import held_grants, record
 from policies.compiler import compile_policy
 from policies.loader import load_policy
+from tests.log.conftest import fresh_db
 from tests.tui.test_grant_fields import POLICY
+from tui.local import LocalSource
 from tui.model import CustomerPolicy, Names
 from tui.policy_files import _merge_names, _names_from_files, _policies_from_files
 
@@ -52,3 +56,31 @@ def test_the_files_give_the_same_grant_views_as_the_running_gateways_reply(tmp_p
     [offline] = _policies_from_files(tmp_path, Names(recipients=recipients))
     assert CustomerPolicy.from_reply(live).grants == offline.grants
     assert [g.recipient_name for g in offline.grants] == ["Stadtwerke", "Spedition Weber"]
+
+
+async def test_without_a_gateway_a_grant_held_back_in_the_log_is_shown_held(
+    tmp_path: Path,
+) -> None:
+    # The log records an objection to 'energy' and a withdrawal, then a giving back, of
+    # 'dispatch': read without a gateway, 'energy' shows as held (by the objection) and
+    # 'dispatch' as sending — as the running gateway would show them, never "✓" for a hold.
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "vans.yaml").write_text(POLICY, encoding="utf-8")
+    db = tmp_path / "einblick.db"
+    conn = fresh_db(db)
+    at = datetime(2027, 1, 15, 8, 0, tzinfo=UTC)
+    record(conn, "vans", "energy", holds=True, at=at, by="Kim", entry_seq=1, right="objection")
+    record(conn, "vans", "dispatch", holds=True, at=at, by="Kim", entry_seq=2, right="consent")
+    record(conn, "vans", "dispatch", holds=False, at=at, by="Kim", entry_seq=3, right="consent")
+    conn.close()
+    source = LocalSource(db, policies_dir=policies, control_socket=tmp_path / "none.sock")
+    try:
+        [vans], live = await source.policies()
+    finally:
+        await source.close()
+    assert live is False
+    shown = {g.id: (g.withdrawn, g.held_by) for g in vans.grants}
+    assert shown == {"energy": (True, "objection"), "dispatch": (False, None)}
+    # No log yet (a box that never ran): nothing is held, nothing fails.
+    assert held_grants(tmp_path / "absent.db") == {}
