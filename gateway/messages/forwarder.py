@@ -342,6 +342,11 @@ class Forwarder:
         while True:
             await self._acked_event.wait()
             # Let a burst of PUBACKs accumulate: one transaction per ~20 ms, not per message.
+            # Measured at 1,000 msg/s (README, "Figures"): one delete per ~22 messages, ~3 µs of
+            # CPU a message; even deleting nothing at all saved less than the run-to-run spread,
+            # so the delete keeps its own transaction and a row leaves the depth when it commits.
+            # Waiting longer would not help either: at full speed 20 ms of PUBACKs already fill
+            # half the window, and rows hold their place in it until their delete commits.
             await asyncio.sleep(0.02)
             self._acked_event.clear()
             ids, self._acked = self._acked, []
