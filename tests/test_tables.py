@@ -40,8 +40,6 @@ ROOM_TABLES = {
 
 # (module, table): a room's table reached from outside its owner, and why (for now).
 SHARED = {
-    ("gateway/rights/erasure.py", "outbox"): "deletes the erased subject's queued payloads",
-    ("gateway/rights/erasure.py", "pseudonym_keys"): "destroys the erased customer's keys",
     ("gateway/log/leftovers.py", "outbox"): "a handed-over customer's leftover releases",
     ("gateway/log/leftovers.py", "erasures"): "blanks who asked, once the tree went elsewhere",
     ("gateway/operations/handover.py", "outbox"): "waits until the customer's releases left",

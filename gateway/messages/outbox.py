@@ -189,15 +189,23 @@ def sizes(conn: sqlite3.Connection) -> dict[tuple[str, str], tuple[int, int]]:
     return {(str(r), str(c)): (int(n), int(b)) for r, c, n, b in rows}
 
 
-def erase(conn: sqlite3.Connection, customer: str, device: str | None = None) -> int:
-    """Delete queued payloads of a customer (or one device): forgetting reaches the queue too."""
-    if device is None:
-        cursor = conn.execute("DELETE FROM outbox WHERE customer = ?", (customer,))
-    else:
-        cursor = conn.execute(
-            "DELETE FROM outbox WHERE customer = ? AND device = ?", (customer, device)
-        )
-    return cursor.rowcount
+def erase(
+    conn: sqlite3.Connection, customer: str, device: str | None = None, *, keep_grant: str = ""
+) -> list[tuple[str, int, int]]:
+    """Delete queued payloads of a customer (or one device), except rows queued under
+    ``keep_grant`` (an erasure's notices: not personal content, they must still reach their
+    recipients); per recipient, the rows and payload bytes deleted."""
+    sql = "FROM outbox WHERE customer = ? AND grant_id <> ?"
+    params: list[str] = [customer, keep_grant]
+    if device is not None:
+        sql += " AND device = ?"
+        params.append(device)
+    sized = conn.execute(
+        f"SELECT recipient, count(*), coalesce(sum(length(payload)), 0) {sql} GROUP BY recipient",
+        params,
+    ).fetchall()
+    conn.execute(f"DELETE {sql}", params)
+    return [(str(r), int(n), int(b)) for r, n, b in sized]
 
 
 # Rows leave room again below this fraction of ``outbox.max_rows``: no flapping at the mark.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 
-__all__ = ["Keyring"]
+__all__ = ["Keyring", "destroy_keys"]
 
 
 class Keyring:
@@ -63,8 +63,14 @@ class Keyring:
 
     def erase(self, conn: sqlite3.Connection, customer: str) -> int:
         """Destroy a customer's keys: earlier pseudonyms can no longer be linked to anyone."""
-        cursor = conn.execute("DELETE FROM pseudonym_keys WHERE customer = ?", (customer,))
+        destroyed = destroy_keys(conn, customer)
         for pair in [p for p in self._keys if p[0] == customer]:
             del self._keys[pair]
             self._new.pop(pair, None)
-        return cursor.rowcount
+        return destroyed
+
+
+def destroy_keys(conn: sqlite3.Connection, customer: str) -> int:
+    """Delete a customer's stored keys (also with no keyring loaded: an offline erasure); how
+    many."""
+    return conn.execute("DELETE FROM pseudonym_keys WHERE customer = ?", (customer,)).rowcount

@@ -48,7 +48,7 @@ from gateway.log.reader import Reader
 from gateway.log.writer import LogWriter
 from gateway.messages import outbox
 from gateway.messages.outbox import OutboxRow
-from gateway.messages.pseudonyms import Keyring
+from gateway.messages.pseudonyms import Keyring, destroy_keys
 from gateway.rights import consent_events
 from gateway.rights.erasure_book import forget_requesters, record_erasure, record_notice
 from gateway.rights.receipts import make_receipt
@@ -264,23 +264,12 @@ def erase(
     )
     # Queued payloads of the subject; earlier erasure notices are not personal content and
     # must still reach their recipients.
-    sql = "FROM outbox WHERE customer = ? AND grant_id <> ?"
-    params: list[str] = [customer, NOTICE_GRANT]
-    if device is not None:
-        sql += " AND device = ?"
-        params.append(device)
-    sized = conn.execute(
-        f"SELECT recipient, count(*), coalesce(sum(length(payload)), 0) {sql} GROUP BY recipient",
-        params,
-    ).fetchall()
-    queued_by = {str(r): int(n) for r, n, _ in sized}
-    conn.execute(f"DELETE {sql}", params)
+    sized = outbox.erase(conn, customer, device, keep_grant=NOTICE_GRANT)
+    queued_by = {r: n for r, n, _ in sized}
     keys = 0
     if device is None:
         keys = (
-            keyring.erase(conn, customer)
-            if keyring is not None
-            else conn.execute("DELETE FROM pseudonym_keys WHERE customer = ?", (customer,)).rowcount
+            keyring.erase(conn, customer) if keyring is not None else destroy_keys(conn, customer)
         )
     if device is None:
         # The people named beside the customer's own entries (consent givers, earlier
