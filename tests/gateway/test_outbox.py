@@ -119,3 +119,16 @@ def test_present_and_queued_answer_from_the_table(tmp_path: Path) -> None:
     outbox.delete(conn, [row.id])
     assert not outbox.queued(conn, row.id)  # acknowledged and deleted
     conn.close()
+
+
+def test_erase_takes_a_subjects_payloads_and_keeps_other_grants_rows(tmp_path: Path) -> None:
+    conn = fresh_db(tmp_path / "einblick.db")
+    rows = outbox.insert(conn, _specs(3) + _specs(1, "huber"))
+    notice = (9, RECIPIENT, "baeckerei", "", "erasure-notice", "n", b"{}", 0)
+    outbox.insert(conn, [notice])
+    assert outbox.erase(conn, "baeckerei", "oven-1", keep_grant="erasure-notice") == [
+        (RECIPIENT, 3, 30)
+    ]
+    left = {(r.customer, r.grant) for r in outbox.by_ids(conn, [r.id for r in rows] + [5])}
+    assert left == {("huber", "g1"), ("baeckerei", "erasure-notice")}
+    conn.close()
