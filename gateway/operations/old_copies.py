@@ -22,6 +22,7 @@ when that instance cleans up, at the latest at its next start.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from pathlib import Path
 
@@ -35,6 +36,8 @@ from gateway.operations.moved import note_path as moved_note
 from gateway.rights.erasure import PendingCopy
 
 __all__ = ["OldCopy", "TakenFrom", "note_take", "reach_old_copies", "read_taken"]
+
+log = logging.getLogger(__name__)
 
 # The old instance removes the customer's rows and copies its WAL back (50,000 entries: 0.14 s);
 # well inside the minute ``einblick forget`` waits for the whole erasure.
@@ -177,7 +180,19 @@ async def reach_old_copies(config: Config, customer: str) -> tuple[PendingCopy, 
             )
         pending.append(PendingCopy(instance=copy.instance, why=f"{why}; {asked}" if asked else why))
         kept.append(copy)
-    _write(config.data_path, TakenFrom(customer=customer, copies=kept))
+    try:
+        _write(config.data_path, TakenFrom(customer=customer, copies=kept))
+    except OSError as exc:
+        # The pending list is right either way: the note only keeps copies found gone, which
+        # the next erasure asks about again and finds gone. Failing here would stop an erasure
+        # whose retained messages may already be cleared.
+        log.warning(
+            "could not update the note of %s's old copies in %s (%s); the next erasure checks "
+            "the copies it names again",
+            customer,
+            config.data_path,
+            exc.strerror or exc,
+        )
     return tuple(pending)
 
 
@@ -192,4 +207,12 @@ async def _ask_to_clean_up(copy: OldCopy, customer: str) -> str | None:
         return f"{copy.instance} is not running; it removes the copy when it next starts"
     except ControlError as exc:
         return f"{copy.instance} did not remove it ({exc}); it does when it next starts"
+    except OSError as exc:
+        # A socket of another user (0600), a path too long for AF_UNIX, a reset mid-answer: the
+        # copy is then as unreached as with the instance stopped, and the erasure must go on to
+        # say so rather than fail after it began.
+        return (
+            f"{copy.instance} could not be asked to remove it ({exc.strerror or exc}: "
+            f"{copy.socket}); it does when it next starts"
+        )
     return reply.waiting

@@ -207,3 +207,41 @@ async def test_a_copy_whose_clean_up_is_not_finished_stays_pending_until_it_is(
     (old_dir / f"moved-{MOVED}.json").unlink()  # what hall-a does once the WAL is emptied
     assert await reach_old_copies(config, MOVED) == ()
     assert read_taken(config.data_path, MOVED) is None
+
+
+async def test_a_socket_that_cannot_be_asked_leaves_the_copy_pending_not_the_erasure_failed(
+    tmp_path: Path,
+) -> None:
+    """Asking fails with an OSError other than "not running": a path too long for AF_UNIX, a
+    socket beneath a file (as a socket of another user would fail with PermissionError). The
+    copy is pending with why; nothing escapes into the erasure."""
+    block = cluster_block({"hall-a": MOVED})
+    config = load_config(instance(tmp_path, "hall-b", block))
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    old_db = tmp_path / "old" / "einblick.db"
+    long_socket = tmp_path / ("s" * 120) / "control.sock"
+    beneath_file = tmp_path / "a-file" / "control.sock"
+    beneath_file.parent.write_bytes(b"")
+    for socket in (long_socket, beneath_file):
+        note_take(config, MOVED, "hall-a", str(old_db), str(socket))
+        (copy,) = await reach_old_copies(config, MOVED)
+        assert copy.instance == "hall-a"
+        assert "hall-a could not be asked to remove it (" in copy.why
+        assert f"{socket}); it does when it next starts" in copy.why
+        assert f"its database {old_db} cannot be read" in copy.why
+
+
+async def test_a_note_that_cannot_be_rewritten_does_not_stop_the_erasure(tmp_path: Path) -> None:
+    """A full or read-only disk under the note: the copies found are still returned pending
+    (the note is only rewritten to drop copies found gone)."""
+    block = cluster_block({"hall-a": MOVED})
+    config = load_config(instance(tmp_path, "hall-b", block))
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    old_db = tmp_path / "old" / "einblick.db"
+    note_take(config, MOVED, "hall-a", str(old_db), None)
+    (config.data_path / f"taken-{MOVED}.tmp").mkdir()  # the rewrite fails: IsADirectoryError
+    (copy,) = await reach_old_copies(config, MOVED)
+    assert copy.instance == "hall-a"
+    assert "hall-a removes it when it next starts" in copy.why
+    (kept,) = read_taken(config.data_path, MOVED).copies  # type: ignore[union-attr]
+    assert kept.db == str(old_db)
