@@ -17,19 +17,27 @@ row of the customer is left — never taking the answer's word for it. A copy wi
 forgotten from the note; each other one is returned as pending, with the instance and why, and
 the erasure says so in its signed entry and its answer instead of claiming it. The copy goes
 when that instance cleans up, at the latest at its next start.
+
+The note outlives its last copy (it then lists none): it is the proof that every copy was
+reached. A customer this instance's log says it took over (``gateway.log.moves``) with no note
+at all — lost with a disk, deleted by hand, or a move from before notes were kept — has a copy
+somewhere nobody here can name, and every erasure says so rather than claim it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gateway.config import Config
+from gateway.errors import LogError
 from gateway.log.leftovers import personal_rows
+from gateway.log.moves import read_moves
 from gateway.operations.control import ControlError, GatewayNotRunning, ask
 from gateway.operations.handover_model import HANDOVER_SCRUB, ScrubRequest
 from gateway.operations.moved import note_path as moved_note
@@ -74,13 +82,22 @@ def note_path(data_path: Path, customer: str) -> Path:
 
 
 def _write(data_path: Path, taken: TakenFrom) -> None:
+    """Replace the note, durably: the handover's take and the erasure that trusts the note
+    are durable SQLite commits, so a power cut must not leave the log saying "taken over" with
+    the note of where the copy is lost or empty. The file's bytes reach the disk before the
+    rename, and the directory's entry after it."""
     path = note_path(data_path, taken.customer)
-    if not taken.copies:
-        path.unlink(missing_ok=True)
-        return
     temporary = path.with_suffix(".tmp")
-    temporary.write_bytes(taken.model_dump_json().encode())
+    with temporary.open("wb") as handle:
+        handle.write(taken.model_dump_json().encode())
+        handle.flush()
+        os.fsync(handle.fileno())
     temporary.replace(path)
+    directory = os.open(data_path, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def read_taken(data_path: Path, customer: str) -> TakenFrom | None:
@@ -158,7 +175,7 @@ async def reach_old_copies(config: Config, customer: str) -> tuple[PendingCopy, 
             ),
         )
     if taken is None:
-        return ()
+        return await _unnoted(config, customer)
     pending: list[PendingCopy] = []
     kept: list[OldCopy] = []
     for copy in taken.copies:
@@ -194,6 +211,27 @@ async def reach_old_copies(config: Config, customer: str) -> tuple[PendingCopy, 
             exc.strerror or exc,
         )
     return tuple(pending)
+
+
+async def _unnoted(config: Config, customer: str) -> tuple[PendingCopy, ...]:
+    """No note: no copy only if this instance's log never took ``customer`` over."""
+    try:
+        moves = await asyncio.to_thread(read_moves, config.database_path, config.instance)
+    except LogError as exc:
+        return (
+            PendingCopy(instance="(unknown)", why=f"whether it was taken over is not known: {exc}"),
+        )
+    if customer not in moves.taken_over and customer not in config.moves[1]:
+        return ()
+    return (
+        PendingCopy(
+            instance="(unknown)",
+            why=(
+                "unknown old instance: no note of where the copy is; see einblick status on the "
+                "instance it came from"
+            ),
+        ),
+    )
 
 
 async def _ask_to_clean_up(copy: OldCopy, customer: str) -> str | None:
