@@ -147,7 +147,7 @@ def note_take(
 def _left_in(db: str, customer: str) -> int | str:
     """The customer's personal rows in ``db``, or why they cannot be counted."""
     try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        conn = sqlite3.connect(Path(db).absolute().as_uri() + "?mode=ro", uri=True)
     except sqlite3.Error as exc:
         return f"its database {db} cannot be read ({exc})"
     try:

@@ -280,3 +280,22 @@ def test_the_note_reaches_the_disk_before_and_after_its_rename(
     monkeypatch.setattr(os, "fsync", fsync)
     note_take(config, MOVED, "hall-a", str(tmp_path / "old.db"), None)
     assert synced == [(note.stat().st_ino, False), (config.data_path.stat().st_ino, True)]
+
+
+async def test_an_old_database_under_a_hash_and_question_mark_is_looked_at_where_it_is(
+    tmp_path: Path,
+) -> None:
+    """The old database is opened through an escaped read-only URI: unescaped, '#' would cut
+    its path short, and the copy would read as "cannot be read" from an empty database SQLite
+    created at the cut path."""
+    block = cluster_block({"hall-a": MOVED})
+    config = load_config(instance(tmp_path, "hall-b", block))
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    old_dir = tmp_path / "old#1?a"
+    old_dir.mkdir()
+    conn = sqlite3.connect(old_dir / "einblick.db")
+    ensure_schema(conn)
+    conn.close()
+    note_take(config, MOVED, "hall-a", str(old_dir / "einblick.db"), None)
+    assert await reach_old_copies(config, MOVED) == ()  # looked at: nothing left there
+    assert not (tmp_path / "old").exists()
