@@ -232,6 +232,15 @@ class Condition(Spec):
                         f"a condition's {op} needs a finite number (found "
                         f"{'nothing' if bound is None else bound}), e.g. {op}: 80"
                     )
+        # NaN equals nothing, itself included: ``equals: .nan`` would never hold and
+        # ``not_equals: .nan`` always (a grant's condition that lets everything through).
+        for op in ("equals", "not_equals"):
+            value = getattr(self, op)
+            if op in given and isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(
+                    f"a condition's {op} needs a finite number, a text or true/false (found "
+                    f"{value}), e.g. {op}: 80"
+                )
         return self
 
 

@@ -114,6 +114,44 @@ async def _publish(port: int, customer: str, count: int) -> None:
         await link.close()
 
 
+def _limit_each(
+    configs: list[Path],
+    cores: float,
+    into: list[CpuQuota],
+    *,
+    root: Path | None = None,
+    version: int = 0,
+) -> None:
+    """One control group per instance and run (pid in the name: two benches never share one),
+    each added to ``into`` as soon as it exists: when a later one cannot be set up, the caller's
+    ``finally`` still removes the ones before it."""
+    for path in configs:
+        name = f"einblick-bench-{os.getpid()}-{path.parent.name}"
+        into.append(CpuQuota(name, cores, root=root, version=version))
+
+
+async def _start_together(
+    configs: list[Path],
+    hooks: list[Callable[[int], None] | None],
+    into: list[asyncio.subprocess.Process],
+) -> None:
+    """Start every instance at once: started one after another, the first would drain alone
+    while the others start up (seconds under a CPU limit), and the span would measure the
+    start-ups. Each one that started is added to ``into`` even when another failed, so the
+    caller's ``finally`` stops it; then the first failure is raised."""
+    started = await asyncio.gather(
+        *(
+            start_gateway(path, path.parent / "gateway.log", spawned=hook)
+            for path, hook in zip(configs, hooks, strict=True)
+        ),
+        return_exceptions=True,
+    )
+    into.extend(p for p in started if not isinstance(p, BaseException))
+    for outcome in started:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
 async def run_instances(
     root: Path, count: int, messages: int, cpu_per_instance: float | None = None
 ) -> InstancesResult:
@@ -182,22 +220,9 @@ async def run_instances(
         total = per_customer * len(CUSTOMERS)
         hooks: list[Callable[[int], None] | None] = [None] * len(configs)
         if cpu_per_instance is not None:
-            # One group per instance and run (pid in the name: two benches never share one).
-            quotas = [
-                CpuQuota(f"einblick-bench-{os.getpid()}-{p.parent.name}", cpu_per_instance)
-                for p in configs
-            ]
+            _limit_each(configs, cpu_per_instance, quotas)
             hooks = [q.add for q in quotas]
-        # All at once: started one after another, the first would drain alone while the others
-        # start up (seconds under a CPU limit), and the span would measure the start-ups.
-        processes.extend(
-            await asyncio.gather(
-                *(
-                    start_gateway(path, path.parent / "gateway.log", spawned=hook)
-                    for path, hook in zip(configs, hooks, strict=True)
-                )
-            )
-        )
+        await _start_together(configs, hooks, processes)
         async with asyncio.timeout(max(120.0, total / 100)):
             await complete.wait()
         instances_cpu = sum(_cpu_seconds(p.pid) for p in processes) - starting

@@ -227,7 +227,7 @@ def export_command(
     if target is None and out_path is not None:
         target = out_path.with_name(out_path.name + ".checkpoint")
     if target is not None:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        conn = sqlite3.connect(Path(db).absolute().as_uri() + "?mode=ro", uri=True)
         try:
             note = latest_note(conn, customer)
         finally:

@@ -188,7 +188,9 @@ def _erasures(args: argparse.Namespace) -> int:
         from gateway.rights.erasure import PendingCopy
         from gateway.rights.erasure_book import list_erasures
 
-        conn = sqlite3.connect(f"file:{config.database_path}?mode=ro", uri=True)
+        conn = sqlite3.connect(
+            Path(config.database_path).absolute().as_uri() + "?mode=ro", uri=True
+        )
         try:
             listed = list_erasures(conn, args.customer)
         finally:

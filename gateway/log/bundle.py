@@ -87,7 +87,7 @@ def export_customer(db_path: str | Path, customer: str, *, signed_only: bool = F
     """The v2 bundle of ``customer``'s tree (call after signing, so every entry is covered).
     ``signed_only``: end at the newest checkpoint, for a running gateway that goes on
     appending after it signed for the export (the entries after it go into the next bundle)."""
-    conn = sqlite3.connect(f"file:{Path(db_path)}?mode=ro", uri=True)
+    conn = sqlite3.connect(Path(db_path).absolute().as_uri() + "?mode=ro", uri=True)
     try:
         # One snapshot: a running gateway goes on appending, and a bundle read across its
         # commits could hold a checkpoint without its entries, or entries no checkpoint covers.

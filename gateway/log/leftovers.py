@@ -97,7 +97,7 @@ def taken_over_by(target_db: Path, customer: str, old_origin: str, size: int) ->
     if not target_db.is_file():
         return False
     try:
-        conn = sqlite3.connect(f"file:{target_db}?mode=ro", uri=True)
+        conn = sqlite3.connect(Path(target_db).absolute().as_uri() + "?mode=ro", uri=True)
     except sqlite3.Error:
         return False
     try:

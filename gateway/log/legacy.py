@@ -264,7 +264,7 @@ def verify_db(
     check_content: bool = True,
 ) -> VerifyReport:
     """Verify the log database at ``path`` (all chains, or one customer's) read-only."""
-    conn = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+    conn = sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True)
     try:
         return verify_connection(
             conn, customer=customer, public_key=public_key, check_content=check_content

@@ -45,7 +45,7 @@ def read_moves(db_path: Path, instance: str) -> Moves:
     if not db_path.is_file():
         return Moves()
     try:
-        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        conn = sqlite3.connect(Path(db_path).absolute().as_uri() + "?mode=ro", uri=True)
     except sqlite3.Error as exc:
         raise LogError(f"{db_path}: cannot read the log to see handovers: {exc}") from exc
     try:

@@ -39,7 +39,7 @@ _NAMES_MARK = b"\x00"  # ends the body in ``extra`` when a names document follow
 
 def prove_entry_file(db_path: str | Path, customer: str, entry: int) -> TlogProof:
     """Entry ``entry`` (tree index) of ``customer``'s log, in their newest signed checkpoint."""
-    conn = sqlite3.connect(f"file:{Path(db_path)}?mode=ro", uri=True)
+    conn = sqlite3.connect(Path(db_path).absolute().as_uri() + "?mode=ro", uri=True)
     try:
         row = conn.execute("SELECT id FROM chains WHERE name = ?", (customer,)).fetchone()
         info = None if row is None else tree_info(conn, int(row[0]))

@@ -177,7 +177,7 @@ class TreeRows:
 
 def read_tree(db_path: Path, customer: str) -> TreeRows:
     """Step 2: the old database's rows of ``customer``'s tree (read-only)."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    conn = sqlite3.connect(Path(db_path).absolute().as_uri() + "?mode=ro", uri=True)
     try:
         return _read(conn, customer)
     finally:

@@ -62,7 +62,7 @@ def verify_db(
     witnesses: WitnessPolicy = NO_WITNESSES,
 ) -> VerifyReport:
     """Verify the log database at ``path`` (every log, or one customer's) read-only."""
-    conn = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+    conn = sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True)
     try:
         return verify_connection(
             conn,

@@ -11,7 +11,15 @@ from typing import Protocol
 from gateway.errors import GatewayError
 from gateway.messages.tls import TlsSettings
 
-__all__ = ["ConnectionLost", "Endpoint", "Inbound", "MqttError", "Session", "connack_hint"]
+__all__ = [
+    "ConnectionLost",
+    "Endpoint",
+    "Inbound",
+    "MqttError",
+    "Session",
+    "SubscriptionRefused",
+    "connack_hint",
+]
 
 
 class MqttError(GatewayError):
@@ -20,6 +28,11 @@ class MqttError(GatewayError):
 
 class ConnectionLost(MqttError):
     """The session ended before the operation completed; nothing about it is known."""
+
+
+class SubscriptionRefused(MqttError):
+    """The broker answered a SUBSCRIBE with a refusal (SUBACK 0x80): its ACL or a limit says no,
+    and asking again gets the same answer."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from gateway.messages.endpoint import (
     Endpoint,
     Inbound,
     MqttError,
+    SubscriptionRefused,
     connack_hint,
 )
 from gateway.messages.paho_client import LoopClient
@@ -154,7 +155,7 @@ class MqttConnection:
         finally:
             self._subscribes.pop(mid, None)
         if not granted or granted[0] >= 0x80:
-            raise MqttError(
+            raise SubscriptionRefused(
                 f"{self.endpoint.describe()}: the broker refused a subscription to {topic!r}"
             )
         return granted[0]

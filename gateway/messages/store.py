@@ -139,6 +139,9 @@ class Store:
         """``setup`` runs once on the new connection; by default it creates or upgrades every
         table (``gateway.log.migrations``) and refuses a database from a newer release."""
         self.path = path
+        # Escaped ('#' or '?' in a directory name would cut the path short), and made absolute
+        # now, not on the loop later.
+        self._read_only_uri = path.absolute().as_uri() + "?mode=ro"
         self._setup = setup
         self._helper = HelperThread("einblick-commit")
         self._conn: sqlite3.Connection | None = None
@@ -208,7 +211,7 @@ class Store:
         while the gateway goes on writing during the copy (which runs off the loop).
         """
         reader = sqlite3.connect(
-            f"file:{self.path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+            self._read_only_uri, uri=True, check_same_thread=False, isolation_level=None
         )
         try:
             async with self._lock:

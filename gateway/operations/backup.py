@@ -127,7 +127,7 @@ def _sha256(path: Path) -> str:
 def _snapshot_db(source: Path, target: Path) -> None:
     """SQLite's online backup: a consistent copy while the gateway keeps writing."""
     try:
-        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        src = sqlite3.connect(Path(source).absolute().as_uri() + "?mode=ro", uri=True)
     except sqlite3.Error as exc:
         raise BackupError(f"cannot open the log database {source}: {exc}") from exc
     try:

@@ -164,26 +164,26 @@ class ForgetRequest(_Request):
 
 
 class GrantInfo(_Reply):
-    """One grant as "who gets what" shows it. Only ``id`` and ``recipient`` are required: a
-    reply from an older gateway that lacks the rest still reads (the TUI names the recipient by
-    its id then); this gateway always sends every field."""
+    """One grant as "who gets what" shows it. What says what the recipient gets and whether it
+    is held back is required: a reply without it would read as "gets nothing, from every
+    device" or "in force", so it is refused as not fitting this version. Only the later
+    additions (``held_by``, ``actions``, ``sends``) have defaults, so an older gateway's reply
+    still reads; this gateway always sends every field."""
 
     id: str
     recipient: str
-    recipient_name: str = ""  # empty: not named, shown by its id
-    purpose: dict[str, str] = {}
-    legal_basis: str = ""
-    consent: dict[str, JsonValue] | None = None
-    withdrawn: bool = (
-        False  # held back by anything: a withdrawn consent, an objection, a restriction
-    )
+    recipient_name: str  # empty: not named, shown by its id
+    purpose: dict[str, str]
+    legal_basis: str
+    consent: dict[str, JsonValue] | None
+    withdrawn: bool  # held back by anything: a withdrawn consent, an objection, a restriction
     held_by: str | None = None  # "consent" | "objection" | "restriction"
     actions: list[str] = []  # what the customer may do on the grant's legal basis, intended first
     # What the grant sends and how, per language: policies.describe.what_is_sent, the same lines
     # ``policy describe`` writes (never a view's own summary of the field list).
     sends: dict[str, list[str]] = {}
-    fields: list[str] = []
-    devices: list[str] = []
+    fields: list[str]
+    devices: list[str]
 
 
 def grant_info(
@@ -213,14 +213,15 @@ def grant_info(
 
 class CustomerPolicies(_Reply):
     """A customer's running policy, or (no grants, ``error`` set) one whose file does not load.
-    Only ``customer`` is required, so an older gateway's reply still reads."""
+    ``customer`` and ``grants`` are required (a reply without its grants would read as a policy
+    that shares nothing); the rest has defaults, so an older gateway's reply still reads."""
 
     customer: str
     name: str = ""  # empty: not named, shown by the customer's id
     language: str = "de"
     version: str | None = None
     describe: dict[str, str] = {}
-    grants: list[GrantInfo] = []
+    grants: list[GrantInfo]
     error: str | None = None
 
 
@@ -231,14 +232,15 @@ class PoliciesReply(_Reply):
 class ConsentReply(_Reply):
     """A right's answer (gateway/rights/consent.py ``RightAnswer``): the signed entry of the event
     in force and, only when this call wrote it, the signed receipt (``einblick receipt verify``)
-    and the same event as a DPV JSON-LD record. Every field has a default, so a reply from an
-    older gateway still reads; this gateway always sends them."""
+    and the same event as a DPV JSON-LD record. What the event is and whether this call wrote
+    it is required: a reply without it (``{"ok": true}``) would read as "already in force" with
+    no entry and no receipt, so it is refused as not fitting this version."""
 
-    action: str = ""
-    changed: bool = False  # False: already in force; nothing was written
+    action: str
+    changed: bool  # False: already in force; nothing was written
     message: str = ""
-    kind: str = ""
-    entry_seq: int = 0
+    kind: str
+    entry_seq: int
     by: str = ""
     at: str = ""
     receipt: dict[str, JsonValue] | None = None

@@ -17,24 +17,35 @@ row of the customer is left — never taking the answer's word for it. A copy wi
 forgotten from the note; each other one is returned as pending, with the instance and why, and
 the erasure says so in its signed entry and its answer instead of claiming it. The copy goes
 when that instance cleans up, at the latest at its next start.
+
+The note outlives its last copy (it then lists none): it is the proof that every copy was
+reached. A customer this instance's log says it took over (``gateway.log.moves``) with no note
+at all — lost with a disk, deleted by hand, or a move from before notes were kept — has a copy
+somewhere nobody here can name, and every erasure says so rather than claim it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import sqlite3
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gateway.config import Config
+from gateway.errors import LogError
 from gateway.log.leftovers import personal_rows
+from gateway.log.moves import read_moves
 from gateway.operations.control import ControlError, GatewayNotRunning, ask
 from gateway.operations.handover_model import HANDOVER_SCRUB, ScrubRequest
 from gateway.operations.moved import note_path as moved_note
 from gateway.rights.erasure import PendingCopy
 
 __all__ = ["OldCopy", "TakenFrom", "note_take", "reach_old_copies", "read_taken"]
+
+log = logging.getLogger(__name__)
 
 # The old instance removes the customer's rows and copies its WAL back (50,000 entries: 0.14 s);
 # well inside the minute ``einblick forget`` waits for the whole erasure.
@@ -71,13 +82,22 @@ def note_path(data_path: Path, customer: str) -> Path:
 
 
 def _write(data_path: Path, taken: TakenFrom) -> None:
+    """Replace the note, durably: the handover's take and the erasure that trusts the note
+    are durable SQLite commits, so a power cut must not leave the log saying "taken over" with
+    the note of where the copy is lost or empty. The file's bytes reach the disk before the
+    rename, and the directory's entry after it."""
     path = note_path(data_path, taken.customer)
-    if not taken.copies:
-        path.unlink(missing_ok=True)
-        return
     temporary = path.with_suffix(".tmp")
-    temporary.write_bytes(taken.model_dump_json().encode())
+    with temporary.open("wb") as handle:
+        handle.write(taken.model_dump_json().encode())
+        handle.flush()
+        os.fsync(handle.fileno())
     temporary.replace(path)
+    directory = os.open(data_path, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def read_taken(data_path: Path, customer: str) -> TakenFrom | None:
@@ -127,7 +147,7 @@ def note_take(
 def _left_in(db: str, customer: str) -> int | str:
     """The customer's personal rows in ``db``, or why they cannot be counted."""
     try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        conn = sqlite3.connect(Path(db).absolute().as_uri() + "?mode=ro", uri=True)
     except sqlite3.Error as exc:
         return f"its database {db} cannot be read ({exc})"
     try:
@@ -158,7 +178,7 @@ async def reach_old_copies(
             ),
         )
     if taken is None:
-        return ()
+        return await _unnoted(config, customer)
     pending: list[PendingCopy] = []
     kept: list[OldCopy] = []
     for copy in taken.copies:
@@ -181,8 +201,41 @@ async def reach_old_copies(
         pending.append(PendingCopy(instance=copy.instance, why=f"{why}; {asked}" if asked else why))
         kept.append(copy)
     if clean_up:
-        _write(config.data_path, TakenFrom(customer=customer, copies=kept))
+        try:
+            _write(config.data_path, TakenFrom(customer=customer, copies=kept))
+        except OSError as exc:
+            # The pending list is right either way: the note only keeps copies found gone, which
+            # the next erasure asks about again and finds gone. Failing here would stop an erasure
+            # whose retained messages may already be cleared.
+            log.warning(
+                "could not update the note of %s's old copies in %s (%s); the next erasure checks "
+                "the copies it names again",
+                customer,
+                config.data_path,
+                exc.strerror or exc,
+            )
     return tuple(pending)
+
+
+async def _unnoted(config: Config, customer: str) -> tuple[PendingCopy, ...]:
+    """No note: no copy only if this instance's log never took ``customer`` over."""
+    try:
+        moves = await asyncio.to_thread(read_moves, config.database_path, config.instance)
+    except LogError as exc:
+        return (
+            PendingCopy(instance="(unknown)", why=f"whether it was taken over is not known: {exc}"),
+        )
+    if customer not in moves.taken_over and customer not in config.moves[1]:
+        return ()
+    return (
+        PendingCopy(
+            instance="(unknown)",
+            why=(
+                "unknown old instance: no note of where the copy is; see einblick status on the "
+                "instance it came from"
+            ),
+        ),
+    )
 
 
 async def _ask_to_clean_up(copy: OldCopy, customer: str) -> str | None:
@@ -196,4 +249,12 @@ async def _ask_to_clean_up(copy: OldCopy, customer: str) -> str | None:
         return f"{copy.instance} is not running; it removes the copy when it next starts"
     except ControlError as exc:
         return f"{copy.instance} did not remove it ({exc}); it does when it next starts"
+    except OSError as exc:
+        # A socket of another user (0600), a path too long for AF_UNIX, a reset mid-answer: the
+        # copy is then as unreached as with the instance stopped, and the erasure must go on to
+        # say so rather than fail after it began.
+        return (
+            f"{copy.instance} could not be asked to remove it ({exc.strerror or exc}: "
+            f"{copy.socket}); it does when it next starts"
+        )
     return reply.waiting

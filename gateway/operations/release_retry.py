@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from gateway.backoff import Backoff
-from gateway.messages.endpoint import MqttError
+from gateway.messages.endpoint import MqttError, SubscriptionRefused
 from gateway.messages.mqtt import MqttConnection
 from gateway.operations.handover_model import HandoverError
 
@@ -50,6 +50,13 @@ async def let_go(
             try:
                 await apply(session)
                 return
+            except SubscriptionRefused as exc:
+                # The broker's answer, not a missed one: asking for a minute gets it again.
+                raise HandoverError(
+                    f"{what}: {exc}. Nothing moved and the customer stays on this instance. "
+                    "Check the broker's ACL for this instance's user, then run the same "
+                    "command again"
+                ) from exc
             except MqttError as exc:
                 problem = str(exc)
         left = deadline - time.monotonic()

@@ -85,7 +85,9 @@ def build_report(
         raise LogError(f"report: {db}: no such log database")
     # One read transaction on one connection: the verification, the counts and the erasures
     # are of one log state, and the counts stop where the verification stopped.
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
+    conn = sqlite3.connect(
+        Path(db).absolute().as_uri() + "?mode=ro", uri=True, isolation_level=None
+    )
     try:
         conn.execute("BEGIN")
         reader = Reader.over(conn, db, customer=customer)

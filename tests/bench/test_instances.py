@@ -1,11 +1,20 @@
-"""``einblick bench --instances``: a small run of two instances forwards the whole backlog."""
+"""``einblick bench --instances``: a small run of two instances forwards the whole backlog, and
+a run that fails half-way leaves no instance running and no control group behind."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 from pathlib import Path
 
-from gateway.bench.instances import CUSTOMERS, run_instances
+import pytest
+
+from gateway.bench.cpu_quota import CpuQuota, QuotaError
+from gateway.bench.instances import CUSTOMERS, _limit_each, _start_together, run_instances
+from gateway.errors import ConfigError
 from gateway.log.reader import Reader
+from gateway.operations.child import stop_gateway
+from gateway.operations.scaffold import InitOptions, init_directory
 
 
 async def test_two_instances_drain_the_whole_backlog_and_the_rate_is_measured(
@@ -24,3 +33,35 @@ async def test_two_instances_drain_the_whole_backlog_and_the_rate_is_measured(
         reader = Reader.open(tmp_path / name / "data" / "einblick.db")
         assert set(reader.chain_names().values()) == set(CUSTOMERS[offset::2])
         reader.close()
+
+
+async def test_an_instance_that_fails_to_start_leaves_its_siblings_to_be_stopped(
+    tmp_path: Path,
+) -> None:
+    good = init_directory(InitOptions(tmp_path / "hall-1"))
+    broken = tmp_path / "hall-2" / "einblick.yaml"  # no such file: fails at once
+    processes: list[asyncio.subprocess.Process] = []
+    try:
+        with pytest.raises(ConfigError):
+            await _start_together([good, broken], [None, None], processes)
+        # the one that started is the caller's to stop, not left running unseen
+        (started,) = processes
+        assert started.returncode is None
+    finally:
+        for process in processes:
+            await stop_gateway(process)
+
+
+def test_a_control_group_that_cannot_be_set_up_leaves_the_earlier_ones_to_be_removed(
+    tmp_path: Path,
+) -> None:
+    configs = [tmp_path / n / "einblick.yaml" for n in ("hall-1", "hall-2")]
+    cgroups = tmp_path / "cgroup"
+    cgroups.mkdir()
+    first, second = (f"einblick-bench-{os.getpid()}-{p.parent.name}" for p in configs)
+    (cgroups / second).write_text("")  # a file where the group's folder goes
+    quotas: list[CpuQuota] = []
+    with pytest.raises(QuotaError):
+        _limit_each(configs, 0.25, quotas, root=cgroups, version=2)
+    (made,) = quotas
+    assert made.path == cgroups / first

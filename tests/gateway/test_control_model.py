@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, JsonValue, ValidationError
 
 from gateway.operations import control_model as ops
+from gateway.operations.control import ControlError, ControlServer, ask
 
 
 def test_requests_refuse_unknown_fields_and_need_what_they_act_on() -> None:
@@ -59,3 +63,65 @@ def test_every_op_has_a_distinct_name_and_two_models() -> None:
     assert len(names) == len(set(names))
     for op in ops.OPS:
         assert op.request.model_config.get("extra") == "forbid", op.name
+
+
+GRANT = {
+    "id": "g",
+    "recipient": "r",
+    "recipient_name": "R",
+    "purpose": {"en": "Billing"},
+    "legal_basis": "contract",
+    "consent": None,
+    "withdrawn": False,
+    "fields": ["kwh"],
+    "devices": ["meter-1"],
+}
+RIGHT = {
+    "action": "withdraw",
+    "changed": True,
+    "message": "done",
+    "kind": "consent",
+    "entry_seq": 4,
+}
+
+
+@pytest.mark.parametrize(
+    ("model", "reply", "missing"),
+    [
+        *[(ops.ConsentReply, RIGHT, name) for name in ("changed", "entry_seq", "kind", "action")],
+        *[(ops.GrantInfo, GRANT, name) for name in ("withdrawn", "fields", "devices")],
+        (ops.GrantInfo, GRANT, "legal_basis"),
+        (ops.CustomerPolicies, {"customer": "c", "grants": [GRANT]}, "grants"),
+    ],
+)
+def test_a_reply_without_what_it_says_is_refused_not_read_as_a_default(
+    model: type[BaseModel], reply: dict[str, object], missing: str
+) -> None:
+    """A reply without whether a right changed anything, which entry holds it, or what a grant
+    sends from which devices would read as "already in force", "entry 0", "gets nothing from
+    every device": refused instead."""
+    model.model_validate(reply)  # whole: reads
+    with pytest.raises(ValidationError, match=missing):
+        model.model_validate({k: v for k, v in reply.items() if k != missing})
+
+
+async def test_a_gateway_answering_a_right_without_changed_does_not_fit_this_version(
+    tmp_path: Path,
+) -> None:
+    async def withdraw(fields: Mapping[str, JsonValue]) -> Mapping[str, JsonValue]:
+        return {k: v for k, v in RIGHT.items() if k != "changed"}
+
+    async def policies(fields: Mapping[str, JsonValue]) -> Mapping[str, JsonValue]:
+        return {"customers": [{"customer": "c", "grants": [{"id": "g", "recipient": "r"}]}]}
+
+    socket = tmp_path / "control.sock"
+    server = ControlServer(socket, {"withdraw": withdraw, "policies": policies})
+    await server.start()
+    try:
+        asked = ops.ConsentRequest(customer="c", grant="g", by="M. Berg")
+        with pytest.raises(ControlError, match="does not fit this version of einblick"):
+            await ask(socket, ops.WITHDRAW, asked)
+        with pytest.raises(ControlError, match="does not fit this version of einblick"):
+            await ask(socket, ops.POLICIES, ops.CustomerRequest(customer="c"))
+    finally:
+        await server.close()

@@ -8,7 +8,13 @@ import functools
 import pytest
 
 from gateway.devices.broker_files import AclRule, hash_password
-from gateway.messages.endpoint import ConnectionLost, Endpoint, Inbound, MqttError
+from gateway.messages.endpoint import (
+    ConnectionLost,
+    Endpoint,
+    Inbound,
+    MqttError,
+    SubscriptionRefused,
+)
 from gateway.messages.mqtt import MqttConnection
 from tests.conftest import BrokerFactory
 
@@ -336,7 +342,8 @@ async def read_packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 
 async def _stand_in_broker(behaviour: str) -> tuple[asyncio.Server, int]:
     """A broker that accepts the CONNECT and then answers a SUBSCRIBE as ``behaviour`` says:
-    "silent" never, "busy" after 1.2 s of other messages sent every 0.1 s."""
+    "silent" never, "busy" after 1.2 s of other messages sent every 0.1 s, "refusing" at once
+    with a refusal (SUBACK 0x80, as its ACL says no)."""
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -344,7 +351,10 @@ async def _stand_in_broker(behaviour: str) -> tuple[asyncio.Server, int]:
             writer.write(b"\x20\x02\x00\x00")
             while True:
                 kind, body = await read_packet(reader)
-                if kind >> 4 == 8 and behaviour == "busy":  # SUBSCRIBE
+                if kind >> 4 == 8 and behaviour == "refusing":  # SUBSCRIBE
+                    writer.write(b"\x90\x03" + body[:2] + b"\x80")
+                    await writer.drain()
+                if kind >> 4 == 8 and behaviour == "busy":
                     for n in range(12):
                         payload = b"\x00\x01m" + str(n).encode()  # QoS 0 PUBLISH on "m"
                         writer.write(bytes([0x30, len(payload)]) + payload)
@@ -367,6 +377,18 @@ async def test_a_subscription_answered_after_a_stream_of_messages_is_waited_for(
         await link.open()
         assert await link.subscribe("d/#", 1, timeout=0.5) == 1
         assert len(got) == 12  # 1.2 s of messages: the broker was alive, only busy
+    finally:
+        await link.close()
+        server.close()
+
+
+async def test_a_subscription_the_broker_refuses_is_told_apart_from_one_it_missed() -> None:
+    server, port = await _stand_in_broker("refusing")
+    link = MqttConnection(endpoint(port, "gw"))
+    try:
+        await link.open()
+        with pytest.raises(SubscriptionRefused, match="the broker refused a subscription"):
+            await link.subscribe("d/#", 1, timeout=5)
     finally:
         await link.close()
         server.close()

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+
+import pytest
 
 from gateway.config import load_config
 from gateway.log.reader import Reader
@@ -83,8 +86,19 @@ async def test_an_erasure_on_the_new_instance_removes_the_old_copy_first(tmp_pat
         assert left(old.database_path) == 0
         assert not any(on_disk(old.database_path, p) for p in sent)
         assert "copy" not in entry_text(new.database_path, int(str(answer["entry_seq"])))
-        assert read_taken(new.data_path, MOVED) is None  # nothing left to reach
+        # nothing left to reach: the note stays, listing none, as the proof of it
+        assert read_taken(new.data_path, MOVED) == TakenFrom(customer=MOVED, copies=[])
         assert (await site.status("hall-a"))["handovers"] == []
+        assert await reach_old_copies(new, MOVED) == ()
+        # hall-b's log says it took werk-a over: without the note, where the copy went is not
+        # known, so it is never taken for "no copy"
+        (new.data_path / f"taken-{MOVED}.json").unlink()
+        (unknown,) = await reach_old_copies(new, MOVED)
+        assert unknown.instance == "(unknown)"
+        assert unknown.why == (
+            "unknown old instance: no note of where the copy is; see einblick status on the "
+            "instance it came from"
+        )
 
 
 async def test_an_old_copy_out_of_reach_is_named_pending_until_its_instance_starts(
@@ -147,7 +161,7 @@ async def test_an_old_copy_out_of_reach_is_named_pending_until_its_instance_star
         # the next erasure finds nothing left and forgets the note
         answer = await request(new.control_socket, "forget", 90.0, customer=MOVED, by=NAME)
         assert answer["copies_pending"] == []
-        assert read_taken(new.data_path, MOVED) is None
+        assert read_taken(new.data_path, MOVED) == TakenFrom(customer=MOVED, copies=[])
 
 
 def test_a_second_move_carries_the_first_old_copy_along(tmp_path: Path) -> None:
@@ -223,4 +237,82 @@ async def test_a_copy_whose_clean_up_is_not_finished_stays_pending_until_it_is(
     assert copy.why.startswith("its clean-up is not finished (the write-ahead log of")
     (old_dir / f"moved-{MOVED}.json").unlink()  # what hall-a does once the WAL is emptied
     assert await reach_old_copies(config, MOVED) == ()
-    assert read_taken(config.data_path, MOVED) is None
+    assert read_taken(config.data_path, MOVED) == TakenFrom(customer=MOVED, copies=[])
+
+
+async def test_a_socket_that_cannot_be_asked_leaves_the_copy_pending_not_the_erasure_failed(
+    tmp_path: Path,
+) -> None:
+    """Asking fails with an OSError other than "not running": a path too long for AF_UNIX, a
+    socket beneath a file (as a socket of another user would fail with PermissionError). The
+    copy is pending with why; nothing escapes into the erasure."""
+    block = cluster_block({"hall-a": MOVED})
+    config = load_config(instance(tmp_path, "hall-b", block))
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    old_db = tmp_path / "old" / "einblick.db"
+    long_socket = tmp_path / ("s" * 120) / "control.sock"
+    beneath_file = tmp_path / "a-file" / "control.sock"
+    beneath_file.parent.write_bytes(b"")
+    for socket in (long_socket, beneath_file):
+        note_take(config, MOVED, "hall-a", str(old_db), str(socket))
+        (copy,) = await reach_old_copies(config, MOVED)
+        assert copy.instance == "hall-a"
+        assert "hall-a could not be asked to remove it (" in copy.why
+        assert f"{socket}); it does when it next starts" in copy.why
+        assert f"its database {old_db} cannot be read" in copy.why
+
+
+async def test_a_note_that_cannot_be_rewritten_does_not_stop_the_erasure(tmp_path: Path) -> None:
+    """A full or read-only disk under the note: the copies found are still returned pending
+    (the note is only rewritten to drop copies found gone)."""
+    block = cluster_block({"hall-a": MOVED})
+    config = load_config(instance(tmp_path, "hall-b", block))
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    old_db = tmp_path / "old" / "einblick.db"
+    note_take(config, MOVED, "hall-a", str(old_db), None)
+    (config.data_path / f"taken-{MOVED}.tmp").mkdir()  # the rewrite fails: IsADirectoryError
+    (copy,) = await reach_old_copies(config, MOVED)
+    assert copy.instance == "hall-a"
+    assert "hall-a removes it when it next starts" in copy.why
+    (kept,) = read_taken(config.data_path, MOVED).copies  # type: ignore[union-attr]
+    assert kept.db == str(old_db)
+
+
+def test_the_note_reaches_the_disk_before_and_after_its_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The take and the erasure commit durably; the note of where the copy is must too: its
+    bytes synced before it replaces the old note, and its directory after."""
+    block = cluster_block({"hall-a": MOVED})
+    config = load_config(instance(tmp_path, "hall-b", block))
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    note = config.data_path / f"taken-{MOVED}.json"
+    synced: list[tuple[int, bool]] = []  # (inode, whether the note had its new name yet)
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append((os.fstat(fd).st_ino, note.exists()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    note_take(config, MOVED, "hall-a", str(tmp_path / "old.db"), None)
+    assert synced == [(note.stat().st_ino, False), (config.data_path.stat().st_ino, True)]
+
+
+async def test_an_old_database_under_a_hash_and_question_mark_is_looked_at_where_it_is(
+    tmp_path: Path,
+) -> None:
+    """The old database is opened through an escaped read-only URI: unescaped, '#' would cut
+    its path short, and the copy would read as "cannot be read" from an empty database SQLite
+    created at the cut path."""
+    block = cluster_block({"hall-a": MOVED})
+    config = load_config(instance(tmp_path, "hall-b", block))
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    old_dir = tmp_path / "old#1?a"
+    old_dir.mkdir()
+    conn = sqlite3.connect(old_dir / "einblick.db")
+    ensure_schema(conn)
+    conn.close()
+    note_take(config, MOVED, "hall-a", str(old_dir / "einblick.db"), None)
+    assert await reach_old_copies(config, MOVED) == ()  # looked at: nothing left there
+    assert not (tmp_path / "old").exists()

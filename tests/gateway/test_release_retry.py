@@ -14,7 +14,7 @@ from gateway.messages.endpoint import Endpoint
 from gateway.messages.mqtt import MqttConnection
 from gateway.operations.handover_model import HandoverError
 from gateway.operations.release_retry import let_go
-from tests.gateway.test_mqtt import read_packet
+from tests.gateway.test_mqtt import _stand_in_broker, read_packet
 
 MOVED = "werk-a"
 
@@ -93,3 +93,29 @@ async def test_a_release_waits_for_a_reconnecting_session_within_the_bound() -> 
 
 async def _never_applied(session: MqttConnection) -> None:
     raise AssertionError("applied on a session that is not there")
+
+
+async def test_a_subscription_the_broker_refuses_is_refused_at_once_not_asked_for_a_minute() -> (
+    None
+):
+    """SUBACK 0x80 (the broker's ACL says no) is an answer, not a miss: asking again for the
+    whole bound would get the same one."""
+    server, port = await _stand_in_broker("refusing")
+    session = MqttConnection(Endpoint("127.0.0.1", port, "gw-hall-b"))
+    started = time.monotonic()
+    try:
+        await session.open()
+        with pytest.raises(HandoverError) as refused:
+            await let_go(
+                lambda: session,
+                lambda s: s.subscribe(f"devices/{MOVED}/#", 1),
+                f"handover of {MOVED!r}",
+                within=60.0,
+            )
+    finally:
+        await session.close()
+        server.close()
+    assert time.monotonic() - started < 10  # not the minute's retries (the first backoff: 0.5 s)
+    message = str(refused.value)
+    assert f"the broker refused a subscription to 'devices/{MOVED}/#'" in message
+    assert "Check the broker's ACL for this instance's user" in message

@@ -156,3 +156,19 @@ def test_content_removed_where_the_tree_goes_on_is_still_found(cluster: list[Pat
     report = verify_db(new)
     assert not report.ok
     assert "content removed without a signed erasure" in str(report)
+
+
+def test_a_database_under_a_hash_and_question_mark_is_read_where_it_is(tmp_path: Path) -> None:
+    """The new instance's database is read through an escaped read-only URI: unescaped, '#'
+    would cut its path short and the record would never be found there (the old copy kept for
+    ever), while SQLite created an empty database at the cut path."""
+    root = tmp_path / "site#1?b"
+    root.mkdir()
+    block = cluster_block({"hall-a": CUSTOMER, "hall-b": "werk-b"})
+    cluster = [instance(root, n, block) for n in INSTANCES]
+    write_tree(cluster[0], CUSTOMER, "hall-a")
+    new = load_config(cluster[2]).database_path
+    hand_over(cluster[0], cluster[2], CUSTOMER)
+    assert taken_over_by(new, CUSTOMER, f"hall-a/{CUSTOMER}", 5)
+    assert verify_db(new).ok
+    assert [p.name for p in tmp_path.iterdir()] == ["site#1?b"]

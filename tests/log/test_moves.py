@@ -53,3 +53,22 @@ def test_the_old_log_names_where_the_customer_went_and_the_new_one_takes_it(
 
 def test_an_instance_without_a_database_moved_nothing(tmp_path: Path) -> None:
     assert read_moves(tmp_path / "none.db", "hall-a") == Moves()
+
+
+def test_a_log_under_a_directory_named_with_hash_and_question_mark_is_read_where_it_is(
+    tmp_path: Path,
+) -> None:
+    """'#' and '?' in a path are escaped in the read-only URI: unescaped, SQLite would cut the
+    path at '#' and open (creating it) a different file, read-write."""
+    where = tmp_path / "site#1?old"
+    where.mkdir()
+    a = Log(where / "a.db", Signer.generate(where / "a.key"), "hall-a")
+    b = Log(where / "b.db", Signer.generate(where / "b.key"), "hall-b")
+    a.write([make_draft(i, customer=C) for i in range(5)])
+    _move(a, b, "hall-b")  # reads a's tree read-only too (gateway.log.transfer)
+    assert read_moves(a.path, "hall-a") == Moves({C: "hall-b"}, frozenset())
+    assert read_moves(b.path, "hall-b") == Moves({}, frozenset({C}))
+    # nothing opened (or created) at the path cut short at '#'
+    assert [p.name for p in tmp_path.iterdir()] == ["site#1?old"]
+    for log in (a, b):
+        log.close()

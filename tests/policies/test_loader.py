@@ -142,6 +142,29 @@ BAD: list[tuple[str, str, str, int | None, str | None]] = [
         None,
         "grants.0.when.0",
     ),
+    (
+        "condition compared with not a number",
+        GOOD.replace(
+            "  recipient: r1", "  recipient: r1\n  when: [{field: speed, not_equals: .nan}]"
+        ),
+        "not_equals needs a finite number, a text or true/false (found nan)",
+        None,
+        "grants.0.when.0",
+    ),
+    (
+        "condition equal to not a number",
+        GOOD.replace("  recipient: r1", "  recipient: r1\n  when: [{field: speed, equals: .NaN}]"),
+        "equals needs a finite number, a text or true/false (found nan)",
+        None,
+        "grants.0.when.0",
+    ),
+    (
+        "condition equal to infinity",
+        GOOD.replace("  recipient: r1", "  recipient: r1\n  when: [{field: speed, equals: -.inf}]"),
+        "equals needs a finite number, a text or true/false (found -inf)",
+        None,
+        "grants.0.when.0",
+    ),
     ("bad pattern", GOOD.replace("acme/dev/{user}/status", "acme/de+v"), "whole level", None, None),
     ("bad timezone", GOOD + "timezone: Mars/Olympus\n", "unknown timezone", None, "timezone"),
     (

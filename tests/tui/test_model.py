@@ -1,7 +1,7 @@
 """The TUI's data (tui/model.py) read from the gateway's typed replies: every field of a
-``policies`` and a rights answer arrives (the control socket's JSON, field by field), an older or
-partial reply (an older gateway's) reads through the same reply models and fills in what a view
-needs, and names fall back to ids."""
+``policies`` and a rights answer arrives (the control socket's JSON, field by field), an older
+gateway's reply (without the fields added since) reads through the same reply models and fills
+in what a view needs, and names fall back to ids."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from gateway.operations.control_model import (
 from policies.compiler import compile_policy
 from policies.examples import RECIPIENTS, example_path
 from policies.loader import load_policy
+from tests.gateway.test_control_model import GRANT
 from tui.model import CustomerPolicy, GrantView, Names, RightResult
 
 
@@ -60,7 +61,10 @@ def test_a_policies_reply_arrives_field_by_field() -> None:
 
 
 def test_a_partial_reply_fills_in_what_a_view_needs() -> None:
-    older = {"customer": "acme", "grants": [{"id": "g", "recipient": "r"}]}
+    """An older gateway's reply: no name, language or version of the policy, and no held_by,
+    actions or sends of its grants (they came later)."""
+    older_grant = GRANT | {"recipient_name": ""}  # not named: shown by its id
+    older = {"customer": "acme", "grants": [older_grant]}
     policy = CustomerPolicy.from_reply(CustomerPolicies.model_validate(older))
     assert (policy.name, policy.language, policy.version, policy.error) == (
         "acme",
@@ -73,12 +77,12 @@ def test_a_partial_reply_fills_in_what_a_view_needs() -> None:
         id="g",
         recipient="r",
         recipient_name="r",
-        purpose={},
-        legal_basis="",
+        purpose={"en": "Billing"},
+        legal_basis="contract",
         consent=None,
         withdrawn=False,
-        fields=(),
-        devices=(),
+        fields=("kwh",),
+        devices=("meter-1",),
     )
 
 
