@@ -195,8 +195,7 @@ class Handovers:
         if not config.owns(customer):
             raise HandoverError(f"instance {config.instance!r} does not own {customer!r}")
         link = self.parts.device_link
-        connection = link.connection
-        if connection is None or not link.connected:
+        if link.connection is None or not link.connected:
             raise HandoverError(
                 f"{what}: instance {config.instance!r} is not connected to the device broker "
                 "now; nothing moved. Run the same command again when it is (einblick status)"
@@ -204,14 +203,15 @@ class Handovers:
         self._counting.setdefault(customer, 0)
         self.leaving.add(customer)
         try:
-            # C's filters go: UNSUBACK at t1. A reconnect meanwhile applies the same set.
-            await let_go(
+            # C's filters go: UNSUBACK at t1. A reconnect meanwhile applies the same set, and
+            # the fence goes on the session that confirmed: the one open now may be gone.
+            released_on = await let_go(
                 lambda: link.connection if link.connected else None,
                 link.subscriptions.apply,
                 what,
                 within=self.retry_s,
             )
-            await self.fences.wait(connection, what)
+            await self.fences.wait(released_on, what)
             await self._flush_windows(customer)
             await self._sent(customer, request.wait_s)
             # From here nothing more may enter C's tree on this instance: a consent action
