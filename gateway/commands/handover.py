@@ -37,12 +37,13 @@ from gateway.operations.handover_model import (
     HANDOVER_TAKE,
     RELEASE_RETRY_S,
     HandoverRequest,
+    HoldReply,
     HoldRequest,
     ReleaseRequest,
     ScrubRequest,
     TakeRequest,
 )
-from gateway.operations.holds import read_hold
+from gateway.operations.holds import Hold, read_hold
 
 __all__ = ["HandoverRefused", "Move", "plan", "register", "run"]
 
@@ -168,6 +169,14 @@ def plan(configs: list[Config], customer: str, to: str, source: str | None = Non
     return Move(customer, current, target, closed=False)
 
 
+def _held(customer: str, hold: HoldReply) -> Hold | None:
+    """The hold as the old instance needs it to drain it after a refused release (None: the
+    new instance named no filters, an older version; it then keeps the hold)."""
+    if not hold.filters:
+        return None
+    return Hold(customer=customer, client_id=hold.client_id, filters=hold.filters, since=hold.since)
+
+
 def _check_source(config: Config, source: str | None) -> None:
     if source is not None and config.instance != source:
         raise HandoverRefused(
@@ -192,15 +201,22 @@ async def run(move: Move, wait_s: float) -> dict[str, object]:
             new_key=hold.key,
             wait_s=wait_s,
             target_db=str(move.target.database_path),
+            hold=_held(customer, hold),
         )
         try:
             # the release may ask the broker again for RELEASE_RETRY_S, then fence and wait
             timeout = wait_s + 2 * ask_s + RELEASE_RETRY_S
             released = await ask(source, HANDOVER_RELEASE, release, timeout=timeout)
-        except ControlError:
-            if not (move.closed or prepared.closed):
-                # nothing moved: the old instance took the customer back; the hold goes
+        except ControlError as refused:
+            if move.closed or prepared.closed:
+                raise
+            # Nothing moved: the old instance took the customer back, and with it what only
+            # the hold received since its UNSUBSCRIBE. The new instance ends the hold only if
+            # the broker says the old one has ended it, else keeps it for a run again.
+            try:
                 await ask(target, HANDOVER_DROP, HandoverRequest(customer=customer))
+            except ControlError as kept:
+                raise ControlError(f"{refused}. {kept}") from refused
             raise
         taken = await ask(
             target,

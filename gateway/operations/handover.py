@@ -19,7 +19,8 @@ The command (gateway/commands/handover.py) drives five control operations, in th
    have left (its outbox has no row of C). Only then ``close_tree``: the final entry, a
    checkpoint, the record signed by A's key; C's policy stops running on A. If C's releases
    do not leave in time (an upstream down, a grant that releases at the end of the hour), A
-   takes C's filters back and refuses: nothing moved, and the command ends B's hold.
+   takes C's filters back, decides what only B's hold received since ``t1`` and ends the hold
+   (gateway/operations/drain.py), then refuses: nothing moved, nothing lost.
 4. ``handover_take`` on B: first B notes where A's copy of C's personal data is, kept until
    A cleans up, so an erasure on B reaches it (gateway/operations/old_copies.py). Then
    ``read_tree`` from A's database, ``adopt_tree`` and the record
@@ -28,7 +29,8 @@ The command (gateway/commands/handover.py) drives five control operations, in th
    connects it and fences it (its backlog is then in the pipeline), subscribes its own session
    to C's filters (SUBACK at ``t2``), unsubscribes the hold (UNSUBACK at ``t3``), fences it
    again, waits for the pipeline to commit what arrived, and ends the hold session.
-5. ``handover_drop`` on B: only when the release was refused (3): the hold is ended unused.
+5. ``handover_drop`` on B: only when the release was refused (3). B forgets the hold if the
+   broker says it is gone; one A could not drain is kept for the same command run again.
 
 Why the old instance waits for C's queued releases instead of handing them over with the tree:
 a row leaves under the policy in force when it is sent (gateway/messages/sendtime.py), and a row
@@ -75,7 +77,7 @@ from gateway.messages.pseudonyms import Keyring
 from gateway.messages.store import Store
 from gateway.messages.subscriptions import owned_filters
 from gateway.operations.control import Handler, bind
-from gateway.operations.drain import drain_hold
+from gateway.operations.drain import drain_hold, take_back
 from gateway.operations.fences import Fences
 from gateway.operations.handover_model import (
     HANDOVER_DROP,
@@ -96,7 +98,7 @@ from gateway.operations.handover_model import (
     TakeReply,
     TakeRequest,
 )
-from gateway.operations.holds import Hold, end_session, open_hold, read_hold
+from gateway.operations.holds import Hold, end_session, open_hold, read_hold, still_held
 from gateway.operations.moved import note_release
 from gateway.operations.old_copies import note_take
 from gateway.operations.release_retry import let_go
@@ -219,14 +221,18 @@ class Handovers:
             # policy it is refused ("no policy for customer").
             self.parts.admission.engine.remove(customer)
             closed = await self._close(request)
-        except BaseException:
+        except BaseException as exc:
             self.leaving.discard(customer)
             self._counting.pop(customer, None)
-            if not self._handed_out(customer):
+            handed_out = self._handed_out(customer)
+            if not handed_out:
                 self.parts.admission.recompile([customer])  # C's policy runs here again
-            # take C's messages again (the hold has them too: duplicates, never a gap)
-            link.changed()
-            raise
+            link.changed()  # C's filters again, or (handed out after all) not
+            if handed_out or not isinstance(exc, Exception):
+                raise  # stopped: the hold keeps what it holds for the same command run again
+            # what only the hold received since the UNSUBSCRIBE is decided here, or kept
+            own = self.parts.endpoint()
+            raise await take_back(customer, request.hold, exc, self._pipe, own) from exc
         self.gone.add(customer)
         self.leaving.discard(customer)
         self._stop_running(customer)
@@ -323,7 +329,10 @@ class Handovers:
             )
         hold = await open_hold(config.data_path, self.parts.endpoint(), customer, request.filters)
         return HoldReply(
-            client_id=hold.client_id, since=hold.since, key=self.parts.signer.public.raw.hex()
+            client_id=hold.client_id,
+            since=hold.since,
+            key=self.parts.signer.public.raw.hex(),
+            filters=hold.filters,
         )
 
     async def drop(self, request: HandoverRequest) -> DropReply:
@@ -335,6 +344,15 @@ class Handovers:
                 "session holds messages nobody else decides. Run the handover again to drain it"
             )
         known = read_hold(config.data_path, customer) is not None
+        if await still_held(self.parts.endpoint(), customer):
+            # the old instance ends the hold once it decided what only the hold received (a
+            # refused release): a hold still there may hold messages nobody else has
+            raise HandoverError(
+                f"the hold session for {customer!r} on instance {config.instance!r} is kept: "
+                "it may hold messages of the customer that only it received. Run the same "
+                "einblick handover command again to finish the move; this instance then "
+                "decides them"
+            )
         await end_session(config.data_path, self.parts.endpoint(), customer)
         return DropReply(dropped=known)
 
@@ -423,9 +441,11 @@ class Handovers:
             for path in sorted(admission.policies.elsewhere):
                 admission.apply(path)
 
-    async def _drain(self, hold: Hold) -> tuple[int, int]:
+    async def _pipe(self, hold: Hold) -> int:
+        """``hold``'s messages into this instance's pipeline, its filters onto this instance's
+        own session (gateway/operations/drain.py); how many the hold delivered."""
         parts = self.parts
-        drained = await drain_hold(
+        return await drain_hold(
             hold,
             link=parts.device_link,
             fences=self.fences,
@@ -434,7 +454,11 @@ class Handovers:
             skip=parts.skip,
             endpoint=parts.endpoint(),
         )
+
+    async def _drain(self, hold: Hold) -> tuple[int, int]:
+        drained = await self._pipe(hold)
         overlap = self._counting.pop(hold.customer, 0)
+        parts = self.parts
         await end_session(parts.config().data_path, parts.endpoint(), hold.customer)
         return drained, overlap
 

@@ -1,20 +1,26 @@
 """Draining a hold (gateway/operations/drain.py), against running instances behind a real
 Mosquitto: what the hold kept while nobody decided the customer is handed to the pipeline of the
-instance that took the log over, and forwarded, and the hold is ended."""
+instance that took the log over, and forwarded, and the hold is ended. A release refused after
+the old instance's UNSUBACK loses nothing: the old instance drains the hold and ends it, or,
+when it cannot, the new instance keeps the hold and the same command run again decides it."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import orjson
+import pytest
 
 from gateway.commands.handover import plan
 from gateway.log.keys import Signer
 from gateway.log.transfer import ClosedTree, adopt_tree, open_tree_record, read_tree
+from gateway.operations import handover_model as ops
 from gateway.operations.child import stop_gateway
 from gateway.operations.cluster import load_instances
+from gateway.operations.control import ControlError, ask
 from gateway.operations.holds import read_hold
-from tests.gateway.test_handover import MOVED, close_for_move, handover, moving
+from tests.gateway.test_handover import MOVED, Moving, close_for_move, handover, moving
 from tests.log.conftest import Log, make_draft
 
 
@@ -64,3 +70,100 @@ async def test_a_move_interrupted_after_the_new_log_took_over_drains_the_hold_wh
         )
         assert read_hold(new.data_path, MOVED) is None
         await device.close()
+
+
+async def _release_stuck(moved: Moving) -> None:
+    """The recipient is down and a release of the customer waits at hall-a: a release of the
+    customer is refused after its --wait, once its UNSUBACK has come."""
+    site = moved.site
+    assert site.cloud is not None
+    await site.cloud.stop()
+    await moved.publish(1)
+    await moved.device.drain()
+
+    async def queued() -> bool:
+        status = await site.status("hall-a")
+        return any(u["outbox_depth"] for u in status["upstreams"])
+
+    await site.wait_until(queued, 30, "a release of werk-a queued at hall-a")
+
+
+async def _meanwhile(moved: Moving) -> None:
+    """Once hall-a has dropped the customer's filters (its record of them says so), the device
+    publishes 2..6: only the hold session receives them."""
+    record = moved.site.config("hall-a").data_path / "subscriptions.json"
+
+    def dropped() -> bool:
+        return not any(MOVED in f for f in orjson.loads(record.read_bytes()))
+
+    await moved.site.wait_until(dropped, 30, "hall-a dropping werk-a's filters")
+    await moved.publish(*range(2, 7))
+    await moved.device.drain()
+
+
+async def _all_forwarded(moved: Moving, count: int) -> None:
+    spy = moved.spy
+    await moved.site.wait_until(
+        lambda: len({m.payload for m in spy.received}) >= count, 60, "every message upstream"
+    )
+
+
+async def test_a_release_refused_after_the_unsuback_decides_what_only_the_hold_received(
+    tmp_path: Path,
+) -> None:
+    async with moving(tmp_path, forwarded=1) as moved:
+        site = moved.site
+        await _release_stuck(moved)
+        command = asyncio.get_running_loop().create_task(
+            handover(site, "--wait", "8"), name="handover-refused"
+        )
+        await _meanwhile(moved)
+        code, _, err = await command
+        assert code == 2, err
+        assert "releases still wait to be sent (1 for oven-maker)" in err, err
+        drained = int(err.split("The ")[1].split(maxsplit=1)[0])
+        assert drained >= 5, err  # 2..6, which reached only the hold
+        assert "hold session received meanwhile were decided here" in err, err
+        assert read_hold(site.config("hall-b").data_path, MOVED) is None  # the hold is ended
+        assert site.cloud is not None
+        await site.cloud.start()
+        await _all_forwarded(moved, 7)  # 0..6: nothing lost
+        assert site.chains("hall-b") == set()
+        await moved.device.close()
+
+
+async def test_a_hold_the_old_instance_could_not_drain_is_kept_and_decided_on_the_run_again(
+    tmp_path: Path,
+) -> None:
+    """The release names no hold (as an older command's), so hall-a cannot drain it: hall-b
+    keeps the hold, which only it received 2..6 into, and the same command run again decides
+    them there."""
+    async with moving(tmp_path, forwarded=1) as moved:
+        site = moved.site
+        old, new = site.config("hall-a").control_socket, site.config("hall-b").control_socket
+        await _release_stuck(moved)
+        prepared = await ask(old, ops.HANDOVER_PREPARE, ops.HandoverRequest(customer=MOVED))
+        hold = await ask(
+            new, ops.HANDOVER_HOLD, ops.HoldRequest(customer=MOVED, filters=prepared.filters)
+        )
+        release = ops.ReleaseRequest(
+            customer=MOVED, to_origin=f"hall-b/{MOVED}", new_key=hold.key, wait_s=8
+        )
+        releasing = asyncio.get_running_loop().create_task(
+            ask(old, ops.HANDOVER_RELEASE, release, timeout=120), name="release-refused"
+        )
+        await _meanwhile(moved)
+        with pytest.raises(ControlError, match=r"it is kept\. Run the same command again"):
+            await releasing
+        with pytest.raises(ControlError, match=r"the hold session for 'werk-a' .* is kept"):
+            await ask(new, ops.HANDOVER_DROP, ops.HandoverRequest(customer=MOVED))
+        assert read_hold(site.config("hall-b").data_path, MOVED) is not None
+        assert site.cloud is not None
+        await site.cloud.start()
+        await site.wait_until(site.drained, 60, "hall-a sending its queued release")
+        code, out, err = await handover(site)
+        assert code == 0, err
+        assert orjson.loads(out)["held"] >= 5
+        await _all_forwarded(moved, 7)
+        assert read_hold(site.config("hall-b").data_path, MOVED) is None
+        await moved.device.close()
