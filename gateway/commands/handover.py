@@ -39,13 +39,14 @@ from gateway.operations.handover_model import (
     HandoverRequest,
     HoldReply,
     HoldRequest,
+    ReleaseReply,
     ReleaseRequest,
     ScrubRequest,
     TakeRequest,
 )
 from gateway.operations.holds import Hold, read_hold
 
-__all__ = ["HandoverRefused", "Move", "plan", "register", "run"]
+__all__ = ["HandoverRefused", "Move", "after_refusal", "plan", "register", "run"]
 
 
 class HandoverRefused(GatewayError):
@@ -195,6 +196,9 @@ async def run(move: Move, wait_s: float) -> dict[str, object]:
         prepared = await ask(source, HANDOVER_PREPARE, HandoverRequest(customer=customer))
         filters = [] if move.closed or prepared.closed else prepared.filters
         hold = await ask(target, HANDOVER_HOLD, HoldRequest(customer=customer, filters=filters))
+        # the release may ask the broker again for RELEASE_RETRY_S, then fence and wait; the
+        # old instance closes the tree only while this command still waits for its answer
+        timeout = wait_s + 2 * ask_s + RELEASE_RETRY_S
         release = ReleaseRequest(
             customer=customer,
             to_origin=f"{move.target.instance}/{customer}",
@@ -202,22 +206,14 @@ async def run(move: Move, wait_s: float) -> dict[str, object]:
             wait_s=wait_s,
             target_db=str(move.target.database_path),
             hold=_held(customer, hold),
+            answer_within_s=timeout - ask_s,
         )
         try:
-            # the release may ask the broker again for RELEASE_RETRY_S, then fence and wait
-            timeout = wait_s + 2 * ask_s + RELEASE_RETRY_S
             released = await ask(source, HANDOVER_RELEASE, release, timeout=timeout)
         except ControlError as refused:
             if move.closed or prepared.closed:
                 raise
-            # Nothing moved: the old instance took the customer back, and with it what only
-            # the hold received since its UNSUBSCRIBE. The new instance ends the hold only if
-            # the broker says the old one has ended it, else keeps it for a run again.
-            try:
-                await ask(target, HANDOVER_DROP, HandoverRequest(customer=customer))
-            except ControlError as kept:
-                raise ControlError(f"{refused}. {kept}") from refused
-            raise
+            released = await after_refusal(move, release, refused)
         taken = await ask(
             target,
             HANDOVER_TAKE,
@@ -250,6 +246,31 @@ async def run(move: Move, wait_s: float) -> dict[str, object]:
         "old_copy_kept": left,
         "seconds": round(time.monotonic() - started, 2),
     }
+
+
+async def after_refusal(move: Move, release: ReleaseRequest, refused: ControlError) -> ReleaseReply:
+    """The release was refused, or its answer did not come (a timeout, a dropped socket).
+    Where the move stands is asked again: a tree closed after all goes on to the take (the
+    release on a closed tree gives the same record), so a hold is never ended behind a log
+    that moved. Otherwise nothing moved: the old instance took the customer back, and with it
+    what only the hold received since its UNSUBSCRIBE. The new instance ends the hold only if
+    the broker says the old one has ended it, else keeps it for the same command run again."""
+    source, target = move.source.control_socket, move.target.control_socket
+    customer = move.customer
+    try:
+        again = await ask(source, HANDOVER_PREPARE, HandoverRequest(customer=customer))
+    except ControlError as exc:  # the hold stays: where the move stands is not known
+        raise ControlError(
+            f"{refused}. {move.source.instance} does not say where the move stands ({exc}); "
+            f"the hold on {move.target.instance} is kept. Run the same command again"
+        ) from refused
+    if again.closed:
+        return await ask(source, HANDOVER_RELEASE, release, timeout=30.0)
+    try:
+        await ask(target, HANDOVER_DROP, HandoverRequest(customer=customer))
+    except ControlError as kept:
+        raise ControlError(f"{refused}. {kept}") from refused
+    raise refused
 
 
 async def clean_up(move: Move) -> dict[str, object]:

@@ -20,7 +20,9 @@ The command (gateway/commands/handover.py) drives five control operations, in th
    checkpoint, the record signed by A's key; C's policy stops running on A. If C's releases
    do not leave in time (an upstream down, a grant that releases at the end of the hour), A
    takes C's filters back, decides what only B's hold received since ``t1`` and ends the hold
-   (gateway/operations/drain.py), then refuses: nothing moved, nothing lost.
+   (gateway/operations/drain.py), then refuses: nothing moved, nothing lost. A closes the tree
+   only while the command still waits for the answer (``answer_within_s``); an answer lost
+   after it closed is found by the command asking ``prepare`` again, and the move goes on.
 4. ``handover_take`` on B: first B notes where A's copy of C's personal data is, kept until
    A cleans up, so an erasure on B reaches it (gateway/operations/old_copies.py). Then
    ``read_tree`` from A's database, ``adopt_tree`` and the record
@@ -190,9 +192,13 @@ class Handovers:
     async def release(self, request: ReleaseRequest) -> ReleaseReply:
         customer = request.customer
         what = f"handover of {customer!r}"
+        within = request.answer_within_s
+        deadline = None if within is None else time.monotonic() + within
         if self._handed_out(customer):
             closed = await self._close(request)
-            return ReleaseReply(closed=_record(closed), overlap=self._counting.get(customer, 0))
+            return ReleaseReply(
+                closed=ClosedRecord.of(closed), overlap=self._counting.get(customer, 0)
+            )
         config = self.parts.config()
         if not config.owns(customer):
             raise HandoverError(f"instance {config.instance!r} does not own {customer!r}")
@@ -220,7 +226,7 @@ class Handovers:
             # waiting behind the closing transaction would follow the final entry. Without the
             # policy it is refused ("no policy for customer").
             self.parts.admission.engine.remove(customer)
-            closed = await self._close(request)
+            closed = await self._close(request, deadline)
         except BaseException as exc:
             self.leaving.discard(customer)
             self._counting.pop(customer, None)
@@ -242,7 +248,7 @@ class Handovers:
             closed.new_origin,
             closed.size,
         )
-        return ReleaseReply(closed=_record(closed), overlap=self._counting.pop(customer, 0))
+        return ReleaseReply(closed=ClosedRecord.of(closed), overlap=self._counting.pop(customer, 0))
 
     async def _flush_windows(self, customer: str) -> None:
         """C's open aggregation windows close now and their summaries are recorded in its tree
@@ -274,7 +280,7 @@ class Handovers:
                 )
             await asyncio.sleep(0.1)  # rows leave as recipients acknowledge them
 
-    async def _close(self, request: ReleaseRequest) -> ClosedTree:
+    async def _close(self, request: ReleaseRequest, deadline: float | None = None) -> ClosedTree:
         customer = request.customer
         writer = self.parts.writer()
         try:
@@ -287,6 +293,11 @@ class Handovers:
             if _queued(conn, customer):  # decided since _sent looked: never close with rows
                 raise HandoverError(
                     f"handover of {customer!r}: a release was queued while closing; run again"
+                )
+            if deadline is not None and time.monotonic() > deadline:  # nobody waits for it
+                raise HandoverError(
+                    f"handover of {customer!r}: the command stopped waiting for this release "
+                    "before the log could be closed; nothing moved. Run the same command again"
                 )
             closed = close_tree(
                 conn, writer, customer, new_origin=request.to_origin, new_key=new_key, now=now
@@ -471,19 +482,6 @@ def _queued(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
             (customer,),
         )
     }
-
-
-def _record(closed: ClosedTree) -> ClosedRecord:
-    return ClosedRecord(
-        customer=closed.customer,
-        old_origin=closed.old_origin,
-        new_origin=closed.new_origin,
-        size=closed.size,
-        root=closed.root.hex(),
-        old_key=closed.old_key.hex(),
-        new_key=closed.new_key.hex(),
-        sig_old=closed.sig_old.hex(),
-    )
 
 
 def handover_handlers(handovers: Handovers) -> dict[str, Handler]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.errors import GatewayError
+from gateway.log.transfer import ClosedTree
 from gateway.operations.control_model import Op
 from gateway.operations.holds import Hold
 
@@ -106,6 +107,10 @@ class ReleaseRequest(_Request):
     # the hold can end without losing what only it received (None: an older command; the new
     # instance then keeps the hold)
     hold: Hold | None = None
+    # how long the command waits for the answer: past it, the old instance refuses instead of
+    # closing the tree after the command gave up (it then asks handover_prepare where the
+    # move stands). Relative, so the two boxes' clocks need not agree
+    answer_within_s: float | None = Field(default=None, gt=0)
 
 
 class ClosedRecord(_Reply):
@@ -119,6 +124,19 @@ class ClosedRecord(_Reply):
     old_key: str
     new_key: str
     sig_old: str
+
+    @classmethod
+    def of(cls, closed: ClosedTree) -> ClosedRecord:
+        return cls(
+            customer=closed.customer,
+            old_origin=closed.old_origin,
+            new_origin=closed.new_origin,
+            size=closed.size,
+            root=closed.root.hex(),
+            old_key=closed.old_key.hex(),
+            new_key=closed.new_key.hex(),
+            sig_old=closed.sig_old.hex(),
+        )
 
 
 class ReleaseReply(_Reply):

@@ -2,7 +2,9 @@
 Mosquitto: what the hold kept while nobody decided the customer is handed to the pipeline of the
 instance that took the log over, and forwarded, and the hold is ended. A release refused after
 the old instance's UNSUBACK loses nothing: the old instance drains the hold and ends it, or,
-when it cannot, the new instance keeps the hold and the same command run again decides it."""
+when it cannot, the new instance keeps the hold and the same command run again decides it. A
+release whose answer the command no longer waits for does not close the log; one whose answer
+was lost after it closed the log goes on to the take, its hold kept."""
 
 from __future__ import annotations
 
@@ -12,14 +14,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from gateway.commands.handover import plan
+from gateway.commands.handover import after_refusal, plan
 from gateway.log.keys import Signer
 from gateway.log.transfer import ClosedTree, adopt_tree, open_tree_record, read_tree
 from gateway.operations import handover_model as ops
 from gateway.operations.child import stop_gateway
 from gateway.operations.cluster import load_instances
 from gateway.operations.control import ControlError, ask
-from gateway.operations.holds import read_hold
+from gateway.operations.holds import Hold, read_hold
 from tests.gateway.test_handover import MOVED, Moving, close_for_move, handover, moving
 from tests.log.conftest import Log, make_draft
 
@@ -88,6 +90,17 @@ async def _release_stuck(moved: Moving) -> None:
     await site.wait_until(queued, 30, "a release of werk-a queued at hall-a")
 
 
+async def _held_while_stuck(moved: Moving) -> ops.HoldReply:
+    """:func:`_release_stuck`, then the command's first two steps: hall-b holds werk-a."""
+    await _release_stuck(moved)
+    old = moved.site.config("hall-a").control_socket
+    new = moved.site.config("hall-b").control_socket
+    prepared = await ask(old, ops.HANDOVER_PREPARE, ops.HandoverRequest(customer=MOVED))
+    return await ask(
+        new, ops.HANDOVER_HOLD, ops.HoldRequest(customer=MOVED, filters=prepared.filters)
+    )
+
+
 async def _meanwhile(moved: Moving) -> None:
     """Once hall-a has dropped the customer's filters (its record of them says so), the device
     publishes 2..6: only the hold session receives them."""
@@ -141,11 +154,7 @@ async def test_a_hold_the_old_instance_could_not_drain_is_kept_and_decided_on_th
     async with moving(tmp_path, forwarded=1) as moved:
         site = moved.site
         old, new = site.config("hall-a").control_socket, site.config("hall-b").control_socket
-        await _release_stuck(moved)
-        prepared = await ask(old, ops.HANDOVER_PREPARE, ops.HandoverRequest(customer=MOVED))
-        hold = await ask(
-            new, ops.HANDOVER_HOLD, ops.HoldRequest(customer=MOVED, filters=prepared.filters)
-        )
+        hold = await _held_while_stuck(moved)
         release = ops.ReleaseRequest(
             customer=MOVED, to_origin=f"hall-b/{MOVED}", new_key=hold.key, wait_s=8
         )
@@ -166,4 +175,67 @@ async def test_a_hold_the_old_instance_could_not_drain_is_kept_and_decided_on_th
         assert orjson.loads(out)["held"] >= 5
         await _all_forwarded(moved, 7)
         assert read_hold(site.config("hall-b").data_path, MOVED) is None
+        await moved.device.close()
+
+
+async def test_a_release_past_the_commands_wait_does_not_close_the_log_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    """The queued release leaves only after the command stopped waiting for the answer: the
+    old instance refuses instead of closing a log the command would no longer take over, and
+    decides what only the hold received."""
+    async with moving(tmp_path, forwarded=1) as moved:
+        site = moved.site
+        old = site.config("hall-a").control_socket
+        hold = await _held_while_stuck(moved)
+        within = 2.0
+        release = ops.ReleaseRequest(
+            customer=MOVED,
+            to_origin=f"hall-b/{MOVED}",
+            new_key=hold.key,
+            wait_s=60,
+            hold=Hold(
+                customer=MOVED, client_id=hold.client_id, filters=hold.filters, since=hold.since
+            ),
+            answer_within_s=within,
+        )
+        releasing = asyncio.get_running_loop().create_task(
+            ask(old, ops.HANDOVER_RELEASE, release, timeout=120), name="release-late"
+        )
+        await _meanwhile(moved)  # hall-a has the request: its bound runs from before this
+        await asyncio.sleep(within)  # a precondition: the bound is past before the release can go
+        assert site.cloud is not None
+        await site.cloud.start()
+        with pytest.raises(ControlError, match="the command stopped waiting for this release"):
+            await releasing
+        again = await ask(old, ops.HANDOVER_PREPARE, ops.HandoverRequest(customer=MOVED))
+        assert not again.closed
+        await _all_forwarded(moved, 7)
+        assert site.chains("hall-b") == set()
+        await moved.device.close()
+
+
+async def test_a_release_whose_answer_was_lost_after_closing_goes_on_to_the_take(
+    tmp_path: Path,
+) -> None:
+    """The answer did not reach the command (a timeout), but the old instance closed the log:
+    asked again, it says so and gives the same record; the hold is kept, not ended behind a
+    log that moved, and the move finishes."""
+    async with moving(tmp_path, forwarded=1) as moved:
+        site = moved.site
+        released = await close_for_move(site)
+        await moved.publish(*range(1, 6))  # only the hold takes these now
+        await moved.device.drain()
+        move = plan(load_instances(list(site.configs.values())), MOVED, "hall-b")
+        release = ops.ReleaseRequest(
+            customer=MOVED, to_origin=f"hall-b/{MOVED}", new_key=released.closed.new_key
+        )
+        lost = ControlError("the gateway did not answer within 150 s")
+        again = await after_refusal(move, release, lost)
+        assert again.closed == released.closed
+        assert read_hold(site.config("hall-b").data_path, MOVED) is not None
+        code, out, err = await handover(site)
+        assert code == 0, err
+        assert orjson.loads(out)["held"] >= 5
+        await _all_forwarded(moved, 6)
         await moved.device.close()
