@@ -360,9 +360,9 @@ class Handovers:
             # refused release): a hold still there may hold messages nobody else has
             raise HandoverError(
                 f"the hold session for {customer!r} on instance {config.instance!r} is kept: "
-                "it may hold messages of the customer that only it received. Run the same "
-                "einblick handover command again to finish the move; this instance then "
-                "decides them"
+                "it may hold messages of the customer that only it received. Finish the move, "
+                f"and this instance decides them: einblick handover --customer {customer} --to "
+                f"{config.instance} --instances <every instance's einblick.yaml>"
             )
         await end_session(config.data_path, self.parts.endpoint(), customer)
         return DropReply(dropped=known)

@@ -164,7 +164,8 @@ async def test_a_hold_the_old_instance_could_not_drain_is_kept_and_decided_on_th
         await _meanwhile(moved)
         with pytest.raises(ControlError, match=r"it is kept\. Run the same command again"):
             await releasing
-        with pytest.raises(ControlError, match=r"the hold session for 'werk-a' .* is kept"):
+        rerun = "einblick handover --customer werk-a --to hall-b --instances"
+        with pytest.raises(ControlError, match=rf"the hold session for 'werk-a' .* kept.*{rerun}"):
             await ask(new, ops.HANDOVER_DROP, ops.HandoverRequest(customer=MOVED))
         assert read_hold(site.config("hall-b").data_path, MOVED) is not None
         assert site.cloud is not None
