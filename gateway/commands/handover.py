@@ -37,14 +37,16 @@ from gateway.operations.handover_model import (
     HANDOVER_TAKE,
     RELEASE_RETRY_S,
     HandoverRequest,
+    HoldReply,
     HoldRequest,
+    ReleaseReply,
     ReleaseRequest,
     ScrubRequest,
     TakeRequest,
 )
-from gateway.operations.holds import read_hold
+from gateway.operations.holds import Hold, read_hold
 
-__all__ = ["HandoverRefused", "Move", "plan", "register", "run"]
+__all__ = ["HandoverRefused", "Move", "after_refusal", "plan", "register", "run"]
 
 
 class HandoverRefused(GatewayError):
@@ -168,6 +170,14 @@ def plan(configs: list[Config], customer: str, to: str, source: str | None = Non
     return Move(customer, current, target, closed=False)
 
 
+def _held(customer: str, hold: HoldReply) -> Hold | None:
+    """The hold as the old instance needs it to drain it after a refused release (None: the
+    new instance named no filters, an older version; it then keeps the hold)."""
+    if not hold.filters:
+        return None
+    return Hold(customer=customer, client_id=hold.client_id, filters=hold.filters, since=hold.since)
+
+
 def _check_source(config: Config, source: str | None) -> None:
     if source is not None and config.instance != source:
         raise HandoverRefused(
@@ -186,22 +196,24 @@ async def run(move: Move, wait_s: float) -> dict[str, object]:
         prepared = await ask(source, HANDOVER_PREPARE, HandoverRequest(customer=customer))
         filters = [] if move.closed or prepared.closed else prepared.filters
         hold = await ask(target, HANDOVER_HOLD, HoldRequest(customer=customer, filters=filters))
+        # the release may ask the broker again for RELEASE_RETRY_S, then fence and wait; the
+        # old instance closes the tree only while this command still waits for its answer
+        timeout = wait_s + 2 * ask_s + RELEASE_RETRY_S
         release = ReleaseRequest(
             customer=customer,
             to_origin=f"{move.target.instance}/{customer}",
             new_key=hold.key,
             wait_s=wait_s,
             target_db=str(move.target.database_path),
+            hold=_held(customer, hold),
+            answer_within_s=timeout - ask_s,
         )
         try:
-            # the release may ask the broker again for RELEASE_RETRY_S, then fence and wait
-            timeout = wait_s + 2 * ask_s + RELEASE_RETRY_S
             released = await ask(source, HANDOVER_RELEASE, release, timeout=timeout)
-        except ControlError:
-            if not (move.closed or prepared.closed):
-                # nothing moved: the old instance took the customer back; the hold goes
-                await ask(target, HANDOVER_DROP, HandoverRequest(customer=customer))
-            raise
+        except ControlError as refused:
+            if move.closed or prepared.closed:
+                raise
+            released = await after_refusal(move, release, refused)
         taken = await ask(
             target,
             HANDOVER_TAKE,
@@ -234,6 +246,31 @@ async def run(move: Move, wait_s: float) -> dict[str, object]:
         "old_copy_kept": left,
         "seconds": round(time.monotonic() - started, 2),
     }
+
+
+async def after_refusal(move: Move, release: ReleaseRequest, refused: ControlError) -> ReleaseReply:
+    """The release was refused, or its answer did not come (a timeout, a dropped socket).
+    Where the move stands is asked again: a tree closed after all goes on to the take (the
+    release on a closed tree gives the same record), so a hold is never ended behind a log
+    that moved. Otherwise nothing moved: the old instance took the customer back, and with it
+    what only the hold received since its UNSUBSCRIBE. The new instance ends the hold only if
+    the broker says the old one has ended it, else keeps it for the same command run again."""
+    source, target = move.source.control_socket, move.target.control_socket
+    customer = move.customer
+    try:
+        again = await ask(source, HANDOVER_PREPARE, HandoverRequest(customer=customer))
+    except ControlError as exc:  # the hold stays: where the move stands is not known
+        raise ControlError(
+            f"{refused}. {move.source.instance} does not say where the move stands ({exc}); "
+            f"the hold on {move.target.instance} is kept. Run the same command again"
+        ) from refused
+    if again.closed:
+        return await ask(source, HANDOVER_RELEASE, release, timeout=30.0)
+    try:
+        await ask(target, HANDOVER_DROP, HandoverRequest(customer=customer))
+    except ControlError as kept:
+        raise ControlError(f"{refused}. {kept}") from refused
+    raise refused
 
 
 async def clean_up(move: Move) -> dict[str, object]:

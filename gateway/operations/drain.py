@@ -8,15 +8,21 @@ anything newer; then the instance's own session subscribes to the customer's fil
 published between ``t2`` and ``t3`` reaches both and is decided twice, none reaches neither.
 What the hold delivered is counted, so the command can print how many messages waited.
 
+The old instance drains the hold the same way when it refuses a release after its UNSUBSCRIBE
+may have taken effect (gateway/operations/handover.py): the customer's messages published since
+then reached only the hold, and the hold is ended after the refusal.
+
 Every refusal leaves the hold as it was: its messages stay queued in the broker for the same
 command run again.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
+from gateway.errors import GatewayError
 from gateway.messages.device_link import DeviceLink
 from gateway.messages.endpoint import Endpoint, Inbound, MqttError
 from gateway.messages.flood import FloodGuard
@@ -24,9 +30,11 @@ from gateway.messages.mqtt import MqttConnection
 from gateway.messages.pipeline import Pipeline
 from gateway.operations.fences import Fences
 from gateway.operations.handover_model import HandoverError
-from gateway.operations.holds import Hold, hold_endpoint
+from gateway.operations.holds import Hold, discard_session, hold_session
 
-__all__ = ["drain_hold"]
+__all__ = ["drain_hold", "take_back"]
+
+log = logging.getLogger("gateway.operations.handover")  # an installer follows a move in one log
 
 
 async def drain_hold(
@@ -42,8 +50,10 @@ async def drain_hold(
     """Hand ``hold``'s backlog to the pipeline, move the customer's filters from the hold to
     the instance's own session on ``link`` and wait until everything either delivered before
     that is committed; the number of messages the hold delivered. ``endpoint`` is the instance's
-    own session's (the hold's is derived from it); ``skip`` says which messages are acknowledged
-    without a decision (a retained replay). The hold session itself is left to end."""
+    own session's (the hold's is reached with its user under the hold's recorded client id: on
+    the new instance its own hold, on the old one the new instance's, after a refused release);
+    ``skip`` says which messages are acknowledged without a decision (a retained replay). The
+    hold session itself is left to end."""
     what = f"handover of {hold.customer!r}"
     wanted = set(link.subscriptions.wanted())
     missing = sorted(set(hold.filters) - wanted)
@@ -72,7 +82,7 @@ async def drain_hold(
             pipeline().receive(message)
 
     held = MqttConnection(
-        hold_endpoint(endpoint, hold.customer),
+        hold_session(endpoint, hold),
         on_message=arrived,
         manual_ack=True,
         clean_session=False,
@@ -97,3 +107,44 @@ async def drain_hold(
     finally:
         await held.close()
     return drained
+
+
+async def take_back(
+    customer: str,
+    hold: Hold | None,
+    why: Exception,
+    drain: Callable[[Hold], Awaitable[int]],
+    endpoint: Endpoint,
+) -> HandoverError:
+    """On the old instance, a release of ``customer`` refused (``why``) after its
+    UNSUBSCRIBE may have taken effect: the customer's messages published since then reached
+    only the new instance's hold. ``drain`` it here (:func:`drain_hold` into this instance's
+    pipeline: its own session, ``endpoint``'s, subscribes the customer again before the hold
+    lets go, so there is no gap) and end it, so the new instance finds it gone; the refusal
+    that says so. When that is not possible the hold stays, the new instance keeps it (it asks
+    the broker), and the refusal says what to run. The customer's policy must run here again
+    before this is called."""
+    what = f"handover of {customer!r}"
+    kept = (
+        f"{why}. The new instance's hold session keeps the customer's messages published "
+        "meanwhile, which only it received; it is kept. Run the same command again to finish "
+        "the move (the new instance then decides them)"
+    )
+    if (
+        hold is None
+        or hold.customer != customer
+        or not hold.client_id.endswith(f"-hold-{customer}")
+        or hold.client_id == endpoint.client_id  # never this instance's own session
+    ):
+        return HandoverError(f"{kept}; the release named no hold session of the customer")
+    try:
+        drained = await drain(hold)
+        await discard_session(hold_session(endpoint, hold))
+    except GatewayError as exc:
+        log.error("%s: the hold session could not be drained here: %s", what, exc)
+        return HandoverError(f"{kept}; draining it here failed: {exc}")
+    log.warning("%s refused; %d messages of the hold decided here, the hold ended", what, drained)
+    return HandoverError(
+        f"{why}. The {drained} messages the new instance's hold session received meanwhile "
+        "were decided here, and the hold is ended"
+    )

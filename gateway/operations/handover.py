@@ -19,7 +19,10 @@ The command (gateway/commands/handover.py) drives five control operations, in th
    have left (its outbox has no row of C). Only then ``close_tree``: the final entry, a
    checkpoint, the record signed by A's key; C's policy stops running on A. If C's releases
    do not leave in time (an upstream down, a grant that releases at the end of the hour), A
-   takes C's filters back and refuses: nothing moved, and the command ends B's hold.
+   takes C's filters back, decides what only B's hold received since ``t1`` and ends the hold
+   (gateway/operations/drain.py), then refuses: nothing moved, nothing lost. A closes the tree
+   only while the command still waits for the answer (``answer_within_s``); an answer lost
+   after it closed is found by the command asking ``prepare`` again, and the move goes on.
 4. ``handover_take`` on B: first B notes where A's copy of C's personal data is, kept until
    A cleans up, so an erasure on B reaches it (gateway/operations/old_copies.py). Then
    ``read_tree`` from A's database, ``adopt_tree`` and the record
@@ -28,7 +31,8 @@ The command (gateway/commands/handover.py) drives five control operations, in th
    connects it and fences it (its backlog is then in the pipeline), subscribes its own session
    to C's filters (SUBACK at ``t2``), unsubscribes the hold (UNSUBACK at ``t3``), fences it
    again, waits for the pipeline to commit what arrived, and ends the hold session.
-5. ``handover_drop`` on B: only when the release was refused (3): the hold is ended unused.
+5. ``handover_drop`` on B: only when the release was refused (3). B forgets the hold if the
+   broker says it is gone; one A could not drain is kept for the same command run again.
 
 Why the old instance waits for C's queued releases instead of handing them over with the tree:
 a row leaves under the policy in force when it is sent (gateway/messages/sendtime.py), and a row
@@ -75,7 +79,7 @@ from gateway.messages.pseudonyms import Keyring
 from gateway.messages.store import Store
 from gateway.messages.subscriptions import owned_filters
 from gateway.operations.control import Handler, bind
-from gateway.operations.drain import drain_hold
+from gateway.operations.drain import drain_hold, take_back
 from gateway.operations.fences import Fences
 from gateway.operations.handover_model import (
     HANDOVER_DROP,
@@ -96,7 +100,7 @@ from gateway.operations.handover_model import (
     TakeReply,
     TakeRequest,
 )
-from gateway.operations.holds import Hold, end_session, open_hold, read_hold
+from gateway.operations.holds import Hold, end_session, open_hold, read_hold, still_held
 from gateway.operations.moved import note_release
 from gateway.operations.old_copies import note_take
 from gateway.operations.release_retry import let_go
@@ -188,15 +192,18 @@ class Handovers:
     async def release(self, request: ReleaseRequest) -> ReleaseReply:
         customer = request.customer
         what = f"handover of {customer!r}"
+        within = request.answer_within_s
+        deadline = None if within is None else time.monotonic() + within
         if self._handed_out(customer):
             closed = await self._close(request)
-            return ReleaseReply(closed=_record(closed), overlap=self._counting.get(customer, 0))
+            return ReleaseReply(
+                closed=ClosedRecord.of(closed), overlap=self._counting.get(customer, 0)
+            )
         config = self.parts.config()
         if not config.owns(customer):
             raise HandoverError(f"instance {config.instance!r} does not own {customer!r}")
         link = self.parts.device_link
-        connection = link.connection
-        if connection is None or not link.connected:
+        if link.connection is None or not link.connected:
             raise HandoverError(
                 f"{what}: instance {config.instance!r} is not connected to the device broker "
                 "now; nothing moved. Run the same command again when it is (einblick status)"
@@ -204,29 +211,34 @@ class Handovers:
         self._counting.setdefault(customer, 0)
         self.leaving.add(customer)
         try:
-            # C's filters go: UNSUBACK at t1. A reconnect meanwhile applies the same set.
-            await let_go(
+            # C's filters go: UNSUBACK at t1. A reconnect meanwhile applies the same set, and
+            # the fence goes on the session that confirmed: the one open now may be gone.
+            released_on = await let_go(
                 lambda: link.connection if link.connected else None,
                 link.subscriptions.apply,
                 what,
                 within=self.retry_s,
             )
-            await self.fences.wait(connection, what)
+            await self.fences.wait(released_on, what)
             await self._flush_windows(customer)
             await self._sent(customer, request.wait_s)
             # From here nothing more may enter C's tree on this instance: a consent action
             # waiting behind the closing transaction would follow the final entry. Without the
             # policy it is refused ("no policy for customer").
             self.parts.admission.engine.remove(customer)
-            closed = await self._close(request)
-        except BaseException:
+            closed = await self._close(request, deadline)
+        except BaseException as exc:
             self.leaving.discard(customer)
             self._counting.pop(customer, None)
-            if not self._handed_out(customer):
+            handed_out = self._handed_out(customer)
+            if not handed_out:
                 self.parts.admission.recompile([customer])  # C's policy runs here again
-            # take C's messages again (the hold has them too: duplicates, never a gap)
-            link.changed()
-            raise
+            link.changed()  # C's filters again, or (handed out after all) not
+            if handed_out or not isinstance(exc, Exception):
+                raise  # stopped: the hold keeps what it holds for the same command run again
+            # what only the hold received since the UNSUBSCRIBE is decided here, or kept
+            own = self.parts.endpoint()
+            raise await take_back(customer, request.hold, exc, self._pipe, own) from exc
         self.gone.add(customer)
         self.leaving.discard(customer)
         self._stop_running(customer)
@@ -236,7 +248,7 @@ class Handovers:
             closed.new_origin,
             closed.size,
         )
-        return ReleaseReply(closed=_record(closed), overlap=self._counting.pop(customer, 0))
+        return ReleaseReply(closed=ClosedRecord.of(closed), overlap=self._counting.pop(customer, 0))
 
     async def _flush_windows(self, customer: str) -> None:
         """C's open aggregation windows close now and their summaries are recorded in its tree
@@ -268,7 +280,7 @@ class Handovers:
                 )
             await asyncio.sleep(0.1)  # rows leave as recipients acknowledge them
 
-    async def _close(self, request: ReleaseRequest) -> ClosedTree:
+    async def _close(self, request: ReleaseRequest, deadline: float | None = None) -> ClosedTree:
         customer = request.customer
         writer = self.parts.writer()
         try:
@@ -281,6 +293,11 @@ class Handovers:
             if _queued(conn, customer):  # decided since _sent looked: never close with rows
                 raise HandoverError(
                     f"handover of {customer!r}: a release was queued while closing; run again"
+                )
+            if deadline is not None and time.monotonic() > deadline:  # nobody waits for it
+                raise HandoverError(
+                    f"handover of {customer!r}: the command stopped waiting for this release "
+                    "before the log could be closed; nothing moved. Run the same command again"
                 )
             closed = close_tree(
                 conn, writer, customer, new_origin=request.to_origin, new_key=new_key, now=now
@@ -323,7 +340,10 @@ class Handovers:
             )
         hold = await open_hold(config.data_path, self.parts.endpoint(), customer, request.filters)
         return HoldReply(
-            client_id=hold.client_id, since=hold.since, key=self.parts.signer.public.raw.hex()
+            client_id=hold.client_id,
+            since=hold.since,
+            key=self.parts.signer.public.raw.hex(),
+            filters=hold.filters,
         )
 
     async def drop(self, request: HandoverRequest) -> DropReply:
@@ -335,6 +355,15 @@ class Handovers:
                 "session holds messages nobody else decides. Run the handover again to drain it"
             )
         known = read_hold(config.data_path, customer) is not None
+        if await still_held(self.parts.endpoint(), customer):
+            # the old instance ends the hold once it decided what only the hold received (a
+            # refused release): a hold still there may hold messages nobody else has
+            raise HandoverError(
+                f"the hold session for {customer!r} on instance {config.instance!r} is kept: "
+                "it may hold messages of the customer that only it received. Finish the move, "
+                f"and this instance decides them: einblick handover --customer {customer} --to "
+                f"{config.instance} --instances <every instance's einblick.yaml>"
+            )
         await end_session(config.data_path, self.parts.endpoint(), customer)
         return DropReply(dropped=known)
 
@@ -423,9 +452,11 @@ class Handovers:
             for path in sorted(admission.policies.elsewhere):
                 admission.apply(path)
 
-    async def _drain(self, hold: Hold) -> tuple[int, int]:
+    async def _pipe(self, hold: Hold) -> int:
+        """``hold``'s messages into this instance's pipeline, its filters onto this instance's
+        own session (gateway/operations/drain.py); how many the hold delivered."""
         parts = self.parts
-        drained = await drain_hold(
+        return await drain_hold(
             hold,
             link=parts.device_link,
             fences=self.fences,
@@ -434,7 +465,11 @@ class Handovers:
             skip=parts.skip,
             endpoint=parts.endpoint(),
         )
+
+    async def _drain(self, hold: Hold) -> tuple[int, int]:
+        drained = await self._pipe(hold)
         overlap = self._counting.pop(hold.customer, 0)
+        parts = self.parts
         await end_session(parts.config().data_path, parts.endpoint(), hold.customer)
         return drained, overlap
 
@@ -447,19 +482,6 @@ def _queued(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
             (customer,),
         )
     }
-
-
-def _record(closed: ClosedTree) -> ClosedRecord:
-    return ClosedRecord(
-        customer=closed.customer,
-        old_origin=closed.old_origin,
-        new_origin=closed.new_origin,
-        size=closed.size,
-        root=closed.root.hex(),
-        old_key=closed.old_key.hex(),
-        new_key=closed.new_key.hex(),
-        sig_old=closed.sig_old.hex(),
-    )
 
 
 def handover_handlers(handovers: Handovers) -> dict[str, Handler]:

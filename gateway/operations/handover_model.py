@@ -11,7 +11,9 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.errors import GatewayError
+from gateway.log.transfer import ClosedTree
 from gateway.operations.control_model import Op
+from gateway.operations.holds import Hold
 
 __all__ = [
     "HANDOVER_DROP",
@@ -81,12 +83,15 @@ class HoldRequest(_Request):
 
 
 class HoldReply(_Reply):
-    """The hold session's client id, since when it holds (unix time of its SUBACK) and the
-    public key (hex) the target signs with: the old instance hands the log to that key."""
+    """The hold session's client id, since when it holds (unix time of its SUBACK), its
+    filters, and the public key (hex) the target signs with: the old instance hands the log to
+    that key. The hold's own fields also go to the old instance with the release: refused, it
+    takes back what the hold kept meanwhile (an older instance answers without filters)."""
 
     client_id: str
     since: float
     key: str
+    filters: list[str] = Field(default_factory=list)
 
 
 class ReleaseRequest(_Request):
@@ -97,6 +102,15 @@ class ReleaseRequest(_Request):
     # the new instance's log database: where the old one later checks the move is complete
     # before it removes its copy of the customer's personal data (gateway/operations/moved.py)
     target_db: str | None = None
+    # the new instance's hold session: a release refused after the old instance's UNSUBSCRIBE
+    # may have taken effect drains it into the old instance's pipeline before it answers, so
+    # the hold can end without losing what only it received (None: an older command; the new
+    # instance then keeps the hold)
+    hold: Hold | None = None
+    # how long the command waits for the answer: past it, the old instance refuses instead of
+    # closing the tree after the command gave up (it then asks handover_prepare where the
+    # move stands). Relative, so the two boxes' clocks need not agree
+    answer_within_s: float | None = Field(default=None, gt=0)
 
 
 class ClosedRecord(_Reply):
@@ -110,6 +124,19 @@ class ClosedRecord(_Reply):
     old_key: str
     new_key: str
     sig_old: str
+
+    @classmethod
+    def of(cls, closed: ClosedTree) -> ClosedRecord:
+        return cls(
+            customer=closed.customer,
+            old_origin=closed.old_origin,
+            new_origin=closed.new_origin,
+            size=closed.size,
+            root=closed.root.hex(),
+            old_key=closed.old_key.hex(),
+            new_key=closed.new_key.hex(),
+            sig_old=closed.sig_old.hex(),
+        )
 
 
 class ReleaseReply(_Reply):

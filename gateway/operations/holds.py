@@ -30,11 +30,14 @@ from gateway.messages.mqtt import MqttConnection
 __all__ = [
     "Hold",
     "HoldError",
+    "discard_session",
     "end_session",
     "hold_endpoint",
     "hold_path",
+    "hold_session",
     "open_hold",
     "read_hold",
+    "still_held",
 ]
 
 
@@ -61,6 +64,13 @@ def hold_endpoint(gateway: Endpoint, customer: str) -> Endpoint:
     """The hold's own session: the instance's user, a client id of its own (so it never takes
     over the instance's session, nor another customer's hold)."""
     return dataclasses.replace(gateway, client_id=f"{gateway.client_id}-hold-{customer}")
+
+
+def hold_session(gateway: Endpoint, hold: Hold) -> Endpoint:
+    """``hold``'s session as reached with ``gateway``'s user: under the client id recorded for
+    it, which names the instance that opened it. The old instance reaches the new one's hold so
+    (a refused release drains it there), so its broker user must be allowed that client id."""
+    return dataclasses.replace(gateway, client_id=hold.client_id)
 
 
 def read_hold(data_path: Path, customer: str) -> Hold | None:
@@ -119,12 +129,35 @@ async def open_hold(data_path: Path, gateway: Endpoint, customer: str, filters: 
     return hold
 
 
-async def end_session(data_path: Path, gateway: Endpoint, customer: str) -> None:
-    """End the hold's session at the broker (a clean-session connect discards it and what it
-    queued) and forget the record. Only once its messages are decided, or none are needed."""
-    link = MqttConnection(hold_endpoint(gateway, customer), clean_session=True)
+async def discard_session(endpoint: Endpoint) -> None:
+    """End ``endpoint``'s session at the broker: a clean-session connect discards it and what
+    it queued. Only once its messages are decided, or none are needed."""
+    link = MqttConnection(endpoint, clean_session=True)
     try:
         await link.open()
     finally:
         await link.close()
+
+
+async def end_session(data_path: Path, gateway: Endpoint, customer: str) -> None:
+    """End the hold's session at the broker and forget the record. Only once its messages are
+    decided, or none are needed."""
+    await discard_session(hold_endpoint(gateway, customer))
     hold_path(data_path, customer).unlink(missing_ok=True)
+
+
+async def still_held(gateway: Endpoint, customer: str) -> bool:
+    """Whether the broker still keeps the hold's session, and with it maybe messages nobody
+    else received: asked of the broker (CONNACK's session present), never taken on anyone's
+    word. What it delivers to this short connection is not acknowledged, so it stays queued.
+    A session this connect made (there was none) is discarded again at once."""
+    endpoint = hold_endpoint(gateway, customer)
+    link = MqttConnection(endpoint, manual_ack=True, clean_session=False)
+    try:
+        await link.open()
+        present = link.session_present
+    finally:
+        await link.close()
+    if not present:
+        await discard_session(endpoint)
+    return present

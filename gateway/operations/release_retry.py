@@ -32,15 +32,21 @@ async def let_go(
     what: str,
     *,
     within: float,
-) -> None:
+) -> MqttConnection:
     """Apply the instance's subscription set (``apply`` on the open session ``connection()``
     gives, None while it is down), asking again with the project's jittered backoff while the
     broker does not confirm or the session is reconnecting, for ``within`` seconds; then a
     HandoverError that says what the broker did and what to do. Applying the set again is
-    harmless: a filter subscribed twice is one subscription, one dropped twice is gone."""
+    harmless: a filter subscribed twice is one subscription, one dropped twice is gone.
+
+    Returns the session the broker confirmed on: after a reconnect it is not the one open when
+    the release began, and only a fence on this one proves that every message it delivered
+    before the UNSUBACK has arrived. Each attempt gets only the time left, so the release
+    never runs past ``within`` while the command that asked for it has stopped waiting."""
     backoff = Backoff(0.5, 5.0)
     deadline = time.monotonic() + within
     attempts = 0
+    problem = ""
     while True:
         attempts += 1
         session = connection()
@@ -48,8 +54,9 @@ async def let_go(
             problem = "the instance is not connected to the device broker"
         else:
             try:
-                await apply(session)
-                return
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    await apply(session)
+                return session
             except SubscriptionRefused as exc:
                 # The broker's answer, not a missed one: asking for a minute gets it again.
                 raise HandoverError(
@@ -59,6 +66,9 @@ async def let_go(
                 ) from exc
             except MqttError as exc:
                 problem = str(exc)
+            except TimeoutError:
+                # cut short by the bound: the broker's answer before this one says more
+                problem = "no answer in the time left" + (f"; before: {problem}" if problem else "")
         left = deadline - time.monotonic()
         if left <= 0:
             raise HandoverError(

@@ -1,6 +1,7 @@
 """The hold session: once opened, the broker keeps the customer's messages for it while nobody
 is connected; ending it discards the session; its record beside the database survives a restart
-and a damaged one is refused with what to do (a real Mosquitto on loopback)."""
+and a damaged one is refused with what to do; whether the broker still keeps it is asked of the
+broker, and asking leaves nothing behind (a real Mosquitto on loopback)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from gateway.operations.holds import (
     hold_path,
     open_hold,
     read_hold,
+    still_held,
 )
 from tests.conftest import BrokerFactory
 
@@ -115,3 +117,19 @@ def test_a_damaged_record_is_refused_with_what_to_do(tmp_path: Path) -> None:
     hold_path(tmp_path, "werk-a").write_text("{not json", encoding="utf-8")
     with pytest.raises(HoldError, match=r"cannot be read .* client id '…-hold-werk-a'"):
         read_hold(tmp_path, "werk-a")
+
+
+async def test_whether_a_hold_is_still_kept_is_asked_of_the_broker(
+    brokers: BrokerFactory, tmp_path: Path
+) -> None:
+    broker = await brokers()
+    gateway = Endpoint("127.0.0.1", broker.settings.port, "einblick-site-hall-b")
+    await open_hold(tmp_path, gateway, "werk-a", FILTERS)
+    await publish(broker.settings.port, "werk-a/press-1/telemetry", b"kept")
+    assert await still_held(gateway, "werk-a")
+    # asking took nothing away: the message is still queued for the hold
+    assert await drain(hold_endpoint(gateway, "werk-a"), until=b"kept") == [b"kept"]
+    await end_session(tmp_path, gateway, "werk-a")
+    assert not await still_held(gateway, "werk-a")
+    # and asking made no session of its own: the broker still has none
+    assert not await still_held(gateway, "werk-a")

@@ -1,7 +1,8 @@
 """The release's retry (gateway/operations/release_retry.py), against a stand-in broker that
 answers late or never: a late UNSUBACK is asked for again after a backoff delay instead of
 undoing the move; a broker that never answers, or a session that is not there, is refused after
-the bound with a message that says what to do."""
+the bound with a message that says what to do; an answer awaited longer than the bound is cut
+short at it; the session the broker confirmed on is the one returned (for the fence)."""
 
 from __future__ import annotations
 
@@ -93,6 +94,60 @@ async def test_a_release_waits_for_a_reconnecting_session_within_the_bound() -> 
 
 async def _never_applied(session: MqttConnection) -> None:
     raise AssertionError("applied on a session that is not there")
+
+
+async def test_an_answer_awaited_longer_than_the_bound_is_cut_short_at_it() -> None:
+    """One UNSUBSCRIBE may wait 30 s for its answer: the release still ends at its bound, so
+    it never acts after the command that asked for it stopped waiting."""
+    server, port, asked = await _broker_dropping_late(None)
+    session = MqttConnection(Endpoint("127.0.0.1", port, "gw-hall-a"))
+    started = time.monotonic()
+    try:
+        await session.open()
+        with pytest.raises(HandoverError, match=r"asked 1 times .*no answer in the time left"):
+            await let_go(
+                lambda: session,
+                lambda s: s.unsubscribe(f"devices/{MOVED}/#", timeout=30.0),
+                f"handover of {MOVED!r}",
+                within=0.8,
+            )
+    finally:
+        await session.close()
+        server.close()
+    assert len(asked) == 1
+    assert time.monotonic() - started < 0.8 + 1.0
+
+
+async def test_the_session_returned_is_the_one_the_broker_confirmed_on() -> None:
+    """The session open when the release began misses its answer and a reconnect brings a new
+    one: the release returns the new one, where the fence must go."""
+    server, port, asked = await _broker_dropping_late(0.6)
+    first = MqttConnection(Endpoint("127.0.0.1", port, "gw-hall-a"))
+    second = MqttConnection(Endpoint("127.0.0.1", port, "gw-hall-a-again"))
+    sessions = iter([first, second])
+    current = next(sessions)
+
+    def connection() -> MqttConnection:
+        nonlocal current
+        given = current
+        current = next(sessions, current)  # the next ask finds the reconnected session
+        return given
+
+    try:
+        await first.open()
+        await second.open()
+        confirmed = await let_go(
+            connection,
+            lambda s: s.unsubscribe(f"devices/{MOVED}/#", timeout=0.3),
+            f"handover of {MOVED!r}",
+            within=10.0,
+        )
+    finally:
+        await first.close()
+        await second.close()
+        server.close()
+    assert confirmed is second
+    assert len(asked) == 2
 
 
 async def test_a_subscription_the_broker_refuses_is_refused_at_once_not_asked_for_a_minute() -> (
