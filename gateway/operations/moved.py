@@ -25,6 +25,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gateway.config import Config
+from gateway.durable import replace_durably
 from gateway.errors import GatewayError
 from gateway.log.leftovers import closed_for, personal_rows, remove_leftovers, taken_over_by
 from gateway.log.writer import LogWriter
@@ -75,10 +76,8 @@ def note_path(data_path: Path, customer: str) -> Path:
 
 
 def write_note(data_path: Path, note: Leftover) -> None:
-    path = note_path(data_path, note.customer)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_bytes(note.model_dump_json().encode())
-    temporary.replace(path)
+    # Durable as the closed tree beside it: the note is how the old copy is found and removed.
+    replace_durably(note_path(data_path, note.customer), note.model_dump_json().encode())
 
 
 def note_release(data_path: Path, request: ReleaseRequest) -> None:

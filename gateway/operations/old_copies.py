@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sqlite3
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gateway.config import Config
+from gateway.durable import replace_durably
 from gateway.errors import LogError
 from gateway.log.leftovers import personal_rows
 from gateway.log.moves import read_moves
@@ -84,20 +84,8 @@ def note_path(data_path: Path, customer: str) -> Path:
 def _write(data_path: Path, taken: TakenFrom) -> None:
     """Replace the note, durably: the handover's take and the erasure that trusts the note
     are durable SQLite commits, so a power cut must not leave the log saying "taken over" with
-    the note of where the copy is lost or empty. The file's bytes reach the disk before the
-    rename, and the directory's entry after it."""
-    path = note_path(data_path, taken.customer)
-    temporary = path.with_suffix(".tmp")
-    with temporary.open("wb") as handle:
-        handle.write(taken.model_dump_json().encode())
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(path)
-    directory = os.open(data_path, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    the note of where the copy is lost or empty."""
+    replace_durably(note_path(data_path, taken.customer), taken.model_dump_json().encode())
 
 
 def read_taken(data_path: Path, customer: str) -> TakenFrom | None:
