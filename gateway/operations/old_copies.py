@@ -169,8 +169,14 @@ async def reach_old_copies(
         return await _unnoted(config, customer)
     pending: list[PendingCopy] = []
     kept: list[OldCopy] = []
-    for copy in taken.copies:
-        asked = await _ask_to_clean_up(copy, customer) if clean_up else None
+    # All old instances asked at once: one after another, two that do not answer would take
+    # twice SCRUB_ASK_S, past what `einblick forget` waits for the erasure's answer.
+    answers: list[str | None] = (
+        list(await asyncio.gather(*(_ask_to_clean_up(c, customer) for c in taken.copies)))
+        if clean_up
+        else [None] * len(taken.copies)
+    )
+    for copy, asked in zip(taken.copies, answers, strict=True):
         left = await asyncio.to_thread(_left_in, copy.db, customer)
         # The old instance forgets its note of the move only once no row is left and its WAL
         # is copied back and emptied: rows gone with the note still there means the removed

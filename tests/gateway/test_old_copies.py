@@ -11,6 +11,7 @@ import contextlib
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from gateway.config import load_config
 from gateway.log.reader import Reader
 from gateway.log.schema import ensure_schema
 from gateway.operations import handover_model as ops
+from gateway.operations import old_copies
 from gateway.operations.control import ask, request
 from gateway.operations.moved import Leftover, write_note
 from gateway.operations.old_copies import (
@@ -316,3 +318,41 @@ async def test_an_old_database_under_a_hash_and_question_mark_is_looked_at_where
     note_take(config, MOVED, "hall-a", str(old_dir / "einblick.db"), None)
     assert await reach_old_copies(config, MOVED) == ()  # looked at: nothing left there
     assert not (tmp_path / "old").exists()
+
+
+async def test_old_instances_that_do_not_answer_are_asked_at_once_not_one_after_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two old copies whose instances take the question and never answer: both are asked at
+    the same time, so the erasure waits one SCRUB_ASK_S, not two (past what `einblick forget`
+    waits for its answer), and both copies are pending."""
+    monkeypatch.setattr(old_copies, "SCRUB_ASK_S", 1.0)
+    config = load_config(instance(tmp_path, "hall-c", cluster_block({"hall-a": MOVED})))
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    silent: list[asyncio.AbstractServer] = []
+    taken: list[asyncio.StreamWriter] = []
+    copies = []
+
+    async def take_and_say_nothing(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        taken.append(w)  # held open, unanswered, until the test ends
+
+    for name in ("hall-a", "hall-b"):
+        socket = tmp_path / f"{name}.sock"
+        silent.append(await asyncio.start_unix_server(take_and_say_nothing, path=str(socket)))
+        db = tmp_path / name / "einblick.db"
+        copies.append(OldCopy(instance=name, db=str(db), socket=str(socket), to="x", target_db="y"))
+    old_copies._write(config.data_path, TakenFrom(customer=MOVED, copies=copies))
+    started = time.monotonic()
+    try:
+        pending = await reach_old_copies(config, MOVED)
+    finally:
+        for writer in taken:
+            writer.close()
+            await writer.wait_closed()
+        for server in silent:
+            server.close()
+            await server.wait_closed()
+    assert len(taken) == 2  # each was asked
+    assert time.monotonic() - started < 1.9  # one wait, not two
+    assert [p.instance for p in pending] == ["hall-a", "hall-b"]
+    assert all("did not remove it" in p.why for p in pending), pending
