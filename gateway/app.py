@@ -397,7 +397,9 @@ class Gateway:
             checkpoints=self.checkpoints,
             reloader=self.reloader,
             data_path=self.config.data_path,
-            held_copies=lambda customer: reach_old_copies(self.config, customer, clean_up=False),
+            held_copies=lambda customer: reach_old_copies(
+                self.config, customer, clean_up=False, moves_known=True
+            ),
             witnesses_settle=self.witnesses.settle,
         )
 

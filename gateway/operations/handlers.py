@@ -204,7 +204,7 @@ async def erasure_records(
     """The book's rows as the ``erasures`` answer gives them, each with the copies of its
     customer's data an earlier instance still keeps, as of now (each customer looked at once):
     an erasure recorded "pending on instance A" is complete once A's copy is gone, not before."""
-    held = {c: await held_copies(c) for c in {row["customer"] for row in rows}}
+    held = {c: await _held_or_why(held_copies, c) for c in {row["customer"] for row in rows}}
     return [
         ErasureRecord.model_validate(
             {
@@ -216,6 +216,18 @@ async def erasure_records(
         )
         for row in rows
     ]
+
+
+async def _held_or_why(
+    held_copies: Callable[[str], Awaitable[Sequence[PendingCopy]]], customer: str
+) -> Sequence[PendingCopy]:
+    # One customer whose old copy cannot be looked at (a directory not searchable, a file
+    # system gone) is pending with why; it must not fail the answer about every other customer.
+    try:
+        return await held_copies(customer)
+    except OSError as exc:
+        why = f"whether an old copy is left cannot be looked at ({exc.strerror or exc})"
+        return (PendingCopy(instance="(unknown)", why=why),)
 
 
 async def checkpoint(parts: ControlParts, request: NoFields) -> CheckpointReply:

@@ -147,11 +147,13 @@ def _left_in(db: str, customer: str) -> int | str:
 
 
 async def reach_old_copies(
-    config: Config, customer: str, *, clean_up: bool = True
+    config: Config, customer: str, *, clean_up: bool = True, moves_known: bool = False
 ) -> tuple[PendingCopy, ...]:
     """Remove every old copy of ``customer``'s personal data this instance knows of; the ones
     that still hold some, each with why. ``clean_up=False``: only look (read-only, nothing
-    asked, the note left as it is) — what an answer about an earlier erasure must still say."""
+    asked, the note left as it is) — what an answer about an earlier erasure must still say.
+    ``moves_known``: ``config.moves`` is the running gateway's, kept with every handover, so
+    whether a customer without a note was taken over needs no read of the log."""
     try:
         taken = read_taken(config.data_path, customer)
     except ValueError as exc:
@@ -166,6 +168,8 @@ async def reach_old_copies(
             ),
         )
     if taken is None:
+        if moves_known:
+            return _unnoted_pending() if customer in config.moves[1] else ()
         return await _unnoted(config, customer)
     pending: list[PendingCopy] = []
     kept: list[OldCopy] = []
@@ -221,6 +225,11 @@ async def _unnoted(config: Config, customer: str) -> tuple[PendingCopy, ...]:
         )
     if customer not in moves.taken_over and customer not in config.moves[1]:
         return ()
+    return _unnoted_pending()
+
+
+def _unnoted_pending() -> tuple[PendingCopy, ...]:
+    """Taken over, and no note of where the old copy is: never "erased" without proof."""
     return (
         PendingCopy(
             instance="(unknown)",

@@ -10,6 +10,9 @@ from pathlib import Path
 from gateway.operations import control_model as ops
 from gateway.operations.backup_snapshots import SNAPSHOT_GLOB
 from gateway.operations.control import ControlError, ask
+from gateway.operations.handlers import erasure_records
+from gateway.rights.erasure import PendingCopy
+from gateway.rights.erasure_book import ErasureRow
 from gateway.rights.receipts import verify_receipt
 from tests.gateway.harness import running_gateway
 from tests.gateway.test_end_to_end import BAKERY, TRACKER
@@ -76,3 +79,38 @@ async def test_each_op_answers_from_the_part_that_owns_it(tmp_path: Path) -> Non
             assert "at whose request" in str(exc)
         else:
             raise AssertionError("an erasure without --by was carried out")
+
+
+def _row(erasure: int, customer: str) -> ErasureRow:
+    return {
+        "erasure": erasure,
+        "customer": customer,
+        "device": None,
+        "at": "2027-01-15T08:00:05+00:00",
+        "requested_by": "Anna Weber",
+        "entry_seq": erasure,
+        "content_erased": 1,
+        "queued_erased": 0,
+        "keys_destroyed": 0,
+        "retained_cleared": 0,
+        "notices": [],
+    }
+
+
+async def test_an_old_copy_that_cannot_be_looked_at_is_pending_for_its_customer_alone() -> None:
+    """The erasures answer looks at each customer's old copies once; one whose copy cannot be
+    looked at (a directory not searchable) is pending with why, and the others are answered."""
+    looked: list[str] = []
+
+    async def held_copies(customer: str) -> tuple[PendingCopy, ...]:
+        looked.append(customer)
+        if customer == "werk-a":
+            raise PermissionError(13, "Permission denied")
+        return ()
+
+    rows = [_row(1, "werk-a"), _row(2, "baeckerei"), _row(3, "werk-a")]
+    records = await erasure_records(rows, held_copies)
+    assert sorted(looked) == ["baeckerei", "werk-a"]  # once per customer
+    pending = {r.erasure: [(c.instance, c.why) for c in r.copies_pending] for r in records}
+    why = "whether an old copy is left cannot be looked at (Permission denied)"
+    assert pending == {1: [("(unknown)", why)], 2: [], 3: [("(unknown)", why)]}

@@ -356,3 +356,18 @@ async def test_old_instances_that_do_not_answer_are_asked_at_once_not_one_after_
     assert time.monotonic() - started < 1.9  # one wait, not two
     assert [p.instance for p in pending] == ["hall-a", "hall-b"]
     assert all("did not remove it" in p.why for p in pending), pending
+
+
+async def test_a_running_gateway_knows_from_its_moves_which_customer_was_taken_over(
+    tmp_path: Path,
+) -> None:
+    """Answering about erasures, the running gateway takes "taken over" from its own record of
+    moves (kept with every handover) instead of reading its log per customer; taken over with
+    no note is pending, never "erased"."""
+    config = load_config(instance(tmp_path, "hall-b", cluster_block({"hall-a": MOVED})))
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    config.record_moves(frozenset(), frozenset({MOVED}))
+    (unknown,) = await reach_old_copies(config, MOVED, clean_up=False, moves_known=True)
+    assert unknown.instance == "(unknown)" and "no note of where the copy is" in unknown.why
+    assert await reach_old_copies(config, "werk-b", clean_up=False, moves_known=True) == ()
+    assert not config.database_path.exists()  # the log was never opened for it

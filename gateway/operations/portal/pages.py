@@ -343,7 +343,8 @@ async def _requests(portal: Portal, session: Session) -> list[RequestView]:
     """The customer's requests, each with what is known of it: open, carried out, or (the
     gateway not answering) nothing said beyond the request itself."""
     mine = portal.store.erasure_requests(session.customer)
-    done = await carried_out(portal.config.control_socket) if mine else []
+    # Only this customer's: the answer looks at old copies per customer, as of now.
+    done = await carried_out(portal.config.control_socket, session.customer) if mine else []
     waiting = None if done is None else {r.id for r in open_requests(mine, done)}
 
     def state(r: ErasureRequest) -> Literal["open", "done", "unknown"]:

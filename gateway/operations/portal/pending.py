@@ -69,10 +69,14 @@ def _erasures(answer: Sequence[ops.ErasureRecord]) -> list[tuple[str, str | None
     return out
 
 
-async def carried_out(control_socket: Path) -> list[tuple[str, str | None, float]] | None:
-    """The erasures the gateway has done (customer, device, at); None when it cannot say."""
+async def carried_out(
+    control_socket: Path, customer: str | None = None
+) -> list[tuple[str, str | None, float]] | None:
+    """The erasures the gateway has done (customer, device, at), of ``customer`` or of all;
+    None when it cannot say."""
     try:
-        answer = await ask(control_socket, ops.ERASURES, timeout=5)
+        fields = ops.CustomerRequest(customer=customer)
+        answer = await ask(control_socket, ops.ERASURES, fields, timeout=5)
     except ControlError:
         return None
     return _erasures(answer.erasures)
