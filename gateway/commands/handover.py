@@ -178,6 +178,19 @@ def _held(customer: str, hold: HoldReply) -> Hold | None:
     return Hold(customer=customer, client_id=hold.client_id, filters=hold.filters, since=hold.since)
 
 
+def _check_held(move: Move, filters: list[str], hold: HoldReply) -> None:
+    """Before the release: the hold holds every filter the old instance gives up. The old
+    instance checks again against its filters of the moment, but only when the release names
+    the hold; an instance that answers without its hold's filters is refused here."""
+    missing = sorted(set(filters) - set(hold.filters))
+    if missing:
+        raise HandoverRefused(
+            f"handover of {move.customer!r}: the hold session on {move.target.instance} does not "
+            f"say it holds {', '.join(missing)}; nothing moved. Run the same command again, with "
+            f"{move.target.instance} running this version of einblick"
+        )
+
+
 def _check_source(config: Config, source: str | None) -> None:
     if source is not None and config.instance != source:
         raise HandoverRefused(
@@ -196,6 +209,7 @@ async def run(move: Move, wait_s: float) -> dict[str, object]:
         prepared = await ask(source, HANDOVER_PREPARE, HandoverRequest(customer=customer))
         filters = [] if move.closed or prepared.closed else prepared.filters
         hold = await ask(target, HANDOVER_HOLD, HoldRequest(customer=customer, filters=filters))
+        _check_held(move, filters, hold)
         # the release may ask the broker again for RELEASE_RETRY_S, then fence and wait; the
         # old instance closes the tree only while this command still waits for its answer
         timeout = wait_s + 2 * ask_s + RELEASE_RETRY_S

@@ -32,7 +32,7 @@ from gateway.operations.fences import Fences
 from gateway.operations.handover_model import HandoverError
 from gateway.operations.holds import Hold, discard_session, hold_session
 
-__all__ = ["drain_hold", "take_back"]
+__all__ = ["drain_hold", "held_in_full", "take_back"]
 
 log = logging.getLogger("gateway.operations.handover")  # an installer follows a move in one log
 
@@ -107,6 +107,21 @@ async def drain_hold(
     finally:
         await held.close()
     return drained
+
+
+def held_in_full(customer: str, hold: Hold | None, filters: list[str]) -> None:
+    """Before the old instance gives up ``filters`` (the customer's now): refused unless the
+    new instance's hold (when the release names it) subscribed to each of them. A device or
+    policy loaded since the hold was opened brings a filter it never held, and the messages on
+    it after the UNSUBACK would reach no session."""
+    missing = sorted(set(filters) - set(hold.filters)) if hold is not None else []
+    if missing:
+        raise HandoverError(
+            f"handover of {customer!r}: the new instance's hold session does not hold "
+            f"{', '.join(missing)} (a device or policy added since it was opened); nothing "
+            "moved and the customer stays here. Run the same command again: the hold then "
+            "subscribes to them too"
+        )
 
 
 async def take_back(

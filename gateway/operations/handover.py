@@ -79,7 +79,7 @@ from gateway.messages.pseudonyms import Keyring
 from gateway.messages.store import Store
 from gateway.messages.subscriptions import owned_filters
 from gateway.operations.control import Handler, bind
-from gateway.operations.drain import drain_hold, take_back
+from gateway.operations.drain import drain_hold, held_in_full, take_back
 from gateway.operations.fences import Fences
 from gateway.operations.handover_model import (
     HANDOVER_DROP,
@@ -208,6 +208,8 @@ class Handovers:
                 f"{what}: instance {config.instance!r} is not connected to the device broker "
                 "now; nothing moved. Run the same command again when it is (einblick status)"
             )
+        declared = self.parts.admission.declared_topics()
+        held_in_full(customer, request.hold, owned_filters([customer], declared))
         self._counting.setdefault(customer, 0)
         self.leaving.add(customer)
         try:

@@ -9,6 +9,7 @@ was lost after it closed the log goes on to the take, its hold kept."""
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import orjson
@@ -239,4 +240,35 @@ async def test_a_release_whose_answer_was_lost_after_closing_goes_on_to_the_take
         assert code == 0, err
         assert orjson.loads(out)["held"] >= 5
         await _all_forwarded(moved, 6)
+        await moved.device.close()
+
+
+async def test_a_release_is_refused_while_the_hold_lacks_a_filter_the_customer_has_now(
+    tmp_path: Path,
+) -> None:
+    """A hold opened before a device with a topic of its own was registered (kept from an
+    earlier run) does not hold that topic: the old instance refuses before it gives up any
+    filter, and goes on deciding the customer."""
+    async with moving(tmp_path, forwarded=1) as moved:
+        site = moved.site
+        old, new = site.config("hall-a").control_socket, site.config("hall-b").control_socket
+        prepared = await ask(old, ops.HANDOVER_PREPARE, ops.HandoverRequest(customer=MOVED))
+        hold = await ask(
+            new, ops.HANDOVER_HOLD, ops.HoldRequest(customer=MOVED, filters=prepared.filters)
+        )
+        assert prepared.filters and set(prepared.filters) <= set(hold.filters)
+        lacking = Hold(
+            customer=MOVED, client_id=hold.client_id, filters=hold.filters[1:], since=hold.since
+        )
+        release = ops.ReleaseRequest(
+            customer=MOVED, to_origin=f"hall-b/{MOVED}", new_key=hold.key, hold=lacking
+        )
+        with pytest.raises(
+            ControlError, match=f"hold session does not hold {re.escape(hold.filters[0])}"
+        ):
+            await ask(old, ops.HANDOVER_RELEASE, release, timeout=60)
+        again = await ask(old, ops.HANDOVER_PREPARE, ops.HandoverRequest(customer=MOVED))
+        assert not again.closed
+        await moved.publish(1)  # hall-a kept the customer's filters: it still decides them
+        await _all_forwarded(moved, 2)
         await moved.device.close()
