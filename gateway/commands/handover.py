@@ -114,6 +114,16 @@ def plan(configs: list[Config], customer: str, to: str, source: str | None = Non
     if customer == BOX_LOG:
         raise HandoverRefused(f"{BOX_LOG!r} is each instance's own log, not a customer")
     target = by_name[to]
+    for config in configs:
+        # a hold kept after a refused release may hold messages only it received: moving the
+        # customer elsewhere would leave them to nobody
+        if config.instance != to and read_hold(config.data_path, customer) is not None:
+            raise HandoverRefused(
+                f"instance {config.instance!r} keeps a hold session for customer {customer!r} "
+                "from an earlier move, which may hold messages only it received. Finish that "
+                f"move first: einblick handover --customer {customer} --to {config.instance} "
+                "--instances …; then move the customer on from there"
+            )
     recorded = {c.instance: moves(c) for c in configs}
     at_target = customer in trees(target)
     held = read_hold(target.data_path, customer) is not None
