@@ -46,14 +46,17 @@ async def drain_hold(
     flood: FloodGuard,
     skip: Callable[[Inbound], bool],
     endpoint: Endpoint,
+    gap: float,
 ) -> int:
     """Hand ``hold``'s backlog to the pipeline, move the customer's filters from the hold to
     the instance's own session on ``link`` and wait until everything either delivered before
     that is committed; the number of messages the hold delivered. ``endpoint`` is the instance's
     own session's (the hold's is reached with its user under the hold's recorded client id: on
     the new instance its own hold, on the old one the new instance's, after a refused release);
-    ``skip`` says which messages are acknowledged without a decision (a retained replay). The
-    hold session itself is left to end."""
+    ``skip`` says which messages are acknowledged without a decision (a retained replay);
+    ``gap``: for how long, by this instance's own clock, the hold alone may have received the
+    customer's messages (credited to its devices' flood buckets, capped). The hold session
+    itself is left to end."""
     what = f"handover of {hold.customer!r}"
     wanted = set(link.subscriptions.wanted())
     missing = sorted(set(hold.filters) - wanted)
@@ -69,8 +72,8 @@ async def drain_hold(
             f"{what}: not connected to the device broker; the customer's messages wait in "
             "the hold session. Run the same command again when it is connected"
         )
-    # the backlog arrives at once: the devices sent it at their pace, it is no flood
-    flood.credit(max(0.0, time.time() - hold.since), time.monotonic())
+    # the backlog arrives at once: the customer's devices sent it at their pace, it is no flood
+    flood.credit_held(hold.customer, gap, time.monotonic())
     drained = 0
 
     def arrived(message: Inbound) -> None:

@@ -212,6 +212,7 @@ class Handovers:
         held_in_full(customer, request.hold, owned_filters([customer], declared))
         self._counting.setdefault(customer, 0)
         self.leaving.add(customer)
+        t1 = time.monotonic()  # no later than the UNSUBACK: only the hold has C's messages since
         try:
             # C's filters go: UNSUBACK at t1. A reconnect meanwhile applies the same set, and
             # the fence goes on the session that confirmed: the one open now may be gone.
@@ -240,7 +241,8 @@ class Handovers:
                 raise  # stopped: the hold keeps what it holds for the same command run again
             # what only the hold received since the UNSUBSCRIBE is decided here, or kept
             own = self.parts.endpoint()
-            raise await take_back(customer, request.hold, exc, self._pipe, own) from exc
+            pipe = lambda hold: self._pipe(hold, time.monotonic() - t1)  # noqa: E731
+            raise await take_back(customer, request.hold, exc, pipe, own) from exc
         self.gone.add(customer)
         self.leaving.discard(customer)
         self._stop_running(customer)
@@ -454,9 +456,9 @@ class Handovers:
             for path in sorted(admission.policies.elsewhere):
                 admission.apply(path)
 
-    async def _pipe(self, hold: Hold) -> int:
+    async def _pipe(self, hold: Hold, gap: float) -> int:
         """``hold``'s messages into this instance's pipeline, its filters onto this instance's
-        own session (gateway/operations/drain.py); how many the hold delivered."""
+        own session (drain.py; ``gap`` by this instance's clock); how many the hold delivered."""
         parts = self.parts
         return await drain_hold(
             hold,
@@ -466,10 +468,11 @@ class Handovers:
             flood=parts.flood,
             skip=parts.skip,
             endpoint=parts.endpoint(),
+            gap=gap,
         )
 
     async def _drain(self, hold: Hold) -> tuple[int, int]:
-        drained = await self._pipe(hold)
+        drained = await self._pipe(hold, time.time() - hold.since)  # its own record
         overlap = self._counting.pop(hold.customer, 0)
         parts = self.parts
         await end_session(parts.config().data_path, parts.endpoint(), hold.customer)
