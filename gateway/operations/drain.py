@@ -22,14 +22,16 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from gateway.config import Config
 from gateway.errors import GatewayError
+from gateway.messages.broker_endpoints import gateway_endpoint
 from gateway.messages.device_link import DeviceLink
 from gateway.messages.endpoint import Endpoint, Inbound, MqttError
 from gateway.messages.flood import FloodGuard
 from gateway.messages.mqtt import MqttConnection
 from gateway.messages.pipeline import Pipeline
 from gateway.operations.fences import Fences
-from gateway.operations.handover_model import HandoverError
+from gateway.operations.handover_model import HandoverError, ReleaseRequest
 from gateway.operations.holds import Hold, discard_session, hold_session
 
 __all__ = ["drain_hold", "held_in_full", "take_back"]
@@ -128,11 +130,13 @@ def held_in_full(customer: str, hold: Hold | None, filters: list[str]) -> None:
 
 
 async def take_back(
-    customer: str,
-    hold: Hold | None,
+    request: ReleaseRequest,
     why: Exception,
     drain: Callable[[Hold], Awaitable[int]],
     endpoint: Endpoint,
+    *,
+    config: Config,
+    filters: list[str],
 ) -> HandoverError:
     """On the old instance, a release of ``customer`` refused (``why``) after its
     UNSUBSCRIBE may have taken effect: the customer's messages published since then reached
@@ -141,18 +145,28 @@ async def take_back(
     lets go, so there is no gap) and end it, so the new instance finds it gone; the refusal
     that says so. When that is not possible the hold stays, the new instance keeps it (it asks
     the broker), and the refusal says what to run. The customer's policy must run here again
-    before this is called."""
+    before this is called. Only the hold of the instance the release names (``to_origin``,
+    another instance of the cluster), under the client id that instance gives it, holding
+    exactly ``filters`` (the customer's here) is drained: the request's word is checked."""
+    customer, hold = request.customer, request.hold
     what = f"handover of {customer!r}"
     kept = (
         f"{why}. The new instance's hold session keeps the customer's messages published "
         "meanwhile, which only it received; it is kept. Run the same command again to finish "
         "the move (the new instance then decides them)"
     )
+    to, _, of = request.to_origin.partition("/")
+    names = config.cluster.names if config.cluster is not None else []
+    # the hold's client id as holds.hold_endpoint builds it on the instance named ``to``
+    builds = gateway_endpoint(config.broker, "", to).client_id + f"-hold-{customer}"
     if (
         hold is None
         or hold.customer != customer
-        or not hold.client_id.endswith(f"-hold-{customer}")
-        or hold.client_id == endpoint.client_id  # never this instance's own session
+        or of != customer
+        or to not in names
+        or to == config.instance  # never this instance's own session
+        or hold.client_id != builds
+        or set(hold.filters) != set(filters)
     ):
         return HandoverError(f"{kept}; the release named no hold session of the customer")
     try:

@@ -208,8 +208,8 @@ class Handovers:
                 f"{what}: instance {config.instance!r} is not connected to the device broker "
                 "now; nothing moved. Run the same command again when it is (einblick status)"
             )
-        declared = self.parts.admission.declared_topics()
-        held_in_full(customer, request.hold, owned_filters([customer], declared))
+        filters = owned_filters([customer], self.parts.admission.declared_topics())
+        held_in_full(customer, request.hold, filters)
         self._counting.setdefault(customer, 0)
         self.leaving.add(customer)
         t1 = time.monotonic()  # no later than the UNSUBACK: only the hold has C's messages since
@@ -240,9 +240,9 @@ class Handovers:
             if handed_out or not isinstance(exc, Exception):
                 raise  # stopped: the hold keeps what it holds for the same command run again
             # what only the hold received since the UNSUBSCRIBE is decided here, or kept
-            own = self.parts.endpoint()
             pipe = lambda hold: self._pipe(hold, time.monotonic() - t1)  # noqa: E731
-            raise await take_back(customer, request.hold, exc, pipe, own) from exc
+            own = self.parts.endpoint()
+            raise await take_back(request, exc, pipe, own, config=config, filters=filters) from exc
         self.gone.add(customer)
         self.leaving.discard(customer)
         self._stop_running(customer)

@@ -272,3 +272,35 @@ async def test_a_release_is_refused_while_the_hold_lacks_a_filter_the_customer_h
         await moved.publish(1)  # hall-a kept the customer's filters: it still decides them
         await _all_forwarded(moved, 2)
         await moved.device.close()
+
+
+@pytest.mark.parametrize(
+    ("client_id", "extra"),
+    [
+        ("intruder-hold-werk-a", []),  # ends in -hold-werk-a, but no instance builds it so
+        (None, ["werk-b/#"]),  # the right session, but holding another customer's filter too
+    ],
+)
+async def test_a_refused_release_drains_no_hold_but_the_named_instances_own(
+    tmp_path: Path, client_id: str | None, extra: list[str]
+) -> None:
+    """The release's hold is the request's word: one under a client id hall-b does not give
+    its hold, or with filters that are not exactly the customer's, is not drained by hall-a;
+    hall-b's hold is kept for the same command run again."""
+    async with moving(tmp_path, forwarded=1) as moved:
+        site = moved.site
+        old = site.config("hall-a").control_socket
+        hold = await _held_while_stuck(moved)
+        named = Hold(
+            customer=MOVED,
+            client_id=client_id or hold.client_id,
+            filters=hold.filters + extra,
+            since=hold.since,
+        )
+        release = ops.ReleaseRequest(
+            customer=MOVED, to_origin=f"hall-b/{MOVED}", new_key=hold.key, wait_s=1, hold=named
+        )
+        with pytest.raises(ControlError, match="the release named no hold session"):
+            await ask(old, ops.HANDOVER_RELEASE, release, timeout=120)
+        assert read_hold(site.config("hall-b").data_path, MOVED) is not None
+        await moved.device.close()
