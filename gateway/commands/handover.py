@@ -230,7 +230,9 @@ async def run(move: Move, wait_s: float) -> dict[str, object]:
             wait_s=wait_s,
             target_db=str(move.target.database_path),
             hold=_held(customer, hold),
-            answer_within_s=timeout - ask_s,
+            # the old instance ends every wait by then: the rest is for a refused release's
+            # take-back (its hold drained there) and for the answer
+            answer_within_s=timeout - 2 * ask_s,
         )
         try:
             released = await ask(source, HANDOVER_RELEASE, release, timeout=timeout)

@@ -192,8 +192,8 @@ class Handovers:
     async def release(self, request: ReleaseRequest) -> ReleaseReply:
         customer = request.customer
         what = f"handover of {customer!r}"
-        within = request.answer_within_s
-        deadline = None if within is None else time.monotonic() + within
+        within = request.answer_within_s  # every wait below ends by then: nobody waits longer
+        deadline = time.monotonic() + (float("inf") if within is None else within)
         if self._handed_out(customer):
             closed = await self._close(request)
             return ReleaseReply(
@@ -220,11 +220,11 @@ class Handovers:
                 lambda: link.connection if link.connected else None,
                 link.subscriptions.apply,
                 what,
-                within=self.retry_s,
+                within=min(self.retry_s, deadline - time.monotonic()),
             )
             await self.fences.wait(released_on, what)
             await self._flush_windows(customer)
-            await self._sent(customer, request.wait_s)
+            await self._sent(customer, max(0.0, min(request.wait_s, deadline - time.monotonic())))
             # From here nothing more may enter C's tree on this instance: a consent action
             # waiting behind the closing transaction would follow the final entry. Without the
             # policy it is refused ("no policy for customer").
@@ -284,7 +284,7 @@ class Handovers:
                 )
             await asyncio.sleep(0.1)  # rows leave as recipients acknowledge them
 
-    async def _close(self, request: ReleaseRequest, deadline: float | None = None) -> ClosedTree:
+    async def _close(self, request: ReleaseRequest, deadline: float = float("inf")) -> ClosedTree:
         customer = request.customer
         writer = self.parts.writer()
         try:
@@ -298,7 +298,7 @@ class Handovers:
                 raise HandoverError(
                     f"handover of {customer!r}: a release was queued while closing; run again"
                 )
-            if deadline is not None and time.monotonic() > deadline:  # nobody waits for it
+            if time.monotonic() > deadline:  # nobody waits for it
                 raise HandoverError(
                     f"handover of {customer!r}: the command stopped waiting for this release "
                     "before the log could be closed; nothing moved. Run the same command again"
