@@ -114,6 +114,16 @@ def plan(configs: list[Config], customer: str, to: str, source: str | None = Non
     if customer == BOX_LOG:
         raise HandoverRefused(f"{BOX_LOG!r} is each instance's own log, not a customer")
     target = by_name[to]
+    for config in configs:
+        # a hold kept after a refused release may hold messages only it received: moving the
+        # customer elsewhere would leave them to nobody
+        if config.instance != to and read_hold(config.data_path, customer) is not None:
+            raise HandoverRefused(
+                f"instance {config.instance!r} keeps a hold session for customer {customer!r} "
+                "from an earlier move, which may hold messages only it received. Finish that "
+                f"move first: einblick handover --customer {customer} --to {config.instance} "
+                "--instances …; then move the customer on from there"
+            )
     recorded = {c.instance: moves(c) for c in configs}
     at_target = customer in trees(target)
     held = read_hold(target.data_path, customer) is not None
@@ -178,6 +188,19 @@ def _held(customer: str, hold: HoldReply) -> Hold | None:
     return Hold(customer=customer, client_id=hold.client_id, filters=hold.filters, since=hold.since)
 
 
+def _check_held(move: Move, filters: list[str], hold: HoldReply) -> None:
+    """Before the release: the hold holds every filter the old instance gives up. The old
+    instance checks again against its filters of the moment, but only when the release names
+    the hold; an instance that answers without its hold's filters is refused here."""
+    missing = sorted(set(filters) - set(hold.filters))
+    if missing:
+        raise HandoverRefused(
+            f"handover of {move.customer!r}: the hold session on {move.target.instance} does not "
+            f"say it holds {', '.join(missing)}; nothing moved. Run the same command again, with "
+            f"{move.target.instance} running this version of einblick"
+        )
+
+
 def _check_source(config: Config, source: str | None) -> None:
     if source is not None and config.instance != source:
         raise HandoverRefused(
@@ -196,6 +219,7 @@ async def run(move: Move, wait_s: float) -> dict[str, object]:
         prepared = await ask(source, HANDOVER_PREPARE, HandoverRequest(customer=customer))
         filters = [] if move.closed or prepared.closed else prepared.filters
         hold = await ask(target, HANDOVER_HOLD, HoldRequest(customer=customer, filters=filters))
+        _check_held(move, filters, hold)
         # the release may ask the broker again for RELEASE_RETRY_S, then fence and wait; the
         # old instance closes the tree only while this command still waits for its answer
         timeout = wait_s + 2 * ask_s + RELEASE_RETRY_S
@@ -206,7 +230,9 @@ async def run(move: Move, wait_s: float) -> dict[str, object]:
             wait_s=wait_s,
             target_db=str(move.target.database_path),
             hold=_held(customer, hold),
-            answer_within_s=timeout - ask_s,
+            # the old instance ends every wait by then: the rest is for a refused release's
+            # take-back (its hold drained there) and for the answer
+            answer_within_s=timeout - 2 * ask_s,
         )
         try:
             released = await ask(source, HANDOVER_RELEASE, release, timeout=timeout)

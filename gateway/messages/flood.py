@@ -14,9 +14,14 @@ while one that flooded during the gap still is.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
-__all__ = ["FloodGuard"]
+__all__ = ["HELD_CREDIT_MAX_S", "FloodGuard"]
+
+# The most a hold's backlog is credited for (a handover, gateway/operations/drain.py): a hold
+# kept from an earlier run may date from days ago, and a credit that large switches the guard
+# off for the customer's devices. A device's backlog beyond it is withheld as flooding, recorded.
+HELD_CREDIT_MAX_S = 900.0
 
 
 class FloodGuard:
@@ -27,6 +32,7 @@ class FloodGuard:
         self._max_devices = max_devices  # bounded: topics of unknown devices are keys too
         self._first_tokens = self.burst  # what a device first seen now starts with
         self._first_until = 0.0  # ... until then; afterwards, a full bucket
+        self._first_of: dict[str, tuple[float, float]] = {}  # the same, per customer held
         self.refused = 0
 
     def credit(self, seconds: float, now: float) -> None:
@@ -35,12 +41,27 @@ class FloodGuard:
         credit covers the backlog and nothing after it. Credits add up, so a gap may be
         credited in parts (each reconnect attempt). A device first seen within the catch-up
         (after a restart every device is) gets the same credit, for at least a minute."""
-        extra = self.rate * max(0.0, seconds)
-        for key, (tokens, last) in self._buckets.items():
-            self._buckets[key] = (max(tokens, self.burst) + extra, last)
+        extra = self._top_up(seconds, lambda key: True)
         first = self._first_tokens if now < self._first_until else self.burst
         self._first_tokens = first + extra
         self._first_until = max(self._first_until, now + max(60.0, seconds))
+
+    def credit_held(self, customer: str, seconds: float, now: float) -> None:
+        """As :meth:`credit`, for a hold's backlog: only ``customer``'s devices (keys
+        ``(customer, device)``), whose messages the hold kept, and for at most
+        ``HELD_CREDIT_MAX_S``; every other device's bucket stays as it is."""
+        seconds = min(max(0.0, seconds), HELD_CREDIT_MAX_S)
+        extra = self._top_up(seconds, lambda key: isinstance(key, tuple) and key[:1] == (customer,))
+        self._first_of = {c: f for c, f in self._first_of.items() if now < f[1]}  # bounded
+        tokens, until = self._first_of.get(customer, (self.burst, now))
+        self._first_of[customer] = (tokens + extra, max(until, now + max(60.0, seconds)))
+
+    def _top_up(self, seconds: float, which: Callable[[Hashable], bool]) -> float:
+        extra = self.rate * max(0.0, seconds)
+        for key, (tokens, last) in self._buckets.items():
+            if which(key):
+                self._buckets[key] = (max(tokens, self.burst) + extra, last)
+        return extra
 
     def refund(self, key: Hashable) -> None:
         """A message that spent a token went back to the broker undecided (the device link
@@ -54,6 +75,9 @@ class FloodGuard:
         bucket = self._buckets.get(key)
         if bucket is None:
             first = self._first_tokens if now < self._first_until else self.burst
+            held = self._first_of.get(key[0]) if isinstance(key, tuple) and key else None
+            if held is not None and now < held[1]:
+                first = max(first, held[0])
             bucket = (first, now)
         tokens, last = bucket
         if tokens < self.burst:

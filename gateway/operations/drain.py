@@ -22,17 +22,19 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from gateway.config import Config
 from gateway.errors import GatewayError
+from gateway.messages.broker_endpoints import gateway_endpoint
 from gateway.messages.device_link import DeviceLink
 from gateway.messages.endpoint import Endpoint, Inbound, MqttError
 from gateway.messages.flood import FloodGuard
 from gateway.messages.mqtt import MqttConnection
 from gateway.messages.pipeline import Pipeline
 from gateway.operations.fences import Fences
-from gateway.operations.handover_model import HandoverError
+from gateway.operations.handover_model import HandoverError, ReleaseRequest
 from gateway.operations.holds import Hold, discard_session, hold_session
 
-__all__ = ["drain_hold", "take_back"]
+__all__ = ["drain_hold", "held_in_full", "take_back"]
 
 log = logging.getLogger("gateway.operations.handover")  # an installer follows a move in one log
 
@@ -46,14 +48,17 @@ async def drain_hold(
     flood: FloodGuard,
     skip: Callable[[Inbound], bool],
     endpoint: Endpoint,
+    gap: float,
 ) -> int:
     """Hand ``hold``'s backlog to the pipeline, move the customer's filters from the hold to
     the instance's own session on ``link`` and wait until everything either delivered before
     that is committed; the number of messages the hold delivered. ``endpoint`` is the instance's
     own session's (the hold's is reached with its user under the hold's recorded client id: on
     the new instance its own hold, on the old one the new instance's, after a refused release);
-    ``skip`` says which messages are acknowledged without a decision (a retained replay). The
-    hold session itself is left to end."""
+    ``skip`` says which messages are acknowledged without a decision (a retained replay);
+    ``gap``: for how long, by this instance's own clock, the hold alone may have received the
+    customer's messages (credited to its devices' flood buckets, capped). The hold session
+    itself is left to end."""
     what = f"handover of {hold.customer!r}"
     wanted = set(link.subscriptions.wanted())
     missing = sorted(set(hold.filters) - wanted)
@@ -69,8 +74,8 @@ async def drain_hold(
             f"{what}: not connected to the device broker; the customer's messages wait in "
             "the hold session. Run the same command again when it is connected"
         )
-    # the backlog arrives at once: the devices sent it at their pace, it is no flood
-    flood.credit(max(0.0, time.time() - hold.since), time.monotonic())
+    # the backlog arrives at once: the customer's devices sent it at their pace, it is no flood
+    flood.credit_held(hold.customer, gap, time.monotonic())
     drained = 0
 
     def arrived(message: Inbound) -> None:
@@ -109,12 +114,29 @@ async def drain_hold(
     return drained
 
 
+def held_in_full(customer: str, hold: Hold | None, filters: list[str]) -> None:
+    """Before the old instance gives up ``filters`` (the customer's now): refused unless the
+    new instance's hold (when the release names it) subscribed to each of them. A device or
+    policy loaded since the hold was opened brings a filter it never held, and the messages on
+    it after the UNSUBACK would reach no session."""
+    missing = sorted(set(filters) - set(hold.filters)) if hold is not None else []
+    if missing:
+        raise HandoverError(
+            f"handover of {customer!r}: the new instance's hold session does not hold "
+            f"{', '.join(missing)} (a device or policy added since it was opened); nothing "
+            "moved and the customer stays here. Run the same command again: the hold then "
+            "subscribes to them too"
+        )
+
+
 async def take_back(
-    customer: str,
-    hold: Hold | None,
+    request: ReleaseRequest,
     why: Exception,
     drain: Callable[[Hold], Awaitable[int]],
     endpoint: Endpoint,
+    *,
+    config: Config,
+    filters: list[str],
 ) -> HandoverError:
     """On the old instance, a release of ``customer`` refused (``why``) after its
     UNSUBSCRIBE may have taken effect: the customer's messages published since then reached
@@ -123,18 +145,28 @@ async def take_back(
     lets go, so there is no gap) and end it, so the new instance finds it gone; the refusal
     that says so. When that is not possible the hold stays, the new instance keeps it (it asks
     the broker), and the refusal says what to run. The customer's policy must run here again
-    before this is called."""
+    before this is called. Only the hold of the instance the release names (``to_origin``,
+    another instance of the cluster), under the client id that instance gives it, holding
+    exactly ``filters`` (the customer's here) is drained: the request's word is checked."""
+    customer, hold = request.customer, request.hold
     what = f"handover of {customer!r}"
     kept = (
         f"{why}. The new instance's hold session keeps the customer's messages published "
         "meanwhile, which only it received; it is kept. Run the same command again to finish "
         "the move (the new instance then decides them)"
     )
+    to, _, of = request.to_origin.partition("/")
+    names = config.cluster.names if config.cluster is not None else []
+    # the hold's client id as holds.hold_endpoint builds it on the instance named ``to``
+    builds = gateway_endpoint(config.broker, "", to).client_id + f"-hold-{customer}"
     if (
         hold is None
         or hold.customer != customer
-        or not hold.client_id.endswith(f"-hold-{customer}")
-        or hold.client_id == endpoint.client_id  # never this instance's own session
+        or of != customer
+        or to not in names
+        or to == config.instance  # never this instance's own session
+        or hold.client_id != builds
+        or set(hold.filters) != set(filters)
     ):
         return HandoverError(f"{kept}; the release named no hold session of the customer")
     try:

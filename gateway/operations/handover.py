@@ -79,7 +79,7 @@ from gateway.messages.pseudonyms import Keyring
 from gateway.messages.store import Store
 from gateway.messages.subscriptions import owned_filters
 from gateway.operations.control import Handler, bind
-from gateway.operations.drain import drain_hold, take_back
+from gateway.operations.drain import drain_hold, held_in_full, take_back
 from gateway.operations.fences import Fences
 from gateway.operations.handover_model import (
     HANDOVER_DROP,
@@ -192,8 +192,8 @@ class Handovers:
     async def release(self, request: ReleaseRequest) -> ReleaseReply:
         customer = request.customer
         what = f"handover of {customer!r}"
-        within = request.answer_within_s
-        deadline = None if within is None else time.monotonic() + within
+        within = request.answer_within_s  # every wait below ends by then: nobody waits longer
+        deadline = time.monotonic() + (float("inf") if within is None else within)
         if self._handed_out(customer):
             closed = await self._close(request)
             return ReleaseReply(
@@ -208,8 +208,11 @@ class Handovers:
                 f"{what}: instance {config.instance!r} is not connected to the device broker "
                 "now; nothing moved. Run the same command again when it is (einblick status)"
             )
+        filters = owned_filters([customer], self.parts.admission.declared_topics())
+        held_in_full(customer, request.hold, filters)
         self._counting.setdefault(customer, 0)
         self.leaving.add(customer)
+        t1 = time.monotonic()  # no later than the UNSUBACK: only the hold has C's messages since
         try:
             # C's filters go: UNSUBACK at t1. A reconnect meanwhile applies the same set, and
             # the fence goes on the session that confirmed: the one open now may be gone.
@@ -217,11 +220,11 @@ class Handovers:
                 lambda: link.connection if link.connected else None,
                 link.subscriptions.apply,
                 what,
-                within=self.retry_s,
+                within=min(self.retry_s, deadline - time.monotonic()),
             )
             await self.fences.wait(released_on, what)
             await self._flush_windows(customer)
-            await self._sent(customer, request.wait_s)
+            await self._sent(customer, max(0.0, min(request.wait_s, deadline - time.monotonic())))
             # From here nothing more may enter C's tree on this instance: a consent action
             # waiting behind the closing transaction would follow the final entry. Without the
             # policy it is refused ("no policy for customer").
@@ -237,8 +240,9 @@ class Handovers:
             if handed_out or not isinstance(exc, Exception):
                 raise  # stopped: the hold keeps what it holds for the same command run again
             # what only the hold received since the UNSUBSCRIBE is decided here, or kept
+            pipe = lambda hold: self._pipe(hold, time.monotonic() - t1)  # noqa: E731
             own = self.parts.endpoint()
-            raise await take_back(customer, request.hold, exc, self._pipe, own) from exc
+            raise await take_back(request, exc, pipe, own, config=config, filters=filters) from exc
         self.gone.add(customer)
         self.leaving.discard(customer)
         self._stop_running(customer)
@@ -280,7 +284,7 @@ class Handovers:
                 )
             await asyncio.sleep(0.1)  # rows leave as recipients acknowledge them
 
-    async def _close(self, request: ReleaseRequest, deadline: float | None = None) -> ClosedTree:
+    async def _close(self, request: ReleaseRequest, deadline: float = float("inf")) -> ClosedTree:
         customer = request.customer
         writer = self.parts.writer()
         try:
@@ -294,7 +298,7 @@ class Handovers:
                 raise HandoverError(
                     f"handover of {customer!r}: a release was queued while closing; run again"
                 )
-            if deadline is not None and time.monotonic() > deadline:  # nobody waits for it
+            if time.monotonic() > deadline:  # nobody waits for it
                 raise HandoverError(
                     f"handover of {customer!r}: the command stopped waiting for this release "
                     "before the log could be closed; nothing moved. Run the same command again"
@@ -452,9 +456,9 @@ class Handovers:
             for path in sorted(admission.policies.elsewhere):
                 admission.apply(path)
 
-    async def _pipe(self, hold: Hold) -> int:
+    async def _pipe(self, hold: Hold, gap: float) -> int:
         """``hold``'s messages into this instance's pipeline, its filters onto this instance's
-        own session (gateway/operations/drain.py); how many the hold delivered."""
+        own session (drain.py; ``gap`` by this instance's clock); how many the hold delivered."""
         parts = self.parts
         return await drain_hold(
             hold,
@@ -464,10 +468,11 @@ class Handovers:
             flood=parts.flood,
             skip=parts.skip,
             endpoint=parts.endpoint(),
+            gap=gap,
         )
 
     async def _drain(self, hold: Hold) -> tuple[int, int]:
-        drained = await self._pipe(hold)
+        drained = await self._pipe(hold, time.time() - hold.since)  # its own record
         overlap = self._counting.pop(hold.customer, 0)
         parts = self.parts
         await end_session(parts.config().data_path, parts.endpoint(), hold.customer)

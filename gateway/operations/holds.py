@@ -2,8 +2,8 @@
 
 A handover's first step (``einblick handover``, gateway/operations/handover.py) opens, on the
 instance taking the customer over, a persistent QoS 1 session of its own (client id
-``<the instance's client id>-hold-<customer>``) subscribed to exactly the filters the old
-instance holds for the customer. From its SUBACK on, the broker queues every message of the
+``<the instance's client id>-hold-<customer>``) subscribed to the filters the old instance
+holds for the customer (run again, to those it holds now as well). From its SUBACK on, the broker queues every message of the
 customer for it, whether or not anyone is connected, so the old instance may stop taking the
 customer's messages at any later moment without a gap. The session is left disconnected until
 the log has moved; then it is drained through the pipeline and ended.
@@ -97,11 +97,13 @@ def _write(data_path: Path, hold: Hold) -> None:
 
 async def open_hold(data_path: Path, gateway: Endpoint, customer: str, filters: list[str]) -> Hold:
     """Subscribe the hold session to ``filters`` (again, if it exists: a re-run) and leave it
-    disconnected, the broker queueing for it. An existing hold keeps its filters and its
-    ``since``; ``filters`` may then be empty."""
+    disconnected, the broker queueing for it. An existing hold keeps its ``since`` and holds
+    what it held and ``filters`` too (which may then be empty): a device registered since the
+    hold was opened brings a filter the old instance gives up with the others at the release,
+    and a hold without it would leave that device's messages to nobody."""
     known = read_hold(data_path, customer)
     if known is not None:
-        filters = known.filters
+        filters = sorted(set(known.filters) | set(filters))
     if not filters:
         raise HoldError(
             f"no filters to hold {customer!r} under: the old instance named none, and this "
@@ -122,9 +124,12 @@ async def open_hold(data_path: Path, gateway: Endpoint, customer: str, filters: 
         ) from exc
     finally:
         await link.close()
-    hold = known or Hold(
-        customer=customer, client_id=endpoint.client_id, filters=filters, since=time.time()
-    )
+    if known is None:
+        hold = Hold(
+            customer=customer, client_id=endpoint.client_id, filters=filters, since=time.time()
+        )
+    else:
+        hold = known.model_copy(update={"filters": filters})
     _write(data_path, hold)
     return hold
 

@@ -9,6 +9,8 @@ was lost after it closed the log goes on to the take, its hold kept."""
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 from pathlib import Path
 
 import orjson
@@ -182,9 +184,10 @@ async def test_a_hold_the_old_instance_could_not_drain_is_kept_and_decided_on_th
 async def test_a_release_past_the_commands_wait_does_not_close_the_log_and_loses_nothing(
     tmp_path: Path,
 ) -> None:
-    """The queued release leaves only after the command stopped waiting for the answer: the
-    old instance refuses instead of closing a log the command would no longer take over, and
-    decides what only the hold received."""
+    """The queued release cannot leave before the command stops waiting for the answer: the
+    old instance refuses by then, not after its --wait (60 s here), so its take-back runs
+    while the command still waits; it decides what only the hold received, and the log is not
+    closed."""
     async with moving(tmp_path, forwarded=1) as moved:
         site = moved.site
         old = site.config("hall-a").control_socket
@@ -200,15 +203,17 @@ async def test_a_release_past_the_commands_wait_does_not_close_the_log_and_loses
             ),
             answer_within_s=within,
         )
+        started = time.monotonic()
         releasing = asyncio.get_running_loop().create_task(
             ask(old, ops.HANDOVER_RELEASE, release, timeout=120), name="release-late"
         )
-        await _meanwhile(moved)  # hall-a has the request: its bound runs from before this
-        await asyncio.sleep(within)  # a precondition: the bound is past before the release can go
+        await _meanwhile(moved)
+        refused = r"releases still wait to be sent \(1 for oven-maker\) after [0-2] s"
+        with pytest.raises(ControlError, match=refused):
+            await releasing
+        assert time.monotonic() - started < 30  # the bound, its take-back and a loaded machine
         assert site.cloud is not None
         await site.cloud.start()
-        with pytest.raises(ControlError, match="the command stopped waiting for this release"):
-            await releasing
         again = await ask(old, ops.HANDOVER_PREPARE, ops.HandoverRequest(customer=MOVED))
         assert not again.closed
         await _all_forwarded(moved, 7)
@@ -239,4 +244,67 @@ async def test_a_release_whose_answer_was_lost_after_closing_goes_on_to_the_take
         assert code == 0, err
         assert orjson.loads(out)["held"] >= 5
         await _all_forwarded(moved, 6)
+        await moved.device.close()
+
+
+async def test_a_release_is_refused_while_the_hold_lacks_a_filter_the_customer_has_now(
+    tmp_path: Path,
+) -> None:
+    """A hold opened before a device with a topic of its own was registered (kept from an
+    earlier run) does not hold that topic: the old instance refuses before it gives up any
+    filter, and goes on deciding the customer."""
+    async with moving(tmp_path, forwarded=1) as moved:
+        site = moved.site
+        old, new = site.config("hall-a").control_socket, site.config("hall-b").control_socket
+        prepared = await ask(old, ops.HANDOVER_PREPARE, ops.HandoverRequest(customer=MOVED))
+        hold = await ask(
+            new, ops.HANDOVER_HOLD, ops.HoldRequest(customer=MOVED, filters=prepared.filters)
+        )
+        assert prepared.filters and set(prepared.filters) <= set(hold.filters)
+        lacking = Hold(
+            customer=MOVED, client_id=hold.client_id, filters=hold.filters[1:], since=hold.since
+        )
+        release = ops.ReleaseRequest(
+            customer=MOVED, to_origin=f"hall-b/{MOVED}", new_key=hold.key, hold=lacking
+        )
+        with pytest.raises(
+            ControlError, match=f"hold session does not hold {re.escape(hold.filters[0])}"
+        ):
+            await ask(old, ops.HANDOVER_RELEASE, release, timeout=60)
+        again = await ask(old, ops.HANDOVER_PREPARE, ops.HandoverRequest(customer=MOVED))
+        assert not again.closed
+        await moved.publish(1)  # hall-a kept the customer's filters: it still decides them
+        await _all_forwarded(moved, 2)
+        await moved.device.close()
+
+
+@pytest.mark.parametrize(
+    ("client_id", "extra"),
+    [
+        ("intruder-hold-werk-a", []),  # ends in -hold-werk-a, but no instance builds it so
+        (None, ["werk-b/#"]),  # the right session, but holding another customer's filter too
+    ],
+)
+async def test_a_refused_release_drains_no_hold_but_the_named_instances_own(
+    tmp_path: Path, client_id: str | None, extra: list[str]
+) -> None:
+    """The release's hold is the request's word: one under a client id hall-b does not give
+    its hold, or with filters that are not exactly the customer's, is not drained by hall-a;
+    hall-b's hold is kept for the same command run again."""
+    async with moving(tmp_path, forwarded=1) as moved:
+        site = moved.site
+        old = site.config("hall-a").control_socket
+        hold = await _held_while_stuck(moved)
+        named = Hold(
+            customer=MOVED,
+            client_id=client_id or hold.client_id,
+            filters=hold.filters + extra,
+            since=hold.since,
+        )
+        release = ops.ReleaseRequest(
+            customer=MOVED, to_origin=f"hall-b/{MOVED}", new_key=hold.key, wait_s=1, hold=named
+        )
+        with pytest.raises(ControlError, match="the release named no hold session"):
+            await ask(old, ops.HANDOVER_RELEASE, release, timeout=120)
+        assert read_hold(site.config("hall-b").data_path, MOVED) is not None
         await moved.device.close()

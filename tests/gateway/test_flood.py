@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from gateway.messages.flood import FloodGuard
+from collections.abc import Hashable
+
+from gateway.messages.flood import HELD_CREDIT_MAX_S, FloodGuard
 
 
-def _allowed(guard: FloodGuard, key: str, count: int, now: float) -> int:
+def _allowed(guard: FloodGuard, key: Hashable, count: int, now: float) -> int:
     return sum(guard.allow(key, now) for _ in range(count))
 
 
@@ -47,3 +49,23 @@ def test_a_gap_credited_in_parts_adds_up() -> None:
     for second in range(1, 7):  # six reconnect attempts a second apart
         guard.credit(1.0, now=float(second))
     assert _allowed(guard, "dev", 100, now=6.0) == 80  # 60 earned + the bucket
+
+
+def test_a_holds_backlog_is_credited_to_the_moved_customers_devices_only() -> None:
+    guard = FloodGuard(rate=10, burst=20)
+    assert _allowed(guard, ("werk-a", "press-1"), 20, now=0.0) == 20
+    assert _allowed(guard, ("werk-b", "press-1"), 20, now=0.0) == 20
+    guard.credit_held("werk-a", 60.0, now=0.0)
+    # werk-a's device queued 600 in the hold at its rate: they pass, and one first seen now too
+    assert _allowed(guard, ("werk-a", "press-1"), 620, now=0.0) == 620
+    assert _allowed(guard, ("werk-a", "oven-2"), 620, now=0.0) == 620
+    # another customer's devices, and a new one of theirs, got nothing: still one bucket
+    assert _allowed(guard, ("werk-b", "press-1"), 100, now=0.0) == 0
+    assert _allowed(guard, ("werk-b", "oven-2"), 100, now=0.0) == 20
+
+
+def test_a_holds_credit_is_capped_however_old_the_hold() -> None:
+    guard = FloodGuard(rate=10, burst=20)
+    guard.credit_held("werk-a", 3 * 86_400.0, now=0.0)  # a hold kept from days ago
+    allowed = _allowed(guard, ("werk-a", "press-1"), 100_000, now=0.0)
+    assert allowed == 20 + 10 * HELD_CREDIT_MAX_S

@@ -25,7 +25,7 @@ from gateway.log.transfer import close_tree
 from gateway.operations import handover_model as ops
 from gateway.operations.cluster import load_instances
 from gateway.operations.control import ControlError, ask, request
-from gateway.operations.holds import read_hold
+from gateway.operations.holds import Hold, hold_path, read_hold
 from tests.faults.cluster_site import ClusterSite, stream_body
 from tests.faults.site import ReliableDevice, Spy
 from tests.gateway.test_cluster_view import (
@@ -72,6 +72,25 @@ def test_a_move_starts_at_the_instance_holding_the_log(cluster: list[Path]) -> N
     move = plan(load_instances(cluster), "werk-a", "hall-c")
     assert (move.source.instance, move.target.instance, move.closed) == ("hall-a", "hall-c", False)
     assert plan(load_instances(cluster), "werk-a", "hall-c", "hall-a").source.instance == "hall-a"
+
+
+def test_a_move_elsewhere_is_refused_while_another_instance_keeps_a_hold(
+    cluster: list[Path],
+) -> None:
+    """hall-a could not drain hall-b's hold after a refused release, so hall-b keeps it and
+    only it has what was published meanwhile: moving the customer to hall-c instead would
+    leave those messages to nobody."""
+    write_tree(cluster[0], "werk-a", "hall-a")
+    kept = load_config(cluster[1])
+    hold = Hold(
+        customer="werk-a", client_id="einblick-hall-b-hold-werk-a", filters=["werk-a/#"], since=1.0
+    )
+    kept.data_path.mkdir(parents=True, exist_ok=True)
+    hold_path(kept.data_path, "werk-a").write_bytes(hold.model_dump_json().encode())
+    finish = "Finish that move first: einblick handover --customer werk-a --to hall-b"
+    with pytest.raises(HandoverRefused, match=f"'hall-b' keeps a hold session .* {finish}"):
+        plan(load_instances(cluster), "werk-a", "hall-c")
+    assert plan(load_instances(cluster), "werk-a", "hall-b").target.instance == "hall-b"
 
 
 def test_an_unknown_instance_is_refused(cluster: list[Path]) -> None:

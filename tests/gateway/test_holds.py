@@ -133,3 +133,20 @@ async def test_whether_a_hold_is_still_kept_is_asked_of_the_broker(
     assert not await still_held(gateway, "werk-a")
     # and asking made no session of its own: the broker still has none
     assert not await still_held(gateway, "werk-a")
+
+
+async def test_a_hold_run_again_also_holds_the_filters_sent_now(
+    brokers: BrokerFactory, tmp_path: Path
+) -> None:
+    broker = await brokers()
+    gateway = Endpoint("127.0.0.1", broker.settings.port, "einblick-site-hall-b")
+    first = await open_hold(tmp_path, gateway, "werk-a", FILTERS[:1])
+    # a device registered since, with a topic of its own: the old instance now names it too,
+    # and gives it up with the others at the release
+    again = await open_hold(tmp_path, gateway, "werk-a", FILTERS)
+    assert again.filters == sorted(FILTERS)
+    assert again.since == first.since  # held since the first SUBACK, as before
+    assert read_hold(tmp_path, "werk-a") == again
+    await publish(broker.settings.port, "werk-a/press-1/telemetry", b"new device")
+    assert await drain(hold_endpoint(gateway, "werk-a"), until=b"new device") == [b"new device"]
+    await end_session(tmp_path, gateway, "werk-a")
