@@ -402,16 +402,7 @@ class Handovers:
     async def _adopt(self, request: TakeRequest) -> None:
         record = request.closed
         customer = record.customer
-        closed = ClosedTree(
-            customer,
-            record.old_origin,
-            record.new_origin,
-            record.size,
-            bytes.fromhex(record.root),
-            bytes.fromhex(record.old_key),
-            bytes.fromhex(record.new_key),
-            bytes.fromhex(record.sig_old),
-        )
+        closed = record.tree()
         if closed.new_origin != self.parts.writer().origin_of(customer):
             raise HandoverError(
                 f"handover of {customer!r}: the log was handed to {closed.new_origin!r}, not to "

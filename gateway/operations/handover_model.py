@@ -138,6 +138,19 @@ class ClosedRecord(_Reply):
             sig_old=closed.sig_old.hex(),
         )
 
+    def tree(self) -> ClosedTree:
+        """Back to the record's bytes (the inverse of ``of``)."""
+        return ClosedTree(
+            self.customer,
+            self.old_origin,
+            self.new_origin,
+            self.size,
+            bytes.fromhex(self.root),
+            bytes.fromhex(self.old_key),
+            bytes.fromhex(self.new_key),
+            bytes.fromhex(self.sig_old),
+        )
+
 
 class ReleaseReply(_Reply):
     """``closed``: the record; ``overlap``: the customer's messages this instance took from

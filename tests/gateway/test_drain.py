@@ -18,7 +18,7 @@ import pytest
 
 from gateway.commands.handover import after_refusal, plan
 from gateway.log.keys import Signer
-from gateway.log.transfer import ClosedTree, adopt_tree, open_tree_record, read_tree
+from gateway.log.transfer import adopt_tree, open_tree_record, read_tree
 from gateway.operations import handover_model as ops
 from gateway.operations.child import stop_gateway
 from gateway.operations.cluster import load_instances
@@ -42,17 +42,7 @@ async def test_a_move_interrupted_after_the_new_log_took_over_drains_the_hold_wh
         await stop_gateway(site.processes.pop("hall-b"))
         await moved.publish(*range(1, 6))  # nobody decides these now: the hold keeps them
         await device.drain()
-        record = released.closed
-        closed = ClosedTree(
-            MOVED,
-            record.old_origin,
-            record.new_origin,
-            record.size,
-            bytes.fromhex(record.root),
-            bytes.fromhex(record.old_key),
-            bytes.fromhex(record.new_key),
-            bytes.fromhex(record.sig_old),
-        )
+        closed = released.closed.tree()
         key = Signer.load(new.signing_key_path)
         target = Log(new.database_path, key, new.instance)
         target.conn.execute("BEGIN IMMEDIATE")

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from gateway.log.transfer import ClosedTree
 from gateway.operations import control_model, handover_model
-from gateway.operations.handover_model import HoldRequest, ReleaseRequest
+from gateway.operations.handover_model import ClosedRecord, HoldRequest, ReleaseRequest
 
 
 def test_the_ops_have_names_of_their_own() -> None:
@@ -46,3 +47,18 @@ def test_a_scrub_names_the_new_instance_and_its_database() -> None:
     with pytest.raises(ValidationError, match="target_db"):
         ops_scrub = handover_model.ScrubRequest.model_validate
         ops_scrub({"customer": "werk-a", "to": "hall-b"})
+
+
+def test_a_closed_record_carries_the_tree_both_ways() -> None:
+    tree = ClosedTree(
+        "werk-a",
+        "hall-a/werk-a",
+        "hall-b/werk-a",
+        7,
+        b"\x01" * 32,
+        b"\x02" * 32,
+        b"\x03" * 32,
+        b"\x04" * 64,
+    )
+    record = ClosedRecord.of(tree)
+    assert record.root == "01" * 32 and record.tree() == tree
