@@ -50,7 +50,7 @@ from gateway.messages.mqtt import MqttConnection
 from gateway.operations.child import start_gateway, stop_gateway
 from gateway.operations.scaffold import InitOptions, init_directory
 
-__all__ = ["InstancesResult", "main", "run_instances"]
+__all__ = ["InstancesResult", "main", "run_forwarder", "run_instances"]
 
 CUSTOMERS = tuple(f"werk-{n}" for n in range(1, 7))
 RECIPIENT = "cloud"
@@ -90,6 +90,7 @@ class InstancesResult:
     brokers_cpu_s: float  # the device broker and the cloud broker together
     # With a CPU limit per instance: each instance's share of periods it ran out of budget.
     throttled: tuple[float, ...] = ()
+    system: str = "einblick"  # or "forwarder": the plain paho forwarder, one process
 
     def us_per_message(self, cpu_s: float) -> float:
         return cpu_s / max(self.arrived, 1) * 1e6
@@ -152,102 +153,214 @@ async def _start_together(
             raise outcome
 
 
+class _Site:
+    """The device broker, the cloud broker and the cloud's measuring subscriber that a run
+    drains its backlog through (the instances' run and the forwarder's alike)."""
+
+    def __init__(self, root: Path) -> None:
+        self.device = Mosquitto(
+            MosquittoSettings(root / "device-broker", free_port(), anonymous=True)
+        )
+        self.cloud = Mosquitto(MosquittoSettings(root / "cloud", free_port(), anonymous=True))
+        self._arrivals: dict[bytes, float] = {}
+        self._complete = asyncio.Event()
+        self._total = 0
+        self._brokers_before = 0.0
+        self._spy = MqttConnection(
+            Endpoint("127.0.0.1", self.cloud.settings.port, "bench-spy"), on_message=self._arrived
+        )
+
+    def _arrived(self, message: Inbound) -> None:
+        self._arrivals.setdefault(
+            message.topic.encode() + b"\0" + message.payload, time.monotonic()
+        )
+        if self._total and len(self._arrivals) >= self._total:
+            self._complete.set()
+
+    async def __aenter__(self) -> _Site:
+        for broker in (self.device, self.cloud):
+            broker.write_files([])
+            await broker.start()
+        await self._spy.open()
+        await self._spy.subscribe("#", 1)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._spy.close()
+        for broker in (self.device, self.cloud):
+            await broker.stop()
+
+    def _brokers_cpu(self) -> float:
+        return sum(_cpu_seconds(b.pid) for b in (self.device, self.cloud) if b.pid is not None)
+
+    async def backlog(self, messages: int) -> None:
+        """The customers' devices publish ``messages`` in all into the device broker, which
+        queues them for the sessions of whoever is stopped now."""
+        self._brokers_before = self._brokers_cpu()
+        per_customer = messages // len(CUSTOMERS)
+        port = self.device.settings.port
+        await asyncio.gather(*(_publish(port, c, per_customer) for c in CUSTOMERS))
+        self._total = per_customer * len(CUSTOMERS)
+
+    async def drained(
+        self, count: int, cpu_s: Callable[[], float], quotas: list[CpuQuota], system: str
+    ) -> InstancesResult:
+        """Wait until the whole backlog arrived at the cloud, and measure: ``cpu_s`` is what
+        the system under test spent on it."""
+        async with asyncio.timeout(max(120.0, self._total / 100)):
+            await self._complete.wait()
+        times = sorted(self._arrivals.values())
+        seconds = max(times[-1] - times[0], 1e-9)
+        return InstancesResult(
+            count,
+            self._total,
+            len(self._arrivals),
+            seconds,
+            len(self._arrivals) / seconds,
+            instances_cpu_s=cpu_s(),
+            brokers_cpu_s=self._brokers_cpu() - self._brokers_before,
+            throttled=tuple(q.throttling().share for q in quotas),
+            system=system,
+        )
+
+
 async def run_instances(
     root: Path, count: int, messages: int, cpu_per_instance: float | None = None
 ) -> InstancesResult:
     """One measurement with ``count`` instances and ``messages`` messages in all; with
     ``cpu_per_instance``, each instance limited to that share of one core."""
-    device = Mosquitto(MosquittoSettings(root / "device-broker", free_port(), anonymous=True))
-    cloud = Mosquitto(MosquittoSettings(root / "cloud", free_port(), anonymous=True))
-    for broker in (device, cloud):
-        broker.write_files([])
-        await broker.start()
-    arrivals: dict[bytes, float] = {}
-    complete = asyncio.Event()
-    total = 0
-
-    def arrived(message: Inbound) -> None:
-        arrivals.setdefault(message.topic.encode() + b"\0" + message.payload, time.monotonic())
-        if total and len(arrivals) >= total:
-            complete.set()
-
-    spy = MqttConnection(
-        Endpoint("127.0.0.1", cloud.settings.port, "bench-spy"), on_message=arrived
-    )
     processes: list[asyncio.subprocess.Process] = []
     quotas: list[CpuQuota] = []
-    try:
-        await spy.open()
-        await spy.subscribe("#", 1)
-        policies = root / "policies"
-        policies.mkdir()
-        for customer in CUSTOMERS:
-            (policies / f"{customer}.yaml").write_text(POLICY.format(customer=customer), "utf-8")
-        names = [f"hall-{n}" for n in range(1, count + 1)]
-        members = "".join(
-            f"    - name: {name}\n      customers: [{', '.join(CUSTOMERS[i::count])}]\n"
-            for i, name in enumerate(names)
-        )
-        configs = []
-        for name in names:
-            path = init_directory(InitOptions(root / name, broker_port=free_port()))
-            path.write_text(
-                f"einblick_config: 1\ninstance: {name}\ndata_dir: data\npolicies_dir: {policies}\n"
-                f"broker:\n  mode: external\n  port: {device.settings.port}\n"
-                f"  client_id: einblick-bench\n"
-                f"recipients:\n  - name: {RECIPIENT}\n    display_name: Cloud\n"
-                f"    url: mqtt://127.0.0.1:{cloud.settings.port}\n"
-                "pipeline:\n  device_max_rate: 1000000\n  device_burst: 1000000\n"
-                f"cluster:\n  instances:\n{members}",
-                encoding="utf-8",
+    async with _Site(root) as site:
+        try:
+            configs = _configure(root, count, site)
+            # Once, so each instance's session and subscriptions exist; then the backlog queues.
+            # Twice: the second start is idle and starts what exists already, as the measured
+            # one does; its CPU (imports, keys, the log opened) is not the messages' cost.
+            # Started together, as the measured start is: one after another they would not
+            # compete for the cores, and their start-up would cost less than in the measured run.
+            starting = 0.0
+            for _ in range(2):
+                await _start_together(configs, [None] * len(configs), processes)
+                starting = sum(_cpu_seconds(p.pid) for p in processes)
+                for process in processes:
+                    await stop_gateway(process)
+                processes.clear()
+            await site.backlog(messages)
+            hooks: list[Callable[[int], None] | None] = [None] * len(configs)
+            if cpu_per_instance is not None:
+                _limit_each(configs, cpu_per_instance, quotas)
+                hooks = [q.add for q in quotas]
+            await _start_together(configs, hooks, processes)
+            return await site.drained(
+                count,
+                lambda: sum(_cpu_seconds(p.pid) for p in processes) - starting,
+                quotas,
+                "einblick",
             )
-            configs.append(path)
-        # Once, so each instance's session and subscriptions exist; then the backlog queues.
-        # Twice: the second start is idle and starts what exists already, as the measured one
-        # does; its CPU (imports, keys, the log opened) is not the messages' cost.
-        # Started together, as the measured start is: one after another they would not compete
-        # for the cores, and their start-up would cost less than in the measured run.
-        starting = 0.0
-        for _ in range(2):
-            await _start_together(configs, [None] * len(configs), processes)
-            starting = sum(_cpu_seconds(p.pid) for p in processes)
+        finally:
             for process in processes:
                 await stop_gateway(process)
-            processes.clear()
-        brokers = [b.pid for b in (device, cloud) if b.pid is not None]
-        brokers_before = sum(_cpu_seconds(pid) for pid in brokers)
-        per_customer = messages // len(CUSTOMERS)
-        await asyncio.gather(*(_publish(device.settings.port, c, per_customer) for c in CUSTOMERS))
-        total = per_customer * len(CUSTOMERS)
-        hooks: list[Callable[[int], None] | None] = [None] * len(configs)
-        if cpu_per_instance is not None:
-            _limit_each(configs, cpu_per_instance, quotas)
-            hooks = [q.add for q in quotas]
-        await _start_together(configs, hooks, processes)
-        async with asyncio.timeout(max(120.0, total / 100)):
-            await complete.wait()
-        instances_cpu = sum(_cpu_seconds(p.pid) for p in processes) - starting
-        brokers_cpu = sum(_cpu_seconds(pid) for pid in brokers) - brokers_before
-        times = sorted(arrivals.values())
-        seconds = max(times[-1] - times[0], 1e-9)
-        return InstancesResult(
-            count,
-            total,
-            len(arrivals),
-            seconds,
-            len(arrivals) / seconds,
-            instances_cpu_s=instances_cpu,
-            brokers_cpu_s=brokers_cpu,
-            throttled=tuple(q.throttling().share for q in quotas),
+            for quota in quotas:
+                quota.close()
+
+
+def _configure(root: Path, count: int, site: _Site) -> list[Path]:
+    """``count`` instances in one cluster, the customers dealt round-robin; their configs."""
+    policies = root / "policies"
+    policies.mkdir()
+    for customer in CUSTOMERS:
+        (policies / f"{customer}.yaml").write_text(POLICY.format(customer=customer), "utf-8")
+    names = [f"hall-{n}" for n in range(1, count + 1)]
+    members = "".join(
+        f"    - name: {name}\n      customers: [{', '.join(CUSTOMERS[i::count])}]\n"
+        for i, name in enumerate(names)
+    )
+    configs = []
+    for name in names:
+        path = init_directory(InitOptions(root / name, broker_port=free_port()))
+        path.write_text(
+            f"einblick_config: 1\ninstance: {name}\ndata_dir: data\npolicies_dir: {policies}\n"
+            f"broker:\n  mode: external\n  port: {site.device.settings.port}\n"
+            f"  client_id: einblick-bench\n"
+            f"recipients:\n  - name: {RECIPIENT}\n    display_name: Cloud\n"
+            f"    url: mqtt://127.0.0.1:{site.cloud.settings.port}\n"
+            "pipeline:\n  device_max_rate: 1000000\n  device_burst: 1000000\n"
+            f"cluster:\n  instances:\n{members}",
+            encoding="utf-8",
         )
-    finally:
-        for process in processes:
-            await stop_gateway(process)
-        for quota in quotas:
-            quota.close()
-        await spy.close()
-        for broker in (device, cloud):
-            await broker.stop()
+        configs.append(path)
+    return configs
+
+
+async def _start_forwarder(
+    site: _Site, quota: CpuQuota | None = None
+) -> asyncio.subprocess.Process:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway.bench.forwarder",
+        str(site.device.settings.port),
+        str(site.cloud.settings.port),
+        "--session",
+        "bench-forwarder",
+        stdout=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+    )
+    if quota is not None:
+        quota.add(process.pid)
+    assert process.stdout is not None
+    async with asyncio.timeout(30):
+        if await process.stdout.readline() != b"ready\n":
+            raise RuntimeError(f"the baseline forwarder exited with {await process.wait()}")
+    return process
+
+
+async def _stop_forwarder(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.terminate()
+    async with asyncio.timeout(30):
+        await process.wait()
+
+
+async def run_forwarder(
+    root: Path, messages: int, cpu_per_process: float | None = None
+) -> InstancesResult:
+    """The plain paho forwarder (``gateway/bench/forwarder.py``, one process, no policy, no
+    log) drained the same way: its persistent session exists, it stops, the backlog queues,
+    it starts again (with ``cpu_per_process``, in a control group of that share of one core,
+    the budget each instance gets) and forwards all of it. The single-process baseline that
+    n instances are held to; its CPU less what its idle start cost."""
+    processes: list[asyncio.subprocess.Process] = []
+    quotas: list[CpuQuota] = []
+    async with _Site(root) as site:
+        try:
+            first = await _start_forwarder(site)
+            starting = _cpu_seconds(first.pid)
+            await _stop_forwarder(first)
+            await site.backlog(messages)
+            if cpu_per_process is not None:
+                quotas.append(CpuQuota(f"einblick-bench-{os.getpid()}-forwarder", cpu_per_process))
+            processes.append(await _start_forwarder(site, quotas[0] if quotas else None))
+            return await site.drained(
+                1, lambda: _cpu_seconds(processes[0].pid) - starting, quotas, "forwarder"
+            )
+        finally:
+            for process in processes:
+                await _stop_forwarder(process)
+            for quota in quotas:
+                quota.close()
+
+
+def _row(label: str, result: InstancesResult, baseline: InstancesResult) -> str:
+    throttled = " ".join(f"{share:.0%}" for share in result.throttled)
+    return (
+        f"{label:>22} {result.messages:>9} {result.arrived:>9} {result.seconds:>8.1f} "
+        f"{result.per_second:>8.0f} {result.per_second / baseline.per_second:>5.2f}x "
+        f"{result.instances_cpu_s:>6.1f} {result.us_per_message(result.instances_cpu_s):>7.0f} "
+        f"{result.brokers_cpu_s:>9.1f} {result.us_per_message(result.brokers_cpu_s):>10.0f}"
+        + (f"  {throttled}" if throttled else "")
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -272,26 +385,28 @@ def main(argv: list[str]) -> int:
             parser.error(str(exc))
     print(f"cores: {os.cpu_count()}; backlog {args.messages} messages, {len(CUSTOMERS)} customers")
     if limit is not None:
-        print(f"each instance limited to {limit:g} of one core (control group, from its start)")
-    print("CPU: the instances together (less their start-up), the two brokers together")
+        print(
+            f"each process limited to {limit:g} of one core (control group, from its start): "
+            "each instance, and the plain paho forwarder, which is one process"
+        )
+    print("CPU: the system under test (less its start-up), the two brokers together")
     print(
-        f"{'instances':>9} {'messages':>9} {'arrived':>9} {'seconds':>8} {'msg/s':>8} "
-        f"{'inst cpu s':>10} {'inst us/msg':>11} {'brk cpu s':>9} {'brk us/msg':>10}"
+        f"{'system':>22} {'messages':>9} {'arrived':>9} {'seconds':>8} {'msg/s':>8} "
+        f"{'× fwd':>6} {'cpu s':>6} {'us/msg':>7} {'brk cpu s':>9} {'brk us/msg':>10}"
         + ("  throttled" if limit is not None else "")
     )
+    with tempfile.TemporaryDirectory(prefix="einblick-bench-") as directory:
+        baseline = asyncio.run(run_forwarder(Path(directory), args.messages, limit))
+    print(_row("plain paho forwarder", baseline, baseline), flush=True)
     for count in range(1, args.instances + 1):
         with tempfile.TemporaryDirectory(prefix="einblick-bench-") as directory:
             result = asyncio.run(run_instances(Path(directory), count, args.messages, limit))
-        throttled = " ".join(f"{share:.0%}" for share in result.throttled)
-        print(
-            f"{result.instances:>9} {result.messages:>9} {result.arrived:>9} "
-            f"{result.seconds:>8.1f} {result.per_second:>8.0f} "
-            f"{result.instances_cpu_s:>10.1f} "
-            f"{result.us_per_message(result.instances_cpu_s):>11.0f} "
-            f"{result.brokers_cpu_s:>9.1f} {result.us_per_message(result.brokers_cpu_s):>10.0f}"
-            + (f"  {throttled}" if throttled else ""),
-            flush=True,
-        )
+        label = f"{count} Einblick instance" + ("s" if count > 1 else "")
+        print(_row(label, result, baseline), flush=True)
+    print(
+        "× fwd: msg/s against the plain paho forwarder in the same run"
+        + (", each process with the same budget." if limit is not None else ".")
+    )
     return 0
 
 

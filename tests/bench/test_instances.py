@@ -1,5 +1,6 @@
-"""``einblick bench --instances``: a small run of two instances forwards the whole backlog, and
-a run that fails half-way leaves no instance running and no control group behind."""
+"""``einblick bench --instances``: a small run of two instances forwards the whole backlog, so
+does the plain paho forwarder the instances are held to, and a run that fails half-way leaves
+no instance running and no control group behind."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from gateway.bench.cpu_quota import CpuQuota, QuotaError
-from gateway.bench.instances import CUSTOMERS, _limit_each, _start_together, run_instances
+from gateway.bench.instances import (
+    CUSTOMERS,
+    InstancesResult,
+    _limit_each,
+    _row,
+    _start_together,
+    run_forwarder,
+    run_instances,
+)
 from gateway.errors import ConfigError
 from gateway.log.reader import Reader
 from gateway.operations.child import stop_gateway
@@ -34,6 +43,30 @@ async def test_two_instances_drain_the_whole_backlog_and_the_rate_is_measured(
         reader = Reader.open(tmp_path / name / "data" / "einblick.db")
         assert set(reader.chain_names().values()) == set(CUSTOMERS[offset::2])
         reader.close()
+
+
+async def test_the_plain_forwarder_drains_the_same_backlog_through_its_persistent_session(
+    tmp_path: Path,
+) -> None:
+    result = await run_forwarder(tmp_path, 6000)
+    # Every message published while it was stopped reached the cloud: the backlog queued for
+    # its session, as for the instances' sessions, so both figures measure a drain.
+    assert (result.system, result.instances, result.messages, result.arrived) == (
+        "forwarder",
+        1,
+        6000,
+        6000,
+    )
+    assert result.per_second == result.arrived / result.seconds
+    assert result.instances_cpu_s > 0 and result.brokers_cpu_s > 0
+
+
+def test_each_row_holds_its_rate_against_the_forwarder_of_the_same_run() -> None:
+    baseline = InstancesResult(1, 6000, 6000, 3.0, 2000.0, 0.5, 0.2, system="forwarder")
+    two = InstancesResult(2, 6000, 6000, 1.0, 5000.0, 0.6, 0.2, throttled=(1.0, 0.98))
+    row = _row("2 Einblick instances", two, baseline)
+    assert " 2.50x " in row and row.endswith("100% 98%")
+    assert " 1.00x " in _row("plain paho forwarder", baseline, baseline)
 
 
 async def test_an_instance_that_fails_to_start_leaves_its_siblings_to_be_stopped(
