@@ -9,6 +9,9 @@ and how late (from the device's publish time in the payload). Systems:
 - ``einblick``: the gateway (``einblick run``) with the example policies plus the benchmark
   customer; every message decided, explained, chained, committed, covered by a signed checkpoint
   and forwarded after commit, QoS 1 both sides.
+- ``einblick-unpaced``: the same with ``pipeline.wake_interval_ms: 0``, every packet waking the
+  event loop at once (gateway/messages/pacing.py): what the pacing saves, in the same run. Not
+  run unless named in ``--systems``.
 
 Figures per run: sustained throughput (distinct messages arriving at B per second), latency
 p50/p99, CPU per message of the forwarding process (for the bridge: broker A, which does the
@@ -48,6 +51,7 @@ from simulators.publisher import Publisher
 __all__ = ["main", "run_bench"]
 
 SYSTEMS = ("bridge", "forwarder", "einblick")
+UNPACED = "einblick-unpaced"
 DEVICES = 10
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
@@ -168,7 +172,7 @@ class _System:
             assert self.process.stdout is not None
             async with asyncio.timeout(10):
                 await self.process.stdout.readline()
-        elif self.name == "einblick":
+        elif self.name in ("einblick", UNPACED):
             await self._start_einblick()
         await asyncio.sleep(0.3)  # subscriptions and bridge settle
 
@@ -192,6 +196,8 @@ class _System:
         tail = tail.replace(
             "pipeline:\n", "pipeline:\n  device_max_rate: 1000000\n  device_burst: 1000000\n"
         )
+        if self.name == UNPACED:
+            tail = tail.replace("pipeline:\n", "pipeline:\n  wake_interval_ms: 0\n")
         config_path.write_text(f"{head}recipients:\n{recipients}\noutbox:{tail}", encoding="utf-8")
         config = load_config(config_path)
         self.database, self.control_socket = config.database_path, config.control_socket
@@ -296,7 +302,7 @@ def _measure(system: _System, rate: float, duration: float, processes: int) -> R
         p99_ms=report.p99_ms,
         cpu_us=cpu / max(report.unique, 1) * 1e6,
         rss_mb=_rss_mb(system.pid),
-        log_bytes=(log_bytes / max(report.unique, 1)) if system.name == "einblick" else None,
+        log_bytes=(log_bytes / max(report.unique, 1)) if system.database is not None else None,
         generator_rate=offered.offered_rate,
     )
 
@@ -444,6 +450,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rates = [float(r) for r in args.rates.split(",")]
     systems = tuple(s for s in args.systems.split(",") if s)
+    unknown = sorted(set(systems) - {*SYSTEMS, UNPACED})
+    if unknown:
+        parser.error(
+            f"unknown system {', '.join(unknown)}: choose from {', '.join((*SYSTEMS, UNPACED))}"
+        )
     print(
         f"machine: {os.cpu_count()} cores, {platform()}; {DEVICES} devices, ~200-byte JSON, QoS 1",
         flush=True,

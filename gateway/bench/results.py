@@ -69,7 +69,7 @@ def render(run: Run) -> Iterator[str]:
     results = run.results
     valid, fastest = max_rows_valid(run)
     yield (
-        f"{'system':<10} {'offered/s':>9} {'msg/s':>8} {'lost':>5} {'dup':>5} {'p50 ms':>8} "
+        f"{'system':<16} {'offered/s':>9} {'msg/s':>8} {'lost':>5} {'dup':>5} {'p50 ms':>8} "
         f"{'p99 ms':>8} {'CPU µs/msg':>10} {'RSS MB':>7} {'log B/msg':>9}"
     )
     for r in results:
@@ -78,7 +78,7 @@ def render(run: Run) -> Iterator[str]:
         lost = "-" if r.lost is None else str(r.lost)
         dup = "-" if r.duplicates is None else str(r.duplicates)
         yield (
-            f"{r.system:<10} {offered:>9} {r.throughput:>8,.0f} {lost:>5} {dup:>5} "
+            f"{r.system:<16} {offered:>9} {r.throughput:>8,.0f} {lost:>5} {dup:>5} "
             f"{r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.cpu_us:>10.0f} {r.rss_mb:>7.1f} {log:>9}"
         )
     maxed = [r for r in results if r.offered <= 0]
@@ -118,16 +118,18 @@ def render(run: Run) -> Iterator[str]:
             label = _offered_label(r, valid)
             label = label if r.offered <= 0 else f"{label}/s"
             parts = ", ".join(f"{k} {p50:.1f} / {p99:.1f}" for k, (p50, p99) in stages.items())
-            yield f"  at {label:>9}: {parts}"
+            unpaced = " (unpaced)" if r.system != "einblick" else ""
+            yield f"  at {label:>9}{unpaced}: {parts}"
     yield ""
     yield "Einblick relative to the no-policy paho forwarder, same run:"
     for r in results:
-        if r.system != "einblick" or ("forwarder", r.offered) not in by:
+        if not r.system.startswith("einblick") or ("forwarder", r.offered) not in by:
             continue
         f = by[("forwarder", r.offered)]
         label = _offered_label(r, valid)
         label = label if r.offered <= 0 else f"{label}/s"
+        unpaced = " (unpaced)" if r.system != "einblick" else ""
         yield (
-            f"  at {label:>9}: throughput {r.throughput / max(f.throughput, 1):.2f}x, "
+            f"  at {label:>9}{unpaced}: throughput {r.throughput / max(f.throughput, 1):.2f}x, "
             f"p99 {r.p99_ms - f.p99_ms:+.1f} ms, CPU {r.cpu_us / max(f.cpu_us, 1):.2f}x per message"
         )

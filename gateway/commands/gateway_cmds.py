@@ -181,13 +181,16 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def run_until_signalled(
-    main: Coroutine[object, object, object], on_hangup: Callable[[], object] | None = None
+    main: Coroutine[object, object, object],
+    on_hangup: Callable[[], object] | None = None,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
 ) -> None:
     """Run a coroutine; SIGINT and SIGTERM cancel it, so every component stops in order and the
     last checkpoint is signed. SIGHUP calls ``on_hangup`` (a configuration reload, as daemons
-    do) when given; without it SIGHUP (terminal closed) stops like SIGTERM."""
+    do) when given; without it SIGHUP (terminal closed) stops like SIGTERM. ``loop_factory``
+    makes the event loop (the gateway's paced loop, gateway/messages/pacing.py)."""
 
-    async def runner() -> None:
+    async def until_signalled() -> None:
         task = asyncio.current_task()
         assert task is not None
         loop = asyncio.get_running_loop()
@@ -197,17 +200,24 @@ def run_until_signalled(
         with contextlib.suppress(asyncio.CancelledError):
             await main
 
-    asyncio.run(runner())
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(until_signalled())
 
 
 def _run(args: argparse.Namespace) -> int:
     from gateway.app import Gateway
+    from gateway.messages.pacing import paced_loop_factory
 
     config = config_from(args)
     gateway = Gateway(config)
     # A component that gives up for a reason it explains (the device broker cannot start again)
     # raises out of the TaskGroup as an ExceptionGroup: gateway/cli.py prints each reason.
-    run_until_signalled(gateway.run(), on_hangup=gateway.reload_on_signal)
+    interval = config.pipeline.wake_interval_ms / 1000
+    run_until_signalled(
+        gateway.run(),
+        on_hangup=gateway.reload_on_signal,
+        loop_factory=paced_loop_factory(interval) if interval > 0 else None,
+    )
     return 0
 
 

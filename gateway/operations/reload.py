@@ -17,7 +17,8 @@ Applied live:
   devices         the registry and device certificates (as after `einblick device add`)
 
 Need a restart (each with its reason in RESTART_WHY): instance, data_dir, database,
-signing_key, policies_dir, broker.*, metrics.*, pipeline.queue, witnesses.
+signing_key, policies_dir, broker.*, metrics.*, pipeline.queue, pipeline.wake_interval_ms,
+witnesses.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ RESTART_WHY = {
     "metrics": "the metrics listener is bound at start",
     "disk": "the disk watch's sampling window and thresholds are set at start",
     "pipeline.queue": "the receive queue between the broker and the pipeline is sized at start",
+    "pipeline.wake_interval_ms": "the event loop, which paces its wake-ups, is made at start",
     "cluster": "who owns which customer is fixed for a run, so each customer's log has one "
     "writer; moving a customer while both instances run could give it two",
     "witnesses": "each witness's submitter starts with the gateway; after a restart every witness "

@@ -29,9 +29,9 @@ def test_max_row_needs_three_times_the_fastest_system() -> None:
     short = Run([_row("forwarder", 3_000, 8_999), _row("einblick", 2_000, 30_000)], None)
     assert max_rows_valid(enough) == (True, 3_000)
     assert max_rows_valid(short) == (False, 3_000)
-    assert any(line.startswith("einblick         max") for line in render(enough))
+    assert any(line.startswith(f"{'einblick':<16} {'max':>9}") for line in render(enough))
     lines = list(render(short))
-    assert any(line.startswith("einblick   gen-bound") for line in lines)
+    assert any(line.startswith(f"{'einblick':<16} {'gen-bound':>9}") for line in lines)
     assert any(line.startswith("NOT a maximum") for line in lines)
 
 

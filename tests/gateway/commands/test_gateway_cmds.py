@@ -2,23 +2,26 @@
 types them: ``init`` writes a working directory and says what to do next; ``status`` and
 ``reload`` without a running gateway say so and exit 1; ``receipt verify`` accepts a receipt the
 box signed and names what is wrong with an altered one; and a running command stops in order on
-SIGTERM, reloads on SIGHUP."""
+SIGTERM, reloads on SIGHUP, on the paced event loop ``pipeline.wake_interval_ms`` sets."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 
 import orjson
 import pytest
 
 from gateway.cli import main
+from gateway.commands import gateway_cmds
 from gateway.commands.gateway_cmds import run_until_signalled
 from gateway.config import load_config
 from gateway.devices.broker import free_port
 from gateway.log.keys import Signer
+from gateway.messages.pacing import PacedSelector
 from gateway.rights.receipts import make_receipt
 
 
@@ -116,3 +119,55 @@ def test_without_a_reload_sighup_stops_like_sigterm() -> None:
 
     run_until_signalled(running())
     assert stopped == ["cancelled"]
+
+
+@pytest.mark.parametrize(("setting", "interval"), [(None, 0.002), ("7.5", 0.0075), ("0", None)])
+def test_run_paces_its_event_loop_as_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str | None, interval: float | None
+) -> None:
+    config_path = _init(tmp_path / "edge")
+    if setting is not None:
+        text = config_path.read_text(encoding="utf-8")
+        config_path.write_text(
+            text.replace("pipeline:\n", f"pipeline:\n  wake_interval_ms: {setting}\n"), "utf-8"
+        )
+        assert load_config(config_path).pipeline.wake_interval_ms == float(setting)
+    seen: list[float | None] = []
+
+    def capture(
+        main: Coroutine[object, object, object],
+        on_hangup: Callable[[], object] | None = None,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+    ) -> None:
+        main.close()  # the gateway is not run: only how its loop would be made
+        if loop_factory is None:
+            seen.append(None)
+            return
+        loop = loop_factory()
+        selector = loop._selector  # type: ignore[attr-defined]
+        assert isinstance(selector, PacedSelector)
+        seen.append(selector.interval)
+        loop.close()
+
+    monkeypatch.setattr(gateway_cmds, "run_until_signalled", capture)
+    assert main(["run", "--config", str(config_path)]) == 0
+    assert seen == [interval]
+
+
+def test_run_until_signalled_runs_on_the_loop_it_is_given() -> None:
+    made: list[asyncio.AbstractEventLoop] = []
+
+    def factory() -> asyncio.AbstractEventLoop:
+        made.append(asyncio.SelectorEventLoop(PacedSelector(0.001)))
+        return made[-1]
+
+    async def running() -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+    ran: list[asyncio.AbstractEventLoop] = []
+
+    async def record() -> None:
+        ran.append(await running())
+
+    run_until_signalled(record(), loop_factory=factory)
+    assert ran == made and len(made) == 1
