@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -52,6 +53,7 @@ __all__ = ["main", "run_bench"]
 
 SYSTEMS = ("bridge", "forwarder", "einblick")
 UNPACED = "einblick-unpaced"
+IDLE_S = 3.0  # seconds of an idle gateway measured before its first rate
 DEVICES = 10
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
@@ -334,6 +336,25 @@ def _stages(
     return stages
 
 
+async def _idle_share(system: _System, seconds: float = IDLE_S) -> float:
+    """The share of one core the gateway takes with no messages at all (its timers: the
+    checkpoint, the disk watch, the links' keep-alives)."""
+    cpu0, started = _thread_cpu_seconds(system.pid), time.monotonic()
+    await asyncio.sleep(seconds)
+    return (_thread_cpu_seconds(system.pid) - cpu0) / (time.monotonic() - started)
+
+
+def _thread_cpu_seconds(pid: int) -> float:
+    """CPU time of the process's live threads in nanoseconds' resolution (the scheduler's own
+    account, ``schedstat``): an idle gateway uses less than one clock tick of ``stat`` in
+    seconds."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
+
+
 async def _run_system(
     name: str, root: Path, rates: list[float], duration: float, processes: int
 ) -> list[Result]:
@@ -344,12 +365,15 @@ async def _run_system(
         await system.start()
         try:
             before = {}
+            idle: float | None = None
             if system.control_socket is not None:
+                if n == 0:
+                    idle = await _idle_share(system)
                 before = _windows(await request(system.control_socket, "status"))
             result = await asyncio.to_thread(_measure, system, rate, duration, processes)
             if system.control_socket is not None:
                 after = _windows(await request(system.control_socket, "status"))
-                result = dataclasses.replace(result, stages=_stages(before, after))
+                result = dataclasses.replace(result, stages=_stages(before, after), idle_share=idle)
             results.append(result)
         finally:
             await system.stop()

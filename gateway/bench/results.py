@@ -36,6 +36,8 @@ class Result:
     stages: dict[str, tuple[float, float]] | None = None
     generator_rate: float = 0.0  # what the load generator actually offered, msg/s
     backlog_left: int | None = None  # "max" rows: messages still waiting when measuring ended
+    # Einblick's first row: the share of one core it took idle (no messages) just before.
+    idle_share: float | None = None
 
     @property
     def throughput(self) -> float:

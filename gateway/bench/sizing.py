@@ -27,6 +27,8 @@ class _Row(Protocol):
     def cpu_us(self) -> float: ...
     @property
     def throughput(self) -> float: ...
+    @property
+    def idle_share(self) -> float | None: ...
 
 
 def core_fraction(cpu_us_per_msg: float, rate: float, slowdown: float = 1.0) -> float:
@@ -68,6 +70,9 @@ def render_sizing(
             f"  {label:>9} {r.throughput:>8,.0f} {r.cpu_us:>10.0f} {ratio:>11} {here:>9.0%} "
             f"{r.cpu_us * slowdown:>12.0f} {there:>10.0%} {per_core:>20,.0f}"
         )
+    idle = next((r.idle_share for r in rows if r.idle_share is not None), None)
+    if idle is not None:
+        yield f"  Idle (no messages): {idle:.2%} of a core here, {idle * slowdown:.2%} there."
     example = 300.0
     paced = sorted((r for r in rows if r.offered > 0), key=lambda r: r.offered)
     if len(paced) >= 2:
@@ -80,8 +85,9 @@ def render_sizing(
         fixed = f_lo - marginal * lo.throughput / 1e6
         need = (fixed + marginal * example / 1e6) * slowdown
         yield (
-            f"  From the {lo.offered:,.0f}/s and {hi.offered:,.0f}/s rows: ~{fixed:.0%} of a core "
-            f"here whatever the rate, plus ~{marginal:,.0f} µs per message. A site at "
+            f"  Between {lo.offered:,.0f}/s and {hi.offered:,.0f}/s (the line through both rows): "
+            f"~{fixed:.0%} of a core here plus ~{marginal:,.0f} µs per message; below "
+            f"{lo.offered:,.0f}/s the fixed part shrinks towards the idle figure. A site at "
             f"{example:,.0f} msg/s needs ~{need:.0%} of one core there. Size so a core stays "
             "below ~70 % busy: above that, queueing adds latency."
         )

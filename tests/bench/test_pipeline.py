@@ -75,6 +75,8 @@ def test_one_rate_through_the_gateway_loses_nothing(capsys: pytest.CaptureFixtur
     assert float(delivered.replace(",", "")) > 0
     assert (lost, duplicates) == ("0", "0")
     assert "Sizing: Einblick's CPU per message" in out
+    idle = re.search(r"^  Idle \(no messages\): (\S+)% of a core here", out, re.MULTILINE)
+    assert idle is not None and 0 < float(idle.group(1)) < 50, out  # measured, not made up
 
 
 @pytest.mark.parametrize(("system", "interval"), [("einblick", 2.0), ("einblick-unpaced", 0.0)])

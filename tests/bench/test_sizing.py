@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from gateway.bench.results import Result
 from gateway.bench.sizing import core_fraction, render_sizing
 
@@ -29,7 +31,8 @@ def test_two_paced_rows_give_a_fixed_part_and_a_cost_per_message() -> None:
     # 100/s at 1,500 µs = 15 % of a core; 1,000/s at 600 µs = 60 %: 10 % fixed + 500 µs/msg.
     rows = [_row("einblick", 100, 1_500.0, 100), _row("einblick", 1_000, 600.0, 1_000)]
     last = list(render_sizing(rows, 2.0))[-1]
-    assert "~10% of a core here whatever the rate, plus ~500 µs per message" in last
+    assert "Between 100/s and 1,000/s (the line through both rows): ~10% of a core here" in last
+    assert "plus ~500 µs per message; below 100/s the fixed part shrinks" in last
     # (0.10 + 500 µs × 300/s) × 2 = 50 % of a core twice as slow
     assert "A site at 300 msg/s needs ~50% of one core there" in last
 
@@ -39,3 +42,11 @@ def test_on_this_box_is_measured_not_assumed() -> None:
     lines = list(render_sizing(rows, 1.0, measured_here=True))
     assert "measured here" in lines[1] and "ASSUMED" not in lines[1]
     assert lines[3].split()[3:8] == ["-", "10%", "1000", "10%", "1,000"]
+
+
+def test_the_idle_figure_is_the_measured_one_here_and_scaled_there() -> None:
+    first = _row("einblick", 100, 1_500.0, 100)
+    rows = [dataclasses.replace(first, idle_share=0.002), _row("einblick", 1_000, 600.0, 1_000)]
+    lines = list(render_sizing(rows, 2.0))
+    assert "  Idle (no messages): 0.20% of a core here, 0.40% there." in lines
+    assert not any("Idle" in line for line in render_sizing([first], 2.0))
