@@ -42,7 +42,7 @@ from pathlib import Path
 import orjson
 
 from gateway.bench.cpu_quota import CpuQuota, QuotaError
-from gateway.bench.pipeline import _cpu_seconds
+from gateway.bench.process_stats import cpu_seconds
 from gateway.devices.broker import Mosquitto, free_port
 from gateway.devices.broker_files import MosquittoSettings
 from gateway.messages.endpoint import Endpoint, Inbound
@@ -191,7 +191,7 @@ class _Site:
             await broker.stop()
 
     def _brokers_cpu(self) -> float:
-        return sum(_cpu_seconds(b.pid) for b in (self.device, self.cloud) if b.pid is not None)
+        return sum(cpu_seconds(b.pid) for b in (self.device, self.cloud) if b.pid is not None)
 
     async def backlog(self, messages: int) -> None:
         """The customers' devices publish ``messages`` in all into the device broker, which
@@ -242,7 +242,7 @@ async def run_instances(
             starting = 0.0
             for _ in range(2):
                 await _start_together(configs, [None] * len(configs), processes)
-                starting = sum(_cpu_seconds(p.pid) for p in processes)
+                starting = sum(cpu_seconds(p.pid) for p in processes)
                 for process in processes:
                     await stop_gateway(process)
                 processes.clear()
@@ -254,7 +254,7 @@ async def run_instances(
             await _start_together(configs, hooks, processes)
             return await site.drained(
                 count,
-                lambda: sum(_cpu_seconds(p.pid) for p in processes) - starting,
+                lambda: sum(cpu_seconds(p.pid) for p in processes) - starting,
                 quotas,
                 "einblick",
             )
@@ -336,14 +336,14 @@ async def run_forwarder(
     async with _Site(root) as site:
         try:
             first = await _start_forwarder(site)
-            starting = _cpu_seconds(first.pid)
+            starting = cpu_seconds(first.pid)
             await _stop_forwarder(first)
             await site.backlog(messages)
             if cpu_per_process is not None:
                 quotas.append(CpuQuota(f"einblick-bench-{os.getpid()}-forwarder", cpu_per_process))
             processes.append(await _start_forwarder(site, quotas[0] if quotas else None))
             return await site.drained(
-                1, lambda: _cpu_seconds(processes[0].pid) - starting, quotas, "forwarder"
+                1, lambda: cpu_seconds(processes[0].pid) - starting, quotas, "forwarder"
             )
         finally:
             for process in processes:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import os
 import shutil
@@ -37,6 +36,7 @@ from pathlib import Path
 
 from gateway.bench.commits import measure_commits, render_commits
 from gateway.bench.load import Generator, ceiling
+from gateway.bench.process_stats import cpu_seconds, rss_mb, thread_cpu_seconds
 from gateway.bench.results import GENERATOR_PROCESSES, Result, Run, render
 from gateway.bench.sizing import PI_SLOWDOWN, render_sizing
 from gateway.config import load_config
@@ -55,19 +55,6 @@ SYSTEMS = ("bridge", "forwarder", "einblick")
 UNPACED = "einblick-unpaced"
 IDLE_S = 3.0  # seconds of an idle gateway measured before its first rate
 DEVICES = 10
-CLOCK_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _bench_policy(devices: int) -> str:
@@ -241,9 +228,9 @@ def _measure_max(system: _System, duration: float, processes: int) -> Result:
         finally:
             os.kill(frozen, signal.SIGCONT)
         time.sleep(1.0)  # warm-up: batches grow to their steady size
-        cpu0, count0, t0 = _cpu_seconds(system.pid), probe.report({}).unique, time.monotonic()
+        cpu0, count0, t0 = cpu_seconds(system.pid), probe.report({}).unique, time.monotonic()
         time.sleep(duration)
-        cpu1, count1, t1 = _cpu_seconds(system.pid), probe.report({}).unique, time.monotonic()
+        cpu1, count1, t1 = cpu_seconds(system.pid), probe.report({}).unique, time.monotonic()
         report = probe.report(offered.sent)
     arrived = count1 - count0
     return Result(
@@ -257,7 +244,7 @@ def _measure_max(system: _System, duration: float, processes: int) -> Result:
         p50_ms=report.p50_ms,
         p99_ms=report.p99_ms,
         cpu_us=(cpu1 - cpu0) / max(arrived, 1) * 1e6,
-        rss_mb=_rss_mb(system.pid),
+        rss_mb=rss_mb(system.pid),
         log_bytes=None,
         generator_rate=offered.offered_rate,
         backlog_left=offered.published - count1,
@@ -269,7 +256,7 @@ def _measure(system: _System, rate: float, duration: float, processes: int) -> R
     (``rate`` 0: the system's maximum, ``_measure_max``)."""
     if rate <= 0:
         return _measure_max(system, duration, processes)
-    cpu0 = _cpu_seconds(system.pid)
+    cpu0 = cpu_seconds(system.pid)
     log0 = system.log_bytes()
     with LatencyProbe(host="127.0.0.1", port=system.b_port, topic_filter="#", qos=1) as probe:
         generator = Generator(
@@ -290,7 +277,7 @@ def _measure(system: _System, rate: float, duration: float, processes: int) -> R
         report = probe.report(offered.sent)
     # Let the gateway commit its checkpoint before the log is weighed.
     time.sleep(1.2)
-    cpu = _cpu_seconds(system.pid) - cpu0
+    cpu = cpu_seconds(system.pid) - cpu0
     log_bytes = system.log_bytes() - log0
     return Result(
         system=system.name,
@@ -303,7 +290,7 @@ def _measure(system: _System, rate: float, duration: float, processes: int) -> R
         p50_ms=report.p50_ms,
         p99_ms=report.p99_ms,
         cpu_us=cpu / max(report.unique, 1) * 1e6,
-        rss_mb=_rss_mb(system.pid),
+        rss_mb=rss_mb(system.pid),
         log_bytes=(log_bytes / max(report.unique, 1)) if system.database is not None else None,
         generator_rate=offered.offered_rate,
     )
@@ -339,20 +326,9 @@ def _stages(
 async def _idle_share(system: _System, seconds: float = IDLE_S) -> float:
     """The share of one core the gateway takes with no messages at all (its timers: the
     checkpoint, the disk watch, the links' keep-alives)."""
-    cpu0, started = _thread_cpu_seconds(system.pid), time.monotonic()
+    cpu0, started = thread_cpu_seconds(system.pid), time.monotonic()
     await asyncio.sleep(seconds)
-    return (_thread_cpu_seconds(system.pid) - cpu0) / (time.monotonic() - started)
-
-
-def _thread_cpu_seconds(pid: int) -> float:
-    """CPU time of the process's live threads in nanoseconds' resolution (the scheduler's own
-    account, ``schedstat``): an idle gateway uses less than one clock tick of ``stat`` in
-    seconds."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):  # a thread that ended meanwhile
-            total += int((task / "schedstat").read_text().split()[0])
-    return total / 1e9
+    return (thread_cpu_seconds(system.pid) - cpu0) / (time.monotonic() - started)
 
 
 async def _run_system(
@@ -419,7 +395,7 @@ def soak(rate: float, seconds: float, samples: int = 20) -> list[tuple[float, fl
                 for _ in range(samples):
                     await asyncio.sleep(seconds / samples)
                     arrived = probe.report({}).unique
-                    points.append((time.monotonic() - started, _rss_mb(system.pid), arrived))
+                    points.append((time.monotonic() - started, rss_mb(system.pid), arrived))
                     print(
                         f"  {points[-1][0]:7.0f} s  RSS {points[-1][1]:6.1f} MB  {arrived:>10,} messages",
                         flush=True,

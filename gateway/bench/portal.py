@@ -43,7 +43,8 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from gateway.bench.pipeline import _cpu_seconds, _measure, _rss_mb, _stages, _System, _windows
+from gateway.bench.pipeline import _measure, _stages, _System, _windows
+from gateway.bench.process_stats import cpu_seconds, rss_mb
 from gateway.bench.results import GENERATOR_PROCESSES, Result
 from gateway.config import load_config
 from gateway.devices.broker import free_port
@@ -300,20 +301,20 @@ async def run(sessions: int, rate: float, phase_s: float, rounds: int) -> int:
         watcher.start()
         phases: list[Phase] = []
         # Idle: every session logged in, none streaming yet (measured before any stream opened).
-        rss_idle, rss_live, cpu, crowd_cpu, cpu_s = _rss_mb(portal.pid), 0.0, 0.0, 0.0, 0.0
+        rss_idle, rss_live, cpu, crowd_cpu, cpu_s = rss_mb(portal.pid), 0.0, 0.0, 0.0, 0.0
         try:
             for name in ("without", "with") * rounds:
                 if name == "without":
                     phases.append(await _phase(name, system, rate, phase_s))
                     continue
-                cpu0, started = _cpu_seconds(portal.pid), time.monotonic()
-                crowd0 = _cpu_seconds(crowd.process.pid)
+                cpu0, started = cpu_seconds(portal.pid), time.monotonic()
+                crowd0 = cpu_seconds(crowd.process.pid)
                 await crowd.go(seen.seqs[-1] if seen.seqs else 0)
                 phases.append(await _phase(name, system, rate, phase_s))
-                rss_live = max(rss_live, _rss_mb(portal.pid))
+                rss_live = max(rss_live, rss_mb(portal.pid))
                 await crowd.stop(figures)
-                cpu += _cpu_seconds(portal.pid) - cpu0
-                crowd_cpu += _cpu_seconds(crowd.process.pid) - crowd0
+                cpu += cpu_seconds(portal.pid) - cpu0
+                crowd_cpu += cpu_seconds(crowd.process.pid) - crowd0
                 cpu_s += time.monotonic() - started
         finally:
             stop.set()
