@@ -5,7 +5,7 @@ At a moderate rate every device message used to cost its own wake-ups: the PUBLI
 (a wake-up, a ``recv``, a batch of one, a transaction of one), the recipient's PUBACK arrives
 (another wake-up), the next PUBLISH a millisecond later (another). Each wake-up is a context
 switch, an ``epoll_wait`` and a turn of the loop in Python, and a batch of one pays a whole
-transaction (README, "Speed", for what pacing saves).
+transaction (README, "Figures", for what pacing saves).
 
 ``PacedSelector`` is the selector under asyncio's loop. When a socket becomes readable (or
 writable) sooner than ``interval`` after the previous wake-up for traffic, it sleeps out the
