@@ -178,17 +178,23 @@ class _Site:
             self._complete.set()
 
     async def __aenter__(self) -> _Site:
-        for broker in (self.device, self.cloud):
-            broker.write_files([])
-            await broker.start()
-        await self._spy.open()
-        await self._spy.subscribe("#", 1)
+        try:
+            for broker in (self.device, self.cloud):
+                broker.write_files([])
+                await broker.start()
+            await self._spy.open()
+            await self._spy.subscribe("#", 1)
+        except BaseException:
+            await self.__aexit__()  # a broker already started is not left running
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._spy.close()
-        for broker in (self.device, self.cloud):
-            await broker.stop()
+        try:
+            await self._spy.close()
+        finally:
+            for broker in (self.device, self.cloud):
+                await broker.stop()  # a broker that never started: nothing to stop
 
     def _brokers_cpu(self) -> float:
         return sum(cpu_seconds(b.pid) for b in (self.device, self.cloud) if b.pid is not None)
@@ -294,8 +300,10 @@ def _configure(root: Path, count: int, site: _Site) -> list[Path]:
 
 
 async def _start_forwarder(
-    site: _Site, quota: CpuQuota | None = None
+    site: _Site, into: list[asyncio.subprocess.Process], quota: CpuQuota | None = None
 ) -> asyncio.subprocess.Process:
+    """Start the baseline forwarder on its persistent session; it is added to ``into`` as soon
+    as it exists, so the caller's ``finally`` stops it even if it never says it is ready."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -307,19 +315,25 @@ async def _start_forwarder(
         stdout=asyncio.subprocess.PIPE,
         stdin=asyncio.subprocess.DEVNULL,
     )
+    into.append(process)
     if quota is not None:
         quota.add(process.pid)
     assert process.stdout is not None
     async with asyncio.timeout(30):
-        if await process.stdout.readline() != b"ready\n":
-            raise RuntimeError(f"the baseline forwarder exited with {await process.wait()}")
+        said = await process.stdout.readline()
+    if said != b"ready\n":
+        raise RuntimeError(f"the baseline forwarder did not start: it said {said!r}")
     return process
 
 
 async def _stop_forwarder(process: asyncio.subprocess.Process) -> None:
     if process.returncode is None:
         process.terminate()
-    async with asyncio.timeout(30):
+    try:
+        async with asyncio.timeout(30):
+            await process.wait()
+    except TimeoutError:
+        process.kill()
         await process.wait()
 
 
@@ -330,20 +344,24 @@ async def run_forwarder(
     log) drained the same way: its persistent session exists, it stops, the backlog queues,
     it starts again (with ``cpu_per_process``, in a control group of that share of one core,
     the budget each instance gets) and forwards all of it. The single-process baseline that
-    n instances are held to; its CPU less what its idle start cost."""
+    n instances are held to; its CPU less what an idle start of it cost (started twice first,
+    as the instances are: the second start finds its session, as the measured one does)."""
     processes: list[asyncio.subprocess.Process] = []
     quotas: list[CpuQuota] = []
     async with _Site(root) as site:
         try:
-            first = await _start_forwarder(site)
-            starting = cpu_seconds(first.pid)
-            await _stop_forwarder(first)
+            starting = 0.0
+            for _ in range(2):
+                idle = await _start_forwarder(site, processes)
+                starting = cpu_seconds(idle.pid)
+                await _stop_forwarder(idle)
+                processes.clear()
             await site.backlog(messages)
             if cpu_per_process is not None:
                 quotas.append(CpuQuota(f"einblick-bench-{os.getpid()}-forwarder", cpu_per_process))
-            processes.append(await _start_forwarder(site, quotas[0] if quotas else None))
+            measured = await _start_forwarder(site, processes, quotas[0] if quotas else None)
             return await site.drained(
-                1, lambda: cpu_seconds(processes[0].pid) - starting, quotas, "forwarder"
+                1, lambda: cpu_seconds(measured.pid) - starting, quotas, "forwarder"
             )
         finally:
             for process in processes:

@@ -3,7 +3,6 @@ CPU seconds of its live threads in the scheduler's nanoseconds, and its resident
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -28,9 +27,14 @@ def rss_mb(pid: int) -> float:
 def thread_cpu_seconds(pid: int) -> float:
     """CPU time of the process's live threads in nanoseconds' resolution (the scheduler's own
     account, ``schedstat``): an idle gateway uses less than one clock tick of ``stat`` in
-    seconds."""
+    seconds. A thread that ends between two readings drops out of the second: compare two
+    readings only over a span in which no thread ends (an idle gateway's)."""
     total = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+        try:
             total += int((task / "schedstat").read_text().split()[0])
+        except FileNotFoundError:
+            if task.name == str(pid):
+                raise  # the process itself is gone: no figure, not a zero
+            # else a thread that ended between the listing and the reading
     return total / 1e9

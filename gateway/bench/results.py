@@ -135,3 +135,15 @@ def render(run: Run) -> Iterator[str]:
             f"  at {label:>9}{unpaced}: throughput {r.throughput / max(f.throughput, 1):.2f}x, "
             f"p99 {r.p99_ms - f.p99_ms:+.1f} ms, CPU {r.cpu_us / max(f.cpu_us, 1):.2f}x per message"
         )
+    paced = [r for r in results if r.system == "einblick" and ("einblick-unpaced", r.offered) in by]
+    if paced:
+        yield ""
+        yield "What pacing saves: Einblick against itself with pipeline.wake_interval_ms 0, same run:"
+        for r in paced:
+            u = by[("einblick-unpaced", r.offered)]
+            label = _offered_label(r, valid)
+            label = label if r.offered <= 0 else f"{label}/s"
+            yield (
+                f"  at {label:>9}: CPU {r.cpu_us / max(u.cpu_us, 1):.2f}x per message, "
+                f"p50 {r.p50_ms - u.p50_ms:+.1f} ms, p99 {r.p99_ms - u.p99_ms:+.1f} ms"
+            )

@@ -11,20 +11,23 @@ transaction (README, "Figures", for what pacing saves).
 writable) sooner than ``interval`` after the previous wake-up for traffic, it sleeps out the
 rest of the interval first and then hands the loop everything that is ready by then: the
 packets of several devices in one read, the recipients' PUBACKs of several publishes, one
-transaction and one fsync for all of them, one ``send`` per socket. So a message waits at most
-``interval`` longer than it would have (``pipeline.wake_interval_ms``, 2 ms by default; 0
+transaction and one fsync for all of them, one ``send`` per socket. So a message is read at most
+``interval`` later than it would have been (``pipeline.wake_interval_ms``, 2 ms by default; 0
 turns pacing off), and only when traffic is dense enough that the wait saves a wake-up:
 
 - a wake-up after a quiet spell longer than the interval happens at once (a site at 10 msg/s
   is not slowed down at all);
 - a loop with work already queued polls without waiting (asyncio passes timeout 0), so a busy
-  gateway is never held back: at saturation the pacing is inert;
+  gateway is never held back: when the CPU is the limit the pacing is inert;
+- a pause never runs past the loop's own timeout, so a timer (a keepalive, a fence's deadline,
+  the checkpoint) is not late for it;
 - the loop's own wake-up pipe is exempt: through it a helper thread says that a commit
-  finished (``gateway/messages/handoff.py``), which is the end of work already read — the
-  acknowledgements and publishes it releases leave at once rather than an interval later.
+  finished (``gateway/messages/handoff.py``), which is the end of work already read. It wakes
+  the loop at once and ends a pause under way, so the acknowledgements and publishes a commit
+  releases leave at once rather than an interval later.
 
-Nothing here changes what happens, only when the loop looks: no message is read before its
-commit slot, dropped or reordered, and every acknowledgement still follows its commit.
+Nothing here changes what happens, only when the loop looks: no message is dropped or
+reordered, and every acknowledgement still follows its commit.
 """
 
 from __future__ import annotations
@@ -46,29 +49,41 @@ class PacedSelector(selectors.DefaultSelector):
     def __init__(self, interval: float) -> None:
         super().__init__()
         self.interval = interval
+        self.pauses = 0  # wake-ups for traffic held back so far (the benchmark and tests read it)
         self._woke = 0.0  # time.monotonic() of the last wake-up for traffic
         self._exempt: set[int] = set()
+        # What a pause waits on: the exempt fds alone, so an answer from a thread ends it.
+        self._waker = selectors.DefaultSelector()
 
     def exempt(self, fd: int) -> None:
-        """Readiness of ``fd`` alone wakes the loop at once and does not count as traffic."""
+        """Readiness of ``fd`` wakes the loop at once, ends a pause, and is not traffic."""
         self._exempt.add(fd)
+        self._waker.register(fd, selectors.EVENT_READ)
 
     def select(self, timeout: float | None = None) -> _Events:
+        started = time.monotonic()
         events = super().select(timeout)
         if timeout is not None and timeout <= 0:
             return events  # the loop has work queued: it is only looking, never held back
-        traffic = any(key.fd not in self._exempt for key, _ in events)
-        if not traffic:
-            return events
+        exempt = self._exempt
+        if not any(key.fd not in exempt for key, _ in events):
+            return events  # a timer, or only an answer from a thread: at once
         now = time.monotonic()
         pause = self._woke + self.interval - now
-        if pause > 0:
-            time.sleep(pause)
+        if timeout is not None:
+            pause = min(pause, started + timeout - now)  # a timer due sooner is not overshot
+        if pause > 0 and not any(key.fd in exempt for key, _ in events):
+            self.pauses += 1
+            self._waker.select(pause)  # ends early if a thread answers meanwhile
             # Level-triggered: what was ready is still ready, with whatever arrived meanwhile.
             events = super().select(0) or events
             now = time.monotonic()
         self._woke = now
         return events
+
+    def close(self) -> None:
+        self._waker.close()
+        super().close()
 
 
 def paced_loop_factory(interval: float) -> Callable[[], asyncio.AbstractEventLoop]:

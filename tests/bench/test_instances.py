@@ -16,7 +16,10 @@ from gateway.bench.instances import (
     InstancesResult,
     _limit_each,
     _row,
+    _Site,
+    _start_forwarder,
     _start_together,
+    _stop_forwarder,
     run_forwarder,
     run_instances,
 )
@@ -99,3 +102,15 @@ def test_a_control_group_that_cannot_be_set_up_leaves_the_earlier_ones_to_be_rem
         _limit_each(configs, 0.25, quotas, root=cgroups, version=2)
     (made,) = quotas
     assert made.path == cgroups / first
+
+
+async def test_a_forwarder_that_cannot_start_is_the_callers_to_stop_and_says_why(
+    tmp_path: Path,
+) -> None:
+    site = _Site(tmp_path)  # its brokers never started: nothing listens on their ports
+    processes: list[asyncio.subprocess.Process] = []
+    with pytest.raises(RuntimeError, match="the baseline forwarder did not start"):
+        await _start_forwarder(site, processes)
+    (started,) = processes  # handed over before it was known to fail
+    await _stop_forwarder(started)
+    assert started.returncode is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from gateway.bench.results import Result, Run, max_rows_valid, render
 
 
@@ -38,3 +40,19 @@ def test_max_row_needs_three_times_the_fastest_system() -> None:
 def test_max_row_that_drained_its_backlog_is_not_a_maximum() -> None:
     dry = Run([_row("forwarder", 3_000, 30_000, left=0)], None)
     assert max_rows_valid(dry) == (False, 3_000)
+
+
+def test_pacing_is_held_to_the_unpaced_gateway_of_the_same_run() -> None:
+    def paced(system: str, cpu_us: float, p99_ms: float) -> Result:
+        return dataclasses.replace(
+            _row(system, 1_000, 1_000), offered=1_000.0, lost=0, cpu_us=cpu_us, p99_ms=p99_ms
+        )
+
+    run = Run([paced("einblick", 300.0, 4.0), paced("einblick-unpaced", 400.0, 2.5)], None)
+    lines = list(render(run))
+    at = lines.index(
+        "What pacing saves: Einblick against itself with pipeline.wake_interval_ms 0, same run:"
+    )
+    assert lines[at + 1] == "  at   1,000/s: CPU 0.75x per message, p50 +0.0 ms, p99 +1.5 ms"
+    # Without the unpaced run, no such comparison is claimed.
+    assert not any("pacing" in line for line in render(Run([paced("einblick", 300.0, 4.0)], None)))

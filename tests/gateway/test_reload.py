@@ -11,12 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config import load_config
 from gateway.devices.broker import Mosquitto, free_port
 from gateway.devices.broker_files import MosquittoSettings
 from gateway.errors import ConfigError
 from gateway.log.reader import LogReader
 from gateway.messages.endpoint import Endpoint, Inbound
 from gateway.messages.mqtt import MqttConnection
+from gateway.operations.reload import plan
+from gateway.operations.scaffold import InitOptions, init_directory
 from tests.gateway.harness import Harness, running_gateway
 from tests.gateway.test_devices import BAKERY, CUSTOMER
 from tests.gateway.test_registration_live import cli
@@ -197,3 +200,18 @@ async def test_a_changed_password_file_reconnects_only_that_recipient(tmp_path: 
         code, out, err = await cli(h, "reload")  # nothing changed: nothing reconnects
         assert code == 0 and "nothing changed" in out, out
         assert h.gateway.forwarders["oven-maker"].endpoint.password == "second"
+
+
+def test_a_changed_wake_interval_waits_for_a_restart_and_says_why(tmp_path: Path) -> None:
+    config = load_config(init_directory(InitOptions(tmp_path / "edge")))
+    changed = config.model_copy(
+        update={"pipeline": config.pipeline.model_copy(update={"wake_interval_ms": 0.0})}
+    )
+    (change,) = plan(config, changed)
+    assert (change.key, change.was, change.now, change.action) == (
+        "pipeline.wake_interval_ms",
+        "2.0",
+        "0.0",
+        "restart",
+    )
+    assert "the event loop" in change.detail and "made at start" in change.detail
