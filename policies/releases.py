@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per applying grant per message, frozen __init__ costs 2x
 class Walk:
     """A grant that applies to the message now, its release still to build."""
 
