@@ -112,6 +112,7 @@ class LogWriter:
             " coalesce((SELECT at FROM checkpoints ORDER BY seq DESC LIMIT 1), 0))"
         ).fetchone()[0]
         self._last_us = int(newest)
+        self._last_at: tuple[int, datetime] = (0, _EPOCH)  # (µs, as a datetime) for last_at
         self._pending_last_us = self._last_us
         self._pending: dict[int, RightEdge] = {}
         self._pending_signed: dict[int, int] = {}
@@ -143,9 +144,14 @@ class LogWriter:
     def last_at(self) -> datetime | None:
         """The newest time a committed entry or checkpoint carries; None for an empty log.
         Nothing is recorded earlier, and decisions are not taken at an earlier time."""
-        if not self._last_us:
+        last_us = self._last_us
+        if not last_us:
             return None
-        return _EPOCH + timedelta(microseconds=self._last_us)
+        # Asked by the gateway's clock for every batch; it changes only with a commit.
+        cached = self._last_at
+        if cached[0] != last_us:
+            cached = self._last_at = (last_us, _EPOCH + timedelta(microseconds=last_us))
+        return cached[1]
 
     def _forward(self, at_us: int) -> int:
         """``at_us``, or the newest time already written if the clock says earlier."""

@@ -101,8 +101,11 @@ _NESTED = tuple(
 def _key(decision: Decision) -> ExplainKey:
     """Everything the explanation of ``decision`` depends on: every field but the payload's."""
     values = [_SHAPE, *_KEY_VALUES(decision)]
+    plain = _PLAIN
     for position in _NESTED:
-        values[position + 1] = _hashable(values[position + 1])
+        value = values[position + 1]
+        if type(value) not in plain:  # a reason may be None
+            values[position + 1] = _hashable(value)
     return tuple(values)
 
 
