@@ -374,6 +374,10 @@ def _walk(obj: JsonObject, items: list[Node | Rule], parent: str, rel: Release) 
                 if scalar:  # one leaf: listed (or, once the list is full, only counted)
                     if withheld.chars >= LIST_CHARS:
                         withheld.total += 1  # full: counted, no path built
+                    elif not parent and key and len(key) <= MAX_KEY_CHARS:
+                        withheld.total += 1  # a short top-level key is its own path (inlined)
+                        withheld.items.append(key)
+                        withheld.chars += len(key)
                     else:
                         withheld.add(*_listed(child(parent, key)))
                 else:

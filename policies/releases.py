@@ -143,8 +143,8 @@ def _released(route: Route, walk: Walk, body: bytes, rel: Release) -> Decision:
         walk.grant,
         walk.topic,
         body=body,
-        shared=[*rel.shared.items, *walk.shared],
-        altered=[*rel.altered.items, *walk.altered],
+        shared=(*rel.shared.items, *walk.shared),  # tuples: ``released`` keeps them as they are
+        altered=(*rel.altered.items, *walk.altered),
         withheld=tuple(rel.withheld.items),
         opaque=False,
         field_reasons=rel.problems,
