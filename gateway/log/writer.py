@@ -24,12 +24,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from gateway.errors import EntryInvalid
-from gateway.log.chain import (
-    GATEWAY_CHAIN,
-    content_commitment,
-    salt_for,
-    source_commitment,
-)
+from gateway.log.chain import GATEWAY_CHAIN, content_commitment, keyed_salt, keyed_source
 from gateway.log.entry import (
     OUTCOMES,
     AppendedEntry,
@@ -275,10 +270,10 @@ class LogWriter:
                 last_at, last_us = at, us_from_at(at)
             at_us = self._forward(last_us)
             commitment: bytes | None = None
-            subject_key = ids.subject_key(chain_id, subject)
-            source = source_commitment(subject_key, draft.source_digest)
+            states = ids.keyed(chain_id, subject)  # the subject key, ready to hash under
+            source = keyed_source(states, draft.source_digest)
             if draft.topic is not None or draft.content is not None:
-                salt = salt_for(subject_key, chain, size)
+                salt = keyed_salt(states, chain, size)
                 commitment = content_commitment(salt, draft.topic, draft.content)
                 topic_id = (
                     None if draft.topic is None else ids.topic(chain_id, subject, draft.topic)
