@@ -135,7 +135,10 @@ class Drafter:
                 text_en=texts[1],
                 shape=key,
             )
-            self._explained.put(key, draft)
+            # The model keeps nothing of this message: no topic, content or source digest
+            # (personal data must not outlive its erasure in a cache).
+            model = dataclasses.replace(draft, topic=None, content=None, source_digest=bytes(32))
+            self._explained.put(key, model)
             return draft
         # Equal keys mean equal fields below (the key holds every field the draft takes from
         # the decision but topic and payload): the model's converted values are shared, read

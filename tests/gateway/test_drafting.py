@@ -208,3 +208,11 @@ def test_a_repeated_shape_is_drafted_as_its_own_decision_would_be() -> None:
     )
     assert got == expected
     assert (got.topic, got.content, got.at) == ("t/2", b'{"door_open":false}', later)
+    # What the drafter remembers of the shape holds nothing of either message.
+    remembered = drafter._explained.get(_key(first))
+    assert remembered is not None
+    assert (remembered.topic, remembered.content, remembered.source_digest) == (
+        None,
+        None,
+        bytes(32),
+    )
