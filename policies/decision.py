@@ -98,7 +98,11 @@ class Reason:
     params: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one or more is built per message on the hot path, and a frozen __init__ (an
+# ``object.__setattr__`` per field, 19 of them) cost 1.8 µs against 0.7 µs for a plain one.
+# Nobody changes a decision after it is built (``dataclasses.replace`` makes new ones); it hashes
+# by value as before (and, as before, not while a field holds a dict).
+@dataclass(slots=True, unsafe_hash=True)
 class Decision:
     """What happens to one message for one recipient.
 

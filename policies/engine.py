@@ -238,7 +238,8 @@ class Engine:
                 reason, rel = built.reason, built.rel
                 held.append(self._withheld(route, recipient, grant, reason, parsed, rel=rel))
             else:
-                self._rate_limited(route, grant, walk.topic, now, record=True)
+                if grant.rate_limit is not None:
+                    self._rate_limited(route, grant, walk.topic, now, record=True)
                 releases.append(built)
         if len(releases) > 1:
             return besides(sorted(releases, key=lambda d: d.grant or ""))
@@ -333,12 +334,15 @@ class Engine:
             return self._withheld(route, grant.recipient, grant, _INVALID_UTF8, parsed)
         if grant.whole is None and state != JSON:
             return self._withheld(route, grant.recipient, grant, _NOT_JSON, parsed)
-        for condition, unmet in zip(grant.conditions, grant.condition_reasons, strict=True):
-            if not condition.holds(parsed.root):
-                return self._withheld(route, grant.recipient, grant, unmet, parsed)
+        if grant.conditions:
+            for condition, unmet in zip(grant.conditions, grant.condition_reasons, strict=True):
+                if not condition.holds(parsed.root):
+                    return self._withheld(route, grant.recipient, grant, unmet, parsed)
         if grant.aggregate is not None:
             return self._accumulate(route, grant, topic, parsed, now)
-        if self._rate_limited(route, grant, topic, now, record=False):  # skip the walk early
+        if grant.rate_limit is not None and self._rate_limited(
+            route, grant, topic, now, record=False
+        ):  # skip the walk early
             return self._withheld(route, grant.recipient, grant, grant.rate_reason, parsed)
         return Walk(grant, key, topic, t_shared, t_altered)
 

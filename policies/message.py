@@ -8,7 +8,9 @@ from datetime import datetime
 __all__ = ["Message"]
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is built per arriving message, and a frozen __init__ costs twice a plain one.
+# Never changed after it is built; hashes by value as before.
+@dataclass(slots=True, unsafe_hash=True)
 class Message:
     """One MQTT message from the device-side broker, untouched.
 

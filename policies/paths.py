@@ -356,29 +356,46 @@ def _listed(path: str) -> tuple[str, int]:
 def _walk(obj: JsonObject, items: list[Node | Rule], parent: str, rel: Release) -> JsonObject:
     out: JsonObject = {}
     withheld = rel.withheld
+    shared = rel.shared
     # The common case, a grant naming literal keys only: one dict lookup per key.
     first = items[0]
     single: Node | None = None
     if len(items) == 1 and type(first) is Node and first.star is None and first.rule is None:
         single = first
+    # A kept scalar is listed here without ``Rule.apply`` (its keep branch, inlined: three calls
+    # per kept field were a third of a walk), unless the walk is traced for ``policies.semantics``.
+    inline = rel.trace is None
     for key, value in obj.items():
-        scalar = type(value) is not dict and type(value) is not list
+        kind = type(value)
+        scalar = kind is not dict and kind is not list
         if single is not None:
             node = single.keys.get(key)
             if node is None:
                 if scalar:  # one leaf: listed (or, once the list is full, only counted)
                     if withheld.chars >= LIST_CHARS:
                         withheld.total += 1  # full: counted, no path built
+                    elif not parent and key and len(key) <= MAX_KEY_CHARS:
+                        withheld.total += 1  # a short top-level key is its own path (inlined)
+                        withheld.items.append(key)
+                        withheld.chars += len(key)
                     else:
                         withheld.add(*_listed(child(parent, key)))
                 else:
                     collect(value, child(parent, key), withheld)
                 continue
             rule = node.rule
-            if rule is not None and _leaf(node):
+            if rule is not None and not node.keys and node.star is None and node.elem is None:
                 # A literal key naming a rule: it decides the whole value (``_release``'s first
                 # step, without building its candidate list).
-                got = rule.apply(value, _path(parent, key), obj, rel)
+                path = key if not parent and len(key) <= MAX_KEY_CHARS else _path(parent, key)
+                if inline and scalar and rule.fn is None and kind is not Literal:
+                    shared.total += 1  # ``Listed.add``
+                    if shared.chars < LIST_CHARS:
+                        shared.items.append(path)
+                        shared.chars += len(path)
+                    out[key] = value
+                    continue
+                got = rule.apply(value, path, obj, rel)
                 if got is not NOTHING:
                     out[key] = got
                 continue

@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per applying grant per message, frozen __init__ costs 2x
 class Walk:
     """A grant that applies to the message now, its release still to build."""
 
@@ -143,8 +143,8 @@ def _released(route: Route, walk: Walk, body: bytes, rel: Release) -> Decision:
         walk.grant,
         walk.topic,
         body=body,
-        shared=[*rel.shared.items, *walk.shared],
-        altered=[*rel.altered.items, *walk.altered],
+        shared=(*rel.shared.items, *walk.shared),  # tuples: ``released`` keeps them as they are
+        altered=(*rel.altered.items, *walk.altered),
         withheld=tuple(rel.withheld.items),
         opaque=False,
         field_reasons=rel.problems,

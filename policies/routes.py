@@ -20,7 +20,9 @@ __all__ = ["DeviceRef", "Route", "RouteTable"]
 _EMPTY: Mapping[str, str] = {}
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: the intake resolves every arriving message's device (``Engine.device_for``), and a
+# frozen __init__ cost twice a plain one. Never changed after it is built; hashes as before.
+@dataclass(slots=True, unsafe_hash=True)
 class DeviceRef:
     """Who a topic belongs to: customer, device, its human name and kind, and the stream."""
 

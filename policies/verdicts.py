@@ -5,7 +5,7 @@ withheld because the engine itself failed on a message (``internal_error``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from policies.body import WHOLE
 from policies.compiler import CompiledGrant
@@ -59,8 +59,8 @@ def released(
     topic: str,
     *,
     body: bytes,
-    shared: list[str],
-    altered: list[Alteration],
+    shared: Sequence[str],
+    altered: Sequence[Alteration],
     withheld: tuple[str, ...],
     opaque: bool,
     field_reasons: Mapping[str, Reason] = _NO_REASONS,

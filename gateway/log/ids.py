@@ -16,7 +16,7 @@ import os
 import sqlite3
 
 from gateway.cache import SizedCache
-from gateway.log.chain import body_digest
+from gateway.log.chain import Keyed, body_digest, keyed
 from gateway.log.entry import EntryDraft, names_of
 from gateway.log.names import seal_names
 
@@ -61,6 +61,8 @@ class StoredIds:
             BODY_KEYS_BYTES, _body_key_size
         )
         self._subject_keys: dict[tuple[int, int], bytes] = {}
+        # The same keys as ready hash states (``gateway.log.chain.keyed``), dropped with them.
+        self._keyed: dict[tuple[int, int], Keyed] = {}
         self._topics: SizedCache[tuple[int, int, str], int] = SizedCache(TOPICS_BYTES, _topic_size)
 
     def atom(self, value: str) -> int:
@@ -120,6 +122,15 @@ class StoredIds:
             self._subject_keys[(chain_id, device_id)] = found
         return found
 
+    def keyed(self, chain_id: int, device_id: int) -> Keyed:
+        """The subject's key as the writer hashes under it for every entry (source, salt)."""
+        found = self._keyed.get((chain_id, device_id))
+        if found is None:
+            found = self._keyed[(chain_id, device_id)] = keyed(
+                self.subject_key(chain_id, device_id)
+            )
+        return found
+
     def topic(self, chain_id: int, device_id: int, topic: str) -> int:
         key = (chain_id, device_id, topic)
         found = self._topics.get(key)
@@ -145,6 +156,7 @@ class StoredIds:
             for k, v in self._subject_keys.items()
             if not (k[0] == chain_id and (device_id is None or k[1] == device_id))
         }
+        self._keyed = {k: v for k, v in self._keyed.items() if k in self._subject_keys}
         self._topics.clear()  # erasure is rare: forget every topic id, not only the subject's
         # Cached bodies name commitments under the destroyed keys: the subject's next entries
         # are committed under its new key.

@@ -24,12 +24,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from gateway.errors import EntryInvalid
-from gateway.log.chain import (
-    GATEWAY_CHAIN,
-    content_commitment,
-    salt_for,
-    source_commitment,
-)
+from gateway.log.chain import GATEWAY_CHAIN, content_commitment, keyed_salt, keyed_source
 from gateway.log.entry import (
     OUTCOMES,
     AppendedEntry,
@@ -112,6 +107,7 @@ class LogWriter:
             " coalesce((SELECT at FROM checkpoints ORDER BY seq DESC LIMIT 1), 0))"
         ).fetchone()[0]
         self._last_us = int(newest)
+        self._last_at: tuple[int, datetime] = (0, _EPOCH)  # (µs, as a datetime) for last_at
         self._pending_last_us = self._last_us
         self._pending: dict[int, RightEdge] = {}
         self._pending_signed: dict[int, int] = {}
@@ -143,9 +139,14 @@ class LogWriter:
     def last_at(self) -> datetime | None:
         """The newest time a committed entry or checkpoint carries; None for an empty log.
         Nothing is recorded earlier, and decisions are not taken at an earlier time."""
-        if not self._last_us:
+        last_us = self._last_us
+        if not last_us:
             return None
-        return _EPOCH + timedelta(microseconds=self._last_us)
+        # Asked by the gateway's clock for every batch; it changes only with a commit.
+        cached = self._last_at
+        if cached[0] != last_us:
+            cached = self._last_at = (last_us, _EPOCH + timedelta(microseconds=last_us))
+        return cached[1]
 
     def _forward(self, at_us: int) -> int:
         """``at_us``, or the newest time already written if the clock says earlier."""
@@ -269,10 +270,10 @@ class LogWriter:
                 last_at, last_us = at, us_from_at(at)
             at_us = self._forward(last_us)
             commitment: bytes | None = None
-            subject_key = ids.subject_key(chain_id, subject)
-            source = source_commitment(subject_key, draft.source_digest)
+            states = ids.keyed(chain_id, subject)  # the subject key, ready to hash under
+            source = keyed_source(states, draft.source_digest)
             if draft.topic is not None or draft.content is not None:
-                salt = salt_for(subject_key, chain, size)
+                salt = keyed_salt(states, chain, size)
                 commitment = content_commitment(salt, draft.topic, draft.content)
                 topic_id = (
                     None if draft.topic is None else ids.topic(chain_id, subject, draft.topic)

@@ -1,8 +1,11 @@
-"""Decisions into log-entry drafts: each decision explained in German and English, the texts
-remembered per decision shape (a flood of shapes evicts, bounded in bytes).
+"""Decisions into log-entry drafts: each decision explained in German and English, the drafts'
+shared parts remembered per decision shape (a flood of shapes evicts, bounded in bytes).
 
 Explaining is the slow part of recording a decision and repeats a lot: the same device, grant and
-outcome explain the same way, so the texts are cached under everything that goes into them.
+outcome explain the same way, so the texts are cached under everything that goes into them. With
+them is kept the rest of the draft that depends only on that key (ids, purpose, paths, reason,
+counts, converted once from the decision), so a repeated shape costs one draft built from the
+model plus what is the message's own: time, source digest, topic and content.
 
 One record shape from decision to entry: the decision's key is computed once, here, and travels
 with the draft (``EntryDraft.shape``), so the log writer finds the entry's stored body under the
@@ -40,9 +43,10 @@ _FAILED_TEXTS = (
 )
 
 
-def _explained_size(key: ExplainKey, texts: tuple[str, str]) -> int:
-    """Bytes a cache entry holds, roughly: 2 per character (paths may be UCS-2), plus objects."""
-    chars = len(texts[0]) + len(texts[1])
+def _explained_size(key: ExplainKey, model: EntryDraft) -> int:
+    """Bytes a cache entry holds, roughly: 2 per character (paths may be UCS-2), plus objects.
+    The model's lists are the key's own tuples or made of the same strings: counted once."""
+    chars = len(model.text_de) + len(model.text_en)
     for part in key:
         if isinstance(part, tuple):
             chars += sum(len(p) if isinstance(p, str) else 64 for p in part)
@@ -84,20 +88,33 @@ def _hashable(value: object) -> object:
     return value
 
 
+# The fields that may hold a mapping or a reason (by their declared type), the only ones that
+# need ``_hashable``: asking every field's type per decision cost more than keying the rest.
+_TYPES = {f.name: str(f.type) for f in dataclasses.fields(Decision)}
+_NESTED = tuple(
+    position
+    for position, name in enumerate(_KEY_FIELDS)
+    if any(word in _TYPES[name] for word in ("Mapping", "dict", "Reason", "object", "Any"))
+)
+
+
 def _key(decision: Decision) -> ExplainKey:
     """Everything the explanation of ``decision`` depends on: every field but the payload's."""
+    values = [_SHAPE, *_KEY_VALUES(decision)]
     plain = _PLAIN
-    return (
-        _SHAPE,
-        *[v if type(v) in plain else _hashable(v) for v in _KEY_VALUES(decision)],
-    )
+    for position in _NESTED:
+        value = values[position + 1]
+        if type(value) not in plain:  # a reason may be None
+            values[position + 1] = _hashable(value)
+    return tuple(values)
 
 
 class Drafter:
     """Explains decisions into drafts, with the texts cached."""
 
     def __init__(self, cache_bytes: int = EXPLAINED_BYTES) -> None:
-        self._explained: SizedCache[ExplainKey, tuple[str, str]] = SizedCache(
+        # The first draft of each shape: its key-derived fields are shared by the later ones.
+        self._explained: SizedCache[ExplainKey, EntryDraft] = SizedCache(
             cache_bytes, _explained_size
         )
 
@@ -107,16 +124,47 @@ class Drafter:
         """``decision`` as an entry; ``source_digest`` is the SHA-256 of the device's message
         (taken once per message by the caller, not once per recipient)."""
         key = _key(decision)
-        texts = self._explained.get(key)
-        if texts is None:
+        model = self._explained.get(key)
+        if model is None:
             texts = (engine.explain(decision, "de"), engine.explain(decision, "en"))
-            self._explained.put(key, texts)
-        return draft_from_decision(
-            decision,
+            draft = draft_from_decision(
+                decision,
+                at=now,
+                source_digest=source_digest,
+                text_de=texts[0],
+                text_en=texts[1],
+                shape=key,
+            )
+            # The model keeps nothing of this message: no topic, content or source digest
+            # (personal data must not outlive its erasure in a cache).
+            model = dataclasses.replace(draft, topic=None, content=None, source_digest=bytes(32))
+            self._explained.put(key, model)
+            return draft
+        # Equal keys mean equal fields below (the key holds every field the draft takes from
+        # the decision but topic and payload): the model's converted values are shared, read
+        # only, as one body row is shared by the log (``EntryDraft.shape``).
+        return EntryDraft(
+            kind=model.kind,
             at=now,
+            customer=model.customer,
+            device=model.device,
+            recipient=model.recipient,
+            outcome=model.outcome,
+            grant=model.grant,
+            policy_version=model.policy_version,
+            purpose=model.purpose,
+            legal_basis=model.legal_basis,
+            topic=decision.topic,
+            content=decision.payload,
             source_digest=source_digest,
-            text_de=texts[0],
-            text_en=texts[1],
+            shared=model.shared,
+            altered=model.altered,
+            withheld=model.withheld,
+            reason=model.reason,
+            reason_params=model.reason_params,
+            text_de=model.text_de,
+            text_en=model.text_en,
+            omitted=model.omitted,
             shape=key,
         )
 

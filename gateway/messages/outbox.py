@@ -99,9 +99,15 @@ def insert(conn: sqlite3.Connection, rows: Sequence[Spec | SourcedSpec]) -> list
     optionally followed by (policy version, device topic, device payload, retain, release at)."""
     if not rows:
         return []
+    full = [(*r, None, None, None, False, None) if len(r) == 8 else r for r in rows]
+    if len(full) == 1:
+        # One row (a batch of one message at a steady rate): SQLite picks the id AUTOINCREMENT
+        # promises, as below, in the one statement; reading the sequence first cost ~3 µs.
+        cursor = conn.execute(_INSERT_ONE, full[0])
+        assert cursor.lastrowid is not None
+        return [OutboxRow(cursor.lastrowid, *full[0], queued=time.monotonic())]
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
     first = (row[0] if row else 0) + 1
-    full = [(*r, None, None, None, False, None) if len(r) == 8 else r for r in rows]
     # Explicit ids: one executemany instead of a round trip per row for lastrowid.
     conn.executemany(
         "INSERT INTO outbox (id, entry_seq, recipient, customer, device, grant_id, topic, payload,"
@@ -111,6 +117,13 @@ def insert(conn: sqlite3.Connection, rows: Sequence[Spec | SourcedSpec]) -> list
     )
     queued = time.monotonic()
     return [OutboxRow(first + i, *r, queued=queued) for i, r in enumerate(full)]
+
+
+_INSERT_ONE = (
+    "INSERT INTO outbox (entry_seq, recipient, customer, device, grant_id, topic, payload,"
+    " created, version, source_topic, source, retain, release_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def pending(conn: sqlite3.Connection, recipient: str, *, after: int, limit: int) -> list[OutboxRow]:

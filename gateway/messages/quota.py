@@ -94,7 +94,7 @@ def free_bytes(directory: Path) -> int:
     return stat.f_bavail * stat.f_frsize
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # not frozen: one per release, frozen __init__ costs 2x
 class Admission:
     """What ``admit`` counted, so that a batch which does not commit can take it back."""
 
@@ -313,20 +313,24 @@ class RecipientQueues:
         ``holding`` then says intake must pause."""
         share = (recipient, customer)
         cost = row_cost(payload_bytes)
-        rows = self._rows.get(share, 0)
-        size = self._bytes.get(share, 0)
-        withholds = recipient in self._when_full and self.when_full(recipient) == "withhold"
-        if withholds and size + cost > self.share_bytes(recipient, customer):
-            self._remeasure(older_than=FRESH_S)
-        if withholds and (
-            rows + 1 > self.share_rows(recipient, customer)
-            or size + cost > self.share_bytes(recipient, customer)
-        ):
-            self.withheld_at_quota[recipient] = self.withheld_at_quota.get(recipient, 0) + 1
-            self._withheld[share] = self._withheld.get(share, 0) + 1
-            return Admission(recipient, customer, payload_bytes, admitted=False)
+        when_full = self._when_full
+        if when_full.get(recipient) == "withhold":
+            size = self._bytes.get(share, 0) + cost
+            quota_bytes = self.share_bytes(recipient, customer)
+            if size > quota_bytes:
+                self._remeasure(older_than=FRESH_S)
+                quota_bytes = self.share_bytes(recipient, customer)
+            if self._rows.get(share, 0) + 1 > self.share_rows(recipient, customer) or (
+                size > quota_bytes
+            ):
+                self.withheld_at_quota[recipient] = self.withheld_at_quota.get(recipient, 0) + 1
+                self._withheld[share] = self._withheld.get(share, 0) + 1
+                return Admission(recipient, customer, payload_bytes, admitted=False)
         self._count(share, 1, cost)
-        self._update_holding()
+        # Only ``hold`` recipients' shares pause intake: with none configured and none holding,
+        # there is nothing to look at (the common case, asked for every release).
+        if self._holding or "hold" in when_full.values():
+            self._update_holding()
         return Admission(recipient, customer, payload_bytes, admitted=True)
 
     def undo(self, admission: Admission) -> None:

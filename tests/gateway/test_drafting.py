@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.log.entry import draft_from_decision
 from gateway.messages.drafting import Drafter, _key
 from gateway.messages.pseudonyms import Keyring
 from policies.decision import Decision, LegalBasis, Outcome, Reason
@@ -186,3 +187,32 @@ def test_the_explanation_key_is_the_plain_rule_whatever_the_mapping_type(
         if f.name not in ("payload", "topic")
     )
     assert _key(decision)[1:] == plain
+
+
+def test_a_repeated_shape_is_drafted_as_its_own_decision_would_be() -> None:
+    # The second draft of a shape is built from the first one's fields: it must carry the second
+    # message's own time, digest, topic and content, and equal what its decision alone gives.
+    engine = _engine()
+    drafter = Drafter()
+    first = dataclasses.replace(_decision(), topic="t/1", payload=b'{"door_open":true}')
+    second = dataclasses.replace(_decision(), topic="t/2", payload=b'{"door_open":false}')
+    later = datetime(2026, 3, 1, 9, 0, 1, tzinfo=UTC)
+    drafter.draft(engine, first, _digest(first.payload or b""), NOW)
+    got = drafter.draft(engine, second, _digest(second.payload or b""), later)
+    expected = draft_from_decision(
+        second,
+        at=later,
+        source_digest=_digest(second.payload or b""),
+        text_de=engine.explain(second, "de"),
+        text_en=engine.explain(second, "en"),
+    )
+    assert got == expected
+    assert (got.topic, got.content, got.at) == ("t/2", b'{"door_open":false}', later)
+    # What the drafter remembers of the shape holds nothing of either message.
+    remembered = drafter._explained.get(_key(first))
+    assert remembered is not None
+    assert (remembered.topic, remembered.content, remembered.source_digest) == (
+        None,
+        None,
+        bytes(32),
+    )

@@ -5,6 +5,7 @@ A real SQLite store; no broker (the pipeline and forwarder tests drive it end to
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -118,6 +119,25 @@ def test_present_and_queued_answer_from_the_table(tmp_path: Path) -> None:
     assert outbox.queued(conn, row.id)
     outbox.delete(conn, [row.id])
     assert not outbox.queued(conn, row.id)  # acknowledged and deleted
+    conn.close()
+
+
+def test_ids_only_grow_whether_rows_come_one_or_several_at_a_time(tmp_path: Path) -> None:
+    # A single row takes its id from SQLite in one statement, several from the sequence: both
+    # must follow AUTOINCREMENT, so an id deleted (sent) never comes back and a forwarder's
+    # "after id N" cursor never skips a row.
+    conn = fresh_db(tmp_path / "einblick.db")
+    ids: list[int] = []
+    for count in (1, 3, 1, 1, 2, 1):
+        rows = outbox.insert(conn, _specs(count))
+        assert [r.id for r in outbox.by_ids(conn, [r.id for r in rows])] == [r.id for r in rows]
+        ids += [r.id for r in rows]
+        outbox.delete(conn, [r.id for r in rows])  # sent: the newest ids are gone
+    assert ids == sorted(set(ids)) and len(ids) == 9
+    [single] = outbox.insert(conn, _specs(1))
+    assert single.id > ids[-1]
+    [stored] = outbox.by_ids(conn, [single.id])
+    assert stored == dataclasses.replace(single, queued=0.0)
     conn.close()
 
 

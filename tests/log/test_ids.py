@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway.log.chain import keyed_source, source_commitment
 from gateway.log.ids import StoredIds
 from tests.log.conftest import Log, make_draft
 
@@ -69,6 +70,22 @@ def test_forgetting_a_subject_drops_only_its_keys_and_every_cached_body_key(log:
     assert ids.body_keys.get(("a",)) is None
     assert ids.subject_key(1, 6) == kept
     assert ids.subject_key(1, 5) != erased  # a new key, not the destroyed one from memory
+
+
+def test_forgetting_a_subject_drops_its_ready_hash_states_with_its_key(log: Log) -> None:
+    # The writer hashes under ``keyed`` states, which hold the key: erasure must not leave them.
+    ids = StoredIds(log.conn)
+    erased_states, kept_states = ids.keyed(1, 5), ids.keyed(1, 6)
+    assert ids.keyed(1, 5) is erased_states  # made once per subject
+    erased = ids.subject_key(1, 5)
+    log.conn.execute("DELETE FROM subject_keys WHERE chain_id = 1 AND device_id = 5")
+    ids.forget_subject(1, 5)
+    assert ids.keyed(1, 6) is kept_states
+    fresh = ids.keyed(1, 5)
+    assert fresh is not erased_states
+    digest = bytes(32)
+    assert keyed_source(fresh, digest) == source_commitment(ids.subject_key(1, 5), digest)
+    assert keyed_source(fresh, digest) != source_commitment(erased, digest)
 
 
 def test_forgotten_topics_are_looked_up_again(log: Log) -> None:

@@ -53,6 +53,23 @@ def test_each_entry_of_a_batch_keeps_its_own_time(log: Log) -> None:
     assert verify_db(log.path).ok
 
 
+def test_last_at_is_the_newest_committed_time_and_moves_only_with_a_commit(log: Log) -> None:
+    # The gateway's clock asks for it every batch (gateway/messages/clock.py): it is kept, and
+    # must follow each commit, not an appended entry that was not committed.
+    assert log.writer.last_at is None
+    first, second = T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)
+    log.write([make_draft(0, at=first)], checkpoint=False)
+    assert log.writer.last_at == first
+    log.conn.execute("BEGIN")
+    log.writer.append([make_draft(1, at=second)])
+    assert log.writer.last_at == first  # not committed yet
+    log.conn.execute("ROLLBACK")
+    log.writer.rolled_back()
+    assert log.writer.last_at == first
+    log.write([make_draft(2, at=second)], checkpoint=False)
+    assert log.writer.last_at == second
+
+
 def test_rollback_discards_pending_heads(log: Log) -> None:
     log.write([make_draft(0)])
     log.conn.execute("BEGIN")

@@ -38,3 +38,29 @@ def test_leaves() -> None:
     text = Parsed(b"Online")
     text.parse()
     assert list(text.leaves().items) == ["$payload"]
+
+
+def test_a_body_orjson_writes_back_unchanged_is_its_own_exact_form() -> None:
+    # Compact JSON whose numbers orjson writes as they came: the fast parse is released as is.
+    compact = Parsed(b'{"seq":7,"sent_ns":1764806400000000000,"t":21.5,"s":"23.20"}')
+    compact.parse()
+    assert compact.exact() is compact.root
+    # The same bytes but one literal orjson would change: the literal-keeping parse.
+    literal = Parsed(b'{"seq":7,"t":23.20}')
+    literal.parse()
+    assert literal.exact() is not literal.root
+    assert dumps_exact(literal.exact()) == b'{"seq":7,"t":23.20}'
+
+
+def test_a_body_nested_deeper_than_orjson_writes_is_still_kept_exactly() -> None:
+    # orjson reads 300 levels but refuses to write more than 255: the check falls back to the
+    # scan instead of failing the message.
+    body = Parsed(b'{"a":' + b"[" * 300 + b"1.50" + b"]" * 300 + b"}")
+    assert body.parse() == JSON
+    exact = body.exact()
+    assert isinstance(exact, dict)
+    value = exact["a"]
+    for _ in range(300):
+        assert isinstance(value, list)
+        (value,) = value
+    assert isinstance(value, Literal) and value.literal == "1.50"
