@@ -12,6 +12,8 @@ carry no reason codes or properties to decode. What is overridden, and why:
   lies whole in that buffer is cut out in one step (``_packet_read``) instead of paho's state
   machine, which asks for the command byte and each length byte with a call of its own; a
   packet split across reads, or a length paho would refuse, takes paho's own path.
+  ``drained`` says that the last ``recv`` took less than it asked for, so the socket held
+  nothing more then: the reader need not ask the kernel (an ioctl) whether more is waiting.
 - **PUBLISH in.** paho decodes into an ``MQTTMessage`` (with a ``threading.Condition``), logs,
   and walks its per-topic callback tree before calling ``on_message``. ``deliver`` receives the
   raw topic, payload, QoS, retain flag and packet id directly. QoS 2 and malformed packets take
@@ -31,6 +33,7 @@ carry no reason codes or properties to decode. What is overridden, and why:
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 import time
 from collections.abc import Callable
@@ -133,6 +136,7 @@ class LoopClient(paho.Client):
         self.linger: Callable[[socket.socket], None] | None = None
         self._rbuf = b""  # bytes read from the socket and not yet handed to paho
         self._rpos = 0
+        self.drained = False  # the last recv emptied the socket (module text)
 
     @property
     def buffered(self) -> bool:
@@ -143,7 +147,11 @@ class LoopClient(paho.Client):
         buf, pos = self._rbuf, self._rpos
         if pos >= len(buf):
             # paho's own raises BlockingIOError for "nothing yet" and returns b"" at EOF.
-            buf = super()._sock_recv(max(bufsize, RECV_BYTES))
+            asked = max(bufsize, RECV_BYTES)
+            buf = super()._sock_recv(asked)
+            # TLS hands out one record per recv: a short read says nothing of the records
+            # still in the socket, so there the reader keeps asking.
+            self.drained = len(buf) < asked and not isinstance(self._sock, ssl.SSLSocket)
             if not buf:
                 return buf
             self._rbuf, pos = buf, 0

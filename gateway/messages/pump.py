@@ -129,6 +129,9 @@ class SocketPump:
         # loop: a write that fails because the broker died makes paho close the socket, and
         # packets still unread would be lost although the broker acknowledged them to their
         # devices.
+        # A recv that took less than it asked for emptied the socket (``LoopClient.drained``):
+        # then asking the kernel whether more waits would be one ioctl per packet for nothing;
+        # bytes that arrive after it wake the loop's epoll again.
         sock = self.sock
         client = self._client
         rc = client.loop_read()
@@ -138,7 +141,7 @@ class SocketPump:
                 and self.reading
                 and sock is not None
                 and self.sock is sock
-                and (client.buffered or unread(sock))
+                and (client.buffered or (not client.drained and unread(sock)))
             ):
                 break
             rc = client.loop_read()

@@ -18,6 +18,7 @@ class _Client:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buffered = False
+        self.drained = False
         self.read_rc = MQTTErrorCode.MQTT_ERR_SUCCESS
         self.reads = 0
         self.read_seen = asyncio.Event()
@@ -93,6 +94,23 @@ async def test_a_burst_is_bounded_so_one_socket_cannot_starve_the_loop() -> None
     rig.pump.resume_reading()
     rig.pump.read()  # what the loop calls when the socket is readable
     assert rig.client.reads == READ_BURST + 1
+    rig.close()
+
+
+async def test_a_read_that_emptied_the_socket_asks_the_kernel_nothing_more() -> None:
+    """``drained``: the client's last recv took less than it asked for. Bytes that arrived
+    after it are left to the next readiness, not looked for with an ioctl per packet."""
+    rig = _Rig()
+    await rig.attached()
+    rig.pump.pause_reading()
+    rig.pump.resume_reading()
+    rig.theirs.send(b"xyz")
+    rig.client.drained = True
+    rig.pump.read()
+    assert rig.client.reads == 1
+    rig.client.drained = False
+    rig.pump.read()  # not drained: everything waiting is read in the same call
+    assert rig.client.reads == 1 + 2
     rig.close()
 
 
