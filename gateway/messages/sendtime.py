@@ -201,17 +201,7 @@ class SendTime:
         """Check ``rows`` (one recipient's, in id order) right before they are published."""
         now = self.parts.clock()
         engine = self.parts.engine()
-        redo: list[tuple[OutboxRow, tuple[Change, ...]]] = []
-        applying: dict[tuple[str, str], bool] = {}
-        for row in rows:
-            if self.stale(engine, row, now):
-                redo.append((row, ()))
-            else:
-                # every grant that began and every one that stopped: the entry names them all
-                changed: tuple[Change, ...] = self.onset(engine, row, now)
-                changed += self.stop(engine, row, now, applying)
-                if changed:
-                    redo.append((row, changed))
+        redo = self._to_redo(engine, rows, now)
         if not redo:
             return Settled(list(rows), [])
         decided = [self._decide_again(engine, row, now, onset) for row, onset in redo]
@@ -232,6 +222,32 @@ class SendTime:
             else:
                 leave.append(new)
         return Settled(leave, withheld)
+
+    def settled_now(self, rows: Sequence[OutboxRow]) -> Settled | None:
+        """``settle`` when every row leaves as decided, which needs no transaction: the forwarder
+        publishes them in the turn that committed them. None when a row must be decided again:
+        then ``settle`` does it (checking afresh) before anything of the batch leaves."""
+        if self._to_redo(self.parts.engine(), rows, self.parts.clock()):
+            return None
+        return Settled(list(rows), [])
+
+    def _to_redo(
+        self, engine: Engine, rows: Sequence[OutboxRow], now: datetime
+    ) -> list[tuple[OutboxRow, tuple[Change, ...]]]:
+        """The rows that may not leave as decided, each with the grants that began or stopped
+        to apply (none: stale for another cause)."""
+        redo: list[tuple[OutboxRow, tuple[Change, ...]]] = []
+        applying: dict[tuple[str, str], bool] = {}
+        for row in rows:
+            if self.stale(engine, row, now):
+                redo.append((row, ()))
+            else:
+                # every grant that began and every one that stopped: the entry names them all
+                changed: tuple[Change, ...] = self.onset(engine, row, now)
+                changed += self.stop(engine, row, now, applying)
+                if changed:
+                    redo.append((row, changed))
+        return redo
 
     # -- deciding again ---------------------------------------------------------------------------
 
