@@ -94,6 +94,7 @@ log = logging.getLogger(__name__)
 EXPLAINED_BYTES = 4 * 1024 * 1024  # explanation texts remembered; other shapes evict them
 _NO_GRANT = Reason("no_grant")
 _NOT_LOADED = Reason("policy_not_loaded")
+_Redo = list[tuple[OutboxRow, tuple[Change, ...]]]  # rows to decide again, and why
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,10 +214,7 @@ class SendTime:
         leave: list[OutboxRow] = []
         withheld: list[OutboxRow] = []
         for row in rows:
-            if row.id not in replaced:
-                leave.append(row)
-                continue
-            new = replaced[row.id]
+            new = replaced.get(row.id, row)  # not decided again: leaves as it is
             if new is None:
                 withheld.append(row)
             else:
@@ -224,19 +222,14 @@ class SendTime:
         return Settled(leave, withheld)
 
     def settled_now(self, rows: Sequence[OutboxRow]) -> Settled | None:
-        """``settle`` when every row leaves as decided, which needs no transaction: the forwarder
-        publishes them in the turn that committed them. None when a row must be decided again:
-        then ``settle`` does it (checking afresh) before anything of the batch leaves."""
-        if self._to_redo(self.parts.engine(), rows, self.parts.clock()):
-            return None
-        return Settled(list(rows), [])
+        """``settle`` with no transaction, for the forwarder's committing turn: every row leaves
+        as decided, or None (one must be decided again: ``settle`` does, before any leaves)."""
+        redo = self._to_redo(self.parts.engine(), rows, self.parts.clock())
+        return None if redo else Settled(list(rows), [])
 
-    def _to_redo(
-        self, engine: Engine, rows: Sequence[OutboxRow], now: datetime
-    ) -> list[tuple[OutboxRow, tuple[Change, ...]]]:
-        """The rows that may not leave as decided, each with the grants that began or stopped
-        to apply (none: stale for another cause)."""
-        redo: list[tuple[OutboxRow, tuple[Change, ...]]] = []
+    def _to_redo(self, engine: Engine, rows: Sequence[OutboxRow], now: datetime) -> _Redo:
+        """Rows that may not leave as decided, with the grants that began or stopped to apply."""
+        redo: _Redo = []
         applying: dict[tuple[str, str], bool] = {}
         for row in rows:
             if self.stale(engine, row, now):
