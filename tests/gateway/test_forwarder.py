@@ -273,3 +273,29 @@ async def test_offered_rows_leave_in_the_committing_turn_while_the_forwarder_wai
     assert [(r.id, why.code) for r, why in bench.withheld] == [(refused.id, "consent_withdrawn")]
     assert len(link.published) == 3
     assert await bench.waiting() == []
+
+
+async def test_a_failed_delete_is_retried_and_its_rows_are_not_sent_again(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failures = [OSError("disk full")]
+    delete = Outbox.delete
+
+    async def failing_once(self: Outbox, ids: Sequence[int], *, durable: bool = True) -> None:
+        if failures:
+            raise failures.pop()
+        await delete(self, ids, durable=durable)
+
+    monkeypatch.setattr(Outbox, "delete", failing_once)
+    forwarder = bench.forwarder()
+    rows = await bench.queue(["maintenance"] * 3)
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
+        link = await bench.upstream.session(1)
+        await link.wait_published(3)
+        link.puback()
+        await bench.wait_done(3)  # after the failure, the retry deleted them
+        running.cancel()
+    assert failures == []
+    assert [p.payload for p in link.published] == [r.payload for r in rows]  # once each
+    assert await bench.waiting() == []
