@@ -430,6 +430,7 @@ class Gateway:
             endpoint_for(recipient, self.config.instance, password),
             self.outbox,
             at_send=self.sendtime.settle,
+            settled_now=self.sendtime.settled_now,
             subscribe=erasure.ack_filter(recipient.topic_prefix),
             on_message=self.erasure_acks.listener(recipient),
         )

@@ -1,7 +1,12 @@
 """One forwarder per recipient: publishes that recipient's outbox rows, in order, at QoS 1.
 
 Rows reach a forwarder two ways. While it keeps up, the pipeline hands it each committed row at
-once (``offer``), so the hot path never reads back what it just wrote. When it falls behind — its
+once (``offer``), so the hot path never reads back what it just wrote. When the forwarder has
+nothing else to do (its task waits for offers), room in its window, and the send-time check needs
+no transaction for the rows (``settled_now``: every row leaves as decided), ``offer`` publishes them
+itself, in the turn of the loop that committed them: the device's PUBACK and the upstream PUBLISH
+leave together, and the forwarder's task is not woken for them. Otherwise the rows wait in its
+queue for the task, which checks them with ``at_send``. When it falls behind — its
 upstream is down, or its in-memory window is full — it stops taking offers and reads its backlog
 from the outbox by id instead, until it has caught up. Either way rows go out in id order, which is
 commit order, so each device's messages arrive in the order they were decided.
@@ -46,12 +51,17 @@ __all__ = ["Forwarder", "ForwarderState", "endpoint_for"]
 
 log = logging.getLogger(__name__)
 
+# Acknowledged rows are deleted together this long after the first of them (see _delete_acked).
+DELETE_AFTER_S = 0.02
+
 # Reconnecting to a recipient's broker: first try after about half a second, at most a minute.
 RECONNECT_FIRST_S = 0.5
 RECONNECT_CAP_S = 60.0
 
 # Rows about to be published → what may leave now (recorded and updated before it returns).
 AtSend = Callable[[Sequence[OutboxRow]], Awaitable[Settled]]
+# The same check when no row needs a transaction; None: ``AtSend`` must run (sendtime.py).
+SettledNow = Callable[[Sequence[OutboxRow]], Settled | None]
 
 
 @dataclass(slots=True)
@@ -90,6 +100,25 @@ def endpoint_for(recipient: RecipientConfig, instance: str, password: str | None
     )
 
 
+class _Window:
+    """Room for rows in flight or acknowledged and not yet deleted: a semaphore (one task waits
+    on it) whose ``free`` slots ``offer`` may also take without waiting."""
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self._room = asyncio.Event()
+
+    async def take(self) -> None:
+        while self.free <= 0:
+            self._room.clear()
+            await self._room.wait()
+        self.free -= 1
+
+    def give(self) -> None:
+        self.free += 1
+        self._room.set()
+
+
 class Forwarder:
     def __init__(
         self,
@@ -98,6 +127,7 @@ class Forwarder:
         outbox: Outbox,
         *,
         at_send: AtSend,
+        settled_now: SettledNow | None = None,
         window: int = 500,
         batch: int = 1000,
         subscribe: str | None = None,
@@ -107,19 +137,27 @@ class Forwarder:
         self.endpoint = endpoint
         self.outbox = outbox
         self._at_send = at_send
-        self._window = asyncio.Semaphore(window)
+        self._settled_now = settled_now
+        self._window = _Window(window)
         self._window_size = window
         self._batch = batch
         self._queue: deque[OutboxRow] = deque()
         self._live = False  # True: take rows from offers; False: read the backlog from the db
         self._taken = 0  # highest row id handed to the connection in this session
         self._wake: asyncio.Future[None] | None = None
+        # The session the task waits on with nothing else to do: ``offer`` may publish on it.
+        self._parked: MqttConnection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the running one, once run starts
         self._acked: list[int] = []
         # Customer and payload bytes of each acknowledged row until its delete commits: the queue
         # quota counts bytes per customer's share, so what leaves must say whose and how much.
         self._acked_bytes: dict[int, tuple[str, int]] = {}
         self._deleting: set[int] = set()  # acked, delete not yet committed: never resend these
-        self._acked_event = asyncio.Event()
+        # The delete's timer, armed by the first PUBACK after a delete; when it fires the deletes
+        # are due and the deleting task, if it waits, is woken (``_delete_acked``).
+        self._delete_timer: asyncio.TimerHandle | None = None
+        self._deletes_due = False
+        self._delete_wake: asyncio.Future[None] | None = None
         # (release_at µs, id) of rows held until the end of their unit; a heap, ids only, so a
         # day of held rows costs memory for two integers each.
         self._held: list[tuple[int, int]] = []
@@ -136,12 +174,54 @@ class Forwarder:
         if not rows:
             return
         if self._live and len(self._queue) + len(rows) <= self._batch:
+            if not self._queue and self._send_now(rows):
+                return
             self._queue.extend(rows)
         else:
             self._live = False
             self._queue.clear()
         if self._wake is not None and not self._wake.done():
             self._wake.set_result(None)
+
+    def _send_now(self, rows: Sequence[OutboxRow]) -> bool:
+        """Publish committed ``rows`` in this turn if the task has nothing else to do, the window
+        has room for them all and none needs more than ``settled_now`` (module text); False:
+        nothing was sent, the task takes them."""
+        connection = self._parked
+        if (
+            connection is None
+            or self._settled_now is None
+            or self._wake is None
+            or self._wake.done()  # the task runs next: it may be reading rows already
+            or connection.closed.done()
+            or self._window.free < len(rows)
+            or (self._held and self._held[0][0] <= time.time_ns() // 1000)
+            or any(row.release_at is not None for row in rows)  # the task keeps the held heap
+        ):
+            return False
+        fresh = [r for r in rows if r.id > self._taken and r.id not in self._deleting]
+        if not fresh:
+            return True
+        try:
+            settled = self._settled_now(fresh)
+        except Exception:  # the task's own check meets it again and handles it as ever
+            return False
+        if settled is None or settled.withheld:
+            return False
+        self._taken = fresh[-1].id
+        for row in settled.leave:
+            self._window.free -= 1
+            self._send(connection, row)
+        return True
+
+    def _send(self, connection: MqttConnection, row: OutboxRow) -> None:
+        self.state.in_flight += 1  # before send: its answer may come before it returns
+        connection.send(
+            row.topic,
+            row.payload,
+            self.recipient.qos,
+            functools.partial(self._published, row.id, row.queued, row.customer, len(row.payload)),
+        )
 
     def reread(self) -> None:
         """Rows were deleted from the outbox (an erasure): drop the rows held in memory and
@@ -249,19 +329,11 @@ class Forwarder:
                 if row.release_at is not None and row.release_at > now_us:
                     heapq.heappush(self._held, (row.release_at, row.id))
                     continue
-                await self._window.acquire()
+                await self._window.take()
                 if connection.closed.done():
-                    self._window.release()
+                    self._window.give()
                     return
-                self.state.in_flight += 1  # before send: its answer may come before it returns
-                connection.send(
-                    row.topic,
-                    row.payload,
-                    self.recipient.qos,
-                    functools.partial(
-                        self._published, row.id, row.queued, row.customer, len(row.payload)
-                    ),
-                )
+                self._send(connection, row)
 
     async def _next_rows(self, connection: MqttConnection) -> list[OutboxRow] | None:
         while True:
@@ -301,7 +373,11 @@ class Forwarder:
             waiters: set[asyncio.Future[Any]] = {self._wake, connection.closed}
             # Until the next held row falls due, if any (a timer, not a poll).
             until = (self._held[0][0] - time.time_ns() // 1000) / 1e6 if self._held else None
-            await asyncio.wait(waiters, timeout=until, return_when=asyncio.FIRST_COMPLETED)
+            self._parked = connection
+            try:
+                await asyncio.wait(waiters, timeout=until, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                self._parked = None
             if connection.closed.done():
                 return None
 
@@ -323,7 +399,7 @@ class Forwarder:
     ) -> None:
         self.state.in_flight -= 1
         if error is not None:
-            self._window.release()
+            self._window.give()
             # ConnectionLost: the row stays in the outbox and goes out on the next session.
             if not isinstance(error, ConnectionLost):
                 log.error("upstream %s: publish failed: %s", self.recipient.name, error)
@@ -336,20 +412,37 @@ class Forwarder:
         self._acked.append(row_id)
         self._acked_bytes[row_id] = (customer, size)
         self._deleting.add(row_id)
-        self._acked_event.set()
+        if self._delete_timer is None:
+            loop = asyncio.get_running_loop() if self._loop is None else self._loop
+            self._delete_timer = loop.call_later(DELETE_AFTER_S, self._time_to_delete)
+
+    def _time_to_delete(self) -> None:
+        self._delete_timer = None
+        self._deletes_due = True
+        if self._delete_wake is not None and not self._delete_wake.done():
+            self._delete_wake.set_result(None)
 
     async def _delete_acked(self) -> None:
+        # PUBACKs of ~20 ms go into one transaction, not one per message. Measured at 1,000 msg/s
+        # (README, "Figures"): one delete per ~22 messages, ~3 µs of CPU a message; even deleting
+        # nothing at all saved less than the run-to-run spread, so the delete keeps its own
+        # transaction and a row leaves the depth when it commits. Waiting longer would not help
+        # either: at full speed 20 ms of PUBACKs already fill half the window, and rows hold
+        # their place in it until their delete commits. A timer armed by the first PUBACK wakes
+        # this task once the 20 ms are over (``_time_to_delete``): one wake-up per delete, not one for the
+        # first PUBACK and one more for the end of a sleep.
+        loop = self._loop = asyncio.get_running_loop()
         while True:
-            await self._acked_event.wait()
-            # Let a burst of PUBACKs accumulate: one transaction per ~20 ms, not per message.
-            # Measured at 1,000 msg/s (README, "Figures"): one delete per ~22 messages, ~3 µs of
-            # CPU a message; even deleting nothing at all saved less than the run-to-run spread,
-            # so the delete keeps its own transaction and a row leaves the depth when it commits.
-            # Waiting longer would not help either: at full speed 20 ms of PUBACKs already fill
-            # half the window, and rows hold their place in it until their delete commits.
-            await asyncio.sleep(0.02)
-            self._acked_event.clear()
+            while not self._deletes_due:
+                self._delete_wake = loop.create_future()
+                try:
+                    await self._delete_wake
+                finally:
+                    self._delete_wake = None
+            self._deletes_due = False
             ids, self._acked = self._acked, []
+            if not ids:  # taken by delete_delivered at a stop
+                continue
             try:
                 await self.outbox.delete(ids, durable=False)
             except Exception:
@@ -361,13 +454,13 @@ class Forwarder:
                     len(ids),
                 )
                 self._acked[:0] = ids
-                self._acked_event.set()
                 await asyncio.sleep(0.5)
+                self._deletes_due = True
                 continue
             self._deleting.difference_update(ids)
             left = [self._acked_bytes.pop(i) for i in ids if i in self._acked_bytes]
             for _ in ids:
-                self._window.release()
+                self._window.give()
             self.outbox.gone(self.recipient.name, left)
 
 

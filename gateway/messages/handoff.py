@@ -11,6 +11,13 @@ one-thread ``ThreadPoolExecutor``.
 The thread is a daemon: an interpreter that exits without closing the store does not wait for it.
 Work cut short that way is a COMMIT that never returned, so nothing was acknowledged or forwarded
 for it; SQLite rolls back a WAL commit that did not finish, as after kill -9.
+
+``submit(work, pinned=True)`` answers with a future its waiter's cancellation cannot cancel: a
+task cancelled while it awaits one stays suspended until the work is done and only then gets its
+``CancelledError`` (``asyncio.Task.cancel`` asks the awaited future to cancel first; when that
+refuses, the task is cancelled at its next step, which the future's answer starts). The store waits
+for its COMMIT that way with one ``await``: ``asyncio.wait`` per commit cost a waiter future, a
+done callback and a turn of the loop more.
 """
 
 from __future__ import annotations
@@ -38,16 +45,17 @@ class HelperThread:
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    def submit(self, work: Callable[[], T]) -> asyncio.Future[T]:
+    def submit(self, work: Callable[[], T], *, pinned: bool = False) -> asyncio.Future[T]:
         """Run ``work()`` on the thread; the future (of the running loop) gets its result or the
-        exception it raised. Cancelling the future does not stop ``work``."""
+        exception it raised. Cancelling the future does not stop ``work``; ``pinned``: the future
+        cannot be cancelled at all (module text)."""
         if self._closed:
             raise RuntimeError(f"{self.name}: the helper thread is closed")
         if self._thread is None:
             self._thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
             self._thread.start()
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
+        future: asyncio.Future[T] = _Pinned(loop=loop) if pinned else loop.create_future()
         self._queue.put((work, future, loop))
         return future
 
@@ -72,6 +80,13 @@ class HelperThread:
                 _answer(loop, future, None, exc)
             else:
                 _answer(loop, future, result, None)
+
+
+class _Pinned(asyncio.Future[T]):
+    """A future that refuses to be cancelled: it ends only with the work's answer."""
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        return False
 
 
 def _answer(

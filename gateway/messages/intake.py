@@ -8,12 +8,17 @@ resolution while the same policy set runs.
 When the queue is full, reading from the broker's socket pauses: backpressure, never a drop. The
 broker's in-flight window (acks are held until the commit) bounds what arrives meanwhile.
 Reading resumes below half the mark.
+
+The queue is a deque and one waiter future of the writer's, not an ``asyncio.Queue``: that one
+asks for the running loop at each wait of the writer (a ``getpid`` system call in CPython's check)
+and keeps getters, a finished event and a task count nobody here uses.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -61,8 +66,12 @@ class Intake:
     ) -> None:
         self._engine = engine
         self._flood = flood
-        # Room for one socket read beyond the mark at which we stop reading.
-        self._queue: asyncio.Queue[Arrival] = asyncio.Queue(maxsize=queue_size + 64)
+        self._queue: deque[Arrival] = deque()
+        # Room for one socket read beyond the mark at which we stop reading; past it a message
+        # is refused (asyncio.QueueFull), never dropped in silence.
+        self._limit = queue_size + 64
+        self._waiter: asyncio.Future[None] | None = None  # the writer's, while the queue is empty
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._high = queue_size
         self._low = max(1, queue_size // 2)
         self.batch_max = batch_max
@@ -82,16 +91,21 @@ class Intake:
             device = arrival.device_under(self._engine())
             key = (device.customer, device.device) if device else message.topic
             arrival.flooding = not flood.allow(key, now)
-        self._queue.put_nowait(arrival)
+        if len(self._queue) >= self._limit:
+            raise asyncio.QueueFull
+        self._queue.append(arrival)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         self._queued_bytes += len(message.payload)
-        if self._queue.qsize() >= self._high or self._queued_bytes >= QUEUE_BYTES:
+        if len(self._queue) >= self._high or self._queued_bytes >= QUEUE_BYTES:
             if not self._paused:
                 self._paused_at = time.monotonic()
             message.connection.pause_reading()
             self._paused.add(message.connection)
 
     def empty(self) -> bool:
-        return self._queue.empty()
+        return not self._queue
 
     async def take(self) -> list[Arrival]:
         """The next batch: at most ``batch_max`` messages or ``BATCH_BYTES``; empty when all it
@@ -100,15 +114,23 @@ class Intake:
         the outbox twice, and under load every step back refilled the outbox that had no room
         with them, so it never drained. Each gives its flood token back, since it is judged
         again when the broker sends it anew."""
-        first = await self._queue.get()
+        queue = self._queue
+        while not queue:
+            if self._loop is None:
+                self._loop = asyncio.get_running_loop()
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        first = queue.popleft()
         batch = [first]
         size = len(first.inbound.payload)
-        queue = self._queue
-        while len(batch) < self.batch_max and size < BATCH_BYTES and not queue.empty():
-            batch.append(queue.get_nowait())
+        while len(batch) < self.batch_max and size < BATCH_BYTES and queue:
+            batch.append(queue.popleft())
             size += len(batch[-1].inbound.payload)
         self._queued_bytes -= size
-        if self._paused and queue.qsize() <= self._low and self._queued_bytes <= QUEUE_BYTES // 2:
+        if self._paused and len(queue) <= self._low and self._queued_bytes <= QUEUE_BYTES // 2:
             for connection in self._paused:
                 connection.resume_reading()
             self._paused.clear()

@@ -9,9 +9,11 @@ carry no reason codes or properties to decode. What is overridden, and why:
   length bytes one at a time, the body). ``_sock_recv`` takes whatever the socket holds, up to
   ``RECV_BYTES``, in one call, and hands paho its packets from that buffer. ``buffered`` says
   whether bytes wait here: epoll no longer sees them, so the reader must ask. A packet that
-  lies whole in that buffer is cut out in one step (``_packet_read``) instead of paho's state
-  machine, which asks for the command byte and each length byte with a call of its own; a
+  lies whole in that buffer, or arrives whole with the read that refills it, is cut out in one
+  step (``_packet_read``) instead of paho's state machine, which asks for the command byte and each length byte with a call of its own; a
   packet split across reads, or a length paho would refuse, takes paho's own path.
+  ``drained`` says that the last ``recv`` took less than it asked for, so the socket held
+  nothing more then: the reader need not ask the kernel (an ioctl) whether more is waiting.
 - **PUBLISH in.** paho decodes into an ``MQTTMessage`` (with a ``threading.Condition``), logs,
   and walks its per-topic callback tree before calling ``on_message``. ``deliver`` receives the
   raw topic, payload, QoS, retain flag and packet id directly. QoS 2 and malformed packets take
@@ -31,6 +33,7 @@ carry no reason codes or properties to decode. What is overridden, and why:
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 import time
 from collections.abc import Callable
@@ -133,20 +136,31 @@ class LoopClient(paho.Client):
         self.linger: Callable[[socket.socket], None] | None = None
         self._rbuf = b""  # bytes read from the socket and not yet handed to paho
         self._rpos = 0
+        self.drained = False  # the last recv emptied the socket (module text)
 
     @property
     def buffered(self) -> bool:
         """Bytes of the next packets wait in this client's buffer (epoll cannot see them)."""
         return self._rpos < len(self._rbuf)
 
+    def _refill(self, asked: int) -> bytes:
+        """One recv into the (used up) buffer. paho's own raises BlockingIOError for "nothing
+        yet" and returns b"" at EOF."""
+        buf = super()._sock_recv(asked)
+        # TLS hands out one record per recv: a short read says nothing of the records still in
+        # the socket, so there the reader keeps asking.
+        self.drained = len(buf) < asked and not isinstance(self._sock, ssl.SSLSocket)
+        if buf:
+            self._rbuf, self._rpos = buf, 0
+        return buf
+
     def _sock_recv(self, bufsize: int) -> bytes:
         buf, pos = self._rbuf, self._rpos
         if pos >= len(buf):
-            # paho's own raises BlockingIOError for "nothing yet" and returns b"" at EOF.
-            buf = super()._sock_recv(max(bufsize, RECV_BYTES))
+            buf = self._refill(max(bufsize, RECV_BYTES))
             if not buf:
                 return buf
-            self._rbuf, pos = buf, 0
+            pos = 0
         chunk = buf[pos : pos + bufsize]
         self._rpos = pos + len(chunk)
         return chunk
@@ -154,6 +168,15 @@ class LoopClient(paho.Client):
     def _packet_read(self) -> MQTTErrorCode:
         """The next packet, in one step when it lies whole in the buffer (module text)."""
         buf, pos = self._rbuf, self._rpos
+        if pos >= len(buf) and self._in_packet["command"] == 0:
+            # Nothing buffered: take what the socket holds first, so that a packet which arrived
+            # whole is cut out below too, not read a byte at a time through paho's state machine
+            # (most packets at a steady rate: each starts a read of its own).
+            try:
+                self._refill(RECV_BYTES)
+            except Exception:  # paho's own read meets the same again and answers as ever
+                return super()._packet_read()
+            buf, pos = self._rbuf, self._rpos
         end = len(buf)
         if self._in_packet["command"] != 0 or end - pos < 2:
             return super()._packet_read()

@@ -51,6 +51,7 @@ from gateway.messages.intake import Arrival, Intake
 from gateway.messages.latency import LatencyWindow
 from gateway.messages.outbox import Outbox, OutboxRow, keeps_source
 from gateway.messages.pseudonyms import Keyring
+from gateway.messages.pump import WritesHeld
 from gateway.messages.quota import Admission, QueueStatus, RecipientQueues
 from gateway.messages.release import release_at
 from gateway.messages.replays import ReplayCheck
@@ -189,13 +190,16 @@ class Pipeline:
                 self._undo(one.taken)
             raise
         committed = time.monotonic()
-        for arrival in batch:
-            arrival.inbound.ack()
-            self.decided.add(committed - arrival.inbound.received)
-        self.stats.committed += len(batch)
-        if self._fences:
-            self._pass_fences()
-        self._hand_over(rows)
+        # The PUBACKs and the rows a forwarder publishes at once (gateway/messages/forwarder.py)
+        # leave as this block ends, in this turn of the loop, each connection's in one send.
+        with WritesHeld():
+            for arrival in batch:
+                arrival.inbound.ack()
+                self.decided.add(committed - arrival.inbound.received)
+            self.stats.committed += len(batch)
+            if self._fences:
+                self._pass_fences()
+            self._hand_over(rows)
 
     async def committed_through(self, received: int) -> None:
         """Wait until the first ``received`` messages taken in are committed: the queue is

@@ -8,15 +8,21 @@ at the end of the loop's turn (only a full socket buffer makes it wait for ``add
 
 The pump knows nothing of MQTT sessions: it asks ``is_closed`` before touching the socket and
 reports a failed read, write or keepalive to ``fail`` with the reason, once per failure.
+
+``WritesHeld``: code that queues packets on several connections at once (the pipeline after a
+commit: the devices' PUBACKs and the rows' upstream PUBLISHes) holds the writes and sends them
+when it is done, in the same turn, instead of one more turn of the loop that runs the flushes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import threading
 from collections.abc import Callable
+from types import TracebackType
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -25,12 +31,49 @@ from paho.mqtt.enums import MQTTErrorCode
 from gateway.messages.paho_client import LoopClient
 from gateway.messages.sockets import unread
 
-__all__ = ["READ_BURST", "SocketPump"]
+__all__ = ["READ_BURST", "SocketPump", "WritesHeld"]
+
+log = logging.getLogger(__name__)
 
 # Packets one turn of the loop reads from one socket before it lets others run.
 READ_BURST = 256
 
 _OK = (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN)
+
+
+class _Held(threading.local):
+    # Pumps with packets queued while writes are held on this thread, or None: not held.
+    pumps: list[tuple[SocketPump, socket.socket]] | None = None
+
+
+_held = _Held()
+
+
+class WritesHeld:
+    """``with WritesHeld():`` packets queued inside go out as it ends, each socket's in one
+    ``send`` (module text). Nested, the outermost sends."""
+
+    __slots__ = ("_outer",)
+
+    def __enter__(self) -> None:
+        self._outer = _held.pumps is None
+        if self._outer:
+            _held.pumps = []
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if not self._outer:
+            return
+        pumps, _held.pumps = _held.pumps or [], None
+        for pump, sock in pumps:
+            try:
+                pump.flush(sock)
+            except Exception:  # as the loop reports a failing callback, and goes on
+                log.exception("writing to an MQTT connection failed")
 
 
 class SocketPump:
@@ -96,9 +139,14 @@ class SocketPump:
             # two epoll_ctl calls per turn and a whole extra turn of latency, for a socket that is
             # nearly always writable.
             self._flush_pending = True
-            self._loop.call_soon(self._flush, sock)
+            held = _held.pumps
+            if held is not None:
+                held.append((self, sock))
+            else:
+                self._loop.call_soon(self.flush, sock)
 
-    def _flush(self, sock: socket.socket) -> None:
+    def flush(self, sock: socket.socket) -> None:
+        """Write what paho queued on ``sock`` (after reading what waits: see below)."""
         self._flush_pending = False
         if self._is_closed() or sock.fileno() == -1:
             return
@@ -129,6 +177,9 @@ class SocketPump:
         # loop: a write that fails because the broker died makes paho close the socket, and
         # packets still unread would be lost although the broker acknowledged them to their
         # devices.
+        # A recv that took less than it asked for emptied the socket (``LoopClient.drained``):
+        # then asking the kernel whether more waits would be one ioctl per packet for nothing;
+        # bytes that arrive after it wake the loop's epoll again.
         sock = self.sock
         client = self._client
         rc = client.loop_read()
@@ -138,7 +189,7 @@ class SocketPump:
                 and self.reading
                 and sock is not None
                 and self.sock is sock
-                and (client.buffered or unread(sock))
+                and (client.buffered or (not client.drained and unread(sock)))
             ):
                 break
             rc = client.loop_read()

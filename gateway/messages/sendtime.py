@@ -70,11 +70,8 @@ from gateway.log.writer import LogWriter
 from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.sendtime_text import (
-    HOURS_ENDED,
-    REDECIDED,
-    WITHHELD,
     change_key,
-    change_text,
+    entry_texts,
     explain_key,
     explained_size,
 )
@@ -83,7 +80,6 @@ from policies.compiler import CompiledGrant, CompiledPolicy
 from policies.decision import Decision, Outcome, Reason
 from policies.engine import Engine
 from policies.errors import PolicyError
-from policies.explain import reason_text
 from policies.message import Message
 from policies.onset import Change, Onset, Stop, all_apply, began_applying, stopped_applying
 
@@ -94,6 +90,7 @@ log = logging.getLogger(__name__)
 EXPLAINED_BYTES = 4 * 1024 * 1024  # explanation texts remembered; other shapes evict them
 _NO_GRANT = Reason("no_grant")
 _NOT_LOADED = Reason("policy_not_loaded")
+_Redo = list[tuple[OutboxRow, tuple[Change, ...]]]  # rows to decide again, and why
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +198,34 @@ class SendTime:
         """Check ``rows`` (one recipient's, in id order) right before they are published."""
         now = self.parts.clock()
         engine = self.parts.engine()
-        redo: list[tuple[OutboxRow, tuple[Change, ...]]] = []
+        redo = self._to_redo(engine, rows, now)
+        if not redo:
+            return Settled(list(rows), [])
+        decided = [self._decide_again(engine, row, now, onset) for row, onset in redo]
+        outcomes = [o for o in decided if o is not None]
+        if not outcomes:
+            return Settled(list(rows), [])
+        await self._record(engine, outcomes, now)
+        replaced = {o.row.id: o.replaced for o in outcomes}
+        leave: list[OutboxRow] = []
+        withheld: list[OutboxRow] = []
+        for row in rows:
+            new = replaced.get(row.id, row)  # not decided again: leaves as it is
+            if new is None:
+                withheld.append(row)
+            else:
+                leave.append(new)
+        return Settled(leave, withheld)
+
+    def settled_now(self, rows: Sequence[OutboxRow]) -> Settled | None:
+        """``settle`` with no transaction, for the forwarder's committing turn: every row leaves
+        as decided, or None (one must be decided again: ``settle`` does, before any leaves)."""
+        redo = self._to_redo(self.parts.engine(), rows, self.parts.clock())
+        return None if redo else Settled(list(rows), [])
+
+    def _to_redo(self, engine: Engine, rows: Sequence[OutboxRow], now: datetime) -> _Redo:
+        """Rows that may not leave as decided, with the grants that began or stopped to apply."""
+        redo: _Redo = []
         applying: dict[tuple[str, str], bool] = {}
         for row in rows:
             if self.stale(engine, row, now):
@@ -218,26 +242,7 @@ class SendTime:
             changed += self.stop(engine, row, now, applying)
             if changed:
                 redo.append((row, changed))
-        if not redo:
-            return Settled(list(rows), [])
-        decided = [self._decide_again(engine, row, now, onset) for row, onset in redo]
-        outcomes = [o for o in decided if o is not None]
-        if not outcomes:
-            return Settled(list(rows), [])
-        await self._record(engine, outcomes, now)
-        replaced = {o.row.id: o.replaced for o in outcomes}
-        leave: list[OutboxRow] = []
-        withheld: list[OutboxRow] = []
-        for row in rows:
-            if row.id not in replaced:
-                leave.append(row)
-                continue
-            new = replaced[row.id]
-            if new is None:
-                withheld.append(row)
-            else:
-                leave.append(new)
-        return Settled(leave, withheld)
+        return redo
 
     # -- deciding again ---------------------------------------------------------------------------
 
@@ -427,7 +432,16 @@ class SendTime:
         )
         texts = self._explained.get(key)
         if texts is None:
-            texts = self._texts(engine, outcome)
+            texts = entry_texts(
+                engine,
+                decision,
+                customer=outcome.row.customer,
+                recipient=outcome.row.recipient,
+                grant=outcome.row.grant,
+                changes=outcome.onset,
+                replaced=outcome.replaced is not None,
+                then=outcome.then,
+            )
             self._explained.put(key, texts)
         return draft_from_decision(
             decision,
@@ -436,40 +450,6 @@ class SendTime:
             text_de=texts["de"],
             text_en=texts["en"],
         )
-
-    def _texts(self, engine: Engine, outcome: _Outcome) -> dict[str, str]:
-        decision = outcome.decision
-        texts: dict[str, str] = {}
-        reason = decision.reason or Reason("internal_error")
-        policy = engine.policy(outcome.row.customer)
-        for lang in ("de", "en"):
-            if outcome.onset:
-                recipient = outcome.row.recipient
-                named = policy.recipients.get(recipient, recipient) if policy else recipient
-                texts[lang] = change_text(
-                    engine,
-                    decision,
-                    named,
-                    outcome.onset,
-                    replaced=outcome.replaced is not None,
-                    then=outcome.then,
-                    lang=lang,
-                )
-                continue
-            if outcome.replaced is None and reason.code == "outside_hours":
-                recipient = outcome.row.recipient
-                texts[lang] = HOURS_ENDED[lang].format(
-                    grant=decision.grant or outcome.row.grant,
-                    hours=reason.params.get("hours", ""),
-                    recipient=policy.recipients.get(recipient, recipient) if policy else recipient,
-                )
-                continue
-            if outcome.replaced is None:
-                lead = WITHHELD[lang].format(reason=reason_text(lang, reason))
-            else:
-                lead = REDECIDED[lang].format(version=(decision.policy_version or "")[:12])
-            texts[lang] = f"{lead} {engine.explain(decision, lang)}"
-        return texts
 
 
 def _same_release(grant: CompiledGrant, row: OutboxRow) -> bool:

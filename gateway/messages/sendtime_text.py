@@ -11,9 +11,9 @@ alike: ``explain_key`` and ``change_key`` say which, for the send-time check's t
 
 from __future__ import annotations
 
-from policies.decision import Decision
+from policies.decision import Decision, Reason
 from policies.engine import Engine
-from policies.explain import join
+from policies.explain import join, reason_text
 from policies.onset import Change, Onset, Stop
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "WITHHELD",
     "change_key",
     "change_text",
+    "entry_texts",
     "explain_key",
     "explained_size",
 ]
@@ -321,3 +322,41 @@ def explained_size(key: tuple[object, ...], texts: dict[str, str]) -> int:
         if isinstance(part, tuple):
             chars += sum(len(p) if isinstance(p, str) else 64 for p in part)
     return 2 * chars + 600
+
+
+def entry_texts(
+    engine: Engine,
+    decision: Decision,
+    *,
+    customer: str,
+    recipient: str,
+    grant: str,
+    changes: tuple[Change, ...],
+    replaced: bool,
+    then: str,
+) -> dict[str, str]:
+    """The German and English text of the entry for a row of ``customer`` to ``recipient``
+    under ``grant`` that may not leave as decided: decided again (``replaced``) or withheld,
+    after ``changes`` of overlapping grants or for the decision's own reason."""
+    texts: dict[str, str] = {}
+    reason = decision.reason or Reason("internal_error")
+    policy = engine.policy(customer)
+    named = policy.recipients.get(recipient, recipient) if policy else recipient
+    for lang in ("de", "en"):
+        if changes:
+            texts[lang] = change_text(
+                engine, decision, named, changes, replaced=replaced, then=then, lang=lang
+            )
+        elif not replaced and reason.code == "outside_hours":
+            texts[lang] = HOURS_ENDED[lang].format(
+                grant=decision.grant or grant,
+                hours=reason.params.get("hours", ""),
+                recipient=named,
+            )
+        else:
+            if replaced:
+                lead = REDECIDED[lang].format(version=(decision.policy_version or "")[:12])
+            else:
+                lead = WITHHELD[lang].format(reason=reason_text(lang, reason))
+            texts[lang] = f"{lead} {engine.explain(decision, lang)}"
+    return texts

@@ -78,14 +78,19 @@ def _synchronous(conn: sqlite3.Connection, durable: bool) -> Iterator[None]:
 
 
 async def _until_done(future: asyncio.Future[Any]) -> bool:
-    """Wait for ``future`` to finish, through any number of cancellations; True if we were
-    cancelled meanwhile (the caller re-raises once the work is done)."""
+    """Wait for ``future`` (the helper thread's, pinned: gateway/messages/handoff.py) to finish,
+    through any number of cancellations; True if we were cancelled meanwhile (the caller
+    re-raises once the work is done). The work's own failure is left in the future."""
     cancelled = False
     while not future.done():
         try:
-            await asyncio.wait({future})
-        except asyncio.CancelledError:
-            cancelled = True
+            await future
+        except asyncio.CancelledError as exc:
+            # Ours, unless it is the very exception the work raised (then it is the work's).
+            if not (future.done() and not future.cancelled() and future.exception() is exc):
+                cancelled = True
+        except BaseException:  # the work's failure: the caller reads the future
+            pass
     return cancelled
 
 
@@ -256,7 +261,7 @@ class Store:
                 except Exception as exc:  # as the helper thread's failure is handled below
                     error = exc
             else:
-                commit = self._helper.submit(functools.partial(conn.execute, "COMMIT"))
+                commit = self._helper.submit(functools.partial(conn.execute, "COMMIT"), pinned=True)
                 cancelled = await _until_done(commit)
                 error = commit.exception()
             if error is not None:
@@ -326,7 +331,7 @@ class Store:
     async def _offloaded(self, work: Callable[[], T]) -> T:
         """Run ``work`` on the helper thread; however often we are cancelled meanwhile, we wait
         for it to end first, because the connection must not be touched while it runs."""
-        future = self._helper.submit(work)
+        future = self._helper.submit(work, pinned=True)
         if await _until_done(future):
             raise asyncio.CancelledError
         return future.result()

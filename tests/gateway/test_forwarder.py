@@ -62,13 +62,20 @@ class Bench:
     done_event: asyncio.Event = field(default_factory=asyncio.Event)
     refused_grants: set[str] = field(default_factory=set)
 
-    def forwarder(self) -> Forwarder:
+    def forwarder(self, *, in_turn: bool = False) -> Forwarder:
         return Forwarder(
             RECIPIENT,
             endpoint_for(RECIPIENT, "unit", None),
             _Outbox(self),
             at_send=self.at_send,
+            settled_now=self.settled_now if in_turn else None,
         )
+
+    def settled_now(self, rows: Sequence[OutboxRow]) -> Settled | None:
+        # As the send-time check: None when a row needs more than a look (here: a refusal).
+        if any(r.grant in self.refused_grants for r in rows):
+            return None
+        return Settled(list(rows), [])
 
     async def at_send(self, rows: Sequence[OutboxRow]) -> Settled:
         # The send-time check's contract (gateway/messages/sendtime.py), tested there on its own:
@@ -231,4 +238,64 @@ async def test_a_row_held_to_the_end_of_its_unit_leaves_then_and_holds_up_no_oth
         link.puback()
         await bench.wait_done(2)
         running.cancel()
+    assert await bench.waiting() == []
+
+
+async def _parked(forwarder: Forwarder) -> None:
+    """Until the forwarder's task waits for offers, with nothing else to do."""
+    async with asyncio.timeout(10):
+        while forwarder._parked is None:
+            await asyncio.sleep(0)
+
+
+async def test_offered_rows_leave_in_the_committing_turn_while_the_forwarder_waits(
+    bench: Bench,
+) -> None:
+    forwarder = bench.forwarder(in_turn=True)
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
+        link = await bench.upstream.session(1)
+        await _parked(forwarder)
+        rows = await bench.queue(["maintenance"] * 3)
+        forwarder.offer(rows)
+        # Published before offer returned: no turn of the loop, no wake-up of the task.
+        assert [p.payload for p in link.published] == [r.payload for r in rows]
+        assert forwarder.state.in_flight == 3 and forwarder._parked is link
+        link.puback()
+        await bench.wait_done(3)
+        # A row the check cannot pass at a look goes to the task, which withholds it.
+        bench.refused_grants.add("withdrawn")
+        (refused,) = await bench.queue(["withdrawn"])
+        forwarder.offer([refused])
+        assert len(link.published) == 3
+        await bench.wait_done(4)
+        running.cancel()
+    assert [(r.id, why.code) for r, why in bench.withheld] == [(refused.id, "consent_withdrawn")]
+    assert len(link.published) == 3
+    assert await bench.waiting() == []
+
+
+async def test_a_failed_delete_is_retried_and_its_rows_are_not_sent_again(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failures = [OSError("disk full")]
+    delete = Outbox.delete
+
+    async def failing_once(self: Outbox, ids: Sequence[int], *, durable: bool = True) -> None:
+        if failures:
+            raise failures.pop()
+        await delete(self, ids, durable=durable)
+
+    monkeypatch.setattr(Outbox, "delete", failing_once)
+    forwarder = bench.forwarder()
+    rows = await bench.queue(["maintenance"] * 3)
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
+        link = await bench.upstream.session(1)
+        await link.wait_published(3)
+        link.puback()
+        await bench.wait_done(3)  # after the failure, the retry deleted them
+        running.cancel()
+    assert failures == []
+    assert [p.payload for p in link.published] == [r.payload for r in rows]  # once each
     assert await bench.waiting() == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -38,16 +39,22 @@ async def test_an_exception_reaches_the_caller_and_the_thread_goes_on() -> None:
     helper.close()
 
 
-async def test_a_cancelled_caller_does_not_stop_the_work_and_close_waits_for_it() -> None:
-    helper = HelperThread("test-helper")
-    release = threading.Event()
-    finished: list[str] = []
+def _slow(release: threading.Event, finished: list[str]) -> Callable[[], str]:
+    """Work that ends when ``release`` is set, and says so in ``finished``."""
 
     def slow() -> str:
         release.wait(10)
         finished.append("done")
         return "done"
 
+    return slow
+
+
+async def test_a_cancelled_caller_does_not_stop_the_work_and_close_waits_for_it() -> None:
+    helper = HelperThread("test-helper")
+    release = threading.Event()
+    finished: list[str] = []
+    slow = _slow(release, finished)
     future = helper.submit(slow)
     future.cancel()
     release.set()
@@ -55,3 +62,33 @@ async def test_a_cancelled_caller_does_not_stop_the_work_and_close_waits_for_it(
     assert finished == ["done"]
     with pytest.raises(RuntimeError, match="test-helper: the helper thread is closed"):
         helper.submit(lambda: None)
+
+
+async def test_a_pinned_future_holds_its_cancelled_waiter_until_the_work_is_done() -> None:
+    """The store's wait for its COMMIT: one await, cancelled only once the work has ended."""
+    helper = HelperThread("test-helper")
+    release = threading.Event()
+    finished: list[str] = []
+    slow = _slow(release, finished)
+    future = helper.submit(slow, pinned=True)
+    assert not future.cancel()
+    seen: list[list[str]] = []
+
+    async def waiter() -> None:
+        try:
+            await future
+        finally:
+            seen.append(list(finished))
+
+    async with asyncio.TaskGroup() as tasks:
+        task = tasks.create_task(waiter(), name="waiter")
+        await asyncio.sleep(0)  # the waiter is suspended on the future
+        task.cancel()
+        task.cancel()
+        for _ in range(3):  # turns of the loop: a plain future's waiter would be cancelled by now
+            await asyncio.sleep(0)
+        assert not task.done()  # the cancellations wait for the work
+        release.set()
+    assert task.cancelled()
+    assert seen == [["done"]] and future.result() == "done"
+    helper.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import orjson
@@ -59,3 +60,25 @@ async def test_a_topic_is_resolved_once_until_the_policies_change(
     reloaded = _engine()
     assert arrival.device_under(reloaded) == device
     assert resolved == [TOPIC, TOPIC]  # another policy set: resolved again under it
+
+
+async def test_a_waiting_take_wakes_at_the_first_arrival_and_the_queue_has_a_hard_end() -> None:
+    engine = _engine()
+    intake = Intake(engine=lambda: engine, queue_size=2, batch_max=100)
+    link = FakeLink()
+    async with asyncio.TaskGroup() as tasks:
+        taking = tasks.create_task(intake.take(), name="take")
+        await asyncio.sleep(0)  # the take waits on the empty queue
+        assert not taking.done() and intake.empty()
+        first = _message(link, time.monotonic())
+        intake.receive(first)
+        assert [a.inbound for a in await taking] == [first]
+    assert intake.empty()
+    # Reading pauses at the mark (2); past it and its 64 messages of slack, a message is
+    # refused, not dropped in silence (paho's read fails; the broker keeps it).
+    for _ in range(2 + 64):
+        intake.receive(_message(link, time.monotonic()))
+    assert link.paused >= 1
+    with pytest.raises(asyncio.QueueFull):
+        intake.receive(_message(link, time.monotonic()))
+    assert len(await intake.take()) == 2 + 64

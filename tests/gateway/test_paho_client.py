@@ -16,7 +16,7 @@ from paho.mqtt.exception import MalformedPacket
 
 from gateway.messages.endpoint import Endpoint, Inbound
 from gateway.messages.mqtt import MqttConnection
-from gateway.messages.paho_client import LoopClient
+from gateway.messages.paho_client import RECV_BYTES, LoopClient
 from tests.conftest import BrokerFactory
 
 
@@ -270,7 +270,7 @@ def test_whole_packets_in_the_buffer_are_cut_out_without_pahos_state_machine(
     for _ in sent:
         assert client._packet_read() == paho.MQTTErrorCode.MQTT_ERR_SUCCESS
     assert got == [(t, p, 1, False, mid) for t, p, mid in sent]
-    assert len(slow) == 1  # the first fills the buffer through paho; the others never ask it
+    assert slow == []  # the first read fills the buffer; no packet goes through paho's machine
     assert not client.buffered and client._in_packet["command"] == 0
     theirs.close()
     client._sock.close()
@@ -305,5 +305,20 @@ def test_a_malformed_packet_in_the_buffer_is_a_protocol_error() -> None:
     assert client._packet_read() == paho.MQTTErrorCode.MQTT_ERR_SUCCESS
     assert client._packet_read() == paho.MQTTErrorCode.MQTT_ERR_PROTOCOL
     assert got == [(b"a", b"1", 1, False, 1)]
+    theirs.close()
+    client._sock.close()
+
+
+def test_a_recv_shorter_than_asked_marks_the_socket_drained() -> None:
+    client, got, theirs = _reading()
+    theirs.sendall(_publish_bytes(b"a", b"1", 1) * 2)
+    assert client._packet_read() == paho.MQTTErrorCode.MQTT_ERR_SUCCESS
+    assert client.drained and client.buffered  # all of it in one recv; the second packet here
+    assert client._packet_read() == paho.MQTTErrorCode.MQTT_ERR_SUCCESS
+    theirs.setblocking(False)
+    assert theirs.send(b"z" * (2 * RECV_BYTES)) > RECV_BYTES  # more than one recv takes
+    client._sock_recv(1)
+    assert not client.drained  # a full read: more may wait, the reader must ask
+    assert len(got) == 2
     theirs.close()
     client._sock.close()

@@ -9,7 +9,7 @@ from typing import Any, cast
 from paho.mqtt.enums import MQTTErrorCode
 
 from gateway.messages.paho_client import LoopClient
-from gateway.messages.pump import READ_BURST, SocketPump
+from gateway.messages.pump import READ_BURST, SocketPump, WritesHeld
 
 
 class _Client:
@@ -18,6 +18,7 @@ class _Client:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buffered = False
+        self.drained = False
         self.read_rc = MQTTErrorCode.MQTT_ERR_SUCCESS
         self.reads = 0
         self.read_seen = asyncio.Event()
@@ -96,6 +97,23 @@ async def test_a_burst_is_bounded_so_one_socket_cannot_starve_the_loop() -> None
     rig.close()
 
 
+async def test_a_read_that_emptied_the_socket_asks_the_kernel_nothing_more() -> None:
+    """``drained``: the client's last recv took less than it asked for. Bytes that arrived
+    after it are left to the next readiness, not looked for with an ioctl per packet."""
+    rig = _Rig()
+    await rig.attached()
+    rig.pump.pause_reading()
+    rig.pump.resume_reading()
+    rig.theirs.send(b"xyz")
+    rig.client.drained = True
+    rig.pump.read()
+    assert rig.client.reads == 1
+    rig.client.drained = False
+    rig.pump.read()  # not drained: everything waiting is read in the same call
+    assert rig.client.reads == 1 + 2
+    rig.close()
+
+
 async def test_a_failed_read_is_reported_once_with_its_reason() -> None:
     rig = _Rig()
     await rig.attached()
@@ -131,6 +149,27 @@ async def test_writes_queued_in_a_turn_go_out_together_at_its_end() -> None:
     await fence
     assert rig.client.writes == 1
     rig.close()
+
+
+async def test_held_writes_go_out_as_the_hold_ends_in_the_same_turn() -> None:
+    """The pipeline after a commit: PUBACKs and upstream PUBLISHes leave before it returns to
+    the loop, one write per socket, the outermost hold sending."""
+    rig = _Rig()
+    other = _Rig()
+    await rig.attached()
+    await other.attached()
+    with WritesHeld():
+        with WritesHeld():
+            for _ in range(5):
+                rig.client.on_socket_register_write(None, None, rig.ours)
+            other.client.on_socket_register_write(None, None, other.ours)
+        assert rig.client.writes == 0 and other.client.writes == 0  # the inner hold sent nothing
+    assert rig.client.writes == 1 and other.client.writes == 1
+    # Not held: the flush waits for the end of the turn, as before.
+    rig.client.on_socket_register_write(None, None, rig.ours)
+    assert rig.client.writes == 1
+    rig.close()
+    other.close()
 
 
 async def test_a_closed_session_is_not_attached_and_stop_hands_back_the_socket() -> None:

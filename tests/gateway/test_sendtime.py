@@ -178,6 +178,24 @@ async def test_an_unchanged_row_leaves_as_decided_and_writes_nothing(bench: Benc
     assert await bench.texts() == before  # no re-decision, no entry: the cheap path
 
 
+async def test_at_a_look_only_rows_that_leave_as_decided_pass_and_nothing_is_written(
+    bench: Bench,
+) -> None:
+    """``settled_now``: the forwarder's check in the committing turn, with no transaction."""
+    row = await bench.queued({"temperature": 180.2, "door_open": True})
+    before = await bench.texts()
+    settled = bench.check.settled_now([row])
+    assert settled is not None and settled.leave == [row] and settled.withheld == []
+    bench.now[0] = datetime(2026, 12, 3, 21, 3, tzinfo=UTC)  # after the grant's hours
+    assert bench.check.settled_now([row]) is None  # for ``settle``, which records why
+    bench.now[0] = NOON
+    assert bench.check.settled_now([row]) is not None
+    bench.engine.withdraw("baeckerei-schmidt", "maintenance", NOON)
+    assert bench.check.settled_now([row]) is None
+    assert await bench.texts() == before
+    assert await bench.waiting() == [row]
+
+
 async def test_a_field_removed_from_the_grant_is_not_sent(bench: Bench) -> None:
     row = await bench.queued({"temperature": 180.2, "door_open": True})
     assert orjson.loads(row.payload) == {"temperature": 180.0, "door_open": True}
