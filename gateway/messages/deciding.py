@@ -1,8 +1,8 @@
 """The deciding step of the pipeline: one arrived message → its decisions, one per recipient.
 
 Before the policy engine sees a message, the gateway's own limits decide it: a device over its
-rate (``gateway.messages.flood``) or a payload over ``max_payload_bytes`` is withheld with that
-reason, and a message of a device whose customer's policy is not loaded is withheld as
+rate (``gateway.messages.flood``), a payload over ``max_payload_bytes`` or a topic over
+``MAX_TOPIC_BYTES`` is withheld with that reason, and a message of a device whose customer's policy is not loaded is withheld as
 ``policy_not_loaded``, attributed to its customer. The engine promises never to raise; if it
 does, the message is withheld as ``internal_error`` with the traceback in the gateway's log.
 Every path ends in decisions: default deny, never an exception.
@@ -20,9 +20,15 @@ from policies.decision import Decision, Outcome, Reason
 from policies.engine import Engine
 from policies.message import Message
 
-__all__ = ["Decider"]
+__all__ = ["MAX_TOPIC_BYTES", "Decider"]
 
 log = logging.getLogger(__name__)
+
+# A device topic longer than this is withheld as too large. MQTT allows 65,535 bytes, and a
+# recipient's topic is made from the device's (``{topic}`` in a grant's template) behind the
+# recipient's prefix: a device at the limit would make a topic paho refuses to publish, a row
+# that could never leave. Real device topics are a few dozen bytes; Sparkplug's are under 200.
+MAX_TOPIC_BYTES = 4096
 
 
 def _withheld(reason: Reason, customer: str | None = None, device: str | None = None) -> Decision:
@@ -48,7 +54,8 @@ class Decider:
     def decide(self, engine: Engine, arrival: Arrival, now: datetime) -> list[Decision]:
         inbound, flooding = arrival.inbound, arrival.flooding
         too_large = len(inbound.payload) > self.max_payload_bytes
-        if flooding or too_large:
+        topic_bytes = len(inbound.topic) * 4 > MAX_TOPIC_BYTES and len(inbound.topic.encode())
+        if flooding or too_large or topic_bytes > MAX_TOPIC_BYTES:
             device = arrival.device_under(engine)
             reason: Reason | None = None
             if flooding and self._flood is not None:
@@ -57,6 +64,10 @@ class Decider:
                 reason = Reason(
                     "too_large",
                     {"size": str(len(inbound.payload)), "limit": str(self.max_payload_bytes)},
+                )
+            if reason is None:
+                reason = Reason(
+                    "too_large", {"topic": str(topic_bytes), "limit": str(MAX_TOPIC_BYTES)}
                 )
             if reason is not None:
                 return [

@@ -211,7 +211,13 @@ class Forwarder:
         self._taken = fresh[-1].id
         for row in settled.leave:
             self._window.free -= 1
-            self._send(connection, row)
+            try:
+                self._send(connection, row)
+            except Exception:  # never out of ``offer``: the pipeline's writer is the caller
+                # As a publish that failed: the row stays in the outbox for the next session.
+                log.exception("upstream %s: publish failed", self.recipient.name)
+                self.state.in_flight -= 1
+                self._window.give()
         return True
 
     def _send(self, connection: MqttConnection, row: OutboxRow) -> None:

@@ -217,7 +217,11 @@ class MqttConnection:
         if self.closed.done():
             done(ConnectionLost(f"{self.endpoint.describe()}: not connected"))
             return
-        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        try:
+            info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        except ValueError as exc:  # a topic paho refuses (too long, empty): never sent
+            done(MqttError(f"{self.endpoint.describe()}: cannot publish to this topic: {exc}"))
+            return
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             done(
                 ConnectionLost(

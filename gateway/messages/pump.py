@@ -152,11 +152,17 @@ class SocketPump:
             return
         if self.reading and (self._client.buffered or unread(sock)):
             # Read first: if the broker has died, its last packets are still in the socket,
-            # and the write below failing would close it with them unread.
-            self.read()
+            # and the write below failing would close it with them unread. A read that raises
+            # must not skip the write: paho asks for a flush only once per queued write.
+            try:
+                self.read()
+            finally:
+                if not self._is_closed():
+                    self._write()
             if self._is_closed():
                 return
-        self._write()
+        else:
+            self._write()
         if self._client.want_write():  # the socket buffer is full: wait until it drains
             self._add_writer(sock)
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from gateway.messages.deciding import Decider
+from gateway.messages.deciding import MAX_TOPIC_BYTES, Decider
 from gateway.messages.flood import FloodGuard
 from gateway.messages.intake import Arrival
 from gateway.messages.pseudonyms import Keyring
@@ -44,6 +44,22 @@ async def test_a_payload_over_the_limit_is_withheld_under_its_device() -> None:
     assert decision.reason is not None and decision.reason.code == "too_large"
     assert decision.reason.params == {"size": str(len(BODY)), "limit": str(len(BODY) - 1)}
     assert (decision.customer, decision.device) == ("baeckerei-schmidt", "oven-1")
+
+
+async def test_a_topic_over_the_limit_is_withheld_before_any_grant_copies_it() -> None:
+    # Under a device's own "#" level a device may send a topic up to MQTT's 65,535 bytes; a
+    # grant's template copying it behind a recipient's prefix would make a topic paho refuses,
+    # a row that could never leave. Counted in bytes: 2 bytes a character here.
+    long = TOPIC + "/" + "ä" * (MAX_TOPIC_BYTES // 2)
+    (decision,) = Decider(max_payload_bytes=1024).decide(_engine(), _arrival(long), NOW)
+    assert decision.outcome is Outcome.WITHHELD
+    assert decision.reason is not None and decision.reason.code == "too_large"
+    size = len(long.encode())
+    assert decision.reason.params == {"topic": str(size), "limit": str(MAX_TOPIC_BYTES)}
+    # At the limit, the policies decide as ever (here: no device of this customer's matches).
+    at_limit = "x" * MAX_TOPIC_BYTES
+    decisions = Decider(max_payload_bytes=1024).decide(_engine(), _arrival(at_limit), NOW)
+    assert all(d.reason is None or d.reason.code != "too_large" for d in decisions)
 
 
 async def test_a_flooding_device_is_withheld_with_the_configured_rate() -> None:

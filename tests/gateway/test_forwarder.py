@@ -275,6 +275,37 @@ async def test_offered_rows_leave_in_the_committing_turn_while_the_forwarder_wai
     assert await bench.waiting() == []
 
 
+async def test_a_publish_that_raises_in_the_committing_turn_stays_out_of_the_pipeline(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``offer`` runs in the pipeline's writer after its commit: a publish that raises there
+    (a bug, or a topic a client library refuses) must cost that row only, never the writer."""
+    forwarder = bench.forwarder(in_turn=True)
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
+        link = await bench.upstream.session(1)
+        await _parked(forwarder)
+        rows = await bench.queue(["maintenance"] * 3)
+        sent = FakeLink.send
+
+        def send(
+            self: FakeLink, topic: str, payload: bytes, qos: int, done: Any, retain: bool = False
+        ) -> None:
+            if payload == rows[1].payload:
+                raise ValueError("refused")
+            sent(self, topic, payload, qos, done, retain)
+
+        monkeypatch.setattr(FakeLink, "send", send)
+        free = forwarder._window.free
+        forwarder.offer(rows)  # does not raise
+        assert [p.payload for p in link.published] == [rows[0].payload, rows[2].payload]
+        assert forwarder.state.in_flight == 2 and forwarder._window.free == free - 2
+        link.puback()
+        await bench.wait_done(2)
+        running.cancel()
+    assert await bench.waiting() == [rows[1].id]  # kept for the next session, not lost
+
+
 async def test_a_failed_delete_is_retried_and_its_rows_are_not_sent_again(
     bench: Bench, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -142,6 +142,23 @@ async def test_send_tells_each_publish_once_acknowledged_then_lost(
     assert len(told[80]) == 1 and isinstance(told[80][0], ConnectionLost)
 
 
+async def test_a_topic_paho_refuses_is_told_as_an_error_not_raised(brokers: BrokerFactory) -> None:
+    """A topic over MQTT's 65,535 bytes: ``send`` tells its caller (the forwarder, called from
+    the pipeline's committing turn) instead of raising through it; the session goes on."""
+    broker = await brokers()
+    conn = MqttConnection(endpoint(broker.settings.port, "c"))
+    await conn.open()
+    try:
+        told: list[BaseException | None] = []
+        conn.send("t/" + "x" * 65_535, b"x", 1, told.append)
+        (error,) = told
+        assert isinstance(error, MqttError) and not isinstance(error, ConnectionLost)
+        assert "cannot publish to this topic" in str(error)
+        await conn.publish("t/ok", b"x", 1)  # the session is untouched
+    finally:
+        await conn.close()
+
+
 async def test_acl_lets_a_device_publish_only_under_its_own_topics(brokers: BrokerFactory) -> None:
     from gateway.devices.broker_files import device_rule, gateway_rule
 

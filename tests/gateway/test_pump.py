@@ -6,6 +6,7 @@ import asyncio
 import socket
 from typing import Any, cast
 
+import pytest
 from paho.mqtt.enums import MQTTErrorCode
 
 from gateway.messages.paho_client import LoopClient
@@ -170,6 +171,23 @@ async def test_held_writes_go_out_as_the_hold_ends_in_the_same_turn() -> None:
     assert rig.client.writes == 1
     rig.close()
     other.close()
+
+
+async def test_a_read_before_a_flush_that_raises_does_not_skip_the_write() -> None:
+    """paho asks for a flush once per queued write: a read that raised (a full intake, a
+    callback's error) and skipped the write would stall the connection's acknowledgements."""
+    rig = _Rig()
+    await rig.attached()
+    rig.theirs.send(b"x")  # something waits: the flush reads first
+
+    def failing_read() -> MQTTErrorCode:
+        raise asyncio.QueueFull
+
+    rig.client.loop_read = failing_read  # type: ignore[method-assign]
+    with pytest.raises(asyncio.QueueFull):  # told, as before, after the write
+        rig.pump.flush(rig.ours)
+    assert rig.client.writes == 1
+    rig.close()
 
 
 async def test_a_closed_session_is_not_attached_and_stop_hands_back_the_socket() -> None:
