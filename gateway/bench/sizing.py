@@ -92,10 +92,25 @@ def render_sizing(
             "below ~70 % busy: above that, queueing adds latency."
         )
         return
-    low = paced[0] if paced else rows[0]
+    if not paced:
+        # A "max" row's cost per message is the lowest of all (batches are full): a site sized
+        # from it would get too small a box.
+        yield (
+            "  No paced row to size a site from: run a paced rate too (e.g. --rates 100,1000). "
+            "Size so a core stays below ~70 % busy."
+        )
+        return
+    low = paced[0]
+    # The cost per message falls as the rate rises: sized from a higher rate, a site's share
+    # comes out too small; from a lower one, too large (the safe side).
+    direction = (
+        "errs high"
+        if low.offered <= example
+        else f"errs LOW: run a rate at or below {example:,.0f}/s to size it"
+    )
     yield (
         f"  e.g. a site at {example:,.0f} msg/s needs "
         f"~{core_fraction(low.cpu_us, example, slowdown):.0%} of one core there (at the "
         f"{low.offered:,.0f}/s row's CPU per message; the cost per message falls as the rate "
-        "rises, so this errs high). Size so a core stays below ~70 % busy."
+        f"rises, so this {direction}). Size so a core stays below ~70 % busy."
     )

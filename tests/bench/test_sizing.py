@@ -50,3 +50,15 @@ def test_the_idle_figure_is_the_measured_one_here_and_scaled_there() -> None:
     lines = list(render_sizing(rows, 2.0))
     assert "  Idle (no messages): 0.20% of a core here, 0.40% there." in lines
     assert not any("Idle" in line for line in render_sizing([first], 2.0))
+
+
+def test_one_row_sizes_a_site_only_from_the_safe_side_and_says_which() -> None:
+    # From 100/s (a higher cost per message than at 300/s): too large a share, the safe side.
+    (low,) = [line for line in render_sizing([_row("einblick", 100, 1_000.0, 100)], 1.0)][-1:]
+    assert "at the 100/s row's CPU per message" in low and "so this errs high" in low
+    # From 1,000/s: too small a share, and said so.
+    (high,) = [line for line in render_sizing([_row("einblick", 1_000, 400.0, 1_000)], 1.0)][-1:]
+    assert "so this errs LOW: run a rate at or below 300/s to size it" in high
+    # A max row alone (full batches, the lowest cost per message): no site is sized from it.
+    (maxed,) = [line for line in render_sizing([_row("einblick", 0, 70.0, 12_000)], 1.0)][-1:]
+    assert maxed.startswith("  No paced row to size a site from")
