@@ -298,9 +298,10 @@ class Pipeline:
     async def _commit_messages(
         self, engine: Engine, prepared: list[_Prepared], now: datetime
     ) -> list[OutboxRow]:
-        """Commit the messages' entries in one transaction. If appending them fails for a
-        reason other than the database (those are retried: fail closed), find the message
-        that fails by committing one at a time, and withhold it instead."""
+        """Commit the messages' entries in one transaction; the rows to hand on. If appending
+        them fails for a reason other than the database (those are retried: fail closed), find
+        the message that fails by committing one at a time, and withhold it instead (each
+        message's rows then handed on as its commit ends, none returned)."""
         try:
             return await self._commit(*_flatten(prepared), now)
         except Exception as exc:
@@ -312,10 +313,13 @@ class Pipeline:
             log.warning(
                 "a batch of %d messages failed to commit; retrying one at a time", len(prepared)
             )
-        rows: list[OutboxRow] = []
+        # Each message's rows are handed on as soon as its own commit ends: between these
+        # commits another writer (an aggregation window, an erasure notice) may commit and hand
+        # on rows with higher ids, and a forwarder takes rows in id order: handed on only at the
+        # end, these would fall behind its cursor and wait for its next session.
         for one in prepared:
-            rows += await self._commit_messages(engine, [one], now)
-        return rows
+            self._hand_over(await self._commit_messages(engine, [one], now))
+        return []
 
     def _admit(self, engine: Engine, decision: Decision, taken: list[Admission]) -> Decision:
         return self._shares.admit(engine, decision, taken)

@@ -289,7 +289,7 @@ async def test_a_publish_that_raises_in_the_committing_turn_stays_out_of_the_pip
         sent = FakeLink.send
 
         def send(
-            self: FakeLink, topic: str, payload: bytes, qos: int, done: Any, retain: bool = False
+            self: FakeLink, topic: str, payload: bytes, qos: int, done: Any, *, retain: bool = False
         ) -> None:
             if payload == rows[1].payload:
                 raise ValueError("refused")

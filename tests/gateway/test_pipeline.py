@@ -302,3 +302,35 @@ async def test_a_backlog_is_decided_in_batches_that_leave_the_forwarders_their_t
     assert len(between) >= 2, between  # turns came between batches, not only after all 400
     assert bench.pipeline.stats.batches >= 3
     await bench.store.close()
+
+
+async def test_a_batch_committed_one_at_a_time_hands_each_message_on_as_it_commits(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch whose entries fail to append (not the database) is committed message by
+    message. Between those commits another writer may hand on rows with higher ids, and a
+    forwarder takes rows in id order: each message's rows go on as its own commit ends."""
+    commit = bench.pipeline._commit
+    calls = 0
+
+    async def first_fails(*args: object) -> list[OutboxRow]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ValueError("an entry that cannot be appended")
+        return await commit(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bench.pipeline, "_commit", first_fails)
+    handed_at: list[int] = []  # how many rows had been handed on at each later commit
+
+    async def counting(*args: object) -> list[OutboxRow]:
+        handed_at.append(len(bench.handed))
+        return await first_fails(*args)
+
+    monkeypatch.setattr(bench.pipeline, "_commit", counting)
+    inbound = [bench.link.deliver(TOPIC, reading(180.0 + i)) for i in range(3)]
+    await bench.pipeline.process([Arrival(message) for message in inbound])
+    assert calls == 4  # the batch, then each message
+    assert handed_at == [0, 0, 1, 2]  # each one's row was on before the next commit began
+    assert [r.entry_seq for r in bench.handed] == sorted(r.entry_seq for r in bench.handed)
+    assert len(bench.handed) == 3
