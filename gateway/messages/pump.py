@@ -51,7 +51,9 @@ _held = _Held()
 
 class WritesHeld:
     """``with WritesHeld():`` packets queued inside go out as it ends, each socket's in one
-    ``send`` (module text). Nested, the outermost sends."""
+    ``send`` (module text). Nested, the outermost sends. The hold is the thread's, not a
+    task's: nothing may await inside it, or other tasks' writes would wait for it across turns
+    of the loop (the pipeline's block after a commit is synchronous)."""
 
     __slots__ = ("_outer",)
 
