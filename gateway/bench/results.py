@@ -67,6 +67,12 @@ def _offered_label(r: Result, valid: bool) -> str:
     return "max" if valid else "gen-bound"
 
 
+def _rate_label(r: Result, valid: bool) -> str:
+    """The row's rate as the summaries below the table name it: "1,000/s", "max"."""
+    label = _offered_label(r, valid)
+    return label if r.offered <= 0 else f"{label}/s"
+
+
 def render(run: Run) -> Iterator[str]:
     results = run.results
     valid, fastest = max_rows_valid(run)
@@ -117,8 +123,7 @@ def render(run: Run) -> Iterator[str]:
         yield ""
         yield "Inside Einblick (its own figures over its last 10,000 messages, p50 / p99 ms):"
         for r, stages in staged:
-            label = _offered_label(r, valid)
-            label = label if r.offered <= 0 else f"{label}/s"
+            label = _rate_label(r, valid)
             parts = ", ".join(f"{k} {p50:.1f} / {p99:.1f}" for k, (p50, p99) in stages.items())
             unpaced = " (unpaced)" if r.system != "einblick" else ""
             yield f"  at {label:>9}{unpaced}: {parts}"
@@ -128,8 +133,7 @@ def render(run: Run) -> Iterator[str]:
         if not r.system.startswith("einblick") or ("forwarder", r.offered) not in by:
             continue
         f = by[("forwarder", r.offered)]
-        label = _offered_label(r, valid)
-        label = label if r.offered <= 0 else f"{label}/s"
+        label = _rate_label(r, valid)
         unpaced = " (unpaced)" if r.system != "einblick" else ""
         yield (
             f"  at {label:>9}{unpaced}: throughput {r.throughput / max(f.throughput, 1):.2f}x, "
@@ -141,8 +145,7 @@ def render(run: Run) -> Iterator[str]:
         yield "What pacing saves: Einblick against itself with pipeline.wake_interval_ms 0, same run:"
         for r in paced:
             u = by[("einblick-unpaced", r.offered)]
-            label = _offered_label(r, valid)
-            label = label if r.offered <= 0 else f"{label}/s"
+            label = _rate_label(r, valid)
             yield (
                 f"  at {label:>9}: CPU {r.cpu_us / max(u.cpu_us, 1):.2f}x per message, "
                 f"p50 {r.p50_ms - u.p50_ms:+.1f} ms, p99 {r.p99_ms - u.p99_ms:+.1f} ms"

@@ -54,7 +54,9 @@ class Decider:
     def decide(self, engine: Engine, arrival: Arrival, now: datetime) -> list[Decision]:
         inbound, flooding = arrival.inbound, arrival.flooding
         too_large = len(inbound.payload) > self.max_payload_bytes
-        topic_bytes = len(inbound.topic) * 4 > MAX_TOPIC_BYTES and len(inbound.topic.encode())
+        topic = inbound.topic
+        # At most 4 bytes a character: most topics are judged without encoding them.
+        topic_bytes = len(topic.encode()) if len(topic) * 4 > MAX_TOPIC_BYTES else 0
         if flooding or too_large or topic_bytes > MAX_TOPIC_BYTES:
             device = arrival.device_under(engine)
             reason: Reason | None = None

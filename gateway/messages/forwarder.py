@@ -213,11 +213,9 @@ class Forwarder:
             self._window.free -= 1
             try:
                 self._send(connection, row)
-            except Exception:  # never out of ``offer``: the pipeline's writer is the caller
-                # As a publish that failed: the row stays in the outbox for the next session.
-                log.exception("upstream %s: publish failed", self.recipient.name)
-                self.state.in_flight -= 1
-                self._window.give()
+            except Exception as exc:  # never out of ``offer``: the pipeline's writer called it
+                # A publish that failed: the row stays in the outbox for the next session.
+                self._published(row.id, row.queued, row.customer, len(row.payload), exc)
         return True
 
     def _send(self, connection: MqttConnection, row: OutboxRow) -> None:
