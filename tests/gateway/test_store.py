@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import StoreError
-from gateway.messages.store import Store
+from gateway.messages.store import CommitPlace, Store
 
 
 def _schema(conn: sqlite3.Connection) -> None:
@@ -271,6 +271,58 @@ async def test_an_idle_commit_runs_on_the_loop_thread_and_a_busy_one_on_the_help
     assert threads["COMMIT"] != threading.get_ident()
     assert _rows(store.path, "parent") == [1, 2]
     await store.close()
+
+
+def test_the_commit_place_moves_to_the_loop_after_fast_commits_and_back_after_a_slow_one() -> None:
+    place = CommitPlace(slow_s=0.002, fast_needed=3)
+    assert not place.inline()  # nothing known of the disk yet: the helper thread
+    for _ in range(2):
+        place.timed(0.0005, inline=False)
+    assert not place.inline()
+    place.timed(0.0005, inline=False)
+    assert place.inline()
+    place.timed(0.0019, inline=True)
+    assert place.inline()
+    place.timed(0.002, inline=True)  # one slow COMMIT: the next ones go to the helper again
+    assert not place.inline()
+    for _ in range(2):
+        place.timed(0.0001, inline=False)
+    place.timed(0.05, inline=False)  # a slow one among fast ones starts the count again
+    for _ in range(2):
+        place.timed(0.0001, inline=False)
+    assert not place.inline()
+    place.timed(0.0001, inline=False)
+    assert place.inline()
+    assert (place.on_loop, place.on_helper) == (2, 9)
+
+
+async def test_durable_commits_run_on_the_loop_once_the_disk_has_been_fast(
+    tmp_path: Path,
+) -> None:
+    """With every COMMIT counted fast (limit 10 s), the first two are timed on the helper thread
+    and the ones after run on the loop's own thread; with none fast (limit 0), none ever do."""
+    for slow_s, loop_from in ((10.0, 2), (0.0, None)):
+        store = Store(tmp_path / f"db{slow_s}.sqlite", _schema, CommitPlace(slow_s, 2))
+        await store.open()
+        threads: list[int] = []
+
+        def traced(sql: str, threads: list[int] = threads) -> None:
+            if sql == "COMMIT":
+                threads.append(threading.get_ident())
+
+        store._connection().set_trace_callback(traced)
+        for i in range(4):
+
+            def insert(conn: sqlite3.Connection, i: int = i) -> None:
+                conn.execute("INSERT INTO parent VALUES (?)", (i,))
+
+            await store.transaction(insert)
+        on_loop = [t == threading.get_ident() for t in threads]
+        expected = [loop_from is not None and i >= loop_from for i in range(4)]
+        assert on_loop == expected, slow_s
+        assert (store.place.on_loop, store.place.on_helper) == (sum(expected), 4 - sum(expected))
+        assert _rows(store.path, "parent") == [0, 1, 2, 3]
+        await store.close()
 
 
 async def test_an_idle_commit_that_fails_rolls_back_and_raises_like_a_busy_one(
