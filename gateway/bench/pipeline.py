@@ -10,8 +10,9 @@ and how late (from the device's publish time in the payload). Systems:
   customer; every message decided, explained, chained, committed, covered by a signed checkpoint
   and forwarded after commit, QoS 1 both sides.
 - ``einblick-unpaced``: the same with ``pipeline.wake_interval_ms: 0``, every packet waking the
-  event loop at once (gateway/messages/pacing.py): what the pacing saves, in the same run. Not
-  run unless named in ``--systems``.
+  event loop at once (gateway/messages/pacing.py): what the pacing saves, in the same run;
+  ``einblick-wake10`` and the like: another wake interval (ms), latency traded for CPU. Not run
+  unless named in ``--systems``.
 
 Figures per run: sustained throughput (distinct messages arriving at B per second), latency
 p50/p99, CPU per message of the forwarding process (for the bridge: broker A, which does the
@@ -37,7 +38,15 @@ from pathlib import Path
 from gateway.bench.commits import measure_commits, render_commits
 from gateway.bench.load import Generator, ceiling
 from gateway.bench.process_stats import cpu_seconds, rss_mb, thread_cpu_seconds
-from gateway.bench.results import GENERATOR_PROCESSES, Result, Run, render
+from gateway.bench.results import (
+    GENERATOR_PROCESSES,
+    UNPACED,
+    WAKE_PREFIX,
+    Result,
+    Run,
+    render,
+    wake_interval_ms,
+)
 from gateway.bench.sizing import PI_SLOWDOWN, render_sizing
 from gateway.config import load_config
 from gateway.devices.broker import Mosquitto, free_port
@@ -52,7 +61,6 @@ from simulators.publisher import Publisher
 __all__ = ["main", "run_bench"]
 
 SYSTEMS = ("bridge", "forwarder", "einblick")
-UNPACED = "einblick-unpaced"
 IDLE_S = 3.0  # seconds of an idle gateway measured before its first rate
 IDLE_SETTLE_S = 2.0  # after its start: two checkpoint intervals
 DEVICES = 10
@@ -162,7 +170,7 @@ class _System:
             assert self.process.stdout is not None
             async with asyncio.timeout(10):
                 await self.process.stdout.readline()
-        elif self.name in ("einblick", UNPACED):
+        elif self.name == "einblick" or wake_interval_ms(self.name) is not None:
             await self._start_einblick()
         await asyncio.sleep(0.3)  # subscriptions and bridge settle
 
@@ -186,8 +194,8 @@ class _System:
         tail = tail.replace(
             "pipeline:\n", "pipeline:\n  device_max_rate: 1000000\n  device_burst: 1000000\n"
         )
-        if self.name == UNPACED:
-            tail = tail.replace("pipeline:\n", "pipeline:\n  wake_interval_ms: 0\n")
+        if (wake := wake_interval_ms(self.name)) is not None:
+            tail = tail.replace("pipeline:\n", f"pipeline:\n  wake_interval_ms: {wake}\n")
         config_path.write_text(f"{head}recipients:\n{recipients}\noutbox:{tail}", encoding="utf-8")
         config = load_config(config_path)
         self.database, self.control_socket = config.database_path, config.control_socket
@@ -453,11 +461,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rates = [float(r) for r in args.rates.split(",")]
     systems = tuple(s for s in args.systems.split(",") if s)
-    unknown = sorted(set(systems) - {*SYSTEMS, UNPACED})
+    unknown = sorted(s for s in set(systems) - set(SYSTEMS) if wake_interval_ms(s) is None)
     if unknown:
-        parser.error(
-            f"unknown system {', '.join(unknown)}: choose from {', '.join((*SYSTEMS, UNPACED))}"
-        )
+        choices = ", ".join((*SYSTEMS, UNPACED, f"{WAKE_PREFIX}N (N ms, 0-50)"))
+        parser.error(f"unknown system {', '.join(unknown)}: choose from {choices}")
     print(
         f"machine: {os.cpu_count()} cores, {platform()}; {DEVICES} devices, ~200-byte JSON, QoS 1",
         flush=True,

@@ -10,12 +10,49 @@ from dataclasses import dataclass
 from gateway.bench.commits import CommitCost
 from gateway.bench.load import GeneratorResult
 
-__all__ = ["GENERATOR_PROCESSES", "MAX_MARGIN", "Result", "Run", "max_rows_valid", "render"]
+__all__ = [
+    "GENERATOR_PROCESSES",
+    "MAX_MARGIN",
+    "UNPACED",
+    "WAKE_PREFIX",
+    "Result",
+    "Run",
+    "max_rows_valid",
+    "render",
+    "wake_interval_ms",
+]
 
 GENERATOR_PROCESSES = 2
 # A "max" row is called that only if the generator offered this many times what the fastest
 # system sustained; otherwise the row measures the generator.
 MAX_MARGIN = 3.0
+
+# The gateway as a system under test, with its default wake interval ("einblick"), with pacing
+# off ("einblick-unpaced"), or with another one: "einblick-wake10" is pipeline.wake_interval_ms 10,
+# the trade of latency for CPU an installer can make (gateway/messages/pacing.py).
+UNPACED = "einblick-unpaced"
+WAKE_PREFIX = "einblick-wake"
+MAX_WAKE_MS = 50  # the configuration's own limit (gateway/config/runtime.py)
+
+
+def wake_interval_ms(system: str) -> int | None:
+    """The wake interval a gateway system sets; None: its default (or not a gateway system, or
+    not a name this benchmark knows: ``einblick-wake`` followed by 0 to 50 ms)."""
+    if system == UNPACED:
+        return 0
+    digits = system.removeprefix(WAKE_PREFIX)
+    if digits == system or not digits.isascii() or not digits.isdigit():
+        return None
+    value = int(digits)
+    return value if value <= MAX_WAKE_MS else None
+
+
+def _variant(system: str) -> str:
+    """How the summaries name a gateway system beside the default one."""
+    wake = wake_interval_ms(system)
+    if wake is None:
+        return ""
+    return " (unpaced)" if wake == 0 else f" (wake {wake} ms)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +162,7 @@ def render(run: Run) -> Iterator[str]:
         for r, stages in staged:
             label = _rate_label(r, valid)
             parts = ", ".join(f"{k} {p50:.1f} / {p99:.1f}" for k, (p50, p99) in stages.items())
-            unpaced = " (unpaced)" if r.system != "einblick" else ""
-            yield f"  at {label:>9}{unpaced}: {parts}"
+            yield f"  at {label:>9}{_variant(r.system)}: {parts}"
     yield ""
     yield "Einblick relative to the no-policy paho forwarder, same run:"
     for r in results:
@@ -134,17 +170,16 @@ def render(run: Run) -> Iterator[str]:
             continue
         f = by[("forwarder", r.offered)]
         label = _rate_label(r, valid)
-        unpaced = " (unpaced)" if r.system != "einblick" else ""
         yield (
-            f"  at {label:>9}{unpaced}: throughput {r.throughput / max(f.throughput, 1):.2f}x, "
+            f"  at {label:>9}{_variant(r.system)}: throughput {r.throughput / max(f.throughput, 1):.2f}x, "
             f"p99 {r.p99_ms - f.p99_ms:+.1f} ms, CPU {r.cpu_us / max(f.cpu_us, 1):.2f}x per message"
         )
-    paced = [r for r in results if r.system == "einblick" and ("einblick-unpaced", r.offered) in by]
+    paced = [r for r in results if r.system == "einblick" and (UNPACED, r.offered) in by]
     if paced:
         yield ""
         yield "What pacing saves: Einblick against itself with pipeline.wake_interval_ms 0, same run:"
         for r in paced:
-            u = by[("einblick-unpaced", r.offered)]
+            u = by[(UNPACED, r.offered)]
             label = _rate_label(r, valid)
             yield (
                 f"  at {label:>9}: CPU {r.cpu_us / max(u.cpu_us, 1):.2f}x per message, "

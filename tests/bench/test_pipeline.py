@@ -79,7 +79,10 @@ def test_one_rate_through_the_gateway_loses_nothing(capsys: pytest.CaptureFixtur
     assert idle is not None and 0 < float(idle.group(1)) < 50, out  # measured, not made up
 
 
-@pytest.mark.parametrize(("system", "interval"), [("einblick", 2.0), ("einblick-unpaced", 0.0)])
+@pytest.mark.parametrize(
+    ("system", "interval"),
+    [("einblick", 2.0), ("einblick-unpaced", 0.0), ("einblick-wake10", 10.0)],
+)
 async def test_the_unpaced_system_is_the_gateway_with_pacing_off(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, system: str, interval: float
 ) -> None:
@@ -101,3 +104,13 @@ def test_an_unknown_system_is_refused_with_the_choices(capsys: pytest.CaptureFix
         main(["--rates", "50", "--systems", "einblick,einblik"])
     err = capsys.readouterr().err
     assert "unknown system einblik" in err and "einblick-unpaced" in err
+    assert "einblick-wakeN (N ms, 0-50)" in err
+
+
+@pytest.mark.parametrize("name", ["einblick-wake51", "einblick-wake", "einblick-wake-1"])
+def test_a_wake_interval_the_gateway_would_refuse_is_refused_before_anything_starts(
+    capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["--rates", "50", "--systems", f"forwarder,{name}"])
+    assert f"unknown system {name}:" in capsys.readouterr().err

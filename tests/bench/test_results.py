@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from gateway.bench.results import Result, Run, max_rows_valid, render
+from gateway.bench.results import Result, Run, max_rows_valid, render, wake_interval_ms
 
 
 def _row(system: str, throughput: float, generator_rate: float, left: int = 1000) -> Result:
@@ -56,3 +56,26 @@ def test_pacing_is_held_to_the_unpaced_gateway_of_the_same_run() -> None:
     assert lines[at + 1] == "  at   1,000/s: CPU 0.75x per message, p50 +0.0 ms, p99 +1.5 ms"
     # Without the unpaced run, no such comparison is claimed.
     assert not any("pacing" in line for line in render(Run([paced("einblick", 300.0, 4.0)], None)))
+
+
+def test_a_gateway_with_another_wake_interval_is_named_by_it_against_the_forwarder() -> None:
+    def row(system: str, cpu_us: float, p99_ms: float) -> Result:
+        return dataclasses.replace(
+            _row(system, 1_000, 1_000), offered=1_000.0, lost=0, cpu_us=cpu_us, p99_ms=p99_ms
+        )
+
+    run = Run([row("forwarder", 150.0, 1.0), row("einblick-wake10", 180.0, 12.0)], None)
+    lines = list(render(run))
+    assert (
+        "  at   1,000/s (wake 10 ms): throughput 1.00x, p99 +11.0 ms, CPU 1.20x per message"
+        in lines
+    )
+    # Only the default gateway is compared with the unpaced one.
+    assert not any("pacing" in line for line in lines)
+    assert [wake_interval_ms(s) for s in ("einblick", "einblick-unpaced", "einblick-wake5")] == [
+        None,
+        0,
+        5,
+    ]
+    assert wake_interval_ms("einblick-wake51") is None
+    assert wake_interval_ms("einblick-wake٣") is None  # a digit, but not one a YAML number takes
