@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.messages.store import connect
+from gateway.messages.store import FAST_COMMITS_BEFORE_INLINE, INLINE_COMMIT_MAX_S, connect
 
 __all__ = ["CommitCost", "measure_commits", "render_commits"]
 
@@ -89,5 +89,7 @@ def render_commits(cost: CommitCost) -> Iterator[str]:
     disk = cost.fsync_p50_ms - cost.no_fsync_p50_ms
     yield (
         f"  the fsync costs ~{disk:.2f} ms per commit (p50), paid once per batch, not per"
-        " message: the wait releases the GIL and runs off the event loop when messages are waiting"
+        " message; its wait releases the GIL. The COMMIT runs on a helper thread while messages"
+        f" wait, unless the last {FAST_COMMITS_BEFORE_INLINE} took under"
+        f" {INLINE_COMMIT_MAX_S * 1000:g} ms each: then on the event loop, without the hand-over"
     )

@@ -48,7 +48,7 @@ from gateway.errors import StoreError
 from gateway.log.schema import ensure_schema
 from gateway.messages.handoff import HelperThread
 
-__all__ = ["CommitPlace", "Store", "connect"]
+__all__ = ["FAST_COMMITS_BEFORE_INLINE", "INLINE_COMMIT_MAX_S", "CommitPlace", "Store", "connect"]
 
 log = logging.getLogger(__name__)
 
