@@ -390,6 +390,11 @@ class Engine:
         reason, _ = self._blocked(customer, compiled, now)
         return reason
 
+    def holds_back(self, customer: str, grant: CompiledGrant, now: datetime) -> Reason | None:
+        """``still_allowed`` for a grant already looked up in ``customer``'s running policy."""
+        reason, _ = self._blocked(customer, grant, now)
+        return reason
+
     def withdraw(
         self, customer: str, grant: str, at: datetime, because: Reason | None = None
     ) -> None:

@@ -239,9 +239,14 @@ class LogWriter:
         ids = self._ids
         bodies = ids.body_keys
         closed = self.closed
-        # The drafts of one batch carry one decision time, the same object: convert it once.
+        # The drafts of one batch carry one decision time, the same object: convert it once,
+        # and raise it to the newest time written once (``_forward``: for the same time again
+        # it answers the same).
         last_at: datetime | None = None
-        last_us = 0
+        at_us = 0
+        # Each log the batch writes in: its id, its tree's edge for this transaction and its
+        # base, looked up at its first draft (the batch's drafts are mostly one customer's).
+        trees: dict[str, tuple[int, RightEdge, int]] = {}
         for draft in drafts:
             check_draft(draft)
             chain = draft.chain
@@ -251,10 +256,17 @@ class LogWriter:
                     f"the log of {chain!r} was handed over to another instance; this instance "
                     "writes nothing more in it",
                 )
-            chain_id = self._chain_id(chain)
-            edge = self._edge_for_write(chain_id)
+            tree = trees.get(chain)
+            if tree is None:
+                chain_id = self._chain_id(chain)
+                tree = trees[chain] = (
+                    chain_id,
+                    self._edge_for_write(chain_id),
+                    self._bases[chain_id],
+                )
+            chain_id, edge, base = tree
             index = edge.size
-            size = self._bases[chain_id] + index  # the entry's idx (its chain position)
+            size = base + index  # the entry's idx (its chain position)
             device_id = None if draft.device is None else ids.atom(draft.device)
             subject = device_id or 0
             key = draft.shape or body_key(draft)
@@ -267,8 +279,7 @@ class LogWriter:
             recipient_id = None if draft.recipient is None else ids.atom(draft.recipient)
             at = draft.at
             if at is not last_at:
-                last_at, last_us = at, us_from_at(at)
-            at_us = self._forward(last_us)
+                last_at, at_us = at, self._forward(us_from_at(at))
             commitment: bytes | None = None
             states = ids.keyed(chain_id, subject)  # the subject key, ready to hash under
             source = keyed_source(states, draft.source_digest)

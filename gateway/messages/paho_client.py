@@ -14,6 +14,9 @@ carry no reason codes or properties to decode. What is overridden, and why:
   packet split across reads, or a length paho would refuse, takes paho's own path.
   ``drained`` says that the last ``recv`` took less than it asked for, so the socket held
   nothing more then: the reader need not ask the kernel (an ioctl) whether more is waiting.
+  paho's ``loop_read`` reads on while publishes are in flight, until a read finds nothing: a
+  ``recv`` failing with EAGAIN, which its own path then asked once more. After a short read in
+  the same ``loop_read`` nothing is asked at all, and a failing one is not asked twice.
 - **PUBLISH in.** paho decodes into an ``MQTTMessage`` (with a ``threading.Condition``), logs,
   and walks its per-topic callback tree before calling ``on_message``. ``deliver`` receives the
   raw topic, payload, QoS, retain flag and packet id directly. QoS 2 and malformed packets take
@@ -137,6 +140,9 @@ class LoopClient(paho.Client):
         self._rbuf = b""  # bytes read from the socket and not yet handed to paho
         self._rpos = 0
         self.drained = False  # the last recv emptied the socket (module text)
+        # A recv of the running ``loop_read`` emptied the socket: its next packet waits for the
+        # next readiness epoll reports (module text).
+        self._emptied = False
 
     @property
     def buffered(self) -> bool:
@@ -152,7 +158,12 @@ class LoopClient(paho.Client):
         self.drained = len(buf) < asked and not isinstance(self._sock, ssl.SSLSocket)
         if buf:
             self._rbuf, self._rpos = buf, 0
+        self._emptied = self.drained
         return buf
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        self._emptied = False  # what an earlier call read says nothing of the socket now
+        return super().loop_read(max_packets)
 
     def _sock_recv(self, bufsize: int) -> bytes:
         buf, pos = self._rbuf, self._rpos
@@ -169,11 +180,18 @@ class LoopClient(paho.Client):
         """The next packet, in one step when it lies whole in the buffer (module text)."""
         buf, pos = self._rbuf, self._rpos
         if pos >= len(buf) and self._in_packet["command"] == 0:
+            if self._emptied:
+                # This ``loop_read`` already took all the socket held: asking again would be a
+                # recv failing with EAGAIN (paho reads on while packets are in flight). Bytes
+                # that came since wait in the socket, and epoll (level-triggered) reports them.
+                return MQTTErrorCode.MQTT_ERR_AGAIN
             # Nothing buffered: take what the socket holds first, so that a packet which arrived
             # whole is cut out below too, not read a byte at a time through paho's state machine
             # (most packets at a steady rate: each starts a read of its own).
             try:
                 self._refill(RECV_BYTES)
+            except BlockingIOError:  # nothing yet: paho's answer, without asking a second time
+                return MQTTErrorCode.MQTT_ERR_AGAIN
             except Exception:  # paho's own read meets the same again and answers as ever
                 return super()._packet_read()
             buf, pos = self._rbuf, self._rpos
@@ -286,7 +304,9 @@ class LoopClient(paho.Client):
         messages = self._out_messages
         if mid not in messages:
             return _SUCCESS  # a PUBACK for nothing we sent in this session: ignored, as paho does
-        on_publish = cast(paho.CallbackOnPublish_v2 | None, self.on_publish)  # API VERSION2
+        # The type as a string: ``X | None`` written out is built (and looked up in typing's
+        # cache) at every call, once per PUBACK; a string costs nothing at run time.
+        on_publish = cast("paho.CallbackOnPublish_v2 | None", self.on_publish)  # API VERSION2
         if on_publish is not None:
             on_publish(self, self._userdata, mid, _PUBACK_OK, _NO_PROPERTIES)
         message = messages.pop(mid)

@@ -235,7 +235,7 @@ class Pipeline:
                 if decision.payload is not None and decision.outcome is not Outcome.WITHHELD:
                     releases.append((len(drafts), decision, None))
                 drafts.append(self._draft(engine, decision, digest, now))
-            rows = await self._commit(drafts, releases, now)
+            rows = await self._commit(engine, drafts, releases, now)
         except BaseException:
             self._undo(taken)
             raise
@@ -303,13 +303,13 @@ class Pipeline:
         the message that fails by committing one at a time, and withhold it instead (each
         message's rows then handed on as its commit ends, none returned)."""
         try:
-            return await self._commit(*_flatten(prepared), now)
+            return await self._commit(engine, *_flatten(prepared), now)
         except Exception as exc:
             if len(prepared) == 1:
                 self._undo(prepared[0].taken)  # withheld instead: its releases are not queued
                 prepared[0].taken.clear()
                 failed = self._failed(engine, prepared[0].inbound, exc, now)
-                return await self._commit(failed.drafts, failed.releases, now)
+                return await self._commit(engine, failed.drafts, failed.releases, now)
             log.warning(
                 "a batch of %d messages failed to commit; retrying one at a time", len(prepared)
             )
@@ -343,10 +343,10 @@ class Pipeline:
         return self._drafter.draft(engine, decision, source_digest, now)
 
     async def _commit(
-        self, drafts: list[EntryDraft], releases: list[Release], now: datetime
+        self, engine: Engine, drafts: list[EntryDraft], releases: list[Release], now: datetime
     ) -> list[OutboxRow]:
+        """``engine``: the one the drafts were decided under (asked in the same turn)."""
         writer = self._log_writer()
-        engine = self._engine()
         created = us_from_at(now)
         new_keys = self._keyring.take_new()
         result: list[OutboxRow] = []
@@ -463,6 +463,8 @@ class Pipeline:
 
 
 def _flatten(prepared: Sequence[_Prepared]) -> tuple[list[EntryDraft], list[Release]]:
+    if len(prepared) == 1:  # a batch of one (most at a steady rate): its lists as they are
+        return prepared[0].drafts, prepared[0].releases
     drafts: list[EntryDraft] = []
     releases: list[Release] = []
     for one in prepared:

@@ -371,6 +371,11 @@ class RecipientQueues:
         return frozenset(recipient for recipient, _ in self._holding)
 
     @property
+    def any_holding(self) -> bool:
+        """Whether any ``hold`` share is at its size (``holding`` is not empty), without a copy."""
+        return bool(self._holding)
+
+    @property
     def holding_shares(self) -> frozenset[Share]:
         """(recipient, customer) shares at their size that pause intake."""
         return frozenset(self._holding)

@@ -144,14 +144,8 @@ class SendTime:
         if row.grant in self.parts.owed:
             return False
         policy = engine.policy(row.customer)
-        if policy is None:
-            return True
-        if row.version is not None and row.version != policy.version:
-            return True
-        if engine.still_allowed(row.customer, row.grant, now) is not None:
-            return True
-        grant = policy.grant(row.grant)
-        return grant is None or (grant.hours is not None and not grant.in_hours(now))
+        grant = policy.grant(row.grant) if policy is not None else None
+        return _stale(engine, policy, grant, row, now)
 
     def onset(self, engine: Engine, row: OutboxRow, now: datetime) -> tuple[Onset, ...]:
         """The grants for the row's recipient that began to apply after the row was decided
@@ -227,15 +221,26 @@ class SendTime:
         """Rows that may not leave as decided, with the grants that began or stopped to apply."""
         redo: _Redo = []
         applying: dict[tuple[str, str], bool] = {}
+        owed = self.parts.owed
+        # Whether a row is stale, and whether its grant overlaps another, depends on its
+        # customer, grant and version alone (one engine, one ``now``): asked once per stream of
+        # the batch, with the policy and the grant looked up once for both questions.
+        judged: dict[tuple[str, str, str | None], tuple[bool, bool]] = {}
         for row in rows:
-            if self.stale(engine, row, now):
+            key = (row.customer, row.grant, row.version)
+            found = judged.get(key)
+            if found is None:
+                policy = engine.policy(row.customer)
+                grant = policy.grant(row.grant) if policy is not None else None
+                stale = row.grant not in owed and _stale(engine, policy, grant, row, now)
+                # A row whose grant overlaps no other grant can have none begin or stop applying
+                # beside it (``onset`` and ``stop`` both answer so): the common case.
+                alone = grant is not None and not grant.overlaps
+                found = judged[key] = (stale, alone)
+            if found[0]:
                 redo.append((row, ()))
                 continue
-            # A row whose grant overlaps no other grant can have none begin or stop applying
-            # beside it (``onset`` and ``stop`` both answer so): the common case, asked once.
-            policy = engine.policy(row.customer)
-            grant = policy.grant(row.grant) if policy is not None else None
-            if grant is not None and not grant.overlaps:
+            if found[1]:
                 continue
             # every grant that began and every one that stopped: the entry names them all
             changed: tuple[Change, ...] = self.onset(engine, row, now)
@@ -450,6 +455,23 @@ class SendTime:
             text_de=texts["de"],
             text_en=texts["en"],
         )
+
+
+def _stale(
+    engine: Engine,
+    policy: CompiledPolicy | None,
+    grant: CompiledGrant | None,
+    row: OutboxRow,
+    now: datetime,
+) -> bool:
+    """``SendTime.stale`` with the row's policy and grant already looked up."""
+    if policy is None:
+        return True
+    if row.version is not None and row.version != policy.version:
+        return True
+    if grant is None or engine.holds_back(row.customer, grant, now) is not None:
+        return True
+    return grant.hours is not None and not grant.in_hours(now)
 
 
 def _same_release(grant: CompiledGrant, row: OutboxRow) -> bool:

@@ -86,6 +86,33 @@ async def test_the_room_signal_closes_at_max_rows_and_opens_below_nine_tenths(bo
     assert len(await box.pending(RECIPIENT, after=0, limit=100)) == 8
 
 
+async def test_a_hold_share_at_its_size_closes_the_room_signal_before_the_outbox_is_full(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "einblick.db")
+    await store.open()
+    try:
+        queues = RecipientQueues(
+            {RECIPIENT: "hold"},
+            max_rows_total=100,
+            max_rows=5,
+            max_bytes=1 << 20,
+            disk_share=0.5,
+            disk=tmp_path,
+        )
+        box = Outbox(store, queues, max_rows=100)
+        await _commit(box, 4)
+        assert not box.full.is_set() and box.has_room.is_set()
+        await _commit(box, 1)  # the share's 5 rows, of an outbox of 100
+        assert box.full.is_set() and not box.has_room.is_set()
+        assert box.pause_reason() == (
+            f"recipient {RECIPIENT} (customer baeckerei's share) at its queue quota"
+            " (when_queue_full: hold)"
+        )
+    finally:
+        await store.close()
+
+
 async def test_the_depth_at_start_is_what_the_table_holds(box: Outbox) -> None:
     await box.store.transaction(lambda conn: Outbox.insert(conn, _specs(4)))
     await box.load()

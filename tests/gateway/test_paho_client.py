@@ -322,3 +322,55 @@ def test_a_recv_shorter_than_asked_marks_the_socket_drained() -> None:
     assert len(got) == 2
     theirs.close()
     client._sock.close()
+
+
+def _counting_recvs(monkeypatch: pytest.MonkeyPatch, client: LoopClient) -> list[int]:
+    """Sizes returned by each recv the client makes (-1: it failed with EAGAIN)."""
+    recvs: list[int] = []
+    recv = paho.Client._sock_recv
+
+    def counting(self: paho.Client, bufsize: int) -> bytes:
+        try:
+            data = recv(self, bufsize)
+        except BlockingIOError:
+            if self is client:
+                recvs.append(-1)
+            raise
+        if self is client:
+            recvs.append(len(data))
+        return data
+
+    monkeypatch.setattr(paho.Client, "_sock_recv", counting)
+    return recvs
+
+
+def test_a_read_with_publishes_in_flight_asks_the_socket_nothing_after_a_short_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """paho's loop_read reads on while publishes are in flight (one PUBACK of two here): after
+    the read that emptied the socket, no recv is made that could only fail with EAGAIN."""
+    client, got, theirs = _reading()
+    recvs = _counting_recvs(monkeypatch, client)
+    client._out_messages = {1: None, 2: None}  # type: ignore[dict-item]  # only counted
+    theirs.sendall(_publish_bytes(b"a", b"1", 7))
+    assert client.loop_read() == paho.MQTTErrorCode.MQTT_ERR_SUCCESS
+    assert got == [(b"a", b"1", 1, False, 7)]
+    assert recvs == [len(_publish_bytes(b"a", b"1", 7))]  # the one read, no failing one
+    # Bytes that arrive later are read by the next loop_read (epoll reports them): none waits.
+    theirs.sendall(_publish_bytes(b"b", b"2", 8))
+    assert client.loop_read() == paho.MQTTErrorCode.MQTT_ERR_SUCCESS
+    assert got[-1] == (b"b", b"2", 1, False, 8)
+    theirs.close()
+    client._sock.close()
+
+
+def test_an_empty_socket_is_asked_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    client, got, theirs = _reading()
+    recvs = _counting_recvs(monkeypatch, client)
+    assert client.loop_read() == paho.MQTTErrorCode.MQTT_ERR_SUCCESS  # nothing yet: as paho
+    assert recvs == [-1] and got == []
+    theirs.sendall(_publish_bytes(b"a", b"1", 7))
+    assert client.loop_read() == paho.MQTTErrorCode.MQTT_ERR_SUCCESS
+    assert got == [(b"a", b"1", 1, False, 7)]
+    theirs.close()
+    client._sock.close()

@@ -147,12 +147,12 @@ def test_hold_admits_everything_and_holds_until_the_queue_drains_below_ninety_pe
     q = queues({"cloud-a": "hold", "cloud-b": "withhold"}, max_rows_total=20)
     for _ in range(12):  # past the quota of 10: a hold recipient never loses a release
         assert q.admit("cloud-a", "werk", 10).admitted
-    assert q.holding == frozenset({"cloud-a"})
+    assert q.holding == frozenset({"cloud-a"}) and q.any_holding
     assert q.status("cloud-a").holding and q.status("cloud-a").withheld_at_quota == 0
     q.done("cloud-a", "werk", 3, 30)  # 9 rows: at 90 %, not below
-    assert q.holding == frozenset({"cloud-a"})
+    assert q.holding == frozenset({"cloud-a"}) and q.any_holding
     q.done("cloud-a", "werk", 1, 10)  # 8 rows
-    assert q.holding == frozenset()
+    assert q.holding == frozenset() and not q.any_holding
 
 
 def test_an_erasure_notice_is_queued_whatever_the_quota() -> None:

@@ -5,6 +5,7 @@ send-time check then decides what leaves, and the log says so."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import sqlite3
 from collections.abc import AsyncIterator
@@ -194,6 +195,16 @@ async def test_at_a_look_only_rows_that_leave_as_decided_pass_and_nothing_is_wri
     assert bench.check.settled_now([row]) is None
     assert await bench.texts() == before
     assert await bench.waiting() == [row]
+
+
+async def test_rows_of_one_grant_are_judged_by_their_own_version(bench: Bench) -> None:
+    """The check asks once per customer, grant and version in a batch: a row decided under an
+    older version beside one decided under the running version is still decided again."""
+    row = await bench.queued({"temperature": 180.2, "door_open": True})
+    old = dataclasses.replace(row, id=row.id + 1, version="an older version")
+    assert bench.check.settled_now([row, row]) is not None
+    assert bench.check.settled_now([row, old]) is None
+    assert bench.check.settled_now([old, row]) is None
 
 
 async def test_a_field_removed_from_the_grant_is_not_sent(bench: Bench) -> None:

@@ -236,6 +236,24 @@ def test_withdraw_give_still_allowed() -> None:
         engine.give("other", "g1", NOW)
 
 
+def test_holds_back_answers_as_still_allowed_for_a_grant_looked_up() -> None:
+    keys = Keys()
+    engine = make_engine({"fields": {"t": "pseudonymise"}}, keys=keys)
+    policy = engine.policy("acme")
+    assert policy is not None
+    grant = policy.grant("g1")
+    assert grant is not None
+    assert engine.holds_back("acme", grant, NOW) is None
+    engine.withdraw("acme", "g1", NOW)
+    held = engine.holds_back("acme", grant, NOW)
+    assert held is not None and held == engine.still_allowed("acme", "g1", NOW)
+    assert held.code == "withdrawn"
+    engine.give("acme", "g1", NOW + timedelta(seconds=1))
+    keys.erased.add(("acme", "r1"))
+    erased = engine.holds_back("acme", grant, NOW)
+    assert erased is not None and erased.code == "erased"
+
+
 def test_replace_keeps_withdrawals_and_checks_overlaps() -> None:
     engine = make_engine({"fields": {"t": "keep"}})
     engine.withdraw("acme", "g1", NOW)
