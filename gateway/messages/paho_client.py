@@ -141,8 +141,10 @@ class LoopClient(paho.Client):
         self._rpos = 0
         self.drained = False  # the last recv emptied the socket (module text)
         # A recv of the running ``loop_read`` emptied the socket: its next packet waits for the
-        # next readiness epoll reports (module text).
+        # next readiness epoll reports (module text). Only inside ``loop_read``: a caller
+        # reading packets one by one (``_packet_read``) must get what arrived since.
         self._emptied = False
+        self._reading = False
 
     @property
     def buffered(self) -> bool:
@@ -158,12 +160,16 @@ class LoopClient(paho.Client):
         self.drained = len(buf) < asked and not isinstance(self._sock, ssl.SSLSocket)
         if buf:
             self._rbuf, self._rpos = buf, 0
-        self._emptied = self.drained
+        self._emptied = self.drained and self._reading
         return buf
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
-        self._emptied = False  # what an earlier call read says nothing of the socket now
-        return super().loop_read(max_packets)
+        self._reading = True
+        try:
+            return super().loop_read(max_packets)
+        finally:
+            # What this call read says nothing of the socket at the next one.
+            self._reading = self._emptied = False
 
     def _sock_recv(self, bufsize: int) -> bytes:
         buf, pos = self._rbuf, self._rpos

@@ -374,3 +374,16 @@ def test_an_empty_socket_is_asked_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert got == [(b"a", b"1", 1, False, 7)]
     theirs.close()
     client._sock.close()
+
+
+def test_packets_read_one_by_one_outside_loop_read_get_what_arrived_since() -> None:
+    """The 'socket emptied' note belongs to the running loop_read: a caller reading packets one
+    at a time (the codec benchmark) gets the bytes that came after a short read."""
+    client, got, theirs = _reading()
+    theirs.sendall(_publish_bytes(b"a", b"1", 7))
+    assert client._packet_read() == paho.MQTTErrorCode.MQTT_ERR_SUCCESS  # a short read
+    theirs.sendall(_publish_bytes(b"b", b"2", 8))
+    assert client._packet_read() == paho.MQTTErrorCode.MQTT_ERR_SUCCESS
+    assert got == [(b"a", b"1", 1, False, 7), (b"b", b"2", 1, False, 8)]
+    theirs.close()
+    client._sock.close()
