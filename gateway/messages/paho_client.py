@@ -16,7 +16,10 @@ carry no reason codes or properties to decode. What is overridden, and why:
   nothing more then: the reader need not ask the kernel (an ioctl) whether more is waiting.
   paho's ``loop_read`` reads on while publishes are in flight, until a read finds nothing: a
   ``recv`` failing with EAGAIN, which its own path then asked once more. After a short read in
-  the same ``loop_read`` nothing is asked at all, and a failing one is not asked twice.
+  the same ``loop_read`` nothing is asked at all, and a failing one is not asked twice. Bytes
+  that arrive meanwhile are left in the socket for the next ``loop_read``: that relies on the
+  event loop's readiness being level-triggered (epoll as asyncio and ``PacedSelector`` use it),
+  which reports a socket with unread bytes at every wait until they are read.
 - **PUBLISH in.** paho decodes into an ``MQTTMessage`` (with a ``threading.Condition``), logs,
   and walks its per-topic callback tree before calling ``on_message``. ``deliver`` receives the
   raw topic, payload, QoS, retain flag and packet id directly. QoS 2 and malformed packets take
