@@ -90,6 +90,7 @@ def render_commits(cost: CommitCost) -> Iterator[str]:
     yield (
         f"  the fsync costs ~{disk:.2f} ms per commit (p50), paid once per batch, not per"
         " message; its wait releases the GIL. The COMMIT runs on a helper thread while messages"
-        f" wait, unless the last {FAST_COMMITS_BEFORE_INLINE} took under"
-        f" {INLINE_COMMIT_MAX_S * 1000:g} ms each: then on the event loop, without the hand-over"
+        f" wait, unless the last {FAST_COMMITS_BEFORE_INLINE} (more after a slow one) took under"
+        f" {INLINE_COMMIT_MAX_S * 1000:g} ms each, timed with the hand-back: then on the event"
+        " loop, without the hand-over"
     )

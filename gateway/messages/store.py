@@ -19,12 +19,18 @@ loop's self-pipe took ~150 µs of CPU per commit here, against ~130 µs for the 
 loop (a write and an fsync whose wait releases the GIL). It pays only while the disk is slow
 enough that the loop has something better to do than wait. So the COMMIT runs on the loop thread
 when nothing else waits for the loop (the caller says ``idle=True``: a quiet site, one message per
-batch), and when the disk has been fast: ``CommitPlace`` times every durable COMMIT, and after
-``FAST_COMMITS_BEFORE_INLINE`` in a row under ``INLINE_COMMIT_MAX_S`` the next ones run on the
-loop, until one is slower — then the helper thread takes them again. An SD card whose fsync takes
-milliseconds keeps the helper thread; a fast disk saves the hand-over and its two context switches
-(at 1,000 msg/s here ~12 % of the gateway's CPU). The worst a suddenly slow disk costs is one
-COMMIT's wait on the loop, once.
+batch), and when the disk has been fast: ``CommitPlace`` times every durable COMMIT, and after a
+run of them under ``INLINE_COMMIT_MAX_S`` (``FAST_COMMITS_BEFORE_INLINE`` to begin with) the next
+ones run on the loop, until one is slower or fails — then the helper thread takes them again. An
+SD card whose fsync takes milliseconds keeps the helper thread; a fast disk saves the hand-over
+and its two context switches (measured in the README, Figures, "Night of 2026-12-04").
+
+What a slow disk can cost the loop: the COMMIT that first finds it slow waits on the loop for as
+long as the disk takes — nothing is read, acknowledged or answered meanwhile, as for a quiet
+site's COMMIT, which always ran there. Each slow (or failed) COMMIT on the loop doubles the run of
+fast ones needed before the loop takes them again, up to ``MAX_FAST_COMMITS_BEFORE_INLINE``, and
+each such run completed on the loop halves it again: a disk that is often slow holds the loop at
+most once per 1,024 COMMITs, and a disk that fails keeps its retries on the helper thread.
 
 Readers (TUI, verify, export, status) open their own read-only connections; WAL lets them read
 while this one writes.
@@ -48,7 +54,14 @@ from gateway.errors import StoreError
 from gateway.log.schema import ensure_schema
 from gateway.messages.handoff import HelperThread
 
-__all__ = ["FAST_COMMITS_BEFORE_INLINE", "INLINE_COMMIT_MAX_S", "CommitPlace", "Store", "connect"]
+__all__ = [
+    "FAST_COMMITS_BEFORE_INLINE",
+    "INLINE_COMMIT_MAX_S",
+    "MAX_FAST_COMMITS_BEFORE_INLINE",
+    "CommitPlace",
+    "Store",
+    "connect",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +72,13 @@ T = TypeVar("T")
 # a slower COMMIT sends the next ones to the helper thread. Here a one-message COMMIT took 0.2-0.4
 # ms (p99 ~1.2 ms, a few of several ms while ext4 flushed its journal).
 INLINE_COMMIT_MAX_S = 0.002
-# Fast COMMITs in a row, timed on the helper thread, before the loop takes them again: one fast
-# fsync between slow ones (a disk's write cache, a journal flush not yet due) proves nothing.
-# 16 at 1,000 msg/s is ~30 ms: one slow COMMIT costs the hand-over for that long, no more.
-# On the helper thread the time includes getting the GIL back from a busy loop: a loop that has
-# work to do keeps its helper, as it should.
+# Fast COMMITs in a row before the loop takes them: one fast fsync between slow ones (a disk's
+# write cache, a journal flush not yet due) proves nothing. 16 at 1,000 msg/s is ~30 ms. A COMMIT
+# timed on the helper thread includes getting the GIL back from a busy loop: a loop that has work
+# to do keeps its helper, as it should.
 FAST_COMMITS_BEFORE_INLINE = 16
+# The most it grows to after slow COMMITs on the loop (module text): ~1 s of commits at 1,000 msg/s.
+MAX_FAST_COMMITS_BEFORE_INLINE = 1024
 
 # How long a write waits for another process holding the database's write lock (an offline
 # `einblick` command run beside the gateway) before it fails, and the pipeline fails closed.
@@ -158,24 +172,52 @@ class CommitPlace:
     helper thread (module text). Starts on the helper thread: nothing is known of the disk yet."""
 
     def __init__(
-        self, slow_s: float = INLINE_COMMIT_MAX_S, fast_needed: int = FAST_COMMITS_BEFORE_INLINE
+        self,
+        slow_s: float = INLINE_COMMIT_MAX_S,
+        fast_needed: int = FAST_COMMITS_BEFORE_INLINE,
+        most_needed: int = MAX_FAST_COMMITS_BEFORE_INLINE,
     ) -> None:
         self.slow_s = slow_s
-        self.fast_needed = fast_needed
+        self.least_needed = fast_needed
+        self.most_needed = most_needed
+        self.needed = fast_needed  # fast COMMITs in a row before the loop takes the next
         self._fast_in_a_row = 0
-        self.on_loop = 0  # durable COMMITs run on the loop thread (status and tests)
+        self._fast_on_loop = 0  # … of which ran on the loop since ``needed`` last changed
+        self.on_loop = 0  # durable COMMITs run on the loop thread (logged at close; tests)
         self.on_helper = 0  # … and on the helper thread
 
     def inline(self) -> bool:
-        return self._fast_in_a_row >= self.fast_needed
+        return self._fast_in_a_row >= self.needed
 
     def timed(self, seconds: float, *, inline: bool) -> None:
         """One durable COMMIT took ``seconds`` (on the loop if ``inline``)."""
+        self._count(inline)
+        if seconds >= self.slow_s:
+            self._slow(inline)
+            return
+        self._fast_in_a_row += 1
+        if inline:
+            self._fast_on_loop += 1
+            if self._fast_on_loop >= self.needed > self.least_needed:
+                self.needed //= 2
+                self._fast_on_loop = 0
+
+    def failed(self, *, inline: bool) -> None:
+        """A durable COMMIT failed: as slow as can be (a disk failing after a long timeout must
+        not keep its retries on the loop)."""
+        self._count(inline)
+        self._slow(inline)
+
+    def _count(self, inline: bool) -> None:
         if inline:
             self.on_loop += 1
         else:
             self.on_helper += 1
-        self._fast_in_a_row = self._fast_in_a_row + 1 if seconds < self.slow_s else 0
+
+    def _slow(self, inline: bool) -> None:
+        self._fast_in_a_row = self._fast_on_loop = 0
+        if inline:
+            self.needed = min(self.needed * 2, self.most_needed)
 
 
 def _timed_commit(conn: sqlite3.Connection) -> float:
@@ -321,6 +363,7 @@ class Store:
                 try:
                     self.place.timed(_timed_commit(conn), inline=True)
                 except Exception as exc:  # as the helper thread's failure is handled below
+                    self.place.failed(inline=True)
                     error = exc
             else:
                 commit = self._helper.submit(functools.partial(_timed_commit, conn), pinned=True)
@@ -328,6 +371,8 @@ class Store:
                 error = commit.exception()
                 if error is None:
                     self.place.timed(commit.result(), inline=False)
+                else:
+                    self.place.failed(inline=False)
             if error is not None:
                 self._fail(conn, on_rollback, error)
                 failure = StoreError(f"{self.path}: write failed: {error}")

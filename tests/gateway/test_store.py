@@ -274,7 +274,7 @@ async def test_an_idle_commit_runs_on_the_loop_thread_and_a_busy_one_on_the_help
 
 
 def test_the_commit_place_moves_to_the_loop_after_fast_commits_and_back_after_a_slow_one() -> None:
-    place = CommitPlace(slow_s=0.002, fast_needed=3)
+    place = CommitPlace(slow_s=0.002, fast_needed=3, most_needed=12)
     assert not place.inline()  # nothing known of the disk yet: the helper thread
     for _ in range(2):
         place.timed(0.0005, inline=False)
@@ -283,17 +283,53 @@ def test_the_commit_place_moves_to_the_loop_after_fast_commits_and_back_after_a_
     assert place.inline()
     place.timed(0.0019, inline=True)
     assert place.inline()
-    place.timed(0.002, inline=True)  # one slow COMMIT: the next ones go to the helper again
-    assert not place.inline()
-    for _ in range(2):
+    place.timed(0.05, inline=False)  # slow on the helper: back to a count of 3, no more
+    assert place.needed == 3 and not place.inline()
+    for _ in range(3):
         place.timed(0.0001, inline=False)
-    place.timed(0.05, inline=False)  # a slow one among fast ones starts the count again
-    for _ in range(2):
+    assert place.inline()
+    place.timed(0.002, inline=True)  # slow on the loop: the loop waited, so trust halves
+    assert not place.inline() and place.needed == 6
+    for _ in range(5):
         place.timed(0.0001, inline=False)
     assert not place.inline()
     place.timed(0.0001, inline=False)
     assert place.inline()
-    assert (place.on_loop, place.on_helper) == (2, 9)
+    for seconds in (0.01, 0.01, 0.01):  # each slow one the loop waited for doubles, up to 12
+        for _ in range(place.needed):
+            place.timed(0.0001, inline=False)
+        assert place.inline()
+        place.timed(seconds, inline=True)
+    assert place.needed == 12
+    assert (place.on_loop, place.on_helper) == (5, 2 + 1 + 1 + 3 + 6 + 6 + 12 + 12)
+
+
+def test_a_run_of_fast_commits_on_the_loop_earns_the_trust_back() -> None:
+    place = CommitPlace(slow_s=0.002, fast_needed=2, most_needed=8)
+    for _ in range(2):
+        place.timed(0.0001, inline=False)
+    place.timed(0.01, inline=True)
+    for _ in range(4):
+        place.timed(0.0001, inline=False)
+    place.timed(0.01, inline=True)
+    assert place.needed == 8
+    for _ in range(8):
+        place.timed(0.0001, inline=False)
+    for expected in (8, 8, 8, 8, 8, 8, 8, 4, 4, 4, 4, 2, 2, 2):
+        assert place.inline()
+        place.timed(0.0001, inline=True)
+        assert place.needed == expected
+    # Never below where it started.
+    assert place.needed == place.least_needed == 2
+
+
+def test_a_failed_commit_sends_the_retries_to_the_helper_thread() -> None:
+    place = CommitPlace(slow_s=10.0, fast_needed=1, most_needed=4)
+    place.timed(0.0001, inline=False)
+    assert place.inline()
+    place.failed(inline=True)
+    assert not place.inline() and place.needed == 2
+    assert (place.on_loop, place.on_helper) == (1, 1)
 
 
 async def test_durable_commits_run_on_the_loop_once_the_disk_has_been_fast(
@@ -367,4 +403,18 @@ async def test_a_commit_without_fsync_runs_on_the_loop_thread(tmp_path: Path) ->
     await store.transaction(lambda c: c.execute("INSERT INTO parent VALUES (2)"))
     assert threads["COMMIT"] != threading.get_ident()
     assert _rows(store.path, "parent") == [1, 2]
+    await store.close()
+
+
+async def test_a_commit_that_fails_on_the_loop_sends_the_next_ones_to_the_helper(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "db.sqlite", _schema, CommitPlace(10.0, 1))
+    await store.open()
+    await store.transaction(lambda conn: conn.execute("INSERT INTO parent VALUES (1)"))
+    assert store.place.inline()
+    with pytest.raises(StoreError, match="FOREIGN KEY constraint failed"):
+        await store.transaction(lambda conn: conn.execute("INSERT INTO child VALUES (1, 99)"))
+    assert not store.place.inline()
+    assert (store.place.on_loop, store.place.on_helper) == (1, 1)
     await store.close()
