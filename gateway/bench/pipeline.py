@@ -40,6 +40,7 @@ from gateway.bench.load import Generator, ceiling
 from gateway.bench.process_stats import cpu_seconds, rss_mb, thread_cpu_seconds
 from gateway.bench.results import (
     GENERATOR_PROCESSES,
+    MAX_WAKE_MS,
     UNPACED,
     WAKE_PREFIX,
     Result,
@@ -463,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     systems = tuple(s for s in args.systems.split(",") if s)
     unknown = sorted(s for s in set(systems) - set(SYSTEMS) if wake_interval_ms(s) is None)
     if unknown:
-        choices = ", ".join((*SYSTEMS, UNPACED, f"{WAKE_PREFIX}N (N ms, 0-50)"))
+        choices = ", ".join((*SYSTEMS, UNPACED, f"{WAKE_PREFIX}N (N ms, 1-{MAX_WAKE_MS})"))
         parser.error(f"unknown system {', '.join(unknown)}: choose from {choices}")
     print(
         f"machine: {os.cpu_count()} cores, {platform()}; {DEVICES} devices, ~200-byte JSON, QoS 1",

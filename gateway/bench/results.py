@@ -7,12 +7,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from annotated_types import Le
+
 from gateway.bench.commits import CommitCost
 from gateway.bench.load import GeneratorResult
+from gateway.config import PipelineConfig
 
 __all__ = [
     "GENERATOR_PROCESSES",
     "MAX_MARGIN",
+    "MAX_WAKE_MS",
     "UNPACED",
     "WAKE_PREFIX",
     "Result",
@@ -32,19 +36,27 @@ MAX_MARGIN = 3.0
 # the trade of latency for CPU an installer can make (gateway/messages/pacing.py).
 UNPACED = "einblick-unpaced"
 WAKE_PREFIX = "einblick-wake"
-MAX_WAKE_MS = 50  # the configuration's own limit (gateway/config/runtime.py)
+# The configuration's own limit, read from its model so the two cannot differ.
+MAX_WAKE_MS = int(
+    next(
+        float(m.le)  # type: ignore[arg-type]  # Le's bound is typed as a protocol
+        for m in PipelineConfig.model_fields["wake_interval_ms"].metadata
+        if isinstance(m, Le)
+    )
+)
 
 
 def wake_interval_ms(system: str) -> int | None:
     """The wake interval a gateway system sets; None: its default (or not a gateway system, or
-    not a name this benchmark knows: ``einblick-wake`` followed by 0 to 50 ms)."""
+    not a name this benchmark knows: ``einblick-wake`` and 1 to ``MAX_WAKE_MS`` ms, written
+    plainly; no pacing is ``einblick-unpaced``, the name "What pacing saves" looks for)."""
     if system == UNPACED:
         return 0
     digits = system.removeprefix(WAKE_PREFIX)
-    if digits == system or not digits.isascii() or not digits.isdigit():
+    if not (digits != system and digits.isascii() and digits.isdigit()) or digits[0] == "0":
         return None
-    value = int(digits)
-    return value if value <= MAX_WAKE_MS else None
+    value = int(digits[:4])  # a longer one is over the limit anyway
+    return value if len(digits) <= 4 and value <= MAX_WAKE_MS else None
 
 
 def _variant(system: str) -> str:

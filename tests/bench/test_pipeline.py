@@ -104,10 +104,13 @@ def test_an_unknown_system_is_refused_with_the_choices(capsys: pytest.CaptureFix
         main(["--rates", "50", "--systems", "einblick,einblik"])
     err = capsys.readouterr().err
     assert "unknown system einblik" in err and "einblick-unpaced" in err
-    assert "einblick-wakeN (N ms, 0-50)" in err
+    assert "einblick-wakeN (N ms, 1-50)" in err
 
 
-@pytest.mark.parametrize("name", ["einblick-wake51", "einblick-wake", "einblick-wake-1"])
+@pytest.mark.parametrize(
+    "name",
+    ["einblick-wake51", "einblick-wake", "einblick-wake-1", "einblick-wake0", "einblick-wake05"],
+)
 def test_a_wake_interval_the_gateway_would_refuse_is_refused_before_anything_starts(
     capsys: pytest.CaptureFixture[str], name: str
 ) -> None:

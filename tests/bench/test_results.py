@@ -77,5 +77,7 @@ def test_a_gateway_with_another_wake_interval_is_named_by_it_against_the_forward
         0,
         5,
     ]
+    assert wake_interval_ms("einblick-wake50") == 50  # the configuration's own limit
     assert wake_interval_ms("einblick-wake51") is None
+    assert wake_interval_ms("einblick-wake" + "9" * 5000) is None  # no int() of 5,000 digits
     assert wake_interval_ms("einblick-wake٣") is None  # a digit, but not one a YAML number takes
