@@ -481,5 +481,6 @@ class Gateway:
                 disk=self.disk,
                 witnesses=self.witnesses,
                 checkpoints=self.checkpoints,
+                commits=self.store.place,
             )
         )

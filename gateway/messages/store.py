@@ -183,8 +183,9 @@ class CommitPlace:
         self.needed = fast_needed  # fast COMMITs in a row before the loop takes the next
         self._fast_in_a_row = 0
         self._fast_on_loop = 0  # … of which ran on the loop since ``needed`` last changed
-        self.on_loop = 0  # durable COMMITs run on the loop thread (logged at close; tests)
+        self.on_loop = 0  # durable COMMITs run on the loop thread (status, logged at close)
         self.on_helper = 0  # … and on the helper thread
+        self.slow = 0  # … of which took ``slow_s`` or longer, or failed
 
     def inline(self) -> bool:
         return self._fast_in_a_row >= self.needed
@@ -215,6 +216,7 @@ class CommitPlace:
             self.on_helper += 1
 
     def _slow(self, inline: bool) -> None:
+        self.slow += 1
         self._fast_in_a_row = self._fast_on_loop = 0
         if inline:
             self.needed = min(self.needed * 2, self.most_needed)

@@ -19,6 +19,7 @@ from gateway.messages.device_link import DeviceLink
 from gateway.messages.pipeline import Pipeline
 from gateway.messages.policyset import PolicySet
 from gateway.messages.retained import RetainedSweeper
+from gateway.messages.store import CommitPlace
 from gateway.messages.upstreams import Upstreams
 from gateway.operations.checkpoints import Checkpoints
 from gateway.operations.disk import DiskWatch
@@ -68,6 +69,7 @@ class StatusParts:
     disk: DiskWatch
     witnesses: Witnesses
     checkpoints: Checkpoints
+    commits: CommitPlace  # the store's: where its durable COMMITs ran
 
 
 def gather_status(parts: StatusParts) -> Status:
@@ -113,6 +115,10 @@ def gather_status(parts: StatusParts) -> Status:
             outbox_full=pipeline.outbox_full.is_set(),
             paused_because=pipeline.pause_reason(),
             latency=LatencySummary.model_validate(pipeline.decided.summary()),
+            commits_on_loop=parts.commits.on_loop,
+            commits_on_helper=parts.commits.on_helper,
+            slow_commits=parts.commits.slow,
+            slow_commit_ms=parts.commits.slow_s * 1000,
         ),
         erasures=ErasureStatus(
             unacknowledged=[

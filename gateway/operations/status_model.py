@@ -115,6 +115,12 @@ class PipelineStatus(_Reply):
     outbox_full: bool = False
     paused_because: str | None = None
     latency: LatencySummary | None = None
+    # Where the durable COMMITs waited for the disk (gateway/messages/store.py, CommitPlace):
+    # on the event loop while the disk is fast, on a helper thread after a slow one.
+    commits_on_loop: int = 0
+    commits_on_helper: int = 0
+    slow_commits: int = 0  # took ``slow_commit_ms`` or longer, or failed
+    slow_commit_ms: float | None = None
 
 
 class ErasureNotice(_Reply):

@@ -40,6 +40,14 @@ def render_status(reply: Status | Mapping[str, JsonValue]) -> str:
         lines.append(
             f"  received → committed: {_latency(decided)} (last {decided.window:,} messages)"
         )
+    commits = pipeline.commits_on_loop + pipeline.commits_on_helper
+    if commits and pipeline.slow_commit_ms is not None:
+        # A disk slower than it should be shows here first: its COMMITs move to the helper.
+        lines.append(
+            f"  durable commits: {pipeline.commits_on_loop:,} on the event loop, "
+            f"{pipeline.commits_on_helper:,} on a helper thread; {pipeline.slow_commits:,} took "
+            f"{pipeline.slow_commit_ms:g} ms or more or failed (a slow disk's go to the helper)"
+        )
     # Retained copies the broker sent again to a new session of the gateway, recognised in the
     # log as decided already (gateway/messages/replays.py): said, so that a quiet forwarder
     # after a reconnect reads as intended and not as loss.

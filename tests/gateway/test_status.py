@@ -31,6 +31,8 @@ async def test_the_status_reports_each_part_as_it_is(tmp_path: Path) -> None:
         stats = gateway.pipeline.stats
         link = gateway.device_link.state
         latency = gateway.pipeline.decided.summary()
+        place = gateway.store.place
+        commits = (place.on_loop, place.on_helper, place.slow)  # as the status was taken
 
     assert status.instance == gateway.config.instance
     assert status.key_fingerprint == gateway.signer.fingerprint
@@ -40,6 +42,11 @@ async def test_the_status_reports_each_part_as_it_is(tmp_path: Path) -> None:
     # Rounded temperature: altered, not shared as it came.
     assert (status.pipeline.altered, status.pipeline.shared) == (1, 0)
     assert status.pipeline.outbox_full is False
+    # Where the store's durable COMMITs ran, from the store's own count.
+    on_loop, on_helper = status.pipeline.commits_on_loop, status.pipeline.commits_on_helper
+    assert on_loop + on_helper >= 1
+    assert (on_loop, on_helper, status.pipeline.slow_commits) == commits
+    assert status.pipeline.slow_commit_ms == 2.0
     # The device link's own state and the pipeline's latency window, on the wire exactly as
     # `status --json` and the TUI read them (every key present, none added).
     reply = status.model_dump(mode="json", exclude_unset=True)

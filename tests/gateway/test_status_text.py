@@ -71,6 +71,25 @@ def test_what_needs_the_installer_is_said_in_capitals() -> None:
     assert "devices not admitted to the broker (their topics break the rules): 1" in text
 
 
+def test_where_the_commits_waited_for_the_disk_is_said_once_there_were_any() -> None:
+    assert "durable commits" not in render_status(_status())
+    text = render_status(
+        _status(
+            pipeline=PipelineStatus(
+                received=12,
+                commits_on_loop=6500,
+                commits_on_helper=79,
+                slow_commits=2,
+                slow_commit_ms=2.0,
+            )
+        )
+    )
+    assert (
+        "  durable commits: 6,500 on the event loop, 79 on a helper thread; 2 took 2 ms or more"
+        " or failed (a slow disk's go to the helper)"
+    ) in text
+
+
 def test_device_text_is_shown_escaped() -> None:
     text = render_status(
         _status(
