@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 
 from pydantic import JsonValue
 
+from gateway.messages.store import INLINE_COMMIT_MAX_S
 from gateway.operations.status_model import PipelineStatus, Status
 
 __all__ = ["MetricsServer", "render"]
@@ -31,6 +32,15 @@ def render(reply: Status | Mapping[str, JsonValue]) -> str:
     for outcome in ("shared", "altered", "withheld"):
         lines.append(f'einblick_entries_total{{outcome="{outcome}"}} {getattr(pipeline, outcome)}')
     lines += [
+        "# HELP einblick_commits_total Durable commits, by where they waited for the disk's fsync"
+        " (the event loop while the disk is fast, a helper thread after a slow one).",
+        "# TYPE einblick_commits_total counter",
+        f'einblick_commits_total{{place="loop"}} {pipeline.commits_on_loop}',
+        f'einblick_commits_total{{place="helper"}} {pipeline.commits_on_helper}',
+        f"# HELP einblick_slow_commits_total Durable commits that took {INLINE_COMMIT_MAX_S * 1000:g}"
+        " ms or more, or failed: a disk slower than it should be.",
+        "# TYPE einblick_slow_commits_total counter",
+        f"einblick_slow_commits_total {pipeline.slow_commits}",
         "# HELP einblick_failing_closed 1 while decisions cannot be recorded (nothing is forwarded).",
         "# TYPE einblick_failing_closed gauge",
         f"einblick_failing_closed {1 if pipeline.failing_closed else 0}",

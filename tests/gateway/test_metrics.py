@@ -35,7 +35,17 @@ def test_each_fact_is_one_series() -> None:
         key_fingerprint="k",
         device_broker=DeviceBrokerStatus(connected=False),
         upstreams=[_upstream("oven-maker", True, 3), _upstream("logistics", False, 0)],
-        pipeline=PipelineStatus(received=5, shared=2, altered=1, withheld=2, failing_closed="x"),
+        pipeline=PipelineStatus(
+            received=5,
+            shared=2,
+            altered=1,
+            withheld=2,
+            failing_closed="x",
+            commits_on_loop=4,
+            commits_on_helper=1,
+            slow_commits=1,
+            slow_commit_ms=2.0,
+        ),
     )
     lines = render(status).splitlines()
     for expected in (
@@ -43,6 +53,9 @@ def test_each_fact_is_one_series() -> None:
         'einblick_entries_total{outcome="shared"} 2',
         'einblick_entries_total{outcome="withheld"} 2',
         "einblick_failing_closed 1",
+        'einblick_commits_total{place="loop"} 4',
+        'einblick_commits_total{place="helper"} 1',
+        "einblick_slow_commits_total 1",
         "einblick_outbox_full 0",
         "einblick_device_broker_connected 0",
         'einblick_upstream_connected{recipient="oven-maker"} 1',
