@@ -53,10 +53,11 @@ def wake_interval_ms(system: str) -> int | None:
     if system == UNPACED:
         return 0
     digits = system.removeprefix(WAKE_PREFIX)
-    if not (digits != system and digits.isascii() and digits.isdigit()) or digits[0] == "0":
+    plain = digits != system and digits.isascii() and digits.isdigit() and digits[0] != "0"
+    if not plain or len(digits) > len(str(MAX_WAKE_MS)):  # longer: over the limit anyway
         return None
-    value = int(digits[:4])  # a longer one is over the limit anyway
-    return value if len(digits) <= 4 and value <= MAX_WAKE_MS else None
+    value = int(digits)
+    return value if value <= MAX_WAKE_MS else None
 
 
 def _variant(system: str) -> str:

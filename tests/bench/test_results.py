@@ -42,29 +42,28 @@ def test_max_row_that_drained_its_backlog_is_not_a_maximum() -> None:
     assert max_rows_valid(dry) == (False, 3_000)
 
 
-def test_pacing_is_held_to_the_unpaced_gateway_of_the_same_run() -> None:
-    def paced(system: str, cpu_us: float, p99_ms: float) -> Result:
-        return dataclasses.replace(
-            _row(system, 1_000, 1_000), offered=1_000.0, lost=0, cpu_us=cpu_us, p99_ms=p99_ms
-        )
+def _at_1000(system: str, cpu_us: float, p99_ms: float) -> Result:
+    """A row of a 1,000 msg/s run that lost nothing."""
+    return dataclasses.replace(
+        _row(system, 1_000, 1_000), offered=1_000.0, lost=0, cpu_us=cpu_us, p99_ms=p99_ms
+    )
 
-    run = Run([paced("einblick", 300.0, 4.0), paced("einblick-unpaced", 400.0, 2.5)], None)
+
+def test_pacing_is_held_to_the_unpaced_gateway_of_the_same_run() -> None:
+    run = Run([_at_1000("einblick", 300.0, 4.0), _at_1000("einblick-unpaced", 400.0, 2.5)], None)
     lines = list(render(run))
     at = lines.index(
         "What pacing saves: Einblick against itself with pipeline.wake_interval_ms 0, same run:"
     )
     assert lines[at + 1] == "  at   1,000/s: CPU 0.75x per message, p50 +0.0 ms, p99 +1.5 ms"
     # Without the unpaced run, no such comparison is claimed.
-    assert not any("pacing" in line for line in render(Run([paced("einblick", 300.0, 4.0)], None)))
+    assert not any(
+        "pacing" in line for line in render(Run([_at_1000("einblick", 300.0, 4.0)], None))
+    )
 
 
 def test_a_gateway_with_another_wake_interval_is_named_by_it_against_the_forwarder() -> None:
-    def row(system: str, cpu_us: float, p99_ms: float) -> Result:
-        return dataclasses.replace(
-            _row(system, 1_000, 1_000), offered=1_000.0, lost=0, cpu_us=cpu_us, p99_ms=p99_ms
-        )
-
-    run = Run([row("forwarder", 150.0, 1.0), row("einblick-wake10", 180.0, 12.0)], None)
+    run = Run([_at_1000("forwarder", 150.0, 1.0), _at_1000("einblick-wake10", 180.0, 12.0)], None)
     lines = list(render(run))
     assert (
         "  at   1,000/s (wake 10 ms): throughput 1.00x, p99 +11.0 ms, CPU 1.20x per message"
