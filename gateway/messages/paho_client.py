@@ -34,6 +34,16 @@ carry no reason codes or properties to decode. What is overridden, and why:
   has no condition (``_LoopInfo``) when the publish can go out at once; a publish paho would queue
   behind the in-flight limit, or any other kind, takes paho's own path.
 - **Writing.** packets queued in one turn of the loop go out in one ``send`` (``_packet_write``).
+- **A write that fails.** paho closes the socket when a write fails. If the broker died, the
+  packets it sent before (PUBLISHes it has acknowledged to their devices) may still be unread in
+  the socket, and would be lost with it. So before paho closes it, ``_salvage`` reads and hands
+  on every whole packet left in this client's buffer and in the socket: Linux hands out the
+  bytes received before a reset, then end of file (tests/gateway/test_paho_client.py). Through
+  TLS the session is broken once a write failed, so there the pump reads whatever waits before
+  each write instead (``salvages``; ``gateway/messages/pump.py``). Reading before every write
+  cost a plain connection its pacing: the pipeline's acknowledgements after each commit read
+  what had arrived during the commit at once, a batch of about one message with a commit and
+  an fsync of its own (README, "Figures").
 """
 
 from __future__ import annotations
@@ -61,6 +71,10 @@ Deliver = Callable[[bytes, bytes, int, bool, int], None]
 
 # Bytes taken from the socket per read: a loopback or TCP buffer's worth, a few hundred packets.
 RECV_BYTES = 64 * 1024
+# Packets read from a connection whose write failed, at most: the socket of a dead broker holds
+# no more than its receive buffer (a few thousand small packets); a peer that is somehow still
+# sending cannot keep the loop here.
+SALVAGE_PACKETS = 100_000
 
 _PUBLISH = 0x30  # MQTT control packet types (high nibble of the fixed header)
 _PUBLISH_QOS1 = _PUBLISH | 0x02
@@ -148,6 +162,7 @@ class LoopClient(paho.Client):
         # reading packets one by one (``_packet_read``) must get what arrived since.
         self._emptied = False
         self._reading = False
+        self._writing = False  # inside ``loop_write``: a failure there salvages (module text)
 
     @property
     def buffered(self) -> bool:
@@ -165,6 +180,35 @@ class LoopClient(paho.Client):
             self._rbuf, self._rpos = buf, 0
         self._emptied = self.drained and self._reading
         return buf
+
+    @property
+    def salvages(self) -> bool:
+        """A write that fails reads the packets the broker sent before paho closes the socket
+        (module text); through TLS it cannot, so there the pump reads before it writes."""
+        return not isinstance(self._sock, ssl.SSLSocket)
+
+    def loop_write(self) -> MQTTErrorCode:
+        self._writing = True
+        try:
+            return super().loop_write()
+        finally:
+            self._writing = False
+
+    def _loop_rc_handle(self, rc: MQTTErrorCode) -> MQTTErrorCode:
+        if rc and self._writing and self._sock is not None and self.salvages:
+            self._writing = False
+            try:
+                self._salvage()
+            except BaseException:
+                super()._loop_rc_handle(rc)  # the socket is closed all the same
+                raise
+        return super()._loop_rc_handle(rc)
+
+    def _salvage(self) -> None:
+        """Hand on the whole packets left in the buffer and the socket of a lost connection."""
+        for _ in range(SALVAGE_PACKETS):
+            if self._packet_read() != _SUCCESS:
+                return
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         self._reading = True

@@ -152,10 +152,13 @@ class SocketPump:
         self._flush_pending = False
         if self._is_closed() or sock.fileno() == -1:
             return
-        if self.reading and (self._client.buffered or unread(sock)):
-            # Read first: if the broker has died, its last packets are still in the socket,
-            # and the write below failing would close it with them unread. A read that raises
-            # must not skip the write: paho asks for a flush only once per queued write.
+        client = self._client
+        if self.reading and not client.salvages and (client.buffered or unread(sock)):
+            # Through TLS, read first: if the broker has died, its last packets are still in
+            # the socket, and the write below failing would close it with them unread. A plain
+            # socket's client reads them when the write fails (``LoopClient.salvages``), so
+            # what arrived since the loop looked waits for its next look, paced. A read that
+            # raises must not skip the write: paho asks for a flush only once per queued write.
             try:
                 self.read()
             finally:

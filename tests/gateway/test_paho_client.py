@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import socket
+import struct
 import sys
 import termios
 import threading
+import time
 
 import paho.mqtt.client as paho
 import pytest
@@ -387,3 +389,64 @@ def test_packets_read_one_by_one_outside_loop_read_get_what_arrived_since() -> N
     assert got == [(b"a", b"1", 1, False, 7), (b"b", b"2", 1, False, 8)]
     theirs.close()
     client._sock.close()
+
+
+def _dying_broker() -> tuple[LoopClient, list[tuple[bytes, bytes, int, bool, int]], socket.socket]:
+    """A client on a real TCP connection, and the broker's end of it."""
+    client, got = _client()
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        ours = socket.create_connection(server.getsockname())
+        theirs, _ = server.accept()
+    ours.setblocking(False)
+    client._sock = ours
+    client.on_socket_register_write = lambda *_: None  # the pump's flush is the test's call
+    return client, got, theirs
+
+
+def _reset(client: LoopClient, theirs: socket.socket) -> None:
+    """The broker dies (kill -9 with our PUBACKs unread: a reset); returns once it arrived."""
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    theirs.close()
+    deadline = time.monotonic() + 5
+    while client._sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] != _TCP_CLOSE:
+        assert time.monotonic() < deadline, "the reset never arrived"
+        time.sleep(0.001)
+
+
+_TCP_CLOSE = 7  # tcpi_state of a connection reset (include/net/tcp_states.h)
+
+
+def test_a_write_that_fails_hands_on_what_the_dead_broker_sent_before_the_socket_closes() -> None:
+    """The broker acknowledged these PUBLISHes to their devices before it died: paho would close
+    the socket with the write's failure and them unread. Packets already in the client's buffer
+    and those still in the socket are handed on, in order, and the connection is closed once."""
+    client, got, theirs = _dying_broker()
+    closed: list[object] = []
+    client.on_disconnect = lambda *args: closed.append(args)
+    theirs.sendall(b"".join(_publish_bytes(b"a", b"%d" % n, n) for n in (1, 2, 3)))
+    while not got:  # the first packet; the next two wait in the client's buffer
+        client._packet_read()
+    assert client.buffered
+    theirs.sendall(b"".join(_publish_bytes(b"a", b"%d" % n, n) for n in (4, 5)))
+    _reset(client, theirs)
+    client.ack(1, 1)  # the pipeline acknowledges what it committed: the write fails
+    assert client.loop_write() == paho.MQTTErrorCode.MQTT_ERR_CONN_LOST
+    assert got == [(b"a", b"%d" % n, 1, False, n) for n in (1, 2, 3, 4, 5)]
+    assert client._sock is None and len(closed) == 1
+
+
+def test_a_salvaged_packet_the_gateway_refuses_still_closes_the_connection() -> None:
+    client, _, theirs = _dying_broker()
+    closed: list[object] = []
+    client.on_disconnect = lambda *args: closed.append(args)
+
+    def full(*fields: object) -> None:
+        raise asyncio.QueueFull  # the intake past its limit: told, not dropped in silence
+
+    client.deliver = full
+    theirs.sendall(_publish_bytes(b"a", b"1", 1))
+    _reset(client, theirs)
+    client.ack(9, 1)
+    with pytest.raises(asyncio.QueueFull):
+        client.loop_write()
+    assert client._sock is None and len(closed) == 1

@@ -20,6 +20,7 @@ class _Client:
         self.sock = sock
         self.buffered = False
         self.drained = False
+        self.salvages = True  # a plain socket's client: a failed write reads what is left
         self.read_rc = MQTTErrorCode.MQTT_ERR_SUCCESS
         self.reads = 0
         self.read_seen = asyncio.Event()
@@ -173,11 +174,29 @@ async def test_held_writes_go_out_as_the_hold_ends_in_the_same_turn() -> None:
     other.close()
 
 
+async def test_a_flush_leaves_what_arrived_for_the_loops_next_look_unless_it_cannot_salvage() -> (
+    None
+):
+    """A plain socket's client reads what a dead broker left when its write fails, so the flush
+    after a commit does not read what arrived during it: that waits for the paced selector.
+    Through TLS (no salvage) the flush reads first, as before."""
+    rig = _Rig()
+    await rig.attached()
+    rig.theirs.send(b"x")
+    rig.pump.flush(rig.ours)
+    assert (rig.client.reads, rig.client.writes) == (0, 1)
+    rig.client.salvages = False
+    rig.pump.flush(rig.ours)
+    assert (rig.client.reads, rig.client.writes) == (1, 2)
+    rig.close()
+
+
 async def test_a_read_before_a_flush_that_raises_does_not_skip_the_write() -> None:
     """paho asks for a flush once per queued write: a read that raised (a full intake, a
     callback's error) and skipped the write would stall the connection's acknowledgements."""
     rig = _Rig()
     await rig.attached()
+    rig.client.salvages = False  # through TLS
     rig.theirs.send(b"x")  # something waits: the flush reads first
 
     def failing_read() -> MQTTErrorCode:
