@@ -37,17 +37,21 @@ carry no reason codes or properties to decode. What is overridden, and why:
 - **A write that fails.** paho closes the socket when a write fails. If the broker died, the
   packets it sent before (PUBLISHes it has acknowledged to their devices) may still be unread in
   the socket, and would be lost with it. So before paho closes it, ``_salvage`` reads and hands
-  on every whole packet left in this client's buffer and in the socket: Linux hands out the
-  bytes received before a reset, then end of file (tests/gateway/test_paho_client.py). Through
-  TLS the session is broken once a write failed, so there the pump reads whatever waits before
-  each write instead (``salvages``; ``gateway/messages/pump.py``). Reading before every write
-  cost a plain connection its pacing: the pipeline's acknowledgements after each commit read
-  what had arrived during the commit at once, a batch of about one message with a commit and
-  an fsync of its own (README, "Figures").
+  on the whole packets left in this client's buffer and in the socket: Linux hands out the
+  bytes received before a reset, then end of file (tests/gateway/test_paho_client.py). What
+  the gateway cannot take stays lost with the socket, as it would have unread: a callback that
+  raises (the intake full past its limit) ends the salvage, and so does a bound of
+  ``SALVAGE_PACKETS`` (logged). Through TLS the session is broken once a write failed, so there
+  the pump reads whatever waits before each write instead (``salvages``;
+  ``gateway/messages/pump.py``). Reading before every write cost a plain connection its pacing:
+  the pipeline's acknowledgements after each commit read what had arrived during the commit at
+  once, a batch of about one message with a commit and an fsync of its own (README, "Figures" →
+  "The pacing kept").
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import struct
@@ -71,10 +75,12 @@ Deliver = Callable[[bytes, bytes, int, bool, int], None]
 
 # Bytes taken from the socket per read: a loopback or TCP buffer's worth, a few hundred packets.
 RECV_BYTES = 64 * 1024
-# Packets read from a connection whose write failed, at most: the socket of a dead broker holds
-# no more than its receive buffer (a few thousand small packets); a peer that is somehow still
-# sending cannot keep the loop here.
+# Packets read from a connection whose write failed, at most. The broker's in-flight window
+# bounds its unacknowledged QoS 1 PUBLISHes (1,000: gateway/devices/broker_files.py); the bound
+# keeps a peer that is somehow still sending from holding the loop here.
 SALVAGE_PACKETS = 100_000
+
+log = logging.getLogger(__name__)
 
 _PUBLISH = 0x30  # MQTT control packet types (high nibble of the fixed header)
 _PUBLISH_QOS1 = _PUBLISH | 0x02
@@ -163,6 +169,7 @@ class LoopClient(paho.Client):
         self._emptied = False
         self._reading = False
         self._writing = False  # inside ``loop_write``: a failure there salvages (module text)
+        self._salvaging = False
 
     @property
     def buffered(self) -> bool:
@@ -195,13 +202,22 @@ class LoopClient(paho.Client):
             self._writing = False
 
     def _loop_rc_handle(self, rc: MQTTErrorCode) -> MQTTErrorCode:
+        if rc and self._salvaging:
+            # A write from inside the salvage (paho writes at once when no pump asks for
+            # writes) failed too. The salvage goes on, and the failure it started from closes
+            # the socket and is reported when it is done. Another salvage here would read the
+            # packet being handled again; the failure handed back would end this one.
+            return _SUCCESS
         if rc and self._writing and self._sock is not None and self.salvages:
             self._writing = False
+            self._salvaging = True
             try:
                 self._salvage()
             except BaseException:
+                self._salvaging = False
                 super()._loop_rc_handle(rc)  # the socket is closed all the same
                 raise
+            self._salvaging = False
         return super()._loop_rc_handle(rc)
 
     def _salvage(self) -> None:
@@ -209,6 +225,14 @@ class LoopClient(paho.Client):
         for _ in range(SALVAGE_PACKETS):
             if self._packet_read() != _SUCCESS:
                 return
+        log.warning(
+            "the connection to %s:%s failed while it still delivered packets; the gateway took"
+            " %d of them and closed it with the rest unread: the broker sends again what it"
+            " persisted",
+            self._host,
+            self._port,
+            SALVAGE_PACKETS,
+        )
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         self._reading = True

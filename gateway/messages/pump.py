@@ -31,12 +31,14 @@ from paho.mqtt.enums import MQTTErrorCode
 from gateway.messages.paho_client import LoopClient
 from gateway.messages.sockets import unread
 
-__all__ = ["READ_BURST", "SocketPump", "WritesHeld"]
+__all__ = ["READ_BURST", "RETRY_READ_SECONDS", "SocketPump", "WritesHeld"]
 
 log = logging.getLogger(__name__)
 
 # Packets one turn of the loop reads from one socket before it lets others run.
 READ_BURST = 256
+# After a read whose callback raised, the packets left in the client's buffer are read then.
+RETRY_READ_SECONDS = 0.1
 
 _OK = (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN)
 
@@ -148,7 +150,7 @@ class SocketPump:
                 self._loop.call_soon(self.flush, sock)
 
     def flush(self, sock: socket.socket) -> None:
-        """Write what paho queued on ``sock`` (after reading what waits: see below)."""
+        """Write what paho queued on ``sock`` (through TLS, after reading what waits: below)."""
         self._flush_pending = False
         if self._is_closed() or sock.fileno() == -1:
             return
@@ -185,25 +187,32 @@ class SocketPump:
     def read(self) -> None:
         # paho handles one packet per loop_read. Take everything already waiting, in the
         # client's buffer or in the socket, up to a bound so one busy socket cannot starve the
-        # loop: a write that fails because the broker died makes paho close the socket, and
-        # packets still unread would be lost although the broker acknowledged them to their
-        # devices.
+        # loop. (What a dead broker left unread when a write fails is read then: through a
+        # plain socket by the client's salvage, through TLS by the flush before it writes.)
         # A recv that took less than it asked for emptied the socket (``LoopClient.drained``):
         # then asking the kernel whether more waits would be one ioctl per packet for nothing;
         # bytes that arrive after it wake the loop's epoll again.
         sock = self.sock
         client = self._client
-        rc = client.loop_read()
-        for _ in range(READ_BURST):
-            if not (
-                rc == MQTTErrorCode.MQTT_ERR_SUCCESS
-                and self.reading
-                and sock is not None
-                and self.sock is sock
-                and (client.buffered or (not client.drained and unread(sock)))
-            ):
-                break
+        try:
             rc = client.loop_read()
+            for _ in range(READ_BURST):
+                if not (
+                    rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+                    and self.reading
+                    and sock is not None
+                    and self.sock is sock
+                    and (client.buffered or (not client.drained and unread(sock)))
+                ):
+                    break
+                rc = client.loop_read()
+        except BaseException:
+            if self.reading and client.buffered:
+                # A callback raised (the loop reports it): the packets already read wait in
+                # the client's buffer, where epoll cannot see them. Read on a little later;
+                # at once, a failure that recurs would keep the loop spinning.
+                self._loop.call_later(RETRY_READ_SECONDS, self._read_buffered)
+            raise
         if rc not in _OK:
             self._fail(f"read failed: {paho.error_string(rc)}")
         elif self.reading and client.buffered:

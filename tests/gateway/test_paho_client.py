@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import socket
+import ssl
 import struct
 import sys
 import termios
@@ -424,7 +425,9 @@ def test_a_write_that_fails_hands_on_what_the_dead_broker_sent_before_the_socket
     closed: list[object] = []
     client.on_disconnect = lambda *args: closed.append(args)
     theirs.sendall(b"".join(_publish_bytes(b"a", b"%d" % n, n) for n in (1, 2, 3)))
+    deadline = time.monotonic() + 5
     while not got:  # the first packet; the next two wait in the client's buffer
+        assert time.monotonic() < deadline, "the broker's packets never arrived"
         client._packet_read()
     assert client.buffered
     theirs.sendall(b"".join(_publish_bytes(b"a", b"%d" % n, n) for n in (4, 5)))
@@ -450,3 +453,33 @@ def test_a_salvaged_packet_the_gateway_refuses_still_closes_the_connection() -> 
     with pytest.raises(asyncio.QueueFull):
         client.loop_write()
     assert client._sock is None and len(closed) == 1
+
+
+def test_a_write_inside_a_salvage_does_not_salvage_again() -> None:
+    """Without a pump asking for writes, paho writes an acknowledgement at once, from inside the
+    salvage's handling of a packet: that write fails too, and must neither read the packet being
+    handled again (it did, until the recursion limit) nor end the salvage."""
+    client, got, theirs = _dying_broker()
+    client._manual_ack = False  # paho acknowledges each PUBLISH as it is handled
+    client.on_socket_register_write = None
+    closed: list[object] = []
+    client.on_disconnect = lambda *args: closed.append(args)
+    theirs.sendall(b"".join(_publish_bytes(b"a", b"%d" % n, n) for n in (1, 2, 3)))
+    _reset(client, theirs)
+    client._send_puback(9)  # written at once: it fails and salvages
+    assert [fields[4] for fields in got] == [1, 2, 3]
+    assert client._sock is None and len(closed) == 1
+
+
+def test_only_a_plain_socket_is_salvaged_through_tls_the_pump_reads_first() -> None:
+    client, _ = _client()
+    with socket.socket() as plain:
+        client._sock = plain
+        assert client.salvages
+        context = ssl.create_default_context()
+        with context.wrap_socket(
+            socket.socket(), server_hostname="broker", do_handshake_on_connect=False
+        ) as tls:
+            client._sock = tls
+            assert not client.salvages
+    client._sock = None

@@ -10,7 +10,7 @@ import pytest
 from paho.mqtt.enums import MQTTErrorCode
 
 from gateway.messages.paho_client import LoopClient
-from gateway.messages.pump import READ_BURST, SocketPump, WritesHeld
+from gateway.messages.pump import READ_BURST, RETRY_READ_SECONDS, SocketPump, WritesHeld
 
 
 class _Client:
@@ -206,6 +206,33 @@ async def test_a_read_before_a_flush_that_raises_does_not_skip_the_write() -> No
     with pytest.raises(asyncio.QueueFull):  # told, as before, after the write
         rig.pump.flush(rig.ours)
     assert rig.client.writes == 1
+    rig.close()
+
+
+async def test_packets_left_in_the_buffer_by_a_read_that_raised_are_read_a_little_later() -> None:
+    """epoll cannot see bytes already in the client's buffer, and no flush reads them any more:
+    after a callback raised, the pump reads on by itself, not at once (no spinning)."""
+    rig = _Rig()
+    await rig.attached()
+    loop = asyncio.get_running_loop()
+    calls: list[float] = []
+
+    def raising_once() -> MQTTErrorCode:
+        calls.append(loop.time())
+        if len(calls) == 1:
+            rig.client.buffered = True
+            raise ValueError("a callback's error")
+        rig.client.buffered = False
+        rig.client.read_seen.set()
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    rig.client.loop_read = raising_once  # type: ignore[method-assign]
+    rig.client.read_seen.clear()
+    with pytest.raises(ValueError, match="a callback's error"):
+        rig.pump.read()
+    async with asyncio.timeout(5):
+        await rig.client.read_seen.wait()
+    assert len(calls) == 2 and calls[1] - calls[0] >= RETRY_READ_SECONDS * 0.9
     rig.close()
 
 
