@@ -76,8 +76,9 @@ Deliver = Callable[[bytes, bytes, int, bool, int], None]
 # Bytes taken from the socket per read: a loopback or TCP buffer's worth, a few hundred packets.
 RECV_BYTES = 64 * 1024
 # Packets read from a connection whose write failed, at most. The broker's in-flight window
-# bounds its unacknowledged QoS 1 PUBLISHes (1,000: gateway/devices/broker_files.py); the bound
-# keeps a peer that is somehow still sending from holding the loop here.
+# bounds its unacknowledged QoS 1 PUBLISHes (1,000 by default, at most 65,535:
+# gateway/config/device_broker.py); QoS 0 and control packets are bounded only by the socket's
+# receive buffer. The bound keeps a peer that is somehow still sending from holding the loop.
 SALVAGE_PACKETS = 100_000
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,8 @@ class LoopClient(paho.Client):
                 self._salvaging = False
                 super()._loop_rc_handle(rc)  # the socket is closed all the same
                 raise
-            self._salvaging = False
+            finally:
+                self._salvaging = False
         return super()._loop_rc_handle(rc)
 
     def _salvage(self) -> None:

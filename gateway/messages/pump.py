@@ -100,6 +100,7 @@ class SocketPump:
         self._flush_pending = False
         self._loop_thread = threading.get_ident()
         self._misc: asyncio.TimerHandle | None = None
+        self._retry: asyncio.TimerHandle | None = None  # the read after one that raised
         client.on_socket_open = self._socket_open
         client.on_socket_register_write = self._socket_register_write
         client.on_socket_unregister_write = self._socket_unregister_write
@@ -207,11 +208,12 @@ class SocketPump:
                     break
                 rc = client.loop_read()
         except BaseException:
-            if self.reading and client.buffered:
+            if self.reading and client.buffered and self._retry is None:
                 # A callback raised (the loop reports it): the packets already read wait in
-                # the client's buffer, where epoll cannot see them. Read on a little later;
-                # at once, a failure that recurs would keep the loop spinning.
-                self._loop.call_later(RETRY_READ_SECONDS, self._read_buffered)
+                # the client's buffer, where epoll cannot see them. Read on a little later,
+                # once however often it raises meanwhile: at once, a failure that recurs would
+                # keep the loop spinning.
+                self._retry = self._loop.call_later(RETRY_READ_SECONDS, self._read_buffered)
             raise
         if rc not in _OK:
             self._fail(f"read failed: {paho.error_string(rc)}")
@@ -221,6 +223,7 @@ class SocketPump:
             self._loop.call_soon(self._read_buffered)
 
     def _read_buffered(self) -> None:
+        self._retry = None
         if self.reading and not self._is_closed():
             self.read()
 
@@ -247,6 +250,9 @@ class SocketPump:
         self.reading = False
         self._writing = False
         self.sock = None
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
 
     def stop(self) -> socket.socket | None:
         """The session ended: no more keepalives; returns the socket still attached, detached."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import logging
 import socket
 import ssl
 import struct
@@ -17,6 +18,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.exception import MalformedPacket
 
+from gateway.messages import paho_client
 from gateway.messages.endpoint import Endpoint, Inbound
 from gateway.messages.mqtt import MqttConnection
 from gateway.messages.paho_client import RECV_BYTES, LoopClient
@@ -452,7 +454,21 @@ def test_a_salvaged_packet_the_gateway_refuses_still_closes_the_connection() -> 
     client.ack(9, 1)
     with pytest.raises(asyncio.QueueFull):
         client.loop_write()
-    assert client._sock is None and len(closed) == 1
+    assert client._sock is None and len(closed) == 1 and not client._salvaging
+
+
+def test_a_salvage_stops_at_its_bound_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(paho_client, "SALVAGE_PACKETS", 2)
+    client, got, theirs = _dying_broker()
+    theirs.sendall(b"".join(_publish_bytes(b"a", b"%d" % n, n) for n in (1, 2, 3)))
+    _reset(client, theirs)
+    client.ack(9, 1)
+    with caplog.at_level(logging.WARNING, logger="gateway.messages.paho_client"):
+        assert client.loop_write() == paho.MQTTErrorCode.MQTT_ERR_CONN_LOST
+    assert [fields[4] for fields in got] == [1, 2] and client._sock is None
+    assert "took 2 of them and closed it with the rest unread" in caplog.text
 
 
 def test_a_write_inside_a_salvage_does_not_salvage_again() -> None:
@@ -466,9 +482,10 @@ def test_a_write_inside_a_salvage_does_not_salvage_again() -> None:
     client.on_disconnect = lambda *args: closed.append(args)
     theirs.sendall(b"".join(_publish_bytes(b"a", b"%d" % n, n) for n in (1, 2, 3)))
     _reset(client, theirs)
-    client._send_puback(9)  # written at once: it fails and salvages
+    failed = client._send_puback(9)  # written at once: it fails and salvages
+    assert failed == paho.MQTTErrorCode.MQTT_ERR_CONN_LOST  # the outer failure is reported
     assert [fields[4] for fields in got] == [1, 2, 3]
-    assert client._sock is None and len(closed) == 1
+    assert client._sock is None and len(closed) == 1 and not client._salvaging
 
 
 def test_only_a_plain_socket_is_salvaged_through_tls_the_pump_reads_first() -> None:

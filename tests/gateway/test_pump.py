@@ -236,6 +236,29 @@ async def test_packets_left_in_the_buffer_by_a_read_that_raised_are_read_a_littl
     rig.close()
 
 
+async def test_one_retry_however_often_a_read_raises_and_none_after_the_session_stops() -> None:
+    rig = _Rig()
+    await rig.attached()
+    calls: list[int] = []
+
+    def raising() -> MQTTErrorCode:
+        calls.append(1)
+        rig.client.buffered = True
+        raise ValueError("a callback's error")
+
+    rig.client.loop_read = raising  # type: ignore[method-assign]
+    for _ in range(3):
+        with pytest.raises(ValueError):
+            rig.pump.read()
+    assert len(calls) == 3
+    pending = rig.pump._retry
+    assert pending is not None  # one timer for all three
+    rig.pump.stop()
+    assert pending.cancelled() and rig.pump._retry is None
+    rig.ours.close()
+    rig.theirs.close()
+
+
 async def test_a_closed_session_is_not_attached_and_stop_hands_back_the_socket() -> None:
     rig = _Rig()
     rig.closed = True
