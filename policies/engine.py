@@ -387,8 +387,7 @@ class Engine:
             compiled = self._grant(customer, grant)
         except PolicyError:
             return _NO_GRANT
-        reason, _ = self._blocked(customer, compiled, now)
-        return reason
+        return self.holds_back(customer, compiled, now)
 
     def holds_back(self, customer: str, grant: CompiledGrant, now: datetime) -> Reason | None:
         """``still_allowed`` for a grant already looked up in ``customer``'s running policy."""

@@ -368,8 +368,8 @@ class Outbox:
         total = sum(self.queues.rows.values())
         if total >= self.max_rows:
             return f"the outbox is full ({total} rows, limit outbox.max_rows {self.max_rows})"
-        holding = sorted(self.queues.holding_shares)
-        if holding:
+        if self.queues.any_holding:  # asked after every commit: words only when pausing
+            holding = sorted(self.queues.holding_shares)
             shares = ", ".join(f"{r} (customer {c}'s share)" for r, c in holding)
             return f"recipient {shares} at its queue quota (when_queue_full: hold)"
         return None
@@ -384,11 +384,6 @@ class Outbox:
         return waiter
 
     def _check_full(self) -> None:
-        # Asked after every commit: the usual answer (room, no share holding) without putting
-        # the reason into words.
-        queues = self.queues
-        if sum(queues.rows.values()) < self.max_rows and not queues.any_holding:
-            return
         if self.pause_reason() is None:
             return
         self.has_room.clear()

@@ -215,7 +215,6 @@ class LoopClient(paho.Client):
             try:
                 self._salvage()
             except BaseException:
-                self._salvaging = False
                 super()._loop_rc_handle(rc)  # the socket is closed all the same
                 raise
             finally:

@@ -14,7 +14,7 @@ import pytest
 
 from gateway.messages import outbox
 from gateway.messages.outbox import Outbox, OutboxRow
-from gateway.messages.quota import RecipientQueues
+from gateway.messages.quota import RecipientQueues, WhenFull
 from gateway.messages.store import Store
 from tests.log.conftest import fresh_db
 
@@ -30,18 +30,24 @@ def _specs(
     ]
 
 
-@pytest.fixture
-async def box(tmp_path: Path) -> AsyncIterator[Outbox]:
-    store = Store(tmp_path / "einblick.db")
-    await store.open()
-    queues = RecipientQueues(
-        {RECIPIENT: "withhold"},
-        max_rows_total=10,
-        max_rows=100,
+def _queues(
+    tmp_path: Path, when_full: WhenFull, *, max_rows_total: int, max_rows: int
+) -> RecipientQueues:
+    return RecipientQueues(
+        {RECIPIENT: when_full},
+        max_rows_total=max_rows_total,
+        max_rows=max_rows,
         max_bytes=1 << 20,
         disk_share=0.5,
         disk=tmp_path,
     )
+
+
+@pytest.fixture
+async def box(tmp_path: Path) -> AsyncIterator[Outbox]:
+    store = Store(tmp_path / "einblick.db")
+    await store.open()
+    queues = _queues(tmp_path, "withhold", max_rows_total=10, max_rows=100)
     yield Outbox(store, queues, max_rows=10)
     await store.close()
 
@@ -92,14 +98,7 @@ async def test_a_hold_share_at_its_size_closes_the_room_signal_before_the_outbox
     store = Store(tmp_path / "einblick.db")
     await store.open()
     try:
-        queues = RecipientQueues(
-            {RECIPIENT: "hold"},
-            max_rows_total=100,
-            max_rows=5,
-            max_bytes=1 << 20,
-            disk_share=0.5,
-            disk=tmp_path,
-        )
+        queues = _queues(tmp_path, "hold", max_rows_total=100, max_rows=5)
         box = Outbox(store, queues, max_rows=100)
         await _commit(box, 4)
         assert not box.full.is_set() and box.has_room.is_set()
