@@ -99,6 +99,7 @@ class _System:
     def __init__(self, name: str, root: Path) -> None:
         self.name = name
         self.root = root
+        self.entry: tuple[str, tuple[str, ...]] = ("gateway", ())  # the gateway's -m and options
         self.a_port = free_port()
         self.b_port = free_port()
         bridge: tuple[str, ...] = ()
@@ -200,7 +201,10 @@ class _System:
         config_path.write_text(f"{head}recipients:\n{recipients}\noutbox:{tail}", encoding="utf-8")
         config = load_config(config_path)
         self.database, self.control_socket = config.database_path, config.control_socket
-        self.process = await start_gateway(config_path, self.root / "gateway.log", upstreams=True)
+        module, options = self.entry
+        self.process = await start_gateway(
+            config_path, self.root / "gateway.log", upstreams=True, module=module, options=options
+        )
 
     async def stop(self) -> None:
         if self.process is not None:

@@ -30,19 +30,21 @@ async def start_gateway(
     upstreams: bool = False,
     timeout: float = 30.0,
     spawned: Callable[[int], None] | None = None,
+    module: str = "gateway",
 ) -> asyncio.subprocess.Process:
     """Start ``python -m gateway [options] run --config CONFIG``, its output appended to
     ``log_path``; return once its status says the device broker is connected (and, with
     ``upstreams``, every recipient's link too). GatewayError, with the log's tail, if it exits
     or is not ready within ``timeout`` seconds; the process is then stopped. ``spawned`` is
     called with the process id as soon as it exists, before the gateway is ready (e.g. to limit
-    its CPU from its start-up on)."""
+    its CPU from its start-up on). ``module``: another entry point that runs the gateway (the
+    stage benchmark's timed one, gateway/bench/stage_probe.py)."""
     control_socket = load_config(config_path).control_socket
     with log_path.open("ab") as handle:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "gateway",
+            module,
             *options,
             "run",
             "--config",

@@ -1,0 +1,202 @@
+"""Where the gateway's CPU goes, stage by stage, under ``einblick bench``'s load:
+``python -m gateway.bench.stages [--rate 1000] [--duration 12] [--system einblick-wake5]``.
+
+``einblick bench`` gives the CPU per message of the whole process; ``gateway.bench.permessage``
+times the Python steps alone, each in a tight loop (warm caches: lower than they cost among
+sockets and the disk). This runs the real gateway between two loopback brokers, as ``einblick
+bench`` does, with its stages timed in thread CPU time by ``gateway.bench.stage_probe``, and
+prints each stage's calls, CPU per call, CPU per message and share of the process: what a batch
+costs at the rate asked, and which of it is per message and which per wake-up.
+
+The probe's own CPU (two clock reads and a Python frame per timed call, measured as it starts)
+is in the figures; the table states how much of them it is per message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from babel.numbers import format_decimal, format_percent
+
+from gateway.bench.load import Generator
+from gateway.bench.pipeline import DEVICES, _System, platform
+from gateway.bench.results import (
+    GENERATOR_PROCESSES,
+    MAX_WAKE_MS,
+    UNPACED,
+    WAKE_PREFIX,
+    wake_interval_ms,
+)
+from gateway.bench.stage_probe import STAGES, StageFigure, StageReport
+from simulators.load import LatencyProbe
+
+__all__ = ["StageRun", "main", "render_stages", "run"]
+
+REPORT_TIMEOUT_S = 30.0
+# The loop's callbacks worth naming on their own line, by the name the probe gives them.
+NAMED_HANDLES: dict[str, str] = {
+    "task:Pipeline.run": "the writer's batches (Pipeline.run)",
+    "SocketPump.read": "MQTT reads (SocketPump.read)",
+    "SocketPump._read_buffered": "MQTT reads left in a buffer",
+    "select": "the selector's waits, with pacing's pauses",
+    "task:Forwarder._delete_acked": "deleting acknowledged rows",
+    "task:Checkpoints.run": "signed checkpoints",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StageRun:
+    system: str  # einblick, or einblick-unpaced / einblick-wakeN (gateway/bench/results.py)
+    rate: float
+    seconds: float
+    sent: int  # by the load devices
+    messages: int  # arrived at the recipient's broker (each once)
+    lost: int
+    report: StageReport
+
+
+def run(rate: float, duration: float, system: str = "einblick") -> StageRun:
+    """One run of ``duration`` s at ``rate`` msg/s through a fresh gateway and brokers."""
+    with tempfile.TemporaryDirectory(prefix="einblick-stages-") as tmp:
+        return asyncio.run(_run(Path(tmp), rate, duration, system))
+
+
+async def _run(root: Path, rate: float, duration: float, name: str) -> StageRun:
+    report_path = root / "stages.json"
+    system = _System(name, root / "system")
+    system.entry = ("gateway.bench.stage_probe", (str(report_path),))  # timed, reporting there
+    await system.start()
+    try:
+        return await asyncio.to_thread(_measure, system, rate, duration, report_path)
+    finally:
+        await system.stop()
+
+
+def _measure(system: _System, rate: float, duration: float, report_path: Path) -> StageRun:
+    with LatencyProbe(host="127.0.0.1", port=system.b_port, topic_filter="#", qos=1) as probe:
+        generator = Generator(
+            system.a_port,
+            rate,
+            duration,
+            DEVICES,
+            "bench",
+            GENERATOR_PROCESSES,
+            client_prefix="stages",
+        )
+        generator.start()
+        os.kill(system.pid, signal.SIGUSR1)
+        generator.go()
+        offered = generator.wait()
+        probe.wait_for(offered.published, 180.0)
+        os.kill(system.pid, signal.SIGUSR2)
+        result = probe.report(offered.sent)
+    deadline = time.monotonic() + REPORT_TIMEOUT_S
+    while not report_path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"the timed gateway wrote no report to {report_path} within "
+                f"{REPORT_TIMEOUT_S:.0f} s of being asked (SIGUSR2); see {system.root}/gateway.log"
+            )
+        time.sleep(0.05)
+    report = StageReport.model_validate_json(report_path.read_text(encoding="utf-8"))
+    return StageRun(
+        system.name, rate, duration, offered.published, result.unique, result.lost, report
+    )
+
+
+def _n(value: float, digits: int = 0) -> str:
+    pattern = "#,##0" if digits == 0 else "#,##0." + "0" * digits
+    return format_decimal(value, format=pattern, locale="en")
+
+
+def _row(label: str, figure: StageFigure, messages: int, process_ns: int) -> str:
+    per_call = figure.cpu_ns / figure.calls / 1000 if figure.calls else 0.0
+    per_message = figure.cpu_ns / max(messages, 1) / 1000
+    share = figure.cpu_ns / process_ns if process_ns else 0.0
+    return (
+        f"  {label:<46} {_n(figure.calls):>9} {_n(per_call, 1):>9} {_n(per_message, 1):>9}"
+        f" {format_percent(share, locale='en'):>6}"
+    )
+
+
+def render_stages(run: StageRun) -> Iterator[str]:
+    report = run.report
+    messages = max(run.messages, 1)
+    process = report.process_cpu_ns
+    wake = wake_interval_ms(run.system)
+    interval = "its default" if wake is None else ("0, unpaced" if wake == 0 else f"{wake} ms")
+    yield (
+        f"Einblick at {_n(run.rate)} msg/s for {_n(run.seconds)} s (wake interval {interval}): "
+        f"{_n(run.messages)} messages arrived ({_n(run.lost)} lost) in {_n(report.batches)} "
+        f"batches ({_n(run.messages / max(report.batches, 1), 2)} messages each); process CPU "
+        f"{_n(process / messages / 1000, 1)} µs per message"
+    )
+    timed_calls = (
+        sum(f.calls for f in report.handles.values())
+        + sum(f.calls for f in report.stages.values())
+        + report.loop_turns
+    )
+    yield (
+        f"The probe's own cost is in these figures: ~{_n(report.overhead_ns / 1000, 2)} µs per "
+        f"timed call, {_n(timed_calls * report.overhead_ns / messages / 1000, 1)} µs per message."
+    )
+    yield f"  {'thread CPU (user + system)':<46} {'calls':>9} {'µs/call':>9} {'µs/msg':>9} {'share':>6}"
+    loop = StageFigure(calls=report.loop_turns, cpu_ns=report.loop_cpu_ns)
+    yield _row("the event loop's turns (main thread)", loop, messages, process)
+    named = [(NAMED_HANDLES[k], f) for k, f in report.handles.items() if k in NAMED_HANDLES]
+    named.sort(key=lambda item: -item[1].cpu_ns)
+    others = [f for k, f in report.handles.items() if k not in NAMED_HANDLES]
+    for label, figure in named:
+        yield _row("  " + label, figure, messages, process)
+        if label.startswith("the writer's batches"):
+            for stage, _module, _owner, _attribute in STAGES:
+                yield _row("    " + stage, report.stages[stage], messages, process)
+            # What the stages leave of the batches: the Python between them (the transaction's
+            # and the batch's own code, the task's switches), with the probe's frames.
+            named_ns = sum(f.cpu_ns for s, f in report.stages.items() if not s.startswith(" "))
+            glue = StageFigure(calls=figure.calls, cpu_ns=max(0, figure.cpu_ns - named_ns))
+            yield _row("    the rest of the batches' code", glue, messages, process)
+    other = StageFigure(calls=sum(f.calls for f in others), cpu_ns=sum(f.cpu_ns for f in others))
+    yield _row("  other callbacks", other, messages, process)
+    rest = StageFigure(calls=0, cpu_ns=max(0, process - report.loop_cpu_ns))
+    yield _row("outside the loop's turns (other threads)", rest, messages, process)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m gateway.bench.stages", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--rate", type=float, default=1000.0, help="offered msg/s")
+    parser.add_argument("--duration", type=float, default=12.0, help="seconds of load")
+    parser.add_argument(
+        "--system",
+        default="einblick",
+        help=f"einblick (its default wake interval), {UNPACED} or {WAKE_PREFIX}N (N ms, 1-"
+        f"{MAX_WAKE_MS}), as in einblick bench",
+    )
+    args = parser.parse_args(argv)
+    if args.rate <= 0:
+        parser.error("--rate must be above 0: the stages are measured at a steady rate")
+    if args.system != "einblick" and wake_interval_ms(args.system) is None:
+        parser.error(
+            f"unknown system {args.system}: choose einblick, {UNPACED} or {WAKE_PREFIX}N "
+            f"(N ms, 1-{MAX_WAKE_MS})"
+        )
+    print(
+        f"machine: {os.cpu_count()} cores, {platform()}; {DEVICES} devices, ~200-byte JSON, QoS 1"
+    )
+    for line in render_stages(run(args.rate, args.duration, args.system)):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
