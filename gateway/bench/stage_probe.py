@@ -11,11 +11,14 @@ What it times:
 - every callback the event loop runs on the main thread, by name (a task by its coroutine:
   ``task:Pipeline.run`` is the writer's batches), the selector's waits (with the pacing's
   pauses: ``gateway/messages/pacing.py``) and the loop's turns in all;
-- inside the writer's batches, the pieces named in ``STAGES``, on whichever thread runs them (a
-  COMMIT on the helper thread counts there).
+- the pieces named in ``STAGES``: inside the writer's batches (``Pipeline.process`` in its
+  task, on the loop) in ``stages``; the same functions called from anywhere else (another
+  task's transaction, a COMMIT the store hands to its helper thread, a consent change's log
+  entry) in ``elsewhere``.
 
 The probe costs CPU of its own, two clock reads and a Python frame per timed call; it measures
-that cost at its start (``overhead_ns``) so the report can say how much of each figure it is.
+that cost at its start (``overhead_ns``), without the naming of each loop callback, so what the
+report says it is is a lower bound.
 """
 
 from __future__ import annotations
@@ -29,33 +32,58 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
 from gateway.messages.pacing import PacedSelector
 
-__all__ = ["STAGES", "StageFigure", "StageReport", "main"]
+__all__ = [
+    "BATCHES",
+    "DECIDE",
+    "STAGES",
+    "WRITER_TASK",
+    "Stage",
+    "StageFigure",
+    "StageReport",
+    "main",
+]
 
-# (label, module, class or "" for a module function, attribute). The labels are the stages'
-# names in the report; indented ones are part of the one above.
-STAGES: tuple[tuple[str, str, str, str], ...] = (
-    ("decide and explain (per message)", "gateway.messages.pipeline", "Pipeline", "_prepare"),
-    ("  of it: the queue share asked", "gateway.messages.pipeline", "Pipeline", "_admit"),
-    ("  of it: the explanation drafted", "gateway.messages.pipeline", "Pipeline", "_draft"),
-    ("BEGIN IMMEDIATE (every transaction)", "gateway.messages.store", "", "_try_begin"),
-    ("log entries appended", "gateway.log.writer", "LogWriter", "append"),
-    ("outbox rows inserted", "gateway.messages.outbox", "", "insert"),
-    ("durable COMMITs (WAL frames, fsync)", "gateway.messages.store", "", "_timed_commit"),
-    ("PUBACKs to devices queued", "gateway.messages.mqtt", "MqttConnection", "ack"),
-    ("rows handed to the forwarders", "gateway.messages.pipeline", "Pipeline", "_hand_over"),
-    ("held writes sent", "gateway.messages.pump", "WritesHeld", "__exit__"),
+
+class Stage(NamedTuple):
+    """A function the probe times, and where it sits in the report."""
+
+    label: str
+    module: str
+    owner: str  # its class, or "" for a module function
+    attribute: str
+    part_of: str | None = None  # the label of the stage it runs inside
+
+
+_PIPELINE = "gateway.messages.pipeline"
+DECIDE = "decide and explain (per message)"
+STAGES: tuple[Stage, ...] = (
+    Stage(DECIDE, _PIPELINE, "Pipeline", "_prepare"),
+    Stage("the queue share asked", _PIPELINE, "Pipeline", "_admit", DECIDE),
+    Stage("the explanation drafted", _PIPELINE, "Pipeline", "_draft", DECIDE),
+    Stage("BEGIN IMMEDIATE", "gateway.messages.store", "", "_try_begin"),
+    Stage("log entries appended", "gateway.log.writer", "LogWriter", "append"),
+    Stage("outbox rows inserted", "gateway.messages.outbox", "", "insert"),
+    Stage("durable COMMIT (WAL frames, fsync)", "gateway.messages.store", "", "_timed_commit"),
+    Stage("PUBACKs to devices queued", "gateway.messages.mqtt", "MqttConnection", "ack"),
+    Stage("rows handed to the forwarders", _PIPELINE, "Pipeline", "_hand_over"),
+    Stage("held writes sent", "gateway.messages.pump", "WritesHeld", "__exit__"),
 )
-# Counted, not timed (coroutine functions: their time is their awaits'): the writer's batches.
-BATCHES = ("gateway.messages.pipeline", "Pipeline", "process")
+# The writer's batches: each call of this coroutine function is counted, and what the stages
+# do while it runs (in its task, on the loop) is filed as the batches'. The same functions
+# called elsewhere (a transaction of another task, a COMMIT on the helper thread, a consent
+# change's log entry) are filed apart, so the batches' rows and their rest stay exact.
+BATCHES = Stage("the writer's batches", _PIPELINE, "Pipeline", "process")
+WRITER_TASK = "task:Pipeline.run"
 CALIBRATION_CALLS = 20_000
 
 
@@ -75,7 +103,8 @@ class StageReport(BaseModel):
     loop_cpu_ns: int  # the main thread inside the event loop's turns
     loop_turns: int
     handles: dict[str, StageFigure]  # the loop's callbacks by name, and "select"
-    stages: dict[str, StageFigure]  # STAGES by label
+    stages: dict[str, StageFigure]  # STAGES by label, inside the writer's batches
+    elsewhere: dict[str, StageFigure]  # STAGES by label, called from anywhere else
     batches: int
     overhead_ns: float  # the probe's own CPU per timed call
 
@@ -106,7 +135,14 @@ _LOOP = "loop turns"
 _SELECT = "select"
 
 
-def _timed(key: str, function: Callable[..., Any]) -> Callable[..., Any]:
+# Set while the writer's task runs a batch; a helper thread or another task does not see it.
+_in_batch: ContextVar[bool] = ContextVar("in_batch", default=False)
+_ELSEWHERE = " (elsewhere)"
+
+
+def _timed(key: str, function: Callable[..., Any], *, stage: bool = False) -> Callable[..., Any]:
+    """``function`` timed under ``key``; a ``stage`` is filed apart outside the batches."""
+
     @functools.wraps(function)
     def timed(*args: Any, **kwargs: Any) -> Any:
         if not _counts.on:
@@ -115,19 +151,24 @@ def _timed(key: str, function: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return function(*args, **kwargs)
         finally:
-            _counts.add(key, _clock() - started)
+            where = key if not stage or _in_batch.get() else key + _ELSEWHERE
+            _counts.add(where, _clock() - started)
 
     return timed
 
 
-def _counted(function: Callable[..., Any]) -> Callable[..., Any]:
+def _batch(function: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     @functools.wraps(function)
-    def counted(*args: Any, **kwargs: Any) -> Any:
+    async def batch(*args: Any, **kwargs: Any) -> Any:
         if _counts.on:
             _counts.batches += 1
-        return function(*args, **kwargs)
+        token = _in_batch.set(True)
+        try:
+            return await function(*args, **kwargs)
+        finally:
+            _in_batch.reset(token)
 
-    return counted
+    return batch
 
 
 def _handle_name(handle: asyncio.events.Handle) -> str:
@@ -139,14 +180,19 @@ def _handle_name(handle: asyncio.events.Handle) -> str:
     return str(getattr(callback, "__qualname__", type(callback).__name__))
 
 
+def _owner(stage: Stage) -> object:
+    module = importlib.import_module(stage.module)
+    return getattr(module, stage.owner) if stage.owner else module
+
+
 def _install() -> None:
-    for label, module_name, owner_name, attribute in STAGES:
-        module = importlib.import_module(module_name)
-        owner: object = getattr(module, owner_name) if owner_name else module
-        setattr(owner, attribute, _timed(label, getattr(owner, attribute)))
-    module_name, owner_name, attribute = BATCHES
-    owner = getattr(importlib.import_module(module_name), owner_name)
-    setattr(owner, attribute, _counted(getattr(owner, attribute)))
+    for stage in STAGES:
+        owner = _owner(stage)
+        setattr(
+            owner, stage.attribute, _timed(stage.label, getattr(owner, stage.attribute), stage=True)
+        )
+    owner = _owner(BATCHES)
+    setattr(owner, BATCHES.attribute, _batch(getattr(owner, BATCHES.attribute)))
 
     main_thread = threading.main_thread()
     run_handle = asyncio.events.Handle._run
@@ -191,8 +237,33 @@ def _calibrate() -> float:
     return max(0.0, (wrapped - bare) / CALIBRATION_CALLS)
 
 
+def _write_report(path: Path, calls: dict[str, int], cpu: dict[str, int], overhead: float) -> None:
+    def figures(keys: list[str]) -> dict[str, StageFigure]:
+        return {k: StageFigure(calls=calls.get(k, 0), cpu_ns=cpu.get(k, 0)) for k in keys}
+
+    labels = [stage.label for stage in STAGES]
+    timed = {*labels, *(label + _ELSEWHERE for label in labels), _LOOP}
+    report = StageReport(
+        process_cpu_ns=time.process_time_ns() - _counts.started_ns,
+        loop_cpu_ns=cpu.get(_LOOP, 0),
+        loop_turns=calls.get(_LOOP, 0),
+        handles=figures([k for k in calls if k not in timed]),
+        stages=figures(labels),
+        elsewhere={
+            label: StageFigure(calls=calls[label + _ELSEWHERE], cpu_ns=cpu[label + _ELSEWHERE])
+            for label in labels
+            if label + _ELSEWHERE in calls
+        },
+        batches=_counts.batches,
+        overhead_ns=overhead,
+    )
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(report.model_dump_json(indent=1), encoding="utf-8")
+    partial.replace(path)  # whole or not at all: the benchmark waits for the name
+
+
 def main() -> int:
-    if len(sys.argv) < 2:
+    if len(sys.argv) < 2 or sys.argv[1].startswith("-"):
         print(
             "usage: python -m gateway.bench.stage_probe REPORT.json run --config CONFIG",
             file=sys.stderr,
@@ -203,6 +274,7 @@ def main() -> int:
     _install()
 
     def start(signum: int, frame: FrameType | None) -> None:
+        # Counting is off until ``on`` is set below: nothing adds while these clear.
         _counts.calls.clear()
         _counts.cpu.clear()
         _counts.batches = 0
@@ -210,24 +282,19 @@ def main() -> int:
         _counts.on = True
 
     def stop(signum: int, frame: FrameType | None) -> None:
+        # A signal handler runs inside whatever the main thread was doing: it must not raise
+        # into it, nor take the counts' lock (it may have interrupted ``add`` holding it). One
+        # C-level copy of each dict is atomic under the GIL while the helper thread adds.
         _counts.on = False
-        handles = [k for k in _counts.calls if k not in {label for label, *_ in STAGES}]
-        report = StageReport(
-            process_cpu_ns=time.process_time_ns() - _counts.started_ns,
-            loop_cpu_ns=_counts.cpu.get(_LOOP, 0),
-            loop_turns=_counts.calls.get(_LOOP, 0),
-            handles=_counts.figures([k for k in handles if k != _LOOP]),
-            stages=_counts.figures([label for label, *_ in STAGES]),
-            batches=_counts.batches,
-            overhead_ns=overhead,
-        )
-        partial = report_path.with_name(report_path.name + ".partial")
-        partial.write_text(report.model_dump_json(indent=1), encoding="utf-8")
-        partial.replace(report_path)  # whole or not at all: the bench waits for the name
+        try:
+            _write_report(report_path, _counts.calls.copy(), _counts.cpu.copy(), overhead)
+        except Exception as exc:
+            print(f"stage probe: could not write {report_path}: {exc}", file=sys.stderr)
 
     signal.signal(signal.SIGUSR1, start)
     signal.signal(signal.SIGUSR2, stop)
-    # As ``python -m gateway`` would run, with the argument list left after REPORT.
+    # As ``python -m gateway`` would run, with the argument list left after REPORT. Its
+    # ``sys.exit`` ends the process with the gateway's own exit code; 0 is never returned.
     runpy.run_module("gateway", run_name="__main__", alter_sys=True)
     return 0
 

@@ -13,18 +13,58 @@ import sys
 import pytest
 
 from gateway.bench import stage_probe
-from gateway.bench.stage_probe import STAGES, _calibrate, _counts, _handle_name, _timed
+from gateway.bench.stage_probe import (
+    BATCHES,
+    STAGES,
+    Stage,
+    _batch,
+    _calibrate,
+    _counts,
+    _handle_name,
+    _timed,
+)
 
 
-def test_every_stage_names_a_function_that_exists() -> None:
-    for label, module_name, owner_name, attribute in STAGES:
-        owner = importlib.import_module(module_name)
-        if owner_name:
-            owner = getattr(owner, owner_name)
-        function = getattr(owner, attribute, None)
-        assert callable(function), label
+def _found(stage: Stage) -> object:
+    owner = importlib.import_module(stage.module)
+    if stage.owner:
+        owner = getattr(owner, stage.owner)
+    return inspect.getattr_static(owner, stage.attribute, None)
+
+
+def test_every_stage_names_a_plain_function_that_exists() -> None:
+    labels = {stage.label for stage in STAGES}
+    for stage in STAGES:
+        function = _found(stage)
+        # Replaced by a plain function: a staticmethod or classmethod would lose its binding.
+        assert inspect.isfunction(function), stage.label
         # A coroutine function's time would be its awaits': only plain calls are timed.
-        assert not inspect.iscoroutinefunction(function), label
+        assert not inspect.iscoroutinefunction(function), stage.label
+        assert stage.part_of is None or stage.part_of in labels, stage.label
+    assert inspect.iscoroutinefunction(_found(BATCHES))
+
+
+async def test_a_stage_is_filed_under_the_batches_only_inside_one() -> None:
+    stage = _timed("test step", lambda: None, stage=True)
+
+    async def process() -> None:
+        stage()
+        await asyncio.sleep(0)
+        stage()
+
+    batch = _batch(process)
+    try:
+        _counts.on = True
+        stage()
+        await batch()
+        stage()
+        assert _counts.calls == {"test step": 2, "test step (elsewhere)": 2}
+        assert _counts.batches == 1
+    finally:
+        _counts.on = False
+        _counts.calls.clear()
+        _counts.cpu.clear()
+        _counts.batches = 0
 
 
 def test_a_timed_call_counts_only_while_counting_is_on_and_also_when_it_raises() -> None:
