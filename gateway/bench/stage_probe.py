@@ -125,9 +125,6 @@ class _Counts:
             self.calls[key] = self.calls.get(key, 0) + 1
             self.cpu[key] = self.cpu.get(key, 0) + ns
 
-    def figures(self, keys: list[str]) -> dict[str, StageFigure]:
-        return {k: StageFigure(calls=self.calls.get(k, 0), cpu_ns=self.cpu.get(k, 0)) for k in keys}
-
 
 _counts = _Counts()
 _clock = time.thread_time_ns
@@ -238,8 +235,10 @@ def _calibrate() -> float:
 
 
 def _write_report(path: Path, calls: dict[str, int], cpu: dict[str, int], overhead: float) -> None:
-    def figures(keys: list[str]) -> dict[str, StageFigure]:
-        return {k: StageFigure(calls=calls.get(k, 0), cpu_ns=cpu.get(k, 0)) for k in keys}
+    # The two dicts were copied one after the other while the helper thread may add: a key can
+    # be in one copy only.
+    def figure(key: str) -> StageFigure:
+        return StageFigure(calls=calls.get(key, 0), cpu_ns=cpu.get(key, 0))
 
     labels = [stage.label for stage in STAGES]
     timed = {*labels, *(label + _ELSEWHERE for label in labels), _LOOP}
@@ -247,12 +246,10 @@ def _write_report(path: Path, calls: dict[str, int], cpu: dict[str, int], overhe
         process_cpu_ns=time.process_time_ns() - _counts.started_ns,
         loop_cpu_ns=cpu.get(_LOOP, 0),
         loop_turns=calls.get(_LOOP, 0),
-        handles=figures([k for k in calls if k not in timed]),
-        stages=figures(labels),
+        handles={key: figure(key) for key in calls if key not in timed},
+        stages={label: figure(label) for label in labels},
         elsewhere={
-            label: StageFigure(calls=calls[label + _ELSEWHERE], cpu_ns=cpu[label + _ELSEWHERE])
-            for label in labels
-            if label + _ELSEWHERE in calls
+            label: figure(label + _ELSEWHERE) for label in labels if label + _ELSEWHERE in calls
         },
         batches=_counts.batches,
         overhead_ns=overhead,

@@ -9,19 +9,24 @@ import asyncio
 import importlib
 import inspect
 import sys
+from pathlib import Path
 
 import pytest
 
 from gateway.bench import stage_probe
 from gateway.bench.stage_probe import (
     BATCHES,
+    DECIDE,
     STAGES,
     Stage,
+    StageFigure,
+    StageReport,
     _batch,
     _calibrate,
     _counts,
     _handle_name,
     _timed,
+    _write_report,
 )
 
 
@@ -104,6 +109,32 @@ async def test_loop_callbacks_are_named_by_what_they_run() -> None:
     step = loop._ready[-1]  # type: ignore[attr-defined]  # the task's first step, just scheduled
     assert _handle_name(step).startswith("task:") and _handle_name(step).endswith("writer")
     await task
+
+
+def test_the_report_files_each_count_where_it_was_made(tmp_path: Path) -> None:
+    commit = "durable COMMIT (WAL frames, fsync)"
+    calls = {
+        DECIDE: 10,
+        commit: 4,
+        commit + " (elsewhere)": 2,
+        "BEGIN IMMEDIATE (elsewhere)": 3,  # copied before its CPU was added: none in ``cpu``
+        "task:Pipeline.run": 5,
+        "select": 9,
+        "loop turns": 9,
+    }
+    cpu = {DECIDE: 1_000, commit: 4_000, commit + " (elsewhere)": 300, "loop turns": 9_000}
+    _write_report(tmp_path / "report.json", calls, cpu, 1_500.0)
+    report = StageReport.model_validate_json((tmp_path / "report.json").read_text())
+    assert report.stages[DECIDE] == StageFigure(calls=10, cpu_ns=1_000)
+    assert report.stages[commit] == StageFigure(calls=4, cpu_ns=4_000)
+    assert report.stages["BEGIN IMMEDIATE"] == StageFigure(calls=0, cpu_ns=0)
+    assert report.elsewhere == {
+        commit: StageFigure(calls=2, cpu_ns=300),
+        "BEGIN IMMEDIATE": StageFigure(calls=3, cpu_ns=0),
+    }
+    assert set(report.handles) == {"task:Pipeline.run", "select"}
+    assert (report.loop_turns, report.loop_cpu_ns, report.overhead_ns) == (9, 9_000, 1_500.0)
+    assert not (tmp_path / "report.json.partial").exists()
 
 
 def test_its_own_cost_is_measured_and_leaves_no_counts() -> None:
