@@ -14,7 +14,8 @@ What it times:
 - the pieces named in ``STAGES``: inside the writer's batches (``Pipeline.process`` in its
   task, on the loop) in ``stages``; the same functions called from anywhere else (another
   task's transaction, a COMMIT the store hands to its helper thread, a consent change's log
-  entry) in ``elsewhere``.
+  entry, a callback a batch scheduled) or inside another step they are not a part of, in
+  ``elsewhere``. So the steps in ``stages`` are disjoint parts of the writer task's time.
 
 The probe costs CPU of its own, two clock reads and a Python frame per timed call; it measures
 that cost at its start (``overhead_ns``), without the naming of each loop callback, so what the
@@ -25,8 +26,10 @@ from __future__ import annotations
 
 import asyncio.base_events
 import asyncio.events
+import contextlib
 import functools
 import importlib
+import os
 import runpy
 import signal
 import sys
@@ -132,24 +135,51 @@ _LOOP = "loop turns"
 _SELECT = "select"
 
 
-# Set while the writer's task runs a batch; a helper thread or another task does not see it.
-_in_batch: ContextVar[bool] = ContextVar("in_batch", default=False)
+# The writer's task while it runs a batch. Callbacks the batch schedules (``call_soon`` copies
+# the context) and tasks it starts see the value too, but are not that task; the store's helper
+# thread (a plain thread) does not see it at all.
+_in_batch: ContextVar[asyncio.Task[Any] | None] = ContextVar("in_batch", default=None)
 _ELSEWHERE = " (elsewhere)"
+# How many steps run on this thread: a step inside another is that one's time, not the batch's
+# again (the parts, ``Stage.part_of``, are listed under theirs and not subtracted).
+_depth = threading.local()
 
 
-def _timed(key: str, function: Callable[..., Any], *, stage: bool = False) -> Callable[..., Any]:
-    """``function`` timed under ``key``; a ``stage`` is filed apart outside the batches."""
+def _inside_batch() -> bool:
+    task = _in_batch.get()
+    if task is None:
+        return False
+    try:
+        return asyncio.current_task() is task
+    except RuntimeError:  # no running loop on this thread
+        return False
+
+
+def _timed(
+    key: str, function: Callable[..., Any], *, stage: Stage | None = None
+) -> Callable[..., Any]:
+    """``function`` timed under ``key``; a ``stage`` is filed apart when it runs outside a
+    batch, or inside another stage it is not a part of."""
 
     @functools.wraps(function)
     def timed(*args: Any, **kwargs: Any) -> Any:
         if not _counts.on:
             return function(*args, **kwargs)
+        depth = getattr(_depth, "steps", 0)
+        if stage is not None:
+            _depth.steps = depth + 1
         started = _clock()
         try:
             return function(*args, **kwargs)
         finally:
-            where = key if not stage or _in_batch.get() else key + _ELSEWHERE
-            _counts.add(where, _clock() - started)
+            spent = _clock() - started
+            where = key
+            if stage is not None:
+                _depth.steps = depth
+                nested = depth > 0 and stage.part_of is None
+                if nested or not _inside_batch():
+                    where = key + _ELSEWHERE
+            _counts.add(where, spent)
 
     return timed
 
@@ -159,7 +189,7 @@ def _batch(function: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[A
     async def batch(*args: Any, **kwargs: Any) -> Any:
         if _counts.on:
             _counts.batches += 1
-        token = _in_batch.set(True)
+        token = _in_batch.set(asyncio.current_task())
         try:
             return await function(*args, **kwargs)
         finally:
@@ -186,7 +216,9 @@ def _install() -> None:
     for stage in STAGES:
         owner = _owner(stage)
         setattr(
-            owner, stage.attribute, _timed(stage.label, getattr(owner, stage.attribute), stage=True)
+            owner,
+            stage.attribute,
+            _timed(stage.label, getattr(owner, stage.attribute), stage=stage),
         )
     owner = _owner(BATCHES)
     setattr(owner, BATCHES.attribute, _batch(getattr(owner, BATCHES.attribute)))
@@ -286,7 +318,10 @@ def main() -> int:
         try:
             _write_report(report_path, _counts.calls.copy(), _counts.cpu.copy(), overhead)
         except Exception as exc:
-            print(f"stage probe: could not write {report_path}: {exc}", file=sys.stderr)
+            # Not print(): the handler may have interrupted the gateway's own write to stderr,
+            # and a buffered stream refuses to be entered again.
+            with contextlib.suppress(OSError):
+                os.write(2, f"stage probe: could not write {report_path}: {exc}\n".encode())
 
     signal.signal(signal.SIGUSR1, start)
     signal.signal(signal.SIGUSR2, stop)

@@ -194,12 +194,13 @@ def _batch_rows(report: StageReport, writer: StageFigure, messages: int) -> Iter
         indent = "      " if stage.part_of else "    "
         label = f"of it: {stage.label}" if stage.part_of else stage.label
         yield _row(indent + label, report.stages[stage.label], messages, process)
-    # What the steps leave of the batches: the Python between them (the transaction's and the
-    # batch's own code, the task's switches) and the probe's frames around them. Exact: the
-    # steps were counted only inside the batches, in the writer's task, on the loop.
+    # What the steps leave of the writer's task: the Python between them (the transaction's and
+    # the batch's own code), taking the next batch, the task's switches, and the probe's frames.
+    # Exact: the steps in ``stages`` ran in the writer's task during its batches, none inside
+    # another (gateway/bench/stage_probe.py).
     steps = _sum(report.stages[s.label] for s in STAGES if s.part_of is None)
     rest = StageFigure(calls=report.batches, cpu_ns=writer.cpu_ns - steps.cpu_ns)
-    yield _row("    the rest of the batches' code", rest, messages, process)
+    yield _row("    the rest of the writer's task", rest, messages, process)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,9 @@ import asyncio
 import importlib
 import inspect
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +30,7 @@ from gateway.bench.stage_probe import (
     _timed,
     _write_report,
 )
+from gateway.messages.handoff import HelperThread
 
 
 def _found(stage: Stage) -> object:
@@ -49,27 +52,67 @@ def test_every_stage_names_a_plain_function_that_exists() -> None:
     assert inspect.iscoroutinefunction(_found(BATCHES))
 
 
-async def test_a_stage_is_filed_under_the_batches_only_inside_one() -> None:
-    stage = _timed("test step", lambda: None, stage=True)
+def _step(label: str, function: Callable[[], object], part_of: str | None = None) -> Any:
+    return _timed(label, function, stage=Stage(label, "tests", "", "step", part_of))
 
-    async def process() -> None:
-        stage()
-        await asyncio.sleep(0)
-        stage()
 
-    batch = _batch(process)
+@pytest.fixture
+def counting() -> Iterator[None]:
+    _counts.on = True
     try:
-        _counts.on = True
-        stage()
-        await batch()
-        stage()
-        assert _counts.calls == {"test step": 2, "test step (elsewhere)": 2}
-        assert _counts.batches == 1
+        yield
     finally:
         _counts.on = False
         _counts.calls.clear()
         _counts.cpu.clear()
         _counts.batches = 0
+
+
+@pytest.mark.usefixtures("counting")
+async def test_a_step_is_filed_under_the_batches_only_in_the_writers_task_during_one() -> None:
+    step = _step("step", lambda: None)
+    helper = HelperThread("test-helper")
+    loop = asyncio.get_running_loop()
+    scheduled = loop.create_future()
+
+    async def other_task() -> None:
+        step()  # runs while the batch below waits: another task
+
+    def callback() -> None:
+        step()
+        scheduled.set_result(None)
+
+    async def process() -> None:
+        step()
+        async with asyncio.TaskGroup() as tasks:  # a task started in the batch: not the batch
+            tasks.create_task(other_task(), name="test-other")
+            await asyncio.sleep(0)
+        await helper.submit(step)  # the store's helper thread
+        loop.call_soon(callback)  # a callback the batch scheduled
+        await scheduled
+        step()
+
+    try:
+        step()
+        await _batch(process)()
+        step()
+    finally:
+        helper.close()
+    assert _counts.calls == {"step": 2, "step (elsewhere)": 5}
+    assert _counts.batches == 1
+
+
+@pytest.mark.usefixtures("counting")
+async def test_a_step_inside_another_is_that_ones_time_unless_it_is_its_part() -> None:
+    part = _step("part", lambda: None, part_of="outer")
+    inner = _step("inner", lambda: None)
+    outer = _step("outer", lambda: (part(), inner()))
+
+    async def process() -> None:
+        outer()
+
+    await _batch(process)()
+    assert _counts.calls == {"outer": 1, "part": 1, "inner (elsewhere)": 1}
 
 
 def test_a_timed_call_counts_only_while_counting_is_on_and_also_when_it_raises() -> None:

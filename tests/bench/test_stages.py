@@ -46,15 +46,19 @@ def test_every_message_passes_each_per_message_stage_once(short_run: StageRun) -
         "log entries appended",
         "outbox rows inserted",
         "rows handed to the forwarders",
-        "held writes sent",
     ):
         assert stages[per_batch].calls == batches, per_batch
+    # The last batch's writes go out as the recipient's broker gets the last message: SIGUSR2
+    # may stop the counting before that step's count is added.
+    assert batches - 1 <= stages["held writes sent"].calls <= batches
     # Each batch's COMMIT ran on the loop (in the batch) or on the store's helper thread (filed
-    # elsewhere, with the checkpoints' COMMITs).
+    # elsewhere, with the checkpoints' COMMITs); a slow disk sends them all to the thread.
     elsewhere = short_run.report.elsewhere.get(COMMIT, StageFigure(calls=0, cpu_ns=0))
     assert stages[COMMIT].calls <= batches <= stages[COMMIT].calls + elsewhere.calls
+    assert stages[COMMIT].cpu_ns + elsewhere.cpu_ns > 0
     for stage in STAGES:
-        assert stages[stage.label].cpu_ns > 0, stage.label
+        if stage.label != COMMIT:
+            assert stages[stage.label].cpu_ns > 0, stage.label
 
 
 def test_the_loop_figures_fit_inside_the_process(short_run: StageRun) -> None:
@@ -80,7 +84,7 @@ def test_the_table_names_every_stage(short_run: StageRun) -> None:
     text = "\n".join(lines)
     for stage in STAGES:
         assert stage.label in text, stage.label
-    assert "the rest of the batches' code" in text
+    assert "the rest of the writer's task" in text
     assert "The probe's own cost is in these figures: at least" in text
 
 
@@ -114,7 +118,7 @@ def test_the_rest_of_the_batches_is_what_their_steps_leave() -> None:
     # The steps: the decision 100 µs, the PUBACKs 100, five per-batch steps 40 each, the COMMIT
     # 4,000: 4,400 of the writer's 8,000 µs. The decision's two parts are inside its 100 µs and
     # are not subtracted again.
-    rest = next(line for line in lines if "the rest of the batches' code" in line)
+    rest = next(line for line in lines if "the rest of the writer's task" in line)
     assert rest.split()[-4:] == ["40", "90.0", "36.0", "36%"]
     assert any(line.startswith("The same steps outside the writer's batches") for line in lines)
     assert lines[-1].split()[-4:] == ["1", "120.0", "1.2", "1%"]
