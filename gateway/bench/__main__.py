@@ -3,6 +3,7 @@
     policies   decisions per second vs plain json.loads + json.dumps
     log        appended / verified entries per second, bytes per entry vs plain executemany
     pipeline   the whole gateway vs Mosquitto's bridge vs a no-policy paho forwarder (einblick bench)
+    stages     where the gateway's CPU goes at 1,000 msg/s, stage by stage (python -m gateway.bench.stages)
     tui        opening and following a log of 1,000,000 entries (python -m gateway.bench.tui)
     witness    add-checkpoint latency against a real witness process (python -m gateway.bench.witness)
 
@@ -18,6 +19,7 @@ BENCHES = {
     "policies": ["-m", "gateway.bench.policies"],
     "log": ["-m", "gateway.bench.log", "--entries", "100000"],
     "pipeline": ["-m", "gateway.bench.pipeline"],
+    "stages": ["-m", "gateway.bench.stages"],
     "tui": ["-m", "gateway.bench.tui", "--entries", "1000000"],
     "witness": ["-m", "gateway.bench.witness"],
 }
