@@ -9,7 +9,8 @@ prints each stage's calls, CPU per call, CPU per message and share of the proces
 costs at the rate asked, and which of it is per message and which per wake-up.
 
 The probe's own CPU (two clock reads and a Python frame per timed call, measured as it starts)
-is in the figures; the table states how much of them it is per message.
+is in the figures; the table states a lower bound of it per message. It slows the gateway more
+than that: read the rows as shares and costs per call, and ``einblick bench`` for the whole.
 """
 
 from __future__ import annotations
