@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -377,28 +378,40 @@ def check_port_free(host: str, port: int) -> None:
             holder = port_holder(port)
             raise BrokerError(
                 f"port {port} on {host} is in use"
-                + (f" by {holder}" if holder else " (by a process of another user)")
+                + (f" by {holder}" if holder else " (by a socket this user cannot trace)")
                 + f" ({exc.strerror}); the device broker cannot listen there. Stop that process, "
                 "or set broker.port / broker.tls_port to a free port in the configuration"
             ) from None
 
 
 def port_holder(port: int) -> str | None:
-    """'mosquitto (pid 1234)' for the process listening on ``port``, if /proc shows it."""
-    inodes: set[str] = set()
+    """Who holds ``port``, if /proc shows it: 'mosquitto (pid 1234)' for the process listening
+    on it; if none listens, 'a connection of python3 (pid 1234)' for one whose connection has
+    it as its own port (an outgoing connection takes a port from the same range a free port is
+    found in); 'a process of another user' when the socket is there but its process is not
+    readable; None when no socket has it any more."""
+    listening: set[str] = set()
+    connected: set[str] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(OSError):
             for row in Path(table).read_text().splitlines()[1:]:
                 fields = row.split()
-                if (
-                    len(fields) > 9
-                    and fields[3] == "0A"
-                    and int(fields[1].rsplit(":", 1)[1], 16) == port
-                ):
-                    inodes.add(fields[9])
-    targets = {f"socket:[{inode}]" for inode in inodes}
-    if not targets:
-        return None
+                if len(fields) <= 9 or int(fields[1].rsplit(":", 1)[1], 16) != port:
+                    continue
+                if fields[3] == "0A":
+                    listening.add(fields[9])
+                elif fields[9] != "0":  # 0: a socket no process holds (TIME_WAIT)
+                    connected.add(fields[9])
+    for inodes, what in ((listening, "{}"), (connected, "a connection of {}")):
+        if not inodes:
+            continue
+        found = _process_with({f"socket:[{inode}]" for inode in inodes})
+        return what.format(found) if found else "a process of another user"
+    return None
+
+
+def _process_with(targets: set[str]) -> str | None:
+    """'name (pid N)' of a process with one of ``targets`` among its open files."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -442,8 +455,36 @@ async def wait_for_port(
     raise BrokerError(f"nothing listens on {host}:{port} after {timeout:.0f} s")
 
 
+# Ports picked for brokers, portals and tests come from below the kernel's range for outgoing
+# connections (``ip_local_port_range``, 32768-60999 by default). One picked inside it is free
+# when picked, but until it is bound it can become the own port of any outgoing connection on
+# the machine: a test run under load met "port … in use" that way.
+PICK_FROM = 10_000
+PICK_TRIES = 200
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
 def free_port() -> int:
+    """A loopback TCP port free now, below the range outgoing connections take ports from."""
+    below = _ephemeral_low()
+    if below - PICK_FROM >= 1_000:
+        for _ in range(PICK_TRIES):
+            port = random.randrange(PICK_FROM, below)
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))  # no SO_REUSEADDR: TIME_WAIT counts as taken
+                except OSError:
+                    continue
+                return port
+    # A range that starts low, or a crowded machine: the kernel's own pick.
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        picked: int = sock.getsockname()[1]
+        return picked
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from gateway.devices import broker as broker_module
 from gateway.devices.broker import (
     INSTALL_HINT,
+    PICK_FROM,
     Mosquitto,
     check_port_free,
     find_mosquitto,
@@ -42,6 +44,51 @@ def test_mosquitto_is_found_or_an_install_hint_is_given(tmp_path: Path) -> None:
         find_mosquitto(tmp_path / "mosquitto")
     assert "sudo apt-get install mosquitto" in str(caught.value)
     assert "mode: external" in INSTALL_HINT
+
+
+def test_a_free_port_is_picked_below_the_range_outgoing_connections_take() -> None:
+    below = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {free_port() for _ in range(20)}
+    assert all(PICK_FROM <= port < below for port in ports), sorted(ports)
+    assert len(ports) > 1  # picked at random: parallel callers rarely meet
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", ports.pop()))  # and free
+
+
+def test_a_range_that_starts_low_leaves_the_pick_to_the_kernel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    low_range = tmp_path / "ip_local_port_range"
+    low_range.write_text("10500\t60999\n")
+    monkeypatch.setattr(broker_module, "_EPHEMERAL_RANGE", low_range)
+    picked: list[tuple[int, int]] = []
+
+    def randrange(start: int, stop: int) -> int:
+        picked.append((start, stop))
+        return start
+
+    monkeypatch.setattr("random.randrange", randrange)
+    port = free_port()
+    assert not picked  # too few ports below 10500 to pick from
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
+
+
+def test_a_port_an_outgoing_connection_holds_is_named_as_that_connection() -> None:
+    """The bind of a listener fails on a port a connection uses as its own: the message names
+    the connection, not 'another user'."""
+    name = Path("/proc/self/comm").read_text().strip()
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        with socket.create_connection(server.getsockname()) as client:
+            port = client.getsockname()[1]
+            assert port_holder(port) == f"a connection of {name} (pid {os.getpid()})"
+            with pytest.raises(BrokerError) as caught:
+                check_port_free("127.0.0.1", port)
+    assert f"port {port} on 127.0.0.1 is in use by a connection of {name} (pid " in str(
+        caught.value
+    )
 
 
 def test_a_taken_port_is_named_with_the_process_holding_it() -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from gateway.config import Config
 from gateway.config.runtime import MetricsConfig
+from gateway.devices.broker import free_port
 from gateway.operations import control_model as ops
 from gateway.operations.control import GatewayNotRunning, Handler, ask
 from gateway.operations.status_model import Status
@@ -42,9 +43,7 @@ async def _refused(port: int) -> bool:
 
 
 async def test_both_open_inside_and_both_close_on_the_way_out(tmp_path: Path) -> None:
-    with socket.socket() as probe:  # a port free now; held by nobody once closed
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # free now, held by nobody
     config = _with_metrics(edge_config(tmp_path, {}), port)
     async with Surfaces(config, _handlers(), _no_status) as surfaces:
         assert config.control_socket.exists()

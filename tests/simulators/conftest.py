@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.devices.broker import free_port
+
 MOSQUITTO = Path("/usr/sbin/mosquitto")
 
 
@@ -21,13 +23,6 @@ MOSQUITTO = Path("/usr/sbin/mosquitto")
 class Broker:
     host: str
     port: int
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _log_text(log: Path) -> str:
@@ -55,7 +50,7 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path) -> None
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
-    port = _free_port()
+    port = free_port()
     conf = tmp_path / "mosquitto.conf"
     log = tmp_path / "mosquitto.log"
     conf.write_text(_config(port, log, "allow_anonymous true"))
@@ -71,7 +66,7 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 @pytest.fixture
 def password_broker(tmp_path: Path) -> Iterator[tuple[Broker, str, str]]:
     """A broker that only accepts user ``sim`` with password ``geheim``."""
-    port = _free_port()
+    port = free_port()
     passwd = tmp_path / "passwd"
     subprocess.run(
         ["/usr/bin/mosquitto_passwd", "-b", "-c", str(passwd), "sim", "geheim"],

@@ -11,8 +11,9 @@ from collections.abc import Callable
 
 import pytest
 
+from gateway.devices.broker import free_port
 from simulators.link import Link, LinkError
-from tests.simulators.conftest import Broker, _free_port
+from tests.simulators.conftest import Broker
 
 
 class Inbox:
@@ -85,7 +86,7 @@ def test_wrong_credentials_are_a_link_error_naming_the_client(
 
 
 def test_an_unreachable_broker_is_a_link_error() -> None:
-    port = _free_port()
+    port = free_port()
     link = Link(host="127.0.0.1", port=port, client_id="lonely")
     with pytest.raises(LinkError, match=f"MQTT 127.0.0.1:{port} \\(client lonely\\)"):
         link.connect(timeout=2)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.devices.broker import free_port
 from simulators.fleet import build_fleet
 from simulators.link import Link, LinkError
 from simulators.publisher import Credentials, PublishCounts, Publisher
@@ -118,9 +119,7 @@ def test_credentials_are_used_and_a_wrong_password_is_refused(
 
 
 def test_an_unreachable_broker_is_a_clear_error() -> None:
-    from tests.simulators.conftest import _free_port
-
-    port = _free_port()
+    port = free_port()
     with pytest.raises(LinkError, match=f"127.0.0.1:{port}"):
         Publisher(build_fleet("owntracks", 1, 1), port=port, count=1).run()
 
