@@ -35,6 +35,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.backoff import Backoff
@@ -45,7 +46,9 @@ from gateway.errors import BrokerError
 __all__ = [
     "BrokerKilled",
     "Mosquitto",
+    "PortHolder",
     "check_port_free",
+    "ephemeral_range",
     "find_mosquitto",
     "port_holder",
     "wait_for_port",
@@ -360,11 +363,12 @@ class Mosquitto:
 
 
 def check_port_free(host: str, port: int) -> None:
-    """Raise BrokerError naming the port and, where /proc tells, the process that holds it.
+    """Raise BrokerError naming the port and, where /proc tells, what holds it and what to do.
 
     Mosquitto binds its listeners after it has started; when one is taken it exits, but
     something answers on the port, so waiting for the port alone would call the start a
-    success. Bound as Mosquitto binds (SO_REUSEADDR): a port in TIME_WAIT is free."""
+    success. Bound as Mosquitto binds (SO_REUSEADDR): a port a listener left in TIME_WAIT is
+    free; one an outgoing connection used is not, for as long as the kernel keeps it."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
@@ -375,23 +379,33 @@ def check_port_free(host: str, port: int) -> None:
         try:
             probe.bind(address)
         except OSError as exc:
-            holder = port_holder(port)
+            holder = port_holder(port) or PortHolder(
+                "a socket this user cannot see",
+                f"`sudo ss -tanp 'sport = :{port}'` shows it; or set broker.port / "
+                "broker.tls_port to a free port in the configuration",
+            )
             raise BrokerError(
-                f"port {port} on {host} is in use"
-                + (f" by {holder}" if holder else " (by a socket this user cannot trace)")
-                + f" ({exc.strerror}); the device broker cannot listen there. Stop that process, "
-                "or set broker.port / broker.tls_port to a free port in the configuration"
+                f"port {port} on {host} is in use by {holder.who} ({exc.strerror}); the device "
+                f"broker cannot listen there. {holder.advice}"
             ) from None
 
 
-def port_holder(port: int) -> str | None:
-    """Who holds ``port``, if /proc shows it: 'mosquitto (pid 1234)' for the process listening
-    on it; if none listens, 'a connection of python3 (pid 1234)' for one whose connection has
-    it as its own port (an outgoing connection takes a port from the same range a free port is
-    found in); 'a process of another user' when the socket is there but its process is not
-    readable; None when no socket has it any more."""
+@dataclass(frozen=True, slots=True)
+class PortHolder:
+    """What holds a TCP port, and what the installer can do about it."""
+
+    who: str  # 'mosquitto (pid 1234)', 'the local end of an outgoing connection of …'
+    advice: str
+
+
+def port_holder(port: int) -> PortHolder | None:
+    """What holds ``port``, as far as /proc shows: the process listening on it; else the one
+    whose outgoing connection has it as its local end (connections take their ports from the
+    kernel's range for them, where a port free a moment ago may be taken); else a connection
+    closed moments ago, whose port the kernel still keeps. None if no socket shows."""
     listening: set[str] = set()
     connected: set[str] = set()
+    closed = False
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(OSError):
             for row in Path(table).read_text().splitlines()[1:]:
@@ -400,13 +414,40 @@ def port_holder(port: int) -> str | None:
                     continue
                 if fields[3] == "0A":
                     listening.add(fields[9])
-                elif fields[9] != "0":  # 0: a socket no process holds (TIME_WAIT)
+                elif fields[9] != "0":
                     connected.add(fields[9])
-    for inodes, what in ((listening, "{}"), (connected, "a connection of {}")):
-        if not inodes:
-            continue
-        found = _process_with({f"socket:[{inode}]" for inode in inodes})
-        return what.format(found) if found else "a process of another user"
+                else:  # inode 0: no process holds it any more (TIME_WAIT, FIN_WAIT2)
+                    closed = True
+    low, high = ephemeral_range()
+    elsewhere = (
+        f"set broker.port / broker.tls_port below {low} in the configuration"
+        if low > 1024
+        else "set broker.port / broker.tls_port to another free port in the configuration"
+    )
+    connection_advice = (
+        f"Outgoing connections take their ports from {low}-{high} on this machine: {elsewhere}"
+    )
+    if listening:
+        found = _process_with({f"socket:[{inode}]" for inode in listening})
+        return PortHolder(
+            found or "a process of another user",
+            "Stop that process, or set broker.port / broker.tls_port to a free port in the "
+            "configuration",
+        )
+    if connected:
+        found = _process_with({f"socket:[{inode}]" for inode in connected})
+        who = (
+            f"the local end of an outgoing connection of {found}"
+            if found
+            else "the local end of a connection of another user's process, or of one that "
+            "just closed"
+        )
+        return PortHolder(who, connection_advice)
+    if closed:
+        return PortHolder(
+            "a connection closed moments ago (the kernel keeps its port for up to a minute)",
+            f"Wait a minute and start again. {connection_advice}",
+        )
     return None
 
 
@@ -466,7 +507,7 @@ _EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 def free_port() -> int:
     """A loopback TCP port free now, below the range outgoing connections take ports from."""
-    below = _ephemeral_low()
+    below, _ = ephemeral_range()
     if below - PICK_FROM >= 1_000:
         for _ in range(PICK_TRIES):
             port = random.randrange(PICK_FROM, below)
@@ -483,8 +524,10 @@ def free_port() -> int:
         return picked
 
 
-def _ephemeral_low() -> int:
+def ephemeral_range() -> tuple[int, int]:
+    """The ports outgoing connections take theirs from (``ip_local_port_range``)."""
     try:
-        return int(_EPHEMERAL_RANGE.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32_768  # Linux's default
+        low, high = (int(field) for field in _EPHEMERAL_RANGE.read_text().split()[:2])
+    except (OSError, ValueError):
+        return 32_768, 60_999  # Linux's default
+    return low, high

@@ -46,10 +46,21 @@ def test_mosquitto_is_found_or_an_install_hint_is_given(tmp_path: Path) -> None:
     assert "mode: external" in INSTALL_HINT
 
 
-def test_a_free_port_is_picked_below_the_range_outgoing_connections_take() -> None:
-    below = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+@pytest.fixture
+def default_range(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+    """The kernel's range for outgoing connections as Linux sets it by default, whatever this
+    host has (the real one decides the real connections' ports)."""
+    path = tmp_path / "ip_local_port_range"
+    path.write_text("32768\t60999\n")
+    monkeypatch.setattr(broker_module, "_EPHEMERAL_RANGE", path)
+    return 32768, 60999
+
+
+def test_a_free_port_is_picked_below_the_range_outgoing_connections_take(
+    default_range: tuple[int, int],
+) -> None:
     ports = {free_port() for _ in range(20)}
-    assert all(PICK_FROM <= port < below for port in ports), sorted(ports)
+    assert all(PICK_FROM <= port < default_range[0] for port in ports), sorted(ports)
     assert len(ports) > 1  # picked at random: parallel callers rarely meet
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", ports.pop()))  # and free
@@ -67,28 +78,60 @@ def test_a_range_that_starts_low_leaves_the_pick_to_the_kernel(
         picked.append((start, stop))
         return start
 
-    monkeypatch.setattr("random.randrange", randrange)
+    monkeypatch.setattr(broker_module.random, "randrange", randrange)  # type: ignore[attr-defined]
     port = free_port()
     assert not picked  # too few ports below 10500 to pick from
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
 
 
+def _kernel_range() -> tuple[int, int]:
+    low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[:2]
+    return int(low), int(high)
+
+
 def test_a_port_an_outgoing_connection_holds_is_named_as_that_connection() -> None:
-    """The bind of a listener fails on a port a connection uses as its own: the message names
-    the connection, not 'another user'."""
+    """The bind of a listener fails on a port a connection has as its local end: the message
+    names that connection and where such ports come from, not 'another user'."""
     name = Path("/proc/self/comm").read_text().strip()
+    low, high = _kernel_range()
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
         with socket.create_connection(server.getsockname()) as client:
             port = client.getsockname()[1]
-            assert port_holder(port) == f"a connection of {name} (pid {os.getpid()})"
+            holder = port_holder(port)
+            assert holder is not None
+            assert holder.who == f"the local end of an outgoing connection of {name} (pid " + (
+                f"{os.getpid()})"
+            )
             with pytest.raises(BrokerError) as caught:
                 check_port_free("127.0.0.1", port)
-    assert f"port {port} on 127.0.0.1 is in use by a connection of {name} (pid " in str(
-        caught.value
+    message = str(caught.value)
+    assert f"port {port} on 127.0.0.1 is in use by the local end of an outgoing connection" in (
+        message
     )
+    assert f"Outgoing connections take their ports from {low}-{high} on this machine" in message
+    assert "Stop that process" not in message
+
+
+def test_a_port_a_connection_closed_moments_ago_still_holds_is_said_so() -> None:
+    """The side that closes first keeps its port in TIME_WAIT: no process holds it, and a
+    listener cannot bind it until the kernel lets it go."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        client = socket.create_connection(server.getsockname())
+        port = client.getsockname()[1]
+        accepted, _ = server.accept()
+        client.close()  # closes first: its end waits out TIME_WAIT once the other end closes
+        assert accepted.recv(1) == b""
+        accepted.close()
+    holder = port_holder(port)
+    assert holder is not None
+    assert holder.who.startswith("a connection closed moments ago")
+    with pytest.raises(BrokerError, match="Wait a minute and start again"):
+        check_port_free("127.0.0.1", port)
 
 
 def test_a_taken_port_is_named_with_the_process_holding_it() -> None:
@@ -96,10 +139,11 @@ def test_a_taken_port_is_named_with_the_process_holding_it() -> None:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        assert port_holder(port) is not None and f"(pid {os.getpid()})" in str(port_holder(port))
+        found = port_holder(port)
+        assert found is not None and found.who.endswith(f"(pid {os.getpid()})")
         with pytest.raises(BrokerError, match=f"port {port} on 127.0.0.1 is in use by ") as caught:
             check_port_free("127.0.0.1", port)
-        assert "broker.port" in str(caught.value)
+        assert "Stop that process, or set broker.port" in str(caught.value)
     check_port_free("127.0.0.1", port)  # released: free again
     with pytest.raises(BrokerError, match="is not an address here"):
         check_port_free("no-such-host.invalid", 1883)
