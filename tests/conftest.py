@@ -10,8 +10,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from gateway.devices.broker import Mosquitto, free_port
+from gateway.devices.broker import Mosquitto
 from gateway.devices.broker_files import AclRule, MosquittoSettings
+from gateway.devices.ports import free_port
 from tests.faults.summary import LONG, ROWS, Row, format_rows
 
 BrokerFactory = Callable[..., Awaitable[Mosquitto]]

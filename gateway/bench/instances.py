@@ -43,8 +43,9 @@ import orjson
 
 from gateway.bench.cpu_quota import CpuQuota, QuotaError
 from gateway.bench.process_stats import cpu_seconds
-from gateway.devices.broker import Mosquitto, free_port
+from gateway.devices.broker import Mosquitto
 from gateway.devices.broker_files import MosquittoSettings
+from gateway.devices.ports import free_port
 from gateway.messages.endpoint import Endpoint, Inbound
 from gateway.messages.mqtt import MqttConnection
 from gateway.operations.child import start_gateway, stop_gateway

@@ -33,8 +33,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from gateway.devices.broker import Mosquitto, free_port
+from gateway.devices.broker import Mosquitto
 from gateway.devices.broker_files import MosquittoSettings
+from gateway.devices.ports import free_port
 
 __all__ = [
     "Generator",

@@ -50,8 +50,9 @@ from gateway.bench.results import (
 )
 from gateway.bench.sizing import PI_SLOWDOWN, render_sizing
 from gateway.config import load_config
-from gateway.devices.broker import Mosquitto, free_port
+from gateway.devices.broker import Mosquitto
 from gateway.devices.broker_files import MosquittoSettings
+from gateway.devices.ports import free_port
 from gateway.operations.child import start_gateway, stop_gateway
 from gateway.operations.control import request
 from gateway.operations.scaffold import EXAMPLE_RECIPIENTS, InitOptions, init_directory

@@ -47,7 +47,7 @@ from gateway.bench.pipeline import _measure, _stages, _System, _windows
 from gateway.bench.process_stats import cpu_seconds, rss_mb
 from gateway.bench.results import GENERATOR_PROCESSES, Result
 from gateway.config import load_config
-from gateway.devices.broker import free_port
+from gateway.devices.ports import free_port
 from gateway.log.reader import Reader
 from gateway.operations.control import request
 from gateway.operations.portal.store import PortalStore

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Literal
 
 from gateway.config import Config, load_config
-from gateway.devices.broker import Mosquitto, free_port
+from gateway.devices.broker import Mosquitto
 from gateway.devices.broker_files import MosquittoSettings
+from gateway.devices.ports import free_port
 from gateway.devices.registry import Registry
 from gateway.errors import GatewayError
 from gateway.operations.child import start_gateway, stop_gateway

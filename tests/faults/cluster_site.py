@@ -17,8 +17,9 @@ from typing import Any, cast
 import orjson
 
 from gateway.config import Config, load_config
-from gateway.devices.broker import Mosquitto, free_port
+from gateway.devices.broker import Mosquitto
 from gateway.devices.broker_files import MosquittoSettings
+from gateway.devices.ports import free_port
 from gateway.log.reader import Reader
 from gateway.operations.child import start_gateway, stop_gateway
 from gateway.operations.control import request

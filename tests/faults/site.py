@@ -22,8 +22,9 @@ from typing import Any
 import orjson
 
 from gateway.config import Config, load_config
-from gateway.devices.broker import Mosquitto, free_port
+from gateway.devices.broker import Mosquitto
 from gateway.devices.broker_files import MosquittoSettings
+from gateway.devices.ports import free_port
 from gateway.devices.registry import Registry
 from gateway.messages.endpoint import Endpoint, Inbound, MqttError
 from gateway.messages.mqtt import MqttConnection

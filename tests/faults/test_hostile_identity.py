@@ -56,7 +56,7 @@ TARGETS = ("einblick-gateway", "sued.meter-1")
 
 async def two_customers(tmp_path: Path, *, tls: bool = False) -> tuple[Site, ReliableDevice]:
     """The fault site plus customer sued with meter-1; with ``tls``, a certificate listener."""
-    from gateway.devices.broker import free_port
+    from gateway.devices.ports import free_port
 
     site = Site(tmp_path)
     await site.setup()

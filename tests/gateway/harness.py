@@ -13,8 +13,9 @@ import orjson
 
 from gateway.app import Gateway
 from gateway.config import load_config
-from gateway.devices.broker import Mosquitto, free_port
+from gateway.devices.broker import Mosquitto
 from gateway.devices.broker_files import MosquittoSettings
+from gateway.devices.ports import free_port
 from gateway.devices.registry import Registry
 from gateway.messages.endpoint import Endpoint, Inbound
 from gateway.messages.mqtt import MqttConnection

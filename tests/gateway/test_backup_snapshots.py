@@ -13,7 +13,7 @@ import pytest
 
 from gateway.app import Gateway
 from gateway.config import load_config
-from gateway.devices.broker import free_port
+from gateway.devices.ports import free_port
 from gateway.operations.backup_snapshots import (
     SNAPSHOT_GLOB,
     new_snapshot_path,

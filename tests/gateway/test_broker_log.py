@@ -8,9 +8,10 @@ import os
 import stat
 from pathlib import Path
 
-from gateway.devices.broker import Mosquitto, free_port
+from gateway.devices.broker import Mosquitto
 from gateway.devices.broker_files import AclRule, MosquittoSettings, hash_password
 from gateway.devices.broker_log import BoundedLog
+from gateway.devices.ports import free_port
 from gateway.devices.refusals import RefusalBook
 from tests.faults.raw import RawClient
 

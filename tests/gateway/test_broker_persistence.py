@@ -8,8 +8,9 @@ import os
 import signal
 from pathlib import Path
 
-from gateway.devices.broker import Mosquitto, free_port
+from gateway.devices.broker import Mosquitto
 from gateway.devices.broker_files import MosquittoSettings
+from gateway.devices.ports import free_port
 from gateway.messages.endpoint import Endpoint, Inbound
 from gateway.messages.mqtt import MqttConnection
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gateway.devices.broker import free_port
+from gateway.devices.ports import free_port
 from gateway.operations.scaffold import InitOptions, init_directory
 
 

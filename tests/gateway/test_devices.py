@@ -137,7 +137,7 @@ def tls_endpoint(h: Harness, username: str, bundle: Path) -> Endpoint:
 
 
 def free_tls_port() -> int:
-    from gateway.devices.broker import free_port
+    from gateway.devices.ports import free_port
 
     return free_port()
 

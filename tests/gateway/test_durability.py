@@ -11,8 +11,9 @@ from pathlib import Path
 import orjson
 
 from gateway.config import load_config
-from gateway.devices.broker import Mosquitto, free_port
+from gateway.devices.broker import Mosquitto
 from gateway.devices.broker_files import MosquittoSettings
+from gateway.devices.ports import free_port
 from gateway.devices.registry import Registry
 from gateway.log.verify import verify_db
 from gateway.messages.endpoint import Endpoint, Inbound

@@ -88,7 +88,7 @@ async def test_wrong_password_is_refused_with_a_clear_reason(brokers: BrokerFact
 
 
 async def test_nothing_listening_names_the_endpoint(brokers: BrokerFactory) -> None:
-    from gateway.devices.broker import free_port
+    from gateway.devices.ports import free_port
 
     port = free_port()
     conn = MqttConnection(endpoint(port, "c"))

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gateway.devices.broker import free_port
+from gateway.devices.ports import free_port
 from tests.gateway.harness import running_gateway
 from tests.gateway.test_end_to_end import BAKERY
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.devices.broker import Mosquitto, free_port
+from gateway.devices.broker import Mosquitto
 from gateway.devices.broker_files import MosquittoSettings
+from gateway.devices.ports import free_port
 from gateway.messages.endpoint import Endpoint, Inbound
 from gateway.messages.mqtt import MqttConnection
 from gateway.messages.pacing import PacedSelector, paced_loop_factory

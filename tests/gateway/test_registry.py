@@ -13,8 +13,9 @@ import pytest
 
 from gateway.cli import main as einblick
 from gateway.config import load_config
-from gateway.devices.broker import Mosquitto, free_port, wait_for_port
+from gateway.devices.broker import Mosquitto, wait_for_port
 from gateway.devices.broker_files import MosquittoSettings
+from gateway.devices.ports import free_port
 from gateway.devices.refusals import RefusalBook
 from gateway.devices.registry import Claim, Registry, RegistryError
 from gateway.errors import BrokerError, ConfigError
@@ -189,6 +190,11 @@ async def test_a_port_in_use_is_a_clear_error_and_the_supervisor_gives_up(tmp_pa
         assert broker.process is None  # no Mosquitto was ever started against the held port
 
 
+def _comm() -> str:
+    """This process's name as /proc shows it: python3, or pytest when run as such."""
+    return Path("/proc/self/comm").read_text().strip()
+
+
 async def test_einblick_run_exits_non_zero_when_its_port_is_taken(tmp_path: Path) -> None:
     import sys
 
@@ -207,7 +213,8 @@ async def test_einblick_run_exits_non_zero_when_its_port_is_taken(tmp_path: Path
         )
         _, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 2
-    assert b"is in use by python" in err and b"Traceback" not in err
+    assert f"is in use by {_comm()} (pid {os.getpid()})".encode() in err  # this test's process
+    assert b"Traceback" not in err
 
 
 async def test_a_broker_killed_again_and_again_is_restarted_every_time(tmp_path: Path) -> None:

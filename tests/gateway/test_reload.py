@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from gateway.config import load_config
-from gateway.devices.broker import Mosquitto, free_port
+from gateway.devices.broker import Mosquitto
 from gateway.devices.broker_files import MosquittoSettings
+from gateway.devices.ports import free_port
 from gateway.errors import ConfigError
 from gateway.log.reader import LogReader
 from gateway.messages.endpoint import Endpoint, Inbound

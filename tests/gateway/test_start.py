@@ -10,7 +10,7 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
-from gateway.devices.broker import free_port
+from gateway.devices.ports import free_port
 from gateway.log.keys import Signer
 from gateway.operations.scaffold import InitOptions, init_directory
 from tests.gateway.test_devices import BAKERY

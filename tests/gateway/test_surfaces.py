@@ -12,7 +12,7 @@ import pytest
 
 from gateway.config import Config
 from gateway.config.runtime import MetricsConfig
-from gateway.devices.broker import free_port
+from gateway.devices.ports import free_port
 from gateway.operations import control_model as ops
 from gateway.operations.control import GatewayNotRunning, Handler, ask
 from gateway.operations.status_model import Status

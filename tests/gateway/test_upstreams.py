@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import RecipientConfig
-from gateway.devices.broker import free_port
+from gateway.devices.ports import free_port
 from gateway.messages.forwarder import Forwarder, endpoint_for
 from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.quota import RecipientQueues

@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 
 from gateway.config import Config, load_config
-from gateway.devices.broker import free_port
+from gateway.devices.ports import free_port
 from gateway.log.keys import Signer
 from gateway.operations.portal.service import serve
 from gateway.operations.portal.store import PortalStore

@@ -20,7 +20,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from gateway.devices.broker import free_port
+from gateway.devices.ports import free_port
 from tests.gateway.harness import Harness, running_gateway
 
 CUSTOMER = "berg-partner"

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 
 from gateway.commands.customer import PORTAL_NICE
-from gateway.devices.broker import free_port
+from gateway.devices.ports import free_port
 from gateway.operations.portal.process import supervise_portal
 from gateway.operations.scaffold import InitOptions, init_directory
 

@@ -13,7 +13,7 @@ import aiohttp
 import orjson
 from rich.console import Console
 
-from gateway.devices.broker import free_port
+from gateway.devices.ports import free_port
 from gateway.operations.child import start_gateway, stop_gateway
 from gateway.operations.control import request
 from gateway.operations.scaffold import InitOptions, init_directory

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from gateway.config import load_config
-from gateway.devices.broker import free_port
+from gateway.devices.ports import free_port
 from gateway.errors import GatewayError
 from gateway.operations.portal.server import open_portal, tls_context
 from gateway.operations.portal.service import build_app, serve

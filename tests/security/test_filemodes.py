@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.devices.broker import free_port
+from gateway.devices.ports import free_port
 from gateway.operations.child import start_gateway, stop_gateway
 from gateway.operations.filemodes import tighten
 

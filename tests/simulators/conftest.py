@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.devices.broker import free_port
+from gateway.devices.ports import free_port
 
 MOSQUITTO = Path("/usr/sbin/mosquitto")
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from gateway.devices.broker import free_port
+from gateway.devices.ports import free_port
 from simulators.link import Link, LinkError
 from tests.simulators.conftest import Broker
 

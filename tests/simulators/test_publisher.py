@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.devices.broker import free_port
+from gateway.devices.ports import free_port
 from simulators.fleet import build_fleet
 from simulators.link import Link, LinkError
 from simulators.publisher import Credentials, PublishCounts, Publisher

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.devices.broker import free_port
+from gateway.devices.ports import free_port
 from gateway.log.note import COSIGNATURE_TYPE, Checkpoint, NoteError, Signer, cosign, open_note
 from gateway.witness.client import (
     MAX_ANSWER,

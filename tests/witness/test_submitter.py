@@ -15,7 +15,7 @@ from typing import TypeVar
 from babel.numbers import format_decimal
 from rich.console import Console
 
-from gateway.devices.broker import free_port
+from gateway.devices.ports import free_port
 from gateway.log.checkpoints import SignedCheckpoint, cosignature_lines, latest_checkpoints
 from gateway.log.note import open_note
 from gateway.operations.metrics import render as render_metrics

@@ -19,7 +19,7 @@ from gateway.cli import main
 from gateway.commands import gateway_cmds
 from gateway.commands.gateway_cmds import run_until_signalled
 from gateway.config import load_config
-from gateway.devices.broker import free_port
+from gateway.devices.ports import free_port
 from gateway.log.keys import Signer
 from gateway.messages.pacing import PacedSelector
 from gateway.rights.receipts import make_receipt
