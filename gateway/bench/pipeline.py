@@ -144,6 +144,18 @@ class _System:
             drain_timeout=drain,
         )
 
+    def load(self, rate: float, duration: float, processes: int) -> Generator:
+        """The benchmark's devices publishing into broker A (``rate`` 0: as fast as they go)."""
+        return Generator(
+            self.a_port,
+            rate,
+            duration,
+            DEVICES,
+            "bench",
+            processes,
+            client_prefix=f"bench-{self.name}",
+        )
+
     def log_bytes(self) -> int:
         """Bytes of the database file once the WAL is folded in (the WAL itself is transient)."""
         if self.database is None:
@@ -226,15 +238,7 @@ def _measure_max(system: _System, duration: float, processes: int) -> Result:
     frozen = system.b.pid if system.name == "bridge" else system.pid
     assert frozen is not None
     with LatencyProbe(host="127.0.0.1", port=system.b_port, topic_filter="#", qos=1) as probe:
-        generator = Generator(
-            system.a_port,
-            0.0,
-            max(1.0, duration / 2),
-            DEVICES,
-            "bench",
-            processes,
-            client_prefix=f"bench-{system.name}",
-        )
+        generator = system.load(0.0, max(1.0, duration / 2), processes)
         generator.start()
         os.kill(frozen, signal.SIGSTOP)
         try:
@@ -274,15 +278,7 @@ def _measure(system: _System, rate: float, duration: float, processes: int) -> R
     cpu0 = cpu_seconds(system.pid)
     log0 = system.log_bytes()
     with LatencyProbe(host="127.0.0.1", port=system.b_port, topic_filter="#", qos=1) as probe:
-        generator = Generator(
-            system.a_port,
-            rate,
-            duration,
-            DEVICES,
-            "bench",
-            processes,
-            client_prefix=f"bench-{system.name}",
-        )
+        generator = system.load(rate, duration, processes)
         generator.start()
         started = time.monotonic()
         generator.go()

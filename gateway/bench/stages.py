@@ -27,7 +27,6 @@ from pathlib import Path
 
 from babel.numbers import format_decimal, format_percent
 
-from gateway.bench.load import Generator
 from gateway.bench.pipeline import DEVICES, _System, platform
 from gateway.bench.results import (
     GENERATOR_PROCESSES,
@@ -85,15 +84,7 @@ async def _run(root: Path, rate: float, duration: float, name: str) -> StageRun:
 
 def _measure(system: _System, rate: float, duration: float, report_path: Path) -> StageRun:
     with LatencyProbe(host="127.0.0.1", port=system.b_port, topic_filter="#", qos=1) as probe:
-        generator = Generator(
-            system.a_port,
-            rate,
-            duration,
-            DEVICES,
-            "bench",
-            GENERATOR_PROCESSES,
-            client_prefix="stages",
-        )
+        generator = system.load(rate, duration, GENERATOR_PROCESSES)
         generator.start()
         os.kill(system.pid, signal.SIGUSR1)
         generator.go()
@@ -141,10 +132,9 @@ def _row(label: str, figure: StageFigure, messages: int, process_ns: int) -> str
     )
 
 
-def _sum(figures: Iterable[StageFigure], calls: int | None = None) -> StageFigure:
+def _sum(figures: Iterable[StageFigure]) -> StageFigure:
     listed = list(figures)
-    total_calls = sum(f.calls for f in listed) if calls is None else calls
-    return StageFigure(calls=total_calls, cpu_ns=sum(f.cpu_ns for f in listed))
+    return StageFigure(calls=sum(f.calls for f in listed), cpu_ns=sum(f.cpu_ns for f in listed))
 
 
 def render_stages(run: StageRun) -> Iterator[str]:

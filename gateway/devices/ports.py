@@ -83,15 +83,6 @@ def port_holder(port: int) -> PortHolder | None:
                     connected.add(fields[9])
                 else:  # inode 0: no process holds it any more (TIME_WAIT, FIN_WAIT2)
                     closed = True
-    low, high = ephemeral_range()
-    elsewhere = (
-        f"set broker.port / broker.tls_port below {low} in the configuration"
-        if low > 1024
-        else "set broker.port / broker.tls_port to another free port in the configuration"
-    )
-    connection_advice = (
-        f"Outgoing connections take their ports from {low}-{high} on this machine: {elsewhere}"
-    )
     if listening:
         found = _process_with({f"socket:[{inode}]" for inode in listening})
         return PortHolder(
@@ -107,13 +98,24 @@ def port_holder(port: int) -> PortHolder | None:
             else "the local end of a connection of another user's process, or of one that "
             "just closed"
         )
-        return PortHolder(who, connection_advice)
+        return PortHolder(who, _connection_advice())
     if closed:
         return PortHolder(
             "a connection closed moments ago (the kernel keeps its port for up to a minute)",
-            f"Wait a minute and start again. {connection_advice}",
+            f"Wait a minute and start again. {_connection_advice()}",
         )
     return None
+
+
+def _connection_advice() -> str:
+    """Where a port no outgoing connection can take lies, on this machine."""
+    low, high = ephemeral_range()
+    elsewhere = (
+        f"set broker.port / broker.tls_port below {low} in the configuration"
+        if low > 1024
+        else "set broker.port / broker.tls_port to another free port in the configuration"
+    )
+    return f"Outgoing connections take their ports from {low}-{high} on this machine: {elsewhere}"
 
 
 def _process_with(targets: set[str]) -> str | None:
