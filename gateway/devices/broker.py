@@ -38,7 +38,7 @@ from pathlib import Path
 from gateway.backoff import Backoff
 from gateway.devices.broker_files import AclRule, MosquittoSettings, write_files
 from gateway.devices.broker_log import BoundedLog, drain_log, rotated
-from gateway.devices.ports import check_port_free
+from gateway.devices.ports import check_port_free, listens
 from gateway.errors import BrokerError
 
 __all__ = [
@@ -148,7 +148,7 @@ class Mosquitto:
             self.adopted_pid = orphan
             self.reload()  # it re-reads the password file and ACL we just wrote
             for port in self._ports():
-                await wait_for_port(self.settings.listen, port, timeout)
+                await wait_for_port(self.settings.listen, port, timeout, pid=orphan)
             return
         for port in self._ports():
             check_port_free(self.settings.listen, port)
@@ -366,15 +366,30 @@ def _alive(pid: int) -> bool:
 
 
 async def wait_for_port(
-    host: str, port: int, timeout: float, process: asyncio.subprocess.Process | None = None
+    host: str,
+    port: int,
+    timeout: float,
+    process: asyncio.subprocess.Process | None = None,
+    *,
+    pid: int | None = None,
 ) -> None:
+    """Wait until ``port`` takes connections. Given the broker's process (or an adopted
+    broker's ``pid``), until it listens there, as /proc shows, without connecting: a probe
+    connection to a TLS port would be logged, and counted, as a refused certificate."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    owner = process.pid if process is not None else pid
     while loop.time() < deadline:
         if process is not None and process.returncode is not None:
             if process.returncode in _KILLED_FROM_OUTSIDE:
                 raise BrokerKilled(f"the process was killed (code {process.returncode})")
             raise BrokerError(f"the process exited with code {process.returncode}")
+        listening = None if owner is None else listens(owner, port)
+        if listening is not None:
+            if listening:
+                return
+            await asyncio.sleep(0.05)
+            continue
         try:
             _, writer = await asyncio.open_connection(host, port)
         except OSError:

@@ -23,6 +23,7 @@ __all__ = [
     "check_port_free",
     "ephemeral_range",
     "free_port",
+    "listens",
     "port_holder",
 ]
 
@@ -71,18 +72,13 @@ def port_holder(port: int) -> PortHolder | None:
     listening: set[str] = set()
     connected: set[str] = set()
     closed = False
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError):
-            for row in Path(table).read_text().splitlines()[1:]:
-                fields = row.split()
-                if len(fields) <= 9 or int(fields[1].rsplit(":", 1)[1], 16) != port:
-                    continue
-                if fields[3] == "0A":
-                    listening.add(fields[9])
-                elif fields[9] != "0":
-                    connected.add(fields[9])
-                else:  # inode 0: no process holds it any more (TIME_WAIT, FIN_WAIT2)
-                    closed = True
+    for state, inode in _sockets(port) or []:
+        if state == _LISTEN:
+            listening.add(inode)
+        elif inode != "0":
+            connected.add(inode)
+        else:  # inode 0: no process holds it any more (TIME_WAIT, FIN_WAIT2)
+            closed = True
     if listening:
         found = _process_with({f"socket:[{inode}]" for inode in listening})
         return PortHolder(
@@ -105,6 +101,46 @@ def port_holder(port: int) -> PortHolder | None:
             f"Wait a minute and start again. {_connection_advice()}",
         )
     return None
+
+
+def listens(pid: int, port: int) -> bool | None:
+    """Whether process ``pid`` has a socket listening on TCP ``port``; None where /proc shows no
+    sockets (not Linux).
+
+    The managed broker's start waits for this rather than for a connection to the port: a probe
+    connection to the TLS listener breaks off the handshake, and Mosquitto logs that as a refused
+    certificate, which ``einblick status`` would show the installer as a device's refusal."""
+    sockets = _sockets(port)
+    if sockets is None:
+        return None
+    inodes = {f"socket:[{inode}]" for state, inode in sockets if state == _LISTEN}
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) in inodes:
+                    return True
+    return False
+
+
+_LISTEN = "0A"  # the state column of /proc/net/tcp
+
+
+def _sockets(port: int) -> list[tuple[str, str]] | None:
+    """(state, inode) of every TCP socket whose local port is ``port``, from /proc/net/tcp and
+    tcp6; None if neither can be read."""
+    found: list[tuple[str, str]] = []
+    readable = False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        readable = True
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 9 and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                found.append((fields[3], fields[9]))
+    return found if readable else None
 
 
 def _connection_advice() -> str:

@@ -28,8 +28,14 @@ Two more kinds are not refusals of a login but of what a login did to others:
 Who is named as precisely as Mosquitto 2.0's log allows: a denied PUBLISH by the broker username
 of the connected client; a refused CONNECT (wrong password, unknown user) by the address it came
 from, because Mosquitto logs "Client <unknown> disconnected, not authorised." without the
-user name; a failed TLS handshake by the address of the latest connection on a TLS port, since
-OpenSSL's error line names no connection.
+user name. A failed TLS handshake appears in one of two forms, depending on how much of the
+client's handshake had arrived when Mosquitto accepted the connection: if all of it had (a client
+that sends its certificate at once, as in TLS 1.3), the accept itself fails and Mosquitto writes
+"Client connection from <address> failed: <OpenSSL's error>." with the address and no "New
+connection" line; otherwise the handshake fails later and OpenSSL's error line ("OpenSSL
+Error[0]: …") names no connection, so the refusal is named by the address of the latest
+connection on a TLS port. Either counts once per line: a refused handshake leaves one OpenSSL
+error.
 
 The parser is pure (lines in, counts out); the clock is passed in.
 """
@@ -49,7 +55,10 @@ _CONNECTED = re.compile(
 )
 _CONNACK_REFUSED = re.compile(r"^Sending CONNACK to (?P<addr>\S+) \(\d+, (?P<rc>[1-9]\d*)\)$")
 _DENIED = re.compile(r"^Denied PUBLISH from (?P<id>\S+) \(d\d, q\d, r\d, m\d+, '(?P<topic>.*)', ")
-_OPENSSL = re.compile(r"^OpenSSL Error\[0\]: (?:error:[0-9A-F]+:)?(?:[^:]*:){0,2}(?P<why>.*)$")
+# OpenSSL's error string: "error:0A000086:SSL routines::certificate verify failed" -> the reason.
+_OPENSSL_WHY = r"(?:error:[0-9A-F]+:)?(?:[^:]*:){0,2}(?P<why>.*?)"
+_OPENSSL = re.compile(rf"^OpenSSL Error\[0\]: {_OPENSSL_WHY}$")
+_ACCEPT_FAILED = re.compile(rf"^Client connection from (?P<addr>\S+) failed: {_OPENSSL_WHY}\.?$")
 _DISCONNECTED_DENIED = "Client <unknown> disconnected, not authorised."
 _REPLACED = re.compile(r"^Client (?P<id>\S+) already connected, closing old connection\.$")
 _DROPPING = re.compile(r"^Outgoing messages are being dropped for client (?P<id>\S+)\.$")
@@ -150,6 +159,11 @@ class RefusalBook:
             address = self._refused_address or self._last_address or "?"
             self._refused_address = ""
             return self._record("bad_credentials", f"address {address}", "", now)
+        if body.startswith("Client connection from"):
+            m = _ACCEPT_FAILED.match(body)
+            if m is None:
+                return None
+            return self._record("tls_refused", f"address {m.group('addr')}", m.group("why"), now)
         if body.startswith("OpenSSL Error[0]"):
             m = _OPENSSL.match(body)
             why = m.group("why") if m else body
