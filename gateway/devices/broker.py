@@ -38,7 +38,7 @@ from pathlib import Path
 from gateway.backoff import Backoff
 from gateway.devices.broker_files import AclRule, MosquittoSettings, write_files
 from gateway.devices.broker_log import BoundedLog, drain_log, rotated
-from gateway.devices.ports import check_port_free, listens
+from gateway.devices.ports import check_port_free, listening
 from gateway.errors import BrokerError
 
 __all__ = [
@@ -148,7 +148,7 @@ class Mosquitto:
             self.adopted_pid = orphan
             self.reload()  # it re-reads the password file and ACL we just wrote
             for port in self._ports():
-                await wait_for_port(self.settings.listen, port, timeout, pid=orphan)
+                await wait_for_port(self.settings.listen, port, timeout)
             return
         for port in self._ports():
             check_port_free(self.settings.listen, port)
@@ -366,27 +366,21 @@ def _alive(pid: int) -> bool:
 
 
 async def wait_for_port(
-    host: str,
-    port: int,
-    timeout: float,
-    process: asyncio.subprocess.Process | None = None,
-    *,
-    pid: int | None = None,
+    host: str, port: int, timeout: float, process: asyncio.subprocess.Process | None = None
 ) -> None:
-    """Wait until ``port`` takes connections. Given the broker's process (or an adopted
-    broker's ``pid``), until it listens there, as /proc shows, without connecting: a probe
-    connection to a TLS port would be logged, and counted, as a refused certificate."""
+    """Wait until ``port`` listens: as /proc shows, without connecting, since a probe connection
+    to a TLS port would be logged, and counted, as a refused TLS client (ports.py,
+    ``listening``); by a connection only where /proc/net/tcp cannot be read."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    owner = process.pid if process is not None else pid
     while loop.time() < deadline:
         if process is not None and process.returncode is not None:
             if process.returncode in _KILLED_FROM_OUTSIDE:
                 raise BrokerKilled(f"the process was killed (code {process.returncode})")
             raise BrokerError(f"the process exited with code {process.returncode}")
-        listening = None if owner is None else listens(owner, port)
-        if listening is not None:
-            if listening:
+        seen = listening(port)
+        if seen is not None:
+            if seen:
                 return
             await asyncio.sleep(0.05)
             continue

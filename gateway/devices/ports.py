@@ -1,7 +1,8 @@
-"""Ports on the box: picking a free one, and saying what holds a taken one.
+"""Ports on the box: picking a free one, saying what holds a taken one, and seeing one listen.
 
 The managed Mosquitto checks its listener ports before it starts (``check_port_free``): when
-one is taken, the installer reads what holds it and what to do. ``free_port`` picks ports for
+one is taken, the installer reads what holds it and what to do. Its start then waits until they
+listen (``listening``), without connecting to them. ``free_port`` picks ports for
 the demo, the benchmarks and the tests from below the kernel's range for outgoing connections,
 where no connection can take them between the pick and the bind.
 """
@@ -23,7 +24,7 @@ __all__ = [
     "check_port_free",
     "ephemeral_range",
     "free_port",
-    "listens",
+    "listening",
     "port_holder",
 ]
 
@@ -103,23 +104,20 @@ def port_holder(port: int) -> PortHolder | None:
     return None
 
 
-def listens(pid: int, port: int) -> bool | None:
-    """Whether process ``pid`` has a socket listening on TCP ``port``; None where /proc shows no
-    sockets (not Linux).
+def listening(port: int) -> bool | None:
+    """Whether a socket listens on TCP ``port`` on this machine; None where /proc/net/tcp and
+    tcp6 cannot be read (not Linux).
 
     The managed broker's start waits for this rather than for a connection to the port: a probe
-    connection to the TLS listener breaks off the handshake, and Mosquitto logs that as a refused
-    certificate, which ``einblick status`` would show the installer as a device's refusal."""
+    connection to the TLS listener breaks off a handshake, and Mosquitto logs that as a refused
+    TLS client, which ``einblick status`` would show the installer as a device's refusal. Any
+    listener counts, not only the broker's own sockets, as a connection did: the port was checked
+    free just before (``check_port_free``), a Mosquitto that cannot bind it exits, and its own
+    fds may not be readable (a binary with a capability to bind low ports)."""
     sockets = _sockets(port)
     if sockets is None:
         return None
-    inodes = {f"socket:[{inode}]" for state, inode in sockets if state == _LISTEN}
-    with contextlib.suppress(OSError):
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            with contextlib.suppress(OSError):
-                if os.readlink(fd) in inodes:
-                    return True
-    return False
+    return any(state == _LISTEN for state, _ in sockets)
 
 
 _LISTEN = "0A"  # the state column of /proc/net/tcp

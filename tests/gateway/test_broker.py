@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.devices import broker as broker_module
 from gateway.devices.broker import INSTALL_HINT, Mosquitto, find_mosquitto, wait_for_port
 from gateway.devices.broker_files import MosquittoSettings
 from gateway.devices.ports import free_port
@@ -46,6 +47,23 @@ async def test_start_and_stop_a_real_broker(broker: Mosquitto) -> None:
     assert not broker.running
     with pytest.raises(BrokerError, match="nothing listens on"):
         await wait_for_port("127.0.0.1", broker.settings.port, 0.2)
+
+
+async def test_waiting_for_a_port_does_not_connect_to_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection to the TLS listener would be logged as a refused TLS client (ports.py,
+    ``listening``): the wait reads /proc instead, and connects only where /proc shows nothing."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        server.setblocking(False)
+        port = server.getsockname()[1]
+        await wait_for_port("127.0.0.1", port, 5)
+        with pytest.raises(BlockingIOError):
+            server.accept()  # no connection came
+        monkeypatch.setattr(broker_module, "listening", lambda port: None)  # not Linux
+        await wait_for_port("127.0.0.1", port, 5)
+        connection, _ = server.accept()  # there, the wait connected
+        connection.close()
 
 
 # A stand-in for Mosquitto that opens its listeners one after the other with a pause between

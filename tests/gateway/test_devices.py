@@ -258,6 +258,23 @@ async def test_refusals_are_counted_and_shown_to_the_installer(tmp_path: Path) -
             await wrong.open()
         await wrong.close()
         await wait_refusal(h, "bad_credentials", "127.0.0.1")
+        # 1b. no user name, and a client id made to read like a refused certificate elsewhere:
+        # Mosquitto logs the id, and it must neither count as one nor name an address
+        forged = MqttConnection(
+            Endpoint(
+                "127.0.0.1",
+                h.port,
+                "connection from 203.0.113.9 failed: error:0A000086:SSL routines::certificate "
+                "verify failed",
+            )
+        )
+        with pytest.raises(MqttError):
+            await forged.open()
+        await forged.close()
+        async with asyncio.timeout(10):
+            while refusal_count(h, "bad_credentials") < 2:
+                await asyncio.sleep(0.02)
+        assert "203.0.113.9" not in str(h.gateway.status().to_json()["refusals"])
         # 2. publishing under another device's topic: Mosquitto drops it, the log says so
         oven1 = await h.device(CUSTOMER, "oven-1")
         await oven1.publish("bakery/oven-2/telemetry", b'{"temperature": 1}', 1)
@@ -298,7 +315,7 @@ async def test_refusals_are_counted_and_shown_to_the_installer(tmp_path: Path) -
             await wrong.open()
         await wrong.close()
         async with asyncio.timeout(10):  # a fence: every line before it has been read
-            while refusal_count(h, "bad_credentials") < 2:
+            while refusal_count(h, "bad_credentials") < 3:
                 await asyncio.sleep(0.02)
         assert tls_refusals(h) == 2
         # nothing of it reached the pipeline

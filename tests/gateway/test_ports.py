@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.devices import ports as ports_module
-from gateway.devices.ports import PICK_FROM, check_port_free, free_port, listens, port_holder
+from gateway.devices.ports import PICK_FROM, check_port_free, free_port, listening, port_holder
 from gateway.errors import BrokerError
 
 
@@ -118,12 +118,14 @@ def test_a_taken_port_is_named_with_the_process_holding_it() -> None:
         check_port_free("no-such-host.invalid", 1883)
 
 
-def test_listens_says_whether_a_process_listens_on_a_port_without_connecting() -> None:
+def test_listening_sees_a_listener_on_a_port_without_connecting_to_it() -> None:
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         port = server.getsockname()[1]
-        assert listens(os.getpid(), port) is False  # bound, not yet listening
+        assert listening(port) is False  # bound, not yet listening
         server.listen()
-        assert listens(os.getpid(), port) is True
-        assert listens(os.getppid(), port) is False  # another process
-    assert listens(os.getpid(), port) is False  # closed
+        server.setblocking(False)
+        assert listening(port) is True
+        with pytest.raises(BlockingIOError):
+            server.accept()  # nothing connected to find that out
+    assert listening(port) is False  # closed

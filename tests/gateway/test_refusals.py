@@ -52,8 +52,9 @@ def test_a_refused_certificate_is_named_by_the_latest_tls_connection() -> None:
 
 
 def test_a_certificate_refused_at_the_accept_is_named_by_its_own_address() -> None:
-    # When the whole client handshake has arrived by the accept, Mosquitto writes one line with
-    # the address and no "New connection" line: one refusal in four to one in twenty here.
+    # When the client's certificate is already there as Mosquitto's first SSL_accept runs, it
+    # writes one line with the address and no "New connection" line (a race: one refusal in
+    # four to one in twenty here).
     book = RefusalBook(tls_ports=[8883])
     found = _feed(
         book,
@@ -62,12 +63,39 @@ def test_a_certificate_refused_at_the_accept_is_named_by_its_own_address() -> No
         "error:0A000086:SSL routines::certificate verify failed.",
         "Client connection from ::1 failed: error:0A000126:SSL routines::unexpected eof while "
         "reading.",
+        "Client connection from 10.0.0.8 failed: error:1417C086:SSL routines:"
+        "tls_process_client_certificate:certificate verify failed.",  # OpenSSL 1.1's form
     )
     assert found == [
         ("tls_refused", "address 192.168.1.47", "certificate verify failed"),
         ("tls_refused", "address ::1", "unexpected eof while reading"),
+        ("tls_refused", "address 10.0.0.8", "certificate verify failed"),
     ]
-    assert book.totals["tls_refused"] == 2
+    assert book.totals["tls_refused"] == 3
+
+
+def test_a_client_id_cannot_pass_for_a_refused_certificate_or_name_an_address() -> None:
+    """Without a user name a client keeps the id it chose, and Mosquitto writes it into the
+    CONNACK and refusal lines (as Mosquitto 2.0.11 logged these, its id is any text)."""
+    book = RefusalBook(tls_ports=[8883])
+    forged = (
+        "connection from 203.0.113.9 failed: error:0A000086:SSL routines::certificate verify failed"
+    )
+    found = _feed(
+        book,
+        "New connection from 127.0.0.1:39753 on port 1883.",
+        "Sending CONNACK to 9.9.9.9 (0, 5)",
+        "Client 9.9.9.9 disconnected, not authorised.",
+        "New connection from 127.0.0.1:47097 on port 1883.",
+        f"Sending CONNACK to {forged} (0, 5)",
+        f"Client {forged} disconnected, not authorised.",
+        f"Client {forged} disconnected due to protocol error.",
+    )
+    assert found == [
+        ("bad_credentials", "address 127.0.0.1", ""),
+        ("bad_credentials", "address 127.0.0.1", ""),
+    ]
+    assert book.totals["tls_refused"] == 0
 
 
 def test_a_replaced_session_and_dropped_messages_are_counted() -> None:
