@@ -9,6 +9,7 @@ devices were added, removed or changed, so their policies are compiled again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -26,7 +27,7 @@ from gateway.devices.broker_files import (
     hash_password,
     write_private,
 )
-from gateway.devices.refusals import RefusalBook
+from gateway.devices.refusals import RefusalBook, WarningBudget
 from gateway.devices.registry import RegisteredDevice, Registry, policy_claims
 from gateway.devices.tls import CertificateAuthority, TlsFiles
 from gateway.errors import ConfigError
@@ -79,6 +80,8 @@ class DeviceAccess:
         # status; the others run.
         self.problems: dict[tuple[str, str], str] = {}
         self.refusals = RefusalBook([first.broker.tls_port] if first.broker.tls_port else [])
+        self._warnings = WarningBudget()
+        self._summary: asyncio.TimerHandle | None = None  # writes what the budget held back
         self.broker: Mosquitto | None = None
         self.on_registry_change: Callable[[set[str]], None] = lambda customers: None
         self._revoked_certificates = False
@@ -159,13 +162,34 @@ class DeviceAccess:
         await self.broker.start()
 
     def _broker_log(self, lines: list[str]) -> None:
+        """Count refusals; write them to the gateway's log within ``WarningBudget``'s bound
+        (called on the loop, by the broker's log thread through ``call_soon_threadsafe``)."""
+        loop = asyncio.get_running_loop()
         for refusal in self.refusals.feed(lines, time.time()):
-            log.warning(
-                "device broker refused %s: %s%s",
-                refusal.who,
-                refusal.kind,
-                f" ({refusal.detail})" if refusal.detail else "",
-            )
+            summary, write = self._warnings.admit(refusal.kind, loop.time())
+            if summary is not None:
+                log.warning("%s", summary)
+            if write:
+                log.warning(
+                    "device broker refused %s: %s%s",
+                    refusal.who,
+                    refusal.kind,
+                    f" ({refusal.detail})" if refusal.detail else "",
+                )
+            elif self._summary is None:
+                end = self._warnings.window_end
+                self._summary = loop.call_at(end, self._write_summary, end)
+
+    def _write_summary(self, end: float) -> None:
+        self._summary = None
+        if self._warnings.window_end == end:
+            summary = self._warnings.close()
+            if summary is not None:
+                log.warning("%s", summary)
+        elif self._warnings.holding:  # a refusal closed that window; this one holds back too
+            end = self._warnings.window_end
+            loop = asyncio.get_running_loop()
+            self._summary = loop.call_at(end, self._write_summary, end)
 
     def reload_devices(self) -> int:
         """Re-read the registry, rewrite password file and ACL, and tell Mosquitto (SIGHUP).

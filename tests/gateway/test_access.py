@@ -3,13 +3,17 @@ the running policies' topics, devices left out, what a registry change does to o
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
 
 import orjson
 import pytest
 
 from gateway.config import Config
+from gateway.devices import access as access_module
 from gateway.devices.access import DeviceAccess, broker_users, read_secret
+from gateway.devices.refusals import WarningBudget
 from gateway.errors import ConfigError
 from gateway.messages.pseudonyms import Keyring
 from policies.compiler import compile_policy
@@ -103,3 +107,33 @@ def test_the_effect_of_a_device_change_says_what_the_gateway_does_now(tmp_path: 
     access.registry.add("werk-nord", "press-1", name="Presse", kind="press")
     missing = access.effect(engine, "werk-nord", "press-1", "werk.yaml:3: bad key")
     assert (missing.state, missing.error) == ("policy_not_running", "werk.yaml:3: bad key")
+
+
+async def test_a_flood_of_refusals_writes_a_bounded_number_of_lines_and_a_summary(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thousand failed logins are all counted, but the gateway's own log gets the window's
+    budget of lines and one line that sums up the rest as the window ends."""
+    monkeypatch.setattr(access_module, "WarningBudget", lambda: WarningBudget(3, window=0.5))
+    config = edge_config(tmp_path, {"bakery.yaml": BAKERY})
+    access = DeviceAccess(lambda: config, dict)
+    caplog.set_level(logging.WARNING, logger="gateway.devices.access")
+    failed = [
+        "1700000000: New connection from 192.168.1.44:40000 on port 1883.",
+        "1700000000: Client <unknown> disconnected, not authorised.",
+    ]
+    access._broker_log(failed * 1000)
+    access._broker_log(["1700000000: OpenSSL Error[0]: error:0A000086:SSL routines::x"])
+    assert access.refusals.totals["bad_credentials"] == 1000
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["device broker refused address 192.168.1.44: bad_credentials"] * 3
+    async with asyncio.timeout(10):  # the window's end writes the summary
+        while len(caplog.records) == 3:
+            await asyncio.sleep(0.02)
+    assert caplog.records[3].getMessage() == (
+        "998 more refusals at the device broker within 0.5 s were not written here "
+        "(bad_credentials 997, tls_refused 1); `einblick status` lists them by sender"
+    )
+    access._broker_log(failed)  # a new window: written at once
+    assert caplog.records[-1].getMessage().startswith("device broker refused address")
+    assert len(caplog.records) == 5

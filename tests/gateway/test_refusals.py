@@ -3,7 +3,7 @@ memory bounded whatever a scan sends."""
 
 from __future__ import annotations
 
-from gateway.devices.refusals import MAX_ENTRIES, RefusalBook
+from gateway.devices.refusals import MAX_ENTRIES, RefusalBook, WarningBudget
 
 
 def _feed(book: RefusalBook, *bodies: str, now: float = 100.0) -> list[tuple[str, str, str]]:
@@ -126,3 +126,20 @@ def test_other_lines_count_nothing_and_a_scan_stays_bounded() -> None:
     assert len(book.entries()) == MAX_ENTRIES
     assert book.totals["bad_credentials"] == book.total == MAX_ENTRIES + 50
     assert book.entries()[0].last == float(MAX_ENTRIES + 49)  # the oldest were dropped
+
+
+def test_the_warning_budget_writes_a_window_s_share_and_sums_up_the_rest() -> None:
+    budget = WarningBudget(per_window=2, window=60.0)
+    assert budget.close() is None  # nothing held: nothing to say
+    assert [budget.admit("bad_credentials", t) for t in (0.0, 1.0)] == [(None, True)] * 2
+    assert budget.admit("bad_credentials", 2.0) == (None, False)
+    assert budget.admit("tls_refused", 59.9) == (None, False)
+    assert budget.holding
+    summary, write = budget.admit("bad_credentials", 60.0)  # the next window
+    assert write
+    assert summary == (
+        "2 more refusals at the device broker within 60 s were not written here "
+        "(bad_credentials 1, tls_refused 1); `einblick status` lists them by sender"
+    )
+    assert not budget.holding
+    assert budget.window_end == 120.0
