@@ -148,7 +148,7 @@ class Mosquitto:
             self.adopted_pid = orphan
             self.reload()  # it re-reads the password file and ACL we just wrote
             for port in self._ports():
-                await wait_for_port(self.settings.listen, port, timeout)
+                await wait_for_port(self.settings.listen, port, timeout, adopted=orphan)
             return
         for port in self._ports():
             check_port_free(self.settings.listen, port)
@@ -366,11 +366,17 @@ def _alive(pid: int) -> bool:
 
 
 async def wait_for_port(
-    host: str, port: int, timeout: float, process: asyncio.subprocess.Process | None = None
+    host: str,
+    port: int,
+    timeout: float,
+    process: asyncio.subprocess.Process | None = None,
+    *,
+    adopted: int | None = None,
 ) -> None:
     """Wait until ``port`` listens: as /proc shows, without connecting, since a probe connection
     to a TLS port would be logged, and counted, as a refused TLS client (ports.py,
-    ``listening``); by a connection only where /proc/net/tcp cannot be read."""
+    ``listening``); by a connection only where /proc/net/tcp cannot be read. ``process`` (our
+    child) or ``adopted`` (the pid of a broker taken over) must stay alive meanwhile."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
@@ -378,6 +384,12 @@ async def wait_for_port(
             if process.returncode in _KILLED_FROM_OUTSIDE:
                 raise BrokerKilled(f"the process was killed (code {process.returncode})")
             raise BrokerError(f"the process exited with code {process.returncode}")
+        if adopted is not None and not _alive(adopted):
+            # Not a reason to give up: the supervisor starts a broker of its own at once.
+            raise BrokerKilled(
+                f"the Mosquitto left running by an earlier gateway (pid {adopted}) exited "
+                "while it was being taken over"
+            )
         seen = listening(port)
         if seen is not None:
             if seen:

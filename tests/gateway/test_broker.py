@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from gateway.devices import broker as broker_module
-from gateway.devices.broker import INSTALL_HINT, Mosquitto, find_mosquitto, wait_for_port
+from gateway.devices.broker import (
+    INSTALL_HINT,
+    BrokerKilled,
+    Mosquitto,
+    find_mosquitto,
+    wait_for_port,
+)
 from gateway.devices.broker_files import MosquittoSettings
 from gateway.devices.ports import free_port
 from gateway.errors import BrokerError
@@ -64,6 +70,14 @@ async def test_waiting_for_a_port_does_not_connect_to_it(monkeypatch: pytest.Mon
         await wait_for_port("127.0.0.1", port, 5)
         connection, _ = server.accept()  # there, the wait connected
         connection.close()
+
+
+async def test_waiting_for_an_adopted_broker_that_exits_ends_at_once(tmp_path: Path) -> None:
+    gone = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await gone.wait()  # exited and reaped: its pid names no process
+    with pytest.raises(BrokerKilled, match=rf"pid {gone.pid}\) exited while it was being taken"):
+        async with asyncio.timeout(5):  # not the wait's own 60 s
+            await wait_for_port("127.0.0.1", free_port(), 60, adopted=gone.pid)
 
 
 # A stand-in for Mosquitto that opens its listeners one after the other with a pause between
