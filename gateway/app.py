@@ -383,6 +383,7 @@ class Gateway:
             finally:
                 if self.devices.broker is not None:
                     await self.devices.broker.stop()
+                self.devices.flush_refusal_log()  # what the last window held back
                 log.info("stopped")
 
     def _control_parts(self) -> ControlParts:

@@ -180,6 +180,15 @@ class DeviceAccess:
                 end = self._warnings.window_end
                 self._summary = loop.call_at(end, self._write_summary, end)
 
+    def flush_refusal_log(self) -> None:
+        """At the gateway's stop: write what the refusal log's window held back so far."""
+        if self._summary is not None:
+            self._summary.cancel()
+            self._summary = None
+        summary = self._warnings.close()
+        if summary is not None:
+            log.warning("%s", summary)
+
     def _write_summary(self, end: float) -> None:
         self._summary = None
         if self._warnings.window_end == end:

@@ -147,9 +147,15 @@ class Mosquitto:
             log.warning("taking over Mosquitto (pid %d) left running by an earlier gateway", orphan)
             self.adopted_pid = orphan
             self.reload()  # it re-reads the password file and ACL we just wrote
-            for port in self._ports():
-                await wait_for_port(self.settings.listen, port, timeout, adopted=orphan)
-            return
+            try:
+                for port in self._ports():
+                    await wait_for_port(self.settings.listen, port, timeout, adopted=orphan)
+                return
+            except BrokerKilled as exc:
+                # Stopped meanwhile (by whoever stopped the earlier gateway, or on its own):
+                # start one of our own, as when there was none to take over.
+                log.warning("%s; starting a device broker of our own", exc)
+                self.adopted_pid = None
         for port in self._ports():
             check_port_free(self.settings.listen, port)
         # Mosquitto writes into a pipe and a thread of ours writes the file, bounded, whether or
@@ -385,7 +391,7 @@ async def wait_for_port(
                 raise BrokerKilled(f"the process was killed (code {process.returncode})")
             raise BrokerError(f"the process exited with code {process.returncode}")
         if adopted is not None and not _alive(adopted):
-            # Not a reason to give up: the supervisor starts a broker of its own at once.
+            # Not a reason to give up: ``start`` goes on to start a broker of its own.
             raise BrokerKilled(
                 f"the Mosquitto left running by an earlier gateway (pid {adopted}) exited "
                 "while it was being taken over"

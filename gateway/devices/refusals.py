@@ -215,7 +215,7 @@ class RefusalBook:
         return [r.as_dict() for r in self.entries()]
 
 
-# Refusals the gateway writes to its own log per window, all kinds and senders together.
+# Refusals of each kind the gateway writes to its own log per window.
 WARNINGS_PER_WINDOW = 20
 WARNING_WINDOW_S = 60.0
 
@@ -224,11 +224,13 @@ class WarningBudget:
     """Which refusals the gateway writes to its own log, as lines apart.
 
     Every refusal is counted in the book; a line is written for the first ``per_window`` of
-    each window of ``window`` seconds, and the rest are summed up in one line as the window
-    ends. A client failing to log in a thousand times a second would otherwise write a thousand
-    lines a second: under systemd, journald then drops every line of the service for the rest of
-    its rate-limit interval (``RateLimitBurst``), the gateway's own errors with them. The clock is
-    passed in, as to the book."""
+    each kind in a window of ``window`` seconds (which starts at a refusal), and the rest are
+    summed up in one line as the window ends. A client failing to log in a thousand times a
+    second would otherwise write a thousand lines a second: under systemd, journald then drops
+    every line of the service for the rest of its rate-limit interval (``RateLimitBurst``), the
+    gateway's own errors with them. A budget per kind, so that such a flood does not hide the
+    rare refusals that matter most (``queue_full`` of the gateway's own session, a
+    ``session_replaced``). The clock is passed in, as to the book."""
 
     def __init__(
         self, per_window: int = WARNINGS_PER_WINDOW, window: float = WARNING_WINDOW_S
@@ -236,17 +238,17 @@ class WarningBudget:
         self.per_window = per_window
         self.window = window
         self.window_end = float("-inf")
-        self._written = 0
+        self._written: Counter[str] = Counter()  # kind -> lines written this window
         self._held: Counter[str] = Counter()  # kind -> refusals not written this window
 
     def admit(self, kind: str, now: float) -> tuple[str | None, bool]:
         """(the summary of a window that is over, to write first; whether to write this one)."""
-        summary = self.close() if now >= self.window_end else None
+        summary = None
         if now >= self.window_end:
+            summary = self.close()
             self.window_end = now + self.window
-            self._written = 0
-        if self._written < self.per_window:
-            self._written += 1
+        if self._written[kind] < self.per_window:
+            self._written[kind] += 1
             return summary, True
         self._held[kind] += 1
         return summary, False
@@ -258,11 +260,12 @@ class WarningBudget:
     def close(self) -> str | None:
         """End the window: the line that sums up what it held back, if it held anything."""
         self.window_end = float("-inf")
+        self._written.clear()
         if not self._held:
             return None
         held, self._held = self._held, Counter()
         kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(held.items()))
         return (
             f"{held.total()} more refusals at the device broker within {self.window:g} s were "
-            f"not written here ({kinds}); `einblick status` lists them by sender"
+            f"not written here ({kinds}); `einblick status` counts every one"
         )

@@ -109,31 +109,76 @@ def test_the_effect_of_a_device_change_says_what_the_gateway_does_now(tmp_path: 
     assert (missing.state, missing.error) == ("policy_not_running", "werk.yaml:3: bad key")
 
 
+FAILED_LOGIN = [
+    "1700000000: New connection from 192.168.1.44:40000 on port 1883.",
+    "1700000000: Client <unknown> disconnected, not authorised.",
+]
+REFUSED_LINE = "device broker refused address 192.168.1.44: bad_credentials"
+
+
+def _budgeted_access(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, per_window: int, window: float
+) -> DeviceAccess:
+    monkeypatch.setattr(
+        access_module, "WarningBudget", lambda: WarningBudget(per_window, window=window)
+    )
+    config = edge_config(tmp_path, {"bakery.yaml": BAKERY})
+    return DeviceAccess(lambda: config, dict)
+
+
+async def _wait_for_lines(caplog: pytest.LogCaptureFixture, count: int) -> list[str]:
+    async with asyncio.timeout(10):  # a window's end writes its summary from a loop timer
+        while len(caplog.records) < count:
+            await asyncio.sleep(0.02)
+    return [r.getMessage() for r in caplog.records]
+
+
 async def test_a_flood_of_refusals_writes_a_bounded_number_of_lines_and_a_summary(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A thousand failed logins are all counted, but the gateway's own log gets the window's
-    budget of lines and one line that sums up the rest as the window ends."""
-    monkeypatch.setattr(access_module, "WarningBudget", lambda: WarningBudget(3, window=0.5))
-    config = edge_config(tmp_path, {"bakery.yaml": BAKERY})
-    access = DeviceAccess(lambda: config, dict)
+    share of lines for each kind, and one line that sums up the rest as the window ends."""
+    access = _budgeted_access(tmp_path, monkeypatch, 3, 0.5)
     caplog.set_level(logging.WARNING, logger="gateway.devices.access")
-    failed = [
-        "1700000000: New connection from 192.168.1.44:40000 on port 1883.",
-        "1700000000: Client <unknown> disconnected, not authorised.",
-    ]
-    access._broker_log(failed * 1000)
+    access._broker_log(FAILED_LOGIN * 1000)
     access._broker_log(["1700000000: OpenSSL Error[0]: error:0A000086:SSL routines::x"])
     assert access.refusals.totals["bad_credentials"] == 1000
-    lines = [r.getMessage() for r in caplog.records]
-    assert lines == ["device broker refused address 192.168.1.44: bad_credentials"] * 3
-    async with asyncio.timeout(10):  # the window's end writes the summary
-        while len(caplog.records) == 3:
-            await asyncio.sleep(0.02)
-    assert caplog.records[3].getMessage() == (
-        "998 more refusals at the device broker within 0.5 s were not written here "
-        "(bad_credentials 997, tls_refused 1); `einblick status` lists them by sender"
+    assert [r.getMessage() for r in caplog.records] == [
+        *[REFUSED_LINE] * 3,
+        "device broker refused address 192.168.1.44: tls_refused (x)",  # its own share
+    ]
+    lines = await _wait_for_lines(caplog, 5)
+    assert lines[4] == (
+        "997 more refusals at the device broker within 0.5 s were not written here "
+        "(bad_credentials 997); `einblick status` counts every one"
     )
-    access._broker_log(failed)  # a new window: written at once
-    assert caplog.records[-1].getMessage().startswith("device broker refused address")
-    assert len(caplog.records) == 5
+    access._broker_log(FAILED_LOGIN)  # a new window: written at once
+    assert [r.getMessage() for r in caplog.records][5:] == [REFUSED_LINE]
+
+
+async def test_a_window_closed_by_a_late_refusal_still_sums_up_the_next(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    access = _budgeted_access(tmp_path, monkeypatch, 1, 0.2)
+    caplog.set_level(logging.WARNING, logger="gateway.devices.access")
+    access._broker_log(FAILED_LOGIN * 2)  # one written, one held: the timer is set
+    loop = asyncio.get_running_loop()
+    end = access._warnings.window_end
+    while loop.time() < end:  # the loop is busy past the window's end: a refusal comes first
+        pass
+    access._broker_log(FAILED_LOGIN * 3)  # sums up the old window, opens one holding two
+    assert [r.getMessage() for r in caplog.records] == [
+        REFUSED_LINE,
+        "1 more refusals at the device broker within 0.2 s were not written here "
+        "(bad_credentials 1); `einblick status` counts every one",
+        REFUSED_LINE,
+    ]
+    lines = await _wait_for_lines(caplog, 4)  # the stale timer set one for the new window
+    assert lines[3].startswith("2 more refusals at the device broker")
+    access._broker_log(FAILED_LOGIN * 2)
+    access.flush_refusal_log()  # the gateway's stop: what is held back is written now
+    assert [r.getMessage() for r in caplog.records][4:] == [
+        REFUSED_LINE,
+        "1 more refusals at the device broker within 0.2 s were not written here "
+        "(bad_credentials 1); `einblick status` counts every one",
+    ]

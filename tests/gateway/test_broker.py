@@ -72,7 +72,7 @@ async def test_waiting_for_a_port_does_not_connect_to_it(monkeypatch: pytest.Mon
         connection.close()
 
 
-async def test_waiting_for_an_adopted_broker_that_exits_ends_at_once(tmp_path: Path) -> None:
+async def test_waiting_for_an_adopted_broker_that_exits_ends_at_once() -> None:
     gone = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
     await gone.wait()  # exited and reaped: its pid names no process
     with pytest.raises(BrokerKilled, match=rf"pid {gone.pid}\) exited while it was being taken"):
@@ -144,6 +144,35 @@ async def test_a_broker_left_running_by_a_killed_gateway_is_taken_over(
     await again.stop()
     await asyncio.wait_for(broker.process.wait(), 10)  # type: ignore[union-attr]
     assert not again.running and not broker.running
+
+
+# A process that passes for a Mosquitto an earlier gateway left running (its command line names
+# mosquitto and the configuration) and exits at the SIGHUP with which it is taken over.
+EXITS_AT_SIGHUP = """
+import signal, sys, time
+signal.signal(signal.SIGHUP, lambda *_: sys.exit(0))
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+async def test_a_left_broker_that_exits_while_taken_over_is_replaced_by_our_own(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    script = tmp_path / "mosquitto"
+    script.write_text(EXITS_AT_SIGHUP)
+    broker.write_files([])
+    left = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), "-c", str(broker.conf_path), stdout=asyncio.subprocess.PIPE
+    )
+    assert left.stdout is not None
+    assert await left.stdout.readline() == b"ready\n"  # its SIGHUP handler is in place
+    (broker.settings.directory / "mosquitto.pid").write_text(f"{left.pid}\n")
+    await broker.start()
+    assert await asyncio.wait_for(left.wait(), 10) == 0  # it had been taken over: SIGHUP
+    assert broker.adopted_pid is None
+    assert broker.process is not None and broker.pid == broker.process.pid != left.pid
+    await wait_for_port("127.0.0.1", broker.settings.port, 5, broker.process)
 
 
 async def test_the_supervisor_restarts_a_killed_broker(broker: Mosquitto) -> None:

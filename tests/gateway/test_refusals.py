@@ -128,18 +128,23 @@ def test_other_lines_count_nothing_and_a_scan_stays_bounded() -> None:
     assert book.entries()[0].last == float(MAX_ENTRIES + 49)  # the oldest were dropped
 
 
-def test_the_warning_budget_writes_a_window_s_share_and_sums_up_the_rest() -> None:
+def test_the_warning_budget_writes_a_window_s_share_of_each_kind_and_sums_up_the_rest() -> None:
     budget = WarningBudget(per_window=2, window=60.0)
     assert budget.close() is None  # nothing held: nothing to say
     assert [budget.admit("bad_credentials", t) for t in (0.0, 1.0)] == [(None, True)] * 2
     assert budget.admit("bad_credentials", 2.0) == (None, False)
-    assert budget.admit("tls_refused", 59.9) == (None, False)
+    # each kind has its own share: a flood of one does not hide another
+    assert [budget.admit("session_replaced", t) for t in (3.0, 4.0, 59.9)] == [
+        (None, True),
+        (None, True),
+        (None, False),
+    ]
     assert budget.holding
     summary, write = budget.admit("bad_credentials", 60.0)  # the next window
     assert write
     assert summary == (
         "2 more refusals at the device broker within 60 s were not written here "
-        "(bad_credentials 1, tls_refused 1); `einblick status` lists them by sender"
+        "(bad_credentials 1, session_replaced 1); `einblick status` counts every one"
     )
     assert not budget.holding
     assert budget.window_end == 120.0
