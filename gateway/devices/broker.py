@@ -31,6 +31,7 @@ import logging
 import os
 import shutil
 import signal
+import stat
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -146,6 +147,7 @@ class Mosquitto:
         if orphan is not None:
             log.warning("taking over Mosquitto (pid %d) left running by an earlier gateway", orphan)
             self.adopted_pid = orphan
+            self._read_log_of(orphan)
             self.reload()  # it re-reads the password file and ACL we just wrote
             try:
                 for port in self._ports():
@@ -207,6 +209,36 @@ class Mosquitto:
     def _ports(self) -> list[int]:
         tls = self.settings.tls_port
         return [self.settings.port] if tls is None else [self.settings.port, tls]
+
+    def _read_log_of(self, pid: int) -> None:
+        """Read the log of a broker taken over, as of one started here.
+
+        It writes into the pipe of the gateway that started it, whose reading end died with that
+        gateway: unread, its log file would stay as it was and no refusal would be counted until
+        it restarted. The pipe is opened again through /proc (the same user may)."""
+        where = f"/proc/{pid}/fd/2"
+        try:
+            if not stat.S_ISFIFO(os.stat(where).st_mode):
+                raise OSError(0, "its output is not a pipe (not started by a gateway)")
+            # Not blocking on the open: a pipe without a writer left would wait for one.
+            fd = os.open(where, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            log.warning(
+                "cannot read the log of the Mosquitto taken over (pid %d): %s; until it "
+                "restarts, its refusals are not counted and %s is not written",
+                pid,
+                exc.strerror,
+                self.log_path,
+            )
+            return
+        os.set_blocking(fd, True)
+        log_file = BoundedLog(self.log_path, self.settings.log_max_bytes)
+        threading.Thread(
+            target=drain_log,
+            args=(fd, log_file, self.on_log, asyncio.get_running_loop()),
+            name=f"mosquitto-log-{pid}",
+            daemon=True,
+        ).start()
 
     def _orphan(self) -> int | None:
         """The pid of a live Mosquitto running our configuration, if a killed gateway left one."""

@@ -175,6 +175,54 @@ async def test_a_left_broker_that_exits_while_taken_over_is_replaced_by_our_own(
     await wait_for_port("127.0.0.1", broker.settings.port, 5, broker.process)
 
 
+# An earlier gateway: starts the device broker, whose output goes into a pipe of its own, and
+# waits to be killed.
+EARLIER_GATEWAY = """
+import asyncio, sys
+from pathlib import Path
+from gateway.devices.broker import Mosquitto
+from gateway.devices.broker_files import MosquittoSettings
+
+async def main() -> None:
+    broker = Mosquitto(MosquittoSettings(directory=Path(sys.argv[1]), port=int(sys.argv[2])))
+    broker.write_files([])
+    await broker.start()
+    print(broker.pid, flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+async def test_the_log_of_a_broker_taken_over_is_read_again(tmp_path: Path) -> None:
+    """The pipe's reading end died with the gateway killed -9; the next one opens it again, so
+    lines reach ``on_log`` (the refusals) and the log file as before."""
+    settings = MosquittoSettings(directory=tmp_path / "broker", port=free_port())
+    earlier = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", EARLIER_GATEWAY, str(settings.directory), str(settings.port),
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert earlier.stdout is not None
+    left = int(await asyncio.wait_for(earlier.stdout.readline(), 30))
+    earlier.kill()
+    await earlier.wait()
+    lines: list[str] = []
+    again = Mosquitto(settings, on_log=lines.extend)
+    try:
+        await again.start()
+        assert again.adopted_pid == left
+        with socket.create_connection(("127.0.0.1", settings.port), timeout=5):
+            pass
+        async with asyncio.timeout(10):
+            while not any("New connection from 127.0.0.1" in line for line in lines):
+                await asyncio.sleep(0.02)
+        async with asyncio.timeout(10):  # the same line, written by our reader
+            while "New connection from 127.0.0.1" not in again.log_path.read_text():
+                await asyncio.sleep(0.02)
+    finally:
+        await again.stop()
+
+
 async def test_the_supervisor_restarts_a_killed_broker(broker: Mosquitto) -> None:
     await broker.start()
     first = broker.pid
