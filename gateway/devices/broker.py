@@ -183,12 +183,7 @@ class Mosquitto:
             raise
         finally:
             os.close(write_end)
-        threading.Thread(
-            target=drain_log,
-            args=(read_end, log_file, self.on_log, asyncio.get_running_loop()),
-            name=f"mosquitto-log-{self.process.pid}",
-            daemon=True,
-        ).start()
+        self._drain(read_end, log_file, self.process.pid)
         try:
             # Every listener, not only the first: Mosquitto opens them one after the other, and
             # a device connecting to the TLS port in between would be refused as if the broker
@@ -232,7 +227,10 @@ class Mosquitto:
             )
             return
         os.set_blocking(fd, True)
-        log_file = BoundedLog(self.log_path, self.settings.log_max_bytes)
+        self._drain(fd, BoundedLog(self.log_path, self.settings.log_max_bytes), pid)
+
+    def _drain(self, fd: int, log_file: BoundedLog, pid: int) -> None:
+        """A thread reads the broker's output from ``fd`` until it exits (``drain_log``)."""
         threading.Thread(
             target=drain_log,
             args=(fd, log_file, self.on_log, asyncio.get_running_loop()),
