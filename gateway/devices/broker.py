@@ -208,26 +208,39 @@ class Mosquitto:
     def _read_log_of(self, pid: int) -> None:
         """Read the log of a broker taken over, as of one started here.
 
-        It writes into the pipe of the gateway that started it, whose reading end died with that
-        gateway: unread, its log file would stay as it was and no refusal would be counted until
-        it restarted. The pipe is opened again through /proc (the same user may)."""
-        where = f"/proc/{pid}/fd/2"
+        It writes into the pipe of the gateway that started it (stdout and stderr both), whose
+        reading end died with that gateway: unread, its log file would stay as it was and no
+        refusal would be counted until it restarted. The pipe is opened again through /proc (the
+        same user may). What it wrote while no gateway read it is lost."""
         try:
-            if not stat.S_ISFIFO(os.stat(where).st_mode):
-                raise OSError(0, "its output is not a pipe (not started by a gateway)")
+            out, err = (os.stat(f"/proc/{pid}/fd/{n}") for n in (1, 2))
+            if not stat.S_ISFIFO(err.st_mode) or out.st_ino != err.st_ino:
+                raise OSError(0, "its output is not the pipe a gateway gives it")
             # Not blocking on the open: a pipe without a writer left would wait for one.
-            fd = os.open(where, os.O_RDONLY | os.O_NONBLOCK)
+            fd = os.open(f"/proc/{pid}/fd/2", os.O_RDONLY | os.O_NONBLOCK)
         except OSError as exc:
-            log.warning(
-                "cannot read the log of the Mosquitto taken over (pid %d): %s; until it "
-                "restarts, its refusals are not counted and %s is not written",
-                pid,
-                exc.strerror,
-                self.log_path,
-            )
+            if _alive(pid):  # else it exited: ``start`` says so and starts one of its own
+                self._unread(pid, exc)
             return
-        os.set_blocking(fd, True)
-        self._drain(fd, BoundedLog(self.log_path, self.settings.log_max_bytes), pid)
+        try:
+            os.set_blocking(fd, True)
+            log_file = BoundedLog(self.log_path, self.settings.log_max_bytes)
+        except OSError as exc:
+            os.close(fd)
+            self._unread(pid, exc)
+            return
+        self._drain(fd, log_file, pid)
+
+    def _unread(self, pid: int, exc: OSError) -> None:
+        log.warning(
+            "cannot read the log of the device broker taken over (Mosquitto pid %d: %s): until "
+            "it restarts, refusals are not counted in `einblick status` and %s stays as it is. "
+            "Restart it with `kill %d` (the gateway starts its own at once; devices reconnect)",
+            pid,
+            exc.strerror,
+            self.log_path,
+            pid,
+        )
 
     def _drain(self, fd: int, log_file: BoundedLog, pid: int) -> None:
         """A thread reads the broker's output from ``fd`` until it exits (``drain_log``)."""
@@ -395,10 +408,10 @@ class Mosquitto:
 def _alive(pid: int) -> bool:
     """True for a running process; a zombie (dead, not yet reaped) counts as gone."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
+    return fields.rpartition(")")[2].split()[0] != "Z"
 
 
 async def wait_for_port(

@@ -94,10 +94,15 @@ class BoundedLog:
             self._size += len(data)
 
     def _rotate(self) -> None:
+        # Two writers on one path for a moment (a broker taken over that exits while its
+        # successor starts, a restart): if the file is no longer ours, the other one has rotated
+        # it, and renaming again would replace the generation just moved, lines and all.
+        with contextlib.suppress(OSError):
+            if os.stat(self.path).st_ino == os.fstat(self._fd).st_ino:
+                os.replace(self.path, rotated(self.path))
         os.close(self._fd)
-        os.replace(self.path, rotated(self.path))
         self._fd = self._open()
-        self._size = 0
+        self._size = os.fstat(self._fd).st_size
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

@@ -7,6 +7,9 @@ cannot start."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -157,7 +160,7 @@ time.sleep(60)
 
 
 async def test_a_left_broker_that_exits_while_taken_over_is_replaced_by_our_own(
-    broker: Mosquitto, tmp_path: Path
+    broker: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     script = tmp_path / "mosquitto"
     script.write_text(EXITS_AT_SIGHUP)
@@ -168,8 +171,15 @@ async def test_a_left_broker_that_exits_while_taken_over_is_replaced_by_our_own(
     assert left.stdout is not None
     assert await left.stdout.readline() == b"ready\n"  # its SIGHUP handler is in place
     (broker.settings.directory / "mosquitto.pid").write_text(f"{left.pid}\n")
+    caplog.set_level(logging.WARNING, logger="gateway.devices.broker")
     await broker.start()
     assert await asyncio.wait_for(left.wait(), 10) == 0  # it had been taken over: SIGHUP
+    # its stdout is ours and its stderr pytest's: not the one pipe a gateway gives a broker
+    assert any(
+        f"cannot read the log of the device broker taken over (Mosquitto pid {left.pid}: its "
+        "output is not the pipe a gateway gives it)" in r.getMessage()
+        for r in caplog.records
+    )
     assert broker.adopted_pid is None
     assert broker.process is not None and broker.pid == broker.process.pid != left.pid
     await wait_for_port("127.0.0.1", broker.settings.port, 5, broker.process)
@@ -194,33 +204,52 @@ asyncio.run(main())
 """
 
 
+# MQTT 3.1.1 CONNECT, clean session, keepalive 60 s, client id "x", no user name.
+CONNECT_WITHOUT_USER = bytes.fromhex("100d00044d5154540402003c000178")
+
+
 async def test_the_log_of_a_broker_taken_over_is_read_again(tmp_path: Path) -> None:
     """The pipe's reading end died with the gateway killed -9; the next one opens it again, so
-    lines reach ``on_log`` (the refusals) and the log file as before."""
+    lines reach ``on_log`` (the refusals) and the log file as before. What Mosquitto wrote in
+    between, with no reader, is lost (it ignores the broken pipe and goes on)."""
     settings = MosquittoSettings(directory=tmp_path / "broker", port=free_port())
     earlier = await asyncio.create_subprocess_exec(
         sys.executable, "-c", EARLIER_GATEWAY, str(settings.directory), str(settings.port),
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    assert earlier.stdout is not None
-    left = int(await asyncio.wait_for(earlier.stdout.readline(), 30))
-    earlier.kill()
-    await earlier.wait()
     lines: list[str] = []
     again = Mosquitto(settings, on_log=lines.extend)
     try:
+        assert earlier.stdout is not None
+        left = int(await asyncio.wait_for(earlier.stdout.readline(), 30))
+        earlier.kill()
+        await earlier.wait()
+        with socket.create_connection(("127.0.0.1", settings.port), timeout=5) as unread:
+            lost = f"127.0.0.1:{unread.getsockname()[1]} "
+            # A CONNECT answered (refused: no user) is a fence: Mosquitto has written the line
+            # of this connection, into the pipe no one reads, before it sent the CONNACK.
+            unread.sendall(CONNECT_WITHOUT_USER)
+            assert unread.recv(4) == b"\x20\x02\x00\x05"
         await again.start()
         assert again.adopted_pid == left
-        with socket.create_connection(("127.0.0.1", settings.port), timeout=5):
-            pass
+        with socket.create_connection(("127.0.0.1", settings.port), timeout=5) as seen:
+            read = f"127.0.0.1:{seen.getsockname()[1]} "
         async with asyncio.timeout(10):
-            while not any("New connection from 127.0.0.1" in line for line in lines):
+            while not any(read in line for line in lines):
                 await asyncio.sleep(0.02)
         async with asyncio.timeout(10):  # the same line, written by our reader
-            while "New connection from 127.0.0.1" not in again.log_path.read_text():
+            while read not in again.log_path.read_text():
                 await asyncio.sleep(0.02)
+        assert not any(lost in line for line in lines)
+        assert lost not in again.log_path.read_text()
     finally:
-        await again.stop()
+        await again.stop()  # the broker taken over
+        if earlier.returncode is None:
+            earlier.kill()
+            await earlier.wait()
+        orphan = Mosquitto(settings)._orphan()  # one not taken over must not outlive the test
+        if orphan is not None:
+            os.kill(orphan, signal.SIGTERM)
 
 
 async def test_the_supervisor_restarts_a_killed_broker(broker: Mosquitto) -> None:

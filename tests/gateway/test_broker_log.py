@@ -10,7 +10,7 @@ from pathlib import Path
 
 from gateway.devices.broker import Mosquitto
 from gateway.devices.broker_files import AclRule, MosquittoSettings, hash_password
-from gateway.devices.broker_log import BoundedLog
+from gateway.devices.broker_log import BoundedLog, rotated
 from gateway.devices.ports import free_port
 from gateway.devices.refusals import RefusalBook
 from tests.faults.raw import RawClient
@@ -83,3 +83,24 @@ def test_a_line_longer_than_the_limit_is_cut_and_says_so(tmp_path: Path) -> None
         10_000 - BoundedLog.MAX_LINE
     )
     assert lines[1] == b"short"
+
+
+def test_two_writers_on_one_path_rotate_it_once_and_lose_no_line(tmp_path: Path) -> None:
+    """A broker taken over and its successor may write one path for a moment: the second to
+    reach its cap finds the file rotated already and must not rotate it again (which would
+    replace the generation just moved, with the first writer's lines)."""
+    path = tmp_path / "mosquitto.log"
+    line = b"x" * 1000
+    first, second = BoundedLog(path, CAP), BoundedLog(path, CAP)
+    first.write([b"first %d " % i + line for i in range(16)])  # just under its cap
+    second.write([b"second %d " % i + line for i in range(5)])
+    first.write([b"first rotates " + line])  # at its cap: moves the file to .1
+    second.write([b"second %d " % i + line for i in range(5, 17)])  # reaches its cap too
+    first.close()
+    second.close()
+    older, newer = rotated(path).read_bytes(), path.read_bytes()
+    assert older.startswith(b"first 0 ") and older.count(b"first ") == 16
+    assert newer.startswith(b"first rotates ")
+    both = older + newer
+    assert all(b"second %d " % i in both for i in range(17))  # not one line lost
+    assert len(newer) <= CAP
