@@ -103,7 +103,7 @@ def render_status(reply: Status | Mapping[str, JsonValue]) -> str:
     refusals = status.refusals
     if refusals:
         lines.append(
-            "refusals at the device broker (wrong credentials, untrusted certificates, denied "
+            "refusals at the device broker (wrong credentials, refused TLS connections, denied "
             "topics, sessions taken over by a second login, queues dropping):"
         )
         # 'who' is the client id or user name a device sent: shown, never interpreted.
