@@ -381,10 +381,12 @@ class Gateway:
             try:
                 await self.store.close()
             finally:
-                if self.devices.broker is not None:
-                    await self.devices.broker.stop()
-                self.devices.flush_refusal_log()  # what the last window held back
-                log.info("stopped")
+                try:
+                    if self.devices.broker is not None:
+                        await self.devices.broker.stop()
+                finally:
+                    self.devices.flush_refusal_log()  # what the last window held back
+                    log.info("stopped")
 
     def _control_parts(self) -> ControlParts:
         return ControlParts(

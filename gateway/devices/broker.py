@@ -439,7 +439,7 @@ async def wait_for_port(
                 f"the Mosquitto left running by an earlier gateway (pid {adopted}) exited "
                 "while it was being taken over"
             )
-        seen = listening(port)
+        seen = listening(host, port)
         if seen is not None:
             if seen:
                 return

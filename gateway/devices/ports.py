@@ -10,9 +10,11 @@ where no connection can take them between the pick and the bind.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import random
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +75,7 @@ def port_holder(port: int) -> PortHolder | None:
     listening: set[str] = set()
     connected: set[str] = set()
     closed = False
-    for state, inode in _sockets(port) or []:
+    for state, inode, _ in _sockets(port) or []:
         if state == _LISTEN:
             listening.add(inode)
         elif inode != "0":
@@ -104,29 +106,42 @@ def port_holder(port: int) -> PortHolder | None:
     return None
 
 
-def listening(port: int) -> bool | None:
-    """Whether a socket listens on TCP ``port`` on this machine; None where /proc/net/tcp and
-    tcp6 cannot be read (not Linux).
+def listening(host: str, port: int) -> bool | None:
+    """Whether a socket listens on TCP ``port`` at ``host`` (or at every address) on this
+    machine; None where /proc/net/tcp and tcp6 cannot be read (not Linux).
 
     The managed broker's start waits for this rather than for a connection to the port: a probe
     connection to the TLS listener breaks off a handshake, and Mosquitto logs that as a refused
-    TLS client, which ``einblick status`` would show the installer as a device's refusal. Any
-    listener counts, not only the broker's own sockets, as a connection did: the port was checked
-    free just before (``check_port_free``), a Mosquitto that cannot bind it exits, and its own
-    fds may not be readable (a binary with a capability to bind low ports)."""
+    TLS client, which ``einblick status`` would show the installer as a device's refusal. A
+    listener of another process at that address counts too, as a connection to it did: the port
+    was checked free just before (``check_port_free``), a Mosquitto that cannot bind it exits,
+    and the broker's own fds may not be readable (a binary with a capability to bind low
+    ports). One at another address does not (Debian's own Mosquitto on 127.0.0.1:1883, the
+    managed one on the LAN address)."""
     sockets = _sockets(port)
     if sockets is None:
         return None
-    return any(state == _LISTEN for state, _ in sockets)
+    try:
+        wanted = {
+            ipaddress.ip_address(str(info[4][0]).split("%")[0])
+            for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        }
+    except (OSError, ValueError):
+        wanted = set()  # unresolvable: check_port_free has said so already; any address counts
+    return any(
+        state == _LISTEN and (not wanted or address in wanted or address.is_unspecified)
+        for state, _, address in sockets
+    )
 
 
 _LISTEN = "0A"  # the state column of /proc/net/tcp
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def _sockets(port: int) -> list[tuple[str, str]] | None:
-    """(state, inode) of every TCP socket whose local port is ``port``, from /proc/net/tcp and
-    tcp6; None if neither can be read."""
-    found: list[tuple[str, str]] = []
+def _sockets(port: int) -> list[tuple[str, str, _Address]] | None:
+    """(state, inode, local address) of every TCP socket whose local port is ``port``, from
+    /proc/net/tcp and tcp6; None if neither can be read."""
+    found: list[tuple[str, str, _Address]] = []
     readable = False
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -136,9 +151,20 @@ def _sockets(port: int) -> list[tuple[str, str]] | None:
         readable = True
         for row in rows:
             fields = row.split()
-            if len(fields) > 9 and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                found.append((fields[3], fields[9]))
+            if len(fields) <= 9:
+                continue
+            address, _, local_port = fields[1].rpartition(":")
+            if int(local_port, 16) == port:
+                found.append((fields[3], fields[9], _proc_address(address)))
     return found if readable else None
+
+
+def _proc_address(hexadecimal: str) -> _Address:
+    """An address as /proc/net/tcp prints it: 32-bit words, each in the host's byte order."""
+    raw = bytes.fromhex(hexadecimal)
+    if sys.byteorder == "little":
+        raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    return ipaddress.ip_address(raw)
 
 
 def _connection_advice() -> str:

@@ -40,9 +40,9 @@ later, and OpenSSL's first error line ("OpenSSL Error[0]: …") names no connect
 is named by the address of the latest connection on a TLS port. Either form counts one refusal
 per line counted, which assumes that a refused handshake leaves one OpenSSL error: it did for
 every refused certificate measured (40 of 40 with Mosquitto 2.0.11 and OpenSSL 3). A connection
-closed before its handshake (a port check, a scan) is counted as well, with OpenSSL's "unexpected
-eof while reading" as its detail: the gateway's own start no longer makes one
-(gateway/devices/ports.py, ``listening``).
+closed before its handshake (a port check, a scan) is counted as well, with OpenSSL 3's
+"unexpected eof while reading" as its detail (OpenSSL 1.1 logs nothing for it): the gateway's
+own start no longer makes one (gateway/devices/ports.py, ``listening``).
 
 The parser is pure (lines in, counts out); the clock is passed in.
 """
@@ -61,19 +61,24 @@ _NEW_CONNECTION = re.compile(r"^New connection from (?P<addr>\S+?):\d+ on port (
 _CONNECTED = re.compile(
     r"^New client connected from \S+ as (?P<id>\S+) \(.*?(?:u'(?P<user>[^']*)')?\)\.$"
 )
-_CONNACK_REFUSED = re.compile(r"^Sending CONNACK to (?P<addr>\S+) \(\d+, (?P<rc>[1-9]\d*)\)$")
+# An address, never a client id such as "<unknown>" (Mosquitto names the id where it kept one).
+_CONNACK_REFUSED = re.compile(
+    r"^Sending CONNACK to (?P<addr>[0-9A-Fa-f.:]+(?:%\w+)?) \(\d+, (?P<rc>[1-9]\d*)\)$"
+)
 _DENIED = re.compile(r"^Denied PUBLISH from (?P<id>\S+) \(d\d, q\d, r\d, m\d+, '(?P<topic>.*)', ")
 # OpenSSL's error string: "error:0A000086:SSL routines::certificate verify failed" -> the reason.
 _OPENSSL_WHY = r"(?:error:[0-9A-F]+:)?(?:[^:]*:){0,2}(?P<why>.*?)"
 _OPENSSL = re.compile(rf"^OpenSSL Error\[0\]: {_OPENSSL_WHY}$")
-# The accept form, to the letter: a client chooses the id in "Client <id> disconnected, …", and
-# an id such as "connection from 203.0.113.9 failed: error:…" must not pass for it. OpenSSL's
-# reasons are lowercase words ("certificate verify failed", "tlsv1 alert unknown ca"); every
-# line Mosquitto ends with after a client id has "disconnected" or a comma or a capital letter.
+# The accept form, to the letter: a client chooses the id in "Client <id> disconnected, …" and
+# "Client <id> closed its connection.", and an id such as "connection from 203.0.113.9 failed:
+# error:…" must not pass for it. OpenSSL's reasons are lowercase words ("certificate verify
+# failed", "tlsv1 alert unknown ca"); Mosquitto's endings after a client id (loop.c) have a comma,
+# a capital letter, "disconnected" or "closed its connection" (``_CLIENT_ENDINGS``).
 _ACCEPT_FAILED = re.compile(
     r"^Client connection from (?P<addr>[0-9A-Fa-f.:]+(?:%\w+)?) failed: "
     r"error:[0-9A-F]{8}:[^:]*:[^:]*:(?P<why>[a-z0-9 /()_-]+)\.$"
 )
+_CLIENT_ENDINGS = ("disconnected", "closed its connection")
 _NOT_AUTHORISED = " disconnected, not authorised."
 _REPLACED = re.compile(r"^Client (?P<id>\S+) already connected, closing old connection\.$")
 _DROPPING = re.compile(r"^Outgoing messages are being dropped for client (?P<id>\S+)\.$")
@@ -182,7 +187,7 @@ class RefusalBook:
             return self._record("bad_credentials", f"address {address}", "", now)
         if body.startswith("Client connection from "):
             m = _ACCEPT_FAILED.match(body)
-            if m is None or "disconnected" in m.group("why"):
+            if m is None or any(ending in m.group("why") for ending in _CLIENT_ENDINGS):
                 return None
             return self._record("tls_refused", f"address {m.group('addr')}", m.group("why"), now)
         if body.startswith("OpenSSL Error[0]"):
@@ -265,7 +270,9 @@ class WarningBudget:
             return None
         held, self._held = self._held, Counter()
         kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(held.items()))
+        total = held.total()
+        refusals = "refusal" if total == 1 else "refusals"
         return (
-            f"{held.total()} more refusals at the device broker within {self.window:g} s were "
-            f"not written here ({kinds}); `einblick status` counts every one"
+            f"{total} more {refusals} at the device broker within {self.window:g} s not written "
+            f"here ({kinds}); `einblick status` counts every one"
         )

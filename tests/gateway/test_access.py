@@ -137,8 +137,9 @@ async def test_a_flood_of_refusals_writes_a_bounded_number_of_lines_and_a_summar
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A thousand failed logins are all counted, but the gateway's own log gets the window's
-    share of lines for each kind, and one line that sums up the rest as the window ends."""
-    access = _budgeted_access(tmp_path, monkeypatch, 3, 0.5)
+    share of lines for each kind, and one line that sums up the rest as the window ends (here:
+    the gateway's stop; a window long enough that no machine is slow enough to end it first)."""
+    access = _budgeted_access(tmp_path, monkeypatch, 3, 30.0)
     caplog.set_level(logging.WARNING, logger="gateway.devices.access")
     access._broker_log(FAILED_LOGIN * 1000)
     access._broker_log(["1700000000: OpenSSL Error[0]: error:0A000086:SSL routines::x"])
@@ -147,9 +148,9 @@ async def test_a_flood_of_refusals_writes_a_bounded_number_of_lines_and_a_summar
         *[REFUSED_LINE] * 3,
         "device broker refused address 192.168.1.44: tls_refused (x)",  # its own share
     ]
-    lines = await _wait_for_lines(caplog, 5)
-    assert lines[4] == (
-        "997 more refusals at the device broker within 0.5 s were not written here "
+    access.flush_refusal_log()
+    assert caplog.records[4].getMessage() == (
+        "997 more refusals at the device broker within 30 s not written here "
         "(bad_credentials 997); `einblick status` counts every one"
     )
     access._broker_log(FAILED_LOGIN)  # a new window: written at once
@@ -169,7 +170,7 @@ async def test_a_window_closed_by_a_late_refusal_still_sums_up_the_next(
     access._broker_log(FAILED_LOGIN * 3)  # sums up the old window, opens one holding two
     assert [r.getMessage() for r in caplog.records] == [
         REFUSED_LINE,
-        "1 more refusals at the device broker within 0.2 s were not written here "
+        "1 more refusal at the device broker within 0.2 s not written here "
         "(bad_credentials 1); `einblick status` counts every one",
         REFUSED_LINE,
     ]
@@ -179,6 +180,6 @@ async def test_a_window_closed_by_a_late_refusal_still_sums_up_the_next(
     access.flush_refusal_log()  # the gateway's stop: what is held back is written now
     assert [r.getMessage() for r in caplog.records][4:] == [
         REFUSED_LINE,
-        "1 more refusals at the device broker within 0.2 s were not written here "
+        "1 more refusal at the device broker within 0.2 s not written here "
         "(bad_credentials 1); `einblick status` counts every one",
     ]

@@ -69,7 +69,7 @@ async def test_waiting_for_a_port_does_not_connect_to_it(monkeypatch: pytest.Mon
         await wait_for_port("127.0.0.1", port, 5)
         with pytest.raises(BlockingIOError):
             server.accept()  # no connection came
-        monkeypatch.setattr(broker_module, "listening", lambda port: None)  # not Linux
+        monkeypatch.setattr(broker_module, "listening", lambda host, port: None)  # not Linux
         await wait_for_port("127.0.0.1", port, 5)
         connection, _ = server.accept()  # there, the wait connected
         connection.close()
@@ -172,8 +172,13 @@ async def test_a_left_broker_that_exits_while_taken_over_is_replaced_by_our_own(
     assert await left.stdout.readline() == b"ready\n"  # its SIGHUP handler is in place
     (broker.settings.directory / "mosquitto.pid").write_text(f"{left.pid}\n")
     caplog.set_level(logging.WARNING, logger="gateway.devices.broker")
-    await broker.start()
-    assert await asyncio.wait_for(left.wait(), 10) == 0  # it had been taken over: SIGHUP
+    try:
+        await broker.start()
+        assert await asyncio.wait_for(left.wait(), 10) == 0  # it had been taken over: SIGHUP
+    finally:
+        if left.returncode is None:  # not taken over: it must not outlive the test
+            left.kill()
+            await left.wait()
     # its stdout is ours and its stderr pytest's: not the one pipe a gateway gives a broker
     assert any(
         f"cannot read the log of the device broker taken over (Mosquitto pid {left.pid}: its "

@@ -122,10 +122,35 @@ def test_listening_sees_a_listener_on_a_port_without_connecting_to_it() -> None:
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         port = server.getsockname()[1]
-        assert listening(port) is False  # bound, not yet listening
+        assert listening("127.0.0.1", port) is False  # bound, not yet listening
         server.listen()
         server.setblocking(False)
-        assert listening(port) is True
+        assert listening("127.0.0.1", port) is True
+        assert listening("localhost", port) is True
         with pytest.raises(BlockingIOError):
             server.accept()  # nothing connected to find that out
-    assert listening(port) is False  # closed
+    assert listening("127.0.0.1", port) is False  # closed
+
+
+def test_listening_at_another_address_is_not_the_one_waited_for() -> None:
+    """Debian's own Mosquitto on 127.0.0.1:1883 is not the managed one on the LAN address."""
+    port = free_port()  # below the range outgoing connections take theirs from: rebound below
+    with socket.socket() as elsewhere:
+        elsewhere.bind(("127.0.0.2", port))
+        elsewhere.listen()
+        assert listening("127.0.0.1", port) is False
+        assert listening("127.0.0.2", port) is True
+    with socket.socket() as everywhere:
+        everywhere.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        everywhere.bind(("0.0.0.0", port))
+        everywhere.listen()
+        assert listening("127.0.0.1", port) is True  # a wildcard listener takes every address
+
+
+def test_listening_reads_ipv6_addresses_from_tcp6() -> None:
+    with socket.socket(socket.AF_INET6) as server:
+        server.bind(("::1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert listening("::1", port) is True
+        assert listening("127.0.0.1", port) is False
