@@ -177,28 +177,33 @@ class DeviceAccess:
                     f" ({refusal.detail})" if refusal.detail else "",
                 )
             elif self._summary is None:
-                end = self._warnings.window_end
-                self._summary = loop.call_at(end, self._write_summary, end)
+                self._summary_at_window_end(loop)
 
     def flush_refusal_log(self) -> None:
         """At the gateway's stop: write what the refusal log's window held back so far."""
         if self._summary is not None:
             self._summary.cancel()
             self._summary = None
+        self._log_summary()
+
+    def _summary_at_window_end(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._summary = loop.call_at(self._warnings.window_end, self._write_summary)
+
+    def _write_summary(self) -> None:
+        """At a window's end: sum up what it held back. A refusal may have closed that window
+        meanwhile (its summary written then) and opened one that holds back too: wait for its
+        end in turn."""
+        self._summary = None
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._warnings.window_end:
+            self._log_summary()
+        elif self._warnings.holding:
+            self._summary_at_window_end(loop)
+
+    def _log_summary(self) -> None:
         summary = self._warnings.close()
         if summary is not None:
             log.warning("%s", summary)
-
-    def _write_summary(self, end: float) -> None:
-        self._summary = None
-        if self._warnings.window_end == end:
-            summary = self._warnings.close()
-            if summary is not None:
-                log.warning("%s", summary)
-        elif self._warnings.holding:  # a refusal closed that window; this one holds back too
-            end = self._warnings.window_end
-            loop = asyncio.get_running_loop()
-            self._summary = loop.call_at(end, self._write_summary, end)
 
     def reload_devices(self) -> int:
         """Re-read the registry, rewrite password file and ACL, and tell Mosquitto (SIGHUP).

@@ -61,10 +61,10 @@ _NEW_CONNECTION = re.compile(r"^New connection from (?P<addr>\S+?):\d+ on port (
 _CONNECTED = re.compile(
     r"^New client connected from \S+ as (?P<id>\S+) \(.*?(?:u'(?P<user>[^']*)')?\)\.$"
 )
-# An address, never a client id such as "<unknown>" (Mosquitto names the id where it kept one).
-_CONNACK_REFUSED = re.compile(
-    r"^Sending CONNACK to (?P<addr>[0-9A-Fa-f.:]+(?:%\w+)?) \(\d+, (?P<rc>[1-9]\d*)\)$"
-)
+# An IPv4 or IPv6 address as Mosquitto prints one, never a client id such as "<unknown>".
+_ADDRESS = r"(?P<addr>[0-9A-Fa-f.:]+(?:%\w+)?)"
+# Mosquitto names the client id here instead of the address where it kept one (no user name).
+_CONNACK_REFUSED = re.compile(rf"^Sending CONNACK to {_ADDRESS} \(\d+, (?P<rc>[1-9]\d*)\)$")
 _DENIED = re.compile(r"^Denied PUBLISH from (?P<id>\S+) \(d\d, q\d, r\d, m\d+, '(?P<topic>.*)', ")
 # OpenSSL's error string: "error:0A000086:SSL routines::certificate verify failed" -> the reason.
 _OPENSSL_WHY = r"(?:error:[0-9A-F]+:)?(?:[^:]*:){0,2}(?P<why>.*?)"
@@ -75,7 +75,7 @@ _OPENSSL = re.compile(rf"^OpenSSL Error\[0\]: {_OPENSSL_WHY}$")
 # failed", "tlsv1 alert unknown ca"); Mosquitto's endings after a client id (loop.c) have a comma,
 # a capital letter, "disconnected" or "closed its connection" (``_CLIENT_ENDINGS``).
 _ACCEPT_FAILED = re.compile(
-    r"^Client connection from (?P<addr>[0-9A-Fa-f.:]+(?:%\w+)?) failed: "
+    rf"^Client connection from {_ADDRESS} failed: "
     r"error:[0-9A-F]{8}:[^:]*:[^:]*:(?P<why>[a-z0-9 /()_-]+)\.$"
 )
 _CLIENT_ENDINGS = ("disconnected", "closed its connection")
