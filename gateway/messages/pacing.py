@@ -21,6 +21,11 @@ turns pacing off), and only when traffic is dense enough that the wait saves a w
   gateway is never held back: when the CPU is the limit the pacing is inert;
 - a pause never runs past the loop's own timeout, so a timer (a keepalive, a fence's deadline,
   the checkpoint) is not late for it;
+- epoll waits in whole milliseconds and rounds a timeout up, so a pause is put on that grid
+  here: rounded up while that stays within the interval (a little more is gathered, and no
+  message waits longer for it), else down. With a whole number of milliseconds (the default)
+  every pause rounds up; with a fraction (7.5) a pause may end up to a millisecond before
+  the interval is out, never after;
 - the loop's own wake-up pipe is exempt: through it a helper thread says that a commit
   finished (``gateway/messages/handoff.py``), which is the end of work already read. It wakes
   the loop at once and ends a pause under way, so the acknowledgements and publishes a commit
@@ -33,6 +38,7 @@ reordered, and every acknowledgement still follows its commit.
 from __future__ import annotations
 
 import asyncio
+import math
 import selectors
 import socket
 import time
@@ -69,7 +75,7 @@ class PacedSelector(selectors.DefaultSelector):
         if not any(key.fd not in exempt for key, _ in events):
             return events  # a timer, or only an answer from a thread: at once
         now = time.monotonic()
-        pause = self._woke + self.interval - now
+        pause = self._whole_ms(self._woke + self.interval - now)
         if timeout is not None:
             pause = min(pause, started + timeout - now)  # a timer due sooner is not overshot
         if pause > 0 and not any(key.fd in exempt for key, _ in events):
@@ -80,6 +86,16 @@ class PacedSelector(selectors.DefaultSelector):
             now = time.monotonic()
         self._woke = now
         return events
+
+    def _whole_ms(self, pause: float) -> float:
+        """``pause`` on the millisecond grid epoll waits on (it rounds a timeout up): rounded up
+        while that stays within the interval, which gathers a little more at no cost to the
+        bound, else down (a fractional interval), so no message is held longer than it."""
+        if pause <= 0:
+            return pause
+        # Rounded to the nanosecond first: float noise (2.0000000001 ms) is not a millisecond more.
+        up = math.ceil(round(pause * 1000, 6)) / 1000
+        return up if up <= self.interval else math.floor(pause * 1000) / 1000
 
     def close(self) -> None:
         self._waker.close()

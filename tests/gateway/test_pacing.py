@@ -2,7 +2,8 @@
 waits out the interval and arrives together with what came meanwhile; traffic after a quiet
 spell, a loop that only polls, and the loop's own wake-up pipe are never held back; a pause
 never outlasts the loop's timeout; and the gateway's MQTT traffic is gathered on it, all of it
-arriving in order."""
+arriving in order; and a pause is a whole number of milliseconds that never holds a message
+past the interval."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pytest
 from gateway.devices.broker import Mosquitto
 from gateway.devices.broker_files import MosquittoSettings
 from gateway.devices.ports import free_port
+from gateway.messages import pacing
 from gateway.messages.endpoint import Endpoint, Inbound
 from gateway.messages.mqtt import MqttConnection
 from gateway.messages.pacing import PacedSelector, paced_loop_factory
@@ -214,3 +216,67 @@ def test_mqtt_traffic_on_the_paced_loop_is_gathered_and_all_of_it_arrives(tmp_pa
         assert selector.pauses > 0  # the pump's end-of-turn writes do not keep the loop busy
     finally:
         loop.close()
+
+
+class _StoppedClock:
+    """``time`` for the selector: ``monotonic`` stands still, so a pause is exact arithmetic."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+class _RecordingWaker(selectors.DefaultSelector):
+    """The pause's wait, recorded instead of slept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pauses: list[float] = []
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        assert timeout is not None
+        self.pauses.append(timeout)
+        return []
+
+
+@pytest.mark.parametrize(
+    ("interval_ms", "since_ms", "held_ms"),
+    [
+        (2, 0.3, 2),  # 1.7 ms left: epoll would round it up to 2, which stays within the 2
+        (2, 1.0, 1),  # exactly on the grid: left as it is
+        (7.5, 0.2, 7),  # 7.3 left: up would be 8 > 7.5, so down to 7
+        (7.5, 0.7, 7),  # 6.8 left: up to 7, within 7.5
+        (7.5, 7.2, 1),  # 0.3 left: up to 1, within 7.5 (the hold counts from the arrival)
+        (0.5, 0.1, 0),  # 0.4 left: up would be 1 > 0.5, down is 0: no pause, read at once
+    ],
+)
+def test_a_pause_is_on_epolls_millisecond_grid_and_never_holds_a_message_past_the_interval(
+    pairs: list[tuple[socket.socket, socket.socket]],
+    monkeypatch: pytest.MonkeyPatch,
+    interval_ms: float,
+    since_ms: float,
+    held_ms: int,
+) -> None:
+    # A packet that woke the loop ``since_ms`` after the last wake-up for traffic: it is held
+    # ``held_ms``, a whole number of milliseconds (what epoll can wait), and never longer than
+    # the interval: pipeline.wake_interval_ms promises a message is read at most that much later.
+    selector = PacedSelector(interval_ms / 1000)
+    (first, first_peer), _, _ = pairs
+    first.setblocking(False)
+    selector.register(first, selectors.EVENT_READ)
+    waker = _RecordingWaker()
+    selector._waker = waker
+    clock = _StoppedClock(1000.0)
+    monkeypatch.setattr(pacing, "time", clock)
+    selector._woke = clock.now - since_ms / 1000
+    first_peer.send(b"a")
+    assert _ready(selector.select(5)) == {first.fileno()}
+    if held_ms:
+        assert waker.pauses == [held_ms / 1000] and selector.pauses == 1
+        assert held_ms <= interval_ms
+    else:
+        assert waker.pauses == [] and selector.pauses == 0
+    selector.close()
+    waker.close()
