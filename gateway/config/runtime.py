@@ -63,7 +63,8 @@ class PipelineConfig(Section):
     batch_max: int = Field(default=100, ge=1)
     # Traffic wakes the event loop at most once per this many milliseconds; what arrived
     # meanwhile is read, committed and forwarded together (gateway/messages/pacing.py). A
-    # message is read at most this much later; 0: every packet wakes the loop at once.
+    # message is read at most this much later (pauses are whole milliseconds: below 1 nothing
+    # is held); 0: every packet wakes the loop at once.
     wake_interval_ms: float = Field(default=2.0, ge=0, le=50)
     checkpoint_interval_s: float = Field(default=1.0, gt=0, le=60)
     # Flood control per device: sustained messages per second, and the burst allowed above it.

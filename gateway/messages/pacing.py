@@ -21,11 +21,14 @@ turns pacing off), and only when traffic is dense enough that the wait saves a w
   gateway is never held back: when the CPU is the limit the pacing is inert;
 - a pause never runs past the loop's own timeout, so a timer (a keepalive, a fence's deadline,
   the checkpoint) is not late for it;
-- epoll waits in whole milliseconds and rounds a timeout up, so a pause is put on that grid
-  here: rounded up while that stays within the interval (a little more is gathered, and no
-  message waits longer for it), else down. With a whole number of milliseconds (the default)
-  every pause rounds up; with a fraction (7.5) a pause may end up to a millisecond before
-  the interval is out, never after;
+- epoll waits in whole milliseconds, so a pause is a whole number of them, chosen here:
+  the rest of the interval rounded up while that holds no message longer than the interval
+  from the moment the loop saw it (a little more is gathered), else rounded down. With a
+  whole number of milliseconds (the default) every pause rounds up; with a fraction (7.5) a
+  pause may be up to a millisecond shorter than the rest of the interval; below 1 ms nothing
+  is held. (The kernel's timer slack, ~0.05–0.1 ms, comes on top of any wait.) Python's
+  selector rounds a timeout to milliseconds once more on its own and then waited 10 ms for
+  9, so the pause is asked of epoll directly;
 - the loop's own wake-up pipe is exempt: through it a helper thread says that a commit
   finished (``gateway/messages/handoff.py``), which is the end of work already read. It wakes
   the loop at once and ends a pause under way, so the acknowledgements and publishes a commit
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import select
 import selectors
 import socket
 import time
@@ -59,12 +63,12 @@ class PacedSelector(selectors.DefaultSelector):
         self._woke = 0.0  # time.monotonic() of the last wake-up for traffic
         self._exempt: set[int] = set()
         # What a pause waits on: the exempt fds alone, so an answer from a thread ends it.
-        self._waker = selectors.DefaultSelector()
+        self._waker = select.epoll()
 
     def exempt(self, fd: int) -> None:
         """Readiness of ``fd`` wakes the loop at once, ends a pause, and is not traffic."""
         self._exempt.add(fd)
-        self._waker.register(fd, selectors.EVENT_READ)
+        self._waker.register(fd, select.EPOLLIN)
 
     def select(self, timeout: float | None = None) -> _Events:
         started = time.monotonic()
@@ -75,27 +79,32 @@ class PacedSelector(selectors.DefaultSelector):
         if not any(key.fd not in exempt for key, _ in events):
             return events  # a timer, or only an answer from a thread: at once
         now = time.monotonic()
-        pause = self._whole_ms(self._woke + self.interval - now)
+        held = self._held_ms(self._woke + self.interval - now)
         if timeout is not None:
-            pause = min(pause, started + timeout - now)  # a timer due sooner is not overshot
-        if pause > 0 and not any(key.fd in exempt for key, _ in events):
+            # A timer due sooner is not overshot (beyond epoll's own rounding up, as ever).
+            held = min(held, math.ceil(round((started + timeout - now) * 1000, 6)))
+        if held > 0 and not any(key.fd in exempt for key, _ in events):
             self.pauses += 1
-            self._waker.select(pause)  # ends early if a thread answers meanwhile
+            # epoll.poll rounds seconds up to whole milliseconds: half a millisecond under
+            # ``held`` asks for exactly ``held``, whatever the float's last digit. Ends early
+            # if a thread answers meanwhile.
+            self._waker.poll((held - 0.5) / 1000)
             # Level-triggered: what was ready is still ready, with whatever arrived meanwhile.
             events = super().select(0) or events
             now = time.monotonic()
         self._woke = now
         return events
 
-    def _whole_ms(self, pause: float) -> float:
-        """``pause`` on the millisecond grid epoll waits on (it rounds a timeout up): rounded up
-        while that stays within the interval, which gathers a little more at no cost to the
-        bound, else down (a fractional interval), so no message is held longer than it."""
+    def _held_ms(self, pause: float) -> int:
+        """The whole milliseconds to hold traffic that came with ``pause`` seconds of the
+        interval left: rounded up while that is no longer than the interval (it gathers a little
+        more, and no message waits past the interval for it), else down (a fractional one)."""
         if pause <= 0:
-            return pause
-        # Rounded to the nanosecond first: float noise (2.0000000001 ms) is not a millisecond more.
-        up = math.ceil(round(pause * 1000, 6)) / 1000
-        return up if up <= self.interval else math.floor(pause * 1000) / 1000
+            return 0
+        # To the nanosecond first: float noise (2.0000000001 ms) is not a millisecond more.
+        left = round(pause * 1000, 6)
+        up = math.ceil(left)
+        return up if up <= round(self.interval * 1000, 6) else math.floor(left)
 
     def close(self) -> None:
         self._waker.close()

@@ -8,6 +8,7 @@ past the interval."""
 from __future__ import annotations
 
 import asyncio
+import math
 import selectors
 import socket
 import threading
@@ -228,55 +229,63 @@ class _StoppedClock:
         return self.now
 
 
-class _RecordingWaker(selectors.DefaultSelector):
-    """The pause's wait, recorded instead of slept."""
+def _epoll_ms(seconds: float) -> int:
+    """The milliseconds ``select.epoll.poll(seconds)`` asks of the kernel: CPython rounds the
+    seconds up to nanoseconds, then up to whole milliseconds (seen with strace: 0.0085 -> 9)."""
+    nanoseconds = math.ceil(seconds * 1e9)
+    return -(-nanoseconds // 1_000_000)
+
+
+class _RecordingWaker:
+    """``select.epoll`` for a pause: the milliseconds of each wait recorded instead of slept."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.pauses: list[float] = []
+        self.waits_ms: list[int] = []
 
-    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        assert timeout is not None
-        self.pauses.append(timeout)
+    def poll(self, timeout: float) -> list[tuple[int, int]]:
+        self.waits_ms.append(_epoll_ms(timeout))
         return []
+
+    def close(self) -> None:
+        self.waits_ms.append(-1)  # marks that the selector closed it
 
 
 @pytest.mark.parametrize(
     ("interval_ms", "since_ms", "held_ms"),
     [
-        (2, 0.3, 2),  # 1.7 ms left: epoll would round it up to 2, which stays within the 2
+        (2, 0.3, 2),  # 1.7 ms left: up to 2, within the 2
         (2, 1.0, 1),  # exactly on the grid: left as it is
+        (9, 0.3, 9),  # 8.7 left: 9 (Python's selector turned 9 ms into a 10 ms epoll wait)
         (7.5, 0.2, 7),  # 7.3 left: up would be 8 > 7.5, so down to 7
         (7.5, 0.7, 7),  # 6.8 left: up to 7, within 7.5
         (7.5, 7.2, 1),  # 0.3 left: up to 1, within 7.5 (the hold counts from the arrival)
         (0.5, 0.1, 0),  # 0.4 left: up would be 1 > 0.5, down is 0: no pause, read at once
     ],
 )
-def test_a_pause_is_on_epolls_millisecond_grid_and_never_holds_a_message_past_the_interval(
+def test_a_pause_is_whole_milliseconds_and_never_holds_a_message_past_the_interval(
     pairs: list[tuple[socket.socket, socket.socket]],
     monkeypatch: pytest.MonkeyPatch,
     interval_ms: float,
     since_ms: float,
     held_ms: int,
 ) -> None:
-    # A packet that woke the loop ``since_ms`` after the last wake-up for traffic: it is held
-    # ``held_ms``, a whole number of milliseconds (what epoll can wait), and never longer than
-    # the interval: pipeline.wake_interval_ms promises a message is read at most that much later.
+    # A packet that woke the loop ``since_ms`` after the last wake-up for traffic is held
+    # ``held_ms``: the milliseconds epoll is asked to wait, never more than the interval, which
+    # pipeline.wake_interval_ms promises as the most a message is read later.
     selector = PacedSelector(interval_ms / 1000)
     (first, first_peer), _, _ = pairs
     first.setblocking(False)
     selector.register(first, selectors.EVENT_READ)
+    selector._waker.close()
     waker = _RecordingWaker()
-    selector._waker = waker
+    monkeypatch.setattr(selector, "_waker", waker)
     clock = _StoppedClock(1000.0)
     monkeypatch.setattr(pacing, "time", clock)
     selector._woke = clock.now - since_ms / 1000
     first_peer.send(b"a")
     assert _ready(selector.select(5)) == {first.fileno()}
-    if held_ms:
-        assert waker.pauses == [held_ms / 1000] and selector.pauses == 1
-        assert held_ms <= interval_ms
-    else:
-        assert waker.pauses == [] and selector.pauses == 0
+    assert waker.waits_ms == ([held_ms] if held_ms else [])
+    assert all(wait <= interval_ms for wait in waker.waits_ms)
+    assert selector.pauses == (1 if held_ms else 0)
     selector.close()
-    waker.close()
+    assert waker.waits_ms[-1] == -1
