@@ -61,7 +61,7 @@ class PipelineConfig(Section):
     # busy box and starved the forwarders: draining a backlog, Einblick forwarded ~200 msg/s at
     # ~980 µs CPU each while its outbox grew; at 100, 1,363 msg/s at 225 µs (README, "Speed").
     batch_max: int = Field(default=100, ge=1)
-    # Traffic wakes the event loop at most once per this many milliseconds; what arrived
+    # Traffic wakes the event loop at most about once per this many milliseconds; what arrived
     # meanwhile is read, committed and forwarded together (gateway/messages/pacing.py). A
     # message is read at most this much later (pauses are whole milliseconds: below 1 nothing
     # is held); 0: every packet wakes the loop at once.

@@ -1,5 +1,5 @@
-"""A paced event loop: traffic wakes the gateway at most once per interval, and whatever arrived
-meanwhile is read, decided, committed and forwarded together.
+"""A paced event loop: traffic wakes the gateway at most about once per interval, and whatever
+arrived meanwhile is read, decided, committed and forwarded together.
 
 At a moderate rate every device message used to cost its own wake-ups: the PUBLISH arrives
 (a wake-up, a ``recv``, a batch of one, a transaction of one), the recipient's PUBACK arrives
@@ -26,9 +26,9 @@ turns pacing off), and only when traffic is dense enough that the wait saves a w
   from the moment the loop saw it (a little more is gathered), else rounded down. With a
   whole number of milliseconds (the default) every pause rounds up; with a fraction (7.5) a
   pause may be up to a millisecond shorter than the rest of the interval; below 1 ms nothing
-  is held. (The kernel's timer slack, ~0.05–0.1 ms, comes on top of any wait.) Python's
-  selector rounds a timeout to milliseconds once more on its own and then waited 10 ms for
-  9, so the pause is asked of epoll directly;
+  is held. (The kernel's timer slack, 50 µs by default, and any scheduling delay come on top
+  of any wait.) Python's selector rounds a timeout to milliseconds once more on its own and
+  then waited 10 ms for 9, so the pause is asked of epoll directly;
 - the loop's own wake-up pipe is exempt: through it a helper thread says that a commit
   finished (``gateway/messages/handoff.py``), which is the end of work already read. It wakes
   the loop at once and ends a pause under way, so the acknowledgements and publishes a commit
@@ -54,7 +54,8 @@ _Events = list[tuple[selectors.SelectorKey, int]]
 
 
 class PacedSelector(selectors.DefaultSelector):
-    """The platform's selector, waking for traffic at most once per ``interval`` seconds."""
+    """The platform's selector, waking for traffic at most about once per ``interval`` seconds
+    (in whole milliseconds: see the module's text)."""
 
     def __init__(self, interval: float) -> None:
         super().__init__()

@@ -255,6 +255,7 @@ class _RecordingWaker:
     [
         (2, 0.3, 2),  # 1.7 ms left: up to 2, within the 2
         (2, 1.0, 1),  # exactly on the grid: left as it is
+        (3, 1.0, 2),  # 2.000000000066 ms left in floats: 2, not a millisecond more
         (9, 0.3, 9),  # 8.7 left: 9 (Python's selector turned 9 ms into a 10 ms epoll wait)
         (7.5, 0.2, 7),  # 7.3 left: up would be 8 > 7.5, so down to 7
         (7.5, 0.7, 7),  # 6.8 left: up to 7, within 7.5
@@ -283,9 +284,11 @@ def test_a_pause_is_whole_milliseconds_and_never_holds_a_message_past_the_interv
     monkeypatch.setattr(pacing, "time", clock)
     selector._woke = clock.now - since_ms / 1000
     first_peer.send(b"a")
-    assert _ready(selector.select(5)) == {first.fileno()}
-    assert waker.waits_ms == ([held_ms] if held_ms else [])
-    assert all(wait <= interval_ms for wait in waker.waits_ms)
-    assert selector.pauses == (1 if held_ms else 0)
-    selector.close()
+    try:
+        assert _ready(selector.select(5)) == {first.fileno()}
+        assert waker.waits_ms == ([held_ms] if held_ms else [])
+        assert all(wait <= interval_ms for wait in waker.waits_ms)
+        assert selector.pauses == (1 if held_ms else 0)
+    finally:
+        selector.close()
     assert waker.waits_ms[-1] == -1
