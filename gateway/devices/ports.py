@@ -83,14 +83,14 @@ def port_holder(port: int) -> PortHolder | None:
         else:  # inode 0: no process holds it any more (TIME_WAIT, FIN_WAIT2)
             closed = True
     if listening:
-        found = _process_with({f"socket:[{inode}]" for inode in listening})
+        found = _process_with(listening)
         return PortHolder(
             found or "a process of another user",
             "Stop that process, or set broker.port / broker.tls_port to a free port in the "
             "configuration",
         )
     if connected:
-        found = _process_with({f"socket:[{inode}]" for inode in connected})
+        found = _process_with(connected)
         who = (
             f"the local end of an outgoing connection of {found}"
             if found
@@ -178,8 +178,9 @@ def _connection_advice() -> str:
     return f"Outgoing connections take their ports from {low}-{high} on this machine: {elsewhere}"
 
 
-def _process_with(targets: set[str]) -> str | None:
-    """'name (pid N)' of a process with one of ``targets`` among its open files."""
+def _process_with(inodes: set[str]) -> str | None:
+    """'name (pid N)' of a process with one of the sockets ``inodes`` among its open files."""
+    targets = {f"socket:[{inode}]" for inode in inodes}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue

@@ -83,7 +83,7 @@ class PacedSelector(selectors.DefaultSelector):
         held = self._held_ms(self._woke + self.interval - now)
         if timeout is not None:
             # A timer due sooner is not overshot (beyond epoll's own rounding up, as ever).
-            held = min(held, math.ceil(round((started + timeout - now) * 1000, 6)))
+            held = min(held, math.ceil(_ms(started + timeout - now)))
         if held > 0 and not any(key.fd in exempt for key, _ in events):
             self.pauses += 1
             # epoll.poll rounds seconds up to whole milliseconds: half a millisecond under
@@ -102,14 +102,19 @@ class PacedSelector(selectors.DefaultSelector):
         more, and no message waits past the interval for it), else down (a fractional one)."""
         if pause <= 0:
             return 0
-        # To the nanosecond first: float noise (2.0000000001 ms) is not a millisecond more.
-        left = round(pause * 1000, 6)
+        left = _ms(pause)
         up = math.ceil(left)
-        return up if up <= round(self.interval * 1000, 6) else math.floor(left)
+        return up if up <= _ms(self.interval) else math.floor(left)
 
     def close(self) -> None:
         self._waker.close()
         super().close()
+
+
+def _ms(seconds: float) -> float:
+    """Milliseconds, to the nanosecond: float noise (2.0000000001 ms) is not a millisecond more
+    once rounded up."""
+    return round(seconds * 1000, 6)
 
 
 def paced_loop_factory(interval: float) -> Callable[[], asyncio.AbstractEventLoop]:

@@ -56,16 +56,20 @@ def _step(label: str, function: Callable[[], object], part_of: str | None = None
     return _timed(label, function, stage=Stage(label, "tests", "", "step", part_of))
 
 
+def _reset_counts() -> None:
+    _counts.on = False
+    _counts.calls.clear()
+    _counts.cpu.clear()
+    _counts.batches = 0
+
+
 @pytest.fixture
 def counting() -> Iterator[None]:
     _counts.on = True
     try:
         yield
     finally:
-        _counts.on = False
-        _counts.calls.clear()
-        _counts.cpu.clear()
-        _counts.batches = 0
+        _reset_counts()
 
 
 @pytest.mark.usefixtures("counting")
@@ -132,9 +136,7 @@ def test_a_timed_call_counts_only_while_counting_is_on_and_also_when_it_raises()
         assert _counts.calls["test fails"] == 1
         assert _counts.cpu["test ok"] >= 0
     finally:
-        _counts.on = False
-        _counts.calls.clear()
-        _counts.cpu.clear()
+        _reset_counts()
 
 
 async def test_loop_callbacks_are_named_by_what_they_run() -> None:

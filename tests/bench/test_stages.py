@@ -33,7 +33,7 @@ def test_every_message_passes_each_per_message_stage_once(short_run: StageRun) -
     stages = short_run.report.stages
     # Counted between the two signals, and every message was decided and acknowledged in that
     # window (the probe on broker B saw each one before SIGUSR2, and a row leaves after its ack).
-    assert stages["decide and explain (per message)"].calls == short_run.messages
+    assert stages[DECIDE].calls == short_run.messages
     assert stages["PUBACKs to devices queued"].calls == short_run.messages
     # The benchmark's customer has one recipient per message: one share asked, one entry each.
     assert stages["the queue share asked"].calls == short_run.messages
@@ -109,8 +109,8 @@ def test_the_rest_of_the_batches_is_what_their_steps_leave() -> None:
         batches=40,
         overhead_ns=1_000.0,
     )
-    run = StageRun("einblick-wake10", 1000.0, 0.1, 100, 100, 0, report)
-    lines = list(render_stages(run))
+    stage_run = StageRun("einblick-wake10", 1000.0, 0.1, 100, 100, 0, report)
+    lines = list(render_stages(stage_run))
     assert lines[0] == (
         "Einblick at 1,000 msg/s for 0 s (wake interval 10 ms): 100 messages arrived (0 lost) in "
         "40 batches (2.50 messages each); process CPU 100.0 µs per message"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.devices.ports import free_port
 from gateway.devices.tls import CertificateAuthority, TlsFiles
 from gateway.messages.endpoint import Endpoint, MqttError
 from gateway.messages.mqtt import MqttConnection
@@ -105,12 +106,29 @@ async def wait_received(h: Harness, count: int, timeout: float = 10.0) -> None:
             await asyncio.sleep(0.02)
 
 
-async def wait_refusal(h: Harness, kind: str, who: str = "", timeout: float = 10.0) -> None:
+async def wait_refusal(
+    h: Harness, kind: str, who: str = "", timeout: float = 10.0, *, detail: str | None = None
+) -> None:
     async with asyncio.timeout(timeout):
         while not any(
-            r["kind"] == kind and who in str(r["who"])
+            r["kind"] == kind and who in str(r["who"]) and (detail is None or r["detail"] == detail)
             for r in h.gateway.status().to_json()["refusals"]
         ):
+            await asyncio.sleep(0.02)
+
+
+async def refused_login(endpoint: Endpoint, match: str | None = None) -> None:
+    """A login the broker refuses (its CONNACK, or the connection's end)."""
+    conn = MqttConnection(endpoint)
+    with pytest.raises(MqttError, match=match):
+        await conn.open()
+    await conn.close()
+
+
+async def wait_refusals(h: Harness, kind: str, count: int) -> None:
+    """Until ``count`` refusals of ``kind`` are counted, each seen line having been read."""
+    async with asyncio.timeout(10):
+        while refusal_count(h, kind) < count:
             await asyncio.sleep(0.02)
 
 
@@ -137,12 +155,6 @@ def tls_endpoint(h: Harness, username: str, bundle: Path) -> Endpoint:
     )
 
 
-def free_tls_port() -> int:
-    from gateway.devices.ports import free_port
-
-    return free_port()
-
-
 async def test_password_device_connects_with_the_printed_snippets(tmp_path: Path) -> None:
     async with running_gateway(tmp_path, {"bakery.yaml": BAKERY}, []) as h:
         snippet = await einblick(
@@ -158,7 +170,7 @@ async def test_password_device_connects_with_the_printed_snippets(tmp_path: Path
 async def test_certificate_device_connects_over_tls_with_the_printed_snippets(
     tmp_path: Path,
 ) -> None:
-    edits = tls_edits(free_tls_port())
+    edits = tls_edits(free_port())
     async with running_gateway(tmp_path, {"bakery.yaml": BAKERY}, [], config_edits=edits) as h:
         snippet = await einblick(
             h, "device", "add", "--customer", CUSTOMER, "--name", "Backofen 3", "--id", "oven-3",
@@ -203,7 +215,7 @@ async def test_rotated_password_closes_the_old_session_and_the_new_one_works(
 
 
 async def test_removed_certificate_device_is_disconnected_and_refused(tmp_path: Path) -> None:
-    edits = tls_edits(free_tls_port())
+    edits = tls_edits(free_port())
     async with running_gateway(tmp_path, {"bakery.yaml": BAKERY}, [], config_edits=edits) as h:
         await einblick(
             h, "device", "add", "--customer", CUSTOMER, "--name", "Backofen 3", "--id", "oven-3",
@@ -222,12 +234,7 @@ async def test_removed_certificate_device_is_disconnected_and_refused(tmp_path: 
         with pytest.raises(MqttError):
             await again.open(timeout=5)  # the CRL refuses the certificate at the handshake
         await again.close()
-        async with asyncio.timeout(30):
-            while not any(
-                r["kind"] == "tls_refused" and r["detail"] == "certificate verify failed"
-                for r in h.gateway.status().to_json()["refusals"]
-            ):
-                await asyncio.sleep(0.02)
+        await wait_refusal(h, "tls_refused", timeout=30, detail="certificate verify failed")
         # that refusal alone: the broker's restart waited for its listeners without connecting
         assert tls_refusals(h) == 1
         # The gateway's own session came back after the broker restart: its reconnect backoff
@@ -239,7 +246,7 @@ async def test_removed_certificate_device_is_disconnected_and_refused(tmp_path: 
 
 async def test_refusals_are_counted_and_shown_to_the_installer(tmp_path: Path) -> None:
     edits = {
-        **tls_edits(free_tls_port()),
+        **tls_edits(free_port()),
         "report_denied_publish: false": "report_denied_publish: true ",
     }
     devices = [(CUSTOMER, "oven-1", "Backofen 1"), (CUSTOMER, "oven-2", "Backofen 2")]
@@ -251,29 +258,19 @@ async def test_refusals_are_counted_and_shown_to_the_installer(tmp_path: Path) -
     )  # fmt: skip
     async with running_gateway(tmp_path, {"bakery.yaml": policy}, devices, config_edits=edits) as h:
         # 1. a wrong password
-        wrong = MqttConnection(
-            Endpoint("127.0.0.1", h.port, "x", username=f"{CUSTOMER}.oven-1", password="nope")
-        )
-        with pytest.raises(MqttError, match=r"not authorised|bad user name"):
-            await wrong.open()
-        await wrong.close()
+        wrong = Endpoint("127.0.0.1", h.port, "x", username=f"{CUSTOMER}.oven-1", password="nope")
+        await refused_login(wrong, match=r"not authorised|bad user name")
         await wait_refusal(h, "bad_credentials", "127.0.0.1")
         # 1b. no user name, and a client id made to read like a refused certificate elsewhere:
         # Mosquitto logs the id, and it must neither count as one nor name an address
-        forged = MqttConnection(
-            Endpoint(
-                "127.0.0.1",
-                h.port,
-                "connection from 203.0.113.9 failed: error:0A000086:SSL routines::certificate "
-                "verify failed",
-            )
+        forged = Endpoint(
+            "127.0.0.1",
+            h.port,
+            "connection from 203.0.113.9 failed: error:0A000086:SSL routines::certificate "
+            "verify failed",
         )
-        with pytest.raises(MqttError):
-            await forged.open()
-        await forged.close()
-        async with asyncio.timeout(10):
-            while refusal_count(h, "bad_credentials") < 2:
-                await asyncio.sleep(0.02)
+        await refused_login(forged)
+        await wait_refusals(h, "bad_credentials", 2)
         assert "203.0.113.9" not in str(h.gateway.status().to_json()["refusals"])
         # 2. publishing under another device's topic: Mosquitto drops it, the log says so
         oven1 = await h.device(CUSTOMER, "oven-1")
@@ -305,18 +302,9 @@ async def test_refusals_are_counted_and_shown_to_the_installer(tmp_path: Path) -
             await conn.close()
             # Whichever of its two log forms Mosquitto used (gateway/devices/refusals.py), each
             # refused handshake is counted, once.
-            async with asyncio.timeout(10):
-                while tls_refusals(h) < seen:
-                    await asyncio.sleep(0.02)
-        wrong = MqttConnection(
-            Endpoint("127.0.0.1", h.port, "x", username=f"{CUSTOMER}.oven-1", password="nope")
-        )
-        with pytest.raises(MqttError):
-            await wrong.open()
-        await wrong.close()
-        async with asyncio.timeout(10):  # a fence: every line before it has been read
-            while refusal_count(h, "bad_credentials") < 3:
-                await asyncio.sleep(0.02)
+            await wait_refusals(h, "tls_refused", seen)
+        await refused_login(wrong)
+        await wait_refusals(h, "bad_credentials", 3)  # a fence: every line before it was read
         assert tls_refusals(h) == 2
         # nothing of it reached the pipeline
         assert h.gateway.pipeline is not None

@@ -15,14 +15,21 @@ from gateway.devices.ports import PICK_FROM, check_port_free, free_port, listeni
 from gateway.errors import BrokerError
 
 
+def _kernel_range_reads(
+    low: int, high: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, int]:
+    """``ip_local_port_range`` as ``free_port`` reads it, whatever this host has (the real one
+    decides the real connections' ports)."""
+    path = tmp_path / "ip_local_port_range"
+    path.write_text(f"{low}\t{high}\n")
+    monkeypatch.setattr(ports_module, "_EPHEMERAL_RANGE", path)
+    return low, high
+
+
 @pytest.fixture
 def default_range(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
-    """The kernel's range for outgoing connections as Linux sets it by default, whatever this
-    host has (the real one decides the real connections' ports)."""
-    path = tmp_path / "ip_local_port_range"
-    path.write_text("32768\t60999\n")
-    monkeypatch.setattr(ports_module, "_EPHEMERAL_RANGE", path)
-    return 32768, 60999
+    """The kernel's range for outgoing connections as Linux sets it by default."""
+    return _kernel_range_reads(32768, 60999, tmp_path, monkeypatch)
 
 
 def test_a_free_port_is_picked_below_the_range_outgoing_connections_take(
@@ -38,9 +45,7 @@ def test_a_free_port_is_picked_below_the_range_outgoing_connections_take(
 def test_a_range_that_starts_low_leaves_the_pick_to_the_kernel(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    low_range = tmp_path / "ip_local_port_range"
-    low_range.write_text("10500\t60999\n")
-    monkeypatch.setattr(ports_module, "_EPHEMERAL_RANGE", low_range)
+    _kernel_range_reads(10500, 60999, tmp_path, monkeypatch)
     picked: list[tuple[int, int]] = []
 
     def randrange(start: int, stop: int) -> int:
