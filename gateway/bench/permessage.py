@@ -31,7 +31,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gateway.bench.pipeline import DEVICES, _bench_policy
+from gateway.bench.systems import DEVICES, bench_policy
 from gateway.log.entry import EntryDraft
 from gateway.log.keys import Signer
 from gateway.log.writer import LogWriter
@@ -89,7 +89,7 @@ def _policies() -> list[CompiledPolicy]:
     """The example policies and the benchmark customer's, as ``einblick bench`` runs them."""
     recipients = {**RECIPIENTS, "cloud": "Cloud"}
     compiled = [compile_policy(load_policy(example_path(n)), recipients) for n in EXAMPLES]
-    compiled.append(compile_policy(load_policy_text(_bench_policy(DEVICES)), recipients))
+    compiled.append(compile_policy(load_policy_text(bench_policy(DEVICES)), recipients))
     return compiled
 
 

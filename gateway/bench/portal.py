@@ -43,9 +43,10 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from gateway.bench.pipeline import _measure, _stages, _System, _windows
+from gateway.bench.pipeline import _measure, _stages, _windows
 from gateway.bench.process_stats import cpu_seconds, rss_mb
 from gateway.bench.results import GENERATOR_PROCESSES, Result
+from gateway.bench.systems import System
 from gateway.config import load_config
 from gateway.devices.ports import free_port
 from gateway.log.reader import Reader
@@ -276,7 +277,7 @@ class Phase:
     load: float  # the 1-minute load average at its end
 
 
-async def _phase(name: str, system: _System, rate: float, phase_s: float) -> Phase:
+async def _phase(name: str, system: System, rate: float, phase_s: float) -> Phase:
     assert system.control_socket is not None
     before = _windows(await request(system.control_socket, "status"))
     result = await asyncio.to_thread(_measure, system, rate, phase_s, GENERATOR_PROCESSES)
@@ -286,7 +287,7 @@ async def _phase(name: str, system: _System, rate: float, phase_s: float) -> Pha
 
 async def run(sessions: int, rate: float, phase_s: float, rounds: int) -> int:
     root = Path(tempfile.mkdtemp(prefix="einblick-bench-portal-"))
-    system = _System("einblick", root)
+    system = System("einblick", root)
     await system.start()
     portal: asyncio.subprocess.Process | None = None
     crowd: Sessions | None = None

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from babel.numbers import format_decimal, format_percent
 
-from gateway.bench.pipeline import DEVICES, _System, platform
+from gateway.bench.pipeline import platform
 from gateway.bench.results import (
     GENERATOR_PROCESSES,
     MAX_WAKE_MS,
@@ -36,6 +36,7 @@ from gateway.bench.results import (
     wake_interval_ms,
 )
 from gateway.bench.stage_probe import STAGES, WRITER_TASK, StageFigure, StageReport
+from gateway.bench.systems import DEVICES, System
 from simulators.load import LatencyProbe
 
 __all__ = ["StageRun", "main", "render_stages", "run"]
@@ -72,7 +73,7 @@ def run(rate: float, duration: float, system: str = "einblick") -> StageRun:
 
 async def _run(root: Path, rate: float, duration: float, name: str) -> StageRun:
     report_path = root / "stages.json"
-    system = _System(name, root / "system")
+    system = System(name, root / "system")
     # The gateway started through the probe (gateway/bench/stage_probe.py), reporting there.
     system.entry = ("gateway.bench.stage_probe", (str(report_path),))
     await system.start()
@@ -82,7 +83,7 @@ async def _run(root: Path, rate: float, duration: float, name: str) -> StageRun:
         await system.stop()
 
 
-def _measure(system: _System, rate: float, duration: float, report_path: Path) -> StageRun:
+def _measure(system: System, rate: float, duration: float, report_path: Path) -> StageRun:
     with LatencyProbe(host="127.0.0.1", port=system.b_port, topic_filter="#", qos=1) as probe:
         generator = system.load(rate, duration, GENERATOR_PROCESSES)
         generator.start()

@@ -6,13 +6,10 @@ stage's figures are shown only when every sample in its window came from this ra
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-from gateway.bench import pipeline as bench
 from gateway.bench.pipeline import _stages, _windows, main
-from gateway.config import load_config
 from gateway.operations.status_model import LatencySummary
 
 
@@ -77,26 +74,6 @@ def test_one_rate_through_the_gateway_loses_nothing(capsys: pytest.CaptureFixtur
     assert "Sizing: Einblick's CPU per message" in out
     idle = re.search(r"^  Idle \(no messages\): (\S+)% of a core here", out, re.MULTILINE)
     assert idle is not None and 0 < float(idle.group(1)) < 50, out  # measured, not made up
-
-
-@pytest.mark.parametrize(
-    ("system", "interval"),
-    [("einblick", 2.0), ("einblick-unpaced", 0.0), ("einblick-wake10", 10.0)],
-)
-async def test_the_unpaced_system_is_the_gateway_with_pacing_off(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, system: str, interval: float
-) -> None:
-    started: list[Path] = []
-
-    async def start(config_path: Path, log_path: Path, **_: object) -> None:
-        started.append(config_path)  # the configuration only: no gateway is run
-
-    monkeypatch.setattr(bench, "start_gateway", start)
-    await bench._System(system, tmp_path)._start_einblick()
-    (config_path,) = started
-    config = load_config(config_path)
-    assert config.pipeline.wake_interval_ms == interval
-    assert config.pipeline.device_max_rate == 1000000  # the bench's own settings kept
 
 
 def test_an_unknown_system_is_refused_with_the_choices(capsys: pytest.CaptureFixture[str]) -> None:
