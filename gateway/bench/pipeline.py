@@ -31,6 +31,7 @@ from gateway.bench.attach import Attach, AttachError
 from gateway.bench.commits import measure_commits, render_commits
 from gateway.bench.load import ceiling
 from gateway.bench.process_stats import cpu_seconds, rss_mb, thread_cpu_seconds
+from gateway.bench.repeats import render_repeats, rotated
 from gateway.bench.results import (
     GENERATOR_PROCESSES,
     MAX_WAKE_MS,
@@ -224,7 +225,9 @@ def run_bench(
     duration: float,
     systems: tuple[str, ...] = SYSTEMS,
     processes: int = GENERATOR_PROCESSES,
+    *,
     attach: Attach | None = None,
+    commits: bool = True,
 ) -> Run:
     root = Path(tempfile.mkdtemp(prefix="einblick-bench-"))
     try:
@@ -236,7 +239,7 @@ def run_bench(
             results += asyncio.run(
                 _run_system(name, root, rates, duration, processes, attach=attach)
             )
-        return Run(results, top, measure_commits(root))
+        return Run(results, top, measure_commits(root) if commits else None)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -306,11 +309,23 @@ def main(argv: list[str] | None = None) -> int:
         f"{PI_SLOWDOWN:g}: a Raspberry-Pi-class box)",
     )
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="measure the systems N times in turn, their order rotated each round, and print each "
+        "figure's median and range (ratios to the forwarder are taken within each round)",
+    )
+    parser.add_argument(
         "--on-this-box",
         action="store_true",
         help="size for the machine the benchmark runs on (no slowdown assumed)",
     )
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error(f"--repeat {args.repeat}: give 1 or more rounds")
+    if args.repeat > 1 and (args.soak or args.on_this_box):
+        parser.error("--repeat summarises benchmark rows: --soak and --on-this-box take one run")
     if args.soak:
         print(f"soak: Einblick at {args.soak_rate:,.0f} msg/s for {args.soak:,.0f} s", flush=True)
         points = soak(args.soak_rate, args.soak)
@@ -341,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"attached to each system while its load runs: {args.attach}", flush=True)
         print("  (the figures below include its own cost)", flush=True)
     try:
+        if args.repeat > 1:
+            _repeat(args.repeat, rates, args.duration, systems, attach)
+            return 0
         run = run_bench(rates, args.duration, systems, attach=attach)
     except AttachError as exc:
         parser.exit(2, f"einblick bench: {exc}\n")
@@ -353,6 +371,30 @@ def main(argv: list[str] | None = None) -> int:
         for line in render_commits(run.commits):
             print(line)
     return 0
+
+
+def _repeat(
+    rounds: int,
+    rates: list[float],
+    duration: float,
+    systems: tuple[str, ...],
+    attach: Attach | None,
+) -> None:
+    """``--repeat``: each round's table as it ends, then the medians (gateway/bench/repeats.py).
+    The sizing and the disk's commit timing are a single run's: run without ``--repeat`` for them."""
+    runs = []
+    for n in range(rounds):
+        order = rotated(systems, n)
+        print(
+            f"\nRound {n + 1} of {rounds} ({', '.join(order)}), "
+            f"load average {os.getloadavg()[0]:.2f} at its start:",
+            flush=True,
+        )
+        runs.append(run_bench(rates, duration, order, attach=attach, commits=False))
+        for line in render(runs[-1]):
+            print(line, flush=True)
+    for line in render_repeats(runs, systems):
+        print(line)
 
 
 def platform() -> str:

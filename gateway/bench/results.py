@@ -22,6 +22,8 @@ __all__ = [
     "Result",
     "Run",
     "max_rows_valid",
+    "rate_label",
+    "relative",
     "render",
     "wake_interval_ms",
 ]
@@ -101,6 +103,16 @@ class Run:
     commits: CommitCost | None = None  # one batch's commit with and without fsync, same disk
 
 
+def relative(r: Result, forwarder: Result) -> tuple[float, float, float]:
+    """A row against the plain paho forwarder's at the same rate in the same run: throughput as a
+    ratio, p99 added in ms, CPU per message as a ratio."""
+    return (
+        r.throughput / max(forwarder.throughput, 1),
+        r.p99_ms - forwarder.p99_ms,
+        r.cpu_us / max(forwarder.cpu_us, 1),
+    )
+
+
 def max_rows_valid(run: Run) -> tuple[bool, float]:
     """A "max" row is the system's maximum only if the generator offered at least
     ``MAX_MARGIN`` times what the fastest system sustained; (valid, fastest)."""
@@ -117,7 +129,7 @@ def _offered_label(r: Result, valid: bool) -> str:
     return "max" if valid else "gen-bound"
 
 
-def _rate_label(r: Result, valid: bool) -> str:
+def rate_label(r: Result, valid: bool) -> str:
     """The row's rate as the summaries below the table name it: "1,000/s", "max"."""
     label = _offered_label(r, valid)
     return label if r.offered <= 0 else f"{label}/s"
@@ -173,7 +185,7 @@ def render(run: Run) -> Iterator[str]:
         yield ""
         yield "Inside Einblick (its own figures over its last 10,000 messages, p50 / p99 ms):"
         for r, stages in staged:
-            label = _rate_label(r, valid)
+            label = rate_label(r, valid)
             parts = ", ".join(f"{k} {p50:.1f} / {p99:.1f}" for k, (p50, p99) in stages.items())
             yield f"  at {label:>9}{_variant(r.system)}: {parts}"
     yield ""
@@ -181,11 +193,11 @@ def render(run: Run) -> Iterator[str]:
     for r in results:
         if not r.system.startswith("einblick") or ("forwarder", r.offered) not in by:
             continue
-        f = by[("forwarder", r.offered)]
-        label = _rate_label(r, valid)
+        throughput, p99, cpu = relative(r, by[("forwarder", r.offered)])
+        label = rate_label(r, valid)
         yield (
-            f"  at {label:>9}{_variant(r.system)}: throughput {r.throughput / max(f.throughput, 1):.2f}x, "
-            f"p99 {r.p99_ms - f.p99_ms:+.1f} ms, CPU {r.cpu_us / max(f.cpu_us, 1):.2f}x per message"
+            f"  at {label:>9}{_variant(r.system)}: throughput {throughput:.2f}x, "
+            f"p99 {p99:+.1f} ms, CPU {cpu:.2f}x per message"
         )
     paced = [r for r in results if r.system == "einblick" and (UNPACED, r.offered) in by]
     if paced:
@@ -193,7 +205,7 @@ def render(run: Run) -> Iterator[str]:
         yield "What pacing saves: Einblick against itself with pipeline.wake_interval_ms 0, same run:"
         for r in paced:
             u = by[(UNPACED, r.offered)]
-            label = _rate_label(r, valid)
+            label = rate_label(r, valid)
             yield (
                 f"  at {label:>9}: CPU {r.cpu_us / max(u.cpu_us, 1):.2f}x per message, "
                 f"p50 {r.p50_ms - u.p50_ms:+.1f} ms, p99 {r.p99_ms - u.p99_ms:+.1f} ms"
