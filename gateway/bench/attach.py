@@ -8,12 +8,15 @@ process under test: the gateway, the forwarder, or broker A for the bridge), ``{
     einblick bench --rates 1000 --systems forwarder,einblick \\
         --attach 'perf record -F 1999 -p {pid} -o {system}-{rate}.data'
 
-It starts once the system is up and its probe subscribed; the load starts half a second later
-(a profiler needs a moment to attach). When the rate's last message has arrived (for a "max"
-row: when its measured window ends) it gets SIGINT, on which perf and py-spy write their output,
-and has 30 s to end before it is killed. A tool that cannot start, or that ends before the load
-starts, stops the benchmark with its reason. Its own cost is in the figures of that run: compare
-systems measured with the same tool attached.
+For a paced rate it starts once the system is up and its probe subscribed, and the load starts
+half a second later (a profiler needs a moment to attach); when the rate's last message has
+arrived it gets SIGINT, on which perf and py-spy write their output, and it has 30 s to end
+before it is killed. For a "max" row it runs around the measured window only: it starts once the
+backlog has drained for a second, the window opens half a second later and the SIGINT comes when
+the window closes. A command that names anything else, cannot start, or ends before the load
+starts stops the benchmark with its reason; one that ends during the load, or has to be killed,
+is reported. Its own cost is in the figures of that run: compare systems measured with the same
+tool attached.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import shlex
 import signal
 import string
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -56,18 +60,29 @@ class Attach:
         known = ", ".join("{" + name + "}" for name in PLACEHOLDERS)
         for word in argv:
             try:
-                fields = [field for _, field, _, _ in string.Formatter().parse(word) if field]
+                parsed = list(string.Formatter().parse(word))
             except ValueError as exc:  # a lone brace
                 raise AttachError(
                     f"--attach: {word!r}: {exc} (write {{{{ and }}}} for a brace itself)"
                 ) from None
-            for field in fields:
-                if field not in PLACEHOLDERS:
-                    raise AttachError(f"--attach: {word!r} names {{{field}}}; it knows {known}")
+            for _, field, spec, conversion in parsed:
+                if field is None:
+                    continue  # plain text after the last placeholder
+                if field not in PLACEHOLDERS or spec or conversion:
+                    # Every value is filled in as text: a format or conversion would fail, or
+                    # quote it, only once the systems are running.
+                    raise AttachError(
+                        f"--attach: {word!r} names {{{field}{'!' + conversion if conversion else ''}"
+                        f"{':' + spec if spec else ''}}}; write {known} as they are"
+                    )
         return cls(argv)
 
     def filled(self, pid: int, system: str, rate: float) -> list[str]:
-        values = {"pid": str(pid), "system": system, "rate": f"{rate:g}" if rate > 0 else "max"}
+        if rate <= 0:
+            shown = "max"
+        else:  # 1000, not 1e+03: it goes into file names
+            shown = f"{rate:.0f}" if rate == int(rate) else f"{rate:.3f}".rstrip("0")
+        values = {"pid": str(pid), "system": system, "rate": shown}
         return [word.format(**values) for word in self.argv]
 
     @contextlib.contextmanager
@@ -87,10 +102,38 @@ class Attach:
                 )
             yield
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-                try:
-                    process.wait(STOP_S)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            ended = process.poll()
+            if ended is None:
+                _stop(process, argv)
+            else:
+                print(
+                    f"--attach: {shlex.join(argv)} ended with code {ended} while the load ran "
+                    f"({system} at {_rate_text(rate)}): its output may not cover the whole rate",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+
+def _rate_text(rate: float) -> str:
+    """The rate as a sentence names it."""
+    return "max" if rate <= 0 else f"{rate:,.0f} msg/s"
+
+
+def _stop(process: subprocess.Popen[bytes], argv: list[str]) -> None:
+    """SIGINT, as perf and py-spy expect, then up to ``STOP_S`` for it to write and end."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(STOP_S)
+    except subprocess.TimeoutExpired:
+        print(
+            f"--attach: {shlex.join(argv)} had not ended {STOP_S:g} s after SIGINT and was "
+            "killed: its output may be missing",
+            file=sys.stderr,
+            flush=True,
+        )
+        process.kill()
+        process.wait()
+    except BaseException:  # interrupted again while waiting: do not leave it running
+        process.kill()
+        process.wait()
+        raise

@@ -34,23 +34,18 @@ from gateway.bench.process_stats import cpu_seconds, rss_mb, thread_cpu_seconds
 from gateway.bench.repeats import render_repeats, rotated
 from gateway.bench.results import (
     GENERATOR_PROCESSES,
-    MAX_WAKE_MS,
-    UNPACED,
-    WAKE_PREFIX,
     Result,
     Run,
     render,
-    wake_interval_ms,
 )
 from gateway.bench.sizing import PI_SLOWDOWN, render_sizing
-from gateway.bench.systems import DEVICES, System
+from gateway.bench.systems import DEVICES, SYSTEM_CHOICES, SYSTEMS, System, unknown_systems
 from gateway.operations.control import request
 from gateway.operations.status_model import LatencySummary, Status
 from simulators.load import LatencyProbe, build_load
 
 __all__ = ["main", "run_bench"]
 
-SYSTEMS = ("bridge", "forwarder", "einblick")
 IDLE_S = 3.0  # seconds of an idle gateway measured before its first rate
 IDLE_SETTLE_S = 2.0  # after its start: two checkpoint intervals
 
@@ -107,7 +102,6 @@ def _attached(
 ) -> contextlib.AbstractContextManager[None]:
     if attach is None:
         return contextlib.nullcontext()
-    assert system.pid is not None
     return attach.running(system.pid, system.name, rate)
 
 
@@ -121,14 +115,16 @@ def _measure(
         return _measure_max(system, duration, processes, attach)
     cpu0 = cpu_seconds(system.pid)
     log0 = system.log_bytes()
-    with LatencyProbe(host="127.0.0.1", port=system.b_port, topic_filter="#", qos=1) as probe:
+    with (
+        LatencyProbe(host="127.0.0.1", port=system.b_port, topic_filter="#", qos=1) as probe,
+        _attached(attach, system, rate),  # first: a tool that fails leaves no load waiting
+    ):
         generator = system.load(rate, duration, processes)
         generator.start()
-        with _attached(attach, system, rate):
-            started = time.monotonic()
-            generator.go()
-            offered = generator.wait()
-            probe.wait_for(offered.published, 180.0)
+        started = time.monotonic()
+        generator.go()
+        offered = generator.wait()
+        probe.wait_for(offered.published, 180.0)
         seconds = probe.span_seconds() or (time.monotonic() - started)
         report = probe.report(offered.sent)
     # Let the gateway commit its checkpoint before the log is weighed.
@@ -344,10 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         except AttachError as exc:
             parser.error(str(exc))
     systems = tuple(s for s in args.systems.split(",") if s)
-    unknown = sorted(s for s in set(systems) - set(SYSTEMS) if wake_interval_ms(s) is None)
-    if unknown:
-        choices = ", ".join((*SYSTEMS, UNPACED, f"{WAKE_PREFIX}N (N ms, 1-{MAX_WAKE_MS})"))
-        parser.error(f"unknown system {', '.join(unknown)}: choose from {choices}")
+    if unknown := unknown_systems(systems):
+        parser.error(f"unknown system {', '.join(unknown)}: choose from {SYSTEM_CHOICES}")
     print(
         f"machine: {os.cpu_count()} cores, {platform()}; {DEVICES} devices, ~200-byte JSON, QoS 1",
         flush=True,

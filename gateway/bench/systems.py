@@ -19,10 +19,11 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from gateway.bench.load import Generator
-from gateway.bench.results import wake_interval_ms
+from gateway.bench.results import MAX_WAKE_MS, UNPACED, WAKE_PREFIX, wake_interval_ms
 from gateway.config import load_config
 from gateway.devices.broker import Mosquitto
 from gateway.devices.broker_files import MosquittoSettings
@@ -32,9 +33,16 @@ from gateway.operations.scaffold import EXAMPLE_RECIPIENTS, InitOptions, init_di
 from simulators.load import LoadDevice
 from simulators.publisher import Publisher
 
-__all__ = ["DEVICES", "System", "bench_policy"]
+__all__ = ["DEVICES", "SYSTEMS", "SYSTEM_CHOICES", "System", "bench_policy", "unknown_systems"]
 
 DEVICES = 10
+SYSTEMS = ("bridge", "forwarder", "einblick")  # run unless --systems names others
+SYSTEM_CHOICES = ", ".join((*SYSTEMS, UNPACED, f"{WAKE_PREFIX}N (N ms, 1-{MAX_WAKE_MS})"))
+
+
+def unknown_systems(names: Iterable[str]) -> list[str]:
+    """The names among ``names`` that are no system here, sorted (for the refusal's message)."""
+    return sorted(name for name in set(names) - set(SYSTEMS) if wake_interval_ms(name) is None)
 
 
 def bench_policy(devices: int) -> str:

@@ -6,7 +6,9 @@ system under test with its pid, name and rate filled in."""
 from __future__ import annotations
 
 import os
+import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -68,9 +70,16 @@ def _written(path: Path, lines: int) -> list[str]:
     ("command", "message"),
     [
         ("", "--attach needs a command"),
-        ("perf record -p {pid} -o {host}.data", "names {host}; it knows {pid}, {system}, {rate}"),
+        (
+            "perf record -p {pid} -o {host}.data",
+            "names {host}; write {pid}, {system}, {rate} as they are",
+        ),
         ("perf record -p {pid", "write {{ and }} for a brace itself"),
         ("perf record -o 'unclosed", "No closing quotation"),
+        ("perf record -p {}", "names {}; write {pid}, {system}, {rate} as they are"),
+        ("perf record -p {pid:d}", "names {pid:d}; write {pid}"),
+        ("perf record -p {pid!r}", "names {pid!r}; write {pid}"),
+        ("x {pid:{host}}", "names {pid:{host}}; write {pid}"),
     ],
 )
 def test_a_command_that_cannot_be_filled_in_is_refused_before_anything_starts(
@@ -98,11 +107,16 @@ def test_the_command_runs_against_the_target_while_the_block_runs_and_stops_on_s
     assert "time.sleep(600)" in command_line  # {pid} is the target's
     assert out.read_text().splitlines()[3:] == ["stopped"]  # SIGINT, and waited for
     assert not Path(f"/proc/{own_pid}").exists()  # ended and reaped
-    assert Attach.parse("x {rate}").filled(1, "forwarder", 0.0) == ["x", "max"]
+    rate = Attach.parse("x-{rate}")
+    assert [rate.filled(1, "f", r)[0] for r in (0.0, 1e6, 2.5)] == ["x-max", "x-1000000", "x-2.5"]
 
 
-def test_a_command_that_ignores_sigint_is_killed(
-    tmp_path: Path, recorder: Path, target: subprocess.Popen[bytes], monkeypatch: pytest.MonkeyPatch
+def test_a_command_that_ignores_sigint_is_killed_and_said_so(
+    tmp_path: Path,
+    recorder: Path,
+    target: subprocess.Popen[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setattr(attach_module, "STOP_S", 0.2)
     out = tmp_path / "recorded"
@@ -111,16 +125,33 @@ def test_a_command_that_ignores_sigint_is_killed(
         own_pid = int(_written(out, 3)[0])
     assert not Path(f"/proc/{own_pid}").exists()
     assert "stopped" not in out.read_text()
+    assert "had not ended 0.2 s after SIGINT and was killed" in capsys.readouterr().err
+
+
+def test_a_command_that_ends_while_the_load_runs_is_reported(
+    tmp_path: Path,
+    recorder: Path,
+    target: subprocess.Popen[bytes],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "recorded"
+    attach = Attach.parse(shlex.join([sys.executable, str(recorder), "{pid}", str(out)]))
+    with attach.running(target.pid, "einblick", 1000.0):
+        own_pid = int(_written(out, 3)[0])
+        os.kill(own_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10  # until it has ended (a zombie until reaped)
+        while Path(f"/proc/{own_pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the tool did not end"
+            time.sleep(0.02)
+    err = capsys.readouterr().err
+    assert "ended with code -9 while the load ran (einblick at 1,000 msg/s)" in err
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["/nonexistent/profiler", "{pid}"], "cannot start '/nonexistent/profiler': No such file"),
-        (
-            [sys.executable, "-c", "raise SystemExit(3)"],
-            "ended with code 3 before the load started",
-        ),
+        (["sh", "-c", "exit 3"], "ended with code 3 before the load started"),
     ],
 )
 def test_a_command_that_cannot_start_or_ends_at_once_stops_with_its_reason(
@@ -134,20 +165,37 @@ def test_a_command_that_cannot_start_or_ends_at_once_stops_with_its_reason(
     assert not ran  # the load never started
 
 
+def _bench_recorded(
+    tmp_path: Path, recorder: Path, rate: str, system: str
+) -> tuple[str, list[str]]:
+    """``einblick bench`` at ``rate`` on ``system`` with the recorder attached: the command, and
+    the recorder's lines (its pid, its arguments, the target's command line, "stopped")."""
+    out = tmp_path / "recorded"
+    command = shlex.join([sys.executable, str(recorder), "{pid}", "{system}", "{rate}", str(out)])
+    argv = ["--rates", rate, "--duration", "1", "--systems", system, "--attach", command]
+    assert main(argv) == 0
+    return command, out.read_text().splitlines()
+
+
 def test_the_bench_attaches_the_command_to_the_system_under_test(
     tmp_path: Path, recorder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    out = tmp_path / "recorded"
-    command = shlex.join([sys.executable, str(recorder), "{pid}", "{system}", "{rate}", str(out)])
-    assert (
-        main(["--rates", "50", "--duration", "1", "--systems", "forwarder", "--attach", command])
-        == 0
-    )
+    command, recorded = _bench_recorded(tmp_path, recorder, "50", "forwarder")
     printed = capsys.readouterr().out
     assert f"attached to each system while its load runs: {command}" in printed
     assert "\nforwarder " in printed  # the row was measured and printed
-    own_pid, arguments, command_line, stopped = out.read_text().splitlines()
+    _, arguments, command_line, stopped = recorded
     assert arguments == "forwarder 50"
     assert "gateway.bench.forwarder" in command_line  # the forwarder's process, by its pid
     assert stopped == "stopped"
-    assert int(own_pid) != os.getpid()
+
+
+def test_a_max_row_has_the_command_attached_around_its_window(
+    tmp_path: Path, recorder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, recorded = _bench_recorded(tmp_path, recorder, "0", "bridge")
+    assert re.search(r"^bridge\s+(max|gen-bound)\s", capsys.readouterr().out, re.MULTILINE)
+    _, arguments, command_line, stopped = recorded
+    assert arguments == "bridge max"
+    assert "mosquitto" in command_line  # the bridge's pid is broker A's, which does the bridging
+    assert stopped == "stopped"
