@@ -2,18 +2,19 @@
 while its load runs.
 
 ``COMMAND`` is split as a shell would split it (no shell runs it) and may name ``{pid}`` (the
-process under test: the gateway, the forwarder, or broker A for the bridge), ``{system}`` and
-``{rate}`` (``1000``, or ``max``), for example::
+process under test: the gateway, the forwarder, or broker A for the bridge), ``{system}``,
+``{rate}`` (``1000``, or ``max``) and ``{round}`` (the round of ``--repeat``, from 1; 1 without
+it), for example::
 
     einblick bench --rates 1000 --systems forwarder,einblick \\
         --attach 'perf record -F 1999 -p {pid} -o {system}-{rate}.data'
 
 For a paced rate it starts once the system is up and its probe subscribed, and the load starts
-half a second later (a profiler needs a moment to attach); when the rate's last message has
+at least half a second later (a profiler needs a moment to attach); when the rate's last message has
 arrived it gets SIGINT, on which perf and py-spy write their output, and it has 30 s to end
 before it is killed. For a "max" row it runs around the measured window only: it starts once the
-backlog has drained for a second, the window opens half a second later and the SIGINT comes when
-the window closes. A command that names anything else, cannot start, or ends before the load
+backlog has been draining for a second, the window opens half a second later and the SIGINT
+comes when the window closes. A command that names anything else, cannot start, or ends before the load
 starts stops the benchmark with its reason; one that ends during the load, or has to be killed,
 is reported. Its own cost is in the figures of that run: compare systems measured with the same
 tool attached.
@@ -22,6 +23,7 @@ tool attached.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shlex
 import signal
 import string
@@ -35,7 +37,7 @@ from gateway.errors import GatewayError
 
 __all__ = ["Attach", "AttachError"]
 
-PLACEHOLDERS = ("pid", "system", "rate")
+PLACEHOLDERS = ("pid", "system", "rate", "round")
 SETTLE_S = 0.5  # between the tool's start and the load's: perf and py-spy attach in ~0.1-0.3 s
 STOP_S = 30.0  # after SIGINT: perf writes its data file, py-spy its profile
 
@@ -47,6 +49,7 @@ class AttachError(GatewayError):
 @dataclass(frozen=True, slots=True)
 class Attach:
     argv: tuple[str, ...]  # as given, placeholders not yet filled in
+    round_number: int = 1  # of --repeat: each round's output files apart
 
     @classmethod
     def parse(cls, text: str) -> Attach:
@@ -77,12 +80,17 @@ class Attach:
                     )
         return cls(argv)
 
+    def in_round(self, number: int) -> Attach:
+        return dataclasses.replace(self, round_number=number)
+
     def filled(self, pid: int, system: str, rate: float) -> list[str]:
         if rate <= 0:
             shown = "max"
-        else:  # 1000, not 1e+03: it goes into file names
-            shown = f"{rate:.0f}" if rate == int(rate) else f"{rate:.3f}".rstrip("0")
-        values = {"pid": str(pid), "system": system, "rate": shown}
+        elif rate.is_integer():  # 1000, not 1e+03: it goes into file names
+            shown = f"{rate:.0f}"
+        else:
+            shown = f"{rate:.3f}".rstrip("0").rstrip(".")
+        values = {"pid": str(pid), "system": system, "rate": shown, "round": str(self.round_number)}
         return [word.format(**values) for word in self.argv]
 
     @contextlib.contextmanager
@@ -101,17 +109,16 @@ class Attach:
                     f"started (its own message is above)"
                 )
             yield
-        finally:
-            ended = process.poll()
-            if ended is None:
-                _stop(process, argv)
-            else:
+            if (ended := process.poll()) is not None:  # said only of a load that ran to its end
                 print(
                     f"--attach: {shlex.join(argv)} ended with code {ended} while the load ran "
                     f"({system} at {_rate_text(rate)}): its output may not cover the whole rate",
                     file=sys.stderr,
                     flush=True,
                 )
+        finally:
+            if process.poll() is None:
+                _stop(process, argv)
 
 
 def _rate_text(rate: float) -> str:
@@ -133,7 +140,7 @@ def _stop(process: subprocess.Popen[bytes], argv: list[str]) -> None:
         )
         process.kill()
         process.wait()
-    except BaseException:  # interrupted again while waiting: do not leave it running
+    except BaseException:  # interrupted while waiting (on the main thread): do not leave it running
         process.kill()
         process.wait()
         raise

@@ -294,13 +294,14 @@ def main(argv: list[str] | None = None) -> int:
         "--attach",
         metavar="COMMAND",
         help="run COMMAND against each system while its load runs, e.g. a profiler: "
-        "'perf record -F 1999 -p {pid} -o {system}-{rate}.data' ({pid}, {system}, {rate} filled "
-        "in; it gets SIGINT when the rate ends). Its overhead is in that run's figures.",
+        "'perf record -F 1999 -p {pid} -o {system}-{rate}.data' ({pid}, {system}, {rate} and, "
+        "with --repeat, {round} filled in; it gets SIGINT when the rate ends). Its overhead is in "
+        "that run's figures.",
     )
     parser.add_argument(
         "--slowdown",
         type=float,
-        default=PI_SLOWDOWN,
+        default=None,
         help=f"assumed CPU slowdown of the target box per core against this one (default "
         f"{PI_SLOWDOWN:g}: a Raspberry-Pi-class box)",
     )
@@ -310,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         metavar="N",
         help="measure the systems N times in turn, their order rotated each round, and print each "
-        "figure's median and range (ratios to the forwarder are taken within each round)",
+        "figure's median and range (ratios to the forwarder are taken within each round); no "
+        "sizing and no disk timing, which are a single run's",
     )
     parser.add_argument(
         "--on-this-box",
@@ -320,8 +322,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error(f"--repeat {args.repeat}: give 1 or more rounds")
-    if args.repeat > 1 and (args.soak or args.on_this_box):
-        parser.error("--repeat summarises benchmark rows: --soak and --on-this-box take one run")
+    if args.repeat > 1 and (args.soak or args.on_this_box or args.slowdown is not None):
+        parser.error(
+            "--repeat summarises benchmark rows: --soak, --on-this-box and --slowdown take one run"
+        )
     if args.soak:
         print(f"soak: Einblick at {args.soak_rate:,.0f} msg/s for {args.soak:,.0f} s", flush=True)
         points = soak(args.soak_rate, args.soak)
@@ -333,6 +337,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     rates = [float(r) for r in args.rates.split(",")]
+    if len(set(rates)) < len(rates):
+        parser.error(
+            f"--rates {args.rates}: each rate once (a row is known by its system and rate)"
+        )
     attach = None
     if args.attach is not None:
         try:
@@ -342,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     systems = tuple(s for s in args.systems.split(",") if s)
     if unknown := unknown_systems(systems):
         parser.error(f"unknown system {', '.join(unknown)}: choose from {SYSTEM_CHOICES}")
+    if not systems or len(set(systems)) < len(systems):
+        parser.error(f"--systems {args.systems!r}: name each system once, e.g. forwarder,einblick")
     print(
         f"machine: {os.cpu_count()} cores, {platform()}; {DEVICES} devices, ~200-byte JSON, QoS 1",
         flush=True,
@@ -358,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"einblick bench: {exc}\n")
     for line in render(run):
         print(line)
-    slowdown = 1.0 if args.on_this_box else args.slowdown
+    slowdown = 1.0 if args.on_this_box else PI_SLOWDOWN if args.slowdown is None else args.slowdown
     for line in render_sizing(run.results, slowdown, measured_here=args.on_this_box):
         print(line)
     if run.commits is not None:
@@ -384,7 +394,8 @@ def _repeat(
             f"load average {os.getloadavg()[0]:.2f} at its start:",
             flush=True,
         )
-        runs.append(run_bench(rates, duration, order, attach=attach, commits=False))
+        in_round = attach.in_round(n + 1) if attach is not None else None
+        runs.append(run_bench(rates, duration, order, attach=in_round, commits=False))
         for line in render(runs[-1]):
             print(line, flush=True)
     for line in render_repeats(runs, systems):

@@ -63,12 +63,12 @@ def summarize(runs: Sequence[Run], systems: Sequence[str]) -> list[Summary]:
     valid = all(max_rows_valid(run)[0] for run in runs)
     by_run = [{(r.system, r.offered): r for r in run.results} for run in runs]
     keys = sorted(by_run[0], key=lambda key: systems.index(key[0]))
-    if any(set(rows) != set(by_run[0]) for rows in by_run):
+    if any(set(by_key) != set(by_run[0]) for by_key in by_run):
         raise ValueError("every round must measure the same systems at the same rates")
     summaries = []
     for system, offered in keys:
-        rows = tuple(rows[(system, offered)] for rows in by_run)
-        against = [rows.get(("forwarder", offered)) for rows in by_run]
+        rows = tuple(by_key[(system, offered)] for by_key in by_run)
+        against = [by_key.get(("forwarder", offered)) for by_key in by_run]
         paired = [
             relative(row, forwarder)
             for row, forwarder in zip(rows, against, strict=True)

@@ -72,11 +72,11 @@ def _written(path: Path, lines: int) -> list[str]:
         ("", "--attach needs a command"),
         (
             "perf record -p {pid} -o {host}.data",
-            "names {host}; write {pid}, {system}, {rate} as they are",
+            "names {host}; write {pid}, {system}, {rate}, {round} as they are",
         ),
         ("perf record -p {pid", "write {{ and }} for a brace itself"),
         ("perf record -o 'unclosed", "No closing quotation"),
-        ("perf record -p {}", "names {}; write {pid}, {system}, {rate} as they are"),
+        ("perf record -p {}", "names {}; write {pid}, {system}, {rate}, {round} as they are"),
         ("perf record -p {pid:d}", "names {pid:d}; write {pid}"),
         ("perf record -p {pid!r}", "names {pid!r}; write {pid}"),
         ("x {pid:{host}}", "names {pid:{host}}; write {pid}"),
@@ -107,8 +107,10 @@ def test_the_command_runs_against_the_target_while_the_block_runs_and_stops_on_s
     assert "time.sleep(600)" in command_line  # {pid} is the target's
     assert out.read_text().splitlines()[3:] == ["stopped"]  # SIGINT, and waited for
     assert not Path(f"/proc/{own_pid}").exists()  # ended and reaped
-    rate = Attach.parse("x-{rate}")
-    assert [rate.filled(1, "f", r)[0] for r in (0.0, 1e6, 2.5)] == ["x-max", "x-1000000", "x-2.5"]
+    rate = Attach.parse("x-{rate}-{round}")
+    shown = [rate.filled(1, "f", r)[0] for r in (0.0, 1e6, 2.5, 1000.0004)]
+    assert shown == ["x-max-1", "x-1000000-1", "x-2.5-1", "x-1000-1"]  # no exponent, no dot
+    assert rate.in_round(3).filled(1, "f", 50.0) == ["x-50-3"]
 
 
 def test_a_command_that_ignores_sigint_is_killed_and_said_so(
@@ -155,7 +157,10 @@ def test_a_command_that_ends_while_the_load_runs_is_reported(
     ],
 )
 def test_a_command_that_cannot_start_or_ends_at_once_stops_with_its_reason(
-    target: subprocess.Popen[bytes], argv: list[str], message: str
+    target: subprocess.Popen[bytes],
+    argv: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     ran = False
     attach = Attach.parse(shlex.join(argv))
@@ -163,6 +168,7 @@ def test_a_command_that_cannot_start_or_ends_at_once_stops_with_its_reason(
         ran = True
     assert message in str(refused.value)
     assert not ran  # the load never started
+    assert "while the load ran" not in capsys.readouterr().err  # it did not run
 
 
 def _bench_recorded(
@@ -190,7 +196,7 @@ def test_the_bench_attaches_the_command_to_the_system_under_test(
     assert stopped == "stopped"
 
 
-def test_a_max_row_has_the_command_attached_around_its_window(
+def test_a_max_row_fills_in_max_and_the_bridges_broker_a(
     tmp_path: Path, recorder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, recorded = _bench_recorded(tmp_path, recorder, "0", "bridge")

@@ -10,6 +10,8 @@ import re
 
 import pytest
 
+from gateway.bench import pipeline
+from gateway.bench.attach import Attach
 from gateway.bench.pipeline import main
 from gateway.bench.repeats import Spread, render_repeats, rotated, summarize
 from gateway.bench.results import Result, Run
@@ -35,7 +37,7 @@ def _row(system: str, cpu_us: float, p99_ms: float, offered: float = 1_000.0) ->
 
 
 # Three rounds in rotated order. The forwarder's CPU moves with the machine; Einblick's ratios
-# per round are 2.0, 1.5 and 1.2: their median 1.5 is not the ratio of the medians (300 / 150).
+# per round are 2.0, 1.5 and 1.2: their median 1.5 is not the ratio of the medians (200 / 150).
 ROUNDS = [
     Run([_row("forwarder", 100, 1.0), _row("einblick", 200, 4.0)], None),
     Run([_row("einblick", 300, 5.0), _row("forwarder", 200, 2.0)], None),
@@ -84,7 +86,8 @@ def test_a_max_row_is_one_only_if_it_was_one_in_every_round() -> None:
     systems = ("forwarder", "einblick")
     assert {s.label for s in summarize([maxed(40_000), maxed(40_000)], systems)} == {"max"}
     # The rows' throughput is 1,000 msg/s: 2,999 offered is short of three times it.
-    assert {s.label for s in summarize([maxed(40_000), maxed(2_999)], systems)} == {"gen-bound"}
+    for rounds in ([maxed(40_000), maxed(2_999)], [maxed(2_999), maxed(40_000)]):
+        assert {s.label for s in summarize(rounds, systems)} == {"gen-bound"}
 
 
 def test_rounds_that_measured_different_systems_are_refused() -> None:
@@ -96,13 +99,18 @@ def test_rounds_that_measured_different_systems_are_refused() -> None:
     ("argv", "message"),
     [
         (["--repeat", "0"], "--repeat 0: give 1 or more rounds"),
-        (["--repeat", "2", "--on-this-box"], "--on-this-box take one run"),
+        (["--repeat", "2", "--on-this-box"], "--on-this-box and --slowdown take one run"),
+        (["--repeat", "2", "--soak", "60"], "--soak, --on-this-box and --slowdown take one run"),
+        (["--repeat", "2", "--slowdown", "3"], "--on-this-box and --slowdown take one run"),
+        (["--rates", "50,50"], "--rates 50,50: each rate once"),
+        (["--systems", "forwarder,forwarder"], "name each system once"),
+        (["--systems", ","], "name each system once"),
     ],
 )
 def test_a_repeat_that_cannot_be_summarised_is_refused_before_anything_starts(
     capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit):  # the later --rates and --systems win
         main(["--rates", "50", "--systems", "forwarder", *argv])
     assert message in capsys.readouterr().err
 
@@ -120,4 +128,33 @@ def test_each_round_is_printed_then_the_medians(capsys: pytest.CaptureFixture[st
         rows = re.findall(rf"^{system}\s+50\s+\S+\s+0\s+0\s", out, re.MULTILINE)
         assert len(rows) == 2, out
         assert re.search(rf"^  {system} at 50/s: \S+ \(\S+\) msg/s, CPU ", out, re.MULTILINE), out
-    assert "Sizing" not in out  # a single run's: not mixed into the medians
+
+
+def test_each_round_runs_its_rotated_order_and_prints_no_single_run_figures(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asked: list[tuple[tuple[str, ...], int | None]] = []
+
+    def run_bench(
+        rates: list[float],
+        duration: float,
+        systems: tuple[str, ...],
+        *,
+        attach: Attach | None = None,
+        commits: bool = True,
+    ) -> Run:
+        assert not commits  # the disk's timing is a single run's
+        asked.append((systems, attach.round_number if attach is not None else None))
+        return ROUNDS[len(asked) - 1]
+
+    monkeypatch.setattr(pipeline, "run_bench", run_bench)
+    argv = ["--repeat", "3", "--rates", "1000", "--systems", "forwarder,einblick"]
+    assert main([*argv, "--attach", "perf record -p {pid} -o {round}.data"]) == 0
+    assert asked == [
+        (("forwarder", "einblick"), 1),
+        (("einblick", "forwarder"), 2),
+        (("forwarder", "einblick"), 3),
+    ]
+    out = capsys.readouterr().out
+    assert "  einblick at 1,000/s: " in out and "1.50 (1.20–2.00)x the forwarder's CPU" in out
+    assert "Sizing" not in out  # a single run's (ROUNDS has Einblick rows): not among medians
