@@ -9,15 +9,15 @@ it), for example::
     einblick bench --rates 1000 --systems forwarder,einblick \\
         --attach 'perf record -F 1999 -p {pid} -o {system}-{rate}.data'
 
-For a paced rate it starts once the system is up and its probe subscribed, and the load starts
-at least half a second later (a profiler needs a moment to attach); when the rate's last message has
-arrived it gets SIGINT, on which perf and py-spy write their output, and it has 30 s to end
-before it is killed. For a "max" row it runs around the measured window only: it starts once the
-backlog has been draining for a second, the window opens half a second later and the SIGINT
-comes when the window closes. A command that names anything else, cannot start, or ends before the load
-starts stops the benchmark with its reason; one that ends during the load, or has to be killed,
-is reported. Its own cost is in the figures of that run: compare systems measured with the same
-tool attached.
+For a paced rate it starts once the system is up and its probe subscribed, and the load starts at
+least half a second later (a profiler needs a moment to attach); when the rate's last message has
+arrived it gets SIGINT, on which perf and py-spy write their output, and it has 30 s to end before
+it is killed. For a "max" row it runs around the measured window only: it starts once the backlog
+has been draining for a second, the window opens half a second later and the SIGINT comes when the
+window closes. A command that names anything else, cannot start, or ends before the load starts
+stops the benchmark with its reason; one that ends during the load, or has to be killed, is
+reported. Its own cost is in the figures of that run: compare systems measured with the same tool
+attached.
 """
 
 from __future__ import annotations
