@@ -181,10 +181,10 @@ class MqttConnection:
         it queued for this session before. A persistent session's backlog can hold it back for
         longer than ``timeout`` while we are busy deciding that backlog (the intake stops reading
         when its queue is full), so the wait goes on as long as messages still arrive or our own
-        reading is paused; only a broker silent for ``timeout`` is a failure — an MqttError the
-        link's callers handle by reconnecting, never a bare TimeoutError that would end the
-        gateway."""
-        seen = self.delivered
+        reading is, or was at any time in the last ``timeout``, paused; only a broker silent for
+        a whole ``timeout`` while we were reading is a failure — an MqttError the link's callers
+        handle by reconnecting, never a bare TimeoutError that would end the gateway."""
+        seen, pauses = self.delivered, self._pump.pauses
         while True:
             try:
                 async with asyncio.timeout(timeout):
@@ -194,12 +194,12 @@ class MqttConnection:
                     raise ConnectionLost(
                         f"{self.endpoint.describe()}: connection lost ({self.closed.result()})"
                     ) from None
-                if self.delivered == seen and self._pump.reading:
+                if self.delivered == seen and self._pump.reading and self._pump.pauses == pauses:
                     raise MqttError(
                         f"{self.endpoint.describe()}: the broker did not confirm {what} within "
-                        f"{timeout:.0f} s and sent nothing else meanwhile"
+                        f"{timeout:g} s and sent nothing else meanwhile"
                     ) from None
-                seen = self.delivered
+                seen, pauses = self.delivered, self._pump.pauses
 
     def publish(
         self, topic: str, payload: bytes, qos: int, retain: bool = False

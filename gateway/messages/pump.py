@@ -96,6 +96,9 @@ class SocketPump:
         self._fail = fail
         self.sock: socket.socket | None = None
         self.reading = False
+        # How often reading was paused: a wait for the broker that spans a pause is not its
+        # silence, even if the pause ended just before the wait did and nothing was read yet.
+        self.pauses = 0
         self._writing = False  # the socket is registered with the loop for writability
         self._flush_pending = False
         self._loop_thread = threading.get_ident()
@@ -125,6 +128,7 @@ class SocketPump:
         if self.sock is not None and self.reading:
             self._loop.remove_reader(self.sock)
             self.reading = False
+            self.pauses += 1
 
     def resume_reading(self) -> None:
         if self.sock is not None and not self.reading and not self._is_closed():
