@@ -184,7 +184,9 @@ class MqttConnection:
         reading is, or was at any time in the last ``timeout``, paused; only a broker silent for
         a whole ``timeout`` while we were reading is a failure — an MqttError the link's callers
         handle by reconnecting, never a bare TimeoutError that would end the gateway."""
-        seen, pauses = self.delivered, self._pump.pauses
+        # What the window about to start is judged by: the messages seen, and whether reading
+        # ran from its start and was never paused within it.
+        seen, pauses, reading = self.delivered, self._pump.pauses, self._pump.reading
         while True:
             try:
                 async with asyncio.timeout(timeout):
@@ -194,12 +196,13 @@ class MqttConnection:
                     raise ConnectionLost(
                         f"{self.endpoint.describe()}: connection lost ({self.closed.result()})"
                     ) from None
-                if self.delivered == seen and self._pump.reading and self._pump.pauses == pauses:
+                paused = not reading or self._pump.pauses != pauses or not self._pump.reading
+                if self.delivered == seen and not paused:
                     raise MqttError(
                         f"{self.endpoint.describe()}: the broker did not confirm {what} within "
                         f"{timeout:g} s and sent nothing else meanwhile"
                     ) from None
-                seen, pauses = self.delivered, self._pump.pauses
+                seen, pauses, reading = self.delivered, self._pump.pauses, self._pump.reading
 
     def publish(
         self, topic: str, payload: bytes, qos: int, retain: bool = False

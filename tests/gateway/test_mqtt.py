@@ -412,18 +412,28 @@ async def test_a_subscription_the_broker_refuses_is_told_apart_from_one_it_misse
         server.close()
 
 
-async def test_a_wait_that_spans_our_own_pause_is_not_the_brokers_silence() -> None:
-    """Reading paused and resumed within one window of the wait: the window proves nothing about
-    the broker (its answer may lie unread in the socket when the window ends), so only the next
-    window, read throughout, may fail. Before, a resume just before the window's end, with
-    nothing read yet, failed the subscription of a restarted gateway's busy session."""
+@pytest.mark.parametrize(
+    ("pause_at", "resume_at"),
+    [(0.1, 0.2), (None, 0.3)],  # None: paused before the wait began
+)
+async def test_a_wait_that_spans_our_own_pause_is_not_the_brokers_silence(
+    pause_at: float | None, resume_at: float
+) -> None:
+    """Reading paused at some time within one window of the wait, or when it began: the window
+    proves nothing about the broker (its answer may lie unread in the socket when the window
+    ends), so only the next window, read throughout, may fail. Before, a resume just before the
+    window's end, with nothing read yet, failed the subscription of a restarted gateway's busy
+    session."""
     server, port = await _stand_in_broker("silent")
     link = MqttConnection(endpoint(port, "gw"))
     loop = asyncio.get_running_loop()
     try:
         await link.open()
-        loop.call_later(0.1, link.pause_reading)
-        loop.call_later(0.2, link.resume_reading)
+        if pause_at is None:
+            link.pause_reading()
+        else:
+            loop.call_later(pause_at, link.pause_reading)
+        loop.call_later(resume_at, link.resume_reading)
         started = time.monotonic()
         with pytest.raises(MqttError, match=r"did not confirm the subscription .* within 0\.5 s"):
             await link.subscribe("d/#", 1, timeout=0.5)
