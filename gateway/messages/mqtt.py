@@ -181,9 +181,10 @@ class MqttConnection:
         it queued for this session before. A persistent session's backlog can hold it back for
         longer than ``timeout`` while we are busy deciding that backlog (the intake stops reading
         when its queue is full), so the wait goes on as long as messages still arrive or our own
-        reading is, or was at any time in the last ``timeout``, paused; only a broker silent for
-        a whole ``timeout`` while we were reading is a failure — an MqttError the link's callers
-        handle by reconnecting, never a bare TimeoutError that would end the gateway."""
+        reading is, or was at any time in the window of ``timeout`` just ended, paused; only a
+        broker silent for a whole ``timeout`` while we were reading is a failure — an MqttError
+        the link's callers handle by reconnecting, never a bare TimeoutError that would end the
+        gateway."""
         # What the window about to start is judged by: the messages seen, and whether reading
         # ran from its start and was never paused within it.
         seen, pauses, reading = self.delivered, self._pump.pauses, self._pump.reading

@@ -96,8 +96,9 @@ class SocketPump:
         self._fail = fail
         self.sock: socket.socket | None = None
         self.reading = False
-        # How often reading was paused: a wait for the broker that spans a pause is not its
-        # silence, even if the pause ended just before the wait did and nothing was read yet.
+        # How often reading was paused: a window of a wait for the broker (MqttConnection._answer)
+        # in which reading was paused is not its silence, even if the pause ended just before the
+        # window did and nothing was read yet. A detach is not a pause: the connection is gone.
         self.pauses = 0
         self._writing = False  # the socket is registered with the loop for writability
         self._flush_pending = False

@@ -436,7 +436,8 @@ async def test_a_wait_that_spans_our_own_pause_is_not_the_brokers_silence(
         loop.call_later(resume_at, link.resume_reading)
         started = time.monotonic()
         with pytest.raises(MqttError, match=r"did not confirm the subscription .* within 0\.5 s"):
-            await link.subscribe("d/#", 1, timeout=0.5)
+            async with asyncio.timeout(5):  # a wait that never failed would fail here, not hang
+                await link.subscribe("d/#", 1, timeout=0.5)
         assert time.monotonic() - started >= 1.0  # the window with the pause did not count
     finally:
         await link.close()
