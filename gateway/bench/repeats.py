@@ -14,7 +14,7 @@ import statistics
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from gateway.bench.results import Result, Run, max_rows_valid, rate_label, relative
+from gateway.bench.results import Run, max_rows_valid, rate_label, relative
 
 __all__ = ["Spread", "Summary", "render_repeats", "rotated", "summarize"]
 
@@ -47,7 +47,6 @@ class Summary:
     system: str
     offered: float
     label: str  # "1,000/s", "max", or "gen-bound" if a round's max rows measured the generator
-    rows: tuple[Result, ...]
     throughput: Spread
     cpu_us: Spread
     p50_ms: Spread
@@ -79,7 +78,6 @@ def summarize(runs: Sequence[Run], systems: Sequence[str]) -> list[Summary]:
                 system=system,
                 offered=offered,
                 label=rate_label(rows[0], valid),
-                rows=rows,
                 throughput=Spread(tuple(r.throughput for r in rows)),
                 cpu_us=Spread(tuple(r.cpu_us for r in rows)),
                 p50_ms=Spread(tuple(r.p50_ms for r in rows)),
