@@ -351,6 +351,15 @@ class MqttConnection:
         self._lingering.start(sock)
 
     def _teardown(self, why: str) -> None:
+        # ``closed`` is what everyone waiting on this session watches (the link's supervisor
+        # reconnects on it, ``_answer`` ends on it): it is set whatever fails on the way there.
+        try:
+            self._end_session(why)
+        finally:
+            if not self.closed.done():
+                self.closed.set_result(why)
+
+    def _end_session(self, why: str) -> None:
         sock = self._pump.stop()
         # From paho's on_disconnect paho closes the socket itself, right after; closing it here
         # too is harmless and covers the paths where paho never learns of the end — except
@@ -364,15 +373,21 @@ class MqttConnection:
         lost = ConnectionLost(f"{self.endpoint.describe()}: connection lost ({why})")
         publishes, self._publishes = self._publishes, {}
         for done in publishes.values():
-            done(lost)
+            try:
+                done(lost)
+            except Exception:
+                # A bug in one sender's bookkeeping: the others are still told, so their rows
+                # are sent again on the next session instead of waiting for a PUBACK for ever.
+                log.exception(
+                    "%s: telling a publish that the connection was lost failed",
+                    self.endpoint.describe(),
+                )
         for sub in self._subscribes.values():
             if not sub.done():
                 sub.set_exception(lost)
         for unsub in self._unsubscribes.values():
             if not unsub.done():
                 unsub.set_exception(lost)
-        if not self.closed.done():
-            self.closed.set_result(why)
 
 
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:

@@ -143,6 +143,31 @@ async def test_send_tells_each_publish_once_acknowledged_then_lost(
     assert len(told[80]) == 1 and isinstance(told[80][0], ConnectionLost)
 
 
+async def test_a_sender_failing_when_told_of_the_loss_still_ends_the_session(
+    brokers: BrokerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``closed`` is what a link's supervisor waits on to reconnect: one sender's callback
+    raising must neither keep it unset nor leave the other publishes untold."""
+    broker = await brokers()
+    conn = MqttConnection(endpoint(broker.settings.port, "c"))
+    await conn.open()
+    told: list[int] = []
+
+    def tell(i: int, error: BaseException | None) -> None:
+        if i == 1:
+            raise RuntimeError("a sender's own bug")
+        assert isinstance(error, ConnectionLost)
+        told.append(i)
+
+    for i in range(3):  # queued in this turn: none can be acknowledged before the kill
+        conn.send(f"t/{i}", b"x", 1, functools.partial(tell, i))
+    broker.kill()
+    assert await asyncio.wait_for(asyncio.shield(conn.closed), 5)
+    assert told == [0, 2]
+    assert "telling a publish that the connection was lost failed" in caplog.text
+    assert "a sender's own bug" in caplog.text
+
+
 async def test_a_topic_paho_refuses_is_told_as_an_error_not_raised(brokers: BrokerFactory) -> None:
     """A topic over MQTT's 65,535 bytes: ``send`` tells its caller (the forwarder, called from
     the pipeline's committing turn) instead of raising through it; the session goes on."""
