@@ -253,6 +253,12 @@ class Forwarder:
             )
             return
         self._deleting.difference_update(ids)
+        # As after a batched delete: they left the recipient's queue. Counted still, the depth
+        # would stay high after every stop (a reload that changes the recipient), and releases
+        # would be withheld for a full queue that is not.
+        self.outbox.gone(
+            self.recipient.name, [self._acked_bytes.pop(i) for i in ids if i in self._acked_bytes]
+        )
 
     # -- tasks ----------------------------------------------------------------------------------
 

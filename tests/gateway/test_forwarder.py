@@ -330,3 +330,28 @@ async def test_a_failed_delete_is_retried_and_its_rows_are_not_sent_again(
     assert failures == []
     assert [p.payload for p in link.published] == [r.payload for r in rows]  # once each
     assert await bench.waiting() == []
+
+
+async def test_rows_deleted_at_a_stop_leave_the_queue_as_counted(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop (a reload that changes the recipient) deletes the acknowledged rows whose batched
+    delete has not run: they leave the queue's count too, or the depth would stay high for good
+    and later releases be withheld for a full queue that is not."""
+    monkeypatch.setattr(forwarder_module, "DELETE_AFTER_S", 3600.0)  # only the stop deletes
+    forwarder = bench.forwarder()
+    rows = await bench.queue(["maintenance"] * 3)
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
+        link = await bench.upstream.session(1)
+        await link.wait_published(3)
+        link.puback()
+        async with asyncio.timeout(10):
+            while forwarder.state.sent < 3:  # the PUBACKs' callbacks run on the next turns
+                await asyncio.sleep(0.005)
+        running.cancel()
+    assert bench.done == []  # the batched delete never ran
+    await forwarder.delete_delivered()
+    assert bench.done == [("baeckerei-schmidt", 3)]
+    assert await bench.waiting() == []
+    assert [p.payload for p in link.published] == [r.payload for r in rows]
