@@ -84,6 +84,10 @@ class Intake:
 
     def receive(self, message: Inbound) -> None:
         """A message from the device link (a paho callback, on the loop thread)."""
+        # Refused before anything is counted: the packet is handled again later, and a flood
+        # token taken now would be taken twice for one message.
+        if len(self._queue) >= self._limit:
+            raise asyncio.QueueFull
         now = message.received or time.monotonic()
         arrival = Arrival(message)
         flood = self._flood
@@ -91,8 +95,6 @@ class Intake:
             device = arrival.device_under(self._engine())
             key = (device.customer, device.device) if device else message.topic
             arrival.flooding = not flood.allow(key, now)
-        if len(self._queue) >= self._limit:
-            raise asyncio.QueueFull
         self._queue.append(arrival)
         waiter = self._waiter
         if waiter is not None and not waiter.done():

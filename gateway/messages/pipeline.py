@@ -91,6 +91,9 @@ class PipelineStats:
     # sends them again (counted again in ``received`` then).
     returned: int = 0
     committed: int = 0
+    # Retained messages on a new session found decided already: acknowledged, not committed
+    # again (gateway/messages/replays.py).
+    replayed: int = 0
     entries: int = 0
     batches: int = 0
     shared: int = 0
@@ -148,8 +151,8 @@ class Pipeline:
     # -- receiving (paho callback, on the loop thread) ----------------------------------------
 
     def receive(self, message: Inbound) -> None:
+        self._intake.receive(message)  # a refusal (QueueFull) is handled again: counted then
         self.stats.received += 1
-        self._intake.receive(message)
 
     # -- the writer ----------------------------------------------------------------------------
 
@@ -178,6 +181,10 @@ class Pipeline:
             for position in known:  # decided once already (gateway/messages/replays.py)
                 batch[position].inbound.ack()
             batch = [arrival for position, arrival in enumerate(batch) if position not in known]
+            if known:
+                self.stats.replayed += len(known)
+                if self._fences:
+                    self._pass_fences()
             if not batch:
                 return
         now = self._now()
@@ -204,15 +211,19 @@ class Pipeline:
     async def committed_through(self, received: int) -> None:
         """Wait until the first ``received`` messages taken in are committed: the queue is
         first in, first out, so every message received before that count is (a handover's
-        fence: gateway/operations/handover.py)."""
-        if self.stats.committed >= received:
+        fence: gateway/operations/handover.py). A replayed message (acknowledged as decided
+        before) counts as committed."""
+        if self._settled() >= received:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._fences.append((received, future))
         await future
 
+    def _settled(self) -> int:
+        return self.stats.committed + self.stats.replayed
+
     def _pass_fences(self) -> None:
-        committed = self.stats.committed
+        committed = self._settled()
         waiting = []
         for count, future in self._fences:
             if count <= committed:

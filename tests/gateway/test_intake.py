@@ -82,3 +82,19 @@ async def test_a_waiting_take_wakes_at_the_first_arrival_and_the_queue_has_a_har
     with pytest.raises(asyncio.QueueFull):
         intake.receive(_message(link, time.monotonic()))
     assert len(await intake.take()) == 2 + 64
+
+
+async def test_a_message_refused_at_the_queues_end_takes_no_flood_token() -> None:
+    """The refused packet is handled again later: a token taken now would be taken twice."""
+    engine = _engine()
+    flood = FloodGuard(rate=1e-9, burst=67)  # no refill within the test
+    intake = Intake(engine=lambda: engine, queue_size=2, batch_max=100, flood=flood)
+    link, at = FakeLink(), time.monotonic()
+    for _ in range(2 + 64):
+        intake.receive(_message(link, at))
+    with pytest.raises(asyncio.QueueFull):
+        intake.receive(_message(link, at))
+    # Asked before the queue drains (resuming credits every bucket): the 67th token is left
+    # for the refused message when it comes again.
+    assert flood.allow(("baeckerei-schmidt", "oven-1"), at)
+    assert not flood.allow(("baeckerei-schmidt", "oven-1"), at)

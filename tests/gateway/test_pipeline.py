@@ -334,3 +334,24 @@ async def test_a_batch_committed_one_at_a_time_hands_each_message_on_as_it_commi
     assert handed_at == [0, 0, 1, 2]  # each one's row was on before the next commit began
     assert [r.entry_seq for r in bench.handed] == sorted(r.entry_seq for r in bench.handed)
     assert len(bench.handed) == 3
+
+
+async def test_a_message_refused_at_the_queues_end_is_counted_once_it_is_taken(
+    tmp_path: Path,
+) -> None:
+    """A refusal (QueueFull) is handled again later: counted at once as received, a handover's
+    fence would wait for one commit more than will come on a quiet site."""
+    bench = await _bench(tmp_path, queue_size=2)
+    try:
+        for i in range(2 + 64):  # the mark and its slack (gateway/messages/intake.py)
+            bench.pipeline.receive(bench.link.deliver(TOPIC, orjson.dumps({"temperature": i})))
+        with pytest.raises(asyncio.QueueFull):
+            bench.pipeline.receive(bench.link.deliver(TOPIC, orjson.dumps({"temperature": 0})))
+        assert bench.pipeline.stats.received == 66
+        async with asyncio.timeout(10), asyncio.TaskGroup() as tasks:
+            writer = tasks.create_task(bench.pipeline.run(), name="pipeline-under-test")
+            await bench.pipeline.committed_through(bench.pipeline.stats.received)
+            writer.cancel()
+        assert bench.pipeline.stats.committed == 66
+    finally:
+        await bench.store.close()

@@ -4,6 +4,7 @@ real Mosquitto while the retained message stays, as an external broker that lose
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import orjson
@@ -43,10 +44,19 @@ async def test_only_a_retained_message_on_a_new_session_the_log_holds_is_recogni
         ]
         assert await check.decided(batch) == {1}
         assert check.stats.replays_skipped == 1
-        # Through the pipeline: the recognised one is acknowledged and writes nothing.
+        # Through the pipeline: the recognised one is acknowledged and writes nothing, and a
+        # handover's fence waiting for it passes (it is settled, though not committed again).
         entries = len(await b.texts())
-        await b.pipeline.process([Arrival(new.deliver(topic, READING, retain=True))])
+        stats = b.pipeline.stats
+        async with asyncio.timeout(5), asyncio.TaskGroup() as tasks:
+            fence = tasks.create_task(
+                b.pipeline.committed_through(stats.committed + stats.replayed + 1), name="fence"
+            )
+            await asyncio.sleep(0)  # the fence waits
+            assert not fence.done()
+            await b.pipeline.process([Arrival(new.deliver(topic, READING, retain=True))])
         assert len(await b.texts()) == entries
+        assert stats.replayed == 1
 
 
 async def test_a_dropped_session_does_not_forward_a_retained_message_decided_before(
