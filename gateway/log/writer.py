@@ -80,34 +80,47 @@ class LogWriter:
 
     # -- state ---------------------------------------------------------------------------
     def _load(self) -> None:
+        # Read everything first and change nothing until all of it is read: a read that fails
+        # (a disk failing after a failed COMMIT) leaves the state as it was, never half of it.
         conn = self._conn
-        self._chains: dict[str, int] = dict(conn.execute("SELECT name, id FROM chains"))
-        self._chain_names = {v: k for k, v in self._chains.items()}
-        self._ids = StoredIds(conn)
-        self._edges: dict[int, RightEdge] = {}
-        self._bases: dict[int, int] = {}
-        self._legacy: dict[int, tuple[int, bytes]] = {}
-        self._signed: dict[int, int] = {}
-        for chain_id in self._chain_names:
+        chains: dict[str, int] = dict(conn.execute("SELECT name, id FROM chains"))
+        ids = StoredIds(conn)
+        edges: dict[int, RightEdge] = {}
+        bases: dict[int, int] = {}
+        legacy: dict[int, tuple[int, bytes]] = {}
+        signed: dict[int, int] = {}
+        for chain_id in chains.values():
             tree = open_tree(conn, chain_id, self._signer.key_id)
-            self._bases[chain_id] = tree.info.base
-            self._edges[chain_id] = tree.edge
-            self._signed[chain_id] = tree.signed
+            bases[chain_id] = tree.info.base
+            edges[chain_id] = tree.edge
+            signed[chain_id] = tree.signed
             if tree.info.legacy_head is not None:
-                self._legacy[chain_id] = (tree.info.base, tree.info.legacy_head)
+                legacy[chain_id] = (tree.info.base, tree.info.legacy_head)
         top = conn.execute(
             "SELECT max(coalesce((SELECT max(seq) FROM entries), 0),"
             " coalesce((SELECT max(seq) FROM checkpoints), 0))"
         ).fetchone()[0]
-        self._next_seq = int(top) + 1
         # Entry times only move forward: the floor is the newest time already committed (by
         # seq, the order entries were written; a log from before this rule may have dips).
         newest = conn.execute(
             "SELECT max(coalesce((SELECT at FROM entries ORDER BY seq DESC LIMIT 1), 0),"
             " coalesce((SELECT at FROM checkpoints ORDER BY seq DESC LIMIT 1), 0))"
         ).fetchone()[0]
+        self._chains = chains
+        self._chain_names = {v: k for k, v in chains.items()}
+        self._ids = ids
+        self._edges = edges
+        self._bases = bases
+        self._legacy = legacy
+        self._signed = signed
+        self._next_seq = int(top) + 1
         self._last_us = int(newest)
         self._last_at: tuple[int, datetime] = (0, _EPOCH)  # (µs, as a datetime) for last_at
+        self._forget_pending()
+
+    def _forget_pending(self) -> None:
+        """The transaction's edges, signatures and sequence start again from the state read
+        (a pending key rotation is the caller's to keep or drop)."""
         self._pending_last_us = self._last_us
         self._pending: dict[int, RightEdge] = {}
         self._pending_signed: dict[int, int] = {}
@@ -131,8 +144,11 @@ class LogWriter:
         self._load()
 
     def rolled_back(self) -> None:
-        """The caller rolled back: forget the transaction and reload heads and ids."""
+        """The caller rolled back: forget the transaction and reload heads and ids. The
+        transaction is forgotten first: if reading back fails, the next one must not chain
+        onto entries that were never committed."""
         self._pending_signer = None
+        self._forget_pending()
         self._load()
 
     @property

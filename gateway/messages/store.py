@@ -450,9 +450,9 @@ class Store:
     def _fail(
         self, conn: sqlite3.Connection, on_rollback: Callable[[], None] | None, exc: BaseException
     ) -> None:
-        self._roll_back(conn, on_rollback, exc)
         self.failures += 1
         self.last_error = str(exc)
+        self._roll_back(conn, on_rollback, exc)
 
     def _roll_back(
         self,
@@ -466,7 +466,16 @@ class Store:
             except sqlite3.Error:
                 log.exception("rollback failed after %s", exc)
         if on_rollback is not None:
-            on_rollback()
+            try:
+                on_rollback()
+            except (sqlite3.Error, OSError) as reading:
+                # The disk failed the reading back as well: still the database's failure, so
+                # the caller fails closed and tries again (``LogWriter.rolled_back`` forgot the
+                # transaction before it read).
+                raise StoreError(
+                    f"{self.path}: after a failed write, reading the log's state back failed "
+                    f"too: {reading}"
+                ) from reading
 
     async def read(self, query: Callable[[sqlite3.Connection], T], *, offload: bool = False) -> T:
         """Run a read on the writer's connection: it sees every committed write, in order.

@@ -99,6 +99,27 @@ async def test_a_commit_that_fails_rolls_back_and_raises_instead_of_crashing(
     await store.close()
 
 
+async def test_a_rollback_whose_reading_back_fails_is_still_the_databases_failure(
+    tmp_path: Path,
+) -> None:
+    """The disk failing the reading back after a failed write (``on_rollback``: the log writer
+    reloads its heads) is a StoreError too, so the pipeline fails closed and retries instead of
+    taking it for one message's fault."""
+    store = await _open(tmp_path)
+
+    def reading_fails() -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with pytest.raises(StoreError, match="reading the log's state back failed too: disk I/O"):
+        await store.transaction(
+            lambda conn: conn.execute("INSERT INTO child VALUES (1, 99)"),
+            on_rollback=reading_fails,
+        )
+    assert store.failures == 1 and "FOREIGN KEY" in (store.last_error or "")
+    assert _rows(store.path, "child") == []
+    await store.close()
+
+
 async def test_cancelled_while_committing_the_commit_completes_before_anyone_goes_on(
     tmp_path: Path,
 ) -> None:

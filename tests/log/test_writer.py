@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from gateway.errors import EntryInvalid, LogError
+from gateway.log import writer as writer_module
 from gateway.log.bundle import export_customer, verify_bundle
 from gateway.log.entry import draft_from_decision, us_from_at
 from gateway.log.keys import Signer
@@ -79,6 +80,31 @@ def test_rollback_discards_pending_heads(log: Log) -> None:
     log.write([make_draft(3), make_draft(4, customer="new-customer")])
     assert verify_db(log.path).ok
     assert log.writer.head(C)[0] == 2
+
+
+def test_a_rollback_whose_reading_back_fails_forgets_the_transaction_all_the_same(
+    log: Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk that fails the COMMIT and then the reading back: the next commit must not chain
+    onto the rolled-back entries (a signed root over leaves that do not exist)."""
+    log.write([make_draft(0)])
+    log.conn.execute("BEGIN")
+    log.writer.append([make_draft(1), make_draft(2)])
+    log.conn.execute("ROLLBACK")
+
+    def failing(*args: object, **kwargs: object) -> object:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(writer_module, "open_tree", failing)
+    with pytest.raises(sqlite3.OperationalError):
+        log.writer.rolled_back()
+    monkeypatch.undo()
+    log.write([make_draft(3)])
+    report = verify_db(log.path)
+    assert report.ok, report.summary()
+    assert log.writer.head(C)[0] == 2
+    seqs = [row[0] for row in log.conn.execute("SELECT seq FROM entries ORDER BY seq")]
+    assert seqs == sorted(set(seqs)) and len(seqs) == 2
 
 
 def test_reopened_writer_continues_the_chains(log: Log, signer: Signer) -> None:
