@@ -40,6 +40,7 @@ from typing import Any
 
 from gateway.backoff import Backoff
 from gateway.config import RecipientConfig
+from gateway.errors import StoreError
 from gateway.messages.endpoint import ConnectionLost, Endpoint, Inbound, MqttError
 from gateway.messages.latency import LatencyWindow
 from gateway.messages.mqtt import MqttConnection
@@ -57,6 +58,9 @@ DELETE_AFTER_S = 0.02
 # Reconnecting to a recipient's broker: first try after about half a second, at most a minute.
 RECONNECT_FIRST_S = 0.5
 RECONNECT_CAP_S = 60.0
+# After the database failed a send-time check or a read: as the pipeline retries its commits.
+STORE_RETRY_FIRST_S = 0.2
+STORE_RETRY_CAP_S = 5.0
 
 # Rows about to be published → what may leave now (recorded and updated before it returns).
 AtSend = Callable[[Sequence[OutboxRow]], Awaitable[Settled]]
@@ -265,6 +269,7 @@ class Forwarder:
     async def run(self) -> None:
         """Connect, pump, reconnect with jittered backoff; runs until cancelled."""
         backoff = Backoff(RECONNECT_FIRST_S, RECONNECT_CAP_S)
+        stalled = Backoff(STORE_RETRY_FIRST_S, STORE_RETRY_CAP_S)  # the database failing
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._delete_acked(), name=f"forwarder-{self.recipient.name}-acks")
             while True:
@@ -294,11 +299,32 @@ class Forwarder:
                 log.info(
                     "upstream %s: connected to %s", self.recipient.name, self.endpoint.describe()
                 )
+                refused: StoreError | None = None
                 try:
                     await self._pump(connection)
+                except StoreError as exc:
+                    refused = exc
                 finally:
                     await connection.close()
                 self.state.reconnects += 1
+                if refused is not None:
+                    # The database refused the send-time check's record or a read of the outbox
+                    # (a full disk, a write lock held elsewhere too long). Nothing unchecked
+                    # left; the rows stay in the outbox, and a new session reads them again
+                    # (an erasure meanwhile included) once the database answers. Unlike a lost
+                    # session this is not the upstream's doing, so its own backoff grows.
+                    delay = stalled.next_delay()
+                    self._set_down(f"the database: {refused}")
+                    log.error(
+                        "upstream %s: nothing is sent while the database fails (%s); "
+                        "trying again in %.1f s",
+                        self.recipient.name,
+                        refused,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                stalled.reset()
                 self._set_down(await connection.closed if connection.closed.done() else "closed")
 
     async def _listen(self, connection: MqttConnection, topic: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from gateway.config import RecipientConfig
+from gateway.errors import StoreError
 from gateway.messages import forwarder as forwarder_module
 from gateway.messages import outbox
 from gateway.messages.forwarder import Forwarder, endpoint_for
@@ -355,3 +356,36 @@ async def test_rows_deleted_at_a_stop_leave_the_queue_as_counted(
     assert bench.done == [("baeckerei-schmidt", 3)]
     assert await bench.waiting() == []
     assert [p.payload for p in link.published] == [r.payload for r in rows]
+
+
+async def test_a_database_failing_the_send_time_check_stops_sending_not_the_gateway(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A full disk (or a write lock held elsewhere) refusing the send-time check's record: the
+    rows are not sent unchecked, the forwarder's task does not end (its group is the gateway's),
+    and a new session sends them once the database answers."""
+    monkeypatch.setattr(forwarder_module, "STORE_RETRY_FIRST_S", 0.01)
+    failures = [StoreError("einblick.db: write failed: database or disk is full")]
+    check = bench.at_send
+
+    async def failing_once(rows: Sequence[OutboxRow]) -> Settled:
+        if failures:
+            raise failures.pop()
+        return await check(rows)
+
+    bench.at_send = failing_once  # type: ignore[method-assign]
+    forwarder = bench.forwarder()
+    rows = await bench.queue(["maintenance"] * 3)
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
+        second = await bench.upstream.session(2)
+        await second.wait_published(3)
+        second.puback()
+        await bench.wait_done(3)
+        assert not running.done()
+        running.cancel()
+    first = bench.upstream.links[0]
+    assert first.published == []  # nothing left unchecked
+    assert [p.payload for p in second.published] == [r.payload for r in rows]
+    assert "nothing is sent while the database fails" in caplog.text
+    assert await bench.waiting() == []
