@@ -35,6 +35,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from gateway.backoff import Backoff
+from gateway.errors import StoreError
 from gateway.log.reader import Reader
 from gateway.messages.endpoint import Inbound
 from gateway.messages.retained import SweepStats
@@ -79,9 +81,22 @@ class ReplayCheck:
         if not candidates:
             return set()
         path = self.store.path
-        found = await self.store.read(
-            lambda conn: Reader(conn, path, None).decided(candidates, WALK_LIMIT), offload=True
-        )
+        backoff: Backoff | None = None  # made on the first failure only
+        while True:
+            try:
+                found = await self.store.read(
+                    lambda conn: Reader(conn, path, None).decided(candidates, WALK_LIMIT),
+                    offload=True,
+                )
+                break
+            except StoreError as exc:
+                # Decided again unseen, a message withheld before could now be forwarded: the
+                # batch waits, unacknowledged, as for a commit the database refuses.
+                backoff = backoff or Backoff(0.2, 5.0)
+                log.error(
+                    "cannot look up retained messages in the log, so the batch waits: %s", exc
+                )
+                await backoff.sleep()
         if found:
             self.stats.replays_skipped += len(found)
             log.info(

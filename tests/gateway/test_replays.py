@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import orjson
+import pytest
 
+from gateway.errors import StoreError
 from gateway.messages.endpoint import Endpoint
 from gateway.messages.intake import Arrival
 from gateway.messages.mqtt import MqttConnection
@@ -57,6 +60,27 @@ async def test_only_a_retained_message_on_a_new_session_the_log_holds_is_recogni
             await b.pipeline.process([Arrival(new.deliver(topic, READING, retain=True))])
         assert len(await b.texts()) == entries
         assert stats.replayed == 1
+
+
+async def test_a_lookup_the_database_refuses_is_tried_again_not_decided_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decided again unseen, a message withheld before could be forwarded: the batch waits for
+    the database (as a commit does) instead of ending the gateway or skipping the lookup."""
+    async with test_sendtime.open_bench(tmp_path, test_sendtime.POLICY, test_sendtime.NOON) as b:
+        await b.queued(orjson.loads(READING))
+        read = b.store.read
+        failures = [StoreError("einblick.db: read failed: disk I/O error")]
+
+        async def failing_once(query: Any, *, offload: bool = False) -> Any:
+            if failures:
+                raise failures.pop()
+            return await read(query, offload=offload)
+
+        monkeypatch.setattr(b.store, "read", failing_once)
+        new = FakeLink()
+        found = await b.replays.decided([new.deliver(test_sendtime.TOPIC, READING, retain=True)])
+        assert found == {0} and failures == []
 
 
 async def test_a_dropped_session_does_not_forward_a_retained_message_decided_before(
