@@ -138,6 +138,11 @@ class MqttConnection:
         except MqttError:
             self._teardown("refused")
             raise
+        except asyncio.CancelledError:
+            # Our caller went away (a forwarder stopped while connecting): a session nobody
+            # holds must not go on, keepalives and all, once the CONNACK comes.
+            self._teardown("cancelled while connecting")
+            raise
 
     @property
     def is_open(self) -> bool:

@@ -115,6 +115,10 @@ class SocketPump:
 
     def _attach(self, sock: socket.socket) -> None:
         if self._is_closed():
+            # The session ended while paho was still connecting in its thread (a timeout, a
+            # cancelled open): nobody will read this socket, so the broker hears the end now.
+            with contextlib.suppress(OSError):
+                sock.close()
             return
         self.sock = sock
         # paho leaves Nagle's algorithm on: each small PUBLISH or PUBACK would wait for the TCP

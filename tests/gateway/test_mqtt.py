@@ -168,6 +168,20 @@ async def test_a_sender_failing_when_told_of_the_loss_still_ends_the_session(
     assert "a sender's own bug" in caplog.text
 
 
+async def test_an_open_cancelled_while_connecting_ends_the_session(brokers: BrokerFactory) -> None:
+    """A forwarder stopped while it connects: the session it started must end, not run on
+    unheld with its keepalives once the CONNACK comes."""
+    broker = await brokers()
+    conn = MqttConnection(endpoint(broker.settings.port, "c"))
+    async with asyncio.TaskGroup() as tasks:
+        opening = tasks.create_task(conn.open(), name="open")
+        await asyncio.sleep(0)  # the connect is under way in paho's thread
+        opening.cancel()
+    assert opening.cancelled()
+    assert conn.closed.done() and conn.closed.result() == "cancelled while connecting"
+    assert not conn.is_open
+
+
 async def test_a_topic_paho_refuses_is_told_as_an_error_not_raised(brokers: BrokerFactory) -> None:
     """A topic over MQTT's 65,535 bytes: ``send`` tells its caller (the forwarder, called from
     the pipeline's committing turn) instead of raising through it; the session goes on."""

@@ -88,6 +88,20 @@ async def test_socket_open_registers_the_pumps_callbacks_and_attaches() -> None:
     rig.close()
 
 
+async def test_a_socket_that_opens_after_the_session_ended_is_closed_not_kept() -> None:
+    """paho connects in a thread: a session ended meanwhile (a timeout, a cancelled open) must
+    not keep the socket open, with nobody reading it, for the broker to time out."""
+    rig = _Rig()
+    rig.closed = True
+    rig.client.on_socket_open(None, None, rig.ours)
+    async with asyncio.timeout(5):
+        while rig.ours.fileno() != -1:  # closed on the loop's next turn
+            await asyncio.sleep(0)
+    assert rig.pump.sock is None and not rig.pump.reading
+    assert rig.theirs.recv(1) == b""  # the other end hears the end at once
+    rig.close()
+
+
 async def test_a_burst_is_bounded_so_one_socket_cannot_starve_the_loop() -> None:
     rig = _Rig()
     await rig.attached()
