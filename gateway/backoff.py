@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 
-__all__ = ["Backoff"]
+__all__ = ["Backoff", "database_retry"]
 
 
 class Backoff:
@@ -64,3 +64,10 @@ class Backoff:
         delay = self.next_delay()
         await asyncio.sleep(delay)
         return delay
+
+
+def database_retry() -> Backoff:
+    """The schedule of every loop that waits for a database refusing it (a full disk, a write
+    lock held too long by a command run beside the gateway): soon at first, for a brief lock,
+    then every 5 s at most, so it notices space freed within seconds."""
+    return Backoff(0.2, 5.0)

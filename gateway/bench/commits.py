@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.messages.store import FAST_COMMITS_BEFORE_INLINE, INLINE_COMMIT_MAX_S, connect
+from gateway.messages.commit_place import FAST_COMMITS_BEFORE_INLINE, INLINE_COMMIT_MAX_S
+from gateway.messages.store import connect
 
 __all__ = ["CommitCost", "measure_commits", "render_commits"]
 

@@ -66,6 +66,7 @@ class LogWriter:
         # to them here, whatever asks; the handover and the start fill it in.
         self.closed: set[str] = set()
         self._pending_signer: Signer | None = None
+        self._stale = False  # rolled back and not yet read again (``rolled_back``)
         began = not conn.in_transaction
         claim(conn, signer, origin)
         if began and conn.in_transaction:
@@ -116,18 +117,16 @@ class LogWriter:
         self._next_seq = int(top) + 1
         self._last_us = int(newest)
         self._last_at: tuple[int, datetime] = (0, _EPOCH)  # (µs, as a datetime) for last_at
-        self._forget_pending()
-
-    def _forget_pending(self) -> None:
-        """The transaction's edges, signatures and sequence start again from the state read
-        (a pending key rotation is the caller's to keep or drop)."""
         self._pending_last_us = self._last_us
         self._pending: dict[int, RightEdge] = {}
         self._pending_signed: dict[int, int] = {}
         self._pending_seq = self._next_seq
+        self._stale = False
 
     def committed(self) -> None:
         """The caller committed: the transaction's tree edges become current."""
+        if self._stale:
+            return  # the transaction wrote nothing of the log (each write reads back first)
         self._edges.update(self._pending)
         self._signed.update(self._pending_signed)
         self._next_seq = self._pending_seq
@@ -144,12 +143,17 @@ class LogWriter:
         self._load()
 
     def rolled_back(self) -> None:
-        """The caller rolled back: forget the transaction and reload heads and ids. The
-        transaction is forgotten first: if reading back fails, the next one must not chain
-        onto entries that were never committed."""
+        """The caller rolled back: forget the transaction and reload heads and ids. Until they
+        are read back whole, the writer is stale: a failed reading (a disk failing the COMMIT and
+        then the read) leaves ids, chains and edges of rows that no longer exist, and the next
+        use reads again (``_fresh``) instead of writing from them."""
         self._pending_signer = None
-        self._forget_pending()
+        self._stale = True
         self._load()
+
+    def _fresh(self) -> None:
+        if self._stale:
+            self._load()
 
     @property
     def last_at(self) -> datetime | None:
@@ -247,6 +251,7 @@ class LogWriter:
     # -- appending -----------------------------------------------------------------------
     def append(self, drafts: Sequence[EntryDraft]) -> list[AppendedEntry]:
         """Insert ``drafts`` in the caller's open transaction (never commits)."""
+        self._fresh()
         rows: list[tuple[object, ...]] = []
         contents: list[tuple[int, int | None, bytes | None]] = []
         hashes: list[tuple[int, int, int, bytes]] = []
@@ -341,6 +346,7 @@ class LogWriter:
         The note is stored verbatim (``checkpoints.note``); ``size`` there is the chain
         position (``base`` + tree size) like every other index column, the note's own size
         line is the tree size."""
+        self._fresh()
         at_us = self._forward(us_from_at(now))
         signed_at = now if at_us == us_from_at(now) else _EPOCH + timedelta(microseconds=at_us)
         signer = self.signer
@@ -386,6 +392,7 @@ class LogWriter:
         signed ``erasure`` entry saying what was erased, when and at whose request. After
         committing, call ``scrub()`` so no old page keeps a copy.
         """
+        self._fresh()
         chain, device = parse_subject(subject)
         chain_id = self._chains.get(chain)
         erased = 0
@@ -408,6 +415,7 @@ class LogWriter:
         """Replace the signing key in every log (``gateway.log.key_rotation``), in the caller's
         open transaction; the new key signs from the commit on. Returns the box's own log's
         rotation entry."""
+        self._fresh()
         entry = rotate_key(self._conn, self, new_signer, now)
         self._pending_signer = new_signer
         return entry
@@ -415,6 +423,7 @@ class LogWriter:
     def compact(self, older_than: datetime, *, chains: Sequence[str] | None = None) -> int:
         """Drop entries older than ``older_than`` behind a signed checkpoint (see retention),
         in ``chains`` (customer names; every chain when None)."""
+        self._fresh()
         dropped = compact(self._conn, older_than, chains=chains)
         if dropped:
             self._load()  # ids and bodies may have been collected
@@ -423,6 +432,7 @@ class LogWriter:
     def drop_content(self, customer: str, older_than: datetime) -> tuple[int, int]:
         """Delete the payloads and topics of ``customer``'s entries dated before ``older_than``
         (see retention); returns (content rows, topics) deleted."""
+        self._fresh()
         found = drop_content(self._conn, customer, older_than)
         if found[1]:
             self._ids.forget_topics()

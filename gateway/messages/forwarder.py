@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.backoff import Backoff
+from gateway.backoff import Backoff, database_retry
 from gateway.config import RecipientConfig
 from gateway.errors import StoreError
 from gateway.messages.endpoint import ConnectionLost, Endpoint, Inbound, MqttError
@@ -58,9 +58,6 @@ DELETE_AFTER_S = 0.02
 # Reconnecting to a recipient's broker: first try after about half a second, at most a minute.
 RECONNECT_FIRST_S = 0.5
 RECONNECT_CAP_S = 60.0
-# After the database failed a send-time check or a read: as the pipeline retries its commits.
-STORE_RETRY_FIRST_S = 0.2
-STORE_RETRY_CAP_S = 5.0
 
 # Rows about to be published → what may leave now (recorded and updated before it returns).
 AtSend = Callable[[Sequence[OutboxRow]], Awaitable[Settled]]
@@ -269,7 +266,7 @@ class Forwarder:
     async def run(self) -> None:
         """Connect, pump, reconnect with jittered backoff; runs until cancelled."""
         backoff = Backoff(RECONNECT_FIRST_S, RECONNECT_CAP_S)
-        stalled = Backoff(STORE_RETRY_FIRST_S, STORE_RETRY_CAP_S)  # the database failing
+        stalled = database_retry()
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._delete_acked(), name=f"forwarder-{self.recipient.name}-acks")
             while True:
@@ -308,20 +305,13 @@ class Forwarder:
                     await connection.close()
                 self.state.reconnects += 1
                 if refused is not None:
-                    # The database refused the send-time check's record or a read of the outbox
-                    # (a full disk, a write lock held elsewhere too long). Nothing unchecked
-                    # left; the rows stay in the outbox, and a new session reads them again
-                    # (an erasure meanwhile included) once the database answers. Unlike a lost
-                    # session this is not the upstream's doing, so its own backoff grows.
+                    # A full disk or a lock held elsewhere refused the send-time check or an
+                    # outbox read: nothing unchecked left; a new session reads the rows again (an
+                    # erasure meanwhile included) once the database answers, on its own backoff.
                     delay = stalled.next_delay()
                     self._set_down(f"the database: {refused}")
-                    log.error(
-                        "upstream %s: nothing is sent while the database fails (%s); "
-                        "trying again in %.1f s",
-                        self.recipient.name,
-                        refused,
-                        delay,
-                    )
+                    why = f"nothing is sent while the database fails ({refused})"
+                    log.error("upstream %s: %s; again in %.1f s", self.recipient.name, why, delay)
                     await asyncio.sleep(delay)
                     continue
                 stalled.reset()

@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from gateway.backoff import Backoff
+from gateway.backoff import Backoff, database_retry
 from gateway.errors import StoreError
 from gateway.log.entry import EntryDraft, us_from_at
 from gateway.log.writer import LogWriter
@@ -181,12 +181,12 @@ class Pipeline:
             for position in known:  # decided once already (gateway/messages/replays.py)
                 batch[position].inbound.ack()
             batch = [arrival for position, arrival in enumerate(batch) if position not in known]
-            if known:
-                self.stats.replayed += len(known)
-                if self._fences:
-                    self._pass_fences()
+            replayed = len(known)
             if not batch:
+                self._settle(replayed=replayed)
                 return
+        else:
+            replayed = 0
         now = self._now()
         engine = self._engine()
         prepared = [self._prepare(engine, arrival, now) for arrival in batch]
@@ -203,9 +203,7 @@ class Pipeline:
             for arrival in batch:
                 arrival.inbound.ack()
                 self.decided.add(committed - arrival.inbound.received)
-            self.stats.committed += len(batch)
-            if self._fences:
-                self._pass_fences()
+            self._settle(committed=len(batch), replayed=replayed)
             self._hand_over(rows)
 
     async def committed_through(self, received: int) -> None:
@@ -221,6 +219,14 @@ class Pipeline:
 
     def _settled(self) -> int:
         return self.stats.committed + self.stats.replayed
+
+    def _settle(self, *, committed: int = 0, replayed: int = 0) -> None:
+        # A batch's replays are counted with its commit, not before: fences count messages in
+        # arrival order, and one after a replay in the batch is not committed until then.
+        self.stats.committed += committed
+        self.stats.replayed += replayed
+        if self._fences:
+            self._pass_fences()
 
     def _pass_fences(self) -> None:
         committed = self._settled()
@@ -410,7 +416,7 @@ class Pipeline:
                     log.error("cannot record decisions, so nothing is forwarded: %s", exc)
                     failing_since = time.monotonic()
                 self.stats.failing_closed = str(exc)
-                backoff = backoff or Backoff(0.2, 5.0)
+                backoff = backoff or database_retry()
                 await backoff.sleep()
             except Exception:
                 # Not the database: one message's entries (``_commit_messages`` finds which).

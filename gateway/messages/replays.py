@@ -35,7 +35,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from gateway.backoff import Backoff
+from gateway.backoff import Backoff, database_retry
 from gateway.errors import StoreError
 from gateway.log.reader import Reader
 from gateway.messages.endpoint import Inbound
@@ -92,7 +92,7 @@ class ReplayCheck:
             except StoreError as exc:
                 # Decided again unseen, a message withheld before could now be forwarded: the
                 # batch waits, unacknowledged, as for a commit the database refuses.
-                backoff = backoff or Backoff(0.2, 5.0)
+                backoff = backoff or database_retry()
                 log.error(
                     "cannot look up retained messages in the log, so the batch waits: %s", exc
                 )

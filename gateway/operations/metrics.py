@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 
 from pydantic import JsonValue
 
-from gateway.messages.store import INLINE_COMMIT_MAX_S
+from gateway.messages.commit_place import INLINE_COMMIT_MAX_S
 from gateway.operations.status_model import PipelineStatus, Status
 
 __all__ = ["MetricsServer", "render"]

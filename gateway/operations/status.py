@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from gateway.config import Config
 from gateway.devices.access import DeviceAccess
 from gateway.messages.clock import ForwardClock
+from gateway.messages.commit_place import CommitPlace
 from gateway.messages.device_link import DeviceLink
 from gateway.messages.pipeline import Pipeline
 from gateway.messages.policyset import PolicySet
 from gateway.messages.retained import RetainedSweeper
-from gateway.messages.store import CommitPlace
 from gateway.messages.upstreams import Upstreams
 from gateway.operations.checkpoints import Checkpoints
 from gateway.operations.disk import DiskWatch

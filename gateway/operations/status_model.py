@@ -115,7 +115,7 @@ class PipelineStatus(_Reply):
     outbox_full: bool = False
     paused_because: str | None = None
     latency: LatencySummary | None = None
-    # Where the durable COMMITs waited for the disk (gateway/messages/store.py, CommitPlace):
+    # Where the durable COMMITs waited for the disk (gateway/messages/commit_place.py):
     # on the event loop while the disk is fast, on a helper thread after a slow one.
     commits_on_loop: int = 0
     commits_on_helper: int = 0

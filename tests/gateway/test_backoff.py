@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from gateway.backoff import Backoff
+from gateway.backoff import Backoff, database_retry
 
 
 def test_without_jitter_the_delays_double_up_to_the_cap() -> None:
@@ -93,3 +93,10 @@ def test_sleep_waits_the_delay_it_reports() -> None:
     assert slept == 0.01
     assert elapsed >= 0.01
     assert backoff.next_delay() == 0.02
+
+
+def test_a_refusing_database_is_asked_again_soon_then_every_five_seconds_at_most() -> None:
+    schedule = database_retry()
+    delays = [schedule.next_delay() for _ in range(10)]
+    assert 0.2 <= delays[0] <= 0.3  # a brief lock (a command run beside the gateway) passes soon
+    assert max(delays) <= 5.0 and delays[-1] >= 2.5  # a full disk: noticed within 5 s of space

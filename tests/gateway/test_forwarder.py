@@ -364,7 +364,6 @@ async def test_a_database_failing_the_send_time_check_stops_sending_not_the_gate
     """A full disk (or a write lock held elsewhere) refusing the send-time check's record: the
     rows are not sent unchecked, the forwarder's task does not end (its group is the gateway's),
     and a new session sends them once the database answers."""
-    monkeypatch.setattr(forwarder_module, "STORE_RETRY_FIRST_S", 0.01)
     failures = [StoreError("einblick.db: write failed: database or disk is full")]
     check = bench.at_send
 

@@ -175,11 +175,14 @@ async def test_an_open_cancelled_while_connecting_ends_the_session(brokers: Brok
     conn = MqttConnection(endpoint(broker.settings.port, "c"))
     async with asyncio.TaskGroup() as tasks:
         opening = tasks.create_task(conn.open(), name="open")
-        await asyncio.sleep(0)  # the connect is under way in paho's thread
+        await asyncio.sleep(0)  # the open has started: paho's connect is handed to a thread
         opening.cancel()
     assert opening.cancelled()
     assert conn.closed.done() and conn.closed.result() == "cancelled while connecting"
     assert not conn.is_open
+    async with asyncio.timeout(5):  # the thread's connect ends; the socket it opened is closed
+        while (sock := conn._client.socket()) is None or sock.fileno() != -1:
+            await asyncio.sleep(0.01)
 
 
 async def test_a_topic_paho_refuses_is_told_as_an_error_not_raised(brokers: BrokerFactory) -> None:

@@ -55,10 +55,40 @@ async def test_only_a_retained_message_on_a_new_session_the_log_holds_is_recogni
             fence = tasks.create_task(
                 b.pipeline.committed_through(stats.committed + stats.replayed + 1), name="fence"
             )
-            await asyncio.sleep(0)  # the fence waits
+            while not b.pipeline._fences:  # the fence waits (registered on its first step)
+                await asyncio.sleep(0)
             assert not fence.done()
             await b.pipeline.process([Arrival(new.deliver(topic, READING, retain=True))])
         assert len(await b.texts()) == entries
+        assert stats.replayed == 1
+
+
+async def test_a_fence_is_not_passed_by_a_replay_before_the_live_message_ahead_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fences count messages in arrival order: a batch of a live message and then a replay
+    settles both with its commit, not the replay first."""
+    async with test_sendtime.open_bench(tmp_path, test_sendtime.POLICY, test_sendtime.NOON) as b:
+        await b.queued(orjson.loads(READING))
+        new, topic, stats = FakeLink(), test_sendtime.TOPIC, b.pipeline.stats
+        live_due = stats.committed + stats.replayed + 1  # the live message's count
+        passed_early: list[bool] = []
+        commit = b.pipeline._commit_messages
+        waiting: list[asyncio.Future[None]] = []
+
+        async def checking(*args: Any) -> Any:
+            passed_early.append(any(f.done() for f in waiting))
+            return await commit(*args)
+
+        monkeypatch.setattr(b.pipeline, "_commit_messages", checking)
+        async with asyncio.timeout(5), asyncio.TaskGroup() as tasks:
+            fence = tasks.create_task(b.pipeline.committed_through(live_due), name="fence")
+            while not b.pipeline._fences:  # the fence waits (registered on its first step)
+                await asyncio.sleep(0)
+            waiting.extend(f for _, f in b.pipeline._fences)
+            batch = [new.deliver(topic, READING), new.deliver(topic, READING, retain=True)]
+            await b.pipeline.process([Arrival(m) for m in batch])
+        assert passed_early == [False] and fence.done()
         assert stats.replayed == 1
 
 
