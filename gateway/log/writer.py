@@ -140,6 +140,7 @@ class LogWriter:
     def reload(self) -> None:
         """Rows were added in the open transaction behind the writer's back (a tree adopted
         from another instance, ``gateway.log.transfer``): read ids and tree heads again."""
+        self._stale = True  # until read whole, as after a rollback
         self._load()
 
     def rolled_back(self) -> None:
@@ -148,6 +149,10 @@ class LogWriter:
         then the read) leaves ids, chains and edges of rows that no longer exist, and the next
         use reads again (``_fresh``) instead of writing from them."""
         self._pending_signer = None
+        self._pending = {}  # read meanwhile (a handover's checks), the committed state answers
+        self._pending_signed = {}
+        self._pending_seq = self._next_seq
+        self._pending_last_us = self._last_us
         self._stale = True
         self._load()
 

@@ -110,6 +110,38 @@ def test_a_rollback_whose_reading_back_fails_writes_nothing_from_what_it_left(
     assert sizes == {C: 2, "other-customer": 1, "new-customer": 1}
 
 
+def test_after_a_failed_reading_back_a_checkpoint_signs_only_committed_entries(
+    log: Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first use after the failed reading back is a commit that writes nothing of the log
+    (a forwarder's delete), then the checkpoint loop's signature: it must cover the committed
+    tree, not the rolled-back entries, and a handover's look at the tree sees its size."""
+    log.write([make_draft(0)], checkpoint=False)
+    log.conn.execute("BEGIN")
+    log.writer.append([make_draft(1), make_draft(2, customer="new-customer")])
+    log.conn.execute("ROLLBACK")
+
+    def failing(*args: object, **kwargs: object) -> object:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(writer_module, "open_tree", failing)
+    with pytest.raises(sqlite3.OperationalError):
+        log.writer.rolled_back()
+    monkeypatch.undo()
+    assert log.writer.tree_size(C) == 1
+    log.conn.execute("BEGIN IMMEDIATE")
+    log.conn.execute("COMMIT")
+    log.writer.committed()
+    log.conn.execute("BEGIN IMMEDIATE")
+    made = log.writer.checkpoint(T0 + timedelta(seconds=1))
+    log.conn.execute("COMMIT")
+    log.writer.committed()
+    assert [(c.customer, c.size) for c in made if c.customer == C] == [(C, 1)]
+    assert all(c.customer != "new-customer" for c in made)
+    report = verify_db(log.path)
+    assert report.ok, report.summary()
+
+
 def test_reopened_writer_continues_the_chains(log: Log, signer: Signer) -> None:
     log.write([make_draft(i) for i in range(5)])
     log.close()
