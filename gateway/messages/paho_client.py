@@ -174,8 +174,14 @@ class LoopClient(paho.Client):
 
     @property
     def buffered(self) -> bool:
-        """Bytes of the next packets wait in this client's buffer (epoll cannot see them)."""
-        return self._rpos < len(self._rbuf)
+        """Bytes of the next packets wait in this client's buffer, or a whole packet whose
+        handling raised waits to be handled again (paho keeps it); epoll sees neither."""
+        if self._rpos < len(self._rbuf):
+            return True
+        packet = self._in_packet  # a part-read packet waits for the socket instead
+        return (
+            bool(packet["command"]) and packet["have_remaining"] == 1 and not packet["to_process"]
+        )
 
     def _refill(self, asked: int) -> bytes:
         """One recv into the (used up) buffer. paho's own raises BlockingIOError for "nothing

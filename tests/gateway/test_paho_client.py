@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import socket
@@ -438,6 +439,36 @@ def test_a_write_that_fails_hands_on_what_the_dead_broker_sent_before_the_socket
     assert client.loop_write() == paho.MQTTErrorCode.MQTT_ERR_CONN_LOST
     assert got == [(b"a", b"%d" % n, 1, False, n) for n in (1, 2, 3, 4, 5)]
     assert client._sock is None and len(closed) == 1
+
+
+def test_a_packet_whose_handling_raised_counts_as_buffered_until_handled() -> None:
+    """The intake refusing the last packet of a read (QueueFull): paho keeps it to hand over
+    again, and the pump must read it again without waiting for the socket, which is empty."""
+    client, got, theirs = _dying_broker()
+    refusals = [asyncio.QueueFull()]
+
+    def refusing_once(*fields: tuple[bytes, bytes, int, bool, int]) -> None:
+        if refusals:
+            raise refusals.pop()
+        got.append(fields)  # type: ignore[arg-type]
+
+    client.deliver = refusing_once  # type: ignore[assignment]
+    theirs.sendall(_publish_bytes(b"a", b"1", 1))
+    deadline = time.monotonic() + 5
+    while refusals:  # until the packet arrived and was refused
+        assert time.monotonic() < deadline, "the broker's packet never arrived"
+        with contextlib.suppress(asyncio.QueueFull):
+            client._packet_read()
+    assert client.buffered and got == []
+    assert client._packet_read() == paho.MQTTErrorCode.MQTT_ERR_SUCCESS
+    assert got == [(b"a", b"1", 1, False, 1)] and not client.buffered
+    theirs.sendall(_publish_bytes(b"a", b"2", 2)[:3])  # a packet's first bytes only
+    deadline = time.monotonic() + 5
+    while client._in_packet["command"] == 0:
+        assert time.monotonic() < deadline, "the broker's bytes never arrived"
+        client._packet_read()
+    assert not client.buffered  # part of a packet: the socket will say when the rest comes
+    theirs.close()
 
 
 def test_a_salvaged_packet_the_gateway_refuses_still_closes_the_connection() -> None:
