@@ -165,23 +165,24 @@ class SocketPump:
         if self._is_closed() or sock.fileno() == -1:
             return
         client = self._client
-        if self.reading and not client.salvages and (client.buffered or unread(sock)):
-            # Through TLS, read first: if the broker has died, its last packets are still in
-            # the socket, and the write below failing would close it with them unread. A plain
-            # socket's client reads them when the write fails (``LoopClient.salvages``), so
-            # what arrived since the loop looked waits for its next look, paced. A read that
-            # raises must not skip the write: paho asks for a flush only once per queued write.
-            try:
-                self.read()
-            finally:
-                if not self._is_closed():
-                    self._write()
-            if self._is_closed():
-                return
-        else:
-            self._write()
-        if self._client.want_write():  # the socket buffer is full: wait until it drains
-            self._add_writer(sock)
+        try:
+            if self.reading and not client.salvages and (client.buffered or unread(sock)):
+                # Through TLS, read first: if the broker has died, its last packets are still
+                # in the socket, and the write below failing would close it with them unread. A
+                # plain socket's client reads them when the write fails (``LoopClient.salvages``),
+                # so what arrived since the loop looked waits for its next look, paced. A read
+                # that raises must not skip the write, nor the wait for a full socket buffer to
+                # drain: paho asks for a flush only once per queued write.
+                try:
+                    self.read()
+                finally:
+                    if not self._is_closed():
+                        self._write()
+            else:
+                self._write()
+        finally:
+            if client.want_write():  # the socket buffer is full: wait until it drains
+                self._add_writer(sock)
 
     def _add_writer(self, sock: socket.socket) -> None:
         if not self._is_closed() and sock.fileno() != -1 and not self._writing:

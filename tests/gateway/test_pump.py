@@ -217,9 +217,11 @@ async def test_a_read_before_a_flush_that_raises_does_not_skip_the_write() -> No
         raise asyncio.QueueFull
 
     rig.client.loop_read = failing_read  # type: ignore[method-assign]
+    rig.client.want_write = lambda: True  # type: ignore[method-assign]  # the buffer filled up
     with pytest.raises(asyncio.QueueFull):  # told, as before, after the write
         rig.pump.flush(rig.ours)
     assert rig.client.writes == 1
+    assert rig.pump._writing  # and the rest goes out once the socket drains
     rig.close()
 
 
