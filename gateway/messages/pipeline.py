@@ -170,9 +170,13 @@ class Pipeline:
             # leaves them out (``Intake.take``), since decided now they would come back as
             # duplicates.
             batch = await self._intake.take()
-            self.stats.returned = self._intake.returned
             if batch:
                 await self.process(batch)
+            if self.stats.returned != self._intake.returned:
+                # Settled with their batch (fences count in arrival order): each is counted in
+                # ``received`` again when the broker sends it anew, and committed then.
+                self.stats.returned = self._intake.returned
+                self._settle()
 
     async def process(self, batch: Sequence[Arrival]) -> None:
         """Decide, commit, acknowledge and hand over a batch of arrived messages."""
@@ -210,7 +214,8 @@ class Pipeline:
         """Wait until the first ``received`` messages taken in are committed: the queue is
         first in, first out, so every message received before that count is (a handover's
         fence: gateway/operations/handover.py). A replayed message (acknowledged as decided
-        before) counts as committed."""
+        before) counts as committed, and so does one left to the broker (committed when it comes
+        again, counted again then)."""
         if self._settled() >= received:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -218,7 +223,7 @@ class Pipeline:
         await future
 
     def _settled(self) -> int:
-        return self.stats.committed + self.stats.replayed
+        return self.stats.committed + self.stats.replayed + self.stats.returned
 
     def _settle(self, *, committed: int = 0, replayed: int = 0) -> None:
         # A batch's replays are counted with its commit, not before: fences count messages in
