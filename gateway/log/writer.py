@@ -126,6 +126,7 @@ class LogWriter:
     def committed(self) -> None:
         """The caller committed: the transaction's tree edges become current."""
         if self._stale:
+            self._pending_signer = None  # a rotation reads back first: none can be pending
             return  # the transaction wrote nothing of the log (each write reads back first)
         self._edges.update(self._pending)
         self._signed.update(self._pending_signed)

@@ -233,7 +233,11 @@ class SocketPump:
             self._loop.call_soon(self._read_buffered)
 
     def _read_buffered(self) -> None:
-        self._retry = None
+        if self._retry is not None:
+            # Also reached at once (a resumed reading, a read on): a retry still pending is
+            # this read's, or a read that raises again would add a timer each time.
+            self._retry.cancel()
+            self._retry = None
         if self.reading and not self._is_closed():
             self.read()
 

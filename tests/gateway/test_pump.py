@@ -269,6 +269,10 @@ async def test_one_retry_however_often_a_read_raises_and_none_after_the_session_
     assert len(calls) == 3
     pending = rig.pump._retry
     assert pending is not None  # one timer for all three
+    with pytest.raises(ValueError):  # read on at once (a resumed reading), raising again
+        rig.pump._read_buffered()
+    assert pending.cancelled() and rig.pump._retry is not None  # still one timer, not two
+    pending = rig.pump._retry
     rig.pump.stop()
     assert pending.cancelled() and rig.pump._retry is None
     rig.ours.close()
