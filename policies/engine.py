@@ -88,6 +88,9 @@ class Engine:
     ) -> None:
         self._keys = keys
         self._max_payload = max_payload_bytes
+        # Counts the changes of the running policies (``replace``, ``remove``): whoever derives
+        # something from them (the queues' shares) derives it again when it moved.
+        self.generation = 0
         self._policies: dict[str, CompiledPolicy] = {}
         for policy in policies:
             if policy.customer in self._policies:
@@ -434,6 +437,7 @@ class Engine:
         policies[policy.customer] = policy
         self._routes = RouteTable(list(policies.values()))  # raises before any change on overlap
         self._policies = policies
+        self.generation += 1
         self._windows.close(policy.customer)
 
     def remove(self, customer: str) -> None:
@@ -444,6 +448,7 @@ class Engine:
         policies = {c: p for c, p in self._policies.items() if c != customer}
         self._routes = RouteTable(list(policies.values()))
         self._policies = policies
+        self.generation += 1
 
     def policies(self) -> Sequence[CompiledPolicy]:
         return tuple(self._policies.values())

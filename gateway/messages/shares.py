@@ -23,7 +23,9 @@ class QueueShares:
 
     def __init__(self, queues: RecipientQueues) -> None:
         self.queues = queues
-        self._shared_by: Engine | None = None  # the engine whose grants the shares follow
+        # The engine, and its generation, whose grants the shares follow: a hot reload changes
+        # the policies of the same engine in place.
+        self._shared_by: tuple[Engine, int] | None = None
 
     def admit(self, engine: Engine, decision: Decision, taken: list[Admission]) -> Decision:
         """The decision as it stands once its customer's share of its recipient's queue has been
@@ -66,12 +68,13 @@ class QueueShares:
         return self.queues.status(recipient)
 
     def _follow_grants(self, engine: Engine) -> None:
-        """Asked again whenever the policies changed (a new engine)."""
-        if engine is self._shared_by:
+        """Asked again whenever the policies changed (a new engine, or one reloaded in place)."""
+        shared_by = self._shared_by
+        if shared_by is not None and shared_by[0] is engine and shared_by[1] == engine.generation:
             return
         sharers: dict[str, set[str]] = {}
         for policy in engine.policies():
             for grant in policy.grants:
                 sharers.setdefault(grant.recipient, set()).add(policy.customer)
         self.queues.set_sharers(sharers)
-        self._shared_by = engine
+        self._shared_by = (engine, engine.generation)

@@ -116,3 +116,21 @@ def test_what_is_withheld_already_asks_nothing() -> None:
     )
     assert shares.admit(engine, withheld, taken) is withheld
     assert taken == []
+
+
+def test_the_shares_follow_a_policy_reloaded_in_place() -> None:
+    """A hot reload changes the running engine's policies in place: a customer no longer
+    granting to r1 gives its share back, or the other's releases would be withheld for a full
+    queue that is not full (a false reason in its log)."""
+    shares = QueueShares(_queues())
+    engine = _engine("werk-nord", "werk-sued")  # both grant to r1: 2 rows each
+    assert all(
+        shares.admit(engine, _release("werk-nord", i), []).outcome is Outcome.ALTERED
+        for i in range(2)
+    )
+    elsewhere = POLICY.replace("recipient: r1", "recipient: r2").format(customer="werk-sued")
+    engine.replace(compile_text(elsewhere))
+    assert list(shares.status(engine, "r1").customers) == ["werk-nord"]
+    assert shares.admit(engine, _release("werk-nord", 2), []).outcome is Outcome.ALTERED
+    engine.remove("werk-sued")  # handed over: nothing changes for r1, and nothing is refused
+    assert shares.admit(engine, _release("werk-nord", 3), []).outcome is Outcome.ALTERED
