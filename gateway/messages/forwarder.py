@@ -296,22 +296,26 @@ class Forwarder:
                 log.info(
                     "upstream %s: connected to %s", self.recipient.name, self.endpoint.describe()
                 )
-                refused: StoreError | None = None
+                refused: Exception | None = None
                 try:
                     await self._pump(connection)
-                except StoreError as exc:
+                except Exception as exc:  # this recipient's, not the gateway's to end
                     refused = exc
                 finally:
                     await connection.close()
                 self.state.reconnects += 1
                 if refused is not None:
                     # A full disk or a lock held elsewhere refused the send-time check or an
-                    # outbox read: nothing unchecked left; a new session reads the rows again (an
-                    # erasure meanwhile included) once the database answers, on its own backoff.
+                    # outbox read, or the check failed (a bug: its traceback is logged). Nothing
+                    # unchecked left; a new session reads the rows again (an erasure meanwhile
+                    # included) once it can, on its own backoff.
                     delay = stalled.next_delay()
-                    self._set_down(f"the database: {refused}")
-                    why = f"nothing is sent while the database fails ({refused})"
-                    log.error("upstream %s: %s; again in %.1f s", self.recipient.name, why, delay)
+                    bug = not isinstance(refused, StoreError)
+                    what = "the send-time check" if bug else "the database"
+                    self._set_down(f"{what}: {refused}")
+                    why = f"nothing is sent while {what} fails ({refused})"
+                    name = self.recipient.name
+                    log.error("upstream %s: %s; again in %.1f s", name, why, delay, exc_info=bug)
                     await asyncio.sleep(delay)
                     continue
                 stalled.reset()

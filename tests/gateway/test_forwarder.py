@@ -358,13 +358,17 @@ async def test_rows_deleted_at_a_stop_leave_the_queue_as_counted(
     assert [p.payload for p in link.published] == [r.payload for r in rows]
 
 
-async def test_a_database_failing_the_send_time_check_stops_sending_not_the_gateway(
+async def test_a_send_time_check_that_fails_stops_sending_not_the_gateway(
     bench: Bench, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A full disk (or a write lock held elsewhere) refusing the send-time check's record: the
-    rows are not sent unchecked, the forwarder's task does not end (its group is the gateway's),
-    and a new session sends them once the database answers."""
-    failures = [StoreError("einblick.db: write failed: database or disk is full")]
+    """A full disk (or a write lock held elsewhere) refusing the send-time check's record, then
+    the check failing on a bug: the rows are not sent unchecked, the forwarder's task does not
+    end (its group is the gateway's: a bug met at every start would be a crash loop), and a new
+    session sends them once the check passes."""
+    failures: list[Exception] = [
+        RuntimeError("a bug in the send-time check"),
+        StoreError("einblick.db: write failed: database or disk is full"),
+    ]
     check = bench.at_send
 
     async def failing_once(rows: Sequence[OutboxRow]) -> Settled:
@@ -377,14 +381,15 @@ async def test_a_database_failing_the_send_time_check_stops_sending_not_the_gate
     rows = await bench.queue(["maintenance"] * 3)
     async with asyncio.TaskGroup() as tasks:
         running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
-        second = await bench.upstream.session(2)
-        await second.wait_published(3)
-        second.puback()
+        third = await bench.upstream.session(3)
+        await third.wait_published(3)
+        third.puback()
         await bench.wait_done(3)
         assert not running.done()
         running.cancel()
-    first = bench.upstream.links[0]
-    assert first.published == []  # nothing left unchecked
-    assert [p.payload for p in second.published] == [r.payload for r in rows]
+    assert [k.published for k in bench.upstream.links[:2]] == [[], []]  # nothing unchecked
+    assert [p.payload for p in third.published] == [r.payload for r in rows]
     assert "nothing is sent while the database fails" in caplog.text
+    assert "nothing is sent while the send-time check fails" in caplog.text
+    assert "a bug in the send-time check" in caplog.text
     assert await bench.waiting() == []
