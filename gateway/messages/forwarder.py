@@ -348,12 +348,8 @@ class Forwarder:
             if rows is None:
                 return
             settled = await self._at_send(rows)
-            if settled.withheld:
-                self.state.withheld_at_send += len(settled.withheld)
-                self.outbox.gone(
-                    self.recipient.name,
-                    ((row.customer, len(row.payload)) for row in settled.withheld),
-                )
+            # Withheld rows left the queue counts as their deletion committed (``SendTime``).
+            self.state.withheld_at_send += len(settled.withheld)
             now_us = time.time_ns() // 1000
             for row in settled.leave:
                 if row.release_at is not None and row.release_at > now_us:

@@ -96,7 +96,7 @@ _Redo = list[tuple[OutboxRow, tuple[Change, ...]]]  # rows to decide again, and 
 @dataclass(frozen=True, slots=True)
 class Settled:
     """A batch after the send-time check: rows to publish (possibly decided again, in id order)
-    and rows withheld (already deleted from the outbox and recorded)."""
+    and rows withheld (already deleted from the outbox, recorded, and off the queue counts)."""
 
     leave: list[OutboxRow]
     withheld: list[OutboxRow]
@@ -408,21 +408,22 @@ class SendTime:
             self.parts.outbox.replace_with(conn, [o.replaced for o in outcomes if o.replaced])
             self.parts.outbox.delete_with(conn, gone)
 
-        await self.parts.store.transaction(
-            job, on_rollback=writer.rolled_back, on_commit=writer.committed
-        )
-        self.entries += len(drafts)
-        for outcome in outcomes:
-            if outcome.replaced is None:
-                self.withheld += 1
-            else:
-                self.redecided += 1
-                self.parts.outbox.resized(
-                    outcome.row.recipient,
-                    outcome.row.customer,
-                    len(outcome.row.payload),
-                    len(outcome.replaced.payload),
-                )
+        def counted() -> None:
+            # On the COMMIT, before a cancellation (a forwarder stopped) can be raised after it.
+            writer.committed()
+            self.entries += len(drafts)
+            for outcome in outcomes:
+                row, new = outcome.row, outcome.replaced
+                if new is None:
+                    self.withheld += 1
+                    self.parts.outbox.gone(row.recipient, [(row.customer, len(row.payload))])
+                else:
+                    self.redecided += 1
+                    self.parts.outbox.resized(
+                        row.recipient, row.customer, len(row.payload), len(new.payload)
+                    )
+
+        await self.parts.store.transaction(job, on_rollback=writer.rolled_back, on_commit=counted)
 
     def _draft(self, engine: Engine, outcome: _Outcome, now: datetime) -> EntryDraft:
         decision = outcome.decision

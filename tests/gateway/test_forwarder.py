@@ -62,12 +62,14 @@ class Bench:
     done: list[tuple[str, int]] = field(default_factory=list)  # (customer, rows) left the outbox
     done_event: asyncio.Event = field(default_factory=asyncio.Event)
     refused_grants: set[str] = field(default_factory=set)
+    box: _Outbox | None = None  # the last forwarder's outbox
 
     def forwarder(self, *, in_turn: bool = False) -> Forwarder:
+        self.box = _Outbox(self)
         return Forwarder(
             RECIPIENT,
             endpoint_for(RECIPIENT, "unit", None),
-            _Outbox(self),
+            self.box,
             at_send=self.at_send,
             settled_now=self.settled_now if in_turn else None,
         )
@@ -80,12 +82,17 @@ class Bench:
 
     async def at_send(self, rows: Sequence[OutboxRow]) -> Settled:
         # The send-time check's contract (gateway/messages/sendtime.py), tested there on its own:
-        # rows that may not leave are recorded and deleted before it returns.
+        # rows that may not leave are recorded, deleted and off the queue counts before it returns.
         refused = [(r, Reason("consent_withdrawn")) for r in rows if r.grant in self.refused_grants]
         if refused:
             self.withheld.extend(refused)
+            box = self.box
+            assert box is not None
             await self.store.transaction(
-                functools.partial(outbox.delete, ids=[r.id for r, _ in refused])
+                functools.partial(outbox.delete, ids=[r.id for r, _ in refused]),
+                on_commit=lambda: box.gone(
+                    RECIPIENT.name, [(r.customer, len(r.payload)) for r, _ in refused]
+                ),
             )
         gone = {r.id for r, _ in refused}
         return Settled([r for r in rows if r.id not in gone], [r for r, _ in refused])

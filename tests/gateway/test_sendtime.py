@@ -4,6 +4,7 @@ send-time check then decides what leaves, and the log says so."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import functools
@@ -12,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -256,6 +258,29 @@ async def test_a_row_queued_inside_the_hours_and_leaving_after_them_is_withheld(
         "had ended before Ofenbau Müller could be reached. The message was decided inside those "
         "hours; it went to no one."
     )
+
+
+async def test_a_row_withheld_at_send_leaves_the_queue_count_even_if_its_caller_is_cancelled(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forwarder stopped (a reload) while the check's COMMIT runs on the helper thread: the
+    store finishes the COMMIT and then raises the cancellation. The row is gone from the table,
+    so it must be gone from the queue's count too, or later releases read "queue full"."""
+    row = await bench.queued({"temperature": 180.2, "door_open": True})
+    queues = bench.pipeline.queues
+    assert queues.rows["oven-maker"] == 1
+    bench.engine.withdraw("baeckerei-schmidt", "maintenance", NOON)
+    transaction = bench.store.transaction
+
+    async def cancelled_after_commit(job: Any, **kwargs: Any) -> Any:
+        await transaction(job, **kwargs)
+        raise asyncio.CancelledError  # as the store raises it once the COMMIT has ended
+
+    monkeypatch.setattr(bench.store, "transaction", cancelled_after_commit)
+    with pytest.raises(asyncio.CancelledError):
+        await bench.check.settle([row])
+    assert await bench.waiting() == []
+    assert queues.rows["oven-maker"] == 0
 
 
 async def test_a_withdrawal_while_queued_withholds_with_its_own_words(bench: Bench) -> None:
