@@ -117,11 +117,15 @@ class LogWriter:
         self._next_seq = int(top) + 1
         self._last_us = int(newest)
         self._last_at: tuple[int, datetime] = (0, _EPOCH)  # (µs, as a datetime) for last_at
-        self._pending_last_us = self._last_us
+        self._forget_pending()
+        self._stale = False
+
+    def _forget_pending(self) -> None:
+        """Nothing pending: the next transaction starts from the committed state."""
         self._pending: dict[int, RightEdge] = {}
         self._pending_signed: dict[int, int] = {}
         self._pending_seq = self._next_seq
-        self._stale = False
+        self._pending_last_us = self._last_us
 
     def committed(self) -> None:
         """The caller committed: the transaction's tree edges become current."""
@@ -134,9 +138,8 @@ class LogWriter:
         self._last_us = self._pending_last_us
         if self._pending_signer is not None:
             self._signer = self._pending_signer
-        self._pending = {}
-        self._pending_signed = {}
         self._pending_signer = None
+        self._forget_pending()
 
     def reload(self) -> None:
         """Rows were added in the open transaction behind the writer's back (a tree adopted
@@ -150,10 +153,7 @@ class LogWriter:
         then the read) leaves ids, chains and edges of rows that no longer exist, and the next
         use reads again (``_fresh``) instead of writing from them."""
         self._pending_signer = None
-        self._pending = {}  # read meanwhile (a handover's checks), the committed state answers
-        self._pending_signed = {}
-        self._pending_seq = self._next_seq
-        self._pending_last_us = self._last_us
+        self._forget_pending()  # read meanwhile (a handover's checks), the committed state answers
         self._stale = True
         self._load()
 

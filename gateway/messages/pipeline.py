@@ -180,6 +180,7 @@ class Pipeline:
 
     async def process(self, batch: Sequence[Arrival]) -> None:
         """Decide, commit, acknowledge and hand over a batch of arrived messages."""
+        replayed = 0
         if self._replays is not None and any(a.inbound.retain for a in batch):
             known = await self._replays.decided([a.inbound for a in batch])
             for position in known:  # decided once already (gateway/messages/replays.py)
@@ -189,8 +190,6 @@ class Pipeline:
             if not batch:
                 self._settle(replayed=replayed)
                 return
-        else:
-            replayed = 0
         now = self._now()
         engine = self._engine()
         prepared = [self._prepare(engine, arrival, now) for arrival in batch]
@@ -234,10 +233,10 @@ class Pipeline:
             self._pass_fences()
 
     def _pass_fences(self) -> None:
-        committed = self._settled()
+        settled = self._settled()
         waiting = []
         for count, future in self._fences:
-            if count <= committed:
+            if count <= settled:
                 if not future.done():
                     future.set_result(None)
             elif not future.done():

@@ -13,7 +13,7 @@ import pytest
 from gateway.errors import EntryInvalid, LogError
 from gateway.log import writer as writer_module
 from gateway.log.bundle import export_customer, verify_bundle
-from gateway.log.entry import draft_from_decision, us_from_at
+from gateway.log.entry import EntryDraft, draft_from_decision, us_from_at
 from gateway.log.keys import Signer
 from gateway.log.merkle import root_of_leaf_hashes
 from gateway.log.verify import verify_db
@@ -82,6 +82,24 @@ def test_rollback_discards_pending_heads(log: Log) -> None:
     assert log.writer.head(C)[0] == 2
 
 
+def _rolled_back_and_read_back_failing(
+    log: Log, monkeypatch: pytest.MonkeyPatch, drafts: list[EntryDraft]
+) -> None:
+    """``drafts`` appended and rolled back, and the writer's reading back failing (a disk that
+    failed the COMMIT and then the read)."""
+    log.conn.execute("BEGIN")
+    log.writer.append(drafts)
+    log.conn.execute("ROLLBACK")
+
+    def failing(*args: object, **kwargs: object) -> object:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(writer_module, "open_tree", failing)
+        with pytest.raises(sqlite3.OperationalError):
+            log.writer.rolled_back()
+
+
 def test_a_rollback_whose_reading_back_fails_writes_nothing_from_what_it_left(
     log: Log, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -89,17 +107,9 @@ def test_a_rollback_whose_reading_back_fails_writes_nothing_from_what_it_left(
     tree edges, chains and ids (of a new customer, new devices) must not be written from, or
     entries would chain onto leaves that do not exist or name rows another insert now holds."""
     log.write([make_draft(0)])
-    log.conn.execute("BEGIN")
-    log.writer.append([make_draft(1), make_draft(2, customer="new-customer", device="oven-9")])
-    log.conn.execute("ROLLBACK")
-
-    def failing(*args: object, **kwargs: object) -> object:
-        raise sqlite3.OperationalError("disk I/O error")
-
-    monkeypatch.setattr(writer_module, "open_tree", failing)
-    with pytest.raises(sqlite3.OperationalError):
-        log.writer.rolled_back()
-    monkeypatch.undo()
+    _rolled_back_and_read_back_failing(
+        log, monkeypatch, [make_draft(1), make_draft(2, customer="new-customer", device="oven-9")]
+    )
     # Another new customer and device first (they take the ids the rolled-back rows had), then
     # the ones rolled back.
     log.write([make_draft(3, customer="other-customer", device="oven-8")])
@@ -117,17 +127,9 @@ def test_after_a_failed_reading_back_a_checkpoint_signs_only_committed_entries(
     (a forwarder's delete), then the checkpoint loop's signature: it must cover the committed
     tree, not the rolled-back entries, and a handover's look at the tree sees its size."""
     log.write([make_draft(0)], checkpoint=False)
-    log.conn.execute("BEGIN")
-    log.writer.append([make_draft(1), make_draft(2, customer="new-customer")])
-    log.conn.execute("ROLLBACK")
-
-    def failing(*args: object, **kwargs: object) -> object:
-        raise sqlite3.OperationalError("disk I/O error")
-
-    monkeypatch.setattr(writer_module, "open_tree", failing)
-    with pytest.raises(sqlite3.OperationalError):
-        log.writer.rolled_back()
-    monkeypatch.undo()
+    _rolled_back_and_read_back_failing(
+        log, monkeypatch, [make_draft(1), make_draft(2, customer="new-customer")]
+    )
     assert log.writer.tree_size(C) == 1
     log.conn.execute("BEGIN IMMEDIATE")
     log.conn.execute("COMMIT")
