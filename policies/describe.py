@@ -111,6 +111,12 @@ def _grant(lang: str, policy: CompiledPolicy, grant: CompiledGrant, zone: ZoneIn
         lines.append(consent)
     if spec.hours:
         lines.append(tr(lang, "describe.hours", hours=", ".join(spec.hours), tz=policy.timezone))
+    if spec.release_unit is not None:
+        # The hold (gateway/messages/release.py) and how it meets the hours
+        # (gateway/messages/sendtime_rules.py): both say what the gateway does.
+        lines.append(tr(lang, f"describe.release.{spec.release_unit}", tz=policy.timezone))
+        if spec.hours:
+            lines.append(tr(lang, "describe.release_after_hours"))
     if grant.conditions:
         lines.append(
             tr(lang, "describe.when", conditions=join(lang, [c.text for c in grant.conditions]))

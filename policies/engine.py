@@ -128,8 +128,12 @@ class Engine:
 
     # -- evaluation ---------------------------------------------------------------------------
 
-    def evaluate(self, message: Message, now: datetime) -> list[Decision]:
-        """One decision per recipient; never raises (a failure withholds, Reason internal_error)."""
+    def evaluate(
+        self, message: Message, now: datetime, *, hours_at: datetime | None = None
+    ) -> list[Decision]:
+        """One decision per recipient; never raises (a failure withholds, Reason internal_error).
+        ``hours_at``: the moment grants' allowed hours are judged at, if not ``now`` (a release
+        the gateway held to the end of its unit: gateway/messages/sendtime_rules.py)."""
         try:
             hit = self._routes.lookup(message.topic)
         except Exception as exc:
@@ -178,7 +182,11 @@ class Engine:
             if not grants:
                 out.append(self._withheld(route, recipient, None, _NO_GRANT, parsed))
                 continue
-            out.extend(self._for_recipient(route, grants, message, parsed, captures, now=now))
+            out.extend(
+                self._for_recipient(
+                    route, grants, message, parsed, captures, now=now, hours_at=hours_at or now
+                )
+            )
         return out
 
     def _for_recipient(
@@ -190,6 +198,7 @@ class Engine:
         captures: Mapping[str, str],
         *,
         now: datetime,
+        hours_at: datetime,
     ) -> list[Decision]:
         """The releases for one recipient (each grant's own, by grant id), or one decision
         saying why nothing leaves. Which grants apply is decided first; then each field grant
@@ -202,7 +211,9 @@ class Engine:
         summarised: list[Node] = []  # the fields applying aggregate grants summarise
         for grant in grants:  # by id (``policies.routes``)
             try:
-                got = self._admit(route, grant, message, parsed, captures, now=now)
+                got = self._admit(
+                    route, grant, message, parsed, captures, now=now, hours_at=hours_at
+                )
             except Exception as exc:
                 held.append(internal(route, recipient, grant, exc, message.topic))
                 continue
@@ -307,6 +318,7 @@ class Engine:
         captures: Mapping[str, str],
         *,
         now: datetime,
+        hours_at: datetime,
     ) -> Decision | Walk:
         """Whether ``grant`` applies to the message now: a decision (withheld and why, an opaque
         or whole-body release, a sample taken), or the field walk still to do."""
@@ -314,7 +326,7 @@ class Engine:
         reason, key = self._blocked(customer, grant, now)
         if reason is not None:
             return self._withheld(route, grant.recipient, grant, reason, parsed)
-        if grant.hours is not None and not grant.in_hours(now):
+        if grant.hours is not None and not grant.in_hours(hours_at):
             return self._withheld(route, grant.recipient, grant, grant.hours_reason, parsed)
         if len(parsed.raw) > self._max_payload:
             return self._withheld(route, grant.recipient, grant, _TOO_LARGE, parsed)

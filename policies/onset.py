@@ -59,11 +59,19 @@ class Onset:
 
 
 def began_applying(
-    engine: Engine, policy: CompiledPolicy, grant_id: str, decided: datetime, now: datetime
+    engine: Engine,
+    policy: CompiledPolicy,
+    grant_id: str,
+    decided: datetime,
+    now: datetime,
+    *,
+    hours_at: datetime | None = None,
 ) -> tuple[Onset, ...]:
     """Every grant (by id) overlapping ``grant_id`` for its recipient that applies at ``now``
     and may not have at ``decided``; none when every one that applies now applied then. All of
-    them, not the first: the entry that re-decides the row names each one."""
+    them, not the first: the entry that re-decides the row names each one. ``hours_at``: the
+    moment allowed hours are judged at instead of ``now`` (``Engine.evaluate``)."""
+    hours_now = hours_at or now
     grant = policy.grant(grant_id)
     if grant is None:
         return ()
@@ -73,8 +81,10 @@ def began_applying(
         other = policy.grant(other_id)
         if other is None or other.shadow is None:
             continue  # a body released whole constrains no other grant's fields
-        if engine.still_allowed(customer, other_id, now) is not None or not other.in_hours(now):
+        if engine.still_allowed(customer, other_id, now) is not None:
             continue  # does not apply now: it constrains nothing
+        if not other.in_hours(hours_now):
+            continue
         if not other.in_hours(decided):
             found.append(Onset(other, "hours"))
         elif other.validity_reason(decided) is not None:
@@ -101,10 +111,18 @@ Change = Onset | Stop
 
 
 def stopped_applying(
-    engine: Engine, policy: CompiledPolicy, grant_id: str, decided: datetime, now: datetime
+    engine: Engine,
+    policy: CompiledPolicy,
+    grant_id: str,
+    decided: datetime,
+    now: datetime,
+    *,
+    hours_at: datetime | None = None,
 ) -> tuple[Stop, ...]:
     """Every grant (by id) overlapping ``grant_id`` for its recipient that certainly applied at
-    ``decided`` and does not at ``now``; none when there is none."""
+    ``decided`` and does not at ``now``; none when there is none. ``hours_at`` as for
+    ``began_applying``."""
+    hours_now = hours_at or now
     grant = policy.grant(grant_id)
     if grant is None:
         return ()
@@ -115,7 +133,7 @@ def stopped_applying(
         if other is None or other.shadow is None:
             continue  # a body released whole constrains no other grant's fields
         blocked = engine.still_allowed(customer, other_id, now)
-        if blocked is None and other.in_hours(now):
+        if blocked is None and other.in_hours(hours_now):
             continue  # applies now: it did not stop
         if not other.in_hours(decided) or other.validity_reason(decided) is not None:
             continue  # did not apply at the decision either

@@ -59,8 +59,9 @@ DELETE_AFTER_S = 0.02
 RECONNECT_FIRST_S = 0.5
 RECONNECT_CAP_S = 60.0
 
-# Rows about to be published → what may leave now (recorded and updated before it returns).
-AtSend = Callable[[Sequence[OutboxRow]], Awaitable[Settled]]
+# Rows about to be published on a session open since (µs since the epoch) → what may leave now
+# (recorded and updated before it returns).
+AtSend = Callable[[Sequence[OutboxRow], int], Awaitable[Settled]]
 # The same check when no row needs a transaction; None: ``AtSend`` must run (sendtime.py).
 SettledNow = Callable[[Sequence[OutboxRow]], Settled | None]
 
@@ -343,11 +344,14 @@ class Forwarder:
         self._live = False
         self._queue.clear()
         self._held.clear()  # read again with the backlog
+        # When this session opened: a row held to the end of its unit (release_at) that comes
+        # due while it is open leaves on time (its hours judged at its decision, sendtime_rules).
+        opened_us = time.time_ns() // 1000
         while not connection.closed.done():
             rows = await self._next_rows(connection)
             if rows is None:
                 return
-            settled = await self._at_send(rows)
+            settled = await self._at_send(rows, opened_us)
             # Withheld rows left the queue counts as their deletion committed (``SendTime``).
             self.state.withheld_at_send += len(settled.withheld)
             now_us = time.time_ns() // 1000

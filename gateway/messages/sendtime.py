@@ -10,9 +10,10 @@ when something it depended on changed. Each row stores the policy version it was
 and the device message it was decided from (``outbox.version``, ``source_topic``, ``source``,
 ``retain``). Right before a batch is published, each row is checked in O(1): is the customer's
 running policy still that version, does the grant still hold (consent, validity, erasure of
-keys: ``Engine.still_allowed``), and is now inside the grant's hours? A row that passes leaves as
-decided, with no new entry. A row that does not is decided again from its stored source against
-the current policy, consents and clock, and
+keys: ``Engine.still_allowed``), and is now inside the grant's hours (for a release held to the
+end of its unit and leaving on time, at its decision: gateway/messages/sendtime_rules.py)? A row
+that passes leaves as decided, with no new entry. A row that does not is decided again from its
+stored source against the current policy, consents and clock, and
 
 - if the current policy releases something to the row's recipient, exactly that leaves (its
   topic and payload replace the row's), after a signed entry "re-decided at send time under
@@ -62,13 +63,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-import orjson
-
 from gateway.cache import SizedCache
 from gateway.log.entry import EntryDraft, at_from_us, draft_from_decision
 from gateway.log.writer import LogWriter
 from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.pseudonyms import Keyring
+from gateway.messages.sendtime_rules import hours_at, same_release, stale
 from gateway.messages.sendtime_text import (
     change_key,
     entry_texts,
@@ -139,17 +139,12 @@ class SendTime:
         default_factory=lambda: SizedCache(EXPLAINED_BYTES, explained_size)
     )
 
-    def stale(self, engine: Engine, row: OutboxRow, now: datetime) -> bool:
-        """O(1): True when ``row`` may not leave as it was decided (the module text says when)."""
-        if row.grant in self.parts.owed:
-            return False
-        policy = engine.policy(row.customer)
-        grant = policy.grant(row.grant) if policy is not None else None
-        return _stale(engine, policy, grant, row, now)
-
-    def onset(self, engine: Engine, row: OutboxRow, now: datetime) -> tuple[Onset, ...]:
+    def onset(
+        self, engine: Engine, row: OutboxRow, now: datetime, *, hours: datetime | None = None
+    ) -> tuple[Onset, ...]:
         """The grants for the row's recipient that began to apply after the row was decided
-        (``policies.onset``); none also for rows it cannot concern (see the module text)."""
+        (``policies.onset``); none also for rows it cannot concern (see the module text).
+        ``hours``: the moment allowed hours are judged at, if not ``now`` (``sendtime_rules``)."""
         if row.grant in self.parts.owed:
             return ()
         policy = engine.policy(row.customer)
@@ -158,44 +153,56 @@ class SendTime:
             return ()
         if row.source is None and grant.aggregate is not None:
             return ()  # a summary: already the most protective form (policies.combine)
-        return began_applying(engine, policy, row.grant, at_from_us(row.created), now)
+        return began_applying(
+            engine, policy, row.grant, at_from_us(row.created), now, hours_at=hours
+        )
 
     def stop(
         self,
         engine: Engine,
         row: OutboxRow,
         now: datetime,
+        *,
+        hours: datetime | None = None,
         applying: dict[tuple[str, str], bool] | None = None,
     ) -> tuple[Stop, ...]:
         """The grants for the row's recipient that applied when the row was decided and no longer
         do (``policies.onset``); none also for rows without their source: those cannot be
         decided again, and leave as decided while their own grant holds (the module text).
         ``applying`` remembers, for one batch (one ``now``), the grants whose overlapping grants
-        all apply now: their rows need no look at when each was decided."""
+        all apply now: their rows need no look at when each was decided (only for rows whose
+        hours are judged ``now``)."""
         if row.source is None or row.source_topic is None or row.grant in self.parts.owed:
             return ()
         policy = engine.policy(row.customer)
         grant = policy.grant(row.grant) if policy is not None else None
         if policy is None or grant is None or not grant.overlaps:
             return ()
-        key = (row.customer, row.grant)
-        every = applying.get(key) if applying is not None else None
-        if every is None:
-            every = all_apply(engine, policy, row.grant, now)
-            if applying is not None:
-                applying[key] = every
-        if every:
-            return ()
-        return stopped_applying(engine, policy, row.grant, at_from_us(row.created), now)
+        if hours is None or hours == now:
+            key = (row.customer, row.grant)
+            every = applying.get(key) if applying is not None else None
+            if every is None:
+                every = all_apply(engine, policy, row.grant, now)
+                if applying is not None:
+                    applying[key] = every
+            if every:
+                return ()
+        return stopped_applying(
+            engine, policy, row.grant, at_from_us(row.created), now, hours_at=hours
+        )
 
-    async def settle(self, rows: Sequence[OutboxRow]) -> Settled:
-        """Check ``rows`` (one recipient's, in id order) right before they are published."""
+    async def settle(self, rows: Sequence[OutboxRow], opened_us: int | None = None) -> Settled:
+        """Check ``rows`` (one recipient's, in id order) right before they are published on a
+        session open since ``opened_us`` (µs since the epoch; None: not known)."""
         now = self.parts.clock()
         engine = self.parts.engine()
-        redo = self._to_redo(engine, rows, now)
+        redo = self._to_redo(engine, rows, now, opened_us)
         if not redo:
             return Settled(list(rows), [])
-        decided = [self._decide_again(engine, row, now, onset) for row, onset in redo]
+        decided = [
+            self._decide_again(engine, row, now, hours_at(row, now, opened_us), onset)
+            for row, onset in redo
+        ]
         outcomes = [o for o in decided if o is not None]
         if not outcomes:
             return Settled(list(rows), [])
@@ -214,37 +221,41 @@ class SendTime:
     def settled_now(self, rows: Sequence[OutboxRow]) -> Settled | None:
         """``settle`` with no transaction, for the forwarder's committing turn: every row leaves
         as decided, or None (one must be decided again: ``settle`` does, before any leaves)."""
-        redo = self._to_redo(self.parts.engine(), rows, self.parts.clock())
+        redo = self._to_redo(self.parts.engine(), rows, self.parts.clock(), None)
         return None if redo else Settled(list(rows), [])
 
-    def _to_redo(self, engine: Engine, rows: Sequence[OutboxRow], now: datetime) -> _Redo:
+    def _to_redo(
+        self, engine: Engine, rows: Sequence[OutboxRow], now: datetime, opened_us: int | None
+    ) -> _Redo:
         """Rows that may not leave as decided, with the grants that began or stopped to apply."""
         redo: _Redo = []
         applying: dict[tuple[str, str], bool] = {}
         owed = self.parts.owed
         # Whether a row is stale, and whether its grant overlaps another, depends on its
-        # customer, grant and version alone (one engine, one ``now``): asked once per stream of
-        # the batch, with the policy and the grant looked up once for both questions.
-        judged: dict[tuple[str, str, str | None], tuple[bool, bool]] = {}
+        # customer, grant, version and the moment its hours are judged at (one engine, one
+        # ``now``): asked once per stream of the batch, with the policy and the grant looked up
+        # once for both questions.
+        judged: dict[tuple[str, str, str | None, datetime], tuple[bool, bool]] = {}
         for row in rows:
-            key = (row.customer, row.grant, row.version)
+            hours = hours_at(row, now, opened_us)
+            key = (row.customer, row.grant, row.version, hours)
             found = judged.get(key)
             if found is None:
                 policy = engine.policy(row.customer)
                 grant = policy.grant(row.grant) if policy is not None else None
-                stale = row.grant not in owed and _stale(engine, policy, grant, row, now)
+                old = row.grant not in owed and stale(engine, policy, grant, row, now, hours=hours)
                 # A row whose grant overlaps no other grant can have none begin or stop applying
                 # beside it (``onset`` and ``stop`` both answer so): the common case.
                 alone = grant is not None and not grant.overlaps
-                found = judged[key] = (stale, alone)
+                found = judged[key] = (old, alone)
             if found[0]:
                 redo.append((row, ()))
                 continue
             if found[1]:
                 continue
             # every grant that began and every one that stopped: the entry names them all
-            changed: tuple[Change, ...] = self.onset(engine, row, now)
-            changed += self.stop(engine, row, now, applying)
+            changed: tuple[Change, ...] = self.onset(engine, row, now, hours=hours)
+            changed += self.stop(engine, row, now, hours=hours, applying=applying)
             if changed:
                 redo.append((row, changed))
         return redo
@@ -252,18 +263,23 @@ class SendTime:
     # -- deciding again ---------------------------------------------------------------------------
 
     def _decide_again(
-        self, engine: Engine, row: OutboxRow, now: datetime, onset: tuple[Change, ...] = ()
+        self,
+        engine: Engine,
+        row: OutboxRow,
+        now: datetime,
+        hours: datetime,
+        onset: tuple[Change, ...] = (),
     ) -> _Outcome | None:
-        """The row's outcome under the current policy; None: it leaves as decided, unrecorded
-        (only after an ``onset`` that changes nothing of it)."""
+        """The row's outcome under the current policy, its allowed hours judged at ``hours``;
+        None: it leaves as decided, unrecorded (only after an ``onset`` that changes nothing)."""
         policy = engine.policy(row.customer)
         if policy is None:
             return self._withhold(row, None, _NOT_LOADED)
         if onset:
-            return self._began(engine, policy, row, now, onset)
+            return self._began(engine, policy, row, now, hours=hours, onset=onset)
         if row.source is None or row.source_topic is None or row.version is None:
-            return self._without_source(engine, policy, row, now)
-        decision = self._evaluate(engine, policy, row, now)
+            return self._without_source(engine, policy, row, now, hours)
+        decision = self._evaluate(engine, policy, row, now, hours)
         if decision is None:
             return self._withhold(row, policy, _NO_GRANT)
         if decision.outcome is Outcome.WITHHELD or decision.payload is None:
@@ -284,6 +300,8 @@ class SendTime:
         policy: CompiledPolicy,
         row: OutboxRow,
         now: datetime,
+        *,
+        hours: datetime,
         onset: tuple[Change, ...],
     ) -> _Outcome | None:
         """Another grant for the recipient began (or stopped) to apply: the engine decides the
@@ -292,7 +310,7 @@ class SendTime:
         if row.source is None or row.source_topic is None:
             outcome = self._withhold(row, policy, _NO_GRANT, grant)
             return replace(outcome, onset=onset, then="no_source")
-        decision = self._evaluate(engine, policy, row, now)
+        decision = self._evaluate(engine, policy, row, now, hours)
         no_birth = (
             decision is not None
             and decision.reason is not None
@@ -321,7 +339,7 @@ class SendTime:
         return _Outcome(row, decision, new, onset)
 
     def _evaluate(
-        self, engine: Engine, policy: CompiledPolicy, row: OutboxRow, now: datetime
+        self, engine: Engine, policy: CompiledPolicy, row: OutboxRow, now: datetime, hours: datetime
     ) -> Decision | None:
         """The current policy's decision for the row's recipient, from the row's source."""
         assert row.source is not None and row.source_topic is not None
@@ -338,22 +356,23 @@ class SendTime:
         message = Message(row.source_topic, row.source, at_from_us(row.created), row.retain)
         # A recipient may get one release per grant (policies.combine): the row's own grant's,
         # else the recipient's decision that nothing leaves.
-        mine = [d for d in alone.evaluate(message, now) if d.recipient == row.recipient]
+        decisions = alone.evaluate(message, now, hours_at=hours)
+        mine = [d for d in decisions if d.recipient == row.recipient]
         same = [d for d in mine if d.grant == row.grant]
         held = [d for d in mine if d.outcome is Outcome.WITHHELD]
         chosen = same or held
         return chosen[0] if chosen else None
 
     def _without_source(
-        self, engine: Engine, policy: CompiledPolicy, row: OutboxRow, now: datetime
+        self, engine: Engine, policy: CompiledPolicy, row: OutboxRow, now: datetime, hours: datetime
     ) -> _Outcome:
         """A summary or an earlier release's row: it leaves unchanged only while the grant that
         made it is the same in the current policy and holds now."""
         grant = policy.grant(row.grant)
         reason = engine.still_allowed(row.customer, row.grant, now)
         if reason is None and grant is not None and grant.hours is not None:
-            reason = None if grant.in_hours(now) else grant.hours_reason
-        if reason is None and (grant is None or not _same_release(grant, row)):
+            reason = None if grant.in_hours(hours) else grant.hours_reason
+        if reason is None and (grant is None or not same_release(grant, row)):
             reason = _NO_GRANT
         if reason is None:
             # Unchanged and still allowed: recorded as decided again under this version.
@@ -427,11 +446,16 @@ class SendTime:
 
     def _draft(self, engine: Engine, outcome: _Outcome, now: datetime) -> EntryDraft:
         decision = outcome.decision
-        source = outcome.row.source if outcome.row.source is not None else outcome.row.payload
+        row = outcome.row
+        source = row.source if row.source is not None else row.payload
+        policy = engine.policy(row.customer)
+        grant = policy.grant(decision.grant or row.grant) if policy is not None else None
+        inside = grant is not None and grant.in_hours(at_from_us(row.created))
         # Texts name fields, never values: rows decided alike read alike, and are explained once
         # (a backlog decided again after a policy change is mostly one shape).
         key = (
             outcome.replaced is None,
+            inside,
             outcome.row.grant,
             change_key(outcome.onset, outcome.then) if outcome.onset else None,
             *explain_key(decision),
@@ -447,6 +471,7 @@ class SendTime:
                 changes=outcome.onset,
                 replaced=outcome.replaced is not None,
                 then=outcome.then,
+                inside=inside,
             )
             self._explained.put(key, texts)
         return draft_from_decision(
@@ -456,45 +481,3 @@ class SendTime:
             text_de=texts["de"],
             text_en=texts["en"],
         )
-
-
-def _stale(
-    engine: Engine,
-    policy: CompiledPolicy | None,
-    grant: CompiledGrant | None,
-    row: OutboxRow,
-    now: datetime,
-) -> bool:
-    """``SendTime.stale`` with the row's policy and grant already looked up."""
-    if policy is None:
-        return True
-    if row.version is not None and row.version != policy.version:
-        return True
-    if grant is None or engine.holds_back(row.customer, grant, now) is not None:
-        return True
-    return grant.hours is not None and not grant.in_hours(now)
-
-
-def _same_release(grant: CompiledGrant, row: OutboxRow) -> bool:
-    """The current grant would make a summary like this one: same recipient, same window, and
-    every field and function in it still aggregated (a field removed from the grant is not sent).
-    A row queued by an earlier release (no version) is never judged the same: nothing says what
-    it was decided under."""
-    spec = grant.aggregate
-    if grant.recipient != row.recipient or spec is None or row.version is None:
-        return False
-    try:
-        body = orjson.loads(row.payload)
-        window = body["window"]
-        start, end = datetime.fromisoformat(window["start"]), datetime.fromisoformat(window["end"])
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        return False
-    if not isinstance(body, dict) or (end - start).total_seconds() != spec.window:
-        return False
-    for path, results in body.items():
-        if path == "window":
-            continue
-        allowed = spec.fields.get(path)
-        if allowed is None or not isinstance(results, dict) or not set(results) <= set(allowed):
-            return False
-    return True

@@ -52,7 +52,9 @@ WITHHELD = {
     "en": "Withheld at send time, because {reason}.",
 }
 # The engine's own words for hours ("the message came outside the allowed hours") would be false
-# here: the message came inside them; the hours ended while it waited.
+# here: the message came inside them; the hours ended while it waited. Only for a row decided
+# inside the hours its grant has now: after a new version narrowed them, a row decided outside
+# the new hours gets the engine's words, which are then true.
 HOURS_ENDED = {
     "de": "Beim Versand zurückgehalten, weil die erlaubten Zeiten der Freigabe „{grant}“ "
     "({hours}) vorbei waren, bevor {recipient} erreichbar war. Entschieden wurde die Nachricht "
@@ -334,10 +336,12 @@ def entry_texts(
     changes: tuple[Change, ...],
     replaced: bool,
     then: str,
+    inside: bool,
 ) -> dict[str, str]:
     """The German and English text of the entry for a row of ``customer`` to ``recipient``
     under ``grant`` that may not leave as decided: decided again (``replaced``) or withheld,
-    after ``changes`` of overlapping grants or for the decision's own reason."""
+    after ``changes`` of overlapping grants or for the decision's own reason. ``inside``: the
+    row was decided inside the allowed hours the withholding grant has now."""
     texts: dict[str, str] = {}
     reason = decision.reason or Reason("internal_error")
     policy = engine.policy(customer)
@@ -347,7 +351,7 @@ def entry_texts(
             texts[lang] = change_text(
                 engine, decision, named, changes, replaced=replaced, then=then, lang=lang
             )
-        elif not replaced and reason.code == "outside_hours":
+        elif not replaced and reason.code == "outside_hours" and inside:
             texts[lang] = HOURS_ENDED[lang].format(
                 grant=decision.grant or grant,
                 hours=reason.params.get("hours", ""),

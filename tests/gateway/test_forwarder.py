@@ -63,6 +63,7 @@ class Bench:
     done_event: asyncio.Event = field(default_factory=asyncio.Event)
     refused_grants: set[str] = field(default_factory=set)
     box: _Outbox | None = None  # the last forwarder's outbox
+    opened: list[int] = field(default_factory=list)  # each check's session start (µs)
 
     def forwarder(self, *, in_turn: bool = False) -> Forwarder:
         self.box = _Outbox(self)
@@ -80,9 +81,10 @@ class Bench:
             return None
         return Settled(list(rows), [])
 
-    async def at_send(self, rows: Sequence[OutboxRow]) -> Settled:
+    async def at_send(self, rows: Sequence[OutboxRow], opened_us: int) -> Settled:
         # The send-time check's contract (gateway/messages/sendtime.py), tested there on its own:
         # rows that may not leave are recorded, deleted and off the queue counts before it returns.
+        self.opened.append(opened_us)
         refused = [(r, Reason("consent_withdrawn")) for r in rows if r.grant in self.refused_grants]
         if refused:
             self.withheld.extend(refused)
@@ -212,9 +214,13 @@ async def test_it_reconnects_and_sends_again_what_was_not_acknowledged(bench: Be
         await first.wait_published(3)
         first.puback(1)
         await bench.wait_done(1)
+        lost_us = time.time_ns() // 1000
         first.lose("connection reset")  # rows 2 and 3 were in flight: never acknowledged
         second = await bench.upstream.session(2)
         await second.wait_published(2)
+        # The check learns when each session opened (a held row leaving on time is judged
+        # by it, sendtime_rules.py): the first's before its rows, the second's after the loss.
+        assert bench.opened[0] < lost_us <= bench.opened[-1] <= time.time_ns() // 1000
         assert [p.payload for p in second.published] == [r.payload for r in rows[1:]]
         second.puback()
         await bench.wait_done(3)
@@ -378,10 +384,10 @@ async def test_a_send_time_check_that_fails_stops_sending_not_the_gateway(
     ]
     check = bench.at_send
 
-    async def failing_once(rows: Sequence[OutboxRow]) -> Settled:
+    async def failing_once(rows: Sequence[OutboxRow], opened_us: int) -> Settled:
         if failures:
             raise failures.pop()
-        return await check(rows)
+        return await check(rows, opened_us)
 
     bench.at_send = failing_once  # type: ignore[method-assign]
     forwarder = bench.forwarder()

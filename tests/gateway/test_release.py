@@ -10,6 +10,7 @@ import pytest
 from gateway.log.entry import at_from_us
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.release import end_of_unit, release_at
+from policies.describe import describe
 from policies.engine import Engine
 from policies.errors import PolicyError
 from policies.message import Message
@@ -86,3 +87,26 @@ def test_end_of_unit_without_an_hour_or_day_truncation_is_refused() -> None:
     with pytest.raises(PolicyError) as caught:
         compile_text(POLICY.replace("{truncate: hour}", "{truncate: minute}"))
     assert "no field here has {truncate: hour} or {truncate: day}" in str(caught.value)
+
+
+def test_a_held_release_and_how_it_meets_the_hours_are_described() -> None:
+    """The hold and the hours judged at the decision for a held release leaving on time
+    (gateway/messages/sendtime_rules.py) are what ``policy describe`` tells the customer."""
+    hours = POLICY.replace("    release:", '    hours: ["06:00-22:00"]\n    release:')
+    english = describe(compile_text(hours.replace("{truncate: hour}", "{truncate: day}")), "en")
+    assert (
+        "Held until the end of each day (on the clock of Europe/Berlin and of UTC, whichever "
+        "ends later), and a day's releases leave together" in english
+    )
+    assert (
+        "A release decided inside these times leaves at that end even when it lies after them, "
+        "if the recipient can be reached then; otherwise only inside these times" in english
+    )
+    german = describe(compile_text(hours), "de")
+    assert "Zurückgehalten bis zum Ende jeder Stunde" in german
+    assert "sofern der Empfänger dann erreichbar ist" in german
+    anytime = describe(compile_text(POLICY), "en")
+    assert "Held until the end of each hour" in anytime
+    assert "inside these times" not in anytime
+    immediate = describe(compile_text(POLICY.replace("    release: end_of_unit\n", "")), "en")
+    assert "Held until" not in immediate

@@ -49,7 +49,7 @@ async def outbox(tmp_path: Path) -> AsyncIterator[Outbox]:
 def maker(outbox: Outbox) -> MakeForwarder:
     """Builds forwarders on ``outbox`` as the gateway does (no send-time check needed here)."""
 
-    async def at_send(rows: Sequence[OutboxRow]) -> Settled:
+    async def at_send(rows: Sequence[OutboxRow], opened_us: int) -> Settled:
         raise AssertionError("nothing is sent in these tests")
 
     def make(config: RecipientConfig, password: str | None) -> Forwarder:

@@ -1,0 +1,85 @@
+"""The send-time check's rules for one row (gateway/messages/sendtime.py): when it is stale, when
+its allowed hours are judged, and when a summary is the one the current grant would make.
+
+When the allowed hours are judged. A row leaves only inside its grant's hours, judged at send
+time: one decided at 21:30 under hours 06:00-22:00 whose recipient is away until 22:03 is
+withheld, and its entry says the hours ended before the recipient could be reached. A release
+held to the end of its unit (``release: end_of_unit``, gateway/messages/release.py) is the
+exception: the gateway holds it, by the policy's own rule, until the hour (or day) is over, and
+that end is often the hours' end itself (22:00 is outside 06:00-22:00). Judged then, every
+release of the last allowed hour would be withheld with a reason that is false (nobody was
+away). So a held row whose recipient's session was open when the hold ended (it leaves on time)
+has its hours judged at its decision, and leaves with the rest of its hour. Everything else
+about it (its version, consent, validity, objections) is judged at send time as for any row. A
+held row whose recipient was away when the hold ended is judged at send time: its hours may
+have ended before the recipient could be reached, and then it is withheld, truthfully.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import orjson
+
+from gateway.log.entry import at_from_us, us_from_at
+from gateway.messages.outbox import OutboxRow
+from policies.compiler import CompiledGrant, CompiledPolicy
+from policies.engine import Engine
+
+__all__ = ["hours_at", "same_release", "stale"]
+
+
+def hours_at(row: OutboxRow, now: datetime, opened_us: int | None) -> datetime:
+    """The moment ``row``'s allowed hours are judged at (the module text): its decision when the
+    gateway held it to the end of its unit and the recipient's session, open since
+    ``opened_us`` (µs since the epoch; None: not known), was open when the hold ended; else
+    ``now``."""
+    held = row.release_at
+    if held is not None and opened_us is not None and opened_us <= held <= us_from_at(now):
+        return at_from_us(row.created)
+    return now
+
+
+def stale(
+    engine: Engine,
+    policy: CompiledPolicy | None,
+    grant: CompiledGrant | None,
+    row: OutboxRow,
+    now: datetime,
+    *,
+    hours: datetime,
+) -> bool:
+    """True when ``row`` may not leave as it was decided, with its policy and grant already
+    looked up; ``hours``: the moment its allowed hours are judged at (``hours_at``)."""
+    if policy is None:
+        return True
+    if row.version is not None and row.version != policy.version:
+        return True
+    if grant is None or engine.holds_back(row.customer, grant, now) is not None:
+        return True
+    return grant.hours is not None and not grant.in_hours(hours)
+
+
+def same_release(grant: CompiledGrant, row: OutboxRow) -> bool:
+    """The current grant would make a summary like this one: same recipient, same window, and
+    every field and function in it still aggregated (a field removed from the grant is not sent).
+    A row queued by an earlier release (no version) is never judged the same: nothing says what
+    it was decided under."""
+    spec = grant.aggregate
+    if grant.recipient != row.recipient or spec is None or row.version is None:
+        return False
+    try:
+        body = orjson.loads(row.payload)
+        window = body["window"]
+        start, end = datetime.fromisoformat(window["start"]), datetime.fromisoformat(window["end"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return False
+    if not isinstance(body, dict) or (end - start).total_seconds() != spec.window:
+        return False
+    for path, results in body.items():
+        if path == "window":
+            continue
+        allowed = spec.fields.get(path)
+        if allowed is None or not isinstance(results, dict) or not set(results) <= set(allowed):
+            return False
+    return True

@@ -1,0 +1,156 @@
+"""Allowed hours at send time (gateway/messages/sendtime_rules.py): a release the gateway holds to
+the end of its unit (``release: end_of_unit``) leaves with its hour, even when that end is the
+hours' end, when its recipient can be reached then; and what the log says about hours that ended
+is true of the row it is said of. A real database, log writer, pipeline and send-time check."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+
+from gateway.log.entry import at_from_us, us_from_at
+from gateway.messages.outbox import OutboxRow
+from gateway.messages.sendtime_rules import hours_at
+from tests.gateway.test_sendtime import POLICY, RECIPIENTS, open_bench
+from tests.gateway.test_sendtime_overlaps import POLICY as OVERLAPS
+from tests.gateway.test_sendtime_overlaps import READING, released
+from tests.policies.conftest import compile_text
+
+HOURLY = POLICY.replace(
+    "      door_open: keep\n", "      door_open: keep\n      ts: {truncate: hour}\n"
+).replace("    hours:", "    release: end_of_unit\n    hours:")
+PAYLOAD = {"temperature": 180.2, "door_open": True, "ts": 1796329800}
+# Thursday 3 December 2026 in Berlin (UTC+1): 21:30, inside the hours 06:00-22:00 and in their
+# last hour, which ends at 22:00 (21:00 UTC), the hours' end; 22:00:01, just after it.
+DECIDED = datetime(2026, 12, 3, 20, 30, tzinfo=UTC)
+END = datetime(2026, 12, 3, 21, 0, tzinfo=UTC)
+JUST_AFTER = END + timedelta(seconds=1)
+BEFORE_US = us_from_at(datetime(2026, 12, 3, 20, 0, tzinfo=UTC))  # a session open since 21:00
+AWAY_US = us_from_at(END + timedelta(minutes=5))  # a session opened at 22:05, after the hold
+HOURS_ENDED = (
+    "Withheld at send time, because the allowed hours of grant 'maintenance' (06:00-22:00) had "
+    "ended before Ofenbau Müller could be reached. The message was decided inside those hours; "
+    "it went to no one."
+)
+
+
+async def test_a_release_held_to_the_end_of_the_last_allowed_hour_leaves_then(
+    tmp_path: Path,
+) -> None:
+    """Before, every release of the last allowed hour was withheld at 22:00 with "the allowed
+    hours had ended before Ofenbau Müller could be reached": false (the gateway held it) and lost."""
+    async with open_bench(tmp_path, HOURLY, DECIDED) as bench:
+        row = await bench.queued(PAYLOAD)
+        assert row.release_at == us_from_at(END)
+        before = await bench.texts()
+        bench.now[0] = JUST_AFTER
+        settled = await bench.check.settle([row], BEFORE_US)
+        assert settled.leave == [row] and settled.withheld == []
+        assert await bench.texts() == before  # left as decided: its entry is true
+        assert await bench.waiting() == [row]
+
+
+async def test_a_held_release_whose_recipient_was_away_when_the_hold_ended_is_withheld(
+    tmp_path: Path,
+) -> None:
+    async with open_bench(tmp_path, HOURLY, DECIDED) as bench:
+        row = await bench.queued(PAYLOAD)
+        bench.now[0] = END + timedelta(minutes=5)
+        settled = await bench.check.settle([row], AWAY_US)
+        assert settled.leave == [] and settled.withheld == [row]
+        assert (await bench.texts())[-1] == HOURS_ENDED  # true now: nobody could take it at 22:00
+        assert await bench.waiting() == []
+
+
+async def test_a_held_release_decided_again_on_time_is_judged_by_the_hours_of_its_decision(
+    tmp_path: Path,
+) -> None:
+    """Stale for another cause (a new version): decided again from its source, its hours judged
+    at its decision, everything else now."""
+    async with open_bench(tmp_path, HOURLY, DECIDED) as bench:
+        row = await bench.queued(PAYLOAD)
+        bench.engine.replace(
+            compile_text(HOURLY.replace("door_open: keep", "door_open: keep # v2"), RECIPIENTS)
+        )
+        bench.now[0] = JUST_AFTER
+        (sent,) = (await bench.check.settle([row], BEFORE_US)).leave
+        assert sent.version != row.version and sent.release_at == row.release_at
+        assert orjson.loads(sent.payload) == orjson.loads(row.payload)
+        assert (await bench.texts())[-1].startswith("Re-decided at send time under version ")
+        # A consent withdrawn meanwhile still counts at send time, held or not.
+        bench.engine.withdraw("baeckerei-schmidt", "maintenance", JUST_AFTER)
+        assert (await bench.check.settle([sent], BEFORE_US)).withheld == [sent]
+        assert (await bench.texts())[-1].startswith(
+            "Withheld at send time, because the grant was withdrawn."
+        )
+
+
+async def test_a_held_release_of_hours_that_end_within_its_hour_leaves_at_the_hours_end(
+    tmp_path: Path,
+) -> None:
+    """Hours ending at 21:45: the release decided at 21:30 is held to 22:00 by the policy's own
+    rule, and leaves then, as ``policy describe`` says."""
+    early_end = HOURLY.replace("06:00-22:00", "06:00-21:45")
+    async with open_bench(tmp_path, early_end, DECIDED) as bench:
+        row = await bench.queued(PAYLOAD)
+        bench.now[0] = JUST_AFTER
+        assert (await bench.check.settle([row], BEFORE_US)).leave == [row]
+
+
+async def test_a_row_decided_outside_hours_a_new_version_narrowed_is_not_said_decided_inside(
+    tmp_path: Path,
+) -> None:
+    """Decided at 21:00 under 06:00-22:00, the hours narrowed to 08:00-20:00 while it waits:
+    "decided inside those hours" would be false of the hours named."""
+    async with open_bench(tmp_path, POLICY, DECIDED - timedelta(minutes=30)) as bench:
+        row = await bench.queued({"temperature": 180.2, "door_open": True})
+        bench.engine.replace(compile_text(POLICY.replace("06:00-22:00", "08:00-20:00"), RECIPIENTS))
+        bench.now[0] = DECIDED - timedelta(minutes=25)
+        assert (await bench.check.settle([row])).withheld == [row]
+        last = (await bench.texts())[-1]
+        assert last.startswith(
+            "Withheld at send time, because the message came outside the allowed hours "
+            "(08:00-20:00)."
+        ), last
+        assert "decided inside those hours" not in last
+
+
+async def test_the_overlapping_grants_of_a_held_release_on_time_are_judged_at_its_decision(
+    tmp_path: Path,
+) -> None:
+    """ "daytime" (06:00-22:00) applied at the decision of a held "maintenance" row: on time at
+    22:00 it has not stopped applying for that row, and the row is not decided again."""
+    held = OVERLAPS.replace(
+        "      door_open: keep\n", "      door_open: keep\n      ts: {truncate: hour}\n", 1
+    ).replace(
+        "    fields:\n      temperature: {round: 0.5}",
+        "    release: end_of_unit\n    fields:\n      temperature: {round: 0.5}",
+    )
+    async with open_bench(tmp_path, held, DECIDED) as bench:
+        row = (await released(bench, {**READING, "ts": 1796329800}))["maintenance"]
+        assert row.release_at == us_from_at(END)
+        engine, on_time = bench.engine, hours_at(row, JUST_AFTER, BEFORE_US)
+        assert on_time == at_from_us(row.created)
+        assert bench.check.stop(engine, row, JUST_AFTER, hours=on_time) == ()
+        assert bench.check.stop(engine, row, JUST_AFTER) != ()  # late: it stopped
+        before = await bench.texts()
+        bench.now[0] = JUST_AFTER
+        assert (await bench.check.settle([row], BEFORE_US)).leave == [row]
+        assert await bench.texts() == before
+
+
+def test_the_moment_hours_are_judged_at() -> None:
+    """At the decision only for a held row whose hold ended while its session was open."""
+    now = JUST_AFTER
+    row = OutboxRow(1, 1, "r", "c", "d", "g", "t", b"{}", us_from_at(DECIDED))
+    held = replace(row, release_at=us_from_at(END))
+    assert hours_at(held, now, BEFORE_US) == DECIDED
+    assert hours_at(held, now, us_from_at(END)) == DECIDED  # opened as the hold ended
+    assert hours_at(held, now, AWAY_US) == now  # opened after: the recipient was away
+    assert hours_at(held, now, None) == now  # not known: judged now
+    assert hours_at(row, now, BEFORE_US) == now  # not held
+    assert hours_at(held, DECIDED, BEFORE_US) == DECIDED  # not due yet: now (the same here)
+    assert hours_at(held, END - timedelta(minutes=1), BEFORE_US) == END - timedelta(minutes=1)
