@@ -31,9 +31,9 @@ from gateway.messages.aggregation import WindowCloser
 from gateway.messages.broker_endpoints import BrokerEndpoints
 from gateway.messages.clock import ForwardClock
 from gateway.messages.device_link import DeviceLink, offline_seconds
-from gateway.messages.endpoint import Inbound
+from gateway.messages.endpoint import Inbound, endpoint_for
 from gateway.messages.flood import FloodGuard
-from gateway.messages.forwarder import Forwarder, endpoint_for
+from gateway.messages.forwarder import Forwarder
 from gateway.messages.heap import settle as settle_heap
 from gateway.messages.outbox import Outbox
 from gateway.messages.pipeline import Pipeline

@@ -6,15 +6,15 @@ message catalogs; names and dates come from the policy, never from device messag
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_time
+from babel.dates import format_date, format_time, format_timedelta
 
 from policies.catalog import tr
 from policies.compiler import CompiledGrant, CompiledPolicy
 from policies.explain import join, legal_basis_text, samples_text, seconds_text, treatment_text
-from policies.model import GrantSpec
+from policies.model import HELD_ON_TIME_S, GrantSpec
 from policies.treatment_specs import CoarsenSpec, RoundSpec, Treatment, TruncateSpec
 
 __all__ = ["describe", "grant_fields", "what_is_sent"]
@@ -116,7 +116,8 @@ def _grant(lang: str, policy: CompiledPolicy, grant: CompiledGrant, zone: ZoneIn
         # (gateway/messages/sendtime_rules.py): both say what the gateway does.
         lines.append(tr(lang, f"describe.release.{spec.release_unit}", tz=policy.timezone))
         if spec.hours:
-            lines.append(tr(lang, "describe.release_after_hours"))
+            grace = format_timedelta(timedelta(seconds=HELD_ON_TIME_S), locale=lang)
+            lines.append(tr(lang, "describe.release_after_hours", grace=grace))
     if grant.conditions:
         lines.append(
             tr(lang, "describe.when", conditions=join(lang, [c.text for c in grant.conditions]))

@@ -106,6 +106,10 @@ CAPTURE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CAPTURE_NAME = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _CAPTURED_LEVEL = re.compile(r"^(?:[^{}+#]|\{[A-Za-z_][A-Za-z0-9_]*\})+$")
 HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+# A release held to the end of its unit (``release: end_of_unit``) whose grant also has allowed
+# hours leaves at that end, also after the hours, if it can be sent within this many seconds of
+# it (gateway/messages/sendtime_rules.py enforces it, policies/describe.py says it).
+HELD_ON_TIME_S = 60
 
 
 def _aware(value: datetime | None) -> datetime | None:

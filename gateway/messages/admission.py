@@ -3,6 +3,7 @@ others, refuses a second file for one customer, and swaps in a changed file whil
 
 A file that does not load, or cannot run beside the others, stops only its own customer (withheld,
 "policy not loaded"), never the box; its error is kept on the policy set for ``einblick status``.
+A file removed while running stops its customer's policy at once (``forget``).
 """
 
 from __future__ import annotations
@@ -120,10 +121,29 @@ class PolicyAdmission:
             if (wanted is None or loaded.customer in wanted) and path.exists():
                 self.apply(path)
 
+    def forget(self) -> bool:
+        """Stop the policies whose files were removed (``PolicySet.removed``); True if any ran.
+        Removals come before changes: a file renamed is one removed and one new, and the new
+        one would be refused as a second file for the customer while the old one still ran."""
+        stopped = False
+        for entry in self.policies.removed():
+            running = self.engine.policy(entry.customer) if entry.customer else None
+            if running is None or running.source != str(entry.path):
+                continue  # its customer runs from another file, or did not run at all
+            # Open aggregation windows close now: their summaries are recorded at the next
+            # flush and withheld at send time (no policy in force), not kept in memory.
+            self.engine.replace(running)
+            self.engine.remove(running.customer)
+            stopped = True
+            log.error("%s", entry.error)
+        return stopped
+
     async def watch(self, on_applied: Callable[[], None]) -> None:
-        """Apply changed files each second; ``on_applied`` after any did (the ACL follows)."""
+        """Apply removed and changed files each second; ``on_applied`` after any change (the
+        ACL follows)."""
         while True:
             await asyncio.sleep(1.0)
+            stopped = self.forget()
             applied = [path for path in self.policies.changed() if self.apply(path)]
-            if applied:
+            if applied or stopped:
                 on_applied()

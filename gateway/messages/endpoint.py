@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from gateway.config import RecipientConfig
 from gateway.errors import GatewayError
 from gateway.messages.tls import TlsSettings
 
@@ -19,6 +20,7 @@ __all__ = [
     "Session",
     "SubscriptionRefused",
     "connack_hint",
+    "endpoint_for",
 ]
 
 
@@ -97,3 +99,24 @@ def connack_hint(code: int, fallback: str) -> str:
     """A refused CONNACK's reason in the words an installer searches for (MQTT 3.1.1 codes 4 and
     5, their MQTT 5 equivalents 134 and 135); other codes keep paho's own wording."""
     return _CONNACK_HINTS.get(code, fallback)
+
+
+def endpoint_for(recipient: RecipientConfig, instance: str, password: str | None) -> Endpoint:
+    """Where a recipient's forwarder connects, from its configuration."""
+    tls = None
+    if recipient.uses_tls:
+        tls = TlsSettings(
+            ca_file=str(recipient.tls.ca_file) if recipient.tls.ca_file else None,
+            cert_file=str(recipient.tls.cert_file) if recipient.tls.cert_file else None,
+            key_file=str(recipient.tls.key_file) if recipient.tls.key_file else None,
+            insecure_skip_verify=recipient.tls.insecure_skip_verify,
+        )
+    return Endpoint(
+        host=recipient.host,
+        port=recipient.port,
+        client_id=recipient.client_id or f"einblick-{instance}-{recipient.name}",
+        username=recipient.username,
+        password=password,
+        tls=tls,
+        keepalive_s=recipient.keepalive_s,
+    )

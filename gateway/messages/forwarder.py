@@ -46,9 +46,8 @@ from gateway.messages.latency import LatencyWindow
 from gateway.messages.mqtt import MqttConnection
 from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.sendtime import Settled
-from gateway.messages.tls import TlsSettings
 
-__all__ = ["Forwarder", "ForwarderState", "endpoint_for"]
+__all__ = ["Forwarder", "ForwarderState"]
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +58,9 @@ DELETE_AFTER_S = 0.02
 RECONNECT_FIRST_S = 0.5
 RECONNECT_CAP_S = 60.0
 
-# Rows about to be published on a session open since (µs since the epoch) → what may leave now
-# (recorded and updated before it returns).
-AtSend = Callable[[Sequence[OutboxRow], int], Awaitable[Settled]]
+# Rows about to be published, with since when the recipient has been reachable (µs since the
+# epoch) → what may leave now (recorded and updated before it returns).
+AtSend = Callable[[Sequence[OutboxRow], int | None], Awaitable[Settled]]
 # The same check when no row needs a transaction; None: ``AtSend`` must run (sendtime.py).
 SettledNow = Callable[[Sequence[OutboxRow]], Settled | None]
 
@@ -80,26 +79,6 @@ class ForwarderState:
     reconnects: int = 0
     backlog: bool = False
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=1))
-
-
-def endpoint_for(recipient: RecipientConfig, instance: str, password: str | None) -> Endpoint:
-    tls = None
-    if recipient.uses_tls:
-        tls = TlsSettings(
-            ca_file=str(recipient.tls.ca_file) if recipient.tls.ca_file else None,
-            cert_file=str(recipient.tls.cert_file) if recipient.tls.cert_file else None,
-            key_file=str(recipient.tls.key_file) if recipient.tls.key_file else None,
-            insecure_skip_verify=recipient.tls.insecure_skip_verify,
-        )
-    return Endpoint(
-        host=recipient.host,
-        port=recipient.port,
-        client_id=recipient.client_id or f"einblick-{instance}-{recipient.name}",
-        username=recipient.username,
-        password=password,
-        tls=tls,
-        keepalive_s=recipient.keepalive_s,
-    )
 
 
 class _Window:
@@ -163,6 +142,10 @@ class Forwarder:
         # (release_at µs, id) of rows held until the end of their unit; a heap, ids only, so a
         # day of held rows costs memory for two integers each.
         self._held: list[tuple[int, int]] = []
+        # Since when the recipient has been reachable (µs): from the session that opened after it
+        # was last lost or refused; a session the gateway ended itself (a database refusing) does
+        # not reset it. A held row due since then leaves on time (sendtime_rules.py).
+        self._reachable_us: int | None = None
         # What the recipient sends back on the same link (erasure acknowledgements), if anything.
         self._subscribe = subscribe
         self._on_message = on_message
@@ -283,6 +266,7 @@ class Forwarder:
                         await self._listen(connection, self._subscribe)
                 except MqttError as exc:
                     await connection.close()
+                    self._reachable_us = None
                     self._set_down(str(exc))
                     delay = backoff.next_delay()
                     log.warning(
@@ -291,6 +275,8 @@ class Forwarder:
                     await asyncio.sleep(delay)
                     continue
                 backoff.reset()
+                if self._reachable_us is None:
+                    self._reachable_us = time.time_ns() // 1000
                 self.state.connected = True
                 self.state.last_error = None
                 self.state.since = _now()
@@ -320,6 +306,7 @@ class Forwarder:
                     await asyncio.sleep(delay)
                     continue
                 stalled.reset()
+                self._reachable_us = None  # lost (or closed): away until a session opens again
                 self._set_down(await connection.closed if connection.closed.done() else "closed")
 
     async def _listen(self, connection: MqttConnection, topic: str) -> None:
@@ -344,14 +331,11 @@ class Forwarder:
         self._live = False
         self._queue.clear()
         self._held.clear()  # read again with the backlog
-        # When this session opened: a row held to the end of its unit (release_at) that comes
-        # due while it is open leaves on time (its hours judged at its decision, sendtime_rules).
-        opened_us = time.time_ns() // 1000
         while not connection.closed.done():
             rows = await self._next_rows(connection)
             if rows is None:
                 return
-            settled = await self._at_send(rows, opened_us)
+            settled = await self._at_send(rows, self._reachable_us)
             # Withheld rows left the queue counts as their deletion committed (``SendTime``).
             self.state.withheld_at_send += len(settled.withheld)
             now_us = time.time_ns() // 1000

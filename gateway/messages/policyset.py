@@ -4,6 +4,10 @@ Each ``*.yaml`` in the policies directory is one customer's policy. A changed fi
 next message. A file that no longer loads keeps its last good version running, and the error —
 file, line, column, key — is shown by ``einblick status``, the TUI and the gateway's log until the
 file is fixed. A customer whose file never loaded has no policy: everything of theirs is withheld.
+A file removed while running stops its policy at once (``removed``; the admission acts on it): a
+restart would not find it either, and a removed file is how an installer stops a customer's
+sharing. Its shape stays, so the customer's messages are still recorded (withheld, "no policy in
+force"), and the error says what happened until a file for the customer is back.
 
 A file that does not load when the gateway starts stops only its own customer. So that their
 devices' messages are still recorded (withheld, "policy not loaded") rather than lost as unknown,
@@ -51,7 +55,8 @@ class LoadedFile:
     mtime_ns: int
     customer: str | None = None
     version: str | None = None
-    error: str | None = None  # the current error, if the file does not load
+    error: str | None = None  # the current error, if the file does not load (or was removed)
+    removed: bool = False  # the file is gone; its policy no longer runs (``PolicySet.removed``)
     shape: Shape | None = None  # whose topics these are, known even while the file is broken
 
 
@@ -157,6 +162,7 @@ class PolicySet:
             return None
         entry = self.files.get(path) or LoadedFile(path, mtime)
         entry.mtime_ns = mtime
+        entry.removed = False
         self.files[path] = entry
         try:
             document = self._with_registered(load_policy(path))
@@ -331,6 +337,27 @@ class PolicySet:
             if known is None or known.mtime_ns != mtime:
                 paths.append(path)
         return paths
+
+    def removed(self) -> list[LoadedFile]:
+        """Files loaded (or tried) in this run that are gone now, each reported once: marked
+        removed, no version, and an error for ``einblick status`` saying what that means."""
+        for path in [p for p in self.elsewhere if not p.exists()]:
+            del self.elsewhere[path]  # another instance's customer: not ours to report
+        gone: list[LoadedFile] = []
+        for path, entry in sorted(self.files.items()):
+            if entry.removed or path.exists():
+                continue
+            entry.removed = True
+            entry.version = None
+            entry.mtime_ns = 0  # a file put back is new, whatever its time
+            whose = f"customer {entry.customer!r}" if entry.customer else "its customer"
+            entry.error = (
+                f"{path}: the policy file was removed, so nothing of {whose} is shared from now "
+                f"on (their messages are recorded as withheld); put a policy file for them back "
+                f"into {self.directory} to share again"
+            )
+            gone.append(entry)
+        return gone
 
     def errors(self) -> list[str]:
         return [f.error for f in self.files.values() if f.error]

@@ -90,7 +90,8 @@ log = logging.getLogger(__name__)
 EXPLAINED_BYTES = 4 * 1024 * 1024  # explanation texts remembered; other shapes evict them
 _NO_GRANT = Reason("no_grant")
 _NOT_LOADED = Reason("policy_not_loaded")
-_Redo = list[tuple[OutboxRow, tuple[Change, ...]]]  # rows to decide again, and why
+# rows to decide again, why, and the moment their allowed hours are judged at (sendtime_rules)
+_Redo = list[tuple[OutboxRow, tuple[Change, ...], datetime]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,18 +192,15 @@ class SendTime:
             engine, policy, row.grant, at_from_us(row.created), now, hours_at=hours
         )
 
-    async def settle(self, rows: Sequence[OutboxRow], opened_us: int | None = None) -> Settled:
-        """Check ``rows`` (one recipient's, in id order) right before they are published on a
-        session open since ``opened_us`` (µs since the epoch; None: not known)."""
+    async def settle(self, rows: Sequence[OutboxRow], reachable_us: int | None = None) -> Settled:
+        """Check ``rows`` (one recipient's, in id order) right before they are published to a
+        recipient reachable since ``reachable_us`` (µs since the epoch; None: not known)."""
         now = self.parts.clock()
         engine = self.parts.engine()
-        redo = self._to_redo(engine, rows, now, opened_us)
+        redo = self._to_redo(engine, rows, now, reachable_us)
         if not redo:
             return Settled(list(rows), [])
-        decided = [
-            self._decide_again(engine, row, now, hours_at(row, now, opened_us), onset)
-            for row, onset in redo
-        ]
+        decided = [self._decide_again(engine, row, now, hours, onset) for row, onset, hours in redo]
         outcomes = [o for o in decided if o is not None]
         if not outcomes:
             return Settled(list(rows), [])
@@ -225,39 +223,43 @@ class SendTime:
         return None if redo else Settled(list(rows), [])
 
     def _to_redo(
-        self, engine: Engine, rows: Sequence[OutboxRow], now: datetime, opened_us: int | None
+        self, engine: Engine, rows: Sequence[OutboxRow], now: datetime, reachable_us: int | None
     ) -> _Redo:
         """Rows that may not leave as decided, with the grants that began or stopped to apply."""
         redo: _Redo = []
         applying: dict[tuple[str, str], bool] = {}
         owed = self.parts.owed
         # Whether a row is stale, and whether its grant overlaps another, depends on its
-        # customer, grant, version and the moment its hours are judged at (one engine, one
-        # ``now``): asked once per stream of the batch, with the policy and the grant looked up
-        # once for both questions.
-        judged: dict[tuple[str, str, str | None, datetime], tuple[bool, bool]] = {}
+        # customer, grant and version alone (one engine, one ``now``): asked once per stream of
+        # the batch, with the policy and the grant looked up once for both questions. A held row
+        # leaving on time is judged on its own (its hours at its decision: sendtime_rules).
+        judged: dict[tuple[str, str, str | None], tuple[bool, bool, CompiledGrant | None]] = {}
         for row in rows:
-            hours = hours_at(row, now, opened_us)
-            key = (row.customer, row.grant, row.version, hours)
+            key = (row.customer, row.grant, row.version)
             found = judged.get(key)
             if found is None:
                 policy = engine.policy(row.customer)
                 grant = policy.grant(row.grant) if policy is not None else None
-                old = row.grant not in owed and stale(engine, policy, grant, row, now, hours=hours)
+                old = row.grant not in owed and stale(engine, policy, grant, row, now, hours=now)
                 # A row whose grant overlaps no other grant can have none begin or stop applying
                 # beside it (``onset`` and ``stop`` both answer so): the common case.
                 alone = grant is not None and not grant.overlaps
-                found = judged[key] = (old, alone)
-            if found[0]:
-                redo.append((row, ()))
+                found = judged[key] = (old, alone, grant)
+            old, alone, grant = found
+            hours = now if row.release_at is None else hours_at(row, grant, now, reachable_us)
+            if hours is not now and row.grant not in owed:
+                policy = engine.policy(row.customer)
+                old = stale(engine, policy, grant, row, now, hours=hours)
+            if old:
+                redo.append((row, (), hours))
                 continue
-            if found[1]:
+            if alone:
                 continue
             # every grant that began and every one that stopped: the entry names them all
             changed: tuple[Change, ...] = self.onset(engine, row, now, hours=hours)
             changed += self.stop(engine, row, now, hours=hours, applying=applying)
             if changed:
-                redo.append((row, changed))
+                redo.append((row, changed, hours))
         return redo
 
     # -- deciding again ---------------------------------------------------------------------------

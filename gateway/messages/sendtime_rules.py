@@ -3,16 +3,18 @@ its allowed hours are judged, and when a summary is the one the current grant wo
 
 When the allowed hours are judged. A row leaves only inside its grant's hours, judged at send
 time: one decided at 21:30 under hours 06:00-22:00 whose recipient is away until 22:03 is
-withheld, and its entry says the hours ended before the recipient could be reached. A release
-held to the end of its unit (``release: end_of_unit``, gateway/messages/release.py) is the
-exception: the gateway holds it, by the policy's own rule, until the hour (or day) is over, and
-that end is often the hours' end itself (22:00 is outside 06:00-22:00). Judged then, every
-release of the last allowed hour would be withheld with a reason that is false (nobody was
-away). So a held row whose recipient's session was open when the hold ended (it leaves on time)
-has its hours judged at its decision, and leaves with the rest of its hour. Everything else
-about it (its version, consent, validity, objections) is judged at send time as for any row. A
-held row whose recipient was away when the hold ended is judged at send time: its hours may
-have ended before the recipient could be reached, and then it is withheld, truthfully.
+withheld, and its entry says the hours ended before it could be sent. A release held to the end
+of its unit (``release: end_of_unit``, gateway/messages/release.py) is the exception: the gateway
+holds it, by the policy's own rule, until the hour (or day) is over, and that end is often the
+hours' end itself (22:00 is outside 06:00-22:00). Judged then, every release of the last allowed
+hour would be withheld, by the gateway's own doing. So a held row that leaves on time has its
+hours judged at its decision, and leaves with the rest of its hour: on time means its grant in
+the current policy still holds releases to the end of the unit, its recipient has been
+reachable since before the hold ended, and the check runs at most ``HELD_ON_TIME_S`` after the end
+(an hour's releases leave together; a backlog, or a stall on this side, that takes longer is
+no longer the hold's doing). Everything else about it (its version, consent, validity,
+objections) is judged at send time as for any row. A held row that does not leave on time is
+judged at send time like any other: outside the hours it is withheld, and its entry says so.
 """
 
 from __future__ import annotations
@@ -25,17 +27,23 @@ from gateway.log.entry import at_from_us, us_from_at
 from gateway.messages.outbox import OutboxRow
 from policies.compiler import CompiledGrant, CompiledPolicy
 from policies.engine import Engine
+from policies.model import HELD_ON_TIME_S
 
 __all__ = ["hours_at", "same_release", "stale"]
 
 
-def hours_at(row: OutboxRow, now: datetime, opened_us: int | None) -> datetime:
-    """The moment ``row``'s allowed hours are judged at (the module text): its decision when the
-    gateway held it to the end of its unit and the recipient's session, open since
-    ``opened_us`` (µs since the epoch; None: not known), was open when the hold ended; else
-    ``now``."""
+def hours_at(
+    row: OutboxRow, grant: CompiledGrant | None, now: datetime, reachable_us: int | None
+) -> datetime:
+    """The moment ``row``'s allowed hours are judged at (the module text): its decision when it
+    leaves on time, ``grant`` being its grant in the current policy and ``reachable_us`` since
+    when its recipient has been reachable (µs since the epoch; None: not known); else ``now``."""
     held = row.release_at
-    if held is not None and opened_us is not None and opened_us <= held <= us_from_at(now):
+    if held is None or reachable_us is None or reachable_us > held:
+        return now
+    if grant is None or grant.spec.release_unit is None:
+        return now  # the current policy no longer holds it: the exception's ground is gone
+    if 0 <= us_from_at(now) - held <= HELD_ON_TIME_S * 1_000_000:
         return at_from_us(row.created)
     return now
 

@@ -54,14 +54,16 @@ WITHHELD = {
 # The engine's own words for hours ("the message came outside the allowed hours") would be false
 # here: the message came inside them; the hours ended while it waited. Only for a row decided
 # inside the hours its grant has now: after a new version narrowed them, a row decided outside
-# the new hours gets the engine's words, which are then true.
+# the new hours gets the engine's words, which are then true. "Before it could be sent", not
+# "before the recipient could be reached": the wait may also have been a backlog, or a disk
+# refusing on this side, while the recipient was there.
 HOURS_ENDED = {
     "de": "Beim Versand zurückgehalten, weil die erlaubten Zeiten der Freigabe „{grant}“ "
-    "({hours}) vorbei waren, bevor {recipient} erreichbar war. Entschieden wurde die Nachricht "
-    "innerhalb dieser Zeiten; sie ging an niemanden.",
+    "({hours}) vorbei waren, bevor sie an {recipient} gesendet werden konnte. Entschieden wurde "
+    "die Nachricht innerhalb dieser Zeiten; sie ging an niemanden.",
     "en": "Withheld at send time, because the allowed hours of grant '{grant}' ({hours}) had "
-    "ended before {recipient} could be reached. The message was decided inside those hours; it "
-    "went to no one.",
+    "ended before it could be sent to {recipient}. The message was decided inside those hours; "
+    "it went to no one.",
 }
 # A grant for the same recipient began to apply while the row waited (policies/onset.py).
 BEGAN = {

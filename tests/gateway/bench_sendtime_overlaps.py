@@ -57,7 +57,7 @@ def checks_alone(b: Bench, rows: list[OutboxRow], now: datetime, label: str) -> 
                     if name == "onset":
                         b.check.onset(engine, row, now)
                     else:
-                        b.check.stop(engine, row, now, applying)
+                        b.check.stop(engine, row, now, applying=applying)
             best = min(best, (time.process_time() - t) / (20 * len(rows)) * 1e6)
         figures.append(f"{name} {best:.2f}")
     print(f"  {label}: {', '.join(figures)} µs/row CPU")

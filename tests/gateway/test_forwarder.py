@@ -18,7 +18,8 @@ from gateway.config import RecipientConfig
 from gateway.errors import StoreError
 from gateway.messages import forwarder as forwarder_module
 from gateway.messages import outbox
-from gateway.messages.forwarder import Forwarder, endpoint_for
+from gateway.messages.endpoint import endpoint_for
+from gateway.messages.forwarder import Forwarder
 from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.quota import RecipientQueues
 from gateway.messages.sendtime import Settled
@@ -63,7 +64,7 @@ class Bench:
     done_event: asyncio.Event = field(default_factory=asyncio.Event)
     refused_grants: set[str] = field(default_factory=set)
     box: _Outbox | None = None  # the last forwarder's outbox
-    opened: list[int] = field(default_factory=list)  # each check's session start (µs)
+    opened: list[int | None] = field(default_factory=list)  # each check's reachable-since (µs)
 
     def forwarder(self, *, in_turn: bool = False) -> Forwarder:
         self.box = _Outbox(self)
@@ -81,10 +82,10 @@ class Bench:
             return None
         return Settled(list(rows), [])
 
-    async def at_send(self, rows: Sequence[OutboxRow], opened_us: int) -> Settled:
+    async def at_send(self, rows: Sequence[OutboxRow], reachable_us: int | None) -> Settled:
         # The send-time check's contract (gateway/messages/sendtime.py), tested there on its own:
         # rows that may not leave are recorded, deleted and off the queue counts before it returns.
-        self.opened.append(opened_us)
+        self.opened.append(reachable_us)
         refused = [(r, Reason("consent_withdrawn")) for r in rows if r.grant in self.refused_grants]
         if refused:
             self.withheld.extend(refused)
@@ -218,9 +219,11 @@ async def test_it_reconnects_and_sends_again_what_was_not_acknowledged(bench: Be
         first.lose("connection reset")  # rows 2 and 3 were in flight: never acknowledged
         second = await bench.upstream.session(2)
         await second.wait_published(2)
-        # The check learns when each session opened (a held row leaving on time is judged
-        # by it, sendtime_rules.py): the first's before its rows, the second's after the loss.
-        assert bench.opened[0] < lost_us <= bench.opened[-1] <= time.time_ns() // 1000
+        # The check learns since when the recipient has been reachable (a held row leaving on
+        # time is judged by it, sendtime_rules.py): from the first session, then after the loss.
+        first_up, again_up = bench.opened[0], bench.opened[-1]
+        assert first_up is not None and again_up is not None
+        assert first_up < lost_us <= again_up <= time.time_ns() // 1000
         assert [p.payload for p in second.published] == [r.payload for r in rows[1:]]
         second.puback()
         await bench.wait_done(3)
@@ -383,11 +386,13 @@ async def test_a_send_time_check_that_fails_stops_sending_not_the_gateway(
         StoreError("einblick.db: write failed: database or disk is full"),
     ]
     check = bench.at_send
+    reachable: list[int | None] = []
 
-    async def failing_once(rows: Sequence[OutboxRow], opened_us: int) -> Settled:
+    async def failing_once(rows: Sequence[OutboxRow], reachable_us: int | None) -> Settled:
+        reachable.append(reachable_us)
         if failures:
             raise failures.pop()
-        return await check(rows, opened_us)
+        return await check(rows, reachable_us)
 
     bench.at_send = failing_once  # type: ignore[method-assign]
     forwarder = bench.forwarder()
@@ -405,4 +410,7 @@ async def test_a_send_time_check_that_fails_stops_sending_not_the_gateway(
     assert "nothing is sent while the database fails" in caplog.text
     assert "nothing is sent while the send-time check fails" in caplog.text
     assert "a bug in the send-time check" in caplog.text
+    # Sessions this side ended (the check refused) leave the recipient reachable since the
+    # first: a held row due meanwhile still leaves on time (sendtime_rules.py).
+    assert len(reachable) == 3 and reachable[0] is not None and len(set(reachable)) == 1
     assert await bench.waiting() == []

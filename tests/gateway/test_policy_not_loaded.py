@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 
 from gateway.devices.registry import RegisteredDevice
 from gateway.log.reader import LogReader
+from gateway.messages.admission import PolicyAdmission
 from gateway.messages.policyset import PolicySet
+from gateway.messages.pseudonyms import Keyring
 from gateway.operations.control import request
 from tests.gateway.harness import running_gateway
 from tests.gateway.test_end_to_end import BAKERY
@@ -213,3 +216,80 @@ async def test_the_broker_gives_a_broken_files_device_no_write_access_beyond_its
         assert [orjson.loads(m.payload) for m in h.cloud.received] == [{"temperature": 180.0}]
         await device.close()
         await oven.close()
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Until the policy watcher (a one-second scan) has acted."""
+    async with asyncio.timeout(10):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+async def test_a_policy_file_removed_while_running_stops_its_customer_until_it_is_back(
+    tmp_path: Path,
+) -> None:
+    """Before, the removed file's policy went on running, silently, until the next start (which
+    would not find it): an installer removing a customer's file did not stop its sharing."""
+    policies = {"bakery.yaml": BAKERY, "mueller.yaml": MUELLER}
+    async with running_gateway(tmp_path, policies, DEVICES) as h:
+        oven = await h.device("baeckerei-schmidt", "oven-1")
+        meter = await h.device("mueller-soehne", "meter-1")
+        await meter.publish("meters/meter-1", orjson.dumps({"power": 1234, "total": 100}), 1)
+        await h.cloud.wait_for(1)
+        policy_file = h.directory / "policies" / "mueller.yaml"
+        policy_file.unlink()
+        await _until(lambda: h.gateway.engine.policy("mueller-soehne") is None)
+        status = {
+            p["source"].rpartition("/")[2]: p for p in h.gateway.status().to_json()["policies"]
+        }
+        error = status["mueller.yaml"]["error"]
+        assert error is not None and "the policy file was removed" in error
+        assert "nothing of customer 'mueller-soehne' is shared" in error
+        assert status["mueller.yaml"]["version"] is None
+        # Its device may still publish: recorded, withheld; the other customer goes on.
+        await meter.publish("meters/meter-1", orjson.dumps({"power": 1234, "total": 101}), 1)
+        await oven.publish("bakery/oven-1/telemetry", b'{"temperature": 180.0}', 1)
+        await h.cloud.wait_for(2)
+        await h.wait_committed(3)
+        assert [m.topic.partition("/")[0] for m in h.cloud.received][1:] == ["ovens"]
+        (withheld,) = await _withheld(h.gateway.config.database_path, "mueller-soehne")
+        device, reason, texts = withheld
+        assert (device, reason) == ("meter-1", "policy_not_loaded")
+        assert (
+            "no policy of this customer is in force (its file did not load, or was removed)"
+            in (texts["en"])
+        )
+        # Put back (under another name: a rename is a removal and a new file), it runs again.
+        (h.directory / "policies" / "mueller-soehne.yaml").write_text(MUELLER, encoding="utf-8")
+        await _until(lambda: h.gateway.engine.policy("mueller-soehne") is not None)
+        running = h.gateway.engine.policy("mueller-soehne")
+        assert running is not None and running.source.endswith("mueller-soehne.yaml")
+        await meter.publish("meters/meter-1", orjson.dumps({"power": 1234, "total": 102}), 1)
+        await h.cloud.wait_for(3)
+        assert orjson.loads(h.cloud.received[2].payload) == {"power": 1230, "total": 102}
+        await oven.close()
+        await meter.close()
+
+
+def test_a_file_renamed_is_one_removed_and_one_new_and_runs_on(tmp_path: Path) -> None:
+    """Removals are acted on before changes: the new name is not refused as a second file for
+    a customer whose old file still ran."""
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    (directory / "mueller.yaml").write_text(MUELLER, encoding="utf-8")
+    admission = PolicyAdmission(
+        PolicySet(directory, {"energy-provider": "Stadtwerke"}, list), restored=lambda _c: None
+    )
+    admission.start(Keyring())
+    (directory / "mueller.yaml").rename(directory / "renamed.yaml")
+    assert admission.forget()
+    assert admission.engine.policy("mueller-soehne") is None
+    assert not admission.forget()  # reported once
+    assert [admission.apply(path) for path in admission.policies.changed()] == [True]
+    running = admission.engine.policy("mueller-soehne")
+    assert running is not None and running.source == str(directory / "renamed.yaml")
+    assert admission.policies.errors() == [
+        f"{directory / 'mueller.yaml'}: the policy file was removed, so nothing of customer "
+        f"'mueller-soehne' is shared from now on (their messages are recorded as withheld); put "
+        f"a policy file for them back into {directory} to share again"
+    ]

@@ -100,11 +100,12 @@ def test_a_held_release_and_how_it_meets_the_hours_are_described() -> None:
     )
     assert (
         "A release decided inside these times leaves at that end even when it lies after them, "
-        "if the recipient can be reached then; otherwise only inside these times" in english
+        "if it can be sent within 1 minute of it; one sent later leaves only inside these times, "
+        "else it is withheld" in english
     )
     german = describe(compile_text(hours), "de")
     assert "Zurückgehalten bis zum Ende jeder Stunde" in german
-    assert "sofern der Empfänger dann erreichbar ist" in german
+    assert "sofern sie binnen 1 Minute danach gesendet werden kann" in german
     anytime = describe(compile_text(POLICY), "en")
     assert "Held until the end of each hour" in anytime
     assert "inside these times" not in anytime

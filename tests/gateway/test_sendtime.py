@@ -255,8 +255,8 @@ async def test_a_row_queued_inside_the_hours_and_leaving_after_them_is_withheld(
     assert await bench.waiting() == []
     assert (await bench.texts())[-1] == (
         "Withheld at send time, because the allowed hours of grant 'maintenance' (06:00-22:00) "
-        "had ended before Ofenbau Müller could be reached. The message was decided inside those "
-        "hours; it went to no one."
+        "had ended before it could be sent to Ofenbau Müller. The message was decided inside "
+        "those hours; it went to no one."
     )
 
 

@@ -14,6 +14,7 @@ import orjson
 from gateway.log.entry import at_from_us, us_from_at
 from gateway.messages.outbox import OutboxRow
 from gateway.messages.sendtime_rules import hours_at
+from policies.model import HELD_ON_TIME_S
 from tests.gateway.test_sendtime import POLICY, RECIPIENTS, open_bench
 from tests.gateway.test_sendtime_overlaps import POLICY as OVERLAPS
 from tests.gateway.test_sendtime_overlaps import READING, released
@@ -30,10 +31,11 @@ END = datetime(2026, 12, 3, 21, 0, tzinfo=UTC)
 JUST_AFTER = END + timedelta(seconds=1)
 BEFORE_US = us_from_at(datetime(2026, 12, 3, 20, 0, tzinfo=UTC))  # a session open since 21:00
 AWAY_US = us_from_at(END + timedelta(minutes=5))  # a session opened at 22:05, after the hold
+GRANT = compile_text(HOURLY, RECIPIENTS).grant("maintenance")
 HOURS_ENDED = (
     "Withheld at send time, because the allowed hours of grant 'maintenance' (06:00-22:00) had "
-    "ended before Ofenbau Müller could be reached. The message was decided inside those hours; "
-    "it went to no one."
+    "ended before it could be sent to Ofenbau Müller. The message was decided inside those "
+    "hours; it went to no one."
 )
 
 
@@ -41,7 +43,8 @@ async def test_a_release_held_to_the_end_of_the_last_allowed_hour_leaves_then(
     tmp_path: Path,
 ) -> None:
     """Before, every release of the last allowed hour was withheld at 22:00 with "the allowed
-    hours had ended before Ofenbau Müller could be reached": false (the gateway held it) and lost."""
+    hours had ended before Ofenbau Müller could be reached": false (the gateway held it), and
+    lost."""
     async with open_bench(tmp_path, HOURLY, DECIDED) as bench:
         row = await bench.queued(PAYLOAD)
         assert row.release_at == us_from_at(END)
@@ -61,8 +64,37 @@ async def test_a_held_release_whose_recipient_was_away_when_the_hold_ended_is_wi
         bench.now[0] = END + timedelta(minutes=5)
         settled = await bench.check.settle([row], AWAY_US)
         assert settled.leave == [] and settled.withheld == [row]
-        assert (await bench.texts())[-1] == HOURS_ENDED  # true now: nobody could take it at 22:00
+        assert (await bench.texts())[-1] == HOURS_ENDED
         assert await bench.waiting() == []
+
+
+async def test_a_held_release_checked_long_after_its_hold_ended_is_judged_then(
+    tmp_path: Path,
+) -> None:
+    """Reachable all along, but a backlog (or a stall on this side) took longer than the hour's
+    releases leaving together: no longer the hold's doing, so the hours are judged at send time
+    and nothing leaves outside them (05:00 the next morning here, or 22:01:01)."""
+    async with open_bench(tmp_path, HOURLY, DECIDED) as bench:
+        row = await bench.queued(PAYLOAD)
+        bench.now[0] = END + timedelta(seconds=HELD_ON_TIME_S + 1)
+        assert (await bench.check.settle([row], BEFORE_US)).withheld == [row]
+        assert (await bench.texts())[-1] == HOURS_ENDED
+        assert hours_at(row, GRANT, END + timedelta(seconds=HELD_ON_TIME_S), BEFORE_US) == DECIDED
+        assert hours_at(row, GRANT, END + timedelta(hours=8), BEFORE_US) == END + timedelta(hours=8)
+
+
+async def test_a_held_release_whose_new_version_no_longer_holds_is_judged_at_send_time(
+    tmp_path: Path,
+) -> None:
+    """The exception rests on the policy's own hold: a version without it judges the row as
+    any other, and at 22:00:01 that is outside the hours."""
+    async with open_bench(tmp_path, HOURLY, DECIDED) as bench:
+        row = await bench.queued(PAYLOAD)
+        unheld = HOURLY.replace("    release: end_of_unit\n", "")
+        bench.engine.replace(compile_text(unheld, RECIPIENTS))
+        bench.now[0] = JUST_AFTER
+        assert (await bench.check.settle([row], BEFORE_US)).withheld == [row]
+        assert (await bench.texts())[-1] == HOURS_ENDED
 
 
 async def test_a_held_release_decided_again_on_time_is_judged_by_the_hours_of_its_decision(
@@ -132,7 +164,9 @@ async def test_the_overlapping_grants_of_a_held_release_on_time_are_judged_at_it
     async with open_bench(tmp_path, held, DECIDED) as bench:
         row = (await released(bench, {**READING, "ts": 1796329800}))["maintenance"]
         assert row.release_at == us_from_at(END)
-        engine, on_time = bench.engine, hours_at(row, JUST_AFTER, BEFORE_US)
+        policy = bench.engine.policy("baeckerei-schmidt")
+        grant = policy.grant("maintenance") if policy is not None else None
+        engine, on_time = bench.engine, hours_at(row, grant, JUST_AFTER, BEFORE_US)
         assert on_time == at_from_us(row.created)
         assert bench.check.stop(engine, row, JUST_AFTER, hours=on_time) == ()
         assert bench.check.stop(engine, row, JUST_AFTER) != ()  # late: it stopped
@@ -143,14 +177,18 @@ async def test_the_overlapping_grants_of_a_held_release_on_time_are_judged_at_it
 
 
 def test_the_moment_hours_are_judged_at() -> None:
-    """At the decision only for a held row whose hold ended while its session was open."""
+    """At the decision only for a held row leaving on time: its grant still holds, its
+    recipient reachable since before the hold ended, at most HELD_ON_TIME_S after that end."""
     now = JUST_AFTER
     row = OutboxRow(1, 1, "r", "c", "d", "g", "t", b"{}", us_from_at(DECIDED))
     held = replace(row, release_at=us_from_at(END))
-    assert hours_at(held, now, BEFORE_US) == DECIDED
-    assert hours_at(held, now, us_from_at(END)) == DECIDED  # opened as the hold ended
-    assert hours_at(held, now, AWAY_US) == now  # opened after: the recipient was away
-    assert hours_at(held, now, None) == now  # not known: judged now
-    assert hours_at(row, now, BEFORE_US) == now  # not held
-    assert hours_at(held, DECIDED, BEFORE_US) == DECIDED  # not due yet: now (the same here)
-    assert hours_at(held, END - timedelta(minutes=1), BEFORE_US) == END - timedelta(minutes=1)
+    assert hours_at(held, GRANT, now, BEFORE_US) == DECIDED
+    assert hours_at(held, GRANT, now, us_from_at(END)) == DECIDED  # reachable as it ended
+    assert hours_at(held, GRANT, now, AWAY_US) == now  # reachable only after: it was away
+    assert hours_at(held, GRANT, now, None) == now  # not known: judged now
+    assert hours_at(row, GRANT, now, BEFORE_US) == now  # not held
+    assert hours_at(held, None, now, BEFORE_US) == now  # no such grant now
+    unheld = compile_text(HOURLY.replace("    release: end_of_unit\n", ""), RECIPIENTS)
+    assert hours_at(held, unheld.grant("maintenance"), now, BEFORE_US) == now
+    early = END - timedelta(minutes=1)
+    assert hours_at(held, GRANT, early, BEFORE_US) == early  # not due yet

@@ -12,7 +12,8 @@ import pytest
 
 from gateway.config import RecipientConfig
 from gateway.devices.ports import free_port
-from gateway.messages.forwarder import Forwarder, endpoint_for
+from gateway.messages.endpoint import endpoint_for
+from gateway.messages.forwarder import Forwarder
 from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.quota import RecipientQueues
 from gateway.messages.sendtime import Settled
