@@ -114,6 +114,7 @@ class PolicyAdmission:
         """Compile again the policies of ``customers`` (all when None): after a registry change,
         so a new device is decided under its customer's policy from its first message and a
         removed one no longer is; after a recipient change, since grants name recipients."""
+        self.policies.registry_changed()
         if self._engine is None:
             return
         wanted = None if customers is None else set(customers)

@@ -129,6 +129,10 @@ class PolicySet:
         self._shapes_path = shapes_path
         self._shapes: dict[str, SavedShape] = self._read_shapes()
         self._refused: set[tuple[Path, str]] = set()  # read patterns already logged as refused
+        # ``claimable`` per file, asked for every message of a customer whose policy is not
+        # running (a device may send many): each answer looks at every other customer's topics.
+        # Forgotten whenever a file loads, is set aside or removed, or the registry changes.
+        self._claims: dict[Path, list[tuple[str, str, str]]] = {}
 
     def load_all(self) -> list[CompiledPolicy]:
         """Load every file; returns the compiled policies that loaded."""
@@ -155,6 +159,7 @@ class PolicySet:
 
     def load(self, path: Path) -> CompiledPolicy | None:
         """Load and compile one file; on error record it and return None."""
+        self._claims.clear()
         try:
             mtime = path.stat().st_mtime_ns
         except OSError as exc:
@@ -199,6 +204,7 @@ class PolicySet:
     def refuse_at_start(self, path: Path, error: str) -> None:
         """A file that compiled but cannot run beside the others (it claims a customer or topics
         another file has): at start there is no earlier version of it to keep."""
+        self._claims.clear()
         entry = self.files[path]
         entry.error = error
         entry.version = None
@@ -227,9 +233,20 @@ class PolicySet:
                 out.setdefault((shape.customer, device), []).append(pattern)
         return out
 
+    def registry_changed(self) -> None:
+        """The registered devices changed: what a file that never loaded may claim is asked
+        again (a device registered since may own a topic it claimed)."""
+        self._claims.clear()
+
     def claimable(self, entry: LoadedFile) -> list[tuple[str, str, str]]:
         """The (pattern, device, stream) of ``entry``'s shape that may reach the broker's ACL and
         attribute messages: a loaded shape's all, a read shape's only those no rule refuses."""
+        known = self._claims.get(entry.path)
+        if known is None:
+            known = self._claims[entry.path] = self._claimable(entry)
+        return known
+
+    def _claimable(self, entry: LoadedFile) -> list[tuple[str, str, str]]:
         shape = entry.shape
         if shape is None:
             return []
@@ -347,6 +364,7 @@ class PolicySet:
         for path, entry in sorted(self.files.items()):
             if entry.removed or path.exists():
                 continue
+            self._claims.clear()
             entry.removed = True
             entry.version = None
             entry.mtime_ns = 0  # a file put back is new, whatever its time

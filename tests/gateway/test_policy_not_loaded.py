@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
+import pytest
 
 from gateway.devices.registry import RegisteredDevice
 from gateway.log.reader import LogReader
+from gateway.messages import policyset
 from gateway.messages.admission import PolicyAdmission
 from gateway.messages.policyset import PolicySet
 from gateway.messages.pseudonyms import Keyring
@@ -192,6 +195,36 @@ def test_a_never_loaded_file_may_not_claim_a_registered_device_of_another_custom
     assert policies.not_loaded_topics(lambda customer: False) == {
         ("mueller-soehne", "meter-1"): ["meters/meter-1"]
     }
+
+
+def test_what_a_never_loaded_file_claims_is_worked_out_once_until_something_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asked for every message of its customer (a device may send many), the answer that looks
+    at every other customer's topics is kept, and worked out again after a registry change."""
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    (directory / "mueller.yaml").write_text(BROKEN, encoding="utf-8")
+    admission = PolicyAdmission(
+        PolicySet(directory, {"energy-provider": "Stadtwerke"}, list), restored=lambda _c: None
+    )
+    admission.start(Keyring())
+    looked: list[str] = []
+    refusal = policyset._refusal
+
+    def counted(customer: str, device: str, pattern: str, others: Any) -> str | None:
+        looked.append(pattern)
+        return refusal(customer, device, pattern, others)
+
+    monkeypatch.setattr(policyset, "_refusal", counted)
+    admission.policies.registry_changed()  # forget what the start worked out
+    door = ("mueller-soehne", "door", "events")
+    for _ in range(100):
+        assert admission.not_loaded("locks/door") == door
+    assert sorted(looked) == ["locks/door", "meters/meter-1"]  # once each, not per message
+    admission.recompile({"werk"})  # the registry changed (gateway/devices/access.py says so)
+    assert admission.not_loaded("locks/door") == door
+    assert len(looked) == 4
 
 
 async def test_the_broker_gives_a_broken_files_device_no_write_access_beyond_its_own(
