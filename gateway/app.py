@@ -317,7 +317,9 @@ class Gateway:
                 flood=self.flood,
                 not_loaded=self.admission.not_loaded,
                 clock=self.clock.now,
-                replays=ReplayCheck(lambda: self.engine, self.store, self.retained.stats),
+                replays=ReplayCheck(
+                    lambda: self.engine, self.store, self.retained.stats, flood=self.flood
+                ),
             )
             for recipient in config.recipients:
                 self.upstreams.add(

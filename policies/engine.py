@@ -64,6 +64,7 @@ MAX_PAYLOAD_BYTES = 256 * 1024
 
 _UNKNOWN = Reason("unknown_device")
 _NO_GRANT = Reason("no_grant")
+_NOT_LOADED = Reason("policy_not_loaded")
 _NOT_JSON = Reason("not_json")
 _INVALID_UTF8 = Reason("invalid_utf8")
 _TOO_LARGE = Reason("too_large")
@@ -379,6 +380,9 @@ class Engine:
         return [self._window_decision(window, now) for window in self._windows.due(now)]
 
     def _window_decision(self, window: Window, now: datetime) -> Decision:
+        if window.policy.customer not in self._policies:
+            # Its policy stopped running (its file was removed): nothing of it is released.
+            return summary(window, _NOT_LOADED)
         reason, _ = self._blocked(window.policy.customer, window.grant, now)
         return summary(window, reason)
 

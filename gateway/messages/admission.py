@@ -80,9 +80,14 @@ class PolicyAdmission:
         return topics
 
     def _check_single_file(self, path: Path, policy: CompiledPolicy) -> None:
-        """Two files for one customer: the second would silently replace the first."""
+        """Two files for one customer: the second would silently replace the first (unless the
+        first is gone: a file renamed runs on under its new name)."""
         running = self._engine.policy(policy.customer) if self._engine is not None else None
-        if running is not None and running.source != policy.source:
+        if (
+            running is not None
+            and running.source != policy.source
+            and Path(running.source).exists()
+        ):
             raise PolicyError(
                 str(path),
                 f"customer {policy.customer!r} already has a policy ({running.source}); "
@@ -124,19 +129,25 @@ class PolicyAdmission:
 
     def forget(self) -> bool:
         """Stop the policies whose files were removed (``PolicySet.removed``); True if any ran.
-        Removals come before changes: a file renamed is one removed and one new, and the new
-        one would be refused as a second file for the customer while the old one still ran."""
+        A removed file whose customer runs from another file (a rename), or did not run at all,
+        is only forgotten. Another file of the customer refused beside the removed one is
+        tried again: it may run now."""
         stopped = False
         for entry in self.policies.removed():
             running = self.engine.policy(entry.customer) if entry.customer else None
             if running is None or running.source != str(entry.path):
-                continue  # its customer runs from another file, or did not run at all
-            # Open aggregation windows close now: their summaries are recorded at the next
-            # flush and withheld at send time (no policy in force), not kept in memory.
+                self.policies.drop(entry.path)
+                continue
+            self.policies.mark_removed(entry)
+            # Open aggregation windows close now: the next flush records them withheld (the
+            # engine has no policy for them), not kept in memory.
             self.engine.replace(running)
             self.engine.remove(running.customer)
             stopped = True
             log.error("%s", entry.error)
+            for path, other in sorted(self.policies.files.items()):
+                if other.customer == running.customer and other is not entry and path.exists():
+                    self.apply(path)
         return stopped
 
     async def watch(self, on_applied: Callable[[], None]) -> None:

@@ -4,10 +4,12 @@ Each ``*.yaml`` in the policies directory is one customer's policy. A changed fi
 next message. A file that no longer loads keeps its last good version running, and the error —
 file, line, column, key — is shown by ``einblick status``, the TUI and the gateway's log until the
 file is fixed. A customer whose file never loaded has no policy: everything of theirs is withheld.
-A file removed while running stops its policy at once (``removed``; the admission acts on it): a
-restart would not find it either, and a removed file is how an installer stops a customer's
-sharing. Its shape stays, so the customer's messages are still recorded (withheld, "no policy in
-force"), and the error says what happened until a file for the customer is back.
+A file removed while running stops its policy (``removed``; the admission acts on it): a removed
+file is how an installer stops a customer's sharing, and a restart would not find it either. It
+must be missing at two scans in a row (a second apart), so a file rewritten by deleting and
+writing it again is not taken for removed. Its shape stays, so the customer's messages are still
+recorded (withheld, "no policy in force"), and the error says what happened until a file for the
+customer runs again, under any name.
 
 A file that does not load when the gateway starts stops only its own customer. So that their
 devices' messages are still recorded (withheld, "policy not loaded") rather than lost as unknown,
@@ -57,6 +59,7 @@ class LoadedFile:
     version: str | None = None
     error: str | None = None  # the current error, if the file does not load (or was removed)
     removed: bool = False  # the file is gone; its policy no longer runs (``PolicySet.removed``)
+    missing: bool = False  # not found at the last scan (removed if still missing at the next)
     shape: Shape | None = None  # whose topics these are, known even while the file is broken
 
 
@@ -162,12 +165,16 @@ class PolicySet:
         self._claims.clear()
         try:
             mtime = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None  # gone since it was listed: ``removed`` acts on it at its scans
         except OSError as exc:
-            self.files[path] = LoadedFile(path, 0, error=f"{path}: cannot read: {exc.strerror}")
+            # Whose file it is and what runs from it stay known: only the error is new.
+            entry = self.files.setdefault(path, LoadedFile(path, 0))
+            entry.error = f"{path}: cannot read: {exc.strerror}"
             return None
         entry = self.files.get(path) or LoadedFile(path, mtime)
         entry.mtime_ns = mtime
-        entry.removed = False
+        entry.removed = entry.missing = False
         self.files[path] = entry
         try:
             document = self._with_registered(load_policy(path))
@@ -194,6 +201,10 @@ class PolicySet:
         entry.error = None
         entry.customer = policy.customer
         entry.version = policy.version
+        for other, gone in list(self.files.items()):
+            if gone.removed and gone.customer == policy.customer:
+                del self.files[other]  # the customer has a file again: that one is said
+
         entry.shape = Shape.of(
             policy.customer,
             [(t.pattern.pattern, d.id, t.stream) for d in policy.devices for t in d.topics],
@@ -356,26 +367,39 @@ class PolicySet:
         return paths
 
     def removed(self) -> list[LoadedFile]:
-        """Files loaded (or tried) in this run that are gone now, each reported once: marked
-        removed, no version, and an error for ``einblick status`` saying what that means."""
+        """Files loaded (or tried) in this run that were missing at this scan and the one
+        before (the module text), each returned once; the admission says what follows."""
         for path in [p for p in self.elsewhere if not p.exists()]:
             del self.elsewhere[path]  # another instance's customer: not ours to report
         gone: list[LoadedFile] = []
         for path, entry in sorted(self.files.items()):
-            if entry.removed or path.exists():
+            if entry.removed:
                 continue
-            self._claims.clear()
-            entry.removed = True
-            entry.version = None
-            entry.mtime_ns = 0  # a file put back is new, whatever its time
-            whose = f"customer {entry.customer!r}" if entry.customer else "its customer"
-            entry.error = (
-                f"{path}: the policy file was removed, so nothing of {whose} is shared from now "
-                f"on (their messages are recorded as withheld); put a policy file for them back "
-                f"into {self.directory} to share again"
-            )
-            gone.append(entry)
+            if path.exists():
+                entry.missing = False
+            elif not entry.missing:
+                entry.missing = True  # at the next scan, if still missing
+            else:
+                gone.append(entry)
         return gone
+
+    def mark_removed(self, entry: LoadedFile) -> None:
+        """``entry``'s file is gone and its policy stopped: no version, and an error for
+        ``einblick status`` that says what that means, until the customer runs again."""
+        self._claims.clear()
+        entry.removed = True
+        entry.version = None
+        entry.mtime_ns = 0  # a file put back is new, whatever its time
+        entry.error = (
+            f"{entry.path}: the policy file was removed, so nothing of customer "
+            f"{entry.customer!r} is shared (their devices' messages are recorded as withheld); "
+            f"put a policy file for them into {self.directory} to share again"
+        )
+
+    def drop(self, path: Path) -> None:
+        """Forget a removed file whose policy did not run: nothing to stop, nothing to say."""
+        self._claims.clear()
+        self.files.pop(path, None)
 
     def errors(self) -> list[str]:
         return [f.error for f in self.files.values() if f.error]

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -39,6 +40,7 @@ from gateway.backoff import Backoff, database_retry
 from gateway.errors import StoreError
 from gateway.log.reader import Reader
 from gateway.messages.endpoint import Inbound
+from gateway.messages.flood import FloodGuard
 from gateway.messages.retained import SweepStats
 from gateway.messages.store import Store
 from policies.engine import Engine
@@ -65,6 +67,7 @@ class ReplayCheck:
     engine: Callable[[], Engine]
     store: Store
     stats: SweepStats  # the retained sweeper's: one count of replays acknowledged undecided
+    flood: FloodGuard | None = None  # credited for a wait on the database (``decided``)
 
     async def decided(self, batch: Sequence[Inbound]) -> set[int]:
         """Positions in ``batch`` of retained messages on a new session already decided."""
@@ -82,6 +85,7 @@ class ReplayCheck:
             return set()
         path = self.store.path
         backoff: Backoff | None = None  # made on the first failure only
+        failing_since = 0.0
         while True:
             try:
                 found = await self.store.read(
@@ -93,10 +97,17 @@ class ReplayCheck:
                 # Decided again unseen, a message withheld before could now be forwarded: the
                 # batch waits, unacknowledged, as for a commit the database refuses.
                 backoff = backoff or database_retry()
+                failing_since = failing_since or time.monotonic()
                 log.error(
                     "cannot look up retained messages in the log, so the batch waits: %s", exc
                 )
                 await backoff.sleep()
+        if failing_since and self.flood is not None:
+            # Nothing was acknowledged meanwhile: the broker hands the devices' messages over at
+            # once now, and judged by arrival they would look like a flood (a false reason).
+            # Credited as the pipeline does after a commit the database refused.
+            now = time.monotonic()
+            self.flood.credit(now - failing_since, now)
         if found:
             self.stats.replays_skipped += len(found)
             log.info(
