@@ -257,15 +257,10 @@ def explain(
                 tr(lang, "explain.withheld_all", device=device, stream=stream, reason=reason)
             )
         else:
+            # A queued release withheld without its policy does not know its stream.
+            key = "explain.withheld" if stream else "explain.withheld_no_stream"
             parts.append(
-                tr(
-                    lang,
-                    "explain.withheld",
-                    device=device,
-                    stream=stream,
-                    recipient=recipient,
-                    reason=reason,
-                )
+                tr(lang, key, device=device, stream=stream, recipient=recipient, reason=reason)
             )
             if purpose and basis:
                 parts.append(tr(lang, "explain.would_be", purpose=purpose, basis=basis))
@@ -316,7 +311,7 @@ def explain(
     if decision.raised_by and decision.outcome is not Outcome.WITHHELD:
         grants = join(lang, [tr(lang, "explain.grant_name", grant=g) for g in decision.raised_by])
         parts.append(tr(lang, "explain.raised", grants=grants))
-    if decision.grant:
+    if decision.grant and decision.policy_version:
         parts.append(
             tr(
                 lang,

@@ -347,3 +347,21 @@ def test_the_outbox_keeps_a_source_only_at_about_the_releases_cost() -> None:
     released = b"y" * 10_000
     assert outbox.keeps_source(b"x" * 40_000, released)
     assert not outbox.keeps_source(b"x" * 40_001, released)
+
+
+async def test_a_row_whose_policy_stopped_running_is_withheld_in_words_that_hold(
+    bench: Bench,
+) -> None:
+    """Its policy file removed (gateway/messages/admission.py): no version to name, no stream
+    known; before, the entry read 'stream “”' and 'of policy version .'."""
+    row = await bench.queued({"temperature": 180.2, "door_open": True})
+    bench.engine.remove("baeckerei-schmidt")
+    assert (await bench.check.settle([row])).withheld == [row]
+    reason = (
+        "no policy of this customer is in force (its file did not load, or was removed); until "
+        "one is, nothing leaves"
+    )
+    assert (await bench.texts())[-1] == (
+        f"Withheld at send time, because {reason}. oven-maker received nothing from oven-1, "
+        f"because {reason}."
+    )
