@@ -40,7 +40,7 @@ from gateway.messages.drafting import Drafter
 from gateway.messages.endpoint import Inbound
 from gateway.messages.flood import FloodGuard
 from gateway.messages.intake import Arrival, Intake
-from gateway.messages.outbox import Outbox, OutboxRow, pending
+from gateway.messages.outbox import Outbox, OutboxRow, insert, pending
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.quota import Admission, RecipientQueues
 from gateway.messages.sendtime import SendParts, SendTime
@@ -242,7 +242,7 @@ def _log_one_by_one(
             assert decision.recipient and decision.customer and decision.device
             assert decision.grant and decision.topic is not None
             inserted += len(
-                Outbox.insert(
+                insert(
                     conn,
                     [
                         (

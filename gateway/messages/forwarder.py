@@ -34,6 +34,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -59,8 +60,9 @@ RECONNECT_FIRST_S = 0.5
 RECONNECT_CAP_S = 60.0
 
 # Rows about to be published, with since when the recipient has been reachable (µs since the
-# epoch) → what may leave now (recorded and updated before it returns).
-AtSend = Callable[[Sequence[OutboxRow], int | None], Awaitable[Settled]]
+# epoch) and the ids of those an earlier attempt may have delivered → what may leave now
+# (recorded and updated before it returns).
+AtSend = Callable[[Sequence[OutboxRow], int | None, AbstractSet[int]], Awaitable[Settled]]
 # The same check when no row needs a transaction; None: ``AtSend`` must run (sendtime.py).
 SettledNow = Callable[[Sequence[OutboxRow]], Settled | None]
 
@@ -146,6 +148,11 @@ class Forwarder:
         # was last lost or refused; a session the gateway ended itself (a database refusing) does
         # not reset it. A held row due since then leaves on time (sendtime_rules.py).
         self._reachable_us: int | None = None
+        # Rows an earlier attempt may have delivered (sendtime_text MAYBE_SENT): every row up to
+        # the outbox's highest id when this forwarder was made (one before it, or the last run,
+        # may have sent them), and each published since whose acknowledgement never came.
+        self._earlier = outbox.last_id
+        self._unconfirmed: set[int] = set()
         # What the recipient sends back on the same link (erasure acknowledgements), if anything.
         self._subscribe = subscribe
         self._on_message = on_message
@@ -335,7 +342,9 @@ class Forwarder:
             rows = await self._next_rows(connection)
             if rows is None:
                 return
-            settled = await self._at_send(rows, self._reachable_us)
+            tried = {r.id for r in rows if r.id <= self._earlier or r.id in self._unconfirmed}
+            settled = await self._at_send(rows, self._reachable_us, tried)
+            self._unconfirmed.difference_update(r.id for r in settled.withheld)
             # Withheld rows left the queue counts as their deletion committed (``SendTime``).
             self.state.withheld_at_send += len(settled.withheld)
             now_us = time.time_ns() // 1000
@@ -413,12 +422,14 @@ class Forwarder:
     ) -> None:
         self.state.in_flight -= 1
         if error is not None:
+            self._unconfirmed.add(row_id)  # it may have arrived: no acknowledgement says
             self._window.give()
             # ConnectionLost: the row stays in the outbox and goes out on the next session.
             if not isinstance(error, ConnectionLost):
                 log.error("upstream %s: publish failed: %s", self.recipient.name, error)
             return
         self.state.sent += 1
+        self._unconfirmed.discard(row_id)
         if queued:  # rows read back from the database (after a restart) carry no time
             self.delivered.add(time.monotonic() - queued)
         # The row keeps its place in the window until its delete is committed: a crash before

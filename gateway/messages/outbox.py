@@ -192,6 +192,12 @@ def depth(conn: sqlite3.Connection) -> dict[str, int]:
     )
 
 
+def highest_id(conn: sqlite3.Connection) -> int:
+    """The highest row id in the table, 0 when it is empty."""
+    (found,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()
+    return int(found)
+
+
 def sizes(conn: sqlite3.Connection) -> dict[tuple[str, str], tuple[int, int]]:
     """Per (recipient, customer): rows waiting and their payload bytes (what the queue quotas
     count)."""
@@ -245,6 +251,9 @@ class Outbox:
         self.has_room.set()
         self._full_waiters: list[asyncio.Future[None]] = []
         self._readers: dict[str, _Reader] = {}
+        # The highest row id committed so far (ids grow with commits): a forwarder made now
+        # knows every row up to it may have been sent by one before it (sendtime_text MAYBE_SENT).
+        self.last_id = 0
 
     # -- who reads a recipient's rows -----------------------------------------------------------
 
@@ -265,15 +274,20 @@ class Outbox:
     async def load(self) -> None:
         """At start: the depth as the table has it (rows left by an earlier run)."""
         self.queues.load(await self.store.read(sizes))
+        self.last_id = await self.store.read(highest_id)
 
-    @staticmethod
     def insert(
+        self,
         conn: sqlite3.Connection,
         rows: Sequence[Spec | SourcedSpec],  # created: µs
     ) -> list[OutboxRow]:
         """Inside the caller's transaction, the one that appends the rows' entries: a row never
         exists without its explanation. The depth counted them when they were admitted."""
-        return insert(conn, rows)
+        inserted = insert(conn, rows)
+        if inserted:
+            # Before the commit, and kept if it rolls back: too high only errs on the safe side.
+            self.last_id = max(self.last_id, inserted[-1].id)
+        return inserted
 
     @staticmethod
     def replace_with(conn: sqlite3.Connection, rows: Iterable[OutboxRow]) -> None:
@@ -325,6 +339,7 @@ class Outbox:
         counted, then offered. Intake pauses for them at the next commit, as for any row."""
         for row in rows:
             self.queues.added(row.recipient, row.customer, len(row.payload))
+            self.last_id = max(self.last_id, row.id)
         self._offer(rows)
 
     def done(self, recipient: str, customer: str, count: int, payload_bytes: int = 0) -> None:

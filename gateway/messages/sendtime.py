@@ -60,6 +60,7 @@ import hashlib
 import logging
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -128,6 +129,7 @@ class _Outcome:
     # the summarising grant's summary lacks it ("summary"), nothing more ("lead"), or why the
     # row could not be decided again ("no_source", "no_birth").
     then: str = "explain"
+    maybe_sent: bool = False  # an earlier attempt may have delivered it (sendtime_text MAYBE_SENT)
 
 
 @dataclass(slots=True)
@@ -192,9 +194,15 @@ class SendTime:
             engine, policy, row.grant, at_from_us(row.created), now, hours_at=hours
         )
 
-    async def settle(self, rows: Sequence[OutboxRow], reachable_us: int | None = None) -> Settled:
+    async def settle(
+        self,
+        rows: Sequence[OutboxRow],
+        reachable_us: int | None = None,
+        attempted: AbstractSet[int] = frozenset(),
+    ) -> Settled:
         """Check ``rows`` (one recipient's, in id order) right before they are published to a
-        recipient reachable since ``reachable_us`` (µs since the epoch; None: not known)."""
+        recipient reachable since ``reachable_us`` (µs since the epoch; None: not known);
+        ``attempted``: ids of those an earlier attempt may have delivered."""
         now = self.parts.clock()
         engine = self.parts.engine()
         redo = self._to_redo(engine, rows, now, reachable_us)
@@ -204,6 +212,8 @@ class SendTime:
         outcomes = [o for o in decided if o is not None]
         if not outcomes:
             return Settled(list(rows), [])
+        for outcome in outcomes:
+            outcome.maybe_sent = outcome.row.id in attempted
         await self._record(engine, outcomes, now)
         replaced = {o.row.id: o.replaced for o in outcomes}
         leave: list[OutboxRow] = []
@@ -458,6 +468,7 @@ class SendTime:
         key = (
             outcome.replaced is None,
             inside,
+            outcome.maybe_sent,
             outcome.row.grant,
             change_key(outcome.onset, outcome.then) if outcome.onset else None,
             *explain_key(decision),
@@ -474,6 +485,7 @@ class SendTime:
                 replaced=outcome.replaced is not None,
                 then=outcome.then,
                 inside=inside,
+                maybe_sent=outcome.maybe_sent,
             )
             self._explained.put(key, texts)
         return draft_from_decision(

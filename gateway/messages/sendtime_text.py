@@ -26,12 +26,15 @@ __all__ = [
     "MANY_CLAUSES",
     "MANY_UNDECIDED",
     "MANY_WITHHELD",
+    "MAYBE_SENT",
     "NOT_SUMMARISED",
     "REDECIDED",
     "STOPPED",
     "STOPPED_WITHHELD",
     "STOP_CAUSES",
     "UNDECIDED",
+    "WHY_CHANGED",
+    "WHY_HOURS",
     "WITHHELD",
     "change_key",
     "change_text",
@@ -64,6 +67,28 @@ HOURS_ENDED = {
     "en": "Withheld at send time, because the allowed hours of grant '{grant}' ({hours}) had "
     "ended before it could be sent to {recipient}. The message was decided inside those hours; "
     "it went to no one.",
+}
+# A row an earlier attempt may have delivered: published, and its acknowledgement lost with its
+# connection, or published by a forwarder (or a run) before this one. "It went to no one" and
+# "received nothing" could be false of it, so its entry says what is known. {why}: WHY_*, or the
+# reason's own words.
+MAYBE_SENT = {
+    "de": "Beim Versand zurückgehalten, weil {why}. Ein früherer Versuch, sie an {recipient} zu "
+    "senden, blieb womöglich unbestätigt (die Verbindung endete oder das Gateway startete neu, "
+    "bevor die Bestätigung kam); sie kann dort also einmal angekommen sein. Erneut gesendet wird "
+    "sie nicht.",
+    "en": "Withheld at send time, because {why}. An earlier attempt to send it to {recipient} may "
+    "have gone unconfirmed (its connection ended, or the gateway restarted, before the "
+    "acknowledgement came), so it may have arrived there once. It is not sent again.",
+}
+WHY_HOURS = {
+    "de": "die erlaubten Zeiten der Freigabe „{grant}“ ({hours}) vorbei waren",
+    "en": "the allowed hours of grant '{grant}' ({hours}) had ended",
+}
+WHY_CHANGED = {
+    "de": "sich nach der Entscheidung geändert hat, welche Freigaben für {recipient} gelten "
+    "({changes})",
+    "en": "the grants that apply for {recipient} changed after the decision ({changes})",
 }
 # A grant for the same recipient began to apply while the row waited (policies/onset.py).
 BEGAN = {
@@ -228,13 +253,7 @@ def change_text(
         fields = {"grant": onset.grant.id, "recipient": named, "cause": _began_cause(onset, lang)}
         words = (BEGAN, BEGAN_WITHHELD, BEGAN_UNDECIDED)
     else:
-        clauses = [
-            MANY_CLAUSES[lang]["began"].format(grant=c.grant.id, cause=_began_cause(c, lang))
-            if isinstance(c, Onset)
-            else MANY_CLAUSES[lang]["stopped"].format(grant=c.grant.id, cause=_stop_cause(c, lang))
-            for c in changes
-        ]
-        fields = {"recipient": named, "changes": join(lang, clauses)}
+        fields = {"recipient": named, "changes": join(lang, _clauses(changes, lang))}
         words = (MANY, MANY_WITHHELD, MANY_UNDECIDED)
     if not replaced and then in UNDECIDED[lang]:
         return words[2][lang].format(**fields, why=UNDECIDED[lang][then])
@@ -254,6 +273,36 @@ def change_text(
     if then == "explain":
         return f"{lead} {engine.explain(decision, lang)}"
     return lead
+
+
+def _why(
+    grant: str,
+    reason: Reason,
+    named: str,
+    changes: tuple[Change, ...],
+    *,
+    inside: bool,
+    lang: str,
+) -> str:
+    """Why a row ``MAYBE_SENT`` speaks of is withheld, in a clause."""
+    if changes:
+        return WHY_CHANGED[lang].format(
+            recipient=named, changes=join(lang, _clauses(changes, lang))
+        )
+    if reason.code == "outside_hours" and inside:
+        hours = reason.params.get("hours", "")
+        return WHY_HOURS[lang].format(grant=grant, hours=hours)
+    return reason_text(lang, reason)
+
+
+def _clauses(changes: tuple[Change, ...], lang: str) -> list[str]:
+    """Each grant that began or stopped to apply, with its cause (``MANY_CLAUSES``)."""
+    return [
+        MANY_CLAUSES[lang]["began"].format(grant=c.grant.id, cause=_began_cause(c, lang))
+        if isinstance(c, Onset)
+        else MANY_CLAUSES[lang]["stopped"].format(grant=c.grant.id, cause=_stop_cause(c, lang))
+        for c in changes
+    ]
 
 
 def _began_cause(change: Onset, lang: str) -> str:
@@ -339,17 +388,24 @@ def entry_texts(
     replaced: bool,
     then: str,
     inside: bool,
+    maybe_sent: bool = False,
 ) -> dict[str, str]:
     """The German and English text of the entry for a row of ``customer`` to ``recipient``
     under ``grant`` that may not leave as decided: decided again (``replaced``) or withheld,
     after ``changes`` of overlapping grants or for the decision's own reason. ``inside``: the
-    row was decided inside the allowed hours the withholding grant has now."""
+    row was decided inside the allowed hours the withholding grant has now; ``maybe_sent``: an
+    earlier attempt may have delivered it (``MAYBE_SENT``)."""
     texts: dict[str, str] = {}
     reason = decision.reason or Reason("internal_error")
     policy = engine.policy(customer)
     named = policy.recipients.get(recipient, recipient) if policy else recipient
     for lang in ("de", "en"):
-        if changes:
+        if maybe_sent and not replaced:
+            texts[lang] = MAYBE_SENT[lang].format(
+                why=_why(decision.grant or grant, reason, named, changes, inside=inside, lang=lang),
+                recipient=named,
+            )
+        elif changes:
             texts[lang] = change_text(
                 engine, decision, named, changes, replaced=replaced, then=then, lang=lang
             )

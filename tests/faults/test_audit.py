@@ -87,6 +87,7 @@ async def test_a_new_release_that_never_arrived_is_lost_and_named_with_every_ent
         "MANY",
         "MANY_WITHHELD",
         "MANY_UNDECIDED",
+        "MAYBE_SENT",
     ],
 )
 def test_send_time_texts_begin_as_the_auditor_recognises_them(name: str) -> None:

@@ -8,6 +8,7 @@ import functools
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ class Bench:
     done_event: asyncio.Event = field(default_factory=asyncio.Event)
     refused_grants: set[str] = field(default_factory=set)
     box: _Outbox | None = None  # the last forwarder's outbox
+    tried: list[set[int]] = field(default_factory=list)  # each check's rows maybe delivered
     opened: list[int | None] = field(default_factory=list)  # each check's reachable-since (µs)
 
     def forwarder(self, *, in_turn: bool = False) -> Forwarder:
@@ -82,10 +84,13 @@ class Bench:
             return None
         return Settled(list(rows), [])
 
-    async def at_send(self, rows: Sequence[OutboxRow], reachable_us: int | None) -> Settled:
+    async def at_send(
+        self, rows: Sequence[OutboxRow], reachable_us: int | None, tried: AbstractSet[int]
+    ) -> Settled:
         # The send-time check's contract (gateway/messages/sendtime.py), tested there on its own:
         # rows that may not leave are recorded, deleted and off the queue counts before it returns.
         self.opened.append(reachable_us)
+        self.tried.append(set(tried))
         refused = [(r, Reason("consent_withdrawn")) for r in rows if r.grant in self.refused_grants]
         if refused:
             self.withheld.extend(refused)
@@ -224,6 +229,9 @@ async def test_it_reconnects_and_sends_again_what_was_not_acknowledged(bench: Be
         first_up, again_up = bench.opened[0], bench.opened[-1]
         assert first_up is not None and again_up is not None
         assert first_up < lost_us <= again_up <= time.time_ns() // 1000
+        # Rows 2 and 3 were published and never acknowledged: they may have arrived, and the
+        # check is told so (its entry must not say they went to no one).
+        assert bench.tried[0] == set() and bench.tried[-1] == {rows[1].id, rows[2].id}
         assert [p.payload for p in second.published] == [r.payload for r in rows[1:]]
         second.puback()
         await bench.wait_done(3)
@@ -231,6 +239,36 @@ async def test_it_reconnects_and_sends_again_what_was_not_acknowledged(bench: Be
         running.cancel()
     assert forwarder.state.reconnects == 1
     assert await bench.waiting() == []
+
+
+async def test_rows_a_forwarder_before_this_one_may_have_sent_are_named_to_the_check(
+    bench: Bench,
+) -> None:
+    """Rows in the outbox when a forwarder is made (a restart, a reload that made it anew) may
+    have been published by the one before, their acknowledgement lost; rows committed since may
+    not have."""
+    earlier = await bench.queue(["maintenance"] * 2)
+    box = bench.box = _Outbox(bench)
+    await box.load()
+    assert box.last_id == earlier[-1].id
+    forwarder = Forwarder(
+        RECIPIENT, endpoint_for(RECIPIENT, "unit", None), box, at_send=bench.at_send
+    )
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
+        link = await bench.upstream.session(1)
+        await link.wait_published(2)
+        link.puback()
+        await bench.wait_done(2)
+        spec = (3, RECIPIENT.name, "baeckerei-schmidt", "oven-1", "maintenance", "o/3", b"3", 0)
+        later = await bench.store.transaction(lambda conn: box.insert(conn, [spec]))
+        assert box.last_id == later[-1].id
+        forwarder.offer(later)  # as the outbox does after the pipeline's commit
+        await link.wait_published(3)
+        link.puback()
+        await bench.wait_done(3)
+        running.cancel()
+    assert bench.tried == [{r.id for r in earlier}, set()]
 
 
 async def test_a_row_held_to_the_end_of_its_unit_leaves_then_and_holds_up_no_other(
@@ -388,11 +426,13 @@ async def test_a_send_time_check_that_fails_stops_sending_not_the_gateway(
     check = bench.at_send
     reachable: list[int | None] = []
 
-    async def failing_once(rows: Sequence[OutboxRow], reachable_us: int | None) -> Settled:
+    async def failing_once(
+        rows: Sequence[OutboxRow], reachable_us: int | None, tried: AbstractSet[int]
+    ) -> Settled:
         reachable.append(reachable_us)
         if failures:
             raise failures.pop()
-        return await check(rows, reachable_us)
+        return await check(rows, reachable_us, tried)
 
     bench.at_send = failing_once  # type: ignore[method-assign]
     forwarder = bench.forwarder()

@@ -56,7 +56,7 @@ async def _commit(box: Outbox, count: int, customer: str = "baeckerei") -> list[
     """Rows admitted by the depth, inserted in one transaction, handed over: the pipeline's way."""
     for _ in range(count):
         assert box.queues.admit(RECIPIENT, customer, 10).admitted
-    rows = await box.store.transaction(lambda conn: Outbox.insert(conn, _specs(count, customer)))
+    rows = await box.store.transaction(lambda conn: outbox.insert(conn, _specs(count, customer)))
     assert isinstance(rows, list)
     box.hand_over(rows)
     return rows
@@ -113,7 +113,7 @@ async def test_a_hold_share_at_its_size_closes_the_room_signal_before_the_outbox
 
 
 async def test_the_depth_at_start_is_what_the_table_holds(box: Outbox) -> None:
-    await box.store.transaction(lambda conn: Outbox.insert(conn, _specs(4)))
+    await box.store.transaction(lambda conn: outbox.insert(conn, _specs(4)))
     await box.load()
     assert box.queues.rows[RECIPIENT] == 4
 
@@ -128,7 +128,7 @@ async def test_an_erasure_gives_room_back_and_makes_the_forwarder_read_again(box
     box.erased("baeckerei", {RECIPIENT: 10}, {RECIPIENT: 100})
     assert rereads == [RECIPIENT]
     assert box.queues.rows[RECIPIENT] == 0 and box.has_room.is_set()
-    notice = await box.store.transaction(lambda conn: Outbox.insert(conn, _specs(1)))
+    notice = await box.store.transaction(lambda conn: outbox.insert(conn, _specs(1)))
     assert isinstance(notice, list)
     box.added(notice)
     assert box.queues.rows[RECIPIENT] == 1

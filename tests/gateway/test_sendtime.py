@@ -365,3 +365,29 @@ async def test_a_row_whose_policy_stopped_running_is_withheld_in_words_that_hold
         f"Withheld at send time, because {reason}. oven-maker received nothing from oven-1, "
         f"because {reason}."
     )
+
+
+async def test_a_row_an_earlier_attempt_may_have_delivered_is_not_said_to_have_gone_nowhere(
+    bench: Bench,
+) -> None:
+    """Published before and never acknowledged (its connection ended, or a restart came first):
+    "received nothing" or "went to no one" could be false of it."""
+    row = await bench.queued({"temperature": 180.2, "door_open": True})
+    bench.engine.withdraw("baeckerei-schmidt", "maintenance", NOON)
+    assert (await bench.check.settle([row], None, {row.id})).withheld == [row]
+    assert (await bench.texts())[-1] == (
+        "Withheld at send time, because the grant was withdrawn. An earlier attempt to send it to "
+        "Ofenbau Müller may have gone unconfirmed (its connection ended, or the gateway "
+        "restarted, before the acknowledgement came), so it may have arrived there once. It is "
+        "not sent again."
+    )
+
+
+async def test_a_row_maybe_delivered_whose_hours_ended_says_both(bench: Bench) -> None:
+    other = await bench.queued({"temperature": 181.0, "door_open": False})
+    bench.now[0] = datetime(2026, 12, 3, 21, 3, tzinfo=UTC)  # 22:03 in Berlin
+    assert (await bench.check.settle([other], None, {other.id})).withheld == [other]
+    assert (await bench.texts())[-1].startswith(
+        "Withheld at send time, because the allowed hours of grant 'maintenance' (06:00-22:00) "
+        "had ended. An earlier attempt to send it to Ofenbau Müller may have gone unconfirmed"
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from gateway.config import RecipientConfig
 from gateway.devices.ports import free_port
 from gateway.messages.endpoint import endpoint_for
 from gateway.messages.forwarder import Forwarder
-from gateway.messages.outbox import Outbox, OutboxRow
+from gateway.messages.outbox import Outbox, OutboxRow, insert
 from gateway.messages.quota import RecipientQueues
 from gateway.messages.sendtime import Settled
 from gateway.messages.store import Store
@@ -50,7 +51,9 @@ async def outbox(tmp_path: Path) -> AsyncIterator[Outbox]:
 def maker(outbox: Outbox) -> MakeForwarder:
     """Builds forwarders on ``outbox`` as the gateway does (no send-time check needed here)."""
 
-    async def at_send(rows: Sequence[OutboxRow], opened_us: int) -> Settled:
+    async def at_send(
+        rows: Sequence[OutboxRow], reachable_us: int | None, tried: AbstractSet[int]
+    ) -> Settled:
         raise AssertionError("nothing is sent in these tests")
 
     def make(config: RecipientConfig, password: str | None) -> Forwarder:
@@ -97,7 +100,7 @@ async def test_a_removed_recipients_queue_is_recorded_withheld_in_batches(outbox
     ] + [(9999, "cloud-b", "werk-nord", "press-1", "monitoring", "t", b"y", 0)]
 
     def seed(conn: sqlite3.Connection) -> None:
-        Outbox.insert(conn, rows)
+        insert(conn, rows)
 
     await outbox.store.transaction(seed)
     await outbox.load()
