@@ -420,6 +420,9 @@ class Gateway:
     def _policies_applied(self) -> None:
         """A changed policy file runs: its devices' topics go into the broker's ACL."""
         self.devices.check()
+        # Which devices are admitted may have changed: claims of files that never loaded are
+        # worked out again against them before the ACL is written.
+        self.policies.registry_changed()
         self.devices.rewrite_acl()
         self.device_link.changed()  # in a cluster, new topics are subscribed to
 

@@ -51,6 +51,7 @@ class PolicyAdmission:
             try:
                 self._check_single_file(path, policy)
                 self._engine.replace(policy)
+                self.policies.accepted(path)
             except PolicyError as exc:
                 self.policies.refuse_at_start(path, str(exc))
         return self._engine.policies()
@@ -80,14 +81,11 @@ class PolicyAdmission:
         return topics
 
     def _check_single_file(self, path: Path, policy: CompiledPolicy) -> None:
-        """Two files for one customer: the second would silently replace the first (unless the
-        first is gone: a file renamed runs on under its new name)."""
+        """Two files for one customer: the second would silently replace the first. (A file
+        renamed is refused under its new name until the old one is taken for removed: ``forget``
+        then applies it.)"""
         running = self._engine.policy(policy.customer) if self._engine is not None else None
-        if (
-            running is not None
-            and running.source != policy.source
-            and Path(running.source).exists()
-        ):
+        if running is not None and running.source != policy.source:
             raise PolicyError(
                 str(path),
                 f"customer {policy.customer!r} already has a policy ({running.source}); "
@@ -107,6 +105,7 @@ class PolicyAdmission:
         try:
             self._check_single_file(path, compiled)
             self.engine.replace(compiled)
+            self.policies.accepted(path)
         except PolicyError as exc:
             self.policies.files[path].error = str(exc)
             log.error("policy %s not applied: %s", path.name, exc)
@@ -144,10 +143,14 @@ class PolicyAdmission:
             self.engine.replace(running)
             self.engine.remove(running.customer)
             stopped = True
-            log.error("%s", entry.error)
             for path, other in sorted(self.policies.files.items()):
                 if other.customer == running.customer and other is not entry and path.exists():
                     self.apply(path)
+            now = self.engine.policy(running.customer)
+            if now is None:
+                log.error("%s", entry.error)
+            else:
+                log.warning("policy %s was removed; %s runs now", entry.path, now.source)
         return stopped
 
     async def watch(self, on_applied: Callable[[], None]) -> None:

@@ -29,6 +29,7 @@ or another customer's topic would give its device write access there.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -205,12 +206,22 @@ class PolicySet:
             if gone.removed and gone.customer == policy.customer:
                 del self.files[other]  # the customer has a file again: that one is said
 
+        # Trusted (``loaded``) and remembered only once the engine runs it (``accepted``): one it
+        # refuses (topics overlapping another customer's) claims only what no rule refuses.
         entry.shape = Shape.of(
             policy.customer,
             [(t.pattern.pattern, d.id, t.stream) for d in policy.devices for t in d.topics],
+            loaded=False,
         )
-        self._remember(path, entry.shape)
         return policy
+
+    def accepted(self, path: Path) -> None:
+        """``path``'s policy, just loaded, runs: its topics are its own, and remembered."""
+        entry = self.files[path]
+        if entry.shape is not None:
+            self._claims.clear()
+            entry.shape = dataclasses.replace(entry.shape, loaded=True)
+            self._remember(path, entry.shape)
 
     def refuse_at_start(self, path: Path, error: str) -> None:
         """A file that compiled but cannot run beside the others (it claims a customer or topics

@@ -117,6 +117,7 @@ def test_a_file_broken_beyond_reading_is_attributed_by_its_last_good_shape(
     shapes = tmp_path / "policy-shapes.json"
     first = PolicySet(directory, {"energy-provider": "Stadtwerke"}, list, shapes_path=shapes)
     assert first.load(path) is not None
+    first.accepted(path)  # the engine ran it (PolicyAdmission): only then is it remembered
     path.write_text("customer: [unclosed\n  :::", encoding="utf-8")  # not even YAML
     # The next start: the file does not load, but whose topics these are is remembered.
     second = PolicySet(directory, {"energy-provider": "Stadtwerke"}, list, shapes_path=shapes)
@@ -321,11 +322,14 @@ def test_a_file_renamed_is_one_removed_and_one_new_and_runs_on(tmp_path: Path) -
     admission.start(Keyring())
     (directory / "mueller.yaml").rename(directory / "renamed.yaml")
     assert not admission.forget()  # missing at one scan: not yet taken for removed
-    assert [admission.apply(path) for path in admission.policies.changed()] == [True]
+    # Until then the new name is a second file for the customer, refused; the old one runs.
+    assert [admission.apply(path) for path in admission.policies.changed()] == [False]
+    running = admission.engine.policy("mueller-soehne")
+    assert running is not None and running.source == str(directory / "mueller.yaml")
+    assert admission.forget()  # removed: stopped, and the new name applied at once
     running = admission.engine.policy("mueller-soehne")
     assert running is not None and running.source == str(directory / "renamed.yaml")
-    assert not admission.forget()  # the old name is forgotten; nothing stopped
-    assert admission.engine.policy("mueller-soehne") is running
+    assert admission.policies.changed() == []
     assert admission.policies.errors() == []
     assert list(admission.policies.files) == [directory / "renamed.yaml"]
 
@@ -414,3 +418,56 @@ def test_a_file_gone_between_listing_and_loading_is_still_known_as_its_customers
     assert not admission.forget()
     assert admission.forget()
     assert admission.engine.policy("mueller-soehne") is None
+
+
+def test_a_file_refused_for_another_customers_topics_claims_none_of_them(tmp_path: Path) -> None:
+    """It compiled, so its shape was trusted whole although the engine refused it: its device
+    could publish onto the other customer's topic, attributed to that customer's meter."""
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    (directory / "a-mueller.yaml").write_text(MUELLER, encoding="utf-8")
+    evil = (
+        MUELLER.replace("customer: mueller-soehne", "customer: evil-corp")
+        .replace('"meters/meter-1"', '"meters/#"')
+        .replace('"locks/door"', '"evil/door"')
+    )
+    (directory / "b-evil.yaml").write_text(evil, encoding="utf-8")
+    shapes = tmp_path / "policy-shapes.json"
+    policies = PolicySet(directory, {"energy-provider": "Stadtwerke"}, list, shapes_path=shapes)
+    admission = PolicyAdmission(policies, restored=lambda _c: None)
+    admission.start(Keyring())
+    (error,) = policies.errors()
+    assert "b-evil.yaml" in error and "overlaps" in error
+    assert admission.declared_topics() == {
+        ("mueller-soehne", "meter-1"): ["meters/meter-1"],
+        ("mueller-soehne", "door"): ["locks/door"],
+        ("evil-corp", "door"): ["evil/door"],
+    }
+    assert admission.not_loaded("meters/meter-1") is None
+    assert "b-evil.yaml" not in orjson.loads(shapes.read_bytes())  # not trusted at a restart
+
+
+def test_a_file_missing_for_a_moment_is_not_replaced_by_a_refused_copy(tmp_path: Path) -> None:
+    """A registry reload applies every file while the running one is being rewritten (deleted,
+    then written): the refused copy beside it must not take over."""
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    current, old = directory / "a-current.yaml", directory / "z-old.yaml"
+    current.write_text(MUELLER, encoding="utf-8")
+    old.write_text(MUELLER + "\n# an old copy\n", encoding="utf-8")
+    admission = PolicyAdmission(
+        PolicySet(directory, {"energy-provider": "Stadtwerke"}, list), restored=lambda _c: None
+    )
+    admission.start(Keyring())
+    aside = directory / "a-current.yaml.tmp"
+    current.rename(aside)
+    admission.recompile()
+    aside.rename(current)
+    for _ in range(2):  # two turns of the watcher
+        admission.forget()
+        for path in admission.policies.changed():
+            admission.apply(path)
+    running = admission.engine.policy("mueller-soehne")
+    assert running is not None and running.source == str(current)
+    (error,) = admission.policies.errors()
+    assert error.startswith(str(old)) and "already has a policy" in error

@@ -94,6 +94,8 @@ def test_a_shape_is_remembered_for_a_restart_with_a_broken_file(tmp_path: Path) 
     first = policies(tmp_path)
     path = write(first.directory, "mueller.yaml", MUELLER)
     first.load_all()
+    assert not (tmp_path / "policy-shapes.json").exists()  # loaded, not yet run
+    first.accepted(path)  # the engine runs it (PolicyAdmission): now its shape is trusted
     saved = orjson.loads((tmp_path / "policy-shapes.json").read_bytes())
     assert saved["mueller.yaml"]["customer"] == "mueller-soehne"
     assert (tmp_path / "policy-shapes.json").stat().st_mode & 0o777 == 0o600
@@ -118,8 +120,9 @@ def test_the_shapes_file_keeps_its_format_and_a_damaged_entry_costs_only_itself(
     tmp_path: Path,
 ) -> None:
     first = policies(tmp_path)
-    write(first.directory, "mueller.yaml", MUELLER)
+    path = write(first.directory, "mueller.yaml", MUELLER)
     first.load_all()
+    first.accepted(path)
     shapes = tmp_path / "policy-shapes.json"
     # The format written before: file name -> customer and [pattern, device, stream] lists.
     assert orjson.loads(shapes.read_bytes()) == {
