@@ -252,12 +252,12 @@ def explain(
     basis = legal_basis_text(lang, decision.legal_basis) if decision.legal_basis else ""
     if decision.outcome is Outcome.WITHHELD:
         reason = reason_text(lang, decision.reason or Reason("internal_error"))
+        # Withheld before its stream was known (flooding, too large), or a queued release
+        # withheld without its policy: no stream to name.
         if decision.recipient is None:
-            parts.append(
-                tr(lang, "explain.withheld_all", device=device, stream=stream, reason=reason)
-            )
+            key = "explain.withheld_all" if stream else "explain.withheld_all_no_stream"
+            parts.append(tr(lang, key, device=device, stream=stream, reason=reason))
         else:
-            # A queued release withheld without its policy does not know its stream.
             key = "explain.withheld" if stream else "explain.withheld_no_stream"
             parts.append(
                 tr(lang, key, device=device, stream=stream, recipient=recipient, reason=reason)
@@ -311,7 +311,12 @@ def explain(
     if decision.raised_by and decision.outcome is not Outcome.WITHHELD:
         grants = join(lang, [tr(lang, "explain.grant_name", grant=g) for g in decision.raised_by])
         parts.append(tr(lang, "explain.raised", grants=grants))
-    if decision.grant and decision.policy_version:
+    # A grant's decision, unless no policy was in force (a window closed after its policy
+    # stopped running names the version it was collected under, which no longer decides).
+    not_in_force = decision.reason is not None and decision.reason.code == "policy_not_loaded"
+    if not_in_force:
+        pass
+    elif decision.grant and decision.policy_version:
         parts.append(
             tr(
                 lang,

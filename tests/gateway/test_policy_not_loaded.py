@@ -397,6 +397,7 @@ def test_a_window_open_when_its_policy_stops_is_recorded_withheld_not_released()
     (closed,) = engine.flush(start + timedelta(seconds=10))
     assert closed.outcome is Outcome.WITHHELD and closed.payload is None
     assert closed.reason is not None and closed.reason.code == "policy_not_loaded"
+    assert "Decided by" not in engine.explain(closed, "en")  # by no policy in force
 
 
 def test_a_file_gone_between_listing_and_loading_is_still_known_as_its_customers(

@@ -187,3 +187,33 @@ def test_alteration_paths_fold_array_indices() -> None:
         altered=(Alteration("r[0].v", "round", "1"), Alteration("r[1].v", "round", "1")),
     )
     assert explain(decision, "en").count("r[].v rounded") == 1
+
+
+def test_a_withheld_decision_without_a_stream_or_version_names_neither() -> None:
+    """Withheld before its stream was known (a flood), or a queued release withheld after its
+    policy stopped running: no 'stream “”', no 'policy version .'."""
+    flood = Decision(
+        customer="c",
+        device="oven-1",
+        recipient=None,
+        outcome=Outcome.WITHHELD,
+        reason=Reason("flooding", {"limit": "10"}),
+    )
+    assert explain(flood, "en") == (
+        "Nothing from oven-1 left this box, because the device sent more than 10 messages per "
+        "second; what exceeded that stays here."
+    )
+    assert explain(flood, "de").startswith("Von oven-1 ging nichts hinaus, denn ")
+    queued = Decision(
+        customer="c",
+        device="oven-1",
+        recipient="r1",
+        outcome=Outcome.WITHHELD,
+        grant="g1",
+        reason=Reason("policy_not_loaded"),
+        withheld=("$payload",),
+    )
+    english = explain(queued, "en")
+    assert english.startswith("r1 received nothing from oven-1, because no policy")
+    assert "stream" not in english and "policy version" not in english
+    assert "Datenstrom" not in explain(queued, "de")
