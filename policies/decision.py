@@ -24,6 +24,7 @@ REASON_CODES = (
     "flooding",
     "recipient_queue_full",
     "recipient_removed",
+    "recipient_removed_maybe_sent",
     "expired",
     "not_yet_valid",
     "withdrawn",

@@ -51,6 +51,11 @@ _INDEX = re.compile(r"\[\d+\]")
 MAX_TEXT_CHARS = 6_000
 
 
+# Reasons for rows an earlier attempt may have delivered (gateway/messages/upstreams.py): the
+# explanation must not say the recipient received nothing.
+MAYBE_SENT = frozenset({"recipient_removed_maybe_sent"})
+
+
 def dynamic_msgids() -> tuple[str, ...]:
     """Every msgid the code builds from a name (reason codes, bases, units ...)."""
     ids = [f"reason.{code}" for code in REASON_CODES]
@@ -259,6 +264,8 @@ def explain(
             parts.append(tr(lang, key, device=device, stream=stream, reason=reason))
         else:
             key = "explain.withheld" if stream else "explain.withheld_no_stream"
+            if decision.reason is not None and decision.reason.code in MAYBE_SENT:
+                key = "explain.withheld_maybe_sent"  # "received nothing" could be false
             parts.append(
                 tr(lang, key, device=device, stream=stream, recipient=recipient, reason=reason)
             )

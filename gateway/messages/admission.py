@@ -51,7 +51,7 @@ class PolicyAdmission:
             try:
                 self._check_single_file(path, policy)
                 self._engine.replace(policy)
-                self.policies.accepted(path)
+                self.policies.accepted(path, policy.version)
             except PolicyError as exc:
                 self.policies.refuse_at_start(path, str(exc))
         return self._engine.policies()
@@ -105,7 +105,7 @@ class PolicyAdmission:
         try:
             self._check_single_file(path, compiled)
             self.engine.replace(compiled)
-            self.policies.accepted(path)
+            self.policies.accepted(path, compiled.version)
         except PolicyError as exc:
             self.policies.files[path].error = str(exc)
             log.error("policy %s not applied: %s", path.name, exc)

@@ -46,6 +46,7 @@ from gateway.messages.endpoint import ConnectionLost, Endpoint, Inbound, MqttErr
 from gateway.messages.latency import LatencyWindow
 from gateway.messages.mqtt import MqttConnection
 from gateway.messages.outbox import Outbox, OutboxRow
+from gateway.messages.send_window import SendWindow
 from gateway.messages.sendtime import Settled
 
 __all__ = ["Forwarder", "ForwarderState"]
@@ -83,25 +84,6 @@ class ForwarderState:
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=1))
 
 
-class _Window:
-    """Room for rows in flight or acknowledged and not yet deleted: a semaphore (one task waits
-    on it) whose ``free`` slots ``offer`` may also take without waiting."""
-
-    def __init__(self, size: int) -> None:
-        self.free = size
-        self._room = asyncio.Event()
-
-    async def take(self) -> None:
-        while self.free <= 0:
-            self._room.clear()
-            await self._room.wait()
-        self.free -= 1
-
-    def give(self) -> None:
-        self.free += 1
-        self._room.set()
-
-
 class Forwarder:
     def __init__(
         self,
@@ -121,7 +103,7 @@ class Forwarder:
         self.outbox = outbox
         self._at_send = at_send
         self._settled_now = settled_now
-        self._window = _Window(window)
+        self._window = SendWindow(window)
         self._window_size = window
         self._batch = batch
         self._queue: deque[OutboxRow] = deque()
@@ -150,8 +132,9 @@ class Forwarder:
         self._reachable_us: int | None = None
         # Rows an earlier attempt may have delivered (sendtime_text MAYBE_SENT): every row up to
         # the outbox's highest id when this forwarder was made (one before it, or the last run,
-        # may have sent them), and each published since whose acknowledgement never came.
-        self._earlier = outbox.last_id
+        # may have sent them) unless held beyond that moment, and each published since whose
+        # connection ended before its acknowledgement came.
+        self._earlier = (outbox.last_id, time.time_ns() // 1000)
         self._unconfirmed: set[int] = set()
         # What the recipient sends back on the same link (erasure acknowledgements), if anything.
         self._subscribe = subscribe
@@ -218,6 +201,16 @@ class Forwarder:
             self.recipient.qos,
             functools.partial(self._published, row.id, row.queued, row.customer, len(row.payload)),
         )
+
+    def maybe_sent(self, rows: Sequence[OutboxRow]) -> set[int]:
+        """The ids of ``rows`` an earlier attempt may have delivered (see ``_earlier``)."""
+        last_id, made_us = self._earlier
+        return {
+            r.id
+            for r in rows
+            if r.id in self._unconfirmed
+            or (r.id <= last_id and (r.release_at is None or r.release_at <= made_us))
+        }
 
     def reread(self) -> None:
         """Rows were deleted from the outbox (an erasure): drop the rows held in memory and
@@ -342,8 +335,7 @@ class Forwarder:
             rows = await self._next_rows(connection)
             if rows is None:
                 return
-            tried = {r.id for r in rows if r.id <= self._earlier or r.id in self._unconfirmed}
-            settled = await self._at_send(rows, self._reachable_us, tried)
+            settled = await self._at_send(rows, self._reachable_us, self.maybe_sent(rows))
             self._unconfirmed.difference_update(r.id for r in settled.withheld)
             # Withheld rows left the queue counts as their deletion committed (``SendTime``).
             self.state.withheld_at_send += len(settled.withheld)
@@ -422,7 +414,8 @@ class Forwarder:
     ) -> None:
         self.state.in_flight -= 1
         if error is not None:
-            self._unconfirmed.add(row_id)  # it may have arrived: no acknowledgement says
+            if isinstance(error, ConnectionLost):  # written, perhaps: no acknowledgement says
+                self._unconfirmed.add(row_id)
             self._window.give()
             # ConnectionLost: the row stays in the outbox and goes out on the next session.
             if not isinstance(error, ConnectionLost):

@@ -61,6 +61,7 @@ class LoadedFile:
     error: str | None = None  # the current error, if the file does not load (or was removed)
     removed: bool = False  # the file is gone; its policy no longer runs (``PolicySet.removed``)
     missing: bool = False  # not found at the last scan (removed if still missing at the next)
+    candidate: Shape | None = None  # compiled and not yet run (``PolicySet.accepted``)
     shape: Shape | None = None  # whose topics these are, known even while the file is broken
 
 
@@ -201,27 +202,31 @@ class PolicySet:
             return None
         entry.error = None
         entry.customer = policy.customer
-        entry.version = policy.version
-        for other, gone in list(self.files.items()):
-            if gone.removed and gone.customer == policy.customer:
-                del self.files[other]  # the customer has a file again: that one is said
-
-        # Trusted (``loaded``) and remembered only once the engine runs it (``accepted``): one it
-        # refuses (topics overlapping another customer's) claims only what no rule refuses.
-        entry.shape = Shape.of(
+        # Trusted (``loaded``), remembered and its version shown only once the engine runs it
+        # (``accepted``): one it refuses (topics overlapping another customer's) claims only what
+        # no rule refuses, and a refused edit leaves the running version's shape in place.
+        entry.candidate = Shape.of(
             policy.customer,
             [(t.pattern.pattern, d.id, t.stream) for d in policy.devices for t in d.topics],
             loaded=False,
         )
+        if entry.version is None:
+            entry.shape = entry.candidate  # nothing of it runs: this is all that says whose
         return policy
 
-    def accepted(self, path: Path) -> None:
-        """``path``'s policy, just loaded, runs: its topics are its own, and remembered."""
+    def accepted(self, path: Path, version: str) -> None:
+        """``path``'s policy, just loaded, runs (at ``version``): its topics are its own, and
+        remembered; a removed file of its customer is no longer said."""
+        self._claims.clear()
         entry = self.files[path]
-        if entry.shape is not None:
-            self._claims.clear()
-            entry.shape = dataclasses.replace(entry.shape, loaded=True)
+        entry.version = version
+        if entry.candidate is not None:
+            entry.shape = dataclasses.replace(entry.candidate, loaded=True)
+            entry.candidate = None
             self._remember(path, entry.shape)
+        for other, gone in list(self.files.items()):
+            if gone.removed and gone.customer == entry.customer:
+                del self.files[other]
 
     def refuse_at_start(self, path: Path, error: str) -> None:
         """A file that compiled but cannot run beside the others (it claims a customer or topics

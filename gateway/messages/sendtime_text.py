@@ -27,6 +27,7 @@ __all__ = [
     "MANY_UNDECIDED",
     "MANY_WITHHELD",
     "MAYBE_SENT",
+    "MAYBE_SENT_BEFORE",
     "NOT_SUMMARISED",
     "REDECIDED",
     "STOPPED",
@@ -80,6 +81,13 @@ MAYBE_SENT = {
     "en": "Withheld at send time, because {why}. An earlier attempt to send it to {recipient} may "
     "have gone unconfirmed (its connection ended, or the gateway restarted, before the "
     "acknowledgement came), so it may have arrived there once. It is not sent again.",
+}
+# The same, for a row decided again that leaves now: the recipient may hold both versions.
+MAYBE_SENT_BEFORE = {
+    "de": "Ein früherer Versuch, sie wie zuvor entschieden zu senden, blieb womöglich "
+    "unbestätigt; diese Fassung kann {recipient} also ebenfalls einmal erreicht haben.",
+    "en": "An earlier attempt to send it as decided before may have gone unconfirmed, so that "
+    "version may have reached {recipient} once as well.",
 }
 WHY_HOURS = {
     "de": "die erlaubten Zeiten der Freigabe „{grant}“ ({hours}) vorbei waren",
@@ -421,4 +429,6 @@ def entry_texts(
             else:
                 lead = WITHHELD[lang].format(reason=reason_text(lang, reason))
             texts[lang] = f"{lead} {engine.explain(decision, lang)}"
+        if maybe_sent and replaced:
+            texts[lang] += " " + MAYBE_SENT_BEFORE[lang].format(recipient=named)
     return texts

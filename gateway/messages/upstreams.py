@@ -3,7 +3,9 @@ and the topic prefix the pipeline reads; started, stopped and replaced one recip
 
 A configuration reload changes only the recipients whose settings or password file changed; the
 others keep their connection and their task. A recipient removed from the configuration has its
-queued rows recorded withheld (reason ``recipient_removed``), never silently dropped.
+queued rows recorded withheld (reason ``recipient_removed``), never silently dropped; a row its
+stopped forwarder may have delivered (published, unacknowledged) is recorded with reason
+``recipient_removed_maybe_sent``, whose words do not say the recipient received nothing.
 """
 
 from __future__ import annotations
@@ -38,11 +40,15 @@ class Upstreams:
         # Read by the pipeline for every row (one dict, changed in place).
         self.topic_prefix: dict[str, str] = {r.name: r.topic_prefix for r in recipients}
         self._group: asyncio.TaskGroup | None = None
+        # A stopped forwarder's word on which rows an earlier attempt may have delivered, kept
+        # for ``remove`` (Forwarder.maybe_sent); replaced by the next forwarder of the name.
+        self._stopped: dict[str, Callable[[Sequence[OutboxRow]], set[int]]] = {}
 
     def add(self, make: MakeForwarder, recipient: RecipientConfig, password: str | None) -> None:
         """Build ``recipient``'s forwarder and attach it to the outbox (started by ``start``)."""
         self.passwords[recipient.name] = password
         forwarder = make(recipient, password)
+        self._stopped.pop(recipient.name, None)
         self.outbox.attach(recipient.name, forwarder.offer, forwarder.reread)
         self.forwarders[recipient.name] = forwarder
         self.topic_prefix[recipient.name] = recipient.topic_prefix
@@ -83,18 +89,22 @@ class Upstreams:
                 await task
         await forwarder.delete_delivered()  # acknowledged rows are not sent again
         self.passwords.pop(name, None)
+        self._stopped[name] = forwarder.maybe_sent
 
     async def remove(self, name: str, withhold: Withhold) -> int:
         """Rows still queued for a recipient removed from the configuration: recorded withheld
         by ``withhold`` (reason ``recipient_removed``) and taken out of the outbox, in batches.
         Returns how many."""
         reason = Reason("recipient_removed")  # the entry names the recipient
+        maybe = Reason("recipient_removed_maybe_sent")
+        maybe_sent = self._stopped.pop(name, _any_sent)
         total = 0
         while True:
             rows = await self.outbox.pending(name, after=0, limit=1000)
             if not rows:
                 break
-            await withhold([(row, reason) for row in rows])
+            tried = maybe_sent(rows)
+            await withhold([(row, maybe if row.id in tried else reason) for row in rows])
             self.outbox.gone(name, ((r.customer, len(r.payload)) for r in rows))
             total += len(rows)
         self.outbox.queues.forget(name)
@@ -111,3 +121,9 @@ class Upstreams:
         """At shutdown: acknowledged rows of every forwarder are not sent again."""
         for forwarder in self.forwarders.values():
             await forwarder.delete_delivered()
+
+
+def _any_sent(rows: Sequence[OutboxRow]) -> set[int]:
+    """No forwarder of the recipient stopped in this process to say: any of ``rows`` may have
+    been published before (by an earlier run)."""
+    return {row.id for row in rows}

@@ -19,7 +19,7 @@ from gateway.config import RecipientConfig
 from gateway.errors import StoreError
 from gateway.messages import forwarder as forwarder_module
 from gateway.messages import outbox
-from gateway.messages.endpoint import endpoint_for
+from gateway.messages.endpoint import ConnectionLost, MqttError, endpoint_for
 from gateway.messages.forwarder import Forwarder
 from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.quota import RecipientQueues
@@ -454,3 +454,29 @@ async def test_a_send_time_check_that_fails_stops_sending_not_the_gateway(
     # first: a held row due meanwhile still leaves on time (sendtime_rules.py).
     assert len(reachable) == 3 and reachable[0] is not None and len(set(reachable)) == 1
     assert await bench.waiting() == []
+
+
+async def test_what_an_earlier_attempt_may_have_delivered_is_only_what_could_have_left(
+    bench: Bench,
+) -> None:
+    """A row held beyond the moment the forwarder was made was not published by any before it;
+    a publish refused before it was written (paho refuses the topic) did not leave either."""
+    box = bench.box = _Outbox(bench)
+    box.last_id = 4  # as loaded at a start: rows up to 4 were there
+    forwarder = Forwarder(
+        RECIPIENT, endpoint_for(RECIPIENT, "unit", None), box, at_send=bench.at_send
+    )
+    now_us = time.time_ns() // 1000
+    base = (RECIPIENT.name, "baeckerei-schmidt", "oven-1", "maintenance", "t", b"x", 0)
+    rows = [
+        OutboxRow(1, 1, *base),
+        OutboxRow(2, 2, *base, release_at=now_us - 1_000_000),  # due before: may have left
+        OutboxRow(3, 3, *base, release_at=now_us + 3_600_000_000),  # held an hour on: not yet
+        OutboxRow(5, 5, *base),  # committed since
+        OutboxRow(6, 6, *base),
+        OutboxRow(7, 7, *base),
+    ]
+    forwarder._window.free -= 2  # as _send takes a slot per publish
+    forwarder._published(6, 0.0, "baeckerei-schmidt", 1, ConnectionLost("connection reset"))
+    forwarder._published(7, 0.0, "baeckerei-schmidt", 1, MqttError("topic refused by paho"))
+    assert forwarder.maybe_sent(rows) == {1, 2, 6}

@@ -116,8 +116,9 @@ def test_a_file_broken_beyond_reading_is_attributed_by_its_last_good_shape(
     path.write_text(MUELLER, encoding="utf-8")
     shapes = tmp_path / "policy-shapes.json"
     first = PolicySet(directory, {"energy-provider": "Stadtwerke"}, list, shapes_path=shapes)
-    assert first.load(path) is not None
-    first.accepted(path)  # the engine ran it (PolicyAdmission): only then is it remembered
+    loaded = first.load(path)
+    assert loaded is not None
+    first.accepted(path, loaded.version)  # the engine ran it: only then is it remembered
     path.write_text("customer: [unclosed\n  :::", encoding="utf-8")  # not even YAML
     # The next start: the file does not load, but whose topics these are is remembered.
     second = PolicySet(directory, {"energy-provider": "Stadtwerke"}, list, shapes_path=shapes)
@@ -472,3 +473,37 @@ def test_a_file_missing_for_a_moment_is_not_replaced_by_a_refused_copy(tmp_path:
     assert running is not None and running.source == str(current)
     (error,) = admission.policies.errors()
     assert error.startswith(str(old)) and "already has a policy" in error
+
+
+def test_a_refused_edit_leaves_the_running_versions_topics_its_own(tmp_path: Path) -> None:
+    """An edit the engine refuses: the version that still runs keeps its topics out of the
+    reach of a file that never loaded (before, the refused edit's shape replaced them, and the
+    other file could claim the running customer's topic); status names the running version."""
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    path = directory / "a-mueller.yaml"
+    path.write_text(MUELLER, encoding="utf-8")
+    (directory / "b-evil.yaml").write_text(
+        MUELLER.replace("customer: mueller-soehne", "customer: evil-corp")
+        .replace('"meters/meter-1"', '"evil/m"')
+        .replace('"locks/door"', '"evil/door"'),
+        encoding="utf-8",
+    )
+    (directory / "c-intruder.yaml").write_text(
+        BROKEN.replace("customer: mueller-soehne", "customer: intruder").replace(
+            '"locks/door"', '"intruder/door"'
+        ),
+        encoding="utf-8",
+    )
+    admission = PolicyAdmission(
+        PolicySet(directory, {"energy-provider": "Stadtwerke"}, list), restored=lambda _c: None
+    )
+    admission.start(Keyring())
+    running = admission.engine.policy("mueller-soehne")
+    assert running is not None
+    path.write_text(MUELLER.replace('"meters/meter-1"', '"evil/#"'), encoding="utf-8")
+    assert not admission.apply(path)  # overlaps evil-corp's topics: refused
+    assert admission.engine.policy("mueller-soehne") is running
+    assert admission.policies.files[path].version == running.version
+    assert admission.not_loaded("meters/meter-1") is None
+    assert [k for k in admission.declared_topics() if k[0] == "intruder"] == [("intruder", "door")]

@@ -44,7 +44,9 @@ def test_a_broken_edit_keeps_the_last_good_version_running(tmp_path: Path) -> No
     path = write(held.directory, "mueller.yaml", MUELLER)
     [policy] = held.load_all()
     entry = held.files[path]
-    assert (entry.customer, entry.version, entry.error) == ("mueller-soehne", policy.version, None)
+    assert (entry.customer, entry.version, entry.error) == ("mueller-soehne", None, None)
+    held.accepted(path, policy.version)  # the engine runs it (PolicyAdmission)
+    assert entry.version == policy.version
     assert held.changed() == []
     write(held.directory, "mueller.yaml", BROKEN)
     assert held.changed() == [path]
@@ -93,9 +95,9 @@ def test_a_file_broken_from_the_start_attributes_its_own_topics_only(tmp_path: P
 def test_a_shape_is_remembered_for_a_restart_with_a_broken_file(tmp_path: Path) -> None:
     first = policies(tmp_path)
     path = write(first.directory, "mueller.yaml", MUELLER)
-    first.load_all()
+    [loaded] = first.load_all()
     assert not (tmp_path / "policy-shapes.json").exists()  # loaded, not yet run
-    first.accepted(path)  # the engine runs it (PolicyAdmission): now its shape is trusted
+    first.accepted(path, loaded.version)  # the engine runs it: now its shape is trusted
     saved = orjson.loads((tmp_path / "policy-shapes.json").read_bytes())
     assert saved["mueller.yaml"]["customer"] == "mueller-soehne"
     assert (tmp_path / "policy-shapes.json").stat().st_mode & 0o777 == 0o600
@@ -121,8 +123,8 @@ def test_the_shapes_file_keeps_its_format_and_a_damaged_entry_costs_only_itself(
 ) -> None:
     first = policies(tmp_path)
     path = write(first.directory, "mueller.yaml", MUELLER)
-    first.load_all()
-    first.accepted(path)
+    [loaded] = first.load_all()
+    first.accepted(path, loaded.version)
     shapes = tmp_path / "policy-shapes.json"
     # The format written before: file name -> customer and [pattern, device, stream] lists.
     assert orjson.loads(shapes.read_bytes()) == {

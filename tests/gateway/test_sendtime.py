@@ -391,3 +391,18 @@ async def test_a_row_maybe_delivered_whose_hours_ended_says_both(bench: Bench) -
         "Withheld at send time, because the allowed hours of grant 'maintenance' (06:00-22:00) "
         "had ended. An earlier attempt to send it to Ofenbau Müller may have gone unconfirmed"
     )
+
+
+async def test_a_row_maybe_delivered_and_decided_again_says_both_versions_may_be_there(
+    bench: Bench,
+) -> None:
+    row = await bench.queued({"temperature": 180.2, "door_open": True})
+    bench.engine.replace(compile_text(POLICY.replace("      door_open: keep\n", ""), RECIPIENTS))
+    (sent,) = (await bench.check.settle([row], None, {row.id})).leave
+    assert sent.payload != row.payload
+    text = (await bench.texts())[-1]
+    assert text.startswith("Re-decided at send time under version ")
+    assert text.endswith(
+        " An earlier attempt to send it as decided before may have gone unconfirmed, so that "
+        "version may have reached Ofenbau Müller once as well."
+    )

@@ -210,6 +210,7 @@ def test_a_withheld_decision_without_a_stream_or_version_names_neither() -> None
         recipient="r1",
         outcome=Outcome.WITHHELD,
         grant="g1",
+        policy_version="v" * 64,  # the version it was decided under, which no longer decides
         reason=Reason("policy_not_loaded"),
         withheld=("$payload",),
     )
@@ -217,3 +218,25 @@ def test_a_withheld_decision_without_a_stream_or_version_names_neither() -> None
     assert english.startswith("r1 received nothing from oven-1, because no policy")
     assert "stream" not in english and "policy version" not in english
     assert "Datenstrom" not in explain(queued, "de")
+
+
+def test_a_release_that_may_have_arrived_is_not_said_to_have_received_nothing() -> None:
+    """Its recipient removed while a publish of it went unacknowledged (upstreams.py)."""
+    decision = Decision(
+        customer="c",
+        device="oven-1",
+        recipient="r1",
+        outcome=Outcome.WITHHELD,
+        grant="g1",
+        policy_version="v" * 64,
+        reason=Reason("recipient_removed_maybe_sent"),
+        withheld=("$payload",),
+    )
+    english = explain(decision, "en")
+    assert english.startswith(
+        "r1 is sent nothing more of this from oven-1, because the recipient was removed from "
+        "this box's configuration; an earlier attempt to send this release to it may have gone "
+        "unconfirmed, so it may have arrived there once."
+    )
+    assert "received nothing" not in english
+    assert "nichts bekommen" not in explain(decision, "de")
