@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from gateway.messages.policyset import PolicySet
+from gateway.messages.policyset import PolicySet, present
 from gateway.messages.pseudonyms import Keyring
 from policies.compiler import CompiledPolicy
 from policies.engine import Engine
@@ -123,7 +123,7 @@ class PolicyAdmission:
             return
         wanted = None if customers is None else set(customers)
         for path, loaded in sorted(self.policies.files.items()):
-            if (wanted is None or loaded.customer in wanted) and path.exists():
+            if (wanted is None or loaded.customer in wanted) and present(path):
                 self.apply(path)
 
     def forget(self) -> bool:
@@ -144,7 +144,7 @@ class PolicyAdmission:
             self.engine.remove(running.customer)
             stopped = True
             for path, other in sorted(self.policies.files.items()):
-                if other.customer == running.customer and other is not entry and path.exists():
+                if other.customer == running.customer and other is not entry and present(path):
                     self.apply(path)
             now = self.engine.policy(running.customer)
             if now is None:

@@ -47,7 +47,7 @@ from policies.loader import load_policy
 from policies.model import DeviceSpec, PolicyDocument, TopicSpec
 from policies.topics import TopicPattern, patterns_overlap
 
-__all__ = ["LoadedFile", "PolicySet", "Shape"]
+__all__ = ["LoadedFile", "PolicySet", "Shape", "present"]
 
 log = logging.getLogger(__name__)
 
@@ -385,13 +385,13 @@ class PolicySet:
     def removed(self) -> list[LoadedFile]:
         """Files loaded (or tried) in this run that were missing at this scan and the one
         before (the module text), each returned once; the admission says what follows."""
-        for path in [p for p in self.elsewhere if not p.exists()]:
+        for path in [p for p in self.elsewhere if not present(p)]:
             del self.elsewhere[path]  # another instance's customer: not ours to report
         gone: list[LoadedFile] = []
         for path, entry in sorted(self.files.items()):
             if entry.removed:
                 continue
-            if path.exists():
+            if present(path):
                 entry.missing = False
             elif not entry.missing:
                 entry.missing = True  # at the next scan, if still missing
@@ -436,6 +436,19 @@ class PolicySet:
         if not extra:
             return document
         return document.model_copy(update={"devices": [*document.devices, *extra]})
+
+
+def present(path: Path) -> bool:
+    """Whether ``path`` is there; a file that cannot be looked at (a directory made unreadable)
+    counts as there: only a file certainly gone stops its customer, and the watcher never
+    ends on it (``load`` reports the error)."""
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 # A topic without ``stream:`` is the model's default stream, read or loaded alike.

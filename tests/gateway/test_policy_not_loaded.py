@@ -507,3 +507,30 @@ def test_a_refused_edit_leaves_the_running_versions_topics_its_own(tmp_path: Pat
     assert admission.policies.files[path].version == running.version
     assert admission.not_loaded("meters/meter-1") is None
     assert [k for k in admission.declared_topics() if k[0] == "intruder"] == [("intruder", "door")]
+
+
+def test_a_policy_file_that_cannot_be_looked_at_is_not_taken_for_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The directory made unreadable (a wrong chmod at 2 am): the watcher goes on, and the
+    policy runs on; only a file certainly gone stops its customer."""
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    path = directory / "mueller.yaml"
+    path.write_text(MUELLER, encoding="utf-8")
+    admission = PolicyAdmission(
+        PolicySet(directory, {"energy-provider": "Stadtwerke"}, list), restored=lambda _c: None
+    )
+    admission.start(Keyring())
+    stat = Path.stat
+
+    def refused(self: Path, **kwargs: Any) -> Any:
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return stat(self, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", refused)
+    for _ in range(3):
+        assert not admission.forget()
+    admission.recompile()
+    assert admission.engine.policy("mueller-soehne") is not None
