@@ -55,6 +55,7 @@ __all__ = [
     "RegistryError",
     "check_topic",
     "closest",
+    "foreign_namespace",
     "policy_claims",
     "slug",
 ]
@@ -119,6 +120,21 @@ def check_topic(customer: str, device: str, pattern: str, *, what: str = "--topi
         )
 
 
+def foreign_namespace(customer: str, pattern: str) -> str | None:
+    """Why a topic a policy of ``customer`` declares may not be its own: it lies in another
+    customer's registry namespace (``devices/<other>/…``, a wildcard there included); else None.
+    Such a file would take that customer's registered devices' topics (their registrations
+    refused as overlapping) and its messages."""
+    levels = pattern.split("/")
+    if levels[0] != NAMESPACE or (len(levels) > 1 and levels[1] == customer):
+        return None
+    return (
+        f"topic {pattern!r} lies in the registry's namespace {NAMESPACE}/ outside customer "
+        f"{customer!r}'s own {NAMESPACE}/{customer}/: a policy declares only its own customer's "
+        "topics there"
+    )
+
+
 def conflicts(claim: Claim, others: Iterable[Claim]) -> list[str]:
     """Why ``claim`` may not be registered: the other devices' patterns it overlaps."""
     found = []
@@ -145,6 +161,8 @@ def policy_claims(directory: Path) -> list[Claim]:
             Claim(document.customer, spec.id, topic.pattern, f"policy {path}")
             for spec in document.devices
             for topic in spec.topics
+            # refused when the file loads (PolicySet): it claims nothing there meanwhile
+            if foreign_namespace(document.customer, topic.pattern) is None
         )
     return claims
 

@@ -33,21 +33,27 @@ import dataclasses
 import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-import yaml
-from pydantic import BaseModel, ConfigDict, JsonValue, TypeAdapter, ValidationError
+from pydantic import JsonValue, TypeAdapter, ValidationError
 
-from gateway.devices.registry import NAMESPACE, RegisteredDevice, RegistryError, check_topic
+from gateway.devices.registry import (
+    NAMESPACE,
+    RegisteredDevice,
+    RegistryError,
+    check_topic,
+    foreign_namespace,
+)
+from gateway.messages.policy_shape import SavedShape, Shape, read_shape
 from policies.compiler import CompiledPolicy, compile_policy
 from policies.errors import PolicyError
 from policies.loader import load_policy
 from policies.model import DeviceSpec, PolicyDocument, TopicSpec
 from policies.topics import TopicPattern, patterns_overlap
 
-__all__ = ["LoadedFile", "PolicySet", "Shape", "present"]
+__all__ = ["LoadedFile", "PolicySet", "present"]
 
 log = logging.getLogger(__name__)
 
@@ -63,50 +69,6 @@ class LoadedFile:
     missing: bool = False  # not found at the last scan (removed if still missing at the next)
     candidate: Shape | None = None  # compiled and not yet run (``PolicySet.accepted``)
     shape: Shape | None = None  # whose topics these are, known even while the file is broken
-
-
-@dataclass(frozen=True, slots=True)
-class Shape:
-    """A policy file's customer and topics: enough to attribute a message, nothing to decide."""
-
-    customer: str
-    topics: tuple[tuple[str, str, str], ...]  # (pattern, device, stream)
-    patterns: tuple[TopicPattern, ...] = field(default=(), compare=False)
-    # False: read from a file that never loaded, so no check has passed on these topics yet.
-    loaded: bool = field(default=True, compare=False)
-
-    @classmethod
-    def of(cls, customer: str, topics: list[tuple[str, str, str]], *, loaded: bool = True) -> Shape:
-        kept, compiled = [], []
-        for pattern, device, stream in topics:
-            try:
-                compiled.append(TopicPattern(pattern))
-            except Exception:  # a pattern too broken to compile attributes nothing
-                continue
-            kept.append((pattern, device, stream))
-        return cls(customer, tuple(kept), tuple(compiled), loaded)
-
-    def match(self, topic: str, allowed: frozenset[str] | None = None) -> tuple[str, str] | None:
-        """(device, stream) owning ``topic``, among the patterns in ``allowed`` if given."""
-        for (text, device, stream), pattern in zip(self.topics, self.patterns, strict=True):
-            if allowed is not None and text not in allowed:
-                continue
-            if pattern.match(topic) is not None:
-                return device, stream
-        return None
-
-    def saved(self) -> SavedShape:
-        return SavedShape(customer=self.customer, topics=list(self.topics))
-
-
-class SavedShape(BaseModel):
-    """A shape as ``policy-shapes.json`` keeps it for the next start: the customer, and each
-    topic as ``[pattern, device, stream]``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    customer: str
-    topics: list[tuple[str, str, str]]
 
 
 # The file as a whole: file name -> one entry, each read on its own (``_read_shapes``).
@@ -180,11 +142,12 @@ class PolicySet:
         self.files[path] = entry
         try:
             document = self._with_registered(load_policy(path))
+            _own_namespace(path, document)
             policy = compile_policy(document, self.recipients)
         except PolicyError as exc:
             entry.error = str(exc)
             if entry.version is None:  # never loaded in this run: whose file is it?
-                entry.shape = self._remembered(path) or _read_shape(path)
+                entry.shape = self._remembered(path) or read_shape(path)
                 if entry.shape is not None:
                     entry.customer = entry.shape.customer
                 if self._leave_to_owner(path, entry.customer, mtime):
@@ -438,6 +401,19 @@ class PolicySet:
         return document.model_copy(update={"devices": [*document.devices, *extra]})
 
 
+def _own_namespace(path: Path, document: PolicyDocument) -> None:
+    """Refuse a file declaring a topic in another customer's registry namespace, where it would
+    take that customer's registered devices' topics (``foreign_namespace``)."""
+    for i, device in enumerate(document.devices):
+        for j, topic in enumerate(device.topics):
+            problem = foreign_namespace(document.customer, topic.pattern)
+            if problem is not None:
+                line, column = document.locate(("devices", i, "topics", j, "pattern"))
+                raise PolicyError(
+                    str(path), f"device {device.id!r}: {problem}", line=line, column=column
+                )
+
+
 def present(path: Path) -> bool:
     """Whether ``path`` is there; a file that cannot be looked at (a directory made unreadable)
     counts as there: only a file certainly gone stops its customer, and the watcher never
@@ -449,10 +425,6 @@ def present(path: Path) -> bool:
     except OSError:
         return True
     return True
-
-
-# A topic without ``stream:`` is the model's default stream, read or loaded alike.
-_DEFAULT_STREAM = str(TopicSpec.model_fields["stream"].default)
 
 
 def _refusal(
@@ -481,25 +453,3 @@ def _refusal(
         if patterns_overlap(pattern, theirs):
             return f"it overlaps {theirs!r} of customer {other!r} ({where})"
     return None
-
-
-def _read_shape(path: Path) -> Shape | None:
-    """What can be read of a file that does not load: its customer and device topics, when the
-    YAML parses and has them (a wrong value elsewhere leaves these readable)."""
-    try:
-        data = yaml.safe_load(path.read_bytes()[: 1 << 20])
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("customer"), str):
-        return None
-    topics: list[tuple[str, str, str]] = []
-    devices = data.get("devices")
-    for device in devices if isinstance(devices, list) else ():
-        if not isinstance(device, dict) or not isinstance(device.get("id"), str):
-            continue
-        listed = device.get("topics")
-        for topic in listed if isinstance(listed, list) else ():
-            if isinstance(topic, dict) and isinstance(topic.get("pattern"), str):
-                stream = str(topic.get("stream") or _DEFAULT_STREAM)
-                topics.append((topic["pattern"], device["id"], stream))
-    return Shape.of(data["customer"], topics, loaded=False)

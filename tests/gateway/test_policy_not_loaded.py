@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.devices.registry import RegisteredDevice
+from gateway.devices.registry import RegisteredDevice, policy_claims
 from gateway.log.reader import LogReader
 from gateway.messages import policyset
 from gateway.messages.admission import PolicyAdmission
@@ -534,3 +534,37 @@ def test_a_policy_file_that_cannot_be_looked_at_is_not_taken_for_removed(
         assert not admission.forget()
     admission.recompile()
     assert admission.engine.policy("mueller-soehne") is not None
+
+
+def test_a_policy_may_not_declare_topics_in_another_customers_registry_namespace(
+    tmp_path: Path,
+) -> None:
+    """It would take the other customer's registered device's topic: that device refused as
+    overlapping a policy, and its messages attributed to the file's customer."""
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    (directory / "a-mueller.yaml").write_text(MUELLER, encoding="utf-8")
+    taking = (
+        MUELLER.replace("customer: mueller-soehne", "customer: evil-corp")
+        .replace('"meters/meter-1"', '"devices/mueller-soehne/meter-2/x"')
+        .replace('"locks/door"', '"evil/door"')
+    )
+    path = directory / "b-evil.yaml"
+    path.write_text(taking, encoding="utf-8")
+    admission = PolicyAdmission(
+        PolicySet(directory, {"energy-provider": "Stadtwerke"}, list), restored=lambda _c: None
+    )
+    admission.start(Keyring())
+    assert admission.engine.policy("evil-corp") is None
+    (error,) = admission.policies.errors()
+    assert error.startswith(f"{path}:11:")
+    assert "lies in the registry's namespace devices/ outside customer 'evil-corp'" in error
+    assert [k for k in admission.declared_topics() if k[0] == "evil-corp"] == [
+        ("evil-corp", "door")
+    ]
+    # The registry does not count it against the other customer's device either.
+    claims = policy_claims(directory)
+    assert not any(c.pattern.startswith("devices/mueller-soehne/") for c in claims)
+    own = taking.replace("devices/mueller-soehne/meter-2/x", "devices/evil-corp/meter-1/x")
+    path.write_text(own, encoding="utf-8")
+    assert admission.apply(path)  # its own namespace is its own

@@ -11,7 +11,8 @@ from pathlib import Path
 import orjson
 
 from gateway.devices.registry import RegisteredDevice
-from gateway.messages.policyset import PolicySet, Shape
+from gateway.messages.policy_shape import Shape
+from gateway.messages.policyset import PolicySet
 from tests.gateway.test_end_to_end import BAKERY
 from tests.gateway.test_report import POLICY as MUELLER
 
