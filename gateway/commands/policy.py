@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 
 import orjson
 
+from gateway.devices.registry import check_namespace
 from gateway.visible import neutralise
 from policies.compiler import CompiledPolicy, compile_policy
 from policies.decision import Decision
@@ -95,6 +96,7 @@ def _recipients(option: str | None) -> dict[str, str] | None:
 
 def _compile(path: str, recipients: Mapping[str, str] | None) -> CompiledPolicy:
     doc = load_policy(path)
+    check_namespace(path, doc)  # as the gateway checks it (gateway/messages/policyset.py)
     return compile_policy(doc, recipients if recipients is not None else _named(doc))
 
 

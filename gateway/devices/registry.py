@@ -43,7 +43,7 @@ from gateway.devices.broker_files import hash_password, write_private
 from gateway.errors import GatewayError
 from policies.errors import PolicyError
 from policies.loader import load_policy
-from policies.model import TopicSpec
+from policies.model import PolicyDocument, TopicSpec
 from policies.topics import patterns_overlap
 
 __all__ = [
@@ -53,6 +53,7 @@ __all__ = [
     "RegisteredDevice",
     "Registry",
     "RegistryError",
+    "check_namespace",
     "check_topic",
     "closest",
     "foreign_namespace",
@@ -121,18 +122,34 @@ def check_topic(customer: str, device: str, pattern: str, *, what: str = "--topi
 
 
 def foreign_namespace(customer: str, pattern: str) -> str | None:
-    """Why a topic a policy of ``customer`` declares may not be its own: it lies in another
-    customer's registry namespace (``devices/<other>/…``, a wildcard there included); else None.
-    Such a file would take that customer's registered devices' topics (their registrations
-    refused as overlapping) and its messages."""
+    """Why a topic a policy of ``customer`` declares may not be its own: it lies in the
+    registry's namespace outside the customer's own (``devices/<other>/…``, a wildcard or capture
+    in the second level included); else None. Such a file would take that customer's registered
+    devices' topics (their registrations refused as overlapping) and its messages. (A pattern
+    whose *first* level is a wildcard or capture, as device families such as Shelly's
+    ``{id}/events/rpc`` have, is left to the overlap checks between customers.)"""
     levels = pattern.split("/")
-    if levels[0] != NAMESPACE or (len(levels) > 1 and levels[1] == customer):
+    if levels[0] != NAMESPACE or len(levels) < 2 or levels[1] == customer:
         return None
     return (
         f"topic {pattern!r} lies in the registry's namespace {NAMESPACE}/ outside customer "
-        f"{customer!r}'s own {NAMESPACE}/{customer}/: a policy declares only its own customer's "
-        "topics there"
+        f"{customer!r}'s own {NAMESPACE}/{customer}/, where registered devices of other "
+        f"customers publish. Declare it under {NAMESPACE}/{customer}/ or outside {NAMESPACE}/"
     )
+
+
+def check_namespace(source: str, document: PolicyDocument) -> None:
+    """Refuse a policy with a topic in another customer's namespace (``foreign_namespace``),
+    naming file and line: the gateway (gateway/messages/policyset.py) and ``einblick policy
+    check`` alike."""
+    for i, device in enumerate(document.devices):
+        for j, topic in enumerate(device.topics):
+            problem = foreign_namespace(document.customer, topic.pattern)
+            if problem is not None:
+                line, column = document.locate(("devices", i, "topics", j, "pattern"))
+                raise PolicyError(
+                    source, f"device {device.id!r}: {problem}", line=line, column=column
+                )
 
 
 def conflicts(claim: Claim, others: Iterable[Claim]) -> list[str]:

@@ -17,6 +17,7 @@ __all__ = [
     "Endpoint",
     "Inbound",
     "MqttError",
+    "NotSent",
     "Session",
     "SubscriptionRefused",
     "connack_hint",
@@ -30,6 +31,11 @@ class MqttError(GatewayError):
 
 class ConnectionLost(MqttError):
     """The session ended before the operation completed; nothing about it is known."""
+
+
+class NotSent(ConnectionLost):
+    """A publish refused before it was written (the session had ended, or paho would not take
+    it): certainly not delivered."""
 
 
 class SubscriptionRefused(MqttError):

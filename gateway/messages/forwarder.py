@@ -42,7 +42,7 @@ from typing import Any
 from gateway.backoff import Backoff, database_retry
 from gateway.config import RecipientConfig
 from gateway.errors import StoreError
-from gateway.messages.endpoint import ConnectionLost, Endpoint, Inbound, MqttError
+from gateway.messages.endpoint import ConnectionLost, Endpoint, Inbound, MqttError, NotSent
 from gateway.messages.latency import LatencyWindow
 from gateway.messages.mqtt import MqttConnection
 from gateway.messages.outbox import Outbox, OutboxRow
@@ -209,6 +209,7 @@ class Forwarder:
             r.id
             for r in rows
             if r.id in self._unconfirmed
+            or r.id in self._deleting  # acknowledged, its delete not committed (or failed)
             or (r.id <= last_id and (r.release_at is None or r.release_at <= made_us))
         }
 
@@ -414,8 +415,8 @@ class Forwarder:
     ) -> None:
         self.state.in_flight -= 1
         if error is not None:
-            if isinstance(error, ConnectionLost):  # written, perhaps: no acknowledgement says
-                self._unconfirmed.add(row_id)
+            if isinstance(error, ConnectionLost) and not isinstance(error, NotSent):
+                self._unconfirmed.add(row_id)  # written, perhaps: no acknowledgement says
             self._window.give()
             # ConnectionLost: the row stays in the outbox and goes out on the next session.
             if not isinstance(error, ConnectionLost):

@@ -35,6 +35,7 @@ from gateway.messages.endpoint import (
     Endpoint,
     Inbound,
     MqttError,
+    NotSent,
     SubscriptionRefused,
     connack_hint,
 )
@@ -224,7 +225,7 @@ class MqttConnection:
         possibly before this returns. The forwarder's path: no future and no callback
         scheduling per message, one call when the PUBACK is read."""
         if self.closed.done():
-            done(ConnectionLost(f"{self.endpoint.describe()}: not connected"))
+            done(NotSent(f"{self.endpoint.describe()}: not connected"))
             return
         try:
             info = self._client.publish(topic, payload, qos=qos, retain=retain)
@@ -233,9 +234,7 @@ class MqttConnection:
             return
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             done(
-                ConnectionLost(
-                    f"{self.endpoint.describe()}: publish failed: {paho.error_string(info.rc)}"
-                )
+                NotSent(f"{self.endpoint.describe()}: publish failed: {paho.error_string(info.rc)}")
             )
         elif info.is_published():  # QoS 0 written at once, or a PUBACK that already arrived
             done(None)

@@ -43,6 +43,7 @@ from gateway.devices.registry import (
     NAMESPACE,
     RegisteredDevice,
     RegistryError,
+    check_namespace,
     check_topic,
     foreign_namespace,
 )
@@ -142,7 +143,7 @@ class PolicySet:
         self.files[path] = entry
         try:
             document = self._with_registered(load_policy(path))
-            _own_namespace(path, document)
+            check_namespace(str(path), document)
             policy = compile_policy(document, self.recipients)
         except PolicyError as exc:
             entry.error = str(exc)
@@ -164,7 +165,6 @@ class PolicySet:
         if self._leave_to_owner(path, policy.customer, mtime):
             return None
         entry.error = None
-        entry.customer = policy.customer
         # Trusted (``loaded``), remembered and its version shown only once the engine runs it
         # (``accepted``): one it refuses (topics overlapping another customer's) claims only what
         # no rule refuses, and a refused edit leaves the running version's shape in place.
@@ -174,7 +174,11 @@ class PolicySet:
             loaded=False,
         )
         if entry.version is None:
-            entry.shape = entry.candidate  # nothing of it runs: this is all that says whose
+            # Nothing of it runs: this is all that says whose it is. (Else the running version
+            # says it, until this one runs: a refused edit naming another customer changes
+            # neither.)
+            entry.customer = policy.customer
+            entry.shape = entry.candidate
         return policy
 
     def accepted(self, path: Path, version: str) -> None:
@@ -184,6 +188,7 @@ class PolicySet:
         entry = self.files[path]
         entry.version = version
         if entry.candidate is not None:
+            entry.customer = entry.candidate.customer
             entry.shape = dataclasses.replace(entry.candidate, loaded=True)
             entry.candidate = None
             self._remember(path, entry.shape)
@@ -241,7 +246,9 @@ class PolicySet:
         if shape is None:
             return []
         if shape.loaded:
-            return list(shape.topics)
+            # A shape remembered from a run before the namespace rule (check_namespace) may
+            # still reach into another customer's namespace: never into the broker.
+            return [t for t in shape.topics if foreign_namespace(shape.customer, t[0]) is None]
         others = [
             (other.shape.customer, pattern, f"{other.path.name}")
             for other in self.files.values()
@@ -401,27 +408,14 @@ class PolicySet:
         return document.model_copy(update={"devices": [*document.devices, *extra]})
 
 
-def _own_namespace(path: Path, document: PolicyDocument) -> None:
-    """Refuse a file declaring a topic in another customer's registry namespace, where it would
-    take that customer's registered devices' topics (``foreign_namespace``)."""
-    for i, device in enumerate(document.devices):
-        for j, topic in enumerate(device.topics):
-            problem = foreign_namespace(document.customer, topic.pattern)
-            if problem is not None:
-                line, column = document.locate(("devices", i, "topics", j, "pattern"))
-                raise PolicyError(
-                    str(path), f"device {device.id!r}: {problem}", line=line, column=column
-                )
-
-
 def present(path: Path) -> bool:
     """Whether ``path`` is there; a file that cannot be looked at (a directory made unreadable)
     counts as there: only a file certainly gone stops its customer, and the watcher never
     ends on it (``load`` reports the error)."""
     try:
         path.stat()
-    except FileNotFoundError:
-        return False
+    except (FileNotFoundError, NotADirectoryError):
+        return False  # certainly gone (a directory on its path replaced by a file included)
     except OSError:
         return True
     return True

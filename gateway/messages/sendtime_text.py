@@ -85,7 +85,7 @@ MAYBE_SENT = {
 # The same, for a row decided again that leaves now: the recipient may hold both versions.
 MAYBE_SENT_BEFORE = {
     "de": "Ein früherer Versuch, sie wie zuvor entschieden zu senden, blieb womöglich "
-    "unbestätigt; diese Fassung kann {recipient} also ebenfalls einmal erreicht haben.",
+    "unbestätigt; die frühere Fassung kann {recipient} also ebenfalls einmal erreicht haben.",
     "en": "An earlier attempt to send it as decided before may have gone unconfirmed, so that "
     "version may have reached {recipient} once as well.",
 }

@@ -97,7 +97,7 @@ class Upstreams:
         Returns how many."""
         reason = Reason("recipient_removed")  # the entry names the recipient
         maybe = Reason("recipient_removed_maybe_sent")
-        maybe_sent = self._stopped.pop(name, _any_sent)
+        maybe_sent = self._stopped.get(name, _any_sent)
         total = 0
         while True:
             rows = await self.outbox.pending(name, after=0, limit=1000)
@@ -107,6 +107,7 @@ class Upstreams:
             await withhold([(row, maybe if row.id in tried else reason) for row in rows])
             self.outbox.gone(name, ((r.customer, len(r.payload)) for r in rows))
             total += len(rows)
+        self._stopped.pop(name, None)  # only now: a remove failing midway is asked again
         self.outbox.queues.forget(name)
         self.topic_prefix.pop(name, None)
         if total:

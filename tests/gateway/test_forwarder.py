@@ -19,7 +19,7 @@ from gateway.config import RecipientConfig
 from gateway.errors import StoreError
 from gateway.messages import forwarder as forwarder_module
 from gateway.messages import outbox
-from gateway.messages.endpoint import ConnectionLost, MqttError, endpoint_for
+from gateway.messages.endpoint import ConnectionLost, MqttError, NotSent, endpoint_for
 from gateway.messages.forwarder import Forwarder
 from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.quota import RecipientQueues
@@ -475,8 +475,12 @@ async def test_what_an_earlier_attempt_may_have_delivered_is_only_what_could_hav
         OutboxRow(5, 5, *base),  # committed since
         OutboxRow(6, 6, *base),
         OutboxRow(7, 7, *base),
+        OutboxRow(8, 8, *base),
+        OutboxRow(9, 9, *base),
     ]
-    forwarder._window.free -= 2  # as _send takes a slot per publish
+    forwarder._window.free -= 4  # as _send takes a slot per publish
     forwarder._published(6, 0.0, "baeckerei-schmidt", 1, ConnectionLost("connection reset"))
     forwarder._published(7, 0.0, "baeckerei-schmidt", 1, MqttError("topic refused by paho"))
-    assert forwarder.maybe_sent(rows) == {1, 2, 6}
+    forwarder._published(8, 0.0, "baeckerei-schmidt", 1, NotSent("t: not connected"))
+    forwarder._published(9, 0.0, "baeckerei-schmidt", 1, None)  # acknowledged, delete pending
+    assert forwarder.maybe_sent(rows) == {1, 2, 6, 9}

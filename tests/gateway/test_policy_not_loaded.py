@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.devices.registry import RegisteredDevice, policy_claims
+from gateway.devices.registry import RegisteredDevice, foreign_namespace, policy_claims
 from gateway.log.reader import LogReader
 from gateway.messages import policyset
 from gateway.messages.admission import PolicyAdmission
@@ -568,3 +568,89 @@ def test_a_policy_may_not_declare_topics_in_another_customers_registry_namespace
     own = taking.replace("devices/mueller-soehne/meter-2/x", "devices/evil-corp/meter-1/x")
     path.write_text(own, encoding="utf-8")
     assert admission.apply(path)  # its own namespace is its own
+
+
+@pytest.mark.parametrize(
+    ("pattern", "foreign"),
+    [
+        ("devices/mueller-soehne/meter-2/x", True),
+        ("devices/+/x", True),
+        ("devices/#", True),
+        ("devices/{customer}/x", True),
+        ("devices/evil-corp/meter-1/x", False),  # its own
+        ("{id}/events/rpc", False),  # a device family's own layout: left to the overlap checks
+        ("devices", False),  # one level: in no customer's namespace
+        ("evil/+/x", False),
+    ],
+)
+def test_what_reaches_into_another_customers_namespace(pattern: str, foreign: bool) -> None:
+    assert (foreign_namespace("evil-corp", pattern) is not None) is foreign
+
+
+def test_a_remembered_shape_from_before_the_rule_lets_no_foreign_topic_into_the_broker(
+    tmp_path: Path,
+) -> None:
+    """policy-shapes.json written by a version without the namespace rule: the refused file's
+    remembered shape still names another customer's topic, which must stay out."""
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    (directory / "a-mueller.yaml").write_text(MUELLER, encoding="utf-8")
+    shapes = tmp_path / "policy-shapes.json"
+    shapes.write_bytes(
+        orjson.dumps(
+            {
+                "b-evil.yaml": {
+                    "customer": "evil-corp",
+                    "topics": [
+                        ["devices/mueller-soehne/meter-2/x", "meter-1", "telemetry"],
+                        ["evil/door", "door", "events"],
+                    ],
+                }
+            }
+        )
+    )
+    (directory / "b-evil.yaml").write_text(
+        MUELLER.replace("customer: mueller-soehne", "customer: evil-corp")
+        .replace('"meters/meter-1"', '"devices/mueller-soehne/meter-2/x"')
+        .replace('"locks/door"', '"evil/door"'),
+        encoding="utf-8",
+    )
+    policies = PolicySet(directory, {"energy-provider": "Stadtwerke"}, list, shapes_path=shapes)
+    admission = PolicyAdmission(policies, restored=lambda _c: None)
+    admission.start(Keyring())
+    assert admission.engine.policy("evil-corp") is None
+    shape = policies.files[directory / "b-evil.yaml"].shape
+    assert shape is not None and shape.loaded  # remembered: trusted, as from a run before
+    assert [k for k in admission.declared_topics() if k[0] == "evil-corp"] == [
+        ("evil-corp", "door")
+    ]
+    assert admission.not_loaded("devices/mueller-soehne/meter-2/x") is None
+
+
+def test_a_refused_edit_naming_another_customer_leaves_the_entry_the_running_ones(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    path = directory / "a.yaml"
+    path.write_text(MUELLER, encoding="utf-8")
+    (directory / "b.yaml").write_text(
+        MUELLER.replace("customer: mueller-soehne", "customer: evil-corp")
+        .replace('"meters/meter-1"', '"evil/m"')
+        .replace('"locks/door"', '"evil/door"'),
+        encoding="utf-8",
+    )
+    admission = PolicyAdmission(
+        PolicySet(directory, {"energy-provider": "Stadtwerke"}, list), restored=lambda _c: None
+    )
+    admission.start(Keyring())
+    running = admission.engine.policy("mueller-soehne")
+    assert running is not None
+    path.write_text(MUELLER.replace("customer: mueller-soehne", "customer: evil-corp"))
+    assert not admission.apply(path)  # evil-corp has a policy already (b.yaml)
+    entry = admission.policies.files[path]
+    assert (entry.customer, entry.version) == ("mueller-soehne", running.version)
+    path.unlink()
+    assert not admission.forget()
+    assert admission.forget()  # the running policy stops with its file
+    assert admission.engine.policy("mueller-soehne") is None

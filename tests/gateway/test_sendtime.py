@@ -87,13 +87,13 @@ class Bench:
         )
         return rows[-1]
 
-    async def texts(self) -> list[str]:
-        """The English text of every entry, in log order, through the log's one reader."""
+    async def texts(self, lang: str = "en") -> list[str]:
+        """The text of every entry in ``lang``, in log order, through the log's one reader."""
 
         def job(conn: sqlite3.Connection) -> list[str]:
             reader = Reader.over(conn, self.path)
             lines = reader.lines(None, limit=10_000)
-            return [reader.body(line.body_id).texts["en"] for line in lines]
+            return [reader.body(line.body_id).texts[lang] for line in lines]
 
         return await self.store.read(job)
 
@@ -405,4 +405,9 @@ async def test_a_row_maybe_delivered_and_decided_again_says_both_versions_may_be
     assert text.endswith(
         " An earlier attempt to send it as decided before may have gone unconfirmed, so that "
         "version may have reached Ofenbau Müller once as well."
+    )
+    assert (await bench.texts("de"))[-1].endswith(
+        " Ein früherer Versuch, sie wie zuvor entschieden zu senden, blieb womöglich "
+        "unbestätigt; die frühere Fassung kann Ofenbau Müller also ebenfalls einmal erreicht "
+        "haben."
     )

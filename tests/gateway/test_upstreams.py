@@ -13,6 +13,7 @@ import pytest
 
 from gateway.config import RecipientConfig
 from gateway.devices.ports import free_port
+from gateway.errors import StoreError
 from gateway.messages.endpoint import endpoint_for
 from gateway.messages.forwarder import Forwarder
 from gateway.messages.outbox import Outbox, OutboxRow, insert
@@ -107,15 +108,21 @@ async def test_a_removed_recipients_queue_is_recorded_withheld_in_batches(outbox
     upstreams = Upstreams(outbox, [recipient("cloud-a", "edge/"), recipient("cloud-b")])
     recorded: list[list[tuple[int, str]]] = []
 
+    failures = [StoreError("einblick.db: write failed: database or disk is full")]
+
     async def withhold(refused: Sequence[tuple[OutboxRow, Reason]]) -> None:
         # What the pipeline does: record each row withheld and delete it, in one transaction.
+        if failures:
+            raise failures.pop()
         recorded.append([(row.id, reason.code) for row, reason in refused])
         await outbox.delete([row.id for row, _ in refused])
 
     outbox.last_id = 600  # its forwarder is made when rows up to 600 were there
     upstreams.add(maker(outbox), recipient("cloud-a", "edge/"), None)
     await upstreams.stop("cloud-a")  # as a reload that removes it does first
-    assert await upstreams.remove("cloud-a", withhold) == 1201
+    with pytest.raises(StoreError):
+        await upstreams.remove("cloud-a", withhold)  # the disk refused: the reload fails
+    assert await upstreams.remove("cloud-a", withhold) == 1201  # asked again
     assert [len(batch) for batch in recorded] == [1000, 201]
     codes = {row_id: code for batch in recorded for row_id, code in batch}
     # Rows there when its forwarder was made may have been published by one before it (the

@@ -163,3 +163,18 @@ def test_explain_lists_each_release_to_a_recipient_with_its_grant_as_the_log_doe
         kept = text.split("Kept here: ", 1)[1].split(".", 1)[0].split(", ")
         withheld = [ln.split(":", 1)[0] for ln in lines if ": withheld," in ln]
         assert kept == withheld == ["serial"]
+
+
+def test_check_refuses_a_topic_in_another_customers_namespace_as_the_gateway_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same rule as the gateway's (gateway/devices/registry.py ``check_namespace``): a
+    file the gateway would refuse is not reported ok."""
+    text = Path(BAKERY).read_text(encoding="utf-8")
+    first = text.split('pattern: "', 1)[1].split('"', 1)[0]
+    taking = tmp_path / "taking.yaml"
+    taking.write_text(text.replace(first, "devices/werk/press/telemetry", 1), encoding="utf-8")
+    assert main(["policy", "check", str(taking)]) == 2
+    out, err = capsys.readouterr()
+    assert f"{taking}: ok" not in out
+    assert "lies in the registry's namespace devices/" in err and f"{taking}:" in err
