@@ -3,7 +3,8 @@ others, refuses a second file for one customer, and swaps in a changed file whil
 
 A file that does not load, or cannot run beside the others, stops only its own customer (withheld,
 "policy not loaded"), never the box; its error is kept on the policy set for ``einblick status``.
-A file removed while running stops its customer's policy at once (``forget``).
+A file removed while running (missing at two scans a second apart) stops its customer's policy
+(``forget``).
 """
 
 from __future__ import annotations
