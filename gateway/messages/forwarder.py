@@ -252,6 +252,7 @@ class Forwarder:
         """Connect, pump, reconnect with jittered backoff; runs until cancelled."""
         backoff = Backoff(RECONNECT_FIRST_S, RECONNECT_CAP_S)
         stalled = database_retry()
+        failing: str | None = None  # the failure on this side the last session ended on
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._delete_acked(), name=f"forwarder-{self.recipient.name}-acks")
             while True:
@@ -300,13 +301,21 @@ class Forwarder:
                     delay = stalled.next_delay()
                     bug = not isinstance(refused, StoreError)
                     what = "the send-time check" if bug else "the database"
-                    self._set_down(f"{what}: {refused}")
+                    # Said once while the same failure lasts (a full disk for an hour is one
+                    # error, not one every few seconds); status shows it all along.
+                    again = failing == f"{what}: {refused}"
+                    failing = f"{what}: {refused}"
+                    self._set_down(failing)
                     why = f"nothing is sent while {what} fails ({refused})"
                     name = self.recipient.name
-                    log.error("upstream %s: %s; again in %.1f s", name, why, delay, exc_info=bug)
+                    level = logging.DEBUG if again else logging.ERROR
+                    log.log(
+                        level, "upstream %s: %s; again in %.1f s", name, why, delay, exc_info=bug
+                    )
                     await asyncio.sleep(delay)
                     continue
                 stalled.reset()
+                failing = None
                 self._reachable_us = None  # lost (or closed): away until a session opens again
                 self._set_down(await connection.closed if connection.closed.done() else "closed")
 
