@@ -56,6 +56,24 @@ MAX_TEXT_CHARS = 6_000
 MAYBE_SENT = frozenset({"recipient_removed_maybe_sent"})
 
 
+def _decided_by(lang: str, decision: Decision) -> str:
+    """What decided: a grant of a version, the default deny of a version, a missing BIRTH; or
+    nothing to name ("")."""
+    code = decision.reason.code if decision.reason is not None else None
+    if code == "policy_not_loaded":
+        # No policy in force: a window closed after its policy stopped running names the
+        # version it was collected under, which no longer decides.
+        return ""
+    if decision.grant and decision.policy_version:
+        return tr(lang, "explain.rule", grant=decision.grant, version=decision.policy_version[:12])
+    if code == "no_birth":
+        # Not a grant's doing: the values cannot be read until the device's BIRTH is seen.
+        return tr(lang, "explain.no_birth")
+    if decision.policy_version:
+        return tr(lang, "explain.default_deny", version=decision.policy_version[:12])
+    return ""
+
+
 def dynamic_msgids() -> tuple[str, ...]:
     """Every msgid the code builds from a name (reason codes, bases, units ...)."""
     ids = [f"reason.{code}" for code in REASON_CODES]
@@ -318,25 +336,7 @@ def explain(
     if decision.raised_by and decision.outcome is not Outcome.WITHHELD:
         grants = join(lang, [tr(lang, "explain.grant_name", grant=g) for g in decision.raised_by])
         parts.append(tr(lang, "explain.raised", grants=grants))
-    # A grant's decision, unless no policy was in force (a window closed after its policy
-    # stopped running names the version it was collected under, which no longer decides).
-    not_in_force = decision.reason is not None and decision.reason.code == "policy_not_loaded"
-    if not_in_force:
-        pass
-    elif decision.grant and decision.policy_version:
-        parts.append(
-            tr(
-                lang,
-                "explain.rule",
-                grant=decision.grant,
-                version=(decision.policy_version or "")[:12],
-            )
-        )
-    elif decision.reason is not None and decision.reason.code == "no_birth":
-        # Not a grant's doing: the values cannot be read until the device's BIRTH is seen.
-        parts.append(tr(lang, "explain.no_birth"))
-    elif decision.policy_version:
-        parts.append(tr(lang, "explain.default_deny", version=decision.policy_version[:12]))
+    parts.append(_decided_by(lang, decision))
     text = " ".join(p for p in parts if p)
     if len(text) > MAX_TEXT_CHARS:
         text = text[: MAX_TEXT_CHARS - 1] + "…"

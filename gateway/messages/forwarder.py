@@ -34,7 +34,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -61,9 +60,11 @@ RECONNECT_FIRST_S = 0.5
 RECONNECT_CAP_S = 60.0
 
 # Rows about to be published, with since when the recipient has been reachable (µs since the
-# epoch) and the ids of those an earlier attempt may have delivered → what may leave now
-# (recorded and updated before it returns).
-AtSend = Callable[[Sequence[OutboxRow], int | None, AbstractSet[int]], Awaitable[Settled]]
+# epoch) and which of them an earlier attempt may have delivered → what may leave now (recorded
+# and updated before it returns).
+AtSend = Callable[
+    [Sequence[OutboxRow], int | None, Callable[[OutboxRow], bool]], Awaitable[Settled]
+]
 # The same check when no row needs a transaction; None: ``AtSend`` must run (sendtime.py).
 SettledNow = Callable[[Sequence[OutboxRow]], Settled | None]
 
@@ -202,16 +203,19 @@ class Forwarder:
             functools.partial(self._published, row.id, row.queued, row.customer, len(row.payload)),
         )
 
-    def maybe_sent(self, rows: Sequence[OutboxRow]) -> set[int]:
-        """The ids of ``rows`` an earlier attempt may have delivered (see ``_earlier``)."""
+    def may_have_sent(self, row: OutboxRow) -> bool:
+        """Whether an earlier attempt may have delivered ``row`` (see ``_earlier``). Asked by the
+        send-time check only of rows it records, never of a batch that leaves as it is."""
         last_id, made_us = self._earlier
-        return {
-            r.id
-            for r in rows
-            if r.id in self._unconfirmed
-            or r.id in self._deleting  # acknowledged, its delete not committed (or failed)
-            or (r.id <= last_id and (r.release_at is None or r.release_at <= made_us))
-        }
+        return (
+            row.id in self._unconfirmed
+            or row.id in self._deleting  # acknowledged, its delete not committed (or failed)
+            or (row.id <= last_id and (row.release_at is None or row.release_at <= made_us))
+        )
+
+    def maybe_sent(self, rows: Sequence[OutboxRow]) -> set[int]:
+        """The ids of ``rows`` an earlier attempt may have delivered."""
+        return {r.id for r in rows if self.may_have_sent(r)}
 
     def reread(self) -> None:
         """Rows were deleted from the outbox (an erasure): drop the rows held in memory and
@@ -345,7 +349,7 @@ class Forwarder:
             rows = await self._next_rows(connection)
             if rows is None:
                 return
-            settled = await self._at_send(rows, self._reachable_us, self.maybe_sent(rows))
+            settled = await self._at_send(rows, self._reachable_us, self.may_have_sent)
             self._unconfirmed.difference_update(r.id for r in settled.withheld)
             # Withheld rows left the queue counts as their deletion committed (``SendTime``).
             self.state.withheld_at_send += len(settled.withheld)

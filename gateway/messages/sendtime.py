@@ -60,7 +60,6 @@ import hashlib
 import logging
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -198,11 +197,12 @@ class SendTime:
         self,
         rows: Sequence[OutboxRow],
         reachable_us: int | None = None,
-        attempted: AbstractSet[int] = frozenset(),
+        attempted: Callable[[OutboxRow], bool] = lambda row: False,
     ) -> Settled:
         """Check ``rows`` (one recipient's, in id order) right before they are published to a
         recipient reachable since ``reachable_us`` (µs since the epoch; None: not known);
-        ``attempted``: ids of those an earlier attempt may have delivered."""
+        ``attempted``: whether an earlier attempt may have delivered one (asked only of the rows
+        recorded)."""
         now = self.parts.clock()
         engine = self.parts.engine()
         redo = self._to_redo(engine, rows, now, reachable_us)
@@ -213,7 +213,7 @@ class SendTime:
         if not outcomes:
             return Settled(list(rows), [])
         for outcome in outcomes:
-            outcome.maybe_sent = outcome.row.id in attempted
+            outcome.maybe_sent = attempted(outcome.row)
         await self._record(engine, outcomes, now)
         replaced = {o.row.id: o.replaced for o in outcomes}
         leave: list[OutboxRow] = []

@@ -8,8 +8,7 @@ import functools
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
-from collections.abc import Set as AbstractSet
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,8 +68,9 @@ class Bench:
     tried: list[set[int]] = field(default_factory=list)  # each check's rows maybe delivered
     opened: list[int | None] = field(default_factory=list)  # each check's reachable-since (µs)
 
-    def forwarder(self, *, in_turn: bool = False) -> Forwarder:
-        self.box = _Outbox(self)
+    def forwarder(self, *, in_turn: bool = False, box: _Outbox | None = None) -> Forwarder:
+        """A forwarder on a new outbox, or on ``box`` (loaded, or its ``last_id`` set, first)."""
+        self.box = box or _Outbox(self)
         return Forwarder(
             RECIPIENT,
             endpoint_for(RECIPIENT, "unit", None),
@@ -86,12 +86,15 @@ class Bench:
         return Settled(list(rows), [])
 
     async def at_send(
-        self, rows: Sequence[OutboxRow], reachable_us: int | None, tried: AbstractSet[int]
+        self,
+        rows: Sequence[OutboxRow],
+        reachable_us: int | None,
+        tried: Callable[[OutboxRow], bool],
     ) -> Settled:
         # The send-time check's contract (gateway/messages/sendtime.py), tested there on its own:
         # rows that may not leave are recorded, deleted and off the queue counts before it returns.
         self.opened.append(reachable_us)
-        self.tried.append(set(tried))
+        self.tried.append({r.id for r in rows if tried(r)})
         refused = [(r, Reason("consent_withdrawn")) for r in rows if r.grant in self.refused_grants]
         if refused:
             self.withheld.extend(refused)
@@ -249,12 +252,10 @@ async def test_rows_a_forwarder_before_this_one_may_have_sent_are_named_to_the_c
     have been published by the one before, their acknowledgement lost; rows committed since may
     not have."""
     earlier = await bench.queue(["maintenance"] * 2)
-    box = bench.box = _Outbox(bench)
+    box = _Outbox(bench)
     await box.load()
     assert box.last_id == earlier[-1].id
-    forwarder = Forwarder(
-        RECIPIENT, endpoint_for(RECIPIENT, "unit", None), box, at_send=bench.at_send
-    )
+    forwarder = bench.forwarder(box=box)
     async with asyncio.TaskGroup() as tasks:
         running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
         link = await bench.upstream.session(1)
@@ -430,7 +431,7 @@ async def test_a_send_time_check_that_fails_stops_sending_not_the_gateway(
     reachable: list[int | None] = []
 
     async def failing_once(
-        rows: Sequence[OutboxRow], reachable_us: int | None, tried: AbstractSet[int]
+        rows: Sequence[OutboxRow], reachable_us: int | None, tried: Callable[[OutboxRow], bool]
     ) -> Settled:
         reachable.append(reachable_us)
         if failures:
@@ -466,11 +467,9 @@ async def test_what_an_earlier_attempt_may_have_delivered_is_only_what_could_hav
 ) -> None:
     """A row held beyond the moment the forwarder was made was not published by any before it;
     a publish refused before it was written (paho refuses the topic) did not leave either."""
-    box = bench.box = _Outbox(bench)
+    box = _Outbox(bench)
     box.last_id = 4  # as loaded at a start: rows up to 4 were there
-    forwarder = Forwarder(
-        RECIPIENT, endpoint_for(RECIPIENT, "unit", None), box, at_send=bench.at_send
-    )
+    forwarder = bench.forwarder(box=box)
     now_us = time.time_ns() // 1000
     base = (RECIPIENT.name, "baeckerei-schmidt", "oven-1", "maintenance", "t", b"x", 0)
     rows = [

@@ -32,6 +32,23 @@ DEVICES = [
 ]
 
 
+def _started(directory: Path, shapes: Path | None = None) -> PolicyAdmission:
+    """The policy files in ``directory`` admitted as at a gateway's start."""
+    policies = PolicySet(directory, {"energy-provider": "Stadtwerke"}, list, shapes_path=shapes)
+    admission = PolicyAdmission(policies, restored=lambda _c: None)
+    admission.start(Keyring())
+    return admission
+
+
+def _evil(meter_topic: str) -> str:
+    """Müller's policy as another customer's, its meter at ``meter_topic``, its door its own."""
+    return (
+        MUELLER.replace("customer: mueller-soehne", "customer: evil-corp")
+        .replace('"meters/meter-1"', f'"{meter_topic}"')
+        .replace('"locks/door"', '"evil/door"')
+    )
+
+
 async def _withheld(db: Path, customer: str) -> list[tuple[str | None, str | None, dict[str, str]]]:
     """(device, reason, texts) of every withheld decision of ``customer``, oldest first."""
     reader = await LogReader.open(db)
@@ -211,10 +228,7 @@ def test_what_a_never_loaded_file_claims_is_worked_out_once_until_something_chan
     directory = tmp_path / "policies"
     directory.mkdir()
     (directory / "mueller.yaml").write_text(BROKEN, encoding="utf-8")
-    admission = PolicyAdmission(
-        PolicySet(directory, {"energy-provider": "Stadtwerke"}, list), restored=lambda _c: None
-    )
-    admission.start(Keyring())
+    admission = _started(directory)
     looked: list[str] = []
     refusal = policyset._refusal
 
@@ -317,10 +331,7 @@ def test_a_file_renamed_is_one_removed_and_one_new_and_runs_on(tmp_path: Path) -
     directory = tmp_path / "policies"
     directory.mkdir()
     (directory / "mueller.yaml").write_text(MUELLER, encoding="utf-8")
-    admission = PolicyAdmission(
-        PolicySet(directory, {"energy-provider": "Stadtwerke"}, list), restored=lambda _c: None
-    )
-    admission.start(Keyring())
+    admission = _started(directory)
     (directory / "mueller.yaml").rename(directory / "renamed.yaml")
     assert not admission.forget()  # missing at one scan: not yet taken for removed
     # Until then the new name is a second file for the customer, refused; the old one runs.
@@ -342,10 +353,7 @@ def test_a_file_missing_at_one_scan_only_is_not_taken_for_removed(tmp_path: Path
     directory.mkdir()
     path = directory / "mueller.yaml"
     path.write_text(MUELLER, encoding="utf-8")
-    admission = PolicyAdmission(
-        PolicySet(directory, {"energy-provider": "Stadtwerke"}, list), restored=lambda _c: None
-    )
-    admission.start(Keyring())
+    admission = _started(directory)
     path.unlink()
     assert not admission.forget()
     path.write_text(MUELLER, encoding="utf-8")
@@ -368,10 +376,7 @@ def test_a_second_file_refused_beside_a_removed_one_runs_then(tmp_path: Path) ->
     directory.mkdir()
     (directory / "a.yaml").write_text(MUELLER, encoding="utf-8")
     (directory / "b.yaml").write_text(MUELLER.replace("Müller", "Mueller"), encoding="utf-8")
-    admission = PolicyAdmission(
-        PolicySet(directory, {"energy-provider": "Stadtwerke"}, list), restored=lambda _c: None
-    )
-    admission.start(Keyring())
+    admission = _started(directory)
     (error,) = admission.policies.errors()
     assert "already has a policy" in error
     (directory / "a.yaml").unlink()
@@ -410,10 +415,7 @@ def test_a_file_gone_between_listing_and_loading_is_still_known_as_its_customers
     directory.mkdir()
     path = directory / "mueller.yaml"
     path.write_text(MUELLER, encoding="utf-8")
-    admission = PolicyAdmission(
-        PolicySet(directory, {"energy-provider": "Stadtwerke"}, list), restored=lambda _c: None
-    )
-    admission.start(Keyring())
+    admission = _started(directory)
     path.unlink()
     assert not admission.apply(path)  # listed a moment ago, gone when read
     assert admission.policies.files[path].customer == "mueller-soehne"
@@ -428,16 +430,11 @@ def test_a_file_refused_for_another_customers_topics_claims_none_of_them(tmp_pat
     directory = tmp_path / "policies"
     directory.mkdir()
     (directory / "a-mueller.yaml").write_text(MUELLER, encoding="utf-8")
-    evil = (
-        MUELLER.replace("customer: mueller-soehne", "customer: evil-corp")
-        .replace('"meters/meter-1"', '"meters/#"')
-        .replace('"locks/door"', '"evil/door"')
-    )
+    evil = _evil("meters/#")
     (directory / "b-evil.yaml").write_text(evil, encoding="utf-8")
     shapes = tmp_path / "policy-shapes.json"
-    policies = PolicySet(directory, {"energy-provider": "Stadtwerke"}, list, shapes_path=shapes)
-    admission = PolicyAdmission(policies, restored=lambda _c: None)
-    admission.start(Keyring())
+    admission = _started(directory, shapes)
+    policies = admission.policies
     (error,) = policies.errors()
     assert "b-evil.yaml" in error and "overlaps" in error
     assert admission.declared_topics() == {
@@ -457,10 +454,7 @@ def test_a_file_missing_for_a_moment_is_not_replaced_by_a_refused_copy(tmp_path:
     current, old = directory / "a-current.yaml", directory / "z-old.yaml"
     current.write_text(MUELLER, encoding="utf-8")
     old.write_text(MUELLER + "\n# an old copy\n", encoding="utf-8")
-    admission = PolicyAdmission(
-        PolicySet(directory, {"energy-provider": "Stadtwerke"}, list), restored=lambda _c: None
-    )
-    admission.start(Keyring())
+    admission = _started(directory)
     aside = directory / "a-current.yaml.tmp"
     current.rename(aside)
     admission.recompile()
@@ -484,9 +478,7 @@ def test_a_refused_edit_leaves_the_running_versions_topics_its_own(tmp_path: Pat
     path = directory / "a-mueller.yaml"
     path.write_text(MUELLER, encoding="utf-8")
     (directory / "b-evil.yaml").write_text(
-        MUELLER.replace("customer: mueller-soehne", "customer: evil-corp")
-        .replace('"meters/meter-1"', '"evil/m"')
-        .replace('"locks/door"', '"evil/door"'),
+        _evil("evil/m"),
         encoding="utf-8",
     )
     (directory / "c-intruder.yaml").write_text(
@@ -495,10 +487,7 @@ def test_a_refused_edit_leaves_the_running_versions_topics_its_own(tmp_path: Pat
         ),
         encoding="utf-8",
     )
-    admission = PolicyAdmission(
-        PolicySet(directory, {"energy-provider": "Stadtwerke"}, list), restored=lambda _c: None
-    )
-    admission.start(Keyring())
+    admission = _started(directory)
     running = admission.engine.policy("mueller-soehne")
     assert running is not None
     path.write_text(MUELLER.replace('"meters/meter-1"', '"evil/#"'), encoding="utf-8")
@@ -518,10 +507,7 @@ def test_a_policy_file_that_cannot_be_looked_at_is_not_taken_for_removed(
     directory.mkdir()
     path = directory / "mueller.yaml"
     path.write_text(MUELLER, encoding="utf-8")
-    admission = PolicyAdmission(
-        PolicySet(directory, {"energy-provider": "Stadtwerke"}, list), restored=lambda _c: None
-    )
-    admission.start(Keyring())
+    admission = _started(directory)
     stat = Path.stat
 
     def refused(self: Path, **kwargs: Any) -> Any:
@@ -544,17 +530,10 @@ def test_a_policy_may_not_declare_topics_in_another_customers_registry_namespace
     directory = tmp_path / "policies"
     directory.mkdir()
     (directory / "a-mueller.yaml").write_text(MUELLER, encoding="utf-8")
-    taking = (
-        MUELLER.replace("customer: mueller-soehne", "customer: evil-corp")
-        .replace('"meters/meter-1"', '"devices/mueller-soehne/meter-2/x"')
-        .replace('"locks/door"', '"evil/door"')
-    )
+    taking = _evil("devices/mueller-soehne/meter-2/x")
     path = directory / "b-evil.yaml"
     path.write_text(taking, encoding="utf-8")
-    admission = PolicyAdmission(
-        PolicySet(directory, {"energy-provider": "Stadtwerke"}, list), restored=lambda _c: None
-    )
-    admission.start(Keyring())
+    admission = _started(directory)
     assert admission.engine.policy("evil-corp") is None
     (error,) = admission.policies.errors()
     assert error.startswith(f"{path}:11:")
@@ -610,14 +589,11 @@ def test_a_remembered_shape_from_before_the_rule_lets_no_foreign_topic_into_the_
         )
     )
     (directory / "b-evil.yaml").write_text(
-        MUELLER.replace("customer: mueller-soehne", "customer: evil-corp")
-        .replace('"meters/meter-1"', '"devices/mueller-soehne/meter-2/x"')
-        .replace('"locks/door"', '"evil/door"'),
+        _evil("devices/mueller-soehne/meter-2/x"),
         encoding="utf-8",
     )
-    policies = PolicySet(directory, {"energy-provider": "Stadtwerke"}, list, shapes_path=shapes)
-    admission = PolicyAdmission(policies, restored=lambda _c: None)
-    admission.start(Keyring())
+    admission = _started(directory, shapes)
+    policies = admission.policies
     assert admission.engine.policy("evil-corp") is None
     shape = policies.files[directory / "b-evil.yaml"].shape
     assert shape is not None and shape.loaded  # remembered: trusted, as from a run before
@@ -635,15 +611,10 @@ def test_a_refused_edit_naming_another_customer_leaves_the_entry_the_running_one
     path = directory / "a.yaml"
     path.write_text(MUELLER, encoding="utf-8")
     (directory / "b.yaml").write_text(
-        MUELLER.replace("customer: mueller-soehne", "customer: evil-corp")
-        .replace('"meters/meter-1"', '"evil/m"')
-        .replace('"locks/door"', '"evil/door"'),
+        _evil("evil/m"),
         encoding="utf-8",
     )
-    admission = PolicyAdmission(
-        PolicySet(directory, {"energy-provider": "Stadtwerke"}, list), restored=lambda _c: None
-    )
-    admission.start(Keyring())
+    admission = _started(directory)
     running = admission.engine.policy("mueller-soehne")
     assert running is not None
     path.write_text(MUELLER.replace("customer: mueller-soehne", "customer: evil-corp"))

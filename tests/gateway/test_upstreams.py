@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
-from collections.abc import Set as AbstractSet
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -53,7 +52,7 @@ def maker(outbox: Outbox) -> MakeForwarder:
     """Builds forwarders on ``outbox`` as the gateway does (no send-time check needed here)."""
 
     async def at_send(
-        rows: Sequence[OutboxRow], reachable_us: int | None, tried: AbstractSet[int]
+        rows: Sequence[OutboxRow], reachable_us: int | None, tried: Callable[[OutboxRow], bool]
     ) -> Settled:
         raise AssertionError("nothing is sent in these tests")
 
