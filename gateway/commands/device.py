@@ -21,11 +21,11 @@ from gateway.commands.gateway_cmds import SubParsers, add_config_option, config_
 from gateway.config import Config
 from gateway.devices.registry import (
     DEFAULT_TOPIC,
-    Claim,
     RegisteredDevice,
     Registry,
     RegistryError,
     closest,
+    document_claims,
     slug,
 )
 from gateway.devices.tls import CertificateAuthority, IssuedCertificate, TlsFiles
@@ -224,12 +224,7 @@ def _add(args: argparse.Namespace) -> int:
             f"unknown customer {args.customer!r}{closest(args.customer, customers)}; a customer "
             f"exists once its policy is in {config.policies_path} (known: {known})"
         )
-    claims = [
-        Claim(document.customer, spec.id, topic.pattern, f"policy {path}")
-        for path, document in documents
-        for spec in document.devices
-        for topic in spec.topics
-    ]
+    claims = [c for path, document in documents for c in document_claims(str(path), document)]
     declared = next(
         (
             spec

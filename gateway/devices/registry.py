@@ -21,6 +21,14 @@ Topics registered here (``--topic``, ``--command-topic``) are confined to their 
 - command topics (what the device may subscribe to; none by default) follow the same rules and
   must not overlap any device's publish topics, so the gateway never mistakes a command for data.
 
+A registered topic has precedence over another customer's policy: a policy may not declare a
+topic in another customer's namespace (``foreign_namespace``), nor a pattern whose first level is
+a wildcard or capture (as device families such as Shelly's ``{id}/events/rpc`` need) that matches
+a topic registered for another customer's device (``taken_from_registered``). Such a policy is
+refused with file and line (``check_namespace``), and its topic counts against no device here:
+else it would, loaded after the device was registered, take the device's topic and its messages,
+and the device would be refused as overlapping it.
+
 A registry that already holds a violating device (written by an older version, or by hand) does
 not stop the gateway: ``problems`` names each such device, and the gateway leaves it out of the
 broker's password file until it is fixed, so its firmware keeps its messages instead of losing them.
@@ -44,7 +52,7 @@ from gateway.errors import GatewayError
 from policies.errors import PolicyError
 from policies.loader import load_policy
 from policies.model import PolicyDocument, TopicSpec
-from policies.topics import patterns_overlap
+from policies.topics import TopicPattern, patterns_overlap
 
 __all__ = [
     "DEFAULT_TOPIC",
@@ -56,9 +64,11 @@ __all__ = [
     "check_namespace",
     "check_topic",
     "closest",
+    "document_claims",
     "foreign_namespace",
     "policy_claims",
     "slug",
+    "taken_from_registered",
 ]
 
 NAMESPACE = "devices"  # a customer's namespace is devices/<customer>/
@@ -126,8 +136,8 @@ def foreign_namespace(customer: str, pattern: str) -> str | None:
     registry's namespace outside the customer's own (``devices/<other>/…``, a wildcard or capture
     in the second level included); else None. Such a file would take that customer's registered
     devices' topics (their registrations refused as overlapping) and its messages. (A pattern
-    whose *first* level is a wildcard or capture, as device families such as Shelly's
-    ``{id}/events/rpc`` have, is left to the overlap checks between customers.)"""
+    whose *first* level is a wildcard or capture is judged against the topics actually
+    registered: ``taken_from_registered``.)"""
     levels = pattern.split("/")
     if levels[0] != NAMESPACE or len(levels) < 2 or levels[1] == customer:
         return None
@@ -138,13 +148,53 @@ def foreign_namespace(customer: str, pattern: str) -> str | None:
     )
 
 
-def check_namespace(source: str, document: PolicyDocument) -> None:
-    """Refuse a policy with a topic in another customer's namespace (``foreign_namespace``),
+def taken_from_registered(
+    customer: str, pattern: str, devices: Iterable[RegisteredDevice]
+) -> str | None:
+    """Why a policy of ``customer`` may not declare ``pattern``: its first level is a wildcard or
+    capture and it matches a topic registered for a device of another customer (among
+    ``devices``); else None. A pattern with a fixed first level cannot reach a registered topic
+    but through ``devices/<other>/…``, which ``foreign_namespace`` refuses."""
+    if TopicPattern(pattern).first_level is not None:
+        return None
+    for device in devices:
+        if device.customer == customer:
+            continue  # the customer's own: the engine's overlap checks judge those
+        for theirs, _ in device.topics:
+            if patterns_overlap(pattern, theirs) and _confined(device, theirs):
+                return (
+                    f"topic {pattern!r} matches {theirs!r}, registered for device "
+                    f"{device.device!r} of customer {device.customer!r} ('einblick device "
+                    "add'): a registered device's topics are its own. Give the pattern a fixed "
+                    f"first level (its device family's prefix), or one that cannot match "
+                    f"{NAMESPACE}/{device.customer}/…"
+                )
+    return None
+
+
+def _confined(device: RegisteredDevice, pattern: str) -> bool:
+    """Whether ``pattern`` lies in the device's own prefix (``check_topic``): only such a topic
+    has precedence (one outside it leaves the device out of the broker: ``Registry.problems``)."""
+    try:
+        check_topic(device.customer, device.device, pattern)
+    except RegistryError:
+        return False
+    return True
+
+
+def check_namespace(
+    source: str, document: PolicyDocument, registered: Iterable[RegisteredDevice] = ()
+) -> None:
+    """Refuse a policy with a topic in another customer's namespace (``foreign_namespace``) or
+    matching a topic registered for another customer's device (``taken_from_registered``),
     naming file and line: the gateway (gateway/messages/policyset.py) and ``einblick policy
-    check`` alike."""
+    check`` (which knows no registry: ``registered`` empty) alike."""
+    devices = list(registered)
     for i, device in enumerate(document.devices):
         for j, topic in enumerate(device.topics):
-            problem = foreign_namespace(document.customer, topic.pattern)
+            problem = foreign_namespace(document.customer, topic.pattern) or (
+                taken_from_registered(document.customer, topic.pattern, devices)
+            )
             if problem is not None:
                 line, column = document.locate(("devices", i, "topics", j, "pattern"))
                 raise PolicyError(
@@ -166,6 +216,18 @@ def conflicts(claim: Claim, others: Iterable[Claim]) -> list[str]:
     return found
 
 
+def document_claims(source: str, document: PolicyDocument) -> list[Claim]:
+    """The topics a loaded policy declares, but those in another customer's namespace (refused
+    when the file loads: it claims nothing there meanwhile). Those matching another customer's
+    registered topic are set aside by the registry itself (``Registry.standing``)."""
+    return [
+        Claim(document.customer, spec.id, topic.pattern, f"policy {source}")
+        for spec in document.devices
+        for topic in spec.topics
+        if foreign_namespace(document.customer, topic.pattern) is None
+    ]
+
+
 def policy_claims(directory: Path) -> list[Claim]:
     """Every topic the policy files in ``directory`` declare (files that do not load: none)."""
     claims: list[Claim] = []
@@ -174,13 +236,7 @@ def policy_claims(directory: Path) -> list[Claim]:
             document = load_policy(path)
         except PolicyError:
             continue  # the gateway reports it; it declares nothing while it does not load
-        claims.extend(
-            Claim(document.customer, spec.id, topic.pattern, f"policy {path}")
-            for spec in document.devices
-            for topic in spec.topics
-            # refused when the file loads (PolicySet): it claims nothing there meanwhile
-            if foreign_namespace(document.customer, topic.pattern) is None
-        )
+        claims.extend(document_claims(str(path), document))
     return claims
 
 
@@ -295,6 +351,7 @@ class Registry:
         candidate = RegisteredDevice(
             customer, device, name, kind, username, None, topics, None, commands
         )
+        claims = self.standing(claims)
         declared = {(c.customer, c.device) for c in claims}
         others = [*claims, *(c for d in self.devices() for c in self._claims_of(d, declared))]
         mine = candidate.claims(str(self.path))
@@ -344,11 +401,19 @@ class Registry:
         claims = device.claims(str(self.path))
         return [c for c in claims if c.command] if device.key in declared else claims
 
+    def standing(self, claims: Sequence[Claim]) -> list[Claim]:
+        """The policies' ``claims`` but those matching a topic registered for another
+        customer's device: the gateway refuses such a policy (``check_namespace``), and the
+        registered topic has precedence."""
+        devices = self.devices()
+        return [c for c in claims if taken_from_registered(c.customer, c.pattern, devices) is None]
+
     def problems(self, claims: Sequence[Claim]) -> dict[tuple[str, str], str]:
         """Registered devices whose topics break the rules above, each with the reason.
 
         Devices are judged oldest first against the policies' topics and the devices already
         accepted, so of two overlapping registrations the later one is named."""
+        claims = self.standing(claims)
         declared = {(c.customer, c.device) for c in claims}
         accepted: list[Claim] = list(claims)
         found: dict[tuple[str, str], str] = {}

@@ -46,6 +46,7 @@ from gateway.devices.registry import (
     check_namespace,
     check_topic,
     foreign_namespace,
+    taken_from_registered,
 )
 from gateway.messages.policy_shape import SavedShape, Shape, read_shape
 from policies.compiler import CompiledPolicy, compile_policy
@@ -143,7 +144,7 @@ class PolicySet:
         self.files[path] = entry
         try:
             document = self._with_registered(load_policy(path))
-            check_namespace(str(path), document)
+            check_namespace(str(path), document, self._registered())
             policy = compile_policy(document, self.recipients)
         except PolicyError as exc:
             entry.error = str(exc)
@@ -246,9 +247,16 @@ class PolicySet:
         if shape is None:
             return []
         if shape.loaded:
-            # A shape remembered from a run before the namespace rule (check_namespace) may
-            # still reach into another customer's namespace: never into the broker.
-            return [t for t in shape.topics if foreign_namespace(shape.customer, t[0]) is None]
+            # A shape remembered from a run before the namespace rule (check_namespace), or
+            # before a device of another customer was registered under a topic it matches, may
+            # reach into another customer's topics: never into the broker.
+            registered = self._registered()
+            return [
+                t
+                for t in shape.topics
+                if foreign_namespace(shape.customer, t[0]) is None
+                and taken_from_registered(shape.customer, t[0], registered) is None
+            ]
         others = [
             (other.shape.customer, pattern, f"{other.path.name}")
             for other in self.files.values()

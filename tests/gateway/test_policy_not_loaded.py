@@ -32,9 +32,16 @@ DEVICES = [
 ]
 
 
-def _started(directory: Path, shapes: Path | None = None) -> PolicyAdmission:
+def _started(
+    directory: Path, shapes: Path | None = None, registered: tuple[RegisteredDevice, ...] = ()
+) -> PolicyAdmission:
     """The policy files in ``directory`` admitted as at a gateway's start."""
-    policies = PolicySet(directory, {"energy-provider": "Stadtwerke"}, list, shapes_path=shapes)
+    policies = PolicySet(
+        directory,
+        {"energy-provider": "Stadtwerke"},
+        lambda: list(registered),
+        shapes_path=shapes,
+    )
     admission = PolicyAdmission(policies, restored=lambda _c: None)
     admission.start(Keyring())
     return admission
@@ -601,6 +608,60 @@ def test_a_remembered_shape_from_before_the_rule_lets_no_foreign_topic_into_the_
         ("evil-corp", "door")
     ]
     assert admission.not_loaded("devices/mueller-soehne/meter-2/x") is None
+
+
+def test_a_first_level_wildcard_may_not_take_another_customers_registered_topic(
+    tmp_path: Path,
+) -> None:
+    """Müller's meter-2 was registered (``einblick device add``) before evil-corp's policy said
+    ``+/+/+/x``: the registered topic has precedence. Before, the policy ran, took the topic
+    (and, in the broker's ACL, let evil-corp's device publish as meter-2), and the registry
+    refused meter-2 as overlapping it."""
+    meter = RegisteredDevice(
+        customer="mueller-soehne",
+        device="meter-2",
+        name="Zähler 2",
+        kind="meter",
+        username="mueller-soehne.meter-2",
+        password_hash="x",
+        topics=(("devices/mueller-soehne/meter-2/{stream}", "telemetry"),),
+    )
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    (directory / "b-mueller.yaml").write_text(MUELLER, encoding="utf-8")
+    path = directory / "a-evil.yaml"  # loaded first
+    path.write_text(_evil("+/+/+/x"), encoding="utf-8")
+    shapes = tmp_path / "policy-shapes.json"
+    # As a run before the registration remembered the file, when it loaded.
+    shapes.write_bytes(
+        orjson.dumps(
+            {
+                "a-evil.yaml": {
+                    "customer": "evil-corp",
+                    "topics": [
+                        ["+/+/+/x", "meter-1", "telemetry"],
+                        ["evil/door", "door", "events"],
+                    ],
+                }
+            }
+        )
+    )
+    admission = _started(directory, shapes, registered=(meter,))
+    assert admission.engine.policy("evil-corp") is None
+    (error,) = admission.policies.errors()
+    assert error.startswith(f"{path}:11:")
+    assert "matches 'devices/mueller-soehne/meter-2/{stream}', registered for device 'meter-2'" in (
+        error
+    )
+    mueller = admission.engine.policy("mueller-soehne")
+    assert mueller is not None and mueller.device("meter-2") is not None
+    assert [k for k in admission.declared_topics() if k[0] == "evil-corp"] == [
+        ("evil-corp", "door")
+    ]
+    assert admission.not_loaded("devices/mueller-soehne/meter-2/x") is None
+    # A family's own first-level capture that matches no registered topic runs.
+    path.write_text(_evil("{site}/events/rpc"), encoding="utf-8")
+    assert admission.apply(path)
 
 
 def test_a_refused_edit_naming_another_customer_leaves_the_entry_the_running_ones(
