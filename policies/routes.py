@@ -4,6 +4,12 @@ Built once per policy set (and again on a hot reload): exact topics sit in a dic
 are bucketed by their first level, and only patterns with a wildcard first level are tried
 for every topic. A topic must belong to exactly one device stream across all customers, so
 building the table refuses overlapping patterns with the place of both in the policy files.
+
+A pattern with a wildcard first level never takes a topic in another customer's namespace
+(``devices/<other>/…``, ``policies.topics.namespace_owner``): a device registered there belongs to
+that customer whatever order the files and the registry changed in (the gateway refuses such a
+policy when it loads; this holds where that check could not see, as a registry edited by hand
+while the policy ran).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from dataclasses import dataclass, field
 
 from policies.compiler import CompiledDevice, CompiledGrant, CompiledPolicy, CompiledTopic
 from policies.errors import PolicyError
-from policies.topics import TopicPattern, patterns_overlap
+from policies.topics import TopicPattern, namespace_owner, patterns_overlap
 
 __all__ = ["DeviceRef", "Route", "RouteTable"]
 
@@ -89,9 +95,12 @@ class RouteTable:
             captures = pattern.match(topic)
             if captures is not None:
                 return candidate, captures
+        if not self._wild:
+            return None
+        owner = namespace_owner(topic)
         for pattern, candidate in self._wild:
             captures = pattern.match(topic)
-            if captures is not None:
+            if captures is not None and owner in (None, candidate.policy.customer):
                 return candidate, captures
         return None
 

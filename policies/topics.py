@@ -14,6 +14,10 @@ here, so a pattern means the same thing everywhere:
   captures as short as possible;
 - a trailing ``#`` matches the rest, including nothing (as in MQTT).
 
+A topic under ``devices/<customer>/`` lies in that customer's namespace (``namespace_owner``),
+where the gateway's registry puts the devices it registers: no other customer's pattern may take
+it, whatever its wildcards (``policies.routes`` skips such a match).
+
 ``to_mqtt_filter()`` is the broker's view: every level that is not literal becomes ``+``.
 A template (``vans/{device}/{user}``) builds the topic a recipient sees from the customer,
 device, stream, the raw ``{topic}`` and captures.
@@ -24,10 +28,26 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-__all__ = ["BUILTIN_PLACEHOLDERS", "TopicPattern", "TopicTemplate", "patterns_overlap"]
+__all__ = [
+    "BUILTIN_PLACEHOLDERS",
+    "NAMESPACE",
+    "TopicPattern",
+    "TopicTemplate",
+    "namespace_owner",
+    "patterns_overlap",
+]
 
+NAMESPACE = "devices"  # a customer's namespace is devices/<customer>/
 BUILTIN_PLACEHOLDERS = frozenset({"customer", "device", "stream", "topic"})
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def namespace_owner(topic: str) -> str | None:
+    """The customer whose namespace ``topic`` lies in (``devices/<customer>/…``), or None."""
+    first, _, rest = topic.partition("/")
+    if first != NAMESPACE or not rest:
+        return None
+    return rest.partition("/")[0]
 
 
 def _is_wild(level: str) -> bool:

@@ -114,11 +114,16 @@ class DeviceAccess:
         password_hash = hash_password(self.gateway_password())
         rules = [gateway_rule(user, password_hash) for user in broker_users(self._config())]
         topics = self._declared()
+        customers = {d.customer for d in self.registry.devices()} | {c for c, _ in topics}
         for registered in self.admitted():
             patterns = topics.get(registered.key) or [p for p, _ in registered.topics]
             rules.append(
                 device_rule(
-                    registered.username, registered.password_hash, patterns, registered.commands
+                    registered.username,
+                    registered.password_hash,
+                    patterns,
+                    registered.commands,
+                    others=customers - {registered.customer},
                 )
             )
         return rules

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.errors import BrokerError
-from policies.topics import TopicPattern
+from policies.topics import NAMESPACE, TopicPattern
 
 __all__ = [
     "AclRule",
@@ -66,6 +66,8 @@ class AclRule:
     write: tuple[str, ...] = ()
     readwrite: tuple[str, ...] = ()
     read: tuple[str, ...] = ()
+    # Filters it may not use whatever the others allow (Mosquitto reads "deny" first).
+    deny: tuple[str, ...] = ()
 
 
 def gateway_rule(username: str, password_hash: str) -> AclRule:
@@ -77,15 +79,25 @@ def device_rule(
     password_hash: str | None,
     patterns: Sequence[str],
     commands: Sequence[str] = (),
+    others: Iterable[str] = (),
 ) -> AclRule:
     """A device may publish under its own topics and read nothing but its own command topics.
 
     Write only: with read access a device could subscribe to its own topic with a persistent
     session, go offline and have the broker queue everything it publishes for itself (60 MB in
-    one measurement, bounded only by the global queue limits the gateway's session needs)."""
+    one measurement, bounded only by the global queue limits the gateway's session needs).
+
+    ``others``: the other customers. A pattern with a wildcard first level (``{id}/events/rpc``)
+    becomes a filter (``+/events/rpc``) that also matches topics in their namespaces
+    (``devices/<other>/…``), where their devices publish: denied, so the device can never
+    publish as one of theirs."""
     filters = tuple(dict.fromkeys(topic_filter(p) for p in patterns))
     reads = tuple(dict.fromkeys(topic_filter(p) for p in commands))
-    return AclRule(username=username, password_hash=password_hash, write=filters, read=reads)
+    wild = any(TopicPattern(p).first_level is None for p in patterns)
+    deny = tuple(f"{NAMESPACE}/{other}/#" for other in sorted(set(others))) if wild else ()
+    return AclRule(
+        username=username, password_hash=password_hash, write=filters, read=reads, deny=deny
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +156,7 @@ def write_files(
     acl: list[str] = []
     for rule in rules:
         acl.append(f"user {rule.username}")
+        acl.extend(f"topic deny {t}" for t in rule.deny)
         acl.extend(f"topic write {t}" for t in rule.write)
         acl.extend(f"topic readwrite {t}" for t in rule.readwrite)
         acl.extend(f"topic read {t}" for t in rule.read)

@@ -52,11 +52,10 @@ from gateway.errors import GatewayError
 from policies.errors import PolicyError
 from policies.loader import load_policy
 from policies.model import PolicyDocument, TopicSpec
-from policies.topics import TopicPattern, patterns_overlap
+from policies.topics import NAMESPACE, TopicPattern, patterns_overlap
 
 __all__ = [
     "DEFAULT_TOPIC",
-    "NAMESPACE",
     "Claim",
     "RegisteredDevice",
     "Registry",
@@ -71,7 +70,6 @@ __all__ = [
     "taken_from_registered",
 ]
 
-NAMESPACE = "devices"  # a customer's namespace is devices/<customer>/
 
 DEFAULT_TOPIC = "devices/{customer}/{device}/{{stream}}"
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")

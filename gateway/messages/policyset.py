@@ -40,7 +40,6 @@ import orjson
 from pydantic import JsonValue, TypeAdapter, ValidationError
 
 from gateway.devices.registry import (
-    NAMESPACE,
     RegisteredDevice,
     RegistryError,
     check_namespace,
@@ -53,7 +52,7 @@ from policies.compiler import CompiledPolicy, compile_policy
 from policies.errors import PolicyError
 from policies.loader import load_policy
 from policies.model import DeviceSpec, PolicyDocument, TopicSpec
-from policies.topics import TopicPattern, patterns_overlap
+from policies.topics import NAMESPACE, TopicPattern, namespace_owner, patterns_overlap
 
 __all__ = ["LoadedFile", "PolicySet", "present"]
 
@@ -208,10 +207,13 @@ class PolicySet:
 
     def not_loaded(self, topic: str, running: Callable[[str], bool]) -> tuple[str, str, str] | None:
         """(customer, device, stream) of a message whose customer's policy is not running."""
+        owner = namespace_owner(topic)
         for entry in self.files.values():
             shape = entry.shape
             if entry.error is None or shape is None or running(shape.customer):
                 continue
+            if owner not in (None, shape.customer):
+                continue  # another customer's namespace: never this file's (policies.routes)
             hit = shape.match(topic, frozenset(p for p, _, _ in self.claimable(entry)))
             if hit is not None:
                 return shape.customer, hit[0], hit[1]

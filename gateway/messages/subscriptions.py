@@ -23,8 +23,8 @@ import orjson
 
 from gateway.config import Config
 from gateway.devices.broker_files import topic_filter
-from gateway.devices.registry import NAMESPACE
 from gateway.messages.mqtt import MqttConnection
+from policies.topics import NAMESPACE
 
 __all__ = ["EVERYTHING", "Subscriptions", "cluster_subscriptions", "owned_filters"]
 

@@ -58,6 +58,14 @@ def test_acl_gives_a_device_the_running_policys_topics_else_its_registered_ones(
     declared[(CUSTOMER, "oven-1")] = ["bakery/oven-1/telemetry"]
     rules = {r.username: r for r in access.acl_rules()}
     assert rules[f"{CUSTOMER}.oven-1"].write == ("bakery/oven-1/telemetry",)
+    assert rules[f"{CUSTOMER}.oven-1"].deny == ()
+    # A running pattern with a wildcard first level: every other customer's namespace (of
+    # the registry and the running policies) is denied to it.
+    access.registry.add("mueller", "meter", name="Zähler", kind="meter")
+    declared[("sued", "probe")] = ["sued/probe"]
+    declared[(CUSTOMER, "oven-1")] = ["{site}/oven-1/telemetry"]
+    rules = {r.username: r for r in access.acl_rules()}
+    assert rules[f"{CUSTOMER}.oven-1"].deny == ("devices/mueller/#", "devices/sued/#")
 
 
 def test_a_device_breaking_the_topic_rules_is_left_out_and_named(tmp_path: Path) -> None:

@@ -43,6 +43,10 @@ def test_device_rule_writes_its_topics_and_reads_only_its_commands() -> None:
     assert rule.write == ("bakery/oven/+",) and rule.read == ("cmd/oven",)
     assert rule.readwrite == ()
     assert gateway_rule("einblick-gateway", "h").readwrite == ("#",)
+    # A fixed first level cannot reach another customer's namespace: nothing to deny.
+    assert device_rule("acme.oven", None, ["bakery/oven/{x}"], others=["sued"]).deny == ()
+    wild = device_rule("acme.shelly", None, ["{id}/events/rpc"], others=["sued", "events"])
+    assert wild.deny == ("devices/events/#", "devices/sued/#")
 
 
 def test_files_are_owner_only_and_say_who_may_do_what(tmp_path: Path) -> None:

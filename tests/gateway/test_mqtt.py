@@ -202,6 +202,15 @@ async def test_a_topic_paho_refuses_is_told_as_an_error_not_raised(brokers: Brok
         await conn.close()
 
 
+async def _watching(port: int) -> tuple[MqttConnection, asyncio.Queue[Inbound]]:
+    """The gateway's user ("gw", "gwpw"), subscribed to everything, and what it receives."""
+    seen: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=100)
+    gw = MqttConnection(endpoint(port, "gw", "gw", "gwpw"), on_message=seen.put_nowait)
+    await gw.open()
+    await gw.subscribe("#", 1)
+    return gw, seen
+
+
 async def test_acl_lets_a_device_publish_only_under_its_own_topics(brokers: BrokerFactory) -> None:
     from gateway.devices.broker_files import device_rule, gateway_rule
 
@@ -213,10 +222,7 @@ async def test_acl_lets_a_device_publish_only_under_its_own_topics(brokers: Brok
     ]
     broker = await brokers(anonymous=False, rules=rules)
     port = broker.settings.port
-    seen: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=100)
-    gw = MqttConnection(endpoint(port, "gw", "gw", "gwpw"), on_message=seen.put_nowait)
-    await gw.open()
-    await gw.subscribe("#", 1)
+    gw, seen = await _watching(port)
     dev = MqttConnection(endpoint(port, "oven-1", "oven-1", "pw1"))
     await dev.open()
     await dev.publish("bakery/oven-2/telemetry", b"forged", 1)  # another device's topic: dropped
@@ -248,6 +254,39 @@ async def test_acl_lets_a_device_publish_only_under_its_own_topics(brokers: Brok
     )
     assert spy_inbox.empty(), "a device read another device's message"
     for conn in (spy, other, dev, gw):
+        await conn.close()
+
+
+async def test_a_first_level_wildcard_device_cannot_publish_in_another_customers_namespace(
+    brokers: BrokerFactory,
+) -> None:
+    """A Shelly-style ``{id}/events/rpc`` becomes the filter ``+/events/rpc``, which also
+    matches ``devices/events/rpc`` in customer "events"'s namespace: denied there, its own
+    namespace and the family's other topics still allowed."""
+    from gateway.devices.broker_files import device_rule, gateway_rule
+
+    rules = [
+        gateway_rule("gw", hash_password("gwpw")),
+        device_rule(
+            "acme.shelly",
+            hash_password("pw"),
+            ["{id}/events/rpc"],
+            others=["events", "mueller"],
+        ),
+    ]
+    broker = await brokers(anonymous=False, rules=rules)
+    port = broker.settings.port
+    gw, seen = await _watching(port)
+    dev = MqttConnection(endpoint(port, "acme.shelly", "acme.shelly", "pw"))
+    await dev.open()
+    await dev.publish("devices/events/rpc", b"forged", 1)  # customer "events"'s namespace
+    await dev.publish("shelly-1/events/rpc", b"own", 1)  # the fence: one client's order
+    msg = await asyncio.wait_for(seen.get(), 5)
+    assert (msg.topic, msg.payload) == ("shelly-1/events/rpc", b"own"), (
+        "a wildcard device published into another customer's namespace"
+    )
+    assert seen.empty()
+    for conn in (dev, gw):
         await conn.close()
 
 

@@ -646,6 +646,7 @@ def test_a_first_level_wildcard_may_not_take_another_customers_registered_topic(
             }
         )
     )
+    remembered = shapes.read_bytes()
     admission = _started(directory, shapes, registered=(meter,))
     assert admission.engine.policy("evil-corp") is None
     (error,) = admission.policies.errors()
@@ -662,6 +663,14 @@ def test_a_first_level_wildcard_may_not_take_another_customers_registered_topic(
     # A family's own first-level capture that matches no registered topic runs.
     path.write_text(_evil("{site}/events/rpc"), encoding="utf-8")
     assert admission.apply(path)
+    # Remembered, its file broken and nothing registered: it says whose a message is, but
+    # never of a topic in another customer's namespace.
+    path.write_text(_evil("+/+/+/x").replace("consent", "because"), encoding="utf-8")
+    shapes.write_bytes(remembered)
+    again = _started(directory, shapes)
+    assert again.engine.policy("evil-corp") is None
+    assert again.not_loaded("plant/a/b/x") == ("evil-corp", "meter-1", "telemetry")
+    assert again.not_loaded("devices/sued/probe/x") is None
 
 
 def test_a_refused_edit_naming_another_customer_leaves_the_entry_the_running_ones(

@@ -92,3 +92,16 @@ def test_exact_and_pattern_topics(examples: list[CompiledPolicy]) -> None:
     assert door is not None and (door[0].device.id, door[0].stream) == ("back-door", "access")
     assert table.lookup("bakery/oven-1/telemetry/extra") is None
     assert table.lookup("nobody/anything") is None
+
+
+def test_a_wildcard_first_level_never_takes_another_customers_namespace() -> None:
+    """``{site}/+/+/x`` matches ``devices/mueller/meter-2/x``, a topic in customer mueller's
+    namespace (where the gateway registers mueller's devices): never acme's, in whatever order
+    the files and the registry changed; acme's own namespace and any other topic are acme's."""
+    doc = policy_dict({"fields": {"t": "keep"}})
+    doc["devices"][0]["topics"] = [{"pattern": "{site}/+/+/x"}]
+    table = RouteTable([compile_policy(load_policy_text(yaml.safe_dump(doc)), {"r1": "R1"})])
+    assert table.lookup("devices/mueller/meter-2/x") is None
+    for topic in ("devices/acme/dev/x", "plant/a/b/x", "devices2/a/b/x"):
+        hit = table.lookup(topic)
+        assert hit is not None and hit[0].policy.customer == "acme", topic

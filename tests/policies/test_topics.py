@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from policies.model import TopicSpec
-from policies.topics import TopicPattern, TopicTemplate, patterns_overlap
+from policies.topics import TopicPattern, TopicTemplate, namespace_owner, patterns_overlap
 
 
 @pytest.mark.parametrize(
@@ -152,3 +152,18 @@ def test_policy_accepts_the_mixed_levels_profiles_use(pattern: str) -> None:
     # The Things Stack writes v3/<app>@<tenant>/…: a device declared on the profile's own
     # pattern must pass policy check (it was refused, so suggest's topic was not paste-ready).
     assert TopicSpec(pattern=pattern).pattern == pattern
+
+
+@pytest.mark.parametrize(
+    ("topic", "owner"),
+    [
+        ("devices/mueller/meter-2/x", "mueller"),
+        ("devices/mueller", "mueller"),
+        ("devices/", None),  # no second level: in no customer's namespace
+        ("devices", None),
+        ("devices2/mueller/x", None),
+        ("plant/devices/mueller", None),
+    ],
+)
+def test_namespace_owner(topic: str, owner: str | None) -> None:
+    assert namespace_owner(topic) == owner
