@@ -178,6 +178,12 @@ class Pipeline:
                 self.stats.returned = self._intake.returned
                 self._settle()
 
+    @property
+    def failing_closed(self) -> str | None:
+        """Why nothing is decided now: the database refuses a commit or a replay lookup."""
+        replays = self._replays.failing if self._replays is not None else None
+        return self.stats.failing_closed or replays
+
     async def process(self, batch: Sequence[Arrival]) -> None:
         """Decide, commit, acknowledge and hand over a batch of arrived messages."""
         replayed = 0

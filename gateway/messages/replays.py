@@ -68,6 +68,9 @@ class ReplayCheck:
     store: Store
     stats: SweepStats  # the retained sweeper's: one count of replays acknowledged undecided
     flood: FloodGuard | None = None  # credited for a wait on the database (``decided``)
+    # Why a batch waits for a lookup the database refuses, while it does (``einblick status``
+    # shows it as the pipeline failing closed: nothing is decided, acknowledged or forwarded).
+    failing: str | None = None
 
     async def decided(self, batch: Sequence[Inbound]) -> set[int]:
         """Positions in ``batch`` of retained messages on a new session already decided."""
@@ -98,10 +101,17 @@ class ReplayCheck:
                 # batch waits, unacknowledged, as for a commit the database refuses.
                 backoff = backoff or database_retry()
                 failing_since = failing_since or time.monotonic()
-                log.error(
-                    "cannot look up retained messages in the log, so the batch waits: %s", exc
-                )
+                if self.failing is None:  # said once while it lasts; status shows it all along
+                    log.error(
+                        "cannot look up retained messages in the log, so nothing is decided "
+                        "or forwarded until the database answers: %s",
+                        exc,
+                    )
+                self.failing = f"cannot look up retained messages in the log: {exc}"
                 await backoff.sleep()
+        if self.failing is not None:
+            log.warning("the log answers again; deciding resumes")
+            self.failing = None
         if failing_since and self.flood is not None:
             # Nothing was acknowledged meanwhile: the broker hands the devices' messages over at
             # once now, and judged by arrival they would look like a flood (a false reason).

@@ -111,7 +111,7 @@ def gather_status(parts: StatusParts) -> Status:
             shared=stats.shared,
             altered=stats.altered,
             withheld=stats.withheld,
-            failing_closed=stats.failing_closed,
+            failing_closed=pipeline.failing_closed,
             outbox_full=pipeline.outbox_full.is_set(),
             paused_because=pipeline.pause_reason(),
             latency=LatencySummary.model_validate(pipeline.decided.summary()),

@@ -103,8 +103,10 @@ async def test_a_lookup_the_database_refuses_is_tried_again_not_decided_again(
         await b.queued(orjson.loads(READING))
         read = b.store.read
         failures = [StoreError("einblick.db: read failed: disk I/O error")]
+        shown: list[str | None] = []
 
         async def failing_once(query: Any, *, offload: bool = False) -> Any:
+            shown.append(b.pipeline.failing_closed)  # what `einblick status` says meanwhile
             if failures:
                 raise failures.pop()
             return await read(query, offload=offload)
@@ -114,6 +116,11 @@ async def test_a_lookup_the_database_refuses_is_tried_again_not_decided_again(
         new = FakeLink()
         found = await b.replays.decided([new.deliver(test_sendtime.TOPIC, READING, retain=True)])
         assert found == {0} and failures == []
+        assert shown == [
+            None,
+            "cannot look up retained messages in the log: einblick.db: read failed: disk I/O error",
+        ]
+        assert b.pipeline.failing_closed is None  # answered again
         # Nothing was acknowledged while it waited (at least the retry's 0.2 s): the devices'
         # messages the broker now hands over at once are credited, not taken for a flood.
         now = time.monotonic()
