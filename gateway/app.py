@@ -222,7 +222,12 @@ class Gateway:
         )
         # What a handover leaves here: the customer's personal data goes once the move completes.
         self.scrubber = Scrubber(
-            lambda: self.config, self.store, lambda: self.writer, self.keyring, self.consents
+            lambda: self.config,
+            self.store,
+            lambda: self.writer,
+            self.keyring,
+            self.consents,
+            self.outbox,
         )
         self.reloader = ConfigReloader(
             ReloadParts(

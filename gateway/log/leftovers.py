@@ -33,6 +33,7 @@ still need to read the tree from here.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,9 @@ class Leftovers:
     names: int  # names documents, topics and subject keys
     rights: int  # consent events, erasure requests, pseudonymisation keys
     queued: int  # outbox rows
+    # (recipient, rows, payload bytes) of the outbox rows removed (``remove_leftovers`` only):
+    # the outbox's owner gives their room back and its forwarders read the table again.
+    queued_by_recipient: tuple[tuple[str, int, int], ...] = ()
 
     @property
     def total(self) -> int:
@@ -162,5 +166,12 @@ def remove_leftovers(conn: sqlite3.Connection, customer: str) -> Leftovers:
             conn.execute("UPDATE erasures SET requested_by = '' WHERE customer = ?", (customer,))
             continue
         conn.execute(f"DELETE FROM {table} WHERE customer = ?", (customer,))
+    sized = conn.execute(
+        "SELECT recipient, count(*), coalesce(sum(length(payload)), 0) FROM outbox"
+        " WHERE customer = ? GROUP BY recipient",
+        (customer,),
+    ).fetchall()
     conn.execute("DELETE FROM outbox WHERE customer = ?", (customer,))
-    return found
+    return dataclasses.replace(
+        found, queued_by_recipient=tuple((str(r), int(n), int(b)) for r, n, b in sized)
+    )

@@ -27,8 +27,15 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from gateway.config import Config
 from gateway.durable import replace_durably
 from gateway.errors import GatewayError
-from gateway.log.leftovers import closed_for, personal_rows, remove_leftovers, taken_over_by
+from gateway.log.leftovers import (
+    Leftovers,
+    closed_for,
+    personal_rows,
+    remove_leftovers,
+    taken_over_by,
+)
 from gateway.log.writer import LogWriter
+from gateway.messages.outbox import Outbox
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.store import Store
 from gateway.operations.control import Handler, bind
@@ -182,6 +189,7 @@ class Scrubber:
     writer: Callable[[], LogWriter]
     keyring: Keyring
     consents: ConsentBook
+    outbox: Outbox  # the rows removed give their room back (their forwarders read again)
 
     async def scrub(self, request: ScrubRequest) -> ScrubReply:
         """The ``handover_scrub`` op: note where the log went (if the release did not), then
@@ -230,11 +238,17 @@ class Scrubber:
                 waiting=f"instance {note.to!r} has not taken the log over yet ({note.target_db})",
             )
 
-        def job(conn: sqlite3.Connection) -> int:
-            return remove_leftovers(conn, customer).total
+        def job(conn: sqlite3.Connection) -> Leftovers:
+            return remove_leftovers(conn, customer)
 
-        removed = await self.store.transaction(
+        gone = await self.store.transaction(
             job, on_rollback=writer.rolled_back, on_commit=writer.reload
+        )
+        removed = gone.total
+        self.outbox.erased(
+            customer,
+            {r: n for r, n, _ in gone.queued_by_recipient},
+            {r: b for r, _, b in gone.queued_by_recipient},
         )
         # the WAL still holds the deleted pages' earlier images: into the database, truncated
         copied = await self.store.read(lambda conn: writer.scrub(), offload=True)

@@ -117,6 +117,34 @@ def test_the_old_copy_keeps_nothing_personal_and_still_verifies(cluster: list[Pa
     assert clean(old) == 0  # again: nothing more to remove
 
 
+def test_queued_rows_removed_are_counted_per_recipient(cluster: list[Path]) -> None:
+    """Left by a crash in the outbox: the outbox's owner gives their room back with these
+    counts (gateway/operations/moved.py), else the queues count them until the next start."""
+    write_tree(cluster[0], CUSTOMER, "hall-a")
+    old = load_config(cluster[0]).database_path
+    conn = sqlite3.connect(old, isolation_level=None)
+    try:
+        for recipient, customer, payload in (
+            ("wartung-gmbh", CUSTOMER, b"x" * 10),
+            ("wartung-gmbh", CUSTOMER, b"y" * 5),
+            ("stadtwerke", CUSTOMER, b"z" * 7),
+            ("stadtwerke", "werk-b", b"other customer's"),
+        ):
+            conn.execute(
+                "INSERT INTO outbox (entry_seq, recipient, customer, device, grant_id, topic,"
+                " payload, created) VALUES (1, ?, ?, 'oven-1', 'g', 't', ?, 1.0)",
+                (recipient, customer, payload),
+            )
+        conn.execute("BEGIN IMMEDIATE")
+        gone = remove_leftovers(conn, CUSTOMER)
+        conn.execute("COMMIT")
+        assert sorted(gone.queued_by_recipient) == [("stadtwerke", 1, 7), ("wartung-gmbh", 2, 15)]
+        assert gone.queued == 3
+        assert conn.execute("SELECT customer FROM outbox").fetchall() == [("werk-b",)]
+    finally:
+        conn.close()
+
+
 def test_nothing_goes_before_the_new_instance_records_the_handover(cluster: list[Path]) -> None:
     write_tree(cluster[0], CUSTOMER, "hall-a")
     new = load_config(cluster[2]).database_path
