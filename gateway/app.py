@@ -96,7 +96,10 @@ class Gateway:
         self.erasures = ErasureBook()
         # The outbox's one owner: its table, its depth (loaded at start) and its room signal.
         self.outbox = Outbox(
-            self.store, RecipientQueues.from_config(config), max_rows=config.outbox.max_rows
+            self.store,
+            RecipientQueues.from_config(config),
+            max_rows=config.outbox.max_rows,
+            handed=config.data_path / "handed.json",
         )
         self.upstreams = Upstreams(self.outbox, config.recipients)
         self._writer: LogWriter | None = None
@@ -128,8 +131,7 @@ class Gateway:
             ),
         )
         self.device_state = self.device_link.state  # read by status
-        # Witnesses countersign checkpoints in their own tasks (gateway/witness/submitter.py);
-        # cosignatures are small, lost ones are asked for again: no fsync of their own.
+        # Witnesses countersign in their own tasks; cosignatures need no fsync (asked for again).
         self.witnesses = Witnesses(
             config.witnesses,
             read=lambda job: self.store.read(job, offload=True),
@@ -283,8 +285,7 @@ class Gateway:
     async def run(self) -> None:
         """Start everything and run until cancelled; then stop in order."""
         config = self.config
-        # First of all: a second gateway on this directory must not touch the socket, the
-        # broker or the log of the running one.
+        # First: a second gateway on this directory must not touch the running one's socket or log.
         with DirectoryLock(config.data_path, config.instance):
             tighten(config.data_path)  # files an older release or a copy left readable by others
             remove_stale_snapshots(config.data_path)  # each holds every customer's content

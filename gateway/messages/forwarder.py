@@ -18,8 +18,7 @@ the policy may have changed while the row waited for an upstream that was down; 
 decided again (what leaves may change) or withheld, and the log says so before anything leaves.
 
 A row whose grant says ``release: end_of_unit`` carries ``release_at`` (gateway/messages/release.py):
-it is held, by id only, until then, read again and checked again at send time, and published.
-Rows behind it are not held up.
+it is held, by id only, until then, checked again at send time, and published; not holding up others.
 
 Rows are deleted after PUBACK, in batches. A crash in between sends them again: at-least-once,
 with duplicates bounded by ``window``.
@@ -132,10 +131,10 @@ class Forwarder:
         # not reset it. A held row due since then leaves on time (sendtime_rules.py).
         self._reachable_us: int | None = None
         # Rows an earlier attempt may have delivered (sendtime_text MAYBE_SENT): every row up to
-        # the outbox's highest id when this forwarder was made (one before it, or the last run,
-        # may have sent them) unless held beyond that moment, and each published since whose
-        # connection ended before its acknowledgement came.
-        self._earlier = (outbox.last_id, time.time_ns() // 1000)
+        # what one before it, or the last run, may have handed over (handed.py) unless held
+        # beyond this moment, and each published since whose connection ended unacknowledged.
+        self._lease = outbox.handed.lease(recipient.name)
+        self._earlier = (self._lease.earlier(outbox.last_id), time.time_ns() // 1000)
         self._unconfirmed: set[int] = set()
         # What the recipient sends back on the same link (erasure acknowledgements), if anything.
         self._subscribe = subscribe
@@ -178,6 +177,8 @@ class Forwarder:
         fresh = [r for r in rows if r.id > self._taken and r.id not in self._deleting]
         if not fresh:
             return True
+        if not self._lease.covers(fresh[-1].id):
+            return False  # the task writes the lease first
         try:
             settled = self._settled_now(fresh)
         except Exception:  # the task's own check meets it again and handles it as ever
@@ -298,10 +299,9 @@ class Forwarder:
                     await connection.close()
                 self.state.reconnects += 1
                 if refused is not None:
-                    # A full disk or a lock held elsewhere refused the send-time check or an
-                    # outbox read, or the check failed (a bug: its traceback is logged). Nothing
-                    # unchecked left; a new session reads the rows again (an erasure meanwhile
-                    # included) once it can, on its own backoff.
+                    # A full disk or a lock refused the send-time check, an outbox read or the
+                    # lease (handed.py), or the check failed (a bug: traceback logged). Nothing
+                    # unchecked left; a new session reads the rows again, on its own backoff.
                     delay = stalled.next_delay()
                     bug = not isinstance(refused, StoreError)
                     what = "the send-time check" if bug else "the database"
@@ -354,6 +354,8 @@ class Forwarder:
             # Withheld rows left the queue counts as their deletion committed (``SendTime``).
             self.state.withheld_at_send += len(settled.withheld)
             now_us = time.time_ns() // 1000
+            if settled.leave:
+                await self._lease.cover(max(r.id for r in settled.leave), self.outbox.last_id)
             for row in settled.leave:
                 if row.release_at is not None and row.release_at > now_us:
                     heapq.heappush(self._held, (row.release_at, row.id))
@@ -455,14 +457,10 @@ class Forwarder:
             self._delete_wake.set_result(None)
 
     async def _delete_acked(self) -> None:
-        # PUBACKs of ~20 ms go into one transaction, not one per message. Measured at 1,000 msg/s
-        # (README, "Figures"): one delete per ~22 messages, ~3 µs of CPU a message; even deleting
-        # nothing at all saved less than the run-to-run spread, so the delete keeps its own
-        # transaction and a row leaves the depth when it commits. Waiting longer would not help
-        # either: at full speed 20 ms of PUBACKs already fill half the window, and rows hold
-        # their place in it until their delete commits. A timer armed by the first PUBACK wakes
-        # this task once the 20 ms are over (``_time_to_delete``): one wake-up per delete, not one for the
-        # first PUBACK and one more for the end of a sleep.
+        # PUBACKs of ~20 ms go into one transaction: at 1,000 msg/s (README, "Figures") one
+        # delete per ~22 messages, ~3 µs of CPU a message (deleting nothing saved less than the
+        # run-to-run spread). Longer would not help: 20 ms of PUBACKs fill half the window at full
+        # speed. A timer armed by the first PUBACK wakes this task (``_time_to_delete``).
         loop = self._loop = asyncio.get_running_loop()
         while True:
             while not self._deletes_due:

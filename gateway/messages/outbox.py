@@ -22,7 +22,9 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from gateway.messages.handed import HandedMarks
 from gateway.messages.quota import RecipientQueues
 from gateway.messages.store import Store
 
@@ -242,7 +244,9 @@ class _Reader:
 class Outbox:
     """The outbox table, its depth and its room signal, with one owner (see the module text)."""
 
-    def __init__(self, store: Store, queues: RecipientQueues, *, max_rows: int) -> None:
+    def __init__(
+        self, store: Store, queues: RecipientQueues, *, max_rows: int, handed: Path | None = None
+    ) -> None:
         self.store = store
         self.queues = queues
         self.max_rows = max_rows
@@ -254,6 +258,10 @@ class Outbox:
         # The highest row id committed so far (ids grow with commits): a forwarder made now
         # knows every row up to it may have been sent by one before it (sendtime_text MAYBE_SENT).
         self.last_id = 0
+        # Which rows an earlier run may have handed to each recipient (handed.py), from ``load``
+        # on; ``handed`` None: none kept, every row there at a start counts.
+        self._handed_path = handed
+        self.handed = HandedMarks(None, 0)
 
     # -- who reads a recipient's rows -----------------------------------------------------------
 
@@ -275,6 +283,7 @@ class Outbox:
         """At start: the depth as the table has it (rows left by an earlier run)."""
         self.queues.load(await self.store.read(sizes))
         self.last_id = await self.store.read(highest_id)
+        self.handed = await asyncio.to_thread(HandedMarks, self._handed_path, self.last_id)
 
     def insert(
         self,

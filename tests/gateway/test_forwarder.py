@@ -18,6 +18,7 @@ import pytest
 from gateway.config import RecipientConfig
 from gateway.errors import StoreError
 from gateway.messages import forwarder as forwarder_module
+from gateway.messages import handed as handed_module
 from gateway.messages import outbox
 from gateway.messages.endpoint import ConnectionLost, MqttError, NotSent, endpoint_for
 from gateway.messages.forwarder import Forwarder
@@ -145,7 +146,7 @@ class Bench:
 class _Outbox(Outbox):
     """The real outbox on the bench's store; rows that leave it are also noted on the bench."""
 
-    def __init__(self, bench: Bench) -> None:
+    def __init__(self, bench: Bench, handed: Path | None = None) -> None:
         queues = RecipientQueues(
             {RECIPIENT.name: "withhold"},
             max_rows_total=10_000,
@@ -154,7 +155,7 @@ class _Outbox(Outbox):
             disk_share=0.5,
             disk=Path("."),
         )
-        super().__init__(bench.store, queues, max_rows=10_000)
+        super().__init__(bench.store, queues, max_rows=10_000, handed=handed)
         self._bench = bench
 
     def done(self, recipient: str, customer: str, count: int, payload_bytes: int = 0) -> None:
@@ -271,6 +272,37 @@ async def test_rows_a_forwarder_before_this_one_may_have_sent_are_named_to_the_c
         await bench.wait_done(3)
         running.cancel()
     assert bench.tried == [{r.id for r in earlier}, set()]
+
+
+async def test_rows_queued_while_the_recipient_was_away_all_run_were_not_sent_before(
+    bench: Bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the record of what was handed over (handed.py), a restart names to the check only
+    the rows an earlier run may have handed over: not those queued after the last one it did,
+    while the recipient was away (before, every row present at the start counted)."""
+    monkeypatch.setattr(handed_module, "LEASE_AHEAD", 0)  # a lease reaching no further
+    record = tmp_path / "handed.json"
+    first = await bench.queue(["maintenance"] * 2)
+    box = _Outbox(bench, handed=record)
+    await box.load()
+    forwarder = bench.forwarder(box=box)
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
+        link = await bench.upstream.session(1)
+        await link.wait_published(2)
+        link.puback()
+        await bench.wait_done(2)
+        running.cancel()
+    away = await bench.queue(["maintenance"] * 3)  # queued while the recipient is away
+    box = _Outbox(bench, handed=record)
+    await box.load()  # the next start
+    forwarder = bench.forwarder(box=box)
+    assert not forwarder.maybe_sent(away)
+    assert forwarder.maybe_sent(first) == {r.id for r in first}  # still: up to the lease
+    # Without the record, as before: every row there counts.
+    box = _Outbox(bench)
+    await box.load()
+    assert bench.forwarder(box=box).maybe_sent(away) == {r.id for r in away}
 
 
 async def test_a_row_held_to_the_end_of_its_unit_leaves_then_and_holds_up_no_other(

@@ -1,0 +1,181 @@
+"""Which outbox rows an earlier run may have handed to a recipient's connection, kept across
+restarts, so what a withheld row's entry says of an earlier attempt is precise.
+
+A row still in the outbox when its forwarder is made may have been published by an earlier run
+whose acknowledgement never came (MQTT QoS 1 is at-least-once): withheld later, its entry must
+not say the recipient received nothing (gateway/messages/sendtime_text.py, MAYBE_SENT). Without
+a record every such row counts, also those queued while the recipient was away for the whole
+previous run, which certainly never left.
+
+So each recipient holds a *lease* (``handed.json`` beside the database): an outbox id up to which
+its forwarder may hand rows to the connection. It is written, durably, before a row above it is
+handed, reaching ahead by as many ids as make a write every few seconds at the current rate, not
+one per message. At the next start, a row of the recipient above its lease was certainly never handed
+over; one at or below it may have been. Rows up to the outbox's highest id when the file was
+first written (``floor``: handed by a version without this record) count as maybe handed.
+
+A lease that cannot be written (a full disk) is not risked: the file is removed, and from then
+on every row present at a start counts as maybe handed, as without the record, until a start
+writes it anew. If the file cannot be removed either, rows above the lease wait: ``cover``
+raises StoreError, and the forwarder tries again as after a database refusing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from gateway.errors import StoreError
+
+__all__ = ["LEASE_AHEAD", "LEASE_EVERY_S", "LEASE_MOST", "HandedMarks", "Lease"]
+
+log = logging.getLogger(__name__)
+
+# Ids a lease reaches beyond the highest outbox id when it is written: from ``LEASE_AHEAD``,
+# doubled when the last write of that lease was less than ``LEASE_EVERY_S`` ago (up to
+# ``LEASE_MOST``), halved back when it was more than four times that: ids are shared by all
+# recipients, and at 1,000 messages a second to three recipients a fixed reach of 64 would mean
+# dozens of writes a second; this way one every two to eight seconds. A row queued within the reach after a recipient's last handing counts as maybe handed
+# at the next start: a quiet site's reach stays small.
+LEASE_AHEAD = 64
+LEASE_MOST = 1 << 20
+LEASE_EVERY_S = 2.0
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    floor: int  # the outbox's highest id when the record began: all before it maybe handed
+    leases: dict[str, int]  # recipient -> the id up to which its forwarder may hand rows
+
+
+class HandedMarks:
+    """The leases of every recipient; one owner of ``handed.json``."""
+
+    def __init__(self, path: Path | None, highest_id: int) -> None:
+        """``highest_id``: the outbox's highest id at start (``Outbox.last_id``). ``path`` None:
+        nothing is kept; every row present at a start counts as maybe handed."""
+        self._path = path
+        self._record = _Record(floor=highest_id, leases={})
+        self._kept = path is not None
+        self._lock = asyncio.Lock()
+        # recipient -> (ids its lease reaches ahead, monotonic time of its last write)
+        self._ahead: dict[str, tuple[int, float]] = {}
+        if path is None:
+            return
+        try:
+            self._record = _Record.model_validate_json(path.read_bytes())
+            return
+        except FileNotFoundError:
+            pass  # from now on, what is handed is recorded
+        except (OSError, ValidationError) as exc:
+            log.warning(
+                "%s cannot be read (%s): every row queued before this start counts as maybe "
+                "delivered already; the record starts anew",
+                path,
+                exc,
+            )
+        try:
+            self._write_now(self._record)
+        except OSError as exc:
+            self._give_up(exc)  # raises if the old file cannot be removed either
+
+    def earlier(self, recipient: str, highest_id: int) -> int:
+        """The highest id of ``recipient``'s rows (up to ``highest_id``, the outbox's highest
+        now) an earlier attempt may have handed over; rows above it certainly were not."""
+        if not self._kept:
+            return highest_id
+        lease = max(self._record.floor, self._record.leases.get(recipient, 0))
+        return min(lease, highest_id)
+
+    def lease(self, recipient: str) -> Lease:
+        return Lease(self, recipient)
+
+    def up_to(self, recipient: str) -> int | None:
+        """The id up to which rows may be handed without writing; None: no lease is needed."""
+        return self._record.leases.get(recipient, 0) if self._kept else None
+
+    async def extend(self, recipient: str, row_id: int, highest_id: int) -> None:
+        """Let ``recipient``'s rows up to ``row_id`` be handed over, written durably first."""
+        async with self._lock:
+            current = self.up_to(recipient)
+            if current is None or row_id <= current:
+                return  # written meanwhile, or no longer kept
+            ahead, written = self._ahead.get(recipient, (LEASE_AHEAD, -LEASE_EVERY_S))
+            now = time.monotonic()
+            if now - written < LEASE_EVERY_S:
+                ahead = min(LEASE_MOST, ahead * 2)
+            elif now - written > 4 * LEASE_EVERY_S:
+                ahead = max(LEASE_AHEAD, ahead // 2)
+            self._ahead[recipient] = (ahead, now)
+            reach = max(row_id, highest_id) + ahead
+            record = self._record.model_copy(
+                update={"leases": {**self._record.leases, recipient: reach}}
+            )
+            try:
+                await asyncio.to_thread(self._write_now, record)
+            except OSError as exc:
+                await asyncio.to_thread(self._give_up, exc)
+
+    def _write_now(self, record: _Record) -> None:
+        assert self._path is not None
+        temporary = self._path.with_name(f".{self._path.name}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, record.model_dump_json().encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        temporary.replace(self._path)
+        directory = os.open(self._path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        self._record = record
+
+    def _give_up(self, exc: OSError) -> None:
+        """The lease cannot be written: remove the record (a start without it counts every row
+        as maybe handed), or, if that fails too, raise: rows above the lease wait."""
+        assert self._path is not None
+        try:
+            self._path.unlink(missing_ok=True)
+        except OSError as second:
+            raise StoreError(
+                f"{self._path}, the record of which rows were handed to recipients, can be "
+                f"neither written ({exc.strerror}) nor removed ({second.strerror}); check the "
+                "disk of the data directory"
+            ) from second
+        self._kept = False
+        log.warning(
+            "%s cannot be written (%s) and is removed: after a restart, every row queued before "
+            "it counts as maybe delivered already",
+            self._path,
+            exc,
+        )
+
+
+class Lease:
+    """One recipient's part of ``HandedMarks``, as its forwarder uses it."""
+
+    def __init__(self, marks: HandedMarks, recipient: str) -> None:
+        self._marks = marks
+        self._recipient = recipient
+
+    def earlier(self, highest_id: int) -> int:
+        return self._marks.earlier(self._recipient, highest_id)
+
+    def covers(self, row_id: int) -> bool:
+        """Whether the row may be handed over now without writing first."""
+        reach = self._marks.up_to(self._recipient)
+        return reach is None or row_id <= reach
+
+    async def cover(self, row_id: int, highest_id: int) -> None:
+        """Write the lease first if ``row_id`` is above it (StoreError: it cannot be)."""
+        if not self.covers(row_id):
+            await self._marks.extend(self._recipient, row_id, highest_id)
