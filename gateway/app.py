@@ -39,12 +39,11 @@ from gateway.messages.outbox import Outbox
 from gateway.messages.pipeline import Pipeline
 from gateway.messages.policyset import PolicySet
 from gateway.messages.pseudonyms import Keyring
-from gateway.messages.quota import RecipientQueues
 from gateway.messages.replays import ReplayCheck
 from gateway.messages.retained import RetainedSweeper
 from gateway.messages.sendtime import SendParts, SendTime
 from gateway.messages.store import Store
-from gateway.messages.subscriptions import cluster_subscriptions
+from gateway.messages.subscriptions import cluster_subscriptions, elsewhere
 from gateway.messages.upstreams import Upstreams
 from gateway.operations.backup_snapshots import remove_stale_snapshots
 from gateway.operations.checkpoints import Checkpoints
@@ -95,12 +94,7 @@ class Gateway:
         self.signer = Signer.load(config.signing_key_path)
         self.erasures = ErasureBook()
         # The outbox's one owner: its table, its depth (loaded at start) and its room signal.
-        self.outbox = Outbox(
-            self.store,
-            RecipientQueues.from_config(config),
-            max_rows=config.outbox.max_rows,
-            handed=config.data_path / "handed.json",
-        )
+        self.outbox = Outbox.from_config(self.store, config)
         self.upstreams = Upstreams(self.outbox, config.recipients)
         self._writer: LogWriter | None = None
         self.flood = FloodGuard(config.pipeline.device_max_rate, config.pipeline.device_burst)
@@ -417,8 +411,13 @@ class Gateway:
     # -- the device link's callbacks ---------------------------------------------------------------
 
     def _skip(self, message: Inbound) -> bool:
-        """Acknowledged without deciding: a handover's fence, a retained replay, an echo."""
-        return self.handovers.sees(message) or self.retained.skip(message)
+        """Acknowledged without deciding: a handover's fence, a retained replay, an echo, or
+        another instance's customer's message (gateway/messages/subscriptions.py)."""
+        return (
+            self.handovers.sees(message)
+            or self.retained.skip(message)
+            or elsewhere(self.config, message.topic)
+        )
 
     def _receive(self, message: Inbound) -> None:
         self.running_pipeline.receive(message)

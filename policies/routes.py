@@ -6,10 +6,10 @@ for every topic. A topic must belong to exactly one device stream across all cus
 building the table refuses overlapping patterns with the place of both in the policy files.
 
 A pattern with a wildcard first level never takes a topic in another customer's namespace
-(``devices/<other>/…``, ``policies.topics.namespace_owner``): a device registered there belongs to
-that customer whatever order the files and the registry changed in (the gateway refuses such a
-policy when it loads; this holds where that check could not see, as a registry edited by hand
-while the policy ran).
+(``devices/<other>/…``, ``policies.topics.namespace_owner``): such a topic is the namespace's
+customer's, found in the table's buckets before the wildcard patterns are tried, or no one's. So
+such a pattern and one in the other customer's namespace do not overlap for the table
+(``policies.topics.claims_overlap``), whichever file or registration came first.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from policies.compiler import CompiledDevice, CompiledGrant, CompiledPolicy, CompiledTopic
 from policies.errors import PolicyError
-from policies.topics import TopicPattern, namespace_owner, patterns_overlap
+from policies.topics import TopicPattern, claims_overlap, namespace_owner
 
 __all__ = ["DeviceRef", "Route", "RouteTable"]
 
@@ -95,12 +95,9 @@ class RouteTable:
             captures = pattern.match(topic)
             if captures is not None:
                 return candidate, captures
-        if not self._wild:
-            return None
-        owner = namespace_owner(topic)
         for pattern, candidate in self._wild:
             captures = pattern.match(topic)
-            if captures is not None and owner in (None, candidate.policy.customer):
+            if captures is not None and namespace_owner(topic) in (None, candidate.policy.customer):
                 return candidate, captures
         return None
 
@@ -127,7 +124,12 @@ def _check_overlaps(policies: Sequence[CompiledPolicy]) -> None:
         if first is not None:
             candidates = candidates + by_first.get(first, [])
         for other_policy, other_device, other_topic in candidates:
-            if patterns_overlap(topic.pattern.pattern, other_topic.pattern.pattern):
+            if claims_overlap(
+                policy.customer,
+                topic.pattern.pattern,
+                other_policy.customer,
+                other_topic.pattern.pattern,
+            ):
                 raise PolicyError(
                     policy.source,
                     f"topic pattern {topic.pattern.pattern!r} of device {device.id!r} overlaps "

@@ -15,8 +15,10 @@ here, so a pattern means the same thing everywhere:
 - a trailing ``#`` matches the rest, including nothing (as in MQTT).
 
 A topic under ``devices/<customer>/`` lies in that customer's namespace (``namespace_owner``),
-where the gateway's registry puts the devices it registers: no other customer's pattern may take
-it, whatever its wildcards (``policies.routes`` skips such a match).
+where the gateway's registry puts the devices it registers. A pattern whose first level is a
+wildcard or capture (device families need them: Shelly's ``{id}/events/rpc``) never takes such a
+topic of another customer: ``policies.routes`` gives it to the namespace's customer, so the two
+patterns do not compete for it (``claims_overlap``), whichever was written first.
 
 ``to_mqtt_filter()`` is the broker's view: every level that is not literal becomes ``+``.
 A template (``vans/{device}/{user}``) builds the topic a recipient sees from the customer,
@@ -33,7 +35,9 @@ __all__ = [
     "NAMESPACE",
     "TopicPattern",
     "TopicTemplate",
+    "claims_overlap",
     "namespace_owner",
+    "pattern_namespace",
     "patterns_overlap",
 ]
 
@@ -48,6 +52,30 @@ def namespace_owner(topic: str) -> str | None:
     if first != NAMESPACE or not rest:
         return None
     return rest.partition("/")[0]
+
+
+def pattern_namespace(pattern: str) -> str | None:
+    """The customer whose namespace every topic of ``pattern`` lies in (``devices/<customer>/…``
+    with a fixed second level), or None."""
+    first, _, rest = pattern.partition("/")
+    second = rest.partition("/")[0]
+    if first != NAMESPACE or not second or second == "#" or _is_wild(second):
+        return None
+    return second
+
+
+def claims_overlap(customer_a: str, pattern_a: str, customer_b: str, pattern_b: str) -> bool:
+    """Whether a topic could belong to both customers' patterns: they overlap, unless one lies
+    in its own customer's namespace and the other, another customer's, has a wildcard first
+    level (the topics they share are the namespace's customer's alone; module text)."""
+    if not patterns_overlap(pattern_a, pattern_b):
+        return False
+    if customer_a == customer_b:
+        return True
+    for own, mine, wild in ((customer_a, pattern_a, pattern_b), (customer_b, pattern_b, pattern_a)):
+        if pattern_namespace(mine) == own and TopicPattern(wild).first_level is None:
+            return False
+    return True
 
 
 def _is_wild(level: str) -> bool:

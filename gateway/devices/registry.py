@@ -21,17 +21,13 @@ Topics registered here (``--topic``, ``--command-topic``) are confined to their 
 - command topics (what the device may subscribe to; none by default) follow the same rules and
   must not overlap any device's publish topics, so the gateway never mistakes a command for data.
 
-A registered topic has precedence over another customer's policy: a policy may not declare a
-topic in another customer's namespace (``foreign_namespace``), nor a pattern whose first level is
-a wildcard or capture (as device families such as Shelly's ``{id}/events/rpc`` need) that matches
-a topic registered for another customer's device (``taken_from_registered``). Such a policy is
-refused with file and line (``check_namespace``), and its topic counts against no device here:
-else it would, loaded after the device was registered, take the device's topic and its messages,
-and the device would be refused as overlapping it.
-
-A registry that already holds a violating device (written by an older version, or by hand) does
-not stop the gateway: ``problems`` names each such device, and the gateway leaves it out of the
-broker's password file until it is fixed, so its firmware keeps its messages instead of losing them.
+A customer's policy may not declare a topic in another customer's namespace
+(``foreign_namespace``: refused with file and line, ``check_namespace``). A pattern whose first
+level is a wildcard or capture (as device families such as Shelly's ``{id}/events/rpc`` need)
+may match topics there too, but never takes them: the engine gives such a topic to the
+namespace's customer, the broker's ACL denies it to the pattern's device, and the two claims do
+not count as overlapping here (``policies.topics.claims_overlap``), in whatever order the policy
+and the registration came.
 """
 
 from __future__ import annotations
@@ -52,7 +48,7 @@ from gateway.errors import GatewayError
 from policies.errors import PolicyError
 from policies.loader import load_policy
 from policies.model import PolicyDocument, TopicSpec
-from policies.topics import NAMESPACE, TopicPattern, patterns_overlap
+from policies.topics import NAMESPACE, claims_overlap
 
 __all__ = [
     "DEFAULT_TOPIC",
@@ -67,7 +63,6 @@ __all__ = [
     "foreign_namespace",
     "policy_claims",
     "slug",
-    "taken_from_registered",
 ]
 
 
@@ -134,8 +129,7 @@ def foreign_namespace(customer: str, pattern: str) -> str | None:
     registry's namespace outside the customer's own (``devices/<other>/…``, a wildcard or capture
     in the second level included); else None. Such a file would take that customer's registered
     devices' topics (their registrations refused as overlapping) and its messages. (A pattern
-    whose *first* level is a wildcard or capture is judged against the topics actually
-    registered: ``taken_from_registered``.)"""
+    whose *first* level is a wildcard or capture never takes a topic there: module text.)"""
     levels = pattern.split("/")
     if levels[0] != NAMESPACE or len(levels) < 2 or levels[1] == customer:
         return None
@@ -146,53 +140,13 @@ def foreign_namespace(customer: str, pattern: str) -> str | None:
     )
 
 
-def taken_from_registered(
-    customer: str, pattern: str, devices: Iterable[RegisteredDevice]
-) -> str | None:
-    """Why a policy of ``customer`` may not declare ``pattern``: its first level is a wildcard or
-    capture and it matches a topic registered for a device of another customer (among
-    ``devices``); else None. A pattern with a fixed first level cannot reach a registered topic
-    but through ``devices/<other>/…``, which ``foreign_namespace`` refuses."""
-    if TopicPattern(pattern).first_level is not None:
-        return None
-    for device in devices:
-        if device.customer == customer:
-            continue  # the customer's own: the engine's overlap checks judge those
-        for theirs, _ in device.topics:
-            if patterns_overlap(pattern, theirs) and _confined(device, theirs):
-                return (
-                    f"topic {pattern!r} matches {theirs!r}, registered for device "
-                    f"{device.device!r} of customer {device.customer!r} ('einblick device "
-                    "add'): a registered device's topics are its own. Give the pattern a fixed "
-                    f"first level (its device family's prefix), or one that cannot match "
-                    f"{NAMESPACE}/{device.customer}/…"
-                )
-    return None
-
-
-def _confined(device: RegisteredDevice, pattern: str) -> bool:
-    """Whether ``pattern`` lies in the device's own prefix (``check_topic``): only such a topic
-    has precedence (one outside it leaves the device out of the broker: ``Registry.problems``)."""
-    try:
-        check_topic(device.customer, device.device, pattern)
-    except RegistryError:
-        return False
-    return True
-
-
-def check_namespace(
-    source: str, document: PolicyDocument, registered: Iterable[RegisteredDevice] = ()
-) -> None:
-    """Refuse a policy with a topic in another customer's namespace (``foreign_namespace``) or
-    matching a topic registered for another customer's device (``taken_from_registered``),
+def check_namespace(source: str, document: PolicyDocument) -> None:
+    """Refuse a policy with a topic in another customer's namespace (``foreign_namespace``),
     naming file and line: the gateway (gateway/messages/policyset.py) and ``einblick policy
-    check`` (which knows no registry: ``registered`` empty) alike."""
-    devices = list(registered)
+    check`` alike."""
     for i, device in enumerate(document.devices):
         for j, topic in enumerate(device.topics):
-            problem = foreign_namespace(document.customer, topic.pattern) or (
-                taken_from_registered(document.customer, topic.pattern, devices)
-            )
+            problem = foreign_namespace(document.customer, topic.pattern)
             if problem is not None:
                 line, column = document.locate(("devices", i, "topics", j, "pattern"))
                 raise PolicyError(
@@ -209,15 +163,14 @@ def conflicts(claim: Claim, others: Iterable[Claim]) -> list[str]:
             claim.device,
         ):
             continue  # a device's own topics of one kind (their overlaps are the engine's)
-        if patterns_overlap(claim.pattern, other.pattern):
+        if claims_overlap(claim.customer, claim.pattern, other.customer, other.pattern):
             found.append(f"{claim.pattern!r} overlaps {other.pattern!r} of {other.names()}")
     return found
 
 
 def document_claims(source: str, document: PolicyDocument) -> list[Claim]:
     """The topics a loaded policy declares, but those in another customer's namespace (refused
-    when the file loads: it claims nothing there meanwhile). Those matching another customer's
-    registered topic are set aside by the registry itself (``Registry.standing``)."""
+    when the file loads: it claims nothing there meanwhile)."""
     return [
         Claim(document.customer, spec.id, topic.pattern, f"policy {source}")
         for spec in document.devices
@@ -349,7 +302,6 @@ class Registry:
         candidate = RegisteredDevice(
             customer, device, name, kind, username, None, topics, None, commands
         )
-        claims = self.standing(claims)
         declared = {(c.customer, c.device) for c in claims}
         others = [*claims, *(c for d in self.devices() for c in self._claims_of(d, declared))]
         mine = candidate.claims(str(self.path))
@@ -399,19 +351,11 @@ class Registry:
         claims = device.claims(str(self.path))
         return [c for c in claims if c.command] if device.key in declared else claims
 
-    def standing(self, claims: Sequence[Claim]) -> list[Claim]:
-        """The policies' ``claims`` but those matching a topic registered for another
-        customer's device: the gateway refuses such a policy (``check_namespace``), and the
-        registered topic has precedence."""
-        devices = self.devices()
-        return [c for c in claims if taken_from_registered(c.customer, c.pattern, devices) is None]
-
     def problems(self, claims: Sequence[Claim]) -> dict[tuple[str, str], str]:
         """Registered devices whose topics break the rules above, each with the reason.
 
         Devices are judged oldest first against the policies' topics and the devices already
         accepted, so of two overlapping registrations the later one is named."""
-        claims = self.standing(claims)
         declared = {(c.customer, c.device) for c in claims}
         accepted: list[Claim] = list(claims)
         found: dict[tuple[str, str], str] = {}

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.config import Config
 from gateway.messages.handed import HandedMarks
 from gateway.messages.quota import RecipientQueues
 from gateway.messages.store import Store
@@ -262,6 +263,15 @@ class Outbox:
         # on; ``handed`` None: none kept, every row there at a start counts.
         self._handed_path = handed
         self.handed = HandedMarks(None, 0)
+
+    @classmethod
+    def from_config(cls, store: Store, config: Config) -> Outbox:
+        """The outbox as ``einblick.yaml`` sets it, its record of what was handed over in the
+        data directory."""
+        queues = RecipientQueues.from_config(config)
+        return cls(
+            store, queues, max_rows=config.outbox.max_rows, handed=config.data_path / "handed.json"
+        )
 
     # -- who reads a recipient's rows -----------------------------------------------------------
 

@@ -45,14 +45,13 @@ from gateway.devices.registry import (
     check_namespace,
     check_topic,
     foreign_namespace,
-    taken_from_registered,
 )
 from gateway.messages.policy_shape import SavedShape, Shape, read_shape
 from policies.compiler import CompiledPolicy, compile_policy
 from policies.errors import PolicyError
 from policies.loader import load_policy
 from policies.model import DeviceSpec, PolicyDocument, TopicSpec
-from policies.topics import NAMESPACE, TopicPattern, namespace_owner, patterns_overlap
+from policies.topics import NAMESPACE, TopicPattern, claims_overlap, namespace_owner
 
 __all__ = ["LoadedFile", "PolicySet", "present"]
 
@@ -143,7 +142,7 @@ class PolicySet:
         self.files[path] = entry
         try:
             document = self._with_registered(load_policy(path))
-            check_namespace(str(path), document, self._registered())
+            check_namespace(str(path), document)
             policy = compile_policy(document, self.recipients)
         except PolicyError as exc:
             entry.error = str(exc)
@@ -249,16 +248,9 @@ class PolicySet:
         if shape is None:
             return []
         if shape.loaded:
-            # A shape remembered from a run before the namespace rule (check_namespace), or
-            # before a device of another customer was registered under a topic it matches, may
-            # reach into another customer's topics: never into the broker.
-            registered = self._registered()
-            return [
-                t
-                for t in shape.topics
-                if foreign_namespace(shape.customer, t[0]) is None
-                and taken_from_registered(shape.customer, t[0], registered) is None
-            ]
+            # A shape remembered from a run before the namespace rule (check_namespace) may
+            # still reach into another customer's namespace: never into the broker.
+            return [t for t in shape.topics if foreign_namespace(shape.customer, t[0]) is None]
         others = [
             (other.shape.customer, pattern, f"{other.path.name}")
             for other in self.files.values()
@@ -454,6 +446,6 @@ def _refusal(
         except RegistryError as exc:
             return str(exc)
     for other, theirs, where in others:
-        if patterns_overlap(pattern, theirs):
+        if claims_overlap(customer, pattern, other, theirs):
             return f"it overlaps {theirs!r} of customer {other!r} ({where})"
     return None

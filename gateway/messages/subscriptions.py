@@ -7,6 +7,12 @@ subscribes to the topics of the customers it owns and nothing else, so another i
 customer never reaches its pipeline or its log: the registry namespace ``devices/<customer>/#``
 of each owned customer plus the fixed firmware topics its policy declares.
 
+A policy pattern whose first level is a wildcard (``{id}/events/rpc``) becomes a filter that
+also matches other customers' namespaces (``devices/<other>/…``). Such a message of a customer
+another instance owns is that instance's (its own filter brings it there): acknowledged here
+without a trace (``elsewhere``), as a lone gateway never decides it under the wildcard's policy
+either (policies/routes.py).
+
 The session is persistent, and a persistent session keeps its subscriptions across restarts: a
 filter this instance no longer wants (its customer was handed over, its policy changed) would go
 on delivering. So the filters last subscribed are written down beside the database, and at every
@@ -24,13 +30,21 @@ import orjson
 from gateway.config import Config
 from gateway.devices.broker_files import topic_filter
 from gateway.messages.mqtt import MqttConnection
-from policies.topics import NAMESPACE
+from policies.topics import NAMESPACE, namespace_owner
 
-__all__ = ["EVERYTHING", "Subscriptions", "cluster_subscriptions", "owned_filters"]
+__all__ = ["EVERYTHING", "Subscriptions", "cluster_subscriptions", "elsewhere", "owned_filters"]
 
 log = logging.getLogger(__name__)
 
 EVERYTHING = ("#",)
+
+
+def elsewhere(config: Config, topic: str) -> bool:
+    """Whether ``topic`` lies in the namespace of a customer another instance owns."""
+    if config.cluster is None:
+        return False
+    owner = namespace_owner(topic)
+    return owner is not None and not config.owns(owner)
 
 
 def owned_filters(customers: list[str], declared: dict[tuple[str, str], list[str]]) -> list[str]:

@@ -610,13 +610,14 @@ def test_a_remembered_shape_from_before_the_rule_lets_no_foreign_topic_into_the_
     assert admission.not_loaded("devices/mueller-soehne/meter-2/x") is None
 
 
-def test_a_first_level_wildcard_may_not_take_another_customers_registered_topic(
-    tmp_path: Path,
+@pytest.mark.parametrize("evil_first", [True, False])
+def test_a_first_level_wildcard_never_takes_another_customers_registered_topic(
+    tmp_path: Path, evil_first: bool
 ) -> None:
-    """Müller's meter-2 was registered (``einblick device add``) before evil-corp's policy said
-    ``+/+/+/x``: the registered topic has precedence. Before, the policy ran, took the topic
-    (and, in the broker's ACL, let evil-corp's device publish as meter-2), and the registry
-    refused meter-2 as overlapping it."""
+    """Müller's meter-2 is registered (``einblick device add``); evil-corp's policy says
+    ``+/+/+/x``, which matches meter-2's topics. Before, whichever file loaded first ran and the
+    other customer's whole policy was refused (evil first: it took meter-2's messages). Now both
+    run, in either order: a topic in Müller's namespace is Müller's."""
     meter = RegisteredDevice(
         customer="mueller-soehne",
         device="meter-2",
@@ -628,15 +629,55 @@ def test_a_first_level_wildcard_may_not_take_another_customers_registered_topic(
     )
     directory = tmp_path / "policies"
     directory.mkdir()
-    (directory / "b-mueller.yaml").write_text(MUELLER, encoding="utf-8")
-    path = directory / "a-evil.yaml"  # loaded first
-    path.write_text(_evil("+/+/+/x"), encoding="utf-8")
+    names = ("b-mueller.yaml", "a-evil.yaml") if evil_first else ("a-mueller.yaml", "b-evil.yaml")
+    (directory / names[0]).write_text(MUELLER, encoding="utf-8")
+    (directory / names[1]).write_text(_evil("+/+/+/x"), encoding="utf-8")
+    admission = _started(directory, registered=(meter,))
+    assert admission.policies.errors() == []
+    engine = admission.engine
+    mine = engine.device_for("devices/mueller-soehne/meter-2/x")
+    assert mine is not None and (mine.customer, mine.device) == ("mueller-soehne", "meter-2")
+    # In Müller's namespace, of no device of Müller's: no one's, never evil-corp's.
+    assert engine.device_for("devices/mueller-soehne/meter-9/x") is None
+    theirs = engine.device_for("plant/a/b/x")
+    assert theirs is not None and theirs.customer == "evil-corp"
+
+
+def test_a_broken_files_namespace_topic_is_not_lost_to_another_customers_wildcard(
+    tmp_path: Path,
+) -> None:
+    """Müller's file never loaded; what can be read of it still lets meter-1 publish in
+    Müller's namespace (before, evil-corp's running ``+/+/+/x`` counted as overlapping it, and
+    meter-1's messages were refused by the broker)."""
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    namespaced = BROKEN.replace('"meters/meter-1"', '"devices/mueller-soehne/meter-1/x"')
+    (directory / "a-mueller.yaml").write_text(namespaced, encoding="utf-8")
+    (directory / "b-evil.yaml").write_text(_evil("+/+/+/x"), encoding="utf-8")
+    admission = _started(directory)
+    assert admission.engine.policy("evil-corp") is not None
+    assert admission.declared_topics()[("mueller-soehne", "meter-1")] == [
+        "devices/mueller-soehne/meter-1/x"
+    ]
+    hit = admission.not_loaded("devices/mueller-soehne/meter-1/x")
+    assert hit is not None and hit[:2] == ("mueller-soehne", "meter-1")
+
+
+def test_a_remembered_wildcard_never_says_a_topic_in_another_namespace_is_its_own(
+    tmp_path: Path,
+) -> None:
+    """Its file broken, a remembered shape says whose a message is, but never of a topic in
+    another customer's namespace."""
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    (directory / "a-mueller.yaml").write_text(MUELLER, encoding="utf-8")
+    path = directory / "b-evil.yaml"
+    path.write_text(_evil("+/+/+/x").replace("consent", "because"), encoding="utf-8")
     shapes = tmp_path / "policy-shapes.json"
-    # As a run before the registration remembered the file, when it loaded.
     shapes.write_bytes(
         orjson.dumps(
             {
-                "a-evil.yaml": {
+                "b-evil.yaml": {
                     "customer": "evil-corp",
                     "topics": [
                         ["+/+/+/x", "meter-1", "telemetry"],
@@ -646,31 +687,10 @@ def test_a_first_level_wildcard_may_not_take_another_customers_registered_topic(
             }
         )
     )
-    remembered = shapes.read_bytes()
-    admission = _started(directory, shapes, registered=(meter,))
+    admission = _started(directory, shapes)
     assert admission.engine.policy("evil-corp") is None
-    (error,) = admission.policies.errors()
-    assert error.startswith(f"{path}:11:")
-    assert "matches 'devices/mueller-soehne/meter-2/{stream}', registered for device 'meter-2'" in (
-        error
-    )
-    mueller = admission.engine.policy("mueller-soehne")
-    assert mueller is not None and mueller.device("meter-2") is not None
-    assert [k for k in admission.declared_topics() if k[0] == "evil-corp"] == [
-        ("evil-corp", "door")
-    ]
-    assert admission.not_loaded("devices/mueller-soehne/meter-2/x") is None
-    # A family's own first-level capture that matches no registered topic runs.
-    path.write_text(_evil("{site}/events/rpc"), encoding="utf-8")
-    assert admission.apply(path)
-    # Remembered, its file broken and nothing registered: it says whose a message is, but
-    # never of a topic in another customer's namespace.
-    path.write_text(_evil("+/+/+/x").replace("consent", "because"), encoding="utf-8")
-    shapes.write_bytes(remembered)
-    again = _started(directory, shapes)
-    assert again.engine.policy("evil-corp") is None
-    assert again.not_loaded("plant/a/b/x") == ("evil-corp", "meter-1", "telemetry")
-    assert again.not_loaded("devices/sued/probe/x") is None
+    assert admission.not_loaded("plant/a/b/x") == ("evil-corp", "meter-1", "telemetry")
+    assert admission.not_loaded("devices/sued/probe/x") is None
 
 
 def test_a_refused_edit_naming_another_customer_leaves_the_entry_the_running_ones(

@@ -17,7 +17,7 @@ from gateway.devices.broker import Mosquitto, wait_for_port
 from gateway.devices.broker_files import MosquittoSettings
 from gateway.devices.ports import free_port
 from gateway.devices.refusals import RefusalBook
-from gateway.devices.registry import Claim, Registry, RegistryError, taken_from_registered
+from gateway.devices.registry import Claim, Registry, RegistryError
 from gateway.errors import BrokerError, ConfigError
 from gateway.operations.scaffold import InitOptions, init_directory
 
@@ -109,50 +109,34 @@ def _config(tmp_path: Path, port: int | None = None) -> Path:
     return init_directory(InitOptions(tmp_path / "edge", broker_port=port or free_port()))
 
 
-def test_a_registered_topic_has_precedence_over_another_customers_first_level_wildcard(
+def test_another_customers_first_level_wildcard_never_keeps_a_device_from_its_namespace(
     tmp_path: Path,
 ) -> None:
     """A policy pattern whose first level is a wildcard or capture (device families need them:
-    Shelly's ``{id}/events/rpc``) written after a device of another customer was registered: the
-    device keeps its topic; the policy's claim counts against no device (the gateway refuses that
-    policy, with file and line)."""
+    Shelly's ``{id}/events/rpc``) matches topics in other customers' namespaces too, but never
+    takes them (the engine gives them to the namespace's customer): a device registered there
+    is admitted, before or after such a policy; its own customer's is refused as ever."""
     path = tmp_path / "devices.json"
     registry = Registry(path)
-    meter, _ = registry.add(
-        "mueller-soehne",
-        "meter-2",
-        name="Zähler 2",
-        kind="meter",
-        topics=(("devices/mueller-soehne/meter-2/{stream}", "telemetry"),),
-    )
+    own = (("devices/mueller-soehne/meter-2/{stream}", "telemetry"),)
+    registry.add("mueller-soehne", "meter-2", name="Zähler 2", kind="meter", topics=own)
     registry.save()
-    taking = Claim("evil-corp", "meter-1", "+/+/+/x", "policy b-evil.yaml")
-    harmless = Claim("evil-corp", "shelly", "{id}/events/rpc", "policy b-evil.yaml")
-    assert Registry(path).problems([taking, harmless]) == {}
-    why = taken_from_registered("evil-corp", taking.pattern, [meter])
-    assert why is not None
-    assert "'devices/mueller-soehne/meter-2/{stream}', registered for device 'meter-2'" in why
-    assert taken_from_registered("evil-corp", harmless.pattern, [meter]) is None
-    assert taken_from_registered("mueller-soehne", taking.pattern, [meter]) is None  # its own
-    # A third customer's device is registered beside it: the refused claim does not stop it.
+    wild = Claim("evil-corp", "meter-1", "+/+/+/x", "policy b-evil.yaml")
+    # The policy came after the registration: the device stays admitted.
+    assert Registry(path).problems([wild]) == {}
+    # The policy came first: a device registered in another customer's namespace is admitted.
     registry = Registry(path)
-    registry.add(
-        "sued",
-        "probe",
-        name="Sonde",
-        kind="probe",
-        topics=(("devices/sued/probe/{stream}", "t"),),
-        claims=[taking, harmless],
-    )
-    # A claim no registered topic takes still comes first: the later device is refused.
-    with pytest.raises(RegistryError, match=r"overlaps '\+/\+/probe-2/#'"):
+    probe = (("devices/sued/probe/{stream}", "t"),)
+    registry.add("sued", "probe", name="Sonde", kind="probe", topics=probe, claims=[wild])
+    # Its own customer's device under the same wildcard would compete for the topic: refused.
+    with pytest.raises(RegistryError, match=r"overlaps '\+/\+/\+/x'"):
         registry.add(
-            "sued",
-            "probe-2",
-            name="Sonde 2",
+            "evil-corp",
+            "probe",
+            name="Sonde",
             kind="probe",
-            topics=(("devices/sued/probe-2/{stream}", "t"),),
-            claims=[Claim("evil-corp", "meter-1", "+/+/probe-2/#", "policy b-evil.yaml")],
+            topics=(("devices/evil-corp/probe/{stream}", "t"),),
+            claims=[wild],
         )
 
 

@@ -11,10 +11,12 @@ from pathlib import Path
 import orjson
 import pytest
 
+from gateway.config import load_config
 from gateway.messages.endpoint import Endpoint, Inbound
 from gateway.messages.mqtt import MqttConnection
-from gateway.messages.subscriptions import Subscriptions
+from gateway.messages.subscriptions import Subscriptions, elsewhere
 from tests.conftest import BrokerFactory
+from tests.gateway.test_cluster_view import cluster_block, instance
 
 CLIENT = "einblick-site-hall-a"
 
@@ -115,3 +117,17 @@ async def test_a_record_that_cannot_be_written_does_not_end_the_session(
     assert [m.topic for m in got] == ["devices/werk-a/p/fence"]
     await device.close()
     await link.close()
+
+
+def test_another_instances_customers_namespace_is_acknowledged_without_a_trace(
+    tmp_path: Path,
+) -> None:
+    """A first-level wildcard's filter (``+/+/+/x``) also brings werk-b's ``devices/werk-b/…``
+    here; werk-b is hall-b's, which has it through its own filter."""
+    block = cluster_block({"hall-a": "werk-a", "hall-b": "werk-b"})
+    config = load_config(instance(tmp_path, "hall-a", block))
+    assert elsewhere(config, "devices/werk-b/press-1/x")
+    assert not elsewhere(config, "devices/werk-a/press-1/x")  # its own
+    assert not elsewhere(config, "plant/a/b/x")  # in no namespace: the policies decide
+    lone = load_config(instance(tmp_path, "lone", ""))
+    assert not elsewhere(lone, "devices/werk-b/press-1/x")  # no cluster: every customer here

@@ -105,3 +105,27 @@ def test_a_wildcard_first_level_never_takes_another_customers_namespace() -> Non
     for topic in ("devices/acme/dev/x", "plant/a/b/x", "devices2/a/b/x"):
         hit = table.lookup(topic)
         assert hit is not None and hit[0].policy.customer == "acme", topic
+
+
+def test_a_wildcard_first_level_and_another_customers_namespace_do_not_compete() -> None:
+    """Both run (before, the table refused whichever came second); a topic in mueller's
+    namespace is mueller's, the rest acme's. acme's own namespace pattern under the same
+    wildcard still competes and is refused."""
+    wild = policy_dict({"fields": {"t": "keep"}})
+    wild["devices"][0]["topics"] = [{"pattern": "{site}/+/+/x"}]
+    owner = policy_dict({"fields": {"t": "keep"}}, customer="mueller")
+    owner["devices"][0]["topics"] = [{"pattern": "devices/mueller/meter-2/{stream}"}]
+    acme, mueller = (
+        compile_policy(load_policy_text(yaml.safe_dump(d)), {"r1": "R1"}) for d in (wild, owner)
+    )
+    for order in ([acme, mueller], [mueller, acme]):
+        table = RouteTable(order)
+        hit = table.lookup("devices/mueller/meter-2/x")
+        assert hit is not None and hit[0].policy.customer == "mueller"
+        assert table.lookup("devices/mueller/meter-9/x") is None
+        other = table.lookup("plant/a/b/x")
+        assert other is not None and other[0].policy.customer == "acme"
+    wild["devices"][0]["topics"].append({"pattern": "devices/acme/dev/x", "stream": "status"})
+    both = compile_policy(load_policy_text(yaml.safe_dump(wild)), {"r1": "R1"})
+    with pytest.raises(PolicyError, match="overlaps"):
+        RouteTable([both])

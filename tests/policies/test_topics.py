@@ -6,7 +6,14 @@ import pytest
 from pydantic import ValidationError
 
 from policies.model import TopicSpec
-from policies.topics import TopicPattern, TopicTemplate, namespace_owner, patterns_overlap
+from policies.topics import (
+    TopicPattern,
+    TopicTemplate,
+    claims_overlap,
+    namespace_owner,
+    pattern_namespace,
+    patterns_overlap,
+)
 
 
 @pytest.mark.parametrize(
@@ -167,3 +174,40 @@ def test_policy_accepts_the_mixed_levels_profiles_use(pattern: str) -> None:
 )
 def test_namespace_owner(topic: str, owner: str | None) -> None:
     assert namespace_owner(topic) == owner
+
+
+@pytest.mark.parametrize(
+    ("pattern", "owner"),
+    [
+        ("devices/mueller/meter-2/{stream}", "mueller"),
+        ("devices/mueller", "mueller"),
+        ("devices/+/meter", None),
+        ("devices/{customer}/meter", None),
+        ("devices/#", None),
+        ("+/mueller/meter", None),
+        ("plant/mueller", None),
+    ],
+)
+def test_pattern_namespace(pattern: str, owner: str | None) -> None:
+    assert pattern_namespace(pattern) == owner
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "overlap"),
+    [
+        # another customer's first-level wildcard never takes a topic in mueller's namespace
+        (("mueller", "devices/mueller/meter-2/{stream}"), ("evil", "+/+/+/x"), False),
+        (("evil", "{site}/+/+/#"), ("mueller", "devices/mueller/meter-2/x"), False),
+        # the customer's own wildcard competes with its own devices
+        (("mueller", "devices/mueller/meter-2/{stream}"), ("mueller", "+/+/+/x"), True),
+        # a pattern in a namespace not its customer's (refused when loaded) is not exempt
+        (("evil", "devices/mueller/meter-2/x"), ("sued", "+/+/+/x"), True),
+        # two first-level wildcards, or fixed first levels: as patterns_overlap says
+        (("a", "{id}/events/rpc"), ("b", "+/events/#"), True),
+        (("a", "shelly/events/rpc"), ("b", "+/events/#"), True),
+        (("a", "shelly/events/rpc"), ("b", "tasmota/#"), False),
+    ],
+)
+def test_claims_overlap(a: tuple[str, str], b: tuple[str, str], overlap: bool) -> None:
+    assert claims_overlap(*a, *b) is overlap
+    assert claims_overlap(*b, *a) is overlap

@@ -95,3 +95,24 @@ def test_a_second_device_with_the_same_name_is_refused(
     assert "already has a device with id 'sensor-1'" in capsys.readouterr().err
     assert _device(config_path, *add[:-1], "sensor 1", "--id", "other") == 2
     assert "already has a device named 'Sensor 1'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "taking",
+    [
+        "devices/baeckerei-schmidt/sensor-1/telemetry",  # refused when the gateway loads it
+        "+/+/+/telemetry",  # a first-level wildcard never takes a topic of another namespace
+    ],
+)
+def test_a_topic_another_customers_policy_cannot_have_does_not_block_a_registration(
+    config_path: str, capsys: pytest.CaptureFixture[str], taking: str
+) -> None:
+    """``device add`` counts a policy's topics as the gateway does (before, it counted these
+    two, and refused a device the running gateway would have admitted)."""
+    policies = load_config(config_path).policies_path
+    bakery = (policies / "bakery.yaml").read_text(encoding="utf-8")
+    other = bakery.replace("customer: baeckerei-schmidt", "customer: evil-corp")
+    other = other.replace('"bakery/oven-1/telemetry"', f'"{taking}"').replace('"bakery/', '"evil/')
+    (policies / "evil.yaml").write_text(other, encoding="utf-8")
+    assert _device(config_path, "add", "--customer", "baeckerei-schmidt", "--name", "Sensor 1") == 0
+    assert "username:  baeckerei-schmidt.sensor-1" in capsys.readouterr().out
