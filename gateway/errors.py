@@ -18,6 +18,8 @@ Messages name the object and say what was expected and what was found.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from policies.errors import EinblickError, LocatedError
 
 __all__ = [
@@ -48,6 +50,8 @@ class BrokerError(GatewayError):
 
 class StoreError(GatewayError):
     """The database refused a write (disk full, locked, corrupt): the gateway fails closed."""
+
+    what: ClassVar[str] = "the database"  # what failed, as a log line names it
 
 
 class LogError(GatewayError):

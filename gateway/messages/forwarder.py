@@ -304,7 +304,9 @@ class Forwarder:
                     # unchecked left; a new session reads the rows again, on its own backoff.
                     delay = stalled.next_delay()
                     bug = not isinstance(refused, StoreError)
-                    what = "the send-time check" if bug else "the database"
+                    what = (
+                        refused.what if isinstance(refused, StoreError) else "the send-time check"
+                    )
                     # Said once while the same failure lasts (a full disk for an hour is one
                     # error, not one every few seconds); status shows it all along.
                     again = failing == f"{what}: {refused}"

@@ -17,7 +17,7 @@ first written (``floor``: handed by a version without this record) count as mayb
 A lease that cannot be written (a full disk) is not risked: the file is removed, and from then
 on every row present at a start counts as maybe handed, as without the record, until a start
 writes it anew. If the file cannot be removed either, rows above the lease wait: ``cover``
-raises StoreError, and the forwarder tries again as after a database refusing.
+raises ``HandedError``, and the forwarder tries again as after a database refusing.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gateway.errors import StoreError
 
-__all__ = ["LEASE_AHEAD", "LEASE_EVERY_S", "LEASE_MOST", "HandedMarks", "Lease"]
+__all__ = ["LEASE_AHEAD", "LEASE_EVERY_S", "LEASE_MOST", "HandedError", "HandedMarks", "Lease"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,12 @@ log = logging.getLogger(__name__)
 LEASE_AHEAD = 64
 LEASE_MOST = 1 << 20
 LEASE_EVERY_S = 2.0
+
+
+class HandedError(StoreError):
+    """The record can be neither written nor removed: rows above a lease wait."""
+
+    what = "the record of rows handed to recipients"
 
 
 class _Record(BaseModel):
@@ -63,7 +70,8 @@ class HandedMarks:
         self._path = path
         self._record = _Record(floor=highest_id, leases={})
         self._kept = path is not None
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Lock()  # one extension at a time; a cancelled one finishes first
+        self._writing = threading.Lock()  # one write at a time, also from a finishing thread
         # recipient -> (ids its lease reaches ahead, monotonic time of its last write)
         self._ahead: dict[str, tuple[int, float]] = {}
         if path is None:
@@ -83,7 +91,11 @@ class HandedMarks:
         try:
             self._write_now(self._record)
         except OSError as exc:
-            self._give_up(exc)  # raises if the old file cannot be removed either
+            try:
+                self._give_up(exc)
+            except HandedError as stuck:
+                # Every row there counts (``floor``); rows above it wait until it can be written.
+                log.error("%s", stuck)
 
     def earlier(self, recipient: str, highest_id: int) -> int:
         """The highest id of ``recipient``'s rows (up to ``highest_id``, the outbox's highest
@@ -114,39 +126,55 @@ class HandedMarks:
                 ahead = max(LEASE_AHEAD, ahead // 2)
             self._ahead[recipient] = (ahead, now)
             reach = max(row_id, highest_id) + ahead
-            record = self._record.model_copy(
-                update={"leases": {**self._record.leases, recipient: reach}}
-            )
+            job = asyncio.get_running_loop().run_in_executor(None, self._raise, recipient, reach)
             try:
-                await asyncio.to_thread(self._write_now, record)
+                await asyncio.shield(job)
+            except asyncio.CancelledError:
+                # The thread goes on: the lock is held until it is done, so no other write
+                # overtakes it (its caller, a forwarder being stopped, learns nothing of it).
+                await asyncio.wait([job])
+                raise
+
+    def _raise(self, recipient: str, reach: int) -> None:
+        """In a helper thread, one at a time: the record with ``recipient``'s lease at least
+        ``reach``, written; or, if it cannot be, given up (``_give_up``)."""
+        with self._writing:
+            leases = dict(self._record.leases)
+            leases[recipient] = max(reach, leases.get(recipient, 0))  # a lease never goes down
+            try:
+                self._write_now(self._record.model_copy(update={"leases": leases}))
             except OSError as exc:
-                await asyncio.to_thread(self._give_up, exc)
+                self._give_up(exc)
 
     def _write_now(self, record: _Record) -> None:
         assert self._path is not None
         temporary = self._path.with_name(f".{self._path.name}.tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, record.model_dump_json().encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with os.fdopen(fd, "wb") as handle:  # writes it all, or raises
+            handle.write(record.model_dump_json().encode())
+            handle.flush()
+            os.fsync(handle.fileno())
         temporary.replace(self._path)
+        self._sync_directory()
+        self._record = record
+
+    def _sync_directory(self) -> None:
+        assert self._path is not None
         directory = os.open(self._path.parent, os.O_RDONLY)
         try:
             os.fsync(directory)
         finally:
             os.close(directory)
-        self._record = record
 
     def _give_up(self, exc: OSError) -> None:
-        """The lease cannot be written: remove the record (a start without it counts every row
-        as maybe handed), or, if that fails too, raise: rows above the lease wait."""
+        """The lease cannot be written: remove the record, durably (a start without it counts
+        every row as maybe handed), or, if that fails too, raise: rows above the lease wait."""
         assert self._path is not None
         try:
             self._path.unlink(missing_ok=True)
+            self._sync_directory()  # else a power cut could bring the old record back
         except OSError as second:
-            raise StoreError(
+            raise HandedError(
                 f"{self._path}, the record of which rows were handed to recipients, can be "
                 f"neither written ({exc.strerror}) nor removed ({second.strerror}); check the "
                 "disk of the data directory"
@@ -176,6 +204,6 @@ class Lease:
         return reach is None or row_id <= reach
 
     async def cover(self, row_id: int, highest_id: int) -> None:
-        """Write the lease first if ``row_id`` is above it (StoreError: it cannot be)."""
+        """Write the lease first if ``row_id`` is above it (``HandedError``: it cannot be)."""
         if not self.covers(row_id):
             await self._marks.extend(self._recipient, row_id, highest_id)

@@ -90,6 +90,7 @@ class PolicySet:
         # so it is read again only when it changes (its customer may have changed).
         self._owns = owns
         self.elsewhere: dict[Path, int] = {}
+        self.aside: dict[Path, str] = {}  # the customer of each such file
         self.recipients = dict(recipients)
         self._registered = registered
         self.files: dict[Path, LoadedFile] = {}
@@ -118,9 +119,11 @@ class PolicySet:
         """True (and the file set aside) when another instance owns ``customer``."""
         if customer is None or self._owns(customer):
             self.elsewhere.pop(path, None)
+            self.aside.pop(path, None)
             return False
         self.files.pop(path, None)
         self.elsewhere[path] = mtime
+        self.aside[path] = customer
         log.info("policy %s: customer %r belongs to another instance", path.name, customer)
         return True
 
@@ -359,6 +362,7 @@ class PolicySet:
         before (the module text), each returned once; the admission says what follows."""
         for path in [p for p in self.elsewhere if not present(p)]:
             del self.elsewhere[path]  # another instance's customer: not ours to report
+            self.aside.pop(path, None)
         gone: list[LoadedFile] = []
         for path, entry in sorted(self.files.items()):
             if entry.removed:

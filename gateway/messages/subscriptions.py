@@ -22,7 +22,7 @@ connect the ones no longer wanted are unsubscribed before the link counts as up.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 import orjson
@@ -39,12 +39,18 @@ log = logging.getLogger(__name__)
 EVERYTHING = ("#",)
 
 
-def elsewhere(config: Config, topic: str) -> bool:
-    """Whether ``topic`` lies in the namespace of a customer another instance owns."""
+def elsewhere(config: Config, topic: str, aside: Mapping[Path, str]) -> bool:
+    """Whether ``topic`` lies in the namespace of a customer another instance serves: listed
+    for it or handed over to it, or with a policy file set aside here for it (``aside``, from
+    gateway/messages/policyset.py). A name no instance serves is decided here as anywhere (no
+    device of any policy: withheld and recorded, "unknown device"), never dropped untraced."""
     if config.cluster is None:
         return False
     owner = namespace_owner(topic)
-    return owner is not None and not config.owns(owner)
+    if owner is None or config.owns(owner):
+        return False
+    listed = any(owner in member.customers for member in config.cluster.instances)
+    return listed or owner in config.moves[0] or owner in aside.values()
 
 
 def owned_filters(customers: list[str], declared: dict[tuple[str, str], list[str]]) -> list[str]:

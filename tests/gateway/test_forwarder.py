@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from gateway.config import RecipientConfig
@@ -274,6 +275,21 @@ async def test_rows_a_forwarder_before_this_one_may_have_sent_are_named_to_the_c
     assert bench.tried == [{r.id for r in earlier}, set()]
 
 
+async def _handed_run(bench: Bench, record: Path, rows: int) -> Forwarder:
+    """A start on the outbox as it is, its forwarder sending the ``rows`` rows waiting."""
+    box = _Outbox(bench, handed=record)
+    await box.load()
+    forwarder = bench.forwarder(box=box)
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
+        link = await bench.upstream.session(len(bench.upstream.links) + 1)
+        await link.wait_published(rows)
+        link.puback()
+        await bench.wait_done(sum(n for _, n in bench.done) + rows)
+        running.cancel()
+    return forwarder
+
+
 async def test_rows_queued_while_the_recipient_was_away_all_run_were_not_sent_before(
     bench: Bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -283,26 +299,49 @@ async def test_rows_queued_while_the_recipient_was_away_all_run_were_not_sent_be
     monkeypatch.setattr(handed_module, "LEASE_AHEAD", 0)  # a lease reaching no further
     record = tmp_path / "handed.json"
     first = await bench.queue(["maintenance"] * 2)
-    box = _Outbox(bench, handed=record)
-    await box.load()
-    forwarder = bench.forwarder(box=box)
-    async with asyncio.TaskGroup() as tasks:
-        running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
-        link = await bench.upstream.session(1)
-        await link.wait_published(2)
-        link.puback()
-        await bench.wait_done(2)
-        running.cancel()
+    await _handed_run(bench, record, 2)  # the first start with the record: its floor is 2
     away = await bench.queue(["maintenance"] * 3)  # queued while the recipient is away
-    box = _Outbox(bench, handed=record)
-    await box.load()  # the next start
-    forwarder = bench.forwarder(box=box)
+    forwarder = await _handed_run(bench, record, 3)  # the next start sends them, leased first
     assert not forwarder.maybe_sent(away)
-    assert forwarder.maybe_sent(first) == {r.id for r in first}  # still: up to the lease
+    assert forwarder.maybe_sent(first) == {r.id for r in first}  # up to the floor
+    later = await bench.queue(["maintenance"] * 2)  # away again
+    box = _Outbox(bench, handed=record)
+    await box.load()  # a third start: what the second handed over counts, nothing after it
+    forwarder = bench.forwarder(box=box)
+    assert forwarder.maybe_sent(away) == {r.id for r in away}
+    assert not forwarder.maybe_sent(later)
     # Without the record, as before: every row there counts.
     box = _Outbox(bench)
     await box.load()
-    assert bench.forwarder(box=box).maybe_sent(away) == {r.id for r in away}
+    assert bench.forwarder(box=box).maybe_sent(later) == {r.id for r in later}
+
+
+async def test_a_row_offered_in_the_committing_turn_leaves_only_under_a_written_lease(
+    bench: Bench, tmp_path: Path
+) -> None:
+    """Above its lease, an offered row goes to the task, which writes the lease first; never is
+    a row handed over that a restart could count as never sent."""
+    record = tmp_path / "handed.json"
+    box = _Outbox(bench, handed=record)
+    await box.load()
+    forwarder = bench.forwarder(in_turn=True, box=box)
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
+        link = await bench.upstream.session(1)
+        await _parked(forwarder)
+        rows = await bench.queue(["maintenance"] * 3)
+        forwarder.offer(rows)
+        assert link.published == []  # above the lease: not in this turn
+        await link.wait_published(3)
+        leases = orjson.loads(record.read_bytes())["leases"]
+        assert leases[RECIPIENT.name] >= rows[-1].id  # written before they were handed over
+        link.puback()
+        await bench.wait_done(3)
+        await _parked(forwarder)
+        more = await bench.queue(["maintenance"] * 2)
+        forwarder.offer(more)  # under the lease now: in the committing turn, as before
+        assert [p.payload for p in link.published[3:]] == [r.payload for r in more]
+        running.cancel()
 
 
 async def test_a_row_held_to_the_end_of_its_unit_leaves_then_and_holds_up_no_other(

@@ -3,10 +3,13 @@ a lease written before a row above it is handed, read at the next start."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import itertools
 import logging
+import threading
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -119,3 +122,48 @@ def test_without_a_record_every_row_there_counts() -> None:
     marks = HandedMarks(None, highest_id=0)
     assert marks.earlier("wartung", 99) == 99
     assert marks.lease("wartung").covers(10**9)
+
+
+async def test_a_write_cancelled_midway_finishes_before_another_and_no_lease_goes_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forwarder stopped (a reload) while its lease is being written: the write goes on in
+    its thread, and another recipient's write waits for it and keeps it (before, the second
+    write was built from the record without the first and replaced it on disk)."""
+    path = tmp_path / "handed.json"
+    marks = HandedMarks(path, highest_id=0)
+    slow = threading.Event()
+    started = threading.Event()
+    write = marks._write_now
+
+    def held(record: Any) -> None:
+        if "x" in record.leases and not slow.is_set():
+            started.set()
+            slow.wait(5)
+        write(record)
+
+    monkeypatch.setattr(marks, "_write_now", held)
+    async with asyncio.TaskGroup() as tasks:
+        x = tasks.create_task(marks.lease("x").cover(100, highest_id=100), name="x")
+        await asyncio.to_thread(started.wait, 5)
+        x.cancel()
+        y = tasks.create_task(marks.lease("y").cover(200, highest_id=200), name="y")
+        await asyncio.sleep(0)  # y waits for x's thread, whose caller is gone
+        assert not y.done()
+        slow.set()
+    leases = orjson.loads(path.read_bytes())["leases"]
+    assert leases["x"] >= 100 and leases["y"] >= 200
+    assert marks.lease("x").covers(100) and marks.lease("y").covers(200)
+
+
+def test_a_record_neither_writable_nor_removable_at_start_lets_the_gateway_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A directory where the file should be: every row there counts, rows above wait."""
+    path = tmp_path / "handed.json"
+    path.mkdir()
+    with caplog.at_level(logging.ERROR):
+        marks = HandedMarks(path, highest_id=5)
+    assert "can be neither written" in caplog.text
+    assert marks.earlier("wartung", 5) == 5
+    assert not marks.lease("wartung").covers(6)

@@ -123,11 +123,20 @@ def test_another_instances_customers_namespace_is_acknowledged_without_a_trace(
     tmp_path: Path,
 ) -> None:
     """A first-level wildcard's filter (``+/+/+/x``) also brings werk-b's ``devices/werk-b/…``
-    here; werk-b is hall-b's, which has it through its own filter."""
+    here; werk-b is hall-b's, which has it through its own filter. A name no instance serves is
+    decided here, as anywhere (withheld, "unknown device"), never dropped without a trace."""
     block = cluster_block({"hall-a": "werk-a", "hall-b": "werk-b"})
     config = load_config(instance(tmp_path, "hall-a", block))
-    assert elsewhere(config, "devices/werk-b/press-1/x")
-    assert not elsewhere(config, "devices/werk-a/press-1/x")  # its own
-    assert not elsewhere(config, "plant/a/b/x")  # in no namespace: the policies decide
+    assert elsewhere(config, "devices/werk-b/press-1/x", {})  # listed for hall-b
+    assert not elsewhere(config, "devices/werk-a/press-1/x", {})  # its own
+    assert not elsewhere(config, "plant/a/b/x", {})  # in no namespace: the policies decide
+    # A name the hash gives to some instance, which serves it only if it has a policy.
+    ghost = next(
+        c for c in (f"werk-{i}" for i in range(100)) if not config.owns(c) and c != "werk-b"
+    )
+    assert not elsewhere(config, f"devices/{ghost}/x", {})
+    assert elsewhere(config, f"devices/{ghost}/x", {tmp_path / "ghost.yaml": ghost})
+    config.record_moves(frozenset({"werk-a"}), frozenset())  # werk-a handed over
+    assert elsewhere(config, "devices/werk-a/press-1/x", {})
     lone = load_config(instance(tmp_path, "lone", ""))
-    assert not elsewhere(lone, "devices/werk-b/press-1/x")  # no cluster: every customer here
+    assert not elsewhere(lone, "devices/werk-b/press-1/x", {})  # no cluster: every customer here
