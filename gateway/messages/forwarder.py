@@ -235,7 +235,7 @@ class Forwarder:
         if not ids:
             return
         try:
-            await self.outbox.delete(ids)
+            deleted = await self.outbox.delete(ids)
         except Exception:
             log.exception(
                 "upstream %s: %d delivered rows stay in the outbox and will be sent again",
@@ -247,9 +247,8 @@ class Forwarder:
         # As after a batched delete: they left the recipient's queue. Counted still, the depth
         # would stay high after every stop (a reload that changes the recipient), and releases
         # would be withheld for a full queue that is not.
-        self.outbox.gone(
-            self.recipient.name, [self._acked_bytes.pop(i) for i in ids if i in self._acked_bytes]
-        )
+        left = [b for i in ids if (b := self._acked_bytes.pop(i, None)) and i in deleted]
+        self.outbox.gone(self.recipient.name, left)  # not those an erasure took: counted then
 
     # -- tasks ----------------------------------------------------------------------------------
 
@@ -476,7 +475,7 @@ class Forwarder:
             if not ids:  # taken by delete_delivered at a stop
                 continue
             try:
-                await self.outbox.delete(ids, durable=False)
+                deleted = await self.outbox.delete(ids, durable=False)
             except Exception:
                 # Delivered rows whose delete failed (disk full) are deleted later: they stay
                 # marked as delivered, so they are neither sent again nor counted as gone.
@@ -490,7 +489,7 @@ class Forwarder:
                 self._deletes_due = True
                 continue
             self._deleting.difference_update(ids)
-            left = [self._acked_bytes.pop(i) for i in ids if i in self._acked_bytes]
+            left = [b for i in ids if (b := self._acked_bytes.pop(i, None)) and i in deleted]
             for _ in ids:
                 self._window.give()
             self.outbox.gone(self.recipient.name, left)

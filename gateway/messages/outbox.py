@@ -185,8 +185,17 @@ def replace(conn: sqlite3.Connection, row: OutboxRow) -> None:
     )
 
 
-def delete(conn: sqlite3.Connection, ids: Iterable[int]) -> None:
-    conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+def delete(conn: sqlite3.Connection, ids: Iterable[int]) -> set[int]:
+    """Delete rows by id; the ids of those that were there (an erasure may have taken a row an
+    acknowledgement was still on its way for: it left the queue counts with the erasure)."""
+    wanted = list(ids)
+    found: set[int] = set()
+    for start in range(0, len(wanted), 500):  # well under SQLite's limit of bound values
+        chunk = wanted[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        sql = f"DELETE FROM outbox WHERE id IN ({marks}) RETURNING id"
+        found.update(int(row_id) for (row_id,) in conn.execute(sql, chunk).fetchall())
+    return found
 
 
 def depth(conn: sqlite3.Connection) -> dict[str, int]:
@@ -333,9 +342,9 @@ class Outbox:
     async def by_ids(self, ids: Sequence[int]) -> list[OutboxRow]:
         return await self.store.read(functools.partial(by_ids, ids=ids))
 
-    async def delete(self, ids: Sequence[int], *, durable: bool = True) -> None:
-        """Delete rows by id; the caller reports them ``gone`` once this committed."""
-        await self.store.transaction(functools.partial(delete, ids=ids), durable=durable)
+    async def delete(self, ids: Sequence[int], *, durable: bool = True) -> set[int]:
+        """Delete rows by id; the caller reports those deleted ``gone`` once this committed."""
+        return await self.store.transaction(functools.partial(delete, ids=ids), durable=durable)
 
     # -- the depth --------------------------------------------------------------------------------
 

@@ -195,6 +195,28 @@ async def test_rows_go_out_in_order_and_are_deleted_only_after_their_puback(benc
         running.cancel()
 
 
+async def test_rows_an_erasure_took_while_in_flight_leave_the_counts_once(bench: Bench) -> None:
+    """Published, then erased before their PUBACK (the erasure took them off the queue counts):
+    the acknowledgement's delete finds them gone and does not count them a second time (before,
+    the recipient's total fell below the rows still waiting)."""
+    rows = await bench.queue(["maintenance"] * 4)
+    forwarder = bench.forwarder()
+    box = bench.box
+    assert box is not None
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
+        link = await bench.upstream.session(1)
+        await link.wait_published(4)
+        taken = [r.id for r in rows[:2]]
+        await bench.store.transaction(functools.partial(outbox.delete, ids=taken))
+        box.erased("baeckerei-schmidt", {RECIPIENT.name: 2}, {RECIPIENT.name: 2})
+        link.puback()
+        await bench.wait_done(4)
+        running.cancel()
+    assert sum(n for _, n in bench.done) == 4  # two by the erasure, two by the delete
+    assert await bench.waiting() == []
+
+
 async def test_a_row_no_longer_allowed_is_withheld_at_send_not_published(bench: Bench) -> None:
     rows = await bench.queue(["maintenance", "withdrawn", "maintenance", "withdrawn"])
     bench.refused_grants.add("withdrawn")
@@ -440,10 +462,10 @@ async def test_a_failed_delete_is_retried_and_its_rows_are_not_sent_again(
     failures = [OSError("disk full")]
     delete = Outbox.delete
 
-    async def failing_once(self: Outbox, ids: Sequence[int], *, durable: bool = True) -> None:
+    async def failing_once(self: Outbox, ids: Sequence[int], *, durable: bool = True) -> set[int]:
         if failures:
             raise failures.pop()
-        await delete(self, ids, durable=durable)
+        return await delete(self, ids, durable=durable)
 
     monkeypatch.setattr(Outbox, "delete", failing_once)
     forwarder = bench.forwarder()
