@@ -78,9 +78,6 @@ class _Session:
     def ack(self, mid: int, qos: int) -> None:
         pass
 
-    def never_received(self, topic: str) -> bool:
-        return False
-
     def pause_reading(self) -> None:
         pass
 

@@ -104,9 +104,6 @@ class MqttConnection:
         # CONNACK's "session present": the broker kept this client id's persistent session, and
         # with it the subscriptions made in an earlier connection.
         self.session_present = False
-        # The filters the kept session held before this connection (``Subscriptions.apply``
-        # says); by default all: a retained copy on it was received live before.
-        self.followed_before: tuple[str, ...] = ("#",)
         self._pump = SocketPump(self._loop, self._client, self.closed.done, self._teardown)
         self._clean_session = clean_session
         self._lingering = Linger(self._loop)  # after our DISCONNECT: the wait for the EOF
@@ -147,11 +144,6 @@ class MqttConnection:
             # holds must not go on, keepalives and all, once the CONNACK comes.
             self._teardown("cancelled while connecting")
             raise
-
-    def never_received(self, topic: str) -> bool:
-        """Whether no filter the session held before this connection covers ``topic``: a
-        retained copy the broker sends on it (retain=1) was never received live."""
-        return not any(paho.topic_matches_sub(held, topic) for held in self.followed_before)
 
     @property
     def is_open(self) -> bool:

@@ -56,11 +56,8 @@ WALK_LIMIT = 100_000
 
 
 def new_session_replay(message: Inbound) -> bool:
-    """A stored retained message the broker sent because a new session subscribed, or a kept
-    one subscribed to a filter it follows first in this connection (in a cluster: a customer
-    newly this instance's, a handover's new owner), so it may never have had it live."""
-    session = message.connection
-    return message.retain and (not session.session_present or session.never_received(message.topic))
+    """A stored retained message the broker sent because a new session subscribed."""
+    return message.retain and not message.connection.session_present
 
 
 @dataclass(slots=True)

@@ -20,9 +20,7 @@ so the gateway cannot tell a live retained publish from any other):
 - ``is_replay``: a SUBSCRIBE on a session the broker kept (CONNACK "session present") makes the
   broker send every retained message again, with retain=1, although the session received each
   live already. Those are acknowledged and not decided again. On a new session (first start, or
-  a broker that lost its persistence), and for a filter the kept session follows first in this
-  connection (in a cluster, a customer newly this instance's), they may be the only copy: looked
-  up in the log and decided unless found (gateway/messages/replays.py).
+  a broker that lost its persistence) they are the only copy and are decided as usual.
 
 A cleared topic's empty retained message is itself delivered to the gateway's subscription (at
 QoS 0, as it was published). It is not the device's message and must not be recorded as one:
@@ -55,10 +53,8 @@ MAX_TOPICS_PER_SWEEP = 10_000
 
 
 def is_replay(message: Inbound) -> bool:
-    """A retained message the broker re-sent because a kept session subscribed again to a
-    filter it held (one it follows first in this connection: ``replays.new_session_replay``)."""
-    session = message.connection
-    return message.retain and session.session_present and not session.never_received(message.topic)
+    """A retained message the broker re-sent because a kept session subscribed again."""
+    return message.retain and message.connection.session_present
 
 
 @dataclass(slots=True)

@@ -70,7 +70,6 @@ class Subscriptions:
         self._wanted = wanted
         self._record = record  # None: a lone gateway, always '#', nothing to remember
         self.held: list[str] = self._read()
-        self._applied_on: MqttConnection | None = None  # the connection last applied to
 
     def _read(self) -> list[str]:
         if self._record is None:
@@ -108,15 +107,7 @@ class Subscriptions:
 
     async def apply(self, link: MqttConnection) -> None:
         """Subscribe to what is wanted, then drop what no longer is: in this order, so a topic
-        moving from one filter to another is never without a subscription in between.
-
-        The first time on a connection, it tells the connection what the kept session held
-        before it (``MqttConnection.followed_before``): the broker sends a newly followed
-        filter's retained messages at once, flagged retain=1 like a kept filter's copies, but
-        this session never received them live (gateway/messages/replays.py)."""
-        if link is not self._applied_on:
-            self._applied_on = link
-            link.followed_before = tuple(self.held) if link.session_present else ()
+        moving from one filter to another is never without a subscription in between."""
         wanted = self._wanted()
         for topic in wanted:
             await link.subscribe(topic, 1)

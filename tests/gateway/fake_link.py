@@ -14,8 +14,6 @@ import time
 from dataclasses import dataclass, field
 from typing import cast
 
-from paho.mqtt.client import topic_matches_sub
-
 from gateway.messages.endpoint import ConnectionLost, Endpoint, Inbound, MqttError
 from gateway.messages.mqtt import MqttConnection, Sent
 
@@ -47,7 +45,6 @@ class FakeLink:
     )
     published_event: asyncio.Event = field(default_factory=asyncio.Event)
     session_present: bool = False  # the CONNACK flag: the broker kept this session
-    followed_before: tuple[str, ...] = ("#",)  # what the kept session held (as MqttConnection)
     _mid: int = 0
 
     # -- the interface MqttConnection offers --------------------------------------------------
@@ -79,9 +76,6 @@ class FakeLink:
 
     def ack(self, mid: int, qos: int) -> None:
         self.acked.append(mid)
-
-    def never_received(self, topic: str) -> bool:
-        return not any(topic_matches_sub(held, topic) for held in self.followed_before)
 
     def pause_reading(self) -> None:
         self.paused += 1

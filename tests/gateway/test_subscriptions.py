@@ -14,8 +14,6 @@ import pytest
 from gateway.config import load_config
 from gateway.messages.endpoint import Endpoint, Inbound
 from gateway.messages.mqtt import MqttConnection
-from gateway.messages.replays import new_session_replay
-from gateway.messages.retained import is_replay
 from gateway.messages.subscriptions import Subscriptions, elsewhere
 from tests.conftest import BrokerFactory
 from tests.gateway.test_cluster_view import cluster_block, instance
@@ -90,48 +88,6 @@ async def test_what_is_no_longer_wanted_is_unsubscribed_and_remembered(
     async with asyncio.timeout(10):
         await fence.wait()
     assert [m.topic for m in got] == ["devices/werk-a/p/fence"]
-    await device.close()
-    await link.close()
-
-
-async def test_a_newly_followed_filters_retained_copies_are_told_apart_from_replays(
-    brokers: BrokerFactory, tmp_path: Path
-) -> None:
-    """On a kept session both come flagged retain=1: a filter's copies the session received
-    live before (a replay, acknowledged undecided) and a newly followed filter's, which it never
-    had (a customer newly this instance's: looked up in the log and decided unless found, as on
-    a new session). Before, both were taken for replays: the second kind was lost undecided."""
-    broker = await brokers()
-    port = broker.settings.port
-    got: list[Inbound] = []
-    fence = asyncio.Event()
-    record = tmp_path / "subscriptions.json"
-    wanted = ["devices/werk-a/#"]
-    link = await session(port, got, fence)
-    await Subscriptions(lambda: list(wanted), record).apply(link)
-    device = MqttConnection(Endpoint("127.0.0.1", port, "werk.device"))
-    await device.open()
-    for topic in ("devices/werk-a/p/state", "devices/werk-b/p/state"):
-        await device.publish(topic, b"{}", 1, retain=True)
-    await device.publish("devices/werk-a/p/fence", b"{}", 1)
-    async with asyncio.timeout(10):
-        await fence.wait()
-    await link.close()
-    wanted.append("devices/werk-b/#")  # werk-b is this instance's now
-    got.clear()
-    fence.clear()
-    link = await session(port, got, fence)
-    assert link.session_present
-    await Subscriptions(lambda: list(wanted), record).apply(link)
-    await device.publish("devices/werk-a/p/fence", b"{}", 1)
-    async with asyncio.timeout(10):
-        await fence.wait()
-    stored = {m.topic: m for m in got if m.retain}
-    assert set(stored) == {"devices/werk-a/p/state", "devices/werk-b/p/state"}
-    assert is_replay(stored["devices/werk-a/p/state"])
-    assert not new_session_replay(stored["devices/werk-a/p/state"])
-    assert not is_replay(stored["devices/werk-b/p/state"])
-    assert new_session_replay(stored["devices/werk-b/p/state"])
     await device.close()
     await link.close()
 
