@@ -177,12 +177,14 @@ def _rows(cursor: sqlite3.Cursor) -> list[OutboxRow]:
     ]
 
 
-def replace(conn: sqlite3.Connection, row: OutboxRow) -> None:
-    """A row decided again at send time: what now leaves, and the entry that explains it."""
-    conn.execute(
+def replace(conn: sqlite3.Connection, row: OutboxRow) -> bool:
+    """A row decided again at send time: what now leaves, and the entry that explains it;
+    False when the row is no longer there (an erasure took it meanwhile)."""
+    cursor = conn.execute(
         "UPDATE outbox SET entry_seq = ?, topic = ?, payload = ?, version = ? WHERE id = ?",
         (row.entry_seq, row.topic, row.payload, row.version, row.id),
     )
+    return cursor.rowcount > 0
 
 
 def delete(conn: sqlite3.Connection, ids: Iterable[int]) -> set[int]:
@@ -318,10 +320,10 @@ class Outbox:
         return inserted
 
     @staticmethod
-    def replace_with(conn: sqlite3.Connection, rows: Iterable[OutboxRow]) -> None:
-        """Inside the caller's transaction, the one that appends the rows' new entries."""
-        for row in rows:
-            replace(conn, row)
+    def replace_with(conn: sqlite3.Connection, rows: Iterable[OutboxRow]) -> set[int]:
+        """Inside the caller's transaction, the one that appends the rows' new entries; the ids
+        of the rows still there."""
+        return {row.id for row in rows if replace(conn, row)}
 
     def resized(self, recipient: str, customer: str, before: int, after: int) -> None:
         """A row's payload changed size when it was decided again: the quota counts the new one."""
@@ -330,9 +332,10 @@ class Outbox:
             self.queues.added(recipient, customer, after)
 
     @staticmethod
-    def delete_with(conn: sqlite3.Connection, ids: Iterable[int]) -> None:
-        """Inside the caller's transaction, the one that records why the rows did not leave."""
-        delete(conn, ids)
+    def delete_with(conn: sqlite3.Connection, ids: Iterable[int]) -> set[int]:
+        """Inside the caller's transaction, the one that records why the rows did not leave;
+        the ids of the rows that were there."""
+        return delete(conn, ids)
 
     async def pending(self, recipient: str, *, after: int, limit: int) -> list[OutboxRow]:
         return await self.store.read(

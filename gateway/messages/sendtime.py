@@ -240,8 +240,7 @@ class SendTime:
         applying: dict[tuple[str, str], bool] = {}
         owed = self.parts.owed
         # Whether a row is stale, and whether its grant overlaps another, depends on its
-        # customer, grant and version alone (one engine, one ``now``): asked once per stream of
-        # the batch, with the policy and the grant looked up once for both questions. A held row
+        # customer, grant and version alone: asked once per stream of the batch. A held row
         # leaving on time is judged on its own (its hours at its decision: sendtime_rules).
         judged: dict[tuple[str, str, str | None], tuple[bool, bool, CompiledGrant | None]] = {}
         for row in rows:
@@ -430,14 +429,17 @@ class SendTime:
         drafts = [self._draft(engine, o, now) for o in outcomes]
         writer = self.parts.log_writer()
         gone = [o.row.id for o in outcomes if o.replaced is None]
+        there: set[int] = set()  # rows still in the outbox: an erasure may have taken some
 
         def job(conn: sqlite3.Connection) -> None:
             appended = writer.append(drafts)
             for outcome, entry in zip(outcomes, appended, strict=True):
                 if outcome.replaced is not None:
                     outcome.replaced = replace(outcome.replaced, entry_seq=entry.seq)
-            self.parts.outbox.replace_with(conn, [o.replaced for o in outcomes if o.replaced])
-            self.parts.outbox.delete_with(conn, gone)
+            box = self.parts.outbox
+            kept = box.replace_with(conn, [o.replaced for o in outcomes if o.replaced])
+            there.clear()  # a transaction retried after a rollback runs this again
+            there.update(kept, box.delete_with(conn, gone))
 
         def counted() -> None:
             # On the COMMIT, before a cancellation (a forwarder stopped) can be raised after it.
@@ -445,6 +447,8 @@ class SendTime:
             self.entries += len(drafts)
             for outcome in outcomes:
                 row, new = outcome.row, outcome.replaced
+                if row.id not in there:
+                    continue  # an erasure took it, and its room, meanwhile
                 if new is None:
                     self.withheld += 1
                     self.parts.outbox.gone(row.recipient, [(row.customer, len(row.payload))])
@@ -463,8 +467,7 @@ class SendTime:
         policy = engine.policy(row.customer)
         grant = policy.grant(decision.grant or row.grant) if policy is not None else None
         inside = grant is not None and grant.in_hours(at_from_us(row.created))
-        # Texts name fields, never values: rows decided alike read alike, and are explained once
-        # (a backlog decided again after a policy change is mostly one shape).
+        # Texts name fields, never values: rows decided alike read alike, explained once.
         key = (
             outcome.replaced is None,
             inside,

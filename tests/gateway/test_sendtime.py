@@ -283,6 +283,25 @@ async def test_a_row_withheld_at_send_leaves_the_queue_count_even_if_its_caller_
     assert queues.rows["oven-maker"] == 0
 
 
+async def test_a_row_an_erasure_took_during_the_check_leaves_the_queue_count_once(
+    bench: Bench,
+) -> None:
+    """The check holds the row in memory; an erasure deletes it from the table and takes it off
+    the counts meanwhile. Withheld or decided again, it is not counted off a second time (the
+    recipient's total fell below the other customers' rows waiting)."""
+    other = await bench.queued({"temperature": 170.0, "door_open": False})
+    row = await bench.queued({"temperature": 180.2, "door_open": True})
+    queues = bench.pipeline.queues
+    assert queues.rows["oven-maker"] == 2
+    bench.engine.withdraw("baeckerei-schmidt", "maintenance", NOON)
+    await bench.store.transaction(functools.partial(outbox.delete, ids=[row.id]))
+    queues.done("oven-maker", row.customer, 1, len(row.payload))  # as the erasure counts it
+    settled = await bench.check.settle([row])
+    assert settled.withheld == [row]
+    assert queues.rows["oven-maker"] == 1  # ``other`` still waits
+    assert [r.id for r in await bench.waiting()] == [other.id]
+
+
 async def test_a_withdrawal_while_queued_withholds_with_its_own_words(bench: Bench) -> None:
     row = await bench.queued({"temperature": 180.2, "door_open": True})
     bench.engine.withdraw("baeckerei-schmidt", "maintenance", NOON)
