@@ -167,3 +167,34 @@ def test_a_record_neither_writable_nor_removable_at_start_lets_the_gateway_start
     assert "can be neither written" in caplog.text
     assert marks.earlier("wartung", 5) == 5
     assert not marks.lease("wartung").covers(6)
+
+
+def test_a_lease_never_goes_down(tmp_path: Path) -> None:
+    """Two writes finishing out of order (a cancelled one's thread last) keep the higher."""
+    marks = HandedMarks(tmp_path / "handed.json", highest_id=0)
+    marks._raise("wartung", 100)
+    marks._raise("wartung", 50)
+    assert marks.up_to("wartung") == 100
+    assert orjson.loads((tmp_path / "handed.json").read_bytes())["leases"] == {"wartung": 100}
+
+
+async def test_a_removal_that_cannot_be_made_durable_holds_rows_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Removed but not synced, a power cut could bring the old record back, whose lease is below
+    rows handed over since: so the rows wait, as when it cannot be removed at all."""
+    path = tmp_path / "handed.json"
+    marks = HandedMarks(path, highest_id=10)
+
+    def full(_record: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def unsynced() -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(marks, "_write_now", full)
+    monkeypatch.setattr(marks, "_sync_directory", unsynced)
+    with pytest.raises(StoreError, match="can be neither written") as caught:
+        await marks.lease("wartung").cover(11, highest_id=11)
+    assert caught.value.what == "the record of rows handed to recipients"  # the log line's words
+    assert not marks.lease("wartung").covers(11)
