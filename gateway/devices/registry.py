@@ -28,6 +28,10 @@ may match topics there too, but never takes them: the engine gives such a topic 
 namespace's customer, the broker's ACL denies it to the pattern's device, and the two claims do
 not count as overlapping here (``policies.topics.claims_overlap``), in whatever order the policy
 and the registration came.
+
+A registry that already holds a violating device (written by an older version, or by hand) does
+not stop the gateway: ``problems`` names each such device, and the gateway leaves it out of the
+broker's password file until it is fixed, so its firmware keeps its messages instead of losing them.
 """
 
 from __future__ import annotations
