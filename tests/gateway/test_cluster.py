@@ -12,8 +12,10 @@ import pytest
 from gateway.cluster import ClusterConfig, rendezvous_owner
 from gateway.config import load_config
 from gateway.errors import ConfigError
+from gateway.messages.admission import PolicyAdmission
 from gateway.messages.broker_endpoints import gateway_endpoint, helper_endpoint
 from gateway.messages.policyset import PolicySet
+from gateway.messages.pseudonyms import Keyring
 from gateway.messages.subscriptions import owned_filters
 from gateway.operations.reload import plan
 from tests.gateway.test_durability import POLICY as DURABILITY_POLICY
@@ -159,3 +161,47 @@ def test_a_changed_cluster_section_waits_for_a_restart(tmp_path: Path) -> None:
     changes = [c for c in plan(old, new) if c.key.startswith("cluster")]
     assert changes and all(c.action == "restart" for c in changes), changes
     assert "one writer" in changes[0].detail
+
+
+def _cluster_files(directory: Path, a_press: str) -> None:
+    """werk-a (this instance's) with its press at ``a_press``, werk-b (another instance's)."""
+    for customer, press in (("werk-a", a_press), ("werk-b", "werk-b/press-1/telemetry")):
+        text = DURABILITY_POLICY.replace("werk-nord", customer).replace("factory/", f"{customer}/")
+        text = text.replace(f'"{customer}/press-1/telemetry"', f'"{press}"')
+        (directory / f"{customer}.yaml").write_text(text, encoding="utf-8")
+
+
+@pytest.mark.parametrize("first", ["werk-a", "werk-b"])
+def test_a_topic_of_another_instances_customer_is_refused_as_on_one_box(
+    tmp_path: Path, first: str
+) -> None:
+    """Each instance's engine sees only its customers, so werk-a's ``{site}/press-1/telemetry``
+    (werk-b's topic too) ran on hall-a and decided werk-b's messages as werk-a's: the filter it
+    subscribed brought them. Now the file is refused with its line, whichever file is read
+    first, as one gateway refuses an overlap between customers."""
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    _cluster_files(directory, "{site}/press-1/telemetry")
+    if first == "werk-b":  # read in name order: werk-b's file before werk-a's
+        (directory / "werk-b.yaml").rename(directory / "a-werk-b.yaml")
+    policies = PolicySet(directory, {"oven-maker": "Ofenbau"}, list, owns=lambda c: c == "werk-a")
+    admission = PolicyAdmission(policies, restored=lambda _c: None)
+    admission.start(Keyring())
+    assert admission.engine.policy("werk-a") is None
+    (error,) = policies.errors()
+    assert "werk-a.yaml:" in error and "'{site}/press-1/telemetry'" in error
+    assert "overlaps 'werk-b/press-1/telemetry' of customer 'werk-b'" in error
+    assert "decided by another instance of the cluster" in error
+    # Fixed: it runs; edited to overlap again while running: refused, the last good one runs.
+    path = directory / "werk-a.yaml"
+    _cluster_files(directory, "werk-a/press-1/telemetry")
+    if first == "werk-b":
+        (directory / "werk-b.yaml").unlink()
+    assert admission.apply(path)
+    running = admission.engine.policy("werk-a")
+    assert running is not None
+    _cluster_files(directory, "+/press-1/telemetry")
+    if first == "werk-b":
+        (directory / "werk-b.yaml").unlink()
+    assert not admission.apply(path)
+    assert admission.engine.policy("werk-a") is running
