@@ -51,7 +51,6 @@ class PolicyAdmission:
         for path, policy in self.policies.load_each():
             try:
                 self._check_single_file(path, policy)
-                self.policies.check_elsewhere(policy)  # files set aside after it was read
                 self._engine.replace(policy)
                 self.policies.accepted(path, policy.version)
             except PolicyError as exc:

@@ -212,8 +212,10 @@ class PolicySet:
         """Refuse (PolicyError, with the line) a policy of this instance's with a topic another
         instance's customer's file also claims: in a cluster each instance's engine sees only
         its own customers, so the overlap check between customers (``policies.routes``) is
-        made here against the files it sets aside. Both instances refuse their own file, as a
-        single gateway refuses the later one: neither may decide the other's messages."""
+        made here against the files set aside so far. At start that is the files read before
+        it (in name order, as one gateway loads them: of two overlapping files the later is
+        refused, on whichever instance runs it); while running, every other file (an edit that
+        overlaps is refused where it is made, the last good version running on)."""
         for device in policy.devices:
             for topic in device.topics:
                 mine = topic.pattern.pattern

@@ -176,32 +176,34 @@ def test_a_topic_of_another_instances_customer_is_refused_as_on_one_box(
     tmp_path: Path, first: str
 ) -> None:
     """Each instance's engine sees only its customers, so werk-a's ``{site}/press-1/telemetry``
-    (werk-b's topic too) ran on hall-a and decided werk-b's messages as werk-a's: the filter it
-    subscribed brought them. Now the file is refused with its line, whichever file is read
-    first, as one gateway refuses an overlap between customers."""
+    (werk-b's topic too) ran on hall-a beside werk-b on hall-b, and hall-a decided werk-b's
+    messages as werk-a's: the filter it subscribed brought them. Now, as on one gateway, the
+    later of the two files (in name order) is refused, with its line, on the instance that runs
+    it; an edit that overlaps is refused where it is made."""
     directory = tmp_path / "policies"
     directory.mkdir()
     _cluster_files(directory, "{site}/press-1/telemetry")
     if first == "werk-b":  # read in name order: werk-b's file before werk-a's
         (directory / "werk-b.yaml").rename(directory / "a-werk-b.yaml")
-    policies = PolicySet(directory, {"oven-maker": "Ofenbau"}, list, owns=lambda c: c == "werk-a")
-    admission = PolicyAdmission(policies, restored=lambda _c: None)
-    admission.start(Keyring())
-    assert admission.engine.policy("werk-a") is None
-    (error,) = policies.errors()
-    assert "werk-a.yaml:" in error and "'{site}/press-1/telemetry'" in error
-    assert "overlaps 'werk-b/press-1/telemetry' of customer 'werk-b'" in error
-    assert "decided by another instance of the cluster" in error
-    # Fixed: it runs; edited to overlap again while running: refused, the last good one runs.
-    path = directory / "werk-a.yaml"
-    _cluster_files(directory, "werk-a/press-1/telemetry")
-    if first == "werk-b":
-        (directory / "werk-b.yaml").unlink()
-    assert admission.apply(path)
-    running = admission.engine.policy("werk-a")
-    assert running is not None
-    _cluster_files(directory, "+/press-1/telemetry")
-    if first == "werk-b":
-        (directory / "werk-b.yaml").unlink()
+    instances = {}
+    for mine in ("werk-a", "werk-b"):
+        policies = PolicySet(
+            directory, {"oven-maker": "Ofenbau"}, list, owns=lambda c, mine=mine: c == mine
+        )
+        instances[mine] = PolicyAdmission(policies, restored=lambda _c: None)
+        instances[mine].start(Keyring())
+    later = "werk-a" if first == "werk-b" else "werk-b"
+    running = {c for c, a in instances.items() if a.engine.policy(c) is not None}
+    assert running == {first}  # exactly one of the two runs, anywhere in the cluster
+    (error,) = instances[later].policies.errors()
+    assert "overlaps" in error and "decided by another instance of the cluster" in error
+    assert f"of customer '{first}'" in error
+    # Edited to overlap while running: refused where it is made, the last good one runs on.
+    admission = instances[first]
+    path = next(directory.glob(f"*{first}.yaml"))
+    good = admission.engine.policy(first)
+    text = path.read_text(encoding="utf-8")
+    pattern = "{site}/press-1/telemetry" if first == "werk-a" else "werk-b/press-1/telemetry"
+    path.write_text(text.replace(f'"{pattern}"', '"+/press-1/#"'), encoding="utf-8")
     assert not admission.apply(path)
-    assert admission.engine.policy("werk-a") is running
+    assert admission.engine.policy(first) is good
