@@ -91,7 +91,6 @@ class PolicySet:
         self._owns = owns
         self.elsewhere: dict[Path, int] = {}
         self.aside: dict[Path, str] = {}  # the customer of each such file
-        self._aside_topics: dict[Path, list[str]] = {}  # and its topics (``check_elsewhere``)
         self.recipients = dict(recipients)
         self._registered = registered
         self.files: dict[Path, LoadedFile] = {}
@@ -116,20 +115,15 @@ class PolicySet:
                 compiled.append((path, result))
         return compiled
 
-    def _leave_to_owner(
-        self, path: Path, customer: str | None, mtime: int, topics: list[str]
-    ) -> bool:
-        """True (and the file set aside, with its ``topics``) when another instance owns
-        ``customer``."""
+    def _leave_to_owner(self, path: Path, customer: str | None, mtime: int) -> bool:
+        """True (and the file set aside) when another instance owns ``customer``."""
         if customer is None or self._owns(customer):
             self.elsewhere.pop(path, None)
             self.aside.pop(path, None)
-            self._aside_topics.pop(path, None)
             return False
         self.files.pop(path, None)
         self.elsewhere[path] = mtime
         self.aside[path] = customer
-        self._aside_topics[path] = topics
         log.info("policy %s: customer %r belongs to another instance", path.name, customer)
         return True
 
@@ -153,16 +147,13 @@ class PolicySet:
             document = self._with_registered(load_policy(path))
             check_namespace(str(path), document)
             policy = compile_policy(document, self.recipients)
-            if self._owns(policy.customer):
-                self.check_elsewhere(policy)
         except PolicyError as exc:
             entry.error = str(exc)
             if entry.version is None:  # never loaded in this run: whose file is it?
                 entry.shape = self._remembered(path) or read_shape(path)
                 if entry.shape is not None:
                     entry.customer = entry.shape.customer
-                topics = [t for t, _, _ in entry.shape.topics] if entry.shape else []
-                if self._leave_to_owner(path, entry.customer, mtime, topics):
+                if self._leave_to_owner(path, entry.customer, mtime):
                     return None
             log.error(
                 "policy %s does not load; %s: %s",
@@ -173,8 +164,7 @@ class PolicySet:
                 exc,
             )
             return None
-        topics = [t.pattern.pattern for d in policy.devices for t in d.topics]
-        if self._leave_to_owner(path, policy.customer, mtime, topics):
+        if self._leave_to_owner(path, policy.customer, mtime):
             return None
         entry.error = None
         # Trusted (``loaded``), remembered and its version shown only once the engine runs it
@@ -207,33 +197,6 @@ class PolicySet:
         for other, gone in list(self.files.items()):
             if gone.removed and gone.customer == entry.customer:
                 del self.files[other]
-
-    def check_elsewhere(self, policy: CompiledPolicy) -> None:
-        """Refuse (PolicyError, with the line) a policy of this instance's with a topic another
-        instance's customer's file also claims: in a cluster each instance's engine sees only
-        its own customers, so the overlap check between customers (``policies.routes``) is
-        made here against the files set aside so far. At start that is the files read before
-        it (in name order, as one gateway loads them: of two overlapping files the later is
-        refused, on whichever instance runs it); while running, every other file (an edit that
-        overlaps is refused where it is made, the last good version running on)."""
-        for device in policy.devices:
-            for topic in device.topics:
-                mine = topic.pattern.pattern
-                for path, theirs in self._aside_topics.items():
-                    other = self.aside[path]
-                    if other == policy.customer:
-                        continue  # its own file, set aside before a handover made it ours
-                    for pattern in theirs:
-                        if claims_overlap(policy.customer, mine, other, pattern):
-                            raise PolicyError(
-                                policy.source,
-                                f"topic pattern {mine!r} of device {device.id!r} overlaps "
-                                f"{pattern!r} of customer {other!r} ({path}, decided by another "
-                                "instance of the cluster); a topic must belong to exactly one "
-                                "device stream across the cluster",
-                                line=topic.line,
-                                key="pattern",
-                            )
 
     def refuse_at_start(self, path: Path, error: str) -> None:
         """A file that compiled but cannot run beside the others (it claims a customer or topics
@@ -400,7 +363,6 @@ class PolicySet:
         for path in [p for p in self.elsewhere if not present(p)]:
             del self.elsewhere[path]  # another instance's customer: not ours to report
             self.aside.pop(path, None)
-            self._aside_topics.pop(path, None)
         gone: list[LoadedFile] = []
         for path, entry in sorted(self.files.items()):
             if entry.removed:

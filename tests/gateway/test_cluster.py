@@ -12,10 +12,8 @@ import pytest
 from gateway.cluster import ClusterConfig, rendezvous_owner
 from gateway.config import load_config
 from gateway.errors import ConfigError
-from gateway.messages.admission import PolicyAdmission
 from gateway.messages.broker_endpoints import gateway_endpoint, helper_endpoint
 from gateway.messages.policyset import PolicySet
-from gateway.messages.pseudonyms import Keyring
 from gateway.messages.subscriptions import owned_filters
 from gateway.operations.reload import plan
 from tests.gateway.test_durability import POLICY as DURABILITY_POLICY
@@ -161,49 +159,3 @@ def test_a_changed_cluster_section_waits_for_a_restart(tmp_path: Path) -> None:
     changes = [c for c in plan(old, new) if c.key.startswith("cluster")]
     assert changes and all(c.action == "restart" for c in changes), changes
     assert "one writer" in changes[0].detail
-
-
-def _cluster_files(directory: Path, a_press: str) -> None:
-    """werk-a (this instance's) with its press at ``a_press``, werk-b (another instance's)."""
-    for customer, press in (("werk-a", a_press), ("werk-b", "werk-b/press-1/telemetry")):
-        text = DURABILITY_POLICY.replace("werk-nord", customer).replace("factory/", f"{customer}/")
-        text = text.replace(f'"{customer}/press-1/telemetry"', f'"{press}"')
-        (directory / f"{customer}.yaml").write_text(text, encoding="utf-8")
-
-
-@pytest.mark.parametrize("first", ["werk-a", "werk-b"])
-def test_a_topic_of_another_instances_customer_is_refused_as_on_one_box(
-    tmp_path: Path, first: str
-) -> None:
-    """Each instance's engine sees only its customers, so werk-a's ``{site}/press-1/telemetry``
-    (werk-b's topic too) ran on hall-a beside werk-b on hall-b, and hall-a decided werk-b's
-    messages as werk-a's: the filter it subscribed brought them. Now, as on one gateway, the
-    later of the two files (in name order) is refused, with its line, on the instance that runs
-    it; an edit that overlaps is refused where it is made."""
-    directory = tmp_path / "policies"
-    directory.mkdir()
-    _cluster_files(directory, "{site}/press-1/telemetry")
-    if first == "werk-b":  # read in name order: werk-b's file before werk-a's
-        (directory / "werk-b.yaml").rename(directory / "a-werk-b.yaml")
-    instances = {}
-    for mine in ("werk-a", "werk-b"):
-        policies = PolicySet(
-            directory, {"oven-maker": "Ofenbau"}, list, owns=lambda c, mine=mine: c == mine
-        )
-        instances[mine] = PolicyAdmission(policies, restored=lambda _c: None)
-        instances[mine].start(Keyring())
-    later = "werk-a" if first == "werk-b" else "werk-b"
-    running = {c for c, a in instances.items() if a.engine.policy(c) is not None}
-    assert running == {first}  # exactly one of the two runs, anywhere in the cluster
-    (error,) = instances[later].policies.errors()
-    assert "overlaps" in error and "decided by another instance of the cluster" in error
-    assert f"of customer '{first}'" in error
-    # Edited to overlap while running: refused where it is made, the last good one runs on.
-    admission = instances[first]
-    path = next(directory.glob(f"*{first}.yaml"))
-    good = admission.engine.policy(first)
-    text = path.read_text(encoding="utf-8")
-    pattern = "{site}/press-1/telemetry" if first == "werk-a" else "werk-b/press-1/telemetry"
-    path.write_text(text.replace(f'"{pattern}"', '"+/press-1/#"'), encoding="utf-8")
-    assert not admission.apply(path)
-    assert admission.engine.policy(first) is good
