@@ -16,6 +16,7 @@ from gateway.messages.endpoint import Endpoint, Inbound
 from gateway.messages.mqtt import MqttConnection
 from gateway.messages.subscriptions import Subscriptions, elsewhere
 from tests.conftest import BrokerFactory
+from tests.faults.cluster_site import ClusterSite, stream_body
 from tests.gateway.test_cluster_view import cluster_block, instance
 
 CLIENT = "einblick-site-hall-a"
@@ -140,3 +141,45 @@ def test_another_instances_customers_namespace_is_acknowledged_without_a_trace(
     assert elsewhere(config, "devices/werk-a/press-1/x", {})
     lone = load_config(instance(tmp_path, "lone", ""))
     assert not elsewhere(lone, "devices/werk-b/press-1/x", {})  # no cluster: every customer here
+
+
+async def test_an_instance_leaves_another_instances_customers_namespace_to_it(
+    tmp_path: Path,
+) -> None:
+    """Two instances behind one broker: werk-a's pattern ``{site}/{line}/press-1/telemetry``
+    (hall-a) becomes the filter ``+/+/press-1/telemetry``, which also brings werk-b's
+    ``devices/werk-b/press-1/telemetry`` to hall-a. hall-a acknowledges it without a trace;
+    hall-b, werk-b's, records it."""
+    listed = {"hall-a": ["werk-a"], "hall-b": ["werk-b"]}
+    site = ClusterSite(tmp_path, ("hall-a", "hall-b"), ("werk-a", "werk-b"), listed)
+    try:
+        await site.setup()
+        policy = tmp_path / "policies" / "werk-a.yaml"
+        text = policy.read_text(encoding="utf-8")
+        policy.write_text(
+            text.replace('"werk-a/press-1/telemetry"', '"{site}/{line}/press-1/telemetry"'),
+            encoding="utf-8",
+        )
+        for name in ("hall-a", "hall-b"):
+            await site.start(name)
+        assert site.device_broker is not None and site.spy is not None
+        spy = site.spy
+        device = MqttConnection(Endpoint("127.0.0.1", site.device_broker.settings.port, "dev"))
+        await device.open()
+        await device.publish("devices/werk-b/press-1/telemetry", stream_body("werk-b", 0), 1)
+        # The fence: werk-a's, published after it on the same connection, so hall-a has had
+        # werk-b's message by the time this one is forwarded.
+        await device.publish("plant/werk-a/press-1/telemetry", stream_body("werk-a", 1), 1)
+        await site.wait_until(lambda: len(spy.received) >= 1, 30, "werk-a's release")
+        await device.close()
+        hall_a = (await site.status("hall-a"))["pipeline"]
+        assert hall_a["received"] == 1, hall_a  # the fence only: werk-b's is hall-b's
+        await site.wait_until(
+            lambda: _received(site, "hall-b"), 30, "hall-b recording werk-b's message"
+        )
+    finally:
+        await site.teardown()
+
+
+async def _received(site: ClusterSite, instance: str) -> bool:
+    return bool((await site.status(instance))["pipeline"]["received"] >= 1)
