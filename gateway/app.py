@@ -416,7 +416,7 @@ class Gateway:
         return (
             self.handovers.sees(message)
             or self.retained.skip(message)
-            or elsewhere(self.config, message.topic, self.policies.aside)
+            or elsewhere(self.config, message.topic, self.policies.served_elsewhere)
         )
 
     def _receive(self, message: Inbound) -> None:

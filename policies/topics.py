@@ -57,11 +57,8 @@ def namespace_owner(topic: str) -> str | None:
 def pattern_namespace(pattern: str) -> str | None:
     """The customer whose namespace every topic of ``pattern`` lies in (``devices/<customer>/…``
     with a fixed second level), or None."""
-    first, _, rest = pattern.partition("/")
-    second = rest.partition("/")[0]
-    if first != NAMESPACE or not second or second == "#" or _is_wild(second):
-        return None
-    return second
+    second = namespace_owner(pattern)
+    return None if second is None or second == "#" or _is_wild(second) else second
 
 
 def claims_overlap(customer_a: str, pattern_a: str, customer_b: str, pattern_b: str) -> bool:

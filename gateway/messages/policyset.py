@@ -86,11 +86,10 @@ class PolicySet:
     ) -> None:
         self.directory = directory
         # In a cluster (gateway/cluster.py) the policies directory is shared; a file whose
-        # customer another instance owns is neither run nor reported here: path -> its mtime,
-        # so it is read again only when it changes (its customer may have changed).
+        # customer another instance owns is neither run nor reported here: path -> its mtime
+        # (read again only when it changes: its customer may have changed) and its customer.
         self._owns = owns
-        self.elsewhere: dict[Path, int] = {}
-        self.aside: dict[Path, str] = {}  # the customer of each such file
+        self.elsewhere: dict[Path, tuple[int, str]] = {}
         self.recipients = dict(recipients)
         self._registered = registered
         self.files: dict[Path, LoadedFile] = {}
@@ -119,11 +118,9 @@ class PolicySet:
         """True (and the file set aside) when another instance owns ``customer``."""
         if customer is None or self._owns(customer):
             self.elsewhere.pop(path, None)
-            self.aside.pop(path, None)
             return False
         self.files.pop(path, None)
-        self.elsewhere[path] = mtime
-        self.aside[path] = customer
+        self.elsewhere[path] = (mtime, customer)
         log.info("policy %s: customer %r belongs to another instance", path.name, customer)
         return True
 
@@ -206,6 +203,10 @@ class PolicySet:
         entry.error = error
         entry.version = None
         log.error("policy %s not applied; nothing of this customer is shared: %s", path.name, error)
+
+    def served_elsewhere(self, customer: str) -> bool:
+        """Whether a file set aside here is ``customer``'s: another instance runs its policy."""
+        return any(other == customer for _, other in self.elsewhere.values())
 
     def not_loaded(self, topic: str, running: Callable[[str], bool]) -> tuple[str, str, str] | None:
         """(customer, device, stream) of a message whose customer's policy is not running."""
@@ -351,7 +352,7 @@ class PolicySet:
             except OSError:
                 continue
             known = self.files.get(path)
-            if self.elsewhere.get(path) == mtime:
+            if self.elsewhere.get(path, (None,))[0] == mtime:
                 continue
             if known is None or known.mtime_ns != mtime:
                 paths.append(path)
@@ -362,7 +363,6 @@ class PolicySet:
         before (the module text), each returned once; the admission says what follows."""
         for path in [p for p in self.elsewhere if not present(p)]:
             del self.elsewhere[path]  # another instance's customer: not ours to report
-            self.aside.pop(path, None)
         gone: list[LoadedFile] = []
         for path, entry in sorted(self.files.items()):
             if entry.removed:

@@ -437,9 +437,8 @@ class SendTime:
                 if outcome.replaced is not None:
                     outcome.replaced = replace(outcome.replaced, entry_seq=entry.seq)
             box = self.parts.outbox
-            kept = box.replace_with(conn, [o.replaced for o in outcomes if o.replaced])
-            there.clear()  # a transaction retried after a rollback runs this again
-            there.update(kept, box.delete_with(conn, gone))
+            there.update(box.replace_with(conn, [o.replaced for o in outcomes if o.replaced]))
+            there.update(box.delete_with(conn, gone))
 
         def counted() -> None:
             # On the COMMIT, before a cancellation (a forwarder stopped) can be raised after it.

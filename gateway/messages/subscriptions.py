@@ -22,7 +22,7 @@ connect the ones no longer wanted are unsubscribed before the link counts as up.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import orjson
@@ -39,10 +39,10 @@ log = logging.getLogger(__name__)
 EVERYTHING = ("#",)
 
 
-def elsewhere(config: Config, topic: str, aside: Mapping[Path, str]) -> bool:
+def elsewhere(config: Config, topic: str, aside: Callable[[str], bool]) -> bool:
     """Whether ``topic`` lies in the namespace of a customer another instance serves: listed
-    for it or handed over to it, or with a policy file set aside here for it (``aside``, from
-    gateway/messages/policyset.py). A name no instance serves is decided here as anywhere (no
+    for it or handed over to it, or with a policy file set aside here for it (``aside``:
+    ``PolicySet.served_elsewhere``). A name no instance serves is decided here as anywhere (no
     device of any policy: withheld and recorded, "unknown device"), never dropped untraced."""
     if config.cluster is None:
         return False
@@ -50,7 +50,7 @@ def elsewhere(config: Config, topic: str, aside: Mapping[Path, str]) -> bool:
     if owner is None or config.owns(owner):
         return False
     listed = any(owner in member.customers for member in config.cluster.instances)
-    return listed or owner in config.moves[0] or owner in aside.values()
+    return listed or owner in config.moves[0] or aside(owner)
 
 
 def owned_filters(customers: list[str], declared: dict[tuple[str, str], list[str]]) -> list[str]:

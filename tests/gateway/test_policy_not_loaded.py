@@ -56,6 +56,15 @@ def _evil(meter_topic: str) -> str:
     )
 
 
+def _remembered_evil(tmp_path: Path, meter_topic: str) -> Path:
+    """policy-shapes.json as a run that loaded ``_evil(meter_topic)`` as b-evil.yaml left it."""
+    shapes = tmp_path / "policy-shapes.json"
+    topics = [[meter_topic, "meter-1", "telemetry"], ["evil/door", "door", "events"]]
+    entry = {"customer": "evil-corp", "topics": topics}
+    shapes.write_bytes(orjson.dumps({"b-evil.yaml": entry}))
+    return shapes
+
+
 async def _withheld(db: Path, customer: str) -> list[tuple[str | None, str | None, dict[str, str]]]:
     """(device, reason, texts) of every withheld decision of ``customer``, oldest first."""
     reader = await LogReader.open(db)
@@ -581,20 +590,7 @@ def test_a_remembered_shape_from_before_the_rule_lets_no_foreign_topic_into_the_
     directory = tmp_path / "policies"
     directory.mkdir()
     (directory / "a-mueller.yaml").write_text(MUELLER, encoding="utf-8")
-    shapes = tmp_path / "policy-shapes.json"
-    shapes.write_bytes(
-        orjson.dumps(
-            {
-                "b-evil.yaml": {
-                    "customer": "evil-corp",
-                    "topics": [
-                        ["devices/mueller-soehne/meter-2/x", "meter-1", "telemetry"],
-                        ["evil/door", "door", "events"],
-                    ],
-                }
-            }
-        )
-    )
+    shapes = _remembered_evil(tmp_path, "devices/mueller-soehne/meter-2/x")
     (directory / "b-evil.yaml").write_text(
         _evil("devices/mueller-soehne/meter-2/x"),
         encoding="utf-8",
@@ -673,20 +669,7 @@ def test_a_remembered_wildcard_never_says_a_topic_in_another_namespace_is_its_ow
     (directory / "a-mueller.yaml").write_text(MUELLER, encoding="utf-8")
     path = directory / "b-evil.yaml"
     path.write_text(_evil("+/+/+/x").replace("consent", "because"), encoding="utf-8")
-    shapes = tmp_path / "policy-shapes.json"
-    shapes.write_bytes(
-        orjson.dumps(
-            {
-                "b-evil.yaml": {
-                    "customer": "evil-corp",
-                    "topics": [
-                        ["+/+/+/x", "meter-1", "telemetry"],
-                        ["evil/door", "door", "events"],
-                    ],
-                }
-            }
-        )
-    )
+    shapes = _remembered_evil(tmp_path, "+/+/+/x")
     admission = _started(directory, shapes)
     assert admission.engine.policy("evil-corp") is None
     assert admission.not_loaded("plant/a/b/x") == ("evil-corp", "meter-1", "telemetry")
