@@ -49,7 +49,7 @@ NAMED_HANDLES: dict[str, str] = {
     "SocketPump.read": "MQTT reads (SocketPump.read)",
     "SocketPump._read_buffered": "MQTT reads left in a buffer",
     "select": "the selector's waits, with pacing's pauses",
-    "task:Forwarder._delete_acked": "deleting acknowledged rows",
+    "task:AckedRows.run": "deleting acknowledged rows",
     "task:Checkpoints.run": "signed checkpoints",
 }
 

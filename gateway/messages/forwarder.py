@@ -20,7 +20,11 @@ decided again (what leaves may change) or withheld, and the log says so before a
 A row whose grant says ``release: end_of_unit`` carries ``release_at`` (gateway/messages/release.py):
 it is held, by id only, until then, checked again at send time, and published; not holding up others.
 
-Rows are deleted after PUBACK, in batches. A crash in between sends them again: at-least-once,
+An erasure deletes rows a forwarder may hold in memory, checked and about to leave
+(``Outbox.erasing``): while one runs the forwarder reads and publishes nothing, and a batch read
+before it began is not published further; its unsent rest is read from the outbox again.
+
+Rows are deleted after PUBACK, in batches (gateway/messages/acked.py). A crash in between sends them again: at-least-once,
 with duplicates bounded by ``window``.
 """
 
@@ -40,6 +44,7 @@ from typing import Any
 from gateway.backoff import Backoff, database_retry
 from gateway.config import RecipientConfig
 from gateway.errors import StoreError
+from gateway.messages.acked import AckedRows
 from gateway.messages.endpoint import ConnectionLost, Endpoint, Inbound, MqttError, NotSent
 from gateway.messages.latency import LatencyWindow
 from gateway.messages.mqtt import MqttConnection
@@ -50,9 +55,6 @@ from gateway.messages.sendtime import Settled
 __all__ = ["Forwarder", "ForwarderState"]
 
 log = logging.getLogger(__name__)
-
-# Acknowledged rows are deleted together this long after the first of them (see _delete_acked).
-DELETE_AFTER_S = 0.02
 
 # Reconnecting to a recipient's broker: first try after about half a second, at most a minute.
 RECONNECT_FIRST_S = 0.5
@@ -109,20 +111,11 @@ class Forwarder:
         self._queue: deque[OutboxRow] = deque()
         self._live = False  # True: take rows from offers; False: read the backlog from the db
         self._taken = 0  # highest row id handed to the connection in this session
+        self._read_at = 0  # ``outbox.erasures`` when the rows being sent were read
         self._wake: asyncio.Future[None] | None = None
         # The session the task waits on with nothing else to do: ``offer`` may publish on it.
         self._parked: MqttConnection | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None  # the running one, once run starts
-        self._acked: list[int] = []
-        # Customer and payload bytes of each acknowledged row until its delete commits: the queue
-        # quota counts bytes per customer's share, so what leaves must say whose and how much.
-        self._acked_bytes: dict[int, tuple[str, int]] = {}
-        self._deleting: set[int] = set()  # acked, delete not yet committed: never resend these
-        # The delete's timer, armed by the first PUBACK after a delete; when it fires the deletes
-        # are due and the deleting task, if it waits, is woken (``_delete_acked``).
-        self._delete_timer: asyncio.TimerHandle | None = None
-        self._deletes_due = False
-        self._delete_wake: asyncio.Future[None] | None = None
+        self._acks = AckedRows(recipient.name, outbox, self._window)  # never resend these
         # (release_at µs, id) of rows held until the end of their unit; a heap, ids only, so a
         # day of held rows costs memory for two integers each.
         self._held: list[tuple[int, int]] = []
@@ -169,12 +162,14 @@ class Forwarder:
             or self._wake is None
             or self._wake.done()  # the task runs next: it may be reading rows already
             or connection.closed.done()
+            # An erasure runs, or ran since the task last read: these may be what it deleted.
+            or self._read_at != self.outbox.erasures
             or self._window.free < len(rows)
             or (self._held and self._held[0][0] <= time.time_ns() // 1000)
             or any(row.release_at is not None for row in rows)  # the task keeps the held heap
         ):
             return False
-        fresh = [r for r in rows if r.id > self._taken and r.id not in self._deleting]
+        fresh = [r for r in rows if r.id > self._taken and r.id not in self._acks]
         if not fresh:
             return True
         if not self._lease.covers(fresh[-1].id):
@@ -210,7 +205,7 @@ class Forwarder:
         last_id, made_us = self._earlier
         return (
             row.id in self._unconfirmed
-            or row.id in self._deleting  # acknowledged, its delete not committed (or failed)
+            or row.id in self._acks  # acknowledged, its delete not committed (or failed)
             or (row.id <= last_id and (row.release_at is None or row.release_at <= made_us))
         )
 
@@ -227,28 +222,8 @@ class Forwarder:
             self._wake.set_result(None)
 
     async def delete_delivered(self) -> None:
-        """At shutdown: delete the rows the recipient has acknowledged but whose batched delete
-        has not run yet, so a clean restart does not send them again. ``_deleting`` holds them
-        all, also those a batched delete had taken when the stop cancelled it mid-commit."""
-        self._acked = []
-        ids = sorted(self._deleting)
-        if not ids:
-            return
-        try:
-            deleted = await self.outbox.delete(ids)
-        except Exception:
-            log.exception(
-                "upstream %s: %d delivered rows stay in the outbox and will be sent again",
-                self.recipient.name,
-                len(ids),
-            )
-            return
-        self._deleting.difference_update(ids)
-        # As after a batched delete: they left the recipient's queue. Counted still, the depth
-        # would stay high after every stop (a reload that changes the recipient), and releases
-        # would be withheld for a full queue that is not.
-        left = [b for i in ids if (b := self._acked_bytes.pop(i, None)) and i in deleted]
-        self.outbox.gone(self.recipient.name, left)  # not those an erasure took: counted then
+        """At shutdown: delete the rows the recipient has acknowledged (``AckedRows``)."""
+        await self._acks.delete_all()
 
     # -- tasks ----------------------------------------------------------------------------------
 
@@ -258,7 +233,7 @@ class Forwarder:
         stalled = database_retry()
         failing: str | None = None  # the failure on this side the last session ended on
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._delete_acked(), name=f"forwarder-{self.recipient.name}-acks")
+            tasks.create_task(self._acks.run(), name=f"forwarder-{self.recipient.name}-acks")
             while True:
                 connection = MqttConnection(
                     self.endpoint,
@@ -347,9 +322,10 @@ class Forwarder:
         self._queue.clear()
         self._held.clear()  # read again with the backlog
         while not connection.closed.done():
-            rows = await self._next_rows(connection)
-            if rows is None:
+            read = await self._next_rows(connection)
+            if read is None:
                 return
+            rows, due = read
             settled = await self._at_send(rows, self._reachable_us, self.may_have_sent)
             self._unconfirmed.difference_update(r.id for r in settled.withheld)
             # Withheld rows left the queue counts as their deletion committed (``SendTime``).
@@ -357,7 +333,7 @@ class Forwarder:
             now_us = time.time_ns() // 1000
             if settled.leave:
                 await self._lease.cover(max(r.id for r in settled.leave), self.outbox.last_id)
-            for row in settled.leave:
+            for k, row in enumerate(settled.leave):
                 if row.release_at is not None and row.release_at > now_us:
                     heapq.heappush(self._held, (row.release_at, row.id))
                     continue
@@ -365,22 +341,46 @@ class Forwarder:
                 if connection.closed.done():
                     self._window.give()
                     return
+                if self.outbox.erasures != self._read_at:
+                    self._window.give()
+                    self._read_again(settled.leave[k:], due=due)
+                    break
                 self._send(connection, row)
 
-    async def _next_rows(self, connection: MqttConnection) -> list[OutboxRow] | None:
+    def _read_again(self, rows: Sequence[OutboxRow], *, due: bool) -> None:
+        """An erasure began after ``rows`` (the unsent rest of a batch, in id order) were read:
+        it may have deleted some, so none leaves from memory; they are read from the outbox
+        again, held ones (``due``) through the heap, the others with the backlog."""
+        if due:
+            for row in rows:
+                heapq.heappush(self._held, (row.release_at or 0, row.id))
+            return
+        self._taken = rows[0].id - 1
+        self._live = False
+        self._queue.clear()
+
+    async def _next_rows(self, connection: MqttConnection) -> tuple[list[OutboxRow], bool] | None:
+        """The next rows to check and send, and whether they are held rows fallen due."""
         while True:
+            if not self.outbox.quiet.is_set():
+                await self.outbox.quiet.wait()  # an erasure runs: read what it left
+            if self._read_at != self.outbox.erasures:
+                # Rows offered before it ended may be what it deleted: read from the outbox.
+                self._read_at = self.outbox.erasures
+                self._live = False
+                self._queue.clear()
             due = self._due()
             if due:
-                rows = [r for r in await self.outbox.by_ids(due) if r.id not in self._deleting]
+                rows = [r for r in await self.outbox.by_ids(due) if r.id not in self._acks]
                 if rows:
-                    return rows
+                    return rows, True
                 continue
             if self._live and self._queue:
-                rows = [r for r in self._queue if r.id > self._taken and r.id not in self._deleting]
+                rows = [r for r in self._queue if r.id > self._taken and r.id not in self._acks]
                 self._queue.clear()
                 if rows:
                     self._taken = rows[-1].id
-                    return rows
+                    return rows, False
                 continue
             if not self._live:
                 # Set live before reading: rows committed while we read are offered to the queue,
@@ -391,7 +391,7 @@ class Forwarder:
                 rows = await self.outbox.pending(
                     self.recipient.name, after=after, limit=self._batch
                 )
-                rows = [r for r in rows if r.id not in self._deleting]
+                rows = [r for r in rows if r.id not in self._acks]
                 if len(rows) >= self._batch:
                     self._live = False
                     self._queue.clear()
@@ -399,7 +399,7 @@ class Forwarder:
                     self.state.backlog = False
                 if rows:
                     self._taken = rows[-1].id
-                    return rows
+                    return rows, False
                 continue
             self._wake = asyncio.get_running_loop().create_future()
             waiters: set[asyncio.Future[Any]] = {self._wake, connection.closed}
@@ -442,57 +442,7 @@ class Forwarder:
         self._unconfirmed.discard(row_id)
         if queued:  # rows read back from the database (after a restart) carry no time
             self.delivered.add(time.monotonic() - queued)
-        # The row keeps its place in the window until its delete is committed: a crash before
-        # then sends it again, so the window bounds the duplicates a crash can cause.
-        self._acked.append(row_id)
-        self._acked_bytes[row_id] = (customer, size)
-        self._deleting.add(row_id)
-        if self._delete_timer is None:
-            loop = asyncio.get_running_loop() if self._loop is None else self._loop
-            self._delete_timer = loop.call_later(DELETE_AFTER_S, self._time_to_delete)
-
-    def _time_to_delete(self) -> None:
-        self._delete_timer = None
-        self._deletes_due = True
-        if self._delete_wake is not None and not self._delete_wake.done():
-            self._delete_wake.set_result(None)
-
-    async def _delete_acked(self) -> None:
-        # PUBACKs of ~20 ms go into one transaction: at 1,000 msg/s (README, "Figures") one
-        # delete per ~22 messages, ~3 µs of CPU a message (deleting nothing saved less than the
-        # run-to-run spread). Longer would not help: 20 ms of PUBACKs fill half the window at full
-        # speed. A timer armed by the first PUBACK wakes this task (``_time_to_delete``).
-        loop = self._loop = asyncio.get_running_loop()
-        while True:
-            while not self._deletes_due:
-                self._delete_wake = loop.create_future()
-                try:
-                    await self._delete_wake
-                finally:
-                    self._delete_wake = None
-            self._deletes_due = False
-            ids, self._acked = self._acked, []
-            if not ids:  # taken by delete_delivered at a stop
-                continue
-            try:
-                deleted = await self.outbox.delete(ids, durable=False)
-            except Exception:
-                # Delivered rows whose delete failed (disk full) are deleted later: they stay
-                # marked as delivered, so they are neither sent again nor counted as gone.
-                log.exception(
-                    "upstream %s: could not delete %d sent rows; retrying",
-                    self.recipient.name,
-                    len(ids),
-                )
-                self._acked[:0] = ids
-                await asyncio.sleep(0.5)
-                self._deletes_due = True
-                continue
-            self._deleting.difference_update(ids)
-            left = [b for i in ids if (b := self._acked_bytes.pop(i, None)) and i in deleted]
-            for _ in ids:
-                self._window.give()
-            self.outbox.gone(self.recipient.name, left)
+        self._acks.add(row_id, customer, size)
 
 
 def _now() -> float:

@@ -17,10 +17,11 @@ The ``outbox`` table is created and upgraded in ``gateway.log.migrations``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -274,6 +275,15 @@ class Outbox:
         # on; ``handed`` None: none kept, every row there at a start counts.
         self._handed_path = handed
         self.handed = HandedMarks(None, 0)
+        # An erasure (or a moved customer's scrub) deletes rows a forwarder may hold in memory,
+        # checked and about to leave. Each counts here twice, as it starts and once it has
+        # committed; a forwarder publishes what it read only while the count is what it was
+        # when it read it, and reads nothing while one runs (``quiet``): no row leaves after
+        # the erasure that deleted it.
+        self.erasures = 0
+        self.quiet = asyncio.Event()
+        self.quiet.set()
+        self._erasing = 0
 
     @classmethod
     def from_config(cls, store: Store, config: Config) -> Outbox:
@@ -394,6 +404,21 @@ class Outbox:
             counted[customer] = (count + 1, total + size)
         for customer, (count, total) in counted.items():
             self.done(recipient, customer, count, total)
+
+    @contextlib.asynccontextmanager
+    async def erasing(self) -> AsyncIterator[None]:
+        """Around a transaction that deletes rows of the outbox behind the forwarders' backs;
+        call ``erased`` inside it, after the commit."""
+        self._erasing += 1
+        self.erasures += 1
+        self.quiet.clear()
+        try:
+            yield
+        finally:
+            self._erasing -= 1
+            self.erasures += 1
+            if not self._erasing:
+                self.quiet.set()
 
     def erased(
         self, customer: str, rows_by_recipient: dict[str, int], bytes_by_recipient: dict[str, int]

@@ -241,15 +241,16 @@ class Scrubber:
         def job(conn: sqlite3.Connection) -> Leftovers:
             return remove_leftovers(conn, customer)
 
-        gone = await self.store.transaction(
-            job, on_rollback=writer.rolled_back, on_commit=writer.reload
-        )
+        async with self.outbox.erasing():  # as an erasure: none of these leaves after it
+            gone = await self.store.transaction(
+                job, on_rollback=writer.rolled_back, on_commit=writer.reload
+            )
+            self.outbox.erased(
+                customer,
+                {r: n for r, n, _ in gone.queued_by_recipient},
+                {r: b for r, _, b in gone.queued_by_recipient},
+            )
         removed = gone.total
-        self.outbox.erased(
-            customer,
-            {r: n for r, n, _ in gone.queued_by_recipient},
-            {r: b for r, _, b in gone.queued_by_recipient},
-        )
         # the WAL still holds the deleted pages' earlier images: into the database, truncated
         copied = await self.store.read(lambda conn: writer.scrub(), offload=True)
         await self.store.read(self.keyring.load)

@@ -175,11 +175,12 @@ async def forget(parts: ErasureParts, customer: str, device: str | None, by: str
         writer.checkpoint(request.at)
         return done
 
-    done = await store.transaction(
-        job, on_rollback=writer.rolled_back, on_commit=writer.committed, offload=True
-    )
-    # The erased rows' room back, then the notices (owed whatever the recipient's queue quota).
-    parts.outbox.erased(customer, done.queued_by_recipient, done.queued_bytes_by_recipient)
+    async with parts.outbox.erasing():  # no row of the batch a forwarder holds leaves after it
+        done = await store.transaction(
+            job, on_rollback=writer.rolled_back, on_commit=writer.committed, offload=True
+        )
+        # The erased rows' room back, then the notices (owed whatever the recipient's quota).
+        parts.outbox.erased(customer, done.queued_by_recipient, done.queued_bytes_by_recipient)
     parts.outbox.added(done.notices)
     listed = await store.read(lambda conn: list_erasures(conn, customer))
     parts.book.add(next(e for e in listed if e["erasure"] == done.id))

@@ -8,7 +8,7 @@ import functools
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import pytest
 
 from gateway.config import RecipientConfig
 from gateway.errors import StoreError
+from gateway.messages import acked as acked_module
 from gateway.messages import forwarder as forwarder_module
 from gateway.messages import handed as handed_module
 from gateway.messages import outbox
@@ -69,6 +70,8 @@ class Bench:
     box: _Outbox | None = None  # the last forwarder's outbox
     tried: list[set[int]] = field(default_factory=list)  # each check's rows maybe delivered
     opened: list[int | None] = field(default_factory=list)  # each check's reachable-since (µs)
+    # Run inside the next send-time check, once (an erasure committing while it runs).
+    during_check: Callable[[], Awaitable[None]] | None = None
 
     def forwarder(self, *, in_turn: bool = False, box: _Outbox | None = None) -> Forwarder:
         """A forwarder on a new outbox, or on ``box`` (loaded, or its ``last_id`` set, first)."""
@@ -96,6 +99,9 @@ class Bench:
         # The send-time check's contract (gateway/messages/sendtime.py), tested there on its own:
         # rows that may not leave are recorded, deleted and off the queue counts before it returns.
         self.opened.append(reachable_us)
+        if self.during_check is not None:
+            during, self.during_check = self.during_check, None
+            await during()
         self.tried.append({r.id for r in rows if tried(r)})
         refused = [(r, Reason("consent_withdrawn")) for r in rows if r.grant in self.refused_grants]
         if refused:
@@ -215,6 +221,91 @@ async def test_rows_an_erasure_took_while_in_flight_leave_the_counts_once(bench:
         running.cancel()
     assert sum(n for _, n in bench.done) == 4  # two by the erasure, two by the delete
     assert await bench.waiting() == []
+
+
+async def _erase(bench: Bench, rows: Sequence[OutboxRow]) -> None:
+    """As an erasure does (gateway/rights/forgetting.py): ``rows`` deleted in one transaction
+    inside ``Outbox.erasing``, their room given back after the commit."""
+    box = bench.box
+    assert box is not None
+    async with box.erasing():
+        await bench.store.transaction(functools.partial(outbox.delete, ids=[r.id for r in rows]))
+        box.erased("baeckerei-schmidt", {RECIPIENT.name: len(rows)}, {RECIPIENT.name: len(rows)})
+
+
+async def test_rows_an_erasure_deleted_during_the_send_time_check_never_leave(
+    bench: Bench,
+) -> None:
+    """The erasure commits while the forwarder checks a batch: the batch is not published from
+    memory; what the erasure left is read again and leaves, what it deleted never does (before:
+    all four were published after the erasure had deleted two)."""
+    rows = await bench.queue(["maintenance"] * 4)
+    bench.during_check = functools.partial(_erase, bench, rows[1:3])
+    forwarder = bench.forwarder()
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
+        link = await bench.upstream.session(1)
+        await link.wait_published(2)
+        link.puback()
+        await bench.wait_done(4)  # two erased, two delivered
+        await _parked(forwarder)
+        running.cancel()
+    assert [p.payload for p in link.published] == [rows[0].payload, rows[3].payload]
+    assert await bench.waiting() == []
+
+
+async def test_held_rows_an_erasure_deleted_during_their_check_never_leave(bench: Bench) -> None:
+    """The same for rows held to the end of their unit, read back by id when they fall due: the
+    one erased stays gone, the other is read again and leaves."""
+    release_at = time.time_ns() // 1000 + 200_000  # 0.2 s from now
+    base = (RECIPIENT.name, "baeckerei-schmidt", "oven-1", "hourly")
+    specs = [
+        (i + 1, *base, f"ovens/{i}", b"%d" % i, 0, None, None, None, False, release_at)
+        for i in range(2)
+    ]
+    rows = await bench.store.transaction(functools.partial(outbox.insert, rows=specs))
+    forwarder = bench.forwarder()
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
+        link = await bench.upstream.session(1)
+        async with asyncio.timeout(10):
+            while len(bench.opened) < 1:  # the first check holds them
+                await asyncio.sleep(0.005)
+        bench.during_check = functools.partial(_erase, bench, rows[:1])
+        await link.wait_published(1)
+        link.puback()
+        await bench.wait_done(2)
+        await _parked(forwarder)
+        running.cancel()
+    assert [p.payload for p in link.published] == [rows[1].payload]
+    assert await bench.waiting() == []
+
+
+async def test_offered_rows_wait_for_an_erasure_that_runs_and_leave_only_if_it_left_them(
+    bench: Bench,
+) -> None:
+    """Rows offered while an erasure runs do not leave in the committing turn; those it deletes
+    never leave, the others do once it has committed."""
+    forwarder = bench.forwarder(in_turn=True)
+    box = bench.box
+    assert box is not None
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
+        link = await bench.upstream.session(1)
+        await _parked(forwarder)
+        rows = await bench.queue(["maintenance"] * 3)
+        async with box.erasing():
+            forwarder.offer(rows)
+            assert link.published == []  # not in this turn: the erasure may delete them
+            await bench.store.transaction(functools.partial(outbox.delete, ids=[rows[0].id]))
+            box.erased("baeckerei-schmidt", {RECIPIENT.name: 1}, {RECIPIENT.name: 1})
+            assert link.published == []
+        await link.wait_published(2)
+        link.puback()
+        await bench.wait_done(3)
+        await _parked(forwarder)
+        running.cancel()
+    assert [p.payload for p in link.published] == [r.payload for r in rows[1:]]
 
 
 async def test_a_row_no_longer_allowed_is_withheld_at_send_not_published(bench: Bench) -> None:
@@ -488,7 +579,7 @@ async def test_rows_deleted_at_a_stop_leave_the_queue_as_counted(
     """A stop (a reload that changes the recipient) deletes the acknowledged rows whose batched
     delete has not run: they leave the queue's count too, or the depth would stay high for good
     and later releases be withheld for a full queue that is not."""
-    monkeypatch.setattr(forwarder_module, "DELETE_AFTER_S", 3600.0)  # only the stop deletes
+    monkeypatch.setattr(acked_module, "DELETE_AFTER_S", 3600.0)  # only the stop deletes
     forwarder = bench.forwarder()
     rows = await bench.queue(["maintenance"] * 3)
     async with asyncio.TaskGroup() as tasks:

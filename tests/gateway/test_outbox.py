@@ -135,6 +135,22 @@ async def test_an_erasure_gives_room_back_and_makes_the_forwarder_read_again(box
     assert offered[-1].id == notice[0].id
 
 
+async def test_an_erasure_is_bracketed_so_forwarders_can_tell_it_ran(box: Outbox) -> None:
+    """``erasing`` moves the count as it starts and as it ends and clears ``quiet`` while any
+    runs (two at once: quiet only after both); it ends even when the erasure fails."""
+    assert box.erasures == 0 and box.quiet.is_set()
+    async with box.erasing():
+        assert box.erasures == 1 and not box.quiet.is_set()
+        async with box.erasing():
+            assert box.erasures == 2
+        assert box.erasures == 3 and not box.quiet.is_set()  # the first still runs
+    assert box.erasures == 4 and box.quiet.is_set()
+    with pytest.raises(sqlite3.OperationalError):
+        async with box.erasing():
+            raise sqlite3.OperationalError("database or disk is full")
+    assert box.erasures == 6 and box.quiet.is_set()
+
+
 def test_present_and_queued_answer_from_the_table(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "old.db")
     assert not outbox.present(conn)  # a database without an outbox (0.1.0)

@@ -220,6 +220,9 @@ async def test_forgetting_a_customer_destroys_its_pseudonym_keys(tmp_path: Path)
             h.gateway.config.control_socket, "forget", customer="familie-weber", by="Anna Weber"
         )
         assert answer["keys_destroyed"] == 1
+        # It ran inside the outbox's erasure bracket: forwarders published nothing meanwhile
+        # and read again what they held (tests/gateway/test_forwarder.py).
+        assert h.gateway.outbox.erasures == 2 and h.gateway.outbox.quiet.is_set()
         await anna.publish("owntracks/anna/phone", message, 1)
         await wait_until(lambda: len(h.cloud.payloads("family/")) == 2)
         after = h.cloud.payloads("family/")[1]["badge"]
