@@ -412,11 +412,12 @@ class Gateway:
 
     def _skip(self, message: Inbound) -> bool:
         """Acknowledged without deciding: a handover's fence, a retained replay, an echo, or
-        another instance's customer's message (gateway/messages/subscriptions.py)."""
+        another instance's customer's message (messages/subscriptions.py, contested.py)."""
         return (
             self.handovers.sees(message)
             or self.retained.skip(message)
             or elsewhere(self.config, message.topic, self.policies.served_elsewhere)
+            or self.policies.yields(message.topic)
         )
 
     def _receive(self, message: Inbound) -> None:

@@ -39,6 +39,7 @@ __all__ = [
     "namespace_owner",
     "pattern_namespace",
     "patterns_overlap",
+    "precedence",
 ]
 
 NAMESPACE = "devices"  # a customer's namespace is devices/<customer>/
@@ -73,6 +74,24 @@ def claims_overlap(customer_a: str, pattern_a: str, customer_b: str, pattern_b: 
         if pattern_namespace(mine) == own and TopicPattern(wild).first_level is None:
             return False
     return True
+
+
+def precedence(pattern: str) -> tuple[int, ...]:
+    """How specific ``pattern`` is, comparable across patterns: level by level, a literal level
+    before one mixing text and captures, before ``+`` or a capture, before the pattern's end,
+    before ``#``. Of two overlapping patterns the greater is the more literal one at the first
+    level where they differ (``a/b`` before ``a/b/#``, which also matches ``a/b``). A cluster
+    ranks overlapping patterns of customers on different instances by it, the greatest taking
+    the topic, so every instance ranks them alike from the policy files alone."""
+    return (*(_specificity(level) for level in pattern.split("/")), 1)
+
+
+def _specificity(level: str) -> int:
+    if level == "#":
+        return 0
+    if level == "+" or (_is_wild(level) and not _PLACEHOLDER.sub("", level)):
+        return 2
+    return 3 if _is_wild(level) else 4
 
 
 def _is_wild(level: str) -> bool:

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from gateway.devices.registry import RegistryError, check_topic
 from policies.model import TopicSpec
-from policies.topics import TopicPattern
+from policies.topics import NAMESPACE, TopicPattern, claims_overlap
 
-__all__ = ["SavedShape", "Shape", "read_shape"]
+__all__ = ["SavedShape", "Shape", "read_refusal", "read_shape", "valid_pattern"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,3 +87,40 @@ def read_shape(path: Path) -> Shape | None:
                 stream = str(topic.get("stream") or _DEFAULT_STREAM)
                 topics.append((topic["pattern"], device["id"], stream))
     return Shape.of(data["customer"], topics, loaded=False)
+
+
+def valid_pattern(pattern: str) -> bool:
+    """Whether ``pattern`` is one a policy may declare."""
+    try:
+        TopicSpec(pattern=pattern)
+    except ValidationError:
+        return False
+    return True
+
+
+def read_refusal(
+    customer: str, device: str, pattern: str, others: list[tuple[str, str, str]]
+) -> str | None:
+    """Why a pattern read from a file that never loaded may not be let into the broker, or None.
+
+    ``others``: (customer, pattern, where) of every other customer's topics."""
+    try:
+        TopicSpec(pattern=pattern)
+    except ValidationError as exc:
+        why = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        return f"it is not a valid topic pattern: {why}"
+    first = pattern.split("/", maxsplit=1)[0]
+    if TopicPattern(pattern).first_level is None:
+        return (
+            f"its first level {first!r} is a wildcard, reaching every customer's topics; a file "
+            "that has not loaded claims only topics that start with a fixed level"
+        )
+    if first == NAMESPACE:
+        try:
+            check_topic(customer, device, pattern, what="topic")
+        except RegistryError as exc:
+            return str(exc)
+    for other, theirs, where in others:
+        if claims_overlap(customer, pattern, other, theirs):
+            return f"it overlaps {theirs!r} of customer {other!r} ({where})"
+    return None

@@ -41,17 +41,22 @@ from pydantic import JsonValue, TypeAdapter, ValidationError
 
 from gateway.devices.registry import (
     RegisteredDevice,
-    RegistryError,
     check_namespace,
-    check_topic,
     foreign_namespace,
 )
-from gateway.messages.policy_shape import SavedShape, Shape, read_shape
+from gateway.messages.contested import Claim, Contested
+from gateway.messages.policy_shape import (
+    SavedShape,
+    Shape,
+    read_refusal,
+    read_shape,
+    valid_pattern,
+)
 from policies.compiler import CompiledPolicy, compile_policy
 from policies.errors import PolicyError
 from policies.loader import load_policy
 from policies.model import DeviceSpec, PolicyDocument, TopicSpec
-from policies.topics import NAMESPACE, TopicPattern, claims_overlap, namespace_owner
+from policies.topics import namespace_owner
 
 __all__ = ["LoadedFile", "PolicySet", "present"]
 
@@ -100,6 +105,15 @@ class PolicySet:
         # running (a device may send many): each answer looks at every other customer's topics.
         # Forgotten whenever a file loads, is set aside or removed, or the registry changes.
         self._claims: dict[Path, list[tuple[str, str, str]]] = {}
+        # Every file's claims as it reads now, own and set aside, kept while it cannot be read
+        # (gateway/messages/contested.py ranks them); built again after any change.
+        self._read_now: dict[Path, list[Claim]] = {}
+        self._contested: Contested | None = None
+        self._warned: set[str] = set()
+
+    def _changed(self) -> None:
+        self._claims.clear()
+        self._contested = None
 
     def load_all(self) -> list[CompiledPolicy]:
         """Load every file; returns the compiled policies that loaded."""
@@ -116,6 +130,8 @@ class PolicySet:
 
     def _leave_to_owner(self, path: Path, customer: str | None, mtime: int) -> bool:
         """True (and the file set aside) when another instance owns ``customer``."""
+        if customer is None and path in self.elsewhere:
+            customer = self.elsewhere[path][1]  # unreadable now: still whose it said last
         if customer is None or self._owns(customer):
             self.elsewhere.pop(path, None)
             return False
@@ -126,7 +142,7 @@ class PolicySet:
 
     def load(self, path: Path) -> CompiledPolicy | None:
         """Load and compile one file; on error record it and return None."""
-        self._claims.clear()
+        self._changed()
         try:
             mtime = path.stat().st_mtime_ns
         except FileNotFoundError:
@@ -146,6 +162,7 @@ class PolicySet:
             policy = compile_policy(document, self.recipients)
         except PolicyError as exc:
             entry.error = str(exc)
+            self._read(path, read_shape(path), compiled=False)
             if entry.version is None:  # never loaded in this run: whose file is it?
                 entry.shape = self._remembered(path) or read_shape(path)
                 if entry.shape is not None:
@@ -161,17 +178,15 @@ class PolicySet:
                 exc,
             )
             return None
+        topics = [(t.pattern.pattern, d.id, t.stream) for d in policy.devices for t in d.topics]
+        self._read(path, Shape.of(policy.customer, topics), compiled=True)
         if self._leave_to_owner(path, policy.customer, mtime):
             return None
         entry.error = None
         # Trusted (``loaded``), remembered and its version shown only once the engine runs it
         # (``accepted``): one it refuses (topics overlapping another customer's) claims only what
         # no rule refuses, and a refused edit leaves the running version's shape in place.
-        entry.candidate = Shape.of(
-            policy.customer,
-            [(t.pattern.pattern, d.id, t.stream) for d in policy.devices for t in d.topics],
-            loaded=False,
-        )
+        entry.candidate = Shape.of(policy.customer, topics, loaded=False)
         if entry.version is None:
             # Nothing of it runs: this is all that says whose it is. (Else the running version
             # says it, until this one runs: a refused edit naming another customer changes
@@ -183,7 +198,7 @@ class PolicySet:
     def accepted(self, path: Path, version: str) -> None:
         """``path``'s policy, just loaded, runs (at ``version``): its topics are its own, and
         remembered; a removed file of its customer is no longer said."""
-        self._claims.clear()
+        self._changed()
         entry = self.files[path]
         entry.version = version
         if entry.candidate is not None:
@@ -198,11 +213,39 @@ class PolicySet:
     def refuse_at_start(self, path: Path, error: str) -> None:
         """A file that compiled but cannot run beside the others (it claims a customer or topics
         another file has): at start there is no earlier version of it to keep."""
-        self._claims.clear()
+        self._changed()
         entry = self.files[path]
         entry.error = error
         entry.version = None
         log.error("policy %s not applied; nothing of this customer is shared: %s", path.name, error)
+
+    def _read(self, path: Path, shape: Shape | None, *, compiled: bool) -> None:
+        """``path``'s claims as it reads now: a file that does not compile claims only valid
+        patterns with a literal first level, as its owner lets only those into the broker
+        (``read_refusal``); one that cannot be read at all keeps what it claimed before."""
+        if shape is None:
+            return
+        self._read_now[path] = [
+            Claim(shape.customer, pattern, path.name)
+            for (text, _, _), pattern in zip(shape.topics, shape.patterns, strict=True)
+            if compiled or (pattern.first_level is not None and valid_pattern(text))
+        ]
+
+    def yields(self, topic: str) -> bool:
+        """In a cluster: whether ``topic`` is another instance's customer's, whose pattern
+        outranks every one of ours that matches it (gateway/messages/contested.py)."""
+        contested = self._contested
+        if contested is None:
+            ours: list[Claim] = []
+            theirs: list[Claim] = []
+            for path, claims in self._read_now.items():
+                (theirs if path in self.elsewhere else ours).extend(claims)
+            contested = self._contested = Contested(ours, theirs)
+            for line in contested.warnings():
+                if line not in self._warned:
+                    self._warned.add(line)
+                    log.warning("%s", line)
+        return contested.yields(topic)
 
     def served_elsewhere(self, customer: str) -> bool:
         """Whether a file set aside here is ``customer``'s: another instance runs its policy."""
@@ -237,7 +280,7 @@ class PolicySet:
     def registry_changed(self) -> None:
         """The registered devices changed: what a file that never loaded may claim is asked
         again (a device registered since may own a topic it claimed)."""
-        self._claims.clear()
+        self._changed()
 
     def claimable(self, entry: LoadedFile) -> list[tuple[str, str, str]]:
         """The (pattern, device, stream) of ``entry``'s shape that may reach the broker's ACL and
@@ -271,7 +314,7 @@ class PolicySet:
         ]
         kept = []
         for pattern, device, stream in shape.topics:
-            why = _refusal(shape.customer, device, pattern, others)
+            why = read_refusal(shape.customer, device, pattern, others)
             if why is None:
                 kept.append((pattern, device, stream))
             elif (entry.path, pattern) not in self._refused:
@@ -363,6 +406,8 @@ class PolicySet:
         before (the module text), each returned once; the admission says what follows."""
         for path in [p for p in self.elsewhere if not present(p)]:
             del self.elsewhere[path]  # another instance's customer: not ours to report
+            self._read_now.pop(path, None)
+            self._changed()
         gone: list[LoadedFile] = []
         for path, entry in sorted(self.files.items()):
             if entry.removed:
@@ -378,7 +423,8 @@ class PolicySet:
     def mark_removed(self, entry: LoadedFile) -> None:
         """``entry``'s file is gone and its policy stopped: no version, and an error for
         ``einblick status`` that says what that means, until the customer runs again."""
-        self._claims.clear()
+        self._changed()
+        self._read_now.pop(entry.path, None)
         entry.removed = True
         entry.version = None
         entry.mtime_ns = 0  # a file put back is new, whatever its time
@@ -390,7 +436,8 @@ class PolicySet:
 
     def drop(self, path: Path) -> None:
         """Forget a removed file whose policy did not run: nothing to stop, nothing to say."""
-        self._claims.clear()
+        self._changed()
+        self._read_now.pop(path, None)
         self.files.pop(path, None)
 
     def errors(self) -> list[str]:
@@ -425,31 +472,3 @@ def present(path: Path) -> bool:
     except OSError:
         return True
     return True
-
-
-def _refusal(
-    customer: str, device: str, pattern: str, others: list[tuple[str, str, str]]
-) -> str | None:
-    """Why a pattern read from a file that never loaded may not be let into the broker, or None.
-
-    ``others``: (customer, pattern, where) of every other customer's topics."""
-    try:
-        TopicSpec(pattern=pattern)
-    except ValidationError as exc:
-        why = exc.errors()[0]["msg"].removeprefix("Value error, ")
-        return f"it is not a valid topic pattern: {why}"
-    first = pattern.split("/", maxsplit=1)[0]
-    if TopicPattern(pattern).first_level is None:
-        return (
-            f"its first level {first!r} is a wildcard, reaching every customer's topics; a file "
-            "that has not loaded claims only topics that start with a fixed level"
-        )
-    if first == NAMESPACE:
-        try:
-            check_topic(customer, device, pattern, what="topic")
-        except RegistryError as exc:
-            return str(exc)
-    for other, theirs, where in others:
-        if claims_overlap(customer, pattern, other, theirs):
-            return f"it overlaps {theirs!r} of customer {other!r} ({where})"
-    return None

@@ -246,13 +246,13 @@ def test_what_a_never_loaded_file_claims_is_worked_out_once_until_something_chan
     (directory / "mueller.yaml").write_text(BROKEN, encoding="utf-8")
     admission = _started(directory)
     looked: list[str] = []
-    refusal = policyset._refusal
+    refusal = policyset.read_refusal
 
     def counted(customer: str, device: str, pattern: str, others: Any) -> str | None:
         looked.append(pattern)
         return refusal(customer, device, pattern, others)
 
-    monkeypatch.setattr(policyset, "_refusal", counted)
+    monkeypatch.setattr(policyset, "read_refusal", counted)
     admission.policies.registry_changed()  # forget what the start worked out
     door = ("mueller-soehne", "door", "events")
     for _ in range(100):

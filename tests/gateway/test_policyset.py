@@ -13,6 +13,7 @@ import orjson
 from gateway.devices.registry import RegisteredDevice
 from gateway.messages.policy_shape import Shape
 from gateway.messages.policyset import PolicySet
+from tests.faults.cluster_site import customer_policy
 from tests.gateway.test_end_to_end import BAKERY
 from tests.gateway.test_report import POLICY as MUELLER
 
@@ -190,3 +191,53 @@ def test_another_instance_s_customer_is_left_to_it(tmp_path: Path) -> None:
     assert held.changed() == []  # not read again while unchanged
     write(directory, "mueller.yaml", BAKERY.replace("baeckerei-schmidt", "neu-kunde"))
     assert held.changed() == [path]  # changed: its customer may now be ours
+
+
+def _press(customer: str, pattern: str) -> str:
+    return customer_policy(customer).replace(f'"{customer}/press-1/telemetry"', f'"{pattern}"')
+
+
+def test_two_instances_rank_a_shared_topic_alike_from_the_files(tmp_path: Path) -> None:
+    """werk-a's ``{site}/press-1/telemetry`` (hall-a) and werk-b's literal topic (hall-b): both
+    sets read the same directory; hall-a leaves werk-b's topic to hall-b, hall-b keeps it, and
+    each keeps its own customer's other topics. The claims of a set-aside file count as it reads
+    now: broken, its literal topics still count; unreadable, what it claimed before; removed,
+    nothing."""
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    hall_a = PolicySet(directory, {"oven-maker": "Ofenbau"}, list, owns="werk-a".__eq__)
+    hall_b = PolicySet(directory, {"oven-maker": "Ofenbau"}, list, owns="werk-b".__eq__)
+    write(directory, "werk-a.yaml", _press("werk-a", "{site}/press-1/telemetry"))
+    b_file = write(directory, "werk-b.yaml", customer_policy("werk-b"))
+    assert [p.customer for p in hall_a.load_all()] == ["werk-a"]
+    assert [p.customer for p in hall_b.load_all()] == ["werk-b"]
+    assert hall_a.yields("werk-b/press-1/telemetry") and not hall_b.yields(
+        "werk-b/press-1/telemetry"
+    )
+    assert not hall_a.yields("werk-c/press-1/telemetry")  # werk-a's: no other pattern matches
+    write(directory, "werk-b.yaml", customer_policy("werk-b").replace("contract", "because"))
+    assert hall_a.load(b_file) is None  # broken: still werk-b's, set aside
+    assert hall_a.yields("werk-b/press-1/telemetry")
+    write(directory, "werk-b.yaml", "customer: [werk-b\n")  # not even YAML
+    assert hall_a.load(b_file) is None
+    assert hall_a.yields("werk-b/press-1/telemetry")  # what it claimed before
+    b_file.unlink()
+    hall_a.removed()
+    assert not hall_a.yields("werk-b/press-1/telemetry")
+
+
+def test_a_broken_files_wildcard_first_level_claims_nothing_in_the_ranking(tmp_path: Path) -> None:
+    """As its owner lets no such pattern into the broker (``read_refusal``), hall-b does not
+    leave werk-b's topic to a broken werk-a whose pattern is ``{site}/+/telemetry``... nor the
+    reverse: a broken file's wildcard never outranks a running pattern of another instance."""
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    hall_b = PolicySet(directory, {"oven-maker": "Ofenbau"}, list, owns="werk-b".__eq__)
+    broken = _press("werk-a", "{site}/press-1/telemetry").replace("contract", "because")
+    write(directory, "werk-a.yaml", broken)
+    write(directory, "werk-b.yaml", _press("werk-b", "+/+/telemetry"))
+    assert [p.customer for p in hall_b.load_all()] == ["werk-b"]
+    assert not hall_b.yields("plant/press-1/telemetry")
+    write(directory, "werk-a.yaml", broken.replace('"{site}/press-1', '"plant/press-1'))
+    hall_b.load(directory / "werk-a.yaml")
+    assert hall_b.yields("plant/press-1/telemetry")  # a literal first level counts, broken too

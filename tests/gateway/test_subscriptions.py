@@ -5,7 +5,9 @@ the next connect, since a persistent session keeps its subscriptions."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
@@ -17,6 +19,7 @@ from gateway.messages.mqtt import MqttConnection
 from gateway.messages.subscriptions import Subscriptions, elsewhere
 from tests.conftest import BrokerFactory
 from tests.faults.cluster_site import ClusterSite, stream_body
+from tests.faults.site import Spy
 from tests.gateway.test_cluster_view import cluster_block, instance
 
 CLIENT = "einblick-site-hall-a"
@@ -150,22 +153,7 @@ async def test_an_instance_leaves_another_instances_customers_namespace_to_it(
     (hall-a) becomes the filter ``+/+/press-1/telemetry``, which also brings werk-b's
     ``devices/werk-b/press-1/telemetry`` to hall-a. hall-a acknowledges it without a trace;
     hall-b, werk-b's, records it."""
-    listed = {"hall-a": ["werk-a"], "hall-b": ["werk-b"]}
-    site = ClusterSite(tmp_path, ("hall-a", "hall-b"), ("werk-a", "werk-b"), listed)
-    try:
-        await site.setup()
-        policy = tmp_path / "policies" / "werk-a.yaml"
-        text = policy.read_text(encoding="utf-8")
-        policy.write_text(
-            text.replace('"werk-a/press-1/telemetry"', '"{site}/{line}/press-1/telemetry"'),
-            encoding="utf-8",
-        )
-        for name in ("hall-a", "hall-b"):
-            await site.start(name)
-        assert site.device_broker is not None and site.spy is not None
-        spy = site.spy
-        device = MqttConnection(Endpoint("127.0.0.1", site.device_broker.settings.port, "dev"))
-        await device.open()
+    async with _halls(tmp_path, "{site}/{line}/press-1/telemetry") as (site, spy, device):
         await device.publish("devices/werk-b/press-1/telemetry", stream_body("werk-b", 0), 1)
         # The fence: werk-a's, published after it on the same connection, so hall-a has had
         # werk-b's message by the time this one is forwarded.
@@ -177,6 +165,51 @@ async def test_an_instance_leaves_another_instances_customers_namespace_to_it(
         await site.wait_until(
             lambda: _received(site, "hall-b"), 30, "hall-b recording werk-b's message"
         )
+
+
+async def test_a_topic_two_instances_customers_claim_is_decided_by_the_more_literal_ones(
+    tmp_path: Path,
+) -> None:
+    """werk-a's ``{site}/press-1/telemetry`` (hall-a) and werk-b's ``werk-b/press-1/telemetry``
+    (hall-b) overlap; on one box the second would be refused, here both run. werk-b's message
+    reaches hall-a through its filter ``+/press-1/telemetry``; hall-a leaves it to hall-b (the
+    more literal pattern is werk-b's), which releases it. Before, hall-a also decided it as
+    werk-a's and released werk-b's data to werk-a's recipient topic."""
+    async with _halls(tmp_path, "{site}/press-1/telemetry") as (site, spy, device):
+        await device.publish("werk-b/press-1/telemetry", stream_body("werk-b", 0), 1)
+        # The fence on hall-a: werk-a's own, after werk-b's on the same connection, so hall-a
+        # has had werk-b's message (and would have released it first) when this one leaves.
+        await device.publish("werk-a/press-1/telemetry", stream_body("werk-a", 1), 1)
+        await site.wait_until(lambda: len(spy.received) >= 2, 30, "both releases")
+        await device.close()
+        hall_a = (await site.status("hall-a"))["pipeline"]
+        assert hall_a["received"] == 1, hall_a  # the fence only: werk-b's is hall-b's
+        topics = sorted(m.topic for m in spy.received)
+        assert topics == ["werk-a/presses/press-1", "werk-b/presses/press-1"], topics
+
+
+@contextlib.asynccontextmanager
+async def _halls(
+    tmp_path: Path, werk_a_pattern: str
+) -> AsyncIterator[tuple[ClusterSite, Spy, MqttConnection]]:
+    """hall-a (werk-a, its press on ``werk_a_pattern``) and hall-b (werk-b) behind one device
+    broker, both running; the recipient's spy and a device connection that may publish
+    anywhere."""
+    listed = {"hall-a": ["werk-a"], "hall-b": ["werk-b"]}
+    site = ClusterSite(tmp_path, ("hall-a", "hall-b"), ("werk-a", "werk-b"), listed)
+    try:
+        await site.setup()
+        policy = tmp_path / "policies" / "werk-a.yaml"
+        text = policy.read_text(encoding="utf-8")
+        policy.write_text(
+            text.replace('"werk-a/press-1/telemetry"', f'"{werk_a_pattern}"'), encoding="utf-8"
+        )
+        for name in ("hall-a", "hall-b"):
+            await site.start(name)
+        assert site.device_broker is not None and site.spy is not None
+        device = MqttConnection(Endpoint("127.0.0.1", site.device_broker.settings.port, "dev"))
+        await device.open()
+        yield site, site.spy, device
     finally:
         await site.teardown()
 

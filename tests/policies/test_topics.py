@@ -13,6 +13,7 @@ from policies.topics import (
     namespace_owner,
     pattern_namespace,
     patterns_overlap,
+    precedence,
 )
 
 
@@ -211,3 +212,23 @@ def test_pattern_namespace(pattern: str, owner: str | None) -> None:
 def test_claims_overlap(a: tuple[str, str], b: tuple[str, str], overlap: bool) -> None:
     assert claims_overlap(*a, *b) is overlap
     assert claims_overlap(*b, *a) is overlap
+
+
+@pytest.mark.parametrize(
+    ("more", "less"),
+    [
+        ("werk-b/press-1/telemetry", "{site}/press-1/telemetry"),  # literal before a capture
+        ("a/+/x", "+/b/x"),  # the first level where they differ decides
+        ("a/b", "a/b/#"),  # the pattern's end before a '#', which also matches a/b
+        ("a/+", "a/#"),
+        ("openevse-{suffix}/x", "{id}/x"),  # text and a capture before a capture alone
+        ("a/b/c", "a/#"),
+    ],
+)
+def test_precedence_ranks_the_more_literal_pattern_first(more: str, less: str) -> None:
+    assert precedence(more) > precedence(less)
+
+
+def test_precedence_ties_plus_and_a_capture() -> None:
+    """They match the same topics: a cluster then goes by the customer's name."""
+    assert precedence("+/events/rpc") == precedence("{id}/events/rpc")
