@@ -25,6 +25,12 @@ __all__ = ["PolicyAdmission"]
 log = logging.getLogger(__name__)
 
 
+class _RenameWaits(PolicyError):
+    """A second file for a customer whose running file is gone since the last scan: most likely
+    a rename. Not an installer's mistake, so not said as one; it applies at the next scan if the
+    old file is still gone then (``forget``)."""
+
+
 class PolicyAdmission:
     """The running engine and the policy files it runs."""
 
@@ -87,6 +93,14 @@ class PolicyAdmission:
         then applies it.)"""
         running = self._engine.policy(policy.customer) if self._engine is not None else None
         if running is not None and running.source != policy.source:
+            if not present(Path(running.source)):
+                raise _RenameWaits(
+                    str(path),
+                    f"waits a second: customer {policy.customer!r}'s running policy file "
+                    f"{Path(running.source).name} is gone since the last scan; if it is still "
+                    "gone at the next one it counts as removed and this file applies (a rename)",
+                    key="customer",
+                )
             raise PolicyError(
                 str(path),
                 f"customer {policy.customer!r} already has a policy ({running.source}); "
@@ -109,7 +123,13 @@ class PolicyAdmission:
             self.policies.accepted(path, compiled.version)
         except PolicyError as exc:
             self.policies.files[path].error = str(exc)
-            log.error("policy %s not applied: %s", path.name, exc)
+            waits = isinstance(exc, _RenameWaits)
+            if waits:  # tried again at the next scan, or its words would outlive their truth
+                self.policies.files[path].mtime_ns = 0
+            how = "not applied yet" if waits else "not applied"
+            log.log(
+                logging.INFO if waits else logging.ERROR, "policy %s %s: %s", path.name, how, exc
+            )
             return False
         self._restored(compiled.customer)
         log.info("policy %s applied: version %s", path.name, self.policies.files[path].version)

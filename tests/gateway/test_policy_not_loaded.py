@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -341,17 +342,24 @@ async def test_a_policy_file_removed_while_running_stops_its_customer_until_it_i
         await meter.close()
 
 
-def test_a_file_renamed_is_one_removed_and_one_new_and_runs_on(tmp_path: Path) -> None:
+def test_a_file_renamed_is_one_removed_and_one_new_and_runs_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Removals are acted on before changes: the new name is not refused as a second file for
-    a customer whose old file still ran."""
+    a customer whose old file still ran, and not said to be one while it waits a scan."""
     directory = tmp_path / "policies"
     directory.mkdir()
     (directory / "mueller.yaml").write_text(MUELLER, encoding="utf-8")
     admission = _started(directory)
     (directory / "mueller.yaml").rename(directory / "renamed.yaml")
     assert not admission.forget()  # missing at one scan: not yet taken for removed
-    # Until then the new name is a second file for the customer, refused; the old one runs.
-    assert [admission.apply(path) for path in admission.policies.changed()] == [False]
+    # Until then the new name waits, the old one runs; no error, and no advice to merge files.
+    with caplog.at_level(logging.INFO):
+        assert [admission.apply(path) for path in admission.policies.changed()] == [False]
+    assert [r.levelno for r in caplog.records if "renamed.yaml" in r.getMessage()] == [logging.INFO]
+    (waiting,) = admission.policies.errors()
+    assert "waits a second" in waiting and "mueller.yaml is gone since the last scan" in waiting
+    assert "merge" not in waiting
     running = admission.engine.policy("mueller-soehne")
     assert running is not None and running.source == str(directory / "mueller.yaml")
     assert admission.forget()  # removed: stopped, and the new name applied at once
