@@ -1,6 +1,6 @@
 """``einblick policy``: check, explain, describe policy files and print their JSON Schema.
 
-    einblick policy check FILE... [--recipients a,b]
+    einblick policy check FILE... [--recipients a,b | --config einblick.yaml]
     einblick policy explain FILE --topic T --message JSON [--lang de|en] [--now ISO]
     einblick policy describe FILE [--lang de|en]
     einblick policy suggest --profile NAME [--lang de|en]
@@ -8,7 +8,13 @@
 
 Data goes to stdout, diagnostics to stderr. A bad file is a PolicyError (``file:line:column:
 key: message``); ``check`` reports every file before exiting 2. Without ``--recipients`` the
-recipients a file names are accepted as configured, and ``check`` says so. ``check`` also warns
+recipients a file names are accepted as configured, and ``check`` says so. With ``--config``
+the files are checked as that gateway would run them: its recipients, its registered devices
+joining their customers' policies, and beside the other files of its policies directory (a file
+of the same name there is the one being replaced), so a topic overlapping another customer's or
+a second file for one customer is refused here as there; in a cluster, the pairs that another
+instance's customer would take topics from are warned about (gateway/messages/contested.py).
+``check`` also warns
 when a device declares a payload ``profile:`` and a grant releases one of that profile's direct
 personal fields (or topic levels) with ``keep``.
 
@@ -20,14 +26,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import secrets
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 
-from gateway.devices.registry import check_namespace
+from gateway.config import load_config
+from gateway.devices.access import broker_users
+from gateway.devices.registry import Registry, check_namespace
+from gateway.messages import policyset
+from gateway.messages.policy_shape import read_shape
+from gateway.messages.policyset import PolicySet
 from gateway.visible import neutralise
 from policies.compiler import CompiledPolicy, compile_policy
 from policies.decision import Decision
@@ -56,6 +69,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check.add_argument("files", nargs="+", metavar="FILE")
     check.add_argument(
         "--recipients", help="comma-separated configured recipients (default: those in the file)"
+    )
+    check.add_argument(
+        "--config",
+        type=Path,
+        help="check as this gateway would: its recipients, registered devices and policy files",
     )
     check.set_defaults(func=_check)
 
@@ -101,6 +119,8 @@ def _compile(path: str, recipients: Mapping[str, str] | None) -> CompiledPolicy:
 
 
 def _check(args: argparse.Namespace) -> int:
+    if args.config is not None:
+        return _check_as_gateway(args.config, [Path(p) for p in args.files])
     recipients = _recipients(args.recipients)
     if recipients is None:
         print(
@@ -251,3 +271,59 @@ def _schema(args: argparse.Namespace) -> int:
 def _suggest(args: argparse.Namespace) -> int:
     sys.stdout.write(render_suggestion(args.profile, args.lang))
     return 0
+
+
+def _check_as_gateway(config_path: Path, files: list[Path]) -> int:
+    """``check --config``: the files loaded as the gateway loads them, beside the rest of its
+    policies directory (the module text)."""
+    config = load_config(config_path)
+    registry = Registry(config.data_path / "devices.json", reserved=broker_users(config))
+    registry.load()
+    mine = {shape.customer for path in files if (shape := read_shape(path)) is not None}
+    held = PolicySet(
+        config.policies_path,
+        config.recipient_names(),
+        registry.devices,
+        owns=lambda customer: customer in mine or config.owns(customer),
+    )
+    # The set's own log lines are a running gateway's ("nothing of this customer is shared"):
+    # here each result is printed once, in this command's words.
+    quiet = logging.getLogger(policyset.__name__)
+    quiet.disabled, was = True, quiet.disabled
+    try:
+        checked = [(path, held.load(path)) for path in files]
+        replaced = {path.name for path in files} | {path.resolve() for path in files}
+        others = []
+        for path in sorted(config.policies_path.glob("*.yaml")):
+            if path.name in replaced or path.resolve() in replaced:
+                continue
+            other = held.load(path)
+            entry = held.files.get(path)
+            if other is not None:
+                others.append(other)
+            elif entry is not None and entry.error:
+                print(f"note: {entry.error} (the gateway refuses it too)", file=sys.stderr)
+        warnings = held.contested().warnings()
+    finally:
+        quiet.disabled = was
+    failed = False
+    for path, policy in checked:
+        if policy is None:
+            print(held.files[path].error or f"{path}: does not load", file=sys.stderr)
+            failed = True
+            continue
+        for warning in [*lint(policy), *profile_warnings(policy)]:
+            print(str(warning), file=sys.stderr)
+        print(
+            f"{path}: ok: {policy.customer}, {len(policy.devices)} devices, "
+            f"{len(policy.grants)} grants, version {policy.short_version}"
+        )
+    loaded = [policy for _, policy in checked if policy is not None]
+    try:
+        Engine([*others, *loaded], _NoKeys())  # the files checked are the later ones: named
+    except PolicyError as exc:
+        print(str(exc), file=sys.stderr)
+        failed = True
+    for line in warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    return 2 if failed else 0

@@ -235,6 +235,11 @@ class PolicySet:
         """In a cluster: whether ``topic`` is another instance's customer's, whose pattern
         outranks every one of ours that matches it (gateway/messages/contested.py)."""
         contested = self._contested
+        return (contested or self.contested()).yields(topic)
+
+    def contested(self) -> Contested:
+        """This instance's claims ranked against the set-aside files' (built once per change)."""
+        contested = self._contested
         if contested is None:
             ours: list[Claim] = []
             theirs: list[Claim] = []
@@ -245,7 +250,7 @@ class PolicySet:
                 if line not in self._warned:
                     self._warned.add(line)
                     log.warning("%s", line)
-        return contested.yields(topic)
+        return contested
 
     def served_elsewhere(self, customer: str) -> bool:
         """Whether a file set aside here is ``customer``'s: another instance runs its policy."""

@@ -73,7 +73,9 @@ class Bench:
     # Run inside the next send-time check, once (an erasure committing while it runs).
     during_check: Callable[[], Awaitable[None]] | None = None
 
-    def forwarder(self, *, in_turn: bool = False, box: _Outbox | None = None) -> Forwarder:
+    def forwarder(
+        self, *, in_turn: bool = False, box: _Outbox | None = None, window: int = 500
+    ) -> Forwarder:
         """A forwarder on a new outbox, or on ``box`` (loaded, or its ``last_id`` set, first)."""
         self.box = box or _Outbox(self)
         return Forwarder(
@@ -82,6 +84,7 @@ class Bench:
             self.box,
             at_send=self.at_send,
             settled_now=self.settled_now if in_turn else None,
+            window=window,
         )
 
     def settled_now(self, rows: Sequence[OutboxRow]) -> Settled | None:
@@ -251,6 +254,31 @@ async def test_rows_an_erasure_deleted_during_the_send_time_check_never_leave(
         await _parked(forwarder)
         running.cancel()
     assert [p.payload for p in link.published] == [rows[0].payload, rows[3].payload]
+    assert await bench.waiting() == []
+
+
+async def test_an_erasure_while_a_batch_waits_for_room_stops_it_where_it_stands(
+    bench: Bench,
+) -> None:
+    """Two of four rows in flight (a window of two), the task waiting for room: an erasure
+    takes the third. The rest of the batch is read again after the rows already sent -- the
+    erased one never leaves, the one in flight is not sent twice -- and the slot taken when it
+    noticed is given back."""
+    rows = await bench.queue(["maintenance"] * 4)
+    forwarder = bench.forwarder(window=2)
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
+        link = await bench.upstream.session(1)
+        await link.wait_published(2)
+        await _erase(bench, rows[2:3])
+        link.puback(1)  # room for one: the task takes it and finds the erasure
+        await link.wait_published(3)
+        link.puback()
+        await bench.wait_done(4)  # one erased, three delivered
+        await _parked(forwarder)
+        running.cancel()
+    assert [p.payload for p in link.published] == [r.payload for r in (rows[0], rows[1], rows[3])]
+    assert forwarder._window.free == 2
     assert await bench.waiting() == []
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
+from gateway.config import load_config
+from gateway.operations.scaffold import InitOptions, init_directory
 from policies.examples import example_path
 
 VANS = str(example_path("vans"))
@@ -178,3 +180,47 @@ def test_check_refuses_a_topic_in_another_customers_namespace_as_the_gateway_doe
     out, err = capsys.readouterr()
     assert f"{taking}: ok" not in out
     assert "lies in the registry's namespace devices/" in err and f"{taking}:" in err
+
+
+def test_check_with_a_config_checks_beside_that_gateways_files_and_devices(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file that passes on its own but that the gateway would refuse: another customer's
+    topic, a pattern over a device registered for its own customer. With ``--config`` it is
+    refused here as there, naming both places; the file it replaces (same name) is not counted
+    as a second file for the customer."""
+    config_path = str(init_directory(InitOptions(directory=tmp_path / "edge")))
+    bakery = load_config(config_path).policies_path / "bakery.yaml"
+    text = bakery.read_text(encoding="utf-8")
+    rival = tmp_path / "rival.yaml"
+    rival.write_text(text.replace("customer: baeckerei-schmidt", "customer: rival"), "utf-8")
+    assert main(["policy", "check", str(rival)]) == 0  # on its own: nothing to compare with
+    capsys.readouterr()
+    assert main(["policy", "check", str(rival), "--config", config_path]) == 2
+    out, err = capsys.readouterr()
+    assert f"{rival}: ok" in out  # it loads; it cannot run beside the bakery's
+    assert "overlaps 'bakery/oven-1/telemetry'" in err and "bakery.yaml" in err
+    assert f"{rival}:" in err
+    assert "nothing of this customer is shared" not in err  # the running gateway's words
+
+    edited = tmp_path / "bakery.yaml"  # the installer's copy of the file it replaces
+    edited.write_text(text.replace("Backofen 1", "Ofen 1"), "utf-8")
+    assert main(["policy", "check", str(edited), "--config", config_path]) == 0
+    assert f"{edited}: ok: baeckerei-schmidt" in capsys.readouterr().out
+
+    add = ["device", "add", "--customer", "baeckerei-schmidt", "--name", "Sensor 1"]
+    assert main([*add, "--config", config_path]) == 0
+    capsys.readouterr()
+    wide = text.replace(
+        '      - pattern: "bakery/oven-1/status"',
+        '      - pattern: "devices/baeckerei-schmidt/+/telemetry"\n'
+        "        stream: telemetry\n"
+        '      - pattern: "bakery/oven-1/status"',
+        1,
+    )
+    edited.write_text(wide, "utf-8")
+    assert main(["policy", "check", str(edited)]) == 0  # no registry on its own
+    capsys.readouterr()
+    assert main(["policy", "check", str(edited), "--config", config_path]) == 2
+    err = capsys.readouterr().err
+    assert "sensor-1" in err and "devices/baeckerei-schmidt/+/telemetry" in err
