@@ -156,7 +156,9 @@ class Gateway:
                 clock=self.clock.now,
             )
         )
-        self.admission = PolicyAdmission(self.policies, restored=self.consents.restore)
+        self.admission = PolicyAdmission(
+            self.policies, restored=self.consents.restore, cluster=config.cluster is not None
+        )
         # Closed aggregation windows are recorded through the pipeline like a message's decisions.
         self.windows = WindowCloser(
             lambda: self.engine,
@@ -411,13 +413,11 @@ class Gateway:
     # -- the device link's callbacks ---------------------------------------------------------------
 
     def _skip(self, message: Inbound) -> bool:
-        """Acknowledged without deciding: a handover's fence, a retained replay, an echo, or
-        another instance's customer's message (messages/subscriptions.py, contested.py)."""
+        """Acknowledged undecided: a fence, a replay, an echo, another instance's (subscriptions.py)."""
         return (
             self.handovers.sees(message)
             or self.retained.skip(message)
             or elsewhere(self.config, message.topic, self.policies.served_elsewhere)
-            or self.policies.yields(message.topic)
         )
 
     def _receive(self, message: Inbound) -> None:

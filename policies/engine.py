@@ -36,7 +36,7 @@ decisions it builds (``policies.verdicts``) and the aggregation windows (``polic
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -108,11 +108,21 @@ class Engine:
         self._windows = Windows()
         self._sparkplug = SparkplugState()
         self._routes = RouteTable(list(self._policies.values()))
+        # In a cluster, topics another instance's customer ranks first for: they resolve to no
+        # device here, so they are withheld as from an unknown device and never decided under
+        # this instance's policies (gateway/messages/contested.py). None: every topic is ours.
+        self.disowned: Callable[[str], bool] | None = None
 
     # -- topics -------------------------------------------------------------------------------
 
-    def device_for(self, topic: str) -> DeviceRef | None:
+    def _lookup(self, topic: str) -> tuple[Route, Mapping[str, str]] | None:
         hit = self._routes.lookup(topic)
+        if hit is not None and self.disowned is not None and self.disowned(topic):
+            return None
+        return hit
+
+    def device_for(self, topic: str) -> DeviceRef | None:
+        hit = self._lookup(topic)
         if hit is None:
             return None
         route, captures = hit
@@ -136,7 +146,7 @@ class Engine:
         ``hours_at``: the moment grants' allowed hours are judged at, if not ``now`` (a release
         the gateway held to the end of its unit: gateway/messages/sendtime_rules.py)."""
         try:
-            hit = self._routes.lookup(message.topic)
+            hit = self._lookup(message.topic)
         except Exception as exc:
             return [internal(None, None, None, exc, message.topic)]
         if hit is None:

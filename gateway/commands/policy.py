@@ -39,6 +39,7 @@ from gateway.config import load_config
 from gateway.devices.access import broker_users
 from gateway.devices.registry import Registry, check_namespace
 from gateway.messages import policyset
+from gateway.messages.contested import claims_of
 from gateway.messages.policy_shape import read_shape
 from gateway.messages.policyset import PolicySet
 from gateway.visible import neutralise
@@ -303,7 +304,8 @@ def _check_as_gateway(config_path: Path, files: list[Path]) -> int:
                 others.append(other)
             elif entry is not None and entry.error:
                 print(f"note: {entry.error} (the gateway refuses it too)", file=sys.stderr)
-        warnings = held.contested().warnings()
+        running = [*others, *(policy for _, policy in checked if policy is not None)]
+        warnings = held.contested(claims_of(running)).warnings()
     finally:
         quiet.disabled = was
     failed = False

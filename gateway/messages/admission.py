@@ -14,11 +14,13 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from gateway.messages.contested import Claim, Contested, claims_of
 from gateway.messages.policyset import PolicySet, present
 from gateway.messages.pseudonyms import Keyring
 from policies.compiler import CompiledPolicy
 from policies.engine import Engine
 from policies.errors import PolicyError
+from policies.topics import TopicPattern
 
 __all__ = ["PolicyAdmission"]
 
@@ -34,8 +36,13 @@ class _RenameWaits(PolicyError):
 class PolicyAdmission:
     """The running engine and the policy files it runs."""
 
-    def __init__(self, policies: PolicySet, *, restored: Callable[[str], None]) -> None:
+    def __init__(
+        self, policies: PolicySet, *, restored: Callable[[str], None], cluster: bool = False
+    ) -> None:
         self.policies = policies
+        # In a cluster the engine asks ``disowned`` of every topic it resolves.
+        self._cluster = cluster
+        self._contested: tuple[tuple[int, int], Contested] | None = None
         # Called with the customer after a new version of their policy runs: their consents
         # withdrawn in earlier runs still hold, also for a grant this version brings back.
         self._restored = restored
@@ -54,6 +61,8 @@ class PolicyAdmission:
         """At start, one file at a time: run each beside those already admitted, or refuse it
         alone. Returns the policies that run."""
         self._engine = Engine([], keyring)
+        if self._cluster:
+            self._engine.disowned = self.disowned
         for path, policy in self.policies.load_each():
             try:
                 self._check_single_file(path, policy)
@@ -62,6 +71,21 @@ class PolicyAdmission:
             except PolicyError as exc:
                 self.policies.refuse_at_start(path, str(exc))
         return self._engine.policies()
+
+    def disowned(self, topic: str) -> bool:
+        """Whether another instance's customer ranks first for ``topic`` (contested.py): this
+        instance's claims are the patterns of the policies it runs and of its customers' files
+        that do not run, whose messages it records."""
+        key = (self.engine.generation, self.policies.revision)
+        if self._contested is None or self._contested[0] != key:
+            ours = claims_of(self.engine.policies())
+            ours += [
+                Claim(customer, TopicPattern(pattern), "a policy file that does not run")
+                for (customer, _), patterns in self.policies.not_loaded_topics(self.running).items()
+                for pattern in patterns
+            ]
+            self._contested = (key, self.policies.contested(ours))
+        return self._contested[1].disowns(topic)
 
     def running(self, customer: str) -> bool:
         return self._engine is not None and self._engine.policy(customer) is not None

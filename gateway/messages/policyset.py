@@ -105,15 +105,16 @@ class PolicySet:
         # running (a device may send many): each answer looks at every other customer's topics.
         # Forgotten whenever a file loads, is set aside or removed, or the registry changes.
         self._claims: dict[Path, list[tuple[str, str, str]]] = {}
-        # Every file's claims as it reads now, own and set aside, kept while it cannot be read
-        # (gateway/messages/contested.py ranks them); built again after any change.
-        self._read_now: dict[Path, list[Claim]] = {}
-        self._contested: Contested | None = None
+        # Each file's claims for gateway/messages/contested.py: (customer, claims, whether they
+        # come from a version that compiled); a set-aside file's are kept when it turns
+        # unreadable or disappears, as its owner goes on attributing by its shape.
+        self._read_claims: dict[Path, tuple[str, list[Claim], bool]] = {}
+        self.revision = 0  # moves with every change that may change what is claimed
         self._warned: set[str] = set()
 
     def _changed(self) -> None:
         self._claims.clear()
-        self._contested = None
+        self.revision += 1
 
     def load_all(self) -> list[CompiledPolicy]:
         """Load every file; returns the compiled policies that loaded."""
@@ -220,36 +221,35 @@ class PolicySet:
         log.error("policy %s not applied; nothing of this customer is shared: %s", path.name, error)
 
     def _read(self, path: Path, shape: Shape | None, *, compiled: bool) -> None:
-        """``path``'s claims as it reads now: a file that does not compile claims only valid
-        patterns with a literal first level, as its owner lets only those into the broker
-        (``read_refusal``); one that cannot be read at all keeps what it claimed before."""
+        """``path``'s claims: those of a version that compiled stand until another compiles (its
+        owner runs the last good version through a broken edit); else every valid pattern the
+        file reads as now; one that cannot be read keeps what it claimed before."""
         if shape is None:
             return
-        self._read_now[path] = [
+        before = self._read_claims.get(path)
+        if not compiled and before is not None and before[2] and before[0] == shape.customer:
+            return
+        claims = [
             Claim(shape.customer, pattern, path.name)
             for (text, _, _), pattern in zip(shape.topics, shape.patterns, strict=True)
-            if compiled or (pattern.first_level is not None and valid_pattern(text))
+            if compiled or valid_pattern(text)
         ]
+        self._read_claims[path] = (shape.customer, claims, compiled)
 
-    def yields(self, topic: str) -> bool:
-        """In a cluster: whether ``topic`` is another instance's customer's, whose pattern
-        outranks every one of ours that matches it (gateway/messages/contested.py)."""
-        contested = self._contested
-        return (contested or self.contested()).yields(topic)
-
-    def contested(self) -> Contested:
-        """This instance's claims ranked against the set-aside files' (built once per change)."""
-        contested = self._contested
-        if contested is None:
-            ours: list[Claim] = []
-            theirs: list[Claim] = []
-            for path, claims in self._read_now.items():
-                (theirs if path in self.elsewhere else ours).extend(claims)
-            contested = self._contested = Contested(ours, theirs)
-            for line in contested.warnings():
-                if line not in self._warned:
-                    self._warned.add(line)
-                    log.warning("%s", line)
+    def contested(self, ours: list[Claim]) -> Contested:
+        """``ours`` (what this instance decides) ranked against what the files of customers
+        other instances run claim; each pair it gives up is warned about once."""
+        theirs = [
+            claim
+            for customer, claims, _ in self._read_claims.values()
+            if not self._owns(customer)
+            for claim in claims
+        ]
+        contested = Contested(ours, theirs)
+        for line in contested.warnings():
+            if line not in self._warned:
+                self._warned.add(line)
+                log.warning("%s", line)
         return contested
 
     def served_elsewhere(self, customer: str) -> bool:
@@ -411,8 +411,6 @@ class PolicySet:
         before (the module text), each returned once; the admission says what follows."""
         for path in [p for p in self.elsewhere if not present(p)]:
             del self.elsewhere[path]  # another instance's customer: not ours to report
-            self._read_now.pop(path, None)
-            self._changed()
         gone: list[LoadedFile] = []
         for path, entry in sorted(self.files.items()):
             if entry.removed:
@@ -429,7 +427,7 @@ class PolicySet:
         """``entry``'s file is gone and its policy stopped: no version, and an error for
         ``einblick status`` that says what that means, until the customer runs again."""
         self._changed()
-        self._read_now.pop(entry.path, None)
+        self._read_claims.pop(entry.path, None)
         entry.removed = True
         entry.version = None
         entry.mtime_ns = 0  # a file put back is new, whatever its time
@@ -442,7 +440,7 @@ class PolicySet:
     def drop(self, path: Path) -> None:
         """Forget a removed file whose policy did not run: nothing to stop, nothing to say."""
         self._changed()
-        self._read_now.pop(path, None)
+        self._read_claims.pop(path, None)
         self.files.pop(path, None)
 
     def errors(self) -> list[str]:

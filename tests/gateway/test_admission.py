@@ -12,6 +12,7 @@ from gateway.config import Config
 from gateway.messages.admission import PolicyAdmission
 from gateway.messages.policyset import PolicySet
 from gateway.messages.pseudonyms import Keyring
+from tests.faults.cluster_site import customer_policy
 from tests.gateway.edge import edge_config
 from tests.gateway.test_end_to_end import BAKERY, TRACKER
 
@@ -98,3 +99,49 @@ def test_recompile_applies_only_the_named_customers(tmp_path: Path) -> None:
     assert restored == ["spedition-meier"]
     admission.recompile()
     assert sorted(restored[1:]) == [CUSTOMER, "spedition-meier"]
+
+
+def _instance(directory: Path, customer: str) -> PolicyAdmission:
+    held = PolicySet(directory, {"oven-maker": "Ofenbau"}, list, owns=customer.__eq__)
+    admission = PolicyAdmission(held, restored=lambda _c: None, cluster=True)
+    admission.start(Keyring())
+    return admission
+
+
+def _decided_by(instances: dict[str, PolicyAdmission], topic: str) -> list[str]:
+    """The customers whose policy decides ``topic`` on the instance that resolves it."""
+    found = (a.engine.device_for(topic) for a in instances.values())
+    return [device.customer for device in found if device is not None]
+
+
+def test_in_a_cluster_one_customers_policy_decides_a_topic_two_instances_claim(
+    tmp_path: Path,
+) -> None:
+    """werk-a's ``{site}/press-1/telemetry`` on hall-a, werk-b's literal topic on hall-b: each
+    engine resolves werk-b's topic to werk-b alone; hall-a resolves it to no device (withheld,
+    recorded as unknown), and still resolves werk-a's own sites. A lone gateway's engine asks
+    nothing: the route table refuses such pairs there."""
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    press = customer_policy("werk-a").replace('"werk-a/press-1', '"{site}/press-1')
+    (directory / "werk-a.yaml").write_text(press, encoding="utf-8")
+    (directory / "werk-b.yaml").write_text(customer_policy("werk-b"), encoding="utf-8")
+    halls = {"hall-a": _instance(directory, "werk-a"), "hall-b": _instance(directory, "werk-b")}
+    assert _decided_by(halls, "werk-b/press-1/telemetry") == ["werk-b"]
+    assert _decided_by(halls, "werk-a/press-1/telemetry") == ["werk-a"]
+    assert _decided_by(halls, "plant-7/press-1/telemetry") == ["werk-a"]
+    # A customer's file that does not run on its instance still claims its topics there: the
+    # instance records them (withheld, "policy not loaded"), so hall-a gives them up too.
+    broken = customer_policy("werk-b").replace("contract", "because")
+    (directory / "werk-b.yaml").write_text(broken, encoding="utf-8")
+    halls["hall-b"] = _instance(directory, "werk-b")
+    halls["hall-a"] = _instance(directory, "werk-a")
+    assert _decided_by(halls, "werk-b/press-1/telemetry") == []
+    assert halls["hall-b"].not_loaded("werk-b/press-1/telemetry") == (
+        "werk-b",
+        "press-1",
+        "telemetry",
+    )
+    lone = PolicyAdmission(PolicySet(directory, {}, list), restored=lambda _c: None)
+    lone.start(Keyring())
+    assert lone.engine.disowned is None

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import itertools
 
-from gateway.messages.contested import Claim, Contested, _overlapping
-from policies.topics import TopicPattern, claims_overlap
+from gateway.messages.contested import Claim, Contested
+from policies.topics import TopicPattern, claims_overlap, precedence
 
 
 def _claims(customer: str, *patterns: str) -> list[Claim]:
@@ -23,7 +23,7 @@ def _deciders(files: dict[str, list[Claim]], placement: dict[str, str], topic: s
             c for customer, cs in files.items() if placement[customer] != instance for c in cs
         ]
         reaches = any(c.pattern.match(topic) is not None for c in ours)
-        if reaches and not Contested(ours, theirs).yields(topic):
+        if reaches and not Contested(ours, theirs).disowns(topic):
             deciding.append(instance)
     return deciding
 
@@ -33,9 +33,9 @@ def test_the_more_literal_pattern_takes_the_topic_on_both_instances() -> None:
     werk_b = _claims("werk-b", "werk-b/press-1/telemetry")
     hall_a = Contested(werk_a, werk_b)
     hall_b = Contested(werk_b, werk_a)
-    assert hall_a.yields("werk-b/press-1/telemetry")  # werk-b's, on hall-b
-    assert not hall_a.yields("werk-a/press-1/telemetry")  # werk-a's own site: only its pattern
-    assert not hall_b.yields("werk-b/press-1/telemetry")
+    assert hall_a.disowns("werk-b/press-1/telemetry")  # werk-b's, on hall-b
+    assert not hall_a.disowns("werk-a/press-1/telemetry")  # werk-a's own site: only its pattern
+    assert not hall_b.disowns("werk-b/press-1/telemetry")
     (warning,) = hall_a.warnings()
     assert "'{site}/press-1/telemetry' of customer 'werk-a'" in warning
     assert "'werk-b/press-1/telemetry' of customer 'werk-b' (werk-b.yaml)" in warning
@@ -45,10 +45,10 @@ def test_the_more_literal_pattern_takes_the_topic_on_both_instances() -> None:
 def test_equal_patterns_go_to_the_customer_whose_name_sorts_first() -> None:
     alpha = _claims("alpha", "+/events/rpc")
     beta = _claims("beta", "{id}/events/rpc")
-    assert not Contested(alpha, beta).yields("shelly-1/events/rpc")
-    assert Contested(beta, alpha).yields("shelly-1/events/rpc")
+    assert not Contested(alpha, beta).disowns("shelly-1/events/rpc")
+    assert Contested(beta, alpha).disowns("shelly-1/events/rpc")
     same = _claims("gamma", "plant/x")
-    assert Contested(_claims("zeta", "plant/x"), same).yields("plant/x")
+    assert Contested(_claims("zeta", "plant/x"), same).disowns("plant/x")
 
 
 def test_a_pattern_never_takes_a_topic_in_another_customers_namespace() -> None:
@@ -57,19 +57,19 @@ def test_a_pattern_never_takes_a_topic_in_another_customers_namespace() -> None:
     werk_a = _claims("werk-a", "devices/werk-a/+/x", "+/+/+/y")
     werk_b = _claims("werk-b", "{ns}/{c}/{d}/x", "{a}/{b}/press/y")
     hall_a = Contested(werk_a, werk_b)
-    assert not hall_a.yields("devices/werk-a/press/x")
-    assert not hall_a.yields("devices/werk-a/press/y")
-    assert hall_a.yields("plant/hall/press/y")  # in no namespace: werk-b's ranks first
+    assert not hall_a.disowns("devices/werk-a/press/x")
+    assert not hall_a.disowns("devices/werk-a/press/y")
+    assert hall_a.disowns("plant/hall/press/y")  # in no namespace: werk-b's ranks first
     # werk-c's namespace: neither pattern takes it, so it is decided where it arrives (the
     # engine withholds it, "unknown device"), never left to an instance that would not.
-    assert not hall_a.yields("devices/werk-c/press/y")
+    assert not hall_a.disowns("devices/werk-c/press/y")
 
 
 def test_a_lone_gateway_or_a_cluster_without_overlaps_looks_at_nothing() -> None:
     lone = Contested(_claims("werk-a", "{site}/press-1/telemetry"), [])
-    assert lone.pairs == [] and not lone.yields("werk-b/press-1/telemetry")
+    assert lone.pairs == [] and not lone.disowns("werk-b/press-1/telemetry")
     apart = Contested(_claims("werk-a", "a/+"), _claims("werk-b", "b/+"))
-    assert apart.pairs == [] and not apart.yields("b/1")
+    assert apart.pairs == [] and not apart.disowns("b/1")
 
 
 def test_exactly_one_instance_decides_each_topic_any_claim_reaches() -> None:
@@ -93,21 +93,26 @@ def test_exactly_one_instance_decides_each_topic_any_claim_reaches() -> None:
             assert len(deciders) == (1 if reached else 0), (placement, topic, deciders)
 
 
-def test_the_pairs_found_by_bucket_are_every_overlapping_pair_once() -> None:
+def test_the_pairs_found_by_bucket_are_every_pair_theirs_ranks_first_in_once() -> None:
     """The first-level buckets and the literal dictionary miss no pair and count none twice,
-    against comparing every two patterns."""
+    against comparing every two patterns and ranking them."""
     patterns = [
         "a/b", "a/+", "+/b", "#", "a/#", "b/{x}", "devices/werk-a/#", "{n}/werk-a/q", "c",
-        "devices/werk-b/x", "openevse-{s}/b",
+        "devices/werk-b/x", "openevse-{s}/b", "+/+", "{n}/b",
     ]  # fmt: skip
-    ours = _claims("werk-a", *patterns)
-    theirs = _claims("werk-b", *patterns)
-    pairs = [(t.pattern.pattern, o.pattern.pattern) for t, o in _overlapping(theirs, ours)]
-    brute = [
-        (t.pattern.pattern, o.pattern.pattern)
-        for t in theirs
-        for o in ours
-        if claims_overlap(t.customer, t.pattern.pattern, o.customer, o.pattern.pattern)
-    ]
-    assert sorted(pairs) == sorted(brute)
-    assert ("a/b", "a/b") in pairs and ("devices/werk-b/x", "{n}/werk-a/q") not in pairs
+    for mine, other in (("werk-a", "werk-b"), ("werk-b", "werk-a")):
+        ours, theirs = _claims(mine, *patterns), _claims(other, *patterns)
+        found = [(t.pattern.pattern, o.pattern.pattern) for t, o in Contested(ours, theirs).pairs]
+        brute = [
+            (t.pattern.pattern, o.pattern.pattern)
+            for t in theirs
+            for o in ours
+            if claims_overlap(t.customer, t.pattern.pattern, o.customer, o.pattern.pattern)
+            and (_key(t), t.customer) < (_key(o), o.customer)
+        ]
+        assert sorted(found) == sorted(brute) and len(found) == len(set(found))
+        assert ("a/b", "a/+") in found and ("+/b", "a/+") not in found
+
+
+def _key(claim: Claim) -> tuple[int, ...]:
+    return tuple(-part for part in precedence(claim.pattern.pattern))

@@ -11,8 +11,10 @@ from pathlib import Path
 import orjson
 
 from gateway.devices.registry import RegisteredDevice
+from gateway.messages.contested import Claim, claims_of
 from gateway.messages.policy_shape import Shape
 from gateway.messages.policyset import PolicySet
+from policies.topics import TopicPattern
 from tests.faults.cluster_site import customer_policy
 from tests.gateway.test_end_to_end import BAKERY
 from tests.gateway.test_report import POLICY as MUELLER
@@ -197,47 +199,40 @@ def _press(customer: str, pattern: str) -> str:
     return customer_policy(customer).replace(f'"{customer}/press-1/telemetry"', f'"{pattern}"')
 
 
-def test_two_instances_rank_a_shared_topic_alike_from_the_files(tmp_path: Path) -> None:
-    """werk-a's ``{site}/press-1/telemetry`` (hall-a) and werk-b's literal topic (hall-b): both
-    sets read the same directory; hall-a leaves werk-b's topic to hall-b, hall-b keeps it, and
-    each keeps its own customer's other topics. The claims of a set-aside file count as it reads
-    now: broken, its literal topics still count; unreadable, what it claimed before; removed,
-    nothing."""
+def _takes(held: PolicySet, ours: list[Claim], topic: str) -> bool:
+    return held.contested(ours).disowns(topic)
+
+
+def test_what_a_set_aside_file_claims_follows_what_its_owner_runs(tmp_path: Path) -> None:
+    """hall-a runs werk-a's ``{site}/press-1/telemetry``; werk-b's file is set aside. Its claims
+    are its last version that compiled through a broken edit (its owner runs that version on),
+    every valid pattern of a file that never compiled here (a recipient hall-a does not have),
+    and what it claimed before once it cannot be read or is gone (its owner attributes by the
+    file's shape still)."""
     directory = tmp_path / "policies"
     directory.mkdir()
     hall_a = PolicySet(directory, {"oven-maker": "Ofenbau"}, list, owns="werk-a".__eq__)
-    hall_b = PolicySet(directory, {"oven-maker": "Ofenbau"}, list, owns="werk-b".__eq__)
     write(directory, "werk-a.yaml", _press("werk-a", "{site}/press-1/telemetry"))
     b_file = write(directory, "werk-b.yaml", customer_policy("werk-b"))
-    assert [p.customer for p in hall_a.load_all()] == ["werk-a"]
-    assert [p.customer for p in hall_b.load_all()] == ["werk-b"]
-    assert hall_a.yields("werk-b/press-1/telemetry") and not hall_b.yields(
-        "werk-b/press-1/telemetry"
-    )
-    assert not hall_a.yields("werk-c/press-1/telemetry")  # werk-a's: no other pattern matches
-    write(directory, "werk-b.yaml", customer_policy("werk-b").replace("contract", "because"))
-    assert hall_a.load(b_file) is None  # broken: still werk-b's, set aside
-    assert hall_a.yields("werk-b/press-1/telemetry")
-    write(directory, "werk-b.yaml", "customer: [werk-b\n")  # not even YAML
+    [werk_a] = hall_a.load_all()
+    ours = claims_of([werk_a])
+    assert _takes(hall_a, ours, "werk-b/press-1/telemetry")
+    assert not _takes(hall_a, ours, "werk-a/press-1/telemetry")  # no claim of theirs
+    renamed = customer_policy("werk-b").replace("press-1/telemetry", "press1/telemetry")
+    write(directory, "werk-b.yaml", renamed.replace("contract", "because"))  # broken edit
     assert hall_a.load(b_file) is None
-    assert hall_a.yields("werk-b/press-1/telemetry")  # what it claimed before
+    assert _takes(hall_a, ours, "werk-b/press-1/telemetry")  # the version that runs there
+    assert not _takes(hall_a, ours, "werk-b/press1/telemetry")
+    write(directory, "werk-b.yaml", "customer: [werk-b\n")  # not even YAML
+    assert hall_a.load(b_file) is None and b_file in hall_a.elsewhere
+    assert _takes(hall_a, ours, "werk-b/press-1/telemetry")
     b_file.unlink()
     hall_a.removed()
-    assert not hall_a.yields("werk-b/press-1/telemetry")
-
-
-def test_a_broken_files_wildcard_first_level_claims_nothing_in_the_ranking(tmp_path: Path) -> None:
-    """As its owner lets no such pattern into the broker (``read_refusal``), hall-b does not
-    leave werk-b's topic to a broken werk-a whose pattern is ``{site}/+/telemetry``... nor the
-    reverse: a broken file's wildcard never outranks a running pattern of another instance."""
-    directory = tmp_path / "policies"
-    directory.mkdir()
-    hall_b = PolicySet(directory, {"oven-maker": "Ofenbau"}, list, owns="werk-b".__eq__)
-    broken = _press("werk-a", "{site}/press-1/telemetry").replace("contract", "because")
-    write(directory, "werk-a.yaml", broken)
-    write(directory, "werk-b.yaml", _press("werk-b", "+/+/telemetry"))
-    assert [p.customer for p in hall_b.load_all()] == ["werk-b"]
-    assert not hall_b.yields("plant/press-1/telemetry")
-    write(directory, "werk-a.yaml", broken.replace('"{site}/press-1', '"plant/press-1'))
-    hall_b.load(directory / "werk-a.yaml")
-    assert hall_b.yields("plant/press-1/telemetry")  # a literal first level counts, broken too
+    assert _takes(hall_a, ours, "werk-b/press-1/telemetry")
+    # A file that never compiled here (its grant names a recipient only its owner has):
+    # every valid pattern it reads as, a first-level wildcard too.
+    other = customer_policy("werk-c").replace("recipient: oven-maker", "recipient: elsewhere")
+    write(directory, "werk-c.yaml", other.replace('"werk-c/press-1/telemetry"', '"+/+/x"'))
+    hall_a.load(directory / "werk-c.yaml")
+    mine = [*claims_of([werk_a]), Claim("werk-a", TopicPattern("+/+/+"), "werk-a.yaml")]
+    assert _takes(hall_a, mine, "plant/press-1/x")  # werk-c's "+/+/x" outranks "+/+/+"

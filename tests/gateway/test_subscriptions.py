@@ -172,18 +172,19 @@ async def test_a_topic_two_instances_customers_claim_is_decided_by_the_more_lite
 ) -> None:
     """werk-a's ``{site}/press-1/telemetry`` (hall-a) and werk-b's ``werk-b/press-1/telemetry``
     (hall-b) overlap; on one box the second would be refused, here both run. werk-b's message
-    reaches hall-a through its filter ``+/press-1/telemetry``; hall-a leaves it to hall-b (the
-    more literal pattern is werk-b's), which releases it. Before, hall-a also decided it as
-    werk-a's and released werk-b's data to werk-a's recipient topic."""
+    reaches hall-a through its filter ``+/press-1/telemetry``; hall-a records it as from an
+    unknown device, withheld (the more literal pattern is werk-b's), and hall-b releases it.
+    Before, hall-a decided it as werk-a's and released werk-b's data to werk-a's recipient."""
     async with _halls(tmp_path, "{site}/press-1/telemetry") as (site, spy, device):
         await device.publish("werk-b/press-1/telemetry", stream_body("werk-b", 0), 1)
         # The fence on hall-a: werk-a's own, after werk-b's on the same connection, so hall-a
-        # has had werk-b's message (and would have released it first) when this one leaves.
+        # has decided werk-b's message (and would have released it first) when this one leaves.
         await device.publish("werk-a/press-1/telemetry", stream_body("werk-a", 1), 1)
         await site.wait_until(lambda: len(spy.received) >= 2, 30, "both releases")
         await device.close()
         hall_a = (await site.status("hall-a"))["pipeline"]
-        assert hall_a["received"] == 1, hall_a  # the fence only: werk-b's is hall-b's
+        assert hall_a["received"] == 2, hall_a  # werk-b's recorded here too: not lost anywhere
+        assert hall_a["withheld"] == 1 and hall_a["shared"] + hall_a["altered"] == 1, hall_a
         topics = sorted(m.topic for m in spy.received)
         assert topics == ["werk-a/presses/press-1", "werk-b/presses/press-1"], topics
 
