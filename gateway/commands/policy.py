@@ -39,9 +39,9 @@ from gateway.config import load_config
 from gateway.devices.access import broker_users
 from gateway.devices.registry import Registry, check_namespace
 from gateway.messages import policyset
-from gateway.messages.contested import claims_of
+from gateway.messages.contested import Contested, claims_of
 from gateway.messages.policy_shape import read_shape
-from gateway.messages.policyset import PolicySet
+from gateway.messages.policyset import PolicySet, named
 from gateway.visible import neutralise
 from policies.compiler import CompiledPolicy, compile_policy
 from policies.decision import Decision
@@ -51,11 +51,12 @@ from policies.errors import PolicyError
 from policies.lint import lint
 from policies.loader import load_policy
 from policies.message import Message
-from policies.model import PolicyDocument, policy_schema
+from policies.model import policy_schema
 from policies.profile_lint import profile_warnings
 from policies.profiles import PROFILES
 from policies.semantics import LeafVerdict, across_releases, leaf_verdicts
 from policies.suggest import render_suggestion
+from policies.topics import precedence
 
 __all__ = ["register"]
 
@@ -102,10 +103,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     schema.set_defaults(func=_schema)
 
 
-def _named(doc: PolicyDocument) -> dict[str, str]:
-    return {grant.recipient: grant.recipient for grant in doc.grants}
-
-
 def _recipients(option: str | None) -> dict[str, str] | None:
     if option is None:
         return None
@@ -116,7 +113,7 @@ def _recipients(option: str | None) -> dict[str, str] | None:
 def _compile(path: str, recipients: Mapping[str, str] | None) -> CompiledPolicy:
     doc = load_policy(path)
     check_namespace(path, doc)  # as the gateway checks it (gateway/messages/policyset.py)
-    return compile_policy(doc, recipients if recipients is not None else _named(doc))
+    return compile_policy(doc, recipients if recipients is not None else named(doc))
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -305,7 +302,18 @@ def _check_as_gateway(config_path: Path, files: list[Path]) -> int:
             elif entry is not None and entry.error:
                 print(f"note: {entry.error} (the gateway refuses it too)", file=sys.stderr)
         running = [*others, *(policy for _, policy in checked if policy is not None)]
-        warnings = held.contested(claims_of(running)).warnings()
+        ours = claims_of(running)
+        warnings = held.contested(ours).warnings()
+        # And the other way round: what these files take from another instance's customer.
+        taken = Contested(held.theirs(), ours)
+        warnings += [
+            f"policy {o.source}: topic pattern {o.pattern.pattern!r} of customer {o.customer!r} "
+            f"is more literal than {t.pattern.pattern!r} of customer {t.customer!r} ({t.source}),"
+            " whose policy another instance runs: topics matching both are this customer's, and "
+            "that instance records them withheld. On one gateway this pair would be refused"
+            for o, t in taken.pairs
+            if precedence(o.pattern.pattern) > precedence(t.pattern.pattern)
+        ]
     finally:
         quiet.disabled = was
     failed = False

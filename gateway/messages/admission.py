@@ -43,6 +43,7 @@ class PolicyAdmission:
         # In a cluster the engine asks ``disowned`` of every topic it resolves.
         self._cluster = cluster
         self._contested: tuple[tuple[int, int], Contested] | None = None
+        self._asked: tuple[tuple[int, int], str, bool] | None = None
         # Called with the customer after a new version of their policy runs: their consents
         # withdrawn in earlier runs still hold, also for a grant this version brings back.
         self._restored = restored
@@ -77,6 +78,8 @@ class PolicyAdmission:
         instance's claims are the patterns of the policies it runs and of its customers' files
         that do not run, whose messages it records."""
         key = (self.engine.generation, self.policies.revision)
+        if self._asked is not None and self._asked[:2] == (key, topic):
+            return self._asked[2]  # the intake and the engine ask once each per message
         if self._contested is None or self._contested[0] != key:
             ours = claims_of(self.engine.policies())
             ours += [
@@ -85,7 +88,9 @@ class PolicyAdmission:
                 for pattern in patterns
             ]
             self._contested = (key, self.policies.contested(ours))
-        return self._contested[1].disowns(topic)
+        answer = self._contested[1].disowns(topic)
+        self._asked = (key, topic, answer)
+        return answer
 
     def running(self, customer: str) -> bool:
         return self._engine is not None and self._engine.policy(customer) is not None
@@ -93,6 +98,8 @@ class PolicyAdmission:
     def not_loaded(self, topic: str) -> tuple[str, str, str] | None:
         """(customer, device, stream) when ``topic`` belongs to a customer whose policy is not
         running (it did not load at start and has not loaded since)."""
+        if self._cluster and self.disowned(topic):
+            return None  # another instance's customer's: recorded as from an unknown device
         return self.policies.not_loaded(topic, self.running)
 
     def declared_topics(self) -> dict[tuple[str, str], list[str]]:

@@ -10,24 +10,29 @@ released to werk-a's recipients.
 
 So an instance ranks what it decides itself (``ours``: the patterns of the policies it runs, and
 of its customers' files that do not run, whose messages it records as withheld) against what the
-policy files it sets aside for other instances claim (``theirs``), by ``policies.topics.precedence``
-and, for equal patterns, the customer's name. A topic whose first-ranked claim is theirs is not
-ours to decide: the engine resolves it to no device (``Engine.disowned``), so it is withheld and
-recorded here as from an unknown device, never released under our customer's policy, while the
-instance that runs the other customer decides it. Nothing is acknowledged untraced on this
-ground: if the other instance does not take the message after all (its file refused there, say),
-the record here is its trace.
+policy files it sets aside for other instances claim (``theirs``), by ``policies.topics.precedence``.
+A topic for which a claim of theirs ranks before every claim of ours, or as high as the best of
+them, is not ours to decide: the engine resolves it to no device (``Engine.disowned``) and it is
+withheld and recorded here, never released under our customer's policy. Of two equally literal
+patterns (two customers' ``{id}/events/rpc``) no instance can tell whose device sent a message,
+so each records it withheld and neither releases it, as one box refuses the second file. Nothing
+is acknowledged untraced on this ground: if the other instance does not take the message after
+all (its file refused there, say), the record here is its trace.
 
-What ``theirs`` holds of a set-aside file, as near as this instance can tell what its owner runs:
-the last version that compiled here in this run (the owner keeps running its last good version
-through a broken edit), else every valid pattern the file reads as now; kept when the file turns
-unreadable or disappears (the owner still attributes its customer's messages by the file's
-shape). Where that differs from what the owner runs (an instance started while another's file
-could not be read), both may still decide a topic, as before this ranking; this side only ever
-errs towards recording instead of releasing.
+What ``theirs`` holds of a set-aside file is, as near as this instance can tell, what its owner
+runs: the last version that compiled here in this run (the owner keeps running its last good
+version through a broken edit), compiled with the recipients the file names (another instance
+may have recipients this one has not); else every valid pattern the file reads as now. It is kept
+when the file turns unreadable or is removed, as the owner goes on attributing the customer's
+messages by the file's shape, until a file for the same customer is read. Where the owner runs
+something this instance never read (it started while the file could not be read; the owner
+refused a version this instance compiled), the two may disagree: this side then either withholds
+what its own customer's patterns would take or, as before this ranking, decides such a topic under
+its own customer's policy.
 
-Per message, only topics a claim of theirs that outranks one of ours (``watched``) matches are
-ranked, through indexes like the route table's; on a lone gateway nothing is asked at all.
+Per message, only topics a claim of theirs that ranks as high as one of ours (``watched``)
+matches are ranked, through indexes like the route table's, each distinct pattern matched once; on
+a lone gateway nothing is asked at all.
 """
 
 from __future__ import annotations
@@ -63,29 +68,33 @@ def claims_of(policies: Iterable[CompiledPolicy]) -> list[Claim]:
 
 class _Index:
     """Claims by how a topic finds them: literal patterns by topic, the others by first level,
-    first-level wildcards in a list (as ``policies.routes.RouteTable``)."""
+    first-level wildcards apart (as ``policies.routes.RouteTable``); each distinct pattern is
+    matched once however many customers claim it (a device family's ``{id}/events/rpc``)."""
 
     def __init__(self, claims: Sequence[Claim]) -> None:
         self.exact: dict[str, list[Claim]] = {}
-        self.by_first: dict[str, list[Claim]] = {}
-        self.wild: list[Claim] = []
+        patterns: dict[str, tuple[TopicPattern, list[Claim]]] = {}
         for claim in claims:
-            pattern = claim.pattern
-            if pattern.literal:
-                self.exact.setdefault(pattern.pattern, []).append(claim)
-            elif pattern.first_level is not None:
-                self.by_first.setdefault(pattern.first_level, []).append(claim)
+            if claim.pattern.literal:
+                self.exact.setdefault(claim.pattern.pattern, []).append(claim)
             else:
-                self.wild.append(claim)
+                patterns.setdefault(claim.pattern.pattern, (claim.pattern, []))[1].append(claim)
+        self.by_first: dict[str, list[tuple[TopicPattern, list[Claim]]]] = {}
+        self.wild: list[tuple[TopicPattern, list[Claim]]] = []
+        for pattern, group in patterns.values():
+            first = pattern.first_level
+            (self.wild if first is None else self.by_first.setdefault(first, [])).append(
+                (pattern, group)
+            )
 
     def matching(self, topic: str) -> Iterator[Claim]:
         yield from self.exact.get(topic, ())
-        for claim in self.by_first.get(topic.partition("/")[0], ()):
-            if claim.pattern.match(topic) is not None:
-                yield claim
-        for claim in self.wild:
-            if claim.pattern.match(topic) is not None:
-                yield claim
+        for pattern, group in (*self.by_first.get(topic.partition("/")[0], ()), *self.wild):
+            if pattern.match(topic) is not None:
+                yield from group
+
+    def every(self, groups: Sequence[tuple[TopicPattern, list[Claim]]]) -> list[Claim]:
+        return [claim for _, group in groups for claim in group]
 
 
 class Contested:
@@ -93,20 +102,24 @@ class Contested:
 
     def __init__(self, ours: Sequence[Claim], theirs: Sequence[Claim]) -> None:
         self._rank = {
-            id(claim): (_negated(precedence(claim.pattern.pattern)), claim.customer, mine)
+            id(claim): (_negated(precedence(claim.pattern.pattern)), mine)
             for mine, claims in ((True, ours), (False, theirs))
             for claim in claims
         }
-        # (their claim, our claim it takes topics from): each such pair once.
+        # (their claim, our claim it takes topics from or ties with): each such pair once.
         self.pairs = [
-            (t, o) for t, o in _overlapping(theirs, ours) if self._rank[id(t)] < self._rank[id(o)]
+            (t, o)
+            for t, o in _overlapping(theirs, ours)
+            if self._rank[id(t)][0] <= self._rank[id(o)][0]
         ]
         watched = list({id(t): t for t, _ in self.pairs}.values())
         self._watched = _Index(watched) if watched else None
         self._all = _Index([*ours, *theirs]) if watched else None
 
     def disowns(self, topic: str) -> bool:
-        """Whether ``topic``'s first-ranked claim is another instance's customer's."""
+        """Whether ``topic`` is not ours to decide: a claim of another instance's customer ranks
+        before every claim of ours that matches it, or as high as the best of them (then
+        neither instance can tell whose device it is, and both record it withheld)."""
         if self._watched is None or self._all is None:
             return False
         if next(self._watched.matching(topic), None) is None:
@@ -116,19 +129,26 @@ class Contested:
         ranks = [
             self._rank[id(c)] for c in self._all.matching(topic) if owner in (None, c.customer)
         ]
-        return bool(ranks) and not min(ranks)[2]
+        best = min(ranks, default=None)  # of equals, theirs sorts first
+        return best is not None and not best[1]
 
     def warnings(self) -> list[str]:
         """One line per pair, for the installer: on one box the later file would be refused."""
         return [
             f"policy {o.source}: topic pattern {o.pattern.pattern!r} of customer {o.customer!r} "
             f"overlaps {t.pattern.pattern!r} of customer {t.customer!r} ({t.source}), whose "
-            "policy another instance runs; a topic matching both is that customer's (its pattern "
-            "is the more literal one, or its name sorts first), so it is recorded here as from an "
-            "unknown device and never released under this one. On one gateway this pair would be "
-            "refused: give each device its own topics"
+            f"policy another instance runs; {_WHOSE[self._rank[id(t)][0] == self._rank[id(o)][0]]}"
+            " On one gateway this pair would be refused: give each device its own topics"
             for t, o in self.pairs
         ]
+
+
+_WHOSE = {
+    False: "a topic matching both is that customer's (its pattern is the more literal one), so "
+    "it is recorded here as withheld and never released under this one.",
+    True: "the two are as literal, so no instance can tell whose device sends on a topic "
+    "matching both: it is recorded as withheld here and there, released by neither.",
+}
 
 
 def _negated(key: tuple[int, ...]) -> tuple[int, ...]:
@@ -137,22 +157,25 @@ def _negated(key: tuple[int, ...]) -> tuple[int, ...]:
 
 def _overlapping(theirs: Sequence[Claim], ours: Sequence[Claim]) -> Iterator[tuple[Claim, Claim]]:
     """The pairs of claims some topic could belong to both of, each once, leaving out those where
-    theirs cannot rank first: a first-level wildcard of theirs never outranks a claim of ours
-    with a literal first level. A literal pattern meets the literal ones by dictionary, everything
-    else only the patterns that can share its first level (as ``policies.routes`` checks a box)."""
+    theirs cannot rank as high: a first-level wildcard of theirs never ranks with a claim of
+    ours with a literal first level. A literal pattern meets the literal ones by dictionary,
+    everything else only the patterns that can share its first level (as ``policies.routes``)."""
     index = _Index(ours)
     exact_by_first: dict[str, list[Claim]] = {}
     for topic, claims in index.exact.items():
         exact_by_first.setdefault(topic.partition("/")[0], []).extend(claims)
+    wild = index.every(index.wild)
     for t in theirs:
         first = t.pattern.first_level
         if first is None:
-            candidates = index.wild
+            candidates = wild
         elif t.pattern.literal:
             yield from ((t, o) for o in index.exact.get(t.pattern.pattern, ()))
-            candidates = index.wild + index.by_first.get(first, [])
+            candidates = wild + index.every(index.by_first.get(first, []))
         else:
-            candidates = index.wild + index.by_first.get(first, []) + exact_by_first.get(first, [])
+            candidates = (
+                wild + index.every(index.by_first.get(first, [])) + exact_by_first.get(first, [])
+            )
         for o in candidates:
             if claims_overlap(t.customer, t.pattern.pattern, o.customer, o.pattern.pattern):
                 yield t, o

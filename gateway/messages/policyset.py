@@ -58,7 +58,7 @@ from policies.loader import load_policy
 from policies.model import DeviceSpec, PolicyDocument, TopicSpec
 from policies.topics import namespace_owner
 
-__all__ = ["LoadedFile", "PolicySet", "present"]
+__all__ = ["LoadedFile", "PolicySet", "named", "present"]
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,10 @@ class PolicySet:
         try:
             document = self._with_registered(load_policy(path))
             check_namespace(str(path), document)
-            policy = compile_policy(document, self.recipients)
+            # Another instance's customer: compiled with the recipients its file names, which
+            # that instance has (this one may not), to know what it runs (contested.py).
+            mine = self._owns(document.customer)
+            policy = compile_policy(document, self.recipients if mine else named(document))
         except PolicyError as exc:
             entry.error = str(exc)
             self._read(path, read_shape(path), compiled=False)
@@ -234,18 +237,24 @@ class PolicySet:
             for (text, _, _), pattern in zip(shape.topics, shape.patterns, strict=True)
             if compiled or valid_pattern(text)
         ]
+        for gone in [p for p, (c, _, _) in self._read_claims.items() if c == shape.customer]:
+            if gone != path and not present(gone):
+                del self._read_claims[gone]  # its customer's file now: as ``accepted`` forgets
         self._read_claims[path] = (shape.customer, claims, compiled)
 
-    def contested(self, ours: list[Claim]) -> Contested:
-        """``ours`` (what this instance decides) ranked against what the files of customers
-        other instances run claim; each pair it gives up is warned about once."""
-        theirs = [
+    def theirs(self) -> list[Claim]:
+        """What the files of customers other instances run claim (contested.py)."""
+        return [
             claim
             for customer, claims, _ in self._read_claims.values()
             if not self._owns(customer)
             for claim in claims
         ]
-        contested = Contested(ours, theirs)
+
+    def contested(self, ours: list[Claim]) -> Contested:
+        """``ours`` (what this instance decides) ranked against what the files of customers
+        other instances run claim; each pair it gives up is warned about once."""
+        contested = Contested(ours, self.theirs())
         for line in contested.warnings():
             if line not in self._warned:
                 self._warned.add(line)
@@ -462,6 +471,11 @@ class PolicySet:
         if not extra:
             return document
         return document.model_copy(update={"devices": [*document.devices, *extra]})
+
+
+def named(document: PolicyDocument) -> dict[str, str]:
+    """The recipients ``document``'s grants name, each as if configured under its own name."""
+    return {grant.recipient: grant.recipient for grant in document.grants}
 
 
 def present(path: Path) -> bool:

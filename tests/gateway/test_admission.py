@@ -145,3 +145,38 @@ def test_in_a_cluster_one_customers_policy_decides_a_topic_two_instances_claim(
     lone = PolicyAdmission(PolicySet(directory, {}, list), restored=lambda _c: None)
     lone.start(Keyring())
     assert lone.engine.disowned is None
+
+
+def test_what_another_instance_claims_reaches_a_running_engine_as_files_change(
+    tmp_path: Path,
+) -> None:
+    """The same running hall-a throughout: werk-b's file arriving later, an edit of it that
+    breaks it and moves its topic (werk-b's instance runs the last good version on, so hall-a
+    counts that one), its grant naming a recipient only werk-b's instance has, and a customer
+    of hall-a's whose file does not run (its messages attributed to it, never werk-b's)."""
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    press = customer_policy("werk-a").replace('"werk-a/press-1', '"{site}/press-1')
+    (directory / "werk-a.yaml").write_text(press, encoding="utf-8")
+    hall_a = _instance(directory, "werk-a")
+    assert hall_a.engine.device_for("werk-b/press-1/telemetry") is not None  # nothing known yet
+    b_file = directory / "werk-b.yaml"
+    own_recipient = customer_policy("werk-b").replace("recipient: oven-maker", "recipient: b-only")
+    b_file.write_text(own_recipient, encoding="utf-8")
+    assert not hall_a.apply(b_file)  # set aside: werk-b is another instance's
+    assert hall_a.engine.device_for("werk-b/press-1/telemetry") is None
+    moved = own_recipient.replace("press-1/telemetry", "press-2/telemetry")
+    b_file.write_text(moved.replace("contract", "because"), encoding="utf-8")
+    assert not hall_a.apply(b_file)
+    assert hall_a.engine.device_for("werk-b/press-1/telemetry") is None  # the version running
+    # A file of hall-c's that does not run claims "plant/+/telemetry"; werk-b's more literal
+    # "plant/press-1/telemetry" takes that topic: not werk-c's message, not recorded as such.
+    other = tmp_path / "other"
+    other.mkdir()
+    werk_c = customer_policy("werk-c").replace('"werk-c/press-1/telemetry"', '"plant/+/telemetry"')
+    (other / "werk-c.yaml").write_text(werk_c.replace("contract", "because"), "utf-8")
+    plant = own_recipient.replace('"werk-b/press-1', '"plant/press-1')
+    (other / "werk-b.yaml").write_text(plant, "utf-8")
+    hall_c = _instance(other, "werk-c")
+    assert hall_c.not_loaded("plant/press-9/telemetry") == ("werk-c", "press-1", "telemetry")
+    assert hall_c.not_loaded("plant/press-1/telemetry") is None

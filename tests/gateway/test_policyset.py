@@ -229,6 +229,15 @@ def test_what_a_set_aside_file_claims_follows_what_its_owner_runs(tmp_path: Path
     b_file.unlink()
     hall_a.removed()
     assert _takes(hall_a, ours, "werk-b/press-1/telemetry")
+    # Renamed, with another topic: the customer's new file replaces what the gone one claimed.
+    renamed_file = write(
+        directory,
+        "werk-b-2026.yaml",
+        customer_policy("werk-b").replace("press-1/telemetry", "press-9/telemetry"),
+    )
+    hall_a.load(renamed_file)
+    assert not _takes(hall_a, ours, "werk-b/press-1/telemetry")
+    assert [c.pattern.pattern for c in hall_a.theirs()] == ["werk-b/press-9/telemetry"]
     # A file that never compiled here (its grant names a recipient only its owner has):
     # every valid pattern it reads as, a first-level wildcard too.
     other = customer_policy("werk-c").replace("recipient: oven-maker", "recipient: elsewhere")

@@ -13,6 +13,7 @@ from gateway.cli import main
 from gateway.config import load_config
 from gateway.operations.scaffold import InitOptions, init_directory
 from policies.examples import example_path
+from tests.faults.cluster_site import customer_policy
 
 VANS = str(example_path("vans"))
 BAKERY = str(example_path("bakery"))
@@ -224,3 +225,47 @@ def test_check_with_a_config_checks_beside_that_gateways_files_and_devices(
     assert main(["policy", "check", str(edited), "--config", config_path]) == 2
     err = capsys.readouterr().err
     assert "sensor-1" in err and "devices/baeckerei-schmidt/+/telemetry" in err
+
+
+CLUSTER_CONFIG = """einblick_config: 1
+instance: hall-a
+data_dir: data
+broker:
+  mode: external
+  port: 1884
+recipients:
+  - name: oven-maker
+    display_name: Ofenbau
+    url: mqtt://127.0.0.1:1
+cluster:
+  instances:
+    - name: hall-a
+      customers: [werk-a]
+    - name: hall-b
+      customers: [werk-b, werk-c]
+"""
+
+
+def test_check_with_a_cluster_config_warns_of_topics_either_side_gives_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """hall-a's werk-a beside hall-b's files: a pattern less literal than werk-b's gives its
+    topics up, one more literal than werk-c's takes them; both said before the file is in."""
+    (tmp_path / "einblick.yaml").write_text(CLUSTER_CONFIG, encoding="utf-8")
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "werk-b.yaml").write_text(customer_policy("werk-b"), encoding="utf-8")
+    werk_c = customer_policy("werk-c").replace('"werk-c/press-1', '"{site}/{line}')
+    (policies / "werk-c.yaml").write_text(werk_c, encoding="utf-8")
+    checked = tmp_path / "werk-a.yaml"
+    checked.write_text(
+        customer_policy("werk-a").replace('"werk-a/press-1', '"{site}/press-1'), "utf-8"
+    )
+    config = str(tmp_path / "einblick.yaml")
+    assert main(["policy", "check", str(checked), "--config", config]) == 0
+    out, err = capsys.readouterr()
+    assert f"{checked}: ok: werk-a" in out
+    takes, gives = sorted(line for line in err.splitlines() if line.startswith("warning:"))
+    assert "overlaps 'werk-b/press-1/telemetry' of customer 'werk-b'" in gives
+    assert "recorded here as withheld" in gives
+    assert "is more literal than '{site}/{line}/telemetry' of customer 'werk-c'" in takes
