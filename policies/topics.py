@@ -9,9 +9,10 @@ here, so a pattern means the same thing everywhere:
 - ``{name}`` matches a non-empty run of characters without ``/`` and remembers it: filling a
   whole level it matches one non-empty level (a device on ``owntracks//phone`` has no user to
   name, so its message matches no pattern and is withheld as an unknown topic);
-- a level mixing text and captures (``{app}@{tenant}``, ``openevse-{suffix}``; device profiles
-  only, a policy's ``TopicSpec`` refuses it) matches one level whose text fits, the earlier
-  captures as short as possible;
+- a level mixing text and captures (``{app}@{tenant}`` as The Things Stack writes its topics,
+  ``openevse-{suffix}``; two captures need text between them) matches one level whose text
+  fits, the earlier captures as short as possible, in time linear in the level's length
+  (``_Mixed``: as a backtracking expression, a device's topic could stall the gateway);
 - a trailing ``#`` matches the rest, including nothing (as in MQTT).
 
 A topic under ``devices/<customer>/`` lies in that customer's namespace (``namespace_owner``),
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from itertools import pairwise
 
 __all__ = [
     "BUILTIN_PLACEHOLDERS",
@@ -99,6 +101,13 @@ def _is_wild(level: str) -> bool:
     return level == "+" or "{" in level
 
 
+def _is_mixed(level: str) -> bool:
+    """A level of text and captures, or of several captures (not one whole-level capture)."""
+    return "{" in level and not (
+        level.startswith("{") and level.endswith("}") and _PLACEHOLDER.fullmatch(level)
+    )
+
+
 def _level_regex(level: str) -> str:
     """The regular expression one non-``#`` level matches (without separators)."""
     if level == "+":
@@ -115,10 +124,65 @@ def _level_regex(level: str) -> str:
     return "".join(parts)
 
 
+class _Mixed:
+    """One level of text and captures (``{app}@{tenant}``), matched in time linear in the
+    topic level's length. As a regular expression (``[^/]+?`` per capture) a level of several
+    captures backtracks polynomially: ``{a}-{b}-{c}-{d}-{e}`` took seconds on 150 dashes, a
+    device's topic blocking the gateway. The captures are as a lazy expression takes them,
+    each as short as lets the rest of the level match."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, level: str) -> None:
+        parts: list[tuple[str | None, str]] = []  # (capture name, "") or (None, literal text)
+        position = 0
+        for found in _PLACEHOLDER.finditer(level):
+            if found.start() > position:
+                parts.append((None, level[position : found.start()]))
+            parts.append((found.group(1), ""))
+            position = found.end()
+        if position < len(level):
+            parts.append((None, level[position:]))
+        self.parts = tuple(parts)
+
+    def match(self, level: str, into: dict[str, str]) -> bool:
+        parts, n = self.parts, len(level)
+        # top[j]: the last position parts[j:] can start matching level[j...] from, -1: none.
+        # A capture's rest can start anywhere up to one before its next part's last start; a
+        # literal is where it occurs ending by then (captures are never adjacent: validated).
+        top = [-1] * len(parts) + [n]
+        for j in range(len(parts) - 1, -1, -1):
+            name, text = parts[j]
+            after = top[j + 1]
+            if name is not None:
+                top[j] = after - 1 if after >= 1 else -1
+            elif j + 1 == len(parts):
+                top[j] = n - len(text) if level.endswith(text) else -1
+            elif after >= 0:
+                top[j] = level.rfind(text, 0, after)
+        first_name, first_text = parts[0]
+        if top[0] < 0 or (first_name is None and not level.startswith(first_text)):
+            return False
+        at = 0
+        for j, (name, text) in enumerate(parts):
+            if name is None:
+                at += len(text)
+                continue
+            if j + 1 == len(parts):
+                end = n
+            else:
+                following = parts[j + 1][1]
+                last = j + 2 == len(parts)
+                end = n - len(following) if last else level.find(following, at + 1)
+            into[name] = level[at:end]
+            at = end
+        return True
+
+
 class TopicPattern:
     """One compiled device topic pattern."""
 
-    __slots__ = ("captures", "levels", "literal", "pattern", "regex")
+    __slots__ = ("captures", "levels", "literal", "mixed", "pattern", "regex")
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
@@ -135,6 +199,14 @@ class TopicPattern:
             else:
                 parts.append(sep + _level_regex(level))
         self.regex = re.compile("".join(parts), re.DOTALL)
+        # Levels mixing text and captures: matched level by level (``_Mixed``), not by ``regex``.
+        mixed = {i: _Mixed(lvl) for i, lvl in enumerate(self.levels) if _is_mixed(lvl)}
+        # Two captures side by side (no text to tell them apart; policies refuse them) keep the
+        # expression's own reading.
+        apart = all(
+            a[0] is None or b[0] is None for m in mixed.values() for a, b in pairwise(m.parts)
+        )
+        self.mixed = (mixed or None) if apart else None
 
     @property
     def first_level(self) -> str | None:
@@ -156,8 +228,31 @@ class TopicPattern:
         """The captures of ``topic`` ({} when it has none), or None when it does not match."""
         if self.literal:
             return {} if topic == self.pattern else None
+        if self.mixed is not None:
+            return self._match_levels(topic, self.mixed)
         found = self.regex.fullmatch(topic)
         return None if found is None else found.groupdict()
+
+    def _match_levels(self, topic: str, mixed: dict[int, _Mixed]) -> dict[str, str] | None:
+        levels, given = self.levels, topic.split("/")
+        rest = levels[-1] == "#"  # matches the remaining levels, none included
+        fixed = levels[:-1] if rest else levels
+        if len(given) < len(fixed) or (not rest and len(given) != len(fixed)):
+            return None
+        captures: dict[str, str] = {}
+        for index, (want, got) in enumerate(zip(fixed, given, strict=False)):
+            if index in mixed:
+                if not mixed[index].match(got, captures):
+                    return None
+            elif want == "+":
+                continue
+            elif want.startswith("{"):
+                if not got:
+                    return None
+                captures[want[1:-1]] = got
+            elif want != got:
+                return None
+        return captures
 
 
 def patterns_overlap(a: str, b: str) -> bool:

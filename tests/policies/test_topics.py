@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import re
+
 import pytest
 from pydantic import ValidationError
 
@@ -232,3 +235,52 @@ def test_precedence_ranks_the_more_literal_pattern_first(more: str, less: str) -
 def test_precedence_ties_plus_and_a_capture() -> None:
     """They match the same topics: a cluster then goes by the customer's name."""
     assert precedence("+/events/rpc") == precedence("{id}/events/rpc")
+
+
+class _NoExpression:
+    def fullmatch(self, _topic: str) -> None:
+        raise AssertionError("a level of text and captures went to the regular expression")
+
+
+@pytest.mark.parametrize(
+    "shape",
+    ["{a}-{b}", "k/{a}@{b}-x", "p{a}/+/#", "{z}/x{a}-{b}-{c}y/q", "{a}-{b}-{c}-{d}-{e}/#"],
+)
+def test_mixed_levels_match_as_the_lazy_expression_does_without_it(shape: str) -> None:
+    """The linear matcher gives what the expression gives (captures each as short as lets the
+    rest match) on topics built level by level from a small alphabet, and never asks the
+    expression: a hostile device's topic of dashes against ``{a}-{b}-{c}-{d}-{e}`` made it
+    backtrack for seconds."""
+    pattern = TopicPattern(shape)
+    expression = pattern.regex
+    texts = ["".join(p) for n in range(7) for p in itertools.product("a-@xy", repeat=n)]
+    choices = []
+    for level in shape.split("/"):
+        if level == "#":
+            choices.append(["", "/a", "/a/-"])
+        elif "{" in level or level == "+":
+            pieces = re.split(r"\{\w+\}", level)  # the text around the captures
+            filled = [
+                "".join(p + c for p, c in zip(pieces, (*combo, ""), strict=True))
+                for combo in itertools.product(["a", "-", "a-@", "@x-"], repeat=len(pieces) - 1)
+            ]
+            choices.append([*texts[::29], *filled[::7]])
+        else:
+            choices.append([level, "a"])
+    matched = 0
+    for parts in itertools.product(*choices):
+        topic = "/".join(p for p in parts if not p.startswith("/")) + "".join(
+            p for p in parts if p.startswith("/")
+        )
+        found = expression.fullmatch(topic)
+        want = None if found is None else found.groupdict()
+        pattern.regex = _NoExpression()  # type: ignore[assignment]
+        try:
+            assert pattern.match(topic) == want, topic
+        finally:
+            pattern.regex = expression
+        matched += want is not None
+    assert matched > 10  # matches were among them, not only refusals
+    pattern.regex = _NoExpression()  # type: ignore[assignment]
+    hostile = "/".join("-" * 65_000 if "{" in level else "-" for level in shape.split("/"))
+    pattern.match(hostile)  # linear: no expression, no backtracking
