@@ -266,10 +266,31 @@ def patterns_overlap(a: str, b: str) -> bool:
             return True
         if index == len(left) or index == len(right):
             return len(left) == len(right)
-        x, y = left[index], right[index]
-        if not (_is_wild(x) or _is_wild(y) or x == y):
+        if not _levels_overlap(left[index], right[index]):
             return False
         index += 1
+
+
+def _levels_overlap(x: str, y: str) -> bool:
+    """Whether some topic level matches both; a level of text and captures only where its fixed
+    text fits (``ttn-{a}`` and ``zigbee-{b}`` share none)."""
+    if x == y or not (_is_mixed(x) or _is_mixed(y)):
+        return x == y or _is_wild(x) or _is_wild(y)
+    for mixed, other in ((x, y), (y, x)):
+        if _is_mixed(mixed) and not _is_wild(other):  # the other is literal: does it fit?
+            return _Mixed(mixed).match(other, {})
+    if not (_is_mixed(x) and _is_mixed(y)):
+        return True  # ``+`` or a whole-level capture takes any text
+    (x_start, x_end), (y_start, y_end) = _fixed_ends(x), _fixed_ends(y)
+    return (x_start.startswith(y_start) or y_start.startswith(x_start)) and (
+        x_end.endswith(y_end) or y_end.endswith(x_end)
+    )
+
+
+def _fixed_ends(level: str) -> tuple[str, str]:
+    """The text before a level's first capture and after its last."""
+    pieces = _PLACEHOLDER.sub("\0", level).split("\0")
+    return pieces[0], pieces[-1]
 
 
 class TopicTemplate:

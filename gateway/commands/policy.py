@@ -40,8 +40,8 @@ from gateway.devices.access import broker_users
 from gateway.devices.registry import Registry, check_namespace
 from gateway.messages import policyset
 from gateway.messages.contested import Contested, claims_of
-from gateway.messages.policy_shape import read_shape
-from gateway.messages.policyset import PolicySet, named
+from gateway.messages.policy_shape import named, read_shape
+from gateway.messages.policyset import PolicySet
 from gateway.visible import neutralise
 from policies.compiler import CompiledPolicy, compile_policy
 from policies.decision import Decision

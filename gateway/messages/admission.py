@@ -79,7 +79,7 @@ class PolicyAdmission:
         that do not run, whose messages it records."""
         key = (self.engine.generation, self.policies.revision)
         if self._asked is not None and self._asked[:2] == (key, topic):
-            return self._asked[2]  # the intake and the engine ask once each per message
+            return self._asked[2]  # a message's not-loaded check, then its evaluation
         if self._contested is None or self._contested[0] != key:
             ours = claims_of(self.engine.policies())
             ours += [

@@ -13,10 +13,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gateway.devices.registry import RegistryError, check_topic
-from policies.model import TopicSpec
+from policies.model import PolicyDocument, TopicSpec
 from policies.topics import NAMESPACE, TopicPattern, claims_overlap
 
-__all__ = ["SavedShape", "Shape", "read_refusal", "read_shape", "valid_pattern"]
+__all__ = ["SavedShape", "Shape", "named", "read_refusal", "read_shape", "valid_pattern"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,3 +124,8 @@ def read_refusal(
         if claims_overlap(customer, pattern, other, theirs):
             return f"it overlaps {theirs!r} of customer {other!r} ({where})"
     return None
+
+
+def named(document: PolicyDocument) -> dict[str, str]:
+    """The recipients ``document``'s grants name, each as if configured under its own name."""
+    return {grant.recipient: grant.recipient for grant in document.grants}

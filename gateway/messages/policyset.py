@@ -48,6 +48,7 @@ from gateway.messages.contested import Claim, Contested
 from gateway.messages.policy_shape import (
     SavedShape,
     Shape,
+    named,
     read_refusal,
     read_shape,
     valid_pattern,
@@ -58,7 +59,7 @@ from policies.loader import load_policy
 from policies.model import DeviceSpec, PolicyDocument, TopicSpec
 from policies.topics import namespace_owner
 
-__all__ = ["LoadedFile", "PolicySet", "named", "present"]
+__all__ = ["LoadedFile", "PolicySet", "present"]
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +184,14 @@ class PolicySet:
             )
             return None
         topics = [(t.pattern.pattern, d.id, t.stream) for d in policy.devices for t in d.topics]
+        if entry.version is not None and not mine and entry.customer != policy.customer:
+            entry.error = (
+                f"{path}: names customer {policy.customer!r}, whose policy another instance "
+                f"runs; {entry.customer!r}'s last good version keeps running here (a customer "
+                "moves with einblick handover; another customer needs a file of its own)"
+            )
+            log.error("policy %s not applied: %s", path.name, entry.error)
+            return None
         self._read(path, Shape.of(policy.customer, topics), compiled=True)
         if self._leave_to_owner(path, policy.customer, mtime):
             return None
@@ -227,8 +236,9 @@ class PolicySet:
         """``path``'s claims: those of a version that compiled stand until another compiles (its
         owner runs the last good version through a broken edit); else every valid pattern the
         file reads as now; one that cannot be read keeps what it claimed before."""
-        if shape is None:
-            return
+        entry = self.files.get(path)
+        if shape is None or (entry and entry.version and entry.customer != shape.customer):
+            return  # an edit naming another customer claims nothing while the last good one runs
         before = self._read_claims.get(path)
         if not compiled and before is not None and before[2] and before[0] == shape.customer:
             return
@@ -420,6 +430,10 @@ class PolicySet:
         before (the module text), each returned once; the admission says what follows."""
         for path in [p for p in self.elsewhere if not present(p)]:
             del self.elsewhere[path]  # another instance's customer: not ours to report
+            customer = self._read_claims.get(path, ("",))[0]
+            if any(c == customer and present(p) for p, (c, _, _) in self._read_claims.items()):
+                del self._read_claims[path]  # its customer has another file: that one claims
+                self._changed()
         gone: list[LoadedFile] = []
         for path, entry in sorted(self.files.items()):
             if entry.removed:
@@ -471,11 +485,6 @@ class PolicySet:
         if not extra:
             return document
         return document.model_copy(update={"devices": [*document.devices, *extra]})
-
-
-def named(document: PolicyDocument) -> dict[str, str]:
-    """The recipients ``document``'s grants name, each as if configured under its own name."""
-    return {grant.recipient: grant.recipient for grant in document.grants}
 
 
 def present(path: Path) -> bool:

@@ -206,8 +206,8 @@ def _takes(held: PolicySet, ours: list[Claim], topic: str) -> bool:
 def test_what_a_set_aside_file_claims_follows_what_its_owner_runs(tmp_path: Path) -> None:
     """hall-a runs werk-a's ``{site}/press-1/telemetry``; werk-b's file is set aside. Its claims
     are its last version that compiled through a broken edit (its owner runs that version on),
-    every valid pattern of a file that never compiled here (a recipient hall-a does not have),
-    and what it claimed before once it cannot be read or is gone (its owner attributes by the
+    every valid pattern of a file that never compiled here (one compiles with the recipients
+    it names, as its owner has them), and what it claimed before once it cannot be read or is gone (its owner attributes by the
     file's shape still)."""
     directory = tmp_path / "policies"
     directory.mkdir()
@@ -238,10 +238,56 @@ def test_what_a_set_aside_file_claims_follows_what_its_owner_runs(tmp_path: Path
     hall_a.load(renamed_file)
     assert not _takes(hall_a, ours, "werk-b/press-1/telemetry")
     assert [c.pattern.pattern for c in hall_a.theirs()] == ["werk-b/press-9/telemetry"]
-    # A file that never compiled here (its grant names a recipient only its owner has):
-    # every valid pattern it reads as, a first-level wildcard too.
-    other = customer_policy("werk-c").replace("recipient: oven-maker", "recipient: elsewhere")
-    write(directory, "werk-c.yaml", other.replace('"werk-c/press-1/telemetry"', '"+/+/x"'))
+    # A file that never compiled (a wrong legal basis): every valid pattern it reads as, a
+    # first-level wildcard too; an invalid one claims nothing.
+    other = customer_policy("werk-c").replace("contract", "because")
+    two = '"+/+/x"\n        stream: telemetry\n      - pattern: "bad/#/x"'
+    write(directory, "werk-c.yaml", other.replace('"werk-c/press-1/telemetry"', two))
     hall_a.load(directory / "werk-c.yaml")
+    werk_c = [c.pattern.pattern for c in hall_a.theirs() if c.customer == "werk-c"]
+    assert werk_c == ["+/+/x"]
     mine = [*claims_of([werk_a]), Claim("werk-a", TopicPattern("+/+/+"), "werk-a.yaml")]
     assert _takes(hall_a, mine, "plant/press-1/x")  # werk-c's "+/+/x" outranks "+/+/+"
+
+
+def test_a_new_file_copied_in_before_the_old_one_goes_replaces_its_claims(tmp_path: Path) -> None:
+    """werk-b's fixed file copied in first, the old one deleted after: once the old one is gone
+    the new one alone claims for werk-b (before, the old claims stayed until a restart)."""
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    hall_a = PolicySet(directory, {"oven-maker": "Ofenbau"}, list, owns="werk-a".__eq__)
+    old = write(directory, "werk-b.yaml", _press("werk-b", "{x}/press-1/telemetry"))
+    hall_a.load_all()
+    fixed = write(directory, "werk-b-fixed.yaml", customer_policy("werk-b"))
+    hall_a.load(fixed)
+    assert sorted(c.pattern.pattern for c in hall_a.theirs()) == [
+        "werk-b/press-1/telemetry",
+        "{x}/press-1/telemetry",
+    ]
+    old.unlink()
+    hall_a.removed()
+    assert [c.pattern.pattern for c in hall_a.theirs()] == ["werk-b/press-1/telemetry"]
+
+
+def test_an_edit_naming_another_instances_customer_leaves_the_running_version(
+    tmp_path: Path,
+) -> None:
+    """werk-a's running file edited to say ``customer: werk-b`` (another instance's): refused
+    with words, the file still werk-a's, its last good version running, and nothing claimed
+    for werk-b (before, the file was set aside with werk-a still running and unstoppable)."""
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    hall_a = PolicySet(directory, {"oven-maker": "Ofenbau"}, list, owns="werk-a".__eq__)
+    path = write(directory, "werk-a.yaml", customer_policy("werk-a"))
+    [policy] = hall_a.load_all()
+    hall_a.accepted(path, policy.version)
+    write(
+        directory,
+        "werk-a.yaml",
+        customer_policy("werk-a").replace("customer: werk-a", "customer: werk-b"),
+    )
+    assert hall_a.load(path) is None
+    entry = hall_a.files[path]
+    assert entry.version == policy.version and entry.customer == "werk-a"
+    assert entry.error is not None and "names customer 'werk-b'" in entry.error
+    assert path not in hall_a.elsewhere and hall_a.theirs() == []

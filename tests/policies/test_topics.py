@@ -133,6 +133,26 @@ def test_captures(
 
 
 @pytest.mark.parametrize(
+    ("a", "b", "overlap"),
+    [
+        ("ttn-{a}/x", "zigbee-{b}/x", False),  # their fixed starts differ: no topic fits both
+        ("{a}-in/x", "{b}-out/x", False),  # their fixed ends differ
+        ("ttn-{a}/x", "ttn-{b}@{c}/x", True),
+        ("a{x}b/q", "ac{y}/q", True),  # "acZb"
+        ("openevse-{s}/amp", "openevse/amp", False),  # a literal that does not fit
+        ("openevse-{s}/amp", "+/amp", True),
+        ("{a}@{t}/up", "{id}/up", True),
+    ],
+)
+def test_mixed_levels_overlap_only_where_their_text_fits(a: str, b: str, overlap: bool) -> None:
+    """Before, any level of text and captures counted as a wildcard, so one box refused a
+    second device family's file (``ttn-{a}`` beside ``zigbee-{b}``) for a topic no device could
+    send on both."""
+    assert patterns_overlap(a, b) is overlap
+    assert patterns_overlap(b, a) is overlap
+
+
+@pytest.mark.parametrize(
     ("a", "b"),
     [("openevse-{s}/amp", "openevse-1/amp"), ("v3/{a}@{t}/up", "v3/x@y/up")],
 )
