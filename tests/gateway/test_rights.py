@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import orjson
+import pytest
 
 from gateway.cli import main
 from gateway.log.keys import load_public_key
@@ -209,8 +211,20 @@ async def test_forgetting_a_device_erases_its_values_everywhere_and_keeps_the_pr
         conn.close()
 
 
-async def test_forgetting_a_customer_destroys_its_pseudonym_keys(tmp_path: Path) -> None:
+async def test_forgetting_a_customer_destroys_its_pseudonym_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async with running_gateway(tmp_path, {"weber.yaml": POLICY}, DEVICES) as h:
+        # Whether the outbox counted an erasure as running when the erasure's transaction ran.
+        quiet_then: list[bool] = []
+        inner = h.gateway.store.transaction
+
+        async def watched(job: Any, *args: Any, **kwargs: Any) -> Any:
+            if "forget" in getattr(job, "__qualname__", ""):
+                quiet_then.append(h.gateway.outbox.quiet.is_set())
+            return await inner(job, *args, **kwargs)
+
+        monkeypatch.setattr(h.gateway.store, "transaction", watched)
         anna = await h.device("familie-weber", "phone-anna")
         message = orjson.dumps({"place": "Park", "badge": "B-1234"})
         await anna.publish("owntracks/anna/phone", message, 1)
@@ -222,6 +236,7 @@ async def test_forgetting_a_customer_destroys_its_pseudonym_keys(tmp_path: Path)
         assert answer["keys_destroyed"] == 1
         # It ran inside the outbox's erasure bracket: forwarders published nothing meanwhile
         # and read again what they held (tests/gateway/test_forwarder.py).
+        assert quiet_then == [False]
         assert h.gateway.outbox.erasures == 2 and h.gateway.outbox.quiet.is_set()
         await anna.publish("owntracks/anna/phone", message, 1)
         await wait_until(lambda: len(h.cloud.payloads("family/")) == 2)
