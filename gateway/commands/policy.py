@@ -284,7 +284,7 @@ def _check_as_gateway(config_path: Path, files: list[Path]) -> int:
         registry.devices,
         owns=lambda customer: customer in mine or config.owns(customer),
     )
-    # The set's own log lines are a running gateway's ("nothing of this customer is shared"):
+    # The set's own log lines are a running gateway's ("this customer shares nothing"):
     # here each result is printed once, in this command's words.
     quiet = logging.getLogger(policyset.__name__)
     quiet.disabled, was = True, quiet.disabled

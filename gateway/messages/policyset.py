@@ -174,17 +174,11 @@ class PolicySet:
                     entry.customer = entry.shape.customer
                 if self._leave_to_owner(path, entry.customer, mtime):
                     return None
-            log.error(
-                "policy %s does not load; %s: %s",
-                path.name,
-                "keeping the last good version"
-                if entry.version
-                else "nothing of this customer is shared",
-                exc,
-            )
+            now = "its last good version runs" if entry.version else "this customer shares nothing"
+            log.error("policy %s does not load; %s: %s", path.name, now, exc)
             return None
         topics = [(t.pattern.pattern, d.id, t.stream) for d in policy.devices for t in d.topics]
-        if entry.version is not None and not mine and entry.customer != policy.customer:
+        if self._refused_edit(entry, policy.customer):
             entry.error = (
                 f"{path}: names customer {policy.customer!r}, whose policy another instance "
                 f"runs; {entry.customer!r}'s last good version keeps running here (a customer "
@@ -232,13 +226,17 @@ class PolicySet:
         entry.version = None
         log.error("policy %s not applied; nothing of this customer is shared: %s", path.name, error)
 
+    def _refused_edit(self, entry: LoadedFile, customer: str) -> bool:
+        """Whether ``customer`` is another instance's while ``entry``'s policy runs here."""
+        return bool(entry.version) and self._owns(entry.customer or "") and not self._owns(customer)
+
     def _read(self, path: Path, shape: Shape | None, *, compiled: bool) -> None:
         """``path``'s claims: those of a version that compiled stand until another compiles (its
         owner runs the last good version through a broken edit); else every valid pattern the
         file reads as now; one that cannot be read keeps what it claimed before."""
         entry = self.files.get(path)
-        if shape is None or (entry and entry.version and entry.customer != shape.customer):
-            return  # an edit naming another customer claims nothing while the last good one runs
+        if shape is None or (entry and self._refused_edit(entry, shape.customer)):
+            return
         before = self._read_claims.get(path)
         if not compiled and before is not None and before[2] and before[0] == shape.customer:
             return

@@ -291,3 +291,24 @@ def test_an_edit_naming_another_instances_customer_leaves_the_running_version(
     assert entry.version == policy.version and entry.customer == "werk-a"
     assert entry.error is not None and "names customer 'werk-b'" in entry.error
     assert path not in hall_a.elsewhere and hall_a.theirs() == []
+
+
+def test_a_file_whose_customer_is_handed_away_is_set_aside_whatever_its_edit_says(
+    tmp_path: Path,
+) -> None:
+    """The refusal above holds only while the running customer is this instance's: once werk-a
+    is handed to another instance, the handover's reload sets its file aside (before, the edit
+    naming werk-b was refused again and the file stayed as if werk-a still ran here)."""
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    ours = {"werk-a"}
+    hall_a = PolicySet(directory, {"oven-maker": "Ofenbau"}, list, owns=ours.__contains__)
+    path = write(directory, "werk-a.yaml", customer_policy("werk-a"))
+    [policy] = hall_a.load_all()
+    hall_a.accepted(path, policy.version)
+    edited = customer_policy("werk-a").replace("customer: werk-a", "customer: werk-b")
+    write(directory, "werk-a.yaml", edited)
+    assert hall_a.load(path) is None and path in hall_a.files  # refused: werk-a runs here
+    ours.clear()  # werk-a handed over (gateway/operations/handover.py _stop_running)
+    assert hall_a.load(path) is None
+    assert path not in hall_a.files and path in hall_a.elsewhere

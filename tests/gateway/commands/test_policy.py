@@ -202,7 +202,7 @@ def test_check_with_a_config_checks_beside_that_gateways_files_and_devices(
     assert f"{rival}: ok" in out  # it loads; it cannot run beside the bakery's
     assert "overlaps 'bakery/oven-1/telemetry'" in err and "bakery.yaml" in err
     assert f"{rival}:" in err
-    assert "nothing of this customer is shared" not in err  # the running gateway's words
+    assert "this customer shares nothing" not in err  # the running gateway's words
 
     edited = tmp_path / "bakery.yaml"  # the installer's copy of the file it replaces
     edited.write_text(text.replace("Backofen 1", "Ofen 1"), "utf-8")
