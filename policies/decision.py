@@ -43,6 +43,7 @@ REASON_CODES = (
     "erased",
     "internal_error",
     "policy_not_loaded",
+    "claimed_elsewhere",
 )
 
 

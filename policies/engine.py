@@ -63,6 +63,7 @@ __all__ = ["MAX_PAYLOAD_BYTES", "Engine", "PseudonymKeys"]
 MAX_PAYLOAD_BYTES = 256 * 1024
 
 _UNKNOWN = Reason("unknown_device")
+_ELSEWHERE = Reason("claimed_elsewhere")  # another instance's customer's (contested.py)
 _NO_GRANT = Reason("no_grant")
 _NOT_LOADED = Reason("policy_not_loaded")
 _NOT_JSON = Reason("not_json")
@@ -109,32 +110,28 @@ class Engine:
         self._sparkplug = SparkplugState()
         self._routes = RouteTable(list(self._policies.values()))
         # In a cluster, topics another instance's customer ranks first for: they resolve to no
-        # device here, so they are withheld as from an unknown device and never decided under
+        # device here, so they are withheld (Reason claimed_elsewhere) and never decided under
         # this instance's policies (gateway/messages/contested.py). None: every topic is ours.
         self.disowned: Callable[[str], bool] | None = None
 
     # -- topics -------------------------------------------------------------------------------
 
-    def _lookup(self, topic: str) -> tuple[Route, Mapping[str, str]] | None:
+    def _lookup(self, topic: str) -> tuple[Route, Mapping[str, str]] | Reason:
         hit = self._routes.lookup(topic)
-        if hit is not None and self.disowned is not None and self.disowned(topic):
-            return None
+        if hit is None:
+            return _UNKNOWN
+        if self.disowned is not None and self.disowned(topic):
+            return _ELSEWHERE
         return hit
 
     def device_for(self, topic: str) -> DeviceRef | None:
         hit = self._lookup(topic)
-        if hit is None:
+        if isinstance(hit, Reason):
             return None
         route, captures = hit
-        device = route.device
+        d = route.device
         return DeviceRef(
-            route.policy.customer,
-            device.id,
-            device.name,
-            device.kind,
-            route.stream,
-            dict(captures),
-            device.profile,
+            route.policy.customer, d.id, d.name, d.kind, route.stream, dict(captures), d.profile
         )
 
     # -- evaluation ---------------------------------------------------------------------------
@@ -149,8 +146,8 @@ class Engine:
             hit = self._lookup(message.topic)
         except Exception as exc:
             return [internal(None, None, None, exc, message.topic)]
-        if hit is None:
-            return [Decision(None, None, None, Outcome.WITHHELD, reason=_UNKNOWN, withheld=WHOLE)]
+        if isinstance(hit, Reason):
+            return [Decision(None, None, None, Outcome.WITHHELD, reason=hit, withheld=WHOLE)]
         route, captures = hit
         policy, device = route.policy, route.device
         parsed = Parsed(message.payload if isinstance(message.payload, bytes) else b"")

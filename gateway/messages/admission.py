@@ -99,7 +99,7 @@ class PolicyAdmission:
         """(customer, device, stream) when ``topic`` belongs to a customer whose policy is not
         running (it did not load at start and has not loaded since)."""
         if self._cluster and self.disowned(topic):
-            return None  # another instance's customer's: recorded as from an unknown device
+            return None  # another instance's customer's: withheld as such, attributed to no one
         return self.policies.not_loaded(topic, self.running)
 
     def declared_topics(self) -> dict[tuple[str, str], list[str]]:

@@ -13,8 +13,9 @@ of its customers' files that do not run, whose messages it records as withheld) 
 policy files it sets aside for other instances claim (``theirs``), by ``policies.topics.precedence``.
 A topic for which a claim of theirs ranks before every claim of ours, or as high as the best of
 them, is not ours to decide: the engine resolves it to no device (``Engine.disowned``) and it is
-withheld and recorded here, never released under our customer's policy. Of two equally literal
-patterns (two customers' ``{id}/events/rpc``) no instance can tell whose device sent a message,
+withheld and recorded here (reason ``claimed_elsewhere``), never released under our customer's
+policy. Of two equally literal patterns (two customers' ``{id}/events/rpc``) no instance can
+tell whose device sent a message,
 so each records it withheld and neither releases it, as one box refuses the second file. Nothing
 is acknowledged untraced on this ground: if the other instance does not take the message after
 all (its file refused there, say), the record here is its trace.

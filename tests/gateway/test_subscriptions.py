@@ -172,8 +172,8 @@ async def test_a_topic_two_instances_customers_claim_is_decided_by_the_more_lite
 ) -> None:
     """werk-a's ``{site}/press-1/telemetry`` (hall-a) and werk-b's ``werk-b/press-1/telemetry``
     (hall-b) overlap; on one box the second would be refused, here both run. werk-b's message
-    reaches hall-a through its filter ``+/press-1/telemetry``; hall-a records it as from an
-    unknown device, withheld (the more literal pattern is werk-b's), and hall-b releases it.
+    reaches hall-a through its filter ``+/press-1/telemetry``; hall-a records it withheld,
+    attributed to no one (the more literal pattern is werk-b's), and hall-b releases it.
     Before, hall-a decided it as werk-a's and released werk-b's data to werk-a's recipient."""
     async with _halls(tmp_path, "{site}/press-1/telemetry") as (site, spy, device):
         await device.publish("werk-b/press-1/telemetry", stream_body("werk-b", 0), 1)

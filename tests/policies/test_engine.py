@@ -124,6 +124,23 @@ def test_every_reason(
         assert engine.explain(decision, lang)
 
 
+def test_a_topic_another_instance_s_customer_takes_resolves_to_no_device_here() -> None:
+    """In a cluster the engine asks ``disowned`` (gateway/messages/contested.py): such a topic
+    is withheld whole, attributed to no one, with its own reason and words; the others are
+    decided as ever. Without ``disowned`` (a lone gateway) nothing is asked."""
+    engine = make_engine({"id": "g1", "recipient": "r1", "fields": {"temp": "keep"}})
+    message = Message("acme/dev/anna", b'{"temp": 21}', NOW)
+    assert engine.evaluate(message, NOW)[0].outcome is Outcome.SHARED
+    engine.disowned = lambda topic: topic.endswith("/anna")
+    (decision,) = engine.evaluate(message, NOW)
+    assert decision.outcome is Outcome.WITHHELD and decision.customer is None
+    assert decision.reason is not None and decision.reason.code == "claimed_elsewhere"
+    assert engine.device_for("acme/dev/anna") is None
+    assert engine.device_for("acme/dev/ben") is not None
+    assert "another Einblick instance" in engine.explain(decision, "en")
+    assert "andere Einblick-Instanz" in engine.explain(decision, "de")
+
+
 def test_rate_limited_then_released_again() -> None:
     engine = make_engine({"fields": {"t": "keep"}, "rate_limit": "60s"})
     assert one(engine, b'{"t":1}').outcome is Outcome.SHARED
