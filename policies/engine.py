@@ -117,12 +117,10 @@ class Engine:
     # -- topics -------------------------------------------------------------------------------
 
     def _lookup(self, topic: str) -> tuple[Route, Mapping[str, str]] | Reason:
-        hit = self._routes.lookup(topic)
-        if hit is None:
-            return _UNKNOWN
         if self.disowned is not None and self.disowned(topic):
-            return _ELSEWHERE
-        return hit
+            return _ELSEWHERE  # also where only a file of ours that does not run claims it
+        hit = self._routes.lookup(topic)
+        return _UNKNOWN if hit is None else hit
 
     def device_for(self, topic: str) -> DeviceRef | None:
         hit = self._lookup(topic)

@@ -277,12 +277,21 @@ def _check_as_gateway(config_path: Path, files: list[Path]) -> int:
     config = load_config(config_path)
     registry = Registry(config.data_path / "devices.json", reserved=broker_users(config))
     registry.load()
-    mine = {shape.customer for path in files if (shape := read_shape(path)) is not None}
+    elsewhere = [
+        (path, shape.customer)
+        for path in files
+        if (shape := read_shape(path)) is not None and not config.owns(shape.customer)
+    ]
+    for path, customer in elsewhere:  # it would be set aside here, not run: say so, not "ok"
+        print(
+            f"{path}: customer {customer!r} is another instance's in this cluster "
+            f"(instance {config.instance!r} runs only its own); check it with the "
+            "configuration of the instance that runs it",
+            file=sys.stderr,
+        )
+    files = [path for path in files if path not in {p for p, _ in elsewhere}]
     held = PolicySet(
-        config.policies_path,
-        config.recipient_names(),
-        registry.devices,
-        owns=lambda customer: customer in mine or config.owns(customer),
+        config.policies_path, config.recipient_names(), registry.devices, owns=config.owns
     )
     # The set's own log lines are a running gateway's ("this customer shares nothing"):
     # here each result is printed once, in this command's words.
@@ -334,6 +343,7 @@ def _check_as_gateway(config_path: Path, files: list[Path]) -> int:
     except PolicyError as exc:
         print(str(exc), file=sys.stderr)
         failed = True
+    failed = failed or bool(elsewhere)
     for line in warnings:
         print(f"warning: {line}", file=sys.stderr)
     return 2 if failed else 0

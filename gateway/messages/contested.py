@@ -23,13 +23,15 @@ all (its file refused there, say), the record here is its trace.
 What ``theirs`` holds of a set-aside file is, as near as this instance can tell, what its owner
 runs: the last version that compiled here in this run (the owner keeps running its last good
 version through a broken edit), compiled with the recipients the file names (another instance
-may have recipients this one has not); else every valid pattern the file reads as now. It is kept
-when the file turns unreadable or is removed, as the owner goes on attributing the customer's
-messages by the file's shape, until a file for the same customer is read. Where the owner runs
-something this instance never read (it started while the file could not be read; the owner
-refused a version this instance compiled), the two may disagree: this side then either withholds
-what its own customer's patterns would take or, as before this ranking, decides such a topic under
-its own customer's policy.
+may have recipients this one has not); else every valid pattern the file reads as now, a
+first-level wildcard too (more than its owner attributes: this side errs towards withholding).
+An edit naming another customer adds that customer's claims to those before it (the owner may
+refuse the edit and run on). Claims are kept when the file turns unreadable or is removed, as
+the owner goes on attributing the customer's messages by the file's shape, until a file for the
+same customer replaces them. Where the owner runs something this instance never read (it started
+while the file could not be read; the owner refused a version that compiles here), the two may
+disagree: this side then either withholds what its own customer's patterns would take or, as
+before this ranking, decides such a topic under its own customer's policy.
 
 Per message, only topics a claim of theirs that ranks as high as one of ours (``watched``)
 matches are ranked, through indexes like the route table's, each distinct pattern matched once; on

@@ -362,7 +362,7 @@ class Forwarder:
     async def _next_rows(self, connection: MqttConnection) -> tuple[list[OutboxRow], bool] | None:
         """The next rows to check and send, and whether they are held rows fallen due."""
         while True:
-            if not self.outbox.quiet.is_set():
+            while not self.outbox.quiet.is_set():  # another may begin as one ends
                 await self.outbox.quiet.wait()  # an erasure runs: read what it left
             if self._read_at != self.outbox.erasures:
                 # Rows offered before it ended may be what it deleted: read from the outbox.

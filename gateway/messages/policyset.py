@@ -178,15 +178,15 @@ class PolicySet:
             log.error("policy %s does not load; %s: %s", path.name, now, exc)
             return None
         topics = [(t.pattern.pattern, d.id, t.stream) for d in policy.devices for t in d.topics]
+        self._read(path, Shape.of(policy.customer, topics), compiled=True)
         if self._refused_edit(entry, policy.customer):
             entry.error = (
                 f"{path}: names customer {policy.customer!r}, whose policy another instance "
-                f"runs; {entry.customer!r}'s last good version keeps running here (a customer "
-                "moves with einblick handover; another customer needs a file of its own)"
+                f"runs; the last good version of {entry.customer!r} keeps running here (a "
+                "customer moves with einblick handover; another customer needs its own file)"
             )
             log.error("policy %s not applied: %s", path.name, entry.error)
             return None
-        self._read(path, Shape.of(policy.customer, topics), compiled=True)
         if self._leave_to_owner(path, policy.customer, mtime):
             return None
         entry.error = None
@@ -233,9 +233,10 @@ class PolicySet:
     def _read(self, path: Path, shape: Shape | None, *, compiled: bool) -> None:
         """``path``'s claims: those of a version that compiled stand until another compiles (its
         owner runs the last good version through a broken edit); else every valid pattern the
-        file reads as now; one that cannot be read keeps what it claimed before."""
-        entry = self.files.get(path)
-        if shape is None or (entry and self._refused_edit(entry, shape.customer)):
+        file reads as now; one that cannot be read keeps what it claimed before. An edit naming
+        another customer adds its claims to those of another instance's customer before it: that
+        instance may refuse the edit and run its last good version on (``_refused_edit``)."""
+        if shape is None:
             return
         before = self._read_claims.get(path)
         if not compiled and before is not None and before[2] and before[0] == shape.customer:
@@ -245,6 +246,8 @@ class PolicySet:
             for (text, _, _), pattern in zip(shape.topics, shape.patterns, strict=True)
             if compiled or valid_pattern(text)
         ]
+        if before is not None and before[0] != shape.customer and not self._owns(before[0]):
+            claims += [c for c in before[1] if c.customer != shape.customer]
         for gone in [p for p, (c, _, _) in self._read_claims.items() if c == shape.customer]:
             if gone != path and not present(gone):
                 del self._read_claims[gone]  # its customer's file now: as ``accepted`` forgets
@@ -252,12 +255,8 @@ class PolicySet:
 
     def theirs(self) -> list[Claim]:
         """What the files of customers other instances run claim (contested.py)."""
-        return [
-            claim
-            for customer, claims, _ in self._read_claims.values()
-            if not self._owns(customer)
-            for claim in claims
-        ]
+        every = (claim for _, claims, _ in self._read_claims.values() for claim in claims)
+        return [claim for claim in every if not self._owns(claim.customer)]
 
     def contested(self, ours: list[Claim]) -> Contested:
         """``ours`` (what this instance decides) ranked against what the files of customers

@@ -290,7 +290,30 @@ def test_an_edit_naming_another_instances_customer_leaves_the_running_version(
     entry = hall_a.files[path]
     assert entry.version == policy.version and entry.customer == "werk-a"
     assert entry.error is not None and "names customer 'werk-b'" in entry.error
-    assert path not in hall_a.elsewhere and hall_a.theirs() == []
+    assert path not in hall_a.elsewhere
+    # werk-b's instance may run the file as it reads now: its topics count as werk-b's here.
+    assert [(c.customer, c.pattern.pattern) for c in hall_a.theirs()] == [
+        ("werk-b", "werk-a/press-1/telemetry")
+    ]
+
+
+def test_another_instances_file_edited_to_name_a_third_customer_keeps_its_claims(
+    tmp_path: Path,
+) -> None:
+    """werk-b's file overwritten with werk-c's (a third instance's customer): werk-b's instance
+    refuses the edit and runs werk-b's last good version on, so its topics stay claimed here,
+    beside werk-c's (before, werk-b's vanished and hall-a took werk-b's topic again)."""
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    hall_a = PolicySet(directory, {"oven-maker": "Ofenbau"}, list, owns="werk-a".__eq__)
+    path = write(directory, "werk-b.yaml", customer_policy("werk-b"))
+    hall_a.load_all()
+    write(directory, "werk-b.yaml", customer_policy("werk-c"))
+    hall_a.load(path)
+    assert sorted((c.customer, c.pattern.pattern) for c in hall_a.theirs()) == [
+        ("werk-b", "werk-b/press-1/telemetry"),
+        ("werk-c", "werk-c/press-1/telemetry"),
+    ]
 
 
 def test_a_file_whose_customer_is_handed_away_is_set_aside_whatever_its_edit_says(

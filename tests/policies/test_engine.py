@@ -137,6 +137,11 @@ def test_a_topic_another_instance_s_customer_takes_resolves_to_no_device_here() 
     assert decision.reason is not None and decision.reason.code == "claimed_elsewhere"
     assert engine.device_for("acme/dev/anna") is None
     assert engine.device_for("acme/dev/ben") is not None
+    # No route here (a file of ours that does not run claims it): the same reason, not
+    # "unknown device".
+    engine.disowned = lambda topic: topic == "other/anna"
+    (unrouted,) = engine.evaluate(Message("other/anna", b"{}", NOW), NOW)
+    assert unrouted.reason is not None and unrouted.reason.code == "claimed_elsewhere"
     assert "another Einblick instance" in engine.explain(decision, "en")
     assert "andere Einblick-Instanz" in engine.explain(decision, "de")
 

@@ -269,3 +269,11 @@ def test_check_with_a_cluster_config_warns_of_topics_either_side_gives_up(
     assert "overlaps 'werk-b/press-1/telemetry' of customer 'werk-b'" in gives
     assert "recorded here as withheld" in gives
     assert "is more literal than '{site}/{line}/telemetry' of customer 'werk-c'" in takes
+    # werk-b's file checked with hall-a's configuration: not "ok", not an overlap refusal --
+    # hall-a would set it aside; the instance that runs werk-b has to check it.
+    other = tmp_path / "werk-b.yaml"
+    other.write_text(customer_policy("werk-b"), encoding="utf-8")
+    assert main(["policy", "check", str(other), "--config", config]) == 2
+    out, err = capsys.readouterr()
+    assert f"{other}: ok" not in out and "overlaps" not in err
+    assert "customer 'werk-b' is another instance's in this cluster" in err
