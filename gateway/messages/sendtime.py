@@ -31,7 +31,8 @@ BIRTH that names its metrics is in the running engine's state, not in the row).
 
 Rows without a stored source (aggregation windows' summaries; rows queued by an earlier release)
 cannot be decided again: they leave only while the grant that made them is unchanged in the
-current policy and still holds; otherwise they are withheld.
+current policy and still holds; otherwise they are withheld. In a cluster, a row whose device topic
+another instance's customer now takes (contested.py) is withheld, ``claimed_elsewhere``.
 
 Overlapping grants. A row is released under one grant, but where several grants give its
 recipient the same device stream, each leaf leaves in the most protective treatment any
@@ -57,7 +58,6 @@ row) leaves as decided while its own grant holds: more protective than needed, n
 from __future__ import annotations
 
 import hashlib
-import logging
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -69,12 +69,7 @@ from gateway.log.writer import LogWriter
 from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.sendtime_rules import hours_at, same_release, stale
-from gateway.messages.sendtime_text import (
-    change_key,
-    entry_texts,
-    explain_key,
-    explained_size,
-)
+from gateway.messages.sendtime_text import change_key, entry_texts, explain_key, explained_size
 from gateway.messages.store import Store
 from policies.compiler import CompiledGrant, CompiledPolicy
 from policies.decision import Decision, Outcome, Reason
@@ -85,11 +80,10 @@ from policies.onset import Change, Onset, Stop, all_apply, began_applying, stopp
 
 __all__ = ["SendParts", "SendTime", "Settled"]
 
-log = logging.getLogger(__name__)
-
 EXPLAINED_BYTES = 4 * 1024 * 1024  # explanation texts remembered; other shapes evict them
 _NO_GRANT = Reason("no_grant")
 _NOT_LOADED = Reason("policy_not_loaded")
+_ELSEWHERE = Reason("claimed_elsewhere")  # in a cluster, another instance's customer's topic
 # rows to decide again, why, and the moment their allowed hours are judged at (sendtime_rules)
 _Redo = list[tuple[OutboxRow, tuple[Change, ...], datetime]]
 
@@ -243,7 +237,11 @@ class SendTime:
         # customer, grant and version alone: asked once per stream of the batch. A held row
         # leaving on time is judged on its own (its hours at its decision: sendtime_rules).
         judged: dict[tuple[str, str, str | None], tuple[bool, bool, CompiledGrant | None]] = {}
+        disowned = engine.disowned  # in a cluster (gateway/messages/contested.py)
         for row in rows:
+            if disowned is not None and row.source_topic and disowned(row.source_topic):
+                redo.append((row, (), now))
+                continue
             key = (row.customer, row.grant, row.version)
             found = judged.get(key)
             if found is None:
@@ -286,6 +284,8 @@ class SendTime:
         policy = engine.policy(row.customer)
         if policy is None:
             return self._withhold(row, None, _NOT_LOADED)
+        if engine.disowned is not None and engine.disowned(row.source_topic or ""):
+            return self._withhold(row, policy, _ELSEWHERE)  # queued before that was known
         if onset:
             return self._began(engine, policy, row, now, hours=hours, onset=onset)
         if row.source is None or row.source_topic is None or row.version is None:

@@ -312,6 +312,25 @@ async def test_a_withdrawal_while_queued_withholds_with_its_own_words(bench: Ben
     )
 
 
+async def test_a_row_whose_topic_another_instance_now_takes_is_withheld_in_words(
+    bench: Bench,
+) -> None:
+    """In a cluster: a row queued before this instance knew of another instance's customer whose
+    pattern takes the row's device topic (gateway/messages/contested.py) does not leave; the
+    check says why, in the committing turn too. Rows of other topics leave as decided."""
+    row = await bench.queued({"temperature": 180.2, "door_open": True})
+    other = dataclasses.replace(row, id=row.id + 1000, source_topic="bakery/oven-2/telemetry")
+    bench.engine.disowned = lambda topic: topic == TOPIC
+    assert bench.check.settled_now([row]) is None  # for ``settle``, which records why
+    settled = await bench.check.settle([row, other])
+    assert settled.withheld == [row] and settled.leave == [other]
+    assert (await bench.texts())[-1].startswith(
+        "Withheld at send time, because its topic matches a device of another customer, "
+        "whose policy another Einblick instance runs."
+    )
+    assert await bench.waiting() == []
+
+
 async def test_the_pipeline_stamps_a_release_held_to_the_end_of_its_hour(bench: Bench) -> None:
     hourly = POLICY.replace(
         "      door_open: keep\n", "      door_open: keep\n      ts: {truncate: hour}\n"
