@@ -14,13 +14,12 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from gateway.messages.contested import Claim, Contested, claims_of
+from gateway.messages.contested import Contested, claims_of
 from gateway.messages.policyset import PolicySet, present
 from gateway.messages.pseudonyms import Keyring
 from policies.compiler import CompiledPolicy
 from policies.engine import Engine
 from policies.errors import PolicyError
-from policies.topics import TopicPattern
 
 __all__ = ["PolicyAdmission"]
 
@@ -82,11 +81,7 @@ class PolicyAdmission:
             return self._asked[2]  # a message's not-loaded check, then its evaluation
         if self._contested is None or self._contested[0] != key:
             ours = claims_of(self.engine.policies())
-            ours += [
-                Claim(customer, TopicPattern(pattern), "a policy file that does not run")
-                for (customer, _), patterns in self.policies.not_loaded_topics(self.running).items()
-                for pattern in patterns
-            ]
+            ours += [claim for claim, _ in self.policies.not_loaded_claims(self.running)]
             self._contested = (key, self.policies.contested(ours))
         answer = self._contested[1].disowns(topic)
         self._asked = (key, topic, answer)

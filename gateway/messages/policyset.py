@@ -57,7 +57,7 @@ from policies.compiler import CompiledPolicy, compile_policy
 from policies.errors import PolicyError
 from policies.loader import load_policy
 from policies.model import DeviceSpec, PolicyDocument, TopicSpec
-from policies.topics import namespace_owner
+from policies.topics import TopicPattern, namespace_owner
 
 __all__ = ["LoadedFile", "PolicySet", "present"]
 
@@ -231,11 +231,10 @@ class PolicySet:
         return bool(entry.version) and self._owns(entry.customer or "") and not self._owns(customer)
 
     def _read(self, path: Path, shape: Shape | None, *, compiled: bool) -> None:
-        """``path``'s claims: those of a version that compiled stand until another compiles (its
-        owner runs the last good version through a broken edit); else every valid pattern the
-        file reads as now; one that cannot be read keeps what it claimed before. An edit naming
-        another customer adds its claims to those of another instance's customer before it: that
-        instance may refuse the edit and run its last good version on (``_refused_edit``)."""
+        """``path``'s claims: a compiled version's until another compiles (its owner runs the
+        last good one through a broken edit), else every valid pattern as read; unreadable: as
+        before. An edit naming another customer adds to another instance's customer's claims:
+        that instance may refuse it and run its last good version on (``_refused_edit``)."""
         if shape is None:
             return
         before = self._read_claims.get(path)
@@ -290,17 +289,21 @@ class PolicySet:
         """(customer, device) -> topic patterns, for customers whose policy is not running: the
         broker must still let their devices publish, so their messages are recorded."""
         out: dict[tuple[str, str], list[str]] = {}
-        for entry in self.files.values():
-            shape = entry.shape
-            if entry.error is None or shape is None or running(shape.customer):
-                continue
-            for pattern, device, _ in self.claimable(entry):
-                out.setdefault((shape.customer, device), []).append(pattern)
+        for claim, device in self.not_loaded_claims(running):
+            out.setdefault((claim.customer, device), []).append(claim.pattern.pattern)
         return out
 
+    def not_loaded_claims(self, running: Callable[[str], bool]) -> list[tuple[Claim, str]]:
+        """What files of customers whose policy is not running claim, with each topic's device."""
+        return [
+            (Claim(shape.customer, TopicPattern(pattern), entry.path.name), device)
+            for entry in self.files.values()
+            if entry.error is not None and (shape := entry.shape) and not running(shape.customer)
+            for pattern, device, _ in self.claimable(entry)
+        ]
+
     def registry_changed(self) -> None:
-        """The registered devices changed: what a file that never loaded may claim is asked
-        again (a device registered since may own a topic it claimed)."""
+        """The registry changed: a file that never loaded may no longer claim what it did."""
         self._changed()
 
     def claimable(self, entry: LoadedFile) -> list[tuple[str, str, str]]:

@@ -148,7 +148,7 @@ def test_in_a_cluster_one_customers_policy_decides_a_topic_two_instances_claim(
 
 
 def test_what_another_instance_claims_reaches_a_running_engine_as_files_change(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The same running hall-a throughout: werk-b's file arriving later, an edit of it that
     breaks it and moves its topic (werk-b's instance runs the last good version on, so hall-a
@@ -180,3 +180,7 @@ def test_what_another_instance_claims_reaches_a_running_engine_as_files_change(
     hall_c = _instance(other, "werk-c")
     assert hall_c.not_loaded("plant/press-9/telemetry") == ("werk-c", "press-1", "telemetry")
     assert hall_c.not_loaded("plant/press-1/telemetry") is None
+    assert any(  # the warning names the file that does not run, not "a file"
+        r.getMessage().startswith("policy werk-c.yaml: topic pattern 'plant/+/telemetry'")
+        for r in caplog.records
+    )
