@@ -34,10 +34,10 @@ class AckedRows:
         self._outbox = outbox
         self._window = window
         self._acked: list[int] = []  # not yet in a delete
-        # Customer and payload bytes of each row until its delete commits: the queue quota counts
-        # bytes per customer's share, so what leaves must say whose and how much.
+        # Customer and payload bytes of each row acknowledged until its delete commits (its keys:
+        # the rows never to send again): the queue quota counts bytes per customer's share, so
+        # what leaves must say whose and how much.
         self._bytes: dict[int, tuple[str, int]] = {}
-        self._deleting: set[int] = set()  # acknowledged, delete not yet committed
         self._timer: asyncio.TimerHandle | None = None
         self._due = False
         self._wake: asyncio.Future[None] | None = None
@@ -45,13 +45,12 @@ class AckedRows:
 
     def __contains__(self, row_id: object) -> bool:
         """Whether the row is acknowledged and its delete not committed (or failed)."""
-        return row_id in self._deleting
+        return row_id in self._bytes
 
     def add(self, row_id: int, customer: str, size: int) -> None:
         """The recipient's broker acknowledged the row (its PUBACK)."""
         self._acked.append(row_id)
         self._bytes[row_id] = (customer, size)
-        self._deleting.add(row_id)
         if self._timer is None:
             loop = asyncio.get_running_loop() if self._loop is None else self._loop
             self._timer = loop.call_later(DELETE_AFTER_S, self._time_to_delete)
@@ -90,17 +89,16 @@ class AckedRows:
                 await asyncio.sleep(0.5)
                 self._due = True
                 continue
-            self._deleting.difference_update(ids)
             for _ in ids:
                 self._window.give()
             self._gone(ids, deleted)
 
     async def delete_all(self) -> None:
         """At shutdown: delete the rows acknowledged but not yet deleted, so a clean restart does
-        not send them again. ``_deleting`` holds them all, also those a delete had taken when the
+        not send them again. ``_bytes`` holds them all, also those a delete had taken when the
         stop cancelled it mid-commit."""
         self._acked = []
-        ids = sorted(self._deleting)
+        ids = sorted(self._bytes)
         if not ids:
             return
         try:
@@ -112,7 +110,6 @@ class AckedRows:
                 len(ids),
             )
             return
-        self._deleting.difference_update(ids)
         # As after a batched delete: they left the recipient's queue. Counted still, the depth
         # would stay high after every stop (a reload that changes the recipient), and releases
         # would be withheld for a full queue that is not.

@@ -350,14 +350,13 @@ class Forwarder:
     def _read_again(self, rows: Sequence[OutboxRow], *, due: bool) -> None:
         """An erasure began after ``rows`` (the unsent rest of a batch, in id order) were read:
         it may have deleted some, so none leaves from memory; they are read from the outbox
-        again, held ones (``due``) through the heap, the others with the backlog."""
+        again, held ones (``due``) through the heap, the others with the backlog (``_next_rows``
+        drops what its queue holds and reads from the table, seeing the count moved)."""
         if due:
             for row in rows:
                 heapq.heappush(self._held, (row.release_at or 0, row.id))
             return
         self._taken = rows[0].id - 1
-        self._live = False
-        self._queue.clear()
 
     async def _next_rows(self, connection: MqttConnection) -> tuple[list[OutboxRow], bool] | None:
         """The next rows to check and send, and whether they are held rows fallen due."""
