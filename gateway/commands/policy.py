@@ -39,7 +39,7 @@ from gateway.config import load_config
 from gateway.devices.access import broker_users
 from gateway.devices.registry import Registry, check_namespace
 from gateway.messages import policyset
-from gateway.messages.contested import Contested, claims_of
+from gateway.messages.contested import Contested, claims_of, takings
 from gateway.messages.policy_shape import named, read_shape
 from gateway.messages.policyset import PolicySet
 from gateway.visible import neutralise
@@ -56,7 +56,6 @@ from policies.profile_lint import profile_warnings
 from policies.profiles import PROFILES
 from policies.semantics import LeafVerdict, across_releases, leaf_verdicts
 from policies.suggest import render_suggestion
-from policies.topics import precedence
 
 __all__ = ["register"]
 
@@ -312,17 +311,9 @@ def _check_as_gateway(config_path: Path, files: list[Path]) -> int:
                 print(f"note: {entry.error} (the gateway refuses it too)", file=sys.stderr)
         running = [*others, *(policy for _, policy in checked if policy is not None)]
         ours = claims_of(running)
-        warnings = held.contested(ours).warnings()
-        # And the other way round: what these files take from another instance's customer.
-        taken = Contested(held.theirs(), ours)
-        warnings += [
-            f"policy {o.source}: topic pattern {o.pattern.pattern!r} of customer {o.customer!r} "
-            f"is more literal than {t.pattern.pattern!r} of customer {t.customer!r} ({t.source}),"
-            " whose policy another instance runs: topics matching both are this customer's, and "
-            "that instance records them withheld. On one gateway this pair would be refused"
-            for o, t in taken.pairs
-            if precedence(o.pattern.pattern) > precedence(t.pattern.pattern)
-        ]
+        theirs = held.theirs()
+        # Both ways: what these files give up to another instance's customer, and take from it.
+        warnings = Contested(ours, theirs).warnings() + takings(ours, theirs)
     finally:
         quiet.disabled = was
     failed = False

@@ -43,6 +43,7 @@ class PolicyAdmission:
         self._cluster = cluster
         self._contested: tuple[tuple[int, int], Contested] | None = None
         self._asked: tuple[tuple[int, int], str, bool] | None = None
+        self._warned: set[str] = set()
         # Called with the customer after a new version of their policy runs: their consents
         # withdrawn in earlier runs still hold, also for a grant this version brings back.
         self._restored = restored
@@ -81,8 +82,13 @@ class PolicyAdmission:
             return self._asked[2]  # a message's not-loaded check, then its evaluation
         if self._contested is None or self._contested[0] != key:
             ours = claims_of(self.engine.policies())
-            ours += [claim for claim, _ in self.policies.not_loaded_claims(self.running)]
-            self._contested = (key, self.policies.contested(ours))
+            ours += self.policies.not_loaded_claims(self.running)
+            contested = Contested(ours, self.policies.theirs())
+            for line in contested.warnings():  # each pair this instance gives up, once
+                if line not in self._warned:
+                    self._warned.add(line)
+                    log.warning("%s", line)
+            self._contested = (key, contested)
         answer = self._contested[1].disowns(topic)
         self._asked = (key, topic, answer)
         return answer

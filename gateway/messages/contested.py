@@ -47,7 +47,7 @@ from pathlib import Path
 from policies.compiler import CompiledPolicy
 from policies.topics import TopicPattern, claims_overlap, namespace_owner, precedence
 
-__all__ = ["Claim", "Contested", "claims_of"]
+__all__ = ["Claim", "Contested", "claims_of", "takings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +95,6 @@ class _Index:
         for pattern, group in (*self.by_first.get(topic.partition("/")[0], ()), *self.wild):
             if pattern.match(topic) is not None:
                 yield from group
-
-    def every(self, groups: Sequence[tuple[TopicPattern, list[Claim]]]) -> list[Claim]:
-        return [claim for _, group in groups for claim in group]
 
 
 class Contested:
@@ -154,6 +151,24 @@ _WHOSE = {
 }
 
 
+def takings(ours: Sequence[Claim], theirs: Sequence[Claim]) -> list[str]:
+    """One line per pair the other way round: a claim of ours more literal than another
+    instance's customer's, whose instance then records the topics they share withheld."""
+    reverse = Contested(theirs, ours)  # its pairs: (ours, theirs), ours as high or higher
+    return [
+        f"policy {o.source}: topic pattern {o.pattern.pattern!r} of customer {o.customer!r} "
+        f"is more literal than {t.pattern.pattern!r} of customer {t.customer!r} ({t.source}), "
+        "whose policy another instance runs: topics matching both are this customer's, and that "
+        "instance records them withheld. On one gateway this pair would be refused"
+        for o, t in reverse.pairs
+        if precedence(o.pattern.pattern) > precedence(t.pattern.pattern)
+    ]
+
+
+def _every(groups: Sequence[tuple[TopicPattern, list[Claim]]]) -> list[Claim]:
+    return [claim for _, group in groups for claim in group]
+
+
 def _negated(key: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(-part for part in key)
 
@@ -167,17 +182,17 @@ def _overlapping(theirs: Sequence[Claim], ours: Sequence[Claim]) -> Iterator[tup
     exact_by_first: dict[str, list[Claim]] = {}
     for topic, claims in index.exact.items():
         exact_by_first.setdefault(topic.partition("/")[0], []).extend(claims)
-    wild = index.every(index.wild)
+    wild = _every(index.wild)
     for t in theirs:
         first = t.pattern.first_level
         if first is None:
             candidates = wild
         elif t.pattern.literal:
             yield from ((t, o) for o in index.exact.get(t.pattern.pattern, ()))
-            candidates = wild + index.every(index.by_first.get(first, []))
+            candidates = wild + _every(index.by_first.get(first, []))
         else:
             candidates = (
-                wild + index.every(index.by_first.get(first, [])) + exact_by_first.get(first, [])
+                wild + _every(index.by_first.get(first, [])) + exact_by_first.get(first, [])
             )
         for o in candidates:
             if claims_overlap(t.customer, t.pattern.pattern, o.customer, o.pattern.pattern):

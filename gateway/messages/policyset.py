@@ -32,7 +32,7 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +44,7 @@ from gateway.devices.registry import (
     check_namespace,
     foreign_namespace,
 )
-from gateway.messages.contested import Claim, Contested
+from gateway.messages.contested import Claim
 from gateway.messages.policy_shape import (
     SavedShape,
     Shape,
@@ -57,7 +57,7 @@ from policies.compiler import CompiledPolicy, compile_policy
 from policies.errors import PolicyError
 from policies.loader import load_policy
 from policies.model import DeviceSpec, PolicyDocument, TopicSpec
-from policies.topics import TopicPattern, namespace_owner
+from policies.topics import namespace_owner
 
 __all__ = ["LoadedFile", "PolicySet", "present"]
 
@@ -111,7 +111,6 @@ class PolicySet:
         # unreadable or disappears, as its owner goes on attributing by its shape.
         self._read_claims: dict[Path, tuple[str, list[Claim], bool]] = {}
         self.revision = 0  # moves with every change that may change what is claimed
-        self._warned: set[str] = set()
 
     def _changed(self) -> None:
         self._claims.clear()
@@ -167,9 +166,10 @@ class PolicySet:
             policy = compile_policy(document, self.recipients if mine else named(document))
         except PolicyError as exc:
             entry.error = str(exc)
-            self._read(path, read_shape(path), compiled=False)
+            read = read_shape(path)
+            self._read(path, read, compiled=False)
             if entry.version is None:  # never loaded in this run: whose file is it?
-                entry.shape = self._remembered(path) or read_shape(path)
+                entry.shape = self._remembered(path) or read
                 if entry.shape is not None:
                     entry.customer = entry.shape.customer
                 if self._leave_to_owner(path, entry.customer, mtime):
@@ -178,7 +178,8 @@ class PolicySet:
             log.error("policy %s does not load; %s: %s", path.name, now, exc)
             return None
         topics = [(t.pattern.pattern, d.id, t.stream) for d in policy.devices for t in d.topics]
-        self._read(path, Shape.of(policy.customer, topics), compiled=True)
+        candidate = Shape.of(policy.customer, topics, loaded=False)
+        self._read(path, candidate, compiled=True)
         if self._refused_edit(entry, policy.customer):
             entry.error = (
                 f"{path}: names customer {policy.customer!r}, whose policy another instance "
@@ -193,7 +194,7 @@ class PolicySet:
         # Trusted (``loaded``), remembered and its version shown only once the engine runs it
         # (``accepted``): one it refuses (topics overlapping another customer's) claims only what
         # no rule refuses, and a refused edit leaves the running version's shape in place.
-        entry.candidate = Shape.of(policy.customer, topics, loaded=False)
+        entry.candidate = candidate
         if entry.version is None:
             # Nothing of it runs: this is all that says whose it is. (Else the running version
             # says it, until this one runs: a refused edit naming another customer changes
@@ -257,16 +258,6 @@ class PolicySet:
         every = (claim for _, claims, _ in self._read_claims.values() for claim in claims)
         return [claim for claim in every if not self._owns(claim.customer)]
 
-    def contested(self, ours: list[Claim]) -> Contested:
-        """``ours`` (what this instance decides) ranked against what the files of customers
-        other instances run claim; each pair it gives up is warned about once."""
-        contested = Contested(ours, self.theirs())
-        for line in contested.warnings():
-            if line not in self._warned:
-                self._warned.add(line)
-                log.warning("%s", line)
-        return contested
-
     def served_elsewhere(self, customer: str) -> bool:
         """Whether a file set aside here is ``customer``'s: another instance runs its policy."""
         return any(other == customer for _, other in self.elsewhere.values())
@@ -274,10 +265,7 @@ class PolicySet:
     def not_loaded(self, topic: str, running: Callable[[str], bool]) -> tuple[str, str, str] | None:
         """(customer, device, stream) of a message whose customer's policy is not running."""
         owner = namespace_owner(topic)
-        for entry in self.files.values():
-            shape = entry.shape
-            if entry.error is None or shape is None or running(shape.customer):
-                continue
+        for entry, shape in self._not_running(running):
             if owner not in (None, shape.customer):
                 continue  # another customer's namespace: never this file's (policies.routes)
             hit = shape.match(topic, frozenset(p for p, _, _ in self.claimable(entry)))
@@ -289,18 +277,24 @@ class PolicySet:
         """(customer, device) -> topic patterns, for customers whose policy is not running: the
         broker must still let their devices publish, so their messages are recorded."""
         out: dict[tuple[str, str], list[str]] = {}
-        for claim, device in self.not_loaded_claims(running):
-            out.setdefault((claim.customer, device), []).append(claim.pattern.pattern)
+        for entry, shape in self._not_running(running):
+            for pattern, device, _ in self.claimable(entry):
+                out.setdefault((shape.customer, device), []).append(pattern)
         return out
 
-    def not_loaded_claims(self, running: Callable[[str], bool]) -> list[tuple[Claim, str]]:
-        """What files of customers whose policy is not running claim, with each topic's device."""
-        return [
-            (Claim(shape.customer, TopicPattern(pattern), entry.path.name), device)
-            for entry in self.files.values()
-            if entry.error is not None and (shape := entry.shape) and not running(shape.customer)
-            for pattern, device, _ in self.claimable(entry)
-        ]
+    def not_loaded_claims(self, running: Callable[[str], bool]) -> list[Claim]:
+        """What files of customers whose policy is not running claim (contested.py)."""
+        claims: list[Claim] = []
+        for entry, shape in self._not_running(running):
+            compiled = dict(zip((text for text, _, _ in shape.topics), shape.patterns, strict=True))
+            claimed = (compiled[text] for text, _, _ in self.claimable(entry))
+            claims += [Claim(shape.customer, pattern, entry.path.name) for pattern in claimed]
+        return claims
+
+    def _not_running(self, running: Callable[[str], bool]) -> Iterator[tuple[LoadedFile, Shape]]:
+        for entry in self.files.values():
+            if entry.error is not None and entry.shape and not running(entry.shape.customer):
+                yield entry, entry.shape
 
     def registry_changed(self) -> None:
         """The registry changed: a file that never loaded may no longer claim what it did."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 
 from gateway.devices.registry import RegisteredDevice
-from gateway.messages.contested import Claim, claims_of
+from gateway.messages.contested import Claim, Contested, claims_of
 from gateway.messages.policy_shape import Shape
 from gateway.messages.policyset import PolicySet
 from policies.topics import TopicPattern
@@ -200,7 +200,7 @@ def _press(customer: str, pattern: str) -> str:
 
 
 def _takes(held: PolicySet, ours: list[Claim], topic: str) -> bool:
-    return held.contested(ours).disowns(topic)
+    return Contested(ours, held.theirs()).disowns(topic)
 
 
 def test_what_a_set_aside_file_claims_follows_what_its_owner_runs(tmp_path: Path) -> None:
