@@ -25,6 +25,7 @@ configuration validates it, the message path asks it which topics to subscribe t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from typing import Annotated
@@ -47,7 +48,14 @@ def rendezvous_owner(customer: str, instances: list[str]) -> str:
     go to the lower name, so the answer is the same everywhere."""
     if not instances:
         raise ValueError("rendezvous hashing over no instances has no owner")
-    return max(sorted(instances), key=lambda name: _weight(name, customer))
+    return _rendezvous(customer, tuple(sorted(instances)))
+
+
+# Asked for every message in a customer's namespace in a cluster (subscriptions.elsewhere):
+# remembered, bounded, as the names come from device topics.
+@functools.lru_cache(maxsize=4096)
+def _rendezvous(customer: str, instances: tuple[str, ...]) -> str:
+    return max(instances, key=lambda name: _weight(name, customer))
 
 
 class _Model(BaseModel):
