@@ -140,7 +140,7 @@ class Gateway:
                 store=self.store,
                 log_writer=lambda: self.writer,
                 outbox=self.outbox,
-                clock=self.clock.now,
+                clock=self.clock,
                 topic_prefix=self.upstreams.topic_prefix,
                 owed=frozenset({erasure.NOTICE_GRANT}),  # a notice is owed whatever the policy
             )
@@ -163,7 +163,7 @@ class Gateway:
         self.windows = WindowCloser(
             lambda: self.engine,
             lambda decisions, now: self.running_pipeline.record(decisions, now),  # noqa: PLW0108 -- the pipeline is built at start
-            self.clock.now,
+            self.clock,
         )
         self.devices.on_registry_change = self.admission.recompile
         self.erasing = ErasureParts(
@@ -215,7 +215,7 @@ class Gateway:
                 skip=self.retained.skip,
                 endpoint=self.endpoints.device,
                 policies_applied=self._policies_applied,
-                clock=self.clock.now,
+                clock=self.clock,
             )
         )
         # What a handover leaves here: the customer's personal data goes once the move completes.
@@ -318,7 +318,7 @@ class Gateway:
                 outbox=self.outbox,
                 flood=self.flood,
                 not_loaded=self.admission.not_loaded,
-                clock=self.clock.now,
+                clock=self.clock,
                 replays=ReplayCheck(
                     lambda: self.engine, self.store, self.retained.stats, flood=self.flood
                 ),

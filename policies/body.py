@@ -35,6 +35,14 @@ class Parsed:
         self._exact: JsonValue = None
         self._leaves: Listed[str] | None = None
 
+    @classmethod
+    def decoded(cls, value: JsonValue) -> Parsed:
+        """A body read by other means (a Sparkplug payload's metrics), as JSON of its own."""
+        parsed = cls(orjson.dumps(value))
+        parsed.root = parsed._exact = value
+        parsed.state = JSON
+        return parsed
+
     def parse(self) -> int:
         if self.state == UNPARSED:
             try:

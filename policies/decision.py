@@ -44,6 +44,7 @@ REASON_CODES = (
     "internal_error",
     "policy_not_loaded",
     "claimed_elsewhere",
+    "clock_behind",
 )
 
 
@@ -91,7 +92,8 @@ class Reason:
     below its grant's ``min_count``),
     ``treatment_failed``, ``out_of_range`` (a kept number beyond what a double holds, as
     ``1e999``: few recipients' software can read it), ``no_birth`` (Sparkplug DATA before
-    BIRTH), ``erased``, ``internal_error``.
+    BIRTH), ``erased``, ``internal_error``, ``clock_behind`` (the system clock behind the log's
+    time, and a grant judged differently at the two: ``policies.moments``).
     Params never carry message values, only names from the policy (field paths, intervals), so
     explanation texts repeat and the log stores each once.
     """

@@ -13,6 +13,7 @@ id. So the order of the grants in the file never changes an outcome. A grant is 
 this order:
 
     withdrawn -> validity window and consent record -> pseudonym key erased -> hours
+    (while the system clock is behind the log's time: at both moments, ``policies.moments``)
     -> body too large -> opaque release | not UTF-8 -> not JSON -> conditions
     -> aggregate (withheld now, released by ``flush``) | field walk -> rate limit -> release
 
@@ -24,11 +25,9 @@ into ``{metric name: value}`` before the grants see it; DATA before BIRTH is ``n
 never raises: any failure is a WITHHELD decision with Reason ``internal_error`` (and the
 traceback in the log).
 
-Numbers leave exactly as they arrived. ``orjson`` parses fast but reads ``23.20`` as ``23.2``,
-integers beyond 64 bits as floats (``123456789012345678901234567890`` became
-``1.2345678901234568e+29`` under ``keep``) and refuses ``1e999``; so the fields a grant releases
-are taken from a second, literal-keeping parse (``policies.numbers``) and written back as the
-device wrote them.
+Numbers leave exactly as they arrived (``orjson`` reads ``23.20`` as ``23.2`` and refuses
+``1e999``): the fields a grant releases are taken from a second, literal-keeping parse
+(``policies.numbers``) and written back as the device wrote them.
 
 Its parts: the route table (``policies.routes``), the parsed body (``policies.body``), the
 decisions it builds (``policies.verdicts``) and the aggregation windows (``policies.windows``).
@@ -40,15 +39,14 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
-import orjson
-
 from policies.body import BAD_UTF8, JSON, UNPARSED, WHOLE, Parsed
 from policies.compiler import CompiledGrant, CompiledPolicy
 from policies.decision import Decision, Outcome, Reason
 from policies.errors import PolicyError
-from policies.explain import explain as render_explanation
+from policies.explain import explain_under
 from policies.grant_holds import EndedHold, GrantHolds
 from policies.message import Message
+from policies.moments import clock_behind
 from policies.paths import Node, Release
 from policies.releases import Held, Walk, besides, release_fields, release_topic, release_whole
 from policies.routes import DeviceRef, Route, RouteTable
@@ -135,11 +133,17 @@ class Engine:
     # -- evaluation ---------------------------------------------------------------------------
 
     def evaluate(
-        self, message: Message, now: datetime, *, hours_at: datetime | None = None
+        self,
+        message: Message,
+        now: datetime,
+        *,
+        hours_at: datetime | None = None,
+        also: Sequence[datetime] = (),
     ) -> list[Decision]:
         """One decision per recipient; never raises (a failure withholds, Reason internal_error).
-        ``hours_at``: the moment grants' allowed hours are judged at, if not ``now`` (a release
-        the gateway held to the end of its unit: gateway/messages/sendtime_rules.py)."""
+        ``hours_at``: the moment allowed hours are judged at, if not ``now`` (a held release:
+        gateway/messages/sendtime_rules.py). ``also``: the other moments grants are judged at
+        while the system clock is behind ``now``, the log's time (``policies.moments``)."""
         try:
             hit = self._lookup(message.topic)
         except Exception as exc:
@@ -161,9 +165,7 @@ class Engine:
                                 for recipient, _ in route.recipients
                             ]
                     else:
-                        parsed = Parsed(orjson.dumps(decoded))
-                        parsed.root, parsed.state = decoded, JSON
-                        parsed._exact = decoded
+                        parsed = Parsed.decoded(decoded)
             if not route.recipients:
                 if len(parsed.raw) <= self._max_payload:
                     parsed.parse()
@@ -188,6 +190,14 @@ class Engine:
             if not grants:
                 out.append(self._withheld(route, recipient, None, _NO_GRANT, parsed))
                 continue
+            if also:  # the system clock is behind: a grant not held back counts (moments.py)
+                free = [
+                    g for g in grants if self._holds.reason(route.policy.customer, g.id) is None
+                ]
+                behind = clock_behind(free, now, also, hours_at)
+                if behind is not None:
+                    out.append(self._withheld(route, recipient, behind[0], behind[1], parsed))
+                    continue
             out.extend(
                 self._for_recipient(
                     route, grants, message, parsed, captures, now=now, hours_at=hours_at or now
@@ -380,15 +390,18 @@ class Engine:
         self._windows.add(route, grant, topic, values, now)
         return self._withheld(route, grant.recipient, grant, grant.aggregating_reason, parsed)
 
-    def flush(self, now: datetime) -> list[Decision]:
-        """Decisions for the aggregation windows that closed by ``now``, oldest first."""
-        return [self._window_decision(window, now) for window in self._windows.due(now)]
+    def flush(self, now: datetime, also: Sequence[datetime] = ()) -> list[Decision]:
+        """Decisions for the windows that closed by ``now``, oldest first (``also``: evaluate)."""
+        return [self._window_decision(window, now, also) for window in self._windows.due(now)]
 
-    def _window_decision(self, window: Window, now: datetime) -> Decision:
-        if window.policy.customer not in self._policies:
+    def _window_decision(self, window: Window, now: datetime, also: Sequence[datetime]) -> Decision:
+        policy = self._policies.get(window.policy.customer)
+        if policy is None:
             # Its policy stopped running (its file was removed): nothing of it is released.
             return summary(window, _NOT_LOADED)
-        reason, _ = self._blocked(window.policy.customer, window.grant, now)
+        reason, _ = self._blocked(policy.customer, window.grant, now)
+        behind = clock_behind([window.grant], now, also) if reason is None else None
+        reason = reason if behind is None else behind[1]  # a summary: its own grant alone
         return summary(window, reason)
 
     # -- consent and lifecycle ----------------------------------------------------------------
@@ -434,8 +447,7 @@ class Engine:
         self._holds.end(customer, grant, at, because)
 
     def released_since(self, customer: str, grant: str, since: datetime) -> Reason | None:
-        """The hold on ``grant`` that ended after ``since`` (withdrawn, objected, restricted),
-        or None: it was not held back at ``since`` as far as this engine knows."""
+        """The hold on ``grant`` that ended after ``since``, or None (``GrantHolds``)."""
         return self._holds.released_since(customer, grant, since)
 
     def held(self, customer: str, grant: str) -> tuple[datetime, Reason] | None:
@@ -481,15 +493,4 @@ class Engine:
 
     def explain(self, decision: Decision, lang: str) -> str:
         """The decision in plain words, German (``de``) or English (``en``)."""
-        policy = self._policies.get(decision.customer or "")
-        recipient_name = device_name = profile = None
-        if policy is not None:
-            if decision.recipient is not None:
-                recipient_name = policy.recipients.get(decision.recipient)
-            if decision.device is not None:
-                device = policy.device(decision.device)
-                device_name = device.name if device else None
-                profile = device.profile if device else None
-        return render_explanation(
-            decision, lang, recipient_name=recipient_name, device_name=device_name, profile=profile
-        )
+        return explain_under(self._policies.get(decision.customer or ""), decision, lang)

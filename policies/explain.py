@@ -16,13 +16,16 @@ exceeds ``MAX_TEXT_CHARS``.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from babel import Locale
+from babel.dates import format_date, format_time
 from babel.lists import format_list
 from babel.numbers import format_decimal
 
 from policies.catalog import tr
+from policies.compiler import CompiledPolicy
 from policies.decision import REASON_CODES, Alteration, Decision, LegalBasis, Outcome, Reason
 from policies.profiles import PROFILES
 from policies.treatments import PROBLEMS
@@ -34,6 +37,7 @@ __all__ = [
     "count_text",
     "dynamic_msgids",
     "explain",
+    "explain_under",
     "fold",
     "join",
     "legal_basis_text",
@@ -74,6 +78,24 @@ def _decided_by(lang: str, decision: Decision) -> str:
     return ""
 
 
+# What a grant can be judged differently at two moments (``policies.moments``).
+CLOCK_WHATS = ("validity", "consent", "hours")
+
+
+def _utc_minute(lang: str, text: str) -> str:
+    """A moment the gateway wrote in ISO form, as the reader's language writes it, in UTC (the
+    time zone the system clock's reading was taken in); an unreadable one as it stands."""
+    try:
+        moment = datetime.fromisoformat(text).astimezone(UTC)
+    except ValueError:
+        return text or "?"
+    date, time = (
+        format_date(moment, "medium", locale=lang),
+        format_time(moment, "short", locale=lang),
+    )
+    return f"{date} {time} UTC"
+
+
 def dynamic_msgids() -> tuple[str, ...]:
     """Every msgid the code builds from a name (reason codes, bases, units ...)."""
     ids = [f"reason.{code}" for code in REASON_CODES]
@@ -83,6 +105,7 @@ def dynamic_msgids() -> tuple[str, ...]:
     ids += [f"fn.{fn}" for fn in AGGREGATE_FUNCTIONS]
     ids += [f"problem.{problem}" for problem in PROBLEMS]
     ids += [f"what.{what}" for what in ("validity", "consent")]
+    ids += [f"clock.{what}" for what in CLOCK_WHATS] + ["reason.clock_behind_then"]
     ids += [f"dur.{n}" for n in ("seconds", "minutes", "hours", "days")]
     ids += [f"dur.one_{n}" for n in ("second", "minute", "hour", "day")]
     ids += [f"samples.{case}.{form}" for case in ("nom", "dat") for form in ("one", "other")]
@@ -197,6 +220,14 @@ def legal_basis_text(lang: str, basis: LegalBasis) -> str:
 
 def reason_text(lang: str, reason: Reason) -> str:
     params = dict(reason.params)
+    if reason.code == "clock_behind":
+        what = params.get("what", "validity")
+        what = what if what in CLOCK_WHATS else "validity"
+        what = tr(lang, f"clock.{what}", grant=params.get("grant", "?"))
+        if "clock" not in params:  # many messages counted together (a report): no one reading
+            return tr(lang, "reason.clock_behind_then", what=what)
+        clock = _utc_minute(lang, params["clock"])
+        return tr(lang, "reason.clock_behind", clock=clock, what=what)
     if reason.code in ("expired", "not_yet_valid"):
         what = params.get("what", "validity")
         return tr(lang, f"reason.{reason.code}", what=tr(lang, f"what.{what}"))
@@ -341,3 +372,16 @@ def explain(
     if len(text) > MAX_TEXT_CHARS:
         text = text[: MAX_TEXT_CHARS - 1] + "…"
     return text
+
+
+def explain_under(policy: CompiledPolicy | None, decision: Decision, lang: str) -> str:
+    """``explain`` with the names ``policy`` gives the decision's recipient and device (and the
+    device's payload profile); ids where it names none."""
+    device = policy.device(decision.device) if policy and decision.device else None
+    return explain(
+        decision,
+        lang,
+        recipient_name=policy.recipients.get(decision.recipient or "") if policy else None,
+        device_name=device.name if device else None,
+        profile=device.profile if device else None,
+    )

@@ -35,6 +35,7 @@ from gateway.bench.systems import DEVICES, bench_policy
 from gateway.log.entry import EntryDraft
 from gateway.log.keys import Signer
 from gateway.log.writer import LogWriter
+from gateway.messages.clock import ForwardClock
 from gateway.messages.deciding import Decider
 from gateway.messages.drafting import Drafter
 from gateway.messages.endpoint import Inbound
@@ -195,7 +196,7 @@ async def _one_pass(
                 store=store,
                 log_writer=lambda: writer,
                 outbox=outbox,
-                clock=lambda: times[-1],
+                clock=ForwardClock(lambda: None, wall=lambda: times[-1]),
                 topic_prefix={},
             )
         )

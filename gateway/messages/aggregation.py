@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
+from gateway.messages.clock import GatewayClock
 from policies.decision import Decision
 from policies.engine import Engine
 
@@ -29,7 +30,7 @@ class WindowCloser:
         self,
         engine: Callable[[], Engine],
         record: Record,
-        clock: Callable[[], datetime],
+        clock: GatewayClock,
         *,
         every_s: float = 1.0,
     ) -> None:
@@ -41,8 +42,9 @@ class WindowCloser:
 
     async def close_due(self) -> int:
         """Record the windows that closed by now; returns how many."""
-        now = self._clock()
-        decisions = self._engine().flush(now)
+        now = self._clock.now()
+        # A window closed while the system clock is behind is judged at both times as well.
+        decisions = self._engine().flush(now, self._clock.also_at())
         if decisions:
             await self._record(decisions, now)
             self.closed += len(decisions)

@@ -6,15 +6,26 @@ dated before ones already committed. So every decision and every entry takes its
 ``now()``: the wall clock, or the newest time a committed entry carries if the wall clock is
 behind it. A step back is logged once when it starts, and ``status()`` says how far behind the
 wall clock is and how often it stepped back, until it catches up.
+
+While the wall clock is behind, the log's time stands still, and no one time can be trusted: a
+clock once stepped forward may have carried the log's time ahead of the real one, a clock reset
+at boot may be far behind it, and a clock stepped back by mistake is behind the real time by the
+step while the log's time falls behind it by the time that passes. So ``also_at()`` gives, then,
+the wall clock's reading and the last reading it was not behind at, carried forward by the time
+that has passed since on the box's monotonic clock (what the wall clock would say had it not
+been stepped back); every decision judges grants at these as well (``policies.moments``), and
+what one of them would not allow is withheld, saying why.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
-__all__ = ["ForwardClock"]
+__all__ = ["ForwardClock", "GatewayClock"]
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +34,28 @@ def _wall() -> datetime:
     return datetime.now(UTC)
 
 
+class GatewayClock(Protocol):
+    """What deciding needs of the clock: the time to decide and date entries at, and the other
+    moments grants are judged at while the wall clock is behind it (``ForwardClock.also_at``)."""
+
+    def now(self) -> datetime: ...
+
+    def also_at(self) -> tuple[datetime, ...]: ...
+
+
 class ForwardClock:
     def __init__(
         self,
         floor: Callable[[], datetime | None],
         wall: Callable[[], datetime] = _wall,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._floor = floor  # the newest committed entry time (the log writer's)
         self.wall = wall  # replaceable: tests step it back
+        self._monotonic = monotonic
         self._last: datetime | None = None  # the latest time handed out
+        # The last wall clock reading that was not behind, and the monotonic clock then.
+        self._trusted: tuple[datetime, float] | None = None
         self.steps_back = 0
         self.behind_s = 0.0  # how far the wall clock is behind, now
         self.largest_step_s = 0.0
@@ -49,8 +73,9 @@ class ForwardClock:
                 self.steps_back += 1
                 log.warning(
                     "the system clock went back %.3f s (to %s, the log is at %s): entries keep "
-                    "the log's time and consents and validity are judged at it until the clock "
-                    "catches up; check NTP (timedatectl status)",
+                    "the log's time, and until the clock catches up a grant releases only what "
+                    "it releases at both times (the rest is withheld as clock_behind); check "
+                    "NTP (timedatectl status)",
                     behind,
                     wall.isoformat(),
                     newest.isoformat(),
@@ -62,7 +87,20 @@ class ForwardClock:
             log.warning("the system clock caught up with the log's time again")
             self.behind_s = 0.0
         self._last = wall
+        self._trusted = (wall, self._monotonic())
         return wall
+
+    def also_at(self) -> tuple[datetime, ...]:
+        """While the last ``now()`` found the wall clock behind the log's time: its reading, and
+        the last reading it was not behind at carried forward by the monotonic time since (when
+        this process saw one; see the module text). Empty otherwise: one attribute read."""
+        if not self.behind_s:
+            return ()
+        wall = self.wall()
+        if self._trusted is None:
+            return (wall,)
+        at, then = self._trusted
+        return wall, at + timedelta(seconds=self._monotonic() - then)
 
     def not_before(self, moment: datetime) -> datetime:
         """``moment`` (taken elsewhere, a little earlier), raised to the newest committed time:

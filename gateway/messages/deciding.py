@@ -11,7 +11,7 @@ Every path ends in decisions: default deny, never an exception.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from gateway.messages.flood import FloodGuard
@@ -51,7 +51,11 @@ class Decider:
         self._flood = flood
         self._not_loaded = not_loaded
 
-    def decide(self, engine: Engine, arrival: Arrival, now: datetime) -> list[Decision]:
+    def decide(
+        self, engine: Engine, arrival: Arrival, now: datetime, also: Sequence[datetime] = ()
+    ) -> list[Decision]:
+        """``now``: the gateway's time; ``also``: the other moments grants are judged at while
+        the system clock is behind it (``gateway/messages/clock.py``)."""
         inbound, flooding = arrival.inbound, arrival.flooding
         too_large = len(inbound.payload) > self.max_payload_bytes
         topic = inbound.topic
@@ -96,7 +100,7 @@ class Decider:
                 ]
         message = Message(inbound.topic, inbound.payload, now, inbound.retain)
         try:
-            return engine.evaluate(message, now)
+            return engine.evaluate(message, now, also=also)
         except Exception as exc:  # the engine promises not to raise; if it does, deny and say so
             log.exception("the policy engine failed on a message from %r; withheld", inbound.topic)
             return [_withheld(Reason("internal_error", {"error": type(exc).__name__}))]

@@ -9,10 +9,8 @@ batch is retried until the database takes it, and the broker keeps everything be
 
 The queue, its backpressure (when it is full, reading from the broker pauses: never a drop) and
 the commit window that lets densely arriving messages share a commit are the intake's
-(``gateway/messages/intake.py``).
-
-Deciding one message, before the policy engine under the gateway's own limits (flood, size,
-a policy not loaded), is ``gateway/messages/deciding.py``'s.
+(``gateway/messages/intake.py``). Deciding one message, before the policy engine under the
+gateway's own limits (flood, size, a policy not loaded), is ``gateway/messages/deciding.py``'s.
 
 Any failure while handling one message -- deciding, explaining, building or appending its
 entries -- withholds that message alone: it is recorded with reason ``internal_error``, the
@@ -37,12 +35,13 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from gateway.backoff import Backoff, database_retry
 from gateway.errors import StoreError
 from gateway.log.entry import EntryDraft, us_from_at
 from gateway.log.writer import LogWriter
+from gateway.messages.clock import ForwardClock, GatewayClock
 from gateway.messages.deciding import Decider
 from gateway.messages.drafting import Drafter
 from gateway.messages.endpoint import Inbound
@@ -79,9 +78,7 @@ class _Prepared:
     inbound: Inbound
     drafts: list[EntryDraft]
     releases: list[Release]
-    taken: list[Admission] = field(
-        default_factory=list
-    )  # queue admissions, undone if not committed
+    taken: list[Admission] = field(default_factory=list)  # undone if not committed
 
 
 @dataclass(slots=True)
@@ -121,7 +118,7 @@ class Pipeline:
         outbox: Outbox,
         flood: FloodGuard | None = None,
         not_loaded: Callable[[str], tuple[str, str, str] | None] | None = None,
-        clock: Callable[[], datetime] | None = None,
+        clock: GatewayClock | None = None,
         replays: ReplayCheck | None = None,
     ) -> None:
         self._engine = engine
@@ -139,7 +136,7 @@ class Pipeline:
         self.outbox = outbox
         self._flood = flood
         # Decisions and entries are timed by the gateway's clock: never before the log's newest.
-        self._now = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or ForwardClock(lambda: None)
         self._shares = QueueShares(outbox.queues)
         self._drafter = Drafter()
         self.stats = PipelineStats(outbox_depth=outbox.queues.rows)
@@ -196,9 +193,9 @@ class Pipeline:
             if not batch:
                 self._settle(replayed=replayed)
                 return
-        now = self._now()
+        now, also = self._clock.now(), self._clock.also_at()
         engine = self._engine()
-        prepared = [self._prepare(engine, arrival, now) for arrival in batch]
+        prepared = [self._prepare(engine, arrival, now, also) for arrival in batch]
         try:
             rows = await self._commit_messages(engine, prepared, now)
         except BaseException:
@@ -271,7 +268,7 @@ class Pipeline:
 
     async def withhold_at_send(self, refused: Sequence[tuple[OutboxRow, Reason]]) -> None:
         """Rows that may no longer leave: delete them and record why, in one transaction."""
-        now = self._now()
+        now = self._clock.now()
         engine = self._engine()
         drafts = []
         for row, reason in refused:
@@ -296,15 +293,17 @@ class Pipeline:
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _prepare(self, engine: Engine, arrival: Arrival, now: datetime) -> _Prepared:
-        """Decide and explain one message; a failure anywhere withholds it (never raises)."""
+    def _prepare(
+        self, engine: Engine, arrival: Arrival, now: datetime, also: Sequence[datetime]
+    ) -> _Prepared:
+        """Decide and explain one message (``also``: ``Decider.decide``); never raises."""
         inbound = arrival.inbound
         taken: list[Admission] = []
         try:
             drafts: list[EntryDraft] = []
             releases: list[Release] = []
             digest = hashlib.sha256(inbound.payload).digest()  # once, for every recipient's entry
-            for decided in self._decider.decide(engine, arrival, now):
+            for decided in self._decider.decide(engine, arrival, now, also):
                 decision = self._admit(engine, decided, taken)
                 if decision.payload is not None and decision.outcome is not Outcome.WITHHELD:
                     releases.append((len(drafts), decision, inbound))

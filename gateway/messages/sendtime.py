@@ -32,7 +32,9 @@ BIRTH that names its metrics is in the running engine's state, not in the row).
 Rows without a stored source (aggregation windows' summaries; rows queued by an earlier release)
 cannot be decided again: they leave only while the grant that made them is unchanged in the
 current policy and still holds; otherwise they are withheld. In a cluster, a row whose device topic
-another instance's customer now takes (contested.py) is withheld, ``claimed_elsewhere``.
+another instance's customer now takes (contested.py) is withheld, ``claimed_elsewhere``. While
+the system clock is behind the log's time, a row whose grant (or one overlapping it) is judged
+differently at the two moments is withheld, ``clock_behind`` (``policies.moments``).
 
 Overlapping grants. A row is released under one grant, but where several grants give its
 recipient the same device stream, each leaf leaves in the most protective treatment any
@@ -66,16 +68,15 @@ from datetime import datetime
 from gateway.cache import SizedCache
 from gateway.log.entry import EntryDraft, at_from_us, draft_from_decision
 from gateway.log.writer import LogWriter
+from gateway.messages.clock import GatewayClock
 from gateway.messages.outbox import Outbox, OutboxRow
 from gateway.messages.pseudonyms import Keyring
-from gateway.messages.sendtime_rules import hours_at, same_release, stale
+from gateway.messages.sendtime_rules import behind, evaluate_alone, hours_at, same_release, stale
 from gateway.messages.sendtime_text import change_key, entry_texts, explain_key, explained_size
 from gateway.messages.store import Store
 from policies.compiler import CompiledGrant, CompiledPolicy
 from policies.decision import Decision, Outcome, Reason
 from policies.engine import Engine
-from policies.errors import PolicyError
-from policies.message import Message
 from policies.onset import Change, Onset, Stop, all_apply, began_applying, stopped_applying
 
 __all__ = ["SendParts", "SendTime", "Settled"]
@@ -106,7 +107,7 @@ class SendParts:
     store: Store
     log_writer: Callable[[], LogWriter]
     outbox: Outbox
-    clock: Callable[[], datetime]  # the gateway's clock: never before the log's newest entry
+    clock: GatewayClock  # never before the log's newest entry (and the moments also judged at)
     topic_prefix: Mapping[str, str]  # per recipient, as the pipeline prefixes released topics
     owed: frozenset[str] = frozenset()  # grant ids owed whatever the policy says (erasure notices)
 
@@ -197,12 +198,15 @@ class SendTime:
         recipient reachable since ``reachable_us`` (µs since the epoch; None: not known);
         ``attempted``: whether an earlier attempt may have delivered one (asked only of the rows
         recorded)."""
-        now = self.parts.clock()
+        now, also = self.parts.clock.now(), self.parts.clock.also_at()
         engine = self.parts.engine()
-        redo = self._to_redo(engine, rows, now, reachable_us)
+        redo = self._to_redo(engine, rows, now, reachable_us, also)
         if not redo:
             return Settled(list(rows), [])
-        decided = [self._decide_again(engine, row, now, hours, onset) for row, onset, hours in redo]
+        decided = [
+            self._decide_again(engine, row, now, hours, onset, also=also)
+            for row, onset, hours in redo
+        ]
         outcomes = [o for o in decided if o is not None]
         if not outcomes:
             return Settled(list(rows), [])
@@ -223,13 +227,21 @@ class SendTime:
     def settled_now(self, rows: Sequence[OutboxRow]) -> Settled | None:
         """``settle`` with no transaction, for the forwarder's committing turn: every row leaves
         as decided, or None (one must be decided again: ``settle`` does, before any leaves)."""
-        redo = self._to_redo(self.parts.engine(), rows, self.parts.clock(), None)
+        clock = self.parts.clock
+        redo = self._to_redo(self.parts.engine(), rows, clock.now(), None, clock.also_at())
         return None if redo else Settled(list(rows), [])
 
     def _to_redo(
-        self, engine: Engine, rows: Sequence[OutboxRow], now: datetime, reachable_us: int | None
+        self,
+        engine: Engine,
+        rows: Sequence[OutboxRow],
+        now: datetime,
+        reachable_us: int | None,
+        also: Sequence[datetime],
     ) -> _Redo:
-        """Rows that may not leave as decided, with the grants that began or stopped to apply."""
+        """Rows that may not leave as decided, with the grants that began or stopped to apply;
+        ``also``: the other moments grants are judged at while the system clock is behind
+        ``now`` (``sendtime_rules.behind``)."""
         redo: _Redo = []
         applying: dict[tuple[str, str], bool] = {}
         owed = self.parts.owed
@@ -254,6 +266,9 @@ class SendTime:
                 found = judged[key] = (old, alone, grant)
             old, alone, grant = found
             hours = now if row.release_at is None else hours_at(row, grant, now, reachable_us)
+            if also and row.grant not in owed and behind(engine, row, now, also, hours):
+                redo.append((row, (), hours))  # withheld: the clock disagrees with the log
+                continue
             if hours is not now and row.grant not in owed:
                 policy = engine.policy(row.customer)
                 old = stale(engine, policy, grant, row, now, hours=hours)
@@ -278,19 +293,25 @@ class SendTime:
         now: datetime,
         hours: datetime,
         onset: tuple[Change, ...] = (),
+        *,
+        also: Sequence[datetime] = (),
     ) -> _Outcome | None:
-        """The row's outcome under the current policy, its allowed hours judged at ``hours``;
-        None: it leaves as decided, unrecorded (only after an ``onset`` that changes nothing)."""
+        """The row's outcome under the current policy, its allowed hours judged at ``hours``
+        (``also``: as for ``_to_redo``); None: it leaves as decided, unrecorded (only after an
+        ``onset`` that changes nothing)."""
         policy = engine.policy(row.customer)
         if policy is None:
             return self._withhold(row, None, _NOT_LOADED)
         if engine.disowned is not None and engine.disowned(row.source_topic or ""):
             return self._withhold(row, policy, _ELSEWHERE)  # queued before that was known
+        clock = None if row.grant in self.parts.owed else behind(engine, row, now, also, hours)
+        if clock is not None:
+            return self._withhold(row, policy, clock, policy.grant(row.grant))
         if onset:
             return self._began(engine, policy, row, now, hours=hours, onset=onset)
         if row.source is None or row.source_topic is None or row.version is None:
             return self._without_source(engine, policy, row, now, hours)
-        decision = self._evaluate(engine, policy, row, now, hours)
+        decision = evaluate_alone(engine, policy, row, now, hours, keys=self.parts.keyring)
         if decision is None:
             return self._withhold(row, policy, _NO_GRANT)
         if decision.outcome is Outcome.WITHHELD or decision.payload is None:
@@ -321,7 +342,7 @@ class SendTime:
         if row.source is None or row.source_topic is None:
             outcome = self._withhold(row, policy, _NO_GRANT, grant)
             return replace(outcome, onset=onset, then="no_source")
-        decision = self._evaluate(engine, policy, row, now, hours)
+        decision = evaluate_alone(engine, policy, row, now, hours, keys=self.parts.keyring)
         no_birth = (
             decision is not None
             and decision.reason is not None
@@ -348,31 +369,6 @@ class SendTime:
             return None  # the grants together release what the row holds: its entry is true
         new = replace(row, topic=topic, payload=decision.payload, version=policy.version)
         return _Outcome(row, decision, new, onset)
-
-    def _evaluate(
-        self, engine: Engine, policy: CompiledPolicy, row: OutboxRow, now: datetime, hours: datetime
-    ) -> Decision | None:
-        """The current policy's decision for the row's recipient, from the row's source."""
-        assert row.source is not None and row.source_topic is not None
-        # Its own engine: the running one would count this row again in rate limits and
-        # aggregation windows (see the module text).
-        alone = Engine([policy], self.parts.keyring)
-        for (customer, grant), at in engine.withdrawn().items():
-            if customer == row.customer:
-                try:
-                    # With its reason: an objection or restriction is not a consent withdrawn.
-                    alone.withdraw(customer, grant, at, engine.still_allowed(customer, grant, at))
-                except PolicyError:
-                    continue  # withdrawn grant the current version does not have
-        message = Message(row.source_topic, row.source, at_from_us(row.created), row.retain)
-        # A recipient may get one release per grant (policies.combine): the row's own grant's,
-        # else the recipient's decision that nothing leaves.
-        decisions = alone.evaluate(message, now, hours_at=hours)
-        mine = [d for d in decisions if d.recipient == row.recipient]
-        same = [d for d in mine if d.grant == row.grant]
-        held = [d for d in mine if d.outcome is Outcome.WITHHELD]
-        chosen = same or held
-        return chosen[0] if chosen else None
 
     def _without_source(
         self, engine: Engine, policy: CompiledPolicy, row: OutboxRow, now: datetime, hours: datetime

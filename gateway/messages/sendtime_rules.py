@@ -1,5 +1,6 @@
 """The send-time check's rules for one row (gateway/messages/sendtime.py): when it is stale, when
-its allowed hours are judged, and when a summary is the one the current grant would make.
+its allowed hours are judged, when a summary is the one the current grant would make, how a row
+is decided again, and when the system clock disagrees with the log's time about its grant.
 
 When the allowed hours are judged. A row leaves only inside its grant's hours, judged at send
 time: one decided at 21:30 under hours 06:00-22:00 whose recipient is away until 22:03 is
@@ -19,6 +20,7 @@ judged at send time like any other: outside the hours it is withheld, and its en
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import orjson
@@ -26,10 +28,14 @@ import orjson
 from gateway.log.entry import at_from_us, us_from_at
 from gateway.messages.outbox import OutboxRow
 from policies.compiler import CompiledGrant, CompiledPolicy
-from policies.engine import Engine
+from policies.decision import Decision, Outcome, Reason
+from policies.engine import Engine, PseudonymKeys
+from policies.errors import PolicyError
+from policies.message import Message
 from policies.model import HELD_ON_TIME_S
+from policies.moments import clock_behind, overlapping
 
-__all__ = ["hours_at", "same_release", "stale"]
+__all__ = ["behind", "evaluate_alone", "hours_at", "same_release", "stale"]
 
 
 def hours_at(
@@ -91,3 +97,52 @@ def same_release(grant: CompiledGrant, row: OutboxRow) -> bool:
         if allowed is None or not isinstance(results, dict) or not set(results) <= set(allowed):
             return False
     return True
+
+
+def behind(
+    engine: Engine, row: OutboxRow, now: datetime, also: Sequence[datetime], hours: datetime
+) -> Reason | None:
+    """``clock_behind`` while the system clock is behind the log's time (``also``: the other
+    moments grants are judged at then) and the row's grant, or one overlapping it that is not
+    held back, applies at one moment and not at another (``policies.moments``); else None. A
+    summary is judged by its own grant (already the most protective form). ``hours`` as for
+    ``stale``."""
+    policy = engine.policy(row.customer) if also else None
+    if policy is None:
+        return None
+    grants = overlapping(policy, row.grant)[: 1 if row.source is None else None]
+    free = [g for g in grants if engine.held(row.customer, g.id) is None]
+    found = clock_behind(free, now, also, hours)
+    return None if found is None else found[1]
+
+
+def evaluate_alone(
+    engine: Engine,
+    policy: CompiledPolicy,
+    row: OutboxRow,
+    now: datetime,
+    hours: datetime,
+    *,
+    keys: PseudonymKeys,
+) -> Decision | None:
+    """The current policy's decision for the row's recipient, from the row's source."""
+    assert row.source is not None and row.source_topic is not None
+    # Its own engine: the running one would count this row again in rate limits and
+    # aggregation windows (sendtime.py's module text).
+    alone = Engine([policy], keys)
+    for (customer, grant), at in engine.withdrawn().items():
+        if customer == row.customer:
+            try:
+                # With its reason: an objection or restriction is not a consent withdrawn.
+                alone.withdraw(customer, grant, at, engine.still_allowed(customer, grant, at))
+            except PolicyError:
+                continue  # withdrawn grant the current version does not have
+    message = Message(row.source_topic, row.source, at_from_us(row.created), row.retain)
+    # A recipient may get one release per grant (policies.combine): the row's own grant's,
+    # else the recipient's decision that nothing leaves.
+    decisions = alone.evaluate(message, now, hours_at=hours)
+    mine = [d for d in decisions if d.recipient == row.recipient]
+    same = [d for d in mine if d.grant == row.grant]
+    held = [d for d in mine if d.outcome is Outcome.WITHHELD]
+    chosen = same or held
+    return chosen[0] if chosen else None

@@ -63,7 +63,6 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 from gateway.config import Config
@@ -71,6 +70,7 @@ from gateway.log.keys import PublicKey, Signer
 from gateway.log.transfer import ClosedTree, adopt_tree, close_tree, open_tree_record, read_tree
 from gateway.log.writer import LogWriter
 from gateway.messages.admission import PolicyAdmission
+from gateway.messages.clock import GatewayClock
 from gateway.messages.device_link import DeviceLink
 from gateway.messages.endpoint import Endpoint, Inbound
 from gateway.messages.flood import FloodGuard
@@ -132,7 +132,7 @@ class HandoverParts:
     skip: Callable[[Inbound], bool]  # a retained replay: acknowledged, not decided
     endpoint: Callable[[], Endpoint]  # the instance's own session on the device broker
     policies_applied: Callable[[], None]  # a policy started running: ACL and subscriptions
-    clock: Callable[[], datetime]
+    clock: GatewayClock
 
 
 @dataclass
@@ -262,8 +262,8 @@ class Handovers:
         if policy is None:
             return
         engine.replace(policy)
-        now = self.parts.clock()
-        decisions = engine.flush(now)
+        now = self.parts.clock.now()
+        decisions = engine.flush(now, self.parts.clock.also_at())
         if decisions:
             await self.parts.pipeline().record(decisions, now)
 
@@ -291,7 +291,7 @@ class Handovers:
             new_key = PublicKey(bytes.fromhex(request.new_key))
         except ValueError as exc:
             raise HandoverError(f"handover of {customer!r}: new_key is not a public key") from exc
-        now = self.parts.clock()
+        now = self.parts.clock.now()
 
         def job(conn: sqlite3.Connection) -> ClosedTree:
             if _queued(conn, customer):  # decided since _sent looked: never close with rows
@@ -417,7 +417,7 @@ class Handovers:
         rows = await asyncio.to_thread(read_tree, Path(request.source_db), customer)
         writer = self.parts.writer()
         signer = self.parts.signer
-        now = self.parts.clock()
+        now = self.parts.clock.now()
 
         def job(conn: sqlite3.Connection) -> None:
             adopt_tree(conn, rows)

@@ -67,7 +67,9 @@ def render_status(reply: Status | Mapping[str, JsonValue]) -> str:
         lines.append(
             f"CLOCK WENT BACK {clock.steps_back}× (largest step {clock.largest_step_s:.1f} s"
             + (f", now {clock.behind_s:.1f} s behind the log" if clock.behind_s else "")
-            + "): entries keep the log's time; check NTP (timedatectl status)"
+            + "): entries keep the log's time"
+            + ("; grants release only what every time it may be allows" if clock.behind_s else "")
+            + "; check NTP (timedatectl status)"
         )
     disk = status.disk
     if disk is not None and disk.text:

@@ -300,16 +300,23 @@ def _left(path: str, gone: set[str]) -> bool:
     return any(char in ".[" and path[:index] in gone for index, char in enumerate(path))
 
 
+# Reason params that differ from message to message (the clock's reading, a size): the report
+# counts a reason once per its other params, and its text names none of these (each entry does).
+_PER_MESSAGE = frozenset({"clock", "size", "topic"})
+
+
 def _withheld(groups: Sequence[ReportGroup]) -> list[Withheld]:
-    by_reason: dict[str, int] = Counter()
-    params: dict[str, dict[str, str]] = {}
+    """Withheld messages by reason and params (a line each), most first: one line's text is
+    true of every message it counts."""
+    counted: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
     for body, count, _, _ in _decisions(groups):
         if body["outcome"] == "withheld" and body["reason"]:
-            by_reason[body["reason"]] += count
-            params.setdefault(body["reason"], dict(body["reason_params"]))
+            params = body["reason_params"].items()
+            kept = tuple(sorted((k, v) for k, v in params if k not in _PER_MESSAGE))
+            counted[body["reason"], kept] += count
     return [
-        {"reason": code, "params": params[code], "count": n}
-        for code, n in sorted(by_reason.items(), key=lambda kv: -kv[1])
+        {"reason": code, "params": dict(kept), "count": n}
+        for (code, kept), n in sorted(counted.items(), key=lambda kv: -kv[1])
     ]
 
 

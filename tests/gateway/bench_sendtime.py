@@ -27,6 +27,7 @@ from gateway.messages.sendtime import SendParts, SendTime
 from gateway.messages.sendtime_rules import stale
 from gateway.messages.store import Store
 from policies.engine import Engine
+from tests.gateway.clocks import SetClock
 from tests.gateway.fake_link import FakeLink
 from tests.gateway.test_sendtime import NOON, POLICY, RECIPIENTS, TOPIC
 from tests.policies.conftest import compile_text
@@ -71,7 +72,7 @@ async def main() -> None:
         batch_max=1000,
         max_payload_bytes=65536,
         outbox=box,
-        clock=lambda: now[0],
+        clock=SetClock(lambda: now[0]),
     )
     check = SendTime(
         SendParts(
@@ -80,7 +81,7 @@ async def main() -> None:
             store=store,
             log_writer=lambda: writer,
             outbox=box,
-            clock=lambda: now[0],
+            clock=SetClock(lambda: now[0]),
             topic_prefix={},
         )
     )

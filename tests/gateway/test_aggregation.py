@@ -21,7 +21,9 @@ from policies.engine import Engine
 from policies.examples import RECIPIENTS, example_path
 from policies.loader import load_policy
 from policies.message import Message
+from tests.gateway.clocks import SetClock
 from tests.gateway.harness import running_gateway
+from tests.policies.conftest import make_engine
 
 T0 = datetime(2026, 6, 3, 9, 0, tzinfo=UTC)  # a quarter hour starts
 
@@ -57,7 +59,7 @@ async def test_a_window_is_recorded_once_after_it_ends_at_the_clocks_time() -> N
         _meter(engine, power, 7970.0 + minute, T0 + timedelta(minutes=minute))
     now = T0 + timedelta(minutes=14)
     recorded = Recorded()
-    closer = WindowCloser(lambda: engine, recorded, lambda: now)
+    closer = WindowCloser(lambda: engine, recorded, SetClock(lambda: now))
 
     assert await closer.close_due() == 0  # the quarter hour is not over
     assert recorded.calls == []
@@ -86,7 +88,9 @@ async def test_the_engine_in_force_is_asked_each_time() -> None:
     _meter(new, 500, 1.0, T0 + timedelta(minutes=2))
     engines = [old]
     recorded = Recorded()
-    closer = WindowCloser(lambda: engines[0], recorded, lambda: T0 + timedelta(minutes=20))
+    closer = WindowCloser(
+        lambda: engines[0], recorded, SetClock(lambda: T0 + timedelta(minutes=20))
+    )
     assert await closer.close_due() == 0
     engines[0] = new
     assert await closer.close_due() == 1
@@ -97,7 +101,7 @@ async def test_run_closes_windows_by_itself() -> None:
     _meter(engine, 900, 2.0, T0 + timedelta(minutes=3))
     recorded = Recorded()
     closer = WindowCloser(
-        lambda: engine, recorded, lambda: T0 + timedelta(minutes=16), every_s=0.01
+        lambda: engine, recorded, SetClock(lambda: T0 + timedelta(minutes=16)), every_s=0.01
     )
     async with asyncio.TaskGroup() as tasks:
         task = tasks.create_task(closer.run(), name="aggregation-windows")
@@ -114,7 +118,9 @@ async def test_a_failed_record_ends_the_task() -> None:
     async def failing(decisions: Sequence[Decision], now: datetime) -> None:
         raise OSError("database or disk is full")
 
-    closer = WindowCloser(lambda: engine, failing, lambda: T0 + timedelta(minutes=16), every_s=0.01)
+    closer = WindowCloser(
+        lambda: engine, failing, SetClock(lambda: T0 + timedelta(minutes=16)), every_s=0.01
+    )
     with pytest.raises(OSError, match="disk is full"):
         async with asyncio.timeout(10):
             await closer.run()
@@ -165,3 +171,21 @@ async def test_the_running_gateway_forwards_a_closed_window(tmp_path: Path) -> N
         [summary] = h.cloud.payloads("energy/")
         assert summary["ENERGY.Power"] == {"max": 700}
         assert h.gateway.windows.closed == 1
+
+
+async def test_a_window_closed_while_the_clock_is_behind_is_judged_at_both_times() -> None:
+    """The closer hands the engine the system clock's reading while it is behind the log's
+    time: a summary the grant's hours allow only at one of the two is withheld."""
+    grant = {"aggregate": {"window": "5m", "fields": {"t": ["mean"]}}, "hours": ["08:00-18:00"]}
+    engine = make_engine(grant)
+    for second in range(3):
+        at = T0 + timedelta(seconds=second)  # 11:00 in Berlin
+        engine.evaluate(Message("acme/dev/anna", b'{"t":1}', at), at)
+    closed = T0 + timedelta(minutes=6)
+    recorded = Recorded()
+    clock = SetClock(lambda: closed, behind=closed - timedelta(hours=10))  # 01:06 by the clock
+    closer = WindowCloser(lambda: engine, recorded, clock)
+    assert await closer.close_due() == 1
+    [([summary], _)] = recorded.calls
+    assert summary.payload is None and summary.reason is not None
+    assert summary.reason.code == "clock_behind" and summary.reason.params["what"] == "hours"

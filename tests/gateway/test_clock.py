@@ -53,9 +53,11 @@ async def test_a_clock_stepped_back_revives_no_expired_consent(tmp_path: Path) -
         db = h.gateway.config.database_path
     assert not h.cloud.received  # the consent stayed expired
     decisions = await _decisions(db)
+    # Expired at the log's time, in force at the clock's: which is true depends on which time is
+    # right, so the second entry says the clock is behind rather than "expired" (nothing left).
     assert [(outcome, reason) for _, outcome, reason in decisions] == [
         ("withheld", "expired"),
-        ("withheld", "expired"),
+        ("withheld", "clock_behind"),
     ]
     first, second = (at for at, _, _ in decisions)
     assert second >= first  # never dated before an entry already written
@@ -70,11 +72,46 @@ async def test_a_clock_stepped_back_revives_no_expired_consent(tmp_path: Path) -
     assert times == sorted(times) and marks == sorted(marks)
 
 
+async def test_a_clock_stepped_forward_and_back_releases_only_what_both_times_allow(
+    tmp_path: Path,
+) -> None:
+    """Someone sets the date a year ahead, a message is released and logged then, and the date
+    is set right again: the log's time stays a year ahead. The consent was given on 1 January;
+    by the clock it is now mid-December before it. Before, the message was judged at the log's
+    time alone and released; now the two times disagree and it stays here, saying why."""
+    given = datetime(2026, 1, 1, tzinfo=UTC)
+    wall = [given + timedelta(days=365)]
+    async with running_gateway(tmp_path, {"mueller.yaml": MUELLER}, DEVICES[:1]) as h:
+        h.gateway.clock.wall = lambda: wall[0]
+        meter = await h.device("mueller-soehne", "meter-1")
+        await meter.publish("meters/meter-1", orjson.dumps({"power": 1, "total": 1}), 1)
+        await h.wait_committed(1)
+        await h.cloud.wait_for(1)  # sent: a row still waiting would be judged again at send
+        wall[0] = given - timedelta(days=17)  # set right: before the consent was given
+        await meter.publish("meters/meter-1", orjson.dumps({"power": 2, "total": 2}), 1)
+        await h.wait_committed(2)
+        wall[0] = given + timedelta(days=1)  # behind still, but every time it may be allows it
+        await meter.publish("meters/meter-1", orjson.dumps({"power": 3, "total": 3}), 1)
+        await h.wait_committed(3)
+        await h.cloud.wait_for(2)
+        status = h.gateway.status().to_json()
+        await meter.close()
+        db = h.gateway.config.database_path
+    assert [orjson.loads(m.payload)["total"] for m in h.cloud.received] == [1, 3]
+    decisions = await _decisions(db)
+    assert [(outcome, reason) for _, outcome, reason in decisions] == [
+        ("altered", None),
+        ("withheld", "clock_behind"),
+        ("altered", None),
+    ]
+    assert status["clock"]["steps_back"] == 1 and status["clock"]["behind_s"] > 300 * 86400
+
+
 def test_the_clock_holds_at_the_log_and_reports_the_step_once() -> None:
     t0 = datetime(2026, 3, 1, tzinfo=UTC)
     committed: list[datetime | None] = [None]
     wall = [t0]
-    clock = ForwardClock(lambda: committed[0], wall=lambda: wall[0])
+    clock = ForwardClock(lambda: committed[0], wall=lambda: wall[0], monotonic=lambda: 0.0)
     assert clock.now() == t0
     committed[0] = t0 + timedelta(seconds=5)  # the log is ahead (written at a later time)
     wall[0] = t0 + timedelta(seconds=1)
@@ -82,8 +119,32 @@ def test_the_clock_holds_at_the_log_and_reports_the_step_once() -> None:
     wall[0] = t0 + timedelta(seconds=2)
     assert clock.now() == t0 + timedelta(seconds=5)
     assert clock.status() == {"steps_back": 1, "behind_s": 3.0, "largest_step_s": 4.0}
+    # Judged at the clock's reading too, and at the last good one (t0) carried forward by the
+    # monotonic time since (none here).
+    assert clock.also_at() == (wall[0], t0)
     wall[0] = t0 + timedelta(seconds=6)  # caught up
     assert clock.now() == wall[0] and clock.status()["behind_s"] == 0.0
+    assert clock.also_at() == ()  # judged at one time again
     # A row decided earlier is judged no earlier than the log, and that is not a step.
     assert clock.not_before(t0) == t0 + timedelta(seconds=5)
     assert clock.status()["steps_back"] == 1
+
+
+def test_while_behind_grants_are_also_judged_at_the_clock_carried_forward() -> None:
+    """NTP steps the clock back three hours by mistake at 17:30. Two and a half hours later the
+    real time is 20:00; the log's time stands at 17:30 and the clock says 17:00. The last good
+    reading carried forward by the monotonic clock says 20:00: a grant with hours 08:00-18:00
+    is judged there too (it was released at 20:00 before, judged at 17:30 and 17:00 alone)."""
+    t = datetime(2026, 3, 2, 16, 30, tzinfo=UTC)  # 17:30 in Berlin
+    committed: list[datetime | None] = [None]
+    wall, mono = [t], [1000.0]
+    clock = ForwardClock(lambda: committed[0], wall=lambda: wall[0], monotonic=lambda: mono[0])
+    assert clock.now() == t and clock.also_at() == ()
+    committed[0] = t
+    wall[0], mono[0] = t - timedelta(hours=3), 1000.0 + 1.0  # the step
+    assert clock.now() == t
+    wall[0], mono[0] = t - timedelta(hours=0.5), 1000.0 + 2.5 * 3600
+    assert clock.now() == t
+    assert clock.also_at() == (t - timedelta(hours=0.5), t + timedelta(hours=2.5))
+    wall[0], mono[0] = t + timedelta(seconds=1), 1000.0 + 3 * 3600  # caught up (set right)
+    assert clock.now() == wall[0] and clock.also_at() == ()

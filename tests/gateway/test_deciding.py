@@ -89,7 +89,7 @@ async def test_an_engine_that_raises_withholds_the_message_and_logs_why(
 ) -> None:
     engine = _engine()
 
-    def broken(*args: object) -> object:
+    def broken(*args: object, **kwargs: object) -> object:
         raise ZeroDivisionError("boom")
 
     monkeypatch.setattr(engine, "evaluate", broken)

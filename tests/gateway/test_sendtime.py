@@ -34,6 +34,7 @@ from gateway.messages.sendtime import SendParts, SendTime
 from gateway.messages.store import Store
 from policies.decision import Reason
 from policies.engine import Engine
+from tests.gateway.clocks import SetClock
 from tests.gateway.fake_link import FakeLink
 from tests.policies.conftest import compile_text
 
@@ -78,6 +79,7 @@ class Bench:
     path: Path
     replays: ReplayCheck  # the pipeline's: retained messages on a new session already decided
     signer: Signer  # the log's key: its public half verifies the log (tests/faults/audit.py)
+    clock: SetClock  # the pipeline's and the check's: ``behind`` sets the system clock back
 
     async def queued(self, payload: dict[str, object]) -> OutboxRow:
         link = FakeLink()
@@ -134,6 +136,7 @@ async def open_bench(
         max_rows=1000,
     )
     now = [at]
+    clock = SetClock(lambda: now[0])
     replays = ReplayCheck(lambda: engine, store, SweepStats())
     pipeline = Pipeline(
         engine=lambda: engine,
@@ -145,7 +148,7 @@ async def open_bench(
         batch_max=100,
         max_payload_bytes=65536,
         outbox=box,
-        clock=lambda: now[0],
+        clock=clock,
         replays=replays,
     )
     check = SendTime(
@@ -155,13 +158,13 @@ async def open_bench(
             store=store,
             log_writer=lambda: writer,
             outbox=box,
-            clock=lambda: now[0],
+            clock=clock,
             topic_prefix={},
         )
     )
     try:
         path = tmp_path / "einblick.db"
-        yield Bench(engine, store, pipeline, check, now, path, replays, signer)
+        yield Bench(engine, store, pipeline, check, now, path, replays, signer, clock)
     finally:
         await store.close()
 
@@ -258,6 +261,32 @@ async def test_a_row_queued_inside_the_hours_and_leaving_after_them_is_withheld(
         "had ended before it could be sent to Ofenbau Müller. The message was decided inside "
         "those hours; it went to no one."
     )
+
+
+async def test_a_row_waiting_while_the_clock_is_behind_leaves_only_if_both_times_allow(
+    bench: Bench,
+) -> None:
+    """The log's time stands at 13:00 (Berlin) while the system clock says 01:00: the grant's
+    hours (06:00-22:00) hold at one and not the other, so the row is withheld and says why; at
+    12:00 by the clock both allow it and it leaves as decided."""
+    row = await bench.queued({"temperature": 180.2, "door_open": True})
+    before = await bench.texts()
+    bench.clock.behind = NOON - timedelta(hours=1)
+    assert bench.check.settled_now([row]) is not None
+    settled = await bench.check.settle([row])
+    assert settled.leave == [row] and await bench.texts() == before
+    bench.clock.behind = NOON - timedelta(hours=12)
+    assert bench.check.settled_now([row]) is None  # for ``settle``, which records why
+    settled = await bench.check.settle([row])
+    assert settled.leave == [] and settled.withheld == [row]
+    assert await bench.waiting() == []
+    assert (await bench.texts())[-1].startswith(
+        "Withheld at send time, because the gateway's system clock reads Dec 3, 2026 12:00\u202fAM "
+        "UTC, earlier than the newest entry of its log, so the time is uncertain, and the times "
+        "it may be give different answers to whether the moment lies within the allowed hours "
+        "of grant “maintenance”"
+    )
+    assert "Systemuhr des Gateways zeigt 03.12.2026 00:00 UTC" in (await bench.texts("de"))[-1]
 
 
 async def test_a_row_withheld_at_send_leaves_the_queue_count_even_if_its_caller_is_cancelled(

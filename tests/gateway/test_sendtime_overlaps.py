@@ -5,7 +5,7 @@ the engine's own combining code, and the log says which grant began to apply and
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -211,3 +211,39 @@ async def test_a_row_whose_source_was_not_kept_is_withheld_and_says_why(tmp_path
             "decided again with both grants: the device's message was not kept with it. It went "
             "to no one."
         )
+
+
+async def test_a_waiting_row_is_withheld_for_the_clock_in_the_name_of_the_grant_that_differs(
+    tmp_path: Path,
+) -> None:
+    """The log's time stands at 13:00 while the system clock says 01:00: "maintenance" has no
+    hours, "daytime" (overlapping it) applies at 13:00 and not at 01:00, so the row waits on
+    which time is right. Withheld, and the entry names "daytime", whose hours differ; at 12:00
+    by the clock both apply and the row leaves as decided."""
+    async with open_bench(tmp_path, POLICY, NOON) as bench:
+        rows = await released(bench, READING)
+        row = rows["maintenance"]
+        bench.clock.behind = NOON - timedelta(hours=1)
+        assert (await bench.check.settle([row])).leave == [row]
+        bench.clock.behind = NOON - timedelta(hours=12)
+        settled = await bench.check.settle([row])
+        assert settled.leave == [] and settled.withheld == [row]
+        last = (await bench.texts())[-1]
+        assert "the allowed hours of grant “daytime”" in last, last
+        # Withdrawn, "daytime" applies at neither moment: "maintenance" alone decides again.
+        bench.engine.withdraw("baeckerei-schmidt", "daytime", NOON)
+        row = (await released(bench, READING))["maintenance"]
+        assert (await bench.check.settle([row])).leave == [row]
+
+
+async def test_a_consent_given_again_at_the_row_s_own_time_decides_it_again(tmp_path: Path) -> None:
+    """While the clock is behind, the log's time stands still: a row decided without "daytime"
+    (withdrawn) and the consent given again afterwards carry the same time. The row may have
+    been decided while it was withdrawn, so it is decided again: the coarser rounding leaves."""
+    async with open_bench(tmp_path, POLICY, NOON) as bench:
+        bench.engine.withdraw("baeckerei-schmidt", "daytime", NOON - timedelta(hours=1))
+        row = (await released(bench, READING))["maintenance"]
+        assert orjson.loads(row.payload) == {"temperature": 182.5, "door_open": True}
+        bench.engine.give("baeckerei-schmidt", "daytime", NOON)
+        (sent,) = (await bench.check.settle([row])).leave
+        assert orjson.loads(sent.payload) == {"temperature": 185.0, "door_open": True}
