@@ -9,9 +9,11 @@ Once the new instance's handover record is committed, the old instance removes:
   (``gateway.log.forget``, as an erasure of the whole customer does);
 - the customer's consent events (people's names in ``by``) and pseudonymisation keys, and the
   name of whoever asked for each of its erasures (``gateway.log.carried``: they went with the
-  tree);
-- any queued release of the customer still in the outbox (a handover waits until there are
-  none, so this is a leftover of an older release or a crash).
+  tree).
+
+Any queued release of the customer still in the outbox (a handover waits until there are none,
+so this is a leftover of an older release or a crash) is the outbox's to delete
+(``gateway.messages.outbox.erase``), in the same transaction (``gateway/operations/moved.py``).
 
 What stays, and why: the tree's leaves, bodies, stored subtree hashes, checkpoints with their
 cosignatures and the keys they name. None of them holds a personal value (bodies carry only
@@ -33,7 +35,6 @@ still need to read the tree from here.
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,14 +55,10 @@ class Leftovers:
     content: int
     names: int  # names documents, topics and subject keys
     rights: int  # consent events, erasure requests, pseudonymisation keys
-    queued: int  # outbox rows
-    # (recipient, rows, payload bytes) of the outbox rows removed (``remove_leftovers`` only):
-    # the outbox's owner gives their room back and its forwarders read the table again.
-    queued_by_recipient: tuple[tuple[str, int, int], ...] = ()
 
     @property
     def total(self) -> int:
-        return self.content + self.names + self.rights + self.queued
+        return self.content + self.names + self.rights
 
 
 def _chain(conn: sqlite3.Connection, customer: str) -> int | None:
@@ -150,8 +147,7 @@ def personal_rows(conn: sqlite3.Connection, customer: str) -> Leftovers:
         count(f"SELECT count(*) FROM {t} WHERE customer = ?{_KEPT.get(t, '')}", customer)
         for t in CARRIED_TABLES
     )
-    queued = count("SELECT count(*) FROM outbox WHERE customer = ?", customer)
-    return Leftovers(content, names, rights, queued)
+    return Leftovers(content, names, rights)
 
 
 def remove_leftovers(conn: sqlite3.Connection, customer: str) -> Leftovers:
@@ -166,12 +162,4 @@ def remove_leftovers(conn: sqlite3.Connection, customer: str) -> Leftovers:
             conn.execute("UPDATE erasures SET requested_by = '' WHERE customer = ?", (customer,))
             continue
         conn.execute(f"DELETE FROM {table} WHERE customer = ?", (customer,))
-    sized = conn.execute(
-        "SELECT recipient, count(*), coalesce(sum(length(payload)), 0) FROM outbox"
-        " WHERE customer = ? GROUP BY recipient",
-        (customer,),
-    ).fetchall()
-    conn.execute("DELETE FROM outbox WHERE customer = ?", (customer,))
-    return dataclasses.replace(
-        found, queued_by_recipient=tuple((str(r), int(n), int(b)) for r, n, b in sized)
-    )
+    return found

@@ -42,6 +42,7 @@ __all__ = [
     "insert",
     "keeps_source",
     "pending",
+    "queued_of",
     "replace",
     "sizes",
 ]
@@ -224,13 +225,20 @@ def sizes(conn: sqlite3.Connection) -> dict[tuple[str, str], tuple[int, int]]:
 
 
 def erase(
-    conn: sqlite3.Connection, customer: str, device: str | None = None, *, keep_grant: str = ""
+    conn: sqlite3.Connection,
+    customer: str,
+    device: str | None = None,
+    *,
+    keep_grant: str | None = None,
 ) -> list[tuple[str, int, int]]:
     """Delete queued payloads of a customer (or one device), except rows queued under
     ``keep_grant`` (an erasure's notices: not personal content, they must still reach their
     recipients); per recipient, the rows and payload bytes deleted."""
-    sql = "FROM outbox WHERE customer = ? AND grant_id <> ?"
-    params: list[str] = [customer, keep_grant]
+    sql = "FROM outbox WHERE customer = ?"
+    params: list[str] = [customer]
+    if keep_grant is not None:
+        sql += " AND grant_id <> ?"
+        params.append(keep_grant)
     if device is not None:
         sql += " AND device = ?"
         params.append(device)
@@ -240,6 +248,17 @@ def erase(
     ).fetchall()
     conn.execute(f"DELETE {sql}", params)
     return [(str(r), int(n), int(b)) for r, n, b in sized]
+
+
+def queued_of(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
+    """The rows queued for ``customer``, per recipient."""
+    return {
+        str(r): int(n)
+        for r, n in conn.execute(
+            "SELECT recipient, count(*) FROM outbox WHERE customer = ? GROUP BY recipient",
+            (customer,),
+        )
+    }
 
 
 # Rows leave room again below this fraction of ``outbox.max_rows``: no flapping at the mark.

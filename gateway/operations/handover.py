@@ -74,6 +74,7 @@ from gateway.messages.clock import GatewayClock
 from gateway.messages.device_link import DeviceLink
 from gateway.messages.endpoint import Endpoint, Inbound
 from gateway.messages.flood import FloodGuard
+from gateway.messages.outbox import queued_of
 from gateway.messages.pipeline import Pipeline
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.store import Store
@@ -270,7 +271,7 @@ class Handovers:
     async def _sent(self, customer: str, wait_s: float) -> None:
         deadline = time.monotonic() + wait_s
         while True:
-            waiting = await self.parts.store.read(lambda conn: _queued(conn, customer))
+            waiting = await self.parts.store.read(lambda conn: queued_of(conn, customer))
             if not waiting:
                 return
             if time.monotonic() >= deadline:
@@ -294,7 +295,7 @@ class Handovers:
         now = self.parts.clock.now()
 
         def job(conn: sqlite3.Connection) -> ClosedTree:
-            if _queued(conn, customer):  # decided since _sent looked: never close with rows
+            if queued_of(conn, customer):  # decided since _sent looked: never close with rows
                 raise HandoverError(
                     f"handover of {customer!r}: a release was queued while closing; run again"
                 )
@@ -468,16 +469,6 @@ class Handovers:
         parts = self.parts
         await end_session(parts.config().data_path, parts.endpoint(), hold.customer)
         return drained, overlap
-
-
-def _queued(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
-    return {
-        str(r): int(n)
-        for r, n in conn.execute(
-            "SELECT recipient, count(*) FROM outbox WHERE customer = ? GROUP BY recipient",
-            (customer,),
-        )
-    }
 
 
 def handover_handlers(handovers: Handovers) -> dict[str, Handler]:

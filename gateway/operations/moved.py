@@ -35,7 +35,7 @@ from gateway.log.leftovers import (
     taken_over_by,
 )
 from gateway.log.writer import LogWriter
-from gateway.messages.outbox import Outbox
+from gateway.messages.outbox import Outbox, erase, queued_of
 from gateway.messages.pseudonyms import Keyring
 from gateway.messages.store import Store
 from gateway.operations.control import Handler, bind
@@ -55,6 +55,7 @@ __all__ = [
     "Scrubber",
     "note_release",
     "pending_handovers",
+    "personal_left",
     "read_note",
     "read_notes",
     "scrub_handlers",
@@ -238,24 +239,22 @@ class Scrubber:
                 waiting=f"instance {note.to!r} has not taken the log over yet ({note.target_db})",
             )
 
-        def job(conn: sqlite3.Connection) -> Leftovers:
-            return remove_leftovers(conn, customer)
+        def job(conn: sqlite3.Connection) -> tuple[Leftovers, list[tuple[str, int, int]]]:
+            # The log's part, and any queued release of the customer: its owner's delete, every
+            # row (its erasure notices went with the tree too).
+            return remove_leftovers(conn, customer), erase(conn, customer)
 
         async with self.outbox.erasing():  # as an erasure: none of these leaves after it
-            gone = await self.store.transaction(
+            gone, queued = await self.store.transaction(
                 job, on_rollback=writer.rolled_back, on_commit=writer.reload
             )
-            self.outbox.erased(
-                customer,
-                {r: n for r, n, _ in gone.queued_by_recipient},
-                {r: b for r, _, b in gone.queued_by_recipient},
-            )
-        removed = gone.total
+            self.outbox.erased(customer, {r: n for r, n, _ in queued}, {r: b for r, _, b in queued})
+        removed = gone.total + sum(n for _, n, _ in queued)
         # the WAL still holds the deleted pages' earlier images: into the database, truncated
         copied = await self.store.read(lambda conn: writer.scrub(), offload=True)
         await self.store.read(self.keyring.load)
         await self.store.read(self.consents.load)
-        left = await self.store.read(lambda conn: personal_rows(conn, customer).total)
+        left = await self.store.read(lambda conn: personal_left(conn, customer))
         if left or not copied:
             why = f"{left} rows remain" if left else "a reader kept the WAL from being copied"
             return ScrubReply(customer=customer, removed=removed, waiting=why)
@@ -268,6 +267,12 @@ class Scrubber:
                 note.to,
             )
         return ScrubReply(customer=customer, removed=removed, waiting=None)
+
+
+def personal_left(conn: sqlite3.Connection, customer: str) -> int:
+    """The rows of ``customer``'s personal data in this database: the log's
+    (``gateway.log.leftovers.personal_rows``) and its queued releases."""
+    return personal_rows(conn, customer).total + sum(queued_of(conn, customer).values())
 
 
 def scrub_handlers(scrubber: Scrubber) -> dict[str, Handler]:

@@ -36,11 +36,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from gateway.config import Config
 from gateway.durable import replace_durably
 from gateway.errors import LogError
-from gateway.log.leftovers import personal_rows
 from gateway.log.moves import read_moves
 from gateway.operations.control import ControlError, GatewayNotRunning, ask
 from gateway.operations.handover_model import HANDOVER_SCRUB, ScrubRequest
 from gateway.operations.moved import note_path as moved_note
+from gateway.operations.moved import personal_left
 from gateway.rights.erasure import PendingCopy
 
 __all__ = ["OldCopy", "TakenFrom", "note_take", "reach_old_copies", "read_taken"]
@@ -139,7 +139,7 @@ def _left_in(db: str, customer: str) -> int | str:
     except sqlite3.Error as exc:
         return f"its database {db} cannot be read ({exc})"
     try:
-        return personal_rows(conn, customer).total
+        return personal_left(conn, customer)
     except sqlite3.Error as exc:
         return f"its database {db} cannot be read ({exc})"
     finally:

@@ -12,11 +12,10 @@ from pathlib import Path
 import orjson
 
 from gateway.config import load_config
-from gateway.log.leftovers import personal_rows
 from gateway.log.verify import verify_db
 from gateway.operations import handover_model as ops
 from gateway.operations.control import ControlError, ask, request
-from gateway.operations.moved import Leftover, pending_handovers, write_note
+from gateway.operations.moved import Leftover, pending_handovers, personal_left, write_note
 from gateway.operations.status_text import render_status
 from tests.faults.cluster_site import ClusterSite, stream_body
 from tests.gateway.test_cluster_view import cluster_block, instance
@@ -26,10 +25,10 @@ NAME = "Anna Weber"
 
 
 def left(db: Path) -> int:
-    """The moved customer's personal rows in the database at ``db``."""
+    """The moved customer's personal rows in the database at ``db``: its log's and its queue's."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        return personal_rows(conn, MOVED).total
+        return personal_left(conn, MOVED)
     finally:
         conn.close()
 
@@ -137,9 +136,17 @@ async def test_a_crash_between_the_move_and_the_clean_up_is_finished_at_the_next
         await site.kill("hall-a")  # before anyone asks it to remove its copy
         sent = payloads(old.database_path)
         assert sent and left(old.database_path) > 0
+        recipient = old.recipients[0].name
+        with sqlite3.connect(old.database_path) as conn:  # a release a crash left queued
+            conn.execute(
+                "INSERT INTO outbox (entry_seq, recipient, customer, device, grant_id, topic,"
+                " payload, created) VALUES (1, ?, ?, 'press-1', 'monitoring', 't', ?, 1.0)",
+                (recipient, MOVED, b"LEFT-IN-THE-QUEUE"),
+            )
+        conn.close()
         await site.start("hall-a")
-        assert left(old.database_path) == 0
-        assert not any(on_disk(old.database_path, p) for p in sent)
+        assert left(old.database_path) == 0  # the queue's row too, through the outbox's delete
+        assert not any(on_disk(old.database_path, p) for p in [*sent, b"LEFT-IN-THE-QUEUE"])
         assert (await site.status("hall-a"))["handovers"] == []
         # an erasure on the new instance: no copy of the customer's data anywhere else
         await request(new.control_socket, "forget", customer=MOVED, by=NAME)

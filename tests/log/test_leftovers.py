@@ -16,6 +16,9 @@ from gateway.log.leftovers import closed_for, personal_rows, remove_leftovers, t
 from gateway.log.moves import read_moves
 from gateway.log.schema import configure_writer
 from gateway.log.verify import verify_db
+from gateway.messages.outbox import erase
+from gateway.operations.moved import personal_left
+from gateway.rights.erasure import NOTICE_GRANT
 from tests.gateway.test_cluster_view import (
     INSTANCES,
     cluster_block,
@@ -117,30 +120,36 @@ def test_the_old_copy_keeps_nothing_personal_and_still_verifies(cluster: list[Pa
     assert clean(old) == 0  # again: nothing more to remove
 
 
-def test_queued_rows_removed_are_counted_per_recipient(cluster: list[Path]) -> None:
-    """Left by a crash in the outbox: the outbox's owner gives their room back with these
-    counts (gateway/operations/moved.py), else the queues count them until the next start."""
+def test_queued_rows_are_the_outbox_s_to_remove_and_counted_per_recipient(
+    cluster: list[Path],
+) -> None:
+    """Left by a crash in the outbox: the scrubber deletes them through the outbox's own delete
+    in the same transaction, and the outbox gives their room back with these counts
+    (gateway/operations/moved.py), else the queues count them until the next start."""
     write_tree(cluster[0], CUSTOMER, "hall-a")
     old = load_config(cluster[0]).database_path
     conn = sqlite3.connect(old, isolation_level=None)
     try:
-        for recipient, customer, payload in (
-            ("wartung-gmbh", CUSTOMER, b"x" * 10),
-            ("wartung-gmbh", CUSTOMER, b"y" * 5),
-            ("stadtwerke", CUSTOMER, b"z" * 7),
-            ("stadtwerke", "werk-b", b"other customer's"),
+        for recipient, customer, payload, grant in (
+            ("wartung-gmbh", CUSTOMER, b"x" * 10, "g"),
+            ("wartung-gmbh", CUSTOMER, b"y" * 5, "g"),
+            ("stadtwerke", CUSTOMER, b"z" * 7, NOTICE_GRANT),  # a notice went with the tree
+            ("stadtwerke", "werk-b", b"other customer's", "g"),
         ):
             conn.execute(
                 "INSERT INTO outbox (entry_seq, recipient, customer, device, grant_id, topic,"
-                " payload, created) VALUES (1, ?, ?, 'oven-1', 'g', 't', ?, 1.0)",
-                (recipient, customer, payload),
+                " payload, created) VALUES (1, ?, ?, 'oven-1', ?, 't', ?, 1.0)",
+                (recipient, customer, grant, payload),
             )
+        assert personal_left(conn, CUSTOMER) > personal_rows(conn, CUSTOMER).total > 0
         conn.execute("BEGIN IMMEDIATE")
-        gone = remove_leftovers(conn, CUSTOMER)
+        remove_leftovers(conn, CUSTOMER)
+        assert personal_left(conn, CUSTOMER) == 3  # the log's part gone; the queue is not its
+        gone = erase(conn, CUSTOMER)
         conn.execute("COMMIT")
-        assert sorted(gone.queued_by_recipient) == [("stadtwerke", 1, 7), ("wartung-gmbh", 2, 15)]
-        assert gone.queued == 3
+        assert sorted(gone) == [("stadtwerke", 1, 7), ("wartung-gmbh", 2, 15)]
         assert conn.execute("SELECT customer FROM outbox").fetchall() == [("werk-b",)]
+        assert personal_left(conn, CUSTOMER) == 0
     finally:
         conn.close()
 
