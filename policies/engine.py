@@ -35,6 +35,7 @@ decisions it builds (``policies.verdicts``) and the aggregation windows (``polic
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
@@ -46,7 +47,7 @@ from policies.errors import PolicyError
 from policies.explain import explain_under
 from policies.grant_holds import EndedHold, GrantHolds
 from policies.message import Message
-from policies.moments import clock_behind
+from policies.moments import clock_behind, could_apply
 from policies.paths import Node, Release
 from policies.releases import Held, Walk, besides, release_fields, release_topic, release_whole
 from policies.routes import DeviceRef, Route, RouteTable
@@ -103,7 +104,7 @@ class Engine:
         # Consent withdrawn, objections, restrictions: since when, and which ended
         # (``policies.grant_holds``; ``policies.onset`` reads the ended ones).
         self._holds = GrantHolds()
-        self._last_release: dict[tuple[str, str, str, str], datetime] = {}
+        self._last_release: dict[tuple[str, str, str, str], float] = {}
         self._windows = Windows()
         self._sparkplug = SparkplugState()
         self._routes = RouteTable(list(self._policies.values()))
@@ -138,7 +139,7 @@ class Engine:
         now: datetime,
         *,
         hours_at: datetime | None = None,
-        also: Sequence[datetime] = (),
+        also: Sequence[datetime | None] = (),
     ) -> list[Decision]:
         """One decision per recipient; never raises (a failure withholds, Reason internal_error).
         ``hours_at``: the moment allowed hours are judged at, if not ``now`` (a held release:
@@ -190,10 +191,9 @@ class Engine:
             if not grants:
                 out.append(self._withheld(route, recipient, None, _NO_GRANT, parsed))
                 continue
-            if also:  # the system clock is behind: a grant not held back counts (moments.py)
-                free = [
-                    g for g in grants if self._holds.reason(route.policy.customer, g.id) is None
-                ]
+            if also:  # the system clock is behind: see policies.moments
+                held = functools.partial(self._holds.reason, route.policy.customer)
+                free = could_apply(grants, held, parsed, self._max_payload)
                 behind = clock_behind(free, now, also, hours_at)
                 if behind is not None:
                     out.append(self._withheld(route, recipient, behind[0], behind[1], parsed))
@@ -269,7 +269,7 @@ class Engine:
                 held.append(self._withheld(route, recipient, grant, reason, parsed, rel=rel))
             else:
                 if grant.rate_limit is not None:
-                    self._rate_limited(route, grant, walk.topic, now, record=True)
+                    self._rate_limited(route, grant, walk.topic, message.spacing(now), record=True)
                 releases.append(built)
         if len(releases) > 1:
             return besides(sorted(releases, key=lambda d: d.grant or ""))
@@ -311,18 +311,19 @@ class Engine:
         return None, None
 
     def _rate_limited(
-        self, route: Route, grant: CompiledGrant, topic: str, now: datetime, *, record: bool
+        self, route: Route, grant: CompiledGrant, topic: str, at: float, *, record: bool
     ) -> bool:
         """True when the interval since the last release has not passed; with ``record`` a
-        release now is remembered (only once it is certain something leaves)."""
+        release now is remembered (only once it is certain something leaves). ``at``: seconds,
+        on the clock no one sets when the gateway gives one (``Message.spacing``)."""
         if grant.rate_limit is None:
             return False
         slot = (route.policy.customer, grant.id, route.device.id, topic)
         last = self._last_release.get(slot)
-        if last is not None and (now - last).total_seconds() < grant.rate_limit:
+        if last is not None and at - last < grant.rate_limit:
             return True
         if record:
-            self._last_release[slot] = now
+            self._last_release[slot] = at
         return False
 
     def _admit(
@@ -348,7 +349,7 @@ class Engine:
             return self._withheld(route, grant.recipient, grant, _TOO_LARGE, parsed)
         topic, t_shared, t_altered = release_topic(route, grant, message.topic, captures, key)
         if grant.opaque:
-            if self._rate_limited(route, grant, topic, now, record=True):
+            if self._rate_limited(route, grant, topic, message.spacing(now), record=True):
                 return self._withheld(route, grant.recipient, grant, grant.rate_reason, parsed)
             return released(
                 route,
@@ -372,7 +373,7 @@ class Engine:
         if grant.aggregate is not None:
             return self._accumulate(route, grant, topic, parsed, now)
         if grant.rate_limit is not None and self._rate_limited(
-            route, grant, topic, now, record=False
+            route, grant, topic, message.spacing(now), record=False
         ):  # skip the walk early
             return self._withheld(route, grant.recipient, grant, grant.rate_reason, parsed)
         return Walk(grant, key, topic, t_shared, t_altered)
@@ -390,11 +391,13 @@ class Engine:
         self._windows.add(route, grant, topic, values, now)
         return self._withheld(route, grant.recipient, grant, grant.aggregating_reason, parsed)
 
-    def flush(self, now: datetime, also: Sequence[datetime] = ()) -> list[Decision]:
+    def flush(self, now: datetime, also: Sequence[datetime | None] = ()) -> list[Decision]:
         """Decisions for the windows that closed by ``now``, oldest first (``also``: evaluate)."""
         return [self._window_decision(window, now, also) for window in self._windows.due(now)]
 
-    def _window_decision(self, window: Window, now: datetime, also: Sequence[datetime]) -> Decision:
+    def _window_decision(
+        self, window: Window, now: datetime, also: Sequence[datetime | None]
+    ) -> Decision:
         policy = self._policies.get(window.policy.customer)
         if policy is None:
             # Its policy stopped running (its file was removed): nothing of it is released.

@@ -16,11 +16,9 @@ exceeds ``MAX_TEXT_CHARS``.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from babel import Locale
-from babel.dates import format_date, format_time
 from babel.lists import format_list
 from babel.numbers import format_decimal
 
@@ -82,20 +80,6 @@ def _decided_by(lang: str, decision: Decision) -> str:
 CLOCK_WHATS = ("validity", "consent", "hours")
 
 
-def _utc_minute(lang: str, text: str) -> str:
-    """A moment the gateway wrote in ISO form, as the reader's language writes it, in UTC (the
-    time zone the system clock's reading was taken in); an unreadable one as it stands."""
-    try:
-        moment = datetime.fromisoformat(text).astimezone(UTC)
-    except ValueError:
-        return text or "?"
-    date, time = (
-        format_date(moment, "medium", locale=lang),
-        format_time(moment, "short", locale=lang),
-    )
-    return f"{date} {time} UTC"
-
-
 def dynamic_msgids() -> tuple[str, ...]:
     """Every msgid the code builds from a name (reason codes, bases, units ...)."""
     ids = [f"reason.{code}" for code in REASON_CODES]
@@ -105,7 +89,7 @@ def dynamic_msgids() -> tuple[str, ...]:
     ids += [f"fn.{fn}" for fn in AGGREGATE_FUNCTIONS]
     ids += [f"problem.{problem}" for problem in PROBLEMS]
     ids += [f"what.{what}" for what in ("validity", "consent")]
-    ids += [f"clock.{what}" for what in CLOCK_WHATS] + ["reason.clock_behind_then"]
+    ids += [f"clock.{what}" for what in CLOCK_WHATS]
     ids += [f"dur.{n}" for n in ("seconds", "minutes", "hours", "days")]
     ids += [f"dur.one_{n}" for n in ("second", "minute", "hour", "day")]
     ids += [f"samples.{case}.{form}" for case in ("nom", "dat") for form in ("one", "other")]
@@ -224,10 +208,7 @@ def reason_text(lang: str, reason: Reason) -> str:
         what = params.get("what", "validity")
         what = what if what in CLOCK_WHATS else "validity"
         what = tr(lang, f"clock.{what}", grant=params.get("grant", "?"))
-        if "clock" not in params:  # many messages counted together (a report): no one reading
-            return tr(lang, "reason.clock_behind_then", what=what)
-        clock = _utc_minute(lang, params["clock"])
-        return tr(lang, "reason.clock_behind", clock=clock, what=what)
+        return tr(lang, "reason.clock_behind", what=what)
     if reason.code in ("expired", "not_yet_valid"):
         what = params.get("what", "validity")
         return tr(lang, f"reason.{reason.code}", what=tr(lang, f"what.{what}"))

@@ -84,13 +84,12 @@ class GrantHolds:
         return since, self._because.get((customer, grant), WITHDRAWN)
 
     def released_since(self, customer: str, grant: str, since: datetime) -> Reason | None:
-        """The hold on ``grant`` that ended after ``since`` or at it, or None: as far as is known
-        here, it was not held back at ``since``. At it too: while the system clock is behind,
-        the log's time stands still, and a decision and a consent given after it carry the same
-        time (gateway/messages/clock.py); deciding such a row again costs a look, never a leak."""
+        """The hold on ``grant`` that ended after ``since``, or None: as far as is known here,
+        it was not held back at ``since``. (The gateway's clock never hands out one time twice,
+        also while the system clock is behind: gateway/messages/clock.py.)"""
         ended = self._ended.get((customer, grant))
         last = ended[-1] if ended else None
-        return last[2] if last is not None and last[1] >= since else None
+        return last[2] if last is not None and last[1] > since else None
 
     def ended(self, customer: str, grant: str) -> Sequence[EndedHold]:
         """The holds on ``grant`` that ended, oldest first. At most ``HOLDS_KEPT``, the latest."""

@@ -22,3 +22,12 @@ class Message:
     payload: bytes
     received_at: datetime  # timezone-aware UTC, stamped by the gateway on receipt
     retain: bool = False
+    # Seconds on a clock no one sets (the gateway's monotonic clock) at receipt, if known: rate
+    # limits measure intervals by it, untouched by steps of the system clock.
+    elapsed: float | None = None
+
+    def spacing(self, now: datetime) -> float:
+        """The moment, in seconds, rate limits measure intervals at: ``elapsed`` when the
+        gateway gave it (a step of the system clock neither shortens an interval nor makes one
+        never end), else ``now``."""
+        return now.timestamp() if self.elapsed is None else self.elapsed

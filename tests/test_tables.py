@@ -40,9 +40,7 @@ ROOM_TABLES = {
 
 # (module, table): a room's table reached from outside its owner, and why (for now).
 SHARED = {
-    ("gateway/log/leftovers.py", "outbox"): "a handed-over customer's leftover releases",
     ("gateway/log/leftovers.py", "erasures"): "blanks who asked, once the tree went elsewhere",
-    ("gateway/operations/handover.py", "outbox"): "waits until the customer's releases left",
 }
 
 _CREATE = re.compile(r"\bCREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE)

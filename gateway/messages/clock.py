@@ -12,9 +12,11 @@ clock once stepped forward may have carried the log's time ahead of the real one
 at boot may be far behind it, and a clock stepped back by mistake is behind the real time by the
 step while the log's time falls behind it by the time that passes. So ``also_at()`` gives, then,
 the wall clock's reading and the last reading it was not behind at, carried forward by the time
-that has passed since on the box's monotonic clock (what the wall clock would say had it not
-been stepped back); every decision judges grants at these as well (``policies.moments``), and
-what one of them would not allow is withheld, saying why.
+that has passed since on a clock no one sets (what the wall clock would say had it not been
+stepped back), or, in a process that started while it was behind, "some time later"; every
+decision judges grants at these as well (``policies.moments``), and what one of them would not
+allow is withheld, saying why. While behind, each time handed out is a microsecond after the one
+before, so the order of what happens is kept.
 """
 
 from __future__ import annotations
@@ -27,11 +29,20 @@ from typing import Protocol
 
 __all__ = ["ForwardClock", "GatewayClock"]
 
+_TICK = timedelta(microseconds=1)
+
 log = logging.getLogger(__name__)
 
 
 def _wall() -> datetime:
     return datetime.now(UTC)
+
+
+def _elapsed() -> float:
+    """Seconds on a clock no one sets, counting while the machine is suspended (Linux's
+    CLOCK_BOOTTIME; elsewhere the monotonic clock, which may stop then)."""
+    boot = getattr(time, "CLOCK_BOOTTIME", None)
+    return time.clock_gettime(boot) if boot is not None else time.monotonic()
 
 
 class GatewayClock(Protocol):
@@ -40,7 +51,7 @@ class GatewayClock(Protocol):
 
     def now(self) -> datetime: ...
 
-    def also_at(self) -> tuple[datetime, ...]: ...
+    def also_at(self) -> tuple[datetime | None, ...]: ...
 
 
 class ForwardClock:
@@ -48,7 +59,7 @@ class ForwardClock:
         self,
         floor: Callable[[], datetime | None],
         wall: Callable[[], datetime] = _wall,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = _elapsed,
     ) -> None:
         self._floor = floor  # the newest committed entry time (the log writer's)
         self.wall = wall  # replaceable: tests step it back
@@ -74,7 +85,7 @@ class ForwardClock:
                 log.warning(
                     "the system clock went back %.3f s (to %s, the log is at %s): entries keep "
                     "the log's time, and until the clock catches up a grant releases only what "
-                    "it releases at both times (the rest is withheld as clock_behind); check "
+                    "every time it may be allows (the rest is withheld as clock_behind); check "
                     "NTP (timedatectl status)",
                     behind,
                     wall.isoformat(),
@@ -82,7 +93,10 @@ class ForwardClock:
                 )
             self.behind_s = behind
             self.largest_step_s = max(self.largest_step_s, behind)
-            return newest
+            # A microsecond on for each time handed out: what happens while the log's time stands
+            # still keeps its order (a consent given after a decision is dated after it).
+            self._last = newest + _TICK
+            return self._last
         if self.behind_s:
             log.warning("the system clock caught up with the log's time again")
             self.behind_s = 0.0
@@ -90,17 +104,18 @@ class ForwardClock:
         self._trusted = (wall, self._monotonic())
         return wall
 
-    def also_at(self) -> tuple[datetime, ...]:
+    def also_at(self) -> tuple[datetime | None, ...]:
         """While the last ``now()`` found the wall clock behind the log's time: its reading, and
-        the last reading it was not behind at carried forward by the monotonic time since (when
-        this process saw one; see the module text). Empty otherwise: one attribute read."""
+        the last reading it was not behind at carried forward by the time since (see the module
+        text), or None when this process has seen none (it started while the clock was behind:
+        the real time is some time after the log's, nobody knows how long; ``policies.moments``
+        judges what that leaves open). Empty otherwise: one attribute read."""
         if not self.behind_s:
             return ()
-        wall = self.wall()
         if self._trusted is None:
-            return (wall,)
+            return self.wall(), None
         at, then = self._trusted
-        return wall, at + timedelta(seconds=self._monotonic() - then)
+        return self.wall(), at + timedelta(seconds=self._monotonic() - then)
 
     def not_before(self, moment: datetime) -> datetime:
         """``moment`` (taken elsewhere, a little earlier), raised to the newest committed time:

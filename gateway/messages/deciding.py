@@ -52,7 +52,7 @@ class Decider:
         self._not_loaded = not_loaded
 
     def decide(
-        self, engine: Engine, arrival: Arrival, now: datetime, also: Sequence[datetime] = ()
+        self, engine: Engine, arrival: Arrival, now: datetime, also: Sequence[datetime | None] = ()
     ) -> list[Decision]:
         """``now``: the gateway's time; ``also``: the other moments grants are judged at while
         the system clock is behind it (``gateway/messages/clock.py``)."""
@@ -98,7 +98,7 @@ class Decider:
                         stream=stream,
                     )
                 ]
-        message = Message(inbound.topic, inbound.payload, now, inbound.retain)
+        message = Message(inbound.topic, inbound.payload, now, inbound.retain, inbound.received)
         try:
             return engine.evaluate(message, now, also=also)
         except Exception as exc:  # the engine promises not to raise; if it does, deny and say so

@@ -294,7 +294,7 @@ class Pipeline:
     # -- internals -------------------------------------------------------------------------------
 
     def _prepare(
-        self, engine: Engine, arrival: Arrival, now: datetime, also: Sequence[datetime]
+        self, engine: Engine, arrival: Arrival, now: datetime, also: Sequence[datetime | None]
     ) -> _Prepared:
         """Decide and explain one message (``also``: ``Decider.decide``); never raises."""
         inbound = arrival.inbound

@@ -237,7 +237,7 @@ class SendTime:
         rows: Sequence[OutboxRow],
         now: datetime,
         reachable_us: int | None,
-        also: Sequence[datetime],
+        also: Sequence[datetime | None],
     ) -> _Redo:
         """Rows that may not leave as decided, with the grants that began or stopped to apply;
         ``also``: the other moments grants are judged at while the system clock is behind
@@ -294,7 +294,7 @@ class SendTime:
         hours: datetime,
         onset: tuple[Change, ...] = (),
         *,
-        also: Sequence[datetime] = (),
+        also: Sequence[datetime | None] = (),
     ) -> _Outcome | None:
         """The row's outcome under the current policy, its allowed hours judged at ``hours``
         (``also``: as for ``_to_redo``); None: it leaves as decided, unrecorded (only after an

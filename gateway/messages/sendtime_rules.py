@@ -20,6 +20,7 @@ judged at send time like any other: outside the hours it is withheld, and its en
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -27,13 +28,14 @@ import orjson
 
 from gateway.log.entry import at_from_us, us_from_at
 from gateway.messages.outbox import OutboxRow
+from policies.body import Parsed
 from policies.compiler import CompiledGrant, CompiledPolicy
 from policies.decision import Decision, Outcome, Reason
 from policies.engine import Engine, PseudonymKeys
 from policies.errors import PolicyError
 from policies.message import Message
 from policies.model import HELD_ON_TIME_S
-from policies.moments import clock_behind, overlapping
+from policies.moments import clock_behind, could_apply, overlapping
 
 __all__ = ["behind", "evaluate_alone", "hours_at", "same_release", "stale"]
 
@@ -100,19 +102,26 @@ def same_release(grant: CompiledGrant, row: OutboxRow) -> bool:
 
 
 def behind(
-    engine: Engine, row: OutboxRow, now: datetime, also: Sequence[datetime], hours: datetime
+    engine: Engine, row: OutboxRow, now: datetime, also: Sequence[datetime | None], hours: datetime
 ) -> Reason | None:
     """``clock_behind`` while the system clock is behind the log's time (``also``: the other
-    moments grants are judged at then) and the row's grant, or one overlapping it that is not
-    held back, applies at one moment and not at another (``policies.moments``); else None. A
-    summary is judged by its own grant (already the most protective form). ``hours`` as for
-    ``stale``."""
+    moments grants are judged at then) and the row's grant, or one overlapping it on the row's
+    stream that could apply to its message (not held back, its conditions met), applies at one
+    moment and not at another (``policies.moments``); else None. A summary is judged by its own
+    grant (already the most protective form). ``hours`` as for ``stale``."""
     policy = engine.policy(row.customer) if also else None
     if policy is None:
         return None
-    grants = overlapping(policy, row.grant)[: 1 if row.source is None else None]
-    free = [g for g in grants if engine.held(row.customer, g.id) is None]
-    found = clock_behind(free, now, also, hours)
+    grants = overlapping(policy, row.grant)
+    if row.source is None:
+        grants = grants[:1]
+    else:
+        ref = engine.device_for(row.source_topic or "")
+        if ref is not None:
+            grants = [g for g in grants if g.covers(ref.device, ref.stream)]
+        held = functools.partial(engine.held, row.customer)
+        grants = could_apply(grants, held, Parsed(row.source), len(row.source))
+    found = clock_behind(grants, now, also, hours)
     return None if found is None else found[1]
 
 

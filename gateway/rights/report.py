@@ -300,9 +300,9 @@ def _left(path: str, gone: set[str]) -> bool:
     return any(char in ".[" and path[:index] in gone for index, char in enumerate(path))
 
 
-# Reason params that differ from message to message (the clock's reading, a size): the report
-# counts a reason once per its other params, and its text names none of these (each entry does).
-_PER_MESSAGE = frozenset({"clock", "size", "topic"})
+# Reason params that differ from message to message (a size): the report counts a reason once
+# per its other params, and its text names none of these (each entry does).
+_PER_MESSAGE = frozenset({"size", "topic"})
 
 
 def _withheld(groups: Sequence[ReportGroup]) -> list[Withheld]:

@@ -19,5 +19,5 @@ class SetClock:
     def now(self) -> datetime:
         return self.at()
 
-    def also_at(self) -> tuple[datetime, ...]:
+    def also_at(self) -> tuple[datetime | None, ...]:
         return () if self.behind is None else (self.behind,)

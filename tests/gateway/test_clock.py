@@ -10,9 +10,11 @@ import orjson
 
 from gateway.log.reader import LogReader
 from gateway.messages.clock import ForwardClock
+from policies.message import Message
 from tests.gateway.harness import running_gateway
 from tests.gateway.test_report import DEVICES
 from tests.gateway.test_report import POLICY as MUELLER
+from tests.policies.conftest import make_engine
 
 UNTIL = datetime(2026, 6, 1, tzinfo=UTC)
 EXPIRING = MUELLER.replace(
@@ -109,18 +111,24 @@ async def test_a_clock_stepped_forward_and_back_releases_only_what_both_times_al
 
 def test_the_clock_holds_at_the_log_and_reports_the_step_once() -> None:
     t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    tick = timedelta(microseconds=1)
     committed: list[datetime | None] = [None]
     wall = [t0]
     clock = ForwardClock(lambda: committed[0], wall=lambda: wall[0], monotonic=lambda: 0.0)
     assert clock.now() == t0
     committed[0] = t0 + timedelta(seconds=5)  # the log is ahead (written at a later time)
     wall[0] = t0 + timedelta(seconds=1)
-    assert clock.now() == t0 + timedelta(seconds=5)
+    # At the log's time, a microsecond on each time: never one time twice, so what happens
+    # meanwhile keeps its order (a consent given after a decision is dated after it).
+    assert clock.now() == t0 + timedelta(seconds=5) + tick
     wall[0] = t0 + timedelta(seconds=2)
-    assert clock.now() == t0 + timedelta(seconds=5)
-    assert clock.status() == {"steps_back": 1, "behind_s": 3.0, "largest_step_s": 4.0}
+    assert clock.now() == t0 + timedelta(seconds=5) + 2 * tick
+    assert clock.now() == t0 + timedelta(seconds=5) + 3 * tick
+    status = clock.status()
+    assert status["steps_back"] == 1 and status["largest_step_s"] == 4.0
+    assert status["behind_s"] == 3.000002
     # Judged at the clock's reading too, and at the last good one (t0) carried forward by the
-    # monotonic time since (none here).
+    # time since (none here).
     assert clock.also_at() == (wall[0], t0)
     wall[0] = t0 + timedelta(seconds=6)  # caught up
     assert clock.now() == wall[0] and clock.status()["behind_s"] == 0.0
@@ -133,8 +141,8 @@ def test_the_clock_holds_at_the_log_and_reports_the_step_once() -> None:
 def test_while_behind_grants_are_also_judged_at_the_clock_carried_forward() -> None:
     """NTP steps the clock back three hours by mistake at 17:30. Two and a half hours later the
     real time is 20:00; the log's time stands at 17:30 and the clock says 17:00. The last good
-    reading carried forward by the monotonic clock says 20:00: a grant with hours 08:00-18:00
-    is judged there too (it was released at 20:00 before, judged at 17:30 and 17:00 alone)."""
+    reading carried forward by the time since says 20:00: a grant with hours 08:00-18:00 is
+    judged there too (it was released at 20:00 before, judged at 17:30 and 17:00 alone)."""
     t = datetime(2026, 3, 2, 16, 30, tzinfo=UTC)  # 17:30 in Berlin
     committed: list[datetime | None] = [None]
     wall, mono = [t], [1000.0]
@@ -142,9 +150,25 @@ def test_while_behind_grants_are_also_judged_at_the_clock_carried_forward() -> N
     assert clock.now() == t and clock.also_at() == ()
     committed[0] = t
     wall[0], mono[0] = t - timedelta(hours=3), 1000.0 + 1.0  # the step
-    assert clock.now() == t
+    now = clock.now()
+    assert t < now < t + timedelta(milliseconds=1)
     wall[0], mono[0] = t - timedelta(hours=0.5), 1000.0 + 2.5 * 3600
-    assert clock.now() == t
-    assert clock.also_at() == (t - timedelta(hours=0.5), t + timedelta(hours=2.5))
+    also = clock.also_at()
+    assert also == (t - timedelta(hours=0.5), t + timedelta(hours=2.5))
+    hours = make_engine({"fields": {"t": "keep"}, "hours": ["08:00-18:00"]})
+    message = Message("acme/dev/anna", b'{"t":1}', now)
+    assert hours.evaluate(message, now)[0].payload is not None  # the log's time alone: 17:30
+    assert hours.evaluate(message, now, also=also[:1])[0].payload is not None  # and 17:00
+    (held,) = hours.evaluate(message, now, also=also)  # and 20:00
+    assert held.reason is not None and held.reason.code == "clock_behind"
     wall[0], mono[0] = t + timedelta(seconds=1), 1000.0 + 3 * 3600  # caught up (set right)
     assert clock.now() == wall[0] and clock.also_at() == ()
+
+
+def test_a_gateway_started_while_the_clock_is_behind_knows_no_time_after_the_log_s() -> None:
+    """No good reading in this process: the real time is some time after the log's, and the
+    moments say so (None), so what may change after it is judged uncertain (policies.moments)."""
+    t = datetime(2026, 3, 2, 16, 30, tzinfo=UTC)
+    clock = ForwardClock(lambda: t, wall=lambda: t - timedelta(hours=3))
+    assert clock.now() > t
+    assert clock.also_at() == (t - timedelta(hours=3), None)

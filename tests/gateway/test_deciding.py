@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -16,7 +16,7 @@ from policies.engine import Engine
 from policies.message import Message
 from tests.gateway.fake_link import FakeLink
 from tests.gateway.test_end_to_end import BAKERY
-from tests.policies.conftest import compile_text
+from tests.policies.conftest import compile_text, make_engine
 
 TOPIC = "bakery/oven-1/telemetry"
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -98,3 +98,20 @@ async def test_an_engine_that_raises_withholds_the_message_and_logs_why(
     assert decision.reason is not None and decision.reason.code == "internal_error"
     assert decision.reason.params == {"error": "ZeroDivisionError"}
     assert "the policy engine failed" in caplog.text and "ZeroDivisionError" in caplog.text
+
+
+async def test_rate_limits_are_spaced_by_when_the_broker_handed_the_messages_over() -> None:
+    """The monotonic time of receipt, not the system clock: a clock step neither frees a
+    rate-limited grant early nor holds it back for as long as the clock is behind."""
+    engine = make_engine({"fields": {"t": "keep"}, "rate_limit": "60s"})
+    decider = Decider(max_payload_bytes=1024)
+
+    def arrive(received: float) -> Arrival:
+        arrival = _arrival("acme/dev/anna", b'{"t":1}')
+        arrival.inbound.received = received
+        return arrival
+
+    assert decider.decide(engine, arrive(1000.0), NOW)[0].outcome is Outcome.SHARED
+    (limited,) = decider.decide(engine, arrive(1030.0), NOW + timedelta(hours=1))
+    assert limited.reason is not None and limited.reason.code == "rate_limited"
+    assert decider.decide(engine, arrive(1061.0), NOW)[0].outcome is Outcome.SHARED

@@ -162,7 +162,8 @@ async def test_a_message_released_twice_to_one_recipient_is_reported_as_both_rel
 
 def test_withheld_messages_are_counted_by_reason_and_what_it_names() -> None:
     """Each line's text must be true of every message it counts: two grants' hours are two
-    lines; the clock's reading (one per message) is named by none, and the text says so."""
+    lines, as are two grants the clock's uncertainty withheld for; a size (one per message) is
+    named by none."""
     from gateway.rights.report import _withheld
 
     def withheld(reason: str, params: dict[str, str]) -> ShownBody:
@@ -170,25 +171,24 @@ def test_withheld_messages_are_counted_by_reason_and_what_it_names() -> None:
         body["reason"], body["reason_params"] = reason, params
         return body
 
-    def behind(what: str, grant: str, clock: str) -> ShownBody:
-        return withheld("clock_behind", {"what": what, "grant": grant, "clock": clock})
-
     groups = [
         ReportGroup(withheld("outside_hours", {"hours": "06:00-22:00"}), 3, 0, 0),
         ReportGroup(withheld("outside_hours", {"hours": "08:00-18:00"}), 2, 0, 0),
-        ReportGroup(behind("hours", "a", "2026-12-03T00:00+00:00"), 4, 0, 0),
-        ReportGroup(behind("hours", "a", "2026-12-03T00:07+00:00"), 1, 0, 0),
-        ReportGroup(behind("consent", "b", "2026-12-03T00:07+00:00"), 1, 0, 0),
+        ReportGroup(withheld("clock_behind", {"what": "hours", "grant": "a"}), 4, 0, 0),
+        ReportGroup(withheld("clock_behind", {"what": "consent", "grant": "b"}), 1, 0, 0),
+        ReportGroup(withheld("too_large", {"size": "70000", "limit": "65536"}), 1, 0, 0),
+        ReportGroup(withheld("too_large", {"size": "80000", "limit": "65536"}), 1, 0, 0),
     ]
     lines = _withheld(groups)
     assert lines == [
-        {"reason": "clock_behind", "params": {"grant": "a", "what": "hours"}, "count": 5},
+        {"reason": "clock_behind", "params": {"grant": "a", "what": "hours"}, "count": 4},
         {"reason": "outside_hours", "params": {"hours": "06:00-22:00"}, "count": 3},
         {"reason": "outside_hours", "params": {"hours": "08:00-18:00"}, "count": 2},
+        {"reason": "too_large", "params": {"limit": "65536"}, "count": 2},
         {"reason": "clock_behind", "params": {"grant": "b", "what": "consent"}, "count": 1},
     ]
     text = reason_text("en", Reason(lines[0]["reason"], lines[0]["params"]))
-    assert text.startswith("the gateway's system clock was behind the newest entry of its log")
-    assert text.endswith("whether the moment lies within the allowed hours of grant “a”")
-    german = reason_text("de", Reason(lines[3]["reason"], lines[3]["params"]))
-    assert "lag hinter dem neuesten Eintrag" in german and "Freigabe „b“" in german
+    assert text.startswith("the gateway's system clock is behind the newest entry of its log")
+    assert "whether the moment lies within the allowed hours of grant “a”" in text
+    german = reason_text("de", Reason(lines[4]["reason"], lines[4]["params"]))
+    assert "ob die Einwilligung zur Freigabe „b“ gilt" in german

@@ -237,13 +237,46 @@ async def test_a_waiting_row_is_withheld_for_the_clock_in_the_name_of_the_grant_
 
 
 async def test_a_consent_given_again_at_the_row_s_own_time_decides_it_again(tmp_path: Path) -> None:
-    """While the clock is behind, the log's time stands still: a row decided without "daytime"
-    (withdrawn) and the consent given again afterwards carry the same time. The row may have
-    been decided while it was withdrawn, so it is decided again: the coarser rounding leaves."""
+    """While the clock is behind, the log's time stands still, but the gateway's clock hands it
+    out a microsecond on each time (tests/gateway/test_clock.py): a row decided without
+    "daytime" (withdrawn) and the consent given again afterwards keep their order, so the row is
+    decided again and the coarser rounding leaves."""
     async with open_bench(tmp_path, POLICY, NOON) as bench:
         bench.engine.withdraw("baeckerei-schmidt", "daytime", NOON - timedelta(hours=1))
         row = (await released(bench, READING))["maintenance"]
         assert orjson.loads(row.payload) == {"temperature": 182.5, "door_open": True}
-        bench.engine.give("baeckerei-schmidt", "daytime", NOON)
+        bench.engine.give("baeckerei-schmidt", "daytime", NOON + timedelta(microseconds=1))
         (sent,) = (await bench.check.settle([row])).leave
         assert orjson.loads(sent.payload) == {"temperature": 185.0, "door_open": True}
+
+
+MAINTENANCE_SUMMARY = POLICY.replace(
+    """    fields:
+      temperature: {round: 0.5}
+      door_open: keep
+""",
+    """    aggregate:
+      window: 1m
+      fields:
+        temperature: [mean]
+""",
+)
+
+
+async def test_a_waiting_summary_is_judged_by_its_own_grant_while_the_clock_is_behind(
+    tmp_path: Path,
+) -> None:
+    """A summary is already the most protective form: while the clock says 01:00 and the log
+    13:00, the hours of "daytime" (overlapping) do not hold back "maintenance"'s summary, which
+    has no hours of its own."""
+    assert "aggregate" in MAINTENANCE_SUMMARY
+    async with open_bench(tmp_path, MAINTENANCE_SUMMARY, NOON) as bench:
+        for value in (180.0, 182.0, 184.0):
+            await released(bench, {"temperature": value})
+        closed = NOON + timedelta(minutes=2)
+        rows = await bench.pipeline.record(bench.engine.flush(closed), closed)
+        (summary,) = [r for r in rows if r.grant == "maintenance"]
+        assert orjson.loads(summary.payload)["temperature"] == {"mean": 182.0}
+        bench.now[0] = closed
+        bench.clock.behind = closed - timedelta(hours=12)
+        assert (await bench.check.settle([summary])).leave == [summary]
