@@ -85,8 +85,9 @@ class GrantHolds:
 
     def released_since(self, customer: str, grant: str, since: datetime) -> Reason | None:
         """The hold on ``grant`` that ended after ``since``, or None: as far as is known here,
-        it was not held back at ``since``. (The gateway's clock never hands out one time twice,
-        also while the system clock is behind: gateway/messages/clock.py.)"""
+        it was not held back at ``since``. (While the system clock is behind the log, the gateway's
+        clock hands out each time a microsecond after the last, so the order of a decision and
+        a consent given after it is kept: gateway/messages/clock.py.)"""
         ended = self._ended.get((customer, grant))
         last = ended[-1] if ended else None
         return last[2] if last is not None and last[1] > since else None

@@ -56,10 +56,14 @@ def differs(
 
 
 def _after(grant: CompiledGrant, now: datetime) -> str | None:
-    """What of ``grant`` may change at an unknown time after ``now`` (``differs``)."""
+    """What of ``grant`` may change at an unknown time after ``now`` (``differs``); nothing for
+    a grant whose validity or consent has ended by ``now``: it applies at no later time."""
+    consent = grant.consent
+    ends = (grant.valid_until, consent.until if consent is not None else None)
+    if any(end is not None and end <= now for end in ends):
+        return None
     if any(bound is not None and bound > now for bound in (grant.valid_from, grant.valid_until)):
         return "validity"
-    consent = grant.consent
     if consent is not None and any(
         bound is not None and bound > now for bound in (consent.given_at, consent.until)
     ):

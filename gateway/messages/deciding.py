@@ -98,7 +98,9 @@ class Decider:
                         stream=stream,
                     )
                 ]
-        message = Message(inbound.topic, inbound.payload, now, inbound.retain, inbound.received)
+        message = Message(
+            inbound.topic, inbound.payload, now, inbound.retain, inbound.received or None
+        )
         try:
             return engine.evaluate(message, now, also=also)
         except Exception as exc:  # the engine promises not to raise; if it does, deny and say so

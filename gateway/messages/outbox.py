@@ -250,15 +250,17 @@ def erase(
     return [(str(r), int(n), int(b)) for r, n, b in sized]
 
 
-def queued_of(conn: sqlite3.Connection, customer: str) -> dict[str, int]:
-    """The rows queued for ``customer``, per recipient."""
-    return {
-        str(r): int(n)
-        for r, n in conn.execute(
-            "SELECT recipient, count(*) FROM outbox WHERE customer = ? GROUP BY recipient",
-            (customer,),
-        )
-    }
+def queued_of(
+    conn: sqlite3.Connection, customer: str, *, besides: str | None = None
+) -> dict[str, int]:
+    """The rows queued for ``customer``, per recipient; with ``besides``, not those queued
+    under that grant (an erasure's notices: not personal content)."""
+    sql = "SELECT recipient, count(*) FROM outbox WHERE customer = ?"
+    params = [customer]
+    if besides is not None:
+        sql += " AND grant_id <> ?"
+        params.append(besides)
+    return {str(r): int(n) for r, n in conn.execute(sql + " GROUP BY recipient", params)}
 
 
 # Rows leave room again below this fraction of ``outbox.max_rows``: no flapping at the mark.

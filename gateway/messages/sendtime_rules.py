@@ -36,6 +36,7 @@ from policies.errors import PolicyError
 from policies.message import Message
 from policies.model import HELD_ON_TIME_S
 from policies.moments import clock_behind, could_apply, overlapping
+from policies.sparkplug import PREFIX as SPARKPLUG_PREFIX
 
 __all__ = ["behind", "evaluate_alone", "hours_at", "same_release", "stale"]
 
@@ -106,21 +107,29 @@ def behind(
 ) -> Reason | None:
     """``clock_behind`` while the system clock is behind the log's time (``also``: the other
     moments grants are judged at then) and the row's grant, or one overlapping it on the row's
-    stream that could apply to its message (not held back, its conditions met), applies at one
-    moment and not at another (``policies.moments``); else None. A summary is judged by its own
-    grant (already the most protective form). ``hours`` as for ``stale``."""
+    stream that could apply to its message (not held back, its conditions met where the stored
+    source can tell), applies at one moment and not at another (``policies.moments``); else
+    None. A summary is judged by its own grant (already the most protective form). ``hours`` as
+    for ``stale``."""
     policy = engine.policy(row.customer) if also else None
-    if policy is None:
+    grant = policy.grant(row.grant) if policy is not None else None
+    if policy is None or grant is None:
         return None
+    held = functools.partial(engine.held, row.customer)
     grants = overlapping(policy, row.grant)
-    if row.source is None:
-        grants = grants[:1]
+    if row.source is None or row.source_topic is None:
+        # A summary, or a row whose message was too large to keep: its conditions unknown.
+        grants = grants[:1] if grant.aggregate is not None else grants
+        grants = [g for g in grants if not held(g.id)]
     else:
-        ref = engine.device_for(row.source_topic or "")
+        ref = engine.device_for(row.source_topic)
         if ref is not None:
             grants = [g for g in grants if g.covers(ref.device, ref.stream)]
-        held = functools.partial(engine.held, row.customer)
-        grants = could_apply(grants, held, Parsed(row.source), len(row.source))
+        if row.source_topic.startswith(SPARKPLUG_PREFIX):
+            # Its metrics are read against a BIRTH the running engine holds: conditions unknown.
+            grants = [g for g in grants if not held(g.id)]
+        else:
+            grants = could_apply(grants, held, Parsed(row.source), len(row.source))
     found = clock_behind(grants, now, also, hours)
     return None if found is None else found[1]
 

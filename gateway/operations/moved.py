@@ -48,6 +48,7 @@ from gateway.operations.handover_model import (
 from gateway.operations.holds import HoldError, read_hold
 from gateway.operations.status_model import HandoverPending
 from gateway.rights.consent import ConsentBook
+from gateway.rights.erasure import NOTICE_GRANT
 
 __all__ = [
     "Leftover",
@@ -240,9 +241,10 @@ class Scrubber:
             )
 
         def job(conn: sqlite3.Connection) -> tuple[Leftovers, list[tuple[str, int, int]]]:
-            # The log's part, and any queued release of the customer: its owner's delete, every
-            # row (its erasure notices went with the tree too).
-            return remove_leftovers(conn, customer), erase(conn, customer)
+            # The log's part, and any queued release of the customer, through the outbox's own
+            # delete. An erasure's notice stays: not personal, and owed to its recipient (the
+            # forwarder sends it whatever the policy; it did not go with the tree).
+            return remove_leftovers(conn, customer), erase(conn, customer, keep_grant=NOTICE_GRANT)
 
         async with self.outbox.erasing():  # as an erasure: none of these leaves after it
             gone, queued = await self.store.transaction(
@@ -271,8 +273,10 @@ class Scrubber:
 
 def personal_left(conn: sqlite3.Connection, customer: str) -> int:
     """The rows of ``customer``'s personal data in this database: the log's
-    (``gateway.log.leftovers.personal_rows``) and its queued releases."""
-    return personal_rows(conn, customer).total + sum(queued_of(conn, customer).values())
+    (``gateway.log.leftovers.personal_rows``) and its queued releases (not an erasure's
+    notices: they hold no personal value)."""
+    queued = queued_of(conn, customer, besides=NOTICE_GRANT)
+    return personal_rows(conn, customer).total + sum(queued.values())
 
 
 def scrub_handlers(scrubber: Scrubber) -> dict[str, Handler]:

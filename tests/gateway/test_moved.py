@@ -17,11 +17,13 @@ from gateway.operations import handover_model as ops
 from gateway.operations.control import ControlError, ask, request
 from gateway.operations.moved import Leftover, pending_handovers, personal_left, write_note
 from gateway.operations.status_text import render_status
+from gateway.rights.erasure import NOTICE_GRANT
 from tests.faults.cluster_site import ClusterSite, stream_body
 from tests.gateway.test_cluster_view import cluster_block, instance
 from tests.gateway.test_handover import CUSTOMERS, LISTED, MOVED, close_for_move, handover
 
 NAME = "Anna Weber"
+NOTICE = b'{"erasure-notice": "left queued by a crash"}'
 
 
 def left(db: Path) -> int:
@@ -137,16 +139,23 @@ async def test_a_crash_between_the_move_and_the_clean_up_is_finished_at_the_next
         sent = payloads(old.database_path)
         assert sent and left(old.database_path) > 0
         recipient = old.recipients[0].name
-        with sqlite3.connect(old.database_path) as conn:  # a release a crash left queued
-            conn.execute(
-                "INSERT INTO outbox (entry_seq, recipient, customer, device, grant_id, topic,"
-                " payload, created) VALUES (1, ?, ?, 'press-1', 'monitoring', 't', ?, 1.0)",
-                (recipient, MOVED, b"LEFT-IN-THE-QUEUE"),
-            )
+        with sqlite3.connect(old.database_path) as conn:  # what a crash left queued
+            for grant, payload in (("monitoring", b"LEFT-IN-THE-QUEUE"), (NOTICE_GRANT, NOTICE)):
+                conn.execute(
+                    "INSERT INTO outbox (entry_seq, recipient, customer, device, grant_id, topic,"
+                    " payload, created) VALUES (1, ?, ?, 'press-1', ?, 't', ?, 1.0)",
+                    (recipient, MOVED, grant, payload),
+                )
         conn.close()
         await site.start("hall-a")
         assert left(old.database_path) == 0  # the queue's row too, through the outbox's delete
         assert not any(on_disk(old.database_path, p) for p in [*sent, b"LEFT-IN-THE-QUEUE"])
+        # An erasure's notice is not personal and is owed to its recipient: it still leaves.
+        spy = site.spy
+        assert spy is not None
+        await site.wait_until(
+            lambda: any(m.payload == NOTICE for m in spy.received), 30, "the notice delivered"
+        )
         assert (await site.status("hall-a"))["handovers"] == []
         # an erasure on the new instance: no copy of the customer's data anywhere else
         await request(new.control_socket, "forget", customer=MOVED, by=NAME)

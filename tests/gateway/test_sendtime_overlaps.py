@@ -5,6 +5,7 @@ the engine's own combining code, and the log says which grant began to apply and
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -236,18 +237,21 @@ async def test_a_waiting_row_is_withheld_for_the_clock_in_the_name_of_the_grant_
         assert (await bench.check.settle([row])).leave == [row]
 
 
-async def test_a_consent_given_again_at_the_row_s_own_time_decides_it_again(tmp_path: Path) -> None:
-    """While the clock is behind, the log's time stands still, but the gateway's clock hands it
-    out a microsecond on each time (tests/gateway/test_clock.py): a row decided without
-    "daytime" (withdrawn) and the consent given again afterwards keep their order, so the row is
-    decided again and the coarser rounding leaves."""
+async def test_a_waiting_row_without_its_message_counts_every_grant_overlapping_it(
+    tmp_path: Path,
+) -> None:
+    """A row whose message was not kept (too large to keep) cannot show which grants its
+    message meets: while the clock is behind, every overlapping grant not held back counts, so
+    "daytime"'s hours (13:00 by the log, 01:00 by the clock) withhold it."""
     async with open_bench(tmp_path, POLICY, NOON) as bench:
-        bench.engine.withdraw("baeckerei-schmidt", "daytime", NOON - timedelta(hours=1))
-        row = (await released(bench, READING))["maintenance"]
-        assert orjson.loads(row.payload) == {"temperature": 182.5, "door_open": True}
-        bench.engine.give("baeckerei-schmidt", "daytime", NOON + timedelta(microseconds=1))
-        (sent,) = (await bench.check.settle([row])).leave
-        assert orjson.loads(sent.payload) == {"temperature": 185.0, "door_open": True}
+        row = replace((await released(bench, READING))["maintenance"], source=None)
+        bench.clock.behind = NOON - timedelta(hours=1)
+        assert (await bench.check.settle([row])).leave != []  # both in daytime's hours
+        row = replace((await released(bench, READING))["maintenance"], source=None)
+        bench.clock.behind = NOON - timedelta(hours=12)
+        settled = await bench.check.settle([row])
+        assert settled.leave == [] and settled.withheld == [row]
+        assert "the allowed hours of grant “daytime”" in (await bench.texts())[-1]
 
 
 MAINTENANCE_SUMMARY = POLICY.replace(

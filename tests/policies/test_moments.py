@@ -181,6 +181,14 @@ def test_with_no_good_reading_of_the_clock_what_may_change_later_is_uncertain() 
     assert differs(grant(make_engine(until)), NOW, None, NOW) == "validity"
     ended = {"fields": {"t": "keep"}, "valid": {"until": "2026-05-01T00:00:00Z"}}
     assert differs(grant(make_engine(ended)), NOW, None, NOW) is None  # over: stays over
+    # Over, with hours or another bound still ahead: it applies at no later time either.
+    assert differs(grant(make_engine({**ended, **HOURS})), NOW, None, NOW) is None
+    lapsed = {
+        **CONSENT,
+        "valid": {"until": "2029-01-01T00:00:00Z"},
+        "consent": {**CONSENT["consent"], "until": "2026-05-25T00:00Z"},
+    }
+    assert differs(grant(make_engine(lapsed)), NOW, None, NOW) is None
     consent_until = {**CONSENT, "consent": {**CONSENT["consent"], "until": "2026-07-01T00:00Z"}}
     assert differs(grant(make_engine(consent_until)), NOW, None, NOW) == "consent"
     plain = make_engine({"fields": {"t": "keep"}})
