@@ -13,7 +13,10 @@ import orjson
 
 from gateway.log.entry import at_from_us, us_from_at
 from gateway.messages.outbox import OutboxRow
-from gateway.messages.sendtime_rules import hours_at
+from gateway.messages.pseudonyms import Keyring
+from gateway.messages.sendtime_rules import behind, hours_at
+from policies.engine import Engine
+from policies.examples import example_path
 from policies.model import HELD_ON_TIME_S
 from tests.gateway.test_sendtime import POLICY, RECIPIENTS, open_bench
 from tests.gateway.test_sendtime_overlaps import POLICY as OVERLAPS
@@ -192,3 +195,43 @@ def test_the_moment_hours_are_judged_at() -> None:
     assert hours_at(held, unheld.grant("maintenance"), now, BEFORE_US) == now
     early = END - timedelta(minutes=1)
     assert hours_at(held, GRANT, early, BEFORE_US) == early  # not due yet
+
+
+def test_while_behind_a_sparkplug_row_s_grants_count_whatever_their_conditions() -> None:
+    """A Sparkplug row's stored message is protobuf read against a BIRTH the running engine
+    holds: its grants' conditions cannot be judged at send time, so each grant not held back
+    counts while the clock is behind (here its hours: 13:00 by the log, 01:00 by the clock)."""
+    text = (Path(example_path("bakery")).parent / "sparkplug" / "factory.yaml").read_text(
+        encoding="utf-8"
+    )
+    text = text.replace(
+        "    valid: {from: 2026-01-01T00:00:00Z, until: 2029-01-01T00:00:00Z}",
+        "    valid: {from: 2026-01-01T00:00:00Z, until: 2029-01-01T00:00:00Z}\n"
+        '    hours: ["06:00-22:00"]\n'
+        "    when: [{field: Temperature, above: 100}]",
+        1,
+    )
+    assert "when:" in text
+    engine = Engine([compile_text(text, {"oven-maker": "Ofenbau"})], Keyring())
+    now = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    row = OutboxRow(
+        1,
+        1,
+        "oven-maker",
+        "grossbaeckerei-nord",
+        "line-1-oven-1",
+        "oven-maintenance",
+        "t",
+        b"{}",
+        us_from_at(now),
+        version="v",
+        source_topic="spBv1.0/Werk Nord/DDATA/Linie 1/Ofen 1",
+        source=b"\x08\x96\x01\x12\x04",
+    )
+    assert behind(engine, row, now, (), now) is None  # not behind
+    assert behind(engine, row, now, (now - timedelta(hours=1),), now) is None  # both in hours
+    reason = behind(engine, row, now, (now - timedelta(hours=12),), now)
+    assert reason is not None and reason.code == "clock_behind"
+    assert reason.params == {"what": "hours", "grant": "oven-maintenance"}
+    engine.withdraw("grossbaeckerei-nord", "oven-maintenance", now)
+    assert behind(engine, row, now, (now - timedelta(hours=12),), now) is None  # held: its own
