@@ -13,7 +13,9 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import orjson
 import pytest
@@ -25,9 +27,13 @@ from gateway.log.transfer import close_tree
 from gateway.operations import handover_model as ops
 from gateway.operations.cluster import load_instances
 from gateway.operations.control import ControlError, ask, request
+from gateway.operations.handover import Handovers
 from gateway.operations.holds import Hold, hold_path, read_hold
+from policies.decision import Decision
+from policies.message import Message
 from tests.faults.cluster_site import ClusterSite, stream_body
 from tests.faults.site import ReliableDevice, Spy
+from tests.gateway.clocks import SetClock
 from tests.gateway.test_cluster_view import (
     INSTANCES,
     cluster_block,
@@ -36,6 +42,7 @@ from tests.gateway.test_cluster_view import (
     write_tree,
 )
 from tests.log.conftest import Log, make_draft
+from tests.policies.conftest import make_engine
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -344,3 +351,32 @@ async def test_a_restriction_made_before_the_move_holds_on_the_new_instance(
         assert reasons(db, MOVED)[moved_at:] == ["restricted", "restricted"]
         assert len(spy.received) == 1  # only the message from before the restriction
         await device.close()
+
+
+async def test_the_windows_a_handover_closes_are_judged_at_every_time_the_clock_may_be() -> None:
+    """Before a customer leaves, its open aggregation windows close and their summaries are
+    recorded; while the system clock is behind, a summary whose grant applies at one of the
+    times and not at another is withheld (``clock_behind``), as at the window closer."""
+    grant = {"aggregate": {"window": "5m", "fields": {"t": ["mean"]}}, "hours": ["08:00-18:00"]}
+    noon = datetime(2026, 6, 3, 10, 0, tzinfo=UTC)  # 12:00 in Berlin
+    recorded: list[Decision] = []
+
+    async def record(decisions: list[Decision], now: datetime) -> None:
+        recorded.extend(decisions)
+
+    for behind, code in (
+        (noon - timedelta(hours=1), None),
+        (noon - timedelta(hours=11), "clock_behind"),
+    ):
+        engine, recorded[:] = make_engine(grant), []
+        for second in range(3):
+            at = noon + timedelta(seconds=second)
+            engine.evaluate(Message("acme/dev/anna", b'{"t":1}', at), at)
+        parts = SimpleNamespace(
+            admission=SimpleNamespace(engine=engine),
+            clock=SetClock(lambda: noon + timedelta(minutes=1), behind=behind),
+            pipeline=lambda: SimpleNamespace(record=record),
+        )
+        await Handovers(parts)._flush_windows("acme")  # type: ignore[arg-type]
+        (summary,) = recorded  # the window closed at the handover, recorded once
+        assert (summary.reason.code if summary.reason else None) == code
