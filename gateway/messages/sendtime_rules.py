@@ -118,9 +118,10 @@ def behind(
     held = functools.partial(engine.held, row.customer)
     grants = overlapping(policy, row.grant)
     if row.source is None or row.source_topic is None:
-        # A summary, or a row whose message was too large to keep: its conditions unknown.
+        # A summary, or a row whose message was too large to keep: its stream and conditions
+        # unknown, its device known.
         grants = grants[:1] if grant.aggregate is not None else grants
-        grants = [g for g in grants if not held(g.id)]
+        grants = [g for g in grants if not held(g.id) and row.device in g.devices]
     else:
         ref = engine.device_for(row.source_topic)
         if ref is not None:

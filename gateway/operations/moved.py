@@ -241,10 +241,11 @@ class Scrubber:
             )
 
         def job(conn: sqlite3.Connection) -> tuple[Leftovers, list[tuple[str, int, int]]]:
-            # The log's part, and any queued release of the customer, through the outbox's own
-            # delete. An erasure's notice stays: not personal, and owed to its recipient (the
-            # forwarder sends it whatever the policy; it did not go with the tree).
-            return remove_leftovers(conn, customer), erase(conn, customer, keep_grant=NOTICE_GRANT)
+            # The log's part, and every queued row of the customer, through the outbox's own
+            # delete: its tree is closed here, so nothing more of it may be recorded (a row
+            # withheld later, e.g. as its recipient is removed, could not be). The handover
+            # refused to close while any was queued; a leftover is an older version's.
+            return remove_leftovers(conn, customer), erase(conn, customer)
 
         async with self.outbox.erasing():  # as an erasure: none of these leaves after it
             gone, queued = await self.store.transaction(

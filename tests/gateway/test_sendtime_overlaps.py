@@ -284,3 +284,19 @@ async def test_a_waiting_summary_is_judged_by_its_own_grant_while_the_clock_is_b
         bench.now[0] = closed
         bench.clock.behind = closed - timedelta(hours=12)
         assert (await bench.check.settle([summary])).leave == [summary]
+
+
+async def test_a_consent_given_again_just_after_a_decision_decides_the_row_again(
+    tmp_path: Path,
+) -> None:
+    """While the clock is behind, the log's time moves a microsecond per time the gateway hands
+    out (tests/gateway/test_clock.py): a row decided without "daytime" (withdrawn) and the
+    consent given again a microsecond later keep their order, so the row is decided again and
+    the coarser rounding leaves."""
+    async with open_bench(tmp_path, POLICY, NOON) as bench:
+        bench.engine.withdraw("baeckerei-schmidt", "daytime", NOON - timedelta(hours=1))
+        row = (await released(bench, READING))["maintenance"]
+        assert orjson.loads(row.payload) == {"temperature": 182.5, "door_open": True}
+        bench.engine.give("baeckerei-schmidt", "daytime", NOON + timedelta(microseconds=1))
+        (sent,) = (await bench.check.settle([row])).leave
+        assert orjson.loads(sent.payload) == {"temperature": 185.0, "door_open": True}

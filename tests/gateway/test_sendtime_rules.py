@@ -235,3 +235,26 @@ def test_while_behind_a_sparkplug_row_s_grants_count_whatever_their_conditions()
     assert reason.params == {"what": "hours", "grant": "oven-maintenance"}
     engine.withdraw("grossbaeckerei-nord", "oven-maintenance", now)
     assert behind(engine, row, now, (now - timedelta(hours=12),), now) is None  # held: its own
+
+
+def test_while_behind_a_row_without_its_message_counts_the_grants_of_its_device() -> None:
+    """A row whose message was not kept: its stream and conditions are unknown, its device is
+    not. "daytime" (hours 06:00-22:00) covers oven-1 only, so it weighs on oven-1's rows alone."""
+    engine = Engine([compile_text(OVERLAPS, RECIPIENTS)], Keyring())
+    now = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)  # 13:00 in Berlin; the clock says 01:00
+    night = (now - timedelta(hours=12),)
+    row = OutboxRow(
+        1,
+        1,
+        "oven-maker",
+        "baeckerei-schmidt",
+        "oven-1",
+        "maintenance",
+        "t",
+        b"{}",
+        us_from_at(now),
+        version="v",
+    )
+    reason = behind(engine, row, now, night, now)
+    assert reason is not None and reason.params == {"what": "hours", "grant": "daytime"}
+    assert behind(engine, replace(row, device="oven-2"), now, night, now) is None

@@ -144,12 +144,12 @@ def test_queued_rows_are_the_outbox_s_to_remove_and_counted_per_recipient(
         assert personal_left(conn, CUSTOMER) > personal_rows(conn, CUSTOMER).total > 0
         conn.execute("BEGIN IMMEDIATE")
         remove_leftovers(conn, CUSTOMER)
-        assert personal_left(conn, CUSTOMER) == 2  # the log's part gone; the queue is not its
-        gone = erase(conn, CUSTOMER, keep_grant=NOTICE_GRANT)
+        # The log's part gone; the queue is not its (the notice is not personal: not counted).
+        assert personal_left(conn, CUSTOMER) == 2
+        gone = erase(conn, CUSTOMER)  # the scrubber's: the notice too (the tree is closed)
         conn.execute("COMMIT")
-        assert sorted(gone) == [("wartung-gmbh", 2, 15)]
-        left = conn.execute("SELECT customer, grant_id FROM outbox ORDER BY id").fetchall()
-        assert left == [(CUSTOMER, NOTICE_GRANT), ("werk-b", "g")]  # the notice is owed
+        assert sorted(gone) == [("stadtwerke", 1, 7), ("wartung-gmbh", 2, 15)]
+        assert conn.execute("SELECT customer FROM outbox").fetchall() == [("werk-b",)]
         assert personal_left(conn, CUSTOMER) == 0
     finally:
         conn.close()
