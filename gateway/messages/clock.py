@@ -123,9 +123,12 @@ class ForwardClock:
         floor = self._floor()
         return floor if floor is not None and moment < floor else moment
 
-    def status(self) -> dict[str, float | int]:
+    def status(self) -> dict[str, float | int | list[str | None]]:
+        """For ``einblick status``: the steps back, how far behind now, and while behind the
+        other times grants are judged at (ISO; None: some time after the log's, unknown)."""
         return {
             "steps_back": self.steps_back,
             "behind_s": self.behind_s,
             "largest_step_s": self.largest_step_s,
+            "also_at": [None if at is None else at.isoformat() for at in self.also_at()],
         }

@@ -155,6 +155,9 @@ class ClockStatus(_Reply):
     steps_back: int = 0
     behind_s: float = 0.0
     largest_step_s: float = 0.0
+    # While behind: the clock's reading, then its last good reading carried forward (ISO, UTC),
+    # or None: some time after the log's, unknown (gateway/messages/clock.py ``also_at``).
+    also_at: list[str | None] = []
 
 
 class DiskStatus(_Reply):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from datetime import datetime
 
 from pydantic import JsonValue
 
@@ -71,6 +72,8 @@ def render_status(reply: Status | Mapping[str, JsonValue]) -> str:
             + ("; grants release only what every time it may be allows" if clock.behind_s else "")
             + "; check NTP (timedatectl status)"
         )
+        if clock.behind_s and clock.also_at:
+            lines.append("  " + _moments(clock.also_at))
     disk = status.disk
     if disk is not None and disk.text:
         lines.append(f"disk: {disk.text['en']}")
@@ -200,3 +203,15 @@ def _age(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds // 60} min"
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def _moments(also_at: list[str | None]) -> str:
+    """The times besides the log's that grants are judged at while the clock is behind."""
+    names = ("the clock's reading", "its last good reading carried on by the time since")
+    said = [
+        f"{datetime.fromisoformat(at).isoformat(timespec='minutes')} ({name})"
+        if at is not None
+        else "some time after the log's, how long unknown (no good reading since the start)"
+        for at, name in zip(also_at, names, strict=False)
+    ]
+    return "grants are also judged at: " + "; ".join(said)

@@ -130,9 +130,10 @@ def test_the_clock_holds_at_the_log_and_reports_the_step_once() -> None:
     # Judged at the clock's reading too, and at the last good one (t0) carried forward by the
     # time since (none here).
     assert clock.also_at() == (wall[0], t0)
+    assert clock.status()["also_at"] == [wall[0].isoformat(), t0.isoformat()]  # for status
     wall[0] = t0 + timedelta(seconds=6)  # caught up
     assert clock.now() == wall[0] and clock.status()["behind_s"] == 0.0
-    assert clock.also_at() == ()  # judged at one time again
+    assert clock.also_at() == () and clock.status()["also_at"] == []  # one time again
     # A row decided earlier is judged no earlier than the log, and that is not a step.
     assert clock.not_before(t0) == t0 + timedelta(seconds=5)
     assert clock.status()["steps_back"] == 1

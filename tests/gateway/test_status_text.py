@@ -111,3 +111,21 @@ def test_retained_copies_recognised_as_decided_are_counted() -> None:
         "  retained copies sent again by the device broker: 3 recognised as decided already, "
         "not decided or forwarded a second time"
     ) in text
+
+
+def test_while_behind_status_names_the_times_grants_are_also_judged_at() -> None:
+    behind = ClockStatus(
+        steps_back=1,
+        largest_step_s=10800.0,
+        behind_s=9000.0,
+        also_at=["2026-03-02T14:00:00.123456+00:00", "2026-03-02T19:00:00+00:00"],
+    )
+    text = render_status(_status(clock=behind))
+    assert (
+        "  grants are also judged at: 2026-03-02T14:00+00:00 (the clock's reading); "
+        "2026-03-02T19:00+00:00 (its last good reading carried on by the time since)" in text
+    )
+    restarted = behind.model_copy(update={"also_at": ["2026-03-02T14:00:00+00:00", None]})
+    assert "some time after the log's, how long unknown" in render_status(_status(clock=restarted))
+    caught_up = ClockStatus(steps_back=1, largest_step_s=10800.0)
+    assert "also judged at" not in render_status(_status(clock=caught_up))
