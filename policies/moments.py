@@ -92,20 +92,23 @@ def clock_behind(
 def could_apply(
     grants: Iterable[CompiledGrant],
     held: Callable[[str], object],
-    parsed: Parsed,
-    max_payload: int,
+    parsed: Parsed | None,
+    max_payload: int | None = None,
 ) -> list[CompiledGrant]:
     """Those of ``grants`` whatever the time may let apply to the message: not held back
-    (``held(grant_id)`` falsy) and with every condition of their own met by its body; none for a
-    body too large to be read (every grant withholds it, at any time)."""
-    if len(parsed.raw) > max_payload:
+    (``held(grant_id)`` falsy) and with every condition of their own met by its body (``parsed``
+    None: the body is not at hand, its conditions unknown, each counts); none for a body over
+    ``max_payload`` (every grant withholds it, at any time)."""
+    if parsed is not None and max_payload is not None and len(parsed.raw) > max_payload:
         return []
     found = []
     for grant in grants:
         if held(grant.id):
             continue
-        if grant.conditions and (
-            parsed.parse() != JSON or not all(c.holds(parsed.root) for c in grant.conditions)
+        if (
+            grant.conditions
+            and parsed is not None
+            and (parsed.parse() != JSON or not all(c.holds(parsed.root) for c in grant.conditions))
         ):
             continue
         found.append(grant)

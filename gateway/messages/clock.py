@@ -38,11 +38,14 @@ def _wall() -> datetime:
     return datetime.now(UTC)
 
 
+# Linux's clock that counts while the machine is suspended; elsewhere the monotonic clock.
+_BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)
+
+
 def _elapsed() -> float:
-    """Seconds on a clock no one sets, counting while the machine is suspended (Linux's
-    CLOCK_BOOTTIME; elsewhere the monotonic clock, which may stop then)."""
-    boot = getattr(time, "CLOCK_BOOTTIME", None)
-    return time.clock_gettime(boot) if boot is not None else time.monotonic()
+    """Seconds on a clock no one sets, counting while the machine is suspended (CLOCK_BOOTTIME;
+    elsewhere the monotonic clock, which may stop then)."""
+    return time.monotonic() if _BOOTTIME is None else time.clock_gettime(_BOOTTIME)
 
 
 class GatewayClock(Protocol):

@@ -86,7 +86,8 @@ _NO_GRANT = Reason("no_grant")
 _NOT_LOADED = Reason("policy_not_loaded")
 _ELSEWHERE = Reason("claimed_elsewhere")  # in a cluster, another instance's customer's topic
 # rows to decide again, why, and the moment their allowed hours are judged at (sendtime_rules)
-_Redo = list[tuple[OutboxRow, tuple[Change, ...], datetime]]
+# (and why the clock withholds it while it is behind the log: sendtime_rules.behind)
+_Redo = list[tuple[OutboxRow, tuple[Change, ...], datetime, Reason | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,8 +205,8 @@ class SendTime:
         if not redo:
             return Settled(list(rows), [])
         decided = [
-            self._decide_again(engine, row, now, hours, onset, also=also)
-            for row, onset, hours in redo
+            self._decide_again(engine, row, now, hours, onset, clock=clock)
+            for row, onset, hours, clock in redo
         ]
         outcomes = [o for o in decided if o is not None]
         if not outcomes:
@@ -252,7 +253,7 @@ class SendTime:
         disowned = engine.disowned  # in a cluster (gateway/messages/contested.py)
         for row in rows:
             if disowned is not None and row.source_topic and disowned(row.source_topic):
-                redo.append((row, (), now))
+                redo.append((row, (), now, None))
                 continue
             key = (row.customer, row.grant, row.version)
             found = judged.get(key)
@@ -266,14 +267,17 @@ class SendTime:
                 found = judged[key] = (old, alone, grant)
             old, alone, grant = found
             hours = now if row.release_at is None else hours_at(row, grant, now, reachable_us)
-            if also and row.grant not in owed and behind(engine, row, now, also, hours):
-                redo.append((row, (), hours))  # withheld: the clock disagrees with the log
+            clock = (
+                behind(engine, row, now, also, hours) if also and row.grant not in owed else None
+            )
+            if clock is not None:
+                redo.append((row, (), hours, clock))  # withheld: the clock disagrees with the log
                 continue
             if hours is not now and row.grant not in owed:
                 policy = engine.policy(row.customer)
                 old = stale(engine, policy, grant, row, now, hours=hours)
             if old:
-                redo.append((row, (), hours))
+                redo.append((row, (), hours, None))
                 continue
             if alone:
                 continue
@@ -281,7 +285,7 @@ class SendTime:
             changed: tuple[Change, ...] = self.onset(engine, row, now, hours=hours)
             changed += self.stop(engine, row, now, hours=hours, applying=applying)
             if changed:
-                redo.append((row, changed, hours))
+                redo.append((row, changed, hours, None))
         return redo
 
     # -- deciding again ---------------------------------------------------------------------------
@@ -294,17 +298,16 @@ class SendTime:
         hours: datetime,
         onset: tuple[Change, ...] = (),
         *,
-        also: Sequence[datetime | None] = (),
+        clock: Reason | None = None,
     ) -> _Outcome | None:
         """The row's outcome under the current policy, its allowed hours judged at ``hours``
-        (``also``: as for ``_to_redo``); None: it leaves as decided, unrecorded (only after an
-        ``onset`` that changes nothing)."""
+        (``clock``: why the clock withholds it, from ``_to_redo``); None: it leaves as decided,
+        unrecorded (only after an ``onset`` that changes nothing)."""
         policy = engine.policy(row.customer)
         if policy is None:
             return self._withhold(row, None, _NOT_LOADED)
         if engine.disowned is not None and engine.disowned(row.source_topic or ""):
             return self._withhold(row, policy, _ELSEWHERE)  # queued before that was known
-        clock = None if row.grant in self.parts.owed else behind(engine, row, now, also, hours)
         if clock is not None:
             return self._withhold(row, policy, clock, policy.grant(row.grant))
         if onset:

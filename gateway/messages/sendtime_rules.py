@@ -115,23 +115,21 @@ def behind(
     grant = policy.grant(row.grant) if policy is not None else None
     if policy is None or grant is None:
         return None
-    held = functools.partial(engine.held, row.customer)
     grants = overlapping(policy, row.grant)
+    body: Parsed | None = None  # conditions unknown: each grant not held back counts
     if row.source is None or row.source_topic is None:
-        # A summary, or a row whose message was too large to keep: its stream and conditions
-        # unknown, its device known.
+        # A summary, or a row whose message was too large to keep: its stream unknown, its
+        # device known.
         grants = grants[:1] if grant.aggregate is not None else grants
-        grants = [g for g in grants if not held(g.id) and row.device in g.devices]
+        grants = [g for g in grants if row.device in g.devices]
     else:
         ref = engine.device_for(row.source_topic)
         if ref is not None:
             grants = [g for g in grants if g.covers(ref.device, ref.stream)]
-        if row.source_topic.startswith(SPARKPLUG_PREFIX):
-            # Its metrics are read against a BIRTH the running engine holds: conditions unknown.
-            grants = [g for g in grants if not held(g.id)]
-        else:
-            grants = could_apply(grants, held, Parsed(row.source), len(row.source))
-    found = clock_behind(grants, now, also, hours)
+        if not row.source_topic.startswith(SPARKPLUG_PREFIX):
+            body = Parsed(row.source)  # (a Sparkplug row's is read against a BIRTH elsewhere)
+    held = functools.partial(engine.held, row.customer)
+    found = clock_behind(could_apply(grants, held, body), now, also, hours)
     return None if found is None else found[1]
 
 
