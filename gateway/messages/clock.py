@@ -27,7 +27,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-__all__ = ["ForwardClock", "GatewayClock"]
+__all__ = ["ForwardClock", "GatewayClock", "elapsed"]
 
 _TICK = timedelta(microseconds=1)
 
@@ -42,9 +42,12 @@ def _wall() -> datetime:
 _BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)
 
 
-def _elapsed() -> float:
+def elapsed() -> float:
     """Seconds on a clock no one sets, counting while the machine is suspended (CLOCK_BOOTTIME;
-    elsewhere the monotonic clock, which may stop then)."""
+    elsewhere the monotonic clock, which may stop then). Messages are stamped with it when the
+    broker hands them over, and rate limits measure their intervals on it: on the monotonic
+    clock an hour's suspend would not count, and the first message after it would be withheld
+    as "came too soon" although an hour had passed."""
     return time.monotonic() if _BOOTTIME is None else time.clock_gettime(_BOOTTIME)
 
 
@@ -62,7 +65,7 @@ class ForwardClock:
         self,
         floor: Callable[[], datetime | None],
         wall: Callable[[], datetime] = _wall,
-        monotonic: Callable[[], float] = _elapsed,
+        monotonic: Callable[[], float] = elapsed,
     ) -> None:
         self._floor = floor  # the newest committed entry time (the log writer's)
         self.wall = wall  # replaceable: tests step it back

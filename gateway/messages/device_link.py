@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.backoff import Backoff
+from gateway.messages.clock import elapsed
 from gateway.messages.endpoint import Endpoint, Inbound, MqttError
 from gateway.messages.flood import FloodGuard
 from gateway.messages.mqtt import MqttConnection
@@ -95,7 +96,7 @@ class DeviceLink:
         backoff = Backoff(0.2, 10.0)
         # Since when no messages were taken from the broker: devices' messages queued there
         # meanwhile arrive in one burst, and the flood guard is credited for the gap.
-        credited = time.monotonic() - self.offline  # the gap is credited up to here
+        credited = elapsed() - self.offline  # the gap is credited up to here
         while True:
             if room.full.is_set():
                 log.error(
@@ -117,7 +118,7 @@ class DeviceLink:
             )
             # Before the session opens: a persistent session's queued messages start arriving
             # with the CONNACK, and must meet the credited buckets.
-            now = time.monotonic()
+            now = elapsed()
             self._flood.credit(now - credited, now)
             credited = now
             try:
@@ -149,7 +150,7 @@ class DeviceLink:
                 await link.step_back()
                 if link.returned:
                     self._save()
-                credited = time.monotonic()  # a new gap begins
+                credited = elapsed()  # a new gap begins
             why = (
                 link.closed.result()
                 if link.closed.done() and not link.closed.cancelled()

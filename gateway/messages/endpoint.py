@@ -87,7 +87,7 @@ class Inbound:
     retain: bool
     mid: int
     connection: Session
-    received: float = 0.0  # time.monotonic() when the broker handed it over
+    received: float = 0.0  # clock.elapsed() when the broker handed it over
 
     def ack(self) -> None:
         self.connection.ack(self.mid, self.qos)

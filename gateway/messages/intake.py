@@ -17,11 +17,11 @@ and keeps getters, a finished event and a task count nobody here uses.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gateway.messages.clock import elapsed
 from gateway.messages.endpoint import Inbound, Session
 from gateway.messages.flood import FloodGuard
 from policies.engine import Engine
@@ -76,7 +76,7 @@ class Intake:
         self._low = max(1, queue_size // 2)
         self.batch_max = batch_max
         self._paused: set[Session] = set()
-        self._paused_at = 0.0  # time.monotonic() when reading was paused
+        self._paused_at = 0.0  # clock.elapsed() when reading was paused
         self._queued_bytes = 0  # payload bytes in the queue
         # Messages left out of batches because the device link stepped back from their session
         # (``MqttConnection.step_back``): the broker sends them again.
@@ -88,7 +88,7 @@ class Intake:
         # token taken now would be taken twice for one message.
         if len(self._queue) >= self._limit:
             raise asyncio.QueueFull
-        now = message.received or time.monotonic()
+        now = message.received or elapsed()
         arrival = Arrival(message)
         flood = self._flood
         if flood is not None:
@@ -102,7 +102,7 @@ class Intake:
         self._queued_bytes += len(message.payload)
         if len(self._queue) >= self._high or self._queued_bytes >= QUEUE_BYTES:
             if not self._paused:
-                self._paused_at = time.monotonic()
+                self._paused_at = elapsed()
             message.connection.pause_reading()
             self._paused.add(message.connection)
 
@@ -138,7 +138,7 @@ class Intake:
             self._paused.clear()
             if self._flood is not None:
                 # Devices' messages waited in the broker meanwhile and now arrive at once.
-                now = time.monotonic()
+                now = elapsed()
                 self._flood.credit(now - self._paused_at, now)
         kept = [a for a in batch if not (a.inbound.qos and a.inbound.connection.returned)]
         if len(kept) < len(batch):

@@ -22,7 +22,6 @@ import functools
 import logging
 import socket
 import ssl
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -30,6 +29,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
+from gateway.messages.clock import elapsed
 from gateway.messages.endpoint import (
     ConnectionLost,
     Endpoint,
@@ -311,7 +311,7 @@ class MqttConnection:
                 retain=retain,
                 mid=mid,
                 connection=self,
-                received=time.monotonic(),
+                received=elapsed(),
             )
         )
 

@@ -41,7 +41,7 @@ from gateway.backoff import Backoff, database_retry
 from gateway.errors import StoreError
 from gateway.log.entry import EntryDraft, us_from_at
 from gateway.log.writer import LogWriter
-from gateway.messages.clock import ForwardClock, GatewayClock
+from gateway.messages.clock import ForwardClock, GatewayClock, elapsed
 from gateway.messages.deciding import Decider
 from gateway.messages.drafting import Drafter
 from gateway.messages.endpoint import Inbound
@@ -202,7 +202,7 @@ class Pipeline:
             for one in prepared:  # nothing of the batch committed: nothing of it is queued
                 self._undo(one.taken)
             raise
-        committed = time.monotonic()
+        committed = elapsed()
         # The PUBACKs and the rows a forwarder publishes at once (gateway/messages/forwarder.py)
         # leave as this block ends, in this turn of the loop, each connection's in one send.
         with WritesHeld():
@@ -423,7 +423,7 @@ class Pipeline:
                 self.stats.commit_failures += 1
                 if self.stats.failing_closed is None:
                     log.error("cannot record decisions, so nothing is forwarded: %s", exc)
-                    failing_since = time.monotonic()
+                    failing_since = elapsed()
                 self.stats.failing_closed = str(exc)
                 backoff = backoff or database_retry()
                 await backoff.sleep()
@@ -440,7 +440,7 @@ class Pipeline:
                 # and now hands them over at once: judged by arrival they would look like a
                 # flood and be withheld as one, a false reason. Credit what each device earned
                 # at its allowed rate while we were failing closed, as after a pause of intake.
-                now_mono = time.monotonic()
+                now_mono = elapsed()
                 self._flood.credit(now_mono - failing_since, now_mono)
         self.stats.batches += 1
         self.stats.entries += len(drafts)

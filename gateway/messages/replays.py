@@ -32,13 +32,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gateway.backoff import Backoff, database_retry
 from gateway.errors import StoreError
 from gateway.log.reader import Reader
+from gateway.messages.clock import elapsed
 from gateway.messages.endpoint import Inbound
 from gateway.messages.flood import FloodGuard
 from gateway.messages.retained import SweepStats
@@ -100,7 +100,7 @@ class ReplayCheck:
                 # Decided again unseen, a message withheld before could now be forwarded: the
                 # batch waits, unacknowledged, as for a commit the database refuses.
                 backoff = backoff or database_retry()
-                failing_since = failing_since or time.monotonic()
+                failing_since = failing_since or elapsed()
                 if self.failing is None:  # said once while it lasts; status shows it all along
                     log.error(
                         "cannot look up retained messages in the log, so nothing is decided "
@@ -116,7 +116,7 @@ class ReplayCheck:
             # Nothing was acknowledged meanwhile: the broker hands the devices' messages over at
             # once now, and judged by arrival they would look like a flood (a false reason).
             # Credited as the pipeline does after a commit the database refused.
-            now = time.monotonic()
+            now = elapsed()
             self.flood.credit(now - failing_since, now)
         if found:
             self.stats.replays_skipped += len(found)

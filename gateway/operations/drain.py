@@ -19,12 +19,12 @@ command run again.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
 from gateway.config import Config
 from gateway.errors import GatewayError
 from gateway.messages.broker_endpoints import gateway_endpoint
+from gateway.messages.clock import elapsed
 from gateway.messages.device_link import DeviceLink
 from gateway.messages.endpoint import Endpoint, Inbound, MqttError
 from gateway.messages.flood import FloodGuard
@@ -75,7 +75,7 @@ async def drain_hold(
             "the hold session. Run the same command again when it is connected"
         )
     # the backlog arrives at once: the customer's devices sent it at their pace, it is no flood
-    flood.credit_held(hold.customer, gap, time.monotonic())
+    flood.credit_held(hold.customer, gap, elapsed())
     drained = 0
 
     def arrived(message: Inbound) -> None:

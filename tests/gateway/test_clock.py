@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
+import pytest
 
 from gateway.log.reader import LogReader
 from gateway.messages.clock import ForwardClock
@@ -107,6 +109,41 @@ async def test_a_clock_stepped_forward_and_back_releases_only_what_both_times_al
         ("altered", None),
     ]
     assert status["clock"]["steps_back"] == 1 and status["clock"]["behind_s"] > 300 * 86400
+
+
+async def test_a_rate_limit_counts_the_hours_the_box_was_suspended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message is stamped, when the broker hands it over, on the clock that counts while the
+    machine is suspended. On the monotonic clock an hour's suspend did not count: the first
+    message after it was withheld as "came too soon" an hour after the last release."""
+    real = time.clock_gettime
+    slept = [0.0]
+
+    def boottime(clock: int) -> float:
+        return real(clock) + (slept[0] if clock == time.CLOCK_BOOTTIME else 0.0)
+
+    monkeypatch.setattr(time, "clock_gettime", boottime)
+    limited = MUELLER.replace("    fields:\n", "    rate_limit: 10m\n    fields:\n", 1)
+    assert "rate_limit: 10m" in limited
+    async with running_gateway(tmp_path, {"mueller.yaml": limited}, DEVICES[:1]) as h:
+        meter = await h.device("mueller-soehne", "meter-1")
+        for total in (1, 2):
+            await meter.publish("meters/meter-1", orjson.dumps({"power": 1, "total": total}), 1)
+            await h.wait_committed(total)
+        slept[0] = 3600.0  # suspended for an hour: the monotonic clock stood still meanwhile
+        await meter.publish("meters/meter-1", orjson.dumps({"power": 3, "total": 3}), 1)
+        await h.wait_committed(3)
+        await h.cloud.wait_for(2)
+        await meter.close()
+        db = h.gateway.config.database_path
+    assert [orjson.loads(m.payload)["total"] for m in h.cloud.received] == [1, 3]
+    decisions = await _decisions(db)
+    assert [(outcome, reason) for _, outcome, reason in decisions] == [
+        ("altered", None),
+        ("withheld", "rate_limited"),
+        ("altered", None),
+    ]
 
 
 def test_the_clock_holds_at_the_log_and_reports_the_step_once() -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import orjson
 import pytest
 
+from gateway.messages.clock import elapsed
 from gateway.messages.endpoint import Inbound
 from gateway.messages.flood import FloodGuard
 from gateway.messages.intake import Intake
@@ -48,7 +48,7 @@ async def test_a_topic_is_resolved_once_until_the_policies_change(
         batch_max=100,
         flood=FloodGuard(rate=100.0, burst=100),
     )
-    intake.receive(_message(FakeLink(), time.monotonic()))
+    intake.receive(_message(FakeLink(), elapsed()))
     (arrival,) = await intake.take()
     assert resolved == [TOPIC]  # the flood guard needed the device: resolved on arrival
     device = arrival.device_under(engine)
@@ -70,17 +70,17 @@ async def test_a_waiting_take_wakes_at_the_first_arrival_and_the_queue_has_a_har
         taking = tasks.create_task(intake.take(), name="take")
         await asyncio.sleep(0)  # the take waits on the empty queue
         assert not taking.done() and intake.empty()
-        first = _message(link, time.monotonic())
+        first = _message(link, elapsed())
         intake.receive(first)
         assert [a.inbound for a in await taking] == [first]
     assert intake.empty()
     # Reading pauses at the mark (2); past it and its 64 messages of slack, a message is
     # refused, not dropped in silence (paho's read fails; the broker keeps it).
     for _ in range(2 + 64):
-        intake.receive(_message(link, time.monotonic()))
+        intake.receive(_message(link, elapsed()))
     assert link.paused >= 1
     with pytest.raises(asyncio.QueueFull):
-        intake.receive(_message(link, time.monotonic()))
+        intake.receive(_message(link, elapsed()))
     assert len(await intake.take()) == 2 + 64
 
 
@@ -89,7 +89,7 @@ async def test_a_message_refused_at_the_queues_end_takes_no_flood_token() -> Non
     engine = _engine()
     flood = FloodGuard(rate=1e-9, burst=67)  # no refill within the test
     intake = Intake(engine=lambda: engine, queue_size=2, batch_max=100, flood=flood)
-    link, at = FakeLink(), time.monotonic()
+    link, at = FakeLink(), elapsed()
     for _ in range(2 + 64):
         intake.receive(_message(link, at))
     with pytest.raises(asyncio.QueueFull):

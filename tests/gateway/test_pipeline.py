@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from gateway.config import PipelineConfig
 from gateway.log.keys import Signer
 from gateway.log.writer import LogWriter
 from gateway.messages import outbox
+from gateway.messages.clock import elapsed
 from gateway.messages.flood import FloodGuard
 from gateway.messages.intake import Arrival
 from gateway.messages.outbox import Outbox, OutboxRow
@@ -151,7 +151,7 @@ async def test_messages_the_broker_held_while_failing_closed_are_not_taken_for_a
     guard = FloodGuard(rate=100.0, burst=5)
     bench = await _bench(tmp_path, queue_size=100, flood=guard)
     key = ("baeckerei-schmidt", "oven-1")
-    start = time.monotonic()
+    start = elapsed()
     spent = sum(1 for _ in iter(lambda: guard.allow(key, start), False))
     assert spent == guard.burst  # the device has spent its burst
     await bench.store.read(lambda conn: conn.execute("PRAGMA query_only=ON"))
@@ -162,10 +162,10 @@ async def test_messages_the_broker_held_while_failing_closed_are_not_taken_for_a
         await bench.store.read(lambda conn: conn.execute("PRAGMA query_only=OFF"))
         async with asyncio.timeout(10):
             await task
-    failed_for = time.monotonic() - start
+    failed_for = elapsed() - start
     assert failed_for >= 0.2  # the first retry waits 0.2 s
     # The backlog it earned at 100 msg/s over that time is let through, well beyond the burst.
-    now = time.monotonic()
+    now = elapsed()
     allowed = 0
     while guard.allow(key, now) and allowed < 10_000:
         allowed += 1
@@ -248,7 +248,7 @@ async def test_a_message_left_to_the_broker_gives_its_flood_token_back(tmp_path:
         await bench.wait_handed(2)
         writer.cancel()
     # Five arrivals spent the burst of five; the three handed back are refunded.
-    now = time.monotonic()
+    now = elapsed()
     assert sum(guard.allow(("baeckerei-schmidt", "oven-1"), now) for _ in range(10)) == 3
     assert bench.pipeline.stats.returned == 3
     await bench.store.close()
