@@ -426,8 +426,7 @@ class Gateway:
     def _policies_applied(self) -> None:
         """A changed policy file runs: its devices' topics go into the broker's ACL."""
         self.devices.check()
-        # Which devices are admitted may have changed: claims of files that never loaded are
-        # worked out again against them before the ACL is written.
+        # The devices admitted may have changed: unloaded files' claims are worked out again.
         self.policies.registry_changed()
         self.devices.rewrite_acl()
         self.device_link.changed()  # in a cluster, new topics are subscribed to
@@ -444,6 +443,7 @@ class Gateway:
             endpoint_for(recipient, self.config.instance, password),
             self.outbox,
             at_send=self.sendtime.settle,
+            checked=self.sendtime.checked,
             settled_now=self.sendtime.settled_now,
             subscribe=erasure.ack_filter(recipient.topic_prefix),
             on_message=self.erasure_acks.listener(recipient),

@@ -89,8 +89,8 @@ class Engine:
     ) -> None:
         self._keys = keys
         self._max_payload = max_payload_bytes
-        # Counts the changes of the running policies (``replace``, ``remove``): whoever derives
-        # something from them (the queues' shares) derives it again when it moved.
+        # Counts changes of what the running policies release (``replace``, ``remove``, holds):
+        # what derives from them (queues' shares, forwarders' checked rows) is derived again.
         self.generation = 0
         self._policies: dict[str, CompiledPolicy] = {}
         for policy in policies:
@@ -441,6 +441,7 @@ class Engine:
         ``because`` names an objection or a restriction (default: consent withdrawn)."""
         self._grant(customer, grant)
         self._holds.hold(customer, grant, at, because)
+        self.generation += 1
 
     def give(self, customer: str, grant: str, at: datetime, because: Reason | None = None) -> None:
         """Consent (re)given, or an objection or restriction lifted: ``grant`` releases again as
@@ -448,6 +449,7 @@ class Engine:
         (the hold it ended), so ``released_since`` survives the restart."""
         self._grant(customer, grant)
         self._holds.end(customer, grant, at, because)
+        self.generation += 1
 
     def released_since(self, customer: str, grant: str, since: datetime) -> Reason | None:
         """The hold on ``grant`` that ended after ``since``, or None (``GrantHolds``)."""
@@ -458,8 +460,7 @@ class Engine:
         return self._holds.held(customer, grant)
 
     def ended_holds(self, customer: str, grant: str) -> Sequence[EndedHold]:
-        """The holds on ``grant`` that ended, oldest first: (began, ended, what it was); began is
-        None when this engine learnt only of the end. At most ``HOLDS_KEPT``, the latest."""
+        """The holds on ``grant`` that ended, oldest first (``GrantHolds.ended``)."""
         return self._holds.ended(customer, grant)
 
     def withdrawn(self) -> Mapping[tuple[str, str], datetime]:

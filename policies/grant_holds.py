@@ -93,7 +93,8 @@ class GrantHolds:
         return last[2] if last is not None and last[1] > since else None
 
     def ended(self, customer: str, grant: str) -> Sequence[EndedHold]:
-        """The holds on ``grant`` that ended, oldest first. At most ``HOLDS_KEPT``, the latest."""
+        """The holds on ``grant`` that ended, oldest first: (began, ended, what it was); began is
+        None when only the end was learnt. At most ``HOLDS_KEPT``, the latest."""
         return tuple(self._ended.get((customer, grant), ()))
 
     def since(self) -> Mapping[tuple[str, str], datetime]:

@@ -16,6 +16,10 @@ Right before a batch is published the forwarder hands it to ``at_send``
 decided under. A consent may have been withdrawn, a grant may have expired or left its hours, or
 the policy may have changed while the row waited for an upstream that was down; such a row is
 decided again (what leaves may change) or withheld, and the log says so before anything leaves.
+Rows of a checked batch that wait for room in the window are checked again, each holding its room
+so that nothing waits between that check and its send, once what the check judged by moved (a
+consent withdrawn or given, an objection or restriction, a policy reloaded: the customer is told
+that what still waits is held back) or the check is older than ``CHECKED_FOR_S``.
 
 A row whose grant says ``release: end_of_unit`` carries ``release_at`` (gateway/messages/release.py):
 it is held, by id only, until then, checked again at send time, and published; not holding up others.
@@ -56,6 +60,10 @@ __all__ = ["Forwarder", "ForwarderState"]
 
 log = logging.getLogger(__name__)
 
+# How long a send-time check stays good for rows waiting for room in the window: a row checked
+# at 21:59:59 under hours until 22:00 and held up by a slow recipient is checked again.
+CHECKED_FOR_S = 1.0
+
 # Reconnecting to a recipient's broker: first try after about half a second, at most a minute.
 RECONNECT_FIRST_S = 0.5
 RECONNECT_CAP_S = 60.0
@@ -94,6 +102,7 @@ class Forwarder:
         outbox: Outbox,
         *,
         at_send: AtSend,
+        checked: Callable[[], object],
         settled_now: SettledNow | None = None,
         window: int = 500,
         batch: int = 1000,
@@ -104,6 +113,7 @@ class Forwarder:
         self.endpoint = endpoint
         self.outbox = outbox
         self._at_send = at_send
+        self._checked = checked
         self._settled_now = settled_now
         self._window = SendWindow(window)
         self._window_size = window
@@ -326,37 +336,67 @@ class Forwarder:
             if read is None:
                 return
             rows, due = read
-            settled = await self._at_send(rows, self._reachable_us, self.may_have_sent)
-            self._unconfirmed.difference_update(r.id for r in settled.withheld)
-            # Withheld rows left the queue counts as their deletion committed (``SendTime``).
-            self.state.withheld_at_send += len(settled.withheld)
+            settled, under = await self._check(rows)
             now_us = time.time_ns() // 1000
             if settled.leave:
                 await self._lease.cover(max(r.id for r in settled.leave), self.outbox.last_id)
-            for k, row in enumerate(settled.leave):
+            leave, k = settled.leave, 0
+            while k < len(leave):
+                row = leave[k]
                 if row.release_at is not None and row.release_at > now_us:
                     heapq.heappush(self._held, (row.release_at, row.id))
+                    k += 1
                     continue
                 await self._window.take()
+                if self.outbox.erasures == self._read_at and self._stale(under):
+                    # Checked again holding the room, so that nothing waits between the check
+                    # and the send (a slow recipient could otherwise keep every check stale).
+                    settled, under = await self._check(leave[k:])
+                    leave, k = settled.leave, 0
+                    if not leave or (leave[0].release_at or 0) > now_us:
+                        self._window.give()
+                        continue
+                    row = leave[0]
                 if connection.closed.done():
                     self._window.give()
                     return
                 if self.outbox.erasures != self._read_at:
                     self._window.give()
-                    self._read_again(settled.leave[k:], due=due)
+                    self._read_again(leave[k:], due=due)
                     break
                 self._send(connection, row)
+                k += 1
+
+    async def _check(self, rows: Sequence[OutboxRow]) -> tuple[Settled, tuple[object, float]]:
+        """The send-time check of ``rows``, and what it judged by and when (for ``_stale``):
+        what it judges by is taken before it (a consent withdrawn while it records is caught),
+        its age from its end (a slow check is not stale at once)."""
+        judged = self._checked()
+        settled = await self._at_send(rows, self._reachable_us, self.may_have_sent)
+        self._unconfirmed.difference_update(r.id for r in settled.withheld)
+        # Withheld rows left the queue counts as their deletion committed (``SendTime``).
+        self.state.withheld_at_send += len(settled.withheld)
+        return settled, (judged, time.monotonic())
+
+    def _stale(self, under: tuple[object, float]) -> bool:
+        """Whether rows checked ``under`` (what the check judged by, and when) must be checked
+        again before the next leaves: a consent was withdrawn, an objection or restriction
+        recorded, or a policy reloaded since (the customer was told that what still waits is
+        held back), or the check is older than ``CHECKED_FOR_S`` (hours and validity end)."""
+        return self._checked() != under[0] or time.monotonic() - under[1] > CHECKED_FOR_S
 
     def _read_again(self, rows: Sequence[OutboxRow], *, due: bool) -> None:
-        """An erasure began after ``rows`` (the unsent rest of a batch, in id order) were read:
-        it may have deleted some, so none leaves from memory; they are read from the outbox
-        again, held ones (``due``) through the heap, the others with the backlog (``_next_rows``
-        drops what its queue holds and reads from the table, seeing the count moved)."""
+        """``rows`` (the unsent rest of a batch, in id order) may not leave from memory: an
+        erasure began after they were read (it may have deleted some), or their check is stale.
+        They are read from the outbox and checked again, held ones (``due``) through the heap,
+        the others with the backlog (from the table: the queue holds only later rows)."""
         if due:
             for row in rows:
                 heapq.heappush(self._held, (row.release_at or 0, row.id))
             return
         self._taken = rows[0].id - 1
+        self._live = False
+        self._queue.clear()
 
     async def _next_rows(self, connection: MqttConnection) -> tuple[list[OutboxRow], bool] | None:
         """The next rows to check and send, and whether they are held rows fallen due."""

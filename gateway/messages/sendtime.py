@@ -85,8 +85,7 @@ EXPLAINED_BYTES = 4 * 1024 * 1024  # explanation texts remembered; other shapes 
 _NO_GRANT = Reason("no_grant")
 _NOT_LOADED = Reason("policy_not_loaded")
 _ELSEWHERE = Reason("claimed_elsewhere")  # in a cluster, another instance's customer's topic
-# rows to decide again, why, and the moment their allowed hours are judged at (sendtime_rules)
-# (and why the clock withholds it while it is behind the log: sendtime_rules.behind)
+# rows to decide again, why, when their hours are judged, why the clock withholds (sendtime_rules)
 _Redo = list[tuple[OutboxRow, tuple[Change, ...], datetime, Reason | None]]
 
 
@@ -120,9 +119,8 @@ class _Outcome:
     replaced: OutboxRow | None  # None: withheld
     # decided again because these grants began (stopped) to apply; empty: for another cause
     onset: tuple[Change, ...] = ()
-    # After an onset, what follows the lead: the decision's own explanation ("explain"), that
-    # the summarising grant's summary lacks it ("summary"), nothing more ("lead"), or why the
-    # row could not be decided again ("no_source", "no_birth").
+    # After an onset, what follows the lead: the decision's explanation ("explain"), that the
+    # summary lacks it ("summary"), nothing ("lead"), or why not again ("no_source", "no_birth").
     then: str = "explain"
     maybe_sent: bool = False  # an earlier attempt may have delivered it (sendtime_text MAYBE_SENT)
 
@@ -231,6 +229,10 @@ class SendTime:
         clock = self.parts.clock
         redo = self._to_redo(self.parts.engine(), rows, clock.now(), None, clock.also_at())
         return None if redo else Settled(list(rows), [])
+
+    def checked(self) -> tuple[Engine, int]:
+        """What a check judged under besides the clock: once it moved, check rows again."""
+        return (engine := self.parts.engine()), engine.generation
 
     def _to_redo(
         self,

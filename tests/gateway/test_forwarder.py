@@ -83,9 +83,14 @@ class Bench:
             endpoint_for(RECIPIENT, "unit", None),
             self.box,
             at_send=self.at_send,
+            checked=self.checked,
             settled_now=self.settled_now if in_turn else None,
             window=window,
         )
+
+    def checked(self) -> object:
+        # As the send-time check: what it judges by (here, the grants refused) besides the clock.
+        return frozenset(self.refused_grants)
 
     def settled_now(self, rows: Sequence[OutboxRow]) -> Settled | None:
         # As the send-time check: None when a row needs more than a look (here: a refusal).
@@ -354,6 +359,51 @@ async def test_a_row_no_longer_allowed_is_withheld_at_send_not_published(bench: 
     ]
     assert forwarder.state.withheld_at_send == 2
     assert await bench.waiting() == []
+
+
+async def test_a_consent_withdrawn_holds_back_rows_checked_and_waiting_for_room(
+    bench: Bench,
+) -> None:
+    """Rows checked as a batch wait for room in the window; a consent withdrawn meanwhile holds
+    back those not yet published (the customer is told "including anything still waiting to be
+    sent"). Before, they left as checked."""
+    rows = await bench.queue(["maintenance"] * 4)
+    forwarder = bench.forwarder(window=2)
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
+        link = await bench.upstream.session(1)
+        await link.wait_published(2)  # rows 1 and 2 in flight; 3 and 4 checked, waiting for room
+        bench.refused_grants.add("maintenance")  # the consent is withdrawn now
+        link.puback()
+        await bench.wait_done(4)  # two delivered, two withheld on the second look
+        running.cancel()
+    assert [p.payload for p in link.published] == [rows[0].payload, rows[1].payload]
+    assert [(r.id, why.code) for r, why in bench.withheld] == [
+        (rows[2].id, "consent_withdrawn"),
+        (rows[3].id, "consent_withdrawn"),
+    ]
+    assert await bench.waiting() == []
+
+
+async def test_rows_waiting_for_room_longer_than_a_check_is_good_for_are_checked_again(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A check stays good for ``CHECKED_FOR_S``: a row held up longer by a slow recipient is
+    checked again before it leaves (its hours or its validity may have ended meanwhile)."""
+    monkeypatch.setattr(forwarder_module, "CHECKED_FOR_S", 0.0)
+    rows = await bench.queue(["maintenance"] * 3)
+    forwarder = bench.forwarder(window=1)
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
+        link = await bench.upstream.session(1)
+        for published in (1, 2, 3):
+            await link.wait_published(published)
+            link.puback()
+        await bench.wait_done(3)
+        running.cancel()
+    assert [p.payload for p in link.published] == [r.payload for r in rows]
+    # One check of the three, then each row again as it leaves (the bound is 0 here), once.
+    assert len(bench.opened) == 4
 
 
 async def test_it_reconnects_and_sends_again_what_was_not_acknowledged(bench: Bench) -> None:

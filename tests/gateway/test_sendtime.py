@@ -202,6 +202,22 @@ async def test_at_a_look_only_rows_that_leave_as_decided_pass_and_nothing_is_wri
     assert await bench.waiting() == [row]
 
 
+def test_what_a_check_judged_by_moves_with_every_change_of_what_the_policies_release(
+    bench: Bench,
+) -> None:
+    """A forwarder checks rows waiting for room again once this moved (forwarder._stale): a
+    consent withdrawn or given again, an objection, a policy reloaded."""
+    seen = [bench.check.checked()]
+    bench.engine.withdraw("baeckerei-schmidt", "maintenance", NOON)
+    seen.append(bench.check.checked())
+    bench.engine.give("baeckerei-schmidt", "maintenance", NOON)
+    seen.append(bench.check.checked())
+    bench.engine.replace(compile_text(POLICY.replace("      door_open: keep\n", ""), RECIPIENTS))
+    seen.append(bench.check.checked())
+    assert len(set(seen)) == 4
+    assert bench.check.checked() == seen[-1]  # nothing changed: the rows checked stay good
+
+
 async def test_rows_of_one_grant_are_judged_by_their_own_version(bench: Bench) -> None:
     """The check asks once per customer, grant and version in a batch: a row decided under an
     older version beside one decided under the running version is still decided again."""

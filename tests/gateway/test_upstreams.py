@@ -58,7 +58,7 @@ def maker(outbox: Outbox) -> MakeForwarder:
 
     def make(config: RecipientConfig, password: str | None) -> Forwarder:
         endpoint = endpoint_for(config, "unit", password)
-        return Forwarder(config, endpoint, outbox, at_send=at_send)
+        return Forwarder(config, endpoint, outbox, at_send=at_send, checked=lambda: 0)
 
     return make
 
