@@ -43,13 +43,16 @@ def grant_text(grant: GrantView, names: Names, lang: Lang) -> Text:
     """A grant in plain words, a few short lines."""
     purpose = grant.purpose.get(lang) or grant.purpose.get("de") or grant.id
     text = Text()
-    text.append("✗ " if grant.withdrawn else "✓ ", style="red" if grant.withdrawn else "green")
-    # A grant held back (consent withdrawn, objection, restriction) sends nothing now: its
-    # heading must not say the recipient "gets" anything, only what it allows once it applies.
-    heading = "g_grant_held" if grant.withdrawn else "g_grant"
+    # A grant held back (consent withdrawn, objection, restriction) or not in force by its own
+    # dates sends nothing now: its heading must not say the recipient "gets" anything, only what
+    # it allows once it applies (the engine withholds every message under it meanwhile).
+    off = grant.withdrawn or grant.lapsed is not None
+    text.append("✗ " if off else "✓ ", style="red" if off else "green")
+    heading = "g_grant_held" if off else "g_grant"
     text.append(t(heading, lang, recipient=grant.recipient_name, purpose=purpose), style="bold")
-    if grant.withdrawn:
-        text.append(f"\n   {t('g_would_allow', lang)}")
+    if off:
+        would = "g_would_allow" if grant.withdrawn else "g_would_allow_lapsed"
+        text.append(f"\n   {t(would, lang)}")
     sends = grant.sends.get(lang) or grant.sends.get("de")
     if sends:  # the words of `policy describe`: what is sent and how
         for line in sends:
@@ -66,6 +69,8 @@ def grant_text(grant: GrantView, names: Names, lang: Lang) -> Text:
     if grant.withdrawn:
         held = f"g_held_{grant.held_by}" if grant.held_by else "g_withdrawn"
         text.append(f"\n   {t(held, lang)}", style="bold red")
+    if grant.lapsed is not None:
+        text.append(f"\n   {t(f'g_lapsed_{grant.lapsed}', lang)}", style="bold red")
     text.append(f"   [{grant.id}]", style="dim")
     return text
 

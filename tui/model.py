@@ -132,6 +132,7 @@ class GrantView:
     fields: tuple[str, ...]
     devices: tuple[str, ...]
     held_by: str | None = None  # "consent" | "objection" | "restriction" | None
+    lapsed: str | None = None  # not in force by its own dates (control_model.GrantInfo.lapsed)
     # What the customer can do to hold it back, the intended action first (gateway/rights/consent.py)
     actions: tuple[str, ...] = ()
     # What it sends and how, per language (policies.describe.what_is_sent, as `describe` says it)
@@ -150,6 +151,7 @@ class GrantView:
             fields=tuple(info.fields),
             devices=tuple(info.devices),
             held_by=info.held_by,
+            lapsed=info.lapsed,
             actions=tuple(info.actions),
             sends={lang: tuple(lines) for lang, lines in info.sends.items()},
         )

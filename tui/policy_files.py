@@ -8,6 +8,7 @@ load or compile is shown with its error instead of being left out.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.operations import control_model as ops
@@ -59,6 +60,7 @@ def _policies_from_files(
     policy files; ``held``: the grants held back by a recorded action (withdrawn consent,
     objection, restriction) and by which right, read from the log."""
     held = held or {}
+    now = datetime.now(UTC)  # no gateway: its validity and consent dates judged by this clock
     out: list[CustomerPolicy] = []
     for doc in _documents(policies_dir):
         if isinstance(doc, Exception):
@@ -78,6 +80,7 @@ def _policies_from_files(
                 ops.grant_info(
                     g,
                     recipients,
+                    now=now,
                     withdrawn=(doc.customer, g.id) in held,
                     held_by=held.get((doc.customer, g.id)),
                 )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, JsonValue, model_validator
@@ -178,6 +179,10 @@ class GrantInfo(_Reply):
     consent: dict[str, JsonValue] | None
     withdrawn: bool  # held back by anything: a withdrawn consent, an objection, a restriction
     held_by: str | None = None  # "consent" | "objection" | "restriction"
+    # Not in force by its own dates when the view was made, as the engine judges it
+    # (``CompiledGrant.validity_reason``): "validity_expired", "validity_not_yet_valid",
+    # "consent_expired", "consent_not_yet_valid"; None: in force. The recipient gets nothing.
+    lapsed: str | None = None
     actions: list[str] = []  # what the customer may do on the grant's legal basis, intended first
     # What the grant sends and how, per language: policies.describe.what_is_sent, the same lines
     # ``policy describe`` writes (never a view's own summary of the field list).
@@ -190,11 +195,14 @@ def grant_info(
     grant: CompiledGrant,
     recipient_names: Mapping[str, str],
     *,
+    now: datetime,
     withdrawn: bool = False,
     held_by: str | None = None,
 ) -> GrantInfo:
     """The one "who gets what" view of a compiled grant: the running gateway's ``policies`` op and
-    the TUI reading policy files without a gateway both build it here, so they cannot disagree."""
+    the TUI reading policy files without a gateway both build it here, so they cannot disagree.
+    ``now``: the time its validity and consent dates are judged at (the gateway's clock)."""
+    lapsed = grant.validity_reason(now)
     return GrantInfo(
         id=grant.id,
         recipient=grant.recipient,
@@ -204,6 +212,7 @@ def grant_info(
         consent=grant.consent.model_dump(mode="json") if grant.consent else None,
         withdrawn=withdrawn,
         held_by=held_by,
+        lapsed=None if lapsed is None else f"{lapsed.params['what']}_{lapsed.code}",
         actions=list(allowed_actions(grant.legal_basis)),
         fields=list(grant_fields(grant.spec)),
         sends={lang: what_is_sent(lang, grant) for lang in ("de", "en")},

@@ -108,6 +108,7 @@ async def policies(parts: ControlParts, request: CustomerRequest) -> PoliciesRep
     # A running policy with a broken newer file shows the error too.
     files = list(parts.admission.policies.files.values())
     errors = {f.customer: f.error for f in files if f.error}
+    now = parts.consents.now()  # what the engine judges validity and consent dates at
     customers = [
         CustomerPolicies(
             customer=policy.customer,
@@ -119,6 +120,7 @@ async def policies(parts: ControlParts, request: CustomerRequest) -> PoliciesRep
                 grant_info(
                     grant,
                     names,
+                    now=now,
                     withdrawn=parts.consents.is_withdrawn(policy.customer, grant.id),
                     held_by=parts.consents.held_by(policy.customer, grant.id),
                 )

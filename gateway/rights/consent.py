@@ -245,6 +245,11 @@ class ConsentBook:
         """Held back by any right. Asks the engine: what the grant view shows is enforced."""
         return (customer, grant) in self._parts.engine().withdrawn()
 
+    def now(self) -> datetime:
+        """The gateway's time, never before the log's newest entry: what rights are dated at
+        and what the engine judges a grant's validity and consent dates at."""
+        return self._parts.clock()
+
     def held_by(self, customer: str, grant: str) -> Right | None:
         """Which right holds the grant back now (None: it releases as its policy says)."""
         if not self.is_withdrawn(customer, grant):

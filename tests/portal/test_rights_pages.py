@@ -114,3 +114,28 @@ def test_a_held_grant_does_not_say_its_recipient_gets_anything(lang: str, held_b
     free = html.unescape(_grants_page(lang, grant("legitimate_interests", ["object"])))
     assert t(lang, "g_grant", recipient="R", purpose=purpose) in free
     assert t(lang, "g_would_allow") not in free
+
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+@pytest.mark.parametrize(
+    "lapsed",
+    [
+        "validity_expired",
+        "validity_not_yet_valid",
+        "consent_expired",
+        "consent_not_yet_valid",
+    ],
+)
+def test_a_grant_not_in_force_by_its_dates_does_not_say_its_recipient_gets_anything(
+    lang: str, lapsed: str
+) -> None:
+    """Expired or not begun (the engine withholds everything under it), the page said "✓ R
+    gets, for Purpose" and nothing else."""
+    off = grant("contract", ["restrict"]).model_copy(update={"lapsed": lapsed})
+    page = html.unescape(_grants_page(lang, off))
+    purpose = off.purpose[lang]
+    assert t(lang, "g_grant", recipient="R", purpose=purpose) not in page
+    assert f"✗ {t(lang, 'g_grant_held', recipient='R', purpose=purpose)}" in page
+    assert t(lang, "g_would_allow_lapsed") in page
+    assert t(lang, f"g_lapsed_{lapsed}") in page
+    assert t(lang, "g_would_allow") not in page  # "applies again": it never applied, or ended

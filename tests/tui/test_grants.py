@@ -4,10 +4,16 @@ them, and, without a running gateway, the policy files shown read-only: nothing 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
+import orjson
 from textual.widgets import OptionList, Static
 
 from gateway.bench.sample import NAMES, SampleLog
+from gateway.operations.control_model import grant_info
+from policies.engine import Engine
+from policies.message import Message
+from tests.policies.conftest import Keys, compile_text
 from tests.tui.conftest import make_app, settle
 from tui.grants import GrantsScreen, grant_text
 from tui.model import GrantView
@@ -56,6 +62,59 @@ def test_a_held_back_grant_says_what_holds_it() -> None:
         "   Once this grant applies again, it allows:",
     ]
     assert "bekommt jetzt nichts" in grant_text(withdrawn, NAMES, "de").plain
+
+
+EXPIRING = """
+einblick_policy: 1
+customer: baeckerei-schmidt
+name: Bäckerei Schmidt
+devices:
+  - id: oven-1
+    name: Backofen 1
+    kind: oven
+    topics:
+      - {pattern: "bakery/oven-1/telemetry", stream: telemetry}
+grants:
+  - id: energy
+    recipient: r1
+    purpose: {de: "Energieberatung", en: "Energy advice"}
+    legal_basis: contract
+    devices: [oven-1]
+    valid: {from: 2026-01-01T00:00:00Z, until: 2026-06-01T00:00:00Z}
+    fields:
+      temperature: keep
+"""
+
+
+def test_a_grant_outside_its_validity_says_the_recipient_gets_nothing_as_the_engine_decides() -> (
+    None
+):
+    """Expired or not begun, every message under it is withheld; the view said "✓ Stadtwerke
+    gets, for “Energy advice”" all the same."""
+    policy = compile_text(EXPIRING)
+    engine = Engine([policy], Keys())
+    body = orjson.dumps({"temperature": 180})
+    for now, lapsed, line in (
+        (datetime(2026, 12, 3, tzinfo=UTC), "validity_expired", "✗ expired: the grant's validity"),
+        (datetime(2025, 12, 3, tzinfo=UTC), "validity_not_yet_valid", "✗ not in force yet"),
+    ):
+        (decision,) = engine.evaluate(
+            Message("bakery/oven-1/telemetry", body, now, False, None), now
+        )
+        assert decision.outcome == "withheld"  # what the engine does at ``now`` …
+        view = GrantView.from_info(grant_info(policy.grants[0], {"r1": "Stadtwerke"}, now=now))
+        assert view.lapsed == lapsed
+        for lang, heading in (
+            ("en", "✗ Stadtwerke gets nothing now for “Energy advice”"),
+            ("de", "✗ Stadtwerke bekommt jetzt nichts für „Energieberatung“"),
+        ):
+            lines = grant_text(view, NAMES, lang).plain.splitlines()
+            assert lines[0] == heading  # … is what the view says
+        assert f"\n   {line}" in grant_text(view, NAMES, "en").plain
+    inside = datetime(2026, 3, 1, tzinfo=UTC)
+    view = GrantView.from_info(grant_info(policy.grants[0], {"r1": "Stadtwerke"}, now=inside))
+    assert view.lapsed is None
+    assert grant_text(view, NAMES, "en").plain.startswith("✓ Stadtwerke gets, for “Energy advice”")
 
 
 async def test_without_the_gateway_the_policy_files_are_shown_read_only(

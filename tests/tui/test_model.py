@@ -5,6 +5,8 @@ in what a view needs, and names fall back to ids."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import orjson
 
 from gateway.operations.control_model import (
@@ -19,6 +21,8 @@ from policies.loader import load_policy
 from tests.gateway.test_control_model import GRANT
 from tui.model import CustomerPolicy, GrantView, Names, RightResult
 
+NOW = datetime(2026, 12, 3, 12, tzinfo=UTC)  # what grants' dates are judged at
+
 
 def _wire(reply: PoliciesReply | ConsentReply) -> dict[str, object]:
     """What crosses the control socket."""
@@ -27,7 +31,7 @@ def _wire(reply: PoliciesReply | ConsentReply) -> dict[str, object]:
 
 def test_a_policies_reply_arrives_field_by_field() -> None:
     policy = compile_policy(load_policy(example_path("vans")), RECIPIENTS)
-    infos = [grant_info(g, RECIPIENTS) for g in policy.grants]
+    infos = [grant_info(g, RECIPIENTS, now=NOW) for g in policy.grants]
     infos[1] = infos[1].model_copy(update={"withdrawn": True, "held_by": "consent"})
     reply = PoliciesReply(
         customers=[

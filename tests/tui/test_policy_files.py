@@ -17,6 +17,8 @@ from tui.local import LocalSource
 from tui.model import CustomerPolicy, Names
 from tui.policy_files import _merge_names, _names_from_files, _policies_from_files
 
+NOW = datetime(2026, 12, 3, 12, tzinfo=UTC)  # what grants' dates are judged at
+
 
 def test_a_broken_file_is_shown_with_its_error_not_left_out(tmp_path: Path) -> None:
     (tmp_path / "a-vans.yaml").write_text(POLICY, encoding="utf-8")
@@ -47,7 +49,7 @@ def test_the_files_give_the_same_grant_views_as_the_running_gateways_reply(tmp_p
             CustomerPolicies(
                 customer=policy.customer,
                 name=policy.name,
-                grants=[grant_info(g, recipients) for g in policy.grants],
+                grants=[grant_info(g, recipients, now=NOW) for g in policy.grants],
                 error=None,
             )
         ]
