@@ -157,13 +157,20 @@ def _forget(args: argparse.Namespace) -> int:
         sys.stdout.write(orjson.dumps(dumped, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
     subject = args.customer + (f"/{args.device}" if args.device else "")
-    notified = ", ".join(answer.notified) or "nobody (nothing had been passed on)"
+    nobody = "nobody here" if answer.not_notified else "nobody (nothing had been passed on)"
+    notified = ", ".join(answer.notified) or nobody
     print(
         f"erased {subject}: content of {answer.content_erased} log entries, "
         f"{answer.queued_erased} queued messages, {answer.keys_destroyed} pseudonym keys, "
         f"{answer.retained_cleared} retained messages; signed erasure entry "
         f"{answer.entry_seq}; notified: {notified}"
     )
+    if answer.not_notified:
+        print(
+            f"NOT notified: {', '.join(answer.not_notified)}: the log shows they were sent data "
+            f"of {subject}, but they are no longer configured on this gateway, so no erasure "
+            "notice can reach them. Tell them yourself (GDPR Art. 19); the signed entry names them"
+        )
     for copy in answer.copies_pending:
         # the entry says it too: the erasure is not complete while this copy holds the data
         print(

@@ -297,6 +297,9 @@ class ForgetReply(_Reply):
     # Copies of a handed-over customer's data on earlier instances, not erased yet: each goes
     # at that instance's clean-up (gateway/operations/old_copies.py).
     copies_pending: list[PendingCopyRecord] = []
+    # Recipients sent something of the subject before and no longer configured here: they got
+    # no notice (the installer has to tell them; the signed entry names them).
+    not_notified: list[str] = []
 
 
 class ErasureNoticeRecord(_Reply):

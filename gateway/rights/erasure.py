@@ -116,6 +116,9 @@ class ErasureDone:
     queued_by_recipient: dict[str, int] = field(default_factory=dict)
     queued_bytes_by_recipient: dict[str, int] = field(default_factory=dict)  # payload bytes
     copies_pending: tuple[PendingCopy, ...] = ()
+    # Recipients the log shows were sent something of the subject that are not configured here
+    # (removed since): no notice can reach them; the entry and the answer say so.
+    not_notified: tuple[str, ...] = ()
 
     def forgotten(self, *, scrubbed: bool, retained_pending: bool = False) -> Forgotten:
         """What the ``forget`` op answers about this erasure."""
@@ -130,6 +133,7 @@ class ErasureDone:
             scrubbed=scrubbed,
             retained_pending=retained_pending,
             copies_pending=self.copies_pending,
+            not_notified=self.not_notified,
         )
 
 
@@ -151,6 +155,8 @@ class Forgotten:
     retained_pending: bool = False
     # Copies on earlier instances of a handed-over customer not erased yet (named in the entry).
     copies_pending: tuple[PendingCopy, ...] = ()
+    # Sent something of the subject before, not configured here now: not notified (ErasureDone).
+    not_notified: tuple[str, ...] = ()
 
 
 def ack_filter(topic_prefix: str) -> str:
@@ -198,6 +204,7 @@ def _texts(
     *,
     timezone: str,
     copies_pending: Sequence[PendingCopy] = (),
+    not_notified: Sequence[str] = (),
 ) -> dict[str, str]:
     out = {}
     for lang in ("de", "en"):
@@ -208,9 +215,9 @@ def _texts(
             what.append(trn(lang, "erasure.what.keys", keys))
         if request.retained:
             what.append(trn(lang, "erasure.what.retained", request.retained))
-        notified = (
-            join(lang, list(recipients)) if recipients else tr(lang, "erasure.recipients.none")
-        )
+        # "nothing had been passed on" only when the log shows nothing sent to anyone
+        none = "erasure.recipients.none_here" if not_notified else "erasure.recipients.none"
+        notified = join(lang, list(recipients)) if recipients else tr(lang, none)
         subject = (
             tr(lang, "erasure.subject.device", device=request.device)
             if request.device
@@ -225,6 +232,10 @@ def _texts(
             what=join(lang, what),
             recipients=notified,
         )
+        if not_notified:
+            out[lang] += " " + tr(
+                lang, "erasure.not_notified", recipients=join(lang, list(not_notified))
+            )
         if copies_pending:
             # never "erased" while an earlier instance's copy still holds the content
             instances = join(lang, sorted({c.instance for c in copies_pending}))
@@ -257,11 +268,9 @@ def erase(
     """
     customer, device = request.customer, request.device
     chain_id, device_id, content = _subject_counts(conn, customer, device)
-    notified = sorted(
-        r
-        for r in _recipients_of(conn, chain_id, device_id) | set(policy_recipients)
-        if r in recipients
-    )
+    sent_to = _recipients_of(conn, chain_id, device_id)
+    notified = sorted(r for r in sent_to | set(policy_recipients) if r in recipients)
+    not_notified = tuple(sorted(r for r in sent_to if r not in recipients))
     # Queued payloads of the subject; earlier erasure notices are not personal content and
     # must still reach their recipients.
     sized = outbox.erase(conn, customer, device, keep_grant=NOTICE_GRANT)
@@ -287,6 +296,7 @@ def erase(
         shown,
         timezone=timezone,
         copies_pending=copies_pending,
+        not_notified=not_notified,
     )
     subject = customer if device is None else f"{customer}/{device}"
     appended = writer.erase_subject(
@@ -315,6 +325,7 @@ def erase(
         queued_by_recipient=queued_by,
         queued_bytes_by_recipient={str(r): int(b) for r, _, b in sized},
         copies_pending=tuple(copies_pending),
+        not_notified=not_notified,
     )
     for recipient in notified:
         notice = secrets.token_hex(16)

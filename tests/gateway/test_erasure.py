@@ -153,6 +153,31 @@ def test_the_entry_says_who_asked_what_went_and_who_was_told(log: Log) -> None:
     assert "Anna Schmidt" in row.text_de and "Wartung GmbH" in row.text_de
 
 
+def test_a_recipient_sent_data_and_no_longer_configured_is_named_as_not_notified(log: Log) -> None:
+    """Its contract ended and the installer removed it: the entry said "Notified of the erasure:
+    no recipient (nothing had been passed on)", false of what the log itself shows."""
+    request = ErasureRequest(CUSTOMER, None, "Anna Schmidt", AT)
+    log.conn.execute("BEGIN IMMEDIATE")
+    done = erase(log.conn, log.writer, None, log.signer, request, instance="gw-test", recipients={})
+    log.conn.execute("COMMIT")
+    log.writer.committed()
+    assert done.recipients == [] and done.not_notified == ("wartung-gmbh",)
+    assert done.forgotten(scrubbed=True).not_notified == ("wartung-gmbh",)
+    row = Reader.over(log.conn, log.path).detail(done.entry_seq).row
+    assert "nothing had been passed on" not in row.text_en
+    assert "Notified of the erasure: no recipient configured here." in row.text_en
+    assert row.text_en.endswith(
+        "Not notified: wartung-gmbh. The log shows they were sent data of it before, but they "
+        "are no longer configured on this gateway, so no erasure notice can reach them."
+    )
+    assert "es war nichts weitergegeben worden" not in row.text_de
+    assert "Nicht benachrichtigt: wartung-gmbh." in row.text_de
+    # Configured, it is notified as before, and nothing is said of anyone not notified.
+    other = run(log, "oven-2")
+    assert other.not_notified == () and other.recipients == ["wartung-gmbh"]
+    assert "Not notified" not in Reader.over(log.conn, log.path).detail(other.entry_seq).row.text_en
+
+
 def test_a_copy_the_erasure_did_not_reach_is_named_in_the_entry_and_the_answer(log: Log) -> None:
     """An earlier instance still keeps the customer's data after a handover: the signed entry
     says so in both languages, and the answer carries it; it never reads as erased."""
