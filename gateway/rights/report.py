@@ -59,6 +59,13 @@ FORMAT = "einblick-report/1"
 # -- the data ---------------------------------------------------------------------------------------
 
 
+def _by_grant(
+    item: tuple[tuple[str | None, tuple[tuple[str, str], ...], str | None], int],
+) -> tuple[str, tuple[tuple[str, str], ...], str]:
+    (grant, purpose, basis), _ = item
+    return grant or "", purpose, basis or ""
+
+
 def _iso(us: int | None) -> str | None:
     return None if us is None else at_from_us(us).isoformat()
 
@@ -214,6 +221,10 @@ def _recipients(
         )
     sent: dict[str, Counter[tuple[str, str, str]]] = defaultdict(Counter)
     messages: Counter[str] = Counter()
+    # (grant, purpose, legal basis) as each entry recorded them, per recipient
+    under: dict[str, Counter[tuple[str | None, tuple[tuple[str, str], ...], str | None]]] = (
+        defaultdict(Counter)
+    )
     withheld: Counter[str] = Counter()
     devices: dict[str, set[str]] = defaultdict(set)
     last: dict[str, int] = {}
@@ -223,6 +234,8 @@ def _recipients(
             continue
         if body["outcome"] in ("shared", "altered"):
             messages[recipient] += count
+            purpose = tuple(sorted((body.get("purpose") or {}).items()))
+            under[recipient][(body.get("grant"), purpose, body.get("legal_basis"))] += count
             last[recipient] = max(last.get(recipient, 0), at)
             if body["device"]:
                 devices[recipient].add(body["device"])
@@ -243,6 +256,10 @@ def _recipients(
                 "id": recipient,
                 "name": names.get(recipient, recipient),
                 "grants": grants.get(recipient, []),
+                "under": [
+                    {"grant": g, "purpose": dict(p), "legal_basis": b, "count": n}
+                    for (g, p, b), n in sorted(under[recipient].items(), key=_by_grant)
+                ],
                 "messages": messages[recipient],
                 "withheld": withheld[recipient],
                 "devices": sorted(devices[recipient]),

@@ -19,6 +19,7 @@ __all__ = [
     "Grant",
     "NeverShared",
     "Notice",
+    "PassedOnUnder",
     "Period",
     "PolicyRef",
     "Recipient",
@@ -72,10 +73,21 @@ class FieldCount(TypedDict):
     count: int
 
 
+class PassedOnUnder(TypedDict):
+    """Messages passed on under one grant with the purpose and legal basis its entries record
+    (the policy may have changed them since: ``grants`` are the current policy's)."""
+
+    grant: str | None
+    purpose: dict[str, str]  # language -> text
+    legal_basis: str | None
+    count: int
+
+
 class Recipient(TypedDict):
     id: str
     name: str
     grants: list[Grant]
+    under: list[PassedOnUnder]
     messages: int
     withheld: int
     devices: list[str]

@@ -4,6 +4,7 @@ or English (dates in the customer's time zone, numbers and lists by Babel, CLDR 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -46,6 +47,10 @@ def _how(lang: str, treatment: str, detail: str) -> str:
     if treatment == "keep":
         return tr(lang, "report.unchanged")
     return treatment_text(lang, treatment, detail)
+
+
+def _key(purpose: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(purpose.items()))
 
 
 def _basis(lang: str, basis: str) -> str:
@@ -171,6 +176,23 @@ def document(data: Report, lang: str, *, portal: bool = False) -> Document:
             )
         else:
             lines.append(tr(lang, "report.received.none"))
+        # Passed on under another purpose or legal basis than the current grants state (the
+        # policy changed since): each as its entries recorded it, so none reads as the other.
+        current = {(g["id"], _key(g["purpose"]), g["legal_basis"]) for g in r["grants"]}
+        if any(
+            (u["grant"], _key(u["purpose"]), u["legal_basis"]) not in current for u in r["under"]
+        ):
+            for u in r["under"]:
+                lines.append(
+                    tr(
+                        lang,
+                        "report.under",
+                        n=_n(lang, u["count"]),
+                        grant=u["grant"] or "?",
+                        purpose=u["purpose"].get(lang) or next(iter(u["purpose"].values()), ""),
+                        basis=_basis(lang, u["legal_basis"] or "?"),
+                    )
+                )
         if r["withheld"]:
             lines.append(tr(lang, "report.recipient.withheld", n=_n(lang, r["withheld"])))
         blocks.append(lines)

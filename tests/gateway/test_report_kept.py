@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -9,10 +10,14 @@ import orjson
 
 from gateway.log.documents import ShownBody
 from gateway.log.results import ReportGroup
+from gateway.messages import outbox
 from gateway.rights.report import build_report, render
 from policies.decision import Reason
 from policies.explain import reason_text
 from tests.gateway.harness import running_gateway
+from tests.gateway.test_sendtime import NOON, RECIPIENTS, open_bench
+from tests.gateway.test_sendtime import POLICY as SENDTIME_POLICY
+from tests.policies.conftest import compile_text
 
 POLICY = """
 einblick_policy: 1
@@ -192,3 +197,49 @@ def test_withheld_messages_are_counted_by_reason_and_what_it_names() -> None:
     assert "whether the moment lies within the allowed hours of grant “a”" in text
     german = reason_text("de", Reason(lines[4]["reason"], lines[4]["params"]))
     assert "ob die Einwilligung zur Freigabe „b“ gilt" in german
+
+
+async def test_what_left_under_an_older_purpose_is_reported_with_the_purpose_it_left_for(
+    tmp_path: Path,
+) -> None:
+    """Shared for remote maintenance on a contract, then the grant reloaded as advertising on
+    legitimate interests: the report put the new purpose beside the count of what left for the
+    old one, and the old purpose appeared nowhere (GDPR Art. 15)."""
+    async with open_bench(tmp_path, SENDTIME_POLICY, NOON) as bench:
+        row = await bench.queued({"temperature": 180.2, "door_open": True})
+        await bench.store.transaction(functools.partial(outbox.delete, ids=[row.id]))
+    newer = compile_text(
+        SENDTIME_POLICY.replace(
+            '{de: "Fernwartung der Öfen", en: "Remote maintenance of the ovens"}',
+            '{de: "Werbung", en: "Advertising"}',
+        ).replace("legal_basis: contract", "legal_basis: legitimate_interests"),
+        RECIPIENTS,
+    )
+    report = build_report(
+        bench.path, "baeckerei-schmidt", policy=newer, recipients=RECIPIENTS, now=NOON
+    )
+    (maker,) = [r for r in report["recipients"] if r["id"] == "oven-maker"]
+    assert maker["under"] == [
+        {
+            "grant": "maintenance",
+            "purpose": {"de": "Fernwartung der Öfen", "en": "Remote maintenance of the ovens"},
+            "legal_basis": "contract",
+            "count": 1,
+        }
+    ]
+    english = render(report, "md", "en")
+    assert (
+        "Of these, 1 as recorded when they were passed on: under permission “maintenance” for "
+        "the purpose “Remote maintenance of the ovens”; legal basis: performance of a contract"
+    ) in english
+    german = render(report, "md", "de")
+    assert "unter der Freigabe „maintenance“ zum Zweck „Fernwartung der Öfen“" in german
+    # Under the policy it left under, nothing more is said: the grant's own line says it all.
+    same = build_report(
+        bench.path,
+        "baeckerei-schmidt",
+        policy=compile_text(SENDTIME_POLICY, RECIPIENTS),
+        recipients=RECIPIENTS,
+        now=NOON,
+    )
+    assert "Of these" not in render(same, "md", "en")
