@@ -48,6 +48,7 @@ EPOCH_MS_THRESHOLD = 100_000_000_000  # 1e11: seconds reach this in the year 513
 
 _NUMBER = re.compile(r"^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*$", re.ASCII)
 _NANOS = re.compile(r"(\.\d{6})\d+", re.ASCII)
+_LONGEST_TIME = 64  # characters: no ISO time or epoch number is longer, spaces included
 
 
 class TreatmentFailed(Exception):
@@ -68,7 +69,7 @@ def to_number(value: object) -> float | int:
         if not math.isfinite(value):
             raise TreatmentFailed("not_a_number")
         return value
-    if isinstance(value, str) and len(value) < 64 and _NUMBER.match(value):
+    if isinstance(value, str) and len(value) < _LONGEST_TIME and _NUMBER.match(value):
         number = float(value)
         if not math.isfinite(number):
             raise TreatmentFailed("out_of_range")
@@ -100,8 +101,13 @@ def truncate(value: object, unit: str) -> str | int | float:
     """Cut a timestamp down to ``unit``: ISO strings, epoch seconds or milliseconds (also as
     strings). Naive ISO times stay naive; ``Z`` stays ``Z``; epoch values truncate in UTC."""
     size = TIME_UNITS[unit]
-    if isinstance(value, str) and not _NUMBER.match(value):
-        return _truncate_iso(value, unit)
+    if isinstance(value, str):
+        if len(value) > _LONGEST_TIME:
+            # Before any pattern: a device's string of any length must cost it alone. Matched
+            # against ``_NUMBER`` first, 32,000 digits and an "x" held the loop for 14 s.
+            raise TreatmentFailed("not_a_timestamp")
+        if not _NUMBER.match(value):
+            return _truncate_iso(value, unit)
     number = to_number(value) if not isinstance(value, bool) else None
     if number is None:
         raise TreatmentFailed("not_a_timestamp")
@@ -117,7 +123,7 @@ def truncate(value: object, unit: str) -> str | int | float:
 
 def _truncate_iso(value: str, unit: str) -> str:
     text = value.strip()
-    if len(text) > 64 or len(text) < 10:
+    if len(text) < 10:
         raise TreatmentFailed("not_a_timestamp")
     try:
         moment = datetime.fromisoformat(_NANOS.sub(r"\1", text))

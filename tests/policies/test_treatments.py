@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hmac
+import re
 
 import pytest
 
+from policies import treatments
 from policies.treatments import (
     PSEUDONYM_HEX,
     Accumulator,
@@ -144,3 +146,30 @@ def test_accumulator(function: str, expected: float) -> None:
     for value in (1.0, 2.0, 3.0):
         acc.add(value)
     assert acc.result(function) == expected
+
+
+def test_a_device_string_of_any_length_costs_no_pattern_match_beyond_a_times_length(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``{"ts": "111…1x"}`` under a truncating grant: the number pattern backtracked
+    quadratically over the whole string (32,000 digits held the event loop 14 s, a 256 KB one
+    about a quarter of an hour, every other customer waiting). A string longer than any time is
+    refused before any pattern sees it."""
+    seen: list[int] = []
+
+    class Counting:
+        def __init__(self, pattern: re.Pattern[str]) -> None:
+            self.pattern = pattern
+
+        def match(self, text: str) -> re.Match[str] | None:
+            seen.append(len(text))
+            return self.pattern.match(text)
+
+    monkeypatch.setattr(treatments, "_NUMBER", Counting(treatments._NUMBER))
+    for hostile in (" " * 70 + "1700000000", "1" * 65, "1" * 256_000 + "x"):
+        with pytest.raises(TreatmentFailed, match="not_a_timestamp"):
+            truncate(hostile, "minute")
+        with pytest.raises(TreatmentFailed, match="not_a_number"):
+            round_to(hostile, 0.5, 1)
+        assert seen == []  # before the longest: the old code took minutes over it
+    assert truncate("1700000059", "minute") == "1700000040" and set(seen) == {10}
