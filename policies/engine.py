@@ -104,7 +104,7 @@ class Engine:
         # Consent withdrawn, objections, restrictions: since when, and which ended
         # (``policies.grant_holds``; ``policies.onset`` reads the ended ones).
         self._holds = GrantHolds()
-        self._last_release: dict[tuple[str, str, str, str], float] = {}
+        self._last_release: dict[tuple[str, str, str], float] = {}
         self._windows = Windows()
         self._sparkplug = SparkplugState()
         self._routes = RouteTable(list(self._policies.values()))
@@ -269,7 +269,7 @@ class Engine:
                 held.append(self._withheld(route, recipient, grant, reason, parsed, rel=rel))
             else:
                 if grant.rate_limit is not None:
-                    self._rate_limited(route, grant, walk.topic, message.spacing(now), record=True)
+                    self._rate_limited(route, grant, message.spacing(now), record=True)
                 releases.append(built)
         if len(releases) > 1:
             return besides(sorted(releases, key=lambda d: d.grant or ""))
@@ -310,15 +310,14 @@ class Engine:
             return None, key
         return None, None
 
-    def _rate_limited(
-        self, route: Route, grant: CompiledGrant, topic: str, at: float, *, record: bool
-    ) -> bool:
-        """True when the interval since the last release has not passed; with ``record`` a
-        release now is remembered (only once it is certain something leaves). ``at``: seconds,
-        on the clock no one sets when the gateway gives one (``Message.spacing``)."""
+    def _rate_limited(self, route: Route, grant: CompiledGrant, at: float, *, record: bool) -> bool:
+        """True when the interval since the device's last release under ``grant`` has not
+        passed (per device, as the policy says: not per topic, whose captured levels a device
+        chooses); with ``record`` a release now is remembered (only once it is certain something
+        leaves). ``at``: seconds on the clock no one sets when given one (``Message.spacing``)."""
         if grant.rate_limit is None:
             return False
-        slot = (route.policy.customer, grant.id, route.device.id, topic)
+        slot = (route.policy.customer, grant.id, route.device.id)
         last = self._last_release.get(slot)
         if last is not None and at - last < grant.rate_limit:
             return True
@@ -349,7 +348,7 @@ class Engine:
             return self._withheld(route, grant.recipient, grant, _TOO_LARGE, parsed)
         topic, t_shared, t_altered = release_topic(route, grant, message.topic, captures, key)
         if grant.opaque:
-            if self._rate_limited(route, grant, topic, message.spacing(now), record=True):
+            if self._rate_limited(route, grant, message.spacing(now), record=True):
                 return self._withheld(route, grant.recipient, grant, grant.rate_reason, parsed)
             return released(
                 route,
@@ -373,7 +372,7 @@ class Engine:
         if grant.aggregate is not None:
             return self._accumulate(route, grant, topic, parsed, now)
         if grant.rate_limit is not None and self._rate_limited(
-            route, grant, topic, message.spacing(now), record=False
+            route, grant, message.spacing(now), record=False
         ):  # skip the walk early
             return self._withheld(route, grant.recipient, grant, grant.rate_reason, parsed)
         return Walk(grant, key, topic, t_shared, t_altered)

@@ -154,6 +154,33 @@ def test_rate_limited_then_released_again() -> None:
     assert one(engine, b'{"t":3}', now=NOW + timedelta(seconds=60)).outcome is Outcome.SHARED
 
 
+def test_a_rate_limit_is_per_device_whatever_topic_levels_the_device_chooses() -> None:
+    """ "At most one message per 60 s": the limit was kept per release topic, so a device
+    naming a new captured level in each message got every one through, and each new level
+    stayed in memory for good (~1.2 KB a message with 1,000-byte levels, never freed)."""
+    engine = make_engine(
+        {
+            "fields": {"t": "keep"},
+            "rate_limit": "60s",
+            "topic": "up/{user}",
+            "topic_levels": {"user": "keep"},
+        }
+    )
+    outcomes = [
+        one(engine, b'{"t":1}', topic=f"acme/dev/{'u' * 100}{i}", now=NOW + timedelta(seconds=i))
+        for i in range(50)
+    ]
+    assert outcomes[0].outcome is Outcome.SHARED
+    assert {d.reason.code for d in outcomes[1:]} == {"rate_limited"}
+    assert len(engine._last_release) == 1
+    # Another stream of the same device under the grant is the same device: limited too.
+    status = one(engine, b'{"t":2}', topic="acme/dev/u0/status", now=NOW + timedelta(seconds=59))
+    assert status.reason is not None and status.reason.code == "rate_limited"
+    assert one(engine, b'{"t":3}', topic="acme/dev/v", now=NOW + timedelta(seconds=60)).outcome is (
+        Outcome.SHARED
+    )
+
+
 # -- releases -------------------------------------------------------------------------------
 
 
