@@ -141,11 +141,39 @@ def _constant(name: str) -> NoReturn:
 def loads_exact(text: str) -> JsonValue:
     """Parse JSON ``text``, keeping number literals that would not round-trip (``Literal``).
 
-    Raises ``ValueError`` for what is not JSON (``NaN`` and ``Infinity`` included)."""
+    Raises ``ValueError`` for what is not JSON (``NaN`` and ``Infinity`` included), and for a
+    string or key with an unpaired surrogate (``"\\ud800"``), which orjson refuses too: read,
+    it could not be written into the log's canonical documents, and one such key behind a
+    ``1e999`` rolled back the whole batch at the commit."""
     parsed: JsonValue = json.loads(
         text, parse_float=_float, parse_int=_int, parse_constant=_constant
     )
+    if _ESCAPED_SURROGATE.search(text) and _has_surrogate(parsed):
+        raise ValueError("a string holds an unpaired surrogate (\\ud800-\\udfff)")
     return parsed
+
+
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+
+
+def _has_surrogate(value: JsonValue) -> bool:
+    """Whether a string or key anywhere in ``value`` holds an unpaired surrogate (a paired one
+    is one character once parsed). Iterative: nesting is as deep as the parser allowed."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class NumberOutOfRange(ValueError):

@@ -65,6 +65,29 @@ def test_what_json_forbids_stays_refused(text: str) -> None:
     assert decision.reason is not None and decision.reason.code in ("not_json", "nothing_released")
 
 
+def test_an_unpaired_surrogate_behind_a_number_beyond_a_double_is_not_json_as_without_it() -> None:
+    """orjson refuses ``"k\\ud800"`` (not JSON, withheld saying so); behind a ``1e999`` the
+    exact parser took over and accepted it, and the withheld key could not be written into the
+    log's canonical names document: the whole batch rolled back at the commit, every customer's
+    tree was read again, and the message was withheld as an internal error with a traceback."""
+    engine = make_engine({"fields": {"x": "keep"}})
+    for payload in (
+        b'{"k\\ud800": 1}',
+        b'{"x": 1e999, "k\\ud800": 1}',
+        b'{"x": 1e999, "s": ["\\udfff"]}',
+    ):
+        with pytest.raises(ValueError):
+            loads_exact(payload.decode())
+        (decision,) = engine.evaluate(Message(TOPIC, payload, NOW), NOW)
+        assert decision.outcome is Outcome.WITHHELD, payload
+        assert decision.reason is not None and decision.reason.code == "not_json", payload
+    # A pair is one character: read, released, and a backslash-u in a string is text.
+    paired = b'{"x": 1e999, "k\\ud83d\\ude00": 1, "t": "\\\\ud800"}'
+    assert loads_exact(paired.decode())["k\U0001f600"] == 1
+    (decision,) = engine.evaluate(Message(TOPIC, paired, NOW), NOW)
+    assert decision.reason is not None and decision.reason.code == "out_of_range"
+
+
 def test_treatments_on_numbers_beyond_doubles_withhold_with_a_reason() -> None:
     engine = make_engine({"fields": {"n": {"round": 1}, "m": "keep", "k": "keep"}})
     payload = b'{"n": 123456789012345678901234567890, "m": 2.50, "k": 7}'
