@@ -16,6 +16,7 @@ from datetime import UTC, datetime, tzinfo
 from functools import partial
 from typing import ClassVar
 
+from babel.numbers import format_decimal
 from rich.markup import escape
 from textual import on
 from textual.app import App, ComposeResult, SystemCommand
@@ -201,7 +202,7 @@ class EinblickApp(App[int]):
             parts.append(f"[reverse $warning] {t('paused', lang)} [/]")
             if log.pending:
                 parts.append(f"[bold $warning]{t('new_rows', lang, n=log.pending)}[/]")
-        parts.append(t("rows", lang, n=f"{log.count:,}"))
+        parts.append(t("rows", lang, n=format_decimal(log.count, locale=lang)))  # 1.234 in German
         # The status bar is markup: what the user typed is escaped into it.
         if not self.filter.empty:
             parts.append(t("filtered", lang, q=escape(neutralise(self.filter.text))))

@@ -57,7 +57,8 @@ def _gateway(status: Status | None, names: Names, lang: Lang) -> list[Renderable
         out.append(Text(f"  {neutralise(str(broker.error))}", style="red"))
     age = status.last_checkpoint_age_s
     if age is not None:
-        out.append(Text(f"{t('o_checkpoint', lang)}: {t('o_seconds_ago', lang, s=float(age))}"))
+        ago = format_decimal(float(age), format="0.0", locale=lang)  # "vor 3,2 s" in German
+        out.append(Text(f"{t('o_checkpoint', lang)}: {t('o_seconds_ago', lang, s=ago)}"))
     out.extend(_witnesses(status, lang))
     pipeline = status.pipeline  # None in a customer's view: the counts are of every customer
     if pipeline is not None:
@@ -124,10 +125,12 @@ def render_overview(overview: Overview, names: Names, lang: Lang) -> RenderableT
         parts.append(Text(t("o_empty", lang), style="italic"))
     for stats in overview.recipients:
         parts.append(Text(names.recipient(stats.recipient), style="bold"))
-        line = Text(
-            f"  {t('o_hour', lang)}: {stats.last_hour:>6}   {t('o_day', lang)}: {stats.last_day:>7}   "
+        hour, day, withheld = (
+            format_decimal(n, locale=lang)
+            for n in (stats.last_hour, stats.last_day, stats.withheld_day)
         )
-        line.append(f"{t('o_withheld', lang)}: {stats.withheld_day:>6}", style="red")
+        line = Text(f"  {t('o_hour', lang)}: {hour:>6}   {t('o_day', lang)}: {day:>7}   ")
+        line.append(f"{t('o_withheld', lang)}: {withheld:>6}", style="red")
         parts.append(line)
         parts.append(Text.assemble(f"  {t('o_rate', lang)} ", (sparkline(stats.buckets), "cyan")))
         sent = neutralise(", ".join(stats.fields_sent)) or t("o_none", lang)

@@ -6,6 +6,7 @@ it from the data source and keeps it fresh."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
@@ -148,3 +149,17 @@ async def test_the_screen_loads_from_the_source_and_refreshes(sample: SampleLog)
         await until(pilot, lambda: screen.overview is not first)  # the timer reloaded it
         await pilot.press("l")  # the language switches without going back to the database
         await until(pilot, lambda: "Gateway läuft nicht" in plain(screen.body))
+
+
+def test_numbers_are_written_as_the_readers_language_writes_them() -> None:
+    """German readers read "1,234" as about one: counts and the checkpoint's age go through
+    Babel ("12.345", "vor 3,5 s"), as the rest of the TUI's numbers do."""
+    overview = _overview(_status(last_checkpoint_age_s=3.5))
+    stats = overview.recipients[0]
+    overview = dataclasses.replace(
+        overview, recipients=(dataclasses.replace(stats, last_day=12345, withheld_day=1200),)
+    )
+    german = plain(render_overview(overview, NAMES, "de"), width=300)
+    assert "12.345" in german and "1.200" in german and "vor 3,5 s" in german
+    english = plain(render_overview(overview, NAMES, "en"), width=300)
+    assert "12,345" in english and "3.5 s ago" in english
