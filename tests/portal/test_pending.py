@@ -4,12 +4,15 @@ cannot say; each said as the command to run."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from gateway.operations import control_model as ops
 from gateway.operations.control import ControlServer, bind
 from gateway.operations.portal.pending import (
+    Carried,
     carried_out,
+    newest_erasure,
     open_requests,
     pending_requests,
     render_requests,
@@ -23,13 +26,28 @@ def request(number: int, customer: str, at: float) -> ErasureRequest:
     return ErasureRequest(number, customer, "anna", "Anna Weber", None, at)
 
 
-def test_a_request_is_open_until_a_whole_erasure_at_or_after_it() -> None:
+def test_a_request_sent_while_the_gateway_could_not_say_is_open_until_a_whole_erasure_after_it() -> (
+    None
+):
     asked = [request(1, "baeckerei", T), request(2, "huber", T)]
     assert open_requests(asked, []) == asked
-    assert open_requests(asked, [("baeckerei", None, T - 1)]) == asked  # before the request
-    assert open_requests(asked, [("baeckerei", "oven-1", T + 5)]) == asked  # one device only
-    assert open_requests(asked, [("baeckerei", None, T)]) == [asked[1]]
-    assert open_requests(asked, [("huber", None, T + 60)]) == [asked[0]]
+    assert open_requests(asked, [Carried("baeckerei", None, T - 1, 1)]) == asked  # before it
+    assert open_requests(asked, [Carried("baeckerei", "oven-1", T + 5, 1)]) == asked  # a device
+    assert open_requests(asked, [Carried("baeckerei", None, T, 1)]) == [asked[1]]
+    assert open_requests(asked, [Carried("huber", None, T + 60, 1)]) == [asked[0]]
+
+
+def test_a_request_is_answered_only_by_an_erasure_numbered_after_it_whatever_the_clocks_say() -> (
+    None
+):
+    """Erasure 1 on 3 December; the box, reset without a real-time clock, believes it is
+    1 December when the customer asks again. By the clocks erasure 1 came after the request, and
+    the portal said "your data on this box has been erased since"; by number it came before."""
+    asked = dataclasses.replace(request(7, "baeckerei", T - 2 * 86400), after=1)
+    first = Carried("baeckerei", None, T, 1)
+    assert open_requests([asked], [first]) == [asked]
+    assert open_requests([asked], [first, Carried("baeckerei", "oven-1", T + 9, 2)]) == [asked]
+    assert open_requests([asked], [first, Carried("baeckerei", None, T - 3 * 86400, 2)]) == []
 
 
 async def test_without_a_gateway_every_request_stays_open(tmp_path: Path) -> None:
@@ -95,7 +113,7 @@ async def test_a_request_the_gateway_carried_out_is_closed_one_without_a_time_is
     server = ControlServer(socket, {"erasures": bind(ops.ERASURES, erasures)})
     await server.start()
     try:
-        assert await carried_out(socket) == [("baeckerei", None, T + 5)]
+        assert await carried_out(socket) == [Carried("baeckerei", None, T + 5, 1)]
         found = await pending_requests(tmp_path / "portal.db", socket)
     finally:
         await server.close()
@@ -121,8 +139,35 @@ async def test_an_erasure_with_a_copy_still_held_elsewhere_closes_nothing(tmp_pa
         assert await carried_out(socket) == []
         still = await pending_requests(tmp_path / "portal.db", socket)
         held.clear()  # hall-a cleaned up: the same erasure is now complete
-        assert await carried_out(socket) == [("baeckerei", None, T + 5)]
+        assert await carried_out(socket) == [Carried("baeckerei", None, T + 5, 1)]
         done = await pending_requests(tmp_path / "portal.db", socket)
     finally:
         await server.close()
     assert [r.customer for r in still] == ["baeckerei"] and done == []
+
+
+async def test_a_request_keeps_the_newest_erasure_the_gateway_had_made(tmp_path: Path) -> None:
+    """What the portal stores with a request (pages.erasure): the gateway's newest erasure of
+    the customer, counted also while a copy elsewhere is pending (it began before the request);
+    an erasure made before it, although dated after it by a clock set back, leaves it open."""
+
+    async def erasures(request: ops.CustomerRequest) -> ops.ErasuresReply:
+        at = "2027-01-15T08:00:05+00:00"  # later than the request below, by the clocks
+        return ops.ErasuresReply(
+            erasures=[_erasure(1, "baeckerei", at), _erasure(2, "baeckerei", at, "hall-a")]
+        )
+
+    socket = tmp_path / "control.sock"
+    server = ControlServer(socket, {"erasures": bind(ops.ERASURES, erasures)})
+    await server.start()
+    try:
+        after = await newest_erasure(socket, "baeckerei")
+        store = PortalStore(tmp_path / "portal.db", clock=lambda: T - 86400)
+        store.request_erasure("baeckerei", "anna", "Anna Weber", None, after=after)
+        assert [r.after for r in store.erasure_requests("baeckerei")] == [2]
+        store.close()
+        found = await pending_requests(tmp_path / "portal.db", socket)
+    finally:
+        await server.close()
+    assert [r.customer for r in found] == ["baeckerei"]
+    assert await newest_erasure(tmp_path / "no-gateway.sock", "baeckerei") is None

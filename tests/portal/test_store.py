@@ -14,7 +14,12 @@ from gateway.operations.portal.credentials import (
     new_totp_secret,
     totp_code,
 )
-from gateway.operations.portal.store import SCHEMA_VERSION, PortalError, PortalStore
+from gateway.operations.portal.store import (
+    SCHEMA_VERSION,
+    PortalError,
+    PortalStore,
+    pending_erasures,
+)
 
 PASSWORD = "a long enough password"
 
@@ -156,3 +161,25 @@ def test_receipts_and_requests_are_the_customers_own(store: PortalStore) -> None
 
 def test_hashes_differ_for_one_password() -> None:
     assert hash_password(PASSWORD) != hash_password(PASSWORD)
+
+
+def test_requests_in_a_database_from_before_the_erasure_numbers_read_and_migrate(
+    tmp_path: Path,
+) -> None:
+    """A request stored before requests kept the newest erasure's number reads without one (it
+    is compared by time, as before); the portal's next start adds the column and keeps it."""
+    path = tmp_path / "portal.db"
+    store = PortalStore(path, clock=lambda: 1_800_000_000.0)
+    store.request_erasure("baeckerei", "anna", "Anna Weber", None)
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE erasure_requests DROP COLUMN after")
+    conn.execute("PRAGMA user_version=3")
+    conn.close()
+    [old] = pending_erasures(path)
+    assert (old.customer, old.after) == ("baeckerei", None)
+    store = PortalStore(path)
+    store.request_erasure("baeckerei", "anna", "Anna Weber", None, after=4)
+    assert [r.after for r in store.erasure_requests("baeckerei")] == [None, 4]
+    store.close()
+    assert [r.after for r in pending_erasures(path)] == [None, 4]

@@ -29,7 +29,7 @@ from gateway.log.keys import load_public_key
 from gateway.log.legacy import EntryProof
 from gateway.log.reader import LogReader
 from gateway.log.results import CheckpointInfo, EntryDetail, EntryRow
-from gateway.operations.portal.pending import carried_out, open_requests
+from gateway.operations.portal.pending import carried_out, newest_erasure, open_requests
 from gateway.operations.portal.reports import ReportState, report_state
 from gateway.operations.portal.rows import row_view, when
 from gateway.operations.portal.server import LANG, PORTAL, Portal, session_of
@@ -373,7 +373,9 @@ async def erasure(request: web.Request) -> web.StreamResponse:
             requests=await _requests(portal, session),
             error=t(request[LANG], "erasure_incomplete"),
         )
-    number = portal.store.request_erasure(session.customer, session.login, by, None)
+    # Which erasures came before it, by number: the clocks may disagree (pending.py).
+    after = await newest_erasure(portal.config.control_socket, session.customer)
+    number = portal.store.request_erasure(session.customer, session.login, by, None, after=after)
     log.warning(
         "portal: erasure request %d from %r for customer %s (the installer runs einblick forget)",
         number,

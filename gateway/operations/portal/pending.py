@@ -1,10 +1,16 @@
 """Erasure requests customers sent through the portal that the installer has not yet carried
 out, for ``einblick status`` and the TUI's overview.
 
-A request is open until the log holds an erasure of that customer's whole data made at or after
-the request (``einblick forget --customer C``, asked of the running gateway's ``erasures``) and no
+A request is open until the log holds an erasure of that customer's whole data made after the
+request (``einblick forget --customer C``, asked of the running gateway's ``erasures``) and no
 earlier instance still keeps a copy of the customer's data after a move (``copies_pending``, as
 the gateway sees it when asked: the request closes once that instance's clean-up removed it).
+
+"After" is by the erasures' numbers, which only grow: a request keeps the number of the
+customer's newest erasure when it was sent (``ErasureRequest.after``), and only a later one
+answers it. By the clocks, an erasure on 3 December answered a request sent after it by a box
+whose clock was reset to 1 December, and the portal told the customer "erased since". Only a
+request sent while the gateway could not say is compared by time.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
@@ -20,9 +27,11 @@ from gateway.operations.control import ControlError, ask
 from gateway.operations.portal.store import ErasureRequest, pending_erasures
 
 __all__ = [
+    "Carried",
     "PendingErasure",
     "as_records",
     "carried_out",
+    "newest_erasure",
     "open_requests",
     "pending_requests",
     "render_requests",
@@ -42,19 +51,32 @@ class PendingErasure(BaseModel):
     command: str  # what the installer runs
 
 
+class Carried(NamedTuple):
+    """An erasure the gateway has done, complete (no copy left elsewhere)."""
+
+    customer: str
+    device: str | None  # None: the customer's whole data
+    at: float  # POSIX seconds, by the clock of the box that made it
+    number: int  # the erasure's number: later erasures have higher ones
+
+
 def open_requests(
-    requests: Iterable[ErasureRequest], erasures: Iterable[tuple[str, str | None, float]]
+    requests: Iterable[ErasureRequest], erasures: Iterable[Carried]
 ) -> list[ErasureRequest]:
-    """``requests`` not yet answered by an erasure (customer, device, at) of the whole customer."""
-    done = list(erasures)
-    return [
-        r
-        for r in requests
-        if not any(c == r.customer and d is None and at >= r.at for c, d, at in done)
-    ]
+    """``requests`` not yet answered by an erasure of the whole customer made after them."""
+    done = [e for e in erasures if e.device is None]
+    return [r for r in requests if not any(_answers(e, r) for e in done)]
 
 
-def _erasures(answer: Sequence[ops.ErasureRecord]) -> list[tuple[str, str | None, float]]:
+def _answers(erasure: Carried, request: ErasureRequest) -> bool:
+    if erasure.customer != request.customer:
+        return False
+    if request.after is not None:
+        return erasure.number > request.after
+    return erasure.at >= request.at  # sent while the gateway could not say: by the clocks
+
+
+def _erasures(answer: Sequence[ops.ErasureRecord]) -> list[Carried]:
     out = []
     for e in answer:
         if e.at is None:
@@ -65,21 +87,35 @@ def _erasures(answer: Sequence[ops.ErasureRecord]) -> list[tuple[str, str | None
             continue
         at = datetime.fromisoformat(e.at)
         at = at if at.tzinfo else at.replace(tzinfo=UTC)
-        out.append((e.customer, e.device, at.timestamp()))
+        out.append(Carried(e.customer, e.device, at.timestamp(), e.erasure))
     return out
 
 
-async def carried_out(
-    control_socket: Path, customer: str | None = None
-) -> list[tuple[str, str | None, float]] | None:
-    """The erasures the gateway has done (customer, device, at), of ``customer`` or of all;
-    None when it cannot say."""
+async def _asked(control_socket: Path, customer: str | None) -> Sequence[ops.ErasureRecord] | None:
     try:
         fields = ops.CustomerRequest(customer=customer)
         answer = await ask(control_socket, ops.ERASURES, fields, timeout=5)
     except ControlError:
         return None
-    return _erasures(answer.erasures)
+    return answer.erasures
+
+
+async def carried_out(control_socket: Path, customer: str | None = None) -> list[Carried] | None:
+    """The erasures the gateway has completed, of ``customer`` or of all; None when it cannot
+    say."""
+    answer = await _asked(control_socket, customer)
+    return None if answer is None else _erasures(answer)
+
+
+async def newest_erasure(control_socket: Path, customer: str) -> int | None:
+    """The number of ``customer``'s newest erasure, complete or not (0: none yet; None: the
+    gateway cannot say), for a request sent now: only a later one answers it. One whose copies
+    elsewhere are still pending counts too: it began before the request, so what arrived in
+    between is not covered by it."""
+    answer = await _asked(control_socket, customer)
+    if answer is None:
+        return None
+    return max((e.erasure for e in answer if e.customer == customer), default=0)
 
 
 async def pending_requests(portal_db: Path, control_socket: Path) -> list[ErasureRequest]:

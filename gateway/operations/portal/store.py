@@ -16,7 +16,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +76,11 @@ _MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE accounts ADD COLUMN totp_step INTEGER;
     """,
+    # The number of the customer's newest erasure when a request was sent (NULL: the gateway
+    # could not say): only a later one answers it, whatever the clocks said (pending.py).
+    """
+    ALTER TABLE erasure_requests ADD COLUMN after INTEGER;
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -118,6 +123,9 @@ class ErasureRequest:
     by: str
     device: str | None
     at: float
+    # The customer's newest erasure (its number) when the request was sent, 0: none yet; None:
+    # the gateway could not say, and the request's time is compared instead (pending.py).
+    after: int | None = None
 
 
 def _open(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
@@ -387,27 +395,26 @@ class PortalStore:
         )
         return None if not rows or rows[0][0] is None else str(rows[0][0])
 
-    def request_erasure(self, customer: str, login: str, by: str, device: str | None) -> int:
+    def request_erasure(
+        self, customer: str, login: str, by: str, device: str | None, *, after: int | None = None
+    ) -> int:
+        """Store a request; ``after``: the number of the customer's newest erasure now (None:
+        not known)."""
         with self._lock:
             cur = self._conn.execute(
-                "INSERT INTO erasure_requests (customer, login, by, device, at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (customer, login, by, device, self._now()),
+                "INSERT INTO erasure_requests (customer, login, by, device, at, after)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (customer, login, by, device, self._now(), after),
             )
             return int(cur.lastrowid or 0)
 
     def erasure_requests(self, customer: str | None = None) -> list[ErasureRequest]:
         rows = self._run(
-            "SELECT id, customer, login, by, device, at FROM erasure_requests"
+            "SELECT id, customer, login, by, device, at, after FROM erasure_requests"
             " WHERE ? IS NULL OR customer = ? ORDER BY id",
             (customer, customer),
         )
-        return [
-            ErasureRequest(
-                int(str(i)), str(c), str(lg), str(b), None if d is None else str(d), float(str(a))
-            )
-            for i, c, lg, b, d, a in rows
-        ]
+        return [_request(row) for row in rows]
 
 
 # A stored hash that matches nothing: an unknown login costs the same scrypt as a known one,
@@ -422,16 +429,29 @@ def pending_erasures(path: Path) -> list[ErasureRequest]:
         return []
     conn = _open(path, read_only=True)
     try:
-        if int(conn.execute("PRAGMA user_version").fetchone()[0]) < 1:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version < 1:
             return []
+        # A database the portal has not opened since an upgrade has no ``after`` yet.
+        after = "after" if version >= 4 else "NULL"
         rows = conn.execute(
-            "SELECT id, customer, login, by, device, at FROM erasure_requests ORDER BY id"
+            f"SELECT id, customer, login, by, device, at, {after} FROM erasure_requests ORDER BY id"
         ).fetchall()
     except sqlite3.Error:
         return []
     finally:
         conn.close()
-    return [
-        ErasureRequest(int(i), str(c), str(lg), str(b), None if d is None else str(d), float(a))
-        for i, c, lg, b, d, a in rows
-    ]
+    return [_request(row) for row in rows]
+
+
+def _request(row: Sequence[object]) -> ErasureRequest:
+    i, c, lg, b, d, a, after = row
+    return ErasureRequest(
+        int(str(i)),
+        str(c),
+        str(lg),
+        str(b),
+        None if d is None else str(d),
+        float(str(a)),
+        None if after is None else int(str(after)),
+    )
