@@ -19,7 +19,7 @@ this order:
 
 State kept between messages is small and explicit: the holds on grants (consent withdrawn,
 objection, restriction; ``policies.grant_holds``), the time each
-(grant, device, topic) last released (rate limits), open aggregation windows, and Sparkplug B
+(grant, device) last released (rate limits), open aggregation windows, and Sparkplug B
 BIRTH state (``policies/sparkplug.py``: a ``spBv1.0/…`` message is decoded against its BIRTH
 into ``{metric name: value}`` before the grants see it; DATA before BIRTH is ``no_birth``). ``evaluate``
 never raises: any failure is a WITHHELD decision with Reason ``internal_error`` (and the

@@ -51,7 +51,9 @@ def grant_text(grant: GrantView, names: Names, lang: Lang) -> Text:
     heading = "g_grant_held" if off else "g_grant"
     text.append(t(heading, lang, recipient=grant.recipient_name, purpose=purpose), style="bold")
     if off:
-        would = "g_would_allow" if grant.withdrawn else "g_would_allow_lapsed"
+        # "validity_expired" -> "g_would_allow_expired": it no longer applies, or not yet
+        lapsed = (grant.lapsed or "").partition("_")[2]
+        would = "g_would_allow" if grant.withdrawn else f"g_would_allow_{lapsed}"
         text.append(f"\n   {t(would, lang)}")
     sends = grant.sends.get(lang) or grant.sends.get("de")
     if sends:  # the words of `policy describe`: what is sent and how

@@ -49,6 +49,7 @@ from gateway.backoff import Backoff, database_retry
 from gateway.config import RecipientConfig
 from gateway.errors import StoreError
 from gateway.messages.acked import AckedRows
+from gateway.messages.clock import elapsed
 from gateway.messages.endpoint import ConnectionLost, Endpoint, Inbound, MqttError, NotSent
 from gateway.messages.latency import LatencyWindow
 from gateway.messages.mqtt import MqttConnection
@@ -350,8 +351,20 @@ class Forwarder:
                 await self._window.take()
                 if self.outbox.erasures == self._read_at and self._stale(under):
                     # Checked again holding the room, so that nothing waits between the check
-                    # and the send (a slow recipient could otherwise keep every check stale).
-                    settled, under = await self._check(leave[k:])
+                    # and the send (a slow recipient could otherwise keep every check stale),
+                    # and again while what it judges by moved during it (a consent withdrawn
+                    # while it recorded). A check that fails gives the room back.
+                    try:
+                        settled, under = await self._check(leave[k:])
+                        while (
+                            settled.leave
+                            and self._checked() != under[0]
+                            and self.outbox.erasures == self._read_at
+                        ):
+                            settled, under = await self._check(settled.leave)
+                    except BaseException:
+                        self._window.give()
+                        raise
                     leave, k = settled.leave, 0
                     if not leave or (leave[0].release_at or 0) > now_us:
                         self._window.give()
@@ -376,14 +389,16 @@ class Forwarder:
         self._unconfirmed.difference_update(r.id for r in settled.withheld)
         # Withheld rows left the queue counts as their deletion committed (``SendTime``).
         self.state.withheld_at_send += len(settled.withheld)
-        return settled, (judged, time.monotonic())
+        return settled, (judged, elapsed())
 
     def _stale(self, under: tuple[object, float]) -> bool:
         """Whether rows checked ``under`` (what the check judged by, and when) must be checked
         again before the next leaves: a consent was withdrawn, an objection or restriction
         recorded, or a policy reloaded since (the customer was told that what still waits is
         held back), or the check is older than ``CHECKED_FOR_S`` (hours and validity end)."""
-        return self._checked() != under[0] or time.monotonic() - under[1] > CHECKED_FOR_S
+        # Its age on the clock that counts through a suspend: rows checked at 21:59:59 under
+        # hours ending at 22:00 do not leave as checked after the box slept through 22:00.
+        return self._checked() != under[0] or elapsed() - under[1] > CHECKED_FOR_S
 
     def _read_again(self, rows: Sequence[OutboxRow], *, due: bool) -> None:
         """``rows`` (the unsent rest of a batch, in id order) may not leave from memory: an

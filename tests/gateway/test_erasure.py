@@ -167,8 +167,9 @@ def test_a_recipient_sent_data_and_no_longer_configured_is_named_as_not_notified
     assert "nothing had been passed on" not in row.text_en
     assert "Notified of the erasure: no recipient configured here." in row.text_en
     assert row.text_en.endswith(
-        "Not notified: wartung-gmbh. The log shows they were sent data of it before, but they "
-        "are no longer configured on this gateway, so no erasure notice can reach them."
+        "Not notified: wartung-gmbh. The log shows data this erasure concerns was passed to them "
+        "before, but they are no longer configured on this gateway, so no erasure notice can "
+        "reach them."
     )
     assert "es war nichts weitergegeben worden" not in row.text_de
     assert "Nicht benachrichtigt: wartung-gmbh." in row.text_de

@@ -406,6 +406,107 @@ async def test_rows_waiting_for_room_longer_than_a_check_is_good_for_are_checked
     assert len(bench.opened) == 4
 
 
+async def test_a_consent_withdrawn_while_a_row_is_checked_again_holds_it_back(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check judges, then records (a transaction); a withdrawal in between moved what it
+    judged by, so the row is checked once more before it may leave, and is held back."""
+    monkeypatch.setattr(forwarder_module, "CHECKED_FOR_S", 0.0)  # every row checked again
+    check = bench.at_send
+    calls: list[int] = []
+
+    async def withdrawn_meanwhile(
+        rows: Sequence[OutboxRow], reachable_us: int | None, tried: Callable[[OutboxRow], bool]
+    ) -> Settled:
+        calls.append(len(rows))
+        settled = await check(rows, reachable_us, tried)
+        if len(calls) == 2:  # the first check again, holding the room: withdrawn as it records
+            bench.refused_grants.add("maintenance")
+        return settled
+
+    bench.at_send = withdrawn_meanwhile  # type: ignore[method-assign]
+    rows = await bench.queue(["maintenance"] * 2)
+    forwarder = bench.forwarder(window=1)
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
+        await bench.upstream.session(1)
+        await bench.wait_done(2)  # both withheld, none published
+        running.cancel()
+    assert [link.published for link in bench.upstream.links] == [[]]
+    assert [r.id for r, _ in bench.withheld] == [r.id for r in rows]
+    assert calls == [2, 2, 2]
+
+
+async def test_a_check_again_that_fails_gives_its_room_back(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check made holding a row's room in the window fails (a full disk): the room is given
+    back with the error. It was kept, so each such failure shrank the window for good, and
+    once it was gone the recipient got nothing more."""
+    monkeypatch.setattr(forwarder_module, "CHECKED_FOR_S", 0.0)
+    check = bench.at_send
+    calls: list[int] = []
+
+    async def failing_again(
+        rows: Sequence[OutboxRow], reachable_us: int | None, tried: Callable[[OutboxRow], bool]
+    ) -> Settled:
+        calls.append(len(rows))
+        if len(calls) == 2:
+            raise StoreError("einblick.db: write failed: database or disk is full")
+        return await check(rows, reachable_us, tried)
+
+    bench.at_send = failing_again  # type: ignore[method-assign]
+    rows = await bench.queue(["maintenance"] * 2)
+    forwarder = bench.forwarder(window=1)
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
+        second = await bench.upstream.session(2)
+        for published in (1, 2):
+            await second.wait_published(published)
+            second.puback()
+        await bench.wait_done(2)
+        running.cancel()
+    assert [p.payload for p in second.published] == [r.payload for r in rows]
+    assert forwarder._window.free == 1
+
+
+async def test_a_check_is_aged_on_the_clock_that_counts_through_a_suspend(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows checked at 21:59:59 under hours ending at 22:00, the box asleep through 22:00 while
+    the second waits for room: on the monotonic clock the check was still fresh after it."""
+    real = time.clock_gettime
+    slept = [0.0]
+
+    def boottime(clock: int) -> float:
+        return real(clock) + (slept[0] if clock == time.CLOCK_BOOTTIME else 0.0)
+
+    monkeypatch.setattr(time, "clock_gettime", boottime)
+    check = bench.at_send
+    calls: list[int] = []
+
+    async def counted(
+        rows: Sequence[OutboxRow], reachable_us: int | None, tried: Callable[[OutboxRow], bool]
+    ) -> Settled:
+        calls.append(len(rows))
+        return await check(rows, reachable_us, tried)
+
+    bench.at_send = counted  # type: ignore[method-assign]
+    await bench.queue(["maintenance"] * 2)
+    forwarder = bench.forwarder(window=1)
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(forwarder.run(), name="forwarder-under-test")
+        link = await bench.upstream.session(1)
+        await link.wait_published(1)
+        slept[0] = 3600.0  # suspended for an hour: the monotonic clock stood still
+        link.puback()
+        await link.wait_published(2)
+        link.puback()
+        await bench.wait_done(2)
+        running.cancel()
+    assert calls == [2, 1]  # the second row checked again before it left
+
+
 async def test_it_reconnects_and_sends_again_what_was_not_acknowledged(bench: Bench) -> None:
     bench.upstream.refusals = 1  # the upstream is down at first
     rows = await bench.queue(["maintenance"] * 3)

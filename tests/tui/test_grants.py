@@ -94,9 +94,19 @@ def test_a_grant_outside_its_validity_says_the_recipient_gets_nothing_as_the_eng
     policy = compile_text(EXPIRING)
     engine = Engine([policy], Keys())
     body = orjson.dumps({"temperature": 180})
-    for now, lapsed, line in (
-        (datetime(2026, 12, 3, tzinfo=UTC), "validity_expired", "✗ expired: the grant's validity"),
-        (datetime(2025, 12, 3, tzinfo=UTC), "validity_not_yet_valid", "✗ not in force yet"),
+    for now, lapsed, line, would in (
+        (
+            datetime(2026, 12, 3, tzinfo=UTC),
+            "validity_expired",
+            "✗ expired: the grant's validity",
+            "While this grant was in force, it allowed:",
+        ),
+        (
+            datetime(2025, 12, 3, tzinfo=UTC),
+            "validity_not_yet_valid",
+            "✗ not in force yet",
+            "Once this grant is in force, it allows:",
+        ),
     ):
         (decision,) = engine.evaluate(
             Message("bakery/oven-1/telemetry", body, now, False, None), now
@@ -111,6 +121,7 @@ def test_a_grant_outside_its_validity_says_the_recipient_gets_nothing_as_the_eng
             lines = grant_text(view, NAMES, lang).plain.splitlines()
             assert lines[0] == heading  # … is what the view says
         assert f"\n   {line}" in grant_text(view, NAMES, "en").plain
+        assert grant_text(view, NAMES, "en").plain.splitlines()[1] == f"   {would}"
     inside = datetime(2026, 3, 1, tzinfo=UTC)
     view = GrantView.from_info(grant_info(policy.grants[0], {"r1": "Stadtwerke"}, now=inside))
     assert view.lapsed is None
