@@ -41,6 +41,9 @@ class _Values(TypedDict):
     reason: str | None
     subject: str | None
     omitted: NotRequired[dict[str, int]]  # only when caps left paths out (old digests kept)
+    # A decision taken again at send time: the tree index (in the same log) of the decision it
+    # replaces; only then (older bodies keep their digests). SPEC.md, "Bodies version 2".
+    supersedes: NotRequired[int]
 
 
 class BodyV2(_Values):

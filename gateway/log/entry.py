@@ -99,6 +99,9 @@ class EntryDraft:
     # drafts with equal bodies, so the writer looks the body up under it instead of keying the
     # draft again (``body_key``). Never written: the entry's bytes do not depend on it.
     shape: tuple[object, ...] | None = field(default=None, compare=False, repr=False)
+    # A decision taken again at send time: the seq of the entry it replaces, which the writer
+    # names in the body by its tree index (``supersedes``), so what left is counted once.
+    supersedes: int | None = None
 
     @classmethod
     def record(
@@ -184,6 +187,7 @@ def draft_from_decision(
     text_en: str,
     kind: str = "decision",
     shape: tuple[object, ...] | None = None,
+    supersedes: int | None = None,
 ) -> EntryDraft:
     """The entry recording ``decision``; content is the payload exactly as it leaves the box."""
     reason = decision.reason
@@ -210,6 +214,7 @@ def draft_from_decision(
         text_en=text_en,
         omitted=dict(decision.omitted),
         shape=shape,
+        supersedes=supersedes,
     )
 
 
@@ -234,6 +239,7 @@ def body_key(draft: EntryDraft) -> tuple[object, ...]:
         draft.text_en,
         draft.subject,
         tuple(draft.omitted.items()),
+        draft.supersedes,
     )
 
 
@@ -277,7 +283,7 @@ def names_of(draft: EntryDraft) -> NamesDocument:
     return doc
 
 
-def body_of(draft: EntryDraft, names: bytes) -> BodyV2:
+def body_of(draft: EntryDraft, names: bytes, supersedes: int | None = None) -> BodyV2:
     """The repeated part of an entry, as the JSON object its digest is taken over.
 
     Version 2: every value in it is the policy's or the gateway's (kinds, ids, grant, purpose,
@@ -304,4 +310,6 @@ def body_of(draft: EntryDraft, names: bytes) -> BodyV2:
         body["reason_params"] = dict(draft.reason_params)
     if draft.omitted:
         body["omitted"] = dict(draft.omitted)
+    if supersedes is not None:  # the tree index of ``draft.supersedes``, found by the writer
+        body["supersedes"] = supersedes
     return body

@@ -300,7 +300,8 @@ class LogWriter:
             found = bodies.get(key)
             if found is None:
                 names = ids.names(chain_id, subject, draft)
-                found = ids.body(canonical(body_of(draft, names)))
+                replaced = None if draft.supersedes is None else self._index_of(draft, chain_id)
+                found = ids.body(canonical(body_of(draft, names, replaced)))
                 bodies.put(key, found)
             body_id, digest = found
             recipient_id = None if draft.recipient is None else ids.atom(draft.recipient)
@@ -408,6 +409,14 @@ class LogWriter:
             self._ids.forget_subject(chain_id, device_id)
         draft = erasure_draft(subject, now, requested_by, erased, text_de=text_de, text_en=text_en)
         return self.append([draft])[0]
+
+    def _index_of(self, draft: EntryDraft, chain_id: int) -> int | None:
+        """The tree index of the entry ``draft`` supersedes, in its own log; None when it is
+        not there (compacted away): then the body names none."""
+        found = self._conn.execute(
+            "SELECT idx FROM entries WHERE seq = ? AND chain_id = ?", (draft.supersedes, chain_id)
+        ).fetchone()
+        return None if found is None else int(found[0])
 
     def scrub(self) -> bool:
         """After an erasure commits: copy the WAL into the database and truncate it.

@@ -467,8 +467,7 @@ class SendTime:
         policy = engine.policy(row.customer)
         grant = policy.grant(decision.grant or row.grant) if policy is not None else None
         inside = grant is not None and grant.in_hours(at_from_us(row.created))
-        # Texts name fields, never values: rows decided alike read alike, explained once.
-        key = (
+        key = (  # texts name fields, never values: rows decided alike read alike, explained once
             outcome.replaced is None,
             inside,
             outcome.maybe_sent,
@@ -497,4 +496,5 @@ class SendTime:
             source_digest=hashlib.sha256(source).digest(),
             text_de=texts["de"],
             text_en=texts["en"],
+            supersedes=row.entry_seq,  # counted instead of it (SPEC.md: ``supersedes``)
         )

@@ -136,4 +136,7 @@ def count_verified(
             database, customer, chain_id, since_us, chain.start, upto, groups, all_singles
         )
         tallies.put(tally, extended=extended)
-    return reader.report_from(groups, all_singles, known=True)
+    # Kept as counted (a later build extends them); what a send-time decision replaced is left
+    # out of each build: a message counts once, as what last decided it.
+    settled = reader.without_superseded(chain_id, groups, since_us, chain.start, upto)
+    return reader.report_from(settled, all_singles, known=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -243,3 +244,43 @@ async def test_what_left_under_an_older_purpose_is_reported_with_the_purpose_it_
         now=NOON,
     )
     assert "Of these" not in render(same, "md", "en")
+
+
+async def test_a_message_decided_again_at_send_time_is_counted_once_as_it_left(
+    tmp_path: Path,
+) -> None:
+    """Queued while its recipient was away, then withheld at send time (after the grant's hours)
+    or decided again under a changed policy: the report counted the first decision as passed on
+    besides the second ("Received 1 message" for one that never left, "Received 2 messages" for
+    one that left once, a field listed that never left). The send-time entry names the one it
+    replaces (``supersedes``), and each message counts once, by its last decision."""
+    async with open_bench(tmp_path, SENDTIME_POLICY, NOON) as bench:
+        late = await bench.queued({"temperature": 180.2, "door_open": True})
+        bench.now[0] = datetime(2026, 12, 3, 21, 3, tzinfo=UTC)  # after the grant's hours
+        settled = await bench.check.settle([late])
+        assert settled.withheld == [late]
+        bench.now[0] = NOON
+        changed = await bench.queued({"temperature": 181.2, "door_open": False})
+        newer = compile_text(SENDTIME_POLICY.replace("      door_open: keep\n", ""), RECIPIENTS)
+        bench.engine.replace(newer)
+        (left,) = (await bench.check.settle([changed])).leave
+        again = await bench.check.settle([left])  # the re-decided row leaves as it is now
+        assert again.leave == [left] and again.withheld == []
+    report = build_report(
+        bench.path, "baeckerei-schmidt", policy=newer, recipients=RECIPIENTS, now=NOON
+    )
+    (maker,) = [r for r in report["recipients"] if r["id"] == "oven-maker"]
+    assert (maker["messages"], maker["withheld"]) == (1, 1)
+    fields = {f["field"]: f["count"] for f in maker["fields"]}
+    assert fields.get("door_open") is None and fields["temperature"] == 1
+    (oven,) = [d for d in report["devices"] if d["id"] == "oven-1"]
+    assert oven["shared"] + oven["altered"] == 1 and oven["withheld"] == 1
+    assert [u["count"] for u in maker["under"]] == [1]
+    # The entries say it too, for anyone checking: each send-time decision names its original.
+    with sqlite3.connect(bench.path) as conn:
+        named = [
+            orjson.loads(doc)["supersedes"]
+            for (doc,) in conn.execute("SELECT doc FROM bodies ORDER BY id")
+            if b"supersedes" in doc
+        ]
+    assert named == [0, 2]  # the tree indexes of the two messages' first decisions

@@ -5,7 +5,7 @@ caller's chain id, which came from this reader's own (restricted) rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from gateway.log.chain import GATEWAY_CHAIN, source_commitment
@@ -15,6 +15,8 @@ from gateway.log.reader.base import OUTCOME_NAMES, ReaderBase
 from gateway.log.results import RecipientCount, ReportData, ReportGroup, ReportSingle, Stats
 
 __all__ = ["TallyQueries"]
+
+_CHUNK = 500  # indexes per statement (SQLite's limit on parameters is far above)
 
 
 class TallyQueries(ReaderBase):
@@ -109,6 +111,60 @@ class TallyQueries(ReaderBase):
                 ).fetchall()
             ]
         return groups, singles
+
+    def without_superseded(
+        self,
+        chain_id: int,
+        groups: Mapping[int, tuple[int, int, int]],
+        since_us: int,
+        lo: int,
+        hi: int,
+    ) -> dict[int, tuple[int, int, int]]:
+        """``groups`` (``report_range``'s counts over the same range) less every decision a later
+        one, taken again at send time, replaced (its body's ``supersedes``, SPEC.md): a message
+        counts once, by what its last decision says reached the recipient. A count that loses
+        entries gets the first and last time of those left."""
+        replaced = sorted(
+            {
+                int(superseded)
+                for body_id in groups
+                if (superseded := self.body(body_id).doc.get("supersedes")) is not None
+            }
+        )
+        if not replaced:
+            return dict(groups)
+        gone: dict[int, list[int]] = {}
+        for at in range(0, len(replaced), _CHUNK):
+            chunk = replaced[at : at + _CHUNK]
+            for idx, body_id in self._conn.execute(
+                "SELECT idx, body_id FROM entries WHERE chain_id = ? AND idx >= ? AND idx < ?"
+                f" AND at >= ? AND idx IN ({','.join('?' * len(chunk))})",
+                (chain_id, lo, hi, since_us, *chunk),
+            ):
+                gone.setdefault(int(body_id), []).append(int(idx))
+        out = dict(groups)
+        for body_id, idxs in gone.items():
+            count = out[body_id][0] - len(idxs)
+            if count <= 0:
+                del out[body_id]
+                continue
+            where = (chain_id, body_id, lo, hi, since_us)
+            out[body_id] = (count, *self._span(where, besides=set(idxs)))
+        return out
+
+    def _span(self, where: tuple[int, int, int, int, int], *, besides: set[int]) -> tuple[int, int]:
+        """The first and last time of a body's entries in a range (``where``: chain id, body id,
+        lowest and past the highest index, since µs), the indexes ``besides`` left out."""
+        times = [
+            int(at)
+            for idx, at in self._conn.execute(
+                "SELECT idx, at FROM entries WHERE chain_id = ? AND body_id = ? AND idx >= ?"
+                " AND idx < ? AND at >= ?",
+                where,
+            )
+            if int(idx) not in besides
+        ]
+        return min(times), max(times)
 
     def report_from(
         self,
