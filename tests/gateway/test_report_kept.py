@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 
 from gateway.log.documents import ShownBody
+from gateway.log.reader import Reader
 from gateway.log.results import ReportGroup
 from gateway.messages import outbox
 from gateway.rights.report import build_report, render
@@ -284,3 +285,9 @@ async def test_a_message_decided_again_at_send_time_is_counted_once_as_it_left(
             if b"supersedes" in doc
         ]
     assert named == [0, 2]  # the tree indexes of the two messages' first decisions
+    # The TUI's overview (per recipient and hour) counts the same way.
+    with sqlite3.connect(bench.path) as conn:
+        reader = Reader.over(conn, bench.path)
+        counted = reader.recipient_counts(0, 3_600_000_000)
+        outcomes = [reader.body(c.body_id).doc["outcome"] for c in counted for _ in range(c.count)]
+    assert sorted(outcomes) == ["altered", "withheld"]

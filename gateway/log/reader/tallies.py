@@ -26,7 +26,8 @@ class TallyQueries(ReaderBase):
         self, since_us: int, bucket_us: int, first_seq: int = 0
     ) -> list[RecipientCount]:
         """Entries to a recipient at or after ``since_us``, counted per recipient, body and
-        ``bucket_us``-wide time bucket (``first_seq`` bounds the scan from below)."""
+        ``bucket_us``-wide time bucket (``first_seq`` bounds the scan from below); a decision
+        a later one taken again at send time replaced is not counted (``without_superseded``)."""
         own, params = self._own()
         rows = self._conn.execute(
             "SELECT recipient_id, body_id, (at - ?) / ?, count(*) FROM entries"
@@ -34,7 +35,22 @@ class TallyQueries(ReaderBase):
             " GROUP BY 1, 2, 3",
             [since_us, bucket_us, first_seq, since_us, *params],
         ).fetchall()
-        return [RecipientCount(int(r), int(b), int(k), int(n)) for r, b, k, n in rows]
+        counts = {(int(r), int(b), int(k)): int(n) for r, b, k, n in rows}
+        later = [b for _, b, _ in counts if "supersedes" in self.body(b).doc]
+        for at in range(0, len(later), _CHUNK):
+            chunk = later[at : at + _CHUNK]
+            # The replaced entry: in the replacing one's log, at the index its body names.
+            for key in self._conn.execute(
+                "SELECT o.recipient_id, o.body_id, (o.at - ?) / ? FROM entries s"
+                " JOIN bodies d ON d.id = s.body_id JOIN entries o ON o.chain_id = s.chain_id"
+                " AND o.idx = json_extract(CAST(d.doc AS TEXT), '$.supersedes')"
+                f" WHERE s.body_id IN ({','.join('?' * len(chunk))}) AND o.seq >= ? AND o.at >= ?",
+                (since_us, bucket_us, *chunk, first_seq, since_us),
+            ):
+                found = (int(key[0]), int(key[1]), int(key[2]))
+                if counts.get(found, 0) > 0:
+                    counts[found] -= 1
+        return [RecipientCount(r, b, k, n) for (r, b, k), n in counts.items() if n > 0]
 
     def body_counts(
         self, since_us: int, floor_seq: int = 0
