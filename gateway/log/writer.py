@@ -411,12 +411,15 @@ class LogWriter:
         return self.append([draft])[0]
 
     def _index_of(self, draft: EntryDraft, chain_id: int) -> int | None:
-        """The tree index of the entry ``draft`` supersedes, in its own log; None when it is
-        not there (compacted away): then the body names none."""
+        """The tree index (SPEC.md: leaf index, its tree's ``base`` off the stored position) of
+        the entry ``draft`` supersedes, in its own log; None when it is not in the tree (dropped
+        by compaction, or before the tree of a log upgraded from 0.1.0): then the body names
+        none."""
         found = self._conn.execute(
             "SELECT idx FROM entries WHERE seq = ? AND chain_id = ?", (draft.supersedes, chain_id)
         ).fetchone()
-        return None if found is None else int(found[0])
+        index = None if found is None else int(found[0]) - self._bases[chain_id]
+        return index if index is not None and index >= 0 else None
 
     def scrub(self) -> bool:
         """After an erasure commits: copy the WAL into the database and truncate it.

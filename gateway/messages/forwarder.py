@@ -350,10 +350,8 @@ class Forwarder:
                     continue
                 await self._window.take()
                 if self.outbox.erasures == self._read_at and self._stale(under):
-                    # Checked again holding the room, so that nothing waits between the check
-                    # and the send (a slow recipient could otherwise keep every check stale),
-                    # and again while what it judges by moved during it (a consent withdrawn
-                    # while it recorded). A check that fails gives the room back.
+                    # Checked again holding the room (nothing waits between check and send), again
+                    # while what it judges by moved during it; a check that fails gives it back.
                     try:
                         settled, under = await self._check(leave[k:])
                         while (
@@ -396,8 +394,7 @@ class Forwarder:
         again before the next leaves: a consent was withdrawn, an objection or restriction
         recorded, or a policy reloaded since (the customer was told that what still waits is
         held back), or the check is older than ``CHECKED_FOR_S`` (hours and validity end)."""
-        # Its age on the clock that counts through a suspend: rows checked at 21:59:59 under
-        # hours ending at 22:00 do not leave as checked after the box slept through 22:00.
+        # Aged on the clock that counts through a suspend (hours may end while the box sleeps).
         return self._checked() != under[0] or elapsed() - under[1] > CHECKED_FOR_S
 
     def _read_again(self, rows: Sequence[OutboxRow], *, due: bool) -> None:

@@ -496,5 +496,5 @@ class SendTime:
             source_digest=hashlib.sha256(source).digest(),
             text_de=texts["de"],
             text_en=texts["en"],
-            supersedes=row.entry_seq,  # counted instead of it (SPEC.md: ``supersedes``)
+            supersedes=row.replaced_by(outcome.replaced, maybe_sent=outcome.maybe_sent),
         )

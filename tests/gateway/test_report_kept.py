@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -13,11 +13,13 @@ from gateway.log.documents import ShownBody
 from gateway.log.reader import Reader
 from gateway.log.results import ReportGroup
 from gateway.messages import outbox
+from gateway.messages.intake import Arrival
 from gateway.rights.report import build_report, render
 from policies.decision import Reason
 from policies.explain import reason_text
+from tests.gateway.fake_link import FakeLink
 from tests.gateway.harness import running_gateway
-from tests.gateway.test_sendtime import NOON, RECIPIENTS, open_bench
+from tests.gateway.test_sendtime import NOON, RECIPIENTS, TOPIC, open_bench
 from tests.gateway.test_sendtime import POLICY as SENDTIME_POLICY
 from tests.policies.conftest import compile_text
 
@@ -291,3 +293,60 @@ async def test_a_message_decided_again_at_send_time_is_counted_once_as_it_left(
         counted = reader.recipient_counts(0, 3_600_000_000)
         outcomes = [reader.body(c.body_id).doc["outcome"] for c in counted for _ in range(c.count)]
     assert sorted(outcomes) == ["altered", "withheld"]
+
+
+SUMMARISING = SENDTIME_POLICY.replace(
+    """    hours: ["06:00-22:00"]
+    fields:
+      temperature: {round: 0.5}
+      door_open: keep
+""",
+    """    aggregate:
+      window: 2s
+      min_count: 1
+      fields:
+        temperature: [max]
+""",
+)
+
+
+async def test_a_decision_taken_again_replaces_none_where_the_first_may_have_left_or_names_more(
+    tmp_path: Path,
+) -> None:
+    """Two decisions taken again that replace nothing in the counts: a row an earlier attempt may
+    have delivered (its entry says "may have arrived there once"), withheld now; and a summary
+    that leaves unchanged under a new policy version, whose new entry names no fields (its first
+    names the summary's). Replacing them said "never passed on" of what may have, or did, leave."""
+    assert SUMMARISING != SENDTIME_POLICY
+    async with open_bench(tmp_path, SENDTIME_POLICY, NOON) as bench:
+        row = await bench.queued({"temperature": 180.2, "door_open": True})
+        bench.engine.withdraw("baeckerei-schmidt", "maintenance", NOON)
+        tried = await bench.check.settle([row], None, lambda r: r.id == row.id)
+        assert tried.withheld == [row]
+        policy = bench.engine.policy("baeckerei-schmidt")
+    report = build_report(
+        bench.path, "baeckerei-schmidt", policy=policy, recipients=RECIPIENTS, now=NOON
+    )
+    (maker,) = [r for r in report["recipients"] if r["id"] == "oven-maker"]
+    assert (maker["messages"], maker["withheld"]) == (1, 1)  # may have arrived: counted as sent
+    assert {f["field"] for f in maker["fields"]} == {"temperature", "door_open"}
+
+    later = NOON + timedelta(seconds=5)
+    async with open_bench(tmp_path / "summary", SUMMARISING, NOON) as bench:
+        link = FakeLink()
+        reading = link.deliver(TOPIC, orjson.dumps({"temperature": 180.2}))
+        await bench.pipeline.process([Arrival(reading)])
+        bench.now[0] = later
+        await bench.pipeline.record(bench.engine.flush(later, ()), later)
+        (summary,) = await bench.waiting()
+        renamed = SUMMARISING.replace("name: Bäckerei Schmidt", "name: Bäckerei Schmidt GmbH")
+        newer = compile_text(renamed, RECIPIENTS)
+        bench.engine.replace(newer)
+        (left,) = (await bench.check.settle([summary])).leave
+        assert left.payload == summary.payload
+    report = build_report(
+        bench.path, "baeckerei-schmidt", policy=newer, recipients=RECIPIENTS, now=later
+    )
+    (maker,) = [r for r in report["recipients"] if r["id"] == "oven-maker"]
+    assert [f["field"] for f in maker["fields"]] == ["temperature"]
+    assert not any(n["device"] == "oven-1" and n["nothing_left"] for n in report["never_shared"])

@@ -4,6 +4,7 @@ legacy path, and exports made by that release still verify."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import shutil
 import sqlite3
@@ -18,6 +19,7 @@ from gateway.log.bundle import export_customer, verify_bundle
 from gateway.log.chain import entry_hash
 from gateway.log.keys import Signer
 from gateway.log.migrations import schema_version
+from gateway.log.reader import Reader
 from gateway.log.verify import verify_db
 from tests.log.conftest import Log, make_draft
 
@@ -105,3 +107,44 @@ def test_an_old_tail_rewritten_without_the_key_is_caught_by_the_seal(
     problem = verify_db(old_db, public_key=legacy_signer.public).first
     assert problem is not None and problem.customer == "schmidt"
     assert problem.index == 10 and "sealed chain" in problem.what
+
+
+def test_a_decision_taken_again_names_the_one_it_replaces_by_its_leaf_index(
+    old_db: Path, legacy_signer: Signer
+) -> None:
+    """In a log upgraded from 0.1.0 the tree starts above the old chain's stored positions
+    (its ``base``): ``supersedes`` is the leaf index, as a bundle numbers the entries, and a
+    decision in the sealed old chain, outside the tree, is not named. The counts find the
+    replaced entry by it."""
+    log = Log(old_db, legacy_signer, "edge-legacy")
+    try:
+        old = log.conn.execute(
+            "SELECT e.seq FROM entries e JOIN chains c ON c.id = e.chain_id"
+            " WHERE c.name = 'schmidt' ORDER BY e.idx LIMIT 1"
+        ).fetchone()[0]
+        log.write([make_draft(1, customer="schmidt")])
+        first, idx = log.conn.execute(
+            "SELECT seq, idx FROM entries ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        chain_id, base = log.conn.execute(
+            "SELECT t.chain_id, t.base FROM trees t JOIN chains c ON c.id = t.chain_id"
+            " WHERE c.name = 'schmidt'"
+        ).fetchone()
+        assert base > 0
+        log.write([dataclasses.replace(make_draft(2, customer="schmidt"), supersedes=first)])
+        log.write([dataclasses.replace(make_draft(3, customer="schmidt"), supersedes=old)])
+        named = [
+            orjson.loads(doc).get("supersedes")
+            for (doc,) in log.conn.execute("SELECT doc FROM bodies ORDER BY id DESC LIMIT 2")
+        ]
+        assert named == [None, idx - base]  # the old chain's: not named; the tree's: its leaf
+        reader = Reader.over(log.conn, old_db)
+        top = log.conn.execute("SELECT max(idx) + 1 FROM entries WHERE chain_id = ?", (chain_id,))
+        hi = int(top.fetchone()[0])
+        groups, _ = reader.report_range(chain_id, 0, base, hi)
+        settled = reader.without_superseded(chain_id, groups, 0, base, hi)
+        replaced = log.conn.execute("SELECT body_id FROM entries WHERE seq = ?", (first,))
+        body_id = replaced.fetchone()[0]
+        assert settled.get(body_id, (0,))[0] == groups[body_id][0] - 1
+    finally:
+        log.close()

@@ -42,8 +42,9 @@ class TallyQueries(ReaderBase):
             # The replaced entry: in the replacing one's log, at the index its body names.
             for key in self._conn.execute(
                 "SELECT o.recipient_id, o.body_id, (o.at - ?) / ? FROM entries s"
-                " JOIN bodies d ON d.id = s.body_id JOIN entries o ON o.chain_id = s.chain_id"
-                " AND o.idx = json_extract(CAST(d.doc AS TEXT), '$.supersedes')"
+                " JOIN bodies d ON d.id = s.body_id JOIN trees t ON t.chain_id = s.chain_id"
+                " JOIN entries o ON o.chain_id = s.chain_id"
+                " AND o.idx = t.base + json_extract(CAST(d.doc AS TEXT), '$.supersedes')"
                 f" WHERE s.body_id IN ({','.join('?' * len(chunk))}) AND o.seq >= ? AND o.at >= ?",
                 (since_us, bucket_us, *chunk, first_seq, since_us),
             ):
@@ -140,47 +141,60 @@ class TallyQueries(ReaderBase):
         one, taken again at send time, replaced (its body's ``supersedes``, SPEC.md): a message
         counts once, by what its last decision says reached the recipient. A count that loses
         entries gets the first and last time of those left."""
-        replaced = sorted(
-            {
-                int(superseded)
-                for body_id in groups
-                if (superseded := self.body(body_id).doc.get("supersedes")) is not None
-            }
-        )
-        if not replaced:
+        indexes = {
+            int(superseded)
+            for body_id in groups
+            if (superseded := self.body(body_id).doc.get("supersedes")) is not None
+        }
+        if not indexes:
             return dict(groups)
-        gone: dict[int, list[int]] = {}
+        base = self._base(chain_id)  # a tree index is the stored position less the base
+        replaced = sorted(base + index for index in indexes)
+        gone: dict[int, dict[int, int]] = {}  # body id -> {idx: at} of the entries replaced
         for at in range(0, len(replaced), _CHUNK):
             chunk = replaced[at : at + _CHUNK]
-            for idx, body_id in self._conn.execute(
-                "SELECT idx, body_id FROM entries WHERE chain_id = ? AND idx >= ? AND idx < ?"
+            for idx, body_id, when in self._conn.execute(
+                "SELECT idx, body_id, at FROM entries WHERE chain_id = ? AND idx >= ? AND idx < ?"
                 f" AND at >= ? AND idx IN ({','.join('?' * len(chunk))})",
                 (chain_id, lo, hi, since_us, *chunk),
             ):
-                gone.setdefault(int(body_id), []).append(int(idx))
+                gone.setdefault(int(body_id), {})[int(idx)] = int(when)
         out = dict(groups)
-        for body_id, idxs in gone.items():
-            count = out[body_id][0] - len(idxs)
+        for body_id, left_out in gone.items():
+            count, first, last = out[body_id]
+            count -= len(left_out)
             if count <= 0:
                 del out[body_id]
                 continue
+            # A bound moves only when a replaced entry held it: then the nearest one left.
             where = (chain_id, body_id, lo, hi, since_us)
-            out[body_id] = (count, *self._span(where, besides=set(idxs)))
+            if first in left_out.values():
+                first = self._bound(where, left_out, last=False)
+            if last in left_out.values():
+                last = self._bound(where, left_out, last=True)
+            out[body_id] = (count, first, last)
         return out
 
-    def _span(self, where: tuple[int, int, int, int, int], *, besides: set[int]) -> tuple[int, int]:
-        """The first and last time of a body's entries in a range (``where``: chain id, body id,
-        lowest and past the highest index, since µs), the indexes ``besides`` left out."""
-        times = [
-            int(at)
-            for idx, at in self._conn.execute(
-                "SELECT idx, at FROM entries WHERE chain_id = ? AND body_id = ? AND idx >= ?"
-                " AND idx < ? AND at >= ?",
-                where,
-            )
-            if int(idx) not in besides
-        ]
-        return min(times), max(times)
+    def _bound(
+        self, where: tuple[int, int, int, int, int], left_out: Mapping[int, int], *, last: bool
+    ) -> int:
+        """The time of a body's first (or last) entry in a range (``where``: chain id, body id,
+        lowest and past the highest index, since µs) that is not ``left_out``; by index, from
+        the range's end, on the chain's index: entries go in about in time order."""
+        order = "DESC" if last else "ASC"
+        for idx, at in self._conn.execute(
+            "SELECT idx, at FROM entries WHERE chain_id = ? AND body_id = ? AND idx >= ?"
+            f" AND idx < ? AND at >= ? ORDER BY idx {order}",
+            where,
+        ):
+            if int(idx) not in left_out:
+                return int(at)
+        raise AssertionError("a count above zero has an entry left")  # pragma: no cover
+
+    def _base(self, chain_id: int) -> int:
+        found = self._conn.execute("SELECT base FROM trees WHERE chain_id = ?", (chain_id,))
+        row = found.fetchone()
+        return 0 if row is None else int(row[0])
 
     def report_from(
         self,
