@@ -92,15 +92,11 @@ class OutboxRow:
 
     def replaced_by(self, new: OutboxRow | None, *, maybe_sent: bool) -> int | None:
         """The entry (seq) a decision taken again at send time replaces in the counts of what
-        left (its body's ``supersedes``, gateway/log/SPEC.md), or None: both count. A row decided
-        again from its message replaces its entry, withheld or released (the new entry names
-        what leaves, field by field). A row without its message (a summary) that leaves as it
-        is does not: the new entry names no fields, the row's entry still says what left. Nor a
-        row an earlier attempt may have delivered, whose first version may have arrived too."""
-        unchanged = new is not None and (new.topic, new.payload) == (self.topic, self.payload)
-        if maybe_sent or (self.source is None and unchanged):
-            return None
-        return self.entry_seq
+        left (its body's ``supersedes``, gateway/log/SPEC.md), or None: both count, for a row an
+        earlier attempt may have delivered, whose first version may have arrived as well (its
+        entry says so). Withheld or released, the new entry names what leaves, field by field
+        (a summary judged again unchanged: ``sendtime_rules.summary_fields``)."""
+        return None if maybe_sent else self.entry_seq
 
 
 Spec = tuple[int, str, str, str, str, str, bytes, int]

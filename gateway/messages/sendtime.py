@@ -384,10 +384,9 @@ class SendTime:
         reason = engine.still_allowed(row.customer, row.grant, now)
         if reason is None and grant is not None and grant.hours is not None:
             reason = None if grant.in_hours(hours) else grant.hours_reason
-        if reason is None and (grant is None or not same_release(grant, row)):
-            reason = _NO_GRANT
-        if reason is None:
-            # Unchanged and still allowed: recorded as decided again under this version.
+        summary = () if grant is None else same_release(grant, row)
+        if reason is None and summary and grant is not None:
+            # Unchanged and still allowed: decided again under this version, field by field.
             decision = Decision(
                 row.customer,
                 row.device,
@@ -395,13 +394,14 @@ class SendTime:
                 Outcome.ALTERED,
                 grant=row.grant,
                 policy_version=policy.version,
-                purpose=grant.purpose if grant else {},
-                legal_basis=grant.legal_basis if grant else None,
+                purpose=grant.purpose,
+                legal_basis=grant.legal_basis,
                 topic=row.topic,
                 payload=row.payload,
+                altered=summary,
             )
             return _Outcome(row, decision, replace(row, version=policy.version))
-        return self._withhold(row, policy, reason, grant)
+        return self._withhold(row, policy, reason or _NO_GRANT, grant)
 
     def _withhold(
         self,

@@ -30,7 +30,7 @@ from gateway.log.entry import at_from_us, us_from_at
 from gateway.messages.outbox import OutboxRow
 from policies.body import Parsed
 from policies.compiler import CompiledGrant, CompiledPolicy
-from policies.decision import Decision, Outcome, Reason
+from policies.decision import Alteration, Decision, Outcome, Reason
 from policies.engine import Engine, PseudonymKeys
 from policies.errors import PolicyError
 from policies.message import Message
@@ -77,29 +77,34 @@ def stale(
     return grant.hours is not None and not grant.in_hours(hours)
 
 
-def same_release(grant: CompiledGrant, row: OutboxRow) -> bool:
-    """The current grant would make a summary like this one: same recipient, same window, and
-    every field and function in it still aggregated (a field removed from the grant is not sent).
-    A row queued by an earlier release (no version) is never judged the same: nothing says what
-    it was decided under."""
+def same_release(grant: CompiledGrant, row: OutboxRow) -> tuple[Alteration, ...]:
+    """What a summary row holds, field by field, if the current grant would make a summary
+    like it (same recipient, same window, every field and function in it still aggregated: a
+    field removed from the grant is not sent); else nothing. A row queued by an earlier release
+    (no version) is never judged the same: nothing says what it was decided under. The fields
+    are what the entry of its decision taken again names (it replaces the first entry in the
+    counts, ``supersedes``): each aggregated by its functions over the grant's window (the
+    number of samples, which the first entry's words gave, is not in the row)."""
     spec = grant.aggregate
     if grant.recipient != row.recipient or spec is None or row.version is None:
-        return False
+        return ()
     try:
         body = orjson.loads(row.payload)
         window = body["window"]
         start, end = datetime.fromisoformat(window["start"]), datetime.fromisoformat(window["end"])
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        return False
+        return ()
     if not isinstance(body, dict) or (end - start).total_seconds() != spec.window:
-        return False
+        return ()
+    fields = []
     for path, results in body.items():
         if path == "window":
             continue
         allowed = spec.fields.get(path)
         if allowed is None or not isinstance(results, dict) or not set(results) <= set(allowed):
-            return False
-    return True
+            return ()
+        fields.append(Alteration(path, "aggregate", f"{', '.join(results)}; {spec.window:g} s"))
+    return tuple(fields)
 
 
 def behind(

@@ -310,13 +310,14 @@ SUMMARISING = SENDTIME_POLICY.replace(
 )
 
 
-async def test_a_decision_taken_again_replaces_none_where_the_first_may_have_left_or_names_more(
+async def test_a_decision_taken_again_replaces_none_where_the_first_may_have_left_and_names_fields(
     tmp_path: Path,
 ) -> None:
-    """Two decisions taken again that replace nothing in the counts: a row an earlier attempt may
-    have delivered (its entry says "may have arrived there once"), withheld now; and a summary
-    that leaves unchanged under a new policy version, whose new entry names no fields (its first
-    names the summary's). Replacing them said "never passed on" of what may have, or did, leave."""
+    """A row an earlier attempt may have delivered (its entry says "may have arrived there once"),
+    withheld now, replaces nothing in the counts: replacing it said "never passed on" of what may
+    have left. A summary that leaves unchanged under a new policy version is decided again with
+    the fields it holds: its entry named none, so replacing the first said "never passed on" of
+    the summary's fields, and not replacing it counted one summary as two messages."""
     assert SUMMARISING != SENDTIME_POLICY
     async with open_bench(tmp_path, SENDTIME_POLICY, NOON) as bench:
         row = await bench.queued({"temperature": 180.2, "door_open": True})
@@ -349,4 +350,5 @@ async def test_a_decision_taken_again_replaces_none_where_the_first_may_have_lef
     )
     (maker,) = [r for r in report["recipients"] if r["id"] == "oven-maker"]
     assert [f["field"] for f in maker["fields"]] == ["temperature"]
+    assert maker["messages"] == 1
     assert not any(n["device"] == "oven-1" and n["nothing_left"] for n in report["never_shared"])

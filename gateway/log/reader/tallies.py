@@ -36,7 +36,7 @@ class TallyQueries(ReaderBase):
             [since_us, bucket_us, first_seq, since_us, *params],
         ).fetchall()
         counts = {(int(r), int(b), int(k)): int(n) for r, b, k, n in rows}
-        later = [b for _, b, _ in counts if "supersedes" in self.body(b).doc]
+        later = sorted({b for _, b, _ in counts if "supersedes" in self.body(b).doc})
         for at in range(0, len(later), _CHUNK):
             chunk = later[at : at + _CHUNK]
             # The replaced entry: in the replacing one's log, at the index its body names.
@@ -45,8 +45,9 @@ class TallyQueries(ReaderBase):
                 " JOIN bodies d ON d.id = s.body_id JOIN trees t ON t.chain_id = s.chain_id"
                 " JOIN entries o ON o.chain_id = s.chain_id"
                 " AND o.idx = t.base + json_extract(CAST(d.doc AS TEXT), '$.supersedes')"
-                f" WHERE s.body_id IN ({','.join('?' * len(chunk))}) AND o.seq >= ? AND o.at >= ?",
-                (since_us, bucket_us, *chunk, first_seq, since_us),
+                f" WHERE s.body_id IN ({','.join('?' * len(chunk))}) AND s.seq >= ? AND s.at >= ?"
+                " AND o.seq >= ? AND o.at >= ?",  # ``s.seq``: by the key, not a scan of the log
+                (since_us, bucket_us, *chunk, first_seq, since_us, first_seq, since_us),
             ):
                 found = (int(key[0]), int(key[1]), int(key[2]))
                 if counts.get(found, 0) > 0:
