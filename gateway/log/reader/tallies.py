@@ -36,7 +36,20 @@ class TallyQueries(ReaderBase):
             [since_us, bucket_us, first_seq, since_us, *params],
         ).fetchall()
         counts = {(int(r), int(b), int(k)): int(n) for r, b, k, n in rows}
-        later = sorted({b for _, b, _ in counts if "supersedes" in self.body(b).doc})
+        # Asked of the bodies table, not through ``body()``: that takes in new bodies, which a
+        # caller reading them as they come (tui/local.py, ``new_bodies``) would then never see.
+        seen = sorted({b for _, b, _ in counts})
+        later: list[int] = []
+        for at in range(0, len(seen), _CHUNK):
+            chunk = seen[at : at + _CHUNK]
+            later += [
+                int(body_id)
+                for (body_id,) in self._conn.execute(
+                    f"SELECT id FROM bodies WHERE id IN ({','.join('?' * len(chunk))})"
+                    " AND json_extract(CAST(doc AS TEXT), '$.supersedes') IS NOT NULL",
+                    chunk,
+                )
+            ]
         for at in range(0, len(later), _CHUNK):
             chunk = later[at : at + _CHUNK]
             # The replaced entry: in the replacing one's log, at the index its body names.
