@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from pathlib import Path
 
 from textual.widgets import Input, OptionList, Static
 
@@ -301,3 +302,19 @@ async def test_the_not_yet_covered_marker_refreshes_when_a_checkpoint_comes(
         sample.writer.committed()
         await until(pilot, lambda: "✓ abgedeckt" in plain(screen.body), timeout=5)
         assert pending not in plain(screen.body)
+
+
+async def test_the_count_of_entries_is_written_as_the_readers_language_writes_numbers(
+    tmp_path: Path,
+) -> None:
+    """German readers read "1,234 Einträge" as about one: the count goes through Babel."""
+    log = SampleLog(tmp_path / "einblick.db", seed=7)
+    log.add(1234, start=T0, step=timedelta(seconds=2))
+    log.close()
+    app = make_app(log.path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert "1.234 Einträge" in status_text(app)
+        await pilot.press("l")
+        await settle(pilot)
+        assert "1,234 entries" in status_text(app)
