@@ -350,16 +350,10 @@ class Forwarder:
                     continue
                 await self._window.take()
                 if self.outbox.erasures == self._read_at and self._stale(under):
-                    # Checked again holding the room (nothing waits between check and send), again
-                    # while what it judges by moved during it; a check that fails gives it back.
+                    # Checked again holding the room (nothing waits between check and send); a
+                    # check that fails gives it back.
                     try:
                         settled, under = await self._check(leave[k:])
-                        while (
-                            settled.leave
-                            and self._checked() != under[0]
-                            and self.outbox.erasures == self._read_at
-                        ):
-                            settled, under = await self._check(settled.leave)
                     except BaseException:
                         self._window.give()
                         raise
@@ -379,15 +373,18 @@ class Forwarder:
                 k += 1
 
     async def _check(self, rows: Sequence[OutboxRow]) -> tuple[Settled, tuple[object, float]]:
-        """The send-time check of ``rows``, and what it judged by and when (for ``_stale``):
-        what it judges by is taken before it (a consent withdrawn while it records is caught),
-        its age from its end (a slow check is not stale at once)."""
-        judged = self._checked()
-        settled = await self._at_send(rows, self._reachable_us, self.may_have_sent)
-        self._unconfirmed.difference_update(r.id for r in settled.withheld)
-        # Withheld rows left the queue counts as their deletion committed (``SendTime``).
-        self.state.withheld_at_send += len(settled.withheld)
-        return settled, (judged, elapsed())
+        """The send-time check of ``rows`` (again, while what it judges by moved during it: a
+        consent withdrawn while it recorded), and what it judged by and when (for ``_stale``;
+        its age from its end, so a slow check is not stale at once)."""
+        while True:
+            judged = self._checked()
+            settled = await self._at_send(rows, self._reachable_us, self.may_have_sent)
+            self._unconfirmed.difference_update(r.id for r in settled.withheld)
+            # Withheld rows left the queue counts as their deletion committed (``SendTime``).
+            self.state.withheld_at_send += len(settled.withheld)
+            rows = settled.leave
+            if not rows or self._checked() == judged or self.outbox.erasures != self._read_at:
+                return settled, (judged, elapsed())
 
     def _stale(self, under: tuple[object, float]) -> bool:
         """Whether rows checked ``under`` (what the check judged by, and when) must be checked
@@ -398,17 +395,15 @@ class Forwarder:
         return self._checked() != under[0] or elapsed() - under[1] > CHECKED_FOR_S
 
     def _read_again(self, rows: Sequence[OutboxRow], *, due: bool) -> None:
-        """``rows`` (the unsent rest of a batch, in id order) may not leave from memory: an
-        erasure began after they were read (it may have deleted some), or their check is stale.
-        They are read from the outbox and checked again, held ones (``due``) through the heap,
-        the others with the backlog (from the table: the queue holds only later rows)."""
+        """An erasure began after ``rows`` (the unsent rest of a batch, in id order) were read:
+        it may have deleted some, so none leaves from memory; they are read from the outbox
+        again, held ones (``due``) through the heap, the others with the backlog (``_next_rows``
+        drops what its queue holds and reads from the table, seeing the count moved)."""
         if due:
             for row in rows:
                 heapq.heappush(self._held, (row.release_at or 0, row.id))
             return
         self._taken = rows[0].id - 1
-        self._live = False
-        self._queue.clear()
 
     async def _next_rows(self, connection: MqttConnection) -> tuple[list[OutboxRow], bool] | None:
         """The next rows to check and send, and whether they are held rows fallen due."""

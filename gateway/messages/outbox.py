@@ -90,14 +90,6 @@ class OutboxRow:
     # once); 0.0 for rows read back from the database. Not stored: only for latency figures.
     queued: float = 0.0
 
-    def replaced_by(self, new: OutboxRow | None, *, maybe_sent: bool) -> int | None:
-        """The entry (seq) a decision taken again at send time replaces in the counts of what
-        left (its body's ``supersedes``, gateway/log/SPEC.md), or None: both count, for a row an
-        earlier attempt may have delivered, whose first version may have arrived as well (its
-        entry says so). Withheld or released, the new entry names what leaves, field by field
-        (a summary judged again unchanged: ``sendtime_rules.summary_fields``)."""
-        return None if maybe_sent else self.entry_seq
-
 
 Spec = tuple[int, str, str, str, str, str, bytes, int]
 # With what it was decided from (version, device topic, device payload, retain) and when it may

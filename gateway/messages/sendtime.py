@@ -496,5 +496,5 @@ class SendTime:
             source_digest=hashlib.sha256(source).digest(),
             text_de=texts["de"],
             text_en=texts["en"],
-            supersedes=row.replaced_by(outcome.replaced, maybe_sent=outcome.maybe_sent),
+            supersedes=None if outcome.maybe_sent else row.entry_seq,  # maybe sent: both count
         )

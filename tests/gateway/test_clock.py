@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from gateway.log.reader import LogReader
 from gateway.messages.clock import ForwardClock
 from policies.message import Message
+from tests.gateway.clocks import suspendable
 from tests.gateway.harness import running_gateway
 from tests.gateway.test_report import DEVICES
 from tests.gateway.test_report import POLICY as MUELLER
@@ -117,13 +117,7 @@ async def test_a_rate_limit_counts_the_hours_the_box_was_suspended(
     """A message is stamped, when the broker hands it over, on the clock that counts while the
     machine is suspended. On the monotonic clock an hour's suspend did not count: the first
     message after it was withheld as "came too soon" an hour after the last release."""
-    real = time.clock_gettime
-    slept = [0.0]
-
-    def boottime(clock: int) -> float:
-        return real(clock) + (slept[0] if clock == time.CLOCK_BOOTTIME else 0.0)
-
-    monkeypatch.setattr(time, "clock_gettime", boottime)
+    slept = suspendable(monkeypatch)
     limited = MUELLER.replace("    fields:\n", "    rate_limit: 10m\n    fields:\n", 1)
     assert "rate_limit: 10m" in limited
     async with running_gateway(tmp_path, {"mueller.yaml": limited}, DEVICES[:1]) as h:

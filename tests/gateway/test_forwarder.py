@@ -29,6 +29,7 @@ from gateway.messages.quota import RecipientQueues
 from gateway.messages.sendtime import Settled
 from gateway.messages.store import Store
 from policies.decision import Reason
+from tests.gateway.clocks import suspendable
 from tests.gateway.fake_link import FakeLink
 
 RECIPIENT = RecipientConfig(name="oven-maker", display_name="Ofenbau", url="mqtt://127.0.0.1:1")
@@ -70,6 +71,7 @@ class Bench:
     box: _Outbox | None = None  # the last forwarder's outbox
     tried: list[set[int]] = field(default_factory=list)  # each check's rows maybe delivered
     opened: list[int | None] = field(default_factory=list)  # each check's reachable-since (µs)
+    given: list[int] = field(default_factory=list)  # how many rows each check was given
     # Run inside the next send-time check, once (an erasure committing while it runs).
     during_check: Callable[[], Awaitable[None]] | None = None
 
@@ -107,6 +109,7 @@ class Bench:
         # The send-time check's contract (gateway/messages/sendtime.py), tested there on its own:
         # rows that may not leave are recorded, deleted and off the queue counts before it returns.
         self.opened.append(reachable_us)
+        self.given.append(len(rows))
         if self.during_check is not None:
             during, self.during_check = self.during_check, None
             await during()
@@ -413,14 +416,12 @@ async def test_a_consent_withdrawn_while_a_row_is_checked_again_holds_it_back(
     judged by, so the row is checked once more before it may leave, and is held back."""
     monkeypatch.setattr(forwarder_module, "CHECKED_FOR_S", 0.0)  # every row checked again
     check = bench.at_send
-    calls: list[int] = []
 
     async def withdrawn_meanwhile(
         rows: Sequence[OutboxRow], reachable_us: int | None, tried: Callable[[OutboxRow], bool]
     ) -> Settled:
-        calls.append(len(rows))
         settled = await check(rows, reachable_us, tried)
-        if len(calls) == 2:  # the first check again, holding the room: withdrawn as it records
+        if len(bench.given) == 2:  # the first check again, holding the room: withdrawn now
             bench.refused_grants.add("maintenance")
         return settled
 
@@ -434,7 +435,7 @@ async def test_a_consent_withdrawn_while_a_row_is_checked_again_holds_it_back(
         running.cancel()
     assert [link.published for link in bench.upstream.links] == [[]]
     assert [r.id for r, _ in bench.withheld] == [r.id for r in rows]
-    assert calls == [2, 2, 2]
+    assert bench.given == [2, 2, 2]
 
 
 async def test_a_check_again_that_fails_gives_its_room_back(
@@ -445,13 +446,12 @@ async def test_a_check_again_that_fails_gives_its_room_back(
     once it was gone the recipient got nothing more."""
     monkeypatch.setattr(forwarder_module, "CHECKED_FOR_S", 0.0)
     check = bench.at_send
-    calls: list[int] = []
 
     async def failing_again(
         rows: Sequence[OutboxRow], reachable_us: int | None, tried: Callable[[OutboxRow], bool]
     ) -> Settled:
-        calls.append(len(rows))
-        if len(calls) == 2:
+        if len(bench.given) == 1:  # the first check again
+            bench.given.append(len(rows))
             raise StoreError("einblick.db: write failed: database or disk is full")
         return await check(rows, reachable_us, tried)
 
@@ -475,23 +475,7 @@ async def test_a_check_is_aged_on_the_clock_that_counts_through_a_suspend(
 ) -> None:
     """Rows checked at 21:59:59 under hours ending at 22:00, the box asleep through 22:00 while
     the second waits for room: on the monotonic clock the check was still fresh after it."""
-    real = time.clock_gettime
-    slept = [0.0]
-
-    def boottime(clock: int) -> float:
-        return real(clock) + (slept[0] if clock == time.CLOCK_BOOTTIME else 0.0)
-
-    monkeypatch.setattr(time, "clock_gettime", boottime)
-    check = bench.at_send
-    calls: list[int] = []
-
-    async def counted(
-        rows: Sequence[OutboxRow], reachable_us: int | None, tried: Callable[[OutboxRow], bool]
-    ) -> Settled:
-        calls.append(len(rows))
-        return await check(rows, reachable_us, tried)
-
-    bench.at_send = counted  # type: ignore[method-assign]
+    slept = suspendable(monkeypatch)
     await bench.queue(["maintenance"] * 2)
     forwarder = bench.forwarder(window=1)
     async with asyncio.TaskGroup() as tasks:
@@ -504,7 +488,7 @@ async def test_a_check_is_aged_on_the_clock_that_counts_through_a_suspend(
         link.puback()
         await bench.wait_done(2)
         running.cancel()
-    assert calls == [2, 1]  # the second row checked again before it left
+    assert bench.given == [2, 1]  # the second row checked again before it left
 
 
 async def test_it_reconnects_and_sends_again_what_was_not_acknowledged(bench: Bench) -> None:
